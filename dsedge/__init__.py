@@ -1,0 +1,21 @@
+"""dsedge: quantise trained models and run them on edge devices.
+
+    import dsedge
+    g = dsedge.load("model.onnx")
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import DseError  # noqa: F401
+from .ir import Graph, Node, QParams, TensorInfo  # noqa: F401
+
+
+def load(path, **kw) -> Graph:
+    """Import a model (ONNX today; TFLite and PyTorch later) into the dsedge IR."""
+    p = str(path)
+    if p.endswith(".onnx") or isinstance(path, (bytes, bytearray)):
+        from .converters.onnx.reader import load_onnx
+        return load_onnx(path, **kw)
+    from .converters.onnx.reader import load_onnx
+    return load_onnx(path, **kw)
