@@ -17,6 +17,7 @@ import numpy as np
 from .errors import DseError, FeedError, ModelError, UnsupportedOpError
 from .ir import Graph, Node
 from .ops import REGISTRY
+from .passes.simplify import apply_activation
 
 Hook = Callable[[str, np.ndarray, Node | None], None]
 
@@ -61,9 +62,17 @@ def _last_uses(g: Graph) -> dict[str, int]:
     return last
 
 
+NodeHook = Callable[[Node, list, tuple], None]
+
+
 def execute(g: Graph, feeds: Mapping[str, np.ndarray], *, outer=None, hook: Hook | None = None,
-            keep: set[str] | None = None, outputs: list[str] | None = None) -> list[np.ndarray]:
-    """Run `g` on already-validated feeds; return the values of `outputs` (default: g.outputs)."""
+            keep: set[str] | None = None, outputs: list[str] | None = None,
+            node_hook: NodeHook | None = None) -> list[np.ndarray]:
+    """Run `g` on already-validated feeds; return the values of `outputs` (default: g.outputs).
+
+    `hook(name, value, node)` sees every tensor once when it is produced (graph inputs with
+    node None); `node_hook(node, inputs, outputs)` sees every node's inputs and outputs.
+    """
     want = list(outputs) if outputs is not None else list(g.outputs)
     env = _Scope(outer)
     env.update(g.consts)
@@ -86,12 +95,20 @@ def execute(g: Graph, feeds: Mapping[str, np.ndarray], *, outer=None, hook: Hook
         ctx = RunContext(env, hook) if d.takes_ctx else None
         try:
             with np.errstate(all="ignore"):
-                outs = d.call(args, n.attrs, ctx)
+                if "_q" in n.attrs:  # a lowered int8 node: its integer reference
+                    from .quant.kinds import run_int
+                    outs = run_int(n, args)
+                else:
+                    outs = d.call(args, n.attrs, ctx)
+                if n.attrs.get("_act") and "_q" not in n.attrs:
+                    outs = (apply_activation(np.asarray(outs[0]), n.attrs["_act"]),) + tuple(outs[1:])
         except DseError:
             raise
         except Exception as e:  # a reference failing is a model/shape problem at this node
             shapes = ", ".join("None" if a is None else f"{a.dtype}{list(np.shape(a))}" for a in args)
             raise ModelError(f"node {n.name!r} ({n.op}) failed on inputs ({shapes}): {e}") from e
+        if node_hook:
+            node_hook(n, args, outs)
         for name, val in zip(n.outputs, outs):
             if name:
                 val = np.asarray(val)
@@ -146,9 +163,9 @@ def _fmt_shape(shape) -> str:
 
 
 def run(g: Graph, feeds: Mapping[str, np.ndarray], *, hook: Hook | None = None,
-        outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        outputs: list[str] | None = None, node_hook: NodeHook | None = None) -> dict[str, np.ndarray]:
     """Run a graph on one feed dict; returns {output name: array}."""
     feeds = check_feeds(g, feeds)
     want = outputs if outputs is not None else g.outputs
-    vals = execute(g, feeds, hook=hook, outputs=want)
+    vals = execute(g, feeds, hook=hook, outputs=want, node_hook=node_hook)
     return dict(zip(want, vals))

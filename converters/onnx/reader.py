@@ -13,6 +13,7 @@ What the reader does, so later stages never see ONNX's irregularities:
 """
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -143,7 +144,9 @@ def _graph(gp: "onnx.GraphProto", opset: int, path: str, sub: bool = False) -> G
         attrs = {a.name: _attr_value(a, opset, where, path) for a in n.attribute}
         inputs = list(n.input)
         if d.upgrade is not None:
-            inputs, attrs = d.upgrade(opset, inputs, attrs)
+            # an upgrade rule may also ask for the node's output count (Split with neither sizes nor num_outputs)
+            extra = {"n_outputs": len(n.output)} if "n_outputs" in inspect.signature(d.upgrade).parameters else {}
+            inputs, attrs = d.upgrade(opset, inputs, attrs, **extra)
             for k, v in enumerate(inputs):
                 if isinstance(v, np.ndarray):
                     inputs[k] = g.add_const(f"{name}_{k}_const", v)

@@ -10,4 +10,4 @@ Id ranges per module (ids are append-only; never reuse or renumber):
   dsedge-internal ops (fused/lowered forms) use domain "dsedge" and ids from 1000.
 """
 from .registry import REGISTRY, OpDef, QuantRule, op  # noqa: F401
-from . import nn, elementwise, tensor, reduce, control, quantized  # noqa: F401,E402
+from . import nn, elementwise, tensor, reduce, control, quantized, fused  # noqa: F401,E402

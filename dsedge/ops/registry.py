@@ -28,6 +28,10 @@ Declare an op with the `op` decorator in one of the modules of this package:
         return np.maximum(x, 0).astype(x.dtype)
 
 The registry refuses a second declaration of a name or an id.
+
+Attributes whose names start with "_" are dsedge annotations added by passes, not ONNX
+attributes; references never see them. `_act` (a fused clamp activation, see
+passes/simplify.py) is applied by the interpreter to output 0 after the op.
 """
 from __future__ import annotations
 

@@ -1,0 +1,135 @@
+"""Calibration: run the reference interpreter over the feeds and observe every float tensor.
+
+`calibrate(graph, feeds)` runs `dsedge.interp.run` once per feed with a hook that streams
+each float activation (graph inputs included; constants and integer/bool tensors skipped)
+into one observer per tensor, then drops it: memory is the interpreter's live set for one
+feed plus a fixed-size observer per tensor, whatever the number of feeds. The float
+outputs of the first `keep_outputs` feeds (and those feeds) are kept so that the caller
+can measure the quantised model's SQNR without a second float pass.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from dsedge.errors import DseError, FeedError, ModelError
+from dsedge.ir import Graph
+
+from .feeds import FeedSet, open_feeds
+from .observers import AutoObserver, Observer, make_observer
+
+
+@dataclass
+class CalibResult:
+    """Ranges per tensor name, plus what the CLI reuses for its accuracy check."""
+
+    method: str
+    ranges: dict[str, tuple[float, float]]
+    n_feeds: int
+    feeds: list[dict[str, np.ndarray]] = field(default_factory=list)      # first keep_outputs feeds
+    outputs: list[dict[str, np.ndarray]] = field(default_factory=list)    # their float outputs
+    observers: dict[str, Observer] = field(default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)                  # method="auto": per tensor
+
+    def summary(self) -> dict:
+        """A small JSON-able summary (for the artifact's metadata and `--json`)."""
+        out = {"method": self.method, "feeds": self.n_feeds, "tensors": len(self.ranges)}
+        if self.chosen:
+            counts: dict[str, int] = {}
+            for m in self.chosen.values():
+                counts[m] = counts.get(m, 0) + 1
+            out["chosen"] = dict(sorted(counts.items()))
+        return out
+
+
+def _feed_items(feeds, graph: Graph):
+    """(label, feed dict) pairs and the number of feeds (None if unknown)."""
+    if isinstance(feeds, (str, Path)):
+        feeds = open_feeds(feeds, graph)
+    if isinstance(feeds, FeedSet):
+        return feeds.items(), len(feeds)
+    if isinstance(feeds, Mapping):                 # one feed dict
+        feeds = [feeds]
+    n = len(feeds) if hasattr(feeds, "__len__") else None
+    from dsedge.interp import check_feeds
+    return ((f"feed {i}", check_feeds(graph, f, where=f"feed {i}")) for i, f in enumerate(feeds)), n
+
+
+def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, np.ndarray]],
+              method: str = "auto", tensors: Iterable[str] | None = None, progress: bool = True,
+              keep_outputs: int = 8, **observer_kw) -> CalibResult:
+    """Observe the float tensors of `graph` over `feeds` and pick an int8 range for each.
+
+    feeds: a FeedSet, a path for `open_feeds`, or an iterable of feed dicts.
+    method: "minmax", "percentile", "entropy", "mse" or "auto" (see observers.py).
+    tensors: restrict observation to these tensor names (default: every float tensor).
+    observer_kw: passed to each observer (e.g. percentile=99.9, nbits=11).
+    """
+    make_observer(method)                             # unknown method: fail before running
+    from dsedge.interp import run
+
+    want = None if tensors is None else set(tensors)
+    consts = graph.consts
+    observers: dict[str, Observer] = {}
+    label = ["feed"]
+
+    def hook(name: str, arr: np.ndarray, node) -> None:
+        if name in consts or (want is not None and name not in want):
+            return
+        arr = np.asarray(arr)
+        if arr.dtype.kind != "f" or arr.size == 0:
+            return
+        obs = observers.get(name)
+        if obs is None:
+            obs = observers[name] = make_observer(method, name, **observer_kw)
+        try:
+            obs.update(arr)
+        except ModelError:
+            what = "graph input" if node is None else f"node {node.name or node.outputs[0]!r} ({node.op})"
+            raise ModelError(f"{label[0]}: {what} produced NaN or infinity in tensor {name!r}",
+                             hint="check the feed's values and preprocessing, and the model's weights "
+                                  "(an overflow in float32 shows up here)") from None
+
+    items, n = _feed_items(feeds, graph)
+    bar = None
+    if progress and (n is None or n > 1):
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=n, desc="calibrating", unit="feed", file=sys.stderr, leave=False)
+        except ImportError:  # pragma: no cover - tqdm is optional
+            bar = None
+    kept_feeds, kept_outputs = [], []
+    count = 0
+    try:
+        for where, feed in items:
+            label[0] = where
+            try:
+                outs = run(graph, feed, hook=hook)
+            except DseError as e:              # name the feed in node errors
+                if e.args and str(e.args[0]).startswith(where):
+                    raise
+                raise type(e)(f"{where}: {e.args[0]}", hint=e.hint) from None
+            if count < keep_outputs:
+                kept_feeds.append({k: np.array(v) for k, v in feed.items()})
+                kept_outputs.append({k: v for k, v in outs.items() if np.asarray(v).dtype.kind == "f"})
+            count += 1
+            del feed, outs
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if count == 0:
+        raise FeedError("calibration got no feeds", hint="pass at least one feed (--calib PATH)")
+
+    ranges, chosen = {}, {}
+    for name, obs in observers.items():
+        ranges[name] = obs.range()
+        if isinstance(obs, AutoObserver):
+            chosen[name] = obs.chosen
+    return CalibResult(method=method, ranges=ranges, n_feeds=count, feeds=kept_feeds,
+                       outputs=kept_outputs, observers=observers, chosen=chosen)

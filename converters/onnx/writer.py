@@ -1,0 +1,170 @@
+"""dsedge IR -> ONNX.
+
+The IR is in canonical (opset 21) form, so the writer emits opset max(source opset, 13)
+and brings each node back to a form valid at that opset (`_DOWNGRADES`: e.g. Reduce* axes
+as an attribute below 18). dsedge annotations are expanded into plain ONNX:
+  * `_act` (fused clamp)            -> a following Relu/Clip node
+  * `dsedge.Elementwise` (collapsed) -> the original elementwise nodes of its program
+Metadata (`Graph.metadata`) is written to `metadata_props`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from dsedge.ir import Graph, Node
+
+_REDUCE_AXES_ATTR_BELOW_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                              "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+
+
+def _attr(name: str, v):
+    if isinstance(v, Graph):
+        return helper.make_attribute(name, to_graph_proto(v))
+    if isinstance(v, np.ndarray):
+        return helper.make_attribute(name, numpy_helper.from_array(v))
+    if isinstance(v, (np.integer,)):
+        v = int(v)
+    if isinstance(v, (np.floating,)):
+        v = float(v)
+    if isinstance(v, tuple):
+        v = list(v)
+    return helper.make_attribute(name, v)
+
+
+class _Emitter:
+    def __init__(self, g: Graph, opset: int, fp16_weights=()):
+        self.g = g
+        self.fp16 = set(fp16_weights)
+        self.opset = opset
+        self.nodes: list = []
+        self.extra_inits: dict[str, np.ndarray] = {}
+        self._names: set[str] = set(g.consts) | set(g.info) | {o for n in g.nodes for o in n.outputs}
+        self._k = 0
+
+    def fresh(self, base: str) -> str:
+        while True:
+            self._k += 1
+            name = f"{base}__{self._k}"
+            if name not in self._names:
+                self._names.add(name)
+                return name
+
+    def const(self, base: str, value) -> str:
+        name = self.fresh(base)
+        self.extra_inits[name] = np.asarray(value)
+        return name
+
+    def emit(self, op, inputs, outputs, attrs=None, name=None, domain=""):
+        attrs = {k: v for k, v in (attrs or {}).items() if not k.startswith("_") and v is not None}
+        inputs, attrs = self.downgrade(op, list(inputs), attrs)
+        while inputs and inputs[-1] == "":
+            inputs.pop()
+        nd = helper.make_node(op, inputs, outputs, name=name or self.fresh(op), domain=domain or None)
+        nd.attribute.extend(_attr(k, v) for k, v in sorted(attrs.items()))
+        self.nodes.append(nd)
+
+    def downgrade(self, op, inputs, attrs):
+        if op in _REDUCE_AXES_ATTR_BELOW_18 and self.opset < 18 and len(inputs) > 1 and inputs[1]:
+            axes = self.g.consts.get(inputs[1], self.extra_inits.get(inputs[1]))
+            if axes is not None:
+                attrs["axes"] = [int(a) for a in np.asarray(axes).reshape(-1)]
+                inputs = inputs[:1]
+        if op in ("Softmax", "LogSoftmax", "Hardmax") and attrs.pop("coerce_2d", 0):
+            raise NotImplementedError("legacy 2-D Softmax is expanded before emit")
+        return inputs, attrs
+
+    def node(self, n: Node):
+        if n.domain == "dsedge" and n.op == "Elementwise":
+            self.elementwise(n)
+            return
+        act = n.attrs.get("_act")
+        outs = list(n.outputs)
+        if act:
+            tmp = self.fresh(outs[0] + "_preact")
+            outs[0] = tmp
+        if n.op in ("Softmax", "LogSoftmax", "Hardmax") and n.attrs.get("coerce_2d", 0):
+            self.legacy_softmax(n, outs)
+        else:
+            self.emit(n.op, n.inputs, outs, n.attrs, name=n.name, domain=n.domain)
+        if act:
+            self.activation(act, tmp, n.outputs[0], n.name)
+
+    def activation(self, act, src, dst, base):
+        lo, hi = act[1], act[2]
+        if lo == 0.0 and hi == float("inf"):
+            self.emit("Relu", [src], [dst], name=self.fresh(base + "_relu"))
+            return
+        lo_n = "" if lo == float("-inf") else self.const(base + "_min", np.float32(lo))
+        hi_n = "" if hi == float("inf") else self.const(base + "_max", np.float32(hi))
+        self.emit("Clip", [src, lo_n, hi_n], [dst], name=self.fresh(base + "_clip"))
+
+    def elementwise(self, n: Node):
+        vals = [n.inputs[0]]
+        program, consts, result = n.attrs["program"], n.attrs["consts"], n.attrs["result"]
+        for k, (op, args, attrs) in enumerate(program):
+            ins = []
+            for a in args:
+                if a is None:
+                    ins.append("")
+                elif a[0] == "v":
+                    ins.append(vals[a[1]])
+                else:
+                    ins.append(self.const(f"{n.name}_c", consts[a[1]]))
+            out = n.outputs[0] if k + 1 == result else self.fresh(f"{n.name}_{op}")
+            self.emit(op, ins, [out], attrs, name=self.fresh(f"{n.name}_{op}"))
+            vals.append(out)
+
+    def legacy_softmax(self, n: Node, outs):
+        """opset < 13 Softmax: flatten to 2-D at `axis`, softmax over axis 1, reshape back."""
+        x = n.inputs[0]
+        axis = int(n.attrs.get("axis", 1))
+        shp = self.fresh(x + "_shape")
+        self.emit("Shape", [x], [shp])
+        flat = self.fresh(x + "_2d")
+        self.emit("Flatten", [x], [flat], {"axis": axis})
+        sm = self.fresh(x + "_sm")
+        attrs = {k: v for k, v in n.attrs.items() if k not in ("coerce_2d", "axis")}
+        self.emit(n.op, [flat], [sm], {**attrs, "axis": 1}, name=n.name)
+        self.emit("Reshape", [sm, shp], [outs[0]])
+
+
+def _value_info(g: Graph, name: str):
+    info = g.tensor_info(name)
+    if info.dtype is None:
+        return helper.make_empty_tensor_value_info(name)
+    shape = None if info.shape is None else [d if isinstance(d, (int, str)) else None for d in info.shape]
+    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(info.dtype), shape)
+
+
+def to_graph_proto(g: Graph, opset: int | None = None, *, emitter_cls=_Emitter, **kw) -> "onnx.GraphProto":
+    em = emitter_cls(g, opset or max(g.opset, 13), **kw)
+    fp16 = getattr(em, "fp16", set())
+    for k in sorted(fp16):  # fp16 storage, fp32 compute: a Cast in front of every reader
+        em.emit("Cast", [k + "_fp16"], [k], {"to": onnx.TensorProto.FLOAT}, name=k + "_to_fp32")
+    for n in g.nodes:
+        em.node(n)
+    inits = [numpy_helper.from_array(np.asarray(v).astype(np.float16) if k in fp16 else np.asarray(v),
+                                     k + "_fp16" if k in fp16 else k) for k, v in g.consts.items()]
+    inits += [numpy_helper.from_array(v, k) for k, v in em.extra_inits.items()]
+    inputs = [_value_info(g, i) for i in g.inputs]
+    outputs = [_value_info(g, o) for o in g.outputs]
+    return helper.make_graph(em.nodes, g.name or "graph", inputs, outputs, initializer=inits)
+
+
+def to_model_proto(g: Graph, *, opset: int | None = None, producer: str = "dsedge", emitter_cls=_Emitter,
+                   **kw) -> "onnx.ModelProto":
+    opset = opset or max(g.opset, 13)
+    gp = to_graph_proto(g, opset, emitter_cls=emitter_cls, **kw)
+    m = helper.make_model(gp, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer)
+    m.ir_version = 8 if opset <= 18 else (9 if opset <= 20 else 10)
+    for k, v in g.metadata.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    return m
+
+
+def save_onnx(g: Graph, path, **kw) -> None:
+    from dsedge.util import atomic_write_bytes
+    atomic_write_bytes(path, to_model_proto(g, **kw).SerializeToString())

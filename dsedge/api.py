@@ -1,0 +1,220 @@
+"""The Python API behind every CLI command (each command is one call here)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .ir import Graph
+from .ops import REGISTRY
+
+
+def load_graph(path) -> Graph:
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"{path}: no such file")
+    if p.suffix.lower() == ".onnx" or p.suffix == "":
+        from .converters.onnx.reader import load_onnx
+        return load_onnx(p)
+    if p.suffix.lower() == ".tflite":
+        raise ModelError(f"{path}: TFLite import is not implemented yet", hint="convert it to ONNX first (tf2onnx)")
+    from .converters.onnx.reader import load_onnx
+    return load_onnx(p)
+
+
+def node_macs(g: Graph, n) -> int | None:
+    """Multiply-accumulates of one node from static shapes (None when unknown)."""
+    def shape(name):
+        info = g.tensor_info(name)
+        return info.shape if info.is_static else None
+
+    out = shape(n.outputs[0]) if n.outputs and n.outputs[0] else None
+    if n.op == "Conv" and out is not None:
+        w = shape(n.inputs[1])
+        if w is None:
+            return None
+        return int(np.prod(out, dtype=np.int64) * int(np.prod(w[1:], dtype=np.int64)))
+    if n.op == "ConvTranspose":
+        x, w = shape(n.inputs[0]), shape(n.inputs[1])
+        if x is None or w is None:
+            return None
+        return int(np.prod(x, dtype=np.int64) * int(np.prod(w[1:], dtype=np.int64)))
+    if n.op in ("Gemm", "MatMul") and out is not None:
+        a = shape(n.inputs[0])
+        if a is None:
+            return None
+        k = a[0] if (n.op == "Gemm" and n.attrs.get("transA", 0)) else a[-1]
+        return int(np.prod(out, dtype=np.int64) * k)
+    if n.op in ("LSTM", "GRU", "RNN"):
+        x, w, r = shape(n.inputs[0]), shape(n.inputs[1]), shape(n.inputs[2])
+        if x is None or w is None or r is None:
+            return None
+        steps = x[0] * x[1]
+        return int(steps * (np.prod(w, dtype=np.int64) + np.prod(r, dtype=np.int64)))
+    return 0
+
+
+def int8_capable(g: Graph, n) -> tuple[bool, str]:
+    """Whether a node has an int8 form, and why not."""
+    d = REGISTRY.get(n.op, n.domain)
+    if d is None or d.quant is None:
+        return False, "no int8 form (stays float)"
+    q = d.quant
+    if q.kind == "weighted":
+        w = n.inputs[1] if len(n.inputs) > 1 else ""
+        if w not in g.consts:
+            return False, "weights are not constant"
+    return True, q.kind
+
+
+def inspect_model(path) -> dict:
+    g = load_graph(path)
+    from .passes.simplify import optimize
+    opt = optimize(g.copy())
+    def tinfo(name, graph):
+        i = graph.tensor_info(name)
+        return {"name": name, "dtype": None if i.dtype is None else str(i.dtype),
+                "shape": None if i.shape is None else list(i.shape)}
+
+    macs = 0
+    macs_known = True
+    layers = []
+    for n in opt.nodes:
+        m = node_macs(opt, n)
+        if m is None:
+            macs_known = False
+        else:
+            macs += m
+        ok, why = int8_capable(opt, n)
+        layers.append({"name": n.name, "op": (n.domain + "." if n.domain else "") + n.op,
+                       "macs": m, "int8": ok, "why": why})
+    weights = [c for c in g.consts.values() if c.dtype.kind == "f" and c.size > 1]
+    return {
+        "model": str(path),
+        "opset": g.opset,
+        "inputs": [tinfo(i, g) for i in g.inputs],
+        "outputs": [tinfo(o, opt) for o in g.outputs],
+        "ops": g.summary_counts(),
+        "nodes": sum(1 for _ in g.walk()),
+        "nodes_after_passes": len(opt.nodes),
+        "parameters": int(sum(c.size for c in weights)),
+        "weight_bytes": int(sum(c.nbytes for c in weights)),
+        "macs": macs if macs_known else None,
+        "int8_nodes": sum(1 for x in layers if x["int8"]),
+        "layers": layers,
+        "metadata": dict(g.metadata),
+    }
+
+
+def _file_size(path) -> int | None:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return None
+
+
+def quantize(model, calib, *, precision: str = "int8", method: str = "auto", keep_float=(),
+             bias_correction: bool = True, progress: bool = True):
+    """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
+
+    Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
+    """
+    from .quant.quantize import QuantConfig, quantize_graph
+    g = model if isinstance(model, Graph) else load_graph(model)
+    cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
+                      bias_correction=bias_correction, progress=progress)
+    feeds = calib
+    if isinstance(calib, (str, Path)):
+        from .calibration import open_feeds
+        feeds = open_feeds(calib, g)
+    return quantize_graph(g, feeds, cfg)
+
+
+def save_result(result, path) -> None:
+    """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32)."""
+    p = str(path)
+    if p.endswith(".dse"):
+        from .artifact_writer import save_dse  # issue 3
+        save_dse(result, path)
+        return
+    if not p.endswith(".onnx"):
+        raise ModelError(f"{path}: unknown output format", hint="name the output *.onnx (QDQ) or *.dse")
+    g = result.graph
+    if g.qparams:
+        from .converters.onnx.qdq import save_qdq
+        save_qdq(g, path)
+    else:
+        from .converters.onnx.writer import save_onnx
+        save_onnx(g, path, fp16_weights=getattr(g, "fp16_weights", ()))
+
+
+def quantize_summary(result, model_path=None, out_path=None) -> dict:
+    from .quant.quantize import evaluate
+    sq = evaluate(result) if result.eval_outputs else {}
+    counts: dict[str, int] = {}
+    for p in result.plan:
+        counts[p.precision] = counts.get(p.precision, 0) + 1
+    return {
+        "model": None if model_path is None else str(model_path),
+        "output": None if out_path is None else str(out_path),
+        "input_bytes": _file_size(model_path) if model_path else None,
+        "output_bytes": _file_size(out_path) if out_path else None,
+        "nodes_by_precision": counts,
+        "output_sqnr_db": {k: (None if not np.isfinite(v) else round(v, 2)) for k, v in sq.items()},
+        "sqnr_feeds": len(result.eval_outputs),
+        "calibration": result.info.get("calibration", {}),
+        "layers": [p.as_dict() for p in result.plan],
+    }
+
+
+def _session(path):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"{path}: onnxruntime cannot load it: {str(e).splitlines()[0][:300]}") from None
+
+
+def compare(float_model, quant_model, data, *, limit: int | None = None, progress: bool = True) -> dict:
+    """Per-output SQNR, cosine similarity and top-1 agreement of two models on feeds."""
+    from .calibration import open_feeds
+    from .util import progress as bar
+    ref_g = load_graph(float_model)
+    feeds = open_feeds(data, ref_g)
+    a_sess, b_sess = _session(float_model), _session(quant_model)
+    names = [o.name for o in a_sess.get_outputs()]
+    b_names = {o.name for o in b_sess.get_outputs()}
+    missing = [n for n in names if n not in b_names]
+    if missing:
+        raise ModelError(f"{quant_model}: outputs {', '.join(missing)} of {float_model} are missing")
+    acc = {n: {"sig": 0.0, "err": 0.0, "dot": 0.0, "na": 0.0, "nb": 0.0, "agree": 0, "rows": 0} for n in names}
+    count = 0
+    for k, feed in enumerate(bar(feeds, total=len(feeds), desc="comparing", enabled=progress)):
+        if limit is not None and k >= limit:
+            break
+        ra = a_sess.run(names, feed)
+        rb = b_sess.run(names, feed)
+        for n, x, y in zip(names, ra, rb):
+            x = np.asarray(x, np.float64)
+            y = np.asarray(y, np.float64)
+            s = acc[n]
+            s["sig"] += float(np.sum(x * x))
+            s["err"] += float(np.sum((x - y) ** 2))
+            s["dot"] += float(np.sum(x * y))
+            s["na"] += float(np.sum(x * x))
+            s["nb"] += float(np.sum(y * y))
+            if x.ndim >= 1 and x.shape[-1] > 1:
+                s["agree"] += int(np.sum(x.argmax(-1) == y.argmax(-1)))
+                s["rows"] += int(np.prod(x.shape[:-1]))
+        count += 1
+    out = {}
+    from .quant.quantize import _sqnr
+    for n, s in acc.items():
+        cos = s["dot"] / np.sqrt(s["na"] * s["nb"]) if s["na"] > 0 and s["nb"] > 0 else None
+        out[n] = {"sqnr_db": round(_sqnr(s["sig"], s["err"]), 2),
+                  "cosine": None if cos is None else round(float(cos), 6),
+                  "top1_agreement": round(s["agree"] / s["rows"], 4) if s["rows"] else None}
+    return {"float_model": str(float_model), "quant_model": str(quant_model), "feeds": count, "outputs": out}

@@ -1,0 +1,662 @@
+"""The `.dse` artifact: a frozen model of its contents, a writer and a reader.
+
+The byte format is specified in docs/format.md (this module and runtimes/c/src/loader.c are
+its two implementations). In short: a 64-byte header (magic, version, flags, sizes, CRC-32s),
+then the tables encoded with LEB128 varints — strings, typed metadata, memory plan, tensors
+(dtype, storage, layout, dims, offset, quantisation), graph inputs, nodes (op id, tensor
+indices, typed attributes), graph outputs — then zero padding to a multiple of 64
+and the weight blob, in which every constant starts at a multiple of 16 bytes.
+
+`Artifact` is immutable. Constant tensors carry their bytes (`TensorRec.data`); their blob
+offsets are assigned when the `Artifact` is built, so `read(write(a)) == a`. Writing is
+deterministic: strings are sorted, metadata and attributes are sorted by key, padding is
+zero, so the same `Artifact` always gives the same bytes.
+
+    a = Artifact(tensors=(TensorRec.const("w", w), TensorRec.arena("x", "float32", (4,), 0), ...),
+                 nodes=(NodeRec(op_id("Add"), (1, 0), (2,)),), inputs=(1,), outputs=(2,),
+                 arena_size=64, metadata={"producer": "dsedge 0.1.0"})
+    a.write("model.dse"); b = read("model.dse")
+"""
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .errors import ModelError
+
+MAGIC = b"\x89DSE\r\n\x1a\n"
+VERSION = 1
+HEADER_SIZE = 64
+BLOB_ALIGN = 64
+CONST_ALIGN = 16
+MAX_RANK = 8
+MAX_DIM = 2**31 - 1
+MAX_NODE_IO = 64
+FLAG_WEIGHTS_CRC = 1
+_HEADER = struct.Struct("<8sIIQQQQI8xI")
+
+# Dtype ids (append-only; mirrored in runtimes/c/include/dsedge_ops.h by dsedge.ops.gen_c):
+# id -> (name, bits, alignment)
+DTYPES: dict[int, tuple[str, int, int]] = {
+    1: ("float32", 32, 4),
+    2: ("float16", 16, 2),
+    3: ("float64", 64, 8),
+    4: ("int8", 8, 1),
+    5: ("uint8", 8, 1),
+    6: ("int16", 16, 2),
+    7: ("uint16", 16, 2),
+    8: ("int32", 32, 4),
+    9: ("uint32", 32, 4),
+    10: ("int64", 64, 8),
+    11: ("uint64", 64, 8),
+    12: ("bool", 8, 1),
+    13: ("int4", 4, 1),
+    14: ("uint4", 4, 1),
+}
+DTYPE_IDS = {name: i for i, (name, _, _) in DTYPES.items()}
+_ZP_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-2**15, 2**15 - 1), "uint16": (0, 2**16 - 1),
+             "int4": (-8, 7), "uint4": (0, 15)}
+
+CONST, ARENA = 0, 1
+Q_NONE, Q_TENSOR, Q_AXIS = 0, 1, 2
+M_STRING, M_INT64, M_FLOAT64, M_BYTES, M_STRINGS = 1, 2, 3, 4, 5
+A_INT, A_FLOAT, A_INTS, A_FLOATS, A_STRING, A_TENSOR = 1, 2, 3, 4, 5, 6
+
+
+def op_id(name: str, domain: str = "") -> int:
+    """The registry id of an op (the value stored in a node record)."""
+    from .ops import REGISTRY
+    d = REGISTRY.get(name, domain)
+    if d is None:
+        raise ModelError(f"op {name!r} is not in the op registry")
+    return d.id
+
+
+def _f32(x) -> float:
+    return float(np.float32(x))
+
+
+def _nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+    bits = DTYPES[DTYPE_IDS[dtype]][1]
+    return (int(np.prod(shape, dtype=object)) * bits + 7) // 8
+
+
+@dataclass(frozen=True)
+class QuantRec:
+    """real = scale * (q - zero_point); axis None = per tensor; group_size 0 = per channel."""
+
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    axis: int | None = None
+    group_size: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "scales", tuple(_f32(s) for s in np.asarray(self.scales).reshape(-1)))
+        object.__setattr__(self, "zero_points", tuple(int(z) for z in np.asarray(self.zero_points).reshape(-1)))
+
+
+@dataclass(frozen=True)
+class TensorRec:
+    """One tensor. CONST tensors carry `data` (bytes, row-major); ARENA tensors an arena offset."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    storage: int = ARENA
+    offset: int = 0
+    data: bytes | None = None
+    layout: int = 0
+    quant: QuantRec | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+
+    @classmethod
+    def const(cls, name: str, value, *, dtype: str | None = None, quant: QuantRec | None = None,
+              layout: int = 0) -> "TensorRec":
+        """A constant from a numpy array (int4/uint4: pass packed bytes and `dtype`)."""
+        arr = np.ascontiguousarray(value)
+        if dtype is None:
+            dtype = "bool" if arr.dtype == np.bool_ else arr.dtype.name
+        if dtype in ("int4", "uint4"):
+            raise ModelError("int4 constants: build TensorRec(..., storage=CONST, data=packed) directly")
+        arr = arr.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
+        return cls(name, dtype, arr.shape, CONST, 0, arr.tobytes(), layout, quant)
+
+    @classmethod
+    def arena(cls, name: str, dtype: str, shape, offset: int, *, quant: QuantRec | None = None) -> "TensorRec":
+        return cls(name, dtype, tuple(shape), ARENA, offset, None, 0, quant)
+
+    @property
+    def nbytes(self) -> int:
+        return _nbytes(self.dtype, self.shape)
+
+    def array(self) -> np.ndarray:
+        """The constant's value (not for int4/uint4, which stay packed)."""
+        if self.data is None or self.dtype in ("int4", "uint4"):
+            raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
+        return np.frombuffer(self.data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class TensorAttr:
+    """A node attribute that refers to a CONST tensor (e.g. requant multipliers)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class NodeRec:
+    """One node: op id, tensor indices (-1 = absent optional), attributes sorted by name.
+
+    Attribute values: int -> INT, float -> FLOAT (stored as f32), str -> STRING, a tuple of
+    ints -> INTS, of floats -> FLOATS, TensorAttr -> TENSOR.
+    """
+
+    op: int
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    attrs: tuple[tuple[str, Any], ...] = ()
+    name: str = ""
+
+    def __post_init__(self):
+        attrs = self.attrs.items() if isinstance(self.attrs, Mapping) else self.attrs
+        object.__setattr__(self, "attrs", tuple(sorted((str(k), _norm_attr(v)) for k, v in attrs)))
+        object.__setattr__(self, "inputs", tuple(int(i) for i in self.inputs))
+        object.__setattr__(self, "outputs", tuple(int(i) for i in self.outputs))
+
+    def attr(self, key: str, default=None):
+        return dict(self.attrs).get(key, default)
+
+
+def _norm_attr(v):
+    if isinstance(v, (TensorAttr, str)):
+        return v
+    if isinstance(v, (bool, int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return _f32(v)
+    if isinstance(v, (list, tuple, np.ndarray)):
+        a = np.asarray(v)
+        if a.dtype.kind in "iub" or a.size == 0:
+            return tuple(int(x) for x in a.reshape(-1))
+        if a.dtype.kind == "f":
+            return tuple(_f32(x) for x in a.reshape(-1))
+    raise ModelError(f"attribute value {v!r} has no .dse attribute type")
+
+
+def _norm_meta(v):
+    if isinstance(v, (str, bytes, float)):
+        return v
+    if isinstance(v, (bool, int, np.integer)):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v):
+        return tuple(v)
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    raise ModelError(f"metadata value {v!r} has no .dse metadata type (str, int, float, bytes, list of str)")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    tensors: tuple[TensorRec, ...]
+    nodes: tuple[NodeRec, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    arena_size: int
+    scratch_offset: int = 0
+    scratch_size: int = 0
+    metadata: tuple[tuple[str, Any], ...] = ()
+    weights_crc: bool = False
+    blob_size: int = field(default=0, init=False)
+
+    def __post_init__(self):
+        md = self.metadata.items() if isinstance(self.metadata, Mapping) else self.metadata
+        object.__setattr__(self, "metadata", tuple(sorted((str(k), _norm_meta(v)) for k, v in md)))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        # Lay out constants: tensor order, each at a multiple of CONST_ALIGN.
+        pos, ts = 0, []
+        for t in self.tensors:
+            if t.storage == CONST:
+                pos = -(-pos // CONST_ALIGN) * CONST_ALIGN
+                t = replace(t, offset=pos)
+                pos += len(t.data or b"")
+            ts.append(t)
+        object.__setattr__(self, "tensors", tuple(ts))
+        object.__setattr__(self, "blob_size", pos)
+        _validate(self)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return dict(self.metadata)
+
+    def to_bytes(self) -> bytes:
+        return _encode(self)
+
+    def write(self, path) -> None:
+        """Write atomically: a temporary file in the same directory, then rename."""
+        data = self.to_bytes()
+        path = os.fspath(path)
+        d = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dse", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def read(cls, src, *, verify_weights: bool = False) -> "Artifact":
+        return read(src, verify_weights=verify_weights)
+
+
+# -- validation (shared by writer and reader) ----------------------------------------------
+
+def _validate(a: Artifact, where: str = "artifact") -> None:
+    def bad(msg):
+        raise ModelError(f"{where}: {msg}")
+
+    nt = len(a.tensors)
+    arena_limit = a.arena_size
+    if a.scratch_offset + a.scratch_size > arena_limit:
+        bad(f"scratch [{a.scratch_offset}, +{a.scratch_size}) exceeds the arena ({arena_limit} B)")
+    for i, t in enumerate(a.tensors):
+        tw = f"tensor {i} ({t.name or 'unnamed'})"
+        if t.dtype not in DTYPE_IDS:
+            bad(f"{tw}: unknown dtype {t.dtype!r}")
+        if len(t.shape) > MAX_RANK or any(not 0 <= d <= MAX_DIM for d in t.shape):
+            bad(f"{tw}: shape {t.shape} has rank > {MAX_RANK} or a dimension outside [0, 2^31)")
+        if t.layout != 0:
+            bad(f"{tw}: layout {t.layout} is not defined in format version {VERSION}")
+        align = DTYPES[DTYPE_IDS[t.dtype]][2]
+        if t.offset % align:
+            bad(f"{tw}: offset {t.offset} is not a multiple of {align}")
+        if t.storage == CONST:
+            if t.data is None or len(t.data) != t.nbytes:
+                bad(f"{tw}: constant data has {len(t.data or b'')} bytes, shape needs {t.nbytes}")
+        elif t.storage == ARENA:
+            if t.data is not None:
+                bad(f"{tw}: an arena tensor cannot carry data")
+            if t.offset + t.nbytes > arena_limit:
+                bad(f"{tw}: [{t.offset}, +{t.nbytes}) exceeds the arena ({arena_limit} B)")
+        else:
+            bad(f"{tw}: unknown storage {t.storage}")
+        q = t.quant
+        if q is not None:
+            if q.axis is None:
+                n = 1
+            else:
+                if not 0 <= q.axis < len(t.shape) or q.group_size < 0:
+                    bad(f"{tw}: quantisation axis {q.axis} / group size {q.group_size} invalid for shape {t.shape}")
+                d = t.shape[q.axis]
+                n = d if q.group_size == 0 else (int(np.prod(t.shape)) // d * -(-d // q.group_size) if d else 0)
+            if len(q.scales) != n or len(q.zero_points) != n:
+                bad(f"{tw}: {len(q.scales)} scales / {len(q.zero_points)} zero points, expected {n}")
+            if not all(np.isfinite(s) and s > 0 for s in q.scales):
+                bad(f"{tw}: quantisation scales must be finite and > 0")
+            lo, hi = _ZP_RANGE.get(t.dtype, (-2**31, 2**31 - 1))
+            if not all(lo <= z <= hi for z in q.zero_points):
+                bad(f"{tw}: zero points outside [{lo}, {hi}]")
+    defined = set()
+    for i in a.inputs:
+        if not 0 <= i < nt or a.tensors[i].storage != ARENA or i in defined:
+            bad(f"graph input {i} must be a distinct arena tensor index")
+        defined.add(i)
+    for k, n in enumerate(a.nodes):
+        nw = f"node {k} ({n.name or n.op})"
+        if len(n.inputs) > MAX_NODE_IO or not 1 <= len(n.outputs) <= MAX_NODE_IO or len(n.attrs) > MAX_NODE_IO:
+            bad(f"{nw}: too many inputs, outputs or attributes (or no output)")
+        for i in n.inputs:
+            if i == -1:
+                continue
+            if not 0 <= i < nt:
+                bad(f"{nw}: input tensor index {i} out of range")
+            if a.tensors[i].storage == ARENA and i not in defined:
+                bad(f"{nw}: reads arena tensor {i} ({a.tensors[i].name}) before it is written")
+        for o in n.outputs:
+            if o == -1:
+                continue
+            if not 0 <= o < nt or a.tensors[o].storage != ARENA or o in defined:
+                bad(f"{nw}: output {o} must be an arena tensor written once")
+            defined.add(o)
+        keys = [key for key, _ in n.attrs]
+        if len(set(keys)) != len(keys) or "" in keys:
+            bad(f"{nw}: attribute names must be unique and non-empty")
+        for key, v in n.attrs:
+            if isinstance(v, TensorAttr) and (not 0 <= v.index < nt or a.tensors[v.index].storage != CONST):
+                bad(f"{nw}: attribute {key} must reference a constant tensor")
+    for o in a.outputs:
+        if not 0 <= o < nt or (a.tensors[o].storage == ARENA and o not in defined):
+            bad(f"graph output {o} is not a constant, graph input or node output")
+    if any(k == "" for k, _ in a.metadata) or len({k for k, _ in a.metadata}) != len(a.metadata):
+        bad("metadata keys must be unique and non-empty")
+    for s in _strings(a):
+        if "\0" in s:
+            bad(f"string {s!r} contains NUL")
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+def _uv(v: int) -> bytes:
+    if v < 0 or v >= 1 << 64:
+        raise ModelError(f"value {v} does not fit an unsigned 64-bit field")
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _sv(v: int) -> bytes:
+    if not -(1 << 63) <= v < 1 << 63:
+        raise ModelError(f"value {v} does not fit a signed 64-bit field")
+    return _uv(((v << 1) ^ (v >> 63)) & ((1 << 64) - 1))
+
+
+def _strings(a: Artifact) -> list[str]:
+    s = {""}
+    s.update(k for k, _ in a.metadata)
+    for _, v in a.metadata:
+        if isinstance(v, str):
+            s.add(v)
+        elif isinstance(v, tuple):
+            s.update(v)
+    s.update(t.name for t in a.tensors)
+    for n in a.nodes:
+        s.add(n.name)
+        for k, v in n.attrs:
+            s.add(k)
+            if isinstance(v, str):
+                s.add(v)
+    return sorted(s, key=lambda x: x.encode())
+
+
+def _encode(a: Artifact) -> bytes:
+    strings = _strings(a)
+    sid = {s: i for i, s in enumerate(strings)}
+    out = bytearray(_uv(len(strings)))
+    for s in strings:
+        b = s.encode()
+        out += _uv(len(b)) + b + b"\0"
+    out += _uv(len(a.metadata))
+    for k, v in sorted(a.metadata, key=lambda kv: sid[kv[0]]):
+        out += _uv(sid[k])
+        if isinstance(v, str):
+            out += bytes([M_STRING]) + _uv(sid[v])
+        elif isinstance(v, int):
+            out += bytes([M_INT64]) + _sv(v)
+        elif isinstance(v, float):
+            out += bytes([M_FLOAT64]) + struct.pack("<d", v)
+        elif isinstance(v, bytes):
+            out += bytes([M_BYTES]) + _uv(len(v)) + v
+        else:
+            out += bytes([M_STRINGS]) + _uv(len(v)) + b"".join(_uv(sid[x]) for x in v)
+    out += _uv(a.arena_size) + _uv(a.scratch_offset) + _uv(a.scratch_size)
+    out += _uv(len(a.tensors))
+    for t in a.tensors:
+        q = t.quant
+        qk = Q_NONE if q is None else (Q_TENSOR if q.axis is None else Q_AXIS)
+        out += _uv(sid[t.name]) + bytes([DTYPE_IDS[t.dtype], t.storage | qk << 4, t.layout, len(t.shape)])
+        out += b"".join(_uv(d) for d in t.shape) + _uv(t.offset)
+        if qk == Q_AXIS:
+            out += _uv(q.axis) + _uv(q.group_size)
+        if qk:
+            out += struct.pack(f"<{len(q.scales)}f", *q.scales) + b"".join(_sv(z) for z in q.zero_points)
+    out += _uv(len(a.inputs)) + b"".join(_uv(i) for i in a.inputs)
+    out += _uv(len(a.nodes))
+    for n in a.nodes:
+        out += _uv(n.op) + _uv(sid[n.name])
+        out += _uv(len(n.inputs)) + b"".join(_uv(i + 1) for i in n.inputs)
+        out += _uv(len(n.outputs)) + b"".join(_uv(o + 1) for o in n.outputs)
+        out += _uv(len(n.attrs))
+        for k, v in sorted(n.attrs, key=lambda kv: sid[kv[0]]):
+            out += _uv(sid[k])
+            if isinstance(v, TensorAttr):
+                out += bytes([A_TENSOR]) + _uv(v.index)
+            elif isinstance(v, str):
+                out += bytes([A_STRING]) + _uv(sid[v])
+            elif isinstance(v, int):
+                out += bytes([A_INT]) + _sv(v)
+            elif isinstance(v, float):
+                out += bytes([A_FLOAT]) + struct.pack("<f", v)
+            elif all(isinstance(x, int) for x in v):
+                out += bytes([A_INTS]) + _uv(len(v)) + b"".join(_sv(x) for x in v)
+            else:
+                out += bytes([A_FLOATS]) + _uv(len(v)) + struct.pack(f"<{len(v)}f", *v)
+    out += _uv(len(a.outputs)) + b"".join(_uv(i) for i in a.outputs)
+
+    tables = bytes(out)
+    blob_offset = -(-(HEADER_SIZE + len(tables)) // BLOB_ALIGN) * BLOB_ALIGN
+    blob = bytearray(a.blob_size)
+    for t in a.tensors:
+        if t.storage == CONST:
+            blob[t.offset:t.offset + len(t.data)] = t.data
+    flags = FLAG_WEIGHTS_CRC if a.weights_crc else 0
+    wcrc = zlib.crc32(blob) if a.weights_crc else 0
+    head = _HEADER.pack(MAGIC, VERSION, flags, blob_offset + len(blob), len(tables), blob_offset,
+                        len(blob), wcrc, 0)
+    crc = zlib.crc32(tables, zlib.crc32(head[:60]))
+    head = head[:60] + struct.pack("<I", crc)
+    pad = b"\0" * (blob_offset - HEADER_SIZE - len(tables))
+    return head + tables + pad + bytes(blob)
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+class _Reader:
+    def __init__(self, buf: memoryview, end: int):
+        self.b, self.p, self.end = buf, HEADER_SIZE, end
+
+    def need(self, n: int) -> memoryview:
+        if n > self.end - self.p:
+            raise ModelError("tables truncated")
+        v = self.b[self.p:self.p + n]
+        self.p += n
+        return v
+
+    def u8(self) -> int:
+        return self.need(1)[0]
+
+    def uv(self) -> int:
+        v = shift = 0
+        for k in range(10):
+            b = self.u8()
+            if k == 9 and b > 1:
+                raise ModelError("varint exceeds 64 bits")
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                if b == 0 and k > 0:
+                    raise ModelError("non-minimal varint")
+                return v
+        raise ModelError("varint longer than 10 bytes")
+
+    def sv(self) -> int:
+        u = self.uv()
+        return (u >> 1) ^ -(u & 1)
+
+    def f32s(self, n: int) -> tuple[float, ...]:
+        return struct.unpack(f"<{n}f", self.need(4 * n))
+
+    def count(self, limit: int, what: str) -> int:
+        n = self.uv()
+        if n > limit:
+            raise ModelError(f"{what} count {n} exceeds {limit}")
+        return n
+
+
+def read(src, *, verify_weights: bool = False) -> Artifact:
+    """Read a `.dse` file (path or bytes). Raises ModelError on any violation of the spec."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data, where = bytes(src), "<bytes>"
+    else:
+        where = os.fspath(src)
+        with open(where, "rb") as f:
+            data = f.read()
+    try:
+        return _decode(data, verify_weights)
+    except ModelError as e:
+        raise ModelError(f"{where}: {e}", hint="the file is not a valid .dse artifact; re-export it") from None
+
+
+def _decode(data: bytes, verify_weights: bool) -> Artifact:
+    if len(data) < HEADER_SIZE or data[:8] != MAGIC:
+        raise ModelError("not a .dse file (bad magic or shorter than the header)")
+    magic, version, flags, fsize, tsize, boff, bsize, wcrc, crc = _HEADER.unpack_from(data)
+    if version != VERSION:
+        raise ModelError(f"format version {version}, this reader supports {VERSION}")
+    if flags & ~FLAG_WEIGHTS_CRC or data[52:60] != bytes(8):
+        raise ModelError("unknown header flags or non-zero reserved bytes")
+    if fsize != len(data) or tsize > fsize - HEADER_SIZE or boff != -(-(HEADER_SIZE + tsize) // 64) * 64 \
+            or boff + bsize != fsize:
+        raise ModelError(f"header sizes inconsistent with the file length ({len(data)} B): truncated or corrupt")
+    end = HEADER_SIZE + tsize
+    if zlib.crc32(data[HEADER_SIZE:end], zlib.crc32(data[:60])) != crc:
+        raise ModelError("header/table checksum mismatch (the file is corrupt)")
+    if any(data[end:boff]):
+        raise ModelError("non-zero padding before the weight blob")
+    if not flags & FLAG_WEIGHTS_CRC and wcrc:
+        raise ModelError("weights CRC set without its flag")
+    blob = data[boff:]
+    if verify_weights and flags & FLAG_WEIGHTS_CRC and zlib.crc32(blob) != wcrc:
+        raise ModelError("weight checksum mismatch (the weights are corrupt)")
+    r = _Reader(memoryview(data), end)
+    big = tsize  # no count can exceed the table size in bytes
+
+    strings = []
+    for _ in range(r.count(big, "string")):
+        n = r.count(big, "string length")
+        s = bytes(r.need(n))
+        if r.u8() != 0 or b"\0" in s:
+            raise ModelError("string not NUL-terminated or containing NUL")
+        try:
+            strings.append(s.decode())
+        except UnicodeDecodeError:
+            raise ModelError("string is not UTF-8") from None
+    if not strings or strings[0] != "":
+        raise ModelError("string 0 must be empty")
+    if any(x.encode() >= y.encode() for x, y in zip(strings, strings[1:])):
+        raise ModelError("strings must be sorted and unique")
+
+    def st() -> str:
+        i = r.uv()
+        if i >= len(strings):
+            raise ModelError(f"string index {i} out of range")
+        return strings[i]
+
+    meta, last = [], -1
+    for _ in range(r.count(big, "metadata")):
+        ki = r.uv()
+        if ki <= last or ki >= len(strings) or ki == 0:
+            raise ModelError("metadata keys must be valid, non-empty and strictly increasing")
+        last = ki
+        ty = r.u8()
+        if ty == M_STRING:
+            v = st()
+        elif ty == M_INT64:
+            v = r.sv()
+        elif ty == M_FLOAT64:
+            v = struct.unpack("<d", r.need(8))[0]
+        elif ty == M_BYTES:
+            v = bytes(r.need(r.count(big, "bytes")))
+        elif ty == M_STRINGS:
+            v = tuple(st() for _ in range(r.count(big, "string list")))
+        else:
+            raise ModelError(f"unknown metadata type {ty}")
+        meta.append((strings[ki], v))
+
+    arena, soff, ssize = r.uv(), r.uv(), r.uv()
+    tensors = []
+    for _ in range(r.count(big, "tensor")):
+        name = st()
+        dt, kind, layout, rank = r.u8(), r.u8(), r.u8(), r.u8()
+        if dt not in DTYPES or kind & 15 not in (CONST, ARENA) or kind >> 4 > Q_AXIS or rank > MAX_RANK:
+            raise ModelError(f"tensor {len(tensors)}: bad dtype/kind/rank")
+        shape = tuple(r.uv() for _ in range(rank))
+        if any(d > MAX_DIM for d in shape):
+            raise ModelError(f"tensor {len(tensors)}: dimension too large")
+        off = r.uv()
+        quant = None
+        if kind >> 4:
+            axis, group = (None, 0) if kind >> 4 == Q_TENSOR else (r.uv(), r.uv())
+            if axis is None:
+                n = 1
+            elif axis >= rank:
+                raise ModelError(f"tensor {len(tensors)}: quantisation axis out of range")
+            else:
+                d = shape[axis]
+                n = d if group == 0 else (int(np.prod(shape, dtype=object)) // d * -(-d // group) if d else 0)
+            if 4 * n > big:
+                raise ModelError(f"tensor {len(tensors)}: too many scales")
+            quant = QuantRec(r.f32s(n), tuple(r.sv() for _ in range(n)), axis, group)
+        name_dt = DTYPES[dt][0]
+        data = None
+        if off % DTYPES[dt][2]:
+            raise ModelError(f"tensor {len(tensors)}: offset not aligned for {name_dt}")
+        if kind & 15 == CONST:
+            nb = _nbytes(name_dt, shape)
+            if off + nb > len(blob):
+                raise ModelError(f"tensor {len(tensors)}: data outside the weight blob")
+            data = blob[off:off + nb]
+        tensors.append(TensorRec(name, name_dt, shape, kind & 15, off, data, layout, quant))
+
+    inputs = tuple(r.uv() for _ in range(r.count(big, "graph input")))
+    nodes = []
+    for _ in range(r.count(big, "node")):
+        opid, name = r.uv(), st()
+        ins = tuple(r.uv() - 1 for _ in range(r.count(MAX_NODE_IO, "node input")))
+        outs = tuple(r.uv() - 1 for _ in range(r.count(MAX_NODE_IO, "node output")))
+        attrs, last = [], -1
+        for _ in range(r.count(MAX_NODE_IO, "attribute")):
+            ki = r.uv()
+            if ki <= last or ki >= len(strings) or ki == 0:
+                raise ModelError("attribute keys must be valid, non-empty and strictly increasing")
+            last = ki
+            ty = r.u8()
+            if ty == A_INT:
+                v = r.sv()
+            elif ty == A_FLOAT:
+                v = r.f32s(1)[0]
+            elif ty == A_INTS:
+                v = tuple(r.sv() for _ in range(r.count(big, "ints")))
+            elif ty == A_FLOATS:
+                n = r.count(big // 4, "floats")
+                v = r.f32s(n)
+            elif ty == A_STRING:
+                v = st()
+            elif ty == A_TENSOR:
+                v = TensorAttr(r.uv())
+            else:
+                raise ModelError(f"unknown attribute type {ty}")
+            attrs.append((strings[ki], v))
+        nodes.append(NodeRec(opid, ins, outs, tuple(attrs), name))
+    outputs = tuple(r.uv() for _ in range(r.count(big, "graph output")))
+    if r.p != end:
+        raise ModelError("trailing bytes after the graph outputs")
+    # Constants are re-laid out canonically (a file written by another writer may place them
+    # differently; the data is what counts).
+    return Artifact(tuple(tensors), tuple(nodes), inputs, outputs, arena, soff, ssize, tuple(meta),
+                    bool(flags & FLAG_WEIGHTS_CRC))
+
+
+def write(artifact: Artifact, path) -> None:
+    artifact.write(path)

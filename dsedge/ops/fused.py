@@ -1,0 +1,29 @@
+"""dsedge-internal ops produced by passes (domain "dsedge", ids from 1000).
+
+Elementwise: a region of elementwise float ops computing y = f(x) of one tensor x, collapsed
+by `passes.simplify.collapse_unary`. `program` is a tuple of steps `(op, args, attrs)`;
+each arg is `("v", k)` (value k: 0 is x, k >= 1 the result of step k-1), `("c", j)`
+(`consts[j]`, a scalar) or None (an omitted optional input). The float reference runs the
+steps with the original ops' references, so it equals the uncollapsed graph exactly; the
+int8 form is one 256-entry table of f evaluated in float64 (DESIGN.md §3).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import REGISTRY, QuantRule, op, same_infer
+
+
+def eval_program(x: np.ndarray, program, consts, result: int) -> np.ndarray:
+    vals = [x]
+    for name, args, attrs in program:
+        d = REGISTRY.get(name)
+        ins = [None if a is None else (vals[a[1]] if a[0] == "v" else np.asarray(consts[a[1]]).astype(x.dtype))
+               for a in args]
+        vals.append(d.call(ins, dict(attrs))[0])
+    return vals[result]
+
+
+@op("Elementwise", 1000, domain="dsedge", infer=same_infer, quant=QuantRule("table"))
+def elementwise(x, *, program=(), consts=(), result=0, source_nodes=()):
+    return eval_program(x, program, consts, result)

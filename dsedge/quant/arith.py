@@ -1,0 +1,299 @@
+"""The frozen integer arithmetic of dsedge (DESIGN.md §3, spec: docs/quant-arith.md).
+
+Everything here is pure numpy on scalars/arrays, no graph code. It derives the integer
+parameters that the int8 kernels (dsedge/quant/intref.py, later the C runtime) consume:
+
+  * fixed-point multipliers: a positive real r is stored as (M, n) with r ~= M * 2^-n,
+    M in [2^30, 2^31), n in [1, 62], M from frexp of the float64 value with round-half-even;
+    M == 2^31 becomes (2^30, n-1). r below the n <= 62 range is stored as (0, 62), which the
+    requantisation rule maps to exactly zp_out; r >= 2^30 is stored as the saturating
+    (2^30, 1) (every non-zero accumulator then saturates, as it would with the exact r).
+  * requantisation: y = clamp(zp_out + ((int64)acc * M + 2^(n-1)) >> n, qmin, qmax)
+    (round half up, i.e. towards +inf; arithmetic shift).
+  * activation (asymmetric int8, 0 exactly representable) and weight (symmetric int8 per
+    output channel, [-127, 127]) quantisation parameters, int32 bias, zero-point folding and
+    the accumulator overflow proof, 256-entry tables for unary functions, and the parameter
+    derivation of Add/Sub (one shared n), Mul, average pooling (one multiplier per window
+    count), rescale (Concat), softmax (an exp table) and fused activation clamps.
+
+All reals are derived in float64 from the stored float32 scales, in the evaluation order
+written in each function (IEEE double, no fused multiply-add): that order is part of the spec.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError
+
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
+QMIN, QMAX = -128, 127          # int8 activations
+WMAX = 127                      # symmetric int8 weights: [-127, 127]
+WEIGHT_SCALE_FLOOR = 2.0**-40   # smallest weight scale (DESIGN.md §3, degenerate ranges)
+ACT_SCALE_FLOOR = 2.0**-40      # scale of an activation whose calibrated range is [0, 0]
+M_ZERO = (0, 62)                # (M, n) of a multiplier too small to matter: y == zp_out
+M_SATURATE = (2**30, 1)         # (M, n) of a multiplier >= 2^30: any acc != 0 saturates
+SOFTMAX_ONE = 2**20             # fixed-point 1.0 of the softmax exp table
+SOFTMAX_SCALE, SOFTMAX_ZP = 1.0 / 256.0, -128   # the fixed output qparams of softmax_int8
+
+
+def _pfx(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+# -- multipliers and requantisation -----------------------------------------------------------
+
+def _quantize_multiplier_scalar(r: float) -> tuple[int, int]:
+    r = float(r)
+    if not math.isfinite(r) or r < 0:
+        raise ValueError(f"multiplier must be finite and >= 0, got {r!r}")
+    if r == 0.0:
+        return M_ZERO
+    if r >= 2.0**30:
+        return M_SATURATE
+    mant, e = math.frexp(r)                    # r = mant * 2^e, mant in [0.5, 1)
+    m = int(np.rint(math.ldexp(mant, 31)))     # exact scaling, round half to even
+    n = 31 - e
+    if m == 2**31:
+        m, n = 2**30, n - 1
+    if n > 62:
+        return M_ZERO
+    return m, n
+
+
+def quantize_multiplier(real):
+    """(M, n) with real ~= M * 2^-n (see module docstring). Scalar in -> Python ints out;
+    array in -> two int64 arrays of the same shape."""
+    if np.ndim(real) == 0:
+        return _quantize_multiplier_scalar(float(real))
+    r = np.asarray(real, dtype=np.float64)
+    pairs = [_quantize_multiplier_scalar(v) for v in r.ravel()]
+    m = np.array([p[0] for p in pairs], dtype=np.int64).reshape(r.shape)
+    n = np.array([p[1] for p in pairs], dtype=np.int64).reshape(r.shape)
+    return m, n
+
+
+def _along(v, axis: int | None, ndim: int):
+    """Reshape a per-channel 1-D array so it broadcasts along `axis` of an ndim array."""
+    v = np.asarray(v, dtype=np.int64)
+    if v.ndim == 0 or axis is None:
+        return v
+    shape = [1] * ndim
+    shape[axis % ndim] = v.size
+    return v.reshape(shape)
+
+
+def requantize(acc, M, n, zp_out, qmin: int = QMIN, qmax: int = QMAX, axis: int | None = None):
+    """y = clamp(zp_out + ((acc * M + 2^(n-1)) >> n), qmin, qmax) as int8.
+
+    `acc` holds integers with |acc| <= 2^31 (an int32 accumulator, or an Add/Mul term sum
+    that fits); M, n are scalars or 1-D per-channel arrays broadcast along `axis` of acc."""
+    acc = np.asarray(acc, dtype=np.int64)
+    if acc.size and int(np.abs(acc).max()) > 2**31:
+        raise ValueError("requantize: accumulator outside the int32 range")
+    M, n = _along(M, axis, acc.ndim), _along(n, axis, acc.ndim)
+    if np.any(n < 1) or np.any(n > 62) or np.any(M < 0) or np.any(M >= 2**31):
+        raise ValueError("requantize: need 0 <= M < 2^31 and 1 <= n <= 62")
+    y = (acc * M + (np.int64(1) << (n - 1))) >> n
+    return np.clip(y + int(zp_out), qmin, qmax).astype(np.int8)
+
+
+def rescale_multiplier(s_in, s_out):
+    """(M, n) of a pure rescale (Concat input, requantize_int8): real = s_in / s_out."""
+    return quantize_multiplier(np.float64(np.float32(s_in)) / np.float64(np.float32(s_out)))
+
+
+def conv_multipliers(s_in, s_w, s_out):
+    """Per-channel (M, n) of a weighted op: real[c] = (s_in * s_w[c]) / s_out in float64."""
+    s_w = np.asarray(s_w, dtype=np.float32).astype(np.float64)
+    real = (np.float64(np.float32(s_in)) * s_w) / np.float64(np.float32(s_out))
+    return quantize_multiplier(real)
+
+
+def mul_multiplier(s_a, s_b, s_out):
+    """(M, n) of Mul: real = (s_a * s_b) / s_out in float64."""
+    f = lambda s: np.float64(np.float32(s))  # noqa: E731
+    return quantize_multiplier((f(s_a) * f(s_b)) / f(s_out))
+
+
+def add_params(s_a, s_b, s_out):
+    """(M_a, M_b, n) of Add/Sub: one shared n, taken from the larger of the two reals
+    r_a = s_a / s_out, r_b = s_b / s_out; the smaller gets M = rint(r * 2^n) (< 2^31, maybe
+    < 2^30 or 0). Both M are 0 when the larger multiplier is below the n <= 62 range."""
+    f = lambda s: np.float64(np.float32(s))  # noqa: E731
+    ra, rb = f(s_a) / f(s_out), f(s_b) / f(s_out)
+    big_first = ra >= rb
+    big, small = (ra, rb) if big_first else (rb, ra)
+    m_big, n = _quantize_multiplier_scalar(big)
+    m_small = min(int(np.rint(math.ldexp(float(small), n))), 2**31 - 1)
+    if m_big == 0:
+        m_small = 0
+    return (m_big, m_small, n) if big_first else (m_small, m_big, n)
+
+
+def avgpool_multipliers(s_in, s_out, counts) -> dict[int, tuple[int, int]]:
+    """{count: (M, n)} for average pooling / mean: real = s_in / (s_out * count) in float64."""
+    f = lambda s: np.float64(np.float32(s))  # noqa: E731
+    out = {}
+    for c in sorted({int(c) for c in np.asarray(counts).ravel()}):
+        if c < 1:
+            raise ValueError(f"window count must be >= 1, got {c}")
+        out[c] = _quantize_multiplier_scalar(f(s_in) / (f(s_out) * np.float64(c)))
+    return out
+
+
+def activation_clamp(kind: str | None, s_out, zp_out) -> tuple[int, int]:
+    """(qmin, qmax) of the requantised output for a fused activation: None, 'Relu', 'Relu6'.
+    ReLU clamps at the quantised 0 (= zp_out); ReLU6 also at zp_out + rint(6 / s_out)."""
+    zp_out = int(zp_out)
+    if kind is None:
+        return QMIN, QMAX
+    if kind == "Relu":
+        return max(QMIN, zp_out), QMAX
+    if kind == "Relu6":
+        top = zp_out + int(np.rint(6.0 / np.float64(np.float32(s_out))))
+        return max(QMIN, zp_out), min(QMAX, top)
+    raise ValueError(f"unknown fused activation {kind!r} (expected None, 'Relu' or 'Relu6')")
+
+
+# -- quantisation parameters ------------------------------------------------------------------
+
+def choose_activation_qparams(lo, hi, *, where: str = "") -> tuple[np.float32, int]:
+    """Asymmetric int8 (scale, zp) for the calibrated range [lo, hi], widened to contain 0.
+
+    scale = float32((hi - lo) / 255) (float64 arithmetic), at least ACT_SCALE_FLOOR (so a
+    [0, 0] range gets a tiny positive scale, never 0 or NaN); zp = clamp(rint(-128 - lo/scale))
+    so the real 0 is exactly the integer zp."""
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ModelError(f"{_pfx(where)}calibration saw a non-finite value (range [{lo}, {hi}])",
+                         hint="check the model and the calibration feeds for NaN/inf")
+    if lo > hi:
+        raise ValueError(f"{_pfx(where)}empty range [{lo}, {hi}]")
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = np.float32((hi - lo) / 255.0)
+    if not scale >= ACT_SCALE_FLOOR:
+        scale = np.float32(ACT_SCALE_FLOOR)
+    zp = int(np.clip(np.rint(-128.0 - lo / np.float64(scale)), QMIN, QMAX))
+    return scale, zp
+
+
+def accumulator_headroom(K: int) -> int:
+    """Largest |bias_q| that keeps K*255*127 + |bias_q| < 2^31 (negative: no int8 layer)."""
+    return INT32_MAX - int(K) * 255 * 127
+
+
+def accumulator_bound_ok(K: int, bias_q=None) -> bool:
+    """The export-time proof that an int8 layer cannot overflow its int32 accumulator:
+    K*255*127 + max|bias_q| < 2^31 (K = products summed per output)."""
+    b = 0 if bias_q is None or np.size(bias_q) == 0 else int(np.abs(np.asarray(bias_q, np.int64)).max())
+    return int(K) * 255 * 127 + b < 2**31
+
+
+def quantize_weight_per_channel(w, axis: int, s_in=None, bias=None, *, where: str = ""):
+    """Symmetric per-channel int8 weights: (w_q int8 in [-127, 127], scales float32[C]).
+
+    scale[c] = max(absmax[c] / 127, |b[c]| / (s_in * B), 2^-40) in float64, rounded to
+    float32 and nudged up (nextafter) until bias_q fits, where B = the accumulator headroom
+    2^31-1 - K*255*127 (K = w.size / C) when that is >= 2^30, else 2^31-1 (such a layer fails
+    accumulator_bound_ok and stays float anyway). w_q = clamp(rint(w / scale), -127, 127)."""
+    w = np.asarray(w)
+    w64 = w.astype(np.float64)
+    if not np.all(np.isfinite(w64)):
+        raise ModelError(f"{_pfx(where)}weights contain NaN or inf")
+    ax = axis % w.ndim
+    C = w.shape[ax]
+    K = w.size // C if C else 0
+    red = tuple(i for i in range(w.ndim) if i != ax)
+    absmax = np.abs(w64).max(axis=red) if w.size else np.zeros(C)
+    need = absmax / 127.0
+    bound = np.zeros(C)
+    if bias is not None:
+        if s_in is None:
+            raise ValueError("quantize_weight_per_channel: bias given without s_in")
+        b = np.abs(np.asarray(bias, dtype=np.float32).astype(np.float64)).reshape(C)
+        room = accumulator_headroom(K)
+        B = float(room if room >= 2**30 else INT32_MAX)
+        s_in64 = np.float64(np.float32(s_in))
+        bound = b / (s_in64 * B)
+        need = np.maximum(need, bound)
+    s = np.maximum(need, WEIGHT_SCALE_FLOOR).astype(np.float32)
+    if bias is not None:  # float32 rounding may have gone below the bias bound
+        for c in range(C):
+            while np.float64(s[c]) < bound[c]:
+                s[c] = np.nextafter(s[c], np.float32(np.inf))
+    shp = [1] * w.ndim
+    shp[ax] = C
+    w_q = np.clip(np.rint(w64 / s.astype(np.float64).reshape(shp)), -WMAX, WMAX).astype(np.int8)
+    return w_q, s
+
+
+def quantize_bias(b, s_in, s_w, *, where: str = ""):
+    """int32 bias_q[c] = rint(b[c] / (s_in * s_w[c])) in float64; out of int32 is an error."""
+    b64 = np.asarray(b, dtype=np.float32).astype(np.float64)
+    denom = np.float64(np.float32(s_in)) * np.asarray(s_w, dtype=np.float32).astype(np.float64)
+    q = np.rint(b64 / denom)
+    if not np.all(np.isfinite(q)) or (q.size and np.abs(q).max() > INT32_MAX):
+        raise ModelError(f"{_pfx(where)}quantised bias does not fit int32",
+                         hint="keep this layer in float, or widen the weight scale")
+    return q.astype(np.int32)
+
+
+def fold_zero_point(bias_q, zp_in, w_q, axis: int, *, where: str = ""):
+    """int32 folded bias: bias_q[c] - zp_in * sum(w_q[c]) (computed in int64, range-checked)."""
+    w = np.asarray(w_q, dtype=np.int64)
+    ax = axis % w.ndim
+    s = w.sum(axis=tuple(i for i in range(w.ndim) if i != ax))
+    b = np.zeros_like(s) if bias_q is None else np.asarray(bias_q, dtype=np.int64).reshape(s.shape)
+    f = b - int(zp_in) * s
+    if f.size and (f.max() > INT32_MAX or f.min() < INT32_MIN):
+        raise ModelError(f"{_pfx(where)}folded bias (bias - zp_in * sum(w)) does not fit int32",
+                         hint="keep this layer in float")
+    return f.astype(np.int32)
+
+
+# -- elementwise quantise / dequantise and tables ---------------------------------------------
+
+def quantize(x, s, zp, qmin: int = QMIN, qmax: int = QMAX):
+    """ONNX QuantizeLinear: clamp(rint(float32(x) / float32(s)) + zp) as int8 (half to even)."""
+    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(s)).astype(np.float64) + int(zp)
+    return np.clip(q, qmin, qmax).astype(np.int8)
+
+
+def dequantize(q, s, zp):
+    """ONNX DequantizeLinear: float32(q - zp) * float32(s)."""
+    return (np.asarray(q, dtype=np.int32) - np.int32(zp)).astype(np.float32) * np.float32(s)
+
+
+def make_table(f: Callable[[np.ndarray], np.ndarray], s_in, zp_in, s_out, zp_out,
+               qmin: int = QMIN, qmax: int = QMAX, *, where: str = ""):
+    """256-entry int8 table, entry q + 128 = clamp(zp_out + rint(f(s_in*(q-zp_in)) / s_out)),
+    evaluated in float64 (f receives and returns float64 arrays)."""
+    q = np.arange(-128, 128, dtype=np.int64)
+    x = np.float64(np.float32(s_in)) * (q - int(zp_in)).astype(np.float64)
+    y = np.asarray(f(x), dtype=np.float64)
+    if np.any(np.isnan(y)):
+        raise ModelError(f"{_pfx(where)}the function tabulated for int8 gives NaN on the input range")
+    v = np.rint(y / np.float64(np.float32(s_out)))
+    return np.clip(v + int(zp_out), qmin, qmax).astype(np.int8)
+
+
+def softmax_table(s_in):
+    """int32[256] exp table of softmax_int8: e[d] = rint(2^20 * exp(-s_in * d)), d = 0..255."""
+    d = np.arange(256, dtype=np.float64)
+    return np.rint(SOFTMAX_ONE * np.exp(-np.float64(np.float32(s_in)) * d)).astype(np.int32)
+
+
+# -- uint8 <-> int8 (QDQ export) -------------------------------------------------------------
+
+def int8_to_uint8(q, zp):
+    """Exact map to uint8 for QDQ export: q + 128, zp + 128 (same scale, same reals)."""
+    return (np.asarray(q, dtype=np.int16) + 128).astype(np.uint8), int(zp) + 128
+
+
+def uint8_to_int8(q, zp):
+    """Exact inverse of int8_to_uint8: q - 128, zp - 128."""
+    return (np.asarray(q, dtype=np.int16) - 128).astype(np.int8), int(zp) - 128

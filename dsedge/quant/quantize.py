@@ -1,0 +1,432 @@
+"""Post-training quantisation: float graph + calibration feeds -> quantised graph.
+
+The algorithm (DESIGN.md §3, "decided by measured error"):
+
+ 1. `optimize` the float graph (constant folding, BatchNorm folding, activation fusion,
+    unary-chain collapse) so every later step sees fused nodes.
+ 2. Calibrate: one streaming pass over all feeds collects a range observer per float
+    tensor and caches the float outputs of the first few feeds.
+ 3. Measure: a second pass over those few feeds evaluates, node by node with the float
+    inputs of the float model, the int8 form of every candidate node against its float
+    output (SQNR), and collects the per-channel output shift that quantised weights cause
+    (empirical bias correction).
+ 4. Plan, in graph order: weight-bearing nodes (Conv, ConvTranspose, Gemm, MatMul with a
+    constant right operand) go int8 unless kept float by the user or the int32
+    accumulator bound fails; byte-moving nodes follow their data input; every other node
+    with an int8 form goes int8 only when one of its inputs is already int8 and its measured
+    SQNR is within `max_loss_db` of the SQNR of merely rounding its output to int8 (or above
+    `good_db`); Softmax/Sigmoid whose result reaches a graph output stay float.
+ 5. Lower: int8 tensors get QParams; weights become int8 per-channel constants, biases int32;
+    each int8 node gets its integer parameters in `attrs["_q"]` (dsedge/quant/kinds.py);
+    QuantizeLinear / DequantizeLinear nodes are inserted where float and int8 meet, so graph
+    inputs and outputs keep their float dtypes and names.
+
+The quantised graph runs in the same reference interpreter (int8 nodes through their
+integer reference), is written as `.dse` and as QDQ ONNX.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DseError
+from ..interp import execute
+from ..ir import Graph, Node, QParams, TensorInfo
+from ..ops import REGISTRY
+from ..ops.registry import ACT, BIAS, PARAM, WEIGHT
+from ..passes.shapes import infer_shapes
+from ..passes.simplify import optimize
+from . import arith, kinds
+
+PRECISIONS = ("int8", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    precision: str = "int8"
+    method: str = "auto"
+    keep_float: tuple[str, ...] = ()        # node names or op types
+    bias_correction: bool = True
+    max_loss_db: float = 3.0                 # non-weight ops: allowed SQNR loss of the int8 form
+    good_db: float = 40.0                    # ... or accepted outright above this SQNR
+    eval_feeds: int = 8                      # feeds used for measuring and for the summary
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise DseError(f"unknown precision {self.precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+
+
+@dataclass
+class LayerPlan:
+    name: str
+    op: str
+    precision: str
+    reason: str
+    sqnr_db: float | None = None
+
+    def as_dict(self):
+        return {"name": self.name, "op": self.op, "precision": self.precision, "reason": self.reason,
+                "sqnr_db": None if self.sqnr_db is None else round(self.sqnr_db, 2)}
+
+
+@dataclass
+class QuantResult:
+    graph: Graph                 # quantised graph
+    float_graph: Graph           # optimised float graph it came from
+    plan: list[LayerPlan]
+    ranges: dict
+    eval_feeds: list
+    eval_outputs: list
+    info: dict = field(default_factory=dict)
+
+
+def _sqnr(signal_pow: float, noise_pow: float) -> float:
+    if noise_pow <= 0:
+        return float("inf")
+    if signal_pow <= 0:
+        return float("-inf")
+    return 10.0 * math.log10(signal_pow / noise_pow)
+
+
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    ref = np.asarray(ref, np.float64)
+    got = np.asarray(got, np.float64)
+    return _sqnr(float(np.sum(ref * ref)), float(np.sum((ref - got) ** 2)))
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+def _kept_float(n: Node, cfg: QuantConfig) -> bool:
+    return any(k in (n.name, n.op) for k in cfg.keep_float)
+
+
+def _rule(n: Node):
+    d = REGISTRY.get(n.op, n.domain)
+    return None if d is None else d.quant
+
+
+def _is_float(g: Graph, name: str) -> bool:
+    info = g.tensor_info(name)
+    return info.dtype is not None and info.dtype.kind == "f"
+
+
+def _act_inputs(g: Graph, n: Node) -> list[str]:
+    rule = _rule(n)
+    return [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
+
+
+def _reaches_output_through_bytes(g: Graph, name: str, consumers) -> bool:
+    if name in g.outputs:
+        return True
+    for c in consumers.get(name, []):
+        r = _rule(c)
+        if r is not None and r.kind == "bytes" and c.outputs and _reaches_output_through_bytes(g, c.outputs[0], consumers):
+            return True
+    return False
+
+
+def _weighted_ok(g: Graph, n: Node) -> tuple[bool, str]:
+    w = n.inputs[1] if len(n.inputs) > 1 else ""
+    if w not in g.consts:
+        return False, "weights are not constant"
+    wv = g.consts[w]
+    if wv.dtype.kind != "f":
+        return False, "weights are not float"
+    if n.op == "MatMul" and wv.ndim != 2:
+        return False, "batched constant MatMul operand"
+    if n.op == "Gemm" and (n.attrs.get("transA", 0) or float(n.attrs.get("alpha", 1.0)) != 1.0
+                           or float(n.attrs.get("beta", 1.0)) != 1.0):
+        return False, "Gemm with transA/alpha/beta"
+    if n.op == "ConvTranspose" and (n.attrs.get("group", 1) != 1):
+        return False, "grouped ConvTranspose"
+    if len(n.inputs) > 2 and n.inputs[2] and n.inputs[2] not in g.consts:
+        return False, "bias is not constant"
+    if not _is_float(g, n.inputs[0]):
+        return False, "input is not float"
+    K = kinds.reduction_size(g, n)
+    if not arith.accumulator_bound_ok(K):
+        return False, f"int32 accumulator could overflow (K={K})"
+    return True, "weight-bearing"
+
+
+def make_plan(g: Graph, cfg: QuantConfig, ranges: dict, measured: dict) -> tuple[dict[str, str], list[LayerPlan]]:
+    """Decide the precision of each node (graph order). Returns ({node name: precision}, plan)."""
+    consumers = g.consumers()
+    int8_tensors: set[str] = set()
+    prec: dict[str, str] = {}
+    plan: list[LayerPlan] = []
+
+    def decide(n: Node) -> tuple[str, str, float | None]:
+        rule = _rule(n)
+        if cfg.precision != "int8":
+            return cfg.precision, f"--precision {cfg.precision}", None
+        if _kept_float(n, cfg):
+            return "fp32", "--keep-float", None
+        if rule is None:
+            return "fp32", "no int8 form", None
+        outs = [o for o in n.outputs if o]
+        if not outs or not all(_is_float(g, o) for o in outs):
+            return "fp32", "output is not a float tensor", None
+        if not all(o in ranges for o in outs) and rule.kind != "bytes":
+            return "fp32", "no calibration range", None
+        acts = _act_inputs(g, n)
+        if rule.kind == "weighted":
+            ok, why = _weighted_ok(g, n)
+            return ("int8", why, measured.get(n.name, {}).get("sqnr")) if ok else ("fp32", why, None)
+        if not acts or not any(a in int8_tensors for a in acts):
+            return "fp32", "its input is float", None
+        if rule.kind in ("bytes", "minmax"):
+            if not all(a in int8_tensors for a in acts):
+                return "fp32", "its inputs are not all int8", None
+            if not kinds.supports(g, n):
+                return "fp32", kinds.why_not(g, n), None
+            return "int8", "moves int8 bytes", None
+        if not kinds.supports(g, n):
+            return "fp32", kinds.why_not(g, n), None
+        if n.op in ("Softmax", "Sigmoid") and _reaches_output_through_bytes(g, outs[0], consumers):
+            return "fp32", "its result is a graph output (precision matters more than speed)", None
+        m = measured.get(n.name)
+        if m is None:
+            return "fp32", "not measured", None
+        if m["sqnr"] >= cfg.good_db or m["sqnr"] >= m["round_sqnr"] - cfg.max_loss_db:
+            return "int8", f"measured {m['sqnr']:.1f} dB (rounding alone {m['round_sqnr']:.1f} dB)", m["sqnr"]
+        return "fp32", (f"int8 form loses too much: {m['sqnr']:.1f} dB vs {m['round_sqnr']:.1f} dB "
+                        "for rounding alone"), m["sqnr"]
+
+    for n in g.nodes:
+        p, why, s = decide(n)
+        prec[n.name] = p
+        if p == "int8":
+            int8_tensors.update(o for o in n.outputs if o)
+        plan.append(LayerPlan(n.name, (n.domain + "." if n.domain else "") + n.op, p, why, s))
+    return prec, plan
+
+
+# -- measurement pass ------------------------------------------------------------------------
+
+class _Measure:
+    """node_hook for the second pass: SQNR of each candidate's int8 form, bias shifts."""
+
+    def __init__(self, g: Graph, ranges: dict, cfg: QuantConfig):
+        self.g, self.ranges, self.cfg = g, ranges, cfg
+        self.acc: dict[str, list[float]] = {}      # name -> [signal, noise_int8, noise_round]
+        self.bias: dict[str, list] = {}            # name -> [sum of per-channel shift, count]
+        self.wq: dict[str, tuple] = {}
+
+    def qp(self, name):
+        lo, hi = self.ranges[name]
+        s, zp = arith.choose_activation_qparams(lo, hi, where=name)
+        return QParams(np.float32(s), np.int32(zp))
+
+    def __call__(self, n: Node, args, outs):
+        rule = _rule(n)
+        if rule is None or not n.outputs or not n.outputs[0] or n.outputs[0] not in self.ranges:
+            return
+        if rule.kind == "weighted":
+            if self.cfg.bias_correction:
+                self._bias_shift(n, args)
+            return
+        if rule.kind in ("bytes", "minmax") or not kinds.supports(self.g, n):
+            return
+        acts = [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
+        if not acts or not all(a in self.ranges or a in self.g.consts for a in acts):
+            return
+        try:
+            y = np.asarray(outs[0], np.float64)
+            out_qp = self.qp(n.outputs[0])
+            in_qp = {a: (self.qp(a) if a in self.ranges else None) for a in acts}
+            y_int = kinds.measure(self.g, n, args, in_qp, out_qp)
+        except DseError:
+            return
+        y_round = arith.dequantize(arith.quantize(y, out_qp.scale, int(out_qp.zero_point)),
+                                   out_qp.scale, int(out_qp.zero_point))
+        a = self.acc.setdefault(n.name, [0.0, 0.0, 0.0])
+        a[0] += float(np.sum(y * y))
+        a[1] += float(np.sum((y - y_int) ** 2))
+        a[2] += float(np.sum((y - y_round) ** 2))
+
+    def _bias_shift(self, n: Node, args):
+        ok, _ = _weighted_ok(self.g, n)
+        if not ok:
+            return
+        d = REGISTRY.get(n.op)
+        w = self.g.consts[n.inputs[1]]
+        if n.name not in self.wq:
+            axis = kinds.weight_axis(n, w)
+            wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name)
+            self.wq[n.name] = (axis, (wq.astype(np.float32) * _expand(sw, axis, w.ndim)).astype(np.float32))
+        axis, wdq = self.wq[n.name]
+        attrs = {k: v for k, v in n.attrs.items() if not k.startswith("_")}
+        y = d.call(args, attrs)[0]
+        yq = d.call([args[0], wdq] + list(args[2:]), attrs)[0]
+        ch_axis = 1 if n.op in ("Conv", "ConvTranspose") else -1
+        diff = np.asarray(yq, np.float64) - np.asarray(y, np.float64)
+        red = tuple(i for i in range(diff.ndim) if i != ch_axis % diff.ndim)
+        s = self.bias.setdefault(n.name, [0.0, 0])
+        s[0] = s[0] + diff.sum(axis=red)
+        s[1] += int(np.prod([diff.shape[i] for i in red]))
+
+    def results(self) -> tuple[dict, dict]:
+        measured = {k: {"sqnr": _sqnr(v[0], v[1]), "round_sqnr": _sqnr(v[0], v[2])} for k, v in self.acc.items()}
+        shifts = {k: (v[0] / max(v[1], 1)) for k, v in self.bias.items()}
+        return measured, shifts
+
+
+def _expand(v, axis, ndim):
+    shape = [1] * ndim
+    shape[axis % ndim] = -1
+    return np.asarray(v).reshape(shape)
+
+
+# -- lowering ---------------------------------------------------------------------------------
+
+def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict) -> Graph:
+    """Build the quantised graph from the float graph and a precision plan."""
+    q = g.copy()
+    q.qparams = {}
+    act_qp: dict[str, QParams] = {}
+
+    def qp_of(name: str) -> QParams:
+        if name not in act_qp:
+            lo, hi = ranges[name]
+            s, zp = arith.choose_activation_qparams(lo, hi, where=name)
+            act_qp[name] = QParams(np.float32(s), np.int32(zp))
+        return act_qp[name]
+
+    int8_out: dict[str, str] = {}   # float tensor name -> its int8 twin's name
+    float_of: dict[str, str] = {}   # int8 tensor name -> float twin (dequantised) for float readers
+    new_nodes: list[Node] = []
+
+    def as_int8(name: str) -> str:
+        """The int8 version of tensor `name`, inserting a QuantizeLinear if it is float."""
+        if name in int8_out:
+            return int8_out[name]
+        p = qp_of(name)
+        qname = q.fresh_name(name + "_q")
+        s_name = q.add_const(name + "_scale", np.asarray(p.scale, np.float32))
+        z_name = q.add_const(name + "_zp", np.asarray(p.zero_point, np.int8))
+        new_nodes.append(Node("QuantizeLinear", [name, s_name, z_name], [qname], name=q.fresh_name(name + "_quantize")))
+        q.info[qname] = TensorInfo(np.dtype(np.int8), g.tensor_info(name).shape)
+        q.qparams[qname] = p
+        int8_out[name] = qname
+        return qname
+
+    def as_float(name: str) -> str:
+        """For a float reader: the float version of `name` (a DequantizeLinear of its int8 twin)."""
+        if name not in int8_out or name in q.consts:
+            return name
+        qname = int8_out[name]
+        if qname not in float_of:
+            p = q.qparams[qname]
+            s_name = q.add_const(name + "_dq_scale", np.asarray(p.scale, np.float32))
+            z_name = q.add_const(name + "_dq_zp", np.asarray(p.zero_point, np.int8))
+            fname = name if name in produced_int8 else q.fresh_name(name + "_f")
+            new_nodes.append(Node("DequantizeLinear", [qname, s_name, z_name], [fname],
+                                  name=q.fresh_name(name + "_dequantize")))
+            float_of[qname] = fname
+        return float_of[qname]
+
+    produced_int8: set[str] = set()
+    for n in g.nodes:
+        p = prec.get(n.name, "fp32")
+        rule = _rule(n)
+        if p != "int8":
+            nn = Node(n.op, [as_float(i) if i else i for i in n.inputs], list(n.outputs), dict(n.attrs), n.name, n.domain)
+            new_nodes.append(nn)
+            continue
+        ins = []
+        for k, i in enumerate(n.inputs):
+            role = rule.role(k) if i else PARAM
+            ins.append(as_int8(i) if (i and role == ACT) else i)
+        outs = []
+        for o in n.outputs:
+            if not o:
+                outs.append(o)
+                continue
+            qname = q.fresh_name(o + "_q")
+            int8_out[o] = qname
+            produced_int8.add(o)
+            q.info[qname] = TensorInfo(np.dtype(np.int8), g.tensor_info(o).shape)
+            outs.append(qname)
+        nn = Node(n.op, ins, outs, dict(n.attrs), n.name, n.domain)
+        in_qp = [q.qparams.get(i) if i else None for i in ins]
+        if rule.kind in ("bytes", "minmax"):
+            out_qp = [in_qp[0] for _ in outs]
+        else:
+            out_qp = [qp_of(o) if o else None for o in n.outputs]
+        for o, p_ in zip(outs, out_qp):
+            if o:
+                q.qparams[o] = p_
+        kinds.lower_node(q, nn, in_qp, out_qp, bias_shift=shifts.get(n.name))
+        new_nodes.append(nn)
+    # graph outputs produced in int8: dequantise under the original name
+    for o in g.outputs:
+        if o in int8_out and o not in g.inputs:
+            as_float(o)
+    outputs = list(g.outputs)
+    q.nodes = new_nodes
+    q.outputs = outputs
+    q.toposort()
+    from ..passes.simplify import eliminate_dead
+    eliminate_dead(q)
+    return q
+
+
+# -- fp16 -------------------------------------------------------------------------------------
+
+def to_fp16_weights(g: Graph) -> Graph:
+    """fp16 weights, fp32 compute: float constants with more than one element are rounded to
+    float16 (values stay float32 in the IR so every op computes in fp32; writers store them
+    as float16, listed in metadata `fp16_weights`)."""
+    q = g.copy()
+    names = []
+    for k, v in q.consts.items():
+        if v.dtype == np.float32 and v.size > 1:
+            q.consts[k] = v.astype(np.float16).astype(np.float32)
+            names.append(k)
+    q.fp16_weights = tuple(sorted(names))  # type: ignore[attr-defined]
+    return q
+
+
+# -- driver -----------------------------------------------------------------------------------
+
+def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig()) -> QuantResult:
+    from dsedge.calibration import calibrate
+    fg = optimize(graph.copy())
+    feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
+    calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds)
+    ranges = dict(calib.ranges)
+    eval_feeds = list(calib.feeds)
+    eval_outputs = list(calib.outputs)
+    if cfg.precision == "fp32":
+        qg, prec = fg, {n.name: "fp32" for n in fg.nodes}
+        _, plan = make_plan(fg, cfg, ranges, {})
+    elif cfg.precision == "fp16":
+        qg = to_fp16_weights(fg)
+        _, plan = make_plan(fg, cfg, ranges, {})
+    else:
+        meas = _Measure(fg, ranges, cfg)
+        for feed in eval_feeds:
+            execute(fg, feed, node_hook=meas)
+        measured, shifts = meas.results()
+        prec, plan = make_plan(fg, cfg, ranges, measured)
+        qg = lower(fg, prec, ranges, shifts)
+        infer_shapes(qg)
+    return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs)
+
+
+def evaluate(result: QuantResult) -> dict:
+    """Output SQNR (dB) of the quantised graph against the cached float outputs."""
+    qg = result.graph
+    per_out: dict[str, list[float]] = {o: [0.0, 0.0] for o in (result.eval_outputs[0] if result.eval_outputs else {})}
+    for feed, ref in zip(result.eval_feeds, result.eval_outputs):
+        got = dict(zip(qg.outputs, execute(qg, feed)))
+        for o, a in ref.items():
+            a = np.asarray(a, np.float64)
+            b = np.asarray(got[o], np.float64)
+            per_out[o][0] += float(np.sum(a * a))
+            per_out[o][1] += float(np.sum((a - b) ** 2))
+    return {o: _sqnr(s, e) for o, (s, e) in per_out.items()}

@@ -1,0 +1,481 @@
+/* loader.c: parse and validate a .dse buffer (docs/format.md) into a dse_model.
+ *
+ * The file is: a 64-byte header (magic, version, flags, file/table/blob sizes, weight CRC,
+ * table CRC), LEB128-varint tables (strings, metadata, memory plan, tensors, graph inputs,
+ * nodes, graph outputs: each only refers backwards, so one pass validates), zero padding to a multiple of 64, and the weight blob used in place.
+ *
+ * Hardening: the buffer is untrusted. Fixed-width fields are read with memcpy (no unaligned
+ * access); every varint is bounds-checked, at most 10 bytes, minimal and < 2^64; a 64-bit
+ * value that does not fit size_t is DSE_ERR_RANGE; sizes are computed with overflow checks;
+ * every count is bounded by the bytes that remain before anything is allocated; every index,
+ * offset, dtype, op id and shape is checked, and each node's kernel validates its own
+ * operands (shapes, dtypes) before the model is handed out. The table CRC is always checked,
+ * the weight CRC on request. Any failure frees everything and returns a code and a message.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const uint8_t MAGIC[8] = {0x89, 'D', 'S', 'E', '\r', '\n', 0x1a, '\n'};
+enum { HEADER_SIZE = 64, MAX_IO = 64, MAX_DIM = 0x7fffffff };
+
+void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...) {
+    if (!err) return;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
+
+/* CRC-32 (IEEE, reflected 0xEDB88320), as zlib.crc32; the table is built per call on the
+ * stack (1 KB, negligible next to the data) so there is no global state to initialise. */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
+    uint32_t table[256];
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[i] = c;
+    }
+    crc = ~crc;
+    while (n--) crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }   /* LE host */
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* -- table reader ------------------------------------------------------------------------- */
+
+typedef struct rd {
+    const uint8_t *p, *end;
+    dse_status st;          /* first error */
+    dse_error *err;
+} rd;
+
+#define FAIL(r, code, ...) do { if ((r)->st == DSE_OK) { (r)->st = (code); dse__set_error((r)->err, code, __VA_ARGS__); } } while (0)
+
+static size_t left(const rd *r) { return (size_t)(r->end - r->p); }
+
+static uint64_t rd_uv(rd *r) {
+    uint64_t v = 0;
+    if (r->st) return 0;
+    for (int k = 0; k < 10; k++) {
+        if (r->p >= r->end) { FAIL(r, DSE_ERR_FORMAT, "tables truncated inside a varint"); return 0; }
+        uint8_t b = *r->p++;
+        if (k == 9 && b > 1) break;
+        v |= (uint64_t)(b & 0x7f) << (7 * k);
+        if (!(b & 0x80)) {
+            if (b == 0 && k > 0) { FAIL(r, DSE_ERR_FORMAT, "non-minimal varint"); return 0; }
+            return v;
+        }
+    }
+    FAIL(r, DSE_ERR_FORMAT, "varint exceeds 64 bits");
+    return 0;
+}
+
+static int64_t rd_sv(rd *r) {
+    uint64_t u = rd_uv(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+/* A size: refuses values beyond size_t (32-bit targets) and beyond `limit`. */
+static size_t rd_size(rd *r, size_t limit, const char *what) {
+    uint64_t v = rd_uv(r);
+    if (r->st) return 0;
+    if (v > (uint64_t)SIZE_MAX) { FAIL(r, DSE_ERR_RANGE, "%s %llu does not fit this platform", what, (unsigned long long)v); return 0; }
+    if ((size_t)v > limit) { FAIL(r, DSE_ERR_FORMAT, "%s %llu exceeds %zu", what, (unsigned long long)v, limit); return 0; }
+    return (size_t)v;
+}
+
+static uint8_t rd_u8(rd *r) {
+    if (r->st) return 0;
+    if (r->p >= r->end) { FAIL(r, DSE_ERR_FORMAT, "tables truncated"); return 0; }
+    return *r->p++;
+}
+
+static const uint8_t *rd_bytes(rd *r, size_t n) {
+    if (r->st) return NULL;
+    if (n > left(r)) { FAIL(r, DSE_ERR_FORMAT, "tables truncated (%zu bytes needed)", n); return NULL; }
+    const uint8_t *p = r->p;
+    r->p += n;
+    return p;
+}
+
+static float rd_f32(rd *r) {
+    const uint8_t *p = rd_bytes(r, 4);
+    float f = 0;
+    if (p) memcpy(&f, p, 4);
+    return f;
+}
+
+static const char *rd_str(rd *r, const dse_model *m) {
+    size_t i = rd_size(r, m->n_strings ? m->n_strings - 1 : 0, "string index");
+    return r->st ? "" : m->strings[i];
+}
+
+static void *alloc(rd *r, size_t n, size_t size) {
+    if (r->st) return NULL;
+    void *p = calloc(n ? n : 1, size);   /* calloc checks n * size for overflow */
+    if (!p) FAIL(r, DSE_ERR_NOMEM, "out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+/* -- size arithmetic ------------------------------------------------------------------------ */
+
+static int mul_ok(size_t a, size_t b, size_t *out) {
+    if (a && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+static const struct { uint8_t bits, align; } DTYPES[] = {
+    [0] = {0, 0},
+#define X(n, id, s, bits, al) [id] = {bits, al},
+    DSE_DTYPE_LIST(X)
+#undef X
+};
+#define N_DTYPE_SLOTS (sizeof DTYPES / sizeof DTYPES[0])
+
+const char *dse_dtype_name(int dtype) {
+    switch (dtype) {
+#define X(n, id, s, bits, al) case id: return s;
+        DSE_DTYPE_LIST(X)
+#undef X
+        default: return "?";
+    }
+}
+
+const char *dse_op_name(int op) {
+    switch (op) {
+#define X(n, id, s) case id: return s;
+        DSE_OP_LIST(X)
+#undef X
+        default: return "?";
+    }
+}
+
+int dse__op_known(uint32_t op) { return op <= INT32_MAX && dse_op_name((int)op)[0] != '?'; }
+
+/* -- sections ------------------------------------------------------------------------------- */
+
+static void parse_strings(rd *r, dse_model *m) {
+    m->n_strings = rd_size(r, left(r), "string count");
+    m->strings = alloc(r, m->n_strings, sizeof *m->strings);
+    for (size_t i = 0; i < m->n_strings && !r->st; i++) {
+        size_t n = rd_size(r, left(r), "string length");
+        const uint8_t *s = rd_bytes(r, n);
+        if (r->st) return;
+        if (rd_u8(r) != 0 || memchr(s, 0, n)) { FAIL(r, DSE_ERR_FORMAT, "string %zu: not NUL-terminated or contains NUL", i); return; }
+        m->strings[i] = (const char *)s;
+        if (i > 0 && strcmp(m->strings[i - 1], m->strings[i]) >= 0) { FAIL(r, DSE_ERR_FORMAT, "string %zu: strings must be sorted and unique", i); return; }
+    }
+    if (!r->st && (m->n_strings == 0 || m->strings[0][0] != '\0'))
+        FAIL(r, DSE_ERR_FORMAT, "string 0 must be the empty string");
+}
+
+static void parse_metadata(rd *r, dse_model *m) {
+    m->n_meta = rd_size(r, left(r) / 3, "metadata count");
+    m->meta = alloc(r, m->n_meta, sizeof *m->meta);
+    size_t last = 0;
+    for (size_t i = 0; i < m->n_meta && !r->st; i++) {
+        dse_meta *e = &m->meta[i];
+        size_t k = rd_size(r, m->n_strings - 1, "metadata key");
+        if (!r->st && k <= last) { FAIL(r, DSE_ERR_FORMAT, "metadata keys must be non-empty and strictly increasing"); return; }
+        last = k;
+        e->key = m->strings[k];
+        e->type = rd_u8(r);
+        switch (e->type) {
+        case DSE_META_STRING: e->str = rd_str(r, m); break;
+        case DSE_META_INT64: e->i64 = rd_sv(r); break;
+        case DSE_META_FLOAT64: { const uint8_t *p = rd_bytes(r, 8); if (p) memcpy(&e->f64, p, 8); break; }
+        case DSE_META_BYTES: e->size = rd_size(r, left(r), "metadata bytes"); e->bytes = rd_bytes(r, e->size); break;
+        case DSE_META_STRINGS: {
+            e->count = rd_size(r, left(r), "string list length");
+            const char **l = alloc(r, e->count, sizeof *l);
+            e->strings = l;
+            for (size_t j = 0; j < e->count && !r->st; j++) l[j] = rd_str(r, m);
+            break;
+        }
+        default: FAIL(r, DSE_ERR_FORMAT, "metadata %s: unknown type %d", e->key, e->type);
+        }
+    }
+}
+
+static void parse_tensors(rd *r, dse_model *m) {
+    m->n_tensors = rd_size(r, left(r) / 6, "tensor count");
+    if (!r->st && m->n_tensors > UINT32_MAX - 1) { FAIL(r, DSE_ERR_RANGE, "too many tensors"); return; }
+    m->tensors = alloc(r, m->n_tensors, sizeof *m->tensors);
+    for (size_t i = 0; i < m->n_tensors && !r->st; i++) {
+        dse_tensor *t = &m->tensors[i];
+        t->name = rd_str(r, m);
+        t->dtype = rd_u8(r);
+        uint8_t kind = rd_u8(r);
+        t->layout = rd_u8(r);
+        t->rank = rd_u8(r);
+        t->storage = kind & 15;
+        t->quant = kind >> 4;
+        t->axis = -1;
+        if (r->st) return;
+        if (t->dtype == 0 || t->dtype >= N_DTYPE_SLOTS || DTYPES[t->dtype].bits == 0) {
+            FAIL(r, DSE_ERR_UNSUPPORTED, "tensor %zu (%s): unknown dtype %d", i, t->name, t->dtype); return;
+        }
+        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout != 0 || t->rank > DSE_MAX_RANK) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): bad storage/quantisation/layout/rank byte", i, t->name); return;
+        }
+        size_t numel = 1;
+        for (unsigned d = 0; d < t->rank; d++) {
+            t->dims[d] = rd_size(r, MAX_DIM, "dimension");
+            if (!r->st && !mul_ok(numel, t->dims[d], &numel)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): element count overflows", i, t->name); return; }
+        }
+        t->numel = numel;
+        size_t bits = DTYPES[t->dtype].bits, nbits;
+        if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
+        t->nbytes = nbits / 8 + (nbits % 8 != 0);
+        t->offset = rd_size(r, SIZE_MAX, "tensor offset");
+        if (r->st) return;
+        if (t->offset % DTYPES[t->dtype].align) { FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): offset %zu misaligned for %s", i, t->name, t->offset, dse_dtype_name(t->dtype)); return; }
+        if (t->storage == DSE_STORAGE_CONST && (t->offset > m->blob_size || t->nbytes > m->blob_size - t->offset)) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): data [%zu, +%zu) outside the %zu-byte weight blob", i, t->name, t->offset, t->nbytes, m->blob_size); return;
+        }
+        if (t->storage == DSE_STORAGE_ARENA && (t->offset > m->arena_size || t->nbytes > m->arena_size - t->offset)) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): [%zu, +%zu) outside the %zu-byte arena", i, t->name, t->offset, t->nbytes, m->arena_size); return;
+        }
+        if (!t->quant) continue;
+        size_t n = 1;
+        if (t->quant == DSE_QUANT_AXIS) {
+            size_t axis = rd_size(r, t->rank ? t->rank - 1u : 0, "quantisation axis");
+            t->group_size = rd_size(r, MAX_DIM, "group size");
+            if (r->st) return;
+            if (!t->rank) { FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): per-axis quantisation of a scalar", i, t->name); return; }
+            t->axis = (int32_t)axis;
+            size_t d = t->dims[axis];
+            if (t->group_size == 0) n = d;
+            else n = d ? numel / d * (d / t->group_size + (d % t->group_size != 0)) : 0;   /* <= numel */
+        }
+        if (n > left(r) / 5) { FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): %zu quantisation parameters exceed the tables", i, t->name, n); return; }
+        t->quant_count = n;
+        t->scales = alloc(r, n, sizeof(float));
+        t->zero_points = alloc(r, n, sizeof(int32_t));
+        for (size_t j = 0; j < n && !r->st; j++) {
+            float s = rd_f32(r);
+            if (!(s > 0 && s <= 3.402823466e38f)) { FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): scale not finite and > 0", i, t->name); return; }
+            t->scales[j] = s;
+        }
+        int64_t lo = INT32_MIN, hi = INT32_MAX;
+        switch (t->dtype) {
+        case DSE_DTYPE_INT8: lo = -128; hi = 127; break;
+        case DSE_DTYPE_UINT8: lo = 0; hi = 255; break;
+        case DSE_DTYPE_INT16: lo = -32768; hi = 32767; break;
+        case DSE_DTYPE_UINT16: lo = 0; hi = 65535; break;
+        case DSE_DTYPE_INT4: lo = -8; hi = 7; break;
+        case DSE_DTYPE_UINT4: lo = 0; hi = 15; break;
+        default: break;
+        }
+        for (size_t j = 0; j < n && !r->st; j++) {
+            int64_t z = rd_sv(r);
+            if (!r->st && (z < lo || z > hi)) { FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): zero point %lld outside [%lld, %lld]", i, t->name, (long long)z, (long long)lo, (long long)hi); return; }
+            t->zero_points[j] = (int32_t)z;
+        }
+    }
+}
+
+/* A varint-encoded tensor reference (+1 encoded when `plus1`, 0 = absent). */
+static uint32_t rd_tensor(rd *r, const dse_model *m, int plus1, const char *what) {
+    size_t v = rd_size(r, plus1 ? m->n_tensors : (m->n_tensors ? m->n_tensors - 1 : 0), what);
+    if (r->st) return DSE_NONE;
+    if (plus1) return v == 0 ? DSE_NONE : (uint32_t)(v - 1);
+    if (m->n_tensors == 0) { FAIL(r, DSE_ERR_FORMAT, "%s refers to a tensor, but there are none", what); return DSE_NONE; }
+    return (uint32_t)v;
+}
+
+static void parse_attrs(rd *r, dse_model *m, dse_node *n, size_t k) {
+    n->n_attr = (uint32_t)rd_size(r, MAX_IO, "attribute count");
+    n->attrs = alloc(r, n->n_attr, sizeof *n->attrs);
+    size_t last = 0;
+    for (uint32_t j = 0; j < n->n_attr && !r->st; j++) {
+        dse_attr *a = &n->attrs[j];
+        size_t key = rd_size(r, m->n_strings - 1, "attribute key");
+        if (!r->st && key <= last) { FAIL(r, DSE_ERR_FORMAT, "node %zu (%s): attribute keys must be non-empty and increasing", k, n->name); return; }
+        last = key;
+        a->name = m->strings[key];
+        a->type = rd_u8(r);
+        switch (a->type) {
+        case DSE_ATTR_INT: a->i = rd_sv(r); break;
+        case DSE_ATTR_FLOAT: a->f = rd_f32(r); break;
+        case DSE_ATTR_INTS:
+            a->n = rd_size(r, left(r), "ints length");
+            a->raw = r->p;
+            for (size_t e = 0; e < a->n && !r->st; e++) rd_sv(r);
+            a->raw_len = (size_t)(r->p - a->raw);
+            break;
+        case DSE_ATTR_FLOATS:
+            a->n = rd_size(r, left(r) / 4, "floats length");
+            a->raw = rd_bytes(r, a->n * 4);
+            a->raw_len = a->n * 4;
+            break;
+        case DSE_ATTR_STRING: a->s = rd_str(r, m); break;
+        case DSE_ATTR_TENSOR: {
+            uint32_t t = rd_tensor(r, m, 0, "tensor attribute");
+            if (!r->st && m->tensors[t].storage != DSE_STORAGE_CONST) { FAIL(r, DSE_ERR_FORMAT, "node %zu (%s): attribute %s must reference a constant", k, n->name, a->name); return; }
+            a->i = t;
+            break;
+        }
+        default: FAIL(r, DSE_ERR_FORMAT, "node %zu (%s): attribute %s has unknown type %d", k, n->name, a->name, a->type);
+        }
+    }
+}
+
+static void parse_nodes(rd *r, dse_model *m, uint8_t *defined) {
+    m->n_nodes = rd_size(r, left(r) / 5, "node count");
+    m->nodes = alloc(r, m->n_nodes, sizeof *m->nodes);
+    for (size_t k = 0; k < m->n_nodes && !r->st; k++) {
+        dse_node *n = &m->nodes[k];
+        uint64_t op = rd_uv(r);
+        n->name = rd_str(r, m);
+        if (r->st) return;
+        if (!dse__op_known((uint32_t)op) || op > UINT32_MAX) {
+            FAIL(r, DSE_ERR_UNSUPPORTED, "node %zu (%s): op id %llu is unknown to this runtime (built for %d ops); update the runtime",
+                 k, n->name, (unsigned long long)op, DSE_OP_COUNT); return;
+        }
+        n->op = (uint32_t)op;
+        n->n_in = (uint32_t)rd_size(r, MAX_IO, "input count");
+        n->in = alloc(r, n->n_in, sizeof *n->in);
+        for (uint32_t j = 0; j < n->n_in && !r->st; j++) {
+            uint32_t t = n->in[j] = rd_tensor(r, m, 1, "node input");
+            if (!r->st && t != DSE_NONE && m->tensors[t].storage == DSE_STORAGE_ARENA && !defined[t]) {
+                FAIL(r, DSE_ERR_FORMAT, "node %zu (%s %s): reads tensor %u (%s) before it is written", k, dse_op_name((int)n->op), n->name, t, m->tensors[t].name); return;
+            }
+        }
+        n->n_out = (uint32_t)rd_size(r, MAX_IO, "output count");
+        if (!r->st && n->n_out == 0) { FAIL(r, DSE_ERR_FORMAT, "node %zu (%s): no outputs", k, n->name); return; }
+        n->out = alloc(r, n->n_out, sizeof *n->out);
+        for (uint32_t j = 0; j < n->n_out && !r->st; j++) {
+            uint32_t t = n->out[j] = rd_tensor(r, m, 1, "node output");
+            if (r->st || t == DSE_NONE) continue;
+            if (m->tensors[t].storage != DSE_STORAGE_ARENA || defined[t]) {
+                FAIL(r, DSE_ERR_FORMAT, "node %zu (%s %s): output tensor %u (%s) is a constant, a graph input or written twice", k, dse_op_name((int)n->op), n->name, t, m->tensors[t].name); return;
+            }
+            defined[t] = 1;
+        }
+        parse_attrs(r, m, n, k);
+    }
+}
+
+static void parse_inputs(rd *r, dse_model *m, uint8_t *defined) {
+    m->n_inputs = rd_size(r, left(r), "graph input count");
+    m->inputs = alloc(r, m->n_inputs, sizeof *m->inputs);
+    for (size_t i = 0; i < m->n_inputs && !r->st; i++) {
+        uint32_t t = m->inputs[i] = rd_tensor(r, m, 0, "graph input");
+        if (r->st) return;
+        if (m->tensors[t].storage != DSE_STORAGE_ARENA || defined[t]) { FAIL(r, DSE_ERR_FORMAT, "graph input %zu: tensor %u is a constant or listed twice", i, t); return; }
+        defined[t] = 1;
+    }
+}
+
+static void parse_outputs(rd *r, dse_model *m, const uint8_t *defined) {
+    m->n_outputs = rd_size(r, left(r), "graph output count");
+    m->outputs = alloc(r, m->n_outputs, sizeof *m->outputs);
+    for (size_t i = 0; i < m->n_outputs && !r->st; i++) {
+        uint32_t t = m->outputs[i] = rd_tensor(r, m, 0, "graph output");
+        if (!r->st && m->tensors[t].storage == DSE_STORAGE_ARENA && !defined[t]) { FAIL(r, DSE_ERR_FORMAT, "graph output %zu: tensor %u (%s) is never written", i, t, m->tensors[t].name); return; }
+    }
+}
+
+/* -- public --------------------------------------------------------------------------------- */
+
+void dse_model_free(dse_model *m) {
+    if (!m) return;
+    for (size_t i = 0; m->meta && i < m->n_meta; i++) free((void *)(uintptr_t)m->meta[i].strings);
+    for (size_t i = 0; m->tensors && i < m->n_tensors; i++) { free(m->tensors[i].scales); free(m->tensors[i].zero_points); }
+    for (size_t i = 0; m->nodes && i < m->n_nodes; i++) { free(m->nodes[i].in); free(m->nodes[i].out); free(m->nodes[i].attrs); }
+    free(m->strings); free(m->meta); free(m->tensors); free(m->nodes); free(m->inputs); free(m->outputs);
+    dse__release_file(m);
+    free(m);
+}
+
+dse_status dse_model_load(const void *buf, size_t len, dse_model **out, dse_error *err) {
+    return dse_model_load_ex(buf, len, 0, out, err);
+}
+
+dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_model **out, dse_error *err) {
+    if (err) { err->code = DSE_OK; err->message[0] = '\0'; }
+    if (!out) { dse__set_error(err, DSE_ERR_ARGUMENT, "out is NULL"); return DSE_ERR_ARGUMENT; }
+    *out = NULL;
+    if (!buf && len) { dse__set_error(err, DSE_ERR_ARGUMENT, "buffer is NULL"); return DSE_ERR_ARGUMENT; }
+    if ((uintptr_t)buf % DSE_BUFFER_ALIGN) {
+        dse__set_error(err, DSE_ERR_ALIGNMENT, "buffer is not %d-byte aligned: copy the file into an aligned buffer or use dse_model_load_file", DSE_BUFFER_ALIGN);
+        return DSE_ERR_ALIGNMENT;
+    }
+    const uint8_t *b = buf;
+    if (len < 8 || memcmp(b, MAGIC, 8) != 0) { dse__set_error(err, DSE_ERR_MAGIC, "not a .dse file (bad magic)"); return DSE_ERR_MAGIC; }
+    if (len < HEADER_SIZE) { dse__set_error(err, DSE_ERR_TRUNCATED, "file of %zu bytes is shorter than the 64-byte header", len); return DSE_ERR_TRUNCATED; }
+    uint32_t version = rd32(b + 8), hflags = rd32(b + 12), wcrc = rd32(b + 48), crc = rd32(b + 60);
+    uint64_t fsize = rd64(b + 16), tsize = rd64(b + 24), boff = rd64(b + 32), bsize = rd64(b + 40);
+    if (version != DSE_FORMAT_VERSION) { dse__set_error(err, DSE_ERR_VERSION, "format version %u; this runtime reads version %d", version, DSE_FORMAT_VERSION); return DSE_ERR_VERSION; }
+    if (fsize != len) {
+        dse_status st = fsize > len ? DSE_ERR_TRUNCATED : DSE_ERR_FORMAT;
+        dse__set_error(err, st, "header says %llu bytes, buffer has %zu", (unsigned long long)fsize, len);
+        return st;
+    }
+    if (hflags & ~1u || rd64(b + 52) != 0) { dse__set_error(err, DSE_ERR_FORMAT, "unknown header flags or non-zero reserved bytes"); return DSE_ERR_FORMAT; }
+    /* fsize == len <= SIZE_MAX, so the comparisons below cannot overflow once tsize < fsize. */
+    if (tsize > fsize - HEADER_SIZE || boff != ((HEADER_SIZE + tsize + 63) & ~(uint64_t)63) || boff > fsize || bsize != fsize - boff) {
+        dse__set_error(err, DSE_ERR_FORMAT, "header sizes are inconsistent (tables %llu, blob at %llu size %llu, file %zu)",
+                       (unsigned long long)tsize, (unsigned long long)boff, (unsigned long long)bsize, len);
+        return DSE_ERR_FORMAT;
+    }
+    size_t tend = HEADER_SIZE + (size_t)tsize;
+    if (crc32_update(crc32_update(0, b, 60), b + HEADER_SIZE, (size_t)tsize) != crc) {
+        dse__set_error(err, DSE_ERR_CHECKSUM, "header/table checksum mismatch: the file is corrupt");
+        return DSE_ERR_CHECKSUM;
+    }
+    for (size_t i = tend; i < (size_t)boff; i++)
+        if (b[i]) { dse__set_error(err, DSE_ERR_FORMAT, "non-zero padding before the weight blob"); return DSE_ERR_FORMAT; }
+    if (!(hflags & 1) && wcrc) { dse__set_error(err, DSE_ERR_FORMAT, "weight CRC present without its flag"); return DSE_ERR_FORMAT; }
+    if ((flags & DSE_LOAD_VERIFY_WEIGHTS) && (hflags & 1) && crc32_update(0, b + boff, (size_t)bsize) != wcrc) {
+        dse__set_error(err, DSE_ERR_CHECKSUM, "weight checksum mismatch: the weights are corrupt");
+        return DSE_ERR_CHECKSUM;
+    }
+
+    dse_model *m = calloc(1, sizeof *m);
+    if (!m) { dse__set_error(err, DSE_ERR_NOMEM, "out of memory"); return DSE_ERR_NOMEM; }
+    m->buf = b;
+    m->len = len;
+    m->blob = b + boff;
+    m->blob_size = (size_t)bsize;
+    rd r = {b + HEADER_SIZE, b + tend, DSE_OK, err};
+    uint8_t *defined = NULL;
+    parse_strings(&r, m);
+    parse_metadata(&r, m);
+    m->arena_size = rd_size(&r, SIZE_MAX - DSE_ARENA_ALIGN, "arena size");
+    m->scratch_offset = rd_size(&r, m->arena_size, "scratch offset");
+    m->scratch_size = rd_size(&r, m->arena_size - m->scratch_offset, "scratch size");
+    parse_tensors(&r, m);
+    defined = alloc(&r, m->n_tensors, 1);
+    parse_inputs(&r, m, defined);
+    parse_nodes(&r, m, defined);
+    parse_outputs(&r, m, defined);
+    free(defined);
+    if (!r.st && r.p != r.end) FAIL(&r, DSE_ERR_FORMAT, "%zu trailing bytes after the tables", left(&r));
+    for (size_t k = 0; k < m->n_nodes && !r.st; k++) {   /* every node needs a kernel that accepts it */
+        dse_node *n = &m->nodes[k];
+        int dt = n->out[0] == DSE_NONE ? 0 : m->tensors[n->out[0]].dtype;
+        char msg[160] = "";
+        n->kernel = dse__find_kernel((int)n->op, dt);
+        if (!n->kernel)
+            FAIL(&r, DSE_ERR_UNSUPPORTED, "node %zu (%s %s): no kernel for %s output in this build", k, dse_op_name((int)n->op), n->name, dse_dtype_name(dt));
+        else if (n->kernel->check(m, n, msg, sizeof msg))
+            FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): %s", k, dse_op_name((int)n->op), n->name, msg);
+    }
+    if (r.st) {
+        dse_status st = r.st;
+        dse_model_free(m);
+        return st;
+    }
+    *out = m;
+    return DSE_OK;
+}

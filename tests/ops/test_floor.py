@@ -1,0 +1,27 @@
+"""Floor against onnxruntime: every opset where the schema changed, odd and 0-d shapes, dtypes."""
+import numpy as np
+import pytest
+
+from tests.onnx_check import check_op
+
+rng = np.random.default_rng(3)
+
+
+def _x(shape, dtype=np.float32):
+    return (rng.uniform(-10, 10, shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("opset", [7, 13])
+def test_floor(opset):
+    check_op("Floor", [_x((2, 3, 5))], opset=opset)
+    check_op("Floor", [_x((1, 7, 1, 3))], opset=opset)
+    check_op("Floor", [_x(())], opset=opset)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_floor_dtypes(dtype):
+    check_op("Floor", [_x((4, 3), dtype)], rtol=1e-3 if dtype == np.float16 else 1e-5)
+
+
+def test_floor_exact_integers():
+    check_op("Floor", [np.array([-2.0, -1.5, -0.0, 0.0, 0.5, 3.0], np.float32)])

