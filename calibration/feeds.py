@@ -38,12 +38,15 @@ _FIX = "each feed is an .npz whose keys are the model's input names (np.savez(pa
 
 
 def _read_header(fp) -> tuple[tuple[int, ...], np.dtype, bool]:
+    """(shape, dtype, fortran_order) of the .npy stream at fp; leaves fp at the data."""
     version = np.lib.format.read_magic(fp)
     if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(fp)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(fp)
-    return np.lib.format._read_array_header(fp, version)  # (3, 0): utf-8 field names
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:  # (3, 0): utf-8 field names
+        shape, fortran, dtype = np.lib.format._read_array_header(fp, version)
+    return tuple(shape), np.dtype(dtype), bool(fortran)
 
 
 class _Member:

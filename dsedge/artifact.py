@@ -5,7 +5,8 @@ its two implementations). In short: a 64-byte header (magic, version, flags, siz
 then the tables encoded with LEB128 varints — strings, typed metadata, memory plan, tensors
 (dtype, storage, layout, dims, offset, quantisation), graph inputs, nodes (op id, tensor
 indices, typed attributes), graph outputs — then zero padding to a multiple of 64
-and the weight blob, in which every constant starts at a multiple of 16 bytes.
+and the weight blob, in which every constant starts at its dtype's alignment (at a multiple
+of 64 when it has >= 8 KB).
 
 `Artifact` is immutable. Constant tensors carry their bytes (`TensorRec.data`); their blob
 offsets are assigned when the `Artifact` is built, so `read(write(a)) == a`. Writing is
@@ -34,7 +35,7 @@ MAGIC = b"\x89DSE\r\n\x1a\n"
 VERSION = 1
 HEADER_SIZE = 64
 BLOB_ALIGN = 64
-CONST_ALIGN = 16
+BIG_CONST = 8192     # constants of at least this many bytes start at a multiple of 64
 MAX_RANK = 8
 MAX_DIM = 2**31 - 1
 MAX_NODE_IO = 64
@@ -224,11 +225,12 @@ class Artifact:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "nodes", tuple(self.nodes))
-        # Lay out constants: tensor order, each at a multiple of CONST_ALIGN.
+        # Lay out constants in tensor order, each at its dtype's alignment (64 when big).
         pos, ts = 0, []
         for t in self.tensors:
             if t.storage == CONST:
-                pos = -(-pos // CONST_ALIGN) * CONST_ALIGN
+                align = 64 if t.nbytes >= BIG_CONST else DTYPES[DTYPE_IDS[t.dtype]][2]
+                pos = -(-pos // align) * align
                 t = replace(t, offset=pos)
                 pos += len(t.data or b"")
             ts.append(t)

@@ -102,7 +102,10 @@ def execute(g: Graph, feeds: Mapping[str, np.ndarray], *, outer=None, hook: Hook
                     outs = d.call(args, n.attrs, ctx)
                 if n.attrs.get("_act") and "_q" not in n.attrs:
                     outs = (apply_activation(np.asarray(outs[0]), n.attrs["_act"]),) + tuple(outs[1:])
-        except DseError:
+        except DseError as e:
+            msg = e.args[0] if e.args else str(e)
+            if n.name and repr(n.name) not in msg and n.name not in msg:
+                raise type(e)(f"node {n.name!r} ({n.op}): {msg}", hint=e.hint) from None
             raise
         except Exception as e:  # a reference failing is a model/shape problem at this node
             shapes = ", ".join("None" if a is None else f"{a.dtype}{list(np.shape(a))}" for a in args)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsedge.errors import ModelError, UnsupportedOpError
+from dsedge.errors import DseError, ModelError, UnsupportedOpError
 from dsedge.ir import Graph, Node, TensorInfo
 from dsedge.ops import REGISTRY
 
@@ -146,7 +146,10 @@ def _graph(gp: "onnx.GraphProto", opset: int, path: str, sub: bool = False) -> G
         if d.upgrade is not None:
             # an upgrade rule may also ask for the node's output count (Split with neither sizes nor num_outputs)
             extra = {"n_outputs": len(n.output)} if "n_outputs" in inspect.signature(d.upgrade).parameters else {}
-            inputs, attrs = d.upgrade(opset, inputs, attrs, **extra)
+            try:
+                inputs, attrs = d.upgrade(opset, inputs, attrs, **extra)
+            except DseError as e:  # an unsupported attribute value: name the file and node
+                raise type(e)(f"{path or 'model'}: {where}: {e.args[0]}", hint=e.hint) from None
             for k, v in enumerate(inputs):
                 if isinstance(v, np.ndarray):
                     inputs[k] = g.add_const(f"{name}_{k}_const", v)

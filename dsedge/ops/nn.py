@@ -405,31 +405,45 @@ def _pool_prepare(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode
     return _pad(x, pb, pe, value), pb, out, s, d
 
 
+def _axis_slice(nd_total, axis, j, d, s, o):
+    sl = [slice(None)] * nd_total
+    sl[axis] = slice(j * d, j * d + (o - 1) * s + 1, s)
+    return tuple(sl)
+
+
 @op("MaxPool", 8, infer=_pool_infer, upgrade=_pool_upgrade("MaxPool"), quant=QuantRule("bytes"))
 def max_pool(x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
              storage_order=0, strides=None):
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xp, pb, out, s, d = _pool_prepare(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, low)
-    lead = (slice(None), slice(None))
-    y = best = None
-    for kflat, kidx in enumerate(np.ndindex(*kernel_shape)):
-        v = xp[lead + _window_slices(kidx, d, s, out)]
-        if y is None:
-            y, best = v.copy(), np.zeros(v.shape, np.int32)
-        else:
-            m = v > y
-            np.copyto(y, v, where=m)
-            best[m] = kflat
+    nd, ins, k = len(out), x.shape[2:], list(kernel_shape)
+    # Separable: reduce the last spatial axis first, then the others, keeping for every partial
+    # maximum the kernel offset on each reduced axis. A strict '>' keeps the first maximum in
+    # row-major window order, as onnxruntime does.
+    vals, offs = xp, []
+    for ax in reversed(range(nd)):
+        best = arg = None
+        for j in range(k[ax]):
+            sl = _axis_slice(xp.ndim, 2 + ax, j, d[ax], s[ax], out[ax])
+            v = vals[sl]
+            if best is None:
+                best, arg = v.copy(), np.zeros(v.shape, np.int32)
+                new_offs = [o[sl].copy() for o in offs]
+                continue
+            m = v > best
+            np.copyto(best, v, where=m)
+            np.copyto(arg, j, where=m)
+            for no, o in zip(new_offs, offs):
+                np.copyto(no, o[sl], where=m)
+        vals, offs = best, [arg] + new_offs
     # flat input index of each maximum (padding never wins: it holds the lowest value)
-    nd, ins = len(out), x.shape[2:]
-    kidx = np.unravel_index(best, tuple(kernel_shape))
     idx = np.arange(x.shape[0] * x.shape[1], dtype=np.int64).reshape(x.shape[:2] + (1,) * nd) * _prod(ins)
     for i in range(nd):
-        pos = np.arange(out[i]).reshape((-1,) + (1,) * (nd - 1 - i)) * s[i] - pb[i] + kidx[i] * d[i]
+        pos = np.arange(out[i]).reshape((-1,) + (1,) * (nd - 1 - i)) * s[i] - pb[i] + offs[i] * d[i]
         pos = np.clip(pos, 0, ins[i] - 1)
         mult = _prod(ins[i + 1:]) if storage_order == 0 else _prod(ins[:i])
         idx = idx + pos.astype(np.int64) * mult
-    return y, idx
+    return vals, idx
 
 
 def _window_counts(ins, k, s, d, pb, pe, out, include_pad):
@@ -450,11 +464,13 @@ def average_pool(x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dila
     k = list(kernel_shape)
     pb0, pe0, _, _, _ = _geometry(x.shape[2:], k, strides, dilations, pads, auto_pad, ceil_mode)
     xp, pb, out, s, d = _pool_prepare(x, k, strides, dilations, pads, auto_pad, ceil_mode, 0)
-    lead = (slice(None), slice(None))
-    acc = None
-    for kidx in np.ndindex(*k):
-        v = xp[lead + _window_slices(kidx, d, s, out)]
-        acc = v.astype(x.dtype, copy=True) if acc is None else np.add(acc, v, out=acc)
+    acc = xp
+    for ax in reversed(range(len(k))):   # separable window sums, one axis at a time
+        part = None
+        for j in range(k[ax]):
+            v = acc[_axis_slice(xp.ndim, 2 + ax, j, d[ax], s[ax], out[ax])]
+            part = v.astype(x.dtype, copy=True) if part is None else np.add(part, v, out=part)
+        acc = part
     cnt = _window_counts(x.shape[2:], k, s, d, pb0, pe0, out, count_include_pad)
     return (acc / cnt.astype(x.dtype)).astype(x.dtype)
 
@@ -540,7 +556,7 @@ def _source_coords(mode, n_out, n_in, scale, roi):
         adjustment = _F32(n_out) / (scale * _F32(n_in))
         center = _F32(n_in) / _F32(2)
         offset = center * (_F32(1) - adjustment)
-        return offset + ((xr + half) / scale - half)
+        return (offset + (xr.astype(np.float64) + 0.5) / np.float64(scale) - 0.5).astype(_F32)
     if mode == "pytorch_half_pixel":
         return (xr + half) / scale - half if n_out > 1 else np.zeros(n_out, _F32)
     if mode == "align_corners":
@@ -668,6 +684,8 @@ def resize(x, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
     _resize_check(dict(mode=mode, coordinate_transformation_mode=coordinate_transformation_mode,
                        nearest_mode=nearest_mode, antialias=antialias))
     out, sc, rois = _resize_plan(x.shape, roi, scales, sizes, axes, keep_aspect_ratio_policy)
+    if tuple(out) == x.shape:   # onnxruntime copies when the shape does not change, whatever the scales
+        return x.copy()
     y = x
     crop = coordinate_transformation_mode == "tf_crop_and_resize"
     for a in range(x.ndim):

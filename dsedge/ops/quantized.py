@@ -20,7 +20,8 @@ direction, X (all time steps at once, shape [T*B, input]) is dynamically quantis
 uint8 as above and multiplied with W; at every step the previous hidden state [B, H] is
 quantised the same way and multiplied with R; each product is scaled by
 a_scale * w_scale[col] and accumulated in float; then the usual LSTM gates with bias
-Wb + Rb (see `_lstm_cell`).
+Wb + Rb, computed with onnxruntime's MLAS sigmoid/tanh approximations (`mlas_logistic`,
+`mlas_tanh`), which the reference reproduces bit for bit.
 """
 from __future__ import annotations
 
@@ -272,12 +273,45 @@ def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_
 
 # -- com.microsoft DynamicQuantizeLSTM -------------------------------------------------
 
-def _sigmoid(x):
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+# onnxruntime's LSTM kernels use MLAS's rational approximations of the logistic and tanh
+# functions (Eigen's coefficients), evaluated with fused multiply-adds. The reference
+# reproduces them bit for bit — a float32 product is exact in float64, so a float64
+# multiply-add rounded once to float32 is the fused operation: dynamically quantised models
+# re-quantise every step and would turn 1-ulp differences into visible ones.
+_F = np.float32
+_LOGISTIC_P = [_F(v) for v in (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05,
+                               8.51377133304701e-03, 2.48287947061529e-01)]
+_LOGISTIC_Q = [_F(v) for v in (6.10247389755681e-13, 5.76102136993427e-09, 6.29106785017040e-06,
+                               1.70198817374094e-03, 1.16817656904453e-01, 9.93151921023180e-01)]
+_TANH_P = [_F(v) for v in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
+                           5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)]
+_TANH_Q = [_F(v) for v in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)]
 
 
-_ACTS = {"sigmoid": _sigmoid, "tanh": lambda x: np.tanh(x).astype(np.float32),
-         "relu": lambda x: np.maximum(x, np.float32(0))}
+def _fma(a, b, c):
+    return (np.asarray(a, np.float64) * b + c).astype(_F)
+
+
+def _horner(v2, coeffs):
+    acc = _fma(v2, coeffs[0], coeffs[1])
+    for c in coeffs[2:]:
+        acc = _fma(acc, v2, c)
+    return acc
+
+
+def mlas_logistic(x):
+    v = np.clip(np.asarray(x, _F), _F(-18), _F(18))
+    v2 = v * v
+    return np.clip(_horner(v2, _LOGISTIC_P) * v / _horner(v2, _LOGISTIC_Q) + _F(0.5), _F(0), _F(1))
+
+
+def mlas_tanh(x):
+    v = np.clip(np.asarray(x, _F), _F(-9), _F(9))
+    v2 = v * v
+    return (_horner(v2, _TANH_P) * v / _horner(v2, _TANH_Q)).astype(_F)
+
+
+_ACTS = {"sigmoid": mlas_logistic, "tanh": mlas_tanh, "relu": lambda x: np.maximum(x, _F(0))}
 
 
 def _dyn_qgemm(a: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_zp: np.ndarray) -> np.ndarray:

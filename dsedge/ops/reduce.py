@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import TensorInfo
 from .registry import ACT, PARAM, QuantRule, as_ints, op
-from .tensor import _int, _norm_axes, _shape, attrs_to_inputs
+from .tensor import _norm_axes, _shape, attrs_to_inputs
 
 I64 = np.int64
 _NOOP = object()
@@ -94,9 +94,11 @@ def _logsumexp(x, ax, keep):
 
 reduce_sum = _declare_reduce("ReduceSum", 300, 13, lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype))
 reduce_mean = _declare_reduce("ReduceMean", 301, 18, _mean, quant=QuantRule("avgpool", (ACT, PARAM)))
-reduce_max = _declare_reduce("ReduceMax", 302, 18, lambda x, a, k: np.max(x, axis=a, keepdims=k, initial=_lowest(x.dtype)),
+reduce_max = _declare_reduce("ReduceMax", 302, 18,
+                             lambda x, a, k: np.max(x, axis=a, keepdims=k, initial=_lowest(x.dtype)),
                              quant=QuantRule("minmax", (ACT, PARAM)))
-reduce_min = _declare_reduce("ReduceMin", 303, 18, lambda x, a, k: np.min(x, axis=a, keepdims=k, initial=_highest(x.dtype)),
+reduce_min = _declare_reduce("ReduceMin", 303, 18,
+                             lambda x, a, k: np.min(x, axis=a, keepdims=k, initial=_highest(x.dtype)),
                              quant=QuantRule("minmax", (ACT, PARAM)))
 reduce_prod = _declare_reduce("ReduceProd", 304, 18, lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype))
 reduce_l1 = _declare_reduce("ReduceL1", 305, 18, lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k, dtype=x.dtype),
@@ -173,7 +175,7 @@ def cum_sum(x, axis, *, exclusive=0, reverse=0):
     ax = int(np.asarray(axis).reshape(())) % x.ndim
     y = np.flip(x, ax) if reverse else x
     out = np.cumsum(y, axis=ax, dtype=x.dtype)
-    if exclusive:
-        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=ax)), np.take(out, np.arange(out.shape[ax] - 1), axis=ax)],
-                             axis=ax) if out.shape[ax] else out
+    if exclusive and out.shape[ax]:  # shift by one along the axis, starting from 0
+        head = np.zeros_like(np.take(out, [0], axis=ax))
+        out = np.concatenate([head, np.take(out, np.arange(out.shape[ax] - 1), axis=ax)], axis=ax)
     return np.flip(out, ax) if reverse else out

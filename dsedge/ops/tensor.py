@@ -623,7 +623,8 @@ def _pad_upgrade(opset, inputs, attrs):
 @op("Pad", 223, infer=_pad_infer, quant=QuantRule("bytes", (ACT, PARAM, PARAM, PARAM)), upgrade=_pad_upgrade)
 def pad(data, pads, constant_value=None, axes=None, *, mode="constant"):
     if mode not in _PAD_MODES:
-        raise UnsupportedOpError(f"Pad: mode={mode!r} is not supported", hint="ONNX defines constant, reflect, edge, wrap")
+        raise UnsupportedOpError(f"Pad: mode={mode!r} is not supported",
+                                 hint="ONNX defines constant, reflect, edge, wrap")
     width = _pad_widths(data.ndim, pads, axes)
     # negative pads crop first; the positive part then pads the cropped tensor
     crop = tuple(slice(max(-b, 0), data.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(width))

@@ -274,7 +274,8 @@ def make_table(f: Callable[[np.ndarray], np.ndarray], s_in, zp_in, s_out, zp_out
     evaluated in float64 (f receives and returns float64 arrays)."""
     q = np.arange(-128, 128, dtype=np.int64)
     x = np.float64(np.float32(s_in)) * (q - int(zp_in)).astype(np.float64)
-    y = np.asarray(f(x), dtype=np.float64)
+    with np.errstate(all="ignore"):
+        y = np.asarray(f(x), dtype=np.float64)
     if np.any(np.isnan(y)):
         raise ModelError(f"{_pfx(where)}the function tabulated for int8 gives NaN on the input range")
     v = np.rint(y / np.float64(np.float32(s_out)))

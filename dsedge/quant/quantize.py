@@ -415,7 +415,7 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig()) -> Qua
         prec, plan = make_plan(fg, cfg, ranges, measured)
         qg = lower(fg, prec, ranges, shifts)
         infer_shapes(qg)
-    return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs)
+    return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs, info={"calibration": calib.summary()})
 
 
 def evaluate(result: QuantResult) -> dict:

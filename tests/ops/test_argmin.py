@@ -11,7 +11,8 @@ X = np.array([[[3, 1, 3, 0], [2, 2, 0, 0], [1, 3, 3, 1]], [[0, 0, 0, 0], [5, 1, 
 @pytest.mark.parametrize("keepdims", [0, 1])
 @pytest.mark.parametrize("last", [0, 1])
 def test_argmin(axis, keepdims, last):
-    check_op("ArgMin", [X], {"axis": axis, "keepdims": keepdims, "select_last_index": last}, opset=13)  # ties on purpose
+    check_op("ArgMin", [X], {"axis": axis, "keepdims": keepdims, "select_last_index": last},
+             opset=13)  # X has ties on purpose
 
 
 @pytest.mark.parametrize("opset", [11, 12, 13])

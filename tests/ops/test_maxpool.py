@@ -33,3 +33,9 @@ def test_maxpool_1d_3d():
              {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}, opset=12, n_outputs=2)
     check_op("MaxPool", [rng.standard_normal((1, 2, 4, 5, 6)).astype(np.float32)],
              {"kernel_shape": [2, 2, 3], "strides": [2, 1, 2]}, opset=12, n_outputs=2)
+
+
+def test_maxpool_ties_pick_first_in_row_major_order():
+    x = np.random.default_rng(4).integers(0, 3, (1, 2, 7, 7)).astype(np.float32)
+    check_op("MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, opset=12, n_outputs=2)
+    check_op("MaxPool", [x], {"kernel_shape": [3, 2], "storage_order": 1}, opset=12, n_outputs=2)

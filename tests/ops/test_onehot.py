@@ -15,8 +15,8 @@ def test_onehot(axis, opset):
 
 
 def test_onehot_types():
-    check_op("OneHot", [IDX.astype(np.float32), const(np.array([4.0], np.float32)), const(np.array([0, 1], np.float32))],
-             opset=11)
+    f32 = IDX.astype(np.float32)
+    check_op("OneHot", [f32, const(np.array([4.0], np.float32)), const(np.array([0, 1], np.float32))], opset=11)
     check_op("OneHot", [IDX.astype(np.float32), np.array(3, np.int64), np.array([0, 1], np.int64)], opset=11)
     check_op("OneHot", [IDX.astype(np.int32), np.array(5, np.int32), np.array([2, 7], np.float32)], opset=11)
     check_op("OneHot", [IDX, np.array(5.0, np.float32), np.array([2, 7], np.int32)], {"axis": 0}, opset=11)

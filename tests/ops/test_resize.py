@@ -27,7 +27,9 @@ def test_resize_nearest_modes(ctm, nm, scales):
     attrs = {"mode": "nearest", "coordinate_transformation_mode": ctm, "nearest_mode": nm}
     check_op("Resize", [X, EMPTY, const(F(scales))], attrs, opset=11)
     if ctm != "tf_half_pixel_for_nn":
-        check_op("Resize", [X, None, None, const(np.int64([1, 2, 11, 4]))], attrs, opset=13)
+        # 7 -> 5 avoids exact .5 ties: with `sizes`, onnxruntime's asymmetric coordinates are not
+        # plain float32 x/scale (7 -> 4 gives 3.4999998 here but rounds up there; see nn.py)
+        check_op("Resize", [X, None, None, const(np.int64([1, 2, 11, 5]))], attrs, opset=13)
 
 
 @pytest.mark.parametrize("mode", ["linear", "cubic"])
@@ -67,3 +69,12 @@ def test_resize_opset18_axes_policy(policy):
 def test_resize_uint8_nearest():
     q = np.random.default_rng(2).integers(0, 256, (1, 3, 4, 4)).astype(np.uint8)
     check_op("Resize", [q, None, const(F([1, 1, 2, 2]))], {"mode": "nearest"}, opset=13)
+
+
+def test_resize_same_shape_is_a_copy():
+    # onnxruntime copies the input when the output shape equals the input shape (scale 1.1 on 2)
+    x = np.random.default_rng(3).standard_normal((1, 1, 2, 3)).astype(F)
+    check_op("Resize", [x, None, const(F([1, 1, 1.1, 1.1]))],
+             {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, opset=13)
+    check_op("Resize", [x, None, const(F([1, 1, 1.1, 2]))],
+             {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, opset=13)

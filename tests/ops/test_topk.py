@@ -15,7 +15,7 @@ def test_topk_ties_follow_onnxruntime(largest, k, axis):
 
 def test_topk_opset1_attr_and_opset10_input():
     check_op("TopK", [X], {"k": 3}, opset=9, n_outputs=2)
-    check_op("TopK", [X, np.array([4], np.int64)], {"axis": 0 - 1}, opset=10, n_outputs=2)
+    check_op("TopK", [X, np.array([4], np.int64)], {"axis": -1}, opset=10, n_outputs=2)
 
 
 def test_topk_dtypes():

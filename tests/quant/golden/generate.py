@@ -191,9 +191,9 @@ def gen_multipliers():
 
 def gen_requantize():
     accs = np.array([0, 1, -1, 2**31 - 1, -2**31, 12345, -12345, 3, -3, 5, -5, 7, -7, 1 << 20, -(1 << 20),
-                     99999999, -99999999, 2, -2, 6], np.int64)
-    pairs = [(2**30, 1), (2**30, 2), (2**30, 3), (2**31 - 1, 31), (1518500250, 40), (0, 62), (2**30, 62),
-             (1610612736, 29), (2**30, 33), (1073741825, 45)]
+                     99999999, -99999999, 2, -2, 6, -6, 4, -4, 12, -12, 20, -20], np.int64)
+    pairs = [(2**30, 1), (2**30, 31), (2**30, 32), (2**30, 33), (3 * 2**29, 32), (2**31 - 1, 31), (1518500250, 40),
+             (0, 62), (2**30, 62), (1610612736, 29), (1073741825, 45)]   # n = 31..33: exact ties
     acc = np.repeat(accs[:, None], len(pairs), 1)                # axis 1 = channel
     M = np.array([p[0] for p in pairs], np.int64)
     n = np.array([p[1] for p in pairs], np.int64)
@@ -227,6 +227,9 @@ def gen_conv():
     conv_case("conv_relu6_clamp", "fused ReLU6 as clamp [zp_out, zp_out + rint(6/s_out)]",
               (1, 3, 5, 6), (4, 3, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1, 0, -100, 0.05, 0.01, 0.04,
               qmin=-100, qmax=50)
+    conv_case("conv_ties", "real multiplier exactly 1/2: every odd accumulator is a tie (half up)",
+              (1, 2, 6, 7), (4, 2, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1, -1, 2, 0.5, 0.25, 0.25,
+              x_lo=-6, x_hi=4, w_lim=3, bias_lim=3)
     conv_case("conv1d", "1-D convolution, stride 3, dilation 2, odd length",
               (2, 3, 31), (4, 3, 5), [3], [2, 1], [2], 1, -5, 4, 0.02, 0.008, 0.03)
 
@@ -287,7 +290,8 @@ def gen_elementwise():
         for tag, (sa, sb, so, za, zb, zo) in {
                 "diff_scales": (0.05, 0.003, 0.06, -128, 127, 5),
                 "ge1": (2.0**4, 2.0**-20, 2.0**2, 3, -3, -128),
-                "equal": (0.1, 0.1, 0.1, 0, 0, 127)}.items():
+                "equal": (0.1, 0.1, 0.1, 0, 0, 127),
+                "ties": (0.5, 0.5, 1.0, -60, 60, 0)}.items():
             a, b = rand_q((2, 3, 5)), rand_q((3, 1))
             ra, rb = (f32(sa) / f32(so)), (f32(sb) / f32(so))
             big, small = max(ra, rb), min(ra, rb)
@@ -304,7 +308,8 @@ def gen_elementwise():
                 "args": {"a_q": arr(a), "za": za, "b_q": arr(b), "zb": zb, "Ma": Ma, "Mb": Mb, "n": n, "zp_out": zo},
                 "expected": arr(y)})
     for tag, (sa, sb, so, za, zb, zo) in {"basic": (0.05, 0.02, 0.01, -128, 127, 0),
-                                          "ge1": (0.5, 2.0**4, 0.25, 1, -1, -128)}.items():
+                                          "ge1": (0.5, 2.0**4, 0.25, 1, -1, -128),
+                                          "ties": (0.5, 0.25, 0.25, 0, 0, 0)}.items():
         a, b = rand_q((4, 1, 3)), rand_q((5, 1))
         M, n = mult((f32(sa) * f32(sb)) / f32(so))
         A, B = np.broadcast_arrays(a, b)
@@ -322,9 +327,13 @@ def gen_pool():
             ("avgpool_cip0", (2, 3, 7, 6), [3, 3], [2, 2], [1, 1, 1, 1], 0, 0),
             ("avgpool_cip1", (2, 3, 7, 6), [3, 3], [2, 2], [1, 1, 1, 1], 1, 0),
             ("avgpool_cip1_ceil", (1, 2, 5, 5), [3, 2], [2, 2], [1, 0, 0, 1], 1, 1),
-            ("avgpool_cip0_ceil_1d", (1, 3, 10), [4], [3], [2, 0], 0, 1)]:
+            ("avgpool_cip0_ceil_1d", (1, 3, 10), [4], [3], [2, 0], 0, 1),
+            ("avgpool_ties", (1, 3, 6, 7), [2, 2], [1, 1], [0, 0, 0, 0], 1, 0)]:
         x = rand_q(xs)
         zp_in, zp_out, s_in, s_out = -128, 127, f32(0.1), f32(0.02)
+        if name == "avgpool_ties":           # s_in == s_out, count 4: acc/4, ties at acc = 2 mod 4
+            x = rand_q(xs, -60, 60)
+            zp_in, zp_out, s_in, s_out = 0, 0, f32(0.1), f32(0.1)
         sp = len(k)
         outs = [out_len(xs[2 + i], k[i], st[i], pads[i], pads[i + sp], 1, ceil) for i in range(sp)]
         y = np.zeros(list(xs[:2]) + outs, np.int8)
