@@ -178,12 +178,32 @@ def _session(path):
         raise ModelError(f"{path}: onnxruntime cannot load it: {str(e).splitlines()[0][:300]}") from None
 
 
-def compare(float_model, quant_model, data, *, limit: int | None = None, progress: bool = True) -> dict:
-    """Per-output SQNR, cosine similarity and top-1 agreement of two models on feeds."""
+def _labels(data, key: str, n: int) -> np.ndarray:
+    p = Path(data)
+    try:
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix == ".npz")
+            labels = np.array([np.load(f)[key].reshape(-1)[0] for f in files])
+        else:
+            labels = np.load(p)[key].reshape(-1)
+    except KeyError:
+        raise ModelError(f"{data}: no array {key!r} for --labels") from None
+    if labels.shape[0] != n:
+        raise ModelError(f"{data}: {labels.shape[0]} labels for {n} feeds")
+    return labels
+
+
+def compare(float_model, quant_model, data, *, limit: int | None = None, progress: bool = True,
+            labels: str | None = None) -> dict:
+    """Per-output SQNR, cosine similarity and top-1 agreement of two models on feeds; with
+    `labels` (the name of an array of class ids in the data), the accuracy of both models'
+    first output too."""
     from .calibration import open_feeds
     from .util import progress as bar
     ref_g = load_graph(float_model)
-    feeds = open_feeds(data, ref_g)
+    feeds = open_feeds(data, ref_g, extra="ignore" if labels else "error")
+    truth = _labels(data, labels, len(feeds)) if labels else None
+    correct = [0, 0]
     a_sess, b_sess = _session(float_model), _session(quant_model)
     names = [o.name for o in a_sess.get_outputs()]
     b_names = {o.name for o in b_sess.get_outputs()}
@@ -197,6 +217,9 @@ def compare(float_model, quant_model, data, *, limit: int | None = None, progres
             break
         ra = a_sess.run(names, feed)
         rb = b_sess.run(names, feed)
+        if truth is not None:
+            correct[0] += int(np.asarray(ra[0]).reshape(-1).argmax() == truth[k])
+            correct[1] += int(np.asarray(rb[0]).reshape(-1).argmax() == truth[k])
         for n, x, y in zip(names, ra, rb):
             x = np.asarray(x, np.float64)
             y = np.asarray(y, np.float64)
@@ -217,4 +240,7 @@ def compare(float_model, quant_model, data, *, limit: int | None = None, progres
         out[n] = {"sqnr_db": round(_sqnr(s["sig"], s["err"]), 2),
                   "cosine": None if cos is None else round(float(cos), 6),
                   "top1_agreement": round(s["agree"] / s["rows"], 4) if s["rows"] else None}
-    return {"float_model": str(float_model), "quant_model": str(quant_model), "feeds": count, "outputs": out}
+    res = {"float_model": str(float_model), "quant_model": str(quant_model), "feeds": count, "outputs": out}
+    if truth is not None:
+        res["accuracy"] = {"float": round(correct[0] / max(count, 1), 4), "quant": round(correct[1] / max(count, 1), 4)}
+    return res

@@ -143,14 +143,17 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
 @click.option("--data", required=True, type=click.Path(),
               help="Feeds: a folder of .npz files or one .npz with a leading sample axis.")
 @click.option("--limit", type=int, default=None, help="Use at most this many feeds (default: all).")
+@click.option("--labels", default=None, metavar="KEY",
+              help="Name of an array of class ids in the data (one per feed): also print both models' "
+                   "top-1 accuracy on the first output. Default: none.")
 @click.option("--min-sqnr", type=float, default=None,
               help="Exit with code 1 when any output's SQNR (dB) is below this (default: no check).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def compare(float_model, quant_model, data, limit, min_sqnr, as_json, progress):
+def compare(float_model, quant_model, data, limit, labels, min_sqnr, as_json, progress):
     from .api import compare as run_compare
     from .report import format_compare
-    res = run_compare(float_model, quant_model, data, limit=limit, progress=progress)
+    res = run_compare(float_model, quant_model, data, limit=limit, progress=progress, labels=labels)
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:

@@ -77,5 +77,9 @@ def format_compare(r: dict) -> str:
     rows = [[k, _db(v["sqnr_db"]), "?" if v["cosine"] is None else f"{v['cosine']:.6f}",
              "-" if v["top1_agreement"] is None else f"{100 * v['top1_agreement']:.2f} %"]
             for k, v in r["outputs"].items()]
-    return (f"{r['quant_model']} vs {r['float_model']} on {r['feeds']} feeds\n"
-            + table(rows, ["output", "SQNR", "cosine", "top-1 agreement"]))
+    out = (f"{r['quant_model']} vs {r['float_model']} on {r['feeds']} feeds\n"
+           + table(rows, ["output", "SQNR", "cosine", "top-1 agreement"]))
+    if "accuracy" in r:
+        a = r["accuracy"]
+        out += f"\naccuracy: float {100 * a['float']:.2f} %  ->  quantised {100 * a['quant']:.2f} %"
+    return out

@@ -533,7 +533,7 @@ def _resize_plan(in_shape, roi, scales, sizes, axes, policy):
             raise ValueError(f"scales {sv.tolist()} must have one entry per resized axis ({len(ax)})")
         for j, a in enumerate(ax):
             sc[a] = sv[j]
-            out[a] = int(_F32(in_shape[a]) * sv[j]) if _int(in_shape[a]) else None
+            out[a] = int(_F32(in_shape[a]) * sv[j]) if _int(in_shape[a]) else (in_shape[a] if sv[j] == 1 else None)
     else:
         raise ValueError("Resize needs either scales or sizes")
     rois = [(0.0, 1.0)] * r

@@ -4,7 +4,9 @@
                 `known` (e.g. silero's sample rate, constant across the calibration feeds), or
                 computable from those by a small constant evaluation (Shape of a static
                 tensor, Equal, Not, ...) — is replaced by the chosen branch's nodes, inlined
-                into the parent graph.
+                into the parent graph. Alternate it with simplify.fold_constants until
+                neither changes anything to specialise a model (silero's 25 nested Ifs all
+                fold once the sample rate and input shape are pinned).
   unroll_loops  a Loop with a constant trip count M (<= max_trips) whose cond input is
                 absent or constant true and whose body condition is constant true or just
                 passes cond_in through is replaced by M inlined copies of its body. Scan
@@ -20,8 +22,10 @@ inlined nodes are renamed through their free (outer-scope) names. The inlined no
 inserted where the If/Loop node was, so topological order is kept.
 
 Both passes edit the graph in place and return the number of nodes removed (simplify.py's
-convention); they recurse into sub-graphs and repeat until nothing changes, so a Loop
-unrolled from an outer Loop's constant iteration number is unrolled too.
+convention); they recurse into sub-graphs and repeat until nothing changes (re-running shape
+inference in between), so an If inside an inlined branch whose condition depends on the
+shape of an inlined tensor folds too, and a Loop unrolled from an outer Loop's constant
+iteration number is unrolled too.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import numpy as np
 
 from ..ir import Graph, Node, TensorInfo, _rename_free
 from ..ops import REGISTRY
+from .shapes import infer_shapes
 
 # ops cheap and safe to evaluate while deciding a condition
 _EVAL_MAX_ELEMS = 1 << 16
@@ -184,6 +189,7 @@ def fold_if(g: Graph, known: dict[str, np.ndarray] | None = None) -> int:
         total += changed
         if not changed:
             return total
+        infer_shapes(g)   # inlined tensors get shapes: Shape-based conditions inside them decide
 
 
 def _fold_if_once(g: Graph, known: dict) -> int:
@@ -257,6 +263,7 @@ def unroll_loops(g: Graph, max_trips: int = 256) -> int:
         total += changed
         if not changed:
             return total
+        infer_shapes(g)
 
 
 def _unroll_once(g: Graph, max_trips: int) -> int:

@@ -1,4 +1,5 @@
-"""RNN (float) against onnxruntime: directions, optional inputs, activations (onnxruntime refuses layout=1; see test_lstm/test_gru)."""
+"""RNN (float) against onnxruntime: directions, optional inputs, activations.
+(onnxruntime refuses layout=1; the layout path is shared with LSTM/GRU and tested there.)"""
 import numpy as np
 import pytest
 

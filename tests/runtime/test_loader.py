@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsedge.artifact import Artifact, NodeRec, QuantRec, TensorRec, op_id, read
+from dsedge.artifact import _strings, Artifact, NodeRec, QuantRec, TensorRec, op_id, read
 from dsedge.errors import ModelError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,17 +229,18 @@ def _fixcrc(b: bytearray) -> bytes:
 def test_unsupported_ops_and_kernel_checks_name_the_node(lib):
     art, _ = add_relu_artifact((2,), (2,))
     data = art.to_bytes()
-    sub = op_id("Sub")
-    with Model(lib, art.to_bytes().replace(bytes([op_id("Add"), 4]), bytes([sub, 4]))) as m:  # tables change -> CRC
-        assert m.status == ERR_CHECKSUM
+    sub, rec = op_id("Sub"), bytes([op_id("Add"), _strings(art).index("add"), 2])   # op, name, n_in
     raw = bytearray(data)
-    i = raw.index(bytes([op_id("Add"), 4]), 64)                   # op id then name string of "add"
+    i = raw.index(rec, 64)
     raw[i] = sub
+    with Model(lib, bytes(raw)) as m:                              # tables changed, CRC stale
+        assert m.status == ERR_CHECKSUM
     with Model(lib, _fixcrc(raw)) as m:
         assert m.status == ERR_UNSUPPORTED and b"add" in m.err.message and b"Sub" in m.err.message
-    raw[i] = 127                                                   # an id no op has
-    with Model(lib, _fixcrc(raw)) as m:
-        assert m.status == ERR_UNSUPPORTED and b"unknown" in m.err.message
+    unknown = Artifact(art.tensors, (NodeRec(65000, (0, 1), (2,), name="future"), art.nodes[1]), art.inputs,
+                       art.outputs, art.arena_size)                # an id no op has (yet)
+    with Model(lib, unknown.to_bytes()) as m:
+        assert m.status == ERR_UNSUPPORTED and b"unknown" in m.err.message and b"future" in m.err.message
     # Add whose output shape is not the broadcast shape: refused at load, naming the node.
     bad = Artifact((TensorRec.arena("a", F, (2,), 0), TensorRec.arena("b", F, (2,), 16), TensorRec.arena("y", F, (3,), 32)),
                    (NodeRec(op_id("Add"), (0, 1), (2,), name="badadd"),), (0, 1), (2,), 64)

@@ -162,6 +162,24 @@ int dse__op_known(uint32_t op) { return op <= INT32_MAX && dse_op_name((int)op)[
 
 /* -- sections ------------------------------------------------------------------------------- */
 
+/* Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF). */
+static int utf8_ok(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (!len || len > n - i) return 0;
+        uint32_t cp = len == 1 ? c : (uint32_t)(c & (0x7f >> len));
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static void parse_strings(rd *r, dse_model *m) {
     m->n_strings = rd_size(r, left(r), "string count");
     m->strings = alloc(r, m->n_strings, sizeof *m->strings);
@@ -169,7 +187,7 @@ static void parse_strings(rd *r, dse_model *m) {
         size_t n = rd_size(r, left(r), "string length");
         const uint8_t *s = rd_bytes(r, n);
         if (r->st) return;
-        if (rd_u8(r) != 0 || memchr(s, 0, n)) { FAIL(r, DSE_ERR_FORMAT, "string %zu: not NUL-terminated or contains NUL", i); return; }
+        if (rd_u8(r) != 0 || memchr(s, 0, n) || !utf8_ok(s, n)) { FAIL(r, DSE_ERR_FORMAT, "string %zu: not NUL-terminated UTF-8 without NUL", i); return; }
         m->strings[i] = (const char *)s;
         if (i > 0 && strcmp(m->strings[i - 1], m->strings[i]) >= 0) { FAIL(r, DSE_ERR_FORMAT, "string %zu: strings must be sorted and unique", i); return; }
     }
