@@ -19,12 +19,12 @@ def _model(extra_log=False, int_input=False):
     rng = np.random.default_rng(0)
     w1 = (rng.standard_normal((16, 8, 3, 3)) * 0.2).astype(np.float32)
     w2 = (rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(np.float32)
-    wg = (rng.standard_normal((10, 16 * 24 * 24)) * 0.01).astype(np.float32)
+    wg = (rng.standard_normal((10, 16 * 20 * 20)) * 0.01).astype(np.float32)
     inits = [numpy_helper.from_array(a, n) for a, n in
              [(w1, "w1"), (np.zeros(16, np.float32), "b1"), (w2, "w2"), (wg, "wg"), (np.ones(10, np.float32), "bg")]]
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"),
              helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2"),
              helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
              helper.make_node("Flatten", ["r2"], ["f"], name="flat"),
              helper.make_node("Gemm", ["f", "wg", "bg"], ["y"], transB=1, name="fc")]
