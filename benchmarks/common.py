@@ -13,11 +13,17 @@ that are not model inputs (e.g. `label` in an eval set) are not fed to the model
 Feeds are read lazily: iterating a `FeedSet` twice reads the files twice, never all
 activations, and for layout (b) never more than one feed at a time.
 
-Child measurement: `measure_child` runs a command in a fresh process and collects that one
-child's rusage with `os.wait4`. (`getrusage(RUSAGE_CHILDREN).ru_maxrss` is a maximum over
-*all* children ever waited for, so a second measurement in the same parent would report the
-larger of the two; `wait4` gives exactly one child's peak, grandchildren it waited for
-included.)
+Child measurement: `measure_child` runs a command in a fresh process and takes that one
+process's peak RSS from `os.wait4` (grandchildren it waited for included) and the wall time
+around it. Two Linux traps are avoided:
+  * `getrusage(RUSAGE_CHILDREN).ru_maxrss` is a maximum over *all* children ever waited for,
+    so a second measurement in the same parent would report the larger of the two;
+  * a child's `ru_maxrss` starts at its *parent's* high-water RSS (fork copies the page
+    counters, and exec records the old address space's peak), so a benchmark parent that once
+    held 500 MB makes every child look >= 500 MB, even after it freed them.
+So the command is started by a tiny launcher process (`python -S`, ~10 MB) that does the
+wait4 and the timing and writes them to a file: the measured process inherits only the
+launcher's footprint.
 """
 from __future__ import annotations
 
@@ -28,7 +34,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -106,7 +111,7 @@ def _map_keys(keys: list[str], inputs: dict | None, where: str) -> dict[str, str
 def open_feeds(path, inputs: dict[str, list] | None = None) -> FeedSet:
     """Open a feed set. With `inputs` (see `model_inputs`), keys are checked against the model's
     inputs and other keys become extras; an array with exactly the model's rank whose first model
-    dimension is a static 1 is taken as [n, ...] with the batch axis doubling as the sample axis."""
+    dimension is 1 or symbolic is taken as [n, ...] with the batch axis doubling as the sample axis."""
     p = Path(path)
     if not p.exists():
         raise FeedFileError(f"{path}: no such file or directory; {_FIX}")
@@ -132,7 +137,7 @@ def open_feeds(path, inputs: dict[str, list] | None = None) -> FeedSet:
     if inputs is not None:
         for name, key in key_of.items():
             shape = inputs[name]
-            if shape and arrays[key].ndim == len(shape) and shape[0] == 1:
+            if shape and arrays[key].ndim == len(shape) and shape[0] in (1, None):
                 batch_is_sample.add(name)
             elif shape and arrays[key].ndim != len(shape) + 1:
                 raise FeedFileError(f"{path}: array {key!r} has shape {arrays[key].shape}, the model input "
@@ -205,29 +210,46 @@ class ChildResult:
     stderr: str
 
 
+_LAUNCHER = r"""
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+p = subprocess.Popen(sys.argv[2:])
+_, status, ru = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t0
+p.returncode = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as f:
+    json.dump({"rc": p.returncode, "wall": wall, "maxrss": ru.ru_maxrss}, f)
+"""
+
+
 def measure_child(cmd: Sequence[str], *, env: dict | None = None, cwd=None, timeout: float | None = None) -> ChildResult:
-    """Run `cmd` in a fresh process; wall time around it and its peak RSS (MiB, via os.wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd)
-        deadline = None if timeout is None else t0 + timeout
-        while True:
-            pid, status, ru = os.wait4(proc.pid, 0 if deadline is None else os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, ru = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)   # tell Popen the child is reaped
-        out.seek(0)
-        err.seek(0)
-        so, se = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    """Run `cmd` in a fresh process (through the launcher); its wall time and peak RSS in MiB.
+
+    On timeout the whole process group is killed and returncode is -9."""
+    import json
+    import signal
+
+    with tempfile.TemporaryDirectory(prefix="dsedge-measure-") as tmp:
+        res_path = os.path.join(tmp, "rusage.json")
+        with open(os.path.join(tmp, "out"), "w+b") as out, open(os.path.join(tmp, "err"), "w+b") as err:
+            proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, res_path, *cmd], stdout=out, stderr=err,
+                                    env=env, cwd=cwd, start_new_session=True)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            out.seek(0)
+            err.seek(0)
+            so, se = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if not os.path.exists(res_path):
+            return ChildResult(tuple(cmd), proc.returncode or -9,
+                               float("nan"), float("nan"), so, se + f"\n(killed: no result from the launcher)")
+        with open(res_path) as f:
+            r = json.load(f)
     # ru_maxrss is KiB on Linux, bytes on macOS
-    rss = ru.ru_maxrss / (1024.0 * 1024.0) if sys.platform == "darwin" else ru.ru_maxrss / 1024.0
-    return ChildResult(tuple(cmd), proc.returncode, wall, rss, so, se)
+    rss = r["maxrss"] / (1024.0 * 1024.0) if sys.platform == "darwin" else r["maxrss"] / 1024.0
+    return ChildResult(tuple(cmd), r["rc"], r["wall"], rss, so, se)
 
 
 def machine_info() -> dict[str, str]:

@@ -252,6 +252,9 @@ class HistogramObserver(Observer):
     # expected squared error, over the histogram, of int8 with each candidate range
     def _mse(self, ranges: np.ndarray) -> np.ndarray:
         ranges = np.atleast_2d(np.asarray(ranges, np.float64))
+        step = max(1, (1 << 17) // max(1, int(np.count_nonzero(self.hist))))   # bounded temporaries
+        if len(ranges) > step:
+            return np.concatenate([self._mse(ranges[i:i + step]) for i in range(0, len(ranges), step)])
         h = self.hist.copy()
         h[self.n] -= self.zeros            # exact zeros cost nothing (0 is representable)
         k = np.flatnonzero(h)
@@ -291,9 +294,10 @@ class HistogramObserver(Observer):
             return lo0, hi0
         best = np.array([lo0, hi0])
         # both ends scaled together, then hi alone, then lo alone
-        for scale in (np.array([1.0, 1.0]), np.array([0.0, 1.0]), np.array([1.0, 0.0])):
-            if not np.any(scale * np.array([lo0, hi0])):
-                continue
+        stages = [np.array([1.0, 1.0])]
+        if lo0 < 0.0 < hi0:                   # one-signed data: the joint search is the whole search
+            stages += [np.array([0.0, 1.0]), np.array([1.0, 0.0])]
+        for scale in stages:
             best = self._search(best, scale, lo0, hi0)
         return float(best[0]), float(best[1])
 
@@ -311,10 +315,10 @@ class HistogramObserver(Observer):
                     c[:, j] = b * f
             return np.concatenate([best[None, :], c])
 
-        f = np.geomspace(f0, 1.0, 64)
+        f = np.geomspace(f0, 1.0, 48)
         err = self._mse(cands(f))[1:]
         j = len(f) - 1 - int(np.argmin(err[::-1]))          # ties: the wider range
-        fine = np.linspace(f[max(j - 1, 0)], f[min(j + 1, len(f) - 1)], 33)
+        fine = np.linspace(f[max(j - 1, 0)], f[min(j + 1, len(f) - 1)], 25)
         c = cands(fine)
         return c[int(np.argmin(self._mse(c)))]               # c[0] is the incoming best
 

@@ -161,19 +161,32 @@ def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     xp = _pad(x, pb, pe, 0)
     p = _prod(out)
     kp = _prod(k)
-    wm = w.astype(x.dtype, copy=False).reshape(g, 1, m // g, (c // g) * kp)
-    if kp == 1 and all(a == 1 for a in s) and not any(pb) and not any(pe):
-        cols = xp.reshape(n, g, c // g, p).swapaxes(0, 1)     # 1x1 conv: no im2col needed
+    wd = w.astype(x.dtype, copy=False)
+    cg, mg = c // g, m // g
+    if g > 1 and cg == 1 and mg == 1:
+        # depthwise: accumulate one strided window tap at a time (k*k passes over C*P)
+        y = np.zeros((n, m) + tuple(out), dtype=np.float64 if x.dtype == np.float64 else np.float32)
+        wk = wd.reshape(m, kp)
+        for t, idx in enumerate(np.ndindex(*k)):
+            start = tuple(idx[i] * d[i] for i in range(nd))
+            sl = (slice(None), slice(None)) + tuple(
+                slice(start[i], start[i] + (out[i] - 1) * s[i] + 1, s[i]) for i in range(nd))
+            y += xp[sl] * wk[:, t].reshape((m,) + (1,) * nd)
     else:
-        st = xp.strides
-        view = as_strided(xp, (n, g, c // g) + tuple(k) + tuple(out),
-                          (st[0], st[1] * (c // g), st[1]) + tuple(st[2 + i] * d[i] for i in range(nd))
-                          + tuple(st[2 + i] * s[i] for i in range(nd)), writeable=False)
-        cols = view.swapaxes(0, 1).reshape(g, n, (c // g) * kp, p)
-    if g > 1 and m == g and c == g:   # depthwise: a weighted sum of window taps per channel
-        y = np.einsum("gnkp,gk->ngp", cols, wm[:, 0, 0, :], optimize=False)
-    else:
-        y = np.matmul(wm, cols).swapaxes(0, 1)                # (n, g, m/g, p)
+        y = np.empty((n, m, p), dtype=np.result_type(x.dtype, wd.dtype))
+        for gi in range(g):
+            xg = xp[:, gi * cg:(gi + 1) * cg]
+            wg = wd[gi * mg:(gi + 1) * mg].reshape(mg, cg * kp)
+            for bi in range(n):
+                if kp == 1 and all(a == 1 for a in s) and not any(pb) and not any(pe):
+                    cols = xg[bi].reshape(cg, p)                          # 1x1 conv: a plain GEMM
+                else:
+                    sb = xg.strides
+                    view = as_strided(xg[bi], (cg,) + tuple(k) + tuple(out),
+                                      (sb[1],) + tuple(sb[2 + i] * d[i] for i in range(nd))
+                                      + tuple(sb[2 + i] * s[i] for i in range(nd)), writeable=False)
+                    cols = view.reshape(cg * kp, p)                      # im2col (one copy)
+                y[bi, gi * mg:(gi + 1) * mg] = wg @ cols
     y = y.reshape((n, m) + tuple(out))
     if b is not None:
         y = y + b.astype(x.dtype, copy=False).reshape((m,) + (1,) * nd)

@@ -308,3 +308,56 @@ def test_corpus_under_asan_ubsan(build):
     status = {ln.split(" ", 2)[1].rstrip(":").rsplit("/", 1)[1]: int(ln.split(" ", 1)[0]) for ln in lines}
     assert all(status[f] == OK for f in status if f.startswith("seed_"))
     assert sum(v != OK for v in status.values()) > len(status) // 2
+
+
+def test_sizes_beyond_size_t_refused_on_32_bit(lib, tmp_path):
+    """A 32-bit build (zig cc, x86 musl, runs natively on x86_64) refuses sizes that only fit
+    64 bits with DSE_ERR_RANGE, where the 64-bit build loads the same file."""
+    import importlib.util
+    import sys
+    if importlib.util.find_spec("ziglang"):
+        zig_cmd = [sys.executable, "-m", "ziglang"]
+    elif shutil.which("zig"):
+        zig_cmd = [shutil.which("zig")]
+    else:
+        pytest.skip("no zig (pip install ziglang) for the 32-bit build")
+    exe = tmp_path / "dse_corpus32"
+    srcs = [str(p) for p in sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels" / "ref").glob("*.c"))]
+    subprocess.run(zig_cmd + ["cc", "-target", "x86-linux-musl", "-std=c11", "-ffp-contract=off", "-O2", "-Wall",
+                              "-Wextra", "-Werror", f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}",
+                              str(CDIR / "tests" / "corpus_runner.c"), *srcs, "-o", str(exe)],
+                   check=True, capture_output=True, timeout=600)
+    big = Artifact((TensorRec.arena("x", F, (65536, 65537), 0), TensorRec.arena("y", F, (65536, 65537), 0)),
+                   (NodeRec(op_id("Relu"), (0,), (1,)),), (0,), (1,), 4 * 65536 * 65537)
+    seed = add_relu_artifact((2,), (3, 1))[0]
+    for name, art in (("big", big), ("seed", seed)):
+        (tmp_path / f"{name}.dse").write_bytes(art.to_bytes())
+        with Model(lib, art.to_bytes()) as m:
+            assert m.status == OK, m.err.message                  # 64-bit host: fine
+    out = subprocess.run([str(exe), str(tmp_path / "big.dse"), str(tmp_path / "seed.dse")], capture_output=True,
+                         text=True, timeout=60).stdout.splitlines()
+    assert out[0].startswith(f"{ERR_RANGE} ") and "does not fit this platform" in out[0], out
+    assert out[1].startswith("0 "), out
+
+
+def test_header_compiles_as_cpp_and_cmake_subdirectory(tmp_path):
+    cxx = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if cxx:
+        (tmp_path / "t.cpp").write_text('#include "dsedge.h"\nint main() { return dse_format_version() == 1 ? 0 : 1; }\n')
+        subprocess.run([cxx, "-std=c++11", "-Wall", "-Werror", "-fsyntax-only", f"-I{CDIR / 'include'}",
+                        str(tmp_path / "t.cpp")], check=True)
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        return
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\nproject(app C)\n"
+        f'add_subdirectory("{CDIR.as_posix()}" dsedge)\n'
+        "add_executable(app main.c)\ntarget_link_libraries(app PRIVATE dsedge)\n")
+    (app / "main.c").write_text('#include <stdio.h>\n#include "dsedge.h"\n'
+                                'int main(void) { puts(dse_version()); return 0; }\n')
+    b = tmp_path / "b"
+    subprocess.run([cmake, "-S", str(app), "-B", str(b), f"-DCMAKE_C_COMPILER={CC}"], check=True, capture_output=True)
+    subprocess.run([cmake, "--build", str(b), "-j", "2"], check=True, capture_output=True)
+    assert subprocess.run([str(b / "app")], capture_output=True, text=True).stdout.strip() == "0.1.0"

@@ -128,3 +128,16 @@ def test_feed_layouts_and_helpers(tiny, tmp_path):
     common.replace_section(md, "A", "three")
     text = md.read_text()
     assert "one" not in text and text.index("## A") < text.index("three") < text.index("## B") < text.index("two")
+
+
+def test_measure_child_ignores_parent_memory():
+    """A child's ru_maxrss would start at the parent's high-water RSS; the launcher prevents that."""
+    ballast = np.ones(32_000_000)  # 256 MB touched in this (parent) process
+    small = common.measure_child([sys.executable, "-c", "pass"])
+    big = common.measure_child([sys.executable, "-c", "import numpy as np; a = np.ones(24_000_000); a += 1"])
+    del ballast
+    assert small.returncode == 0 and big.returncode == 0
+    assert small.peak_rss_mb < 100, small
+    assert 180 < big.peak_rss_mb < 400, big          # 192 MB array + interpreter and numpy
+    assert small.wall_s > 0 and big.wall_s > small.wall_s
+    assert common.measure_child([sys.executable, "-c", "import sys; sys.exit(3)"]).returncode == 3

@@ -245,10 +245,11 @@ static void parse_tensors(rd *r, dse_model *m) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): bad storage/quantisation/layout/rank byte", i, t->name); return;
         }
         size_t numel = 1;
-        for (unsigned d = 0; d < t->rank; d++) {
-            t->dims[d] = rd_size(r, MAX_DIM, "dimension");
-            if (!r->st && !mul_ok(numel, t->dims[d], &numel)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): element count overflows", i, t->name); return; }
-        }
+        int empty = 0;
+        for (unsigned d = 0; d < t->rank; d++) empty |= (t->dims[d] = rd_size(r, MAX_DIM, "dimension")) == 0;
+        for (unsigned d = 0; d < t->rank && !empty && !r->st; d++)
+            if (!mul_ok(numel, t->dims[d], &numel)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): element count overflows", i, t->name); return; }
+        if (empty) numel = 0;
         t->numel = numel;
         size_t bits = DTYPES[t->dtype].bits, nbits;
         if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
