@@ -361,3 +361,15 @@ def test_header_compiles_as_cpp_and_cmake_subdirectory(tmp_path):
     subprocess.run([cmake, "-S", str(app), "-B", str(b), f"-DCMAKE_C_COMPILER={CC}"], check=True, capture_output=True)
     subprocess.run([cmake, "--build", str(b), "-j", "2"], check=True, capture_output=True)
     assert subprocess.run([str(b / "app")], capture_output=True, text=True).stdout.strip() == "0.1.0"
+
+
+def test_corpus_is_current():
+    """The committed corpus is what runtimes/c/tests/make_corpus.py generates (re-run it after
+    a format change)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_corpus", CDIR / "tests" / "make_corpus.py")
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    for name, art in mc.seeds().items():
+        assert (CDIR / "tests" / "corpus" / f"seed_{name}.dse").read_bytes() == art.to_bytes(), \
+            "stale corpus: run python runtimes/c/tests/make_corpus.py"

@@ -7,6 +7,27 @@
 
 /* X(C_NAME, id, "OnnxName") for every registered op, by id. */
 #define DSE_OP_LIST(X) \
+    X(CONV, 1, "Conv") \
+    X(CONVTRANSPOSE, 2, "ConvTranspose") \
+    X(BATCHNORMALIZATION, 3, "BatchNormalization") \
+    X(INSTANCENORMALIZATION, 4, "InstanceNormalization") \
+    X(LAYERNORMALIZATION, 5, "LayerNormalization") \
+    X(GEMM, 6, "Gemm") \
+    X(MATMUL, 7, "MatMul") \
+    X(MAXPOOL, 8, "MaxPool") \
+    X(AVERAGEPOOL, 9, "AveragePool") \
+    X(GLOBALAVERAGEPOOL, 10, "GlobalAveragePool") \
+    X(GLOBALMAXPOOL, 11, "GlobalMaxPool") \
+    X(LPNORMALIZATION, 12, "LpNormalization") \
+    X(RESIZE, 13, "Resize") \
+    X(UPSAMPLE, 14, "Upsample") \
+    X(SOFTMAX, 15, "Softmax") \
+    X(LOGSOFTMAX, 16, "LogSoftmax") \
+    X(HARDMAX, 17, "Hardmax") \
+    X(LSTM, 18, "LSTM") \
+    X(GRU, 19, "GRU") \
+    X(RNN, 20, "RNN") \
+    X(DROPOUT, 21, "Dropout") \
     X(RELU, 100, "Relu") \
     X(ADD, 101, "Add") \
     X(SUB, 102, "Sub") \
@@ -107,7 +128,7 @@
     X(COM_MICROSOFT_DYNAMICQUANTIZELSTM, 377, "DynamicQuantizeLSTM") \
     X(DSEDGE_ELEMENTWISE, 1000, "Elementwise") \
 
-#define DSE_OP_COUNT 99
+#define DSE_OP_COUNT 120
 
 /* X(C_NAME, id, "name", bits, align) for every dtype, by id. */
 #define DSE_DTYPE_LIST(X) \

@@ -356,7 +356,7 @@ static void parse_nodes(rd *r, dse_model *m, uint8_t *defined) {
         uint64_t op = rd_uv(r);
         n->name = rd_str(r, m);
         if (r->st) return;
-        if (!dse__op_known((uint32_t)op) || op > UINT32_MAX) {
+        if (op > UINT32_MAX || !dse__op_known((uint32_t)op)) {
             FAIL(r, DSE_ERR_UNSUPPORTED, "node %zu (%s): op id %llu is unknown to this runtime (built for %d ops); update the runtime",
                  k, n->name, (unsigned long long)op, DSE_OP_COUNT); return;
         }
