@@ -162,6 +162,12 @@ def to_markdown(rows: list[dict], info: dict, cmd: str, repeat: int) -> str:
             load = max(x["load_avg"] for x in t["runs"])
             lines.append(f"| {r['model']} | {r['feeds']} | {tool} | {_cell(t, 'wall_s', '.2f')} | "
                          f"{_cell(t, 'peak_rss_mb', '.0f')} | {_cell(t, 'sqnr_db', '.2f')} | {load:.2f} | {note} |")
+    loads = [x["load_avg"] for r in rows for tool in ("onnxruntime", "dsedge") for x in r[tool]["runs"]]
+    cores = int(info.get("cores") or 1)
+    if loads and max(loads) > 0.5 * cores:
+        lines += ["", f"Note: the machine was busy during this run (1-minute load average up to {max(loads):.1f} "
+                      f"on {cores} cores, other jobs running): wall times are noisy and only roughly comparable; "
+                      "peak RSS is not affected. Rerun with `--repeat 3` on a quiet machine when the numbers matter."]
     lines += ["", "| model | wall dsedge/onnxruntime | peak RSS dsedge/onnxruntime | goal met |", "|---|---|---|---|"]
     for r in rows:
         if "ratio_wall" in r:

@@ -33,7 +33,12 @@ class CalibResult:
     feeds: list[dict[str, np.ndarray]] = field(default_factory=list)      # first keep_outputs feeds
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list)    # their float outputs
     observers: dict[str, Observer] = field(default_factory=dict)
-    chosen: dict[str, str] = field(default_factory=dict)                  # method="auto": per tensor
+
+    @property
+    def chosen(self) -> dict[str, str]:
+        """method="auto": which method each tensor whose range was computed used."""
+        done = getattr(self.ranges, "_done", self.ranges)
+        return {k: self.observers[k].chosen for k in done if isinstance(self.observers.get(k), AutoObserver)}
 
     def summary(self) -> dict:
         """A small JSON-able summary (for the artifact's metadata and `--json`)."""
@@ -126,10 +131,28 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
     if count == 0:
         raise FeedError("calibration got no feeds", hint="pass at least one feed (--calib PATH)")
 
-    ranges, chosen = {}, {}
-    for name, obs in observers.items():
-        ranges[name] = obs.range()
-        if isinstance(obs, AutoObserver):
-            chosen[name] = obs.chosen
-    return CalibResult(method=method, ranges=ranges, n_feeds=count, feeds=kept_feeds,
-                       outputs=kept_outputs, observers=observers, chosen=chosen)
+    return CalibResult(method=method, ranges=LazyRanges(observers), n_feeds=count, feeds=kept_feeds,
+                       outputs=kept_outputs, observers=observers)
+
+
+class LazyRanges(Mapping):
+    """{tensor: (lo, hi)}, each range computed on first access: the range search (mse, entropy,
+    auto) costs far more than observing, and only tensors that end up quantised need one."""
+
+    def __init__(self, observers: dict[str, Observer]):
+        self._obs = observers
+        self._done: dict[str, tuple[float, float]] = {}
+
+    def __getitem__(self, name):
+        if name not in self._done:
+            self._done[name] = self._obs[name].range()
+        return self._done[name]
+
+    def __iter__(self):
+        return iter(self._obs)
+
+    def __len__(self):
+        return len(self._obs)
+
+    def __contains__(self, name):
+        return name in self._obs

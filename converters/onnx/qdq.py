@@ -79,8 +79,11 @@ class _QdqEmitter(_Emitter):
             super().node(n)
             return
         ins = [self.dequant(i) if (i and i in self.g.qparams) else i for i in n.inputs]
-        outs = [self.fresh(o + "_f") if o else o for o in n.outputs]
         attrs = {k: v for k, v in n.attrs.items() if k != "_q"}
+        if n.attrs["_q"].get("float_out"):  # int8 compute, float output: no QuantizeLinear
+            super().node(Node(n.op, ins, list(n.outputs), attrs, n.name, n.domain))
+            return
+        outs = [self.fresh(o + "_f") if o else o for o in n.outputs]
         if n.op == "Pad" and len(ins) > 2 and ins[2]:
             ins[2] = ""  # pad value: 0.0 in float == the zero point in int8
         super().node(Node(n.op, ins, outs, attrs, n.name, n.domain))

@@ -28,6 +28,14 @@ def infer_node(g: Graph, n) -> list[TensorInfo] | None:
     d = REGISTRY.get(n.op, n.domain)
     if d is None:
         return None
+    if "_q" in n.attrs:  # a lowered int8 node: the op's shape rule, int8 (or float) elements
+        res = _infer_plain(g, n, d)
+        dt = np.dtype(np.float32 if n.attrs["_q"].get("float_out") else np.int8)
+        return None if res is None else [None if r is None else TensorInfo(dt, r.shape) for r in res]
+    return _infer_plain(g, n, d)
+
+
+def _infer_plain(g: Graph, n, d) -> list[TensorInfo] | None:
     infos = [g.tensor_info(i) if i else None for i in n.inputs]
     consts = [g.consts.get(i) if i else None for i in n.inputs]
     if d.infer is not None:

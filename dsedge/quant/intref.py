@@ -31,8 +31,18 @@ __all__ = [
     "conv_int8", "conv_transpose_int8", "gemm_int8", "matmul_int8", "add_int8", "sub_int8",
     "mul_int8", "table_int8", "avgpool_counts", "avgpool_int8", "global_avgpool_int8",
     "mean_int8", "concat_int8", "maxpool_int8", "requantize_int8", "softmax_int8",
-    "resize_nearest_int8", "pool_output_size",
+    "resize_nearest_int8", "pool_output_size", "dequantize_acc",
 ]
+
+
+def dequantize_acc(acc, scale, axis: int):
+    """Float output of a weighted op (docs/quant-arith.md, "float output"): y = float32(acc) *
+    scale[c], scale[c] = float32(s_in * s_w[c]) (float64 product rounded once); acc converts
+    to float32 with round-to-nearest-even, the multiply is one float32 rounding."""
+    a = np.asarray(acc, np.int64).astype(np.float32)
+    shape = [1] * a.ndim
+    shape[axis % a.ndim] = -1
+    return a * np.asarray(scale, np.float32).reshape(shape)
 
 
 def _check_acc(acc, what: str):
@@ -73,7 +83,7 @@ def _windows(xp, kernel, strides, dilations):
 # -- weighted ops -----------------------------------------------------------------------------
 
 def conv_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pads=None, dilations=None,
-              group: int = 1, qmin: int = QMIN, qmax: int = QMAX):
+              group: int = 1, qmin: int = QMIN, qmax: int = QMAX, acc_only: bool = False):
     """int8 Conv (NC<spatial>, weights O I/g <k>), per-output-channel M/n, padding = zp_in.
     Covers plain, grouped and depthwise convolution in 1-D, 2-D and N-D."""
     x, w = np.asarray(x_q), np.asarray(w_q)
@@ -101,12 +111,14 @@ def conv_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pads=None, di
     fb = fold_zero_point(bias_q, zp_in, w, 0).astype(np.int64)
     acc = acc + fb.reshape((1, O) + (1,) * sp)
     _check_acc(acc, "conv_int8")
+    if acc_only:
+        return acc
     return requantize(acc, M, n, zp_out, qmin, qmax, axis=1)
 
 
 def conv_transpose_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pads=None,
                         dilations=None, group: int = 1, output_padding=None,
-                        qmin: int = QMIN, qmax: int = QMAX):
+                        qmin: int = QMIN, qmax: int = QMAX, acc_only: bool = False):
     """int8 ConvTranspose (weights I O/g <k>), per-output-channel M/n (axis 1 of the weight).
     `pads`/`output_padding` must be explicit (auto_pad and output_shape are resolved by the
     importer). acc = bias_q + sum (x_q - zp_in) * w_q over the taps that reach each pixel."""
@@ -143,10 +155,13 @@ def conv_transpose_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pad
     if bias_q is not None:
         acc = acc + np.asarray(bias_q, np.int64).reshape((1, O) + (1,) * sp)
     _check_acc(acc, "conv_transpose_int8")
+    if acc_only:
+        return acc
     return requantize(acc, M, n, zp_out, qmin, qmax, axis=1)
 
 
-def matmul_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, qmin: int = QMIN, qmax: int = QMAX):
+def matmul_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, qmin: int = QMIN, qmax: int = QMAX,
+                acc_only: bool = False):
     """int8 MatMul with a constant 2-D right operand w (K, N): per-column (axis -1) M/n;
     `bias_q` (int32[N] or None) is a fused following Add."""
     x, w = np.asarray(x_q), np.asarray(w_q)
@@ -155,15 +170,17 @@ def matmul_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, qmin: int = QMIN, qmax: i
     acc = np.matmul(x.astype(np.float64), w.astype(np.float64)).astype(np.int64)
     acc = acc + fold_zero_point(bias_q, zp_in, w, 1).astype(np.int64)
     _check_acc(acc, "matmul_int8")
+    if acc_only:
+        return acc
     return requantize(acc, M, n, zp_out, qmin, qmax, axis=-1)
 
 
 def gemm_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, trans_b: int = 0,
-              qmin: int = QMIN, qmax: int = QMAX):
+              qmin: int = QMIN, qmax: int = QMAX, acc_only: bool = False):
     """int8 Gemm y = x @ op(w) + bias (transA=0; alpha/beta folded into the scales): the
     per-channel axis of w is 0 (rows) when trans_b else 1 (columns)."""
     w = np.asarray(w_q)
-    return matmul_int8(x_q, zp_in, w.T if trans_b else w, bias_q, M, n, zp_out, qmin, qmax)
+    return matmul_int8(x_q, zp_in, w.T if trans_b else w, bias_q, M, n, zp_out, qmin, qmax, acc_only)
 
 
 # -- elementwise ------------------------------------------------------------------------------

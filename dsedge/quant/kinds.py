@@ -203,10 +203,14 @@ def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None)
         s_b = (np.float64(np.float32(x_qp.scale)) * s_w.astype(np.float64)).astype(np.float32)
         q.qparams[bn] = QParams(s_b, np.zeros(C, np.int32), np.dtype(np.int32), 0)
         n.inputs = [n.inputs[0], wn, bn]
-        M, sh = arith.conv_multipliers(x_qp.scale, s_w, p_out.scale)
-        qmin, qmax = _clamp(n.attrs.get("_act"), p_out)
-        params.update(M=np.asarray(M, np.int64), n=np.asarray(sh, np.int64), zp_in=int(x_qp.zero_point),
-                      zp_out=int(p_out.zero_point), qmin=qmin, qmax=qmax)
+        if p_out is None:  # float output: dequantise the accumulator (docs/quant-arith.md)
+            params.update(float_out=True, out_scale=s_b, zp_in=int(x_qp.zero_point), M=None, n=None, zp_out=0,
+                          qmin=arith.QMIN, qmax=arith.QMAX)
+        else:
+            M, sh = arith.conv_multipliers(x_qp.scale, s_w, p_out.scale)
+            qmin, qmax = _clamp(n.attrs.get("_act"), p_out)
+            params.update(M=np.asarray(M, np.int64), n=np.asarray(sh, np.int64), zp_in=int(x_qp.zero_point),
+                          zp_out=int(p_out.zero_point), qmin=qmin, qmax=qmax)
         if n.op in ("Conv", "ConvTranspose"):
             xs = _static(q, n.inputs[0])
             params["pads"] = _explicit_pads(q, n, xs, w.shape) if xs else list(n.attrs.get("pads") or [0] * (2 * (w.ndim - 2)))
@@ -296,7 +300,8 @@ def run_int(n: Node, args: list) -> tuple:
     kind = p["kind"]
     if kind == "weighted":
         x, w, b = args[0], args[1], args[2]
-        common = dict(qmin=p["qmin"], qmax=p["qmax"])
+        fout = bool(p.get("float_out"))
+        common = dict(qmin=p["qmin"], qmax=p["qmax"], acc_only=fout)
         if n.op == "Conv":
             sp = w.ndim - 2
             strides, dil = _spatial_attrs(n, sp)
@@ -311,6 +316,11 @@ def run_int(n: Node, args: list) -> tuple:
             y = intref.gemm_int8(x, p["zp_in"], w, b, p["M"], p["n"], p["zp_out"], int(n.attrs.get("transB", 0)), **common)
         else:
             y = intref.matmul_int8(x, p["zp_in"], w, b, p["M"], p["n"], p["zp_out"], **common)
+        if fout:
+            y = intref.dequantize_acc(y, p["out_scale"], 1 if n.op in _CHANNEL_AXIS else -1)
+            if n.attrs.get("_act"):
+                from ..passes.simplify import apply_activation
+                y = apply_activation(y, n.attrs["_act"])
         return (y,)
     if kind in ("bytes", "minmax"):
         if n.op == "MaxPool":

@@ -202,7 +202,30 @@ def make_plan(g: Graph, cfg: QuantConfig, ranges: dict, measured: dict) -> tuple
         if p == "int8":
             int8_tensors.update(o for o in n.outputs if o)
         plan.append(LayerPlan(n.name, (n.domain + "." if n.domain else "") + n.op, p, why, s))
+    _float_outputs(g, prec, plan, consumers)
     return prec, plan
+
+
+def _float_outputs(g: Graph, prec: dict, plan: list, consumers) -> None:
+    """Where every reader of an int8 node runs in float (or is a graph output), rounding its
+    output to int8 only loses precision: byte-moving nodes move to float, weight-bearing nodes
+    keep int8 compute and dequantise their accumulator directly ("int8-fout")."""
+    by_name = {p.name: p for p in plan}
+    for n in reversed(g.nodes):
+        if prec.get(n.name) != "int8":
+            continue
+        readers = [r for o in n.outputs if o for r in consumers.get(o, [])]
+        if any(prec.get(r.name) in ("int8", "int8-fout") for r in readers):
+            continue
+        kind = _rule(n).kind
+        if kind in ("bytes", "minmax"):
+            prec[n.name] = "fp32"
+            by_name[n.name].precision = "fp32"
+            by_name[n.name].reason = "its readers are float"
+        elif kind == "weighted" and n.op in ("Conv", "Gemm", "MatMul", "ConvTranspose"):
+            prec[n.name] = "int8-fout"
+            by_name[n.name].precision = "int8-fout"
+            by_name[n.name].reason += "; float output (its readers are float)"
 
 
 # -- measurement pass ------------------------------------------------------------------------
@@ -333,6 +356,12 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict) -> Graph:
     for n in g.nodes:
         p = prec.get(n.name, "fp32")
         rule = _rule(n)
+        if p == "int8-fout":
+            ins = [as_int8(n.inputs[0])] + list(n.inputs[1:])
+            nn = Node(n.op, ins, list(n.outputs), dict(n.attrs), n.name, n.domain)
+            kinds.lower_node(q, nn, [q.qparams.get(ins[0])], [None], bias_shift=shifts.get(n.name))
+            new_nodes.append(nn)
+            continue
         if p != "int8":
             nn = Node(n.op, [as_float(i) if i else i for i in n.inputs], list(n.outputs), dict(n.attrs), n.name, n.domain)
             new_nodes.append(nn)
@@ -398,7 +427,7 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig()) -> Qua
     fg = optimize(graph.copy())
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
     calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds)
-    ranges = dict(calib.ranges)
+    ranges = calib.ranges
     eval_feeds = list(calib.feeds)
     eval_outputs = list(calib.outputs)
     if cfg.precision == "fp32":

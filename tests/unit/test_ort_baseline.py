@@ -141,3 +141,14 @@ def test_measure_child_ignores_parent_memory():
     assert 180 < big.peak_rss_mb < 400, big          # 192 MB array + interpreter and numpy
     assert small.wall_s > 0 and big.wall_s > small.wall_s
     assert common.measure_child([sys.executable, "-c", "import sys; sys.exit(3)"]).returncode == 3
+
+
+def test_cli_json_stdout_is_clean(tiny, capsys):
+    """onnxruntime's calibrators print progress; with --json stdout must still be one JSON document."""
+    import json
+    rc = ort_baseline.main([str(tiny / "m.onnx"), "--calib", str(tiny / "calib.npz"), "--eval", str(tiny / "eval.npz"),
+                            "--variants", "u8_entropy", "--task", "label", "--json"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["variants"][0]["name"] == "u8_entropy" and rep["variants"][0]["ok"]
+    assert 0.0 <= rep["best"]["task"]["value"] <= 1.0
