@@ -33,6 +33,11 @@ class CalibResult:
     feeds: list[dict[str, np.ndarray]] = field(default_factory=list)      # first keep_outputs feeds
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list)    # their float outputs
     observers: dict[str, Observer] = field(default_factory=dict)
+    # Seen across ALL feeds (for export specialisation, dsedge/export/specialize.py):
+    # input -> sorted list of distinct shapes; input -> its value when it is a small integer or
+    # bool tensor (<= 16 elements) identical in every feed, else absent.
+    input_shapes: dict[str, list[tuple[int, ...]]] = field(default_factory=dict)
+    constant_inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def chosen(self) -> dict[str, str]:
@@ -43,6 +48,8 @@ class CalibResult:
     def summary(self) -> dict:
         """A small JSON-able summary (for the artifact's metadata and `--json`)."""
         out = {"method": self.method, "feeds": self.n_feeds, "tensors": len(self.ranges)}
+        if self.input_shapes:
+            out["input_shapes"] = {k: [list(s) for s in v] for k, v in sorted(self.input_shapes.items())}
         if self.chosen:
             counts: dict[str, int] = {}
             for m in self.chosen.values():
@@ -109,9 +116,25 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
             bar = None
     kept_feeds, kept_outputs = [], []
     count = 0
+    shapes: dict[str, set] = {}
+    const_vals: dict[str, np.ndarray | None] = {}
+
+    def note_inputs(feed) -> None:
+        # Cheap: a shape tuple per input, and a <= 16-element comparison for small integer inputs.
+        for k, v in feed.items():
+            v = np.asarray(v)
+            shapes.setdefault(k, set()).add(tuple(int(d) for d in v.shape))
+            small = v.dtype.kind in "iub" and v.size <= _CONST_INPUT_MAX
+            if count == 0:
+                const_vals[k] = v.copy() if small else None
+            elif const_vals.get(k) is not None and (not small or v.shape != const_vals[k].shape
+                                                    or v.dtype != const_vals[k].dtype
+                                                    or not np.array_equal(v, const_vals[k])):
+                const_vals[k] = None
     try:
         for where, feed in items:
             label[0] = where
+            note_inputs(feed)
             try:
                 outs = run(graph, feed, hook=hook)
             except DseError as e:              # name the feed in node errors
@@ -132,7 +155,12 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
         raise FeedError("calibration got no feeds", hint="pass at least one feed (--calib PATH)")
 
     return CalibResult(method=method, ranges=LazyRanges(observers), n_feeds=count, feeds=kept_feeds,
-                       outputs=kept_outputs, observers=observers)
+                       outputs=kept_outputs, observers=observers,
+                       input_shapes={k: sorted(v) for k, v in shapes.items()},
+                       constant_inputs={k: v for k, v in const_vals.items() if v is not None})
+
+
+_CONST_INPUT_MAX = 16
 
 
 class LazyRanges(Mapping):

@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from .errors import DseError  # noqa: F401
 from .ir import Graph, Node, QParams, TensorInfo  # noqa: F401
+from .runtime import Runtime  # noqa: F401  (the C runtime's bindings; the library loads on first use)
 
 
 def load(path, **kw) -> Graph:

@@ -369,7 +369,8 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict) -> Graph:
         ins = []
         for k, i in enumerate(n.inputs):
             role = rule.role(k) if i else PARAM
-            ins.append(as_int8(i) if (i and role == ACT) else i)
+            # a constant ACT operand is quantised by kinds.lower_node (it has no calibration range)
+            ins.append(as_int8(i) if (i and role == ACT and i not in g.consts) else i)
         outs = []
         for o in n.outputs:
             if not o:
@@ -444,7 +445,12 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig()) -> Qua
         prec, plan = make_plan(fg, cfg, ranges, measured)
         qg = lower(fg, prec, ranges, shifts)
         infer_shapes(qg)
-    return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs, info={"calibration": calib.summary()})
+    info = {"calibration": calib.summary(),
+            # for export specialisation (dsedge/export/specialize.py): shapes seen per input
+            # across all feeds, and small integer inputs whose value never changed
+            "input_shapes": dict(getattr(calib, "input_shapes", {}) or {}),
+            "constant_inputs": dict(getattr(calib, "constant_inputs", {}) or {})}
+    return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs, info=info)
 
 
 def evaluate(result: QuantResult) -> dict:

@@ -1,1 +1,412 @@
-"""dsedge subpackage."""
+"""dsedge.runtime: run a `.dse` model with the C runtime, from Python.
+
+    import dsedge
+    rt = dsedge.Runtime("model.dse")            # or Runtime(open(...).read()), threads=N
+    rt.inputs[0].name, rt.inputs[0].shape, rt.inputs[0].dtype, rt.inputs[0].qparams
+    rt.metadata["source.character_list"]        # the model's metadata as a dict
+    out = rt.run({"image": x})                  # {output name: new numpy array}
+
+These bindings call the same public C ABI an application embeds (`include/dsedge.h`: load,
+session, set_input, run, get_output) through `ctypes`, so what the Python tests exercise is
+what ships. The library is the C runtime compiled by `pip install` into this package
+(`_libdsedge*.so`, built by setup.py from the C sources that ship as `csrc/`); in a source
+checkout whose C sources changed since that build, a current copy is compiled once into
+`~/.cache/dsedge/` (named by a hash of the sources). `DSEDGE_LIBRARY=/path/libdsedge.so`
+overrides both. A copy of this file is also the `python/` folder of an export bundle, where it
+loads the bundle's `lib/libdsedge.so` and needs nothing but numpy.
+
+Threads and the GIL: ctypes releases the GIL for the duration of every foreign call, so while
+one thread is inside `dse_session_run` other Python threads keep running. A `Runtime` holds
+`threads` sessions (one arena each); `run()` takes a free session (waiting, GIL released, if
+all are busy), so up to `threads` calls run in parallel from different threads on one shared,
+immutable model. The C runtime itself runs each inference on the calling thread.
+
+Copies: an input array that is C-contiguous with the model's dtype and shape is handed to the
+C runtime as is (its pointer; the runtime copies it into the arena, DESIGN.md §5); others are
+refused with a DseError naming the input and what was expected (non-contiguous arrays are made
+contiguous first). Outputs are new arrays, never views into the arena, so they stay valid after
+the next run.
+"""
+from __future__ import annotations
+
+import ctypes as C
+import os
+import queue
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+try:  # inside the dsedge package
+    from ..errors import DseError, ModelError
+    _IN_PACKAGE = True
+except ImportError:  # a standalone copy (export bundle)
+    _IN_PACKAGE = False
+
+    class DseError(Exception):
+        """An error the user can act on; the message names the input, file or node."""
+
+    class ModelError(DseError):
+        """The .dse file cannot be loaded."""
+
+__all__ = ["Runtime", "TensorSpec", "QuantParams", "DseError", "library_path", "version"]
+
+# Dtype ids of docs/format.md §5 -> numpy dtypes (int4/uint4 stay packed bytes).
+_NP_DTYPES = {1: "<f4", 2: "<f2", 3: "<f8", 4: "i1", 5: "u1", 6: "<i2", 7: "<u2", 8: "<i4", 9: "<u4",
+              10: "<i8", 11: "<u8", 12: "?", 13: None, 14: None}
+_DTYPE_NAMES = {1: "float32", 2: "float16", 3: "float64", 4: "int8", 5: "uint8", 6: "int16", 7: "uint16",
+                8: "int32", 9: "uint32", 10: "int64", 11: "uint64", 12: "bool", 13: "int4", 14: "uint4"}
+_META_STRING, _META_INT64, _META_FLOAT64, _META_BYTES, _META_STRINGS = 1, 2, 3, 4, 5
+_Q_NONE, _Q_TENSOR, _Q_AXIS = 0, 1, 2
+_LOAD_VERIFY_WEIGHTS = 1
+
+
+class _Error(C.Structure):
+    _fields_ = [("code", C.c_int), ("message", C.c_char * 256)]
+
+
+class _TensorInfo(C.Structure):
+    _fields_ = [("name", C.c_char_p), ("dtype", C.c_int), ("rank", C.c_size_t), ("dims", C.c_size_t * 8),
+                ("nbytes", C.c_size_t), ("quant", C.c_int), ("axis", C.c_int), ("group_size", C.c_size_t),
+                ("quant_count", C.c_size_t), ("scales", C.POINTER(C.c_float)),
+                ("zero_points", C.POINTER(C.c_int32))]
+
+
+class _Meta(C.Structure):
+    _fields_ = [("key", C.c_char_p), ("type", C.c_int), ("str", C.c_char_p), ("i64", C.c_int64),
+                ("f64", C.c_double), ("bytes", C.c_void_p), ("size", C.c_size_t),
+                ("strings", C.POINTER(C.c_char_p)), ("count", C.c_size_t)]
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """real = scale * (q - zero_point). axis None: per tensor (one scale); else per axis."""
+
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    axis: int | None = None
+    group_size: int = 0
+
+    @property
+    def scale(self) -> float:
+        return self.scales[0]
+
+    @property
+    def zero_point(self) -> int:
+        return self.zero_points[0]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A graph input or output: name, static shape, numpy dtype, quantisation (or None)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    qparams: QuantParams | None
+    nbytes: int
+    dtype_name: str
+
+
+# -- the library --------------------------------------------------------------------------
+
+_LIB = None
+_LIB_PATH: str | None = None
+_LIB_LOCK = threading.Lock()
+
+
+def _ext_suffixes() -> list[str]:
+    import importlib.machinery
+    return list(importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def _candidates_standalone() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    name = "libdsedge.dylib" if sys.platform == "darwin" else "libdsedge.so"
+    return [here / name, here.parent / "lib" / name, here.parent.parent / "lib" / name]
+
+
+def _open(path: str):
+    return C.CDLL(path)   # CDLL (not PyDLL): every call releases the GIL
+
+
+def _find_and_open():
+    env = os.environ.get("DSEDGE_LIBRARY")
+    if env:
+        return env, _open(env)
+    if not _IN_PACKAGE:
+        for p in _candidates_standalone():
+            if p.is_file():
+                return str(p), _open(str(p))
+        raise DseError("libdsedge.so not found next to the dsedge runtime bindings "
+                       f"(looked in {', '.join(map(str, _candidates_standalone()))}); set DSEDGE_LIBRARY")
+    from . import _build
+    here = Path(__file__).resolve().parent
+    want = None
+    try:
+        want = _build.source_hash()
+    except (OSError, FileNotFoundError):
+        pass
+    for suffix in _ext_suffixes():
+        p = here / f"_libdsedge{suffix}"
+        if p.is_file():
+            lib = _open(str(p))
+            try:
+                f = lib.dsedge_py_source_hash
+                f.restype = C.c_char_p
+                have = f().decode()
+            except AttributeError:
+                have = None
+            if want is None or have == want:
+                return str(p), lib
+    if want is None:
+        raise DseError("the dsedge C runtime is not built and its sources are missing; reinstall dsedge")
+    import platform
+    out = _build.cache_dir() / f"libdsedge-{want}-{sys.platform}-{platform.machine()}.so"
+    if not out.is_file():
+        try:
+            _build.build_shared(out)
+        except RuntimeError as e:
+            raise DseError(str(e)) from None
+    return str(out), _open(str(out))
+
+
+def _lib():
+    global _LIB, _LIB_PATH
+    if _LIB is not None:
+        return _LIB
+    with _LIB_LOCK:
+        if _LIB is None:
+            path, L = _find_and_open()
+            _declare(L)
+            _LIB_PATH, _LIB = path, L
+    return _LIB
+
+
+def _declare(L) -> None:
+    P, S = C.c_void_p, C.c_size_t
+    E = C.POINTER(_Error)
+    sig = {
+        "dse_version": ([], C.c_char_p),
+        "dse_status_string": ([C.c_int], C.c_char_p),
+        "dse_model_load_ex": ([P, S, C.c_uint, C.POINTER(P), E], C.c_int),
+        "dse_model_load_file": ([C.c_char_p, C.c_uint, C.POINTER(P), E], C.c_int),
+        "dse_model_free": ([P], None),
+        "dse_model_input_count": ([P], S),
+        "dse_model_output_count": ([P], S),
+        "dse_model_input": ([P, S, C.POINTER(_TensorInfo)], C.c_int),
+        "dse_model_output": ([P, S, C.POINTER(_TensorInfo)], C.c_int),
+        "dse_model_node_count": ([P], S),
+        "dse_model_metadata_count": ([P], S),
+        "dse_model_metadata_at": ([P, S, C.POINTER(_Meta)], C.c_int),
+        "dse_arena_size": ([P], S),
+        "dse_session_create": ([P, P, S, C.POINTER(P), E], C.c_int),
+        "dse_session_free": ([P], None),
+        "dse_session_set_input": ([P, S, P, S, E], C.c_int),
+        "dse_session_run": ([P, E], C.c_int),
+        "dse_session_get_output": ([P, S, C.POINTER(P), C.POINTER(S)], C.c_int),
+    }
+    for name, (args, res) in sig.items():
+        f = getattr(L, name)
+        f.argtypes, f.restype = args, res
+
+
+def library_path() -> str:
+    """The shared library the bindings loaded."""
+    _lib()
+    return _LIB_PATH or ""
+
+
+def version() -> str:
+    """The C runtime's version string."""
+    return _lib().dse_version().decode()
+
+
+# -- the runtime --------------------------------------------------------------------------
+
+def _aligned_copy(data) -> tuple[np.ndarray, int]:
+    """`data` copied to a 64-byte aligned buffer (weights are used in place: must outlive the model)."""
+    mv = memoryview(data).cast("B")
+    raw = np.empty(len(mv) + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    raw[start:start + len(mv)] = np.frombuffer(mv, np.uint8)
+    return raw, raw.ctypes.data + start
+
+
+class Runtime:
+    """A loaded `.dse` model with `threads` sessions. See the module docstring.
+
+    Attributes: `inputs`, `outputs` (tuples of TensorSpec), `metadata` (dict), `arena_size`,
+    `node_count`, `path` (None when loaded from bytes).
+    """
+
+    def __init__(self, model, threads: int = 1, *, verify_weights: bool = False):
+        if not isinstance(threads, int) or threads < 1:
+            raise DseError(f"threads must be an integer >= 1, got {threads!r}")
+        L = self._L = _lib()
+        self._model = None
+        self._pool: queue.LifoQueue = queue.LifoQueue()
+        self._sessions: list[C.c_void_p] = []
+        self._buf = None
+        flags = _LOAD_VERIFY_WEIGHTS if verify_weights else 0
+        h, err = C.c_void_p(), _Error()
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            self.path = None
+            where = "<bytes>"
+            self._buf, ptr = _aligned_copy(model)
+            st = L.dse_model_load_ex(ptr, len(memoryview(model).cast("B")), flags, C.byref(h), C.byref(err))
+        else:
+            self.path = os.fspath(model)
+            where = self.path
+            if not os.path.isfile(self.path):
+                raise ModelError(f"{where}: no such file")
+            st = L.dse_model_load_file(os.fsencode(self.path), flags, C.byref(h), C.byref(err))
+        if st != 0:
+            msg = err.message.decode("utf-8", "replace") or L.dse_status_string(st).decode()
+            raise ModelError(f"{where}: cannot load: {msg} ({L.dse_status_string(st).decode()})")
+        self._model = h
+        self.inputs = tuple(self._spec(i, False) for i in range(L.dse_model_input_count(h)))
+        self.outputs = tuple(self._spec(i, True) for i in range(L.dse_model_output_count(h)))
+        self.metadata = self._read_metadata()
+        self.arena_size = int(L.dse_arena_size(h))
+        self.node_count = int(L.dse_model_node_count(h))
+        self.threads = threads
+        self._by_name = {s.name: (i, s) for i, s in enumerate(self.inputs)}
+        for _ in range(threads):
+            s = C.c_void_p()
+            if L.dse_session_create(h, None, 0, C.byref(s), C.byref(err)) != 0:
+                self.close()
+                raise DseError(f"{where}: cannot create a session: {err.message.decode('utf-8', 'replace')}")
+            self._sessions.append(s)
+            self._pool.put(s)
+
+    # -- description
+    def _spec(self, i: int, output: bool) -> TensorSpec:
+        ti = _TensorInfo()
+        (self._L.dse_model_output if output else self._L.dse_model_input)(self._model, i, C.byref(ti))
+        shape = tuple(int(ti.dims[d]) for d in range(ti.rank))
+        npd = _NP_DTYPES.get(ti.dtype)
+        dtype = np.dtype(npd) if npd else np.dtype(np.uint8)
+        q = None
+        if ti.quant != _Q_NONE and ti.quant_count:
+            n = ti.quant_count
+            q = QuantParams(tuple(float(ti.scales[k]) for k in range(n)),
+                            tuple(int(ti.zero_points[k]) for k in range(n)),
+                            None if ti.quant == _Q_TENSOR else int(ti.axis), int(ti.group_size))
+        return TensorSpec((ti.name or b"").decode(), shape, dtype, q, int(ti.nbytes),
+                          _DTYPE_NAMES.get(ti.dtype, f"dtype{ti.dtype}"))
+
+    def _read_metadata(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i in range(self._L.dse_model_metadata_count(self._model)):
+            m = _Meta()
+            self._L.dse_model_metadata_at(self._model, i, C.byref(m))
+            key = m.key.decode()
+            if m.type == _META_STRING:
+                out[key] = (m.str or b"").decode()
+            elif m.type == _META_INT64:
+                out[key] = int(m.i64)
+            elif m.type == _META_FLOAT64:
+                out[key] = float(m.f64)
+            elif m.type == _META_BYTES:
+                out[key] = C.string_at(m.bytes, m.size) if m.size else b""
+            elif m.type == _META_STRINGS:
+                out[key] = [m.strings[k].decode() for k in range(m.count)]
+        return out
+
+    def __repr__(self) -> str:
+        def fmt(specs):
+            return ", ".join(f"{s.name}: {s.dtype_name}{list(s.shape)}" for s in specs)
+        return f"Runtime({self.path or '<bytes>'}, inputs=[{fmt(self.inputs)}], outputs=[{fmt(self.outputs)}])"
+
+    # -- running
+    def _check_feeds(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
+        if not isinstance(feeds, Mapping):
+            if len(self.inputs) == 1 and not isinstance(feeds, (list, tuple)):
+                feeds = {self.inputs[0].name: feeds}
+            else:
+                raise DseError("run() takes a dict {input name: array}; inputs: "
+                               + ", ".join(repr(s.name) for s in self.inputs))
+        unknown = [k for k in feeds if k not in self._by_name]
+        if unknown:
+            raise DseError(f"unknown input {unknown[0]!r}; the model's inputs are "
+                           + ", ".join(f"{s.name!r} ({s.dtype_name}{list(s.shape)})" for s in self.inputs))
+        arrays = []
+        for s in self.inputs:
+            if s.name not in feeds:
+                raise DseError(f"input {s.name!r} is missing: expected {s.dtype_name} of shape {list(s.shape)}")
+            a = feeds[s.name]
+            if not isinstance(a, np.ndarray):
+                a = np.asarray(a, dtype=s.dtype)   # lists and scalars take the model's dtype
+            if a.dtype != s.dtype:
+                raise DseError(f"input {s.name!r}: expected dtype {s.dtype_name}, got {a.dtype} "
+                               f"(convert with .astype(np.{s.dtype_name}))")
+            if a.shape != s.shape:
+                raise DseError(f"input {s.name!r}: expected shape {list(s.shape)}, got {list(a.shape)}")
+            if not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)
+            if a.nbytes != s.nbytes:
+                raise DseError(f"input {s.name!r}: {a.nbytes} bytes, the model takes {s.nbytes}")
+            arrays.append(a)
+        return arrays
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run one inference: {input name: array} -> {output name: new array}.
+
+        Thread-safe; up to `threads` calls run in parallel, the GIL is released while the C
+        runtime runs."""
+        if self._model is None:
+            raise DseError("this Runtime is closed")
+        arrays = self._check_feeds(feeds)
+        L, err = self._L, _Error()
+        s = self._pool.get()
+        try:
+            for i, a in enumerate(arrays):
+                ptr = a.__array_interface__["data"][0]
+                if L.dse_session_set_input(s, i, ptr, a.nbytes, C.byref(err)) != 0:
+                    raise DseError(f"input {self.inputs[i].name!r}: {err.message.decode('utf-8', 'replace')}")
+            if L.dse_session_run(s, C.byref(err)) != 0:
+                raise DseError(f"run failed: {err.message.decode('utf-8', 'replace')}")
+            out = {}
+            p, n = C.c_void_p(), C.c_size_t()
+            for i, spec in enumerate(self.outputs):
+                L.dse_session_get_output(s, i, C.byref(p), C.byref(n))
+                packed = spec.dtype_name in ("int4", "uint4")   # returned as packed bytes
+                arr = np.empty((n.value,) if packed else spec.shape, spec.dtype)   # a new array, not a view
+                if n.value:
+                    C.memmove(arr.ctypes.data, p.value, n.value)
+                out[spec.name] = arr
+            return out
+        finally:
+            self._pool.put(s)
+
+    __call__ = run
+
+    # -- lifetime
+    def close(self) -> None:
+        """Free the sessions and the model (also done when the Runtime is garbage collected)."""
+        L = getattr(self, "_L", None)
+        if L is None:
+            return
+        for s in getattr(self, "_sessions", []):
+            L.dse_session_free(s)
+        self._sessions = []
+        if getattr(self, "_model", None) is not None:
+            L.dse_model_free(self._model)
+            self._model = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+

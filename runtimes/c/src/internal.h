@@ -104,6 +104,40 @@ void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #endif
     ;
 
+/* Attribute lookup by name for kernels (a node has <= 64 attributes: a linear scan). An
+ * attribute that is absent or has another type gives NULL / the default. */
+static inline const dse_attr *dse__attr(const dse_node *n, const char *name, int type) {
+    for (uint32_t k = 0; k < n->n_attr; k++)
+        if (strcmp(n->attrs[k].name, name) == 0) return n->attrs[k].type == type ? &n->attrs[k] : NULL;
+    return NULL;
+}
+static inline int64_t dse__attr_int(const dse_node *n, const char *name, int64_t def) {
+    const dse_attr *a = dse__attr(n, name, DSE_ATTR_INT);
+    return a ? a->i : def;
+}
+static inline float dse__attr_float(const dse_node *n, const char *name, float def) {
+    const dse_attr *a = dse__attr(n, name, DSE_ATTR_FLOAT);
+    return a ? a->f : def;
+}
+static inline const char *dse__attr_str(const dse_node *n, const char *name, const char *def) {
+    const dse_attr *a = dse__attr(n, name, DSE_ATTR_STRING);
+    return a ? a->s : def;
+}
+
+/* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
+ * the element count, or -1 when absent, of another type or longer than cap. */
+static inline int dse__attr_ints(const dse_node *n, const char *name, int64_t *out, size_t cap) {
+    const dse_attr *a = dse__attr(n, name, DSE_ATTR_INTS);
+    if (!a || a->n > cap) return -1;
+    const uint8_t *p = a->raw;
+    for (size_t e = 0; e < a->n; e++) {
+        uint64_t v = 0;
+        for (unsigned sh = 0;; sh += 7) { uint8_t b = *p++; v |= (uint64_t)(b & 0x7f) << sh; if (!(b & 0x80)) break; }
+        out[e] = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+    }
+    return (int)a->n;
+}
+
 /* Shared kernel checks (defined in kernels/ref) */
 int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, char *msg, size_t cap);
 

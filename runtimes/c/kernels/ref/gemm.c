@@ -1,0 +1,85 @@
+/* gemm.c: fp32 Gemm, Y = alpha * op(A) @ op(B) + beta * C (op = transpose when transA /
+ * transB), C optional and unidirectionally broadcast to (M, N) (rank 0, 1 or 2); B and C may be
+ * float16 constants (widened exactly); fused clamp act_min/act_max.
+ *
+ * Per output element, in this order (as numpy's reference applies them):
+ *     acc = 0; for k in [0, K): acc = acc + A[i,k] * B[k,j]      (sequential over K)
+ *     if alpha != 1: acc = acc * alpha
+ *     if C present and beta != 0: acc = acc + (beta == 1 ? C[i,j] : C[i,j] * beta)
+ *     clamp to [act_min, act_max]
+ * Loop order i, k, j with a running row of accumulators in Y keeps the per-element order
+ * above while streaming B by rows. */
+#include "internal.h"
+
+float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
+int dse__nn_act(const dse_node *n, float *lo, float *hi);
+
+static int fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
+
+int dse__check_gemm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
+    const dse_tensor *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
+    if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !a || a->dtype != DSE_DTYPE_FLOAT32 || !fh(b) || !y ||
+        y->dtype != DSE_DTYPE_FLOAT32 || a->rank != 2 || b->rank != 2 || y->rank != 2 || (c && (!fh(c) || c->rank > 2))) {
+        snprintf(msg, cap, "Gemm needs float32 A (2-D), float32/float16 B (2-D), optional C (rank <= 2), float32 Y (2-D)");
+        return 1;
+    }
+    int ta = dse__attr_int(n, "transA", 0) != 0, tb = dse__attr_int(n, "transB", 0) != 0;
+    size_t M = a->dims[ta], K = a->dims[!ta], N = b->dims[!tb];
+    if (b->dims[tb] != K || y->dims[0] != M || y->dims[1] != N) {
+        snprintf(msg, cap, "shapes do not match: A %zux%zu, B %zux%zu, Y %zux%zu with transA=%d transB=%d",
+                 a->dims[0], a->dims[1], b->dims[0], b->dims[1], y->dims[0], y->dims[1], ta, tb);
+        return 1;
+    }
+    if (c) {
+        size_t cm = c->rank == 2 ? c->dims[0] : 1, cn = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
+        if ((cm != 1 && cm != M) || (cn != 1 && cn != N)) { snprintf(msg, cap, "C does not broadcast to %zux%zu", M, N); return 1; }
+    }
+    return 0;
+}
+
+void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
+    const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
+    const int ta = dse__attr_int(n, "transA", 0) != 0, tb = dse__attr_int(n, "transB", 0) != 0;
+    const float alpha = dse__attr_float(n, "alpha", 1.0f), beta = dse__attr_float(n, "beta", 1.0f);
+    const size_t M = at->dims[ta], K = at->dims[!ta], N = bt->dims[!tb];
+    const float *A = dse__data(m, arena, n->in[0]);
+    const void *B = dse__data(m, arena, n->in[1]);
+    const void *Cd = ct ? dse__data(m, arena, n->in[2]) : NULL;
+    float *Y = dse__data(m, arena, n->out[0]);
+    float lo, hi;
+    const int act = dse__nn_act(n, &lo, &hi);
+    const int b32 = bt->dtype == DSE_DTYPE_FLOAT32;
+    const size_t sak = ta ? M : 1, sai = ta ? 1 : K;        /* A[i,k] = A[i*sai + k*sak] */
+    const size_t sbk = tb ? 1 : N, sbj = tb ? K : 1;        /* B[k,j] = B[k*sbk + j*sbj] */
+    size_t cm = 0, cn = 0;
+    if (ct) {
+        cm = ct->rank == 2 ? ct->dims[0] : 1;
+        cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
+    }
+    for (size_t i = 0; i < M; i++) {
+        float *yr = Y + i * N;
+        for (size_t j = 0; j < N; j++) yr[j] = 0.0f;
+        for (size_t k = 0; k < K; k++) {
+            const float av = A[i * sai + k * sak];
+            if (b32) {
+                const float *br = (const float *)B + k * sbk;
+                for (size_t j = 0; j < N; j++) yr[j] = yr[j] + av * br[j * sbj];
+            } else {
+                for (size_t j = 0; j < N; j++) yr[j] = yr[j] + av * dse__nn_ld(bt, B, k * sbk + j * sbj);
+            }
+        }
+        for (size_t j = 0; j < N; j++) {
+            float v = yr[j];
+            if (alpha != 1.0f) v = v * alpha;
+            if (ct && beta != 0.0f) {
+                const float cv = dse__nn_ld(ct, Cd, (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j));
+                v = v + (beta == 1.0f ? cv : cv * beta);
+            }
+            if (act) { v = v < lo ? lo : v; v = v > hi ? hi : v; }
+            yr[j] = v;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+/* matmul.c: fp32 MatMul with numpy semantics: batched over the leading axes with broadcasting
+ * (ranks up to 8), a 1-D left operand is a row (1, K) and a 1-D right operand a column (K, 1)
+ * whose unit axis is dropped from the output; B may be a float16 constant (widened exactly);
+ * fused clamp act_min/act_max.
+ *
+ * Per output element: acc = 0; for k in [0, K): acc = acc + A[..,i,k] * B[..,k,j] (sequential
+ * over K), then the clamp. The loop order is batch, i, k, j with the row of Y as the running
+ * accumulators, which keeps that per-element order. The batch walk uses per-axis strides with
+ * stride 0 on broadcast axes. */
+#include "internal.h"
+
+float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
+int dse__nn_act(const dse_node *n, float *lo, float *hi);
+
+typedef struct mm_geom {
+    size_t M, K, N, nb;                         /* nb: batch rank (of the output) */
+    size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
+} mm_geom;
+
+static int geom(const dse_model *m, const dse_node *n, mm_geom *g) {
+    const dse_tensor *a = n->n_in == 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in == 2 ? dse__t(m, n->in[1]) : NULL;
+    const dse_tensor *y = dse__t(m, n->out[0]);
+    if (!a || !b || !y || n->n_out != 1 || a->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 ||
+        (b->dtype != DSE_DTYPE_FLOAT32 && b->dtype != DSE_DTYPE_FLOAT16) || a->rank < 1 || b->rank < 1)
+        return 1;
+    const int a1 = a->rank == 1, b1 = b->rank == 1;
+    const size_t ra = a1 ? 2 : a->rank, rb = b1 ? 2 : b->rank;
+    size_t adims[DSE_MAX_RANK], bdims[DSE_MAX_RANK];
+    if (a1) { adims[0] = 1; adims[1] = a->dims[0]; } else memcpy(adims, a->dims, ra * sizeof adims[0]);
+    if (b1) { bdims[0] = b->dims[0]; bdims[1] = 1; } else memcpy(bdims, b->dims, rb * sizeof bdims[0]);
+    g->M = adims[ra - 2]; g->K = adims[ra - 1]; g->N = bdims[rb - 1];
+    if (bdims[rb - 2] != g->K) return 1;
+    g->nb = (ra > rb ? ra : rb) - 2;
+    size_t sA = g->M * g->K, sB = g->K * g->N;
+    for (int d = (int)g->nb - 1; d >= 0; d--) {      /* right-aligned broadcast of the batch axes */
+        int da = d - (int)(g->nb - (ra - 2)), db = d - (int)(g->nb - (rb - 2));
+        size_t xa = da >= 0 ? adims[da] : 1, xb = db >= 0 ? bdims[db] : 1;
+        if (xa != xb && xa != 1 && xb != 1) return 1;
+        g->bdims[d] = xa > xb ? xa : xb;
+        g->sa[d] = xa == 1 ? 0 : sA;
+        g->sb[d] = xb == 1 ? 0 : sB;
+        sA *= xa; sB *= xb;
+    }
+    /* expected output shape: batch + (M unless a1) + (N unless b1) */
+    size_t want[DSE_MAX_RANK + 2], r = 0;
+    for (size_t d = 0; d < g->nb; d++) want[r++] = g->bdims[d];
+    if (!a1) want[r++] = g->M;
+    if (!b1) want[r++] = g->N;
+    if (y->rank != r) return 1;
+    for (size_t d = 0; d < r; d++) if (y->dims[d] != want[d]) return 1;
+    return 0;
+}
+
+int dse__check_matmul_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    mm_geom g;
+    if (geom(m, n, &g)) {
+        snprintf(msg, cap, "MatMul needs float32 A, float32/float16 B whose batch axes broadcast, K matching, and the numpy output shape");
+        return 1;
+    }
+    return 0;
+}
+
+void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    mm_geom g;
+    geom(m, n, &g);
+    const dse_tensor *bt = &m->tensors[n->in[1]];
+    const float *A = dse__data(m, arena, n->in[0]);
+    const void *B = dse__data(m, arena, n->in[1]);
+    float *Y = dse__data(m, arena, n->out[0]);
+    float lo, hi;
+    const int act = dse__nn_act(n, &lo, &hi), b32 = bt->dtype == DSE_DTYPE_FLOAT32;
+    size_t idx[DSE_MAX_RANK] = {0}, offa = 0, offb = 0, nbatch = 1;
+    for (size_t d = 0; d < g.nb; d++) nbatch *= g.bdims[d];
+    for (size_t bi = 0; bi < nbatch; bi++) {
+        const float *a = A + offa;
+        float *y = Y + bi * g.M * g.N;
+        for (size_t i = 0; i < g.M; i++) {
+            float *yr = y + i * g.N;
+            for (size_t j = 0; j < g.N; j++) yr[j] = 0.0f;
+            for (size_t k = 0; k < g.K; k++) {
+                const float av = a[i * g.K + k];
+                if (b32) {
+                    const float *br = (const float *)B + offb + k * g.N;
+                    for (size_t j = 0; j < g.N; j++) yr[j] = yr[j] + av * br[j];
+                } else {
+                    for (size_t j = 0; j < g.N; j++) yr[j] = yr[j] + av * dse__nn_ld(bt, B, offb + k * g.N + j);
+                }
+            }
+            if (act)
+                for (size_t j = 0; j < g.N; j++) { float v = yr[j]; v = v < lo ? lo : v; yr[j] = v > hi ? hi : v; }
+        }
+        for (int d = (int)g.nb - 1; d >= 0; d--) {   /* advance the batch counter, carry left */
+            offa += g.sa[d]; offb += g.sb[d];
+            if (++idx[d] < g.bdims[d]) break;
+            offa -= g.sa[d] * idx[d]; offb -= g.sb[d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+}

@@ -1,0 +1,115 @@
+/* requant.h: the one requantisation rule of the int8 kernels, and the helpers they share.
+ *
+ * The rule (docs/quant-arith.md §3, DESIGN.md §3), identical to dsedge/quant/arith.py:
+ *
+ *     y = clamp(zp_out + (((int64)acc * M + 2^(n-1)) >> n), qmin, qmax)
+ *
+ * with M in [0, 2^31), n in [1, 62] (checked at load by every kernel that reads them) and
+ * |acc| < 2^32, so acc * M + 2^(n-1) < 2^63 never overflows. `>>` is an arithmetic shift
+ * (floor division by 2^n): implementation-defined for a negative int64_t in C11 but
+ * arithmetic on every compiler and target the runtime supports; the static assertion below
+ * refuses to build where it is not. Adding 2^(n-1) before the floor makes the rounding
+ * "round half up" (towards +inf): 2.5 -> 3, -2.5 -> -2. A multiplier >= 1 is still this
+ * multiply and right shift: nothing is ever shifted left.
+ *
+ * Add/Sub use the same shift on a sum of two scaled terms (dse_i8_round_shift); Concat's
+ * rescale is the rule applied to (q - zp_in).
+ *
+ * The helpers after the rule (attribute and parameter decoding, the output stage of weighted
+ * ops) are defined in kernels/ref/conv_i8.c and used by every int8 kernel file.
+ */
+#ifndef DSEDGE_REQUANT_H
+#define DSEDGE_REQUANT_H
+
+#include <stdint.h>
+
+#include "internal.h"
+
+_Static_assert(((int64_t)-1 >> 1) == -1 && ((int64_t)-5 >> 1) == -3,
+               "dsedge needs an arithmetic right shift of negative int64_t (floor division)");
+_Static_assert((int32_t)-1 >> 1 == -1, "dsedge needs an arithmetic right shift of negative int32_t");
+
+/* (t + 2^(n-1)) >> n: floor(t / 2^n + 1/2), n in [1, 62], |t| < 2^62. */
+static inline int64_t dse_i8_round_shift(int64_t t, int n) {
+    return (t + ((int64_t)1 << (n - 1))) >> n;
+}
+
+static inline int8_t dse_i8_clamp(int64_t v, int qmin, int qmax) {
+    return (int8_t)(v < qmin ? qmin : v > qmax ? qmax : v);
+}
+
+/* The requantisation rule; |acc| < 2^32, 0 <= M < 2^31, 1 <= n <= 62. */
+static inline int8_t dse_requant(int64_t acc, int32_t M, int n, int zp_out, int qmin, int qmax) {
+    return dse_i8_clamp(zp_out + dse_i8_round_shift(acc * M, n), qmin, qmax);
+}
+
+/* -- shared helpers (kernels/ref/conv_i8.c) -------------------------------------------------- */
+
+/* An int8 zero point / clamp bound must lie in [-128, 127]. */
+#define DSE_I8_OK(v) ((v) >= -128 && (v) <= 127)
+
+/* INTS attribute `name` decoded into out[0..cap): returns its length, or -1 when absent, of
+ * another type or longer than cap. */
+int dse_i8_ints(const dse_node *n, const char *name, int64_t *out, size_t cap);
+
+/* Data of the constant tensor named by TENSOR attribute `name`, when it exists and has
+ * `dtype` and exactly `numel` elements; else NULL. */
+const void *dse_i8_tensor_attr(const dse_model *m, const dse_node *n, const char *name, int dtype, size_t numel);
+
+/* 1 when every (M, n) pair is valid: 0 <= M < 2^31 and 1 <= n <= 62. */
+int dse_i8_mult_ok(const int32_t *M, const int32_t *shift, size_t count);
+
+/* The output stage of a weighted op (Conv, ConvTranspose, Gemm, MatMul): an int32
+ * accumulator per output element becomes int8 through the rule (per-channel M, n, then
+ * qmin/qmax), or with float_out float32 = (float)acc * out_scale[c] clamped to
+ * [act_min, act_max] in float. */
+typedef struct dse_i8_out {
+    int zp_in, zp_out, qmin, qmax, float_out;
+    const int32_t *M, *shift;
+    const float *scale;
+    float act_min, act_max;
+} dse_i8_out;
+
+/* Reads and validates the attributes above for `channels` output channels (used by check,
+ * where it writes the reason into msg and returns non-zero, and again by run). */
+int dse_i8_out_params(const dse_model *m, const dse_node *n, size_t channels, dse_i8_out *o, char *msg, size_t cap);
+
+/* Operand checks of a weighted node: x int8, w int8 constant with no -128 (weights are
+ * symmetric, [-127, 127]: this also bounds the accumulator), bias int32 constant[C],
+ * output int8 or (float_out) float32; K products per output must satisfy
+ * K * 255 * 127 < 2^31 (the export's overflow proof, docs/quant-arith.md §4). */
+int dse_i8_weighted_operands(const dse_model *m, const dse_node *n, size_t channels, size_t K, char *msg, size_t cap);
+
+static inline void dse_i8_store(const dse_i8_out *o, void *y, size_t idx, size_t c, int64_t acc) {
+    if (o->float_out) {
+        float v = (float)acc * o->scale[c];     /* int -> float32 rounds to nearest even */
+        if (v < o->act_min) v = o->act_min;
+        if (v > o->act_max) v = o->act_max;
+        ((float *)y)[idx] = v;
+    } else {
+        ((int8_t *)y)[idx] = dse_requant(acc, o->M[c], o->shift[c], o->zp_out, o->qmin, o->qmax);
+    }
+}
+
+/* Numpy broadcasting of two inputs onto the output: stride[k][d] of input k along output
+ * axis d (0 where broadcast). dse_i8_check_broadcast verifies the shapes. */
+int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, char *msg, size_t cap);
+void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stride[2][DSE_MAX_RANK]);
+
+/* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
+ * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape
+ * (default: `kernel` when given), strides (1), pads (0), dilations (1). */
+typedef struct dse_i8_geom {
+    int sp;
+    long long in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} dse_i8_geom;
+
+int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const dse_tensor *y, const size_t *kernel,
+                     dse_i8_geom *g, char *msg, size_t cap);
+
+/* floor(a / b) for b > 0 */
+static inline long long dse_i8_floordiv(long long a, long long b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+#endif
