@@ -9,6 +9,7 @@ can measure the quantised model's SQNR without a second float pass.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,7 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
             bar = tqdm(total=n, desc="calibrating", unit="feed", file=sys.stderr, leave=False)
         except ImportError:  # pragma: no cover - tqdm is optional
             bar = None
-    kept_feeds, kept_outputs = [], []
+    kept: list[tuple[bytes, dict, dict]] = []   # max-heap by digest via sorted insert (k is small)
     count = 0
     shapes: dict[str, set] = {}
     const_vals: dict[str, np.ndarray | None] = {}
@@ -141,9 +142,15 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
                 if e.args and str(e.args[0]).startswith(where):
                     raise
                 raise type(e)(f"{where}: {e.args[0]}", hint=e.hint) from None
-            if count < keep_outputs:
-                kept_feeds.append({k: np.array(v) for k, v in feed.items()})
-                kept_outputs.append({k: v for k, v in outs.items() if np.asarray(v).dtype.kind == "f"})
+            if keep_outputs > 0:
+                # keep the feeds with the smallest content digests, not the first ones, so the
+                # result (and the quantised model) does not depend on the order of the feeds
+                dig = _digest(feed)
+                if len(kept) < keep_outputs or dig < kept[-1][0]:
+                    kept.append((dig, {k: np.array(v) for k, v in feed.items()},
+                                 {k: v for k, v in outs.items() if np.asarray(v).dtype.kind == "f"}))
+                    kept.sort(key=lambda t: t[0])
+                    del kept[keep_outputs:]
             count += 1
             del feed, outs
             if bar is not None:
@@ -154,13 +161,22 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
     if count == 0:
         raise FeedError("calibration got no feeds", hint="pass at least one feed (--calib PATH)")
 
-    return CalibResult(method=method, ranges=LazyRanges(observers), n_feeds=count, feeds=kept_feeds,
-                       outputs=kept_outputs, observers=observers,
+    return CalibResult(method=method, ranges=LazyRanges(observers), n_feeds=count, feeds=[k[1] for k in kept],
+                       outputs=[k[2] for k in kept], observers=observers,
                        input_shapes={k: sorted(v) for k, v in shapes.items()},
                        constant_inputs={k: v for k, v in const_vals.items() if v is not None})
 
 
 _CONST_INPUT_MAX = 16
+
+
+def _digest(feed: Mapping[str, np.ndarray]) -> bytes:
+    h = hashlib.sha1()
+    for k in sorted(feed):
+        a = np.ascontiguousarray(feed[k])
+        h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.data)
+    return h.digest()
 
 
 class LazyRanges(Mapping):

@@ -82,6 +82,16 @@ class QuantResult:
     eval_outputs: list
     info: dict = field(default_factory=dict)
 
+    def save(self, path) -> None:
+        """Write the quantised model: `*.onnx` (QDQ ONNX) or `*.dse` (the C runtime's artifact)."""
+        from ..api import save_result
+        save_result(self, path)
+
+    def summary(self) -> dict:
+        """Sizes aside, what `dsedge quantize --json` prints: precision per layer and why, SQNR."""
+        from ..api import quantize_summary
+        return quantize_summary(self)
+
 
 def _sqnr(signal_pow: float, noise_pow: float) -> float:
     if noise_pow <= 0:

@@ -179,3 +179,14 @@ def test_missing_model_and_usage():
     assert r.returncode == 2  # click usage error: missing --calib
     r = dsedge("--help")
     assert r.returncode == 0 and "Exit codes" in r.stdout
+
+
+def test_shuffled_feeds_give_the_same_file(quantized, tmp_path):
+    out, _ = quantized
+    c = np.load(DIGITS / "calib.npz")["image"]
+    p = tmp_path / "shuffled.npz"
+    np.savez(p, image=c[np.random.default_rng(7).permutation(len(c))])
+    again = tmp_path / "shuffled.onnx"
+    r = dsedge("quantize", DIGITS / "model.onnx", "--calib", p, "-o", again, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert again.read_bytes() == Path(out).read_bytes()

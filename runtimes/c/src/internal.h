@@ -141,4 +141,14 @@ static inline int dse__attr_ints(const dse_node *n, const char *name, int64_t *o
 /* Shared kernel checks (defined in kernels/ref) */
 int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, char *msg, size_t cap);
 
+/* Byte-mover helpers shared by the dtype-generic kernels (kernels/ref/identity.c). */
+size_t dse__mv_esize(int dtype);   /* bytes per element; 0 for sub-byte dtypes */
+long dse__mv_const_ints(const dse_model *m, uint32_t idx, int64_t *out, size_t cap);   /* CONST int64/int32 rank<=1: count, or -1 */
+void dse__mv_zero_elem(const dse_tensor *t, uint8_t elem[8]);   /* the bytes of real 0 (zero point if quantised int8/uint8) */
+void dse__mv_fill(uint8_t *dst, size_t count, const uint8_t *elem, size_t esize);
+void dse__mv_row_strides(const dse_tensor *t, int64_t *stride);   /* row-major element strides */
+void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t esize, unsigned rank, const size_t *dims,
+                          const int64_t *stride);
+int dse__mv_check_io(const dse_model *m, const dse_node *n, char *msg, size_t cap);
+
 #endif

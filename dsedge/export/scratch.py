@@ -1,0 +1,50 @@
+"""Kernel scratch sizes: one formula per C kernel name, used by the exporter's memory planner.
+
+A C kernel that needs temporary memory (an im2col buffer, an int32 accumulator row, an LSTM
+gate vector, ...) gets it from the session's arena: the exporter reserves, for the node the
+kernel runs, `SCRATCH[kernel name](node, shapes)` bytes at the plan's scratch offset (the
+same offset for every node; see planner.py), and the kernel's `check` recomputes the same
+formula at load and refuses the node when `dse_model`'s scratch_size is smaller.
+
+    @scratch("dse_i8_conv__ref")
+    def _(node, shapes) -> int:          # shapes: {tensor name: tuple of ints}
+        x, w = shapes[node.inputs[0]], shapes[node.inputs[1]]
+        return 4 * w[0]                  # e.g. one int32 accumulator per output channel
+
+`node` is the IR node as exported (its `inputs`/`outputs` are tensor names, `attrs` its
+attributes); kernel authors add their entry here (one function per kernel name). A kernel
+without an entry needs no scratch (0 bytes). The kernel name follows
+`dse_<dtype>_<op>__<isa>`; the planner asks for the `ref` variant, which every optimised
+variant of a kernel must not exceed.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+SCRATCH: dict[str, Callable] = {}
+
+
+def scratch(kernel_name: str):
+    """Register the scratch formula of a kernel (refuses a second one for the same name)."""
+    def deco(fn):
+        if kernel_name in SCRATCH:
+            raise ValueError(f"scratch formula for {kernel_name} declared twice")
+        SCRATCH[kernel_name] = fn
+        return fn
+    return deco
+
+
+def kernel_name(op: str, out_dtype: str, isa: str = "ref") -> str:
+    """`dse_<dtype>_<op>__<isa>` for a node's op and output dtype (int8 -> i8, float32 -> f32)."""
+    short = {"int8": "i8", "uint8": "u8", "float32": "f32", "float16": "f16", "int32": "i32",
+             "int64": "i64", "bool": "bool"}.get(out_dtype, out_dtype)
+    return f"dse_{short}_{op.lower()}__{isa}"
+
+
+def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
+    """Scratch bytes of a node: the formula of its dtype's kernel, else of the dtype-generic one."""
+    for name in (kernel_name(node.op, out_dtype), kernel_name(node.op, "any")):
+        fn = SCRATCH.get(name)
+        if fn is not None:
+            return max(0, int(fn(node, shapes)))
+    return 0

@@ -1,0 +1,60 @@
+/* concat.c: Concat for any dtype along any axis (the byte-moving form; an int8 Concat that
+ * requantises an input, attribute `rescale` non-zero, belongs to the int8 kernel).
+ *
+ * With outer = product of the dims before `axis` and row_k = (dims[axis..] of input k) bytes,
+ * output row o is the concatenation of row o of every input: outer x n_inputs memcpys. When
+ * the planner placed an input directly into its slice of the output (possible when outer is
+ * 1), the source already is the destination and the copy is skipped. Absent inputs
+ * (DSE_NONE) are skipped, as the numpy reference drops None inputs. */
+#include "internal.h"
+
+static int64_t get_axis(const dse_node *n, unsigned rank) {
+    int64_t a = dse__attr_int(n, "axis", INT64_MIN);
+    return a == INT64_MIN ? -1 : a < 0 ? a + (int64_t)rank : a;
+}
+
+int dse__check_concat(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    const dse_tensor *y = dse__t(m, n->out[0]);
+    if (!y || n->n_out != 1 || !dse__mv_esize(y->dtype)) { snprintf(msg, cap, "needs one output of a whole-byte dtype"); return 1; }
+    int64_t axis = get_axis(n, y->rank);
+    if (axis < 0 || axis >= (int64_t)y->rank) { snprintf(msg, cap, "axis attribute missing or out of range for rank %u", y->rank); return 1; }
+    int64_t rs[DSE_MAX_RANK * 2];
+    int nr = dse__attr_ints(n, "rescale", rs, 2 * DSE_MAX_RANK);
+    for (int k = 0; k < nr; k++)
+        if (rs[k]) { snprintf(msg, cap, "input %d is requantised (rescale=1): needs the int8 Concat kernel", k); return 1; }
+    if (dse__attr(n, "rescale", DSE_ATTR_INTS) && nr < 0) { snprintf(msg, cap, "rescale attribute too long"); return 1; }
+    size_t total = 0, present = 0;
+    for (uint32_t k = 0; k < n->n_in; k++) {
+        const dse_tensor *x = dse__t(m, n->in[k]);
+        if (!x) continue;
+        present++;
+        if (x->dtype != y->dtype || x->rank != y->rank) { snprintf(msg, cap, "input %u has another dtype or rank than the output", k); return 1; }
+        for (unsigned d = 0; d < y->rank; d++)
+            if (d != axis && x->dims[d] != y->dims[d]) { snprintf(msg, cap, "input %u differs from the output off the concat axis", k); return 1; }
+        total += x->dims[axis];
+    }
+    if (!present || total != y->dims[axis]) { snprintf(msg, cap, "the inputs' sizes along axis %lld do not add up to the output's", (long long)axis); return 1; }
+    return 0;
+}
+
+void dse_any_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const dse_tensor *y = &m->tensors[n->out[0]];
+    int64_t axis = get_axis(n, y->rank);
+    size_t es = dse__mv_esize(y->dtype), outer = 1, inner = es;
+    for (unsigned d = 0; d < (unsigned)axis; d++) outer *= y->dims[d];
+    for (unsigned d = (unsigned)axis + 1; d < y->rank; d++) inner *= y->dims[d];
+    size_t out_row = y->dims[axis] * inner, pos = 0;
+    uint8_t *out = dse__data(m, arena, n->out[0]);
+    for (uint32_t k = 0; k < n->n_in; k++) {
+        if (n->in[k] == DSE_NONE) continue;
+        const dse_tensor *x = &m->tensors[n->in[k]];
+        const uint8_t *src = dse__data(m, arena, n->in[k]);
+        size_t row = x->dims[axis] * inner;
+        for (size_t o = 0; o < outer && row; o++) {
+            uint8_t *dst = out + o * out_row + pos;
+            if (dst != src + o * row) memmove(dst, src + o * row, row);
+        }
+        pos += row;
+    }
+}

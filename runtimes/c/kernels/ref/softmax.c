@@ -1,0 +1,75 @@
+/* softmax.c: fp32 Softmax and LogSoftmax along `axis` (normalised >= 0 by the exporter), or,
+ * with coerce_2d = 1 (opset < 13 semantics), over the whole trailing block [axis, rank).
+ *
+ * The input is viewed as (outer, len, inner): len = dims[axis] (coerce_2d: the product of
+ * dims[axis:], inner = 1). For each of the outer*inner lines, in memory order along the line:
+ *     mx = max (NaN propagates);  sum = 0; for each: sum = sum + exp(x - mx)   (sequential)
+ *     Softmax:    y = exp(x - mx) / sum          (the exp is stored in y first, then divided)
+ *     LogSoftmax: y = (x - mx) - log(sum)
+ * exp/log are the runtime's own (mathf.c), so every target gives the same bits; numpy's
+ * reference uses libm and pairwise sums: agreement ~1e-6 relative. Each element is read before
+ * its own output is written, so the exporter may run these in place. */
+#include "internal.h"
+#include "mathf.h"
+
+static int lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner) {
+    const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
+    if (!x || !y || n->n_out != 1 || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 || x->rank < 1 ||
+        y->rank != x->rank || memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]))
+        return 1;
+    int64_t axis = dse__attr_int(n, "axis", (int64_t)x->rank - 1), c2 = dse__attr_int(n, "coerce_2d", 0);
+    if (axis < 0 || axis >= (int64_t)x->rank || (c2 != 0 && c2 != 1)) return 1;
+    *outer = 1; *len = 1; *inner = 1;
+    for (int64_t d = 0; d < (int64_t)x->rank; d++) {
+        if (d < axis) *outer *= x->dims[d];
+        else if (d == axis || c2) *len *= x->dims[d];
+        else *inner *= x->dims[d];
+    }
+    return 0;
+}
+
+int dse__check_softmax_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    size_t a, b, c;
+    if (lines(m, n, &a, &b, &c)) {
+        snprintf(msg, cap, "needs one float32 input and output of the same shape, axis in [0, rank), coerce_2d 0/1");
+        return 1;
+    }
+    return 0;
+}
+
+static void run(const dse_model *m, const dse_node *n, uint8_t *arena, int logsm) {
+    size_t outer, len, inner;
+    lines(m, n, &outer, &len, &inner);
+    const float *x = dse__data(m, arena, n->in[0]);
+    float *y = dse__data(m, arena, n->out[0]);
+    if (!len) return;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            const size_t base = o * len * inner + i;
+            float mx = x[base];
+            for (size_t k = 1; k < len; k++) { const float v = x[base + k * inner]; if (!(v <= mx)) mx = v; }
+            float sum = 0.0f;
+            if (logsm) {
+                for (size_t k = 0; k < len; k++) sum = sum + dse_expf(x[base + k * inner] - mx);
+                const float ls = dse_logf(sum);
+                for (size_t k = 0; k < len; k++) y[base + k * inner] = (x[base + k * inner] - mx) - ls;
+            } else {
+                for (size_t k = 0; k < len; k++) {
+                    const float e = dse_expf(x[base + k * inner] - mx);
+                    y[base + k * inner] = e;
+                    sum = sum + e;
+                }
+                for (size_t k = 0; k < len; k++) y[base + k * inner] = y[base + k * inner] / sum;
+            }
+        }
+}
+
+void dse_f32_softmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    run(m, n, arena, 0);
+}
+
+void dse_f32_logsoftmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    run(m, n, arena, 1);
+}
