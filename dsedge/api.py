@@ -68,7 +68,57 @@ def int8_capable(g: Graph, n) -> tuple[bool, str]:
     return True, q.kind
 
 
+def inspect_dse(path) -> dict:
+    """What a `.dse` holds: inputs/outputs (names, shapes, dtypes, qparams), nodes by op and
+    dtype, weight bytes, arena vs its lower bound, format overhead, metadata keys."""
+    import json
+    from .artifact import CONST, read
+    a = read(path)
+    size = Path(path).stat().st_size
+
+    def tinfo(i):
+        t = a.tensors[i]
+        d = {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)}
+        if t.quant is not None:
+            q = t.quant
+            d["quant"] = ({"scale": q.scales[0], "zero_point": q.zero_points[0]} if q.axis is None else
+                          {"axis": q.axis, "channels": len(q.scales)})
+        return d
+
+    by_op: dict[str, int] = {}
+    for n in a.nodes:
+        op = REGISTRY.by_id(n.op).name if n.op in {d.id for d in REGISTRY.all()} else f"op{n.op}"
+        dt = a.tensors[n.outputs[0]].dtype if n.outputs and n.outputs[0] >= 0 else "?"
+        key = f"{op}:{dt}"
+        by_op[key] = by_op.get(key, 0) + 1
+    meta = a.meta
+    weight = sum(t.nbytes for t in a.tensors if t.storage == CONST)
+    scales = sum(4 * len(t.quant.scales) for t in a.tensors if t.quant is not None)
+    user = sum(len(str(v).encode()) for k, v in meta.items() if k.startswith("source."))
+    plan = {}
+    try:
+        plan = json.loads(meta.get("memory_plan", "{}"))
+    except ValueError:
+        pass
+    overhead = size - weight - scales - user
+    return {
+        "model": str(path), "format": "dse", "file_bytes": size,
+        "inputs": [tinfo(i) for i in a.inputs], "outputs": [tinfo(i) for i in a.outputs],
+        "nodes": len(a.nodes), "nodes_by_op_dtype": dict(sorted(by_op.items())),
+        "weight_bytes": weight, "arena_bytes": a.arena_size, "scratch_bytes": a.scratch_size,
+        "arena_lower_bound_bytes": plan.get("lower_bound_bytes"),
+        "format_overhead_bytes": overhead, "format_overhead_pct": round(100 * overhead / size, 3) if size else None,
+        "guards": sorted(k[len("guard."):] for k in meta if k.startswith("guard.")),
+        "metadata_keys": sorted(meta),
+        "producer": meta.get("producer"),
+    }
+
+
 def inspect_model(path) -> dict:
+    if str(path).endswith(".dse"):
+        if not Path(path).exists():
+            raise ModelError(f"{path}: no such file")
+        return inspect_dse(path)
     g = load_graph(path)
     from .passes.simplify import optimize
     opt = optimize(g.copy())
@@ -131,13 +181,18 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     return quantize_graph(g, feeds, cfg)
 
 
-def save_result(result, path) -> None:
-    """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32)."""
+def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -> None:
+    """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32); `.dse` -> the
+    artifact, specialised to `input_shapes` ({name: shape} or ["NAME=1x3x48x320", ...]; default:
+    the calibration feeds' shape) with graph inputs/outputs in `io_dtype`."""
     p = str(path)
     if p.endswith(".dse"):
-        from .artifact_writer import save_dse  # issue 3
-        save_dse(result, path)
+        from .export import save_dse
+        save_dse(result, path, input_shapes=input_shapes, io_dtype=io_dtype)
         return
+    if input_shapes or io_dtype != "float32":
+        raise ModelError(f"{path}: --input-shape and --io-dtype apply to .dse output only",
+                         hint="name the output *.dse")
     if not p.endswith(".onnx"):
         raise ModelError(f"{path}: unknown output format", hint="name the output *.onnx (QDQ) or *.dse")
     g = result.graph

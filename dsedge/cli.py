@@ -91,6 +91,9 @@ def inspect(model, as_json):
     report = inspect_model(model)
     if as_json:
         click.echo(json.dumps(report, indent=2))
+    elif report.get("format") == "dse":
+        from .export.dse import format_inspect as format_dse
+        click.echo(format_dse(report), err=True)
     else:
         from .report import format_inspect
         click.echo(format_inspect(report), err=True)
@@ -117,17 +120,30 @@ def inspect(model, as_json):
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct the per-channel output shift that weight rounding causes (measured on the "
                    "calibration feeds).")
+@click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=1x3x48x320",
+              help="For *.dse output: the shape the artifact is specialised to for input NAME; repeatable. "
+                   "Default: the calibration feeds' shape (an error names the input when they differ).")
+@click.option("--io-dtype", "io_dtype", type=click.Choice(["float32", "int8", "uint8"]), default="float32",
+              show_default=True,
+              help="For *.dse output: dtype of the graph inputs and outputs. int8/uint8 drop the leading "
+                   "quantize and trailing dequantize (their scale and zero point are in the tensor table; "
+                   "uint8 = int8 + 128); inputs/outputs that are not int8 inside stay float32.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def quantize(model, calib, output, precision, method, keep_float, bias_correction, as_json, progress):
+def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, as_json,
+             progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
     _check_output_path(output)
+    if (input_shape or io_dtype != "float32") and not output.endswith(".dse"):
+        raise click.UsageError("--input-shape and --io-dtype apply to *.dse output only")
+    from .export.specialize import input_shapes_from_cli
+    shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()
     result = run_quantize(model, calib, precision=precision, method=method, keep_float=keep_float,
                           bias_correction=bias_correction, progress=progress)
-    save_result(result, output)
+    save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse") else {}))
     summary = quantize_summary(result, model, output)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if as_json:
@@ -163,6 +179,80 @@ def compare(float_model, quant_model, data, limit, labels, min_sqnr, as_json, pr
         if bad:
             _err(f"output(s) {', '.join(bad)} below {min_sqnr} dB SQNR")
             sys.exit(1)
+
+
+@main.command("run", help="Run a .dse model with the C runtime (the same library an app embeds) on the "
+              "arrays of an .npz file and write the outputs to an .npz file. Arrays are named by input; an "
+              "extra leading axis runs one inference per sample." + EXIT_HELP)
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="An .npz file with one array per model input (keys = input names).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="The .npz file to write, one array per model output (keys = output names).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Sessions kept by the runtime (parallel inferences); 1 is enough for one feed file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outputs' names, shapes and dtypes as JSON on stdout.")
+def run(model, input_path, output, threads, as_json):
+    import numpy as np
+    from .runtime import Runtime, run_feeds
+    if not os.path.isfile(input_path):
+        raise DseError(f"{input_path}: no such file", hint="give an .npz file with one array per input")
+    if not output.endswith(".npz"):
+        raise DseError(f"{output}: the output must be an .npz file")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise DseError(f"{output}: cannot write: folder {folder} does not exist")
+    try:
+        with np.load(input_path, allow_pickle=False) as z:
+            feeds = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise DseError(f"{input_path}: not a readable .npz file ({e})") from None
+    with Runtime(model, threads=threads) as rt:
+        outs, n = run_feeds(rt, feeds)
+    np.savez(output, **outs)
+    info = {"model": model, "inferences": n, "output": output,
+            "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outs.items()}}
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        for k, v in outs.items():
+            click.echo(f"{k}: {v.dtype}{list(v.shape)}", err=True)
+        click.echo(f"{n} inference(s); wrote {output}", err=True)
+
+
+@main.command("export", help="Build a deployable bundle for a target: model.dse, the C runtime "
+              "(include/, lib/libdsedge.a, lib/libdsedge.so), a static bin/dsedge-run, Python bindings "
+              "(python/) and a README. MODEL is a .dse artifact, or an ONNX model quantised on the way "
+              "(give --calib). Cross compiler: $CC if set, else zig cc (the ziglang package), else "
+              "Debian's cross gcc." + EXIT_HELP)
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", type=click.Choice(["host", "x86_64", "arm64", "armv7"]), default="host", show_default=True,
+              help="CPU the bundle runs on: host (this machine), x86_64, arm64 (aarch64) or armv7 (32-bit, hard float).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="The bundle folder (created if needed; files in it are overwritten).")
+@click.option("--calib", default=None, type=click.Path(),
+              help="Calibration feeds for an ONNX MODEL (a folder of .npz or one .npz with a leading sample "
+                   "axis). Default: none (MODEL must then be a .dse).")
+@click.option("--precision", type=click.Choice(["int8", "fp16", "fp32"]), default="int8", show_default=True,
+              help="For an ONNX MODEL: as in `dsedge quantize`.")
+@click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "entropy", "mse"]), default="auto",
+              show_default=True, help="For an ONNX MODEL: how activation ranges are chosen, as in `dsedge quantize`.")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="NODE|OPTYPE",
+              help="For an ONNX MODEL: keep this node or op type in float; repeatable. Default: none.")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="For an ONNX MODEL: as in `dsedge quantize`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the bundle manifest (files, sizes, compiler) as JSON on stdout.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
+def export(model, target, output, calib, precision, method, keep_float, bias_correction, as_json, progress):
+    from .export.bundle import export_bundle
+    opts = {"precision": precision, "method": method, "keep_float": keep_float, "bias_correction": bias_correction}
+    m = export_bundle(model, output, target=target, calib=calib, quantize_options=opts, progress=progress)
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+    else:
+        click.echo(f"bundle {output} for {m['arch']} ({m['compiler']}):", err=True)
+        for k, v in m["sizes"].items():
+            click.echo(f"  {k:20s} {v:>10,d} B", err=True)
 
 
 def _check_output_path(path: str) -> None:

@@ -290,13 +290,14 @@ class _Measure:
         if n.name not in self.wq:
             axis = kinds.weight_axis(n, w)
             wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name)
-            self.wq[n.name] = (axis, (wq.astype(np.float32) * _expand(sw, axis, w.ndim)).astype(np.float32))
-        axis, wdq = self.wq[n.name]
+            wdq = wq.astype(np.float64) * _expand(sw, axis, w.ndim)
+            self.wq[n.name] = (axis, (wdq - w.astype(np.float64)).astype(w.dtype))
+        axis, dw = self.wq[n.name]
         attrs = {k: v for k, v in n.attrs.items() if not k.startswith("_")}
-        y = d.call(args, attrs)[0]
-        yq = d.call([args[0], wdq] + list(args[2:]), attrs)[0]
+        # the op is linear in its weights: conv(x, w_q) - conv(x, w) = conv(x, w_q - w), no bias
+        diff = d.call([args[0], dw], attrs)[0]
         ch_axis = 1 if n.op in ("Conv", "ConvTranspose") else -1
-        diff = np.asarray(yq, np.float64) - np.asarray(y, np.float64)
+        diff = np.asarray(diff, np.float64)
         red = tuple(i for i in range(diff.ndim) if i != ch_axis % diff.ndim)
         s = self.bias.setdefault(n.name, [0.0, 0])
         s[0] = s[0] + diff.sum(axis=red)

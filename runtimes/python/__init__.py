@@ -52,7 +52,7 @@ except ImportError:  # a standalone copy (export bundle)
     class ModelError(DseError):
         """The .dse file cannot be loaded."""
 
-__all__ = ["Runtime", "TensorSpec", "QuantParams", "DseError", "library_path", "version"]
+__all__ = ["Runtime", "TensorSpec", "QuantParams", "DseError", "library_path", "version", "run_feeds"]
 
 # Dtype ids of docs/format.md §5 -> numpy dtypes (int4/uint4 stay packed bytes).
 _NP_DTYPES = {1: "<f4", 2: "<f2", 3: "<f8", 4: "i1", 5: "u1", 6: "<i2", 7: "<u2", 8: "<i4", 9: "<u4",
@@ -410,3 +410,26 @@ class Runtime:
         except Exception:
             pass
 
+
+
+def run_feeds(rt: Runtime, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Run arrays that have either the inputs' shapes (one inference) or one extra leading
+    sample axis of a common length N (N inferences, outputs stacked along a new axis 0).
+    Returns (outputs, number of inferences). Used by `dsedge run`."""
+    n = None
+    for s in rt.inputs:
+        a = feeds.get(s.name)
+        if a is None or np.shape(a) == s.shape:
+            continue
+        if np.ndim(a) == len(s.shape) + 1 and np.shape(a)[1:] == s.shape:
+            if n not in (None, np.shape(a)[0]):
+                raise DseError(f"input {s.name!r}: {np.shape(a)[0]} samples, other inputs have {n}")
+            n = np.shape(a)[0]
+    if n is None:
+        return rt.run(feeds), 1
+    for s in rt.inputs:
+        if s.name in feeds and np.shape(feeds[s.name]) != (n, *s.shape):
+            raise DseError(f"input {s.name!r}: expected shape {[n, *s.shape]} (a leading sample axis like the "
+                           f"other inputs) or {list(s.shape)}, got {list(np.shape(feeds[s.name]))}")
+    outs = [rt.run({k: v[i] for k, v in feeds.items()}) for i in range(n)]
+    return {o.name: np.stack([r[o.name] for r in outs]) for o in rt.outputs}, n

@@ -96,6 +96,7 @@ static inline void *dse__data(const dse_model *m, uint8_t *arena, uint32_t idx) 
 }
 
 const dse_kernel *dse__find_kernel(int op, int dtype);
+const dse_kernel *dse__next_kernel(int op, int dtype, const dse_kernel *prev);   /* NULL: none after prev */
 int dse__op_known(uint32_t op);
 void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
 void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
@@ -137,6 +138,16 @@ static inline int dse__attr_ints(const dse_node *n, const char *name, int64_t *o
     }
     return (int)a->n;
 }
+
+/* Broadcasting walker shared by the elementwise kernels (kernels/ref/binary.c): the inputs
+ * (numpy broadcasting, each aligned to the output's trailing axes) are walked in the output's
+ * row-major order one innermost row at a time; `row` gets each input's row start and element
+ * stride (0 = broadcast) and writes `len` output elements. */
+typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; } dse_ew_ctx;
+typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,
+                           const dse_ew_ctx *c);
+int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, char *msg, size_t cap);
+void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
 
 /* Shared kernel checks (defined in kernels/ref) */
 int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, char *msg, size_t cap);

@@ -13,8 +13,13 @@ static const dse_kernel KERNELS[] = {
 #undef DSE_KERNEL
 };
 
-const dse_kernel *dse__find_kernel(int op, int dtype) {
-    for (size_t i = 0; i < sizeof KERNELS / sizeof KERNELS[0]; i++)
+/* The kernel after `prev` (NULL: the first) listed for (op, dtype). The loader gives a node
+ * the first of these whose check accepts it (e.g. Conv with a float32 output: the int8
+ * float_out kernel accepts only an int8 x, the f32 kernel takes the rest). */
+const dse_kernel *dse__next_kernel(int op, int dtype, const dse_kernel *prev) {
+    for (size_t i = prev ? (size_t)(prev - KERNELS) + 1 : 0; i < sizeof KERNELS / sizeof KERNELS[0]; i++)
         if (KERNELS[i].op == op && (KERNELS[i].dtype == DSE_DTYPE_INVALID || KERNELS[i].dtype == dtype)) return &KERNELS[i];
     return NULL;
 }
+
+const dse_kernel *dse__find_kernel(int op, int dtype) { return dse__next_kernel(op, dtype, NULL); }

@@ -482,13 +482,24 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
     if (!r.st && r.p != r.end) FAIL(&r, DSE_ERR_FORMAT, "%zu trailing bytes after the tables", left(&r));
     for (size_t k = 0; k < m->n_nodes && !r.st; k++) {   /* every node needs a kernel that accepts it */
         dse_node *n = &m->nodes[k];
-        int dt = n->out[0] == DSE_NONE ? 0 : m->tensors[n->out[0]].dtype;
-        char msg[160] = "";
-        n->kernel = dse__find_kernel((int)n->op, dt);
-        if (!n->kernel)
+        int dt = 0;   /* the dtype of the first present output (an RNN may omit Y) */
+        for (uint32_t j = 0; j < n->n_out && !dt; j++) if (n->out[j] != DSE_NONE) dt = m->tensors[n->out[j]].dtype;
+        char msg[160] = "", first_msg[160] = "", why[240] = "";
+        const dse_kernel *first = dse__find_kernel((int)n->op, dt);
+        int refused = 0;
+        n->kernel = NULL;
+        /* the first listed kernel for (op, dtype) whose check accepts the node; when all
+         * refuse, the message is the reason (each candidate's, named, if several) */
+        for (const dse_kernel *kk = first; kk; kk = dse__next_kernel((int)n->op, dt, kk)) {
+            if (!kk->check(m, n, msg, sizeof msg)) { n->kernel = kk; break; }
+            size_t used = strlen(why);
+            if (used + 1 < sizeof why) snprintf(why + used, sizeof why - used, "%s%s: %s", used ? "; " : "", kk->name, msg);
+            if (refused++ == 0) memcpy(first_msg, msg, sizeof msg);
+        }
+        if (!first)
             FAIL(&r, DSE_ERR_UNSUPPORTED, "node %zu (%s %s): no kernel for %s output in this build", k, dse_op_name((int)n->op), n->name, dse_dtype_name(dt));
-        else if (n->kernel->check(m, n, msg, sizeof msg))
-            FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): %s", k, dse_op_name((int)n->op), n->name, msg);
+        else if (!n->kernel)
+            FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): %s", k, dse_op_name((int)n->op), n->name, refused > 1 ? why : first_msg);
     }
     if (r.st) {
         dse_status st = r.st;

@@ -96,6 +96,11 @@ static inline void dse_i8_store(const dse_i8_out *o, void *y, size_t idx, size_t
 int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, char *msg, size_t cap);
 void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stride[2][DSE_MAX_RANK]);
 
+/* Rows of x (rows x K) times w ((K x N), or (N x K) when transB) + bias[N], through the
+ * output stage: the core of int8 Gemm and MatMul (kernels/ref/gemm_i8.c). */
+void dse_i8_gemm_rows(const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
+                      const int32_t *bias, const dse_i8_out *o, void *y);
+
 /* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
  * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape
  * (default: `kernel` when given), strides (1), pads (0), dilations (1). */

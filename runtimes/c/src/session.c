@@ -118,6 +118,18 @@ dse_status dse_session_set_input(dse_session *s, size_t i, const void *data, siz
     if (!s || i >= s->m->n_inputs || (!data && nbytes)) { dse__set_error(err, DSE_ERR_ARGUMENT, "bad session, input index or data"); return DSE_ERR_ARGUMENT; }
     const dse_tensor *t = &s->m->tensors[s->m->inputs[i]];
     if (nbytes != t->nbytes) { dse__set_error(err, DSE_ERR_ARGUMENT, "input %zu (%s) takes %zu bytes, got %zu", i, t->name, t->nbytes, nbytes); return DSE_ERR_ARGUMENT; }
+    /* Guard (docs/format.md 4.2): an input pinned at export (metadata "guard.<input name>",
+     * BYTES = the value it was specialised to) accepts only that value. */
+    for (size_t k = 0; k < s->m->n_meta; k++) {
+        const dse_meta *g = &s->m->meta[k];
+        if (g->type != DSE_META_BYTES || strncmp(g->key, "guard.", 6) != 0 || strcmp(g->key + 6, t->name) != 0) continue;
+        if (g->size != nbytes || (nbytes && memcmp(g->bytes, data, nbytes) != 0)) {
+            dse__set_error(err, DSE_ERR_ARGUMENT, "input %zu (%s): this model was specialised at export to one value of "
+                           "this input (metadata %s) and cannot run with another; re-export it for the value you use",
+                           i, t->name, g->key);
+            return DSE_ERR_ARGUMENT;
+        }
+    }
     if (nbytes) memcpy(s->arena + t->offset, data, nbytes);
     s->input_set[i] = 1;
     return DSE_OK;

@@ -1,0 +1,302 @@
+"""`dsedge export --target`: cross-compile the C runtime and package a deployable bundle.
+
+    BUNDLE/
+      model.dse                      the model (copied, or quantised from ONNX on the way)
+      include/dsedge.h, dsedge_ops.h the public C API
+      lib/libdsedge.a, libdsedge.so  the runtime (ref kernels) for the target
+      bin/dsedge-run                 the command-line runner, statically linked and stripped
+      python/dsedge_runtime/         the ctypes bindings (a copy of dsedge.runtime) over lib/libdsedge.so
+      README.md                      how to embed; manifest.json: target, compiler, sizes
+
+Compiler (DESIGN.md §5): `$CC` if set (split like a shell word list, so
+`CC="zig cc -target aarch64-linux-musl"` works; `$AR` likewise), else `zig cc` from the
+`ziglang` package, else Debian's cross gcc (`aarch64-linux-gnu-gcc`, `arm-linux-gnueabihf-gcc`,
+`x86_64-linux-gnu-gcc`; for `host`: cc/gcc/clang). With zig, the tool is linked statically
+against musl (it runs on any Linux of that architecture) and the libraries are built for glibc
+2.17 (what Debian, Ubuntu, Raspberry Pi OS and Jetson boards run; a musl-built archive can
+disagree with glibc about struct layouts such as `struct stat` on 32-bit ARM). armv7 means
+ARMv7-A with VFPv3-D16, hard float (`-mcpu=generic+v7a+vfp3d16`).
+
+Flags are the runtime's everywhere: `-std=c11 -ffp-contract=off -O2` (never -ffast-math or
+-march=native), so the bundle computes the same bytes as the host bindings (DESIGN.md §3).
+The C sources come from the installed package (`dsedge/runtime/csrc`), so this works from a
+wheel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DseError, ModelError
+
+TARGETS = ("host", "x86_64", "arm64", "armv7")
+
+# target -> (zig musl triple for the static tool, zig glibc triple for the libraries,
+#            Debian cross gcc, extra flags, qemu user emulator)
+_CROSS = {
+    "x86_64": ("x86_64-linux-musl", "x86_64-linux-gnu.2.17", "x86_64-linux-gnu-gcc", (), "qemu-x86_64"),
+    "arm64": ("aarch64-linux-musl", "aarch64-linux-gnu.2.17", "aarch64-linux-gnu-gcc", (), "qemu-aarch64"),
+    "armv7": ("arm-linux-musleabihf", "arm-linux-gnueabihf.2.17", "arm-linux-gnueabihf-gcc",
+              ("-mcpu=generic+v7a+vfp3d16",), "qemu-arm"),
+}
+_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "armv7"}
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """How to compile for one target: the library compiler, the static-tool compiler, ar."""
+
+    target: str
+    lib_cc: tuple[str, ...]
+    tool_cc: tuple[str, ...]
+    ar: tuple[str, ...]
+    source: str          # "$CC", "zig", "gcc" or "host"
+
+    def describe(self) -> str:
+        return " ".join(self.lib_cc) if self.lib_cc == self.tool_cc else \
+            f"{' '.join(self.lib_cc)} (libraries) / {' '.join(self.tool_cc)} (tool)"
+
+
+def _zig() -> list[str] | None:
+    """The zig driver (`python -m ziglang`, or `zig` on PATH), without its sub-command."""
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        return [shutil.which("zig")] if shutil.which("zig") else None
+    return [sys.executable, "-m", "ziglang"]
+
+
+def _ar_for(cc: list[str], native: bool) -> list[str]:
+    """$AR; zig's (llvm-)ar for zig; `<prefix>-ar` for a `<prefix>-gcc`; else ar (native) or any."""
+    if os.environ.get("AR"):
+        return shlex.split(os.environ["AR"])
+    if len(cc) >= 3 and cc[1:3] == ["-m", "ziglang"]:
+        return [cc[0], "-m", "ziglang", "ar"]
+    if len(cc) >= 2 and os.path.basename(cc[0]) == "zig":
+        return [cc[0], "ar"]
+    exe = os.path.basename(cc[0])
+    for suffix in ("gcc", "clang", "cc"):
+        if exe.endswith("-" + suffix):
+            pre = cc[0][: len(cc[0]) - len(suffix)] + "ar"
+            if shutil.which(pre):
+                return [pre]
+    z = _zig()
+    order = [["ar"], ["llvm-ar"]] + ([[*z, "ar"]] if z else [])
+    if not native and z:   # the host's GNU ar may not know the target's object format
+        order = [[*z, "ar"], ["llvm-ar"], ["ar"]]
+    for cmd in order:
+        if shutil.which(cmd[0]) or cmd[0] == sys.executable:
+            return cmd
+    raise DseError("no archiver (ar) found", hint="install binutils, or set $AR")
+
+
+def host_target() -> str:
+    return _HOST_ARCH.get(platform.machine().lower(), platform.machine().lower())
+
+
+def find_toolchain(target: str) -> Toolchain:
+    """The compilers for `target`, per the rule in the module docstring; a clear error if none."""
+    if target not in TARGETS:
+        raise DseError(f"unknown target {target!r}", hint="use one of " + ", ".join(TARGETS))
+    env = os.environ.get("CC")
+    if env:
+        cc = shlex.split(env)
+        return Toolchain(target, tuple(cc), tuple(cc), tuple(_ar_for(cc, target in ("host", host_target()))), "$CC")
+    if target == "host":
+        for name in ("cc", "gcc", "clang"):
+            if shutil.which(name):
+                cc = [shutil.which(name)]
+                return Toolchain(target, tuple(cc), tuple(cc), tuple(_ar_for(cc, True)), "host")
+        target = host_target()
+        if target not in _CROSS:
+            raise DseError(f"no C compiler found for this {platform.machine()} host", hint="install gcc or clang")
+    musl, gnu, gcc, extra, _ = _CROSS[target]
+    z = _zig()
+    if z:
+        zcc = [*z, "cc"]
+        return Toolchain(target, (*zcc, "-target", gnu, *extra), (*zcc, "-target", musl, *extra),
+                         tuple(_ar_for(zcc, False)), "zig")
+    if shutil.which(gcc):
+        return Toolchain(target, (gcc,), (gcc,), tuple(_ar_for([gcc], False)), "gcc")
+    deb = gcc.rsplit("-", 1)[0].replace("_", "-")
+    raise DseError(f"no C cross compiler for {target} found",
+                   hint=f"`pip install ziglang` (zig cc cross-compiles to every target), or "
+                        f"`apt-get install gcc-{deb}`, or set $CC to your compiler")
+
+
+# -- building -----------------------------------------------------------------------------
+
+def _run(cmd: list[str], what: str) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise DseError(f"{what} failed:\n  {' '.join(shlex.quote(c) for c in cmd)}\n{r.stderr[-3000:]}",
+                       hint="set $CC to a working C compiler for the target")
+
+
+def _compile_all(cc: tuple[str, ...], sources: list[Path], objdir: Path, flags: list[str]) -> list[Path]:
+    objdir.mkdir(parents=True, exist_ok=True)
+    objs = [objdir / (f"{i:03d}_" + s.stem + ".o") for i, s in enumerate(sources)]
+
+    def one(pair):
+        src, obj = pair
+        _run([*cc, *flags, "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
+
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        list(ex.map(one, zip(sources, objs)))
+    return objs
+
+
+def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None) -> dict:
+    """Build lib/libdsedge.a, lib/libdsedge.so and bin/dsedge-run for `target` under `out`."""
+    from ..runtime import _build
+    tc = toolchain or find_toolchain(target)
+    csrc = _build.csrc_dir()
+    inc = [f"-I{csrc / 'include'}", f"-I{csrc / 'src'}"]
+    flags = [*_build.STD_FLAGS, "-g0", "-Wall", "-Wextra", *inc]
+    lib_sources = _build.library_sources(csrc)
+    tool_sources = sorted((csrc / "tools").glob("*.c"))
+    if not tool_sources:
+        raise DseError(f"{csrc / 'tools'}: the dsedge-run sources are missing; reinstall dsedge")
+    (out / "lib").mkdir(parents=True, exist_ok=True)
+    (out / "bin").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dsedge-build-") as tmp:
+        tmp = Path(tmp)
+        lib_objs = _compile_all(tc.lib_cc, lib_sources, tmp / "lib", [*flags, "-fPIC"])
+        a = out / "lib" / "libdsedge.a"
+        if a.exists():
+            a.unlink()
+        _run([*tc.ar, "rcs", str(a), *map(str, lib_objs)], "archiving libdsedge.a")
+        _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), "-lm"],
+             "linking libdsedge.so")
+        if tc.tool_cc == tc.lib_cc:
+            tool_objs = lib_objs
+        else:
+            tool_objs = _compile_all(tc.tool_cc, lib_sources, tmp / "tool", flags)
+        tool = out / "bin" / "dsedge-run"
+        cmd = [*tc.tool_cc, *flags, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s", "-o", str(tool), "-lm"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0 and tc.source == "host" and _zig() and host_target() in _CROSS:
+            # no static libc for the host compiler: link the tool with zig's musl instead
+            zcc = [*_zig(), "cc"]
+            musl, _, _, extra, _ = _CROSS[host_target()]
+            tcc = (*zcc, "-target", musl, *extra)
+            tool_objs = _compile_all(tcc, lib_sources, tmp / "tool", flags)
+            cmd = [*tcc, *flags, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s", "-o", str(tool), "-lm"]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise DseError(f"linking bin/dsedge-run failed:\n  {' '.join(map(shlex.quote, cmd))}\n{r.stderr[-3000:]}",
+                           hint="the tool is linked with -static: install the target's static libc, or set $CC")
+    return {"target": target, "compiler": tc.describe(), "compiler_source": tc.source,
+            "sizes": {p: (out / p).stat().st_size for p in ("lib/libdsedge.a", "lib/libdsedge.so", "bin/dsedge-run")}}
+
+
+README = """# dsedge bundle ({target})
+
+`model.dse` with the dsedge C runtime built for **{target}** by `{compiler}`
+(flags `-std=c11 -ffp-contract=off -O2`; the same bytes on every target).
+
+| path | what |
+|---|---|
+| `model.dse` | the model |
+| `include/dsedge.h` | the C API (plus `dsedge_ops.h`) |
+| `lib/libdsedge.a`, `lib/libdsedge.so` | the runtime (C11, libc + libm only) |
+| `bin/dsedge-run` | static runner: `dsedge-run model.dse --input NAME=x.npy --output-dir out/ [--repeat 100]` |
+| `python/dsedge_runtime/` | Python bindings (numpy only) over `lib/libdsedge.so` |
+
+## Embed in C
+
+```c
+#include "dsedge.h"
+dse_model *m; dse_session *s; dse_error e;
+if (dse_model_load_file("model.dse", 0, &m, &e) != DSE_OK) {{ fprintf(stderr, "%s\\n", e.message); return 1; }}
+dse_session_create(m, NULL, 0, &s, &e);          /* or pass your own arena of dse_arena_size(m) bytes */
+dse_session_set_input(s, 0, input, input_bytes, &e);
+dse_session_run(s, &e);
+const void *y; size_t ny; dse_session_get_output(s, 0, &y, &ny);
+dse_session_free(s); dse_model_free(m);
+```
+
+    cc -std=c11 -Iinclude app.c lib/libdsedge.a -lm -o app
+
+A loaded model is immutable and may be shared by threads; use one session per thread.
+Inputs and outputs: {io}
+
+## Python
+
+    PYTHONPATH=python python3 -c "import dsedge_runtime as d, numpy as np; rt = d.Runtime('model.dse'); print(rt.inputs)"
+"""
+
+
+def _io_summary(dse_path: Path) -> str:
+    from ..artifact import read
+    a = read(dse_path)
+    def f(i):
+        t = a.tensors[i]
+        q = f", scale {t.quant.scales[0]:.6g}, zero point {t.quant.zero_points[0]}" if t.quant and t.quant.axis is None else ""
+        return f"`{t.name}` {t.dtype}{list(t.shape)}{q}"
+    return "inputs " + "; ".join(f(i) for i in a.inputs) + " — outputs " + "; ".join(f(i) for i in a.outputs) + "."
+
+
+def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None = None, progress: bool = False) -> dict:
+    """Put the model at `dst` as a `.dse`: copy a `.dse`, or quantise an ONNX model with `calib`."""
+    src = Path(os.fspath(model))
+    if not src.is_file():
+        raise ModelError(f"{src}: no such file")
+    with open(src, "rb") as f:
+        magic = f.read(8)
+    if magic == b"\x89DSE\r\n\x1a\n":
+        if calib is not None:
+            raise DseError(f"{src}: is already a .dse artifact; --calib applies to ONNX models only")
+        if src.resolve() != dst.resolve():
+            shutil.copyfile(src, dst)
+        return {"source": str(src), "quantized": False}
+    if calib is None:
+        raise DseError(f"{src}: not a .dse artifact; to export an ONNX model, give calibration feeds",
+                       hint="pass --calib FEEDS (a folder of .npz or one .npz with a leading sample axis)")
+    from ..api import quantize
+    result = quantize(src, calib, progress=progress, **(quantize_options or {}))
+    try:
+        from .dse import save_dse   # the .dse exporter (dsedge/export/dse.py)
+    except ImportError as e:
+        raise DseError(f"the .dse exporter is not available in this build ({e})",
+                       hint="quantise to .dse with `dsedge quantize` once it is, then export the .dse") from None
+    save_dse(result, dst)
+    return {"source": str(src), "quantized": True}
+
+
+def export_bundle(model, out_dir, *, target: str = "host", calib=None, quantize_options: dict | None = None,
+                  progress: bool = False) -> dict:
+    """Write the bundle (see the module docstring) and return its manifest (also manifest.json)."""
+    from .. import __version__
+    from ..runtime import _build
+    out = Path(os.fspath(out_dir))
+    if out.exists() and not out.is_dir():
+        raise DseError(f"{out}: exists and is not a folder", hint="give a folder for the bundle")
+    tc = find_toolchain(target)   # fail early, before quantising, when no compiler exists
+    out.mkdir(parents=True, exist_ok=True)
+    info = write_model(model, out / "model.dse", calib=calib, quantize_options=quantize_options, progress=progress)
+    csrc = _build.csrc_dir()
+    (out / "include").mkdir(exist_ok=True)
+    for h in ("dsedge.h", "dsedge_ops.h"):
+        shutil.copyfile(csrc / "include" / h, out / "include" / h)
+    built = build_runtime(target, out, toolchain=tc)
+    py = out / "python" / "dsedge_runtime"
+    py.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(_build.__file__).with_name("__init__.py"), py / "__init__.py")
+    (out / "README.md").write_text(README.format(target=built["target"] if target != "host" else f"host ({host_target()})",
+                                                 compiler=built["compiler"], io=_io_summary(out / "model.dse")))
+    manifest = {"dsedge": __version__, "target": target, "arch": host_target() if target == "host" else target,
+                "compiler": built["compiler"], "compiler_source": built["compiler_source"],
+                "model": info, "sizes": {**built["sizes"], "model.dse": (out / "model.dse").stat().st_size},
+                "qemu": None if target == "host" else _CROSS[target][4]}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,630 @@
+"""The `.dse` exporter: quantised IR -> `Artifact` (docs/format.md), and back.
+
+`export(result_or_graph, input_shapes=..., io_dtype=...)` runs, in order:
+
+ 1. specialize.py: static input shapes, pinned constant inputs (guards), folding of shape
+    arithmetic and control flow;
+ 2. export rewrites of the IR: a float `dsedge.Elementwise` is expanded back into the ops of
+    its program (no C kernel interprets programs; an int8 one is a table); an int8 Pad loses
+    its pad-value input (the kernel pads with `pad_value` = zp); `--io-dtype int8|uint8`
+    removes the leading QuantizeLinear / trailing DequantizeLinear of graph inputs/outputs
+    (uint8: a DequantizeLinear(uint8) -> QuantizeLinear(int8) pair, zero point + 128);
+ 3. planner.py: the arena plan (scratch formulas from scratch.py);
+ 4. records: every tensor -> `TensorRec` (constants in first-use order, fp16 weights stored
+    as float16, quantisation parameters from `graph.qparams`), every node -> `NodeRec` with
+    the attributes of docs/kernels.md (ONNX attributes made explicit, auto_pad resolved
+    into pads, `_act` -> act_min/act_max, `_q` -> INT/INTS/TENSOR attributes);
+ 5. metadata: producer, precision plan, calibration summary, guards, io dtype, the source
+    model's metadata (`source.<key>`), memory-plan summary.
+
+Names: graph inputs, outputs and nodes keep their names; intermediate tensors are unnamed
+by default (`names="all"` keeps them), which keeps the format overhead small.
+Everything is ordered by the graph, dictionaries are sorted, JSON is written with sorted
+keys: the same inputs give the same bytes.
+
+`load_dse_graph(path)` is the inverse used by tests: the artifact as an IR graph that the
+numpy interpreter runs (int8 nodes with their `_q` parameters rebuilt from the attributes),
+so numpy and the C runtime can be compared byte for byte on the exported file itself.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import __version__
+from ..artifact import ARENA, CONST, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, read
+from ..errors import DseError, ModelError
+from ..ir import Graph, Node, QParams, TensorInfo
+from ..ops import REGISTRY
+from .planner import MemoryPlan, plan_memory
+from .scratch import scratch_bytes
+from .specialize import input_shapes_from_cli, specialize
+
+IO_DTYPES = ("float32", "int8", "uint8")
+_CONV_POOL = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
+_Q_KEYS = {"zp_in", "zp_out", "qmin", "qmax", "M", "shift", "float_out", "out_scale", "table", "za", "zb", "Ma",
+           "Mb", "mult_count", "mult_M", "mult_shift", "axes_q", "zps_in", "rescale", "rescale_M",
+           "rescale_shift", "exp_table", "pad_value", "act_min", "act_max"}
+
+
+@dataclass
+class Exported:
+    artifact: Artifact
+    graph: Graph                 # the exported IR (what the artifact holds)
+    plan: MemoryPlan
+    guards: dict
+    payload_bytes: int           # weight + bias + scale bytes (incl. requant arrays and user metadata)
+
+    @property
+    def file_bytes(self) -> int:
+        return len(self.artifact.to_bytes())
+
+
+# -- IR rewrites ---------------------------------------------------------------------------
+
+def _rename(g: Graph, old: str, new: str) -> None:
+    for n in g.nodes:
+        n.inputs = [new if i == old else i for i in n.inputs]
+        n.outputs = [new if o == old else o for o in n.outputs]
+    g.outputs = [new if o == old else o for o in g.outputs]
+    g.inputs = [new if i == old else i for i in g.inputs]
+    if old in g.info:
+        g.info[new] = g.info.pop(old)
+    if old in g.qparams:
+        g.qparams[new] = g.qparams.pop(old)
+
+
+def _expand_elementwise(g: Graph) -> None:
+    out: list[Node] = []
+    for n in g.nodes:
+        if not (n.op == "Elementwise" and n.domain == "dsedge" and "_q" not in n.attrs):
+            out.append(n)
+            continue
+        program, consts, result = n.attrs["program"], n.attrs["consts"], int(n.attrs["result"])
+        vals = [n.inputs[0]]
+        base = n.name or n.outputs[0]
+        for k, (op, args, attrs) in enumerate(program[:result]):
+            ins = []
+            for a in args:
+                if a is None:
+                    ins.append("")
+                elif a[0] == "v":
+                    ins.append(vals[a[1]])
+                else:
+                    ins.append(g.add_const(f"{base}_c", np.asarray(consts[a[1]])))
+            dst = n.outputs[0] if k + 1 == result else g.fresh_name(f"{base}_{op}")
+            step = Node(op, ins, [dst], dict(attrs or {}), g.fresh_name(f"{base}_{op}"))
+            out.append(step)
+            g.nodes = out + [x for x in g.nodes if x is not n]  # keep fresh_name aware of new nodes
+            vals.append(dst)
+        if result == 0:  # the program is the identity
+            out.append(Node("Identity", [n.inputs[0]], [n.outputs[0]], {}, n.name))
+    g.nodes = out
+
+
+def _scalar(g: Graph, name: str):
+    v = g.consts.get(name)
+    return None if v is None else np.asarray(v).reshape(-1)
+
+
+def _io_quantize(g: Graph, io_dtype: str) -> None:
+    """Graph inputs/outputs in int8 (or uint8) instead of float (docs: --io-dtype)."""
+    if io_dtype == "float32":
+        return
+    consumers = g.consumers()
+    producers = g.producers()
+    for x in list(g.inputs):
+        readers = consumers.get(x, [])
+        if not readers or x in g.outputs or any(r.op != "QuantizeLinear" or r.inputs[0] != x for r in readers):
+            continue
+        q0 = readers[0]
+        p = g.qparams.get(q0.outputs[0])
+        if p is None or p.axis is not None:
+            continue
+        same = all(np.array_equal(_scalar(g, r.inputs[1]), _scalar(g, q0.inputs[1]))
+                   and np.array_equal(_scalar(g, r.inputs[2]), _scalar(g, q0.inputs[2])) for r in readers)
+        if not same:
+            continue
+        shape = g.tensor_info(x).shape
+        for r in readers[1:]:
+            for n in g.nodes:
+                n.inputs = [q0.outputs[0] if i == r.outputs[0] else i for i in n.inputs]
+            g.outputs = [q0.outputs[0] if o == r.outputs[0] else o for o in g.outputs]
+        g.nodes = [n for n in g.nodes if n not in readers]
+        qname = q0.outputs[0]
+        if io_dtype == "int8":
+            _rename(g, qname, x)
+            g.info[x] = TensorInfo(np.dtype(np.int8), shape)
+            g.qparams[x] = p
+        else:
+            fname = g.fresh_name(x + "_f")
+            s = g.add_const(x + "_u8_scale", np.asarray(p.scale, np.float32))
+            zu = g.add_const(x + "_u8_zp", np.asarray(int(p.zero_point) + 128, np.uint8))
+            s2 = g.add_const(x + "_i8_scale", np.asarray(p.scale, np.float32))
+            zi = g.add_const(x + "_i8_zp", np.asarray(int(p.zero_point), np.int8))
+            g.nodes[:0] = [Node("DequantizeLinear", [x, s, zu], [fname], {}, g.fresh_name(x + "_from_uint8")),
+                           Node("QuantizeLinear", [fname, s2, zi], [qname], {}, g.fresh_name(x + "_to_int8"))]
+            g.info[x] = TensorInfo(np.dtype(np.uint8), shape)
+            g.info[fname] = TensorInfo(np.dtype(np.float32), shape)
+            g.qparams[x] = QParams(p.scale, int(p.zero_point) + 128, np.dtype(np.uint8))
+    consumers = g.consumers()
+    for o in list(g.outputs):
+        n = producers.get(o)
+        if n is None or n.op != "DequantizeLinear" or n not in g.nodes or o in g.inputs:
+            continue
+        qt = n.inputs[0]
+        p = g.qparams.get(qt)
+        if p is None or p.axis is not None or qt in g.inputs or qt in g.outputs or qt in g.consts:
+            continue
+        shape = g.tensor_info(o).shape
+        if io_dtype == "int8":
+            if len(consumers.get(o, [])) > 0:
+                continue
+            g.nodes = [m for m in g.nodes if m is not n]
+            g.info.pop(o, None)
+            _rename(g, qt, o)
+            g.info[o] = TensorInfo(np.dtype(np.int8), shape)
+            g.qparams[o] = p
+        else:
+            if len(consumers.get(o, [])) > 0:
+                continue
+            fname = g.fresh_name(o + "_f")
+            n.outputs = [fname]
+            g.info[fname] = TensorInfo(np.dtype(np.float32), shape)
+            s = g.add_const(o + "_u8_scale", np.asarray(p.scale, np.float32))
+            zu = g.add_const(o + "_u8_zp", np.asarray(int(p.zero_point) + 128, np.uint8))
+            idx = g.nodes.index(n) + 1
+            g.nodes.insert(idx, Node("QuantizeLinear", [fname, s, zu], [o], {}, g.fresh_name(o + "_to_uint8")))
+            g.info[o] = TensorInfo(np.dtype(np.uint8), shape)
+            g.qparams[o] = QParams(p.scale, int(p.zero_point) + 128, np.dtype(np.uint8))
+
+
+def _drop_pad_value(g: Graph) -> None:
+    for n in g.nodes:
+        if n.op == "Pad" and "_q" in n.attrs and len(n.inputs) > 2:
+            n.inputs[2] = ""
+            while n.inputs and not n.inputs[-1]:
+                n.inputs.pop()
+
+
+# -- attributes ----------------------------------------------------------------------------
+
+def _auto_pads(mode: str, in_sp, k_eff, strides) -> list[int]:
+    sp = len(in_sp)
+    pads = [0] * (2 * sp)
+    if mode == "VALID":
+        return pads
+    for i in range(sp):
+        out = -(-in_sp[i] // strides[i])
+        total = max(0, (out - 1) * strides[i] + k_eff[i] - in_sp[i])
+        small, big = total // 2, total - total // 2
+        pads[i], pads[i + sp] = (small, big) if mode == "SAME_UPPER" else (big, small)
+    return pads
+
+
+def _conv_pool_attrs(g: Graph, n: Node, a: dict) -> dict:
+    xs = g.tensor_info(n.inputs[0]).shape
+    sp = len(xs) - 2
+    if n.op in ("Conv", "ConvTranspose"):
+        ws = g.tensor_info(n.inputs[1]).shape
+        a["kernel_shape"] = list(a.get("kernel_shape") or ws[2:])
+        a["group"] = int(a.get("group", 1) or 1)
+    ks = list(a["kernel_shape"])
+    a["strides"] = list(a.get("strides") or [1] * sp)
+    a["dilations"] = list(a.get("dilations") or [1] * sp)
+    mode = a.pop("auto_pad", "NOTSET") or "NOTSET"
+    k_eff = [(k - 1) * d + 1 for k, d in zip(ks, a["dilations"])]
+    if n.op == "ConvTranspose":
+        a["output_padding"] = list(a.get("output_padding") or [0] * sp)
+        oshape = a.pop("output_shape", None)
+        if oshape or mode not in ("NOTSET", "VALID"):
+            out_sp = list(oshape)[-sp:] if oshape else [xs[2 + i] * a["strides"][i] for i in range(sp)]
+            pads = [0] * (2 * sp)
+            for i in range(sp):
+                total = a["strides"][i] * (xs[2 + i] - 1) + a["output_padding"][i] + k_eff[i] - out_sp[i]
+                total = max(total, 0)
+                lo = total - total // 2 if mode == "SAME_LOWER" else total // 2
+                pads[i], pads[i + sp] = lo, total - lo
+            a["pads"] = pads
+    elif mode != "NOTSET":
+        a["pads"] = _auto_pads(mode, list(xs[2:]), k_eff, a["strides"])
+    if "_q" in n.attrs and "pads" in n.attrs["_q"]:
+        a["pads"] = list(n.attrs["_q"]["pads"])
+    a["pads"] = list(a.get("pads") or [0] * (2 * sp))
+    if n.op in ("MaxPool", "AveragePool"):
+        a["ceil_mode"] = int(a.get("ceil_mode", 0) or 0)
+    if n.op == "AveragePool":
+        a["count_include_pad"] = int(a.get("count_include_pad", 0) or 0)
+    return a
+
+
+class _Consts:
+    """Constant tensors for the artifact, created on first use, in a deterministic order."""
+
+    def __init__(self):
+        self.recs: list[TensorRec] = []
+        self.index: dict[str, int] = {}
+
+    def add(self, rec: TensorRec, key: str | None = None) -> int:
+        if key is not None and key in self.index:
+            return self.index[key]
+        self.recs.append(rec)
+        i = len(self.recs) - 1
+        if key is not None:
+            self.index[key] = i
+        return i
+
+
+def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
+    d = REGISTRY.get(n.op, n.domain)
+    q = n.attrs.get("_q")
+    a: dict = {}
+    if not (n.op == "Elementwise" and n.domain == "dsedge"):
+        for k, default in d.attrs.items():
+            v = n.attrs.get(k, default)
+            if v is not None:
+                a[k] = v
+    if n.op in _CONV_POOL:
+        a = _conv_pool_attrs(g, n, a)
+    if n.op in ("Softmax", "LogSoftmax"):
+        rank = len(g.tensor_info(n.inputs[0]).shape)
+        a["axis"] = int(a.get("axis", -1)) % max(rank, 1)
+        a["coerce_2d"] = int(a.get("coerce_2d", 0) or 0)
+    if n.op == "Concat":
+        rank = len(g.tensor_info(n.outputs[0]).shape)
+        a["axis"] = int(a["axis"]) % max(rank, 1)
+    act = n.attrs.get("_act")
+    if act:
+        _, lo, hi = act
+        a["act_min"], a["act_max"] = float(lo), float(hi)
+    if q is not None:
+        kind = q["kind"]
+        if kind == "weighted":
+            a.update(zp_in=int(q["zp_in"]), zp_out=int(q["zp_out"]), qmin=int(q["qmin"]), qmax=int(q["qmax"]),
+                     float_out=int(bool(q.get("float_out"))))
+            if q.get("float_out"):
+                a["out_scale"] = attr_const(np.asarray(q["out_scale"], np.float32).reshape(-1))
+            else:
+                a["M"] = attr_const(np.asarray(q["M"], np.int64).astype(np.int32).reshape(-1))
+                a["shift"] = attr_const(np.asarray(q["n"], np.int64).astype(np.int32).reshape(-1))
+        elif kind == "table":
+            a["table"] = attr_const(np.asarray(q["table"], np.int8).reshape(256))
+        elif kind == "add":
+            a.update(za=q["za"], zb=q["zb"], Ma=q["Ma"], Mb=q["Mb"], shift=q["n"], zp_out=q["zp_out"],
+                     qmin=q["qmin"], qmax=q["qmax"])
+        elif kind == "mul":
+            a.update(za=q["za"], zb=q["zb"], M=q["M"], shift=q["n"], zp_out=q["zp_out"], qmin=q["qmin"],
+                     qmax=q["qmax"])
+        elif kind == "avgpool":
+            a.update(zp_in=q["zp_in"], zp_out=q["zp_out"])
+            if n.op == "AveragePool":
+                counts = sorted(q["mults"])
+                a["mult_count"] = attr_const(np.asarray(counts, np.int32))
+                a["mult_M"] = attr_const(np.asarray([q["mults"][c][0] for c in counts], np.int64).astype(np.int32))
+                a["mult_shift"] = attr_const(np.asarray([q["mults"][c][1] for c in counts], np.int32))
+            else:
+                a.update(M=q["M"], shift=q["n"], axes=sorted(int(x) for x in q["axes"]))
+        elif kind == "concat":
+            r = q["rescales"]
+            a.update(zps_in=list(q["zps_in"]), zp_out=q["zp_out"], rescale=[0 if x is None else 1 for x in r],
+                     rescale_M=[0 if x is None else int(x[0]) for x in r],
+                     rescale_shift=[0 if x is None else int(x[1]) for x in r])
+        elif kind == "softmax":
+            a["exp_table"] = attr_const(np.asarray(q["table"], np.int32).reshape(256))
+        elif kind in ("bytes", "minmax"):
+            if "pad_value" in q:
+                a["pad_value"] = int(q["pad_value"])
+    out = {}
+    for k, v in a.items():
+        if isinstance(v, Graph):
+            raise ModelError(f"node {n.name!r} ({n.op}): a sub-graph attribute remained after specialisation")
+        if isinstance(v, (list, tuple)) and v and all(isinstance(s, str) for s in v):
+            v = ",".join(v)          # e.g. LSTM activations: one comma-separated STRING
+        elif isinstance(v, np.ndarray) and v.ndim > 0 or (isinstance(v, np.ndarray) and v.dtype.kind not in "iuf"):
+            v = attr_const(v)
+        elif isinstance(v, np.ndarray):
+            v = v.item()
+        elif isinstance(v, (np.integer, bool)):
+            v = int(v)
+        elif isinstance(v, np.floating):
+            v = float(v)
+        out[k] = v
+    return out
+
+
+# -- export ---------------------------------------------------------------------------------
+
+def _quant_rec(p: QParams | None, dtype: str) -> QuantRec | None:
+    if p is None or dtype not in ("int8", "uint8", "int32", "int16", "uint16"):
+        return None
+    if p.axis is None:
+        return QuantRec(np.asarray(p.scale).reshape(-1)[:1], np.asarray(p.zero_point).reshape(-1)[:1])
+    return QuantRec(p.scale.reshape(-1), p.zero_point.reshape(-1), int(p.axis))
+
+
+def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None) -> TensorRec:
+    """A CONST record keeping rank 0 (TensorRec.const goes through np.ascontiguousarray, which
+    turns a 0-d array into shape (1,))."""
+    v = np.asarray(v)
+    data = np.asarray(v.astype(np.dtype(dtype).newbyteorder("<"), copy=False), order="C").tobytes()
+    return TensorRec(name, dtype, tuple(v.shape), CONST, 0, data, 0, q)
+
+
+def _quant_bytes(q: QuantRec | None) -> int:
+    """Bytes of a tensor's scales and zero points as encoded (payload, not overhead)."""
+    from ..artifact import _sv
+    return 0 if q is None else 4 * len(q.scales) + sum(len(_sv(z)) for z in q.zero_points)
+
+
+def _dtype_name(dt) -> str:
+    dt = np.dtype(dt)
+    return "bool" if dt == np.bool_ else dt.name
+
+
+def _json(v) -> str:
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (set, tuple)):
+        return list(v)
+    return str(v)
+
+
+def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "io",
+           pin_constants: bool = True, weights_crc: bool = True) -> Exported:
+    """QuantResult or Graph -> Exported (artifact + the exported IR + memory plan)."""
+    if io_dtype not in IO_DTYPES:
+        raise DseError(f"unknown --io-dtype {io_dtype!r}", hint=f"use one of {', '.join(IO_DTYPES)}")
+    if isinstance(obj, Graph):
+        g0, info, plan_list, fp16 = obj, {}, [], tuple(getattr(obj, "fp16_weights", ()))
+    else:
+        g0, info, plan_list = obj.graph, dict(obj.info or {}), list(obj.plan or [])
+        fp16 = tuple(getattr(obj.graph, "fp16_weights", ()))
+    g, guards = specialize(g0, input_shapes_from_cli(input_shapes) if not isinstance(input_shapes, dict)
+                           else input_shapes, info, pin_constants=pin_constants)
+    _expand_elementwise(g)
+    _drop_pad_value(g)
+    _io_quantize(g, io_dtype)
+    from ..passes.shapes import infer_shapes
+    from ..passes.simplify import eliminate_dead
+    eliminate_dead(g)
+    infer_shapes(g)
+    for n in g.nodes:
+        if REGISTRY.get(n.op, n.domain) is None:
+            raise ModelError(f"node {n.name!r}: op {n.op} is not in the op registry")
+        for o in n.outputs:
+            if o and not g.tensor_info(o).is_static:
+                raise ModelError(f"node {n.name!r} ({n.op}): output {o!r} has no static shape")
+
+    shapes = {k: tuple(v.shape) for k, v in g.info.items() if v.shape is not None}
+    shapes.update({k: tuple(v.shape) for k, v in g.consts.items()})
+    dts = {}
+
+    def out_dtype(n: Node) -> str:
+        return _dtype_name(g.tensor_info(n.outputs[0]).dtype)
+
+    scratch = [scratch_bytes(n, shapes, out_dtype(n)) for n in g.nodes]
+    mplan = plan_memory(g, scratch)
+
+    # tensors: graph inputs, then per node its constant inputs (first use) and its outputs
+    recs: list[TensorRec] = []
+    index: dict[str, int] = {}
+    fp16_set = set(fp16)
+    payload = 0
+
+    def tname(name: str) -> str:
+        return name if (names == "all" or name in g.inputs or name in g.outputs) else ""
+
+    def add_arena(name: str) -> int:
+        info = g.tensor_info(name)
+        dt = _dtype_name(info.dtype)
+        recs.append(TensorRec.arena(tname(name), dt, info.shape, mplan.offsets[name],
+                                    quant=_quant_rec(g.qparams.get(name), dt)))
+        index[name] = len(recs) - 1
+        return index[name]
+
+    def add_const(name: str) -> int:
+        nonlocal payload
+        if name in index:
+            return index[name]
+        v = np.asarray(g.consts[name])
+        dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
+        q = _quant_rec(g.qparams.get(name), dt)
+        recs.append(_const_rec(tname(name), v, dt, q))
+        payload += recs[-1].nbytes + _quant_bytes(q)
+        index[name] = len(recs) - 1
+        return index[name]
+
+    attr_count = [0]
+
+    def attr_const(arr) -> TensorAttr:
+        nonlocal payload
+        arr = np.ascontiguousarray(arr)
+        recs.append(_const_rec("", arr, _dtype_name(arr.dtype), None))
+        payload += recs[-1].nbytes
+        attr_count[0] += 1
+        return TensorAttr(len(recs) - 1)
+
+    for x in g.inputs:
+        add_arena(x)
+    nodes: list[NodeRec] = []
+    for n in g.nodes:
+        ins = []
+        for i in n.inputs:
+            if not i:
+                ins.append(-1)
+            elif i in g.consts:
+                ins.append(add_const(i))
+            else:
+                ins.append(index[i])
+        attrs = _node_attrs(g, n, attr_const)
+        outs = [add_arena(o) if o else -1 for o in n.outputs]
+        d = REGISTRY.get(n.op, n.domain)
+        nodes.append(NodeRec(d.id, tuple(ins), tuple(outs), attrs, n.name))
+    outputs = []
+    for o in g.outputs:
+        outputs.append(add_const(o) if o in g.consts else index[o])
+
+    meta: dict = {"producer": f"dsedge {__version__}", "io_dtype": io_dtype,
+                  "memory_plan": _json(mplan.summary())}
+    if plan_list:
+        meta["precision_plan"] = _json([p.as_dict() for p in plan_list])
+    if info.get("calibration"):
+        meta["calibration"] = _json(info["calibration"])
+    if fp16:
+        meta["fp16_weights"] = len([f for f in fp16 if f in index])
+    for k, v in sorted(guards.items()):
+        meta[f"guard.{k}"] = np.ascontiguousarray(v).astype(v.dtype.newbyteorder("<")).tobytes()
+    user = 0
+    for k, v in sorted((g0.metadata or {}).items()):
+        meta[f"source.{k}"] = str(v)
+        user += len(str(v).encode()) + len(k) + 8
+    art = Artifact(tuple(recs), tuple(nodes), tuple(index[x] for x in g.inputs), tuple(outputs),
+                   mplan.arena_size, mplan.scratch_offset, mplan.scratch_size, meta, weights_crc)
+    return Exported(art, g, mplan, guards, payload + user)
+
+
+def to_artifact(result_or_graph, *, io_dtype: str = "float32", input_shapes=None, **kw) -> Artifact:
+    return export(result_or_graph, io_dtype=io_dtype, input_shapes=input_shapes, **kw).artifact
+
+
+def save_dse(result, path, *, io_dtype: str = "float32", input_shapes=None, **kw) -> Exported:
+    ex = export(result, io_dtype=io_dtype, input_shapes=input_shapes, **kw)
+    ex.artifact.write(path)
+    return ex
+
+
+# -- .dse -> IR -----------------------------------------------------------------------------
+
+def _tensor_value(t: TensorRec) -> np.ndarray:
+    v = t.array()
+    if t.dtype == "float16":
+        v = v.astype(np.float32)      # fp16 storage, fp32 compute (exact widening)
+    return np.array(v)
+
+
+def load_dse_graph(src) -> Graph:
+    """A `.dse` (path, bytes or Artifact) as an IR graph for the numpy interpreter."""
+    a = src if isinstance(src, Artifact) else read(src)
+    names = []
+    used: set[str] = set()
+    for i, t in enumerate(a.tensors):
+        nm = t.name if t.name and t.name not in used else f"t{i}"
+        used.add(nm)
+        names.append(nm)
+    g = Graph(name="dse")
+    for i, t in enumerate(a.tensors):
+        if t.storage == CONST:
+            g.consts[names[i]] = _tensor_value(t)
+        else:
+            g.info[names[i]] = TensorInfo(np.dtype(t.dtype), tuple(t.shape))
+        if t.quant is not None:
+            q = t.quant
+            if q.axis is None:
+                g.qparams[names[i]] = QParams(np.float32(q.scales[0]), np.int32(q.zero_points[0]), np.dtype(t.dtype))
+            else:
+                g.qparams[names[i]] = QParams(np.asarray(q.scales, np.float32), np.asarray(q.zero_points, np.int32),
+                                              np.dtype(t.dtype), q.axis)
+    g.inputs = [names[i] for i in a.inputs]
+    g.outputs = [names[i] for i in a.outputs]
+    g.metadata = {k: (v if isinstance(v, str) else repr(v)) for k, v in a.metadata}
+    for k, nr in enumerate(a.nodes):
+        d = REGISTRY.by_id(nr.op)
+        raw = dict(nr.attrs)
+
+        def tv(key):
+            return _tensor_value(a.tensors[raw[key].index])
+
+        attrs = {}
+        for key, v in raw.items():
+            if key in _Q_KEYS or (key not in d.attrs):
+                continue
+            if isinstance(v, TensorAttr):
+                v = _tensor_value(a.tensors[v.index])
+            elif isinstance(v, tuple):
+                v = list(v)
+            if key == "activations" and isinstance(v, str):
+                v = v.split(",")
+            attrs[key] = v
+        if "act_min" in raw:
+            attrs["_act"] = ("clip", float(raw["act_min"]), float(raw["act_max"]))
+        out_dt = a.tensors[nr.outputs[0]].dtype if nr.outputs and nr.outputs[0] >= 0 else None
+        rule = d.quant
+        if rule is not None and (out_dt == "int8" or raw.get("float_out") == 1):
+            kind = rule.kind
+            q: dict = {"kind": kind}
+            if kind == "weighted":
+                fout = bool(raw["float_out"])
+                q.update(zp_in=int(raw["zp_in"]), zp_out=int(raw["zp_out"]), qmin=int(raw["qmin"]),
+                         qmax=int(raw["qmax"]))
+                if fout:
+                    q.update(float_out=True, out_scale=tv("out_scale"), M=None, n=None)
+                else:
+                    q.update(M=tv("M").astype(np.int64), n=tv("shift").astype(np.int64))
+                if d.name in ("Conv", "ConvTranspose"):
+                    q["pads"] = list(raw["pads"])
+            elif kind == "table":
+                q["table"] = tv("table")
+                if d.name == "Elementwise":
+                    attrs = {}
+            elif kind == "add":
+                q.update(za=raw["za"], zb=raw["zb"], Ma=raw["Ma"], Mb=raw["Mb"], n=raw["shift"], zp_out=raw["zp_out"],
+                         qmin=raw["qmin"], qmax=raw["qmax"])
+            elif kind == "mul":
+                q.update(za=raw["za"], zb=raw["zb"], M=raw["M"], n=raw["shift"], zp_out=raw["zp_out"],
+                         qmin=raw["qmin"], qmax=raw["qmax"])
+            elif kind == "avgpool":
+                q.update(zp_in=raw["zp_in"], zp_out=raw["zp_out"])
+                if d.name == "AveragePool":
+                    q["mults"] = {int(c): (int(m), int(s)) for c, m, s in
+                                  zip(tv("mult_count"), tv("mult_M"), tv("mult_shift"))}
+                else:
+                    q.update(axes=tuple(raw["axes"]), M=raw["M"], n=raw["shift"])
+            elif kind == "concat":
+                q.update(zps_in=list(raw["zps_in"]), zp_out=raw["zp_out"],
+                         rescales=[None if not r else (int(m), int(s)) for r, m, s in
+                                   zip(raw["rescale"], raw["rescale_M"], raw["rescale_shift"])])
+            elif kind == "softmax":
+                q["table"] = tv("exp_table")
+            elif "pad_value" in raw:
+                q["pad_value"] = int(raw["pad_value"])
+            attrs["_q"] = q
+        node = Node(d.name, [names[i] if i >= 0 else "" for i in nr.inputs],
+                    [names[o] if o >= 0 else "" for o in nr.outputs], attrs, nr.name or f"n{k}", d.domain)
+        g.nodes.append(node)
+    return g
+
+
+def format_inspect(r: dict) -> str:
+    """Human-readable `dsedge inspect model.dse` (stderr)."""
+    def t(x):
+        q = x.get("quant")
+        qs = ""
+        if q and "scale" in q:
+            qs = f" q(scale={q['scale']:.6g}, zp={q['zero_point']})"
+        elif q:
+            qs = f" q(axis={q['axis']}, {q['channels']} channels)"
+        return f"{x['name']} {x['dtype']}[{'x'.join(str(d) for d in x['shape'])}]{qs}"
+
+    lb = r.get("arena_lower_bound_bytes")
+    out = [f"{r['model']}  (.dse, {r['file_bytes']:,} B, {r.get('producer') or '?'})",
+           "inputs:  " + ", ".join(t(x) for x in r["inputs"]),
+           "outputs: " + ", ".join(t(x) for x in r["outputs"]),
+           f"nodes: {r['nodes']}   " + ", ".join(f"{k} {v}" for k, v in r["nodes_by_op_dtype"].items()),
+           f"weights: {r['weight_bytes']:,} B   arena: {r['arena_bytes']:,} B"
+           + (f" (lower bound {lb:,} B, +{100 * (r['arena_bytes'] / lb - 1):.1f} %)" if lb else "")
+           + f"   scratch: {r['scratch_bytes']:,} B",
+           f"format overhead: {r['format_overhead_bytes']:,} B ({r['format_overhead_pct']} % of the file)"]
+    if r.get("guards"):
+        out.append("guarded inputs (fixed at export): " + ", ".join(r["guards"]))
+    out.append("metadata: " + ", ".join(r["metadata_keys"]))
+    return "\n".join(out)

@@ -1,0 +1,176 @@
+/* binary.c: the numpy-broadcasting walker shared by the elementwise kernels, and the fp32
+ * binary/variadic ops Sub, Mul, Div, Pow, Mod (fmod=1), Min, Max, Sum, Mean, PRelu (Add with
+ * its fused clamp is in add.c).
+ *
+ * Walker: every input is aligned to the output's trailing axes; an input axis of extent 1 gets
+ * element stride 0. The output is visited in row-major order, one innermost row at a time
+ * (the row function gets each input's row start and element stride); a counter per outer
+ * axis carries leftwards. The output may alias an input of the output's shape (in-place
+ * plans): element i of that input is read before element i of the output is written.
+ *
+ * Arithmetic: one IEEE float32 operation per element and input, in input order for the
+ * variadic ops (Sum: ((x0 + x1) + x2) + ...; Mean: that sum / n in float32, as the numpy
+ * reference); no reduction order issue. Min/Max follow numpy's maximum/minimum on x86_64:
+ * NaN propagates, and for equal operands (+0 vs -0) the second one is returned. Pow and
+ * Mod use mathf.c (C99 pow special cases; exact C fmod). NaN results are canonical
+ * (0x7FC00000), so every target writes the same bytes. */
+#include "internal.h"
+#include "mathf.h"
+
+#define EW_MAX_IN 64   /* docs/format.md: a node has at most 64 inputs */
+
+static size_t esize_of(int dtype) {
+    switch (dtype) {
+    case DSE_DTYPE_FLOAT32: case DSE_DTYPE_INT32: case DSE_DTYPE_UINT32: return 4;
+    case DSE_DTYPE_FLOAT16: case DSE_DTYPE_INT16: case DSE_DTYPE_UINT16: return 2;
+    case DSE_DTYPE_FLOAT64: case DSE_DTYPE_INT64: case DSE_DTYPE_UINT64: return 8;
+    case DSE_DTYPE_INT8: case DSE_DTYPE_UINT8: case DSE_DTYPE_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+/* The first nx inputs are present, each broadcasts to output 0, and output 0 is exactly
+ * their broadcast shape. Dtypes are the caller's to check. */
+int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, char *msg, size_t cap) {
+    const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
+    if (!y || n->n_in < nx || nx == 0 || !esize_of(y->dtype)) goto bad;
+    for (uint32_t k = 0; k < nx; k++) {
+        const dse_tensor *x = dse__t(m, n->in[k]);
+        if (!x || x->rank > y->rank || !esize_of(x->dtype)) goto bad;
+        for (unsigned d = 0; d < x->rank; d++) {
+            size_t xd = x->dims[d], yd = y->dims[y->rank - x->rank + d];
+            if (xd != yd && xd != 1) goto bad;
+        }
+    }
+    for (unsigned d = 0; d < y->rank; d++) {
+        size_t want = 1;
+        for (uint32_t k = 0; k < nx; k++) {
+            const dse_tensor *x = dse__t(m, n->in[k]);
+            int xd = (int)d - (int)(y->rank - x->rank);
+            if (xd >= 0 && x->dims[xd] != 1) want = x->dims[xd];
+        }
+        if (y->dims[d] != want) goto bad;
+    }
+    return 0;
+bad:
+    snprintf(msg, cap, "needs %u input(s) that broadcast to the output's shape", (unsigned)nx);
+    return 1;
+}
+
+void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c) {
+    const dse_tensor *y = &m->tensors[n->out[0]];
+    const uint8_t *base[EW_MAX_IN], *cur[EW_MAX_IN];
+    size_t es[EW_MAX_IN], stride[EW_MAX_IN][DSE_MAX_RANK], inner[EW_MAX_IN];
+    size_t idx[DSE_MAX_RANK] = {0};
+    unsigned r = y->rank;
+    for (uint32_t k = 0; k < nx; k++) {
+        const dse_tensor *x = &m->tensors[n->in[k]];
+        base[k] = cur[k] = dse__data(m, arena, n->in[k]);
+        es[k] = esize_of(x->dtype);
+        size_t s = 1;
+        for (unsigned d = 0; d < r; d++) stride[k][d] = 0;
+        for (int d = (int)x->rank - 1; d >= 0; d--) {
+            stride[k][r - x->rank + (unsigned)d] = x->dims[d] == 1 ? 0 : s;
+            s *= x->dims[d];
+        }
+        inner[k] = r ? stride[k][r - 1] : 0;
+    }
+    uint8_t *out = dse__data(m, arena, n->out[0]);
+    size_t yes = esize_of(y->dtype), len = r ? y->dims[r - 1] : 1;
+    if (y->numel == 0) return;
+    for (size_t done = 0; done < y->numel; done += len) {
+        row(out + done * yes, cur, inner, nx, len, c);
+        for (int d = (int)r - 2; d >= 0; d--) {          /* next row: carry leftwards */
+            if (++idx[d] < y->dims[d]) break;
+            idx[d] = 0;
+        }
+        for (uint32_t k = 0; k < nx; k++) {
+            size_t off = 0;
+            for (unsigned d = 0; d + 1 < r; d++) off += idx[d] * stride[k][d];
+            cur[k] = base[k] + off * es[k];
+        }
+    }
+}
+
+/* -- fp32 binary and variadic ops ---------------------------------------------------------- */
+
+#define F(k, i) (((const float *)x[k])[(i) * s[k]])
+#define BINARY(NAME, EXPR)                                                                         \
+    static void row_##NAME(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, \
+                           const dse_ew_ctx *c) {                                                  \
+        (void)nx; (void)c;                                                                         \
+        float *y = (float *)yb;                                                                    \
+        for (size_t i = 0; i < len; i++) { const float a = F(0, i), b = F(1, i); y[i] = dse_canonf(EXPR); } \
+    }                                                                                              \
+    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
+        (void)scratch;                                                                             \
+        dse__ew_walk(m, n, arena, 2, row_##NAME, NULL);                                            \
+    }
+
+static inline float max_np(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float min_np(float a, float b) { return (a < b || a != a) ? a : b; }
+
+BINARY(sub, a - b)
+BINARY(mul, a * b)
+BINARY(div, a / b)
+BINARY(pow, dse_powf(a, b))
+BINARY(mod, dse_fmodf(a, b))
+BINARY(prelu, a < 0.0f ? a * b : a)
+
+#define VARIADIC(NAME, INIT, STEP, FINISH)                                                         \
+    static void row_##NAME(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, \
+                           const dse_ew_ctx *c) {                                                  \
+        (void)c;                                                                                   \
+        float *y = (float *)yb;                                                                    \
+        for (size_t i = 0; i < len; i++) {                                                         \
+            float acc = INIT;                                                                      \
+            for (uint32_t k = 1; k < nx; k++) { const float b = F(k, i); acc = STEP; }             \
+            y[i] = dse_canonf(FINISH);                                                             \
+        }                                                                                          \
+    }                                                                                              \
+    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
+        (void)scratch;                                                                             \
+        dse__ew_walk(m, n, arena, n->n_in, row_##NAME, NULL);                                      \
+    }
+
+VARIADIC(min, F(0, i), min_np(acc, b), acc)
+VARIADIC(max, F(0, i), max_np(acc, b), acc)
+VARIADIC(sum, F(0, i), acc + b, acc)
+VARIADIC(mean, F(0, i), acc + b, acc / (float)nx)
+
+/* All inputs float32 and present, broadcasting to the float32 output; `nx` inputs exactly
+ * (0: any number >= 1). */
+static int check_f32(const dse_model *m, const dse_node *n, uint32_t nx, char *msg, size_t cap) {
+    uint32_t k_n = nx ? nx : n->n_in;
+    if ((nx && n->n_in != nx) || k_n == 0 || n->n_out != 1) goto bad;
+    for (uint32_t k = 0; k < k_n; k++) {
+        const dse_tensor *x = dse__t(m, n->in[k]);
+        if (!x || x->dtype != DSE_DTYPE_FLOAT32) goto bad;
+    }
+    if (dse__t(m, n->out[0])->dtype != DSE_DTYPE_FLOAT32) goto bad;
+    return dse__ew_check_broadcast(m, n, k_n, msg, cap);
+bad:
+    snprintf(msg, cap, "needs %s float32 inputs and one float32 output", nx ? "two" : "one or more");
+    return 1;
+}
+
+int dse__check_binary_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_f32(m, n, 2, msg, cap); }
+int dse__check_variadic_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_f32(m, n, 0, msg, cap); }
+
+int dse__check_mod_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    if (dse__attr_int(n, "fmod", 0) != 1) {
+        snprintf(msg, cap, "float Mod needs fmod=1 (ONNX: fmod=0 is integer-only)");
+        return 1;
+    }
+    return check_f32(m, n, 2, msg, cap);
+}
+
+int dse__check_prelu_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    if (check_f32(m, n, 2, msg, cap)) return 1;
+    const dse_tensor *x = dse__t(m, n->in[0]), *y = dse__t(m, n->out[0]);
+    if (x->rank != y->rank || memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]) != 0) {
+        snprintf(msg, cap, "PRelu's slope must broadcast to X (unidirectional)");
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,95 @@
+/* compare.c: Equal, Less, Greater, LessOrEqual, GreaterOrEqual (float32, int64 or int32
+ * operands of one dtype, numpy broadcasting) and And, Or, Xor (bool), Not (bool), IsNaN and
+ * IsInf (float32); every output is bool (one byte, 0 or 1). IEEE comparisons: any comparison
+ * with NaN is false, -0 == +0. Inputs are walked by the broadcasting walker in binary.c. */
+#include "internal.h"
+#include "mathf.h"
+
+#define CMP_ROW(NAME, T, OP)                                                                       \
+    static void row_##NAME(uint8_t *y, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, \
+                           const dse_ew_ctx *c) {                                                  \
+        (void)nx; (void)c;                                                                         \
+        const T *a = (const T *)x[0], *b = (const T *)x[1];                                        \
+        for (size_t i = 0; i < len; i++) y[i] = (uint8_t)(a[i * s[0]] OP b[i * s[1]]);             \
+    }
+#define CMP(NAME, OP)                                                                              \
+    CMP_ROW(NAME##_f32, float, OP)                                                                 \
+    CMP_ROW(NAME##_i64, int64_t, OP)                                                               \
+    CMP_ROW(NAME##_i32, int32_t, OP)                                                               \
+    void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
+        (void)scratch;                                                                             \
+        int dt = m->tensors[n->in[0]].dtype;                                                       \
+        dse__ew_walk(m, n, arena, 2, dt == DSE_DTYPE_FLOAT32 ? row_##NAME##_f32 : dt == DSE_DTYPE_INT64 ? row_##NAME##_i64 : row_##NAME##_i32, NULL); \
+    }
+CMP(equal, ==)
+CMP(less, <)
+CMP(greater, >)
+CMP(lessorequal, <=)
+CMP(greaterorequal, >=)
+
+#define LOGIC(NAME, EXPR)                                                                          \
+    static void row_##NAME(uint8_t *y, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, \
+                           const dse_ew_ctx *c) {                                                  \
+        (void)nx; (void)c;                                                                         \
+        for (size_t i = 0; i < len; i++) { const int a = x[0][i * s[0]] != 0, b = x[1][i * s[1]] != 0; y[i] = (uint8_t)(EXPR); } \
+    }                                                                                              \
+    void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
+        (void)scratch;                                                                             \
+        dse__ew_walk(m, n, arena, 2, row_##NAME, NULL);                                            \
+    }
+LOGIC(and, a && b)
+LOGIC(or, a || b)
+LOGIC(xor, a != b)
+
+static int check_two(const dse_model *m, const dse_node *n, int bool_in, char *msg, size_t cap) {
+    const dse_tensor *a = n->n_in == 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in == 2 ? dse__t(m, n->in[1]) : NULL;
+    int dt = a ? a->dtype : 0;
+    if (!a || !b || b->dtype != dt || n->n_out != 1 || dse__t(m, n->out[0])->dtype != DSE_DTYPE_BOOL ||
+        (bool_in ? dt != DSE_DTYPE_BOOL : dt != DSE_DTYPE_FLOAT32 && dt != DSE_DTYPE_INT64 && dt != DSE_DTYPE_INT32)) {
+        snprintf(msg, cap, "needs two %s inputs of one dtype and a bool output", bool_in ? "bool" : "float32/int64/int32");
+        return 1;
+    }
+    return dse__ew_check_broadcast(m, n, 2, msg, cap);
+}
+int dse__check_compare(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_two(m, n, 0, msg, cap); }
+int dse__check_logic(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_two(m, n, 1, msg, cap); }
+
+/* One-input bool-output ops: Not (bool in), IsNaN / IsInf (float32 in). */
+static int check_one(const dse_model *m, const dse_node *n, int in_dtype, char *msg, size_t cap) {
+    const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
+    if (!x || !y || x->dtype != in_dtype || y->dtype != DSE_DTYPE_BOOL || x->rank != y->rank ||
+        memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]) != 0) {
+        snprintf(msg, cap, "needs one %s input and a bool output of its shape", dse_dtype_name(in_dtype));
+        return 1;
+    }
+    return 0;
+}
+int dse__check_not(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_one(m, n, DSE_DTYPE_BOOL, msg, cap); }
+int dse__check_isnan(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_one(m, n, DSE_DTYPE_FLOAT32, msg, cap); }
+
+void dse_bool_not__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const uint8_t *x = dse__data(m, arena, n->in[0]);
+    uint8_t *y = dse__data(m, arena, n->out[0]);
+    for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) y[i] = x[i] == 0;
+}
+
+void dse_bool_isnan__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const float *x = dse__data(m, arena, n->in[0]);
+    uint8_t *y = dse__data(m, arena, n->out[0]);
+    for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) y[i] = x[i] != x[i];
+}
+
+/* IsInf: attributes detect_negative, detect_positive (default 1). */
+void dse_bool_isinf__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const float *x = dse__data(m, arena, n->in[0]);
+    uint8_t *y = dse__data(m, arena, n->out[0]);
+    const int neg = dse__attr_int(n, "detect_negative", 1) != 0, pos = dse__attr_int(n, "detect_positive", 1) != 0;
+    const uint32_t pinf = 0x7F800000u, ninf = 0xFF800000u;
+    for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) {
+        const uint32_t u = dse_f2u(x[i]);
+        y[i] = (uint8_t)((pos && u == pinf) || (neg && u == ninf));
+    }
+}

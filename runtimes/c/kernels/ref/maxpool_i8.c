@@ -1,0 +1,102 @@
+/* maxpool_i8.c: int8 MaxPool (1-D, 2-D, 3-D; strides, pads, dilations, ceil_mode) and
+ * GlobalMaxPool, bit-exact with intref.maxpool_int8. Byte-moving: the output shares the
+ * input's (scale, zp). Padding is -128, not zp (docs/quant-arith.md §7): a tap outside the
+ * input (padding, or past the end with ceil_mode) contributes -128, i.e. the maximum starts
+ * at -128 and only taps inside the input are read. Output length per axis as ONNX:
+ * floor or ceil((L + pb + pe - ((k-1)*d+1)) / s) + 1, with ceil_mode minus one when the last
+ * window would start at or beyond L + pb. The Indices output is not supported.
+ */
+#include "requant.h"
+
+static long long out_len(const dse_i8_geom *g, int j, int ceil_mode) {
+    long long span = g->in[j] + g->pb[j] + g->pe[j] - ((g->k[j] - 1) * g->d[j] + 1);
+    if (span < 0) return -1;
+    long long o = (ceil_mode ? (span + g->s[j] - 1) / g->s[j] : span / g->s[j]) + 1;
+    if (ceil_mode && (o - 1) * g->s[j] >= g->in[j] + g->pb[j]) o--;
+    return o;
+}
+
+static int check_io(const dse_model *m, const dse_node *n, const dse_tensor **x, const dse_tensor **y) {
+    *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL;
+    *y = n->n_out >= 1 ? dse__t(m, n->out[0]) : NULL;
+    for (uint32_t k = 1; k < n->n_out; k++)
+        if (n->out[k] != DSE_NONE) return 1;
+    return !*x || !*y || (*x)->dtype != DSE_DTYPE_INT8 || (*y)->dtype != DSE_DTYPE_INT8 || (*x)->rank != (*y)->rank ||
+           (*x)->rank < 3 || (*y)->dims[0] != (*x)->dims[0] || (*y)->dims[1] != (*x)->dims[1];
+}
+
+int dse__check_i8_maxpool(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    const dse_tensor *x, *y;
+    dse_i8_geom g;
+    if (check_io(m, n, &x, &y)) {
+        snprintf(msg, cap, "int8 MaxPool needs one int8 input, one int8 output (N, C, spatial...), no Indices output");
+        return 1;
+    }
+    if (dse_i8_geom_read(n, x, y, NULL, &g, msg, cap)) return 1;
+    int64_t ceil_mode = dse__attr_int(n, "ceil_mode", 0);
+    for (int j = 0; j < 3; j++)
+        if (g.out[j] != out_len(&g, j, (int)ceil_mode)) {
+            snprintf(msg, cap, "output size does not match kernel/strides/pads/dilations/ceil_mode");
+            return 1;
+        }
+    return 0;
+}
+
+void dse_i8_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const dse_tensor *xt = &m->tensors[n->in[0]], *yt = &m->tensors[n->out[0]];
+    const int8_t *x = dse__data(m, arena, n->in[0]);
+    int8_t *y = dse__data(m, arena, n->out[0]);
+    dse_i8_geom g;
+    char msg[8];
+    dse_i8_geom_read(n, xt, yt, NULL, &g, msg, sizeof msg);
+    const long long planes = (long long)(xt->dims[0] * xt->dims[1]), plane = g.in[0] * g.in[1] * g.in[2];
+    size_t idx = 0;
+    for (long long pl = 0; pl < planes; pl++) {
+        const int8_t *xp = x + pl * plane;
+        for (long long a = 0; a < g.out[0]; a++)
+            for (long long b = 0; b < g.out[1]; b++)
+                for (long long c = 0; c < g.out[2]; c++, idx++) {
+                    int v = -128;
+                    for (long long ka = 0; ka < g.k[0]; ka++) {
+                        long long id = a * g.s[0] + ka * g.d[0] - g.pb[0];
+                        if (id < 0 || id >= g.in[0]) continue;
+                        for (long long kb = 0; kb < g.k[1]; kb++) {
+                            long long ih = b * g.s[1] + kb * g.d[1] - g.pb[1];
+                            if (ih < 0 || ih >= g.in[1]) continue;
+                            const int8_t *row = xp + (id * g.in[1] + ih) * g.in[2];
+                            for (long long kc = 0; kc < g.k[2]; kc++) {
+                                long long iw = c * g.s[2] + kc * g.d[2] - g.pb[2];
+                                if (iw >= 0 && iw < g.in[2] && row[iw] > v) v = row[iw];
+                            }
+                        }
+                    }
+                    y[idx] = (int8_t)v;
+                }
+    }
+}
+
+/* GlobalMaxPool: the maximum of each (N, C) plane; output (N, C, 1, ...). */
+int dse__check_i8_global_maxpool(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    const dse_tensor *x, *y;
+    int bad = check_io(m, n, &x, &y);
+    for (unsigned d = 2; !bad && d < y->rank; d++) bad = y->dims[d] != 1 || x->dims[d] == 0;
+    if (bad) {
+        snprintf(msg, cap, "int8 GlobalMaxPool needs an int8 input (N, C, spatial...) and an int8 output (N, C, 1...)");
+        return 1;
+    }
+    return 0;
+}
+
+void dse_i8_global_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const dse_tensor *xt = &m->tensors[n->in[0]];
+    const int8_t *x = dse__data(m, arena, n->in[0]);
+    int8_t *y = dse__data(m, arena, n->out[0]);
+    size_t planes = xt->dims[0] * xt->dims[1], plane = planes ? xt->numel / planes : 0;
+    for (size_t p = 0; p < planes; p++) {
+        int8_t v = -128;
+        for (size_t i = 0; i < plane; i++) v = x[p * plane + i] > v ? x[p * plane + i] : v;
+        y[p] = v;
+    }
+}

@@ -1,0 +1,158 @@
+/* norm.c: fp32 BatchNormalization (inference), InstanceNormalization, LayerNormalization.
+ * Parameters (scale, bias, mean, var) may be float32 or float16 constants (widened exactly).
+ *
+ * BatchNormalization, per channel c (x is N C ...):  inv = scale / sqrt(var + eps);
+ *     shift = b - mean * inv;  y = x * inv + shift.  Elementwise, sqrtf is exact: bit-identical
+ *     to the numpy reference.
+ * InstanceNormalization, per (n, c) over the spatial elements in memory order:
+ *     mean = (sequential sum of x) / cnt;  var = (sequential sum of (x - mean)^2) / cnt;
+ *     y = (x - mean) / sqrt(var + eps) * scale[c] + b[c].
+ * LayerNormalization (axis normalised like ONNX; stash_type 1 = float32): each of the
+ *     prod(dims[:axis]) rows of prod(dims[axis:]) elements: mean and var as above, then
+ *     inv = 1 / sqrt(var + eps);  y = (x - mean) * inv * scale[j] (+ b[j]); optional outputs
+ *     Mean and InvStdDev (shape dims[:axis] + ones). scale/b hold prod(dims[axis:]) elements
+ *     or one.
+ * The sums are sequential (numpy's mean sums pairwise): ~1e-6 relative. Rows are read fully
+ * (mean, var) before any output is written, so the exporter may run these in place. */
+#include <math.h>   /* sqrtf: exact, allowed (DESIGN.md §3) */
+
+#include "internal.h"
+
+float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
+
+static int fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
+
+static int same_xy(const dse_model *m, const dse_node *n) {
+    const dse_tensor *x = n->n_in ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
+    return x && y && x->dtype == DSE_DTYPE_FLOAT32 && y->dtype == DSE_DTYPE_FLOAT32 && x->rank == y->rank &&
+           !memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]);
+}
+
+int dse__check_batchnorm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    int ok = n->n_in == 5 && n->n_out == 1 && same_xy(m, n) && m->tensors[n->in[0]].rank >= 2 &&
+             !dse__attr_int(n, "training_mode", 0);
+    for (uint32_t k = 1; ok && k < 5; k++) {
+        const dse_tensor *p = dse__t(m, n->in[k]);
+        ok = fh(p) && p->numel == m->tensors[n->in[0]].dims[1];
+    }
+    if (!ok) { snprintf(msg, cap, "BatchNormalization (inference) needs float32 x (N,C,...), four [C] parameters, one float32 output of x's shape"); return 1; }
+    return 0;
+}
+
+void dse_f32_batchnorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const dse_tensor *xt = &m->tensors[n->in[0]];
+    const dse_tensor *ts = &m->tensors[n->in[1]], *tb = &m->tensors[n->in[2]], *tm = &m->tensors[n->in[3]], *tv = &m->tensors[n->in[4]];
+    const void *ps = dse__data(m, arena, n->in[1]), *pb = dse__data(m, arena, n->in[2]);
+    const void *pm = dse__data(m, arena, n->in[3]), *pv = dse__data(m, arena, n->in[4]);
+    const float eps = dse__attr_float(n, "epsilon", 1e-5f);
+    const size_t N = xt->dims[0], C = xt->dims[1], sp = (N && C) ? xt->numel / (N * C) : 0;
+    const float *x = dse__data(m, arena, n->in[0]);
+    float *y = dse__data(m, arena, n->out[0]);
+    for (size_t c = 0; c < C; c++) {
+        const float inv = dse__nn_ld(ts, ps, c) / sqrtf(dse__nn_ld(tv, pv, c) + eps);
+        const float shift = dse__nn_ld(tb, pb, c) - dse__nn_ld(tm, pm, c) * inv;
+        for (size_t b = 0; b < N; b++) {
+            const size_t o = (b * C + c) * sp;
+            for (size_t i = 0; i < sp; i++) y[o + i] = x[o + i] * inv + shift;
+        }
+    }
+}
+
+int dse__check_instancenorm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    int ok = n->n_in == 3 && n->n_out == 1 && same_xy(m, n) && m->tensors[n->in[0]].rank >= 3;
+    for (uint32_t k = 1; ok && k < 3; k++) {
+        const dse_tensor *p = dse__t(m, n->in[k]);
+        ok = fh(p) && p->numel == m->tensors[n->in[0]].dims[1];
+    }
+    if (!ok) { snprintf(msg, cap, "InstanceNormalization needs float32 x (N,C,spatial...), [C] scale and bias, one float32 output of x's shape"); return 1; }
+    return 0;
+}
+
+/* mean and variance of v[0..cnt), sequential sums */
+static void moments(const float *v, size_t cnt, float *mean, float *var) {
+    float s = 0.0f, q = 0.0f;
+    for (size_t i = 0; i < cnt; i++) s = s + v[i];
+    const float mu = s / (float)cnt;
+    for (size_t i = 0; i < cnt; i++) { const float d = v[i] - mu; q = q + d * d; }
+    *mean = mu;
+    *var = q / (float)cnt;
+}
+
+void dse_f32_instancenorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const dse_tensor *xt = &m->tensors[n->in[0]], *ts = &m->tensors[n->in[1]], *tb = &m->tensors[n->in[2]];
+    const void *ps = dse__data(m, arena, n->in[1]), *pb = dse__data(m, arena, n->in[2]);
+    const float eps = dse__attr_float(n, "epsilon", 1e-5f);
+    const size_t N = xt->dims[0], C = xt->dims[1], sp = (N && C) ? xt->numel / (N * C) : 0;
+    const float *x = dse__data(m, arena, n->in[0]);
+    float *y = dse__data(m, arena, n->out[0]);
+    if (!sp) return;
+    for (size_t b = 0; b < N; b++)
+        for (size_t c = 0; c < C; c++) {
+            const size_t o = (b * C + c) * sp;
+            float mean, var;
+            moments(x + o, sp, &mean, &var);
+            const float sd = sqrtf(var + eps), sc = dse__nn_ld(ts, ps, c), bi = dse__nn_ld(tb, pb, c);
+            for (size_t i = 0; i < sp; i++) y[o + i] = (x[o + i] - mean) / sd * sc + bi;
+        }
+}
+
+static int ln_axis(const dse_tensor *x, const dse_node *n, size_t *rows, size_t *cols) {
+    int64_t a = dse__attr_int(n, "axis", -1);
+    if (a < 0) a += (int64_t)x->rank;
+    if (a < 0 || a >= (int64_t)x->rank) return -1;
+    *rows = 1; *cols = 1;
+    for (unsigned d = 0; d < x->rank; d++) { if ((int64_t)d < a) *rows *= x->dims[d]; else *cols *= x->dims[d]; }
+    return (int)a;
+}
+
+int dse__check_layernorm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    size_t rows, cols;
+    const dse_tensor *x = n->n_in ? dse__t(m, n->in[0]) : NULL;
+    int a = x ? ln_axis(x, n, &rows, &cols) : -1;
+    int ok = (n->n_in == 2 || n->n_in == 3) && n->n_out >= 1 && n->n_out <= 3 && same_xy(m, n) && a >= 0 &&
+             dse__attr_int(n, "stash_type", 1) == 1;
+    for (uint32_t k = 1; ok && k < n->n_in; k++) {
+        const dse_tensor *p = dse__t(m, n->in[k]);
+        ok = k == 2 && !p ? 1 : fh(p) && (p->numel == cols || p->numel == 1);
+    }
+    for (uint32_t k = 1; ok && k < n->n_out; k++) {   /* Mean, InvStdDev: dims[:axis] + ones */
+        const dse_tensor *s = dse__t(m, n->out[k]);
+        if (!s) continue;
+        ok = s->dtype == DSE_DTYPE_FLOAT32 && s->rank == x->rank;
+        for (unsigned d = 0; ok && d < x->rank; d++) ok = s->dims[d] == ((int)d < a ? x->dims[d] : 1);
+    }
+    if (!ok) { snprintf(msg, cap, "LayerNormalization needs float32 x, scale (and bias) of the normalised size, stash_type 1, float32 outputs"); return 1; }
+    return 0;
+}
+
+void dse_f32_layernorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    (void)scratch;
+    const dse_tensor *xt = &m->tensors[n->in[0]], *ts = &m->tensors[n->in[1]];
+    const dse_tensor *tb = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
+    size_t rows, cols;
+    ln_axis(xt, n, &rows, &cols);
+    const float eps = dse__attr_float(n, "epsilon", 1e-5f);
+    const void *ps = dse__data(m, arena, n->in[1]), *pb = tb ? dse__data(m, arena, n->in[2]) : NULL;
+    const float *x = dse__data(m, arena, n->in[0]);
+    float *y = dse__data(m, arena, n->out[0]);
+    float *ym = n->n_out >= 2 && n->out[1] != DSE_NONE ? dse__data(m, arena, n->out[1]) : NULL;
+    float *yv = n->n_out >= 3 && n->out[2] != DSE_NONE ? dse__data(m, arena, n->out[2]) : NULL;
+    const int s1 = ts->numel == 1, b1 = tb && tb->numel == 1;
+    if (!cols) return;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float mean, var;
+        moments(xr, cols, &mean, &var);
+        const float inv = 1.0f / sqrtf(var + eps);
+        float *yr = y + r * cols;
+        for (size_t j = 0; j < cols; j++) {
+            float v = (xr[j] - mean) * inv * dse__nn_ld(ts, ps, s1 ? 0 : j);
+            if (tb) v = v + dse__nn_ld(tb, pb, b1 ? 0 : j);
+            yr[j] = v;
+        }
+        if (ym) ym[r] = mean;
+        if (yv) yv[r] = inv;
+    }
+}

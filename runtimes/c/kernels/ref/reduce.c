@@ -1,0 +1,147 @@
+/* reduce.c: fp32 ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSumExp (canonical opset-18+
+ * form: `axes` is an optional constant int64 input; attributes keepdims, noop_with_empty_axes).
+ *
+ * Order (DESIGN.md §3, one documented order): for each output element, in the output's
+ * row-major order, the reduced elements are visited in the input's row-major order (the
+ * reduced axes' index counter, last axis fastest) and combined sequentially into one float32
+ * accumulator starting from the identity: acc = acc + v (Sum, Mean, L1 |v|, L2 and SumSquare
+ * v*v), acc * v (Prod), numpy maximum/minimum (Max/Min: NaN propagates; empty -> -inf/+inf).
+ * Mean divides the sum by float32(n) (0 when n = 0); L2 is sqrtf(sum); LogSumExp subtracts
+ * the (finite) max m: log(sum exp(v - m)) + m with the runtime's exp/log, -inf when m is
+ * -inf, as the numpy reference. numpy sums pairwise, so Sum/Mean/L1/L2/SumSquare/LogSumExp
+ * may differ from it in the last bits; the tests replay this order exactly.
+ * Absent or empty axes reduce every axis, unless noop_with_empty_axes = 1: then the output is
+ * the input with only the elementwise part applied (|v| for L1/L2, v*v for SumSquare). */
+#include <math.h>
+
+#include "internal.h"
+#include "mathf.h"
+
+enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_L1, R_L2, R_SUMSQ, R_LSE };
+
+/* Reduced-axis mask from the axes input; -1 when invalid, 0 for "noop". */
+static int axes_mask(const dse_model *m, const dse_node *n, uint8_t *arena, unsigned rank, uint32_t *mask) {
+    const dse_tensor *a = n->n_in > 1 ? dse__t(m, n->in[1]) : NULL;
+    *mask = 0;
+    if (!a || a->numel == 0) {
+        if (dse__attr_int(n, "noop_with_empty_axes", 0)) return 0;
+        *mask = rank ? (1u << rank) - 1u : 0;
+        return 1;
+    }
+    const int64_t *ax = dse__data(m, arena, n->in[1]);
+    for (size_t k = 0; k < a->numel; k++) {
+        int64_t v = ax[k] < 0 ? ax[k] + (int64_t)rank : ax[k];
+        if (v < 0 || v >= (int64_t)rank || (*mask >> v & 1u)) return -1;
+        *mask |= 1u << v;
+    }
+    return 1;
+}
+
+int dse__check_reduce_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+    const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
+    const dse_tensor *a = n->n_in > 1 ? dse__t(m, n->in[1]) : NULL;
+    uint32_t mask;
+    if (!x || !y || n->n_in > 2 || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32) goto bad;
+    if (a && (a->dtype != DSE_DTYPE_INT64 || a->storage != DSE_STORAGE_CONST || a->rank > 1)) goto bad;
+    int st = axes_mask(m, n, NULL, x->rank, &mask);
+    if (st < 0) goto bad;
+    int keep = dse__attr_int(n, "keepdims", 1) != 0;
+    size_t want[DSE_MAX_RANK];
+    unsigned r = 0;
+    for (unsigned d = 0; d < x->rank; d++) {
+        if (!(mask >> d & 1u)) want[r++] = x->dims[d];
+        else if (keep) want[r++] = 1;
+    }
+    if (y->rank != r || memcmp(y->dims, want, r * sizeof want[0]) != 0) goto bad;
+    return 0;
+bad:
+    snprintf(msg, cap, "needs float32 data, optional constant int64 axes (valid, distinct) and the reduced float32 output shape");
+    return 1;
+}
+
+static void reduce(const dse_model *m, const dse_node *n, uint8_t *arena, int kind) {
+    const dse_tensor *xt = &m->tensors[n->in[0]];
+    const float *x = dse__data(m, arena, n->in[0]);
+    float *y = dse__data(m, arena, n->out[0]);
+    const float inf = dse_u2f(0x7F800000u);
+    uint32_t mask;
+    if (axes_mask(m, n, arena, xt->rank, &mask) == 0) {   /* noop: elementwise part only */
+        for (size_t i = 0; i < xt->numel; i++) {
+            const float v = x[i];
+            y[i] = dse_canonf(kind == R_L1 || kind == R_L2 ? dse_u2f(dse_f2u(v) & 0x7FFFFFFFu) : kind == R_SUMSQ ? v * v : v);
+        }
+        return;
+    }
+    /* kept axes (outer loop) and reduced axes (inner loop), with input element strides */
+    size_t kd[DSE_MAX_RANK], ks[DSE_MAX_RANK], rd[DSE_MAX_RANK], rs[DSE_MAX_RANK], stride = 1, nred = 1, nout = 1;
+    unsigned nk = 0, nr = 0;
+    size_t st[DSE_MAX_RANK];
+    for (int d = (int)xt->rank - 1; d >= 0; d--) { st[d] = stride; stride *= xt->dims[d]; }
+    for (unsigned d = 0; d < xt->rank; d++) {
+        if (mask >> d & 1u) { rd[nr] = xt->dims[d]; rs[nr++] = st[d]; nred *= xt->dims[d]; }
+        else { kd[nk] = xt->dims[d]; ks[nk++] = st[d]; nout *= xt->dims[d]; }
+    }
+    size_t ki[DSE_MAX_RANK] = {0}, base = 0;
+    for (size_t o = 0; o < nout; o++) {
+        float mx = -inf;
+        if (kind == R_LSE) {                              /* pass 1: the max, same order */
+            size_t ri[DSE_MAX_RANK] = {0}, off = base;
+            for (size_t j = 0; j < nred; j++) {
+                const float v = x[off];
+                mx = (mx > v || mx != mx) ? mx : v;
+                for (int d = (int)nr - 1; d >= 0; d--) {
+                    off += rs[d];
+                    if (++ri[d] < rd[d]) break;
+                    off -= rs[d] * ri[d];
+                    ri[d] = 0;
+                }
+            }
+        }
+        const float shift = (mx == inf || mx == -inf) ? 0.0f : mx;   /* NaN max: NaN result anyway */
+        float acc = kind == R_PROD ? 1.0f : kind == R_MAX ? -inf : kind == R_MIN ? inf : 0.0f;
+        size_t ri[DSE_MAX_RANK] = {0}, off = base;
+        for (size_t j = 0; j < nred; j++) {
+            const float v = x[off];
+            switch (kind) {
+            case R_MAX: acc = (acc > v || acc != acc) ? acc : v; break;
+            case R_MIN: acc = (acc < v || acc != acc) ? acc : v; break;
+            case R_PROD: acc = acc * v; break;
+            case R_L1: acc = acc + dse_u2f(dse_f2u(v) & 0x7FFFFFFFu); break;
+            case R_L2: case R_SUMSQ: acc = acc + v * v; break;
+            case R_LSE: acc = acc + dse_expf(v - shift); break;
+            default: acc = acc + v; break;
+            }
+            for (int d = (int)nr - 1; d >= 0; d--) {
+                off += rs[d];
+                if (++ri[d] < rd[d]) break;
+                off -= rs[d] * ri[d];
+                ri[d] = 0;
+            }
+        }
+        if (kind == R_MEAN) acc = nred ? acc / (float)nred : 0.0f;
+        else if (kind == R_L2) acc = sqrtf(acc);
+        else if (kind == R_LSE) acc = mx == -inf ? -inf : dse_logf(acc) + shift;
+        y[o] = dse_canonf(acc);
+        for (int d = (int)nk - 1; d >= 0; d--) {          /* next output element */
+            base += ks[d];
+            if (++ki[d] < kd[d]) break;
+            base -= ks[d] * ki[d];
+            ki[d] = 0;
+        }
+    }
+}
+
+#define REDUCE(NAME, KIND)                                                                         \
+    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
+        (void)scratch;                                                                             \
+        reduce(m, n, arena, KIND);                                                                 \
+    }
+REDUCE(reducesum, R_SUM)
+REDUCE(reducemean, R_MEAN)
+REDUCE(reducemax, R_MAX)
+REDUCE(reducemin, R_MIN)
+REDUCE(reduceprod, R_PROD)
+REDUCE(reducel1, R_L1)
+REDUCE(reducel2, R_L2)
+REDUCE(reducesumsquare, R_SUMSQ)
+REDUCE(reducelogsumexp, R_LSE)
