@@ -145,7 +145,12 @@ def evaluate_model(name: str, n_calib: int, n_eval: int, log=print) -> dict:
         t0 = time.perf_counter()
         src = _opset13(path, os.path.join(tmp, "opset13.onnx"))
         report["ort_opset_raised"] = src != path
-        step, pre, attempts = ob.preprocess(src, os.path.join(tmp, "pre.onnx"))
+        cwd = os.getcwd()
+        os.chdir(tmp)  # onnxruntime's symbolic shape inference leaves temp files in the cwd
+        try:
+            step, pre, attempts = ob.preprocess(src, os.path.join(tmp, "pre.onnx"))
+        finally:
+            os.chdir(cwd)
         report["ort_preprocess"] = step
         inputs = ob.model_inputs(__import__("onnx").load(path, load_external_data=False))
         for v in ob.VARIANTS:

@@ -49,8 +49,9 @@ class CalibResult:
     def summary(self) -> dict:
         """A small JSON-able summary (for the artifact's metadata and `--json`)."""
         out = {"method": self.method, "feeds": self.n_feeds, "tensors": len(self.ranges)}
-        if self.input_shapes:
-            out["input_shapes"] = {k: [list(s) for s in v] for k, v in sorted(self.input_shapes.items())}
+        if self.input_shapes:   # at most 8 shapes per input (the metadata stays small)
+            out["input_shapes"] = {k: [list(s) for s in v[:8]] + (["..."] if len(v) > 8 else [])
+                                   for k, v in sorted(self.input_shapes.items())}
         if self.chosen:
             counts: dict[str, int] = {}
             for m in self.chosen.values():

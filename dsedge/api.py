@@ -171,14 +171,15 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
     from .quant.quantize import QuantConfig, quantize_graph
-    g = model if isinstance(model, Graph) else load_graph(model)
+    owned = not isinstance(model, Graph)
+    g = load_graph(model) if owned else model
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
                       bias_correction=bias_correction, progress=progress)
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
         feeds = open_feeds(calib, g)
-    return quantize_graph(g, feeds, cfg)
+    return quantize_graph(g, feeds, cfg, copy=not owned)
 
 
 def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -> None:

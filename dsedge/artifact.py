@@ -122,7 +122,8 @@ class TensorRec:
     def const(cls, name: str, value, *, dtype: str | None = None, quant: QuantRec | None = None,
               layout: int = 0) -> "TensorRec":
         """A constant from a numpy array (int4/uint4: pass packed bytes and `dtype`)."""
-        arr = np.ascontiguousarray(value)
+        arr = np.asarray(value)
+        arr = np.ascontiguousarray(arr).reshape(arr.shape)   # keeps 0-d arrays 0-d
         if dtype is None:
             dtype = "bool" if arr.dtype == np.bool_ else arr.dtype.name
         if dtype in ("int4", "uint4"):

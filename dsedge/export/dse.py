@@ -17,8 +17,10 @@
  5. metadata: producer, precision plan, calibration summary, guards, io dtype, the source
     model's metadata (`source.<key>`), memory-plan summary.
 
-Names: graph inputs, outputs and nodes keep their names; intermediate tensors are unnamed
-by default (`names="all"` keeps them), which keeps the format overhead small.
+Names: graph inputs and outputs keep their names, and so do nodes of the source (optimised
+float) graph; intermediate tensors and nodes the quantiser or exporter generated (Q/DQ,
+expanded programs) are unnamed by default (`names="all"` keeps every name), which keeps the
+format overhead small.
 Everything is ordered by the graph, dictionaries are sorted, JSON is written with sorted
 keys: the same inputs give the same bytes.
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import __version__
-from ..artifact import ARENA, CONST, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, read
+from ..artifact import CONST, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, read
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -94,8 +96,9 @@ def _expand_elementwise(g: Graph) -> None:
                     ins.append(vals[a[1]])
                 else:
                     ins.append(g.add_const(f"{base}_c", np.asarray(consts[a[1]])))
-            dst = n.outputs[0] if k + 1 == result else g.fresh_name(f"{base}_{op}")
-            step = Node(op, ins, [dst], dict(attrs or {}), g.fresh_name(f"{base}_{op}"))
+            last = k + 1 == result
+            dst = n.outputs[0] if last else g.fresh_name(f"{base}_{op}")
+            step = Node(op, ins, [dst], dict(attrs or {}), n.name if last else "")
             out.append(step)
             g.nodes = out + [x for x in g.nodes if x is not n]  # keep fresh_name aware of new nodes
             vals.append(dst)
@@ -240,23 +243,6 @@ def _conv_pool_attrs(g: Graph, n: Node, a: dict) -> dict:
     return a
 
 
-class _Consts:
-    """Constant tensors for the artifact, created on first use, in a deterministic order."""
-
-    def __init__(self):
-        self.recs: list[TensorRec] = []
-        self.index: dict[str, int] = {}
-
-    def add(self, rec: TensorRec, key: str | None = None) -> int:
-        if key is not None and key in self.index:
-            return self.index[key]
-        self.recs.append(rec)
-        i = len(self.recs) - 1
-        if key is not None:
-            self.index[key] = i
-        return i
-
-
 def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
     d = REGISTRY.get(n.op, n.domain)
     q = n.attrs.get("_q")
@@ -363,6 +349,34 @@ def _dtype_name(dt) -> str:
     return "bool" if dt == np.bool_ else dt.name
 
 
+def _compact_plan(plan_list, node_index: dict[str, int]) -> dict:
+    """The precision plan, compact (the node list already says which nodes run in int8):
+    {"int8": {reason: count}, "<other precision>": {reason: [node]}, "sqnr_db": {node: dB}}
+    where a node is its index in the artifact's node list when it is there under its name,
+    else its name (nodes folded away by specialisation); SQNRs only for measured nodes."""
+    out: dict = {}
+    sq = {}
+
+    def ref(name):
+        return node_index.get(name, name)
+
+    for p in plan_list:
+        measured = p.sqnr_db is not None and np.isfinite(p.sqnr_db) and p.reason != "weight-bearing"
+        if p.precision == "int8":
+            d = out.setdefault("int8", {})
+            key = "measured" if p.reason.startswith("measured") else p.reason
+            d[key] = d.get(key, 0) + 1
+        else:
+            # "int8 form loses too much: 26.4 dB vs ..." -> one key; the node's dB goes to sqnr_db
+            key = p.reason.split(":")[0] if p.sqnr_db is not None else p.reason
+            out.setdefault(p.precision, {}).setdefault(key, []).append(ref(p.name))
+        if measured:
+            sq[str(ref(p.name))] = round(float(p.sqnr_db), 1)
+    if sq:
+        out["sqnr_db"] = sq
+    return out
+
+
 def _json(v) -> str:
     return json.dumps(v, sort_keys=True, separators=(",", ":"), default=_jsonable)
 
@@ -380,15 +394,17 @@ def _jsonable(v):
 
 
 def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "io",
-           pin_constants: bool = True, weights_crc: bool = True) -> Exported:
+           pin_constants: bool = True, weights_crc: bool = True, alias: bool = True) -> Exported:
     """QuantResult or Graph -> Exported (artifact + the exported IR + memory plan)."""
     if io_dtype not in IO_DTYPES:
         raise DseError(f"unknown --io-dtype {io_dtype!r}", hint=f"use one of {', '.join(IO_DTYPES)}")
     if isinstance(obj, Graph):
         g0, info, plan_list, fp16 = obj, {}, [], tuple(getattr(obj, "fp16_weights", ()))
+        source_nodes = None
     else:
         g0, info, plan_list = obj.graph, dict(obj.info or {}), list(obj.plan or [])
         fp16 = tuple(getattr(obj.graph, "fp16_weights", ()))
+        source_nodes = {n.name for n in obj.float_graph.nodes} if obj.float_graph is not None else None
     g, guards = specialize(g0, input_shapes_from_cli(input_shapes) if not isinstance(input_shapes, dict)
                            else input_shapes, info, pin_constants=pin_constants)
     _expand_elementwise(g)
@@ -407,13 +423,12 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
 
     shapes = {k: tuple(v.shape) for k, v in g.info.items() if v.shape is not None}
     shapes.update({k: tuple(v.shape) for k, v in g.consts.items()})
-    dts = {}
 
     def out_dtype(n: Node) -> str:
         return _dtype_name(g.tensor_info(n.outputs[0]).dtype)
 
     scratch = [scratch_bytes(n, shapes, out_dtype(n)) for n in g.nodes]
-    mplan = plan_memory(g, scratch)
+    mplan = plan_memory(g, scratch, alias=alias)
 
     # tensors: graph inputs, then per node its constant inputs (first use) and its outputs
     recs: list[TensorRec] = []
@@ -432,6 +447,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         index[name] = len(recs) - 1
         return index[name]
 
+    small: dict[tuple, int] = {}   # unnamed small constants are stored once per distinct value
+
     def add_const(name: str) -> int:
         nonlocal payload
         if name in index:
@@ -439,19 +456,23 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
         q = _quant_rec(g.qparams.get(name), dt)
-        recs.append(_const_rec(tname(name), v, dt, q))
-        payload += recs[-1].nbytes + _quant_bytes(q)
+        rec = _const_rec(tname(name), v, dt, q)
+        key = (rec.name, rec.dtype, rec.shape, rec.data, q)
+        if not rec.name and len(rec.data) <= 64 and key in small:
+            index[name] = small[key]
+            return index[name]
+        recs.append(rec)
+        payload += rec.nbytes + _quant_bytes(q)
         index[name] = len(recs) - 1
+        if not rec.name and len(rec.data) <= 64:
+            small[key] = index[name]
         return index[name]
-
-    attr_count = [0]
 
     def attr_const(arr) -> TensorAttr:
         nonlocal payload
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr)
         recs.append(_const_rec("", arr, _dtype_name(arr.dtype), None))
         payload += recs[-1].nbytes
-        attr_count[0] += 1
         return TensorAttr(len(recs) - 1)
 
     for x in g.inputs:
@@ -469,7 +490,10 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         attrs = _node_attrs(g, n, attr_const)
         outs = [add_arena(o) if o else -1 for o in n.outputs]
         d = REGISTRY.get(n.op, n.domain)
-        nodes.append(NodeRec(d.id, tuple(ins), tuple(outs), attrs, n.name))
+        # node names of the (optimised) source graph are kept; names the quantiser and the
+        # exporter generated (inserted Q/DQ, expanded programs) are dropped (format overhead)
+        keep_name = names == "all" or source_nodes is None or n.name in source_nodes
+        nodes.append(NodeRec(d.id, tuple(ins), tuple(outs), attrs, n.name if keep_name else ""))
     outputs = []
     for o in g.outputs:
         outputs.append(add_const(o) if o in g.consts else index[o])
@@ -477,7 +501,11 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     meta: dict = {"producer": f"dsedge {__version__}", "io_dtype": io_dtype,
                   "memory_plan": _json(mplan.summary())}
     if plan_list:
-        meta["precision_plan"] = _json([p.as_dict() for p in plan_list])
+        node_index: dict[str, int] = {}
+        for k, nr in enumerate(nodes):
+            if nr.name:
+                node_index.setdefault(nr.name, k)
+        meta["precision_plan"] = _json(_compact_plan(plan_list, node_index))
     if info.get("calibration"):
         meta["calibration"] = _json(info["calibration"])
     if fp16:

@@ -7,7 +7,9 @@ in-place aliasing in front of it:
 
  1. Lifetimes. Nodes run in file order 0..N-1. A tensor is live from the node that writes it
     (graph inputs: from -1, before the first node) to the last node that reads it (graph
-    outputs: to N, after the last node, so the caller can read them).
+    outputs: to N, after the last node, so the caller can read them). Graph inputs also live
+    to N (`keep_inputs`, the default): a session may run again without setting its inputs
+    again (dsedge-run --repeat does), so a run must not overwrite them.
  2. Aliasing, in node order, groups tensors into buffers; a member sits at a fixed byte
     offset inside its buffer:
       * views: Reshape / Flatten / Squeeze / Unsqueeze / Identity / Dropout output = the
@@ -23,8 +25,10 @@ in-place aliasing in front of it:
         Concat kernel skips the copy (src == dst; byte movers use memmove).
     A buffer lives from its first member's start to its last member's end.
  3. Scratch. Node k needs s_k bytes of scratch (scratch.py, by kernel name). The format has
-    one scratch offset for every node, so scratch is placed first, at offset 0, as N
-    one-node buffers [0, s_k) live only at k (scratch_size = max s_k).
+    one scratch offset for every node, so all scratch is one pseudo-buffer placed in the
+    same greedy order as the tensors (as a buffer of size max s_k): it takes the lowest
+    offset X at which, for every node k, [X, X + s_k) is free at k; after that it blocks
+    only [X, X + s_k) at node k (scratch_size = max s_k).
  4. Placement (greedy, first fit): buffers sorted by size (largest first; ties by start,
     then name, for a deterministic plan); each gets the lowest offset, aligned to 16 bytes
     (64 from 8 KB), at which it overlaps no already-placed buffer whose lifetime intersects
@@ -44,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir import Graph, Node
+from ..ir import Graph
 
 VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
 ELEMENTWISE_OPS = {
@@ -107,11 +111,25 @@ _ORDERS = (
 )
 
 
+_SCRATCH = "\0scratch"   # the scratch family's pseudo-buffer (no tensor name contains NUL)
+
+
 def _place(buffers: list[Buffer], scratch: list[int]) -> tuple[dict[str, int], int]:
-    """First-fit placement of buffers in the given order; scratch pre-placed at offset 0."""
-    placed: list[tuple[int, int, int, int]] = [(0, s, k, k) for k, s in enumerate(scratch) if s > 0]
+    """First-fit placement of buffers in the given order. The scratch pseudo-buffer takes the
+    lowest offset at which every node's own scratch [off, off + s_k) is free at node k."""
+    placed: list[tuple[int, int, int, int]] = []
     offs: dict[str, int] = {}
     for b in buffers:
+        if b.name == _SCRATCH:
+            users = [(k, s) for k, s in enumerate(scratch) if s > 0]
+            cands = sorted({0} | {_align(hi, BIG_ALIGN) for _, hi, _, _ in placed})
+            for off in cands:
+                if all(not (lo < off + s and off < hi and f <= k <= l) for k, s in users
+                       for lo, hi, f, l in placed):
+                    break
+            offs[b.name] = off
+            placed.extend((off, off + s, k, k) for k, s in users)
+            continue
         a = BIG_ALIGN if b.size >= BIG else ALIGN
         busy = sorted((lo, hi) for lo, hi, f, l in placed if f <= b.last and b.first <= l and hi > lo)
         off = 0
@@ -125,7 +143,8 @@ def _place(buffers: list[Buffer], scratch: list[int]) -> tuple[dict[str, int], i
     return offs, max([hi for _, hi, _, _ in placed] + [0])
 
 
-def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool = True) -> MemoryPlan:
+def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool = True,
+                keep_inputs: bool = True) -> MemoryPlan:
     """Plan the arena of a static graph (every arena tensor must have a static shape)."""
     N = len(g.nodes)
     scratch = list(node_scratch or [0] * N)
@@ -145,6 +164,9 @@ def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool 
     for o in g.outputs:
         if o in first:
             last[o] = N
+    if keep_inputs:     # a session may run again without set_input: inputs stay intact
+        for x in g.inputs:
+            last[x] = N
     size = {t: nbytes_of(g, t) for t in first}
     dtype = {t: g.tensor_info(t).dtype for t in first}
     pinned = set(g.inputs) | set(g.outputs)
@@ -220,9 +242,13 @@ def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool 
                 aliases[x] = ("concat", out)
 
     buffers = sorted({id(b): b for b in owner.values()}.values(), key=lambda b: (-b.size, b.first, b.name))
+    items = list(buffers)
+    users = [k for k, s in enumerate(scratch) if s > 0]
+    if users:
+        items.append(Buffer(_SCRATCH, {}, max(scratch), users[0], users[-1]))
     best = None
     for key in _ORDERS:
-        order = sorted(buffers, key=key)
+        order = sorted(items, key=key)
         offs, arena = _place(order, scratch)
         for _ in range(64):   # local improvement: a buffer that reaches the top goes first
             for b in [b for b in order if offs[b.name] + b.size > arena - ALIGN]:
@@ -238,6 +264,7 @@ def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool 
     for b in buffers:
         b.offset = best[0][b.name]
     arena = best[1]
+    scratch_offset = best[0].get(_SCRATCH, 0)
     offsets = {m: b.offset + rel for b in buffers for m, rel in b.members.items()}
 
     bound = 0
@@ -246,7 +273,7 @@ def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool 
         bound = max(bound, live)
     if N == 0:
         bound = sum(b.size for b in buffers)
-    return MemoryPlan(offsets, _align(arena, ALIGN), 0, max(scratch + [0]), bound, scratch,
+    return MemoryPlan(offsets, _align(arena, ALIGN), scratch_offset, max(scratch + [0]), bound, scratch,
                       {t: (first[t], last[t]) for t in first}, aliases, buffers)
 
 
@@ -279,6 +306,7 @@ def check_plan(g: Graph, plan: MemoryPlan) -> list[str]:
     for k, s in enumerate(plan.node_scratch):
         for t in names:
             f, l = plan.lifetimes[t]
-            if s and f <= k <= l and plan.offsets[t] < plan.scratch_offset + s and size[t]:
+            if (s and f <= k <= l and size[t] and plan.offsets[t] < plan.scratch_offset + s
+                    and plan.scratch_offset < plan.offsets[t] + size[t]):
                 problems.append(f"{t} overlaps the scratch of node {k}")
     return problems

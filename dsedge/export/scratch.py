@@ -48,3 +48,15 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
         if fn is not None:
             return max(0, int(fn(node, shapes)))
     return 0
+
+
+def _rnn_state_scratch(node, shapes) -> int:
+    """fp32 LSTM/GRU (runtimes/c/kernels/ref/rnn.c): h, h_next and c (LSTM) or r / r*h (GRU),
+    each batch x hidden float32."""
+    x, r = shapes[node.inputs[0]], shapes[node.inputs[2]]
+    batch = x[0] if node.attrs.get("layout", 0) else x[1]
+    return 3 * int(batch) * int(r[2]) * 4
+
+
+scratch("dse_f32_lstm__ref")(_rnn_state_scratch)
+scratch("dse_f32_gru__ref")(_rnn_state_scratch)

@@ -34,7 +34,7 @@ from ..ops import REGISTRY
 
 # ops whose output shape depends on input values, or which must never run in the runtime
 _DYNAMIC = {"NonZero", "Unique", "Compress", "If", "Loop", "Shape", "Size", "RandomNormal", "RandomUniform",
-            "RandomNormalLike", "RandomUniformLike", "Multinomial", "DynamicQuantizeLinear"}
+            "RandomNormalLike", "RandomUniformLike", "Multinomial"}
 _NO_FOLD = {"If", "Loop", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
             "Multinomial", "DynamicQuantizeLinear"}
 _FOLD_MAX_ELEMS = 1 << 24

@@ -158,7 +158,7 @@ def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     if c % g or m % g or w.shape[1] != c // g:
         raise ValueError(f"group={g} does not fit input channels {c} and weight shape {list(w.shape)}")
     pb, pe, out, s, d = _geometry(x.shape[2:], k, strides, dilations, pads, auto_pad)
-    xp = _pad(x, pb, pe, 0)
+    xp = np.asarray(_pad(x, pb, pe, 0))   # a plain ndarray (feeds may be memory-mapped)
     p = _prod(out)
     kp = _prod(k)
     wd = w.astype(x.dtype, copy=False)

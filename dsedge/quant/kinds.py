@@ -119,6 +119,10 @@ def why_not(g: Graph, n: Node) -> str | None:
     if k == "concat":
         return None
     if k == "softmax":
+        info = g.tensor_info(n.inputs[0])
+        if n.attrs.get("coerce_2d") and (info.rank is None or
+                                         int(n.attrs.get("axis", 1)) % max(info.rank, 1) != info.rank - 1):
+            return "legacy (opset < 13) softmax over several axes"
         return None
     return f"unknown quantisation kind {k!r}"
 

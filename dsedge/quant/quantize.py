@@ -434,9 +434,11 @@ def to_fp16_weights(g: Graph) -> Graph:
 
 # -- driver -----------------------------------------------------------------------------------
 
-def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig()) -> QuantResult:
+def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:
+    """Quantise `graph` on `feeds`. copy=False lets the passes edit `graph` in place (the caller
+    gives it up), so the unfolded float weights are not kept alive next to the folded ones."""
     from dsedge.calibration import calibrate
-    fg = optimize(graph.copy())
+    fg = optimize(graph.copy() if copy else graph)
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
     calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds)
     ranges = calib.ranges

@@ -565,6 +565,15 @@ def _rnn_inputs(rng, op, case):
     return ins, attrs, B * H
 
 
+def _scratch_from_exporter(op, ins, attrs):
+    from types import SimpleNamespace
+
+    from dsedge.export.scratch import scratch_bytes
+    names = [f"t{k}" if a is not None else "" for k, a in enumerate(ins)]
+    node = SimpleNamespace(op=op, inputs=names, outputs=["y"], attrs=attrs)
+    return scratch_bytes(node, {nm: a.shape for nm, a in zip(names, ins) if a is not None}, "float32")
+
+
 @pytest.mark.parametrize("op", ["LSTM", "GRU"])
 @pytest.mark.parametrize("case", range(len(RNN_CASES)))
 def test_rnn(lib, op, case):
@@ -573,7 +582,9 @@ def test_rnn(lib, op, case):
     r = ref(op, *ins, **attrs)
     outs = [("float32", a.shape) for a in r]
     cins = [None if a is None else (a, k != 0) for k, a in enumerate(ins)]
-    art, feeds = make_node(op, cins, outs, attrs, scratch=3 * bh * 4)
+    need = _scratch_from_exporter(op, ins, attrs)   # the exporter's formula (dsedge/export/scratch.py)
+    assert need == 3 * bh * 4
+    art, feeds = make_node(op, cins, outs, attrs, scratch=need)
     cs = run_c(lib, art, feeds)
     for c, rr in zip(cs, r):
         close(c, rr, 2e-5)
@@ -581,10 +592,10 @@ def test_rnn(lib, op, case):
         for c, oo in zip(cs, ort(op, ins, attrs, n_out=len(r))):
             close(c, oo, 2e-5)
     # optional outputs absent; a plan with too little scratch is refused at load
-    art2, feeds2 = make_node(op, cins, [None, outs[1]], attrs, scratch=3 * bh * 4)
+    art2, feeds2 = make_node(op, cins, [None, outs[1]], attrs, scratch=need)
     (yh,) = run_c(lib, art2, feeds2)
     exact(yh, cs[1])
-    art3, _ = make_node(op, cins, outs, attrs, scratch=3 * bh * 4 - 4)
+    art3, _ = make_node(op, cins, outs, attrs, scratch=need - 4)
     st, msg = load_status(lib, art3)
     assert st != 0 and "scratch" in msg
 

@@ -162,7 +162,9 @@ def float_out_ref(acc, scale, axis, act):
 def conv_case(x, w, bias, zp_in, M, n, zp_out, strides, pads, dil, group, qmin=-128, qmax=127, out_scale=None,
               act=None):
     net = Net()
-    ref = intref.conv_int8(x, zp_in, w, bias, M, n, zp_out, strides, pads, dil, group, qmin, qmax,
+    valid = out_scale is not None or (np.all(M >= 0) and np.all(M < 2**31) and np.all(n >= 1) and np.all(n <= 62))
+    Mr, nr = (M, n) if valid else (np.zeros_like(M), np.full_like(n, 62))   # refusal tests: shape only
+    ref = intref.conv_int8(x, zp_in, w, bias, Mr, nr, zp_out, strides, pads, dil, group, qmin, qmax,
                            acc_only=out_scale is not None)
     if out_scale is not None:
         ref = float_out_ref(ref, out_scale, 1, act)
@@ -363,7 +365,7 @@ def test_mul(lib, bi):
 @pytest.mark.parametrize("op", TABLE_OPS + ["Elementwise"])
 def test_table(lib, op):
     rng = np.random.default_rng(len(op))
-    x = np.concatenate([np.arange(-128, 128), rng.integers(-128, 128, 301)]).astype(np.int8).reshape(19, 29)
+    x = np.concatenate([np.arange(-128, 128), rng.integers(-128, 128, 295)]).astype(np.int8).reshape(19, 29)
     table = rand_i8(rng, 256)
     net = Net()
     xi = net.inp(x)
@@ -721,17 +723,18 @@ def _zig():
 
 
 @pytest.mark.skipif(shutil.which("qemu-aarch64") is None, reason="qemu-aarch64 not installed (apt-get install qemu-user)")
-def test_aarch64_identical_bytes(lib, build, tmp_path):
+def test_aarch64_identical_bytes(lib, tmp_path):
     zig = _zig()
     if zig is None:
         pytest.skip("ziglang not installed")
     srcs = sorted(str(p) for p in (CDIR / "src").glob("*.c")) + sorted(str(p) for p in (CDIR / "kernels" / "ref").glob("*.c"))
     flags = ["-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{CDIR / 'include'}",
              f"-I{CDIR / 'src'}"]
-    exe_arm, exe_host = tmp_path / "run_one_arm64", tmp_path / "run_one_host"
+    exe_arm = tmp_path / "run_one_arm64"
     subprocess.run(zig + ["-target", "aarch64-linux-musl", "-static", *flags, str(CDIR / "tests" / "run_one.c"), *srcs,
                           "-lm", "-o", str(exe_arm)], check=True, capture_output=True)
-    subprocess.run([CC, *flags, str(CDIR / "tests" / "run_one.c"), *srcs, "-lm", "-o", str(exe_host)], check=True)
+    head = exe_arm.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF" and head[18:20] == b"\xb7\x00", "not an AArch64 ELF executable"   # EM_AARCH64
     rng = np.random.default_rng(11)
     cases = []
     for name in GOLDEN_FILES:
@@ -761,10 +764,8 @@ def test_aarch64_identical_bytes(lib, build, tmp_path):
             p = tmp_path / f"m{k}.in{i}"
             p.write_bytes(np.ascontiguousarray(f).tobytes())
             ins.append(str(p))
-        outs_bytes = []
-        for exe in ([str(exe_host)], ["qemu-aarch64", str(exe_arm)]):
-            o = tmp_path / f"m{k}.out"
-            subprocess.run(exe + [str(model), str(o), *ins], check=True, capture_output=True, timeout=60)
-            outs_bytes.append(o.read_bytes())
-        in_process = b"".join(r.tobytes() for r in run_c(lib, (art, feeds, outs)))
-        assert outs_bytes[0] == outs_bytes[1] == in_process, f"case {k}: arm64 and x86_64 bytes differ"
+        o = tmp_path / f"m{k}.out"
+        subprocess.run(["qemu-aarch64", str(exe_arm), str(model), str(o), *ins], check=True, capture_output=True,
+                       timeout=60)
+        host = b"".join(r.tobytes() for r in run_c(lib, (art, feeds, outs)))   # this host's library
+        assert o.read_bytes() == host, f"case {k}: arm64 and host bytes differ"

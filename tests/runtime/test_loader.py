@@ -229,14 +229,14 @@ def _fixcrc(b: bytearray) -> bytes:
 def test_unsupported_ops_and_kernel_checks_name_the_node(lib):
     art, _ = add_relu_artifact((2,), (2,))
     data = art.to_bytes()
-    sub, rec = op_id("Sub"), bytes([op_id("Add"), _strings(art).index("add"), 2])   # op, name, n_in
+    sub, rec = op_id("Hardmax"), bytes([op_id("Add"), _strings(art).index("add"), 2])   # op, name, n_in
     raw = bytearray(data)
     i = raw.index(rec, 64)
     raw[i] = sub
     with Model(lib, bytes(raw)) as m:                              # tables changed, CRC stale
         assert m.status == ERR_CHECKSUM
     with Model(lib, _fixcrc(raw)) as m:
-        assert m.status == ERR_UNSUPPORTED and b"add" in m.err.message and b"Sub" in m.err.message
+        assert m.status == ERR_UNSUPPORTED and b"add" in m.err.message and b"Hardmax" in m.err.message
     unknown = Artifact(art.tensors, (NodeRec(65000, (0, 1), (2,), name="future"), art.nodes[1]), art.inputs,
                        art.outputs, art.arena_size)                # an id no op has (yet)
     with Model(lib, unknown.to_bytes()) as m:

@@ -63,6 +63,7 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, char *msg, size
 void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     mm_geom g;
+    memset(&g, 0, sizeof g);
     geom(m, n, &g);
     const dse_tensor *bt = &m->tensors[n->in[1]];
     const float *A = dse__data(m, arena, n->in[0]);

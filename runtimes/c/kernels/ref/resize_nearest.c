@@ -24,11 +24,12 @@
  * An axis whose output size and scale are both unchanged is not resampled (identity), as in
  * the reference. The output is produced row by row (a row = the last axis); the last axis'
  * source indices are computed once per run into a small stack table when it has at most
- * 1024 entries (else per element), the outer axes' once per row. No scratch, no allocation.
+ * 1024 entries (else per element), the outer axes' once per row; an output row whose source
+ * row equals the previous one's is a copy of the row just written. No scratch, no allocation.
  *
- * Dispatch: this kernel is registered for every dtype after the float32 kernels; a float32
- * Resize kernel that handles linear/cubic must pass mode "nearest" nodes on to
- * dse__check_resize_nearest / dse_any_resize__ref (docs/kernels.md). */
+ * Dispatch: registered for every dtype after the float32 Resize kernel, which takes the
+ * float32 nodes it accepts; the loader falls through to this kernel for the rest (e.g.
+ * half_pixel_symmetric or tf_crop_and_resize in float32). */
 #include "internal.h"
 
 enum { C_HALF_PIXEL, C_HALF_PIXEL_SYM, C_PYTORCH, C_ALIGN, C_ASYM, C_TF_NN, C_CROP };
@@ -54,6 +55,33 @@ static float const_f32(const dse_model *m, const dse_tensor *t, size_t k) {
     return v;
 }
 
+/* float32 -> float16 bits, round to nearest even (numpy's astype), overflow to inf. */
+static uint16_t f32_to_f16(float f) {
+    uint32_t x, ax;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);   /* >= 65520 rounds to inf */
+    if (ax < 0x33000000u) return sign;                            /* < 2^-25 rounds to 0 */
+    uint32_t mant, h, rem, half;
+    int e = (int)(ax >> 23) - 127;
+    if (e >= -14) {   /* normal half */
+        mant = ax & 0x7fffffu;
+        h = ((uint32_t)(e + 15) << 10) | (mant >> 13);
+        rem = mant & 0x1fffu;
+        half = 0x1000u;
+    } else {          /* subnormal half: units of 2^-24, shift in [14, 24] */
+        unsigned sh = (unsigned)(-(e + 1));
+        mant = (ax & 0x7fffffu) | 0x800000u;
+        h = mant >> sh;
+        rem = mant & ((1u << sh) - 1u);
+        half = 1u << (sh - 1);
+    }
+    if (rem > half || (rem == half && (h & 1u))) h++;   /* a carry into the exponent is right */
+    return (uint16_t)(sign | h);
+}
+
 static int extrap_bytes(int dtype, float f, uint8_t *out) {
     memset(out, 0, 8);
     double t = (double)(int64_t)(f > -9e18f && f < 9e18f ? f : 0.0f);   /* trunc toward zero, as numpy's astype */
@@ -61,7 +89,7 @@ static int extrap_bytes(int dtype, float f, uint8_t *out) {
     switch (dtype) {
         case DSE_DTYPE_FLOAT32: memcpy(out, &f, 4); return 0;
         case DSE_DTYPE_FLOAT64: { double d = f; memcpy(out, &d, 8); return 0; }
-        case DSE_DTYPE_FLOAT16: return f == 0.0f ? 0 : 1;
+        case DSE_DTYPE_FLOAT16: { uint16_t h = f32_to_f16(f); memcpy(out, &h, 2); return 0; }
         case DSE_DTYPE_BOOL: out[0] = f != 0.0f; return 0;
         case DSE_DTYPE_INT8: if (i < -128 || i > 127) return 1; out[0] = (uint8_t)i; return 0;
         case DSE_DTYPE_UINT8: if (i < 0 || i > 255) return 1; out[0] = (uint8_t)i; return 0;
@@ -267,6 +295,7 @@ void dse_any_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     int32_t cache[CACHE];
     int cached = w <= CACHE;
     for (size_t o = 0; cached && o < w; o++) cache[o] = (int32_t)src_of(&p, last, o, w, wi);
+    int64_t prev_off = -1;   /* source row of the previous output row (-1: none / outside) */
     for (;;) {
         int64_t off = 0;
         int outside = 0;
@@ -275,7 +304,9 @@ void dse_any_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
             if (s < 0) outside = 1;
             else off += s * xs[d];
         }
-        if (outside) {
+        if (!outside && off == prev_off) {   /* upsampled outer axis: repeat the row just written */
+            memcpy(dst, dst - w * es, w * es);
+        } else if (outside) {
             dse__mv_fill(dst, w, p.extrap, es);
         } else if (!p.resample[last]) {
             memcpy(dst, src + (size_t)off * es, w * es);
@@ -286,6 +317,7 @@ void dse_any_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
                 memcpy(dst + o * es, s < 0 ? p.extrap : row + (size_t)s * es, es);
             }
         }
+        prev_off = outside ? -1 : off;
         dst += w * es;
         int d = (int)last - 1;
         for (; d >= 0; d--) {
