@@ -278,6 +278,8 @@ def _validate(a: Artifact, where: str = "artifact") -> None:
     arena_limit = a.arena_size
     if a.scratch_offset + a.scratch_size > arena_limit:
         bad(f"scratch [{a.scratch_offset}, +{a.scratch_size}) exceeds the arena ({arena_limit} B)")
+    if a.scratch_offset % 16:
+        bad(f"scratch offset {a.scratch_offset} is not a multiple of 16")
     for i, t in enumerate(a.tensors):
         tw = f"tensor {i} ({t.name or 'unnamed'})"
         if t.dtype not in DTYPE_IDS:

@@ -17,8 +17,14 @@ against musl (it runs on any Linux of that architecture) and the libraries are b
 disagree with glibc about struct layouts such as `struct stat` on 32-bit ARM). armv7 means
 ARMv7-A with VFPv3-D16, hard float (`-mcpu=generic+v7a+vfp3d16`).
 
-Flags are the runtime's everywhere: `-std=c11 -ffp-contract=off -O2` (never -ffast-math or
+Flags are the runtime's everywhere: `-std=c11 -ffp-contract=off` (never -ffast-math or
 -march=native), so the bundle computes the same bytes as the host bindings (DESIGN.md §3).
+A bundle is built for size (`SIZE_FLAGS`: `-Os`, no debug info, no unwind tables, no
+.comment; C needs no unwinding), and the archive holds one pre-linked object (`cc -r` of
+all library objects; the app links all of it anyway, since the kernel table refers to every
+kernel): one set of ELF headers and symbol tables instead of ~50. The tool is linked with
+`-ffunction-sections -fdata-sections -Wl,--gc-sections` and stripped. Neither changes a
+result byte: no flag here licenses FP reassociation or contraction.
 The C sources come from the installed package (`dsedge/runtime/csrc`), so this works from a
 wheel.
 """
@@ -48,6 +54,10 @@ _CROSS = {
     "armv7": ("arm-linux-musleabihf", "arm-linux-gnueabihf.2.17", "arm-linux-gnueabihf-gcc",
               ("-mcpu=generic+v7a+vfp3d16",), "qemu-arm"),
 }
+# Size over speed for deployed bundles (the last -O wins over STD_FLAGS' -O2); see the docstring.
+SIZE_FLAGS = ("-Os", "-g0", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-ident")
+TOOL_FLAGS = ("-ffunction-sections", "-fdata-sections")
+TOOL_LDFLAGS = ("-Wl,--gc-sections",)
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "armv7"}
 
 
@@ -161,7 +171,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None)
     tc = toolchain or find_toolchain(target)
     csrc = _build.csrc_dir()
     inc = [f"-I{csrc / 'include'}", f"-I{csrc / 'src'}"]
-    flags = [*_build.STD_FLAGS, "-g0", "-Wall", "-Wextra", *inc]
+    flags = [*_build.STD_FLAGS, *SIZE_FLAGS, "-Wall", "-Wextra", *inc]
     lib_sources = _build.library_sources(csrc)
     tool_sources = sorted((csrc / "tools").glob("*.c"))
     if not tool_sources:
@@ -174,23 +184,27 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None)
         a = out / "lib" / "libdsedge.a"
         if a.exists():
             a.unlink()
-        _run([*tc.ar, "rcs", str(a), *map(str, lib_objs)], "archiving libdsedge.a")
+        one = tmp / "dsedge.o"   # one pre-linked object; plain objects if the compiler cannot -r
+        r = subprocess.run([*tc.lib_cc, "-r", "-nostdlib", "-o", str(one), *map(str, lib_objs)], capture_output=True)
+        _run([*tc.ar, "rcs", str(a), *map(str, [one] if r.returncode == 0 else lib_objs)], "archiving libdsedge.a")
         _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), "-lm"],
              "linking libdsedge.so")
         if tc.tool_cc == tc.lib_cc:
             tool_objs = lib_objs
         else:
-            tool_objs = _compile_all(tc.tool_cc, lib_sources, tmp / "tool", flags)
+            tool_objs = _compile_all(tc.tool_cc, lib_sources, tmp / "tool", [*flags, *TOOL_FLAGS])
         tool = out / "bin" / "dsedge-run"
-        cmd = [*tc.tool_cc, *flags, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s", "-o", str(tool), "-lm"]
+        cmd = [*tc.tool_cc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
+               *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 and tc.source == "host" and _zig() and host_target() in _CROSS:
             # no static libc for the host compiler: link the tool with zig's musl instead
             zcc = [*_zig(), "cc"]
             musl, _, _, extra, _ = _CROSS[host_target()]
             tcc = (*zcc, "-target", musl, *extra)
-            tool_objs = _compile_all(tcc, lib_sources, tmp / "tool", flags)
-            cmd = [*tcc, *flags, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s", "-o", str(tool), "-lm"]
+            tool_objs = _compile_all(tcc, lib_sources, tmp / "tool", [*flags, *TOOL_FLAGS])
+            cmd = [*tcc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
+                   *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
             r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise DseError(f"linking bin/dsedge-run failed:\n  {' '.join(map(shlex.quote, cmd))}\n{r.stderr[-3000:]}",
@@ -202,7 +216,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None)
 README = """# dsedge bundle ({target})
 
 `model.dse` with the dsedge C runtime built for **{target}** by `{compiler}`
-(flags `-std=c11 -ffp-contract=off -O2`; the same bytes on every target).
+(flags `-std=c11 -ffp-contract=off -Os`; the same bytes on every target).
 
 | path | what |
 |---|---|

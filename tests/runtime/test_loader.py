@@ -307,7 +307,8 @@ def test_corpus_under_asan_ubsan(build):
     assert len(lines) == len(list(corpus.glob("*.dse")))
     status = {ln.split(" ", 2)[1].rstrip(":").rsplit("/", 1)[1]: int(ln.split(" ", 1)[0]) for ln in lines}
     assert all(status[f] == OK for f in status if f.startswith("seed_"))
-    assert sum(v != OK for v in status.values()) > len(status) // 2
+    mutants = {f: v for f, v in status.items() if not f.startswith("fuzz_")}   # fuzz_*: minimised libFuzzer corpus, mostly loadable
+    assert sum(v != OK for v in mutants.values()) > len(mutants) // 2
 
 
 def test_sizes_beyond_size_t_refused_on_32_bit(lib, tmp_path):

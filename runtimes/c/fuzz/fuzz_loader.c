@@ -1,15 +1,32 @@
-/* fuzz_loader.c: libFuzzer target for the .dse loader.
+/* fuzz_loader.c: libFuzzer target for the .dse loader (and, through it, every kernel's `check`
+ * and `run`).
  *
- *   make -C runtimes/c fuzz && runtimes/c/build/fuzz_loader runtimes/c/tests/corpus
+ *   make -C runtimes/c fuzz && runtimes/c/build/fuzz_loader CORPUS_DIR runtimes/c/tests/corpus
  *
- * A mutated file almost never passes the CRC, which would stop the fuzzer at the first
- * check; so when the header's table size is in range, the target rewrites the table CRC
- * (and the weight CRC when flagged) of its copy before loading. If the model loads, it runs
- * one inference on zero inputs: after a successful load nothing may fault. */
+ * Algorithm, per input:
+ *  1. Copy the bytes into a 64-byte-aligned buffer (the loader requires the alignment).
+ *  2. A mutated file almost never passes the CRC, which would stop the fuzzer at the first
+ *     check; so when the header's table size is in range, rewrite the table CRC (and the
+ *     weight CRC when flag bit 0 is set and the blob range is in bounds) of the copy. Only
+ *     the checksum fields change: every other byte reaches the parser as mutated.
+ *  3. Load with DSE_LOAD_VERIFY_WEIGHTS. Anything but DSE_OK must come with a message.
+ *  4. If the model loads, create a session and set every input: a guarded input
+ *     (metadata "guard.<name>", docs/format.md 4.2) gets its guard bytes so the run is not
+ *     refused, every other input gets bytes taken from the file itself (so float inputs see
+ *     NaN, inf, huge and denormal values, integer inputs out-of-range indices), then run
+ *     once (models whose arena exceeds 256 MB are loaded but not run: the fuzzer's memory
+ *     limit, not the runtime's). After a successful load nothing may fault, read out of bounds or leak: the
+ *     sanitizers (ASan, UBSan, LSan) turn any such bug into a crash.
+ *
+ * dse_fuzz_one() is the whole check and is shared with replay_main.c, the sanitizer replay
+ * of the committed corpus in CI (no libFuzzer needed there). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "dsedge.h"
+#include "fuzz_loader.h"
+
+#define DSE_FUZZ_MAX_ARENA ((size_t)256 << 20)
 
 static uint32_t crc32(uint32_t crc, const uint8_t *p, size_t n) {
     crc = ~crc;
@@ -20,42 +37,90 @@ static uint32_t crc32(uint32_t crc, const uint8_t *p, size_t n) {
     return ~crc;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    uint8_t *buf = aligned_alloc(64, (size + 64) / 64 * 64);
-    if (!buf) return 0;
-    memcpy(buf, data, size);
-    if (size >= 64) {
-        uint64_t tsize, boff, bsize;
-        uint32_t flags;
-        memcpy(&flags, buf + 12, 4);
-        memcpy(&tsize, buf + 24, 8);
-        memcpy(&boff, buf + 32, 8);
-        memcpy(&bsize, buf + 40, 8);
-        if (tsize <= size - 64) {
-            uint32_t c = crc32(crc32(0, buf, 60), buf + 64, (size_t)tsize);
-            memcpy(buf + 60, &c, 4);
-        }
-        if ((flags & 1) && boff <= size && bsize <= size - boff) {
-            uint32_t c = crc32(0, buf + boff, (size_t)bsize);
-            memcpy(buf + 48, &c, 4);
-        }
+void dse_fuzz_fix_crc(uint8_t *buf, size_t size) {
+    if (size < 64) return;
+    uint64_t tsize, boff, bsize;
+    uint32_t flags;
+    memcpy(&flags, buf + 12, 4);
+    memcpy(&tsize, buf + 24, 8);
+    memcpy(&boff, buf + 32, 8);
+    memcpy(&bsize, buf + 40, 8);
+    if ((flags & 1) && boff <= size && bsize <= size - boff) {   /* first: it lies inside the table CRC's range */
+        uint32_t c = crc32(0, buf + boff, (size_t)bsize);
+        memcpy(buf + 48, &c, 4);
     }
-    dse_model *m = NULL;
-    if (dse_model_load_ex(buf, size, DSE_LOAD_VERIFY_WEIGHTS, &m, NULL) == DSE_OK) {
-        dse_session *s = NULL;
-        if (dse_session_create(m, NULL, 0, &s, NULL) == DSE_OK) {
-            for (size_t i = 0; i < dse_model_input_count(m); i++) {
-                dse_tensor_info ti;
-                dse_model_input(m, i, &ti);
-                void *z = calloc(1, ti.nbytes ? ti.nbytes : 1);
-                if (z) dse_session_set_input(s, i, z, ti.nbytes, NULL);
-                free(z);
-            }
-            dse_session_run(s, NULL);
-            dse_session_free(s);
-        }
-        dse_model_free(m);
+    if (tsize <= size - 64) {
+        uint32_t c = crc32(crc32(0, buf, 60), buf + 64, (size_t)tsize);
+        memcpy(buf + 60, &c, 4);
     }
-    free(buf);
+}
+
+/* The guard of input `name` into *g: 1 if there is one. */
+static int guard_of(const dse_model *m, const char *name, dse_meta *g) {
+    for (size_t k = 0; k < dse_model_metadata_count(m); k++) {
+        if (dse_model_metadata_at(m, k, g) != DSE_OK || g->type != DSE_META_BYTES) continue;
+        if (strncmp(g->key, "guard.", 6) == 0 && strcmp(g->key + 6, name) == 0) return 1;
+    }
     return 0;
 }
+
+dse_status dse_fuzz_one(const uint8_t *data, size_t size, dse_status *run_status, dse_error *err) {
+    dse_error local;
+    if (!err) err = &local;
+    err->code = DSE_OK;
+    err->message[0] = '\0';
+    *run_status = DSE_ERR_STATE;   /* "not run" */
+    uint8_t *buf = aligned_alloc(64, (size + 64) / 64 * 64);
+    if (!buf) return DSE_ERR_NOMEM;
+    if (size) memcpy(buf, data, size);
+    dse_fuzz_fix_crc(buf, size);
+    dse_model *m = NULL;
+    dse_status st = dse_model_load_ex(buf, size, DSE_LOAD_VERIFY_WEIGHTS, &m, err);
+    if (st != DSE_OK) {
+        if (!err->message[0] || m) abort();   /* an error always has a message and no model */
+        free(buf);
+        return st;
+    }
+    dse_session *s = NULL;
+    /* the fuzzer's memory limit, not the runtime's: a loaded model may ask for any arena the
+     * platform can address, and allocating gigabytes per input would stop the fuzzer */
+    dse_status rs = dse_arena_size(m) > DSE_FUZZ_MAX_ARENA ? DSE_ERR_NOMEM : dse_session_create(m, NULL, 0, &s, err);
+    for (size_t i = 0; rs == DSE_OK && i < dse_model_input_count(m); i++) {
+        dse_tensor_info ti;
+        if (dse_model_input(m, i, &ti) != DSE_OK) abort();
+        dse_meta g;
+        int guarded = guard_of(m, ti.name, &g);
+        uint8_t *x = malloc(ti.nbytes ? ti.nbytes : 1);
+        if (!x) { rs = DSE_ERR_NOMEM; break; }
+        if (guarded && g.size == ti.nbytes) {
+            if (ti.nbytes) memcpy(x, g.bytes, ti.nbytes);
+        } else {
+            for (size_t k = 0; k < ti.nbytes; k++) x[k] = size ? data[(k * 7 + i) % size] : 0;
+        }
+        rs = dse_session_set_input(s, i, x, ti.nbytes, err);
+        free(x);
+    }
+    if (rs == DSE_OK) rs = dse_session_run(s, err);
+    for (size_t i = 0; rs == DSE_OK && i < dse_model_output_count(m); i++) {   /* touch every output byte */
+        const void *p;
+        size_t nb;
+        if (dse_session_get_output(s, i, &p, &nb) != DSE_OK) abort();
+        volatile uint8_t sum = 0;
+        for (size_t k = 0; k < nb; k++) sum ^= ((const uint8_t *)p)[k];
+        (void)sum;
+    }
+    *run_status = rs;
+    dse_session_free(s);
+    dse_model_free(m);
+    free(buf);
+    return st;
+}
+
+#ifndef DSE_FUZZ_NO_MAIN
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    dse_status rs;
+    dse_fuzz_one(data, size, &rs, NULL);
+    return 0;
+}
+#endif

@@ -77,9 +77,8 @@ struct dse_model {
 /* A kernel: `check` runs at load for each node it is chosen for (writes a reason into msg
  * and returns non-zero to refuse it); `run` executes the node. */
 typedef struct dse_kernel {
-    int op;
-    int dtype;              /* dtype of output 0; DSE_DTYPE_INVALID = any */
-    const char *name;
+    uint16_t op;
+    uint8_t dtype;          /* dtype of output 0; DSE_DTYPE_INVALID = any */
     int (*check)(const dse_model *m, const dse_node *n, char *msg, size_t cap);
     void (*run)(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch);
 } dse_kernel;
@@ -98,6 +97,7 @@ static inline void *dse__data(const dse_model *m, uint8_t *arena, uint32_t idx) 
 const dse_kernel *dse__find_kernel(int op, int dtype);
 const dse_kernel *dse__next_kernel(int op, int dtype, const dse_kernel *prev);   /* NULL: none after prev */
 int dse__op_known(uint32_t op);
+const char *dse__kernel_name(const dse_kernel *k);   /* its run function's name, e.g. "dse_i8_conv__ref" */
 void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
 void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -105,39 +105,16 @@ void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #endif
     ;
 
-/* Attribute lookup by name for kernels (a node has <= 64 attributes: a linear scan). An
- * attribute that is absent or has another type gives NULL / the default. */
-static inline const dse_attr *dse__attr(const dse_node *n, const char *name, int type) {
-    for (uint32_t k = 0; k < n->n_attr; k++)
-        if (strcmp(n->attrs[k].name, name) == 0) return n->attrs[k].type == type ? &n->attrs[k] : NULL;
-    return NULL;
-}
-static inline int64_t dse__attr_int(const dse_node *n, const char *name, int64_t def) {
-    const dse_attr *a = dse__attr(n, name, DSE_ATTR_INT);
-    return a ? a->i : def;
-}
-static inline float dse__attr_float(const dse_node *n, const char *name, float def) {
-    const dse_attr *a = dse__attr(n, name, DSE_ATTR_FLOAT);
-    return a ? a->f : def;
-}
-static inline const char *dse__attr_str(const dse_node *n, const char *name, const char *def) {
-    const dse_attr *a = dse__attr(n, name, DSE_ATTR_STRING);
-    return a ? a->s : def;
-}
-
+/* Attribute lookup by name for kernels (src/attr.c; a node has <= 64 attributes: a linear
+ * scan). An attribute that is absent or has another type gives NULL / the default. Out of
+ * line, not inline: one copy of the scan instead of one per call site (binary size). */
+const dse_attr *dse__attr(const dse_node *n, const char *name, int type);
+int64_t dse__attr_int(const dse_node *n, const char *name, int64_t def);
+float dse__attr_float(const dse_node *n, const char *name, float def);
+const char *dse__attr_str(const dse_node *n, const char *name, const char *def);
 /* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
  * the element count, or -1 when absent, of another type or longer than cap. */
-static inline int dse__attr_ints(const dse_node *n, const char *name, int64_t *out, size_t cap) {
-    const dse_attr *a = dse__attr(n, name, DSE_ATTR_INTS);
-    if (!a || a->n > cap) return -1;
-    const uint8_t *p = a->raw;
-    for (size_t e = 0; e < a->n; e++) {
-        uint64_t v = 0;
-        for (unsigned sh = 0;; sh += 7) { uint8_t b = *p++; v |= (uint64_t)(b & 0x7f) << sh; if (!(b & 0x80)) break; }
-        out[e] = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-    }
-    return (int)a->n;
-}
+int dse__attr_ints(const dse_node *n, const char *name, int64_t *out, size_t cap);
 
 /* Broadcasting walker shared by the elementwise kernels (kernels/ref/binary.c): the inputs
  * (numpy broadcasting, each aligned to the output's trailing axes) are walked in the output's

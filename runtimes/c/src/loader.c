@@ -20,7 +20,7 @@
 #include "internal.h"
 
 static const uint8_t MAGIC[8] = {0x89, 'D', 'S', 'E', '\r', '\n', 0x1a, '\n'};
-enum { HEADER_SIZE = 64, MAX_IO = 64, MAX_DIM = 0x7fffffff };
+enum { HEADER_SIZE = 64, MAX_IO = 64, MAX_DIM = 0x7fffffff, DSE_SCRATCH_ALIGN = 16 };
 
 void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...) {
     if (!err) return;
@@ -140,23 +140,37 @@ static const struct { uint8_t bits, align; } DTYPES[] = {
 };
 #define N_DTYPE_SLOTS (sizeof DTYPES / sizeof DTYPES[0])
 
-const char *dse_dtype_name(int dtype) {
-    switch (dtype) {
-#define X(n, id, s, bits, al) case id: return s;
-        DSE_DTYPE_LIST(X)
+/* Op and dtype names: all names in one NUL-separated string, in list order, with a parallel
+ * id array (a table, not a switch: no code, pointer or relocation per name). */
+static const char OP_NAMES[] =
+#define X(n, id, s) s "\0"
+    DSE_OP_LIST(X)
 #undef X
-        default: return "?";
-    }
+    ;
+static const uint16_t OP_IDS[] = {
+#define X(n, id, s) id,
+    DSE_OP_LIST(X)
+#undef X
+};
+static const char DTYPE_NAMES[] =
+#define X(n, id, s, bits, al) s "\0"
+    DSE_DTYPE_LIST(X)
+#undef X
+    ;
+static const uint8_t DTYPE_IDS[] = {
+#define X(n, id, s, bits, al) id,
+    DSE_DTYPE_LIST(X)
+#undef X
+};
+
+static const char *name_of(const char *names, const void *ids, size_t count, size_t width, int id) {
+    for (size_t i = 0; i < count; i++, names += strlen(names) + 1)
+        if ((width == 1 ? ((const uint8_t *)ids)[i] : ((const uint16_t *)ids)[i]) == id) return names;
+    return "?";
 }
 
-const char *dse_op_name(int op) {
-    switch (op) {
-#define X(n, id, s) case id: return s;
-        DSE_OP_LIST(X)
-#undef X
-        default: return "?";
-    }
-}
+const char *dse_dtype_name(int dtype) { return name_of(DTYPE_NAMES, DTYPE_IDS, sizeof DTYPE_IDS, 1, dtype); }
+const char *dse_op_name(int op) { return name_of(OP_NAMES, OP_IDS, sizeof OP_IDS / 2, 2, op); }
 
 int dse__op_known(uint32_t op) { return op <= INT32_MAX && dse_op_name((int)op)[0] != '?'; }
 
@@ -473,6 +487,8 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
     m->arena_size = rd_size(&r, SIZE_MAX - DSE_ARENA_ALIGN, "arena size");
     m->scratch_offset = rd_size(&r, m->arena_size, "scratch offset");
     m->scratch_size = rd_size(&r, m->arena_size - m->scratch_offset, "scratch size");
+    if (!r.st && m->scratch_offset % DSE_SCRATCH_ALIGN)   /* kernels use scratch as float/int64 arrays */
+        FAIL(&r, DSE_ERR_FORMAT, "scratch offset %zu is not a multiple of %d", m->scratch_offset, DSE_SCRATCH_ALIGN);
     parse_tensors(&r, m);
     defined = alloc(&r, m->n_tensors, 1);
     parse_inputs(&r, m, defined);
@@ -493,7 +509,7 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
         for (const dse_kernel *kk = first; kk; kk = dse__next_kernel((int)n->op, dt, kk)) {
             if (!kk->check(m, n, msg, sizeof msg)) { n->kernel = kk; break; }
             size_t used = strlen(why);
-            if (used + 1 < sizeof why) snprintf(why + used, sizeof why - used, "%s%s: %s", used ? "; " : "", kk->name, msg);
+            if (used + 1 < sizeof why) snprintf(why + used, sizeof why - used, "%s%s: %s", used ? "; " : "", dse__kernel_name(kk), msg);
             if (refused++ == 0) memcpy(first_msg, msg, sizeof msg);
         }
         if (!first)

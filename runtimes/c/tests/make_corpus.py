@@ -9,6 +9,11 @@ bytes replaced by varint extremes (0x80.., 0xff..), header sizes set to huge val
 mutants get their CRCs recomputed ("fixcrc") so they reach the table parser; a few keep the
 stale CRC to exercise the checksum path. The C corpus runner (and the fuzz target) load every
 file; none may crash.
+
+Files named `fuzz_*.dse` are not generated here: they are the libFuzzer corpus minimised with
+`-merge=1` (CRCs rewritten, so the plain loader reaches past the checksum too), including one
+regression file per bug the fuzzer found; `runtimes/c/fuzz/README.md` says how to refresh
+them. This script leaves them in place.
 """
 from __future__ import annotations
 
@@ -96,7 +101,8 @@ def mutants(name: str, data: bytes, rng: np.random.Generator) -> dict[str, bytes
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     for p in OUT.glob("*.dse"):
-        p.unlink()
+        if not p.name.startswith("fuzz_"):   # fuzz_*: the minimised libFuzzer corpus (runtimes/c/fuzz/README.md)
+            p.unlink()
     rng = np.random.default_rng(20260601)
     for name, art in seeds().items():
         data = art.to_bytes()
