@@ -165,7 +165,7 @@ def _file_size(path) -> int | None:
 
 
 def quantize(model, calib, *, precision: str = "int8", method: str = "auto", keep_float=(),
-             bias_correction: bool = True, progress: bool = True):
+             bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
@@ -174,7 +174,8 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
-                      bias_correction=bias_correction, progress=progress)
+                      bias_correction=bias_correction, progress=progress,
+                      pin_constant_inputs=pin_constant_inputs)
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds

@@ -142,7 +142,8 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
     shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()
     result = run_quantize(model, calib, precision=precision, method=method, keep_float=keep_float,
-                          bias_correction=bias_correction, progress=progress)
+                          bias_correction=bias_correction, progress=progress,
+                          pin_constant_inputs=output.endswith(".dse"))   # .dse guards pinned inputs
     save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse") else {}))
     summary = quantize_summary(result, model, output)
     summary["seconds"] = round(time.perf_counter() - t0, 2)

@@ -277,7 +277,7 @@ def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None =
         raise DseError(f"{src}: not a .dse artifact; to export an ONNX model, give calibration feeds",
                        hint="pass --calib FEEDS (a folder of .npz or one .npz with a leading sample axis)")
     from ..api import quantize
-    result = quantize(src, calib, progress=progress, **(quantize_options or {}))
+    result = quantize(src, calib, progress=progress, **{"pin_constant_inputs": True, **(quantize_options or {})})
     try:
         from .dse import save_dse   # the .dse exporter (dsedge/export/dse.py)
     except ImportError as e:

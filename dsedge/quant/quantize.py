@@ -53,6 +53,7 @@ class QuantConfig:
     good_db: float = 40.0                    # ... or accepted outright above this SQNR
     eval_feeds: int = 8                      # feeds used for measuring and for the summary
     progress: bool = True
+    pin_constant_inputs: bool = False        # fold integer inputs constant across all feeds (for .dse)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -434,11 +435,52 @@ def to_fp16_weights(g: Graph) -> Graph:
 
 # -- driver -----------------------------------------------------------------------------------
 
+_PIN_MAX_ELEMS = 16
+
+
+def pin_constant_inputs(g: Graph, feeds) -> dict:
+    """Integer inputs (at most 16 elements) whose value is the same in every feed, read by a
+    sub-graph-bearing node (If/Loop) directly or through other nodes, become constants of `g`
+    (the input itself stays, unread, so the .dse exporter can guard it at run time). Only for
+    outputs that guard pinned inputs (.dse): a QDQ ONNX model keeps its control flow.
+    Returns {input name: value}."""
+    if not any(n.subgraphs() for _, n in g.walk()):
+        return {}
+    cands = [i for i in g.inputs if (g.tensor_info(i).dtype is not None and g.tensor_info(i).dtype.kind in "iub")]
+    if not cands:
+        return {}
+    seen: dict[str, np.ndarray | None] = {}
+    count = 0
+    for feed in feeds:
+        count += 1
+        for name in cands:
+            v = np.asarray(feed[name]) if name in feed else None
+            if v is None or v.size > _PIN_MAX_ELEMS:
+                seen[name] = None
+            elif name not in seen:
+                seen[name] = np.array(v)
+            elif seen[name] is not None and not (seen[name].shape == v.shape and np.array_equal(seen[name], v)):
+                seen[name] = None
+    if count < 2:
+        return {}
+    pinned = {k: v for k, v in seen.items() if v is not None}
+    from ..ir import _rename_free
+    for name, v in pinned.items():
+        c = g.add_const(name + "_pinned", v.astype(g.tensor_info(name).dtype or v.dtype))
+        for n in g.nodes:
+            n.inputs = [c if i == name else i for i in n.inputs]
+            for sg in n.subgraphs():
+                _rename_free(sg, name, c)
+    return pinned
+
+
 def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:
     """Quantise `graph` on `feeds`. copy=False lets the passes edit `graph` in place (the caller
     gives it up), so the unfolded float weights are not kept alive next to the folded ones."""
     from dsedge.calibration import calibrate
-    fg = optimize(graph.copy() if copy else graph)
+    g0 = graph.copy() if copy else graph
+    pinned = pin_constant_inputs(g0, feeds) if cfg.pin_constant_inputs else {}
+    fg = optimize(g0)
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
     calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds)
     ranges = calib.ranges

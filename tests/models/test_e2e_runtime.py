@@ -1,31 +1,35 @@
 """End to end: every zoo and dev model, int8 / fp32 / mixed, gives the same bytes everywhere.
 
 For each model (zoo: digits, mobilenet_v2, resnet50, yolo_detector, transformer_encoder at
-small sizes; dev: ddddocr common (input1=1x1x64x160) and common_det (160x160), silero_vad,
-silero_vad_16k_sequence (16 windows)) and each precision — `int8` (QuantConfig defaults),
-`fp32`, `mixed` (int8 with one op type kept float, MIXED_KEEP) — the model is quantised on
-real feeds and written with `save_dse`; then, on held-out feeds:
+small sizes; dev: ddddocr common (input1=1x1x64x160), common_det (160x160 instead of the
+declared 416x416: YOLOX is fully convolutional), silero_vad (its `If`s on sr folded before
+quantising), silero_vad_16k_sequence (16-window blocks)) and each precision — `int8`
+(QuantConfig defaults; minmax ranges for the big models, MINMAX), `fp32`, `mixed` (int8 with
+one op type kept float, MIXED_KEEP) — the model is quantised on real feeds and written with
+`save_dse`; then, on held-out feeds:
 
  (a) host C (`dsedge.Runtime`) vs the numpy reference of the same file (`load_dse_graph` +
-     `interp.run`), every feed:
+     `interp.run`), every held-out feed:
        * graph outputs: byte-identical when every computing node of the file is int8
-         (QuantizeLinear at the inputs and int8-compute/float-out at the end included),
-         else within OUT_TOL (float kernels may round differently from numpy, DESIGN.md §3;
-         in a mixed model a 1-ulp float difference can flip one int8 step downstream);
+         (QuantizeLinear at the inputs and int8-compute/float-out at the end included);
+         fp32 models within OUT_TOL; int8 models with float parts within MIXED_OUT_TOL (a
+         1-ulp float difference before a QuantizeLinear flips one int8 step now and then);
        * node by node, given identical inputs: a test-only copy of the artifact names every
          arena tensor, lists it as a graph output and gives it its own arena bytes (no
          reuse), so the C runtime returns every intermediate value; each node of the numpy
          graph is then run on the C runtime's own input values. Every int8 node (and every
-         QuantizeLinear, DequantizeLinear and byte mover) must give the C bytes exactly; float
-         nodes within NODE_TOL. The copy's graph outputs must also equal the real file's
-         (the memory plan — aliasing, in-place, concat slices — does not change a value).
+         DequantizeLinear and float byte mover) must give the C bytes exactly; float nodes
+         within NODE_TOL. The copy's graph outputs must equal the real file's (the memory
+         plan — aliasing, in-place, concat slices — does not change a value).
  (b) host C vs the arm64 bundle's `bin/dsedge-run` under qemu-aarch64 on 2 feeds:
      byte-identical, every model and precision (one `dsedge export --target arm64` bundle;
-     its runtime is model-independent, so the other models' files run on its tool).
- (c) armv7: the bundle builds, and digits (every precision) matches the host under qemu-arm.
+     its runtime is model-independent, so every model's file runs on its tool). The same
+     for a static x86_64 `dsedge-run` built by zig cc (clang, musl): a second compiler.
+ (c) armv7: `dsedge export --target armv7` builds, and digits (every precision) gives the
+     host's bytes under qemu-arm.
 
-The table (model x precision x numpy==C, plan-independent, C==arm64) is printed at the end
-(`pytest -s`); `benchmarks/runtime_e2e.py` prints it with timings.
+`pytest -s` prints the table (model x precision: numpy==C, int8 nodes, float-node error,
+plan independence, C==arm64 / x86_64 / armv7, seconds per stage).
 """
 from __future__ import annotations
 
@@ -53,7 +57,6 @@ from dsedge.ir import Graph, TensorInfo
 from dsedge.passes.control import fold_if, remaining_control_flow
 from dsedge.passes.shapes import infer_shapes
 from dsedge.passes.simplify import fold_constants
-from dsedge.ops import REGISTRY
 from dsedge.quant.quantize import QuantConfig, quantize_graph
 from tests.models import devmodels as dm
 
@@ -76,7 +79,13 @@ MIXED_KEEP = {"digits": "Gemm", "mobilenet_v2": "Add", "resnet50": "Add", "yolo_
               "transformer_encoder": "Add", "ddddocr/common": "Add", "ddddocr/common_det": "Concat",
               "silero/silero_vad": "Sigmoid", "silero/silero_vad_16k_sequence": "/encoder.1/Conv"}
 PRECISIONS = ("int8", "fp32", "mixed")
-N_CALIB, N_HOST, N_QEMU = 8, 4, 2
+N_QEMU = 2
+# calibration feeds, held-out feeds (all run on the host); fewer for the three slow models
+HEAVY = {"resnet50", "ddddocr/common", "ddddocr/common_det"}
+
+
+def n_feeds(name: str) -> tuple[int, int]:
+    return (4, 3) if name in HEAVY else (8, 4)
 # the auto (MSE/entropy) range search costs ~10 s per big model; the byte-identity proof
 # does not depend on how ranges were chosen, so the larger models calibrate with minmax
 MINMAX = {"resnet50", "yolo_detector", "mobilenet_v2", "ddddocr/common", "ddddocr/common_det"}
@@ -85,11 +94,16 @@ MINMAX = {"resnet50", "yolo_detector", "mobilenet_v2", "ddddocr/common", "ddddoc
 # documented order, numpy/BLAS in another; exp/tanh/erf are the runtime's own):
 NODE_TOL = 1e-4      # one float node given identical inputs
 OUT_TOL = 1e-3       # graph outputs of an fp32 model (differences add up through the layers)
+# graph outputs of an int8 model with float parts: a float difference of 1 ulp just before a
+# QuantizeLinear flips a value by one int8 step now and then, and the flip propagates; every
+# int8 node is still checked exactly, node by node (below)
+# (measured: up to 0.037 on common_det; a wrong kernel gives errors of order 1)
+MIXED_OUT_TOL = 0.1
 BYTE_OPS = {"Concat", "Split", "Slice", "Gather", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten",
             "MaxPool", "Pad", "Resize", "DepthToSpace", "Identity", "QuantizeLinear", "DequantizeLinear",
             "Relu", "Clip"}
 EXACT_FLOAT_OPS = {"Concat", "Split", "Slice", "Gather", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
-                   "Flatten", "Identity", "Pad", "DequantizeLinear", "Relu", "MaxPool"}
+                   "Flatten", "Identity", "Pad", "DequantizeLinear", "Relu", "Clip", "MaxPool"}
 
 
 def _split(d: dict, n: int, start: int = 0) -> list[dict]:
@@ -106,6 +120,7 @@ def _fit_width(x: np.ndarray, w: int) -> np.ndarray:
 @functools.lru_cache(maxsize=None)
 def load(name: str):
     """(float graph, calibration feeds, held-out feeds, input_shapes or None)."""
+    N_CALIB, N_HOST = n_feeds(name)
     if name == "digits":
         g = load_onnx(str(zoo.digits_dir() / "model.onnx"))
         return g, _split(zoo.digits_calib(), N_CALIB), _split(zoo.digits_eval(), N_HOST), None
@@ -150,6 +165,8 @@ def quantise(name: str, precision: str):
     kw = dict(progress=False, eval_feeds=2, method="minmax" if name in MINMAX else "auto")
     if precision == "mixed":
         cfg = QuantConfig(keep_float=(MIXED_KEEP[name],), **kw)
+    elif precision == "fp32":   # ranges are not used: 2 feeds (enough to pin silero's sr)
+        cfg, calib = QuantConfig(precision="fp32", **{**kw, "method": "minmax"}), calib[:2]
     else:
         cfg = QuantConfig(precision=precision, **kw)
     return quantize_graph(g, calib, cfg)
@@ -254,16 +271,15 @@ def node_by_node(dbg_bytes: bytes, g: Graph, feeds: list[dict]) -> dict:
 # -- bundles ---------------------------------------------------------------------------------
 
 def _have_cross() -> bool:
-    try:
-        import ziglang  # noqa: F401
-        return True
-    except ImportError:
-        return bool(os.environ.get("CC"))
+    from dsedge.export.bundle import _zig, host_target
+    return _zig() is not None and host_target() == "x86_64"
 
 
 class Bundles:
     """`dsedge export --target arm64|armv7` started in the background at the first use (the
-    compiles overlap with quantising), waited for when a tool is needed."""
+    compiles overlap with quantising), waited for when a tool is needed. x86_64: only the
+    static `dsedge-run` (zig cc, clang + musl: a second compiler next to the host's gcc build
+    the bindings use), compiled with the bundle's toolchain and flags."""
 
     def __init__(self, base: Path):
         self.base = base
@@ -271,27 +287,39 @@ class Bundles:
         self.errors: dict[str, str] = {}
 
     def start(self, target: str, dse: Path) -> None:
-        if target in self.procs:
-            return
         out = self.base / target
-        env = {k: v for k, v in os.environ.items() if k not in ("CC", "AR")} if not os.environ.get("CC") else None
-        self.procs[target] = subprocess.Popen(
-            [sys.executable, "-m", "dsedge.cli", "export", str(dse), "--target", target, "-o", str(out), "--json",
-             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        env = {k: v for k, v in os.environ.items() if k not in ("CC", "AR")}   # zig, as a user gets it
+        if target == "x86_64":
+            from dsedge.export.bundle import _CROSS, _zig
+            from dsedge.runtime import _build
+            csrc = _build.csrc_dir()
+            (out / "bin").mkdir(parents=True)
+            cmd = [*_zig(), "cc", "-target", _CROSS[target][0], *_build.STD_FLAGS, "-g0", f"-I{csrc / 'include'}",
+                   f"-I{csrc / 'src'}", *map(str, _build.library_sources(csrc)),
+                   *map(str, sorted((csrc / "tools").glob("*.c"))), "-static", "-o", str(out / "bin" / "dsedge-run"),
+                   "-lm"]
+        else:
+            cmd = [sys.executable, "-m", "dsedge.cli", "export", str(dse), "--target", target, "-o", str(out),
+                   "--json", "--no-progress"]
+        self.procs[target] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                              env=env)
 
     def tool(self, target: str) -> Path:
         p = self.procs[target]
         if p.returncode is None:
-            out, err = p.communicate()
+            _, err = p.communicate()
             if p.returncode != 0:
                 self.errors[target] = err[-3000:]
-        assert target not in self.errors, f"dsedge export --target {target} failed:\n{self.errors[target]}"
+        assert target not in self.errors, f"building the {target} runtime failed:\n{self.errors[target]}"
         return self.base / target / "bin" / "dsedge-run"
 
 
-def qemu_run(qemu: str, tool: Path, dse: Path, feed: dict, work: Path) -> dict[str, np.ndarray]:
+QEMU = {"arm64": "qemu-aarch64", "armv7": "qemu-arm", "x86_64": None}
+
+
+def qemu_run(qemu: str | None, tool: Path, dse: Path, feed: dict, work: Path) -> dict[str, np.ndarray]:
     work.mkdir(parents=True, exist_ok=True)
-    args = [qemu, str(tool), str(dse)]
+    args = ([qemu] if qemu else []) + [str(tool), str(dse)]
     for k, v in feed.items():
         np.save(work / f"in_{len(args)}.npy", np.array(v, order="C"))
         args += ["--input", f"{k}={work / f'in_{len(args)}.npy'}"]
@@ -315,19 +343,19 @@ def workdir():
 
 @pytest.fixture(scope="module")
 def bundles(workdir):
-    if not _have_cross():
-        pytest.skip("no cross compiler (ziglang)")
-    for q in ("qemu-aarch64", "qemu-arm"):
-        if shutil.which(q) is None:
-            pytest.skip(f"{q} is not installed (apt-get install qemu-user)")
+    missing = [] if _have_cross() else ["zig on an x86_64 host (pip install ziglang)"]
+    missing += [f"{q} (apt-get install qemu-user)" for q in ("qemu-aarch64", "qemu-arm") if shutil.which(q) is None]
+    if missing:   # the host checks still run; the cross part is skipped (reported)
+        yield "missing " + ", ".join(missing)
+        return
     b = Bundles(workdir / "bundles")
     (workdir / "bundles").mkdir()
     # the bundles carry the digits int8 model; their runtime is model-independent
     r = quantise("digits", "int8")
     seed = workdir / "digits_seed.dse"
     save_dse(r, seed)
-    b.start("arm64", seed)
-    b.start("armv7", seed)
+    for target in ("arm64", "armv7", "x86_64"):
+        b.start(target, seed)
     yield b
     for p in b.procs.values():
         if p.returncode is None:
@@ -384,10 +412,11 @@ def test_same_bytes_everywhere(name, bundles, workdir):
                     if all_int8:
                         problems.append(f"{name} {precision}: output {o} differs from numpy in an all-int8 model "
                                         f"(relative error {_rel_err(r, c):.3g})")
-                    elif precision == "fp32" and _rel_err(r, c) > OUT_TOL:
-                        problems.append(f"{name} fp32: output {o} error {_rel_err(r, c):.3g} > {OUT_TOL}")
+                    elif _rel_err(r, c) > (OUT_TOL if precision == "fp32" else MIXED_OUT_TOL):
+                        problems.append(f"{name} {precision}: output {o} error {_rel_err(r, c):.3g} > "
+                                        f"{OUT_TOL if precision == 'fp32' else MIXED_OUT_TOL}")
         rt.close()
-        row.update(numpy_eq_c="identical" if identical else f"rel err {out_err:.2g}")
+        row.update(numpy_eq_c="identical" if identical else f"err {out_err:.2g}")
         # (a') node by node on the C runtime's own values, plus plan independence
         t = time.perf_counter()
         dbg, _ = debug_artifact(art)
@@ -399,43 +428,57 @@ def test_same_bytes_everywhere(name, bundles, workdir):
             problems.append(f"{name} {precision}: outputs depend on the memory plan (aliasing bug?)")
         row.update(int8_nodes_exact=not any("(int8" in b for b in nb["bad"]), float_node_err=nb["worst"],
                    plan_independent=plan_ok, checked=nb["counts"])
-        # (b) arm64 under qemu, 2 feeds
-        tool = bundles.tool("arm64")
+        # (b) arm64 under qemu (and the zig-built x86_64 tool natively), 2 feeds; (c) armv7: digits
         t = time.perf_counter()
-        with ThreadPoolExecutor(2) as ex:
-            arm = list(ex.map(lambda kf: qemu_run("qemu-aarch64", tool, path, kf[1],
-                                                  workdir / "q" / f"{path.stem}_{kf[0]}"),
-                              enumerate(feeds[:N_QEMU])))
-        arm_ok = True
-        for h, a in zip(host, arm):
-            for o in g.outputs:
-                if o not in a or a[o].tobytes() != h[o].tobytes():
-                    arm_ok = False
-                    problems.append(f"{name} {precision}: arm64 output {o} differs from the host")
-        row["c_eq_arm64"] = arm_ok
-        tm["qemu"] = time.perf_counter() - t
-        # (c) armv7: digits
-        if name == "digits":
-            tool7 = bundles.tool("armv7")
-            for k, (f, h) in enumerate(zip(feeds[:N_QEMU], host)):
-                a = qemu_run("qemu-arm", tool7, path, f, workdir / "q7" / f"{path.stem}_{k}")
-                if any(a[o].tobytes() != h[o].tobytes() for o in g.outputs):
-                    row["c_eq_armv7"] = False
-                    problems.append(f"{name} {precision}: armv7 output differs from the host")
-            row.setdefault("c_eq_armv7", True)
+        for target in ("arm64", "x86_64", "armv7") if isinstance(bundles, Bundles) else ():
+            if target == "armv7" and name != "digits":
+                continue
+            tool, qemu = bundles.tool(target), QEMU[target]
+            with ThreadPoolExecutor(2) as ex:
+                got = list(ex.map(lambda kf: qemu_run(qemu, tool, path, kf[1],
+                                                      workdir / target / f"{path.stem}_{kf[0]}"),
+                                  enumerate(feeds[:N_QEMU])))
+            ok = True
+            for h, c in zip(host, got):
+                for o in g.outputs:
+                    if o not in c or c[o].tobytes() != h[o].tobytes():
+                        ok = False
+                        problems.append(f"{name} {precision}: {target} output {o} differs from the host")
+            row[f"c_eq_{target}"] = ok
+        tm["cross"] = time.perf_counter() - t
         row["seconds"] = round(time.perf_counter() - t0, 1)
         row["times"] = " ".join(f"{k}={v:.1f}" for k, v in tm.items())
         TABLE[(name, precision)] = row
     assert not problems, "\n".join(problems)
+    if not isinstance(bundles, Bundles):
+        pytest.skip(f"host checks passed; cross targets not checked: {bundles}")
+
+
+def test_node_check_sees_one_int8_step(workdir):
+    """The node-by-node oracle is sensitive: one int8 node whose numpy parameters are off by
+    one zero-point step (C unchanged) is reported, and only that node."""
+    path = workdir / "digits_tamper.dse"
+    save_dse(quantise("digits", "int8"), path)
+    g = load_dse_graph(path)
+    feeds = [_feed_for(g, f) for f in load("digits")[2][:1]]
+    dbg = debug_artifact(read(path))[0].to_bytes()
+    assert node_by_node(dbg, g, feeds)["bad"] == []
+    conv = next(n for n in g.nodes if n.op == "Conv" and "_q" in n.attrs)
+    conv.attrs["_q"] = {**conv.attrs["_q"], "zp_out": conv.attrs["_q"]["zp_out"] + 1}
+    bad = node_by_node(dbg, g, feeds)["bad"]
+    assert len(bad) == 1 and f"Conv (int8, {conv.name})" in bad[0], bad
 
 
 def test_zz_print_table():
     if not TABLE:
         pytest.skip("nothing ran")
-    lines = [f"{'model':34} {'prec':6} {'nodes':>5} {'int8':>5}  {'numpy==C (outputs)':22} {'int8 nodes':10} "
-             f"{'float node err':14} {'C==arm64':8} {'armv7':6} {'s':>5}"]
+    yn = {True: "yes", False: "NO", None: "-"}
+    lines = [f"{'model':31} {'prec':5} {'nodes':>5} {'int8':>4} {'all-int8':8} {'numpy==C outputs':17} "
+             f"{'int8 nodes':10} {'float node':10} {'plan':4} {'C==arm64':8} {'C==x86_64':9} {'C==armv7':8} "
+             f"{'s':>5}"]
     for (m, p), r in TABLE.items():
-        lines.append(f"{m:34} {p:6} {r['nodes']:>5} {r['int8_nodes']:>5}  {r['numpy_eq_c']:22} "
-                     f"{'exact' if r['int8_nodes_exact'] else 'DIFF':10} {r['float_node_err']:<14.2g} "
-                     f"{str(r['c_eq_arm64']):8} {str(r.get('c_eq_armv7', '-')):6} {r['seconds']:>5}  {r['times']}")
+        lines.append(f"{m:31} {p:5} {r['nodes']:>5} {r['int8_nodes']:>4} {yn[r['all_int8']]:8} {r['numpy_eq_c']:17} "
+                     f"{'exact' if r['int8_nodes_exact'] else 'DIFF':10} {r['float_node_err']:<10.2g} "
+                     f"{yn[r['plan_independent']]:4} {yn[r.get('c_eq_arm64')]:8} {yn[r.get('c_eq_x86_64')]:9} "
+                     f"{yn[r.get('c_eq_armv7')]:8} {r['seconds']:>5}  {r['times']}")
     print("\n" + "\n".join(lines))

@@ -387,3 +387,35 @@ def test_c_runtime_digits_int8_byte_identical(tmp_path):
     for f in _feeds(zoo.digits_eval(), 8):
         x = {"image": np.ascontiguousarray(f["image"])}
         assert rt.run(x)["logits"].tobytes() == run(g2, x)["logits"].tobytes()
+
+
+def test_silero_if_is_quantised_inside_for_dse(tmp_path):
+    """silero_vad's convolutions sit inside an If on the `sr` input. For a .dse (which guards
+    inputs pinned from the calibration feeds) the quantiser pins sr first, so the If folds and
+    the convolutions run in int8; the C runtime matches the numpy reference and refuses sr=8000."""
+    import json
+    import subprocess
+    import sys
+    from tests.models import devmodels as dm
+    feeds = dm.calibration_feeds("silero/silero_vad", 8)
+    np.savez(tmp_path / "c.npz", **{k: np.stack([f[k] for f in feeds]) for k in feeds[0]})
+    out = tmp_path / "s.dse"
+    r = subprocess.run([sys.executable, "-m", "dsedge.cli", "quantize", dm.model_path("silero/silero_vad"),
+                        "--calib", str(tmp_path / "c.npz"), "-o", str(out), "--json", "--no-progress"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    conv = [x for x in s["layers"] if x["op"] == "Conv"]
+    assert conv and all(x["precision"].startswith("int8") for x in conv), conv
+    import dsedge
+    from dsedge.export import load_dse_graph
+    from dsedge.interp import run
+    rt = dsedge.Runtime(str(out))
+    g = load_dse_graph(str(out))
+    for f in feeds[:3]:
+        a = rt.run(f)
+        b = run(g, {k: v for k, v in f.items() if k in g.inputs})
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-3)   # float LSTM/sigmoid tail
+    with pytest.raises(dsedge.DseError, match="sr"):
+        rt.run({**feeds[0], "sr": np.array(8000, np.int64)})
