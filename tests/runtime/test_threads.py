@@ -76,9 +76,16 @@ def test_gil_released_during_run():
     """A Python thread keeps running while the main thread is inside dse_session_run: the
     longest pause between two of its loop iterations stays far below the run's duration. If
     the call held the GIL, that thread would be frozen for the whole call."""
-    rt = dsedge.Runtime(chain(600, 1 << 18).to_bytes())
     x = np.zeros(1 << 18, np.float32)
-    rt.run({"x": x})   # warm up (page faults in the arena)
+    depth = 600
+    rt = dsedge.Runtime(chain(depth, 1 << 18).to_bytes())
+    t0 = time.perf_counter()
+    rt.run({"x": x})   # warm up (page faults in the arena), and size the run to ~0.5 s on this machine
+    took = time.perf_counter() - t0
+    if took < 0.4:
+        depth = min(int(depth * 0.5 / max(took, 1e-3)) + 1, 60000)
+        rt = dsedge.Runtime(chain(depth, 1 << 18).to_bytes())
+        rt.run({"x": x})
     max_gap = [0.0]
     stop = threading.Event()
 
@@ -100,6 +107,6 @@ def test_gil_released_during_run():
     finally:
         stop.set()
         t.join()
-    assert y.tobytes() == reference(x, 600).tobytes()
+    assert y.tobytes() == reference(x, depth).tobytes()
     assert dt > 0.2, f"the run took {dt:.3f} s: too short to show anything; make the model bigger"
     assert max_gap[0] < dt / 2, f"a Python thread stalled {max_gap[0]:.3f} s during a {dt:.3f} s run: the GIL was held"
