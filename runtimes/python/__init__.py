@@ -192,6 +192,7 @@ def _declare(L) -> None:
     sig = {
         "dse_version": ([], C.c_char_p),
         "dse_status_string": ([C.c_int], C.c_char_p),
+        "dse_model_load": ([P, S, C.POINTER(P), E], C.c_int),
         "dse_model_load_ex": ([P, S, C.c_uint, C.POINTER(P), E], C.c_int),
         "dse_model_load_file": ([C.c_char_p, C.c_uint, C.POINTER(P), E], C.c_int),
         "dse_model_free": ([P], None),

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dsedge.runtime import _Error, _declare
 from dsedge.artifact import CONST, Artifact, NodeRec, QuantRec, TensorRec, op_id
 from dsedge.ops import REGISTRY
 
@@ -36,8 +37,7 @@ DTYPES = ["float32", "float16", "int8", "int64", "bool"]
 I64 = np.int64
 
 
-class Error(C.Structure):
-    _fields_ = [("code", C.c_int), ("message", C.c_char * 256)]
+Error = _Error   # the bindings' declaration of dse_error
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +50,7 @@ def build(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lib(build):
     L = C.CDLL(str(build / "libdsedge.so"))
-    P = C.c_void_p
-    L.dse_model_load_ex.argtypes = [P, C.c_size_t, C.c_uint, C.POINTER(P), C.POINTER(Error)]
-    L.dse_model_free.argtypes = [P]
-    L.dse_session_create.argtypes = [P, P, C.c_size_t, C.POINTER(P), C.POINTER(Error)]
-    L.dse_session_free.argtypes = [P]
-    L.dse_session_set_input.argtypes = [P, C.c_size_t, P, C.c_size_t, C.POINTER(Error)]
-    L.dse_session_run.argtypes = [P, C.POINTER(Error)]
-    L.dse_session_get_output.argtypes = [P, C.c_size_t, C.POINTER(P), C.POINTER(C.c_size_t)]
-    L.dse_model_output_count.argtypes, L.dse_model_output_count.restype = [P], C.c_size_t
+    _declare(L)   # the public C API's signatures, as the bindings declare them
     return L
 
 

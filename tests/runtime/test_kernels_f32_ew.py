@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dsedge.runtime import _Error, _declare
 from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
 from dsedge.ops import REGISTRY
 
@@ -31,8 +32,7 @@ pytestmark = pytest.mark.skipif(CC is None or shutil.which("make") is None, reas
 F32 = np.float32
 
 
-class Error(C.Structure):
-    _fields_ = [("code", C.c_int), ("message", C.c_char * 256)]
+Error = _Error   # the bindings' declaration of dse_error
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,7 @@ def lib(tmp_path_factory):
     subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", f"{out}/libdsedge.so"], check=True,
                    capture_output=True)
     L = C.CDLL(str(out / "libdsedge.so"))
-    P = C.c_void_p
-    L.dse_model_load_ex.argtypes = [P, C.c_size_t, C.c_uint, C.POINTER(P), C.POINTER(Error)]
-    L.dse_model_free.argtypes = [P]
-    L.dse_session_create.argtypes = [P, P, C.c_size_t, C.POINTER(P), C.POINTER(Error)]
-    L.dse_session_free.argtypes = [P]
-    L.dse_session_set_input.argtypes = [P, C.c_size_t, P, C.c_size_t, C.POINTER(Error)]
-    L.dse_session_run.argtypes = [P, C.POINTER(Error)]
-    L.dse_session_get_output.argtypes = [P, C.c_size_t, C.POINTER(P), C.POINTER(C.c_size_t)]
+    _declare(L)   # the public C API's signatures, as the bindings declare them
     return L
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dsedge.runtime import _Error, _declare
 from dsedge.artifact import Artifact, NodeRec, TensorAttr, TensorRec, op_id
 from dsedge.quant import arith, intref
 
@@ -39,8 +40,7 @@ TABLE_OPS = ["Relu", "Sqrt", "Exp", "Log", "Erf", "Neg", "Abs", "Reciprocal", "F
 
 # -- the library, through the public C API ------------------------------------------------------
 
-class Error(C.Structure):
-    _fields_ = [("code", C.c_int), ("message", C.c_char * 256)]
+Error = _Error   # the bindings' declaration of dse_error
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +54,7 @@ def build(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lib(build):
     L = C.CDLL(str(build / "libdsedge.so"))
-    P = C.c_void_p
-    L.dse_model_load.argtypes = [P, C.c_size_t, C.POINTER(P), C.POINTER(Error)]
-    L.dse_model_free.argtypes = [P]
-    L.dse_session_create.argtypes = [P, P, C.c_size_t, C.POINTER(P), C.POINTER(Error)]
-    L.dse_session_free.argtypes = [P]
-    L.dse_session_set_input.argtypes = [P, C.c_size_t, P, C.c_size_t, C.POINTER(Error)]
-    L.dse_session_run.argtypes = [P, C.POINTER(Error)]
-    L.dse_session_get_output.argtypes = [P, C.c_size_t, C.POINTER(P), C.POINTER(C.c_size_t)]
+    _declare(L)   # the public C API's signatures, as the bindings declare them
     return L
 
 

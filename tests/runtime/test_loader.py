@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dsedge.runtime import _Error, _declare
 from dsedge.artifact import _strings, Artifact, NodeRec, QuantRec, TensorRec, op_id, read
 from dsedge.errors import ModelError
 
@@ -27,8 +28,7 @@ pytestmark = pytest.mark.skipif(CC is None or shutil.which("make") is None, reas
  ERR_RANGE, ERR_UNSUPPORTED, ERR_ALIGNMENT, ERR_NOT_FOUND, ERR_STATE) = range(14)
 
 
-class Error(C.Structure):
-    _fields_ = [("code", C.c_int), ("message", C.c_char * 256)]
+Error = _Error   # the bindings' declaration of dse_error
 
 
 class TensorInfo(C.Structure):
@@ -53,21 +53,10 @@ def build(tmp_path_factory):
 def lib(build):
     L = C.CDLL(str(build / "libdsedge.so"))
     P = C.c_void_p
-    L.dse_version.restype = C.c_char_p
-    L.dse_status_string.restype = C.c_char_p
-    L.dse_model_load_ex.argtypes = [P, C.c_size_t, C.c_uint, C.POINTER(P), C.POINTER(Error)]
-    L.dse_model_load_file.argtypes = [C.c_char_p, C.c_uint, C.POINTER(P), C.POINTER(Error)]
-    L.dse_model_free.argtypes = [P]
-    for f in ("dse_model_input_count", "dse_model_output_count", "dse_arena_size", "dse_model_metadata_count"):
-        getattr(L, f).argtypes, getattr(L, f).restype = [P], C.c_size_t
+    _declare(L)   # the public C API's signatures, as the bindings declare them
     L.dse_model_input.argtypes = L.dse_model_output.argtypes = [P, C.c_size_t, C.POINTER(TensorInfo)]
     L.dse_model_find_input.argtypes = [P, C.c_char_p]
     L.dse_model_metadata.argtypes = [P, C.c_char_p, C.POINTER(Meta)]
-    L.dse_session_create.argtypes = [P, P, C.c_size_t, C.POINTER(P), C.POINTER(Error)]
-    L.dse_session_free.argtypes = [P]
-    L.dse_session_set_input.argtypes = [P, C.c_size_t, P, C.c_size_t, C.POINTER(Error)]
-    L.dse_session_run.argtypes = [P, C.POINTER(Error)]
-    L.dse_session_get_output.argtypes = [P, C.c_size_t, C.POINTER(P), C.POINTER(C.c_size_t)]
     return L
 
 
