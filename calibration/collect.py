@@ -1,6 +1,7 @@
 """Calibration: run the reference interpreter over the feeds and observe every float tensor.
 
-`calibrate(graph, feeds)` runs `dsedge.interp.run` once per feed with a hook that streams
+`calibrate(graph, feeds)` runs the float graph once per feed (in onnxruntime when it takes
+the graph, else the numpy reference interpreter: calibration/engine.py) with a hook that streams
 each float activation (graph inputs included; constants and integer/bool tensors skipped)
 into one observer per tensor, then drops it: memory is the interpreter's live set for one
 feed plus a fixed-size observer per tensor, whatever the number of feeds. The float
@@ -21,7 +22,7 @@ from dsedge.errors import DseError, FeedError, ModelError
 from dsedge.ir import Graph
 
 from .feeds import FeedSet, open_feeds
-from .observers import AutoObserver, Observer, make_observer
+from .observers import SAMPLE_MAX, AutoObserver, Observer, make_observer
 
 
 @dataclass
@@ -39,6 +40,7 @@ class CalibResult:
     # bool tensor (<= 16 elements) identical in every feed, else absent.
     input_shapes: dict[str, list[tuple[int, ...]]] = field(default_factory=dict)
     constant_inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    engine: object = None     # the float engine that ran the feeds (calibration/engine.py)
 
     @property
     def chosen(self) -> dict[str, str]:
@@ -75,16 +77,19 @@ def _feed_items(feeds, graph: Graph):
 
 def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, np.ndarray]],
               method: str = "auto", tensors: Iterable[str] | None = None, progress: bool = True,
-              keep_outputs: int = 8, **observer_kw) -> CalibResult:
+              keep_outputs: int = 8, engine=None, **observer_kw) -> CalibResult:
     """Observe the float tensors of `graph` over `feeds` and pick an int8 range for each.
 
     feeds: a FeedSet, a path for `open_feeds`, or an iterable of feed dicts.
     method: "minmax", "percentile", "entropy", "mse" or "auto" (see observers.py).
     tensors: restrict observation to these tensor names (default: every float tensor).
     observer_kw: passed to each observer (e.g. percentile=99.9, nbits=11).
+    engine: the float engine to run the graph with (default: `engine.float_engine(graph)`).
     """
     make_observer(method)                             # unknown method: fail before running
-    from dsedge.interp import run
+    if engine is None:
+        from .engine import float_engine
+        engine = float_engine(graph, "fiub")   # integer tensors too: the measuring pass reads them
 
     want = None if tensors is None else set(tensors)
     consts = graph.consts
@@ -99,7 +104,7 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
             return
         obs = observers.get(name)
         if obs is None:
-            obs = observers[name] = make_observer(method, name, **observer_kw)
+            obs = observers[name] = make_observer(method, name, **{"sample_max": SAMPLE_MAX, **observer_kw})
         try:
             obs.update(arr)
         except ModelError:
@@ -138,7 +143,7 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
             label[0] = where
             note_inputs(feed)
             try:
-                outs = run(graph, feed, hook=hook)
+                outs = engine.run(feed, hook=hook)
             except DseError as e:              # name the feed in node errors
                 if e.args and str(e.args[0]).startswith(where):
                     raise
@@ -162,10 +167,12 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
     if count == 0:
         raise FeedError("calibration got no feeds", hint="pass at least one feed (--calib PATH)")
 
-    return CalibResult(method=method, ranges=LazyRanges(observers), n_feeds=count, feeds=[k[1] for k in kept],
+    res = CalibResult(method=method, ranges=LazyRanges(observers), n_feeds=count, feeds=[k[1] for k in kept],
                        outputs=[k[2] for k in kept], observers=observers,
                        input_shapes={k: sorted(v) for k, v in shapes.items()},
                        constant_inputs={k: v for k, v in const_vals.items() if v is not None})
+    res.engine = engine
+    return res
 
 
 _CONST_INPUT_MAX = 16

@@ -50,6 +50,9 @@ from dsedge.errors import ModelError
 NBITS = 11                  # N = 2**NBITS bins per sign side
 E_MIN = -160                # smallest bin width 2**E_MIN (below float32's smallest subnormal)
 _CHUNK = 1 << 20            # elements binned per numpy pass (bounds temporary memory)
+SAMPLE_MAX = 1 << 16        # calibrate(): values per tensor per feed that enter a histogram (min/max see all)
+TAIL_FRACTION = 0.25       # ... all values beyond this fraction of the feed's min / max are binned
+SEARCH_COARSEN = 2          # the mse search runs on bins 2**SEARCH_COARSEN times wider
 QMIN, QMAX = -128, 127
 
 
@@ -70,6 +73,31 @@ def quantize_dequantize(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     s, zp = int8_qparams(lo, hi)
     q = np.clip(np.rint(np.asarray(x, np.float64) / s) + zp, QMIN, QMAX)
     return (q - zp) * s
+
+
+def _sample(x: np.ndarray, sample_max: int | None, mn: float, mx: float):
+    """What of x enters the histogram: (bulk, step, tails). All of x (step 1) when sample_max
+    is None or x is small. Else the tails -- every value at or beyond TAIL_FRACTION of this
+    feed's extreme on its side, which decide where a range clips -- counted once each, and
+    a fixed strided subset of the other values counted `step` times each (the stride is
+    chosen coprime with the last two axes, so it walks across rows and channels instead of
+    down one column). A function of x alone, so the histogram stays independent of feed order."""
+    flat = x.reshape(-1)
+    if sample_max is None or flat.size <= sample_max:
+        return flat, 1, None
+    step = -(-flat.size // sample_max)
+    dims = [int(d) for d in x.shape[-2:]]
+    while any(math.gcd(step, d) != 1 for d in dims + [int(np.prod(dims))]):
+        step += 1
+    hi, lo = mx * TAIL_FRACTION, mn * TAIL_FRACTION
+    bulk = flat[step // 2::step]
+    in_tail = lambda v: ((v >= hi) if hi > 0 else False) | ((v <= lo) if lo < 0 else False)  # noqa: E731
+    if hi > 0 or lo < 0:
+        bulk = bulk[~in_tail(bulk)]
+        tail = flat[in_tail(flat)]
+    else:                                   # all zeros
+        tail = flat[:0]
+    return bulk, step, tail
 
 
 class Observer:
@@ -124,8 +152,9 @@ class MinMaxObserver(Observer):
 class HistogramObserver(Observer):
     """Signed power-of-two-width histogram anchored at 0 (see the module docstring)."""
 
-    def __init__(self, name: str = "tensor", nbits: int = NBITS):
+    def __init__(self, name: str = "tensor", nbits: int = NBITS, sample_max: int | None = None):
         super().__init__(name)
+        self.sample_max = sample_max       # None: every value is binned (see _sample)
         self.nbits = nbits
         self.n = 1 << nbits
         self.e: int | None = None          # bin width 2**e; None until data is seen
@@ -158,17 +187,28 @@ class HistogramObserver(Observer):
     def _see(self, x, mn, mx):
         super()._see(x, mn, mx)
         self._grow(self._exponent(mn, mx))
-        inv = math.ldexp(1.0, -self.e)
-        flat = x.reshape(-1)
+        flat, step, tail = _sample(x, self.sample_max, mn, mx)
+        if step > 1:      # the bulk counts once per `step` values, the tails once per value
+            self._bin(flat, step)
+            self._bin(tail, 1)
+        else:
+            self._bin(flat, 1)
+
+    def _bin(self, flat: np.ndarray, weight: int) -> None:
+        f32 = flat.dtype == np.float32 and -126 <= self.e <= 126     # 2**-e a normal float32
+        inv = np.float32(math.ldexp(1.0, -self.e)) if f32 else math.ldexp(1.0, -self.e)
         for s in range(0, flat.size, _CHUNK):
             part = flat[s:s + _CHUNK]
-            v = part.astype(np.float64) * inv      # exact: power-of-two scaling in float64
-            self.zeros += int(np.count_nonzero(part == 0))
+            # exact: power-of-two scaling (|x| * 2**-e < n, no overflow); only an underflow to -0.0
+            # can misplace a value, fixed below
+            v = part * inv if f32 else part.astype(np.float64) * inv
+            self.zeros += weight * (part.size - int(np.count_nonzero(part)))
             k = np.floor(v, out=v).astype(np.intp)
-            if part.dtype == np.float64:           # a float64 product may underflow to -0.0
+            if self.e > 0:                         # a product may underflow to -0.0
                 k[(k == 0) & (part < 0)] = -1
             k += self.n
-            self.hist += np.bincount(k, minlength=2 * self.n)
+            h = np.bincount(k, minlength=2 * self.n)
+            self.hist += h if weight == 1 else h * weight
 
     def merge(self, other: "HistogramObserver") -> None:
         super().merge(other)
@@ -177,7 +217,7 @@ class HistogramObserver(Observer):
             return
         o_hist = other.hist
         if self.e is not None and other.e < self.e:
-            tmp = HistogramObserver(nbits=self.nbits)
+            tmp = HistogramObserver(nbits=self.nbits, sample_max=self.sample_max)
             tmp.e, tmp.hist = other.e, other.hist.copy()
             tmp._grow(self.e)
             o_hist = tmp.hist
@@ -288,23 +328,34 @@ class HistogramObserver(Observer):
         per = np.where(width > 0, per, (a - q) ** 2)
         return (per * c).sum(axis=1) / float(self.hist.sum())
 
+    def _coarsened(self, d: int) -> "HistogramObserver":
+        """This histogram with bins 2**d times wider (exact re-binning, see _grow)."""
+        c = HistogramObserver(self.name, self.nbits, self.sample_max)
+        c.min, c.max, c.count, c.zeros, c.e, c.hist = self.min, self.max, self.count, self.zeros, self.e, self.hist
+        c._grow(self.e + d)
+        return c
+
     def _mse_range(self) -> tuple[float, float]:
         lo0, hi0 = self._bounds()
         if max(hi0, -lo0) == 0.0:
             return lo0, hi0
         best = np.array([lo0, hi0])
-        # both ends scaled together, then hi alone, then lo alone
+        # both ends scaled together, then hi alone, then lo alone; searched on bins 4x wider (a
+        # quantisation step still spans several bins at the full range), which costs 4x less
+        coarse = self._coarsened(SEARCH_COARSEN)
         stages = [np.array([1.0, 1.0])]
         if lo0 < 0.0 < hi0:                   # one-signed data: the joint search is the whole search
             stages += [np.array([0.0, 1.0]), np.array([1.0, 0.0])]
         for scale in stages:
-            best = self._search(best, scale, lo0, hi0)
+            best = self._search(best, scale, lo0, hi0, coarse)
         return float(best[0]), float(best[1])
 
-    def _search(self, best, scale, lo0, hi0):
+    def _search(self, best, scale, lo0, hi0, coarse=None):
         """1-D search of the fraction f in (0, 1] of (lo0, hi0) applied where scale is 1:
-        a geometric grid from one bin to the full range, then a linear grid between the
-        best grid point's neighbours. The current best is a candidate, so the MSE never rises."""
+        a geometric grid from one bin to the full range (evaluated on `coarse`, this histogram
+        with wider bins, when given), then a linear grid between the best grid point's
+        neighbours on this histogram. The current best is a candidate, so the MSE never rises."""
+        coarse = coarse or self
         amax = max(hi0 if scale[1] else 0.0, -lo0 if scale[0] else 0.0)
         f0 = min(self.width / amax, 1.0)
 
@@ -315,10 +366,10 @@ class HistogramObserver(Observer):
                     c[:, j] = b * f
             return np.concatenate([best[None, :], c])
 
-        f = np.geomspace(f0, 1.0, 48)
-        err = self._mse(cands(f))[1:]
+        f = np.geomspace(f0, 1.0, 40)
+        err = coarse._mse(cands(f))[1:]
         j = len(f) - 1 - int(np.argmin(err[::-1]))          # ties: the wider range
-        fine = np.linspace(f[max(j - 1, 0)], f[min(j + 1, len(f) - 1)], 25)
+        fine = np.linspace(f[max(j - 1, 0)], f[min(j + 1, len(f) - 1)], 21)
         c = cands(fine)
         return c[int(np.argmin(self._mse(c)))]               # c[0] is the incoming best
 
@@ -337,8 +388,9 @@ class HistogramObserver(Observer):
 class PercentileObserver(HistogramObserver):
     method = "percentile"
 
-    def __init__(self, name: str = "tensor", nbits: int = NBITS, percentile: float = 99.99):
-        super().__init__(name, nbits)
+    def __init__(self, name: str = "tensor", nbits: int = NBITS, percentile: float = 99.99,
+                 sample_max: int | None = None):
+        super().__init__(name, nbits, sample_max)
         if not 50.0 < percentile <= 100.0:
             raise ValueError(f"percentile must be in (50, 100], got {percentile}")
         self.percentile = percentile
@@ -367,8 +419,9 @@ class AutoObserver(HistogramObserver):
     method = "auto"
     ORDER = ("minmax", "percentile", "entropy", "mse")   # ties go to the earlier one
 
-    def __init__(self, name: str = "tensor", nbits: int = NBITS, percentile: float = 99.99):
-        super().__init__(name, nbits)
+    def __init__(self, name: str = "tensor", nbits: int = NBITS, percentile: float = 99.99,
+                 sample_max: int | None = None):
+        super().__init__(name, nbits, sample_max)
         self.percentile = percentile
         self.chosen = ""
 
@@ -397,4 +450,6 @@ def make_observer(method: str = DEFAULT_METHOD, name: str = "tensor", **kw) -> O
     cls = OBSERVERS.get(method)
     if cls is None:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(OBSERVERS)}")
+    if not issubclass(cls, HistogramObserver):
+        kw.pop("sample_max", None)        # minmax sees every value anyway
     return cls(name, **kw)

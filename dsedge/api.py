@@ -207,8 +207,19 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -
 
 
 def quantize_summary(result, model_path=None, out_path=None) -> dict:
-    from .quant.quantize import evaluate
-    sq = evaluate(result) if result.eval_outputs else {}
+    """The summary `dsedge quantize` prints. The output SQNR is measured on the written model
+    where that is cheap and exact: a QDQ ONNX file runs in onnxruntime (what its user gets);
+    otherwise the quantised graph runs in the integer reference (what the C runtime computes)."""
+    from .quant.quantize import evaluate, evaluate_onnx
+    sq, engine = {}, None
+    if result.eval_outputs:
+        if out_path is not None and str(out_path).endswith(".onnx") and result.graph.qparams:
+            try:
+                sq, engine = evaluate_onnx(result, out_path), "onnxruntime"
+            except ModelError:
+                sq = {}
+        if not sq:
+            sq, engine = evaluate(result), "integer reference"
     counts: dict[str, int] = {}
     for p in result.plan:
         counts[p.precision] = counts.get(p.precision, 0) + 1
@@ -220,6 +231,7 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
         "nodes_by_precision": counts,
         "output_sqnr_db": {k: (None if not np.isfinite(v) else round(v, 2)) for k, v in sq.items()},
         "sqnr_feeds": len(result.eval_outputs),
+        "sqnr_engine": engine,
         "calibration": result.info.get("calibration", {}),
         "layers": [p.as_dict() for p in result.plan],
     }

@@ -53,6 +53,8 @@ def _err(msg: str) -> None:
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        from .util import return_freed_memory_promptly
+        return_freed_memory_promptly()
         try:
             return super().invoke(ctx)
         except DseError as e:

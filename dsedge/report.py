@@ -67,7 +67,9 @@ def format_quantize(s: dict) -> str:
                + (f"  ({s['input_bytes'] / s['output_bytes']:.2f}x smaller)"
                   if s.get("input_bytes") and s.get("output_bytes") else ""))
     if s["output_sqnr_db"]:
-        out.append(f"output SQNR vs float on {s['sqnr_feeds']} calibration feeds: "
+        how = {"onnxruntime": " (the written QDQ model in onnxruntime)",
+               "integer reference": " (integer reference = the C runtime)"}.get(s.get("sqnr_engine"), "")
+        out.append(f"output SQNR vs float on {s['sqnr_feeds']} calibration feeds{how}: "
                    + ", ".join(f"{k} {_db(v)}" for k, v in s["output_sqnr_db"].items()))
     out.append(f"wrote {s['output']} in {s.get('seconds', 0):.1f} s")
     return "\n".join(out)

@@ -50,3 +50,22 @@ def progress(iterable, *, total=None, desc="", enabled=True):
         return iterable
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False,
                 disable=None if not os.environ.get("DSEDGE_PROGRESS") else False, unit="feed")
+
+
+def return_freed_memory_promptly() -> None:
+    """glibc only: serve every allocation of 128 KiB or more with its own mapping, returned to
+    the system when freed. By default glibc raises that threshold after large frees and then
+    keeps freed weight-sized blocks in its heap, so replacing a model's weights (BatchNorm
+    folding, quantisation) would leave the old copy counted in the process's memory. Called by
+    the CLI; harmless elsewhere (no-op when the C library has no mallopt)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    M_MMAP_THRESHOLD = -3
+    try:
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except Exception:   # pragma: no cover - a libc without it
+        pass

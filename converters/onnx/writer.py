@@ -138,15 +138,42 @@ def _value_info(g: Graph, name: str):
     return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(info.dtype), shape)
 
 
-def to_graph_proto(g: Graph, opset: int | None = None, *, emitter_cls=_Emitter, **kw) -> "onnx.GraphProto":
+def _external_tensor(name: str, v: np.ndarray) -> "onnx.TensorProto":
+    """An initializer whose data is not in the file: the caller hands it to onnxruntime
+    (`SessionOptions.add_external_initializers`), which then uses the array in place."""
+    t = onnx.TensorProto()
+    t.name = name
+    t.data_type = helper.np_dtype_to_tensor_dtype(v.dtype)
+    t.dims.extend(int(d) for d in v.shape)
+    t.data_location = onnx.TensorProto.EXTERNAL
+    e = t.external_data.add()
+    e.key, e.value = "location", "dsedge-in-memory"
+    return t
+
+
+def _is_external(v) -> bool:
+    """The constants `external_consts` leaves out of the proto (see to_graph_proto)."""
+    v = np.asarray(v)
+    return v.dtype.kind == "f" and v.size >= 1024
+
+
+def to_graph_proto(g: Graph, opset: int | None = None, *, emitter_cls=_Emitter, external_consts: bool = False,
+                   **kw) -> "onnx.GraphProto":
+    """external_consts: the graph's own large float constants (g.consts, `_is_external`) are
+    declared with external data and no bytes (for an in-memory onnxruntime session that is
+    handed the arrays themselves)."""
     em = emitter_cls(g, opset or max(g.opset, 13), **kw)
     fp16 = getattr(em, "fp16", set())
     for k in sorted(fp16):  # fp16 storage, fp32 compute: a Cast in front of every reader
         em.emit("Cast", [k + "_fp16"], [k], {"to": onnx.TensorProto.FLOAT}, name=k + "_to_fp32")
     for n in g.nodes:
         em.node(n)
-    inits = [numpy_helper.from_array(np.asarray(v).astype(np.float16) if k in fp16 else np.asarray(v),
-                                     k + "_fp16" if k in fp16 else k) for k, v in g.consts.items()]
+    if external_consts:   # large float tensors only: shape inference reads the small ones
+        inits = [_external_tensor(k, np.asarray(v)) if _is_external(v)
+                 else numpy_helper.from_array(np.asarray(v), k) for k, v in g.consts.items()]
+    else:
+        inits = [numpy_helper.from_array(np.asarray(v).astype(np.float16) if k in fp16 else np.asarray(v),
+                                         k + "_fp16" if k in fp16 else k) for k, v in g.consts.items()]
     inits += [numpy_helper.from_array(v, k) for k, v in em.extra_inits.items()]
     inputs = [_value_info(g, i) for i in g.inputs]
     outputs = [_value_info(g, o) for o in g.outputs]

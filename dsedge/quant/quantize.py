@@ -241,14 +241,18 @@ def _float_outputs(g: Graph, prec: dict, plan: list, consumers) -> None:
 
 # -- measurement pass ------------------------------------------------------------------------
 
+MEASURE_MAX_ELEMS = 1 << 18    # a node's int8 form is measured on whole feeds until this many outputs
+
+
 class _Measure:
     """node_hook for the second pass: SQNR of each candidate's int8 form, bias shifts."""
 
     def __init__(self, g: Graph, ranges: dict, cfg: QuantConfig):
         self.g, self.ranges, self.cfg = g, ranges, cfg
-        self.acc: dict[str, list[float]] = {}      # name -> [signal, noise_int8, noise_round]
+        self.acc: dict[str, list] = {}             # name -> [signal, noise_int8, noise_round, outputs]
         self.bias: dict[str, list] = {}            # name -> [sum of per-channel shift, count]
         self.wq: dict[str, tuple] = {}
+        self.win: dict[str, list] = {}             # name -> [window sums of the input, positions]
 
     def qp(self, name):
         lo, hi = self.ranges[name]
@@ -268,6 +272,9 @@ class _Measure:
         acts = [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
         if not acts or not all(a in self.ranges or a in self.g.consts for a in acts):
             return
+        a = self.acc.get(n.name)
+        if a is not None and a[3] >= MEASURE_MAX_ELEMS:     # measured enough (feeds come in digest order)
+            return
         try:
             y = np.asarray(outs[0], np.float64)
             out_qp = self.qp(n.outputs[0])
@@ -277,37 +284,105 @@ class _Measure:
             return
         y_round = arith.dequantize(arith.quantize(y, out_qp.scale, int(out_qp.zero_point)),
                                    out_qp.scale, int(out_qp.zero_point))
-        a = self.acc.setdefault(n.name, [0.0, 0.0, 0.0])
+        a = self.acc.setdefault(n.name, [0.0, 0.0, 0.0, 0])
         a[0] += float(np.sum(y * y))
         a[1] += float(np.sum((y - y_int) ** 2))
         a[2] += float(np.sum((y - y_round) ** 2))
+        a[3] += y.size
+
+    def _dw(self, n: Node, cache: bool = True) -> np.ndarray:
+        """w_q - w: what rounding node n's weights to int8 per channel changes."""
+        if n.name in self.wq:
+            return self.wq[n.name]
+        w = self.g.consts[n.inputs[1]]
+        axis = kinds.weight_axis(n, w)
+        wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name)
+        dw = (wq.astype(np.float64) * _expand(sw, axis, w.ndim) - np.asarray(w, np.float64)).astype(w.dtype)
+        if cache:
+            self.wq[n.name] = dw
+        return dw
 
     def _bias_shift(self, n: Node, args):
         ok, _ = _weighted_ok(self.g, n)
         if not ok:
             return
-        d = REGISTRY.get(n.op)
-        w = self.g.consts[n.inputs[1]]
-        if n.name not in self.wq:
-            axis = kinds.weight_axis(n, w)
-            wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name)
-            wdq = wq.astype(np.float64) * _expand(sw, axis, w.ndim)
-            self.wq[n.name] = (axis, (wdq - w.astype(np.float64)).astype(w.dtype))
-        axis, dw = self.wq[n.name]
         attrs = {k: v for k, v in n.attrs.items() if not k.startswith("_")}
-        # the op is linear in its weights: conv(x, w_q) - conv(x, w) = conv(x, w_q - w), no bias
+        # Only window sums of x here (the weights are not read while the float engine holds its
+        # copy of them); results() contracts them with w_q - w.
+        ws = _window_sums(n, np.asarray(args[0]), self.g.consts[n.inputs[1]].shape, attrs)
+        if ws is not None:
+            acc = self.win.setdefault(n.name, [0.0, 0])
+            acc[0] = acc[0] + ws[0]
+            acc[1] += ws[1]
+            return
+        s = self.bias.setdefault(n.name, [0.0, 0])
+        d = REGISTRY.get(n.op)
+        dw = self._dw(n)
         diff = d.call([args[0], dw], attrs)[0]
         ch_axis = 1 if n.op in ("Conv", "ConvTranspose") else -1
         diff = np.asarray(diff, np.float64)
         red = tuple(i for i in range(diff.ndim) if i != ch_axis % diff.ndim)
-        s = self.bias.setdefault(n.name, [0.0, 0])
         s[0] = s[0] + diff.sum(axis=red)
         s[1] += int(np.prod([diff.shape[i] for i in red]))
 
     def results(self) -> tuple[dict, dict]:
         measured = {k: {"sqnr": _sqnr(v[0], v[1]), "round_sqnr": _sqnr(v[0], v[2])} for k, v in self.acc.items()}
         shifts = {k: (v[0] / max(v[1], 1)) for k, v in self.bias.items()}
+        nodes = {n.name: n for n in self.g.nodes}
+        for k, (sums, count) in self.win.items():
+            n = nodes[k]
+            attrs = {a: v for a, v in n.attrs.items() if not a.startswith("_")}
+            shifts[k] = _contract(n, sums, self._dw(n, cache=False), attrs) / max(count, 1)
         return measured, shifts
+
+
+def _window_sums(n: Node, x: np.ndarray, wshape: tuple, attrs: dict):
+    """What the mean output shift of a linear op needs from its input x, without the weights:
+    (sums, number of output positions), or None for ops without this shortcut.
+
+    The op is linear in its weights and so is the mean over output positions, so the shift that
+    rounding the weights causes, mean(op(x, w_q - w)), is a contraction of (w_q - w) with window
+    sums of x: for Conv, sums[c, t] = sum over output positions of the input value under kernel
+    tap t of channel c (padding reads 0); for Gemm/MatMul, the column sums of x."""
+    if n.op == "Conv":
+        from ..ops.nn import _geometry
+        nd = x.ndim - 2
+        k = list(wshape[2:])
+        pb, _, out, st, dl = _geometry(x.shape[2:], k, attrs.get("strides"), attrs.get("dilations"),
+                                       attrs.get("pads"), attrs.get("auto_pad", "NOTSET"))
+        m = np.asarray(x, np.float32).sum(axis=0, dtype=np.float32) if x.shape[0] > 1 else \
+            np.asarray(x[0], np.float32)                          # (C, *spatial); float32: BLAS below
+        for i in range(nd):                                       # window-tap indicators, axis by axis
+            size = x.shape[2 + i]
+            ind = np.zeros((k[i], size), np.float32)
+            for t in range(k[i]):
+                r = t * dl[i] - pb[i] + st[i] * np.arange(out[i])
+                ind[t, r[(r >= 0) & (r < size)]] = 1.0
+            m = np.tensordot(m, ind, axes=([1], [1]))             # contracts this axis, appends its taps
+        return m.astype(np.float64).reshape(x.shape[1], -1), int(x.shape[0] * np.prod(out))
+    if n.op in ("Gemm", "MatMul"):
+        rows = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+        return rows.sum(axis=0), rows.shape[0]
+    return None
+
+
+def _contract(n: Node, sums: np.ndarray, dw: np.ndarray, attrs: dict) -> np.ndarray:
+    """Per output channel: the sum over output positions of op(x, dw), from `_window_sums`."""
+    if n.op == "Conv":
+        g = int(attrs.get("group", 1))
+        mo, c = dw.shape[0], sums.shape[0]
+        return np.einsum("gmck,gck->gm", dw.astype(np.float64).reshape(g, mo // g, c // g, -1),
+                         sums.reshape(g, c // g, -1)).reshape(mo)
+    w = dw.astype(np.float64)
+    if n.op == "Gemm" and attrs.get("transB", 0):
+        w = w.T
+    return sums @ w
+
+
+def _mean_shift_sums(n: Node, x: np.ndarray, dw: np.ndarray, attrs: dict):
+    """(per-channel sum over output positions of op(x, dw), number of positions), or None."""
+    ws = _window_sums(n, x, dw.shape, attrs)
+    return None if ws is None else (_contract(n, ws[0], dw, attrs), ws[1])
 
 
 def _expand(v, axis, ndim):
@@ -482,10 +557,16 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
     pinned = pin_constant_inputs(g0, feeds) if cfg.pin_constant_inputs else {}
     fg = optimize(g0)
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
-    calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds)
+    from dsedge.calibration.engine import float_engine, spill_constants
+    engine = float_engine(fg, "fiub")
+    if engine.name == "onnxruntime":    # onnxruntime has its own copy of the weights now
+        spill_constants(fg)
+    calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds,
+                      engine=engine)
     ranges = calib.ranges
     eval_feeds = list(calib.feeds)
     eval_outputs = list(calib.outputs)
+    calib.engine = None
     if cfg.precision == "fp32":
         qg, prec = fg, {n.name: "fp32" for n in fg.nodes}
         _, plan = make_plan(fg, cfg, ranges, {})
@@ -495,11 +576,13 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
     else:
         meas = _Measure(fg, ranges, cfg)
         for feed in eval_feeds:
-            execute(fg, feed, node_hook=meas)
+            engine.run(feed, node_hook=meas)
+        engine.close()
         measured, shifts = meas.results()
         prec, plan = make_plan(fg, cfg, ranges, measured)
         qg = lower(fg, prec, ranges, shifts)
         infer_shapes(qg)
+    engine.close()
     info = {"calibration": calib.summary(),
             # for export specialisation (dsedge/export/specialize.py): shapes seen per input
             # across all feeds, and small integer inputs whose value never changed
@@ -508,15 +591,35 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
     return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs, info=info)
 
 
-def evaluate(result: QuantResult) -> dict:
-    """Output SQNR (dB) of the quantised graph against the cached float outputs."""
-    qg = result.graph
-    per_out: dict[str, list[float]] = {o: [0.0, 0.0] for o in (result.eval_outputs[0] if result.eval_outputs else {})}
-    for feed, ref in zip(result.eval_feeds, result.eval_outputs):
-        got = dict(zip(qg.outputs, execute(qg, feed)))
+def _accumulate_sqnr(pairs) -> dict:
+    per_out: dict[str, list[float]] = {}
+    for ref, got in pairs:
         for o, a in ref.items():
             a = np.asarray(a, np.float64)
             b = np.asarray(got[o], np.float64)
-            per_out[o][0] += float(np.sum(a * a))
-            per_out[o][1] += float(np.sum((a - b) ** 2))
+            s = per_out.setdefault(o, [0.0, 0.0])
+            s[0] += float(np.sum(a * a))
+            s[1] += float(np.sum((a - b) ** 2))
     return {o: _sqnr(s, e) for o, (s, e) in per_out.items()}
+
+
+def evaluate_onnx(result: QuantResult, path) -> dict:
+    """Output SQNR (dB) of a written QDQ ONNX model, run in onnxruntime, against the cached
+    float outputs."""
+    from ..api import _session
+    sess = _session(path)
+    names = [o.name for o in sess.get_outputs()]
+    inputs = [i.name for i in sess.get_inputs()]
+
+    def pairs():
+        for feed, ref in zip(result.eval_feeds, result.eval_outputs):
+            got = dict(zip(names, sess.run(names, {k: feed[k] for k in inputs})))
+            yield {o: v for o, v in ref.items() if o in got}, got
+    return _accumulate_sqnr(pairs())
+
+
+def evaluate(result: QuantResult) -> dict:
+    """Output SQNR (dB) of the quantised graph against the cached float outputs."""
+    qg = result.graph
+    return _accumulate_sqnr((ref, dict(zip(qg.outputs, execute(qg, feed))))
+                            for feed, ref in zip(result.eval_feeds, result.eval_outputs))
