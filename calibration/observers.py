@@ -16,6 +16,12 @@ global min and max, so the final histogram -- integer counts -- depends only on 
 never on the order of the feeds nor on how they were split between merged observers: the
 ranges are identical bit for bit after shuffling. Exact min and max are tracked beside it.
 
+Sampling (calibrate() passes sample_max=SAMPLE_MAX; a bare observer bins every value): from a
+tensor larger than sample_max, only a fixed strided subset of the values is binned, each
+counted `step` times, plus every value in the tails (beyond TAIL_FRACTION of this feed's min
+or max), counted once -- the tails decide where a range clips, the bulk only its shape. The
+counts stay integers and a function of each feed alone, so merging and shuffling stay exact.
+
 Range rules (asymmetric int8, scale = (hi-lo)/255, zero point = round(-128 - lo/scale)):
   * minmax     -- (min, max) of all values.
   * percentile -- hi = the p-quantile, lo = the (1-p)-quantile of the signed values
@@ -33,8 +39,9 @@ Range rules (asymmetric int8, scale = (hi-lo)/255, zero point = round(-128 - lo/
                   histogram (values assumed uniform inside a bin, clipped to [min, max]);
                   the error of a bin is integrated exactly (rounding sawtooth + clipping);
                   exact zeros are counted apart (no error: 0 is always representable).
-                  Search: both ends scaled together, then hi alone, then lo alone, over
-                  bin-edge candidates.
+                  Search: both ends scaled together, then hi alone, then lo alone: a
+                  geometric grid on the histogram with 4x wider bins, refined by a linear
+                  grid around its best point on the full histogram.
   * auto       -- per tensor, whichever of the four ranges above has the lowest histogram
                   MSE (the chosen method is kept in `.chosen`).
 NaN or infinity in an observed tensor raises ModelError naming the tensor.
