@@ -79,6 +79,9 @@ class OrtEngine:
         # Every node output is fetched, so onnxruntime's arena would keep a second set of
         # activation buffers alive between runs: allocate per run instead.
         so.enable_cpu_mem_arena = False
+        # Between runs this process does numpy work (observers): worker threads spinning for
+        # the next run would take a core from it.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         names, vals = [], []
         self._keep = []      # the arrays behind the OrtValues, alive until the session has copied them
         for k, v in g.consts.items():
