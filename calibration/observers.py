@@ -42,8 +42,9 @@ Range rules (asymmetric int8, scale = (hi-lo)/255, zero point = round(-128 - lo/
                   Search: both ends scaled together, then hi alone, then lo alone: a
                   geometric grid on the histogram with 4x wider bins, refined by a linear
                   grid around its best point on the full histogram.
-  * auto       -- per tensor, whichever of the four ranges above has the lowest histogram
-                  MSE (the chosen method is kept in `.chosen`).
+  * auto       -- per tensor, whichever of the minmax, percentile and mse ranges has the
+                  lowest histogram MSE (the chosen method is kept in `.chosen`); entropy,
+                  which optimises KL rather than this MSE, is left out.
 NaN or infinity in an observed tensor raises ModelError naming the tensor.
 """
 from __future__ import annotations
@@ -373,19 +374,21 @@ class HistogramObserver(Observer):
                     c[:, j] = b * f
             return np.concatenate([best[None, :], c])
 
-        f = np.geomspace(f0, 1.0, 40)
+        f = np.geomspace(f0, 1.0, 32)
         err = coarse._mse(cands(f))[1:]
         j = len(f) - 1 - int(np.argmin(err[::-1]))          # ties: the wider range
-        fine = np.linspace(f[max(j - 1, 0)], f[min(j + 1, len(f) - 1)], 21)
+        fine = np.linspace(f[max(j - 1, 0)], f[min(j + 1, len(f) - 1)], 15)
         c = cands(fine)
         return c[int(np.argmin(self._mse(c)))]               # c[0] is the incoming best
 
-    def candidates(self, percentile: float = 99.99) -> dict[str, tuple[float, float]]:
-        """The range each method would pick from this histogram."""
+    def candidates(self, percentile: float = 99.99,
+                   methods=("minmax", "percentile", "entropy", "mse")) -> dict[str, tuple[float, float]]:
+        """The range each of `methods` would pick from this histogram."""
         if self.count == 0:
-            return {m: (0.0, 0.0) for m in ("minmax", "percentile", "entropy", "mse")}
-        return {"minmax": self._bounds(), "percentile": self._percentile_range(percentile / 100.0),
-                "entropy": self._entropy_range(), "mse": self._mse_range()}
+            return {m: (0.0, 0.0) for m in methods}
+        rule = {"minmax": self._bounds, "percentile": lambda: self._percentile_range(percentile / 100.0),
+                "entropy": self._entropy_range, "mse": self._mse_range}
+        return {m: rule[m]() for m in methods}
 
     def mse_of(self, lo: float, hi: float) -> float:
         """Expected int8 quantisation MSE of the observed values with the range (lo, hi)."""
@@ -424,7 +427,10 @@ class AutoObserver(HistogramObserver):
     """Per tensor, the candidate range with the lowest measured (histogram) MSE."""
 
     method = "auto"
-    ORDER = ("minmax", "percentile", "entropy", "mse")   # ties go to the earlier one
+    # Ties go to the earlier one. Entropy is not a candidate: it optimises KL, not this MSE, so
+    # the mse search dominates it (it won 1 of 145 tensors on MobileNetV2 + ResNet-50) while
+    # costing the most of the four.
+    ORDER = ("minmax", "percentile", "mse")
 
     def __init__(self, name: str = "tensor", nbits: int = NBITS, percentile: float = 99.99,
                  sample_max: int | None = None):
@@ -435,7 +441,7 @@ class AutoObserver(HistogramObserver):
     def range(self):
         if not self.count:
             return 0.0, 0.0
-        cands = self.candidates(self.percentile)
+        cands = self.candidates(self.percentile, self.ORDER)
         errs = self._mse(np.array([cands[m] for m in self.ORDER]))
         j = int(np.argmin(errs))
         self.chosen = self.ORDER[j]
