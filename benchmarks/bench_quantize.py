@@ -72,6 +72,34 @@ def _child_ort(model: str, calib: str, out: str) -> int:
     return 0
 
 
+def float_floor_cmd(model: str, calib: str, out: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--child-float", model, calib, out]
+
+
+def _child_float(model: str, calib: str, out: str) -> int:
+    """Child process (c), the floor: start Python, load the float model in onnxruntime (default
+    options) and run it once on every calibration feed, fetching only its outputs. Any quantiser
+    that observes every feed's activations does at least this much. Writes a copy of the model
+    to OUT so the harness sees an output file."""
+    import shutil
+    import time
+
+    import onnxruntime as ort
+    import onnx
+    from common import model_inputs, open_feeds
+
+    t0 = time.perf_counter()
+    feeds = open_feeds(calib, model_inputs(onnx.load(model, load_external_data=False)))
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    for f in feeds:
+        sess.run(None, f)
+    shutil.copyfile(model, out)
+    print(json.dumps({"inference_s": time.perf_counter() - t0}))
+    return 0
+
+
 def _eval_sqnr(model: str, quant: str, feeds) -> float:
     import ort_baseline as ob
     ref, got = ob.run_model(model, feeds), ob.run_model(quant, feeds)
@@ -91,7 +119,8 @@ def bench_model(name: str, n_feeds: int, seed: int, repeat: int, n_eval: int, lo
         eval_list = [{k: v[i] for k, v in ev.items()} for i in range(n_eval)]
         del model, ev
         row: dict = {"model": name, "feeds": n_feeds, "model_mb": os.path.getsize(mpath) / 1e6}
-        for tool, mk in (("onnxruntime", ort_quantize_cmd), ("dsedge", dsedge_quantize_cmd)):
+        for tool, mk in (("onnxruntime", ort_quantize_cmd), ("dsedge", dsedge_quantize_cmd),
+                         ("float inference only", float_floor_cmd)):
             out = os.path.join(tmp, f"{tool}.onnx")
             runs = []
             for r in range(repeat):
@@ -107,7 +136,7 @@ def bench_model(name: str, n_feeds: int, seed: int, repeat: int, n_eval: int, lo
                     runs[-1]["error"] = f"exit {res.returncode}: {err[:300]}"
                     log(f"  failed: {runs[-1]['error']}")
                     break
-                if tool == "onnxruntime":
+                if tool != "dsedge":
                     try:
                         runs[-1].update(json.loads(res.stdout.strip().splitlines()[-1]))
                     except (ValueError, IndexError):
@@ -118,6 +147,10 @@ def bench_model(name: str, n_feeds: int, seed: int, repeat: int, n_eval: int, lo
             if t["ok"]:
                 t["wall_s"] = statistics.median(r["wall_s"] for r in ok)
                 t["peak_rss_mb"] = statistics.median(r["peak_rss_mb"] for r in ok)
+                if tool == "float inference only":
+                    t["row"] = tool
+                    row[tool] = t
+                    continue
                 try:
                     t["sqnr_db"] = _eval_sqnr(mpath, out, eval_list)
                 except Exception as e:  # the quantised model does not run in onnxruntime
@@ -125,10 +158,12 @@ def bench_model(name: str, n_feeds: int, seed: int, repeat: int, n_eval: int, lo
             else:
                 t["error"] = runs[-1].get("error")
             row[tool] = t
-        a, b = row["onnxruntime"], row["dsedge"]
+        a, b, c = row["onnxruntime"], row["dsedge"], row["float inference only"]
         if a["ok"] and b["ok"]:
             row["ratio_wall"] = b["wall_s"] / a["wall_s"]
             row["ratio_rss"] = b["peak_rss_mb"] / a["peak_rss_mb"]
+        if a["ok"] and c["ok"]:
+            row["floor_ratio_wall"] = c["wall_s"] / a["wall_s"]
     return row
 
 
@@ -150,7 +185,7 @@ def to_markdown(rows: list[dict], info: dict, cmd: str, repeat: int) -> str:
              "| model | feeds | tool | wall (s) | peak RSS (MiB) | output SQNR (dB) | load avg | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        for tool in ("onnxruntime", "dsedge"):
+        for tool in ("onnxruntime", "dsedge", "float inference only"):
             t = r[tool]
             note = "" if t["ok"] else f"failed: {t.get('error', '')}".replace("|", "/")
             if t.get("sqnr_error"):
@@ -162,19 +197,25 @@ def to_markdown(rows: list[dict], info: dict, cmd: str, repeat: int) -> str:
             load = max(x["load_avg"] for x in t["runs"])
             lines.append(f"| {r['model']} | {r['feeds']} | {tool} | {_cell(t, 'wall_s', '.2f')} | "
                          f"{_cell(t, 'peak_rss_mb', '.0f')} | {_cell(t, 'sqnr_db', '.2f')} | {load:.2f} | {note} |")
-    loads = [x["load_avg"] for r in rows for tool in ("onnxruntime", "dsedge") for x in r[tool]["runs"]]
+    loads = [x["load_avg"] for r in rows for tool in ("onnxruntime", "dsedge", "float inference only")
+             for x in r[tool]["runs"]]
     cores = int(info.get("cores") or 1)
     if loads and max(loads) > 0.5 * cores:
         lines += ["", f"Note: the machine was busy during this run (1-minute load average up to {max(loads):.1f} "
                       f"on {cores} cores, other jobs running): wall times are noisy and only roughly comparable; "
                       "peak RSS is not affected. Rerun with `--repeat 3` on a quiet machine when the numbers matter."]
-    lines += ["", "| model | wall dsedge/onnxruntime | peak RSS dsedge/onnxruntime | goal met |", "|---|---|---|---|"]
+    lines += ["", "'float inference only' is the floor: Python start, onnxruntime loading the float model and "
+                  "running it once on every feed (outputs only). Any quantiser that observes every feed does at "
+                  "least that much work.",
+              "", "| model | wall dsedge/onnxruntime | peak RSS dsedge/onnxruntime | goal met | floor: float inference / "
+                  "onnxruntime quantiser |", "|---|---|---|---|---|"]
     for r in rows:
+        floor = f"{r['floor_ratio_wall']:.2f}" if "floor_ratio_wall" in r else "n/a"
         if "ratio_wall" in r:
             met = "yes" if r["ratio_wall"] <= GOAL and r["ratio_rss"] <= GOAL else "no"
-            lines.append(f"| {r['model']} | {r['ratio_wall']:.2f} | {r['ratio_rss']:.2f} | {met} |")
+            lines.append(f"| {r['model']} | {r['ratio_wall']:.2f} | {r['ratio_rss']:.2f} | {met} | {floor} |")
         else:
-            lines.append(f"| {r['model']} | n/a | n/a | n/a (a run failed) |")
+            lines.append(f"| {r['model']} | n/a | n/a | n/a (a run failed) | {floor} |")
     return "\n".join(lines)
 
 
@@ -190,9 +231,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON on stdout instead of markdown")
     ap.add_argument("--child-ort", nargs=3, metavar=("MODEL", "CALIB", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-float", nargs=3, metavar=("MODEL", "CALIB", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child_ort:
         return _child_ort(*a.child_ort)
+    if a.child_float:
+        return _child_float(*a.child_float)
     cmd = command_line()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rows = [bench_model(m, a.feeds, a.seed, a.repeat, a.eval_feeds, log) for m in a.models.split(",")]
