@@ -24,9 +24,18 @@ Three measurements, written as the "Sizes" section of BENCHMARKS.md with `--writ
 3. Peak RSS of the host bundle's `dsedge-run MODEL --input ... --repeat N` (VmHWM, printed by
    the tool) on the zoo models, against artifact + arena + input + output bytes. Goal: at
    most 2 MiB over.
+4. `-Os` or `-O2` for bundles: the library built three ways (`build_runtime(profile=...)`: all
+   `-Os`; `-Os` with the inner loops of kernels/ref/loops.c `-O2`, what bundles use; all
+   `-O2`), the arm64 libdsedge.a size of each, and the latency of the host bundle's
+   `dsedge-run MODEL --repeat N` on one model (`--latency-model`, default mobilenet_v2), the
+   three tools run in turn for `--latency-rounds` rounds (noise from other jobs hits all three
+   alike): the CPU time per inference (the child's user + system time over its N + 1
+   inferences, load included: robust on a machine that other jobs share, unlike wall time),
+   and the tool's own wall-clock min and median.
 
     python benchmarks/sizes.py [--models digits,mobilenet_v2,...] [--ort mobilenet_v2,digits] [--calib 8]
-                               [--repeat 3] [--no-dev] [--json out.json] [--write]
+                               [--repeat 3] [--latency-model mobilenet_v2] [--latency-repeat 10]
+                               [--latency-rounds 3] [--no-dev] [--json out.json] [--write]
 
 Exit code 1 when a goal is missed (the table says which).
 """
@@ -57,6 +66,10 @@ LIB_GOAL = 150 * 1024
 # Measured with this script's build at commit 6c7c328 (before the size work): the export then
 # compiled with -O2 and unwind tables, archived ~50 objects, and linked the tool without gc.
 BEFORE = {"lib/libdsedge.a": 372392, "lib/libdsedge.so": 217680, "bin/dsedge-run": 243344}
+# ... and at c76900f, before the one-unit build, static internals, relocation-free kernel table,
+# attribute ids and message ids (issue 3): one -Os object of ~50 files, symbols and relocations
+# for every internal call, a format string per kernel refusal.
+PREVIOUS = {"lib/libdsedge.a": 201878, "lib/libdsedge.so": 149632, "bin/dsedge-run": 163608}
 
 
 # -- 1. artifact overhead --------------------------------------------------------------------
@@ -196,22 +209,27 @@ def archive_breakdown(path) -> dict:
     return kinds
 
 
-def build(target: str, out: Path) -> dict:
+def build(target: str, out: Path, profile: str = "default") -> dict:
     from dsedge.export.bundle import build_runtime
-    b = build_runtime(target, out)
+    b = build_runtime(target, out, profile=profile)
     b["breakdown"] = archive_breakdown(out / "lib" / "libdsedge.a")
     return b
 
 
 # -- 3. peak RSS ----------------------------------------------------------------------------------
 
-def peak_rss(tool: Path, info: dict, repeat: int, work: Path) -> dict:
+def _tool_args(info: dict, work: Path) -> list[str]:
     work.mkdir(parents=True, exist_ok=True)
     args = []
     for name, dtype, shape in info["inputs"]:
         f = work / (name.replace("/", "_") + ".npy")
         np.save(f, np.ascontiguousarray(np.asarray(info["feed"][name]).astype(dtype).reshape(shape)))
         args += ["--input", f"{name}={f}"]
+    return args
+
+
+def peak_rss(tool: Path, info: dict, repeat: int, work: Path) -> dict:
+    args = _tool_args(info, work)
     r = subprocess.run([str(tool), info["path"], *args, "--output-dir", str(work / "out"), "--repeat", str(repeat)],
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -220,6 +238,45 @@ def peak_rss(tool: Path, info: dict, repeat: int, work: Path) -> dict:
     rss = int(kv["peak_rss_kb"]) * 1024
     need = info["file"] + info["arena"] + info["io_bytes"]
     return {"peak_rss": rss, "need": need, "over": rss - need, "median_ms": float(kv["median"])}
+
+
+# -- 4. -Os or -O2 --------------------------------------------------------------------------------
+
+PROFILES = (("size", "all -Os"), ("default", "-Os, kernels/ref/loops.c -O2 (bundles)"), ("speed", "all -O2"))
+
+
+def opt_latency(info: dict, work: Path, host_default: Path, repeat: int, rounds: int) -> dict:
+    """Latency of the three build profiles on one model (see the module docstring, item 4)."""
+    tools, res = {}, {}
+    for profile, label in PROFILES:
+        arm = build("arm64", work / f"arm64-{profile}", profile)
+        host = host_default if profile == "default" else work / f"host-{profile}"
+        if profile != "default":
+            build("host", host, profile)
+        tools[profile] = host / "bin" / "dsedge-run"
+        res[profile] = {"label": label, "lib_a": arm["sizes"]["lib/libdsedge.a"], "runs": []}
+    args = _tool_args(info, work / "latency")
+    outs = {}
+    for _ in range(rounds):
+        for profile in tools:
+            out = work / "latency" / f"out-{profile}"
+            with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
+                p = subprocess.Popen([str(tools[profile]), info["path"], *args, "--output-dir", str(out), "--repeat",
+                                      str(repeat)], stdout=so, stderr=se)
+                _, status, ru = os.wait4(p.pid, 0)
+                so.seek(0), se.seek(0)
+                stdout, stderr = so.read().decode(), se.read().decode()
+            if status != 0:
+                raise RuntimeError(f"dsedge-run ({profile}) failed: {stderr[-2000:]}")
+            kv = dict(tok.split("=", 1) for line in stdout.splitlines() for tok in line.split() if "=" in tok)
+            res[profile]["runs"].append((1000 * (ru.ru_utime + ru.ru_stime) / (repeat + 1), float(kv["min"]),
+                                         float(kv["median"])))
+            outs[profile] = b"".join(f.read_bytes() for f in sorted(out.glob("*.npy")))
+    for d in res.values():
+        d["cpu_ms"] = float(np.median([r[0] for r in d["runs"]]))
+        d["min_ms"], d["median_ms"] = min(r[1] for r in d["runs"]), float(np.median([r[2] for r in d["runs"]]))
+    return {"model": info["path"], "repeat": repeat, "rounds": rounds, "load_avg": os.getloadavg()[0],
+            "same_bytes": len(set(outs.values())) == 1, "profiles": res}
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -261,10 +318,11 @@ def table(res: dict) -> tuple[str, bool]:
     lib_ok = s["lib/libdsedge.a"] < LIB_GOAL
     ok &= lib_ok
     lines += ["", f"### Runtime size, arm64 (`{b['compiler']}`)", "",
-              "| file | before (6c7c328) | now | goal |", "|---|---:|---:|---|"]
+              "| file | 6c7c328 | c76900f | now | goal |", "|---|---:|---:|---:|---|"]
     for k in ("lib/libdsedge.a", "lib/libdsedge.so", "bin/dsedge-run"):
         goal = f"< 150 KB: {'met' if lib_ok else '**not met**'}" if k == "lib/libdsedge.a" else ""
-        lines.append(f"| {k} | {BEFORE[k]:,} ({_kb(BEFORE[k])}) | {s[k]:,} ({_kb(s[k])}) | {goal} |")
+        lines.append(f"| {k} | {BEFORE[k]:,} ({_kb(BEFORE[k])}) | {PREVIOUS[k]:,} ({_kb(PREVIOUS[k])}) | "
+                     f"{s[k]:,} ({_kb(s[k])}) | {goal} |")
     bd = b["breakdown"]
     lines += ["", f"What libdsedge.a holds ({bd['members']} object(s); the rest is archive and ELF framing): " +
               ", ".join(f"{k} {_kb(v)}" for k, v in bd.items() if k != "members") + "."]
@@ -281,6 +339,23 @@ def table(res: dict) -> tuple[str, bool]:
         ok &= met
         lines.append(f"| {name} | {_kb(r['need'])} | {_kb(r['peak_rss'])} | {_kb(r['over'])} | "
                      f"{'yes' if met else '**no**'} | {r['median_ms']:.2f} |")
+    lat = res.get("latency")
+    if lat and "error" in lat:
+        lines += ["", f"### `-Os` or `-O2`: error: {lat['error']}"]
+    elif lat:
+        fast = lat["profiles"]["speed"]["cpu_ms"]
+        lines += ["", f"### `-Os` or `-O2` for bundles: {lat['model_name']} on the host bundle "
+                  f"(`dsedge-run --repeat {lat['repeat']}`, {lat['rounds']} rounds in turn)", "",
+                  "| library build | arm64 libdsedge.a | CPU ms / inference | vs all -O2 | wall min ms | wall median ms |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for profile, d in lat["profiles"].items():
+            name = f"**{d['label']}**" if profile == "default" else d["label"]
+            lines.append(f"| {name} | {d['lib_a']:,} ({_kb(d['lib_a'])}) | {d['cpu_ms']:.1f} | {d['cpu_ms'] / fast:.2f} | "
+                         f"{d['min_ms']:.1f} | {d['median_ms']:.1f} |")
+        lines += ["", f"Outputs byte-identical across the three builds: {'yes' if lat['same_bytes'] else '**no**'}. "
+                  f"1-minute load average at the end: {lat['load_avg']:.2f} on {os.cpu_count()} cores (other jobs "
+                  "running make wall times noisy; CPU time is the comparison)."]
+        ok &= lat["same_bytes"]
     return "\n".join(lines), ok
 
 
@@ -291,6 +366,10 @@ def main(argv=None) -> int:
                     help="Models to also quantise with onnxruntime for its QDQ file size (default mobilenet_v2,digits).")
     ap.add_argument("--calib", type=int, default=8, help="Calibration feeds per model (default 8).")
     ap.add_argument("--repeat", type=int, default=3, help="Timed runs of dsedge-run per model (default 3).")
+    ap.add_argument("--latency-model", default="mobilenet_v2",
+                    help="Zoo model timed for the -Os/-O2 comparison; empty to skip (default mobilenet_v2).")
+    ap.add_argument("--latency-repeat", type=int, default=10, help="Timed runs per dsedge-run call (default 10).")
+    ap.add_argument("--latency-rounds", type=int, default=3, help="Rounds over the three builds (default 3).")
     ap.add_argument("--no-dev", action="store_true", help="Skip the dev models (ddddocr, silero).")
     ap.add_argument("--json", help="Also write the raw results to this JSON file.")
     ap.add_argument("--write", action="store_true", help="Replace the 'Sizes' section of BENCHMARKS.md.")
@@ -327,6 +406,14 @@ def main(argv=None) -> int:
                                             work / name.replace("/", "_"))
             except Exception as e:
                 res["rss"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    lm = a.latency_model
+    if lm and lm in res["dse"] and "error" not in res["dse"][lm]:
+        print(f"-Os/-O2 latency on {lm} ...", file=sys.stderr)
+        try:
+            res["latency"] = opt_latency(res["dse"][lm], work / "opt", work / "host", a.latency_repeat, a.latency_rounds)
+            res["latency"]["model_name"] = lm
+        except Exception as e:
+            res["latency"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     body, ok = table(res)
     mi = machine_info()
     head = (f"Machine: {mi['cpu']}, {mi['cores']} logical cores, {mi['os']}; Python {mi['python']}, numpy {mi['numpy']}, "

@@ -19,12 +19,20 @@ ARMv7-A with VFPv3-D16, hard float (`-mcpu=generic+v7a+vfp3d16`).
 
 Flags are the runtime's everywhere: `-std=c11 -ffp-contract=off` (never -ffast-math or
 -march=native), so the bundle computes the same bytes as the host bindings (DESIGN.md §3).
-A bundle is built for size (`SIZE_FLAGS`: `-Os`, no debug info, no unwind tables, no
-.comment; C needs no unwinding), and the archive holds one pre-linked object (`cc -r` of
-all library objects; the app links all of it anyway, since the kernel table refers to every
-kernel): one set of ELF headers and symbol tables instead of ~50. The tool is linked with
-`-ffunction-sections -fdata-sections -Wl,--gc-sections` and stripped. Neither changes a
-result byte: no flag here licenses FP reassociation or contraction.
+A bundle's library is built small where size matters and fast where time goes
+(runtimes/c/README.md, "Bundle build"):
+- two compilation units, each including its C files: the inner loops of the compute-bound
+  kernels (`HOT_SOURCES`: kernels/ref/loops.c, conv/gemm/matmul) at `-O2` (`SPEED_FLAGS`),
+  everything else at `-Os` (`SIZE_FLAGS`); no debug info, no unwind tables (C needs no
+  unwinding), no .comment;
+- internal functions are `static` in their unit (`-DDSE_INTERNAL=static`): calls between
+  them are resolved by the compiler, so the object carries no relocation or symbol for them;
+  the few functions the two units share are extern but hidden (`DSE_SHARED`);
+- the archive holds one pre-linked object (`ld -r -x`: the two units, local symbols
+  discarded): the app links all of it anyway (the kernel table refers to every kernel).
+The tool is linked with `-ffunction-sections -fdata-sections -Wl,--gc-sections` and
+stripped. No flag here licenses FP reassociation or contraction: every build gives the same
+bytes (tests compare numpy, host C and arm64 under qemu).
 The C sources come from the installed package (`dsedge/runtime/csrc`), so this works from a
 wheel.
 """
@@ -54,8 +62,18 @@ _CROSS = {
     "armv7": ("arm-linux-musleabihf", "arm-linux-gnueabihf.2.17", "arm-linux-gnueabihf-gcc",
               ("-mcpu=generic+v7a+vfp3d16",), "qemu-arm"),
 }
-# Size over speed for deployed bundles (the last -O wins over STD_FLAGS' -O2); see the docstring.
-SIZE_FLAGS = ("-Os", "-g0", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-ident")
+# Size over speed for deployed bundles (the last -O wins over STD_FLAGS' -O2), except for the
+# hot inner loops; see the docstring. Measured choice: BENCHMARKS.md, "Sizes".
+COMMON_FLAGS = ("-g0", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-ident")
+SIZE_FLAGS = ("-Os", *COMMON_FLAGS)
+SPEED_FLAGS = ("-O2", *COMMON_FLAGS)
+HOT_SOURCES = ("kernels/ref/loops.c",)    # relative to the C source tree
+# (rest of the library, hot loops): "default" is what bundles use; the others exist to measure
+# the choice (benchmarks/sizes.py)
+OPT_PROFILES = {"default": (SIZE_FLAGS, SPEED_FLAGS), "size": (SIZE_FLAGS, SIZE_FLAGS),
+                "speed": (SPEED_FLAGS, SPEED_FLAGS)}
+# one unit per group: internal functions static, the shared ones hidden (runtimes/c/src/internal.h)
+UNIT_DEFINES = ("-DDSE_INTERNAL=static", '-DDSE_SHARED=__attribute__((visibility("hidden")))')
 TOOL_FLAGS = ("-ffunction-sections", "-fdata-sections")
 TOOL_LDFLAGS = ("-Wl,--gc-sections",)
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "armv7"}
@@ -152,26 +170,63 @@ def _run(cmd: list[str], what: str) -> None:
                        hint="set $CC to a working C compiler for the target")
 
 
-def _compile_all(cc: tuple[str, ...], sources: list[Path], objdir: Path, flags: list[str]) -> list[Path]:
+def _compile_all(cc: tuple[str, ...], jobs: list[tuple[Path, list[str]]], objdir: Path) -> list[Path]:
+    """Compile (source, flags) pairs into objdir, two at a time; the objects in order."""
     objdir.mkdir(parents=True, exist_ok=True)
-    objs = [objdir / (f"{i:03d}_" + s.stem + ".o") for i, s in enumerate(sources)]
+    objs = [objdir / (f"{i:03d}_" + s.stem + ".o") for i, (s, _) in enumerate(jobs)]
 
-    def one(pair):
-        src, obj = pair
+    def one(k):
+        (src, flags), obj = jobs[k], objs[k]
         _run([*cc, *flags, "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
 
     with ThreadPoolExecutor(max_workers=2) as ex:
-        list(ex.map(one, zip(sources, objs)))
+        list(ex.map(one, range(len(jobs))))
     return objs
 
 
-def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None) -> dict:
-    """Build lib/libdsedge.a, lib/libdsedge.so and bin/dsedge-run for `target` under `out`."""
+def _units(csrc: Path, sources: list[Path], tmp: Path, profile: str) -> list[tuple[Path, tuple[str, ...]]]:
+    """The library as two compilation units (see the module docstring): C files that include
+    every source, with the flags of OPT_PROFILES[profile] (default: the hot loops' with
+    SPEED_FLAGS, the rest's with SIZE_FLAGS)."""
+    hot = {(csrc / h).resolve() for h in HOT_SOURCES}
+    cold_opt, hot_opt = OPT_PROFILES[profile]
+    groups = (("dsedge_lib.c", [s for s in sources if s.resolve() not in hot], cold_opt),
+              ("dsedge_loops.c", [s for s in sources if s.resolve() in hot], hot_opt))
+    units = []
+    for name, srcs, opt in groups:
+        if not srcs:
+            continue
+        path = tmp / name
+        path.write_text("/* generated by dsedge.export.bundle: one compilation unit */\n" +
+                        "".join(f'#include "{s.resolve().as_posix()}"\n' for s in srcs))
+        units.append((path, opt))
+    return units
+
+
+def _prelink(tc: Toolchain, objs: list[Path], out: Path) -> bool:
+    """`ld -r -x`: the objects as one relocatable object without local symbols (zig's lld is
+    called directly: `zig cc -r` ignores -x). False when the toolchain cannot."""
+    z = tc.lib_cc[:3] if tc.lib_cc[1:3] == ("-m", "ziglang") else tc.lib_cc[:1] if \
+        os.path.basename(tc.lib_cc[0]) == "zig" else None
+    cmds = ([[*z, "ld.lld", "-r", "-x", "-o", str(out)]] if z else []) + \
+           [[*tc.lib_cc, "-r", "-nostdlib", "-Wl,-x", "-o", str(out)], [*tc.lib_cc, "-r", "-nostdlib", "-o", str(out)]]
+    for cmd in cmds:
+        if subprocess.run([*cmd, *map(str, objs)], capture_output=True).returncode == 0:
+            return True
+    return False
+
+
+def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None, profile: str = "default") -> dict:
+    """Build lib/libdsedge.a, lib/libdsedge.so and bin/dsedge-run for `target` under `out`
+    (`profile`: a key of OPT_PROFILES; bundles use "default")."""
     from ..runtime import _build
+    if profile not in OPT_PROFILES:
+        raise DseError(f"unknown build profile {profile!r}", hint="use one of " + ", ".join(OPT_PROFILES))
     tc = toolchain or find_toolchain(target)
     csrc = _build.csrc_dir()
     inc = [f"-I{csrc / 'include'}", f"-I{csrc / 'src'}"]
-    flags = [*_build.STD_FLAGS, *SIZE_FLAGS, "-Wall", "-Wextra", *inc]
+    base = [*_build.STD_FLAGS, "-Wall", "-Wextra", *inc]
+    flags = [*base, *SIZE_FLAGS]   # the tool's own sources
     lib_sources = _build.library_sources(csrc)
     tool_sources = sorted((csrc / "tools").glob("*.c"))
     if not tool_sources:
@@ -180,19 +235,25 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None)
     (out / "bin").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dsedge-build-") as tmp:
         tmp = Path(tmp)
-        lib_objs = _compile_all(tc.lib_cc, lib_sources, tmp / "lib", [*flags, "-fPIC"])
+        units = _units(csrc, lib_sources, tmp, profile)
+        # -Wno-unused-function: a unit declares (static) every internal function it does not define
+
+        def jobs(extra):
+            return [(u, [*base, *opt, *UNIT_DEFINES, "-Wno-unused-function", *extra]) for u, opt in units]
+
+        lib_objs = _compile_all(tc.lib_cc, jobs(["-fPIC"]), tmp / "lib")
         a = out / "lib" / "libdsedge.a"
         if a.exists():
             a.unlink()
         one = tmp / "dsedge.o"   # one pre-linked object; plain objects if the compiler cannot -r
-        r = subprocess.run([*tc.lib_cc, "-r", "-nostdlib", "-o", str(one), *map(str, lib_objs)], capture_output=True)
-        _run([*tc.ar, "rcs", str(a), *map(str, [one] if r.returncode == 0 else lib_objs)], "archiving libdsedge.a")
+        _run([*tc.ar, "rcs", str(a), *map(str, [one] if _prelink(tc, lib_objs, one) else lib_objs)],
+             "archiving libdsedge.a")
         _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), "-lm"],
              "linking libdsedge.so")
         if tc.tool_cc == tc.lib_cc:
             tool_objs = lib_objs
         else:
-            tool_objs = _compile_all(tc.tool_cc, lib_sources, tmp / "tool", [*flags, *TOOL_FLAGS])
+            tool_objs = _compile_all(tc.tool_cc, jobs(TOOL_FLAGS), tmp / "tool")
         tool = out / "bin" / "dsedge-run"
         cmd = [*tc.tool_cc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
                *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
@@ -202,7 +263,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None)
             zcc = [*_zig(), "cc"]
             musl, _, _, extra, _ = _CROSS[host_target()]
             tcc = (*zcc, "-target", musl, *extra)
-            tool_objs = _compile_all(tcc, lib_sources, tmp / "tool", [*flags, *TOOL_FLAGS])
+            tool_objs = _compile_all(tcc, jobs(TOOL_FLAGS), tmp / "tool")
             cmd = [*tcc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
                    *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
             r = subprocess.run(cmd, capture_output=True, text=True)
@@ -216,7 +277,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None)
 README = """# dsedge bundle ({target})
 
 `model.dse` with the dsedge C runtime built for **{target}** by `{compiler}`
-(flags `-std=c11 -ffp-contract=off -Os`; the same bytes on every target).
+(flags `-std=c11 -ffp-contract=off`, `-Os` with the inner loops `-O2`; the same bytes on every target).
 
 | path | what |
 |---|---|

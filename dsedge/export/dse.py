@@ -10,12 +10,14 @@
     removes the leading QuantizeLinear / trailing DequantizeLinear of graph inputs/outputs
     (uint8: a DequantizeLinear(uint8) -> QuantizeLinear(int8) pair, zero point + 128);
  3. planner.py: the arena plan (scratch formulas from scratch.py);
- 4. records: every tensor -> `TensorRec` (constants in first-use order, fp16 weights stored
-    as float16, quantisation parameters from `graph.qparams`), every node -> `NodeRec` with
-    the attributes of docs/kernels.md (ONNX attributes made explicit, auto_pad resolved
-    into pads, `_act` -> act_min/act_max, `_q` -> INT/INTS/TENSOR attributes);
- 5. metadata: producer, precision plan, calibration summary, guards, io dtype, the source
-    model's metadata (`source.<key>`), memory-plan summary.
+ 4. records: every tensor -> `TensorRec` (fp16 weights stored as float16, quantisation
+    parameters from `graph.qparams`), every node -> `NodeRec` with the attributes of
+    docs/kernels.md (ONNX attributes made explicit, auto_pad resolved into pads, `_act` ->
+    act_min/act_max, `_q` -> INT/INTS/TENSOR attributes); the tensor table is then ordered so
+    that the weight blob needs no alignment padding (`_blob_order`, docs/format.md §4.4);
+ 5. metadata: producer, precision plan (compact, `_compact_plan`), calibration summary,
+    guards, io dtype, the source model's metadata (`source.<key>`), memory-plan summary
+    (without what the tables already say).
 
 Names: graph inputs and outputs keep their names, and so do nodes of the source (optimised
 float) graph; intermediate tensors and nodes the quantiser or exporter generated (Q/DQ,
@@ -31,12 +33,13 @@ so numpy and the C runtime can be compared byte for byte on the exported file it
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .. import __version__
-from ..artifact import CONST, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, read
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, Artifact, NodeRec, QuantRec, TensorAttr,
+                        TensorRec, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -350,11 +353,16 @@ def _dtype_name(dt) -> str:
 
 
 def _compact_plan(plan_list, node_index: dict[str, int]) -> dict:
-    """The precision plan, compact (the node list already says which nodes run in int8):
-    {"int8": {reason: count}, "<other precision>": {reason: [node]}, "sqnr_db": {node: dB}}
-    where a node is its index in the artifact's node list when it is there under its name,
-    else its name (nodes folded away by specialisation); SQNRs only for measured nodes."""
+    """The precision plan, compact (docs/format.md §4.2). The node list already says which
+    nodes run in int8, and which int8 weighted nodes give a float output (their output tensor
+    is float32): those are counted by reason, {"int8": {reason: count}, "int8-fout": {...}}.
+    Every other node is listed under its precision and reason: {"fp32": {reason: [node, ...]}},
+    or {reason: {node: dB}} for a reason decided by measuring the int8 form's SQNR ("int8 form
+    loses too much"). "sqnr_db": {node: dB} gives the SQNR of int8 nodes chosen by measurement.
+    A node is its index in the artifact's node list when it is there under its name, else its
+    name (nodes folded away by specialisation)."""
     out: dict = {}
+    lists: dict = {}
     sq = {}
 
     def ref(name):
@@ -362,19 +370,50 @@ def _compact_plan(plan_list, node_index: dict[str, int]) -> dict:
 
     for p in plan_list:
         measured = p.sqnr_db is not None and np.isfinite(p.sqnr_db) and p.reason != "weight-bearing"
-        if p.precision == "int8":
-            d = out.setdefault("int8", {})
+        db = round(float(p.sqnr_db), 1) if measured else None
+        if p.precision in ("int8", "int8-fout"):
+            d = out.setdefault(p.precision, {})
             key = "measured" if p.reason.startswith("measured") else p.reason
             d[key] = d.get(key, 0) + 1
+            if measured:
+                sq[str(ref(p.name))] = db
         else:
-            # "int8 form loses too much: 26.4 dB vs ..." -> one key; the node's dB goes to sqnr_db
+            # "int8 form loses too much: 26.4 dB vs ..." -> one key, the node's dB with it
             key = p.reason.split(":")[0] if p.sqnr_db is not None else p.reason
-            out.setdefault(p.precision, {}).setdefault(key, []).append(ref(p.name))
-        if measured:
-            sq[str(ref(p.name))] = round(float(p.sqnr_db), 1)
+            lists.setdefault((p.precision, key), []).append((ref(p.name), db))
+    for (prec, key), items in lists.items():
+        if all(db is None for _, db in items):
+            out.setdefault(prec, {})[key] = [n for n, _ in items]
+        else:
+            out.setdefault(prec, {})[key] = {str(n): db for n, db in items}
     if sq:
         out["sqnr_db"] = sq
     return out
+
+
+def _blob_order(recs: list[TensorRec], nodes: list[NodeRec], inputs: list[int], outputs: list[int]):
+    """Reorders the tensor table so that the weight blob needs no padding (format overhead,
+    docs/format.md §7): the blob holds CONST data in tensor order, each at its dtype's
+    alignment (64 for constants of >= BIG_CONST bytes). So: activations (ARENA) first, in
+    creation order; then the big constants in first-use order (cache-line aligned, and most
+    sizes are multiples of 64); then the small ones by alignment, largest first (8, 4, 2, 1),
+    each group in first-use order. Returns the records and the remapped nodes, inputs, outputs."""
+    def key(i):
+        t = recs[i]
+        if t.storage != CONST:
+            return (0, 0, i)
+        if t.nbytes >= BIG_CONST:
+            return (1, 0, i)
+        return (2, -DTYPES[DTYPE_IDS[t.dtype]][2], i)
+    order = sorted(range(len(recs)), key=key)
+    new = {old: k for k, old in enumerate(order)}
+
+    def m(i):
+        return new[i] if i >= 0 else i
+    nodes = [replace(n, inputs=tuple(m(i) for i in n.inputs), outputs=tuple(m(o) for o in n.outputs),
+                     attrs=tuple((k, TensorAttr(new[v.index]) if isinstance(v, TensorAttr) else v) for k, v in n.attrs))
+             for n in nodes]
+    return [recs[i] for i in order], nodes, [new[i] for i in inputs], [new[o] for o in outputs]
 
 
 def _json(v) -> str:
@@ -498,8 +537,10 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     for o in g.outputs:
         outputs.append(add_const(o) if o in g.consts else index[o])
 
-    meta: dict = {"producer": f"dsedge {__version__}", "io_dtype": io_dtype,
-                  "memory_plan": _json(mplan.summary())}
+    # the plan summary without what the file already says (arena and scratch size are in the
+    # memory-plan table; the percentage over the lower bound follows from the two)
+    plan_meta = {k: v for k, v in mplan.summary().items() if k not in ("arena_bytes", "scratch_bytes", "over_bound_pct")}
+    meta: dict = {"producer": f"dsedge {__version__}", "io_dtype": io_dtype, "memory_plan": _json(plan_meta)}
     if plan_list:
         node_index: dict[str, int] = {}
         for k, nr in enumerate(nodes):
@@ -516,7 +557,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     for k, v in sorted((g0.metadata or {}).items()):
         meta[f"source.{k}"] = str(v)
         user += len(str(v).encode()) + len(k) + 8
-    art = Artifact(tuple(recs), tuple(nodes), tuple(index[x] for x in g.inputs), tuple(outputs),
+    recs, nodes, ins, outputs = _blob_order(recs, nodes, [index[x] for x in g.inputs], outputs)
+    art = Artifact(tuple(recs), tuple(nodes), tuple(ins), tuple(outputs),
                    mplan.arena_size, mplan.scratch_offset, mplan.scratch_size, meta, weights_crc)
     return Exported(art, g, mplan, guards, payload + user)
 

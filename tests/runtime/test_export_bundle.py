@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,23 @@ def test_bundle_layout_and_python(host_bundle):
     assert r.returncode == 0, r.stderr
     lib, total = r.stdout.split()
     assert Path(lib).resolve() == (host_bundle / "lib" / "libdsedge.so").resolve() and float(total) == 4.5
+
+
+def test_archive_defines_only_the_api(host_bundle):
+    """The bundle's library is built with internal functions static (runtimes/c/README.md,
+    "Bundle build"): libdsedge.a defines no global symbol but the public API (dsedge.h) and the
+    functions its two units share, and keeps no local function symbols (ld -r -x)."""
+    nm = shutil.which("nm") or shutil.which("llvm-nm")
+    if nm is None:
+        pytest.skip("no nm")
+    r = subprocess.run([nm, str(host_bundle / "lib" / "libdsedge.a")], capture_output=True, text=True, check=True)
+    syms = [ln.split() for ln in r.stdout.splitlines() if len(ln.split()) == 3]
+    api = set(re.findall(r"\b(dse_\w+)\(", (ROOT / "runtimes" / "c" / "include" / "dsedge.h").read_text()))
+    shared = set(re.findall(r"^DSE_SHARED \w+ \**(\w+)\(", "".join(
+        (ROOT / "runtimes" / "c" / "src" / h).read_text() for h in ("internal.h", "requant.h")), re.M))
+    defined = {name for _, kind, name in syms if kind in "TDRB"}
+    assert shared and defined - api == shared, defined - api - shared
+    assert not [name for _, kind, name in syms if kind == "t"]
 
 
 @pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])

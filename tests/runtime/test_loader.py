@@ -237,6 +237,30 @@ def test_unsupported_ops_and_kernel_checks_name_the_node(lib):
         assert m.status == ERR_FORMAT and b"badadd" in m.err.message
 
 
+def test_refusal_messages_name_the_node_and_show_numbers(lib):
+    """A kernel's check refuses with a message id and numbers (runtimes/c/src/messages.inc); the
+    loader formats it once, naming the node, and names each kernel when several refuse."""
+    x = TensorRec.arena("x", F, (1, 3, 8, 8), 0)
+    w = TensorRec.const("w", np.zeros((4, 3, 3, 3), np.float32))
+    y = TensorRec.arena("y", F, (1, 4, 5, 6), 1024)
+    geo = {"kernel_shape": (3, 3), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "group": 1}
+    conv = Artifact((x, w, y), (NodeRec(op_id("Conv"), (0, 1), (2,), geo, name="conv1"),), (0,), (2,), 2048)
+    with Model(lib, conv.to_bytes()) as m:
+        msg = m.err.message.decode()
+        assert m.status == ERR_FORMAT and msg.startswith("node 0 (Conv conv1): "), msg
+        assert "dse_i8_conv__ref: int8 Conv needs" in msg and \
+            "dse_f32_conv__ref: spatial axis 0: output 5, but the geometry gives 6" in msg, msg
+    pad = Artifact((TensorRec.arena("x", F, (2, 3), 0), TensorRec.const("p", np.array([0, 1, 0, 1], np.int64)),
+                    TensorRec.arena("y", F, (2, 3), 64)),
+                   (NodeRec(op_id("Pad"), (0, 1), (2,), {"mode": "reflect"}, name="pad"),), (0,), (2,), 128)
+    with Model(lib, pad.to_bytes()) as m:   # one kernel: its message alone, with %0..%2 filled in
+        assert m.status == ERR_FORMAT and m.err.message == b"node 0 (Pad pad): output dim 1 is 3, padding gives 5", \
+            m.err.message
+    pad = Artifact(pad.tensors, (NodeRec(op_id("Pad"), (0, 1), (2,), {"mode": "mirror"}, name="pad"),), (0,), (2,), 128)
+    with Model(lib, pad.to_bytes()) as m:   # a string (%s)
+        assert m.status == ERR_FORMAT and b"mode mirror is not one of constant, reflect, edge, wrap" in m.err.message
+
+
 def test_alignment_and_version(lib):
     art, _ = add_relu_artifact((2,), (2,))
     data = art.to_bytes()

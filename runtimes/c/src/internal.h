@@ -14,6 +14,27 @@
 
 #include "dsedge.h"
 
+/* Linkage of the runtime's internal functions: extern in the per-file build (Makefile, CMake,
+ * the Python extension), `static` when `dsedge export` compiles the library as one
+ * translation unit (-DDSE_INTERNAL=static, dsedge/export/bundle.py): internal calls are then
+ * resolved by the compiler, and the archive carries no relocation or symbol for them. So every
+ * internal function is declared once, in a header, with DSE_INTERNAL, before its definition. */
+#ifndef DSE_INTERNAL
+#define DSE_INTERNAL
+#endif
+/* Linkage of the few internal functions that cross between kernels/ref/loops.c (the inner
+ * loops, compiled -O2 by `dsedge export`) and the rest of the library (-Os): extern, hidden
+ * from the final binary's dynamic symbols (-DDSE_SHARED=... in the bundle build). */
+#ifndef DSE_SHARED
+#define DSE_SHARED
+#endif
+/* For small helpers with many call sites: one copy instead of one per call (binary size). */
+#if defined(__GNUC__)
+#define DSE_NOINLINE __attribute__((noinline))
+#else
+#define DSE_NOINLINE
+#endif
+
 #define DSE_NONE UINT32_MAX   /* an absent optional input/output */
 #define DSE_STORAGE_CONST 0
 #define DSE_STORAGE_ARENA 1
@@ -31,8 +52,19 @@ typedef struct dse_tensor {
 
 enum { DSE_ATTR_INT = 1, DSE_ATTR_FLOAT, DSE_ATTR_INTS, DSE_ATTR_FLOATS, DSE_ATTR_STRING, DSE_ATTR_TENSOR };
 
+/* Attribute key ids: DSE_A_<name> for every name in attr_keys.inc, from 1; 0 = a name no
+ * kernel reads. */
+enum {
+    DSE_A_UNKNOWN_ = 0,
+#define DSE_ATTR_KEY(name) DSE_A_##name,
+#include "attr_keys.inc"
+#undef DSE_ATTR_KEY
+    DSE_A_COUNT_
+};
+
 typedef struct dse_attr {
     const char *name;
+    uint16_t key;           /* DSE_A_<name>, or 0 */
     uint8_t type;
     int64_t i;              /* INT; TENSOR: tensor index */
     float f;                /* FLOAT */
@@ -42,15 +74,13 @@ typedef struct dse_attr {
     size_t raw_len;
 } dse_attr;
 
-struct dse_kernel;
-
 typedef struct dse_node {
     uint32_t op;
     const char *name;
     uint32_t n_in, n_out, n_attr;
     uint32_t *in, *out;     /* tensor indices, DSE_NONE when absent */
     dse_attr *attrs;
-    const struct dse_kernel *kernel;
+    uint16_t kernel;        /* the kernel chosen at load: its index in the kernel list (kernels.c) */
 } dse_node;
 
 struct dse_model {
@@ -74,14 +104,29 @@ struct dse_model {
     size_t arena_size, scratch_offset, scratch_size;
 };
 
-/* A kernel: `check` runs at load for each node it is chosen for (writes a reason into msg
- * and returns non-zero to refuse it); `run` executes the node. */
-typedef struct dse_kernel {
-    uint16_t op;
-    uint8_t dtype;          /* dtype of output 0; DSE_DTYPE_INVALID = any */
-    int (*check)(const dse_model *m, const dse_node *n, char *msg, size_t cap);
-    void (*run)(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch);
-} dse_kernel;
+/* Why a kernel refuses a node. A kernel is a pair of functions named in the kernel list
+ * (kernels.inc): `int check(const dse_model *, const dse_node *, dse_why *why)` runs at load
+ * for each node the kernel is considered for and returns non-zero to refuse it, after
+ * setting why->id to a message of src/messages.inc (DSE_WHY), optionally with up to four
+ * numbers and one string that the message shows as %0..%3 and %s (DSE_WHYF); `void run(m, n,
+ * arena, scratch)` executes the node. The loader formats the message once, naming the node
+ * (dse__why_format): the kernels hold no format strings and call no printf. */
+enum {
+    DSE_MSG_NONE_ = 0,
+#define DSE_MSG(id, text) DSE_MSG_##id,
+#include "messages.inc"
+#undef DSE_MSG
+    DSE_MSG_COUNT_
+};
+typedef struct dse_why {
+    int id;                 /* DSE_MSG_<id>; 0 = none given */
+    const char *s;          /* %s */
+    int64_t v[4];           /* %0 .. %3 */
+} dse_why;
+#define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
+#define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
+DSE_INTERNAL DSE_NOINLINE void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d);
+DSE_INTERNAL void dse__why_format(const dse_why *w, char *buf, size_t cap);   /* the message, %0..%3 and %s filled in */
 
 static inline const dse_tensor *dse__t(const dse_model *m, uint32_t idx) {
     return idx == DSE_NONE ? NULL : &m->tensors[idx];
@@ -94,27 +139,32 @@ static inline void *dse__data(const dse_model *m, uint8_t *arena, uint32_t idx) 
     return arena + t->offset;
 }
 
-const dse_kernel *dse__find_kernel(int op, int dtype);
-const dse_kernel *dse__next_kernel(int op, int dtype, const dse_kernel *prev);   /* NULL: none after prev */
-int dse__op_known(uint32_t op);
-const char *dse__kernel_name(const dse_kernel *k);   /* its run function's name, e.g. "dse_i8_conv__ref" */
-void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
-void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
+/* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
+ * first) listed for (op, dtype of output 0), -1 when none; check and run by index. */
+DSE_INTERNAL int dse__next_kernel(int op, int dtype, int prev);
+DSE_INTERNAL int dse__kernel_check(int k, const dse_model *m, const dse_node *n, dse_why *why);
+DSE_INTERNAL void dse__kernel_run(int k, const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch);
+DSE_INTERNAL const char *dse__kernel_name(int k);   /* its run function's name, e.g. "dse_i8_conv__ref" */
+DSE_INTERNAL int dse__op_known(uint32_t op);
+DSE_INTERNAL void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
+DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
-/* Attribute lookup by name for kernels (src/attr.c; a node has <= 64 attributes: a linear
- * scan). An attribute that is absent or has another type gives NULL / the default. Out of
- * line, not inline: one copy of the scan instead of one per call site (binary size). */
-const dse_attr *dse__attr(const dse_node *n, const char *name, int type);
-int64_t dse__attr_int(const dse_node *n, const char *name, int64_t def);
-float dse__attr_float(const dse_node *n, const char *name, float def);
-const char *dse__attr_str(const dse_node *n, const char *name, const char *def);
+/* Attribute lookup by key id (DSE_A_<name>) for kernels (src/attr.c; a node has <= 64
+ * attributes: a linear scan). An attribute that is absent or has another type gives NULL /
+ * the default. Out of line, not inline: one copy of the scan instead of one per call site
+ * (binary size). */
+DSE_INTERNAL int dse__attr_key(const char *name);   /* DSE_A_<name>, or 0 (loader) */
+DSE_INTERNAL DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
+DSE_INTERNAL DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);
+DSE_INTERNAL DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
+DSE_INTERNAL DSE_NOINLINE const char *dse__attr_str(const dse_node *n, int key, const char *def);
 /* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
  * the element count, or -1 when absent, of another type or longer than cap. */
-int dse__attr_ints(const dse_node *n, const char *name, int64_t *out, size_t cap);
+DSE_INTERNAL DSE_NOINLINE int dse__attr_ints(const dse_node *n, int key, int64_t *out, size_t cap);
 
 /* Broadcasting walker shared by the elementwise kernels (kernels/ref/binary.c): the inputs
  * (numpy broadcasting, each aligned to the output's trailing axes) are walked in the output's
@@ -123,20 +173,49 @@ int dse__attr_ints(const dse_node *n, const char *name, int64_t *out, size_t cap
 typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; } dse_ew_ctx;
 typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,
                            const dse_ew_ctx *c);
-int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, char *msg, size_t cap);
-void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
+DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
+DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
+
+/* Every kernel's check and run function (kernels/ref/<op>.c), from the kernel list. */
+#define DSE_KERNEL(op, dt, check, run) \
+    DSE_INTERNAL int check(const dse_model *, const dse_node *, dse_why *); \
+    DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, uint8_t *);
+#include "kernels.inc"
+#undef DSE_KERNEL
+
+/* Float NN helpers shared by conv, conv_transpose, gemm, matmul, norm, rnn, pool
+ * (kernels/ref/conv.c) and the float16 conversions (kernels/ref/cast.c). */
+DSE_INTERNAL float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);   /* element i of a float32/float16 tensor */
+DSE_INTERNAL int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
+                                 int64_t d[3], int64_t pb[3], int64_t pe[3]);
+DSE_INTERNAL int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
+DSE_INTERNAL uint16_t dse__f32_to_f16(float v);
+DSE_SHARED float dse__f16_to_f32(uint16_t h);   /* exact */
+
+/* Float Conv geometry (conv.c), spatial axes as three (D, H, W), and the float inner loops
+ * (kernels/ref/loops.c): Conv; and Y[M,N] = A[M,K] B[K,N] with element strides
+ * (A[i,k] = A[i*sai + k*sak], B[k,j] = B[k*sbk + j*sbj]; B float32, or float16 when b16),
+ * each Y element one sequential sum over k, for Gemm and MatMul. */
+typedef struct dse_conv_geom {
+    size_t N, C, M, G, in[3], out[3];
+    int64_t k[3], s[3], d[3], pb[3], pe[3];
+} dse_conv_geom;
+DSE_SHARED void dse_f32_conv_loop(const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
+                                  int act, float lo, float hi, float *y);
+DSE_SHARED void dse_f32_gemm_rows(const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
+                                  size_t M, size_t K, size_t N, float *Y);
 
 /* Shared kernel checks (defined in kernels/ref) */
-int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, char *msg, size_t cap);
+DSE_INTERNAL int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, dse_why *why);
 
 /* Byte-mover helpers shared by the dtype-generic kernels (kernels/ref/identity.c). */
-size_t dse__mv_esize(int dtype);   /* bytes per element; 0 for sub-byte dtypes */
-long dse__mv_const_ints(const dse_model *m, uint32_t idx, int64_t *out, size_t cap);   /* CONST int64/int32 rank<=1: count, or -1 */
-void dse__mv_zero_elem(const dse_tensor *t, uint8_t elem[8]);   /* the bytes of real 0 (zero point if quantised int8/uint8) */
-void dse__mv_fill(uint8_t *dst, size_t count, const uint8_t *elem, size_t esize);
-void dse__mv_row_strides(const dse_tensor *t, int64_t *stride);   /* row-major element strides */
-void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t esize, unsigned rank, const size_t *dims,
+DSE_INTERNAL size_t dse__mv_esize(int dtype);   /* bytes per element; 0 for sub-byte dtypes */
+DSE_INTERNAL long dse__mv_const_ints(const dse_model *m, uint32_t idx, int64_t *out, size_t cap);   /* CONST int64/int32 rank<=1: count, or -1 */
+DSE_INTERNAL void dse__mv_zero_elem(const dse_tensor *t, uint8_t elem[8]);   /* the bytes of real 0 (zero point if quantised int8/uint8) */
+DSE_INTERNAL void dse__mv_fill(uint8_t *dst, size_t count, const uint8_t *elem, size_t esize);
+DSE_INTERNAL void dse__mv_row_strides(const dse_tensor *t, int64_t *stride);   /* row-major element strides */
+DSE_INTERNAL void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t esize, unsigned rank, const size_t *dims,
                           const int64_t *stride);
-int dse__mv_check_io(const dse_model *m, const dse_node *n, char *msg, size_t cap);
+DSE_INTERNAL int dse__mv_check_io(const dse_model *m, const dse_node *n, dse_why *why);
 
 #endif

@@ -1,27 +1,54 @@
-/* kernels.c: the kernel table, expanded from kernels.inc, and the lookup used at load. */
+/* kernels.c: the kernel table, expanded from kernels.inc, and the lookup and dispatch used at
+ * load and run time.
+ *
+ * The table holds no pointers: each kernel is an index (its position in the list), its
+ * (op, dtype) pair is a row of a plain array, and check/run dispatch is a switch on the
+ * index, so the library carries no relocation per kernel (DESIGN.md §8.8: library size).
+ * The enumerator DSE_K_<op>_<dtype>_<run> of every entry also makes a duplicate line in the
+ * list a compile error. */
 #include "internal.h"
 
-#define DSE_KERNEL(op, dt, check, run) \
-    int check(const dse_model *, const dse_node *, char *, size_t); \
-    void run(const dse_model *, const dse_node *, uint8_t *, uint8_t *);
+enum {
+#define DSE_KERNEL(op, dt, check, run) DSE_K_##op##_##dt##_##run,
 #include "kernels.inc"
 #undef DSE_KERNEL
+    DSE_KERNEL_COUNT_
+};
 
-_Static_assert(DSE_OP_ID_END_ <= 0x10000 && DSE_DTYPE_ID_END_ <= 0x100, "op ids must fit dse_kernel.op, dtype ids .dtype");
+_Static_assert(DSE_OP_ID_END_ <= 0x10000 && DSE_DTYPE_ID_END_ <= 0x100, "op ids must fit uint16_t, dtype ids uint8_t");
+_Static_assert(DSE_KERNEL_COUNT_ < 0x8000, "kernel indices must fit dse_node.kernel");
 
-static const dse_kernel KERNELS[] = {
-#define DSE_KERNEL(op, dt, check, run) {DSE_OP_##op, DSE_DTYPE_##dt, check, run},
+static const struct { uint16_t op; uint8_t dtype; } KERNELS[] = {
+#define DSE_KERNEL(op, dt, check, run) {DSE_OP_##op, DSE_DTYPE_##dt},
 #include "kernels.inc"
 #undef DSE_KERNEL
 };
 
-/* The kernel after `prev` (NULL: the first) listed for (op, dtype). The loader gives a node
- * the first of these whose check accepts it (e.g. Conv with a float32 output: the int8
- * float_out kernel accepts only an int8 x, the f32 kernel takes the rest). */
-const dse_kernel *dse__next_kernel(int op, int dtype, const dse_kernel *prev) {
-    for (size_t i = prev ? (size_t)(prev - KERNELS) + 1 : 0; i < sizeof KERNELS / sizeof KERNELS[0]; i++)
-        if (KERNELS[i].op == op && (KERNELS[i].dtype == DSE_DTYPE_INVALID || KERNELS[i].dtype == dtype)) return &KERNELS[i];
-    return NULL;
+/* The kernel after `prev` (-1: the first) listed for (op, dtype). The loader gives a node the
+ * first of these whose check accepts it (e.g. Conv with a float32 output: the int8 float_out
+ * kernel accepts only an int8 x, the f32 kernel takes the rest). */
+int dse__next_kernel(int op, int dtype, int prev) {
+    for (int i = prev + 1; i < DSE_KERNEL_COUNT_; i++)
+        if (KERNELS[i].op == op && (KERNELS[i].dtype == DSE_DTYPE_INVALID || KERNELS[i].dtype == dtype)) return i;
+    return -1;
+}
+
+int dse__kernel_check(int k, const dse_model *m, const dse_node *n, dse_why *why) {
+    switch (k) {
+#define DSE_KERNEL(op, dt, check, run) case DSE_K_##op##_##dt##_##run: return check(m, n, why);
+#include "kernels.inc"
+#undef DSE_KERNEL
+    default: return 1;
+    }
+}
+
+void dse__kernel_run(int k, const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+    switch (k) {
+#define DSE_KERNEL(op, dt, check, run) case DSE_K_##op##_##dt##_##run: run(m, n, arena, scratch); break;
+#include "kernels.inc"
+#undef DSE_KERNEL
+    default: break;
+    }
 }
 
 /* Kernel names (for load errors) as one NUL-separated string in table order: no pointer
@@ -32,10 +59,8 @@ static const char NAMES[] =
 #undef DSE_KERNEL
     ;
 
-const char *dse__kernel_name(const dse_kernel *k) {
+const char *dse__kernel_name(int k) {
     const char *s = NAMES;
-    for (size_t i = (size_t)(k - KERNELS); i--;) s += strlen(s) + 1;
+    while (k-- > 0) s += strlen(s) + 1;
     return s;
 }
-
-const dse_kernel *dse__find_kernel(int op, int dtype) { return dse__next_kernel(op, dtype, NULL); }

@@ -31,6 +31,31 @@ void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Kernel refusal messages (messages.inc) as one NUL-separated string in list order. */
+static const char MESSAGES[] =
+#define DSE_MSG(id, text) text "\0"
+#include "messages.inc"
+#undef DSE_MSG
+    ;
+
+void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d) {
+    w->id = id, w->s = s, w->v[0] = a, w->v[1] = b, w->v[2] = c, w->v[3] = d;
+}
+
+void dse__why_format(const dse_why *w, char *buf, size_t cap) {
+    const char *t = MESSAGES;
+    if (w->id <= 0 || w->id >= DSE_MSG_COUNT_) t = "refused";   /* a kernel that gave no reason */
+    else for (int k = 1; k < w->id; k++) t += strlen(t) + 1;
+    size_t o = 0;
+    for (; *t && o + 1 < cap; t++) {
+        if (t[0] == '%' && t[1] >= '0' && t[1] <= '3') o += (size_t)snprintf(buf + o, cap - o, "%lld", (long long)w->v[*++t - '0']);
+        else if (t[0] == '%' && t[1] == 's') o += (size_t)snprintf(buf + o, cap - o, "%s", w->s ? w->s : ""), t++;
+        else buf[o++] = *t;
+    }
+    if (o >= cap) o = cap - 1;
+    buf[o] = '\0';
+}
+
 /* CRC-32 (IEEE, reflected 0xEDB88320), as zlib.crc32; the table is built per call on the
  * stack (1 KB, negligible next to the data) so there is no global state to initialise. */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
@@ -335,6 +360,7 @@ static void parse_attrs(rd *r, dse_model *m, dse_node *n, size_t k) {
         if (!r->st && key <= last) { FAIL(r, DSE_ERR_FORMAT, "node %zu (%s): attribute keys must be non-empty and increasing", k, n->name); return; }
         last = key;
         a->name = m->strings[key];
+        a->key = (uint16_t)dse__attr_key(a->name);
         a->type = rd_u8(r);
         switch (a->type) {
         case DSE_ATTR_INT: a->i = rd_sv(r); break;
@@ -500,22 +526,23 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
         dse_node *n = &m->nodes[k];
         int dt = 0;   /* the dtype of the first present output (an RNN may omit Y) */
         for (uint32_t j = 0; j < n->n_out && !dt; j++) if (n->out[j] != DSE_NONE) dt = m->tensors[n->out[j]].dtype;
-        char msg[160] = "", first_msg[160] = "", why[240] = "";
-        const dse_kernel *first = dse__find_kernel((int)n->op, dt);
-        int refused = 0;
-        n->kernel = NULL;
         /* the first listed kernel for (op, dtype) whose check accepts the node; when all
          * refuse, the message is the reason (each candidate's, named, if several) */
-        for (const dse_kernel *kk = first; kk; kk = dse__next_kernel((int)n->op, dt, kk)) {
-            if (!kk->check(m, n, msg, sizeof msg)) { n->kernel = kk; break; }
-            size_t used = strlen(why);
-            if (used + 1 < sizeof why) snprintf(why + used, sizeof why - used, "%s%s: %s", used ? "; " : "", dse__kernel_name(kk), msg);
+        char msg[160] = "", first_msg[160] = "", all[240] = "";
+        int first = dse__next_kernel((int)n->op, dt, -1), kk = first, refused = 0;
+        for (; kk >= 0; kk = dse__next_kernel((int)n->op, dt, kk)) {
+            dse_why w = {0, NULL, {0, 0, 0, 0}};
+            if (!dse__kernel_check(kk, m, n, &w)) break;
+            dse__why_format(&w, msg, sizeof msg);
+            size_t used = strlen(all);
+            if (used + 1 < sizeof all) snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "", dse__kernel_name(kk), msg);
             if (refused++ == 0) memcpy(first_msg, msg, sizeof msg);
         }
-        if (!first)
+        n->kernel = (uint16_t)(kk >= 0 ? kk : 0);
+        if (first < 0)
             FAIL(&r, DSE_ERR_UNSUPPORTED, "node %zu (%s %s): no kernel for %s output in this build", k, dse_op_name((int)n->op), n->name, dse_dtype_name(dt));
-        else if (!n->kernel)
-            FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): %s", k, dse_op_name((int)n->op), n->name, refused > 1 ? why : first_msg);
+        else if (kk < 0)
+            FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): %s", k, dse_op_name((int)n->op), n->name, refused > 1 ? all : first_msg);
     }
     if (r.st) {
         dse_status st = r.st;

@@ -48,16 +48,12 @@ static inline int8_t dse_requant(int64_t acc, int32_t M, int n, int zp_out, int 
 /* An int8 zero point / clamp bound must lie in [-128, 127]. */
 #define DSE_I8_OK(v) ((v) >= -128 && (v) <= 127)
 
-/* INTS attribute `name` decoded into out[0..cap): returns its length, or -1 when absent, of
- * another type or longer than cap. */
-int dse_i8_ints(const dse_node *n, const char *name, int64_t *out, size_t cap);
-
-/* Data of the constant tensor named by TENSOR attribute `name`, when it exists and has
+/* Data of the constant tensor named by TENSOR attribute `key` (DSE_A_<name>), when it exists and has
  * `dtype` and exactly `numel` elements; else NULL. */
-const void *dse_i8_tensor_attr(const dse_model *m, const dse_node *n, const char *name, int dtype, size_t numel);
+DSE_INTERNAL const void *dse_i8_tensor_attr(const dse_model *m, const dse_node *n, int key, int dtype, size_t numel);
 
 /* 1 when every (M, n) pair is valid: 0 <= M < 2^31 and 1 <= n <= 62. */
-int dse_i8_mult_ok(const int32_t *M, const int32_t *shift, size_t count);
+DSE_INTERNAL int dse_i8_mult_ok(const int32_t *M, const int32_t *shift, size_t count);
 
 /* The output stage of a weighted op (Conv, ConvTranspose, Gemm, MatMul): an int32
  * accumulator per output element becomes int8 through the rule (per-channel M, n, then
@@ -71,14 +67,14 @@ typedef struct dse_i8_out {
 } dse_i8_out;
 
 /* Reads and validates the attributes above for `channels` output channels (used by check,
- * where it writes the reason into msg and returns non-zero, and again by run). */
-int dse_i8_out_params(const dse_model *m, const dse_node *n, size_t channels, dse_i8_out *o, char *msg, size_t cap);
+ * where it sets the reason in why and returns non-zero, and again by run). */
+DSE_INTERNAL int dse_i8_out_params(const dse_model *m, const dse_node *n, size_t channels, dse_i8_out *o, dse_why *why);
 
 /* Operand checks of a weighted node: x int8, w int8 constant with no -128 (weights are
  * symmetric, [-127, 127]: this also bounds the accumulator), bias int32 constant[C],
  * output int8 or (float_out) float32; K products per output must satisfy
  * K * 255 * 127 < 2^31 (the export's overflow proof, docs/quant-arith.md §4). */
-int dse_i8_weighted_operands(const dse_model *m, const dse_node *n, size_t channels, size_t K, char *msg, size_t cap);
+DSE_INTERNAL int dse_i8_weighted_operands(const dse_model *m, const dse_node *n, size_t channels, size_t K, dse_why *why);
 
 static inline void dse_i8_store(const dse_i8_out *o, void *y, size_t idx, size_t c, int64_t acc) {
     if (o->float_out) {
@@ -93,13 +89,8 @@ static inline void dse_i8_store(const dse_i8_out *o, void *y, size_t idx, size_t
 
 /* Numpy broadcasting of two inputs onto the output: stride[k][d] of input k along output
  * axis d (0 where broadcast). dse_i8_check_broadcast verifies the shapes. */
-int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, char *msg, size_t cap);
-void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stride[2][DSE_MAX_RANK]);
-
-/* Rows of x (rows x K) times w ((K x N), or (N x K) when transB) + bias[N], through the
- * output stage: the core of int8 Gemm and MatMul (kernels/ref/gemm_i8.c). */
-void dse_i8_gemm_rows(const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
-                      const int32_t *bias, const dse_i8_out *o, void *y);
+DSE_INTERNAL int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_INTERNAL void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stride[2][DSE_MAX_RANK]);
 
 /* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
  * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape
@@ -109,8 +100,18 @@ typedef struct dse_i8_geom {
     long long in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
 } dse_i8_geom;
 
-int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const dse_tensor *y, const size_t *kernel,
-                     dse_i8_geom *g, char *msg, size_t cap);
+DSE_INTERNAL int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const dse_tensor *y, const size_t *kernel,
+                     dse_i8_geom *g, dse_why *why);
+
+/* Rows of x (rows x K) times w ((K x N), or (N x K) when transB) + bias[N], through the
+ * output stage: the core of int8 Gemm and MatMul (kernels/ref/loops.c). */
+DSE_SHARED void dse_i8_gemm_rows(const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
+                      const int32_t *bias, const dse_i8_out *o, void *y);
+
+/* The int8 Conv loop nest over N batches, O output channels of Cg input channels each (C in
+ * all), geometry g, output stage o (kernels/ref/loops.c; conv_i8.c explains it). */
+DSE_SHARED void dse_i8_conv_loop(const int8_t *x, const int8_t *w, const int32_t *bias, void *y, const dse_i8_out *o,
+                                 const dse_i8_geom *g, long long N, long long C, long long O, long long Cg);
 
 /* floor(a / b) for b > 0 */
 static inline long long dse_i8_floordiv(long long a, long long b) {

@@ -141,7 +141,7 @@ dse_status dse_session_run(dse_session *s, dse_error *err) {
     for (size_t i = 0; i < m->n_inputs; i++)
         if (!s->input_set[i]) { dse__set_error(err, DSE_ERR_STATE, "input %zu (%s) was not set", i, m->tensors[m->inputs[i]].name); return DSE_ERR_STATE; }
     uint8_t *scratch = s->arena + m->scratch_offset;
-    for (size_t k = 0; k < m->n_nodes; k++) m->nodes[k].kernel->run(m, &m->nodes[k], s->arena, scratch);
+    for (size_t k = 0; k < m->n_nodes; k++) dse__kernel_run(m->nodes[k].kernel, m, &m->nodes[k], s->arena, scratch);
     return DSE_OK;
 }
 

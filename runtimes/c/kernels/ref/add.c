@@ -5,11 +5,11 @@
 #include "internal.h"
 #include "mathf.h"
 
-int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, char *msg, size_t cap) {
+int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
     if (!x || !y || n->n_out != 1 || x->dtype != dtype || y->dtype != dtype || x->rank != y->rank ||
         memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]) != 0) {
-        snprintf(msg, cap, "needs one %s input and one output of the same shape", dse_dtype_name(dtype));
+        DSE_WHYF(why, ADD_NEEDS_ONE_INPUT_ONE, dse_dtype_name(dtype), 0, 0, 0, 0);
         return 1;
     }
     return 0;
@@ -30,6 +30,6 @@ static void row_add(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint3
 void dse_f32_add__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     const float inf = dse_u2f(0x7F800000u);
-    dse_ew_ctx c = {{dse__attr_float(n, "act_min", -inf), dse__attr_float(n, "act_max", inf), 0, 0}, {0, 0}, 4};
+    dse_ew_ctx c = {{dse__attr_float(n, DSE_A_act_min, -inf), dse__attr_float(n, DSE_A_act_max, inf), 0, 0}, {0, 0}, 4};
     dse__ew_walk(m, n, arena, 2, row_add, &c);
 }

@@ -9,7 +9,7 @@
  */
 #include "requant.h"
 
-int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (n->n_in != 2 || !y || y->dtype != DSE_DTYPE_INT8) goto bad;
     for (int k = 0; k < 2; k++) {
@@ -29,7 +29,7 @@ int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, char *msg, siz
     }
     return 0;
 bad:
-    snprintf(msg, cap, "needs two int8 inputs that broadcast to the int8 output's shape");
+    DSE_WHY(why, ADD_I8_NEEDS_TWO_INT8_INPUTS);
     return 1;
 }
 
@@ -49,9 +49,9 @@ void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stri
 typedef struct addp { int za, zb, zp, qmin, qmax, n; int64_t Ma, Mb; } addp;
 
 static int add_params(const dse_node *n, addp *p) {
-    int64_t za = dse__attr_int(n, "za", 1000), zb = dse__attr_int(n, "zb", 1000), zo = dse__attr_int(n, "zp_out", 1000);
-    int64_t lo = dse__attr_int(n, "qmin", -128), hi = dse__attr_int(n, "qmax", 127), sh = dse__attr_int(n, "shift", 0);
-    int64_t Ma = dse__attr_int(n, "Ma", -1), Mb = dse__attr_int(n, "Mb", -1);
+    int64_t za = dse__attr_int(n, DSE_A_za, 1000), zb = dse__attr_int(n, DSE_A_zb, 1000), zo = dse__attr_int(n, DSE_A_zp_out, 1000);
+    int64_t lo = dse__attr_int(n, DSE_A_qmin, -128), hi = dse__attr_int(n, DSE_A_qmax, 127), sh = dse__attr_int(n, DSE_A_shift, 0);
+    int64_t Ma = dse__attr_int(n, DSE_A_Ma, -1), Mb = dse__attr_int(n, DSE_A_Mb, -1);
     if (!DSE_I8_OK(za) || !DSE_I8_OK(zb) || !DSE_I8_OK(zo) || !DSE_I8_OK(lo) || !DSE_I8_OK(hi) || lo > hi ||
         sh < 1 || sh > 62 || Ma < 0 || Ma > 0x7fffffff || Mb < 0 || Mb > 0x7fffffff)
         return 1;
@@ -59,11 +59,11 @@ static int add_params(const dse_node *n, addp *p) {
     return 0;
 }
 
-int dse__check_i8_add(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_add(const dse_model *m, const dse_node *n, dse_why *why) {
     addp p;
-    if (dse_i8_check_broadcast(m, n, msg, cap)) return 1;
+    if (dse_i8_check_broadcast(m, n, why)) return 1;
     if (add_params(n, &p)) {
-        snprintf(msg, cap, "needs INT za, zb, zp_out, qmin <= qmax in [-128, 127], 0 <= Ma, Mb < 2^31, 1 <= shift <= 62");
+        DSE_WHY(why, ADD_I8_NEEDS_INT_ZA_ZB);
         return 1;
     }
     return 0;

@@ -8,13 +8,13 @@ static int elem_ok(int dt) {
     return dt == DSE_DTYPE_FLOAT32 || dt == DSE_DTYPE_INT8 || dt == DSE_DTYPE_UINT8 || dt == DSE_DTYPE_INT32 || dt == DSE_DTYPE_INT64;
 }
 
-int dse__check_argmax(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_argmax(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !y || !elem_ok(x->dtype) || y->dtype != DSE_DTYPE_INT64 || x->rank == 0) goto bad;
-    int64_t axis = dse__attr_int(n, "axis", 0);
+    int64_t axis = dse__attr_int(n, DSE_A_axis, 0);
     if (axis < 0) axis += x->rank;
     if (axis < 0 || axis >= (int64_t)x->rank || x->dims[axis] == 0) goto bad;
-    int keep = dse__attr_int(n, "keepdims", 1) != 0;
+    int keep = dse__attr_int(n, DSE_A_keepdims, 1) != 0;
     size_t want[DSE_MAX_RANK];
     unsigned r = 0;
     for (unsigned d = 0; d < x->rank; d++) {
@@ -24,7 +24,7 @@ int dse__check_argmax(const dse_model *m, const dse_node *n, char *msg, size_t c
     if (y->rank != r || memcmp(y->dims, want, r * sizeof want[0]) != 0) goto bad;
     return 0;
 bad:
-    snprintf(msg, cap, "needs a float32/int8/uint8/int32/int64 input, a valid non-empty axis and the int64 output shape");
+    DSE_WHY(why, ARGMAX_NEEDS_FLOAT32_INT8_UINT8);
     return 1;
 }
 
@@ -42,9 +42,9 @@ static void arg(const dse_model *m, const dse_node *n, uint8_t *arena, int want_
     const dse_tensor *xt = &m->tensors[n->in[0]];
     const uint8_t *x = dse__data(m, arena, n->in[0]);
     int64_t *y = dse__data(m, arena, n->out[0]);
-    int64_t axis = dse__attr_int(n, "axis", 0);
+    int64_t axis = dse__attr_int(n, DSE_A_axis, 0);
     if (axis < 0) axis += xt->rank;
-    const int last = dse__attr_int(n, "select_last_index", 0) != 0, dt = xt->dtype;
+    const int last = dse__attr_int(n, DSE_A_select_last_index, 0) != 0, dt = xt->dtype;
     size_t outer = 1, inner = 1, len = xt->dims[axis];
     for (int64_t d = 0; d < axis; d++) outer *= xt->dims[d];
     for (unsigned d = (unsigned)axis + 1; d < xt->rank; d++) inner *= xt->dims[d];

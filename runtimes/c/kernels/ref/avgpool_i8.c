@@ -19,7 +19,7 @@ typedef struct avgp {
     const int32_t *cnt, *M, *sh;
 } avgp;
 
-static long long out_len(long long L, long long k, long long s, long long pb, long long pe, int ceil_mode) {
+static long long avgpool_i8_out_len(long long L, long long k, long long s, long long pb, long long pe, int ceil_mode) {
     long long span = L + pb + pe - k;
     if (span < 0) return -1;
     long long o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
@@ -47,45 +47,45 @@ static long long find_count(const avgp *p, long long c) {   /* binary search, -1
     return -1;
 }
 
-static int read_params(const dse_model *m, const dse_node *n, avgp *p, char *msg, size_t cap) {
+static int avgpool_i8_read_params(const dse_model *m, const dse_node *n, avgp *p, dse_why *why) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
-    if (dse_i8_geom_read(n, x, y, NULL, &p->g, msg, cap)) return 1;
-    int64_t cip = dse__attr_int(n, "count_include_pad", 0), zi = dse__attr_int(n, "zp_in", 1000), zo = dse__attr_int(n, "zp_out", 1000);
-    const dse_attr *a = dse__attr(n, "mult_count", DSE_ATTR_TENSOR);
+    if (dse_i8_geom_read(n, x, y, NULL, &p->g, why)) return 1;
+    int64_t cip = dse__attr_int(n, DSE_A_count_include_pad, 0), zi = dse__attr_int(n, DSE_A_zp_in, 1000), zo = dse__attr_int(n, DSE_A_zp_out, 1000);
+    const dse_attr *a = dse__attr(n, DSE_A_mult_count, DSE_ATTR_TENSOR);
     p->nm = a ? m->tensors[a->i].numel : 0;
-    p->cnt = dse_i8_tensor_attr(m, n, "mult_count", DSE_DTYPE_INT32, p->nm);
-    p->M = dse_i8_tensor_attr(m, n, "mult_M", DSE_DTYPE_INT32, p->nm);
-    p->sh = dse_i8_tensor_attr(m, n, "mult_shift", DSE_DTYPE_INT32, p->nm);
+    p->cnt = dse_i8_tensor_attr(m, n, DSE_A_mult_count, DSE_DTYPE_INT32, p->nm);
+    p->M = dse_i8_tensor_attr(m, n, DSE_A_mult_M, DSE_DTYPE_INT32, p->nm);
+    p->sh = dse_i8_tensor_attr(m, n, DSE_A_mult_shift, DSE_DTYPE_INT32, p->nm);
     if ((cip != 0 && cip != 1) || !DSE_I8_OK(zi) || !DSE_I8_OK(zo) || !p->cnt || !p->M || !p->sh || !p->nm) {
-        snprintf(msg, cap, "needs count_include_pad 0/1, INT zp_in, zp_out in [-128, 127], TENSOR mult_count, mult_M, mult_shift int32[k]");
+        DSE_WHY(why, AVGPOOL_I8_NEEDS_COUNT_INCLUDE_PAD);
         return 1;
     }
     p->cip = (int)cip, p->zp_in = (int)zi, p->zp_out = (int)zo;
     return 0;
 }
 
-int dse__check_i8_avgpool(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_avgpool(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !y || x->dtype != DSE_DTYPE_INT8 || y->dtype != DSE_DTYPE_INT8 || x->rank != y->rank || x->rank < 3 ||
         y->dims[0] != x->dims[0] || y->dims[1] != x->dims[1]) {
-        snprintf(msg, cap, "int8 AveragePool needs one int8 input and one int8 output (N, C, spatial...)");
+        DSE_WHY(why, AVGPOOL_I8_INT8_AVERAGEPOOL_NEEDS_ONE);
         return 1;
     }
     avgp p;
-    if (read_params(m, n, &p, msg, cap)) return 1;
-    int64_t ceil_mode = dse__attr_int(n, "ceil_mode", 0);
+    if (avgpool_i8_read_params(m, n, &p, why)) return 1;
+    int64_t ceil_mode = dse__attr_int(n, DSE_A_ceil_mode, 0);
     long long window = 1;
     for (int j = 0; j < 3; j++) {
         window *= p.g.k[j];
         if (p.g.d[j] != 1 || window > 0x7fffffff / 255 ||
-            p.g.out[j] != out_len(p.g.in[j], p.g.k[j], p.g.s[j], p.g.pb[j], p.g.pe[j], (int)ceil_mode)) {
-            snprintf(msg, cap, "output size does not match kernel/strides/pads/ceil_mode (dilations must be 1, window < 2^31/255)");
+            p.g.out[j] != avgpool_i8_out_len(p.g.in[j], p.g.k[j], p.g.s[j], p.g.pb[j], p.g.pe[j], (int)ceil_mode)) {
+            DSE_WHY(why, AVGPOOL_I8_OUTPUT_SIZE_DOES_NOT);
             return 1;
         }
     }
     for (size_t i = 0; i < p.nm; i++)
         if (p.cnt[i] < 1 || (i && p.cnt[i] <= p.cnt[i - 1]) || !dse_i8_mult_ok(p.M + i, p.sh + i, 1)) {
-            snprintf(msg, cap, "mult_count must be >= 1 and ascending, multipliers in range");
+            DSE_WHY(why, AVGPOOL_I8_MULT_COUNT_1_ASCENDING);
             return 1;
         }
     long long lo, hi;
@@ -94,7 +94,7 @@ int dse__check_i8_avgpool(const dse_model *m, const dse_node *n, char *msg, size
             for (long long c = 0; c < p.g.out[2]; c++) {
                 long long cnt = axis_count(&p, 0, a, &lo, &hi) * axis_count(&p, 1, b, &lo, &hi) * axis_count(&p, 2, c, &lo, &hi);
                 if (find_count(&p, cnt) < 0) {
-                    snprintf(msg, cap, "no multiplier for window count %lld", cnt);
+                    DSE_WHYF(why, AVGPOOL_I8_NO_MULTIPLIER_WINDOW_COUNT, NULL, cnt, 0, 0, 0);
                     return 1;
                 }
             }
@@ -107,8 +107,8 @@ void dse_i8_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     const int8_t *x = dse__data(m, arena, n->in[0]);
     int8_t *y = dse__data(m, arena, n->out[0]);
     avgp p;
-    char msg[8];
-    read_params(m, n, &p, msg, sizeof msg);
+    dse_why why;
+    avgpool_i8_read_params(m, n, &p, &why);
     const dse_i8_geom *g = &p.g;
     const long long planes = (long long)(xt->dims[0] * xt->dims[1]), plane = g->in[0] * g->in[1] * g->in[2];
     size_t idx = 0;

@@ -31,7 +31,7 @@ static size_t esize_of(int dtype) {
 
 /* The first nx inputs are present, each broadcasts to output 0, and output 0 is exactly
  * their broadcast shape. Dtypes are the caller's to check. */
-int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, char *msg, size_t cap) {
+int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why) {
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!y || n->n_in < nx || nx == 0 || !esize_of(y->dtype)) goto bad;
     for (uint32_t k = 0; k < nx; k++) {
@@ -53,7 +53,7 @@ int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, 
     }
     return 0;
 bad:
-    snprintf(msg, cap, "needs %u input(s) that broadcast to the output's shape", (unsigned)nx);
+    DSE_WHYF(why, BINARY_NEEDS_INPUT_THAT_BROADCAST, NULL, (unsigned)nx, 0, 0, 0);
     return 1;
 }
 
@@ -140,7 +140,7 @@ VARIADIC(mean, F(0, i), acc + b, acc / (float)nx)
 
 /* All inputs float32 and present, broadcasting to the float32 output; `nx` inputs exactly
  * (0: any number >= 1). */
-static int check_f32(const dse_model *m, const dse_node *n, uint32_t nx, char *msg, size_t cap) {
+static int check_f32(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why) {
     uint32_t k_n = nx ? nx : n->n_in;
     if ((nx && n->n_in != nx) || k_n == 0 || n->n_out != 1) goto bad;
     for (uint32_t k = 0; k < k_n; k++) {
@@ -148,28 +148,28 @@ static int check_f32(const dse_model *m, const dse_node *n, uint32_t nx, char *m
         if (!x || x->dtype != DSE_DTYPE_FLOAT32) goto bad;
     }
     if (dse__t(m, n->out[0])->dtype != DSE_DTYPE_FLOAT32) goto bad;
-    return dse__ew_check_broadcast(m, n, k_n, msg, cap);
+    return dse__ew_check_broadcast(m, n, k_n, why);
 bad:
-    snprintf(msg, cap, "needs %s float32 inputs and one float32 output", nx ? "two" : "one or more");
+    DSE_WHYF(why, BINARY_NEEDS_FLOAT32_INPUTS_ONE, nx ? "two" : "one or more", 0, 0, 0, 0);
     return 1;
 }
 
-int dse__check_binary_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_f32(m, n, 2, msg, cap); }
-int dse__check_variadic_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_f32(m, n, 0, msg, cap); }
+int dse__check_binary_f32(const dse_model *m, const dse_node *n, dse_why *why) { return check_f32(m, n, 2, why); }
+int dse__check_variadic_f32(const dse_model *m, const dse_node *n, dse_why *why) { return check_f32(m, n, 0, why); }
 
-int dse__check_mod_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (dse__attr_int(n, "fmod", 0) != 1) {
-        snprintf(msg, cap, "float Mod needs fmod=1 (ONNX: fmod=0 is integer-only)");
+int dse__check_mod_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__attr_int(n, DSE_A_fmod, 0) != 1) {
+        DSE_WHY(why, BINARY_FLOAT_MOD_NEEDS_FMOD);
         return 1;
     }
-    return check_f32(m, n, 2, msg, cap);
+    return check_f32(m, n, 2, why);
 }
 
-int dse__check_prelu_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (check_f32(m, n, 2, msg, cap)) return 1;
+int dse__check_prelu_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (check_f32(m, n, 2, why)) return 1;
     const dse_tensor *x = dse__t(m, n->in[0]), *y = dse__t(m, n->out[0]);
     if (x->rank != y->rank || memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]) != 0) {
-        snprintf(msg, cap, "PRelu's slope must broadcast to X (unidirectional)");
+        DSE_WHY(why, BINARY_PRELU_SLOPE_BROADCAST_X);
         return 1;
     }
     return 0;

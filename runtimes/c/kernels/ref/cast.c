@@ -9,7 +9,7 @@
  *   float -> integer    truncate toward zero. Where C and numpy are undefined/platform-specific
  *                       (NaN, out of range) dsedge defines: NaN -> 0, out of range saturates
  *                       to the target's min/max (numpy on x86 wraps through int32 instead).
- *   integer -> integer  two's-complement wrap (numpy's astype), without implementation-defined
+ *   integer -> integer  two's-complement cast_wrap (numpy's astype), without implementation-defined
  *                       signed conversions; integer -> float32 rounds to nearest even (C).
  *   x -> bool           x != 0 (NaN -> true); bool -> x gives 0 or 1.
  * Every element goes through one of: float32 (for float sources), int64 (integer sources). */
@@ -35,19 +35,17 @@ static int onnx_type(int dt) {
     }
 }
 
-int dse__check_cast(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_cast(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !y || !supported(x->dtype) || !supported(y->dtype) || x->rank != y->rank ||
         memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]) != 0 ||
-        dse__attr_int(n, "to", onnx_type(y->dtype)) != onnx_type(y->dtype)) {
-        snprintf(msg, cap, "casts between float32, float16, int64, int32, int8, uint8 and bool of one shape (`to` = the output dtype)");
+        dse__attr_int(n, DSE_A_to, onnx_type(y->dtype)) != onnx_type(y->dtype)) {
+        DSE_WHY(why, CAST_CASTS_BETWEEN_FLOAT32_FLOAT16);
         return 1;
     }
     return 0;
 }
 
-uint16_t dse__f32_to_f16(float v);
-float dse__f16_to_f32(uint16_t h);
 
 uint16_t dse__f32_to_f16(float v) {
     const uint32_t f = dse_f2u(v), sign = (f >> 16) & 0x8000u, a = f & 0x7FFFFFFFu;
@@ -91,7 +89,7 @@ static int64_t f2i(float v, int64_t lo, int64_t hi) {
 }
 
 /* two's-complement wrap of v into the target integer dtype */
-static int64_t wrap(int64_t v, int dt) {
+static int64_t cast_wrap(int64_t v, int dt) {
     uint64_t u = (uint64_t)v;
     switch (dt) {
     case DSE_DTYPE_INT32: { uint32_t w = (uint32_t)u; return w >= 0x80000000u ? (int64_t)w - 0x100000000ll : (int64_t)w; }
@@ -136,7 +134,7 @@ void dse_any_cast__ref(const dse_model *m, const dse_node *n, uint8_t *arena, ui
         case DSE_DTYPE_FLOAT16: { uint16_t h = dse__f32_to_f16(isf ? f : (float)v); memcpy(y + 2 * i, &h, 2); break; }
         case DSE_DTYPE_BOOL: y[i] = (uint8_t)(isf ? f != 0.0f : v != 0); break;
         default: {
-            int64_t o = isf ? f2i(f, lo, hi) : wrap(v, dd);
+            int64_t o = isf ? f2i(f, lo, hi) : cast_wrap(v, dd);
             if (dd == DSE_DTYPE_INT64) memcpy(y + 8 * i, &o, 8);
             else if (dd == DSE_DTYPE_INT32) { int32_t w = (int32_t)o; memcpy(y + 4 * i, &w, 4); }
             else y[i] = (uint8_t)(o & 0xFF);                  /* int8 two's complement / uint8 */

@@ -41,31 +41,31 @@ LOGIC(and, a && b)
 LOGIC(or, a || b)
 LOGIC(xor, a != b)
 
-static int check_two(const dse_model *m, const dse_node *n, int bool_in, char *msg, size_t cap) {
+static int check_two(const dse_model *m, const dse_node *n, int bool_in, dse_why *why) {
     const dse_tensor *a = n->n_in == 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in == 2 ? dse__t(m, n->in[1]) : NULL;
     int dt = a ? a->dtype : 0;
     if (!a || !b || b->dtype != dt || n->n_out != 1 || dse__t(m, n->out[0])->dtype != DSE_DTYPE_BOOL ||
         (bool_in ? dt != DSE_DTYPE_BOOL : dt != DSE_DTYPE_FLOAT32 && dt != DSE_DTYPE_INT64 && dt != DSE_DTYPE_INT32)) {
-        snprintf(msg, cap, "needs two %s inputs of one dtype and a bool output", bool_in ? "bool" : "float32/int64/int32");
+        DSE_WHYF(why, COMPARE_NEEDS_TWO_INPUTS_ONE, bool_in ? "bool" : "float32/int64/int32", 0, 0, 0, 0);
         return 1;
     }
-    return dse__ew_check_broadcast(m, n, 2, msg, cap);
+    return dse__ew_check_broadcast(m, n, 2, why);
 }
-int dse__check_compare(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_two(m, n, 0, msg, cap); }
-int dse__check_logic(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_two(m, n, 1, msg, cap); }
+int dse__check_compare(const dse_model *m, const dse_node *n, dse_why *why) { return check_two(m, n, 0, why); }
+int dse__check_logic(const dse_model *m, const dse_node *n, dse_why *why) { return check_two(m, n, 1, why); }
 
 /* One-input bool-output ops: Not (bool in), IsNaN / IsInf (float32 in). */
-static int check_one(const dse_model *m, const dse_node *n, int in_dtype, char *msg, size_t cap) {
+static int check_one(const dse_model *m, const dse_node *n, int in_dtype, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !y || x->dtype != in_dtype || y->dtype != DSE_DTYPE_BOOL || x->rank != y->rank ||
         memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]) != 0) {
-        snprintf(msg, cap, "needs one %s input and a bool output of its shape", dse_dtype_name(in_dtype));
+        DSE_WHYF(why, COMPARE_NEEDS_ONE_INPUT_BOOL, dse_dtype_name(in_dtype), 0, 0, 0, 0);
         return 1;
     }
     return 0;
 }
-int dse__check_not(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_one(m, n, DSE_DTYPE_BOOL, msg, cap); }
-int dse__check_isnan(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_one(m, n, DSE_DTYPE_FLOAT32, msg, cap); }
+int dse__check_not(const dse_model *m, const dse_node *n, dse_why *why) { return check_one(m, n, DSE_DTYPE_BOOL, why); }
+int dse__check_isnan(const dse_model *m, const dse_node *n, dse_why *why) { return check_one(m, n, DSE_DTYPE_FLOAT32, why); }
 
 void dse_bool_not__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
@@ -86,7 +86,7 @@ void dse_bool_isinf__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     (void)scratch;
     const float *x = dse__data(m, arena, n->in[0]);
     uint8_t *y = dse__data(m, arena, n->out[0]);
-    const int neg = dse__attr_int(n, "detect_negative", 1) != 0, pos = dse__attr_int(n, "detect_positive", 1) != 0;
+    const int neg = dse__attr_int(n, DSE_A_detect_negative, 1) != 0, pos = dse__attr_int(n, DSE_A_detect_positive, 1) != 0;
     const uint32_t pinf = 0x7F800000u, ninf = 0xFF800000u;
     for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) {
         const uint32_t u = dse_f2u(x[i]);

@@ -8,39 +8,39 @@
  * (DSE_NONE) are skipped, as the numpy reference drops None inputs. */
 #include "internal.h"
 
-static int64_t get_axis(const dse_node *n, unsigned rank) {
-    int64_t a = dse__attr_int(n, "axis", INT64_MIN);
+static int64_t concat_get_axis(const dse_node *n, unsigned rank) {
+    int64_t a = dse__attr_int(n, DSE_A_axis, INT64_MIN);
     return a == INT64_MIN ? -1 : a < 0 ? a + (int64_t)rank : a;
 }
 
-int dse__check_concat(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_concat(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *y = dse__t(m, n->out[0]);
-    if (!y || n->n_out != 1 || !dse__mv_esize(y->dtype)) { snprintf(msg, cap, "needs one output of a whole-byte dtype"); return 1; }
-    int64_t axis = get_axis(n, y->rank);
-    if (axis < 0 || axis >= (int64_t)y->rank) { snprintf(msg, cap, "axis attribute missing or out of range for rank %u", y->rank); return 1; }
+    if (!y || n->n_out != 1 || !dse__mv_esize(y->dtype)) { DSE_WHY(why, CONCAT_NEEDS_ONE_OUTPUT_WHOLE); return 1; }
+    int64_t axis = concat_get_axis(n, y->rank);
+    if (axis < 0 || axis >= (int64_t)y->rank) { DSE_WHYF(why, CONCAT_AXIS_ATTRIBUTE_MISSING_OUT, NULL, y->rank, 0, 0, 0); return 1; }
     int64_t rs[DSE_MAX_RANK * 2];
-    int nr = dse__attr_ints(n, "rescale", rs, 2 * DSE_MAX_RANK);
+    int nr = dse__attr_ints(n, DSE_A_rescale, rs, 2 * DSE_MAX_RANK);
     for (int k = 0; k < nr; k++)
-        if (rs[k]) { snprintf(msg, cap, "input %d is requantised (rescale=1): needs the int8 Concat kernel", k); return 1; }
-    if (dse__attr(n, "rescale", DSE_ATTR_INTS) && nr < 0) { snprintf(msg, cap, "rescale attribute too long"); return 1; }
+        if (rs[k]) { DSE_WHYF(why, CONCAT_INPUT_REQUANTISED_RESCALE_1, NULL, k, 0, 0, 0); return 1; }
+    if (dse__attr(n, DSE_A_rescale, DSE_ATTR_INTS) && nr < 0) { DSE_WHY(why, CONCAT_RESCALE_ATTRIBUTE_TOO_LONG); return 1; }
     size_t total = 0, present = 0;
     for (uint32_t k = 0; k < n->n_in; k++) {
         const dse_tensor *x = dse__t(m, n->in[k]);
         if (!x) continue;
         present++;
-        if (x->dtype != y->dtype || x->rank != y->rank) { snprintf(msg, cap, "input %u has another dtype or rank than the output", k); return 1; }
+        if (x->dtype != y->dtype || x->rank != y->rank) { DSE_WHYF(why, CONCAT_INPUT_HAS_ANOTHER_DTYPE, NULL, k, 0, 0, 0); return 1; }
         for (unsigned d = 0; d < y->rank; d++)
-            if (d != axis && x->dims[d] != y->dims[d]) { snprintf(msg, cap, "input %u differs from the output off the concat axis", k); return 1; }
+            if (d != axis && x->dims[d] != y->dims[d]) { DSE_WHYF(why, CONCAT_INPUT_DIFFERS_FROM_OUTPUT, NULL, k, 0, 0, 0); return 1; }
         total += x->dims[axis];
     }
-    if (!present || total != y->dims[axis]) { snprintf(msg, cap, "the inputs' sizes along axis %lld do not add up to the output's", (long long)axis); return 1; }
+    if (!present || total != y->dims[axis]) { DSE_WHYF(why, CONCAT_INPUTS_SIZES_ALONG_AXIS, NULL, axis, 0, 0, 0); return 1; }
     return 0;
 }
 
 void dse_any_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     const dse_tensor *y = &m->tensors[n->out[0]];
-    int64_t axis = get_axis(n, y->rank);
+    int64_t axis = concat_get_axis(n, y->rank);
     size_t es = dse__mv_esize(y->dtype), outer = 1, inner = es;
     for (unsigned d = 0; d < (unsigned)axis; d++) outer *= y->dims[d];
     for (unsigned d = (unsigned)axis + 1; d < y->rank; d++) inner *= y->dims[d];

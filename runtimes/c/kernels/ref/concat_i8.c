@@ -15,14 +15,14 @@ typedef struct catp {
     int64_t zp[64], re[64], M[64], sh[64];
 } catp;
 
-static int read_params(const dse_model *m, const dse_node *n, catp *p) {
+static int concat_i8_read_params(const dse_model *m, const dse_node *n, catp *p) {
     const dse_tensor *y = &m->tensors[n->out[0]];
-    int64_t ax = dse__attr_int(n, "axis", 0), zo = dse__attr_int(n, "zp_out", 0);
+    int64_t ax = dse__attr_int(n, DSE_A_axis, 0), zo = dse__attr_int(n, DSE_A_zp_out, 0);
     if (ax < 0) ax += y->rank;
     if (ax < 0 || ax >= y->rank || !DSE_I8_OK(zo)) return 1;
     p->axis = (int)ax, p->zp_out = (int)zo;
-    int a = dse_i8_ints(n, "zps_in", p->zp, 64), b = dse_i8_ints(n, "rescale", p->re, 64);
-    int c = dse_i8_ints(n, "rescale_M", p->M, 64), d = dse_i8_ints(n, "rescale_shift", p->sh, 64);
+    int a = dse__attr_ints(n, DSE_A_zps_in, p->zp, 64), b = dse__attr_ints(n, DSE_A_rescale, p->re, 64);
+    int c = dse__attr_ints(n, DSE_A_rescale_M, p->M, 64), d = dse__attr_ints(n, DSE_A_rescale_shift, p->sh, 64);
     if (a < 0 && b < 0 && c < 0 && d < 0) {   /* plain copy */
         for (uint32_t i = 0; i < n->n_in; i++) p->re[i] = 0;
         return 0;
@@ -36,11 +36,11 @@ static int read_params(const dse_model *m, const dse_node *n, catp *p) {
     return 0;
 }
 
-int dse__check_i8_concat(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_concat(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     catp p;
-    if (!y || y->dtype != DSE_DTYPE_INT8 || n->n_in < 1 || read_params(m, n, &p)) {
-        snprintf(msg, cap, "int8 Concat needs int8 output, axis in range, zp_out and per-input zps_in/rescale/rescale_M/rescale_shift");
+    if (!y || y->dtype != DSE_DTYPE_INT8 || n->n_in < 1 || concat_i8_read_params(m, n, &p)) {
+        DSE_WHY(why, CONCAT_I8_INT8_CONCAT_NEEDS_INT8);
         return 1;
     }
     size_t total = 0;
@@ -53,7 +53,7 @@ int dse__check_i8_concat(const dse_model *m, const dse_node *n, char *msg, size_
     }
     if (total == y->dims[p.axis]) return 0;
 bad:
-    snprintf(msg, cap, "inputs must be int8 of the output's rank, agree off the axis and sum to it along the axis");
+    DSE_WHY(why, CONCAT_I8_INPUTS_INT8_OUTPUT_RANK);
     return 1;
 }
 
@@ -62,7 +62,7 @@ void dse_i8_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, u
     const dse_tensor *y = &m->tensors[n->out[0]];
     int8_t *out = dse__data(m, arena, n->out[0]);
     catp p;
-    read_params(m, n, &p);
+    concat_i8_read_params(m, n, &p);
     size_t outer = 1, inner = 1;
     for (int d = 0; d < p.axis; d++) outer *= y->dims[d];
     for (unsigned d = (unsigned)p.axis + 1; d < y->rank; d++) inner *= y->dims[d];

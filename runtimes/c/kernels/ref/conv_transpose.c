@@ -13,12 +13,6 @@
  * numpy's reference (matmul + col2im scatter-add) sums in another order: ~1e-6 relative. */
 #include "internal.h"
 
-float dse__nn_half(uint16_t h);
-float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
-int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3], int64_t d[3],
-                    int64_t pb[3], int64_t pe[3]);
-int dse__nn_act(const dse_node *n, float *lo, float *hi);
-
 typedef struct convt_geom {
     size_t N, C, M, G, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
@@ -27,55 +21,55 @@ typedef struct convt_geom {
 static int ok_f(const dse_tensor *t) { return t && t->dtype == DSE_DTYPE_FLOAT32; }
 static int ok_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-static int geom(const dse_model *m, const dse_node *n, convt_geom *g, char *msg, size_t cap) {
+static int conv_transpose_geom(const dse_model *m, const dse_node *n, convt_geom *g, dse_why *why) {
     const dse_tensor *x = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *b = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
     if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !ok_f(x) || !ok_fh(w) || !ok_f(y) || (n->n_in == 3 && n->in[2] != DSE_NONE && !ok_fh(b)) ||
         x->rank < 3 || x->rank > 5 || w->rank != x->rank || y->rank != x->rank) {
-        snprintf(msg, cap, "ConvTranspose needs float32 x (N,C,spatial 1-3 axes), float32/float16 w of the same rank, optional bias, float32 y");
+        DSE_WHY(why, CONV_TRANSPOSE_CONVTRANSPOSE_NEEDS_FLOAT32_X);
         return 1;
     }
     size_t nd = x->rank - 2, o = 3 - nd;
-    int64_t grp = dse__attr_int(n, "group", 1), op[6] = {0, 0, 0, 0, 0, 0};
+    int64_t grp = dse__attr_int(n, DSE_A_group, 1), op[6] = {0, 0, 0, 0, 0, 0};
     g->N = x->dims[0]; g->C = x->dims[1];
     if (grp < 1 || g->C % (size_t)grp || w->dims[0] != g->C) {
-        snprintf(msg, cap, "group %lld does not fit %zu input channels and the weight shape", (long long)grp, g->C);
+        DSE_WHYF(why, CONV_TRANSPOSE_GROUP_DOES_NOT_FIT, NULL, grp, g->C, 0, 0);
         return 1;
     }
     g->G = (size_t)grp;
     g->M = w->dims[1] * g->G;
     if (dse__nn_spatial(n, nd, w->dims + 2, g->k, g->s, g->d, g->pb, g->pe)) {
-        snprintf(msg, cap, "kernel_shape/strides/dilations/pads missing, of the wrong length or not matching the weight");
+        DSE_WHY(why, CONV_KERNEL_SHAPE_STRIDES_DILATIONS);
         return 1;
     }
-    int c = dse__attr_ints(n, "output_padding", op, 6);
-    if (c >= 0 && c != (int)nd) { snprintf(msg, cap, "output_padding needs %zu values", nd); return 1; }
-    if (dse__attr(n, "output_shape", DSE_ATTR_INTS)) { snprintf(msg, cap, "output_shape must be resolved into pads by the exporter"); return 1; }
-    if (b && b->numel != g->M) { snprintf(msg, cap, "bias has %zu elements, expected %zu", b->numel, g->M); return 1; }
-    if (y->dims[0] != g->N || y->dims[1] != g->M) { snprintf(msg, cap, "output shape does not match (N, M)"); return 1; }
+    int c = dse__attr_ints(n, DSE_A_output_padding, op, 6);
+    if (c >= 0 && c != (int)nd) { DSE_WHYF(why, CONV_TRANSPOSE_OUTPUT_PADDING_NEEDS_VALUES, NULL, nd, 0, 0, 0); return 1; }
+    if (dse__attr(n, DSE_A_output_shape, DSE_ATTR_INTS)) { DSE_WHY(why, CONV_TRANSPOSE_OUTPUT_SHAPE_RESOLVED_INTO); return 1; }
+    if (b && b->numel != g->M) { DSE_WHYF(why, CONV_BIAS_HAS_ELEMENTS_EXPECTED, NULL, b->numel, g->M, 0, 0); return 1; }
+    if (y->dims[0] != g->N || y->dims[1] != g->M) { DSE_WHY(why, CONV_OUTPUT_SHAPE_DOES_NOT); return 1; }
     for (int i = 0; i < 3; i++) {
         int64_t opad = (size_t)i < o ? 0 : op[i - (int)o];
         g->in[i] = (size_t)i < o ? 1 : x->dims[2 + i - o];
         g->out[i] = (size_t)i < o ? 1 : y->dims[2 + i - o];
         int64_t want = ((int64_t)g->in[i] - 1) * g->s[i] + (g->k[i] - 1) * g->d[i] + 1 + opad - g->pb[i] - g->pe[i];
         if (opad < 0 || want < 1 || (int64_t)g->out[i] != want) {
-            snprintf(msg, cap, "spatial axis %d: output %zu, but the geometry gives %lld", i - (int)o, g->out[i], (long long)want);
+            DSE_WHYF(why, CONV_SPATIAL_AXIS_OUTPUT_BUT, NULL, i - (int)o, g->out[i], want, 0);
             return 1;
         }
     }
     return 0;
 }
 
-int dse__check_conv_transpose_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_conv_transpose_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     convt_geom g;
-    return geom(m, n, &g, msg, cap);
+    return conv_transpose_geom(m, n, &g, why);
 }
 
 void dse_f32_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     convt_geom g;
-    char msg[8];
-    geom(m, n, &g, msg, sizeof msg);
+    dse_why why;
+    conv_transpose_geom(m, n, &g, &why);
     const dse_tensor *wt = &m->tensors[n->in[1]];
     const dse_tensor *bt = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     const float *x = dse__data(m, arena, n->in[0]);
@@ -113,7 +107,7 @@ void dse_f32_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t 
                                         int64_t tw = (int64_t)ow + g.pb[2] - kw * g.d[2];
                                         if (tw < 0 || tw % g.s[2] || tw / g.s[2] >= (int64_t)g.in[2]) continue;
                                         const size_t wi = wr + (size_t)kw;
-                                        const float wv = w16 ? dse__nn_half(((const uint16_t *)w)[wi]) : ((const float *)w)[wi];
+                                        const float wv = w16 ? dse__f16_to_f32(((const uint16_t *)w)[wi]) : ((const float *)w)[wi];
                                         acc = acc + xr[tw / g.s[2]] * wv;
                                     }
                                 }

@@ -16,38 +16,37 @@
 
 #define TILE 64
 
-int dse__check_i8_conv_transpose(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_conv_transpose(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || x->rank < 3 || w->rank != x->rank) {
-        snprintf(msg, cap, "int8 ConvTranspose needs x, w, bias (int32) and one output of the same rank >= 3");
+        DSE_WHY(why, CONV_TRANSPOSE_I8_INT8_CONVTRANSPOSE_NEEDS_X);
         return 1;
     }
-    int64_t group = dse__attr_int(n, "group", 1);
+    int64_t group = dse__attr_int(n, DSE_A_group, 1);
     size_t C = w->dims[0], Og = w->dims[1], KS = 1;
     for (unsigned d = 2; d < w->rank; d++) KS *= w->dims[d];
     if (group < 1 || C % (size_t)group || x->dims[1] != C || y->dims[0] != x->dims[0] || y->dims[1] != Og * (size_t)group) {
-        snprintf(msg, cap, "channels do not agree: x %zu, w [%zu, %zu], group %lld, y %zu", x->dims[1], C, Og,
-                 (long long)group, y->dims[1]);
+        DSE_WHYF(why, CONV_TRANSPOSE_I8_CHANNELS_DO_NOT_AGREE, NULL, x->dims[1], C, Og, group);
         return 1;
     }
-    if (dse_i8_weighted_operands(m, n, Og * (size_t)group, C / (size_t)group * KS, msg, cap)) return 1;
+    if (dse_i8_weighted_operands(m, n, Og * (size_t)group, C / (size_t)group * KS, why)) return 1;
     dse_i8_geom g;
-    if (dse_i8_geom_read(n, x, y, w->dims + 2, &g, msg, cap)) return 1;
+    if (dse_i8_geom_read(n, x, y, w->dims + 2, &g, why)) return 1;
     int64_t op[3];
-    int nop = dse_i8_ints(n, "output_padding", op, 3);
-    if (nop >= 0 && nop != g.sp) { snprintf(msg, cap, "output_padding needs %d entries", g.sp); return 1; }
+    int nop = dse__attr_ints(n, DSE_A_output_padding, op, 3);
+    if (nop >= 0 && nop != g.sp) { DSE_WHYF(why, CONV_TRANSPOSE_I8_OUTPUT_PADDING_NEEDS_ENTRIES, NULL, g.sp, 0, 0, 0); return 1; }
     for (int j = 0; j < 3; j++) {
         long long opad = (nop >= 0 && j >= 3 - g.sp) ? op[j - (3 - g.sp)] : 0;
-        if (opad < 0 || opad > 0x7fffffff) { snprintf(msg, cap, "output_padding must be >= 0"); return 1; }
+        if (opad < 0 || opad > 0x7fffffff) { DSE_WHY(why, CONV_TRANSPOSE_I8_OUTPUT_PADDING_0); return 1; }
         long long full = (g.in[j] - 1) * g.s[j] + (g.k[j] - 1) * g.d[j] + 1 + opad;
         if (g.in[j] < 1 || g.out[j] != full - g.pb[j] - g.pe[j]) {
-            snprintf(msg, cap, "output spatial size does not match input, kernel, strides, pads, output_padding");
+            DSE_WHY(why, CONV_TRANSPOSE_I8_OUTPUT_SPATIAL_SIZE_DOES);
             return 1;
         }
     }
     dse_i8_out o;
-    return dse_i8_out_params(m, n, Og * (size_t)group, &o, msg, cap);
+    return dse_i8_out_params(m, n, Og * (size_t)group, &o, why);
 }
 
 /* The input position src of output position p through tap k (p = src*s + k*d - pb): 1 when
@@ -66,12 +65,12 @@ void dse_i8_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *
     const int32_t *bias = dse__data(m, arena, n->in[2]);
     void *y = dse__data(m, arena, n->out[0]);
     const long long N = (long long)xt->dims[0], C = (long long)wt->dims[0], Og = (long long)wt->dims[1];
-    const long long group = dse__attr_int(n, "group", 1), Cg = C / group, O = Og * group;
+    const long long group = dse__attr_int(n, DSE_A_group, 1), Cg = C / group, O = Og * group;
     dse_i8_out o;
     dse_i8_geom g;
-    char msg[8];
-    dse_i8_out_params(m, n, (size_t)O, &o, msg, sizeof msg);
-    dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, msg, sizeof msg);
+    dse_why why;
+    dse_i8_out_params(m, n, (size_t)O, &o, &why);
+    dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
     const long long ID = g.in[0], IH = g.in[1], IW = g.in[2], OD = g.out[0], OH = g.out[1], OW = g.out[2];
     const long long KD = g.k[0], KH = g.k[1], KW = g.k[2], KS = KD * KH * KW, sw = g.s[2], dw = g.d[2];
     const int zp = o.zp_in;

@@ -7,7 +7,7 @@
 
 #include "requant.h"
 
-static int scalar_params(const dse_model *m, const dse_node *n, float *scale, int *zp) {
+static int dequantize_scalar_params(const dse_model *m, const dse_node *n, float *scale, int *zp) {
     const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     if (!s || s->dtype != DSE_DTYPE_FLOAT32 || s->numel != 1 || s->storage != DSE_STORAGE_CONST) return 1;
     if (z && (z->dtype != DSE_DTYPE_INT8 || z->numel != 1 || z->storage != DSE_STORAGE_CONST)) return 1;
@@ -16,13 +16,13 @@ static int scalar_params(const dse_model *m, const dse_node *n, float *scale, in
     return !isfinite(*scale);
 }
 
-int dse__check_dequantize_i8(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_dequantize_i8(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     float s;
     int zp;
     if (!x || !y || x->dtype != DSE_DTYPE_INT8 || y->dtype != DSE_DTYPE_FLOAT32 || x->numel != y->numel ||
-        n->n_in > 3 || scalar_params(m, n, &s, &zp)) {
-        snprintf(msg, cap, "DequantizeLinear needs int8 x, a constant float32 scale and int8 zero point (one element each), float32 y");
+        n->n_in > 3 || dequantize_scalar_params(m, n, &s, &zp)) {
+        DSE_WHY(why, DEQUANTIZE_DEQUANTIZELINEAR_NEEDS_INT8_X);
         return 1;
     }
     return 0;
@@ -34,6 +34,6 @@ void dse_i8_dequantize__ref(const dse_model *m, const dse_node *n, uint8_t *aren
     float *y = dse__data(m, arena, n->out[0]);
     float s;
     int zp;
-    scalar_params(m, n, &s, &zp);
+    dequantize_scalar_params(m, n, &s, &zp);
     for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) y[i] = (float)(x[i] - zp) * s;
 }

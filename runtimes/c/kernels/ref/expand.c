@@ -6,24 +6,24 @@
  * walk of the input (dse__mv_copy_strided), merging broadcast runs where possible. */
 #include "internal.h"
 
-int dse__check_expand(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (n->n_in != 2 || n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs data, shape and one output");
+int dse__check_expand(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (n->n_in != 2 || n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, EXPAND_NEEDS_DATA_SHAPE_ONE);
         return 1;
     }
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t s[DSE_MAX_RANK];
     long k = dse__mv_const_ints(m, n->in[1], s, DSE_MAX_RANK);
-    if (k < 0 || k > DSE_MAX_RANK) { snprintf(msg, cap, "shape must be a constant int64 tensor of <= 8 entries"); return 1; }
+    if (k < 0 || k > DSE_MAX_RANK) { DSE_WHY(why, EXPAND_SHAPE_CONSTANT_INT64_TENSOR); return 1; }
     unsigned r = (unsigned)k > x->rank ? (unsigned)k : x->rank;
-    if (y->rank != r) { snprintf(msg, cap, "output rank %u, broadcast gives %u", y->rank, r); return 1; }
+    if (y->rank != r) { DSE_WHYF(why, EXPAND_OUTPUT_RANK_BROADCAST_GIVES, NULL, y->rank, r, 0, 0); return 1; }
     for (unsigned d = 0; d < r; d++) {
         int xd = (int)d - (int)(r - x->rank), sd = (int)d - (int)(r - (unsigned)k);
         int64_t a = xd >= 0 ? (int64_t)x->dims[xd] : 1, b = sd >= 0 ? s[sd] : 1, want;
         if (a == b || b == 1) want = a;
         else if (a == 1 && b >= 0) want = b;
-        else { snprintf(msg, cap, "input dim %lld does not broadcast to %lld", (long long)a, (long long)b); return 1; }
-        if ((int64_t)y->dims[d] != want) { snprintf(msg, cap, "output dim %u is %zu, broadcast gives %lld", d, y->dims[d], (long long)want); return 1; }
+        else { DSE_WHYF(why, EXPAND_INPUT_DIM_DOES_NOT, NULL, a, b, 0, 0); return 1; }
+        if ((int64_t)y->dims[d] != want) { DSE_WHYF(why, EXPAND_OUTPUT_DIM_BROADCAST_GIVES, NULL, d, y->dims[d], want, 0); return 1; }
     }
     return 0;
 }

@@ -14,8 +14,8 @@
  * recognisable value instead, and never reads out of bounds.) */
 #include "internal.h"
 
-static int64_t get_axis(const dse_node *n, unsigned rank) {
-    int64_t a = dse__attr_int(n, "axis", 0);
+static int64_t gather_get_axis(const dse_node *n, unsigned rank) {
+    int64_t a = dse__attr_int(n, DSE_A_axis, 0);
     return a < 0 ? a + (int64_t)rank : a;
 }
 
@@ -27,33 +27,33 @@ static int64_t index_at(const uint8_t *p, int is64, size_t i) {
 }
 
 /* idx in [-dim, dim) -> [0, dim); anything else -> -1 */
-static int64_t wrap(int64_t idx, int64_t dim) {
+static int64_t gather_wrap(int64_t idx, int64_t dim) {
     if (idx < 0) idx += dim;   /* idx >= INT64_MIN and dim < 2^31: no overflow */
     return idx >= 0 && idx < dim ? idx : -1;
 }
 
-static int check_common(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (n->n_in != 2 || n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs data, indices and one output");
+static int check_common(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (n->n_in != 2 || n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, GATHER_NEEDS_DATA_INDICES_ONE);
         return 1;
     }
     const dse_tensor *x = &m->tensors[n->in[0]], *i = dse__t(m, n->in[1]);
-    int64_t axis = get_axis(n, x->rank);
-    if (!i || (i->dtype != DSE_DTYPE_INT64 && i->dtype != DSE_DTYPE_INT32)) { snprintf(msg, cap, "indices must be int64 or int32"); return 1; }
-    if (axis < 0 || axis >= (int64_t)x->rank) { snprintf(msg, cap, "axis out of range for rank %u", x->rank); return 1; }
+    int64_t axis = gather_get_axis(n, x->rank);
+    if (!i || (i->dtype != DSE_DTYPE_INT64 && i->dtype != DSE_DTYPE_INT32)) { DSE_WHY(why, GATHER_INDICES_INT64_INT32); return 1; }
+    if (axis < 0 || axis >= (int64_t)x->rank) { DSE_WHYF(why, GATHER_AXIS_OUT_RANGE_RANK, NULL, x->rank, 0, 0, 0); return 1; }
     return 0;
 }
 
-int dse__check_gather(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (check_common(m, n, msg, cap)) return 1;
+int dse__check_gather(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (check_common(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *i = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    unsigned axis = (unsigned)get_axis(n, x->rank), r = 0;
+    unsigned axis = (unsigned)gather_get_axis(n, x->rank), r = 0;
     size_t want[2 * DSE_MAX_RANK];
     for (unsigned d = 0; d < axis; d++) want[r++] = x->dims[d];
     for (unsigned d = 0; d < i->rank; d++) want[r++] = i->dims[d];
     for (unsigned d = axis + 1; d < x->rank; d++) want[r++] = x->dims[d];
     if (y->rank != r || memcmp(y->dims, want, r * sizeof want[0]) != 0) {
-        snprintf(msg, cap, "output shape is not data[:axis] + indices + data[axis+1:]");
+        DSE_WHY(why, GATHER_OUTPUT_SHAPE_NOT_DATA);
         return 1;
     }
     return 0;
@@ -62,7 +62,7 @@ int dse__check_gather(const dse_model *m, const dse_node *n, char *msg, size_t c
 void dse_any_gather__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     const dse_tensor *x = &m->tensors[n->in[0]], *it = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    unsigned axis = (unsigned)get_axis(n, x->rank);
+    unsigned axis = (unsigned)gather_get_axis(n, x->rank);
     size_t es = dse__mv_esize(x->dtype), outer = 1, block = 1;
     for (unsigned d = 0; d < axis; d++) outer *= x->dims[d];
     for (unsigned d = axis + 1; d < x->rank; d++) block *= x->dims[d];
@@ -75,30 +75,30 @@ void dse_any_gather__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     for (size_t o = 0; o < outer; o++) {
         const uint8_t *row = src + o * (size_t)dim * bb;
         for (size_t j = 0; j < it->numel; j++, dst += bb) {
-            int64_t k = wrap(index_at(ip, is64, j), dim);
+            int64_t k = gather_wrap(index_at(ip, is64, j), dim);
             if (k >= 0) memcpy(dst, row + (size_t)k * bb, bb);
             else dse__mv_fill(dst, block, zero, es);
         }
     }
 }
 
-int dse__check_gather_elements(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (check_common(m, n, msg, cap)) return 1;
+int dse__check_gather_elements(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (check_common(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *i = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    unsigned axis = (unsigned)get_axis(n, x->rank);
+    unsigned axis = (unsigned)gather_get_axis(n, x->rank);
     if (i->rank != x->rank || y->rank != x->rank || memcmp(y->dims, i->dims, x->rank * sizeof x->dims[0]) != 0) {
-        snprintf(msg, cap, "data, indices and output must have one rank, output the indices' shape");
+        DSE_WHY(why, GATHER_DATA_INDICES_OUTPUT_HAVE);
         return 1;
     }
     for (unsigned d = 0; d < x->rank; d++)
-        if (d != axis && i->dims[d] > x->dims[d]) { snprintf(msg, cap, "indices dim %u exceeds the data's", d); return 1; }
+        if (d != axis && i->dims[d] > x->dims[d]) { DSE_WHYF(why, GATHER_INDICES_DIM_EXCEEDS_DATA, NULL, d, 0, 0, 0); return 1; }
     return 0;
 }
 
 void dse_any_gather_elements__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     const dse_tensor *x = &m->tensors[n->in[0]], *it = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    unsigned axis = (unsigned)get_axis(n, x->rank), r = x->rank;
+    unsigned axis = (unsigned)gather_get_axis(n, x->rank), r = x->rank;
     if (y->numel == 0) return;
     size_t es = dse__mv_esize(x->dtype), idx[DSE_MAX_RANK] = {0};
     int64_t xs[DSE_MAX_RANK], dim = (int64_t)x->dims[axis], off = 0;   /* off: data offset without the axis term */
@@ -108,7 +108,7 @@ void dse_any_gather_elements__ref(const dse_model *m, const dse_node *n, uint8_t
     dse__mv_zero_elem(y, zero);
     int is64 = it->dtype == DSE_DTYPE_INT64;
     for (size_t j = 0; j < y->numel; j++, dst += es) {
-        int64_t k = wrap(index_at(ip, is64, j), dim);
+        int64_t k = gather_wrap(index_at(ip, is64, j), dim);
         if (k >= 0) memcpy(dst, src + (size_t)(off + k * xs[axis]) * es, es);
         else memcpy(dst, zero, es);
         for (int d = (int)r - 1; d >= 0; d--) {

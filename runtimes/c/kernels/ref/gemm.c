@@ -8,32 +8,29 @@
  *     if C present and beta != 0: acc = acc + (beta == 1 ? C[i,j] : C[i,j] * beta)
  *     clamp to [act_min, act_max]
  * Loop order i, k, j with a running row of accumulators in Y keeps the per-element order
- * above while streaming B by rows. */
+ * above while streaming B by rows (the sum: dse_f32_gemm_rows, kernels/ref/loops.c; then the
+ * rest, per element, here). */
 #include "internal.h"
 
-float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
-int dse__nn_act(const dse_node *n, float *lo, float *hi);
+static int gemm_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-static int fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
-
-int dse__check_gemm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
-    if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !a || a->dtype != DSE_DTYPE_FLOAT32 || !fh(b) || !y ||
-        y->dtype != DSE_DTYPE_FLOAT32 || a->rank != 2 || b->rank != 2 || y->rank != 2 || (c && (!fh(c) || c->rank > 2))) {
-        snprintf(msg, cap, "Gemm needs float32 A (2-D), float32/float16 B (2-D), optional C (rank <= 2), float32 Y (2-D)");
+    if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !a || a->dtype != DSE_DTYPE_FLOAT32 || !gemm_fh(b) || !y ||
+        y->dtype != DSE_DTYPE_FLOAT32 || a->rank != 2 || b->rank != 2 || y->rank != 2 || (c && (!gemm_fh(c) || c->rank > 2))) {
+        DSE_WHY(why, GEMM_NEEDS_FLOAT32_2_D);
         return 1;
     }
-    int ta = dse__attr_int(n, "transA", 0) != 0, tb = dse__attr_int(n, "transB", 0) != 0;
+    int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
     size_t M = a->dims[ta], K = a->dims[!ta], N = b->dims[!tb];
     if (b->dims[tb] != K || y->dims[0] != M || y->dims[1] != N) {
-        snprintf(msg, cap, "shapes do not match: A %zux%zu, B %zux%zu, Y %zux%zu with transA=%d transB=%d",
-                 a->dims[0], a->dims[1], b->dims[0], b->dims[1], y->dims[0], y->dims[1], ta, tb);
+        DSE_WHYF(why, GEMM_SHAPES_DO_NOT_MATCH, NULL, a->dims[0], a->dims[1], b->dims[0], b->dims[1]);
         return 1;
     }
     if (c) {
         size_t cm = c->rank == 2 ? c->dims[0] : 1, cn = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
-        if ((cm != 1 && cm != M) || (cn != 1 && cn != N)) { snprintf(msg, cap, "C does not broadcast to %zux%zu", M, N); return 1; }
+        if ((cm != 1 && cm != M) || (cn != 1 && cn != N)) { DSE_WHYF(why, GEMM_C_DOES_NOT_BROADCAST, NULL, M, N, 0, 0); return 1; }
     }
     return 0;
 }
@@ -42,8 +39,8 @@ void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, ui
     (void)scratch;
     const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
     const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
-    const int ta = dse__attr_int(n, "transA", 0) != 0, tb = dse__attr_int(n, "transB", 0) != 0;
-    const float alpha = dse__attr_float(n, "alpha", 1.0f), beta = dse__attr_float(n, "beta", 1.0f);
+    const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
+    const float alpha = dse__attr_float(n, DSE_A_alpha, 1.0f), beta = dse__attr_float(n, DSE_A_beta, 1.0f);
     const size_t M = at->dims[ta], K = at->dims[!ta], N = bt->dims[!tb];
     const float *A = dse__data(m, arena, n->in[0]);
     const void *B = dse__data(m, arena, n->in[1]);
@@ -51,7 +48,6 @@ void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, ui
     float *Y = dse__data(m, arena, n->out[0]);
     float lo, hi;
     const int act = dse__nn_act(n, &lo, &hi);
-    const int b32 = bt->dtype == DSE_DTYPE_FLOAT32;
     const size_t sak = ta ? M : 1, sai = ta ? 1 : K;        /* A[i,k] = A[i*sai + k*sak] */
     const size_t sbk = tb ? 1 : N, sbj = tb ? K : 1;        /* B[k,j] = B[k*sbk + j*sbj] */
     size_t cm = 0, cn = 0;
@@ -59,18 +55,9 @@ void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, ui
         cm = ct->rank == 2 ? ct->dims[0] : 1;
         cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
     }
+    dse_f32_gemm_rows(A, sai, sak, B, bt->dtype == DSE_DTYPE_FLOAT16, sbk, sbj, M, K, N, Y);
     for (size_t i = 0; i < M; i++) {
         float *yr = Y + i * N;
-        for (size_t j = 0; j < N; j++) yr[j] = 0.0f;
-        for (size_t k = 0; k < K; k++) {
-            const float av = A[i * sai + k * sak];
-            if (b32) {
-                const float *br = (const float *)B + k * sbk;
-                for (size_t j = 0; j < N; j++) yr[j] = yr[j] + av * br[j * sbj];
-            } else {
-                for (size_t j = 0; j < N; j++) yr[j] = yr[j] + av * dse__nn_ld(bt, B, k * sbk + j * sbj);
-            }
-        }
         for (size_t j = 0; j < N; j++) {
             float v = yr[j];
             if (alpha != 1.0f) v = v * alpha;

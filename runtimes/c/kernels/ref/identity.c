@@ -112,21 +112,21 @@ void dse__mv_row_strides(const dse_tensor *t, int64_t *stride) {
 }
 
 /* Data input 0 and output 0 present, same dtype, a whole-byte element size. */
-int dse__mv_check_io(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__mv_check_io(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
-    if (!x || !y) { snprintf(msg, cap, "needs a data input and an output"); return 1; }
-    if (x->dtype != y->dtype) { snprintf(msg, cap, "output dtype %s differs from input dtype %s", dse_dtype_name(y->dtype), dse_dtype_name(x->dtype)); return 1; }
-    if (!dse__mv_esize(x->dtype)) { snprintf(msg, cap, "dtype %s is not a whole number of bytes", dse_dtype_name(x->dtype)); return 1; }
+    if (!x || !y) { DSE_WHY(why, IDENTITY_NEEDS_DATA_INPUT_OUTPUT); return 1; }
+    if (x->dtype != y->dtype) { DSE_WHYF(why, IDENTITY_OUTPUT_DTYPE_DIFFERS_FROM, dse_dtype_name(x->dtype), 0, 0, 0, 0); return 1; }
+    if (!dse__mv_esize(x->dtype)) { DSE_WHYF(why, IDENTITY_DTYPE_NOT_WHOLE_NUMBER, dse_dtype_name(x->dtype), 0, 0, 0, 0); return 1; }
     return 0;
 }
 
-int dse__check_identity(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (n->n_in != 1 || n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "Identity needs one input and one output of the same dtype and size");
+int dse__check_identity(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (n->n_in != 1 || n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, IDENTITY_NEEDS_ONE_INPUT_ONE);
         return 1;
     }
     if (m->tensors[n->in[0]].numel != m->tensors[n->out[0]].numel) {
-        snprintf(msg, cap, "Identity needs one input and one output of the same dtype and size");
+        DSE_WHY(why, IDENTITY_NEEDS_ONE_INPUT_ONE);
         return 1;
     }
     return 0;

@@ -5,19 +5,16 @@
  *
  * Per output element: acc = 0; for k in [0, K): acc = acc + A[..,i,k] * B[..,k,j] (sequential
  * over K), then the clamp. The loop order is batch, i, k, j with the row of Y as the running
- * accumulators, which keeps that per-element order. The batch walk uses per-axis strides with
- * stride 0 on broadcast axes. */
+ * accumulators, which keeps that per-element order (dse_f32_gemm_rows, kernels/ref/loops.c,
+ * per batch). The batch walk uses per-axis strides with stride 0 on broadcast axes. */
 #include "internal.h"
-
-float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
-int dse__nn_act(const dse_node *n, float *lo, float *hi);
 
 typedef struct mm_geom {
     size_t M, K, N, nb;                         /* nb: batch rank (of the output) */
     size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
 } mm_geom;
 
-static int geom(const dse_model *m, const dse_node *n, mm_geom *g) {
+static int matmul_geom(const dse_model *m, const dse_node *n, mm_geom *g) {
     const dse_tensor *a = n->n_in == 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in == 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = dse__t(m, n->out[0]);
     if (!a || !b || !y || n->n_out != 1 || a->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 ||
@@ -51,10 +48,10 @@ static int geom(const dse_model *m, const dse_node *n, mm_geom *g) {
     return 0;
 }
 
-int dse__check_matmul_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     mm_geom g;
-    if (geom(m, n, &g)) {
-        snprintf(msg, cap, "MatMul needs float32 A, float32/float16 B whose batch axes broadcast, K matching, and the numpy output shape");
+    if (matmul_geom(m, n, &g)) {
+        DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
         return 1;
     }
     return 0;
@@ -64,7 +61,7 @@ void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     (void)scratch;
     mm_geom g;
     memset(&g, 0, sizeof g);
-    geom(m, n, &g);
+    matmul_geom(m, n, &g);
     const dse_tensor *bt = &m->tensors[n->in[1]];
     const float *A = dse__data(m, arena, n->in[0]);
     const void *B = dse__data(m, arena, n->in[1]);
@@ -76,21 +73,10 @@ void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     for (size_t bi = 0; bi < nbatch; bi++) {
         const float *a = A + offa;
         float *y = Y + bi * g.M * g.N;
-        for (size_t i = 0; i < g.M; i++) {
-            float *yr = y + i * g.N;
-            for (size_t j = 0; j < g.N; j++) yr[j] = 0.0f;
-            for (size_t k = 0; k < g.K; k++) {
-                const float av = a[i * g.K + k];
-                if (b32) {
-                    const float *br = (const float *)B + offb + k * g.N;
-                    for (size_t j = 0; j < g.N; j++) yr[j] = yr[j] + av * br[j];
-                } else {
-                    for (size_t j = 0; j < g.N; j++) yr[j] = yr[j] + av * dse__nn_ld(bt, B, offb + k * g.N + j);
-                }
-            }
-            if (act)
-                for (size_t j = 0; j < g.N; j++) { float v = yr[j]; v = v < lo ? lo : v; yr[j] = v > hi ? hi : v; }
-        }
+        dse_f32_gemm_rows(a, g.K, 1, b32 ? (const void *)((const float *)B + offb) : (const void *)((const uint16_t *)B + offb),
+                          !b32, g.N, 1, g.M, g.K, g.N, y);
+        if (act)
+            for (size_t j = 0; j < g.M * g.N; j++) { float v = y[j]; v = v < lo ? lo : v; y[j] = v > hi ? hi : v; }
         for (int d = (int)g.nb - 1; d >= 0; d--) {   /* advance the batch counter, carry left */
             offa += g.sa[d]; offb += g.sb[d];
             if (++idx[d] < g.bdims[d]) break;

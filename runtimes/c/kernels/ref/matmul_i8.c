@@ -5,21 +5,21 @@
  */
 #include "requant.h"
 
-int dse__check_i8_matmul(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_matmul(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || x->rank < 1 || w->rank != 2 || y->rank != (x->rank > 1 ? x->rank : 1)) {
-        snprintf(msg, cap, "int8 MatMul needs x (..., K), constant 2-D w (K, N), int32 bias[N] and output (..., N)");
+        DSE_WHY(why, MATMUL_I8_INT8_MATMUL_NEEDS_X);
         return 1;
     }
     size_t K = w->dims[0], N = w->dims[1];
     int bad = x->dims[x->rank - 1] != K || y->dims[y->rank - 1] != N;
     for (unsigned d = 0; d + 1 < x->rank; d++) bad |= y->dims[d] != x->dims[d];
     if (x->rank == 1) bad |= y->dims[0] != N;
-    if (bad) { snprintf(msg, cap, "shapes do not agree: x (..., %zu), w [%zu, %zu]", x->dims[x->rank - 1], K, N); return 1; }
-    if (dse_i8_weighted_operands(m, n, N, K, msg, cap)) return 1;
+    if (bad) { DSE_WHYF(why, MATMUL_I8_SHAPES_DO_NOT_AGREE, NULL, x->dims[x->rank - 1], K, N, 0); return 1; }
+    if (dse_i8_weighted_operands(m, n, N, K, why)) return 1;
     dse_i8_out o;
-    return dse_i8_out_params(m, n, N, &o, msg, cap);
+    return dse_i8_out_params(m, n, N, &o, why);
 }
 
 void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
@@ -27,8 +27,8 @@ void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, u
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[0], N = w->dims[1];
     dse_i8_out o;
-    char msg[8];
-    dse_i8_out_params(m, n, N, &o, msg, sizeof msg);
+    dse_why why;
+    dse_i8_out_params(m, n, N, &o, &why);
     dse_i8_gemm_rows(dse__data(m, arena, n->in[0]), N ? y->numel / N : 0, K, dse__data(m, arena, n->in[1]), N, 0,
                      dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }

@@ -8,7 +8,7 @@
  */
 #include "requant.h"
 
-static long long out_len(const dse_i8_geom *g, int j, int ceil_mode) {
+static long long maxpool_i8_out_len(const dse_i8_geom *g, int j, int ceil_mode) {
     long long span = g->in[j] + g->pb[j] + g->pe[j] - ((g->k[j] - 1) * g->d[j] + 1);
     if (span < 0) return -1;
     long long o = (ceil_mode ? (span + g->s[j] - 1) / g->s[j] : span / g->s[j]) + 1;
@@ -25,18 +25,18 @@ static int check_io(const dse_model *m, const dse_node *n, const dse_tensor **x,
            (*x)->rank < 3 || (*y)->dims[0] != (*x)->dims[0] || (*y)->dims[1] != (*x)->dims[1];
 }
 
-int dse__check_i8_maxpool(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_maxpool(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x, *y;
     dse_i8_geom g;
     if (check_io(m, n, &x, &y)) {
-        snprintf(msg, cap, "int8 MaxPool needs one int8 input, one int8 output (N, C, spatial...), no Indices output");
+        DSE_WHY(why, MAXPOOL_I8_INT8_MAXPOOL_NEEDS_ONE);
         return 1;
     }
-    if (dse_i8_geom_read(n, x, y, NULL, &g, msg, cap)) return 1;
-    int64_t ceil_mode = dse__attr_int(n, "ceil_mode", 0);
+    if (dse_i8_geom_read(n, x, y, NULL, &g, why)) return 1;
+    int64_t ceil_mode = dse__attr_int(n, DSE_A_ceil_mode, 0);
     for (int j = 0; j < 3; j++)
-        if (g.out[j] != out_len(&g, j, (int)ceil_mode)) {
-            snprintf(msg, cap, "output size does not match kernel/strides/pads/dilations/ceil_mode");
+        if (g.out[j] != maxpool_i8_out_len(&g, j, (int)ceil_mode)) {
+            DSE_WHY(why, MAXPOOL_I8_OUTPUT_SIZE_DOES_NOT);
             return 1;
         }
     return 0;
@@ -48,8 +48,8 @@ void dse_i8_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     const int8_t *x = dse__data(m, arena, n->in[0]);
     int8_t *y = dse__data(m, arena, n->out[0]);
     dse_i8_geom g;
-    char msg[8];
-    dse_i8_geom_read(n, xt, yt, NULL, &g, msg, sizeof msg);
+    dse_why why;
+    dse_i8_geom_read(n, xt, yt, NULL, &g, &why);
     const long long planes = (long long)(xt->dims[0] * xt->dims[1]), plane = g.in[0] * g.in[1] * g.in[2];
     size_t idx = 0;
     for (long long pl = 0; pl < planes; pl++) {
@@ -77,12 +77,12 @@ void dse_i8_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
 }
 
 /* GlobalMaxPool: the maximum of each (N, C) plane; output (N, C, 1, ...). */
-int dse__check_i8_global_maxpool(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_global_maxpool(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x, *y;
     int bad = check_io(m, n, &x, &y);
     for (unsigned d = 2; !bad && d < y->rank; d++) bad = y->dims[d] != 1 || x->dims[d] == 0;
     if (bad) {
-        snprintf(msg, cap, "int8 GlobalMaxPool needs an int8 input (N, C, spatial...) and an int8 output (N, C, 1...)");
+        DSE_WHY(why, MAXPOOL_I8_INT8_GLOBALMAXPOOL_NEEDS_INT8);
         return 1;
     }
     return 0;

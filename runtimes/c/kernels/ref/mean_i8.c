@@ -19,11 +19,11 @@ typedef struct meanp {
     unsigned char red[DSE_MAX_RANK];
 } meanp;
 
-static int read_params(const dse_model *m, const dse_node *n, meanp *p) {
+static int mean_i8_read_params(const dse_model *m, const dse_node *n, meanp *p) {
     const dse_tensor *x = &m->tensors[n->in[0]];
-    int64_t axes[DSE_MAX_RANK], zi = dse__attr_int(n, "zp_in", 1000), zo = dse__attr_int(n, "zp_out", 1000);
-    int64_t M = dse__attr_int(n, "M", -1), sh = dse__attr_int(n, "shift", 0);
-    int na = dse_i8_ints(n, "axes", axes, DSE_MAX_RANK);
+    int64_t axes[DSE_MAX_RANK], zi = dse__attr_int(n, DSE_A_zp_in, 1000), zo = dse__attr_int(n, DSE_A_zp_out, 1000);
+    int64_t M = dse__attr_int(n, DSE_A_M, -1), sh = dse__attr_int(n, DSE_A_shift, 0);
+    int na = dse__attr_ints(n, DSE_A_axes, axes, DSE_MAX_RANK);
     if (!DSE_I8_OK(zi) || !DSE_I8_OK(zo) || M < 0 || M > 0x7fffffff || sh < 1 || sh > 62) return 1;
     *p = (meanp){(int)zi, (int)zo, (int)sh, (int32_t)M, {0}};
     for (unsigned d = 0; d < x->rank; d++)
@@ -36,11 +36,11 @@ static int read_params(const dse_model *m, const dse_node *n, meanp *p) {
     return 0;
 }
 
-int dse__check_i8_mean(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_mean(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     meanp p;
-    if (!x || !y || x->dtype != DSE_DTYPE_INT8 || y->dtype != DSE_DTYPE_INT8 || read_params(m, n, &p)) {
-        snprintf(msg, cap, "needs an int8 input and output, INT zp_in, zp_out, M, shift in range and valid INTS axes");
+    if (!x || !y || x->dtype != DSE_DTYPE_INT8 || y->dtype != DSE_DTYPE_INT8 || mean_i8_read_params(m, n, &p)) {
+        DSE_WHY(why, MEAN_I8_NEEDS_INT8_INPUT_OUTPUT);
         return 1;
     }
     size_t count = 1, kept = 0;
@@ -57,7 +57,7 @@ int dse__check_i8_mean(const dse_model *m, const dse_node *n, char *msg, size_t 
     }
     drop_ok &= kept == y->rank;
     if (!(keep_ok || drop_ok) || count == 0 || count > 0x7fffffff / 255) {
-        snprintf(msg, cap, "output shape does not match the reduced axes, or reduces over 0 or >= 2^31/255 elements");
+        DSE_WHY(why, MEAN_I8_OUTPUT_SHAPE_DOES_NOT);
         return 1;
     }
     return 0;
@@ -69,7 +69,7 @@ void dse_i8_mean__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uin
     const int8_t *x = dse__data(m, arena, n->in[0]);
     int8_t *y = dse__data(m, arena, n->out[0]);
     meanp p;
-    read_params(m, n, &p);
+    mean_i8_read_params(m, n, &p);
     /* kept axes (k*) and reduced axes (r*), with their input strides */
     size_t kd[DSE_MAX_RANK], ks[DSE_MAX_RANK], rd[DSE_MAX_RANK], rs[DSE_MAX_RANK], nk = 0, nr = 0, s = 1;
     for (int d = (int)xt->rank - 1; d >= 0; d--) {

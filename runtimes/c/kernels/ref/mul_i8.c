@@ -9,9 +9,9 @@
 typedef struct mulp { int za, zb, zp, qmin, qmax, n; int32_t M; } mulp;
 
 static int mul_params(const dse_node *n, mulp *p) {
-    int64_t za = dse__attr_int(n, "za", 1000), zb = dse__attr_int(n, "zb", 1000), zo = dse__attr_int(n, "zp_out", 1000);
-    int64_t lo = dse__attr_int(n, "qmin", -128), hi = dse__attr_int(n, "qmax", 127), sh = dse__attr_int(n, "shift", 0);
-    int64_t M = dse__attr_int(n, "M", -1);
+    int64_t za = dse__attr_int(n, DSE_A_za, 1000), zb = dse__attr_int(n, DSE_A_zb, 1000), zo = dse__attr_int(n, DSE_A_zp_out, 1000);
+    int64_t lo = dse__attr_int(n, DSE_A_qmin, -128), hi = dse__attr_int(n, DSE_A_qmax, 127), sh = dse__attr_int(n, DSE_A_shift, 0);
+    int64_t M = dse__attr_int(n, DSE_A_M, -1);
     if (!DSE_I8_OK(za) || !DSE_I8_OK(zb) || !DSE_I8_OK(zo) || !DSE_I8_OK(lo) || !DSE_I8_OK(hi) || lo > hi ||
         sh < 1 || sh > 62 || M < 0 || M > 0x7fffffff)
         return 1;
@@ -19,11 +19,11 @@ static int mul_params(const dse_node *n, mulp *p) {
     return 0;
 }
 
-int dse__check_i8_mul(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_mul(const dse_model *m, const dse_node *n, dse_why *why) {
     mulp p;
-    if (dse_i8_check_broadcast(m, n, msg, cap)) return 1;
+    if (dse_i8_check_broadcast(m, n, why)) return 1;
     if (mul_params(n, &p)) {
-        snprintf(msg, cap, "needs INT za, zb, zp_out, qmin <= qmax in [-128, 127], 0 <= M < 2^31, 1 <= shift <= 62");
+        DSE_WHY(why, MUL_I8_NEEDS_INT_ZA_ZB);
         return 1;
     }
     return 0;

@@ -18,9 +18,7 @@
 
 #include "internal.h"
 
-float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
-
-static int fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
+static int norm_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
 static int same_xy(const dse_model *m, const dse_node *n) {
     const dse_tensor *x = n->n_in ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
@@ -28,14 +26,14 @@ static int same_xy(const dse_model *m, const dse_node *n) {
            !memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]);
 }
 
-int dse__check_batchnorm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_batchnorm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     int ok = n->n_in == 5 && n->n_out == 1 && same_xy(m, n) && m->tensors[n->in[0]].rank >= 2 &&
-             !dse__attr_int(n, "training_mode", 0);
+             !dse__attr_int(n, DSE_A_training_mode, 0);
     for (uint32_t k = 1; ok && k < 5; k++) {
         const dse_tensor *p = dse__t(m, n->in[k]);
-        ok = fh(p) && p->numel == m->tensors[n->in[0]].dims[1];
+        ok = norm_fh(p) && p->numel == m->tensors[n->in[0]].dims[1];
     }
-    if (!ok) { snprintf(msg, cap, "BatchNormalization (inference) needs float32 x (N,C,...), four [C] parameters, one float32 output of x's shape"); return 1; }
+    if (!ok) { DSE_WHY(why, NORM_BATCHNORMALIZATION_INFERENCE_NEEDS_FLOAT32); return 1; }
     return 0;
 }
 
@@ -45,7 +43,7 @@ void dse_f32_batchnorm__ref(const dse_model *m, const dse_node *n, uint8_t *aren
     const dse_tensor *ts = &m->tensors[n->in[1]], *tb = &m->tensors[n->in[2]], *tm = &m->tensors[n->in[3]], *tv = &m->tensors[n->in[4]];
     const void *ps = dse__data(m, arena, n->in[1]), *pb = dse__data(m, arena, n->in[2]);
     const void *pm = dse__data(m, arena, n->in[3]), *pv = dse__data(m, arena, n->in[4]);
-    const float eps = dse__attr_float(n, "epsilon", 1e-5f);
+    const float eps = dse__attr_float(n, DSE_A_epsilon, 1e-5f);
     const size_t N = xt->dims[0], C = xt->dims[1], sp = (N && C) ? xt->numel / (N * C) : 0;
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
@@ -59,13 +57,13 @@ void dse_f32_batchnorm__ref(const dse_model *m, const dse_node *n, uint8_t *aren
     }
 }
 
-int dse__check_instancenorm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_instancenorm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     int ok = n->n_in == 3 && n->n_out == 1 && same_xy(m, n) && m->tensors[n->in[0]].rank >= 3;
     for (uint32_t k = 1; ok && k < 3; k++) {
         const dse_tensor *p = dse__t(m, n->in[k]);
-        ok = fh(p) && p->numel == m->tensors[n->in[0]].dims[1];
+        ok = norm_fh(p) && p->numel == m->tensors[n->in[0]].dims[1];
     }
-    if (!ok) { snprintf(msg, cap, "InstanceNormalization needs float32 x (N,C,spatial...), [C] scale and bias, one float32 output of x's shape"); return 1; }
+    if (!ok) { DSE_WHY(why, NORM_INSTANCENORMALIZATION_NEEDS_FLOAT32_X); return 1; }
     return 0;
 }
 
@@ -83,7 +81,7 @@ void dse_f32_instancenorm__ref(const dse_model *m, const dse_node *n, uint8_t *a
     (void)scratch;
     const dse_tensor *xt = &m->tensors[n->in[0]], *ts = &m->tensors[n->in[1]], *tb = &m->tensors[n->in[2]];
     const void *ps = dse__data(m, arena, n->in[1]), *pb = dse__data(m, arena, n->in[2]);
-    const float eps = dse__attr_float(n, "epsilon", 1e-5f);
+    const float eps = dse__attr_float(n, DSE_A_epsilon, 1e-5f);
     const size_t N = xt->dims[0], C = xt->dims[1], sp = (N && C) ? xt->numel / (N * C) : 0;
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
@@ -99,7 +97,7 @@ void dse_f32_instancenorm__ref(const dse_model *m, const dse_node *n, uint8_t *a
 }
 
 static int ln_axis(const dse_tensor *x, const dse_node *n, size_t *rows, size_t *cols) {
-    int64_t a = dse__attr_int(n, "axis", -1);
+    int64_t a = dse__attr_int(n, DSE_A_axis, -1);
     if (a < 0) a += (int64_t)x->rank;
     if (a < 0 || a >= (int64_t)x->rank) return -1;
     *rows = 1; *cols = 1;
@@ -107,15 +105,15 @@ static int ln_axis(const dse_tensor *x, const dse_node *n, size_t *rows, size_t 
     return (int)a;
 }
 
-int dse__check_layernorm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_layernorm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     size_t rows, cols;
     const dse_tensor *x = n->n_in ? dse__t(m, n->in[0]) : NULL;
     int a = x ? ln_axis(x, n, &rows, &cols) : -1;
     int ok = (n->n_in == 2 || n->n_in == 3) && n->n_out >= 1 && n->n_out <= 3 && same_xy(m, n) && a >= 0 &&
-             dse__attr_int(n, "stash_type", 1) == 1;
+             dse__attr_int(n, DSE_A_stash_type, 1) == 1;
     for (uint32_t k = 1; ok && k < n->n_in; k++) {
         const dse_tensor *p = dse__t(m, n->in[k]);
-        ok = k == 2 && !p ? 1 : fh(p) && (p->numel == cols || p->numel == 1);
+        ok = k == 2 && !p ? 1 : norm_fh(p) && (p->numel == cols || p->numel == 1);
     }
     for (uint32_t k = 1; ok && k < n->n_out; k++) {   /* Mean, InvStdDev: dims[:axis] + ones */
         const dse_tensor *s = dse__t(m, n->out[k]);
@@ -123,7 +121,7 @@ int dse__check_layernorm_f32(const dse_model *m, const dse_node *n, char *msg, s
         ok = s->dtype == DSE_DTYPE_FLOAT32 && s->rank == x->rank;
         for (unsigned d = 0; ok && d < x->rank; d++) ok = s->dims[d] == ((int)d < a ? x->dims[d] : 1);
     }
-    if (!ok) { snprintf(msg, cap, "LayerNormalization needs float32 x, scale (and bias) of the normalised size, stash_type 1, float32 outputs"); return 1; }
+    if (!ok) { DSE_WHY(why, NORM_LAYERNORMALIZATION_NEEDS_FLOAT32_X); return 1; }
     return 0;
 }
 
@@ -133,7 +131,7 @@ void dse_f32_layernorm__ref(const dse_model *m, const dse_node *n, uint8_t *aren
     const dse_tensor *tb = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     size_t rows, cols;
     ln_axis(xt, n, &rows, &cols);
-    const float eps = dse__attr_float(n, "epsilon", 1e-5f);
+    const float eps = dse__attr_float(n, DSE_A_epsilon, 1e-5f);
     const void *ps = dse__data(m, arena, n->in[1]), *pb = tb ? dse__data(m, arena, n->in[2]) : NULL;
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);

@@ -22,61 +22,61 @@ typedef struct {
     int64_t lo[DSE_MAX_RANK], c[DSE_MAX_RANK];
 } pad_plan;
 
-static int plan(const dse_model *m, const dse_node *n, pad_plan *p, char *msg, size_t cap) {
+static int pad_mkplan(const dse_model *m, const dse_node *n, pad_plan *p, dse_why *why) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     unsigned r = x->rank;
-    const char *mode = dse__attr_str(n, "mode", "constant");
+    const char *mode = dse__attr_str(n, DSE_A_mode, "constant");
     if (!strcmp(mode, "constant")) p->mode = M_CONSTANT;
     else if (!strcmp(mode, "reflect")) p->mode = M_REFLECT;
     else if (!strcmp(mode, "edge")) p->mode = M_EDGE;
     else if (!strcmp(mode, "wrap")) p->mode = M_WRAP;
-    else { snprintf(msg, cap, "mode %s is not one of constant, reflect, edge, wrap", mode); return 1; }
+    else { DSE_WHYF(why, PAD_MODE_NOT_ONE_CONSTANT, mode, 0, 0, 0, 0); return 1; }
     int64_t pads[2 * DSE_MAX_RANK], ax[DSE_MAX_RANK];
     long np_ = n->n_in > 1 ? dse__mv_const_ints(m, n->in[1], pads, 2 * DSE_MAX_RANK) : -1, na;
-    if (np_ < 0 || np_ > 2 * DSE_MAX_RANK) { snprintf(msg, cap, "pads must be a constant int64 tensor"); return 1; }
+    if (np_ < 0 || np_ > 2 * DSE_MAX_RANK) { DSE_WHY(why, PAD_PADS_CONSTANT_INT64_TENSOR); return 1; }
     if (n->n_in > 3 && n->in[3] != DSE_NONE) {
         na = dse__mv_const_ints(m, n->in[3], ax, DSE_MAX_RANK);
-        if (na < 0 || na > (long)r) { snprintf(msg, cap, "axes must be a constant int64 tensor of <= rank entries"); return 1; }
+        if (na < 0 || na > (long)r) { DSE_WHY(why, PAD_AXES_CONSTANT_INT64_TENSOR); return 1; }
     } else {
         na = (long)r;
         for (long j = 0; j < na; j++) ax[j] = j;
     }
-    if (np_ != 2 * na || y->rank != r) { snprintf(msg, cap, "pads has %ld entries for %ld axes", np_, na); return 1; }
+    if (np_ != 2 * na || y->rank != r) { DSE_WHYF(why, PAD_PADS_HAS_ENTRIES_AXES, NULL, np_, na, 0, 0); return 1; }
     int64_t e[DSE_MAX_RANK];
     unsigned seen = 0;
     for (unsigned d = 0; d < r; d++) p->b[d] = e[d] = 0;
     for (long j = 0; j < na; j++) {
         int64_t a = ax[j] < 0 ? ax[j] + (int64_t)r : ax[j];
-        if (a < 0 || a >= (int64_t)r || (seen >> a & 1u)) { snprintf(msg, cap, "axis %lld out of range or repeated", (long long)ax[j]); return 1; }
+        if (a < 0 || a >= (int64_t)r || (seen >> a & 1u)) { DSE_WHYF(why, PAD_AXIS_OUT_RANGE_REPEATED, NULL, ax[j], 0, 0, 0); return 1; }
         seen |= 1u << a;
         p->b[a] = pads[j];
         e[a] = pads[j + na];
     }
     for (unsigned d = 0; d < r; d++) {
         int64_t dim = (int64_t)x->dims[d], b = p->b[d];
-        if (b < -dim || b > INT32_MAX || e[d] < -dim || e[d] > INT32_MAX) { snprintf(msg, cap, "pad on axis %u out of range", d); return 1; }
+        if (b < -dim || b > INT32_MAX || e[d] < -dim || e[d] > INT32_MAX) { DSE_WHYF(why, PAD_ON_AXIS_OUT_RANGE, NULL, d, 0, 0, 0); return 1; }
         p->lo[d] = b < 0 ? -b : 0;
         p->c[d] = dim - p->lo[d] - (e[d] < 0 ? -e[d] : 0);
-        if (p->c[d] < 0) { snprintf(msg, cap, "negative pads crop more than axis %u has", d); return 1; }
+        if (p->c[d] < 0) { DSE_WHYF(why, PAD_NEGATIVE_PADS_CROP_MORE, NULL, d, 0, 0, 0); return 1; }
         int64_t want = p->c[d] + (b > 0 ? b : 0) + (e[d] > 0 ? e[d] : 0);
-        if ((int64_t)y->dims[d] != want) { snprintf(msg, cap, "output dim %u is %zu, padding gives %lld", d, y->dims[d], (long long)want); return 1; }
-        if (p->mode != M_CONSTANT && p->c[d] == 0 && want > 0) { snprintf(msg, cap, "%s padding of an empty axis %u", mode, d); return 1; }
+        if ((int64_t)y->dims[d] != want) { DSE_WHYF(why, PAD_OUTPUT_DIM_PADDING_GIVES, NULL, d, y->dims[d], want, 0); return 1; }
+        if (p->mode != M_CONSTANT && p->c[d] == 0 && want > 0) { DSE_WHYF(why, PAD_PADDING_EMPTY_AXIS, mode, d, 0, 0, 0); return 1; }
     }
     return 0;
 }
 
-int dse__check_pad(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_pad(const dse_model *m, const dse_node *n, dse_why *why) {
     pad_plan p;
-    if (n->n_in < 2 || n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs data, pads and one output");
+    if (n->n_in < 2 || n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, PAD_NEEDS_DATA_PADS_ONE);
         return 1;
     }
     const dse_tensor *v = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL;
     if (v && (v->storage != DSE_STORAGE_CONST || v->dtype != m->tensors[n->in[0]].dtype || v->numel > 1)) {
-        snprintf(msg, cap, "constant_value must be a constant of the data's dtype with at most one element");
+        DSE_WHY(why, PAD_CONSTANT_VALUE_CONSTANT_DATA);
         return 1;
     }
-    return plan(m, n, &p, msg, cap);
+    return pad_mkplan(m, n, &p, why);
 }
 
 /* Input index along an axis for output index o, or -1 for the constant value. */
@@ -100,15 +100,15 @@ void dse_any_pad__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uin
     (void)scratch;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     pad_plan p;
-    char msg[8];
-    plan(m, n, &p, msg, sizeof msg);
+    dse_why why;
+    pad_mkplan(m, n, &p, &why);
     if (y->numel == 0) return;
     size_t es = dse__mv_esize(x->dtype), idx[DSE_MAX_RANK] = {0};
     uint8_t value[8] = {0};
     const dse_tensor *v = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL;
     if (v && v->numel == 1) memcpy(value, m->blob + v->offset, es);
     else if (!v) {   /* int8 form: INT pad_value (the zero point), little-endian in es bytes */
-        int64_t pv = dse__attr_int(n, "pad_value", 0);
+        int64_t pv = dse__attr_int(n, DSE_A_pad_value, 0);
         for (size_t k = 0; k < es; k++) value[k] = (uint8_t)((uint64_t)pv >> (8 * k));
     }
     const uint8_t *src = dse__data(m, arena, n->in[0]);

@@ -22,27 +22,24 @@
 
 #include "internal.h"
 
-int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3], int64_t d[3],
-                    int64_t pb[3], int64_t pe[3]);
-
 typedef struct pool_geom {
     size_t NC, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } pool_geom;
 
-static int geom(const dse_model *m, const dse_node *n, pool_geom *g, char *msg, size_t cap) {
+static int pool_mkgeom(const dse_model *m, const dse_node *n, pool_geom *g, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
     if (!x || !y || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 || x->rank < 3 || x->rank > 5 ||
         y->rank != x->rank || y->dims[0] != x->dims[0] || y->dims[1] != x->dims[1]) {
-        snprintf(msg, cap, "needs one float32 input (N,C,1-3 spatial axes) and a float32 output of the same rank, N and C");
+        DSE_WHY(why, POOL_NEEDS_ONE_FLOAT32_INPUT);
         return 1;
     }
     size_t nd = x->rank - 2, o = 3 - nd;
     if (dse__nn_spatial(n, nd, NULL, g->k, g->s, g->d, g->pb, g->pe)) {
-        snprintf(msg, cap, "kernel_shape/strides/dilations/pads missing or of the wrong length");
+        DSE_WHY(why, POOL_KERNEL_SHAPE_STRIDES_DILATIONS);
         return 1;
     }
-    const int ceil_mode = dse__attr_int(n, "ceil_mode", 0) != 0;
+    const int ceil_mode = dse__attr_int(n, DSE_A_ceil_mode, 0) != 0;
     g->NC = x->dims[0] * x->dims[1];
     for (int i = 0; i < 3; i++) {
         g->in[i] = (size_t)i < o ? 1 : x->dims[2 + i - o];
@@ -57,42 +54,42 @@ static int geom(const dse_model *m, const dse_node *n, pool_geom *g, char *msg, 
             }
         }
         if ((int64_t)g->out[i] != want) {
-            snprintf(msg, cap, "spatial axis %d: output %zu, but the geometry gives %lld", i - (int)o, g->out[i], (long long)want);
+            DSE_WHYF(why, CONV_SPATIAL_AXIS_OUTPUT_BUT, NULL, i - (int)o, g->out[i], want, 0);
             return 1;
         }
     }
     return 0;
 }
 
-int dse__check_maxpool_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_maxpool_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     pool_geom g;
-    if (n->n_out < 1 || n->n_out > 2) { snprintf(msg, cap, "MaxPool has 1 or 2 outputs"); return 1; }
-    if (geom(m, n, &g, msg, cap)) return 1;
+    if (n->n_out < 1 || n->n_out > 2) { DSE_WHY(why, POOL_MAXPOOL_HAS_1_2); return 1; }
+    if (pool_mkgeom(m, n, &g, why)) return 1;
     const dse_tensor *y = dse__t(m, n->out[0]), *ix = n->n_out == 2 ? dse__t(m, n->out[1]) : NULL;
     if (ix && (ix->dtype != DSE_DTYPE_INT64 || ix->rank != y->rank || memcmp(ix->dims, y->dims, y->rank * sizeof y->dims[0]))) {
-        snprintf(msg, cap, "Indices must be int64 with the output's shape");
+        DSE_WHY(why, POOL_INDICES_INT64_OUTPUT_SHAPE);
         return 1;
     }
-    int64_t so = dse__attr_int(n, "storage_order", 0);
-    if (so != 0 && so != 1) { snprintf(msg, cap, "storage_order must be 0 or 1"); return 1; }
+    int64_t so = dse__attr_int(n, DSE_A_storage_order, 0);
+    if (so != 0 && so != 1) { DSE_WHY(why, POOL_STORAGE_ORDER_0_1); return 1; }
     return 0;
 }
 
-int dse__check_avgpool_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_avgpool_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     pool_geom g;
-    if (n->n_out != 1) { snprintf(msg, cap, "AveragePool has one output"); return 1; }
-    return geom(m, n, &g, msg, cap);
+    if (n->n_out != 1) { DSE_WHY(why, POOL_AVERAGEPOOL_HAS_ONE_OUTPUT); return 1; }
+    return pool_mkgeom(m, n, &g, why);
 }
 
 void dse_f32_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     pool_geom g;
-    char msg[8];
-    geom(m, n, &g, msg, sizeof msg);
+    dse_why why;
+    pool_mkgeom(m, n, &g, &why);
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
     int64_t *yi = n->n_out == 2 && n->out[1] != DSE_NONE ? dse__data(m, arena, n->out[1]) : NULL;
-    const int col = dse__attr_int(n, "storage_order", 0) == 1;
+    const int col = dse__attr_int(n, DSE_A_storage_order, 0) == 1;
     const size_t isz = g.in[0] * g.in[1] * g.in[2], osz = g.out[0] * g.out[1] * g.out[2];
     for (size_t c = 0; c < g.NC; c++) {
         const float *xc = x + c * isz;
@@ -130,9 +127,9 @@ void dse_f32_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
 void dse_f32_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     pool_geom g;
-    char msg[8];
-    geom(m, n, &g, msg, sizeof msg);
-    const int incl = dse__attr_int(n, "count_include_pad", 0) != 0;
+    dse_why why;
+    pool_mkgeom(m, n, &g, &why);
+    const int incl = dse__attr_int(n, DSE_A_count_include_pad, 0) != 0;
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
     const size_t isz = g.in[0] * g.in[1] * g.in[2], osz = g.out[0] * g.out[1] * g.out[2];
@@ -176,15 +173,15 @@ void dse_f32_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
     }
 }
 
-static int check_global(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+static int check_global(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
     int ok = x && y && n->n_out == 1 && x->dtype == DSE_DTYPE_FLOAT32 && y->dtype == DSE_DTYPE_FLOAT32 && x->rank >= 2 &&
              y->rank == x->rank && y->dims[0] == x->dims[0] && y->dims[1] == x->dims[1] && x->numel > 0;
     for (unsigned d = 2; ok && d < y->rank; d++) ok = y->dims[d] == 1;
-    if (!ok) { snprintf(msg, cap, "needs a float32 input (N,C,...) and a float32 output (N,C,1,...)"); return 1; }
+    if (!ok) { DSE_WHY(why, POOL_NEEDS_FLOAT32_INPUT_N); return 1; }
     return 0;
 }
-int dse__check_global_pool_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) { return check_global(m, n, msg, cap); }
+int dse__check_global_pool_f32(const dse_model *m, const dse_node *n, dse_why *why) { return check_global(m, n, why); }
 
 void dse_f32_global_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;

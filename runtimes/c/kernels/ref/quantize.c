@@ -9,7 +9,7 @@
 
 #include "requant.h"
 
-static int scalar_params(const dse_model *m, const dse_node *n, float *scale, int *zp) {
+static int quantize_scalar_params(const dse_model *m, const dse_node *n, float *scale, int *zp) {
     const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     if (!s || s->dtype != DSE_DTYPE_FLOAT32 || s->numel != 1 || s->storage != DSE_STORAGE_CONST) return 1;
     if (z && (z->dtype != DSE_DTYPE_INT8 || z->numel != 1 || z->storage != DSE_STORAGE_CONST)) return 1;
@@ -18,13 +18,13 @@ static int scalar_params(const dse_model *m, const dse_node *n, float *scale, in
     return !(*scale > 0.0f) || !isfinite(*scale);
 }
 
-int dse__check_quantize_i8(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_quantize_i8(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     float s;
     int zp;
     if (!x || !y || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_INT8 || x->numel != y->numel ||
-        n->n_in > 3 || scalar_params(m, n, &s, &zp)) {
-        snprintf(msg, cap, "QuantizeLinear needs float32 x, a constant float32 scale > 0 and int8 zero point (one element each), int8 y");
+        n->n_in > 3 || quantize_scalar_params(m, n, &s, &zp)) {
+        DSE_WHY(why, QUANTIZE_QUANTIZELINEAR_NEEDS_FLOAT32_X);
         return 1;
     }
     return 0;
@@ -36,7 +36,7 @@ void dse_i8_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
     int8_t *y = dse__data(m, arena, n->out[0]);
     float s;
     int zp;
-    scalar_params(m, n, &s, &zp);
+    quantize_scalar_params(m, n, &s, &zp);
     for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) {
         float r = nearbyintf(x[i] / s);
         /* r is an integer (or +-inf / NaN); |r| >= 2^24 saturates either way */

@@ -24,7 +24,7 @@ static int axes_mask(const dse_model *m, const dse_node *n, uint8_t *arena, unsi
     const dse_tensor *a = n->n_in > 1 ? dse__t(m, n->in[1]) : NULL;
     *mask = 0;
     if (!a || a->numel == 0) {
-        if (dse__attr_int(n, "noop_with_empty_axes", 0)) return 0;
+        if (dse__attr_int(n, DSE_A_noop_with_empty_axes, 0)) return 0;
         *mask = rank ? (1u << rank) - 1u : 0;
         return 1;
     }
@@ -37,7 +37,7 @@ static int axes_mask(const dse_model *m, const dse_node *n, uint8_t *arena, unsi
     return 1;
 }
 
-int dse__check_reduce_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_reduce_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     const dse_tensor *a = n->n_in > 1 ? dse__t(m, n->in[1]) : NULL;
     uint32_t mask;
@@ -45,7 +45,7 @@ int dse__check_reduce_f32(const dse_model *m, const dse_node *n, char *msg, size
     if (a && (a->dtype != DSE_DTYPE_INT64 || a->storage != DSE_STORAGE_CONST || a->rank > 1)) goto bad;
     int st = axes_mask(m, n, NULL, x->rank, &mask);
     if (st < 0) goto bad;
-    int keep = dse__attr_int(n, "keepdims", 1) != 0;
+    int keep = dse__attr_int(n, DSE_A_keepdims, 1) != 0;
     size_t want[DSE_MAX_RANK];
     unsigned r = 0;
     for (unsigned d = 0; d < x->rank; d++) {
@@ -55,7 +55,7 @@ int dse__check_reduce_f32(const dse_model *m, const dse_node *n, char *msg, size
     if (y->rank != r || memcmp(y->dims, want, r * sizeof want[0]) != 0) goto bad;
     return 0;
 bad:
-    snprintf(msg, cap, "needs float32 data, optional constant int64 axes (valid, distinct) and the reduced float32 output shape");
+    DSE_WHY(why, REDUCE_NEEDS_FLOAT32_DATA_OPTIONAL);
     return 1;
 }
 

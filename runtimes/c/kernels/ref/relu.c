@@ -4,8 +4,8 @@
 #include "internal.h"
 #include "mathf.h"
 
-int dse__check_unary_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    return dse__check_same_shape(m, n, DSE_DTYPE_FLOAT32, msg, cap);
+int dse__check_unary_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+    return dse__check_same_shape(m, n, DSE_DTYPE_FLOAT32, why);
 }
 
 void dse_f32_relu__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {

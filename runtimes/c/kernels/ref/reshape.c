@@ -6,16 +6,14 @@
  * verifies that input and output have the same dtype and element count. */
 #include "internal.h"
 
-void dse_any_identity__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch);
-
-int dse__check_reshape(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs a data input and one output");
+int dse__check_reshape(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, RESHAPE_NEEDS_DATA_INPUT_ONE);
         return 1;
     }
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     if (x->numel != y->numel) {
-        snprintf(msg, cap, "output has %zu elements, input %zu", y->numel, x->numel);
+        DSE_WHYF(why, RESHAPE_OUTPUT_HAS_ELEMENTS_INPUT, NULL, y->numel, x->numel, 0, 0);
         return 1;
     }
     return 0;

@@ -1,5 +1,5 @@
 /* resize.c: fp32 Resize (inputs X, roi, scales, sizes — constants; attributes as ONNX opset
- * 18+ with defaults written out), modes nearest (nearest_mode round_prefer_floor,
+ * 18+ with defaults written out), modes resize_nearest (nearest_mode round_prefer_floor,
  * round_prefer_ceil, floor, ceil, and dsedge's "simple" for opset-10 Resize / Upsample:
  * ceil when downsampling, else truncate) and linear (multi-linear over any resized axes);
  * coordinate_transformation_mode half_pixel, pytorch_half_pixel, align_corners, asymmetric,
@@ -35,39 +35,39 @@ static int pick(const char *s, const char *const *names, int n) {
     return -1;
 }
 
-static int plan(const dse_model *m, const dse_node *n, rz *z, char *msg, size_t cap) {
+static int resize_plan(const dse_model *m, const dse_node *n, rz *z, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
     const dse_tensor *sc = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *sz = n->n_in >= 4 ? dse__t(m, n->in[3]) : NULL;
     if (!x || !y || n->n_in > 4 || n->n_out != 1 || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 ||
         y->rank != x->rank || x->rank < 1) {
-        snprintf(msg, cap, "Resize needs a float32 input and output of the same rank");
+        DSE_WHY(why, RESIZE_NEEDS_FLOAT32_INPUT_OUTPUT);
         return 1;
     }
     static const char *const modes[] = {"nearest", "linear"};
     static const char *const cts[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"};
     static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil", "simple"};
-    int mode = pick(dse__attr_str(n, "mode", "nearest"), modes, 2);
-    z->ct = pick(dse__attr_str(n, "coordinate_transformation_mode", "half_pixel"), cts, 5);
-    z->nm = pick(dse__attr_str(n, "nearest_mode", "round_prefer_floor"), nms, 5);
-    if (mode < 0 || z->ct < 0 || z->nm < 0 || strcmp(dse__attr_str(n, "keep_aspect_ratio_policy", "stretch"), "stretch") ||
-        (mode == 1 && dse__attr_int(n, "antialias", 0))) {
-        snprintf(msg, cap, "unsupported mode/coordinate_transformation_mode/nearest_mode/keep_aspect_ratio_policy/antialias");
+    int mode = pick(dse__attr_str(n, DSE_A_mode, "nearest"), modes, 2);
+    z->ct = pick(dse__attr_str(n, DSE_A_coordinate_transformation_mode, "half_pixel"), cts, 5);
+    z->nm = pick(dse__attr_str(n, DSE_A_nearest_mode, "round_prefer_floor"), nms, 5);
+    if (mode < 0 || z->ct < 0 || z->nm < 0 || strcmp(dse__attr_str(n, DSE_A_keep_aspect_ratio_policy, "stretch"), "stretch") ||
+        (mode == 1 && dse__attr_int(n, DSE_A_antialias, 0))) {
+        DSE_WHY(why, RESIZE_UNSUPPORTED_MODE_COORDINATE_TRANSFORMATION);
         return 1;
     }
     z->linear = mode == 1;
     z->rank = x->rank;
     int64_t axes[DSE_MAX_RANK];
-    int na = dse__attr_ints(n, "axes", axes, DSE_MAX_RANK);
+    int na = dse__attr_ints(n, DSE_A_axes, axes, DSE_MAX_RANK);
     if (na < 0) { na = (int)x->rank; for (int i = 0; i < na; i++) axes[i] = i; }
     int seen[DSE_MAX_RANK] = {0};
     for (int j = 0; j < na; j++) {
         if (axes[j] < 0) axes[j] += (int64_t)x->rank;
-        if (axes[j] < 0 || axes[j] >= (int64_t)x->rank || seen[axes[j]]++) { snprintf(msg, cap, "bad axes"); return 1; }
+        if (axes[j] < 0 || axes[j] >= (int64_t)x->rank || seen[axes[j]]++) { DSE_WHY(why, RESIZE_BAD_AXES); return 1; }
     }
     const int use_scales = sc && sc->numel > 0;
     if (use_scales ? (sc->dtype != DSE_DTYPE_FLOAT32 || sc->numel != (size_t)na || sc->storage != DSE_STORAGE_CONST)
                    : (!sz || sz->dtype != DSE_DTYPE_INT64 || sz->numel != (size_t)na || sz->storage != DSE_STORAGE_CONST)) {
-        snprintf(msg, cap, "needs constant float32 scales or int64 sizes with one entry per resized axis");
+        DSE_WHY(why, RESIZE_NEEDS_CONSTANT_FLOAT32_SCALES);
         return 1;
     }
     const float *sv = use_scales ? (const float *)(const void *)(m->blob + sc->offset) : NULL;
@@ -83,23 +83,23 @@ static int plan(const dse_model *m, const dse_node *n, rz *z, char *msg, size_t 
         size_t a = (size_t)axes[j], want;
         if (use_scales) {
             float f = sv[j], p = (float)z->in[a] * f;
-            if (!(f > 0.0f) || !(p < 2147483648.0f)) { snprintf(msg, cap, "scale %g on axis %zu is not usable", (double)f, a); return 1; }
+            if (!(f > 0.0f) || !(p < 2147483648.0f)) { DSE_WHYF(why, RESIZE_SCALE_ON_AXIS_NOT, NULL, a, 0, 0, 0); return 1; }
             z->scale[a] = f;
             want = (size_t)p;
         } else {
-            if (zv[j] < 1 || zv[j] > 0x7fffffff || !z->in[a]) { snprintf(msg, cap, "size on axis %zu is not usable", a); return 1; }
+            if (zv[j] < 1 || zv[j] > 0x7fffffff || !z->in[a]) { DSE_WHYF(why, RESIZE_SIZE_ON_AXIS_NOT, NULL, a, 0, 0, 0); return 1; }
             want = (size_t)zv[j];
             z->scale[a] = (float)want / (float)z->in[a];
         }
-        if (want != z->out[a] || !z->in[a]) { snprintf(msg, cap, "axis %zu: output %zu, but scales/sizes give %zu", a, z->out[a], want); return 1; }
+        if (want != z->out[a] || !z->in[a]) { DSE_WHYF(why, RESIZE_AXIS_OUTPUT_BUT_SCALES, NULL, a, z->out[a], want, 0); return 1; }
         z->active[a] = !(z->out[a] == z->in[a] && z->scale[a] == 1.0f);
     }
     return 0;
 }
 
-int dse__check_resize_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_resize_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     rz z;
-    return plan(m, n, &z, msg, cap);
+    return resize_plan(m, n, &z, why);
 }
 
 static float trunc_(float v) {       /* |v| < 2^40 here: exact through int64 */
@@ -108,7 +108,7 @@ static float trunc_(float v) {       /* |v| < 2^40 here: exact through int64 */
 static float floor_(float v) { float t = trunc_(v); return t > v ? t - 1.0f : t; }
 static float ceil_(float v) { float t = trunc_(v); return t < v ? t + 1.0f : t; }
 
-static float coord(const rz *z, size_t a, size_t o) {
+static float resize_coord(const rz *z, size_t a, size_t o) {
     const float fo = (float)o, sc = z->scale[a];
     float c;
     switch (z->ct) {
@@ -121,7 +121,7 @@ static float coord(const rz *z, size_t a, size_t o) {
     return c < -1e12f ? -1e12f : c > 1e12f ? 1e12f : c;   /* NaN cannot occur: scale > 0 */
 }
 
-static size_t nearest(const rz *z, size_t a, float c) {
+static size_t resize_nearest(const rz *z, size_t a, float c) {
     float r;
     int nm = z->nm;
     if (nm == NM_SIMPLE) nm = z->scale[a] < 1.0f ? NM_CEIL : -1;
@@ -150,8 +150,8 @@ static float lin(const float *x, const size_t *ax, int L, size_t base, const siz
 void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     rz z;
-    char msg[8];
-    plan(m, n, &z, msg, sizeof msg);
+    dse_why why;
+    resize_plan(m, n, &z, &why);
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
     const dse_tensor *yt = &m->tensors[n->out[0]];
@@ -164,8 +164,8 @@ void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
         size_t base = 0;
         for (size_t d = 0; d < z.rank; d++) {
             if (!z.active[d]) { base += idx[d] * z.stride[d]; continue; }
-            const float c = coord(&z, d, idx[d]);
-            if (!z.linear) { base += nearest(&z, d, c) * z.stride[d]; continue; }
+            const float c = resize_coord(&z, d, idx[d]);
+            if (!z.linear) { base += resize_nearest(&z, d, c) * z.stride[d]; continue; }
             const float hi = (float)(z.in[d] - 1), xc = c < 0.0f ? 0.0f : (c > hi ? hi : c);
             size_t a1 = (size_t)xc;
             if (a1 > z.in[d] - 1) a1 = z.in[d] - 1;

@@ -108,7 +108,7 @@ static int extrap_bytes(int dtype, float f, uint8_t *out) {
     }
 }
 
-static int plan(const dse_model *m, const dse_node *n, rplan *p, char *msg, size_t cap) {
+static int resize_nearest_plan(const dse_model *m, const dse_node *n, rplan *p, dse_why *why) {
     static const char *const CTM[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                                       "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
     static const char *const NM[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil", "simple"};
@@ -117,7 +117,7 @@ static int plan(const dse_model *m, const dse_node *n, rplan *p, char *msg, size
     unsigned r = x->rank;
     const char *policy = "stretch";
     memset(p, 0, sizeof *p);
-    if (strcmp(dse__attr_str(n, "mode", "nearest"), "nearest")) { snprintf(msg, cap, "mode %s is not nearest", dse__attr_str(n, "mode", "")); return 1; }
+    if (strcmp(dse__attr_str(n, DSE_A_mode, "nearest"), "nearest")) { DSE_WHYF(why, RESIZE_NEAREST_MODE_NOT_NEAREST, dse__attr_str(n, DSE_A_mode, ""), 0, 0, 0, 0); return 1; }
     if (n->op == DSE_OP_UPSAMPLE) {   /* opset 7-9: (X, scales), asymmetric, legacy rounding */
         scales = n->n_in > 1 ? dse__t(m, n->in[1]) : NULL;
         p->ctm = C_ASYM;
@@ -126,33 +126,33 @@ static int plan(const dse_model *m, const dse_node *n, rplan *p, char *msg, size
         roi = n->n_in > 1 ? dse__t(m, n->in[1]) : NULL;
         scales = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL;
         sizes = n->n_in > 3 ? dse__t(m, n->in[3]) : NULL;
-        p->ctm = lookup(dse__attr_str(n, "coordinate_transformation_mode", "half_pixel"), CTM, 7);
-        p->nm = lookup(dse__attr_str(n, "nearest_mode", "round_prefer_floor"), NM, 5);
-        policy = dse__attr_str(n, "keep_aspect_ratio_policy", "stretch");
-        if (p->ctm < 0 || p->nm < 0) { snprintf(msg, cap, "unknown coordinate_transformation_mode or nearest_mode"); return 1; }
+        p->ctm = lookup(dse__attr_str(n, DSE_A_coordinate_transformation_mode, "half_pixel"), CTM, 7);
+        p->nm = lookup(dse__attr_str(n, DSE_A_nearest_mode, "round_prefer_floor"), NM, 5);
+        policy = dse__attr_str(n, DSE_A_keep_aspect_ratio_policy, "stretch");
+        if (p->ctm < 0 || p->nm < 0) { DSE_WHY(why, RESIZE_NEAREST_UNKNOWN_COORDINATE_TRANSFORMATION_MODE); return 1; }
     }
-    if (y->rank != r) { snprintf(msg, cap, "output rank differs from the input's"); return 1; }
+    if (y->rank != r) { DSE_WHY(why, RESIZE_NEAREST_OUTPUT_RANK_DIFFERS_FROM); return 1; }
     int64_t ax[DSE_MAX_RANK];
-    int na = dse__attr_ints(n, "axes", ax, DSE_MAX_RANK);
+    int na = dse__attr_ints(n, DSE_A_axes, ax, DSE_MAX_RANK);
     if (na < 0) {
-        if (dse__attr(n, "axes", DSE_ATTR_INTS)) { snprintf(msg, cap, "too many axes"); return 1; }
+        if (dse__attr(n, DSE_A_axes, DSE_ATTR_INTS)) { DSE_WHY(why, RESIZE_NEAREST_TOO_MANY_AXES); return 1; }
         na = (int)r;
         for (int j = 0; j < na; j++) ax[j] = j;
     }
     unsigned seen = 0;
     for (int j = 0; j < na; j++) {
         if (ax[j] < 0) ax[j] += r;
-        if (ax[j] < 0 || ax[j] >= (int64_t)r || (seen >> ax[j] & 1u)) { snprintf(msg, cap, "axes out of range or repeated"); return 1; }
+        if (ax[j] < 0 || ax[j] >= (int64_t)r || (seen >> ax[j] & 1u)) { DSE_WHY(why, RESIZE_NEAREST_AXES_OUT_RANGE_REPEATED); return 1; }
         seen |= 1u << ax[j];
     }
     size_t out[DSE_MAX_RANK];
     for (unsigned d = 0; d < r; d++) { out[d] = x->dims[d]; p->scale[d] = 1.0f; p->roi0[d] = 0.0f; p->roi1[d] = 1.0f; }
     if (sizes && sizes->numel) {
         int64_t sz[DSE_MAX_RANK];
-        if (dse__mv_const_ints(m, n->in[3], sz, DSE_MAX_RANK) != na) { snprintf(msg, cap, "sizes must be a constant int64 tensor, one per resized axis"); return 1; }
+        if (dse__mv_const_ints(m, n->in[3], sz, DSE_MAX_RANK) != na) { DSE_WHY(why, RESIZE_NEAREST_SIZES_CONSTANT_INT64_TENSOR); return 1; }
         if (!strcmp(policy, "stretch")) {
             for (int j = 0; j < na; j++) {
-                if (sz[j] < 0 || sz[j] > INT32_MAX) { snprintf(msg, cap, "size out of range"); return 1; }
+                if (sz[j] < 0 || sz[j] > INT32_MAX) { DSE_WHY(why, RESIZE_NEAREST_SIZE_OUT_RANGE); return 1; }
                 out[ax[j]] = (size_t)sz[j];
                 p->scale[ax[j]] = x->dims[ax[j]] ? (float)sz[j] / (float)x->dims[ax[j]] : 1.0f;
             }
@@ -160,70 +160,70 @@ static int plan(const dse_model *m, const dse_node *n, rplan *p, char *msg, size
             int larger = !strcmp(policy, "not_smaller");
             float s = 0.0f;
             for (int j = 0; j < na; j++) {
-                if (sz[j] < 0 || sz[j] > INT32_MAX || !x->dims[ax[j]]) { snprintf(msg, cap, "size out of range or empty axis"); return 1; }
+                if (sz[j] < 0 || sz[j] > INT32_MAX || !x->dims[ax[j]]) { DSE_WHY(why, RESIZE_NEAREST_SIZE_OUT_RANGE_EMPTY); return 1; }
                 float q = (float)sz[j] / (float)x->dims[ax[j]];
                 if (j == 0 || (larger ? q > s : q < s)) s = q;
             }
             for (int j = 0; j < na; j++) {
                 double o = (double)s * (double)x->dims[ax[j]] + 0.5;
-                if (!(o >= 0.0 && o < 2147483648.0)) { snprintf(msg, cap, "output size out of range"); return 1; }
+                if (!(o >= 0.0 && o < 2147483648.0)) { DSE_WHY(why, RESIZE_NEAREST_OUTPUT_SIZE_OUT_RANGE); return 1; }
                 double t = (double)(int64_t)o;
                 out[ax[j]] = (size_t)(t > o ? t - 1.0 : t);
                 p->scale[ax[j]] = s;
             }
         } else {
-            snprintf(msg, cap, "keep_aspect_ratio_policy %s is not supported", policy);
+            DSE_WHYF(why, RESIZE_NEAREST_KEEP_ASPECT_RATIO_POLICY, policy, 0, 0, 0, 0);
             return 1;
         }
     } else if (scales && scales->numel) {
         if (scales->storage != DSE_STORAGE_CONST || scales->dtype != DSE_DTYPE_FLOAT32 || scales->numel != (size_t)na) {
-            snprintf(msg, cap, "scales must be a constant float32 tensor, one per resized axis"); return 1;
+            DSE_WHY(why, RESIZE_NEAREST_SCALES_CONSTANT_FLOAT32_TENSOR); return 1;
         }
         for (int j = 0; j < na; j++) {
             float s = const_f32(m, scales, (size_t)j), o = (float)x->dims[ax[j]] * s;
-            if (!(s > 0.0f) || !(o < 2147483648.0f)) { snprintf(msg, cap, "scale must be positive and give a size < 2^31"); return 1; }
+            if (!(s > 0.0f) || !(o < 2147483648.0f)) { DSE_WHY(why, RESIZE_NEAREST_SCALE_POSITIVE_GIVE_SIZE); return 1; }
             out[ax[j]] = (size_t)(int64_t)o;
             p->scale[ax[j]] = s;
         }
     } else {
-        snprintf(msg, cap, "needs constant scales or sizes");
+        DSE_WHY(why, RESIZE_NEAREST_NEEDS_CONSTANT_SCALES_SIZES);
         return 1;
     }
     p->copy = 1;
     for (unsigned d = 0; d < r; d++) {
-        if (y->dims[d] != out[d]) { snprintf(msg, cap, "output dim %u is %zu, the resize plan gives %zu", d, y->dims[d], out[d]); return 1; }
+        if (y->dims[d] != out[d]) { DSE_WHYF(why, RESIZE_NEAREST_OUTPUT_DIM_RESIZE_PLAN, NULL, d, y->dims[d], out[d], 0); return 1; }
         if (out[d] != x->dims[d]) p->copy = 0;
     }
     if (p->ctm == C_CROP) {
         if (roi && roi->numel) {
             if (roi->storage != DSE_STORAGE_CONST || roi->dtype != DSE_DTYPE_FLOAT32 || roi->numel != 2 * (size_t)na) {
-                snprintf(msg, cap, "roi must be a constant float32 tensor of 2 x (resized axes) values"); return 1;
+                DSE_WHY(why, RESIZE_NEAREST_ROI_CONSTANT_FLOAT32_TENSOR); return 1;
             }
             for (int j = 0; j < na; j++) {
                 p->roi0[ax[j]] = const_f32(m, roi, (size_t)j);
                 p->roi1[ax[j]] = const_f32(m, roi, (size_t)(j + na));
             }
         }
-        if (extrap_bytes(x->dtype, dse__attr_float(n, "extrapolation_value", 0.0f), p->extrap)) {
-            snprintf(msg, cap, "extrapolation_value is not representable in %s", dse_dtype_name(x->dtype)); return 1;
+        if (extrap_bytes(x->dtype, dse__attr_float(n, DSE_A_extrapolation_value, 0.0f), p->extrap)) {
+            DSE_WHYF(why, RESIZE_NEAREST_EXTRAPOLATION_VALUE_NOT_REPRESENTABLE, dse_dtype_name(x->dtype), 0, 0, 0, 0); return 1;
         }
     }
     for (unsigned d = 0; d < r; d++) {
         p->resample[d] = !(out[d] == x->dims[d] && p->scale[d] == 1.0f && p->ctm != C_CROP);
         if (!p->copy && p->resample[d] && x->dims[d] == 0 && out[d] > 0 && y->numel) {
-            snprintf(msg, cap, "cannot resize an empty axis %u", d); return 1;
+            DSE_WHYF(why, RESIZE_NEAREST_CANNOT_RESIZE_EMPTY_AXIS, NULL, d, 0, 0, 0); return 1;
         }
     }
     return 0;
 }
 
-int dse__check_resize_nearest(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_resize_nearest(const dse_model *m, const dse_node *n, dse_why *why) {
     rplan p;
-    if (n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs a data input and one output");
+    if (n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, RESHAPE_NEEDS_DATA_INPUT_ONE);
         return 1;
     }
-    return plan(m, n, &p, msg, cap);
+    return resize_nearest_plan(m, n, &p, why);
 }
 
 static float trunc_f(float v) { return (float)(int64_t)v; }   /* |v| < 2^62: defined, exact */
@@ -231,7 +231,7 @@ static float floor_f(float v) { float t = trunc_f(v); return t > v ? t - 1.0f : 
 static float ceil_f(float v) { float t = trunc_f(v); return t < v ? t + 1.0f : t; }
 
 /* The reference's float32 source coordinate of output index i along one axis. */
-static float coord(int ctm, size_t i, size_t n_out, size_t n_in, float s, float r0, float r1) {
+static float resize_nearest_coord(int ctm, size_t i, size_t n_out, size_t n_in, float s, float r0, float r1) {
     float x = (float)i;
     switch (ctm) {
         case C_HALF_PIXEL: return (x + 0.5f) / s - 0.5f;
@@ -249,7 +249,7 @@ static float coord(int ctm, size_t i, size_t n_out, size_t n_in, float s, float 
     }
 }
 
-static int64_t nearest(float xo, int nm, int down, size_t n_in) {
+static int64_t resize_nearest_nearest(float xo, int nm, int down, size_t n_in) {
     int64_t last = (int64_t)n_in - 1, i;
     if (xo != xo) return 0;
     if (xo >= 4e18f) return last;
@@ -269,17 +269,17 @@ static int64_t nearest(float xo, int nm, int down, size_t n_in) {
 /* Source index along axis d for output index i; -1 = outside the crop (extrapolate). */
 static int64_t src_of(const rplan *p, unsigned d, size_t i, size_t n_out, size_t n_in) {
     if (!p->resample[d]) return (int64_t)i;
-    float xo = coord(p->ctm, i, n_out, n_in, p->scale[d], p->roi0[d], p->roi1[d]);
+    float xo = resize_nearest_coord(p->ctm, i, n_out, n_in, p->scale[d], p->roi0[d], p->roi1[d]);
     if (p->ctm == C_CROP && (xo < 0.0f || xo > (float)(n_in - 1))) return -1;
-    return nearest(xo, p->nm, p->scale[d] < 1.0f, n_in);
+    return resize_nearest_nearest(xo, p->nm, p->scale[d] < 1.0f, n_in);
 }
 
 void dse_any_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     rplan p;
-    char msg[8];
-    plan(m, n, &p, msg, sizeof msg);
+    dse_why why;
+    resize_nearest_plan(m, n, &p, &why);
     const uint8_t *src = dse__data(m, arena, n->in[0]);
     uint8_t *dst = dse__data(m, arena, n->out[0]);
     if (p.copy) {

@@ -23,14 +23,13 @@
 #include "internal.h"
 #include "mathf.h"
 
-float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);
 
 typedef struct rnn_geom {
     size_t T, B, I, H, D, G;      /* G: gates (4 LSTM, 3 GRU) */
     int layout, reverse_only, lstm;
 } rnn_geom;
 
-static int fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
+static int rnn_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 static int dims_are(const dse_tensor *t, size_t r, size_t a, size_t b, size_t c, size_t d) {
     size_t v[4] = {a, b, c, d};
     if (!t || t->rank != r) return 0;
@@ -38,7 +37,7 @@ static int dims_are(const dse_tensor *t, size_t r, size_t a, size_t b, size_t c,
     return 1;
 }
 
-static int geom(const dse_model *m, const dse_node *n, int lstm, rnn_geom *g, char *msg, size_t cap) {
+static int rnn_mkgeom(const dse_model *m, const dse_node *n, int lstm, rnn_geom *g, dse_why *why) {
     const size_t max_in = lstm ? 8 : 6, max_out = lstm ? 3 : 2;
     const dse_tensor *in[8] = {0};
     for (uint32_t k = 0; k < n->n_in && k < 8; k++) in[k] = dse__t(m, n->in[k]);
@@ -46,67 +45,67 @@ static int geom(const dse_model *m, const dse_node *n, int lstm, rnn_geom *g, ch
     g->lstm = lstm;
     g->G = lstm ? 4 : 3;
     if (n->n_in < 3 || n->n_in > max_in || n->n_out < 1 || n->n_out > max_out || !x || x->dtype != DSE_DTYPE_FLOAT32 ||
-        x->rank != 3 || !fh(w) || w->rank != 3 || !fh(r) || r->rank != 3) {
-        snprintf(msg, cap, "needs float32 X (3-D), W and R (3-D, float32/float16), at most %zu inputs and %zu outputs", max_in, max_out);
+        x->rank != 3 || !rnn_fh(w) || w->rank != 3 || !rnn_fh(r) || r->rank != 3) {
+        DSE_WHYF(why, RNN_NEEDS_FLOAT32_X_3, NULL, max_in, max_out, 0, 0);
         return 1;
     }
-    if (dse__attr(n, "activations", DSE_ATTR_STRING) || dse__attr(n, "activations", DSE_ATTR_INTS) ||
-        dse__attr(n, "activation_alpha", DSE_ATTR_FLOATS) || dse__attr(n, "activation_beta", DSE_ATTR_FLOATS)) {
-        snprintf(msg, cap, "only the default activations are supported");
+    if (dse__attr(n, DSE_A_activations, DSE_ATTR_STRING) || dse__attr(n, DSE_A_activations, DSE_ATTR_INTS) ||
+        dse__attr(n, DSE_A_activation_alpha, DSE_ATTR_FLOATS) || dse__attr(n, DSE_A_activation_beta, DSE_ATTR_FLOATS)) {
+        DSE_WHY(why, RNN_ONLY_DEFAULT_ACTIVATIONS_SUPPORTED);
         return 1;
     }
-    const char *dir = dse__attr_str(n, "direction", "forward");
+    const char *dir = dse__attr_str(n, DSE_A_direction, "forward");
     g->D = strcmp(dir, "bidirectional") == 0 ? 2 : 1;
     g->reverse_only = strcmp(dir, "reverse") == 0;
-    if (g->D == 1 && !g->reverse_only && strcmp(dir, "forward")) { snprintf(msg, cap, "direction %s is not supported", dir); return 1; }
-    int64_t lay = dse__attr_int(n, "layout", 0);
-    if (lay != 0 && lay != 1) { snprintf(msg, cap, "layout must be 0 or 1"); return 1; }
+    if (g->D == 1 && !g->reverse_only && strcmp(dir, "forward")) { DSE_WHYF(why, RNN_DIRECTION_NOT_SUPPORTED, dir, 0, 0, 0, 0); return 1; }
+    int64_t lay = dse__attr_int(n, DSE_A_layout, 0);
+    if (lay != 0 && lay != 1) { DSE_WHY(why, RNN_LAYOUT_0_1); return 1; }
     g->layout = (int)lay;
     g->T = x->dims[lay ? 1 : 0]; g->B = x->dims[lay ? 0 : 1]; g->I = x->dims[2];
     g->H = r->dims[2];
-    int64_t hs = dse__attr_int(n, "hidden_size", (int64_t)g->H);
+    int64_t hs = dse__attr_int(n, DSE_A_hidden_size, (int64_t)g->H);
     if (hs != (int64_t)g->H || !dims_are(w, 3, g->D, g->G * g->H, g->I, 0) || !dims_are(r, 3, g->D, g->G * g->H, g->H, 0)) {
-        snprintf(msg, cap, "W/R shapes do not match direction, hidden_size and the input size");
+        DSE_WHY(why, RNN_W_R_SHAPES_DO);
         return 1;
     }
-    if (in[3] && (!fh(in[3]) || !dims_are(in[3], 2, g->D, 2 * g->G * g->H, 0, 0))) { snprintf(msg, cap, "B must be [dirs, %zu]", 2 * g->G * g->H); return 1; }
+    if (in[3] && (!rnn_fh(in[3]) || !dims_are(in[3], 2, g->D, 2 * g->G * g->H, 0, 0))) { DSE_WHYF(why, RNN_B_DIRS, NULL, 2 * g->G * g->H, 0, 0, 0); return 1; }
     if (in[4] && ((in[4]->dtype != DSE_DTYPE_INT32 && in[4]->dtype != DSE_DTYPE_INT64) || !dims_are(in[4], 1, g->B, 0, 0, 0))) {
-        snprintf(msg, cap, "sequence_lens must be int32/int64 [batch]");
+        DSE_WHY(why, RNN_SEQUENCE_LENS_INT32_INT64);
         return 1;
     }
     for (int k = 5; k <= (lstm ? 6 : 5); k++) {
         const dse_tensor *s = in[k];
         if (s && (s->dtype != DSE_DTYPE_FLOAT32 || !(lay ? dims_are(s, 3, g->B, g->D, g->H, 0) : dims_are(s, 3, g->D, g->B, g->H, 0)))) {
-            snprintf(msg, cap, "initial states must be float32 with the Y_h shape");
+            DSE_WHY(why, RNN_INITIAL_STATES_FLOAT32_Y);
             return 1;
         }
     }
-    if (lstm && in[7] && (!fh(in[7]) || !dims_are(in[7], 2, g->D, 3 * g->H, 0, 0))) { snprintf(msg, cap, "P must be [dirs, %zu]", 3 * g->H); return 1; }
+    if (lstm && in[7] && (!rnn_fh(in[7]) || !dims_are(in[7], 2, g->D, 3 * g->H, 0, 0))) { DSE_WHYF(why, RNN_P_DIRS, NULL, 3 * g->H, 0, 0, 0); return 1; }
     const dse_tensor *y = dse__t(m, n->out[0]);
     if (y && (y->dtype != DSE_DTYPE_FLOAT32 || !(lay ? dims_are(y, 4, g->B, g->T, g->D, g->H) : dims_are(y, 4, g->T, g->D, g->B, g->H)))) {
-        snprintf(msg, cap, "Y must be float32 with the ONNX shape");
+        DSE_WHY(why, RNN_Y_FLOAT32_ONNX_SHAPE);
         return 1;
     }
     for (uint32_t k = 1; k < n->n_out; k++) {
         const dse_tensor *s = dse__t(m, n->out[k]);
         if (s && (s->dtype != DSE_DTYPE_FLOAT32 || !(lay ? dims_are(s, 3, g->B, g->D, g->H, 0) : dims_are(s, 3, g->D, g->B, g->H, 0)))) {
-            snprintf(msg, cap, "Y_h/Y_c must be float32 with the ONNX shape");
+            DSE_WHY(why, RNN_Y_H_Y_C);
             return 1;
         }
     }
-    if (!lstm && dse__attr_int(n, "linear_before_reset", 0) > 1) { snprintf(msg, cap, "linear_before_reset must be 0 or 1"); return 1; }
+    if (!lstm && dse__attr_int(n, DSE_A_linear_before_reset, 0) > 1) { DSE_WHY(why, RNN_LINEAR_BEFORE_RESET_0); return 1; }
     const size_t need = 3 * g->B * g->H * sizeof(float);
-    if (m->scratch_size < need) { snprintf(msg, cap, "needs %zu bytes of scratch, the plan gives %zu", need, m->scratch_size); return 1; }
+    if (m->scratch_size < need) { DSE_WHYF(why, RNN_NEEDS_BYTES_SCRATCH_PLAN, NULL, need, m->scratch_size, 0, 0); return 1; }
     return 0;
 }
 
-int dse__check_lstm_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_lstm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     rnn_geom g;
-    return geom(m, n, 1, &g, msg, cap);
+    return rnn_mkgeom(m, n, 1, &g, why);
 }
-int dse__check_gru_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_gru_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     rnn_geom g;
-    return geom(m, n, 0, &g, msg, cap);
+    return rnn_mkgeom(m, n, 0, &g, why);
 }
 
 typedef struct wv { const dse_tensor *t; const void *p; } wv;   /* a float32/float16 weight view */
@@ -119,10 +118,10 @@ static float dotw(const float *a, wv w, size_t off, size_t len) {
     return s;
 }
 
-static void run(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch, int lstm) {
+static void rnn_run(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch, int lstm) {
     rnn_geom g;
-    char msg[8];
-    geom(m, n, lstm, &g, msg, sizeof msg);
+    dse_why why;
+    rnn_mkgeom(m, n, lstm, &g, &why);
     const size_t T = g.T, B = g.B, I = g.I, H = g.H, G = g.G;
     const dse_tensor *tin[8] = {0};
     const void *pin[8] = {0};
@@ -134,10 +133,10 @@ static void run(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *
     float *Y = n->out[0] != DSE_NONE ? dse__data(m, arena, n->out[0]) : NULL;
     float *Yh = n->n_out >= 2 && n->out[1] != DSE_NONE ? dse__data(m, arena, n->out[1]) : NULL;
     float *Yc = lstm && n->n_out >= 3 && n->out[2] != DSE_NONE ? dse__data(m, arena, n->out[2]) : NULL;
-    const dse_attr *ca = dse__attr(n, "clip", DSE_ATTR_FLOAT);
+    const dse_attr *ca = dse__attr(n, DSE_A_clip, DSE_ATTR_FLOAT);
     const int hasclip = ca != NULL;
     const float clip = ca ? ca->f : 0.0f;
-    const int ifg = lstm && dse__attr_int(n, "input_forget", 0) != 0, lbr = !lstm && dse__attr_int(n, "linear_before_reset", 0) != 0;
+    const int ifg = lstm && dse__attr_int(n, DSE_A_input_forget, 0) != 0, lbr = !lstm && dse__attr_int(n, DSE_A_linear_before_reset, 0) != 0;
     float *h = (float *)(void *)scratch, *hn = h + B * H, *aux = hn + B * H;   /* aux: c (LSTM) or r / r*h (GRU) */
     /* strides: X[t][b] row, Y[t][d][b] row, state[d][b] row, per layout */
     const size_t xt = g.layout ? I : B * I, xb = g.layout ? T * I : I;
@@ -220,5 +219,5 @@ static void run(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *
     }
 }
 
-void dse_f32_lstm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { run(m, n, arena, scratch, 1); }
-void dse_f32_gru__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { run(m, n, arena, scratch, 0); }
+void dse_f32_lstm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { rnn_run(m, n, arena, scratch, 1); }
+void dse_f32_gru__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { rnn_run(m, n, arena, scratch, 0); }

@@ -11,22 +11,22 @@
 #include "internal.h"
 
 /* Per input axis: first index and step; 0 when the output shape matches. */
-static int plan(const dse_model *m, const dse_node *n, int64_t *first, int64_t *step, char *msg, size_t cap) {
+static int slice_plan(const dse_model *m, const dse_node *n, int64_t *first, int64_t *step, dse_why *why) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t st[DSE_MAX_RANK], en[DSE_MAX_RANK], ax[DSE_MAX_RANK], sp[DSE_MAX_RANK];
     unsigned r = x->rank;
-    if (n->n_in < 3 || y->rank != r) { snprintf(msg, cap, "needs data, starts, ends and an output of the data's rank"); return 1; }
+    if (n->n_in < 3 || y->rank != r) { DSE_WHY(why, SLICE_NEEDS_DATA_STARTS_ENDS); return 1; }
     long k = dse__mv_const_ints(m, n->in[1], st, DSE_MAX_RANK);
     if (k < 0 || k > (long)r || dse__mv_const_ints(m, n->in[2], en, DSE_MAX_RANK) != k) {
-        snprintf(msg, cap, "starts and ends must be constant int64 tensors of equal length <= rank"); return 1;
+        DSE_WHY(why, SLICE_STARTS_ENDS_CONSTANT_INT64); return 1;
     }
     if (n->n_in > 3 && n->in[3] != DSE_NONE) {
-        if (dse__mv_const_ints(m, n->in[3], ax, DSE_MAX_RANK) != k) { snprintf(msg, cap, "axes must be a constant int64 tensor as long as starts"); return 1; }
+        if (dse__mv_const_ints(m, n->in[3], ax, DSE_MAX_RANK) != k) { DSE_WHY(why, SLICE_AXES_CONSTANT_INT64_TENSOR); return 1; }
     } else {
         for (long j = 0; j < k; j++) ax[j] = j;
     }
     if (n->n_in > 4 && n->in[4] != DSE_NONE) {
-        if (dse__mv_const_ints(m, n->in[4], sp, DSE_MAX_RANK) != k) { snprintf(msg, cap, "steps must be a constant int64 tensor as long as starts"); return 1; }
+        if (dse__mv_const_ints(m, n->in[4], sp, DSE_MAX_RANK) != k) { DSE_WHY(why, SLICE_STEPS_CONSTANT_INT64_TENSOR); return 1; }
     } else {
         for (long j = 0; j < k; j++) sp[j] = 1;
     }
@@ -35,10 +35,10 @@ static int plan(const dse_model *m, const dse_node *n, int64_t *first, int64_t *
     for (unsigned d = 0; d < r; d++) { first[d] = 0; step[d] = 1; out[d] = x->dims[d]; }
     for (long j = 0; j < k; j++) {
         int64_t a = ax[j] < 0 ? ax[j] + (int64_t)r : ax[j];
-        if (a < 0 || a >= (int64_t)r || (seen >> a & 1u)) { snprintf(msg, cap, "axis %lld out of range or repeated", (long long)ax[j]); return 1; }
+        if (a < 0 || a >= (int64_t)r || (seen >> a & 1u)) { DSE_WHYF(why, PAD_AXIS_OUT_RANGE_REPEATED, NULL, ax[j], 0, 0, 0); return 1; }
         seen |= 1u << a;
         int64_t dim = (int64_t)x->dims[a], s = st[j], e = en[j], t = sp[j], cnt;
-        if (t == 0) { snprintf(msg, cap, "step 0 on axis %lld", (long long)a); return 1; }
+        if (t == 0) { DSE_WHYF(why, SLICE_STEP_0_ON_AXIS, NULL, a, 0, 0, 0); return 1; }
         if (dim == 0) { first[a] = 0; step[a] = 1; out[a] = 0; continue; }
         if (s < 0) s += dim;   /* dim <= 2^31: no overflow either way */
         if (e < 0) e += dim;
@@ -57,25 +57,25 @@ static int plan(const dse_model *m, const dse_node *n, int64_t *first, int64_t *
         out[a] = (size_t)cnt;
     }
     for (unsigned d = 0; d < r; d++)
-        if (y->dims[d] != out[d]) { snprintf(msg, cap, "output dim %u is %zu, the slice gives %zu", d, y->dims[d], out[d]); return 1; }
+        if (y->dims[d] != out[d]) { DSE_WHYF(why, SLICE_OUTPUT_DIM_SLICE_GIVES, NULL, d, y->dims[d], out[d], 0); return 1; }
     return 0;
 }
 
-int dse__check_slice(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_slice(const dse_model *m, const dse_node *n, dse_why *why) {
     int64_t first[DSE_MAX_RANK], step[DSE_MAX_RANK];
-    if (n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs a data input and one output");
+    if (n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, RESHAPE_NEEDS_DATA_INPUT_ONE);
         return 1;
     }
-    return plan(m, n, first, step, msg, cap);
+    return slice_plan(m, n, first, step, why);
 }
 
 void dse_any_slice__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t first[DSE_MAX_RANK], step[DSE_MAX_RANK], xs[DSE_MAX_RANK], stride[DSE_MAX_RANK], base = 0;
-    char msg[8];
-    plan(m, n, first, step, msg, sizeof msg);
+    dse_why why;
+    slice_plan(m, n, first, step, &why);
     if (y->numel == 0) return;
     dse__mv_row_strides(x, xs);
     for (unsigned d = 0; d < x->rank; d++) {

@@ -17,7 +17,7 @@ static int lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *l
     if (!x || !y || n->n_out != 1 || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 || x->rank < 1 ||
         y->rank != x->rank || memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]))
         return 1;
-    int64_t axis = dse__attr_int(n, "axis", (int64_t)x->rank - 1), c2 = dse__attr_int(n, "coerce_2d", 0);
+    int64_t axis = dse__attr_int(n, DSE_A_axis, (int64_t)x->rank - 1), c2 = dse__attr_int(n, DSE_A_coerce_2d, 0);
     if (axis < 0 || axis >= (int64_t)x->rank || (c2 != 0 && c2 != 1)) return 1;
     *outer = 1; *len = 1; *inner = 1;
     for (int64_t d = 0; d < (int64_t)x->rank; d++) {
@@ -28,16 +28,16 @@ static int lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *l
     return 0;
 }
 
-int dse__check_softmax_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_softmax_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     size_t a, b, c;
     if (lines(m, n, &a, &b, &c)) {
-        snprintf(msg, cap, "needs one float32 input and output of the same shape, axis in [0, rank), coerce_2d 0/1");
+        DSE_WHY(why, SOFTMAX_NEEDS_ONE_FLOAT32_INPUT);
         return 1;
     }
     return 0;
 }
 
-static void run(const dse_model *m, const dse_node *n, uint8_t *arena, int logsm) {
+static void softmax_run(const dse_model *m, const dse_node *n, uint8_t *arena, int logsm) {
     size_t outer, len, inner;
     lines(m, n, &outer, &len, &inner);
     const float *x = dse__data(m, arena, n->in[0]);
@@ -66,10 +66,10 @@ static void run(const dse_model *m, const dse_node *n, uint8_t *arena, int logsm
 
 void dse_f32_softmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
-    run(m, n, arena, 0);
+    softmax_run(m, n, arena, 0);
 }
 
 void dse_f32_logsoftmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
-    run(m, n, arena, 1);
+    softmax_run(m, n, arena, 1);
 }

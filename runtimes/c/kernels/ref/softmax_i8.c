@@ -11,10 +11,10 @@
  */
 #include "requant.h"
 
-int dse__check_i8_softmax(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_softmax(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
-    const int32_t *t = dse_i8_tensor_attr(m, n, "exp_table", DSE_DTYPE_INT32, 256);
-    int64_t ax = dse__attr_int(n, "axis", -1), c2 = dse__attr_int(n, "coerce_2d", 0);
+    const int32_t *t = dse_i8_tensor_attr(m, n, DSE_A_exp_table, DSE_DTYPE_INT32, 256);
+    int64_t ax = dse__attr_int(n, DSE_A_axis, -1), c2 = dse__attr_int(n, DSE_A_coerce_2d, 0);
     int bad = !x || !y || !t || x->dtype != DSE_DTYPE_INT8 || y->dtype != DSE_DTYPE_INT8 || x->rank != y->rank ||
               x->rank < 1 || (c2 != 0 && c2 != 1);
     if (!bad) {
@@ -23,7 +23,7 @@ int dse__check_i8_softmax(const dse_model *m, const dse_node *n, char *msg, size
         for (int i = 0; !bad && i < 256; i++) bad = t[i] < 0;
     }
     if (bad) {
-        snprintf(msg, cap, "int8 Softmax needs int8 input/output of one shape, axis in range, TENSOR exp_table int32[256] >= 0 with entry 0 > 0");
+        DSE_WHY(why, SOFTMAX_I8_INT8_SOFTMAX_NEEDS_INT8);
         return 1;
     }
     return 0;
@@ -34,13 +34,13 @@ void dse_i8_softmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     const dse_tensor *xt = &m->tensors[n->in[0]];
     const int8_t *x = dse__data(m, arena, n->in[0]);
     int8_t *y = dse__data(m, arena, n->out[0]);
-    const int32_t *t = dse_i8_tensor_attr(m, n, "exp_table", DSE_DTYPE_INT32, 256);
-    int64_t ax = dse__attr_int(n, "axis", -1);
+    const int32_t *t = dse_i8_tensor_attr(m, n, DSE_A_exp_table, DSE_DTYPE_INT32, 256);
+    int64_t ax = dse__attr_int(n, DSE_A_axis, -1);
     if (ax < 0) ax += xt->rank;
     size_t outer = 1, len = 1, inner = 1;
     for (int d = 0; d < (int)xt->rank; d++) {
         if (d < ax) outer *= xt->dims[d];
-        else if (d == ax || dse__attr_int(n, "coerce_2d", 0)) len *= xt->dims[d];
+        else if (d == ax || dse__attr_int(n, DSE_A_coerce_2d, 0)) len *= xt->dims[d];
         else inner *= xt->dims[d];
     }
     for (size_t o = 0; o < outer; o++)

@@ -6,11 +6,11 @@
  */
 #include "requant.h"
 
-int dse__check_i8_table(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_i8_table(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !y || x->dtype != DSE_DTYPE_INT8 || y->dtype != DSE_DTYPE_INT8 || x->numel != y->numel ||
-        !dse_i8_tensor_attr(m, n, "table", DSE_DTYPE_INT8, 256)) {
-        snprintf(msg, cap, "int8 table op needs an int8 input, an int8 output of the same size and TENSOR table int8[256]");
+        !dse_i8_tensor_attr(m, n, DSE_A_table, DSE_DTYPE_INT8, 256)) {
+        DSE_WHY(why, TABLE_I8_INT8_TABLE_OP_NEEDS);
         return 1;
     }
     return 0;
@@ -19,7 +19,7 @@ int dse__check_i8_table(const dse_model *m, const dse_node *n, char *msg, size_t
 void dse_i8_table__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
     const int8_t *x = dse__data(m, arena, n->in[0]);
-    const int8_t *table = dse_i8_tensor_attr(m, n, "table", DSE_DTYPE_INT8, 256);
+    const int8_t *table = dse_i8_tensor_attr(m, n, DSE_A_table, DSE_DTYPE_INT8, 256);
     int8_t *y = dse__data(m, arena, n->out[0]);
     for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) y[i] = table[x[i] + 128];
 }

@@ -5,19 +5,19 @@
  * outer indices modulo the input dims, and the input row is copied repeats[last] times. */
 #include "internal.h"
 
-int dse__check_tile(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    if (n->n_in != 2 || n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs data, repeats and one output");
+int dse__check_tile(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (n->n_in != 2 || n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, TILE_NEEDS_DATA_REPEATS_ONE);
         return 1;
     }
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t rep[DSE_MAX_RANK];
     if (dse__mv_const_ints(m, n->in[1], rep, DSE_MAX_RANK) != (long)x->rank || y->rank != x->rank) {
-        snprintf(msg, cap, "repeats must be a constant int64 tensor with one entry per axis");
+        DSE_WHY(why, TILE_REPEATS_CONSTANT_INT64_TENSOR);
         return 1;
     }
     for (unsigned d = 0; d < x->rank; d++)
-        if (rep[d] < 0 || rep[d] > INT32_MAX || y->dims[d] != x->dims[d] * (uint64_t)rep[d]) { snprintf(msg, cap, "output dim %u is not input dim x repeats", d); return 1; }
+        if (rep[d] < 0 || rep[d] > INT32_MAX || y->dims[d] != x->dims[d] * (uint64_t)rep[d]) { DSE_WHYF(why, TILE_OUTPUT_DIM_NOT_INPUT, NULL, d, 0, 0, 0); return 1; }
     return 0;
 }
 

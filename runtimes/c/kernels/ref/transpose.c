@@ -9,9 +9,9 @@
  * rank axes that maps the input's dims onto the output's. */
 static int get_perm(const dse_model *m, const dse_node *n, int64_t *perm) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
-    int np_ = dse__attr_ints(n, "perm", perm, DSE_MAX_RANK);
+    int np_ = dse__attr_ints(n, DSE_A_perm, perm, DSE_MAX_RANK);
     if (np_ < 0) {
-        if (dse__attr(n, "perm", DSE_ATTR_INTS) || x->rank > DSE_MAX_RANK) return 1;
+        if (dse__attr(n, DSE_A_perm, DSE_ATTR_INTS) || x->rank > DSE_MAX_RANK) return 1;
         for (unsigned d = 0; d < x->rank; d++) perm[d] = (int64_t)x->rank - 1 - d;
         np_ = (int)x->rank;
     }
@@ -25,14 +25,14 @@ static int get_perm(const dse_model *m, const dse_node *n, int64_t *perm) {
     return 0;
 }
 
-int dse__check_transpose(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_transpose(const dse_model *m, const dse_node *n, dse_why *why) {
     int64_t perm[DSE_MAX_RANK];
-    if (n->n_out != 1 || dse__mv_check_io(m, n, msg, cap)) {
-        if (!msg[0]) snprintf(msg, cap, "needs a data input and one output");
+    if (n->n_out != 1 || dse__mv_check_io(m, n, why)) {
+        if (!why->id) DSE_WHY(why, RESHAPE_NEEDS_DATA_INPUT_ONE);
         return 1;
     }
     if (get_perm(m, n, perm)) {
-        snprintf(msg, cap, "perm is not a permutation of the input's axes giving the output's shape");
+        DSE_WHY(why, TRANSPOSE_PERM_NOT_PERMUTATION_INPUT);
         return 1;
     }
     return 0;

@@ -15,7 +15,6 @@
 #include "internal.h"
 #include "mathf.h"
 
-int dse__check_unary_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap);
 
 #define UNARY(NAME, SETUP, EXPR)                                                                   \
     void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
@@ -52,29 +51,29 @@ UNARY(sign, (void)n, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x != x ? x : 0.0f)))
 UNARY(softplus, (void)n, dse_softplusf(x))
 UNARY(softsign, (void)n, x / (1.0f + dse_u2f(dse_f2u(x) & 0x7FFFFFFFu)))
 UNARY(hardswish, (void)n, x * clip01(x * (float)(1.0 / 6.0) + 0.5f))
-UNARY(leakyrelu, const float alpha = dse__attr_float(n, "alpha", 0.01f), x >= 0.0f ? x : x * alpha)
-UNARY(elu, const float alpha = dse__attr_float(n, "alpha", 1.0f), x < 0.0f ? alpha * dse_expm1f(x) : x)
+UNARY(leakyrelu, const float alpha = dse__attr_float(n, DSE_A_alpha, 0.01f), x >= 0.0f ? x : x * alpha)
+UNARY(elu, const float alpha = dse__attr_float(n, DSE_A_alpha, 1.0f), x < 0.0f ? alpha * dse_expm1f(x) : x)
 UNARY(selu,
-      const float alpha = dse__attr_float(n, "alpha", 1.67326319217681884765625f);
-      const float gamma = dse__attr_float(n, "gamma", 1.05070102214813232421875f),
+      const float alpha = dse__attr_float(n, DSE_A_alpha, 1.67326319217681884765625f);
+      const float gamma = dse__attr_float(n, DSE_A_gamma, 1.05070102214813232421875f),
       x > 0.0f ? gamma * x : gamma * (alpha * dse_expm1f(x)))
 UNARY(hardsigmoid,
-      const float alpha = dse__attr_float(n, "alpha", 0.2f); const float beta = dse__attr_float(n, "beta", 0.5f),
+      const float alpha = dse__attr_float(n, DSE_A_alpha, 0.2f); const float beta = dse__attr_float(n, DSE_A_beta, 0.5f),
       clip01(alpha * x + beta))
-UNARY(gelu, const int tanh_form = strcmp(dse__attr_str(n, "approximate", "none"), "tanh") == 0,
+UNARY(gelu, const int tanh_form = strcmp(dse__attr_str(n, DSE_A_approximate, "none"), "tanh") == 0,
       tanh_form ? dse_gelu_tanhf(x) : dse_geluf(x))
 
-int dse__check_gelu_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
-    const char *a = dse__attr_str(n, "approximate", "none");
+int dse__check_gelu_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+    const char *a = dse__attr_str(n, DSE_A_approximate, "none");
     if (strcmp(a, "none") != 0 && strcmp(a, "tanh") != 0) {
-        snprintf(msg, cap, "Gelu approximate='%s' is not 'none' or 'tanh'", a);
+        DSE_WHYF(why, UNARY_GELU_APPROXIMATE_NOT_NONE, a, 0, 0, 0, 0);
         return 1;
     }
-    return dse__check_unary_f32(m, n, msg, cap);
+    return dse__check_unary_f32(m, n, why);
 }
 
 /* Clip: inputs x, optional scalar min, optional scalar max (float32, absent = unbounded). */
-int dse__check_clip_f32(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_clip_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
     if (!x || n->n_in > 3 || n->n_out != 1 || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 ||
         x->rank != y->rank || memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]) != 0)
@@ -85,7 +84,7 @@ int dse__check_clip_f32(const dse_model *m, const dse_node *n, char *msg, size_t
     }
     return 0;
 bad:
-    snprintf(msg, cap, "needs float32 x, optional scalar float32 min/max, output of x's shape");
+    DSE_WHY(why, UNARY_NEEDS_FLOAT32_X_OPTIONAL);
     return 1;
 }
 

@@ -12,15 +12,15 @@ static void row_where(uint8_t *y, const uint8_t *const *x, const size_t *s, uint
     }
 }
 
-int dse__check_where(const dse_model *m, const dse_node *n, char *msg, size_t cap) {
+int dse__check_where(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *c = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *a = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *b = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!c || !a || !b || !y || c->dtype != DSE_DTYPE_BOOL || a->dtype != y->dtype || b->dtype != y->dtype ||
         y->dtype == DSE_DTYPE_INT4 || y->dtype == DSE_DTYPE_UINT4) {
-        snprintf(msg, cap, "needs a bool condition and two inputs of the output's dtype");
+        DSE_WHY(why, WHERE_NEEDS_BOOL_CONDITION_TWO);
         return 1;
     }
-    return dse__ew_check_broadcast(m, n, 3, msg, cap);
+    return dse__ew_check_broadcast(m, n, 3, why);
 }
 
 void dse_any_where__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
