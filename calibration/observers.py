@@ -59,7 +59,7 @@ NBITS = 11                  # N = 2**NBITS bins per sign side
 E_MIN = -160                # smallest bin width 2**E_MIN (below float32's smallest subnormal)
 _CHUNK = 1 << 20            # elements binned per numpy pass (bounds temporary memory)
 SAMPLE_MAX = 1 << 16        # calibrate(): values per tensor per feed that enter a histogram (min/max see all)
-TAIL_FRACTION = 0.25       # ... all values beyond this fraction of the feed's min / max are binned
+TAIL_FRACTION = 0.5        # ... all values beyond this fraction of the feed's min / max are binned
 SEARCH_COARSEN = 2          # the mse search runs on bins 2**SEARCH_COARSEN times wider
 QMIN, QMAX = -128, 127
 
@@ -100,12 +100,9 @@ def _sample(x: np.ndarray, sample_max: int | None, mn: float, mx: float):
     hi, lo = mx * TAIL_FRACTION, mn * TAIL_FRACTION
     bulk = flat[step // 2::step]
     in_tail = lambda v: ((v >= hi) if hi > 0 else False) | ((v <= lo) if lo < 0 else False)  # noqa: E731
-    if hi > 0 or lo < 0:
-        bulk = bulk[~in_tail(bulk)]
-        tail = flat[in_tail(flat)]
-    else:                                   # all zeros
-        tail = flat[:0]
-    return bulk, step, tail
+    if not (hi > 0 or lo < 0):              # all zeros
+        return bulk, step, flat[:0]
+    return bulk[~in_tail(bulk)], step, flat[in_tail(flat)]
 
 
 class Observer:
