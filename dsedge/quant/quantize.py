@@ -350,6 +350,10 @@ def _window_sums(n: Node, x: np.ndarray, wshape: tuple, attrs: dict):
         k = list(wshape[2:])
         pb, _, out, st, dl = _geometry(x.shape[2:], k, attrs.get("strides"), attrs.get("dilations"),
                                        attrs.get("pads"), attrs.get("auto_pad", "NOTSET"))
+        if all(kk == 1 for kk in k) and all(v == 1 for v in st) and not any(pb) and \
+                list(out) == list(x.shape[2:]):                   # 1x1, stride 1, no padding: channel sums
+            sums = np.asarray(x, np.float32).reshape(x.shape[0], x.shape[1], -1).sum(axis=(0, 2), dtype=np.float64)
+            return sums.reshape(x.shape[1], 1), int(x.shape[0] * np.prod(out))
         m = np.asarray(x, np.float32).sum(axis=0, dtype=np.float32) if x.shape[0] > 1 else \
             np.asarray(x[0], np.float32)                          # (C, *spatial); float32: BLAS below
         for i in range(nd):                                       # window-tap indicators, axis by axis
