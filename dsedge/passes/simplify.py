@@ -370,12 +370,13 @@ def _replace_region(g: Graph, members: list[Node], x: str, out: str) -> None:
     # the result is the value of the node producing `out`
     result = slot[out]
     idx = g.nodes.index(members[-1])
-    name = g.fresh_name("_".join(m.op for m in members[:4]) + "_fused")
+    for m in members:
+        g.nodes.remove(m)
+    # named after the node whose result it produces: what the user sees in their model
+    name = g.fresh_name(members[-1].name or "_".join(m.op for m in members[:4]) + "_fused")
     node = Node(op="Elementwise", domain="dsedge", inputs=[x], outputs=[out], name=name,
                 attrs={"program": tuple(program), "consts": tuple(consts), "result": result,
                        "source_nodes": tuple(m.name for m in members)})
-    for m in members:
-        g.nodes.remove(m)
     g.nodes.insert(min(idx, len(g.nodes)), node)
     g.toposort()
 
