@@ -41,7 +41,7 @@ Range rules (asymmetric int8, scale = (hi-lo)/255, zero point = round(-128 - lo/
                   exact zeros are counted apart (no error: 0 is always representable).
                   Search: both ends scaled together, then hi alone, then lo alone: a
                   geometric grid on the histogram with 4x wider bins, refined by a linear
-                  grid around its best point on the full histogram.
+                  grid around its best point on the histogram with 2x wider bins.
   * auto       -- per tensor, whichever of the minmax, percentile and mse ranges has the
                   lowest histogram MSE (the chosen method is kept in `.chosen`); entropy,
                   which optimises KL rather than this MSE, is left out.
@@ -345,14 +345,14 @@ class HistogramObserver(Observer):
         if max(hi0, -lo0) == 0.0:
             return lo0, hi0
         best = np.array([lo0, hi0])
-        # both ends scaled together, then hi alone, then lo alone; searched on bins 4x wider (a
-        # quantisation step still spans several bins at the full range), which costs 4x less
-        coarse = self._coarsened(SEARCH_COARSEN)
+        # both ends scaled together, then hi alone, then lo alone; searched on bins 4x wider, then
+        # refined on bins 2x wider (a quantisation step still spans bins at the full range)
+        coarse, fine = self._coarsened(SEARCH_COARSEN), self._coarsened(1)
         stages = [np.array([1.0, 1.0])]
         if lo0 < 0.0 < hi0:                   # one-signed data: the joint search is the whole search
             stages += [np.array([0.0, 1.0]), np.array([1.0, 0.0])]
         for scale in stages:
-            best = self._search(best, scale, lo0, hi0, coarse)
+            best = fine._search(best, scale, lo0, hi0, coarse)
         return float(best[0]), float(best[1])
 
     def _search(self, best, scale, lo0, hi0, coarse=None):
