@@ -183,8 +183,10 @@ def _explicit_pads(g: Graph, n: Node, x_shape, w_shape) -> list[int]:
 
 # -- lowering ---------------------------------------------------------------------------------
 
-def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None) -> None:
-    """Attach integer parameters to an int8 node of the quantised graph `q` (edits q and n)."""
+def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None, weight_q=None) -> None:
+    """Attach integer parameters to an int8 node of the quantised graph `q` (edits q and n).
+    `weight_q` = (w_q, scales): int8 weight values chosen by the planner (e.g. rounding.py) on
+    those per-channel scales; used for every channel whose scale is the one derived here."""
     kind = rule_of(n).kind
     where = f"node {n.name!r} ({n.op})"
     p_out = out_qp[0] if out_qp else None
@@ -200,6 +202,10 @@ def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None)
         if bias_shift is not None:
             bias = bias - np.asarray(bias_shift, np.float64).reshape(-1)[:C]
         w_q, s_w = arith.quantize_weight_per_channel(w, axis, x_qp.scale, bias.astype(np.float32), where=where)
+        if weight_q is not None:
+            wo, so = weight_q
+            same = (np.asarray(so, np.float32) == s_w).reshape([-1 if i == axis % w.ndim else 1 for i in range(w.ndim)])
+            w_q = np.where(same, np.asarray(wo, np.int8), w_q).astype(np.int8)
         b_q = arith.quantize_bias(bias.astype(np.float32), x_qp.scale, s_w, where=where)
         wn = q.add_const(n.inputs[1] + "_q", w_q)
         q.qparams[wn] = QParams(s_w, np.zeros(C, np.int32), np.dtype(np.int8), axis)

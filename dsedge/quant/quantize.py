@@ -9,7 +9,10 @@ The algorithm (DESIGN.md §3, "decided by measured error"):
  3. Measure: a second pass over those few feeds evaluates, node by node with the float
     inputs of the float model, the int8 form of every candidate node against its float
     output (SQNR), and collects the per-channel output shift that quantised weights cause
-    (empirical bias correction).
+    (empirical bias correction). For weighted nodes with K <= `rounding_max_k` it instead
+    accumulates E[x x^T] of their int8 input patches, from which rounding.py chooses each
+    int8 weight's rounding by the layer's output error (same scales; the bias shift then
+    follows from the chosen rounding).
  4. Plan, in graph order: weight-bearing nodes (Conv, ConvTranspose, Gemm, MatMul with a
     constant right operand) go int8 unless kept float by the user or the int32
     accumulator bound fails; byte-moving nodes follow their data input; every other node
@@ -38,7 +41,7 @@ from ..ops import REGISTRY
 from ..ops.registry import ACT, BIAS, PARAM, WEIGHT
 from ..passes.shapes import infer_shapes
 from ..passes.simplify import optimize
-from . import arith, kinds
+from . import arith, kinds, rounding
 
 PRECISIONS = ("int8", "fp16", "fp32")
 
@@ -54,10 +57,14 @@ class QuantConfig:
     eval_feeds: int = 8                      # feeds used for measuring and for the summary
     progress: bool = True
     pin_constant_inputs: bool = False        # fold integer inputs constant across all feeds (for .dse)
+    weight_rounding: str = "hessian"         # "hessian": by the layer's output error (rounding.py); "nearest"
+    rounding_max_k: int = 1024               # ... for layers with at most this many products per output
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise DseError(f"unknown precision {self.precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+        if self.weight_rounding not in ("hessian", "nearest"):
+            raise DseError(f"unknown weight rounding {self.weight_rounding!r}", hint="use 'hessian' or 'nearest'")
 
 
 @dataclass
@@ -253,6 +260,7 @@ class _Measure:
         self.bias: dict[str, list] = {}            # name -> [sum of per-channel shift, count]
         self.wq: dict[str, tuple] = {}
         self.win: dict[str, list] = {}             # name -> [window sums of the input, positions]
+        self.hess: dict[str, rounding.HessianStats] = {}   # Hessian-aware weight rounding
 
     def qp(self, name):
         lo, hi = self.ranges[name]
@@ -264,7 +272,10 @@ class _Measure:
         if rule is None or not n.outputs or not n.outputs[0] or n.outputs[0] not in self.ranges:
             return
         if rule.kind == "weighted":
-            if self.cfg.bias_correction:
+            if self.cfg.weight_rounding == "hessian" and rounding.eligible(self.g, n, self.cfg.rounding_max_k) \
+                    and _weighted_ok(self.g, n)[0]:
+                self._hessian(n, args)
+            elif self.cfg.bias_correction:
                 self._bias_shift(n, args)
             return
         if rule.kind in ("bytes", "minmax") or not kinds.supports(self.g, n):
@@ -324,6 +335,30 @@ class _Measure:
         red = tuple(i for i in range(diff.ndim) if i != ch_axis % diff.ndim)
         s[0] = s[0] + diff.sum(axis=red)
         s[1] += int(np.prod([diff.shape[i] for i in red]))
+
+    def _hessian(self, n: Node, args):
+        """Accumulate E[x x^T] of the int8 input patches (x quantised as the int8 node sees it)."""
+        x = args[0]
+        if n.inputs[0] in self.ranges:
+            p = self.qp(n.inputs[0])
+            x = arith.dequantize(arith.quantize(x, p.scale, int(p.zero_point)), p.scale, int(p.zero_point))
+        w = self.g.consts[n.inputs[1]]
+        cap = rounding.HessianStats.cap(kinds.reduction_size(self.g, n))
+        self.hess.setdefault(n.name, rounding.HessianStats()).add(rounding.patches(self.g, n, x, w, cap))
+
+    def weights(self, shifts: dict) -> dict:
+        """{node: (w_q, scales)} chosen by Hessian-aware rounding; their bias-correction shifts
+        (for the chosen rounding) go into `shifts`."""
+        out = {}
+        for name, st in self.hess.items():
+            got = rounding.choose(self.g, self.g.node_by_name(name), st, centered=self.cfg.bias_correction)
+            if got is None:
+                continue
+            out[name] = got[:2]
+            if self.cfg.bias_correction:
+                shifts[name] = got[2]
+        self.hess.clear()
+        return out
 
     def results(self) -> tuple[dict, dict]:
         measured = {k: {"sqnr": _sqnr(v[0], v[1]), "round_sqnr": _sqnr(v[0], v[2])} for k, v in self.acc.items()}
@@ -397,8 +432,10 @@ def _expand(v, axis, ndim):
 
 # -- lowering ---------------------------------------------------------------------------------
 
-def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict) -> Graph:
-    """Build the quantised graph from the float graph and a precision plan."""
+def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: dict | None = None) -> Graph:
+    """Build the quantised graph from the float graph and a precision plan (`weights`: int8
+    weight values chosen by the planner, {node: (w_q, scales they are on)})."""
+    weights = weights or {}
     q = g.copy()
     q.qparams = {}
     act_qp: dict[str, QParams] = {}
@@ -450,7 +487,8 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict) -> Graph:
         if p == "int8-fout":
             ins = [as_int8(n.inputs[0])] + list(n.inputs[1:])
             nn = Node(n.op, ins, list(n.outputs), dict(n.attrs), n.name, n.domain)
-            kinds.lower_node(q, nn, [q.qparams.get(ins[0])], [None], bias_shift=shifts.get(n.name))
+            kinds.lower_node(q, nn, [q.qparams.get(ins[0])], [None], bias_shift=shifts.get(n.name),
+                             weight_q=weights.get(n.name))
             new_nodes.append(nn)
             continue
         if p != "int8":
@@ -481,7 +519,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict) -> Graph:
         for o, p_ in zip(outs, out_qp):
             if o:
                 q.qparams[o] = p_
-        kinds.lower_node(q, nn, in_qp, out_qp, bias_shift=shifts.get(n.name))
+        kinds.lower_node(q, nn, in_qp, out_qp, bias_shift=shifts.get(n.name), weight_q=weights.get(n.name))
         new_nodes.append(nn)
     # graph outputs produced in int8: dequantise under the original name
     for o in g.outputs:
@@ -583,8 +621,12 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
             engine.run(feed, node_hook=meas)
         engine.close()
         measured, shifts = meas.results()
+        weights = meas.weights(shifts)
         prec, plan = make_plan(fg, cfg, ranges, measured)
-        qg = lower(fg, prec, ranges, shifts)
+        for p in plan:
+            if p.name in weights and prec.get(p.name, "").startswith("int8"):
+                p.reason += "; weights rounded by output error"
+        qg = lower(fg, prec, ranges, shifts, weights)
         infer_shapes(qg)
     engine.close()
     info = {"calibration": calib.summary(),

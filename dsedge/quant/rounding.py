@@ -1,0 +1,203 @@
+"""Weight rounding chosen by the layer's output error (Hessian-aware rounding, GPTQ-style).
+
+Rounding each int8 weight to nearest (`rint(w / s)`) minimises the error of every weight on
+its own, not the error of the layer's output, which is what the model sees. For an output
+channel with weights w (K values, scale s, integer codes q) and the layer's int8 input
+patches x (what the int8 kernel multiplies: the calibrated input quantised and dequantised),
+the output error is (s*q - w) . x, and its mean square over the calibration data is
+
+    e(q) = d^T H d,   d = s*q - w,   H = E[x x^T] - mu mu^T   (mu = E[x])
+
+The mean part mu mu^T is dropped when bias correction is on: the bias correction removes
+the mean output shift d . mu exactly (it is computed here from d and mu, for the rounding
+actually chosen). Nearest rounding minimises e only when H is diagonal; neighbouring pixels
+and correlated channels make it far from diagonal, and a weight rounded up can be paid back
+by its correlated neighbours rounded down.
+
+Algorithm (Frantar et al., "GPTQ", 2022, itself OBQ's greedy step): the codes are chosen
+one input column k at a time, in order of decreasing H[k, k]; each column is rounded to
+nearest and its rounding error is propagated to the not-yet-rounded columns through the
+Cholesky factor U of H^-1 (the optimal linear compensation for the error just made):
+
+    q_k = clamp(rint(v_k), -127, 127);  v_j -= (v_k - q_k) / U[k,k] * U[k,j]   (j after k)
+
+where v = w / s, so every code stays an int8 value on the channel's own grid and the
+channel scales (abs-max / 127) do not change: the integer arithmetic, the scales, the
+multipliers and the kernels are those of nearest rounding (docs/quant-arith.md); only the
+stored int8 values differ. Columns are processed in blocks of 32 with one matrix product
+per block for the rest (GPTQ's lazy batch update). H gets a ridge of `damp` times its mean
+diagonal (numerical safety, and shrinkage where few patches were seen); a column never seen
+non-zero gets H[k,k] = 1. The input quantisation noise in x (about s_x^2/12 per element)
+adds a data-given ridge of its own.
+
+Cost: H is accumulated in the measurement pass over the evaluation feeds (rows per feed
+capped at max(2K, 1024), taken at a fixed stride); the rounding costs O(K^3 + C*K^2) per
+group. Layers with K > `max_k` keep nearest rounding (the cost grows as K^3 while the
+rounding error's share of a wide layer's output error shrinks), and so does ConvTranspose.
+Grouped and depthwise convolutions solve one problem per group, batched.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import Graph, Node
+from . import arith, kinds
+
+ROWS_PER_K = 2          # patches kept per feed: at most max(ROWS_PER_K * K, MIN_ROWS)
+MIN_ROWS = 1024
+BLOCK = 32              # GPTQ lazy-update block width
+DAMP = 0.01             # ridge, relative to the mean diagonal of H
+
+
+def eligible(g: Graph, n: Node, max_k: int) -> bool:
+    """Whether node n's weights get Hessian-aware rounding (a weighted int8 candidate)."""
+    if n.op not in ("Conv", "Gemm", "MatMul"):
+        return False
+    w = g.consts.get(n.inputs[1]) if len(n.inputs) > 1 else None
+    if w is None or w.dtype.kind != "f" or w.ndim < 2:
+        return False
+    if n.op == "MatMul" and w.ndim != 2:
+        return False
+    return 1 < kinds.reduction_size(g, n) <= max_k
+
+
+def patches(g: Graph, n: Node, x: np.ndarray, w: np.ndarray, max_rows: int | None = None) -> np.ndarray:
+    """(G, rows, K): the input vectors each output value is a dot product with (im2col of a
+    Conv's input, padding 0; the rows of a Gemm/MatMul input), in the weights' K order.
+    With max_rows, a Conv's output positions are first thinned by one odd step per spatial
+    axis (so no full im2col copy is made) to about max_rows."""
+    x = np.asarray(x)
+    if n.op == "Conv":
+        from .intref import _windows
+        sp = w.ndim - 2
+        k = list(w.shape[2:])
+        st = list(n.attrs.get("strides") or [1] * sp)
+        dl = list(n.attrs.get("dilations") or [1] * sp)
+        pads = kinds._explicit_pads(g, n, x.shape, w.shape)
+        xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + sp]) for i in range(sp)])
+        win = _windows(xp, k, st, dl)                                  # N, C, *out, *k
+        if max_rows and x.shape[0] * math.prod(win.shape[2:2 + sp]) > 2 * max_rows:
+            step = math.ceil((x.shape[0] * math.prod(win.shape[2:2 + sp]) / max_rows) ** (1.0 / sp))
+            step += 1 - step % 2   # odd: coprime with the power-of-two strides and upsamplings
+            # of CNNs, so the kept positions cycle through every phase (an even step would keep
+            # one phase of a stride-2 / nearest-upsampled grid only and bias E[x x^T])
+            win = win[(slice(None), slice(None)) + (slice(None, None, step),) * sp]
+        G = int(n.attrs.get("group", 1))
+        N, C = x.shape[:2]
+        out_sp = win.shape[2:2 + sp]
+        win = win.reshape((N, G, C // G) + tuple(out_sp) + tuple(k))
+        order = [1, 0] + list(range(3, 3 + sp)) + [2] + list(range(3 + sp, 3 + 2 * sp))
+        return win.transpose(order).reshape(G, -1, (C // G) * math.prod(k))
+    K = w.shape[1] if (n.op == "Gemm" and n.attrs.get("transB", 0)) else w.shape[0]
+    return x.reshape(1, -1, K)
+
+
+def weight_rows(n: Node, w: np.ndarray) -> np.ndarray:
+    """Weights as (G, C/G, K): one row per output channel, K in the order of `patches`."""
+    if n.op == "Conv":
+        G = int(n.attrs.get("group", 1))
+        return w.reshape(G, w.shape[0] // G, -1)
+    if n.op == "Gemm" and n.attrs.get("transB", 0):
+        return w[None]
+    return w.T[None]
+
+
+def rows_to_weight(n: Node, r: np.ndarray, shape) -> np.ndarray:
+    if n.op == "Conv":
+        return r.reshape(shape)
+    if n.op == "Gemm" and n.attrs.get("transB", 0):
+        return r[0]
+    return r[0].T
+
+
+class HessianStats:
+    """Streaming E[x x^T] and E[x] of a weighted node's int8 input patches (float64, per group)."""
+
+    def __init__(self):
+        self.H = None
+        self.S = None
+        self.rows = 0
+
+    @staticmethod
+    def cap(K: int) -> int:
+        return max(ROWS_PER_K * K, MIN_ROWS)
+
+    def add(self, cols: np.ndarray) -> None:
+        G, R, K = cols.shape
+        cap = self.cap(K)
+        if R > cap:   # a fixed stride over the positions: deterministic, spread over the image
+            cols = cols[:, np.linspace(0, R - 1, cap).astype(np.int64)]
+        c = np.ascontiguousarray(cols, dtype=np.float32)
+        H = np.matmul(c.transpose(0, 2, 1), c).astype(np.float64)    # float32 products, per feed
+        S = c.sum(axis=1, dtype=np.float64)
+        if self.H is None:
+            self.H, self.S = H, S
+        else:
+            self.H += H
+            self.S += S
+        self.rows += c.shape[1]
+
+
+def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
+    """Integer codes for v (G, C, K) (weights in units of their channel scale) minimising
+    sum_c (q_c - v_c)^T H_g (q_c - v_c) greedily (see the module docstring); H (G, K, K)."""
+    G, C, K = v.shape
+    H = H.copy()
+    idx = np.arange(K)
+    diag = H[:, idx, idx]
+    gi, ki = np.nonzero(diag <= 0)
+    H[gi, ki, ki] = 1.0
+    diag = H[:, idx, idx]
+    perm = np.argsort(-diag, axis=1, kind="stable")               # GPTQ's "act order"
+    H = np.take_along_axis(np.take_along_axis(H, perm[:, :, None], 1), perm[:, None, :], 2)
+    V = np.take_along_axis(v.astype(np.float64), perm[:, None, :], 2)
+    H[:, idx, idx] += damp * np.mean(diag, axis=1, keepdims=True)
+    try:   # H = A A^T with A upper triangular: the Cholesky factor of H in reversed order
+        A = np.linalg.cholesky(H[:, ::-1, ::-1])[:, ::-1, ::-1]
+    except np.linalg.LinAlgError:
+        return np.clip(np.rint(v), -arith.WMAX, arith.WMAX)
+    # (q - v)^T H (q - v) = |A^T (q - v)|^2 with A^T lower triangular: choosing q_k in column
+    # order, row k of A^T gives the best continuous q_k given q_0..q_{k-1} (GPTQ's update,
+    # written as a forward substitution: Babai's nearest-plane step).
+    M = A.transpose(0, 2, 1) / A[:, idx, idx][:, :, None]          # unit lower triangular
+    Vt = np.ascontiguousarray(V.transpose(0, 2, 1))              # (G, K, C): a column is a row
+    D = np.zeros_like(Vt)                                         # q - v, column by column
+    Q = np.zeros_like(Vt)
+    for b0 in range(0, K, BLOCK):
+        b1 = min(b0 + BLOCK, K)
+        T = Vt[:, b0:b1] - (np.matmul(M[:, b0:b1, :b0], D[:, :b0]) if b0 else 0.0)
+        for j in range(b0, b1):
+            t = T[:, j - b0]
+            if j > b0:   # elementwise: a threaded BLAS call this small costs more than it saves
+                t = t - np.einsum("gk,gkc->gc", M[:, j, b0:j], D[:, b0:j])
+            q = np.clip(np.rint(t), -arith.WMAX, arith.WMAX)
+            Q[:, j] = q
+            D[:, j] = q - Vt[:, j]
+    out = np.empty_like(Q)
+    np.put_along_axis(out, np.broadcast_to(perm[:, :, None], Q.shape), Q, 1)
+    return out.transpose(0, 2, 1)
+
+
+def choose(g: Graph, n: Node, st: HessianStats, centered: bool):
+    """(w_q int8 in the weight's shape, the absmax scales it is on, bias shift float64[C])
+    for node n, or None. The shift is the mean output change E[conv(x, s*q - w)] (what
+    bias correction subtracts)."""
+    if st.H is None or st.rows == 0:
+        return None
+    w = g.consts[n.inputs[1]]
+    axis = kinds.weight_axis(n, w)
+    _, s = arith.quantize_weight_per_channel(w, axis)
+    s64 = s.astype(np.float64)
+    wr = weight_rows(n, w.astype(np.float64))
+    G, Cg, K = wr.shape
+    sr = s64.reshape(G, Cg)
+    mu = st.S / st.rows
+    H = st.H / st.rows
+    if centered:
+        H = H - mu[:, :, None] * mu[:, None, :]
+    q = gptq(wr / sr[:, :, None], H)
+    d = q * sr[:, :, None] - wr
+    shift = np.einsum("gck,gk->gc", d, mu).reshape(-1)
+    return rows_to_weight(n, q, w.shape).astype(np.int8), s, shift
