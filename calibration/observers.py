@@ -41,7 +41,8 @@ Range rules (asymmetric int8, scale = (hi-lo)/255, zero point = round(-128 - lo/
                   exact zeros are counted apart (no error: 0 is always representable).
                   Search: both ends scaled together, then hi alone, then lo alone: a
                   geometric grid on the histogram with 4x wider bins, refined by a linear
-                  grid around its best point on the histogram with 2x wider bins.
+                  grid around its best point on the full histogram (on wider bins, spiky
+                  data such as 8-bit pixel values lost up to 2 dB downstream).
   * auto       -- per tensor, whichever of the minmax, percentile and mse ranges has the
                   lowest histogram MSE (the chosen method is kept in `.chosen`); entropy,
                   which optimises KL rather than this MSE, is left out.
@@ -60,6 +61,7 @@ E_MIN = -160                # smallest bin width 2**E_MIN (below float32's small
 _CHUNK = 1 << 20            # elements binned per numpy pass (bounds temporary memory)
 SAMPLE_MAX = 1 << 16        # calibrate(): values per tensor per feed that enter a histogram (min/max see all)
 TAIL_FRACTION = 0.5        # ... all values beyond this fraction of the feed's min / max are binned
+FINE_COARSEN = 0          # ... and is refined on bins 2**FINE_COARSEN times wider (spiky data, e.g. 8-bit pixels, needs 0)
 SEARCH_COARSEN = 2          # the mse search runs on bins 2**SEARCH_COARSEN times wider
 QMIN, QMAX = -128, 127
 
@@ -346,8 +348,8 @@ class HistogramObserver(Observer):
             return lo0, hi0
         best = np.array([lo0, hi0])
         # both ends scaled together, then hi alone, then lo alone; searched on bins 4x wider, then
-        # refined on bins 2x wider (a quantisation step still spans bins at the full range)
-        coarse, fine = self._coarsened(SEARCH_COARSEN), self._coarsened(1)
+        # refined on the full histogram
+        coarse, fine = self._coarsened(SEARCH_COARSEN), self._coarsened(FINE_COARSEN)
         stages = [np.array([1.0, 1.0])]
         if lo0 < 0.0 < hi0:                   # one-signed data: the joint search is the whole search
             stages += [np.array([0.0, 1.0]), np.array([1.0, 0.0])]
