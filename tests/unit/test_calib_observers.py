@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from dsedge.calibration.observers import (OBSERVERS, HistogramObserver, int8_qparams, make_observer,
+from dsedge.calibration.observers import (WIDER_TOLERANCE, OBSERVERS, HistogramObserver, int8_qparams, make_observer,
                                           quantize_dequantize)
 from dsedge.errors import ModelError
 
@@ -162,13 +162,14 @@ def test_mse_method_beats_the_others_and_a_brute_force_grid(dist):
     for o in obs.values():
         o.update(x)
     err = {m: _real_mse(x, *o.range()) for m, o in obs.items()}
+    slack = 1.0 + WIDER_TOLERANCE        # mse keeps the widest range within this of its least error
     for m in ("minmax", "percentile", "entropy"):
-        assert err["mse"] <= err[m] * 1.02, err
+        assert err["mse"] <= err[m] * 1.02 * slack, err
     # brute force on the real data: both ends scaled together over a fine grid
     lo0, hi0 = float(min(x.min(), 0)), float(x.max())
     brute = min(_real_mse(x, lo0 * f, hi0 * f) for f in np.linspace(0.01, 1, 300))
-    assert err["mse"] <= brute * 1.03, (err["mse"], brute)
-    assert err["auto"] <= min(err.values()) * 1.02
+    assert err["mse"] <= brute * 1.03 * slack, (err["mse"], brute)
+    assert err["auto"] <= min(err.values()) * 1.02 * slack
 
 
 def test_auto_picks_lowest_histogram_mse():
