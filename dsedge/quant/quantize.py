@@ -343,7 +343,7 @@ class _Measure:
             p = self.qp(n.inputs[0])
             x = arith.dequantize(arith.quantize(x, p.scale, int(p.zero_point)), p.scale, int(p.zero_point))
         w = self.g.consts[n.inputs[1]]
-        cap = rounding.HessianStats.cap(kinds.reduction_size(self.g, n))
+        cap = rounding.HessianStats.cap(kinds.reduction_size(self.g, n), int(n.attrs.get("group", 1)))
         self.hess.setdefault(n.name, rounding.HessianStats()).add(rounding.patches(self.g, n, x, w, cap))
 
     def weights(self, shifts: dict) -> dict:

@@ -121,16 +121,18 @@ class HessianStats:
         self.rows = 0
 
     @staticmethod
-    def cap(K: int) -> int:
-        return max(ROWS_PER_K * K, MIN_ROWS)
+    def cap(K: int, groups: int = 1) -> int:
+        """Patches kept per feed and group: at least MIN_ROWS for one group, and MIN_ROWS in
+        all for many (a depthwise layer's 9x9 problems need far fewer than 1024 rows each)."""
+        return max(ROWS_PER_K * K, -(-MIN_ROWS // max(groups, 1)), 2 * ROWS_PER_K * K if groups > 1 else 0)
 
     def add(self, cols: np.ndarray) -> None:
         G, R, K = cols.shape
-        cap = self.cap(K)
+        cap = self.cap(K, G)
         if R > cap:   # a fixed stride over the positions: deterministic, spread over the image
             cols = cols[:, np.linspace(0, R - 1, cap).astype(np.int64)]
         c = np.ascontiguousarray(cols, dtype=np.float32)
-        H = np.matmul(c.transpose(0, 2, 1), c).astype(np.float64)    # float32 products, per feed
+        H = np.matmul(c.transpose(0, 2, 1), c)                       # float32, summed over <= 8 feeds
         S = c.sum(axis=1, dtype=np.float64)
         if self.H is None:
             self.H, self.S = H, S
@@ -194,7 +196,7 @@ def choose(g: Graph, n: Node, st: HessianStats, centered: bool):
     G, Cg, K = wr.shape
     sr = s64.reshape(G, Cg)
     mu = st.S / st.rows
-    H = st.H / st.rows
+    H = st.H.astype(np.float64) / st.rows
     if centered:
         H = H - mu[:, :, None] * mu[:, None, :]
     q = gptq(wr / sr[:, :, None], H)
