@@ -418,12 +418,6 @@ def _contract(n: Node, sums: np.ndarray, dw: np.ndarray, attrs: dict) -> np.ndar
     return sums @ w
 
 
-def _mean_shift_sums(n: Node, x: np.ndarray, dw: np.ndarray, attrs: dict):
-    """(per-channel sum over output positions of op(x, dw), number of positions), or None."""
-    ws = _window_sums(n, x, dw.shape, attrs)
-    return None if ws is None else (_contract(n, ws[0], dw, attrs), ws[1])
-
-
 def _expand(v, axis, ndim):
     shape = [1] * ndim
     shape[axis % ndim] = -1

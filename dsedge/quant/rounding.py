@@ -124,7 +124,9 @@ class HessianStats:
     def cap(K: int, groups: int = 1) -> int:
         """Patches kept per feed and group: at least MIN_ROWS for one group, and MIN_ROWS in
         all for many (a depthwise layer's 9x9 problems need far fewer than 1024 rows each)."""
-        return max(ROWS_PER_K * K, -(-MIN_ROWS // max(groups, 1)), 2 * ROWS_PER_K * K if groups > 1 else 0)
+        if groups <= 1:
+            return max(ROWS_PER_K * K, MIN_ROWS)
+        return max(2 * ROWS_PER_K * K, -(-MIN_ROWS // groups))
 
     def add(self, cols: np.ndarray) -> None:
         G, R, K = cols.shape

@@ -218,23 +218,23 @@ def computing_all_int8(g: Graph) -> bool:
     return all(_node_kind(g, n) == "int8" or n.op in EXACT_FLOAT_OPS for n in g.nodes)
 
 
-def _frac_over(ref: np.ndarray, got: np.ndarray, tol: float) -> float:
-    """Share of the values whose error exceeds tol * max |ref|."""
+def _scaled_err(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """|got - ref| per value, over max |ref| (NaN where both are NaN counts as equal)."""
     ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
-    if ref.size == 0:
-        return 0.0
-    scale = float(np.nanmax(np.abs(ref))) or 1.0
-    d = np.where(np.isnan(ref) & np.isnan(got), 0.0, np.abs(ref - got))
-    return float(np.mean(~(d <= tol * scale)))
+    both_nan = np.isnan(ref) & np.isnan(got)
+    d = np.where(both_nan, 0.0, np.abs(ref - got))
+    return d / max(float(np.max(np.abs(np.where(both_nan, 0, ref)), initial=0.0)), 1e-30)
 
 
 def _rel_err(ref: np.ndarray, got: np.ndarray) -> float:
-    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
-    if ref.size == 0:
-        return 0.0
-    both_nan = np.isnan(ref) & np.isnan(got)
-    d = np.where(both_nan, 0.0, np.abs(ref - got))
-    return float(np.max(d) / max(float(np.max(np.abs(np.where(both_nan, 0, ref)))), 1e-30))
+    e = _scaled_err(ref, got)
+    return float(np.max(e)) if e.size else 0.0
+
+
+def _frac_over(ref: np.ndarray, got: np.ndarray, tol: float) -> float:
+    """Share of the values whose error exceeds tol * max |ref|."""
+    e = _scaled_err(ref, got)
+    return float(np.mean(~(e <= tol))) if e.size else 0.0
 
 
 def node_by_node(dbg_bytes: bytes, g: Graph, feeds: list[dict]) -> dict:

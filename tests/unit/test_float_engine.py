@@ -12,7 +12,13 @@ from dsedge.converters.onnx.reader import from_model_proto
 from dsedge.ir import Node
 from dsedge.ops import REGISTRY
 from dsedge.passes.simplify import optimize
-from dsedge.quant.quantize import _mean_shift_sums
+from dsedge.quant.quantize import _contract, _window_sums
+
+
+def _mean_shift_sums(n, x, dw, attrs):
+    """What the quantiser computes: window sums of x (weights unread), contracted with dw."""
+    sums, count = _window_sums(n, x, dw.shape, attrs)
+    return _contract(n, sums, dw, attrs), count
 
 
 def _graph(name):
