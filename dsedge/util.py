@@ -52,20 +52,57 @@ def progress(iterable, *, total=None, desc="", enabled=True):
                 disable=None if not os.environ.get("DSEDGE_PROGRESS") else False, unit="feed")
 
 
-def return_freed_memory_promptly() -> None:
-    """glibc only: serve every allocation of 128 KiB or more with its own mapping, returned to
-    the system when freed. By default glibc raises that threshold after large frees and then
-    keeps freed weight-sized blocks in its heap, so replacing a model's weights (BatchNorm
-    folding, quantisation) would leave the old copy counted in the process's memory. Called by
-    the CLI; harmless elsewhere (no-op when the C library has no mallopt)."""
+_HEAP = {"managed": False}
+M_MMAP_THRESHOLD = -3
+SMALL_MAPPING = 128 * 1024         # weight phases: every block of 128 KiB or more is its own mapping
+LARGE_MAPPING = 32 * 1024 * 1024   # activation phases: blocks up to 32 MiB are recycled in the heap
+
+
+def _libc():
     try:
         import ctypes
         libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except (OSError, AttributeError):
+        return None
+
+
+def return_freed_memory_promptly() -> None:
+    """glibc only, and for a whole process (called by the CLI): let `heap_phase` tune the C
+    heap. By default glibc raises its mmap threshold after large frees and then keeps freed
+    weight-sized blocks in its heap, so replacing a model's weights (BatchNorm folding,
+    quantisation) would leave the old copy counted in the process's memory. Starts in the
+    "weights" phase. Harmless elsewhere (no-op without mallopt)."""
+    if _libc() is None:
         return
-    M_MMAP_THRESHOLD = -3
+    _HEAP["managed"] = True
+    heap_phase("weights")
+
+
+def heap_phase(kind: str) -> None:
+    """Tune the C heap for the work that follows (only after `return_freed_memory_promptly`).
+
+    "weights": few large blocks that replace each other (folding, rounding, lowering, writing):
+    each block of 128 KiB or more gets its own mapping, returned to the system when freed, and
+    what the heap holds free now is returned (malloc_trim).
+    "activations": the same activation-sized blocks allocated and freed on every feed (the float
+    engine's outputs, the observers' temporaries): recycled in the heap. Giving each its own
+    mapping makes every feed page-fault its outputs afresh: MobileNetV2's calibration runs took
+    50 ms each instead of 12 ms."""
+    if not _HEAP["managed"]:
+        return
+    libc = _libc()
+    if libc is None:
+        return
     try:
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-    except Exception:   # pragma: no cover - a libc without it
+        if kind == "weights":
+            import gc
+            gc.collect()            # arrays held only by reference cycles go before the trim
+            libc.mallopt(M_MMAP_THRESHOLD, SMALL_MAPPING)
+            libc.malloc_trim(0)
+        elif kind == "activations":
+            libc.mallopt(M_MMAP_THRESHOLD, LARGE_MAPPING)
+        else:
+            raise ValueError(f"unknown heap phase {kind!r}")
+    except (OSError, AttributeError):   # pragma: no cover - a libc without them
         pass

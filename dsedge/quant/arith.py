@@ -201,19 +201,31 @@ def quantize_weight_per_channel(w, axis: int, s_in=None, bias=None, *, where: st
     2^31-1 - K*255*127 (K = w.size / C) when that is >= 2^30, else 2^31-1 (such a layer fails
     accumulator_bound_ok and stays float anyway). w_q = clamp(rint(w / scale), -127, 127)."""
     w = np.asarray(w)
-    w64 = w.astype(np.float64)
-    if not np.all(np.isfinite(w64)):
+    s = per_channel_scales(w, axis, s_in, bias, where=where)
+    ax = axis % w.ndim
+    shp = [1] * w.ndim
+    shp[ax] = w.shape[ax]
+    w_q = np.clip(np.rint(w.astype(np.float64) / s.astype(np.float64).reshape(shp)), -WMAX, WMAX).astype(np.int8)
+    return w_q, s
+
+
+def per_channel_scales(w, axis: int, s_in=None, bias=None, *, where: str = ""):
+    """The float32[C] scales of `quantize_weight_per_channel` (without quantising w)."""
+    w = np.asarray(w)
+    if w.dtype.kind == "f" and not np.all(np.isfinite(w)) or \
+            w.dtype.kind != "f" and not np.all(np.isfinite(w.astype(np.float64))):
         raise ModelError(f"{_pfx(where)}weights contain NaN or inf")
     ax = axis % w.ndim
     C = w.shape[ax]
     K = w.size // C if C else 0
     red = tuple(i for i in range(w.ndim) if i != ax)
-    absmax = np.abs(w64).max(axis=red) if w.size else np.zeros(C)
+    # abs and max are exact in any float dtype: no float64 copy of the weights is needed
+    absmax = np.abs(w).max(axis=red).astype(np.float64) if w.size else np.zeros(C)
     need = absmax / 127.0
     bound = np.zeros(C)
     if bias is not None:
         if s_in is None:
-            raise ValueError("quantize_weight_per_channel: bias given without s_in")
+            raise ValueError("per-channel weight scales: bias given without s_in")
         b = np.abs(np.asarray(bias, dtype=np.float32).astype(np.float64)).reshape(C)
         room = accumulator_headroom(K)
         B = float(room if room >= 2**30 else INT32_MAX)
@@ -225,10 +237,7 @@ def quantize_weight_per_channel(w, axis: int, s_in=None, bias=None, *, where: st
         for c in range(C):
             while np.float64(s[c]) < bound[c]:
                 s[c] = np.nextafter(s[c], np.float32(np.inf))
-    shp = [1] * w.ndim
-    shp[ax] = C
-    w_q = np.clip(np.rint(w64 / s.astype(np.float64).reshape(shp)), -WMAX, WMAX).astype(np.int8)
-    return w_q, s
+    return s
 
 
 def quantize_bias(b, s_in, s_w, *, where: str = ""):

@@ -41,6 +41,7 @@ from ..ops import REGISTRY
 from ..ops.registry import ACT, BIAS, PARAM, WEIGHT
 from ..passes.shapes import infer_shapes
 from ..passes.simplify import optimize
+from ..util import heap_phase
 from . import arith, kinds, rounding
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -338,20 +339,22 @@ class _Measure:
 
     def _hessian(self, n: Node, args):
         """Accumulate E[x x^T] of the int8 input patches (x quantised as the int8 node sees it)."""
-        x = args[0]
+        qp = None
         if n.inputs[0] in self.ranges:
             p = self.qp(n.inputs[0])
-            x = arith.dequantize(arith.quantize(x, p.scale, int(p.zero_point)), p.scale, int(p.zero_point))
+            qp = (p.scale, int(p.zero_point))
         w = self.g.consts[n.inputs[1]]
         cap = rounding.HessianStats.cap(kinds.reduction_size(self.g, n), int(n.attrs.get("group", 1)))
-        self.hess.setdefault(n.name, rounding.HessianStats()).add(rounding.patches(self.g, n, x, w, cap))
+        self.hess.setdefault(n.name, rounding.HessianStats()).add(rounding.patches(self.g, n, args[0], w, cap), qp)
 
     def weights(self, shifts: dict) -> dict:
         """{node: (w_q, scales)} chosen by Hessian-aware rounding; their bias-correction shifts
         (for the chosen rounding) go into `shifts`."""
         out = {}
-        for name, st in self.hess.items():
+        for name in list(self.hess):
+            st = self.hess.pop(name)           # each layer's statistics go once it is solved
             got = rounding.choose(self.g, self.g.node_by_name(name), st, centered=self.cfg.bias_correction)
+            del st
             if got is None:
                 continue
             out[name] = got[:2]
@@ -597,12 +600,16 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
     engine = float_engine(fg, "fiub")
     if engine.name == "onnxruntime":    # onnxruntime has its own copy of the weights now
         spill_constants(fg)
+    heap_phase("activations")
     calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds,
                       engine=engine)
     ranges = calib.ranges
     eval_feeds = list(calib.feeds)
     eval_outputs = list(calib.outputs)
     calib.engine = None
+    if cfg.precision != "int8":         # nothing more to run in float
+        engine.close()
+        heap_phase("weights")
     if cfg.precision == "fp32":
         qg, prec = fg, {n.name: "fp32" for n in fg.nodes}
         _, plan = make_plan(fg, cfg, ranges, {})
@@ -614,6 +621,7 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
         for feed in eval_feeds:
             engine.run(feed, node_hook=meas)
         engine.close()
+        heap_phase("weights")
         measured, shifts = meas.results()
         weights = meas.weights(shifts)
         prec, plan = make_plan(fg, cfg, ranges, measured)
@@ -622,7 +630,6 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
                 p.reason += "; weights rounded by output error"
         qg = lower(fg, prec, ranges, shifts, weights)
         infer_shapes(qg)
-    engine.close()
     info = {"calibration": calib.summary(),
             # for export specialisation (dsedge/export/specialize.py): shapes seen per input
             # across all feeds, and small integer inputs whose value never changed

@@ -128,12 +128,17 @@ class HessianStats:
             return max(ROWS_PER_K * K, MIN_ROWS)
         return max(2 * ROWS_PER_K * K, -(-MIN_ROWS // groups))
 
-    def add(self, cols: np.ndarray) -> None:
+    def add(self, cols: np.ndarray, qparams=None) -> None:
+        """Add a feed's patches (G, rows, K). qparams (scale, zero point): the patches are of
+        the float input, which the int8 node sees quantised with these (done here, on the
+        kept rows only; padding zeros stay 0, as 0 is exact in int8)."""
         G, R, K = cols.shape
         cap = self.cap(K, G)
         if R > cap:   # a fixed stride over the positions: deterministic, spread over the image
             cols = cols[:, np.linspace(0, R - 1, cap).astype(np.int64)]
-        c = np.ascontiguousarray(cols, dtype=np.float32)
+        c = np.array(cols, dtype=np.float32, order="C")   # a copy: quantised in place
+        if qparams is not None:
+            _quantize_dequantize_(c, *qparams)
         H = np.matmul(c.transpose(0, 2, 1), c)                       # float32, summed over <= 8 feeds
         S = c.sum(axis=1, dtype=np.float64)
         if self.H is None:
@@ -144,31 +149,43 @@ class HessianStats:
         self.rows += c.shape[1]
 
 
+def _quantize_dequantize_(x: np.ndarray, s, zp) -> None:
+    """x (float32) through int8 in place: the values of arith.dequantize(arith.quantize(x, s,
+    zp), s, zp), computed in float32 (exact: the codes are small integers)."""
+    s32 = np.float32(s)
+    np.divide(x, s32, out=x)
+    np.rint(x, out=x)
+    x += np.float32(zp)
+    np.clip(x, arith.QMIN, arith.QMAX, out=x)
+    x -= np.float32(zp)
+    x *= s32
+
+
 def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
     """Integer codes for v (G, C, K) (weights in units of their channel scale) minimising
-    sum_c (q_c - v_c)^T H_g (q_c - v_c) greedily (see the module docstring); H (G, K, K)."""
+    sum_c (q_c - v_c)^T H_g (q_c - v_c) greedily (see the module docstring); H (G, K, K).
+    Returns float64 codes (G, C, K). Working memory: two float64 copies of v and a few of H."""
     G, C, K = v.shape
-    H = H.copy()
     idx = np.arange(K)
-    diag = H[:, idx, idx]
-    gi, ki = np.nonzero(diag <= 0)
-    H[gi, ki, ki] = 1.0
-    diag = H[:, idx, idx]
+    diag = H[:, idx, idx].copy()
+    diag[diag <= 0] = 1.0                                          # a column never seen non-zero
     perm = np.argsort(-diag, axis=1, kind="stable")               # GPTQ's "act order"
-    H = np.take_along_axis(np.take_along_axis(H, perm[:, :, None], 1), perm[:, None, :], 2)
-    V = np.take_along_axis(v.astype(np.float64), perm[:, None, :], 2)
-    H[:, idx, idx] += damp * np.mean(diag, axis=1, keepdims=True)
+    Hp = np.take_along_axis(np.take_along_axis(H, perm[:, :, None], 1), perm[:, None, :], 2)
+    dp = np.take_along_axis(diag, perm, 1)
+    Hp[:, idx, idx] = dp + damp * np.mean(diag, axis=1, keepdims=True)
     try:   # H = A A^T with A upper triangular: the Cholesky factor of H in reversed order
-        A = np.linalg.cholesky(H[:, ::-1, ::-1])[:, ::-1, ::-1]
+        A = np.linalg.cholesky(Hp[:, ::-1, ::-1])[:, ::-1, ::-1]
     except np.linalg.LinAlgError:
         return np.clip(np.rint(v), -arith.WMAX, arith.WMAX)
+    del Hp
     # (q - v)^T H (q - v) = |A^T (q - v)|^2 with A^T lower triangular: choosing q_k in column
     # order, row k of A^T gives the best continuous q_k given q_0..q_{k-1} (GPTQ's update,
     # written as a forward substitution: Babai's nearest-plane step).
     M = A.transpose(0, 2, 1) / A[:, idx, idx][:, :, None]          # unit lower triangular
-    Vt = np.ascontiguousarray(V.transpose(0, 2, 1))              # (G, K, C): a column is a row
+    del A
+    # (G, K, C), permuted: a column is a row; column j is replaced by its code once chosen
+    Vt = np.take_along_axis(np.asarray(v, np.float64).transpose(0, 2, 1), perm[:, :, None], 1)
     D = np.zeros_like(Vt)                                         # q - v, column by column
-    Q = np.zeros_like(Vt)
     for b0 in range(0, K, BLOCK):
         b1 = min(b0 + BLOCK, K)
         T = Vt[:, b0:b1] - (np.matmul(M[:, b0:b1, :b0], D[:, :b0]) if b0 else 0.0)
@@ -177,10 +194,11 @@ def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
             if j > b0:   # elementwise: a threaded BLAS call this small costs more than it saves
                 t = t - np.einsum("gk,gkc->gc", M[:, j, b0:j], D[:, b0:j])
             q = np.clip(np.rint(t), -arith.WMAX, arith.WMAX)
-            Q[:, j] = q
             D[:, j] = q - Vt[:, j]
-    out = np.empty_like(Q)
-    np.put_along_axis(out, np.broadcast_to(perm[:, :, None], Q.shape), Q, 1)
+            Vt[:, j] = q
+    del D, M
+    out = np.empty_like(Vt)
+    np.put_along_axis(out, np.broadcast_to(perm[:, :, None], Vt.shape), Vt, 1)
     return out.transpose(0, 2, 1)
 
 
@@ -192,16 +210,18 @@ def choose(g: Graph, n: Node, st: HessianStats, centered: bool):
         return None
     w = g.consts[n.inputs[1]]
     axis = kinds.weight_axis(n, w)
-    _, s = arith.quantize_weight_per_channel(w, axis)
-    s64 = s.astype(np.float64)
-    wr = weight_rows(n, w.astype(np.float64))
+    s = arith.per_channel_scales(w, axis)
+    wr = weight_rows(n, w)                                        # a view of w (its dtype)
     G, Cg, K = wr.shape
-    sr = s64.reshape(G, Cg)
+    sr = s.astype(np.float64).reshape(G, Cg)
     mu = st.S / st.rows
     H = st.H.astype(np.float64) / st.rows
     if centered:
-        H = H - mu[:, :, None] * mu[:, None, :]
+        H -= mu[:, :, None] * mu[:, None, :]
     q = gptq(wr / sr[:, :, None], H)
-    d = q * sr[:, :, None] - wr
-    shift = np.einsum("gck,gk->gc", d, mu).reshape(-1)
-    return rows_to_weight(n, q, w.shape).astype(np.int8), s, shift
+    del H
+    # shift = (s*q - w) . mu per channel, without materialising s*q - w
+    shift = (sr * np.matmul(q, mu[:, :, None])[..., 0] - np.matmul(wr, mu[:, :, None])[..., 0]).reshape(-1)
+    q8 = q.astype(np.int8)
+    del q
+    return rows_to_weight(n, q8, w.shape), s, shift

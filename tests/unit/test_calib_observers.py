@@ -150,6 +150,60 @@ def test_histogram_mse_estimates_real_mse(dist):
         assert abs(est - real) <= 0.03 * real + 1e-12, (f, est, real)
 
 
+def _mse_per_bin(o, ranges):
+    """Oracle for HistogramObserver._mse: the same model (values uniform inside each bin,
+    clipped to [min, max]; exact zeros free) integrated bin by bin, with the rounding
+    sawtooth's antiderivative and the clipped parts apart (the previous implementation)."""
+    QMIN, QMAX = -128, 127
+    ranges = np.atleast_2d(np.asarray(ranges, np.float64))
+    h = o.hist.copy()
+    h[o.n] -= o.zeros
+    k = np.flatnonzero(h)
+    c = h[k].astype(np.float64)
+    w = o.width
+    a = np.maximum((k - o.n) * w, o.min)[None, :]
+    b = np.minimum((k - o.n + 1) * w, o.max)[None, :]
+    lo, hi = np.minimum(ranges[:, :1], 0.0), np.maximum(ranges[:, 1:], 0.0)
+    s = (hi - lo) / 255.0
+    zp = np.clip(np.rint(QMIN - lo / s), QMIN, QMAX)
+    lq, hq = (QMIN - zp) * s, (QMAX - zp) * s
+
+    def saw(x):   # antiderivative of (x/s - round(x/s))**2 in units of x/s
+        v = x / s + 0.5
+        n = np.floor(v)
+        f = v - n
+        return n / 12.0 + ((f - 0.5) ** 3 + 0.125) / 3.0
+
+    ai, bi = np.clip(a, lq, hq), np.clip(b, lq, hq)
+    inside = s ** 3 * (saw(bi) - saw(ai))
+    above = ((np.maximum(b, hq) - hq) ** 3 - (np.maximum(a, hq) - hq) ** 3) / 3.0
+    below = ((lq - np.minimum(a, lq)) ** 3 - (lq - np.minimum(b, lq)) ** 3) / 3.0
+    width = b - a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = (inside + above + below) / width
+    q = (np.clip(np.rint(a / s) + zp, QMIN, QMAX) - zp) * s          # a one-value bin: the point error
+    per = np.where(width > 0, per, (a - q) ** 2)
+    return (per * c).sum(axis=1) / float(o.hist.sum())
+
+
+@pytest.mark.parametrize("dist", ["gauss", "relu", "pixels", "t3", "negative", "sparse"])
+def test_mse_by_code_cells_equals_the_per_bin_integral(dist):
+    rng = np.random.default_rng(11)
+    n = 100_000
+    x = {"gauss": rng.standard_normal(n), "relu": np.maximum(rng.standard_normal(n), 0) * 5,
+         "pixels": rng.integers(0, 256, n) / 255.0,            # spiky: 256 values on a grid
+         "t3": rng.standard_t(3, n), "negative": -rng.exponential(size=n) - 0.5,
+         "sparse": np.where(rng.random(n) < 0.99, 0.0, rng.standard_normal(n) * 100)}[dist].astype(np.float32)
+    o = make_observer("mse")
+    o.update(x)
+    lo0, hi0 = o._bounds()
+    f = np.geomspace(1e-3, 1.0, 40)
+    cands = np.concatenate([np.stack([lo0 * f, hi0 * f], 1), np.stack([lo0 * f, np.full_like(f, hi0)], 1),
+                            np.stack([np.full_like(f, lo0), hi0 * f], 1), [[lo0 * 0.37, hi0 * 1.3]]])
+    got, ref = o._mse(cands), _mse_per_bin(o, cands)
+    assert np.allclose(got, ref, rtol=1e-7, atol=1e-12 * float(np.max(ref))), np.max(np.abs(got - ref) / ref)
+
+
 @pytest.mark.parametrize("dist", ["gauss", "relu", "t3", "laplace_skew"])
 def test_mse_method_beats_the_others_and_a_brute_force_grid(dist):
     rng = np.random.default_rng(7)
