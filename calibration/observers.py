@@ -115,8 +115,9 @@ class Observer:
 
     method = ""
 
-    def __init__(self, name: str = "tensor"):
+    def __init__(self, name: str = "tensor", sample_max: int | None = None):
         self.name = name
+        self.sample_max = sample_max       # unused here: min and max always see every value
         self.min = math.inf
         self.max = -math.inf
         self.count = 0
@@ -163,8 +164,7 @@ class HistogramObserver(Observer):
     """Signed power-of-two-width histogram anchored at 0 (see the module docstring)."""
 
     def __init__(self, name: str = "tensor", nbits: int = NBITS, sample_max: int | None = None):
-        super().__init__(name)
-        self.sample_max = sample_max       # None: every value is binned (see _sample)
+        super().__init__(name, sample_max)      # sample_max None: every value is binned (see _sample)
         self.nbits = nbits
         self.n = 1 << nbits
         self.e: int | None = None          # bin width 2**e; None until data is seen
@@ -493,6 +493,4 @@ def make_observer(method: str = DEFAULT_METHOD, name: str = "tensor", **kw) -> O
     cls = OBSERVERS.get(method)
     if cls is None:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(OBSERVERS)}")
-    if not issubclass(cls, HistogramObserver):
-        kw.pop("sample_max", None)        # minmax sees every value anyway
     return cls(name, **kw)
