@@ -101,20 +101,9 @@ class _Emitter:
         self.emit("Clip", [src, lo_n, hi_n], [dst], name=self.fresh(base + "_clip"))
 
     def elementwise(self, n: Node):
-        vals = [n.inputs[0]]
-        program, consts, result = n.attrs["program"], n.attrs["consts"], n.attrs["result"]
-        for k, (op, args, attrs) in enumerate(program):
-            ins = []
-            for a in args:
-                if a is None:
-                    ins.append("")
-                elif a[0] == "v":
-                    ins.append(vals[a[1]])
-                else:
-                    ins.append(self.const(f"{n.name}_c", consts[a[1]]))
-            out = n.outputs[0] if k + 1 == result else self.fresh(f"{n.name}_{op}")
+        from dsedge.ops.fused import expand_steps
+        for op, ins, out, attrs, _ in expand_steps(n, self.const, self.fresh):
             self.emit(op, ins, [out], attrs, name=self.fresh(f"{n.name}_{op}"))
-            vals.append(out)
 
     def legacy_softmax(self, n: Node, outs):
         """opset < 13 Softmax: flatten to 2-D at `axis`, softmax over axis 1, reshape back."""

@@ -43,6 +43,7 @@ from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, Artifact, NodeRec, 
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
+from ..ops.fused import expand_steps
 from .planner import MemoryPlan, plan_memory
 from .scratch import scratch_bytes
 from .specialize import input_shapes_from_cli, specialize
@@ -87,26 +88,9 @@ def _expand_elementwise(g: Graph) -> None:
         if not (n.op == "Elementwise" and n.domain == "dsedge" and "_q" not in n.attrs):
             out.append(n)
             continue
-        program, consts, result = n.attrs["program"], n.attrs["consts"], int(n.attrs["result"])
-        vals = [n.inputs[0]]
-        base = n.name or n.outputs[0]
-        for k, (op, args, attrs) in enumerate(program[:result]):
-            ins = []
-            for a in args:
-                if a is None:
-                    ins.append("")
-                elif a[0] == "v":
-                    ins.append(vals[a[1]])
-                else:
-                    ins.append(g.add_const(f"{base}_c", np.asarray(consts[a[1]])))
-            last = k + 1 == result
-            dst = n.outputs[0] if last else g.fresh_name(f"{base}_{op}")
-            step = Node(op, ins, [dst], dict(attrs or {}), n.name if last else "")
-            out.append(step)
+        for op, ins, dst, attrs, last in expand_steps(n, g.add_const, g.fresh_name):
+            out.append(Node(op, ins, [dst], attrs, n.name if last else ""))
             g.nodes = out + [x for x in g.nodes if x is not n]  # keep fresh_name aware of new nodes
-            vals.append(dst)
-        if result == 0:  # the program is the identity
-            out.append(Node("Identity", [n.inputs[0]], [n.outputs[0]], {}, n.name))
     g.nodes = out
 
 

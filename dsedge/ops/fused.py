@@ -24,6 +24,27 @@ def eval_program(x: np.ndarray, program, consts, result: int) -> np.ndarray:
     return vals[result]
 
 
+def expand_steps(n, const, fresh):
+    """Elementwise node n back as the ops of its program, up to its result: yields (op, inputs,
+    output, attrs, last) per step, for the QDQ writer and the exporter. const(base, value) names
+    a scalar constant, fresh(base) a new intermediate tensor (called lazily, so a caller that adds
+    each step to its graph before the next keeps its name generator aware of it); the last step
+    writes n's output. A program whose result is x itself is one Identity."""
+    program, consts, result = n.attrs["program"], n.attrs["consts"], int(n.attrs["result"])
+    base = n.name or n.outputs[0]
+    if result == 0:
+        yield "Identity", [n.inputs[0]], n.outputs[0], {}, True
+        return
+    vals = [n.inputs[0]]
+    for k, (name, args, attrs) in enumerate(program[:result]):
+        ins = ["" if a is None else vals[a[1]] if a[0] == "v" else const(f"{base}_c", np.asarray(consts[a[1]]))
+               for a in args]
+        last = k + 1 == result
+        dst = n.outputs[0] if last else fresh(f"{base}_{name}")
+        yield name, ins, dst, dict(attrs or {}), last
+        vals.append(dst)
+
+
 @op("Elementwise", 1000, domain="dsedge", infer=same_infer, quant=QuantRule("table"))
 def elementwise(x, *, program=(), consts=(), result=0, source_nodes=()):
     return eval_program(x, program, consts, result)
