@@ -36,8 +36,10 @@ Range rules (asymmetric int8, scale = (hi-lo)/255, zero point = round(-128 - lo/
                   once with prefix sums. Range =
                   (max(min, -T), min(max, T)).
   * mse        -- the range minimising the expected squared quantisation error over the
-                  histogram (values assumed uniform inside a bin, clipped to [min, max]);
-                  the error of a bin is integrated exactly (rounding sawtooth + clipping);
+                  histogram (values assumed uniform inside a bin, clipped to [min, max]),
+                  integrated exactly code by code: each of the 256 codes' cells (the end
+                  cells take the clipped values) from cumulative moments of the histogram,
+                  O(256) per candidate range whatever the number of bins;
                   exact zeros are counted apart (no error: 0 is always representable).
                   Search: both ends scaled together, then hi alone, then lo alone: a
                   geometric grid on the histogram with 4x wider bins, refined by a linear
