@@ -40,7 +40,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
-def progress(iterable, *, total=None, desc="", enabled=True):
+def progress(iterable, *, total=None, desc="", enabled=True, unit="feed"):
     """A tqdm progress bar on stderr when available, enabled and stderr is a terminal or forced."""
     if not enabled:
         return iterable
@@ -49,7 +49,7 @@ def progress(iterable, *, total=None, desc="", enabled=True):
     except ImportError:
         return iterable
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False,
-                disable=None if not os.environ.get("DSEDGE_PROGRESS") else False, unit="feed")
+                disable=None if not os.environ.get("DSEDGE_PROGRESS") else False, unit=unit)
 
 
 _HEAP = {"managed": False}

@@ -41,7 +41,7 @@ from ..ops import REGISTRY
 from ..ops.registry import ACT, BIAS, PARAM, WEIGHT
 from ..passes.shapes import infer_shapes
 from ..passes.simplify import optimize
-from ..util import heap_phase
+from ..util import heap_phase, progress
 from . import arith, kinds, rounding
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -351,7 +351,7 @@ class _Measure:
         """{node: (w_q, scales)} chosen by Hessian-aware rounding; their bias-correction shifts
         (for the chosen rounding) go into `shifts`."""
         out = {}
-        for name in list(self.hess):
+        for name in progress(list(self.hess), desc="rounding weights", enabled=self.cfg.progress, unit="layer"):
             st = self.hess.pop(name)           # each layer's statistics go once it is solved
             got = rounding.choose(self.g, self.g.node_by_name(name), st, centered=self.cfg.bias_correction)
             del st
@@ -618,7 +618,7 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
         _, plan = make_plan(fg, cfg, ranges, {})
     else:
         meas = _Measure(fg, ranges, cfg)
-        for feed in eval_feeds:
+        for feed in progress(eval_feeds, total=len(eval_feeds), desc="measuring int8 error", enabled=cfg.progress):
             engine.run(feed, node_hook=meas)
         engine.close()
         heap_phase("weights")
