@@ -170,7 +170,7 @@ def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
     diag = H[:, idx, idx].copy()
     diag[diag <= 0] = 1.0                                          # a column never seen non-zero
     perm = np.argsort(-diag, axis=1, kind="stable")               # GPTQ's "act order"
-    Hp = np.take_along_axis(np.take_along_axis(H, perm[:, :, None], 1), perm[:, None, :], 2)
+    Hp = H[np.arange(G)[:, None, None], perm[:, :, None], perm[:, None, :]]   # one copy
     dp = np.take_along_axis(diag, perm, 1)
     Hp[:, idx, idx] = dp + damp * np.mean(diag, axis=1, keepdims=True)
     try:   # H = A A^T with A upper triangular: the Cholesky factor of H in reversed order
@@ -181,7 +181,8 @@ def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
     # (q - v)^T H (q - v) = |A^T (q - v)|^2 with A^T lower triangular: choosing q_k in column
     # order, row k of A^T gives the best continuous q_k given q_0..q_{k-1} (GPTQ's update,
     # written as a forward substitution: Babai's nearest-plane step).
-    M = A.transpose(0, 2, 1) / A[:, idx, idx][:, :, None]          # unit lower triangular
+    A /= A[:, idx, idx][:, None, :]                                # in place: column j by A[j, j]
+    M = A.transpose(0, 2, 1)                                       # unit lower triangular
     del A
     # (G, K, C), permuted: a column is a row; column j is replaced by its code once chosen
     Vt = np.take_along_axis(np.asarray(v, np.float64).transpose(0, 2, 1), perm[:, :, None], 1)
@@ -215,9 +216,12 @@ def choose(g: Graph, n: Node, st: HessianStats, centered: bool):
     G, Cg, K = wr.shape
     sr = s.astype(np.float64).reshape(G, Cg)
     mu = st.S / st.rows
-    H = st.H.astype(np.float64) / st.rows
-    if centered:
-        H -= mu[:, :, None] * mu[:, None, :]
+    H = st.H.astype(np.float64)
+    st.H = None                                                   # the float32 sums are not needed again
+    H /= st.rows
+    if centered:   # H - mu mu^T, in row blocks (no (G, K, K) temporary)
+        for r in range(0, K, 256):
+            H[:, r:r + 256] -= mu[:, r:r + 256, None] * mu[:, None, :]
     q = gptq(wr / sr[:, :, None], H)
     del H
     # shift = (s*q - w) . mu per channel, without materialising s*q - w
