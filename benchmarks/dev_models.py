@@ -13,6 +13,7 @@ model (decoded OCR strings equal, detection boxes equal within 2 px, VAD decisio
 
     python benchmarks/dev_models.py [--models ddddocr/common,silero/silero_vad] [--calib 32] [--eval 32]
                                     [--json out.json] [--write]
+    python benchmarks/dev_models.py --render out.json [--write]     # the tables of a saved run
 
 `--write` replaces the section in BENCHMARKS.md. Exit code 1 when dsedge falls short of the
 best onnxruntime variant on any model (SQNR or task agreement).
@@ -245,15 +246,22 @@ def main(argv=None) -> int:
     ap.add_argument("--eval", type=int, default=32)
     ap.add_argument("--json", default=None)
     ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
+    ap.add_argument("--render", metavar="JSON", default=None,
+                    help="no run: the tables of a saved --json run (with --write, into BENCHMARKS.md)")
     a = ap.parse_args(argv)
-    reports = []
-    for name in a.models.split(","):
-        print(f"{name}:", file=sys.stderr)
-        reports.append(evaluate_model(name, a.calib, a.eval, log=lambda m: print(m, file=sys.stderr)))
-    md = to_markdown(reports, "python benchmarks/dev_models.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    if a.render:
+        saved = json.loads(Path(a.render).read_text())
+        reports, ran = saved["reports"], saved["command"]
+    else:
+        reports = []
+        for name in a.models.split(","):
+            print(f"{name}:", file=sys.stderr)
+            reports.append(evaluate_model(name, a.calib, a.eval, log=lambda m: print(m, file=sys.stderr)))
+        ran = "python benchmarks/dev_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = to_markdown(reports, ran)
     print(md)
-    if a.json:
-        Path(a.json).write_text(json.dumps(reports, indent=2, default=float))
+    if a.json and not a.render:
+        Path(a.json).write_text(json.dumps({"command": ran, "reports": reports}, indent=2, default=float))
     if a.write:
         from common import replace_section
         replace_section(ROOT / "BENCHMARKS.md", "int8 accuracy on real models (dsedge vs onnxruntime quantize_static)", md)

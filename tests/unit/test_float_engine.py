@@ -172,3 +172,43 @@ def test_sampled_histograms_give_nearly_the_exact_ranges(method):
         return float(np.mean(((q - zp) * s - allx) ** 2))
     if method in ("mse", "auto"):              # the methods whose objective this is
         assert mse(lo2, hi2) <= 1.02 * mse(lo, hi)
+
+
+def _observer_threads(monkeypatch, n):
+    from dsedge.calibration import collect
+    monkeypatch.setattr(collect, "OBSERVER_THREADS", n)
+    monkeypatch.setattr(collect.os, "cpu_count", lambda: 4)
+
+
+def test_observing_on_threads_gives_the_histograms_of_one_thread(monkeypatch):
+    g, feeds = _graph("mobilenet_v2")
+    fl = [{k: v[i] for k, v in feeds.items()} for i in range(3)]
+    got = {}
+    for n in (1, 4):
+        _observer_threads(monkeypatch, n)
+        got[n] = calibrate(g, fl, method="auto", progress=False)
+        assert got[n].engine.name == "onnxruntime"
+    one, many = got[1].observers, got[4].observers
+    assert list(one) == list(many)                      # same tensors, same order
+    for k, o in one.items():
+        p = many[k]
+        assert (o.min, o.max, o.count, o.e, o.zeros) == (p.min, p.max, p.count, p.e, p.zeros), k
+        assert np.array_equal(o.hist, p.hist), k
+    assert dict(got[1].ranges) == dict(got[4].ranges)
+
+
+def test_observing_on_threads_names_the_first_tensor_that_overflows(monkeypatch):
+    from onnx import TensorProto, helper
+    from dsedge.errors import ModelError
+    big = helper.make_tensor("big", TensorProto.FLOAT, [], [1e30])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    nodes = [helper.make_node("Mul", ["x", "big"], ["y"], name="scale1"),
+             helper.make_node("Mul", ["y", "big"], ["z"], name="scale2"),      # 1e60: inf in float32
+             helper.make_node("Add", ["z", "one"], ["w"], name="shift")]       # inf too, later
+    gp = helper.make_graph(nodes, "overflow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                           [helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 64])], [big, one])
+    g = from_model_proto(helper.make_model(gp, opset_imports=[helper.make_opsetid("", 17)]))
+    _observer_threads(monkeypatch, 4)
+    feeds = [{"x": np.full((1, 64), 0.5, np.float32)}, {"x": np.ones((1, 64), np.float32)}]
+    with pytest.raises(ModelError, match=r"feed 0: node 'scale2' \(Mul\) produced NaN or infinity in tensor 'z'"):
+        calibrate(g, feeds, method="auto", progress=False, engine=E.float_engine(g, "fiub"))
