@@ -11,7 +11,6 @@ can measure the quantised model's SQNR without a second float pass.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,36 +105,13 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
         obs = observers.get(name)
         if obs is None:
             obs = observers[name] = make_observer(method, name, **{"sample_max": SAMPLE_MAX, **observer_kw})
-        if pool is not None:      # observed after the run, on the pool's threads
-            pending.append((obs, arr, node))
-        else:
-            observe(obs, arr, node)
-
-    def observe(obs, arr, node) -> None:
         try:
             obs.update(arr)
         except ModelError:
             what = "graph input" if node is None else f"node {node.name or node.outputs[0]!r} ({node.op})"
-            raise ModelError(f"{label[0]}: {what} produced NaN or infinity in tensor {obs.name!r}",
+            raise ModelError(f"{label[0]}: {what} produced NaN or infinity in tensor {name!r}",
                              hint="check the feed's values and preprocessing, and the model's weights "
                                   "(an overflow in float32 shows up here)") from None
-
-    # onnxruntime hands over all of a feed's tensors at once (they are alive together anyway), so
-    # they are observed on several threads: numpy releases the GIL in the reductions, comparisons
-    # and copies that observing is made of. Each observer still sees its feeds in order, so the
-    # result is the same as observing one tensor after another. (The numpy interpreter frees
-    # tensors as it goes: observed as they come, on this thread.)
-    pool, pending = None, []
-    workers = min(OBSERVER_THREADS, os.cpu_count() or 1)
-    if getattr(engine, "name", "") == "onnxruntime" and workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="dsedge-observe")
-
-    def drain() -> None:
-        jobs = [pool.submit(observe, *p) for p in pending]
-        pending.clear()
-        for j in jobs:                     # in graph order: the first bad tensor is the one named
-            j.result()
 
     items, n = _feed_items(feeds, graph)
     bar = None
@@ -168,8 +144,6 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
             note_inputs(feed)
             try:
                 outs = engine.run(feed, hook=hook)
-                if pending:
-                    drain()
             except DseError as e:              # name the feed in node errors
                 if e.args and str(e.args[0]).startswith(where):
                     raise
@@ -188,9 +162,6 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
             if bar is not None:
                 bar.update(1)
     finally:
-        pending.clear()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
     if count == 0:
@@ -205,7 +176,6 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
 
 
 _CONST_INPUT_MAX = 16
-OBSERVER_THREADS = 4      # threads observing a feed's tensors (at most the number of CPUs)
 
 
 def _digest(feed: Mapping[str, np.ndarray]) -> bytes:
