@@ -106,9 +106,14 @@ def _sample(x: np.ndarray, sample_max: int | None, mn: float, mx: float):
         step += 1
     hi, lo = mx * TAIL_FRACTION, mn * TAIL_FRACTION
     bulk = flat[step // 2::step]
-    in_tail = lambda v: ((v >= hi) if hi > 0 else False) | ((v <= lo) if lo < 0 else False)  # noqa: E731
     if not (hi > 0 or lo < 0):              # all zeros
         return bulk, step, flat[:0]
+
+    def in_tail(v):                         # one pass per side that has a tail
+        m = v >= hi if hi > 0 else v <= lo
+        if hi > 0 and lo < 0:
+            m |= v <= lo
+        return m
     return bulk[~in_tail(bulk)], step, flat[in_tail(flat)]
 
 
