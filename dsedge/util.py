@@ -79,6 +79,17 @@ def return_freed_memory_promptly() -> None:
     heap_phase("weights")
 
 
+def heap_trim() -> None:
+    """Return the C heap's free memory to the system now (malloc_trim; only after
+    `return_freed_memory_promptly`). For loops whose temporaries, freed in varying sizes,
+    leave holes the heap would otherwise keep (e.g. one weight-rounding problem per layer)."""
+    if not _HEAP["managed"]:
+        return
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def heap_phase(kind: str) -> None:
     """Tune the C heap for the work that follows (only after `return_freed_memory_promptly`).
 

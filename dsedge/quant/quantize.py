@@ -41,7 +41,7 @@ from ..ops import REGISTRY
 from ..ops.registry import ACT, BIAS, PARAM, WEIGHT
 from ..passes.shapes import infer_shapes
 from ..passes.simplify import optimize
-from ..util import heap_phase, progress
+from ..util import heap_phase, heap_trim, progress
 from . import arith, kinds, rounding
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -355,6 +355,7 @@ class _Measure:
             st = self.hess.pop(name)           # each layer's statistics go once it is solved
             got = rounding.choose(self.g, self.g.node_by_name(name), st, centered=self.cfg.bias_correction)
             del st
+            heap_trim()        # a K x K problem's temporaries, freed in many sizes, leave holes
             if got is None:
                 continue
             out[name] = got[:2]
@@ -618,6 +619,7 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
         _, plan = make_plan(fg, cfg, ranges, {})
     else:
         meas = _Measure(fg, ranges, cfg)
+        heap_trim()            # what calibration's activations left in the heap
         for feed in progress(eval_feeds, total=len(eval_feeds), desc="measuring int8 error", enabled=cfg.progress):
             engine.run(feed, node_hook=meas)
         engine.close()
