@@ -1,4 +1,4 @@
-"""Small shared utilities: atomic file output, progress bars."""
+"""Small shared utilities: atomic file output, progress bars, C heap tuning for the CLI."""
 from __future__ import annotations
 
 import functools
