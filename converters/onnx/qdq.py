@@ -81,16 +81,27 @@ class _QdqEmitter(_Emitter):
         ins = [self.dequant(i) if (i and i in self.g.qparams) else i for i in n.inputs]
         attrs = {k: v for k, v in n.attrs.items() if k != "_q"}
         if n.attrs["_q"].get("float_out"):  # int8 compute, float output: no QuantizeLinear
-            super().node(Node(n.op, ins, list(n.outputs), attrs, n.name, n.domain))
+            self._compute(n, ins, list(n.outputs), attrs)
             return
         outs = [self.fresh(o + "_f") if o else o for o in n.outputs]
         if n.op == "Pad" and len(ins) > 2 and ins[2]:
             ins[2] = ""  # pad value: 0.0 in float == the zero point in int8
-        super().node(Node(n.op, ins, outs, attrs, n.name, n.domain))
+        self._compute(n, ins, outs, attrs)
         for o, f in zip(n.outputs, outs):
             if o:
                 scale, zp = self.scale_zp(o, uint8=True)
                 self.emit("QuantizeLinear", [f, scale, zp], [o], name=self.fresh(o + "_quantize"))
+
+    def _compute(self, n: Node, ins, outs, attrs):
+        """The float op between the DequantizeLinears and QuantizeLinears. An int8 MatMul carries
+        its (int32) bias as a third input in the IR; ONNX MatMul has none: MatMul, then Add (a fused
+        activation goes after the Add)."""
+        if n.op == "MatMul" and not n.domain and len(ins) > 2 and ins[2]:
+            mm = self.fresh((n.name or outs[0]) + "_matmul")
+            super().node(Node("MatMul", ins[:2], [mm], {}, n.name, n.domain))
+            super().node(Node("Add", [mm, ins[2]], outs, attrs, self.fresh((n.name or outs[0]) + "_bias")))
+            return
+        super().node(Node(n.op, ins, outs, attrs, n.name, n.domain))
 
 
 def to_qdq_model(g: Graph, *, opset: int | None = None):

@@ -289,6 +289,13 @@ def _grow_region(g: Graph, seed: Node, consumers, producers):
     info = g.tensor_info(x)
     if info.dtype is not None and info.dtype.kind != "f":
         return None
+    # A one-element constant of higher rank than x would broadcast the result to that rank:
+    # not an elementwise function of x any more (nor one 256-entry int8 table).
+    rank = info.rank
+    for m in members:
+        for i in m.inputs:
+            if i and i in g.consts and g.consts[i].ndim > 0 and (rank is None or g.consts[i].ndim > rank):
+                return None
     return members, x, out
 
 
@@ -361,8 +368,8 @@ def _replace_region(g: Graph, members: list[Node], x: str, out: str) -> None:
                 args.append(None)
             elif i in slot:
                 args.append(("v", slot[i]))
-            else:
-                consts.append(np.asarray(g.consts[i]))
+            else:   # one element, of rank <= x's (see _grow_region): the scalar broadcasts alike
+                consts.append(np.asarray(g.consts[i]).reshape(()))
                 args.append(("c", len(consts) - 1))
         attrs = {k: v for k, v in n.attrs.items() if not k.startswith("_")}
         program.append((n.op, tuple(args), attrs))

@@ -285,6 +285,9 @@ def make_table(f: Callable[[np.ndarray], np.ndarray], s_in, zp_in, s_out, zp_out
     x = np.float64(np.float32(s_in)) * (q - int(zp_in)).astype(np.float64)
     with np.errstate(all="ignore"):
         y = np.asarray(f(x), dtype=np.float64)
+    if y.shape != x.shape:
+        raise ModelError(f"{_pfx(where)}the function tabulated for int8 is not elementwise "
+                         f"(256 inputs give shape {y.shape})")
     if np.any(np.isnan(y)):
         raise ModelError(f"{_pfx(where)}the function tabulated for int8 gives NaN on the input range")
     v = np.rint(y / np.float64(np.float32(s_out)))

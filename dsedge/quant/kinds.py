@@ -93,6 +93,9 @@ def why_not(g: Graph, n: Node) -> str | None:
         extra = [i for i in n.inputs[1:] if i]
         if any(not _scalar_const(g, i) for i in extra):
             return "parameters are not scalar constants"
+        rank = g.tensor_info(n.inputs[0]).rank
+        if any(g.consts[i].ndim > 0 and (rank is None or g.consts[i].ndim > rank) for i in extra):
+            return "a parameter broadcasts the output to a higher rank"
         if d is None:
             return "unknown op"
         return None
@@ -236,7 +239,7 @@ def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None,
                     q.qparams[n.inputs[k]] = in_qp[0]
     elif kind == "table":
         d = REGISTRY.get(n.op, n.domain)
-        extra = [q.consts[i].astype(np.float64) if i else None for i in n.inputs[1:]]
+        extra = [q.consts[i].astype(np.float64).reshape(()) if i else None for i in n.inputs[1:]]   # one element each
         attrs = {k: v for k, v in n.attrs.items() if not k.startswith("_")}
 
         def f(x):

@@ -1,0 +1,87 @@
+"""Constructs met in real models the project was not developed on (rapidocr's PP-OCR
+classifier, magika), each in a small model: quantised, its QDQ file checked by onnx and run in
+onnxruntime against the float model, its integer reference against the QDQ file."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import dsedge
+from dsedge.api import save_result
+from dsedge.interp import execute
+
+
+def _model(nodes, inits, x_shape, y_name="y"):
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                          [helper.make_tensor_value_info(y_name, TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _quantise_and_check(tmp_path, m, x_shape, min_sqnr):
+    path = tmp_path / "m.onnx"
+    onnx.save(m, path)
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal(x_shape).astype(np.float32)} for _ in range(12)]
+    r = dsedge.quantize(str(path), feeds, progress=False)
+    out = tmp_path / "m.int8.onnx"
+    save_result(r, out)
+    onnx.checker.check_model(onnx.load(out), full_check=True)
+    ref_s, q_s = ort.InferenceSession(str(path)), ort.InferenceSession(str(out))
+    for f in feeds[:4]:
+        ref = ref_s.run(None, f)[0]
+        got = q_s.run(None, f)[0]
+        assert got.shape == ref.shape
+        sqnr = 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref - got).astype(np.float64) ** 2))
+        assert sqnr > min_sqnr, sqnr
+        mine = execute(r.graph, f)[0]              # the integer reference: what the C runtime computes
+        assert mine.shape == ref.shape
+        np.testing.assert_allclose(mine, got, atol=2e-2 * float(np.abs(ref).max()))
+    return r
+
+
+@pytest.mark.parametrize("act", [None, "Relu"])
+def test_matmul_with_constant_weights_is_a_valid_qdq_file(tmp_path, act):
+    # int8 MatMul carries a bias (bias correction) in the IR; ONNX MatMul takes two inputs only
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h" if act else "y"], name="fc")]
+    if act:
+        nodes.append(helper.make_node(act, ["h"], ["y"], name="act"))
+    r = _quantise_and_check(tmp_path, _model(nodes, {"w": rng.standard_normal((16, 8)) * 0.3}, [2, 16]),
+                            [2, 16], 25)
+    assert any(p.name == "fc" and p.precision.startswith("int8") for p in r.plan)
+
+
+def _between_matmuls(chain, consts, x_shape):
+    """x -> MatMul -> chain (reads "u", writes "v") -> MatMul -> y: the chain's input and output
+    are int8 activations, so its int8 form (one table) is a candidate."""
+    rng = np.random.default_rng(2)
+    k = x_shape[-1]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["u"], name="fc1")] + chain + \
+            [helper.make_node("MatMul", ["v", "w2"], ["y"], name="fc2")]
+    inits = dict(consts, w1=rng.standard_normal((k, k)) * 0.4, w2=rng.standard_normal((k, 8)) * 0.3)
+    return _model(nodes, inits, x_shape)
+
+
+def test_elementwise_chain_with_rank_n_one_element_constants(tmp_path):
+    # gelu (tanh form) written with [[[c]]] constants, as jax2tf exports it (magika)
+    c = {"a": [[[0.044715]]], "b": [[[0.7978846]]], "one": [[[1.0]]], "half": 0.5, "three": 3.0}
+    chain = [helper.make_node("Pow", ["u", "three"], ["x3"]), helper.make_node("Mul", ["x3", "a"], ["ax3"]),
+             helper.make_node("Add", ["u", "ax3"], ["s"]), helper.make_node("Mul", ["s", "b"], ["bs"]),
+             helper.make_node("Tanh", ["bs"], ["t"]), helper.make_node("Add", ["t", "one"], ["t1"]),
+             helper.make_node("Mul", ["t1", "half"], ["t2"]), helper.make_node("Mul", ["u", "t2"], ["v"])]
+    r = _quantise_and_check(tmp_path, _between_matmuls(chain, c, [1, 4, 32]), [1, 4, 32], 20)
+    gelu = [p for p in r.plan if p.op == "dsedge.Elementwise"]
+    assert len(gelu) == 1 and gelu[0].precision == "int8", _plan(r)
+
+
+def test_a_one_element_constant_of_higher_rank_broadcasts_the_output(tmp_path):
+    # u is 2-D, the constant 3-D: v is 3-D. Not an elementwise function of u (no single table).
+    chain = [helper.make_node("Mul", ["u", "c"], ["m"]), helper.make_node("Tanh", ["m"], ["v"])]
+    r = _quantise_and_check(tmp_path, _between_matmuls(chain, {"c": [[[0.7]]]}, [4, 32]), [4, 32], 20)
+    assert not any(p.op == "dsedge.Elementwise" for p in r.plan), _plan(r)
+
+
+def _plan(r):
+    return {p.name or p.op: (p.op, p.precision, p.reason) for p in r.plan}
