@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ..errors import DseError
+from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams
 from ..ops import REGISTRY
 from ..ops.registry import ACT
@@ -69,8 +69,9 @@ def why_not(g: Graph, n: Node) -> str | None:
         return "no int8 form"
     k = rule.kind
     if k == "weighted":
-        if n.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and _static(g, n.inputs[0]) is None:
-            return "auto_pad needs a static input shape"
+        if n.op == "Conv" and len(n.inputs) > 1 and n.inputs[1] in g.consts and \
+                _explicit_pads(g, n, g.tensor_info(n.inputs[0]).shape, g.consts[n.inputs[1]].shape) is None:
+            return "auto_pad with strides > 1 needs a static input shape"
         if n.op == "ConvTranspose" and (n.attrs.get("output_shape") or n.attrs.get("auto_pad", "NOTSET") != "NOTSET"):
             return "ConvTranspose with output_shape/auto_pad"
         return None
@@ -165,7 +166,9 @@ def _quantize_const_operand(q: Graph, n: Node, k: int, in_qp: list) -> None:
     in_qp[k] = p
 
 
-def _explicit_pads(g: Graph, n: Node, x_shape, w_shape) -> list[int]:
+def _explicit_pads(g: Graph, n: Node, x_shape, w_shape) -> list[int] | None:
+    """The begin/end pads of a Conv, auto_pad resolved. SAME padding depends on the input size
+    only along axes with stride > 1: None when such a size is unknown (x_shape None or symbolic)."""
     sp = len(w_shape) - 2
     pads = list(n.attrs.get("pads") or [0] * (2 * sp))
     mode = n.attrs.get("auto_pad", "NOTSET")
@@ -175,10 +178,15 @@ def _explicit_pads(g: Graph, n: Node, x_shape, w_shape) -> list[int]:
     dil = list(n.attrs.get("dilations") or [1] * sp)
     pads = [0] * (2 * sp)
     for i in range(sp):
-        L = x_shape[2 + i]
         k = (w_shape[2 + i] - 1) * dil[i] + 1
-        out = -(-L // strides[i])
-        total = max(0, (out - 1) * strides[i] + k - L)
+        L = x_shape[2 + i] if x_shape is not None and len(x_shape) == sp + 2 else None
+        if strides[i] == 1:
+            total = k - 1                                   # out == L, whatever L is
+        elif not isinstance(L, int):
+            return None
+        else:
+            out = -(-L // strides[i])
+            total = max(0, (out - 1) * strides[i] + k - L)
         small, big = total // 2, total - total // 2
         pads[i], pads[i + sp] = (small, big) if mode == "SAME_UPPER" else (big, small)
     return pads
@@ -225,8 +233,10 @@ def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None,
             params.update(M=np.asarray(M, np.int64), n=np.asarray(sh, np.int64), zp_in=int(x_qp.zero_point),
                           zp_out=int(p_out.zero_point), qmin=qmin, qmax=qmax)
         if n.op in ("Conv", "ConvTranspose"):
-            xs = _static(q, n.inputs[0])
-            params["pads"] = _explicit_pads(q, n, xs, w.shape) if xs else list(n.attrs.get("pads") or [0] * (2 * (w.ndim - 2)))
+            pads = _explicit_pads(q, n, q.tensor_info(n.inputs[0]).shape, w.shape)
+            if pads is None:
+                raise ModelError(f"{where}: auto_pad with strides > 1 needs a static input shape")
+            params["pads"] = pads
     elif kind in ("bytes", "minmax"):
         if n.op == "Pad":
             params["pad_value"] = int(in_qp[0].zero_point)

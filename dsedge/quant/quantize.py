@@ -165,6 +165,9 @@ def _weighted_ok(g: Graph, n: Node) -> tuple[bool, str]:
         return False, "bias is not constant"
     if not _is_float(g, n.inputs[0]):
         return False, "input is not float"
+    why = kinds.why_not(g, n)
+    if why is not None:
+        return False, why
     K = kinds.reduction_size(g, n)
     if not arith.accumulator_bound_ok(K):
         return False, f"int32 accumulator could overflow (K={K})"

@@ -83,5 +83,26 @@ def test_a_one_element_constant_of_higher_rank_broadcasts_the_output(tmp_path):
     assert not any(p.op == "dsedge.Elementwise" for p in r.plan), _plan(r)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_same_upper_conv_with_an_even_kernel_on_dynamic_shapes(tmp_path, stride):
+    # PP-OCR: Conv k=2, auto_pad SAME_UPPER (pad 0 before, 1 after), input N x C x H x W unknown.
+    # Stride 1: the pads do not depend on the size (int8). Stride 2: they do (stays float).
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="c1", kernel_shape=[2, 2], auto_pad="SAME_UPPER",
+                              strides=[stride, stride]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y"], name="c2", kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    inits = {"w1": rng.standard_normal((8, 3, 2, 2)) * 0.3, "w2": rng.standard_normal((4, 8, 3, 3)) * 0.2}
+    m = _model(nodes, inits, ["N", 3, "H", "W"])
+    r = _quantise_and_check(tmp_path, m, [1, 3, 12, 17], 20)
+    prec = {p.name: p.precision for p in r.plan}
+    assert prec["c1"].startswith("int8") == (stride == 1), _plan(r)
+    dse = tmp_path / "m.dse"                  # the exporter and the C runtime take the same pads
+    save_result(r, dse, input_shapes={"x": [1, 3, 12, 17]})
+    f = {"x": np.random.default_rng(9).standard_normal((1, 3, 12, 17)).astype(np.float32)}
+    with dsedge.Runtime(str(dse)) as rt:
+        np.testing.assert_allclose(rt.run(f)["y"], execute(r.graph, f)[0], rtol=1e-5, atol=1e-5)
+
+
 def _plan(r):
     return {p.name or p.op: (p.op, p.precision, p.reason) for p in r.plan}
