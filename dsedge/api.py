@@ -30,7 +30,9 @@ def node_macs(g: Graph, n) -> int | None:
         return info.shape if info.is_static else None
 
     out = shape(n.outputs[0]) if n.outputs and n.outputs[0] else None
-    if n.op == "Conv" and out is not None:
+    if n.op in ("Conv", "Gemm", "MatMul") and out is None:
+        return None                                   # a dynamic output shape: unknown, not 0
+    if n.op == "Conv":
         w = shape(n.inputs[1])
         if w is None:
             return None
@@ -40,7 +42,7 @@ def node_macs(g: Graph, n) -> int | None:
         if x is None or w is None:
             return None
         return int(np.prod(x, dtype=np.int64) * int(np.prod(w[1:], dtype=np.int64)))
-    if n.op in ("Gemm", "MatMul") and out is not None:
+    if n.op in ("Gemm", "MatMul"):
         a = shape(n.inputs[0])
         if a is None:
             return None

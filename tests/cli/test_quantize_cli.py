@@ -80,6 +80,19 @@ def test_inspect(tmp_path):
     assert r.returncode == 0 and "MACs" in r.stderr
 
 
+def test_inspect_macs_unknown_on_dynamic_shapes(tmp_path):
+    # batch and spatial sizes symbolic: the Conv's MACs are unknown, not 0
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "dyn",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    p = tmp_path / "dyn.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), p)
+    r = dsedge("inspect", p, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["macs"] is None
+
+
 # -- bad input: one clear line, exit 2, no traceback, no partial output ----------------------
 
 def _assert_clean_error(r, out: Path | None, *words):
