@@ -98,6 +98,16 @@ def _short(e: BaseException, limit: int = 400) -> str:
     return msg if len(msg) <= limit else msg[:limit] + "..."
 
 
+@contextlib.contextmanager
+def _cwd(path: str):
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
 def preprocess(model_path: str, out_path: str) -> tuple[str, str, list[dict]]:
     """Run the quant_pre_process retry chain. Returns (step used, model path to quantise, attempts)."""
     attempts = []
@@ -108,8 +118,10 @@ def preprocess(model_path: str, out_path: str) -> tuple[str, str, list[dict]]:
         try:
             if os.path.exists(out_path):
                 os.remove(out_path)
-            with contextlib.redirect_stdout(sys.stderr):
-                quant_pre_process(model_path, out_path, **kw)
+            # quant_pre_process leaves temporary files (sym_shape_infer_temp.onnx, external data) in
+            # the working directory when a step fails: run it beside its output
+            with contextlib.redirect_stdout(sys.stderr), _cwd(os.path.dirname(os.path.abspath(out_path))):
+                quant_pre_process(os.path.abspath(model_path), os.path.abspath(out_path), **kw)
             onnx.checker.check_model(out_path)
         except Exception as e:  # onnxruntime raises anything from AssertionError to its own errors
             attempts.append({"step": step, "ok": False, "error": _short(e)})
