@@ -203,9 +203,16 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
         d, q = r["dsedge_int_ref"], r["dsedge_qdq"]
         lines.append(f"| {r['model']} ({r['file']}) | {r['calib']}/{r['eval']} | {d['sqnr_db']:.1f} dB / {d['agreement']:.3f} | "
                      f"{q['sqnr_db']:.1f} dB / {q['agreement']:.3f} | {ort_cell} |")
-    errors = sorted({v["error"] for r in rows for v in r["ort"].values() if "error" in v})
+    import re
+    errors: dict[str, set] = {}
+    for r in rows:
+        for k, v in r["ort"].items():
+            if "error" in v:     # one line per distinct message: temporary paths and node names vary
+                msg = re.sub(r"/tmp/[^ ]*\.onnx", "<variant>.onnx", v["error"])
+                msg = re.sub(r'\("[^"]*", ', '(...", ', msg)[:220]
+                errors.setdefault(msg, set()).add(r["model"])
     if errors:
-        lines += ["", "onnxruntime failures (distinct messages): " + "; ".join(f"`{e}`" for e in errors)]
+        lines += ["", "onnxruntime failures:"] + [f"- {', '.join(sorted(m))}: `{e}`" for e, m in sorted(errors.items())]
     return "\n".join(lines)
 
 

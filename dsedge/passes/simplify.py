@@ -7,6 +7,8 @@
   eliminate_dead    nodes whose outputs nobody reads, constants nobody reads
   fold_batchnorm    Conv / ConvTranspose / Gemm (constant weights) followed by
                     BatchNormalization -> new weights and bias
+  fold_bias_add     Conv / ConvTranspose / Gemm followed by an Add of a per-channel constant
+                    (the bias as exporters from PaddlePaddle or TensorFlow write it) -> bias
   fuse_activations  a clamp-like activation (Relu, Clip with constant bounds) that is the only
                     reader of a Conv/ConvTranspose/Gemm/MatMul/Add output becomes the
                     producer's `_act` annotation, applied by the interpreter and folded into
@@ -175,6 +177,66 @@ def fold_batchnorm(g: Graph) -> int:
         out = bn.outputs[0]
         g.nodes.remove(bn)
         n.outputs = [out]
+        changed += 1
+        consumers = g.consumers()
+    return changed
+
+
+def _channel_vector(c: np.ndarray, rank: int, cout: int, axis: int) -> np.ndarray | None:
+    """c as a per-channel vector (cout,) when adding c to a rank-`rank` tensor whose channels are
+    on `axis` adds one value per channel and changes no shape; else None."""
+    if c.dtype.kind != "f" or c.ndim > rank:
+        return None
+    shape = (1,) * (rank - c.ndim) + tuple(c.shape)
+    if any(d != 1 for k, d in enumerate(shape) if k != axis % rank) or shape[axis % rank] not in (1, cout):
+        return None
+    return np.broadcast_to(c.astype(np.float64).reshape(-1), (cout,))
+
+
+def fold_bias_add(g: Graph) -> int:
+    """Conv / ConvTranspose / Gemm (constant weights) whose only reader adds a per-channel
+    constant (PaddlePaddle and TensorFlow exports write the bias as a separate Add) -> the
+    constant joins the bias. In int8 the output is then quantised once, after the bias, instead
+    of before it and again after the Add."""
+    changed = 0
+    consumers = g.consumers()
+    for n in list(g.nodes):
+        if n.domain or n.op not in ("Conv", "ConvTranspose", "Gemm") or n.attrs.get("_act"):
+            continue
+        if len(n.inputs) < 2 or n.inputs[1] not in g.consts or not n.outputs or not n.outputs[0]:
+            continue
+        if len(n.inputs) > 2 and n.inputs[2] and n.inputs[2] not in g.consts:
+            continue
+        add = _single_reader(g, n.outputs[0], consumers)
+        if add is None or add.op != "Add" or add.domain or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
+            continue
+        other = add.inputs[1] if add.inputs[0] == n.outputs[0] else add.inputs[0]
+        if other not in g.consts:
+            continue
+        w = g.consts[n.inputs[1]]
+        if n.op == "Gemm":
+            if w.ndim != 2 or float(n.attrs.get("beta", 1.0)) != 1.0 and len(n.inputs) > 2 and n.inputs[2]:
+                continue
+            rank, axis = 2, 1
+            cout = w.shape[0] if n.attrs.get("transB", 0) else w.shape[1]
+        else:
+            rank, axis = w.ndim, 1
+            cout = w.shape[0] if n.op == "Conv" else w.shape[1] * int(n.attrs.get("group", 1))
+        vec = _channel_vector(np.asarray(g.consts[other]), rank, cout, axis)
+        if vec is None:
+            continue
+        bias = np.zeros(cout)
+        if len(n.inputs) > 2 and n.inputs[2]:
+            b0 = g.consts[n.inputs[2]].astype(np.float64)
+            if b0.size not in (1, cout):
+                continue
+            bias = np.broadcast_to(b0.reshape(-1), (cout,))
+        bname = g.add_const(f"{n.name or n.outputs[0]}_B_add", (bias + vec).astype(w.dtype))
+        n.inputs = [n.inputs[0], n.inputs[1], bname]
+        if n.op == "Gemm":
+            n.attrs = {**n.attrs, "beta": 1.0}
+        n.outputs = [add.outputs[0]]
+        g.nodes.remove(add)
         changed += 1
         consumers = g.consumers()
     return changed
@@ -405,7 +467,10 @@ def optimize(g: Graph, *, fold_bn: bool = True, fuse: bool = True, collapse: boo
             break
     eliminate_dead(g)
     if fold_bn:
-        fold_batchnorm(g)
+        for _ in range(2):              # Conv + Add(bias) + BatchNormalization, in either order
+            if not (fold_bias_add(g) + fold_batchnorm(g)):
+                break
+        eliminate_dead(g)
     if fuse:
         fuse_activations(g)
     if collapse:

@@ -347,8 +347,8 @@ def run_int(n: Node, args: list) -> tuple:
         return (y,)
     if kind in ("bytes", "minmax"):
         if n.op == "MaxPool":
-            sp = args[0].ndim - 2
-            return (intref.maxpool_int8(args[0], n.attrs["kernel_shape"], n.attrs.get("strides"), n.attrs.get("pads"),
+            pads = _explicit_pads(None, n, args[0].shape, (1, 1) + tuple(n.attrs["kernel_shape"]))   # auto_pad resolved
+            return (intref.maxpool_int8(args[0], n.attrs["kernel_shape"], n.attrs.get("strides"), pads,
                                         n.attrs.get("dilations"), int(n.attrs.get("ceil_mode", 0))),)
         d = REGISTRY.get(n.op, n.domain)
         attrs = {k: v for k, v in n.attrs.items() if not k.startswith("_")}

@@ -79,3 +79,42 @@ def test_dead_code_and_identity_output():
              helper.make_node("Identity", ["r"], ["y"])]
     g = optimize(from_model_proto(_model(nodes, {}, [4])))
     assert [n.op for n in g.nodes] == ["Relu"] and g.nodes[0].outputs == ["y"]
+
+
+def _bias_add_model(op, c, **attrs):
+    w = {"Conv": (6, 3, 3, 3), "ConvTranspose": (3, 4, 3, 3), "Gemm": (5, 4)}[op]
+    inits = {"w": rng.standard_normal(w).astype(np.float32) * 0.3, "c": np.asarray(c, np.float32)}
+    nodes = [helper.make_node(op, ["x", "w"], ["h"], **attrs), helper.make_node("Add", ["h", "c"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])]
+    return _model(nodes, inits, [2, 5] if op == "Gemm" else [1, 3, 8, 8])
+
+
+@pytest.mark.parametrize("op,c,attrs,folds", [
+    ("Conv", rng.standard_normal((1, 6, 1, 1)), {"pads": [1, 1, 1, 1]}, True),        # Paddle's bias
+    ("Conv", rng.standard_normal((6, 1, 1)), {}, True),
+    ("Conv", 0.25, {}, True),                                                          # a scalar
+    ("Conv", rng.standard_normal((1, 1, 6, 6)), {}, False),                            # per pixel
+    ("Conv", rng.standard_normal((1, 1, 6, 1, 1)), {}, False),                          # raises the rank
+    ("ConvTranspose", rng.standard_normal((1, 4, 1, 1)), {"strides": [2, 2]}, True),
+    ("Gemm", rng.standard_normal(4), {}, True),
+    ("Gemm", rng.standard_normal((2, 4)), {}, False),                                  # per row
+])
+def test_bias_add_folds_into_the_bias(op, c, attrs, folds):
+    m = _bias_add_model(op, c, **attrs)
+    x = rng.standard_normal((2, 5) if op == "Gemm" else (1, 3, 8, 8)).astype(np.float32)
+    exp = run_ort(m, {"x": x})[0]
+    g = optimize(from_model_proto(m))
+    assert ("Add" not in [n.op for n in g.nodes]) == folds, [n.op for n in g.nodes]
+    np.testing.assert_allclose(run(g, {"x": x})["y"], exp, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(run_ort(to_model_proto(g), {"x": x})[0], exp, rtol=1e-4, atol=1e-5)
+
+
+def test_bias_add_is_not_folded_when_the_conv_output_is_read_elsewhere():
+    w = rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "c"], ["a"]),
+             helper.make_node("Mul", ["a", "h"], ["y"])]
+    m = _model(nodes, {"w": w, "c": rng.standard_normal((4, 1, 1)).astype(np.float32)}, [1, 3, 5, 5])
+    g = optimize(from_model_proto(m))
+    assert "Add" in [n.op for n in g.nodes]
+    x = rng.standard_normal((1, 3, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(run(g, {"x": x})["y"], run_ort(m, {"x": x})[0], rtol=1e-4, atol=1e-5)
