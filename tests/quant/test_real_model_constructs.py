@@ -104,5 +104,17 @@ def test_same_upper_conv_with_an_even_kernel_on_dynamic_shapes(tmp_path, stride)
         np.testing.assert_allclose(rt.run(f)["y"], execute(r.graph, f)[0], rtol=1e-5, atol=1e-5)
 
 
+def test_int8_maxpool_with_same_upper_auto_pad(tmp_path):
+    # PP-OCR rec's stem: MaxPool k=2, stride 1, auto_pad SAME_UPPER between int8 convs
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="c1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p"], name="pool", kernel_shape=[2, 2], auto_pad="SAME_UPPER"),
+             helper.make_node("Conv", ["p", "w2"], ["y"], name="c2", pads=[1, 1, 1, 1])]
+    inits = {"w1": rng.standard_normal((8, 3, 3, 3)) * 0.3, "w2": rng.standard_normal((4, 8, 3, 3)) * 0.2}
+    r = _quantise_and_check(tmp_path, _model(nodes, inits, [1, 3, 10, 13]), [1, 3, 10, 13], 20)
+    assert {p.name: p.precision for p in r.plan}["pool"] == "int8", _plan(r)
+
+
 def _plan(r):
     return {p.name or p.op: (p.op, p.precision, p.reason) for p in r.plan}
