@@ -184,7 +184,7 @@ def evaluate(name: str, path: str, n_calib: int, n_eval: int, log=print) -> dict
                     s = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
                     row["ort"][key] = score(name, ref, [s.run([out], f)[0] for f in ev])
                 except Exception as e:   # noqa: BLE001
-                    row["ort"][key] = {"error": ob._short(e, 400)}
+                    row["ort"][key] = {"error": ob._short(e, 4000)}
                 log(f"  ort {key}: {row['ort'][key]}")
     return row
 
@@ -192,7 +192,9 @@ def evaluate(name: str, path: str, n_calib: int, n_eval: int, log=print) -> dict
 def to_markdown(rows: list[dict], cmd: str) -> str:
     from common import machine_info
     info = machine_info()
-    lines = [f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; command: `{cmd}`", "",
+    import time
+    lines = [f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; date {time.strftime('%Y-%m-%d')}; "
+             f"command: `{cmd}` (after `pip install --no-deps rapidocr==3.10.0 magika==1.0.3`)", "",
              "| model | calib/eval | dsedge int ref SQNR / agreement | dsedge QDQ in onnxruntime | best onnxruntime variant |",
              "|---|---|---|---|---|"]
     for r in rows:
@@ -209,7 +211,9 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
         for k, v in r["ort"].items():
             if "error" in v:     # one line per distinct message: temporary paths and node names vary
                 msg = re.sub(r"/tmp/[^ ]*\.onnx", "<variant>.onnx", v["error"])
-                msg = re.sub(r'\("[^"]*", ', '(...", ', msg)[:220]
+                if ", Error " in msg:     # onnxruntime's model checker: the node, then the reason
+                    msg = msg.split(":", 1)[0] + ": " + msg.rsplit(", Error ", 1)[1]
+                msg = msg[:220]
                 errors.setdefault(msg, set()).add(r["model"])
     if errors:
         lines += ["", "onnxruntime failures:"] + [f"- {', '.join(sorted(m))}: `{e}`" for e, m in sorted(errors.items())]
