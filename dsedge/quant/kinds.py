@@ -167,8 +167,9 @@ def _quantize_const_operand(q: Graph, n: Node, k: int, in_qp: list) -> None:
 
 
 def _explicit_pads(g: Graph, n: Node, x_shape, w_shape) -> list[int] | None:
-    """The begin/end pads of a Conv or pool (w_shape: (1, 1, *kernel) for a pool), auto_pad resolved. SAME padding depends on the input size
-    only along axes with stride > 1: None when such a size is unknown (x_shape None or symbolic)."""
+    """The begin/end pads of a Conv or pool (w_shape (1, 1, *kernel) for a pool), auto_pad
+    resolved. SAME padding depends on the input size only along axes with stride > 1: None when
+    such a size is unknown (x_shape None or symbolic)."""
     sp = len(w_shape) - 2
     pads = list(n.attrs.get("pads") or [0] * (2 * sp))
     mode = n.attrs.get("auto_pad", "NOTSET")
