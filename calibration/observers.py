@@ -341,7 +341,7 @@ class HistogramObserver(Observer):
         the number of bins."""
         ranges = np.atleast_2d(np.asarray(ranges, np.float64))
         total = float(self.hist.sum())
-        a, b, dens, point, (P0, P1, P2) = self._moments()
+        a, b, dens, point, pre = self._moments()
         if a.size == 0 or total == 0:
             return np.zeros(len(ranges))
         lo, hi = np.minimum(ranges[:, :1], 0.0), np.maximum(ranges[:, 1:], 0.0)
@@ -357,14 +357,13 @@ class HistogramObserver(Observer):
         x = np.clip(edges, a[ic], b[ic])                                     # the part of bin ic below the edge
         aa, d = a[ic], np.where(seen, dens[ic], 0.0)
         whole = seen & point[ic]                                             # a one-value bin at or below the edge
-        M0 = np.where(seen, P0[ic], 0.0) + np.where(whole, P0[ic + 1] - P0[ic], d * (x - aa))
-        M1 = np.where(seen, P1[ic], 0.0) + np.where(whole, P1[ic + 1] - P1[ic], d * (x * x - aa * aa) / 2.0)
-        M2 = np.where(seen, P2[ic], 0.0) + np.where(whole, P2[ic + 1] - P2[ic], d * (x ** 3 - aa ** 3) / 3.0)
         zero = np.zeros((len(ranges), 1))
-        M0 = np.concatenate([zero, M0, zero + P0[-1]], axis=1)               # edges -inf, ..., +inf
-        M1 = np.concatenate([zero, M1, zero + P1[-1]], axis=1)
-        M2 = np.concatenate([zero, M2, zero + P2[-1]], axis=1)
-        d0, d1, d2 = np.diff(M0, axis=1), np.diff(M1, axis=1), np.diff(M2, axis=1)
+        cells = []                                   # per code, the j-th moment of its cell
+        for j, P in enumerate(pre):
+            part = d * (x ** (j + 1) - aa ** (j + 1)) / (j + 1)              # of bin ic, up to the edge
+            Mj = np.where(seen, P[ic], 0.0) + np.where(whole, P[ic + 1] - P[ic], part)
+            cells.append(np.diff(np.concatenate([zero, Mj, zero + P[-1]], axis=1), axis=1))   # -inf .. +inf
+        d0, d1, d2 = cells
         err = d2 - 2.0 * centre * d1 + centre * centre * d0
         return np.maximum(err, 0.0).sum(axis=1) / total
 

@@ -85,11 +85,8 @@ def heap_trim() -> None:
     """Return the C heap's free memory to the system now (malloc_trim; only after
     `return_freed_memory_promptly`). For loops whose temporaries, freed in varying sizes,
     leave holes the heap would otherwise keep (e.g. one weight-rounding problem per layer)."""
-    if not _HEAP["managed"]:
-        return
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    if _HEAP["managed"]:              # set only where _libc() has mallopt and malloc_trim
+        _libc().malloc_trim(0)
 
 
 def heap_phase(kind: str) -> None:
@@ -106,16 +103,10 @@ def heap_phase(kind: str) -> None:
         raise ValueError(f"unknown heap phase {kind!r}")
     if not _HEAP["managed"]:
         return
-    libc = _libc()
-    if libc is None:
-        return
-    try:
-        if kind == "weights":
-            import gc
-            gc.collect()            # arrays held only by reference cycles go before the trim
-            libc.mallopt(M_MMAP_THRESHOLD, SMALL_MAPPING)
-            libc.malloc_trim(0)
-        else:
-            libc.mallopt(M_MMAP_THRESHOLD, LARGE_MAPPING)
-    except (OSError, AttributeError):   # pragma: no cover - a libc without them
-        pass
+    if kind == "weights":
+        import gc
+        gc.collect()                  # arrays held only by reference cycles go before the trim
+        _libc().mallopt(M_MMAP_THRESHOLD, SMALL_MAPPING)
+        heap_trim()
+    else:
+        _libc().mallopt(M_MMAP_THRESHOLD, LARGE_MAPPING)

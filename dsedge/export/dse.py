@@ -44,6 +44,7 @@ from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
 from ..ops.fused import expand_steps
+from ..ops.nn import same_pads
 from .planner import MemoryPlan, plan_memory
 from .scratch import scratch_bytes
 from .specialize import input_shapes_from_cli, specialize
@@ -181,19 +182,6 @@ def _drop_pad_value(g: Graph) -> None:
 
 # -- attributes ----------------------------------------------------------------------------
 
-def _auto_pads(mode: str, in_sp, k_eff, strides) -> list[int]:
-    sp = len(in_sp)
-    pads = [0] * (2 * sp)
-    if mode == "VALID":
-        return pads
-    for i in range(sp):
-        out = -(-in_sp[i] // strides[i])
-        total = max(0, (out - 1) * strides[i] + k_eff[i] - in_sp[i])
-        small, big = total // 2, total - total // 2
-        pads[i], pads[i + sp] = (small, big) if mode == "SAME_UPPER" else (big, small)
-    return pads
-
-
 def _conv_pool_attrs(g: Graph, n: Node, a: dict) -> dict:
     xs = g.tensor_info(n.inputs[0]).shape
     sp = len(xs) - 2
@@ -219,7 +207,7 @@ def _conv_pool_attrs(g: Graph, n: Node, a: dict) -> dict:
                 pads[i], pads[i + sp] = lo, total - lo
             a["pads"] = pads
     elif mode != "NOTSET":
-        a["pads"] = _auto_pads(mode, list(xs[2:]), k_eff, a["strides"])
+        a["pads"] = [0] * (2 * sp) if mode == "VALID" else same_pads(mode, list(xs[2:]), k_eff, a["strides"])
     if "_q" in n.attrs and "pads" in n.attrs["_q"]:
         a["pads"] = list(n.attrs["_q"]["pads"])
     a["pads"] = list(a.get("pads") or [0] * (2 * sp))

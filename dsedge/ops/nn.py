@@ -61,6 +61,25 @@ def _spatial(v, nd, default):
     return [int(a) for a in v] if v else [default] * nd
 
 
+def same_pads(auto_pad: str, in_sizes, kernel_eff, strides) -> list[int] | None:
+    """Begin and end pads (ONNX order: all begins, then all ends) that auto_pad SAME_UPPER or
+    SAME_LOWER gives. Along a stride-1 axis the total is kernel_eff - 1 whatever the size (the
+    output keeps it); along other axes the size must be known: None when it is not."""
+    nd = len(kernel_eff)
+    pads = [0] * (2 * nd)
+    for i in range(nd):
+        n = in_sizes[i] if in_sizes is not None else None
+        if strides[i] == 1:
+            total = kernel_eff[i] - 1
+        elif not _int(n):
+            return None
+        else:
+            total = max(0, (-(-n // strides[i]) - 1) * strides[i] + kernel_eff[i] - n)
+        lo = total // 2
+        pads[i], pads[nd + i] = (lo, total - lo) if auto_pad == "SAME_UPPER" else (total - lo, lo)
+    return pads
+
+
 def _geometry(in_sizes, kernel, strides, dilations, pads, auto_pad, ceil_mode=0):
     """Per spatial axis: (pad_begin, pad_end, out). `out` is None for a symbolic size."""
     nd = len(kernel)
@@ -76,9 +95,7 @@ def _geometry(in_sizes, kernel, strides, dilations, pads, auto_pad, ceil_mode=0)
                 pb.append(0), pe.append(0), out.append(None)
                 continue
             o = -(-n // s[i])
-            total = max(0, (o - 1) * s[i] + ek - n)
-            lo = total // 2
-            b, e = (lo, total - lo) if auto_pad == "SAME_UPPER" else (total - lo, lo)
+            b, e = same_pads(auto_pad, [n], [ek], [s[i]])
         else:
             if auto_pad == "VALID":
                 b = e = 0

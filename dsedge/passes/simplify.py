@@ -158,15 +158,9 @@ def fold_batchnorm(g: Graph) -> int:
             if float(n.attrs.get("alpha", 1.0)) != 1.0 or w.ndim != 2:
                 continue
             w2 = w * (k[:, None] if n.attrs.get("transB", 0) else k[None, :])
-        cout = k.shape[0]
-        if len(n.inputs) > 2 and n.inputs[2]:
-            bias = g.consts[n.inputs[2]].astype(np.float64)
-            if n.op == "Gemm":
-                if bias.size not in (1, cout) or float(n.attrs.get("beta", 1.0)) != 1.0:
-                    continue
-            bias = np.broadcast_to(bias.reshape(-1), (cout,))
-        else:
-            bias = np.zeros(cout)
+        bias = _bias_vector(g, n, k.shape[0])
+        if bias is None:
+            continue
         b2 = (bias - mean) * k + b
         dtype = g.consts[n.inputs[1]].dtype
         wname = g.add_const(f"{n.name}_W_bn", w2.astype(dtype))
@@ -180,6 +174,17 @@ def fold_batchnorm(g: Graph) -> int:
         changed += 1
         consumers = g.consumers()
     return changed
+
+
+def _bias_vector(g: Graph, n: Node, cout: int) -> np.ndarray | None:
+    """The constant bias of Conv/ConvTranspose/Gemm n as float64 (cout,), zeros when it has none;
+    None when it is not one value per channel (a Gemm's C may be a matrix) or is scaled (beta)."""
+    if len(n.inputs) < 3 or not n.inputs[2]:
+        return np.zeros(cout)
+    b = g.consts[n.inputs[2]].astype(np.float64)
+    if b.size not in (1, cout) or (n.op == "Gemm" and float(n.attrs.get("beta", 1.0)) != 1.0):
+        return None
+    return np.broadcast_to(b.reshape(-1), (cout,))
 
 
 def _channel_vector(c: np.ndarray, rank: int, cout: int, axis: int) -> np.ndarray | None:
@@ -215,7 +220,7 @@ def fold_bias_add(g: Graph) -> int:
             continue
         w = g.consts[n.inputs[1]]
         if n.op == "Gemm":
-            if w.ndim != 2 or float(n.attrs.get("beta", 1.0)) != 1.0 and len(n.inputs) > 2 and n.inputs[2]:
+            if w.ndim != 2:
                 continue
             rank, axis = 2, 1
             cout = w.shape[0] if n.attrs.get("transB", 0) else w.shape[1]
@@ -223,14 +228,9 @@ def fold_bias_add(g: Graph) -> int:
             rank, axis = w.ndim, 1
             cout = w.shape[0] if n.op == "Conv" else w.shape[1] * int(n.attrs.get("group", 1))
         vec = _channel_vector(np.asarray(g.consts[other]), rank, cout, axis)
-        if vec is None:
+        bias = _bias_vector(g, n, cout)
+        if vec is None or bias is None:
             continue
-        bias = np.zeros(cout)
-        if len(n.inputs) > 2 and n.inputs[2]:
-            b0 = g.consts[n.inputs[2]].astype(np.float64)
-            if b0.size not in (1, cout):
-                continue
-            bias = np.broadcast_to(b0.reshape(-1), (cout,))
         bname = g.add_const(f"{n.name or n.outputs[0]}_B_add", (bias + vec).astype(w.dtype))
         n.inputs = [n.inputs[0], n.inputs[1], bname]
         if n.op == "Gemm":

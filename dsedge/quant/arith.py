@@ -212,8 +212,7 @@ def quantize_weight_per_channel(w, axis: int, s_in=None, bias=None, *, where: st
 def per_channel_scales(w, axis: int, s_in=None, bias=None, *, where: str = ""):
     """The float32[C] scales of `quantize_weight_per_channel` (without quantising w)."""
     w = np.asarray(w)
-    if w.dtype.kind == "f" and not np.all(np.isfinite(w)) or \
-            w.dtype.kind != "f" and not np.all(np.isfinite(w.astype(np.float64))):
+    if w.dtype.kind == "f" and not np.all(np.isfinite(w)):       # other dtypes are finite
         raise ModelError(f"{_pfx(where)}weights contain NaN or inf")
     ax = axis % w.ndim
     C = w.shape[ax]
@@ -275,6 +274,18 @@ def quantize(x, s, zp, qmin: int = QMIN, qmax: int = QMAX):
 def dequantize(q, s, zp):
     """ONNX DequantizeLinear: float32(q - zp) * float32(s)."""
     return (np.asarray(q, dtype=np.int32) - np.int32(zp)).astype(np.float32) * np.float32(s)
+
+
+def fake_quantize_(x: np.ndarray, s, zp) -> None:
+    """float32 x through int8 in place: the values of dequantize(quantize(x, s, zp), s, zp),
+    without the int8 and float64 temporaries (the codes are small integers, exact in float32)."""
+    s32 = np.float32(s)
+    np.divide(x, s32, out=x)
+    np.rint(x, out=x)
+    x += np.float32(zp)
+    np.clip(x, QMIN, QMAX, out=x)
+    x -= np.float32(zp)
+    x *= s32
 
 
 def make_table(f: Callable[[np.ndarray], np.ndarray], s_in, zp_in, s_out, zp_out,

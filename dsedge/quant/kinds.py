@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams
 from ..ops import REGISTRY
+from ..ops.nn import same_pads
 from ..ops.registry import ACT
 from . import arith, intref
 
@@ -70,7 +71,7 @@ def why_not(g: Graph, n: Node) -> str | None:
     k = rule.kind
     if k == "weighted":
         if n.op == "Conv" and len(n.inputs) > 1 and n.inputs[1] in g.consts and \
-                _explicit_pads(g, n, g.tensor_info(n.inputs[0]).shape, g.consts[n.inputs[1]].shape) is None:
+                _explicit_pads(n, g.tensor_info(n.inputs[0]).shape, g.consts[n.inputs[1]].shape[2:]) is None:
             return "auto_pad with strides > 1 needs a static input shape"
         if n.op == "ConvTranspose" and (n.attrs.get("output_shape") or n.attrs.get("auto_pad", "NOTSET") != "NOTSET"):
             return "ConvTranspose with output_shape/auto_pad"
@@ -166,31 +167,17 @@ def _quantize_const_operand(q: Graph, n: Node, k: int, in_qp: list) -> None:
     in_qp[k] = p
 
 
-def _explicit_pads(g: Graph, n: Node, x_shape, w_shape) -> list[int] | None:
-    """The begin/end pads of a Conv or pool (w_shape (1, 1, *kernel) for a pool), auto_pad
-    resolved. SAME padding depends on the input size only along axes with stride > 1: None when
-    such a size is unknown (x_shape None or symbolic)."""
-    sp = len(w_shape) - 2
-    pads = list(n.attrs.get("pads") or [0] * (2 * sp))
+def _explicit_pads(n: Node, x_shape, kernel) -> list[int] | None:
+    """The begin/end pads of a Conv or pool with this kernel, auto_pad resolved (None when
+    SAME padding needs an input size that is unknown: see ops.nn.same_pads)."""
+    sp = len(kernel)
     mode = n.attrs.get("auto_pad", "NOTSET")
-    if mode in ("NOTSET", "VALID"):
-        return pads if mode == "NOTSET" else [0] * (2 * sp)
+    if mode in ("NOTSET", "", "VALID"):
+        return [0] * (2 * sp) if mode == "VALID" else list(n.attrs.get("pads") or [0] * (2 * sp))
     strides = list(n.attrs.get("strides") or [1] * sp)
     dil = list(n.attrs.get("dilations") or [1] * sp)
-    pads = [0] * (2 * sp)
-    for i in range(sp):
-        k = (w_shape[2 + i] - 1) * dil[i] + 1
-        L = x_shape[2 + i] if x_shape is not None and len(x_shape) == sp + 2 else None
-        if strides[i] == 1:
-            total = k - 1                                   # out == L, whatever L is
-        elif not isinstance(L, int):
-            return None
-        else:
-            out = -(-L // strides[i])
-            total = max(0, (out - 1) * strides[i] + k - L)
-        small, big = total // 2, total - total // 2
-        pads[i], pads[i + sp] = (small, big) if mode == "SAME_UPPER" else (big, small)
-    return pads
+    sizes = list(x_shape[2:]) if x_shape is not None and len(x_shape) == sp + 2 else None
+    return same_pads(mode, sizes, [(k - 1) * d + 1 for k, d in zip(kernel, dil)], strides)
 
 
 # -- lowering ---------------------------------------------------------------------------------
@@ -234,7 +221,7 @@ def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None,
             params.update(M=np.asarray(M, np.int64), n=np.asarray(sh, np.int64), zp_in=int(x_qp.zero_point),
                           zp_out=int(p_out.zero_point), qmin=qmin, qmax=qmax)
         if n.op in ("Conv", "ConvTranspose"):
-            pads = _explicit_pads(q, n, q.tensor_info(n.inputs[0]).shape, w.shape)
+            pads = _explicit_pads(n, q.tensor_info(n.inputs[0]).shape, w.shape[2:])
             if pads is None:
                 raise ModelError(f"{where}: auto_pad with strides > 1 needs a static input shape")
             params["pads"] = pads
@@ -348,7 +335,7 @@ def run_int(n: Node, args: list) -> tuple:
         return (y,)
     if kind in ("bytes", "minmax"):
         if n.op == "MaxPool":
-            pads = _explicit_pads(None, n, args[0].shape, (1, 1) + tuple(n.attrs["kernel_shape"]))   # auto_pad resolved
+            pads = _explicit_pads(n, args[0].shape, n.attrs["kernel_shape"])   # auto_pad resolved
             return (intref.maxpool_int8(args[0], n.attrs["kernel_shape"], n.attrs.get("strides"), pads,
                                         n.attrs.get("dilations"), int(n.attrs.get("ceil_mode", 0))),)
         d = REGISTRY.get(n.op, n.domain)

@@ -364,7 +364,6 @@ class _Measure:
             out[name] = got[:2]
             if self.cfg.bias_correction:
                 shifts[name] = got[2]
-        self.hess.clear()
         return out
 
     def results(self) -> tuple[dict, dict]:

@@ -75,7 +75,7 @@ def patches(g: Graph, n: Node, x: np.ndarray, w: np.ndarray, max_rows: int | Non
         k = list(w.shape[2:])
         st = list(n.attrs.get("strides") or [1] * sp)
         dl = list(n.attrs.get("dilations") or [1] * sp)
-        pads = kinds._explicit_pads(g, n, x.shape, w.shape)
+        pads = kinds._explicit_pads(n, x.shape, w.shape[2:])
         xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + sp]) for i in range(sp)])
         win = _windows(xp, k, st, dl)                                  # N, C, *out, *k
         if max_rows and x.shape[0] * math.prod(win.shape[2:2 + sp]) > 2 * max_rows:
@@ -113,7 +113,8 @@ def rows_to_weight(n: Node, r: np.ndarray, shape) -> np.ndarray:
 
 
 class HessianStats:
-    """Streaming E[x x^T] and E[x] of a weighted node's int8 input patches (float64, per group)."""
+    """Streaming E[x x^T] (float32 sums) and E[x] (float64) of a weighted node's int8 input
+    patches, per group."""
 
     def __init__(self):
         self.H = None
@@ -138,7 +139,7 @@ class HessianStats:
             cols = cols[:, np.linspace(0, R - 1, cap).astype(np.int64)]
         c = np.array(cols, dtype=np.float32, order="C")   # a copy: quantised in place
         if qparams is not None:
-            _quantize_dequantize_(c, *qparams)
+            arith.fake_quantize_(c, *qparams)
         H = np.matmul(c.transpose(0, 2, 1), c)                       # float32, summed over <= 8 feeds
         S = c.sum(axis=1, dtype=np.float64)
         if self.H is None:
@@ -147,18 +148,6 @@ class HessianStats:
             self.H += H
             self.S += S
         self.rows += c.shape[1]
-
-
-def _quantize_dequantize_(x: np.ndarray, s, zp) -> None:
-    """x (float32) through int8 in place: the values of arith.dequantize(arith.quantize(x, s,
-    zp), s, zp), computed in float32 (exact: the codes are small integers)."""
-    s32 = np.float32(s)
-    np.divide(x, s32, out=x)
-    np.rint(x, out=x)
-    x += np.float32(zp)
-    np.clip(x, arith.QMIN, arith.QMAX, out=x)
-    x -= np.float32(zp)
-    x *= s32
 
 
 def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:

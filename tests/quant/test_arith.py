@@ -98,6 +98,16 @@ def test_quantize_dequantize_match_onnxruntime(opset):
     np.testing.assert_array_equal(d, d_ort)
 
 
+def test_fake_quantize_in_place_equals_quantize_then_dequantize():
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal(50_000) * 3).astype(np.float32)
+    x[:4] = [0.0, -0.0, 1e30, -1e30]                       # zero stays exact; far values clip
+    for s, zp in [(0.01, -3), (0.05, 127), (0.2, -128), (np.float32(0.0123), 5)]:
+        got = x.copy()
+        arith.fake_quantize_(got, s, zp)
+        assert np.array_equal(got, arith.dequantize(arith.quantize(x, s, zp), s, zp))
+
+
 def test_uint8_int8_mapping_is_exact():
     q = np.arange(-128, 128).astype(np.int8)
     for zp in (-128, -3, 127):
