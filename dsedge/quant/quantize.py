@@ -56,6 +56,7 @@ class QuantConfig:
     bias_correction: bool = True
     max_loss_db: float = 3.0                 # non-weight ops: allowed SQNR loss of the int8 form
     good_db: float = 40.0                    # ... or accepted outright above this SQNR
+    min_round_db: float = 20.0               # ... and never when int8 rounding alone is below this
     eval_feeds: int = 8                      # feeds used for measuring and for the summary
     progress: bool = True
     pin_constant_inputs: bool = False        # fold integer inputs constant across all feeds (for .dse)
@@ -218,6 +219,9 @@ def make_plan(g: Graph, cfg: QuantConfig, ranges: dict, measured: dict) -> tuple
         m = measured.get(n.name)
         if m is None:
             return "fp32", "not measured", None
+        if m["round_sqnr"] < cfg.min_round_db:
+            return "fp32", (f"int8 cannot hold its output: rounding alone gives {m['round_sqnr']:.1f} dB "
+                            "(a few outliers set the scale)"), m["sqnr"]
         if m["sqnr"] >= cfg.good_db or m["sqnr"] >= m["round_sqnr"] - cfg.max_loss_db:
             return "int8", f"measured {m['sqnr']:.1f} dB (rounding alone {m['round_sqnr']:.1f} dB)", m["sqnr"]
         return "fp32", (f"int8 form loses too much: {m['sqnr']:.1f} dB vs {m['round_sqnr']:.1f} dB "
