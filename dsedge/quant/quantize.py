@@ -18,7 +18,10 @@ The algorithm (DESIGN.md §3, "decided by measured error"):
     accumulator bound fails; byte-moving nodes follow their data input; every other node
     with an int8 form goes int8 only when one of its inputs is already int8 and its measured
     SQNR is within `max_loss_db` of the SQNR of merely rounding its output to int8 (or above
-    `good_db`); Softmax/Sigmoid whose result reaches a graph output stay float.
+    `good_db`) and that rounding alone keeps at least `min_round_db`; a Concat whose inputs'
+    ranges differ by more than `max_loss_db` of resolution at the result's scale stays float;
+    Softmax/Sigmoid whose result reaches a graph output stay float. Then the tensors read only
+    by int8 tables get their range by the table's error (`refine_table_inputs`).
  5. Lower: int8 tensors get QParams; weights become int8 per-channel constants, biases int32;
     each int8 node gets its integer parameters in `attrs["_q"]` (dsedge/quant/kinds.py);
     QuantizeLinear / DequantizeLinear nodes are inserted where float and int8 meet, so graph
