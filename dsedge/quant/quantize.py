@@ -250,7 +250,7 @@ def _concat_scale_loss(n: Node, acts: list[str], ranges, max_loss_db: float) -> 
     s_out = float(arith.choose_activation_qparams(*ranges[n.outputs[0]])[0])
     worst, which = 0.0, None
     for a in acts:
-        if a not in ranges:
+        if a not in ranges or not ranges[a][1] > ranges[a][0]:   # an all-zero input is exact at any scale
             continue
         s_in = float(arith.choose_activation_qparams(*ranges[a])[0])
         loss = 20.0 * math.log10(s_out / s_in) if s_in > 0 else 0.0

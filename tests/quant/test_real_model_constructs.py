@@ -240,3 +240,15 @@ def test_residual_add_with_outliers_stays_float(tmp_path):
         for got in (q_s.run(None, f)[0], execute(r.graph, f)[0]):
             got = got.astype(np.float64)
             assert 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - got) ** 2)) > 20
+
+
+def test_concat_with_an_all_zero_input_is_not_kept_float_for_its_range():
+    """An input that is all zeros (range [0, 0]) is exact at any scale: it must not count as a
+    range too narrow for the Concat's result."""
+    from dsedge.quant.quantize import _concat_scale_loss
+    from dsedge.ir import Node
+    n = Node("Concat", ["a", "z"], ["y"], {"axis": 1}, "cat")
+    ranges = {"a": (-3.0, 5.0), "z": (0.0, 0.0), "y": (-3.0, 5.0)}
+    assert _concat_scale_loss(n, ["a", "z"], ranges, 3.0) is None
+    ranges["z"] = (0.0, 0.5)                     # a real narrow input still keeps it float
+    assert "'z'" in _concat_scale_loss(n, ["a", "z"], ranges, 3.0)
