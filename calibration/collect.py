@@ -208,3 +208,9 @@ class LazyRanges(Mapping):
 
     def __contains__(self, name):
         return name in self._obs
+
+    def __setitem__(self, name, lo_hi):
+        """Replace a tensor's range (the quantiser refines some after the plan)."""
+        if name not in self._obs:
+            raise KeyError(name)
+        self._done[name] = (float(lo_hi[0]), float(lo_hi[1]))

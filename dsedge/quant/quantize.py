@@ -302,14 +302,13 @@ def refine_table_inputs(g: Graph, ranges, observers: dict, int8_nodes=None) -> d
     the high end the calibrated one or the maximum) by E[(f(x) - f(q(x)))^2] over the histogram
     (TABLE_POINTS points per bin, f in float64 like the table), the calibrated range kept
     unless another is strictly better. Returns {tensor: (lo, hi)} for the ranges it changed,
-    also written into `ranges` (a LazyRanges).
+    also written into `ranges`.
 
     int8_nodes: when given, only tensors whose readers are all among these nodes. The driver
     refines after the plan, for the tables that go int8 anyway: refining before it lets more
     tables pass the per-node loss rule, and each passing by up to max_loss_db adds up along a
     chain (ddddocr common at width 160: 29.8 -> 23.2 dB at the output)."""
     from dsedge.calibration.observers import HistogramObserver
-    from .arith import choose_activation_qparams
     consumers = g.consumers()
     changed: dict[str, tuple] = {}
     for name, obs in observers.items():
@@ -345,7 +344,7 @@ def refine_table_inputs(g: Graph, ranges, observers: dict, int8_nodes=None) -> d
                                 for r in TABLE_LO_SCALES if obs.min < 0]
 
         def err(lo, hi):
-            sc, zp = choose_activation_qparams(lo, hi, where=name)
+            sc, zp = arith.choose_activation_qparams(lo, hi, where=name)
             sc = float(sc)
             xq = (np.clip(np.rint(x / sc) + zp, -128, 127) - zp) * sc
             fq = np.asarray(eval_program(xq, program, consts, result), np.float64)
@@ -355,12 +354,8 @@ def refine_table_inputs(g: Graph, ranges, observers: dict, int8_nodes=None) -> d
         if j > 0 and errs[j] < errs[0]:
             lo, hi = cands[j]
             changed[name] = (min(float(lo), 0.0), max(float(hi), 0.0))
-    done = getattr(ranges, "_done", None)
     for name, r in changed.items():
-        if done is not None:
-            done[name] = r
-        else:
-            ranges[name] = r
+        ranges[name] = r
     return changed
 
 
@@ -744,8 +739,10 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
         weights = meas.weights(shifts)
         prec, plan = make_plan(fg, cfg, ranges, measured)
         refined = refine_table_inputs(fg, ranges, calib.observers, {k for k, v in prec.items() if v == "int8"})
+        consumers = fg.consumers()
+        tables = {r.name for t in refined for r in consumers.get(t, [])}
         for p in plan:
-            if p.precision == "int8" and any(i in refined for i in fg.node_by_name(p.name).inputs[:1]):
+            if p.name in tables:
                 p.reason += "; input range chosen by the table's error"
         for p in plan:
             if p.name in weights and prec.get(p.name, "").startswith("int8"):

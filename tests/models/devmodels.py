@@ -388,19 +388,29 @@ def det_boxes(output: np.ndarray, score_thr: float = 0.1, nms_thr: float = 0.45,
     keep = scores > score_thr
     b, sc = out[keep, :4], scores[keep]
     xyxy = np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], 1)
-    order, kept = np.argsort(-sc), []
-    while order.size:
-        i = order[0]
-        kept.append(i)
-        xx1 = np.maximum(xyxy[i, 0], xyxy[order[1:], 0])
-        yy1 = np.maximum(xyxy[i, 1], xyxy[order[1:], 1])
-        xx2 = np.minimum(xyxy[i, 2], xyxy[order[1:], 2])
-        yy2 = np.minimum(xyxy[i, 3], xyxy[order[1:], 3])
-        inter = np.maximum(0, xx2 - xx1 + 1) * np.maximum(0, yy2 - yy1 + 1)
-        area = (xyxy[:, 2] - xyxy[:, 0] + 1) * (xyxy[:, 3] - xyxy[:, 1] + 1)
-        iou = inter / (area[i] + area[order[1:]] - inter)
-        order = order[1:][iou <= nms_thr]
+    kept = nms(xyxy, sc, nms_thr, pixel=1)
     return np.concatenate([xyxy[kept], sc[kept, None]], 1) if kept else np.zeros((0, 5), np.float32)
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou_thr: float, classes=None, pixel: int = 0) -> list[int]:
+    """Greedy NMS: indices kept, best score first; a box goes when its IoU with a kept one
+    exceeds iou_thr (only boxes of the same class compete when `classes` is given). pixel=1
+    counts box sizes inclusively (x2 - x1 + 1), as ddddocr's decoder does."""
+    order, kept = np.argsort(-scores, kind="stable"), []
+    area = (xyxy[:, 2] - xyxy[:, 0] + pixel) * (xyxy[:, 3] - xyxy[:, 1] + pixel)
+    while order.size:
+        i, rest = order[0], order[1:]
+        kept.append(int(i))
+        xx1 = np.maximum(xyxy[i, 0], xyxy[rest, 0])
+        yy1 = np.maximum(xyxy[i, 1], xyxy[rest, 1])
+        xx2 = np.minimum(xyxy[i, 2], xyxy[rest, 2])
+        yy2 = np.minimum(xyxy[i, 3], xyxy[rest, 3])
+        inter = np.maximum(0, xx2 - xx1 + pixel) * np.maximum(0, yy2 - yy1 + pixel)
+        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        if classes is not None:
+            iou = np.where(classes[rest] == classes[i], iou, 0.0)
+        order = rest[iou <= iou_thr]
+    return kept
 
 
 def task_output(name: str, outputs: list[np.ndarray]):
