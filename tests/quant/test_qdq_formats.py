@@ -30,7 +30,8 @@ def _saturating(op: str, seed: int = 0):
     if op in ("Conv", "ConvTranspose"):
         xs = [1, 64, 6, 6] if op == "Conv" else [1, 64, 4, 4]
         w = rng.uniform(0.5, 1, (8, 64, 3, 3) if op == "Conv" else (64, 8, 3, 3))
-        first = helper.make_node(op, ["x", "w"], ["h"], name="layer", **({"pads": [1, 1, 1, 1]} if op == "Conv" else {}))
+        pads = {"pads": [1, 1, 1, 1]} if op == "Conv" else {}
+        first = helper.make_node(op, ["x", "w"], ["h"], name="layer", **pads)
         w2 = rng.uniform(-1, 1, (4, 8, 1, 1))
         second = helper.make_node("Conv", ["h", "w2"], ["y"], name="l2")
     else:
