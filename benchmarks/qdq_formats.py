@@ -114,14 +114,16 @@ def bench(name, repeat, tmp):
 
 
 def render(rows, info):
-    lines = [f"Machine: {info.get('cpu', '?')}, CPU flags: {info.get('flags')}; {info.get('python', '')} "
-             f"onnxruntime {ort.__version__}. Date: {info.get('date', '?')}.",
+    lines = [f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores, CPU flags: {info.get('flags')} (no VNNI "
+             f"unless listed); Python {info.get('python', '')}, onnxruntime {info.get('onnxruntime', '?')}. "
+             f"Date: {info.get('date', '?')}.",
              f"Command: `{info.get('command')}`", "",
              "One quantisation per model, written as a `.dse` (C runtime) and as QDQ ONNX in each format "
              "(onnxruntime, CPU provider, 1 thread). SQNR against the float model in onnxruntime; digits also "
              "top-1 accuracy on its 360 labelled eval images (float model: "
              + next((str(r['dse'].get('float_accuracy')) for r in rows if 'float_accuracy' in r['dse']), "-")
-             + "). Latency: median of one inference, as a ratio to u8s8.", "",
+             + "). Latency: median of one inference, as a ratio to u8s8 (" + info.get("load", "load not recorded")
+             + "; ratios from a loaded machine are rough).", "",
              "| model | .dse in C runtime | " + " | ".join(f"QDQ {f} in onnxruntime" for f in FORMATS)
              + " | float model in onnxruntime |",
              "|---|---|" + "---|" * len(FORMATS) + "---|"]
@@ -133,6 +135,10 @@ def render(rows, info):
                      + " | ".join(cell(r['formats'][f]) + f"; {r['formats'][f]['latency_vs_u8s8']}x time"
                                   for f in FORMATS)
                      + f" | {r['float_latency_ms'] / r['formats']['u8s8']['latency_ms']:.2f}x time |")
+    lines += ["", "How to read it: u8u8 is the `.dse`'s model (same weights, exact integer sums), so its column "
+              "should equal the `.dse` column up to onnxruntime's float32 requantisation ties; on a CPU without "
+              "VNNI, u8s8 and s8s8 lose to saturated 16-bit sums (on a CPU with VNNI they equal u8u8); u8s7 "
+              "never saturates but its 7-bit weights cost resolution on every CPU."]
     return "\n".join(lines) + "\n"
 
 
@@ -159,6 +165,7 @@ def main(argv=None):
             print(json.dumps(rows[-1]), file=sys.stderr)
     info = dict(machine_info())
     info["flags"] = _cpu_flags()
+    info["load"] = "load average %.1f / %.1f / %.1f (1/5/15 min) at the end of the run" % os.getloadavg()
     info["command"] = "python benchmarks/qdq_formats.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.json:
         Path(a.json).write_text(json.dumps({"machine": info, "rows": rows}, indent=2))

@@ -187,8 +187,8 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
 
 def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", qdq_format: str | None = None) -> None:
     """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32) with its int8
-    tensors stored as `qdq_format` says (converters/onnx/qdq.py; default "u8u8", exact in
-    onnxruntime on every x86 CPU); `.dse` -> the artifact, specialised to `input_shapes`
+    tensors stored as `qdq_format` says (converters/onnx/qdq.py; default "u8u8", whose
+    integer sums cannot saturate in onnxruntime on any x86 CPU); `.dse` -> the artifact, specialised to `input_shapes`
     ({name: shape} or ["NAME=1x3x48x320", ...]; default: the calibration feeds' shape) with graph
     inputs/outputs in `io_dtype`."""
     p = str(path)

@@ -14,22 +14,27 @@ and int32 biases. In the QDQ file
 The opset is raised to at least 13 (per-axis Q/DQ); the model's metadata is kept.
 
 Weight formats (`QDQ_FORMATS`). onnxruntime picks its integer kernel by the types in the file.
-On x86-64 with AVX2 but without VNNI (most x86 CPUs before 2019-2021, many cloud VMs) its
-uint8 x int8 kernels multiply with VPMADDUBSW, which adds two u8*s8 products into a
-saturating int16: |x| up to 255 times |w| up to 127, twice, is 64,770 > 32,767, so a layer
-whose activations and weights are both large gets clipped sums. The same file is exact on a
-CPU with VNNI, on arm64 and in the C runtime. The formats:
+On x86-64 with AVX2 but without VNNI (Intel before Cascade Lake / Alder Lake, AMD before
+Zen 4, many cloud VMs) its uint8 x int8 kernels multiply with VPMADDUBSW, which adds two
+u8*s8 products into a saturating int16: |x| up to 255 times |w| up to 127, twice, is
+64,770 > 32,767, so a layer whose activations and weights are both large gets clipped sums.
+The same file is exact on a CPU with VNNI (VPDPBUSD adds into int32); the `.dse` never
+saturates. (Exact means exact integer sums: onnxruntime requantises in float32, which differs
+from the integer reference's fixed-point rule by one step on rare ties, in every format.)
+The formats:
   * "u8u8" (default): weights stored as uint8 w + 128 with zero point 128. They dequantise to
     exactly the same floats (the same model, no accuracy cost); onnxruntime takes its
     uint8 x uint8 kernels, which widen to int16 before multiplying and cannot saturate.
-    Slower in onnxruntime than u8s8 where u8s8 is exact.
+    In onnxruntime on an AVX2 CPU up to ~1.2x u8s8's time (mobilenet_v2; resnet50 and a
+    transformer about the same, BENCHMARKS.md); on a CPU with VNNI, where u8s8 is exact,
+    expected slower than u8s8 (not measured here).
   * "u8s8": weights int8 as quantised: onnxruntime's fastest kernels, exact only on CPUs
-    with VNNI (or arm64).
+    with VNNI.
   * "u8s7": weights re-rounded to 7 bits (q7 = round_half_even(q / 2), scale 2 s_w, |q7| <= 64,
     bias re-rounded to the new scale): onnxruntime's own remedy (`reduce_range`). Cannot
     saturate (2 * 255 * 64 < 32,768) and keeps the u8s8 kernels' speed, but it is another
     model than the `.dse` and the integer reference: the weights lose one bit (about 6 dB).
-  * "s8s8": activations int8 as in the IR, weights int8.
+  * "s8s8": activations int8 as in the IR, weights int8; saturates like u8s8 on AVX2.
 """
 from __future__ import annotations
 
@@ -106,8 +111,8 @@ class _QdqEmitter(_Emitter):
                 u8 = self.const(name + "_u8", (v.astype(np.int16) + 128).astype(np.uint8))
                 scale, zp = self.scale_zp(name, uint8=True)
                 self.emit("DequantizeLinear", [u8, scale, zp], [out])
-            elif v.dtype == np.int8 and p.axis is not None and self.fmt.weights == "u8":
-                # per-channel weight as uint8 q + 128, zero point 128: the same floats
+            elif v.dtype == np.int8 and self.fmt.weights == "u8":
+                # a symmetric weight as uint8 q + 128, zero point 128: the same floats
                 u8 = self.const(name + "_u8", (v.astype(np.int16) + 128).astype(np.uint8))
                 scale, zp = self.scale_zp(name, uint8=True)
                 self.emit("DequantizeLinear", [u8, scale, zp], [out], {"axis": int(p.axis)})
@@ -162,7 +167,7 @@ class _QdqEmitter(_Emitter):
         round_half_even(q / 2) in [-64, 64]) and its int32 bias to the new scale s_in * 2 s_w."""
         w = n.inputs[1] if len(n.inputs) > 1 else ""
         p = self.g.qparams.get(w)
-        if not w or w not in self.g.consts or p is None or p.axis is None or w in self._seven:
+        if n.attrs["_q"].get("kind") != "weighted" or w not in self.g.consts or p is None or w in self._seven:
             return
         self._seven[w] = (np.rint(self.g.consts[w].astype(np.float64) / 2).astype(np.int8),
                           p.scale.astype(np.float32) * np.float32(2))
