@@ -1,8 +1,9 @@
 """Constructs met in real models the project was not developed on (rapidocr's PP-OCR
 classifier, magika), each in a small model: quantised, its QDQ file checked by onnx and run in
 onnxruntime against the float model, its integer reference against the QDQ file. The QDQ file
-(default format u8u8) is the integer reference's model and exact in onnxruntime on every x86
-CPU (tests/quant/test_qdq_formats.py), so the two agree to a rare requantisation tie; a u8s8
+(default format u8u8) is the integer reference's model with exact integer sums in onnxruntime on
+every x86 CPU (tests/quant/test_qdq_formats.py), so the two agree to a rare requantisation tie
+(onnxruntime requantises in float32); a u8s8
 file on a CPU without VNNI would not (saturated sums, ~21 dB)."""
 import numpy as np
 import onnx
