@@ -185,11 +185,15 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     return quantize_graph(g, feeds, cfg, copy=not owned)
 
 
-def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -> None:
-    """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32); `.dse` -> the
-    artifact, specialised to `input_shapes` ({name: shape} or ["NAME=1x3x48x320", ...]; default:
-    the calibration feeds' shape) with graph inputs/outputs in `io_dtype`."""
+def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", qdq_format: str | None = None) -> None:
+    """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32) with its int8
+    tensors stored as `qdq_format` says (converters/onnx/qdq.py; default "u8u8", whose
+    integer sums cannot saturate in onnxruntime on any x86 CPU); `.dse` -> the artifact, specialised to `input_shapes`
+    ({name: shape} or ["NAME=1x3x48x320", ...]; default: the calibration feeds' shape) with graph
+    inputs/outputs in `io_dtype`."""
     p = str(path)
+    if p.endswith(".dse") and qdq_format is not None:
+        raise ModelError(f"{path}: --qdq-format applies to QDQ ONNX (*.onnx) output only")
     if p.endswith(".dse"):
         from .export import save_dse
         save_dse(result, path, input_shapes=input_shapes, io_dtype=io_dtype)
@@ -201,8 +205,8 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -
         raise ModelError(f"{path}: unknown output format", hint="name the output *.onnx (QDQ) or *.dse")
     g = result.graph
     if g.qparams:
-        from .converters.onnx.qdq import save_qdq
-        save_qdq(g, path)
+        from .converters.onnx.qdq import DEFAULT_QDQ_FORMAT, save_qdq
+        save_qdq(g, path, fmt=qdq_format or DEFAULT_QDQ_FORMAT)
     else:
         from .converters.onnx.writer import save_onnx
         save_onnx(g, path, fp16_weights=getattr(g, "fp16_weights", ()))

@@ -130,23 +130,33 @@ def inspect(model, as_json):
               help="For *.dse output: dtype of the graph inputs and outputs. int8/uint8 drop the leading "
                    "quantize and trailing dequantize (their scale and zero point are in the tensor table; "
                    "uint8 = int8 + 128); inputs/outputs that are not int8 inside stay float32.")
+@click.option("--qdq-format", "qdq_format", type=click.Choice(["u8u8", "u8s8", "u8s7", "s8s8"]), default=None,
+              help="For *.onnx output: how int8 tensors are stored, which picks onnxruntime's kernels. u8u8 "
+                   "(the default): uint8 activations and weights, the same model, no saturation in onnxruntime "
+                   "on any x86 CPU, up to ~1.2x u8s8's time there. u8s8: int8 weights, onnxruntime's fastest "
+                   "kernels, but their sums saturate on x86 CPUs without VNNI (AVX2 only), which can cost most "
+                   "of the accuracy. u8s7: 7-bit weights (onnxruntime's reduce_range), fast and safe but one bit "
+                   "coarser than the .dse. s8s8: int8 activations, saturates like u8s8.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, as_json,
-             progress):
+def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, qdq_format,
+             as_json, progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
     _check_output_path(output)
     if (input_shape or io_dtype != "float32") and not output.endswith(".dse"):
         raise click.UsageError("--input-shape and --io-dtype apply to *.dse output only")
+    if qdq_format is not None and not output.endswith(".onnx"):
+        raise click.UsageError("--qdq-format applies to *.onnx (QDQ) output only")
     from .export.specialize import input_shapes_from_cli
     shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()
     result = run_quantize(model, calib, precision=precision, method=method, keep_float=keep_float,
                           bias_correction=bias_correction, progress=progress,
                           pin_constant_inputs=output.endswith(".dse"))   # .dse guards pinned inputs
-    save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse") else {}))
+    save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse")
+                                   else {"qdq_format": qdq_format}))
     summary = quantize_summary(result, model, output)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if as_json:
