@@ -10,6 +10,9 @@ from .ir import Graph
 from .ops import REGISTRY
 
 
+PREPROCESSING_ONNX_KEY = "dsedge.preprocessing"   # QDQ ONNX metadata_props; .dse: "preprocessing"
+
+
 def load_graph(path) -> Graph:
     p = Path(path)
     if not p.exists():
@@ -167,9 +170,13 @@ def _file_size(path) -> int | None:
 
 
 def quantize(model, calib, *, precision: str = "int8", method: str = "auto", keep_float=(),
-             bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False):
+             bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
+             preprocess=None):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
+    `calib` may be a folder of images or WAV files; `preprocess` (e.g. "resize=256,mean=...";
+    see dsedge/calibration/preprocess.py) then says how they become feeds, and the resolved
+    preprocessing is stored in the written model (`result.info["preprocessing"]`, JSON).
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
     from .quant.quantize import QuantConfig, quantize_graph
@@ -181,8 +188,15 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
-        feeds = open_feeds(calib, g)
-    return quantize_graph(g, feeds, cfg, copy=not owned)
+        feeds = open_feeds(calib, g, preprocess=preprocess)
+    elif preprocess:
+        raise ModelError("preprocess applies to a folder of images or WAV files given as a path",
+                         hint="pass calib as the folder's path")
+    spec = getattr(feeds, "spec", None)
+    result = quantize_graph(g, feeds, cfg, copy=not owned)
+    if spec is not None:
+        result.info["preprocessing"] = spec.to_json()
+    return result
 
 
 def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -> None:
@@ -201,11 +215,17 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -
         raise ModelError(f"{path}: unknown output format", hint="name the output *.onnx (QDQ) or *.dse")
     g = result.graph
     if g.qparams:
-        from .converters.onnx.qdq import save_qdq
-        save_qdq(g, path)
+        from .converters.onnx.qdq import to_qdq_model as to_proto
+        m = to_proto(g)
     else:
-        from .converters.onnx.writer import save_onnx
-        save_onnx(g, path, fp16_weights=getattr(g, "fp16_weights", ()))
+        from .converters.onnx.writer import to_model_proto
+        m = to_model_proto(g, fp16_weights=getattr(g, "fp16_weights", ()))
+    pre = (getattr(result, "info", None) or {}).get("preprocessing")
+    if pre:                              # how images / WAVs become this model's input
+        p = m.metadata_props.add()
+        p.key, p.value = PREPROCESSING_ONNX_KEY, pre
+    from .util import atomic_write_bytes
+    atomic_write_bytes(path, m.SerializeToString())
 
 
 def quantize_summary(result, model_path=None, out_path=None) -> dict:
