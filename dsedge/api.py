@@ -188,7 +188,13 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
-        feeds = open_feeds(calib, g, preprocess=preprocess)
+        from .errors import FeedError
+        try:
+            feeds = open_feeds(calib, g, preprocess=preprocess)
+        except FeedError as e:
+            if owned and str(e).startswith("--preprocess"):     # a spec that does not fit: name the model
+                raise FeedError(f"{model}: {e}") from None
+            raise
     elif preprocess:
         raise ModelError("preprocess applies to a folder of images or WAV files given as a path",
                          hint="pass calib as the folder's path")
