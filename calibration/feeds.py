@@ -260,6 +260,21 @@ def _map_keys(keys: list[str], g: Graph | None, where: str, extra: str) -> dict[
     return {i: i for i in inputs}
 
 
+def is_media(path) -> bool:
+    """Whether open_feeds reads `path` as images or WAV files (not .npz)."""
+    from .media import media_files
+    from .preprocess import media_kind
+    p = Path(path)
+    if p.is_file():
+        return media_kind(p) is not None
+    if p.is_dir() and not any(f.suffix == ".npz" for f in p.iterdir()):
+        try:
+            return bool(media_files(p)[1])
+        except FeedError:
+            return True
+    return False
+
+
 def open_feeds(path, graph: Graph | None = None, *, extra: str = "error", preprocess=None) -> FeedSet:
     """Open a calibration set: a directory of .npz feeds, one .npz with a sample axis, or a
     directory of images or WAV files (or one such file; calibration/media.py).

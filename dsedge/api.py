@@ -261,8 +261,36 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
         "sqnr_feeds": len(result.eval_outputs),
         "sqnr_engine": engine,
         "calibration": result.info.get("calibration", {}),
+        "preprocessing": _describe_preprocessing(result.info.get("preprocessing")),
         "layers": [p.as_dict() for p in result.plan],
     }
+
+
+def _describe_preprocessing(text):
+    if not text:
+        return None
+    from .calibration import spec_from_json
+    spec = spec_from_json(text)
+    return f"{spec.kind}: {spec.describe()}"
+
+
+def stored_preprocessing(path):
+    """The preprocessing spec stored in a written model (`.dse` metadata `preprocessing`, ONNX
+    metadata_props `dsedge.preprocessing`), or None."""
+    from .calibration import spec_from_json
+    p = str(path)
+    text = None
+    if p.endswith(".dse"):
+        from .artifact import read
+        text = read(p).meta.get("preprocessing")
+    else:
+        try:
+            import onnx
+            m = onnx.load(p, load_external_data=False)
+            text = {q.key: q.value for q in m.metadata_props}.get(PREPROCESSING_ONNX_KEY)
+        except Exception:
+            return None
+    return spec_from_json(text) if text else None
 
 
 def _session(path):
@@ -298,7 +326,9 @@ def compare(float_model, quant_model, data, *, limit: int | None = None, progres
     from .calibration import open_feeds
     from .util import progress as bar
     ref_g = load_graph(float_model)
-    feeds = open_feeds(data, ref_g, extra="ignore" if labels else "error")
+    from .calibration.feeds import is_media
+    pre = stored_preprocessing(quant_model) if is_media(data) else None   # images / WAVs as calibrated
+    feeds = open_feeds(data, ref_g, extra="ignore" if labels else "error", preprocess=pre)
     truth = _labels(data, labels, len(feeds)) if labels else None
     correct = [0, 0]
     a_sess, b_sess = _session(float_model), _session(quant_model)

@@ -99,6 +99,15 @@ def test_png_folder_calibration_matches_npz(folders, npz_models, tmp_path):
     spec = json.loads(meta["dsedge.preprocessing"])
     assert spec["kind"] == "image" and spec["color"] == "gray" and spec["resize"] == [8, 8]
     assert meta["labels"] == "0,1,2,3,4,5,6,7,8,9"                  # the source metadata is kept too
+    # compare on the image folder reads it with the preprocessing stored in the quantised model
+    r = cli("compare", DIGITS / "model.onnx", out, "--data", png, "--json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    r = cli("compare", DIGITS / "model.onnx", npz_models["onnx"], "--data", DIGITS / "calib.npz", "--json",
+            "--no-progress")
+    ref = json.loads(r.stdout)                    # the same 64 images as arrays, npz-calibrated model
+    assert res["feeds"] == 64 and res["outputs"]["logits"]["top1_agreement"] == 1.0
+    assert abs(res["outputs"]["logits"]["sqnr_db"] - ref["outputs"]["logits"]["sqnr_db"]) < 1.0, (res, ref)
 
 
 def test_rendered_digits_to_dse_and_run_png_equals_npz(folders, npz_models, tmp_path):
