@@ -235,3 +235,20 @@ def test_float_wav_exit_2(tmp_path):
     r = cli("quantize", model, "--calib", d, "-o", tmp_path / "a.dse", "--no-progress")
     assert r.returncode == 2 and "f.wav: unsupported or corrupt WAV" in r.stderr and "sox" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_run_file_quantises_for_int8_io(folders, tmp_path):
+    """--io-dtype int8: run_file quantises the preprocessed image with the input's scale and zero
+    point, which gives the float-io artifact's output exactly (the same rounding as its QuantizeLinear)."""
+    import dsedge
+    _, png, _ = folders
+    outs = {}
+    for io in ("float32", "int8"):
+        r = cli("quantize", DIGITS / "model.onnx", "--calib", png, "--io-dtype", io, "-o", tmp_path / f"{io}.dse",
+                "--no-progress")
+        assert r.returncode == 0, r.stderr
+        with dsedge.Runtime(str(tmp_path / f"{io}.dse")) as rt:
+            assert rt.inputs[0].dtype == np.dtype(io)
+            outs[io] = [rt.run_file(png / f"{k:03d}.png")["logits"] for k in range(8)]
+    for a, b in zip(outs["float32"], outs["int8"]):
+        np.testing.assert_array_equal(a, b)
