@@ -33,6 +33,16 @@ class MediaFeedSet(FeedSet):
         self._n = sum(counts)
         self._keys = {spec.input: spec.input, **{o.name: o.name for o in spec.others}}
         self._sample_mode = {}
+        self._outputs = None             # the float outputs of the last feed (calibrate hands them back)
+
+    def observe_outputs(self, outputs) -> None:
+        """The model's outputs for the feed just yielded: a carried recurrent state (AudioSpec.carry)
+        of the next window of the same file is taken from them (calibration/collect.py calls this)."""
+        self._outputs = outputs
+
+    def _take_outputs(self):
+        o, self._outputs = self._outputs, None
+        return o
 
     def labels(self) -> list[str]:
         out = []
@@ -41,8 +51,11 @@ class MediaFeedSet(FeedSet):
         return out
 
     def items(self) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        carry = isinstance(self.spec, AudioSpec) and bool(self.spec.carry)
         for f, n in zip(self.files, self._counts):
-            for k, feed in enumerate(self.spec.feeds(f)):
+            self._outputs = None
+            feeds = self.spec.feeds(f, state=self._take_outputs) if carry else self.spec.feeds(f)
+            for k, feed in enumerate(feeds):
                 where = f if self.kind == "images" else f"{f}[{k}]"
                 yield where, self._validate(feed, where)
 

@@ -40,9 +40,15 @@ scaled to [-1, 1)), resampled to `sample_rate` (calibration/resample.py), cut in
     hop          samples between window starts (default: window, no overlap)
     scale        gain applied to the [-1, 1) signal (default 1)
   A file gives ceil((n - window) / hop) + 1 windows (at least 1); the last one is zero-padded.
+    carry        recurrent state, `OUTPUT>INPUT[/...]` or `none` (default: an output named like a
+                 zero-filled float input plus N, n, _out, _next: silero's stateN > state)
   Every other input of the model gets zeros of its shape (dynamic dims 1), which is the initial
   state of a streaming model, except an integer scalar whose name contains `sr` or `rate`,
-  which gets the sample rate (silero-vad's `sr`).
+  which gets the sample rate (silero-vad's `sr`). A carried state starts at zeros in each file
+  and then takes the model's output for the previous window: during calibration from the float
+  model (calibration/collect.py hands each feed's outputs back), when running from the
+  artifact's own outputs (`dsedge run`, `Runtime.run_file`). Without outputs (e.g. `compare`)
+  it stays zero.
 """
 from __future__ import annotations
 
@@ -63,7 +69,7 @@ AUDIO_EXTS = (".wav",)
 FILTERS = ("bilinear", "bicubic", "lanczos", "box", "nearest")
 DEFAULT_SAMPLE_RATE = 16000
 _IMAGE_KEYS = ("input", "resize", "crop", "filter", "color", "layout", "scale", "mean", "std")
-_AUDIO_KEYS = ("input", "sample_rate", "window", "hop", "scale")
+_AUDIO_KEYS = ("input", "sample_rate", "window", "hop", "scale", "carry")
 _WAV_FIX = "convert it to PCM WAV, e.g. `sox in.wav -b 16 -e signed-integer out.wav`"
 
 
@@ -186,6 +192,7 @@ class AudioSpec:
     hop: int
     scale: float = 1.0
     others: tuple[OtherInput, ...] = ()
+    carry: tuple[tuple[str, str], ...] = ()    # (output, input): recurrent state fed to the next window
     kind: str = "audio"
 
     def to_json(self) -> str:
@@ -193,7 +200,7 @@ class AudioSpec:
 
     def describe(self) -> str:
         return (f"input={self.input},sample_rate={self.sample_rate},window={self.window},hop={self.hop},"
-                f"scale={self.scale:g}")
+                f"scale={self.scale:g},carry=" + ("/".join(f"{o}>{i}" for o, i in self.carry) or "none"))
 
     def n_windows(self, n_samples: int) -> int:
         if n_samples <= self.window:
@@ -212,13 +219,18 @@ class AudioSpec:
     def _shape(self, w: np.ndarray) -> np.ndarray:
         return (w * self.scale).astype(np.dtype(self.dtype)).reshape(self.shape)
 
-    def feeds(self, source, sample_rate: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+    def feeds(self, source, sample_rate: int | None = None, state=None) -> Iterator[dict[str, np.ndarray]]:
         """Feed dicts, one per window, from a WAV path or a 1-D array at `sample_rate` (default:
-        the spec's rate). A file is streamed: memory stays at one block plus one window."""
+        the spec's rate). A file is streamed: memory stays at one block plus one window.
+
+        Recurrent state (`carry`): each feed's state inputs start at zeros; when `state` (a
+        callable) is given, it is called after each feed is consumed and returns the outputs of
+        that window ({name: array}, or None), whose carried outputs feed the next window."""
         others = _other_values(self.others, self.sample_rate)
         if isinstance(source, (str, Path)):
             for w in self._stream_windows(read_wav_blocks(source)):
                 yield {self.input: w, **others}
+                others = self._next_state(others, state)
             return
         x = np.asarray(source, np.float64)
         if x.ndim == 2:                     # (samples, channels)
@@ -229,6 +241,19 @@ class AudioSpec:
             x = resample(x, sr, self.sample_rate)
         for w in self.windows(x):
             yield {self.input: w, **others}
+            others = self._next_state(others, state)
+
+    def _next_state(self, others, state):
+        if not self.carry or state is None:
+            return others
+        outs = state()
+        if not outs:
+            return others
+        nxt = dict(others)
+        for o, i in self.carry:
+            if o in outs:
+                nxt[i] = np.asarray(outs[o]).astype(others[i].dtype).reshape(others[i].shape)
+        return nxt
 
     def _stream_windows(self, blocks) -> Iterator[np.ndarray]:
         from .resample import Resampler
@@ -285,6 +310,7 @@ def spec_from_json(text: str) -> Spec:
             return ImageSpec(**d, others=others)
         if kind == "audio":
             d["shape"] = tuple(d["shape"])
+            d["carry"] = tuple(tuple(c) for c in d.get("carry", ()))
             return AudioSpec(**d, others=others)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise FeedError(f"unreadable preprocessing metadata ({type(e).__name__}: {e}): {text[:200]!r}") from None
@@ -428,7 +454,7 @@ def resolve(graph, kind: str, options=None, *, where: str = "--preprocess") -> S
     if kind == "image":
         return _resolve_image(infos, opts, where)
     if kind == "audio":
-        return _resolve_audio(infos, opts, where)
+        return _resolve_audio(infos, opts, where, list(graph.outputs))
     raise ValueError(kind)
 
 
@@ -539,7 +565,7 @@ def _audio_ok(t) -> bool:
     return all(_static(d) in (None, 1) for d in shape[:-1]) and _static(shape[-1]) not in (1,)
 
 
-def _resolve_audio(infos, opts, where) -> AudioSpec:
+def _resolve_audio(infos, opts, where, graph_outputs=()) -> AudioSpec:
     name, shape, dtype = _pick(infos, opts, where, _audio_ok,
                                "an audio signal (float, rank 1..3, leading dimensions 1)")
     if shape is None or not 1 <= len(shape) <= 3 or any(_static(d) not in (None, 1) for d in shape[:-1]):
@@ -552,9 +578,44 @@ def _resolve_audio(infos, opts, where) -> AudioSpec:
                         hint=f"use window={last}")
     hop = _int("hop", opts["hop"]) if "hop" in opts else window
     scale = _number("scale", opts["scale"]) if "scale" in opts else 1.0
+    others = _others(infos, name, where)
     return AudioSpec(input=name, dtype=np.dtype(dtype).name, shape=tuple([1] * (len(shape) - 1) + [window]),
-                     sample_rate=sr, window=window, hop=hop, scale=float(scale),
-                     others=_others(infos, name, where))
+                     sample_rate=sr, window=window, hop=hop, scale=float(scale), others=others,
+                     carry=_carry(graph_outputs, others, opts.get("carry"), where))
+
+
+_STATE_SUFFIXES = ("N", "n", "_out", "_next", "out", "_new")
+
+
+def _carry(outputs, others, opt, where) -> tuple[tuple[str, str], ...]:
+    """(output, input) pairs of recurrent state: `carry=stateN>state/...`, `carry=none`, or by
+    name, an output called like a zero-filled float input plus N / n / _out / _next (silero's
+    state -> stateN, h -> hn)."""
+    zeros = {o.name for o in others if o.fill == "zeros" and np.dtype(o.dtype).kind == "f"}
+    if opt is not None:
+        if opt.strip().lower() in ("none", "no", ""):
+            return ()
+        pairs = []
+        for item in re.split(r"[/;\s]+", opt.strip()):
+            if not item:
+                continue
+            if ">" not in item:
+                raise FeedError(f"{where}: carry={opt!r}: each item is OUTPUT>INPUT", hint="e.g. carry=stateN>state")
+            o, i = (x.strip() for x in item.split(">", 1))
+            if o not in outputs:
+                raise FeedError(f"{where}: carry: {o!r} is not an output of the model",
+                                hint="the model's outputs are " + ", ".join(map(repr, outputs)))
+            if i not in zeros:
+                raise FeedError(f"{where}: carry: {i!r} is not a float input other than the signal")
+            pairs.append((o, i))
+        return tuple(pairs)
+    out = []
+    for i in sorted(zeros):
+        for suf in _STATE_SUFFIXES:
+            if i + suf in outputs:
+                out.append((i + suf, i))
+                break
+    return tuple(out)
 
 
 # -- readers ------------------------------------------------------------------------------

@@ -233,8 +233,10 @@ def run(model, input_path, output, threads, as_json):
                 raise DseError(f"{model}: carries no preprocessing metadata, so it cannot take {input_path} directly",
                                hint=f"quantise it with --calib on a folder of {media}s (and --preprocess), "
                                     "or give an .npz of input arrays")
-            feeds = rt.preprocess(input_path)
-        outs, n = run_feeds(rt, feeds)
+            outs = rt.run_file(input_path)
+            n = 1 if rt.preprocessing.kind == "image" else len(next(iter(outs.values())))
+        else:
+            outs, n = run_feeds(rt, feeds)
     np.savez(output, **outs)
     info = {"model": model, "inferences": n, "output": output,
             "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outs.items()}}

@@ -421,9 +421,33 @@ class Runtime:
 
     def run_file(self, source, *, sample_rate: int | None = None) -> dict[str, np.ndarray]:
         """`preprocess(source)` then run: an image gives one inference's outputs; audio gives
-        every window's outputs stacked along a new leading axis."""
+        every window's outputs stacked along a new leading axis. A recurrent state the
+        preprocessing carries (e.g. silero's stateN -> state) flows from each window's outputs
+        into the next window, starting from zeros."""
+        spec = self.preprocessing
+        if spec is not None and spec.kind == "audio" and spec.carry:
+            src = os.fspath(source) if isinstance(source, os.PathLike) else source
+            last: dict = {}
+            outs = []
+            feeds = (spec.feeds(src, state=lambda: last.get("out")) if isinstance(src, str) else
+                     spec.feeds(src, sample_rate=sample_rate, state=lambda: last.get("out")))
+            for f in feeds:
+                o = self.run(self._to_io(f))
+                last["out"] = self._from_io(o)
+                outs.append(o)
+            return {k: np.stack([o[k] for o in outs]) for k in outs[0]}
         feeds = self.preprocess(source, sample_rate=sample_rate)
         return run_feeds(self, feeds)[0]
+
+    def _from_io(self, outs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Dequantise int8/uint8 graph outputs (--io-dtype) to float32."""
+        res = {}
+        for spec in self.outputs:
+            a = outs[spec.name]
+            if spec.dtype.kind in "iu" and spec.qparams is not None and spec.qparams.axis is None:
+                a = ((a.astype(np.float64) - spec.qparams.zero_point) * spec.qparams.scale).astype(np.float32)
+            res[spec.name] = a
+        return res
 
     def _to_io(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Quantise float feeds for a model whose inputs are int8/uint8 (--io-dtype)."""

@@ -2,8 +2,10 @@
 stereo 44.1 kHz recording), then run on a WAV through the preprocessing stored in the .dse.
 
 Windows are 576 samples at 16 kHz with a hop of 512 (silero's 512 new samples + 64 of
-context), each with a zero state and sr = 16000 (the feed reader's rule for other inputs), so
-the oracle is the float model in onnxruntime on the same windows.
+context), sr = 16000 (the feed reader's rule for integer scalars named sr), and the recurrent
+state carried from window to window (stateN -> state, found by name; zeros at the start of each
+file): during calibration from the float model's outputs, when running from the artifact's.
+The oracle is the float model in onnxruntime run the same way (as silero_vad's OnnxWrapper).
 """
 import os
 import shutil
@@ -56,9 +58,15 @@ def test_vad_from_wav_folder_matches_float(vad):
     with dsedge.Runtime(str(out)) as rt:
         spec = rt.preprocessing
         assert (spec.sample_rate, spec.window, spec.hop) == (16000, 576, 512)
+        assert spec.carry == (("stateN", "state"),)
         for name, speech in [("speech1.wav", True), ("quiet.wav", False)]:
-            feeds = list(spec.feeds(str(wavs / name)))
-            ref = np.array([sess.run(None, f)[0].ravel()[0] for f in feeds])
+            last = {}
+            ref = []
+            for f in spec.feeds(str(wavs / name), state=lambda: last.get("o")):
+                prob, state = sess.run(None, f)
+                last["o"] = {"stateN": state}
+                ref.append(prob.ravel()[0])
+            ref = np.array(ref)
             got = rt.run_file(wavs / name)["output"].ravel()
             assert got.shape == ref.shape
             assert np.mean((ref > 0.5) == (got > 0.5)) >= 0.9

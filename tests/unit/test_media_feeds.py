@@ -319,3 +319,34 @@ def test_resampler_streaming_identity_and_dc():
     np.testing.assert_array_equal(resample(x, 16000, 16000), x)
     dc = resample(np.full(5000, 0.25), 11025, 16000)
     np.testing.assert_allclose(dc[200:-200], 0.25, rtol=0, atol=1e-12)
+
+
+def test_recurrent_state_is_carried_during_calibration(tmp_path):
+    """stateN = state + sum(x): calibration must see the state the model really reaches (0, 4v,
+    8v over three windows of a constant signal v), not zeros; each file starts from zeros."""
+    from dsedge.calibration import calibrate
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=1),
+             helper.make_node("Add", ["state", "s"], ["stateN"]),
+             helper.make_node("Identity", ["x"], ["y"])]
+    m = helper.make_model(helper.make_graph(
+        nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                       helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [1, 1])]),
+        opset_imports=[helper.make_opsetid("", 13)])
+    g = from_model_proto(m)
+    _write_wav(tmp_path / "a.wav", np.full(12, 1000), 16000)
+    _write_wav(tmp_path / "b.wav", np.full(4, 1000), 16000)
+    fs = open_feeds(tmp_path, g)
+    assert fs.spec.carry == (("stateN", "state"),)
+    v = 1000 / 32768
+    res = calibrate(g, fs, method="minmax", progress=False)
+    lo, hi = res.ranges["state"]
+    assert abs(hi - 8 * v) < 1e-6 and lo <= 0
+    seen = [float(f["state"][0, 0]) for f in res.feeds]
+    assert sorted(seen) == pytest.approx([0.0, 0.0, 4 * v, 8 * v], abs=1e-6)
+    # without outputs handed back (plain iteration) the state stays zero; carry=none disables it
+    assert all(not f["state"].any() for f in open_feeds(tmp_path, g))
+    assert open_feeds(tmp_path, g, preprocess="carry=none").spec.carry == ()
+    with pytest.raises(FeedError, match="not an output"):
+        open_feeds(tmp_path, g, preprocess="carry=nope>state")
