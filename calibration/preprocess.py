@@ -157,13 +157,10 @@ class ImageSpec:
         if self.color == "bgr":
             a = a[:, :, ::-1]
         dt = np.dtype(self.dtype)
+        x = (a.astype(np.float64) * self.scale - np.asarray(self.mean, np.float64)) / np.asarray(self.std, np.float64)
         if dt.kind == "f":
-            x = a.astype(np.float64) * self.scale
-            x = (x - np.asarray(self.mean, np.float64)) / np.asarray(self.std, np.float64)
             x = x.astype(dt)
-        else:
-            x = a.astype(np.float64) * self.scale
-            x = (x - np.asarray(self.mean, np.float64)) / np.asarray(self.std, np.float64)
+        else:                                    # an integer input: round and saturate
             info = np.iinfo(dt)
             x = np.clip(np.rint(x), info.min, info.max).astype(dt)
         if self.layout == "nchw":

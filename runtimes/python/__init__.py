@@ -404,12 +404,7 @@ class Runtime:
         preprocessing exactly as during calibration. An image gives one feed dict; audio gives
         one inference per window, every array stacked along a new leading axis (as `run_feeds`
         and `dsedge run` take them)."""
-        spec = self.preprocessing
-        if spec is None:
-            raise DseError(f"{self.path or '<bytes>'}: the model carries no preprocessing metadata, so it cannot "
-                           "take an image or a WAV file directly",
-                           hint="quantise it with --calib on a folder of images or WAV files (and --preprocess), "
-                                "or give the input arrays")
+        spec = self._media_spec(source)
         if spec.kind == "image":
             spec = _fit_image(spec, self._by_name.get(spec.input, (0, None))[1])
             feeds = [self._to_io(f) for f in spec.feeds(source)]
@@ -424,8 +419,8 @@ class Runtime:
         every window's outputs stacked along a new leading axis. A recurrent state the
         preprocessing carries (e.g. silero's stateN -> state) flows from each window's outputs
         into the next window, starting from zeros."""
-        spec = self.preprocessing
-        if spec is not None and spec.kind == "audio" and spec.carry:
+        spec = self._media_spec(source)
+        if spec.kind == "audio" and spec.carry:
             src = os.fspath(source) if isinstance(source, os.PathLike) else source
             last: dict = {}
             outs = []
@@ -448,6 +443,22 @@ class Runtime:
                 a = ((a.astype(np.float64) - spec.qparams.zero_point) * spec.qparams.scale).astype(np.float32)
             res[spec.name] = a
         return res
+
+    def _media_spec(self, source):
+        """The stored spec, checked against the kind of file `source` is."""
+        spec = self.preprocessing
+        if spec is None:
+            raise DseError(f"{self.path or '<bytes>'}: the model carries no preprocessing metadata, so it cannot "
+                           "take an image or a WAV file directly",
+                           hint="quantise it with --calib on a folder of images or WAV files (and --preprocess), "
+                                "or give the input arrays")
+        if isinstance(source, (str, os.PathLike)):
+            kind = _preprocess_module().media_kind(source)
+            if kind != spec.kind:
+                raise DseError(f"{os.fspath(source)}: the model was calibrated on {spec.kind} files and takes "
+                               f"{'images' if spec.kind == 'image' else 'WAV files'}",
+                               hint="give " + ("an image (.png, .jpg, ...)" if spec.kind == "image" else "a .wav file"))
+        return spec
 
     def _to_io(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Quantise float feeds for a model whose inputs are int8/uint8 (--io-dtype)."""

@@ -135,6 +135,9 @@ def test_rendered_digits_to_dse_and_run_png_equals_npz(folders, npz_models, tmp_
         np.testing.assert_array_equal(rt.run_file(png)["logits"], lb)
         np.testing.assert_array_equal(rt.run_file(Image.open(png))["logits"], lb)          # a PIL image
         np.testing.assert_array_equal(rt.preprocess(np.asarray(Image.open(png)))["image"], x[None, None])
+    _sine_wav(tmp_path / "tone.wav", 440, 16000)
+    r = cli("run", out, "-i", tmp_path / "tone.wav", "-o", tmp_path / "t.npz")
+    assert r.returncode == 2 and "calibrated on image files and takes images" in r.stderr, r.stderr
 
 
 def test_run_image_on_model_without_preprocessing(folders, npz_models, tmp_path):
