@@ -133,7 +133,7 @@ def inspect(model, as_json):
 @click.option("--preprocess", "preprocess", default=None, metavar="KEY=VALUE,...",
               help="How image or WAV calibration files become the model's input, e.g. "
                    "resize=256,mean=0.485,0.456,0.406,std=0.229,0.224,0.225,layout=nchw (images: resize, crop, "
-                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, input). "
+                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, carry, input). "
                    "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
                    "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
                    "the input's length or 1 s windows).")
@@ -272,7 +272,7 @@ def run(model, input_path, output, threads, as_json):
 @click.option("--preprocess", "preprocess", default=None, metavar="KEY=VALUE,...",
               help="For an ONNX MODEL: how image or WAV calibration files become the model's input, e.g. "
                    "resize=256,mean=0.485,0.456,0.406,std=0.229,0.224,0.225,layout=nchw (images: resize, crop, "
-                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, input). "
+                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, carry, input). "
                    "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
                    "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
                    "the input's length or 1 s windows).")
