@@ -107,7 +107,8 @@ def test_png_folder_calibration_matches_npz(folders, npz_models, tmp_path):
             "--no-progress")
     ref = json.loads(r.stdout)                    # the same 64 images as arrays, npz-calibrated model
     assert res["feeds"] == 64 and res["outputs"]["logits"]["top1_agreement"] == 1.0
-    assert abs(res["outputs"]["logits"]["sqnr_db"] - ref["outputs"]["logits"]["sqnr_db"]) < 1.0, (res, ref)
+    # calibrated from the PNGs it is no worse than from the arrays (both ~50 dB with u8u8 weights)
+    assert res["outputs"]["logits"]["sqnr_db"] > ref["outputs"]["logits"]["sqnr_db"] - 1.0, (res, ref)
 
 
 def test_rendered_digits_to_dse_and_run_png_equals_npz(folders, npz_models, tmp_path):
