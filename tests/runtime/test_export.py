@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import dsedge
 import dsedge.zoo as zoo
 from dsedge.artifact import BIG_CONST, CONST, op_id, read
 from dsedge.converters.onnx.reader import load_onnx
@@ -156,6 +157,7 @@ def test_io_dtype(tmp_path, io):
     assert xin.quant is not None and xin.quant.axis is None and yout.quant is not None
     assert art.meta["io_dtype"] == io
     g2 = load_dse_graph(tmp_path / "m.dse")
+    rt = dsedge.Runtime(tmp_path / "m.dse")
     sx, zx = xin.quant.scales[0], xin.quant.zero_points[0]
     sy, zy = yout.quant.scales[0], yout.quant.zero_points[0]
     # the int8 twin in the float-io graph: same scale, zero point shifted by 128 for uint8
@@ -169,6 +171,8 @@ def test_io_dtype(tmp_path, io):
         ref = run(r.graph, f)["y"]                        # float output of the float-io graph
         deq = (got.astype(np.float32) - np.float32(zy)) * np.float32(sy)
         assert deq.tobytes() == ref.tobytes()
+        # the C runtime loads and runs it too (uint8 io once wrote a .dse the loader refused)
+        assert rt.run({"x": xq})["y"].tobytes() == got.tobytes()
     if io == "int8":
         assert "QuantizeLinear" not in _ops(art) and "DequantizeLinear" not in _ops(art)
 

@@ -1,18 +1,20 @@
-/* dequantize.c: DequantizeLinear, int8 -> float32, per tensor (docs/kernels.md,
+/* dequantize.c: DequantizeLinear, int8 or uint8 -> float32, per tensor (docs/kernels.md,
  * docs/quant-arith.md §10):  y = (float)(q - zp) * scale, one float32 rounding, as ONNX /
- * onnxruntime / arith.dequantize. Inputs: x int8, scale float32 constant (one element), zero
- * point int8 constant (one element, absent = 0).
+ * onnxruntime / arith.dequantize. Inputs: x int8 (uint8 for a graph input under
+ * `--io-dtype uint8`), scale float32 constant (one element), zero point of x's dtype
+ * (constant, one element, absent = 0).
  */
 #include <math.h>
 
 #include "requant.h"
 
-static int dequantize_scalar_params(const dse_model *m, const dse_node *n, float *scale, int *zp) {
+static int dequantize_scalar_params(const dse_model *m, const dse_node *n, int qtype, float *scale, int *zp) {
     const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     if (!s || s->dtype != DSE_DTYPE_FLOAT32 || s->numel != 1 || s->storage != DSE_STORAGE_CONST) return 1;
-    if (z && (z->dtype != DSE_DTYPE_INT8 || z->numel != 1 || z->storage != DSE_STORAGE_CONST)) return 1;
+    if (z && (z->dtype != qtype || z->numel != 1 || z->storage != DSE_STORAGE_CONST)) return 1;
     memcpy(scale, m->blob + s->offset, sizeof *scale);
-    *zp = z ? *(const int8_t *)(m->blob + z->offset) : 0;
+    *zp = !z ? 0 : qtype == DSE_DTYPE_UINT8 ? *(const uint8_t *)(m->blob + z->offset)
+                                            : *(const int8_t *)(m->blob + z->offset);
     return !isfinite(*scale);
 }
 
@@ -20,8 +22,8 @@ int dse__check_dequantize_i8(const dse_model *m, const dse_node *n, dse_why *why
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     float s;
     int zp;
-    if (!x || !y || x->dtype != DSE_DTYPE_INT8 || y->dtype != DSE_DTYPE_FLOAT32 || x->numel != y->numel ||
-        n->n_in > 3 || dequantize_scalar_params(m, n, &s, &zp)) {
+    if (!x || !y || (x->dtype != DSE_DTYPE_INT8 && x->dtype != DSE_DTYPE_UINT8) || y->dtype != DSE_DTYPE_FLOAT32 ||
+        x->numel != y->numel || n->n_in > 3 || dequantize_scalar_params(m, n, x->dtype, &s, &zp)) {
         DSE_WHY(why, DEQUANTIZE_DEQUANTIZELINEAR_NEEDS_INT8_X);
         return 1;
     }
@@ -30,10 +32,14 @@ int dse__check_dequantize_i8(const dse_model *m, const dse_node *n, dse_why *why
 
 void dse_i8_dequantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     (void)scratch;
-    const int8_t *x = dse__data(m, arena, n->in[0]);
+    const void *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
     float s;
-    int zp;
-    dequantize_scalar_params(m, n, &s, &zp);
-    for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) y[i] = (float)(x[i] - zp) * s;
+    int zp, qtype = m->tensors[n->in[0]].dtype;
+    dequantize_scalar_params(m, n, qtype, &s, &zp);
+    size_t e = m->tensors[n->out[0]].numel;
+    if (qtype == DSE_DTYPE_UINT8)
+        for (size_t i = 0; i < e; i++) y[i] = (float)(((const uint8_t *)x)[i] - zp) * s;
+    else
+        for (size_t i = 0; i < e; i++) y[i] = (float)(((const int8_t *)x)[i] - zp) * s;
 }
