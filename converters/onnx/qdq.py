@@ -10,6 +10,7 @@ and int32 biases. In the QDQ file
     axis), biases int32 with scale s_in * s_w[c] and zero point 0;
   * the quantiser's own QuantizeLinear/DequantizeLinear boundary nodes are re-emitted in uint8;
   * float nodes are written unchanged; only float tensors are ever quantised.
+Dynamically quantised nodes (no calibration) are written by converters/onnx/dynamic.py.
 The opset is raised to at least 13 (per-axis Q/DQ); the model's metadata is kept.
 """
 from __future__ import annotations
@@ -77,6 +78,10 @@ class _QdqEmitter(_Emitter):
             return
         if "_q" not in n.attrs:
             super().node(n)
+            return
+        if n.attrs["_q"]["kind"] == "dynamic":   # no calibration: converters/onnx/dynamic.py
+            from .dynamic import emit_dynamic
+            emit_dynamic(self, n)
             return
         ins = [self.dequant(i) if (i and i in self.g.qparams) else i for i in n.inputs]
         attrs = {k: v for k, v in n.attrs.items() if k != "_q"}
