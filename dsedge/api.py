@@ -166,10 +166,20 @@ def _file_size(path) -> int | None:
         return None
 
 
-def quantize(model, calib, *, precision: str = "int8", method: str = "auto", keep_float=(),
+def default_output_path(model, precision: str = "int8") -> str:
+    """Where `dsedge quantize MODEL` writes without -o: `<stem>.int8.onnx` next to the input
+    (`<stem>.fp16.onnx` / `<stem>.fp32.onnx` for those precisions)."""
+    p = Path(model)
+    stem = p.stem if p.suffix.lower() == ".onnx" else p.name
+    return str(p.with_name(f"{stem}.{precision}.onnx"))
+
+
+def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
+    Without `calib` (None): dynamic quantisation (dsedge/quant/dynamic.py): int8 weights for
+    Conv/Gemm/MatMul, their inputs quantised per inference, everything else float.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
     from .quant.quantize import QuantConfig, quantize_graph
@@ -178,6 +188,9 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
                       bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs)
+    if calib is None:
+        from .quant.dynamic import quantize_dynamic
+        return quantize_dynamic(g, cfg, copy=not owned)
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
@@ -208,6 +221,12 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -
         save_onnx(g, path, fp16_weights=getattr(g, "fp16_weights", ()))
 
 
+DYNAMIC_HINT = ("no calibration data: weights are int8, activations are quantised at run time (dynamic). "
+                "Calibration usually does better (activations stay int8 between layers: smaller error, "
+                "faster): pass --calib FEEDS, a folder of .npz files (one feed each, keys = input names) "
+                "or one .npz whose arrays carry a leading sample axis")
+
+
 def quantize_summary(result, model_path=None, out_path=None) -> dict:
     """The summary `dsedge quantize` prints. The output SQNR is measured on the written model
     where that is cheap and exact: a QDQ ONNX file runs in onnxruntime (what its user gets);
@@ -225,9 +244,12 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
     counts: dict[str, int] = {}
     for p in result.plan:
         counts[p.precision] = counts.get(p.precision, 0) + 1
+    dynamic = bool(result.info.get("dynamic"))
     return {
         "model": None if model_path is None else str(model_path),
         "output": None if out_path is None else str(out_path),
+        "dynamic": dynamic,
+        "hint": (DYNAMIC_HINT if dynamic else None),
         "input_bytes": _file_size(model_path) if model_path else None,
         "output_bytes": _file_size(out_path) if out_path else None,
         "nodes_by_precision": counts,
