@@ -35,7 +35,7 @@ static size_t dyn_i8_scratch(size_t numel_x, size_t C) {
 static int dyn_i8_operands(const dse_model *m, const dse_node *n, int axis, dyn_i8_params *p, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *b = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
-    if (dse__attr_int(n, DSE_A_dynamic, 0) != 1) { DSE_WHY(why, DYN_I8_NOT_DYNAMIC); return 1; }
+    if (dse__attr_int(n, DSE_A_dynamic, 0) != 1) { DSE_WHY(why, DYN_I8_NOT_FOR_THIS_NODE); return 1; }
     if (!x || !w || !b || !y || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 ||
         w->dtype != DSE_DTYPE_INT8 || w->storage != DSE_STORAGE_CONST || w->rank < 2 ||
         b->dtype != DSE_DTYPE_FLOAT32 || b->storage != DSE_STORAGE_CONST) {
