@@ -160,3 +160,40 @@ def test_keep_float_and_non_weighted_ops_stay_float(tmp_path):
     res = quantize_dynamic(g, QuantConfig(progress=False, keep_float=(names[-1],)))
     prec = {p.name: p.precision for p in res.plan}
     assert prec[names[-1]] == "fp32" and list(prec.values()).count("int8-dynamic") == 1
+
+
+def _mutated(src, dst, *, scale=None, drop_scratch=False, drop_dynamic=False):
+    """The artifact at src with the first dynamic node's w_scale set to `scale`, or without
+    scratch, or without its `dynamic` attribute."""
+    import dataclasses
+    from dsedge.artifact import TensorAttr, read, write
+    a = read(src)
+    k = next(i for i, n in enumerate(a.nodes) if dict(n.attrs).get("dynamic") == 1)
+    n = a.nodes[k]
+    tensors, nodes = list(a.tensors), list(a.nodes)
+    if scale is not None:
+        ti = dict(n.attrs)["w_scale"].index
+        t = tensors[ti]
+        tensors[ti] = dataclasses.replace(t, data=np.full(t.shape, scale, np.float32).tobytes())
+    if drop_dynamic:
+        nodes[k] = dataclasses.replace(n, attrs=tuple((key, v) for key, v in n.attrs if key != "dynamic"))
+    kw = {"scratch_size": 0} if drop_scratch else {}
+    b = dataclasses.replace(a, tensors=tuple(tensors), nodes=tuple(nodes), **kw)
+    write(b, dst)
+    assert isinstance(dict(n.attrs)["w_scale"], TensorAttr)
+    return dst
+
+
+@pytest.mark.parametrize("how, words", [({"scale": 0.0}, "w_scale"), ({"scale": float("nan")}, "w_scale"),
+                                        ({"drop_scratch": True}, "scratch"),
+                                        ({"drop_dynamic": True}, "dse_f32_matmul__ref")])
+def test_c_loader_refuses_malformed_dynamic_nodes(tmp_path, how, words):
+    from dsedge.errors import DseError
+    from dsedge.runtime import Runtime
+    path, _ = _build(tmp_path, "matmul")
+    res = quantize(str(path), None, progress=False)
+    save_result(res, tmp_path / "ok.dse")
+    bad = _mutated(tmp_path / "ok.dse", tmp_path / "bad.dse", **how)
+    with pytest.raises(DseError) as e:
+        Runtime(str(bad))
+    assert words in str(e.value) and "MatMul" in str(e.value)
