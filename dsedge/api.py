@@ -224,9 +224,9 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -
 DYNAMIC_HINT = ("no calibration data: weights are int8 and the inputs of Conv/Gemm/MatMul are quantised at "
                 "run time (dynamic); everything between them stays float and no error was measured. "
                 "Calibrating does better at run time (activations stay int8 from layer to layer: no "
-                "per-inference range pass, less memory traffic, int8 wherever the measured error allows), is "
-                "often more accurate (weight rounding and bias correction measured on the data) and reports "
-                "the output SQNR: pass --calib FEEDS, a folder of .npz files (one feed each, keys = "
+                "per-inference range pass, less memory traffic, int8 wherever the measured error allows) and "
+                "measures the error (which model is more accurate depends on the model: check with "
+                "`dsedge compare`): pass --calib FEEDS, a folder of .npz files (one feed each, keys = "
                 "the model's input names) or one .npz whose arrays carry a leading sample axis")
 
 
