@@ -230,6 +230,12 @@ DYNAMIC_HINT = ("no calibration data: weights are int8 and the inputs of Conv/Ge
                 "the model's input names) or one .npz whose arrays carry a leading sample axis")
 
 
+DYNAMIC_NONE_HINT = ("no calibration data, and no Conv/Gemm/MatMul with constant weights that can be quantised "
+                     "dynamically (weights inside If/Loop branches are not yet): the model is only optimised and "
+                     "stays float. Pass --calib FEEDS (a folder of .npz files, one feed each, or one .npz whose "
+                     "arrays carry a leading sample axis) to quantise it")
+
+
 def quantize_summary(result, model_path=None, out_path=None) -> dict:
     """The summary `dsedge quantize` prints. The output SQNR is measured on the written model
     where that is cheap and exact: a QDQ ONNX file runs in onnxruntime (what its user gets);
@@ -252,7 +258,7 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
         "model": None if model_path is None else str(model_path),
         "output": None if out_path is None else str(out_path),
         "dynamic": dynamic,
-        "hint": (DYNAMIC_HINT if dynamic else None),
+        "hint": (None if not dynamic else DYNAMIC_HINT if counts.get("int8-dynamic") else DYNAMIC_NONE_HINT),
         "input_bytes": _file_size(model_path) if model_path else None,
         "output_bytes": _file_size(out_path) if out_path else None,
         "nodes_by_precision": counts,

@@ -49,8 +49,10 @@ def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bo
             plan.append(LayerPlan(n.name, _op(n), DYNAMIC_PRECISION,
                                   "weight-bearing: int8 weights, input quantised at run time"))
         else:
-            plan.append(LayerPlan(n.name, _op(n), "fp32",
-                                  why if why != "no dynamic int8 form" else "no calibration data (stays float)"))
+            if why == "no dynamic int8 form":
+                why = ("control flow: the weights inside its branches stay float (not quantised dynamically yet)"
+                       if list(n.subgraphs()) else "no calibration data (stays float)")
+            plan.append(LayerPlan(n.name, _op(n), "fp32", why))
         new_nodes.append(nn)
     q.nodes = new_nodes
     from ..passes.simplify import eliminate_dead

@@ -197,3 +197,13 @@ def test_c_loader_refuses_malformed_dynamic_nodes(tmp_path, how, words):
     with pytest.raises(DseError) as e:
         Runtime(str(bad))
     assert words in str(e.value) and "MatMul" in str(e.value)
+
+
+def test_summary_says_when_nothing_was_quantised(tmp_path):
+    from dsedge.api import quantize_summary
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    path = _model(tmp_path / "r.onnx", nodes, {}, (2, 3))
+    s = quantize_summary(quantize(str(path), None, progress=False), path)
+    assert s["dynamic"] and "stays float" in s["hint"] and "--calib" in s["hint"]
+    s = quantize_summary(quantize(str(_build(tmp_path, "gemm")[0]), None, progress=False))
+    assert "int8" in s["hint"] and "run time" in s["hint"]
