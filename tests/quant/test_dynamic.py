@@ -233,3 +233,29 @@ def test_transformer_encoder_dynamic(tmp_path):
             c.append(rt.run(fd)[name])
     a, b, c = map(np.concatenate, (a, b, c))
     assert sqnr_db(a, b) > 35 and sqnr_db(a, c) > 35 and sqnr_db(b, c) > 100
+
+
+def test_dynamic_dse_same_bytes_on_arm64_under_qemu(tmp_path):
+    """The dynamic kernels' float32 range/scale arithmetic gives the same bytes on arm64 (a
+    cross-compiled bundle's dsedge-run under qemu) as on the host."""
+    import shutil
+    import subprocess
+    from dsedge.export.bundle import export_bundle
+    from dsedge.runtime import Runtime
+    if shutil.which("qemu-aarch64") is None:
+        pytest.skip("qemu-aarch64 is not installed (apt-get install qemu-user)")
+    res = quantize(str(DIGITS / "model.onnx"), None, progress=False)
+    save_result(res, tmp_path / "d.dse")
+    try:
+        export_bundle(tmp_path / "d.dse", tmp_path / "b", target="arm64")
+    except Exception as e:   # no cross compiler on this machine
+        pytest.skip(f"no arm64 bundle: {e}")
+    x = -np.abs(np.load(DIGITS / "eval.npz")["image"][5].astype(np.float32)) * 3 + 1   # an offset range
+    np.save(tmp_path / "x.npy", x)
+    with Runtime(str(tmp_path / "d.dse")) as rt:
+        want = rt.run({"image": x})["logits"]
+    p = subprocess.run(["qemu-aarch64", str(tmp_path / "b" / "bin" / "dsedge-run"), str(tmp_path / "b" / "model.dse"),
+                        "--input", f"image={tmp_path / 'x.npy'}", "--output-dir", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert np.load(tmp_path / "o" / "logits.npy").tobytes() == want.tobytes()
