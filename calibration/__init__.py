@@ -2,6 +2,8 @@
 
     from dsedge.calibration import open_feeds, calibrate
     feeds = open_feeds("calib/", graph)          # a dir of .npz feeds, or one .npz with a sample axis
+    feeds = open_feeds("photos/", graph, preprocess="resize=256,mean=0.485,0.456,0.406")  # images / WAVs
+    feeds.spec.to_json()                         # the preprocessing the artifact stores (preprocess.py)
     res = calibrate(graph, feeds, method="auto")
     res.ranges["conv1_out"]                      # (lo, hi), lo <= 0 <= hi
 
@@ -29,6 +31,7 @@ outputs of the first feeds for that). Cost: "auto"/"mse" search ~20-80 ms per te
 at the end; updates are one np.bincount pass per tensor per feed.
 """
 from .feeds import FeedSet, open_feeds  # noqa: F401
+from .preprocess import AudioSpec, ImageSpec, resolve as resolve_preprocessing, spec_from_json  # noqa: F401
 from .observers import (DEFAULT_METHOD, OBSERVERS, AutoObserver, EntropyObserver,  # noqa: F401
                         HistogramObserver, MinMaxObserver, MSEObserver, Observer, PercentileObserver,
                         int8_qparams, make_observer, quantize_dequantize)

@@ -114,6 +114,8 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
                                   "(an overflow in float32 shows up here)") from None
 
     items, n = _feed_items(feeds, graph)
+    # a feed set whose next feed depends on this one's outputs (recurrent state of audio windows)
+    give_back = getattr(feeds, "observe_outputs", None)
     bar = None
     if progress and (n is None or n > 1):
         try:
@@ -148,6 +150,8 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
                 if e.args and str(e.args[0]).startswith(where):
                     raise
                 raise type(e)(f"{where}: {e.args[0]}", hint=e.hint) from None
+            if give_back is not None:
+                give_back(outs)
             if keep_outputs > 0:
                 # keep the feeds with the smallest content digests, not the first ones, so the
                 # result (and the quantised model) does not depend on the order of the feeds

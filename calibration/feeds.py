@@ -1,6 +1,7 @@
 """Calibration feeds: what `--calib PATH` points at.
 
-Two layouts:
+A folder of images or WAV files (no .npz in it), or one such file, is read by
+calibration/media.py through the preprocessing of calibration/preprocess.py. Two .npz layouts:
   (a) a directory of `.npz` files, one feed each, read in file-name order. Keys are the
       model's input names; arrays are exactly what the model takes (batch axis included).
   (b) one `.npz` file whose arrays carry an extra leading *sample* axis, all of the same
@@ -259,25 +260,50 @@ def _map_keys(keys: list[str], g: Graph | None, where: str, extra: str) -> dict[
     return {i: i for i in inputs}
 
 
-def open_feeds(path, graph: Graph | None = None, *, extra: str = "error") -> FeedSet:
-    """Open a calibration set (a directory of .npz feeds, or one .npz with a sample axis).
+def is_media(path) -> bool:
+    """Whether open_feeds reads `path` as images or WAV files (not .npz)."""
+    from .media import media_files
+    from .preprocess import media_kind
+    p = Path(path)
+    if p.is_file():
+        return media_kind(p) is not None
+    if p.is_dir() and not any(f.suffix == ".npz" for f in p.iterdir()):
+        try:
+            return bool(media_files(p)[1])
+        except FeedError:
+            return True
+    return False
+
+
+def open_feeds(path, graph: Graph | None = None, *, extra: str = "error", preprocess=None) -> FeedSet:
+    """Open a calibration set: a directory of .npz feeds, one .npz with a sample axis, or a
+    directory of images or WAV files (or one such file; calibration/media.py).
 
     With `graph`, keys, ranks, static dimensions and dtypes are checked against its inputs
     now, and each feed goes through `dsedge.interp.check_feeds` when read. `extra` decides
     what an array that is not a model input does: "error" (default), "warn" or "ignore".
+    `preprocess` (options string, dict or a spec of calibration/preprocess.py) applies to
+    image and WAV feeds only; the returned set's `.spec` is the resolved preprocessing.
     """
     if extra not in ("error", "warn", "ignore"):
         raise ValueError(f"extra must be 'error', 'warn' or 'ignore', not {extra!r}")
     p = Path(path)
     if not p.exists():
         raise FeedError(f"{path}: no such file or directory",
-                        hint="--calib takes a directory of .npz files (one feed each) or one .npz "
-                             "whose arrays have a leading sample axis")
+                        hint="--calib takes a directory of .npz files (one feed each), one .npz "
+                             "whose arrays have a leading sample axis, or a directory of images or WAV files")
+    from .media import media_files, open_media
+    from .preprocess import media_kind
+    if p.is_file() and media_kind(p):
+        return open_media(path, graph, media_kind(p), [str(p)], preprocess)
     if p.is_dir():
         files = sorted(str(f) for f in p.iterdir() if f.suffix == ".npz" and f.is_file())
         if not files:
+            kind, media = media_files(p)
+            if media:
+                return open_media(path, graph, kind, media, preprocess)
             others = sorted(f.name for f in p.iterdir())[:5]
-            raise FeedError(f"{path}: no .npz files in this directory"
+            raise FeedError(f"{path}: no .npz, image or WAV files in this directory"
                             + (f" (found {', '.join(others)}{', ...' if len(others) == 5 else ''})" if others else
                                " (it is empty)"), hint=_FIX)
         keys = None
@@ -293,12 +319,18 @@ def open_feeds(path, graph: Graph | None = None, *, extra: str = "error") -> Fee
             if graph is not None:
                 for name, key in names.items():
                     _check_header(graph, name, mem[key].shape, mem[key].dtype, f)
+        if preprocess:
+            raise FeedError(f"{path}: --preprocess applies to image or WAV feeds, this folder holds .npz feeds",
+                            hint="drop --preprocess (.npz feeds are used as they are)")
         return FeedSet(str(path), "dir", files, len(files), keys, graph, {})
 
     if p.suffix.lower() == ".npy":
         raise FeedError(f"{path}: a single .npy is not a feed set",
                         hint="save it as .npz keyed by the model's input name, e.g. "
                              "np.savez('calib.npz', **{input_name: samples}) with a leading sample axis")
+    if preprocess:
+        raise FeedError(f"{path}: --preprocess applies to image or WAV feeds, not to an .npz",
+                        hint="drop --preprocess (.npz feeds are used as they are)")
     path = str(path)
     mem = _members(path)
     if not mem:

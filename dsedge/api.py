@@ -10,6 +10,9 @@ from .ir import Graph
 from .ops import REGISTRY
 
 
+PREPROCESSING_ONNX_KEY = "dsedge.preprocessing"   # QDQ ONNX metadata_props; .dse: "preprocessing"
+
+
 def load_graph(path) -> Graph:
     p = Path(path)
     if not p.exists():
@@ -175,9 +178,13 @@ def default_output_path(model, precision: str = "int8") -> str:
 
 
 def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
-             bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False):
+             bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
+             preprocess=None):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
+    `calib` may be a folder of images or WAV files; `preprocess` (e.g. "resize=256,mean=...";
+    see dsedge/calibration/preprocess.py) then says how they become feeds, and the resolved
+    preprocessing is stored in the written model (`result.info["preprocessing"]`, JSON).
     Without `calib` (None): dynamic quantisation (dsedge/quant/dynamic.py): int8 weights for
     Conv/Gemm/MatMul, their inputs quantised per inference, everything else float.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
@@ -189,20 +196,40 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
                       bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs)
     if calib is None:
+        if preprocess:
+            raise ModelError("preprocess applies to calibration feeds (a folder of images or WAV files)",
+                             hint="pass calib, or leave preprocess out for dynamic quantisation")
         from .quant.dynamic import quantize_dynamic
         return quantize_dynamic(g, cfg, copy=not owned)
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
-        feeds = open_feeds(calib, g)
-    return quantize_graph(g, feeds, cfg, copy=not owned)
+        from .errors import FeedError
+        try:
+            feeds = open_feeds(calib, g, preprocess=preprocess)
+        except FeedError as e:
+            if owned and str(e).startswith("--preprocess"):     # a spec that does not fit: name the model
+                raise FeedError(f"{model}: {e}") from None
+            raise
+    elif preprocess:
+        raise ModelError("preprocess applies to a folder of images or WAV files given as a path",
+                         hint="pass calib as the folder's path")
+    spec = getattr(feeds, "spec", None)
+    result = quantize_graph(g, feeds, cfg, copy=not owned)
+    if spec is not None:
+        result.info["preprocessing"] = spec.to_json()
+    return result
 
 
-def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -> None:
-    """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32); `.dse` -> the
-    artifact, specialised to `input_shapes` ({name: shape} or ["NAME=1x3x48x320", ...]; default:
-    the calibration feeds' shape) with graph inputs/outputs in `io_dtype`."""
+def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", qdq_format: str | None = None) -> None:
+    """Write a quantised graph: `.onnx` -> QDQ ONNX (or float ONNX for fp16/fp32) with its int8
+    tensors stored as `qdq_format` says (converters/onnx/qdq.py; default "u8u8", whose
+    integer sums cannot saturate in onnxruntime on any x86 CPU); `.dse` -> the artifact, specialised to `input_shapes`
+    ({name: shape} or ["NAME=1x3x48x320", ...]; default: the calibration feeds' shape) with graph
+    inputs/outputs in `io_dtype`."""
     p = str(path)
+    if p.endswith(".dse") and qdq_format is not None:
+        raise ModelError(f"{path}: --qdq-format applies to QDQ ONNX (*.onnx) output only")
     if p.endswith(".dse"):
         from .export import save_dse
         save_dse(result, path, input_shapes=input_shapes, io_dtype=io_dtype)
@@ -214,11 +241,17 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32") -
         raise ModelError(f"{path}: unknown output format", hint="name the output *.onnx (QDQ) or *.dse")
     g = result.graph
     if g.qparams:
-        from .converters.onnx.qdq import save_qdq
-        save_qdq(g, path)
+        from .converters.onnx.qdq import DEFAULT_QDQ_FORMAT, to_qdq_model
+        m = to_qdq_model(g, fmt=qdq_format or DEFAULT_QDQ_FORMAT)
     else:
-        from .converters.onnx.writer import save_onnx
-        save_onnx(g, path, fp16_weights=getattr(g, "fp16_weights", ()))
+        from .converters.onnx.writer import to_model_proto
+        m = to_model_proto(g, fp16_weights=getattr(g, "fp16_weights", ()))
+    pre = (getattr(result, "info", None) or {}).get("preprocessing")
+    if pre:                              # how images / WAVs become this model's input
+        p = m.metadata_props.add()
+        p.key, p.value = PREPROCESSING_ONNX_KEY, pre
+    from .util import atomic_write_bytes
+    atomic_write_bytes(path, m.SerializeToString())
 
 
 DYNAMIC_HINT = ("no calibration data: weights are int8 and the inputs of Conv/Gemm/MatMul are quantised at "
@@ -266,8 +299,36 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
         "sqnr_feeds": len(result.eval_outputs),
         "sqnr_engine": engine,
         "calibration": result.info.get("calibration", {}),
+        "preprocessing": _describe_preprocessing(result.info.get("preprocessing")),
         "layers": [p.as_dict() for p in result.plan],
     }
+
+
+def _describe_preprocessing(text):
+    if not text:
+        return None
+    from .calibration import spec_from_json
+    spec = spec_from_json(text)
+    return f"{spec.kind}: {spec.describe()}"
+
+
+def stored_preprocessing(path):
+    """The preprocessing spec stored in a written model (`.dse` metadata `preprocessing`, ONNX
+    metadata_props `dsedge.preprocessing`), or None."""
+    from .calibration import spec_from_json
+    p = str(path)
+    text = None
+    if p.endswith(".dse"):
+        from .artifact import read
+        text = read(p).meta.get("preprocessing")
+    else:
+        try:
+            import onnx
+            m = onnx.load(p, load_external_data=False)
+            text = {q.key: q.value for q in m.metadata_props}.get(PREPROCESSING_ONNX_KEY)
+        except Exception:
+            return None
+    return spec_from_json(text) if text else None
 
 
 def _session(path):
@@ -303,7 +364,9 @@ def compare(float_model, quant_model, data, *, limit: int | None = None, progres
     from .calibration import open_feeds
     from .util import progress as bar
     ref_g = load_graph(float_model)
-    feeds = open_feeds(data, ref_g, extra="ignore" if labels else "error")
+    from .calibration.feeds import is_media
+    pre = stored_preprocessing(quant_model) if is_media(data) else None   # images / WAVs as calibrated
+    feeds = open_feeds(data, ref_g, extra="ignore" if labels else "error", preprocess=pre)
     truth = _labels(data, labels, len(feeds)) if labels else None
     correct = [0, 0]
     a_sess, b_sess = _session(float_model), _session(quant_model)

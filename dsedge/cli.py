@@ -133,10 +133,24 @@ def inspect(model, as_json):
               help="For *.dse output: dtype of the graph inputs and outputs. int8/uint8 drop the leading "
                    "quantize and trailing dequantize (their scale and zero point are in the tensor table; "
                    "uint8 = int8 + 128); inputs/outputs that are not int8 inside stay float32.")
+@click.option("--qdq-format", "qdq_format", type=click.Choice(["u8u8", "u8s8", "u8s7", "s8s8"]), default=None,
+              help="For *.onnx output: how int8 tensors are stored, which picks onnxruntime's kernels. u8u8 "
+                   "(the default): uint8 activations and weights, the same model, no saturation in onnxruntime "
+                   "on any x86 CPU, up to ~1.2x u8s8's time there. u8s8: int8 weights, onnxruntime's fastest "
+                   "kernels, but their sums saturate on x86 CPUs without VNNI (AVX2 only), which can cost most "
+                   "of the accuracy. u8s7: 7-bit weights (onnxruntime's reduce_range), fast and safe but one bit "
+                   "coarser than the .dse. s8s8: int8 activations, saturates like u8s8.")
+@click.option("--preprocess", "preprocess", default=None, metavar="KEY=VALUE,...",
+              help="How image or WAV calibration files become the model's input, e.g. "
+                   "resize=256,mean=0.485,0.456,0.406,std=0.229,0.224,0.225,layout=nchw (images: resize, crop, "
+                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, carry, input). "
+                   "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
+                   "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
+                   "the input's length or 1 s windows).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, as_json,
-             progress):
+def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, qdq_format,
+             preprocess, as_json, progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
@@ -146,13 +160,18 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
     _check_output_path(output)
     if (input_shape or io_dtype != "float32") and not output.endswith(".dse"):
         raise click.UsageError("--input-shape and --io-dtype apply to *.dse output only")
+    if qdq_format is not None and not output.endswith(".onnx"):
+        raise click.UsageError("--qdq-format applies to *.onnx (QDQ) output only")
+    if preprocess and calib is None:
+        raise click.UsageError("--preprocess applies with --calib (how calibration images or WAV files become feeds)")
     from .export.specialize import input_shapes_from_cli
     shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()
     result = run_quantize(model, calib, precision=precision, method=method, keep_float=keep_float,
-                          bias_correction=bias_correction, progress=progress,
+                          bias_correction=bias_correction, progress=progress, preprocess=preprocess,
                           pin_constant_inputs=output.endswith(".dse"))   # .dse guards pinned inputs
-    save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse") else {}))
+    save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse")
+                                   else {"qdq_format": qdq_format}))
     summary = quantize_summary(result, model, output)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if as_json:
@@ -192,10 +211,13 @@ def compare(float_model, quant_model, data, limit, labels, min_sqnr, as_json, pr
 
 @main.command("run", help="Run a .dse model with the C runtime (the same library an app embeds) on the "
               "arrays of an .npz file and write the outputs to an .npz file. Arrays are named by input; an "
-              "extra leading axis runs one inference per sample." + EXIT_HELP)
+              "extra leading axis runs one inference per sample. A model calibrated from images or WAV files "
+              "also takes an image or a WAV file, preprocessed as during calibration (a WAV runs one "
+              "inference per window, outputs stacked)." + EXIT_HELP)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "input_path", required=True, type=click.Path(dir_okay=False),
-              help="An .npz file with one array per model input (keys = input names).")
+              help="An .npz file with one array per model input (keys = input names), or an image / WAV file "
+                   "when the model carries preprocessing metadata.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="The .npz file to write, one array per model output (keys = output names).")
 @click.option("--threads", type=int, default=1, show_default=True,
@@ -205,19 +227,34 @@ def run(model, input_path, output, threads, as_json):
     import numpy as np
     from .runtime import Runtime, run_feeds
     if not os.path.isfile(input_path):
-        raise DseError(f"{input_path}: no such file", hint="give an .npz file with one array per input")
+        raise DseError(f"{input_path}: no such file", hint="give an .npz file with one array per input, or an "
+                                                           "image / WAV file")
     if not output.endswith(".npz"):
         raise DseError(f"{output}: the output must be an .npz file")
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise DseError(f"{output}: cannot write: folder {folder} does not exist")
-    try:
-        with np.load(input_path, allow_pickle=False) as z:
-            feeds = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise DseError(f"{input_path}: not a readable .npz file ({e})") from None
+    from .calibration.preprocess import media_kind
+    media = media_kind(input_path)
+    feeds = None
+    if media is None:
+        try:
+            with np.load(input_path, allow_pickle=False) as z:
+                feeds = {k: z[k] for k in z.files}
+        except Exception as e:
+            raise DseError(f"{input_path}: not a readable .npz file ({e})",
+                           hint="give an .npz, or an image / WAV file for a model calibrated from images / WAVs") \
+                from None
     with Runtime(model, threads=threads) as rt:
-        outs, n = run_feeds(rt, feeds)
+        if feeds is None:
+            if rt.preprocessing is None:
+                raise DseError(f"{model}: carries no preprocessing metadata, so it cannot take {input_path} directly",
+                               hint=f"quantise it with --calib on a folder of {media}s (and --preprocess), "
+                                    "or give an .npz of input arrays")
+            outs = rt.run_file(input_path)
+            n = 1 if rt.preprocessing.kind == "image" else len(next(iter(outs.values())))
+        else:
+            outs, n = run_feeds(rt, feeds)
     np.savez(output, **outs)
     info = {"model": model, "inferences": n, "output": output,
             "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outs.items()}}
@@ -250,11 +287,22 @@ def run(model, input_path, output, threads, as_json):
               help="For an ONNX MODEL: keep this node or op type in float; repeatable. Default: none.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="For an ONNX MODEL: as in `dsedge quantize`.")
+@click.option("--preprocess", "preprocess", default=None, metavar="KEY=VALUE,...",
+              help="For an ONNX MODEL: how image or WAV calibration files become the model's input, e.g. "
+                   "resize=256,mean=0.485,0.456,0.406,std=0.229,0.224,0.225,layout=nchw (images: resize, crop, "
+                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, carry, input). "
+                   "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
+                   "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
+                   "the input's length or 1 s windows).")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle manifest (files, sizes, compiler) as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def export(model, target, output, calib, precision, method, keep_float, bias_correction, as_json, progress):
+def export(model, target, output, calib, precision, method, keep_float, bias_correction, preprocess, as_json, progress):
     from .export.bundle import export_bundle
     opts = {"precision": precision, "method": method, "keep_float": keep_float, "bias_correction": bias_correction}
+    if preprocess:
+        if calib is None:
+            raise click.UsageError("--preprocess applies with --calib (an ONNX MODEL quantised on the way)")
+        opts["preprocess"] = preprocess
     m = export_bundle(model, output, target=target, calib=calib, quantize_options=opts, progress=progress)
     if as_json:
         click.echo(json.dumps(m, indent=2))

@@ -7,6 +7,12 @@ and in dsedge's reference interpreter, and compare.
 
 Inputs given as plain arrays become graph inputs; inputs given as `const(array)` become
 initializers (weights, shapes, axes). `None` is an omitted optional input.
+
+onnxruntime is the oracle only where its result does not depend on the CPU. Its u8 x s8
+integer kernels do (on x86 without VNNI, VPMADDUBSW's 16-bit pair sums saturate), so an
+integer op with int8 weights is checked against the same op with those weights re-encoded as
+uint8 (`uint8_weights`: q + 128, zero point + 128, the same dequantised values), which
+onnxruntime runs with its u8 x u8 kernels, exact on every CPU.
 """
 from __future__ import annotations
 
@@ -78,12 +84,39 @@ def assert_close(got, exp, rtol=1e-5, atol=1e-5, what=""):
         np.testing.assert_array_equal(got, exp, err_msg=what)
 
 
-def check_op(op_type, inputs, attrs=None, *, opset=17, n_outputs=1, rtol=1e-5, atol=1e-5, domain=""):
-    """Compare dsedge's reference against onnxruntime for one node; returns dsedge outputs."""
+def uint8_weights(inputs, pairs):
+    """`inputs` with each int8 operand named in `pairs` ((value index, zero-point index), the
+    zero point possibly omitted = 0) re-encoded as uint8: value + 128, zero point + 128. The op
+    computes the same integers; onnxruntime takes its exact u8 x u8 kernels for it."""
+    out = list(inputs) + [None] * max(0, max(z for _, z in pairs) + 1 - len(inputs))
+
+    def shift(v):
+        a = v.value if isinstance(v, const) else np.asarray(v)
+        assert a.dtype == np.int8, a.dtype
+        u = (a.astype(np.int16) + 128).astype(np.uint8)
+        return const(u) if isinstance(v, const) else u
+
+    for vi, zi in pairs:
+        if out[vi] is None or np.asarray(out[vi].value if isinstance(out[vi], const) else out[vi]).dtype != np.int8:
+            continue
+        out[vi] = shift(out[vi])
+        out[zi] = const(np.uint8(128)) if out[zi] is None else shift(out[zi])
+    return out
+
+
+def check_op(op_type, inputs, attrs=None, *, opset=17, n_outputs=1, rtol=1e-5, atol=1e-5, domain="",
+             oracle_inputs=None):
+    """Compare dsedge's reference against onnxruntime for one node; returns dsedge outputs.
+    `oracle_inputs`: what onnxruntime runs instead (an equivalent op whose onnxruntime kernel
+    is exact on every CPU, see `uint8_weights`)."""
     m = make_model(op_type, inputs, attrs, opset=opset, n_outputs=n_outputs, domain=domain)
 
     feeds = feeds_of(inputs)
-    exp = run_ort(m, feeds)
+    if oracle_inputs is None:
+        exp = run_ort(m, feeds)
+    else:
+        exp = run_ort(make_model(op_type, oracle_inputs, attrs, opset=opset, n_outputs=n_outputs, domain=domain),
+                      feeds_of(oracle_inputs))
     got, g = run_dsedge(m, feeds)
     for k, (a, b) in enumerate(zip(got, exp)):
         assert_close(a, b, rtol, atol, what=f"{op_type} opset {opset} output {k}")

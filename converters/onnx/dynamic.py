@@ -12,7 +12,7 @@ weight dequantises to the same values). That choice is deliberate: onnxruntime's
 kernels on x86 without AVX-VNNI add pairs of u8*s8 products in 16 bits (VPMADDUBSW) and
 saturate, while its u8u8 kernels are exact; with uint8 weights onnxruntime's result equals
 the integer reference bit for bit on this arithmetic (tests/quant/test_dynamic.py), on every
-CPU. DynamicQuantizeLinear's float32 scale/zero-point rule is the one the reference and the
+CPU. Dynamic nodes are written this way whatever the static nodes' QDQ format (qdq.py). DynamicQuantizeLinear's float32 scale/zero-point rule is the one the reference and the
 C runtime use (docs/quant-arith.md §12), and `s_x * s_w[c]` is one float32 multiply, then
 `float(acc) * scale`, then `+ bias`: the same three roundings in the same order.
 A Gemm with transB stores its weight transposed (MatMulInteger takes K x N).

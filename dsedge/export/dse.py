@@ -523,6 +523,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         meta["precision_plan"] = _json(_compact_plan(plan_list, node_index))
     if info.get("calibration"):
         meta["calibration"] = _json(info["calibration"])
+    if info.get("preprocessing"):        # JSON of calibration/preprocess.py's spec (images, WAV)
+        meta["preprocessing"] = str(info["preprocessing"])
     if fp16:
         meta["fp16_weights"] = len([f for f in fp16 if f in index])
     for k, v in sorted(guards.items()):

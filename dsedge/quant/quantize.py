@@ -96,10 +96,11 @@ class QuantResult:
     eval_outputs: list
     info: dict = field(default_factory=dict)
 
-    def save(self, path) -> None:
-        """Write the quantised model: `*.onnx` (QDQ ONNX) or `*.dse` (the C runtime's artifact)."""
+    def save(self, path, **kw) -> None:
+        """Write the quantised model: `*.onnx` (QDQ ONNX) or `*.dse` (the C runtime's artifact);
+        keyword arguments as `dsedge.api.save_result` (e.g. qdq_format="u8s8")."""
         from ..api import save_result
-        save_result(self, path)
+        save_result(self, path, **kw)
 
     def summary(self) -> dict:
         """Sizes aside, what `dsedge quantize --json` prints: precision per layer and why, SQNR."""

@@ -5,6 +5,8 @@
     rt.inputs[0].name, rt.inputs[0].shape, rt.inputs[0].dtype, rt.inputs[0].qparams
     rt.metadata["source.character_list"]        # the model's metadata as a dict
     out = rt.run({"image": x})                  # {output name: new numpy array}
+    out = rt.run_file("digit.png")              # an image or WAV file (or PIL image / audio array)
+    feeds = rt.preprocess("speech.wav")         # ... through the preprocessing stored in the artifact
 
 These bindings call the same public C ABI an application embeds (`include/dsedge.h`: load,
 session, set_input, run, get_output) through `ctypes`, so what the Python tests exercise is
@@ -386,6 +388,90 @@ class Runtime:
 
     __call__ = run
 
+    # -- images and audio, through the preprocessing stored in the artifact
+    @property
+    def preprocessing(self):
+        """The artifact's preprocessing (an ImageSpec or AudioSpec of dsedge.calibration), or
+        None when the model was not calibrated from images or WAV files."""
+        text = self.metadata.get("preprocessing")
+        if not text:
+            return None
+        return _preprocess_module().spec_from_json(text)
+
+    def preprocess(self, source, *, sample_rate: int | None = None) -> dict[str, np.ndarray]:
+        """The feeds for an image (path, PIL image or uint8 HxW[xC] array) or audio (WAV path,
+        or a 1-D float array at `sample_rate`, default the model's), made with the stored
+        preprocessing exactly as during calibration. An image gives one feed dict; audio gives
+        one inference per window, every array stacked along a new leading axis (as `run_feeds`
+        and `dsedge run` take them)."""
+        spec = self._media_spec(source)
+        if spec.kind == "image":
+            spec = _fit_image(spec, self._by_name.get(spec.input, (0, None))[1])
+            feeds = [self._to_io(f) for f in spec.feeds(source)]
+            return feeds[0]
+        src = os.fspath(source) if isinstance(source, os.PathLike) else source
+        feeds = [self._to_io(f) for f in (spec.feeds(src) if isinstance(src, str) else
+                                          spec.feeds(src, sample_rate=sample_rate))]
+        return {k: np.stack([f[k] for f in feeds]) for k in feeds[0]}
+
+    def run_file(self, source, *, sample_rate: int | None = None) -> dict[str, np.ndarray]:
+        """`preprocess(source)` then run: an image gives one inference's outputs; audio gives
+        every window's outputs stacked along a new leading axis. A recurrent state the
+        preprocessing carries (e.g. silero's stateN -> state) flows from each window's outputs
+        into the next window, starting from zeros."""
+        spec = self._media_spec(source)
+        if spec.kind == "audio" and spec.carry:
+            src = os.fspath(source) if isinstance(source, os.PathLike) else source
+            last: dict = {}
+            outs = []
+            feeds = (spec.feeds(src, state=lambda: last.get("out")) if isinstance(src, str) else
+                     spec.feeds(src, sample_rate=sample_rate, state=lambda: last.get("out")))
+            for f in feeds:
+                o = self.run(self._to_io(f))
+                last["out"] = self._from_io(o)
+                outs.append(o)
+            return {k: np.stack([o[k] for o in outs]) for k in outs[0]}
+        feeds = self.preprocess(source, sample_rate=sample_rate)
+        return run_feeds(self, feeds)[0]
+
+    def _from_io(self, outs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Dequantise int8/uint8 graph outputs (--io-dtype) to float32."""
+        res = {}
+        for spec in self.outputs:
+            a = outs[spec.name]
+            if spec.dtype.kind in "iu" and spec.qparams is not None and spec.qparams.axis is None:
+                a = ((a.astype(np.float64) - spec.qparams.zero_point) * spec.qparams.scale).astype(np.float32)
+            res[spec.name] = a
+        return res
+
+    def _media_spec(self, source):
+        """The stored spec, checked against the kind of file `source` is."""
+        spec = self.preprocessing
+        if spec is None:
+            raise DseError(f"{self.path or '<bytes>'}: the model carries no preprocessing metadata, so it cannot "
+                           "take an image or a WAV file directly",
+                           hint="quantise it with --calib on a folder of images or WAV files (and --preprocess), "
+                                "or give the input arrays")
+        if isinstance(source, (str, os.PathLike)):
+            kind = _preprocess_module().media_kind(source)
+            if kind != spec.kind:
+                raise DseError(f"{os.fspath(source)}: the model was calibrated on {spec.kind} files and takes "
+                               f"{'images' if spec.kind == 'image' else 'WAV files'}",
+                               hint="give " + ("an image (.png, .jpg, ...)" if spec.kind == "image" else "a .wav file"))
+        return spec
+
+    def _to_io(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Quantise float feeds for a model whose inputs are int8/uint8 (--io-dtype)."""
+        out = {}
+        for k, a in feed.items():
+            spec = self._by_name.get(k, (0, None))[1]
+            if spec is not None and a.dtype.kind == "f" and spec.dtype.kind in "iu" and spec.qparams is not None:
+                info = np.iinfo(spec.dtype)
+                q = np.rint(a.astype(np.float64) / spec.qparams.scale) + spec.qparams.zero_point
+                a = np.clip(q, info.min, info.max).astype(spec.dtype)
+            out[k] = a
+        return out
+
     # -- lifetime
     def close(self) -> None:
         """Free the sessions and the model (also done when the Runtime is garbage collected)."""
@@ -411,6 +497,34 @@ class Runtime:
         except Exception:
             pass
 
+
+
+def _preprocess_module():
+    try:
+        if _IN_PACKAGE:
+            from ..calibration import preprocess
+        else:                               # a bundle's copy: the preprocessing lives in dsedge
+            from dsedge.calibration import preprocess
+    except ImportError:
+        raise DseError("running on an image or a WAV file needs the dsedge package (pip install 'dsedge[images]')") \
+            from None
+    return preprocess
+
+
+def _fit_image(spec, tensor):
+    """The image spec resized exactly to a .dse input's static size (the artifact is specialised
+    to one shape; calibration may have kept the aspect ratio on a dynamic side)."""
+    if tensor is None:
+        return spec
+    import dataclasses
+    shp = tensor.shape[1:] if spec.batch else tensor.shape
+    if len(shp) != 3:
+        return spec
+    h, w = (shp[1], shp[2]) if spec.layout == "nchw" else (shp[0], shp[1])
+    final = spec.crop or (spec.resize if spec.resize and 0 not in spec.resize else None)
+    if final == (w, h):
+        return spec
+    return dataclasses.replace(spec, resize=(w, h), shorter=None, crop=None)
 
 
 def run_feeds(rt: Runtime, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:

@@ -107,6 +107,7 @@ def built():
     return {name: zoo.build(name) for name in ARCH_NAMES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ARCH_NAMES)
 def test_arch_checker_and_onnxruntime(built, name):
     m = built[name]
@@ -121,6 +122,7 @@ def test_arch_checker_and_onnxruntime(built, name):
     assert not np.allclose(outs[0], outs[1], rtol=1e-3, atol=1e-3 * np.abs(outs[0]).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ARCH_NAMES)
 def test_arch_interp_matches_onnxruntime(built, name):
     m = built[name]
@@ -132,6 +134,7 @@ def test_arch_interp_matches_onnxruntime(built, name):
     np.testing.assert_allclose(got, exp, rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(exp).max())))
 
 
+@pytest.mark.slow
 def test_arch_structure():
     mb = zoo.build("mobilenet_v2", num_classes=10, input_size=96, width=0.5)
     ops = [n.op_type for n in mb.graph.node]

@@ -1,6 +1,10 @@
 """Constructs met in real models the project was not developed on (rapidocr's PP-OCR
 classifier, magika), each in a small model: quantised, its QDQ file checked by onnx and run in
-onnxruntime against the float model, its integer reference against the QDQ file."""
+onnxruntime against the float model, its integer reference against the QDQ file. The QDQ file
+(default format u8u8) is the integer reference's model with exact integer sums in onnxruntime on
+every x86 CPU (tests/quant/test_qdq_formats.py), so the two agree to a rare requantisation tie
+(onnxruntime requantises in float32); a u8s8
+file on a CPU without VNNI would not (saturated sums, ~21 dB)."""
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -37,7 +41,8 @@ def _quantise_and_check(tmp_path, m, x_shape, min_sqnr):
         assert sqnr > min_sqnr, sqnr
         mine = execute(r.graph, f)[0]              # the integer reference: what the C runtime computes
         assert mine.shape == ref.shape
-        np.testing.assert_allclose(mine, got, atol=2e-2 * float(np.abs(ref).max()))
+        # the same model: 1e-3 of the range leaves room for a rare requantisation tie only
+        np.testing.assert_allclose(mine, got, atol=1e-3 * float(np.abs(ref).max()))
     return r
 
 

@@ -234,6 +234,7 @@ def test_shape_arithmetic_folds():
 
 @pytest.mark.parametrize("name,kw", [("yolo_detector", dict(input_size=128)),
                                      ("transformer_encoder", dict(seq=32, layers=2))])
+@pytest.mark.slow
 def test_zoo_int8_roundtrip(tmp_path, name, kw):
     m = zoo.build(name, **kw)
     g = load_onnx(m.SerializeToString())
@@ -267,6 +268,7 @@ except Exception:  # pragma: no cover - PIL or the packages missing
     dm, DEV = None, {}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("silero/silero_vad" not in DEV, reason="silero-vad 6.2.3 is not installed")
 def test_silero_if_folded_with_guard(tmp_path):
     g = load_onnx(DEV["silero/silero_vad"])
@@ -286,6 +288,7 @@ def test_silero_if_folded_with_guard(tmp_path):
         export(r1)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("ddddocr/common" not in DEV, reason="ddddocr 1.6.1 is not installed")
 def test_ddddocr_needs_input_shape(tmp_path):
     g = load_onnx(DEV["ddddocr/common"])
@@ -394,6 +397,7 @@ def test_c_runtime_digits_int8_byte_identical(tmp_path):
         assert rt.run(x)["logits"].tobytes() == run(g2, x)["logits"].tobytes()
 
 
+@pytest.mark.slow
 def test_silero_if_is_quantised_inside_for_dse(tmp_path):
     """silero_vad's convolutions sit inside an If on the `sr` input. For a .dse (which guards
     inputs pinned from the calibration feeds) the quantiser pins sr first, so the If folds and

@@ -181,8 +181,8 @@ def venv(tmp_path_factory):
     base = tmp_path_factory.mktemp("wheel")
     src = _copy_checkout(base / "src")
     v = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(v)], check=True)
-    r = subprocess.run([str(v / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    from tests.venvs import make_venv
+    r = subprocess.run([str(make_venv(v)), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                         "--disable-pip-version-check", str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     shutil.rmtree(src)   # the export must not need the checkout

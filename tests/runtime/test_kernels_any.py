@@ -14,6 +14,7 @@ qemu-aarch64, where the printed outputs must equal the numpy reference too.
 from __future__ import annotations
 
 import ctypes as C
+import itertools
 import os
 import shutil
 import subprocess
@@ -147,6 +148,8 @@ def run_c(lib, case: Case, repeat=1):
 
 
 def expect_same(lib, case: Case):
+    if isinstance(lib, _Collect):
+        return
     got = run_c(lib, case)
     assert len(got) == len(case.outputs)
     for k, (g, want) in enumerate(zip(got, case.outputs)):
@@ -154,17 +157,52 @@ def expect_same(lib, case: Case):
 
 
 def expect_refused(lib, case: Case, words: str):
+    if isinstance(lib, _Collect):
+        return
     st, h, err, keep = load(lib, case.artifact().to_bytes())
     lib.dse_model_free(h)
     assert st == ERR_FORMAT and words in err.message.decode(), (st, err.message)
 
 
-ALL_CASES: list[Case] = []   # every case checked here, re-run under ASan+UBSan and qemu-aarch64
+class _Collect:
+    """Stands in for the library: `check` records the case instead of running it, so the
+    ASan+UBSan and qemu-aarch64 tests rebuild every case themselves, whatever else runs
+    (alone, `-k`, another order, another worker)."""
+
+    def __init__(self):
+        self.cases: list[Case] = []
+
+
+CASE_TESTS = []   # the tests whose `check` calls make up the sanitizer / arm64 corpus
+
+
+def collected(fn):
+    """Register a test whose `check` calls are re-run under ASan+UBSan and qemu-aarch64."""
+    CASE_TESTS.append(fn)
+    return fn
+
+
+def all_cases() -> list[Case]:
+    """Every case of the registered tests, over each test's whole parametrize grid."""
+    rec = _Collect()
+    for fn in CASE_TESTS:
+        grids = [[{}]]
+        for m in getattr(fn, "pytestmark", []):
+            if m.name != "parametrize":
+                continue
+            names = [n.strip() for n in m.args[0].split(",")] if isinstance(m.args[0], str) else list(m.args[0])
+            grids.append([dict(zip(names, v if len(names) > 1 else (v,))) for v in m.args[1]])
+        for combo in itertools.product(*grids):
+            fn(rec, **{k: v for d in combo for k, v in d.items()})
+    assert rec.cases, "no case collected"
+    return rec.cases
 
 
 def check(lib, case: Case):
-    expect_same(lib, case)
-    ALL_CASES.append(case)
+    if isinstance(lib, _Collect):
+        lib.cases.append(case)
+    else:
+        expect_same(lib, case)
 
 
 def X(a):
@@ -177,6 +215,7 @@ def K(a):
 
 # -- cases --------------------------------------------------------------------------------
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_reshape_family(lib, dtype):
     rng = np.random.default_rng(1)
@@ -200,6 +239,7 @@ def test_identity_and_reshape_in_place(lib):
     expect_same(lib, Case("Identity", [X(np.arange(48, dtype=np.float32))], alias={("in", 0): 0, ("out", 0): 64}))
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transpose(lib, dtype):
     rng = np.random.default_rng(2)
@@ -213,6 +253,7 @@ def test_transpose(lib, dtype):
     check(lib, Case("Transpose", [X(rand((3, 0, 2), dtype, rng))], {"perm": (2, 0, 1)}))
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_concat(lib, dtype):
     rng = np.random.default_rng(3)
@@ -234,6 +275,7 @@ def test_concat_in_place_slices(lib):
     expect_same(lib, case)
 
 
+@collected
 def test_concat_int8_byte_form_and_requantising_refused(lib):
     rng = np.random.default_rng(4)
     a, b = rand((2, 3), "int8", rng), rand((2, 5), "int8", rng)
@@ -244,6 +286,7 @@ def test_concat_int8_byte_form_and_requantising_refused(lib):
     expect_refused(lib, Case("Concat", [X(a), X(b)], {"axis": 1}, dse_attrs=bad, quant=q), "requantised")
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_split(lib, dtype):
     rng = np.random.default_rng(5)
@@ -272,6 +315,7 @@ SLICES = [  # starts, ends, axes, steps
 ]
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_slice(lib, dtype):
     rng = np.random.default_rng(6)
@@ -288,6 +332,7 @@ def test_slice(lib, dtype):
             check(lib, Case("Slice", ins))
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gather(lib, dtype):
     rng = np.random.default_rng(7)
@@ -310,6 +355,7 @@ def gather_oob_expected(x, idx, axis, fill):
     return np.where(mask, y, np.asarray(fill).astype(x.dtype))
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gather_out_of_range_indices_fill_zero(lib, dtype):
     rng = np.random.default_rng(8)
@@ -329,6 +375,7 @@ def test_gather_out_of_range_indices_fill_zero(lib, dtype):
     check(lib, Case("GatherElements", [X(e), X(gi)], {"axis": 0}, outputs=[want]))
 
 
+@collected
 def test_gather_out_of_range_int8_fills_zero_point(lib):
     x = np.arange(-10, 10, dtype=np.int8).reshape(4, 5)
     idx = np.array([1, 7, -1, -9], I64)
@@ -336,6 +383,7 @@ def test_gather_out_of_range_int8_fills_zero_point(lib):
     check(lib, Case("Gather", [X(x), X(idx)], {"axis": 0}, outputs=[want], quant=QuantRec((0.1,), (-7,))))
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gather_elements(lib, dtype):
     rng = np.random.default_rng(9)
@@ -348,6 +396,7 @@ def test_gather_elements(lib, dtype):
         check(lib, Case("GatherElements", [X(x), K(idx.astype(np.int32))], {"axis": axis}))
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tile_and_expand(lib, dtype):
     rng = np.random.default_rng(10)
@@ -370,6 +419,7 @@ PADS = [  # pads, axes
 ]
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
 def test_pad(lib, dtype, mode):
@@ -390,6 +440,7 @@ def test_pad(lib, dtype, mode):
         check(lib, Case("Pad", [X(x), K(np.array([1, 1, 1, 1], I64))], {"mode": mode}))
 
 
+@collected
 def test_pad_int8_pad_value_attribute(lib):
     """int8 form (docs/kernels.md): no constant_value input, INT pad_value = the zero point."""
     x = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
@@ -399,6 +450,7 @@ def test_pad_int8_pad_value_attribute(lib):
     check(lib, case)
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depth_space(lib, dtype):
     rng = np.random.default_rng(12)
@@ -423,6 +475,7 @@ def resize_case(x, scales=None, sizes=None, roi=None, **attrs):
     return Case("Resize", ins, {"mode": "nearest", **attrs})
 
 
+@collected
 @pytest.mark.parametrize("dtype", ["int8", "float16", "float32"])
 @pytest.mark.parametrize("ctm", CTMS)
 def test_resize_nearest_modes(lib, ctm, dtype):
@@ -440,6 +493,7 @@ def test_resize_nearest_modes(lib, ctm, dtype):
             check(lib, resize_case(x, sizes=sizes, roi=roi, **kw))
 
 
+@collected
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_resize_nearest_dtypes_axes_policies(lib, dtype):
     rng = np.random.default_rng(14)
@@ -459,6 +513,7 @@ def test_resize_nearest_dtypes_axes_policies(lib, dtype):
     check(lib, resize_case(wide, scales=[1, 1, 1.5, 1.7]))
 
 
+@collected
 def test_resize_nearest_int8_matches_integer_reference(lib):
     """The int8 form of Resize (dsedge/quant/kinds.py) resamples float32 copies of the bytes and
     casts back: the byte kernel must give the same, extrapolation included."""
@@ -476,6 +531,7 @@ def test_resize_nearest_int8_matches_integer_reference(lib):
         check(lib, case)
 
 
+@collected
 def test_upsample_nearest(lib):
     x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4)
     for scales in ([1, 1, 2, 2], [1, 1, 0.5, 0.6], [1, 1, 1.5, 3]):
@@ -555,15 +611,14 @@ def _check_runner(cmd_prefix, path, cases, env=None):
 
 
 def test_all_cases_under_asan_ubsan(tmp_path):
-    if not ALL_CASES:
-        pytest.skip("run with the other tests of this file")
+    cases = all_cases()
     out = tmp_path / "asan"
     r = subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", "asan"], capture_output=True, text=True)
     if r.returncode != 0 and "sanitize" in r.stderr:
         pytest.skip("the compiler has no ASan/UBSan runtime")
     assert r.returncode == 0, r.stderr[-3000:]
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "halt_on_error=1"}
-    _check_runner([str(out / "dse_corpus_asan")], _combined(tmp_path, ALL_CASES), ALL_CASES, env)
+    _check_runner([str(out / "dse_corpus_asan")], _combined(tmp_path, cases), cases, env)
 
 
 def _zig():
@@ -576,8 +631,9 @@ def _zig():
 
 def test_all_cases_on_arm64_qemu(tmp_path):
     zig, qemu = _zig(), shutil.which("qemu-aarch64")
-    if not ALL_CASES or zig is None or qemu is None:
-        pytest.skip("needs the other tests of this file, ziglang and qemu-aarch64")
+    if zig is None or qemu is None:
+        pytest.skip("needs ziglang and qemu-aarch64")
+    cases = all_cases()
     srcs = sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels" / "ref").glob("*.c"))
     exe = tmp_path / "dse_corpus_arm64"
     cmd = zig + ["-target", "aarch64-linux-musl", "-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror",
@@ -585,4 +641,4 @@ def test_all_cases_on_arm64_qemu(tmp_path):
                  *map(str, srcs), "-lm", "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)   # zig's default cache keeps musl built between runs
     assert r.returncode == 0, r.stderr[-3000:]
-    _check_runner([qemu, str(exe)], _combined(tmp_path, ALL_CASES), ALL_CASES)
+    _check_runner([qemu, str(exe)], _combined(tmp_path, cases), cases)

@@ -113,6 +113,7 @@ def check_aliases(g: Graph, plan) -> None:
             assert (n.attrs.get("_q") or {}).get("rescales", [None] * len(n.inputs))[j] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,kw", ZOO, ids=[z[0] for z in ZOO])
 def test_zoo_plan(name, kw):
     r, feed = _quantized(name, kw)

@@ -59,6 +59,7 @@ def _zoo(name):
     return from_model_proto(m), [{k: v[i] for k, v in f.items()} for i in range(4)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["digits", "mobilenet_v2", "transformer_encoder"])
 def test_artifact_and_arena_budgets(name, tmp_path):
     import dsedge

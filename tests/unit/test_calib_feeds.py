@@ -125,8 +125,11 @@ def test_missing_path(tmp_path):
 def test_empty_dir_and_dir_without_npz(tmp_path):
     with pytest.raises(FeedError, match="empty"):
         open_feeds(tmp_path, _graph())
-    (tmp_path / "img.png").write_bytes(b"\x89PNG")
-    with pytest.raises(FeedError, match="no .npz files.*img.png"):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FeedError, match="no .npz, image or WAV files.*notes.txt"):
+        open_feeds(tmp_path, _graph())
+    (tmp_path / "img.png").write_bytes(b"\x89PNG")          # now an image folder: a broken image is named
+    with pytest.raises(FeedError, match="img.png: cannot read the image"):
         open_feeds(tmp_path, _graph())
 
 

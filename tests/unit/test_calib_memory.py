@@ -143,6 +143,7 @@ def _peak(g, feeds, method):
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(OBSERVERS))
 def test_memory_does_not_grow_with_feeds(method):
     g = from_model_proto(_model())
@@ -167,6 +168,7 @@ print(small, big)
 """
 
 
+@pytest.mark.slow
 def test_memory_with_a_memory_mapped_sample_file(tmp_path):
     """The same streaming bound through a one-file sample set (memory-mapped): 10 samples vs
     1000 samples. Measured in a fresh interpreter: tracemalloc peaks in a long pytest process

@@ -115,6 +115,7 @@ def _kl_loop(h, levels, i):
     return float((p[k] * np.log(p[k] / q[k])).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dist", ["gauss", "relu", "t3"])
 def test_entropy_matches_loop_reference(dist):
     rng = np.random.default_rng(5)
@@ -204,6 +205,7 @@ def test_mse_by_code_cells_equals_the_per_bin_integral(dist):
     assert np.allclose(got, ref, rtol=1e-7, atol=1e-12 * float(np.max(ref))), np.max(np.abs(got - ref) / ref)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dist", ["gauss", "relu", "t3", "laplace_skew"])
 def test_mse_method_beats_the_others_and_a_brute_force_grid(dist):
     rng = np.random.default_rng(7)

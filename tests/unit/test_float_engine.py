@@ -26,6 +26,7 @@ def _graph(name):
     return optimize(from_model_proto(m)), zoo.random_feeds(m, 3, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet_v2", "transformer_encoder", "yolo_detector"])
 def test_onnxruntime_engine_shows_what_the_interpreter_shows(name):
     g, feeds = _graph(name)
@@ -50,6 +51,7 @@ def test_onnxruntime_engine_shows_what_the_interpreter_shows(name):
     assert set(a) == set(b) == set(g.outputs)
 
 
+@pytest.mark.slow
 def test_calibration_ranges_agree_between_engines(monkeypatch):
     g, feeds = _graph("mobilenet_v2")
     fl = [{k: v[i] for k, v in feeds.items()} for i in range(3)]
@@ -66,6 +68,7 @@ def test_calibration_ranges_agree_between_engines(monkeypatch):
         assert abs(lo - lo2) <= tol and abs(hi - hi2) <= tol, (k, r_np.ranges[k], r_ort.ranges[k])
 
 
+@pytest.mark.slow
 def test_falls_back_to_the_interpreter_when_onnxruntime_refuses(monkeypatch):
     g, feeds = _graph("mobilenet_v2")
     import onnxruntime as ort
@@ -79,6 +82,7 @@ def test_falls_back_to_the_interpreter_when_onnxruntime_refuses(monkeypatch):
         E.float_engine(g)
 
 
+@pytest.mark.slow
 def test_a_feed_onnxruntime_fails_on_is_run_by_the_interpreter():
     g, feeds = _graph("mobilenet_v2")
     eng = E.float_engine(g)
@@ -94,6 +98,7 @@ def test_a_feed_onnxruntime_fails_on_is_run_by_the_interpreter():
         np.testing.assert_array_equal(out[k], ref[k])
 
 
+@pytest.mark.slow
 def test_spilled_constants_keep_their_values():
     g, _ = _graph("resnet50")
     before = {k: np.array(v) for k, v in g.consts.items()}

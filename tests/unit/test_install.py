@@ -2,10 +2,11 @@
 mapped with package-dir), with package data, importable from outside the checkout."""
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.venvs import make_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,12 +33,12 @@ def _copy_checkout(dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("editable", [False, True], ids=["pip-install", "pip-install-e"])
 def test_install(tmp_path, editable):
     src = _copy_checkout(tmp_path / "src")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    py = venv / "bin" / "python"
+    py = make_venv(venv)   # sees the test interpreter's packages, system-wide or in a user's venv
     cmd = [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--disable-pip-version-check"]
     cmd += ["-e", str(src)] if editable else [str(src)]
     r = subprocess.run(cmd, capture_output=True, text=True)

@@ -49,6 +49,7 @@ def tiny(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_all_variants_give_finite_sqnr(tiny):
     rep = ort_baseline.run_baseline(tiny / "m.onnx", tiny / "calib.npz", tiny / "eval.npz", task=common.top1_agreement)
     assert rep["preprocess"]["used"] == "full"
@@ -130,6 +131,7 @@ def test_feed_layouts_and_helpers(tiny, tmp_path):
     assert "one" not in text and text.index("## A") < text.index("three") < text.index("## B") < text.index("two")
 
 
+@pytest.mark.slow
 def test_measure_child_ignores_parent_memory():
     """A child's ru_maxrss would start at the parent's high-water RSS; the launcher prevents that."""
     ballast = np.ones(32_000_000)  # 256 MB touched in this (parent) process
