@@ -242,7 +242,7 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
         a["act_min"], a["act_max"] = float(lo), float(hi)
     if q is not None:
         kind = q["kind"]
-        if kind == "dynamic":   # docs/kernels.md, "Dynamic int8"; runtimes/c/kernels/ref/dyn_i8.c
+        if kind == "dynamic":   # docs/kernels.md (int8 table, "dynamic"); runtimes/c/kernels/ref/dyn_i8.c
             a.update(dynamic=1, w_scale=attr_const(np.asarray(q["w_scale"], np.float32).reshape(-1)))
         elif kind == "weighted":
             a.update(zp_in=int(q["zp_in"]), zp_out=int(q["zp_out"]), qmin=int(q["qmin"]), qmax=int(q["qmax"]),

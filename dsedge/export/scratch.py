@@ -68,7 +68,7 @@ scratch("dse_f32_gru__ref")(_rnn_state_scratch)
 
 def _dynamic_scratch(node, shapes) -> int:
     """Dynamic int8 Conv/Gemm/MatMul (runtimes/c/kernels/ref/dyn_i8.c): the quantised input
-    (numel(x) bytes rounded up to 16), then the folded bias int32[C] and the scales float32[C]."""
+    (numel(x) bytes rounded up to 16), then a zero int32 bias[C] and the scales float32[C]."""
     numel = 1
     for d in shapes[node.inputs[0]]:
         numel *= int(d)

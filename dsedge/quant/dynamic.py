@@ -8,9 +8,10 @@ per-channel weights and keeps a float32 input and output: per inference its inpu
 is measured, the input quantised to int8 with that range, the products accumulated exactly
 in int32 and the accumulator rescaled to float (docs/quant-arith.md §12). Every other node
 stays float. No activation range is stored, so nothing depends on data the user did not give;
-the price is the run-time min/max pass and float tensors between layers, and accuracy is
-usually a little lower than a calibrated model's (which also keeps activations int8 between
-layers): the summary says so and how to give calibration data.
+the price is the run-time min/max pass and float tensors between layers (a calibrated model
+keeps activations int8 from layer to layer); which of the two is more accurate depends on the
+model (README, "Without calibration data"). The summary says so and how to give calibration
+data. Nodes inside If/Loop branches are not quantised dynamically (yet).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bo
         qg = to_fp16_weights(fg) if cfg.precision == "fp16" else fg
         for n in fg.nodes:
             plan.append(LayerPlan(n.name, _op(n), cfg.precision, f"--precision {cfg.precision}"))
-        return QuantResult(qg, fg, plan, {}, [], [], info={"calibration": {"mode": "none"}})
+        return QuantResult(qg, fg, plan, {}, [], [], info={"calibration": {"mode": "none"}, "input_shapes": {},
+                                                             "constant_inputs": {}})
     q = fg.copy()
     q.qparams = {}
     new_nodes = []
@@ -61,10 +63,6 @@ def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bo
     info = {"calibration": {"mode": "dynamic", "feeds": 0}, "input_shapes": {}, "constant_inputs": {},
             "dynamic": True}
     return QuantResult(q, fg, plan, {}, [], [], info=info)
-
-
-def is_dynamic(result) -> bool:
-    return bool(getattr(result, "info", {}).get("dynamic"))
 
 
 def _op(n: Node) -> str:
