@@ -169,7 +169,15 @@ def _file_size(path) -> int | None:
         return None
 
 
-def quantize(model, calib, *, precision: str = "int8", method: str = "auto", keep_float=(),
+def default_output_path(model, precision: str = "int8") -> str:
+    """Where `dsedge quantize MODEL` writes without -o: `<stem>.int8.onnx` next to the input
+    (`<stem>.fp16.onnx` / `<stem>.fp32.onnx` for those precisions)."""
+    p = Path(model)
+    stem = p.stem if p.suffix.lower() == ".onnx" else p.name
+    return str(p.with_name(f"{stem}.{precision}.onnx"))
+
+
+def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
              preprocess=None):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
@@ -177,6 +185,8 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     `calib` may be a folder of images or WAV files; `preprocess` (e.g. "resize=256,mean=...";
     see dsedge/calibration/preprocess.py) then says how they become feeds, and the resolved
     preprocessing is stored in the written model (`result.info["preprocessing"]`, JSON).
+    Without `calib` (None): dynamic quantisation (dsedge/quant/dynamic.py): int8 weights for
+    Conv/Gemm/MatMul, their inputs quantised per inference, everything else float.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
     from .quant.quantize import QuantConfig, quantize_graph
@@ -185,6 +195,12 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
                       bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs)
+    if calib is None:
+        if preprocess:
+            raise ModelError("preprocess applies to calibration feeds (a folder of images or WAV files)",
+                             hint="pass calib, or leave preprocess out for dynamic quantisation")
+        from .quant.dynamic import quantize_dynamic
+        return quantize_dynamic(g, cfg, copy=not owned)
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
@@ -238,6 +254,21 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", q
     atomic_write_bytes(path, m.SerializeToString())
 
 
+DYNAMIC_HINT = ("no calibration data: weights are int8 and the inputs of Conv/Gemm/MatMul are quantised at "
+                "run time (dynamic); everything between them stays float and no error was measured. "
+                "Calibrating does better at run time (activations stay int8 from layer to layer: no "
+                "per-inference range pass, less memory traffic, int8 wherever the measured error allows) and "
+                "measures the error (which model is more accurate depends on the model: check with "
+                "`dsedge compare`): pass --calib FEEDS, a folder of .npz files (one feed each, keys = "
+                "the model's input names) or one .npz whose arrays carry a leading sample axis")
+
+
+DYNAMIC_NONE_HINT = ("no calibration data, and no Conv/Gemm/MatMul with constant weights that can be quantised "
+                     "dynamically (weights inside If/Loop branches are not yet): the model is only optimised and "
+                     "stays float. Pass --calib FEEDS (a folder of .npz files, one feed each, or one .npz whose "
+                     "arrays carry a leading sample axis) to quantise it")
+
+
 def quantize_summary(result, model_path=None, out_path=None) -> dict:
     """The summary `dsedge quantize` prints. The output SQNR is measured on the written model
     where that is cheap and exact: a QDQ ONNX file runs in onnxruntime (what its user gets);
@@ -255,9 +286,12 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
     counts: dict[str, int] = {}
     for p in result.plan:
         counts[p.precision] = counts.get(p.precision, 0) + 1
+    dynamic = bool(result.info.get("dynamic"))
     return {
         "model": None if model_path is None else str(model_path),
         "output": None if out_path is None else str(out_path),
+        "dynamic": dynamic,
+        "hint": (None if not dynamic else DYNAMIC_HINT if counts.get("int8-dynamic") else DYNAMIC_NONE_HINT),
         "input_bytes": _file_size(model_path) if model_path else None,
         "output_bytes": _file_size(out_path) if out_path else None,
         "nodes_by_precision": counts,

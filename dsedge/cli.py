@@ -103,13 +103,16 @@ def inspect(model, as_json):
 
 @main.command(help="Calibrate and quantise a model (INT8 by default) and write QDQ ONNX (*.onnx) "
               "or a dsedge artifact (*.dse). Prints a summary: sizes, per-layer precision and why, "
-              "output SQNR on up to 8 calibration feeds." + EXIT_HELP)
+              "output SQNR on up to 8 calibration feeds. Without --calib the weights are quantised and "
+              "activations are quantised at run time (dynamic quantisation)." + EXIT_HELP)
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--calib", "calib", required=True, type=click.Path(),
+@click.option("--calib", "calib", default=None, type=click.Path(),
               help="Calibration feeds: a folder of .npz files (one feed each, keys = the model's input names) "
-                   "or one .npz whose arrays carry a leading sample axis.")
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
-              help="Output file: *.onnx writes QDQ ONNX, *.dse a dsedge artifact.")
+                   "or one .npz whose arrays carry a leading sample axis. Default: none, which quantises "
+                   "dynamically (int8 weights, Conv/Gemm/MatMul inputs quantised at run time, the rest float).")
+@click.option("-o", "--output", "output", default=None, type=click.Path(dir_okay=False),
+              help="Output file: *.onnx writes QDQ ONNX, *.dse a dsedge artifact. Default: MODEL's name with "
+                   ".int8.onnx next to it (model.onnx -> model.int8.onnx; .fp16.onnx / .fp32.onnx for those precisions).")
 @click.option("--precision", type=click.Choice(["int8", "fp16", "fp32"]), default="int8", show_default=True,
               help="int8 quantises weights and activations where measured error allows; fp16 stores "
                    "weights in half precision and computes in fp32; fp32 only optimises.")
@@ -151,11 +154,16 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
+    if output is None:
+        from .api import default_output_path
+        output = default_output_path(model, precision)
     _check_output_path(output)
     if (input_shape or io_dtype != "float32") and not output.endswith(".dse"):
         raise click.UsageError("--input-shape and --io-dtype apply to *.dse output only")
     if qdq_format is not None and not output.endswith(".onnx"):
         raise click.UsageError("--qdq-format applies to *.onnx (QDQ) output only")
+    if preprocess and calib is None:
+        raise click.UsageError("--preprocess applies with --calib (how calibration images or WAV files become feeds)")
     from .export.specialize import input_shapes_from_cli
     shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()

@@ -73,6 +73,8 @@ def format_quantize(s: dict) -> str:
                    + ", ".join(f"{k} {_db(v)}" for k, v in s["output_sqnr_db"].items()))
     if s.get("preprocessing"):
         out.append(f"preprocessing (stored in the output): {s['preprocessing']}")
+    if s.get("hint"):
+        out.append(s["hint"])
     out.append(f"wrote {s['output']} in {s.get('seconds', 0):.1f} s")
     return "\n".join(out)
 

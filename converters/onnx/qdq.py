@@ -11,6 +11,7 @@ and int32 biases. In the QDQ file
   * the quantiser's own QuantizeLinear/DequantizeLinear boundary nodes are re-emitted in the
     activations' type;
   * float nodes are written unchanged; only float tensors are ever quantised.
+Dynamically quantised nodes (no calibration) are written by converters/onnx/dynamic.py.
 The opset is raised to at least 13 (per-axis Q/DQ); the model's metadata is kept.
 
 Weight formats (`QDQ_FORMATS`). onnxruntime picks its integer kernel by the types in the file.
@@ -145,6 +146,10 @@ class _QdqEmitter(_Emitter):
             return
         if "_q" not in n.attrs:
             super().node(n)
+            return
+        if n.attrs["_q"]["kind"] == "dynamic":   # no calibration: converters/onnx/dynamic.py
+            from .dynamic import emit_dynamic
+            emit_dynamic(self, n)
             return
         if self.fmt.weights == "s7":
             self._seven_bit(n)

@@ -53,7 +53,7 @@ IO_DTYPES = ("float32", "int8", "uint8")
 _CONV_POOL = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
 _Q_KEYS = {"zp_in", "zp_out", "qmin", "qmax", "M", "shift", "float_out", "out_scale", "table", "za", "zb", "Ma",
            "Mb", "mult_count", "mult_M", "mult_shift", "axes_q", "zps_in", "rescale", "rescale_M",
-           "rescale_shift", "exp_table", "pad_value", "act_min", "act_max"}
+           "rescale_shift", "exp_table", "pad_value", "act_min", "act_max", "dynamic", "w_scale"}
 
 
 @dataclass
@@ -242,7 +242,9 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
         a["act_min"], a["act_max"] = float(lo), float(hi)
     if q is not None:
         kind = q["kind"]
-        if kind == "weighted":
+        if kind == "dynamic":   # docs/kernels.md (int8 table, "dynamic"); runtimes/c/kernels/ref/dyn_i8.c
+            a.update(dynamic=1, w_scale=attr_const(np.asarray(q["w_scale"], np.float32).reshape(-1)))
+        elif kind == "weighted":
             a.update(zp_in=int(q["zp_in"]), zp_out=int(q["zp_out"]), qmin=int(q["qmin"]), qmax=int(q["qmax"]),
                      float_out=int(bool(q.get("float_out"))))
             if q.get("float_out"):
@@ -603,7 +605,11 @@ def load_dse_graph(src) -> Graph:
             attrs["_act"] = ("clip", float(raw["act_min"]), float(raw["act_max"]))
         out_dt = a.tensors[nr.outputs[0]].dtype if nr.outputs and nr.outputs[0] >= 0 else None
         rule = d.quant
-        if rule is not None and (out_dt == "int8" or raw.get("float_out") == 1):
+        if rule is not None and raw.get("dynamic") == 1:
+            attrs["_q"] = {"kind": "dynamic", "float_out": True, "w_scale": tv("w_scale")}
+            if d.name == "Conv":
+                attrs["_q"]["pads"] = list(raw["pads"])
+        elif rule is not None and (out_dt == "int8" or raw.get("float_out") == 1):
             kind = rule.kind
             q: dict = {"kind": kind}
             if kind == "weighted":

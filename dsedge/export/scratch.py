@@ -42,8 +42,12 @@ def kernel_name(op: str, out_dtype: str, isa: str = "ref") -> str:
 
 
 def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
-    """Scratch bytes of a node: the formula of its dtype's kernel, else of the dtype-generic one."""
-    for name in (kernel_name(node.op, out_dtype), kernel_name(node.op, "any")):
+    """Scratch bytes of a node: the formula of its dtype's kernel, else of the dtype-generic one.
+    A dynamically quantised node (`_q` kind "dynamic") runs `dse_f32_<op>_dyn__ref`."""
+    names = (kernel_name(node.op, out_dtype), kernel_name(node.op, "any"))
+    if (node.attrs.get("_q") or {}).get("kind") == "dynamic":
+        names = (kernel_name(node.op + "_dyn", out_dtype),)
+    for name in names:
         fn = SCRATCH.get(name)
         if fn is not None:
             return max(0, int(fn(node, shapes)))
@@ -60,3 +64,16 @@ def _rnn_state_scratch(node, shapes) -> int:
 
 scratch("dse_f32_lstm__ref")(_rnn_state_scratch)
 scratch("dse_f32_gru__ref")(_rnn_state_scratch)
+
+
+def _dynamic_scratch(node, shapes) -> int:
+    """Dynamic int8 Conv/Gemm/MatMul (runtimes/c/kernels/ref/dyn_i8.c): the quantised input
+    (numel(x) bytes rounded up to 16), then a zero int32 bias[C] and the scales float32[C]."""
+    numel = 1
+    for d in shapes[node.inputs[0]]:
+        numel *= int(d)
+    return (numel + 15) // 16 * 16 + 8 * len(node.attrs["_q"]["w_scale"])
+
+
+for _op in ("conv", "gemm", "matmul"):
+    scratch(f"dse_f32_{_op}_dyn__ref")(_dynamic_scratch)

@@ -321,3 +321,29 @@ def int8_to_uint8(q, zp):
 def uint8_to_int8(q, zp):
     """Exact inverse of int8_to_uint8: q - 128, zp - 128."""
     return (np.asarray(q, dtype=np.int16) - 128).astype(np.int8), int(zp) - 128
+
+
+# -- dynamic quantisation (docs/quant-arith.md §12) ------------------------------------------
+
+def dynamic_qparams(x) -> tuple[np.float32, int]:
+    """Per-inference (scale, int8 zero point) of a float32 activation, ONNX
+    DynamicQuantizeLinear's arithmetic in float32 (what onnxruntime computes), mapped to int8:
+    lo = min(min(x), 0), hi = max(max(x), 0); s = float32(hi - lo) / 255 (float32 ops);
+    s = 1 when that is not > 0 (x all zero, or a range below float32's resolution);
+    zp_u8 = rint(clamp(0 - lo / s, 0, 255)) (float32 division, half to even); zp = zp_u8 - 128.
+    NaN in x: unspecified (the C runtime ignores NaN in min/max; numpy propagates it)."""
+    x = np.asarray(x, np.float32)
+    lo = np.minimum(np.float32(x.min()) if x.size else np.float32(0), np.float32(0))
+    hi = np.maximum(np.float32(x.max()) if x.size else np.float32(0), np.float32(0))
+    with np.errstate(all="ignore"):
+        s = np.float32(np.float32(hi - lo) / np.float32(255))
+        if not (s > 0) or not np.isfinite(s):
+            s = np.float32(1)
+        z = np.float32(np.float32(0) - np.float32(lo / s))
+    z = np.float32(min(max(z, np.float32(0)), np.float32(255)))
+    return s, int(np.rint(z)) - 128
+
+
+def dynamic_out_scale(s_in, s_w) -> np.ndarray:
+    """float32(s_in * s_w[c]): one float32 multiply (== the float64 product rounded once)."""
+    return (np.float32(s_in) * np.asarray(s_w, np.float32)).astype(np.float32)

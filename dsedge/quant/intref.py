@@ -31,7 +31,7 @@ __all__ = [
     "conv_int8", "conv_transpose_int8", "gemm_int8", "matmul_int8", "add_int8", "sub_int8",
     "mul_int8", "table_int8", "avgpool_counts", "avgpool_int8", "global_avgpool_int8",
     "mean_int8", "concat_int8", "maxpool_int8", "requantize_int8", "softmax_int8",
-    "resize_nearest_int8", "pool_output_size", "dequantize_acc",
+    "resize_nearest_int8", "pool_output_size", "dequantize_acc", "dynamic_rescale",
 ]
 
 
@@ -43,6 +43,15 @@ def dequantize_acc(acc, scale, axis: int):
     shape = [1] * a.ndim
     shape[axis % a.ndim] = -1
     return a * np.asarray(scale, np.float32).reshape(shape)
+
+
+def dynamic_rescale(acc, out_scale, bias, axis: int):
+    """Float result of a dynamically quantised weighted op (docs/quant-arith.md §12):
+    y = float32(acc) * out_scale[c] + bias[c], two float32 roundings in that order (no FMA)."""
+    y = dequantize_acc(acc, out_scale, axis)
+    shape = [1] * y.ndim
+    shape[axis % y.ndim] = -1
+    return (y + np.asarray(bias, np.float32).reshape(shape)).astype(np.float32)
 
 
 def _check_acc(acc, what: str):

@@ -9,7 +9,11 @@ that turns a kind into
     the interpreter calls it for every node that carries `_q`.
 `supports(g, node)` says whether the node's attributes and shapes allow its int8 form.
 
-Kinds: weighted, bytes, minmax, table, add, mul, avgpool, concat, softmax (see registry.py).
+Kinds: weighted, bytes, minmax, table, add, mul, avgpool, concat, softmax (see registry.py),
+and "dynamic": a weighted op (Conv, Gemm, MatMul) quantised without calibration, whose
+activation is quantised per inference (`dynamic_why_not`, `lower_dynamic`; arithmetic in
+docs/quant-arith.md §12). It is not an op's QuantRule kind: the dynamic quantiser
+(dsedge/quant/dynamic.py) chooses it for the weighted kind's ops.
 """
 from __future__ import annotations
 
@@ -299,6 +303,97 @@ def lower_node(q: Graph, n: Node, in_qp: list, out_qp: list, *, bias_shift=None,
     n.attrs["_q"] = params
 
 
+# -- dynamic quantisation (no calibration) ---------------------------------------------------
+
+DYNAMIC_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def dynamic_why_not(g: Graph, n: Node) -> str | None:
+    """None when node n can be quantised dynamically (int8 weights, activation quantised at run
+    time), else why not. Only weighted ops whose integer form ONNX has (ConvInteger,
+    MatMulInteger) qualify: ConvTranspose stays float."""
+    rule = rule_of(n)
+    if rule is None or rule.kind != "weighted" or n.op not in DYNAMIC_OPS:
+        return "no dynamic int8 form"
+    w = n.inputs[1] if len(n.inputs) > 1 else ""
+    if w not in g.consts or g.consts[w].dtype.kind != "f":
+        return "weights are not constant"
+    wv = g.consts[w]
+    if n.op == "MatMul" and wv.ndim != 2:
+        return "batched constant MatMul operand"
+    if n.op == "Gemm" and (n.attrs.get("transA", 0) or float(n.attrs.get("alpha", 1.0)) != 1.0
+                           or float(n.attrs.get("beta", 1.0)) != 1.0):
+        return "Gemm with transA/alpha/beta"
+    if len(n.inputs) > 2 and n.inputs[2]:
+        b = g.consts.get(n.inputs[2])
+        if b is None:
+            return "bias is not constant"
+        C = wv.shape[weight_axis(n, wv)]
+        if b.size not in (1, C):
+            return "bias is not one value per output channel"
+    if g.tensor_info(n.inputs[0]).dtype not in (None, np.dtype(np.float32)):
+        return "input is not float32"
+    why = why_not(g, n)
+    if why is not None:
+        return why
+    if not arith.accumulator_bound_ok(reduction_size(g, n)):
+        return f"int32 accumulator could overflow (K={reduction_size(g, n)})"
+    return None
+
+
+def lower_dynamic(q: Graph, n: Node) -> None:
+    """Dynamic int8 form of a weighted node (edits q and n): w -> int8 symmetric per channel
+    (round to nearest), bias -> float32[C] (zeros when absent), `_q` = {kind: dynamic, float_out,
+    w_scale, pads (Conv)}. The activation stays float32 and is quantised per inference."""
+    where = f"node {n.name!r} ({n.op})"
+    w = q.consts[n.inputs[1]]
+    axis = weight_axis(n, w)
+    C = w.shape[axis]
+    w_q, s_w = arith.quantize_weight_per_channel(w, axis, where=where)
+    bias = np.zeros(C, np.float32)
+    if len(n.inputs) > 2 and n.inputs[2]:
+        bias = np.broadcast_to(q.consts[n.inputs[2]].astype(np.float32).reshape(-1), (C,)).copy()
+    wn = q.add_const(n.inputs[1] + "_q", w_q)
+    q.qparams[wn] = QParams(s_w, np.zeros(C, np.int32), np.dtype(np.int8), axis)
+    bn = q.add_const((n.inputs[2] if len(n.inputs) > 2 and n.inputs[2] else n.name + "_bias") + "_f", bias)
+    n.inputs = [n.inputs[0], wn, bn]
+    params: dict = {"kind": "dynamic", "float_out": True, "w_scale": np.asarray(s_w, np.float32)}
+    if n.op == "Conv":
+        pads = _explicit_pads(n, q.tensor_info(n.inputs[0]).shape, w.shape[2:])
+        if pads is None:
+            raise ModelError(f"{where}: auto_pad with strides > 1 needs a static input shape")
+        params["pads"] = pads
+    n.attrs["_q"] = params
+
+
+def run_dynamic(n: Node, args: list) -> tuple:
+    """The reference of a dynamic node (docs/quant-arith.md §12): float32 x -> (s, zp) from its
+    range -> int8 x_q -> exact int32 accumulator of (x_q - zp) * w_q -> float32(acc) *
+    float32(s * s_w[c]) + bias[c] -> the fused activation in float32."""
+    p = n.attrs["_q"]
+    x, w, b = np.asarray(args[0], np.float32), args[1], args[2]
+    s, zp = arith.dynamic_qparams(x)
+    xq = arith.quantize(x, s, zp)
+    zero = np.zeros(len(p["w_scale"]), np.int32)
+    if n.op == "Conv":
+        sp = w.ndim - 2
+        strides, dil = _spatial_attrs(n, sp)
+        acc = intref.conv_int8(xq, zp, w, zero, None, None, 0, strides, p["pads"], dil,
+                               int(n.attrs.get("group", 1)), acc_only=True)
+        axis = 1
+    elif n.op == "Gemm":
+        acc = intref.gemm_int8(xq, zp, w, zero, None, None, 0, int(n.attrs.get("transB", 0)), acc_only=True)
+        axis = -1
+    else:
+        acc = intref.matmul_int8(xq, zp, w, zero, None, None, 0, acc_only=True)
+        axis = -1
+    y = intref.dynamic_rescale(acc, arith.dynamic_out_scale(s, p["w_scale"]), b, axis)
+    if n.attrs.get("_act"):
+        from ..passes.simplify import apply_activation
+        y = np.asarray(apply_activation(y, n.attrs["_act"]), np.float32)
+    return (y,)
+
+
 # -- execution --------------------------------------------------------------------------------
 
 def _spatial_attrs(n: Node, sp: int):
@@ -309,6 +404,8 @@ def run_int(n: Node, args: list) -> tuple:
     """The integer reference of a lowered node: int8 in, int8 out."""
     p = n.attrs["_q"]
     kind = p["kind"]
+    if kind == "dynamic":
+        return run_dynamic(n, args)
     if kind == "weighted":
         x, w, b = args[0], args[1], args[2]
         fout = bool(p.get("float_out"))

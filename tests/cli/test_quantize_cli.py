@@ -188,8 +188,8 @@ def test_unwritable_output(tmp_path):
 def test_missing_model_and_usage():
     r = dsedge("quantize", "/nonexistent/m.onnx", "--calib", DIGITS / "calib.npz", "-o", "/tmp/x.onnx")
     assert r.returncode == 2 and "no such" in r.stderr and "Traceback" not in r.stderr
-    r = dsedge("quantize", DIGITS / "model.onnx")
-    assert r.returncode == 2  # click usage error: missing --calib
+    r = dsedge("quantize")
+    assert r.returncode == 2  # click usage error: missing MODEL (--calib and -o are optional)
     r = dsedge("--help")
     assert r.returncode == 0 and "Exit codes" in r.stdout
 

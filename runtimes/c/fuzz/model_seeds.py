@@ -4,7 +4,7 @@
 
 The loader fuzzer (fuzz_loader.c) starts from the committed corpus (runtimes/c/tests/corpus)
 and these: the digits CNN int8 and fp32, a small mobilenet_v2 int8, a small
-transformer_encoder int8 and silero VAD int8 (its `sr` If folded behind a guard, when
+transformer_encoder int8, digits and the transformer quantised dynamically, and silero VAD int8 (its `sr` If folded behind a guard, when
 silero-vad is installed). Real models give the fuzzer every kernel family's `check` and `run`
 paths to mutate from; hand-made seeds reach only the parser. Deterministic for a given tree.
 """
@@ -41,6 +41,14 @@ def seeds() -> dict[str, bytes]:
     out["mobilenet_v2_int8"] = to_artifact(_quant(mb, _to_list(zoo.random_feeds(mb, 4, seed=0)))).to_bytes()
     tr = zoo.build("transformer_encoder", seq=8, dim=32, heads=2, layers=1, vocab=50)
     out["transformer_int8"] = to_artifact(_quant(tr, _to_list(zoo.random_feeds(tr, 4, seed=0)))).to_bytes()
+    # dynamic quantisation (no calibration: kernels/ref/dyn_i8.c), Conv + Gemm and MatMul
+    from dsedge.converters.onnx.reader import load_onnx
+    from dsedge.quant.dynamic import quantize_dynamic
+    from dsedge.quant.quantize import QuantConfig
+    for name, m, shapes in (("digits", digits, None), ("transformer", tr, None)):
+        g = load_onnx(m if isinstance(m, str) else m.SerializeToString())
+        res = quantize_dynamic(g, QuantConfig(progress=False))
+        out[f"{name}_dynamic"] = to_artifact(res, input_shapes=shapes).to_bytes()
     try:
         from tests.models import devmodels as dm
         dev = dm.dev_models()

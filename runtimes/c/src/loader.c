@@ -527,13 +527,16 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
         int dt = 0;   /* the dtype of the first present output (an RNN may omit Y) */
         for (uint32_t j = 0; j < n->n_out && !dt; j++) if (n->out[j] != DSE_NONE) dt = m->tensors[n->out[j]].dtype;
         /* the first listed kernel for (op, dtype) whose check accepts the node; when all
-         * refuse, the message is the reason (each candidate's, named, if several) */
+         * refuse, the message is the reason (each candidate's, named, if several). A variant
+         * that is not meant for this node (e.g. the dynamic-int8 kernels for a float node:
+         * DYN_I8_NOT_FOR_THIS_NODE) is left out of the message unless it is the only one. */
         char msg[160] = "", first_msg[160] = "", all[240] = "";
         int first = dse__next_kernel((int)n->op, dt, -1), kk = first, refused = 0;
         for (; kk >= 0; kk = dse__next_kernel((int)n->op, dt, kk)) {
             dse_why w = {0, NULL, {0, 0, 0, 0}};
             if (!dse__kernel_check(kk, m, n, &w)) break;
             dse__why_format(&w, msg, sizeof msg);
+            if (w.id == DSE_MSG_DYN_I8_NOT_FOR_THIS_NODE && (refused || dse__next_kernel((int)n->op, dt, kk) >= 0)) continue;
             size_t used = strlen(all);
             if (used + 1 < sizeof all) snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "", dse__kernel_name(kk), msg);
             if (refused++ == 0) memcpy(first_msg, msg, sizeof msg);
