@@ -6,15 +6,18 @@ Exit codes: 0 ok, 1 a check or accuracy budget failed, 2 usage error or bad inpu
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
 from . import __version__
-from .errors import DseError
+from .errors import DseError, DseWarning
+from .util import atomic_write_bytes, refuse_overwriting_inputs
 
 EXIT_HELP = """
 \b
@@ -51,10 +54,25 @@ def _err(msg: str) -> None:
     click.echo(f"dsedge: error: {msg}", err=True)
 
 
+def _show_warnings() -> None:
+    """dsedge's own warnings (DseWarning) as one `dsedge: warning:` line each on stderr, once
+    per distinct message; other warnings keep Python's format."""
+    plain = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DseWarning):
+            click.echo(f"dsedge: warning: {message}", err=True)
+        else:
+            plain(message, category, filename, lineno, file, line)
+    warnings.showwarning = show
+    warnings.simplefilter("default", DseWarning)
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         from .util import return_freed_memory_promptly
         return_freed_memory_promptly()
+        _show_warnings()
         try:
             return super().invoke(ctx)
         except DseError as e:
@@ -62,6 +80,11 @@ class _Group(click.Group):
             sys.exit(e.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except OSError as e:   # reading or writing a file the user named: name it and the reason
+            where = e.filename if e.filename is not None else "a file"
+            _err(f"{where}: cannot {'write' if isinstance(e, PermissionError) else 'read or write'}: "
+                 f"{e.strerror or e}")
+            sys.exit(2)
         except KeyboardInterrupt:
             _err("interrupted")
             sys.exit(130)
@@ -138,6 +161,7 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
     _check_output_path(output)
+    refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib)])
     if (input_shape or io_dtype != "float32") and not output.endswith(".dse"):
         raise click.UsageError("--input-shape and --io-dtype apply to *.dse output only")
     from .export.specialize import input_shapes_from_cli
@@ -205,6 +229,7 @@ def run(model, input_path, output, threads, as_json):
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise DseError(f"{output}: cannot write: folder {folder} does not exist")
+    refuse_overwriting_inputs([output], [("model", model), ("input feeds", input_path)])
     try:
         with np.load(input_path, allow_pickle=False) as z:
             feeds = {k: z[k] for k in z.files}
@@ -212,7 +237,9 @@ def run(model, input_path, output, threads, as_json):
         raise DseError(f"{input_path}: not a readable .npz file ({e})") from None
     with Runtime(model, threads=threads) as rt:
         outs, n = run_feeds(rt, feeds)
-    np.savez(output, **outs)
+    buf = io.BytesIO()
+    np.savez(buf, **outs)
+    atomic_write_bytes(output, buf.getvalue())
     info = {"model": model, "inferences": n, "output": output,
             "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outs.items()}}
     if as_json:
@@ -247,7 +274,10 @@ def run(model, input_path, output, threads, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle manifest (files, sizes, compiler) as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def export(model, target, output, calib, precision, method, keep_float, bias_correction, as_json, progress):
-    from .export.bundle import export_bundle
+    from .export.bundle import BUNDLE_FILES, export_bundle
+    # a .dse already at <output>/model.dse is left in place (not copied onto itself)
+    written = [os.path.join(output, f) for f in BUNDLE_FILES if not (f == "model.dse" and calib is None)]
+    refuse_overwriting_inputs(written, [("model", model), ("calibration feeds", calib)])
     opts = {"precision": precision, "method": method, "keep_float": keep_float, "bias_correction": bias_correction}
     m = export_bundle(model, output, target=target, calib=calib, quantize_options=opts, progress=progress)
     if as_json:
