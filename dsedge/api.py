@@ -225,11 +225,19 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
     counts: dict[str, int] = {}
     for p in result.plan:
         counts[p.precision] = counts.get(p.precision, 0) + 1
+    warnings = list(result.info.get("warnings", ()))
+    in_bytes = _file_size(model_path) if model_path else None
+    out_bytes = _file_size(out_path) if out_path else None
+    if in_bytes and out_bytes and out_bytes > in_bytes:
+        warnings.append(f"{out_path} ({out_bytes:,d} B) is {out_bytes / in_bytes:.2f}x LARGER than its float source "
+                        f"{model_path} ({in_bytes:,d} B): constants that stay float were stored in a bigger form "
+                        "than the source's; please report it with the model")
     return {
         "model": None if model_path is None else str(model_path),
         "output": None if out_path is None else str(out_path),
-        "input_bytes": _file_size(model_path) if model_path else None,
-        "output_bytes": _file_size(out_path) if out_path else None,
+        "input_bytes": in_bytes,
+        "output_bytes": out_bytes,
+        "warnings": warnings,
         "nodes_by_precision": counts,
         "output_sqnr_db": {k: (None if not np.isfinite(v) else round(v, 2)) for k, v in sq.items()},
         "sqnr_feeds": len(result.eval_outputs),

@@ -40,6 +40,7 @@ class _Emitter:
         self.opset = opset
         self.nodes: list = []
         self.extra_inits: dict[str, np.ndarray] = {}
+        self._const_names: dict[tuple, str] = {}      # (dtype, shape, bytes) -> name (see const)
         self._names: set[str] = set(g.consts) | set(g.info) | {o for n in g.nodes for o in n.outputs}
         self._k = 0
 
@@ -52,8 +53,15 @@ class _Emitter:
                 return name
 
     def const(self, base: str, value) -> str:
+        """A constant the writer adds (a scale, a zero point, a shape): equal values are stored
+        once, under the first one's name, so a file never holds one constant twice."""
+        value = np.asarray(value)
+        key = (value.dtype.str, value.shape, value.tobytes())
+        if key in self._const_names:
+            return self._const_names[key]
         name = self.fresh(base)
-        self.extra_inits[name] = np.asarray(value)
+        self.extra_inits[name] = value
+        self._const_names[key] = name
         return name
 
     def emit(self, op, inputs, outputs, attrs=None, name=None, domain=""):

@@ -394,7 +394,8 @@ class _Measure:
         if rule.kind in ("bytes", "minmax") or not kinds.supports(self.g, n):
             return
         acts = [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
-        if not acts or not all(a in self.ranges or a in self.g.consts for a in acts):
+        if not acts or not all(a in self.ranges or a in self.g.consts for a in acts) \
+                or all(a in self.g.consts for a in acts):    # an expression over constants left unfolded
             return
         a = self.acc.get(n.name)
         if a is not None and a[3] >= MEASURE_MAX_ELEMS:     # measured enough (feeds come in digest order)
