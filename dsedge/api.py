@@ -167,9 +167,13 @@ def _file_size(path) -> int | None:
 
 
 def quantize(model, calib, *, precision: str = "int8", method: str = "auto", keep_float=(),
-             bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False):
+             bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
+             allow_constant=()):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
+    A float input that never varies across the feeds (all zeros, one value, the same array)
+    while the model computes with it is an error (FeedError), unless named in `allow_constant`
+    (see quant.quantize.check_degenerate_feeds for the cases that only warn).
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
     from .quant.quantize import QuantConfig, quantize_graph
@@ -177,7 +181,7 @@ def quantize(model, calib, *, precision: str = "int8", method: str = "auto", kee
     g = load_graph(model) if owned else model
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
                       bias_correction=bias_correction, progress=progress,
-                      pin_constant_inputs=pin_constant_inputs)
+                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds

@@ -153,10 +153,14 @@ def inspect(model, as_json):
               help="For *.dse output: dtype of the graph inputs and outputs. int8/uint8 drop the leading "
                    "quantize and trailing dequantize (their scale and zero point are in the tensor table; "
                    "uint8 = int8 + 128); inputs/outputs that are not int8 inside stay float32.")
+@click.option("--constant-input", "constant_input", multiple=True, metavar="NAME",
+              help="A float input that really is constant when the model runs (e.g. a state that is always "
+                   "zero): calibrate with it constant without complaint; repeatable. Default: a float input "
+                   "that never varies across the calibration feeds is an error naming it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, as_json,
-             progress):
+def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype,
+             constant_input, as_json, progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
@@ -168,7 +172,7 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
     shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()
     result = run_quantize(model, calib, precision=precision, method=method, keep_float=keep_float,
-                          bias_correction=bias_correction, progress=progress,
+                          bias_correction=bias_correction, progress=progress, allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"))   # .dse guards pinned inputs
     save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse") else {}))
     summary = quantize_summary(result, model, output)
@@ -271,14 +275,20 @@ def run(model, input_path, output, threads, as_json):
               help="For an ONNX MODEL: keep this node or op type in float; repeatable. Default: none.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="For an ONNX MODEL: as in `dsedge quantize`.")
+@click.option("--constant-input", "constant_input", multiple=True, metavar="NAME",
+              help="For an ONNX MODEL: a float input that really is constant when the model runs (e.g. a state that is always "
+                   "zero): calibrate with it constant without complaint; repeatable. Default: a float input "
+                   "that never varies across the calibration feeds is an error naming it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle manifest (files, sizes, compiler) as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def export(model, target, output, calib, precision, method, keep_float, bias_correction, as_json, progress):
+def export(model, target, output, calib, precision, method, keep_float, bias_correction, constant_input, as_json,
+           progress):
     from .export.bundle import BUNDLE_FILES, export_bundle
     # a .dse already at <output>/model.dse is left in place (not copied onto itself)
     written = [os.path.join(output, f) for f in BUNDLE_FILES if not (f == "model.dse" and calib is None)]
     refuse_overwriting_inputs(written, [("model", model), ("calibration feeds", calib)])
-    opts = {"precision": precision, "method": method, "keep_float": keep_float, "bias_correction": bias_correction}
+    opts = {"precision": precision, "method": method, "keep_float": keep_float, "bias_correction": bias_correction,
+            "allow_constant": constant_input}
     m = export_bundle(model, output, target=target, calib=calib, quantize_options=opts, progress=progress)
     if as_json:
         click.echo(json.dumps(m, indent=2))
