@@ -99,3 +99,27 @@ def test_summary_flags_an_output_larger_than_its_input(tmp_path):
     assert "x LARGER" in text and "\nwarning: " in text and "smaller" not in text
     s = dsedge.api.quantize_summary(res, src, out)
     assert s["warnings"] == [] and "x smaller" in format_quantize(s)
+
+
+def test_a_shared_weight_rounded_alike_is_stored_once(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "W"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "W"], ["y"], pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(w, "W")])
+    src = tmp_path / "shared.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), src)
+    feeds = [{"x": rng.standard_normal((1, 32, 6, 6)).astype(np.float32)} for _ in range(4)]
+    from dsedge.quant.quantize import QuantConfig, quantize_graph
+    res = quantize_graph(dsedge.load(src), feeds, QuantConfig(weight_rounding="nearest", bias_correction=False,
+                                                              progress=False))
+    out = tmp_path / "shared.int8.onnx"
+    res.save(out)
+    m = onnx.load(str(out))
+    big = [t.name for t in m.graph.initializer if numpy_helper.to_array(t).size == w.size]
+    assert len(big) == 1, big                       # one int8 copy, read by both Convs
+    assert sum(big[0] in n.input for n in m.graph.node) == 2
+    ref = ort.InferenceSession(str(src)).run(None, feeds[0])[0]
+    got = ort.InferenceSession(str(out)).run(None, feeds[0])[0]
+    assert np.sum((ref - got) ** 2) < 0.01 * np.sum(ref ** 2)
