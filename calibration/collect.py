@@ -40,6 +40,10 @@ class CalibResult:
     # bool tensor (<= 16 elements) identical in every feed, else absent.
     input_shapes: dict[str, list[tuple[int, ...]]] = field(default_factory=dict)
     constant_inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    # float inputs that never varied: input -> "zeros" (every value 0 in every feed),
+    # "constant" (one value throughout each feed, more than one element) or "identical" (the
+    # same array in every feed, at least two feeds). See quant.quantize.check_degenerate_feeds.
+    degenerate_inputs: dict[str, str] = field(default_factory=dict)
     engine: object = None     # the float engine that ran the feeds (calibration/engine.py)
 
     @property
@@ -127,6 +131,7 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
     count = 0
     shapes: dict[str, set] = {}
     const_vals: dict[str, np.ndarray | None] = {}
+    flat: dict[str, list] = {}    # float input -> [all zeros so far, one value per feed so far, first digest or None]
 
     def note_inputs(feed) -> None:
         # Cheap: a shape tuple per input, and a <= 16-element comparison for small integer inputs.
@@ -140,6 +145,22 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
                                                     or v.dtype != const_vals[k].dtype
                                                     or not np.array_equal(v, const_vals[k])):
                 const_vals[k] = None
+            if v.dtype.kind == "f" and v.size:
+                # float inputs that never vary (all zeros, one value, the same array): one
+                # min/max and one digest per feed, nothing kept
+                st = flat.setdefault(k, [True, True, None]) if count == 0 else flat.get(k)
+                if st is None:
+                    continue
+                lo, hi = float(v.min()), float(v.max())
+                st[0] = st[0] and lo == 0.0 and hi == 0.0
+                st[1] = st[1] and lo == hi and v.size > 1
+                dig = hashlib.sha1(str(v.shape).encode() + np.ascontiguousarray(v).data).digest()
+                if count == 0:
+                    st[2] = dig
+                elif st[2] != dig:
+                    st[2] = None
+                if not (st[0] or st[1] or st[2]):
+                    del flat[k]
     try:
         for where, feed in items:
             label[0] = where
@@ -174,7 +195,9 @@ def calibrate(graph: Graph, feeds: FeedSet | str | Path | Iterable[Mapping[str, 
     res = CalibResult(method=method, ranges=LazyRanges(observers), n_feeds=count, feeds=[k[1] for k in kept],
                        outputs=[k[2] for k in kept], observers=observers,
                        input_shapes={k: sorted(v) for k, v in shapes.items()},
-                       constant_inputs={k: v for k, v in const_vals.items() if v is not None})
+                       constant_inputs={k: v for k, v in const_vals.items() if v is not None},
+                       degenerate_inputs={k: ("zeros" if st[0] else "constant" if st[1] else "identical")
+                                          for k, st in flat.items() if st[0] or st[1] or count >= 2})
     res.engine = engine
     return res
 

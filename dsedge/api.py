@@ -179,7 +179,7 @@ def default_output_path(model, precision: str = "int8") -> str:
 
 def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
-             preprocess=None):
+             preprocess=None, allow_constant=()):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
     `calib` may be a folder of images or WAV files; `preprocess` (e.g. "resize=256,mean=...";
@@ -187,6 +187,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     preprocessing is stored in the written model (`result.info["preprocessing"]`, JSON).
     Without `calib` (None): dynamic quantisation (dsedge/quant/dynamic.py): int8 weights for
     Conv/Gemm/MatMul, their inputs quantised per inference, everything else float.
+    A float input that never varies across the feeds (all zeros, one value, the same array)
+    while the model computes with it is an error (FeedError), unless named in `allow_constant`
+    (see quant.quantize.check_degenerate_feeds for the cases that only warn).
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
     from .quant.quantize import QuantConfig, quantize_graph
@@ -194,7 +197,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     g = load_graph(model) if owned else model
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
                       bias_correction=bias_correction, progress=progress,
-                      pin_constant_inputs=pin_constant_inputs)
+                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
     if calib is None:
         if preprocess:
             raise ModelError("preprocess applies to calibration feeds (a folder of images or WAV files)",
@@ -287,13 +290,21 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
     for p in result.plan:
         counts[p.precision] = counts.get(p.precision, 0) + 1
     dynamic = bool(result.info.get("dynamic"))
+    warnings = list(result.info.get("warnings", ()))
+    in_bytes = _file_size(model_path) if model_path else None
+    out_bytes = _file_size(out_path) if out_path else None
+    if in_bytes and out_bytes and out_bytes > in_bytes:
+        warnings.append(f"{out_path} ({out_bytes:,d} B) is {out_bytes / in_bytes:.2f}x LARGER than its float source "
+                        f"{model_path} ({in_bytes:,d} B): constants that stay float were stored in a bigger form "
+                        "than the source's; please report it with the model")
     return {
         "model": None if model_path is None else str(model_path),
         "output": None if out_path is None else str(out_path),
         "dynamic": dynamic,
         "hint": (None if not dynamic else DYNAMIC_HINT if counts.get("int8-dynamic") else DYNAMIC_NONE_HINT),
-        "input_bytes": _file_size(model_path) if model_path else None,
-        "output_bytes": _file_size(out_path) if out_path else None,
+        "input_bytes": in_bytes,
+        "output_bytes": out_bytes,
+        "warnings": warnings,
         "nodes_by_precision": counts,
         "output_sqnr_db": {k: (None if not np.isfinite(v) else round(v, 2)) for k, v in sq.items()},
         "sqnr_feeds": len(result.eval_outputs),

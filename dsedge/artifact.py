@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
@@ -247,21 +246,9 @@ class Artifact:
         return _encode(self)
 
     def write(self, path) -> None:
-        """Write atomically: a temporary file in the same directory, then rename."""
-        data = self.to_bytes()
-        path = os.fspath(path)
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dse", dir=d)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write atomically: a temporary file in the same directory, then rename (dsedge.util)."""
+        from .util import atomic_write_bytes
+        atomic_write_bytes(os.fspath(path), self.to_bytes())
 
     @classmethod
     def read(cls, src, *, verify_weights: bool = False) -> "Artifact":

@@ -6,15 +6,18 @@ Exit codes: 0 ok, 1 a check or accuracy budget failed, 2 usage error or bad inpu
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
 from . import __version__
-from .errors import DseError
+from .errors import DseError, DseWarning
+from .util import atomic_write_bytes, refuse_overwriting_inputs
 
 EXIT_HELP = """
 \b
@@ -51,10 +54,25 @@ def _err(msg: str) -> None:
     click.echo(f"dsedge: error: {msg}", err=True)
 
 
+def _show_warnings() -> None:
+    """dsedge's own warnings (DseWarning) as one `dsedge: warning:` line each on stderr, once
+    per distinct message; other warnings keep Python's format."""
+    plain = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DseWarning):
+            click.echo(f"dsedge: warning: {message}", err=True)
+        else:
+            plain(message, category, filename, lineno, file, line)
+    warnings.showwarning = show
+    warnings.simplefilter("default", DseWarning)
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         from .util import return_freed_memory_promptly
         return_freed_memory_promptly()
+        _show_warnings()
         try:
             return super().invoke(ctx)
         except DseError as e:
@@ -62,6 +80,11 @@ class _Group(click.Group):
             sys.exit(e.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except OSError as e:   # reading or writing a file the user named: name it and the reason
+            where = e.filename if e.filename is not None else "a file"
+            _err(f"{where}: cannot {'write' if isinstance(e, PermissionError) else 'read or write'}: "
+                 f"{e.strerror or e}")
+            sys.exit(2)
         except KeyboardInterrupt:
             _err("interrupted")
             sys.exit(130)
@@ -147,10 +170,14 @@ def inspect(model, as_json):
                    "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
                    "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
                    "the input's length or 1 s windows).")
+@click.option("--constant-input", "constant_input", multiple=True, metavar="NAME",
+              help="A float input that really is constant when the model runs (e.g. a state that is always "
+                   "zero): calibrate with it constant without complaint; repeatable. Default: a float input "
+                   "that never varies across the calibration feeds is an error naming it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, qdq_format,
-             preprocess, as_json, progress):
+             preprocess, constant_input, as_json, progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
@@ -158,6 +185,7 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
         from .api import default_output_path
         output = default_output_path(model, precision)
     _check_output_path(output)
+    refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib)])
     if (input_shape or io_dtype != "float32") and not output.endswith(".dse"):
         raise click.UsageError("--input-shape and --io-dtype apply to *.dse output only")
     if qdq_format is not None and not output.endswith(".onnx"):
@@ -169,6 +197,7 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
     t0 = time.perf_counter()
     result = run_quantize(model, calib, precision=precision, method=method, keep_float=keep_float,
                           bias_correction=bias_correction, progress=progress, preprocess=preprocess,
+                          allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"))   # .dse guards pinned inputs
     save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse")
                                    else {"qdq_format": qdq_format}))
@@ -234,6 +263,7 @@ def run(model, input_path, output, threads, as_json):
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise DseError(f"{output}: cannot write: folder {folder} does not exist")
+    refuse_overwriting_inputs([output], [("model", model), ("input feeds", input_path)])
     from .calibration.preprocess import media_kind
     media = media_kind(input_path)
     feeds = None
@@ -255,7 +285,9 @@ def run(model, input_path, output, threads, as_json):
             n = 1 if rt.preprocessing.kind == "image" else len(next(iter(outs.values())))
         else:
             outs, n = run_feeds(rt, feeds)
-    np.savez(output, **outs)
+    buf = io.BytesIO()
+    np.savez(buf, **outs)
+    atomic_write_bytes(output, buf.getvalue())
     info = {"model": model, "inferences": n, "output": output,
             "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outs.items()}}
     if as_json:
@@ -294,11 +326,20 @@ def run(model, input_path, output, threads, as_json):
                    "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
                    "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
                    "the input's length or 1 s windows).")
+@click.option("--constant-input", "constant_input", multiple=True, metavar="NAME",
+              help="For an ONNX MODEL: a float input that really is constant when the model runs (e.g. a state that is always "
+                   "zero): calibrate with it constant without complaint; repeatable. Default: a float input "
+                   "that never varies across the calibration feeds is an error naming it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle manifest (files, sizes, compiler) as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def export(model, target, output, calib, precision, method, keep_float, bias_correction, preprocess, as_json, progress):
-    from .export.bundle import export_bundle
-    opts = {"precision": precision, "method": method, "keep_float": keep_float, "bias_correction": bias_correction}
+def export(model, target, output, calib, precision, method, keep_float, bias_correction, preprocess, constant_input,
+           as_json, progress):
+    from .export.bundle import BUNDLE_FILES, export_bundle
+    # a .dse already at <output>/model.dse is left in place (not copied onto itself)
+    written = [os.path.join(output, f) for f in BUNDLE_FILES if not (f == "model.dse" and calib is None)]
+    refuse_overwriting_inputs(written, [("model", model), ("calibration feeds", calib)])
+    opts = {"precision": precision, "method": method, "keep_float": keep_float, "bias_correction": bias_correction,
+            "allow_constant": constant_input}
     if preprocess:
         if calib is None:
             raise click.UsageError("--preprocess applies with --calib (an ONNX MODEL quantised on the way)")

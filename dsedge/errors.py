@@ -36,3 +36,8 @@ class CheckFailed(DseError):
     """A check or accuracy budget failed (exit code 1)."""
 
     exit_code = 1
+
+
+class DseWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as
+    one `dsedge: warning:` line on stderr, once per distinct message)."""

@@ -9,12 +9,13 @@ defined in enclosing scopes.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
 
-from .errors import DseError, FeedError, ModelError, UnsupportedOpError
+from .errors import DseError, DseWarning, FeedError, ModelError, UnsupportedOpError
 from .ir import Graph, Node
 from .ops import REGISTRY
 from .passes.simplify import apply_activation
@@ -138,6 +139,7 @@ def check_feeds(g: Graph, feeds: Mapping[str, np.ndarray], where: str = "feed") 
     if missing:
         raise FeedError(f"{where}: missing input(s) {', '.join(missing)}",
                         hint=f"the model's inputs are {', '.join(g.inputs)}")
+    narrowed = []
     for name in g.inputs:
         a = np.asarray(feeds[name])
         info = g.tensor_info(name)
@@ -152,12 +154,17 @@ def check_feeds(g: Graph, feeds: Mapping[str, np.ndarray], where: str = "feed") 
         if info.dtype is not None and a.dtype != info.dtype:
             if a.dtype.kind == info.dtype.kind == "f" or (a.dtype.kind in "iu" and info.dtype.kind in "iu"
                                                            and np.can_cast(a.dtype, info.dtype)):
+                if a.dtype.kind == "f" and a.dtype.itemsize > info.dtype.itemsize:
+                    narrowed.append(f"{name!r} ({a.dtype} -> {info.dtype})")
                 a = a.astype(info.dtype)
             else:
                 raise FeedError(f"{where}: input {name!r} has dtype {a.dtype}, the model expects {info.dtype}")
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise FeedError(f"{where}: input {name!r} contains NaN or infinity")
         out[name] = a
+    if narrowed:   # the same text for every feed: Python's warning filter shows it once
+        warnings.warn(f"feed input(s) {', '.join(narrowed)} converted to the model's dtype "
+                      "(precision beyond it is dropped)", DseWarning)
     return out
 
 

@@ -63,9 +63,11 @@ def format_quantize(s: dict) -> str:
     out.append(table(rows, ["node", "op", "precision", "SQNR dB", "why"]))
     out.append("")
     out.append("nodes: " + ", ".join(f"{v} {k}" for k, v in sorted(s["nodes_by_precision"].items())))
-    out.append(f"size: {_bytes(s['input_bytes'])} -> {_bytes(s['output_bytes'])}"
-               + (f"  ({s['input_bytes'] / s['output_bytes']:.2f}x smaller)"
-                  if s.get("input_bytes") and s.get("output_bytes") else ""))
+    a, b = s.get("input_bytes"), s.get("output_bytes")
+    ratio = ""
+    if a and b:
+        ratio = f"  ({a / b:.2f}x smaller)" if b <= a else f"  ({b / a:.2f}x LARGER: see the warning below)"
+    out.append(f"size: {_bytes(a)} -> {_bytes(b)}{ratio}")
     if s["output_sqnr_db"]:
         how = {"onnxruntime": " (the written QDQ model in onnxruntime)",
                "integer reference": " (integer reference = the C runtime)"}.get(s.get("sqnr_engine"), "")
@@ -76,6 +78,7 @@ def format_quantize(s: dict) -> str:
     if s.get("hint"):
         out.append(s["hint"])
     out.append(f"wrote {s['output']} in {s.get('seconds', 0):.1f} s")
+    out.extend(f"warning: {w}" for w in s.get("warnings", ()))
     return "\n".join(out)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -10,19 +11,35 @@ from pathlib import Path
 from .errors import DseError
 
 
+def _new_file_mode(path: Path) -> int:
+    """The mode a plainly created file would get: the existing file's mode when `path` is
+    replaced, else 0666 & ~umask (tempfile.mkstemp alone gives 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file in the same folder and a rename, so a
-    failure never leaves a partial output. Errors name the path."""
+    failure never leaves a partial output. The file gets the mode a plain `open(path, "wb")`
+    would give it (0644 under umask 022). Errors name the path and the reason (DseError,
+    exit code 2)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise DseError(f"{path}: cannot write: folder {folder} does not exist")
+    mode = _new_file_mode(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as e:
-        raise DseError(f"{path}: cannot write: {e.strerror}") from None
+        raise DseError(f"{path}: cannot write: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -32,13 +49,45 @@ def atomic_write_bytes(path, data: bytes) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise DseError(f"{path}: cannot write: {e.strerror}") from None
+        raise DseError(f"{path}: cannot write: {e.strerror or e}") from None
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same real path (symlinks, `./x` vs `x`, `..`)
+    or the same inode (hard links). A path that does not exist is no existing file."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(outputs, inputs) -> None:
+    """Refuse, before any work, a command whose output would replace one of its inputs.
+
+    outputs: paths the command writes. inputs: (what, path) pairs, e.g. ("model", "m.onnx");
+    a None path is skipped. An input that is a folder (a calibration set) is refused as an
+    output too, and so is an output inside it that would be read as one of its feeds (.npz).
+    Raises DseError (exit code 2) naming both paths and the fix; the input is left intact."""
+    for out in outputs:
+        out = os.fspath(out)
+        for what, src in inputs:
+            if src is None:
+                continue
+            src = os.fspath(src)
+            clash = _same_file(out, src)
+            if not clash and os.path.isdir(src) and out.endswith(".npz"):
+                clash = os.path.dirname(os.path.realpath(out)) == os.path.realpath(src)
+            if clash:
+                raise DseError(f"{out}: the output is the {what} {src}; writing it would replace the input",
+                               hint="write the output to another path")
 
 
 def progress(iterable, *, total=None, desc="", enabled=True, unit="feed"):

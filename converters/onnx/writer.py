@@ -40,6 +40,7 @@ class _Emitter:
         self.opset = opset
         self.nodes: list = []
         self.extra_inits: dict[str, np.ndarray] = {}
+        self._const_names: dict[tuple, str] = {}      # (dtype, shape, bytes) -> name (see const)
         self._names: set[str] = set(g.consts) | set(g.info) | {o for n in g.nodes for o in n.outputs}
         self._k = 0
 
@@ -52,8 +53,15 @@ class _Emitter:
                 return name
 
     def const(self, base: str, value) -> str:
+        """A constant the writer adds (a scale, a zero point, a shape): equal values are stored
+        once, under the first one's name, so a file never holds one constant twice."""
+        value = np.asarray(value)
+        key = (value.dtype.str, value.shape, value.tobytes())
+        if key in self._const_names:
+            return self._const_names[key]
         name = self.fresh(base)
-        self.extra_inits[name] = np.asarray(value)
+        self.extra_inits[name] = value
+        self._const_names[key] = name
         return name
 
     def emit(self, op, inputs, outputs, attrs=None, name=None, domain=""):
@@ -169,10 +177,50 @@ def to_graph_proto(g: Graph, opset: int | None = None, *, emitter_cls=_Emitter, 
     return helper.make_graph(em.nodes, g.name or "graph", inputs, outputs, initializer=inits)
 
 
+def _share_equal_initializers(gp) -> int:
+    """Store each distinct initializer of the top-level graph once: a second one with the same
+    type, shape and bytes (a constant shared by two layers, rounded alike) is dropped and its
+    readers read the first. Names read inside sub-graphs, graph inputs/outputs and external
+    tensors are left alone. Returns the number dropped."""
+    import hashlib
+
+    def sub_names(graph, out):
+        for nd in graph.node:
+            for a in nd.attribute:
+                for sg in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    out.update(i for n2 in sg.node for i in n2.input)
+                    sub_names(sg, out)
+        return out
+
+    fixed = sub_names(gp, set()) | {v.name for v in gp.input} | {v.name for v in gp.output}
+    first: dict[tuple, str] = {}
+    alias: dict[str, str] = {}
+    keep = []
+    for t in gp.initializer:
+        if t.name in fixed or t.data_location == onnx.TensorProto.EXTERNAL or not t.raw_data:
+            keep.append(t)
+            continue
+        key = (t.data_type, tuple(t.dims), hashlib.sha256(t.raw_data).digest())
+        if key in first:
+            alias[t.name] = first[key]
+        else:
+            first[key] = t.name
+            keep.append(t)
+    if alias:
+        for nd in gp.node:
+            for k, i in enumerate(nd.input):
+                if i in alias:
+                    nd.input[k] = alias[i]
+        del gp.initializer[:]
+        gp.initializer.extend(keep)
+    return len(alias)
+
+
 def to_model_proto(g: Graph, *, opset: int | None = None, producer: str = "dsedge", emitter_cls=_Emitter,
                    **kw) -> "onnx.ModelProto":
     opset = opset or max(g.opset, 13)
     gp = to_graph_proto(g, opset, emitter_cls=emitter_cls, **kw)
+    _share_equal_initializers(gp)
     m = helper.make_model(gp, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer)
     m.ir_version = 8 if opset <= 18 else (9 if opset <= 20 else 10)
     for k, v in g.metadata.items():

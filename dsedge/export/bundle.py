@@ -311,6 +311,12 @@ Inputs and outputs: {io}
 """
 
 
+# Every file a bundle holds, relative to its folder (the CLI refuses a bundle that would
+# overwrite one of its own inputs).
+BUNDLE_FILES = ("model.dse", "include/dsedge.h", "include/dsedge_ops.h", "lib/libdsedge.a", "lib/libdsedge.so",
+                "bin/dsedge-run", "python/dsedge_runtime/__init__.py", "README.md", "manifest.json")
+
+
 def _io_summary(dse_path: Path) -> str:
     from ..artifact import read
     a = read(dse_path)

@@ -104,8 +104,10 @@ def choose_shapes(g: Graph, given: dict | None, info: dict | None) -> dict[str, 
 def _fold(g: Graph) -> int:
     """Evaluate every node whose inputs are all constant (int8 nodes with their integer reference)."""
     from ..interp import execute
+    from ..passes.simplify import FoldBudget
     changed = 0
     keep: list[Node] = []
+    budget = FoldBudget(g)        # never materialise a big tensor a reader does not need constant
     for n in g.nodes:
         d = REGISTRY.get(n.op, n.domain)
         value = None
@@ -119,13 +121,14 @@ def _fold(g: Graph) -> int:
                          consts={i: g.consts[i] for i in n.inputs if i})
             try:
                 outs = execute(mini, {})   # the interpreter: _q nodes via run_int, _act applied
-                if sum(np.asarray(o).size for o in outs) <= _FOLD_MAX_ELEMS:
+                if sum(np.asarray(o).size for o in outs) <= _FOLD_MAX_ELEMS and budget.allows(n, outs):
                     value = [outs[mini.outputs.index(o)] if o else None for o in n.outputs]
             except Exception:
                 value = None               # left in place; the interpreter reports it with context
         if value is None:
             keep.append(n)
             continue
+        budget.folded(n)
         for name, v in zip(n.outputs, value):
             if name:
                 v = np.asarray(v)

@@ -3,7 +3,8 @@
   remove_identity   Identity / inference Dropout -> rewired away
   fold_constants    nodes whose inputs are all constant are evaluated once; Shape/Size of a
                     tensor with a static shape become constants (so shape arithmetic folds
-                    once input shapes are fixed)
+                    once input shapes are fixed); a fold that would store more bytes than it
+                    frees, for a reader that does not need a constant, is left (FoldBudget)
   eliminate_dead    nodes whose outputs nobody reads, constants nobody reads
   fold_batchnorm    Conv / ConvTranspose / Gemm (constant weights) followed by
                     BatchNormalization -> new weights and bias
@@ -66,9 +67,81 @@ def _static_shape(g: Graph, name: str):
     return info.shape if info.is_static else None
 
 
+# Folding may store at most this many bytes more than it frees (shape arithmetic, small states).
+FOLD_GROWTH_BYTES = 4096
+
+
+class FoldBudget:
+    """Whether folding a node would make the model's constants larger, which a quantised file
+    must never be for nothing (an int8 model 2.3x the size of its float source: a filter bank
+    built at run time from a compact constant through Neg and Transpose, materialised next to
+    the constant it came from).
+
+    A node whose inputs are all constant is folded unless (1) its outputs hold more than
+    FOLD_GROWTH_BYTES more than the input constants it frees (constants it is the last reader
+    of: an Expand or Tile of a small constant, or a Neg of a constant that other nodes still
+    read, which would be stored twice), (2) it is a run-time op (it has a quantisation rule, so
+    it has a kernel everywhere: Neg, Transpose, Expand, Tile, Mul, ...), and (3) no reader
+    needs the value as a constant: a reader that would fold too (all its inputs constant or
+    results of such folds) needs it when one of its own readers does; otherwise a reader in a WEIGHT, BIAS or PARAM
+    role, a reader without a quantisation rule, a sub-graph or a graph output needs it, and a
+    reader in an ACT role does not. So Conv weights
+    computed from constants are still folded (and then stored in int8), while a float filter
+    bank stays an expression over the one compact constant. `folded(n)` tells the budget that
+    n was folded (it no longer reads its inputs)."""
+
+    def __init__(self, g: Graph):
+        self.g = g
+        self.consumers = g.consumers()
+        self.gone: set[int] = set()
+        # tensors this pass can make constant: constants, and outputs of foldable nodes whose
+        # inputs all are (so a reader fed by several pending folds counts as folding too)
+        self.derivable = set(g.consts)
+        for n in g.nodes:
+            if REGISTRY.get(n.op, n.domain) is None or n.op in _NO_FOLD or any(n.subgraphs()):
+                continue
+            if (n.op in ("Shape", "Size") and not n.domain and _static_shape(g, n.inputs[0]) is not None) \
+                    or all((not i) or i in self.derivable for i in n.inputs):
+                self.derivable.update(o for o in n.outputs if o)
+
+    def folded(self, n: Node) -> None:
+        self.gone.add(id(n))
+
+    def _readers(self, name: str) -> list[Node]:
+        return [r for r in self.consumers.get(name, []) if id(r) not in self.gone]
+
+    def _needed(self, name: str, depth: int = 0) -> bool:
+        g = self.g
+        if name in g.outputs or name in g.outer or depth > 8:
+            return True
+        for r in self._readers(name):
+            d = REGISTRY.get(r.op, r.domain)
+            if d is None or any(r.subgraphs()):
+                return True
+            if r.op not in _NO_FOLD and all((not i) or i in self.derivable for i in r.inputs):
+                if any(o and self._needed(o, depth + 1) for o in r.outputs):   # r folds too
+                    return True
+                continue
+            if d.quant is None or any(i == name and d.quant.role(k) != "act" for k, i in enumerate(r.inputs)):
+                return True
+        return False
+
+    def allows(self, n: Node, outs) -> bool:
+        g = self.g
+        d = REGISTRY.get(n.op, n.domain)
+        grown = sum(np.asarray(o).nbytes for o in outs if o is not None)
+        freed = sum(g.consts[i].nbytes for i in set(n.inputs)
+                    if i and i in g.consts and i not in g.outputs and i not in g.outer
+                    and all(r is n for r in self._readers(i)))
+        if grown <= freed + FOLD_GROWTH_BYTES or d is None or d.quant is None:
+            return True
+        return any(o and self._needed(o) for o in n.outputs)
+
+
 def fold_constants(g: Graph) -> int:
     changed = 0
     keep: list[Node] = []
+    budget = FoldBudget(g)
     for n in g.nodes:
         d = REGISTRY.get(n.op, n.domain)
         for sg in n.subgraphs():
@@ -85,13 +158,14 @@ def fold_constants(g: Graph) -> int:
             try:
                 with np.errstate(all="ignore"):
                     outs = d.call(args, n.attrs)
-                if sum(np.asarray(o).size for o in outs) <= _FOLD_MAX_ELEMS:
+                if sum(np.asarray(o).size for o in outs) <= _FOLD_MAX_ELEMS and budget.allows(n, outs):
                     value = (outs,)
             except Exception:
                 value = None  # leave it: the interpreter reports the problem with context
         if value is None:
             keep.append(n)
             continue
+        budget.folded(n)
         for name, v in zip(n.outputs, value[0]):
             if name:
                 g.consts[name] = np.asarray(v)

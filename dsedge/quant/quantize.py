@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from warnings import warn as _warn
 
 import numpy as np
 
-from ..errors import DseError
+from ..errors import DseError, DseWarning, FeedError
 from ..interp import execute
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -65,6 +66,7 @@ class QuantConfig:
     pin_constant_inputs: bool = False        # fold integer inputs constant across all feeds (for .dse)
     weight_rounding: str = "hessian"         # "hessian": by the layer's output error (rounding.py); "nearest"
     rounding_max_k: int = 1024               # ... for layers with at most this many products per output
+    allow_constant: tuple[str, ...] = ()     # float inputs the user knows to be constant (check_degenerate_feeds)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -395,7 +397,8 @@ class _Measure:
         if rule.kind in ("bytes", "minmax") or not kinds.supports(self.g, n):
             return
         acts = [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
-        if not acts or not all(a in self.ranges or a in self.g.consts for a in acts):
+        if not acts or not all(a in self.ranges or a in self.g.consts for a in acts) \
+                or all(a in self.g.consts for a in acts):    # an expression over constants left unfolded
             return
         a = self.acc.get(n.name)
         if a is not None and a[3] >= MEASURE_MAX_ELEMS:     # measured enough (feeds come in digest order)
@@ -701,6 +704,67 @@ def pin_constant_inputs(g: Graph, feeds) -> dict:
     return pinned
 
 
+_SMALL_INPUT = 16     # elements: a float input this small may be a constant parameter (a gain, a threshold)
+
+
+def check_degenerate_feeds(g: Graph, degenerate: dict, n_feeds: int, input_shapes: dict, cfg: QuantConfig,
+                           where: str, outputs: dict | None = None) -> list[str]:
+    """Calibration that never varied a float input the model computes with: an error, or a
+    warning (returned) when that may be how the model is used.
+
+    `degenerate` is calibration's {input: "zeros" | "constant" | "identical"}; `outputs` the
+    float outputs of one calibration feed (their shapes and dtypes; a model's declared output
+    shapes are often unknown). An input read
+    only for its shape (Shape, Size) or not read at all is left alone. Calibrating on one value
+    sets every range downstream of it from that value, and the output SQNR measured on the same
+    feeds then says nothing about real inputs: a model that ignored the input would score as
+    well (55.8 dB was reported for one). So it is an error naming the input, unless
+      * the user declared it constant (`allow_constant`, `--constant-input NAME`): silent;
+      * it has at most 16 elements (a gain, a threshold, a flag): a warning;
+      * it is all zeros and a graph output has its shape and dtype: a recurrent state (silero
+        VAD's `state` -> `stateN`, an LSTM's h/c) on a first call, where zeros are the real
+        value: a warning that the ranges hold for first calls only.
+    """
+    consumers = g.consumers()
+    warnings, errors = [], []
+    what = {"zeros": "all zeros", "constant": "one constant value throughout",
+            "identical": "the same array"}
+    for name, kind in sorted(degenerate.items()):
+        readers = consumers.get(name, [])
+        if not any(r.domain or r.op not in ("Shape", "Size") for r in readers) and name not in g.outputs:
+            continue
+        if name in cfg.allow_constant:
+            continue
+        info = g.tensor_info(name)
+        shapes = input_shapes.get(name) or []
+        size = int(np.prod(shapes[0])) if shapes else (int(np.prod(info.shape)) if info.is_static else None)
+        msg = f"{where}: float input {name!r} is {what[kind]} in every one of the {n_feeds} calibration feed(s)"
+        twin = None
+        if kind == "zeros" and shapes:
+            seen = {k: (tuple(np.shape(v)), np.asarray(v).dtype) for k, v in (outputs or {}).items()}
+            twin = next((o for o in g.outputs if o != name and seen.get(o, (g.tensor_info(o).shape,
+                         g.tensor_info(o).dtype)) == (tuple(shapes[0]), info.dtype)), None)
+        if twin is not None:
+            warnings.append(f"{msg}: taken as a recurrent state that starts at zero (output {twin!r} has its "
+                            f"shape); its ranges hold for a first call only, and so does the output SQNR. Feed "
+                            f"the states of consecutive calls, or pass --constant-input {name} if zero is all "
+                            "it ever holds")
+        elif size is not None and size <= _SMALL_INPUT:
+            warnings.append(f"{msg}: its ranges, and the output SQNR on these feeds, hold for this value only "
+                            f"(pass --constant-input {name} if it never changes)")
+        else:
+            errors.append((name, msg))
+    if errors:
+        name, msg = errors[0]
+        more = f" (also: {', '.join(repr(n) for n, _ in errors[1:])})" if len(errors) > 1 else ""
+        raise FeedError(f"{msg}{more}, but the model computes with it: every range downstream would be set by "
+                        "that one input, and an accuracy figure measured on these feeds says nothing about real "
+                        "inputs (a model that ignored the input would score as well)",
+                        hint=f"calibrate on real data for {name!r}; if the input really is constant when the model "
+                             f"runs, pass --constant-input {name}")
+    return warnings
+
+
 def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:
     """Quantise `graph` on `feeds`. copy=False lets the passes edit `graph` in place (the caller
     gives it up), so the unfolded float weights are not kept alive next to the folded ones."""
@@ -716,6 +780,18 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
     heap_phase("activations")
     calib = calibrate(fg, feeds, method=cfg.method, progress=cfg.progress, keep_outputs=cfg.eval_feeds,
                       engine=engine)
+    notes: list[str] = []
+    try:
+        if cfg.precision == "int8":     # fp16/fp32 use no ranges
+            notes = check_degenerate_feeds(fg, getattr(calib, "degenerate_inputs", {}) or {}, calib.n_feeds,
+                                           getattr(calib, "input_shapes", {}) or {}, cfg,
+                                           str(getattr(feeds, "path", "") or "calibration feeds"),
+                                           calib.outputs[0] if calib.outputs else None)
+    except DseError:
+        engine.close()
+        raise
+    for w in notes:
+        _warn(w, DseWarning)
     ranges = calib.ranges
     eval_feeds = list(calib.feeds)
     eval_outputs = list(calib.outputs)
@@ -754,7 +830,8 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
             # for export specialisation (dsedge/export/specialize.py): shapes seen per input
             # across all feeds, and small integer inputs whose value never changed
             "input_shapes": dict(getattr(calib, "input_shapes", {}) or {}),
-            "constant_inputs": dict(getattr(calib, "constant_inputs", {}) or {})}
+            "constant_inputs": dict(getattr(calib, "constant_inputs", {}) or {}),
+            "warnings": notes}
     return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs, info=info)
 
 
