@@ -1,12 +1,15 @@
 """The Python API behind every CLI command (each command is one call here)."""
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError
 from .ir import Graph
+from .quant.quantize import QuantResult
+from .util import ort_session
 from .ops import REGISTRY
 
 
@@ -169,6 +172,24 @@ def _file_size(path) -> int | None:
         return None
 
 
+class Quantized(QuantResult):
+    """What `dsedge.quantize` returns: the quantiser's QuantResult (dsedge/quant/quantize.py)
+    with the API's writers attached."""
+
+    def save(self, path, **kw) -> None:
+        """Write the quantised model: `*.onnx` (QDQ ONNX) or `*.dse` (the C runtime's artifact);
+        keyword arguments as `save_result` (e.g. qdq_format="u8s8")."""
+        save_result(self, path, **kw)
+
+    def summary(self) -> dict:
+        """Sizes aside, what `dsedge quantize --json` prints: precision per layer and why, SQNR."""
+        return quantize_summary(self)
+
+
+def _api_result(r: QuantResult) -> Quantized:
+    return Quantized(**{f.name: getattr(r, f.name) for f in fields(r)})
+
+
 def default_output_path(model, precision: str = "int8") -> str:
     """Where `dsedge quantize MODEL` writes without -o: `<stem>.int8.onnx` next to the input
     (`<stem>.fp16.onnx` / `<stem>.fp32.onnx` for those precisions)."""
@@ -203,7 +224,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
             raise ModelError("preprocess applies to calibration feeds (a folder of images or WAV files)",
                              hint="pass calib, or leave preprocess out for dynamic quantisation")
         from .quant.dynamic import quantize_dynamic
-        return quantize_dynamic(g, cfg, copy=not owned)
+        return _api_result(quantize_dynamic(g, cfg, copy=not owned))
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
@@ -221,7 +242,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     result = quantize_graph(g, feeds, cfg, copy=not owned)
     if spec is not None:
         result.info["preprocessing"] = spec.to_json()
-    return result
+    return _api_result(result)
 
 
 def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", qdq_format: str | None = None) -> None:
@@ -342,14 +363,7 @@ def stored_preprocessing(path):
     return spec_from_json(text) if text else None
 
 
-def _session(path):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise ModelError(f"{path}: onnxruntime cannot load it: {str(e).splitlines()[0][:300]}") from None
+_session = ort_session   # (dsedge.util: the quantiser's evaluation uses it too)
 
 
 def _labels(data, key: str, n: int) -> np.ndarray:
@@ -420,3 +434,10 @@ def compare(float_model, quant_model, data, *, limit: int | None = None, progres
     if truth is not None:
         res["accuracy"] = {"float": round(correct[0] / max(count, 1), 4), "quant": round(correct[1] / max(count, 1), 4)}
     return res
+
+
+def export_bundle(model, out_dir, **kw) -> dict:
+    """`dsedge export`: dsedge.export.bundle.export_bundle, quantising an ONNX model with
+    `quantize` on the way (the options of `quantize` go in `quantize_options`)."""
+    from .export.bundle import export_bundle as _export_bundle
+    return _export_bundle(model, out_dir, quantize=quantize, **kw)

@@ -334,7 +334,8 @@ def run(model, input_path, output, threads, as_json):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def export(model, target, output, calib, precision, method, keep_float, bias_correction, preprocess, constant_input,
            as_json, progress):
-    from .export.bundle import BUNDLE_FILES, export_bundle
+    from .api import export_bundle
+    from .export.bundle import BUNDLE_FILES
     # a .dse already at <output>/model.dse is left in place (not copied onto itself)
     written = [os.path.join(output, f) for f in BUNDLE_FILES if not (f == "model.dse" and calib is None)]
     refuse_overwriting_inputs(written, [("model", model), ("calibration feeds", calib)])

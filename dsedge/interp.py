@@ -18,7 +18,7 @@ import numpy as np
 from .errors import DseError, DseWarning, FeedError, ModelError, UnsupportedOpError
 from .ir import Graph, Node
 from .ops import REGISTRY
-from .passes.simplify import apply_activation
+from .ops.fused import apply_activation
 
 Hook = Callable[[str, np.ndarray, Node | None], None]
 
@@ -66,6 +66,18 @@ def _last_uses(g: Graph) -> dict[str, int]:
 NodeHook = Callable[[Node, list, tuple], None]
 
 
+# The integer reference of lowered int8 nodes (attribute `_q`) belongs to the quantised kinds
+# (dsedge/quant/kinds.py), a higher layer that registers it here when it is imported: the
+# interpreter never imports upwards. Anything that makes a `_q` node has imported it.
+_INT_REFERENCE: Callable | None = None
+
+
+def register_int_reference(fn: Callable) -> None:
+    """Called once by dsedge.quant.kinds: `fn(node, args) -> outputs` for `_q` nodes."""
+    global _INT_REFERENCE
+    _INT_REFERENCE = fn
+
+
 def execute(g: Graph, feeds: Mapping[str, np.ndarray], *, outer=None, hook: Hook | None = None,
             keep: set[str] | None = None, outputs: list[str] | None = None,
             node_hook: NodeHook | None = None) -> list[np.ndarray]:
@@ -97,8 +109,10 @@ def execute(g: Graph, feeds: Mapping[str, np.ndarray], *, outer=None, hook: Hook
         try:
             with np.errstate(all="ignore"):
                 if "_q" in n.attrs:  # a lowered int8 node: its integer reference
-                    from .quant.kinds import run_int
-                    outs = run_int(n, args)
+                    if _INT_REFERENCE is None:
+                        raise ModelError(f"node {n.name!r} ({n.op}) is a lowered int8 node, and no integer "
+                                         "reference is registered", hint="import dsedge.quant before running it")
+                    outs = _INT_REFERENCE(n, args)
                 else:
                     outs = d.call(args, n.attrs, ctx)
                 if n.attrs.get("_act") and "_q" not in n.attrs:

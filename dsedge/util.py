@@ -159,3 +159,16 @@ def heap_phase(kind: str) -> None:
         heap_trim()
     else:
         _libc().mallopt(M_MMAP_THRESHOLD, LARGE_MAPPING)
+
+
+def ort_session(path):
+    """An onnxruntime CPU session for a model file (onnxruntime's own log quiet); a file it
+    cannot load is a ModelError naming the file."""
+    import onnxruntime as ort
+    from .errors import ModelError
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"{path}: onnxruntime cannot load it: {str(e).splitlines()[0][:300]}") from None

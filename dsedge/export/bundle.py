@@ -327,8 +327,11 @@ def _io_summary(dse_path: Path) -> str:
     return "inputs " + "; ".join(f(i) for i in a.inputs) + " — outputs " + "; ".join(f(i) for i in a.outputs) + "."
 
 
-def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None = None, progress: bool = False) -> dict:
-    """Put the model at `dst` as a `.dse`: copy a `.dse`, or quantise an ONNX model with `calib`."""
+def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None = None, progress: bool = False,
+                quantize=None) -> dict:
+    """Put the model at `dst` as a `.dse`: copy a `.dse`, or quantise an ONNX model with `calib`
+    through `quantize` (dsedge.api.quantize, handed down by the API: the exporter does not
+    import the layer above it)."""
     src = Path(os.fspath(model))
     if not src.is_file():
         raise ModelError(f"{src}: no such file")
@@ -343,7 +346,9 @@ def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None =
     if calib is None:
         raise DseError(f"{src}: not a .dse artifact; to export an ONNX model, give calibration feeds",
                        hint="pass --calib FEEDS (a folder of .npz or one .npz with a leading sample axis)")
-    from ..api import quantize
+    if quantize is None:
+        raise DseError(f"{src}: an ONNX model is quantised on the way by dsedge.api.export_bundle",
+                       hint="call dsedge.api.export_bundle (or `dsedge export`), or export a .dse")
     result = quantize(src, calib, progress=progress, **{"pin_constant_inputs": True, **(quantize_options or {})})
     try:
         from .dse import save_dse   # the .dse exporter (dsedge/export/dse.py)
@@ -355,8 +360,9 @@ def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None =
 
 
 def export_bundle(model, out_dir, *, target: str = "host", calib=None, quantize_options: dict | None = None,
-                  progress: bool = False) -> dict:
-    """Write the bundle (see the module docstring) and return its manifest (also manifest.json)."""
+                  progress: bool = False, quantize=None) -> dict:
+    """Write the bundle (see the module docstring) and return its manifest (also manifest.json).
+    An ONNX `model` is quantised with `quantize` (see write_model)."""
     from .. import __version__
     from ..runtime import _build
     out = Path(os.fspath(out_dir))
@@ -364,7 +370,8 @@ def export_bundle(model, out_dir, *, target: str = "host", calib=None, quantize_
         raise DseError(f"{out}: exists and is not a folder", hint="give a folder for the bundle")
     tc = find_toolchain(target)   # fail early, before quantising, when no compiler exists
     out.mkdir(parents=True, exist_ok=True)
-    info = write_model(model, out / "model.dse", calib=calib, quantize_options=quantize_options, progress=progress)
+    info = write_model(model, out / "model.dse", calib=calib, quantize_options=quantize_options, progress=progress,
+                       quantize=quantize)
     csrc = _build.csrc_dir()
     (out / "include").mkdir(exist_ok=True)
     for h in ("dsedge.h", "dsedge_ops.h"):

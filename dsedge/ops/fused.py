@@ -48,3 +48,18 @@ def expand_steps(n, const, fresh):
 @op("Elementwise", 1000, domain="dsedge", infer=same_infer, quant=QuantRule("table"))
 def elementwise(x, *, program=(), consts=(), result=0, source_nodes=()):
     return eval_program(x, program, consts, result)
+
+
+def apply_activation(x: np.ndarray, act) -> np.ndarray:
+    """A fused activation (`_act` attribute set by passes.simplify.fuse_activations) applied to a
+    node's float output: ("clip", lo, hi)."""
+    kind = act[0]
+    if kind == "clip":
+        lo, hi = act[1], act[2]
+        y = x
+        if lo != float("-inf"):
+            y = np.maximum(y, np.asarray(lo, dtype=x.dtype))
+        if hi != float("inf"):
+            y = np.minimum(y, np.asarray(hi, dtype=x.dtype))
+        return y
+    raise ValueError(f"unknown fused activation {act!r}")

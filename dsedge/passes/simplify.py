@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node, TensorInfo
+from ..ops.fused import apply_activation  # noqa: F401  (the fused-activation rule lives with the ops)
 from ..ops import REGISTRY
 
 _NO_FOLD = {"If", "Loop", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -334,19 +335,6 @@ def activation_of(g: Graph, n: Node):
             return None
         return ("clip", float(np.asarray(lo).reshape(())), float(np.asarray(hi).reshape(())))
     return None
-
-
-def apply_activation(x: np.ndarray, act) -> np.ndarray:
-    kind = act[0]
-    if kind == "clip":
-        lo, hi = act[1], act[2]
-        y = x
-        if lo != float("-inf"):
-            y = np.maximum(y, np.asarray(lo, dtype=x.dtype))
-        if hi != float("inf"):
-            y = np.minimum(y, np.asarray(hi, dtype=x.dtype))
-        return y
-    raise ValueError(f"unknown fused activation {act!r}")
 
 
 def fuse_activations(g: Graph) -> int:

@@ -22,8 +22,10 @@ import math
 import numpy as np
 
 from ..errors import DseError, ModelError
+from ..interp import register_int_reference
 from ..ir import Graph, Node, QParams
 from ..ops import REGISTRY
+from ..ops.fused import apply_activation
 from ..ops.nn import same_pads
 from ..ops.registry import ACT
 from . import arith, intref
@@ -389,7 +391,6 @@ def run_dynamic(n: Node, args: list) -> tuple:
         axis = -1
     y = intref.dynamic_rescale(acc, arith.dynamic_out_scale(s, p["w_scale"]), b, axis)
     if n.attrs.get("_act"):
-        from ..passes.simplify import apply_activation
         y = np.asarray(apply_activation(y, n.attrs["_act"]), np.float32)
     return (y,)
 
@@ -427,7 +428,6 @@ def run_int(n: Node, args: list) -> tuple:
         if fout:
             y = intref.dequantize_acc(y, p["out_scale"], 1 if n.op in _CHANNEL_AXIS else -1)
             if n.attrs.get("_act"):
-                from ..passes.simplify import apply_activation
                 y = apply_activation(y, n.attrs["_act"])
         return (y,)
     if kind in ("bytes", "minmax"):
@@ -487,3 +487,6 @@ def measure(g: Graph, n: Node, args: list, in_qp: dict, out_qp: QParams) -> np.n
     qargs = [mini.consts[i] if (i and i in mini.consts) else a for i, a in zip(node.inputs, qargs)]
     y = run_int(node, qargs)[0]
     return arith.dequantize(y, outs_qp[0].scale, int(outs_qp[0].zero_point)).astype(np.float64)
+
+
+register_int_reference(run_int)   # the interpreter runs `_q` nodes with it (it never imports upwards)

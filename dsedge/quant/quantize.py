@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import DseError, DseWarning, FeedError
 from ..interp import execute
+from ..util import ort_session
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
 from ..ops.fused import eval_program
@@ -98,16 +99,6 @@ class QuantResult:
     eval_outputs: list
     info: dict = field(default_factory=dict)
 
-    def save(self, path, **kw) -> None:
-        """Write the quantised model: `*.onnx` (QDQ ONNX) or `*.dse` (the C runtime's artifact);
-        keyword arguments as `dsedge.api.save_result` (e.g. qdq_format="u8s8")."""
-        from ..api import save_result
-        save_result(self, path, **kw)
-
-    def summary(self) -> dict:
-        """Sizes aside, what `dsedge quantize --json` prints: precision per layer and why, SQNR."""
-        from ..api import quantize_summary
-        return quantize_summary(self)
 
 
 def _sqnr(signal_pow: float, noise_pow: float) -> float:
@@ -850,8 +841,7 @@ def _accumulate_sqnr(pairs) -> dict:
 def evaluate_onnx(result: QuantResult, path) -> dict:
     """Output SQNR (dB) of a written QDQ ONNX model, run in onnxruntime, against the cached
     float outputs."""
-    from ..api import _session
-    sess = _session(path)
+    sess = ort_session(path)
     names = [o.name for o in sess.get_outputs()]
     inputs = [i.name for i in sess.get_inputs()]
 

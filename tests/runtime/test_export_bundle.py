@@ -42,7 +42,7 @@ def identity(dtype: str, shape) -> Artifact:
 
 @pytest.fixture(scope="module")
 def host_bundle(tmp_path_factory):
-    from dsedge.export.bundle import export_bundle
+    from dsedge.api import export_bundle
     d = tmp_path_factory.mktemp("bundle")
     add_relu().write(d / "m.dse")
     m = export_bundle(d / "m.dse", d / "host", target="host")
@@ -155,7 +155,7 @@ def test_tool_errors_and_repeat(host_bundle, tmp_path):
 
 def test_export_refuses_onnx_without_calib(tmp_path):
     from dsedge.errors import DseError
-    from dsedge.export.bundle import export_bundle
+    from dsedge.api import export_bundle
     import dsedge.zoo
     with pytest.raises(DseError, match="--calib"):
         export_bundle(dsedge.zoo.digits_dir() / "model.onnx", tmp_path / "b", target="host")

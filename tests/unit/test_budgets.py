@@ -72,7 +72,8 @@ def test_artifact_and_arena_budgets(name, tmp_path):
         g, feeds = _zoo(name)
     res = quantize_graph(g, feeds, QuantConfig(progress=False))
     out = tmp_path / "m.dse"
-    res.save(out)
+    from dsedge.api import save_result
+    save_result(res, out)
     art = read(out.read_bytes())
     _check(f"{name}.int8.dse_bytes", out.stat().st_size)
     _check(f"{name}.int8.arena_bytes", int(art.arena_size))

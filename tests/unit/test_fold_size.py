@@ -115,7 +115,8 @@ def test_a_shared_weight_rounded_alike_is_stored_once(tmp_path):
     res = quantize_graph(dsedge.load(src), feeds, QuantConfig(weight_rounding="nearest", bias_correction=False,
                                                               progress=False))
     out = tmp_path / "shared.int8.onnx"
-    res.save(out)
+    from dsedge.api import save_result
+    save_result(res, out)
     m = onnx.load(str(out))
     big = [t.name for t in m.graph.initializer if numpy_helper.to_array(t).size == w.size]
     assert len(big) == 1, big                       # one int8 copy, read by both Convs
