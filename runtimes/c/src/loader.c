@@ -9,7 +9,9 @@
  * value that does not fit size_t is DSE_ERR_RANGE; sizes are computed with overflow checks;
  * every count is bounded by the bytes that remain before anything is allocated; every index,
  * offset, dtype, op id and shape is checked, and each node's kernel validates its own
- * operands (shapes, dtypes) before the model is handed out. The table CRC is always checked,
+ * operands (shapes, dtypes) before the model is handed out; then the memory plan: a node's
+ * operands share arena bytes only as its kernel's aliasing trait allows, and the arena and
+ * scratch sizes are no larger than the plan uses (rounded to 64). The table CRC is always checked,
  * the weight CRC on request. Any failure frees everything and returns a code and a message.
  */
 #include <stdarg.h>
