@@ -29,6 +29,7 @@ WORK=${1:-$ROOT/build/ci_fuzz}
 SECS=${DSE_FUZZ_SECONDS:-120}
 MAXLEN=${DSE_FUZZ_MAX_LEN:-32768}
 PY=${PYTHON:-python3}
+rm -rf "$WORK/crash"
 mkdir -p "$WORK/corpus" "$WORK/seeds" "$WORK/crash"
 WORK=$(cd "$WORK" && pwd)
 COMMITTED=$HERE/tests/corpus
@@ -51,7 +52,7 @@ FLAGS="-max_len=$MAXLEN -timeout=25 -rss_limit_mb=2048 -print_final_stats=1"
 
 count() { find "$@" -type f | wc -l; }
 measure() {   # $1 = label: load every corpus file once, print files, cov and ft
-    "$FUZZ" -runs=0 $FLAGS "$WORK/corpus" "$COMMITTED" "$WORK/seeds" > "$WORK/measure_$1.log" 2>&1 || true
+    "$FUZZ" -runs=0 $FLAGS -artifact_prefix="$WORK/crash/" "$WORK/corpus" "$COMMITTED" "$WORK/seeds" > "$WORK/measure_$1.log" 2>&1 || true
     line=$(grep -E 'INITED|DONE' "$WORK/measure_$1.log" | tail -1)
     cov=$(echo "$line" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$line" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
@@ -67,7 +68,7 @@ rc=$?
 set -e
 grep -E 'DONE|stat::number_of_executed_units|stat::peak_rss_mb' "$WORK/fuzz.log" | sed 's/^/  /' || true
 measure after
-found=$(find "$WORK/crash" -type f -newer "$WORK/measure_before.log" 2>/dev/null)
+found=$(find "$WORK/crash" -type f)
 if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
     echo "FINDING (libFuzzer exit $rc): the report is in $WORK/fuzz.log; input(s) kept:"
     for f in $found; do echo "  $f"; done
