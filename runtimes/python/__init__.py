@@ -23,6 +23,12 @@ one thread is inside `dse_session_run` other Python threads keep running. A `Run
 all are busy), so up to `threads` calls run in parallel from different threads on one shared,
 immutable model. The C runtime itself runs each inference on the calling thread.
 
+Closing: `close()` (also `with Runtime(...)`, and garbage collection) frees the sessions and the
+model, so it first marks the Runtime closed and then waits, GIL released, until every `run()`
+already in progress (also one waiting for a free session) has returned; a `run()` that starts
+after that raises DseError("... closed"). The native handles are never freed under a running
+call (that was a use-after-free: a segfault).
+
 Copies: an input array that is C-contiguous with the model's dtype and shape is handed to the
 C runtime as is (its pointer; the runtime copies it into the arena, DESIGN.md §5); others are
 refused with a DseError naming the input and what was expected (non-contiguous arrays are made
@@ -251,6 +257,9 @@ class Runtime:
             raise DseError(f"threads must be an integer >= 1, got {threads!r}")
         L = self._L = _lib()
         self._model = None
+        self._state = threading.Condition()   # guards _closed and _active (run() calls in progress)
+        self._closed = False
+        self._active = 0
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._sessions: list[C.c_void_p] = []
         self._buf = None
@@ -360,10 +369,21 @@ class Runtime:
         """Run one inference: {input name: array} -> {output name: new array}.
 
         Thread-safe; up to `threads` calls run in parallel, the GIL is released while the C
-        runtime runs."""
-        if self._model is None:
-            raise DseError("this Runtime is closed")
-        arrays = self._check_feeds(feeds)
+        runtime runs. Raises DseError once the Runtime is closed (close() waits for calls that
+        started before it)."""
+        with self._state:
+            if self._closed:
+                raise DseError("this Runtime is closed")
+            self._active += 1
+        try:
+            return self._run(self._check_feeds(feeds))
+        finally:
+            with self._state:
+                self._active -= 1
+                if not self._active:
+                    self._state.notify_all()
+
+    def _run(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         L, err = self._L, _Error()
         s = self._pool.get()
         try:
@@ -474,16 +494,22 @@ class Runtime:
 
     # -- lifetime
     def close(self) -> None:
-        """Free the sessions and the model (also done when the Runtime is garbage collected)."""
+        """Free the sessions and the model (also done when the Runtime is garbage collected).
+        Waits for run() calls in progress; later calls raise DseError. Idempotent."""
         L = getattr(self, "_L", None)
-        if L is None:
+        state = getattr(self, "_state", None)
+        if L is None or state is None:
             return
-        for s in getattr(self, "_sessions", []):
-            L.dse_session_free(s)
-        self._sessions = []
-        if getattr(self, "_model", None) is not None:
-            L.dse_model_free(self._model)
-            self._model = None
+        with state:   # held while freeing: a second close() waits, then finds nothing to free
+            self._closed = True
+            while self._active:
+                state.wait()
+            for s in getattr(self, "_sessions", []):
+                L.dse_session_free(s)
+            self._sessions = []
+            if getattr(self, "_model", None) is not None:
+                L.dse_model_free(self._model)
+                self._model = None
 
     def __enter__(self):
         return self

@@ -193,9 +193,9 @@ def debug_artifact(a: Artifact) -> tuple[Artifact, list[str]]:
         while not t.name and nm in used:
             nm = "_" + nm
         used.add(nm)
-        tensors.append(replace(t, name=nm, offset=off))
+        tensors.append(replace(t, name=nm, offset=off if t.nbytes else 0))   # empty: no bytes (loader's arena rule)
         names.append(nm)
-        off += -(-max(t.nbytes, 1) // 64) * 64
+        off += -(-t.nbytes // 64) * 64
     produced = [o for n in a.nodes for o in n.outputs if o >= 0]
     outputs = list(a.outputs) + [o for o in produced if o not in a.outputs]
     d = Artifact(tuple(tensors), a.nodes, a.inputs, tuple(outputs), off + a.scratch_size, off, a.scratch_size,

@@ -27,7 +27,7 @@ def add_relu(names=("a", "b", "y"), shape_a=(2, 3), shape_b=(3,), metadata=None)
           TensorRec.arena("", F, shape_a, 2048), TensorRec.arena(names[2], F, shape_a, 3072))
     return Artifact(tensors=ts, nodes=(NodeRec(op_id("Add"), (0, 1), (2,), name="add"),
                                        NodeRec(op_id("Relu"), (2,), (3,), name="relu")),
-                    inputs=(0, 1), outputs=(3,), arena_size=4096, metadata=metadata or {})
+                    inputs=(0, 1), outputs=(3,), arena_size=3136, metadata=metadata or {})
 
 
 META = {"producer": "dsedge test", "source.character_list": ["a", "b", "ç"], "n": -7, "pi": 3.25, "blob": b"\x00\x01\xff"}
@@ -59,7 +59,7 @@ def test_description_and_metadata(model_path):
     assert [(s.name, s.shape, s.dtype) for s in rt.inputs] == [("a", (2, 3), np.float32), ("b", (3,), np.float32)]
     assert [(s.name, s.shape, s.qparams) for s in rt.outputs] == [("y", (2, 3), None)]
     assert rt.metadata == META
-    assert rt.node_count == 2 and rt.arena_size == 4096
+    assert rt.node_count == 2 and rt.arena_size == 3136
     assert dsedge.runtime.version() == "0.1.0"
 
 

@@ -36,6 +36,11 @@ LOAD_ERRORS = {ERR_MAGIC, ERR_VERSION, ERR_TRUNCATED, ERR_CHECKSUM, ERR_FORMAT, 
 # one regression file per bug the fuzzer found: file -> (load status, words of the message)
 REGRESSIONS = {
     "fuzz_regress_scratch_misaligned.dse": (ERR_FORMAT, "scratch offset 202 is not a multiple of 16"),
+    # issue 9: a Gather whose output partly overlaps its input (memcpy between overlapping ranges)
+    "fuzz_regress_gather_overlap.dse": (ERR_FORMAT, "input 0 (x, arena [0, +128)) partly overlaps output 0 "
+                                                    "(y, arena [16, +64)); dse_any_gather__ref never works in place"),
+    # issue 9: a header claiming a 2 GiB arena for 128 bytes of tensors (every session cleared 2 GiB)
+    "fuzz_regress_arena_2g.dse": (ERR_FORMAT, "arena_size 2147483648 exceeds the 128 bytes the tensor table"),
 }
 
 

@@ -60,15 +60,16 @@ def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False):
             tensors.append(TensorRec.const(f"c{k}", v[1]))
         else:
             v = np.ascontiguousarray(v)
-            tensors.append(TensorRec.arena(f"x{k}", _dt(v), v.shape, off))
+            tensors.append(TensorRec.arena(f"x{k}", _dt(v), v.shape, off if v.nbytes else 0))
             feeds.append((len(tensors) - 1, v))
-            off += -(-max(v.nbytes, 1) // 64) * 64
+            off += -(-v.nbytes // 64) * 64
         node_in.append(len(tensors) - 1)
     ydt = np.dtype(out_dtype)
     nbytes = int(np.prod(out_shape, dtype=np.int64)) * ydt.itemsize
-    tensors.append(TensorRec.arena("y", "bool" if ydt == np.bool_ else ydt.name, out_shape, off))
+    tensors.append(TensorRec.arena("y", "bool" if ydt == np.bool_ else ydt.name, out_shape, off if nbytes else 0))
+    end = max([t.offset + t.nbytes for t in tensors if t.storage == 1 and t.nbytes] + [1])
     a = Artifact(tensors=tuple(tensors), nodes=(NodeRec(op_id(op), tuple(node_in), (len(tensors) - 1,), attrs or {}),),
-                 inputs=tuple(i for i, _ in feeds), outputs=(len(tensors) - 1,), arena_size=off + max(nbytes, 1) + 64)
+                 inputs=tuple(i for i, _ in feeds), outputs=(len(tensors) - 1,), arena_size=-(-end // 64) * 64)
     data = a.to_bytes()
     raw = np.zeros(len(data) + 128, np.uint8)
     start = (-raw.ctypes.data) % 64

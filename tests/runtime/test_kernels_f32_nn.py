@@ -593,6 +593,27 @@ def test_rnn(lib, op, case):
     assert st != 0 and "scratch" in msg
 
 
+def test_rnn_scratch_must_not_overlap_operands_nor_exceed_the_need(lib):
+    """The loader knows the scratch each node's kernel uses (its check reports the formula):
+    no operand of that node may overlap it, and the plan's scratch_size may exceed the
+    largest need only by rounding to 64 (docs/format.md 4.3)."""
+    import dataclasses
+    rng = np.random.default_rng(0)
+    ins, attrs, bh = _rnn_inputs(rng, "LSTM", RNN_CASES[0])
+    outs = [("float32", a.shape) for a in ref("LSTM", *ins, **attrs)]
+    cins = [None if a is None else (a, k != 0) for k, a in enumerate(ins)]
+    need = 3 * bh * 4
+    art, feeds = make_node("LSTM", cins, outs, attrs, scratch=need)
+    assert load_status(lib, art)[0] == 0
+    x = art.tensors[0]
+    assert x.storage == 1 and x.offset == 0 and art.scratch_offset > 0
+    st, msg = load_status(lib, dataclasses.replace(art, scratch_offset=0))   # scratch over x
+    assert st != 0 and f"input 0 (in0) overlaps the {need} bytes of scratch the node uses" in msg, msg
+    big = -(-need // 64) * 64 + 64   # more scratch than the rounding allows: here the arena must grow too
+    st, msg = load_status(lib, dataclasses.replace(art, scratch_size=big, arena_size=art.arena_size + 64))
+    assert st != 0 and f"arena_size {art.arena_size + 64} exceeds the {art.arena_size} bytes" in msg, msg
+
+
 # ------------------------------------------------------------------------------------------
 # arm64 == x86_64, byte for byte
 # ------------------------------------------------------------------------------------------

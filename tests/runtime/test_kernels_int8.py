@@ -101,7 +101,9 @@ class Net:
 
     def _arena(self, name, dtype, shape):
         t = TensorRec.arena(name, dtype, shape, self.arena)
-        self.arena += -(-max(t.nbytes, 1) // 64) * 64
+        if not t.nbytes:
+            t = TensorRec.arena(name, dtype, shape, 0)   # an empty tensor takes no arena bytes
+        self.arena += -(-t.nbytes // 64) * 64
         self.tensors.append(t)
         return len(self.tensors) - 1
 

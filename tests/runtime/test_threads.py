@@ -119,3 +119,60 @@ def test_gil_released_during_run():
             return                                               # an intermediate state was seen
     pytest.fail(f"no Python thread ran while dse_session_run ran (states seen: {sorted(seen)[:5]}): "
                 "the call holds the GIL")
+
+
+CLOSE_SCRIPT = r"""
+import sys, threading, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import dsedge
+from dsedge.errors import DseError
+from test_threads import chain, reference
+
+depth, numel = 400, 1 << 18
+rt = dsedge.Runtime(chain(depth, numel).to_bytes(), threads=1)
+x = np.linspace(-2, 2, numel, dtype=np.float32)
+want = reference(x, depth).tobytes()
+inside, results, errors = threading.Event(), [], []
+
+def worker():
+    while True:
+        inside.set()
+        try:
+            results.append(rt.run({"x": x})["y"].tobytes())
+        except DseError as e:
+            errors.append(str(e))
+            return
+
+th = [threading.Thread(target=worker) for _ in range(3)]   # 3 callers on 1 session: 2 wait for it
+for t in th:
+    t.start()
+inside.wait()
+time.sleep(0.1)   # let the callers get into dse_session_run / the session queue
+rt.close()        # frees the arena and model only after the calls in progress have returned
+for t in th:
+    t.join()
+rt.close()        # idempotent
+try:
+    rt.run({"x": x})
+    errors.append("run after close did not raise")
+except DseError as e:
+    errors.append(str(e))
+assert results and all(r == want for r in results), "a run gave a wrong result"
+assert errors == ["this Runtime is closed"] * 4, errors
+print("ok", len(results))
+"""
+
+
+def test_close_waits_for_runs_in_progress(tmp_path):
+    """Issue 9 item 2: close() while other threads are inside run() (and waiting for the one
+    session) freed the arena and model under them: a segfault. It now waits for those calls,
+    each returns the right result, and every call after close() raises DseError. In a
+    subprocess, so that a crash fails this test instead of killing pytest."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    (tmp_path / "close_race.py").write_text(CLOSE_SCRIPT)
+    r = subprocess.run([sys.executable, str(tmp_path / "close_race.py"), str(Path(__file__).parent)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.returncode, r.stdout, r.stderr[-2000:])

@@ -81,6 +81,7 @@ typedef struct dse_node {
     uint32_t *in, *out;     /* tensor indices, DSE_NONE when absent */
     dse_attr *attrs;
     uint16_t kernel;        /* the kernel chosen at load: its index in the kernel list (kernels.c) */
+    size_t scratch;         /* bytes of scratch that kernel uses for this node (its check's report) */
 } dse_node;
 
 struct dse_model {
@@ -108,9 +109,23 @@ struct dse_model {
  * (kernels.inc): `int check(const dse_model *, const dse_node *, dse_why *why)` runs at load
  * for each node the kernel is considered for and returns non-zero to refuse it, after
  * setting why->id to a message of src/messages.inc (DSE_WHY), optionally with up to four
- * numbers and one string that the message shows as %0..%3 and %s (DSE_WHYF); `void run(m, n,
- * arena, scratch)` executes the node. The loader formats the message once, naming the node
- * (dse__why_format): the kernels hold no format strings and call no printf. */
+ * numbers and one string that the message shows as %0..%3 and %s (DSE_WHYF); a kernel that
+ * uses scratch memory sets why->scratch to its size when it accepts; `void run(m, n, arena,
+ * scratch)` executes the node. The loader formats the message once, naming the node
+ * (dse__why_format): the kernels hold no format strings and call no printf.
+ *
+ * Each kernel also declares how its operands may share arena bytes (the last column of the
+ * kernel list), which the loader enforces for every node before the model is handed out:
+ *   NONE   every ARENA input is disjoint from every output (the kernel reads inputs after
+ *          writing output bytes, or copies with memcpy);
+ *   SAME   an input may also occupy exactly the output's bytes (same offset and size): views
+ *          (src == dst: nothing to do) and elementwise kernels (element i is read before
+ *          element i is written);
+ *   SLICE  an input may also lie inside the output: Concat, where the kernel's own check
+ *          requires such an input to sit exactly at its slice (dse__concat_check_alias).
+ * Partial overlap is refused for every kernel, outputs of one node never share bytes, and no
+ * ARENA operand of a node overlaps the scratch bytes that node uses. */
+enum { DSE_ALIAS_NONE = 0, DSE_ALIAS_SAME, DSE_ALIAS_SLICE };
 enum {
     DSE_MSG_NONE_ = 0,
 #define DSE_MSG(id, text) DSE_MSG_##id,
@@ -122,6 +137,8 @@ typedef struct dse_why {
     int id;                 /* DSE_MSG_<id>; 0 = none given */
     const char *s;          /* %s */
     int64_t v[4];           /* %0 .. %3 */
+    size_t scratch;         /* on acceptance: the scratch bytes the kernel uses for the node (its
+                             * scratch formula, dsedge/export/scratch.py); 0 = none */
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
@@ -145,6 +162,7 @@ DSE_INTERNAL int dse__next_kernel(int op, int dtype, int prev);
 DSE_INTERNAL int dse__kernel_check(int k, const dse_model *m, const dse_node *n, dse_why *why);
 DSE_INTERNAL void dse__kernel_run(int k, const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch);
 DSE_INTERNAL const char *dse__kernel_name(int k);   /* its run function's name, e.g. "dse_i8_conv__ref" */
+DSE_INTERNAL int dse__kernel_alias(int k);          /* DSE_ALIAS_NONE / SAME / SLICE */
 DSE_INTERNAL int dse__op_known(uint32_t op);
 DSE_INTERNAL void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
 DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
@@ -177,7 +195,7 @@ DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, 
 DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
 
 /* Every kernel's check and run function (kernels/ref/<op>.c), from the kernel list. */
-#define DSE_KERNEL(op, dt, check, run) \
+#define DSE_KERNEL(op, dt, check, run, alias) \
     DSE_INTERNAL int check(const dse_model *, const dse_node *, dse_why *); \
     DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, uint8_t *);
 #include "kernels.inc"
@@ -217,5 +235,8 @@ DSE_INTERNAL void dse__mv_row_strides(const dse_tensor *t, int64_t *stride);   /
 DSE_INTERNAL void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t esize, unsigned rank, const size_t *dims,
                           const int64_t *stride);
 DSE_INTERNAL int dse__mv_check_io(const dse_model *m, const dse_node *n, dse_why *why);
+/* Concat (kernels/ref/concat.c, also the int8 Concat): an input that lies inside the output
+ * must sit exactly at its slice, which is contiguous only when every dim before axis is 1. */
+DSE_INTERNAL int dse__concat_check_alias(const dse_model *m, const dse_node *n, unsigned axis, dse_why *why);
 
 #endif

@@ -2,14 +2,14 @@
  * load and run time.
  *
  * The table holds no pointers: each kernel is an index (its position in the list), its
- * (op, dtype) pair is a row of a plain array, and check/run dispatch is a switch on the
+ * (op, dtype, aliasing trait) triple is a row of a plain array, and check/run dispatch is a switch on the
  * index, so the library carries no relocation per kernel (DESIGN.md §8.8: library size).
  * The enumerator DSE_K_<op>_<dtype>_<run> of every entry also makes a duplicate line in the
  * list a compile error. */
 #include "internal.h"
 
 enum {
-#define DSE_KERNEL(op, dt, check, run) DSE_K_##op##_##dt##_##run,
+#define DSE_KERNEL(op, dt, check, run, alias) DSE_K_##op##_##dt##_##run,
 #include "kernels.inc"
 #undef DSE_KERNEL
     DSE_KERNEL_COUNT_
@@ -18,8 +18,8 @@ enum {
 _Static_assert(DSE_OP_ID_END_ <= 0x10000 && DSE_DTYPE_ID_END_ <= 0x100, "op ids must fit uint16_t, dtype ids uint8_t");
 _Static_assert(DSE_KERNEL_COUNT_ < 0x8000, "kernel indices must fit dse_node.kernel");
 
-static const struct { uint16_t op; uint8_t dtype; } KERNELS[] = {
-#define DSE_KERNEL(op, dt, check, run) {DSE_OP_##op, DSE_DTYPE_##dt},
+static const struct { uint16_t op; uint8_t dtype, alias; } KERNELS[] = {
+#define DSE_KERNEL(op, dt, check, run, alias) {DSE_OP_##op, DSE_DTYPE_##dt, DSE_ALIAS_##alias},
 #include "kernels.inc"
 #undef DSE_KERNEL
 };
@@ -35,7 +35,7 @@ int dse__next_kernel(int op, int dtype, int prev) {
 
 int dse__kernel_check(int k, const dse_model *m, const dse_node *n, dse_why *why) {
     switch (k) {
-#define DSE_KERNEL(op, dt, check, run) case DSE_K_##op##_##dt##_##run: return check(m, n, why);
+#define DSE_KERNEL(op, dt, check, run, alias) case DSE_K_##op##_##dt##_##run: return check(m, n, why);
 #include "kernels.inc"
 #undef DSE_KERNEL
     default: return 1;
@@ -44,17 +44,19 @@ int dse__kernel_check(int k, const dse_model *m, const dse_node *n, dse_why *why
 
 void dse__kernel_run(int k, const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
     switch (k) {
-#define DSE_KERNEL(op, dt, check, run) case DSE_K_##op##_##dt##_##run: run(m, n, arena, scratch); break;
+#define DSE_KERNEL(op, dt, check, run, alias) case DSE_K_##op##_##dt##_##run: run(m, n, arena, scratch); break;
 #include "kernels.inc"
 #undef DSE_KERNEL
     default: break;
     }
 }
 
+int dse__kernel_alias(int k) { return k >= 0 && k < DSE_KERNEL_COUNT_ ? KERNELS[k].alias : DSE_ALIAS_NONE; }
+
 /* Kernel names (for load errors) as one NUL-separated string in table order: no pointer
  * (and relocation) per entry. */
 static const char NAMES[] =
-#define DSE_KERNEL(op, dt, check, run) #run "\0"
+#define DSE_KERNEL(op, dt, check, run, alias) #run "\0"
 #include "kernels.inc"
 #undef DSE_KERNEL
     ;

@@ -9,7 +9,9 @@
  * value that does not fit size_t is DSE_ERR_RANGE; sizes are computed with overflow checks;
  * every count is bounded by the bytes that remain before anything is allocated; every index,
  * offset, dtype, op id and shape is checked, and each node's kernel validates its own
- * operands (shapes, dtypes) before the model is handed out. The table CRC is always checked,
+ * operands (shapes, dtypes) before the model is handed out; then the memory plan: a node's
+ * operands share arena bytes only as its kernel's aliasing trait allows, and the arena and
+ * scratch sizes are no larger than the plan uses (rounded to 64). The table CRC is always checked,
  * the weight CRC on request. Any failure frees everything and returns a code and a message.
  */
 #include <stdarg.h>
@@ -444,6 +446,81 @@ static void parse_outputs(rd *r, dse_model *m, const uint8_t *defined) {
     }
 }
 
+/* -- memory plan ---------------------------------------------------------------------------- */
+
+/* [a, a + an) and [b, b + bn) share a byte (empty ranges share none). */
+static int overlaps(size_t a, size_t an, size_t b, size_t bn) { return an && bn && a < b + bn && b < a + an; }
+
+/* How node k's ARENA operands may share bytes (internal.h, DSE_ALIAS_*; docs/format.md 4.3):
+ * outputs never share bytes with each other; an input shares none with an output, except
+ * exactly the output's bytes (kernels declared SAME or SLICE) or bytes inside it (SLICE, the
+ * kernel's check placed it); no operand overlaps the scratch bytes the node uses. All offsets
+ * and sizes were bounds-checked against arena_size when the tensor table was read. */
+static void check_node_memory(rd *r, const dse_model *m, const dse_node *n, size_t k) {
+    int alias = dse__kernel_alias(n->kernel);
+    for (uint32_t j = 0; j < n->n_out && !r->st; j++) {
+        const dse_tensor *y = dse__t(m, n->out[j]);
+        if (!y) continue;
+        if (n->scratch && overlaps(y->offset, y->nbytes, m->scratch_offset, n->scratch)) {
+            FAIL(r, DSE_ERR_FORMAT, "node %zu (%s %s): output %u (%s) overlaps the %zu bytes of scratch the node uses",
+                 k, dse_op_name((int)n->op), n->name, j, y->name, n->scratch); return;
+        }
+        for (uint32_t j2 = j + 1; j2 < n->n_out; j2++) {
+            const dse_tensor *y2 = dse__t(m, n->out[j2]);
+            if (y2 && overlaps(y->offset, y->nbytes, y2->offset, y2->nbytes)) {
+                FAIL(r, DSE_ERR_FORMAT, "node %zu (%s %s): outputs %u and %u share arena bytes", k, dse_op_name((int)n->op), n->name, j, j2); return;
+            }
+        }
+        for (uint32_t i = 0; i < n->n_in; i++) {
+            const dse_tensor *x = dse__t(m, n->in[i]);
+            if (!x || x->storage != DSE_STORAGE_ARENA || !overlaps(x->offset, x->nbytes, y->offset, y->nbytes)) continue;
+            int same = x->offset == y->offset && x->nbytes == y->nbytes;
+            int inside = x->offset >= y->offset && x->offset + x->nbytes <= y->offset + y->nbytes;
+            if ((same && alias != DSE_ALIAS_NONE) || (inside && alias == DSE_ALIAS_SLICE)) continue;
+            FAIL(r, DSE_ERR_FORMAT, "node %zu (%s %s): input %u (%s, arena [%zu, +%zu)) %s output %u (%s, arena [%zu, +%zu)); "
+                 "%s %s", k, dse_op_name((int)n->op), n->name, i, x->name, x->offset, x->nbytes,
+                 same ? "is the same bytes as" : "partly overlaps", j, y->name, y->offset, y->nbytes, dse__kernel_name(n->kernel),
+                 alias == DSE_ALIAS_NONE ? "never works in place" : alias == DSE_ALIAS_SAME ? "works in place only on exactly the same bytes"
+                 : "works in place only on its slice of the output");
+            return;
+        }
+    }
+    for (uint32_t i = 0; n->scratch && i < n->n_in; i++) {
+        const dse_tensor *x = dse__t(m, n->in[i]);
+        if (x && x->storage == DSE_STORAGE_ARENA && overlaps(x->offset, x->nbytes, m->scratch_offset, n->scratch)) {
+            FAIL(r, DSE_ERR_FORMAT, "node %zu (%s %s): input %u (%s) overlaps the %zu bytes of scratch the node uses",
+                 k, dse_op_name((int)n->op), n->name, i, x->name, n->scratch); return;
+        }
+    }
+    if (n->scratch > m->scratch_size)
+        FAIL(r, DSE_ERR_FORMAT, "node %zu (%s %s): needs %zu bytes of scratch, the plan has %zu", k, dse_op_name((int)n->op), n->name,
+             n->scratch, m->scratch_size);
+}
+
+/* The arena and scratch sizes the header claims may exceed what the plan uses only by the
+ * rounding to DSE_ARENA_ALIGN (docs/format.md 4.3): the plan uses the end of the last ARENA
+ * tensor and the end of the largest scratch any node uses (scratch_offset + max scratch).
+ * A session allocates and clears the whole arena, so a file claiming more would make a few
+ * KB of file cost gigabytes of memory. */
+static size_t round_up(size_t v, size_t a) { return v > SIZE_MAX - (a - 1) ? SIZE_MAX : (v + a - 1) / a * a; }
+
+static void check_arena_size(rd *r, const dse_model *m) {
+    size_t used = 0, scratch = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const dse_tensor *t = &m->tensors[i];
+        if (t->storage == DSE_STORAGE_ARENA && t->nbytes && t->offset + t->nbytes > used) used = t->offset + t->nbytes;
+    }
+    for (size_t k = 0; k < m->n_nodes; k++) if (m->nodes[k].scratch > scratch) scratch = m->nodes[k].scratch;
+    if (scratch && m->scratch_offset + scratch > used) used = m->scratch_offset + scratch;   /* <= arena_size: checked per node */
+    size_t allowed = round_up(used ? used : 1, DSE_ARENA_ALIGN), allowed_scratch = round_up(scratch, DSE_ARENA_ALIGN);
+    if (m->arena_size > allowed)
+        FAIL(r, DSE_ERR_FORMAT, "arena_size %zu exceeds the %zu bytes the tensor table and scratch need (%zu rounded up to %d)",
+             m->arena_size, allowed, used, DSE_ARENA_ALIGN);
+    else if (m->scratch_size > allowed_scratch)
+        FAIL(r, DSE_ERR_FORMAT, "scratch_size %zu exceeds the %zu bytes the nodes' kernels use (%zu rounded up to %d)",
+             m->scratch_size, allowed_scratch, scratch, DSE_ARENA_ALIGN);
+}
+
 /* -- public --------------------------------------------------------------------------------- */
 
 void dse_model_free(dse_model *m) {
@@ -532,9 +609,10 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
          * DYN_I8_NOT_FOR_THIS_NODE) is left out of the message unless it is the only one. */
         char msg[160] = "", first_msg[160] = "", all[240] = "";
         int first = dse__next_kernel((int)n->op, dt, -1), kk = first, refused = 0;
+        size_t accepted_scratch = 0;
         for (; kk >= 0; kk = dse__next_kernel((int)n->op, dt, kk)) {
-            dse_why w = {0, NULL, {0, 0, 0, 0}};
-            if (!dse__kernel_check(kk, m, n, &w)) break;
+            dse_why w = {0, NULL, {0, 0, 0, 0}, 0};
+            if (!dse__kernel_check(kk, m, n, &w)) { accepted_scratch = w.scratch; break; }
             dse__why_format(&w, msg, sizeof msg);
             if (w.id == DSE_MSG_DYN_I8_NOT_FOR_THIS_NODE && (refused || dse__next_kernel((int)n->op, dt, kk) >= 0)) continue;
             size_t used = strlen(all);
@@ -542,11 +620,15 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
             if (refused++ == 0) memcpy(first_msg, msg, sizeof msg);
         }
         n->kernel = (uint16_t)(kk >= 0 ? kk : 0);
+        n->scratch = kk >= 0 ? accepted_scratch : 0;
         if (first < 0)
             FAIL(&r, DSE_ERR_UNSUPPORTED, "node %zu (%s %s): no kernel for %s output in this build", k, dse_op_name((int)n->op), n->name, dse_dtype_name(dt));
         else if (kk < 0)
             FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): %s", k, dse_op_name((int)n->op), n->name, refused > 1 ? all : first_msg);
+        else
+            check_node_memory(&r, m, n, k);
     }
+    if (!r.st) check_arena_size(&r, m);
     if (r.st) {
         dse_status st = r.st;
         dse_model_free(m);

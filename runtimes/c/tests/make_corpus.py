@@ -43,7 +43,7 @@ def seeds() -> dict[str, Artifact]:
     s["relu_chain"] = Artifact(
         tensors=(TensorRec.arena("x", f, (5,), 0), TensorRec.arena("h", f, (5,), 32), TensorRec.arena("y", f, (5,), 0)),
         nodes=(NodeRec(relu, (0,), (1,)), NodeRec(ident, (1,), (2,), name="copy")),
-        inputs=(0,), outputs=(2, 1), arena_size=64, scratch_offset=32, scratch_size=32)
+        inputs=(0,), outputs=(2, 1), arena_size=64, scratch_offset=32, scratch_size=0)
     q = QuantRec([0.1, 0.2], [0, 0], axis=0)
     s["meta_quant"] = Artifact(
         tensors=(TensorRec.const("wq", np.array([[1, -2], [3, 4]], np.int8), quant=q),

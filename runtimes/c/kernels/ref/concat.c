@@ -34,6 +34,28 @@ int dse__check_concat(const dse_model *m, const dse_node *n, dse_why *why) {
         total += x->dims[axis];
     }
     if (!present || total != y->dims[axis]) { DSE_WHYF(why, CONCAT_INPUTS_SIZES_ALONG_AXIS, NULL, axis, 0, 0, 0); return 1; }
+    return dse__concat_check_alias(m, n, (unsigned)axis, why);
+}
+
+/* The loader lets a Concat input lie inside the output (kernel trait SLICE, internal.h); it
+ * is right only where the copy is skipped: the input is exactly its slice, which is one
+ * contiguous range only when outer is 1. Shapes have been checked by the caller. */
+int dse__concat_check_alias(const dse_model *m, const dse_node *n, unsigned axis, dse_why *why) {
+    const dse_tensor *y = &m->tensors[n->out[0]];
+    size_t outer = 1, inner = dse__mv_esize(y->dtype), pos = 0;
+    for (unsigned d = 0; d < axis; d++) outer *= y->dims[d];
+    for (unsigned d = axis + 1; d < y->rank; d++) inner *= y->dims[d];
+    for (uint32_t k = 0; k < n->n_in; k++) {
+        const dse_tensor *x = dse__t(m, n->in[k]);
+        if (!x) continue;
+        size_t row = x->dims[axis] * inner;
+        if (x->storage == DSE_STORAGE_ARENA && x->nbytes && y->nbytes && x->offset < y->offset + y->nbytes &&
+            y->offset < x->offset + x->nbytes && (outer != 1 || x->offset != y->offset + pos)) {
+            DSE_WHYF(why, CONCAT_INPUT_OVERLAPS_NOT_AT_SLICE, NULL, k, 0, 0, 0);
+            return 1;
+        }
+        pos += row;
+    }
     return 0;
 }
 

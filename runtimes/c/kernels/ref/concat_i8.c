@@ -51,7 +51,7 @@ int dse__check_i8_concat(const dse_model *m, const dse_node *n, dse_why *why) {
             if (d != (unsigned)p.axis && x->dims[d] != y->dims[d]) goto bad;
         total += x->dims[p.axis];
     }
-    if (total == y->dims[p.axis]) return 0;
+    if (total == y->dims[p.axis]) return dse__concat_check_alias(m, n, (unsigned)p.axis, why);
 bad:
     DSE_WHY(why, CONCAT_I8_INPUTS_INT8_OUTPUT_RANK);
     return 1;
@@ -74,7 +74,7 @@ void dse_i8_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, u
             int8_t *dst = out + o * row + pos;
             const int8_t *src = x + o * blk;
             if (!p.re[i]) {
-                memcpy(dst, src, blk);
+                if (dst != src) memcpy(dst, src, blk);   /* src == dst: the plan placed it there */
                 continue;
             }
             for (size_t e = 0; e < blk; e++)

@@ -96,6 +96,7 @@ static int rnn_mkgeom(const dse_model *m, const dse_node *n, int lstm, rnn_geom 
     if (!lstm && dse__attr_int(n, DSE_A_linear_before_reset, 0) > 1) { DSE_WHY(why, RNN_LINEAR_BEFORE_RESET_0); return 1; }
     const size_t need = 3 * g->B * g->H * sizeof(float);
     if (m->scratch_size < need) { DSE_WHYF(why, RNN_NEEDS_BYTES_SCRATCH_PLAN, NULL, need, m->scratch_size, 0, 0); return 1; }
+    why->scratch = need;
     return 0;
 }
 
