@@ -301,7 +301,8 @@ def run(model, input_path, output, threads, as_json):
 @main.command("export", help="Build a deployable bundle for a target: model.dse, the C runtime "
               "(include/, lib/libdsedge.a, lib/libdsedge.so), a static bin/dsedge-run, Python bindings "
               "(python/) and a README. MODEL is a .dse artifact, or an ONNX model quantised on the way "
-              "(give --calib). Cross compiler: $CC if set, else zig cc (the ziglang package), else "
+              "(calibrated with --calib; without it, dynamically: int8 weights, inputs quantised per run). "
+              "Cross compiler: $CC if set, else zig cc (the ziglang package), else "
               "Debian's cross gcc." + EXIT_HELP)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--target", type=click.Choice(["host", "x86_64", "arm64", "armv7"]), default="host", show_default=True,
@@ -310,7 +311,7 @@ def run(model, input_path, output, threads, as_json):
               help="The bundle folder (created if needed; files in it are overwritten).")
 @click.option("--calib", default=None, type=click.Path(),
               help="Calibration feeds for an ONNX MODEL (a folder of .npz or one .npz with a leading sample "
-                   "axis). Default: none (MODEL must then be a .dse).")
+                   "axis). Default: none (a .dse MODEL is copied; an ONNX MODEL is quantised dynamically).")
 @click.option("--precision", type=click.Choice(["int8", "fp16", "fp32"]), default="int8", show_default=True,
               help="For an ONNX MODEL: as in `dsedge quantize`.")
 @click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "entropy", "mse"]), default="auto",

@@ -329,9 +329,10 @@ def _io_summary(dse_path: Path) -> str:
 
 def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None = None, progress: bool = False,
                 quantize=None) -> dict:
-    """Put the model at `dst` as a `.dse`: copy a `.dse`, or quantise an ONNX model with `calib`
-    through `quantize` (dsedge.api.quantize, handed down by the API: the exporter does not
-    import the layer above it)."""
+    """Put the model at `dst` as a `.dse`: copy a `.dse`, or quantise an ONNX model through
+    `quantize` (dsedge.api.quantize, handed down by the API: the exporter does not import the
+    layer above it): calibrated on `calib`, or without it dynamically (int8 weights, inputs of
+    the weight layers quantised per inference)."""
     src = Path(os.fspath(model))
     if not src.is_file():
         raise ModelError(f"{src}: no such file")
@@ -343,20 +344,13 @@ def write_model(model, dst: Path, *, calib=None, quantize_options: dict | None =
         if src.resolve() != dst.resolve():
             shutil.copyfile(src, dst)
         return {"source": str(src), "quantized": False}
-    if calib is None:
-        raise DseError(f"{src}: not a .dse artifact; to export an ONNX model, give calibration feeds",
-                       hint="pass --calib FEEDS (a folder of .npz or one .npz with a leading sample axis)")
     if quantize is None:
         raise DseError(f"{src}: an ONNX model is quantised on the way by dsedge.api.export_bundle",
                        hint="call dsedge.api.export_bundle (or `dsedge export`), or export a .dse")
     result = quantize(src, calib, progress=progress, **{"pin_constant_inputs": True, **(quantize_options or {})})
-    try:
-        from .dse import save_dse   # the .dse exporter (dsedge/export/dse.py)
-    except ImportError as e:
-        raise DseError(f"the .dse exporter is not available in this build ({e})",
-                       hint="quantise to .dse with `dsedge quantize` once it is, then export the .dse") from None
+    from .dse import save_dse
     save_dse(result, dst)
-    return {"source": str(src), "quantized": True}
+    return {"source": str(src), "quantized": True, "dynamic": bool(result.info.get("dynamic"))}
 
 
 def export_bundle(model, out_dir, *, target: str = "host", calib=None, quantize_options: dict | None = None,

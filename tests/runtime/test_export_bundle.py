@@ -153,12 +153,23 @@ def test_tool_errors_and_repeat(host_bundle, tmp_path):
     assert rss.startswith("peak_rss_kb=") and 0 < int(rss.split("=")[1]) < 200_000
 
 
-def test_export_refuses_onnx_without_calib(tmp_path):
-    from dsedge.errors import DseError
+def test_export_onnx_without_calib_is_dynamic(tmp_path):
+    """`dsedge export model.onnx` with no --calib quantises dynamically (as `dsedge quantize`
+    does) instead of refusing: the bundle's .dse keeps the float model's answers."""
     from dsedge.api import export_bundle
     import dsedge.zoo
-    with pytest.raises(DseError, match="--calib"):
-        export_bundle(dsedge.zoo.digits_dir() / "model.onnx", tmp_path / "b", target="host")
+    import onnxruntime as ort
+    d = dsedge.zoo.digits_dir()
+    m = export_bundle(d / "model.onnx", tmp_path / "b", target="host")
+    assert m["model"]["quantized"] is True and m["model"]["dynamic"] is True
+    x = np.load(d / "eval.npz")["image"][:16].astype(np.float32)   # (16, 1, 1, 8, 8): one feed each
+    rt = dsedge.Runtime(tmp_path / "b" / "model.dse")
+    name = rt.inputs[0].name
+    sess = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = np.concatenate([rt.run({name: xi})[rt.outputs[0].name] for xi in x])
+    want = np.concatenate([sess.run(None, {name: xi})[0] for xi in x])
+    sqnr = 10 * np.log10(np.sum(want.astype(np.float64) ** 2) / np.sum((want - got).astype(np.float64) ** 2))
+    assert sqnr > 35, sqnr
 
 
 # -- cross targets from an installed wheel ---------------------------------------------------

@@ -61,6 +61,7 @@ static int dyn_i8_operands(const dse_model *m, const dse_node *n, int axis, dyn_
         if (wd[i] == -128) { DSE_WHY(why, CONV_I8_WEIGHT_VALUE_128_INT8); return 1; }
     size_t need = dyn_i8_scratch(x->numel, C);
     if (m->scratch_size < need) { DSE_WHYF(why, RNN_NEEDS_BYTES_SCRATCH_PLAN, NULL, need, m->scratch_size, 0, 0); return 1; }
+    why->scratch = need;   /* the loader bounds the arena by it and keeps operands out of it */
     return 0;
 }
 
