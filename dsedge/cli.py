@@ -124,6 +124,28 @@ def inspect(model, as_json):
         click.echo(format_inspect(report), err=True)
 
 
+def _calibration_data_options(prefix: str):
+    """--preprocess and --constant-input, shared by `quantize` and `export` (`prefix` starts the help)."""
+    def lower_first(text: str) -> str:
+        return text[0].lower() + text[1:] if prefix else text
+
+    def deco(f):
+        f = click.option("--constant-input", "constant_input", multiple=True, metavar="NAME",
+                         help=prefix + lower_first(
+                             "A float input that really is constant when the model runs (e.g. a state that is "
+                             "always zero): calibrate with it constant without complaint; repeatable. Default: a "
+                             "float input that never varies across the calibration feeds is an error naming it."))(f)
+        return click.option("--preprocess", "preprocess", default=None, metavar="KEY=VALUE,...",
+                            help=prefix + lower_first(
+                                "How image or WAV calibration files become the model's input, e.g. "
+                                "resize=256,mean=0.485,0.456,0.406,std=0.229,0.224,0.225,layout=nchw (images: resize, "
+                                "crop, filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, "
+                                "scale, carry, input). It is stored in the output so `dsedge run` takes an image or WAV "
+                                "directly. Default: from the model's input shape and dtype (images: its size, RGB or "
+                                "gray, scaled to [0, 1]; audio: 16 kHz, the input's length or 1 s windows)."))(f)
+    return deco
+
+
 @main.command(help="Calibrate and quantise a model (INT8 by default) and write QDQ ONNX (*.onnx) "
               "or a dsedge artifact (*.dse). Prints a summary: sizes, per-layer precision and why, "
               "output SQNR on up to 8 calibration feeds. Without --calib the weights are quantised and "
@@ -163,17 +185,7 @@ def inspect(model, as_json):
                    "kernels, but their sums saturate on x86 CPUs without VNNI (AVX2 only), which can cost most "
                    "of the accuracy. u8s7: 7-bit weights (onnxruntime's reduce_range), fast and safe but one bit "
                    "coarser than the .dse. s8s8: int8 activations, saturates like u8s8.")
-@click.option("--preprocess", "preprocess", default=None, metavar="KEY=VALUE,...",
-              help="How image or WAV calibration files become the model's input, e.g. "
-                   "resize=256,mean=0.485,0.456,0.406,std=0.229,0.224,0.225,layout=nchw (images: resize, crop, "
-                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, carry, input). "
-                   "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
-                   "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
-                   "the input's length or 1 s windows).")
-@click.option("--constant-input", "constant_input", multiple=True, metavar="NAME",
-              help="A float input that really is constant when the model runs (e.g. a state that is always "
-                   "zero): calibrate with it constant without complaint; repeatable. Default: a float input "
-                   "that never varies across the calibration feeds is an error naming it.")
+@_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, qdq_format,
@@ -320,17 +332,7 @@ def run(model, input_path, output, threads, as_json):
               help="For an ONNX MODEL: keep this node or op type in float; repeatable. Default: none.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="For an ONNX MODEL: as in `dsedge quantize`.")
-@click.option("--preprocess", "preprocess", default=None, metavar="KEY=VALUE,...",
-              help="For an ONNX MODEL: how image or WAV calibration files become the model's input, e.g. "
-                   "resize=256,mean=0.485,0.456,0.406,std=0.229,0.224,0.225,layout=nchw (images: resize, crop, "
-                   "filter, color, layout, scale, mean, std, input; audio: sample_rate, window, hop, scale, carry, input). "
-                   "It is stored in the output so `dsedge run` takes an image or WAV directly. Default: from the "
-                   "model's input shape and dtype (images: its size, RGB or gray, scaled to [0, 1]; audio: 16 kHz, "
-                   "the input's length or 1 s windows).")
-@click.option("--constant-input", "constant_input", multiple=True, metavar="NAME",
-              help="For an ONNX MODEL: a float input that really is constant when the model runs (e.g. a state that is always "
-                   "zero): calibrate with it constant without complaint; repeatable. Default: a float input "
-                   "that never varies across the calibration feeds is an error naming it.")
+@_calibration_data_options("For an ONNX MODEL: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle manifest (files, sizes, compiler) as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def export(model, target, output, calib, precision, method, keep_float, bias_correction, preprocess, constant_input,

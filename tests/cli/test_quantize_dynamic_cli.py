@@ -2,24 +2,12 @@
 the input as model.int8.onnx, a summary that says how calibration would do better; `-o x.dse`
 without --calib gives a dynamic .dse that the C runtime runs with the same results."""
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-ROOT = Path(__file__).resolve().parents[2]
-DIGITS = ROOT / "models" / "digits"
-
-
-def dsedge(*args, cwd=None):
-    env = dict(os.environ)
-    env.pop("DSEDGE_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "dsedge.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+from tests.cli.test_quantize_cli import DIGITS, ROOT, dsedge  # noqa: F401  (one way to run the CLI)
 
 
 def test_quantize_without_options_writes_dynamic_model_next_to_input(tmp_path):

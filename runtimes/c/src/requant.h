@@ -103,6 +103,11 @@ typedef struct dse_i8_geom {
 DSE_INTERNAL int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const dse_tensor *y, const size_t *kernel,
                      dse_i8_geom *g, dse_why *why);
 
+/* The shapes of a Conv (x, w of x's rank >= 3, y): channels, groups and the output's spatial
+ * size agree with the geometry, which is read into g (the int8 and the dynamic Conv checks). */
+DSE_INTERNAL int dse_i8_conv_shapes(const dse_node *n, const dse_tensor *x, const dse_tensor *w, const dse_tensor *y,
+                                    dse_i8_geom *g, dse_why *why);
+
 /* Rows of x (rows x K) times w ((K x N), or (N x K) when transB) + bias[N], through the
  * output stage: the core of int8 Gemm and MatMul (kernels/ref/loops.c). */
 DSE_SHARED void dse_i8_gemm_rows(const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,

@@ -128,6 +128,26 @@ int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const dse_tensor *y
 
 /* -- Conv --------------------------------------------------------------------------------------- */
 
+int dse_i8_conv_shapes(const dse_node *n, const dse_tensor *x, const dse_tensor *w, const dse_tensor *y,
+                       dse_i8_geom *g, dse_why *why) {
+    size_t O = w->dims[0], Cg = w->dims[1];
+    int64_t group = dse__attr_int(n, DSE_A_group, 1);
+    if (group < 1 || Cg == 0 || O % (size_t)group || x->dims[1] != Cg * (size_t)group || y->dims[0] != x->dims[0] ||
+        y->dims[1] != O) {
+        DSE_WHYF(why, CONV_I8_CHANNELS_DO_NOT_AGREE, NULL, x->dims[1], O, Cg, group);
+        return 1;
+    }
+    if (dse_i8_geom_read(n, x, y, w->dims + 2, g, why)) return 1;
+    for (int j = 0; j < 3; j++) {
+        long long span = g->in[j] + g->pb[j] + g->pe[j] - ((g->k[j] - 1) * g->d[j] + 1);
+        if (span < 0 || g->out[j] != span / g->s[j] + 1) {
+            DSE_WHY(why, CONV_I8_OUTPUT_SPATIAL_SIZE_DOES);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int dse__check_i8_conv(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
@@ -138,21 +158,8 @@ int dse__check_i8_conv(const dse_model *m, const dse_node *n, dse_why *why) {
     size_t O = w->dims[0], Cg = w->dims[1], K = Cg;
     for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d];
     if (dse_i8_weighted_operands(m, n, O, K, why)) return 1;
-    int64_t group = dse__attr_int(n, DSE_A_group, 1);
-    if (group < 1 || Cg == 0 || O % (size_t)group || x->dims[1] != Cg * (size_t)group || y->dims[0] != x->dims[0] ||
-        y->dims[1] != O) {
-        DSE_WHYF(why, CONV_I8_CHANNELS_DO_NOT_AGREE, NULL, x->dims[1], O, Cg, group);
-        return 1;
-    }
     dse_i8_geom g;
-    if (dse_i8_geom_read(n, x, y, w->dims + 2, &g, why)) return 1;
-    for (int j = 0; j < 3; j++) {
-        long long span = g.in[j] + g.pb[j] + g.pe[j] - ((g.k[j] - 1) * g.d[j] + 1);
-        if (span < 0 || g.out[j] != span / g.s[j] + 1) {
-            DSE_WHY(why, CONV_I8_OUTPUT_SPATIAL_SIZE_DOES);
-            return 1;
-        }
-    }
+    if (dse_i8_conv_shapes(n, x, w, y, &g, why)) return 1;
     dse_i8_out o;
     return dse_i8_out_params(m, n, O, &o, why);
 }

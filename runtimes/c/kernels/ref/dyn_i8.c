@@ -122,20 +122,8 @@ int dse__check_dyn_conv(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dyn_i8_operands(m, n, 0, &p, why)) return 1;
     const dse_tensor *x = dse__t(m, n->in[0]), *w = dse__t(m, n->in[1]), *y = dse__t(m, n->out[0]);
     if (x->rank < 3 || w->rank != x->rank) { DSE_WHY(why, CONV_I8_NEEDS_1_3_SPATIAL); return 1; }
-    size_t O = w->dims[0], Cg = w->dims[1];
-    int64_t group = dse__attr_int(n, DSE_A_group, 1);
-    if (group < 1 || Cg == 0 || O % (size_t)group || x->dims[1] != Cg * (size_t)group || y->dims[0] != x->dims[0] ||
-        y->dims[1] != O) {
-        DSE_WHYF(why, CONV_I8_CHANNELS_DO_NOT_AGREE, NULL, x->dims[1], O, Cg, group);
-        return 1;
-    }
     dse_i8_geom g;
-    if (dse_i8_geom_read(n, x, y, w->dims + 2, &g, why)) return 1;
-    for (int j = 0; j < 3; j++) {
-        long long span = g.in[j] + g.pb[j] + g.pe[j] - ((g.k[j] - 1) * g.d[j] + 1);
-        if (span < 0 || g.out[j] != span / g.s[j] + 1) { DSE_WHY(why, CONV_I8_OUTPUT_SPATIAL_SIZE_DOES); return 1; }
-    }
-    return 0;
+    return dse_i8_conv_shapes(n, x, w, y, &g, why);
 }
 
 void dse_f32_conv_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
