@@ -283,14 +283,15 @@ DYNAMIC_HINT = ("no calibration data: weights are int8 and the inputs of Conv/Ge
                 "Calibrating does better at run time (activations stay int8 from layer to layer: no "
                 "per-inference range pass, less memory traffic, int8 wherever the measured error allows) and "
                 "measures the error (which model is more accurate depends on the model: check with "
-                "`dsedge compare`): pass --calib FEEDS, a folder of .npz files (one feed each, keys = "
-                "the model's input names) or one .npz whose arrays carry a leading sample axis")
+                "`dsedge compare`): pass --calib FEEDS, a folder of images or WAV files (with --preprocess "
+                "if the defaults from the input's shape do not fit), a folder of .npz files (one feed each, "
+                "keys = the model's input names) or one .npz whose arrays carry a leading sample axis")
 
 
 DYNAMIC_NONE_HINT = ("no calibration data, and no Conv/Gemm/MatMul with constant weights that can be quantised "
                      "dynamically (weights inside If/Loop branches are not yet): the model is only optimised and "
-                     "stays float. Pass --calib FEEDS (a folder of .npz files, one feed each, or one .npz whose "
-                     "arrays carry a leading sample axis) to quantise it")
+                     "stays float. Pass --calib FEEDS (a folder of images or WAV files, a folder of .npz files, "
+                     "one feed each, or one .npz whose arrays carry a leading sample axis) to quantise it")
 
 
 def quantize_summary(result, model_path=None, out_path=None) -> dict:
