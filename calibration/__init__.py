@@ -30,7 +30,8 @@ the caller should still check the model's outputs (CalibResult.outputs keeps the
 outputs of the first feeds for that). Cost: "auto"/"mse" search ~20-80 ms per tensor once,
 at the end; updates are one np.bincount pass per tensor per feed.
 """
-from .feeds import FeedSet, open_feeds  # noqa: F401
+from .feeds import FeedSet  # noqa: F401
+from .sources import is_media, open_feeds  # noqa: F401
 from .preprocess import AudioSpec, ImageSpec, resolve as resolve_preprocessing, spec_from_json  # noqa: F401
 from .observers import (DEFAULT_METHOD, OBSERVERS, AutoObserver, EntropyObserver,  # noqa: F401
                         HistogramObserver, MinMaxObserver, MSEObserver, Observer, PercentileObserver,

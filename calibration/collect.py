@@ -21,7 +21,8 @@ import numpy as np
 from dsedge.errors import DseError, FeedError, ModelError
 from dsedge.ir import Graph
 
-from .feeds import FeedSet, open_feeds
+from .feeds import FeedSet
+from .sources import open_feeds
 from .observers import SAMPLE_MAX, AutoObserver, Observer, make_observer
 
 

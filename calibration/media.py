@@ -20,6 +20,7 @@ from dsedge.errors import FeedError
 
 from .feeds import FeedSet
 from .preprocess import AudioSpec, ImageSpec, check_image, media_kind, resolve, wav_info
+from .resample import Resampler
 
 
 class MediaFeedSet(FeedSet):
@@ -113,7 +114,6 @@ def open_media(path, graph, kind: str, files: list[str], preprocess=None) -> Med
             check_image(f)
         counts = [1] * len(files)
     else:
-        from .resample import Resampler
         counts = []
         for f in files:
             sr, _, _, n = wav_info(f)

@@ -64,6 +64,8 @@ import numpy as np
 
 from dsedge.errors import FeedError
 
+from .resample import Resampler, resample
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 AUDIO_EXTS = (".wav",)
 FILTERS = ("bilinear", "bicubic", "lanczos", "box", "nearest")
@@ -234,7 +236,6 @@ class AudioSpec:
             x = x.mean(axis=1)
         sr = self.sample_rate if sample_rate is None else int(sample_rate)
         if sr != self.sample_rate:
-            from .resample import resample
             x = resample(x, sr, self.sample_rate)
         for w in self.windows(x):
             yield {self.input: w, **others}
@@ -253,7 +254,6 @@ class AudioSpec:
         return nxt
 
     def _stream_windows(self, blocks) -> Iterator[np.ndarray]:
-        from .resample import Resampler
         sr, _, _ = next(blocks)
         r = Resampler(sr, self.sample_rate)
         buf = np.zeros(0, np.float64)

@@ -390,7 +390,7 @@ def compare(float_model, quant_model, data, *, limit: int | None = None, progres
     from .calibration import open_feeds
     from .util import progress as bar
     ref_g = load_graph(float_model)
-    from .calibration.feeds import is_media
+    from .calibration import is_media
     pre = stored_preprocessing(quant_model) if is_media(data) else None   # images / WAVs as calibrated
     feeds = open_feeds(data, ref_g, extra="ignore" if labels else "error", preprocess=pre)
     truth = _labels(data, labels, len(feeds)) if labels else None

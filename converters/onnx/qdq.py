@@ -45,6 +45,7 @@ import numpy as np
 
 from dsedge.errors import DseError
 from dsedge.ir import Graph, Node
+from .dynamic import emit_dynamic
 from .writer import _Emitter, to_model_proto
 
 
@@ -148,7 +149,6 @@ class _QdqEmitter(_Emitter):
             super().node(n)
             return
         if n.attrs["_q"]["kind"] == "dynamic":   # no calibration: converters/onnx/dynamic.py
-            from .dynamic import emit_dynamic
             emit_dynamic(self, n)
             return
         if self.fmt.weights == "s7":

@@ -45,6 +45,7 @@ from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
 from ..ops.fused import expand_steps
 from ..ops.nn import same_pads
+from ..passes.simplify import eliminate_dead
 from .planner import MemoryPlan, plan_memory
 from .scratch import scratch_bytes
 from .specialize import input_shapes_from_cli, specialize
@@ -424,7 +425,6 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     _drop_pad_value(g)
     _io_quantize(g, io_dtype)
     from ..passes.shapes import infer_shapes
-    from ..passes.simplify import eliminate_dead
     eliminate_dead(g)
     infer_shapes(g)
     for n in g.nodes:

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, TensorInfo
 from ..ops import REGISTRY
+from ..passes.simplify import FoldBudget, eliminate_dead
 
 # ops whose output shape depends on input values, or which must never run in the runtime
 _DYNAMIC = {"NonZero", "Unique", "Compress", "If", "Loop", "Shape", "Size", "RandomNormal", "RandomUniform",
@@ -104,7 +105,6 @@ def choose_shapes(g: Graph, given: dict | None, info: dict | None) -> dict[str, 
 def _fold(g: Graph) -> int:
     """Evaluate every node whose inputs are all constant (int8 nodes with their integer reference)."""
     from ..interp import execute
-    from ..passes.simplify import FoldBudget
     changed = 0
     keep: list[Node] = []
     budget = FoldBudget(g)        # never materialise a big tensor a reader does not need constant
@@ -144,7 +144,6 @@ def specialize(graph: Graph, input_shapes: dict | None = None, info: dict | None
     """Returns (static graph, guards {input name: pinned value}). `graph` is not modified."""
     from ..passes.control import fold_if, remaining_control_flow, unroll_loops
     from ..passes.shapes import infer_shapes
-    from ..passes.simplify import eliminate_dead
 
     g = graph.copy()
     shapes = choose_shapes(g, input_shapes, info)

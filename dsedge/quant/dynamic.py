@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from ..ir import Graph, Node
 from ..passes.shapes import infer_shapes
-from ..passes.simplify import optimize
+from ..passes.simplify import eliminate_dead, optimize
 from . import kinds
-from .quantize import LayerPlan, QuantConfig, QuantResult, _kept_float
+from .quantize import LayerPlan, QuantConfig, QuantResult, _kept_float, to_fp16_weights
 
 DYNAMIC_PRECISION = "int8-dynamic"
 
@@ -31,7 +31,6 @@ def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bo
     fg = optimize(g0)
     plan: list[LayerPlan] = []
     if cfg.precision != "int8":
-        from .quantize import to_fp16_weights
         qg = to_fp16_weights(fg) if cfg.precision == "fp16" else fg
         for n in fg.nodes:
             plan.append(LayerPlan(n.name, _op(n), cfg.precision, f"--precision {cfg.precision}"))
@@ -57,7 +56,6 @@ def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bo
             plan.append(LayerPlan(n.name, _op(n), "fp32", why))
         new_nodes.append(nn)
     q.nodes = new_nodes
-    from ..passes.simplify import eliminate_dead
     eliminate_dead(q)
     infer_shapes(q)
     info = {"calibration": {"mode": "dynamic", "feeds": 0}, "input_shapes": {}, "constant_inputs": {},

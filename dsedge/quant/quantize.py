@@ -46,7 +46,7 @@ from ..ops import REGISTRY
 from ..ops.fused import eval_program
 from ..ops.registry import ACT, BIAS, PARAM, WEIGHT
 from ..passes.shapes import infer_shapes
-from ..passes.simplify import optimize
+from ..passes.simplify import eliminate_dead, optimize
 from ..util import heap_phase, heap_trim, progress
 from . import arith, kinds, rounding
 
@@ -633,7 +633,6 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
     q.nodes = new_nodes
     q.outputs = outputs
     q.toposort()
-    from ..passes.simplify import eliminate_dead
     eliminate_dead(q)
     return q
 

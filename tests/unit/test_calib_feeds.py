@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from dsedge.calibration.feeds import open_feeds
+from dsedge.calibration import open_feeds
 from dsedge.converters.onnx.reader import from_model_proto
 from dsedge.errors import FeedError
 
