@@ -109,6 +109,9 @@ const char *dse_op_name(int op_id);      /* "Conv", ...; "?" if unknown */
 
 /* Load flags */
 #define DSE_LOAD_VERIFY_WEIGHTS 1u       /* also check the weight CRC (one pass over the weights) */
+#define DSE_LOAD_REF_KERNELS 2u          /* use only the portable reference kernels, not the optimised
+                                          * variants chosen for this CPU (to compare them: integer
+                                          * outputs are the same bytes either way) */
 
 /* Load from memory. buf must be DSE_BUFFER_ALIGN-aligned and outlive the model (no copy). */
 dse_status dse_model_load(const void *buf, size_t len, dse_model **out, dse_error *err);

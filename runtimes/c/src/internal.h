@@ -82,6 +82,8 @@ typedef struct dse_node {
     dse_attr *attrs;
     uint16_t kernel;        /* the kernel chosen at load: its index in the kernel list (kernels.c) */
     size_t scratch;         /* bytes of scratch that kernel uses for this node (its check's report) */
+    size_t scratch_plan;    /* bytes the exporter plans for the node: the most any variant of its
+                             * kernel uses (>= scratch; the loader's bound on scratch_size) */
 } dse_node;
 
 struct dse_model {
@@ -103,7 +105,28 @@ struct dse_model {
     uint32_t *inputs, *outputs;
     size_t n_inputs, n_outputs;
     size_t arena_size, scratch_offset, scratch_size;
+    unsigned isas;          /* DSE_ISA_* bits the kernels may use: the CPU's (dse__cpu_isas), or
+                             * only REF with DSE_LOAD_REF_KERNELS */
 };
+
+/* Instruction sets of kernel variants: the ISA column of the kernel list. A variant is
+ * compiled only for its architecture (the kernel list includes kernels_<arch>.inc under the
+ * architecture's macro) and chosen at load only when the CPU has its ISA (src/cpu.c: cpuid
+ * on x86, getauxval(AT_HWCAP) on Linux/Android arm). REF is portable C, always present. */
+enum {
+    DSE_ISA_REF = 0,
+    DSE_ISA_AVX2,           /* x86-64: AVX2 + FMA (+ F16C), with the OS saving ymm state */
+    DSE_ISA_AVX512VNNI,     /* x86-64: AVX-512 F/BW/VL + VNNI */
+    DSE_ISA_AVXVNNI,        /* x86-64: AVX-VNNI (vpdpbusd on ymm) */
+    DSE_ISA_NEON,           /* arm64 Advanced SIMD (baseline), or armv7 with NEON */
+    DSE_ISA_NEON_DOTPROD,   /* arm64 sdot/udot (ARMv8.2 dotprod) */
+    DSE_ISA_NEON_I8MM,      /* arm64 smmla (ARMv8.6 i8mm) */
+    DSE_ISA_NEON_FP16,      /* arm64 fp16 arithmetic (ARMv8.2 fphp/asimdhp) */
+    DSE_ISA_COUNT_
+};
+#define DSE_ISA_BIT(isa) (1u << DSE_ISA_##isa)
+DSE_INTERNAL unsigned dse__cpu_isas(void);           /* DSE_ISA_* bits of this CPU (REF always) */
+DSE_INTERNAL const char *dse__isa_name(int isa);     /* "ref", "avx2", ... */
 
 /* Why a kernel refuses a node. A kernel is a pair of functions named in the kernel list
  * (kernels.inc): `int check(const dse_model *, const dse_node *, dse_why *why)` runs at load
@@ -139,6 +162,8 @@ typedef struct dse_why {
     int64_t v[4];           /* %0 .. %3 */
     size_t scratch;         /* on acceptance: the scratch bytes the kernel uses for the node (its
                              * scratch formula, dsedge/export/scratch.py); 0 = none */
+    size_t scratch_plan;    /* on acceptance: the scratch the exporter plans for the node, the
+                             * most any variant of the kernel uses; 0 = the same as scratch */
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
@@ -156,11 +181,29 @@ static inline void *dse__data(const dse_model *m, uint8_t *arena, uint32_t idx) 
     return arena + t->offset;
 }
 
+/* What a kernel's run gets besides the model, its node and the arena: the session's scratch
+ * (the plan's scratch region) and its thread pool. A kernel that splits its work calls
+ * dse__parallel (src/pool.c); the pool runs the parts on the session's threads (the caller's
+ * thread is one of them) and returns when all are done. Every part must write bytes that no
+ * other part writes, so the output is the same for any number of threads. */
+typedef struct dse_pool dse_pool;
+typedef struct dse_ctx {
+    uint8_t *scratch;
+    dse_pool *pool;         /* NULL: one thread */
+} dse_ctx;
+/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count), each at
+ * least `grain` items long except the last; worker < dse__threads(cx) names the thread. */
+typedef void (*dse_task_fn)(void *arg, size_t begin, size_t end, unsigned worker);
+DSE_INTERNAL void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
+DSE_INTERNAL unsigned dse__threads(const dse_ctx *cx);
+
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
- * first) listed for (op, dtype of output 0), -1 when none; check and run by index. */
-DSE_INTERNAL int dse__next_kernel(int op, int dtype, int prev);
+ * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
+ * run by index. */
+DSE_INTERNAL int dse__next_kernel(int op, int dtype, int prev, unsigned isas);
 DSE_INTERNAL int dse__kernel_check(int k, const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL void dse__kernel_run(int k, const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch);
+DSE_INTERNAL void dse__kernel_run(int k, const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx);
+DSE_INTERNAL int dse__kernel_isa(int k);            /* DSE_ISA_* */
 DSE_INTERNAL const char *dse__kernel_name(int k);   /* its run function's name, e.g. "dse_i8_conv__ref" */
 DSE_INTERNAL int dse__kernel_alias(int k);          /* DSE_ALIAS_NONE / SAME / SLICE */
 DSE_INTERNAL int dse__op_known(uint32_t op);
@@ -195,9 +238,9 @@ DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, 
 DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
 
 /* Every kernel's check and run function (kernels/ref/<op>.c), from the kernel list. */
-#define DSE_KERNEL(op, dt, check, run, alias) \
+#define DSE_KERNEL(op, dt, isa, check, run, alias) \
     DSE_INTERNAL int check(const dse_model *, const dse_node *, dse_why *); \
-    DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, uint8_t *);
+    DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
 #include "kernels.inc"
 #undef DSE_KERNEL
 

@@ -510,8 +510,14 @@ static void check_arena_size(rd *r, const dse_model *m) {
         const dse_tensor *t = &m->tensors[i];
         if (t->storage == DSE_STORAGE_ARENA && t->nbytes && t->offset + t->nbytes > used) used = t->offset + t->nbytes;
     }
-    for (size_t k = 0; k < m->n_nodes; k++) if (m->nodes[k].scratch > scratch) scratch = m->nodes[k].scratch;
-    if (scratch && m->scratch_offset + scratch > used) used = m->scratch_offset + scratch;   /* <= arena_size: checked per node */
+    /* a node's plan is the most any variant of its kernel uses (an export for an optimised
+     * variant plans more than REF uses when REF is chosen) */
+    for (size_t k = 0; k < m->n_nodes; k++) {
+        size_t s = m->nodes[k].scratch_plan > m->nodes[k].scratch ? m->nodes[k].scratch_plan : m->nodes[k].scratch;
+        if (s > scratch) scratch = s;
+    }
+    size_t claimed = m->scratch_size < scratch ? m->scratch_size : scratch;   /* the plan's region in use */
+    if (claimed && m->scratch_offset + claimed > used) used = m->scratch_offset + claimed;   /* <= arena_size: checked per node */
     size_t allowed = round_up(used ? used : 1, DSE_ARENA_ALIGN), allowed_scratch = round_up(scratch, DSE_ARENA_ALIGN);
     if (m->arena_size > allowed)
         FAIL(r, DSE_ERR_FORMAT, "arena_size %zu exceeds the %zu bytes the tensor table and scratch need (%zu rounded up to %d)",
@@ -581,6 +587,7 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
     if (!m) { dse__set_error(err, DSE_ERR_NOMEM, "out of memory"); return DSE_ERR_NOMEM; }
     m->buf = b;
     m->len = len;
+    m->isas = (flags & DSE_LOAD_REF_KERNELS) ? DSE_ISA_BIT(REF) : dse__cpu_isas();
     m->blob = b + boff;
     m->blob_size = (size_t)bsize;
     rd r = {b + HEADER_SIZE, b + tend, DSE_OK, err};
@@ -608,19 +615,24 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
          * that is not meant for this node (e.g. the dynamic-int8 kernels for a float node:
          * DYN_I8_NOT_FOR_THIS_NODE) is left out of the message unless it is the only one. */
         char msg[160] = "", first_msg[160] = "", all[240] = "";
-        int first = dse__next_kernel((int)n->op, dt, -1), kk = first, refused = 0;
-        size_t accepted_scratch = 0;
-        for (; kk >= 0; kk = dse__next_kernel((int)n->op, dt, kk)) {
-            dse_why w = {0, NULL, {0, 0, 0, 0}, 0};
-            if (!dse__kernel_check(kk, m, n, &w)) { accepted_scratch = w.scratch; break; }
+        int first = dse__next_kernel((int)n->op, dt, -1, m->isas), kk = first, refused = 0;
+        size_t accepted_scratch = 0, accepted_plan = 0;
+        for (; kk >= 0; kk = dse__next_kernel((int)n->op, dt, kk, m->isas)) {
+            dse_why w = {0, NULL, {0, 0, 0, 0}, 0, 0};
+            if (!dse__kernel_check(kk, m, n, &w)) { accepted_scratch = w.scratch, accepted_plan = w.scratch_plan; break; }
+            /* an optimised variant that refuses a node (a shape it does not cover, an artifact
+             * planned without its scratch) leaves it to the next one, silently: the REF kernel
+             * of the op is listed after it and gives the reason if it refuses too */
+            if (dse__kernel_isa(kk) != DSE_ISA_REF) continue;
             dse__why_format(&w, msg, sizeof msg);
-            if (w.id == DSE_MSG_DYN_I8_NOT_FOR_THIS_NODE && (refused || dse__next_kernel((int)n->op, dt, kk) >= 0)) continue;
+            if (w.id == DSE_MSG_DYN_I8_NOT_FOR_THIS_NODE && (refused || dse__next_kernel((int)n->op, dt, kk, m->isas) >= 0)) continue;
             size_t used = strlen(all);
             if (used + 1 < sizeof all) snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "", dse__kernel_name(kk), msg);
             if (refused++ == 0) memcpy(first_msg, msg, sizeof msg);
         }
         n->kernel = (uint16_t)(kk >= 0 ? kk : 0);
         n->scratch = kk >= 0 ? accepted_scratch : 0;
+        n->scratch_plan = kk >= 0 ? accepted_plan : 0;
         if (first < 0)
             FAIL(&r, DSE_ERR_UNSUPPORTED, "node %zu (%s %s): no kernel for %s output in this build", k, dse_op_name((int)n->op), n->name, dse_dtype_name(dt));
         else if (kk < 0)

@@ -140,8 +140,8 @@ dse_status dse_session_run(dse_session *s, dse_error *err) {
     const dse_model *m = s->m;
     for (size_t i = 0; i < m->n_inputs; i++)
         if (!s->input_set[i]) { dse__set_error(err, DSE_ERR_STATE, "input %zu (%s) was not set", i, m->tensors[m->inputs[i]].name); return DSE_ERR_STATE; }
-    uint8_t *scratch = s->arena + m->scratch_offset;
-    for (size_t k = 0; k < m->n_nodes; k++) dse__kernel_run(m->nodes[k].kernel, m, &m->nodes[k], s->arena, scratch);
+    dse_ctx cx = {s->arena + m->scratch_offset, NULL};
+    for (size_t k = 0; k < m->n_nodes; k++) dse__kernel_run(m->nodes[k].kernel, m, &m->nodes[k], s->arena, &cx);
     return DSE_OK;
 }
 

@@ -27,8 +27,8 @@ static void row_add(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint3
     }
 }
 
-void dse_f32_add__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_add__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const float inf = dse_u2f(0x7F800000u);
     dse_ew_ctx c = {{dse__attr_float(n, DSE_A_act_min, -inf), dse__attr_float(n, DSE_A_act_max, inf), 0, 0}, {0, 0}, 4};
     dse__ew_walk(m, n, arena, 2, row_add, &c);

@@ -92,12 +92,12 @@ static void add_sub(const dse_model *m, const dse_node *n, uint8_t *arena, int64
     }
 }
 
-void dse_i8_add__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_add__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     add_sub(m, n, arena, 1);
 }
 
-void dse_i8_sub__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_sub__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     add_sub(m, n, arena, -1);
 }

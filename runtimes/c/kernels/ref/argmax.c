@@ -64,5 +64,5 @@ static void arg(const dse_model *m, const dse_node *n, uint8_t *arena, int want_
         }
 }
 
-void dse_i64_argmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { (void)scratch; arg(m, n, arena, 1); }
-void dse_i64_argmin__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { (void)scratch; arg(m, n, arena, 0); }
+void dse_i64_argmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { (void)cx; arg(m, n, arena, 1); }
+void dse_i64_argmin__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { (void)cx; arg(m, n, arena, 0); }

@@ -102,8 +102,8 @@ void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_
         float *y = (float *)yb;                                                                    \
         for (size_t i = 0; i < len; i++) { const float a = F(0, i), b = F(1, i); y[i] = dse_canonf(EXPR); } \
     }                                                                                              \
-    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
-        (void)scratch;                                                                             \
+    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
+        (void)cx;                                                                             \
         dse__ew_walk(m, n, arena, 2, row_##NAME, NULL);                                            \
     }
 
@@ -128,8 +128,8 @@ BINARY(prelu, a < 0.0f ? a * b : a)
             y[i] = dse_canonf(FINISH);                                                             \
         }                                                                                          \
     }                                                                                              \
-    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
-        (void)scratch;                                                                             \
+    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
+        (void)cx;                                                                             \
         dse__ew_walk(m, n, arena, n->n_in, row_##NAME, NULL);                                      \
     }
 

@@ -108,8 +108,8 @@ static void range_of(int dt, int64_t *lo, int64_t *hi) {
     }
 }
 
-void dse_any_cast__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_cast__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *yt = &m->tensors[n->out[0]];
     const uint8_t *x = dse__data(m, arena, n->in[0]);
     uint8_t *y = dse__data(m, arena, n->out[0]);

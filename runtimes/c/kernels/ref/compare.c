@@ -16,8 +16,8 @@
     CMP_ROW(NAME##_f32, float, OP)                                                                 \
     CMP_ROW(NAME##_i64, int64_t, OP)                                                               \
     CMP_ROW(NAME##_i32, int32_t, OP)                                                               \
-    void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
-        (void)scratch;                                                                             \
+    void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
+        (void)cx;                                                                             \
         int dt = m->tensors[n->in[0]].dtype;                                                       \
         dse__ew_walk(m, n, arena, 2, dt == DSE_DTYPE_FLOAT32 ? row_##NAME##_f32 : dt == DSE_DTYPE_INT64 ? row_##NAME##_i64 : row_##NAME##_i32, NULL); \
     }
@@ -33,8 +33,8 @@ CMP(greaterorequal, >=)
         (void)nx; (void)c;                                                                         \
         for (size_t i = 0; i < len; i++) { const int a = x[0][i * s[0]] != 0, b = x[1][i * s[1]] != 0; y[i] = (uint8_t)(EXPR); } \
     }                                                                                              \
-    void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
-        (void)scratch;                                                                             \
+    void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
+        (void)cx;                                                                             \
         dse__ew_walk(m, n, arena, 2, row_##NAME, NULL);                                            \
     }
 LOGIC(and, a && b)
@@ -67,23 +67,23 @@ static int check_one(const dse_model *m, const dse_node *n, int in_dtype, dse_wh
 int dse__check_not(const dse_model *m, const dse_node *n, dse_why *why) { return check_one(m, n, DSE_DTYPE_BOOL, why); }
 int dse__check_isnan(const dse_model *m, const dse_node *n, dse_why *why) { return check_one(m, n, DSE_DTYPE_FLOAT32, why); }
 
-void dse_bool_not__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_bool_not__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const uint8_t *x = dse__data(m, arena, n->in[0]);
     uint8_t *y = dse__data(m, arena, n->out[0]);
     for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) y[i] = x[i] == 0;
 }
 
-void dse_bool_isnan__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_bool_isnan__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const float *x = dse__data(m, arena, n->in[0]);
     uint8_t *y = dse__data(m, arena, n->out[0]);
     for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) y[i] = x[i] != x[i];
 }
 
 /* IsInf: attributes detect_negative, detect_positive (default 1). */
-void dse_bool_isinf__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_bool_isinf__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const float *x = dse__data(m, arena, n->in[0]);
     uint8_t *y = dse__data(m, arena, n->out[0]);
     const int neg = dse__attr_int(n, DSE_A_detect_negative, 1) != 0, pos = dse__attr_int(n, DSE_A_detect_positive, 1) != 0;

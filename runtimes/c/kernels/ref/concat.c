@@ -59,8 +59,8 @@ int dse__concat_check_alias(const dse_model *m, const dse_node *n, unsigned axis
     return 0;
 }
 
-void dse_any_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *y = &m->tensors[n->out[0]];
     int64_t axis = concat_get_axis(n, y->rank);
     size_t es = dse__mv_esize(y->dtype), outer = 1, inner = es;

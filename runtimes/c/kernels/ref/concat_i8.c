@@ -57,8 +57,8 @@ bad:
     return 1;
 }
 
-void dse_i8_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *y = &m->tensors[n->out[0]];
     int8_t *out = dse__data(m, arena, n->out[0]);
     catp p;

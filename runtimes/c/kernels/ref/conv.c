@@ -107,8 +107,8 @@ int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return conv_geom_read(m, n, &g, why);
 }
 
-void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     dse_conv_geom g;
     dse_why why;
     conv_geom_read(m, n, &g, &why);   /* validated at load */

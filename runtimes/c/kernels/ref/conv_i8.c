@@ -164,8 +164,8 @@ int dse__check_i8_conv(const dse_model *m, const dse_node *n, dse_why *why) {
     return dse_i8_out_params(m, n, O, &o, why);
 }
 
-void dse_i8_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     const int8_t *x = dse__data(m, arena, n->in[0]), *w = dse__data(m, arena, n->in[1]);
     const int32_t *bias = dse__data(m, arena, n->in[2]);

@@ -65,8 +65,8 @@ int dse__check_conv_transpose_f32(const dse_model *m, const dse_node *n, dse_why
     return conv_transpose_geom(m, n, &g, why);
 }
 
-void dse_f32_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     convt_geom g;
     dse_why why;
     conv_transpose_geom(m, n, &g, &why);

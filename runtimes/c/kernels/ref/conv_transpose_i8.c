@@ -58,8 +58,8 @@ static int tap_source(long long p, long long pb, long long k, long long d, long 
     return *src < L;
 }
 
-void dse_i8_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     const int8_t *x = dse__data(m, arena, n->in[0]), *w = dse__data(m, arena, n->in[1]);
     const int32_t *bias = dse__data(m, arena, n->in[2]);

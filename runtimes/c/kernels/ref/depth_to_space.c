@@ -57,8 +57,8 @@ int dse__check_depth_to_space(const dse_model *m, const dse_node *n, dse_why *wh
     return 0;
 }
 
-void dse_any_depth_to_space__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_depth_to_space__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     size_t view[6], od[6];
     int64_t vs[6], stride[6], s = 1;
     const int *perm;
@@ -69,6 +69,6 @@ void dse_any_depth_to_space__ref(const dse_model *m, const dse_node *n, uint8_t 
                          dse__mv_esize(m->tensors[n->in[0]].dtype), 6, od, stride);
 }
 
-void dse_any_space_to_depth__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dse_any_depth_to_space__ref(m, n, arena, scratch);
+void dse_any_space_to_depth__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dse_any_depth_to_space__ref(m, n, arena, cx);
 }

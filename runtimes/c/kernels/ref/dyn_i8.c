@@ -126,7 +126,7 @@ int dse__check_dyn_conv(const dse_model *m, const dse_node *n, dse_why *why) {
     return dse_i8_conv_shapes(n, x, w, y, &g, why);
 }
 
-void dse_f32_conv_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
+void dse_f32_conv_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     dyn_i8_params p;
     dse_why why;
@@ -135,7 +135,7 @@ void dse_f32_conv_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena
     dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
     int32_t *fb;
     dse_i8_out o;
-    const int8_t *xq = dyn_i8_prepare(m, n, &p, arena, scratch, &fb, &o);
+    const int8_t *xq = dyn_i8_prepare(m, n, &p, arena, cx->scratch, &fb, &o);
     float *y = dse__data(m, arena, n->out[0]);
     dse_i8_conv_loop(xq, dse__data(m, arena, n->in[1]), fb, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1],
                      (long long)wt->dims[0], (long long)wt->dims[1]);
@@ -176,24 +176,24 @@ int dse__check_dyn_matmul(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-static void dyn_i8_rows(const dse_model *m, const dse_node *n, int transB, uint8_t *arena, uint8_t *scratch) {
+static void dyn_i8_rows(const dse_model *m, const dse_node *n, int transB, uint8_t *arena, const dse_ctx *cx) {
     const dse_tensor *xt = &m->tensors[n->in[0]], *yt = &m->tensors[n->out[0]];
     dyn_i8_params p;
     dse_why why;
     dyn_i8_operands(m, n, transB ? 0 : 1, &p, &why);
     int32_t *fb;
     dse_i8_out o;
-    const int8_t *xq = dyn_i8_prepare(m, n, &p, arena, scratch, &fb, &o);
+    const int8_t *xq = dyn_i8_prepare(m, n, &p, arena, cx->scratch, &fb, &o);
     size_t N = p.C, K = xt->dims[xt->rank - 1];
     float *y = dse__data(m, arena, n->out[0]);
     dse_i8_gemm_rows(xq, N ? yt->numel / N : 0, K, dse__data(m, arena, n->in[1]), N, transB, fb, &o, y);
     dyn_i8_finish(y, yt->numel, N, 1, &p);
 }
 
-void dse_f32_gemm_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dyn_i8_rows(m, n, (int)dse__attr_int(n, DSE_A_transB, 0), arena, scratch);
+void dse_f32_gemm_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dyn_i8_rows(m, n, (int)dse__attr_int(n, DSE_A_transB, 0), arena, cx);
 }
 
-void dse_f32_matmul_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dyn_i8_rows(m, n, 0, arena, scratch);
+void dse_f32_matmul_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dyn_i8_rows(m, n, 0, arena, cx);
 }

@@ -59,8 +59,8 @@ int dse__check_gather(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_any_gather__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_gather__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *it = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     unsigned axis = (unsigned)gather_get_axis(n, x->rank);
     size_t es = dse__mv_esize(x->dtype), outer = 1, block = 1;
@@ -95,8 +95,8 @@ int dse__check_gather_elements(const dse_model *m, const dse_node *n, dse_why *w
     return 0;
 }
 
-void dse_any_gather_elements__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_gather_elements__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *it = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     unsigned axis = (unsigned)gather_get_axis(n, x->rank), r = x->rank;
     if (y->numel == 0) return;

@@ -35,8 +35,8 @@ int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
     const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;

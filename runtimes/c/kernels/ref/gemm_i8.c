@@ -31,8 +31,8 @@ int dse__check_i8_gemm(const dse_model *m, const dse_node *n, dse_why *why) {
     return dse_i8_out_params(m, n, N, &o, why);
 }
 
-void dse_i8_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     dse_i8_out o;
     dse_why why;

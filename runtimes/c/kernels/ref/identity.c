@@ -134,8 +134,8 @@ int dse__check_identity(const dse_model *m, const dse_node *n, dse_why *why) {
 
 /* A copy, or nothing when the plan placed output and input at the same bytes (memmove:
  * partial overlap is allowed too). */
-void dse_any_identity__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_identity__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const uint8_t *x = dse__data(m, arena, n->in[0]);
     uint8_t *y = dse__data(m, arena, n->out[0]);
     if (x != y) memmove(y, x, m->tensors[n->out[0]].nbytes);

@@ -57,8 +57,8 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     mm_geom g;
     memset(&g, 0, sizeof g);
     matmul_geom(m, n, &g);

@@ -22,8 +22,8 @@ int dse__check_i8_matmul(const dse_model *m, const dse_node *n, dse_why *why) {
     return dse_i8_out_params(m, n, N, &o, why);
 }
 
-void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[0], N = w->dims[1];
     dse_i8_out o;

@@ -29,8 +29,8 @@ int dse__check_i8_mul(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_i8_mul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_mul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *y = &m->tensors[n->out[0]];
     const int8_t *a = dse__data(m, arena, n->in[0]), *b = dse__data(m, arena, n->in[1]);
     int8_t *out = dse__data(m, arena, n->out[0]);

@@ -37,8 +37,8 @@ int dse__check_batchnorm_f32(const dse_model *m, const dse_node *n, dse_why *why
     return 0;
 }
 
-void dse_f32_batchnorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_batchnorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]];
     const dse_tensor *ts = &m->tensors[n->in[1]], *tb = &m->tensors[n->in[2]], *tm = &m->tensors[n->in[3]], *tv = &m->tensors[n->in[4]];
     const void *ps = dse__data(m, arena, n->in[1]), *pb = dse__data(m, arena, n->in[2]);
@@ -77,8 +77,8 @@ static void moments(const float *v, size_t cnt, float *mean, float *var) {
     *var = q / (float)cnt;
 }
 
-void dse_f32_instancenorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_instancenorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *ts = &m->tensors[n->in[1]], *tb = &m->tensors[n->in[2]];
     const void *ps = dse__data(m, arena, n->in[1]), *pb = dse__data(m, arena, n->in[2]);
     const float eps = dse__attr_float(n, DSE_A_epsilon, 1e-5f);
@@ -125,8 +125,8 @@ int dse__check_layernorm_f32(const dse_model *m, const dse_node *n, dse_why *why
     return 0;
 }
 
-void dse_f32_layernorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_layernorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *ts = &m->tensors[n->in[1]];
     const dse_tensor *tb = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     size_t rows, cols;

@@ -96,8 +96,8 @@ static int64_t src_index(const pad_plan *p, unsigned d, int64_t o) {
     return p->lo[d] + j;
 }
 
-void dse_any_pad__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_pad__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     pad_plan p;
     dse_why why;

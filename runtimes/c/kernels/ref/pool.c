@@ -81,8 +81,8 @@ int dse__check_avgpool_f32(const dse_model *m, const dse_node *n, dse_why *why) 
     return pool_mkgeom(m, n, &g, why);
 }
 
-void dse_f32_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     pool_geom g;
     dse_why why;
     pool_mkgeom(m, n, &g, &why);
@@ -124,8 +124,8 @@ void dse_f32_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
     }
 }
 
-void dse_f32_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     pool_geom g;
     dse_why why;
     pool_mkgeom(m, n, &g, &why);
@@ -183,8 +183,8 @@ static int check_global(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 int dse__check_global_pool_f32(const dse_model *m, const dse_node *n, dse_why *why) { return check_global(m, n, why); }
 
-void dse_f32_global_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_global_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]];
     const size_t nc = xt->dims[0] * xt->dims[1], sp = xt->numel / nc;
     const float *x = dse__data(m, arena, n->in[0]);
@@ -196,8 +196,8 @@ void dse_f32_global_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t 
     }
 }
 
-void dse_f32_global_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_global_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]];
     const size_t nc = xt->dims[0] * xt->dims[1], sp = xt->numel / nc;
     const float *x = dse__data(m, arena, n->in[0]);

@@ -32,8 +32,8 @@ int dse__check_quantize_i8(const dse_model *m, const dse_node *n, dse_why *why) 
     return 0;
 }
 
-void dse_i8_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const float *x = dse__data(m, arena, n->in[0]);
     void *y = dse__data(m, arena, n->out[0]);
     float s;

@@ -132,8 +132,8 @@ static void reduce(const dse_model *m, const dse_node *n, uint8_t *arena, int ki
 }
 
 #define REDUCE(NAME, KIND)                                                                         \
-    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
-        (void)scratch;                                                                             \
+    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
+        (void)cx;                                                                             \
         reduce(m, n, arena, KIND);                                                                 \
     }
 REDUCE(reducesum, R_SUM)

@@ -8,8 +8,8 @@ int dse__check_unary_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return dse__check_same_shape(m, n, DSE_DTYPE_FLOAT32, why);
 }
 
-void dse_f32_relu__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_relu__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
     for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) {

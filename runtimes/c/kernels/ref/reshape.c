@@ -19,15 +19,15 @@ int dse__check_reshape(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_any_reshape__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dse_any_identity__ref(m, n, arena, scratch);
+void dse_any_reshape__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dse_any_identity__ref(m, n, arena, cx);
 }
-void dse_any_flatten__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dse_any_identity__ref(m, n, arena, scratch);
+void dse_any_flatten__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dse_any_identity__ref(m, n, arena, cx);
 }
-void dse_any_squeeze__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dse_any_identity__ref(m, n, arena, scratch);
+void dse_any_squeeze__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dse_any_identity__ref(m, n, arena, cx);
 }
-void dse_any_unsqueeze__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dse_any_identity__ref(m, n, arena, scratch);
+void dse_any_unsqueeze__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dse_any_identity__ref(m, n, arena, cx);
 }

@@ -147,8 +147,8 @@ static float lin(const float *x, const size_t *ax, int L, size_t base, const siz
            lin(x, ax, L - 1, base + i2[a] * stride[a], i1, i2, w1, w2, stride) * w2[a];
 }
 
-void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     rz z;
     dse_why why;
     resize_plan(m, n, &z, &why);

@@ -274,8 +274,8 @@ static int64_t src_of(const rplan *p, unsigned d, size_t i, size_t n_out, size_t
     return resize_nearest_nearest(xo, p->nm, p->scale[d] < 1.0f, n_in);
 }
 
-void dse_any_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     rplan p;
     dse_why why;
@@ -328,6 +328,6 @@ void dse_any_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     }
 }
 
-void dse_any_upsample__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    dse_any_resize__ref(m, n, arena, scratch);
+void dse_any_upsample__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dse_any_resize__ref(m, n, arena, cx);
 }

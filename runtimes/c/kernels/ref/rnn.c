@@ -220,5 +220,5 @@ static void rnn_run(const dse_model *m, const dse_node *n, uint8_t *arena, uint8
     }
 }
 
-void dse_f32_lstm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { rnn_run(m, n, arena, scratch, 1); }
-void dse_f32_gru__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { rnn_run(m, n, arena, scratch, 0); }
+void dse_f32_lstm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { rnn_run(m, n, arena, cx->scratch, 1); }
+void dse_f32_gru__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { rnn_run(m, n, arena, cx->scratch, 0); }

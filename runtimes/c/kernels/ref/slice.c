@@ -70,8 +70,8 @@ int dse__check_slice(const dse_model *m, const dse_node *n, dse_why *why) {
     return slice_plan(m, n, first, step, why);
 }
 
-void dse_any_slice__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_slice__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t first[DSE_MAX_RANK], step[DSE_MAX_RANK], xs[DSE_MAX_RANK], stride[DSE_MAX_RANK], base = 0;
     dse_why why;

@@ -64,12 +64,12 @@ static void softmax_run(const dse_model *m, const dse_node *n, uint8_t *arena, i
         }
 }
 
-void dse_f32_softmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_softmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     softmax_run(m, n, arena, 0);
 }
 
-void dse_f32_logsoftmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_logsoftmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     softmax_run(m, n, arena, 1);
 }

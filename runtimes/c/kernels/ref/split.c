@@ -55,8 +55,8 @@ int dse__check_split(const dse_model *m, const dse_node *n, dse_why *why) {
     return sizes(m, n, s, why);
 }
 
-void dse_any_split__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_split__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]];
     int64_t s[MAX_SPLIT];
     dse_why why;

@@ -16,8 +16,8 @@ int dse__check_i8_table(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_i8_table__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_i8_table__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const int8_t *x = dse__data(m, arena, n->in[0]);
     const int8_t *table = dse_i8_tensor_attr(m, n, DSE_A_table, DSE_DTYPE_INT8, 256);
     int8_t *y = dse__data(m, arena, n->out[0]);

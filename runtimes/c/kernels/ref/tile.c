@@ -21,8 +21,8 @@ int dse__check_tile(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_any_tile__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_tile__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     if (y->numel == 0) return;
     size_t es = dse__mv_esize(x->dtype), idx[DSE_MAX_RANK] = {0};

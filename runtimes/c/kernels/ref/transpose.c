@@ -38,8 +38,8 @@ int dse__check_transpose(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-void dse_any_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_any_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t perm[DSE_MAX_RANK], xs[DSE_MAX_RANK], stride[DSE_MAX_RANK];
     get_perm(m, n, perm);

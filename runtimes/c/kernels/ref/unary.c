@@ -17,8 +17,8 @@
 
 
 #define UNARY(NAME, SETUP, EXPR)                                                                   \
-    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) { \
-        (void)scratch;                                                                             \
+    void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
+        (void)cx;                                                                             \
         SETUP;                                                                                     \
         const float *xp = dse__data(m, arena, n->in[0]);                                           \
         float *yp = dse__data(m, arena, n->out[0]);                                                \
@@ -88,8 +88,8 @@ bad:
     return 1;
 }
 
-void dse_f32_clip__ref(const dse_model *m, const dse_node *n, uint8_t *arena, uint8_t *scratch) {
-    (void)scratch;
+void dse_f32_clip__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
     const float inf = dse_u2f(0x7F800000u);
     float lo = -inf, hi = inf;
     if (n->n_in > 1 && n->in[1] != DSE_NONE) lo = *(const float *)dse__data(m, arena, n->in[1]);

@@ -1,0 +1,64 @@
+/* cpu.c: which instruction sets this CPU offers the kernel variants (DSE_ISA_*, internal.h).
+ *
+ * x86-64: cpuid leaf 1 (FMA, F16C, OSXSAVE, AVX) and leaf 7 (AVX2, AVX-512 F/BW/VL/VNNI;
+ * subleaf 1: AVX-VNNI), and xgetbv: the OS must save the ymm (and for AVX-512 the opmask and
+ * zmm) state, or the instructions fault. arm64: Advanced SIMD is baseline; dot product, i8mm
+ * and fp16 arithmetic come from getauxval(AT_HWCAP/AT_HWCAP2) on Linux and Android, and are
+ * taken as absent elsewhere (no way to ask without the OS). armv7: HWCAP_NEON. Any other
+ * target: REF only. Read on every load (a few instructions): no global state. */
+#include "internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+
+static unsigned x86_isas(void) {
+    unsigned a, b, c, d, isas = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || a < 7) return 0;
+    __get_cpuid(1, &a, &b, &c, &d);
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    int ymm_os = (xlo & 6) == 6, zmm_os = (xlo & 0xe6) == 0xe6;
+    __cpuid_count(7, 0, a, b, c, d);
+    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    int vnni512 = (c >> 11) & 1;
+    unsigned max7 = a;
+    if (ymm_os && avx2 && fma && f16c) isas |= DSE_ISA_BIT(AVX2);
+    if (zmm_os && (isas & DSE_ISA_BIT(AVX2)) && avx512f && avx512bw && avx512vl && vnni512) isas |= DSE_ISA_BIT(AVX512VNNI);
+    if (max7 >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        if ((isas & DSE_ISA_BIT(AVX2)) && ((a >> 4) & 1)) isas |= DSE_ISA_BIT(AVXVNNI);
+    }
+    return isas;
+}
+#endif
+
+#if (defined(__aarch64__) || defined(__arm__)) && (defined(__linux__) || defined(__ANDROID__))
+#include <sys/auxv.h>
+#endif
+
+unsigned dse__cpu_isas(void) {
+    unsigned isas = DSE_ISA_BIT(REF);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    isas |= x86_isas();
+#elif defined(__aarch64__)
+    isas |= DSE_ISA_BIT(NEON);
+#if defined(__linux__) || defined(__ANDROID__)
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    if (hw & (1ul << 20)) isas |= DSE_ISA_BIT(NEON_DOTPROD);   /* HWCAP_ASIMDDP */
+    if (hw & (1ul << 10)) isas |= DSE_ISA_BIT(NEON_FP16);      /* HWCAP_ASIMDHP */
+    if (hw2 & (1ul << 13)) isas |= DSE_ISA_BIT(NEON_I8MM);     /* HWCAP2_I8MM */
+#endif
+#elif defined(__arm__) && (defined(__linux__) || defined(__ANDROID__))
+    if (getauxval(AT_HWCAP) & (1ul << 12)) isas |= DSE_ISA_BIT(NEON);   /* HWCAP_NEON */
+#endif
+    return isas;
+}
+
+const char *dse__isa_name(int isa) {
+    static const char names[DSE_ISA_COUNT_][14] = {"ref", "avx2", "avx512vnni", "avxvnni", "neon", "neon-dotprod",
+                                                    "neon-i8mm", "neon-fp16"};
+    return isa >= 0 && isa < DSE_ISA_COUNT_ ? names[isa] : "?";
+}
