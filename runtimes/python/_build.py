@@ -39,7 +39,7 @@ def csrc_dir() -> Path:
 def library_sources(csrc: Path | None = None) -> list[Path]:
     """The .c files of the runtime library, sorted (what the Makefile and CMakeLists.txt build)."""
     c = csrc or csrc_dir()
-    return sorted((c / "src").glob("*.c")) + sorted((c / "kernels" / "ref").glob("*.c"))
+    return sorted((c / "src").glob("*.c")) + sorted((c / "kernels").glob("*/*.c"))
 
 
 def hashed_files(csrc: Path | None = None) -> list[Path]:
