@@ -26,7 +26,7 @@
 #if defined(__clang__)
 #define DSE_TARGET_NEON_DOTPROD __attribute__((target("neon,dotprod")))
 #define DSE_TARGET_NEON_I8MM __attribute__((target("neon,dotprod,i8mm")))
-#define DSE_TARGET_NEON_FP16 __attribute__((target("neon,fullfp16")))
+#define DSE_TARGET_NEON_FP16 __attribute__((target("arch=armv8.2-a+fp16")))
 #else
 #define DSE_TARGET_NEON_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #define DSE_TARGET_NEON_I8MM __attribute__((target("arch=armv8.6-a+dotprod+i8mm")))
