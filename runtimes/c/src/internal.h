@@ -125,6 +125,7 @@ enum {
     DSE_ISA_COUNT_
 };
 #define DSE_ISA_BIT(isa) (1u << DSE_ISA_##isa)
+/* (a new ISA also needs its name in cpu.c and a DSE_KLINK_<ISA> line below) */
 DSE_INTERNAL unsigned dse__cpu_isas(void);           /* DSE_ISA_* bits of this CPU (REF always) */
 DSE_INTERNAL const char *dse__isa_name(int isa);     /* "ref", "avx2", ... */
 
@@ -242,10 +243,32 @@ typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *st
 DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
 DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
 
-/* Every kernel's check and run function (kernels/ref/<op>.c), from the kernel list. */
-#define DSE_KERNEL(op, dt, isa, check, run, alias) \
-    DSE_INTERNAL int check(const dse_model *, const dse_node *, dse_why *); \
-    DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+/* Every kernel's check and run function (kernels/<isa>/<op>.c), from the kernel list. REF
+ * kernels are DSE_INTERNAL; an optimised variant's are DSE_SHARED, because bundles compile
+ * kernels/<isa>/ in the hot (-O2) unit and the kernel table (kernels.c) in the other one
+ * (runtimes/c/README.md, "Bundle build"). Two passes, REF first: a variant may reuse a REF
+ * check, which then keeps its first (internal) linkage. DSE_KLINK_<ISA>: R = REF, V = variant. */
+#define DSE_KLINK_REF R
+#define DSE_KLINK_AVX2 V
+#define DSE_KLINK_AVX512VNNI V
+#define DSE_KLINK_AVXVNNI V
+#define DSE_KLINK_NEON V
+#define DSE_KLINK_NEON_DOTPROD V
+#define DSE_KLINK_NEON_I8MM V
+#define DSE_KLINK_NEON_FP16 V
+#define DSE_KDECL_(link, check, run) \
+    link int check(const dse_model *, const dse_node *, dse_why *); \
+    link void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+#define DSE_KPASS1_R(check, run) DSE_KDECL_(DSE_INTERNAL, check, run)
+#define DSE_KPASS1_V(check, run)
+#define DSE_KPASS2_R(check, run)
+#define DSE_KPASS2_V(check, run) DSE_KDECL_(DSE_SHARED, check, run)
+#define DSE_KPASS_(pass, cls) DSE_KPASS##pass##_##cls
+#define DSE_KPASS(pass, cls) DSE_KPASS_(pass, cls)
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(1, DSE_KLINK_##isa)(check, run)
+#include "kernels.inc"
+#undef DSE_KERNEL
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(2, DSE_KLINK_##isa)(check, run)
 #include "kernels.inc"
 #undef DSE_KERNEL
 
