@@ -127,6 +127,14 @@ dse_status dse_model_output(const dse_model *model, size_t index, dse_tensor_inf
 int dse_model_find_input(const dse_model *model, const char *name);   /* index or -1 */
 int dse_model_find_output(const dse_model *model, const char *name);  /* index or -1 */
 size_t dse_model_node_count(const dse_model *model);
+/* Node i (0 <= i < node_count, in run order): its op id (dse_op_name gives the name), its name
+ * ("" when unnamed), the kernel chosen for it at load (its run function's name, e.g.
+ * "dse_i8_conv__avx2" or "dse_i8_conv__ref": docs/kernels.md) and that kernel's instruction set
+ * ("ref", "avx2", "neon-dotprod", ...). -1 / NULL when i is out of range. */
+int dse_model_node_op(const dse_model *model, size_t index);
+const char *dse_model_node_name(const dse_model *model, size_t index);
+const char *dse_model_node_kernel(const dse_model *model, size_t index);
+const char *dse_model_node_isa(const dse_model *model, size_t index);
 
 size_t dse_model_metadata_count(const dse_model *model);
 dse_status dse_model_metadata_at(const dse_model *model, size_t index, dse_meta *out);
@@ -144,6 +152,11 @@ void dse_session_free(dse_session *session);
 dse_status dse_session_set_input(dse_session *session, size_t index, const void *data, size_t nbytes,
                                  dse_error *err);
 dse_status dse_session_run(dse_session *session, dse_error *err);
+/* dse_session_run, also timing each node: node_ns[i] receives the nanoseconds node i took
+ * (node_ns has dse_model_node_count() entries; a monotonic clock, read between nodes). The
+ * outputs are the same as dse_session_run's. DSE_ERR_UNSUPPORTED (nothing run) on a platform
+ * without a monotonic clock (POSIX clock_gettime). */
+dse_status dse_session_run_profile(dse_session *session, uint64_t *node_ns, dse_error *err);
 /* A pointer into the arena (or the weights), valid until the next run or set_input. */
 dse_status dse_session_get_output(const dse_session *session, size_t index, const void **data,
                                   size_t *nbytes);

@@ -214,6 +214,7 @@ DSE_INTERNAL const char *dse__kernel_name(int k);   /* its run function's name, 
 DSE_INTERNAL int dse__kernel_alias(int k);          /* DSE_ALIAS_NONE / SAME / SLICE */
 DSE_INTERNAL int dse__op_known(uint32_t op);
 DSE_INTERNAL void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
+DSE_INTERNAL int dse__clock_ns(uint64_t *ns);        /* profile.c: monotonic nanoseconds; 0 = no clock here */
 DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

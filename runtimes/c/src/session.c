@@ -135,14 +135,35 @@ dse_status dse_session_set_input(dse_session *s, size_t i, const void *data, siz
     return DSE_OK;
 }
 
-dse_status dse_session_run(dse_session *s, dse_error *err) {
+/* The run loop; node_ns (dse_session_run_profile): also time each node. */
+static dse_status session_run(dse_session *s, uint64_t *node_ns, dse_error *err) {
     if (!s) { dse__set_error(err, DSE_ERR_ARGUMENT, "session is NULL"); return DSE_ERR_ARGUMENT; }
     const dse_model *m = s->m;
     for (size_t i = 0; i < m->n_inputs; i++)
         if (!s->input_set[i]) { dse__set_error(err, DSE_ERR_STATE, "input %zu (%s) was not set", i, m->tensors[m->inputs[i]].name); return DSE_ERR_STATE; }
     dse_ctx cx = {s->arena + m->scratch_offset, NULL};
-    for (size_t k = 0; k < m->n_nodes; k++) dse__kernel_run(m->nodes[k].kernel, m, &m->nodes[k], s->arena, &cx);
+    uint64_t t0 = 0, t1 = 0;
+    if (node_ns && !dse__clock_ns(&t0)) {
+        dse__set_error(err, DSE_ERR_UNSUPPORTED, "no monotonic clock on this platform: cannot time nodes");
+        return DSE_ERR_UNSUPPORTED;
+    }
+    for (size_t k = 0; k < m->n_nodes; k++) {
+        dse__kernel_run(m->nodes[k].kernel, m, &m->nodes[k], s->arena, &cx);
+        if (node_ns) {
+            dse__clock_ns(&t1);
+            node_ns[k] = t1 - t0;
+            t0 = t1;
+        }
+    }
     return DSE_OK;
+}
+
+dse_status dse_session_run(dse_session *s, dse_error *err) { return session_run(s, NULL, err); }
+
+dse_status dse_session_run_profile(dse_session *s, uint64_t *node_ns, dse_error *err) {
+    if (s && !node_ns && s->m->n_nodes) { dse__set_error(err, DSE_ERR_ARGUMENT, "node_ns is NULL"); return DSE_ERR_ARGUMENT; }
+    uint64_t dummy;
+    return session_run(s, node_ns ? node_ns : &dummy, err);
 }
 
 dse_status dse_session_get_output(const dse_session *s, size_t i, const void **data, size_t *nbytes) {
