@@ -7,6 +7,7 @@ from the sources and with the flags of the runtime's build manifest, runtimes/c/
 by runtimes/python/_build.py): DSE_STD, DSE_OPT, DSE_WARN; an ISA group's FLAGS, when set, go
 to that group's files only (compiled separately by `build_ext` below)."""
 import importlib.util
+import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -15,6 +16,7 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("_dsedge_build", ROOT / "runtimes" / "python" / "_build.py")
 _build = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _build   # before running it: its dataclasses look their module up
 _spec.loader.exec_module(_build)
 
 CSRC = ROOT / "runtimes" / "c"
