@@ -30,8 +30,11 @@ class BuildExt(build_ext):
     on their own with those flags and linked in as objects."""
 
     def build_extension(self, ext):
-        arch = _build.cc_arch(self.compiler.compiler_so) if hasattr(self.compiler, "compiler_so") else None
-        jobs = MANIFEST.compile_jobs(arch or _build.host_arch())
+        arch = None
+        if any(g.flags for g in MANIFEST.isa_groups()):
+            cc = getattr(self.compiler, "compiler_so", None)
+            arch = (_build.cc_arch(cc) if cc else None) or _build.host_arch()
+        jobs = MANIFEST.compile_jobs(arch)
         for srcs, flags in jobs[1:]:
             rel = [p.relative_to(ROOT).as_posix() for p in srcs]
             ext.sources = [s for s in ext.sources if s not in rel]

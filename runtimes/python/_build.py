@@ -163,7 +163,8 @@ class Manifest:
     def sources(self) -> list[Path]:
         """The library's .c files: the core group, then every ISA group (each compiles to nothing
         on another architecture, so every build takes them all)."""
-        return self.core_sources() + [p for p in self.isa_sources() if p not in self.core_sources()]
+        core = self.core_sources()
+        return core + [p for p in self.isa_sources() if p not in core]
 
     def hot_sources(self) -> list[Path]:
         """What bundles compile with the HOT optimisation: DSE_HOT_SOURCES and every ISA group."""

@@ -195,13 +195,14 @@ typedef struct dse_ctx {
 /* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count), each at
  * least `grain` items long except the last; worker < dse__threads(cx) names the thread. */
 typedef void (*dse_task_fn)(void *arg, size_t begin, size_t end, unsigned worker);
-DSE_INTERNAL void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
-DSE_INTERNAL unsigned dse__threads(const dse_ctx *cx);
+/* DSE_SHARED: optimised variants call them from the bundle's other unit (README.md, "Bundle build") */
+DSE_SHARED void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
+DSE_SHARED unsigned dse__threads(const dse_ctx *cx);
 /* The scratch of worker `worker` inside a dse__parallel task: n->scratch bytes (the node's
  * kernel's declared scratch) that no other worker uses; worker 0's is cx->scratch (the plan's
  * region in the arena), the others' are buffers the session allocated at creation (the
  * largest node scratch of the model, once per extra thread). */
-DSE_INTERNAL uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+DSE_SHARED uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
 
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
  * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
