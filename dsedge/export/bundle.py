@@ -248,7 +248,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
         one = tmp / "dsedge.o"   # one pre-linked object; plain objects if the compiler cannot -r
         _run([*tc.ar, "rcs", str(a), *map(str, [one] if _prelink(tc, lib_objs, one) else lib_objs)],
              "archiving libdsedge.a")
-        _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), "-lm"],
+        _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), *_build.LINK_LIBS],
              "linking libdsedge.so")
         if tc.tool_cc == tc.lib_cc:
             tool_objs = lib_objs
@@ -256,7 +256,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
             tool_objs = _compile_all(tc.tool_cc, jobs(TOOL_FLAGS), tmp / "tool")
         tool = out / "bin" / "dsedge-run"
         cmd = [*tc.tool_cc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
-               *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
+               *TOOL_LDFLAGS, "-o", str(tool), *_build.LINK_LIBS]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 and tc.source == "host" and _zig() and host_target() in _CROSS:
             # no static libc for the host compiler: link the tool with zig's musl instead
@@ -265,7 +265,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
             tcc = (*zcc, "-target", musl, *extra)
             tool_objs = _compile_all(tcc, jobs(TOOL_FLAGS), tmp / "tool")
             cmd = [*tcc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
-                   *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
+                   *TOOL_LDFLAGS, "-o", str(tool), *_build.LINK_LIBS]
             r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise DseError(f"linking bin/dsedge-run failed:\n  {' '.join(map(shlex.quote, cmd))}\n{r.stderr[-3000:]}",
@@ -300,9 +300,12 @@ const void *y; size_t ny; dse_session_get_output(s, 0, &y, &ny);
 dse_session_free(s); dse_model_free(m);
 ```
 
-    cc -std=c11 -Iinclude app.c lib/libdsedge.a -lm -o app
+    cc -std=c11 -Iinclude app.c lib/libdsedge.a -lm -pthread -o app
 
 A loaded model is immutable and may be shared by threads; use one session per thread.
+Threads inside one inference: create the session with
+`dse_session_options o = {{sizeof o, 4}}; dse_session_create_ex(m, NULL, 0, &o, &s, &e);`
+(4 threads, the caller's included; the same output bytes for any count), or `dsedge-run --threads 4`.
 Inputs and outputs: {io}
 
 ## Python

@@ -24,6 +24,8 @@ from pathlib import Path
 
 STD_FLAGS = ["-std=c11", "-ffp-contract=off", "-O2"]
 WARN_FLAGS = ["-Wall", "-Wextra"]
+# libraries the runtime links: libm, and POSIX threads for a session's workers (src/pool.c)
+LINK_LIBS = ["-lm", "-pthread"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -87,7 +89,7 @@ def build_shared(out: Path, csrc: Path | None = None, cc: list[str] | None = Non
     os.close(fd)
     cmd = [*cc, *STD_FLAGS, *WARN_FLAGS, "-fPIC", "-shared", f"-I{c / 'include'}", f"-I{c / 'src'}",
            f'-DDSEDGE_SOURCE_HASH="{source_hash(c)}"', *map(str, library_sources(c)), str(HERE / "_pyinit.c")
-           if (HERE / "_pyinit.c").is_file() else "", "-o", tmp, "-lm"]
+           if (HERE / "_pyinit.c").is_file() else "", "-o", tmp, *LINK_LIBS]
     cmd = [a for a in cmd if a]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
