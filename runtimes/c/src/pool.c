@@ -66,7 +66,8 @@ typedef struct dse_slot {
 
 struct dse_pool {
     unsigned n;              /* threads, the caller's included */
-    int spin;                /* 0: sleep at once (more threads than CPUs) */
+    int spin;                /* pauses a worker spins before it sleeps; 0 (with more threads than
+                              * CPUs): workers and caller sleep at once */
     size_t stride;           /* bytes of scratch per extra worker */
     uint8_t *scratch;        /* (n - 1) * stride */
     dse_slot *slots;         /* [1, n): the workers' */
@@ -237,7 +238,8 @@ void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn
     size_t b, e;
     range_of(count, chunks, 0, &b, &e);
     fn(arg, b, e, 0);
-    for (int i = 0; i < SPIN_CALLER && atomic_load_explicit(&p->pending, memory_order_acquire); i++) CPU_RELAX();
+    for (int i = 0, n = p->spin ? SPIN_CALLER : 0; i < n && atomic_load_explicit(&p->pending, memory_order_acquire); i++)
+        CPU_RELAX();
     if (atomic_load(&p->pending)) {
         pthread_mutex_lock(&p->dmu);
         atomic_store(&p->caller_sleeping, 1);
