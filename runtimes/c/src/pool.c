@@ -15,7 +15,7 @@
  *
  * Hand-off (a kernel calls dse__parallel once per node, hundreds of times per inference):
  * each worker has its own slot (cache line) with a ticket the caller increments to give it
- * range w of the current task. A worker spins on its ticket for a while (SPIN_WORKER pauses,
+ * range w of the current task. A worker spins on its ticket for a while (DSE_POOL_SPIN_WORKER pauses,
  * a few tens of microseconds: long enough to cover the serial nodes between two parallel
  * ones) and then sleeps on its slot's condition variable; the caller signals only a worker
  * that said it sleeps. The caller waits for the `pending` count the same way. Sequentially
@@ -42,17 +42,24 @@
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#define CPU_RELAX() __builtin_ia32_pause()
+#define DSE_POOL_RELAX() __builtin_ia32_pause()
 #elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
-#define CPU_RELAX() __asm__ __volatile__("yield" ::: "memory")
+#define DSE_POOL_RELAX() __asm__ __volatile__("yield" ::: "memory")
 #else
-#define CPU_RELAX() ((void)0)
+#define DSE_POOL_RELAX() ((void)0)
 #endif
 
-enum { SPIN_WORKER = 20000, SPIN_CALLER = 100000 };   /* pauses; measured: runtimes/c/README.md "Threads" */
-#define WORKER_STACK ((size_t)1 << 20)                /* virtual; only touched pages count */
+/* Pauses spent spinning before sleeping (a pause is ~10-140 cycles depending on the CPU);
+ * measured: runtimes/c/README.md, "Threads". -D to tune. */
+#ifndef DSE_POOL_SPIN_WORKER
+#define DSE_POOL_SPIN_WORKER 20000
+#endif
+#ifndef DSE_POOL_SPIN_CALLER
+#define DSE_POOL_SPIN_CALLER 100000
+#endif
+#define DSE_POOL_STACK ((size_t)1 << 20)                /* virtual; only touched pages count */
 
-typedef struct dse_slot {
+typedef struct dse_pool_slot {
     atomic_uint ticket;      /* incremented by the caller: run your range of the current task */
     atomic_int sleeping;     /* 1 while the worker waits on cv (or is about to) */
     pthread_mutex_t mu;
@@ -62,7 +69,7 @@ typedef struct dse_slot {
     unsigned index;
     int started;
     char pad_[64];           /* keeps two workers' slots off one cache line */
-} dse_slot;
+} dse_pool_slot;
 
 struct dse_pool {
     unsigned n;              /* threads, the caller's included */
@@ -70,7 +77,7 @@ struct dse_pool {
                               * CPUs): workers and caller sleep at once */
     size_t stride;           /* bytes of scratch per extra worker */
     uint8_t *scratch;        /* (n - 1) * stride */
-    dse_slot *slots;         /* [1, n): the workers' */
+    dse_pool_slot *slots;         /* [1, n): the workers' */
     /* the current task: written by the caller before it hands out tickets */
     dse_task_fn fn;
     void *arg;
@@ -85,13 +92,13 @@ struct dse_pool {
     pthread_cond_t dcv;
 };
 
-static void range_of(size_t count, unsigned chunks, unsigned w, size_t *b, size_t *e) {
+static void pool_range(size_t count, unsigned chunks, unsigned w, size_t *b, size_t *e) {
     size_t base = count / chunks, rem = count % chunks;
     *b = w * base + (w < rem ? w : rem);
     *e = *b + base + (w < rem);
 }
 
-static void worker_done(dse_pool *p) {
+static void pool_worker_done(dse_pool *p) {
     if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_sleeping)) {
         pthread_mutex_lock(&p->dmu);
         pthread_cond_signal(&p->dcv);
@@ -99,14 +106,14 @@ static void worker_done(dse_pool *p) {
     }
 }
 
-static void *worker_main(void *arg) {
-    dse_slot *s = arg;
+static void *pool_worker_main(void *arg) {
+    dse_pool_slot *s = arg;
     dse_pool *p = s->pool;
     unsigned seen = 0;
     for (;;) {
         unsigned t = atomic_load_explicit(&s->ticket, memory_order_acquire);
         for (int i = 0; t == seen && i < p->spin && !atomic_load_explicit(&p->stop, memory_order_relaxed); i++) {
-            CPU_RELAX();
+            DSE_POOL_RELAX();
             t = atomic_load_explicit(&s->ticket, memory_order_acquire);
         }
         if (t == seen) {
@@ -119,13 +126,13 @@ static void *worker_main(void *arg) {
         if (t == seen) return NULL;   /* stop */
         seen = t;
         size_t b, e;
-        range_of(p->count, p->chunks, s->index, &b, &e);
+        pool_range(p->count, p->chunks, s->index, &b, &e);
         p->fn(p->arg, b, e, s->index);
-        worker_done(p);
+        pool_worker_done(p);
     }
 }
 
-static unsigned online_cpus(void) {
+static unsigned pool_online_cpus(void) {
 #if defined(_SC_NPROCESSORS_ONLN)
     long c = sysconf(_SC_NPROCESSORS_ONLN);
     return c > 0 ? (unsigned)c : 1;
@@ -140,7 +147,7 @@ dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out) {
     dse_pool *p = calloc(1, sizeof *p);
     if (!p) return DSE_ERR_NOMEM;
     p->n = 1;   /* grows as workers start: dse__pool_free joins those */
-    p->spin = threads <= online_cpus() ? SPIN_WORKER : 0;
+    p->spin = threads <= pool_online_cpus() ? DSE_POOL_SPIN_WORKER : 0;
     p->stride = (scratch + DSE_ARENA_ALIGN - 1) / DSE_ARENA_ALIGN * DSE_ARENA_ALIGN;
     atomic_init(&p->active, 0);
     atomic_init(&p->stop, 0);
@@ -154,16 +161,16 @@ dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out) {
     if (!p->slots || (p->stride && !p->scratch)) { dse__pool_free(p); return DSE_ERR_NOMEM; }
     pthread_attr_t attr;
     int have_attr = pthread_attr_init(&attr) == 0;
-    if (have_attr) pthread_attr_setstacksize(&attr, WORKER_STACK);   /* else the default size */
+    if (have_attr) pthread_attr_setstacksize(&attr, DSE_POOL_STACK);   /* else the default size */
     for (unsigned w = 1; w < threads; w++) {
-        dse_slot *s = &p->slots[w];
+        dse_pool_slot *s = &p->slots[w];
         atomic_init(&s->ticket, 0);
         atomic_init(&s->sleeping, 0);
         s->pool = p;
         s->index = w;
         if (pthread_mutex_init(&s->mu, NULL) != 0) break;
         if (pthread_cond_init(&s->cv, NULL) != 0) { pthread_mutex_destroy(&s->mu); break; }
-        if (pthread_create(&s->tid, have_attr ? &attr : NULL, worker_main, s) != 0) {
+        if (pthread_create(&s->tid, have_attr ? &attr : NULL, pool_worker_main, s) != 0) {
             pthread_cond_destroy(&s->cv);
             pthread_mutex_destroy(&s->mu);
             break;
@@ -181,13 +188,13 @@ void dse__pool_free(dse_pool *p) {
     if (!p) return;
     atomic_store(&p->stop, 1);
     for (unsigned w = 1; w < p->n; w++) {
-        dse_slot *s = &p->slots[w];
+        dse_pool_slot *s = &p->slots[w];
         pthread_mutex_lock(&s->mu);
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
     }
     for (unsigned w = 1; w < p->n; w++) {
-        dse_slot *s = &p->slots[w];
+        dse_pool_slot *s = &p->slots[w];
         pthread_join(s->tid, NULL);
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
@@ -202,7 +209,7 @@ void dse__pool_free(dse_pool *p) {
 unsigned dse__threads(const dse_ctx *cx) { return cx && cx->pool ? cx->pool->n : 1; }
 
 /* The worker running on this thread, for a nested call (0 if it is none of them). */
-static unsigned self_index(const dse_pool *p) {
+static unsigned pool_self_index(const dse_pool *p) {
     pthread_t me = pthread_self();
     for (unsigned w = 1; w < p->n; w++)
         if (pthread_equal(me, p->slots[w].tid)) return w;
@@ -216,18 +223,18 @@ void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn
     size_t most = count / grain;
     unsigned chunks = !p ? 1 : most < p->n ? (unsigned)most : p->n;
     if (chunks <= 1) {
-        fn(arg, 0, count, p && atomic_load_explicit(&p->active, memory_order_relaxed) ? self_index(p) : 0);
+        fn(arg, 0, count, p && atomic_load_explicit(&p->active, memory_order_relaxed) ? pool_self_index(p) : 0);
         return;
     }
     if (atomic_load_explicit(&p->active, memory_order_relaxed)) {   /* nested: serially, on this thread */
-        fn(arg, 0, count, self_index(p));
+        fn(arg, 0, count, pool_self_index(p));
         return;
     }
     atomic_store_explicit(&p->active, 1, memory_order_relaxed);
     p->fn = fn, p->arg = arg, p->count = count, p->chunks = chunks;
     atomic_store_explicit(&p->pending, chunks - 1, memory_order_relaxed);
     for (unsigned w = 1; w < chunks; w++) {
-        dse_slot *s = &p->slots[w];
+        dse_pool_slot *s = &p->slots[w];
         atomic_fetch_add(&s->ticket, 1);   /* seq_cst: publishes the task (release) */
         if (atomic_load(&s->sleeping)) {
             pthread_mutex_lock(&s->mu);
@@ -236,10 +243,10 @@ void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn
         }
     }
     size_t b, e;
-    range_of(count, chunks, 0, &b, &e);
+    pool_range(count, chunks, 0, &b, &e);
     fn(arg, b, e, 0);
-    for (int i = 0, n = p->spin ? SPIN_CALLER : 0; i < n && atomic_load_explicit(&p->pending, memory_order_acquire); i++)
-        CPU_RELAX();
+    for (int i = 0, n = p->spin ? DSE_POOL_SPIN_CALLER : 0; i < n && atomic_load_explicit(&p->pending, memory_order_acquire); i++)
+        DSE_POOL_RELAX();
     if (atomic_load(&p->pending)) {
         pthread_mutex_lock(&p->dmu);
         atomic_store(&p->caller_sleeping, 1);

@@ -21,10 +21,10 @@
 
 /* Work below which a node is not split (multiply-adds per range): a hand-off costs a few
  * microseconds, a range should cost much more. */
-#define PAR_MIN_MACS ((size_t)1 << 16)
+#define LOOPS_MIN_MACS ((size_t)1 << 16)
 
-static size_t grain_for(size_t work_per_item) {
-    return work_per_item >= PAR_MIN_MACS ? 1 : PAR_MIN_MACS / (work_per_item ? work_per_item : 1);
+static size_t loops_grain(size_t work_per_item) {
+    return work_per_item >= LOOPS_MIN_MACS ? 1 : LOOPS_MIN_MACS / (work_per_item ? work_per_item : 1);
 }
 
 typedef struct {
@@ -88,7 +88,7 @@ void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, const
                       const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C, long long O, long long Cg) {
     i8_conv_job j = {x, w, bias, y, o, g, C, O, Cg};
     const size_t rows = (size_t)(N * O * g->out[0] * g->out[1]);
-    dse__parallel(cx, rows, grain_for((size_t)(g->out[2] * Cg * g->k[0] * g->k[1] * g->k[2])), i8_conv_rows, &j);
+    dse__parallel(cx, rows, loops_grain((size_t)(g->out[2] * Cg * g->k[0] * g->k[1] * g->k[2])), i8_conv_rows, &j);
 }
 
 typedef struct {
@@ -131,7 +131,7 @@ static void i8_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
 void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
                       const int32_t *bias, const dse_i8_out *o, void *y) {
     i8_gemm_job j = {x, w, K, N, (N + TILE - 1) / TILE, transB, bias, o, y};
-    dse__parallel(cx, rows * j.nb, grain_for(K * (N < TILE ? N : TILE)), i8_gemm_part, &j);
+    dse__parallel(cx, rows * j.nb, loops_grain(K * (N < TILE ? N : TILE)), i8_gemm_part, &j);
 }
 
 /* -- float32 (reduction orders: conv.c, gemm.c, matmul.c) -------------------------------------- */
@@ -200,10 +200,10 @@ void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x
                        int b16, int act, float lo, float hi, float *y) {
     f32_conv_job j = {g, x, w, b, w16, b16, act, lo, hi, y};
     const size_t rows = g->N * g->M * g->out[0] * g->out[1];
-    dse__parallel(cx, rows, grain_for(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), f32_conv_rows, &j);
+    dse__parallel(cx, rows, loops_grain(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), f32_conv_rows, &j);
 }
 
-#define FTILE 256   /* float outputs of one row per work item: its sums stay in L1 */
+#define F32_TILE 256   /* float outputs of one row per work item: its sums stay in L1 */
 
 typedef struct {
     const float *A;
@@ -214,14 +214,14 @@ typedef struct {
     float *Y;
 } f32_gemm_job;
 
-/* Items [i0, i1) of M x nb: item i is row i / nb, columns [FTILE * (i % nb), +FTILE); each
+/* Items [i0, i1) of M x nb: item i is row i / nb, columns [F32_TILE * (i % nb), +F32_TILE); each
  * output is the one sequential sum over k, whatever the split. */
 static void f32_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
     (void)worker;
     const f32_gemm_job *jb = arg;
     const size_t K = jb->K, N = jb->N, sbk = jb->sbk, sbj = jb->sbj;
     for (size_t it = i0; it < i1; it++) {
-        const size_t i = it / jb->nb, j0 = it % jb->nb * FTILE, j1 = N - j0 < FTILE ? N : j0 + FTILE;
+        const size_t i = it / jb->nb, j0 = it % jb->nb * F32_TILE, j1 = N - j0 < F32_TILE ? N : j0 + F32_TILE;
         float *yr = jb->Y + i * N;
         for (size_t j = j0; j < j1; j++) yr[j] = 0.0f;
         for (size_t k = 0; k < K; k++) {
@@ -238,6 +238,6 @@ static void f32_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
 
 void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk,
                        size_t sbj, size_t M, size_t K, size_t N, float *Y) {
-    f32_gemm_job j = {A, sai, sak, B, b16, sbk, sbj, K, N, (N + FTILE - 1) / FTILE, Y};
-    dse__parallel(cx, M * j.nb, grain_for(K * (N < FTILE ? N : FTILE)), f32_gemm_part, &j);
+    f32_gemm_job j = {A, sai, sak, B, b16, sbk, sbj, K, N, (N + F32_TILE - 1) / F32_TILE, Y};
+    dse__parallel(cx, M * j.nb, loops_grain(K * (N < F32_TILE ? N : F32_TILE)), f32_gemm_part, &j);
 }
