@@ -23,7 +23,8 @@
  * inference on N threads, the caller's and N - 1 workers it starts (POSIX threads; a build
  * without them runs serially). The outputs are the same bytes for every N. The workers, and
  * their scratch buffers, live from creation to dse_session_free: a run allocates nothing.
- * Still one run at a time per session.
+ * Still one run at a time per session. A session with threads does not survive fork() (the
+ * child has no workers): create it after forking.
  *
  * Errors: functions return a dse_status; those taking a dse_error * (which may be NULL)
  * also fill it with the code and a message naming the field, tensor or node at fault.

@@ -38,6 +38,7 @@
 
 #if DSE_POOL_THREADS
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -92,6 +93,13 @@ struct dse_pool {
     pthread_cond_t dcv;
 };
 
+/* One step of a spin-wait: a pause, and every 256th step a yield (a thread with work to do
+ * gets this CPU on a busy machine; returns at once on an idle one). */
+static void pool_pause(int i) {
+    if (i % 256) DSE_POOL_RELAX();
+    else sched_yield();
+}
+
 static void pool_range(size_t count, unsigned chunks, unsigned w, size_t *b, size_t *e) {
     size_t base = count / chunks, rem = count % chunks;
     *b = w * base + (w < rem ? w : rem);
@@ -112,8 +120,8 @@ static void *pool_worker_main(void *arg) {
     unsigned seen = 0;
     for (;;) {
         unsigned t = atomic_load_explicit(&s->ticket, memory_order_acquire);
-        for (int i = 0; t == seen && i < p->spin && !atomic_load_explicit(&p->stop, memory_order_relaxed); i++) {
-            DSE_POOL_RELAX();
+        for (int i = 1; t == seen && i <= p->spin && !atomic_load_explicit(&p->stop, memory_order_relaxed); i++) {
+            pool_pause(i);
             t = atomic_load_explicit(&s->ticket, memory_order_acquire);
         }
         if (t == seen) {
@@ -245,8 +253,8 @@ void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn
     size_t b, e;
     pool_range(count, chunks, 0, &b, &e);
     fn(arg, b, e, 0);
-    for (int i = 0, n = p->spin ? DSE_POOL_SPIN_CALLER : 0; i < n && atomic_load_explicit(&p->pending, memory_order_acquire); i++)
-        DSE_POOL_RELAX();
+    for (int i = 1, n = p->spin ? DSE_POOL_SPIN_CALLER : 0; i <= n && atomic_load_explicit(&p->pending, memory_order_acquire); i++)
+        pool_pause(i);
     if (atomic_load(&p->pending)) {
         pthread_mutex_lock(&p->dmu);
         atomic_store(&p->caller_sleeping, 1);

@@ -34,12 +34,12 @@ typedef struct {
     const dse_i8_out *o;
     const dse_i8_geom *g;
     long long C, O, Cg;
-} i8_conv_job;
+} loops_i8_conv_job;
 
 /* Output rows [r0, r1) of all N * O * OD * OH rows (each row: OW outputs, written by one range). */
-static void i8_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
+static void loops_i8_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
     (void)worker;
-    const i8_conv_job *j = arg;
+    const loops_i8_conv_job *j = arg;
     const int8_t *x = j->x, *w = j->w;
     const int32_t *bias = j->bias;
     const dse_i8_out *o = j->o;
@@ -86,9 +86,9 @@ static void i8_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
 
 void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, const int32_t *bias, void *y,
                       const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C, long long O, long long Cg) {
-    i8_conv_job j = {x, w, bias, y, o, g, C, O, Cg};
+    loops_i8_conv_job j = {x, w, bias, y, o, g, C, O, Cg};
     const size_t rows = (size_t)(N * O * g->out[0] * g->out[1]);
-    dse__parallel(cx, rows, loops_grain((size_t)(g->out[2] * Cg * g->k[0] * g->k[1] * g->k[2])), i8_conv_rows, &j);
+    dse__parallel(cx, rows, loops_grain((size_t)(g->out[2] * Cg * g->k[0] * g->k[1] * g->k[2])), loops_i8_conv_rows, &j);
 }
 
 typedef struct {
@@ -98,12 +98,12 @@ typedef struct {
     const int32_t *bias;
     const dse_i8_out *o;
     void *y;
-} i8_gemm_job;
+} loops_i8_gemm_job;
 
 /* Items [i0, i1) of rows x nb: item i is row i / nb, output columns [TILE * (i % nb), +TILE). */
-static void i8_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
+static void loops_i8_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
     (void)worker;
-    const i8_gemm_job *jb = arg;
+    const loops_i8_gemm_job *jb = arg;
     const size_t K = jb->K, N = jb->N;
     const int32_t zp = jb->o->zp_in;
     for (size_t i = i0; i < i1; i++) {
@@ -130,8 +130,8 @@ static void i8_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
 
 void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
                       const int32_t *bias, const dse_i8_out *o, void *y) {
-    i8_gemm_job j = {x, w, K, N, (N + TILE - 1) / TILE, transB, bias, o, y};
-    dse__parallel(cx, rows * j.nb, loops_grain(K * (N < TILE ? N : TILE)), i8_gemm_part, &j);
+    loops_i8_gemm_job j = {x, w, K, N, (N + TILE - 1) / TILE, transB, bias, o, y};
+    dse__parallel(cx, rows * j.nb, loops_grain(K * (N < TILE ? N : TILE)), loops_i8_gemm_part, &j);
 }
 
 /* -- float32 (reduction orders: conv.c, gemm.c, matmul.c) -------------------------------------- */
@@ -147,12 +147,12 @@ typedef struct {
     int w16, b16, act;
     float lo, hi;
     float *y;
-} f32_conv_job;
+} loops_f32_conv_job;
 
 /* Output rows [r0, r1) of all N * M * OD * OH rows (each: OW outputs, written by one range). */
-static void f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
+static void loops_f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
     (void)worker;
-    const f32_conv_job *j = arg;
+    const loops_f32_conv_job *j = arg;
     const dse_conv_geom *g = j->g;
     const void *w = j->w, *b = j->b;
     const int w16 = j->w16;
@@ -198,9 +198,9 @@ static void f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
 
 void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b,
                        int b16, int act, float lo, float hi, float *y) {
-    f32_conv_job j = {g, x, w, b, w16, b16, act, lo, hi, y};
+    loops_f32_conv_job j = {g, x, w, b, w16, b16, act, lo, hi, y};
     const size_t rows = g->N * g->M * g->out[0] * g->out[1];
-    dse__parallel(cx, rows, loops_grain(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), f32_conv_rows, &j);
+    dse__parallel(cx, rows, loops_grain(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), loops_f32_conv_rows, &j);
 }
 
 #define F32_TILE 256   /* float outputs of one row per work item: its sums stay in L1 */
@@ -212,13 +212,13 @@ typedef struct {
     int b16;
     size_t sbk, sbj, K, N, nb;
     float *Y;
-} f32_gemm_job;
+} loops_f32_gemm_job;
 
 /* Items [i0, i1) of M x nb: item i is row i / nb, columns [F32_TILE * (i % nb), +F32_TILE); each
  * output is the one sequential sum over k, whatever the split. */
-static void f32_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
+static void loops_f32_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
     (void)worker;
-    const f32_gemm_job *jb = arg;
+    const loops_f32_gemm_job *jb = arg;
     const size_t K = jb->K, N = jb->N, sbk = jb->sbk, sbj = jb->sbj;
     for (size_t it = i0; it < i1; it++) {
         const size_t i = it / jb->nb, j0 = it % jb->nb * F32_TILE, j1 = N - j0 < F32_TILE ? N : j0 + F32_TILE;
@@ -238,6 +238,6 @@ static void f32_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
 
 void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk,
                        size_t sbj, size_t M, size_t K, size_t N, float *Y) {
-    f32_gemm_job j = {A, sai, sak, B, b16, sbk, sbj, K, N, (N + F32_TILE - 1) / F32_TILE, Y};
-    dse__parallel(cx, M * j.nb, loops_grain(K * (N < F32_TILE ? N : F32_TILE)), f32_gemm_part, &j);
+    loops_f32_gemm_job j = {A, sai, sak, B, b16, sbk, sbj, K, N, (N + F32_TILE - 1) / F32_TILE, Y};
+    dse__parallel(cx, M * j.nb, loops_grain(K * (N < F32_TILE ? N : F32_TILE)), loops_f32_gemm_part, &j);
 }
