@@ -259,7 +259,8 @@ class Runtime:
     docstring.
 
     Attributes: `inputs`, `outputs` (tuples of TensorSpec), `metadata` (dict), `arena_size`,
-    `node_count`, `path` (None when loaded from bytes).
+    `node_count`, `path` (None when loaded from bytes), `threads` (per inference: 1 where the
+    library was built without threads), `sessions`.
     """
 
     def __init__(self, model, threads: int = 1, *, sessions: int = 1, verify_weights: bool = False):
@@ -308,6 +309,7 @@ class Runtime:
                 raise DseError(f"{where}: cannot create a session: {err.message.decode('utf-8', 'replace')}")
             self._sessions.append(s)
             self._pool.put(s)
+        self.threads = int(L.dse_session_threads(self._sessions[0]))   # 1 where the build has no threads
 
     # -- description
     def _spec(self, i: int, output: bool) -> TensorSpec:
