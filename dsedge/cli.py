@@ -261,8 +261,8 @@ def compare(float_model, quant_model, data, limit, labels, min_sqnr, as_json, pr
                    "when the model carries preprocessing metadata.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="The .npz file to write, one array per model output (keys = output names).")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Sessions kept by the runtime (parallel inferences); 1 is enough for one feed file.")
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Threads running each inference (the same outputs for any count).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs' names, shapes and dtypes as JSON on stdout.")
 def run(model, input_path, output, threads, as_json):
     import numpy as np

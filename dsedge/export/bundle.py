@@ -309,9 +309,12 @@ const void *y; size_t ny; dse_session_get_output(s, 0, &y, &ny);
 dse_session_free(s); dse_model_free(m);
 ```
 
-    cc -std=c11 -Iinclude app.c lib/libdsedge.a -lm -o app
+    cc -std=c11 -Iinclude app.c lib/libdsedge.a -lm -pthread -o app
 
 A loaded model is immutable and may be shared by threads; use one session per thread.
+Threads inside one inference: create the session with
+`dse_session_options o = {{sizeof o, 4}}; dse_session_create_ex(m, NULL, 0, &o, &s, &e);`
+(4 threads, the caller's included; the same output bytes for any count), or `dsedge-run --threads 4`.
 Inputs and outputs: {io}
 
 ## Python

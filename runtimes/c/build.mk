@@ -20,7 +20,7 @@ DSE_WARN = -Wall -Wextra
 # which compile on the user's machine with whatever compiler is there
 DSE_WERROR = -Werror
 DSE_INCLUDE_DIRS = include src
-DSE_LIBS = m
+DSE_LIBS = m pthread
 
 # -- optimisation profiles. Per-file builds (Makefile, CMake Release, the Python bindings):
 DSE_OPT = -O2

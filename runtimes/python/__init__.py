@@ -1,7 +1,7 @@
 """dsedge.runtime: run a `.dse` model with the C runtime, from Python.
 
     import dsedge
-    rt = dsedge.Runtime("model.dse")            # or Runtime(open(...).read()), threads=N
+    rt = dsedge.Runtime("model.dse")            # or Runtime(open(...).read()); threads=N, sessions=S
     rt.inputs[0].name, rt.inputs[0].shape, rt.inputs[0].dtype, rt.inputs[0].qparams
     rt.metadata["source.character_list"]        # the model's metadata as a dict
     out = rt.run({"image": x})                  # {output name: new numpy array}
@@ -20,11 +20,13 @@ checkout whose C sources changed since that build, a current copy is compiled on
 overrides both. A copy of this file is also the `python/` folder of an export bundle, where it
 loads the bundle's `lib/libdsedge.so` and needs nothing but numpy.
 
-Threads and the GIL: ctypes releases the GIL for the duration of every foreign call, so while
-one thread is inside `dse_session_run` other Python threads keep running. A `Runtime` holds
-`threads` sessions (one arena each); `run()` takes a free session (waiting, GIL released, if
-all are busy), so up to `threads` calls run in parallel from different threads on one shared,
-immutable model. The C runtime itself runs each inference on the calling thread.
+Threads and the GIL: `threads=N` runs each inference on N threads (the C session option
+`threads`: the calling thread and N - 1 workers the session starts once; the outputs are the
+same bytes for every N). ctypes releases the GIL for the duration of every foreign call, so
+while one thread is inside `dse_session_run` other Python threads keep running. A `Runtime`
+holds `sessions` sessions (one arena and one set of threads each); `run()` takes a free
+session (waiting, GIL released, if all are busy), so up to `sessions` calls run in parallel
+from different threads on one shared, immutable model.
 
 Closing: `close()` (also `with Runtime(...)`, and garbage collection) frees the sessions and the
 model, so it first marks the Runtime closed and then waits, GIL released, until every `run()`
@@ -76,6 +78,7 @@ _Q_NONE, _Q_TENSOR, _Q_AXIS = 0, 1, 2
 _LOAD_VERIFY_WEIGHTS = 1
 _LOAD_REF_KERNELS = 2
 _KERNEL_CHOICES = {"auto": 0, "ref": _LOAD_REF_KERNELS}
+_MAX_THREADS = 256   # DSE_MAX_THREADS (include/dsedge.h)
 
 
 class _Error(C.Structure):
@@ -87,6 +90,10 @@ class _TensorInfo(C.Structure):
                 ("nbytes", C.c_size_t), ("quant", C.c_int), ("axis", C.c_int), ("group_size", C.c_size_t),
                 ("quant_count", C.c_size_t), ("scales", C.POINTER(C.c_float)),
                 ("zero_points", C.POINTER(C.c_int32))]
+
+
+class _SessionOptions(C.Structure):
+    _fields_ = [("struct_size", C.c_size_t), ("threads", C.c_uint)]
 
 
 class _Meta(C.Structure):
@@ -219,6 +226,8 @@ def _declare(L) -> None:
         "dse_model_metadata_at": ([P, S, C.POINTER(_Meta)], C.c_int),
         "dse_arena_size": ([P], S),
         "dse_session_create": ([P, P, S, C.POINTER(P), E], C.c_int),
+        "dse_session_create_ex": ([P, P, S, C.POINTER(_SessionOptions), C.POINTER(P), E], C.c_int),
+        "dse_session_threads": ([P], C.c_uint),
         "dse_session_free": ([P], None),
         "dse_session_set_input": ([P, S, P, S, E], C.c_int),
         "dse_session_run": ([P, E], C.c_int),
@@ -338,17 +347,23 @@ class Profile:
 
 
 class Runtime:
-    """A loaded `.dse` model with `threads` sessions. See the module docstring.
+    """A loaded `.dse` model with `sessions` sessions of `threads` threads each. See the module
+    docstring.
 
     Attributes: `inputs`, `outputs` (tuples of TensorSpec), `metadata` (dict), `arena_size`,
-    `node_count`, `path` (None when loaded from bytes), `kernel_choice` ("auto" or "ref").
+    `node_count`, `path` (None when loaded from bytes), `threads` (per inference: 1 where the
+    library was built without threads), `sessions`, `kernel_choice` ("auto" or "ref").
     `kernels="ref"` loads with only the portable reference kernels (DSE_LOAD_REF_KERNELS);
     "auto" (the default) lets the loader pick the optimised variants this CPU runs.
     """
 
-    def __init__(self, model, threads: int = 1, *, verify_weights: bool = False, kernels: str = "auto"):
-        if not isinstance(threads, int) or threads < 1:
-            raise DseError(f"threads must be an integer >= 1, got {threads!r}")
+    def __init__(self, model, threads: int = 1, *, sessions: int = 1, verify_weights: bool = False,
+                 kernels: str = "auto"):
+        for what, v in (("threads", threads), ("sessions", sessions)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise DseError(f"{what} must be an integer >= 1, got {v!r}")
+        if threads > _MAX_THREADS:
+            raise DseError(f"threads must be at most {_MAX_THREADS}, got {threads}")
         if kernels not in _KERNEL_CHOICES:
             raise DseError(f"kernels must be one of {', '.join(map(repr, _KERNEL_CHOICES))}, got {kernels!r}")
         self.kernel_choice = kernels
@@ -382,15 +397,17 @@ class Runtime:
         self.metadata = self._read_metadata()
         self.arena_size = int(L.dse_arena_size(h))
         self.node_count = int(L.dse_model_node_count(h))
-        self.threads = threads
+        self.threads, self.sessions = threads, sessions
         self._by_name = {s.name: (i, s) for i, s in enumerate(self.inputs)}
-        for _ in range(threads):
+        opt = _SessionOptions(C.sizeof(_SessionOptions), threads)
+        for _ in range(sessions):
             s = C.c_void_p()
-            if L.dse_session_create(h, None, 0, C.byref(s), C.byref(err)) != 0:
+            if L.dse_session_create_ex(h, None, 0, C.byref(opt), C.byref(s), C.byref(err)) != 0:
                 self.close()
                 raise DseError(f"{where}: cannot create a session: {err.message.decode('utf-8', 'replace')}")
             self._sessions.append(s)
             self._pool.put(s)
+        self.threads = int(L.dse_session_threads(self._sessions[0]))   # 1 where the build has no threads
 
     # -- description
     def _spec(self, i: int, output: bool) -> TensorSpec:
@@ -465,7 +482,7 @@ class Runtime:
     def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run one inference: {input name: array} -> {output name: new array}.
 
-        Thread-safe; up to `threads` calls run in parallel, the GIL is released while the C
+        Thread-safe; up to `sessions` calls run in parallel, the GIL is released while the C
         runtime runs. Raises DseError once the Runtime is closed (close() waits for calls that
         started before it)."""
         with self._state:

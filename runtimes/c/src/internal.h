@@ -192,8 +192,10 @@ typedef struct dse_ctx {
     uint8_t *scratch;
     dse_pool *pool;         /* NULL: one thread */
 } dse_ctx;
-/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count), each at
- * least `grain` items long except the last; worker < dse__threads(cx) names the thread. */
+/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count): at most
+ * dse__threads(cx) of them, each at least `grain` items long (one range, [0, count), when
+ * count < 2 * grain), the same partition on every run; worker < dse__threads(cx) names the
+ * thread. A call made inside fn runs serially on its thread. */
 typedef void (*dse_task_fn)(void *arg, size_t begin, size_t end, unsigned worker);
 /* DSE_SHARED: optimised variants call them from the bundle's other unit (README.md, "Bundle build") */
 DSE_SHARED void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
@@ -203,6 +205,11 @@ DSE_SHARED unsigned dse__threads(const dse_ctx *cx);
  * region in the arena), the others' are buffers the session allocated at creation (the
  * largest node scratch of the model, once per extra thread). */
 DSE_SHARED uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+/* The pool of a session with `threads` threads (the caller's included) whose extra workers
+ * get `scratch` bytes each; NULL (no pool) for threads <= 1 or where the build has no threads.
+ * Freeing joins the workers (session.c). */
+DSE_INTERNAL dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out);
+DSE_INTERNAL void dse__pool_free(dse_pool *p);
 
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
  * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
@@ -291,9 +298,9 @@ typedef struct dse_conv_geom {
     size_t N, C, M, G, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } dse_conv_geom;
-DSE_SHARED void dse_f32_conv_loop(const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
+DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
-DSE_SHARED void dse_f32_gemm_rows(const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
+DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 
 /* Shared kernel checks (defined in kernels/ref) */

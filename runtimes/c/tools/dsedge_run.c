@@ -1,6 +1,6 @@
 /* dsedge_run.c: `dsedge-run`, the command-line runner of a .dse model (static, libc only).
  *
- *   dsedge-run model.dse [--input NAME=FILE.npy ...] [--output-dir DIR] [--repeat N] [--info]
+ *   dsedge-run model.dse [--input NAME=FILE.npy ...] [--output-dir DIR] [--repeat N] [--threads N] [--info]
  *              [--profile] [--ref] [--json]
  *
  * Each --input gives one graph input as a .npy file (npy.h: versions 1-3, 0-d shapes too);
@@ -16,7 +16,8 @@
  *     peak_rss_kb=<..>
  * where latency is wall-clock time (CLOCK_MONOTONIC) of dse_session_run alone and peak RSS is
  * VmHWM of /proc/self/status (Linux; it restarts at exec, unlike getrusage's ru_maxrss, which
- * keeps the forking parent's peak), else ru_maxrss. --info prints the inputs, outputs and metadata keys. A summary of
+ * keeps the forking parent's peak), else ru_maxrss. --info prints the inputs, outputs and metadata keys.
+ * --threads N runs each inference on N threads (the session option; default 1). A summary of
  * each output goes to stderr. Exit status: 0 ok, 1 a load or run error, 2 a usage error.
  *
  * --profile times every node (dse_session_run_profile) over N runs after the first (N from
@@ -41,8 +42,9 @@
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: dsedge-run MODEL.dse [--input NAME=FILE.npy]... [--output-dir DIR] [--repeat N] [--info]\n"
+            "usage: dsedge-run MODEL.dse [--input NAME=FILE.npy]... [--output-dir DIR] [--repeat N] [--threads N] [--info]\n"
             "                  [--profile] [--ref] [--json]\n"
+            "  --threads N            run each inference on N threads (default 1; same outputs)\n"
             "  --input NAME=FILE.npy  a graph input (NAME= optional for a single-input model)\n"
             "  --output-dir DIR       write each output to DIR/<output name>.npy\n"
             "  --repeat N             time N more runs; print latency min/median/mean and peak RSS\n"
@@ -229,7 +231,7 @@ int main(int argc, char **argv) {
     const char *model_path = NULL, *out_dir = NULL;
     const char *in_args[256];
     int n_in_args = 0, info = 0, profile = 0, ref = 0, as_json = 0;
-    long repeat = 0;
+    long repeat = 0, threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--input") == 0 && i + 1 < argc) {
@@ -240,6 +242,10 @@ int main(int argc, char **argv) {
             char *end;
             repeat = strtol(argv[++i], &end, 10);
             if (*end || repeat < 0 || repeat > 100000000L) { fprintf(stderr, "dsedge-run: --repeat needs a count >= 0\n"); return 2; }
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            char *end;
+            threads = strtol(argv[++i], &end, 10);
+            if (*end || threads < 1 || threads > DSE_MAX_THREADS) { fprintf(stderr, "dsedge-run: --threads needs a count from 1 to %d\n", DSE_MAX_THREADS); return 2; }
         } else if (strcmp(a, "--info") == 0) info = 1;
         else if (strcmp(a, "--profile") == 0) profile = 1;
         else if (strcmp(a, "--ref") == 0) ref = 1;
@@ -335,7 +341,8 @@ int main(int argc, char **argv) {
             rc = 2;
             goto done;
         }
-    if (dse_session_create(m, NULL, 0, &s, &e) != DSE_OK) { fprintf(stderr, "dsedge-run: %s\n", e.message); goto done; }
+    dse_session_options opt = {sizeof opt, (unsigned)threads};
+    if (dse_session_create_ex(m, NULL, 0, &opt, &s, &e) != DSE_OK) { fprintf(stderr, "dsedge-run: %s\n", e.message); goto done; }
     for (size_t i = 0; i < ni; i++)
         if (dse_session_set_input(s, i, arrays[i].data, arrays[i].nbytes, &e) != DSE_OK) { fprintf(stderr, "dsedge-run: %s\n", e.message); goto done; }
     if (dse_session_run(s, &e) != DSE_OK) { fprintf(stderr, "dsedge-run: run failed: %s\n", e.message); goto done; }
