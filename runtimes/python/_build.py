@@ -32,6 +32,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = "build.mk"
+# The start of a C file that #includes several library sources as one compilation unit (the
+# bundle's units, tests): the feature macro that the sources using POSIX (src/file.c,
+# src/profile.c) define at their top must come before the first system header of any of them.
+UNIT_PRELUDE = "#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)\n#define _POSIX_C_SOURCE 200809L\n#endif\n"
 
 # machine names (uname -m, compiler triples) -> the architecture names of the manifest
 _ARCH_PREFIXES = (("x86_64", "x86_64"), ("amd64", "x86_64"), ("x64", "x86_64"), ("aarch64", "arm64"),

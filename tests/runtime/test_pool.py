@@ -332,13 +332,20 @@ def chain_model(n_nodes: int = 12, C_: int = 16, H: int = 24) -> Artifact:
 def _build_stress(out: Path, cc: str, flags: list[str]) -> Path | None:
     """threads_stress.c + the library as one compilation unit (as the bundle builds it: one
     compiler run, much faster under a sanitizer than fifty)."""
-    srcs = sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels").glob("*/*.c"))
+    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
+    m = _build.Manifest(CDIR)
     tag = flags[0].split("=")[-1].replace(",", "_") if flags else "plain"
-    unit = out / f"unit_{tag}.c"
-    unit.write_text("".join(f'#include "{p.as_posix()}"\n' for p in [*srcs, CDIR / "tests" / "threads_stress.c"]))
     exe = out / f"stress_{tag}"
-    cmd = [cc, "-std=c11", "-ffp-contract=off", "-O1", "-g", *flags, f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}",
-           str(unit), "-lm", "-pthread", "-o", str(exe)]
+    if m.group_flags(_build.host_arch()):   # ISA group flags: per-file objects, not one unit
+        try:
+            return _build.build_binary([cc], exe, csrc=CDIR, opt=False, werror=False, flags=["-O1", "-g", *flags],
+                                       extra_sources=[CDIR / "tests" / "threads_stress.c"])
+        except RuntimeError:
+            return None
+    unit = out / f"unit_{tag}.c"
+    unit.write_text(_build.UNIT_PRELUDE + "".join(f'#include "{p.as_posix()}"\n'
+                                                  for p in [*m.sources(), CDIR / "tests" / "threads_stress.c"]))
+    cmd = [cc, *_build.cflags(CDIR, opt=False), "-O1", "-g", *flags, str(unit), *m.libs, "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     return exe if r.returncode == 0 else None
 
@@ -372,11 +379,9 @@ def test_stress_under_sanitizers(tmp_path, stress_model, san):
 
 @pytest.mark.skipif(CC is None, reason="no C compiler")
 def test_dsedge_run_threads(tmp_path, stress_model):
-    srcs = sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels").glob("*/*.c"))
+    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     exe = tmp_path / "dsedge-run"
-    subprocess.run([CC, "-std=c11", "-O2", f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}",
-                    *map(str, sorted((CDIR / "tools").glob("*.c"))), *map(str, srcs), "-lm", "-pthread", "-o", str(exe)],
-                   check=True, capture_output=True)
+    _build.build_binary([CC], exe, csrc=CDIR, werror=False, extra_sources=sorted((CDIR / "tools").glob("*.c")))
     x = np.random.default_rng(0).integers(-128, 128, (1, 16, 24, 24)).astype(np.int8)
     np.save(tmp_path / "x.npy", x)
     got = []
