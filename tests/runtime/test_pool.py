@@ -392,3 +392,21 @@ def test_dsedge_run_threads(tmp_path, stress_model):
     assert got[0] == got[1]
     r = subprocess.run([str(exe), str(stress_model), "--threads", "0"], capture_output=True, text=True)
     assert r.returncode == 2 and "--threads needs a count" in r.stderr
+
+
+def test_cli_run_threads(tmp_path, stress_model):
+    """`dsedge run --threads N`: the same outputs as one thread; a count < 1 is a usage error."""
+    import sys
+    x = np.random.default_rng(1).integers(-128, 128, (1, 16, 24, 24)).astype(np.int8)
+    np.savez(tmp_path / "feed.npz", x=x)
+    got = []
+    for t in (1, 2):
+        out = tmp_path / f"out{t}.npz"
+        p = subprocess.run([sys.executable, "-m", "dsedge.cli", "run", str(stress_model), "--input",
+                            str(tmp_path / "feed.npz"), "-o", str(out), "--threads", str(t)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        got.append(np.load(out)["y"].tobytes())
+    assert got[0] == got[1]
+    p = subprocess.run([sys.executable, "-m", "dsedge.cli", "run", str(stress_model), "--input", str(tmp_path / "feed.npz"),
+                        "-o", str(tmp_path / "o.npz"), "--threads", "0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--threads" in p.stderr
