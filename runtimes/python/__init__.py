@@ -70,6 +70,8 @@ _DTYPE_NAMES = {1: "float32", 2: "float16", 3: "float64", 4: "int8", 5: "uint8",
 _META_STRING, _META_INT64, _META_FLOAT64, _META_BYTES, _META_STRINGS = 1, 2, 3, 4, 5
 _Q_NONE, _Q_TENSOR, _Q_AXIS = 0, 1, 2
 _LOAD_VERIFY_WEIGHTS = 1
+_LOAD_REF_KERNELS = 2
+KERNEL_SETS = ("auto", "ref")
 
 
 class _Error(C.Structure):
@@ -252,9 +254,11 @@ class Runtime:
     `node_count`, `path` (None when loaded from bytes).
     """
 
-    def __init__(self, model, threads: int = 1, *, verify_weights: bool = False):
+    def __init__(self, model, threads: int = 1, *, verify_weights: bool = False, kernels: str = "auto"):
         if not isinstance(threads, int) or threads < 1:
             raise DseError(f"threads must be an integer >= 1, got {threads!r}")
+        if kernels not in KERNEL_SETS:
+            raise DseError(f"kernels must be one of {', '.join(KERNEL_SETS)}, got {kernels!r}")
         L = self._L = _lib()
         self._model = None
         self._state = threading.Condition()   # guards _closed and _active (run() calls in progress)
@@ -263,7 +267,9 @@ class Runtime:
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._sessions: list[C.c_void_p] = []
         self._buf = None
-        flags = _LOAD_VERIFY_WEIGHTS if verify_weights else 0
+        # kernels="ref": only the portable reference kernels (DSE_LOAD_REF_KERNELS), to compare
+        # the optimised variants with them in one process
+        flags = (_LOAD_VERIFY_WEIGHTS if verify_weights else 0) | (_LOAD_REF_KERNELS if kernels == "ref" else 0)
         h, err = C.c_void_p(), _Error()
         if isinstance(model, (bytes, bytearray, memoryview)):
             self.path = None

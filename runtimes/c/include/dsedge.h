@@ -127,6 +127,9 @@ dse_status dse_model_output(const dse_model *model, size_t index, dse_tensor_inf
 int dse_model_find_input(const dse_model *model, const char *name);   /* index or -1 */
 int dse_model_find_output(const dse_model *model, const char *name);  /* index or -1 */
 size_t dse_model_node_count(const dse_model *model);
+/* The kernel the loader chose for node `node` (its run function's name, e.g. "dse_i8_conv__avx2"),
+ * NULL when out of range. */
+const char *dse_model_node_kernel(const dse_model *model, size_t node);
 
 size_t dse_model_metadata_count(const dse_model *model);
 dse_status dse_model_metadata_at(const dse_model *model, size_t index, dse_meta *out);

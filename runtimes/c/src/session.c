@@ -30,6 +30,9 @@ const char *dse_status_string(dse_status code) {
 size_t dse_model_input_count(const dse_model *m) { return m ? m->n_inputs : 0; }
 size_t dse_model_output_count(const dse_model *m) { return m ? m->n_outputs : 0; }
 size_t dse_model_node_count(const dse_model *m) { return m ? m->n_nodes : 0; }
+const char *dse_model_node_kernel(const dse_model *m, size_t k) {
+    return m && k < m->n_nodes ? dse__kernel_name(m->nodes[k].kernel) : NULL;
+}
 size_t dse_arena_size(const dse_model *m) { return m ? m->arena_size : 0; }
 
 static dse_status tensor_info(const dse_model *m, uint32_t idx, dse_tensor_info *o) {

@@ -14,17 +14,18 @@
 
 /* -- int8 (docs/quant-arith.md §4; conv_i8.c and gemm_i8.c explain the arithmetic) --------- */
 
-void dse_i8_conv_loop(const int8_t *x, const int8_t *w, const int32_t *bias, void *y, const dse_i8_out *o,
+void dse_i8_conv_loop(const int8_t *x, const int8_t *w, int layout, const int32_t *bias, void *y, const dse_i8_out *o,
                       const dse_i8_geom *g, long long N, long long C, long long O, long long Cg) {
     const long long Og = O / (C / Cg);
     const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OD = g->out[0], OH = g->out[1], OW = g->out[2];
     const long long KD = g->k[0], KH = g->k[1], KW = g->k[2], KS = KD * KH * KW, sw = g->s[2], dw = g->d[2];
+    const size_t Kb = (size_t)(Cg * KS + 3) / 4;   /* layout 1: k-blocks per 8-row band */
     const int zp = o->zp_in;
     size_t idx = 0;   /* output element index, row-major (N, O, D, H, W) */
     for (long long b = 0; b < N; b++)
         for (long long oc = 0; oc < O; oc++) {
             const int8_t *xg = x + (b * C + oc / Og * Cg) * ID * IH * IW;
-            const int8_t *wo = w + oc * Cg * KS;
+            const int8_t *wo = layout ? w : w + oc * Cg * KS;
             for (long long od = 0; od < OD; od++)
                 for (long long oh = 0; oh < OH; oh++)
                     for (long long ow0 = 0; ow0 < OW; ow0 += TILE) {
@@ -38,9 +39,9 @@ void dse_i8_conv_loop(const int8_t *x, const int8_t *w, const int32_t *bias, voi
                                     const long long ih = oh * g->s[1] + kh * g->d[1] - g->pb[1];
                                     if (ih < 0 || ih >= IH) continue;
                                     const int8_t *xr = xg + ((ci * ID + id) * IH + ih) * IW;
-                                    const int8_t *wr = wo + ((ci * KD + kd) * KH + kh) * KW;
+                                    const long long k0 = ((ci * KD + kd) * KH + kh) * KW;   /* k of kw = 0 */
                                     for (long long kw = 0; kw < KW; kw++) {
-                                        const int32_t wv = wr[kw];
+                                        const int32_t wv = layout ? wo[dse__n8k4_index(Kb, (size_t)oc, (size_t)(k0 + kw))] : wo[k0 + kw];
                                         const long long off = kw * dw - g->pb[2];   /* iw = ow * sw + off */
                                         long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
                                         long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1;
@@ -57,11 +58,21 @@ void dse_i8_conv_loop(const int8_t *x, const int8_t *w, const int32_t *bias, voi
         }
 }
 
-void dse_i8_gemm_rows(const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
+void dse_i8_gemm_rows(const int8_t *x, size_t rows, size_t K, const int8_t *w, int layout, size_t N, int transB,
                       const int32_t *bias, const dse_i8_out *o, void *y) {
     const int32_t zp = o->zp_in;
+    const size_t Kb = (K + 3) / 4;
     for (size_t r = 0; r < rows; r++) {
         const int8_t *xr = x + r * K;
+        if (layout) {   /* packed W[N][K]: row j's k-block kb is 4 bytes at ((j/8)*Kb + kb)*32 + (j%8)*4 */
+            for (size_t j = 0; j < N; j++) {
+                const int8_t *band = w + dse__n8k4_index(Kb, j, 0);
+                int32_t acc = 0;
+                for (size_t k = 0; k < K; k++) acc += ((int32_t)xr[k] - zp) * band[(k >> 2) * 32 + (k & 3)];
+                dse_i8_store(o, y, r * N + j, j, (int64_t)acc + bias[j]);
+            }
+            continue;
+        }
         if (transB) {
             for (size_t j = 0; j < N; j++) {
                 const int8_t *wr = w + j * K;
