@@ -1,0 +1,611 @@
+/* avx2/conv_i8.c: int8 Conv (group 1 and depthwise), Gemm and MatMul for x86-64 AVX2,
+ * byte-identical with the REF kernels (kernels/ref/conv_i8.c, gemm_i8.c, matmul_i8.c).
+ *
+ * Arithmetic (docs/quant-arith.md §4, the REF kernels' form): acc = bias + sum (x - zp_in) * w
+ * over the taps inside the input. Every product is formed exactly: x - zp_in (|.| <= 255) and
+ * w (|.| <= 127) are int16 lanes of vpmaddwd, which adds two products (|.| <= 64770) into an
+ * int32 lane; the check bounds K * 255 * 127 + max|bias| < 2^31, so no partial or final sum
+ * overflows int32 (a node outside the bound is left to REF, which sums bias in int64). Never
+ * vpmaddubsw on x and w: it adds pairs in saturating int16. Then the requantisation rule
+ * (src/requant.h) in int64 lanes: p = acc * M (vpmuldq), (p + 2^(n-1)) >> n as a logical
+ * shift of p xor its sign mask (an arithmetic 64-bit shift, which AVX2 lacks), clamped to
+ * [qmin - zp_out, qmax - zp_out] in int64 before zp_out is added; float_out nodes go through
+ * REF's dse_i8_store (the same int32 value, so the same float).
+ *
+ * GEMM core (Conv with group 1 on layout-1 weights, Gemm on layout 1/2, MatMul on layout 2):
+ * Y[r][p] = W[r][k] X[k][p], with W the packed weights (docs/format.md §4.4: 32-byte blocks of
+ * 8 output channels x 4 consecutive k) and X packed per tile of at most DSE_I8_PACK_TILE
+ * columns (output pixels of one image, or rows of x) into the scratch as int16 x - zp_in
+ * (padding taps and k >= K are 0): columns in groups of 4, group g at g*4*Kp int16, holding
+ * for each k-block its nr (<= 4) columns x 4 k. The microkernel keeps 8 channels x 4 columns in
+ * 8 ymm accumulators: per k-block two vpmovsxbw of the weight block (channels 0-3 and 4-7, 4 k
+ * each) and per column a 64-bit broadcast of its 4 int16 x's, then vpmaddwd + vpaddd (the two
+ * int32 lanes of a channel hold k0+k1 and k2+k3; vphaddd joins them). Conv: 1x1 stride-1
+ * unpadded convs pack straight from the input rows (a 4 x 16 byte transpose per k-block),
+ * others through the same path with each k's 16 source bytes gathered (im2col). Scratch: the
+ * tile, 2 * Kp * min(P, 256) bytes (dse_i8_gemm_scratch_plan; the plan adds 4096).
+ *
+ * Depthwise Conv (group == C_in == C_out, layout 0, 1-D or 2-D): per channel plane, input rows
+ * are converted once into int16 x - zp_in rows with their padding (0) and split by the
+ * stride's phase (row_phi[j] = x_padded[j*sw + phi]), kept in a ring of (kh-1)*dh + 1 rows, so
+ * that every tap reads 16 consecutive int16 for 16 consecutive outputs; taps are taken in
+ * pairs (two rows interleaved with vpunpck[lh]wd, one vpmaddwd against the broadcast weight
+ * pair). The pack of 16 int32 back to bytes undoes the unpack's lane order.
+ *
+ * Work is split with dse__parallel: GEMM nodes over (image, tile) pairs, depthwise over
+ * channel planes; each part uses its worker's scratch and writes its own output bytes.
+ */
+#include "isa.h"
+
+#if DSE_ARCH_X86_64
+#include <immintrin.h>
+
+#include "requant.h"
+
+/* -- checks (plain C: they run at load, before any AVX2 code) --------------------------------- */
+
+/* max|bias| + K * 255 * 127 < 2^31: every int32 sum here is exact (else REF, which adds the
+ * bias in int64, takes the node). */
+static int avx2_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, size_t K) {
+    const dse_tensor *b = &m->tensors[n->in[2]];
+    const int32_t *bd = (const int32_t *)(m->blob + b->offset);
+    int64_t big = 0;
+    for (size_t c = 0; c < C; c++) {
+        int64_t v = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];
+        if (v > big) big = v;
+    }
+    return big + (int64_t)K * 255 * 127 < ((int64_t)1 << 31);
+}
+
+/* Scratch of a GEMM node: one int16 tile of min(P, 256) columns of Kp. */
+static size_t avx2_i8_gemm_scratch(size_t K, size_t P) {
+    size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
+    return 2 * ((K + 3) / 4 * 4) * T;
+}
+
+/* Depthwise: the ring of int16 rows and one zero row (dwc_plan below computes it). */
+typedef struct avx2_dw_plan {
+    long long ring, L, sw, rows_bytes;   /* ring rows, int16 per phase row, phases, bytes */
+} avx2_dw_plan;
+
+static void avx2_dw_plan_of(const dse_i8_geom *g, avx2_dw_plan *p) {
+    long long OWr = (g->out[2] + 15) / 16 * 16;
+    p->sw = g->s[2];
+    p->L = (OWr + (g->k[2] - 1) * g->d[2] / g->s[2] + 1 + 15) / 16 * 16;
+    p->ring = (g->k[1] - 1) * g->d[1] + 1;
+    p->rows_bytes = (p->ring * p->sw + 1) * p->L * 2;   /* + the zero row */
+}
+
+int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__check_i8_conv(m, n, why)) return 1;   /* REF's checks: operands, geometry, params */
+    const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    size_t O = w->dims[0], Cg = w->dims[1], K = Cg;
+    for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d];
+    int64_t group = dse__attr_int(n, DSE_A_group, 1);
+    size_t P = y->dims[0] && O ? y->numel / (y->dims[0] * O) : 0;
+    size_t plan = why->scratch_plan, need;
+    if (!P || !avx2_i8_bias_fits(m, n, O, K)) return 1;
+    if (group == 1) {
+        if (w->layout != DSE_LAYOUT_N8K4) return 1;   /* layout-0 artifacts: REF */
+        need = avx2_i8_gemm_scratch(K, P);
+    } else {
+        dse_i8_geom g;
+        dse_why tmp;
+        if (!(group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1) || x->rank > 4 || K > 128) return 1;
+        dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
+        avx2_dw_plan dp;
+        avx2_dw_plan_of(&g, &dp);
+        need = (size_t)dp.rows_bytes + 64;
+    }
+    if (need > m->scratch_size || need > plan) return 1;   /* planned without it: REF */
+    why->scratch = need;
+    return 0;
+}
+
+int dse__check_i8_gemm_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__check_i8_gemm(m, n, why)) return 1;
+    const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    size_t K = x->dims[1], N = y->dims[1], need = avx2_i8_gemm_scratch(K, x->dims[0]);
+    if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !avx2_i8_bias_fits(m, n, N, K)) return 1;
+    if (need > m->scratch_size || need > why->scratch_plan) return 1;
+    why->scratch = need;
+    return 0;
+}
+
+int dse__check_i8_matmul_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__check_i8_matmul(m, n, why)) return 1;
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0, need = avx2_i8_gemm_scratch(K, rows);
+    if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !avx2_i8_bias_fits(m, n, N, K)) return 1;
+    if (need > m->scratch_size || need > why->scratch_plan) return 1;
+    why->scratch = need;
+    return 0;
+}
+
+/* -- requantisation of 8 int32 lanes ------------------------------------------------------------ */
+
+typedef struct avx2_i8_rq {
+    __m256i M, rnd_e, rnd_o, sh_e, sh_o, lo, hi, zp;
+} avx2_i8_rq;
+
+/* Lane i of the result uses channel c[i]: M[c], shift[c] (channels past the end: M = 0). */
+static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c, int count) {
+    int32_t Mv[8] = {0};
+    int64_t re[4] = {0}, ro[4] = {0}, se[4] = {1, 1, 1, 1}, so[4] = {1, 1, 1, 1};
+    if (!o->float_out)
+        for (int i = 0; i < count; i++) {
+            int sh = o->shift[c[i]];
+            Mv[i] = o->M[c[i]];
+            if (i & 1) ro[i / 2] = (int64_t)1 << (sh - 1), so[i / 2] = sh;
+            else re[i / 2] = (int64_t)1 << (sh - 1), se[i / 2] = sh;
+        }
+    memcpy(&q->M, Mv, 32);
+    memcpy(&q->rnd_e, re, 32), memcpy(&q->rnd_o, ro, 32), memcpy(&q->sh_e, se, 32), memcpy(&q->sh_o, so, 32);
+    int64_t lo = o->qmin - o->zp_out, hi = o->qmax - o->zp_out;
+    int64_t lv[4] = {lo, lo, lo, lo}, hv[4] = {hi, hi, hi, hi};
+    int32_t zv[8] = {o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out};
+    memcpy(&q->lo, lv, 32), memcpy(&q->hi, hv, 32), memcpy(&q->zp, zv, 32);
+}
+
+DSE_TARGET_AVX2 static inline __m256i avx2_i8_rq_half(__m256i p, __m256i rnd, __m256i sh, __m256i lo, __m256i hi) {
+    p = _mm256_add_epi64(p, rnd);
+    __m256i s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), p);
+    p = _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(p, s), sh), s);   /* arithmetic >> sh */
+    p = _mm256_blendv_epi8(p, lo, _mm256_cmpgt_epi64(lo, p));
+    return _mm256_blendv_epi8(p, hi, _mm256_cmpgt_epi64(p, hi));
+}
+
+/* acc (int32, bias included) -> clamp(zp_out + round_shift(acc * M, n)) as int32 lanes */
+DSE_TARGET_AVX2 static inline __m256i avx2_i8_requant(__m256i acc, const avx2_i8_rq *q) {
+    __m256i pe = _mm256_mul_epi32(acc, q->M);
+    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), _mm256_srli_epi64(q->M, 32));
+    pe = avx2_i8_rq_half(pe, q->rnd_e, q->sh_e, q->lo, q->hi);
+    po = avx2_i8_rq_half(po, q->rnd_o, q->sh_o, q->lo, q->hi);
+    return _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), q->zp);
+}
+
+/* -- the GEMM core ------------------------------------------------------------------------------ */
+
+/* 8 channels x NR columns over Kb k-blocks: out[j] = the 8 channel sums of column j. */
+#define AVX2_I8_MK(NR)                                                                                         \
+    DSE_TARGET_AVX2 static void avx2_i8_mk##NR(const int16_t *a, const int8_t *wb, size_t Kb, __m256i *out) {  \
+        __m256i acc[2 * NR];                                                                                   \
+        for (int j = 0; j < 2 * NR; j++) acc[j] = _mm256_setzero_si256();                                     \
+        for (size_t kb = 0; kb < Kb; kb++, wb += 32, a += 4 * NR) {                                            \
+            __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb));                           \
+            __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 16)));                    \
+            for (int j = 0; j < NR; j++) {                                                                     \
+                int64_t av;                                                                                    \
+                memcpy(&av, a + 4 * j, 8);                                                                     \
+                __m256i x = _mm256_set1_epi64x(av);                                                            \
+                acc[2 * j] = _mm256_add_epi32(acc[2 * j], _mm256_madd_epi16(w0, x));                           \
+                acc[2 * j + 1] = _mm256_add_epi32(acc[2 * j + 1], _mm256_madd_epi16(w1, x));                   \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int j = 0; j < NR; j++)                                                                           \
+            out[j] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[2 * j], acc[2 * j + 1]), 0xD8);           \
+    }
+AVX2_I8_MK(1)
+AVX2_I8_MK(2)
+AVX2_I8_MK(3)
+AVX2_I8_MK(4)
+
+/* What a GEMM-like node writes: Y[r][p] at y + r*ys_r + p*ys_p (elements), for r < R rows
+ * (output channels) and p < the tile's columns. */
+typedef struct avx2_i8_gemm {
+    const int8_t *w;             /* packed W[R][K] */
+    size_t R, K, Kb;
+    const int32_t *bias;
+    const dse_i8_out *o;
+    void *y;
+    size_t ys_r, ys_p;
+} avx2_i8_gemm;
+
+/* Y[:, p0 + 0..T-1] from the packed tile a (T columns). */
+DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16_t *a, size_t T, size_t p0) {
+    const size_t Kp = G->Kb * 4;
+    const dse_i8_out *o = G->o;
+    for (size_t r0 = 0; r0 < G->R; r0 += 8) {
+        const int8_t *wb = G->w + (r0 / 8) * G->Kb * 32;
+        const int nc = G->R - r0 < 8 ? (int)(G->R - r0) : 8;
+        size_t ch[8];
+        int32_t bv[8] = {0};
+        for (int i = 0; i < 8; i++) ch[i] = r0 + (size_t)(i < nc ? i : 0), bv[i] = i < nc ? G->bias[r0 + (size_t)i] : 0;
+        __m256i bias;
+        memcpy(&bias, bv, 32);
+        avx2_i8_rq q;
+        avx2_i8_rq_init(&q, o, ch, nc);
+        for (size_t c0 = 0; c0 < T; c0 += 4) {
+            const int nr = T - c0 < 4 ? (int)(T - c0) : 4;
+            const int16_t *ag = a + c0 * Kp;
+            __m256i acc[4];
+            switch (nr) {
+            case 4: avx2_i8_mk4(ag, wb, G->Kb, acc); break;
+            case 3: avx2_i8_mk3(ag, wb, G->Kb, acc); break;
+            case 2: avx2_i8_mk2(ag, wb, G->Kb, acc); break;
+            default: avx2_i8_mk1(ag, wb, G->Kb, acc); break;
+            }
+            const size_t p = p0 + c0;
+            if (o->float_out) {   /* REF's output stage on the same int32 sums */
+                int32_t t[4][8];
+                for (int j = 0; j < nr; j++) _mm256_storeu_si256((__m256i *)t[j], acc[j]);
+                for (int j = 0; j < nr; j++)
+                    for (int i = 0; i < nc; i++)
+                        dse_i8_store(o, G->y, (r0 + (size_t)i) * G->ys_r + (p + (size_t)j) * G->ys_p, r0 + (size_t)i,
+                                     (int64_t)t[j][i] + bv[i]);
+                continue;
+            }
+            __m256i v[4];
+            for (int j = 0; j < 4; j++) v[j] = j < nr ? avx2_i8_requant(_mm256_add_epi32(acc[j], bias), &q) : q.zp;
+            /* bytes: lane 0 [j][c0..3], lane 1 [j][c4..7] */
+            __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+            int8_t *y = (int8_t *)G->y;
+            if (G->ys_p == 1) {   /* Conv (NCHW): per channel, nr consecutive pixels */
+                const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                                    0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+                int32_t cb[8];
+                _mm256_storeu_si256((__m256i *)cb, _mm256_shuffle_epi8(b8, tr));   /* dword c = channel c's 4 bytes */
+                for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], (size_t)nr);
+            } else {              /* Gemm/MatMul (rows x N): per row, nc consecutive channels */
+                int64_t rb[4];
+                _mm256_storeu_si256((__m256i *)rb, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+                for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], (size_t)nc);
+            }
+        }
+    }
+}
+
+/* Store 16 columns x 4 k (src[c] = 16 int8 of k-row c, x - zp as int16 after conversion) into
+ * the tile at columns q..q+15 (groups of 4; a short last group has nr columns), k-block kb. */
+DSE_TARGET_AVX2 static inline void avx2_i8_put16(int16_t *a, size_t T, size_t Kp, size_t q, size_t kb, __m128i r0,
+                                                 __m128i r1, __m128i r2, __m128i r3, __m256i zp) {
+    __m128i t01l = _mm_unpacklo_epi8(r0, r1), t01h = _mm_unpackhi_epi8(r0, r1);
+    __m128i t23l = _mm_unpacklo_epi8(r2, r3), t23h = _mm_unpackhi_epi8(r2, r3);
+    __m128i g[4] = {_mm_unpacklo_epi16(t01l, t23l), _mm_unpackhi_epi16(t01l, t23l), _mm_unpacklo_epi16(t01h, t23h),
+                    _mm_unpackhi_epi16(t01h, t23h)};   /* g[i]: columns 4i..4i+3, 4 k each */
+    for (int i = 0; i < 4; i++) {
+        size_t c0 = q + 4 * (size_t)i;
+        if (c0 >= T) break;
+        __m256i v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(g[i]), zp);
+        size_t nr = T - c0 < 4 ? T - c0 : 4;
+        int16_t *dst = a + c0 * Kp + kb * 4 * nr;
+        if (nr == 4) _mm256_storeu_si256((__m256i *)dst, v);
+        else {
+            int16_t tmp[16];
+            _mm256_storeu_si256((__m256i *)tmp, v);
+            memcpy(dst, tmp, nr * 8);
+        }
+    }
+}
+
+/* -- Gemm / MatMul -------------------------------------------------------------------------------- */
+
+typedef struct avx2_i8_rows_job {
+    avx2_i8_gemm G;
+    const dse_ctx *cx;
+    const int8_t *x;   /* rows x K */
+    size_t rows, T;
+} avx2_i8_rows_job;
+
+/* Tile of rows r0..r0+T-1 of x (rows x K): a[group][kb][j][4] = x[r][4kb + c] - zp (0 past K). */
+DSE_TARGET_AVX2 static void avx2_i8_pack_rows(int16_t *a, const int8_t *x, size_t K, size_t r0, size_t T, int zp) {
+    const size_t Kb = (K + 3) / 4, Kp = Kb * 4, K16 = K / 16 * 16;
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    for (size_t c0 = 0; c0 < T; c0 += 4) {
+        const size_t nr = T - c0 < 4 ? T - c0 : 4;
+        const int8_t *xr[4];
+        for (size_t j = 0; j < 4; j++) xr[j] = x + (r0 + c0 + (j < nr ? j : 0)) * K;
+        int16_t *ag = a + c0 * Kp;
+        for (size_t k = 0; k < K16; k += 16) {   /* 4 rows x 16 k: a 4x4 transpose of dwords */
+            __m128i v0 = _mm_loadu_si128((const __m128i *)(xr[0] + k)), v1 = _mm_loadu_si128((const __m128i *)(xr[1] + k));
+            __m128i v2 = _mm_loadu_si128((const __m128i *)(xr[2] + k)), v3 = _mm_loadu_si128((const __m128i *)(xr[3] + k));
+            __m128i t0 = _mm_unpacklo_epi32(v0, v1), t1 = _mm_unpackhi_epi32(v0, v1);
+            __m128i t2 = _mm_unpacklo_epi32(v2, v3), t3 = _mm_unpackhi_epi32(v2, v3);
+            __m128i b[4] = {_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2), _mm_unpacklo_epi64(t1, t3),
+                            _mm_unpackhi_epi64(t1, t3)};   /* b[i]: k-block k/4 + i, rows 0..3 */
+            for (size_t i = 0; i < 4; i++) {
+                __m256i v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(b[i]), z);
+                int16_t *dst = ag + (k / 4 + i) * 4 * nr;
+                if (nr == 4) _mm256_storeu_si256((__m256i *)dst, v);
+                else {
+                    int16_t tmp[16];
+                    _mm256_storeu_si256((__m256i *)tmp, v);
+                    memcpy(dst, tmp, nr * 8);
+                }
+            }
+        }
+        for (size_t k = K16; k < Kp; k++)
+            for (size_t j = 0; j < nr; j++)
+                ag[(k / 4) * 4 * nr + j * 4 + (k & 3)] = (int16_t)(k < K ? xr[j][k] - zp : 0);
+    }
+}
+
+DSE_TARGET_AVX2 static void avx2_i8_rows_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const avx2_i8_rows_job *J = arg;
+    int16_t *a = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
+    for (size_t t = begin; t < end; t++) {
+        size_t r0 = t * J->T, T = J->rows - r0 < J->T ? J->rows - r0 : J->T;
+        avx2_i8_pack_rows(a, J->x, J->G.K, r0, T, J->G.o->zp_in);
+        avx2_i8_gemm_tile(&J->G, a, T, r0);
+    }
+}
+
+/* rows x K times the packed W[N][K] (layout 1 or 2) */
+DSE_TARGET_AVX2 static void avx2_i8_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w,
+                                         size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
+    avx2_i8_rows_job J;
+    J.G.w = w, J.G.R = N, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.bias = bias, J.G.o = o, J.G.y = y;
+    J.G.ys_r = 1, J.G.ys_p = N;
+    J.cx = cx, J.x = x, J.rows = rows, J.T = rows < DSE_I8_PACK_TILE ? rows : DSE_I8_PACK_TILE;
+    dse__parallel(cx, (rows + J.T - 1) / J.T, 1, avx2_i8_rows_task, &J);
+}
+
+DSE_TARGET_AVX2 void dse_i8_gemm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, y->dims[1], &o, &why);
+    avx2_i8_rows(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
+                 dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+}
+
+DSE_TARGET_AVX2 void dse_i8_matmul__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    size_t K = w->dims[0], N = w->dims[1];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, N, &o, &why);
+    avx2_i8_rows(cx, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
+                 dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+}
+
+/* -- Conv, group 1 ------------------------------------------------------------------------------ */
+
+typedef struct avx2_i8_conv_job {
+    avx2_i8_gemm G;
+    const dse_ctx *cx;
+    const int8_t *x;
+    const dse_i8_geom *g;
+    long long C;          /* input channels */
+    size_t P, T, tiles;   /* output pixels per image, tile width, tiles per image */
+    int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
+} avx2_i8_conv_job;
+
+/* The im2col tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels, row-major
+ * over (od, oh, ow)), k = ((ci * KD + kd) * KH + kh) * KW + kw. */
+DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job *J, const int8_t *xb, size_t p0, size_t T) {
+    const dse_i8_geom *g = J->g;
+    const size_t K = J->G.K, Kb = J->G.Kb, Kp = Kb * 4;
+    const int zp = J->G.o->zp_in;
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
+    const long long KD = g->k[0], KH = g->k[1], KW = g->k[2];
+    const size_t isz = (size_t)(ID * IH * IW);
+    int8_t pad[16];
+    memset(pad, zp, 16);
+    if (J->direct) {   /* k-row c = channel c's pixels p0.. (contiguous); k >= K: zp */
+        for (size_t kb = 0; kb < Kb; kb++) {
+            const int8_t *src[4];
+            for (size_t c = 0; c < 4; c++) src[c] = 4 * kb + c < K ? xb + (4 * kb + c) * isz + p0 : NULL;
+            size_t q = 0;
+            for (; q + 16 <= T; q += 16) {
+                __m128i r[4];
+                for (int c = 0; c < 4; c++)
+                    r[c] = src[c] ? _mm_loadu_si128((const __m128i *)(src[c] + q)) : _mm_loadu_si128((const __m128i *)pad);
+                avx2_i8_put16(a, T, Kp, q, kb, r[0], r[1], r[2], r[3], z);
+            }
+            if (q < T) {
+                int8_t tmp[4][16];
+                for (int c = 0; c < 4; c++) {
+                    memset(tmp[c], zp, 16);
+                    if (src[c]) memcpy(tmp[c], src[c] + q, T - q);
+                }
+                avx2_i8_put16(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)tmp[0]), _mm_loadu_si128((const __m128i *)tmp[1]),
+                              _mm_loadu_si128((const __m128i *)tmp[2]), _mm_loadu_si128((const __m128i *)tmp[3]), z);
+            }
+        }
+        return;
+    }
+    /* general: for 16 columns at a time, each k's 16 bytes (contiguous when the 16 output pixels
+     * share an output row and every tap is inside the input with stride 1, else gathered) */
+    const long long sd = g->s[0], sh = g->s[1], sw = g->s[2], dd = g->d[0], dh = g->d[1], dw = g->d[2];
+    for (size_t q = 0; q < T; q += 16) {
+        const size_t nq = T - q < 16 ? T - q : 16;
+        const size_t pq = p0 + q;
+        long long ow0 = (long long)(pq % (size_t)OW), oh0 = (long long)(pq / (size_t)OW % (size_t)OH),
+                  od0 = (long long)(pq / (size_t)(OW * OH));
+        const int one_row = ow0 + (long long)nq <= OW && nq == 16;
+        for (size_t kb = 0; kb < Kb; kb++) {
+            int8_t tmp[4][16];
+            __m128i r[4];
+            for (int c = 0; c < 4; c++) {
+                const size_t k = 4 * kb + (size_t)c;
+                if (k >= K) { r[c] = _mm_loadu_si128((const __m128i *)pad); continue; }
+                const long long kw = (long long)(k % (size_t)KW), kh = (long long)(k / (size_t)KW % (size_t)KH),
+                                kd = (long long)(k / (size_t)(KW * KH) % (size_t)KD), ci = (long long)(k / (size_t)(KW * KH * KD));
+                const int8_t *xc = xb + (size_t)ci * isz;
+                if (one_row) {
+                    const long long id = od0 * sd + kd * dd - g->pb[0], ih = oh0 * sh + kh * dh - g->pb[1];
+                    const long long iw0 = ow0 * sw + kw * dw - g->pb[2];
+                    if (id < 0 || id >= ID || ih < 0 || ih >= IH) { r[c] = _mm_loadu_si128((const __m128i *)pad); continue; }
+                    const int8_t *row = xc + (id * IH + ih) * IW;
+                    if (sw == 1 && iw0 >= 0 && iw0 + 16 <= IW) { r[c] = _mm_loadu_si128((const __m128i *)(row + iw0)); continue; }
+                    for (int j = 0; j < 16; j++) {
+                        long long iw = iw0 + j * sw;
+                        tmp[c][j] = iw >= 0 && iw < IW ? row[iw] : (int8_t)zp;
+                    }
+                } else {
+                    long long ow = ow0, oh = oh0, od = od0;
+                    for (size_t j = 0; j < 16; j++) {
+                        int8_t v = (int8_t)zp;
+                        if (j < nq) {
+                            const long long id = od * sd + kd * dd - g->pb[0], ih = oh * sh + kh * dh - g->pb[1], iw = ow * sw + kw * dw - g->pb[2];
+                            if (id >= 0 && id < ID && ih >= 0 && ih < IH && iw >= 0 && iw < IW) v = xc[(id * IH + ih) * IW + iw];
+                            if (++ow == OW) { ow = 0; if (++oh == OH) oh = 0, od++; }
+                        }
+                        tmp[c][j] = v;
+                    }
+                }
+                r[c] = _mm_loadu_si128((const __m128i *)tmp[c]);
+            }
+            avx2_i8_put16(a, T, Kp, q, kb, r[0], r[1], r[2], r[3], z);
+        }
+    }
+}
+
+DSE_TARGET_AVX2 static void avx2_i8_conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const avx2_i8_conv_job *J = arg;
+    int16_t *a = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
+    const size_t isz = (size_t)(J->g->in[0] * J->g->in[1] * J->g->in[2]);
+    for (size_t t = begin; t < end; t++) {
+        size_t b = t / J->tiles, p0 = t % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
+        avx2_i8_pack_conv(a, J, J->x + b * (size_t)J->C * isz, p0, T);
+        avx2_i8_gemm G = J->G;
+        G.y = (J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P));
+        avx2_i8_gemm_tile(&G, a, T, p0);
+    }
+}
+
+/* -- depthwise ---------------------------------------------------------------------------------- */
+
+typedef struct avx2_i8_dw_job {
+    const dse_ctx *cx;
+    const int8_t *x, *w;
+    const int32_t *bias;
+    const dse_i8_out *o;
+    void *y;
+    const dse_i8_geom *g;
+    long long C;
+    avx2_dw_plan dp;
+} avx2_i8_dw_job;
+
+/* Input row ih of plane xc into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp. */
+static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, const dse_i8_geom *g, const avx2_dw_plan *dp, int zp) {
+    const long long IW = g->in[2], pw = g->pb[2], sw = dp->sw, L = dp->L;
+    if (sw == 1) {
+        long long j = 0;
+        for (; j < pw && j < L; j++) dst[j] = 0;
+        for (; j < pw + IW && j < L; j++) dst[j] = (int16_t)(row[j - pw] - zp);
+        for (; j < L; j++) dst[j] = 0;
+        return;
+    }
+    for (long long phi = 0; phi < sw; phi++)
+        for (long long j = 0; j < L; j++) {
+            long long u = j * sw + phi - pw;
+            dst[phi * L + j] = (int16_t)(u >= 0 && u < IW ? row[u] - zp : 0);
+        }
+}
+
+DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const avx2_i8_dw_job *J = arg;
+    const dse_i8_geom *g = J->g;
+    const dse_i8_out *o = J->o;
+    const long long IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
+    const long long sh = g->s[1], sw = g->s[2], dh = g->d[1], dw = g->d[2], L = J->dp.L, ring = J->dp.ring;
+    const long long taps = KH * KW, npairs = (taps + 1) / 2;
+    int16_t *rows = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
+    int16_t *zero = rows + ring * sw * L;
+    memset(zero, 0, (size_t)L * 2);
+    for (size_t pl = begin; pl < end; pl++) {
+        const size_t c = pl % (size_t)J->C;
+        const int8_t *xc = J->x + pl * (size_t)(IH * IW);
+        const int8_t *wc = J->w + c * (size_t)taps;
+        long long tag[64];
+        for (long long i = 0; i < ring && i < 64; i++) tag[i] = -1;
+        avx2_i8_rq q;
+        avx2_i8_rq_init(&q, o, (size_t[8]){c, c, c, c, c, c, c, c}, 8);
+        const __m256i bias = _mm256_set1_epi32(J->bias[c]);
+        for (long long oh = 0; oh < OH; oh++) {
+            const int16_t *tp[2 * 64];   /* per tap: its phase row + offset */
+            int32_t wp[64];
+            const int16_t *pa[64], *pb[64];
+            for (long long kh = 0; kh < KH; kh++) {
+                const long long ih = oh * sh + kh * dh - g->pb[1];
+                const int16_t *base = zero;
+                if (ih >= 0 && ih < IH) {
+                    long long slot = ih % ring;
+                    int16_t *rs = rows + slot * sw * L;
+                    if (ring > 64 || tag[slot] != ih) {
+                        avx2_i8_dw_row(rs, xc + ih * IW, g, &J->dp, o->zp_in);
+                        if (ring <= 64) tag[slot] = ih;
+                    }
+                    base = rs;
+                }
+                for (long long kw = 0; kw < KW; kw++) {
+                    const long long u = kw * dw;
+                    tp[kh * KW + kw] = base == zero ? zero : base + (u % sw) * L + u / sw;
+                }
+            }
+            for (long long pi = 0; pi < npairs; pi++) {
+                const long long t0 = 2 * pi, t1 = 2 * pi + 1;
+                pa[pi] = tp[t0];
+                pb[pi] = t1 < taps ? tp[t1] : tp[t0];
+                const int16_t w0 = wc[t0], w1 = t1 < taps ? wc[t1] : 0;
+                wp[pi] = (int32_t)(uint16_t)w0 | (int32_t)((uint32_t)(uint16_t)w1 << 16);
+            }
+            for (long long ow = 0; ow < OW; ow += 16) {
+                __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+                for (long long pi = 0; pi < npairs; pi++) {
+                    const __m256i va = _mm256_loadu_si256((const __m256i *)(pa[pi] == zero ? zero : pa[pi] + ow));
+                    const __m256i vb = _mm256_loadu_si256((const __m256i *)(pb[pi] == zero ? zero : pb[pi] + ow));
+                    const __m256i wv = _mm256_set1_epi32(wp[pi]);
+                    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(va, vb), wv));
+                    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(va, vb), wv));
+                }
+                /* lo: outputs 0-3, 8-11; hi: 4-7, 12-15 */
+                const long long nw = OW - ow < 16 ? OW - ow : 16;
+                const size_t yi = (pl * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow;
+                if (o->float_out) {
+                    int32_t tl[8], th[8];
+                    _mm256_storeu_si256((__m256i *)tl, lo), _mm256_storeu_si256((__m256i *)th, hi);
+                    for (long long j = 0; j < nw; j++) {
+                        int32_t v = (j & 4) ? th[(j & 3) + (j >= 8 ? 4 : 0)] : tl[(j & 3) + (j >= 8 ? 4 : 0)];
+                        dse_i8_store(o, J->y, yi + (size_t)j, c, (int64_t)v + J->bias[c]);
+                    }
+                    continue;
+                }
+                __m256i rl = avx2_i8_requant(_mm256_add_epi32(lo, bias), &q), rh = avx2_i8_requant(_mm256_add_epi32(hi, bias), &q);
+                __m256i p16 = _mm256_packs_epi32(rl, rh);   /* lane 0: outputs 0-7, lane 1: 8-15 */
+                __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+                int8_t *yp = (int8_t *)J->y + yi;
+                if (nw == 16) _mm_storeu_si128((__m128i *)yp, b8);
+                else {
+                    int8_t t[16];
+                    _mm_storeu_si128((__m128i *)t, b8);
+                    memcpy(yp, t, (size_t)nw);
+                }
+            }
+        }
+    }
+}
+
+DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
+    dse_i8_out o;
+    dse_i8_geom g;
+    dse_why why;
+    dse_i8_out_params(m, n, wt->dims[0], &o, &why);
+    dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
+    const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
+    if (wt->layout == DSE_LAYOUT_PLAIN) {   /* depthwise (the check accepts nothing else in layout 0) */
+        avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
+                            &o, dse__data(m, arena, n->out[0]), &g, (long long)O, {0, 0, 0, 0}};
+        avx2_dw_plan_of(&g, &J.dp);
+        dse__parallel(cx, NB * O, 1, avx2_i8_dw_task, &J);
+        return;
+    }
+    avx2_i8_conv_job J;
+    size_t K = wt->numel / O;
+    J.G.w = dse__data(m, arena, n->in[1]), J.G.R = O, J.G.K = K, J.G.Kb = (K + 3) / 4;
+    J.G.bias = dse__data(m, arena, n->in[2]), J.G.o = &o, J.G.y = dse__data(m, arena, n->out[0]);
+    J.G.ys_r = P, J.G.ys_p = 1;
+    J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
+    J.T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
+    J.tiles = (P + J.T - 1) / J.T;
+    J.direct = 1;
+    for (int i = 0; i < 3; i++)
+        J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+    dse__parallel(cx, NB * J.tiles, 1, avx2_i8_conv_task, &J);
+}
+
+#endif
