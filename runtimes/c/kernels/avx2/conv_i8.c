@@ -57,10 +57,11 @@ static int avx2_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, si
     return big + (int64_t)K * 255 * 127 < ((int64_t)1 << 31);
 }
 
-/* Scratch of a GEMM node: one int16 tile of min(P, 256) columns of Kp. */
-static size_t avx2_i8_gemm_scratch(size_t K, size_t P) {
+/* Scratch of a GEMM node: one int16 tile of T = min(P, 256) columns of Kp, and for Conv the
+ * im2col stage, 4 rows of T + 32 bytes rounded to 16 (<= 1152 bytes: inside the plan's 4096). */
+static size_t avx2_i8_gemm_scratch(size_t K, size_t P, int stage) {
     size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
-    return 2 * ((K + 3) / 4 * 4) * T;
+    return 2 * ((K + 3) / 4 * 4) * T + (stage ? 4 * ((T + 31) / 16 * 16) : 0);
 }
 
 /* Depthwise: the ring of int16 rows and one zero row (dwc_plan below computes it). */
@@ -73,7 +74,7 @@ static void avx2_dw_plan_of(const dse_i8_geom *g, avx2_dw_plan *p) {
     p->sw = g->s[2];
     p->L = (OWr + (g->k[2] - 1) * g->d[2] / g->s[2] + 1 + 15) / 16 * 16;
     p->ring = (g->k[1] - 1) * g->d[1] + 1;
-    p->rows_bytes = (p->ring * p->sw + 1) * p->L * 2;   /* + the zero row */
+    p->rows_bytes = (p->ring * p->sw + 1) * p->L * 2 + p->sw * p->L + 32;   /* + the zero row, the padded int8 row */
 }
 
 int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
@@ -87,7 +88,7 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
     if (!P || !avx2_i8_bias_fits(m, n, O, K)) return 1;
     if (group == 1) {
         if (w->layout != DSE_LAYOUT_N8K4) return 1;   /* layout-0 artifacts: REF */
-        need = avx2_i8_gemm_scratch(K, P);
+        need = avx2_i8_gemm_scratch(K, P, 1);
     } else {
         dse_i8_geom g;
         dse_why tmp;
@@ -105,7 +106,7 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
 int dse__check_i8_gemm_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__check_i8_gemm(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    size_t K = x->dims[1], N = y->dims[1], need = avx2_i8_gemm_scratch(K, x->dims[0]);
+    size_t K = x->dims[1], N = y->dims[1], need = avx2_i8_gemm_scratch(K, x->dims[0], 0);
     if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !avx2_i8_bias_fits(m, n, N, K)) return 1;
     if (need > m->scratch_size || need > why->scratch_plan) return 1;
     why->scratch = need;
@@ -115,7 +116,7 @@ int dse__check_i8_gemm_avx2(const dse_model *m, const dse_node *n, dse_why *why)
 int dse__check_i8_matmul_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__check_i8_matmul(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0, need = avx2_i8_gemm_scratch(K, rows);
+    size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0, need = avx2_i8_gemm_scratch(K, rows, 0);
     if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !avx2_i8_bias_fits(m, n, N, K)) return 1;
     if (need > m->scratch_size || need > why->scratch_plan) return 1;
     why->scratch = need;
@@ -124,27 +125,52 @@ int dse__check_i8_matmul_avx2(const dse_model *m, const dse_node *n, dse_why *wh
 
 /* -- requantisation of 8 int32 lanes ------------------------------------------------------------ */
 
+/* Two exact forms of the rule, per 8 channels (lane i: channel c[i]):
+ * fast, when every n >= 31 (a multiplier < 1, the usual case): acc is first clamped to
+ *   [-L, L] with L = min(2^31 - 1, ceil(257 * 2^n / M)) (beyond L the output saturates anyway:
+ *   the rule is monotone in acc and |f(L)| >= 257 > 255), so |r| <= 258 for r = (p + 2^(n-1)) >> n,
+ *   p = acc * M; t = p + 2^(n-1) + B * 2^n with B = 2^min(9, 62 - n) is then in [0, 2^64) and
+ *   t >>> n (logical) = r + B exactly, a small int32: zp_out - B is added and qmin/qmax applied
+ *   in int32;
+ * general: (p + 2^(n-1)) >> n as a logical shift of p xor its sign mask (AVX2 has no 64-bit
+ *   arithmetic shift), clamped to [qmin - zp_out, qmax - zp_out] in int64, then + zp_out. */
 typedef struct avx2_i8_rq {
-    __m256i M, rnd_e, rnd_o, sh_e, sh_o, lo, hi, zp;
+    int fast;
+    __m256i M, Mo, sh_e, sh_o;       /* M (int32 lanes); M of odd lanes in the low halves; shifts */
+    __m256i L, nL, C_e, C_o, zpB;    /* fast form */
+    __m256i rnd_e, rnd_o, lo, hi;    /* general form */
+    __m256i zp, qmin, qmax;
 } avx2_i8_rq;
 
-/* Lane i of the result uses channel c[i]: M[c], shift[c] (channels past the end: M = 0). */
 static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c, int count) {
-    int32_t Mv[8] = {0};
-    int64_t re[4] = {0}, ro[4] = {0}, se[4] = {1, 1, 1, 1}, so[4] = {1, 1, 1, 1};
-    if (!o->float_out)
-        for (int i = 0; i < count; i++) {
-            int sh = o->shift[c[i]];
-            Mv[i] = o->M[c[i]];
-            if (i & 1) ro[i / 2] = (int64_t)1 << (sh - 1), so[i / 2] = sh;
-            else re[i / 2] = (int64_t)1 << (sh - 1), se[i / 2] = sh;
+    int32_t Mv[8] = {0}, Lv[8], nLv[8], zb[8];
+    int64_t re[4] = {0}, ro[4] = {0}, se[4] = {1, 1, 1, 1}, so[4] = {1, 1, 1, 1}, ce[4] = {0}, co[4] = {0};
+    q->fast = !o->float_out;
+    for (int i = 0; i < 8; i++) {
+        const size_t ch = c[i < count ? i : 0];
+        const int sh = o->float_out ? 31 : o->shift[ch];
+        const uint32_t M = o->float_out || i >= count ? 0 : (uint32_t)o->M[ch];
+        int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
+        if (M) {
+            unsigned __int128 l = (((unsigned __int128)257 << sh) + M - 1) / M;
+            if (l < (unsigned __int128)L) L = (int64_t)l;
         }
-    memcpy(&q->M, Mv, 32);
-    memcpy(&q->rnd_e, re, 32), memcpy(&q->rnd_o, ro, 32), memcpy(&q->sh_e, se, 32), memcpy(&q->sh_o, so, 32);
+        q->fast &= sh >= 31;
+        Mv[i] = (int32_t)M, Lv[i] = (int32_t)L, nLv[i] = (int32_t)-L, zb[i] = o->zp_out - (int32_t)(sh >= 31 ? B : 0);
+        const int64_t rnd = (int64_t)1 << (sh - 1), C = sh >= 31 ? rnd + B * ((int64_t)1 << sh) : 0;
+        if (i & 1) ro[i / 2] = rnd, so[i / 2] = sh, co[i / 2] = C;
+        else re[i / 2] = rnd, se[i / 2] = sh, ce[i / 2] = C;
+    }
+    int64_t mo[4];
+    for (int i = 0; i < 4; i++) mo[i] = (uint32_t)Mv[2 * i + 1];
+    memcpy(&q->M, Mv, 32), memcpy(&q->Mo, mo, 32), memcpy(&q->sh_e, se, 32), memcpy(&q->sh_o, so, 32);
+    memcpy(&q->L, Lv, 32), memcpy(&q->nL, nLv, 32), memcpy(&q->C_e, ce, 32), memcpy(&q->C_o, co, 32), memcpy(&q->zpB, zb, 32);
+    memcpy(&q->rnd_e, re, 32), memcpy(&q->rnd_o, ro, 32);
     int64_t lo = o->qmin - o->zp_out, hi = o->qmax - o->zp_out;
     int64_t lv[4] = {lo, lo, lo, lo}, hv[4] = {hi, hi, hi, hi};
-    int32_t zv[8] = {o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out, o->zp_out};
-    memcpy(&q->lo, lv, 32), memcpy(&q->hi, hv, 32), memcpy(&q->zp, zv, 32);
+    int32_t zv[8], qn[8], qx[8];
+    for (int i = 0; i < 8; i++) zv[i] = o->zp_out, qn[i] = o->qmin, qx[i] = o->qmax;
+    memcpy(&q->lo, lv, 32), memcpy(&q->hi, hv, 32), memcpy(&q->zp, zv, 32), memcpy(&q->qmin, qn, 32), memcpy(&q->qmax, qx, 32);
 }
 
 DSE_TARGET_AVX2 static inline __m256i avx2_i8_rq_half(__m256i p, __m256i rnd, __m256i sh, __m256i lo, __m256i hi) {
@@ -155,10 +181,18 @@ DSE_TARGET_AVX2 static inline __m256i avx2_i8_rq_half(__m256i p, __m256i rnd, __
     return _mm256_blendv_epi8(p, hi, _mm256_cmpgt_epi64(p, hi));
 }
 
-/* acc (int32, bias included) -> clamp(zp_out + round_shift(acc * M, n)) as int32 lanes */
+/* acc (int32, bias included) -> clamp(zp_out + round_shift(acc * M, n), qmin, qmax) as int32 lanes */
 DSE_TARGET_AVX2 static inline __m256i avx2_i8_requant(__m256i acc, const avx2_i8_rq *q) {
+    if (q->fast) {
+        acc = _mm256_min_epi32(_mm256_max_epi32(acc, q->nL), q->L);
+        __m256i pe = _mm256_mul_epi32(acc, q->M), po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), q->Mo);
+        pe = _mm256_srlv_epi64(_mm256_add_epi64(pe, q->C_e), q->sh_e);
+        po = _mm256_srlv_epi64(_mm256_add_epi64(po, q->C_o), q->sh_o);
+        __m256i r = _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), q->zpB);
+        return _mm256_min_epi32(_mm256_max_epi32(r, q->qmin), q->qmax);
+    }
     __m256i pe = _mm256_mul_epi32(acc, q->M);
-    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), _mm256_srli_epi64(q->M, 32));
+    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), q->Mo);
     pe = avx2_i8_rq_half(pe, q->rnd_e, q->sh_e, q->lo, q->hi);
     po = avx2_i8_rq_half(po, q->rnd_o, q->sh_o, q->lo, q->hi);
     return _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), q->zp);
@@ -166,29 +200,95 @@ DSE_TARGET_AVX2 static inline __m256i avx2_i8_requant(__m256i acc, const avx2_i8
 
 /* -- the GEMM core ------------------------------------------------------------------------------ */
 
-/* 8 channels x NR columns over Kb k-blocks: out[j] = the 8 channel sums of column j. */
-#define AVX2_I8_MK(NR)                                                                                         \
-    DSE_TARGET_AVX2 static void avx2_i8_mk##NR(const int16_t *a, const int8_t *wb, size_t Kb, __m256i *out) {  \
-        __m256i acc[2 * NR];                                                                                   \
-        for (int j = 0; j < 2 * NR; j++) acc[j] = _mm256_setzero_si256();                                     \
-        for (size_t kb = 0; kb < Kb; kb++, wb += 32, a += 4 * NR) {                                            \
-            __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb));                           \
-            __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 16)));                    \
-            for (int j = 0; j < NR; j++) {                                                                     \
-                int64_t av;                                                                                    \
-                memcpy(&av, a + 4 * j, 8);                                                                     \
-                __m256i x = _mm256_set1_epi64x(av);                                                            \
-                acc[2 * j] = _mm256_add_epi32(acc[2 * j], _mm256_madd_epi16(w0, x));                           \
-                acc[2 * j + 1] = _mm256_add_epi32(acc[2 * j + 1], _mm256_madd_epi16(w1, x));                   \
-            }                                                                                                  \
-        }                                                                                                      \
-        for (int j = 0; j < NR; j++)                                                                           \
-            out[j] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[2 * j], acc[2 * j + 1]), 0xD8);           \
+/* 8 channels x NR columns over Kb k-blocks: out[j] = the 8 channel sums of column j. Written
+ * out per column count (the accumulators must stay in registers: 2 * NR + 3 ymm). */
+#define AVX2_I8_MK_COL(j)                                                                                      \
+    {                                                                                                          \
+        int64_t av;                                                                                            \
+        memcpy(&av, a + 4 * (j), 8);                                                                           \
+        const __m256i x = _mm256_set1_epi64x(av);                                                              \
+        c##j##a = _mm256_add_epi32(c##j##a, _mm256_madd_epi16(w0, x));                                         \
+        c##j##b = _mm256_add_epi32(c##j##b, _mm256_madd_epi16(w1, x));                                         \
     }
-AVX2_I8_MK(1)
-AVX2_I8_MK(2)
-AVX2_I8_MK(3)
-AVX2_I8_MK(4)
+#define AVX2_I8_MK(NR, COLS, OUT)                                                                              \
+    DSE_TARGET_AVX2 static void avx2_i8_mk##NR(const int16_t *a, const int8_t *wb, size_t Kb, __m256i *out) {  \
+        __m256i c0a = _mm256_setzero_si256(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, \
+                c3b = c0a;                                                                                     \
+        for (size_t kb = 0; kb < Kb; kb++, wb += 32, a += 4 * NR) {                                            \
+            const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb));                     \
+            const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 16)));              \
+            COLS                                                                                               \
+        }                                                                                                      \
+        OUT                                                                                                    \
+        (void)c0a, (void)c0b, (void)c1a, (void)c1b, (void)c2a, (void)c2b, (void)c3a, (void)c3b;                \
+    }
+#define AVX2_I8_MK_OUT(j) out[j] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c##j##a, c##j##b), 0xD8);
+AVX2_I8_MK(1, AVX2_I8_MK_COL(0), AVX2_I8_MK_OUT(0))
+AVX2_I8_MK(2, AVX2_I8_MK_COL(0) AVX2_I8_MK_COL(1), AVX2_I8_MK_OUT(0) AVX2_I8_MK_OUT(1))
+AVX2_I8_MK(3, AVX2_I8_MK_COL(0) AVX2_I8_MK_COL(1) AVX2_I8_MK_COL(2), AVX2_I8_MK_OUT(0) AVX2_I8_MK_OUT(1) AVX2_I8_MK_OUT(2))
+
+/* The main microkernel in assembly: compilers keep 8 accumulators + 2 weight + broadcast
+ * registers poorly (gcc 12 copies every accumulator each iteration and spills one). Registers:
+ * ymm0-7 accumulators (column j: ymm2j channels 0-3, ymm2j+1 channels 4-7), ymm8/9 the weight
+ * block as int16, ymm10/11 broadcasts, ymm12-15 products. */
+DSE_TARGET_AVX2 static void avx2_i8_mk4(const int16_t *a, const int8_t *wb, size_t Kb, __m256i *out) {
+    __asm__ volatile(
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
+        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
+        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
+        "test %[kb], %[kb]\n\t"
+        "jz 2f\n\t"
+        ".p2align 4\n"
+        "1:\n\t"
+        "vpmovsxbw (%[w]), %%ymm8\n\t"
+        "vpmovsxbw 16(%[w]), %%ymm9\n\t"
+        "vpbroadcastq (%[a]), %%ymm10\n\t"
+        "vpbroadcastq 8(%[a]), %%ymm11\n\t"
+        "vpmaddwd %%ymm10, %%ymm8, %%ymm12\n\t"
+        "vpmaddwd %%ymm10, %%ymm9, %%ymm13\n\t"
+        "vpmaddwd %%ymm11, %%ymm8, %%ymm14\n\t"
+        "vpmaddwd %%ymm11, %%ymm9, %%ymm15\n\t"
+        "vpaddd %%ymm12, %%ymm0, %%ymm0\n\t"
+        "vpaddd %%ymm13, %%ymm1, %%ymm1\n\t"
+        "vpaddd %%ymm14, %%ymm2, %%ymm2\n\t"
+        "vpaddd %%ymm15, %%ymm3, %%ymm3\n\t"
+        "vpbroadcastq 16(%[a]), %%ymm10\n\t"
+        "vpbroadcastq 24(%[a]), %%ymm11\n\t"
+        "vpmaddwd %%ymm10, %%ymm8, %%ymm12\n\t"
+        "vpmaddwd %%ymm10, %%ymm9, %%ymm13\n\t"
+        "vpmaddwd %%ymm11, %%ymm8, %%ymm14\n\t"
+        "vpmaddwd %%ymm11, %%ymm9, %%ymm15\n\t"
+        "vpaddd %%ymm12, %%ymm4, %%ymm4\n\t"
+        "vpaddd %%ymm13, %%ymm5, %%ymm5\n\t"
+        "vpaddd %%ymm14, %%ymm6, %%ymm6\n\t"
+        "vpaddd %%ymm15, %%ymm7, %%ymm7\n\t"
+        "add $32, %[w]\n\t"
+        "add $32, %[a]\n\t"
+        "dec %[kb]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "vphaddd %%ymm1, %%ymm0, %%ymm0\n\t"
+        "vphaddd %%ymm3, %%ymm2, %%ymm2\n\t"
+        "vphaddd %%ymm5, %%ymm4, %%ymm4\n\t"
+        "vphaddd %%ymm7, %%ymm6, %%ymm6\n\t"
+        "vpermq $0xd8, %%ymm0, %%ymm0\n\t"
+        "vpermq $0xd8, %%ymm2, %%ymm2\n\t"
+        "vpermq $0xd8, %%ymm4, %%ymm4\n\t"
+        "vpermq $0xd8, %%ymm6, %%ymm6\n\t"
+        "vmovdqu %%ymm0, (%[out])\n\t"
+        "vmovdqu %%ymm2, 32(%[out])\n\t"
+        "vmovdqu %%ymm4, 64(%[out])\n\t"
+        "vmovdqu %%ymm6, 96(%[out])\n\t"
+        : [w] "+r"(wb), [a] "+r"(a), [kb] "+r"(Kb)
+        : [out] "r"(out)
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+          "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
 
 /* What a GEMM-like node writes: Y[r][p] at y + r*ys_r + p*ys_p (elements), for r < R rows
  * (output channels) and p < the tile's columns. */
@@ -245,11 +345,17 @@ DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16
                                                     0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
                 int32_t cb[8];
                 _mm256_storeu_si256((__m256i *)cb, _mm256_shuffle_epi8(b8, tr));   /* dword c = channel c's 4 bytes */
-                for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], (size_t)nr);
+                if (nr == 4)
+                    for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], 4);
+                else
+                    for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], (size_t)nr);
             } else {              /* Gemm/MatMul (rows x N): per row, nc consecutive channels */
                 int64_t rb[4];
                 _mm256_storeu_si256((__m256i *)rb, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-                for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], (size_t)nc);
+                if (nc == 8)
+                    for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], 8);
+                else
+                    for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], (size_t)nc);
             }
         }
     }
@@ -406,50 +512,68 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
         }
         return;
     }
-    /* general: for 16 columns at a time, each k's 16 bytes (contiguous when the 16 output pixels
-     * share an output row and every tap is inside the input with stride 1, else gathered) */
+    /* general: per k-block, each of its 4 k's im2col row (the tile's T pixels) is staged as
+     * int8 (out-of-input taps = zp) in `stage` (4 x (T + 32) bytes after the tile), then the 4
+     * rows go through the same 4 x 16 transpose as the direct path */
     const long long sd = g->s[0], sh = g->s[1], sw = g->s[2], dd = g->d[0], dh = g->d[1], dw = g->d[2];
-    for (size_t q = 0; q < T; q += 16) {
-        const size_t nq = T - q < 16 ? T - q : 16;
-        const size_t pq = p0 + q;
-        long long ow0 = (long long)(pq % (size_t)OW), oh0 = (long long)(pq / (size_t)OW % (size_t)OH),
-                  od0 = (long long)(pq / (size_t)(OW * OH));
-        const int one_row = ow0 + (long long)nq <= OW && nq == 16;
-        for (size_t kb = 0; kb < Kb; kb++) {
-            int8_t tmp[4][16];
-            __m128i r[4];
-            for (int c = 0; c < 4; c++) {
-                const size_t k = 4 * kb + (size_t)c;
-                if (k >= K) { r[c] = _mm_loadu_si128((const __m128i *)pad); continue; }
-                const long long kw = (long long)(k % (size_t)KW), kh = (long long)(k / (size_t)KW % (size_t)KH),
-                                kd = (long long)(k / (size_t)(KW * KH) % (size_t)KD), ci = (long long)(k / (size_t)(KW * KH * KD));
-                const int8_t *xc = xb + (size_t)ci * isz;
-                if (one_row) {
-                    const long long id = od0 * sd + kd * dd - g->pb[0], ih = oh0 * sh + kh * dh - g->pb[1];
-                    const long long iw0 = ow0 * sw + kw * dw - g->pb[2];
-                    if (id < 0 || id >= ID || ih < 0 || ih >= IH) { r[c] = _mm_loadu_si128((const __m128i *)pad); continue; }
-                    const int8_t *row = xc + (id * IH + ih) * IW;
-                    if (sw == 1 && iw0 >= 0 && iw0 + 16 <= IW) { r[c] = _mm_loadu_si128((const __m128i *)(row + iw0)); continue; }
-                    for (int j = 0; j < 16; j++) {
-                        long long iw = iw0 + j * sw;
-                        tmp[c][j] = iw >= 0 && iw < IW ? row[iw] : (int8_t)zp;
-                    }
+    const size_t SR = (T + 31) / 16 * 16;   /* a stage row, with room for a 16-byte overrun */
+    int8_t *stage = (int8_t *)(a + T * Kp);
+    const long long q0 = (long long)p0;
+    const long long ow_s = q0 % OW, oh_s = q0 / OW % OH, od_s = q0 / (OW * OH);
+    for (size_t kb = 0; kb < Kb; kb++) {
+        for (size_t c = 0; c < 4; c++) {
+            int8_t *st = stage + c * SR;
+            const size_t k = 4 * kb + c;
+            if (k >= K) { memset(st, zp, T); continue; }
+            const long long kw = (long long)(k % (size_t)KW), kh = (long long)(k / (size_t)KW % (size_t)KH),
+                            kd = (long long)(k / (size_t)(KW * KH) % (size_t)KD), ci = (long long)(k / (size_t)(KW * KH * KD));
+            const int8_t *xc = xb + (size_t)ci * isz;
+            const long long off = kw * dw - g->pb[2];   /* iw = ow * sw + off */
+            /* output columns whose tap is inside the input row: [lo, hi) */
+            const long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+            const long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1 < OW ? (IW - 1 - off) / sw + 1 : OW;
+            long long ow = ow_s, oh = oh_s, od = od_s;
+            size_t pos = 0;
+            while (pos < T) {
+                const size_t seg = (size_t)(OW - ow) < T - pos ? (size_t)(OW - ow) : T - pos;   /* rest of this output row */
+                const long long id = od * sd + kd * dd - g->pb[0], ih = oh * sh + kh * dh - g->pb[1];
+                int8_t *dst = st + pos;
+                if (id < 0 || id >= ID || ih < 0 || ih >= IH || lo >= hi) {
+                    memset(dst, zp, seg);
                 } else {
-                    long long ow = ow0, oh = oh0, od = od0;
-                    for (size_t j = 0; j < 16; j++) {
-                        int8_t v = (int8_t)zp;
-                        if (j < nq) {
-                            const long long id = od * sd + kd * dd - g->pb[0], ih = oh * sh + kh * dh - g->pb[1], iw = ow * sw + kw * dw - g->pb[2];
-                            if (id >= 0 && id < ID && ih >= 0 && ih < IH && iw >= 0 && iw < IW) v = xc[(id * IH + ih) * IW + iw];
-                            if (++ow == OW) { ow = 0; if (++oh == OH) oh = 0, od++; }
+                    const int8_t *row = xc + (id * IH + ih) * IW;
+                    const long long e = ow + (long long)seg;
+                    const long long a0 = ow > lo ? ow : lo, b0 = e < hi ? e : hi;   /* inside: [a0, b0) */
+                    if (a0 > ow) memset(dst, zp, (size_t)((a0 < e ? a0 : e) - ow));
+                    if (b0 > a0) {
+                        int8_t *d = dst + (a0 - ow);
+                        const int8_t *src = row + a0 * sw + off;
+                        long long n = b0 - a0, j = 0;
+                        if (sw == 1) {
+                            memcpy(d, src, (size_t)n);
+                        } else if (sw == 2) {
+                            const __m128i ev = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+                            for (; j + 16 <= n && (a0 + j + 15) * 2 + off + 2 <= IW; j += 16) {   /* 32 bytes in the row */
+                                __m128i l = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(src + 2 * j)), ev);
+                                __m128i h = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(src + 2 * j + 16)), ev);
+                                _mm_storeu_si128((__m128i *)(d + j), _mm_unpacklo_epi64(l, h));
+                            }
+                            for (; j < n; j++) d[j] = src[2 * j];
+                        } else {
+                            for (; j < n; j++) d[j] = src[j * sw];
                         }
-                        tmp[c][j] = v;
                     }
+                    if (e > b0) memset(dst + ((b0 > ow ? b0 : ow) - ow), zp, (size_t)(e - (b0 > ow ? b0 : ow)));
                 }
-                r[c] = _mm_loadu_si128((const __m128i *)tmp[c]);
+                pos += seg;
+                ow = 0;
+                if (++oh == OH) oh = 0, od++;
             }
-            avx2_i8_put16(a, T, Kp, q, kb, r[0], r[1], r[2], r[3], z);
         }
+        for (size_t q = 0; q < T; q += 16)
+            avx2_i8_put16(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(stage + q)),
+                          _mm_loadu_si128((const __m128i *)(stage + SR + q)), _mm_loadu_si128((const __m128i *)(stage + 2 * SR + q)),
+                          _mm_loadu_si128((const __m128i *)(stage + 3 * SR + q)), z);
     }
 }
 
@@ -479,21 +603,32 @@ typedef struct avx2_i8_dw_job {
     avx2_dw_plan dp;
 } avx2_i8_dw_job;
 
-/* Input row ih of plane xc into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp. */
-static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, const dse_i8_geom *g, const avx2_dw_plan *dp, int zp) {
-    const long long IW = g->in[2], pw = g->pb[2], sw = dp->sw, L = dp->L;
+/* Input row `row` into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp (0 in the
+ * padding), through tmp (sw * L + 32 bytes): the padded int8 row, padding = zp. */
+DSE_TARGET_AVX2 static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8_t *tmp, const dse_i8_geom *g,
+                                           const avx2_dw_plan *dp, int zp) {
+    const long long IW = g->in[2], pw = g->pb[2], sw = dp->sw, L = dp->L, n = sw * L + 32;
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    const long long a = pw < n ? pw : n, b = pw + IW < n ? pw + IW : n;
+    memset(tmp, zp, (size_t)a);
+    if (b > a) memcpy(tmp + a, row, (size_t)(b - a));
+    if (n > b) memset(tmp + (b > a ? b : a), zp, (size_t)(n - (b > a ? b : a)));
     if (sw == 1) {
-        long long j = 0;
-        for (; j < pw && j < L; j++) dst[j] = 0;
-        for (; j < pw + IW && j < L; j++) dst[j] = (int16_t)(row[j - pw] - zp);
-        for (; j < L; j++) dst[j] = 0;
-        return;
-    }
-    for (long long phi = 0; phi < sw; phi++)
-        for (long long j = 0; j < L; j++) {
-            long long u = j * sw + phi - pw;
-            dst[phi * L + j] = (int16_t)(u >= 0 && u < IW ? row[u] - zp : 0);
+        for (long long j = 0; j < L; j += 16)
+            _mm256_storeu_si256((__m256i *)(dst + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(tmp + j))), z));
+    } else if (sw == 2) {
+        const __m256i ev = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
+                                            0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        for (long long j = 0; j < L; j += 16) {
+            __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(tmp + 2 * j)), ev);
+            v = _mm256_permute4x64_epi64(v, 0xD8);   /* evens 0-15 | odds 0-15 */
+            _mm256_storeu_si256((__m256i *)(dst + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)), z));
+            _mm256_storeu_si256((__m256i *)(dst + L + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)), z));
         }
+    } else {
+        for (long long phi = 0; phi < sw; phi++)
+            for (long long j = 0; j < L; j++) dst[phi * L + j] = (int16_t)(tmp[j * sw + phi] - zp);
+    }
 }
 
 DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end, unsigned worker) {
@@ -505,6 +640,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
     const long long taps = KH * KW, npairs = (taps + 1) / 2;
     int16_t *rows = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
     int16_t *zero = rows + ring * sw * L;
+    int8_t *tmp = (int8_t *)(zero + L);
     memset(zero, 0, (size_t)L * 2);
     for (size_t pl = begin; pl < end; pl++) {
         const size_t c = pl % (size_t)J->C;
@@ -526,7 +662,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
                     long long slot = ih % ring;
                     int16_t *rs = rows + slot * sw * L;
                     if (ring > 64 || tag[slot] != ih) {
-                        avx2_i8_dw_row(rs, xc + ih * IW, g, &J->dp, o->zp_in);
+                        avx2_i8_dw_row(rs, xc + ih * IW, tmp, g, &J->dp, o->zp_in);
                         if (ring <= 64) tag[slot] = ih;
                     }
                     base = rs;
