@@ -74,7 +74,8 @@ static void avx2_dw_plan_of(const dse_i8_geom *g, avx2_dw_plan *p) {
     p->sw = g->s[2];
     p->L = (OWr + (g->k[2] - 1) * g->d[2] / g->s[2] + 1 + 15) / 16 * 16;
     p->ring = (g->k[1] - 1) * g->d[1] + 1;
-    p->rows_bytes = (p->ring * p->sw + 1) * p->L * 2 + p->sw * p->L + 32;   /* + the zero row, the padded int8 row */
+    p->rows_bytes = (p->ring + 1) * p->sw * p->L * 2 + p->sw * p->L + 64;   /* the ring and a zero row (sw phases of
+                                                                             * L int16 each), the padded int8 row */
 }
 
 int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
@@ -127,11 +128,11 @@ int dse__check_i8_matmul_avx2(const dse_model *m, const dse_node *n, dse_why *wh
 
 /* Two exact forms of the rule, per 8 channels (lane i: channel c[i]):
  * fast, when every n >= 31 (a multiplier < 1, the usual case): acc is first clamped to
- *   [-L, L] with L = min(2^31 - 1, ceil(257 * 2^n / M)) (beyond L the output saturates anyway:
- *   the rule is monotone in acc and |f(L)| >= 257 > 255), so |r| <= 258 for r = (p + 2^(n-1)) >> n,
- *   p = acc * M; t = p + 2^(n-1) + B * 2^n with B = 2^min(9, 62 - n) is then in [0, 2^64) and
- *   t >>> n (logical) = r + B exactly, a small int32: zp_out - B is added and qmin/qmax applied
- *   in int32;
+ *   [-L, L] with L = min(2^31 - 1, 2^(n + 8 - e)), 2^e <= M < 2^(e+1) (beyond L the output
+ *   saturates anyway: the rule is monotone in acc and |f(L)| >= 256 > qmax - qmin), so
+ *   |r| <= 512 for r = (p + 2^(n-1)) >> n, p = acc * M; t = p + 2^(n-1) + B * 2^n with
+ *   B = 2^min(9, 62 - n) is then in [0, 2^64) and t >>> n (logical) = r + B exactly, a small
+ *   int32: zp_out - B is added and qmin/qmax applied in int32;
  * general: (p + 2^(n-1)) >> n as a logical shift of p xor its sign mask (AVX2 has no 64-bit
  *   arithmetic shift), clamped to [qmin - zp_out, qmax - zp_out] in int64, then + zp_out. */
 typedef struct avx2_i8_rq {
@@ -150,10 +151,11 @@ static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c,
         const size_t ch = c[i < count ? i : 0];
         const int sh = o->float_out ? 31 : o->shift[ch];
         const uint32_t M = o->float_out || i >= count ? 0 : (uint32_t)o->M[ch];
+        /* L = 2^(n + 8 - e), M in [2^e, 2^(e+1)): L * M in [2^(n+8), 2^(n+9)) */
         int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
         if (M) {
-            unsigned __int128 l = (((unsigned __int128)257 << sh) + M - 1) / M;
-            if (l < (unsigned __int128)L) L = (int64_t)l;
+            const int e = 31 - __builtin_clz(M);
+            if (sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
         }
         q->fast &= sh >= 31;
         Mv[i] = (int32_t)M, Lv[i] = (int32_t)L, nLv[i] = (int32_t)-L, zb[i] = o->zp_out - (int32_t)(sh >= 31 ? B : 0);
@@ -603,16 +605,28 @@ typedef struct avx2_i8_dw_job {
     avx2_dw_plan dp;
 } avx2_i8_dw_job;
 
-/* Input row `row` into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp (0 in the
- * padding), through tmp (sw * L + 32 bytes): the padded int8 row, padding = zp. */
-DSE_TARGET_AVX2 static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8_t *tmp, const dse_i8_geom *g,
-                                           const avx2_dw_plan *dp, int zp) {
-    const long long IW = g->in[2], pw = g->pb[2], sw = dp->sw, L = dp->L, n = sw * L + 32;
-    const __m256i z = _mm256_set1_epi16((int16_t)zp);
-    const long long a = pw < n ? pw : n, b = pw + IW < n ? pw + IW : n;
-    memset(tmp, zp, (size_t)a);
-    if (b > a) memcpy(tmp + a, row, (size_t)(b - a));
-    if (n > b) memset(tmp + (b > a ? b : a), zp, (size_t)(n - (b > a ? b : a)));
+/* Input row `row` (IW bytes) into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp (0 in
+ * the padding, x_padded[u] = row[u - pw]), through tmp (sw * L + 64 bytes): the padded int8 row
+ * (padding = zp) written with vector stores, then converted 16 outputs at a time (stride 1: a
+ * 16-byte load; stride 2: a 32-byte load split into even and odd bytes). */
+DSE_TARGET_AVX2 static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8_t *tmp, long long IW, long long pw,
+                                           long long sw, long long L, int zp) {
+    const __m256i z = _mm256_set1_epi16((int16_t)zp), zb = _mm256_set1_epi8((char)zp);
+    const long long n = sw * L + 32;
+    for (long long i = 0; i < n; i += 32) _mm256_storeu_si256((__m256i *)(tmp + i), zb);
+    const long long cnt = pw + IW <= n ? IW : (n > pw ? n - pw : 0);   /* bytes of the row that are used */
+    int8_t *d = tmp + pw;
+    if (cnt >= 32) {
+        for (long long i = 0; i + 32 <= cnt; i += 32) _mm256_storeu_si256((__m256i *)(d + i), _mm256_loadu_si256((const __m256i *)(row + i)));
+        _mm256_storeu_si256((__m256i *)(d + cnt - 32), _mm256_loadu_si256((const __m256i *)(row + cnt - 32)));
+    } else if (cnt >= 16) {
+        _mm_storeu_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)row));
+        _mm_storeu_si128((__m128i *)(d + cnt - 16), _mm_loadu_si128((const __m128i *)(row + cnt - 16)));
+    } else if (cnt >= 8) {
+        memcpy(d, row, 8), memcpy(d + cnt - 8, row + cnt - 8, 8);
+    } else {
+        for (long long i = 0; i < cnt; i++) d[i] = row[i];
+    }
     if (sw == 1) {
         for (long long j = 0; j < L; j += 16)
             _mm256_storeu_si256((__m256i *)(dst + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(tmp + j))), z));
@@ -637,60 +651,63 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
     const dse_i8_out *o = J->o;
     const long long IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
     const long long sh = g->s[1], sw = g->s[2], dh = g->d[1], dw = g->d[2], L = J->dp.L, ring = J->dp.ring;
-    const long long taps = KH * KW, npairs = (taps + 1) / 2;
+    const long long taps = KH * KW, npairs = (taps + 1) / 2, rowlen = sw * L;
     int16_t *rows = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
-    int16_t *zero = rows + ring * sw * L;
-    int8_t *tmp = (int8_t *)(zero + L);
-    memset(zero, 0, (size_t)L * 2);
+    int16_t *zero = rows + ring * rowlen;   /* sw * L zeros: a row of padding */
+    int8_t *tmp = (int8_t *)(zero + rowlen);
+    memset(zero, 0, (size_t)rowlen * 2);
+    long long tkh[128], toff[128], tag[64];
+    for (long long t = 0; t < taps; t++) {   /* tap t = (kh, kw): its row and its offset in the phase rows */
+        const long long kw = t % KW, u = kw * dw;
+        tkh[t] = t / KW, toff[t] = (u % sw) * L + u / sw;
+    }
     for (size_t pl = begin; pl < end; pl++) {
         const size_t c = pl % (size_t)J->C;
         const int8_t *xc = J->x + pl * (size_t)(IH * IW);
         const int8_t *wc = J->w + c * (size_t)taps;
-        long long tag[64];
         for (long long i = 0; i < ring && i < 64; i++) tag[i] = -1;
         avx2_i8_rq q;
-        avx2_i8_rq_init(&q, o, (size_t[8]){c, c, c, c, c, c, c, c}, 8);
+        const size_t cc[8] = {c, c, c, c, c, c, c, c};
+        avx2_i8_rq_init(&q, o, cc, 8);
         const __m256i bias = _mm256_set1_epi32(J->bias[c]);
+        int32_t wp[64];
+        for (long long pi = 0; pi < npairs; pi++) {
+            const long long t0 = 2 * pi, t1 = 2 * pi + 1;
+            const int16_t w0 = wc[t0], w1 = t1 < taps ? wc[t1] : 0;
+            wp[pi] = (int32_t)((uint32_t)(uint16_t)w0 | (uint32_t)(uint16_t)w1 << 16);
+        }
         for (long long oh = 0; oh < OH; oh++) {
-            const int16_t *tp[2 * 64];   /* per tap: its phase row + offset */
-            int32_t wp[64];
-            const int16_t *pa[64], *pb[64];
+            const int16_t *rp[64], *pa[64], *pb[64];
             for (long long kh = 0; kh < KH; kh++) {
                 const long long ih = oh * sh + kh * dh - g->pb[1];
-                const int16_t *base = zero;
+                rp[kh] = zero;
                 if (ih >= 0 && ih < IH) {
-                    long long slot = ih % ring;
-                    int16_t *rs = rows + slot * sw * L;
+                    const long long slot = ih % ring;
+                    int16_t *rs = rows + slot * rowlen;
                     if (ring > 64 || tag[slot] != ih) {
-                        avx2_i8_dw_row(rs, xc + ih * IW, tmp, g, &J->dp, o->zp_in);
+                        avx2_i8_dw_row(rs, xc + ih * IW, tmp, IW, g->pb[2], sw, L, o->zp_in);
                         if (ring <= 64) tag[slot] = ih;
                     }
-                    base = rs;
-                }
-                for (long long kw = 0; kw < KW; kw++) {
-                    const long long u = kw * dw;
-                    tp[kh * KW + kw] = base == zero ? zero : base + (u % sw) * L + u / sw;
+                    rp[kh] = rs;
                 }
             }
             for (long long pi = 0; pi < npairs; pi++) {
-                const long long t0 = 2 * pi, t1 = 2 * pi + 1;
-                pa[pi] = tp[t0];
-                pb[pi] = t1 < taps ? tp[t1] : tp[t0];
-                const int16_t w0 = wc[t0], w1 = t1 < taps ? wc[t1] : 0;
-                wp[pi] = (int32_t)(uint16_t)w0 | (int32_t)((uint32_t)(uint16_t)w1 << 16);
+                const long long t0 = 2 * pi, t1 = 2 * pi + 1 < taps ? 2 * pi + 1 : 2 * pi;
+                pa[pi] = rp[tkh[t0]] + toff[t0], pb[pi] = rp[tkh[t1]] + toff[t1];
             }
+            const size_t yrow = (pl * (size_t)OH + (size_t)oh) * (size_t)OW;
             for (long long ow = 0; ow < OW; ow += 16) {
                 __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
                 for (long long pi = 0; pi < npairs; pi++) {
-                    const __m256i va = _mm256_loadu_si256((const __m256i *)(pa[pi] == zero ? zero : pa[pi] + ow));
-                    const __m256i vb = _mm256_loadu_si256((const __m256i *)(pb[pi] == zero ? zero : pb[pi] + ow));
+                    const __m256i va = _mm256_loadu_si256((const __m256i *)(pa[pi] + ow));
+                    const __m256i vb = _mm256_loadu_si256((const __m256i *)(pb[pi] + ow));
                     const __m256i wv = _mm256_set1_epi32(wp[pi]);
                     lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(va, vb), wv));
                     hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(va, vb), wv));
                 }
                 /* lo: outputs 0-3, 8-11; hi: 4-7, 12-15 */
                 const long long nw = OW - ow < 16 ? OW - ow : 16;
-                const size_t yi = (pl * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow;
+                const size_t yi = yrow + (size_t)ow;
                 if (o->float_out) {
                     int32_t tl[8], th[8];
                     _mm256_storeu_si256((__m256i *)tl, lo), _mm256_storeu_si256((__m256i *)th, hi);
@@ -708,7 +725,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
                 else {
                     int8_t t[16];
                     _mm_storeu_si128((__m128i *)t, b8);
-                    memcpy(yp, t, (size_t)nw);
+                    for (long long j = 0; j < nw; j++) yp[j] = t[j];
                 }
             }
         }
