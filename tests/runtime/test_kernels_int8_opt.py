@@ -164,6 +164,11 @@ def rand_bias(rng, C, K, big=False):
     return rng.integers(-lim, lim + 1, C).astype(np.int64)
 
 
+def ONES(C):
+    """out_scale 1.0: a float_out node then returns its int32 accumulators (exact below 2^24)."""
+    return np.ones(C, np.float32)
+
+
 def float_ref(acc, scale, axis, act):
     y = intref.dequantize_acc(acc, scale, axis)
     if act:
@@ -327,6 +332,45 @@ def test_conv(lib, gi, zps):
     for layout in (1, 0):
         art, feeds, outs, ref = conv_case(x, w, b, zps[0], M, n, zps[1], st, pd, dl, 1, layout)
         check_both(lib, art, feeds, outs, ref, "__avx2" if layout == 1 else None)
+    # float_out with scale 1: the int32 sums themselves (exact in float32 below 2^24)
+    check_both(lib, *conv_case(x, w, b, zps[0], None, None, 0, st, pd, dl, 1, 1, out_scale=ONES(ws[0]))[:4], "__avx2")
+
+
+WINO = [   # 3x3 stride 1 (the exact Winograd F(2x2, 3x3) path on AVX2): x shape, O, pads
+    ((1, 9, 20, 21), 16, [1, 1, 1, 1]),
+    ((2, 8, 9, 8), 8, [1, 1, 1, 1]),          # batch 2, odd output rows
+    ((1, 13, 15, 17), 17, [0, 0, 0, 0]),      # no padding: odd output (13 x 15), C % 4 = 1, O % 8 = 1
+    ((1, 16, 12, 30), 9, [2, 1, 0, 2]),       # asymmetric pads
+    ((1, 8, 40, 10), 24, [1, 1, 1, 1]),       # several tile rows per block
+    ((1, 8, 6, 130), 8, [1, 1, 1, 1]),        # 130 wide: 65 tiles per row (too wide: im2col)
+    ((1, 64, 14, 14), 40, [1, 1, 1, 1]),
+    ((1, 300, 8, 8), 16, [1, 1, 1, 1]),       # K = 2700
+    ((1, 1840, 4, 16), 8, [1, 1, 1, 1]),      # K = 16560: |4 Y| just under 2^31
+]
+
+
+@pytest.mark.parametrize("gi", range(len(WINO)))
+@pytest.mark.parametrize("zps", [(-128, 127), (127, -128)])
+def test_conv3x3_stride1(lib, gi, zps):
+    xs, O, pads = WINO[gi]
+    rng = np.random.default_rng(4000 + 10 * gi + zps[0])
+    x, w = rand_i8(rng, xs), rand_w(rng, (O, xs[1], 3, 3))
+    if gi == len(WINO) - 1:   # the largest sums: extreme inputs and weights of one sign
+        x = np.full(xs, 127 if zps[0] == -128 else -128, np.int8)
+        w = np.full((O, xs[1], 3, 3), 127, np.int8)
+        w[::2] = -127
+    K = 9 * xs[1]
+    M, n = rng_mults(rng, O)
+    b = rand_bias(rng, O, K, big=True)
+    art, feeds, outs, ref = conv_case(x, w, b, zps[0], M, n, zps[1], [1, 1], pads, [1, 1], 1, 1)
+    check_both(lib, art, feeds, outs, ref, "__avx2")
+    check_both(lib, *conv_case(x, w, b, zps[0], None, None, 0, [1, 1], pads, [1, 1], 1, 1, out_scale=ONES(O))[:4], "__avx2")
+    if gi in (0, 2):
+        scale = (2.0 ** rng.uniform(-20, 0, O)).astype(np.float32)
+        check_both(lib, *conv_case(x, w, b, zps[0], None, None, 0, [1, 1], pads, [1, 1], 1, 1, out_scale=scale,
+                                   act=(-0.5, 1e3))[:4], "__avx2")
+        M2, n2 = rng_mults(rng, O, 0, 6)   # multipliers >= 1
+        check_both(lib, *conv_case(x, w, b, zps[0], M2, n2, zps[1], [1, 1], pads, [1, 1], 1, 1)[:4], "__avx2")
 
 
 def test_conv_clamp_float_out_and_extremes(lib):
@@ -387,6 +431,7 @@ def test_depthwise(lib, gi, zps):
     layout = 1 if C == 1 else 0   # one channel: group 1, packed like any group-1 conv
     art, feeds, outs, ref = conv_case(x, w, b, zps[0], M, n, zps[1], st, pd, dl, C, layout)
     check_both(lib, art, feeds, outs, ref, "__avx2")
+    check_both(lib, *conv_case(x, w, b, zps[0], None, None, 0, st, pd, dl, C, layout, out_scale=ONES(C))[:4], "__avx2")
     if gi == 2:
         scale = (2.0 ** rng.uniform(-20, 0, C)).astype(np.float32)
         check_both(lib, *conv_case(x, w, b, zps[0], None, None, 0, st, pd, dl, C, 0, out_scale=scale,
@@ -424,6 +469,7 @@ def test_gemm(lib, shape, trans_b):
         check_both(lib, *gemm_case(x, w, b, 127, M, n, -128, trans_b, layout, qmin=-20, qmax=90)[:4], want)
     scale = (2.0 ** rng.uniform(-20, 4, N)).astype(np.float32)
     check_both(lib, *gemm_case(x, w, b, 3, None, None, 0, trans_b, packed, out_scale=scale)[:4], "__avx2")
+    check_both(lib, *gemm_case(x, w, b, -77, None, None, 0, trans_b, packed, out_scale=ONES(N))[:4], "__avx2")
 
 
 @pytest.mark.parametrize("xshape", [(2, 3, 4100), (4, 7, 33), (33,), (2, 2, 2, 5), (3, 100, 64), (1, 9, 17)])
@@ -440,6 +486,7 @@ def test_matmul(lib, xshape):
     scale = (2.0 ** rng.uniform(-20, 0, N)).astype(np.float32)
     check_both(lib, *gemm_case(x, w, b, 1, None, None, 0, 0, 2, out_scale=scale, act=(float("-inf"), 0.0),
                                op="MatMul")[:4], "__avx2")
+    check_both(lib, *gemm_case(x, w, b, 100, None, None, 0, 0, 2, out_scale=ONES(N), op="MatMul")[:4], "__avx2")
 
 
 # -- a whole model ------------------------------------------------------------------------------
