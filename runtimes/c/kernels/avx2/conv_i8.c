@@ -32,8 +32,10 @@
  * pairs (two rows interleaved with vpunpck[lh]wd, one vpmaddwd against the broadcast weight
  * pair). The pack of 16 int32 back to bytes undoes the unpack's lane order.
  *
- * Work is split with dse__parallel: GEMM nodes over (image, tile) pairs, depthwise over
- * channel planes; each part uses its worker's scratch and writes its own output bytes.
+ * Work is split with dse__parallel: GEMM nodes over (image, tile) pairs, each split further into
+ * chunks of output-channel bands when there are few tiles for the session's threads; Winograd
+ * over (image, tile row); depthwise over channel planes. Each part uses its worker's scratch
+ * and writes its own output bytes.
  */
 #include "isa.h"
 
@@ -352,13 +354,29 @@ typedef struct avx2_i8_gemm {
     const dse_i8_out *o;
     void *y;
     size_t ys_r, ys_p;
+    size_t r_begin, r_end;       /* the rows (multiples of 8, or R) this part computes */
 } avx2_i8_gemm;
+
+/* Parts of a GEMM-like node for dse__parallel: `units` column tiles, each split into `split`
+ * chunks of 8-row bands when there are few tiles for the session's threads (a part then packs
+ * its tile itself; consecutive parts of one tile on one worker pack it once). */
+static size_t avx2_i8_split(const dse_ctx *cx, size_t units, size_t R) {
+    const size_t T = dse__threads(cx), bands = (R + 7) / 8;
+    if (T <= 1 || units >= 4 * T) return 1;
+    return T < bands ? T : bands;
+}
+
+static void avx2_i8_part_rows(avx2_i8_gemm *G, size_t chunk, size_t split) {
+    const size_t bands = (G->R + 7) / 8, per = (bands + split - 1) / split;
+    G->r_begin = chunk * per * 8 < G->R ? chunk * per * 8 : G->R;
+    G->r_end = (chunk + 1) * per * 8 < G->R ? (chunk + 1) * per * 8 : G->R;
+}
 
 /* Y[:, p0 + 0..T-1] from the packed tile a (T columns). */
 DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16_t *a, size_t T, size_t p0) {
     const size_t Kp = G->Kb * 4;
     const dse_i8_out *o = G->o;
-    for (size_t r0 = 0; r0 < G->R; r0 += 8) {
+    for (size_t r0 = G->r_begin; r0 < G->r_end; r0 += 8) {
         const int8_t *wb = G->w + (r0 / 8) * G->Kb * 32;
         const int nc = G->R - r0 < 8 ? (int)(G->R - r0) : 8;
         size_t ch[8];
@@ -368,6 +386,12 @@ DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16
         memcpy(&bias, bv, 32);
         avx2_i8_rq q;
         avx2_i8_rq_init(&q, o, ch, nc);
+        __m256 fscale = _mm256_setzero_ps(), fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
+        if (o->float_out) {
+            float sv[8] = {0};
+            for (int i = 0; i < nc; i++) sv[i] = o->scale[r0 + (size_t)i];
+            fscale = _mm256_loadu_ps(sv);
+        }
         for (size_t c0 = 0; c0 < T; c0 += 4) {
             const int nr = T - c0 < 4 ? (int)(T - c0) : 4;
             const int16_t *ag = a + c0 * Kp;
@@ -379,13 +403,20 @@ DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16
             default: avx2_i8_mk1(ag, wb, G->Kb, acc); break;
             }
             const size_t p = p0 + c0;
-            if (o->float_out) {   /* REF's output stage on the same int32 sums */
-                int32_t t[4][8];
-                for (int j = 0; j < nr; j++) _mm256_storeu_si256((__m256i *)t[j], acc[j]);
-                for (int j = 0; j < nr; j++)
+            if (o->float_out) {   /* REF's output stage, 8 channels at a time: (float)acc * scale, then
+                                   * max(act_min, v) and min(act_max, v) in that operand order, which
+                                   * keep v when equal (REF keeps -0.0 against a 0.0 bound) and NaN */
+                float t[4][8];
+                for (int j = 0; j < nr; j++) {
+                    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[j], bias)), fscale);
+                    _mm256_storeu_ps(t[j], _mm256_min_ps(fmax, _mm256_max_ps(fmin, v)));
+                }
+                float *yf = (float *)G->y;
+                if (G->ys_p == 1)
                     for (int i = 0; i < nc; i++)
-                        dse_i8_store(o, G->y, (r0 + (size_t)i) * G->ys_r + (p + (size_t)j) * G->ys_p, r0 + (size_t)i,
-                                     (int64_t)t[j][i] + bv[i]);
+                        for (int j = 0; j < nr; j++) yf[(r0 + (size_t)i) * G->ys_r + p + (size_t)j] = t[j][i];
+                else
+                    for (int j = 0; j < nr; j++) memcpy(yf + r0 + (p + (size_t)j) * G->ys_p, t[j], (size_t)nc * 4);
                 continue;
             }
             __m256i v[4];
@@ -443,7 +474,7 @@ typedef struct avx2_i8_rows_job {
     avx2_i8_gemm G;
     const dse_ctx *cx;
     const int8_t *x;   /* rows x K */
-    size_t rows, T;
+    size_t rows, T, split;
 } avx2_i8_rows_job;
 
 /* Tile of rows r0..r0+T-1 of x (rows x K): a[group][kb][j][4] = x[r][4kb + c] - zp (0 past K). */
@@ -482,10 +513,13 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_rows(int16_t *a, const int8_t *x, size_
 DSE_TARGET_AVX2 static void avx2_i8_rows_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const avx2_i8_rows_job *J = arg;
     int16_t *a = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
+    size_t packed = (size_t)-1;
     for (size_t t = begin; t < end; t++) {
-        size_t r0 = t * J->T, T = J->rows - r0 < J->T ? J->rows - r0 : J->T;
-        avx2_i8_pack_rows(a, J->x, J->G.K, r0, T, J->G.o->zp_in);
-        avx2_i8_gemm_tile(&J->G, a, T, r0);
+        const size_t tile = t / J->split, r0 = tile * J->T, T = J->rows - r0 < J->T ? J->rows - r0 : J->T;
+        if (tile != packed) avx2_i8_pack_rows(a, J->x, J->G.K, r0, T, J->G.o->zp_in), packed = tile;
+        avx2_i8_gemm G = J->G;
+        avx2_i8_part_rows(&G, t % J->split, J->split);
+        avx2_i8_gemm_tile(&G, a, T, r0);
     }
 }
 
@@ -496,7 +530,9 @@ DSE_TARGET_AVX2 static void avx2_i8_rows(const dse_ctx *cx, const int8_t *x, siz
     J.G.w = w, J.G.R = N, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.bias = bias, J.G.o = o, J.G.y = y;
     J.G.ys_r = 1, J.G.ys_p = N;
     J.cx = cx, J.x = x, J.rows = rows, J.T = rows < DSE_I8_PACK_TILE ? rows : DSE_I8_PACK_TILE;
-    dse__parallel(cx, (rows + J.T - 1) / J.T, 1, avx2_i8_rows_task, &J);
+    const size_t tiles = (rows + J.T - 1) / J.T;
+    J.split = avx2_i8_split(cx, tiles, N);
+    dse__parallel(cx, tiles * J.split, 1, avx2_i8_rows_task, &J);
 }
 
 DSE_TARGET_AVX2 void dse_i8_gemm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
@@ -527,6 +563,7 @@ typedef struct avx2_i8_conv_job {
     const dse_i8_geom *g;
     long long C;          /* input channels */
     size_t P, T, tiles;   /* output pixels per image, tile width, tiles per image */
+    size_t split;         /* band chunks per tile (avx2_i8_split) */
     int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
 } avx2_i8_conv_job;
 
@@ -634,10 +671,12 @@ DSE_TARGET_AVX2 static void avx2_i8_conv_task(void *arg, size_t begin, size_t en
     const avx2_i8_conv_job *J = arg;
     int16_t *a = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
     const size_t isz = (size_t)(J->g->in[0] * J->g->in[1] * J->g->in[2]);
+    size_t packed = (size_t)-1;
     for (size_t t = begin; t < end; t++) {
-        size_t b = t / J->tiles, p0 = t % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
-        avx2_i8_pack_conv(a, J, J->x + b * (size_t)J->C * isz, p0, T);
+        const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
+        if (u != packed) avx2_i8_pack_conv(a, J, J->x + b * (size_t)J->C * isz, p0, T), packed = u;
         avx2_i8_gemm G = J->G;
+        avx2_i8_part_rows(&G, t % J->split, J->split);
         G.y = (J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P));
         avx2_i8_gemm_tile(&G, a, T, p0);
     }
@@ -1102,7 +1141,8 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     J.direct = 1;
     for (int i = 0; i < 3; i++)
         J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
-    dse__parallel(cx, NB * J.tiles, 1, avx2_i8_conv_task, &J);
+    J.split = avx2_i8_split(cx, NB * J.tiles, O);
+    dse__parallel(cx, NB * J.tiles * J.split, 1, avx2_i8_conv_task, &J);
 }
 
 #endif
