@@ -145,6 +145,7 @@ enum {
     DSE_ISA_COUNT_
 };
 #define DSE_ISA_BIT(isa) (1u << DSE_ISA_##isa)
+/* (a new ISA also needs its name in cpu.c and a DSE_KLINK_<ISA> line below) */
 DSE_INTERNAL unsigned dse__cpu_isas(void);           /* DSE_ISA_* bits of this CPU (REF always) */
 DSE_INTERNAL const char *dse__isa_name(int isa);     /* "ref", "avx2", ... */
 
@@ -213,16 +214,24 @@ typedef struct dse_ctx {
     uint8_t *scratch;
     dse_pool *pool;         /* NULL: one thread */
 } dse_ctx;
-/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count), each at
- * least `grain` items long except the last; worker < dse__threads(cx) names the thread. */
+/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count): at most
+ * dse__threads(cx) of them, each at least `grain` items long (one range, [0, count), when
+ * count < 2 * grain), the same partition on every run; worker < dse__threads(cx) names the
+ * thread. A call made inside fn runs serially on its thread. */
 typedef void (*dse_task_fn)(void *arg, size_t begin, size_t end, unsigned worker);
-DSE_INTERNAL void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
-DSE_INTERNAL unsigned dse__threads(const dse_ctx *cx);
+/* DSE_SHARED: optimised variants call them from the bundle's other unit (README.md, "Bundle build") */
+DSE_SHARED void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
+DSE_SHARED unsigned dse__threads(const dse_ctx *cx);
 /* The scratch of worker `worker` inside a dse__parallel task: n->scratch bytes (the node's
  * kernel's declared scratch) that no other worker uses; worker 0's is cx->scratch (the plan's
  * region in the arena), the others' are buffers the session allocated at creation (the
  * largest node scratch of the model, once per extra thread). */
-DSE_INTERNAL uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+DSE_SHARED uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+/* The pool of a session with `threads` threads (the caller's included) whose extra workers
+ * get `scratch` bytes each; NULL (no pool) for threads <= 1 or where the build has no threads.
+ * Freeing joins the workers (session.c). */
+DSE_INTERNAL dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out);
+DSE_INTERNAL void dse__pool_free(dse_pool *p);
 
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
  * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
@@ -235,6 +244,7 @@ DSE_INTERNAL const char *dse__kernel_name(int k);   /* its run function's name, 
 DSE_INTERNAL int dse__kernel_alias(int k);          /* DSE_ALIAS_NONE / SAME / SLICE */
 DSE_INTERNAL int dse__op_known(uint32_t op);
 DSE_INTERNAL void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
+DSE_INTERNAL int dse__clock_ns(uint64_t *ns);        /* profile.c: monotonic nanoseconds; 0 = no clock here */
 DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -247,7 +257,7 @@ DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fm
  * (binary size). */
 DSE_INTERNAL int dse__attr_key(const char *name);   /* DSE_A_<name>, or 0 (loader) */
 DSE_INTERNAL DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
-DSE_INTERNAL DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);
+DSE_SHARED DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);   /* SHARED: optimised variants read attributes */
 DSE_INTERNAL DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
 DSE_INTERNAL DSE_NOINLINE const char *dse__attr_str(const dse_node *n, int key, const char *def);
 /* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
@@ -264,10 +274,32 @@ typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *st
 DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
 DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
 
-/* Every kernel's check and run function (kernels/ref/<op>.c), from the kernel list. */
-#define DSE_KERNEL(op, dt, isa, check, run, alias) \
-    DSE_INTERNAL int check(const dse_model *, const dse_node *, dse_why *); \
-    DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+/* Every kernel's check and run function (kernels/<isa>/<op>.c), from the kernel list. REF
+ * kernels are DSE_INTERNAL; an optimised variant's are DSE_SHARED, because bundles compile
+ * kernels/<isa>/ in the hot (-O2) unit and the kernel table (kernels.c) in the other one
+ * (runtimes/c/README.md, "Bundle build"). Two passes, REF first: a variant may reuse a REF
+ * check, which then keeps its first (internal) linkage. DSE_KLINK_<ISA>: R = REF, V = variant. */
+#define DSE_KLINK_REF R
+#define DSE_KLINK_AVX2 V
+#define DSE_KLINK_AVX512VNNI V
+#define DSE_KLINK_AVXVNNI V
+#define DSE_KLINK_NEON V
+#define DSE_KLINK_NEON_DOTPROD V
+#define DSE_KLINK_NEON_I8MM V
+#define DSE_KLINK_NEON_FP16 V
+#define DSE_KDECL_(link, check, run) \
+    link int check(const dse_model *, const dse_node *, dse_why *); \
+    link void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+#define DSE_KPASS1_R(check, run) DSE_KDECL_(DSE_INTERNAL, check, run)
+#define DSE_KPASS1_V(check, run)
+#define DSE_KPASS2_R(check, run)
+#define DSE_KPASS2_V(check, run) DSE_KDECL_(DSE_SHARED, check, run)
+#define DSE_KPASS_(pass, cls) DSE_KPASS##pass##_##cls
+#define DSE_KPASS(pass, cls) DSE_KPASS_(pass, cls)
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(1, DSE_KLINK_##isa)(check, run)
+#include "kernels.inc"
+#undef DSE_KERNEL
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(2, DSE_KLINK_##isa)(check, run)
 #include "kernels.inc"
 #undef DSE_KERNEL
 
@@ -288,9 +320,9 @@ typedef struct dse_conv_geom {
     size_t N, C, M, G, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } dse_conv_geom;
-DSE_SHARED void dse_f32_conv_loop(const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
+DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
-DSE_SHARED void dse_f32_gemm_rows(const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
+DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 
 /* Shared kernel checks (defined in kernels/ref) */

@@ -127,7 +127,7 @@ static int avx2_wino_plan_of(const dse_i8_geom *g, size_t C, size_t O, size_t bu
 }
 
 int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_conv(m, n, why)) return 1;   /* REF's checks: operands, geometry, params */
+    if (dse_i8_conv_check(m, n, why)) return 1;   /* REF's checks: operands, geometry, params */
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t O = w->dims[0], Cg = w->dims[1], K = Cg;
     for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d];
@@ -158,7 +158,7 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
 }
 
 int dse__check_i8_gemm_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_gemm(m, n, why)) return 1;
+    if (dse_i8_gemm_check(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = x->dims[1], N = y->dims[1], need = avx2_i8_gemm_scratch(K, x->dims[0], 0);
     if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !avx2_i8_bias_fits(m, n, N, K)) return 1;
@@ -168,7 +168,7 @@ int dse__check_i8_gemm_avx2(const dse_model *m, const dse_node *n, dse_why *why)
 }
 
 int dse__check_i8_matmul_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_matmul(m, n, why)) return 1;
+    if (dse_i8_matmul_check(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0, need = avx2_i8_gemm_scratch(K, rows, 0);
     if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !avx2_i8_bias_fits(m, n, N, K)) return 1;
