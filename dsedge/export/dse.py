@@ -38,8 +38,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, Artifact, NodeRec, QuantRec, TensorAttr,
-                        TensorRec, read)
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_PLAIN, Artifact,
+                        NodeRec, QuantRec, TensorAttr, TensorRec, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -308,12 +308,34 @@ def _quant_rec(p: QParams | None, dtype: str) -> QuantRec | None:
     return QuantRec(p.scale.reshape(-1), p.zero_point.reshape(-1), int(p.axis))
 
 
-def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None) -> TensorRec:
+def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout: int = LAYOUT_PLAIN) -> TensorRec:
     """A CONST record keeping rank 0 (TensorRec.const goes through np.ascontiguousarray, which
-    turns a 0-d array into shape (1,))."""
+    turns a 0-d array into shape (1,)); int8 weights in a packed `layout` (docs/format.md §4.4)."""
     v = np.asarray(v)
+    if layout:
+        return TensorRec(name, dtype, tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
     data = np.asarray(v.astype(np.dtype(dtype).newbyteorder("<"), copy=False), order="C").tobytes()
     return TensorRec(name, dtype, tuple(v.shape), CONST, 0, data, 0, q)
+
+
+def _weight_layout(g: Graph, n: Node) -> int:
+    """The packed layout of a weighted int8 node's weight (input 1), docs/format.md §4.4: int8
+    Conv with group 1 -> 1 (W[O][C*kh*kw]); Gemm transB=1 -> 1 (W[N][K]), transB=0 -> 2 (B[K][N]);
+    MatMul with a constant rank-2 int8 B -> 2. Everything else (grouped/depthwise Conv,
+    ConvTranspose, the dynamic kernels of dyn_i8.c, float nodes) keeps 0."""
+    q = n.attrs.get("_q") or {}
+    if q.get("kind") != "weighted" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
+        return LAYOUT_PLAIN
+    w = np.asarray(g.consts[n.inputs[1]])
+    if w.dtype != np.int8:
+        return LAYOUT_PLAIN
+    if n.op == "Conv" and w.ndim >= 3 and int(n.attrs.get("group", 1) or 1) == 1:
+        return LAYOUT_N8K4
+    if n.op == "Gemm" and w.ndim == 2 and not int(n.attrs.get("transA", 0) or 0):
+        return LAYOUT_N8K4 if int(n.attrs.get("transB", 0) or 0) else LAYOUT_N8K4_T
+    if n.op == "MatMul" and w.ndim == 2:
+        return LAYOUT_N8K4_T
+    return LAYOUT_PLAIN
 
 
 def _quant_bytes(q: QuantRec | None) -> int:
@@ -462,24 +484,27 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
 
     small: dict[tuple, int] = {}   # unnamed small constants are stored once per distinct value
 
-    def add_const(name: str) -> int:
+    const_index: dict[tuple[str, int], int] = {}   # (name, layout): a weight read in two layouts is stored twice
+
+    def add_const(name: str, layout: int = LAYOUT_PLAIN) -> int:
         nonlocal payload
-        if name in index:
-            return index[name]
+        if (name, layout) in const_index:
+            return const_index[name, layout]
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
         q = _quant_rec(g.qparams.get(name), dt)
-        rec = _const_rec(tname(name), v, dt, q)
-        key = (rec.name, rec.dtype, rec.shape, rec.data, q)
+        rec = _const_rec(tname(name), v, dt, q, layout)
+        key = (rec.name, rec.dtype, rec.shape, rec.data, q, layout)
         if not rec.name and len(rec.data) <= 64 and key in small:
-            index[name] = small[key]
-            return index[name]
-        recs.append(rec)
-        payload += rec.nbytes + _quant_bytes(q)
-        index[name] = len(recs) - 1
-        if not rec.name and len(rec.data) <= 64:
-            small[key] = index[name]
-        return index[name]
+            const_index[name, layout] = small[key]
+        else:
+            recs.append(rec)
+            payload += rec.nbytes + _quant_bytes(q)
+            const_index[name, layout] = len(recs) - 1
+            if not rec.name and len(rec.data) <= 64:
+                small[key] = const_index[name, layout]
+        index.setdefault(name, const_index[name, layout])
+        return const_index[name, layout]
 
     def attr_const(arr) -> TensorAttr:
         nonlocal payload
@@ -493,11 +518,12 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     nodes: list[NodeRec] = []
     for n in g.nodes:
         ins = []
-        for i in n.inputs:
+        w_layout = _weight_layout(g, n)
+        for k, i in enumerate(n.inputs):
             if not i:
                 ins.append(-1)
             elif i in g.consts:
-                ins.append(add_const(i))
+                ins.append(add_const(i, w_layout if k == 1 else LAYOUT_PLAIN))
             else:
                 ins.append(index[i])
         attrs = _node_attrs(g, n, attr_const)

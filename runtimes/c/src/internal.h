@@ -50,6 +50,26 @@ typedef struct dse_tensor {
     int32_t *zero_points;
 } dse_tensor;
 
+/* Tensor layouts (docs/format.md §4.4): 0 row-major; 1 "N8K4 rows" (an int8 constant viewed
+ * as W[R][K], R = dims[0], K = the product of the other dims); 2 "N8K4 transposed" (an int8
+ * rank-2 constant B[K][N] viewed as W[R = N][K] = B[k][n]). Packed bytes: 32-byte blocks of
+ * 8 rows x 4 consecutive k (row r, then k), the ceil(K/4) blocks of an 8-row band in k order,
+ * then the next band; rows >= R and k >= K are 0 (the loader checks). */
+enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2 };
+
+/* (R, K) of the W[R][K] view of a packed tensor (layout 1 or 2). */
+static inline void dse__packed_rk(const dse_tensor *t, size_t *R, size_t *K) {
+    if (t->layout == DSE_LAYOUT_N8K4_T) { *R = t->dims[1], *K = t->dims[0]; return; }
+    size_t k = 1;
+    for (unsigned d = 1; d < t->rank; d++) k *= t->dims[d];
+    *R = t->dims[0], *K = t->rank && t->dims[0] ? k : 0;
+}
+
+/* Byte index of W[r][k] in a packed tensor with Kb = ceil(K/4) k-blocks per 8-row band. */
+static inline size_t dse__n8k4_index(size_t Kb, size_t r, size_t k) {
+    return ((r >> 3) * Kb + (k >> 2)) * 32 + (r & 7) * 4 + (k & 3);
+}
+
 enum { DSE_ATTR_INT = 1, DSE_ATTR_FLOAT, DSE_ATTR_INTS, DSE_ATTR_FLOATS, DSE_ATTR_STRING, DSE_ATTR_TENSOR };
 
 /* Attribute key ids: DSE_A_<name> for every name in attr_keys.inc, from 1; 0 = a name no
@@ -165,6 +185,8 @@ typedef struct dse_why {
                              * scratch formula, dsedge/export/scratch.py); 0 = none */
     size_t scratch_plan;    /* on acceptance: the scratch the exporter plans for the node, the
                              * most any variant of the kernel uses; 0 = the same as scratch */
+    uint32_t packed;        /* on acceptance: bit j set = input j may be in a packed layout (the
+                             * kernel reads t->layout); the loader refuses any other packed input */
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
@@ -235,7 +257,7 @@ DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fm
  * (binary size). */
 DSE_INTERNAL int dse__attr_key(const char *name);   /* DSE_A_<name>, or 0 (loader) */
 DSE_INTERNAL DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
-DSE_INTERNAL DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);
+DSE_SHARED DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);   /* SHARED: optimised variants read attributes */
 DSE_INTERNAL DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
 DSE_INTERNAL DSE_NOINLINE const char *dse__attr_str(const dse_node *n, int key, const char *def);
 /* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
