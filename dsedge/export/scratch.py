@@ -77,3 +77,40 @@ def _dynamic_scratch(node, shapes) -> int:
 
 for _op in ("conv", "gemm", "matmul"):
     scratch(f"dse_f32_{_op}_dyn__ref")(_dynamic_scratch)
+
+
+def _conv_f32_scratch(node, shapes) -> int:
+    """fp32 Conv: what the optimised variants use (runtimes/c/kernels/avx2/conv.c; the REF kernel
+    uses none, but every variant of a kernel shares its plan). The same formula as the C
+    `dse__conv_f32_scratch` (kernels/ref/conv.c): 0 for a 1x1 conv with unit strides and no
+    padding; a depthwise 1-D/2-D conv: each tap's offset (8 bytes) and one zero-padded channel
+    plane with its columns split into `stride_w` phases, plus 8 floats of slack,
+    8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8) bytes; otherwise an im2col tile of at
+    most 128 output pixels: 4 * K * min(roundup(P, 16), 128), K = C/group * kernel taps,
+    P = output pixels per image."""
+    if node.attrs.get("_q"):   # an int8 conv with a float output runs an int8 kernel
+        return 0
+    x, w, y = shapes[node.inputs[0]], shapes[node.inputs[1]], shapes[node.outputs[0]]
+    nd = len(x) - 2
+    if nd < 1 or nd > 3 or len(w) != len(x) or len(y) != len(x):
+        return 0
+    a = node.attrs
+    k = [int(v) for v in (a.get("kernel_shape") or w[2:])]
+    s = [int(v) for v in (a.get("strides") or [1] * nd)]
+    p = [int(v) for v in (a.get("pads") or [0] * (2 * nd))]
+    group = int(a.get("group", 1))
+    pad3 = lambda v, fill: [fill] * (3 - nd) + list(v)   # noqa: E731 - to (D, H, W) as the C code
+    k3, s3, pb3, pe3 = pad3(k, 1), pad3(s, 1), pad3(p[:nd], 0), pad3(p[nd:], 0)
+    in3, out3 = pad3([int(v) for v in x[2:]], 1), pad3([int(v) for v in y[2:]], 1)
+    if all(kk == 1 and ss == 1 and b == 0 and e == 0 for kk, ss, b, e in zip(k3, s3, pb3, pe3)):
+        return 0
+    cg, mg = int(x[1]) // group, int(w[0]) // group
+    if cg == 1 and mg == 1 and in3[0] == 1 and k3[0] == 1 and pb3[0] == 0 and pe3[0] == 0:
+        ph, pw, sw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2], s3[2]
+        return 8 * k3[1] * k3[2] + 4 * (ph * sw * (-(-pw // sw)) + 8)
+    K = cg * k3[0] * k3[1] * k3[2]
+    P = out3[0] * out3[1] * out3[2]
+    return 4 * K * min(-(-P // 16) * 16, 128)
+
+
+scratch("dse_f32_conv__ref")(_conv_f32_scratch)

@@ -201,6 +201,13 @@ DSE_INTERNAL unsigned dse__threads(const dse_ctx *cx);
  * region in the arena), the others' are buffers the session allocated at creation (the
  * largest node scratch of the model, once per extra thread). */
 DSE_INTERNAL uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+/* For a check at load (src/scratch.c): 1 when the first `bytes` of the scratch region fit it
+ * (<= scratch_size) and no ARENA tensor live at node n (a graph input, or produced at or
+ * before n and read at or after n or a graph output) overlaps them; 0 otherwise. An
+ * optimised variant that needs more scratch than its REF kernel asks this, so an artifact
+ * planned before the variant existed (other tensors may live in that scratch) falls back to
+ * REF instead of corrupting them. */
+DSE_INTERNAL int dse__scratch_free(const dse_model *m, const dse_node *n, size_t bytes);
 
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
  * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
@@ -266,8 +273,17 @@ typedef struct dse_conv_geom {
     size_t N, C, M, G, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } dse_conv_geom;
+DSE_INTERNAL int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);   /* conv.c: reads and checks */
+DSE_INTERNAL size_t dse__conv_f32_scratch(const dse_conv_geom *g);   /* conv.c: the optimised variants' scratch plan */
 DSE_SHARED void dse_f32_conv_loop(const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
+/* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
+ * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
+typedef struct dse_mm_geom {
+    size_t M, K, N, nb;                         /* nb: batch rank (of the output) */
+    size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
+} dse_mm_geom;
+DSE_INTERNAL int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
 DSE_SHARED void dse_f32_gemm_rows(const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 

@@ -13,7 +13,9 @@
  *     y = acc + bias[m];  y = min(max(y, act_min), act_max)
  * i.e. one sequential float32 sum over K = C/group * kD*kH*kW in weight order, then the
  * bias. numpy's reference sums with BLAS (another order): they agree to ~1e-6 relative.
- * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. */
+ * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. The
+ * REF kernel uses no scratch, but its check reports the optimised variants' plan
+ * (dse__conv_f32_scratch), which the exporter reserves for every float Conv. */
 #include <math.h>   /* INFINITY only */
 
 #include "internal.h"
@@ -66,7 +68,7 @@ int dse__nn_act(const dse_node *n, float *lo, float *hi) {
 static int is_f(const dse_tensor *t) { return t && t->dtype == DSE_DTYPE_FLOAT32; }
 static int is_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-static int conv_geom_read(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why) {
+int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why) {
     const dse_tensor *x = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *b = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
     if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !is_f(x) || !is_fh(w) || !is_f(y) || (n->n_in == 3 && n->in[2] != DSE_NONE && !is_fh(b)) ||
@@ -102,16 +104,43 @@ static int conv_geom_read(const dse_model *m, const dse_node *n, dse_conv_geom *
     return 0;
 }
 
+/* The scratch the optimised float Conv variants use (kernels/avx2/conv.c; the REF kernel uses
+ * none): what the exporter plans for every float Conv (dsedge/export/scratch.py, the same
+ * formula). 0 for a 1x1 conv with unit strides and no padding (the GEMM reads x in place); a
+ * depthwise 1-D/2-D conv (one input and one output channel per group) keeps each tap's offset
+ * (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W stride
+ * into `sw` phases of L = ceil(PW / sw) columns, and 8 floats of slack (vector loads past the
+ * last row): 8 * kH*kW + 4 * (PH * sw * L + 8) bytes (PH, PW the padded height and width);
+ * any other conv gathers
+ * tiles of at most 128 output pixels (im2col, panels of 16 pixels): 4 * K * min(roundup(P, 16),
+ * 128) bytes, K = C/group * kD*kH*kW, P = the output pixels of one image. */
+size_t dse__conv_f32_scratch(const dse_conv_geom *g) {
+    const size_t cg = g->C / g->G, mg = g->M / g->G;
+    int unit = 1;
+    for (int i = 0; i < 3; i++) unit &= g->k[i] == 1 && g->s[i] == 1 && g->pb[i] == 0 && g->pe[i] == 0;
+    if (unit) return 0;
+    if (cg == 1 && mg == 1 && g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0) {
+        const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
+        const size_t sw = (size_t)g->s[2];
+        return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * ((pw + sw - 1) / sw) + 8);
+    }
+    const size_t K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]), P = g->out[0] * g->out[1] * g->out[2];
+    const size_t nt = (P + 15) / 16 * 16;
+    return 4 * K * (nt < 128 ? nt : 128);
+}
+
 int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
-    return conv_geom_read(m, n, &g, why);
+    if (dse__conv_f32_geom(m, n, &g, why)) return 1;
+    why->scratch_plan = dse__conv_f32_scratch(&g);   /* planned for the optimised variants */
+    return 0;
 }
 
 void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     (void)cx;
     dse_conv_geom g;
     dse_why why;
-    conv_geom_read(m, n, &g, &why);   /* validated at load */
+    dse__conv_f32_geom(m, n, &g, &why);   /* validated at load */
     const dse_tensor *wt = &m->tensors[n->in[1]];
     const dse_tensor *bt = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     float lo, hi;
