@@ -38,12 +38,17 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256i dse__avx2_m
  *     v = min(max(v, lo), hi)           (when act)
  * A(i,k) = A[i*sai + k*sak]; B(k,j) = B[k*ldb + j] (j contiguous), or, with bpanel != 0, B is
  * packed in panels of 16 columns: B(k,j) = B[(j/16)*bpanel + k*16 + j%16] (j counted from 0
- * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted). */
+ * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted), or,
+ * with boff, B(k,j) = B[boff[k] + j] (rows anywhere; B must have 16 floats of slack after
+ * the last column any row is read to). C(i,j) = C[i*ldc + j], or, with a column map cw != 0,
+ * C[i*ldc + (j / cw) * cv + j % cw], stored only where j % cw < cv (output rows of cv columns
+ * computed as rows of cw). */
 typedef struct dse_sgemm {
     size_t K;
     const float *A; size_t sai, sak;
     const float *B; size_t ldb, bpanel;
-    float *C; size_t ldc;
+    const size_t *boff;
+    float *C; size_t ldc, cw, cv;
     int use_alpha; float alpha;
     const float *bias_m;
     int cmode; const float *Cm; size_t csi, csj; float beta;
@@ -77,6 +82,65 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256 dse__avx2_ex
     __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
     __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));   /* NaN stays */
+}
+
+/* sigmoid(x) = 1 / (1 + exp(-x)): e = exp(-|x|), then 1 / (1 + e) for x >= 0 and e / (1 + e)
+ * below (no cancellation; subnormal results kept). */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256 dse__avx2_sigmoid(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 e = dse__avx2_exp(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)));   /* exp(-|x|) in (0, 1] */
+    const __m256 num = _mm256_blendv_ps(e, one, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+    return _mm256_div_ps(num, _mm256_add_ps(one, e));
+}
+
+/* tanh: |x| < 0.625 by Cephes' odd polynomial, else 1 - 2 / (exp(2|x|) + 1); sign of x. */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256 dse__avx2_tanh(__m256 x) {
+    const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), one = _mm256_set1_ps(1.0f);
+    const __m256 z = _mm256_mul_ps(a, a);   /* |x| < 0.625: Cephes' tanhf polynomial */
+    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), a, a);
+    const __m256 e = dse__avx2_exp(_mm256_add_ps(a, a));
+    const __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    const __m256 y = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+    return _mm256_or_ps(y, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));   /* sign of x (NaN stays NaN) */
+}
+
+/* erf: |x| < 0.875 by an odd polynomial, else 1 - erfc with erfc from exp (below); sign of x. */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256 dse__avx2_erf(__m256 x) {
+    const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), one = _mm256_set1_ps(1.0f), z = _mm256_mul_ps(a, a);
+    /* |x| < 0.875: x * P(x^2), P a degree-6 least-squares fit of erf(x)/x (relative error 3e-10) */
+    __m256 p = _mm256_set1_ps(8.643969340482727e-05f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-0.0008203426259569824f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(0.005206031259149313f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-0.026861267164349556f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(0.11283726245164871f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-0.37612634897232056f));
+    /* a * (c0 + z p) with c0 = 2/sqrt(pi) as hi + lo: one rounding at the end */
+    const __m256 small = _mm256_fmadd_ps(a, _mm256_set1_ps(1.12837922573089599609375f),
+                                         _mm256_fmadd_ps(a, _mm256_set1_ps(-5.8635382771e-08f), _mm256_mul_ps(_mm256_mul_ps(a, z), p)));
+    /* 0.875 <= |x| < 4: erfc = t exp(-x^2 + Q(t)), t = 1 / (1 + |x|/2), Q of degree 9 (Numerical
+     * Recipes' erfcc, relative error < 1.2e-7); from 4 on erf = 1 in float32 */
+    const __m256 ac = _mm256_min_ps(a, _mm256_set1_ps(4.0f));   /* no subnormal exp (slow) where erf = 1 */
+    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), ac, one));
+    __m256 q = _mm256_set1_ps(1.70872770e-1f);
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-8.22152230e-1f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.48851587e+0f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.13520398e+0f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(2.78868080e-1f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.86288060e-1f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(9.67841800e-2f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(3.74091960e-1f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.00002368e+0f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.26551223e+0f));
+    const __m256 erfc = _mm256_mul_ps(t, dse__avx2_exp(_mm256_fnmadd_ps(ac, ac, q)));
+    __m256 big = _mm256_sub_ps(one, erfc);
+    big = _mm256_blendv_ps(big, one, _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_GE_OQ));
+    const __m256 y = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.875f), _CMP_LT_OQ));
+    return _mm256_or_ps(y, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));
 }
 
 #else

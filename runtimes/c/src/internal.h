@@ -274,7 +274,14 @@ typedef struct dse_conv_geom {
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } dse_conv_geom;
 DSE_INTERNAL int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);   /* conv.c: reads and checks */
-DSE_INTERNAL size_t dse__conv_f32_scratch(const dse_conv_geom *g);   /* conv.c: the optimised variants' scratch plan */
+/* How the optimised float Conv variants compute a conv (conv.c explains the paths) and the
+ * scratch they use, which is the plan for every float Conv: dse__conv_f32_plan's result. */
+enum { DSE_CONV_GEMM, DSE_CONV_DW, DSE_CONV_BAND, DSE_CONV_IM2COL };
+typedef struct dse_conv_plan {
+    int path;
+    size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND: as conv.c */
+} dse_conv_plan;
+DSE_INTERNAL size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
 DSE_SHARED void dse_f32_conv_loop(const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
 /* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element

@@ -1,37 +1,29 @@
 /* conv.c (AVX2): float32 Conv with FMA. Same geometry and attributes as kernels/ref/conv.c
  * (1 to 3 spatial axes, groups, strides, dilations, pads, fused clamp); float32 weights and
- * bias (float16 ones are left to REF). Three paths, all giving each output element one
- * sequential FMA chain over the REF's tap order (c, kd, kh, kw), then + bias, then the clamp:
- *   - 1x1, unit strides, no padding: Y[M, P] = W[M, C] X[C, P] per image and group, the
- *     SGEMM reading x in place (no scratch);
- *   - depthwise 1-D/2-D (one input and one output channel per group): per channel, the
- *     zero-padded plane is copied into scratch with its columns split by the W stride into
- *     phases (so every tap reads consecutive floats), then 8 output columns per vector;
- *   - otherwise: tiles of up to 128 output pixels gathered (im2col) into scratch as panels of
- *     16 pixels x K (K = C/group * kernel taps, zero where a tap is in the padding), then the
- *     SGEMM with the weights as stored.
+ * bias (float16 ones are left to REF). The paths of dse__conv_f32_plan (kernels/ref/conv.c), all
+ * giving each output element one sequential FMA chain in REF's tap order (c, kd, kh, kw),
+ * then + bias, then the clamp:
+ *   - GEMM (1x1, unit strides, no padding): Y[M, P] = W[M, C] X[C, P] per image and group,
+ *     the SGEMM reading x in place;
+ *   - DW (depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride into
+ *     phases goes to scratch, then tiles of output rows x 8-column vectors;
+ *   - BAND (other 1-D/2-D): for a band of output rows, every input channel's zero-padded rows,
+ *     split by the strides into phase planes, go to scratch; each tap (c, kh, kw) is then a
+ *     row of B starting at its offset in that buffer (B(k, j) = buf[off[k] + j], j running
+ *     over the band's output pixels as rows of Lw columns of which OW are stored): the SGEMM
+ *     with the weights as stored, nothing gathered per tap;
+ *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K.
  * Taps in the zero padding are multiplied in (0 * w) where REF skips them: the sum is the same
- * up to the sign of a zero (and NaN for an infinite weight). Scratch: dse__conv_f32_scratch
- * (kernels/ref/conv.c), which the exporter plans for every float Conv; an artifact planned with
- * less (written before this kernel) is refused here, so REF runs it.
- * Threads: the work is split over (image, group, pixel tile, block of output channels) or
- * (image, channel) for depthwise; each part writes its own outputs, with its own scratch. */
+ * up to the sign of a zero (and NaN for an infinite weight). The scratch is planned by the
+ * exporter for every float Conv; an artifact planned with less (written before this kernel)
+ * is refused here, so REF runs it. Threads: the work is split over (image, group, band or
+ * tile, block of output channels), or (image, channel) for depthwise; each part writes its
+ * own outputs, with its own scratch. */
 #include "avx2_f32.h"
 
 #if DSE_AVX2_F32
 
-#define CONV_NT 128   /* output pixels per im2col tile (dse__conv_f32_scratch) */
-
-enum { CONV_GEMM_DIRECT, CONV_DEPTHWISE, CONV_IM2COL };
-
-static int conv_avx2_path(const dse_conv_geom *g) {
-    int unit = 1;
-    for (int i = 0; i < 3; i++) unit &= g->k[i] == 1 && g->s[i] == 1 && g->pb[i] == 0 && g->pe[i] == 0;
-    if (unit) return CONV_GEMM_DIRECT;
-    if (g->C / g->G == 1 && g->M / g->G == 1 && g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0)
-        return CONV_DEPTHWISE;
-    return CONV_IM2COL;
-}
+#define CONV_NT 128   /* output pixels per im2col tile (dse__conv_f32_plan) */
 
 int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
@@ -41,7 +33,8 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 weights", 0, 0, 0, 0);
         return 1;
     }
-    const size_t need = dse__conv_f32_scratch(&g);
+    dse_conv_plan p;
+    const size_t need = dse__conv_f32_plan(&g, &p);
     if (!dse__scratch_free(m, n, need)) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "scratch not planned", 0, 0, 0, 0);
         return 1;
@@ -54,6 +47,7 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
 typedef struct conv_job {
     const dse_ctx *cx;
     dse_conv_geom g;
+    dse_conv_plan pl;
     int path;
     size_t cg, mg, K, P, isz, ntiles, msplit, mchunk;
     const float *x, *w, *b;
@@ -113,9 +107,10 @@ static DSE_TARGET_AVX2 void conv_pack(const conv_job *j, const float *xg, size_t
                 }
 }
 
-/* One padded row of the depthwise plane: padded column q = c + pl (c the input column, zero
- * outside [0, IW)) goes to phase q % sw at index q / sw; sw * L floats written. */
-static DSE_TARGET_AVX2 void conv_dw_fill_row(float *br, const float *xr, size_t IW, size_t pl, size_t sw, size_t L) {
+/* One padded input row split by the W stride: padded column q = c + pl (c the input column,
+ * zero outside [0, IW)) goes to phase q % sw at index q / sw, phase f at br + f * PS, L floats
+ * per phase. */
+static DSE_TARGET_AVX2 void conv_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t pl, size_t sw, size_t L) {
     const __m256 z = _mm256_setzero_ps();
     if (sw == 1) {   /* [pl zeros][x row][zeros to L] */
         size_t c = 0;
@@ -130,8 +125,8 @@ static DSE_TARGET_AVX2 void conv_dw_fill_row(float *br, const float *xr, size_t 
     if (sw == 2) {   /* deinterleave 16 columns at a time: even ones to one phase, odd to the other */
         /* column c (even) -> padded q = c + pl: phase pl & 1, index c / 2 + pl / 2;
          * column c + 1 -> phase 1 - (pl & 1), index c / 2 + (pl + 1) / 2 */
-        float *ev = br + (pl & 1) * L + pl / 2, *od = br + (1 - (pl & 1)) * L + (pl + 1) / 2;
-        for (; c + 16 <= IW; c += 16) {
+        float *ev = br + (pl & 1) * PS + pl / 2, *od = br + (1 - (pl & 1)) * PS + (pl + 1) / 2;
+        for (; c + 16 <= IW && c + pl + 17 <= 2 * L; c += 16) {   /* (stays inside both phases) */
             const __m256 a = _mm256_loadu_ps(xr + c), b = _mm256_loadu_ps(xr + c + 8);
             const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
             _mm256_storeu_ps(ev + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
@@ -140,7 +135,7 @@ static DSE_TARGET_AVX2 void conv_dw_fill_row(float *br, const float *xr, size_t 
     }
     /* the rest, phase by phase (no division per element): padded columns q = ph + t*sw */
     for (size_t ph = 0; ph < sw; ph++) {
-        float *d = br + ph * L;
+        float *d = br + ph * PS;
         size_t t = 0, q = ph;
         for (; t < L && q < pl; t++, q += sw) d[t] = 0.0f;                /* left padding */
         if (c && q - pl < c) { t = (pl + c - ph + sw - 1) / sw; q = ph + t * sw; }   /* done by the vector loop */
@@ -230,7 +225,7 @@ static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, 
     for (size_t r = 0; r < PH; r++) {
         float *br = buf + r * sw * L;
         if (r < pt || r - pt >= IH) { memset(br, 0, sw * L * sizeof(float)); continue; }
-        conv_dw_fill_row(br, xc + (r - pt) * IW, IW, pl, sw, L);
+        conv_fill_row(br, L, xc + (r - pt) * IW, IW, pl, sw, L);
     }
     const size_t rstep = (size_t)g->s[1] * sw * L, nvec = (OW + 7) / 8, ml = OW % 8 != 0;
     /* rows per tile: 4 when a row is one vector, 2 when two, else 1 */
@@ -264,13 +259,51 @@ static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, 
     }
 }
 
+/* BAND: each tap's offset in the band buffer: tap (c, kh, kw) reads channel c's phase plane
+ * ((kh*dh) % sh, (kw*dw) % sw) from row (kh*dh) / sh, column (kw*dw) / sw. */
+static void conv_band_offsets(const conv_job *j, uint64_t *tab) {
+    const dse_conv_geom *g = &j->g;
+    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2], PL = j->pl.NRp * j->pl.Lw;
+    size_t k = 0;
+    for (size_t c = 0; c < j->cg; c++)
+        for (size_t kh = 0; kh < (size_t)g->k[1]; kh++)
+            for (size_t kw = 0; kw < (size_t)g->k[2]; kw++, k++) {
+                const size_t y = kh * (size_t)g->d[1], x = kw * (size_t)g->d[2];
+                tab[k] = c * j->pl.CS + (y % sh * sw + x % sw) * PL + y / sh * j->pl.Lw + x / sw;
+            }
+}
+
+/* BAND: the rows of the band from output row oh0: for every channel, phase plane (fy, fx) row
+ * i holds padded input row oh0*sh + fy + i*sh (zero outside the input), its padded columns
+ * fx, fx + sw, ... (Lw of them); then 16 floats of slack. */
+static DSE_TARGET_AVX2 void conv_band_fill(const conv_job *j, const float *xg, size_t oh0, float *band) {
+    const dse_conv_geom *g = &j->g;
+    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2], Lw = j->pl.Lw, NRp = j->pl.NRp, PL = NRp * Lw;
+    const size_t IH = g->in[1], IW = g->in[2], pt = (size_t)g->pb[1], pl = (size_t)g->pb[2];
+    for (size_t c = 0; c < j->cg; c++) {
+        const float *xc = xg + c * j->isz;
+        float *bc = band + c * j->pl.CS;
+        for (size_t fy = 0; fy < sh; fy++)
+            for (size_t i = 0; i < NRp; i++) {
+                const size_t y = oh0 * sh + fy + i * sh;   /* padded row */
+                float *br = bc + fy * sw * PL + i * Lw;
+                if (y < pt || y - pt >= IH) {
+                    for (size_t fx = 0; fx < sw; fx++) memset(br + fx * PL, 0, Lw * sizeof(float));
+                    continue;
+                }
+                conv_fill_row(br, PL, xc + (y - pt) * IW, IW, pl, sw, Lw);
+            }
+    }
+    memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
+}
+
 static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const conv_job *j = arg;
     const dse_conv_geom *g = &j->g;
     float *scratch = (float *)dse__worker_scratch(j->cx, worker);
     const size_t osz = j->P;
     for (size_t it = begin; it < end; it++) {
-        if (j->path == CONV_DEPTHWISE) {
+        if (j->path == DSE_CONV_DW) {
             const size_t nc = it, c = nc % g->C, taps = (size_t)(g->k[1] * g->k[2]);   /* nc: image * C + channel */
             uint64_t *tab = (uint64_t *)(void *)scratch;
             if (it == begin) {   /* each tap's offset in the padded plane (after the table) */
@@ -289,7 +322,12 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         const size_t mc = r % j->msplit; r /= j->msplit;
         const size_t tile = r % j->ntiles; r /= j->ntiles;
         const size_t grp = r % g->G, img = r / g->G;
-        const size_t p0 = tile * CONV_NT, nt = j->P - p0 < CONV_NT ? j->P - p0 : CONV_NT;
+        size_t p0 = tile * CONV_NT, nt = j->P - p0 < CONV_NT ? j->P - p0 : CONV_NT;
+        if (j->path == DSE_CONV_BAND) {   /* a band of output rows: tile = the band's index */
+            const size_t OW = g->out[2], rows = g->out[1] - tile * j->pl.R < j->pl.R ? g->out[1] - tile * j->pl.R : j->pl.R;
+            p0 = tile * j->pl.R * OW;
+            nt = (rows - 1) * j->pl.Lw + OW;   /* columns of the band as rows of Lw */
+        }
         const size_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < j->mg ? m0 + j->mchunk : j->mg;
         if (m0 >= m1) continue;
         const float *xg = j->x + (img * g->C + grp * j->cg) * j->isz;
@@ -301,8 +339,16 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.C = yg + p0; s.ldc = osz;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
         s.act = j->act; s.lo = j->lo; s.hi = j->hi;
-        if (j->path == CONV_GEMM_DIRECT) {
+        if (j->path == DSE_CONV_GEMM) {
             s.B = xg + p0; s.ldb = j->isz;
+        } else if (j->path == DSE_CONV_BAND) {
+            uint64_t *tab = (uint64_t *)(void *)scratch;
+            float *band = (float *)(void *)(tab + j->K);
+            if (sizeof(size_t) != sizeof(uint64_t)) continue;   /* (x86-64 only) */
+            conv_band_offsets(j, tab);
+            conv_band_fill(j, xg, tile * j->pl.R, band);
+            s.B = band; s.boff = (const size_t *)(const void *)tab;
+            s.cw = j->pl.Lw; s.cv = g->out[2];
         } else {
             conv_pack(j, xg, p0, nt, scratch);
             s.B = scratch; s.bpanel = j->K * 16; s.ldb = 16;
@@ -318,7 +364,8 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     const dse_conv_geom *g = &j.g;
     j.cx = cx;
-    j.path = conv_avx2_path(g);
+    dse__conv_f32_plan(g, &j.pl);
+    j.path = j.pl.path;
     j.cg = g->C / g->G; j.mg = g->M / g->G;
     j.K = j.cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
     j.P = g->out[0] * g->out[1] * g->out[2];
@@ -330,10 +377,10 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.act = dse__nn_act(n, &j.lo, &j.hi);
     if (!j.P || !g->M) return;
     size_t items;
-    if (j.path == CONV_DEPTHWISE) {
+    if (j.path == DSE_CONV_DW) {
         items = g->N * g->C;
     } else {
-        j.ntiles = (j.P + CONV_NT - 1) / CONV_NT;
+        j.ntiles = j.path == DSE_CONV_BAND ? (g->out[1] + j.pl.R - 1) / j.pl.R : (j.P + CONV_NT - 1) / CONV_NT;
         const size_t threads = dse__threads(cx), units = g->N * g->G * j.ntiles;
         j.msplit = 1;
         if (threads > 1 && units < 4 * threads) {   /* too few tiles to share: split the channels */

@@ -45,32 +45,53 @@ SG_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t 
     for (size_t l = 0; l < nl; l++) c[l] = t[l];
 }
 
-/* One MR x W tile (W 16 or 8) at row i, column j with nr <= W real columns. masked: B loads
- * are masked to nr columns (B unpacked, tile narrower than W); else B is read in full
- * vectors (a full tile, or packed panels, whose padding columns are never stored). */
-SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int masked, size_t i, size_t j, size_t nr) {
+/* With a column map (cw != 0): column j of the product is column (j % cw) of output row
+ * j / cw, stored only when j % cw < cv, at C + i*ldc + (j / cw) * cv + j % cw. The segment
+ * starts at row jr, column jo. */
+SG_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
+    float *c = g->C + i * g->ldc;
+    v = sgemm_epi(g, v, i, 0, nl);
+    if (jo + nl <= g->cv && nl == 8) { _mm256_storeu_ps(c + jr * g->cv + jo, v); return; }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (size_t l = 0; l < nl; l++) {
+        size_t r = jr, o = jo + l;
+        while (o >= g->cw) o -= g->cw, r++;
+        if (o < g->cv) c[r * g->cv + o] = t[l];
+    }
+}
+
+enum { SG_ROWS, SG_MASKED, SG_OFFS };
+
+/* One MR x W tile (W 16 or 8) at row i, column j with nr <= W real columns. B(k, j):
+ *   SG_ROWS   b[k*ldb + j] (or im2col panels: ldb 16 from the panel's start), full vectors
+ *             (a full tile, or panels whose padding columns are never stored);
+ *   SG_MASKED the same, narrower than W: whole vectors while they stay inside B's K x ldb
+ *             region (extra lanes never stored), masked loads (slow) on the last rows only;
+ *   SG_OFFS   B[boff[k] + j], full vectors (the caller's buffer has the slack). */
+SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int mode, size_t i, size_t j, size_t nr) {
     const size_t K = g->K, sai = g->sai, sak = g->sak;
     const float *a = g->A + i * sai, *b;
+    const size_t *boff = g->boff;
     size_t ldb;
-    if (g->bpanel) { b = g->B + (j / 16) * g->bpanel + j % 16; ldb = 16; }
+    if (mode == SG_OFFS) { b = g->B + j; ldb = 0; }
+    else if (g->bpanel) { b = g->B + (j / 16) * g->bpanel + j % 16; ldb = 16; }
     else { b = g->B + j; ldb = g->ldb; }
     __m256 c0[6], c1[6];
     DSE_UNROLL
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_ps();
-    const __m256i m0 = dse__avx2_mask(nr), m1 = dse__avx2_mask(nr > 8 ? nr - 8 : 0);
-    /* masked: the first kfull rows of B are read in full vectors all the same (their extra
-     * columns lie inside the K x ldb region of B: the next rows; those lanes are never
-     * stored), the others with masks, which are slow (not to read past B's end) */
     size_t kfull = K;
-    if (masked) kfull = K * ldb >= j + W ? (K * ldb - j - W) / ldb + 1 : 0;
+    if (mode == SG_MASKED) kfull = K * ldb >= j + W ? (K * ldb - j - W) / ldb + 1 : 0;
+    const __m256i m0 = dse__avx2_mask(nr), m1 = dse__avx2_mask(nr > 8 ? nr - 8 : 0);
     for (size_t k = 0; k < K; k++) {
         __m256 b0, b1 = _mm256_setzero_ps();
-        if (masked && k >= kfull) {
-            b0 = _mm256_maskload_ps(b, m0);
-            if (W == 16) b1 = _mm256_maskload_ps(b + 8, m1);
+        const float *bk = mode == SG_OFFS ? b + boff[k] : b;
+        if (mode == SG_MASKED && k >= kfull) {
+            b0 = _mm256_maskload_ps(bk, m0);
+            if (W == 16) b1 = _mm256_maskload_ps(bk + 8, m1);
         } else {
-            b0 = _mm256_loadu_ps(b);
-            if (W == 16) b1 = _mm256_loadu_ps(b + 8);
+            b0 = _mm256_loadu_ps(bk);
+            if (W == 16) b1 = _mm256_loadu_ps(bk + 8);
         }
         b += ldb;
         DSE_UNROLL
@@ -81,6 +102,16 @@ SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int m
         }
         a += sak;
     }
+    if (g->cw) {
+        size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 8;
+        while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
+        DSE_UNROLL
+        for (int r = 0; r < MR; r++) {
+            sgemm_store_map(g, c0[r], i + r, jr, jo, nr > 8 ? 8 : nr);
+            if (W == 16 && nr > 8) sgemm_store_map(g, c1[r], i + r, jr1, jo1, nr - 8);
+        }
+        return;
+    }
     DSE_UNROLL
     for (int r = 0; r < MR; r++) {
         sgemm_store(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
@@ -90,15 +121,21 @@ SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int m
 
 #define SG_TILES(MR)                                                                              \
     static DSE_TARGET_AVX2 void sgemm_rows##MR(const dse_sgemm *g, size_t i, size_t j0, size_t j1) { \
-        const int packed = g->bpanel != 0;                                                        \
         size_t j = j0;                                                                            \
-        for (; j + 16 <= j1; j += 16) sgemm_tile(g, MR, 16, 0, i, j, 16);                         \
+        if (g->boff) {                                                                            \
+            for (; j + 16 <= j1; j += 16) sgemm_tile(g, MR, 16, SG_OFFS, i, j, 16);               \
+            if (j1 - j > 8) sgemm_tile(g, MR, 16, SG_OFFS, i, j, j1 - j);                         \
+            else if (j1 > j) sgemm_tile(g, MR, 8, SG_OFFS, i, j, j1 - j);                         \
+            return;                                                                               \
+        }                                                                                         \
+        const int full = g->bpanel != 0;   /* packed panels: whole vectors always */              \
+        for (; j + 16 <= j1; j += 16) sgemm_tile(g, MR, 16, SG_ROWS, i, j, 16);                   \
         if (j1 - j > 8) {                                                                         \
-            if (packed) sgemm_tile(g, MR, 16, 0, i, j, j1 - j);                                   \
-            else sgemm_tile(g, MR, 16, 1, i, j, j1 - j);                                          \
+            if (full) sgemm_tile(g, MR, 16, SG_ROWS, i, j, j1 - j);                               \
+            else sgemm_tile(g, MR, 16, SG_MASKED, i, j, j1 - j);                                  \
         } else if (j1 > j) {                                                                      \
-            if (packed || j1 - j == 8) sgemm_tile(g, MR, 8, 0, i, j, j1 - j);                     \
-            else sgemm_tile(g, MR, 8, 1, i, j, j1 - j);                                           \
+            if (full || j1 - j == 8) sgemm_tile(g, MR, 8, SG_ROWS, i, j, j1 - j);                 \
+            else sgemm_tile(g, MR, 8, SG_MASKED, i, j, j1 - j);                                   \
         }                                                                                         \
     }
 SG_TILES(1)
@@ -108,16 +145,23 @@ SG_TILES(4)
 SG_TILES(5)
 SG_TILES(6)
 
+/* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
+ * few rows has too few accumulators to hide the FMA latency. */
 void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
+    if (i1 <= i0) return;
+    const size_t rows = i1 - i0, nb = (rows + 5) / 6, base = rows / nb, extra = rows % nb;
     size_t i = i0;
-    for (; i + 6 <= i1; i += 6) sgemm_rows6(g, i, j0, j1);
-    switch (i1 - i) {
-    case 5: sgemm_rows5(g, i, j0, j1); break;
-    case 4: sgemm_rows4(g, i, j0, j1); break;
-    case 3: sgemm_rows3(g, i, j0, j1); break;
-    case 2: sgemm_rows2(g, i, j0, j1); break;
-    case 1: sgemm_rows1(g, i, j0, j1); break;
-    default: break;
+    for (size_t blk = 0; blk < nb; blk++) {
+        const size_t mr = base + (blk < extra);
+        switch (mr) {
+        case 6: sgemm_rows6(g, i, j0, j1); break;
+        case 5: sgemm_rows5(g, i, j0, j1); break;
+        case 4: sgemm_rows4(g, i, j0, j1); break;
+        case 3: sgemm_rows3(g, i, j0, j1); break;
+        case 2: sgemm_rows2(g, i, j0, j1); break;
+        default: sgemm_rows1(g, i, j0, j1); break;
+        }
+        i += mr;
     }
 }
 

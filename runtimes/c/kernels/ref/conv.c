@@ -15,7 +15,7 @@
  * bias. numpy's reference sums with BLAS (another order): they agree to ~1e-6 relative.
  * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. The
  * REF kernel uses no scratch, but its check reports the optimised variants' plan
- * (dse__conv_f32_scratch), which the exporter reserves for every float Conv. */
+ * (dse__conv_f32_plan), which the exporter reserves for every float Conv. */
 #include <math.h>   /* INFINITY only */
 
 #include "internal.h"
@@ -104,35 +104,61 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
     return 0;
 }
 
-/* The scratch the optimised float Conv variants use (kernels/avx2/conv.c; the REF kernel uses
- * none): what the exporter plans for every float Conv (dsedge/export/scratch.py, the same
- * formula). 0 for a 1x1 conv with unit strides and no padding (the GEMM reads x in place); a
- * depthwise 1-D/2-D conv (one input and one output channel per group) keeps each tap's offset
- * (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W stride
- * into `sw` phases of L = ceil(PW / sw) columns, and 8 floats of slack (vector loads past the
- * last row): 8 * kH*kW + 4 * (PH * sw * L + 8) bytes (PH, PW the padded height and width);
- * any other conv gathers
- * tiles of at most 128 output pixels (im2col, panels of 16 pixels): 4 * K * min(roundup(P, 16),
- * 128) bytes, K = C/group * kD*kH*kW, P = the output pixels of one image. */
-size_t dse__conv_f32_scratch(const dse_conv_geom *g) {
+/* How the optimised float Conv variants (kernels/avx2/conv.c) compute a conv, and the scratch
+ * they use: what the exporter plans for every float Conv (dsedge/export/scratch.py has the
+ * same formula; the REF kernel itself uses none). Paths:
+ *   GEMM     1x1, unit strides, no padding: the GEMM reads x in place; no scratch;
+ *   DW       depthwise 1-D/2-D (one input and one output channel per group): each tap's offset
+ *            (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W
+ *            stride into sw phases of L = ceil(PW / sw) floats, plus 8 floats of slack:
+ *            8 * kH*kW + 4 * (PH * sw * L + 8) (PH, PW the padded height and width);
+ *   BAND     other 1-D/2-D convs: bands of R output rows; for a band, each input channel's
+ *            zero-padded rows split by the strides into sh * sw phase planes of NRp rows of
+ *            Lw floats (Lw = OW + (kW-1)*dw / sw, NRp = R + (kH-1)*dh / sh), so that every tap
+ *            reads a contiguous row; R is the most rows whose band fits 65536 floats
+ *            (C/group * sh*sw*Lw * (R + (kH-1)*dh/sh) <= 65536; at least 1, at most OH):
+ *            8 * K + 4 * (C/group * sh*sw * NRp * Lw + 16), K = C/group * kH*kW;
+ *   IM2COL   3-D convs: tiles of at most 128 output pixels gathered as panels of 16:
+ *            4 * K * min(roundup(P, 16), 128), K = C/group * kD*kH*kW, P = OD*OH*OW. */
+#define CONV_BAND_FLOATS 65536
+
+size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     const size_t cg = g->C / g->G, mg = g->M / g->G;
+    memset(p, 0, sizeof *p);
+    p->K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
     int unit = 1;
     for (int i = 0; i < 3; i++) unit &= g->k[i] == 1 && g->s[i] == 1 && g->pb[i] == 0 && g->pe[i] == 0;
-    if (unit) return 0;
-    if (cg == 1 && mg == 1 && g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0) {
+    if (unit) return (size_t)(p->path = DSE_CONV_GEMM);
+    const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
+    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
+    if (flat && cg == 1 && mg == 1) {
         const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
-        const size_t sw = (size_t)g->s[2];
-        return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * ((pw + sw - 1) / sw) + 8);
+        p->path = DSE_CONV_DW;
+        p->Lw = (pw + sw - 1) / sw;
+        return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
     }
-    const size_t K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]), P = g->out[0] * g->out[1] * g->out[2];
-    const size_t nt = (P + 15) / 16 * 16;
-    return 4 * K * (nt < 128 ? nt : 128);
+    if (flat) {
+        const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]) / sh, per_row = cg * sh * sw;
+        p->path = DSE_CONV_BAND;
+        p->Lw = g->out[2] + (size_t)((g->k[2] - 1) * g->d[2]) / sw;
+        size_t R = CONV_BAND_FLOATS / (per_row * p->Lw);
+        R = R > extra ? R - extra : 1;
+        if (R > g->out[1]) R = g->out[1];
+        p->R = R ? R : 1;
+        p->NRp = p->R + extra;
+        p->CS = sh * sw * p->NRp * p->Lw;
+        return 8 * p->K + 4 * (cg * p->CS + 16);
+    }
+    const size_t P = g->out[0] * g->out[1] * g->out[2], nt = (P + 15) / 16 * 16;
+    p->path = DSE_CONV_IM2COL;
+    return 4 * p->K * (nt < 128 ? nt : 128);
 }
 
 int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
     if (dse__conv_f32_geom(m, n, &g, why)) return 1;
-    why->scratch_plan = dse__conv_f32_scratch(&g);   /* planned for the optimised variants */
+    dse_conv_plan p;
+    why->scratch_plan = dse__conv_f32_plan(&g, &p);   /* planned for the optimised variants */
     return 0;
 }
 
