@@ -85,9 +85,11 @@ def _conv_f32_scratch(node, shapes) -> int:
     `dse__conv_f32_plan` (kernels/ref/conv.c), which explains the paths:
       * 1x1 with unit strides and no padding: 0;
       * depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
-      * other 1-D/2-D: bands of R output rows, 8 * K + 4 * (C/group * sh*sw * NRp * Lw + 16) with
-        Lw = OW + (kW-1)*dw // sw, NRp = R + (kH-1)*dh // sh, R the most rows (1..OH) with
-        C/group * sh*sw * Lw * NRp <= 65536;
+      * other 1-D/2-D with unit strides: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
+        with Lw = OW + (kW-1)*dw, NRp = R + (kH-1)*dh, R the most rows (1..OH) with
+        C/group * Lw * NRp <= 65536;
+      * other 1-D/2-D (strided): bands of R output rows, 8 * K + 4 * (C/group * kW*sh * NRp * OW + 16)
+        with NRp = R + (kH-1)*dh // sh, R the most rows (1..OH) with C/group * kW*sh*OW * NRp <= 65536;
       * 3-D: 4 * K * min(roundup(P, 16), 128);
     K = C/group * kernel taps, P = output pixels per image; PH, PW the padded height and width."""
     if node.attrs.get("_q"):   # an int8 conv with a float output runs an int8 kernel
@@ -114,12 +116,17 @@ def _conv_f32_scratch(node, shapes) -> int:
     if flat and cg == 1 and mg == 1:
         ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
         return 8 * k3[1] * k3[2] + 4 * (ph * sw * (-(-pw // sw)) + 8)
+    if flat and sh == 1 and sw == 1:
+        extra = (k3[1] - 1) * d3[1]
+        lw = out3[2] + (k3[2] - 1) * d3[2]
+        r = 65536 // (cg * lw)
+        r = min(r - extra if r > extra else 1, out3[1]) or 1
+        return 8 * K + 4 * (cg * (r + extra) * lw + 16)
     if flat:
         extra = (k3[1] - 1) * d3[1] // sh
-        lw = out3[2] + (k3[2] - 1) * d3[2] // sw
-        r = 65536 // (cg * sh * sw * lw)
+        r = 65536 // (cg * k3[2] * sh * out3[2])
         r = min(r - extra if r > extra else 1, out3[1]) or 1
-        return 8 * K + 4 * (cg * sh * sw * (r + extra) * lw + 16)
+        return 8 * K + 4 * (cg * k3[2] * sh * (r + extra) * out3[2] + 16)
     P = out3[0] * out3[1] * out3[2]
     return 4 * K * min(-(-P // 16) * 16, 128)
 

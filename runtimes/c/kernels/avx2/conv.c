@@ -7,11 +7,12 @@
  *     the SGEMM reading x in place;
  *   - DW (depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride into
  *     phases goes to scratch, then tiles of output rows x 8-column vectors;
- *   - BAND (other 1-D/2-D): for a band of output rows, every input channel's zero-padded rows,
- *     split by the strides into phase planes, go to scratch; each tap (c, kh, kw) is then a
- *     row of B starting at its offset in that buffer (B(k, j) = buf[off[k] + j], j running
- *     over the band's output pixels as rows of Lw columns of which OW are stored): the SGEMM
- *     with the weights as stored, nothing gathered per tap;
+ *   - BAND1/BANDS (other 1-D/2-D): for a band of output rows, every input channel's rows go to
+ *     scratch, zero-padded (BAND1, unit strides: as they are, so that the band's outputs are
+ *     rows of the padded width of which OW columns are stored) or once per kernel column kw
+ *     (BANDS: shifted by kw, strided by sw, rows split by sh); each tap (c, kh, kw) is then a
+ *     row of B at its offset in that buffer (B(k, j) = buf[off[k] + j]): the SGEMM with the
+ *     weights as stored, reading B in place (nothing gathered per tap);
  *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K.
  * Taps in the zero padding are multiplied in (0 * w) where REF skips them: the sum is the same
  * up to the sign of a zero (and NaN for an infinite weight). The scratch is planned by the
@@ -259,39 +260,78 @@ static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, 
     }
 }
 
-/* BAND: each tap's offset in the band buffer: tap (c, kh, kw) reads channel c's phase plane
- * ((kh*dh) % sh, (kw*dw) % sw) from row (kh*dh) / sh, column (kw*dw) / sw. */
+/* BAND*: each tap's offset in the band buffer. BAND1: tap (c, kh, kw) reads channel c's padded
+ * rows from row kh*dh, column kw*dw; BANDS: channel c's plane (kw, (kh*dh) % sh) from row
+ * (kh*dh) / sh. */
 static void conv_band_offsets(const conv_job *j, uint64_t *tab) {
     const dse_conv_geom *g = &j->g;
-    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2], PL = j->pl.NRp * j->pl.Lw;
+    const size_t sh = (size_t)g->s[1], OW = g->out[2], PL = j->pl.NRp * OW;
     size_t k = 0;
     for (size_t c = 0; c < j->cg; c++)
         for (size_t kh = 0; kh < (size_t)g->k[1]; kh++)
             for (size_t kw = 0; kw < (size_t)g->k[2]; kw++, k++) {
-                const size_t y = kh * (size_t)g->d[1], x = kw * (size_t)g->d[2];
-                tab[k] = c * j->pl.CS + (y % sh * sw + x % sw) * PL + y / sh * j->pl.Lw + x / sw;
+                const size_t y = kh * (size_t)g->d[1];
+                if (j->path == DSE_CONV_BAND1) tab[k] = c * j->pl.CS + y * j->pl.Lw + kw * (size_t)g->d[2];
+                else tab[k] = c * j->pl.CS + (kw * sh + y % sh) * PL + y / sh * OW;
             }
 }
 
-/* BAND: the rows of the band from output row oh0: for every channel, phase plane (fy, fx) row
- * i holds padded input row oh0*sh + fy + i*sh (zero outside the input), its padded columns
- * fx, fx + sw, ... (Lw of them); then 16 floats of slack. */
+/* BAND1: the band from output row oh0: channel c's row i is padded input row oh0 + i (Lw floats,
+ * zero outside the input); then 16 floats of slack. */
+static DSE_TARGET_AVX2 void conv_band1_fill(const conv_job *j, const float *xg, size_t oh0, float *band) {
+    const dse_conv_geom *g = &j->g;
+    const size_t IH = g->in[1], IW = g->in[2], pt = (size_t)g->pb[1], pl = (size_t)g->pb[2], Lw = j->pl.Lw;
+    for (size_t c = 0; c < j->cg; c++) {
+        const float *xc = xg + c * j->isz;
+        float *bc = band + c * j->pl.CS;
+        for (size_t i = 0; i < j->pl.NRp; i++) {
+            const size_t y = oh0 + i;
+            if (y < pt || y - pt >= IH) memset(bc + i * Lw, 0, Lw * sizeof(float));
+            else conv_fill_row(bc + i * Lw, Lw, xc + (y - pt) * IW, IW, pl, 1, Lw);
+        }
+    }
+    memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
+}
+
+/* BANDS: the band from output row oh0: channel c's plane (kw, fy) row i column ow holds the input
+ * at padded row oh0*sh + fy + i*sh, padded column ow*sw + kw*dw (zero outside the input); then
+ * 16 floats of slack. */
 static DSE_TARGET_AVX2 void conv_band_fill(const conv_job *j, const float *xg, size_t oh0, float *band) {
     const dse_conv_geom *g = &j->g;
-    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2], Lw = j->pl.Lw, NRp = j->pl.NRp, PL = NRp * Lw;
-    const size_t IH = g->in[1], IW = g->in[2], pt = (size_t)g->pb[1], pl = (size_t)g->pb[2];
+    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2], OW = g->out[2], NRp = j->pl.NRp, PL = NRp * OW;
+    const size_t IH = g->in[1], IW = g->in[2], pt = (size_t)g->pb[1];
     for (size_t c = 0; c < j->cg; c++) {
         const float *xc = xg + c * j->isz;
         float *bc = band + c * j->pl.CS;
         for (size_t fy = 0; fy < sh; fy++)
             for (size_t i = 0; i < NRp; i++) {
                 const size_t y = oh0 * sh + fy + i * sh;   /* padded row */
-                float *br = bc + fy * sw * PL + i * Lw;
-                if (y < pt || y - pt >= IH) {
-                    for (size_t fx = 0; fx < sw; fx++) memset(br + fx * PL, 0, Lw * sizeof(float));
-                    continue;
+                const int live = y >= pt && y - pt < IH;
+                const float *xr = live ? xc + (y - pt) * IW : NULL;
+                for (size_t kw = 0; kw < (size_t)g->k[2]; kw++) {
+                    float *d = bc + (kw * sh + fy) * PL + i * OW;
+                    if (!live) { memset(d, 0, OW * sizeof(float)); continue; }
+                    /* d[ow] = x[ow*sw + off] for the columns inside the input, else 0 */
+                    const int64_t off = (int64_t)kw * g->d[2] - g->pb[2], s = (int64_t)sw;
+                    int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+                    int64_t hi = (int64_t)IW - 1 - off < 0 ? 0 : ((int64_t)IW - 1 - off) / s + 1;
+                    if (hi > (int64_t)OW) hi = (int64_t)OW;
+                    if (lo > hi) lo = hi;
+                    int64_t ow = 0;
+                    for (; ow < lo; ow++) d[ow] = 0.0f;
+                    const float *src = xr + ow * s + off;
+                    if (s == 1) {
+                        for (; ow + 8 <= hi; ow += 8, src += 8) _mm256_storeu_ps(d + ow, _mm256_loadu_ps(src));
+                    } else if (s == 2) {   /* the even ones of 16 (reads src[15]: inside the row while ow + 8 < hi) */
+                        for (; ow + 8 < hi; ow += 8, src += 16) {
+                            const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+                            const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+                            _mm256_storeu_ps(d + ow, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+                        }
+                    }
+                    for (; ow < hi; ow++, src += s) d[ow] = *src;
+                    for (; ow < (int64_t)OW; ow++) d[ow] = 0.0f;
                 }
-                conv_fill_row(br, PL, xc + (y - pt) * IW, IW, pl, sw, Lw);
             }
     }
     memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
@@ -323,10 +363,10 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         const size_t tile = r % j->ntiles; r /= j->ntiles;
         const size_t grp = r % g->G, img = r / g->G;
         size_t p0 = tile * CONV_NT, nt = j->P - p0 < CONV_NT ? j->P - p0 : CONV_NT;
-        if (j->path == DSE_CONV_BAND) {   /* a band of output rows: tile = the band's index */
+        if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {   /* a band of output rows: tile = its index */
             const size_t OW = g->out[2], rows = g->out[1] - tile * j->pl.R < j->pl.R ? g->out[1] - tile * j->pl.R : j->pl.R;
             p0 = tile * j->pl.R * OW;
-            nt = (rows - 1) * j->pl.Lw + OW;   /* columns of the band as rows of Lw */
+            nt = j->path == DSE_CONV_BAND1 ? (rows - 1) * j->pl.Lw + OW : rows * OW;   /* BAND1: rows of Lw */
         }
         const size_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < j->mg ? m0 + j->mchunk : j->mg;
         if (m0 >= m1) continue;
@@ -341,14 +381,18 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.act = j->act; s.lo = j->lo; s.hi = j->hi;
         if (j->path == DSE_CONV_GEMM) {
             s.B = xg + p0; s.ldb = j->isz;
-        } else if (j->path == DSE_CONV_BAND) {
+        } else if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {
             uint64_t *tab = (uint64_t *)(void *)scratch;
             float *band = (float *)(void *)(tab + j->K);
             if (sizeof(size_t) != sizeof(uint64_t)) continue;   /* (x86-64 only) */
             conv_band_offsets(j, tab);
-            conv_band_fill(j, xg, tile * j->pl.R, band);
+            if (j->path == DSE_CONV_BAND1) {
+                conv_band1_fill(j, xg, tile * j->pl.R, band);
+                s.cw = j->pl.Lw; s.cv = g->out[2];
+            } else {
+                conv_band_fill(j, xg, tile * j->pl.R, band);
+            }
             s.B = band; s.boff = (const size_t *)(const void *)tab;
-            s.cw = j->pl.Lw; s.cv = g->out[2];
         } else {
             conv_pack(j, xg, p0, nt, scratch);
             s.B = scratch; s.bpanel = j->K * 16; s.ldb = 16;
@@ -380,7 +424,8 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     if (j.path == DSE_CONV_DW) {
         items = g->N * g->C;
     } else {
-        j.ntiles = j.path == DSE_CONV_BAND ? (g->out[1] + j.pl.R - 1) / j.pl.R : (j.P + CONV_NT - 1) / CONV_NT;
+        j.ntiles = j.path == DSE_CONV_BAND1 || j.path == DSE_CONV_BANDS ? (g->out[1] + j.pl.R - 1) / j.pl.R
+                                                                        : (j.P + CONV_NT - 1) / CONV_NT;
         const size_t threads = dse__threads(cx), units = g->N * g->G * j.ntiles;
         j.msplit = 1;
         if (threads > 1 && units < 4 * threads) {   /* too few tiles to share: split the channels */

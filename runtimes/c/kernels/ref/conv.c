@@ -112,12 +112,19 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  *            (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W
  *            stride into sw phases of L = ceil(PW / sw) floats, plus 8 floats of slack:
  *            8 * kH*kW + 4 * (PH * sw * L + 8) (PH, PW the padded height and width);
- *   BAND     other 1-D/2-D convs: bands of R output rows; for a band, each input channel's
- *            zero-padded rows split by the strides into sh * sw phase planes of NRp rows of
- *            Lw floats (Lw = OW + (kW-1)*dw / sw, NRp = R + (kH-1)*dh / sh), so that every tap
- *            reads a contiguous row; R is the most rows whose band fits 65536 floats
- *            (C/group * sh*sw*Lw * (R + (kH-1)*dh/sh) <= 65536; at least 1, at most OH):
- *            8 * K + 4 * (C/group * sh*sw * NRp * Lw + 16), K = C/group * kH*kW;
+ *   BAND1    other 1-D/2-D convs with unit strides: bands of R output rows; for a band, each
+ *            input channel's zero-padded rows (NRp = R + (kH-1)*dh of them, Lw = OW + (kW-1)*dw
+ *            floats each: the padded width), so that a tap's values for the band's outputs,
+ *            as rows of Lw of which OW are real, are consecutive; R is the most rows whose band
+ *            fits 65536 floats (C/group * Lw * NRp <= 65536; at least 1, at most OH):
+ *            8 * K + 4 * (C/group * NRp * Lw + 16), K = C/group * kH*kW;
+ *   BANDS    other 1-D/2-D convs (strided): bands of R output rows; for a band, each input channel
+ *            gets kW * sh planes of NRp rows of OW floats (NRp = R + (kH-1)*dh / sh): plane
+ *            (kw, fy) row i column ow holds the zero-padded input at padded row
+ *            oh0*sh + fy + i*sh, padded column ow*sw + kw*dw, so that every tap's values for the
+ *            band's output pixels are consecutive; R is the most rows whose band fits 65536
+ *            floats (C/group * kW*sh*OW * NRp <= 65536; at least 1, at most OH):
+ *            8 * K + 4 * (C/group * kW*sh * NRp * OW + 16), K = C/group * kH*kW;
  *   IM2COL   3-D convs: tiles of at most 128 output pixels gathered as panels of 16:
  *            4 * K * min(roundup(P, 16), 128), K = C/group * kD*kH*kW, P = OD*OH*OW. */
 #define CONV_BAND_FLOATS 65536
@@ -137,16 +144,27 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
         p->Lw = (pw + sw - 1) / sw;
         return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
     }
-    if (flat) {
-        const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]) / sh, per_row = cg * sh * sw;
-        p->path = DSE_CONV_BAND;
-        p->Lw = g->out[2] + (size_t)((g->k[2] - 1) * g->d[2]) / sw;
-        size_t R = CONV_BAND_FLOATS / (per_row * p->Lw);
+    if (flat && sh == 1 && sw == 1) {
+        const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]);
+        p->path = DSE_CONV_BAND1;
+        p->Lw = g->out[2] + (size_t)((g->k[2] - 1) * g->d[2]);
+        size_t R = CONV_BAND_FLOATS / (cg * p->Lw);
         R = R > extra ? R - extra : 1;
         if (R > g->out[1]) R = g->out[1];
         p->R = R ? R : 1;
         p->NRp = p->R + extra;
-        p->CS = sh * sw * p->NRp * p->Lw;
+        p->CS = p->NRp * p->Lw;
+        return 8 * p->K + 4 * (cg * p->CS + 16);
+    }
+    if (flat) {
+        const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]) / sh, per_row = cg * (size_t)g->k[2] * sh * g->out[2];
+        p->path = DSE_CONV_BANDS;
+        size_t R = CONV_BAND_FLOATS / per_row;
+        R = R > extra ? R - extra : 1;
+        if (R > g->out[1]) R = g->out[1];
+        p->R = R ? R : 1;
+        p->NRp = p->R + extra;
+        p->CS = (size_t)g->k[2] * sh * p->NRp * g->out[2];
         return 8 * p->K + 4 * (cg * p->CS + 16);
     }
     const size_t P = g->out[0] * g->out[1] * g->out[2], nt = (P + 15) / 16 * 16;
