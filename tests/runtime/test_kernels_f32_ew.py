@@ -433,7 +433,9 @@ int main(int argc, char **argv) {
 }
 """
 
-FLAGS = ["-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror"]
+def _flags():   # the library's flags (runtimes/c/build.mk), for a program of mathf.c alone
+    from dsedge.runtime import _build
+    return _build.cflags(CDIR, werror=True)
 
 
 def test_math_bytes_identical_on_arm64(tmp_path):
@@ -447,8 +449,8 @@ def test_math_bytes_identical_on_arm64(tmp_path):
     src = tmp_path / "sweep.c"
     src.write_text(SWEEP_C)
     srcs = [str(src), str(CDIR / "src" / "mathf.c"), f"-I{CDIR / 'src'}"]
-    subprocess.run([CC, *FLAGS, *srcs, "-o", str(tmp_path / "native")], check=True)
-    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl", *FLAGS, *srcs,
+    subprocess.run([CC, *_flags(), *srcs, "-o", str(tmp_path / "native")], check=True)
+    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl", *_flags(), *srcs,
                     "-o", str(tmp_path / "arm64")], check=True, capture_output=True)
     x = sweep(4099)
     x.tofile(tmp_path / "in.bin")

@@ -648,13 +648,10 @@ def test_arm64_bytes_identical(lib, build, tmp_path):
     ra = dict(mode="linear", coordinate_transformation_mode="half_pixel")
     sz = np.array([1, 2, 9, 13], np.int64)
     cases.append(("Resize", [(xr, True), None, None, (sz, True)], [("float32", (1, 2, 9, 13))], ra, 0))
-    srcs = sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels" / "ref").glob("*.c"))
+    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     exe = tmp_path / "dse_corpus_arm64"
-    cmd = [sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl", "-std=c11", "-ffp-contract=off",
-           "-O2", "-Wall", "-Wextra", "-Werror", f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}",
-           str(CDIR / "tests" / "corpus_runner.c")] + [str(s) for s in srcs] + ["-lm", "-o", str(exe)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
+    _build.build_binary([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl"], exe, csrc=CDIR,
+                        arch="arm64", extra_sources=[CDIR / "tests" / "corpus_runner.c"])
     for k, (op, ins, outs, attrs, scratch) in enumerate(cases):
         art, feeds = make_node(op, ins, outs, attrs, scratch=scratch)
         assert feeds == []

@@ -693,8 +693,8 @@ def requant_prog(tmp_path_factory):
     d = tmp_path_factory.mktemp("requant")
     (d / "rq.c").write_text(REQUANT_C)
     exe = d / "rq"
-    subprocess.run([CC, "-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror",
-                    f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}", str(d / "rq.c"), "-o", str(exe)], check=True)
+    from dsedge.runtime import _build
+    subprocess.run([CC, *_build.cflags(CDIR, werror=True), str(d / "rq.c"), "-o", str(exe)], check=True)
 
     def run(args):
         acc = _arr(args["acc"])
@@ -722,12 +722,10 @@ def test_aarch64_identical_bytes(lib, tmp_path):
     zig = _zig()
     if zig is None:
         pytest.skip("ziglang not installed")
-    srcs = sorted(str(p) for p in (CDIR / "src").glob("*.c")) + sorted(str(p) for p in (CDIR / "kernels" / "ref").glob("*.c"))
-    flags = ["-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{CDIR / 'include'}",
-             f"-I{CDIR / 'src'}"]
+    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     exe_arm = tmp_path / "run_one_arm64"
-    subprocess.run(zig + ["-target", "aarch64-linux-musl", "-static", *flags, str(CDIR / "tests" / "run_one.c"), *srcs,
-                          "-lm", "-o", str(exe_arm)], check=True, capture_output=True)
+    _build.build_binary([*zig, "-target", "aarch64-linux-musl"], exe_arm, csrc=CDIR, arch="arm64",
+                        extra_sources=[CDIR / "tests" / "run_one.c"], flags=["-static"])
     head = exe_arm.read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and head[18:20] == b"\xb7\x00", "not an AArch64 ELF executable"   # EM_AARCH64
     rng = np.random.default_rng(11)

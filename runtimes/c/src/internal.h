@@ -125,6 +125,7 @@ enum {
     DSE_ISA_COUNT_
 };
 #define DSE_ISA_BIT(isa) (1u << DSE_ISA_##isa)
+/* (a new ISA also needs its name in cpu.c and a DSE_KLINK_<ISA> line below) */
 DSE_INTERNAL unsigned dse__cpu_isas(void);           /* DSE_ISA_* bits of this CPU (REF always) */
 DSE_INTERNAL const char *dse__isa_name(int isa);     /* "ref", "avx2", ... */
 
@@ -191,16 +192,24 @@ typedef struct dse_ctx {
     uint8_t *scratch;
     dse_pool *pool;         /* NULL: one thread */
 } dse_ctx;
-/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count), each at
- * least `grain` items long except the last; worker < dse__threads(cx) names the thread. */
+/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count): at most
+ * dse__threads(cx) of them, each at least `grain` items long (one range, [0, count), when
+ * count < 2 * grain), the same partition on every run; worker < dse__threads(cx) names the
+ * thread. A call made inside fn runs serially on its thread. */
 typedef void (*dse_task_fn)(void *arg, size_t begin, size_t end, unsigned worker);
-DSE_INTERNAL void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
-DSE_INTERNAL unsigned dse__threads(const dse_ctx *cx);
+/* DSE_SHARED: optimised variants call them from the bundle's other unit (README.md, "Bundle build") */
+DSE_SHARED void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
+DSE_SHARED unsigned dse__threads(const dse_ctx *cx);
 /* The scratch of worker `worker` inside a dse__parallel task: n->scratch bytes (the node's
  * kernel's declared scratch) that no other worker uses; worker 0's is cx->scratch (the plan's
  * region in the arena), the others' are buffers the session allocated at creation (the
  * largest node scratch of the model, once per extra thread). */
-DSE_INTERNAL uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+DSE_SHARED uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+/* The pool of a session with `threads` threads (the caller's included) whose extra workers
+ * get `scratch` bytes each; NULL (no pool) for threads <= 1 or where the build has no threads.
+ * Freeing joins the workers (session.c). */
+DSE_INTERNAL dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out);
+DSE_INTERNAL void dse__pool_free(dse_pool *p);
 /* For a check at load (src/scratch.c): 1 when the first `bytes` of the scratch region fit it
  * (<= scratch_size) and no ARENA tensor live at node n (a graph input, or produced at or
  * before n and read at or after n or a graph output) overlaps them; 0 otherwise. An
@@ -220,6 +229,7 @@ DSE_INTERNAL const char *dse__kernel_name(int k);   /* its run function's name, 
 DSE_INTERNAL int dse__kernel_alias(int k);          /* DSE_ALIAS_NONE / SAME / SLICE */
 DSE_INTERNAL int dse__op_known(uint32_t op);
 DSE_INTERNAL void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
+DSE_INTERNAL int dse__clock_ns(uint64_t *ns);        /* profile.c: monotonic nanoseconds; 0 = no clock here */
 DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -249,10 +259,32 @@ typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *st
 DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
 DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
 
-/* Every kernel's check and run function (kernels/ref/<op>.c), from the kernel list. */
-#define DSE_KERNEL(op, dt, isa, check, run, alias) \
-    DSE_INTERNAL int check(const dse_model *, const dse_node *, dse_why *); \
-    DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+/* Every kernel's check and run function (kernels/<isa>/<op>.c), from the kernel list. REF
+ * kernels are DSE_INTERNAL; an optimised variant's are DSE_SHARED, because bundles compile
+ * kernels/<isa>/ in the hot (-O2) unit and the kernel table (kernels.c) in the other one
+ * (runtimes/c/README.md, "Bundle build"). Two passes, REF first: a variant may reuse a REF
+ * check, which then keeps its first (internal) linkage. DSE_KLINK_<ISA>: R = REF, V = variant. */
+#define DSE_KLINK_REF R
+#define DSE_KLINK_AVX2 V
+#define DSE_KLINK_AVX512VNNI V
+#define DSE_KLINK_AVXVNNI V
+#define DSE_KLINK_NEON V
+#define DSE_KLINK_NEON_DOTPROD V
+#define DSE_KLINK_NEON_I8MM V
+#define DSE_KLINK_NEON_FP16 V
+#define DSE_KDECL_(link, check, run) \
+    link int check(const dse_model *, const dse_node *, dse_why *); \
+    link void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+#define DSE_KPASS1_R(check, run) DSE_KDECL_(DSE_INTERNAL, check, run)
+#define DSE_KPASS1_V(check, run)
+#define DSE_KPASS2_R(check, run)
+#define DSE_KPASS2_V(check, run) DSE_KDECL_(DSE_SHARED, check, run)
+#define DSE_KPASS_(pass, cls) DSE_KPASS##pass##_##cls
+#define DSE_KPASS(pass, cls) DSE_KPASS_(pass, cls)
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(1, DSE_KLINK_##isa)(check, run)
+#include "kernels.inc"
+#undef DSE_KERNEL
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(2, DSE_KLINK_##isa)(check, run)
 #include "kernels.inc"
 #undef DSE_KERNEL
 
@@ -282,7 +314,7 @@ typedef struct dse_conv_plan {
     size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
 } dse_conv_plan;
 DSE_INTERNAL size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
-DSE_SHARED void dse_f32_conv_loop(const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
+DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
 /* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
  * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
@@ -291,7 +323,7 @@ typedef struct dse_mm_geom {
     size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
 } dse_mm_geom;
 DSE_INTERNAL int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
-DSE_SHARED void dse_f32_gemm_rows(const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
+DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 
 /* Shared kernel checks (defined in kernels/ref) */

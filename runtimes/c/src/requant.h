@@ -109,13 +109,13 @@ DSE_INTERNAL int dse_i8_conv_shapes(const dse_node *n, const dse_tensor *x, cons
                                     dse_i8_geom *g, dse_why *why);
 
 /* Rows of x (rows x K) times w ((K x N), or (N x K) when transB) + bias[N], through the
- * output stage: the core of int8 Gemm and MatMul (kernels/ref/loops.c). */
-DSE_SHARED void dse_i8_gemm_rows(const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
+ * output stage: the core of int8 Gemm and MatMul (kernels/ref/loops.c), on cx's threads. */
+DSE_SHARED void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
                       const int32_t *bias, const dse_i8_out *o, void *y);
 
 /* The int8 Conv loop nest over N batches, O output channels of Cg input channels each (C in
- * all), geometry g, output stage o (kernels/ref/loops.c; conv_i8.c explains it). */
-DSE_SHARED void dse_i8_conv_loop(const int8_t *x, const int8_t *w, const int32_t *bias, void *y, const dse_i8_out *o,
+ * all), geometry g, output stage o (kernels/ref/loops.c; conv_i8.c explains it), on cx's threads. */
+DSE_SHARED void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, const int32_t *bias, void *y, const dse_i8_out *o,
                                  const dse_i8_geom *g, long long N, long long C, long long O, long long Cg);
 
 /* floor(a / b) for b > 0 */

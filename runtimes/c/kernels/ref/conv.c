@@ -181,7 +181,6 @@ int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     dse_conv_geom g;
     dse_why why;
     dse__conv_f32_geom(m, n, &g, &why);   /* validated at load */
@@ -189,7 +188,7 @@ void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, co
     const dse_tensor *bt = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     float lo, hi;
     int act = dse__nn_act(n, &lo, &hi);
-    dse_f32_conv_loop(&g, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), wt->dtype == DSE_DTYPE_FLOAT16,
+    dse_f32_conv_loop(cx, &g, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), wt->dtype == DSE_DTYPE_FLOAT16,
                       bt ? dse__data(m, arena, n->in[2]) : NULL, bt && bt->dtype == DSE_DTYPE_FLOAT16, act, lo, hi,
                       dse__data(m, arena, n->out[0]));
 }

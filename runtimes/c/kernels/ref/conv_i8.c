@@ -165,7 +165,6 @@ int dse__check_i8_conv(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_i8_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     const int8_t *x = dse__data(m, arena, n->in[0]), *w = dse__data(m, arena, n->in[1]);
     const int32_t *bias = dse__data(m, arena, n->in[2]);
@@ -175,6 +174,6 @@ void dse_i8_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, con
     dse_why why;
     dse_i8_out_params(m, n, wt->dims[0], &o, &why);
     dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
-    dse_i8_conv_loop(x, w, bias, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1], (long long)wt->dims[0],
+    dse_i8_conv_loop(cx, x, w, bias, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1], (long long)wt->dims[0],
                      (long long)wt->dims[1]);
 }

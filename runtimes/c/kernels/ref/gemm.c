@@ -36,7 +36,6 @@ int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
     const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
@@ -55,7 +54,7 @@ void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, co
         cm = ct->rank == 2 ? ct->dims[0] : 1;
         cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
     }
-    dse_f32_gemm_rows(A, sai, sak, B, bt->dtype == DSE_DTYPE_FLOAT16, sbk, sbj, M, K, N, Y);
+    dse_f32_gemm_rows(cx, A, sai, sak, B, bt->dtype == DSE_DTYPE_FLOAT16, sbk, sbj, M, K, N, Y);
     for (size_t i = 0; i < M; i++) {
         float *yr = Y + i * N;
         for (size_t j = 0; j < N; j++) {

@@ -32,11 +32,10 @@ int dse__check_i8_gemm(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_i8_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     dse_i8_out o;
     dse_why why;
     dse_i8_out_params(m, n, y->dims[1], &o, &why);
-    dse_i8_gemm_rows(dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
+    dse_i8_gemm_rows(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
                      (int)dse__attr_int(n, DSE_A_transB, 0), dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }

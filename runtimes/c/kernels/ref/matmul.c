@@ -53,7 +53,6 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     dse_mm_geom g;
     memset(&g, 0, sizeof g);
     dse__matmul_f32_geom(m, n, &g);
@@ -68,7 +67,7 @@ void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     for (size_t bi = 0; bi < nbatch; bi++) {
         const float *a = A + offa;
         float *y = Y + bi * g.M * g.N;
-        dse_f32_gemm_rows(a, g.K, 1, b32 ? (const void *)((const float *)B + offb) : (const void *)((const uint16_t *)B + offb),
+        dse_f32_gemm_rows(cx, a, g.K, 1, b32 ? (const void *)((const float *)B + offb) : (const void *)((const uint16_t *)B + offb),
                           !b32, g.N, 1, g.M, g.K, g.N, y);
         if (act)
             for (size_t j = 0; j < g.M * g.N; j++) { float v = y[j]; v = v < lo ? lo : v; y[j] = v > hi ? hi : v; }

@@ -23,12 +23,11 @@ int dse__check_i8_matmul(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[0], N = w->dims[1];
     dse_i8_out o;
     dse_why why;
     dse_i8_out_params(m, n, N, &o, &why);
-    dse_i8_gemm_rows(dse__data(m, arena, n->in[0]), N ? y->numel / N : 0, K, dse__data(m, arena, n->in[1]), N, 0,
+    dse_i8_gemm_rows(cx, dse__data(m, arena, n->in[0]), N ? y->numel / N : 0, K, dse__data(m, arena, n->in[1]), N, 0,
                      dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
