@@ -8,7 +8,7 @@
 #if DSE_AVX2_F32
 
 int dse__check_gemm_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_gemm_f32(m, n, why)) return 1;
+    if (dse__gemm_f32_valid(m, n, why)) return 1;
     const dse_tensor *b = dse__t(m, n->in[1]), *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
     if (b->dtype != DSE_DTYPE_FLOAT32 || (c && c->dtype != DSE_DTYPE_FLOAT32) || (ta && tb)) {

@@ -8,7 +8,11 @@
 #if DSE_AVX2_F32
 
 int dse__check_matmul_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_matmul_f32(m, n, why)) return 1;
+    dse_mm_geom g;
+    if (dse__matmul_f32_geom(m, n, &g)) {
+        DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
+        return 1;
+    }
     if (m->tensors[n->in[1]].dtype != DSE_DTYPE_FLOAT32) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 B", 0, 0, 0, 0);
         return 1;

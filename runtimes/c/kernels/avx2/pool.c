@@ -28,7 +28,7 @@ static int mp_geom(const dse_model *m, const dse_node *n, mp_job *j) {
 }
 
 int dse__check_maxpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_maxpool_f32(m, n, why)) return 1;
+    if (dse__maxpool_f32_valid(m, n, why)) return 1;
     mp_job j;
     if ((n->n_out == 2 && n->out[1] != DSE_NONE) || mp_geom(m, n, &j) || j.sw > 2 ||
         (size_t)j.pl + j.IW + 1 > MP_MAXW || (j.OW + 7) / 8 * 8 * (size_t)j.sw + (size_t)((j.kw - 1) * j.dw) + 8 > MP_MAXW) {

@@ -20,22 +20,12 @@ typedef struct sm_job {
     int logsm;
 } sm_job;
 
-static int sm_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner) {
-    const dse_tensor *x = &m->tensors[n->in[0]];
-    const int64_t axis = dse__attr_int(n, DSE_A_axis, (int64_t)x->rank - 1), c2 = dse__attr_int(n, DSE_A_coerce_2d, 0);
-    *outer = 1; *len = 1; *inner = 1;
-    for (int64_t d = 0; d < (int64_t)x->rank; d++) {
-        if (d < axis) *outer *= x->dims[d];
-        else if (d == axis || c2) *len *= x->dims[d];
-        else *inner *= x->dims[d];
-    }
-    return 0;
-}
-
 int dse__check_softmax_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_softmax_f32(m, n, why)) return 1;
     size_t outer, len, inner;
-    sm_lines(m, n, &outer, &len, &inner);
+    if (dse__softmax_f32_lines(m, n, &outer, &len, &inner)) {
+        DSE_WHY(why, SOFTMAX_NEEDS_ONE_FLOAT32_INPUT);
+        return 1;
+    }
     if (inner != 1 && inner < 8) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "lines strided by 2 to 7", 0, 0, 0, 0);
         return 1;
@@ -154,7 +144,7 @@ static DSE_TARGET_AVX2 void sm_cols(void *arg, size_t begin, size_t end, unsigne
 
 static void sm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int logsm) {
     sm_job j;
-    sm_lines(m, n, &j.outer, &j.len, &j.inner);
+    dse__softmax_f32_lines(m, n, &j.outer, &j.len, &j.inner);
     j.x = dse__data(m, arena, n->in[0]);
     j.y = dse__data(m, arena, n->out[0]);
     j.logsm = logsm;
