@@ -190,7 +190,7 @@ typedef struct dse_why {
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
-DSE_INTERNAL DSE_NOINLINE void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d);
+DSE_SHARED DSE_NOINLINE void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d);
 DSE_INTERNAL void dse__why_format(const dse_why *w, char *buf, size_t cap);   /* the message, %0..%3 and %s filled in */
 
 static inline const dse_tensor *dse__t(const dse_model *m, uint32_t idx) {
@@ -232,6 +232,13 @@ DSE_SHARED uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
  * Freeing joins the workers (session.c). */
 DSE_INTERNAL dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out);
 DSE_INTERNAL void dse__pool_free(dse_pool *p);
+/* For a check at load (src/scratch.c): 1 when the first `bytes` of the scratch region fit it
+ * (<= scratch_size) and no ARENA tensor live at node n (a graph input, or produced at or
+ * before n and read at or after n or a graph output) overlaps them; 0 otherwise. An
+ * optimised variant that needs more scratch than its REF kernel asks this, so an artifact
+ * planned before the variant existed (other tensors may live in that scratch) falls back to
+ * REF instead of corrupting them. */
+DSE_SHARED int dse__scratch_free(const dse_model *m, const dse_node *n, size_t bytes);
 
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
  * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
@@ -256,9 +263,9 @@ DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fm
  * the default. Out of line, not inline: one copy of the scan instead of one per call site
  * (binary size). */
 DSE_INTERNAL int dse__attr_key(const char *name);   /* DSE_A_<name>, or 0 (loader) */
-DSE_INTERNAL DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
-DSE_SHARED DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);   /* SHARED: optimised variants read attributes */
-DSE_INTERNAL DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
+DSE_SHARED DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
+DSE_SHARED DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);
+DSE_SHARED DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
 DSE_INTERNAL DSE_NOINLINE const char *dse__attr_str(const dse_node *n, int key, const char *def);
 /* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
  * the element count, or -1 when absent, of another type or longer than cap. */
@@ -304,11 +311,12 @@ DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *a
 #undef DSE_KERNEL
 
 /* Float NN helpers shared by conv, conv_transpose, gemm, matmul, norm, rnn, pool
- * (kernels/ref/conv.c) and the float16 conversions (kernels/ref/cast.c). */
+ * (kernels/ref/conv.c) and the float16 conversions (kernels/ref/cast.c). The DSE_SHARED ones
+ * are also called by optimised variants (bundle units, README.md). */
 DSE_INTERNAL float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);   /* element i of a float32/float16 tensor */
-DSE_INTERNAL int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
+DSE_SHARED int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
                                  int64_t d[3], int64_t pb[3], int64_t pe[3]);
-DSE_INTERNAL int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
+DSE_SHARED int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
 DSE_INTERNAL uint16_t dse__f32_to_f16(float v);
 DSE_SHARED float dse__f16_to_f32(uint16_t h);   /* exact */
 
@@ -320,8 +328,29 @@ typedef struct dse_conv_geom {
     size_t N, C, M, G, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } dse_conv_geom;
+DSE_SHARED int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);   /* conv.c: reads and checks */
+/* How the optimised float Conv variants compute a conv (conv.c explains the paths) and the
+ * scratch they use, which is the plan for every float Conv: dse__conv_f32_plan's result. */
+enum { DSE_CONV_GEMM, DSE_CONV_DW, DSE_CONV_BAND1, DSE_CONV_BANDS, DSE_CONV_IM2COL };
+typedef struct dse_conv_plan {
+    int path;
+    size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
+} dse_conv_plan;
+DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
+/* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
+ * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
+typedef struct dse_mm_geom {
+    size_t M, K, N, nb;                         /* nb: batch rank (of the output) */
+    size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
+} dse_mm_geom;
+DSE_SHARED int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
+/* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
+ * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
+DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 

@@ -61,7 +61,9 @@ static int pool_mkgeom(const dse_model *m, const dse_node *n, pool_geom *g, dse_
     return 0;
 }
 
-int dse__check_maxpool_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse__check_maxpool_f32(const dse_model *m, const dse_node *n, dse_why *why) { return dse__maxpool_f32_valid(m, n, why); }
+
+int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     pool_geom g;
     if (n->n_out < 1 || n->n_out > 2) { DSE_WHY(why, POOL_MAXPOOL_HAS_1_2); return 1; }
     if (pool_mkgeom(m, n, &g, why)) return 1;
