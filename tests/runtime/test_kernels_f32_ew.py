@@ -292,6 +292,31 @@ def test_reductions(lib, axes, keep):
     assert "axes" in run(lib, "ReduceSum", [x, np.array([1], np.int64)], F32, (3, 1, 5, 6), load_error=True)
 
 
+@pytest.mark.parametrize("shape,axes", [((2, 5, 300), (1,)), ((9, 37), (1,)), ((1, 5, 1, 7), (0, 1)),
+                                        ((3, 1, 4, 520), (1, 2)), ((6, 2, 3), (0,))])
+def test_reductions_kept_reduced_kept(lib, shape, axes):
+    """The [kept][reduced][kept] view (several outputs side by side: chunks of 256 inner
+    columns with a tail, four rows at a time with a tail, extent-1 axes) against the
+    documented order, bit for bit, with NaN and infinities inside."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(F32)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+    norm = tuple(sorted(a % len(shape) for a in axes))
+    for keep in (0, 1):
+        out = tuple(1 if d in norm else s for d, s in enumerate(shape) if keep or d not in norm)
+        for op in ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                   "ReduceSumSquare"]:
+            with np.errstate(all="ignore"):
+                y = run(lib, op, [x, ("const", np.array(axes, np.int64))], F32, out, {"keepdims": keep})
+                seq, *_ = _seq_reduce(x, norm, op)
+            same(y, seq.reshape(out))
+    gap = run(lib, "GlobalAveragePool", [x.reshape(1, -1, 1, shape[-1])], F32, (1, x.size // shape[-1], 1, 1))
+    with np.errstate(all="ignore"):
+        seq, *_ = _seq_reduce(x.reshape(1, -1, 1, shape[-1]), (2, 3), "ReduceMean")
+    same(gap, seq.reshape(gap.shape))
+
+
 def test_argmax_argmin(lib):
     rng = np.random.default_rng(5)
     x = rng.integers(-3, 3, (4, 5, 6)).astype(F32)       # many ties
