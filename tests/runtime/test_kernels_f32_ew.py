@@ -228,6 +228,58 @@ def test_exact_binary_broadcast(lib):
     assert "broadcast" in run(lib, "Add", [a, rng.standard_normal((3,)).astype(F32)], F32, shape, load_error=True)
 
 
+@pytest.mark.parametrize("sa,sb", [((2, 3, 41), (2, 3, 41)), ((3, 4, 37), (37,)), ((130,), (1,)), ((1,), (3, 50)),
+                                   ((5, 1, 33), (1, 4, 33)), ((2, 5, 300), (5, 1)), ((4, 1), (1, 17))])
+def test_binary_rows(lib, sa, sb):
+    """The walker's merged rows past the 16-element blocks (same shape, row vector, scalar on
+    either side, per-channel), with NaN, infinities and signed zeros, bit for bit; the fused
+    clamp of Add on the same rows."""
+    rng = np.random.default_rng(sum(sa) + len(sb))
+    a, b = rng.standard_normal(sa).astype(F32), rng.standard_normal(sb).astype(F32)
+    a.flat[:5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+    b.flat[-1:] = [-0.0]
+    shape = np.broadcast_shapes(sa, sb)
+    with np.errstate(all="ignore"):
+        for op in ["Add", "Sub", "Mul", "Div", "Min", "Max", "PRelu"][:6 if shape != sa else 7]:
+            same(run(lib, op, [a, b], F32, shape), ref(op, a, b))
+            if op != "PRelu":
+                same(run(lib, op, [("const", b), a], F32, shape), ref(op, b, a))
+        same(run(lib, "Add", [a, b], F32, shape, {"act_min": -0.5, "act_max": 0.75}),
+             np.minimum(np.maximum(a + b, F32(-0.5)), F32(0.75)))
+        for op in ["Equal", "Less", "GreaterOrEqual"]:
+            same(run(lib, op, [a, b], np.bool_, shape), ref(op, a, b))
+
+
+def test_binary_in_place(lib):
+    """An output planned at its input's bytes (in-place elementwise, kernel trait SAME): every
+    element is read before it is written, on blocked rows and tails."""
+    from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((3, 45)).astype(F32)
+    b = rng.standard_normal((45,)).astype(F32)
+    for op in ["Add", "Sub", "Mul", "Div"]:
+        tensors = (TensorRec.arena("a", "float32", a.shape, 0), TensorRec.const("b", b),
+                   TensorRec.arena("y", "float32", a.shape, 0))
+        art = Artifact(tensors=tensors, nodes=(NodeRec(op_id(op), (0, 1), (2,), {}),), inputs=(0,), outputs=(2,),
+                       arena_size=-(-a.nbytes // 64) * 64)
+        data = art.to_bytes()
+        raw = np.zeros(len(data) + 128, np.uint8)
+        start = (-raw.ctypes.data) % 64
+        raw[start:start + len(data)] = np.frombuffer(data, np.uint8)
+        m, s, e = C.c_void_p(), C.c_void_p(), Error()
+        assert lib.dse_model_load_ex(raw.ctypes.data + start, len(data), 0, C.byref(m), C.byref(e)) == 0, e.message
+        try:
+            assert lib.dse_session_create(m, None, 0, C.byref(s), C.byref(e)) == 0
+            assert lib.dse_session_set_input(s, 0, a.ctypes.data, a.nbytes, C.byref(e)) == 0
+            assert lib.dse_session_run(s, C.byref(e)) == 0
+            p, n = C.c_void_p(), C.c_size_t()
+            lib.dse_session_get_output(s, 0, C.byref(p), C.byref(n))
+            same(np.frombuffer(C.string_at(p, n.value), F32).reshape(a.shape), ref(op, a, b))
+        finally:
+            lib.dse_session_free(s)
+            lib.dse_model_free(m)
+
+
 def test_exact_unary(lib):
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(20000) * 4, rng.uniform(-9e6, 9e6, 2000), np.arange(-10, 10.5, 0.5),

@@ -322,7 +322,11 @@ def test_matmul(lib, xshape):
 
 # -- elementwise -------------------------------------------------------------------------------
 
-BCAST = [((2, 3, 5), (3, 1)), ((4, 1, 3), (5, 1)), ((7, 9), (7, 9)), ((1,), (2, 3)), ((2, 1, 4, 1), (3, 1, 5))]
+BCAST = [((2, 3, 5), (3, 1)), ((4, 1, 3), (5, 1)), ((7, 9), (7, 9)), ((1,), (2, 3)), ((2, 1, 4, 1), (3, 1, 5)),
+         # rows of the walker past its 16-element blocks, with tails: one same-shape row, a
+         # per-channel operand ([N,C,L] x [C,1]: Mul's row table), a row vector, a scalar,
+         # the constant operand first
+         ((2, 3, 41), (2, 3, 41)), ((2, 5, 300), (5, 1)), ((3, 4, 37), (37,)), ((130,), (1,)), ((7, 1), (1, 200))]
 
 
 def binary_case(op, a, b, attrs, ref):

@@ -35,7 +35,9 @@ static inline int64_t dse_i8_round_shift(int64_t t, int n) {
 }
 
 static inline int8_t dse_i8_clamp(int64_t v, int qmin, int qmax) {
-    return (int8_t)(v < qmin ? qmin : v > qmax ? qmax : v);
+    v = v < qmin ? qmin : v;      /* two selects (conditional moves), no branch */
+    v = v > qmax ? qmax : v;
+    return (int8_t)v;
 }
 
 /* The requantisation rule; |acc| < 2^32, 0 <= M < 2^31, 1 <= n <= 62. */

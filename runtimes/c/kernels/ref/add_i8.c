@@ -61,29 +61,28 @@ int dse__check_i8_add(const dse_model *m, const dse_node *n, dse_why *why) {
  * element is two loads, an add, the shift and the clamp: the same integers as the formula. */
 typedef struct add_tabs { int64_t ta[256], tb[256]; int zp, qmin, qmax, n; } add_tabs;
 
-static inline int8_t add_one(const add_tabs *t, int8_t a, int8_t b) {
-    return dse_i8_clamp(t->zp + ((t->ta[a + 128] + t->tb[b + 128]) >> t->n), t->qmin, t->qmax);
-}
-
 static void row_add_i8(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len,
                        const dse_ew_ctx *c) {
     (void)nx;
     const add_tabs *t = c->p;
+    const int64_t *ta = t->ta, *tb = t->tb;
+    const int zp = t->zp, lo = t->qmin, hi = t->qmax, sh = t->n;   /* locals: a byte store may alias *t */
     int8_t *y = (int8_t *)yb;
     const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
-    if (s[0] == 1 && s[1] == 1) {
-        for (size_t i = 0; i < len; i++) y[i] = add_one(t, a[i], b[i]);
-    } else if (s[1] == 0) {                           /* b constant along the row */
-        const int64_t tb = t->tb[b[0] + 128];
-        for (size_t i = 0; i < len; i++)
-            y[i] = dse_i8_clamp(t->zp + ((t->ta[a[i * s[0]] + 128] + tb) >> t->n), t->qmin, t->qmax);
-    } else if (s[0] == 0) {
-        const int64_t ta = t->ta[a[0] + 128];
-        for (size_t i = 0; i < len; i++)
-            y[i] = dse_i8_clamp(t->zp + ((ta + t->tb[b[i * s[1]] + 128]) >> t->n), t->qmin, t->qmax);
+    const size_t sa = s[0], sb = s[1];
+#define ADD_ONE(TA, TB) ((int8_t)dse_i8_clamp(zp + (((TA) + (TB)) >> sh), lo, hi))
+    if (sa == 1 && sb == 1) {
+        DSE_EW_LOOP(int8_t, y, len, ADD_ONE(ta[a[i] + 128], tb[b[i] + 128]));
+    } else if (sb == 0) {                             /* b constant along the row */
+        const int64_t kb = tb[b[0] + 128];
+        DSE_EW_LOOP(int8_t, y, len, ADD_ONE(ta[a[i * sa] + 128], kb));
+    } else if (sa == 0) {
+        const int64_t ka = ta[a[0] + 128];
+        DSE_EW_LOOP(int8_t, y, len, ADD_ONE(ka, tb[b[i * sb] + 128]));
     } else {
-        for (size_t i = 0; i < len; i++) y[i] = add_one(t, a[i * s[0]], b[i * s[1]]);
+        for (size_t i = 0; i < len; i++) y[i] = ADD_ONE(ta[a[i * sa] + 128], tb[b[i * sb] + 128]);
     }
+#undef ADD_ONE
 }
 
 static void add_sub(const dse_model *m, const dse_node *n, uint8_t *arena, int64_t sign, const dse_ctx *cx) {

@@ -32,26 +32,28 @@ int dse__check_i8_mul(const dse_model *m, const dse_node *n, dse_why *why) {
 /* A row of the walker (binary.c). Where one input is constant along a long row (a per-channel
  * scale: [N,C,H,W] x [1,C,1,1]), the row is a 256-entry table of the other input, made with
  * the same formula; else the formula per element. */
-static inline int8_t mul_one(const mulp *p, int a, int b) {
-    return dse_requant((a - p->za) * (b - p->zb), p->M, p->n, p->zp, p->qmin, p->qmax);
-}
-
 static void row_mul_i8(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len,
                        const dse_ew_ctx *c) {
     (void)nx;
     const mulp *p = c->p;
+    const int za = p->za, zb = p->zb, zp = p->zp, lo = p->qmin, hi = p->qmax, sh = p->n;   /* locals: a byte */
+    const int32_t M = p->M;                                                             /* store may alias *p */
     int8_t *y = (int8_t *)yb;
     const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
-    if (len >= 128 && (s[0] == 0) != (s[1] == 0)) {
+    const size_t sa = s[0], sb = s[1];
+#define MUL_ONE(A, B) dse_requant(((A) - za) * ((B) - zb), M, sh, zp, lo, hi)
+    if (len >= 128 && (sa == 0) != (sb == 0)) {
         int8_t lut[256];
-        const int8_t *v = s[0] == 0 ? b : a;          /* the input that varies along the row */
-        const size_t sv = s[0] == 0 ? s[1] : s[0];
-        const int k = s[0] == 0 ? a[0] : b[0];
-        for (int q = -128; q < 128; q++) lut[q + 128] = s[0] == 0 ? mul_one(p, k, q) : mul_one(p, q, k);
-        for (size_t i = 0; i < len; i++) y[i] = lut[v[i * sv] + 128];
+        const int8_t *v = sa == 0 ? b : a;            /* the input that varies along the row */
+        const size_t sv = sa == 0 ? sb : sa;
+        const int k = sa == 0 ? a[0] : b[0];
+        for (int q = -128; q < 128; q++) lut[q + 128] = sa == 0 ? MUL_ONE(k, q) : MUL_ONE(q, k);
+        DSE_EW_LOOP(int8_t, y, len, lut[v[i * sv] + 128]);
         return;
     }
-    for (size_t i = 0; i < len; i++) y[i] = mul_one(p, a[i * s[0]], b[i * s[1]]);
+    if (sa == 1 && sb == 1) DSE_EW_LOOP(int8_t, y, len, MUL_ONE(a[i], b[i]));
+    else for (size_t i = 0; i < len; i++) y[i] = MUL_ONE(a[i * sa], b[i * sb]);
+#undef MUL_ONE
 }
 
 void dse_i8_mul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
