@@ -441,6 +441,16 @@ def test_cast(lib):
     same(run(lib, "Cast", [np.array([np.nan, 0.0, -0.0, 2.0], F32)], np.bool_, (4,), {"to": 9}), np.array([1, 0, 0, 1], bool))
     same(run(lib, "Cast", [np.array([True, False])], F32, (2,), {"to": 1}), np.array([1.0, 0.0], F32))
     assert run(lib, "Cast", [v], np.int8, v.shape, {"to": 1}, load_error=True)
+    # the vectorised conversions (blocks of 16 and a tail): to float32 from bool, uint8, int8,
+    # int32 (rounded: beyond 2^24), int32 <-> int64 (wrap)
+    b = rng.integers(0, 2, 37).astype(bool)
+    same(run(lib, "Cast", [b], F32, b.shape, {"to": 1}), b.astype(F32))
+    for src in (rng.integers(0, 256, 53).astype(np.uint8), rng.integers(-128, 128, 53).astype(np.int8),
+                np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, -2**31, 16777217, -16777219]]).astype(np.int32)):
+        same(run(lib, "Cast", [src], F32, src.shape, {"to": 1}), src.astype(F32))
+    i32 = np.concatenate([rng.integers(-2**31, 2**31, 33), [-1, 2**31 - 1, -2**31]]).astype(np.int32)
+    same(run(lib, "Cast", [i32], np.int64, i32.shape, {"to": 7}), i32.astype(np.int64))
+    same(run(lib, "Cast", [i64[:45]], np.int32, (45,), {"to": 6}), i64[:45].astype(np.int32))
 
 
 def test_against_onnxruntime(lib):
