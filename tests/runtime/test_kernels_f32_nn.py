@@ -506,7 +506,8 @@ def test_instancenorm(lib, shape):
 
 
 @pytest.mark.parametrize("shape,axis,bias,stats", [((2, 5, 16), 2, True, True), ((3, 4, 6), 1, False, False),
-                                                   ((4, 33), 1, True, False), ((2, 3, 4), 2, True, True)])
+                                                   ((4, 33), 1, True, False), ((2, 3, 4), 2, True, True),
+                                                   ((7, 300), 1, True, True), ((5, 3, 100), 1, False, False)])
 def test_layernorm(lib, shape, axis, bias, stats):
     rng = np.random.default_rng(sum(shape) + axis)
     x = rnd(rng, *shape) * 3 + 1
