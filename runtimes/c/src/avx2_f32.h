@@ -139,8 +139,9 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256 dse__avx2_er
     const __m256 erfc = _mm256_mul_ps(t, dse__avx2_exp(_mm256_fnmadd_ps(ac, ac, q)));
     __m256 big = _mm256_sub_ps(one, erfc);
     big = _mm256_blendv_ps(big, one, _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_GE_OQ));
-    const __m256 y = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.875f), _CMP_LT_OQ));
-    return _mm256_or_ps(y, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));
+    __m256 y = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.875f), _CMP_LT_OQ));
+    y = _mm256_or_ps(y, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));   /* NaN stays (min_ps dropped it) */
 }
 
 #else

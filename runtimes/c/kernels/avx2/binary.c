@@ -34,7 +34,7 @@ BIN_AI __m256 bin_apply(const bin_job *j, const int op, __m256 a, __m256 b) {
     if (op == BIN_ADD && j->act) {   /* v > lo || NaN ? v : lo; then < hi (kernels/ref/add.c) */
         const __m256 lo = _mm256_set1_ps(j->lo), hi = _mm256_set1_ps(j->hi);
         v = _mm256_blendv_ps(lo, v, _mm256_or_ps(_mm256_cmp_ps(v, lo, _CMP_GT_OQ), nan));
-        v = _mm256_blendv_ps(hi, v, _mm256_or_ps(_mm256_cmp_ps(v, hi, _CMP_LT_OQ), nan));
+        v = _mm256_blendv_ps(hi, v, _mm256_or_ps(_mm256_cmp_ps(v, hi, _CMP_LT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
         return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
     }
     return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), nan);

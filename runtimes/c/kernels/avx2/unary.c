@@ -21,9 +21,8 @@ UN_AI __m256 un_abs(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x
 /* np.maximum(v, lo) then np.minimum(., hi) as REF: v > lo or v NaN ? v : lo (so +0 vs -0 and
  * a NaN bound behave as REF), then the same with <. */
 UN_AI __m256 un_clamp(__m256 v, __m256 lo, __m256 hi) {
-    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    v = _mm256_blendv_ps(lo, v, _mm256_or_ps(_mm256_cmp_ps(v, lo, _CMP_GT_OQ), nan));
-    return _mm256_blendv_ps(hi, v, _mm256_or_ps(_mm256_cmp_ps(v, hi, _CMP_LT_OQ), nan));
+    v = _mm256_blendv_ps(lo, v, _mm256_or_ps(_mm256_cmp_ps(v, lo, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    return _mm256_blendv_ps(hi, v, _mm256_or_ps(_mm256_cmp_ps(v, hi, _CMP_LT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
 }
 
 typedef struct un_job {
