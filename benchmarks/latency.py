@@ -473,7 +473,7 @@ def library_sizes(work: Path, targets=LIB_TARGETS) -> dict:
 def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: str) -> dict:
     import dsedge
     from dsedge.api import save_result
-    row: dict = {"model": name, "errors": {}, "notes": [], "sizes": {}, "latency": {}, "sqnr_db": {}}
+    row: dict = {"model": os.path.basename(name) if name.endswith(".onnx") else name, "errors": {}, "notes": [], "sizes": {}, "latency": {}, "sqnr_db": {}}
     work = os.path.join(tmp, re.sub(r"[^A-Za-z0-9_.-]", "_", name))
     os.makedirs(work, exist_ok=True)
     try:
