@@ -21,9 +21,11 @@ Per model, batch 1:
     MinMax, two forms: u8s8 (QUInt8 activations, QInt8 weights: its fastest form on x86 without
     VNNI) and u8u8 (QUInt8 weights too). The faster of the two at 1 thread is the int8 baseline;
     when neither can be made, the fp32 session is the baseline and the table says so;
-  * LiteRT (`ai-edge-litert`): an int8 `.tflite` of the same model is timed when one exists
-    (`--tflite-dir DIR/<model>.tflite`, e.g. made with TensorFlow elsewhere); dsedge writes no
-    `.tflite` and converting ONNX to TFLite needs TensorFlow, so otherwise the column is n/a;
+  * LiteRT (`ai-edge-litert`, its default XNNPACK delegate): an int8 `.tflite` of the same model,
+    `--tflite-dir DIR/<model>.tflite` when given (e.g. made with TensorFlow elsewhere), else
+    written by benchmarks/tflite_int8.py (dsedge writes no `.tflite` and ONNX -> TFLite
+    converters need TensorFlow; that small writer maps plain CNNs only: per-channel int8
+    weights, MinMax int8 activations, NHWC, float input/output): n/a with the op it refuses;
   * timing, in this one process: every engine (dsedge.Runtime int8 and fp32; onnxruntime int8
     forms and fp32; LiteRT) at every thread count of `--threads`, and dsedge with the reference
     kernels (`kernels="ref"`) at 1 thread, one run each per round, round after round (engines
@@ -377,7 +379,7 @@ def litert_engine(path: str, threads: int, feed: dict):
         if out["dtype"] in (np.int8, np.uint8) and out["quantization"][0]:
             s, z = out["quantization"]
             y = (y.astype(np.float32) - z) * s
-        return y
+        return y.transpose(0, 3, 1, 2) if y.ndim == 4 else y       # NHWC back to ONNX's NCHW
     return run, first_output
 
 
@@ -531,12 +533,22 @@ def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: s
     tfl = Path(a.tflite_dir) / (name.replace("/", "_") + ".tflite") if a.tflite_dir else None
     if litert_version() is None:
         row["litert"] = "n/a: ai-edge-litert is not installed"
-    elif tfl is None or not tfl.is_file():
-        row["litert"] = ("n/a: no int8 .tflite (dsedge writes none; ONNX to TFLite needs TensorFlow"
-                         + (f"; none at {tfl}" if tfl else "; give --tflite-dir") + ")")
+    elif tfl is not None and tfl.is_file():
+        row["litert"], row["litert_from"] = str(tfl), "given (--tflite-dir)"
     else:
-        row["litert"] = str(tfl)
-        row["sizes"]["tflite"] = tfl.stat().st_size
+        import tflite_int8
+        p = os.path.join(work, "int8.tflite")
+        try:
+            info = tflite_int8.convert(src["path"], calib, p)
+            row["litert"], row["litert_from"] = p, "benchmarks/tflite_int8.py"
+            row["litert_ops"] = info["ops"]
+        except tflite_int8.Unsupported as e:
+            row["litert"] = f"n/a: benchmarks/tflite_int8.py does not map it ({e})"
+        except Exception as e:  # noqa: BLE001
+            row["litert"] = f"n/a: benchmarks/tflite_int8.py failed: {_short(e, 200)}"
+    if not row["litert"].startswith("n/a"):
+        row["sizes"]["tflite"] = os.path.getsize(row["litert"])
+    log(f"  LiteRT: {row['litert']}")
 
     # engines
     engines, refs, outs, closers = {}, {}, {}, []
@@ -572,7 +584,7 @@ def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: s
                 outs[k] = engines[k]
             except Exception as e:  # noqa: BLE001
                 row["errors"][k] = _short(e)
-        if isinstance(row["litert"], str) and not row["litert"].startswith("n/a"):
+        if not row["litert"].startswith("n/a"):
             k = f"litert_int8@{t}"
             try:
                 run, first = litert_engine(row["litert"], t, feed)
@@ -754,15 +766,17 @@ def render(res: dict) -> str:
     # accuracy of what was timed
     out += ["", "SQNR (dB) of each engine's first output against onnxruntime's fp32 session on the timed feed "
             "(1 thread): a fast engine must also be right.", "",
-            "| model | dsedge int8 | dsedge fp32 | onnxruntime u8s8 | onnxruntime u8u8 | onnxruntime forms that failed |",
-            "|---|---:|---:|---:|---:|---|"]
+            "| model | dsedge int8 | dsedge fp32 | onnxruntime u8s8 | onnxruntime u8u8 | LiteRT int8 "
+            "| onnxruntime forms that failed |",
+            "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if "ratios" not in r:
             continue
         s = r["sqnr_db"]
         fails = "; ".join(f"{f}: `{e[:160]}`" for f, e in r.get("ort_forms", {}).items() if e != "ok")
         out.append(f"| {r['model']} | {s.get('dse_int8@1', '–')} | {s.get('dse_fp32@1', '–')} | "
-                   f"{s.get('ort_u8s8@1', '–')} | {s.get('ort_u8u8@1', '–')} | {fails or '–'} |")
+                   f"{s.get('ort_u8s8@1', '–')} | {s.get('ort_u8u8@1', '–')} | {s.get('litert_int8@1', '–')} | "
+                   f"{fails or '–'} |")
     # memory and sizes
     out += ["", "Peak RSS of the host bundle's `dsedge-run` in a child process (`--repeat 3`): VmHWM, which the tool "
             "prints and which restarts at exec (ru_maxrss from `/usr/bin/time` is in the JSON; it inherits the "
@@ -819,12 +833,8 @@ def render(res: dict) -> str:
         if "ratios" in r and not r.get("ort_int8_best"):
             notes.append(f"- {r['model']}: onnxruntime cannot quantise it (forms above); its fp32 session is the "
                          "int8 baseline")
-        lr = r.get("litert", "")
-        if isinstance(lr, str) and lr.startswith("n/a") and lr not in notes:
-            pass
-    lrs = {r.get("litert") for r in rows if isinstance(r.get("litert"), str) and r["litert"].startswith("n/a")}
-    for lr in sorted(lrs):
-        notes.append(f"- LiteRT column: {lr}")
+        if str(r.get("litert", "")).startswith("n/a"):
+            notes.append(f"- {r['model']}: LiteRT {r['litert']}")
     if notes:
         out += ["", "Notes and errors:", *notes]
     return "\n".join(out) + "\n"
