@@ -379,7 +379,7 @@ def litert_engine(path: str, threads: int, feed: dict):
         if out["dtype"] in (np.int8, np.uint8) and out["quantization"][0]:
             s, z = out["quantization"]
             y = (y.astype(np.float32) - z) * s
-        return y.transpose(0, 3, 1, 2) if y.ndim == 4 else y       # NHWC back to ONNX's NCHW
+        return y
     return run, first_output
 
 
@@ -609,6 +609,8 @@ def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: s
         try:
             y = _first(fn())
             if ref_out is not None:
+                if y.shape != ref_out.shape and y.ndim == 4 and y.transpose(0, 3, 1, 2).shape == ref_out.shape:
+                    y = y.transpose(0, 3, 1, 2)      # a .tflite's NHWC output
                 row["sqnr_db"][k] = round(sqnr_db(ref_out, y.reshape(ref_out.shape)), 1)
         except Exception as e:  # noqa: BLE001
             row["errors"][k] = _short(e)
