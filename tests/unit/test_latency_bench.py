@@ -75,3 +75,30 @@ def test_latency_json(tmp_path, capsys):
     assert "| tiny.onnx (conv) | 1 |" in text and "goal met" in text
     # the tables re-render from the JSON alone
     assert latency.render(res) in text
+
+
+def test_tool_rss_parses_dsedge_run(tmp_path):
+    """The peak-RSS step against a stand-in dsedge-run (no compiler needed): inputs written as
+    .npy, the tool's VmHWM read, the bound artifact + arena + inputs + outputs + 2 MiB applied,
+    --threads only when the tool has it."""
+    import dsedge
+    import latency
+    from dsedge.api import save_result
+    model = tmp_path / "tiny.onnx"
+    _tiny_model(model)
+    feeds = [{"x": np.random.default_rng(i).normal(size=(1, 3, 8, 8)).astype(np.float32)} for i in range(3)]
+    dse = tmp_path / "tiny.dse"
+    save_result(dsedge.quantize(str(model), feeds, progress=False), str(dse))
+    tool = tmp_path / "dsedge-run"
+    tool.write_text("#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/args\"\n"
+                    "echo 'latency_ms min=0.5 median=0.7 mean=0.8 runs=3'\necho 'peak_rss_kb=1500'\n")
+    tool.chmod(0o755)
+    m = latency.tool_rss(tool, str(dse), feeds[0], 1, {}, tmp_path / "w")
+    args = (tmp_path / "args").read_text().split()
+    assert args[0] == str(dse) and "--repeat" in args and any(a.startswith("x=") and a.endswith(".npy") for a in args)
+    assert m["vmhwm"] == 1500 * 1024 and m["peak"] >= m["vmhwm"] and m["tool_median_ms"] == 0.7
+    assert m["need"] == dse.stat().st_size + m["arena"] + m["io"] and m["io"] == 3 * 64 * 4 + 5 * 4
+    assert m["within"] == (m["peak"] - m["need"] <= latency.RSS_SLACK)
+    assert "n/a" in latency.tool_rss(tool, str(dse), feeds[0], 2, {"threads": False}, tmp_path / "w2")["error"]
+    latency.tool_rss(tool, str(dse), feeds[0], 2, {"threads": True}, tmp_path / "w3")
+    assert "--threads" in (tmp_path / "args").read_text().split()
