@@ -28,7 +28,7 @@ Per model, batch 1:
     weights, MinMax int8 activations, NHWC, float input/output): n/a with the op it refuses;
   * timing, in this one process: every engine (dsedge.Runtime int8 and fp32; onnxruntime int8
     forms and fp32; LiteRT) at every thread count of `--threads`, and dsedge with the reference
-    kernels (`kernels="ref"`) at 1 thread, one run each per round, round after round (engines
+    kernels (`kernels="ref"`) at 1 thread, one run each per round in a shuffled order (engines
     alternate, so load from other jobs hits all alike), after --warmup runs each; an engine
     stops after --repeat runs, or after --budget seconds of its own time once it has 3 runs
     (the reference kernels: at most --ref-repeat runs). Reported: median, p10 and p90 of one
@@ -129,7 +129,8 @@ def dsedge_capabilities() -> dict:
     threads: `Runtime(threads=N)` runs one inference on N threads (intra-op). The Runtime had a
       `threads` argument before (N sessions for N parallel calls, one thread each), so the
       argument alone says nothing: intra-op threads are taken as present when the C library
-      exports a public function (dse_*, not the internal dse__*) with "thread" in its name or the C API header declares a `threads`
+      exports a public function (dse_*, not the internal dse__*) with "thread" in its name or the
+      C API header declares a `threads`
       parameter or field; DSEDGE_BENCH_INTRA_OP=1/0 overrides.
     kernels: `Runtime(..., kernels="ref")` exists (forces the reference kernels).
     tool_*: `dsedge-run` options, read from its usage text when the tool is built."""
@@ -388,19 +389,21 @@ def litert_engine(path: str, threads: int, feed: dict):
 # -- timing --------------------------------------------------------------------------------------------
 
 def time_engines(engines: dict, repeat: int, warmup: int, budget: float, caps_of: dict) -> dict:
-    """Engines alternate: one run of each per round, after `warmup` runs each. Engine k stops at
-    caps_of.get(k, repeat) runs, or when it has 3 runs and spent `budget` seconds."""
+    """Engines alternate: one run of each per round (in a shuffled order), after `warmup` runs
+    each. Engine k stops at caps_of.get(k, repeat) runs, or when it has 3 runs and spent
+    `budget` seconds."""
     for run in engines.values():
         for _ in range(warmup):
             run()
     t = {k: [] for k in engines}
+    rng = np.random.default_rng(0)
     while True:
         active = [k for k in engines
                   if len(t[k]) < min(3, caps_of.get(k, repeat)) or
                   (len(t[k]) < caps_of.get(k, repeat) and sum(t[k]) < budget)]
         if not active:
             break
-        for k in active:
+        for k in rng.permutation(active):     # a new order each round: no engine always follows the same one
             t0 = time.perf_counter()
             engines[k]()
             t[k].append(time.perf_counter() - t0)
@@ -496,7 +499,8 @@ def library_sizes(work: Path, targets=LIB_TARGETS) -> dict:
 def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: str) -> dict:
     import dsedge
     from dsedge.api import save_result
-    row: dict = {"model": os.path.basename(name) if name.endswith(".onnx") else name, "errors": {}, "notes": [], "sizes": {}, "latency": {}, "sqnr_db": {}}
+    row: dict = {"model": os.path.basename(name) if name.endswith(".onnx") else name, "errors": {}, "notes": [],
+                 "sizes": {}, "latency": {}, "sqnr_db": {}}
     work = os.path.join(tmp, re.sub(r"[^A-Za-z0-9_.-]", "_", name))
     os.makedirs(work, exist_ok=True)
     try:
@@ -743,12 +747,14 @@ def render(res: dict) -> str:
     rows, info, caps, cpu = res["rows"], res["machine"], res["capabilities"], res["cpu"]
     threads = res["threads"]
     out = [f"Machine: {cpu['model']}, {cpu['cores']} logical cores, CPU flags: {' '.join(cpu['flags']) or 'none'} "
-           f"(no flag listed = absent); {info['os']}; Python {info['python']}, onnxruntime {info.get('onnxruntime', '–')}, "
+           f"(no flag listed = absent); {info['os']}; Python {info['python']}, "
+           f"onnxruntime {info.get('onnxruntime', '–')}, "
            f"LiteRT {res.get('litert') or 'not installed'}. Date: {info['date']}. "
            f"Load average at the end: {res.get('load_end', '?')}.",
            f"Command: `{res['command']}`", "",
            "Batch 1, one real (or zoo random) feed per model, engines alternating run by run in one process after "
-           f"{res['warmup']} warm-up run(s) each; median (p10–p90) ms of one inference over up to {res['repeat']} runs "
+           f"{res['warmup']} warm-up run(s) each; median (p10–p90) ms of one inference over up to "
+           f"{res['repeat']} runs "
            f"(at most {res['budget']:g} s per engine; reference kernels at most {res['ref_repeat']} runs). "
            "dsedge: `dsedge.Runtime` on the int8 `.dse` (default plan) and the fp32 `.dse`. onnxruntime: "
            "`quantize_static` QDQ per-channel MinMax, u8s8 (QUInt8 activations, QInt8 weights) and u8u8; the faster at "
@@ -808,7 +814,8 @@ def render(res: dict) -> str:
                    f"{fails or '–'} |")
     # memory and sizes
     out += ["", "Peak RSS of the host bundle's `dsedge-run` in a child process (`--repeat 3`): the larger of the "
-            "VmHWM the tool prints (it restarts at exec) and ru_maxrss from `/usr/bin/time` (floor: time's own < 1 MiB), "
+            "VmHWM the tool prints (it restarts at exec) and ru_maxrss from `/usr/bin/time` (floor: time's own "
+            "< 1 MiB), "
             "against the bound artifact + arena + inputs + outputs + 2 MiB. File sizes in MiB.", "",
             "| model | .dse int8 | .dse fp32 | QDQ .onnx (u8s8 / u8u8) | fp32 .onnx | .tflite | dsedge-run int8: need "
             "/ peak RSS (threads) | within bound | dsedge-run fp32: need / peak RSS | within bound |",
@@ -842,7 +849,8 @@ def render(res: dict) -> str:
     if libs:
         out += ["", "Runtime library per target (`dsedge.export.bundle.build_runtime`, what `dsedge export --target T` "
                 f"ships; goal: arm64 libdsedge.a < {ARM64_LIB_GOAL // 1024} KB).", "",
-                "| target | compiler | lib/libdsedge.a | lib/libdsedge.so | bin/dsedge-run | goal |", "|---|---|---:|---:|---:|---|"]
+                "| target | compiler | lib/libdsedge.a | lib/libdsedge.so | bin/dsedge-run | goal |",
+                "|---|---|---:|---:|---:|---|"]
         for t, v in libs.items():
             if "error" in v:
                 out.append(f"| {t} | {v['error'][:200]} | | | | |")
@@ -875,7 +883,8 @@ def render(res: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="all", help="comma-separated names or groups (zoo, dev, unseen, all; default all)")
+    ap.add_argument("--models", default="all",
+                    help="comma-separated names or groups (zoo, dev, unseen, all; default all)")
     ap.add_argument("--repeat", type=int, default=50, help="timed runs per engine (default 50)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per engine first (default 3)")
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of its own time after which an engine with "

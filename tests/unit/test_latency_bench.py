@@ -70,7 +70,8 @@ def test_latency_json(tmp_path, capsys):
     for k in ("dse_int8", "dse_fp32", "ort_u8s8", "ort_u8u8", "fp32_onnx"):
         assert row["sizes"][k] > 0, k
     assert row["litert_from"] == "benchmarks/tflite_int8.py" and row["sizes"]["tflite"] > 0   # Conv, Relu, Gemm map
-    assert row["latency"]["litert_int8@1"]["runs"] == 2 and row["sqnr_db"]["litert_int8@1"] > 10   # NHWC right (wrong: ~0 dB)
+    assert row["latency"]["litert_int8@1"]["runs"] == 2
+    assert row["sqnr_db"]["litert_int8@1"] > 10           # the NHWC conversion is right (wrong: ~0 dB)
     text = capsys.readouterr().out
     assert "| tiny.onnx (conv) | 1 |" in text and "goal met" in text
     # the tables re-render from the JSON alone
