@@ -154,7 +154,7 @@ def dsedge_capabilities() -> dict:
         syms = [w for w in (ln.split()[-1] for ln in out.splitlines() if ln.split())
                 if re.match(r"dse_[a-z]", w) and "thread" in w.lower()]     # public API only, not dse__*
     header = ROOT / "runtimes" / "c" / "include" / "dsedge.h"
-    decl = header.is_file() and re.search(r"\b(?:unsigned|int|size_t|uint32_t|int32_t)\s+(?:n_|num_)?threads\b",
+    decl = header.is_file() and re.search(r"\b(?:unsigned|int|size_t|u?int(?:8|16|32)_t)\s+\**\w*thread\w*\s*[;,)=\[]",
                                           header.read_text())
     if syms:
         caps["threads"], caps["threads_how"] = True, f"C library exports {', '.join(sorted(syms)[:3])}"
