@@ -66,18 +66,23 @@ static size_t avx2_i8_gemm_scratch(size_t K, size_t P, int stage) {
     return 2 * ((K + 3) / 4 * 4) * T + (stage ? 4 * ((T + 31) / 16 * 16) : 0);
 }
 
-/* Depthwise: the ring of int16 rows and one zero row (dwc_plan below computes it). */
+/* Depthwise: int16 phase rows of the input (a ring, or the whole plane when it fits), a zero
+ * row and the padded int8 row the conversion goes through. Whole plane: every row is converted
+ * before any is read (freshly stored rows read at other offsets stall store forwarding); ring:
+ * the rows of two consecutive output rows, converted one output row ahead. */
 typedef struct avx2_dw_plan {
-    long long ring, L, sw, rows_bytes;   /* ring rows, int16 per phase row, phases, bytes */
+    long long ring, L, sw, whole;   /* ring rows (IH when whole), int16 per phase row, phases */
+    size_t rows_bytes;
 } avx2_dw_plan;
 
-static void avx2_dw_plan_of(const dse_i8_geom *g, avx2_dw_plan *p) {
-    long long OWr = (g->out[2] + 15) / 16 * 16;
+static void avx2_dw_plan_of(const dse_i8_geom *g, size_t budget, avx2_dw_plan *p) {
+    const long long OWr = (g->out[2] + 15) / 16 * 16;
     p->sw = g->s[2];
     p->L = (OWr + (g->k[2] - 1) * g->d[2] / g->s[2] + 1 + 15) / 16 * 16;
-    p->ring = (g->k[1] - 1) * g->d[1] + 1;
-    p->rows_bytes = (p->ring + 1) * p->sw * p->L * 2 + p->sw * p->L + 64;   /* the ring and a zero row (sw phases of
-                                                                             * L int16 each), the padded int8 row */
+    const size_t row = (size_t)(p->sw * p->L) * 2, tmp = (size_t)(p->sw * p->L) + 64;
+    p->whole = (size_t)(g->in[1] + 1) * row + tmp <= budget;
+    p->ring = p->whole ? g->in[1] : (g->k[1] - 1) * g->d[1] + 1 + g->s[1];
+    p->rows_bytes = (size_t)(p->ring + 1) * row + tmp;
 }
 
 /* -- Winograd F(2x2, 3x3), exact in int32 ------------------------------------------------------- */
@@ -151,8 +156,9 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         if (!(group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1) || x->rank > 4 || K > 128) return 1;
         dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
         avx2_dw_plan dp;
-        avx2_dw_plan_of(&g, &dp);
-        need = (size_t)dp.rows_bytes + 64;
+        avx2_dw_plan_of(&g, plan < m->scratch_size ? plan : m->scratch_size, &dp);
+        if (!dp.whole && dp.ring > 64) return 1;
+        need = dp.rows_bytes;
     }
     if (need > m->scratch_size || need > plan) return 1;   /* planned without it: REF */
     why->scratch = need;
@@ -198,7 +204,14 @@ typedef struct avx2_i8_rq {
     __m256i zp, qmin, qmax;
 } avx2_i8_rq;
 
-static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c, int count) {
+DSE_TARGET_AVX2 static void avx2_i8_rq_init1(avx2_i8_rq *q, const dse_i8_out *o, size_t c);
+
+DSE_TARGET_AVX2 static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c, int count) {
+    if (count == 8 && c[0] == c[7] && c[0] == c[1] && c[0] == c[2] && c[0] == c[3] && c[0] == c[4] && c[0] == c[5] &&
+        c[0] == c[6]) {   /* one channel in every lane (depthwise): each quantity once */
+        avx2_i8_rq_init1(q, o, c[0]);
+        return;
+    }
     int32_t Mv[8] = {0}, Lv[8], nLv[8], zb[8];
     int64_t re[4] = {0}, ro[4] = {0}, se[4] = {1, 1, 1, 1}, so[4] = {1, 1, 1, 1}, ce[4] = {0}, co[4] = {0};
     q->fast = !o->float_out;
@@ -228,6 +241,27 @@ static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c,
     int32_t zv[8], qn[8], qx[8];
     for (int i = 0; i < 8; i++) zv[i] = o->zp_out, qn[i] = o->qmin, qx[i] = o->qmax;
     memcpy(&q->lo, lv, 32), memcpy(&q->hi, hv, 32), memcpy(&q->zp, zv, 32), memcpy(&q->qmin, qn, 32), memcpy(&q->qmax, qx, 32);
+}
+
+/* avx2_i8_rq_init with channel c in all 8 lanes. */
+DSE_TARGET_AVX2 static void avx2_i8_rq_init1(avx2_i8_rq *q, const dse_i8_out *o, size_t c) {
+    const int sh = o->float_out ? 31 : o->shift[c];
+    const uint32_t M = o->float_out ? 0 : (uint32_t)o->M[c];
+    int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
+    if (M) {
+        const int e = 31 - __builtin_clz(M);
+        if (sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
+    }
+    const int64_t rnd = (int64_t)1 << (sh - 1), C = sh >= 31 ? rnd + B * ((int64_t)1 << sh) : 0;
+    q->fast = !o->float_out && sh >= 31;
+    q->M = _mm256_set1_epi32((int32_t)M), q->Mo = _mm256_set1_epi64x((int64_t)M);
+    q->sh_e = q->sh_o = _mm256_set1_epi64x(sh);
+    q->L = _mm256_set1_epi32((int32_t)L), q->nL = _mm256_set1_epi32((int32_t)-L);
+    q->C_e = q->C_o = _mm256_set1_epi64x(C);
+    q->zpB = _mm256_set1_epi32(o->zp_out - (int32_t)(sh >= 31 ? B : 0));
+    q->rnd_e = q->rnd_o = _mm256_set1_epi64x(rnd);
+    q->lo = _mm256_set1_epi64x(o->qmin - o->zp_out), q->hi = _mm256_set1_epi64x(o->qmax - o->zp_out);
+    q->zp = _mm256_set1_epi32(o->zp_out), q->qmin = _mm256_set1_epi32(o->qmin), q->qmax = _mm256_set1_epi32(o->qmax);
 }
 
 DSE_TARGET_AVX2 static inline __m256i avx2_i8_rq_half(__m256i p, __m256i rnd, __m256i sh, __m256i lo, __m256i hi) {
@@ -716,6 +750,8 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8
         _mm_storeu_si128((__m128i *)(d + cnt - 16), _mm_loadu_si128((const __m128i *)(row + cnt - 16)));
     } else if (cnt >= 8) {
         memcpy(d, row, 8), memcpy(d + cnt - 8, row + cnt - 8, 8);
+    } else if (cnt >= 4) {
+        memcpy(d, row, 4), memcpy(d + cnt - 4, row + cnt - 4, 4);
     } else {
         for (long long i = 0; i < cnt; i++) d[i] = row[i];
     }
@@ -735,6 +771,19 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8
         for (long long phi = 0; phi < sw; phi++)
             for (long long j = 0; j < L; j++) dst[phi * L + j] = (int16_t)(tmp[j * sw + phi] - zp);
     }
+}
+
+/* The int16 phase rows of input row ih of plane xc (converted on first use in ring mode). */
+DSE_TARGET_AVX2 static inline const int16_t *avx2_i8_dw_get(const avx2_i8_dw_job *J, int16_t *rows, int8_t *tmp, long long *tag,
+                                                            const int8_t *xc, long long ih) {
+    const dse_i8_geom *g = J->g;
+    const long long rowlen = J->dp.sw * J->dp.L, slot = J->dp.whole ? ih : ih % J->dp.ring;
+    int16_t *rs = rows + slot * rowlen;
+    if (!J->dp.whole && tag[slot] != ih) {
+        avx2_i8_dw_row(rs, xc + ih * g->in[2], tmp, g->in[2], g->pb[2], J->dp.sw, J->dp.L, J->o->zp_in);
+        tag[slot] = ih;
+    }
+    return rs;
 }
 
 DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end, unsigned worker) {
@@ -757,8 +806,11 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
         const size_t c = pl % (size_t)J->C;
         const int8_t *xc = J->x + pl * (size_t)(IH * IW);
         const int8_t *wc = J->w + c * (size_t)taps;
-        for (long long i = 0; i < ring && i < 64; i++) tag[i] = -1;
-        avx2_i8_rq q;
+        if (J->dp.whole)
+            for (long long ih = 0; ih < IH; ih++) avx2_i8_dw_row(rows + ih * rowlen, xc + ih * IW, tmp, IW, g->pb[2], sw, L, o->zp_in);
+        else
+            for (long long i = 0; i < ring; i++) tag[i] = -1;
+        avx2_i8_rq q;   /* one channel in every lane */
         const size_t cc[8] = {c, c, c, c, c, c, c, c};
         avx2_i8_rq_init(&q, o, cc, 8);
         const __m256i bias = _mm256_set1_epi32(J->bias[c]);
@@ -772,17 +824,13 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
             const int16_t *rp[64], *pa[64], *pb[64];
             for (long long kh = 0; kh < KH; kh++) {
                 const long long ih = oh * sh + kh * dh - g->pb[1];
-                rp[kh] = zero;
-                if (ih >= 0 && ih < IH) {
-                    const long long slot = ih % ring;
-                    int16_t *rs = rows + slot * rowlen;
-                    if (ring > 64 || tag[slot] != ih) {
-                        avx2_i8_dw_row(rs, xc + ih * IW, tmp, IW, g->pb[2], sw, L, o->zp_in);
-                        if (ring <= 64) tag[slot] = ih;
-                    }
-                    rp[kh] = rs;
-                }
+                rp[kh] = ih >= 0 && ih < IH ? avx2_i8_dw_get(J, rows, tmp, tag, xc, ih) : zero;
             }
+            if (!J->dp.whole && oh + 1 < OH)   /* the next output row's new rows, ahead of their use */
+                for (long long kh = 0; kh < KH; kh++) {
+                    const long long ih = (oh + 1) * sh + kh * dh - g->pb[1];
+                    if (ih >= 0 && ih < IH) avx2_i8_dw_get(J, rows, tmp, tag, xc, ih);
+                }
             for (long long pi = 0; pi < npairs; pi++) {
                 const long long t0 = 2 * pi, t1 = 2 * pi + 1 < taps ? 2 * pi + 1 : 2 * pi;
                 pa[pi] = rp[tkh[t0]] + toff[t0], pb[pi] = rp[tkh[t1]] + toff[t1];
@@ -1164,8 +1212,8 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
     if (wt->layout == DSE_LAYOUT_PLAIN) {   /* depthwise (the check accepts nothing else in layout 0) */
         avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
-                            &o, dse__data(m, arena, n->out[0]), &g, (long long)O, {0, 0, 0, 0}};
-        avx2_dw_plan_of(&g, &J.dp);
+                            &o, dse__data(m, arena, n->out[0]), &g, (long long)O, {0, 0, 0, 0, 0}};
+        avx2_dw_plan_of(&g, n->scratch, &J.dp);
         dse__parallel(cx, NB * O, 1, avx2_i8_dw_task, &J);
         return;
     }
