@@ -57,10 +57,15 @@ LOAD_REF = 2   # DSE_LOAD_REF_KERNELS
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dse_i8_opt_build")
-    subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", str(out / "libdsedge.so")],
-                   check=True, capture_output=True)
-    L = C.CDLL(str(out / "libdsedge.so"))
+    prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build (run with LD_PRELOAD=libasan)
+    if prebuilt:
+        path = prebuilt
+    else:
+        out = tmp_path_factory.mktemp("dse_i8_opt_build")
+        subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", str(out / "libdsedge.so")],
+                       check=True, capture_output=True)
+        path = str(out / "libdsedge.so")
+    L = C.CDLL(path)
     _declare(L)
     L.dse_model_node_kernel.argtypes, L.dse_model_node_kernel.restype = [C.c_void_p, C.c_size_t], C.c_char_p
     return L

@@ -223,7 +223,7 @@ DSE_TARGET_AVX2 static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, 
         int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
         if (M) {
             const int e = 31 - __builtin_clz(M);
-            if (sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
+            if (sh >= 31 && sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);   /* (only the fast form uses L) */
         }
         q->fast &= sh >= 31;
         Mv[i] = (int32_t)M, Lv[i] = (int32_t)L, nLv[i] = (int32_t)-L, zb[i] = o->zp_out - (int32_t)(sh >= 31 ? B : 0);
@@ -250,7 +250,7 @@ DSE_TARGET_AVX2 static void avx2_i8_rq_init1(avx2_i8_rq *q, const dse_i8_out *o,
     int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
     if (M) {
         const int e = 31 - __builtin_clz(M);
-        if (sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
+        if (sh >= 31 && sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
     }
     const int64_t rnd = (int64_t)1 << (sh - 1), C = sh >= 31 ? rnd + B * ((int64_t)1 << sh) : 0;
     q->fast = !o->float_out && sh >= 31;
