@@ -57,10 +57,15 @@ LOAD_REF = 2   # DSE_LOAD_REF_KERNELS
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dse_i8_opt_build")
-    subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", str(out / "libdsedge.so")],
-                   check=True, capture_output=True)
-    L = C.CDLL(str(out / "libdsedge.so"))
+    prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build (run with LD_PRELOAD=libasan)
+    if prebuilt:
+        path = prebuilt
+    else:
+        out = tmp_path_factory.mktemp("dse_i8_opt_build")
+        subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", str(out / "libdsedge.so")],
+                       check=True, capture_output=True)
+        path = str(out / "libdsedge.so")
+    L = C.CDLL(path)
     _declare(L)
     L.dse_model_node_kernel.argtypes, L.dse_model_node_kernel.restype = [C.c_void_p, C.c_size_t], C.c_char_p
     return L
@@ -491,29 +496,38 @@ def test_matmul(lib, xshape):
 
 # -- a whole model ------------------------------------------------------------------------------
 
+ZOO = {"mobilenet_v2": dict(input_size=64, num_classes=10, width=0.5),   # depthwise, 1x1, stem 3x3/2
+       "resnet50": dict(input_size=64, num_classes=10)}                   # Winograd 3x3, 1x1, 7x7/2, float parts
+
+
 @pytest.mark.slow
-def test_zoo_model_same_bytes_optimised_and_ref(tmp_path):
-    """mobilenet_v2 (small), quantised with calibration and exported as a user would: packed
-    weights where the spec says, and the same output bytes with both kernel sets."""
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_model_same_bytes_optimised_and_ref(tmp_path, name):
+    """A zoo model, quantised with calibration and exported as a user would: packed weights
+    where the spec says, the optimised kernels chosen (on AVX2), and the same output bytes with
+    both kernel sets, with 1 and 2 threads."""
     import dsedge
     import dsedge.zoo as zoo
     from dsedge.converters.onnx.reader import from_model_proto
     from dsedge.export import save_dse
     from dsedge.quant.quantize import QuantConfig, quantize_graph
 
-    m = zoo.build("mobilenet_v2", input_size=64, num_classes=10, width=0.5)
+    m = zoo.build(name, **ZOO[name])
     g = from_model_proto(m)
     feeds = zoo.random_feeds(m, 6, 0)
     calib = [{k: v[i] for k, v in feeds.items()} for i in range(4)]
     res = quantize_graph(g, calib, QuantConfig(progress=False, eval_feeds=2, method="minmax"))
-    path = tmp_path / "mnv2.dse"
+    path = tmp_path / f"{name}.dse"
     save_dse(res, path)
     art = read(path)
     layouts = {t.layout for t in art.tensors}
     assert {0, 1} <= layouts
-    with dsedge.Runtime(str(path)) as rt, dsedge.Runtime(str(path), kernels="ref") as rr:
+    with dsedge.Runtime(str(path)) as rt, dsedge.Runtime(str(path), threads=2) as r2, \
+            dsedge.Runtime(str(path), kernels="ref") as rr:
+        if AVX2:
+            assert any(k.endswith("__avx2") for k in rt.kernels())
         for i in range(4, 6):
             feed = {k: v[i] for k, v in feeds.items()}
-            a, b = rt.run(feed), rr.run(feed)
+            a, b, c = rt.run(feed), rr.run(feed), r2.run(feed)
             for k in a:
-                assert a[k].tobytes() == b[k].tobytes(), k
+                assert a[k].tobytes() == b[k].tobytes() == c[k].tobytes(), k

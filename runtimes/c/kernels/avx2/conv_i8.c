@@ -66,18 +66,23 @@ static size_t avx2_i8_gemm_scratch(size_t K, size_t P, int stage) {
     return 2 * ((K + 3) / 4 * 4) * T + (stage ? 4 * ((T + 31) / 16 * 16) : 0);
 }
 
-/* Depthwise: the ring of int16 rows and one zero row (dwc_plan below computes it). */
+/* Depthwise: int16 phase rows of the input (a ring, or the whole plane when it fits), a zero
+ * row and the padded int8 row the conversion goes through. Whole plane: every row is converted
+ * before any is read (freshly stored rows read at other offsets stall store forwarding); ring:
+ * the rows of two consecutive output rows, converted one output row ahead. */
 typedef struct avx2_dw_plan {
-    long long ring, L, sw, rows_bytes;   /* ring rows, int16 per phase row, phases, bytes */
+    long long ring, L, sw, whole;   /* ring rows (IH when whole), int16 per phase row, phases */
+    size_t rows_bytes;
 } avx2_dw_plan;
 
-static void avx2_dw_plan_of(const dse_i8_geom *g, avx2_dw_plan *p) {
-    long long OWr = (g->out[2] + 15) / 16 * 16;
+static void avx2_dw_plan_of(const dse_i8_geom *g, size_t budget, avx2_dw_plan *p) {
+    const long long OWr = (g->out[2] + 15) / 16 * 16;
     p->sw = g->s[2];
     p->L = (OWr + (g->k[2] - 1) * g->d[2] / g->s[2] + 1 + 15) / 16 * 16;
-    p->ring = (g->k[1] - 1) * g->d[1] + 1;
-    p->rows_bytes = (p->ring + 1) * p->sw * p->L * 2 + p->sw * p->L + 64;   /* the ring and a zero row (sw phases of
-                                                                             * L int16 each), the padded int8 row */
+    const size_t row = (size_t)(p->sw * p->L) * 2, tmp = (size_t)(p->sw * p->L) + 64;
+    p->whole = (size_t)(g->in[1] + 1) * row + tmp <= budget;
+    p->ring = p->whole ? g->in[1] : (g->k[1] - 1) * g->d[1] + 1 + g->s[1];
+    p->rows_bytes = (size_t)(p->ring + 1) * row + tmp;
 }
 
 /* -- Winograd F(2x2, 3x3), exact in int32 ------------------------------------------------------- */
@@ -105,20 +110,22 @@ typedef struct avx2_wino_plan {
 static int avx2_wino_plan_of(const dse_i8_geom *g, size_t C, size_t O, size_t budget, avx2_wino_plan *wp) {
     if (g->sp != 2 || g->k[1] != 3 || g->k[2] != 3 || g->s[1] != 1 || g->s[2] != 1 || g->d[1] != 1 || g->d[2] != 1)
         return 0;
-    if (C < 8 || 9 * C > 16577 || g->out[1] < 4 || g->out[2] < 4 || g->out[1] * g->out[2] < 64) return 0;
+    if (C < 8 || 9 * C > 16577 || g->out[1] < 4 || g->out[2] < 4 || g->out[1] * g->out[2] < 36) return 0;
     wp->TH = (g->out[1] + 1) / 2, wp->TW = (g->out[2] + 1) / 2, wp->TWp = (wp->TW + 3) / 4 * 4;
     if (wp->TWp > 64) return 0;
     wp->Cp = (long long)(C + 3) / 4 * 4, wp->Kb = wp->Cp / 4, wp->nbands = (long long)(O + 7) / 8;
     wp->L = (wp->TWp + 15) / 16 * 16 + 16;                  /* int16 per phase row: tiles + 1, 16-wide reads */
     const size_t rows = 2 * (4 * 2 * (size_t)wp->L * 2) + (size_t)wp->L * 2 * 2 + 128;   /* 4 rows x 2 phases, zero row, tmp */
-    /* one tile row per block: V is recomputed once per chunk of UB bands, so the most bands */
-    for (long long R = 1; R >= 1; R--) {
-        const long long T = R * wp->TWp;
-        const size_t v = 16 * (size_t)T * (size_t)wp->Cp * 2, u1 = 16 * (size_t)wp->Kb * 64;
+    const size_t u1 = 16 * (size_t)wp->Kb * 64, vrow = 16 * (size_t)wp->TWp * (size_t)wp->Cp * 2;
+    /* whole image: V once (all tile rows), U per chunk of bands; else one tile row per block,
+     * V recomputed once per chunk of UB bands (so as many bands per chunk as fit) */
+    for (int whole = 1; whole >= 0; whole--) {
+        const long long R = whole ? wp->TH : 1;
+        const size_t v = vrow * (size_t)R;
         if (v + u1 + rows > budget) continue;
         long long UB = (long long)((budget - v - rows) / u1);
         if (UB > wp->nbands) UB = wp->nbands;
-        wp->R = R, wp->T = T, wp->UB = UB;
+        wp->R = R, wp->T = R * wp->TWp, wp->UB = UB;
         wp->v_off = 0, wp->u_off = v, wp->rows_off = v + (size_t)UB * u1;
         wp->need = wp->rows_off + rows;
         return 1;
@@ -149,8 +156,9 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         if (!(group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1) || x->rank > 4 || K > 128) return 1;
         dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
         avx2_dw_plan dp;
-        avx2_dw_plan_of(&g, &dp);
-        need = (size_t)dp.rows_bytes + 64;
+        avx2_dw_plan_of(&g, plan < m->scratch_size ? plan : m->scratch_size, &dp);
+        if (!dp.whole && dp.ring > 64) return 1;
+        need = dp.rows_bytes;
     }
     if (need > m->scratch_size || need > plan) return 1;   /* planned without it: REF */
     why->scratch = need;
@@ -196,7 +204,14 @@ typedef struct avx2_i8_rq {
     __m256i zp, qmin, qmax;
 } avx2_i8_rq;
 
-static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c, int count) {
+DSE_TARGET_AVX2 static void avx2_i8_rq_init1(avx2_i8_rq *q, const dse_i8_out *o, size_t c);
+
+DSE_TARGET_AVX2 static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c, int count) {
+    if (count == 8 && c[0] == c[7] && c[0] == c[1] && c[0] == c[2] && c[0] == c[3] && c[0] == c[4] && c[0] == c[5] &&
+        c[0] == c[6]) {   /* one channel in every lane (depthwise): each quantity once */
+        avx2_i8_rq_init1(q, o, c[0]);
+        return;
+    }
     int32_t Mv[8] = {0}, Lv[8], nLv[8], zb[8];
     int64_t re[4] = {0}, ro[4] = {0}, se[4] = {1, 1, 1, 1}, so[4] = {1, 1, 1, 1}, ce[4] = {0}, co[4] = {0};
     q->fast = !o->float_out;
@@ -208,7 +223,7 @@ static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c,
         int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
         if (M) {
             const int e = 31 - __builtin_clz(M);
-            if (sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
+            if (sh >= 31 && sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);   /* (only the fast form uses L) */
         }
         q->fast &= sh >= 31;
         Mv[i] = (int32_t)M, Lv[i] = (int32_t)L, nLv[i] = (int32_t)-L, zb[i] = o->zp_out - (int32_t)(sh >= 31 ? B : 0);
@@ -226,6 +241,27 @@ static void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c,
     int32_t zv[8], qn[8], qx[8];
     for (int i = 0; i < 8; i++) zv[i] = o->zp_out, qn[i] = o->qmin, qx[i] = o->qmax;
     memcpy(&q->lo, lv, 32), memcpy(&q->hi, hv, 32), memcpy(&q->zp, zv, 32), memcpy(&q->qmin, qn, 32), memcpy(&q->qmax, qx, 32);
+}
+
+/* avx2_i8_rq_init with channel c in all 8 lanes. */
+DSE_TARGET_AVX2 static void avx2_i8_rq_init1(avx2_i8_rq *q, const dse_i8_out *o, size_t c) {
+    const int sh = o->float_out ? 31 : o->shift[c];
+    const uint32_t M = o->float_out ? 0 : (uint32_t)o->M[c];
+    int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
+    if (M) {
+        const int e = 31 - __builtin_clz(M);
+        if (sh >= 31 && sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
+    }
+    const int64_t rnd = (int64_t)1 << (sh - 1), C = sh >= 31 ? rnd + B * ((int64_t)1 << sh) : 0;
+    q->fast = !o->float_out && sh >= 31;
+    q->M = _mm256_set1_epi32((int32_t)M), q->Mo = _mm256_set1_epi64x((int64_t)M);
+    q->sh_e = q->sh_o = _mm256_set1_epi64x(sh);
+    q->L = _mm256_set1_epi32((int32_t)L), q->nL = _mm256_set1_epi32((int32_t)-L);
+    q->C_e = q->C_o = _mm256_set1_epi64x(C);
+    q->zpB = _mm256_set1_epi32(o->zp_out - (int32_t)(sh >= 31 ? B : 0));
+    q->rnd_e = q->rnd_o = _mm256_set1_epi64x(rnd);
+    q->lo = _mm256_set1_epi64x(o->qmin - o->zp_out), q->hi = _mm256_set1_epi64x(o->qmax - o->zp_out);
+    q->zp = _mm256_set1_epi32(o->zp_out), q->qmin = _mm256_set1_epi32(o->qmin), q->qmax = _mm256_set1_epi32(o->qmax);
 }
 
 DSE_TARGET_AVX2 static inline __m256i avx2_i8_rq_half(__m256i p, __m256i rnd, __m256i sh, __m256i lo, __m256i hi) {
@@ -714,6 +750,8 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8
         _mm_storeu_si128((__m128i *)(d + cnt - 16), _mm_loadu_si128((const __m128i *)(row + cnt - 16)));
     } else if (cnt >= 8) {
         memcpy(d, row, 8), memcpy(d + cnt - 8, row + cnt - 8, 8);
+    } else if (cnt >= 4) {
+        memcpy(d, row, 4), memcpy(d + cnt - 4, row + cnt - 4, 4);
     } else {
         for (long long i = 0; i < cnt; i++) d[i] = row[i];
     }
@@ -733,6 +771,19 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8
         for (long long phi = 0; phi < sw; phi++)
             for (long long j = 0; j < L; j++) dst[phi * L + j] = (int16_t)(tmp[j * sw + phi] - zp);
     }
+}
+
+/* The int16 phase rows of input row ih of plane xc (converted on first use in ring mode). */
+DSE_TARGET_AVX2 static inline const int16_t *avx2_i8_dw_get(const avx2_i8_dw_job *J, int16_t *rows, int8_t *tmp, long long *tag,
+                                                            const int8_t *xc, long long ih) {
+    const dse_i8_geom *g = J->g;
+    const long long rowlen = J->dp.sw * J->dp.L, slot = J->dp.whole ? ih : ih % J->dp.ring;
+    int16_t *rs = rows + slot * rowlen;
+    if (!J->dp.whole && tag[slot] != ih) {
+        avx2_i8_dw_row(rs, xc + ih * g->in[2], tmp, g->in[2], g->pb[2], J->dp.sw, J->dp.L, J->o->zp_in);
+        tag[slot] = ih;
+    }
+    return rs;
 }
 
 DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end, unsigned worker) {
@@ -755,8 +806,11 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
         const size_t c = pl % (size_t)J->C;
         const int8_t *xc = J->x + pl * (size_t)(IH * IW);
         const int8_t *wc = J->w + c * (size_t)taps;
-        for (long long i = 0; i < ring && i < 64; i++) tag[i] = -1;
-        avx2_i8_rq q;
+        if (J->dp.whole)
+            for (long long ih = 0; ih < IH; ih++) avx2_i8_dw_row(rows + ih * rowlen, xc + ih * IW, tmp, IW, g->pb[2], sw, L, o->zp_in);
+        else
+            for (long long i = 0; i < ring; i++) tag[i] = -1;
+        avx2_i8_rq q;   /* one channel in every lane */
         const size_t cc[8] = {c, c, c, c, c, c, c, c};
         avx2_i8_rq_init(&q, o, cc, 8);
         const __m256i bias = _mm256_set1_epi32(J->bias[c]);
@@ -770,17 +824,13 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
             const int16_t *rp[64], *pa[64], *pb[64];
             for (long long kh = 0; kh < KH; kh++) {
                 const long long ih = oh * sh + kh * dh - g->pb[1];
-                rp[kh] = zero;
-                if (ih >= 0 && ih < IH) {
-                    const long long slot = ih % ring;
-                    int16_t *rs = rows + slot * rowlen;
-                    if (ring > 64 || tag[slot] != ih) {
-                        avx2_i8_dw_row(rs, xc + ih * IW, tmp, IW, g->pb[2], sw, L, o->zp_in);
-                        if (ring <= 64) tag[slot] = ih;
-                    }
-                    rp[kh] = rs;
-                }
+                rp[kh] = ih >= 0 && ih < IH ? avx2_i8_dw_get(J, rows, tmp, tag, xc, ih) : zero;
             }
+            if (!J->dp.whole && oh + 1 < OH)   /* the next output row's new rows, ahead of their use */
+                for (long long kh = 0; kh < KH; kh++) {
+                    const long long ih = (oh + 1) * sh + kh * dh - g->pb[1];
+                    if (ih >= 0 && ih < IH) avx2_i8_dw_get(J, rows, tmp, tag, xc, ih);
+                }
             for (long long pi = 0; pi < npairs; pi++) {
                 const long long t0 = 2 * pi, t1 = 2 * pi + 1 < taps ? 2 * pi + 1 : 2 * pi;
                 pa[pi] = rp[tkh[t0]] + toff[t0], pb[pi] = rp[tkh[t1]] + toff[t1];
@@ -891,6 +941,7 @@ typedef struct avx2_i8_wino_job {
     size_t C, O;
     avx2_wino_plan wp;
     size_t blocks;         /* per image */
+    size_t split;          /* whole-image plans: band chunks per image (threads) */
 } avx2_i8_wino_job;
 
 /* U of bands b0..b0+nb-1: U[band][ij][c/4][o%8][c%4] = (G' g G'^T)_ij of W[o][c], 0 past O or C.
@@ -1055,6 +1106,26 @@ DSE_TARGET_AVX2 static void avx2_i8_wino_out(const avx2_i8_wino_job *J, const __
             else _mm256_storeu_si256((__m256i *)res[j][k], avx2_i8_requant(_mm256_add_epi32(v, bias), q));
         }
     }
+    if (!o->float_out && 2 * tw0 + 8 <= OW) {   /* 8 whole columns: per channel and row, 8 bytes */
+        const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        for (int di = 0; di < 2; di++) {
+            const long long oh = 2 * th + di;
+            if (oh >= OH) break;
+            __m256i c[8];   /* column 2j + dj = tile j, output (di, dj) */
+            for (int col = 0; col < 8; col++) c[col] = _mm256_loadu_si256((const __m256i *)res[col >> 1][2 * di + (col & 1)]);
+            __m256i b0 = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+            __m256i b1 = _mm256_packs_epi16(_mm256_packs_epi32(c[4], c[5]), _mm256_packs_epi32(c[6], c[7]));
+            b0 = _mm256_shuffle_epi8(b0, tr), b1 = _mm256_shuffle_epi8(b1, tr);   /* dword ch: its 4 columns */
+            int64_t q[8];
+            _mm256_storeu_si256((__m256i *)q, _mm256_unpacklo_epi32(b0, b1));        /* ch 0, 1, 4, 5 */
+            _mm256_storeu_si256((__m256i *)(q + 4), _mm256_unpackhi_epi32(b0, b1));  /* ch 2, 3, 6, 7 */
+            static const int at[8] = {0, 1, 4, 5, 2, 3, 6, 7};   /* q index of channel i */
+            int8_t *yb = (int8_t *)J->y + (b * J->O + o0) * P + (size_t)(oh * OW + 2 * tw0);
+            for (size_t i = 0; i < nc; i++) memcpy(yb + i * P, &q[at[i]], 8);
+        }
+        return;
+    }
     for (int j = 0; j < 4; j++) {
         const long long tw = tw0 + j;
         for (int k = 0; k < 4; k++) {
@@ -1069,40 +1140,64 @@ DSE_TARGET_AVX2 static void avx2_i8_wino_out(const avx2_i8_wino_job *J, const __
     }
 }
 
+/* Bands b0..b0+nb-1 (their U at U) of the tile rows th0.. of image b, from the block's V (T tiles). */
+DSE_TARGET_AVX2 static void avx2_i8_wino_block(const avx2_i8_wino_job *J, const int16_t *V, size_t T, long long th0, size_t b,
+                                               const int16_t *U, long long b0, long long nb) {
+    const avx2_wino_plan *wp = &J->wp;
+    const size_t Cp = (size_t)wp->Cp, band = 16 * (size_t)wp->Kb * 32;
+    __m256i m[16][8];
+    for (long long bi = 0; bi < nb; bi++) {
+        const size_t o0 = (size_t)(b0 + bi) * 8;
+        const size_t nc = J->O - o0 < 8 ? J->O - o0 : 8;
+        size_t ch[8];
+        int32_t bv[8] = {0};
+        for (size_t i = 0; i < 8; i++) ch[i] = o0 + (i < nc ? i : 0), bv[i] = i < nc ? J->bias[o0 + i] : 0;
+        __m256i bias;
+        memcpy(&bias, bv, 32);
+        avx2_i8_rq q;
+        avx2_i8_rq_init(&q, J->o, ch, (int)nc);
+        const int16_t *Ub = U + (size_t)bi * band;
+        for (size_t gi = 0; gi < T / 4; gi++) {
+            const long long th = th0 + (long long)(gi * 4) / wp->TWp, tw0 = (long long)(gi * 4) % wp->TWp;
+            if (tw0 >= wp->TW) continue;   /* padding tiles of the row */
+            for (int ij = 0; ij < 16; ij++)
+                avx2_i8_mk4w(V + (size_t)ij * T * Cp + gi * 4 * Cp, Ub + (size_t)ij * (size_t)wp->Kb * 32, (size_t)wp->Kb, m[ij]);
+            avx2_i8_wino_out(J, (const __m256i(*)[8])m, b, th, tw0, o0, &q, bias);
+        }
+    }
+}
+
+/* Parts: whole-image plans (R == TH): part t = image t / split, bands of chunk t % split, V once
+ * per image; row plans: part t = (image, tile row), all bands, V once per chunk of UB bands. */
 DSE_TARGET_AVX2 static void avx2_i8_wino_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const avx2_i8_wino_job *J = arg;
     const avx2_wino_plan *wp = &J->wp;
     uint8_t *S = dse__worker_scratch(J->cx, worker);
     int16_t *V = (int16_t *)(void *)(S + wp->v_off), *U = (int16_t *)(void *)(S + wp->u_off), *rows = (int16_t *)(void *)(S + wp->rows_off);
-    const size_t Cp = (size_t)wp->Cp, band = 16 * (size_t)wp->Kb * 32, isz = (size_t)(J->g->in[1] * J->g->in[2]);
-    __m256i m[16][8];
+    const size_t isz = (size_t)(J->g->in[1] * J->g->in[2]);
+    if (wp->R == wp->TH) {
+        size_t have = (size_t)-1;
+        for (size_t t = begin; t < end; t++) {
+            const size_t b = t / J->split, part = t % J->split, per = ((size_t)wp->nbands + J->split - 1) / J->split;
+            const long long p0 = (long long)(part * per), p1 = (long long)((part + 1) * per) < wp->nbands ? (long long)((part + 1) * per) : wp->nbands;
+            if (p0 >= p1) continue;
+            if (b != have) avx2_i8_wino_v(V, rows, J, J->x + b * J->C * isz, 0, wp->TH), have = b;
+            for (long long b0 = p0; b0 < p1; b0 += wp->UB) {
+                const long long nb = p1 - b0 < wp->UB ? p1 - b0 : wp->UB;
+                avx2_i8_wino_u(U, J, b0, nb);
+                avx2_i8_wino_block(J, V, (size_t)wp->T, 0, b, U, b0, nb);
+            }
+        }
+        return;
+    }
     for (long long b0 = 0; b0 < wp->nbands; b0 += wp->UB) {
         const long long nb = wp->nbands - b0 < wp->UB ? wp->nbands - b0 : wp->UB;
         avx2_i8_wino_u(U, J, b0, nb);
         for (size_t t = begin; t < end; t++) {
             const size_t b = t / J->blocks;
-            const long long th0 = (long long)(t % J->blocks) * wp->R, R = wp->TH - th0 < wp->R ? wp->TH - th0 : wp->R;
-            const size_t T = (size_t)(R * wp->TWp);
-            avx2_i8_wino_v(V, rows, J, J->x + b * J->C * isz, th0, R);
-            for (long long bi = 0; bi < nb; bi++) {
-                const size_t o0 = (size_t)(b0 + bi) * 8;
-                const size_t nc = J->O - o0 < 8 ? J->O - o0 : 8;
-                size_t ch[8];
-                int32_t bv[8] = {0};
-                for (size_t i = 0; i < 8; i++) ch[i] = o0 + (i < nc ? i : 0), bv[i] = i < nc ? J->bias[o0 + i] : 0;
-                __m256i bias;
-                memcpy(&bias, bv, 32);
-                avx2_i8_rq q;
-                avx2_i8_rq_init(&q, J->o, ch, (int)nc);
-                const int16_t *Ub = U + (size_t)bi * band;
-                for (size_t gi = 0; gi < T / 4; gi++) {
-                    for (int ij = 0; ij < 16; ij++)
-                        avx2_i8_mk4w(V + (size_t)ij * T * Cp + gi * 4 * Cp, Ub + (size_t)ij * (size_t)wp->Kb * 32, (size_t)wp->Kb, m[ij]);
-                    const long long th = th0 + (long long)(gi * 4) / wp->TWp, tw0 = (long long)(gi * 4) % wp->TWp;
-                    if (tw0 >= wp->TW) continue;   /* padding tiles of the row */
-                    avx2_i8_wino_out(J, (const __m256i(*)[8])m, b, th, tw0, o0, &q, bias);
-                }
-            }
+            const long long th0 = (long long)(t % J->blocks);
+            avx2_i8_wino_v(V, rows, J, J->x + b * J->C * isz, th0, 1);
+            avx2_i8_wino_block(J, V, (size_t)wp->TWp, th0, b, U, b0, nb);
         }
     }
 }
@@ -1117,17 +1212,18 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
     if (wt->layout == DSE_LAYOUT_PLAIN) {   /* depthwise (the check accepts nothing else in layout 0) */
         avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
-                            &o, dse__data(m, arena, n->out[0]), &g, (long long)O, {0, 0, 0, 0}};
-        avx2_dw_plan_of(&g, &J.dp);
+                            &o, dse__data(m, arena, n->out[0]), &g, (long long)O, {0, 0, 0, 0, 0}};
+        avx2_dw_plan_of(&g, n->scratch, &J.dp);
         dse__parallel(cx, NB * O, 1, avx2_i8_dw_task, &J);
         return;
     }
     avx2_wino_plan wp;
     if (avx2_wino_plan_of(&g, wt->dims[1], O, n->scratch, &wp)) {
         avx2_i8_wino_job W = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
-                              &o, dse__data(m, arena, n->out[0]), &g, xt->dims[1], O, wp, 0};
+                              &o, dse__data(m, arena, n->out[0]), &g, xt->dims[1], O, wp, 0, 1};
         W.blocks = (size_t)((wp.TH + wp.R - 1) / wp.R);
-        dse__parallel(cx, NB * W.blocks, 1, avx2_i8_wino_task, &W);
+        W.split = wp.R == wp.TH ? avx2_i8_split(cx, NB, O) : 1;
+        dse__parallel(cx, wp.R == wp.TH ? NB * W.split : NB * W.blocks, 1, avx2_i8_wino_task, &W);
         return;
     }
     avx2_i8_conv_job J;
