@@ -11,7 +11,7 @@
 
 #if DSE_AVX2_F32
 
-#define UN_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
+#define UN_AI DSE_AI
 
 UN_AI __m256 un_canon(__m256 y) {   /* NaN -> 0x7FC00000 */
     return _mm256_blendv_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
@@ -36,30 +36,32 @@ typedef struct un_job {
 
 /* A kernel from an expression of x (a __m256) and the job's parameters p0, p1 (__m256). The
  * tail (< 8 elements) goes through a small buffer: no masked load/store. */
-#define UN_KERNEL(NAME, SETUP, EXPR)                                                                      \
-    UN_AI __m256 un_f_##NAME(__m256 x, __m256 p0, __m256 p1) { (void)p0; (void)p1; return un_canon(EXPR); }\
+/* A kernel from an expression of x (a __m256) and the job's parameters p0, p1 (__m256), or
+ * (UN_KERNEL_N) from a vector function of N vectors at a time (their long dependency chains
+ * interleave). The tail (< 8 elements) goes through a small buffer: no masked load/store. */
+#define UN_KERNEL_BODY(NAME, SETUP, GROUP)                                                                \
     static DSE_TARGET_AVX2 void un_##NAME##_part(void *arg, size_t b, size_t e, unsigned w) {              \
         (void)w;                                                                                          \
         const un_job *j = arg;                                                                            \
         const __m256 p0 = _mm256_set1_ps(j->p[0]), p1 = _mm256_set1_ps(j->p[1]);                          \
         const size_t lo = b * 8, hi = e * 8 < j->n ? e * 8 : j->n;                                        \
         size_t i = lo;                                                                                    \
-        for (; i + 32 <= hi; i += 32) {   /* 4 independent chains: the functions are long */              \
-            const __m256 y0 = un_f_##NAME(_mm256_loadu_ps(j->x + i), p0, p1);                               \
-            const __m256 y1 = un_f_##NAME(_mm256_loadu_ps(j->x + i + 8), p0, p1);                           \
-            const __m256 y2 = un_f_##NAME(_mm256_loadu_ps(j->x + i + 16), p0, p1);                          \
-            const __m256 y3 = un_f_##NAME(_mm256_loadu_ps(j->x + i + 24), p0, p1);                          \
-            _mm256_storeu_ps(j->y + i, y0);                                                               \
-            _mm256_storeu_ps(j->y + i + 8, y1);                                                           \
-            _mm256_storeu_ps(j->y + i + 16, y2);                                                          \
-            _mm256_storeu_ps(j->y + i + 24, y3);                                                          \
+        for (; i + 8 * GROUP <= hi; i += 8 * GROUP) {                                                     \
+            __m256 x[GROUP], y[GROUP];                                                                    \
+            DSE_UNROLL                                                                                    \
+            for (int k = 0; k < GROUP; k++) x[k] = _mm256_loadu_ps(j->x + i + 8 * k);                     \
+            un_n_##NAME(GROUP, x, y, p0, p1);                                                             \
+            DSE_UNROLL                                                                                    \
+            for (int k = 0; k < GROUP; k++) _mm256_storeu_ps(j->y + i + 8 * k, un_canon(y[k]));           \
         }                                                                                                 \
-        for (; i + 8 <= hi; i += 8) _mm256_storeu_ps(j->y + i, un_f_##NAME(_mm256_loadu_ps(j->x + i), p0, p1)); \
-        if (i < hi) {                                                                                     \
+        for (; i < hi; i += 8) {                                                                          \
             float t[8] = {0};                                                                             \
-            for (size_t k = 0; k < hi - i; k++) t[k] = j->x[i + k];                                       \
-            _mm256_storeu_ps(t, un_f_##NAME(_mm256_loadu_ps(t), p0, p1));                                   \
-            for (size_t k = 0; k < hi - i; k++) j->y[i + k] = t[k];                                       \
+            const size_t c = hi - i < 8 ? hi - i : 8;                                                     \
+            for (size_t k = 0; k < c; k++) t[k] = j->x[i + k];                                            \
+            __m256 x = _mm256_loadu_ps(t), y;                                                             \
+            un_n_##NAME(1, &x, &y, p0, p1);                                                               \
+            _mm256_storeu_ps(t, un_canon(y));                                                             \
+            for (size_t k = 0; k < c; k++) j->y[i + k] = t[k];                                            \
         }                                                                                                 \
     }                                                                                                     \
     void dse_f32_##NAME##__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
@@ -68,6 +70,19 @@ typedef struct un_job {
         SETUP;                                                                                            \
         dse__parallel(cx, (j.n + 7) / 8, UN_GRAIN, un_##NAME##_part, &j);                                 \
     }
+#define UN_KERNEL(NAME, SETUP, EXPR)                                                                      \
+    UN_AI void un_n_##NAME(const int N, const __m256 *xs, __m256 *ys, __m256 p0, __m256 p1) {             \
+        (void)p0; (void)p1;                                                                               \
+        DSE_UNROLL                                                                                        \
+        for (int k = 0; k < N; k++) { const __m256 x = xs[k]; ys[k] = (EXPR); }                           \
+    }                                                                                                     \
+    UN_KERNEL_BODY(NAME, SETUP, 2)
+#define UN_KERNEL_N(NAME, FN)                                                                             \
+    UN_AI void un_n_##NAME(const int N, const __m256 *xs, __m256 *ys, __m256 p0, __m256 p1) {             \
+        (void)p0; (void)p1;                                                                               \
+        FN(N, xs, ys);                                                                                    \
+    }                                                                                                     \
+    UN_KERNEL_BODY(NAME, (void)n, 4)
 
 #define UN_ZERO _mm256_setzero_ps()
 #define UN_ONE _mm256_set1_ps(1.0f)
@@ -86,10 +101,10 @@ UN_KERNEL(neg, (void)n, _mm256_xor_ps(x, _mm256_set1_ps(-0.0f)))
 UN_KERNEL(abs, (void)n, un_abs(x))
 UN_KERNEL(sqrt, (void)n, _mm256_sqrt_ps(x))
 UN_KERNEL(reciprocal, (void)n, _mm256_div_ps(UN_ONE, x))
-UN_KERNEL(exp, (void)n, dse__avx2_exp(x))
-UN_KERNEL(sigmoid, (void)n, dse__avx2_sigmoid(x))
-UN_KERNEL(tanh, (void)n, dse__avx2_tanh(x))
-UN_KERNEL(erf, (void)n, dse__avx2_erf(x))
+UN_KERNEL_N(exp, dse__avx2_exp_n)
+UN_KERNEL_N(sigmoid, dse__avx2_sigmoid_n)
+UN_KERNEL_N(tanh, dse__avx2_tanh_n)
+UN_KERNEL_N(erf, dse__avx2_erf_n)
 UN_KERNEL(clip,
           const float inf = __builtin_inff();
           j.p[0] = n->n_in > 1 && n->in[1] != DSE_NONE ? *(const float *)dse__data(m, arena, n->in[1]) : -inf;
