@@ -521,9 +521,17 @@ def test_quantize_dequantize(lib, zp):
     rng = np.random.default_rng(500 + zp)
     s = np.float32(2.0 ** rng.uniform(-20, 4))
     ties = (np.arange(-300, 300) + 0.5).astype(np.float32) * s           # exact halves: half to even
+    # edges of the vectorised form (quantize.c): |x/s| around 512 (saturation whatever zp), the
+    # 2^22 limit of the rounding trick, huge and tiny values, NaN (-> zp; numpy's is
+    # platform-specific)
+    edges = np.array([511.5, -511.5, 512.0, -512.0, 512.5, -512.5, 2.0 ** 22, -(2.0 ** 22), 2.0 ** 22 + 1,
+                      1e38, -1e38, 1e-45, -1e-45], np.float64) * float(s)
     x = np.concatenate([ties, (rng.standard_normal(997) * 200 * s).astype(np.float32),
-                        np.array([0, -0.0, 1e30, -1e30, np.inf, -np.inf], np.float32)]).astype(np.float32)
-    ref_q = arith.quantize(x, s, zp)
+                        np.array([0, -0.0, 1e30, -1e30, np.inf, -np.inf], np.float32), edges.astype(np.float32),
+                        np.array([np.nan, -np.nan], np.float32)]).astype(np.float32)
+    with np.errstate(all="ignore"):
+        ref_q = arith.quantize(np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=-np.inf), s, zp)
+    ref_q[np.isnan(x)] = zp
     net = Net()
     xi = net.inp(x)
     yi = net.out("int8", x.shape)
