@@ -49,7 +49,7 @@ def _dt(a):
     return "bool" if a.dtype == np.bool_ else a.dtype.name
 
 
-def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False):
+def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False, domain=""):
     """One node. `inputs`: arrays (graph inputs, in the arena) or ("const", array) or None (absent)."""
     tensors, feeds, node_in, off = [], [], [], 0
     for k, v in enumerate(inputs):
@@ -68,7 +68,7 @@ def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False):
     nbytes = int(np.prod(out_shape, dtype=np.int64)) * ydt.itemsize
     tensors.append(TensorRec.arena("y", "bool" if ydt == np.bool_ else ydt.name, out_shape, off if nbytes else 0))
     end = max([t.offset + t.nbytes for t in tensors if t.storage == 1 and t.nbytes] + [1])
-    a = Artifact(tensors=tuple(tensors), nodes=(NodeRec(op_id(op), tuple(node_in), (len(tensors) - 1,), attrs or {}),),
+    a = Artifact(tensors=tuple(tensors), nodes=(NodeRec(op_id(op, domain), tuple(node_in), (len(tensors) - 1,), attrs or {}),),
                  inputs=tuple(i for i, _ in feeds), outputs=(len(tensors) - 1,), arena_size=-(-end // 64) * 64)
     data = a.to_bytes()
     raw = np.zeros(len(data) + 128, np.uint8)
@@ -278,6 +278,62 @@ def test_binary_in_place(lib):
         finally:
             lib.dse_session_free(s)
             lib.dse_model_free(m)
+
+
+def test_elementwise_program(lib):
+    """A float dsedge.Elementwise program (kernels/ref/elementwise.c): every step the kernel runs,
+    constants on either side, absent Clip bounds, step attributes as constants, values used
+    twice, on a tensor that is not a whole number of 64-element blocks; the bytes of the
+    numpy reference running the ops one after the other. Malformed programs are refused."""
+    from dsedge.ops.fused import FLOAT_STEPS, encode_float_program, eval_program
+    rng = np.random.default_rng(21)
+    x = np.concatenate([rng.standard_normal(150) * 4, EDGES, [3.0, -3.0, 2.5, -2.5, 0.5]]).astype(F32)
+    x = np.concatenate([x, np.zeros(3 * 64 + 7 - x.size % (3 * 64 + 7), F32)])[:3 * 64 + 7]
+    c = lambda j: ("c", j)   # noqa: E731
+    v = lambda k: ("v", k)   # noqa: E731
+    consts = (np.float32(3), np.float32(6), np.float32(0), np.float32(-0.5), np.float32(np.nan), np.float32(-0.0))
+    programs = [
+        ((("Add", (v(0), c(0)), {}), ("Clip", (v(1), c(2), c(1)), {}), ("Mul", (v(0), v(2)), {}),
+          ("Div", (v(3), c(1)), {})), 4),                                                   # hard swish
+        ((("Sub", (c(0), v(0)), {}), ("Max", (v(1), c(3)), {}), ("Min", (c(2), v(2)), {}),
+          ("Clip", (v(0), None, c(0)), {}), ("Clip", (v(4), c(3), None), {}), ("Mul", (v(3), v(5)), {})), 6),
+        ((("Neg", (v(0),), {}), ("Abs", (v(1),), {}), ("Relu", (v(0),), {}), ("Sqrt", (v(2),), {}),
+          ("Reciprocal", (v(4),), {}), ("Floor", (v(0),), {}), ("Ceil", (v(0),), {}), ("Round", (v(0),), {}),
+          ("Sign", (v(0),), {}), ("HardSwish", (v(0),), {}), ("Softsign", (v(0),), {}),
+          ("LeakyRelu", (v(0),), {"alpha": 0.1}), ("HardSigmoid", (v(0),), {"alpha": 0.3, "beta": 0.6}),
+          ("Add", (v(5), v(11)), {}), ("Add", (v(12), v(13)), {}), ("Add", (v(14), v(9)), {})), 16),
+        ((("Clip", (v(0), c(4), c(1)), {}), ("Clip", (v(0), c(2), c(4)), {}), ("Max", (v(0), c(4)), {}),
+          ("Clip", (v(0), c(5), c(2)), {}), ("Clip", (v(0), c(2), c(5)), {}), ("Clip", (v(0), c(1), c(3)), {}),
+          ("Min", (v(0), c(5)), {}), ("Max", (c(5), v(0)), {})), 8),      # NaN, signed-zero and crossed bounds
+    ]
+    for prog, result in programs:
+        for k in range(1, result + 1):      # every intermediate value as the result too
+            attrs = {"program": prog, "consts": consts, "result": k}
+            enc = encode_float_program(attrs)
+            assert enc is not None and all(s[0] in FLOAT_STEPS for s in prog)
+            with np.errstate(all="ignore"):
+                want = eval_program(x, prog, consts, k)
+            same(run(lib, "Elementwise", [x], F32, x.shape, enc, domain="dsedge"), want)
+    # the int8 form: the program's result through QuantizeLinear (a fused trailing Q)
+    from dsedge.quant import arith
+    for prog, result in programs[:3]:
+        enc = encode_float_program({"program": prog, "consts": consts, "result": result})
+        with np.errstate(all="ignore"):
+            f = eval_program(x, prog, consts, result)
+        for s_, zp in ((0.05, 0), (2.0 ** -9, -128), (0.7, 127), (1e-3, 5)):
+            q = dict(enc, q_scale=float(np.float32(s_)), q_zp=zp)
+            with np.errstate(all="ignore"):
+                want = arith.quantize(np.nan_to_num(f, nan=0.0, posinf=np.inf, neginf=-np.inf), np.float32(s_), zp)
+            want[np.isnan(f)] = zp                           # NaN -> zp (quantize.c; numpy's is platform-specific)
+            same(run(lib, "Elementwise", [x], np.int8, x.shape, q, domain="dsedge"), want)
+    for bad in (dict(enc, q_scale=0.0, q_zp=0), dict(enc, q_scale=0.5, q_zp=200)):
+        assert "q_scale" in run(lib, "Elementwise", [x], np.int8, x.shape, bad, domain="dsedge", load_error=True)
+    good = encode_float_program({"program": programs[0][0], "consts": consts, "result": 4})
+    for bad in (dict(good, result=5), dict(good, program=[999, 1, 0]), dict(good, program=[op_id("Add"), 2, 0, 7]),
+                dict(good, program=[op_id("Add"), 2, 0, -9]), dict(good, program=[op_id("Neg"), 1, 1]),
+                dict(good, program=[op_id("Add"), 2, 0])):
+        msg = run(lib, "Elementwise", [x], F32, x.shape, bad, domain="dsedge", load_error=True)
+        assert "program" in msg, msg
 
 
 def test_exact_unary(lib):

@@ -45,6 +45,28 @@ static inline int8_t dse_requant(int64_t acc, int32_t M, int n, int zp_out, int 
     return dse_i8_clamp(zp_out + dse_i8_round_shift(acc * M, n), qmin, qmax);
 }
 
+/* QuantizeLinear of DSE_Q_BLOCK floats, q[j] = clamp(nearbyintf(x[j] / s) + zp, lo, hi), NaN -> zp,
+ * in a form compilers vectorise (kernels/ref/quantize.c explains it; also the int8 output of
+ * the float Elementwise kernel). */
+#define DSE_Q_BLOCK 16
+static inline void dse_quantize_block(const float *x, float s, int zp, int lo, int hi, int32_t *q) {
+    uint32_t rb[DSE_Q_BLOCK], mb[DSE_Q_BLOCK];
+    for (size_t j = 0; j < DSE_Q_BLOCK; j++) {
+        const float r = x[j] / s, m = r + 12582912.0f;
+        memcpy(&rb[j], &r, 4);
+        memcpy(&mb[j], &m, 4);
+    }
+    for (size_t j = 0; j < DSE_Q_BLOCK; j++) {
+        int32_t mag = (int32_t)(rb[j] & 0x7FFFFFFFu), neg = (int32_t)(rb[j] >> 31);
+        int32_t v = (int32_t)(mb[j] & 0x7FFFFFu) - 0x400000;
+        v = mag >= 0x44000000 ? 1024 - 2048 * neg : v;          /* |r| >= 512 */
+        v += zp;
+        v = v > lo ? v : lo;
+        v = v < hi ? v : hi;
+        q[j] = mag > 0x7F800000 ? zp : v;                        /* NaN */
+    }
+}
+
 /* -- shared helpers (kernels/ref/conv_i8.c) -------------------------------------------------- */
 
 /* An int8 zero point / clamp bound must lie in [-128, 127]. */
@@ -92,6 +114,11 @@ static inline void dse_i8_store(const dse_i8_out *o, void *y, size_t idx, size_t
 /* Numpy broadcasting of two int8 inputs onto the int8 output (the elementwise walker of
  * kernels/ref/binary.c then walks them). */
 DSE_INTERNAL int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, dse_why *why);
+
+/* int8 Add/Sub parameters (kernels/ref/add_i8.c): zero points, output clamp, the shared shift n
+ * and the two multipliers; 0 when valid (shared by the REF and optimised Add kernels). */
+typedef struct dse_i8_addp { int za, zb, zp, qmin, qmax, n; int64_t Ma, Mb; } dse_i8_addp;
+DSE_INTERNAL int dse_i8_add_params(const dse_node *n, dse_i8_addp *p);
 
 /* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
  * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape

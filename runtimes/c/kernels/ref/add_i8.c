@@ -33,9 +33,9 @@ bad:
     return 1;
 }
 
-typedef struct addp { int za, zb, zp, qmin, qmax, n; int64_t Ma, Mb; } addp;
+typedef dse_i8_addp addp;
 
-static int add_params(const dse_node *n, addp *p) {
+int dse_i8_add_params(const dse_node *n, dse_i8_addp *p) {
     int64_t za = dse__attr_int(n, DSE_A_za, 1000), zb = dse__attr_int(n, DSE_A_zb, 1000), zo = dse__attr_int(n, DSE_A_zp_out, 1000);
     int64_t lo = dse__attr_int(n, DSE_A_qmin, -128), hi = dse__attr_int(n, DSE_A_qmax, 127), sh = dse__attr_int(n, DSE_A_shift, 0);
     int64_t Ma = dse__attr_int(n, DSE_A_Ma, -1), Mb = dse__attr_int(n, DSE_A_Mb, -1);
@@ -49,7 +49,7 @@ static int add_params(const dse_node *n, addp *p) {
 int dse__check_i8_add(const dse_model *m, const dse_node *n, dse_why *why) {
     addp p;
     if (dse_i8_check_broadcast(m, n, why)) return 1;
-    if (add_params(n, &p)) {
+    if (dse_i8_add_params(n, &p)) {
         DSE_WHY(why, ADD_I8_NEEDS_INT_ZA_ZB);
         return 1;
     }
@@ -87,7 +87,7 @@ static void row_add_i8(uint8_t *yb, const uint8_t *const *x, const size_t *s, ui
 
 static void add_sub(const dse_model *m, const dse_node *n, uint8_t *arena, int64_t sign, const dse_ctx *cx) {
     addp p;
-    add_params(n, &p);
+    dse_i8_add_params(n, &p);
     add_tabs t;
     const int64_t Mb = sign * p.Mb, half = (int64_t)1 << (p.n - 1);
     for (int q = -128; q < 128; q++) {

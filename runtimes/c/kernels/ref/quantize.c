@@ -42,24 +42,10 @@ int dse__check_quantize_i8(const dse_model *m, const dse_node *n, dse_why *why) 
  *   - NaN: zp.
  * The same result as clamp(nearbyintf(r) + zp, lo, hi) for every r. */
 typedef struct quant_args { const float *x; void *y; float s; int zp, lo, hi, u8; } quant_args;
-#define Q_BLOCK 16
+#define Q_BLOCK DSE_Q_BLOCK
 static void quant_block(const quant_args *a, size_t i0) {
-    uint32_t rb[Q_BLOCK], mb[Q_BLOCK];
     int32_t q[Q_BLOCK];
-    for (size_t j = 0; j < Q_BLOCK; j++) {
-        float r = a->x[i0 + j] / a->s;
-        rb[j] = dse_f2u(r);
-        mb[j] = dse_f2u(r + 12582912.0f);
-    }
-    for (size_t j = 0; j < Q_BLOCK; j++) {
-        int32_t mag = (int32_t)(rb[j] & 0x7FFFFFFFu), neg = (int32_t)(rb[j] >> 31);
-        int32_t v = (int32_t)(mb[j] & 0x7FFFFFu) - 0x400000;
-        v = mag >= 0x44000000 ? 1024 - 2048 * neg : v;          /* |r| >= 512 */
-        v += a->zp;
-        v = v > a->lo ? v : a->lo;
-        v = v < a->hi ? v : a->hi;
-        q[j] = mag > 0x7F800000 ? a->zp : v;                     /* NaN */
-    }
+    dse_quantize_block(a->x + i0, a->s, a->zp, a->lo, a->hi, q);
     if (a->u8) {
         uint8_t *y = (uint8_t *)a->y + i0;     /* local pointers: a byte store may alias *a */
         for (size_t j = 0; j < Q_BLOCK; j++) y[j] = (uint8_t)q[j];
