@@ -136,6 +136,10 @@ class TensorRec:
 
     @property
     def nbytes(self) -> int:
+        if self.layout in (1, 2) and self.shape and int(np.prod(self.shape)):   # TEMPORARY (i10-neon): packed N8K4
+            R = self.shape[1] if self.layout == 2 else self.shape[0]
+            K = int(np.prod(self.shape)) // R
+            return -(-R // 8) * 8 * (-(-K // 4) * 4)
         return _nbytes(self.dtype, self.shape)
 
     def array(self) -> np.ndarray:
@@ -273,7 +277,8 @@ def _validate(a: Artifact, where: str = "artifact") -> None:
             bad(f"{tw}: unknown dtype {t.dtype!r}")
         if len(t.shape) > MAX_RANK or any(not 0 <= d <= MAX_DIM for d in t.shape):
             bad(f"{tw}: shape {t.shape} has rank > {MAX_RANK} or a dimension outside [0, 2^31)")
-        if t.layout != 0:
+        if t.layout not in (0, 1, 2) or (t.layout and (t.dtype != "int8" or t.storage != CONST or len(t.shape) < 2
+                                                        or (t.layout == 2 and len(t.shape) != 2))):
             bad(f"{tw}: layout {t.layout} is not defined in format version {VERSION}")
         align = DTYPES[DTYPE_IDS[t.dtype]][2]
         if t.offset % align:

@@ -282,7 +282,8 @@ static void parse_tensors(rd *r, dse_model *m) {
         if (t->dtype == 0 || t->dtype >= N_DTYPE_SLOTS || DTYPES[t->dtype].bits == 0) {
             FAIL(r, DSE_ERR_UNSUPPORTED, "tensor %zu (%s): unknown dtype %d", i, t->name, t->dtype); return;
         }
-        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout != 0 || t->rank > DSE_MAX_RANK) {
+        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > 2 || t->rank > DSE_MAX_RANK ||
+            (t->layout && (t->dtype != DSE_DTYPE_INT8 || t->storage != DSE_STORAGE_CONST || t->rank < 2 || (t->layout == 2 && t->rank != 2)))) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): bad storage/quantisation/layout/rank byte", i, t->name); return;
         }
         size_t numel = 1;
@@ -295,6 +296,10 @@ static void parse_tensors(rd *r, dse_model *m) {
         size_t bits = DTYPES[t->dtype].bits, nbits;
         if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
         t->nbytes = nbits / 8 + (nbits % 8 != 0);
+        if (t->layout && numel) {   /* TEMPORARY (i10-neon, until the layouts branch lands): packed N8K4 int8 */
+            size_t R = t->layout == 2 ? t->dims[1] : t->dims[0], K = numel / R;
+            if (!mul_ok((R + 7) / 8 * 8, (K + 3) / 4 * 4, &t->nbytes)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
+        }
         t->offset = rd_size(r, SIZE_MAX, "tensor offset");
         if (r->st) return;
         if (t->offset % DTYPES[t->dtype].align) { FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): offset %zu misaligned for %s", i, t->name, t->offset, dse_dtype_name(t->dtype)); return; }
