@@ -218,6 +218,11 @@ DW_GEOMS = [
     ((2, 3, 40), (3, 1, 5), [1], [2, 2], [1], 3),                              # 1-D
     ((1, 2, 3, 5, 17), (2, 1, 2, 3, 3), [1, 1, 1], [1, 1, 1, 0, 1, 1], [1, 1, 1], 2),   # 3-D
     ((1, 17, 16, 16), (17, 1, 3, 3), [1, 1], [0, 0, 0, 0], [1, 1], 17),        # no padding
+    ((1, 4, 7, 7), (4, 1, 7, 7), [1, 1], [0, 0, 0, 0], [1, 1], 4),             # one output per plane
+    ((1, 2, 5, 80), (2, 1, 1, 7), [1, 1], [0, 3, 0, 3], [1, 10], 2),           # window > 64 bytes: scalar
+    ((1, 3, 6, 23), (3, 1, 3, 5), [2, 2], [1, 2, 1, 2], [1, 1], 3),            # stride 2, 3x5, OW = 12
+    ((1, 2, 128, 140), (2, 1, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 2),         # plane > 16 KiB: windows
+    ((1, 2, 129, 150), (2, 1, 5, 3), [2, 2], [2, 1, 2, 1], [1, 2], 2),         # same, stride 2, segments of 128
 ]
 
 GEMM_SHAPES = [(1, 1, 1), (5, 37, 7), (3, 64, 17), (9, 130, 9), (8, 16, 8), (1, 4100, 13), (17, 33, 16), (2, 7, 3)]
@@ -247,6 +252,22 @@ def all_cases():
         x, w = rand_i8(rng, xs), rand_w(rng, ws)
         cases.append(conv_case(x, w, rand_bias(rng, 8, int(np.prod(ws[1:]))), 0, Mx, nx, 3, [1, 1], [1, 1, 1, 1],
                                [1, 1], gr))
+    # blocks whose shifts are all >= 32 (multipliers < 1/2: the usual case) or all 31, and extremes of both
+    for lo, hi in ((-20, -1), (-1, -1e-9)):
+        for xs, ws, gr in (((1, 5, 9, 13), (19, 5, 3, 3), 1), ((1, 19, 9, 13), (19, 1, 3, 3), 19)):
+            x, w = rand_i8(rng, xs), rand_w(rng, ws)
+            M, n = rng_mults(rng, ws[0], lo, hi)
+            cases.append(conv_case(x, w, rand_bias(rng, ws[0], int(np.prod(ws[1:]))), -128, M, n, 127, [1, 1],
+                                   [1, 1, 1, 1], [1, 1], gr))
+        x, w = rand_i8(rng, (6, 70)), rand_w(rng, (70, 21))
+        M, n = rng_mults(rng, 21, lo, hi)
+        cases.append(gemm_case(x, w, rand_bias(rng, 21, 70), 127, M, n, -128, 0))
+    Mh = np.array([0, 2**31 - 1, 2**31 - 1, 2**30, 2**30, 1, 2**31 - 1, 2**30 + 1], np.int64)
+    nh = np.array([62, 32, 62, 32, 33, 32, 47, 62], np.int64)
+    x, w = rand_i8(rng, (1, 8, 6, 19)), rand_w(rng, (8, 8, 3, 3), extreme=True)
+    cases.append(conv_case(x, w, rand_bias(rng, 8, 72, big=True), 0, Mh, nh, -3, [1, 1], [1, 1, 1, 1], [1, 1], 1))
+    x, w = rand_i8(rng, (1, 8, 6, 19)), rand_w(rng, (8, 1, 3, 3), extreme=True)
+    cases.append(conv_case(x, w, rand_bias(rng, 8, 9, big=True), 0, Mh, nh, -3, [1, 1], [1, 1, 1, 1], [1, 1], 8))
     for R, K, N in GEMM_SHAPES:
         for tb in (0, 1):
             x, w = rand_i8(rng, (R, K)), rand_w(rng, (N, K) if tb else (K, N), extreme=R == 5)
@@ -337,6 +358,68 @@ def test_arm64_zig_build(tmp_path, written):
     """The kernels also build with clang (zig cc: its target attribute spelling) and agree."""
     exe = build_runner(tmp_path, "aarch64", "zig")
     run_all([QEMU64, "-cpu", "max", str(exe)], written, only={"conv", "gemm", "dwconv"})
+
+
+RQ_TEST_C = r"""
+/* i8_neon.h's vector requantisation (WIDE, HIGH, N31 forms) against requant.h's scalar rule on
+ * random and tie-heavy accumulators: prints the number of mismatches. */
+#include <stdio.h>
+#include "i8_neon.h"
+
+static uint64_t st = 88172645463325252ull;
+static uint64_t rnd(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return st; }
+
+int main(void) {
+    long bad = 0, checked = 0;
+    for (long it = 0; it < 200000; it++) {
+        int32_t M[8], n[8], acc[8];
+        const int form = (int)(rnd() % 3);   /* 0: any n (WIDE); 1: n >= 32 (HIGH); 2: n == 31 */
+        for (int i = 0; i < 8; i++) {
+            const uint64_t r = rnd();
+            M[i] = r % 4 == 0 ? (int32_t)(1u << (r >> 8) % 31) : r % 4 == 1 ? 0x7fffffff - (int32_t)(r >> 40) % 3
+                 : (int32_t)((r >> 2) & 0x7fffffff);
+            if (r % 97 == 0) M[i] = 0;
+            n[i] = form == 2 ? 31 : form == 1 ? 32 + (int32_t)((r >> 33) % 31) : 1 + (int32_t)((r >> 33) % 62);
+            const uint64_t a = rnd();
+            acc[i] = a % 5 == 0 ? (int32_t)(a >> 32) : a % 5 == 1 ? (int32_t)((a >> 32) % 2001) - 1000
+                   : a % 5 == 2 ? (a & 64 ? 2147483647 : -2147483647 - 1 + (int32_t)(a >> 60))
+                   : (int32_t)(((int64_t)(a >> 34) % 65536 - 32768) * 2);   /* even values: ties with M = 2^k */
+        }
+        int zp = (int)(rnd() % 256) - 128, qlo = -128 + (int)(rnd() % 20), qhi = 127 - (int)(rnd() % 20);
+        dse_i8_neon_rq q;
+        dse_i8_neon_rq_init(&q, M, n, zp, qlo, qhi);
+        if (q.kind != (form == 1 ? DSE_I8_RQ_HIGH : form == 2 ? DSE_I8_RQ_N31 : q.kind)) bad++;
+        int8_t got[8];
+        vst1_s8(got, dse_i8_neon_rq8(&q, vld1q_s32(acc), vld1q_s32(acc + 4)));
+        q.kind = DSE_I8_RQ_WIDE;   /* the wide form on the same lanes too */
+        int8_t wide[8];
+        vst1_s8(wide, dse_i8_neon_rq8(&q, vld1q_s32(acc), vld1q_s32(acc + 4)));
+        for (int i = 0; i < 8; i++, checked++) {
+            const int8_t want = dse_requant(acc[i], M[i], n[i], zp, qlo, qhi);
+            bad += got[i] != want;
+            bad += wide[i] != want;
+        }
+    }
+    printf("%ld %ld\n", bad, checked);
+    return 0;
+}
+"""
+
+
+def test_arm64_requant_forms(tmp_path):
+    """The three exact vector forms of the rule (i8_neon.h) equal requant.h on 1.6M random lanes,
+    ties (M = 2^k, even accumulators) and the int32 extremes included."""
+    gcc = shutil.which("aarch64-linux-gnu-gcc")
+    exe = tmp_path / "rq"
+    src_tmp = tmp_path / "rq.c"
+    src_tmp.write_text(RQ_TEST_C)
+    cmd = [gcc, "-static"] if gcc else [*(_zig() or pytest.skip("needs aarch64-linux-gnu-gcc or ziglang")),
+                                        "-target", "aarch64-linux-musl", "-static"]
+    subprocess.run([*cmd, *FLAGS, f"-I{CDIR / 'kernels' / 'neon'}", str(src_tmp), "-o", str(exe)], check=True,
+                   capture_output=True, timeout=300)
+    out = subprocess.run([QEMU64, "-cpu", "cortex-a53", str(exe)], capture_output=True, text=True, check=True,
+                         timeout=120).stdout.split()
+    assert out[0] == "0" and int(out[1]) == 1600000, out
 
 
 @pytest.mark.skipif(QEMU32 is None, reason="qemu-arm not installed")

@@ -115,9 +115,9 @@ void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int
 /* -- one 8-channel block: folded bias, multipliers; the output stage ------------------------ */
 
 typedef struct neon_gemm_blk {
-    int32_t fb[8], M[8];
-    int64_t nsh[8];   /* -shift: srshl by a negative amount is the rounding right shift */
+    int32_t fb[8];
     float sc[8];
+    dse_i8_neon_rq rq;
 } neon_gemm_blk;
 
 /* sum_k w[c][k] of the 8 channels of a packed block (nkb groups of 32 bytes): byte pairs into
@@ -138,22 +138,19 @@ static void neon_gemm_wsum(const int8_t *w, size_t nkb, int32_t *s) {
 
 static void neon_gemm_blk_init(const dse_i8_gemm_job *jb, size_t cb, neon_gemm_blk *bp) {
     const size_t K4 = (jb->K + 3) / 4 * 4;
-    int32_t ws[8];
+    int32_t ws[8], M[8], sh[8];
     neon_gemm_wsum(jb->wp + cb * 8 * K4, K4 / 4, ws);
     const dse_i8_out *o = jb->o;
     for (size_t i = 0; i < 8; i++) {
-        const size_t ch = cb * 8 + i;
-        if (ch < jb->R) {
-            /* bias - zp_in * wsum in wrapping int32: the sum with the microkernel's result is
-             * the true accumulator, which fits int32 (check) */
-            bp->fb[i] = (int32_t)((uint32_t)jb->bias[ch] - (uint32_t)o->zp_in * (uint32_t)ws[i]);
-            bp->M[i] = o->float_out ? 0 : o->M[ch];
-            bp->nsh[i] = o->float_out ? -1 : -(int64_t)o->shift[ch];
-            bp->sc[i] = o->float_out ? o->scale[ch] : 0.0f;
-        } else {
-            bp->fb[i] = 0, bp->M[i] = 0, bp->nsh[i] = -1, bp->sc[i] = 0.0f;
-        }
+        const size_t ch = cb * 8 + i < jb->R ? cb * 8 + i : cb * 8;   /* lanes past R repeat the first */
+        /* bias - zp_in * wsum in wrapping int32: the sum with the microkernel's result is
+         * the true accumulator, which fits int32 (check) */
+        bp->fb[i] = (int32_t)((uint32_t)jb->bias[ch] - (uint32_t)o->zp_in * (uint32_t)ws[i]);
+        M[i] = o->float_out ? 0 : o->M[ch];
+        sh[i] = o->float_out ? 62 : o->shift[ch];
+        bp->sc[i] = o->float_out ? o->scale[ch] : 0.0f;
     }
+    if (!o->float_out) dse_i8_neon_rq_init(&bp->rq, M, sh, o->zp_out, o->qmin, o->qmax);
 }
 
 /* C[j][i] (nb rows x nc channels) + folded bias through the output stage to y[base + i*si + j*sj] */
@@ -180,13 +177,10 @@ static void neon_gemm_store(const dse_i8_out *o, const neon_gemm_blk *bp, const 
         return;
     }
     int8_t *y8 = (int8_t *)y + base;
-    const int32x4_t M0 = vld1q_s32(bp->M), M1 = vld1q_s32(bp->M + 4);
-    const int64x2_t sh[4] = {vld1q_s64(bp->nsh), vld1q_s64(bp->nsh + 2), vld1q_s64(bp->nsh + 4), vld1q_s64(bp->nsh + 6)};
-    const int32x4_t zp = vdupq_n_s32(o->zp_out), lo = vdupq_n_s32(o->qmin), hi = vdupq_n_s32(o->qmax);
+    const dse_i8_neon_rq rq = bp->rq;
     int8_t t[8][8];
     for (int j = 0; j < nb; j++) {
-        const int8x8_t q = dse_i8_neon_rq8(vaddq_s32(vld1q_s32(c + 8 * j), fb0), vaddq_s32(vld1q_s32(c + 8 * j + 4), fb1),
-                                         M0, M1, sh, zp, lo, hi);
+        const int8x8_t q = dse_i8_neon_rq8(&rq, vaddq_s32(vld1q_s32(c + 8 * j), fb0), vaddq_s32(vld1q_s32(c + 8 * j + 4), fb1));
         vst1_s8(direct ? y8 + (size_t)j * sj : t[j], q);
     }
     if (direct) return;

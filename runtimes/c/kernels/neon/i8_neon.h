@@ -109,17 +109,60 @@ static inline void dse_i8_neon_tr8x8(const int8_t *in, size_t ldi, int8_t *out, 
     for (int i = 0; i < ncols; i++) vst1_s8(out + (size_t)i * ldo, col[i]);
 }
 
-/* the requantisation rule on 8 lanes: a0/a1 accumulators, M0/M1 multipliers, sh[0..3] = -shift
- * per pair of lanes, exactly requant.h (see the top of this file) */
-static inline int8x8_t dse_i8_neon_rq8(int32x4_t a0, int32x4_t a1, int32x4_t M0, int32x4_t M1, const int64x2_t *sh,
-                                     int32x4_t zp, int32x4_t lo, int32x4_t hi) {
-    int32x4_t r0 = vcombine_s32(vqmovn_s64(vrshlq_s64(vmull_s32(vget_low_s32(a0), vget_low_s32(M0)), sh[0])),
-                                vqmovn_s64(vrshlq_s64(vmull_high_s32(a0, M0), sh[1])));
-    int32x4_t r1 = vcombine_s32(vqmovn_s64(vrshlq_s64(vmull_s32(vget_low_s32(a1), vget_low_s32(M1)), sh[2])),
-                                vqmovn_s64(vrshlq_s64(vmull_high_s32(a1, M1), sh[3])));
-    r0 = vminq_s32(vmaxq_s32(vqaddq_s32(r0, zp), lo), hi);
-    r1 = vminq_s32(vmaxq_s32(vqaddq_s32(r1, zp), lo), hi);
-    return vmovn_s16(vcombine_s16(vmovn_s32(r0), vmovn_s32(r1)));
+/* The requantisation rule on 8 lanes (8 channels, or one channel broadcast), exactly requant.h:
+ * y = clamp(zp_out + ((acc * M + 2^(n-1)) >> n), qmin, qmax). Three exact forms, chosen once
+ * per channel block (or plane) from the shifts:
+ *   WIDE  any n: t = acc * M in int64 (smull), srshl by -n = (t + 2^(n-1)) >> n at full
+ *         precision (the ARM rounding shift adds the constant before shifting), saturating
+ *         narrow (a value beyond int16 is beyond the clamp either way);
+ *   HIGH  every n >= 32: q = sqdmulh(acc, M) = floor(t / 2^31), then srshl by 31 - n =
+ *         floor((q + 2^(n-32)) / 2^(n-31)), which equals floor((t + 2^(n-1)) / 2^n): with
+ *         t = q * 2^31 + r (0 <= r < 2^31) the latter is floor((Q + r / 2^31) / D) for the
+ *         integers Q = q + 2^(n-32), D = 2^(n-31), and a fraction < 1 never crosses a multiple
+ *         of D; sqdmulh cannot saturate (M >= 0);
+ *   N31   every n == 31: sqrdmulh(acc, M) = floor((2 t + 2^31) / 2^32) = (t + 2^30) >> 31.
+ * Then + zp_out and the clamp in saturating int16 (a saturated value stays beyond the int8
+ * clamp bounds, so the result is the same). Most multipliers are < 1/2 (n >= 32): HIGH. */
+enum { DSE_I8_RQ_WIDE = 0, DSE_I8_RQ_HIGH, DSE_I8_RQ_N31 };
+typedef struct dse_i8_neon_rq {
+    int kind;
+    int32x4_t M0, M1, s0, s1;   /* M; HIGH: 31 - n */
+    int64x2_t w[4];             /* WIDE: -n per pair of lanes */
+    int16x8_t zp, lo, hi;
+} dse_i8_neon_rq;
+
+/* M[8], shift[8] (valid: 0 <= M < 2^31, 1 <= n <= 62) */
+static inline void dse_i8_neon_rq_init(dse_i8_neon_rq *q, const int32_t *M, const int32_t *shift, int zp_out, int qmin,
+                                       int qmax) {
+    int lo = 62, hi = 1;
+    int32_t s[8];
+    int64_t w[8];
+    for (int i = 0; i < 8; i++) {
+        lo = shift[i] < lo ? shift[i] : lo, hi = shift[i] > hi ? shift[i] : hi;
+        s[i] = 31 - shift[i], w[i] = -(int64_t)shift[i];
+    }
+    q->kind = lo >= 32 ? DSE_I8_RQ_HIGH : lo == 31 && hi == 31 ? DSE_I8_RQ_N31 : DSE_I8_RQ_WIDE;
+    q->M0 = vld1q_s32(M), q->M1 = vld1q_s32(M + 4), q->s0 = vld1q_s32(s), q->s1 = vld1q_s32(s + 4);
+    for (int i = 0; i < 4; i++) q->w[i] = vld1q_s64(w + 2 * i);
+    q->zp = vdupq_n_s16((int16_t)zp_out), q->lo = vdupq_n_s16((int16_t)qmin), q->hi = vdupq_n_s16((int16_t)qmax);
+}
+
+static inline int8x8_t dse_i8_neon_rq8(const dse_i8_neon_rq *q, int32x4_t a0, int32x4_t a1) {
+    int16x8_t r;
+    if (q->kind == DSE_I8_RQ_HIGH) {
+        r = vcombine_s16(vqmovn_s32(vrshlq_s32(vqdmulhq_s32(a0, q->M0), q->s0)),
+                         vqmovn_s32(vrshlq_s32(vqdmulhq_s32(a1, q->M1), q->s1)));
+    } else if (q->kind == DSE_I8_RQ_N31) {
+        r = vcombine_s16(vqmovn_s32(vqrdmulhq_s32(a0, q->M0)), vqmovn_s32(vqrdmulhq_s32(a1, q->M1)));
+    } else {
+        int32x4_t r0 = vcombine_s32(vqmovn_s64(vrshlq_s64(vmull_s32(vget_low_s32(a0), vget_low_s32(q->M0)), q->w[0])),
+                                    vqmovn_s64(vrshlq_s64(vmull_high_s32(a0, q->M0), q->w[1])));
+        int32x4_t r1 = vcombine_s32(vqmovn_s64(vrshlq_s64(vmull_s32(vget_low_s32(a1), vget_low_s32(q->M1)), q->w[2])),
+                                    vqmovn_s64(vrshlq_s64(vmull_high_s32(a1, q->M1), q->w[3])));
+        r = vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r1));
+    }
+    r = vminq_s16(vmaxq_s16(vqaddq_s16(r, q->zp), q->lo), q->hi);
+    return vmovn_s16(r);
 }
 
 #endif
