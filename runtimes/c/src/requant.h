@@ -177,4 +177,12 @@ static inline long long dse_i8_floordiv(long long a, long long b) {
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
+
+/* The REF int8 Conv / Gemm / MatMul checks, for optimised variants that accept what REF accepts
+ * and more conditions of their own: shared (the REF checks themselves are internal to the
+ * bundle's cold unit, the variants live in the hot one; README.md, "Bundle build"). */
+DSE_SHARED int dse_i8_ref_check_conv(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_ref_check_gemm(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_ref_check_matmul(const dse_model *m, const dse_node *n, dse_why *why);
+
 #endif

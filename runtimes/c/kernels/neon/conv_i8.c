@@ -34,7 +34,7 @@ static size_t neon_conv_tile(size_t P, size_t K16, size_t scratch_size) {
 }
 
 int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_conv(m, n, why)) return 1;
+    if (dse_i8_ref_check_conv(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[1], P = 1;
     for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d], P *= y->dims[d];

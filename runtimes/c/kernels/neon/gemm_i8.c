@@ -265,7 +265,7 @@ int dse_i8_neon_packed_operands(const dse_model *m, const dse_node *n, int layou
 }
 
 int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_gemm(m, n, why)) return 1;
+    if (dse_i8_ref_check_gemm(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     const int tb = (int)dse__attr_int(n, DSE_A_transB, 0);
     if (dse_i8_neon_packed_operands(m, n, tb ? 1 : 2, y->dims[1], x->dims[1], why)) return 1;
@@ -275,7 +275,7 @@ int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *wh
 }
 
 int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_matmul(m, n, why)) return 1;
+    if (dse_i8_ref_check_matmul(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = w->dims[0], N = w->dims[1];
     if (dse_i8_neon_packed_operands(m, n, 2, N, K, why)) return 1;

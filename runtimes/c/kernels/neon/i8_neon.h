@@ -48,10 +48,10 @@ DSE_INTERNAL void dse_i8_mk__neon_dotprod(const int8_t *w, const int8_t *x, size
                                           int32_t *c);
 
 /* The packed weighted ops' checks (ISA-independent; gemm_i8.c, conv_i8.c, dwconv_i8.c). */
-DSE_INTERNAL int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why);
 
 /* Drivers: run the node with microkernel mk (gemm_i8.c: Gemm and MatMul; conv_i8.c: Conv). */
 DSE_INTERNAL void dse_i8_neon_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,

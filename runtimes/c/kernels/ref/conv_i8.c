@@ -192,3 +192,5 @@ void dse_i8_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, con
     dse_i8_conv_loop(cx, x, w, wt->layout, bias, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1],
                      (long long)wt->dims[0], (long long)wt->dims[1]);
 }
+
+int dse_i8_ref_check_conv(const dse_model *m, const dse_node *n, dse_why *why) { return dse__check_i8_conv(m, n, why); }

@@ -45,3 +45,5 @@ void dse_i8_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, con
                      m->tensors[n->in[1]].layout, y->dims[1], (int)dse__attr_int(n, DSE_A_transB, 0),
                      dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
+
+int dse_i8_ref_check_gemm(const dse_model *m, const dse_node *n, dse_why *why) { return dse__check_i8_gemm(m, n, why); }

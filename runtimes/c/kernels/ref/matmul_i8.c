@@ -36,3 +36,5 @@ void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, c
     dse_i8_gemm_rows(cx, dse__data(m, arena, n->in[0]), N ? y->numel / N : 0, K, dse__data(m, arena, n->in[1]), w->layout, N,
                      0, dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
+
+int dse_i8_ref_check_matmul(const dse_model *m, const dse_node *n, dse_why *why) { return dse__check_i8_matmul(m, n, why); }
