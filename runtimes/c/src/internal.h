@@ -282,7 +282,7 @@ typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; const void *
 typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,
                            const dse_ew_ctx *c);
 DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
-DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row,
+DSE_SHARED void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row,
                                const dse_ew_ctx *c, const dse_ctx *cx);
 
 /* Elementwise loops that compilers vectorise: Y[i] = EXPR for i in [0, LEN) (EXPR uses i),

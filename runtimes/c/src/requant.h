@@ -118,7 +118,7 @@ DSE_INTERNAL int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, d
 /* int8 Add/Sub parameters (kernels/ref/add_i8.c): zero points, output clamp, the shared shift n
  * and the two multipliers; 0 when valid (shared by the REF and optimised Add kernels). */
 typedef struct dse_i8_addp { int za, zb, zp, qmin, qmax, n; int64_t Ma, Mb; } dse_i8_addp;
-DSE_INTERNAL int dse_i8_add_params(const dse_node *n, dse_i8_addp *p);
+DSE_SHARED int dse_i8_add_params(const dse_node *n, dse_i8_addp *p);
 
 /* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
  * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape
