@@ -533,3 +533,53 @@ def test_zoo_model_same_bytes_optimised_and_ref(tmp_path, name):
             a, b, c = rt.run(feed), rr.run(feed), r2.run(feed)
             for k in a:
                 assert a[k].tobytes() == b[k].tobytes() == c[k].tobytes(), k
+
+
+# -- arm64: the REF kernels read the packed layouts the same way (qemu) --------------------------
+
+@pytest.mark.skipif(shutil.which("qemu-aarch64") is None, reason="qemu-aarch64 not installed (apt-get install qemu-user)")
+def test_packed_layouts_aarch64_identical_bytes(lib, tmp_path):
+    """An aarch64 build (zig cc, static musl; the arm64 kernels there, REF where none) runs the
+    packed-weight cases and gives this host's bytes (and intref's)."""
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        pytest.skip("ziglang not installed")
+    import sys
+    from dsedge.runtime import _build
+    exe_arm = tmp_path / "run_one_arm64"
+    _build.build_binary([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl"], exe_arm, csrc=CDIR,
+                        arch="arm64", extra_sources=[CDIR / "tests" / "run_one.c"], flags=["-static"])
+    rng = np.random.default_rng(21)
+    cases = []
+    x, w = rand_i8(rng, (1, 9, 11, 13)), rand_w(rng, (13, 9, 3, 3))
+    M, n = rng_mults(rng, 13)
+    b = rand_bias(rng, 13, 81)
+    cases.append(conv_case(x, w, b, -5, M, n, 7, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1))
+    cases.append(conv_case(x, w, b, 3, None, None, 0, [2, 1], [0, 1, 2, 1], [1, 2], 1, 1, out_scale=ONES(13)))
+    x1, w1 = rand_i8(rng, (1, 17, 6, 7)), rand_w(rng, (9, 17, 1, 1))
+    M1, n1 = rng_mults(rng, 9)
+    cases.append(conv_case(x1, w1, rand_bias(rng, 9, 17), 127, M1, n1, -128, [1, 1], [0, 0, 0, 0], [1, 1], 1, 1))
+    xd, wd = rand_i8(rng, (1, 7, 9, 21)), rand_w(rng, (7, 1, 3, 3))
+    Md, nd = rng_mults(rng, 7)
+    cases.append(conv_case(xd, wd, rand_bias(rng, 7, 9), 0, Md, nd, 1, [2, 2], [1, 1, 1, 1], [1, 1], 7, 0))
+    for tb in (0, 1):
+        xg, wg = rand_i8(rng, (5, 37)), rand_w(rng, (11, 37) if tb else (37, 11))
+        Mg, ng = rng_mults(rng, 11)
+        cases.append(gemm_case(xg, wg, rand_bias(rng, 11, 37), -9, Mg, ng, 4, tb, 1 if tb else 2))
+    xm, wm = rand_i8(rng, (2, 3, 19)), rand_w(rng, (19, 10))
+    Mm, nm = rng_mults(rng, 10)
+    cases.append(gemm_case(xm, wm, rand_bias(rng, 10, 19), 2, Mm, nm, -3, 0, 2, op="MatMul"))
+    for k, (art, feeds, outs, ref) in enumerate(cases):
+        model = tmp_path / f"m{k}.dse"
+        model.write_bytes(art.to_bytes())
+        ins = []
+        for i, f in enumerate(feeds):
+            p = tmp_path / f"m{k}.in{i}"
+            p.write_bytes(np.ascontiguousarray(f).tobytes())
+            ins.append(str(p))
+        o = tmp_path / f"m{k}.out"
+        subprocess.run(["qemu-aarch64", str(exe_arm), str(model), str(o), *ins], check=True, capture_output=True,
+                       timeout=120)
+        host = run_c(lib, art, feeds, outs)[0][0].tobytes()
+        assert o.read_bytes() == host == np.ascontiguousarray(ref).tobytes(), f"case {k}: arm64, host, intref differ"
