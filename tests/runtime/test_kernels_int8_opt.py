@@ -272,6 +272,31 @@ def test_layout_rules_python():
         Artifact((t,), (), (0,), (0,), 64)
 
 
+def test_exporter_packs_only_static_int8_weights(tmp_path):
+    """Static int8 MatMul/Gemm/Conv weights are packed; dynamic quantisation keeps layout 0
+    (its kernels, kernels/ref/dyn_i8.c, read row-major weights)."""
+    import dsedge
+    import dsedge.zoo as zoo
+    from dsedge.export import save_dse
+    m = zoo.build("transformer_encoder", seq=8, dim=32, heads=2, layers=1, vocab=50)
+    src = tmp_path / "t.onnx"
+    src.write_bytes(m.SerializeToString())
+    feeds = zoo.random_feeds(m, 3, 0)
+    calib = [{k: v[i] for k, v in feeds.items()} for i in range(3)]
+    for mode, res in (("dynamic", dsedge.quantize(str(src), None, progress=False)),
+                      ("static", dsedge.quantize(str(src), calib, progress=False, method="minmax"))):
+        save_dse(res, tmp_path / f"{mode}.dse")
+        art = read(tmp_path / f"{mode}.dse")
+        packed = [t for t in art.tensors if t.layout]
+        if mode == "dynamic":
+            assert not packed
+        else:
+            assert packed and all(t.dtype == "int8" and len(t.shape) == 2 for t in packed)
+            with dsedge.Runtime(str(tmp_path / f"{mode}.dse")) as rt, \
+                    dsedge.Runtime(str(tmp_path / f"{mode}.dse"), kernels="ref") as rr:
+                assert rt.run(calib[0])[rt.outputs[0].name].tobytes() == rr.run(calib[0])[rr.outputs[0].name].tobytes()
+
+
 # -- the C loader -------------------------------------------------------------------------------
 
 def test_loader_layout_rules(lib):
