@@ -52,7 +52,7 @@ setup(
             sources=sources,
             include_dirs=include_dirs,
             define_macros=[("DSEDGE_SOURCE_HASH", f'"{_build.source_hash(CSRC)}"')],
-            extra_compile_args=MANIFEST.std + MANIFEST.opt + ["-Wno-unused-parameter"],
+            extra_compile_args=MANIFEST.std + MANIFEST.opt + ["-Wno-unused-parameter"] + _build.option_defines(),
             libraries=list(MANIFEST.get("DSE_LIBS")),
             depends=[p.relative_to(ROOT).as_posix() for p in _build.hashed_files(CSRC)],
         )

@@ -232,7 +232,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
     arch = target if target != "host" else (_build.cc_arch(tc.lib_cc) or host_target())
     csrc = m.csrc
     inc = [f"-I{d}" for d in m.include_dirs]
-    base = [*m.std, *m.warn, *inc]
+    base = [*m.std, *m.warn, *inc, *_build.option_defines()]   # DSEDGE_REF_FLOAT=1: reference float kernels only
     flags = [*base, *m.bundle_profiles()[profile][0], *m.bundle_flags]   # the tool's own sources
     tool_sources = sorted((csrc / "tools").glob("*.c"))
     if not tool_sources:

@@ -204,11 +204,20 @@ def library_sources(csrc: Path | None = None) -> list[Path]:
     return Manifest(csrc).sources()
 
 
+def option_defines() -> list[str]:
+    """Build options from the environment: DSEDGE_REF_FLOAT=1 gives -DDSE_REF_FLOAT (reference
+    float kernels only: no optimised float variant, the same float bytes on every target; the
+    Makefile's REF_FLOAT=1, CMake's DSEDGE_REF_FLOAT). Part of the source hash, so the bindings'
+    cached build of one setting is not used for the other."""
+    return ["-DDSE_REF_FLOAT"] if os.environ.get("DSEDGE_REF_FLOAT", "") not in ("", "0") else []
+
+
 def cflags(csrc: Path | None = None, *, werror: bool = False, opt: bool = True) -> list[str]:
-    """The manifest's compile flags for the library: DSE_STD [DSE_OPT] DSE_WARN [DSE_WERROR] -I...."""
+    """The manifest's compile flags for the library: DSE_STD [DSE_OPT] DSE_WARN [DSE_WERROR] -I....,
+    then the options of option_defines()."""
     m = Manifest(csrc)
     return [*m.std, *(m.opt if opt else []), *m.warn, *(m.werror if werror else []),
-            *(f"-I{d}" for d in m.include_dirs)]
+            *(f"-I{d}" for d in m.include_dirs), *option_defines()]
 
 
 def hashed_files(csrc: Path | None = None) -> list[Path]:
@@ -221,6 +230,8 @@ def source_hash(csrc: Path | None = None) -> str:
     """SHA-256 (hex, 16 chars) over the library's sources, headers and manifest, names relative to csrc."""
     c = Path(csrc or csrc_dir())
     h = hashlib.sha256()
+    for d in option_defines():
+        h.update(d.encode() + b"\0")
     for p in hashed_files(c):
         h.update(p.relative_to(c).as_posix().encode() + b"\0")
         h.update(p.read_bytes() + b"\0")

@@ -322,7 +322,11 @@ def test_matmul(lib, xshape):
 
 # -- elementwise -------------------------------------------------------------------------------
 
-BCAST = [((2, 3, 5), (3, 1)), ((4, 1, 3), (5, 1)), ((7, 9), (7, 9)), ((1,), (2, 3)), ((2, 1, 4, 1), (3, 1, 5))]
+BCAST = [((2, 3, 5), (3, 1)), ((4, 1, 3), (5, 1)), ((7, 9), (7, 9)), ((1,), (2, 3)), ((2, 1, 4, 1), (3, 1, 5)),
+         # rows of the walker past its 16-element blocks, with tails: one same-shape row, a
+         # per-channel operand ([N,C,L] x [C,1]: Mul's row table), a row vector, a scalar,
+         # the constant operand first
+         ((2, 3, 41), (2, 3, 41)), ((2, 5, 300), (5, 1)), ((3, 4, 37), (37,)), ((130,), (1,)), ((7, 1), (1, 200))]
 
 
 def binary_case(op, a, b, attrs, ref):
@@ -432,6 +436,13 @@ MAXP = [
     ((1, 3, 11), [3], [2], [1, 1], [2], 1),
     ((1, 1, 4, 4), [2, 2], [1, 1], [3, 3, 3, 3], [1, 1], 0),     # windows of padding only: -128
     ((1, 2, 3, 5, 4), [2, 3, 2], [1, 2, 2], [0, 1, 1, 1, 1, 0], [1, 1, 1], 1),
+    # the row path (maxpool_rows): stride 1 with the inside columns done a tap at a time,
+    # dilation, windows that cover no input row or column, 1-D
+    ((1, 3, 9, 37), [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 0),
+    ((2, 2, 6, 40), [3, 3], [1, 1], [1, 3, 2, 1], [2, 3], 0),
+    ((1, 1, 3, 4), [2, 2], [1, 1], [3, 3, 3, 3], [1, 1], 0),
+    ((1, 2, 50), [4], [1], [0, 3], [1], 1),
+    ((1, 2, 5, 33), [3, 2], [2, 1], [1, 0, 1, 1], [1, 1], 1),
 ]
 
 

@@ -190,7 +190,7 @@ typedef struct dse_why {
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
-DSE_INTERNAL DSE_NOINLINE void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d);
+DSE_SHARED DSE_NOINLINE void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d);
 DSE_INTERNAL void dse__why_format(const dse_why *w, char *buf, size_t cap);   /* the message, %0..%3 and %s filled in */
 
 static inline const dse_tensor *dse__t(const dse_model *m, uint32_t idx) {
@@ -232,6 +232,13 @@ DSE_SHARED uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
  * Freeing joins the workers (session.c). */
 DSE_INTERNAL dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out);
 DSE_INTERNAL void dse__pool_free(dse_pool *p);
+/* For a check at load (src/scratch.c): 1 when the first `bytes` of the scratch region fit it
+ * (<= scratch_size) and no ARENA tensor live at node n (a graph input, or produced at or
+ * before n and read at or after n or a graph output) overlaps them; 0 otherwise. An
+ * optimised variant that needs more scratch than its REF kernel asks this, so an artifact
+ * planned before the variant existed (other tensors may live in that scratch) falls back to
+ * REF instead of corrupting them. */
+DSE_SHARED int dse__scratch_free(const dse_model *m, const dse_node *n, size_t bytes);
 
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
  * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
@@ -256,9 +263,9 @@ DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fm
  * the default. Out of line, not inline: one copy of the scan instead of one per call site
  * (binary size). */
 DSE_INTERNAL int dse__attr_key(const char *name);   /* DSE_A_<name>, or 0 (loader) */
-DSE_INTERNAL DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
-DSE_SHARED DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);   /* SHARED: optimised variants read attributes */
-DSE_INTERNAL DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
+DSE_SHARED DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
+DSE_SHARED DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);
+DSE_SHARED DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
 DSE_INTERNAL DSE_NOINLINE const char *dse__attr_str(const dse_node *n, int key, const char *def);
 /* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
  * the element count, or -1 when absent, of another type or longer than cap. */
@@ -266,13 +273,57 @@ DSE_INTERNAL DSE_NOINLINE int dse__attr_ints(const dse_node *n, int key, int64_t
 
 /* Broadcasting walker shared by the elementwise kernels (kernels/ref/binary.c): the inputs
  * (numpy broadcasting, each aligned to the output's trailing axes) are walked in the output's
- * row-major order one innermost row at a time; `row` gets each input's row start and element
- * stride (0 = broadcast) and writes `len` output elements. */
-typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; } dse_ew_ctx;
+ * row-major order one innermost row at a time, after merging the axes that can be merged
+ * (a same-shape or scalar operand makes one row of the whole output); `row` gets each
+ * input's row start and element stride (0 = broadcast, else 1) and writes `len` output
+ * elements. Rows are split over the session's threads (cx) in disjoint ranges; `c` carries
+ * the kernel's constants (`p` anything else it needs, read only). */
+typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; const void *p; } dse_ew_ctx;
 typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,
                            const dse_ew_ctx *c);
 DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
-DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
+DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row,
+                               const dse_ew_ctx *c, const dse_ctx *cx);
+
+/* Elementwise loops that compilers vectorise: Y[i] = EXPR for i in [0, LEN) (EXPR uses i),
+ * computed DSE_EW_BLOCK elements at a time into a local array of T that is then stored. GCC at
+ * -O2 vectorises only loops of a known count (its "very cheap" cost model), and the local
+ * array makes an output that is exactly an input (in-place plans) read before it is
+ * written, with no aliasing check. Each element is the same scalar operations as the plain
+ * loop, so the bytes do not change. Inside EXPR, compare floats with == / != only where the
+ * loop should vectorise: GCC does not if-convert the signalling compares < > <= >= (they may
+ * raise FE_INVALID), so such a loop stays scalar (and correct). */
+#define DSE_EW_BLOCK 16
+#define DSE_EW_LOOP(T, Y, LEN, EXPR)                                                              \
+    do {                                                                                          \
+        size_t i_ = 0, n_ = (LEN);                                                                \
+        for (; i_ + DSE_EW_BLOCK <= n_; i_ += DSE_EW_BLOCK) {                                     \
+            T t_[DSE_EW_BLOCK];                                                                   \
+            for (size_t j_ = 0; j_ < DSE_EW_BLOCK; j_++) { const size_t i = i_ + j_; t_[j_] = (EXPR); } \
+            for (size_t j_ = 0; j_ < DSE_EW_BLOCK; j_++) (Y)[i_ + j_] = t_[j_];                  \
+        }                                                                                         \
+        for (; i_ < n_; i_++) { const size_t i = i_; (Y)[i] = (EXPR); }                          \
+    } while (0)
+/* A binary row: Y[i] = OP(A[i*SA], B[i*SB], C) (OP a static inline function) with strides 0 or 1,
+ * one loop per stride pattern (a broadcast operand is read once), so each is contiguous; any
+ * other stride, one plain loop. */
+#define DSE_EW_ROW2(T, Y, TA, A, SA, TB, B, SB, LEN, OP, C)                                        \
+    do {                                                                                          \
+        const TA *A_ = (A);                                                                       \
+        const TB *B_ = (B);                                                                       \
+        if ((SA) == 1 && (SB) == 1) {                                                             \
+            DSE_EW_LOOP(T, Y, LEN, OP(A_[i], B_[i], C));                            \
+        } else if ((SA) == 1 && (SB) == 0) {                                                      \
+            const TB bc_ = B_[0];                                                                 \
+            DSE_EW_LOOP(T, Y, LEN, OP(A_[i], bc_, C));                              \
+        } else if ((SA) == 0 && (SB) == 1) {                                                      \
+            const TA ac_ = A_[0];                                                                 \
+            DSE_EW_LOOP(T, Y, LEN, OP(ac_, B_[i], C));                              \
+        } else {                                                                                  \
+            const size_t sa_ = (SA), sb_ = (SB);                                                  \
+            for (size_t i = 0; i < (LEN); i++) (Y)[i] = OP(A_[i * sa_], B_[i * sb_], C); \
+        }                                                                                         \
+    } while (0)
 
 /* Every kernel's check and run function (kernels/<isa>/<op>.c), from the kernel list. REF
  * kernels are DSE_INTERNAL; an optimised variant's are DSE_SHARED, because bundles compile
@@ -304,11 +355,12 @@ DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *a
 #undef DSE_KERNEL
 
 /* Float NN helpers shared by conv, conv_transpose, gemm, matmul, norm, rnn, pool
- * (kernels/ref/conv.c) and the float16 conversions (kernels/ref/cast.c). */
+ * (kernels/ref/conv.c) and the float16 conversions (kernels/ref/cast.c). The DSE_SHARED ones
+ * are also called by optimised variants (bundle units, README.md). */
 DSE_INTERNAL float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);   /* element i of a float32/float16 tensor */
-DSE_INTERNAL int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
+DSE_SHARED int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
                                  int64_t d[3], int64_t pb[3], int64_t pe[3]);
-DSE_INTERNAL int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
+DSE_SHARED int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
 DSE_INTERNAL uint16_t dse__f32_to_f16(float v);
 DSE_SHARED float dse__f16_to_f32(uint16_t h);   /* exact */
 
@@ -320,8 +372,29 @@ typedef struct dse_conv_geom {
     size_t N, C, M, G, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } dse_conv_geom;
+DSE_SHARED int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);   /* conv.c: reads and checks */
+/* How the optimised float Conv variants compute a conv (conv.c explains the paths) and the
+ * scratch they use, which is the plan for every float Conv: dse__conv_f32_plan's result. */
+enum { DSE_CONV_GEMM, DSE_CONV_DW, DSE_CONV_BAND1, DSE_CONV_BANDS, DSE_CONV_IM2COL };
+typedef struct dse_conv_plan {
+    int path;
+    size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
+} dse_conv_plan;
+DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
+/* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
+ * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
+typedef struct dse_mm_geom {
+    size_t M, K, N, nb;                         /* nb: batch rank (of the output) */
+    size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
+} dse_mm_geom;
+DSE_SHARED int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
+/* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
+ * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
+DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 

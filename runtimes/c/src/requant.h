@@ -35,7 +35,9 @@ static inline int64_t dse_i8_round_shift(int64_t t, int n) {
 }
 
 static inline int8_t dse_i8_clamp(int64_t v, int qmin, int qmax) {
-    return (int8_t)(v < qmin ? qmin : v > qmax ? qmax : v);
+    v = v < qmin ? qmin : v;      /* two selects (conditional moves), no branch */
+    v = v > qmax ? qmax : v;
+    return (int8_t)v;
 }
 
 /* The requantisation rule; |acc| < 2^32, 0 <= M < 2^31, 1 <= n <= 62. */
@@ -87,10 +89,9 @@ static inline void dse_i8_store(const dse_i8_out *o, void *y, size_t idx, size_t
     }
 }
 
-/* Numpy broadcasting of two inputs onto the output: stride[k][d] of input k along output
- * axis d (0 where broadcast). dse_i8_check_broadcast verifies the shapes. */
+/* Numpy broadcasting of two int8 inputs onto the int8 output (the elementwise walker of
+ * kernels/ref/binary.c then walks them). */
 DSE_INTERNAL int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stride[2][DSE_MAX_RANK]);
 
 /* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
  * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape

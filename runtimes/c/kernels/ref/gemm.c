@@ -14,7 +14,9 @@
 
 static int gemm_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) { return dse__gemm_f32_valid(m, n, why); }
+
+int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
     if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !a || a->dtype != DSE_DTYPE_FLOAT32 || !gemm_fh(b) || !y ||
