@@ -436,6 +436,27 @@ def test_old_artifact_without_scratch_runs_ref(lib):
         assert got[0].tobytes() == ref.tobytes() and kernels == ["dse_i8_conv__ref"]
 
 
+def test_scratch_region_in_use_runs_ref(lib):
+    """An older plan may keep tensors live in the scratch region at a node that planned none
+    (scratch_size from another node): the optimised kernel must not take that node (it would
+    overwrite them, dse__scratch_free), REF runs it and the tensor survives."""
+    rng = np.random.default_rng(13)
+    x, w = rand_i8(rng, (1, 4, 6, 6)), rand_w(rng, (6, 4, 3, 3))
+    M, n = rng_mults(rng, 6)
+    b = rand_bias(rng, 6, 36)
+    art, feeds, outs, ref = conv_case(x, w, b, 1, M, n, 2, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1)
+    assert run_c(lib, art, feeds, outs)[1] == ["dse_i8_conv__avx2"] or not AVX2
+    # a second graph input z placed inside the scratch region (live for the whole run)
+    z = rand_i8(rng, (64,))
+    t = list(art.tensors) + [TensorRec.arena("z", "int8", z.shape, art.scratch_offset)]
+    zi = len(t) - 1
+    old = Artifact(tuple(t), art.nodes, art.inputs + (zi,), art.outputs + (zi,), art.arena_size,
+                   art.scratch_offset, art.scratch_size)
+    got, kernels = run_c(lib, old, feeds + [z], outs + [(np.dtype(np.int8), z.shape)])
+    assert kernels == ["dse_i8_conv__ref"]
+    assert got[0].tobytes() == ref.tobytes() and got[1].tobytes() == z.tobytes()
+
+
 DW = [   # x shape, kernel, strides, pads, dilations
     ((1, 1, 5, 5), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),
     ((1, 3, 16, 16), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),

@@ -172,7 +172,9 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         if (!dp.whole && dp.ring > 64) return 1;
         need = dp.rows_bytes;
     }
-    if (need > m->scratch_size || need > plan) return 1;   /* planned without it: REF */
+    /* more than the plan, or an artifact planned before this kernel (tensors may live in the
+     * scratch region at this node): REF */
+    if (need > plan || !dse__scratch_free(m, n, need)) return 1;
     why->scratch = need;
     return 0;
 }
@@ -182,7 +184,7 @@ int dse__check_i8_gemm_avx2(const dse_model *m, const dse_node *n, dse_why *why)
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = x->dims[1], N = y->dims[1], need = avx2_i8_gemm_scratch(K, x->dims[0], 0);
     if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !avx2_i8_bias_fits(m, n, N, K)) return 1;
-    if (need > m->scratch_size || need > why->scratch_plan) return 1;
+    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;   /* see the Conv check */
     why->scratch = need;
     return 0;
 }
@@ -192,7 +194,7 @@ int dse__check_i8_matmul_avx2(const dse_model *m, const dse_node *n, dse_why *wh
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0, need = avx2_i8_gemm_scratch(K, rows, 0);
     if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !avx2_i8_bias_fits(m, n, N, K)) return 1;
-    if (need > m->scratch_size || need > why->scratch_plan) return 1;
+    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;   /* see the Conv check */
     why->scratch = need;
     return 0;
 }
