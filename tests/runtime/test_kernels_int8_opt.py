@@ -272,6 +272,31 @@ def test_layout_rules_python():
         Artifact((t,), (), (0,), (0,), 64)
 
 
+def test_exporter_packs_only_static_int8_weights(tmp_path):
+    """Static int8 MatMul/Gemm/Conv weights are packed; dynamic quantisation keeps layout 0
+    (its kernels, kernels/ref/dyn_i8.c, read row-major weights)."""
+    import dsedge
+    import dsedge.zoo as zoo
+    from dsedge.export import save_dse
+    m = zoo.build("transformer_encoder", seq=8, dim=32, heads=2, layers=1, vocab=50)
+    src = tmp_path / "t.onnx"
+    src.write_bytes(m.SerializeToString())
+    feeds = zoo.random_feeds(m, 3, 0)
+    calib = [{k: v[i] for k, v in feeds.items()} for i in range(3)]
+    for mode, res in (("dynamic", dsedge.quantize(str(src), None, progress=False)),
+                      ("static", dsedge.quantize(str(src), calib, progress=False, method="minmax"))):
+        save_dse(res, tmp_path / f"{mode}.dse")
+        art = read(tmp_path / f"{mode}.dse")
+        packed = [t for t in art.tensors if t.layout]
+        if mode == "dynamic":
+            assert not packed
+        else:
+            assert packed and all(t.dtype == "int8" and len(t.shape) == 2 for t in packed)
+            with dsedge.Runtime(str(tmp_path / f"{mode}.dse")) as rt, \
+                    dsedge.Runtime(str(tmp_path / f"{mode}.dse"), kernels="ref") as rr:
+                assert rt.run(calib[0])[rt.outputs[0].name].tobytes() == rr.run(calib[0])[rr.outputs[0].name].tobytes()
+
+
 # -- the C loader -------------------------------------------------------------------------------
 
 def test_loader_layout_rules(lib):
@@ -322,6 +347,8 @@ CONV = [   # x shape, w shape, strides, pads, dilations
     ((2, 3, 31), (4, 3, 5), [3], [2, 1], [2]),                           # 1-D
     ((1, 2, 4, 5, 6), (3, 2, 2, 3, 2), [1, 2, 1], [1, 0, 1, 0, 1, 1], [1, 1, 2]),   # 3-D
     ((1, 16, 7, 7), (33, 16, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),
+    ((1, 255, 20, 13), (12, 255, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),   # 1x1, K = 255 (odd), P = 260: two tiles
+    ((2, 128, 4, 9), (9, 128, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),      # 1x1, K = 128, P = 36
 ]
 
 
@@ -407,6 +434,27 @@ def test_old_artifact_without_scratch_runs_ref(lib):
         art, feeds, outs, ref = conv_case(x, w, b, 1, M, n, 2, [1, 1], [1, 1, 1, 1], [1, 1], 1, layout, scratch=False)
         got, kernels = run_c(lib, art, feeds, outs)
         assert got[0].tobytes() == ref.tobytes() and kernels == ["dse_i8_conv__ref"]
+
+
+def test_scratch_region_in_use_runs_ref(lib):
+    """An older plan may keep tensors live in the scratch region at a node that planned none
+    (scratch_size from another node): the optimised kernel must not take that node (it would
+    overwrite them, dse__scratch_free), REF runs it and the tensor survives."""
+    rng = np.random.default_rng(13)
+    x, w = rand_i8(rng, (1, 4, 6, 6)), rand_w(rng, (6, 4, 3, 3))
+    M, n = rng_mults(rng, 6)
+    b = rand_bias(rng, 6, 36)
+    art, feeds, outs, ref = conv_case(x, w, b, 1, M, n, 2, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1)
+    assert run_c(lib, art, feeds, outs)[1] == ["dse_i8_conv__avx2"] or not AVX2
+    # a second graph input z placed inside the scratch region (live for the whole run)
+    z = rand_i8(rng, (64,))
+    t = list(art.tensors) + [TensorRec.arena("z", "int8", z.shape, art.scratch_offset)]
+    zi = len(t) - 1
+    old = Artifact(tuple(t), art.nodes, art.inputs + (zi,), art.outputs + (zi,), art.arena_size,
+                   art.scratch_offset, art.scratch_size)
+    got, kernels = run_c(lib, old, feeds + [z], outs + [(np.dtype(np.int8), z.shape)])
+    assert kernels == ["dse_i8_conv__ref"]
+    assert got[0].tobytes() == ref.tobytes() and got[1].tobytes() == z.tobytes()
 
 
 DW = [   # x shape, kernel, strides, pads, dilations
@@ -531,3 +579,53 @@ def test_zoo_model_same_bytes_optimised_and_ref(tmp_path, name):
             a, b, c = rt.run(feed), rr.run(feed), r2.run(feed)
             for k in a:
                 assert a[k].tobytes() == b[k].tobytes() == c[k].tobytes(), k
+
+
+# -- arm64: the REF kernels read the packed layouts the same way (qemu) --------------------------
+
+@pytest.mark.skipif(shutil.which("qemu-aarch64") is None, reason="qemu-aarch64 not installed (apt-get install qemu-user)")
+def test_packed_layouts_aarch64_identical_bytes(lib, tmp_path):
+    """An aarch64 build (zig cc, static musl; the arm64 kernels there, REF where none) runs the
+    packed-weight cases and gives this host's bytes (and intref's)."""
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        pytest.skip("ziglang not installed")
+    import sys
+    from dsedge.runtime import _build
+    exe_arm = tmp_path / "run_one_arm64"
+    _build.build_binary([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl"], exe_arm, csrc=CDIR,
+                        arch="arm64", extra_sources=[CDIR / "tests" / "run_one.c"], flags=["-static"])
+    rng = np.random.default_rng(21)
+    cases = []
+    x, w = rand_i8(rng, (1, 9, 11, 13)), rand_w(rng, (13, 9, 3, 3))
+    M, n = rng_mults(rng, 13)
+    b = rand_bias(rng, 13, 81)
+    cases.append(conv_case(x, w, b, -5, M, n, 7, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1))
+    cases.append(conv_case(x, w, b, 3, None, None, 0, [2, 1], [0, 1, 2, 1], [1, 2], 1, 1, out_scale=ONES(13)))
+    x1, w1 = rand_i8(rng, (1, 17, 6, 7)), rand_w(rng, (9, 17, 1, 1))
+    M1, n1 = rng_mults(rng, 9)
+    cases.append(conv_case(x1, w1, rand_bias(rng, 9, 17), 127, M1, n1, -128, [1, 1], [0, 0, 0, 0], [1, 1], 1, 1))
+    xd, wd = rand_i8(rng, (1, 7, 9, 21)), rand_w(rng, (7, 1, 3, 3))
+    Md, nd = rng_mults(rng, 7)
+    cases.append(conv_case(xd, wd, rand_bias(rng, 7, 9), 0, Md, nd, 1, [2, 2], [1, 1, 1, 1], [1, 1], 7, 0))
+    for tb in (0, 1):
+        xg, wg = rand_i8(rng, (5, 37)), rand_w(rng, (11, 37) if tb else (37, 11))
+        Mg, ng = rng_mults(rng, 11)
+        cases.append(gemm_case(xg, wg, rand_bias(rng, 11, 37), -9, Mg, ng, 4, tb, 1 if tb else 2))
+    xm, wm = rand_i8(rng, (2, 3, 19)), rand_w(rng, (19, 10))
+    Mm, nm = rng_mults(rng, 10)
+    cases.append(gemm_case(xm, wm, rand_bias(rng, 10, 19), 2, Mm, nm, -3, 0, 2, op="MatMul"))
+    for k, (art, feeds, outs, ref) in enumerate(cases):
+        model = tmp_path / f"m{k}.dse"
+        model.write_bytes(art.to_bytes())
+        ins = []
+        for i, f in enumerate(feeds):
+            p = tmp_path / f"m{k}.in{i}"
+            p.write_bytes(np.ascontiguousarray(f).tobytes())
+            ins.append(str(p))
+        o = tmp_path / f"m{k}.out"
+        subprocess.run(["qemu-aarch64", str(exe_arm), str(model), str(o), *ins], check=True, capture_output=True,
+                       timeout=120)
+        host = run_c(lib, art, feeds, outs)[0][0].tobytes()
+        assert o.read_bytes() == host == np.ascontiguousarray(ref).tobytes(), f"case {k}: arm64, host, intref differ"

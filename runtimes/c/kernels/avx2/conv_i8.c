@@ -59,6 +59,12 @@ static int avx2_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, si
     return big + (int64_t)K * 255 * 127 < ((int64_t)1 << 31);
 }
 
+/* 1x1 convs up to this K take the pixels-in-lanes form (avx2_i8_tile_T): its int16 pair tile
+ * of T rounded up to 16 columns then fits the plan (2 * Kp * 15 <= 4096). */
+#define AVX2_I8_TRANS_K 128
+/* ... and so do those up to this K with at least 256 pixels (no rounding of the tile) */
+#define AVX2_I8_TRANS_KMAX 256
+
 /* Scratch of a GEMM node: one int16 tile of T = min(P, 256) columns of Kp, and for Conv the
  * im2col stage, 4 rows of T + 32 bytes rounded to 16 (<= 1152 bytes: inside the plan's 4096). */
 static size_t avx2_i8_gemm_scratch(size_t K, size_t P, int stage) {
@@ -145,6 +151,12 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
     if (group == 1) {
         if (w->layout != DSE_LAYOUT_N8K4) return 1;   /* layout-0 artifacts: REF */
         need = avx2_i8_gemm_scratch(K, P, 1);
+        int direct = 1;
+        for (unsigned d = 2; d < w->rank; d++) direct &= w->dims[d] == 1;
+        if (direct && (K <= AVX2_I8_TRANS_K || (P >= DSE_I8_PACK_TILE && K <= AVX2_I8_TRANS_KMAX))) {   /* strides, pads: checked at run; the need covers both */
+            size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE, t = (K + 1) / 2 * 4 * ((T + 15) / 16 * 16);
+            if (t > need) need = t;
+        }
         dse_i8_geom g;
         dse_why tmp;
         avx2_wino_plan wp;
@@ -160,7 +172,9 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         if (!dp.whole && dp.ring > 64) return 1;
         need = dp.rows_bytes;
     }
-    if (need > m->scratch_size || need > plan) return 1;   /* planned without it: REF */
+    /* more than the plan, or an artifact planned before this kernel (tensors may live in the
+     * scratch region at this node): REF */
+    if (need > plan || !dse__scratch_free(m, n, need)) return 1;
     why->scratch = need;
     return 0;
 }
@@ -170,7 +184,7 @@ int dse__check_i8_gemm_avx2(const dse_model *m, const dse_node *n, dse_why *why)
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = x->dims[1], N = y->dims[1], need = avx2_i8_gemm_scratch(K, x->dims[0], 0);
     if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !avx2_i8_bias_fits(m, n, N, K)) return 1;
-    if (need > m->scratch_size || need > why->scratch_plan) return 1;
+    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;   /* see the Conv check */
     why->scratch = need;
     return 0;
 }
@@ -180,7 +194,7 @@ int dse__check_i8_matmul_avx2(const dse_model *m, const dse_node *n, dse_why *wh
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0, need = avx2_i8_gemm_scratch(K, rows, 0);
     if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !avx2_i8_bias_fits(m, n, N, K)) return 1;
-    if (need > m->scratch_size || need > why->scratch_plan) return 1;
+    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;   /* see the Conv check */
     why->scratch = need;
     return 0;
 }
@@ -601,6 +615,7 @@ typedef struct avx2_i8_conv_job {
     size_t P, T, tiles;   /* output pixels per image, tile width, tiles per image */
     size_t split;         /* band chunks per tile (avx2_i8_split) */
     int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
+    int trans;            /* direct with K <= 128: pixels in the lanes (avx2_i8_tile_T) */
 } avx2_i8_conv_job;
 
 /* The im2col tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels, row-major
@@ -703,18 +718,176 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
     }
 }
 
+DSE_TARGET_AVX2 static void avx2_i8_pack_T(int32_t *a2, const int8_t *xb, size_t K, size_t P, size_t p0, size_t T, int zp);
+DSE_TARGET_AVX2 static void avx2_i8_tile_T(const avx2_i8_gemm *G, const int32_t *a2, size_t T, size_t p0, int32_t *w2buf);
+
 DSE_TARGET_AVX2 static void avx2_i8_conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const avx2_i8_conv_job *J = arg;
     int16_t *a = (int16_t *)(void *)dse__worker_scratch(J->cx, worker);
     const size_t isz = (size_t)(J->g->in[0] * J->g->in[1] * J->g->in[2]);
     size_t packed = (size_t)-1;
+    int32_t w2[AVX2_I8_TRANS_KMAX / 4 * 16];   /* avx2_i8_tile_T's weights of 8 channels as int16 pairs */
     for (size_t t = begin; t < end; t++) {
         const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
-        if (u != packed) avx2_i8_pack_conv(a, J, J->x + b * (size_t)J->C * isz, p0, T), packed = u;
+        const int8_t *xb = J->x + b * (size_t)J->C * isz;
+        if (u != packed) {
+            if (J->trans) avx2_i8_pack_T((int32_t *)(void *)a, xb, J->G.K, J->P, p0, T, J->G.o->zp_in);
+            else avx2_i8_pack_conv(a, J, xb, p0, T);
+            packed = u;
+        }
         avx2_i8_gemm G = J->G;
         avx2_i8_part_rows(&G, t % J->split, J->split);
         G.y = (J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P));
-        avx2_i8_gemm_tile(&G, a, T, p0);
+        if (J->trans) avx2_i8_tile_T(&G, (const int32_t *)(const void *)a, T, p0, w2);
+        else avx2_i8_gemm_tile(&G, a, T, p0);
+    }
+}
+
+/* -- Conv 1x1, small K: output pixels in the vector lanes ---------------------------------------- */
+
+/* For 1x1 stride-1 unpadded convs with K <= 128 the output stage dominates; this form avoids its
+ * transposes: columns are pixels, 16 per block, packed per pair of input channels as int16
+ * pairs (x[c][p] - zp, x[c+1][p] - zp) (q = channels 2q, 2q+1; T rounded up to 16 columns, each
+ * block of 16 as [px 0-3, 8-11 | px 4-7, 12-15], as vpunpck[lh]wd leave them); the weights
+ * of 4 output channels as int16 pairs (w[o][2q], w[o][2q+1]) broadcast per channel; 4 channels
+ * x 16 pixels per call (a block's pairs are contiguous: a2 is [block][q][16 pixels]); each
+ * channel's 16 sums then requantise and pack back to pixel order
+ * (vpackssdw of the two halves) and store as 16 contiguous bytes. */
+DSE_TARGET_AVX2 static void avx2_i8_mkT(const int32_t *a, size_t rs, const int32_t *w2, size_t Kq, __m256i *out) {
+    __asm__ volatile(
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
+        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
+        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
+        "test %[kq], %[kq]\n\t"
+        "jz 2f\n\t"
+        ".p2align 4\n"
+        "1:\n\t"
+        "vmovdqu (%[a]), %%ymm8\n\t"
+        "vmovdqu 32(%[a]), %%ymm9\n\t"
+        "vpbroadcastd (%[w]), %%ymm10\n\t"
+        "vpbroadcastd 4(%[w]), %%ymm11\n\t"
+        "vpmaddwd %%ymm10, %%ymm8, %%ymm12\n\t"
+        "vpmaddwd %%ymm10, %%ymm9, %%ymm13\n\t"
+        "vpmaddwd %%ymm11, %%ymm8, %%ymm14\n\t"
+        "vpmaddwd %%ymm11, %%ymm9, %%ymm15\n\t"
+        "vpaddd %%ymm12, %%ymm0, %%ymm0\n\t"
+        "vpaddd %%ymm13, %%ymm1, %%ymm1\n\t"
+        "vpaddd %%ymm14, %%ymm2, %%ymm2\n\t"
+        "vpaddd %%ymm15, %%ymm3, %%ymm3\n\t"
+        "vpbroadcastd 8(%[w]), %%ymm10\n\t"
+        "vpbroadcastd 12(%[w]), %%ymm11\n\t"
+        "vpmaddwd %%ymm10, %%ymm8, %%ymm12\n\t"
+        "vpmaddwd %%ymm10, %%ymm9, %%ymm13\n\t"
+        "vpmaddwd %%ymm11, %%ymm8, %%ymm14\n\t"
+        "vpmaddwd %%ymm11, %%ymm9, %%ymm15\n\t"
+        "vpaddd %%ymm12, %%ymm4, %%ymm4\n\t"
+        "vpaddd %%ymm13, %%ymm5, %%ymm5\n\t"
+        "vpaddd %%ymm14, %%ymm6, %%ymm6\n\t"
+        "vpaddd %%ymm15, %%ymm7, %%ymm7\n\t"
+        "add %[rs], %[a]\n\t"
+        "add $16, %[w]\n\t"
+        "dec %[kq]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "vmovdqu %%ymm0, (%[out])\n\t"
+        "vmovdqu %%ymm1, 32(%[out])\n\t"
+        "vmovdqu %%ymm2, 64(%[out])\n\t"
+        "vmovdqu %%ymm3, 96(%[out])\n\t"
+        "vmovdqu %%ymm4, 128(%[out])\n\t"
+        "vmovdqu %%ymm5, 160(%[out])\n\t"
+        "vmovdqu %%ymm6, 192(%[out])\n\t"
+        "vmovdqu %%ymm7, 224(%[out])\n\t"
+        : [w] "+r"(w2), [a] "+r"(a), [kq] "+r"(Kq)
+        : [out] "r"(out), [rs] "r"(rs)
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+          "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
+
+/* Pixels p0..p0+T-1 of the K channel rows of image xb (P pixels each) into a2 (see above). */
+DSE_TARGET_AVX2 static void avx2_i8_pack_T(int32_t *a2, const int8_t *xb, size_t K, size_t P, size_t p0, size_t T, int zp) {
+    const size_t Kq = (K + 1) / 2, T16 = (T + 15) / 16 * 16;
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    int8_t pad[16];
+    memset(pad, zp, 16);
+    for (size_t q = 0; q < Kq; q++) {
+        const int8_t *r0 = xb + 2 * q * P + p0, *r1 = 2 * q + 1 < K ? xb + (2 * q + 1) * P + p0 : NULL;
+        int32_t *dst = a2 + q * 16;
+        for (size_t p = 0; p < T16; p += 16, dst += Kq * 16) {
+            __m128i v0, v1;
+            if (p + 16 <= T) {
+                v0 = _mm_loadu_si128((const __m128i *)(r0 + p));
+                v1 = r1 ? _mm_loadu_si128((const __m128i *)(r1 + p)) : _mm_loadu_si128((const __m128i *)pad);
+            } else {   /* the tile's last, partial block: zp (0 after - zp) past the end */
+                int8_t t0[16], t1[16];
+                memset(t0, zp, 16), memset(t1, zp, 16);
+                memcpy(t0, r0 + p, T - p);
+                if (r1) memcpy(t1, r1 + p, T - p);
+                v0 = _mm_loadu_si128((const __m128i *)t0), v1 = _mm_loadu_si128((const __m128i *)t1);
+            }
+            const __m256i a = _mm256_sub_epi16(_mm256_cvtepi8_epi16(v0), z), b = _mm256_sub_epi16(_mm256_cvtepi8_epi16(v1), z);
+            _mm256_storeu_si256((__m256i *)dst, _mm256_unpacklo_epi16(a, b));
+            _mm256_storeu_si256((__m256i *)(dst + 8), _mm256_unpackhi_epi16(a, b));
+        }
+    }
+}
+
+/* Y[r][p0 + 0..T-1] for the rows [G->r_begin, G->r_end) from the pixel-pair tile a2. */
+DSE_TARGET_AVX2 static void avx2_i8_tile_T(const avx2_i8_gemm *G, const int32_t *a2, size_t T, size_t p0, int32_t *w2buf) {
+    const dse_i8_out *o = G->o;
+    const size_t Kq = (G->K + 1) / 2, T16 = (T + 15) / 16 * 16;
+    const __m256i perm = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    int32_t *w2[2] = {w2buf, w2buf + G->Kb * 8};   /* per half band: [k pair][4 channels], Kb * 8 entries */
+    for (size_t r0 = G->r_begin; r0 < G->r_end; r0 += 8) {
+        const int8_t *wb = G->w + (r0 / 8) * G->Kb * 32;
+        for (size_t kb = 0; kb < G->Kb; kb++)   /* [o][4 k] int8 -> per half: [k pair][o] int16 pairs */
+            for (int h = 0; h < 2; h++) {
+                const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + kb * 32 + h * 16)));
+                _mm256_storeu_si256((__m256i *)(w2[h] + kb * 8), _mm256_permutevar8x32_epi32(v, perm));
+            }
+        for (int h = 0; h < 2; h++) {
+            const size_t o0 = r0 + 4 * (size_t)h;
+            if (o0 >= G->R) break;
+            const int nc = G->R - o0 < 4 ? (int)(G->R - o0) : 4;
+            avx2_i8_rq q[4];
+            __m256i bias[4];
+            for (int i = 0; i < nc; i++) avx2_i8_rq_init1(&q[i], o, o0 + (size_t)i), bias[i] = _mm256_set1_epi32(G->bias[o0 + (size_t)i]);
+            for (size_t p = 0; p < T16; p += 16) {
+                __m256i acc[8];
+                avx2_i8_mkT(a2 + p * Kq, 64, w2[h], Kq, acc);
+                const size_t nw = T - p < 16 ? T - p : 16;
+                for (int i = 0; i < nc; i++) {
+                    const size_t yo = (o0 + (size_t)i) * G->ys_r + p0 + p;
+                    if (o->float_out) {   /* as gemm_tile: (float)acc * scale, then the clamps in REF's order */
+                        const __m256 sc = _mm256_set1_ps(o->scale[o0 + (size_t)i]);
+                        const __m256 fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
+                        __m256 lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[2 * i], bias[i])), sc);
+                        __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[2 * i + 1], bias[i])), sc);
+                        lo = _mm256_min_ps(fmax, _mm256_max_ps(fmin, lo)), hi = _mm256_min_ps(fmax, _mm256_max_ps(fmin, hi));
+                        float t[16];
+                        _mm256_storeu_ps(t, _mm256_permute2f128_ps(lo, hi, 0x20));       /* pixels 0-7 */
+                        _mm256_storeu_ps(t + 8, _mm256_permute2f128_ps(lo, hi, 0x31));   /* pixels 8-15 */
+                        memcpy((float *)G->y + yo, t, nw * 4);
+                        continue;
+                    }
+                    const __m256i rl = avx2_i8_requant(_mm256_add_epi32(acc[2 * i], bias[i]), &q[i]);
+                    const __m256i rh = avx2_i8_requant(_mm256_add_epi32(acc[2 * i + 1], bias[i]), &q[i]);
+                    const __m256i p16 = _mm256_packs_epi32(rl, rh);   /* pixels 0-7 | 8-15 */
+                    const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+                    int8_t *yp = (int8_t *)G->y + yo;
+                    if (nw == 16) _mm_storeu_si128((__m128i *)yp, b8);
+                    else {
+                        int8_t t[16];
+                        _mm_storeu_si128((__m128i *)t, b8);
+                        memcpy(yp, t, nw);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -1233,10 +1406,11 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     J.G.ys_r = P, J.G.ys_p = 1;
     J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
     J.T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
-    J.tiles = (P + J.T - 1) / J.T;
     J.direct = 1;
     for (int i = 0; i < 3; i++)
         J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+    J.trans = J.direct && (K <= AVX2_I8_TRANS_K || (P >= DSE_I8_PACK_TILE && K <= AVX2_I8_TRANS_KMAX));
+    J.tiles = (P + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
     dse__parallel(cx, NB * J.tiles * J.split, 1, avx2_i8_conv_task, &J);
 }
