@@ -120,9 +120,8 @@ typedef struct neon_gemm_blk {
     dse_i8_neon_rq rq;
 } neon_gemm_blk;
 
-/* sum_k w[c][k] of the 8 channels of a packed block (nkb groups of 32 bytes): byte pairs into
- * int16 (<= 64 groups, |lane| <= 64 * 254), then into int32 lane c. */
-static void neon_gemm_wsum(const int8_t *w, size_t nkb, int32_t *s) {
+/* byte pairs into int16 (<= 64 groups at a time, |lane| <= 64 * 254), then into int32 lane c */
+void dse_i8_neon_wsum8(const int8_t *w, size_t nkb, int32_t *s) {
     int32x4_t a0 = vdupq_n_s32(0), a1 = vdupq_n_s32(0);
     for (size_t k0 = 0; k0 < nkb; k0 += 64) {
         const size_t k1 = nkb - k0 < 64 ? nkb : k0 + 64;
@@ -139,7 +138,7 @@ static void neon_gemm_wsum(const int8_t *w, size_t nkb, int32_t *s) {
 static void neon_gemm_blk_init(const dse_i8_gemm_job *jb, size_t cb, neon_gemm_blk *bp) {
     const size_t K4 = (jb->K + 3) / 4 * 4;
     int32_t ws[8], M[8], sh[8];
-    neon_gemm_wsum(jb->wp + cb * 8 * K4, K4 / 4, ws);
+    dse_i8_neon_wsum8(jb->wp + cb * 8 * K4, K4 / 4, ws);
     const dse_i8_out *o = jb->o;
     for (size_t i = 0; i < 8; i++) {
         const size_t ch = cb * 8 + i < jb->R ? cb * 8 + i : cb * 8;   /* lanes past R repeat the first */

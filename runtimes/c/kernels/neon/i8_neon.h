@@ -53,13 +53,57 @@ DSE_INTERNAL int dse__check_i8_matmul_packed(const dse_model *m, const dse_node 
 DSE_INTERNAL int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_INTERNAL int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why);
 
+/* Conv microkernel (pixel lanes): C[i * 8 + j] = sum_k W[i][k] * X[j][k] for the 8 channels i of
+ * a packed weight block w and the 8 pixels j of an im2col panel block xp (the same N8K4 layout:
+ * per 4 k, 32 bytes = 8 pixels x 4 k), nkb groups of 4 k. */
+/* With q (the block's channels all take the HIGH requantisation form, int8 output), the
+ * microkernel instead requantises in registers and stores channel i's nq <= 8 outputs at
+ * y + i * P (the fused output stage below); c is then unused. */
+typedef struct dse_i8_neon_cq {
+    int32x4_t M0, M1, S0, S1;   /* channels 0-3 and 4-7: M, 31 - shift */
+    int16x8_t zp, lo, hi;
+    int32_t fb[8];              /* bias - zp_in * sum w */
+    int nc;                     /* channels in the block */
+    size_t P, nq;
+} dse_i8_neon_cq;
+typedef void (*dse_i8_mkc_fn)(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c, const dse_i8_neon_cq *q,
+                              int8_t *y);
+DSE_INTERNAL void dse_i8_mkc__neon(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c, const dse_i8_neon_cq *q,
+                                   int8_t *y);
+DSE_INTERNAL void dse_i8_mkc__neon_dotprod(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c,
+                                           const dse_i8_neon_cq *q, int8_t *y);
+
+/* The fused output stage of channel I (lane L of the block's half H: M##H, S##H) whose 8
+ * accumulators (pixels 0-3, 4-7; folded bias included) are A0, A1: the HIGH form of
+ * dse_i8_neon_rq8, then nq bytes at y + I * P. */
+#define DSE_I8_NEON_CQ_STORE(q, y, I, H, L, A0, A1)                                                      \
+    do {                                                                                                 \
+        if ((I) < (q)->nc) {                                                                             \
+            const int32x4_t s_ = vdupq_laneq_s32((q)->S##H, L);                                          \
+            int16x8_t r_ = vcombine_s16(vqmovn_s32(vrshlq_s32(vqdmulhq_laneq_s32(A0, (q)->M##H, L), s_)), \
+                                        vqmovn_s32(vrshlq_s32(vqdmulhq_laneq_s32(A1, (q)->M##H, L), s_))); \
+            r_ = vminq_s16(vmaxq_s16(vqaddq_s16(r_, (q)->zp), (q)->lo), (q)->hi);                        \
+            int8_t *d_ = (y) + (size_t)(I) * (q)->P;                                                     \
+            if ((q)->nq == 8) {                                                                          \
+                vst1_s8(d_, vmovn_s16(r_));                                                              \
+            } else {                                                                                     \
+                int8_t t_[8];                                                                            \
+                vst1_s8(t_, vmovn_s16(r_));                                                              \
+                memcpy(d_, t_, (q)->nq);                                                                 \
+            }                                                                                            \
+        }                                                                                                \
+    } while (0)
+
+/* sum_k w[c][k] of the 8 channels of a packed block (nkb groups of 32 bytes) -> s[8] (gemm_i8.c) */
+DSE_INTERNAL void dse_i8_neon_wsum8(const int8_t *w, size_t nkb, int32_t *s);
+
 /* Drivers: run the node with microkernel mk (gemm_i8.c: Gemm and MatMul; conv_i8.c: Conv). */
 DSE_INTERNAL void dse_i8_neon_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
                                        dse_i8_mk_fn mk);
 DSE_INTERNAL void dse_i8_neon_matmul_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
                                          dse_i8_mk_fn mk);
 DSE_INTERNAL void dse_i8_neon_conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
-                                       dse_i8_mk_fn mk);
+                                       dse_i8_mk_fn mk, dse_i8_mkc_fn mkc);
 
 /* Rows of x (rows x K, stride ldx) times the packed weights wp (R channels) for channel blocks
  * [cb0, cb1) (8 channels each), bias folded, through the output stage into y: output element
@@ -144,6 +188,14 @@ static inline void dse_i8_neon_rq_init(dse_i8_neon_rq *q, const int32_t *M, cons
     q->kind = lo >= 32 ? DSE_I8_RQ_HIGH : lo == 31 && hi == 31 ? DSE_I8_RQ_N31 : DSE_I8_RQ_WIDE;
     q->M0 = vld1q_s32(M), q->M1 = vld1q_s32(M + 4), q->s0 = vld1q_s32(s), q->s1 = vld1q_s32(s + 4);
     for (int i = 0; i < 4; i++) q->w[i] = vld1q_s64(w + 2 * i);
+    q->zp = vdupq_n_s16((int16_t)zp_out), q->lo = vdupq_n_s16((int16_t)qmin), q->hi = vdupq_n_s16((int16_t)qmax);
+}
+
+/* the same for one channel on every lane */
+static inline void dse_i8_neon_rq_init1(dse_i8_neon_rq *q, int32_t M, int32_t shift, int zp_out, int qmin, int qmax) {
+    q->kind = shift >= 32 ? DSE_I8_RQ_HIGH : shift == 31 ? DSE_I8_RQ_N31 : DSE_I8_RQ_WIDE;
+    q->M0 = q->M1 = vdupq_n_s32(M), q->s0 = q->s1 = vdupq_n_s32(31 - shift);
+    q->w[0] = q->w[1] = q->w[2] = q->w[3] = vdupq_n_s64(-(int64_t)shift);
     q->zp = vdupq_n_s16((int16_t)zp_out), q->lo = vdupq_n_s16((int16_t)qmin), q->hi = vdupq_n_s16((int16_t)qmax);
 }
 
