@@ -68,52 +68,57 @@ typedef struct neon_conv_args {
 
 #define NEON_CONV_SLACK 32   /* bytes a k-row copy may write past its end */
 
-/* dst[0 .. n) = zp, writing up to NEON_CONV_SLACK bytes more */
-static inline void neon_conv_fill(int8_t *dst, long long n, int8x16_t z) {
-    for (long long i = 0; i < n; i += 16) vst1q_s8(dst + i, z);
-}
-
-/* k-row k of the tile's im2col matrix: for output pixels p0 .. p0 + tn - 1 of image xb, the
- * input value at tap k (zp where it falls in the padding) -> dst[0 .. tn), writing up to
- * NEON_CONV_SLACK bytes past it. Input row segments are copied 16 bytes at a time (stride 2:
- * 32 de-interleaved) while the loads stay inside x (before xend): a load may read past the
- * segment, and the copy may write past it, into bytes written next. */
-static void neon_conv_krow(const int8_t *xb, const int8_t *xend, const dse_i8_geom *g, size_t k, size_t p0,
-                           size_t tn, int8_t zp, int8_t *dst) {
+/* k-rows k0 .. k0 + nr - 1 (nr <= NEON_CONV_RUN), which share (c, kd, kh) (consecutive kw),
+ * of the tile's im2col matrix: for output pixels p0 .. p0 + tn - 1 of image xb, the input
+ * value at each tap (zp where it falls in the padding) -> dst[i][0 .. tn), writing up to
+ * NEON_CONV_SLACK bytes past it. Per output-row segment the input row is found once for the
+ * run; its pieces are copied 16 bytes at a time (stride 2: 32 de-interleaved) while the loads
+ * stay inside x (before xend): a load may read past the piece, and the copy may write past it,
+ * into bytes written next. */
+#define NEON_CONV_RUN 12
+static void neon_conv_krows(const int8_t *xb, const int8_t *xend, const dse_i8_geom *g, size_t k0, int nr, size_t p0,
+                            size_t tn, int8_t zp, int8_t *const *dst) {
     const long long KD = g->k[0], KH = g->k[1], KW = g->k[2], KS = KD * KH * KW;
     const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
     const long long sd = g->s[0], sh = g->s[1], dd = g->d[0], dh = g->d[1], pd = g->pb[0], ph = g->pb[1];
-    const long long c = (long long)k / KS, r = (long long)k % KS, kd = r / (KH * KW), kh = r / KW % KH, kw = r % KW;
-    const long long sw = g->s[2], off = kw * g->d[2] - g->pb[2];   /* iw = ow * sw + off */
-    /* the output columns whose tap is inside the row: [lo, hi) */
-    const long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1;
+    const long long c = (long long)k0 / KS, r = (long long)k0 % KS, kd = r / (KH * KW), kh = r / KW % KH, kw0 = r % KW;
+    const long long sw = g->s[2];
+    long long off[NEON_CONV_RUN], lo[NEON_CONV_RUN], hi[NEON_CONV_RUN];
+    for (int i = 0; i < nr; i++) {
+        off[i] = (kw0 + i) * g->d[2] - g->pb[2];   /* iw = ow * sw + off */
+        /* the output columns whose tap is inside the row: [lo, hi) */
+        lo[i] = off[i] >= 0 ? 0 : (-off[i] + sw - 1) / sw, hi[i] = IW - 1 - off[i] < 0 ? 0 : (IW - 1 - off[i]) / sw + 1;
+    }
     const int8_t *xc = xb + c * ID * IH * IW;
     const int8x16_t z = vdupq_n_s8(zp);
     long long ow = (long long)(p0 % (size_t)OW), t = (long long)(p0 / (size_t)OW), oh = t % OH, od = t / OH;
     long long q = 0;
     while (q < (long long)tn) {
-        const long long len = OW - ow < (long long)tn - q ? OW - ow : (long long)tn - q;
+        const long long len = OW - ow < (long long)tn - q ? OW - ow : (long long)tn - q, e0 = ow + len;
         const long long id = od * sd + kd * dd - pd, ih = oh * sh + kh * dh - ph;
-        int8_t *d = dst + q;
         if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
-            neon_conv_fill(d, len, z);
+            for (int i = 0; i < nr; i++)
+                for (long long j = 0; j < len; j += 16) vst1q_s8(dst[i] + q + j, z);
         } else {
             const int8_t *xr = xc + (id * IH + ih) * IW;
-            const long long e0 = ow + len, a = lo < ow ? ow : lo > e0 ? e0 : lo, e = hi < a ? a : hi > e0 ? e0 : hi;
-            for (long long u = ow; u < a; u++) d[u - ow] = zp;
-            int8_t *dd8 = d + (a - ow);
-            const int8_t *src = xr + a * sw + off;
-            long long n = e - a, u = 0;
-            if (sw == 1) {
-                for (; u < n && src + u + 16 <= xend; u += 16) vst1q_s8(dd8 + u, vld1q_s8(src + u));
-                for (; u < n; u++) dd8[u] = src[u];
-            } else if (sw == 2) {
-                for (; u < n && src + 2 * u + 32 <= xend; u += 16) vst1q_s8(dd8 + u, vld2q_s8(src + 2 * u).val[0]);
-                for (; u < n; u++) dd8[u] = src[2 * u];
-            } else {
-                for (; u < n; u++) dd8[u] = src[u * sw];
+            for (int i = 0; i < nr; i++) {
+                int8_t *d = dst[i] + q;
+                const long long a = lo[i] < ow ? ow : lo[i] > e0 ? e0 : lo[i], e = hi[i] < a ? a : hi[i] > e0 ? e0 : hi[i];
+                for (long long j = 0; j < a - ow; j += 16) vst1q_s8(d + j, z);   /* padding: zp (writing past it) */
+                int8_t *dd8 = d + (a - ow);
+                const int8_t *src = xr + a * sw + off[i];
+                long long n = e - a, u = 0;
+                if (sw == 1) {
+                    for (; u < n && src + u + 16 <= xend; u += 16) vst1q_s8(dd8 + u, vld1q_s8(src + u));
+                    for (; u < n; u++) dd8[u] = src[u];
+                } else if (sw == 2) {
+                    for (; u < n && src + 2 * u + 32 <= xend; u += 16) vst1q_s8(dd8 + u, vld2q_s8(src + 2 * u).val[0]);
+                    for (; u < n; u++) dd8[u] = src[2 * u];
+                } else {
+                    for (; u < n; u++) dd8[u] = src[u * sw];
+                }
+                for (long long j = e - ow; j < len; j += 16) vst1q_s8(d + j, z);
             }
-            for (u = e; u < e0; u++) d[u - ow] = zp;
         }
         q += len;
         ow = 0;
@@ -128,7 +133,10 @@ static void neon_conv_im2col(const int8_t *xb, const int8_t *xend, const dse_i8_
     const size_t tp = (tn + 7) / 8 * 8;
     for (size_t kc = 0; kc < K16; kc += 8) {
         for (size_t r = 0; r < 8; r++) {
-            if (kc + r < K) neon_conv_krow(xb, xend, g, kc + r, p0, tn, zp, tmp[r]);
+            if (kc + r < K) {
+                int8_t *d = tmp[r];
+                neon_conv_krows(xb, xend, g, kc + r, 1, p0, tn, zp, &d);
+            }
             else memset(tmp[r], 0, tn);
             memset(tmp[r] + tn, 0, tp - tn);
         }
@@ -159,22 +167,41 @@ static void neon_conv_im2col_1x1(const int8_t *xb, size_t C, size_t P, size_t K1
 /* the tile's panel: pixels p0 .. p0 + tn - 1 of image xb, per 8 pixels ceil(K/4) groups of 32
  * bytes (8 pixels x 4 k), pixels past tn and k past K zero */
 static void neon_conv_panel(const neon_conv_args *a, const int8_t *xb, size_t p0, size_t tn, int8_t *panel) {
-    const size_t K = a->jb.K, K4 = (K + 3) / 4 * 4, tp = (tn + 7) / 8 * 8;
+    const dse_i8_geom *g = a->g;
+    const size_t K = a->jb.K, K4 = (K + 3) / 4 * 4, tp = (tn + 7) / 8 * 8, KW = (size_t)g->k[2];
     const int8_t zp = (int8_t)a->jb.o->zp_in;
-    int8_t tmp[4][256 + 8 + NEON_CONV_SLACK];
+    /* k-rows come in runs sharing (c, kd, kh) (built together: one pass over the segments) into
+     * a ring of 16 rows, and leave it four at a time */
+    int8_t ring[16][256 + 8 + NEON_CONV_SLACK];
+    size_t head = 0, count = 0, k = 0;
     for (size_t kb = 0; kb < K4 / 4; kb++) {
         const int8_t *r[4];
-        for (size_t i = 0; i < 4; i++) {
-            const size_t k = 4 * kb + i;
-            if (k < K && a->direct && tp == tn) {
-                r[i] = xb + k * a->P + p0;   /* x's channel row, read in place */
-                continue;
+        if (a->direct) {
+            for (size_t i = 0; i < 4; i++, k++) {
+                if (k < K && tp == tn) { r[i] = xb + k * a->P + p0; continue; }   /* x's channel row, in place */
+                if (k < K) memcpy(ring[i], xb + k * a->P + p0, tn);
+                else memset(ring[i], 0, tn);
+                memset(ring[i] + tn, 0, tp - tn);
+                r[i] = ring[i];
             }
-            if (k >= K) memset(tmp[i], 0, tn);
-            else if (a->direct) memcpy(tmp[i], xb + k * a->P + p0, tn);
-            else neon_conv_krow(xb, a->xend, a->g, k, p0, tn, zp, tmp[i]);
-            memset(tmp[i] + tn, 0, tp - tn);
-            r[i] = tmp[i];
+        } else {
+            while (count < 4) {
+                int8_t *d[NEON_CONV_RUN];
+                size_t nr = 1;
+                if (k < K) {
+                    const size_t left = KW - k % KW;   /* k-rows left in this (c, kd, kh) */
+                    nr = left < K - k ? left : K - k;
+                    if (nr > 16 - count) nr = 16 - count;
+                    if (nr > NEON_CONV_RUN) nr = NEON_CONV_RUN;
+                }
+                for (size_t i = 0; i < nr; i++) d[i] = ring[(head + count + i) % 16];
+                if (k < K) neon_conv_krows(xb, a->xend, g, k, (int)nr, p0, tn, zp, d);
+                else memset(d[0], 0, tn);
+                for (size_t i = 0; i < nr; i++) memset(d[i] + tn, 0, tp - tn);
+                k += nr, count += nr;
+            }
+            for (size_t i = 0; i < 4; i++) r[i] = ring[(head + i) % 16];
+            head = (head + 4) % 16, count -= 4;
         }
         int8_t *dst = panel + kb * 32;
         for (size_t q = 0; q < tp; q += 8, dst += 8 * K4) {
@@ -183,6 +210,7 @@ static void neon_conv_panel(const neon_conv_args *a, const int8_t *xb, size_t p0
         }
     }
 }
+
 
 /* The baseline NEON conv microkernel: per half (channels 0-3, then 4-7) 16 accumulators; a
  * channel's 4 k broadcast (dup by lane) against 4 pixels x 4 k, products paired in int16
