@@ -37,15 +37,19 @@
 #include <arm_neon.h>
 
 /* C[j * 8 + i] for i < 8, j < nb (1..8); x row j starts at x + j * ldx, holds K bytes and may
- * be read up to ceil(K/16)*16 bytes when xpad (im2col rows), else exactly K. */
-typedef void (*dse_i8_mk_fn)(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c);
+ * be read up to ceil(K/16)*16 bytes when xpad (im2col rows), else exactly K. With ws (only for
+ * nb == 1: a single row, where a separate pass for the weight sums would double the weight
+ * traffic), also ws[i] = sum_k W[i][k]. */
+typedef void (*dse_i8_mk_fn)(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c,
+                             int32_t *ws);
 
 /* Baseline NEON microkernel (kernels/neon/gemm_i8.c): smull/smlal pairs of products in int16
  * (|w * x| <= 127 * 128, two fit), sadalp into int32. */
-DSE_INTERNAL void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c);
+DSE_INTERNAL void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c,
+                                  int32_t *ws);
 /* sdot microkernel (kernels/neon_dotprod/gemm_i8.c; DSE_TARGET_NEON_DOTPROD). */
 DSE_INTERNAL void dse_i8_mk__neon_dotprod(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb,
-                                          int32_t *c);
+                                          int32_t *c, int32_t *ws);
 
 /* The packed weighted ops' checks (ISA-independent; gemm_i8.c, conv_i8.c, dwconv_i8.c). */
 DSE_INTERNAL int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why);

@@ -17,14 +17,19 @@
 #define NEON_DOT_ROWS(stmt) \
     _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) stmt
 #define NEON_DOT_LANE(l)                                                            \
-    NEON_DOT_ROWS({                                                                 \
-        acc[j][0] = vdotq_laneq_s32(acc[j][0], w##l##0, xv[j], l);                  \
-        acc[j][1] = vdotq_laneq_s32(acc[j][1], w##l##1, xv[j], l);                  \
-    })
+    do {                                                                            \
+        NEON_DOT_ROWS({                                                             \
+            acc[j][0] = vdotq_laneq_s32(acc[j][0], w##l##0, xv[j], l);              \
+            acc[j][1] = vdotq_laneq_s32(acc[j][1], w##l##1, xv[j], l);              \
+        });                                                                         \
+        if (WS) s0 = vdotq_s32(s0, w##l##0, ones), s1 = vdotq_s32(s1, w##l##1, ones); \
+    } while (0)
 
 DSE_TARGET_NEON_DOTPROD static inline __attribute__((always_inline)) void
-neon_dot_mk_body(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c, const int NB) {
-    int32x4_t acc[8][2];
+neon_dot_mk_body(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c, int32_t *ws,
+                 const int NB, const int WS) {
+    const int8x16_t ones = vdupq_n_s8(1);
+    int32x4_t acc[8][2], s0 = vdupq_n_s32(0), s1 = s0;
     int8x16_t xv[8];
     for (int j = 0; j < 8; j++) acc[j][0] = acc[j][1] = vdupq_n_s32(0);
     const size_t kf = K & ~(size_t)15;
@@ -69,27 +74,34 @@ neon_dot_mk_body(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpa
         vst1q_s32(c + 8 * j, acc[j][0]);
         vst1q_s32(c + 8 * j + 4, acc[j][1]);
     });
+    if (WS) vst1q_s32(ws, s0), vst1q_s32(ws + 4, s1);
 }
 
 DSE_TARGET_NEON_DOTPROD static void neon_dot_mk8(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad,
                                                  int32_t *c) {
-    neon_dot_mk_body(w, x, ldx, K, xpad, c, 8);
+    neon_dot_mk_body(w, x, ldx, K, xpad, c, NULL, 8, 0);
 }
 DSE_TARGET_NEON_DOTPROD static void neon_dot_mk4(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad,
                                                  int32_t *c) {
-    neon_dot_mk_body(w, x, ldx, K, xpad, c, 4);
+    neon_dot_mk_body(w, x, ldx, K, xpad, c, NULL, 4, 0);
 }
 DSE_TARGET_NEON_DOTPROD static void neon_dot_mk2(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad,
                                                  int32_t *c) {
-    neon_dot_mk_body(w, x, ldx, K, xpad, c, 2);
+    neon_dot_mk_body(w, x, ldx, K, xpad, c, NULL, 2, 0);
 }
 DSE_TARGET_NEON_DOTPROD static void neon_dot_mk1(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad,
                                                  int32_t *c) {
-    neon_dot_mk_body(w, x, ldx, K, xpad, c, 1);
+    neon_dot_mk_body(w, x, ldx, K, xpad, c, NULL, 1, 0);
+}
+
+DSE_TARGET_NEON_DOTPROD static void neon_dot_mk1ws(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad,
+                                                   int32_t *c, int32_t *ws) {
+    neon_dot_mk_body(w, x, ldx, K, xpad, c, ws, 1, 1);
 }
 
 DSE_TARGET_NEON_DOTPROD void dse_i8_mk__neon_dotprod(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad,
-                                                     int nb, int32_t *c) {
+                                                     int nb, int32_t *c, int32_t *ws) {
+    if (ws) { neon_dot_mk1ws(w, x, ldx, K, xpad, c, ws); return; }   /* nb == 1 */
     if (nb == 8) { neon_dot_mk8(w, x, ldx, K, xpad, c); return; }
     if (nb >= 4) neon_dot_mk4(w, x, ldx, K, xpad, c), nb -= 4, x += 4 * ldx, c += 32;
     if (nb >= 2) neon_dot_mk2(w, x, ldx, K, xpad, c), nb -= 2, x += 2 * ldx, c += 16;
