@@ -289,15 +289,14 @@ static void neon_conv_store(const dse_i8_out *o, const int32_t *fb, const dse_i8
             float32x4_t f0 = vmulq_f32(vcvtq_f32_s32(a0), s), f1 = vmulq_f32(vcvtq_f32_s32(a1), s);
             f0 = vbslq_f32(vcltq_f32(f0, lo), lo, f0), f1 = vbslq_f32(vcltq_f32(f1, lo), lo, f1);
             f0 = vbslq_f32(vcgtq_f32(f0, hi), hi, f0), f1 = vbslq_f32(vcgtq_f32(f1, hi), hi, f1);
-            float t[8], *yf = (float *)y + at;
-            float *dst = nq == 8 ? yf : t;
-            vst1q_f32(dst, f0), vst1q_f32(dst + 4, f1);
-            if (nq < 8) memcpy(yf, t, nq * sizeof(float));
+            float *yf = (float *)y + at;
+            if (nq == 8) vst1q_f32(yf, f0), vst1q_f32(yf + 4, f1);
+            else dse_i8_neon_st_part_f32(yf, f0, f1, nq);
         } else {
             const int8x8_t v = dse_i8_neon_rq8(&rq[i], a0, a1);
-            int8_t t[8], *y8 = (int8_t *)y + at;
-            vst1_s8(nq == 8 ? y8 : t, v);
-            if (nq < 8) memcpy(y8, t, nq);
+            int8_t *y8 = (int8_t *)y + at;
+            if (nq == 8) vst1_s8(y8, v);
+            else dse_i8_neon_st_part(y8, v, nq);
         }
     }
 }

@@ -77,6 +77,20 @@ DSE_INTERNAL void dse_i8_mkc__neon(const int8_t *xp, const int8_t *w, size_t nkb
 DSE_INTERNAL void dse_i8_mkc__neon_dotprod(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c,
                                            const dse_i8_neon_cq *q, int8_t *y);
 
+/* the first n < 8 bytes of v at d, with lane stores (no call, no byte past d + n) */
+static inline void dse_i8_neon_st_part(int8_t *d, int8x8_t v, size_t n) {
+    if (n & 4) vst1_lane_u32((uint32_t *)(void *)d, vreinterpret_u32_s8(v), 0), v = vext_s8(v, v, 4), d += 4;
+    if (n & 2) vst1_lane_u16((uint16_t *)(void *)d, vreinterpret_u16_s8(v), 0), v = vext_s8(v, v, 2), d += 2;
+    if (n & 1) vst1_lane_s8(d, v, 0);
+}
+
+/* the first n < 8 floats of (v0, v1) at d */
+static inline void dse_i8_neon_st_part_f32(float *d, float32x4_t v0, float32x4_t v1, size_t n) {
+    if (n & 4) vst1q_f32(d, v0), v0 = v1, d += 4;
+    if (n & 2) vst1_f32(d, vget_low_f32(v0)), v0 = vextq_f32(v0, v0, 2), d += 2;
+    if (n & 1) vst1q_lane_f32(d, v0, 0);
+}
+
 /* The fused output stage of channel I (lane L of the block's half H: M##H, S##H) whose 8
  * accumulators (pixels 0-3, 4-7; folded bias included) are A0, A1: the HIGH form of
  * dse_i8_neon_rq8, then nq bytes at y + I * P. */
@@ -88,13 +102,8 @@ DSE_INTERNAL void dse_i8_mkc__neon_dotprod(const int8_t *xp, const int8_t *w, si
                                         vqmovn_s32(vrshlq_s32(vqdmulhq_laneq_s32(A1, (q)->M##H, L), s_))); \
             r_ = vminq_s16(vmaxq_s16(vqaddq_s16(r_, (q)->zp), (q)->lo), (q)->hi);                        \
             int8_t *d_ = (y) + (size_t)(I) * (q)->P;                                                     \
-            if ((q)->nq == 8) {                                                                          \
-                vst1_s8(d_, vmovn_s16(r_));                                                              \
-            } else {                                                                                     \
-                int8_t t_[8];                                                                            \
-                vst1_s8(t_, vmovn_s16(r_));                                                              \
-                memcpy(d_, t_, (q)->nq);                                                                 \
-            }                                                                                            \
+            if ((q)->nq == 8) vst1_s8(d_, vmovn_s16(r_));                                                \
+            else dse_i8_neon_st_part(d_, vmovn_s16(r_), (q)->nq);                                        \
         }                                                                                                \
     } while (0)
 
