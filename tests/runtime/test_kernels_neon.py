@@ -62,7 +62,8 @@ def _compiler(target: str):
 def build_runner(out: Path, target: str) -> Path:
     """run_cases and the whole library for `target` (aarch64 / arm)."""
     exe = out / f"run_cases_{target}"
-    subprocess.run([*_compiler(target), *FLAGS, str(CDIR / "tests" / "run_cases.c"), *_sources(), "-lm", "-o", str(exe)],
+    subprocess.run([*_compiler(target), *FLAGS, str(CDIR / "tests" / "run_cases.c"), *_sources(), "-lm", "-o",
+                    str(exe)],
                    check=True, capture_output=True, timeout=600)
     return exe
 
@@ -120,7 +121,8 @@ def weighted_attrs(net, zp_in, zp_out, M, n, qmin, qmax, out_scale, act):
         a["out_scale"] = TensorAttr(net.const(out_scale.astype(np.float32), "float32"))
         a["act_min"], a["act_max"] = act if act else (float("-inf"), float("inf"))
     else:
-        a["M"], a["shift"] = TensorAttr(net.const(M.astype(np.int32), "int32")), TensorAttr(net.const(n.astype(np.int32), "int32"))
+        a["M"] = TensorAttr(net.const(M.astype(np.int32), "int32"))
+        a["shift"] = TensorAttr(net.const(n.astype(np.int32), "int32"))
     return a
 
 
@@ -282,7 +284,8 @@ def all_cases():
             cases.append(gemm_case(x, w, b, -128, M, n, 127, tb))
             cases.append(gemm_case(x, w, b, 127, M, n, -128, tb, qmin=-20, qmax=90))
             scale = (2.0 ** rng.uniform(-20, 4, N)).astype(np.float32)
-            cases.append(gemm_case(x, w, b, 3, None, None, 0, tb, out_scale=scale, act=(float("-inf"), 0.0) if tb else None))
+            act = (float("-inf"), 0.0) if tb else None
+            cases.append(gemm_case(x, w, b, 3, None, None, 0, tb, out_scale=scale, act=act))
     for xshape in [(2, 3, 4100), (4, 7, 33), (33,), (2, 2, 2, 5), (1, 12, 64)]:
         K, N = xshape[-1], (3 if xshape[-1] > 4096 else 19)
         x, w = rand_i8(rng, xshape), rand_w(rng, (K, N))
