@@ -3,20 +3,24 @@
  * stride, dilation and padding, 1 to 3 spatial axes. No scratch (stack buffers only).
  *
  * Arithmetic: the same integer as REF's bias + sum over the taps inside the input of
- * (x - zp_in) * w (docs/quant-arith.md §4). Per output row, the tap rows (kernel depth x height)
- * that fall inside the input are listed; the others add nothing. The listed rows are copied,
- * for a segment of at most 128 output columns, into padded windows filled with zp_in where a
- * column falls in the padding: there a tap adds zp_in * w, which the per-row correction
- * bias - zp_in * (sum of the listed rows' weights) takes back, so
- *     acc = sum over listed taps of x_padded * w + bias - zp_in * sum of their w
+ * (x - zp_in) * w (docs/quant-arith.md §4). The input is read zp_in-padded: a tap in the
+ * padding then adds zp_in * w, which the folded bias - zp_in * (sum of the weights of the taps
+ * taken) takes back, so
+ *     acc = sum over the taps taken of x_padded * w + bias - zp_in * sum of their w
  * in int32 (the check bounds |bias| + K * 255 * 127 < 2^31; |x * w| <= 128 * 127, so two
- * products fit int16: smull + smlal per pair of taps, then saddw into int32; wrapping
- * vector adds give the true value, which fits). Eight output columns per step (stride 1: 8
- * bytes per tap; stride 2: 16 de-interleaved); the last step of a row of >= 8 overlaps the
- * previous one (the same bytes again), a row of < 8 computes 8 and stores its own. Then the
- * requantisation rule (exact forms in i8_neon.h) or float_out. Strides above 2, windows wider
- * than 64 bytes per step or more than 16 tap rows take a scalar loop (REF's sum). Threads
- * split the (image, channel) planes.
+ * products fit int16: smull + smlal per pair of taps, then saddw into int32; wrapping vector
+ * adds give the true value, which fits). Then the requantisation rule (exact forms in
+ * i8_neon.h) or float_out.
+ *
+ * Padding: when the zp-padded plane fits 16 KiB it is built once per (image, channel) on the
+ * stack and every tap is taken (3x3 kernels with stride 1 or 2 then run a loop of their own
+ * with the nine weights and the output stage in registers); else, per output row, the tap rows
+ * inside the input are listed (the others add nothing) and copied, per segment of at most 128
+ * output columns, into zp-padded windows. Eight output columns per step (stride 1: 8 bytes per
+ * tap; stride 2: 16 de-interleaved); the last step of a row of >= 8 overlaps the previous one
+ * (the same bytes again), a row of < 8 computes 8 and stores its own. Strides above 2, windows
+ * wider than 64 bytes per step or more than 16 tap rows take a scalar loop (REF's sum).
+ * Threads split the (image, channel) planes.
  */
 #include "i8_neon.h"
 

@@ -15,17 +15,19 @@
  * overflow proof guarantees it never does), so the int32 result is the true accumulator; the
  * additions are done in wrapping vector arithmetic, which gives that value.
  *
- * Requantisation (requant.h's rule) is vectorised exactly: acc * M in int64 (smull), then
- * srshl by -n, which is (t + 2^(n-1)) >> n computed without overflow (the ARM rounding shift
- * adds the rounding constant at full precision), i.e. round half up; saturating narrow to
- * int32, saturating + zp_out, clamp to [qmin, qmax] (saturation cannot cross the clamp range).
+ * Requantisation (requant.h's rule) is vectorised exactly, in one of three forms chosen per
+ * block of channels (dse_i8_neon_rq8 below explains them and why each equals the rule).
  * float_out: (float)acc * scale[c] (vcvt rounds to nearest even like C's conversion; no FMA),
  * then the clamp with compare-and-select so that NaN and -0 behave as REF's `if`s.
  *
- * One microkernel shape per ISA (dse_i8_mk_fn): C[j][i] = sum_{k < K} W[i][k] * X[j][k] for the
- * 8 channels i of one packed block and nb <= 8 rows j of x (stride ldx; x rows are the Gemm's
- * rows, or im2col rows of a Conv). The drivers (kernels/neon/gemm_i8.c, conv_i8.c) tile, fold
- * the bias, requantise and store; the dotprod kernels reuse them with their microkernel.
+ * Two microkernel shapes per ISA, both over one 8-channel packed weight block:
+ *   dse_i8_mk_fn   channel lanes, x as rows (stride ldx: Gemm/MatMul rows read in place, or a
+ *                  Conv image's im2col rows when it has fewer than 8 output pixels);
+ *   dse_i8_mkc_fn  pixel lanes, x as an im2col panel in the weights' own N8K4 layout (Conv),
+ *                  so a channel's outputs are contiguous in NCHW; optionally requantising in
+ *                  registers (dse_i8_neon_cq).
+ * The drivers (kernels/neon/gemm_i8.c, conv_i8.c) tile, fold the bias, requantise and store;
+ * the dotprod variants reuse them with their microkernels.
  */
 #ifndef DSEDGE_I8_NEON_H
 #define DSEDGE_I8_NEON_H
