@@ -261,8 +261,8 @@ def compare(float_model, quant_model, data, limit, labels, min_sqnr, as_json, pr
                    "when the model carries preprocessing metadata.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="The .npz file to write, one array per model output (keys = output names).")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Sessions kept by the runtime (parallel inferences); 1 is enough for one feed file.")
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Threads running each inference (the same outputs for any count).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs' names, shapes and dtypes as JSON on stdout.")
 def run(model, input_path, output, threads, as_json):
     import numpy as np
@@ -308,6 +308,60 @@ def run(model, input_path, output, threads, as_json):
         for k, v in outs.items():
             click.echo(f"{k}: {v.dtype}{list(v.shape)}", err=True)
         click.echo(f"{n} inference(s); wrote {output}", err=True)
+
+
+@main.command("profile", help="Time every node of a .dse model in the C runtime: a table of the nodes, slowest "
+              "first (op, node name, the kernel chosen at load and its ISA, median ms over the runs, % of the "
+              "total), then the same per op. The inputs are the arrays of an .npz (or an image / WAV file for a "
+              "model that carries preprocessing), else seeded random values of each input's dtype and shape. The "
+              "bundle's `dsedge-run --profile` prints the same on the target." + EXIT_HELP)
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "input_path", default=None, type=click.Path(dir_okay=False),
+              help="An .npz file with one array per model input (the first sample when it has a leading sample "
+                   "axis), or an image / WAV file. Default: random inputs.")
+@click.option("--repeat", type=int, default=20, show_default=True, help="Timed runs (after one warm-up run).")
+@click.option("--ref", "ref", is_flag=True, help="Load with the reference kernels only (DSE_LOAD_REF_KERNELS).")
+@click.option("--top", type=int, default=None, help="Show only the slowest N nodes (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON on stdout.")
+def profile(model, input_path, repeat, ref, top, as_json):
+    import numpy as np
+    from .runtime import Runtime
+    if repeat < 1:
+        raise click.UsageError("--repeat must be at least 1")
+    if not os.path.isfile(model):
+        raise DseError(f"{model}: no such file")
+    with Runtime(model, kernels="ref" if ref else "auto") as rt:
+        if input_path is None:
+            rng = np.random.default_rng(0)
+            feeds = {}
+            for spec in rt.inputs:
+                if spec.dtype.kind == "f":
+                    feeds[spec.name] = rng.standard_normal(spec.shape).astype(spec.dtype)
+                elif spec.dtype.kind == "b":
+                    feeds[spec.name] = rng.integers(0, 2, spec.shape).astype(bool)
+                else:
+                    info = np.iinfo(spec.dtype)
+                    feeds[spec.name] = rng.integers(max(info.min, -128), min(info.max, 127) + 1, spec.shape,
+                                                    dtype=np.int64).astype(spec.dtype)
+        else:
+            if not os.path.isfile(input_path):
+                raise DseError(f"{input_path}: no such file")
+            from .calibration.preprocess import media_kind
+            if media_kind(input_path) is not None:
+                feeds = rt.preprocess(input_path)
+            else:
+                try:
+                    with np.load(input_path, allow_pickle=False) as z:
+                        feeds = {k: z[k] for k in z.files}
+                except Exception as e:
+                    raise DseError(f"{input_path}: not a readable .npz file ({e})") from None
+            feeds = {s.name: (feeds[s.name][0] if s.name in feeds and np.ndim(feeds[s.name]) == len(s.shape) + 1
+                              else feeds.get(s.name)) for s in rt.inputs if s.name in feeds}
+        prof = rt.profile(feeds, repeat=repeat)
+    if as_json:
+        click.echo(json.dumps({"model": model, **prof.to_dict()}, indent=2))
+    else:
+        click.echo(f"{model}: " + prof.table(limit=top), err=True)
 
 
 @main.command("export", help="Build a deployable bundle for a target: model.dse, the C runtime "

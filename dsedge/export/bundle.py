@@ -17,18 +17,22 @@ against musl (it runs on any Linux of that architecture) and the libraries are b
 disagree with glibc about struct layouts such as `struct stat` on 32-bit ARM). armv7 means
 ARMv7-A with VFPv3-D16, hard float (`-mcpu=generic+v7a+vfp3d16`).
 
-Flags are the runtime's everywhere: `-std=c11 -ffp-contract=off` (never -ffast-math or
+Sources and flags come from the runtime's build manifest (runtimes/c/build.mk, read through
+dsedge.runtime._build): `DSE_STD` everywhere (`-std=c11 -ffp-contract=off`, never -ffast-math or
 -march=native), so the bundle computes the same bytes as the host bindings (DESIGN.md §3).
 A bundle's library is built small where size matters and fast where time goes
 (runtimes/c/README.md, "Bundle build"):
-- two compilation units, each including its C files: the inner loops of the compute-bound
-  kernels (`HOT_SOURCES`: kernels/ref/loops.c, conv/gemm/matmul) at `-O2` (`SPEED_FLAGS`),
-  everything else at `-Os` (`SIZE_FLAGS`); no debug info, no unwind tables (C needs no
-  unwinding), no .comment;
+- compilation units that each include their C files: the hot sources (the manifest's
+  `DSE_HOT_SOURCES`, kernels/ref/loops.c, and every ISA group, kernels/<isa>/*.c) with the HOT
+  optimisation of the profile (`DSE_PROFILE_<profile>_HOT`, -O2 for "default"), everything else
+  with its COLD one (-Os); an ISA group of the target's architecture whose FLAGS is set gets a
+  unit of its own with them; every unit with `DSE_BUNDLE_FLAGS` (no debug info, no unwind
+  tables, no .comment);
 - internal functions are `static` in their unit (`-DDSE_INTERNAL=static`): calls between
   them are resolved by the compiler, so the object carries no relocation or symbol for them;
-  the few functions the two units share are extern but hidden (`DSE_SHARED`);
-- the archive holds one pre-linked object (`ld -r -x`: the two units, local symbols
+  the functions the units share are extern but hidden (`DSE_SHARED`: the inner loops, the
+  optimised variants' check and run functions, src/internal.h);
+- the archive holds one pre-linked object (`ld -r -x`: the units, local symbols
   discarded): the app links all of it anyway (the kernel table refers to every kernel).
 The tool is linked with `-ffunction-sections -fdata-sections -Wl,--gc-sections` and
 stripped. No flag here licenses FP reassociation or contraction: every build gives the same
@@ -62,16 +66,8 @@ _CROSS = {
     "armv7": ("arm-linux-musleabihf", "arm-linux-gnueabihf.2.17", "arm-linux-gnueabihf-gcc",
               ("-mcpu=generic+v7a+vfp3d16",), "qemu-arm"),
 }
-# Size over speed for deployed bundles (the last -O wins over STD_FLAGS' -O2), except for the
-# hot inner loops; see the docstring. Measured choice: BENCHMARKS.md, "Sizes".
-COMMON_FLAGS = ("-g0", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-ident")
-SIZE_FLAGS = ("-Os", *COMMON_FLAGS)
-SPEED_FLAGS = ("-O2", *COMMON_FLAGS)
-HOT_SOURCES = ("kernels/ref/loops.c",)    # relative to the C source tree
-# (rest of the library, hot loops): "default" is what bundles use; the others exist to measure
-# the choice (benchmarks/sizes.py)
-OPT_PROFILES = {"default": (SIZE_FLAGS, SPEED_FLAGS), "size": (SIZE_FLAGS, SIZE_FLAGS),
-                "speed": (SPEED_FLAGS, SPEED_FLAGS)}
+# Bundle build profiles: build.mk's DSE_BUNDLE_PROFILES, each (COLD flags, HOT flags); "default" is
+# what bundles use, the others exist to measure the choice (benchmarks/sizes.py).
 # one unit per group: internal functions static, the shared ones hidden (runtimes/c/src/internal.h)
 UNIT_DEFINES = ("-DDSE_INTERNAL=static", '-DDSE_SHARED=__attribute__((visibility("hidden")))')
 TOOL_FLAGS = ("-ffunction-sections", "-fdata-sections")
@@ -166,8 +162,12 @@ def find_toolchain(target: str) -> Toolchain:
 def _run(cmd: list[str], what: str) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
+        unit = any(w in r.stderr for w in ("used but never defined", "undefined reference", "undefined symbol"))
         raise DseError(f"{what} failed:\n  {' '.join(shlex.quote(c) for c in cmd)}\n{r.stderr[-3000:]}",
-                       hint="set $CC to a working C compiler for the target")
+                       hint="a function called across the bundle's compilation units (the hot unit: kernels/<isa>/, "
+                            "kernels/ref/loops.c; the cold unit: the rest) must be declared DSE_SHARED "
+                            "(runtimes/c/README.md, \"Bundle build\")" if unit else
+                            "set $CC to a working C compiler for the target")
 
 
 def _compile_all(cc: tuple[str, ...], jobs: list[tuple[Path, list[str]]], objdir: Path) -> list[Path]:
@@ -184,20 +184,23 @@ def _compile_all(cc: tuple[str, ...], jobs: list[tuple[Path, list[str]]], objdir
     return objs
 
 
-def _units(csrc: Path, sources: list[Path], tmp: Path, profile: str) -> list[tuple[Path, tuple[str, ...]]]:
-    """The library as two compilation units (see the module docstring): C files that include
-    every source, with the flags of OPT_PROFILES[profile] (default: the hot loops' with
-    SPEED_FLAGS, the rest's with SIZE_FLAGS)."""
-    hot = {(csrc / h).resolve() for h in HOT_SOURCES}
-    cold_opt, hot_opt = OPT_PROFILES[profile]
-    groups = (("dsedge_lib.c", [s for s in sources if s.resolve() not in hot], cold_opt),
-              ("dsedge_loops.c", [s for s in sources if s.resolve() in hot], hot_opt))
+def _units(m, arch: str, tmp: Path, profile: str) -> list[tuple[Path, tuple[str, ...]]]:
+    """The library as compilation units (see the module docstring): generated C files that
+    include their sources, each with its flags: the cold sources with the profile's COLD
+    optimisation, the hot ones with its HOT optimisation (plus an ISA group's FLAGS when set for
+    `arch`: one unit per distinct set)."""
+    from ..runtime import _build
+    cold_opt, hot_opt = m.bundle_profiles()[profile]
+    hot = m.hot_sources()
+    groups = [("dsedge_lib.c", [s for s in m.sources() if s not in hot], tuple(cold_opt))]
+    for k, (srcs, extra) in enumerate(m.compile_jobs(arch, [s for s in m.sources() if s in hot])):
+        groups.append((f"dsedge_hot{k or ''}.c", srcs, (*hot_opt, *extra)))
     units = []
     for name, srcs, opt in groups:
         if not srcs:
             continue
         path = tmp / name
-        path.write_text("/* generated by dsedge.export.bundle: one compilation unit */\n" +
+        path.write_text("/* generated by dsedge.export.bundle: one compilation unit */\n" + _build.UNIT_PRELUDE +
                         "".join(f'#include "{s.resolve().as_posix()}"\n' for s in srcs))
         units.append((path, opt))
     return units
@@ -216,18 +219,21 @@ def _prelink(tc: Toolchain, objs: list[Path], out: Path) -> bool:
     return False
 
 
-def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None, profile: str = "default") -> dict:
+def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None, profile: str = "default",
+                  csrc: Path | None = None) -> dict:
     """Build lib/libdsedge.a, lib/libdsedge.so and bin/dsedge-run for `target` under `out`
-    (`profile`: a key of OPT_PROFILES; bundles use "default")."""
+    (`profile`: one of build.mk's DSE_BUNDLE_PROFILES; bundles use "default"), from the C
+    sources in `csrc` (default: the package's)."""
     from ..runtime import _build
-    if profile not in OPT_PROFILES:
-        raise DseError(f"unknown build profile {profile!r}", hint="use one of " + ", ".join(OPT_PROFILES))
+    m = _build.Manifest(csrc)
+    if profile not in m.bundle_profiles():
+        raise DseError(f"unknown build profile {profile!r}", hint="use one of " + ", ".join(m.bundle_profiles()))
     tc = toolchain or find_toolchain(target)
-    csrc = _build.csrc_dir()
-    inc = [f"-I{csrc / 'include'}", f"-I{csrc / 'src'}"]
-    base = [*_build.STD_FLAGS, "-Wall", "-Wextra", *inc]
-    flags = [*base, *SIZE_FLAGS]   # the tool's own sources
-    lib_sources = _build.library_sources(csrc)
+    arch = target if target != "host" else (_build.cc_arch(tc.lib_cc) or host_target())
+    csrc = m.csrc
+    inc = [f"-I{d}" for d in m.include_dirs]
+    base = [*m.std, *m.warn, *inc, *_build.option_defines()]   # DSEDGE_REF_FLOAT=1: reference float kernels only
+    flags = [*base, *m.bundle_profiles()[profile][0], *m.bundle_flags]   # the tool's own sources
     tool_sources = sorted((csrc / "tools").glob("*.c"))
     if not tool_sources:
         raise DseError(f"{csrc / 'tools'}: the dsedge-run sources are missing; reinstall dsedge")
@@ -235,11 +241,12 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
     (out / "bin").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dsedge-build-") as tmp:
         tmp = Path(tmp)
-        units = _units(csrc, lib_sources, tmp, profile)
+        units = _units(m, arch, tmp, profile)
         # -Wno-unused-function: a unit declares (static) every internal function it does not define
 
         def jobs(extra):
-            return [(u, [*base, *opt, *UNIT_DEFINES, "-Wno-unused-function", *extra]) for u, opt in units]
+            return [(u, [*base, *opt, *m.bundle_flags, *UNIT_DEFINES, "-Wno-unused-function", *extra])
+                    for u, opt in units]
 
         lib_objs = _compile_all(tc.lib_cc, jobs(["-fPIC"]), tmp / "lib")
         a = out / "lib" / "libdsedge.a"
@@ -248,7 +255,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
         one = tmp / "dsedge.o"   # one pre-linked object; plain objects if the compiler cannot -r
         _run([*tc.ar, "rcs", str(a), *map(str, [one] if _prelink(tc, lib_objs, one) else lib_objs)],
              "archiving libdsedge.a")
-        _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), "-lm"],
+        _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), *m.libs],
              "linking libdsedge.so")
         if tc.tool_cc == tc.lib_cc:
             tool_objs = lib_objs
@@ -256,7 +263,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
             tool_objs = _compile_all(tc.tool_cc, jobs(TOOL_FLAGS), tmp / "tool")
         tool = out / "bin" / "dsedge-run"
         cmd = [*tc.tool_cc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
-               *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
+               *TOOL_LDFLAGS, "-o", str(tool), *m.libs]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 and tc.source == "host" and _zig() and host_target() in _CROSS:
             # no static libc for the host compiler: link the tool with zig's musl instead
@@ -265,7 +272,7 @@ def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None,
             tcc = (*zcc, "-target", musl, *extra)
             tool_objs = _compile_all(tcc, jobs(TOOL_FLAGS), tmp / "tool")
             cmd = [*tcc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
-                   *TOOL_LDFLAGS, "-o", str(tool), "-lm"]
+                   *TOOL_LDFLAGS, "-o", str(tool), *m.libs]
             r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise DseError(f"linking bin/dsedge-run failed:\n  {' '.join(map(shlex.quote, cmd))}\n{r.stderr[-3000:]}",
@@ -300,9 +307,12 @@ const void *y; size_t ny; dse_session_get_output(s, 0, &y, &ny);
 dse_session_free(s); dse_model_free(m);
 ```
 
-    cc -std=c11 -Iinclude app.c lib/libdsedge.a -lm -o app
+    cc -std=c11 -Iinclude app.c lib/libdsedge.a -lm -pthread -o app
 
 A loaded model is immutable and may be shared by threads; use one session per thread.
+Threads inside one inference: create the session with
+`dse_session_options o = {{sizeof o, 4}}; dse_session_create_ex(m, NULL, 0, &o, &s, &e);`
+(4 threads, the caller's included; the same output bytes for any count), or `dsedge-run --threads 4`.
 Inputs and outputs: {io}
 
 ## Python

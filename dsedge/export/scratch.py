@@ -45,8 +45,11 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
     """Scratch bytes of a node: the formula of its dtype's kernel, else of the dtype-generic one.
     A dynamically quantised node (`_q` kind "dynamic") runs `dse_f32_<op>_dyn__ref`."""
     names = (kernel_name(node.op, out_dtype), kernel_name(node.op, "any"))
-    if (node.attrs.get("_q") or {}).get("kind") == "dynamic":
+    kind = (node.attrs.get("_q") or {}).get("kind")
+    if kind == "dynamic":
         names = (kernel_name(node.op + "_dyn", out_dtype),)
+    elif kind == "weighted":   # int8 compute; float_out nodes (float32 output) run the int8 kernel too
+        names = (kernel_name(node.op, "int8"),)
     for name in names:
         fn = SCRATCH.get(name)
         if fn is not None:
@@ -77,3 +80,102 @@ def _dynamic_scratch(node, shapes) -> int:
 
 for _op in ("conv", "gemm", "matmul"):
     scratch(f"dse_f32_{_op}_dyn__ref")(_dynamic_scratch)
+
+
+# -- int8 Conv / Gemm / MatMul: the optimised variants' packing buffer -------------------------------
+
+PACK_TILE = 256   # output pixels (Conv) or rows (Gemm/MatMul) packed per tile
+
+
+def packed_gemm_plan(K: int, P: int) -> int:
+    """Scratch planned for an int8 GEMM-like node (the most any variant uses; the REF kernels use
+    none): one tile of A = (x - zp_in) as int16, K rounded up to 4, at most PACK_TILE columns,
+    plus 4096 bytes (runtimes/c/src/requant.h: dse_i8_gemm_scratch_plan, the same formula)."""
+    if K <= 0 or P <= 0:
+        return 0
+    return 2 * (-(-K // 4) * 4) * min(P, PACK_TILE) + 4096
+
+
+def _prod(v) -> int:
+    out = 1
+    for d in v:
+        out *= int(d)
+    return out
+
+
+@scratch("dse_i8_conv__ref")
+def _conv_i8_plan(node, shapes) -> int:
+    """int8 Conv with group 1 (layout-1 weights: GEMM on an int16 im2col tile) or depthwise
+    (group == C_in == C_out: int16 rows of the input in the same budget); other groups 0."""
+    x, w, y = shapes[node.inputs[0]], shapes[node.inputs[1]], shapes[node.outputs[0]]
+    group = int(node.attrs.get("group", 1) or 1)
+    if group != 1 and not (group == int(x[1]) == int(w[0]) and int(w[1]) == 1):
+        return 0
+    return packed_gemm_plan(_prod(w[1:]), _prod(y[2:]))
+
+
+@scratch("dse_i8_gemm__ref")
+def _gemm_i8_plan(node, shapes) -> int:
+    x = shapes[node.inputs[0]]
+    return packed_gemm_plan(int(x[1]), int(x[0])) if len(x) == 2 else 0
+
+
+@scratch("dse_i8_matmul__ref")
+def _matmul_i8_plan(node, shapes) -> int:
+    x, w = shapes[node.inputs[0]], shapes[node.inputs[1]]
+    if len(w) != 2:
+        return 0
+    return packed_gemm_plan(int(w[0]), _prod(x[:-1]))
+def _conv_f32_scratch(node, shapes) -> int:
+    """fp32 Conv: what the optimised variants use (runtimes/c/kernels/avx2/conv.c; the REF kernel
+    uses none, but every variant of a kernel shares its plan): the formula of the C
+    `dse__conv_f32_plan` (kernels/ref/conv.c), which explains the paths:
+      * 1x1 with unit strides and no padding: 0;
+      * depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
+      * other 1-D/2-D with unit strides: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
+        with Lw = OW + (kW-1)*dw, NRp = R + (kH-1)*dh, R the most rows (1..OH) with
+        C/group * Lw * NRp <= 65536;
+      * other 1-D/2-D (strided): bands of R output rows, 8 * K + 4 * (C/group * kW*sh * NRp * OW + 16)
+        with NRp = R + (kH-1)*dh // sh, R the most rows (1..OH) with C/group * kW*sh*OW * NRp <= 65536;
+      * 3-D: 4 * K * min(roundup(P, 16), 128);
+    K = C/group * kernel taps, P = output pixels per image; PH, PW the padded height and width."""
+    if node.attrs.get("_q"):   # an int8 conv with a float output runs an int8 kernel
+        return 0
+    x, w, y = shapes[node.inputs[0]], shapes[node.inputs[1]], shapes[node.outputs[0]]
+    nd = len(x) - 2
+    if nd < 1 or nd > 3 or len(w) != len(x) or len(y) != len(x):
+        return 0
+    a = node.attrs
+    k = [int(v) for v in (a.get("kernel_shape") or w[2:])]
+    s = [int(v) for v in (a.get("strides") or [1] * nd)]
+    d = [int(v) for v in (a.get("dilations") or [1] * nd)]
+    p = [int(v) for v in (a.get("pads") or [0] * (2 * nd))]
+    group = int(a.get("group", 1))
+    pad3 = lambda v, fill: [fill] * (3 - nd) + list(v)   # noqa: E731 - to (D, H, W) as the C code
+    k3, s3, d3, pb3, pe3 = pad3(k, 1), pad3(s, 1), pad3(d, 1), pad3(p[:nd], 0), pad3(p[nd:], 0)
+    in3, out3 = pad3([int(v) for v in x[2:]], 1), pad3([int(v) for v in y[2:]], 1)
+    if all(kk == 1 and ss == 1 and b == 0 and e == 0 for kk, ss, b, e in zip(k3, s3, pb3, pe3)):
+        return 0
+    cg, mg = int(x[1]) // group, int(w[0]) // group
+    K = cg * k3[0] * k3[1] * k3[2]
+    flat = in3[0] == 1 and k3[0] == 1 and pb3[0] == 0 and pe3[0] == 0
+    sh, sw = s3[1], s3[2]
+    if flat and cg == 1 and mg == 1:
+        ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
+        return 8 * k3[1] * k3[2] + 4 * (ph * sw * (-(-pw // sw)) + 8)
+    if flat and sh == 1 and sw == 1:
+        extra = (k3[1] - 1) * d3[1]
+        lw = out3[2] + (k3[2] - 1) * d3[2]
+        r = 65536 // (cg * lw)
+        r = min(r - extra if r > extra else 1, out3[1]) or 1
+        return 8 * K + 4 * (cg * (r + extra) * lw + 16)
+    if flat:
+        extra = (k3[1] - 1) * d3[1] // sh
+        r = 65536 // (cg * k3[2] * sh * out3[2])
+        r = min(r - extra if r > extra else 1, out3[1]) or 1
+        return 8 * K + 4 * (cg * k3[2] * sh * (r + extra) * out3[2] + 16)
+    P = out3[0] * out3[1] * out3[2]
+    return 4 * K * min(-(-P // 16) * 16, 128)
+
+
+scratch("dse_f32_conv__ref")(_conv_f32_scratch)

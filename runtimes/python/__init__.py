@@ -1,12 +1,15 @@
 """dsedge.runtime: run a `.dse` model with the C runtime, from Python.
 
     import dsedge
-    rt = dsedge.Runtime("model.dse")            # or Runtime(open(...).read()), threads=N
+    rt = dsedge.Runtime("model.dse")            # or Runtime(open(...).read()); threads=N, sessions=S
     rt.inputs[0].name, rt.inputs[0].shape, rt.inputs[0].dtype, rt.inputs[0].qparams
     rt.metadata["source.character_list"]        # the model's metadata as a dict
     out = rt.run({"image": x})                  # {output name: new numpy array}
     out = rt.run_file("digit.png")              # an image or WAV file (or PIL image / audio array)
     feeds = rt.preprocess("speech.wav")         # ... through the preprocessing stored in the artifact
+    rt.kernels()                                # the kernel chosen for each node, e.g. "dse_i8_conv__avx2"
+    prof = rt.profile({"image": x}, repeat=20)  # per-node median times; print(prof.table())
+    Runtime("model.dse", kernels="ref")         # only the reference kernels (to compare with the optimised ones)
 
 These bindings call the same public C ABI an application embeds (`include/dsedge.h`: load,
 session, set_input, run, get_output) through `ctypes`, so what the Python tests exercise is
@@ -17,11 +20,13 @@ checkout whose C sources changed since that build, a current copy is compiled on
 overrides both. A copy of this file is also the `python/` folder of an export bundle, where it
 loads the bundle's `lib/libdsedge.so` and needs nothing but numpy.
 
-Threads and the GIL: ctypes releases the GIL for the duration of every foreign call, so while
-one thread is inside `dse_session_run` other Python threads keep running. A `Runtime` holds
-`threads` sessions (one arena each); `run()` takes a free session (waiting, GIL released, if
-all are busy), so up to `threads` calls run in parallel from different threads on one shared,
-immutable model. The C runtime itself runs each inference on the calling thread.
+Threads and the GIL: `threads=N` runs each inference on N threads (the C session option
+`threads`: the calling thread and N - 1 workers the session starts once; the outputs are the
+same bytes for every N). ctypes releases the GIL for the duration of every foreign call, so
+while one thread is inside `dse_session_run` other Python threads keep running. A `Runtime`
+holds `sessions` sessions (one arena and one set of threads each); `run()` takes a free
+session (waiting, GIL released, if all are busy), so up to `sessions` calls run in parallel
+from different threads on one shared, immutable model.
 
 Closing: `close()` (also `with Runtime(...)`, and garbage collection) frees the sessions and the
 model, so it first marks the Runtime closed and then waits, GIL released, until every `run()`
@@ -60,7 +65,8 @@ except ImportError:  # a standalone copy (export bundle)
     class ModelError(DseError):
         """The .dse file cannot be loaded."""
 
-__all__ = ["Runtime", "TensorSpec", "QuantParams", "DseError", "library_path", "version", "run_feeds"]
+__all__ = ["Runtime", "TensorSpec", "QuantParams", "DseError", "library_path", "version", "run_feeds", "NodeProfile",
+           "Profile"]
 
 # Dtype ids of docs/format.md §5 -> numpy dtypes (int4/uint4 stay packed bytes).
 _NP_DTYPES = {1: "<f4", 2: "<f2", 3: "<f8", 4: "i1", 5: "u1", 6: "<i2", 7: "<u2", 8: "<i4", 9: "<u4",
@@ -70,6 +76,9 @@ _DTYPE_NAMES = {1: "float32", 2: "float16", 3: "float64", 4: "int8", 5: "uint8",
 _META_STRING, _META_INT64, _META_FLOAT64, _META_BYTES, _META_STRINGS = 1, 2, 3, 4, 5
 _Q_NONE, _Q_TENSOR, _Q_AXIS = 0, 1, 2
 _LOAD_VERIFY_WEIGHTS = 1
+_LOAD_REF_KERNELS = 2
+_KERNEL_CHOICES = {"auto": 0, "ref": _LOAD_REF_KERNELS}
+_MAX_THREADS = 256   # DSE_MAX_THREADS (include/dsedge.h)
 
 
 class _Error(C.Structure):
@@ -81,6 +90,10 @@ class _TensorInfo(C.Structure):
                 ("nbytes", C.c_size_t), ("quant", C.c_int), ("axis", C.c_int), ("group_size", C.c_size_t),
                 ("quant_count", C.c_size_t), ("scales", C.POINTER(C.c_float)),
                 ("zero_points", C.POINTER(C.c_int32))]
+
+
+class _SessionOptions(C.Structure):
+    _fields_ = [("struct_size", C.c_size_t), ("threads", C.c_uint)]
 
 
 class _Meta(C.Structure):
@@ -213,14 +226,28 @@ def _declare(L) -> None:
         "dse_model_metadata_at": ([P, S, C.POINTER(_Meta)], C.c_int),
         "dse_arena_size": ([P], S),
         "dse_session_create": ([P, P, S, C.POINTER(P), E], C.c_int),
+        "dse_session_create_ex": ([P, P, S, C.POINTER(_SessionOptions), C.POINTER(P), E], C.c_int),
+        "dse_session_threads": ([P], C.c_uint),
         "dse_session_free": ([P], None),
         "dse_session_set_input": ([P, S, P, S, E], C.c_int),
         "dse_session_run": ([P, E], C.c_int),
         "dse_session_get_output": ([P, S, C.POINTER(P), C.POINTER(S)], C.c_int),
+        "dse_op_name": ([C.c_int], C.c_char_p),
     }
     for name, (args, res) in sig.items():
         f = getattr(L, name)
         f.argtypes, f.restype = args, res
+    optional = {   # per-node queries and profiling: absent from a library older than these bindings
+        "dse_model_node_op": ([P, S], C.c_int),
+        "dse_model_node_name": ([P, S], C.c_char_p),
+        "dse_model_node_kernel": ([P, S], C.c_char_p),
+        "dse_model_node_isa": ([P, S], C.c_char_p),
+        "dse_session_run_profile": ([P, C.POINTER(C.c_uint64), E], C.c_int),
+    }
+    for name, (args, res) in optional.items():
+        f = getattr(L, name, None)
+        if f is not None:
+            f.argtypes, f.restype = args, res
 
 
 def library_path() -> str:
@@ -245,16 +272,101 @@ def _aligned_copy(data) -> tuple[np.ndarray, int]:
     return raw, raw.ctypes.data + start
 
 
+@dataclass(frozen=True)
+class NodeProfile:
+    """One node's time in a Runtime.profile(): its index (run order), op, name, the kernel chosen
+    at load and its ISA, the median and fastest time over the runs (ms), and its share (%) of the
+    sum of every node's median."""
+
+    index: int
+    op: str
+    name: str
+    kernel: str
+    isa: str
+    median_ms: float
+    min_ms: float
+    percent: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Runtime.profile()'s result: one NodeProfile per node, in run order (iterate, index or
+    len() it like a list), plus the number of timed runs, the median per-run total (ms) and
+    which kernels ran ("auto": the variants chosen for this CPU, "ref": reference only)."""
+
+    rows: tuple[NodeProfile, ...]
+    runs: int
+    total_ms: float
+    kernels: str
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    def by_time(self) -> list[NodeProfile]:
+        """The rows, slowest first."""
+        return sorted(self.rows, key=lambda r: (-r.median_ms, r.index))
+
+    def by_op(self) -> list[dict]:
+        """Per op: {"op", "nodes", "ms" (sum of its nodes' medians), "percent"}, slowest first."""
+        ops: dict[str, dict] = {}
+        for r in self.rows:
+            o = ops.setdefault(r.op, {"op": r.op, "nodes": 0, "ms": 0.0, "percent": 0.0})
+            o["nodes"] += 1
+            o["ms"] += r.median_ms
+            o["percent"] += r.percent
+        return sorted(ops.values(), key=lambda o: -o["ms"])
+
+    def to_dict(self) -> dict:
+        """What `dsedge profile --json` and `dsedge-run --profile --json` print."""
+        return {"runs": self.runs, "ref_kernels": self.kernels == "ref", "total_ms": self.total_ms,
+                "sum_ms": sum(r.median_ms for r in self.rows),
+                "nodes": [dict(r.__dict__) for r in self.rows], "ops": self.by_op()}
+
+    def table(self, limit: int | None = None) -> str:
+        """The nodes slowest first (at most `limit`), then the per-op summary, as text."""
+        rows = self.by_time()[:limit]
+        w = max([4, *(len(r.name) for r in rows)])
+        kw = max([6, *(len(r.kernel) for r in rows)])
+        lines = [f"{len(self.rows)} nodes, {self.runs} runs, {'reference' if self.kernels == 'ref' else 'chosen'} "
+                 f"kernels; median run {self.total_ms:.4f} ms",
+                 f"{'rank':>4} {'node':>5}  {'op':<20} {'name':<{w}}  {'kernel':<{kw}}  {'isa':<12} {'median_ms':>10} {'%':>6}"]
+        for i, r in enumerate(rows, 1):
+            lines.append(f"{i:>4} {r.index:>5}  {r.op:<20} {r.name:<{w}}  {r.kernel:<{kw}}  {r.isa:<12} "
+                         f"{r.median_ms:>10.4f} {r.percent:>6.2f}")
+        if limit is not None and len(self.rows) > limit:
+            lines.append(f"... {len(self.rows) - limit} more nodes")
+        lines += ["", f"{'op':<20} {'nodes':>5} {'total_ms':>10} {'%':>6}"]
+        lines += [f"{o['op']:<20} {o['nodes']:>5} {o['ms']:>10.4f} {o['percent']:>6.2f}" for o in self.by_op()]
+        return "\n".join(lines)
+
+
 class Runtime:
-    """A loaded `.dse` model with `threads` sessions. See the module docstring.
+    """A loaded `.dse` model with `sessions` sessions of `threads` threads each. See the module
+    docstring.
 
     Attributes: `inputs`, `outputs` (tuples of TensorSpec), `metadata` (dict), `arena_size`,
-    `node_count`, `path` (None when loaded from bytes).
+    `node_count`, `path` (None when loaded from bytes), `threads` (per inference: 1 where the
+    library was built without threads), `sessions`, `kernel_choice` ("auto" or "ref").
+    `kernels="ref"` loads with only the portable reference kernels (DSE_LOAD_REF_KERNELS);
+    "auto" (the default) lets the loader pick the optimised variants this CPU runs.
     """
 
-    def __init__(self, model, threads: int = 1, *, verify_weights: bool = False):
-        if not isinstance(threads, int) or threads < 1:
-            raise DseError(f"threads must be an integer >= 1, got {threads!r}")
+    def __init__(self, model, threads: int = 1, *, sessions: int = 1, verify_weights: bool = False,
+                 kernels: str = "auto"):
+        for what, v in (("threads", threads), ("sessions", sessions)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise DseError(f"{what} must be an integer >= 1, got {v!r}")
+        if threads > _MAX_THREADS:
+            raise DseError(f"threads must be at most {_MAX_THREADS}, got {threads}")
+        if kernels not in _KERNEL_CHOICES:
+            raise DseError(f"kernels must be one of {', '.join(map(repr, _KERNEL_CHOICES))}, got {kernels!r}")
+        self.kernel_choice = kernels
         L = self._L = _lib()
         self._model = None
         self._state = threading.Condition()   # guards _closed and _active (run() calls in progress)
@@ -263,7 +375,7 @@ class Runtime:
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._sessions: list[C.c_void_p] = []
         self._buf = None
-        flags = _LOAD_VERIFY_WEIGHTS if verify_weights else 0
+        flags = (_LOAD_VERIFY_WEIGHTS if verify_weights else 0) | _KERNEL_CHOICES[kernels]
         h, err = C.c_void_p(), _Error()
         if isinstance(model, (bytes, bytearray, memoryview)):
             self.path = None
@@ -285,15 +397,17 @@ class Runtime:
         self.metadata = self._read_metadata()
         self.arena_size = int(L.dse_arena_size(h))
         self.node_count = int(L.dse_model_node_count(h))
-        self.threads = threads
+        self.threads, self.sessions = threads, sessions
         self._by_name = {s.name: (i, s) for i, s in enumerate(self.inputs)}
-        for _ in range(threads):
+        opt = _SessionOptions(C.sizeof(_SessionOptions), threads)
+        for _ in range(sessions):
             s = C.c_void_p()
-            if L.dse_session_create(h, None, 0, C.byref(s), C.byref(err)) != 0:
+            if L.dse_session_create_ex(h, None, 0, C.byref(opt), C.byref(s), C.byref(err)) != 0:
                 self.close()
                 raise DseError(f"{where}: cannot create a session: {err.message.decode('utf-8', 'replace')}")
             self._sessions.append(s)
             self._pool.put(s)
+        self.threads = int(L.dse_session_threads(self._sessions[0]))   # 1 where the build has no threads
 
     # -- description
     def _spec(self, i: int, output: bool) -> TensorSpec:
@@ -368,7 +482,7 @@ class Runtime:
     def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run one inference: {input name: array} -> {output name: new array}.
 
-        Thread-safe; up to `threads` calls run in parallel, the GIL is released while the C
+        Thread-safe; up to `sessions` calls run in parallel, the GIL is released while the C
         runtime runs. Raises DseError once the Runtime is closed (close() waits for calls that
         started before it)."""
         with self._state:
@@ -407,6 +521,69 @@ class Runtime:
             self._pool.put(s)
 
     __call__ = run
+
+    # -- kernels and per-node profile
+    def _node_fn(self, name: str):
+        f = getattr(self._L, name, None)
+        if f is None:
+            raise DseError(f"the dsedge library {library_path()} predates per-node queries ({name}); rebuild it")
+        return f
+
+    def kernels(self) -> list[str]:
+        """The kernel chosen at load for each node, in run order (e.g. "dse_i8_conv__avx2", or
+        "dse_i8_conv__ref" with kernels="ref"; docs/kernels.md)."""
+        f = self._node_fn("dse_model_node_kernel")
+        return [f(self._model, i).decode() for i in range(self.node_count)]
+
+    def nodes(self) -> list[dict]:
+        """Each node in run order: {"index", "op", "name", "kernel", "isa"}."""
+        L, h = self._L, self._model
+        op, name, isa = (self._node_fn(n) for n in ("dse_model_node_op", "dse_model_node_name", "dse_model_node_isa"))
+        return [{"index": i, "op": L.dse_op_name(op(h, i)).decode(), "name": name(h, i).decode("utf-8", "replace"),
+                 "kernel": k, "isa": isa(h, i).decode()} for i, k in enumerate(self.kernels())]
+
+    def profile(self, feeds: Mapping[str, Any], repeat: int = 10, warmup: int = 1) -> Profile:
+        """Time every node: `warmup` untimed runs, then `repeat` runs of dse_session_run_profile
+        on `feeds` (as run() takes them). Returns a Profile: one NodeProfile per node, in run order.
+        Raises DseError where the platform has no monotonic clock."""
+        if not isinstance(repeat, int) or repeat < 1:
+            raise DseError(f"repeat must be an integer >= 1, got {repeat!r}")
+        prof = self._node_fn("dse_session_run_profile")
+        nodes = self.nodes()
+        with self._state:
+            if self._closed:
+                raise DseError("this Runtime is closed")
+            self._active += 1
+        try:
+            arrays = self._check_feeds(feeds)
+            ns = np.zeros((repeat, max(self.node_count, 1)), np.uint64)
+            L, err = self._L, _Error()
+            s = self._pool.get()
+            try:
+                for i, a in enumerate(arrays):
+                    if L.dse_session_set_input(s, i, a.__array_interface__["data"][0], a.nbytes, C.byref(err)) != 0:
+                        raise DseError(f"input {self.inputs[i].name!r}: {err.message.decode('utf-8', 'replace')}")
+                for _ in range(warmup):
+                    if L.dse_session_run(s, C.byref(err)) != 0:
+                        raise DseError(f"run failed: {err.message.decode('utf-8', 'replace')}")
+                for r in range(repeat):
+                    row = ns[r].ctypes.data_as(C.POINTER(C.c_uint64))
+                    if prof(s, row, C.byref(err)) != 0:
+                        raise DseError(f"profile failed: {err.message.decode('utf-8', 'replace')}")
+            finally:
+                self._pool.put(s)
+        finally:
+            with self._state:
+                self._active -= 1
+                if not self._active:
+                    self._state.notify_all()
+        ms = ns[:, :self.node_count].astype(np.float64) / 1e6
+        med = np.median(ms, axis=0) if self.node_count else np.zeros(0)
+        total = float(med.sum())
+        rows = tuple(NodeProfile(n["index"], n["op"], n["name"], n["kernel"], n["isa"], float(med[i]),
+                                 float(ms[:, i].min()), float(100 * med[i] / total) if total > 0 else 0.0)
+                     for i, n in enumerate(nodes))
+        return Profile(rows, repeat, float(np.median(ms.sum(axis=1))), self.kernel_choice)
 
     # -- images and audio, through the preprocessing stored in the artifact
     @property

@@ -309,10 +309,11 @@ class Bundles:
             from dsedge.runtime import _build
             csrc = _build.csrc_dir()
             (out / "bin").mkdir(parents=True)
-            cmd = [*_zig(), "cc", "-target", _CROSS[target][0], *_build.STD_FLAGS, "-g0", f"-I{csrc / 'include'}",
-                   f"-I{csrc / 'src'}", *map(str, _build.library_sources(csrc)),
+            m = _build.Manifest(csrc)   # the library's sources and flags (runtimes/c/build.mk)
+            cmd = [*_zig(), "cc", "-target", _CROSS[target][0], *m.std, *m.opt, "-g0",
+                   *(f"-I{d}" for d in m.include_dirs), *map(str, m.sources()),
                    *map(str, sorted((csrc / "tools").glob("*.c"))), "-static", "-o", str(out / "bin" / "dsedge-run"),
-                   "-lm"]
+                   *m.libs]
         else:
             cmd = [sys.executable, "-m", "dsedge.cli", "export", str(dse), "--target", target, "-o", str(out),
                    "--json", "--no-progress"]

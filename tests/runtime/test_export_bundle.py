@@ -85,8 +85,16 @@ def test_archive_defines_only_the_api(host_bundle):
     api = set(re.findall(r"\b(dse_\w+)\(", (ROOT / "runtimes" / "c" / "include" / "dsedge.h").read_text()))
     shared = set(re.findall(r"^DSE_SHARED \w+ \**(\w+)\(", "".join(
         (ROOT / "runtimes" / "c" / "src" / h).read_text() for h in ("internal.h", "requant.h")), re.M))
+    # the optimised variants of this architecture: their run (and own check) functions cross
+    # from the hot unit to the kernel table (DSE_SHARED from the kernel list, src/internal.h)
+    from dsedge.export.bundle import host_target
+    from dsedge.runtime import kernel_list
+    ks = kernel_list.kernels()
+    ref_checks = {k.check for k in ks if k.isa == "REF"}
+    shared |= {f for k in ks if k.isa != "REF" and k.arch == host_target()
+               for f in (k.run, k.check) if f not in ref_checks}
     defined = {name for _, kind, name in syms if kind in "TDRB"}
-    assert shared and defined - api == shared, defined - api - shared
+    assert shared and defined - api == shared, (defined - api - shared, shared - defined)
     assert not [name for _, kind, name in syms if kind == "t"]
 
 

@@ -56,11 +56,10 @@ def replay(tmp_path_factory):
     why = _sanitizer_works(out)
     if why:
         pytest.skip(f"{CC} lacks ASan/UBSan: {why}")
-    srcs = [str(p) for p in sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels" / "ref").glob("*.c"))]
+    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     exe = out / "dse_fuzz_replay"
-    subprocess.run([CC, "-std=c11", "-ffp-contract=off", "-DDSE_FUZZ_NO_MAIN", *SAN, "-Wall", "-Wextra", "-Werror",
-                    f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}", str(CDIR / "fuzz" / "replay_main.c"),
-                    str(CDIR / "fuzz" / "fuzz_loader.c"), *srcs, "-lm", "-o", str(exe)], check=True, capture_output=True)
+    _build.build_binary([CC], exe, csrc=CDIR, opt=False, flags=["-DDSE_FUZZ_NO_MAIN", *SAN],
+                        extra_sources=[CDIR / "fuzz" / "replay_main.c", CDIR / "fuzz" / "fuzz_loader.c"])
     return exe
 
 

@@ -637,11 +637,9 @@ def test_all_cases_on_arm64_qemu(tmp_path):
     if zig is None or qemu is None:
         pytest.skip("needs ziglang and qemu-aarch64")
     cases = all_cases()
-    srcs = sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels" / "ref").glob("*.c"))
+    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     exe = tmp_path / "dse_corpus_arm64"
-    cmd = zig + ["-target", "aarch64-linux-musl", "-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror",
-                 f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}", str(CDIR / "tests" / "corpus_runner.c"),
-                 *map(str, srcs), "-lm", "-o", str(exe)]
-    r = subprocess.run(cmd, capture_output=True, text=True)   # zig's default cache keeps musl built between runs
-    assert r.returncode == 0, r.stderr[-3000:]
+    # zig's default cache keeps musl built between runs
+    _build.build_binary([*zig, "-target", "aarch64-linux-musl"], exe, csrc=CDIR, arch="arm64",
+                        extra_sources=[CDIR / "tests" / "corpus_runner.c"])
     _check_runner([qemu, str(exe)], _combined(tmp_path, cases), cases)

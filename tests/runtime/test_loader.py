@@ -340,11 +340,9 @@ def test_sizes_beyond_size_t_refused_on_32_bit(lib, tmp_path):
     else:
         pytest.skip("no zig (pip install ziglang) for the 32-bit build")
     exe = tmp_path / "dse_corpus32"
-    srcs = [str(p) for p in sorted((CDIR / "src").glob("*.c")) + sorted((CDIR / "kernels" / "ref").glob("*.c"))]
-    subprocess.run(zig_cmd + ["cc", "-target", "x86-linux-musl", "-std=c11", "-ffp-contract=off", "-O2", "-Wall",
-                              "-Wextra", "-Werror", f"-I{CDIR / 'include'}", f"-I{CDIR / 'src'}",
-                              str(CDIR / "tests" / "corpus_runner.c"), *srcs, "-o", str(exe)],
-                   check=True, capture_output=True, timeout=600)
+    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
+    _build.build_binary([*zig_cmd, "cc", "-target", "x86-linux-musl"], exe, csrc=CDIR, arch="x86",
+                        extra_sources=[CDIR / "tests" / "corpus_runner.c"])
     big = Artifact((TensorRec.arena("x", F, (65536, 65537), 0), TensorRec.arena("y", F, (65536, 65537), 0)),
                    (NodeRec(op_id("Relu"), (0,), (1,)),), (0,), (1,), 4 * 65536 * 65537)
     seed = add_relu_artifact((2,), (3, 1))[0]

@@ -5,7 +5,8 @@
 #   runtimes/c/fuzz/coverage.sh OUT_DIR FILE_OR_DIR...
 #
 # Builds replay_main.c + fuzz_loader.c + the runtime with clang source-based coverage
-# (-fprofile-instr-generate -fcoverage-mapping, no sanitizers), replays the given corpora,
+# (-fprofile-instr-generate -fcoverage-mapping, no sanitizers; `make cov`: the sources and flags
+# of the build manifest, build.mk), replays the given corpora,
 # merges the raw profile (llvm-profdata) and prints `llvm-cov report` for loader.c and for
 # all runtime sources, then the coverage of every function whose name starts with dse__check
 # (the kernels' load-time checks). Needs clang and the matching llvm-profdata/llvm-cov
@@ -15,14 +16,14 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(mkdir -p "$1" && cd "$1" && pwd); shift
 ORIG=$(pwd)
 cd "$HERE"
-SRCS=$(ls src/*.c kernels/ref/*.c)
-clang -std=c11 -ffp-contract=off -DDSE_FUZZ_NO_MAIN -O1 -fprofile-instr-generate -fcoverage-mapping \
-    -Iinclude -Isrc fuzz/replay_main.c fuzz/fuzz_loader.c $SRCS -lm -o "$OUT/replay_cov"
+SRCS=$(make -s --no-print-directory print-SRCS)   # the library's sources (build.mk)
+make -s --no-print-directory cov O="$OUT/build" >&2
+cp "$OUT/build/replay_cov" "$OUT/replay_cov"
 (cd "$ORIG" && LLVM_PROFILE_FILE="$OUT/replay.profraw" "$OUT/replay_cov" "$@") > "$OUT/replay.txt"
 llvm-profdata merge -sparse "$OUT/replay.profraw" -o "$OUT/replay.profdata"
 echo "== loader.c"
 llvm-cov report "$OUT/replay_cov" -instr-profile="$OUT/replay.profdata" src/loader.c
-echo "== runtime (src/ + kernels/ref/)"
+echo "== runtime (every library source)"
 llvm-cov report "$OUT/replay_cov" -instr-profile="$OUT/replay.profdata" $SRCS | tail -1
 echo "== kernel check functions (dse__check*): functions, lines covered/total"
 llvm-cov report -show-functions "$OUT/replay_cov" -instr-profile="$OUT/replay.profdata" $SRCS \

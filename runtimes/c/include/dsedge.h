@@ -19,6 +19,13 @@
  * threads and sessions. A dse_session is used by one thread at a time (run sessions in
  * parallel, one per thread). All functions are reentrant; there is no global state.
  *
+ * Threads: a session created by dse_session_create_ex with options.threads = N > 1 runs each
+ * inference on N threads, the caller's and N - 1 workers it starts (POSIX threads; a build
+ * without them runs serially). The outputs are the same bytes for every N. The workers, and
+ * their scratch buffers, live from creation to dse_session_free: a run allocates nothing.
+ * Still one run at a time per session. A session with threads does not survive fork() (the
+ * child has no workers): create it after forking.
+ *
  * Errors: functions return a dse_status; those taking a dse_error * (which may be NULL)
  * also fill it with the code and a message naming the field, tensor or node at fault.
  */
@@ -127,6 +134,14 @@ dse_status dse_model_output(const dse_model *model, size_t index, dse_tensor_inf
 int dse_model_find_input(const dse_model *model, const char *name);   /* index or -1 */
 int dse_model_find_output(const dse_model *model, const char *name);  /* index or -1 */
 size_t dse_model_node_count(const dse_model *model);
+/* Node i (0 <= i < node_count, in run order): its op id (dse_op_name gives the name), its name
+ * ("" when unnamed), the kernel chosen for it at load (its run function's name, e.g.
+ * "dse_i8_conv__avx2" or "dse_i8_conv__ref": docs/kernels.md) and that kernel's instruction set
+ * ("ref", "avx2", "neon-dotprod", ...). -1 / NULL when i is out of range. */
+int dse_model_node_op(const dse_model *model, size_t index);
+const char *dse_model_node_name(const dse_model *model, size_t index);
+const char *dse_model_node_kernel(const dse_model *model, size_t index);
+const char *dse_model_node_isa(const dse_model *model, size_t index);
 
 size_t dse_model_metadata_count(const dse_model *model);
 dse_status dse_model_metadata_at(const dse_model *model, size_t index, dse_meta *out);
@@ -139,11 +154,29 @@ size_t dse_arena_size(const dse_model *model);
  * DSE_ARENA_ALIGN, owned by the caller and outliving the session. */
 dse_status dse_session_create(const dse_model *model, void *arena, size_t arena_size,
                               dse_session **out, dse_error *err);
+
+/* Options of dse_session_create_ex. Set struct_size = sizeof(dse_session_options) (fields
+ * added later are read only when struct_size covers them) and zero what you do not set. */
+typedef struct dse_session_options {
+    size_t struct_size;
+    unsigned threads;           /* threads running each inference, the caller's included; 0 or 1:
+                                 * the caller's only. At most DSE_MAX_THREADS. */
+} dse_session_options;
+#define DSE_MAX_THREADS 256
+/* dse_session_create with options (NULL: the defaults, as dse_session_create). */
+dse_status dse_session_create_ex(const dse_model *model, void *arena, size_t arena_size,
+                                 const dse_session_options *options, dse_session **out, dse_error *err);
+unsigned dse_session_threads(const dse_session *session);   /* threads a run uses (1 without a pool) */
 void dse_session_free(dse_session *session);
 /* Copies nbytes (must equal the input's nbytes) into the arena. */
 dse_status dse_session_set_input(dse_session *session, size_t index, const void *data, size_t nbytes,
                                  dse_error *err);
 dse_status dse_session_run(dse_session *session, dse_error *err);
+/* dse_session_run, also timing each node: node_ns[i] receives the nanoseconds node i took
+ * (node_ns has dse_model_node_count() entries; a monotonic clock, read between nodes). The
+ * outputs are the same as dse_session_run's. DSE_ERR_UNSUPPORTED (nothing run) on a platform
+ * without a monotonic clock (POSIX clock_gettime). */
+dse_status dse_session_run_profile(dse_session *session, uint64_t *node_ns, dse_error *err);
 /* A pointer into the arena (or the weights), valid until the next run or set_input. */
 dse_status dse_session_get_output(const dse_session *session, size_t index, const void **data,
                                   size_t *nbytes);

@@ -50,6 +50,26 @@ typedef struct dse_tensor {
     int32_t *zero_points;
 } dse_tensor;
 
+/* Tensor layouts (docs/format.md §4.4): 0 row-major; 1 "N8K4 rows" (an int8 constant viewed
+ * as W[R][K], R = dims[0], K = the product of the other dims); 2 "N8K4 transposed" (an int8
+ * rank-2 constant B[K][N] viewed as W[R = N][K] = B[k][n]). Packed bytes: 32-byte blocks of
+ * 8 rows x 4 consecutive k (row r, then k), the ceil(K/4) blocks of an 8-row band in k order,
+ * then the next band; rows >= R and k >= K are 0 (the loader checks). */
+enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2 };
+
+/* (R, K) of the W[R][K] view of a packed tensor (layout 1 or 2). */
+static inline void dse__packed_rk(const dse_tensor *t, size_t *R, size_t *K) {
+    if (t->layout == DSE_LAYOUT_N8K4_T) { *R = t->dims[1], *K = t->dims[0]; return; }
+    size_t k = 1;
+    for (unsigned d = 1; d < t->rank; d++) k *= t->dims[d];
+    *R = t->dims[0], *K = t->rank && t->dims[0] ? k : 0;
+}
+
+/* Byte index of W[r][k] in a packed tensor with Kb = ceil(K/4) k-blocks per 8-row band. */
+static inline size_t dse__n8k4_index(size_t Kb, size_t r, size_t k) {
+    return ((r >> 3) * Kb + (k >> 2)) * 32 + (r & 7) * 4 + (k & 3);
+}
+
 enum { DSE_ATTR_INT = 1, DSE_ATTR_FLOAT, DSE_ATTR_INTS, DSE_ATTR_FLOATS, DSE_ATTR_STRING, DSE_ATTR_TENSOR };
 
 /* Attribute key ids: DSE_A_<name> for every name in attr_keys.inc, from 1; 0 = a name no
@@ -125,6 +145,7 @@ enum {
     DSE_ISA_COUNT_
 };
 #define DSE_ISA_BIT(isa) (1u << DSE_ISA_##isa)
+/* (a new ISA also needs its name in cpu.c and a DSE_KLINK_<ISA> line below) */
 DSE_INTERNAL unsigned dse__cpu_isas(void);           /* DSE_ISA_* bits of this CPU (REF always) */
 DSE_INTERNAL const char *dse__isa_name(int isa);     /* "ref", "avx2", ... */
 
@@ -164,10 +185,12 @@ typedef struct dse_why {
                              * scratch formula, dsedge/export/scratch.py); 0 = none */
     size_t scratch_plan;    /* on acceptance: the scratch the exporter plans for the node, the
                              * most any variant of the kernel uses; 0 = the same as scratch */
+    uint32_t packed;        /* on acceptance: bit j set = input j may be in a packed layout (the
+                             * kernel reads t->layout); the loader refuses any other packed input */
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
-DSE_INTERNAL DSE_NOINLINE void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d);
+DSE_SHARED DSE_NOINLINE void dse__why(dse_why *w, int id, const char *s, int64_t a, int64_t b, int64_t c, int64_t d);
 DSE_INTERNAL void dse__why_format(const dse_why *w, char *buf, size_t cap);   /* the message, %0..%3 and %s filled in */
 
 static inline const dse_tensor *dse__t(const dse_model *m, uint32_t idx) {
@@ -191,16 +214,31 @@ typedef struct dse_ctx {
     uint8_t *scratch;
     dse_pool *pool;         /* NULL: one thread */
 } dse_ctx;
-/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count), each at
- * least `grain` items long except the last; worker < dse__threads(cx) names the thread. */
+/* fn(arg, begin, end, worker) for consecutive ranges [begin, end) covering [0, count): at most
+ * dse__threads(cx) of them, each at least `grain` items long (one range, [0, count), when
+ * count < 2 * grain), the same partition on every run; worker < dse__threads(cx) names the
+ * thread. A call made inside fn runs serially on its thread. */
 typedef void (*dse_task_fn)(void *arg, size_t begin, size_t end, unsigned worker);
-DSE_INTERNAL void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
-DSE_INTERNAL unsigned dse__threads(const dse_ctx *cx);
+/* DSE_SHARED: optimised variants call them from the bundle's other unit (README.md, "Bundle build") */
+DSE_SHARED void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
+DSE_SHARED unsigned dse__threads(const dse_ctx *cx);
 /* The scratch of worker `worker` inside a dse__parallel task: n->scratch bytes (the node's
  * kernel's declared scratch) that no other worker uses; worker 0's is cx->scratch (the plan's
  * region in the arena), the others' are buffers the session allocated at creation (the
  * largest node scratch of the model, once per extra thread). */
-DSE_INTERNAL uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+DSE_SHARED uint8_t *dse__worker_scratch(const dse_ctx *cx, unsigned worker);
+/* The pool of a session with `threads` threads (the caller's included) whose extra workers
+ * get `scratch` bytes each; NULL (no pool) for threads <= 1 or where the build has no threads.
+ * Freeing joins the workers (session.c). */
+DSE_INTERNAL dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out);
+DSE_INTERNAL void dse__pool_free(dse_pool *p);
+/* For a check at load (src/scratch.c): 1 when the first `bytes` of the scratch region fit it
+ * (<= scratch_size) and no ARENA tensor live at node n (a graph input, or produced at or
+ * before n and read at or after n or a graph output) overlaps them; 0 otherwise. An
+ * optimised variant that needs more scratch than its REF kernel asks this, so an artifact
+ * planned before the variant existed (other tensors may live in that scratch) falls back to
+ * REF instead of corrupting them. */
+DSE_SHARED int dse__scratch_free(const dse_model *m, const dse_node *n, size_t bytes);
 
 /* The kernel list (kernels.c): the index of the next kernel after `prev` (-1: from the
  * first) listed for (op, dtype of output 0) whose ISA is in `isas`, -1 when none; check and
@@ -213,6 +251,7 @@ DSE_INTERNAL const char *dse__kernel_name(int k);   /* its run function's name, 
 DSE_INTERNAL int dse__kernel_alias(int k);          /* DSE_ALIAS_NONE / SAME / SLICE */
 DSE_INTERNAL int dse__op_known(uint32_t op);
 DSE_INTERNAL void dse__release_file(dse_model *m);   /* file.c: unmaps or frees what load_file owns */
+DSE_INTERNAL int dse__clock_ns(uint64_t *ns);        /* profile.c: monotonic nanoseconds; 0 = no clock here */
 DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -224,9 +263,9 @@ DSE_INTERNAL void dse__set_error(dse_error *err, dse_status code, const char *fm
  * the default. Out of line, not inline: one copy of the scan instead of one per call site
  * (binary size). */
 DSE_INTERNAL int dse__attr_key(const char *name);   /* DSE_A_<name>, or 0 (loader) */
-DSE_INTERNAL DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
-DSE_INTERNAL DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);
-DSE_INTERNAL DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
+DSE_SHARED DSE_NOINLINE const dse_attr *dse__attr(const dse_node *n, int key, int type);
+DSE_SHARED DSE_NOINLINE int64_t dse__attr_int(const dse_node *n, int key, int64_t def);
+DSE_SHARED DSE_NOINLINE float dse__attr_float(const dse_node *n, int key, float def);
 DSE_INTERNAL DSE_NOINLINE const char *dse__attr_str(const dse_node *n, int key, const char *def);
 /* INTS attribute: decodes up to `cap` zigzag varints (validated at load) into out; returns
  * the element count, or -1 when absent, of another type or longer than cap. */
@@ -234,27 +273,94 @@ DSE_INTERNAL DSE_NOINLINE int dse__attr_ints(const dse_node *n, int key, int64_t
 
 /* Broadcasting walker shared by the elementwise kernels (kernels/ref/binary.c): the inputs
  * (numpy broadcasting, each aligned to the output's trailing axes) are walked in the output's
- * row-major order one innermost row at a time; `row` gets each input's row start and element
- * stride (0 = broadcast) and writes `len` output elements. */
-typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; } dse_ew_ctx;
+ * row-major order one innermost row at a time, after merging the axes that can be merged
+ * (a same-shape or scalar operand makes one row of the whole output); `row` gets each
+ * input's row start and element stride (0 = broadcast, else 1) and writes `len` output
+ * elements. Rows are split over the session's threads (cx) in disjoint ranges; `c` carries
+ * the kernel's constants (`p` anything else it needs, read only). */
+typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; const void *p; } dse_ew_ctx;
 typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,
                            const dse_ew_ctx *c);
 DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
-DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
+DSE_SHARED void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row,
+                               const dse_ew_ctx *c, const dse_ctx *cx);
 
-/* Every kernel's check and run function (kernels/ref/<op>.c), from the kernel list. */
-#define DSE_KERNEL(op, dt, isa, check, run, alias) \
-    DSE_INTERNAL int check(const dse_model *, const dse_node *, dse_why *); \
-    DSE_INTERNAL void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+/* Elementwise loops that compilers vectorise: Y[i] = EXPR for i in [0, LEN) (EXPR uses i),
+ * computed DSE_EW_BLOCK elements at a time into a local array of T that is then stored. GCC at
+ * -O2 vectorises only loops of a known count (its "very cheap" cost model), and the local
+ * array makes an output that is exactly an input (in-place plans) read before it is
+ * written, with no aliasing check. Each element is the same scalar operations as the plain
+ * loop, so the bytes do not change. Inside EXPR, compare floats with == / != only where the
+ * loop should vectorise: GCC does not if-convert the signalling compares < > <= >= (they may
+ * raise FE_INVALID), so such a loop stays scalar (and correct). */
+#define DSE_EW_BLOCK 16
+#define DSE_EW_LOOP(T, Y, LEN, EXPR)                                                              \
+    do {                                                                                          \
+        size_t i_ = 0, n_ = (LEN);                                                                \
+        for (; i_ + DSE_EW_BLOCK <= n_; i_ += DSE_EW_BLOCK) {                                     \
+            T t_[DSE_EW_BLOCK];                                                                   \
+            for (size_t j_ = 0; j_ < DSE_EW_BLOCK; j_++) { const size_t i = i_ + j_; t_[j_] = (EXPR); } \
+            for (size_t j_ = 0; j_ < DSE_EW_BLOCK; j_++) (Y)[i_ + j_] = t_[j_];                  \
+        }                                                                                         \
+        for (; i_ < n_; i_++) { const size_t i = i_; (Y)[i] = (EXPR); }                          \
+    } while (0)
+/* A binary row: Y[i] = OP(A[i*SA], B[i*SB], C) (OP a static inline function) with strides 0 or 1,
+ * one loop per stride pattern (a broadcast operand is read once), so each is contiguous; any
+ * other stride, one plain loop. */
+#define DSE_EW_ROW2(T, Y, TA, A, SA, TB, B, SB, LEN, OP, C)                                        \
+    do {                                                                                          \
+        const TA *A_ = (A);                                                                       \
+        const TB *B_ = (B);                                                                       \
+        if ((SA) == 1 && (SB) == 1) {                                                             \
+            DSE_EW_LOOP(T, Y, LEN, OP(A_[i], B_[i], C));                            \
+        } else if ((SA) == 1 && (SB) == 0) {                                                      \
+            const TB bc_ = B_[0];                                                                 \
+            DSE_EW_LOOP(T, Y, LEN, OP(A_[i], bc_, C));                              \
+        } else if ((SA) == 0 && (SB) == 1) {                                                      \
+            const TA ac_ = A_[0];                                                                 \
+            DSE_EW_LOOP(T, Y, LEN, OP(ac_, B_[i], C));                              \
+        } else {                                                                                  \
+            const size_t sa_ = (SA), sb_ = (SB);                                                  \
+            for (size_t i = 0; i < (LEN); i++) (Y)[i] = OP(A_[i * sa_], B_[i * sb_], C); \
+        }                                                                                         \
+    } while (0)
+
+/* Every kernel's check and run function (kernels/<isa>/<op>.c), from the kernel list. REF
+ * kernels are DSE_INTERNAL; an optimised variant's are DSE_SHARED, because bundles compile
+ * kernels/<isa>/ in the hot (-O2) unit and the kernel table (kernels.c) in the other one
+ * (runtimes/c/README.md, "Bundle build"). Two passes, REF first: a variant may reuse a REF
+ * check, which then keeps its first (internal) linkage. DSE_KLINK_<ISA>: R = REF, V = variant. */
+#define DSE_KLINK_REF R
+#define DSE_KLINK_AVX2 V
+#define DSE_KLINK_AVX512VNNI V
+#define DSE_KLINK_AVXVNNI V
+#define DSE_KLINK_NEON V
+#define DSE_KLINK_NEON_DOTPROD V
+#define DSE_KLINK_NEON_I8MM V
+#define DSE_KLINK_NEON_FP16 V
+#define DSE_KDECL_(link, check, run) \
+    link int check(const dse_model *, const dse_node *, dse_why *); \
+    link void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);
+#define DSE_KPASS1_R(check, run) DSE_KDECL_(DSE_INTERNAL, check, run)
+#define DSE_KPASS1_V(check, run)
+#define DSE_KPASS2_R(check, run)
+#define DSE_KPASS2_V(check, run) DSE_KDECL_(DSE_SHARED, check, run)
+#define DSE_KPASS_(pass, cls) DSE_KPASS##pass##_##cls
+#define DSE_KPASS(pass, cls) DSE_KPASS_(pass, cls)
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(1, DSE_KLINK_##isa)(check, run)
+#include "kernels.inc"
+#undef DSE_KERNEL
+#define DSE_KERNEL(op, dt, isa, check, run, alias) DSE_KPASS(2, DSE_KLINK_##isa)(check, run)
 #include "kernels.inc"
 #undef DSE_KERNEL
 
 /* Float NN helpers shared by conv, conv_transpose, gemm, matmul, norm, rnn, pool
- * (kernels/ref/conv.c) and the float16 conversions (kernels/ref/cast.c). */
+ * (kernels/ref/conv.c) and the float16 conversions (kernels/ref/cast.c). The DSE_SHARED ones
+ * are also called by optimised variants (bundle units, README.md). */
 DSE_INTERNAL float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);   /* element i of a float32/float16 tensor */
-DSE_INTERNAL int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
+DSE_SHARED int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
                                  int64_t d[3], int64_t pb[3], int64_t pe[3]);
-DSE_INTERNAL int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
+DSE_SHARED int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
 DSE_INTERNAL uint16_t dse__f32_to_f16(float v);
 DSE_SHARED float dse__f16_to_f32(uint16_t h);   /* exact */
 
@@ -266,9 +372,30 @@ typedef struct dse_conv_geom {
     size_t N, C, M, G, in[3], out[3];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
 } dse_conv_geom;
-DSE_SHARED void dse_f32_conv_loop(const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
+DSE_SHARED int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);   /* conv.c: reads and checks */
+/* How the optimised float Conv variants compute a conv (conv.c explains the paths) and the
+ * scratch they use, which is the plan for every float Conv: dse__conv_f32_plan's result. */
+enum { DSE_CONV_GEMM, DSE_CONV_DW, DSE_CONV_BAND1, DSE_CONV_BANDS, DSE_CONV_IM2COL };
+typedef struct dse_conv_plan {
+    int path;
+    size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
+} dse_conv_plan;
+DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
+DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
-DSE_SHARED void dse_f32_gemm_rows(const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
+/* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
+ * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
+typedef struct dse_mm_geom {
+    size_t M, K, N, nb;                         /* nb: batch rank (of the output) */
+    size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
+} dse_mm_geom;
+DSE_SHARED int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
+/* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
+ * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
+DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
+DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 
 /* Shared kernel checks (defined in kernels/ref) */

@@ -19,6 +19,9 @@
 #ifndef DSE_INTERNAL   /* linkage of internal functions: see internal.h */
 #define DSE_INTERNAL
 #endif
+#ifndef DSE_SHARED
+#define DSE_SHARED
+#endif
 
 static inline uint32_t dse_f2u(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 static inline float dse_u2f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
@@ -27,7 +30,7 @@ static inline float dse_canonf(float x) { return x != x ? dse_u2f(DSE_NAN_BITS) 
 
 DSE_INTERNAL float dse_expf(float x);
 DSE_INTERNAL float dse_expm1f(float x);
-DSE_INTERNAL float dse_logf(float x);
+DSE_SHARED float dse_logf(float x);        /* (shared: the AVX2 LogSoftmax calls it) */
 DSE_INTERNAL float dse_tanhf(float x);
 DSE_INTERNAL float dse_sigmoidf(float x);      /* 1 / (1 + exp(-x)) */
 DSE_INTERNAL float dse_erff(float x);

@@ -12,6 +12,7 @@ struct dse_session {
     uint8_t *arena;
     void *owned_arena;
     uint8_t *input_set;    /* one flag per graph input */
+    dse_pool *pool;        /* the session's threads (src/pool.c); NULL: one thread */
 };
 
 const char *dse_version(void) { return DSE_VERSION_STRING; }
@@ -89,8 +90,18 @@ dse_status dse_model_metadata(const dse_model *m, const char *key, dse_meta *out
 }
 
 dse_status dse_session_create(const dse_model *m, void *arena, size_t arena_size, dse_session **out, dse_error *err) {
+    return dse_session_create_ex(m, arena, arena_size, NULL, out, err);
+}
+
+dse_status dse_session_create_ex(const dse_model *m, void *arena, size_t arena_size, const dse_session_options *opt,
+                                 dse_session **out, dse_error *err) {
     if (!m || !out) { dse__set_error(err, DSE_ERR_ARGUMENT, "model or out is NULL"); return DSE_ERR_ARGUMENT; }
     *out = NULL;
+    /* options: a field past opt->struct_size (an older caller's struct) takes its default */
+#define DSE_OPT(field, def) (opt && opt->struct_size >= offsetof(dse_session_options, field) + sizeof opt->field ? opt->field : (def))
+    unsigned threads = DSE_OPT(threads, 1u);
+#undef DSE_OPT
+    if (threads > DSE_MAX_THREADS) { dse__set_error(err, DSE_ERR_ARGUMENT, "threads is %u, at most %d", threads, DSE_MAX_THREADS); return DSE_ERR_ARGUMENT; }
     if (arena && (uintptr_t)arena % DSE_ARENA_ALIGN) { dse__set_error(err, DSE_ERR_ALIGNMENT, "arena is not %d-byte aligned", DSE_ARENA_ALIGN); return DSE_ERR_ALIGNMENT; }
     if (arena && arena_size < m->arena_size) { dse__set_error(err, DSE_ERR_ARGUMENT, "arena has %zu bytes, the model needs %zu", arena_size, m->arena_size); return DSE_ERR_ARGUMENT; }
     dse_session *s = calloc(1, sizeof *s + m->n_inputs);
@@ -104,12 +115,27 @@ dse_status dse_session_create(const dse_model *m, void *arena, size_t arena_size
         memset(arena, 0, n ? n : DSE_ARENA_ALIGN);
     }
     s->arena = arena;
+    if (threads > 1) {   /* each extra worker gets a scratch buffer the size of the largest node's */
+        size_t most = 0;
+        for (size_t k = 0; k < m->n_nodes; k++) if (m->nodes[k].scratch > most) most = m->nodes[k].scratch;
+        if (dse__pool_create(threads, most, &s->pool) != DSE_OK) {
+            dse_session_free(s);
+            dse__set_error(err, DSE_ERR_NOMEM, "cannot start %u threads", threads);
+            return DSE_ERR_NOMEM;
+        }
+    }
     *out = s;
     return DSE_OK;
 }
 
+unsigned dse_session_threads(const dse_session *s) {
+    dse_ctx cx = {NULL, s ? s->pool : NULL};
+    return s ? dse__threads(&cx) : 0;
+}
+
 void dse_session_free(dse_session *s) {
     if (!s) return;
+    dse__pool_free(s->pool);
     free(s->owned_arena);
     free(s);
 }
@@ -135,14 +161,35 @@ dse_status dse_session_set_input(dse_session *s, size_t i, const void *data, siz
     return DSE_OK;
 }
 
-dse_status dse_session_run(dse_session *s, dse_error *err) {
+/* The run loop; node_ns (dse_session_run_profile): also time each node. */
+static dse_status session_run(dse_session *s, uint64_t *node_ns, dse_error *err) {
     if (!s) { dse__set_error(err, DSE_ERR_ARGUMENT, "session is NULL"); return DSE_ERR_ARGUMENT; }
     const dse_model *m = s->m;
     for (size_t i = 0; i < m->n_inputs; i++)
         if (!s->input_set[i]) { dse__set_error(err, DSE_ERR_STATE, "input %zu (%s) was not set", i, m->tensors[m->inputs[i]].name); return DSE_ERR_STATE; }
-    dse_ctx cx = {s->arena + m->scratch_offset, NULL};
-    for (size_t k = 0; k < m->n_nodes; k++) dse__kernel_run(m->nodes[k].kernel, m, &m->nodes[k], s->arena, &cx);
+    dse_ctx cx = {s->arena + m->scratch_offset, s->pool};
+    uint64_t t0 = 0, t1 = 0;
+    if (node_ns && !dse__clock_ns(&t0)) {
+        dse__set_error(err, DSE_ERR_UNSUPPORTED, "no monotonic clock on this platform: cannot time nodes");
+        return DSE_ERR_UNSUPPORTED;
+    }
+    for (size_t k = 0; k < m->n_nodes; k++) {
+        dse__kernel_run(m->nodes[k].kernel, m, &m->nodes[k], s->arena, &cx);
+        if (node_ns) {
+            dse__clock_ns(&t1);
+            node_ns[k] = t1 - t0;
+            t0 = t1;
+        }
+    }
     return DSE_OK;
+}
+
+dse_status dse_session_run(dse_session *s, dse_error *err) { return session_run(s, NULL, err); }
+
+dse_status dse_session_run_profile(dse_session *s, uint64_t *node_ns, dse_error *err) {
+    if (s && !node_ns && s->m->n_nodes) { dse__set_error(err, DSE_ERR_ARGUMENT, "node_ns is NULL"); return DSE_ERR_ARGUMENT; }
+    uint64_t dummy;
+    return session_run(s, node_ns ? node_ns : &dummy, err);
 }
 
 dse_status dse_session_get_output(const dse_session *s, size_t i, const void **data, size_t *nbytes) {

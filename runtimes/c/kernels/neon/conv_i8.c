@@ -38,7 +38,7 @@ static size_t neon_conv_scratch(size_t P, size_t K, size_t scratch_size) {
 }
 
 int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_conv(m, n, why)) return 1;
+    if (dse_i8_ref_check_conv(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     size_t K = w->dims[1], P = 1;
     for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d], P *= y->dims[d];
@@ -50,8 +50,7 @@ int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *wh
                  m->scratch_size, 0, 0);
         return 1;
     }
-    why->scratch = used;
-    why->scratch_plan = dse_i8_packed_plan(K, P);
+    why->scratch = used;   /* why->scratch_plan: the REF check's, dse_i8_gemm_scratch_plan(K, P) */
     return 0;
 }
 

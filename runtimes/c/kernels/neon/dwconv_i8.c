@@ -28,7 +28,7 @@
 #include <arm_neon.h>
 
 int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_conv(m, n, why)) return 1;
+    if (dse_i8_ref_check_conv(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]];
     if (w->layout != 0 || w->dims[1] != 1 || dse__attr_int(n, DSE_A_group, 1) != (int64_t)x->dims[1]) {
         DSE_WHY(why, I8_NEON_NOT_DEPTHWISE);

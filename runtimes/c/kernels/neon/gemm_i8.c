@@ -294,37 +294,24 @@ int dse_i8_neon_packed_operands(const dse_model *m, const dse_node *n, int layou
         DSE_WHYF(why, I8_NEON_NEEDS_PACKED_WEIGHTS, NULL, layout, 0, 0, 0);
         return 1;
     }
-    /* no -128 anywhere (the REF check scans numel bytes only); 64 bytes per step */
-    const int8_t *wd = (const int8_t *)(m->blob + w->offset);
-    const int8x16_t m128 = vdupq_n_s8(-128);
-    size_t i = 0;
-    uint8x16_t hit = vdupq_n_u8(0);
-    for (; i + 64 <= w->nbytes; i += 64)
-        hit = vorrq_u8(hit, vorrq_u8(vorrq_u8(vceqq_s8(vld1q_s8(wd + i), m128), vceqq_s8(vld1q_s8(wd + i + 16), m128)),
-                                     vorrq_u8(vceqq_s8(vld1q_s8(wd + i + 32), m128), vceqq_s8(vld1q_s8(wd + i + 48), m128))));
-    int bad = vmaxvq_u8(hit) != 0;
-    for (; i < w->nbytes; i++) bad |= wd[i] == -128;
-    if (bad) { DSE_WHY(why, CONV_I8_WEIGHT_VALUE_128_INT8); return 1; }
     return !dse_i8_neon_bias_ok(m, n, R, K, why);
 }
 
 int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_gemm(m, n, why)) return 1;
+    if (dse_i8_ref_check_gemm(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     const int tb = (int)dse__attr_int(n, DSE_A_transB, 0);
     if (dse_i8_neon_packed_operands(m, n, tb ? 1 : 2, y->dims[1], x->dims[1], why)) return 1;
-    why->scratch = 0;
-    why->scratch_plan = dse_i8_packed_plan(x->dims[1], x->dims[0]);
+    why->scratch = 0;   /* why->scratch_plan: the REF check's (the plan of the op) */
     return 0;
 }
 
 int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_matmul(m, n, why)) return 1;
+    if (dse_i8_ref_check_matmul(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = w->dims[0], N = w->dims[1];
     if (dse_i8_neon_packed_operands(m, n, 2, N, K, why)) return 1;
-    why->scratch = 0;
-    why->scratch_plan = dse_i8_packed_plan(K, N ? y->numel / N : 0);   /* P = every row of x */
+    why->scratch = 0;   /* why->scratch_plan: the REF check's */
     return 0;
 }
 

@@ -54,10 +54,10 @@ DSE_INTERNAL void dse_i8_mk__neon_dotprod(const int8_t *w, const int8_t *x, size
                                           int32_t *c, int32_t *ws);
 
 /* The packed weighted ops' checks (ISA-independent; gemm_i8.c, conv_i8.c, dwconv_i8.c). */
-DSE_INTERNAL int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why);
 
 /* Conv microkernel (pixel lanes): C[i * 8 + j] = sum_k W[i][k] * X[j][k] for the 8 channels i of
  * a packed weight block w and the 8 pixels j of an im2col panel block xp (the same N8K4 layout:
@@ -137,15 +137,11 @@ DSE_INTERNAL void dse_i8_neon_gemm_blocks(const dse_i8_gemm_job *jb, size_t cb0,
 
 /* Shared check pieces (gemm_i8.c): dse_i8_neon_bias_ok is 1 when |bias[c]| + K*255*127 < 2^31
  * for the R channels (else 0 and why); dse_i8_neon_packed_operands returns 0 when the weights
- * have layout `layout` over R x K with no -128 byte and the bias is within that bound. */
+ * have layout `layout` over R x K and the bias is within that bound (the REF check, called
+ * first, has checked the rest: operands, shapes, no -128 byte in the whole tensor). */
 DSE_INTERNAL int dse_i8_neon_bias_ok(const dse_model *m, const dse_node *n, size_t R, size_t K, dse_why *why);
 DSE_INTERNAL int dse_i8_neon_packed_operands(const dse_model *m, const dse_node *n, int layout, size_t R, size_t K,
                                              dse_why *why);
-/* The exporter's scratch plan of a packed int8 GEMM-like node (ISSUE10-SPEC):
- * 2 * ceil(K/4)*4 * min(P, 256) + 4096 bytes, P = output pixels per image or rows. */
-static inline size_t dse_i8_packed_plan(size_t K, size_t P) {
-    return 2 * ((K + 3) / 4 * 4) * (P < 256 ? P : 256) + 4096;
-}
 
 
 /* 8x8 bytes: in[r * ldi + i] -> out[i * ldo + r] for the first ncols columns i */

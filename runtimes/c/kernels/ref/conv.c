@@ -13,7 +13,9 @@
  *     y = acc + bias[m];  y = min(max(y, act_min), act_max)
  * i.e. one sequential float32 sum over K = C/group * kD*kH*kW in weight order, then the
  * bias. numpy's reference sums with BLAS (another order): they agree to ~1e-6 relative.
- * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. */
+ * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. The
+ * REF kernel uses no scratch, but its check reports the optimised variants' plan
+ * (dse__conv_f32_plan), which the exporter reserves for every float Conv. */
 #include <math.h>   /* INFINITY only */
 
 #include "internal.h"
@@ -66,7 +68,7 @@ int dse__nn_act(const dse_node *n, float *lo, float *hi) {
 static int is_f(const dse_tensor *t) { return t && t->dtype == DSE_DTYPE_FLOAT32; }
 static int is_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-static int conv_geom_read(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why) {
+int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why) {
     const dse_tensor *x = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *b = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
     if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !is_f(x) || !is_fh(w) || !is_f(y) || (n->n_in == 3 && n->in[2] != DSE_NONE && !is_fh(b)) ||
@@ -102,21 +104,91 @@ static int conv_geom_read(const dse_model *m, const dse_node *n, dse_conv_geom *
     return 0;
 }
 
+/* How the optimised float Conv variants (kernels/avx2/conv.c) compute a conv, and the scratch
+ * they use: what the exporter plans for every float Conv (dsedge/export/scratch.py has the
+ * same formula; the REF kernel itself uses none). Paths:
+ *   GEMM     1x1, unit strides, no padding: the GEMM reads x in place; no scratch;
+ *   DW       depthwise 1-D/2-D (one input and one output channel per group): each tap's offset
+ *            (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W
+ *            stride into sw phases of L = ceil(PW / sw) floats, plus 8 floats of slack:
+ *            8 * kH*kW + 4 * (PH * sw * L + 8) (PH, PW the padded height and width);
+ *   BAND1    other 1-D/2-D convs with unit strides: bands of R output rows; for a band, each
+ *            input channel's zero-padded rows (NRp = R + (kH-1)*dh of them, Lw = OW + (kW-1)*dw
+ *            floats each: the padded width), so that a tap's values for the band's outputs,
+ *            as rows of Lw of which OW are real, are consecutive; R is the most rows whose band
+ *            fits 65536 floats (C/group * Lw * NRp <= 65536; at least 1, at most OH):
+ *            8 * K + 4 * (C/group * NRp * Lw + 16), K = C/group * kH*kW;
+ *   BANDS    other 1-D/2-D convs (strided): bands of R output rows; for a band, each input channel
+ *            gets kW * sh planes of NRp rows of OW floats (NRp = R + (kH-1)*dh / sh): plane
+ *            (kw, fy) row i column ow holds the zero-padded input at padded row
+ *            oh0*sh + fy + i*sh, padded column ow*sw + kw*dw, so that every tap's values for the
+ *            band's output pixels are consecutive; R is the most rows whose band fits 65536
+ *            floats (C/group * kW*sh*OW * NRp <= 65536; at least 1, at most OH):
+ *            8 * K + 4 * (C/group * kW*sh * NRp * OW + 16), K = C/group * kH*kW;
+ *   IM2COL   3-D convs: tiles of at most 128 output pixels gathered as panels of 16:
+ *            4 * K * min(roundup(P, 16), 128), K = C/group * kD*kH*kW, P = OD*OH*OW. */
+#define CONV_BAND_FLOATS 65536
+
+size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
+    const size_t cg = g->C / g->G, mg = g->M / g->G;
+    memset(p, 0, sizeof *p);
+    p->K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
+    int unit = 1;
+    for (int i = 0; i < 3; i++) unit &= g->k[i] == 1 && g->s[i] == 1 && g->pb[i] == 0 && g->pe[i] == 0;
+    if (unit) return (size_t)(p->path = DSE_CONV_GEMM);
+    const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
+    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
+    if (flat && cg == 1 && mg == 1) {
+        const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
+        p->path = DSE_CONV_DW;
+        p->Lw = (pw + sw - 1) / sw;
+        return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
+    }
+    if (flat && sh == 1 && sw == 1) {
+        const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]);
+        p->path = DSE_CONV_BAND1;
+        p->Lw = g->out[2] + (size_t)((g->k[2] - 1) * g->d[2]);
+        size_t R = CONV_BAND_FLOATS / (cg * p->Lw);
+        R = R > extra ? R - extra : 1;
+        if (R > g->out[1]) R = g->out[1];
+        p->R = R ? R : 1;
+        p->NRp = p->R + extra;
+        p->CS = p->NRp * p->Lw;
+        return 8 * p->K + 4 * (cg * p->CS + 16);
+    }
+    if (flat) {
+        const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]) / sh, per_row = cg * (size_t)g->k[2] * sh * g->out[2];
+        p->path = DSE_CONV_BANDS;
+        size_t R = CONV_BAND_FLOATS / per_row;
+        R = R > extra ? R - extra : 1;
+        if (R > g->out[1]) R = g->out[1];
+        p->R = R ? R : 1;
+        p->NRp = p->R + extra;
+        p->CS = (size_t)g->k[2] * sh * p->NRp * g->out[2];
+        return 8 * p->K + 4 * (cg * p->CS + 16);
+    }
+    const size_t P = g->out[0] * g->out[1] * g->out[2], nt = (P + 15) / 16 * 16;
+    p->path = DSE_CONV_IM2COL;
+    return 4 * p->K * (nt < 128 ? nt : 128);
+}
+
 int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
-    return conv_geom_read(m, n, &g, why);
+    if (dse__conv_f32_geom(m, n, &g, why)) return 1;
+    dse_conv_plan p;
+    why->scratch_plan = dse__conv_f32_plan(&g, &p);   /* planned for the optimised variants */
+    return 0;
 }
 
 void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     dse_conv_geom g;
     dse_why why;
-    conv_geom_read(m, n, &g, &why);   /* validated at load */
+    dse__conv_f32_geom(m, n, &g, &why);   /* validated at load */
     const dse_tensor *wt = &m->tensors[n->in[1]];
     const dse_tensor *bt = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     float lo, hi;
     int act = dse__nn_act(n, &lo, &hi);
-    dse_f32_conv_loop(&g, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), wt->dtype == DSE_DTYPE_FLOAT16,
+    dse_f32_conv_loop(cx, &g, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), wt->dtype == DSE_DTYPE_FLOAT16,
                       bt ? dse__data(m, arena, n->in[2]) : NULL, bt && bt->dtype == DSE_DTYPE_FLOAT16, act, lo, hi,
                       dse__data(m, arena, n->out[0]));
 }

@@ -14,7 +14,9 @@
 
 static int gemm_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) { return dse__gemm_f32_valid(m, n, why); }
+
+int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
     if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !a || a->dtype != DSE_DTYPE_FLOAT32 || !gemm_fh(b) || !y ||
@@ -36,7 +38,6 @@ int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
     const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
@@ -55,7 +56,7 @@ void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, co
         cm = ct->rank == 2 ? ct->dims[0] : 1;
         cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
     }
-    dse_f32_gemm_rows(A, sai, sak, B, bt->dtype == DSE_DTYPE_FLOAT16, sbk, sbj, M, K, N, Y);
+    dse_f32_gemm_rows(cx, A, sai, sak, B, bt->dtype == DSE_DTYPE_FLOAT16, sbk, sbj, M, K, N, Y);
     for (size_t i = 0; i < M; i++) {
         float *yr = Y + i * N;
         for (size_t j = 0; j < N; j++) {

@@ -9,12 +9,7 @@
  * per batch). The batch walk uses per-axis strides with stride 0 on broadcast axes. */
 #include "internal.h"
 
-typedef struct mm_geom {
-    size_t M, K, N, nb;                         /* nb: batch rank (of the output) */
-    size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
-} mm_geom;
-
-static int matmul_geom(const dse_model *m, const dse_node *n, mm_geom *g) {
+int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g) {
     const dse_tensor *a = n->n_in == 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in == 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = dse__t(m, n->out[0]);
     if (!a || !b || !y || n->n_out != 1 || a->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 ||
@@ -49,8 +44,8 @@ static int matmul_geom(const dse_model *m, const dse_node *n, mm_geom *g) {
 }
 
 int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
-    mm_geom g;
-    if (matmul_geom(m, n, &g)) {
+    dse_mm_geom g;
+    if (dse__matmul_f32_geom(m, n, &g)) {
         DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
         return 1;
     }
@@ -58,10 +53,9 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
-    mm_geom g;
+    dse_mm_geom g;
     memset(&g, 0, sizeof g);
-    matmul_geom(m, n, &g);
+    dse__matmul_f32_geom(m, n, &g);
     const dse_tensor *bt = &m->tensors[n->in[1]];
     const float *A = dse__data(m, arena, n->in[0]);
     const void *B = dse__data(m, arena, n->in[1]);
@@ -73,7 +67,7 @@ void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     for (size_t bi = 0; bi < nbatch; bi++) {
         const float *a = A + offa;
         float *y = Y + bi * g.M * g.N;
-        dse_f32_gemm_rows(a, g.K, 1, b32 ? (const void *)((const float *)B + offb) : (const void *)((const uint16_t *)B + offb),
+        dse_f32_gemm_rows(cx, a, g.K, 1, b32 ? (const void *)((const float *)B + offb) : (const void *)((const uint16_t *)B + offb),
                           !b32, g.N, 1, g.M, g.K, g.N, y);
         if (act)
             for (size_t j = 0; j < g.M * g.N; j++) { float v = y[j]; v = v < lo ? lo : v; y[j] = v > hi ? hi : v; }

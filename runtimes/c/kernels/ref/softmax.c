@@ -12,7 +12,7 @@
 #include "internal.h"
 #include "mathf.h"
 
-static int lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner) {
+int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner) {
     const dse_tensor *x = n->n_in == 1 ? dse__t(m, n->in[0]) : NULL, *y = dse__t(m, n->out[0]);
     if (!x || !y || n->n_out != 1 || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 || x->rank < 1 ||
         y->rank != x->rank || memcmp(x->dims, y->dims, x->rank * sizeof x->dims[0]))
@@ -30,7 +30,7 @@ static int lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *l
 
 int dse__check_softmax_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     size_t a, b, c;
-    if (lines(m, n, &a, &b, &c)) {
+    if (dse__softmax_f32_lines(m, n, &a, &b, &c)) {
         DSE_WHY(why, SOFTMAX_NEEDS_ONE_FLOAT32_INPUT);
         return 1;
     }
@@ -39,7 +39,7 @@ int dse__check_softmax_f32(const dse_model *m, const dse_node *n, dse_why *why) 
 
 static void softmax_run(const dse_model *m, const dse_node *n, uint8_t *arena, int logsm) {
     size_t outer, len, inner;
-    lines(m, n, &outer, &len, &inner);
+    dse__softmax_f32_lines(m, n, &outer, &len, &inner);
     const float *x = dse__data(m, arena, n->in[0]);
     float *y = dse__data(m, arena, n->out[0]);
     if (!len) return;

@@ -1,0 +1,248 @@
+/* sgemm.c: register-blocked float32 matrix products with AVX2 + FMA, the core of the AVX2
+ * Conv, Gemm and MatMul kernels (declared in src/avx2_f32.h, which states the arithmetic).
+ *
+ * dse__avx2_sgemm: B(k,j) with j contiguous (a row-major [K][N] matrix, or im2col panels of 16
+ * columns). A tile of up to 6 rows x 16 columns of C is held in 12 ymm accumulators; per k,
+ * two vectors of B are loaded and each A(i,k) is broadcast (A is read where it lies: weights
+ * in their stored layout, any strides). Each C element is one sequential FMA chain over k
+ * (k ascending), then the epilogue. Tiles narrower than 16 columns read whole vectors of B
+ * where they stay inside B's K x ldb region (the extra lanes are never stored) and masked
+ * ones only on its last rows; they store through a small buffer (vmaskmovps is microcoded on
+ * AMD Zen); tails of at most 8 columns use a 6x8 tile.
+ * Rows outer, column tiles inner: the 6 x K block of A stays in L1/L2 while B streams.
+ *
+ * dse__avx2_sgemm_dot: B given as rows of k (Gemm transB, matrix-vector products). A tile of
+ * 3 rows x 4 columns (12 accumulators of 8 partial sums; 1 x 8 for single rows) takes 8
+ * consecutive k per step; lane l sums k = l mod 8 sequentially, lanes are then added
+ * pairwise ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)). */
+#include "avx2_f32.h"
+
+#if DSE_AVX2_F32
+
+#define SG_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
+
+
+/* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j. */
+SG_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
+    if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
+    if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));
+    if (g->cmode) {
+        const float *c = g->Cm + i * g->csi + j * g->csj;
+        __m256 cv = !g->csj ? _mm256_set1_ps(*c) : nl >= 8 ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, dse__avx2_mask(nl));
+        if (g->cmode == 2) cv = _mm256_mul_ps(cv, _mm256_set1_ps(g->beta));
+        v = _mm256_add_ps(v, cv);
+    }
+    if (g->act) v = _mm256_min_ps(_mm256_set1_ps(g->hi), _mm256_max_ps(_mm256_set1_ps(g->lo), v));
+    return v;
+}
+
+SG_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
+    float *c = g->C + i * g->ldc + j;
+    v = sgemm_epi(g, v, i, j, nl);
+    if (nl >= 8) { _mm256_storeu_ps(c, v); return; }
+    float t[8];   /* not vmaskmovps: microcoded, ~10x slower than this on AMD Zen */
+    _mm256_storeu_ps(t, v);
+    for (size_t l = 0; l < nl; l++) c[l] = t[l];
+}
+
+/* With a column map (cw != 0): column j of the product is column (j % cw) of output row
+ * j / cw, stored only when j % cw < cv, at C + i*ldc + (j / cw) * cv + j % cw. The segment
+ * starts at row jr, column jo. */
+SG_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
+    float *c = g->C + i * g->ldc;
+    v = sgemm_epi(g, v, i, 0, nl);
+    if (jo + nl <= g->cv && nl == 8) { _mm256_storeu_ps(c + jr * g->cv + jo, v); return; }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (size_t l = 0; l < nl; l++) {
+        size_t r = jr, o = jo + l;
+        while (o >= g->cw) o -= g->cw, r++;
+        if (o < g->cv) c[r * g->cv + o] = t[l];
+    }
+}
+
+enum { SG_ROWS, SG_MASKED, SG_OFFS };
+
+/* One MR x W tile (W 16 or 8) at row i, column j with nr <= W real columns. B(k, j):
+ *   SG_ROWS   b[k*ldb + j] (or im2col panels: ldb 16 from the panel's start), full vectors
+ *             (a full tile, or panels whose padding columns are never stored);
+ *   SG_MASKED the same, narrower than W: whole vectors while they stay inside B's K x ldb
+ *             region (extra lanes never stored), masked loads (slow) on the last rows only;
+ *   SG_OFFS   B[boff[k] + j], full vectors (the caller's buffer has the slack). */
+SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int mode, size_t i, size_t j, size_t nr) {
+    const size_t K = g->K, sai = g->sai, sak = g->sak;
+    const float *a = g->A + i * sai, *b;
+    const size_t *boff = g->boff;
+    size_t ldb;
+    if (mode == SG_OFFS) { b = g->B + j; ldb = 0; }
+    else if (g->bpanel) { b = g->B + (j / 16) * g->bpanel + j % 16; ldb = 16; }
+    else { b = g->B + j; ldb = g->ldb; }
+    __m256 c0[6], c1[6];
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+    size_t kfull = K;
+    if (mode == SG_MASKED) kfull = K * ldb >= j + W ? (K * ldb - j - W) / ldb + 1 : 0;
+    const __m256i m0 = dse__avx2_mask(nr), m1 = dse__avx2_mask(nr > 8 ? nr - 8 : 0);
+    for (size_t k = 0; k < K; k++) {
+        __m256 b0, b1 = _mm256_setzero_ps();
+        const float *bk = mode == SG_OFFS ? b + boff[k] : b;
+        if (mode == SG_MASKED && k >= kfull) {
+            b0 = _mm256_maskload_ps(bk, m0);
+            if (W == 16) b1 = _mm256_maskload_ps(bk + 8, m1);
+        } else {
+            b0 = _mm256_loadu_ps(bk);
+            if (W == 16) b1 = _mm256_loadu_ps(bk + 8);
+        }
+        b += ldb;
+        DSE_UNROLL
+        for (int r = 0; r < MR; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r * sai);
+            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+            if (W == 16) c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        }
+        a += sak;
+    }
+    if (g->cw) {
+        size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 8;
+        while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
+        DSE_UNROLL
+        for (int r = 0; r < MR; r++) {
+            sgemm_store_map(g, c0[r], i + r, jr, jo, nr > 8 ? 8 : nr);
+            if (W == 16 && nr > 8) sgemm_store_map(g, c1[r], i + r, jr1, jo1, nr - 8);
+        }
+        return;
+    }
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++) {
+        sgemm_store(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
+        if (W == 16 && nr > 8) sgemm_store(g, c1[r], i + r, j + 8, nr - 8);
+    }
+}
+
+#define SG_TILES(MR)                                                                              \
+    static DSE_TARGET_AVX2 void sgemm_rows##MR(const dse_sgemm *g, size_t i, size_t j0, size_t j1) { \
+        size_t j = j0;                                                                            \
+        if (g->boff) {                                                                            \
+            for (; j + 16 <= j1; j += 16) sgemm_tile(g, MR, 16, SG_OFFS, i, j, 16);               \
+            if (j1 - j > 8) sgemm_tile(g, MR, 16, SG_OFFS, i, j, j1 - j);                         \
+            else if (j1 > j) sgemm_tile(g, MR, 8, SG_OFFS, i, j, j1 - j);                         \
+            return;                                                                               \
+        }                                                                                         \
+        const int full = g->bpanel != 0;   /* packed panels: whole vectors always */              \
+        for (; j + 16 <= j1; j += 16) sgemm_tile(g, MR, 16, SG_ROWS, i, j, 16);                   \
+        if (j1 - j > 8) {                                                                         \
+            if (full) sgemm_tile(g, MR, 16, SG_ROWS, i, j, j1 - j);                               \
+            else sgemm_tile(g, MR, 16, SG_MASKED, i, j, j1 - j);                                  \
+        } else if (j1 > j) {                                                                      \
+            if (full || j1 - j == 8) sgemm_tile(g, MR, 8, SG_ROWS, i, j, j1 - j);                 \
+            else sgemm_tile(g, MR, 8, SG_MASKED, i, j, j1 - j);                                   \
+        }                                                                                         \
+    }
+SG_TILES(1)
+SG_TILES(2)
+SG_TILES(3)
+SG_TILES(4)
+SG_TILES(5)
+SG_TILES(6)
+
+/* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
+ * few rows has too few accumulators to hide the FMA latency. */
+void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
+    if (i1 <= i0) return;
+    const size_t rows = i1 - i0, nb = (rows + 5) / 6, base = rows / nb, extra = rows % nb;
+    size_t i = i0;
+    for (size_t blk = 0; blk < nb; blk++) {
+        const size_t mr = base + (blk < extra);
+        switch (mr) {
+        case 6: sgemm_rows6(g, i, j0, j1); break;
+        case 5: sgemm_rows5(g, i, j0, j1); break;
+        case 4: sgemm_rows4(g, i, j0, j1); break;
+        case 3: sgemm_rows3(g, i, j0, j1); break;
+        case 2: sgemm_rows2(g, i, j0, j1); break;
+        default: sgemm_rows1(g, i, j0, j1); break;
+        }
+        i += mr;
+    }
+}
+
+/* -- B transposed: dot products along k ---------------------------------------------------- */
+
+SG_AI float sgemm_hsum(__m256 v) {   /* ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)) */
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));   /* l0+l4 .. l3+l7 */
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                          /* (0)+(2), (1)+(3) */
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+SG_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
+    if (g->use_alpha) v = v * g->alpha;
+    if (g->bias_m) v = v + g->bias_m[i];
+    if (g->cmode) {
+        const float c = g->Cm[i * g->csi + j * g->csj];
+        v = v + (g->cmode == 2 ? c * g->beta : c);
+    }
+    if (g->act) { v = v < g->lo ? g->lo : v; v = v > g->hi ? g->hi : v; }
+    g->C[i * g->ldc + j] = v;
+}
+
+SG_AI void sgemm_dot_tile(const dse_sgemm *g, const int MR, const int NR, size_t i, size_t j) {
+    const size_t K = g->K, K8 = K & ~(size_t)7;
+    const float *a[3], *b[8];
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++) a[r] = g->A + (i + r) * g->sai;
+    DSE_UNROLL
+    for (int c = 0; c < NR; c++) b[c] = g->B + (j + c) * g->ldb;
+    __m256 acc[3][8];
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++)
+        DSE_UNROLL
+        for (int c = 0; c < NR; c++) acc[r][c] = _mm256_setzero_ps();
+    for (size_t k = 0; k < K8; k += 8) {
+        __m256 av[3];
+        DSE_UNROLL
+        for (int r = 0; r < MR; r++) av[r] = _mm256_loadu_ps(a[r] + k);
+        DSE_UNROLL
+        for (int c = 0; c < NR; c++) {
+            const __m256 bv = _mm256_loadu_ps(b[c] + k);
+            DSE_UNROLL
+            for (int r = 0; r < MR; r++) acc[r][c] = _mm256_fmadd_ps(av[r], bv, acc[r][c]);
+        }
+    }
+    if (K > K8) {
+        const __m256i m = dse__avx2_mask(K - K8);
+        __m256 av[3];
+        DSE_UNROLL
+        for (int r = 0; r < MR; r++) av[r] = _mm256_maskload_ps(a[r] + K8, m);
+        DSE_UNROLL
+        for (int c = 0; c < NR; c++) {
+            const __m256 bv = _mm256_maskload_ps(b[c] + K8, m);
+            DSE_UNROLL
+            for (int r = 0; r < MR; r++) acc[r][c] = _mm256_fmadd_ps(av[r], bv, acc[r][c]);
+        }
+    }
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++)
+        DSE_UNROLL
+        for (int c = 0; c < NR; c++) sgemm_dot_store(g, sgemm_hsum(acc[r][c]), i + r, j + c);
+}
+
+static DSE_TARGET_AVX2 void sgemm_dot34(const dse_sgemm *g, size_t i, size_t j) { sgemm_dot_tile(g, 3, 4, i, j); }
+static DSE_TARGET_AVX2 void sgemm_dot31(const dse_sgemm *g, size_t i, size_t j) { sgemm_dot_tile(g, 3, 1, i, j); }
+static DSE_TARGET_AVX2 void sgemm_dot18(const dse_sgemm *g, size_t i, size_t j) { sgemm_dot_tile(g, 1, 8, i, j); }
+static DSE_TARGET_AVX2 void sgemm_dot11(const dse_sgemm *g, size_t i, size_t j) { sgemm_dot_tile(g, 1, 1, i, j); }
+
+void dse__avx2_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
+    size_t i = i0;
+    for (; i + 3 <= i1; i += 3) {
+        size_t j = j0;
+        for (; j + 4 <= j1; j += 4) sgemm_dot34(g, i, j);
+        for (; j < j1; j++) sgemm_dot31(g, i, j);
+    }
+    for (; i < i1; i++) {
+        size_t j = j0;
+        for (; j + 8 <= j1; j += 8) sgemm_dot18(g, i, j);
+        for (; j < j1; j++) sgemm_dot11(g, i, j);
+    }
+}
+
+#endif

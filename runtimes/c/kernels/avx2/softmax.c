@@ -1,0 +1,159 @@
+/* softmax.c (AVX2): float32 Softmax and LogSoftmax (the geometry of kernels/ref/softmax.c:
+ * lines of `len` elements along `axis`, or the whole trailing block with coerce_2d).
+ *   - lines with inner stride 1 (the last axis): 8 elements per instruction along the line;
+ *     max, then sum = the 8 lane sums of exp(x - max) (lane l: elements l mod 8, then added
+ *     pairwise), then y = exp(x - max) / sum (LogSoftmax: (x - max) - log(sum), log from
+ *     mathf.c);
+ *   - lines with inner >= 8: 8 neighbouring lines per instruction, each lane in REF's order
+ *     (max as REF, sum sequential along the line): only exp differs from REF.
+ * exp is the polynomial of src/avx2_f32.h: results within the tolerance of docs/kernels.md.
+ * Threads: blocks of lines. */
+#include "avx2_f32.h"
+#include "mathf.h"
+
+#if DSE_AVX2_F32
+
+typedef struct sm_job {
+    const float *x;
+    float *y;
+    size_t outer, len, inner;
+    int logsm;
+} sm_job;
+
+int dse__check_softmax_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
+    size_t outer, len, inner;
+    if (dse__softmax_f32_lines(m, n, &outer, &len, &inner)) {
+        DSE_WHY(why, SOFTMAX_NEEDS_ONE_FLOAT32_INPUT);
+        return 1;
+    }
+    if (inner != 1 && inner < 8) {
+        DSE_WHYF(why, F32_AVX2_NOT_COVERED, "lines strided by 2 to 7", 0, 0, 0, 0);
+        return 1;
+    }
+    return 0;
+}
+
+static DSE_TARGET_AVX2 float sm_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* lines along the last axis: [begin, end) of outer */
+static DSE_TARGET_AVX2 void sm_rows(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const sm_job *j = arg;
+    const size_t L = j->len, L8 = L & ~(size_t)7;
+    for (size_t o = begin; o < end; o++) {
+        const float *x = j->x + o * L;
+        float *y = j->y + o * L;
+        __m256 mv = _mm256_set1_ps(-__builtin_inff());
+        size_t k = 0;
+        for (; k < L8; k += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + k));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        float mx = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        for (; k < L; k++) if (!(x[k] <= mx)) mx = x[k];
+        /* (a NaN in the line makes the sum, so every output, NaN, as in REF) */
+        const __m256 mb = _mm256_set1_ps(mx);
+        __m256 sv = _mm256_setzero_ps();
+        for (k = 0; k < L8; k += 8) {
+            const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + k), mb);
+            const __m256 e = dse__avx2_exp(v);
+            sv = _mm256_add_ps(sv, e);
+            if (!j->logsm) _mm256_storeu_ps(y + k, e);
+        }
+        if (k < L) {
+            float t[8];
+            for (size_t q = 0; q < 8; q++) t[q] = k + q < L ? x[k + q] - mx : -__builtin_inff();
+            const __m256 e = dse__avx2_exp(_mm256_loadu_ps(t));
+            sv = _mm256_add_ps(sv, e);
+            _mm256_storeu_ps(t, e);
+            if (!j->logsm) for (size_t q = 0; k + q < L; q++) y[k + q] = t[q];
+        }
+        const float sum = sm_hsum(sv);
+        if (j->logsm) {
+            const __m256 ls = _mm256_set1_ps(dse_logf(sum));
+            for (k = 0; k < L8; k += 8) _mm256_storeu_ps(y + k, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), mb), ls));
+            for (; k < L; k++) y[k] = (x[k] - mx) - dse_logf(sum);
+        } else {
+            const __m256 sb = _mm256_set1_ps(sum);
+            for (k = 0; k < L8; k += 8) _mm256_storeu_ps(y + k, _mm256_div_ps(_mm256_loadu_ps(y + k), sb));
+            for (; k < L; k++) y[k] = y[k] / sum;
+        }
+    }
+}
+
+/* 8 neighbouring lines (inner >= 8) from line i of block o. */
+static DSE_TARGET_AVX2 void sm_cols_block(const sm_job *j, size_t o, size_t i) {
+    const size_t L = j->len, S = j->inner;
+    const float *x = j->x + o * L * S + i;
+    float *y = j->y + o * L * S + i;
+    __m256 mx = _mm256_loadu_ps(x);
+    for (size_t k = 1; k < L; k++) {   /* REF: if (!(v <= mx)) mx = v */
+        const __m256 v = _mm256_loadu_ps(x + k * S);
+        mx = _mm256_blendv_ps(mx, v, _mm256_cmp_ps(v, mx, _CMP_NLE_UQ));
+    }
+    __m256 sum = _mm256_setzero_ps();
+    if (j->logsm) {
+        for (size_t k = 0; k < L; k++) sum = _mm256_add_ps(sum, dse__avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(x + k * S), mx)));
+        float t[8];
+        _mm256_storeu_ps(t, sum);
+        for (int q = 0; q < 8; q++) t[q] = dse_logf(t[q]);
+        const __m256 ls = _mm256_loadu_ps(t);
+        for (size_t k = 0; k < L; k++) _mm256_storeu_ps(y + k * S, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k * S), mx), ls));
+    } else {
+        for (size_t k = 0; k < L; k++) {
+            const __m256 e = dse__avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(x + k * S), mx));
+            _mm256_storeu_ps(y + k * S, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        for (size_t k = 0; k < L; k++) _mm256_storeu_ps(y + k * S, _mm256_div_ps(_mm256_loadu_ps(y + k * S), sum));
+    }
+}
+
+/* One line (o, i) with stride inner, in REF's order, exp from the vector function. */
+static DSE_TARGET_AVX2 float sm_exp1(float v) { return _mm256_cvtss_f32(dse__avx2_exp(_mm256_set1_ps(v))); }
+static DSE_TARGET_AVX2 void sm_col1(const sm_job *j, size_t o, size_t i) {
+    const size_t L = j->len, S = j->inner;
+    const float *x = j->x + o * L * S + i;
+    float *y = j->y + o * L * S + i;
+    float mx = x[0], sum = 0.0f;
+    for (size_t k = 1; k < L; k++) if (!(x[k * S] <= mx)) mx = x[k * S];
+    if (j->logsm) {
+        for (size_t k = 0; k < L; k++) sum = sum + sm_exp1(x[k * S] - mx);
+        const float ls = dse_logf(sum);
+        for (size_t k = 0; k < L; k++) y[k * S] = (x[k * S] - mx) - ls;
+        return;
+    }
+    for (size_t k = 0; k < L; k++) { const float e = sm_exp1(x[k * S] - mx); y[k * S] = e; sum = sum + e; }
+    for (size_t k = 0; k < L; k++) y[k * S] = y[k * S] / sum;
+}
+
+static DSE_TARGET_AVX2 void sm_cols(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const sm_job *j = arg;
+    const size_t nb = (j->inner + 7) / 8;
+    for (size_t b = begin; b < end; b++) {
+        const size_t o = b / nb;
+        size_t i = b % nb * 8;
+        if (i + 8 <= j->inner) { sm_cols_block(j, o, i); continue; }
+        for (; i < j->inner; i++) sm_col1(j, o, i);   /* the last inner % 8 lines one by one */
+    }
+}
+
+static void sm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int logsm) {
+    sm_job j;
+    dse__softmax_f32_lines(m, n, &j.outer, &j.len, &j.inner);
+    j.x = dse__data(m, arena, n->in[0]);
+    j.y = dse__data(m, arena, n->out[0]);
+    j.logsm = logsm;
+    if (!j.len || !j.outer || !j.inner) return;
+    if (j.inner == 1) dse__parallel(cx, j.outer, 1 + 8192 / j.len, sm_rows, &j);
+    else dse__parallel(cx, j.outer * ((j.inner + 7) / 8), 1, sm_cols, &j);
+}
+
+void dse_f32_softmax__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { sm_run(m, n, arena, cx, 0); }
+void dse_f32_logsoftmax__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { sm_run(m, n, arena, cx, 1); }
+
+#endif

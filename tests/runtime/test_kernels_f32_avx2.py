@@ -1,0 +1,523 @@
+"""The AVX2 float32 kernel variants (runtimes/c/kernels/avx2/*.c, listed in src/kernels_x86.inc)
+against the REF kernels of the same library (DSE_LOAD_REF_KERNELS) and onnxruntime.
+
+Tolerances (docs/kernels.md, "Optimised float variants"):
+  * REF's bytes exactly: Relu, LeakyRelu, HardSigmoid, HardSwish, Neg, Abs, Sqrt, Reciprocal,
+    Clip, Add (with its clamp), Sub, Mul, Div, MaxPool;
+  * sums (Conv, Gemm, MatMul): FMA instead of a rounded product then a rounded sum, so per
+    element |avx2 - ref| <= 4 (K + 1) 2^-24 S, S = sum_k |a_k b_k| + |bias| (+ |C|), K the
+    length of the sum (both sums are within (K+1)·2^-24·S·(1+tiny) of the exact one);
+  * Exp, Sigmoid, Tanh, Erf: ulps of the float32 result against float64 numpy, measured over a
+    sweep of float32 bit patterns (the full 2^32 sweep is documented in docs/kernels.md);
+  * Softmax/LogSoftmax: relative 2e-6 of the largest output (exp and the order of the sum).
+Shapes hit every tail: odd channel counts, widths not a multiple of 8 or 16, padding, strides,
+dilation, groups, batch. Each variant's output is also compared for 1, 2 and 3 threads (the same
+bytes), and a library built with REF_FLOAT=1 (-DDSE_REF_FLOAT) must give REF's bytes with only
+REF float kernels chosen. The tests that need the AVX2 variants skip on a CPU without AVX2+FMA.
+"""
+from __future__ import annotations
+
+import ctypes as C
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
+from dsedge.export.scratch import scratch_bytes
+from dsedge.runtime import _Error, _SessionOptions, _declare
+
+from .test_kernels_f32_nn import make_node, ort, ref
+
+ROOT = Path(__file__).resolve().parents[2]
+CDIR = Path(os.environ.get("DSEDGE_C_SRC") or ROOT / "runtimes" / "c")
+CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+pytestmark = pytest.mark.skipif(CC is None or shutil.which("make") is None, reason="no C compiler or make")
+
+
+def _cpu_has_avx2() -> bool:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return all(f in flags for f in ("avx2", "fma", "f16c"))
+
+
+AVX2 = _cpu_has_avx2() and os.uname().machine in ("x86_64", "amd64")
+needs_avx2 = pytest.mark.skipif(not AVX2, reason="n/a: the CPU has no AVX2+FMA (the AVX2 variants are not chosen)")
+REF_KERNELS = 2   # DSE_LOAD_REF_KERNELS
+
+
+def _make(tmp_path_factory, name, *extra):
+    out = tmp_path_factory.mktemp(name)
+    r = subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", *extra, f"{out}/libdsedge.so"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    L = C.CDLL(str(out / "libdsedge.so"))
+    _declare(L)
+    return L
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return _make(tmp_path_factory, "dse_avx2_build")
+
+
+@pytest.fixture(scope="module")
+def lib_ref_float(tmp_path_factory):
+    return _make(tmp_path_factory, "dse_ref_float_build", "REF_FLOAT=1")
+
+
+def run(L, art, feeds, flags=0, threads=1):
+    """(outputs, kernel name per node) of the artifact in library L."""
+    data = art.to_bytes()
+    raw = np.zeros(len(data) + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    raw[start:start + len(data)] = np.frombuffer(data, np.uint8)
+    m, s, err = C.c_void_p(), C.c_void_p(), _Error()
+    st = L.dse_model_load_ex(raw.ctypes.data + start, len(data), flags, C.byref(m), C.byref(err))
+    assert st == 0, err.message.decode()
+    try:
+        kernels = [L.dse_model_node_kernel(m, k).decode() for k in range(L.dse_model_node_count(m))]
+        opt = _SessionOptions(C.sizeof(_SessionOptions), threads)
+        assert L.dse_session_create_ex(m, None, 0, C.byref(opt), C.byref(s), C.byref(err)) == 0, err.message.decode()
+        for i, a in enumerate(feeds):
+            assert L.dse_session_set_input(s, i, a.ctypes.data, a.nbytes, C.byref(err)) == 0, err.message.decode()
+        assert L.dse_session_run(s, C.byref(err)) == 0, err.message.decode()
+        outs = []
+        for i, oi in enumerate(art.outputs):
+            t = art.tensors[oi]
+            p, nb = C.c_void_p(), C.c_size_t()
+            L.dse_session_get_output(s, i, C.byref(p), C.byref(nb))
+            buf = (C.c_uint8 * nb.value).from_address(p.value) if nb.value else b""
+            outs.append(np.frombuffer(bytes(buf), dtype=t.dtype).reshape(t.shape).copy())
+        return outs, kernels
+    finally:
+        if s.value:
+            L.dse_session_free(s)
+        L.dse_model_free(m)
+
+
+class _N:   # the exporter's view of a node, for its scratch formula
+    def __init__(self, op, inputs, outputs, attrs):
+        self.op, self.inputs, self.outputs, self.attrs = op, inputs, outputs, attrs
+
+
+def planned_scratch(op, shapes_in, shape_out, attrs):
+    names = [f"i{k}" for k in range(len(shapes_in))]
+    shapes = {n: tuple(s) for n, s in zip(names, shapes_in)}
+    shapes["y"] = tuple(shape_out)
+    return scratch_bytes(_N(op, names, ["y"], attrs), shapes, "float32")
+
+
+def check_variant(L, art, feeds, kernel, *, exact=False, tol=None):
+    """The variant runs (when the CPU has it), agrees with REF (bytes, or within tol(ref, opt)), and
+    gives the same bytes with 1, 2 and 3 threads. Returns (opt, ref) of output 0."""
+    o, ks = run(L, art, feeds)
+    r, rks = run(L, art, feeds, flags=REF_KERNELS)
+    assert all(k.endswith("__ref") for k in rks), rks
+    if AVX2:
+        assert ks[0] == kernel, (ks, kernel)
+    for a, b in zip(o, r):
+        if exact:
+            assert a.tobytes() == b.tobytes(), f"{int((a.view(np.uint32) != b.view(np.uint32)).sum())} elements differ"
+        elif tol is not None:
+            tol(b, a)
+    for t in (2, 3):
+        ot, _ = run(L, art, feeds, threads=t)
+        for a, b in zip(o, ot):
+            assert a.tobytes() == b.tobytes(), f"{t} threads give other bytes"
+    return o[0], r[0]
+
+
+def sum_tol(bound):
+    """tol(ref, opt): |opt - ref| <= bound (float64 array broadcastable to the output)."""
+    def f(r, o):
+        d = np.abs(o.astype(np.float64) - r.astype(np.float64))
+        bad = d > bound
+        assert not bad.any(), f"{bad.sum()} elements over the bound: max excess {(d - bound).max()}"
+    return f
+
+
+def rnd(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------
+# Conv: every path of dse__conv_f32_plan (GEMM, DW, BAND1, BANDS, IM2COL)
+# ------------------------------------------------------------------------------------------
+
+CONV_CASES = [
+    # x shape, w shape, strides, pads, dilations, group, bias, act
+    ((2, 13, 7, 9), (11, 13, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),          # GEMM, 63 px
+    ((1, 5, 4, 4), (17, 5, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None),                 # GEMM, 16 px
+    ((1, 7, 9, 11), (9, 7, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, None),                  # 1x1 strided: BANDS
+    ((1, 5, 11, 13), (7, 5, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, (-1.0, 1.0)),          # BAND1
+    ((2, 3, 12, 17), (4, 3, 3, 3), (1, 1), (2, 0, 1, 3), (2, 2), 1, True, None),                 # BAND1, dilation
+    ((1, 3, 17, 19), (5, 3, 3, 3), (2, 2), (1, 0, 2, 1), (1, 1), 1, True, None),                 # BANDS
+    ((2, 4, 15, 16), (6, 2, 5, 3), (2, 3), (2, 1, 2, 0), (1, 2), 2, True, None),                 # BANDS, groups
+    ((1, 6, 10, 21), (6, 2, 3, 3), (1, 2), (1, 1, 1, 1), (1, 1), 3, False, (0.0, np.inf)),       # groups
+    ((1, 13, 9, 23), (13, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, (0.0, 6.0)),         # DW
+    ((1, 5, 14, 31), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW stride 2
+    ((2, 3, 13, 14), (3, 1, 5, 5), (1, 1), (4, 4, 4, 4), (2, 2), 3, False, None),                # DW dilated
+    ((1, 3, 7, 7), (3, 1, 3, 3), (3, 3), (1, 1, 1, 1), (1, 1), 3, True, None),                   # DW stride 3
+    ((1, 4, 6, 5), (8, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4, True, None),                   # multiplier 2
+    ((1, 300, 10, 30), (8, 300, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, None),             # several bands
+    ((1, 200, 9, 20), (5, 200, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, False, None),             # bands, strided
+    ((2, 3, 29), (4, 3, 3), (2,), (1, 2), (1,), 1, True, None),                                  # 1-D
+    ((1, 4, 37), (4, 1, 5), (1,), (2, 2), (2,), 4, False, None),                                 # 1-D depthwise
+    ((1, 2, 4, 5, 6), (3, 2, 2, 3, 2), (1, 2, 1), (0, 1, 1, 1, 0, 0), (1, 1, 2), 1, True, None),  # 3-D: IM2COL
+    ((1, 3, 33, 34), (16, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),          # a stem
+]
+
+
+def _conv_case(case, seed):
+    xs, ws, s, p, d, g, has_b, act = case
+    rng = np.random.default_rng(seed)
+    x, w = rnd(rng, *xs), rnd(rng, *ws, scale=0.5)
+    b = rnd(rng, ws[0]) if has_b else None
+    attrs = dict(kernel_shape=list(ws[2:]), strides=list(s), pads=list(p), dilations=list(d), group=g)
+    (r,) = ref("Conv", x, w, b, **attrs)
+    cattrs = dict(attrs)
+    if act:
+        cattrs.update(act_min=act[0], act_max=act[1])
+    sc = planned_scratch("Conv", [xs, ws] + ([ws[:1]] if has_b else []), r.shape, attrs)
+    art, feeds = make_node("Conv", [(x, False), (w, True)] + ([(b, True)] if has_b else []),
+                           [("float32", r.shape)], cattrs, scratch=sc)
+    # S = sum |x w| + |b| per output element: the sums' error scale
+    (s_abs,) = ref("Conv", np.abs(x), np.abs(w), None if b is None else np.abs(b), **attrs)
+    K = int(np.prod(ws[1:]))
+    return art, feeds, attrs, (x, w, b), r, act, 4 * (K + 1) * 2.0 ** -24 * s_abs.astype(np.float64)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[f"conv{i}" for i in range(len(CONV_CASES))])
+def test_conv(lib, case):
+    art, feeds, attrs, (x, w, b), r, act, bound = _conv_case(case, len(case[0]) * 100 + case[1][0])
+    o, _ = check_variant(lib, art, feeds, "dse_f32_conv__avx2", tol=sum_tol(bound))
+    if act:
+        r = np.clip(r, act[0], act[1])
+    (e,) = ort("Conv", [x, w, b], attrs)
+    if act:
+        e = np.clip(e, act[0], act[1])
+    scale = float(np.abs(r).max())
+    np.testing.assert_allclose(o, e, rtol=1e-5, atol=1e-5 * scale)
+    np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_conv_fp16_weights_and_unplanned_scratch_run_ref(lib):
+    """float16 weights are left to REF; so is an artifact planned before the variant's scratch
+    (scratch 0: written by an older exporter)."""
+    rng = np.random.default_rng(3)
+    x, w = rnd(rng, 1, 3, 9, 9), rnd(rng, 4, 3, 3, 3)
+    attrs = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1)
+    (r,) = ref("Conv", x, w, **attrs)
+    sc = planned_scratch("Conv", [x.shape, w.shape], r.shape, attrs)
+    assert sc > 0
+    art, feeds = make_node("Conv", [(x, False), (w.astype(np.float16), True)], [("float32", r.shape)], attrs, scratch=sc)
+    _, ks = run(lib, art, feeds)
+    assert ks == ["dse_f32_conv__ref"]
+    art, feeds = make_node("Conv", [(x, False), (w, True)], [("float32", r.shape)], attrs, scratch=0)
+    (o,), ks = run(lib, art, feeds)
+    assert ks == ["dse_f32_conv__ref"]
+    (oref,), _ = run(lib, art, feeds, flags=REF_KERNELS)
+    assert o.tobytes() == oref.tobytes()
+
+
+def _three_node_artifact(r_at_scratch: bool):
+    """x -> Relu -> r; x -> Conv 3x3 -> c; Add(r, c) -> y, with r (live while the Conv runs, not
+    its operand) placed inside the plan's scratch region or not."""
+    rng = np.random.default_rng(5)
+    x, w = rnd(rng, 1, 2, 6, 6), rnd(rng, 2, 2, 3, 3)
+    attrs = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1)
+    sc = planned_scratch("Conv", [x.shape, w.shape], x.shape, attrs)
+    nb = -(-x.nbytes // 64) * 64
+    off_x, off_y, off_c = 0, nb, 2 * nb
+    s_off = 3 * nb
+    off_r = s_off if r_at_scratch else s_off + -(-sc // 64) * 64
+    t = [TensorRec.arena("x", "float32", x.shape, off_x), TensorRec.const("w", w),
+         TensorRec.arena("r", "float32", x.shape, off_r), TensorRec.arena("c", "float32", x.shape, off_c),
+         TensorRec.arena("y", "float32", x.shape, off_y)]
+    nodes = (NodeRec(op_id("Relu"), (0,), (2,), {}, name="relu"),
+             NodeRec(op_id("Conv"), (0, 1), (3,), attrs, name="conv"),
+             NodeRec(op_id("Add"), (2, 3), (4,), {}, name="add"))
+    end = max(off_r + nb, s_off + sc)
+    art = Artifact(tensors=tuple(t), nodes=nodes, inputs=(0,), outputs=(4,), arena_size=-(-end // 64) * 64,
+                   scratch_offset=s_off, scratch_size=sc)
+    (cv,) = ref("Conv", x, w, **attrs)
+    return art, [x], np.maximum(x, 0) + cv
+
+
+def test_conv_refuses_scratch_with_a_live_tensor(lib):
+    """dse__scratch_free: the variant must not take scratch bytes where a live tensor lies (an
+    artifact planned before it existed); REF runs the node and the result is right."""
+    for at_scratch in (True, False):
+        art, feeds, want = _three_node_artifact(at_scratch)
+        (o,), ks = run(lib, art, feeds)
+        if at_scratch or not AVX2:
+            assert ks[1] == "dse_f32_conv__ref", ks
+        else:
+            assert ks[1] == "dse_f32_conv__avx2", ks
+        np.testing.assert_allclose(o, want, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# Gemm, MatMul
+# ------------------------------------------------------------------------------------------
+
+GEMM_CASES = [
+    # M, K, N, transA, transB, alpha, beta, C shape ("none" = absent), act
+    (3, 5, 4, 0, 0, 1.0, 1.0, (4,), None),
+    (13, 37, 21, 1, 0, 0.5, 2.0, (13, 1), (0.0, np.inf)),
+    (7, 33, 6, 0, 1, 1.0, 0.5, (1, 6), None),
+    (1, 1000, 37, 0, 1, 1.0, 1.0, (37,), None),          # matrix-vector, transB (a classifier)
+    (2, 17, 9, 0, 1, 1.25, 1.0, (2, 9), (-1.0, 1.0)),
+    (1, 64, 100, 0, 0, 1.0, 1.0, "none", None),
+    (20, 9, 35, 0, 0, 2.0, 0.0, (20, 35), None),
+]
+
+
+@pytest.mark.parametrize("case", GEMM_CASES, ids=[f"gemm{i}" for i in range(len(GEMM_CASES))])
+def test_gemm(lib, case):
+    M, K, N, ta, tb, alpha, beta, cs, act = case
+    rng = np.random.default_rng(M * K + N)
+    a = rnd(rng, *((K, M) if ta else (M, K)))
+    b = rnd(rng, *((N, K) if tb else (K, N)))
+    c = None if cs == "none" else rnd(rng, *cs)
+    attrs = dict(transA=ta, transB=tb, alpha=alpha, beta=beta)
+    (r,) = ref("Gemm", a, b, c, **attrs)
+    (e,) = ort("Gemm", [a, b, c], attrs)
+    cattrs = dict(attrs)
+    if act:
+        cattrs.update(act_min=act[0], act_max=act[1])
+        r, e = np.clip(r, *act), np.clip(e, *act)
+    art, feeds = make_node("Gemm", [(a, False), (b, True)] + ([] if c is None else [(c, True)]),
+                           [("float32", r.shape)], cattrs)
+    A, B = (a.T if ta else a).astype(np.float64), (b.T if tb else b).astype(np.float64)
+    s_abs = abs(alpha) * (np.abs(A) @ np.abs(B)) + (0 if c is None else abs(beta) * np.abs(np.broadcast_to(c, r.shape)))
+    o, _ = check_variant(lib, art, feeds, "dse_f32_gemm__avx2", tol=sum_tol(4 * (K + 3) * 2.0 ** -24 * s_abs))
+    np.testing.assert_allclose(o, e, rtol=1e-5, atol=1e-5 * float(np.abs(r).max()))
+
+
+def test_gemm_left_to_ref(lib):
+    rng = np.random.default_rng(9)
+    a, b = rnd(rng, 5, 3), rnd(rng, 4, 5)
+    for bb, attrs in ((b, dict(transA=1, transB=1, alpha=1.0, beta=1.0)),
+                      (b.T.astype(np.float16), dict(transA=1, transB=0, alpha=1.0, beta=1.0))):
+        (r,) = ref("Gemm", a, bb.astype(np.float32), None, **attrs)
+        art, feeds = make_node("Gemm", [(a, False), (bb, True)], [("float32", r.shape)], attrs)
+        (o,), ks = run(lib, art, feeds)
+        assert ks == ["dse_f32_gemm__ref"]
+        np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-6)
+
+
+MATMUL_CASES = [
+    ((3, 4), (4, 5), True),
+    ((2, 3, 7, 19), (19, 33), True),
+    ((2, 1, 3, 4), (5, 4, 2), True),
+    ((4,), (4, 17), True),
+    ((2, 3, 37), (37,), True),            # N = 1: the dot-product kernel
+    ((9,), (9,), True),
+    ((1, 3, 17, 8), (1, 3, 8, 17), False),   # attention: both activations
+    ((1, 128, 64), (64, 96), True),
+    ((3, 1, 2, 9), (1, 4, 9, 3), False),
+]
+
+
+@pytest.mark.parametrize("case", MATMUL_CASES, ids=[f"matmul{i}" for i in range(len(MATMUL_CASES))])
+def test_matmul(lib, case):
+    sa, sb, const_b = case
+    rng = np.random.default_rng(len(sa) * 10 + sb[-1])
+    a, b = rnd(rng, *sa), rnd(rng, *sb)
+    (r,) = ref("MatMul", a, b)
+    (e,) = ort("MatMul", [a, b], {})
+    art, feeds = make_node("MatMul", [(a, False), (b, const_b)], [("float32", r.shape)], dict(act_min=-2.0, act_max=2.5))
+    K = sa[-1]
+    s_abs = np.matmul(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64))
+    o, _ = check_variant(lib, art, feeds, "dse_f32_matmul__avx2", tol=sum_tol(4 * (K + 1) * 2.0 ** -24 * s_abs))
+    np.testing.assert_allclose(o, np.clip(e, -2.0, 2.5), rtol=1e-5, atol=1e-5 * float(np.abs(r).max()))
+
+
+# ------------------------------------------------------------------------------------------
+# elementwise
+# ------------------------------------------------------------------------------------------
+
+def _specials(n, rng, scale=4.0):
+    """n float32 values with the awkward ones first: zeros of both signs, infinities, NaN,
+    subnormals, the largest and smallest normals, then normal noise."""
+    sp = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, -1.1754942e-38,
+                   3.4028235e38, -3.4028235e38, 1.0, -1.0, 0.5, -0.5, 88.7, -88.7, 104.0, -104.0], np.float32)
+    x = (rng.standard_normal(max(n, 1)) * scale).astype(np.float32)
+    x[:min(n, len(sp))] = sp[:min(n, len(sp))]
+    return x[:n]
+
+
+EXACT_UNARY = [("Relu", {}), ("LeakyRelu", dict(alpha=0.1)), ("HardSigmoid", dict(alpha=0.3, beta=0.4)),
+               ("HardSwish", {}), ("Neg", {}), ("Abs", {}), ("Sqrt", {}), ("Reciprocal", {})]
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 37, 1000])
+@pytest.mark.parametrize("op,attrs", EXACT_UNARY, ids=[o for o, _ in EXACT_UNARY])
+def test_unary_exact(lib, op, attrs, n):
+    x = _specials(n, np.random.default_rng(n)).reshape(1, n)
+    art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], attrs)
+    check_variant(lib, art, feeds, f"dse_f32_{op.lower()}__avx2", exact=True)
+
+
+@pytest.mark.parametrize("bounds", [(-1.0, 2.0), (None, 0.5), (0.0, None), (None, None), (np.nan, 1.0), (3.0, 1.0)])
+def test_clip_exact(lib, bounds):
+    x = _specials(45, np.random.default_rng(1)).reshape(5, 9)
+    ins = [(x, False)] + [None if v is None else (np.array(v, np.float32), True) for v in bounds]
+    art, feeds = make_node("Clip", ins, [("float32", x.shape)], {})
+    check_variant(lib, art, feeds, "dse_f32_clip__avx2", exact=True)
+
+
+# max ulp error of the AVX2 functions over the sweep (docs/kernels.md states the full-sweep figures)
+APPROX_ULPS = {"Exp": 2.0, "Sigmoid": 3.0, "Tanh": 2.0, "Erf": 2.0}
+
+
+def _ulp_of(v: np.ndarray) -> np.ndarray:
+    """The float32 ulp at |v| (float64 v): 2^(e-23) for normal v, 2^-149 below."""
+    a = np.abs(v)
+    e = np.floor(np.log2(np.where(a >= 2.0 ** -126, a, 1.0)))
+    return np.where(a >= 2.0 ** -126, 2.0 ** (e - 23), 2.0 ** -149)
+
+
+def _exact(op, x):
+    from scipy.special import erf as serf, expit
+    x = x.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return {"Exp": np.exp, "Sigmoid": expit, "Tanh": np.tanh, "Erf": serf}[op](x)
+
+
+@pytest.mark.parametrize("op", list(APPROX_ULPS))
+def test_unary_approx_sweep(lib, op):
+    """Every 4099th float32 bit pattern (~1M values, all exponents and both signs) plus specials:
+    ulp error against float64, NaN canonical, signs of zero kept, overflow to inf."""
+    pytest.importorskip("scipy")
+    bits = np.arange(0, 2 ** 32, 4099, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    x = np.concatenate([_specials(19, np.random.default_rng(0)), x[np.isfinite(x)]]).reshape(1, -1)
+    art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], {})
+    o, r = check_variant(lib, art, feeds, f"dse_f32_{op.lower()}__avx2")
+    o, r, x = o.ravel(), r.ravel(), x.ravel()
+    nan = np.isnan(x)
+    assert (o[nan].view(np.uint32) == 0x7FC00000).all(), "NaN must give the canonical NaN"
+    ex = _exact(op, x[~nan])
+    got = o[~nan].astype(np.float64)
+    with np.errstate(over="ignore"):
+        ex32 = ex.astype(np.float32)
+    over = np.isinf(ex32)
+    assert (got[over] == ex32[over]).all(), "float32 overflow must give inf"
+    err = np.abs(got[~over] - ex[~over]) / _ulp_of(ex[~over])
+    worst = int(np.argmax(err))
+    assert err.max() <= APPROX_ULPS[op], f"{err.max():.3f} ulp at x = {x[~nan][~over][worst]!r}"
+    z = x == 0
+    if op in ("Tanh", "Erf"):
+        assert (np.signbit(o[z]) == np.signbit(x[z])).all(), "odd functions keep the sign of zero"
+
+
+BINARY_CASES = [((3, 5, 7), (3, 5, 7)), ((2, 13, 6, 9), (1, 13, 1, 1)), ((1, 17, 33), (33,)), ((4, 1, 9), (1, 6, 1)),
+                ((7,), ()), ((), (11,)), ((2, 3, 1, 19), (3, 8, 1)), ((1, 1), (1, 1)), ((5, 1000), (5, 1))]
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@pytest.mark.parametrize("sa,sb", BINARY_CASES, ids=[f"{a}x{b}" for a, b in BINARY_CASES])
+def test_binary_exact(lib, op, sa, sb):
+    rng = np.random.default_rng(len(sa) + len(sb))
+    a = _specials(int(np.prod(sa)), rng).reshape(sa)
+    b = _specials(int(np.prod(sb)), np.random.default_rng(7)).reshape(sb)[..., ::-1].copy() if sb else np.float32(0.75)
+    b = np.asarray(b, np.float32)
+    y = np.broadcast_shapes(a.shape, b.shape)
+    attrs = dict(act_min=-1.5, act_max=np.inf) if op == "Add" else {}
+    art, feeds = make_node(op, [(a, False), (b, len(sb) < 2)], [("float32", y)], attrs)
+    check_variant(lib, art, feeds, f"dse_f32_{op.lower()}__avx2", exact=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Softmax, MaxPool
+# ------------------------------------------------------------------------------------------
+
+def _softmax_tol(r, o):
+    scale = float(np.nanmax(np.abs(r)))
+    np.testing.assert_allclose(o, r, rtol=2e-6, atol=2e-6 * scale)
+
+
+SOFTMAX_CASES = [((1, 1), 1, 0), ((3, 7), 1, 0), ((2, 8), 1, 0), ((5, 33), 1, 0), ((2, 1000), 1, 0),
+                 ((2, 5, 8), 1, 0), ((3, 4, 9), 1, 0), ((2, 6, 17), 1, 0), ((2, 3, 4, 5), 1, 1)]
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("shape,axis,c2", SOFTMAX_CASES, ids=[str(c) for c in SOFTMAX_CASES])
+def test_softmax(lib, op, shape, axis, c2):
+    x = (np.random.default_rng(len(shape)).standard_normal(shape) * 6).astype(np.float32)
+    art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], dict(axis=axis, coerce_2d=c2))
+    o, r = check_variant(lib, art, feeds, f"dse_f32_{op.lower()}__avx2", tol=_softmax_tol)
+    if not c2:
+        (e,) = ort(op, [x], dict(axis=axis))
+        _softmax_tol(e, o)
+
+
+def test_softmax_short_stride_left_to_ref(lib):
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    art, feeds = make_node("Softmax", [(x, False)], [("float32", x.shape)], dict(axis=1, coerce_2d=0))
+    _, ks = run(lib, art, feeds)
+    assert ks == ["dse_f32_softmax__ref"]
+
+
+MAXPOOL_CASES = [
+    # x shape, kernel, strides, pads, dilations, ceil_mode
+    ((1, 3, 10, 10), (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 0),
+    ((2, 2, 13, 23), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 0),
+    ((1, 3, 9, 10), (3, 2), (1, 2), (1, 0, 1, 1), (2, 1), 1),
+    ((1, 2, 11, 37), (2, 3), (2, 1), (0, 1, 1, 0), (1, 2), 1),
+    ((2, 3, 15), (4,), (2,), (2, 1), (1,), 1),
+    ((1, 2, 7, 71), (3, 3), (1, 2), (0, 0, 0, 0), (1, 1), 0),
+    ((1, 1, 4, 4), (3, 3), (2, 2), (2, 2, 2, 2), (1, 1), 1),     # windows entirely in the padding
+]
+
+
+@pytest.mark.parametrize("case", MAXPOOL_CASES, ids=[f"pool{i}" for i in range(len(MAXPOOL_CASES))])
+def test_maxpool_exact(lib, case):
+    xs, k, s, p, d, cm = case
+    x = _specials(int(np.prod(xs)), np.random.default_rng(len(xs) + k[0])).reshape(xs)
+    x.ravel()[::7] = -0.0
+    x.ravel()[::11] = 0.0
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), dilations=list(d), ceil_mode=cm,
+                 auto_pad="NOTSET", storage_order=0)
+    r = ref("MaxPool", np.nan_to_num(x), kernel_shape=list(k), strides=list(s), pads=list(p), dilations=list(d),
+               ceil_mode=cm)[0]
+    art, feeds = make_node("MaxPool", [(x, False)], [("float32", r.shape)], attrs)
+    check_variant(lib, art, feeds, "dse_f32_maxpool__avx2", exact=True)
+
+
+def test_maxpool_left_to_ref(lib):
+    x = np.random.default_rng(2).standard_normal((1, 2, 9, 9)).astype(np.float32)
+    attrs = dict(kernel_shape=[3, 3], strides=[3, 3], pads=[0, 0, 0, 0], dilations=[1, 1], ceil_mode=0)
+    art, feeds = make_node("MaxPool", [(x, False)], [("float32", (1, 2, 3, 3))], attrs)
+    _, ks = run(lib, art, feeds)
+    assert ks == ["dse_f32_maxpool__ref"]
+
+
+# ------------------------------------------------------------------------------------------
+# the REF_FLOAT build
+# ------------------------------------------------------------------------------------------
+
+def test_ref_float_build_gives_ref_bytes(lib, lib_ref_float):
+    """make REF_FLOAT=1 (-DDSE_REF_FLOAT): only REF float kernels are listed; each output is the
+    default build's REF bytes (DSE_LOAD_REF_KERNELS)."""
+    cases = []
+    art, feeds, *_ = _conv_case(CONV_CASES[5], 1)
+    cases.append((art, feeds))
+    x = _specials(100, np.random.default_rng(4)).reshape(4, 25)
+    for op in ("Sigmoid", "Tanh", "Relu"):
+        cases.append(make_node(op, [(x, False)], [("float32", x.shape)], {}))
+    a, b = rnd(np.random.default_rng(6), 7, 33), rnd(np.random.default_rng(7), 33, 9)
+    cases.append(make_node("MatMul", [(a, False), (b, True)], [("float32", (7, 9))], {}))
+    for art, feeds in cases:
+        o, ks = run(lib_ref_float, art, feeds)
+        assert all(k.endswith("__ref") for k in ks), ks
+        r, _ = run(lib, art, feeds, flags=REF_KERNELS)
+        assert all(p.tobytes() == q.tobytes() for p, q in zip(o, r))
