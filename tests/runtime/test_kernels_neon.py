@@ -357,6 +357,14 @@ def test_arm64_kernels_exact(arm64, written, cpu):
         assert kern == EXPECT[kind][0 if cpu == "max" else 1], f"case {i}: {kind} ran {kern}"
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_arm64_kernels_threads(arm64, written, threads):
+    """Same bytes on 2 and 3 threads (Conv tiles with each worker's scratch, Gemm channel blocks,
+    depthwise planes)."""
+    run_all([QEMU64, "-cpu", "max", str(arm64), "-threads", str(threads)], written,
+            only={"conv", "dwconv", "gemm", "matmul"} if threads == 2 else {"conv"})
+
+
 def test_arm64_ref_forced(arm64, written):
     """DSE_LOAD_REF_KERNELS gives the portable kernels, and the same bytes, on every case (REF
     reads the packed layouts too)."""
