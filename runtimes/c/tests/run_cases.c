@@ -2,9 +2,10 @@
  * each node got, for tests that compare optimised kernel variants with the numpy reference
  * across targets (e.g. the arm64 NEON / dotprod kernels under qemu-aarch64 -cpu ...).
  *
- *     run_cases [-ref] [-reps N] < list        each line: model.dse out.bin [in0.bin ...]
+ *     run_cases [-ref] [-reps N] [-threads N] < list    each line: model.dse out.bin [in0.bin ...]
  *
- * For each line: load (with -ref: DSE_LOAD_REF_KERNELS), run (N times, default 1), write every
+ * For each line: load (with -ref: DSE_LOAD_REF_KERNELS), create a session (-threads: that many
+ * threads per run, default 1), run (N times, default 1), write every
  * output's bytes concatenated to out.bin, and print one line to stdout: the kernel names of the
  * model's nodes (space-separated) and the mean run time in microseconds (rough: under qemu it
  * measures the emulation). Reads the loaded model's internals (src/internal.h): a test tool,
@@ -37,7 +38,7 @@ static double now_us(void) {
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static int run_line(char *line, unsigned flags, int reps) {
+static int run_line(char *line, unsigned flags, int reps, unsigned threads) {
     char *argv[66];
     int argc = 0;
     for (char *t = strtok(line, " \t\r\n"); t && argc < 66; t = strtok(NULL, " \t\r\n")) argv[argc++] = t;
@@ -48,7 +49,9 @@ static int run_line(char *line, unsigned flags, int reps) {
     dse_model *m = NULL;
     dse_session *s = NULL;
     dse_error e = {DSE_OK, ""};
-    if (!buf || dse_model_load_ex(buf, len, flags, &m, &e) != DSE_OK || dse_session_create(m, NULL, 0, &s, &e) != DSE_OK) {
+    dse_session_options opt = {sizeof opt, threads};
+    if (!buf || dse_model_load_ex(buf, len, flags, &m, &e) != DSE_OK ||
+        dse_session_create_ex(m, NULL, 0, &opt, &s, &e) != DSE_OK) {
         fprintf(stderr, "load %s: %s\n", argv[0], buf ? e.message : "cannot read");
         return 1;
     }
@@ -83,14 +86,16 @@ static int run_line(char *line, unsigned flags, int reps) {
 int main(int argc, char **argv) {
     unsigned flags = 0;
     int reps = 1;
+    unsigned threads = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-ref")) flags |= DSE_LOAD_REF_KERNELS;
         else if (!strcmp(argv[i], "-reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: run_cases [-ref] [-reps N] < list\n"); return 2; }
+        else if (!strcmp(argv[i], "-threads") && i + 1 < argc) threads = (unsigned)atoi(argv[++i]);
+        else { fprintf(stderr, "usage: run_cases [-ref] [-reps N] [-threads N] < list\n"); return 2; }
     }
     if (reps < 1) reps = 1;
     static char line[8192];
     int bad = 0;
-    while (fgets(line, sizeof line, stdin)) bad |= run_line(line, flags, reps);
+    while (fgets(line, sizeof line, stdin)) bad |= run_line(line, flags, reps, threads);
     return bad;
 }

@@ -3,20 +3,24 @@
  * stride, dilation and padding, 1 to 3 spatial axes. No scratch (stack buffers only).
  *
  * Arithmetic: the same integer as REF's bias + sum over the taps inside the input of
- * (x - zp_in) * w (docs/quant-arith.md §4). Per output row, the tap rows (kernel depth x height)
- * that fall inside the input are listed; the others add nothing. The listed rows are copied,
- * for a segment of at most 128 output columns, into padded windows filled with zp_in where a
- * column falls in the padding: there a tap adds zp_in * w, which the per-row correction
- * bias - zp_in * (sum of the listed rows' weights) takes back, so
- *     acc = sum over listed taps of x_padded * w + bias - zp_in * sum of their w
+ * (x - zp_in) * w (docs/quant-arith.md §4). The input is read zp_in-padded: a tap in the
+ * padding then adds zp_in * w, which the folded bias - zp_in * (sum of the weights of the taps
+ * taken) takes back, so
+ *     acc = sum over the taps taken of x_padded * w + bias - zp_in * sum of their w
  * in int32 (the check bounds |bias| + K * 255 * 127 < 2^31; |x * w| <= 128 * 127, so two
- * products fit int16: smull + smlal per pair of taps, then saddw into int32; wrapping
- * vector adds give the true value, which fits). Eight output columns per step (stride 1: 8
- * bytes per tap; stride 2: 16 de-interleaved); the last step of a row of >= 8 overlaps the
- * previous one (the same bytes again), a row of < 8 computes 8 and stores its own. Then the
- * requantisation rule (exact forms in i8_neon.h) or float_out. Strides above 2, windows wider
- * than 64 bytes per step or more than 16 tap rows take a scalar loop (REF's sum). Threads
- * split the (image, channel) planes.
+ * products fit int16: smull + smlal per pair of taps, then saddw into int32; wrapping vector
+ * adds give the true value, which fits). Then the requantisation rule (exact forms in
+ * i8_neon.h) or float_out.
+ *
+ * Padding: when the zp-padded plane fits 16 KiB it is built once per (image, channel) on the
+ * stack and every tap is taken (3x3 kernels with stride 1 or 2 then run a loop of their own
+ * with the nine weights and the output stage in registers); else, per output row, the tap rows
+ * inside the input are listed (the others add nothing) and copied, per segment of at most 128
+ * output columns, into zp-padded windows. Eight output columns per step (stride 1: 8 bytes per
+ * tap; stride 2: 16 de-interleaved); the last step of a row of >= 8 overlaps the previous one
+ * (the same bytes again), a row of < 8 computes 8 and stores its own. Strides above 2, windows
+ * wider than 64 bytes per step or more than 16 tap rows take a scalar loop (REF's sum).
+ * Threads split the (image, channel) planes.
  */
 #include "i8_neon.h"
 
@@ -51,6 +55,7 @@ typedef struct neon_dw_args {
     const dse_i8_geom *g;
     size_t C, O, mult;
     int vec;   /* 1: the vector path (stride 1 or 2, step window <= NEON_DW_SPAN, <= NEON_DW_ROWS rows) */
+    const int8_t *xend;   /* the end of x: copies never read past it */
 } neon_dw_args;
 
 /* one pair (or the last single) of products into the int32 accumulators */
@@ -136,15 +141,14 @@ static inline __attribute__((always_inline)) void neon_dw_store(const neon_dw_ou
         float32x4_t f0 = vmulq_f32(vcvtq_f32_s32(r0), q->sc), f1 = vmulq_f32(vcvtq_f32_s32(r1), q->sc);
         f0 = vbslq_f32(vcltq_f32(f0, q->lo), q->lo, f0), f1 = vbslq_f32(vcltq_f32(f1, q->lo), q->lo, f1);
         f0 = vbslq_f32(vcgtq_f32(f0, q->hi), q->hi, f0), f1 = vbslq_f32(vcgtq_f32(f1, q->hi), q->hi, f1);
-        float t[8], *yf = (float *)y + at;
-        float *dst = nst == 8 ? yf : t;
-        vst1q_f32(dst, f0), vst1q_f32(dst + 4, f1);
-        if (nst < 8) memcpy(yf, t, nst * sizeof(float));
+        float *yf = (float *)y + at;
+        if (nst == 8) vst1q_f32(yf, f0), vst1q_f32(yf + 4, f1);
+        else dse_i8_neon_st_part_f32(yf, f0, f1, nst);
     } else {
         const int8x8_t v = dse_i8_neon_rq8(&q->rq, r0, r1);
-        int8_t t[8], *y8 = (int8_t *)y + at;
-        vst1_s8(nst == 8 ? y8 : t, v);
-        if (nst < 8) memcpy(y8, t, nst);
+        int8_t *y8 = (int8_t *)y + at;
+        if (nst == 8) vst1_s8(y8, v);
+        else dse_i8_neon_st_part(y8, v, nst);
     }
 }
 
@@ -163,6 +167,41 @@ static inline __attribute__((always_inline)) void neon_dw_steps(const int8_t *co
         neon_dw_step(base, wrs, ntap, (s - smin) * S, KW, dw, fb, &r0, &r1, S, KWC);
         neon_dw_store(q, r0, r1, y, row + (size_t)s, nst);
     }
+}
+
+/* The common case on its own: 3x3, dilation 1, the same stride 1 or 2 both ways, 2-D, the plane
+ * zp-padded in buf (row pitch Wp): the nine weights and the output stage in registers, per step
+ * nine loads, the products paired in int16. */
+static inline __attribute__((always_inline)) void neon_dw_3x3(const int8_t *buf, long long Wp, long long OH,
+                                                              long long OW, const int8_t *wk, int32_t fb,
+                                                              const neon_dw_out *qp, void *y, size_t plane,
+                                                              const int S) {
+    const int8x8_t w0 = vdup_n_s8(wk[0]), w1 = vdup_n_s8(wk[1]), w2 = vdup_n_s8(wk[2]), w3 = vdup_n_s8(wk[3]);
+    const int8x8_t w4 = vdup_n_s8(wk[4]), w5 = vdup_n_s8(wk[5]), w6 = vdup_n_s8(wk[6]), w7 = vdup_n_s8(wk[7]);
+    const int8x8_t w8 = vdup_n_s8(wk[8]);
+    const int32x4_t f = vdupq_n_s32(fb);
+    const neon_dw_out q = *qp;
+    const size_t nst = OW < 8 ? (size_t)OW : 8;
+#define NEON_DW3_X(r, c) (S == 1 ? vld1_s8((r) + off + (c)) : vld2_s8((r) + off + (c)).val[0])
+    for (long long oh = 0; oh < OH; oh++) {
+        const int8_t *r0 = buf + oh * S * Wp, *r1 = r0 + Wp, *r2 = r1 + Wp;
+        const size_t row = plane + (size_t)(oh * OW);
+        for (long long s0 = 0; s0 < OW; s0 += 8) {
+            const long long s = s0 + 8 <= OW || OW < 8 ? s0 : OW - 8, off = s * S;
+            int16x8_t p = vmlal_s8(vmull_s8(NEON_DW3_X(r0, 0), w0), NEON_DW3_X(r0, 1), w1);
+            int32x4_t a0 = vaddw_s16(f, vget_low_s16(p)), a1 = vaddw_high_s16(f, p);
+            p = vmlal_s8(vmull_s8(NEON_DW3_X(r0, 2), w2), NEON_DW3_X(r1, 0), w3);
+            a0 = vaddw_s16(a0, vget_low_s16(p)), a1 = vaddw_high_s16(a1, p);
+            p = vmlal_s8(vmull_s8(NEON_DW3_X(r1, 1), w4), NEON_DW3_X(r1, 2), w5);
+            a0 = vaddw_s16(a0, vget_low_s16(p)), a1 = vaddw_high_s16(a1, p);
+            p = vmlal_s8(vmull_s8(NEON_DW3_X(r2, 0), w6), NEON_DW3_X(r2, 1), w7);
+            a0 = vaddw_s16(a0, vget_low_s16(p)), a1 = vaddw_high_s16(a1, p);
+            p = vmull_s8(NEON_DW3_X(r2, 2), w8);
+            a0 = vaddw_s16(a0, vget_low_s16(p)), a1 = vaddw_high_s16(a1, p);
+            neon_dw_store(&q, a0, a1, y, row + (size_t)s, nst);
+        }
+    }
+#undef NEON_DW3_X
 }
 
 /* neon_dw_steps for this plane's stride (1, 2) and kernel width (3 with dilation 1, or any) */
@@ -195,9 +234,8 @@ static void neon_dw_plane(const neon_dw_args *a, size_t b, size_t oc) {
     const int k3 = KW == 3 && dw == 1;
     neon_dw_out q;
     {
-        int32_t M8[8], n8[8];
-        for (int i = 0; i < 8; i++) M8[i] = o->float_out ? 0 : o->M[oc], n8[i] = o->float_out ? 62 : o->shift[oc];
-        dse_i8_neon_rq_init(&q.rq, M8, n8, o->zp_out, o->qmin, o->qmax);
+        dse_i8_neon_rq_init1(&q.rq, o->float_out ? 0 : o->M[oc], o->float_out ? 62 : o->shift[oc], o->zp_out, o->qmin,
+                             o->qmax);
         q.sc = vdupq_n_f32(o->float_out ? o->scale[oc] : 0.0f);
         q.lo = vdupq_n_f32(o->act_min), q.hi = vdupq_n_f32(o->act_max), q.float_out = o->float_out;
     }
@@ -207,10 +245,26 @@ static void neon_dw_plane(const neon_dw_args *a, size_t b, size_t oc) {
      * from the output row's first (a step may read junk past a row's end: lanes not stored) */
     const long long IDp = ID + pd + g->pe[0], IHp = IH + ph + g->pe[1], Wp = IW + pw + g->pe[2] + 16;
     if (IDp * IHp * Wp + NEON_DW_SPAN <= NEON_DW_PLANE) {
-        memset(buf, zp, (size_t)(IDp * IHp * Wp));
-        for (long long id = 0; id < ID; id++)
-            for (long long ih = 0; ih < IH; ih++)
-                memcpy(buf + ((id + pd) * IHp + ih + ph) * Wp + pw, xc + (id * IH + ih) * IW, (size_t)IW);
+        /* row by row with vector stores: padding rows zp; else zp, the input row (16 bytes at a
+         * time while the loads stay inside x: the last store may run into the right padding),
+         * then the right padding and the slack zp */
+        const int8x16_t z = vdupq_n_s8((int8_t)zp);
+        const long long IW16 = (IW + 15) / 16 * 16;
+        int8_t *d = buf;
+        for (long long id = -pd; id < IDp - pd; id++)
+            for (long long ih = -ph; ih < IHp - ph; ih++, d += Wp) {
+                if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                    for (long long j = 0; j < Wp; j += 16) vst1q_s8(d + j, z);
+                    continue;
+                }
+                const int8_t *src = xc + (id * IH + ih) * IW;
+                for (long long j = 0; j < pw || j == 0; j += 16) vst1q_s8(d + j, z);
+                if (src + IW16 <= a->xend)
+                    for (long long j = 0; j < IW; j += 16) vst1q_s8(d + pw + j, vld1q_s8(src + j));
+                else
+                    memcpy(d + pw, src, (size_t)IW);
+                for (long long j = pw + IW; j < Wp; j += 16) vst1q_s8(d + j, z);
+            }
         long long toff[NEON_DW_ROWS];
         int ntap = 0;
         int32_t wall = 0;   /* every tap adds: padding is zp */
@@ -220,6 +274,11 @@ static void neon_dw_plane(const neon_dw_args *a, size_t b, size_t oc) {
                 for (long long kw = 0; kw < KW; kw++) wall += wrs[ntap][kw];
             }
         const int32_t fb = (int32_t)((uint32_t)bias - (uint32_t)zp * (uint32_t)wall);
+        if (KD == 1 && KH == 3 && k3 && dh == 1 && sh == sw && OD == 1) {
+            if (sw == 1) neon_dw_3x3(buf, Wp, OH, OW, wk, fb, &q, y, plane, 1);
+            else neon_dw_3x3(buf, Wp, OH, OW, wk, fb, &q, y, plane, 2);
+            return;
+        }
         for (long long od = 0; od < OD; od++)
             for (long long oh = 0; oh < OH; oh++) {
                 const int8_t *r0 = buf + (od * sd * IHp + oh * sh) * Wp;
@@ -286,7 +345,8 @@ void dse_i8_dwconv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, 
     const long long sw = g.s[2];
     neon_dw_args a = {dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
                       dse__data(m, arena, n->out[0]), &o, &g, C, O, O / C,
-                      sw <= 2 && 8 * sw + (g.k[2] - 1) * g.d[2] <= NEON_DW_SPAN && g.k[0] * g.k[1] <= NEON_DW_ROWS};
+                      sw <= 2 && 8 * sw + (g.k[2] - 1) * g.d[2] <= NEON_DW_SPAN && g.k[0] * g.k[1] <= NEON_DW_ROWS, NULL};
+    a.xend = a.x + xt->numel;
     dse__parallel(cx, xt->dims[0] * O, 1, neon_dw_task, &a);
 }
 

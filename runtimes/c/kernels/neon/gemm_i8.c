@@ -56,8 +56,18 @@
         vst1q_s32(c + 8 * J + 4, vpaddq_s32(a##J##2, a##J##3));                                            \
     } while (0)
 
+/* the weight sums (WS): byte pairs of each weight vector into int16, per 16 k into int32 */
+#define NEON_GEMM_WS(v0, v1, v2, v3)                                                                       \
+    do {                                                                                                   \
+        if (WS) {                                                                                          \
+            h0 = vpadalq_s8(vpadalq_s8(h0, v0), v2), h1 = vpadalq_s8(vpadalq_s8(h1, v1), v3);             \
+        }                                                                                                  \
+    } while (0)
+
 NEON_GEMM_AI void neon_gemm_mk_body(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c,
-                                    const int NB) {
+                                    int32_t *ws, const int NB, const int WS) {
+    int32x4_t s0 = vdupq_n_s32(0), s1 = s0;
+    int16x8_t h0, h1;
     const int32x4_t z = vdupq_n_s32(0);
     int32x4_t a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
     int32x4_t a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
@@ -65,10 +75,14 @@ NEON_GEMM_AI void neon_gemm_mk_body(const int8_t *w, const int8_t *x, size_t ldx
     const int8_t *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
     const size_t kf = K & ~(size_t)15;
     for (size_t k = 0; k < kf; k += 16, w += 128) {
+        if (WS) h0 = vdupq_n_s16(0), h1 = h0;
         wa0 = vld1q_s8(w), wa1 = vld1q_s8(w + 16), wb0 = vld1q_s8(w + 32), wb1 = vld1q_s8(w + 48);
         NEON_GEMM_ROWS(NEON_GEMM_PAIR, k, k + 4);
+        NEON_GEMM_WS(wa0, wa1, wb0, wb1);
         wa0 = vld1q_s8(w + 64), wa1 = vld1q_s8(w + 80), wb0 = vld1q_s8(w + 96), wb1 = vld1q_s8(w + 112);
         NEON_GEMM_ROWS(NEON_GEMM_PAIR, k + 8, k + 12);
+        NEON_GEMM_WS(wa0, wa1, wb0, wb1);
+        if (WS) s0 = vpadalq_s16(s0, h0), s1 = vpadalq_s16(s1, h1);
     }
     const size_t rem = K - kf;
     if (rem) {
@@ -76,37 +90,51 @@ NEON_GEMM_AI void neon_gemm_mk_body(const int8_t *w, const int8_t *x, size_t ldx
         int8_t buf[4][16] = {{0}};
         NEON_GEMM_ROWS(NEON_GEMM_TAILX, kf);
         const size_t nkb = (rem + 3) / 4;   /* weight groups left: 1..4 */
+        const int8x16_t zero = vdupq_n_s8(0);
+        if (WS) h0 = vdupq_n_s16(0), h1 = h0;
         wa0 = vld1q_s8(w), wa1 = vld1q_s8(w + 16);
         if (nkb >= 2) {
             wb0 = vld1q_s8(w + 32), wb1 = vld1q_s8(w + 48);
             NEON_GEMM_ROWS(NEON_GEMM_PAIR, 0, 4);
+            NEON_GEMM_WS(wa0, wa1, wb0, wb1);
         } else {
             NEON_GEMM_ROWS(NEON_GEMM_ONE, 0);
+            NEON_GEMM_WS(wa0, wa1, zero, zero);
         }
         if (nkb >= 3) {
             wa0 = vld1q_s8(w + 64), wa1 = vld1q_s8(w + 80);
             if (nkb == 4) {
                 wb0 = vld1q_s8(w + 96), wb1 = vld1q_s8(w + 112);
                 NEON_GEMM_ROWS(NEON_GEMM_PAIR, 8, 12);
+                NEON_GEMM_WS(wa0, wa1, wb0, wb1);
             } else {
                 NEON_GEMM_ROWS(NEON_GEMM_ONE, 8);
+                NEON_GEMM_WS(wa0, wa1, zero, zero);
             }
         }
+        if (WS) s0 = vpadalq_s16(s0, h0), s1 = vpadalq_s16(s1, h1);
     }
     NEON_GEMM_ROWS(NEON_GEMM_OUT, 0);
+    if (WS) vst1q_s32(ws, s0), vst1q_s32(ws + 4, s1);
 }
 
 static DSE_NOINLINE void neon_gemm_mk4(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c) {
-    neon_gemm_mk_body(w, x, ldx, K, xpad, c, 4);
+    neon_gemm_mk_body(w, x, ldx, K, xpad, c, NULL, 4, 0);
 }
 static DSE_NOINLINE void neon_gemm_mk2(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c) {
-    neon_gemm_mk_body(w, x, ldx, K, xpad, c, 2);
+    neon_gemm_mk_body(w, x, ldx, K, xpad, c, NULL, 2, 0);
 }
 static DSE_NOINLINE void neon_gemm_mk1(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c) {
-    neon_gemm_mk_body(w, x, ldx, K, xpad, c, 1);
+    neon_gemm_mk_body(w, x, ldx, K, xpad, c, NULL, 1, 0);
 }
 
-void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c) {
+static DSE_NOINLINE void neon_gemm_mk1ws(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c,
+                                         int32_t *ws) {
+    neon_gemm_mk_body(w, x, ldx, K, xpad, c, ws, 1, 1);
+}
+
+void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c, int32_t *ws) {
+    if (ws) { neon_gemm_mk1ws(w, x, ldx, K, xpad, c, ws); return; }   /* nb == 1 */
     for (; nb >= 4; nb -= 4, x += 4 * ldx, c += 32) neon_gemm_mk4(w, x, ldx, K, xpad, c);
     if (nb >= 2) neon_gemm_mk2(w, x, ldx, K, xpad, c), nb -= 2, x += 2 * ldx, c += 16;
     if (nb) neon_gemm_mk1(w, x, ldx, K, xpad, c);
@@ -120,9 +148,8 @@ typedef struct neon_gemm_blk {
     dse_i8_neon_rq rq;
 } neon_gemm_blk;
 
-/* sum_k w[c][k] of the 8 channels of a packed block (nkb groups of 32 bytes): byte pairs into
- * int16 (<= 64 groups, |lane| <= 64 * 254), then into int32 lane c. */
-static void neon_gemm_wsum(const int8_t *w, size_t nkb, int32_t *s) {
+/* byte pairs into int16 (<= 64 groups at a time, |lane| <= 64 * 254), then into int32 lane c */
+void dse_i8_neon_wsum8(const int8_t *w, size_t nkb, int32_t *s) {
     int32x4_t a0 = vdupq_n_s32(0), a1 = vdupq_n_s32(0);
     for (size_t k0 = 0; k0 < nkb; k0 += 64) {
         const size_t k1 = nkb - k0 < 64 ? nkb : k0 + 64;
@@ -136,10 +163,12 @@ static void neon_gemm_wsum(const int8_t *w, size_t nkb, int32_t *s) {
     vst1q_s32(s, a0), vst1q_s32(s + 4, a1);
 }
 
-static void neon_gemm_blk_init(const dse_i8_gemm_job *jb, size_t cb, neon_gemm_blk *bp) {
+/* the block's output stage; ws: the weight sums when the microkernel gave them, else NULL */
+static void neon_gemm_blk_init(const dse_i8_gemm_job *jb, size_t cb, neon_gemm_blk *bp, const int32_t *ws_in) {
     const size_t K4 = (jb->K + 3) / 4 * 4;
     int32_t ws[8], M[8], sh[8];
-    neon_gemm_wsum(jb->wp + cb * 8 * K4, K4 / 4, ws);
+    if (ws_in) memcpy(ws, ws_in, sizeof ws);
+    else dse_i8_neon_wsum8(jb->wp + cb * 8 * K4, K4 / 4, ws);
     const dse_i8_out *o = jb->o;
     for (size_t i = 0; i < 8; i++) {
         const size_t ch = cb * 8 + i < jb->R ? cb * 8 + i : cb * 8;   /* lanes past R repeat the first */
@@ -202,12 +231,19 @@ void dse_i8_neon_gemm_blocks(const dse_i8_gemm_job *jb, size_t cb0, size_t cb1) 
         const size_t r1 = jb->rows - r0 < rt ? jb->rows : r0 + rt;
         for (size_t cb = cb0; cb < cb1; cb++) {
             neon_gemm_blk bp;
-            neon_gemm_blk_init(jb, cb, &bp);
             const int nc = jb->R - cb * 8 < 8 ? (int)(jb->R - cb * 8) : 8;
             const int8_t *wb = jb->wp + cb * 8 * K4;
+            if (r1 - r0 == 1) {   /* one row: the weight sums in the same pass */
+                int32_t ws[8];
+                jb->mk(wb, jb->x + r0 * jb->ldx, jb->ldx, jb->K, jb->xpad, 1, c, ws);
+                neon_gemm_blk_init(jb, cb, &bp, ws);
+                neon_gemm_store(jb->o, &bp, c, 1, nc, jb->y, jb->ybase + cb * 8 * jb->si + r0 * jb->sj, jb->si, jb->sj);
+                continue;
+            }
+            neon_gemm_blk_init(jb, cb, &bp, NULL);
             for (size_t r = r0; r < r1; r += 8) {
                 const int nb = r1 - r < 8 ? (int)(r1 - r) : 8;
-                jb->mk(wb, jb->x + r * jb->ldx, jb->ldx, jb->K, jb->xpad, nb, c);
+                jb->mk(wb, jb->x + r * jb->ldx, jb->ldx, jb->K, jb->xpad, nb, c, NULL);
                 neon_gemm_store(jb->o, &bp, c, nb, nc, jb->y, jb->ybase + cb * 8 * jb->si + r * jb->sj, jb->si, jb->sj);
             }
         }
@@ -258,9 +294,6 @@ int dse_i8_neon_packed_operands(const dse_model *m, const dse_node *n, int layou
         DSE_WHYF(why, I8_NEON_NEEDS_PACKED_WEIGHTS, NULL, layout, 0, 0, 0);
         return 1;
     }
-    const int8_t *wd = (const int8_t *)(m->blob + w->offset);
-    for (size_t i = 0; i < w->nbytes; i++)   /* the REF check scans numel bytes only */
-        if (wd[i] == -128) { DSE_WHY(why, CONV_I8_WEIGHT_VALUE_128_INT8); return 1; }
     return !dse_i8_neon_bias_ok(m, n, R, K, why);
 }
 
@@ -269,8 +302,7 @@ int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *wh
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     const int tb = (int)dse__attr_int(n, DSE_A_transB, 0);
     if (dse_i8_neon_packed_operands(m, n, tb ? 1 : 2, y->dims[1], x->dims[1], why)) return 1;
-    why->scratch = 0;
-    why->scratch_plan = dse_i8_packed_plan(x->dims[1], x->dims[0]);
+    why->scratch = 0;   /* why->scratch_plan: the REF check's (the plan of the op) */
     return 0;
 }
 
@@ -279,8 +311,7 @@ int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = w->dims[0], N = w->dims[1];
     if (dse_i8_neon_packed_operands(m, n, 2, N, K, why)) return 1;
-    why->scratch = 0;
-    why->scratch_plan = dse_i8_packed_plan(K, N ? y->numel / N : 0);   /* P = every row of x */
+    why->scratch = 0;   /* why->scratch_plan: the REF check's */
     return 0;
 }
 

@@ -15,17 +15,19 @@
  * overflow proof guarantees it never does), so the int32 result is the true accumulator; the
  * additions are done in wrapping vector arithmetic, which gives that value.
  *
- * Requantisation (requant.h's rule) is vectorised exactly: acc * M in int64 (smull), then
- * srshl by -n, which is (t + 2^(n-1)) >> n computed without overflow (the ARM rounding shift
- * adds the rounding constant at full precision), i.e. round half up; saturating narrow to
- * int32, saturating + zp_out, clamp to [qmin, qmax] (saturation cannot cross the clamp range).
+ * Requantisation (requant.h's rule) is vectorised exactly, in one of three forms chosen per
+ * block of channels (dse_i8_neon_rq8 below explains them and why each equals the rule).
  * float_out: (float)acc * scale[c] (vcvt rounds to nearest even like C's conversion; no FMA),
  * then the clamp with compare-and-select so that NaN and -0 behave as REF's `if`s.
  *
- * One microkernel shape per ISA (dse_i8_mk_fn): C[j][i] = sum_{k < K} W[i][k] * X[j][k] for the
- * 8 channels i of one packed block and nb <= 8 rows j of x (stride ldx; x rows are the Gemm's
- * rows, or im2col rows of a Conv). The drivers (kernels/neon/gemm_i8.c, conv_i8.c) tile, fold
- * the bias, requantise and store; the dotprod kernels reuse them with their microkernel.
+ * Two microkernel shapes per ISA, both over one 8-channel packed weight block:
+ *   dse_i8_mk_fn   channel lanes, x as rows (stride ldx: Gemm/MatMul rows read in place, or a
+ *                  Conv image's im2col rows when it has fewer than 8 output pixels);
+ *   dse_i8_mkc_fn  pixel lanes, x as an im2col panel in the weights' own N8K4 layout (Conv),
+ *                  so a channel's outputs are contiguous in NCHW; optionally requantising in
+ *                  registers (dse_i8_neon_cq).
+ * The drivers (kernels/neon/gemm_i8.c, conv_i8.c) tile, fold the bias, requantise and store;
+ * the dotprod variants reuse them with their microkernels.
  */
 #ifndef DSEDGE_I8_NEON_H
 #define DSEDGE_I8_NEON_H
@@ -37,15 +39,19 @@
 #include <arm_neon.h>
 
 /* C[j * 8 + i] for i < 8, j < nb (1..8); x row j starts at x + j * ldx, holds K bytes and may
- * be read up to ceil(K/16)*16 bytes when xpad (im2col rows), else exactly K. */
-typedef void (*dse_i8_mk_fn)(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c);
+ * be read up to ceil(K/16)*16 bytes when xpad (im2col rows), else exactly K. With ws (only for
+ * nb == 1: a single row, where a separate pass for the weight sums would double the weight
+ * traffic), also ws[i] = sum_k W[i][k]. */
+typedef void (*dse_i8_mk_fn)(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c,
+                             int32_t *ws);
 
 /* Baseline NEON microkernel (kernels/neon/gemm_i8.c): smull/smlal pairs of products in int16
  * (|w * x| <= 127 * 128, two fit), sadalp into int32. */
-DSE_INTERNAL void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c);
+DSE_INTERNAL void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c,
+                                  int32_t *ws);
 /* sdot microkernel (kernels/neon_dotprod/gemm_i8.c; DSE_TARGET_NEON_DOTPROD). */
 DSE_INTERNAL void dse_i8_mk__neon_dotprod(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb,
-                                          int32_t *c);
+                                          int32_t *c, int32_t *ws);
 
 /* The packed weighted ops' checks (ISA-independent; gemm_i8.c, conv_i8.c, dwconv_i8.c). */
 DSE_SHARED int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *why);
@@ -53,13 +59,66 @@ DSE_SHARED int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n
 DSE_SHARED int dse__check_i8_conv_packed(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why);
 
+/* Conv microkernel (pixel lanes): C[i * 8 + j] = sum_k W[i][k] * X[j][k] for the 8 channels i of
+ * a packed weight block w and the 8 pixels j of an im2col panel block xp (the same N8K4 layout:
+ * per 4 k, 32 bytes = 8 pixels x 4 k), nkb groups of 4 k. */
+/* With q (the block's channels all take the HIGH requantisation form, int8 output), the
+ * microkernel instead requantises in registers and stores channel i's nq <= 8 outputs at
+ * y + i * P (the fused output stage below); c is then unused. */
+typedef struct dse_i8_neon_cq {
+    int32x4_t M0, M1, S0, S1;   /* channels 0-3 and 4-7: M, 31 - shift */
+    int16x8_t zp, lo, hi;
+    int32_t fb[8];              /* bias - zp_in * sum w */
+    int nc;                     /* channels in the block */
+    size_t P, nq;
+} dse_i8_neon_cq;
+typedef void (*dse_i8_mkc_fn)(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c, const dse_i8_neon_cq *q,
+                              int8_t *y);
+DSE_INTERNAL void dse_i8_mkc__neon(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c, const dse_i8_neon_cq *q,
+                                   int8_t *y);
+DSE_INTERNAL void dse_i8_mkc__neon_dotprod(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c,
+                                           const dse_i8_neon_cq *q, int8_t *y);
+
+/* the first n < 8 bytes of v at d, with lane stores (no call, no byte past d + n) */
+static inline void dse_i8_neon_st_part(int8_t *d, int8x8_t v, size_t n) {
+    if (n & 4) vst1_lane_u32((uint32_t *)(void *)d, vreinterpret_u32_s8(v), 0), v = vext_s8(v, v, 4), d += 4;
+    if (n & 2) vst1_lane_u16((uint16_t *)(void *)d, vreinterpret_u16_s8(v), 0), v = vext_s8(v, v, 2), d += 2;
+    if (n & 1) vst1_lane_s8(d, v, 0);
+}
+
+/* the first n < 8 floats of (v0, v1) at d */
+static inline void dse_i8_neon_st_part_f32(float *d, float32x4_t v0, float32x4_t v1, size_t n) {
+    if (n & 4) vst1q_f32(d, v0), v0 = v1, d += 4;
+    if (n & 2) vst1_f32(d, vget_low_f32(v0)), v0 = vextq_f32(v0, v0, 2), d += 2;
+    if (n & 1) vst1q_lane_f32(d, v0, 0);
+}
+
+/* The fused output stage of channel I (lane L of the block's half H: M##H, S##H) whose 8
+ * accumulators (pixels 0-3, 4-7; folded bias included) are A0, A1: the HIGH form of
+ * dse_i8_neon_rq8, then nq bytes at y + I * P. */
+#define DSE_I8_NEON_CQ_STORE(q, y, I, H, L, A0, A1)                                                      \
+    do {                                                                                                 \
+        if ((I) < (q)->nc) {                                                                             \
+            const int32x4_t s_ = vdupq_laneq_s32((q)->S##H, L);                                          \
+            int16x8_t r_ = vcombine_s16(vqmovn_s32(vrshlq_s32(vqdmulhq_laneq_s32(A0, (q)->M##H, L), s_)), \
+                                        vqmovn_s32(vrshlq_s32(vqdmulhq_laneq_s32(A1, (q)->M##H, L), s_))); \
+            r_ = vminq_s16(vmaxq_s16(vqaddq_s16(r_, (q)->zp), (q)->lo), (q)->hi);                        \
+            int8_t *d_ = (y) + (size_t)(I) * (q)->P;                                                     \
+            if ((q)->nq == 8) vst1_s8(d_, vmovn_s16(r_));                                                \
+            else dse_i8_neon_st_part(d_, vmovn_s16(r_), (q)->nq);                                        \
+        }                                                                                                \
+    } while (0)
+
+/* sum_k w[c][k] of the 8 channels of a packed block (nkb groups of 32 bytes) -> s[8] (gemm_i8.c) */
+DSE_INTERNAL void dse_i8_neon_wsum8(const int8_t *w, size_t nkb, int32_t *s);
+
 /* Drivers: run the node with microkernel mk (gemm_i8.c: Gemm and MatMul; conv_i8.c: Conv). */
 DSE_INTERNAL void dse_i8_neon_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
                                        dse_i8_mk_fn mk);
 DSE_INTERNAL void dse_i8_neon_matmul_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
                                          dse_i8_mk_fn mk);
 DSE_INTERNAL void dse_i8_neon_conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
-                                       dse_i8_mk_fn mk);
+                                       dse_i8_mk_fn mk, dse_i8_mkc_fn mkc);
 
 /* Rows of x (rows x K, stride ldx) times the packed weights wp (R channels) for channel blocks
  * [cb0, cb1) (8 channels each), bias folded, through the output stage into y: output element
@@ -78,15 +137,11 @@ DSE_INTERNAL void dse_i8_neon_gemm_blocks(const dse_i8_gemm_job *jb, size_t cb0,
 
 /* Shared check pieces (gemm_i8.c): dse_i8_neon_bias_ok is 1 when |bias[c]| + K*255*127 < 2^31
  * for the R channels (else 0 and why); dse_i8_neon_packed_operands returns 0 when the weights
- * have layout `layout` over R x K with no -128 byte and the bias is within that bound. */
+ * have layout `layout` over R x K and the bias is within that bound (the REF check, called
+ * first, has checked the rest: operands, shapes, no -128 byte in the whole tensor). */
 DSE_INTERNAL int dse_i8_neon_bias_ok(const dse_model *m, const dse_node *n, size_t R, size_t K, dse_why *why);
 DSE_INTERNAL int dse_i8_neon_packed_operands(const dse_model *m, const dse_node *n, int layout, size_t R, size_t K,
                                              dse_why *why);
-/* The exporter's scratch plan of a packed int8 GEMM-like node (ISSUE10-SPEC):
- * 2 * ceil(K/4)*4 * min(P, 256) + 4096 bytes, P = output pixels per image or rows. */
-static inline size_t dse_i8_packed_plan(size_t K, size_t P) {
-    return 2 * ((K + 3) / 4 * 4) * (P < 256 ? P : 256) + 4096;
-}
 
 
 /* 8x8 bytes: in[r * ldi + i] -> out[i * ldo + r] for the first ncols columns i */
@@ -144,6 +199,14 @@ static inline void dse_i8_neon_rq_init(dse_i8_neon_rq *q, const int32_t *M, cons
     q->kind = lo >= 32 ? DSE_I8_RQ_HIGH : lo == 31 && hi == 31 ? DSE_I8_RQ_N31 : DSE_I8_RQ_WIDE;
     q->M0 = vld1q_s32(M), q->M1 = vld1q_s32(M + 4), q->s0 = vld1q_s32(s), q->s1 = vld1q_s32(s + 4);
     for (int i = 0; i < 4; i++) q->w[i] = vld1q_s64(w + 2 * i);
+    q->zp = vdupq_n_s16((int16_t)zp_out), q->lo = vdupq_n_s16((int16_t)qmin), q->hi = vdupq_n_s16((int16_t)qmax);
+}
+
+/* the same for one channel on every lane */
+static inline void dse_i8_neon_rq_init1(dse_i8_neon_rq *q, int32_t M, int32_t shift, int zp_out, int qmin, int qmax) {
+    q->kind = shift >= 32 ? DSE_I8_RQ_HIGH : shift == 31 ? DSE_I8_RQ_N31 : DSE_I8_RQ_WIDE;
+    q->M0 = q->M1 = vdupq_n_s32(M), q->s0 = q->s1 = vdupq_n_s32(31 - shift);
+    q->w[0] = q->w[1] = q->w[2] = q->w[3] = vdupq_n_s64(-(int64_t)shift);
     q->zp = vdupq_n_s16((int16_t)zp_out), q->lo = vdupq_n_s16((int16_t)qmin), q->hi = vdupq_n_s16((int16_t)qmax);
 }
 
