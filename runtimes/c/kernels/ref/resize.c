@@ -147,6 +147,26 @@ static float lin(const float *x, const size_t *ax, int L, size_t base, const siz
            lin(x, ax, L - 1, base + i2[a] * stride[a], i1, i2, w1, w2, stride) * w2[a];
 }
 
+/* nearest, row by row (the same values as the per-element loop below): the last axis' source
+ * offsets once in a table; a row whose source row is the previous row's is a copy of it. */
+#define RZ_ROW_TAB 1024
+static void resize_nearest_rows(const rz *z, const float *x, float *y, size_t numel) {
+    const size_t last = z->rank - 1, OW = z->out[last], rows = numel / OW;
+    size_t tab[RZ_ROW_TAB], idx[DSE_MAX_RANK] = {0}, prev = (size_t)-1;
+    for (size_t o = 0; o < OW; o++)
+        tab[o] = (z->active[last] ? resize_nearest(z, last, resize_coord(z, last, o)) : o) * z->stride[last];
+    for (size_t r = 0; r < rows; r++) {
+        size_t base = 0;
+        for (size_t d = 0; d < last; d++)
+            base += (z->active[d] ? resize_nearest(z, d, resize_coord(z, d, idx[d])) : idx[d]) * z->stride[d];
+        float *yr = y + r * OW;
+        if (base == prev) memcpy(yr, yr - OW, OW * sizeof(float));
+        else for (size_t o = 0; o < OW; o++) yr[o] = x[base + tab[o]];
+        prev = base;
+        for (int d = (int)last - 1; d >= 0; d--) { if (++idx[d] < z->out[d]) break; idx[d] = 0; }
+    }
+}
+
 void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     (void)cx;
     rz z;
@@ -158,6 +178,10 @@ void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     if (z.copy) { memmove(y, x, yt->nbytes); return; }
     size_t ax[DSE_MAX_RANK], i1[DSE_MAX_RANK] = {0}, i2[DSE_MAX_RANK] = {0}, idx[DSE_MAX_RANK] = {0};
     float w1[DSE_MAX_RANK], w2[DSE_MAX_RANK];
+    if (!z.linear && z.rank && z.out[z.rank - 1] <= RZ_ROW_TAB && yt->numel) {
+        resize_nearest_rows(&z, x, y, yt->numel);
+        return;
+    }
     int L = -1;
     for (size_t d = 0; d < z.rank; d++) if (z.active[d]) ax[++L] = d;
     for (size_t e = 0; e < yt->numel; e++) {
