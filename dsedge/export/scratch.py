@@ -84,7 +84,8 @@ def _conv_f32_scratch(node, shapes) -> int:
     uses none, but every variant of a kernel shares its plan): the formula of the C
     `dse__conv_f32_plan` (kernels/ref/conv.c), which explains the paths:
       * 1x1 with unit strides and no padding: 0;
-      * depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
+      * depthwise 1-D/2-D with OW < 16 and at most 25 taps: 4 * 8 * (PH * PW + OH * OW);
+      * other depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
       * other 1-D/2-D with unit strides: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
         with Lw = OW + (kW-1)*dw, NRp = R + (kH-1)*dh, R the most rows (1..OH) with
         C/group * Lw * NRp <= 65536;
@@ -113,6 +114,9 @@ def _conv_f32_scratch(node, shapes) -> int:
     K = cg * k3[0] * k3[1] * k3[2]
     flat = in3[0] == 1 and k3[0] == 1 and pb3[0] == 0 and pe3[0] == 0
     sh, sw = s3[1], s3[2]
+    if flat and cg == 1 and mg == 1 and out3[2] < 16 and k3[1] * k3[2] <= 25:
+        ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
+        return 4 * 8 * (ph * pw + out3[1] * out3[2])
     if flat and cg == 1 and mg == 1:
         ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
         return 8 * k3[1] * k3[2] + 4 * (ph * sw * (-(-pw // sw)) + 8)

@@ -309,7 +309,7 @@ typedef struct dse_conv_geom {
 DSE_SHARED int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);   /* conv.c: reads and checks */
 /* How the optimised float Conv variants compute a conv (conv.c explains the paths) and the
  * scratch they use, which is the plan for every float Conv: dse__conv_f32_plan's result. */
-enum { DSE_CONV_GEMM, DSE_CONV_DW, DSE_CONV_BAND1, DSE_CONV_BANDS, DSE_CONV_IM2COL };
+enum { DSE_CONV_GEMM, DSE_CONV_DW8, DSE_CONV_DW, DSE_CONV_BAND1, DSE_CONV_BANDS, DSE_CONV_IM2COL };
 typedef struct dse_conv_plan {
     int path;
     size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */

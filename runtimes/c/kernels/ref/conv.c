@@ -108,7 +108,10 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  * they use: what the exporter plans for every float Conv (dsedge/export/scratch.py has the
  * same formula; the REF kernel itself uses none). Paths:
  *   GEMM     1x1, unit strides, no padding: the GEMM reads x in place; no scratch;
- *   DW       depthwise 1-D/2-D (one input and one output channel per group): each tap's offset
+ *   DW8      depthwise 1-D/2-D with fewer than 16 output columns (at most 25 taps): 8 channels at a time, their
+ *            zero-padded planes transposed to 8 floats per pixel, and the outputs likewise:
+ *            4 * 8 * (PH * PW + OH * OW) (PH, PW the padded height and width);
+ *   DW       other depthwise 1-D/2-D (one input and one output channel per group): each tap's offset
  *            (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W
  *            stride into sw phases of L = ceil(PW / sw) floats, plus 8 floats of slack:
  *            8 * kH*kW + 4 * (PH * sw * L + 8) (PH, PW the padded height and width);
@@ -138,6 +141,11 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     if (unit) return (size_t)(p->path = DSE_CONV_GEMM);
     const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
     const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
+    if (flat && cg == 1 && mg == 1 && g->out[2] < 16 && g->k[1] * g->k[2] <= 25) {
+        const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
+        p->path = DSE_CONV_DW8;
+        return 4 * 8 * (ph * pw + g->out[1] * g->out[2]);
+    }
     if (flat && cg == 1 && mg == 1) {
         const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
         p->path = DSE_CONV_DW;
