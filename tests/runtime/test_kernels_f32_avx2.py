@@ -279,6 +279,8 @@ GEMM_CASES = [
     (2, 17, 9, 0, 1, 1.25, 1.0, (2, 9), (-1.0, 1.0)),
     (1, 64, 100, 0, 0, 1.0, 1.0, "none", None),
     (20, 9, 35, 0, 0, 2.0, 0.0, (20, 35), None),
+    (61, 300, 150, 0, 0, 1.0, 1.0, (150,), (0.0, np.inf)),   # B packed (>= 48 rows), chunks of 96 columns
+    (50, 37, 21, 1, 0, 1.0, 1.0, "none", None),
 ]
 
 
@@ -296,8 +298,9 @@ def test_gemm(lib, case):
     if act:
         cattrs.update(act_min=act[0], act_max=act[1])
         r, e = np.clip(r, *act), np.clip(e, *act)
+    sc = planned_scratch("Gemm", [a.shape, b.shape] + ([] if c is None else [c.shape]), r.shape, attrs)
     art, feeds = make_node("Gemm", [(a, False), (b, True)] + ([] if c is None else [(c, True)]),
-                           [("float32", r.shape)], cattrs)
+                           [("float32", r.shape)], cattrs, scratch=sc)
     A, B = (a.T if ta else a).astype(np.float64), (b.T if tb else b).astype(np.float64)
     s_abs = abs(alpha) * (np.abs(A) @ np.abs(B)) + (0 if c is None else abs(beta) * np.abs(np.broadcast_to(c, r.shape)))
     o, _ = check_variant(lib, art, feeds, "dse_f32_gemm__avx2", tol=sum_tol(4 * (K + 3) * 2.0 ** -24 * s_abs))
@@ -326,6 +329,8 @@ MATMUL_CASES = [
     ((1, 3, 17, 8), (1, 3, 8, 17), False),   # attention: both activations
     ((1, 128, 64), (64, 96), True),
     ((3, 1, 2, 9), (1, 4, 9, 3), False),
+    ((2, 50, 300), (300, 150), True),      # B packed (>= 48 rows)
+    ((1, 2, 49, 40), (1, 2, 40, 131), False),
 ]
 
 
@@ -336,7 +341,9 @@ def test_matmul(lib, case):
     a, b = rnd(rng, *sa), rnd(rng, *sb)
     (r,) = ref("MatMul", a, b)
     (e,) = ort("MatMul", [a, b], {})
-    art, feeds = make_node("MatMul", [(a, False), (b, const_b)], [("float32", r.shape)], dict(act_min=-2.0, act_max=2.5))
+    sc = planned_scratch("MatMul", [a.shape, b.shape], r.shape, {})
+    art, feeds = make_node("MatMul", [(a, False), (b, const_b)], [("float32", r.shape)], dict(act_min=-2.0, act_max=2.5),
+                           scratch=sc)
     K = sa[-1]
     s_abs = np.matmul(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64))
     o, _ = check_variant(lib, art, feeds, "dse_f32_matmul__avx2", tol=sum_tol(4 * (K + 1) * 2.0 ** -24 * s_abs))

@@ -324,6 +324,15 @@ typedef struct dse_mm_geom {
     size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
 } dse_mm_geom;
 DSE_SHARED int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
+/* The optimised float GEMMs copy B, a chunk of dse__sgemm_pack_cols(K) columns at a time
+ * (16 <= cols <= 128, K * cols <= 32768 where possible), into panels of 16 in scratch:
+ * 4 * dse__sgemm_pack_floats(K) bytes, planned for float Gemm (transB = 0), MatMul (N > 1)
+ * and 1x1 Conv (matmul.c; dsedge/export/scratch.py). */
+static inline size_t dse__sgemm_pack_cols(size_t K) {
+    size_t c = K ? 32768 / K / 16 * 16 : 128;
+    return c < 16 ? 16 : c > 128 ? 128 : c;
+}
+static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pack_cols(K); }
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
  * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);

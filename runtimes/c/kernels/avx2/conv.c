@@ -36,6 +36,11 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
     }
     dse_conv_plan p;
     const size_t need = dse__conv_f32_plan(&g, &p);
+    if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
+        why->scratch = 0;
+        why->scratch_plan = need;
+        return 0;
+    }
     if (!dse__scratch_free(m, n, need)) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "scratch not planned", 0, 0, 0, 0);
         return 1;
@@ -52,6 +57,7 @@ typedef struct conv_job {
     int path;
     size_t cg, mg, K, P, isz, ntiles, msplit, mchunk;
     const float *x, *w, *b, *xend;   /* xend: the end of x (DW8 reads no further) */
+    int pack;                        /* GEMM: the scratch to pack x's columns was planned */
     float *y;
     int act;
     float lo, hi;
@@ -491,6 +497,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.act = j->act; s.lo = j->lo; s.hi = j->hi;
         if (j->path == DSE_CONV_GEMM) {
             s.B = xg + p0; s.ldb = j->isz;
+            s.pack = j->pack ? scratch : NULL;
         } else if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {
             uint64_t *tab = (uint64_t *)(void *)scratch;
             float *band = (float *)(void *)(tab + j->K);
@@ -518,7 +525,7 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     const dse_conv_geom *g = &j.g;
     j.cx = cx;
-    dse__conv_f32_plan(g, &j.pl);
+    j.pack = n->scratch >= dse__conv_f32_plan(g, &j.pl);
     j.path = j.pl.path;
     j.cg = g->C / g->G; j.mg = g->M / g->G;
     j.K = j.cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);

@@ -146,22 +146,66 @@ SG_TILES(5)
 SG_TILES(6)
 
 /* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
- * few rows has too few accumulators to hide the FMA latency. */
-void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
-    if (i1 <= i0) return;
+ * few rows has too few accumulators to hide the FMA latency. Columns in chunks whose K x chunk
+ * part of B stays in L2 (128 KiB) while every row block streams it. */
+/* Columns [jc, je) of row-major B into panels of 16 (zero past je). */
+static DSE_TARGET_AVX2 void sgemm_pack(const dse_sgemm *g, size_t jc, size_t je, float *dst) {
+    const size_t K = g->K, n = je - jc;
+    for (size_t q = 0; q < n; q += 16) {
+        const size_t w = n - q < 16 ? n - q : 16;
+        float *d = dst + q * K;   /* panel q / 16: K rows of 16 */
+        const float *b = g->B + jc + q;
+        if (w == 16) {
+            for (size_t k = 0; k < K; k++, b += g->ldb, d += 16) {
+                _mm256_storeu_ps(d, _mm256_loadu_ps(b));
+                _mm256_storeu_ps(d + 8, _mm256_loadu_ps(b + 8));
+            }
+        } else {
+            for (size_t k = 0; k < K; k++, b += g->ldb, d += 16) {
+                size_t l = 0;
+                for (; l < w; l++) d[l] = b[l];
+                for (; l < 16; l++) d[l] = 0.0f;
+            }
+        }
+    }
+}
+
+static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
     const size_t rows = i1 - i0, nb = (rows + 5) / 6, base = rows / nb, extra = rows % nb;
     size_t i = i0;
     for (size_t blk = 0; blk < nb; blk++) {
         const size_t mr = base + (blk < extra);
         switch (mr) {
-        case 6: sgemm_rows6(g, i, j0, j1); break;
-        case 5: sgemm_rows5(g, i, j0, j1); break;
-        case 4: sgemm_rows4(g, i, j0, j1); break;
-        case 3: sgemm_rows3(g, i, j0, j1); break;
-        case 2: sgemm_rows2(g, i, j0, j1); break;
-        default: sgemm_rows1(g, i, j0, j1); break;
+        case 6: sgemm_rows6(g, i, jc, je); break;
+        case 5: sgemm_rows5(g, i, jc, je); break;
+        case 4: sgemm_rows4(g, i, jc, je); break;
+        case 3: sgemm_rows3(g, i, jc, je); break;
+        case 2: sgemm_rows2(g, i, jc, je); break;
+        default: sgemm_rows1(g, i, jc, je); break;
         }
         i += mr;
+    }
+}
+
+/* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
+ * few rows has too few accumulators to hide the FMA latency. Columns in chunks of
+ * dse__sgemm_pack_cols(K), whose part of B stays in L2 (128 KiB) while every row block streams
+ * it; with g->pack and at least 48 rows, the chunk is first copied into panels of 16. */
+void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
+    if (i1 <= i0 || j1 <= j0) return;
+    const size_t jb = dse__sgemm_pack_cols(g->K);
+    for (size_t jc = j0; jc < j1; jc += jb) {
+        const size_t je = j1 - jc < jb ? j1 : jc + jb;
+        if (g->pack && !g->bpanel && !g->boff && g->K && i1 - i0 >= 48) {   /* (fewer rows: the copy does not pay) */
+            dse_sgemm p = *g;
+            sgemm_pack(g, jc, je, g->pack);
+            p.B = g->pack; p.bpanel = 16 * g->K; p.ldb = 16; p.pack = NULL;
+            p.C = g->C + jc;
+            if (p.cmode) p.Cm = g->Cm + jc * g->csj;
+            sgemm_blocks(&p, i0, i1, 0, je - jc);
+            continue;
+        }
+        sgemm_blocks(g, i0, i1, jc, je);
     }
 }
 

@@ -107,7 +107,8 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
 /* How the optimised float Conv variants (kernels/avx2/conv.c) compute a conv, and the scratch
  * they use: what the exporter plans for every float Conv (dsedge/export/scratch.py has the
  * same formula; the REF kernel itself uses none). Paths:
- *   GEMM     1x1, unit strides, no padding: the GEMM reads x in place; no scratch;
+ *   GEMM     1x1, unit strides, no padding: the GEMM of W and x, x copied into panels in chunks
+ *            of columns: 4 * dse__sgemm_pack_floats(K) (without it, x is read in place);
  *   DW8      depthwise 1-D/2-D with fewer than 16 output columns (at most 25 taps): 8 channels at a time, their
  *            zero-padded planes transposed to 8 floats per pixel, and the outputs likewise:
  *            4 * 8 * (PH * PW + OH * OW) (PH, PW the padded height and width);
@@ -138,7 +139,10 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     p->K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
     int unit = 1;
     for (int i = 0; i < 3; i++) unit &= g->k[i] == 1 && g->s[i] == 1 && g->pb[i] == 0 && g->pe[i] == 0;
-    if (unit) return (size_t)(p->path = DSE_CONV_GEMM);
+    if (unit) {
+        p->path = DSE_CONV_GEMM;
+        return 4 * dse__sgemm_pack_floats(p->K);
+    }
     const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
     const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
     if (flat && cg == 1 && mg == 1 && g->out[2] < 16 && g->k[1] * g->k[2] <= 25) {
