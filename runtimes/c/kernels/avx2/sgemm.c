@@ -62,6 +62,7 @@ SG_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, si
 }
 
 enum { SG_ROWS, SG_MASKED, SG_OFFS };
+#define SG_PF 6   /* SG_OFFS: prefetch the B row this many k ahead (its rows jump: no hardware prefetch) */
 
 /* One MR x W tile (W 16 or 8) at row i, column j with nr <= W real columns. B(k, j):
  *   SG_ROWS   b[k*ldb + j] (or im2col panels: ldb 16 from the panel's start), full vectors
@@ -86,6 +87,12 @@ SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int m
     for (size_t k = 0; k < K; k++) {
         __m256 b0, b1 = _mm256_setzero_ps();
         const float *bk = mode == SG_OFFS ? b + boff[k] : b;
+        if (mode != SG_OFFS && ldb != 16 && k + SG_PF < K) _mm_prefetch((const char *)(b + SG_PF * ldb), _MM_HINT_T0);
+        if (mode == SG_OFFS && k + SG_PF < K) {
+            const char *pf = (const char *)(b + boff[k + SG_PF]);
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 4 * W - 4, _MM_HINT_T0);   /* the row's last float: maybe the next line */
+        }
         if (mode == SG_MASKED && k >= kfull) {
             b0 = _mm256_maskload_ps(bk, m0);
             if (W == 16) b1 = _mm256_maskload_ps(bk + 8, m1);
