@@ -81,9 +81,9 @@ for _op in ("conv", "gemm", "matmul"):
 
 def _pack_floats(k: int) -> int:
     """The optimised float GEMMs copy B into panels a chunk of columns at a time: K x cols floats,
-    cols = 32768 // K rounded down to 16, within [16, 128] (runtimes/c/src/internal.h,
+    cols = 65536 // K rounded down to 16, within [16, 256] (runtimes/c/src/internal.h,
     dse__sgemm_pack_floats)."""
-    cols = min(max(32768 // k // 16 * 16 if k else 128, 16), 128)
+    cols = min(max(65536 // k // 16 * 16 if k else 256, 16), 256)
     return k * cols
 
 
@@ -95,10 +95,10 @@ def _conv_f32_scratch(node, shapes) -> int:
         panels, a chunk at a time);
       * depthwise 1-D/2-D with OW < 16 and at most 25 taps: 4 * 8 * (PH * PW + OH * OW);
       * other depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
-      * other 1-D/2-D with unit strides: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
+      * other 1-D/2-D with unit strides and OW >= 16: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
         with Lw = OW + (kW-1)*dw, NRp = R + (kH-1)*dh, R the most rows (1..OH) with
         C/group * Lw * NRp <= 65536;
-      * other 1-D/2-D (strided): bands of R output rows, 8 * K + 4 * (C/group * kW*sh * NRp * OW + 16)
+      * other 1-D/2-D (strided or OW < 16): bands of R output rows, 8 * K + 4 * (C/group * kW*sh * NRp * OW + 16)
         with NRp = R + (kH-1)*dh // sh, R the most rows (1..OH) with C/group * kW*sh*OW * NRp <= 65536;
       * 3-D: 4 * K * min(roundup(P, 16), 128);
     K = C/group * kernel taps, P = output pixels per image; PH, PW the padded height and width."""
@@ -129,7 +129,7 @@ def _conv_f32_scratch(node, shapes) -> int:
     if flat and cg == 1 and mg == 1:
         ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
         return 8 * k3[1] * k3[2] + 4 * (ph * sw * (-(-pw // sw)) + 8)
-    if flat and sh == 1 and sw == 1:
+    if flat and sh == 1 and sw == 1 and out3[2] >= 16:
         extra = (k3[1] - 1) * d3[1]
         lw = out3[2] + (k3[2] - 1) * d3[2]
         r = 65536 // (cg * lw)

@@ -325,12 +325,12 @@ typedef struct dse_mm_geom {
 } dse_mm_geom;
 DSE_SHARED int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
 /* The optimised float GEMMs copy B, a chunk of dse__sgemm_pack_cols(K) columns at a time
- * (16 <= cols <= 128, K * cols <= 32768 where possible), into panels of 16 in scratch:
+ * (16 <= cols <= 256, K * cols <= 65536 where possible), into panels of 16 in scratch:
  * 4 * dse__sgemm_pack_floats(K) bytes, planned for float Gemm (transB = 0), MatMul (N > 1)
  * and 1x1 Conv (matmul.c; dsedge/export/scratch.py). */
 static inline size_t dse__sgemm_pack_cols(size_t K) {
-    size_t c = K ? 32768 / K / 16 * 16 : 128;
-    return c < 16 ? 16 : c > 128 ? 128 : c;
+    size_t c = K ? 65536 / K / 16 * 16 : 256;
+    return c < 16 ? 16 : c > 256 ? 256 : c;
 }
 static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pack_cols(K); }
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the

@@ -116,13 +116,14 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  *            (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W
  *            stride into sw phases of L = ceil(PW / sw) floats, plus 8 floats of slack:
  *            8 * kH*kW + 4 * (PH * sw * L + 8) (PH, PW the padded height and width);
- *   BAND1    other 1-D/2-D convs with unit strides: bands of R output rows; for a band, each
+ *   BAND1    other 1-D/2-D convs with unit strides and at least 16 output columns (fewer: the
+ *            padding columns would be too large a part of the rows): bands of R output rows; for a band, each
  *            input channel's zero-padded rows (NRp = R + (kH-1)*dh of them, Lw = OW + (kW-1)*dw
  *            floats each: the padded width), so that a tap's values for the band's outputs,
  *            as rows of Lw of which OW are real, are consecutive; R is the most rows whose band
  *            fits 65536 floats (C/group * Lw * NRp <= 65536; at least 1, at most OH):
  *            8 * K + 4 * (C/group * NRp * Lw + 16), K = C/group * kH*kW;
- *   BANDS    other 1-D/2-D convs (strided): bands of R output rows; for a band, each input channel
+ *   BANDS    other 1-D/2-D convs (strided, or narrow): bands of R output rows; for a band, each input channel
  *            gets kW * sh planes of NRp rows of OW floats (NRp = R + (kH-1)*dh / sh): plane
  *            (kw, fy) row i column ow holds the zero-padded input at padded row
  *            oh0*sh + fy + i*sh, padded column ow*sw + kw*dw, so that every tap's values for the
@@ -156,7 +157,7 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
         p->Lw = (pw + sw - 1) / sw;
         return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
     }
-    if (flat && sh == 1 && sw == 1) {
+    if (flat && sh == 1 && sw == 1 && g->out[2] >= 16) {
         const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]);
         p->path = DSE_CONV_BAND1;
         p->Lw = g->out[2] + (size_t)((g->k[2] - 1) * g->d[2]);
