@@ -531,3 +531,44 @@ def test_ref_float_build_gives_ref_bytes(lib, lib_ref_float):
         assert all(k.endswith("__ref") for k in ks), ks
         r, _ = run(lib, art, feeds, flags=REF_KERNELS)
         assert all(p.tobytes() == q.tobytes() for p, q in zip(o, r))
+
+
+# ------------------------------------------------------------------------------------------
+# whole zoo models in float32
+# ------------------------------------------------------------------------------------------
+
+ZOO = {"mobilenet_v2": {"input_size": 96}, "yolo_detector": {"input_size": 160},
+       "transformer_encoder": {"seq": 32, "dim": 64, "layers": 2}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_model_fp32(name, tmp_path):
+    """The fp32 `.dse` of a zoo model through dsedge.Runtime: the optimised kernels (AVX2 where
+    the CPU has it) against the REF kernels and onnxruntime, within 1e-4 of the output's range;
+    the AVX2 float kernels are the ones chosen for its Conv/Gemm/MatMul nodes."""
+    import onnx
+    import onnxruntime as ort_
+    import dsedge
+    import dsedge.zoo as zoo
+    from dsedge.api import save_result
+    m = zoo.build(name, **ZOO[name])
+    src = tmp_path / "m.onnx"
+    onnx.save(m, src)
+    feeds = zoo.random_feeds(m, 3, 0)
+    calib = [{k: v[i] for k, v in feeds.items()} for i in range(2)]
+    feed = {k: v[2] for k, v in feeds.items()}
+    save_result(dsedge.quantize(str(src), calib, precision="fp32", progress=False), tmp_path / "m.dse")
+    so = ort_.SessionOptions()
+    so.log_severity_level = 3
+    want = ort_.InferenceSession(str(src), so, providers=["CPUExecutionProvider"]).run(None, feed)
+    with dsedge.Runtime(tmp_path / "m.dse") as rt, dsedge.Runtime(tmp_path / "m.dse", kernels="ref") as rr:
+        got, ref_out = rt.run(feed), rr.run(feed)
+        ks = rt.kernels()
+    if AVX2:
+        heavy = [k for k in ks if k.startswith(("dse_f32_conv_", "dse_f32_gemm_", "dse_f32_matmul_"))]
+        assert heavy and all(k.endswith("__avx2") for k in heavy), heavy
+    for w, (k, g), r in zip(want, got.items(), ref_out.values()):
+        scale = float(np.abs(w).max()) or 1.0
+        assert np.abs(g - w).max() <= 1e-4 * scale, (k, float(np.abs(g - w).max() / scale))
+        assert np.abs(g - r).max() <= 1e-4 * scale, (k, float(np.abs(g - r).max() / scale))
