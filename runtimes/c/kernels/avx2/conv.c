@@ -3,10 +3,13 @@
  * bias (float16 ones are left to REF). The paths of dse__conv_f32_plan (kernels/ref/conv.c), all
  * giving each output element one sequential FMA chain in REF's tap order (c, kd, kh, kw),
  * then + bias, then the clamp:
- *   - GEMM (1x1, unit strides, no padding): Y[M, P] = W[M, C] X[C, P] per image and group,
- *     the SGEMM reading x in place;
- *   - DW (depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride into
- *     phases goes to scratch, then tiles of output rows x 8-column vectors;
+ *   - GEMM (1x1, unit strides, no padding): Y[M, P] = W[M, C] X[C, P] per image and group, x's
+ *     columns packed by the SGEMM (or read in place when the artifact planned no scratch);
+ *   - DW8 (depthwise, fewer than 16 output columns): 8 channels at a time, the zero-padded
+ *     planes transposed (lane = channel), 4 output pixels per step, transposed back;
+ *   - DW (other depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride
+ *     into phases goes to scratch, then tiles of output rows x 8-column vectors (3x3: the
+ *     weights broadcast once per channel);
  *   - BAND1/BANDS (other 1-D/2-D): for a band of output rows, every input channel's rows go to
  *     scratch, zero-padded (BAND1, unit strides: as they are, so that the band's outputs are
  *     rows of the padded width of which OW columns are stored) or once per kernel column kw
@@ -16,8 +19,9 @@
  *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K.
  * Taps in the zero padding are multiplied in (0 * w) where REF skips them: the sum is the same
  * up to the sign of a zero (and NaN for an infinite weight). The scratch is planned by the
- * exporter for every float Conv; an artifact planned with less (written before this kernel)
- * is refused here, so REF runs it. Threads: the work is split over (image, group, band or
+ * exporter for every float Conv; an artifact planned with less (written before this kernel), or
+ * whose scratch region holds a tensor live at this node, is refused here (dse__scratch_free) so
+ * REF runs it (the GEMM path runs without scratch). Threads: the work is split over (image, group, band or
  * tile, block of output channels), or (image, channel) for depthwise; each part writes its
  * own outputs, with its own scratch. */
 #include "avx2_f32.h"
@@ -158,8 +162,7 @@ static DSE_TARGET_AVX2 void conv_fill_row(float *br, size_t PS, const float *xr,
  * the 8 floats of slack after the plane (lanes never stored). TAPS = 9 (3x3): the weights are
  * broadcast once per channel (wv) and the taps unrolled; TAPS = 0: any count, weights read per
  * tap. */
-#define CONV_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
-CONV_AI void conv_dw_tile(const conv_job *j, const int TAPS, const int R, const int V, const int mlast, const float *prow,
+DSE_AI void conv_dw_tile(const conv_job *j, const int TAPS, const int R, const int V, const int mlast, const float *prow,
                           size_t rstep, const uint64_t *tab, const float *wc, const __m256 *wv, const float *bc, float *yr,
                           size_t OW, size_t ow) {
     const size_t taps = TAPS ? (size_t)TAPS : (size_t)(j->g.k[1] * j->g.k[2]);
@@ -198,7 +201,7 @@ CONV_AI void conv_dw_tile(const conv_job *j, const int TAPS, const int R, const 
 
 /* The output rows of one channel from its padded plane (buf): tiles of 4 rows x 1 vector when a
  * row is one vector, 2 x 2 when two, else 1 row x 4 vectors (then the rest of the row). */
-CONV_AI void conv_dw_rows(const conv_job *j, const int TAPS, const float *buf, size_t rstep, const uint64_t *tab,
+DSE_AI void conv_dw_rows(const conv_job *j, const int TAPS, const float *buf, size_t rstep, const uint64_t *tab,
                           const float *wc, const float *bc, float *yc) {
     const size_t OH = j->g.out[1], OW = j->g.out[2], nvec = (OW + 7) / 8;
     const int ml = OW % 8 != 0;
@@ -268,7 +271,7 @@ static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, 
 }
 
 /* DW8: the 8x8 transpose of r[0..7] (rows) into columns. */
-CONV_AI void conv_tr8(__m256 *r) {
+DSE_AI void conv_tr8(__m256 *r) {
     const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
     const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -374,7 +377,7 @@ static DSE_TARGET_AVX2 void conv_dw8_block(const conv_job *j, size_t img, size_t
 /* BAND*: each tap's offset in the band buffer. BAND1: tap (c, kh, kw) reads channel c's padded
  * rows from row kh*dh, column kw*dw; BANDS: channel c's plane (kw, (kh*dh) % sh) from row
  * (kh*dh) / sh. */
-static void conv_band_offsets(const conv_job *j, uint64_t *tab) {
+static void conv_band_offsets(const conv_job *j, size_t *tab) {
     const dse_conv_geom *g = &j->g;
     const size_t sh = (size_t)g->s[1], OW = g->out[2], PL = j->pl.NRp * OW;
     size_t k = 0;
@@ -499,9 +502,8 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             s.B = xg + p0; s.ldb = j->isz;
             s.pack = j->pack ? scratch : NULL;
         } else if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {
-            uint64_t *tab = (uint64_t *)(void *)scratch;
+            size_t *tab = (size_t *)(void *)scratch;   /* 8 bytes per tap (x86-64) */
             float *band = (float *)(void *)(tab + j->K);
-            if (sizeof(size_t) != sizeof(uint64_t)) continue;   /* (x86-64 only) */
             conv_band_offsets(j, tab);
             if (j->path == DSE_CONV_BAND1) {
                 conv_band1_fill(j, xg, tile * j->pl.R, band);
@@ -509,7 +511,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             } else {
                 conv_band_fill(j, xg, tile * j->pl.R, band);
             }
-            s.B = band; s.boff = (const size_t *)(const void *)tab;
+            s.B = band; s.boff = tab;
         } else {
             conv_pack(j, xg, p0, nt, scratch);
             s.B = scratch; s.bpanel = j->K * 16; s.ldb = 16;

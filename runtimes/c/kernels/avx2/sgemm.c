@@ -19,11 +19,10 @@
 
 #if DSE_AVX2_F32
 
-#define SG_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
 
 
 /* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j. */
-SG_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
+DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
     if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));
     if (g->cmode) {
@@ -36,7 +35,7 @@ SG_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t 
     return v;
 }
 
-SG_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
+DSE_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     float *c = g->C + i * g->ldc + j;
     v = sgemm_epi(g, v, i, j, nl);
     if (nl >= 8) { _mm256_storeu_ps(c, v); return; }
@@ -48,7 +47,7 @@ SG_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t 
 /* With a column map (cw != 0): column j of the product is column (j % cw) of output row
  * j / cw, stored only when j % cw < cv, at C + i*ldc + (j / cw) * cv + j % cw. The segment
  * starts at row jr, column jo. */
-SG_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
+DSE_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
     float *c = g->C + i * g->ldc;
     v = sgemm_epi(g, v, i, 0, nl);
     if (jo + nl <= g->cv && nl == 8) { _mm256_storeu_ps(c + jr * g->cv + jo, v); return; }
@@ -70,7 +69,7 @@ enum { SG_ROWS, SG_MASKED, SG_OFFS };
  *   SG_MASKED the same, narrower than W: whole vectors while they stay inside B's K x ldb
  *             region (extra lanes never stored), masked loads (slow) on the last rows only;
  *   SG_OFFS   B[boff[k] + j], full vectors (the caller's buffer has the slack). */
-SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int mode, size_t i, size_t j, size_t nr) {
+DSE_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int mode, size_t i, size_t j, size_t nr) {
     const size_t K = g->K, sai = g->sai, sak = g->sak;
     const float *a = g->A + i * sai, *b;
     const size_t *boff = g->boff;
@@ -220,14 +219,14 @@ void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t
 
 /* -- B transposed: dot products along k ---------------------------------------------------- */
 
-SG_AI float sgemm_hsum(__m256 v) {   /* ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)) */
+DSE_AI float sgemm_hsum(__m256 v) {   /* ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)) */
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));   /* l0+l4 .. l3+l7 */
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                          /* (0)+(2), (1)+(3) */
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-SG_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
+DSE_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
     if (g->use_alpha) v = v * g->alpha;
     if (g->bias_m) v = v + g->bias_m[i];
     if (g->cmode) {
@@ -238,7 +237,7 @@ SG_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
     g->C[i * g->ldc + j] = v;
 }
 
-SG_AI void sgemm_dot_tile(const dse_sgemm *g, const int MR, const int NR, size_t i, size_t j) {
+DSE_AI void sgemm_dot_tile(const dse_sgemm *g, const int MR, const int NR, size_t i, size_t j) {
     const size_t K = g->K, K8 = K & ~(size_t)7;
     const float *a[3], *b[8];
     DSE_UNROLL
