@@ -82,9 +82,63 @@ def _f32(x) -> float:
     return float(np.float32(x))
 
 
-def _nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
+    if layout:
+        R, K = packed_rk(layout, shape)
+        return -(-R // 8) * 8 * -(-K // 4) * 4
     bits = DTYPES[DTYPE_IDS[dtype]][1]
     return (int(np.prod(shape, dtype=object)) * bits + 7) // 8
+
+
+# -- packed int8 weight layouts (docs/format.md §4.4, "layout") ----------------------------------
+# 1 "N8K4 rows": an int8 constant of rank >= 2 viewed as W[R][K], R = dims[0], K = prod(dims[1:]);
+# 2 "N8K4 transposed": an int8 rank-2 constant B[K][N] viewed as W[R = N][K] = B[k][n].
+# Bytes: blocks of 8 rows x 4 consecutive k (32 bytes, row-major inside: row r, then k), the
+# blocks of one 8-row band in k order, then the next band; rows >= R and k >= K are 0.
+LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T = 0, 1, 2
+LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T)
+
+
+def packed_rk(layout: int, shape) -> tuple[int, int]:
+    """(R, K) of the W[R][K] view of a packed tensor of logical `shape`."""
+    shape = tuple(int(d) for d in shape)
+    if layout == LAYOUT_N8K4:
+        return shape[0], int(np.prod(shape[1:], dtype=object))
+    if layout == LAYOUT_N8K4_T:
+        return shape[1], shape[0]
+    raise ModelError(f"layout {layout} has no packed view")
+
+
+def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
+    """Where a layout may be used: 0 anywhere; 1 int8 constants of rank >= 2; 2 int8 rank-2 constants."""
+    if layout == LAYOUT_PLAIN:
+        return True
+    if dtype != "int8" or storage != CONST:
+        return False
+    return len(shape) >= 2 if layout == LAYOUT_N8K4 else (layout == LAYOUT_N8K4_T and len(shape) == 2)
+
+
+def pack_weights(value, layout: int) -> bytes:
+    """The bytes of int8 array `value` (logical shape) in `layout` (1 or 2)."""
+    a = np.asarray(value, np.int8)
+    R, K = packed_rk(layout, a.shape)
+    w = a.reshape(R, K) if layout == LAYOUT_N8K4 else a.reshape(K, R).T
+    Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
+    buf = np.zeros((Rp, Kp), np.int8)
+    buf[:R, :K] = w
+    # [rb][r][kb][c] -> [rb][kb][r][c]
+    return np.ascontiguousarray(buf.reshape(Rp // 8, 8, Kp // 4, 4).transpose(0, 2, 1, 3)).tobytes()
+
+
+def unpack_weights(data: bytes, layout: int, shape) -> np.ndarray:
+    """The int8 array of logical `shape` stored in `layout`; ModelError if a padding byte is not 0."""
+    R, K = packed_rk(layout, shape)
+    Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
+    buf = np.frombuffer(data, np.int8, Rp * Kp).reshape(Rp // 8, Kp // 4, 8, 4).transpose(0, 2, 1, 3).reshape(Rp, Kp)
+    if buf[R:].any() or buf[:, K:].any():
+        raise ModelError(f"packed layout {layout}: padding bytes must be 0")
+    w = buf[:R, :K]
+    return np.ascontiguousarray(w.reshape(shape) if layout == LAYOUT_N8K4 else w.T.reshape(shape))
 
 
 @dataclass(frozen=True)
@@ -128,7 +182,10 @@ class TensorRec:
         if dtype in ("int4", "uint4"):
             raise ModelError("int4 constants: build TensorRec(..., storage=CONST, data=packed) directly")
         arr = arr.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
-        return cls(name, dtype, arr.shape, CONST, 0, arr.tobytes(), layout, quant)
+        if layout and not layout_ok(layout, dtype, CONST, arr.shape):
+            raise ModelError(f"constant {name!r} ({dtype}{list(arr.shape)}) cannot use layout {layout}")
+        data = pack_weights(arr, layout) if layout else arr.tobytes()
+        return cls(name, dtype, arr.shape, CONST, 0, data, layout, quant)
 
     @classmethod
     def arena(cls, name: str, dtype: str, shape, offset: int, *, quant: QuantRec | None = None) -> "TensorRec":
@@ -136,12 +193,15 @@ class TensorRec:
 
     @property
     def nbytes(self) -> int:
-        return _nbytes(self.dtype, self.shape)
+        return _nbytes(self.dtype, self.shape, self.layout)
 
     def array(self) -> np.ndarray:
-        """The constant's value (not for int4/uint4, which stay packed)."""
+        """The constant's value in its logical shape, unpacked from a packed layout (not for
+        int4/uint4, which stay packed)."""
         if self.data is None or self.dtype in ("int4", "uint4"):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
+        if self.layout:
+            return unpack_weights(self.data, self.layout, self.shape)
         return np.frombuffer(self.data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
 
 
@@ -273,8 +333,11 @@ def _validate(a: Artifact, where: str = "artifact") -> None:
             bad(f"{tw}: unknown dtype {t.dtype!r}")
         if len(t.shape) > MAX_RANK or any(not 0 <= d <= MAX_DIM for d in t.shape):
             bad(f"{tw}: shape {t.shape} has rank > {MAX_RANK} or a dimension outside [0, 2^31)")
-        if t.layout != 0:
+        if t.layout not in LAYOUTS:
             bad(f"{tw}: layout {t.layout} is not defined in format version {VERSION}")
+        if not layout_ok(t.layout, t.dtype, t.storage, t.shape):
+            bad(f"{tw}: layout {t.layout} needs an int8 constant of rank "
+                f"{'>= 2' if t.layout == LAYOUT_N8K4 else '2'}, not {t.dtype}{list(t.shape)}")
         align = DTYPES[DTYPE_IDS[t.dtype]][2]
         if t.offset % align:
             bad(f"{tw}: offset {t.offset} is not a multiple of {align}")
@@ -604,11 +667,15 @@ def _decode(data: bytes, verify_weights: bool) -> Artifact:
         data = None
         if off % DTYPES[dt][2]:
             raise ModelError(f"tensor {len(tensors)}: offset not aligned for {name_dt}")
+        if layout not in LAYOUTS or not layout_ok(layout, name_dt, kind & 15, shape):
+            raise ModelError(f"tensor {len(tensors)}: layout {layout} not allowed for {name_dt}{list(shape)}")
         if kind & 15 == CONST:
-            nb = _nbytes(name_dt, shape)
+            nb = _nbytes(name_dt, shape, layout)
             if off + nb > len(blob):
                 raise ModelError(f"tensor {len(tensors)}: data outside the weight blob")
             data = blob[off:off + nb]
+            if layout:
+                unpack_weights(data, layout, shape)   # padding bytes must be 0
         tensors.append(TensorRec(name, name_dt, shape, kind & 15, off, data, layout, quant))
 
     inputs = tuple(r.uv() for _ in range(r.count(big, "graph input")))

@@ -4,8 +4,11 @@
 
  1. specialize.py: static input shapes, pinned constant inputs (guards), folding of shape
     arithmetic and control flow;
- 2. export rewrites of the IR: a float `dsedge.Elementwise` is expanded back into the ops of
-    its program (no C kernel interprets programs; an int8 one is a table); an int8 Pad loses
+ 2. export rewrites of the IR: a float `dsedge.Elementwise` stays one node when every step
+    of its program is one the C kernel runs (ops/fused.py FLOAT_STEPS: arithmetic and clamps,
+    one pass over the tensor), else it is expanded back into the ops of its program; an int8
+    one is a table; such a program, or a single op of those steps, whose only reader is a
+    per-tensor QuantizeLinear, absorbs it (one node with an int8 output, `_fuse_quantize`); an int8 Pad loses
     its pad-value input (the kernel pads with `pad_value` = zp); `--io-dtype int8|uint8`
     removes the leading QuantizeLinear / trailing DequantizeLinear of graph inputs/outputs
     (uint8: a DequantizeLinear(uint8) -> QuantizeLinear(int8) pair, zero point + 128);
@@ -38,12 +41,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, Artifact, NodeRec, QuantRec, TensorAttr,
-                        TensorRec, read)
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_PLAIN, Artifact,
+                        NodeRec, QuantRec, TensorAttr, TensorRec, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
-from ..ops.fused import expand_steps
+from ..ops.fused import FLOAT_STEPS, decode_float_program, encode_float_program, expand_steps
+
+_BINARY_STEPS = {"Add", "Sub", "Mul", "Div", "Min", "Max"}
 from ..ops.nn import same_pads
 from ..passes.simplify import eliminate_dead
 from .planner import MemoryPlan, plan_memory
@@ -87,13 +92,59 @@ def _rename(g: Graph, old: str, new: str) -> None:
 def _expand_elementwise(g: Graph) -> None:
     out: list[Node] = []
     for n in g.nodes:
-        if not (n.op == "Elementwise" and n.domain == "dsedge" and "_q" not in n.attrs):
+        if (not (n.op == "Elementwise" and n.domain == "dsedge" and "_q" not in n.attrs)
+                or encode_float_program(n.attrs) is not None):   # the C kernel runs it in one pass
             out.append(n)
             continue
         for op, ins, dst, attrs, last in expand_steps(n, g.add_const, g.fresh_name):
             out.append(Node(op, ins, [dst], attrs, n.name if last else ""))
             g.nodes = out + [x for x in g.nodes if x is not n]  # keep fresh_name aware of new nodes
     g.nodes = out
+
+
+def _fuse_quantize(g: Graph) -> None:
+    """A float elementwise computation whose only reader is a per-tensor int8 QuantizeLinear runs
+    as one node with an int8 output (the C Elementwise kernel quantises each block as
+    QuantizeLinear does): a float Elementwise program the C kernel runs, or a single unary op of
+    its steps (HardSwish, LeakyRelu, HardSigmoid, Clip with constant bounds, ...) made a
+    one-step program. The float tensor between them is never written."""
+    consumers = g.consumers()
+    for n in list(g.nodes):
+        if n not in g.nodes or n.attrs.get("_q") or n.attrs.get("_act") or len(n.outputs) != 1:
+            continue
+        x = n.inputs[0] if n.inputs else ""
+        if not x or g.tensor_info(x).dtype != np.dtype(np.float32) or n.outputs[0] in g.outputs:
+            continue
+        if n.op == "Elementwise" and n.domain == "dsedge":
+            attrs = dict(n.attrs)
+        elif not n.domain and n.op in FLOAT_STEPS and FLOAT_STEPS[n.op][0] >= 1 and n.op not in _BINARY_STEPS:
+            extra = [i for i in n.inputs[1:] if i]
+            if any(i not in g.consts or g.consts[i].size != 1 for i in extra):
+                continue
+            consts = tuple(np.asarray(g.consts[i], np.float32).reshape(()) for i in extra)
+            it = iter(range(len(consts)))
+            args = ((("v", 0),) + tuple(None if not i else ("c", next(it)) for i in n.inputs[1:]))
+            attrs = {"program": ((n.op, args, {k: v for k, v in n.attrs.items() if not k.startswith("_")}),),
+                     "consts": consts, "result": 1}
+        else:
+            continue
+        if encode_float_program(attrs) is None:
+            continue
+        readers = consumers.get(n.outputs[0], [])
+        qn = readers[0] if len(readers) == 1 else None
+        if qn is None or qn.op != "QuantizeLinear" or qn.domain or qn.inputs[0] != n.outputs[0]:
+            continue
+        sc, zp = _scalar(g, qn.inputs[1]), _scalar(g, qn.inputs[2]) if len(qn.inputs) > 2 and qn.inputs[2] else None
+        y = qn.outputs[0]
+        if (sc is None or sc.size != 1 or sc.dtype != np.float32 or zp is None or zp.size != 1
+                or zp.dtype != np.int8 or g.tensor_info(y).dtype != np.dtype(np.int8)
+                or not (np.isfinite(sc[0]) and sc[0] > 0)):
+            continue
+        attrs["_quantize"] = (float(sc[0]), int(zp[0]))
+        fused = Node("Elementwise", [x], [y], attrs, n.name, "dsedge")
+        g.nodes[g.nodes.index(n)] = fused
+        g.nodes.remove(qn)
+        consumers = g.consumers()
 
 
 def _scalar(g: Graph, name: str):
@@ -237,6 +288,10 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
     if n.op == "Concat":
         rank = len(g.tensor_info(n.outputs[0]).shape)
         a["axis"] = int(a["axis"]) % max(rank, 1)
+    if n.op == "Elementwise" and n.domain == "dsedge" and q is None:
+        a.update(encode_float_program(n.attrs))
+        if "_quantize" in n.attrs:            # fused trailing QuantizeLinear (_fuse_quantize)
+            a["q_scale"], a["q_zp"] = float(n.attrs["_quantize"][0]), int(n.attrs["_quantize"][1])
     act = n.attrs.get("_act")
     if act:
         _, lo, hi = act
@@ -308,12 +363,34 @@ def _quant_rec(p: QParams | None, dtype: str) -> QuantRec | None:
     return QuantRec(p.scale.reshape(-1), p.zero_point.reshape(-1), int(p.axis))
 
 
-def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None) -> TensorRec:
+def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout: int = LAYOUT_PLAIN) -> TensorRec:
     """A CONST record keeping rank 0 (TensorRec.const goes through np.ascontiguousarray, which
-    turns a 0-d array into shape (1,))."""
+    turns a 0-d array into shape (1,)); int8 weights in a packed `layout` (docs/format.md §4.4)."""
     v = np.asarray(v)
+    if layout:
+        return TensorRec(name, dtype, tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
     data = np.asarray(v.astype(np.dtype(dtype).newbyteorder("<"), copy=False), order="C").tobytes()
     return TensorRec(name, dtype, tuple(v.shape), CONST, 0, data, 0, q)
+
+
+def _weight_layout(g: Graph, n: Node) -> int:
+    """The packed layout of a weighted int8 node's weight (input 1), docs/format.md §4.4: int8
+    Conv with group 1 -> 1 (W[O][C*kh*kw]); Gemm transB=1 -> 1 (W[N][K]), transB=0 -> 2 (B[K][N]);
+    MatMul with a constant rank-2 int8 B -> 2. Everything else (grouped/depthwise Conv,
+    ConvTranspose, the dynamic kernels of dyn_i8.c, float nodes) keeps 0."""
+    q = n.attrs.get("_q") or {}
+    if q.get("kind") != "weighted" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
+        return LAYOUT_PLAIN
+    w = np.asarray(g.consts[n.inputs[1]])
+    if w.dtype != np.int8:
+        return LAYOUT_PLAIN
+    if n.op == "Conv" and w.ndim >= 3 and int(n.attrs.get("group", 1) or 1) == 1:
+        return LAYOUT_N8K4
+    if n.op == "Gemm" and w.ndim == 2 and not int(n.attrs.get("transA", 0) or 0):
+        return LAYOUT_N8K4 if int(n.attrs.get("transB", 0) or 0) else LAYOUT_N8K4_T
+    if n.op == "MatMul" and w.ndim == 2:
+        return LAYOUT_N8K4_T
+    return LAYOUT_PLAIN
 
 
 def _quant_bytes(q: QuantRec | None) -> int:
@@ -427,6 +504,7 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     from ..passes.shapes import infer_shapes
     eliminate_dead(g)
     infer_shapes(g)
+    _fuse_quantize(g)       # after shape inference: the fused node's int8 output is not its op's rule
     for n in g.nodes:
         if REGISTRY.get(n.op, n.domain) is None:
             raise ModelError(f"node {n.name!r}: op {n.op} is not in the op registry")
@@ -462,24 +540,27 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
 
     small: dict[tuple, int] = {}   # unnamed small constants are stored once per distinct value
 
-    def add_const(name: str) -> int:
+    const_index: dict[tuple[str, int], int] = {}   # (name, layout): a weight read in two layouts is stored twice
+
+    def add_const(name: str, layout: int = LAYOUT_PLAIN) -> int:
         nonlocal payload
-        if name in index:
-            return index[name]
+        if (name, layout) in const_index:
+            return const_index[name, layout]
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
         q = _quant_rec(g.qparams.get(name), dt)
-        rec = _const_rec(tname(name), v, dt, q)
-        key = (rec.name, rec.dtype, rec.shape, rec.data, q)
+        rec = _const_rec(tname(name), v, dt, q, layout)
+        key = (rec.name, rec.dtype, rec.shape, rec.data, q, layout)
         if not rec.name and len(rec.data) <= 64 and key in small:
-            index[name] = small[key]
-            return index[name]
-        recs.append(rec)
-        payload += rec.nbytes + _quant_bytes(q)
-        index[name] = len(recs) - 1
-        if not rec.name and len(rec.data) <= 64:
-            small[key] = index[name]
-        return index[name]
+            const_index[name, layout] = small[key]
+        else:
+            recs.append(rec)
+            payload += rec.nbytes + _quant_bytes(q)
+            const_index[name, layout] = len(recs) - 1
+            if not rec.name and len(rec.data) <= 64:
+                small[key] = const_index[name, layout]
+        index.setdefault(name, const_index[name, layout])
+        return const_index[name, layout]
 
     def attr_const(arr) -> TensorAttr:
         nonlocal payload
@@ -493,11 +574,12 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     nodes: list[NodeRec] = []
     for n in g.nodes:
         ins = []
-        for i in n.inputs:
+        w_layout = _weight_layout(g, n)
+        for k, i in enumerate(n.inputs):
             if not i:
                 ins.append(-1)
             elif i in g.consts:
-                ins.append(add_const(i))
+                ins.append(add_const(i, w_layout if k == 1 else LAYOUT_PLAIN))
             else:
                 ins.append(index[i])
         attrs = _node_attrs(g, n, attr_const)
@@ -604,6 +686,19 @@ def load_dse_graph(src) -> Graph:
         if "act_min" in raw:
             attrs["_act"] = ("clip", float(raw["act_min"]), float(raw["act_max"]))
         out_dt = a.tensors[nr.outputs[0]].dtype if nr.outputs and nr.outputs[0] >= 0 else None
+        if d.name == "Elementwise" and "program" in raw:     # a float program (a quantised result: + Q)
+            attrs = decode_float_program(raw["program"], raw.get("consts", ()), raw["result"])
+            outs = [names[o] for o in nr.outputs]
+            if "q_scale" in raw:
+                mid = f"{outs[0]}__float"
+                g.info[mid] = TensorInfo(np.dtype(np.float32), g.info[outs[0]].shape)
+                sc, zp = f"{mid}_scale", f"{mid}_zp"
+                g.consts[sc], g.consts[zp] = np.float32(raw["q_scale"]), np.int8(raw["q_zp"])
+                g.nodes.append(Node("Elementwise", [names[nr.inputs[0]]], [mid], attrs, nr.name or f"n{k}", "dsedge"))
+                g.nodes.append(Node("QuantizeLinear", [mid, sc, zp], outs, {}, f"n{k}_q"))
+            else:
+                g.nodes.append(Node("Elementwise", [names[nr.inputs[0]]], outs, attrs, nr.name or f"n{k}", "dsedge"))
+            continue
         rule = d.quant
         if rule is not None and raw.get("dynamic") == 1:
             attrs["_q"] = {"kind": "dynamic", "float_out": True, "w_scale": tv("w_scale")}

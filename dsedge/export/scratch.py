@@ -45,8 +45,11 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
     """Scratch bytes of a node: the formula of its dtype's kernel, else of the dtype-generic one.
     A dynamically quantised node (`_q` kind "dynamic") runs `dse_f32_<op>_dyn__ref`."""
     names = (kernel_name(node.op, out_dtype), kernel_name(node.op, "any"))
-    if (node.attrs.get("_q") or {}).get("kind") == "dynamic":
+    kind = (node.attrs.get("_q") or {}).get("kind")
+    if kind == "dynamic":
         names = (kernel_name(node.op + "_dyn", out_dtype),)
+    elif kind == "weighted":   # int8 compute; float_out nodes (float32 output) run the int8 kernel too
+        names = (kernel_name(node.op, "int8"),)
     for name in names:
         fn = SCRATCH.get(name)
         if fn is not None:
@@ -77,6 +80,52 @@ def _dynamic_scratch(node, shapes) -> int:
 
 for _op in ("conv", "gemm", "matmul"):
     scratch(f"dse_f32_{_op}_dyn__ref")(_dynamic_scratch)
+
+
+# -- int8 Conv / Gemm / MatMul: the optimised variants' packing buffer -------------------------------
+
+PACK_TILE = 256   # output pixels (Conv) or rows (Gemm/MatMul) packed per tile
+
+
+def packed_gemm_plan(K: int, P: int) -> int:
+    """Scratch planned for an int8 GEMM-like node (the most any variant uses; the REF kernels use
+    none): one tile of A = (x - zp_in) as int16, K rounded up to 4, at most PACK_TILE columns,
+    plus 4096 bytes (runtimes/c/src/requant.h: dse_i8_gemm_scratch_plan, the same formula)."""
+    if K <= 0 or P <= 0:
+        return 0
+    return 2 * (-(-K // 4) * 4) * min(P, PACK_TILE) + 4096
+
+
+def _prod(v) -> int:
+    out = 1
+    for d in v:
+        out *= int(d)
+    return out
+
+
+@scratch("dse_i8_conv__ref")
+def _conv_i8_plan(node, shapes) -> int:
+    """int8 Conv with group 1 (layout-1 weights: GEMM on an int16 im2col tile) or depthwise
+    (group == C_in == C_out: int16 rows of the input in the same budget); other groups 0."""
+    x, w, y = shapes[node.inputs[0]], shapes[node.inputs[1]], shapes[node.outputs[0]]
+    group = int(node.attrs.get("group", 1) or 1)
+    if group != 1 and not (group == int(x[1]) == int(w[0]) and int(w[1]) == 1):
+        return 0
+    return packed_gemm_plan(_prod(w[1:]), _prod(y[2:]))
+
+
+@scratch("dse_i8_gemm__ref")
+def _gemm_i8_plan(node, shapes) -> int:
+    x = shapes[node.inputs[0]]
+    return packed_gemm_plan(int(x[1]), int(x[0])) if len(x) == 2 else 0
+
+
+@scratch("dse_i8_matmul__ref")
+def _matmul_i8_plan(node, shapes) -> int:
+    x, w = shapes[node.inputs[0]], shapes[node.inputs[1]]
+    if len(w) != 2:
+        return 0
+    return packed_gemm_plan(int(w[0]), _prod(x[:-1]))
 
 
 def _pack_floats(k: int) -> int:

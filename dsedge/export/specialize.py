@@ -17,7 +17,9 @@ A `.dse` runs one input shape per input and has no control flow and no shape ops
     one point: a lowered int8 node (`attrs["_q"]`) whose inputs are all constant is
     evaluated with its integer reference (`quant.kinds.run_int`), never with the float op,
     so folding leaves the int8 plan and its qparams valid.
- 4. What remains is checked: an If/Loop, a data-dependent op (NonZero, Unique, ...), a
+ 4. One-hot embeddings (passes/onehot.py) become row lookups, now that the index's shape is
+    known: each output row is still the bytes the replaced nodes would compute.
+ 5. What remains is checked: an If/Loop, a data-dependent op (NonZero, Unique, ...), a
     shape op or any tensor whose shape is not static is an error naming the node.
 
 Specialising after quantisation keeps the plan valid by construction: the quantiser lowered
@@ -31,6 +33,7 @@ import numpy as np
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, TensorInfo
 from ..ops import REGISTRY
+from ..passes.onehot import onehot_to_gather
 from ..passes.simplify import FoldBudget, eliminate_dead
 
 # ops whose output shape depends on input values, or which must never run in the runtime
@@ -182,6 +185,9 @@ def specialize(graph: Graph, input_shapes: dict | None = None, info: dict | None
             break
     eliminate_dead(g)
     infer_shapes(g)
+    if onehot_to_gather(g):          # shapes are static now: one-hot embeddings become lookups
+        eliminate_dead(g)
+        infer_shapes(g)
     problems = remaining_control_flow(g)
     for n in g.nodes:
         where = f"node {n.name or n.outputs[0]!r} ({n.op})"

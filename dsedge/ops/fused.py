@@ -45,6 +45,65 @@ def expand_steps(n, const, fresh):
         vals.append(dst)
 
 
+# -- the float program in a `.dse` (runtimes/c/kernels/ref/elementwise.c) ---------------------
+# Steps the C kernel runs, each the bytes of the op's own float32 kernel: name -> (arguments,
+# the step attributes that travel as trailing constants with their defaults).
+FLOAT_STEPS = {
+    **{k: (2, ()) for k in ("Add", "Sub", "Mul", "Div", "Min", "Max")},
+    **{k: (1, ()) for k in ("Neg", "Abs", "Relu", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
+                            "HardSwish", "Softsign")},
+    "LeakyRelu": (1, (("alpha", 0.01),)),
+    "HardSigmoid": (1, (("alpha", 0.2), ("beta", 0.5))),
+    "Clip": (3, ()),
+}
+ABSENT = -1000000          # an omitted optional input (Clip's bounds) in an encoded program
+
+
+def encode_float_program(attrs: dict) -> dict | None:
+    """The `.dse` attributes of a float Elementwise (INTS program: per step op id, argument count,
+    arguments: value k >= 0, constant j as -1 - j, ABSENT; FLOATS consts; INT result), or None
+    when a step is not one the C kernel runs (the exporter then expands the program)."""
+    program, consts, result = attrs["program"], list(attrs["consts"]), int(attrs["result"])
+    if result < 1 or len(program) > 16:       # the C kernel's bounds: 16 steps, 16 constants
+        return None
+    cs = [float(np.float32(np.asarray(c).reshape(()))) for c in consts]
+    out: list[int] = []
+    for name, args, sattrs in program:
+        if name not in FLOAT_STEPS:
+            return None
+        nmax, extra = FLOAT_STEPS[name]
+        known = {k for k, _ in extra}
+        if any(k not in known for k in sattrs) or not 1 <= len(args) <= nmax or args[0] is None:
+            return None
+        if nmax == 2 and len(args) != 2:
+            return None
+        enc = [ABSENT if a is None else (int(a[1]) if a[0] == "v" else -1 - int(a[1])) for a in args]
+        for k, default in extra:
+            cs.append(float(np.float32(sattrs.get(k, default))))
+            enc.append(-len(cs))
+        out += [REGISTRY.get(name).id, len(enc)] + enc
+    if len(cs) > 16:
+        return None
+    return {"program": out, "consts": cs, "result": result}
+
+
+def decode_float_program(program, consts, result) -> dict:
+    """encode_float_program's inverse: the IR attributes of the Elementwise node."""
+    by_id = {REGISTRY.get(k).id: k for k in FLOAT_STEPS}
+    steps, cs, at = [], [np.float32(c) for c in consts], 0
+    program = [int(v) for v in program]
+    while at < len(program):
+        name, n = by_id[program[at]], program[at + 1]
+        enc = program[at + 2:at + 2 + n]
+        at += 2 + n
+        extra = FLOAT_STEPS[name][1]
+        sattrs = {k: float(cs[-1 - enc[len(enc) - len(extra) + i]]) for i, (k, _) in enumerate(extra)}
+        enc = enc[:len(enc) - len(extra)] if extra else enc
+        args = tuple(None if a == ABSENT else (("v", a) if a >= 0 else ("c", -1 - a)) for a in enc)
+        steps.append((name, args, sattrs))
+    return {"program": tuple(steps), "consts": tuple(cs), "result": int(result)}
+
+
 @op("Elementwise", 1000, domain="dsedge", infer=same_infer, quant=QuantRule("table"))
 def elementwise(x, *, program=(), consts=(), result=0, source_nodes=()):
     return eval_program(x, program, consts, result)

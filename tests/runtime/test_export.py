@@ -234,6 +234,37 @@ def test_shape_arithmetic_folds():
     assert ex.artifact.tensors[ex.artifact.outputs[0]].shape == (5, 12)
 
 
+def test_float_elementwise_program_one_node(tmp_path):
+    """A float region of arithmetic and clamps (hard swish written out, a leaky clamp) stays one
+    dsedge.Elementwise node in the .dse, run by the C kernel in one pass: the bytes of the
+    numpy reference, which runs the original ops one after the other; a region with a
+    transcendental (SiLU) is expanded into its ops."""
+    three, six, zero = (numpy_helper.from_array(np.array(v, np.float32), k) for k, v in
+                        (("three", 3.0), ("six", 6.0), ("zero", 0.0)))
+    nodes = [helper.make_node("Add", ["x", "three"], ["a"]), helper.make_node("Clip", ["a", "zero", "six"], ["c"]),
+             helper.make_node("Mul", ["x", "c"], ["m"]), helper.make_node("Div", ["m", "six"], ["hs"]),
+             helper.make_node("LeakyRelu", ["hs"], ["lr"], alpha=0.2), helper.make_node("Neg", ["lr"], ["ng"]),
+             helper.make_node("HardSigmoid", ["ng"], ["y"], alpha=0.3, beta=0.4),
+             helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["z"])]
+    g = helper.make_graph(nodes, "ew", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 50])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("z", TensorProto.FLOAT, None)], [three, six, zero])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(5)
+    feeds = [{"x": (rng.standard_normal((2, 3, 50)) * 5).astype(np.float32)} for _ in range(2)]
+    feeds[0]["x"].flat[:6] = [-0.0, 0.0, -3.0, 3.0, 1e30, -1e30]
+    r = quantize_graph(load_onnx(m.SerializeToString()), feeds, QuantConfig(precision="fp32", **FAST))
+    ex, path = _roundtrip(r, feeds, tmp_path)
+    art = read(path)
+    ew = [n for n in art.nodes if n.op == op_id("Elementwise", "dsedge")]
+    assert len(ew) == 1 and ew[0].attr("program") and "Sigmoid" in _ops(art)
+    rt = dsedge.Runtime(str(path))
+    for f in feeds:
+        ref, got = run(r.graph, f), rt.run(f)
+        assert np.asarray(ref["y"]).tobytes() == np.asarray(got["y"]).tobytes()
+        np.testing.assert_allclose(got["z"], ref["z"], rtol=1e-6)   # C's own sigmoid: within an ulp
+
+
 # -- zoo models ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,kw", [("yolo_detector", dict(input_size=128)),
@@ -247,8 +278,10 @@ def test_zoo_int8_roundtrip(tmp_path, name, kw):
     ex, path = _roundtrip(r, feeds[:1], tmp_path)
     art = read(path)
     assert len(_ops(art, "int8")) > 10
-    # a float dsedge.Elementwise never reaches the runtime: expanded into its ops
-    assert all(art.tensors[n.outputs[0]].dtype == "int8" for n in art.nodes if n.op == op_id("Elementwise", "dsedge"))
+    # a float dsedge.Elementwise reaches the runtime only as a program of the C kernel's steps
+    # (ops/fused.py FLOAT_STEPS), else expanded into its ops
+    assert all(art.tensors[n.outputs[0]].dtype == "int8" or n.attr("program")
+               for n in art.nodes if n.op == op_id("Elementwise", "dsedge"))
     assert ex.plan.arena_size <= 1.05 * ex.plan.lower_bound
     overhead = (path.stat().st_size - ex.payload_bytes) / path.stat().st_size
     weights = sum(t.nbytes for t in art.tensors if t.storage == CONST)

@@ -49,7 +49,7 @@ def _dt(a):
     return "bool" if a.dtype == np.bool_ else a.dtype.name
 
 
-def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False):
+def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False, domain=""):
     """One node. `inputs`: arrays (graph inputs, in the arena) or ("const", array) or None (absent)."""
     tensors, feeds, node_in, off = [], [], [], 0
     for k, v in enumerate(inputs):
@@ -68,7 +68,7 @@ def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False):
     nbytes = int(np.prod(out_shape, dtype=np.int64)) * ydt.itemsize
     tensors.append(TensorRec.arena("y", "bool" if ydt == np.bool_ else ydt.name, out_shape, off if nbytes else 0))
     end = max([t.offset + t.nbytes for t in tensors if t.storage == 1 and t.nbytes] + [1])
-    a = Artifact(tensors=tuple(tensors), nodes=(NodeRec(op_id(op), tuple(node_in), (len(tensors) - 1,), attrs or {}),),
+    a = Artifact(tensors=tuple(tensors), nodes=(NodeRec(op_id(op, domain), tuple(node_in), (len(tensors) - 1,), attrs or {}),),
                  inputs=tuple(i for i, _ in feeds), outputs=(len(tensors) - 1,), arena_size=-(-end // 64) * 64)
     data = a.to_bytes()
     raw = np.zeros(len(data) + 128, np.uint8)
@@ -228,6 +228,114 @@ def test_exact_binary_broadcast(lib):
     assert "broadcast" in run(lib, "Add", [a, rng.standard_normal((3,)).astype(F32)], F32, shape, load_error=True)
 
 
+@pytest.mark.parametrize("sa,sb", [((2, 3, 41), (2, 3, 41)), ((3, 4, 37), (37,)), ((130,), (1,)), ((1,), (3, 50)),
+                                   ((5, 1, 33), (1, 4, 33)), ((2, 5, 300), (5, 1)), ((4, 1), (1, 17))])
+def test_binary_rows(lib, sa, sb):
+    """The walker's merged rows past the 16-element blocks (same shape, row vector, scalar on
+    either side, per-channel), with NaN, infinities and signed zeros, bit for bit; the fused
+    clamp of Add on the same rows."""
+    rng = np.random.default_rng(sum(sa) + len(sb))
+    a, b = rng.standard_normal(sa).astype(F32), rng.standard_normal(sb).astype(F32)
+    a.flat[:5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+    b.flat[-1:] = [-0.0]
+    shape = np.broadcast_shapes(sa, sb)
+    with np.errstate(all="ignore"):
+        for op in ["Add", "Sub", "Mul", "Div", "Min", "Max", "PRelu"][:6 if shape != sa else 7]:
+            same(run(lib, op, [a, b], F32, shape), ref(op, a, b))
+            if op != "PRelu":
+                same(run(lib, op, [("const", b), a], F32, shape), ref(op, b, a))
+        same(run(lib, "Add", [a, b], F32, shape, {"act_min": -0.5, "act_max": 0.75}),
+             np.minimum(np.maximum(a + b, F32(-0.5)), F32(0.75)))
+        for op in ["Equal", "Less", "GreaterOrEqual"]:
+            same(run(lib, op, [a, b], np.bool_, shape), ref(op, a, b))
+
+
+def test_binary_in_place(lib):
+    """An output planned at its input's bytes (in-place elementwise, kernel trait SAME): every
+    element is read before it is written, on blocked rows and tails."""
+    from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((3, 45)).astype(F32)
+    b = rng.standard_normal((45,)).astype(F32)
+    for op in ["Add", "Sub", "Mul", "Div"]:
+        tensors = (TensorRec.arena("a", "float32", a.shape, 0), TensorRec.const("b", b),
+                   TensorRec.arena("y", "float32", a.shape, 0))
+        art = Artifact(tensors=tensors, nodes=(NodeRec(op_id(op), (0, 1), (2,), {}),), inputs=(0,), outputs=(2,),
+                       arena_size=-(-a.nbytes // 64) * 64)
+        data = art.to_bytes()
+        raw = np.zeros(len(data) + 128, np.uint8)
+        start = (-raw.ctypes.data) % 64
+        raw[start:start + len(data)] = np.frombuffer(data, np.uint8)
+        m, s, e = C.c_void_p(), C.c_void_p(), Error()
+        assert lib.dse_model_load_ex(raw.ctypes.data + start, len(data), 0, C.byref(m), C.byref(e)) == 0, e.message
+        try:
+            assert lib.dse_session_create(m, None, 0, C.byref(s), C.byref(e)) == 0
+            assert lib.dse_session_set_input(s, 0, a.ctypes.data, a.nbytes, C.byref(e)) == 0
+            assert lib.dse_session_run(s, C.byref(e)) == 0
+            p, n = C.c_void_p(), C.c_size_t()
+            lib.dse_session_get_output(s, 0, C.byref(p), C.byref(n))
+            same(np.frombuffer(C.string_at(p, n.value), F32).reshape(a.shape), ref(op, a, b))
+        finally:
+            lib.dse_session_free(s)
+            lib.dse_model_free(m)
+
+
+def test_elementwise_program(lib):
+    """A float dsedge.Elementwise program (kernels/ref/elementwise.c): every step the kernel runs,
+    constants on either side, absent Clip bounds, step attributes as constants, values used
+    twice, on a tensor that is not a whole number of 64-element blocks; the bytes of the
+    numpy reference running the ops one after the other. Malformed programs are refused."""
+    from dsedge.ops.fused import FLOAT_STEPS, encode_float_program, eval_program
+    rng = np.random.default_rng(21)
+    x = np.concatenate([rng.standard_normal(150) * 4, EDGES, [3.0, -3.0, 2.5, -2.5, 0.5]]).astype(F32)
+    x = np.concatenate([x, np.zeros(3 * 64 + 7 - x.size % (3 * 64 + 7), F32)])[:3 * 64 + 7]
+    c = lambda j: ("c", j)   # noqa: E731
+    v = lambda k: ("v", k)   # noqa: E731
+    consts = (np.float32(3), np.float32(6), np.float32(0), np.float32(-0.5), np.float32(np.nan), np.float32(-0.0))
+    programs = [
+        ((("Add", (v(0), c(0)), {}), ("Clip", (v(1), c(2), c(1)), {}), ("Mul", (v(0), v(2)), {}),
+          ("Div", (v(3), c(1)), {})), 4),                                                   # hard swish
+        ((("Sub", (c(0), v(0)), {}), ("Max", (v(1), c(3)), {}), ("Min", (c(2), v(2)), {}),
+          ("Clip", (v(0), None, c(0)), {}), ("Clip", (v(4), c(3), None), {}), ("Mul", (v(3), v(5)), {})), 6),
+        ((("Neg", (v(0),), {}), ("Abs", (v(1),), {}), ("Relu", (v(0),), {}), ("Sqrt", (v(2),), {}),
+          ("Reciprocal", (v(4),), {}), ("Floor", (v(0),), {}), ("Ceil", (v(0),), {}), ("Round", (v(0),), {}),
+          ("Sign", (v(0),), {}), ("HardSwish", (v(0),), {}), ("Softsign", (v(0),), {}),
+          ("LeakyRelu", (v(0),), {"alpha": 0.1}), ("HardSigmoid", (v(0),), {"alpha": 0.3, "beta": 0.6}),
+          ("Add", (v(5), v(11)), {}), ("Add", (v(12), v(13)), {}), ("Add", (v(14), v(9)), {})), 16),
+        ((("Clip", (v(0), c(4), c(1)), {}), ("Clip", (v(0), c(2), c(4)), {}), ("Max", (v(0), c(4)), {}),
+          ("Clip", (v(0), c(5), c(2)), {}), ("Clip", (v(0), c(2), c(5)), {}), ("Clip", (v(0), c(1), c(3)), {}),
+          ("Min", (v(0), c(5)), {}), ("Max", (c(5), v(0)), {})), 8),      # NaN, signed-zero and crossed bounds
+    ]
+    for prog, result in programs:
+        for k in range(1, result + 1):      # every intermediate value as the result too
+            attrs = {"program": prog, "consts": consts, "result": k}
+            enc = encode_float_program(attrs)
+            assert enc is not None and all(s[0] in FLOAT_STEPS for s in prog)
+            with np.errstate(all="ignore"):
+                want = eval_program(x, prog, consts, k)
+            same(run(lib, "Elementwise", [x], F32, x.shape, enc, domain="dsedge"), want)
+    # the int8 form: the program's result through QuantizeLinear (a fused trailing Q)
+    from dsedge.quant import arith
+    for prog, result in programs[:3]:
+        enc = encode_float_program({"program": prog, "consts": consts, "result": result})
+        with np.errstate(all="ignore"):
+            f = eval_program(x, prog, consts, result)
+        for s_, zp in ((0.05, 0), (2.0 ** -9, -128), (0.7, 127), (1e-3, 5)):
+            q = dict(enc, q_scale=float(np.float32(s_)), q_zp=zp)
+            with np.errstate(all="ignore"):
+                want = arith.quantize(np.nan_to_num(f, nan=0.0, posinf=np.inf, neginf=-np.inf), np.float32(s_), zp)
+            want[np.isnan(f)] = zp                           # NaN -> zp (quantize.c; numpy's is platform-specific)
+            same(run(lib, "Elementwise", [x], np.int8, x.shape, q, domain="dsedge"), want)
+    for bad in (dict(enc, q_scale=0.0, q_zp=0), dict(enc, q_scale=0.5, q_zp=200)):
+        assert "q_scale" in run(lib, "Elementwise", [x], np.int8, x.shape, bad, domain="dsedge", load_error=True)
+    good = encode_float_program({"program": programs[0][0], "consts": consts, "result": 4})
+    for bad in (dict(good, result=5), dict(good, program=[999, 1, 0]), dict(good, program=[op_id("Add"), 2, 0, 7]),
+                dict(good, program=[op_id("Add"), 2, 0, -9]), dict(good, program=[op_id("Neg"), 1, 1]),
+                dict(good, program=[op_id("Add"), 2, 0])):
+        msg = run(lib, "Elementwise", [x], F32, x.shape, bad, domain="dsedge", load_error=True)
+        assert "program" in msg, msg
+
+
 def test_exact_unary(lib):
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(20000) * 4, rng.uniform(-9e6, 9e6, 2000), np.arange(-10, 10.5, 0.5),
@@ -290,6 +398,31 @@ def test_reductions(lib, axes, keep):
          ref("ReduceMax", xn, np.array([3], np.int64)))
     same(run(lib, "ReduceL2", [x, ("const", np.zeros(0, np.int64))], F32, x.shape, {"noop_with_empty_axes": 1}), np.abs(x))
     assert "axes" in run(lib, "ReduceSum", [x, np.array([1], np.int64)], F32, (3, 1, 5, 6), load_error=True)
+
+
+@pytest.mark.parametrize("shape,axes", [((2, 5, 300), (1,)), ((9, 37), (1,)), ((1, 5, 1, 7), (0, 1)),
+                                        ((3, 1, 4, 520), (1, 2)), ((6, 2, 3), (0,))])
+def test_reductions_kept_reduced_kept(lib, shape, axes):
+    """The [kept][reduced][kept] view (several outputs side by side: chunks of 256 inner
+    columns with a tail, four rows at a time with a tail, extent-1 axes) against the
+    documented order, bit for bit, with NaN and infinities inside."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(F32)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+    norm = tuple(sorted(a % len(shape) for a in axes))
+    for keep in (0, 1):
+        out = tuple(1 if d in norm else s for d, s in enumerate(shape) if keep or d not in norm)
+        for op in ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                   "ReduceSumSquare"]:
+            with np.errstate(all="ignore"):
+                y = run(lib, op, [x, ("const", np.array(axes, np.int64))], F32, out, {"keepdims": keep})
+                seq, *_ = _seq_reduce(x, norm, op)
+            same(y, seq.reshape(out))
+    gap = run(lib, "GlobalAveragePool", [x.reshape(1, -1, 1, shape[-1])], F32, (1, x.size // shape[-1], 1, 1))
+    with np.errstate(all="ignore"):
+        seq, *_ = _seq_reduce(x.reshape(1, -1, 1, shape[-1]), (2, 3), "ReduceMean")
+    same(gap, seq.reshape(gap.shape))
 
 
 def test_argmax_argmin(lib):
@@ -364,6 +497,16 @@ def test_cast(lib):
     same(run(lib, "Cast", [np.array([np.nan, 0.0, -0.0, 2.0], F32)], np.bool_, (4,), {"to": 9}), np.array([1, 0, 0, 1], bool))
     same(run(lib, "Cast", [np.array([True, False])], F32, (2,), {"to": 1}), np.array([1.0, 0.0], F32))
     assert run(lib, "Cast", [v], np.int8, v.shape, {"to": 1}, load_error=True)
+    # the vectorised conversions (blocks of 16 and a tail): to float32 from bool, uint8, int8,
+    # int32 (rounded: beyond 2^24), int32 <-> int64 (wrap)
+    b = rng.integers(0, 2, 37).astype(bool)
+    same(run(lib, "Cast", [b], F32, b.shape, {"to": 1}), b.astype(F32))
+    for src in (rng.integers(0, 256, 53).astype(np.uint8), rng.integers(-128, 128, 53).astype(np.int8),
+                np.concatenate([rng.integers(-2**31, 2**31, 40), [2**31 - 1, -2**31, 16777217, -16777219]]).astype(np.int32)):
+        same(run(lib, "Cast", [src], F32, src.shape, {"to": 1}), src.astype(F32))
+    i32 = np.concatenate([rng.integers(-2**31, 2**31, 33), [-1, 2**31 - 1, -2**31]]).astype(np.int32)
+    same(run(lib, "Cast", [i32], np.int64, i32.shape, {"to": 7}), i32.astype(np.int64))
+    same(run(lib, "Cast", [i64[:45]], np.int32, (45,), {"to": 6}), i64[:45].astype(np.int32))
 
 
 def test_against_onnxruntime(lib):

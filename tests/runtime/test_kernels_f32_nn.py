@@ -411,6 +411,11 @@ RESIZE_SHAPES = [  # x shape, scales (None) or sizes
     ((2, 3, 5, 7), None, np.array([2, 3, 9, 4], np.int64)),
     ((1, 1, 4, 4), np.array([1, 1, 1.5, 3.0], np.float32), None),
     ((1, 3, 8), None, np.array([1, 3, 13], np.int64)),
+    # the tabled path of the last two axes (resize_hw): more than one 256-column chunk, only
+    # the second-to-last axis resized, only the last
+    ((1, 2, 3, 150), np.array([1, 1, 2, 2.01], np.float32), None),
+    ((1, 1, 6, 5), None, np.array([1, 1, 9, 5], np.int64)),
+    ((2, 3, 7), None, np.array([2, 3, 300], np.int64)),
 ]
 
 
@@ -502,7 +507,8 @@ def test_instancenorm(lib, shape):
 
 
 @pytest.mark.parametrize("shape,axis,bias,stats", [((2, 5, 16), 2, True, True), ((3, 4, 6), 1, False, False),
-                                                   ((4, 33), 1, True, False), ((2, 3, 4), 2, True, True)])
+                                                   ((4, 33), 1, True, False), ((2, 3, 4), 2, True, True),
+                                                   ((7, 300), 1, True, True), ((5, 3, 100), 1, False, False)])
 def test_layernorm(lib, shape, axis, bias, stats):
     rng = np.random.default_rng(sum(shape) + axis)
     x = rnd(rng, *shape) * 3 + 1

@@ -322,7 +322,11 @@ def test_matmul(lib, xshape):
 
 # -- elementwise -------------------------------------------------------------------------------
 
-BCAST = [((2, 3, 5), (3, 1)), ((4, 1, 3), (5, 1)), ((7, 9), (7, 9)), ((1,), (2, 3)), ((2, 1, 4, 1), (3, 1, 5))]
+BCAST = [((2, 3, 5), (3, 1)), ((4, 1, 3), (5, 1)), ((7, 9), (7, 9)), ((1,), (2, 3)), ((2, 1, 4, 1), (3, 1, 5)),
+         # rows of the walker past its 16-element blocks, with tails: one same-shape row, a
+         # per-channel operand ([N,C,L] x [C,1]: Mul's row table), a row vector, a scalar,
+         # the constant operand first
+         ((2, 3, 41), (2, 3, 41)), ((2, 5, 300), (5, 1)), ((3, 4, 37), (37,)), ((130,), (1,)), ((7, 1), (1, 200))]
 
 
 def binary_case(op, a, b, attrs, ref):
@@ -345,6 +349,48 @@ def test_add_sub(lib, op, bi):
         ref = fn(a, za, b, zb, Ma, Mb, n, zo, qmin, qmax)
         check(lib, binary_case(op, a, b, dict(za=za, zb=zb, Ma=Ma, Mb=Mb, shift=n, zp_out=zo, qmin=qmin,
                                               qmax=qmax), ref))
+
+
+def _run_flags(lib, case, flags):
+    """run_c with load flags (2 = DSE_LOAD_REF_KERNELS: the portable kernels only)."""
+    art, feeds, outs = case
+    data = art.to_bytes()
+    raw = np.zeros(len(data) + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    raw[start:start + len(data)] = np.frombuffer(data, np.uint8)
+    m, s, err = C.c_void_p(), C.c_void_p(), Error()
+    assert lib.dse_model_load_ex(raw.ctypes.data + start, len(data), flags, C.byref(m), C.byref(err)) == 0, err.message
+    try:
+        assert lib.dse_session_create(m, None, 0, C.byref(s), C.byref(err)) == 0
+        for i, a in enumerate(feeds):
+            a = np.ascontiguousarray(a)
+            assert lib.dse_session_set_input(s, i, a.ctypes.data, a.nbytes, C.byref(err)) == 0
+        assert lib.dse_session_run(s, C.byref(err)) == 0
+        p, n = C.c_void_p(), C.c_size_t()
+        lib.dse_session_get_output(s, 0, C.byref(p), C.byref(n))
+        return np.frombuffer(C.string_at(p, n.value), outs[0][0]).reshape(outs[0][1]).copy()
+    finally:
+        lib.dse_session_free(s)
+        lib.dse_model_free(m)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub"])
+def test_add_sub_optimised_equals_ref(lib, op):
+    """The optimised int8 Add/Sub (kernels/avx2/add_i8.c on x86 with AVX2) gives REF's bytes
+    (and intref's) on every walker row form and at the parameter extremes: shift 1 and 62,
+    multipliers 0 and 2^31 - 1, both zero points at the ends."""
+    rng = np.random.default_rng(90 + (op == "Sub"))
+    fn = intref.sub_int8 if op == "Sub" else intref.add_int8
+    params = [(-128, 127, 5, (-128, 127), 2**31 - 1, 2**30, 31), (127, -128, -128, (-128, 127), 2**31 - 1, 2**31 - 1, 62),
+              (3, -3, 127, (-50, 60), 0, 2**30 + 7, 1), (0, 0, 0, (-128, 127), 1, 1, 1),
+              (-7, 9, 2, (-128, 127), 1_500_000_000, 1_100_000_000, 38)]
+    for sa, sb in BCAST[5:] + [((1, 33), (1, 33)), ((64,), (64,)), ((3, 1), (3, 70))]:
+        a, b = rand_i8(rng, sa), rand_i8(rng, sb)
+        for za, zb, zo, (qmin, qmax), Ma, Mb, n in params:
+            ref = fn(a, za, b, zb, Ma, Mb, n, zo, qmin, qmax)
+            case, _ = binary_case(op, a, b, dict(za=za, zb=zb, Ma=Ma, Mb=Mb, shift=n, zp_out=zo, qmin=qmin, qmax=qmax), ref)
+            opt, portable = _run_flags(lib, case, 0), _run_flags(lib, case, 2)
+            assert np.array_equal(portable, ref) and np.array_equal(opt, ref), (sa, sb, Ma, Mb, n)
 
 
 @pytest.mark.parametrize("bi", range(len(BCAST)))
@@ -432,6 +478,13 @@ MAXP = [
     ((1, 3, 11), [3], [2], [1, 1], [2], 1),
     ((1, 1, 4, 4), [2, 2], [1, 1], [3, 3, 3, 3], [1, 1], 0),     # windows of padding only: -128
     ((1, 2, 3, 5, 4), [2, 3, 2], [1, 2, 2], [0, 1, 1, 1, 1, 0], [1, 1, 1], 1),
+    # the row path (maxpool_rows): stride 1 with the inside columns done a tap at a time,
+    # dilation, windows that cover no input row or column, 1-D
+    ((1, 3, 9, 37), [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 0),
+    ((2, 2, 6, 40), [3, 3], [1, 1], [1, 3, 2, 1], [2, 3], 0),
+    ((1, 1, 3, 4), [2, 2], [1, 1], [3, 3, 3, 3], [1, 1], 0),
+    ((1, 2, 50), [4], [1], [0, 3], [1], 1),
+    ((1, 2, 5, 33), [3, 2], [2, 1], [1, 0, 1, 1], [1, 1], 1),
 ]
 
 
@@ -510,9 +563,17 @@ def test_quantize_dequantize(lib, zp):
     rng = np.random.default_rng(500 + zp)
     s = np.float32(2.0 ** rng.uniform(-20, 4))
     ties = (np.arange(-300, 300) + 0.5).astype(np.float32) * s           # exact halves: half to even
+    # edges of the vectorised form (quantize.c): |x/s| around 512 (saturation whatever zp), the
+    # 2^22 limit of the rounding trick, huge and tiny values, NaN (-> zp; numpy's is
+    # platform-specific)
+    edges = np.array([511.5, -511.5, 512.0, -512.0, 512.5, -512.5, 2.0 ** 22, -(2.0 ** 22), 2.0 ** 22 + 1,
+                      1e38, -1e38, 1e-45, -1e-45], np.float64) * float(s)
     x = np.concatenate([ties, (rng.standard_normal(997) * 200 * s).astype(np.float32),
-                        np.array([0, -0.0, 1e30, -1e30, np.inf, -np.inf], np.float32)]).astype(np.float32)
-    ref_q = arith.quantize(x, s, zp)
+                        np.array([0, -0.0, 1e30, -1e30, np.inf, -np.inf], np.float32), edges.astype(np.float32),
+                        np.array([np.nan, -np.nan], np.float32)]).astype(np.float32)
+    with np.errstate(all="ignore"):
+        ref_q = arith.quantize(np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=-np.inf), s, zp)
+    ref_q[np.isnan(x)] = zp
     net = Net()
     xi = net.inp(x)
     yi = net.out("int8", x.shape)

@@ -6,7 +6,8 @@ any N.
   and many), MatMul (batched), and float Conv/Gemm/MatMul, sized so that the work is really
   split, under threads 1, 2, 3, 4, 7: identical bytes, and the int8 ones equal the numpy
   integer reference;
-* zoo models (MobileNetV2 and a small transformer encoder, small sizes), int8 and fp32;
+* zoo models (MobileNetV2 and a small transformer encoder, small sizes), int8, fp32 and dynamic
+  (no calibration: the dynamic int8 Conv/Gemm/MatMul kernels);
 * a C stress program (runtimes/c/tests/threads_stress.c) over a many-node model: sessions of
   1..16 threads created and freed again and again, many sessions running in parallel threads,
   more threads than CPUs; built plain, with ASan + UBSan (leaks included) and with TSan (clang)
@@ -202,15 +203,17 @@ def zoo_models(tmp_path_factory):
         arrs = zoo.random_feeds(m, n=5, seed=0)
         calib = [{k: v[i] for k, v in arrs.items()} for i in range(4)]
         feed = {k: v[4] for k, v in arrs.items()}
-        for prec in ("int8", "fp32"):
+        for prec in ("int8", "fp32", "dynamic"):   # dynamic: no calibration, the dyn_i8 kernels
             p = tmp / f"{name}.{prec}.dse"
-            save_result(dsedge.quantize(str(src), calib, precision=prec, progress=False), str(p))
+            r = dsedge.quantize(str(src), None, progress=False) if prec == "dynamic" else \
+                dsedge.quantize(str(src), calib, precision=prec, progress=False)
+            save_result(r, str(p))
             out[f"{name}-{prec}"] = (p, feed)
     return out
 
 
-@pytest.mark.parametrize("key", ["mobilenet_v2-int8", "mobilenet_v2-fp32", "transformer_encoder-int8",
-                                 "transformer_encoder-fp32"])
+@pytest.mark.parametrize("key", [f"{m}-{p}" for m in ("mobilenet_v2", "transformer_encoder")
+                                 for p in ("int8", "fp32", "dynamic")])
 def test_zoo_model_same_bytes(zoo_models, key):
     path, feed = zoo_models[key]
     data = path.read_bytes()
@@ -394,3 +397,21 @@ def test_dsedge_run_threads(tmp_path, stress_model):
     assert got[0] == got[1]
     r = subprocess.run([str(exe), str(stress_model), "--threads", "0"], capture_output=True, text=True)
     assert r.returncode == 2 and "--threads needs a count" in r.stderr
+
+
+def test_cli_run_threads(tmp_path, stress_model):
+    """`dsedge run --threads N`: the same outputs as one thread; a count < 1 is a usage error."""
+    import sys
+    x = np.random.default_rng(1).integers(-128, 128, (1, 16, 24, 24)).astype(np.int8)
+    np.savez(tmp_path / "feed.npz", x=x)
+    got = []
+    for t in (1, 2):
+        out = tmp_path / f"out{t}.npz"
+        p = subprocess.run([sys.executable, "-m", "dsedge.cli", "run", str(stress_model), "--input",
+                            str(tmp_path / "feed.npz"), "-o", str(out), "--threads", str(t)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        got.append(np.load(out)["y"].tobytes())
+    assert got[0] == got[1]
+    p = subprocess.run([sys.executable, "-m", "dsedge.cli", "run", str(stress_model), "--input", str(tmp_path / "feed.npz"),
+                        "-o", str(tmp_path / "o.npz"), "--threads", "0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--threads" in p.stderr

@@ -50,6 +50,26 @@ typedef struct dse_tensor {
     int32_t *zero_points;
 } dse_tensor;
 
+/* Tensor layouts (docs/format.md §4.4): 0 row-major; 1 "N8K4 rows" (an int8 constant viewed
+ * as W[R][K], R = dims[0], K = the product of the other dims); 2 "N8K4 transposed" (an int8
+ * rank-2 constant B[K][N] viewed as W[R = N][K] = B[k][n]). Packed bytes: 32-byte blocks of
+ * 8 rows x 4 consecutive k (row r, then k), the ceil(K/4) blocks of an 8-row band in k order,
+ * then the next band; rows >= R and k >= K are 0 (the loader checks). */
+enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2 };
+
+/* (R, K) of the W[R][K] view of a packed tensor (layout 1 or 2). */
+static inline void dse__packed_rk(const dse_tensor *t, size_t *R, size_t *K) {
+    if (t->layout == DSE_LAYOUT_N8K4_T) { *R = t->dims[1], *K = t->dims[0]; return; }
+    size_t k = 1;
+    for (unsigned d = 1; d < t->rank; d++) k *= t->dims[d];
+    *R = t->dims[0], *K = t->rank && t->dims[0] ? k : 0;
+}
+
+/* Byte index of W[r][k] in a packed tensor with Kb = ceil(K/4) k-blocks per 8-row band. */
+static inline size_t dse__n8k4_index(size_t Kb, size_t r, size_t k) {
+    return ((r >> 3) * Kb + (k >> 2)) * 32 + (r & 7) * 4 + (k & 3);
+}
+
 enum { DSE_ATTR_INT = 1, DSE_ATTR_FLOAT, DSE_ATTR_INTS, DSE_ATTR_FLOATS, DSE_ATTR_STRING, DSE_ATTR_TENSOR };
 
 /* Attribute key ids: DSE_A_<name> for every name in attr_keys.inc, from 1; 0 = a name no
@@ -165,6 +185,8 @@ typedef struct dse_why {
                              * scratch formula, dsedge/export/scratch.py); 0 = none */
     size_t scratch_plan;    /* on acceptance: the scratch the exporter plans for the node, the
                              * most any variant of the kernel uses; 0 = the same as scratch */
+    uint32_t packed;        /* on acceptance: bit j set = input j may be in a packed layout (the
+                             * kernel reads t->layout); the loader refuses any other packed input */
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
@@ -251,13 +273,57 @@ DSE_INTERNAL DSE_NOINLINE int dse__attr_ints(const dse_node *n, int key, int64_t
 
 /* Broadcasting walker shared by the elementwise kernels (kernels/ref/binary.c): the inputs
  * (numpy broadcasting, each aligned to the output's trailing axes) are walked in the output's
- * row-major order one innermost row at a time; `row` gets each input's row start and element
- * stride (0 = broadcast) and writes `len` output elements. */
-typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; } dse_ew_ctx;
+ * row-major order one innermost row at a time, after merging the axes that can be merged
+ * (a same-shape or scalar operand makes one row of the whole output); `row` gets each
+ * input's row start and element stride (0 = broadcast, else 1) and writes `len` output
+ * elements. Rows are split over the session's threads (cx) in disjoint ranges; `c` carries
+ * the kernel's constants (`p` anything else it needs, read only). */
+typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; const void *p; } dse_ew_ctx;
 typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,
                            const dse_ew_ctx *c);
 DSE_INTERNAL int dse__ew_check_broadcast(const dse_model *m, const dse_node *n, uint32_t nx, dse_why *why);
-DSE_INTERNAL void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c);
+DSE_SHARED void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row,
+                               const dse_ew_ctx *c, const dse_ctx *cx);
+
+/* Elementwise loops that compilers vectorise: Y[i] = EXPR for i in [0, LEN) (EXPR uses i),
+ * computed DSE_EW_BLOCK elements at a time into a local array of T that is then stored. GCC at
+ * -O2 vectorises only loops of a known count (its "very cheap" cost model), and the local
+ * array makes an output that is exactly an input (in-place plans) read before it is
+ * written, with no aliasing check. Each element is the same scalar operations as the plain
+ * loop, so the bytes do not change. Inside EXPR, compare floats with == / != only where the
+ * loop should vectorise: GCC does not if-convert the signalling compares < > <= >= (they may
+ * raise FE_INVALID), so such a loop stays scalar (and correct). */
+#define DSE_EW_BLOCK 16
+#define DSE_EW_LOOP(T, Y, LEN, EXPR)                                                              \
+    do {                                                                                          \
+        size_t i_ = 0, n_ = (LEN);                                                                \
+        for (; i_ + DSE_EW_BLOCK <= n_; i_ += DSE_EW_BLOCK) {                                     \
+            T t_[DSE_EW_BLOCK];                                                                   \
+            for (size_t j_ = 0; j_ < DSE_EW_BLOCK; j_++) { const size_t i = i_ + j_; t_[j_] = (EXPR); } \
+            for (size_t j_ = 0; j_ < DSE_EW_BLOCK; j_++) (Y)[i_ + j_] = t_[j_];                  \
+        }                                                                                         \
+        for (; i_ < n_; i_++) { const size_t i = i_; (Y)[i] = (EXPR); }                          \
+    } while (0)
+/* A binary row: Y[i] = OP(A[i*SA], B[i*SB], C) (OP a static inline function) with strides 0 or 1,
+ * one loop per stride pattern (a broadcast operand is read once), so each is contiguous; any
+ * other stride, one plain loop. */
+#define DSE_EW_ROW2(T, Y, TA, A, SA, TB, B, SB, LEN, OP, C)                                        \
+    do {                                                                                          \
+        const TA *A_ = (A);                                                                       \
+        const TB *B_ = (B);                                                                       \
+        if ((SA) == 1 && (SB) == 1) {                                                             \
+            DSE_EW_LOOP(T, Y, LEN, OP(A_[i], B_[i], C));                            \
+        } else if ((SA) == 1 && (SB) == 0) {                                                      \
+            const TB bc_ = B_[0];                                                                 \
+            DSE_EW_LOOP(T, Y, LEN, OP(A_[i], bc_, C));                              \
+        } else if ((SA) == 0 && (SB) == 1) {                                                      \
+            const TA ac_ = A_[0];                                                                 \
+            DSE_EW_LOOP(T, Y, LEN, OP(ac_, B_[i], C));                              \
+        } else {                                                                                  \
+            const size_t sa_ = (SA), sb_ = (SB);                                                  \
+            for (size_t i = 0; i < (LEN); i++) (Y)[i] = OP(A_[i * sa_], B_[i * sb_], C); \
+        }                                                                                         \
+    } while (0)
 
 /* Every kernel's check and run function (kernels/<isa>/<op>.c), from the kernel list. REF
  * kernels are DSE_INTERNAL; an optimised variant's are DSE_SHARED, because bundles compile

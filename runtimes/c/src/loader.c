@@ -264,6 +264,17 @@ static void parse_metadata(rd *r, dse_model *m) {
     }
 }
 
+/* The padding of a packed tensor (rows >= R, k >= K of the W[R][K] view) is zero. */
+static int packed_padding_zero(const uint8_t *p, const dse_tensor *t) {
+    size_t R, K;
+    dse__packed_rk(t, &R, &K);
+    size_t Rp = (R + 7) / 8 * 8, Kb = (K + 3) / 4;
+    for (size_t rr = 0; rr < Rp; rr++)
+        for (size_t k = rr < R ? K : 0; k < Kb * 4; k++)
+            if (p[dse__n8k4_index(Kb, rr, k)]) return 0;
+    return 1;
+}
+
 static void parse_tensors(rd *r, dse_model *m) {
     m->n_tensors = rd_size(r, left(r) / 6, "tensor count");
     if (!r->st && m->n_tensors > UINT32_MAX - 1) { FAIL(r, DSE_ERR_RANGE, "too many tensors"); return; }
@@ -282,8 +293,15 @@ static void parse_tensors(rd *r, dse_model *m) {
         if (t->dtype == 0 || t->dtype >= N_DTYPE_SLOTS || DTYPES[t->dtype].bits == 0) {
             FAIL(r, DSE_ERR_UNSUPPORTED, "tensor %zu (%s): unknown dtype %d", i, t->name, t->dtype); return;
         }
-        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout != 0 || t->rank > DSE_MAX_RANK) {
+        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > DSE_LAYOUT_N8K4_T || t->rank > DSE_MAX_RANK) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): bad storage/quantisation/layout/rank byte", i, t->name); return;
+        }
+        /* packed int8 weights (docs/format.md §4.4): layout 1 an int8 constant of rank >= 2,
+         * layout 2 of rank 2 */
+        if (t->layout != DSE_LAYOUT_PLAIN && (t->dtype != DSE_DTYPE_INT8 || t->storage != DSE_STORAGE_CONST ||
+                                              (t->layout == DSE_LAYOUT_N8K4 ? t->rank < 2 : t->rank != 2))) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout %d needs an int8 constant of rank %s", i, t->name, t->layout,
+                 t->layout == DSE_LAYOUT_N8K4 ? ">= 2" : "2"); return;
         }
         size_t numel = 1;
         int empty = 0;
@@ -295,6 +313,11 @@ static void parse_tensors(rd *r, dse_model *m) {
         size_t bits = DTYPES[t->dtype].bits, nbits;
         if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
         t->nbytes = nbits / 8 + (nbits % 8 != 0);
+        if (t->layout != DSE_LAYOUT_PLAIN) {   /* ceil(R/8)*8 x ceil(K/4)*4 bytes; dims <= 2^31 - 1 */
+            size_t R, K;
+            dse__packed_rk(t, &R, &K);
+            if (!mul_ok((R + 7) / 8 * 8, (K + 3) / 4 * 4, &t->nbytes)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
+        }
         t->offset = rd_size(r, SIZE_MAX, "tensor offset");
         if (r->st) return;
         if (t->offset % DTYPES[t->dtype].align) { FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): offset %zu misaligned for %s", i, t->name, t->offset, dse_dtype_name(t->dtype)); return; }
@@ -303,6 +326,9 @@ static void parse_tensors(rd *r, dse_model *m) {
         }
         if (t->storage == DSE_STORAGE_ARENA && (t->offset > m->arena_size || t->nbytes > m->arena_size - t->offset)) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): [%zu, +%zu) outside the %zu-byte arena", i, t->name, t->offset, t->nbytes, m->arena_size); return;
+        }
+        if (t->layout != DSE_LAYOUT_PLAIN && !packed_padding_zero(m->blob + t->offset, t)) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): packed layout %d has non-zero padding bytes", i, t->name, t->layout); return;
         }
         if (!t->quant) continue;
         size_t n = 1;
@@ -381,7 +407,7 @@ static void parse_attrs(rd *r, dse_model *m, dse_node *n, size_t k) {
         case DSE_ATTR_STRING: a->s = rd_str(r, m); break;
         case DSE_ATTR_TENSOR: {
             uint32_t t = rd_tensor(r, m, 0, "tensor attribute");
-            if (!r->st && m->tensors[t].storage != DSE_STORAGE_CONST) { FAIL(r, DSE_ERR_FORMAT, "node %zu (%s): attribute %s must reference a constant", k, n->name, a->name); return; }
+            if (!r->st && (m->tensors[t].storage != DSE_STORAGE_CONST || m->tensors[t].layout != DSE_LAYOUT_PLAIN)) { FAIL(r, DSE_ERR_FORMAT, "node %zu (%s): attribute %s must reference a constant in layout 0", k, n->name, a->name); return; }
             a->i = t;
             break;
         }
@@ -443,6 +469,7 @@ static void parse_outputs(rd *r, dse_model *m, const uint8_t *defined) {
     for (size_t i = 0; i < m->n_outputs && !r->st; i++) {
         uint32_t t = m->outputs[i] = rd_tensor(r, m, 0, "graph output");
         if (!r->st && m->tensors[t].storage == DSE_STORAGE_ARENA && !defined[t]) { FAIL(r, DSE_ERR_FORMAT, "graph output %zu: tensor %u (%s) is never written", i, t, m->tensors[t].name); return; }
+        if (!r->st && m->tensors[t].layout != DSE_LAYOUT_PLAIN) { FAIL(r, DSE_ERR_FORMAT, "graph output %zu: tensor %u (%s) is in a packed layout", i, t, m->tensors[t].name); return; }
     }
 }
 
@@ -617,9 +644,13 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
         char msg[160] = "", first_msg[160] = "", all[240] = "";
         int first = dse__next_kernel((int)n->op, dt, -1, m->isas), kk = first, refused = 0;
         size_t accepted_scratch = 0, accepted_plan = 0;
+        uint32_t accepted_packed = 0;
         for (; kk >= 0; kk = dse__next_kernel((int)n->op, dt, kk, m->isas)) {
-            dse_why w = {0, NULL, {0, 0, 0, 0}, 0, 0};
-            if (!dse__kernel_check(kk, m, n, &w)) { accepted_scratch = w.scratch, accepted_plan = w.scratch_plan; break; }
+            dse_why w = {0, NULL, {0, 0, 0, 0}, 0, 0, 0};
+            if (!dse__kernel_check(kk, m, n, &w)) {
+                accepted_scratch = w.scratch, accepted_plan = w.scratch_plan, accepted_packed = w.packed;
+                break;
+            }
             /* an optimised variant that refuses a node (a shape it does not cover, an artifact
              * planned without its scratch) leaves it to the next one, silently: the REF kernel
              * of the op is listed after it and gives the reason if it refuses too */
@@ -639,6 +670,11 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
             FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): %s", k, dse_op_name((int)n->op), n->name, refused > 1 ? all : first_msg);
         else
             check_node_memory(&r, m, n, k);
+        /* a packed tensor is read only by a kernel that said it reads that input's layout */
+        for (uint32_t j = 0; j < n->n_in && !r.st && kk >= 0; j++)
+            if (n->in[j] != DSE_NONE && m->tensors[n->in[j]].layout != DSE_LAYOUT_PLAIN && (j >= 32 || !(accepted_packed >> j & 1)))
+                FAIL(&r, DSE_ERR_FORMAT, "node %zu (%s %s): input %u (%s) is in packed layout %d, which %s does not read", k,
+                     dse_op_name((int)n->op), n->name, j, m->tensors[n->in[j]].name, m->tensors[n->in[j]].layout, dse__kernel_name(kk));
     }
     if (!r.st) check_arena_size(&r, m);
     if (r.st) {

@@ -15,9 +15,9 @@
  *
  * Hand-off (a kernel calls dse__parallel once per node, hundreds of times per inference):
  * each worker has its own slot (cache line) with a ticket the caller increments to give it
- * range w of the current task. A worker spins on its ticket for a while (DSE_POOL_SPIN_WORKER pauses,
- * a few tens of microseconds: long enough to cover the serial nodes between two parallel
- * ones) and then sleeps on its slot's condition variable; the caller signals only a worker
+ * range w of the current task. A worker spins on its ticket for a while (DSE_POOL_SPIN_WORKER
+ * steps, a fraction of a millisecond: long enough to cover the serial nodes between two
+ * parallel ones) and then sleeps on its slot's condition variable; the caller signals only a worker
  * that said it sleeps. The caller waits for the `pending` count the same way. Sequentially
  * consistent atomics on (ticket, sleeping) and (pending, caller_sleeping) rule out a lost
  * wake-up: of the two sides, at least one sees the other's store. With more threads than
@@ -50,13 +50,15 @@
 #define DSE_POOL_RELAX() ((void)0)
 #endif
 
-/* Pauses spent spinning before sleeping (a pause is ~10-140 cycles depending on the CPU);
- * measured: runtimes/c/README.md, "Threads". -D to tune. */
+/* Spin-wait steps before sleeping: a step is a pause (x86 `pause`: 35 ns on the EPYC this was
+ * measured on, ~3 ns on pre-Skylake Intel; arm `yield`: ~1 ns), every 64th a sched_yield
+ * (~0.5 us), so 16384 steps are ~0.7 ms on that EPYC and ~0.3 ms on an arm64 core: longer
+ * than the serial nodes between two parallel ones. runtimes/c/README.md, "Threads". -D to tune. */
 #ifndef DSE_POOL_SPIN_WORKER
-#define DSE_POOL_SPIN_WORKER 20000
+#define DSE_POOL_SPIN_WORKER 16384
 #endif
 #ifndef DSE_POOL_SPIN_CALLER
-#define DSE_POOL_SPIN_CALLER 100000
+#define DSE_POOL_SPIN_CALLER 65536
 #endif
 #define DSE_POOL_STACK ((size_t)1 << 20)                /* virtual; only touched pages count */
 
@@ -93,10 +95,10 @@ struct dse_pool {
     pthread_cond_t dcv;
 };
 
-/* One step of a spin-wait: a pause, and every 256th step a yield (a thread with work to do
+/* One step of a spin-wait: a pause, and every 64th step a yield (a thread with work to do
  * gets this CPU on a busy machine; returns at once on an idle one). */
 static void pool_pause(int i) {
-    if (i % 256) DSE_POOL_RELAX();
+    if (i % 64) DSE_POOL_RELAX();
     else sched_yield();
 }
 

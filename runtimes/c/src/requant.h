@@ -35,12 +35,36 @@ static inline int64_t dse_i8_round_shift(int64_t t, int n) {
 }
 
 static inline int8_t dse_i8_clamp(int64_t v, int qmin, int qmax) {
-    return (int8_t)(v < qmin ? qmin : v > qmax ? qmax : v);
+    v = v < qmin ? qmin : v;      /* two selects (conditional moves), no branch */
+    v = v > qmax ? qmax : v;
+    return (int8_t)v;
 }
 
 /* The requantisation rule; |acc| < 2^32, 0 <= M < 2^31, 1 <= n <= 62. */
 static inline int8_t dse_requant(int64_t acc, int32_t M, int n, int zp_out, int qmin, int qmax) {
     return dse_i8_clamp(zp_out + dse_i8_round_shift(acc * M, n), qmin, qmax);
+}
+
+/* QuantizeLinear of DSE_Q_BLOCK floats, q[j] = clamp(nearbyintf(x[j] / s) + zp, lo, hi), NaN -> zp,
+ * in a form compilers vectorise (kernels/ref/quantize.c explains it; also the int8 output of
+ * the float Elementwise kernel). */
+#define DSE_Q_BLOCK 16
+static inline void dse_quantize_block(const float *x, float s, int zp, int lo, int hi, int32_t *q) {
+    uint32_t rb[DSE_Q_BLOCK], mb[DSE_Q_BLOCK];
+    for (size_t j = 0; j < DSE_Q_BLOCK; j++) {
+        const float r = x[j] / s, m = r + 12582912.0f;
+        memcpy(&rb[j], &r, 4);
+        memcpy(&mb[j], &m, 4);
+    }
+    for (size_t j = 0; j < DSE_Q_BLOCK; j++) {
+        int32_t mag = (int32_t)(rb[j] & 0x7FFFFFFFu), neg = (int32_t)(rb[j] >> 31);
+        int32_t v = (int32_t)(mb[j] & 0x7FFFFFu) - 0x400000;
+        v = mag >= 0x44000000 ? 1024 - 2048 * neg : v;          /* |r| >= 512 */
+        v += zp;
+        v = v > lo ? v : lo;
+        v = v < hi ? v : hi;
+        q[j] = mag > 0x7F800000 ? zp : v;                        /* NaN */
+    }
 }
 
 /* -- shared helpers (kernels/ref/conv_i8.c) -------------------------------------------------- */
@@ -68,7 +92,7 @@ typedef struct dse_i8_out {
 
 /* Reads and validates the attributes above for `channels` output channels (used by check,
  * where it sets the reason in why and returns non-zero, and again by run). */
-DSE_INTERNAL int dse_i8_out_params(const dse_model *m, const dse_node *n, size_t channels, dse_i8_out *o, dse_why *why);
+DSE_SHARED int dse_i8_out_params(const dse_model *m, const dse_node *n, size_t channels, dse_i8_out *o, dse_why *why);
 
 /* Operand checks of a weighted node: x int8, w int8 constant with no -128 (weights are
  * symmetric, [-127, 127]: this also bounds the accumulator), bias int32 constant[C],
@@ -87,10 +111,14 @@ static inline void dse_i8_store(const dse_i8_out *o, void *y, size_t idx, size_t
     }
 }
 
-/* Numpy broadcasting of two inputs onto the output: stride[k][d] of input k along output
- * axis d (0 where broadcast). dse_i8_check_broadcast verifies the shapes. */
+/* Numpy broadcasting of two int8 inputs onto the int8 output (the elementwise walker of
+ * kernels/ref/binary.c then walks them). */
 DSE_INTERNAL int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, dse_why *why);
-DSE_INTERNAL void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stride[2][DSE_MAX_RANK]);
+
+/* int8 Add/Sub parameters (kernels/ref/add_i8.c): zero points, output clamp, the shared shift n
+ * and the two multipliers; 0 when valid (shared by the REF and optimised Add kernels). */
+typedef struct dse_i8_addp { int za, zb, zp, qmin, qmax, n; int64_t Ma, Mb; } dse_i8_addp;
+DSE_SHARED int dse_i8_add_params(const dse_node *n, dse_i8_addp *p);
 
 /* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
  * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape
@@ -100,7 +128,7 @@ typedef struct dse_i8_geom {
     long long in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
 } dse_i8_geom;
 
-DSE_INTERNAL int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const dse_tensor *y, const size_t *kernel,
+DSE_SHARED int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const dse_tensor *y, const size_t *kernel,
                      dse_i8_geom *g, dse_why *why);
 
 /* The shapes of a Conv (x, w of x's rank >= 3, y): channels, groups and the output's spatial
@@ -108,19 +136,53 @@ DSE_INTERNAL int dse_i8_geom_read(const dse_node *n, const dse_tensor *x, const 
 DSE_INTERNAL int dse_i8_conv_shapes(const dse_node *n, const dse_tensor *x, const dse_tensor *w, const dse_tensor *y,
                                     dse_i8_geom *g, dse_why *why);
 
-/* Rows of x (rows x K) times w ((K x N), or (N x K) when transB) + bias[N], through the
- * output stage: the core of int8 Gemm and MatMul (kernels/ref/loops.c), on cx's threads. */
-DSE_SHARED void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
-                      const int32_t *bias, const dse_i8_out *o, void *y);
+/* Rows of x (rows x K) times w + bias[N], through the output stage: the core of int8 Gemm
+ * and MatMul (kernels/ref/loops.c), on cx's threads. w is (K x N) row-major (layout 0, transB 0), (N x K)
+ * row-major (layout 0, transB 1), or packed (layout 1 or 2: the W[N][K] view, transB ignored;
+ * internal.h, dse__n8k4_index). */
+DSE_SHARED void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, int layout,
+                                 size_t N, int transB, const int32_t *bias, const dse_i8_out *o, void *y);
 
 /* The int8 Conv loop nest over N batches, O output channels of Cg input channels each (C in
- * all), geometry g, output stage o (kernels/ref/loops.c; conv_i8.c explains it), on cx's threads. */
-DSE_SHARED void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, const int32_t *bias, void *y, const dse_i8_out *o,
-                                 const dse_i8_geom *g, long long N, long long C, long long O, long long Cg);
+ * all), geometry g, output stage o (kernels/ref/loops.c; conv_i8.c explains it), on cx's threads; w row-major
+ * (layout 0) or, with group 1, layout 1 (W[O][Cg*kernel]). */
+DSE_SHARED void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, int layout, const int32_t *bias,
+                                 void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C, long long O,
+                                 long long Cg);
+
+/* Scratch planned for an int8 Conv (group 1 or depthwise), Gemm or MatMul with K products per
+ * output and P output pixels per image (Conv) or rows (Gemm/MatMul): what the optimised
+ * variants may use (one int16 tile of at most DSE_I8_PACK_TILE columns of K rounded up to 4,
+ * plus 4096 bytes); the REF kernels use none. dsedge/export/scratch.py: packed_gemm_plan. */
+#define DSE_I8_PACK_TILE 256
+static inline size_t dse_i8_gemm_scratch_plan(size_t K, size_t P) {
+    if (!K || !P) return 0;
+    return 2 * ((K + 3) / 4 * 4) * (P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE) + 4096;
+}
+
+/* The REF checks of int8 Conv, Gemm and MatMul (kernels/ref/conv_i8.c, gemm_i8.c, matmul_i8.c),
+ * shared with the optimised variants, which accept a subset of what REF accepts (DSE_SHARED:
+ * the variants are in the bundle's other compilation unit). */
+DSE_SHARED int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);
+
+/* The layout a weighted node's weights may have: Conv (group 1) 0/1, Gemm 0 or 1 (transB 1) /
+ * 2 (transB 0), MatMul 0/2 (kernel checks: CONV_I8_WEIGHT_LAYOUT). Sets why->packed when
+ * packed. Returns non-zero (after DSE_WHYF) when w's layout is not one of them. */
+DSE_INTERNAL int dse_i8_weight_layout_ok(const dse_tensor *w, int allowed, dse_why *why);
 
 /* floor(a / b) for b > 0 */
 static inline long long dse_i8_floordiv(long long a, long long b) {
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
+
+
+/* The REF int8 Conv / Gemm / MatMul checks, for optimised variants that accept what REF accepts
+ * and more conditions of their own: shared (the REF checks themselves are internal to the
+ * bundle's cold unit, the variants live in the hot one; README.md, "Bundle build"). */
+DSE_SHARED int dse_i8_ref_check_conv(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_ref_check_gemm(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_ref_check_matmul(const dse_model *m, const dse_node *n, dse_why *why);
 
 #endif

@@ -1,11 +1,11 @@
 /* add_i8.c: int8 Add and Sub with numpy broadcasting, bit-exact with intref.add_int8 /
- * sub_int8, and the broadcasting helpers shared with int8 Mul.
+ * sub_int8, and the broadcast check shared with int8 Mul.
  *
  * Arithmetic (docs/quant-arith.md §6): one shared shift n for both terms and one rounding,
  *     t = (a - za) * Ma  ±  (b - zb) * Mb          (int64, |t| < 2^40)
  *     y = clamp(zp_out + ((t + 2^(n-1)) >> n), qmin, qmax)
  * Broadcasting: each input is aligned to the output's trailing axes, a broadcast axis gets
- * stride 0, and the output is walked in row-major order with one index counter per axis.
+ * stride 0; the output is walked by the elementwise walker of binary.c (merged axes, rows).
  */
 #include "requant.h"
 
@@ -33,22 +33,9 @@ bad:
     return 1;
 }
 
-void dse_i8_broadcast_strides(const dse_model *m, const dse_node *n, size_t stride[2][DSE_MAX_RANK]) {
-    const dse_tensor *y = &m->tensors[n->out[0]];
-    for (int k = 0; k < 2; k++) {
-        const dse_tensor *x = &m->tensors[n->in[k]];
-        size_t s = 1;
-        for (unsigned d = 0; d < y->rank; d++) stride[k][d] = 0;
-        for (int d = (int)x->rank - 1; d >= 0; d--) {
-            stride[k][y->rank - x->rank + (unsigned)d] = x->dims[d] == 1 ? 0 : s;
-            s *= x->dims[d];
-        }
-    }
-}
+typedef dse_i8_addp addp;
 
-typedef struct addp { int za, zb, zp, qmin, qmax, n; int64_t Ma, Mb; } addp;
-
-static int add_params(const dse_node *n, addp *p) {
+int dse_i8_add_params(const dse_node *n, dse_i8_addp *p) {
     int64_t za = dse__attr_int(n, DSE_A_za, 1000), zb = dse__attr_int(n, DSE_A_zb, 1000), zo = dse__attr_int(n, DSE_A_zp_out, 1000);
     int64_t lo = dse__attr_int(n, DSE_A_qmin, -128), hi = dse__attr_int(n, DSE_A_qmax, 127), sh = dse__attr_int(n, DSE_A_shift, 0);
     int64_t Ma = dse__attr_int(n, DSE_A_Ma, -1), Mb = dse__attr_int(n, DSE_A_Mb, -1);
@@ -62,42 +49,60 @@ static int add_params(const dse_node *n, addp *p) {
 int dse__check_i8_add(const dse_model *m, const dse_node *n, dse_why *why) {
     addp p;
     if (dse_i8_check_broadcast(m, n, why)) return 1;
-    if (add_params(n, &p)) {
+    if (dse_i8_add_params(n, &p)) {
         DSE_WHY(why, ADD_I8_NEEDS_INT_ZA_ZB);
         return 1;
     }
     return 0;
 }
 
-static void add_sub(const dse_model *m, const dse_node *n, uint8_t *arena, int64_t sign) {
-    const dse_tensor *y = &m->tensors[n->out[0]];
-    const int8_t *a = dse__data(m, arena, n->in[0]), *b = dse__data(m, arena, n->in[1]);
-    int8_t *out = dse__data(m, arena, n->out[0]);
-    size_t stride[2][DSE_MAX_RANK], idx[DSE_MAX_RANK] = {0}, oa = 0, ob = 0;
-    addp p;
-    add_params(n, &p);
-    const int64_t Mb = sign * p.Mb;
-    dse_i8_broadcast_strides(m, n, stride);
-    for (size_t i = 0; i < y->numel; i++) {
-        int64_t t = (int64_t)(a[oa] - p.za) * p.Ma + (int64_t)(b[ob] - p.zb) * Mb;
-        out[i] = dse_i8_clamp(p.zp + dse_i8_round_shift(t, p.n), p.qmin, p.qmax);
-        for (int d = (int)y->rank - 1; d >= 0; d--) {   /* advance the counter, carry left */
-            oa += stride[0][d];
-            ob += stride[1][d];
-            if (++idx[d] < y->dims[d]) break;
-            oa -= stride[0][d] * idx[d];
-            ob -= stride[1][d] * idx[d];
-            idx[d] = 0;
-        }
+/* Rows of the walker (binary.c): the products (q - z) * M of both inputs are two 256-entry
+ * int64 tables made once per run, the rounding constant 2^(n-1) folded into a's, so each
+ * element is two loads, an add, the shift and the clamp: the same integers as the formula. */
+typedef struct add_tabs { int64_t ta[256], tb[256]; int zp, qmin, qmax, n; } add_tabs;
+
+static void row_add_i8(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len,
+                       const dse_ew_ctx *c) {
+    (void)nx;
+    const add_tabs *t = c->p;
+    const int64_t *ta = t->ta, *tb = t->tb;
+    const int zp = t->zp, lo = t->qmin, hi = t->qmax, sh = t->n;   /* locals: a byte store may alias *t */
+    int8_t *y = (int8_t *)yb;
+    const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
+    const size_t sa = s[0], sb = s[1];
+#define ADD_ONE(TA, TB) ((int8_t)dse_i8_clamp(zp + (((TA) + (TB)) >> sh), lo, hi))
+    if (sa == 1 && sb == 1) {
+        DSE_EW_LOOP(int8_t, y, len, ADD_ONE(ta[a[i] + 128], tb[b[i] + 128]));
+    } else if (sb == 0) {                             /* b constant along the row */
+        const int64_t kb = tb[b[0] + 128];
+        DSE_EW_LOOP(int8_t, y, len, ADD_ONE(ta[a[i * sa] + 128], kb));
+    } else if (sa == 0) {
+        const int64_t ka = ta[a[0] + 128];
+        DSE_EW_LOOP(int8_t, y, len, ADD_ONE(ka, tb[b[i * sb] + 128]));
+    } else {
+        for (size_t i = 0; i < len; i++) y[i] = ADD_ONE(ta[a[i * sa] + 128], tb[b[i * sb] + 128]);
     }
+#undef ADD_ONE
+}
+
+static void add_sub(const dse_model *m, const dse_node *n, uint8_t *arena, int64_t sign, const dse_ctx *cx) {
+    addp p;
+    dse_i8_add_params(n, &p);
+    add_tabs t;
+    const int64_t Mb = sign * p.Mb, half = (int64_t)1 << (p.n - 1);
+    for (int q = -128; q < 128; q++) {
+        t.ta[q + 128] = (int64_t)(q - p.za) * p.Ma + half;
+        t.tb[q + 128] = (int64_t)(q - p.zb) * Mb;
+    }
+    t.zp = p.zp, t.qmin = p.qmin, t.qmax = p.qmax, t.n = p.n;
+    dse_ew_ctx c = {{0, 0, 0, 0}, {0, 0}, 1, &t};
+    dse__ew_walk(m, n, arena, 2, row_add_i8, &c, cx);
 }
 
 void dse_i8_add__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
-    add_sub(m, n, arena, 1);
+    add_sub(m, n, arena, 1, cx);
 }
 
 void dse_i8_sub__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
-    add_sub(m, n, arena, -1);
+    add_sub(m, n, arena, -1, cx);
 }

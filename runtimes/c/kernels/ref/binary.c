@@ -57,54 +57,115 @@ bad:
     return 1;
 }
 
-void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c) {
-    const dse_tensor *y = &m->tensors[n->out[0]];
-    const uint8_t *base[EW_MAX_IN], *cur[EW_MAX_IN];
-    size_t es[EW_MAX_IN], stride[EW_MAX_IN][DSE_MAX_RANK], inner[EW_MAX_IN];
-    size_t idx[DSE_MAX_RANK] = {0};
-    unsigned r = y->rank;
-    for (uint32_t k = 0; k < nx; k++) {
-        const dse_tensor *x = &m->tensors[n->in[k]];
-        base[k] = cur[k] = dse__data(m, arena, n->in[k]);
-        es[k] = esize_of(x->dtype);
-        size_t s = 1;
-        for (unsigned d = 0; d < r; d++) stride[k][d] = 0;
-        for (int d = (int)x->rank - 1; d >= 0; d--) {
-            stride[k][r - x->rank + (unsigned)d] = x->dims[d] == 1 ? 0 : s;
-            s *= x->dims[d];
-        }
-        inner[k] = r ? stride[k][r - 1] : 0;
+/* The walk, prepared once per run: the output's axes after merging (an axis merges into the
+ * next inner one when, for every input, stepping it once is the same as stepping the inner
+ * one across its whole extent: both broadcast, or both contiguous), so a same-shape or
+ * scalar operand gives one row of the whole tensor and [N,C,H,W] x [1,C,1,1] rows of H*W;
+ * extent-1 axes are dropped. Element strides are then 0 or 1 on the innermost axis. */
+typedef struct ew_plan {
+    uint32_t nx;
+    unsigned r;                          /* merged rank (>= 1) */
+    size_t dims[DSE_MAX_RANK];           /* merged extents, outermost first */
+    size_t st[EW_MAX_IN][DSE_MAX_RANK];  /* element strides per input and merged axis */
+    size_t es[EW_MAX_IN], yes;
+    const uint8_t *base[EW_MAX_IN];
+    uint8_t *out;
+    dse_ew_row row;
+    const dse_ew_ctx *c;
+} ew_plan;
+
+static void ew_rows(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const ew_plan *p = arg;
+    const unsigned r = p->r;
+    const size_t len = p->dims[r - 1];
+    size_t idx[DSE_MAX_RANK] = {0}, q = begin;
+    const uint8_t *cur[EW_MAX_IN];
+    size_t inner[EW_MAX_IN];
+    for (int d = (int)r - 2; d >= 0; d--) {              /* the first row's multi-index */
+        idx[d] = q % p->dims[d];
+        q /= p->dims[d];
     }
-    uint8_t *out = dse__data(m, arena, n->out[0]);
-    size_t yes = esize_of(y->dtype), len = r ? y->dims[r - 1] : 1;
-    if (y->numel == 0) return;
-    for (size_t done = 0; done < y->numel; done += len) {
-        row(out + done * yes, cur, inner, nx, len, c);
+    for (uint32_t k = 0; k < p->nx; k++) inner[k] = p->st[k][r - 1];
+    for (size_t row = begin; row < end; row++) {
+        for (uint32_t k = 0; k < p->nx; k++) {
+            size_t off = 0;
+            for (unsigned d = 0; d + 1 < r; d++) off += idx[d] * p->st[k][d];
+            cur[k] = p->base[k] + off * p->es[k];
+        }
+        p->row(p->out + row * len * p->yes, cur, inner, p->nx, len, p->c);
         for (int d = (int)r - 2; d >= 0; d--) {          /* next row: carry leftwards */
-            if (++idx[d] < y->dims[d]) break;
+            if (++idx[d] < p->dims[d]) break;
             idx[d] = 0;
         }
-        for (uint32_t k = 0; k < nx; k++) {
-            size_t off = 0;
-            for (unsigned d = 0; d + 1 < r; d++) off += idx[d] * stride[k][d];
-            cur[k] = base[k] + off * es[k];
+    }
+}
+
+void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_t nx, dse_ew_row row, const dse_ew_ctx *c,
+                  const dse_ctx *cx) {
+    const dse_tensor *y = &m->tensors[n->out[0]];
+    if (y->numel == 0) return;
+    ew_plan p;
+    size_t full[EW_MAX_IN][DSE_MAX_RANK];
+    unsigned r = y->rank;
+    p.nx = nx, p.row = row, p.c = c;
+    for (uint32_t k = 0; k < nx; k++) {
+        const dse_tensor *x = &m->tensors[n->in[k]];
+        p.base[k] = dse__data(m, arena, n->in[k]);
+        p.es[k] = esize_of(x->dtype);
+        size_t s = 1;
+        for (unsigned d = 0; d < r; d++) full[k][d] = 0;
+        for (int d = (int)x->rank - 1; d >= 0; d--) {
+            full[k][r - x->rank + (unsigned)d] = x->dims[d] == 1 ? 0 : s;
+            s *= x->dims[d];
         }
     }
+    /* Merge from the innermost axis outwards (p.dims / p.st filled innermost first, then
+     * reversed). */
+    unsigned nr = 0;
+    for (int d = (int)r - 1; d >= 0; d--) {
+        if (y->dims[d] == 1) continue;
+        int merge = nr > 0;
+        for (uint32_t k = 0; merge && k < nx; k++)
+            merge = full[k][d] == p.st[k][nr - 1] * p.dims[nr - 1];
+        if (merge) {
+            p.dims[nr - 1] *= y->dims[d];
+            continue;
+        }
+        p.dims[nr] = y->dims[d];
+        for (uint32_t k = 0; k < nx; k++) p.st[k][nr] = full[k][d];
+        nr++;
+    }
+    if (nr == 0) {                                        /* one element */
+        p.dims[0] = 1;
+        for (uint32_t k = 0; k < nx; k++) p.st[k][0] = 0;
+        nr = 1;
+    }
+    p.r = nr;
+    for (unsigned a = 0, b = nr - 1; a < b; a++, b--) {
+        size_t t = p.dims[a];
+        p.dims[a] = p.dims[b], p.dims[b] = t;
+        for (uint32_t k = 0; k < nx; k++) t = p.st[k][a], p.st[k][a] = p.st[k][b], p.st[k][b] = t;
+    }
+    p.out = dse__data(m, arena, n->out[0]);
+    p.yes = esize_of(y->dtype);
+    size_t len = p.dims[nr - 1], rows = y->numel / len;
+    dse__parallel(cx, rows, len >= 16384 ? 1 : 16384 / len, ew_rows, &p);
 }
 
 /* -- fp32 binary and variadic ops ---------------------------------------------------------- */
 
 #define F(k, i) (((const float *)x[k])[(i) * s[k]])
 #define BINARY(NAME, EXPR)                                                                         \
+    static inline float op_##NAME(float a, float b, const dse_ew_ctx *c) { (void)c; return dse_canonf(EXPR); } \
     static void row_##NAME(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, \
                            const dse_ew_ctx *c) {                                                  \
-        (void)nx; (void)c;                                                                         \
+        (void)nx;                                                                                  \
         float *y = (float *)yb;                                                                    \
-        for (size_t i = 0; i < len; i++) { const float a = F(0, i), b = F(1, i); y[i] = dse_canonf(EXPR); } \
+        DSE_EW_ROW2(float, y, float, (const float *)x[0], s[0], float, (const float *)x[1], s[1], len, op_##NAME, c); \
     }                                                                                              \
     void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
-        (void)cx;                                                                             \
-        dse__ew_walk(m, n, arena, 2, row_##NAME, NULL);                                            \
+        dse__ew_walk(m, n, arena, 2, row_##NAME, NULL, cx);                                        \
     }
 
 static inline float max_np(float a, float b) { return (a > b || a != a) ? a : b; }
@@ -129,8 +190,7 @@ BINARY(prelu, a < 0.0f ? a * b : a)
         }                                                                                          \
     }                                                                                              \
     void dse_f32_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
-        (void)cx;                                                                             \
-        dse__ew_walk(m, n, arena, n->n_in, row_##NAME, NULL);                                      \
+        dse__ew_walk(m, n, arena, n->n_in, row_##NAME, NULL, cx);                                  \
     }
 
 VARIADIC(min, F(0, i), min_np(acc, b), acc)

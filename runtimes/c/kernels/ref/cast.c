@@ -117,6 +117,40 @@ void dse_any_cast__ref(const dse_model *m, const dse_node *n, uint8_t *arena, co
     int64_t lo, hi;
     range_of(dd, &lo, &hi);
     if (sd == dd) { memmove(y, x, yt->nbytes); return; }
+    /* The common conversions as plain loops the compiler vectorises (the same values as the
+     * general loop below: an integer converts to float32 with one rounding, whatever its
+     * width; int64 -> int32 keeps the low 32 bits, which is cast_wrap). Cast is not in place
+     * (alias NONE), so the loops need no care about overlap. */
+    const size_t e = yt->numel;
+    if (dd == DSE_DTYPE_FLOAT32 && (sd == DSE_DTYPE_BOOL || sd == DSE_DTYPE_UINT8)) {
+        float *yf = (float *)(void *)y;
+        DSE_EW_LOOP(float, yf, e, (float)x[i]);
+        return;
+    }
+    if (dd == DSE_DTYPE_FLOAT32 && sd == DSE_DTYPE_INT8) {
+        const int8_t *xs = (const int8_t *)x;
+        float *yf = (float *)(void *)y;
+        DSE_EW_LOOP(float, yf, e, (float)xs[i]);
+        return;
+    }
+    if (dd == DSE_DTYPE_FLOAT32 && sd == DSE_DTYPE_INT32) {
+        const int32_t *xs = (const int32_t *)(const void *)x;
+        float *yf = (float *)(void *)y;
+        DSE_EW_LOOP(float, yf, e, (float)xs[i]);
+        return;
+    }
+    if (dd == DSE_DTYPE_INT64 && sd == DSE_DTYPE_INT32) {
+        const int32_t *xs = (const int32_t *)(const void *)x;
+        int64_t *yl = (int64_t *)(void *)y;
+        DSE_EW_LOOP(int64_t, yl, e, (int64_t)xs[i]);
+        return;
+    }
+    if (dd == DSE_DTYPE_INT32 && sd == DSE_DTYPE_INT64) {
+        const uint64_t *xs = (const uint64_t *)(const void *)x;
+        uint32_t *yw = (uint32_t *)(void *)y;
+        DSE_EW_LOOP(uint32_t, yw, e, (uint32_t)xs[i]);
+        return;
+    }
     for (size_t i = 0; i < yt->numel; i++) {
         int isf = 0;
         float f = 0.0f;

@@ -6,20 +6,19 @@
 #include "mathf.h"
 
 #define CMP_ROW(NAME, T, OP)                                                                       \
+    static inline uint8_t op_##NAME(T a, T b, const dse_ew_ctx *c) { (void)c; return (uint8_t)(a OP b); } \
     static void row_##NAME(uint8_t *y, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, \
                            const dse_ew_ctx *c) {                                                  \
-        (void)nx; (void)c;                                                                         \
-        const T *a = (const T *)x[0], *b = (const T *)x[1];                                        \
-        for (size_t i = 0; i < len; i++) y[i] = (uint8_t)(a[i * s[0]] OP b[i * s[1]]);             \
+        (void)nx;                                                                                  \
+        DSE_EW_ROW2(uint8_t, y, T, (const T *)x[0], s[0], T, (const T *)x[1], s[1], len, op_##NAME, c); \
     }
 #define CMP(NAME, OP)                                                                              \
     CMP_ROW(NAME##_f32, float, OP)                                                                 \
     CMP_ROW(NAME##_i64, int64_t, OP)                                                               \
     CMP_ROW(NAME##_i32, int32_t, OP)                                                               \
     void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
-        (void)cx;                                                                             \
         int dt = m->tensors[n->in[0]].dtype;                                                       \
-        dse__ew_walk(m, n, arena, 2, dt == DSE_DTYPE_FLOAT32 ? row_##NAME##_f32 : dt == DSE_DTYPE_INT64 ? row_##NAME##_i64 : row_##NAME##_i32, NULL); \
+        dse__ew_walk(m, n, arena, 2, dt == DSE_DTYPE_FLOAT32 ? row_##NAME##_f32 : dt == DSE_DTYPE_INT64 ? row_##NAME##_i64 : row_##NAME##_i32, NULL, cx); \
     }
 CMP(equal, ==)
 CMP(less, <)
@@ -28,14 +27,18 @@ CMP(lessorequal, <=)
 CMP(greaterorequal, >=)
 
 #define LOGIC(NAME, EXPR)                                                                          \
+    static inline uint8_t op_##NAME(uint8_t xa, uint8_t xb, const dse_ew_ctx *c) {                 \
+        (void)c;                                                                                   \
+        const int a = xa != 0, b = xb != 0;                                                        \
+        return (uint8_t)(EXPR);                                                                    \
+    }                                                                                              \
     static void row_##NAME(uint8_t *y, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, \
                            const dse_ew_ctx *c) {                                                  \
-        (void)nx; (void)c;                                                                         \
-        for (size_t i = 0; i < len; i++) { const int a = x[0][i * s[0]] != 0, b = x[1][i * s[1]] != 0; y[i] = (uint8_t)(EXPR); } \
+        (void)nx;                                                                                  \
+        DSE_EW_ROW2(uint8_t, y, uint8_t, x[0], s[0], uint8_t, x[1], s[1], len, op_##NAME, c);      \
     }                                                                                              \
     void dse_bool_##NAME##__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { \
-        (void)cx;                                                                             \
-        dse__ew_walk(m, n, arena, 2, row_##NAME, NULL);                                            \
+        dse__ew_walk(m, n, arena, 2, row_##NAME, NULL, cx);                                        \
     }
 LOGIC(and, a && b)
 LOGIC(or, a || b)

@@ -5,7 +5,8 @@
  * the rule on (q - zps_in[i]): clamp(zp_out + (((int64)(q - zp_i) * M_i + 2^(n_i-1)) >> n_i)).
  * Attributes: INT axis (may be negative), zp_out; INTS zps_in, rescale, rescale_M,
  * rescale_shift (one entry per input). Without the INTS (a plain byte-moving int8 Concat)
- * every input is copied. Layout: the output is `outer` blocks (product of the axes before
+ * every input is copied. A rescaled input goes through a 256-entry table of the rule, made
+ * once per run. Layout: the output is `outer` blocks (product of the axes before
  * `axis`), each the inputs' blocks one after the other.
  */
 #include "requant.h"
@@ -70,6 +71,10 @@ void dse_i8_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, c
     for (uint32_t i = 0; i < n->n_in; i++) {
         const int8_t *x = dse__data(m, arena, n->in[i]);
         size_t blk = m->tensors[n->in[i]].dims[p.axis] * inner;
+        int8_t lut[256];                                 /* the rescale of every int8 value */
+        if (p.re[i])
+            for (int q = -128; q < 128; q++)
+                lut[q + 128] = dse_requant(q - p.zp[i], (int32_t)p.M[i], (int)p.sh[i], p.zp_out, -128, 127);
         for (size_t o = 0; o < outer; o++) {
             int8_t *dst = out + o * row + pos;
             const int8_t *src = x + o * blk;
@@ -77,8 +82,7 @@ void dse_i8_concat__ref(const dse_model *m, const dse_node *n, uint8_t *arena, c
                 if (dst != src) memcpy(dst, src, blk);   /* src == dst: the plan placed it there */
                 continue;
             }
-            for (size_t e = 0; e < blk; e++)
-                dst[e] = dse_requant(src[e] - p.zp[i], (int32_t)p.M[i], (int)p.sh[i], p.zp_out, -128, 127);
+            for (size_t e = 0; e < blk; e++) dst[e] = lut[src[e] + 128];
         }
         pos += blk;
     }

@@ -73,6 +73,13 @@ int dse_i8_out_params(const dse_model *m, const dse_node *n, size_t C, dse_i8_ou
     return 0;
 }
 
+int dse_i8_weight_layout_ok(const dse_tensor *w, int allowed, dse_why *why) {
+    if (w->layout == DSE_LAYOUT_PLAIN) return 0;
+    if (w->layout != allowed) { DSE_WHYF(why, CONV_I8_WEIGHT_LAYOUT, NULL, w->layout, 0, 0, 0); return 1; }
+    why->packed |= 2u;   /* input 1 */
+    return 0;
+}
+
 int dse_i8_weighted_operands(const dse_model *m, const dse_node *n, size_t C, size_t K, dse_why *why) {
     const dse_tensor *x = dse__t(m, n->in[0]), *w = dse__t(m, n->in[1]), *b = dse__t(m, n->in[2]);
     const dse_tensor *y = dse__t(m, n->out[0]);
@@ -88,7 +95,7 @@ int dse_i8_weighted_operands(const dse_model *m, const dse_node *n, size_t C, si
         return 1;
     }
     const int8_t *wd = (const int8_t *)(m->blob + w->offset);
-    for (size_t i = 0; i < w->numel; i++)
+    for (size_t i = 0; i < w->nbytes; i++)   /* numel bytes, or packed with zero padding */
         if (wd[i] == -128) { DSE_WHY(why, CONV_I8_WEIGHT_VALUE_128_INT8); return 1; }
     return 0;
 }
@@ -148,7 +155,9 @@ int dse_i8_conv_shapes(const dse_node *n, const dse_tensor *x, const dse_tensor 
     return 0;
 }
 
-int dse__check_i8_conv(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse__check_i8_conv(const dse_model *m, const dse_node *n, dse_why *why) { return dse_i8_conv_check(m, n, why); }
+
+int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || x->rank < 3 || w->rank != x->rank) {
@@ -160,8 +169,14 @@ int dse__check_i8_conv(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_weighted_operands(m, n, O, K, why)) return 1;
     dse_i8_geom g;
     if (dse_i8_conv_shapes(n, x, w, y, &g, why)) return 1;
+    int64_t group = dse__attr_int(n, DSE_A_group, 1);
+    if (dse_i8_weight_layout_ok(w, group == 1 ? DSE_LAYOUT_N8K4 : -1, why)) return 1;
     dse_i8_out o;
-    return dse_i8_out_params(m, n, O, &o, why);
+    if (dse_i8_out_params(m, n, O, &o, why)) return 1;
+    /* what the optimised variants may use (group 1 and depthwise); this kernel uses none */
+    if (y->numel && (group == 1 || (group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1)))
+        why->scratch_plan = dse_i8_gemm_scratch_plan(K, y->numel / (y->dims[0] * O));
+    return 0;
 }
 
 void dse_i8_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
@@ -174,6 +189,8 @@ void dse_i8_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, con
     dse_why why;
     dse_i8_out_params(m, n, wt->dims[0], &o, &why);
     dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
-    dse_i8_conv_loop(cx, x, w, bias, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1], (long long)wt->dims[0],
-                     (long long)wt->dims[1]);
+    dse_i8_conv_loop(cx, x, w, wt->layout, bias, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1],
+                     (long long)wt->dims[0], (long long)wt->dims[1]);
 }
+
+int dse_i8_ref_check_conv(const dse_model *m, const dse_node *n, dse_why *why) { return dse__check_i8_conv(m, n, why); }

@@ -30,16 +30,30 @@ int dse__check_dequantize_i8(const dse_model *m, const dse_node *n, dse_why *why
     return 0;
 }
 
+typedef struct dq_args { const void *x; float *y; float s; int zp, u8; } dq_args;
+
+static void dq_range(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const dq_args *a = arg;
+    const float s = a->s;
+    const int zp = a->zp;
+    float *y = a->y + begin;
+    size_t len = end - begin;
+    if (a->u8) {
+        const uint8_t *x = (const uint8_t *)a->x + begin;
+        DSE_EW_LOOP(float, y, len, (float)(x[i] - zp) * s);
+    } else {
+        const int8_t *x = (const int8_t *)a->x + begin;
+        DSE_EW_LOOP(float, y, len, (float)(x[i] - zp) * s);
+    }
+}
+
 void dse_i8_dequantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
-    const void *x = dse__data(m, arena, n->in[0]);
-    float *y = dse__data(m, arena, n->out[0]);
-    float s;
-    int zp, qtype = m->tensors[n->in[0]].dtype;
-    dequantize_scalar_params(m, n, qtype, &s, &zp);
-    size_t e = m->tensors[n->out[0]].numel;
-    if (qtype == DSE_DTYPE_UINT8)
-        for (size_t i = 0; i < e; i++) y[i] = (float)(((const uint8_t *)x)[i] - zp) * s;
-    else
-        for (size_t i = 0; i < e; i++) y[i] = (float)(((const int8_t *)x)[i] - zp) * s;
+    dq_args a;
+    a.x = dse__data(m, arena, n->in[0]);
+    a.y = dse__data(m, arena, n->out[0]);
+    int qtype = m->tensors[n->in[0]].dtype;
+    dequantize_scalar_params(m, n, qtype, &a.s, &a.zp);
+    a.u8 = qtype == DSE_DTYPE_UINT8;
+    dse__parallel(cx, m->tensors[n->out[0]].numel, 16384, dq_range, &a);
 }

@@ -137,7 +137,7 @@ void dse_f32_conv_dyn__ref(const dse_model *m, const dse_node *n, uint8_t *arena
     dse_i8_out o;
     const int8_t *xq = dyn_i8_prepare(m, n, &p, arena, cx->scratch, &fb, &o);
     float *y = dse__data(m, arena, n->out[0]);
-    dse_i8_conv_loop(cx, xq, dse__data(m, arena, n->in[1]), fb, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1],
+    dse_i8_conv_loop(cx, xq, dse__data(m, arena, n->in[1]), DSE_LAYOUT_PLAIN, fb, y, &o, &g, (long long)xt->dims[0], (long long)xt->dims[1],
                      (long long)wt->dims[0], (long long)wt->dims[1]);
     size_t inner = 1;
     for (unsigned d = 2; d < yt->rank; d++) inner *= yt->dims[d];
@@ -186,7 +186,7 @@ static void dyn_i8_rows(const dse_model *m, const dse_node *n, int transB, uint8
     const int8_t *xq = dyn_i8_prepare(m, n, &p, arena, cx->scratch, &fb, &o);
     size_t N = p.C, K = xt->dims[xt->rank - 1];
     float *y = dse__data(m, arena, n->out[0]);
-    dse_i8_gemm_rows(cx, xq, N ? yt->numel / N : 0, K, dse__data(m, arena, n->in[1]), N, transB, fb, &o, y);
+    dse_i8_gemm_rows(cx, xq, N ? yt->numel / N : 0, K, dse__data(m, arena, n->in[1]), DSE_LAYOUT_PLAIN, N, transB, fb, &o, y);
     dyn_i8_finish(y, yt->numel, N, 1, &p);
 }
 

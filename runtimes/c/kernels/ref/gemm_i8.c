@@ -13,7 +13,9 @@
  */
 #include "requant.h"
 
-int dse__check_i8_gemm(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse__check_i8_gemm(const dse_model *m, const dse_node *n, dse_why *why) { return dse_i8_gemm_check(m, n, why); }
+
+int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     int64_t ta = dse__attr_int(n, DSE_A_transA, 0), tb = dse__attr_int(n, DSE_A_transB, 0);
@@ -27,8 +29,11 @@ int dse__check_i8_gemm(const dse_model *m, const dse_node *n, dse_why *why) {
         return 1;
     }
     if (dse_i8_weighted_operands(m, n, N, K, why)) return 1;
+    if (dse_i8_weight_layout_ok(w, tb ? DSE_LAYOUT_N8K4 : DSE_LAYOUT_N8K4_T, why)) return 1;
     dse_i8_out o;
-    return dse_i8_out_params(m, n, N, &o, why);
+    if (dse_i8_out_params(m, n, N, &o, why)) return 1;
+    why->scratch_plan = dse_i8_gemm_scratch_plan(K, x->dims[0]);   /* the optimised variants' */
+    return 0;
 }
 
 void dse_i8_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
@@ -36,6 +41,9 @@ void dse_i8_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, con
     dse_i8_out o;
     dse_why why;
     dse_i8_out_params(m, n, y->dims[1], &o, &why);
-    dse_i8_gemm_rows(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
-                     (int)dse__attr_int(n, DSE_A_transB, 0), dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+    dse_i8_gemm_rows(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]),
+                     m->tensors[n->in[1]].layout, y->dims[1], (int)dse__attr_int(n, DSE_A_transB, 0),
+                     dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
+
+int dse_i8_ref_check_gemm(const dse_model *m, const dse_node *n, dse_why *why) { return dse__check_i8_gemm(m, n, why); }

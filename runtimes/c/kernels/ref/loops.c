@@ -34,6 +34,7 @@ typedef struct {
     const dse_i8_out *o;
     const dse_i8_geom *g;
     long long C, O, Cg;
+    int layout;   /* w: 0 row-major, 1 packed (group 1: W[O][Cg*kernel], internal.h dse__n8k4_index) */
 } loops_i8_conv_job;
 
 /* Output rows [r0, r1) of all N * O * OD * OH rows (each row: OW outputs, written by one range). */
@@ -47,13 +48,14 @@ static void loops_i8_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker)
     const long long C = j->C, O = j->O, Cg = j->Cg, Og = O / (C / Cg);
     const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OD = g->out[0], OH = g->out[1], OW = g->out[2];
     const long long KD = g->k[0], KH = g->k[1], KW = g->k[2], KS = KD * KH * KW, sw = g->s[2], dw = g->d[2];
-    const int zp = o->zp_in;
+    const size_t Kb = (size_t)(Cg * KS + 3) / 4;   /* layout 1: k-blocks per 8-row band */
+    const int zp = o->zp_in, layout = j->layout;
     size_t idx = r0 * (size_t)OW;   /* output element index, row-major (N, O, D, H, W) */
     for (size_t r = r0; r < r1; r++) {
         const long long oh = (long long)(r % (size_t)OH), od = (long long)(r / (size_t)OH % (size_t)OD);
         const long long boc = (long long)(r / ((size_t)OH * (size_t)OD)), oc = boc % O, b = boc / O;
         const int8_t *xg = x + (b * C + oc / Og * Cg) * ID * IH * IW;
-        const int8_t *wo = w + oc * Cg * KS;
+        const int8_t *wo = layout ? w : w + oc * Cg * KS;
         for (long long ow0 = 0; ow0 < OW; ow0 += TILE) {
             const long long tn = OW - ow0 < TILE ? OW - ow0 : TILE;
             int32_t acc[TILE] = {0};
@@ -65,9 +67,9 @@ static void loops_i8_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker)
                         const long long ih = oh * g->s[1] + kh * g->d[1] - g->pb[1];
                         if (ih < 0 || ih >= IH) continue;
                         const int8_t *xr = xg + ((ci * ID + id) * IH + ih) * IW;
-                        const int8_t *wr = wo + ((ci * KD + kd) * KH + kh) * KW;
+                        const long long k0 = ((ci * KD + kd) * KH + kh) * KW;   /* k of kw = 0 */
                         for (long long kw = 0; kw < KW; kw++) {
-                            const int32_t wv = wr[kw];
+                            const int32_t wv = layout ? wo[dse__n8k4_index(Kb, (size_t)oc, (size_t)(k0 + kw))] : wo[k0 + kw];
                             const long long off = kw * dw - g->pb[2];   /* iw = ow * sw + off */
                             long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
                             long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1;
@@ -84,9 +86,9 @@ static void loops_i8_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker)
     }
 }
 
-void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, const int32_t *bias, void *y,
+void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, int layout, const int32_t *bias, void *y,
                       const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C, long long O, long long Cg) {
-    loops_i8_conv_job j = {x, w, bias, y, o, g, C, O, Cg};
+    loops_i8_conv_job j = {x, w, bias, y, o, g, C, O, Cg, layout};
     const size_t rows = (size_t)(N * O * g->out[0] * g->out[1]);
     dse__parallel(cx, rows, loops_grain((size_t)(g->out[2] * Cg * g->k[0] * g->k[1] * g->k[2])), loops_i8_conv_rows, &j);
 }
@@ -94,7 +96,7 @@ void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_t *w, const
 typedef struct {
     const int8_t *x, *w;
     size_t K, N, nb;
-    int transB;
+    int transB, layout;   /* layout 1/2: w is the packed W[N][K] (transB ignored) */
     const int32_t *bias;
     const dse_i8_out *o;
     void *y;
@@ -109,6 +111,16 @@ static void loops_i8_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker)
     for (size_t i = i0; i < i1; i++) {
         const size_t r = i / jb->nb, j0 = i % jb->nb * TILE, tn = N - j0 < TILE ? N - j0 : TILE;
         const int8_t *xr = jb->x + r * K;
+        if (jb->layout) {   /* packed W[N][K]: row j's k-block kb is 4 bytes at ((j/8)*Kb + kb)*32 + (j%8)*4 */
+            const size_t Kb = (K + 3) / 4;
+            for (size_t j = j0; j < j0 + tn; j++) {
+                const int8_t *band = jb->w + dse__n8k4_index(Kb, j, 0);
+                int32_t acc = 0;
+                for (size_t k = 0; k < K; k++) acc += ((int32_t)xr[k] - zp) * band[(k >> 2) * 32 + (k & 3)];
+                dse_i8_store(jb->o, jb->y, r * N + j, j, (int64_t)acc + jb->bias[j]);
+            }
+            continue;
+        }
         if (jb->transB) {
             for (size_t j = j0; j < j0 + tn; j++) {
                 const int8_t *wr = jb->w + j * K;
@@ -128,9 +140,9 @@ static void loops_i8_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker)
     }
 }
 
-void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N, int transB,
-                      const int32_t *bias, const dse_i8_out *o, void *y) {
-    loops_i8_gemm_job j = {x, w, K, N, (N + TILE - 1) / TILE, transB, bias, o, y};
+void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, int layout, size_t N,
+                      int transB, const int32_t *bias, const dse_i8_out *o, void *y) {
+    loops_i8_gemm_job j = {x, w, K, N, (N + TILE - 1) / TILE, transB, layout, bias, o, y};
     dse__parallel(cx, rows * j.nb, loops_grain(K * (N < TILE ? N : TILE)), loops_i8_gemm_part, &j);
 }
 

@@ -5,7 +5,9 @@
  */
 #include "requant.h"
 
-int dse__check_i8_matmul(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse__check_i8_matmul(const dse_model *m, const dse_node *n, dse_why *why) { return dse_i8_matmul_check(m, n, why); }
+
+int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || x->rank < 1 || w->rank != 2 || y->rank != (x->rank > 1 ? x->rank : 1)) {
@@ -18,8 +20,11 @@ int dse__check_i8_matmul(const dse_model *m, const dse_node *n, dse_why *why) {
     if (x->rank == 1) bad |= y->dims[0] != N;
     if (bad) { DSE_WHYF(why, MATMUL_I8_SHAPES_DO_NOT_AGREE, NULL, x->dims[x->rank - 1], K, N, 0); return 1; }
     if (dse_i8_weighted_operands(m, n, N, K, why)) return 1;
+    if (dse_i8_weight_layout_ok(w, DSE_LAYOUT_N8K4_T, why)) return 1;
     dse_i8_out o;
-    return dse_i8_out_params(m, n, N, &o, why);
+    if (dse_i8_out_params(m, n, N, &o, why)) return 1;
+    why->scratch_plan = dse_i8_gemm_scratch_plan(K, N ? y->numel / N : 0);   /* the optimised variants' */
+    return 0;
 }
 
 void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
@@ -28,6 +33,8 @@ void dse_i8_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, c
     dse_i8_out o;
     dse_why why;
     dse_i8_out_params(m, n, N, &o, &why);
-    dse_i8_gemm_rows(cx, dse__data(m, arena, n->in[0]), N ? y->numel / N : 0, K, dse__data(m, arena, n->in[1]), N, 0,
-                     dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+    dse_i8_gemm_rows(cx, dse__data(m, arena, n->in[0]), N ? y->numel / N : 0, K, dse__data(m, arena, n->in[1]), w->layout, N,
+                     0, dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
+
+int dse_i8_ref_check_matmul(const dse_model *m, const dse_node *n, dse_why *why) { return dse__check_i8_matmul(m, n, why); }

@@ -42,6 +42,59 @@ int dse__check_i8_maxpool(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
+/* 1-D and 2-D pooling by rows (the maximum is exact, so its order is free): for each output
+ * row, the element-wise maximum of the input rows its windows cover (inside the input) goes
+ * to a stack row, whose windows then give the output row; a window's taps outside the input
+ * are skipped, and an all-outside window stays -128, as in the general loop below. */
+#define MP_ROW 4096
+static void maxpool_rows(const dse_i8_geom *g, long long planes, const int8_t *x, int8_t *y) {
+    const long long H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
+    const long long K = g->k[2], S = g->s[2], D = g->d[2], P = g->pb[2];
+    /* the output columns whose windows lie inside the row: [lo, hi) */
+    long long lo = (P + S - 1) / S, hi = W - (K - 1) * D - 1 + P < 0 ? 0 : (W - (K - 1) * D - 1 + P) / S + 1;
+    if (hi > OW) hi = OW;
+    if (lo > hi) lo = hi;
+    int8_t vmax[MP_ROW];
+    for (long long pl = 0; pl < planes; pl++) {
+        const int8_t *xp = x + pl * H * W;
+        for (long long oh = 0; oh < OH; oh++, y += OW) {
+            int first = 1;
+            for (long long kb = 0; kb < g->k[1]; kb++) {
+                const long long ih = oh * g->s[1] + kb * g->d[1] - g->pb[1];
+                if (ih < 0 || ih >= H) continue;
+                const int8_t *row = xp + ih * W;
+                if (first) memcpy(vmax, row, (size_t)W);
+                else DSE_EW_LOOP(int8_t, vmax, (size_t)W, row[i] > vmax[i] ? row[i] : vmax[i]);
+                first = 0;
+            }
+            if (first) {                                  /* no input row: every window is padding */
+                memset(y, -128, (size_t)OW);
+                continue;
+            }
+            for (long long ow = 0; ow < OW; ow++) {
+                if (ow == lo && S == 1 && hi > lo) {      /* the inside columns, one tap at a time */
+                    const int8_t *v0 = vmax + lo - P;
+                    int8_t *yo = y + lo;
+                    memcpy(yo, v0, (size_t)(hi - lo));
+                    for (long long kc = 1; kc < K; kc++) {
+                        const int8_t *vk = v0 + kc * D;
+                        DSE_EW_LOOP(int8_t, yo, (size_t)(hi - lo), vk[i] > yo[i] ? vk[i] : yo[i]);
+                    }
+                    ow = hi - 1;
+                    continue;
+                }
+                const long long w0 = ow * S - P;
+                int v = -128;
+                for (long long kc = 0; kc < K; kc++) {
+                    const long long iw = w0 + kc * D;
+                    if (iw >= 0 && iw < W && vmax[iw] > v) v = vmax[iw];
+                }
+                y[ow] = (int8_t)v;
+            }
+        }
+    }
+}
+
 void dse_i8_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *yt = &m->tensors[n->out[0]];
@@ -51,6 +104,10 @@ void dse_i8_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     dse_why why;
     dse_i8_geom_read(n, xt, yt, NULL, &g, &why);
     const long long planes = (long long)(xt->dims[0] * xt->dims[1]), plane = g.in[0] * g.in[1] * g.in[2];
+    if (g.in[0] == 1 && g.out[0] == 1 && g.k[0] == 1 && g.pb[0] == 0 && g.in[2] <= MP_ROW) {
+        maxpool_rows(&g, planes, x, y);
+        return;
+    }
     size_t idx = 0;
     for (long long pl = 0; pl < planes; pl++) {
         const int8_t *xp = x + pl * plane;

@@ -1,8 +1,8 @@
 /* mul_i8.c: int8 Mul with numpy broadcasting, bit-exact with intref.mul_int8.
  *
  * Arithmetic (docs/quant-arith.md §6): p = (a - za) * (b - zb) in int32 (|p| <= 65025), then
- * the requantisation rule with (M, shift) of (s_a * s_b) / s_out. Broadcasting as in
- * add_i8.c (shared helpers): strides of 0 on broadcast axes, one counter per output axis.
+ * the requantisation rule with (M, shift) of (s_a * s_b) / s_out. Broadcasting: the
+ * elementwise walker of binary.c (rows with strides 0 or 1).
  */
 #include "requant.h"
 
@@ -29,25 +29,36 @@ int dse__check_i8_mul(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
+/* A row of the walker (binary.c). Where one input is constant along a long row (a per-channel
+ * scale: [N,C,H,W] x [1,C,1,1]), the row is a 256-entry table of the other input, made with
+ * the same formula; else the formula per element. */
+static void row_mul_i8(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len,
+                       const dse_ew_ctx *c) {
+    (void)nx;
+    const mulp *p = c->p;
+    const int za = p->za, zb = p->zb, zp = p->zp, lo = p->qmin, hi = p->qmax, sh = p->n;   /* locals: a byte */
+    const int32_t M = p->M;                                                             /* store may alias *p */
+    int8_t *y = (int8_t *)yb;
+    const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
+    const size_t sa = s[0], sb = s[1];
+#define MUL_ONE(A, B) dse_requant(((A) - za) * ((B) - zb), M, sh, zp, lo, hi)
+    if (len >= 128 && (sa == 0) != (sb == 0)) {
+        int8_t lut[256];
+        const int8_t *v = sa == 0 ? b : a;            /* the input that varies along the row */
+        const size_t sv = sa == 0 ? sb : sa;
+        const int k = sa == 0 ? a[0] : b[0];
+        for (int q = -128; q < 128; q++) lut[q + 128] = sa == 0 ? MUL_ONE(k, q) : MUL_ONE(q, k);
+        DSE_EW_LOOP(int8_t, y, len, lut[v[i * sv] + 128]);
+        return;
+    }
+    if (sa == 1 && sb == 1) DSE_EW_LOOP(int8_t, y, len, MUL_ONE(a[i], b[i]));
+    else for (size_t i = 0; i < len; i++) y[i] = MUL_ONE(a[i * sa], b[i * sb]);
+#undef MUL_ONE
+}
+
 void dse_i8_mul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
-    const dse_tensor *y = &m->tensors[n->out[0]];
-    const int8_t *a = dse__data(m, arena, n->in[0]), *b = dse__data(m, arena, n->in[1]);
-    int8_t *out = dse__data(m, arena, n->out[0]);
-    size_t stride[2][DSE_MAX_RANK], idx[DSE_MAX_RANK] = {0}, oa = 0, ob = 0;
     mulp p;
     mul_params(n, &p);
-    dse_i8_broadcast_strides(m, n, stride);
-    for (size_t i = 0; i < y->numel; i++) {
-        int32_t prod = (a[oa] - p.za) * (b[ob] - p.zb);
-        out[i] = dse_requant(prod, p.M, p.n, p.zp, p.qmin, p.qmax);
-        for (int d = (int)y->rank - 1; d >= 0; d--) {
-            oa += stride[0][d];
-            ob += stride[1][d];
-            if (++idx[d] < y->dims[d]) break;
-            oa -= stride[0][d] * idx[d];
-            ob -= stride[1][d] * idx[d];
-            idx[d] = 0;
-        }
-    }
+    dse_ew_ctx c = {{0, 0, 0, 0}, {0, 0}, 1, &p};
+    dse__ew_walk(m, n, arena, 2, row_mul_i8, &c, cx);
 }

@@ -12,8 +12,9 @@
  *     inv = 1 / sqrt(var + eps);  y = (x - mean) * inv * scale[j] (+ b[j]); optional outputs
  *     Mean and InvStdDev (shape dims[:axis] + ones). scale/b hold prod(dims[axis:]) elements
  *     or one.
- * The sums are sequential (numpy's mean sums pairwise): ~1e-6 relative. Rows are read fully
- * (mean, var) before any output is written, so the exporter may run these in place. */
+ * The sums are sequential (numpy's mean sums pairwise): ~1e-6 relative; LayerNormalization
+ * takes the sums of four rows side by side (independent chains, each in that order). Rows are
+ * read fully (mean, var) before any output is written, so the exporter may run these in place. */
 #include <math.h>   /* sqrtf: exact, allowed (DESIGN.md §3) */
 
 #include "internal.h"
@@ -125,6 +126,31 @@ int dse__check_layernorm_f32(const dse_model *m, const dse_node *n, dse_why *why
     return 0;
 }
 
+/* The moments of four rows side by side: four independent chains of the same sequential sums
+ * (moments() order per row). */
+static void moments4(const float *v, size_t stride, size_t cnt, float *mean, float *var) {
+    const float *v0 = v, *v1 = v + stride, *v2 = v1 + stride, *v3 = v2 + stride;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (size_t i = 0; i < cnt; i++) s0 = s0 + v0[i], s1 = s1 + v1[i], s2 = s2 + v2[i], s3 = s3 + v3[i];
+    const float m0 = s0 / (float)cnt, m1 = s1 / (float)cnt, m2 = s2 / (float)cnt, m3 = s3 / (float)cnt;
+    float q0 = 0.0f, q1 = 0.0f, q2 = 0.0f, q3 = 0.0f;
+    for (size_t i = 0; i < cnt; i++) {
+        const float d0 = v0[i] - m0, d1 = v1[i] - m1, d2 = v2[i] - m2, d3 = v3[i] - m3;
+        q0 = q0 + d0 * d0, q1 = q1 + d1 * d1, q2 = q2 + d2 * d2, q3 = q3 + d3 * d3;
+    }
+    mean[0] = m0, mean[1] = m1, mean[2] = m2, mean[3] = m3;
+    var[0] = q0 / (float)cnt, var[1] = q1 / (float)cnt, var[2] = q2 / (float)cnt, var[3] = q3 / (float)cnt;
+}
+
+/* scale / bias element j..j+cn of a float32 or float16 parameter of `cols` elements or one: a
+ * pointer into a float32 parameter, else widened into buf. */
+#define LN_CHUNK 256
+static const float *ln_param(const dse_tensor *t, const void *p, size_t j, size_t cn, float *buf) {
+    if (t->numel != 1 && t->dtype == DSE_DTYPE_FLOAT32) return (const float *)p + j;
+    for (size_t k = 0; k < cn; k++) buf[k] = dse__nn_ld(t, p, t->numel == 1 ? 0 : j + k);
+    return buf;
+}
+
 void dse_f32_layernorm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     (void)cx;
     const dse_tensor *xt = &m->tensors[n->in[0]], *ts = &m->tensors[n->in[1]];
@@ -137,20 +163,29 @@ void dse_f32_layernorm__ref(const dse_model *m, const dse_node *n, uint8_t *aren
     float *y = dse__data(m, arena, n->out[0]);
     float *ym = n->n_out >= 2 && n->out[1] != DSE_NONE ? dse__data(m, arena, n->out[1]) : NULL;
     float *yv = n->n_out >= 3 && n->out[2] != DSE_NONE ? dse__data(m, arena, n->out[2]) : NULL;
-    const int s1 = ts->numel == 1, b1 = tb && tb->numel == 1;
     if (!cols) return;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * cols;
-        float mean, var;
-        moments(xr, cols, &mean, &var);
-        const float inv = 1.0f / sqrtf(var + eps);
-        float *yr = y + r * cols;
-        for (size_t j = 0; j < cols; j++) {
-            float v = (xr[j] - mean) * inv * dse__nn_ld(ts, ps, s1 ? 0 : j);
-            if (tb) v = v + dse__nn_ld(tb, pb, b1 ? 0 : j);
-            yr[j] = v;
+    float sbuf[LN_CHUNK], bbuf[LN_CHUNK];
+    for (size_t r = 0; r < rows; r += 4) {
+        const size_t nr = rows - r < 4 ? rows - r : 4;
+        float mean[4], var[4], inv[4];
+        if (nr == 4) moments4(x + r * cols, cols, cols, mean, var);
+        else for (size_t k = 0; k < nr; k++) moments(x + (r + k) * cols, cols, &mean[k], &var[k]);
+        for (size_t k = 0; k < nr; k++) inv[k] = 1.0f / sqrtf(var[k] + eps);
+        /* every row of the group is read (moments) before any of its outputs is written */
+        for (size_t j = 0; j < cols; j += LN_CHUNK) {
+            const size_t cn = cols - j < LN_CHUNK ? cols - j : LN_CHUNK;
+            const float *sc = ln_param(ts, ps, j, cn, sbuf), *bi = tb ? ln_param(tb, pb, j, cn, bbuf) : NULL;
+            for (size_t k = 0; k < nr; k++) {
+                const float *xr = x + (r + k) * cols + j;
+                float *yr = y + (r + k) * cols + j;
+                const float mu = mean[k], iv = inv[k];
+                if (bi) DSE_EW_LOOP(float, yr, cn, (xr[i] - mu) * iv * sc[i] + bi[i]);
+                else DSE_EW_LOOP(float, yr, cn, (xr[i] - mu) * iv * sc[i]);
+            }
         }
-        if (ym) ym[r] = mean;
-        if (yv) yv[r] = inv;
+        for (size_t k = 0; k < nr; k++) {
+            if (ym) ym[r + k] = mean[k];
+            if (yv) yv[r + k] = inv[k];
+        }
     }
 }

@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "requant.h"
+#include "mathf.h"
 
 static int quantize_scalar_params(const dse_model *m, const dse_node *n, int qtype, float *scale, int *zp) {
     const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
@@ -32,20 +33,50 @@ int dse__check_quantize_i8(const dse_model *m, const dse_node *n, dse_why *why) 
     return 0;
 }
 
+/* The loop, blocked so that compilers vectorise it (GCC -O2 vectorises loops of a known count,
+ * and does not if-convert float compares, so every select below is on integers): per element
+ * r = x / s (one float32 division), then, on the bits of r and of r + 1.5 * 2^23:
+ *   - |r| < 2^22: r + 1.5 * 2^23 rounds r half to even to an integer (the default rounding
+ *     mode, as nearbyintf), which sits in the low 23 bits of the sum, offset by 2^22;
+ *   - |r| >= 512 (and +-inf): saturates to lo / hi whatever zp is (|zp| <= 255);
+ *   - NaN: zp.
+ * The same result as clamp(nearbyintf(r) + zp, lo, hi) for every r. */
+typedef struct quant_args { const float *x; void *y; float s; int zp, lo, hi, u8; } quant_args;
+#define Q_BLOCK DSE_Q_BLOCK
+static void quant_block(const quant_args *a, size_t i0) {
+    int32_t q[Q_BLOCK];
+    dse_quantize_block(a->x + i0, a->s, a->zp, a->lo, a->hi, q);
+    if (a->u8) {
+        uint8_t *y = (uint8_t *)a->y + i0;     /* local pointers: a byte store may alias *a */
+        for (size_t j = 0; j < Q_BLOCK; j++) y[j] = (uint8_t)q[j];
+    } else {
+        int8_t *y = (int8_t *)a->y + i0;
+        for (size_t j = 0; j < Q_BLOCK; j++) y[j] = (int8_t)q[j];
+    }
+}
+
+static void quant_range(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const quant_args *a = arg;
+    size_t i = begin * Q_BLOCK, e = end * Q_BLOCK;
+    for (; i < e; i += Q_BLOCK) quant_block(a, i);
+}
+
 void dse_i8_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
-    const float *x = dse__data(m, arena, n->in[0]);
-    void *y = dse__data(m, arena, n->out[0]);
-    float s;
-    int zp, qtype = m->tensors[n->out[0]].dtype;
-    quantize_scalar_params(m, n, qtype, &s, &zp);
-    int lo = qtype == DSE_DTYPE_UINT8 ? 0 : -128, hi = qtype == DSE_DTYPE_UINT8 ? 255 : 127;
-    for (size_t i = 0, e = m->tensors[n->out[0]].numel; i < e; i++) {
-        float r = nearbyintf(x[i] / s);
-        /* r is an integer (or +-inf / NaN); |r| >= 2^24 saturates either way */
-        int32_t q = r != r ? zp : r <= -512.0f ? lo : r >= 512.0f ? hi : (int32_t)r + zp;
-        q = q < lo ? lo : q > hi ? hi : q;
-        if (qtype == DSE_DTYPE_UINT8) ((uint8_t *)y)[i] = (uint8_t)q;
-        else ((int8_t *)y)[i] = (int8_t)q;
+    quant_args a;
+    a.x = dse__data(m, arena, n->in[0]);
+    a.y = dse__data(m, arena, n->out[0]);
+    int qtype = m->tensors[n->out[0]].dtype;
+    quantize_scalar_params(m, n, qtype, &a.s, &a.zp);
+    a.u8 = qtype == DSE_DTYPE_UINT8;
+    a.lo = a.u8 ? 0 : -128, a.hi = a.u8 ? 255 : 127;
+    size_t e = m->tensors[n->out[0]].numel, blocks = e / Q_BLOCK;
+    dse__parallel(cx, blocks, 1024, quant_range, &a);
+    for (size_t i = blocks * Q_BLOCK; i < e; i++) {           /* the tail, one element at a time */
+        float r = nearbyintf(a.x[i] / a.s);
+        int32_t q = r != r ? a.zp : r <= -512.0f ? a.lo : r >= 512.0f ? a.hi : (int32_t)r + a.zp;
+        q = q < a.lo ? a.lo : q > a.hi ? a.hi : q;
+        if (a.u8) ((uint8_t *)a.y)[i] = (uint8_t)q;
+        else ((int8_t *)a.y)[i] = (int8_t)q;
     }
 }

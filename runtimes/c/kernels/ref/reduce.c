@@ -59,6 +59,99 @@ bad:
     return 1;
 }
 
+/* One combining step of each kind, in the documented order. */
+static inline float red_step(int kind, float acc, float v) {
+    switch (kind) {
+    case R_MAX: return (acc > v || acc != acc) ? acc : v;
+    case R_MIN: return (acc < v || acc != acc) ? acc : v;
+    case R_PROD: return acc * v;
+    case R_L1: return acc + dse_u2f(dse_f2u(v) & 0x7FFFFFFFu);
+    case R_L2: case R_SUMSQ: return acc + v * v;
+    default: return acc + v;
+    }
+}
+static inline float red_init(int kind) {
+    const float inf = dse_u2f(0x7F800000u);
+    return kind == R_PROD ? 1.0f : kind == R_MAX ? -inf : kind == R_MIN ? inf : 0.0f;
+}
+static inline float red_finish(int kind, float acc, size_t nred) {
+    if (kind == R_MEAN) acc = nred ? acc / (float)nred : 0.0f;
+    else if (kind == R_L2) acc = sqrtf(acc);
+    return dse_canonf(acc);
+}
+
+/* The input seen as [O kept][R reduced][I kept] (adjacent axes merged; any other layout, and
+ * LogSumExp, take the general loop). Each output's accumulator still takes its R elements
+ * one after the other in the input's order, so the results are the general loop's; the fast
+ * part is that several outputs are accumulated side by side: I > 1, a chunk of I columns per
+ * step over R (a row of independent sums the compiler vectorises); I == 1, four outputs at a
+ * time (four independent chains). KIND is a constant in each instantiation. */
+#define RED_CHUNK 256
+#define RED_ORI(KIND)                                                                              \
+    static void red_ori_##KIND(const float *x, float *y, size_t O, size_t R, size_t I) {           \
+        if (I == 1) {                                                                              \
+            size_t o = 0;                                                                          \
+            for (; o + 4 <= O; o += 4) {                                                           \
+                const float *x0 = x + o * R, *x1 = x0 + R, *x2 = x1 + R, *x3 = x2 + R;             \
+                float a0 = red_init(KIND), a1 = a0, a2 = a0, a3 = a0;                              \
+                for (size_t j = 0; j < R; j++) {                                                   \
+                    a0 = red_step(KIND, a0, x0[j]); a1 = red_step(KIND, a1, x1[j]);                \
+                    a2 = red_step(KIND, a2, x2[j]); a3 = red_step(KIND, a3, x3[j]);                \
+                }                                                                                  \
+                y[o] = red_finish(KIND, a0, R), y[o + 1] = red_finish(KIND, a1, R);                \
+                y[o + 2] = red_finish(KIND, a2, R), y[o + 3] = red_finish(KIND, a3, R);            \
+            }                                                                                      \
+            for (; o < O; o++) {                                                                   \
+                float a = red_init(KIND);                                                          \
+                for (size_t j = 0; j < R; j++) a = red_step(KIND, a, x[o * R + j]);                \
+                y[o] = red_finish(KIND, a, R);                                                     \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        float acc[RED_CHUNK];                                                                      \
+        for (size_t o = 0; o < O; o++)                                                             \
+            for (size_t i0 = 0; i0 < I; i0 += RED_CHUNK) {                                         \
+                const size_t cn = I - i0 < RED_CHUNK ? I - i0 : RED_CHUNK;                         \
+                const float *xo = x + o * R * I + i0;                                              \
+                for (size_t k = 0; k < cn; k++) acc[k] = red_init(KIND);                           \
+                for (size_t j = 0; j < R; j++) {                                                   \
+                    const float *xr = xo + j * I;                                                  \
+                    if (cn == RED_CHUNK)                                                           \
+                        DSE_EW_LOOP(float, acc, RED_CHUNK, red_step(KIND, acc[i], xr[i]));         \
+                    else                                                                           \
+                        for (size_t k = 0; k < cn; k++) acc[k] = red_step(KIND, acc[k], xr[k]);    \
+                }                                                                                  \
+                for (size_t k = 0; k < cn; k++) y[o * I + i0 + k] = red_finish(KIND, acc[k], R);   \
+            }                                                                                      \
+    }
+RED_ORI(R_SUM)
+RED_ORI(R_MEAN)
+RED_ORI(R_MAX)
+RED_ORI(R_MIN)
+RED_ORI(R_PROD)
+RED_ORI(R_L1)
+RED_ORI(R_L2)
+RED_ORI(R_SUMSQ)
+
+/* O, R, I of the [kept][reduced][kept] view, or 0 when the reduced axes are not one run. */
+static int red_view(const dse_tensor *xt, uint32_t mask, size_t *O, size_t *R, size_t *I) {
+    int seen_r = 0, after_r = 0;
+    *O = *R = *I = 1;
+    for (unsigned d = 0; d < xt->rank; d++) {
+        const size_t e = xt->dims[d];
+        if (e == 1) continue;                          /* an extent-1 axis changes nothing */
+        if (mask >> d & 1u) {
+            if (after_r) return 0;                     /* a second run of reduced axes */
+            seen_r = 1, *R *= e;
+        } else if (seen_r) {
+            after_r = 1, *I *= e;
+        } else {
+            *O *= e;
+        }
+    }
+    return 1;
+}
+
 static void reduce(const dse_model *m, const dse_node *n, uint8_t *arena, int kind) {
     const dse_tensor *xt = &m->tensors[n->in[0]];
     const float *x = dse__data(m, arena, n->in[0]);
@@ -70,6 +163,15 @@ static void reduce(const dse_model *m, const dse_node *n, uint8_t *arena, int ki
             const float v = x[i];
             y[i] = dse_canonf(kind == R_L1 || kind == R_L2 ? dse_u2f(dse_f2u(v) & 0x7FFFFFFFu) : kind == R_SUMSQ ? v * v : v);
         }
+        return;
+    }
+    size_t O, R, I;
+    if (kind != R_LSE && xt->numel && red_view(xt, mask, &O, &R, &I)) {
+        void (*f)(const float *, float *, size_t, size_t, size_t) =
+            kind == R_SUM ? red_ori_R_SUM : kind == R_MEAN ? red_ori_R_MEAN : kind == R_MAX ? red_ori_R_MAX :
+            kind == R_MIN ? red_ori_R_MIN : kind == R_PROD ? red_ori_R_PROD : kind == R_L1 ? red_ori_R_L1 :
+            kind == R_L2 ? red_ori_R_L2 : red_ori_R_SUMSQ;
+        f(x, y, O, R, I);
         return;
     }
     /* kept axes (outer loop) and reduced axes (inner loop), with input element strides */

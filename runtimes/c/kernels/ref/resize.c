@@ -18,7 +18,9 @@
  * combined in that nesting: with resized axes a < b,
  *     y = (x[a1,b1]*wa1 + x[a2,b1]*wa2) * wb1 + (x[a1,b2]*wa1 + x[a2,b2]*wa2) * wb2
  * which is bit-identical to the reference. Axes with out == in and scale 1 are untouched; when
- * the output shape equals the input shape the data is copied. */
+ * the output shape equals the input shape the data is copied. When only the last two axes are
+ * resized (images), the per-axis indices and weights are tabled instead of recomputed per
+ * element (resize_hw); the values are the same expressions. */
 #include "internal.h"
 
 enum { CT_HALF, CT_PYTORCH, CT_ALIGN, CT_ASYM, CT_TFNN };
@@ -138,6 +140,18 @@ static size_t resize_nearest(const rz *z, size_t a, float c) {
     return r >= (float)(z->in[a] - 1) ? z->in[a] - 1 : (size_t)r;
 }
 
+/* Linear resampling of axis a at output index o: source indices i1 <= i2 and weights. */
+static void lin_axis(const rz *z, size_t a, size_t o, size_t *i1, size_t *i2, float *w1, float *w2) {
+    const float c = resize_coord(z, a, o);
+    const float hi = (float)(z->in[a] - 1), xc = c < 0.0f ? 0.0f : (c > hi ? hi : c);
+    size_t a1 = (size_t)xc;
+    if (a1 > z->in[a] - 1) a1 = z->in[a] - 1;
+    const size_t a2 = a1 + 1 < z->in[a] ? a1 + 1 : z->in[a] - 1;
+    *i1 = a1, *i2 = a2;
+    if (a1 == a2) *w1 = *w2 = 0.5f;
+    else *w2 = xc - (float)a1, *w1 = (float)a2 - xc;
+}
+
 /* multi-linear value: resized axes list ax[0..L] ascending; the highest combines last */
 static float lin(const float *x, const size_t *ax, int L, size_t base, const size_t *i1, const size_t *i2,
                  const float *w1, const float *w2, const size_t *stride) {
@@ -147,23 +161,46 @@ static float lin(const float *x, const size_t *ax, int L, size_t base, const siz
            lin(x, ax, L - 1, base + i2[a] * stride[a], i1, i2, w1, w2, stride) * w2[a];
 }
 
-/* nearest, row by row (the same values as the per-element loop below): the last axis' source
- * offsets once in a table; a row whose source row is the previous row's is a copy of it. */
-#define RZ_ROW_TAB 1024
-static void resize_nearest_rows(const rz *z, const float *x, float *y, size_t numel) {
-    const size_t last = z->rank - 1, OW = z->out[last], rows = numel / OW;
-    size_t tab[RZ_ROW_TAB], idx[DSE_MAX_RANK] = {0}, prev = (size_t)-1;
-    for (size_t o = 0; o < OW; o++)
-        tab[o] = (z->active[last] ? resize_nearest(z, last, resize_coord(z, last, o)) : o) * z->stride[last];
-    for (size_t r = 0; r < rows; r++) {
-        size_t base = 0;
-        for (size_t d = 0; d < last; d++)
-            base += (z->active[d] ? resize_nearest(z, d, resize_coord(z, d, idx[d])) : idx[d]) * z->stride[d];
-        float *yr = y + r * OW;
-        if (base == prev) memcpy(yr, yr - OW, OW * sizeof(float));
-        else for (size_t o = 0; o < OW; o++) yr[o] = x[base + tab[o]];
-        prev = base;
-        for (int d = (int)last - 1; d >= 0; d--) { if (++idx[d] < z->out[d]) break; idx[d] = 0; }
+/* The common case, only the last two axes resized (images, NCHW): the last axis' source
+ * columns and weights are computed once per run for up to RZ_CHUNK output columns at a time
+ * (a stack table), the second-to-last's once per output row, and each value is lin()'s
+ * expression for those axes, in the same order. */
+#define RZ_CHUNK 256
+static void resize_hw(const rz *z, const float *x, float *y) {
+    const size_t r = z->rank, W = z->out[r - 1], Wi = z->in[r - 1];
+    const size_t H = r >= 2 ? z->out[r - 2] : 1, Hi = r >= 2 ? z->in[r - 2] : 1;
+    const int ah = r >= 2 && z->active[r - 2], aw = z->active[r - 1];
+    size_t planes = 1;
+    for (size_t d = 0; d + 2 < r; d++) planes *= z->out[d];
+    uint32_t c1[RZ_CHUNK], c2[RZ_CHUNK];
+    float cw1[RZ_CHUNK], cw2[RZ_CHUNK];
+    for (size_t c0 = 0; c0 < W; c0 += RZ_CHUNK) {
+        const size_t cn = W - c0 < RZ_CHUNK ? W - c0 : RZ_CHUNK;
+        for (size_t j = 0; j < cn; j++) {
+            size_t i1 = c0 + j, i2 = c0 + j;
+            cw1[j] = cw2[j] = 0.0f;
+            if (aw && z->linear) lin_axis(z, r - 1, c0 + j, &i1, &i2, &cw1[j], &cw2[j]);
+            else if (aw) i1 = i2 = resize_nearest(z, r - 1, resize_coord(z, r - 1, c0 + j));
+            c1[j] = (uint32_t)i1, c2[j] = (uint32_t)i2;
+        }
+        for (size_t p = 0; p < planes; p++)
+            for (size_t oh = 0; oh < H; oh++) {
+                size_t h1 = oh, h2 = oh;
+                float wh1 = 0.0f, wh2 = 0.0f;
+                if (ah && z->linear) lin_axis(z, r - 2, oh, &h1, &h2, &wh1, &wh2);
+                else if (ah) h1 = h2 = resize_nearest(z, r - 2, resize_coord(z, r - 2, oh));
+                const float *r1 = x + (p * Hi + h1) * Wi, *r2 = x + (p * Hi + h2) * Wi;
+                float *yo = y + (p * H + oh) * W + c0;
+                if (!z->linear)
+                    for (size_t j = 0; j < cn; j++) yo[j] = r1[c1[j]];
+                else if (ah && aw)
+                    for (size_t j = 0; j < cn; j++)
+                        yo[j] = (r1[c1[j]] * wh1 + r2[c1[j]] * wh2) * cw1[j] + (r1[c2[j]] * wh1 + r2[c2[j]] * wh2) * cw2[j];
+                else if (aw)
+                    for (size_t j = 0; j < cn; j++) yo[j] = r1[c1[j]] * cw1[j] + r1[c2[j]] * cw2[j];
+                else
+                    for (size_t j = 0; j < cn; j++) yo[j] = r1[c0 + j] * wh1 + r2[c0 + j] * wh2;
+            }
     }
 }
 
@@ -176,12 +213,15 @@ void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     float *y = dse__data(m, arena, n->out[0]);
     const dse_tensor *yt = &m->tensors[n->out[0]];
     if (z.copy) { memmove(y, x, yt->nbytes); return; }
-    size_t ax[DSE_MAX_RANK], i1[DSE_MAX_RANK] = {0}, i2[DSE_MAX_RANK] = {0}, idx[DSE_MAX_RANK] = {0};
-    float w1[DSE_MAX_RANK], w2[DSE_MAX_RANK];
-    if (!z.linear && z.rank && z.out[z.rank - 1] <= RZ_ROW_TAB && yt->numel) {
-        resize_nearest_rows(&z, x, y, yt->numel);
+    if (yt->numel == 0) return;
+    int outer_active = 0;
+    for (size_t d = 0; d + 2 < z.rank; d++) outer_active |= z.active[d];
+    if (!outer_active && z.out[z.rank - 1] <= UINT32_MAX) {
+        resize_hw(&z, x, y);
         return;
     }
+    size_t ax[DSE_MAX_RANK], i1[DSE_MAX_RANK] = {0}, i2[DSE_MAX_RANK] = {0}, idx[DSE_MAX_RANK] = {0};
+    float w1[DSE_MAX_RANK], w2[DSE_MAX_RANK];
     int L = -1;
     for (size_t d = 0; d < z.rank; d++) if (z.active[d]) ax[++L] = d;
     for (size_t e = 0; e < yt->numel; e++) {
@@ -190,13 +230,7 @@ void dse_f32_resize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
             if (!z.active[d]) { base += idx[d] * z.stride[d]; continue; }
             const float c = resize_coord(&z, d, idx[d]);
             if (!z.linear) { base += resize_nearest(&z, d, c) * z.stride[d]; continue; }
-            const float hi = (float)(z.in[d] - 1), xc = c < 0.0f ? 0.0f : (c > hi ? hi : c);
-            size_t a1 = (size_t)xc;
-            if (a1 > z.in[d] - 1) a1 = z.in[d] - 1;
-            const size_t a2 = a1 + 1 < z.in[d] ? a1 + 1 : z.in[d] - 1;
-            i1[d] = a1; i2[d] = a2;
-            if (a1 == a2) w1[d] = w2[d] = 0.5f;
-            else { w2[d] = xc - (float)a1; w1[d] = (float)a2 - xc; }
+            lin_axis(&z, d, idx[d], &i1[d], &i2[d], &w1[d], &w2[d]);
         }
         y[e] = z.linear ? lin(x, ax, L, base, i1, i2, w1, w2, z.stride) : x[base];
         for (int d = (int)z.rank - 1; d >= 0; d--) { if (++idx[d] < z.out[d]) break; idx[d] = 0; }

@@ -24,8 +24,7 @@ int dse__check_where(const dse_model *m, const dse_node *n, dse_why *why) {
 }
 
 void dse_any_where__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    (void)cx;
     const dse_tensor *y = &m->tensors[n->out[0]];
-    dse_ew_ctx c = {{0, 0, 0, 0}, {0, 0}, y->numel ? y->nbytes / y->numel : 0};
-    dse__ew_walk(m, n, arena, 3, row_where, &c);
+    dse_ew_ctx c = {{0, 0, 0, 0}, {0, 0}, y->numel ? y->nbytes / y->numel : 0, NULL};
+    dse__ew_walk(m, n, arena, 3, row_where, &c, cx);
 }
