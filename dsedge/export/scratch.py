@@ -126,16 +126,28 @@ def _matmul_i8_plan(node, shapes) -> int:
     if len(w) != 2:
         return 0
     return packed_gemm_plan(int(w[0]), _prod(x[:-1]))
+
+
+def _pack_floats(k: int) -> int:
+    """The optimised float GEMMs copy B into panels a chunk of columns at a time: K x cols floats,
+    cols = 65536 // K rounded down to 16, within [16, 256] (runtimes/c/src/internal.h,
+    dse__sgemm_pack_floats)."""
+    cols = min(max(65536 // k // 16 * 16 if k else 256, 16), 256)
+    return k * cols
+
+
 def _conv_f32_scratch(node, shapes) -> int:
     """fp32 Conv: what the optimised variants use (runtimes/c/kernels/avx2/conv.c; the REF kernel
     uses none, but every variant of a kernel shares its plan): the formula of the C
     `dse__conv_f32_plan` (kernels/ref/conv.c), which explains the paths:
-      * 1x1 with unit strides and no padding: 0;
-      * depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
-      * other 1-D/2-D with unit strides: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
+      * 1x1 with unit strides and no padding: 4 * _pack_floats(K) (x's columns copied into
+        panels, a chunk at a time);
+      * depthwise 1-D/2-D with OW < 16 and at most 25 taps: 4 * 8 * (PH * PW + OH * OW);
+      * other depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
+      * other 1-D/2-D with unit strides and OW >= 16: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
         with Lw = OW + (kW-1)*dw, NRp = R + (kH-1)*dh, R the most rows (1..OH) with
         C/group * Lw * NRp <= 65536;
-      * other 1-D/2-D (strided): bands of R output rows, 8 * K + 4 * (C/group * kW*sh * NRp * OW + 16)
+      * other 1-D/2-D (strided or OW < 16): bands of R output rows, 8 * K + 4 * (C/group * kW*sh * NRp * OW + 16)
         with NRp = R + (kH-1)*dh // sh, R the most rows (1..OH) with C/group * kW*sh*OW * NRp <= 65536;
       * 3-D: 4 * K * min(roundup(P, 16), 128);
     K = C/group * kernel taps, P = output pixels per image; PH, PW the padded height and width."""
@@ -154,16 +166,19 @@ def _conv_f32_scratch(node, shapes) -> int:
     pad3 = lambda v, fill: [fill] * (3 - nd) + list(v)   # noqa: E731 - to (D, H, W) as the C code
     k3, s3, d3, pb3, pe3 = pad3(k, 1), pad3(s, 1), pad3(d, 1), pad3(p[:nd], 0), pad3(p[nd:], 0)
     in3, out3 = pad3([int(v) for v in x[2:]], 1), pad3([int(v) for v in y[2:]], 1)
-    if all(kk == 1 and ss == 1 and b == 0 and e == 0 for kk, ss, b, e in zip(k3, s3, pb3, pe3)):
-        return 0
     cg, mg = int(x[1]) // group, int(w[0]) // group
     K = cg * k3[0] * k3[1] * k3[2]
+    if all(kk == 1 and ss == 1 and b == 0 and e == 0 for kk, ss, b, e in zip(k3, s3, pb3, pe3)):
+        return 4 * _pack_floats(K)
     flat = in3[0] == 1 and k3[0] == 1 and pb3[0] == 0 and pe3[0] == 0
     sh, sw = s3[1], s3[2]
+    if flat and cg == 1 and mg == 1 and out3[2] < 16 and k3[1] * k3[2] <= 25:
+        ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
+        return 4 * 8 * (ph * pw + out3[1] * out3[2])
     if flat and cg == 1 and mg == 1:
         ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
         return 8 * k3[1] * k3[2] + 4 * (ph * sw * (-(-pw // sw)) + 8)
-    if flat and sh == 1 and sw == 1:
+    if flat and sh == 1 and sw == 1 and out3[2] >= 16:
         extra = (k3[1] - 1) * d3[1]
         lw = out3[2] + (k3[2] - 1) * d3[2]
         r = 65536 // (cg * lw)
@@ -179,3 +194,28 @@ def _conv_f32_scratch(node, shapes) -> int:
 
 
 scratch("dse_f32_conv__ref")(_conv_f32_scratch)
+
+
+def _gemm_f32_scratch(node, shapes) -> int:
+    """fp32 Gemm with transB = 0: B's columns packed (_pack_floats(K) floats); transB = 1 reads
+    B's rows in place (runtimes/c/kernels/avx2/gemm.c)."""
+    if node.attrs.get("_q") or int(node.attrs.get("transB", 0)):
+        return 0
+    a = shapes[node.inputs[0]]
+    if len(a) != 2:
+        return 0
+    return 4 * _pack_floats(int(a[0] if int(node.attrs.get("transA", 0)) else a[1]))
+
+
+def _matmul_f32_scratch(node, shapes) -> int:
+    """fp32 MatMul with N > 1: B's columns packed (_pack_floats(K) floats; kernels/avx2/matmul.c)."""
+    if node.attrs.get("_q"):
+        return 0
+    a, b = shapes[node.inputs[0]], shapes[node.inputs[1]]
+    if not a or not b or len(b) < 2 or int(b[-1]) <= 1:
+        return 0
+    return 4 * _pack_floats(int(a[-1]))
+
+
+scratch("dse_f32_gemm__ref")(_gemm_f32_scratch)
+scratch("dse_f32_matmul__ref")(_matmul_f32_scratch)

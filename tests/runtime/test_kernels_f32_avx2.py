@@ -161,9 +161,12 @@ CONV_CASES = [
     ((2, 4, 15, 16), (6, 2, 5, 3), (2, 3), (2, 1, 2, 0), (1, 2), 2, True, None),                 # BANDS, groups
     ((1, 6, 10, 21), (6, 2, 3, 3), (1, 2), (1, 1, 1, 1), (1, 1), 3, False, (0.0, np.inf)),       # groups
     ((1, 13, 9, 23), (13, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, (0.0, 6.0)),         # DW
-    ((1, 5, 14, 31), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW stride 2
+    ((1, 5, 14, 31), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW8 stride 2
+    ((1, 5, 14, 41), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW stride 2
     ((2, 3, 13, 14), (3, 1, 5, 5), (1, 1), (4, 4, 4, 4), (2, 2), 3, False, None),                # DW dilated
-    ((1, 3, 7, 7), (3, 1, 3, 3), (3, 3), (1, 1, 1, 1), (1, 1), 3, True, None),                   # DW stride 3
+    ((1, 3, 7, 7), (3, 1, 3, 3), (3, 3), (1, 1, 1, 1), (1, 1), 3, True, None),                   # DW8 stride 3
+    ((2, 13, 6, 5), (13, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, (0.0, 6.0)),          # DW8, 5 channels left
+    ((1, 20, 11, 13), (20, 1, 5, 5), (2, 1), (2, 1, 2, 3), (1, 2), 20, False, None),             # DW8 5x5 dilated
     ((1, 4, 6, 5), (8, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4, True, None),                   # multiplier 2
     ((1, 300, 10, 30), (8, 300, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, None),             # several bands
     ((1, 200, 9, 20), (5, 200, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, False, None),             # bands, strided
@@ -276,6 +279,8 @@ GEMM_CASES = [
     (2, 17, 9, 0, 1, 1.25, 1.0, (2, 9), (-1.0, 1.0)),
     (1, 64, 100, 0, 0, 1.0, 1.0, "none", None),
     (20, 9, 35, 0, 0, 2.0, 0.0, (20, 35), None),
+    (61, 300, 150, 0, 0, 1.0, 1.0, (150,), (0.0, np.inf)),   # B packed (>= 48 rows), chunks of 96 columns
+    (50, 37, 21, 1, 0, 1.0, 1.0, "none", None),
 ]
 
 
@@ -293,8 +298,9 @@ def test_gemm(lib, case):
     if act:
         cattrs.update(act_min=act[0], act_max=act[1])
         r, e = np.clip(r, *act), np.clip(e, *act)
+    sc = planned_scratch("Gemm", [a.shape, b.shape] + ([] if c is None else [c.shape]), r.shape, attrs)
     art, feeds = make_node("Gemm", [(a, False), (b, True)] + ([] if c is None else [(c, True)]),
-                           [("float32", r.shape)], cattrs)
+                           [("float32", r.shape)], cattrs, scratch=sc)
     A, B = (a.T if ta else a).astype(np.float64), (b.T if tb else b).astype(np.float64)
     s_abs = abs(alpha) * (np.abs(A) @ np.abs(B)) + (0 if c is None else abs(beta) * np.abs(np.broadcast_to(c, r.shape)))
     o, _ = check_variant(lib, art, feeds, "dse_f32_gemm__avx2", tol=sum_tol(4 * (K + 3) * 2.0 ** -24 * s_abs))
@@ -323,6 +329,8 @@ MATMUL_CASES = [
     ((1, 3, 17, 8), (1, 3, 8, 17), False),   # attention: both activations
     ((1, 128, 64), (64, 96), True),
     ((3, 1, 2, 9), (1, 4, 9, 3), False),
+    ((2, 50, 300), (300, 150), True),      # B packed (>= 48 rows)
+    ((1, 2, 49, 40), (1, 2, 40, 131), False),
 ]
 
 
@@ -333,7 +341,9 @@ def test_matmul(lib, case):
     a, b = rnd(rng, *sa), rnd(rng, *sb)
     (r,) = ref("MatMul", a, b)
     (e,) = ort("MatMul", [a, b], {})
-    art, feeds = make_node("MatMul", [(a, False), (b, const_b)], [("float32", r.shape)], dict(act_min=-2.0, act_max=2.5))
+    sc = planned_scratch("MatMul", [a.shape, b.shape], r.shape, {})
+    art, feeds = make_node("MatMul", [(a, False), (b, const_b)], [("float32", r.shape)], dict(act_min=-2.0, act_max=2.5),
+                           scratch=sc)
     K = sa[-1]
     s_abs = np.matmul(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64))
     o, _ = check_variant(lib, art, feeds, "dse_f32_matmul__avx2", tol=sum_tol(4 * (K + 1) * 2.0 ** -24 * s_abs))
@@ -521,3 +531,44 @@ def test_ref_float_build_gives_ref_bytes(lib, lib_ref_float):
         assert all(k.endswith("__ref") for k in ks), ks
         r, _ = run(lib, art, feeds, flags=REF_KERNELS)
         assert all(p.tobytes() == q.tobytes() for p, q in zip(o, r))
+
+
+# ------------------------------------------------------------------------------------------
+# whole zoo models in float32
+# ------------------------------------------------------------------------------------------
+
+ZOO = {"mobilenet_v2": {"input_size": 96}, "yolo_detector": {"input_size": 160},
+       "transformer_encoder": {"seq": 32, "dim": 64, "layers": 2}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_model_fp32(name, tmp_path):
+    """The fp32 `.dse` of a zoo model through dsedge.Runtime: the optimised kernels (AVX2 where
+    the CPU has it) against the REF kernels and onnxruntime, within 1e-4 of the output's range;
+    the AVX2 float kernels are the ones chosen for its Conv/Gemm/MatMul nodes."""
+    import onnx
+    import onnxruntime as ort_
+    import dsedge
+    import dsedge.zoo as zoo
+    from dsedge.api import save_result
+    m = zoo.build(name, **ZOO[name])
+    src = tmp_path / "m.onnx"
+    onnx.save(m, src)
+    feeds = zoo.random_feeds(m, 3, 0)
+    calib = [{k: v[i] for k, v in feeds.items()} for i in range(2)]
+    feed = {k: v[2] for k, v in feeds.items()}
+    save_result(dsedge.quantize(str(src), calib, precision="fp32", progress=False), tmp_path / "m.dse")
+    so = ort_.SessionOptions()
+    so.log_severity_level = 3
+    want = ort_.InferenceSession(str(src), so, providers=["CPUExecutionProvider"]).run(None, feed)
+    with dsedge.Runtime(tmp_path / "m.dse") as rt, dsedge.Runtime(tmp_path / "m.dse", kernels="ref") as rr:
+        got, ref_out = rt.run(feed), rr.run(feed)
+        ks = rt.kernels()
+    if AVX2:
+        heavy = [k for k in ks if k.startswith(("dse_f32_conv_", "dse_f32_gemm_", "dse_f32_matmul_"))]
+        assert heavy and all(k.endswith("__avx2") for k in heavy), heavy
+    for w, (k, g), r in zip(want, got.items(), ref_out.values()):
+        scale = float(np.abs(w).max()) or 1.0
+        assert np.abs(g - w).max() <= 1e-4 * scale, (k, float(np.abs(g - w).max() / scale))
+        assert np.abs(g - r).max() <= 1e-4 * scale, (k, float(np.abs(g - r).max() / scale))

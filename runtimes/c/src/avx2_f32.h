@@ -48,6 +48,9 @@ typedef struct dse_sgemm {
     const float *A; size_t sai, sak;
     const float *B; size_t ldb, bpanel;
     const size_t *boff;
+    float *pack;      /* row-major B only: scratch of dse__sgemm_pack_floats(K) floats, or NULL; when set,
+                       * each chunk of columns of B is copied into panels of 16 first (contiguous rows
+                       * for the tiles: a large ldb costs a page per k otherwise) */
     float *C; size_t ldc, cw, cv;
     int use_alpha; float alpha;
     const float *bias_m;

@@ -375,7 +375,7 @@ typedef struct dse_conv_geom {
 DSE_SHARED int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);   /* conv.c: reads and checks */
 /* How the optimised float Conv variants compute a conv (conv.c explains the paths) and the
  * scratch they use, which is the plan for every float Conv: dse__conv_f32_plan's result. */
-enum { DSE_CONV_GEMM, DSE_CONV_DW, DSE_CONV_BAND1, DSE_CONV_BANDS, DSE_CONV_IM2COL };
+enum { DSE_CONV_GEMM, DSE_CONV_DW8, DSE_CONV_DW, DSE_CONV_BAND1, DSE_CONV_BANDS, DSE_CONV_IM2COL };
 typedef struct dse_conv_plan {
     int path;
     size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
@@ -390,6 +390,15 @@ typedef struct dse_mm_geom {
     size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
 } dse_mm_geom;
 DSE_SHARED int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
+/* The optimised float GEMMs copy B, a chunk of dse__sgemm_pack_cols(K) columns at a time
+ * (16 <= cols <= 256, K * cols <= 65536 where possible), into panels of 16 in scratch:
+ * 4 * dse__sgemm_pack_floats(K) bytes, planned for float Gemm (transB = 0), MatMul (N > 1)
+ * and 1x1 Conv (matmul.c; dsedge/export/scratch.py). */
+static inline size_t dse__sgemm_pack_cols(size_t K) {
+    size_t c = K ? 65536 / K / 16 * 16 : 256;
+    return c < 16 ? 16 : c > 256 ? 256 : c;
+}
+static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pack_cols(K); }
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
  * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);

@@ -25,9 +25,8 @@ typedef struct bin_job {
     size_t len, rows, upr;                         /* row length, rows, parts per row */
 } bin_job;
 
-#define BIN_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
 
-BIN_AI __m256 bin_apply(const bin_job *j, const int op, __m256 a, __m256 b) {
+DSE_AI __m256 bin_apply(const bin_job *j, const int op, __m256 a, __m256 b) {
     __m256 v = op == BIN_ADD ? _mm256_add_ps(a, b) : op == BIN_SUB ? _mm256_sub_ps(a, b)
              : op == BIN_MUL ? _mm256_mul_ps(a, b) : _mm256_div_ps(a, b);
     const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
@@ -41,7 +40,7 @@ BIN_AI __m256 bin_apply(const bin_job *j, const int op, __m256 a, __m256 b) {
 }
 
 /* y[0, n) = a (op) b, a and b with element strides 1 or 0. */
-BIN_AI void bin_row_op(const bin_job *j, const int op, float *y, const float *a, size_t as, const float *b, size_t bs, size_t n) {
+DSE_AI void bin_row_op(const bin_job *j, const int op, float *y, const float *a, size_t as, const float *b, size_t bs, size_t n) {
     size_t i = 0;
     if (as && bs) {
         for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, bin_apply(j, op, _mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));

@@ -3,10 +3,13 @@
  * bias (float16 ones are left to REF). The paths of dse__conv_f32_plan (kernels/ref/conv.c), all
  * giving each output element one sequential FMA chain in REF's tap order (c, kd, kh, kw),
  * then + bias, then the clamp:
- *   - GEMM (1x1, unit strides, no padding): Y[M, P] = W[M, C] X[C, P] per image and group,
- *     the SGEMM reading x in place;
- *   - DW (depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride into
- *     phases goes to scratch, then tiles of output rows x 8-column vectors;
+ *   - GEMM (1x1, unit strides, no padding): Y[M, P] = W[M, C] X[C, P] per image and group, x's
+ *     columns packed by the SGEMM (or read in place when the artifact planned no scratch);
+ *   - DW8 (depthwise, fewer than 16 output columns): 8 channels at a time, the zero-padded
+ *     planes transposed (lane = channel), 4 output pixels per step, transposed back;
+ *   - DW (other depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride
+ *     into phases goes to scratch, then tiles of output rows x 8-column vectors (3x3: the
+ *     weights broadcast once per channel);
  *   - BAND1/BANDS (other 1-D/2-D): for a band of output rows, every input channel's rows go to
  *     scratch, zero-padded (BAND1, unit strides: as they are, so that the band's outputs are
  *     rows of the padded width of which OW columns are stored) or once per kernel column kw
@@ -16,8 +19,9 @@
  *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K.
  * Taps in the zero padding are multiplied in (0 * w) where REF skips them: the sum is the same
  * up to the sign of a zero (and NaN for an infinite weight). The scratch is planned by the
- * exporter for every float Conv; an artifact planned with less (written before this kernel)
- * is refused here, so REF runs it. Threads: the work is split over (image, group, band or
+ * exporter for every float Conv; an artifact planned with less (written before this kernel), or
+ * whose scratch region holds a tensor live at this node, is refused here (dse__scratch_free) so
+ * REF runs it (the GEMM path runs without scratch). Threads: the work is split over (image, group, band or
  * tile, block of output channels), or (image, channel) for depthwise; each part writes its
  * own outputs, with its own scratch. */
 #include "avx2_f32.h"
@@ -36,6 +40,11 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
     }
     dse_conv_plan p;
     const size_t need = dse__conv_f32_plan(&g, &p);
+    if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
+        why->scratch = 0;
+        why->scratch_plan = need;
+        return 0;
+    }
     if (!dse__scratch_free(m, n, need)) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "scratch not planned", 0, 0, 0, 0);
         return 1;
@@ -51,7 +60,8 @@ typedef struct conv_job {
     dse_conv_plan pl;
     int path;
     size_t cg, mg, K, P, isz, ntiles, msplit, mchunk;
-    const float *x, *w, *b;
+    const float *x, *w, *b, *xend;   /* xend: the end of x (DW8 reads no further) */
+    int pack;                        /* GEMM: the scratch to pack x's columns was planned */
     float *y;
     int act;
     float lo, hi;
@@ -149,25 +159,26 @@ static DSE_TARGET_AVX2 void conv_fill_row(float *br, size_t PS, const float *xr,
 /* Depthwise tile: R output rows x V vectors of 8 columns (of the last one only OW % 8 are
  * stored when mlast), from output row oh and column ow: acc = fma over the taps, + bias,
  * clamp, store. Loads read whole vectors: past a phase row's end they read the next one, or
- * the 8 floats of slack after the plane (lanes never stored). */
-#define CONV_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
-CONV_AI void conv_dw_tile(const conv_job *j, const int R, const int V, const int mlast, const float *prow, size_t rstep,
-                          const uint64_t *tab, const float *wc, const float *bc, float *yr, size_t OW, size_t ow) {
-    const size_t taps = (size_t)(j->g.k[1] * j->g.k[2]);
+ * the 8 floats of slack after the plane (lanes never stored). TAPS = 9 (3x3): the weights are
+ * broadcast once per channel (wv) and the taps unrolled; TAPS = 0: any count, weights read per
+ * tap. */
+DSE_AI void conv_dw_tile(const conv_job *j, const int TAPS, const int R, const int V, const int mlast, const float *prow,
+                          size_t rstep, const uint64_t *tab, const float *wc, const __m256 *wv, const float *bc, float *yr,
+                          size_t OW, size_t ow) {
+    const size_t taps = TAPS ? (size_t)TAPS : (size_t)(j->g.k[1] * j->g.k[2]);
     __m256 acc[4][4];
     DSE_UNROLL
     for (int r = 0; r < R; r++)
         DSE_UNROLL
         for (int v = 0; v < V; v++) acc[r][v] = _mm256_setzero_ps();
+    DSE_UNROLL
     for (size_t t = 0; t < taps; t++) {
-        const __m256 wv = _mm256_broadcast_ss(wc + t);
+        const __m256 w = TAPS ? wv[t] : _mm256_broadcast_ss(wc + t);
         const float *src = prow + tab[t] + ow;
         DSE_UNROLL
         for (int r = 0; r < R; r++)
             DSE_UNROLL
-            for (int v = 0; v < V; v++) {
-                acc[r][v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + r * rstep + 8 * v), acc[r][v]);
-            }
+            for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(src + r * rstep + 8 * v), acc[r][v]);
     }
     const __m256 bias = _mm256_set1_ps(bc ? *bc : 0.0f), lo = _mm256_set1_ps(j->lo), hi = _mm256_set1_ps(j->hi);
     DSE_UNROLL
@@ -188,30 +199,56 @@ CONV_AI void conv_dw_tile(const conv_job *j, const int R, const int V, const int
         }
 }
 
-#define CONV_DW_TILE(R, V, ML)                                                                               \
-    static DSE_TARGET_AVX2 void conv_dw_tile##R##V##ML(const conv_job *j, const float *prow, size_t rstep,     \
-                                                      const uint64_t *tab, const float *wc, const float *bc, \
-                                                      float *yr, size_t OW, size_t ow) {         \
-        conv_dw_tile(j, R, V, ML, prow, rstep, tab, wc, bc, yr, OW, ow);                                 \
+/* The output rows of one channel from its padded plane (buf): tiles of 4 rows x 1 vector when a
+ * row is one vector, 2 x 2 when two, else 1 row x 4 vectors (then the rest of the row). */
+DSE_AI void conv_dw_rows(const conv_job *j, const int TAPS, const float *buf, size_t rstep, const uint64_t *tab,
+                          const float *wc, const float *bc, float *yc) {
+    const size_t OH = j->g.out[1], OW = j->g.out[2], nvec = (OW + 7) / 8;
+    const int ml = OW % 8 != 0;
+    __m256 wv[9];
+    uint64_t off[9];
+    const uint64_t *tb = tab;
+    if (TAPS) {
+        DSE_UNROLL
+        for (int t = 0; t < TAPS; t++) { wv[t] = _mm256_broadcast_ss(wc + t); off[t] = tab[t]; }
+        tb = off;
     }
-CONV_DW_TILE(1, 4, 0)
-CONV_DW_TILE(1, 1, 0)
-CONV_DW_TILE(1, 1, 1)
-CONV_DW_TILE(1, 2, 0)
-CONV_DW_TILE(1, 2, 1)
-CONV_DW_TILE(1, 3, 0)
-CONV_DW_TILE(1, 3, 1)
-CONV_DW_TILE(2, 2, 0)
-CONV_DW_TILE(2, 2, 1)
-CONV_DW_TILE(4, 1, 0)
-CONV_DW_TILE(4, 1, 1)
-CONV_DW_TILE(3, 1, 0)
-CONV_DW_TILE(3, 1, 1)
-CONV_DW_TILE(2, 1, 0)
-CONV_DW_TILE(2, 1, 1)
+#define CONV_DW_T(R, V, M, oh, ow) \
+    conv_dw_tile(j, TAPS, R, V, M, buf + (oh) * rstep, rstep, tb, wc, wv, bc, yc + (oh) * OW, OW, ow)
+    size_t oh = 0;
+    if (nvec == 1) {
+        for (; oh + 4 <= OH; oh += 4) { if (ml) CONV_DW_T(4, 1, 1, oh, 0); else CONV_DW_T(4, 1, 0, oh, 0); }
+        if (oh + 2 <= OH) { if (ml) CONV_DW_T(2, 1, 1, oh, 0); else CONV_DW_T(2, 1, 0, oh, 0); oh += 2; }
+        if (oh < OH) { if (ml) CONV_DW_T(1, 1, 1, oh, 0); else CONV_DW_T(1, 1, 0, oh, 0); }
+        return;
+    }
+    if (nvec == 2) {
+        for (; oh + 2 <= OH; oh += 2) { if (ml) CONV_DW_T(2, 2, 1, oh, 0); else CONV_DW_T(2, 2, 0, oh, 0); }
+        if (oh < OH) { if (ml) CONV_DW_T(1, 2, 1, oh, 0); else CONV_DW_T(1, 2, 0, oh, 0); }
+        return;
+    }
+    for (; oh < OH; oh++) {
+        size_t ow = 0, v = nvec;
+        for (; v > 4 || (v == 4 && !ml); v -= 4, ow += 32) CONV_DW_T(1, 4, 0, oh, ow);
+        switch (v) {
+        case 4: CONV_DW_T(1, 3, 0, oh, ow); CONV_DW_T(1, 1, 1, oh, ow + 24); break;   /* 3 full + 1 partial */
+        case 3: if (ml) CONV_DW_T(1, 3, 1, oh, ow); else CONV_DW_T(1, 3, 0, oh, ow); break;
+        case 2: if (ml) CONV_DW_T(1, 2, 1, oh, ow); else CONV_DW_T(1, 2, 0, oh, ow); break;
+        case 1: if (ml) CONV_DW_T(1, 1, 1, oh, ow); else CONV_DW_T(1, 1, 0, oh, ow); break;
+        default: break;
+        }
+    }
+#undef CONV_DW_T
+}
 
-typedef void (*conv_dw_tile_fn)(const conv_job *, const float *, size_t, const uint64_t *, const float *, const float *,
-                                float *, size_t, size_t);
+static DSE_TARGET_AVX2 void conv_dw_rows9(const conv_job *j, const float *buf, size_t rstep, const uint64_t *tab,
+                                          const float *wc, const float *bc, float *yc) {
+    conv_dw_rows(j, 9, buf, rstep, tab, wc, bc, yc);
+}
+static DSE_TARGET_AVX2 void conv_dw_rows_any(const conv_job *j, const float *buf, size_t rstep, const uint64_t *tab,
+                                             const float *wc, const float *bc, float *yc) {
+    conv_dw_rows(j, 0, buf, rstep, tab, wc, bc, yc);
+}
 
 /* Depthwise: one channel. The padded plane (PH rows; per row sw phases of L floats, phase q
  * holding padded columns q, q + sw, ...) goes to buf; then tiles of output rows x columns,
@@ -220,7 +257,7 @@ typedef void (*conv_dw_tile_fn)(const conv_job *, const float *, size_t, const u
 static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, const float *wc, const float *bc, float *yc,
                                             const uint64_t *tab, float *buf) {
     const dse_conv_geom *g = &j->g;
-    const size_t IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
+    const size_t IH = g->in[1], IW = g->in[2];
     const size_t pt = (size_t)g->pb[1], pl = (size_t)g->pb[2], sw = (size_t)g->s[2];
     const size_t PH = IH + pt + (size_t)g->pe[1], PW = IW + pl + (size_t)g->pe[2], L = (PW + sw - 1) / sw;
     for (size_t r = 0; r < PH; r++) {
@@ -228,42 +265,119 @@ static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, 
         if (r < pt || r - pt >= IH) { memset(br, 0, sw * L * sizeof(float)); continue; }
         conv_fill_row(br, L, xc + (r - pt) * IW, IW, pl, sw, L);
     }
-    const size_t rstep = (size_t)g->s[1] * sw * L, nvec = (OW + 7) / 8, ml = OW % 8 != 0;
-    /* rows per tile: 4 when a row is one vector, 2 when two, else 1 */
-    const size_t R = nvec == 1 ? 4 : nvec == 2 ? 2 : 1;
-    conv_dw_tile_fn rowfn = nvec == 1 ? (ml ? conv_dw_tile111 : conv_dw_tile110)
-                          : nvec == 2 ? (ml ? conv_dw_tile121 : conv_dw_tile120) : NULL;
-    conv_dw_tile_fn rows3 = ml ? conv_dw_tile311 : conv_dw_tile310, rows2 = ml ? conv_dw_tile211 : conv_dw_tile210;
-    conv_dw_tile_fn tilefn = nvec == 1 ? (ml ? conv_dw_tile411 : conv_dw_tile410)
-                           : nvec == 2 ? (ml ? conv_dw_tile221 : conv_dw_tile220) : NULL;
-    for (size_t oh = 0; oh < OH;) {
-        float *yr = yc + oh * OW;
-        const float *prow = buf + oh * rstep;
-        if (R > 1) {
-            if (oh + R <= OH) { tilefn(j, prow, rstep, tab, wc, bc, yr, OW, 0); oh += R; }
-            else if (R == 4 && oh + 3 <= OH) { rows3(j, prow, rstep, tab, wc, bc, yr, OW, 0); oh += 3; }
-            else if (R == 4 && oh + 2 <= OH) { rows2(j, prow, rstep, tab, wc, bc, yr, OW, 0); oh += 2; }
-            else { rowfn(j, prow, rstep, tab, wc, bc, yr, OW, 0); oh++; }
-            continue;
+    const size_t rstep = (size_t)g->s[1] * sw * L;
+    if (g->k[1] * g->k[2] == 9) conv_dw_rows9(j, buf, rstep, tab, wc, bc, yc);
+    else conv_dw_rows_any(j, buf, rstep, tab, wc, bc, yc);
+}
+
+/* DW8: the 8x8 transpose of r[0..7] (rows) into columns. */
+DSE_AI void conv_tr8(__m256 *r) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* DW8: channels [c0, c0 + nc) (nc <= 8) of image img. Their zero-padded planes go to T as 8
+ * floats per padded pixel (lane = channel; lanes past nc are 0), the outputs to O likewise,
+ * 4 output pixels at a time (each lane one FMA chain over the taps in REF's order, then bias,
+ * clamp), then transposed back into y. */
+static DSE_TARGET_AVX2 void conv_dw8_block(const conv_job *j, size_t img, size_t c0, size_t nc, float *T) {
+    const dse_conv_geom *g = &j->g;
+    const size_t IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
+    const size_t pt = (size_t)g->pb[1], pl = (size_t)g->pb[2];
+    const size_t PH = IH + pt + (size_t)g->pe[1], PW = IW + pl + (size_t)g->pe[2];
+    const size_t KH = (size_t)g->k[1], KW = (size_t)g->k[2], taps = KH * KW;
+    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2], dh = (size_t)g->d[1], dw = (size_t)g->d[2];
+    float *O = T + 8 * PH * PW;
+    const float *x = j->x + (img * g->C + c0) * j->isz;
+    float *y = j->y + (img * g->C + c0) * j->P;
+    const __m256 z = _mm256_setzero_ps();
+    for (size_t r = 0; r < PH; r++) {   /* the transposed padded planes */
+        float *tr = T + 8 * r * PW;
+        if (r < pt || r - pt >= IH) { for (size_t q = 0; q < PW; q++) _mm256_storeu_ps(tr + 8 * q, z); continue; }
+        for (size_t q = 0; q < pl; q++) _mm256_storeu_ps(tr + 8 * q, z);
+        for (size_t q = pl + IW; q < PW; q++) _mm256_storeu_ps(tr + 8 * q, z);
+        const float *xr = x + (r - pt) * IW;
+        for (size_t c = 0; c < IW; c += 8) {   /* 8 columns of the 8 channels, transposed */
+            __m256 v[8];
+            const size_t n = IW - c < 8 ? IW - c : 8;
+            DSE_UNROLL
+            for (int l = 0; l < 8; l++) {
+                const float *src = xr + (size_t)l * j->isz + c;
+                if ((size_t)l >= nc) v[l] = z;
+                else if (n == 8 || src + 8 <= j->xend) v[l] = _mm256_loadu_ps(src);   /* extra lanes: never stored */
+                else { float t[8] = {0}; for (size_t q = 0; q < n; q++) t[q] = src[q]; v[l] = _mm256_loadu_ps(t); }
+            }
+            conv_tr8(v);
+            DSE_UNROLL
+            for (int l = 0; l < 8; l++) if ((size_t)l < n) _mm256_storeu_ps(tr + 8 * (pl + c + (size_t)l), v[l]);
         }
-        size_t ow = 0, v = nvec;
-        for (; v > 4 || (v == 4 && !ml); v -= 4, ow += 32) conv_dw_tile140(j, prow, rstep, tab, wc, bc, yr, OW, ow);
-        switch (v) {
-        case 4: conv_dw_tile130(j, prow, rstep, tab, wc, bc, yr, OW, ow); ow += 24;   /* 3 full + 1 masked */
-                conv_dw_tile111(j, prow, rstep, tab, wc, bc, yr, OW, ow); break;
-        case 3: (ml ? conv_dw_tile131 : conv_dw_tile130)(j, prow, rstep, tab, wc, bc, yr, OW, ow); break;
-        case 2: (ml ? conv_dw_tile121 : conv_dw_tile120)(j, prow, rstep, tab, wc, bc, yr, OW, ow); break;
-        case 1: (ml ? conv_dw_tile111 : conv_dw_tile110)(j, prow, rstep, tab, wc, bc, yr, OW, ow); break;
-        default: break;
+    }
+    __m256 wv[25];   /* the taps' weights of the 8 channels (taps <= 25: larger kernels use the DW path) */
+    float wt[8];
+    for (size_t t = 0; t < taps; t++) {
+        for (size_t l = 0; l < 8; l++) wt[l] = l < nc ? j->w[(c0 + l) * taps + t] : 0.0f;
+        wv[t] = _mm256_loadu_ps(wt);
+    }
+    for (size_t l = 0; l < 8; l++) wt[l] = l < nc && j->b ? j->b[c0 + l] : 0.0f;
+    const __m256 bias = _mm256_loadu_ps(wt), lo = _mm256_set1_ps(j->lo), hi = _mm256_set1_ps(j->hi);
+    const size_t P = OH * OW;
+    size_t ph = 0, pw = 0;   /* the output pixel p = ph * OW + pw, advanced without dividing */
+    for (size_t p = 0; p < P; p += 4) {
+        __m256 acc[4];
+        size_t base[4];
+        DSE_UNROLL
+        for (int q = 0; q < 4; q++) {   /* pixel p + q; past the end: the last pixel again (not stored) */
+            base[q] = 8 * (ph * sh * PW + pw * sw);
+            acc[q] = z;
+            if (p + (size_t)q + 1 < P && ++pw == OW) { pw = 0; ph++; }   /* to pixel p + q + 1 */
         }
-        oh++;
+        const float *tt = T;
+        for (size_t kh = 0, t = 0; kh < KH; kh++, tt += 8 * dh * PW)
+            for (size_t kw = 0; kw < KW; kw++, t++) {
+                const float *src = tt + 8 * kw * dw;
+                DSE_UNROLL
+                for (int q = 0; q < 4; q++) acc[q] = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(src + base[q]), acc[q]);
+            }
+        DSE_UNROLL
+        for (int q = 0; q < 4; q++) {
+            __m256 v = acc[q];
+            if (j->b) v = _mm256_add_ps(v, bias);
+            if (j->act) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+            if (p + (size_t)q < P) _mm256_storeu_ps(O + 8 * (p + (size_t)q), v);
+        }
+    }
+    for (size_t p = 0; p < P; p += 8) {   /* back to planes, 8 pixels of the 8 channels at a time */
+        __m256 v[8];
+        const size_t n = P - p < 8 ? P - p : 8;
+        DSE_UNROLL
+        for (int l = 0; l < 8; l++) v[l] = (size_t)l < n ? _mm256_loadu_ps(O + 8 * (p + (size_t)l)) : z;
+        conv_tr8(v);
+        DSE_UNROLL
+        for (int l = 0; l < 8; l++) {
+            if ((size_t)l >= nc) continue;
+            float *d = y + (size_t)l * j->P + p;
+            if (n == 8) { _mm256_storeu_ps(d, v[l]); continue; }
+            float t[8];
+            _mm256_storeu_ps(t, v[l]);
+            for (size_t q = 0; q < n; q++) d[q] = t[q];
+        }
     }
 }
 
 /* BAND*: each tap's offset in the band buffer. BAND1: tap (c, kh, kw) reads channel c's padded
  * rows from row kh*dh, column kw*dw; BANDS: channel c's plane (kw, (kh*dh) % sh) from row
  * (kh*dh) / sh. */
-static void conv_band_offsets(const conv_job *j, uint64_t *tab) {
+static void conv_band_offsets(const conv_job *j, size_t *tab) {
     const dse_conv_geom *g = &j->g;
     const size_t sh = (size_t)g->s[1], OW = g->out[2], PL = j->pl.NRp * OW;
     size_t k = 0;
@@ -343,6 +457,11 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
     float *scratch = (float *)dse__worker_scratch(j->cx, worker);
     const size_t osz = j->P;
     for (size_t it = begin; it < end; it++) {
+        if (j->path == DSE_CONV_DW8) {   /* it: image * ceil(C / 8) + block */
+            const size_t nb = (g->C + 7) / 8, c0 = it % nb * 8;
+            conv_dw8_block(j, it / nb, c0, g->C - c0 < 8 ? g->C - c0 : 8, scratch);
+            continue;
+        }
         if (j->path == DSE_CONV_DW) {
             const size_t nc = it, c = nc % g->C, taps = (size_t)(g->k[1] * g->k[2]);   /* nc: image * C + channel */
             uint64_t *tab = (uint64_t *)(void *)scratch;
@@ -381,10 +500,10 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.act = j->act; s.lo = j->lo; s.hi = j->hi;
         if (j->path == DSE_CONV_GEMM) {
             s.B = xg + p0; s.ldb = j->isz;
+            s.pack = j->pack ? scratch : NULL;
         } else if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {
-            uint64_t *tab = (uint64_t *)(void *)scratch;
+            size_t *tab = (size_t *)(void *)scratch;   /* 8 bytes per tap (x86-64) */
             float *band = (float *)(void *)(tab + j->K);
-            if (sizeof(size_t) != sizeof(uint64_t)) continue;   /* (x86-64 only) */
             conv_band_offsets(j, tab);
             if (j->path == DSE_CONV_BAND1) {
                 conv_band1_fill(j, xg, tile * j->pl.R, band);
@@ -392,7 +511,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             } else {
                 conv_band_fill(j, xg, tile * j->pl.R, band);
             }
-            s.B = band; s.boff = (const size_t *)(const void *)tab;
+            s.B = band; s.boff = tab;
         } else {
             conv_pack(j, xg, p0, nt, scratch);
             s.B = scratch; s.bpanel = j->K * 16; s.ldb = 16;
@@ -408,20 +527,23 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     const dse_conv_geom *g = &j.g;
     j.cx = cx;
-    dse__conv_f32_plan(g, &j.pl);
+    j.pack = n->scratch >= dse__conv_f32_plan(g, &j.pl);
     j.path = j.pl.path;
     j.cg = g->C / g->G; j.mg = g->M / g->G;
     j.K = j.cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
     j.P = g->out[0] * g->out[1] * g->out[2];
     j.isz = g->in[0] * g->in[1] * g->in[2];
     j.x = dse__data(m, arena, n->in[0]);
+    j.xend = j.x + m->tensors[n->in[0]].numel;
     j.w = dse__data(m, arena, n->in[1]);
     j.b = n->n_in == 3 && n->in[2] != DSE_NONE ? dse__data(m, arena, n->in[2]) : NULL;
     j.y = dse__data(m, arena, n->out[0]);
     j.act = dse__nn_act(n, &j.lo, &j.hi);
     if (!j.P || !g->M) return;
     size_t items;
-    if (j.path == DSE_CONV_DW) {
+    if (j.path == DSE_CONV_DW8) {
+        items = g->N * ((g->C + 7) / 8);
+    } else if (j.path == DSE_CONV_DW) {
         items = g->N * g->C;
     } else {
         j.ntiles = j.path == DSE_CONV_BAND1 || j.path == DSE_CONV_BANDS ? (g->out[1] + j.pl.R - 1) / j.pl.R

@@ -15,24 +15,30 @@ int dse__check_gemm_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 B/C or transA with transB", 0, 0, 0, 0);
         return 1;
     }
+    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
+    why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
     return 0;
 }
 
 /* The parts of an M x N product: blocks of `rb` rows when there are enough, else columns in
  * chunks of `cb`. */
 typedef struct gemm_avx2_job {
+    const dse_ctx *cx;
+    int pack;
     dse_sgemm s;
     int dot;
     size_t M, N, rb, cb, by_rows;
 } gemm_avx2_job;
 
 static DSE_TARGET_AVX2 void gemm_avx2_task(void *arg, size_t begin, size_t end, unsigned worker) {
-    (void)worker;
     const gemm_avx2_job *j = arg;
     size_t i0 = 0, i1 = j->M, j0 = 0, j1 = j->N;
     if (j->by_rows) { i0 = begin * j->rb; i1 = end * j->rb < j->M ? end * j->rb : j->M; }
     else { j0 = begin * j->cb; j1 = end * j->cb < j->N ? end * j->cb : j->N; }
-    (j->dot ? dse__avx2_sgemm_dot : dse__avx2_sgemm)(&j->s, i0, i1, j0, j1);
+    if (j->dot) { dse__avx2_sgemm_dot(&j->s, i0, i1, j0, j1); return; }
+    dse_sgemm s = j->s;
+    if (j->pack) s.pack = (float *)(void *)dse__worker_scratch(j->cx, worker);
+    dse__avx2_sgemm(&s, i0, i1, j0, j1);
 }
 
 /* Runs j (s, dot, M, N set) over the session's threads. */
@@ -40,6 +46,14 @@ static void gemm_avx2_run(gemm_avx2_job *j, const dse_ctx *cx) {
     const size_t threads = dse__threads(cx);
     j->rb = j->dot ? 3 : 6;
     j->cb = j->dot ? 8 : 16;
+    if (j->pack) {   /* parts of whole packing chunks of columns (each packs its own once) */
+        const size_t chunks = (j->N + dse__sgemm_pack_cols(j->s.K) - 1) / dse__sgemm_pack_cols(j->s.K);
+        const size_t per = (chunks + threads - 1) / threads;
+        j->cb = dse__sgemm_pack_cols(j->s.K) * per;
+        j->by_rows = 0;
+        dse__parallel(cx, (j->N + j->cb - 1) / j->cb, 1, gemm_avx2_task, j);
+        return;
+    }
     const size_t rows = (j->M + j->rb - 1) / j->rb, cols = (j->N + j->cb - 1) / j->cb;
     j->by_rows = rows >= 2 * threads || rows >= cols;
     dse__parallel(cx, j->by_rows ? rows : cols, 1, gemm_avx2_task, j);
@@ -54,6 +68,8 @@ void dse_f32_gemm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     gemm_avx2_job j;
     memset(&j, 0, sizeof j);
     j.M = M; j.N = N; j.dot = tb;
+    j.cx = cx;
+    j.pack = !tb && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(K);
     dse_sgemm *s = &j.s;
     s->K = K;
     s->A = dse__data(m, arena, n->in[0]);

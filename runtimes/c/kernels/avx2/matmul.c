@@ -17,10 +17,14 @@ int dse__check_matmul_f32_avx2(const dse_model *m, const dse_node *n, dse_why *w
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 B", 0, 0, 0, 0);
         return 1;
     }
+    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;
+    why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
     return 0;
 }
 
 typedef struct matmul_avx2_job {
+    const dse_ctx *cx;
+    int pack;             /* pack B's columns into the worker's scratch (planned) */
     dse_mm_geom g;
     dse_sgemm s;          /* batch 0's */
     int dot;
@@ -28,7 +32,6 @@ typedef struct matmul_avx2_job {
 } matmul_avx2_job;
 
 static DSE_TARGET_AVX2 void matmul_avx2_task(void *arg, size_t begin, size_t end, unsigned worker) {
-    (void)worker;
     const matmul_avx2_job *j = arg;
     const dse_mm_geom *g = &j->g;
     for (size_t it = begin; it < end; it++) {
@@ -42,6 +45,7 @@ static DSE_TARGET_AVX2 void matmul_avx2_task(void *arg, size_t begin, size_t end
         }
         dse_sgemm s = j->s;
         s.A += offa; s.B += offb; s.C += bi * g->M * g->N;
+        if (j->pack) s.pack = (float *)(void *)dse__worker_scratch(j->cx, worker);
         size_t i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
         if (j->by_rows) { i0 = part * j->rb; i1 = i0 + j->rb < g->M ? i0 + j->rb : g->M; }
         else { j0 = part * j->cb; j1 = j0 + j->cb < g->N ? j0 + j->cb : g->N; }
@@ -64,13 +68,24 @@ void dse_f32_matmul__avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
     s->C = dse__data(m, arena, n->out[0]); s->ldc = g->N;
     s->act = dse__nn_act(n, &s->lo, &s->hi);
     j.dot = g->N == 1;
+    j.cx = cx;
+    j.pack = !j.dot && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g->K);
     s->ldb = j.dot ? g->K : g->N;   /* dot: the column B[:, 0] is k-contiguous */
     const size_t threads = dse__threads(cx);
-    j.rb = j.dot ? 3 : 6 * ((g->M + 6 * 8 - 1) / (6 * 8));   /* at most ~8 row parts per batch */
-    j.cb = j.dot ? 8 : 16;
-    const size_t rows = (g->M + j.rb - 1) / j.rb, cols = (g->N + j.cb - 1) / j.cb;
-    j.by_rows = nbatch * rows >= 2 * threads || rows >= cols;
-    j.per = j.by_rows ? rows : cols;
+    if (j.pack) {   /* parts of whole packing chunks of columns (each packs its own once) */
+        const size_t pc = dse__sgemm_pack_cols(g->K), chunks = (g->N + pc - 1) / pc;
+        size_t parts = (2 * threads + nbatch - 1) / nbatch;   /* per batch: about 2 per thread overall */
+        if (parts > chunks) parts = chunks;
+        j.by_rows = 0;
+        j.cb = pc * ((chunks + parts - 1) / parts);
+        j.per = (g->N + j.cb - 1) / j.cb;
+    } else {
+        j.rb = j.dot ? 3 : 6 * ((g->M + 6 * 8 - 1) / (6 * 8));   /* at most ~8 row parts per batch */
+        j.cb = j.dot ? 8 : 16;
+        const size_t rows = (g->M + j.rb - 1) / j.rb, cols = (g->N + j.cb - 1) / j.cb;
+        j.by_rows = nbatch * rows >= 2 * threads || rows >= cols;
+        j.per = j.by_rows ? rows : cols;
+    }
     dse__parallel(cx, nbatch * j.per, 1, matmul_avx2_task, &j);
 }
 

@@ -50,8 +50,7 @@ static DSE_TARGET_AVX2 __m256 mp_load(const float *p, int64_t sw) {   /* p[0], p
  * its first valid tap (REF takes it whatever it is, NaN included: the buffer column first[ow]
  * of the first valid kernel row), then every tap of the valid rows in window order replaces it
  * when strictly greater: padding (-inf) never does, so each lane gets REF's value. */
-#define MP_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
-MP_AI void mp_chunk(const mp_job *j, const int NV, const float *xc, size_t oh, int64_t v0, float *yr, float *buf,
+DSE_AI void mp_chunk(const mp_job *j, const int NV, const float *xc, size_t oh, int64_t v0, float *yr, float *buf,
                     const int32_t *first) {
     __m256 best[4];
     int any = 0;

@@ -19,11 +19,10 @@
 
 #if DSE_AVX2_F32
 
-#define SG_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
 
 
 /* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j. */
-SG_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
+DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
     if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));
     if (g->cmode) {
@@ -36,7 +35,7 @@ SG_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t 
     return v;
 }
 
-SG_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
+DSE_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     float *c = g->C + i * g->ldc + j;
     v = sgemm_epi(g, v, i, j, nl);
     if (nl >= 8) { _mm256_storeu_ps(c, v); return; }
@@ -48,7 +47,7 @@ SG_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t 
 /* With a column map (cw != 0): column j of the product is column (j % cw) of output row
  * j / cw, stored only when j % cw < cv, at C + i*ldc + (j / cw) * cv + j % cw. The segment
  * starts at row jr, column jo. */
-SG_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
+DSE_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
     float *c = g->C + i * g->ldc;
     v = sgemm_epi(g, v, i, 0, nl);
     if (jo + nl <= g->cv && nl == 8) { _mm256_storeu_ps(c + jr * g->cv + jo, v); return; }
@@ -62,6 +61,7 @@ SG_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, si
 }
 
 enum { SG_ROWS, SG_MASKED, SG_OFFS };
+#define SG_PF 6   /* SG_OFFS: prefetch the B row this many k ahead (its rows jump: no hardware prefetch) */
 
 /* One MR x W tile (W 16 or 8) at row i, column j with nr <= W real columns. B(k, j):
  *   SG_ROWS   b[k*ldb + j] (or im2col panels: ldb 16 from the panel's start), full vectors
@@ -69,7 +69,7 @@ enum { SG_ROWS, SG_MASKED, SG_OFFS };
  *   SG_MASKED the same, narrower than W: whole vectors while they stay inside B's K x ldb
  *             region (extra lanes never stored), masked loads (slow) on the last rows only;
  *   SG_OFFS   B[boff[k] + j], full vectors (the caller's buffer has the slack). */
-SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int mode, size_t i, size_t j, size_t nr) {
+DSE_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int mode, size_t i, size_t j, size_t nr) {
     const size_t K = g->K, sai = g->sai, sak = g->sak;
     const float *a = g->A + i * sai, *b;
     const size_t *boff = g->boff;
@@ -86,6 +86,12 @@ SG_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int m
     for (size_t k = 0; k < K; k++) {
         __m256 b0, b1 = _mm256_setzero_ps();
         const float *bk = mode == SG_OFFS ? b + boff[k] : b;
+        if (mode != SG_OFFS && ldb != 16 && k + SG_PF < K) _mm_prefetch((const char *)(b + SG_PF * ldb), _MM_HINT_T0);
+        if (mode == SG_OFFS && k + SG_PF < K) {
+            const char *pf = (const char *)(b + boff[k + SG_PF]);
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 4 * W - 4, _MM_HINT_T0);   /* the row's last float: maybe the next line */
+        }
         if (mode == SG_MASKED && k >= kfull) {
             b0 = _mm256_maskload_ps(bk, m0);
             if (W == 16) b1 = _mm256_maskload_ps(bk + 8, m1);
@@ -146,35 +152,81 @@ SG_TILES(5)
 SG_TILES(6)
 
 /* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
- * few rows has too few accumulators to hide the FMA latency. */
-void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
-    if (i1 <= i0) return;
+ * few rows has too few accumulators to hide the FMA latency. Columns in chunks whose K x chunk
+ * part of B stays in L2 (128 KiB) while every row block streams it. */
+/* Columns [jc, je) of row-major B into panels of 16 (zero past je). */
+static DSE_TARGET_AVX2 void sgemm_pack(const dse_sgemm *g, size_t jc, size_t je, float *dst) {
+    const size_t K = g->K, n = je - jc;
+    for (size_t q = 0; q < n; q += 16) {
+        const size_t w = n - q < 16 ? n - q : 16;
+        float *d = dst + q * K;   /* panel q / 16: K rows of 16 */
+        const float *b = g->B + jc + q;
+        if (w == 16) {
+            for (size_t k = 0; k < K; k++, b += g->ldb, d += 16) {
+                _mm256_storeu_ps(d, _mm256_loadu_ps(b));
+                _mm256_storeu_ps(d + 8, _mm256_loadu_ps(b + 8));
+            }
+        } else {
+            for (size_t k = 0; k < K; k++, b += g->ldb, d += 16) {
+                size_t l = 0;
+                for (; l < w; l++) d[l] = b[l];
+                for (; l < 16; l++) d[l] = 0.0f;
+            }
+        }
+    }
+}
+
+static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
     const size_t rows = i1 - i0, nb = (rows + 5) / 6, base = rows / nb, extra = rows % nb;
     size_t i = i0;
     for (size_t blk = 0; blk < nb; blk++) {
         const size_t mr = base + (blk < extra);
         switch (mr) {
-        case 6: sgemm_rows6(g, i, j0, j1); break;
-        case 5: sgemm_rows5(g, i, j0, j1); break;
-        case 4: sgemm_rows4(g, i, j0, j1); break;
-        case 3: sgemm_rows3(g, i, j0, j1); break;
-        case 2: sgemm_rows2(g, i, j0, j1); break;
-        default: sgemm_rows1(g, i, j0, j1); break;
+        case 6: sgemm_rows6(g, i, jc, je); break;
+        case 5: sgemm_rows5(g, i, jc, je); break;
+        case 4: sgemm_rows4(g, i, jc, je); break;
+        case 3: sgemm_rows3(g, i, jc, je); break;
+        case 2: sgemm_rows2(g, i, jc, je); break;
+        default: sgemm_rows1(g, i, jc, je); break;
         }
         i += mr;
     }
 }
 
+/* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
+ * few rows has too few accumulators to hide the FMA latency. Columns in chunks of
+ * dse__sgemm_pack_cols(K), whose part of B stays in L2 (256 KiB) while every row block streams
+ * it; with g->pack and at least 48 rows, the chunk is first copied into panels of 16. */
+void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
+    if (i1 <= i0 || j1 <= j0) return;
+    /* per-tap offsets (conv bands): the band is built to stay in L2 whole, no chunks (the
+     * weights, A, are then read once) */
+    const size_t jb = g->boff ? j1 - j0 : dse__sgemm_pack_cols(g->K);
+    for (size_t jc = j0; jc < j1; jc += jb) {
+        const size_t je = j1 - jc < jb ? j1 : jc + jb;
+        if (g->pack && !g->bpanel && !g->boff && g->K && i1 - i0 >= 48) {   /* (fewer rows: the copy does not pay) */
+            dse_sgemm p = *g;
+            sgemm_pack(g, jc, je, g->pack);
+            p.B = g->pack; p.bpanel = 16 * g->K; p.ldb = 16; p.pack = NULL;
+            p.C = g->C + jc;
+            if (p.cmode) p.Cm = g->Cm + jc * g->csj;
+            sgemm_blocks(&p, i0, i1, 0, je - jc);
+            continue;
+        }
+        sgemm_blocks(g, i0, i1, jc, je);
+    }
+}
+
 /* -- B transposed: dot products along k ---------------------------------------------------- */
 
-SG_AI float sgemm_hsum(__m256 v) {   /* ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)) */
+DSE_AI float sgemm_hsum(__m256 v) {   /* ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)) */
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));   /* l0+l4 .. l3+l7 */
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                          /* (0)+(2), (1)+(3) */
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-SG_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
+DSE_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
     if (g->use_alpha) v = v * g->alpha;
     if (g->bias_m) v = v + g->bias_m[i];
     if (g->cmode) {
@@ -185,7 +237,7 @@ SG_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
     g->C[i * g->ldc + j] = v;
 }
 
-SG_AI void sgemm_dot_tile(const dse_sgemm *g, const int MR, const int NR, size_t i, size_t j) {
+DSE_AI void sgemm_dot_tile(const dse_sgemm *g, const int MR, const int NR, size_t i, size_t j) {
     const size_t K = g->K, K8 = K & ~(size_t)7;
     const float *a[3], *b[8];
     DSE_UNROLL

@@ -11,16 +11,15 @@
 
 #if DSE_AVX2_F32
 
-#define UN_AI DSE_AI
 
-UN_AI __m256 un_canon(__m256 y) {   /* NaN -> 0x7FC00000 */
+DSE_AI __m256 un_canon(__m256 y) {   /* NaN -> 0x7FC00000 */
     return _mm256_blendv_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
 }
-UN_AI __m256 un_abs(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+DSE_AI __m256 un_abs(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
 
 /* np.maximum(v, lo) then np.minimum(., hi) as REF: v > lo or v NaN ? v : lo (so +0 vs -0 and
  * a NaN bound behave as REF), then the same with <. */
-UN_AI __m256 un_clamp(__m256 v, __m256 lo, __m256 hi) {
+DSE_AI __m256 un_clamp(__m256 v, __m256 lo, __m256 hi) {
     v = _mm256_blendv_ps(lo, v, _mm256_or_ps(_mm256_cmp_ps(v, lo, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
     return _mm256_blendv_ps(hi, v, _mm256_or_ps(_mm256_cmp_ps(v, hi, _CMP_LT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
 }
@@ -71,14 +70,14 @@ typedef struct un_job {
         dse__parallel(cx, (j.n + 7) / 8, UN_GRAIN, un_##NAME##_part, &j);                                 \
     }
 #define UN_KERNEL(NAME, SETUP, EXPR)                                                                      \
-    UN_AI void un_n_##NAME(const int N, const __m256 *xs, __m256 *ys, __m256 p0, __m256 p1) {             \
+    DSE_AI void un_n_##NAME(const int N, const __m256 *xs, __m256 *ys, __m256 p0, __m256 p1) {             \
         (void)p0; (void)p1;                                                                               \
         DSE_UNROLL                                                                                        \
         for (int k = 0; k < N; k++) { const __m256 x = xs[k]; ys[k] = (EXPR); }                           \
     }                                                                                                     \
     UN_KERNEL_BODY(NAME, SETUP, 2)
 #define UN_KERNEL_N(NAME, FN)                                                                             \
-    UN_AI void un_n_##NAME(const int N, const __m256 *xs, __m256 *ys, __m256 p0, __m256 p1) {             \
+    DSE_AI void un_n_##NAME(const int N, const __m256 *xs, __m256 *ys, __m256 p0, __m256 p1) {             \
         (void)p0; (void)p1;                                                                               \
         FN(N, xs, ys);                                                                                    \
     }                                                                                                     \

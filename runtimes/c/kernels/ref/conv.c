@@ -107,18 +107,23 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
 /* How the optimised float Conv variants (kernels/avx2/conv.c) compute a conv, and the scratch
  * they use: what the exporter plans for every float Conv (dsedge/export/scratch.py has the
  * same formula; the REF kernel itself uses none). Paths:
- *   GEMM     1x1, unit strides, no padding: the GEMM reads x in place; no scratch;
- *   DW       depthwise 1-D/2-D (one input and one output channel per group): each tap's offset
+ *   GEMM     1x1, unit strides, no padding: the GEMM of W and x, x copied into panels in chunks
+ *            of columns: 4 * dse__sgemm_pack_floats(K) (without it, x is read in place);
+ *   DW8      depthwise 1-D/2-D with fewer than 16 output columns (at most 25 taps): 8 channels at a time, their
+ *            zero-padded planes transposed to 8 floats per pixel, and the outputs likewise:
+ *            4 * 8 * (PH * PW + OH * OW) (PH, PW the padded height and width);
+ *   DW       other depthwise 1-D/2-D (one input and one output channel per group): each tap's offset
  *            (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W
  *            stride into sw phases of L = ceil(PW / sw) floats, plus 8 floats of slack:
  *            8 * kH*kW + 4 * (PH * sw * L + 8) (PH, PW the padded height and width);
- *   BAND1    other 1-D/2-D convs with unit strides: bands of R output rows; for a band, each
+ *   BAND1    other 1-D/2-D convs with unit strides and at least 16 output columns (fewer: the
+ *            padding columns would be too large a part of the rows): bands of R output rows; for a band, each
  *            input channel's zero-padded rows (NRp = R + (kH-1)*dh of them, Lw = OW + (kW-1)*dw
  *            floats each: the padded width), so that a tap's values for the band's outputs,
  *            as rows of Lw of which OW are real, are consecutive; R is the most rows whose band
  *            fits 65536 floats (C/group * Lw * NRp <= 65536; at least 1, at most OH):
  *            8 * K + 4 * (C/group * NRp * Lw + 16), K = C/group * kH*kW;
- *   BANDS    other 1-D/2-D convs (strided): bands of R output rows; for a band, each input channel
+ *   BANDS    other 1-D/2-D convs (strided, or narrow): bands of R output rows; for a band, each input channel
  *            gets kW * sh planes of NRp rows of OW floats (NRp = R + (kH-1)*dh / sh): plane
  *            (kw, fy) row i column ow holds the zero-padded input at padded row
  *            oh0*sh + fy + i*sh, padded column ow*sw + kw*dw, so that every tap's values for the
@@ -135,16 +140,24 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     p->K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
     int unit = 1;
     for (int i = 0; i < 3; i++) unit &= g->k[i] == 1 && g->s[i] == 1 && g->pb[i] == 0 && g->pe[i] == 0;
-    if (unit) return (size_t)(p->path = DSE_CONV_GEMM);
+    if (unit) {
+        p->path = DSE_CONV_GEMM;
+        return 4 * dse__sgemm_pack_floats(p->K);
+    }
     const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
     const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
+    if (flat && cg == 1 && mg == 1 && g->out[2] < 16 && g->k[1] * g->k[2] <= 25) {
+        const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
+        p->path = DSE_CONV_DW8;
+        return 4 * 8 * (ph * pw + g->out[1] * g->out[2]);
+    }
     if (flat && cg == 1 && mg == 1) {
         const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
         p->path = DSE_CONV_DW;
         p->Lw = (pw + sw - 1) / sw;
         return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
     }
-    if (flat && sh == 1 && sw == 1) {
+    if (flat && sh == 1 && sw == 1 && g->out[2] >= 16) {
         const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]);
         p->path = DSE_CONV_BAND1;
         p->Lw = g->out[2] + (size_t)((g->k[2] - 1) * g->d[2]);

@@ -14,7 +14,13 @@
 
 static int gemm_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) { return dse__gemm_f32_valid(m, n, why); }
+int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__gemm_f32_valid(m, n, why)) return 1;
+    const dse_tensor *a = dse__t(m, n->in[0]);
+    const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
+    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(a->dims[!ta]);   /* the optimised variants' (internal.h) */
+    return 0;
+}
 
 int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;

@@ -49,6 +49,7 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
         DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
         return 1;
     }
+    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;   /* the optimised variants' (internal.h) */
     return 0;
 }
 
