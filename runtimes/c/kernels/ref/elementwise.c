@@ -137,7 +137,9 @@ int dse__check_elementwise_i8(const dse_model *m, const dse_node *n, dse_why *wh
 static inline int32_t ew_key(uint32_t u) { return (int32_t)(u ^ ((uint32_t)((int32_t)u >> 31) >> 1)); }
 static inline uint32_t ew_isnan(uint32_t u) { return (u & 0x7FFFFFFFu) > 0x7F800000u; }
 static inline uint32_t ew_gt(uint32_t ua, uint32_t ub) {
-    return !ew_isnan(ua) & !ew_isnan(ub) & (((ua | ub) & 0x7FFFFFFFu) != 0) & (ew_key(ua) > ew_key(ub));
+    const uint32_t numbers = (uint32_t)(ew_isnan(ua) == 0) & (uint32_t)(ew_isnan(ub) == 0);
+    const uint32_t not_zeros = (uint32_t)(((ua | ub) & 0x7FFFFFFFu) != 0);
+    return numbers & not_zeros & (uint32_t)(ew_key(ua) > ew_key(ub));
 }
 static inline float ew_canon(uint32_t u) { return dse_u2f(ew_isnan(u) ? DSE_NAN_BITS : u); }
 static inline float ew_max(float a, float b) {
@@ -165,7 +167,7 @@ static inline float ew_clamp(float v, ew_bounds b) {
     uint32_t u = dse_f2u(v);
     u = ew_isnan(u) ? DSE_NAN_BITS : u;
     u = ew_key(u) > b.klo ? u : b.ulo;
-    u = (ew_key(u) < b.khi) | (u == DSE_NAN_BITS) ? u : b.uhi;
+    u = ((uint32_t)(ew_key(u) < b.khi) | (uint32_t)(u == DSE_NAN_BITS)) ? u : b.uhi;
     return dse_u2f(u);
 }
 
