@@ -49,7 +49,7 @@ def _dt(a):
     return "bool" if a.dtype == np.bool_ else a.dtype.name
 
 
-def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False, domain=""):
+def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False, domain="", flags=0):
     """One node. `inputs`: arrays (graph inputs, in the arena) or ("const", array) or None (absent)."""
     tensors, feeds, node_in, off = [], [], [], 0
     for k, v in enumerate(inputs):
@@ -75,7 +75,7 @@ def run(lib, op, inputs, out_dtype, out_shape, attrs=None, *, load_error=False, 
     start = (-raw.ctypes.data) % 64
     raw[start:start + len(data)] = np.frombuffer(data, np.uint8)
     m, s, e = C.c_void_p(), C.c_void_p(), Error()
-    st = lib.dse_model_load_ex(raw.ctypes.data + start, len(data), 0, C.byref(m), C.byref(e))
+    st = lib.dse_model_load_ex(raw.ctypes.data + start, len(data), flags, C.byref(m), C.byref(e))
     if load_error:
         assert st != 0, "the loader accepted a node its kernel should refuse"
         return e.message.decode()
@@ -313,7 +313,8 @@ def test_elementwise_program(lib):
             assert enc is not None and all(s[0] in FLOAT_STEPS for s in prog)
             with np.errstate(all="ignore"):
                 want = eval_program(x, prog, consts, k)
-            same(run(lib, "Elementwise", [x], F32, x.shape, enc, domain="dsedge"), want)
+            for flags in (0, 2):     # the chosen variant (AVX2 on x86) and the portable one
+                same(run(lib, "Elementwise", [x], F32, x.shape, enc, domain="dsedge", flags=flags), want)
     # the int8 form: the program's result through QuantizeLinear (a fused trailing Q)
     from dsedge.quant import arith
     for prog, result in programs[:3]:
@@ -325,7 +326,8 @@ def test_elementwise_program(lib):
             with np.errstate(all="ignore"):
                 want = arith.quantize(np.nan_to_num(f, nan=0.0, posinf=np.inf, neginf=-np.inf), np.float32(s_), zp)
             want[np.isnan(f)] = zp                           # NaN -> zp (quantize.c; numpy's is platform-specific)
-            same(run(lib, "Elementwise", [x], np.int8, x.shape, q, domain="dsedge"), want)
+            for flags in (0, 2):
+                same(run(lib, "Elementwise", [x], np.int8, x.shape, q, domain="dsedge", flags=flags), want)
     for bad in (dict(enc, q_scale=0.0, q_zp=0), dict(enc, q_scale=0.5, q_zp=200)):
         assert "q_scale" in run(lib, "Elementwise", [x], np.int8, x.shape, bad, domain="dsedge", load_error=True)
     good = encode_float_program({"program": programs[0][0], "consts": consts, "result": 4})

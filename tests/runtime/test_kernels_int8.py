@@ -416,6 +416,22 @@ def test_table(lib, op):
     check(lib, (case, intref.table_int8(x, table)))
 
 
+@pytest.mark.parametrize("size", [1, 31, 32, 33, 1000])
+def test_table_optimised_equals_ref(lib, size):
+    """The optimised table kernel (kernels/avx2/table_i8.c: 16 vpshufb rows) gives REF's bytes
+    (and intref's) for every int8 value, on sizes around its 32-byte blocks."""
+    rng = np.random.default_rng(size)
+    x = np.resize(np.concatenate([np.arange(-128, 128), rng.integers(-128, 128, 777)]).astype(np.int8), size)
+    rng.shuffle(x)
+    table = rand_i8(rng, 256)
+    net = Net()
+    xi = net.inp(x)
+    yi = net.out("int8", x.shape)
+    case = net.build("Sigmoid", [xi], [yi], {"table": net.tattr(table, "int8")})
+    ref = intref.table_int8(x, table)
+    assert np.array_equal(_run_flags(lib, case, 0), ref) and np.array_equal(_run_flags(lib, case, 2), ref)
+
+
 # -- pooling and reductions --------------------------------------------------------------------
 
 AVG = [   # x shape, kernel, strides, pads, ceil_mode
