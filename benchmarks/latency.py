@@ -383,7 +383,7 @@ def litert_engine(path: str, threads: int, feed: dict):
             s, z = d["quantization"]
             info = np.iinfo(d["dtype"])
             x = np.clip(np.round(x / s) + z, info.min, info.max)
-        sets.append((d["index"], np.ascontiguousarray(x.astype(d["dtype"]).reshape(shape))))
+        sets.append((d["index"], _as(x, d["dtype"], shape)))
     out = it.get_output_details()[0]
 
     def run():
@@ -429,6 +429,12 @@ def time_engines(engines: dict, repeat: int, warmup: int, budget: float, caps_of
     return out
 
 
+def _as(x, dtype, shape) -> np.ndarray:
+    """x as a C-contiguous array of dtype and shape (0-d stays 0-d: np.ascontiguousarray would
+    make it 1-d)."""
+    return np.array(np.asarray(x).astype(dtype).reshape(shape), order="C", copy=True)
+
+
 def _first(outputs) -> np.ndarray:
     if isinstance(outputs, dict):
         return np.asarray(next(iter(outputs.values())))
@@ -446,7 +452,7 @@ def _tool_inputs(dse: str, feed: dict, work: Path) -> tuple[list[str], int, int]
     args, io = [], 0
     for s in rt.inputs:
         f = work / (re.sub(r"[^A-Za-z0-9_.-]", "_", s.name) + ".npy")
-        x = np.ascontiguousarray(np.asarray(feed[s.name]).astype(s.dtype).reshape(s.shape))
+        x = _as(feed[s.name], s.dtype, s.shape)
         np.save(f, x)
         args += ["--input", f"{s.name}={f}"]
         io += s.nbytes
@@ -608,7 +614,7 @@ def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: s
             try:
                 rt = make_runtime(p, t, caps)
                 closers.append(rt.close)
-                dfeed = {s.name: np.ascontiguousarray(np.asarray(feed[s.name]).astype(s.dtype).reshape(s.shape))
+                dfeed = {s.name: _as(feed[s.name], s.dtype, s.shape)
                          for s in rt.inputs}
                 engines[k] = (lambda rt=rt, f=dfeed: rt.run(f))
                 outs[k] = engines[k]
@@ -638,7 +644,7 @@ def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: s
             try:
                 rt = make_runtime(p, 1, caps, kernels="ref")
                 closers.append(rt.close)
-                dfeed = {s.name: np.ascontiguousarray(np.asarray(feed[s.name]).astype(s.dtype).reshape(s.shape))
+                dfeed = {s.name: _as(feed[s.name], s.dtype, s.shape)
                          for s in rt.inputs}
                 engines[k] = (lambda rt=rt, f=dfeed: rt.run(f))
                 outs[k] = engines[k]
@@ -761,7 +767,8 @@ def _mib(n) -> str:
 def render(res: dict) -> str:
     rows, info, caps, cpu = res["rows"], res["machine"], res["capabilities"], res["cpu"]
     threads = res["threads"]
-    out = [f"Machine: {cpu['model']}, {cpu['cores']} logical cores, CPU flags: {' '.join(cpu['flags']) or 'none'} "
+    out = [f"**{res['note']}**", ""] if res.get("note") else []
+    out += [f"Machine: {cpu['model']}, {cpu['cores']} logical cores, CPU flags: {' '.join(cpu['flags']) or 'none'} "
            f"(no flag listed = absent); {info['os']}; Python {info['python']}, "
            f"onnxruntime {info.get('onnxruntime', '–')}, "
            f"LiteRT {res.get('litert') or 'not installed'}. Date: {info['date']}. "
@@ -914,9 +921,12 @@ def main(argv=None) -> int:
     ap.add_argument("--tflite-dir", default=None, help="time DIR/<model>.tflite (model name with / as _) in LiteRT")
     ap.add_argument("--ort-no-spin", action="store_true", help="onnxruntime without spin-waiting worker threads")
     ap.add_argument("--render", metavar="JSON", default=None, help="no run: the tables of a saved --json run")
+    ap.add_argument("--note", default=None, help="a line put first in the section (e.g. how quiet the machine was)")
     a = ap.parse_args(argv)
     if a.render:
         res = json.loads(Path(a.render).read_text())
+        if a.note:
+            res["note"] = a.note
         text = render(res)
         print(text)
         if not a.no_write:
@@ -926,7 +936,7 @@ def main(argv=None) -> int:
     caps = dsedge_capabilities()
     log(f"dsedge: intra-op threads {'yes' if caps['threads'] else 'no'} ({caps['threads_how']}); "
         f"kernels='ref' {'yes' if caps['kernels'] else 'no'}")
-    res = {"command": command_line(), "cpu": cpu_info(), "capabilities": caps, "litert": litert_version(),
+    res = {"command": command_line(), "note": a.note, "cpu": cpu_info(), "capabilities": caps, "litert": litert_version(),
            "threads": a.threads, "repeat": a.repeat, "warmup": a.warmup, "budget": a.budget,
            "ref_repeat": a.ref_repeat, "rows": []}
     with tempfile.TemporaryDirectory(prefix="dsedge-latency-") as tmp:
