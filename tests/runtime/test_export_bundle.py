@@ -83,8 +83,8 @@ def test_archive_defines_only_the_api(host_bundle):
     r = subprocess.run([nm, str(host_bundle / "lib" / "libdsedge.a")], capture_output=True, text=True, check=True)
     syms = [ln.split() for ln in r.stdout.splitlines() if len(ln.split()) == 3]
     api = set(re.findall(r"\b(dse_\w+)\(", (ROOT / "runtimes" / "c" / "include" / "dsedge.h").read_text()))
-    shared = set(re.findall(r"^DSE_SHARED \w+ \**(\w+)\(", "".join(
-        (ROOT / "runtimes" / "c" / "src" / h).read_text() for h in ("internal.h", "requant.h")), re.M))
+    shared = set(re.findall(r"^DSE_SHARED (?:\w+ )+\**(\w+)\(", "".join(
+        h.read_text() for h in sorted((ROOT / "runtimes" / "c" / "src").glob("*.h"))), re.M))
     # the optimised variants of this architecture: their run (and own check) functions cross
     # from the hot unit to the kernel table (DSE_SHARED from the kernel list, src/internal.h)
     from dsedge.export.bundle import host_target

@@ -31,8 +31,9 @@ CDIR = ROOT / "runtimes" / "c"
 QEMU64, QEMU32 = shutil.which("qemu-aarch64"), shutil.which("qemu-arm")
 pytestmark = pytest.mark.skipif(QEMU64 is None, reason="qemu-aarch64 not installed (apt-get install qemu-user)")
 
-FLAGS = ["-std=c11", "-ffp-contract=off", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{CDIR / 'include'}",
-         f"-I{CDIR / 'src'}"]
+from dsedge.runtime import _build  # noqa: E402  the library's sources, flags and libraries (runtimes/c/build.mk)
+
+FLAGS = _build.cflags(CDIR, werror=True)
 
 
 def _zig():
@@ -44,7 +45,7 @@ def _zig():
 
 
 def _sources():
-    return sorted(str(p) for p in (CDIR / "src").glob("*.c")) + sorted(str(p) for p in (CDIR / "kernels").glob("*/*.c"))
+    return [str(p) for p in _build.library_sources(CDIR)]
 
 
 def _compiler(target: str):
@@ -62,7 +63,7 @@ def _compiler(target: str):
 def build_runner(out: Path, target: str) -> Path:
     """run_cases and the whole library for `target` (aarch64 / arm)."""
     exe = out / f"run_cases_{target}"
-    subprocess.run([*_compiler(target), *FLAGS, str(CDIR / "tests" / "run_cases.c"), *_sources(), "-lm", "-o",
+    subprocess.run([*_compiler(target), *FLAGS, str(CDIR / "tests" / "run_cases.c"), *_sources(), *_build.manifest(CDIR).libs, "-o",
                     str(exe)],
                    check=True, capture_output=True, timeout=600)
     return exe

@@ -35,7 +35,7 @@ typedef struct ew_prog {
 /* Decodes and validates a node's program into p (0 when well formed), and the run's fields
  * (x, y, the int8 output parameters) when arena is given. */
 DSE_INTERNAL int dse__ew_read(const dse_model *m, const dse_node *n, ew_prog *p);
-DSE_INTERNAL void dse__ew_bind(const dse_model *m, const dse_node *n, uint8_t *arena, int quant, ew_prog *p);
+DSE_SHARED void dse__ew_bind(const dse_model *m, const dse_node *n, uint8_t *arena, int quant, ew_prog *p);
 
 /* numpy's maximum/minimum and the clamps on the float's bits, so that compilers vectorise them
  * (GCC does not if-convert the signalling compares < >): the same results as

@@ -42,9 +42,9 @@ DSE_INTERNAL float dse_sinf(float x);
 DSE_INTERNAL float dse_cosf(float x);
 DSE_INTERNAL float dse_powf(float x, float y); /* C99 Annex F special cases */
 DSE_INTERNAL float dse_fmodf(float x, float y);/* exact, sign of x (C fmod) */
-DSE_INTERNAL float dse_rintf(float x);         /* round half to even */
-DSE_INTERNAL float dse_floorf(float x);
-DSE_INTERNAL float dse_ceilf(float x);
+DSE_SHARED float dse_rintf(float x);         /* round half to even (shared: the AVX2 elementwise program) */
+DSE_SHARED float dse_floorf(float x);  /* (shared: the AVX2 elementwise program) */
+DSE_SHARED float dse_ceilf(float x);  /* (shared: the AVX2 elementwise program) */
 DSE_INTERNAL float dse_geluf(float x);         /* x/2 (1 + erf(x/sqrt 2)), erfc form for x < 0 (no cancellation) */
 DSE_INTERNAL float dse_gelu_tanhf(float x);    /* x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) = x sigmoid(2u) */
 DSE_INTERNAL float dse_softplusf(float x);     /* log(1 + exp(x)) */

@@ -74,7 +74,7 @@ static inline void dse_quantize_block(const float *x, float s, int zp, int lo, i
 
 /* Data of the constant tensor named by TENSOR attribute `key` (DSE_A_<name>), when it exists and has
  * `dtype` and exactly `numel` elements; else NULL. */
-DSE_INTERNAL const void *dse_i8_tensor_attr(const dse_model *m, const dse_node *n, int key, int dtype, size_t numel);
+DSE_SHARED const void *dse_i8_tensor_attr(const dse_model *m, const dse_node *n, int key, int dtype, size_t numel);
 
 /* 1 when every (M, n) pair is valid: 0 <= M < 2^31 and 1 <= n <= 62. */
 DSE_INTERNAL int dse_i8_mult_ok(const int32_t *M, const int32_t *shift, size_t count);
