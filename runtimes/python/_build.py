@@ -222,7 +222,8 @@ def cflags(csrc: Path | None = None, *, werror: bool = False, opt: bool = True) 
 
 def hashed_files(csrc: Path | None = None) -> list[Path]:
     c = Path(csrc or csrc_dir())
-    extra = sorted((c / "include").glob("*.h")) + sorted((c / "src").glob("*.h")) + sorted((c / "src").glob("*.inc"))
+    extra = (sorted((c / "include").glob("*.h")) + sorted((c / "src").glob("*.h")) + sorted((c / "src").glob("*.inc"))
+             + sorted((c / "kernels").glob("*/*.h")))   # the kernel files' own headers (i8_avx2.h, i8_neon.h)
     return library_sources(c) + extra + [c / MANIFEST]
 
 

@@ -308,7 +308,7 @@ int dse__check_i8_gemm_packed(const dse_model *m, const dse_node *n, dse_why *wh
 
 int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_ref_check_matmul(m, n, why)) return 1;
-    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const dse_tensor *w = &m->tensors[n->in[1]];
     const size_t K = w->dims[0], N = w->dims[1];
     if (dse_i8_neon_packed_operands(m, n, 2, N, K, why)) return 1;
     why->scratch = 0;   /* why->scratch_plan: the REF check's */

@@ -1,0 +1,242 @@
+/* avx2/i8_avx2.h: what the AVX2 int8 Conv files share (conv_i8.c: checks, GEMM core, Conv,
+ * Gemm, MatMul; dwconv_i8.c: depthwise; winograd_i8.c: Winograd F(2x2, 3x3)): the scratch plans
+ * of the depthwise and Winograd paths (the check and the run must agree), the exact
+ * requantisation of 8 int32 lanes, the thread split. See conv_i8.c's header for the arithmetic. */
+#ifndef DSE_AVX2_I8_AVX2_H
+#define DSE_AVX2_I8_AVX2_H
+
+#include <immintrin.h>
+
+#include "requant.h"
+
+/* Depthwise: int16 phase rows of the input (a ring, or the whole plane when it fits), a zero
+ * row and the padded int8 row the conversion goes through. Whole plane: every row is converted
+ * before any is read (freshly stored rows read at other offsets stall store forwarding); ring:
+ * the rows of two consecutive output rows, converted one output row ahead. */
+typedef struct avx2_dw_plan {
+    long long ring, L, sw, whole;   /* ring rows (IH when whole), int16 per phase row, phases */
+    size_t rows_bytes;
+} avx2_dw_plan;
+
+static inline void avx2_dw_plan_of(const dse_i8_geom *g, size_t budget, avx2_dw_plan *p) {
+    const long long OWr = (g->out[2] + 15) / 16 * 16;
+    p->sw = g->s[2];
+    p->L = (OWr + (g->k[2] - 1) * g->d[2] / g->s[2] + 1 + 15) / 16 * 16;
+    const size_t row = (size_t)(p->sw * p->L) * 2, tmp = (size_t)(p->sw * p->L) + 64;
+    p->whole = (size_t)(g->in[1] + 1) * row + tmp <= budget;
+    p->ring = p->whole ? g->in[1] : (g->k[1] - 1) * g->d[1] + 1 + g->s[1];
+    p->rows_bytes = (size_t)(p->ring + 1) * row + tmp;
+}
+
+/* -- Winograd F(2x2, 3x3), exact in int32 ------------------------------------------------------- */
+
+/* 3x3 convolutions with stride 1 and dilation 1 (group 1, 2-D) as F(2x2, 3x3) on integers:
+ * 4 Y = A^T [ (G' g G'^T) (.) (B^T d B) ] A per 2x2 output tile, d the 4x4 input patch of
+ * x - zp_in (0 outside the input), g the 3x3 weights, G' = 2 G = [2 0 0; 1 1 1; 1 -1 1; 0 0 2]
+ * (integer), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
+ * |B^T d B| <= 4 * 255 and |G' g G'^T| <= 9 * 127 fit int16, so the 16 channel sums per tile
+ * (M_ij = sum_c U_ij,c V_ij,c) are GEMMs on the same vpmaddwd microkernel with int16 weights.
+ * The sums are computed in wrapping int32 arithmetic, i.e. exactly modulo 2^32; the result
+ * 4 Y = 4 * sum (x - zp) w has |4 Y| <= 4 * K * 255 * 127 < 2^31 when K <= 16577 (the check),
+ * so the wrapped int32 value is the true one and >> 2 is the exact division. Then bias and the
+ * requantisation as everywhere. 2.25x fewer multiplies than the direct form.
+ * Blocks: R tile rows of TWp tiles (the tile row rounded up to 4, at most 64), so that groups of
+ * 4 tiles never straddle tile rows; V = B^T d B of a block for all channels (int16, the GEMM
+ * column layout per ij), U = G' g G'^T for UB bands of 8 output channels (int16, [ij][c/4][8][4]);
+ * V is recomputed once per band chunk. Scratch: V, U, the input's int16 phase rows. */
+typedef struct avx2_wino_plan {
+    long long TH, TW, TWp, R, T, UB, L, Cp, Kb, nbands;
+    size_t need, v_off, u_off, rows_off;
+} avx2_wino_plan;
+
+/* 1 when the node takes the Winograd path within `budget` bytes of scratch (fills wp). */
+static inline int avx2_wino_plan_of(const dse_i8_geom *g, size_t C, size_t O, size_t budget, avx2_wino_plan *wp) {
+    if (g->sp != 2 || g->k[1] != 3 || g->k[2] != 3 || g->s[1] != 1 || g->s[2] != 1 || g->d[1] != 1 || g->d[2] != 1)
+        return 0;
+    if (C < 8 || 9 * C > 16577 || g->out[1] < 4 || g->out[2] < 4 || g->out[1] * g->out[2] < 36) return 0;
+    wp->TH = (g->out[1] + 1) / 2, wp->TW = (g->out[2] + 1) / 2, wp->TWp = (wp->TW + 3) / 4 * 4;
+    if (wp->TWp > 64) return 0;
+    wp->Cp = (long long)(C + 3) / 4 * 4, wp->Kb = wp->Cp / 4, wp->nbands = (long long)(O + 7) / 8;
+    wp->L = (wp->TWp + 15) / 16 * 16 + 16;                  /* int16 per phase row: tiles + 1, 16-wide reads */
+    const size_t rows = 2 * (4 * 2 * (size_t)wp->L * 2) + (size_t)wp->L * 2 * 2 + 128;   /* 4 rows x 2 phases, zero row, tmp */
+    const size_t u1 = 16 * (size_t)wp->Kb * 64, vrow = 16 * (size_t)wp->TWp * (size_t)wp->Cp * 2;
+    /* whole image: V once (all tile rows), U per chunk of bands; else one tile row per block,
+     * V recomputed once per chunk of UB bands (so as many bands per chunk as fit) */
+    for (int whole = 1; whole >= 0; whole--) {
+        const long long R = whole ? wp->TH : 1;
+        const size_t v = vrow * (size_t)R;
+        if (v + u1 + rows > budget) continue;
+        long long UB = (long long)((budget - v - rows) / u1);
+        if (UB > wp->nbands) UB = wp->nbands;
+        wp->R = R, wp->T = R * wp->TWp, wp->UB = UB;
+        wp->v_off = 0, wp->u_off = v, wp->rows_off = v + (size_t)UB * u1;
+        wp->need = wp->rows_off + rows;
+        return 1;
+    }
+    return 0;
+}
+
+/* -- requantisation of 8 int32 lanes ------------------------------------------------------------ */
+
+/* Two exact forms of the rule, per 8 channels (lane i: channel c[i]):
+ * fast, when every n >= 31 (a multiplier < 1, the usual case): acc is first clamped to
+ *   [-L, L] with L = min(2^31 - 1, 2^(n + 8 - e)), 2^e <= M < 2^(e+1) (beyond L the output
+ *   saturates anyway: the rule is monotone in acc and |f(L)| >= 256 > qmax - qmin), so
+ *   |r| <= 512 for r = (p + 2^(n-1)) >> n, p = acc * M; t = p + 2^(n-1) + B * 2^n with
+ *   B = 2^min(9, 62 - n) is then in [0, 2^64) and t >>> n (logical) = r + B exactly, a small
+ *   int32: zp_out - B is added and qmin/qmax applied in int32;
+ * general: (p + 2^(n-1)) >> n as a logical shift of p xor its sign mask (AVX2 has no 64-bit
+ *   arithmetic shift), clamped to [qmin - zp_out, qmax - zp_out] in int64, then + zp_out. */
+typedef struct avx2_i8_rq {
+    int fast;
+    __m256i M, Mo, sh_e, sh_o;       /* M (int32 lanes); M of odd lanes in the low halves; shifts */
+    __m256i L, nL, C_e, C_o, zpB;    /* fast form */
+    __m256i rnd_e, rnd_o, lo, hi;    /* general form */
+    __m256i zp, qmin, qmax;
+} avx2_i8_rq;
+
+DSE_TARGET_AVX2 static inline void avx2_i8_rq_init1(avx2_i8_rq *q, const dse_i8_out *o, size_t c);
+
+DSE_TARGET_AVX2 static inline void avx2_i8_rq_init(avx2_i8_rq *q, const dse_i8_out *o, const size_t *c, int count) {
+    if (count == 8 && c[0] == c[7] && c[0] == c[1] && c[0] == c[2] && c[0] == c[3] && c[0] == c[4] && c[0] == c[5] &&
+        c[0] == c[6]) {   /* one channel in every lane (depthwise): each quantity once */
+        avx2_i8_rq_init1(q, o, c[0]);
+        return;
+    }
+    int32_t Mv[8] = {0}, Lv[8], nLv[8], zb[8];
+    int64_t re[4] = {0}, ro[4] = {0}, se[4] = {1, 1, 1, 1}, so[4] = {1, 1, 1, 1}, ce[4] = {0}, co[4] = {0};
+    q->fast = !o->float_out;
+    for (int i = 0; i < 8; i++) {
+        const size_t ch = c[i < count ? i : 0];
+        const int sh = o->float_out ? 31 : o->shift[ch];
+        const uint32_t M = o->float_out || i >= count ? 0 : (uint32_t)o->M[ch];
+        /* L = 2^(n + 8 - e), M in [2^e, 2^(e+1)): L * M in [2^(n+8), 2^(n+9)) */
+        int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
+        if (M) {
+            const int e = 31 - __builtin_clz(M);
+            if (sh >= 31 && sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);   /* (only the fast form uses L) */
+        }
+        q->fast &= sh >= 31;
+        Mv[i] = (int32_t)M, Lv[i] = (int32_t)L, nLv[i] = (int32_t)-L, zb[i] = o->zp_out - (int32_t)(sh >= 31 ? B : 0);
+        const int64_t rnd = (int64_t)1 << (sh - 1), C = sh >= 31 ? rnd + B * ((int64_t)1 << sh) : 0;
+        if (i & 1) ro[i / 2] = rnd, so[i / 2] = sh, co[i / 2] = C;
+        else re[i / 2] = rnd, se[i / 2] = sh, ce[i / 2] = C;
+    }
+    int64_t mo[4];
+    for (int i = 0; i < 4; i++) mo[i] = (uint32_t)Mv[2 * i + 1];
+    memcpy(&q->M, Mv, 32), memcpy(&q->Mo, mo, 32), memcpy(&q->sh_e, se, 32), memcpy(&q->sh_o, so, 32);
+    memcpy(&q->L, Lv, 32), memcpy(&q->nL, nLv, 32), memcpy(&q->C_e, ce, 32), memcpy(&q->C_o, co, 32), memcpy(&q->zpB, zb, 32);
+    memcpy(&q->rnd_e, re, 32), memcpy(&q->rnd_o, ro, 32);
+    int64_t lo = o->qmin - o->zp_out, hi = o->qmax - o->zp_out;
+    int64_t lv[4] = {lo, lo, lo, lo}, hv[4] = {hi, hi, hi, hi};
+    int32_t zv[8], qn[8], qx[8];
+    for (int i = 0; i < 8; i++) zv[i] = o->zp_out, qn[i] = o->qmin, qx[i] = o->qmax;
+    memcpy(&q->lo, lv, 32), memcpy(&q->hi, hv, 32), memcpy(&q->zp, zv, 32), memcpy(&q->qmin, qn, 32), memcpy(&q->qmax, qx, 32);
+}
+
+/* avx2_i8_rq_init with channel c in all 8 lanes. */
+DSE_TARGET_AVX2 static inline void avx2_i8_rq_init1(avx2_i8_rq *q, const dse_i8_out *o, size_t c) {
+    const int sh = o->float_out ? 31 : o->shift[c];
+    const uint32_t M = o->float_out ? 0 : (uint32_t)o->M[c];
+    int64_t L = 0x7fffffff, B = (int64_t)1 << (62 - sh < 9 ? 62 - sh : 9);
+    if (M) {
+        const int e = 31 - __builtin_clz(M);
+        if (sh >= 31 && sh + 8 - e < 31) L = (int64_t)1 << (sh + 8 - e);
+    }
+    const int64_t rnd = (int64_t)1 << (sh - 1), C = sh >= 31 ? rnd + B * ((int64_t)1 << sh) : 0;
+    q->fast = !o->float_out && sh >= 31;
+    q->M = _mm256_set1_epi32((int32_t)M), q->Mo = _mm256_set1_epi64x((int64_t)M);
+    q->sh_e = q->sh_o = _mm256_set1_epi64x(sh);
+    q->L = _mm256_set1_epi32((int32_t)L), q->nL = _mm256_set1_epi32((int32_t)-L);
+    q->C_e = q->C_o = _mm256_set1_epi64x(C);
+    q->zpB = _mm256_set1_epi32(o->zp_out - (int32_t)(sh >= 31 ? B : 0));
+    q->rnd_e = q->rnd_o = _mm256_set1_epi64x(rnd);
+    q->lo = _mm256_set1_epi64x(o->qmin - o->zp_out), q->hi = _mm256_set1_epi64x(o->qmax - o->zp_out);
+    q->zp = _mm256_set1_epi32(o->zp_out), q->qmin = _mm256_set1_epi32(o->qmin), q->qmax = _mm256_set1_epi32(o->qmax);
+}
+
+DSE_TARGET_AVX2 static inline __m256i avx2_i8_rq_half(__m256i p, __m256i rnd, __m256i sh, __m256i lo, __m256i hi) {
+    p = _mm256_add_epi64(p, rnd);
+    __m256i s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), p);
+    p = _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(p, s), sh), s);   /* arithmetic >> sh */
+    p = _mm256_blendv_epi8(p, lo, _mm256_cmpgt_epi64(lo, p));
+    return _mm256_blendv_epi8(p, hi, _mm256_cmpgt_epi64(p, hi));
+}
+
+/* acc (int32, bias included) -> clamp(zp_out + round_shift(acc * M, n), qmin, qmax) as int32 lanes */
+DSE_TARGET_AVX2 static inline __m256i avx2_i8_requant(__m256i acc, const avx2_i8_rq *q) {
+    if (q->fast) {
+        acc = _mm256_min_epi32(_mm256_max_epi32(acc, q->nL), q->L);
+        __m256i pe = _mm256_mul_epi32(acc, q->M), po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), q->Mo);
+        pe = _mm256_srlv_epi64(_mm256_add_epi64(pe, q->C_e), q->sh_e);
+        po = _mm256_srlv_epi64(_mm256_add_epi64(po, q->C_o), q->sh_o);
+        __m256i r = _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), q->zpB);
+        return _mm256_min_epi32(_mm256_max_epi32(r, q->qmin), q->qmax);
+    }
+    __m256i pe = _mm256_mul_epi32(acc, q->M);
+    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), q->Mo);
+    pe = avx2_i8_rq_half(pe, q->rnd_e, q->sh_e, q->lo, q->hi);
+    po = avx2_i8_rq_half(po, q->rnd_o, q->sh_o, q->lo, q->hi);
+    return _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), q->zp);
+}
+
+/* Parts of a GEMM-like node for dse__parallel: `units` column tiles, each split into `split`
+ * chunks of 8-row bands when there are few tiles for the session's threads (a part then packs
+ * its tile itself; consecutive parts of one tile on one worker pack it once). */
+static inline size_t avx2_i8_split(const dse_ctx *cx, size_t units, size_t R) {
+    const size_t T = dse__threads(cx), bands = (R + 7) / 8;
+    if (T <= 1 || units >= 4 * T) return 1;
+    return T < bands ? T : bands;
+}
+
+/* (depthwise and Winograd) Input row `row` (IW bytes) into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp (0 in
+ * the padding, x_padded[u] = row[u - pw]), through tmp (sw * L + 64 bytes): the padded int8 row
+ * (padding = zp) written with vector stores, then converted 16 outputs at a time (stride 1: a
+ * 16-byte load; stride 2: a 32-byte load split into even and odd bytes). */
+DSE_TARGET_AVX2 static inline void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8_t *tmp, long long IW, long long pw,
+                                           long long sw, long long L, int zp) {
+    const __m256i z = _mm256_set1_epi16((int16_t)zp), zb = _mm256_set1_epi8((char)zp);
+    const long long n = sw * L + 32;
+    for (long long i = 0; i < n; i += 32) _mm256_storeu_si256((__m256i *)(tmp + i), zb);
+    const long long cnt = pw + IW <= n ? IW : (n > pw ? n - pw : 0);   /* bytes of the row that are used */
+    int8_t *d = tmp + pw;
+    if (cnt >= 32) {
+        for (long long i = 0; i + 32 <= cnt; i += 32) _mm256_storeu_si256((__m256i *)(d + i), _mm256_loadu_si256((const __m256i *)(row + i)));
+        _mm256_storeu_si256((__m256i *)(d + cnt - 32), _mm256_loadu_si256((const __m256i *)(row + cnt - 32)));
+    } else if (cnt >= 16) {
+        _mm_storeu_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)row));
+        _mm_storeu_si128((__m128i *)(d + cnt - 16), _mm_loadu_si128((const __m128i *)(row + cnt - 16)));
+    } else if (cnt >= 8) {
+        memcpy(d, row, 8), memcpy(d + cnt - 8, row + cnt - 8, 8);
+    } else if (cnt >= 4) {
+        memcpy(d, row, 4), memcpy(d + cnt - 4, row + cnt - 4, 4);
+    } else {
+        for (long long i = 0; i < cnt; i++) d[i] = row[i];
+    }
+    if (sw == 1) {
+        for (long long j = 0; j < L; j += 16)
+            _mm256_storeu_si256((__m256i *)(dst + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(tmp + j))), z));
+    } else if (sw == 2) {
+        const __m256i ev = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
+                                            0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        for (long long j = 0; j < L; j += 16) {
+            __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(tmp + 2 * j)), ev);
+            v = _mm256_permute4x64_epi64(v, 0xD8);   /* evens 0-15 | odds 0-15 */
+            _mm256_storeu_si256((__m256i *)(dst + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)), z));
+            _mm256_storeu_si256((__m256i *)(dst + L + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)), z));
+        }
+    } else {
+        for (long long phi = 0; phi < sw; phi++)
+            for (long long j = 0; j < L; j++) dst[phi * L + j] = (int16_t)(tmp[j * sw + phi] - zp);
+    }
+}
+
+/* the depthwise and Winograd runs (dwconv_i8.c, winograd_i8.c), called by dse_i8_conv__avx2 with the
+ * node's output parameters and geometry; the Winograd run returns 0 (and does nothing) when the
+ * node's plan does not take that path */
+DSE_TARGET_AVX2 DSE_INTERNAL void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
+                                                        const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g);
+DSE_TARGET_AVX2 DSE_INTERNAL int dse_i8_wino_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
+                                                     const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g);
+
+#endif
