@@ -256,6 +256,7 @@ def node_by_node(dbg_bytes: bytes, g: Graph, feeds: list[dict]) -> dict:
         c = rt.run({k: feed[k] for k in g.inputs})
         outputs.append({o: c[o] for o in g.outputs})
         env = {**{k: feed[k] for k in g.inputs}, **c}
+        internal: set[str] = set()
         for k, n in enumerate(g.nodes):
             one = Graph(name="one")
             one.nodes = [n]
@@ -266,8 +267,22 @@ def node_by_node(dbg_bytes: bytes, g: Graph, feeds: list[dict]) -> dict:
             ref = execute(one, {i: env[i] for i in one.inputs}, outputs=one.outputs)
             kind = _node_kind(g, n)
             counts[kind] += 1
+            after_split = any(i in internal for i in one.inputs)
             for o, r in zip(one.outputs, ref):
-                r, got = np.asarray(r), env[o]
+                r = np.asarray(r)
+                if o not in env:   # load_dse_graph's split of a fused node (float program + Q): no C value
+                    env[o] = r
+                    internal.add(o)
+                    continue
+                got = env[o]
+                if after_split and kind == "int8" and r.shape == got.shape and r.dtype == got.dtype:
+                    # the second half of a split node, on numpy's float: one int8 step where a
+                    # 1-ulp float difference crosses a rounding boundary, as before any QuantizeLinear
+                    md = float(np.max(np.abs(r.astype(np.float64) - got.astype(np.float64)), initial=0.0))
+                    if md > 1:
+                        bad.append(f"node {k} {n.op} (int8 after a fused float program, {n.name}) output {o}: "
+                                   f"max |diff| {md:g} > 1 step")
+                    continue
                 if r.dtype != got.dtype or r.shape != got.shape:
                     bad.append(f"node {k} {n.op} ({kind}) output {o}: numpy {r.dtype}{list(r.shape)} "
                                f"vs C {got.dtype}{list(got.shape)}")

@@ -36,6 +36,11 @@
  * are constants after inlining; unrolled, their accumulators stay in registers). */
 #if defined(DSE_AVX2_SANITIZED)
 #define DSE_UNROLL
+#if defined(__GNUC__) && !defined(__clang__)
+/* not inlined, GCC cannot see that the N-vector helpers fill what they read (N is a constant
+ * only after inlining): a false -Wmaybe-uninitialized */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #else
 #define DSE_UNROLL _Pragma("GCC unroll 16")
 #endif
