@@ -516,7 +516,10 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     shapes.update({k: tuple(v.shape) for k, v in g.consts.items()})
 
     def out_dtype(n: Node) -> str:
-        return _dtype_name(g.tensor_info(n.outputs[0]).dtype)
+        # the dtype the C loader picks the kernel by: of the first present output (an LSTM
+        # without Y is chosen by Y_h's)
+        first = next((o for o in n.outputs if o), n.outputs[0])
+        return _dtype_name(g.tensor_info(first).dtype)
 
     scratch = [scratch_bytes(n, shapes, out_dtype(n)) for n in g.nodes]
     mplan = plan_memory(g, scratch, alias=alias)
