@@ -80,6 +80,8 @@ def test_dynamic_quantize_linear_all_ranges(tmp_path):
     ties = (np.arange(105, dtype=np.float32).reshape(shape) - 52) * np.float32(0.5)   # .5 multiples: ties
     cases = [x, np.abs(x) + 1, -np.abs(x) * 50, np.zeros(shape, np.float32), np.full(shape, 2.5, np.float32), ties,
              x * np.float32(1e-42), np.clip(x, -1, 1) * np.float32(3e38)]   # subnormal range (scale 0), overflowing range (scale inf)
+    zp_tie = np.linspace(-0.25, 127.25, x.size, dtype=np.float32).reshape(shape)   # scale 0.5, -lo/scale = 0.5
+    cases.append(zp_tie)
     for bad in (np.nan, np.inf, -np.inf):
         y = x.copy()
         y[1, 3, 2] = bad
