@@ -56,7 +56,7 @@ from .scratch import scratch_bytes
 from .specialize import input_shapes_from_cli, specialize
 
 IO_DTYPES = ("float32", "int8", "uint8")
-_CONV_POOL = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
+_CONV_POOL = ("Conv", "ConvTranspose", "ConvInteger", "MaxPool", "AveragePool")
 _Q_KEYS = {"zp_in", "zp_out", "qmin", "qmax", "M", "shift", "float_out", "out_scale", "table", "za", "zb", "Ma",
            "Mb", "mult_count", "mult_M", "mult_shift", "axes_q", "zps_in", "rescale", "rescale_M",
            "rescale_shift", "exp_table", "pad_value", "act_min", "act_max", "dynamic", "w_scale"}
@@ -237,7 +237,7 @@ def _drop_pad_value(g: Graph) -> None:
 def _conv_pool_attrs(g: Graph, n: Node, a: dict) -> dict:
     xs = g.tensor_info(n.inputs[0]).shape
     sp = len(xs) - 2
-    if n.op in ("Conv", "ConvTranspose"):
+    if n.op in ("Conv", "ConvTranspose", "ConvInteger"):
         ws = g.tensor_info(n.inputs[1]).shape
         a["kernel_shape"] = list(a.get("kernel_shape") or ws[2:])
         a["group"] = int(a.get("group", 1) or 1)
@@ -516,7 +516,10 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     shapes.update({k: tuple(v.shape) for k, v in g.consts.items()})
 
     def out_dtype(n: Node) -> str:
-        return _dtype_name(g.tensor_info(n.outputs[0]).dtype)
+        # the dtype the C loader picks the kernel by: of the first present output (an LSTM
+        # without Y is chosen by Y_h's)
+        first = next((o for o in n.outputs if o), n.outputs[0])
+        return _dtype_name(g.tensor_info(first).dtype)
 
     scratch = [scratch_bytes(n, shapes, out_dtype(n)) for n in g.nodes]
     mplan = plan_memory(g, scratch, alias=alias)

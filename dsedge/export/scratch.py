@@ -69,6 +69,17 @@ scratch("dse_f32_lstm__ref")(_rnn_state_scratch)
 scratch("dse_f32_gru__ref")(_rnn_state_scratch)
 
 
+@scratch("dse_f32_dynamicquantizelstm__ref")
+def _dyn_lstm_scratch(node, shapes) -> int:
+    """com.microsoft DynamicQuantizeLSTM (runtimes/c/kernels/ref/dyn_lstm.c): X quantised
+    (T*B*I bytes, rounded up to 16), X times W (T*B*4H float32), h quantised (B*H bytes,
+    rounded up to 16), the gates (B*4H int32/float32), h and c (B*H float32 each)."""
+    T, B, I = (int(d) for d in shapes[node.inputs[0]])
+    H = int(shapes[node.inputs[2]][1])
+    a16 = lambda v: (v + 15) // 16 * 16   # noqa: E731
+    return a16(T * B * I) + 4 * T * B * 4 * H + a16(B * H) + 4 * B * 4 * H + 8 * B * H
+
+
 def _dynamic_scratch(node, shapes) -> int:
     """Dynamic int8 Conv/Gemm/MatMul (runtimes/c/kernels/ref/dyn_i8.c): the quantised input
     (numel(x) bytes rounded up to 16), then a zero int32 bias[C] and the scales float32[C]."""

@@ -8,7 +8,9 @@ follow onnxruntime's CPU kernels exactly, because that is what such models were 
   quantise      q = saturate(rint(x / scale) + zp)      division in float32, half to even
   dequantise    x = (q - zp) * scale                     in float32 (float16 scale: float16)
   dynamic       scale = (max(x, 0) - min(x, 0)) / 255 (1.0 when the range is empty),
-                zp = rint(clamp(-min / scale, 0, 255)) — uint8, per tensor
+                zp = rint(clamp(-min / scale, 0, 255)) — uint8, per tensor; a NaN element
+                makes the range (scale) NaN, and a NaN zero point or quantised value is 0
+                (onnxruntime leaves NaN out of the range, by its SIMD min/max: not portable)
   integer MAC   sum (a - za) * (b - zb) exact: products of int8/uint8 differences summed in
                 float64 (exact below 2^53, far beyond any real K), returned as int32
   requantise    y = saturate(rint(float32(acc) * float32(sa * sb / sy)) + zy)   (QLinear*)
@@ -121,14 +123,18 @@ def dynamic_qparams(x: np.ndarray) -> tuple[np.float32, np.uint8]:
     x = np.asarray(x, dtype=np.float32)
     lo = np.float32(min(float(x.min()), 0.0)) if x.size else np.float32(0)
     hi = np.float32(max(float(x.max()), 0.0)) if x.size else np.float32(0)
-    scale = np.float32(1.0) if hi == lo else np.float32((hi - lo) / np.float32(255))
-    zp = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
-    return scale, np.uint8(zp)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        scale = np.float32(1.0) if hi == lo else np.float32((hi - lo) / np.float32(255))
+        zp = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
+    # NaN (a NaN input; -inf over an infinite scale) has no uint8 value: defined as 0, the
+    # canonical NaN scale, so that every platform (and the C runtime) gives the same bytes
+    return (np.float32(np.nan) if np.isnan(scale) else scale), np.uint8(0 if np.isnan(zp) else zp)
 
 
 def _quant_u8(x: np.ndarray, scale, zp) -> np.ndarray:
-    q = np.rint(np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64) + float(zp)
-    return np.clip(q, 0, 255).astype(np.uint8)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        q = np.rint(np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64) + float(zp)
+    return np.clip(np.nan_to_num(q, nan=0.0), 0, 255).astype(np.uint8)
 
 
 def _dql_infer(attrs, infos, consts):

@@ -150,6 +150,31 @@ DSE_SHARED void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_
                                  void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C, long long O,
                                  long long Cg);
 
+/* Integer MACs of pre-quantised ONNX models (MatMulInteger, ConvInteger, DynamicQuantizeLSTM;
+ * kernels/ref/loops.c): uint8 (u8 = 1) or int8 operands and zero points, int32 outputs equal to
+ * the exact sum of (a - za) * (b - zb) modulo 2^32 (what the numpy reference's int32 cast gives).
+ * MatMul: A (M x K) times B (K x N), both row-major; za: NULL (0), one value (za_step 0) or one
+ * per row (za_step 1); zb: likewise per column; y (M x N). */
+typedef struct dse_int_mm {
+    const void *a, *b, *za, *zb;
+    int a_u8, b_u8, za_u8, zb_u8;
+    size_t za_step, zb_step, M, K, N;
+    int32_t *y;
+} dse_int_mm;
+DSE_SHARED void dse_int_matmul(const dse_ctx *cx, const dse_int_mm *p);
+/* Conv: x (N, C, spatial) with scalar zero point zx, w (O, Cg, kernel) row-major with wz NULL,
+ * one value (wz_step 0) or one per output channel (wz_step 1); geometry g; y (N, O, spatial). */
+typedef struct dse_int_conv {
+    const void *x, *w, *wz;
+    int x_u8, w_u8, wz_u8;
+    int32_t zx;
+    size_t wz_step;
+    const dse_i8_geom *g;
+    long long N, C, O, Cg;
+    int32_t *y;
+} dse_int_conv;
+DSE_SHARED void dse_int_conv_loop(const dse_ctx *cx, const dse_int_conv *p);
+
 /* Scratch planned for an int8 Conv (group 1 or depthwise), Gemm or MatMul with K products per
  * output and P output pixels per image (Conv) or rows (Gemm/MatMul): what the optimised
  * variants may use (one int16 tile of at most DSE_I8_PACK_TILE columns of K rounded up to 4,

@@ -253,3 +253,118 @@ void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak
     loops_f32_gemm_job j = {A, sai, sak, B, b16, sbk, sbj, K, N, (N + F32_TILE - 1) / F32_TILE, Y};
     dse__parallel(cx, M * j.nb, loops_grain(K * (N < F32_TILE ? N : F32_TILE)), loops_f32_gemm_part, &j);
 }
+
+/* -- integer MACs of pre-quantised ONNX models (conv_integer.c, matmul_integer.c, dyn_lstm.c) --
+ * Operands uint8 or int8, zero points applied as (x - zx) * (w - zw); the sum is taken in
+ * uint32, i.e. exactly modulo 2^32: the int32 the numpy reference gets (its exact float64 sum
+ * cast to int64 then int32), whatever K. Each output is one item's sequential sum. */
+
+static inline int32_t loops_u32_to_i32(uint32_t v) {   /* two's complement, no implementation-defined cast */
+    return v < 0x80000000u ? (int32_t)v : (int32_t)(v - 0x80000000u) + INT32_MIN;
+}
+
+static inline int32_t loops_int_at(const void *p, int u8, size_t i) {
+    return u8 ? (int32_t)((const uint8_t *)p)[i] : (int32_t)((const int8_t *)p)[i];
+}
+
+#define INT_RB 4   /* rows of A per MatMulInteger item: each B strip is read once for them */
+
+/* Items [i0, i1) of row blocks x column tiles: rows [INT_RB * (i / nb), +INT_RB), columns
+ * [TILE * (i % nb), +TILE). acc = sum_k (a - za) * b, then - zb[j] * sum_k (a - za). */
+#define LOOPS_INT_MM(NAME, TB)                                                                       \
+    static void NAME(void *arg, size_t i0, size_t i1, unsigned worker) {                            \
+        (void)worker;                                                                                \
+        const dse_int_mm *p = arg;                                                                   \
+        const size_t K = p->K, N = p->N, nb = (N + TILE - 1) / TILE;                                 \
+        const TB *B = p->b;                                                                          \
+        for (size_t it = i0; it < i1; it++) {                                                        \
+            const size_t r0 = it / nb * INT_RB, j0 = it % nb * TILE, tn = N - j0 < TILE ? N - j0 : TILE; \
+            const size_t rn = p->M - r0 < INT_RB ? p->M - r0 : INT_RB;                               \
+            uint32_t acc[INT_RB][TILE], sum[INT_RB];                                                 \
+            int32_t za[INT_RB];                                                                      \
+            for (size_t r = 0; r < rn; r++) {                                                        \
+                za[r] = p->za ? loops_int_at(p->za, p->za_u8, (r0 + r) * p->za_step) : 0;            \
+                sum[r] = 0;                                                                          \
+                for (size_t j = 0; j < tn; j++) acc[r][j] = 0;                                       \
+            }                                                                                        \
+            for (size_t k = 0; k < K; k++) {                                                         \
+                const TB *bk = B + k * N + j0;                                                       \
+                for (size_t r = 0; r < rn; r++) {                                                    \
+                    const int32_t av = loops_int_at(p->a, p->a_u8, (r0 + r) * K + k) - za[r];        \
+                    sum[r] += (uint32_t)av;                                                          \
+                    uint32_t *ar = acc[r];                                                           \
+                    for (size_t j = 0; j < tn; j++) ar[j] += (uint32_t)(av * (int32_t)bk[j]);         \
+                }                                                                                    \
+            }                                                                                        \
+            for (size_t r = 0; r < rn; r++)                                                          \
+                for (size_t j = 0; j < tn; j++) {                                                    \
+                    const int32_t zb = p->zb ? loops_int_at(p->zb, p->zb_u8, (j0 + j) * p->zb_step) : 0; \
+                    p->y[(r0 + r) * N + j0 + j] = loops_u32_to_i32(acc[r][j] - (uint32_t)zb * sum[r]); \
+                }                                                                                    \
+        }                                                                                            \
+    }
+LOOPS_INT_MM(loops_int_mm_u8, uint8_t)
+LOOPS_INT_MM(loops_int_mm_i8, int8_t)
+
+void dse_int_matmul(const dse_ctx *cx, const dse_int_mm *p) {
+    const size_t nb = (p->N + TILE - 1) / TILE, items = (p->M + INT_RB - 1) / INT_RB * nb;
+    if (p->M == 0 || p->N == 0) return;
+    dse__parallel(cx, items, loops_grain(p->K * INT_RB * (p->N < TILE ? p->N : TILE)),
+                  p->b_u8 ? loops_int_mm_u8 : loops_int_mm_i8, (void *)(uintptr_t)p);
+}
+
+/* Output rows [r0, r1) of all N * O * OD * OH rows, as loops_i8_conv_rows: the taps inside the
+ * input only (a padded tap is x = zx, which adds 0), weights centred per tap. */
+#define LOOPS_INT_CONV(NAME, TX)                                                                     \
+    static void NAME(void *arg, size_t r0, size_t r1, unsigned worker) {                            \
+        (void)worker;                                                                                \
+        const dse_int_conv *j = arg;                                                                 \
+        const TX *x = j->x;                                                                          \
+        const dse_i8_geom *g = j->g;                                                                 \
+        const long long C = j->C, O = j->O, Cg = j->Cg, Og = O / (C / Cg);                           \
+        const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OD = g->out[0], OH = g->out[1], OW = g->out[2]; \
+        const long long KD = g->k[0], KH = g->k[1], KW = g->k[2], KS = KD * KH * KW, sw = g->s[2], dw = g->d[2]; \
+        const int32_t zx = j->zx;                                                                    \
+        for (size_t r = r0; r < r1; r++) {                                                           \
+            const long long oh = (long long)(r % (size_t)OH), od = (long long)(r / (size_t)OH % (size_t)OD); \
+            const long long boc = (long long)(r / ((size_t)OH * (size_t)OD)), oc = boc % O, b = boc / O; \
+            const TX *xg = x + (b * C + oc / Og * Cg) * ID * IH * IW;                                \
+            const int32_t zw = j->wz ? loops_int_at(j->wz, j->wz_u8, (size_t)oc * j->wz_step) : 0;   \
+            int32_t *yr = j->y + (size_t)r * (size_t)OW;                                             \
+            for (long long ow0 = 0; ow0 < OW; ow0 += TILE) {                                         \
+                const long long tn = OW - ow0 < TILE ? OW - ow0 : TILE;                              \
+                uint32_t acc[TILE] = {0};                                                            \
+                for (long long ci = 0; ci < Cg; ci++)                                                \
+                    for (long long kd = 0; kd < KD; kd++) {                                          \
+                        const long long id = od * g->s[0] + kd * g->d[0] - g->pb[0];                 \
+                        if (id < 0 || id >= ID) continue;                                            \
+                        for (long long kh = 0; kh < KH; kh++) {                                      \
+                            const long long ih = oh * g->s[1] + kh * g->d[1] - g->pb[1];             \
+                            if (ih < 0 || ih >= IH) continue;                                        \
+                            const TX *xr = xg + ((ci * ID + id) * IH + ih) * IW;                     \
+                            const size_t k0 = (size_t)(oc * Cg * KS + ((ci * KD + kd) * KH + kh) * KW); \
+                            for (long long kw = 0; kw < KW; kw++) {                                  \
+                                const int32_t wv = loops_int_at(j->w, j->w_u8, k0 + (size_t)kw) - zw; \
+                                const long long off = kw * dw - g->pb[2];                            \
+                                long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;                  \
+                                long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1;       \
+                                if (lo < ow0) lo = ow0;                                              \
+                                if (hi > ow0 + tn) hi = ow0 + tn;                                    \
+                                for (long long ow = lo; ow < hi; ow++)                               \
+                                    acc[ow - ow0] += (uint32_t)(((int32_t)xr[ow * sw + off] - zx) * wv); \
+                            }                                                                        \
+                        }                                                                            \
+                    }                                                                                \
+                for (long long t = 0; t < tn; t++) yr[ow0 + t] = loops_u32_to_i32(acc[t]);           \
+            }                                                                                        \
+        }                                                                                            \
+    }
+LOOPS_INT_CONV(loops_int_conv_u8, uint8_t)
+LOOPS_INT_CONV(loops_int_conv_i8, int8_t)
+
+void dse_int_conv_loop(const dse_ctx *cx, const dse_int_conv *p) {
+    const dse_i8_geom *g = p->g;
+    const size_t rows = (size_t)(p->N * p->O * g->out[0] * g->out[1]);
+    dse__parallel(cx, rows, loops_grain((size_t)(g->out[2] * p->Cg * g->k[0] * g->k[1] * g->k[2])),
+                  p->x_u8 ? loops_int_conv_u8 : loops_int_conv_i8, (void *)(uintptr_t)p);
+}

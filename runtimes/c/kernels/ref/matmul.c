@@ -13,8 +13,13 @@ int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g) 
     const dse_tensor *a = n->n_in == 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in == 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = dse__t(m, n->out[0]);
     if (!a || !b || !y || n->n_out != 1 || a->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_FLOAT32 ||
-        (b->dtype != DSE_DTYPE_FLOAT32 && b->dtype != DSE_DTYPE_FLOAT16) || a->rank < 1 || b->rank < 1)
+        (b->dtype != DSE_DTYPE_FLOAT32 && b->dtype != DSE_DTYPE_FLOAT16))
         return 1;
+    return dse__matmul_geom(a, b, y, g);
+}
+
+int dse__matmul_geom(const dse_tensor *a, const dse_tensor *b, const dse_tensor *y, dse_mm_geom *g) {
+    if (a->rank < 1 || b->rank < 1) return 1;
     const int a1 = a->rank == 1, b1 = b->rank == 1;
     const size_t ra = a1 ? 2 : a->rank, rb = b1 ? 2 : b->rank;
     size_t adims[DSE_MAX_RANK], bdims[DSE_MAX_RANK];
