@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runtime._make import make, make_checked   # one shared build per configuration
+
 from dsedge.runtime import _Error, _declare
 from dsedge.artifact import CONST, Artifact, NodeRec, QuantRec, TensorRec, op_id
 from dsedge.ops import REGISTRY
@@ -43,9 +45,7 @@ Error = _Error   # the bindings' declaration of dse_error
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dse_any")
-    subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}"], check=True, capture_output=True)
-    return out
+    return make_checked(CC, "all")
 
 
 @pytest.fixture(scope="module")
@@ -615,8 +615,8 @@ def _check_runner(cmd_prefix, path, cases, env=None):
 
 def test_all_cases_under_asan_ubsan(tmp_path):
     cases = all_cases()
-    out = tmp_path / "asan"
-    r = subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", "asan"], capture_output=True, text=True)
+    r = make(CC, "asan")
+    out = r.out
     if r.returncode != 0 and "sanitize" in r.stderr:
         pytest.skip("the compiler has no ASan/UBSan runtime")
     assert r.returncode == 0, r.stderr[-3000:]

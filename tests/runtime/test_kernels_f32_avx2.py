@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runtime._make import make, make_checked   # one shared build per configuration
+
 from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
 from dsedge.export.scratch import scratch_bytes
 from dsedge.runtime import _Error, _SessionOptions, _declare
@@ -52,10 +54,7 @@ REF_KERNELS = 2   # DSE_LOAD_REF_KERNELS
 
 
 def _make(tmp_path_factory, name, *extra):
-    out = tmp_path_factory.mktemp(name)
-    r = subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", *extra, f"{out}/libdsedge.so"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
+    out = make_checked(CC, "libdsedge.so", args=extra)
     L = C.CDLL(str(out / "libdsedge.so"))
     _declare(L)
     return L

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runtime._make import make, make_checked   # one shared build per configuration
+
 from dsedge.runtime import _Error, _declare
 from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
 from dsedge.ops import REGISTRY
@@ -37,9 +39,7 @@ Error = _Error   # the bindings' declaration of dse_error
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dse_ew_build")
-    subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", f"{out}/libdsedge.so"], check=True,
-                   capture_output=True)
+    out = make_checked(CC, "libdsedge.so")
     L = C.CDLL(str(out / "libdsedge.so"))
     _declare(L)   # the public C API's signatures, as the bindings declare them
     return L

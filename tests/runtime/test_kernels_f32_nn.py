@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runtime._make import make, make_checked   # one shared build per configuration
+
 from dsedge.runtime import _Error, _declare
 from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
 from dsedge.ops import REGISTRY
@@ -44,11 +46,7 @@ Error = _Error   # the bindings' declaration of dse_error
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dse_nn_build")
-    r = subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", f"{out}/libdsedge.so"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out
+    return make_checked(CC, "libdsedge.so")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runtime._make import make, make_checked   # one shared build per configuration
+
 from dsedge.runtime import _Error, _declare
 from dsedge.artifact import Artifact, NodeRec, TensorAttr, TensorRec, op_id
 from dsedge.quant import arith, intref
@@ -45,10 +47,7 @@ Error = _Error   # the bindings' declaration of dse_error
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dse_i8_build")
-    subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", str(out / "libdsedge.so")],
-                   check=True, capture_output=True)
-    return out
+    return make_checked(CC, "libdsedge.so")
 
 
 @pytest.fixture(scope="module")

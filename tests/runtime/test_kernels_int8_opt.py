@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runtime._make import make, make_checked   # one shared build per configuration
+
 from dsedge.artifact import (Artifact, NodeRec, TensorAttr, TensorRec, op_id, pack_weights, read, unpack_weights)
 from dsedge.errors import ModelError
 from dsedge.export.scratch import packed_gemm_plan
@@ -61,10 +63,7 @@ def lib(tmp_path_factory):
     if prebuilt:
         path = prebuilt
     else:
-        out = tmp_path_factory.mktemp("dse_i8_opt_build")
-        subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}", str(out / "libdsedge.so")],
-                       check=True, capture_output=True)
-        path = str(out / "libdsedge.so")
+        path = str(make_checked(CC, "libdsedge.so") / "libdsedge.so")
     L = C.CDLL(path)
     _declare(L)
     L.dse_model_node_kernel.argtypes, L.dse_model_node_kernel.restype = [C.c_void_p, C.c_size_t], C.c_char_p

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runtime._make import make, make_checked   # one shared build per configuration
+
 from dsedge.runtime import _Error, _declare
 from dsedge.artifact import _strings, Artifact, NodeRec, QuantRec, TensorRec, op_id, read
 from dsedge.errors import ModelError
@@ -45,9 +47,7 @@ class Meta(C.Structure):
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dse_build")
-    subprocess.run(["make", "-s", "-C", str(CDIR), f"O={out}", f"CC={CC}"], check=True, capture_output=True)
-    return out
+    return make_checked(CC, "all")
 
 
 @pytest.fixture(scope="module")
@@ -309,13 +309,11 @@ def test_every_truncation_and_table_bit_flip_is_an_error(lib):
 def test_corpus_under_asan_ubsan(build):
     """Every committed corpus file (seeds + mutants) through an ASan+UBSan build: no crash,
     no sanitizer report, every seed runs."""
-    try:
-        subprocess.run(["make", "-s", "-C", str(CDIR), f"O={build}", f"CC={CC}", "asan"], check=True,
-                       capture_output=True, text=True)
-    except subprocess.CalledProcessError as e:
-        if "sanitizer" in e.stderr or "asan" in e.stderr:
-            pytest.skip(f"compiler lacks ASan/UBSan: {e.stderr[-200:]}")
-        raise
+    r = make(CC, "asan")
+    if r.returncode != 0:
+        if "sanitizer" in r.stderr or "asan" in r.stderr:
+            pytest.skip(f"compiler lacks ASan/UBSan: {r.stderr[-200:]}")
+        raise AssertionError(r.stderr[-3000:])
     corpus = CDIR / "tests" / "corpus"
     assert len(list(corpus.glob("*.dse"))) >= 100
     r = subprocess.run([str(build / "dse_corpus_asan"), str(corpus)], capture_output=True, text=True, timeout=300)
