@@ -583,7 +583,8 @@ def test_quantize_dequantize(lib, zp):
     # platform-specific)
     edges = np.array([511.5, -511.5, 512.0, -512.0, 512.5, -512.5, 2.0 ** 22, -(2.0 ** 22), 2.0 ** 22 + 1,
                       1e38, -1e38, 1e-45, -1e-45], np.float64) * float(s)
-    x = np.concatenate([ties, (rng.standard_normal(997) * 200 * s).astype(np.float32),
+    x = np.concatenate([np.array([np.nan, np.inf, -np.inf, -0.0], np.float32),   # in a vector as well as the tail
+                        ties, (rng.standard_normal(997) * 200 * s).astype(np.float32),
                         np.array([0, -0.0, 1e30, -1e30, np.inf, -np.inf], np.float32), edges.astype(np.float32),
                         np.array([np.nan, -np.nan], np.float32)]).astype(np.float32)
     with np.errstate(all="ignore"):
@@ -601,6 +602,26 @@ def test_quantize_dequantize(lib, zp):
     yi = net.out("float32", q.shape)
     check(lib, (net.build("DequantizeLinear", [qi, net.const(np.float32(s)), net.const(np.int8(zp))], [yi],
                           dict(axis=1, block_size=0)), ref_d))
+
+
+@pytest.mark.parametrize("zp", [0, 128, 255])
+def test_quantize_uint8_output(lib, zp):
+    """A uint8 QuantizeLinear (`--io-dtype uint8` graph outputs): every kernel the CPU chooses
+    (the AVX2 one on x86) against numpy: float32 division, round half to even, + zp, clamp to
+    [0, 255], NaN -> zp; 32-element vectors and a tail."""
+    rng = np.random.default_rng(900 + zp)
+    s = np.float32(0.03125 * 3)
+    special = np.array([0, -0.0, 1e30, -1e30, np.inf, -np.inf, np.nan], np.float32)
+    x = np.concatenate([special, (np.arange(-300, 300) + 0.5).astype(np.float32) * s,   # specials in vectors
+                        (rng.standard_normal(301) * 100 * s).astype(np.float32), special])    # and in the tail
+    with np.errstate(all="ignore"):
+        r = np.rint(x / s)
+        ref = np.where(np.isnan(r), zp, np.clip(np.nan_to_num(r, nan=0.0) + zp, 0, 255)).astype(np.uint8)
+    net = Net()
+    xi = net.inp(x)
+    yi = net.out("uint8", x.shape)
+    check(lib, (net.build("QuantizeLinear", [xi, net.const(np.float32(s)), net.const(np.uint8(zp))], [yi],
+                          dict(axis=1, saturate=1, block_size=0)), ref))
 
 
 def test_quantize_matches_onnxruntime():
