@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..interp import execute
 from ..ir import Graph, Node, TensorInfo
 
 _MAX_TABLE = 1 << 22          # elements of T: a larger table is not worth its bytes
@@ -88,7 +89,6 @@ def _row_wise(g: Graph, n: Node, t: str) -> bool:
 
 def onehot_to_gather(g: Graph) -> int:
     """Rewrites every one-hot embedding of g (module docstring); returns how many."""
-    from ..interp import execute
     changed = 0
     producers, consumers = g.producers(), g.consumers()
     for cast in list(g.nodes):
