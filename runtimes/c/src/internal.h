@@ -219,6 +219,20 @@ typedef struct dse_ctx {
  * count < 2 * grain), the same partition on every run; worker < dse__threads(cx) names the
  * thread. A call made inside fn runs serially on its thread. */
 typedef void (*dse_task_fn)(void *arg, size_t begin, size_t end, unsigned worker);
+/* The grain for dse__parallel of `count` items that together do `work` units (multiply-adds
+ * of a Conv/Gemm/MatMul, elements of an elementwise node): each range gets at least
+ * DSE_PAR_MIN_WORK of them, so that a node too small to gain from a second thread (a hand-off
+ * costs ~1 us with the worker spinning, ~8 us when it must be woken; DSE_PAR_MIN_WORK int8
+ * multiply-adds take ~3 us on one AVX2 core) runs on the caller's thread alone. */
+#ifndef DSE_PAR_MIN_WORK
+#define DSE_PAR_MIN_WORK ((uint64_t)1 << 16)
+#endif
+static inline size_t dse__grain(size_t count, uint64_t work) {
+    if (!count || work / count >= DSE_PAR_MIN_WORK) return 1;
+    const uint64_t per = work / count ? work / count : 1;   /* work of one item (>= 1) */
+    const uint64_t g = (DSE_PAR_MIN_WORK + per - 1) / per;
+    return g >= count ? count : (size_t)g;
+}
 /* DSE_SHARED: optimised variants call them from the bundle's other unit (README.md, "Bundle build") */
 DSE_SHARED void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn, void *arg);
 DSE_SHARED unsigned dse__threads(const dse_ctx *cx);

@@ -8,7 +8,10 @@
  * dse__parallel(cx, count, grain, fn, arg) cuts [0, count) into `chunks` consecutive ranges,
  * chunks = min(T, count / grain) (so each is >= grain items), sizes differing by at most one,
  * range w on worker w: a static partition, the same for every run. The caller runs range 0,
- * then waits for the others. A call made while one is in progress (from inside fn, on any
+ * then every range whose worker has not started it yet (a CAS on the slot's `claim` decides
+ * who runs it: a worker that is asleep or has no CPU, e.g. while another library's threads
+ * spin on a 2-core machine, costs a scheduler time slice of waiting otherwise), then waits
+ * for the ranges in progress. Which thread runs a range never changes its bytes. A call made while one is in progress (from inside fn, on any
  * worker) runs serially on its thread. Kernels split their work so that each range writes
  * its own bytes, computed in the same order whatever the partition: the output does not
  * depend on T.
@@ -64,6 +67,8 @@
 
 typedef struct dse_pool_slot {
     atomic_uint ticket;      /* incremented by the caller: run your range of the current task */
+    atomic_uint claim;       /* the last ticket whose range was taken (by this worker, or by the
+                              * caller when the worker had not started it): one CAS decides */
     atomic_int sleeping;     /* 1 while the worker waits on cv (or is about to) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -135,6 +140,8 @@ static void *pool_worker_main(void *arg) {
         }
         if (t == seen) return NULL;   /* stop */
         seen = t;
+        unsigned prev = t - 1;
+        if (!atomic_compare_exchange_strong(&s->claim, &prev, t)) continue;   /* the caller ran it */
         size_t b, e;
         pool_range(p->count, p->chunks, s->index, &b, &e);
         p->fn(p->arg, b, e, s->index);
@@ -175,6 +182,7 @@ dse_status dse__pool_create(unsigned threads, size_t scratch, dse_pool **out) {
     for (unsigned w = 1; w < threads; w++) {
         dse_pool_slot *s = &p->slots[w];
         atomic_init(&s->ticket, 0);
+        atomic_init(&s->claim, 0);
         atomic_init(&s->sleeping, 0);
         s->pool = p;
         s->index = w;
@@ -255,6 +263,17 @@ void dse__parallel(const dse_ctx *cx, size_t count, size_t grain, dse_task_fn fn
     size_t b, e;
     pool_range(count, chunks, 0, &b, &e);
     fn(arg, b, e, 0);
+    /* A range whose worker has not started it yet (asleep, or descheduled on a busy machine)
+     * runs here: waiting for a thread that has no CPU costs a scheduler time slice (ms). */
+    for (unsigned w = 1; w < chunks; w++) {
+        dse_pool_slot *s = &p->slots[w];
+        unsigned t = atomic_load_explicit(&s->ticket, memory_order_relaxed), prev = t - 1;   /* only we write it */
+        if (atomic_load_explicit(&s->claim, memory_order_relaxed) != prev) continue;
+        if (!atomic_compare_exchange_strong(&s->claim, &prev, t)) continue;
+        pool_range(count, chunks, w, &b, &e);
+        fn(arg, b, e, 0);
+        atomic_fetch_sub(&p->pending, 1);
+    }
     for (int i = 1, n = p->spin ? DSE_POOL_SPIN_CALLER : 0; i <= n && atomic_load_explicit(&p->pending, memory_order_acquire); i++)
         pool_pause(i);
     if (atomic_load(&p->pending)) {

@@ -558,7 +558,8 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
         j.mchunk = ((j.mg + 5) / 6 + j.msplit - 1) / j.msplit * 6;
         items = units * j.msplit;
     }
-    dse__parallel(cx, items, 1, conv_task, &j);
+    dse__parallel(cx, items, dse__grain(items, (uint64_t)g->N * g->M * j.P * (j.path == DSE_CONV_DW8 || j.path == DSE_CONV_DW ? (size_t)(g->k[0] * g->k[1] * g->k[2]) : j.K)),
+                  conv_task, &j);
 }
 
 #endif

@@ -396,7 +396,7 @@ DSE_TARGET_AVX2 static void avx2_i8_rows(const dse_ctx *cx, const int8_t *x, siz
     J.cx = cx, J.x = x, J.rows = rows, J.T = rows < DSE_I8_PACK_TILE ? rows : DSE_I8_PACK_TILE;
     const size_t tiles = (rows + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, tiles, N);
-    dse__parallel(cx, tiles * J.split, 1, avx2_i8_rows_task, &J);
+    dse__parallel(cx, tiles * J.split, dse__grain(tiles * J.split, (uint64_t)rows * K * N), avx2_i8_rows_task, &J);
 }
 
 DSE_TARGET_AVX2 void dse_i8_gemm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
@@ -731,7 +731,7 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     J.trans = J.direct && (K <= AVX2_I8_TRANS_K || (P >= DSE_I8_PACK_TILE && K <= AVX2_I8_TRANS_KMAX));
     J.tiles = (P + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
-    dse__parallel(cx, NB * J.tiles * J.split, 1, avx2_i8_conv_task, &J);
+    dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), avx2_i8_conv_task, &J);
 }
 
 

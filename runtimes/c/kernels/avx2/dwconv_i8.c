@@ -132,7 +132,8 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *
     avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
                         o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}};
     avx2_dw_plan_of(g, n->scratch, &J.dp);
-    dse__parallel(cx, NB * O, 1, avx2_i8_dw_task, &J);
+    dse__parallel(cx, NB * O, dse__grain(NB * O, (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2])),
+                  avx2_i8_dw_task, &J);
 }
 
 #endif

@@ -51,12 +51,12 @@ static void gemm_avx2_run(gemm_avx2_job *j, const dse_ctx *cx) {
         const size_t per = (chunks + threads - 1) / threads;
         j->cb = dse__sgemm_pack_cols(j->s.K) * per;
         j->by_rows = 0;
-        dse__parallel(cx, (j->N + j->cb - 1) / j->cb, 1, gemm_avx2_task, j);
+        dse__parallel(cx, (j->N + j->cb - 1) / j->cb, dse__grain((j->N + j->cb - 1) / j->cb, (uint64_t)j->M * j->N * j->s.K), gemm_avx2_task, j);
         return;
     }
     const size_t rows = (j->M + j->rb - 1) / j->rb, cols = (j->N + j->cb - 1) / j->cb;
     j->by_rows = rows >= 2 * threads || rows >= cols;
-    dse__parallel(cx, j->by_rows ? rows : cols, 1, gemm_avx2_task, j);
+    dse__parallel(cx, j->by_rows ? rows : cols, dse__grain(j->by_rows ? rows : cols, (uint64_t)j->M * j->N * j->s.K), gemm_avx2_task, j);
 }
 
 void dse_f32_gemm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {

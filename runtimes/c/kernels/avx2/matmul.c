@@ -86,7 +86,7 @@ void dse_f32_matmul__avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
         j.by_rows = nbatch * rows >= 2 * threads || rows >= cols;
         j.per = j.by_rows ? rows : cols;
     }
-    dse__parallel(cx, nbatch * j.per, 1, matmul_avx2_task, &j);
+    dse__parallel(cx, nbatch * j.per, dse__grain(nbatch * j.per, (uint64_t)nbatch * g->M * g->N * g->K), matmul_avx2_task, &j);
 }
 
 #endif

@@ -346,7 +346,8 @@ DSE_TARGET_AVX2 int dse_i8_wino_run_avx2(const dse_model *m, const dse_node *n, 
                           o, dse__data(m, arena, n->out[0]), g, xt->dims[1], O, wp, 0, 1};
     W.blocks = (size_t)((wp.TH + wp.R - 1) / wp.R);
     W.split = wp.R == wp.TH ? avx2_i8_split(cx, NB, O) : 1;
-    dse__parallel(cx, wp.R == wp.TH ? NB * W.split : NB * W.blocks, 1, avx2_i8_wino_task, &W);
+    const size_t parts = wp.R == wp.TH ? NB * W.split : NB * W.blocks;   /* work: 4 multiplies per 9 of the direct form */
+    dse__parallel(cx, parts, dse__grain(parts, (uint64_t)m->tensors[n->out[0]].numel * xt->dims[1] * 4), avx2_i8_wino_task, &W);
     return 1;
 }
 

@@ -376,7 +376,7 @@ void dse_i8_neon_conv_run(const dse_model *m, const dse_node *n, uint8_t *arena,
                         C * (size_t)(g.in[0] * g.in[1] * g.in[2]), R * P, NULL, 1, P < 8 ? NULL : mkc};
     a.xend = a.x + xt->dims[0] * a.img_in;
     for (int j = 0; j < 3; j++) a.direct &= g.k[j] == 1 && g.s[j] == 1 && g.pb[j] == 0 && g.pe[j] == 0;
-    dse__parallel(cx, xt->dims[0] * a.ntiles, 1, neon_conv_task, &a);
+    dse__parallel(cx, xt->dims[0] * a.ntiles, dse__grain(xt->dims[0] * a.ntiles, (uint64_t)xt->dims[0] * P * K * R), neon_conv_task, &a);
 }
 
 void dse_i8_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {

@@ -347,7 +347,7 @@ void dse_i8_dwconv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, 
                       dse__data(m, arena, n->out[0]), &o, &g, C, O, O / C,
                       sw <= 2 && 8 * sw + (g.k[2] - 1) * g.d[2] <= NEON_DW_SPAN && g.k[0] * g.k[1] <= NEON_DW_ROWS, NULL};
     a.xend = a.x + xt->numel;
-    dse__parallel(cx, xt->dims[0] * O, 1, neon_dw_task, &a);
+    dse__parallel(cx, xt->dims[0] * O, dse__grain(xt->dims[0] * O, (uint64_t)yt->numel * (uint64_t)(g.k[0] * g.k[1] * g.k[2])), neon_dw_task, &a);
 }
 
 #endif

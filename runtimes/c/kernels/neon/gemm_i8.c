@@ -264,7 +264,7 @@ static void neon_gemm_launch(const dse_model *m, const dse_node *n, uint8_t *are
     dse_i8_gemm_job jb = {mk, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), rows, K, K, R, 0,
                           dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]), 0, 1, R};
     if (!rows || !R) return;
-    dse__parallel(cx, (R + 7) / 8, 1, neon_gemm_task, &jb);
+    dse__parallel(cx, (R + 7) / 8, dse__grain((R + 7) / 8, (uint64_t)rows * K * R), neon_gemm_task, &jb);
 }
 
 void dse_i8_neon_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_i8_mk_fn mk) {

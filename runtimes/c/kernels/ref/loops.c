@@ -21,7 +21,7 @@
 
 /* Work below which a node is not split (multiply-adds per range): a hand-off costs a few
  * microseconds, a range should cost much more. */
-#define LOOPS_MIN_MACS ((size_t)1 << 16)
+#define LOOPS_MIN_MACS ((size_t)DSE_PAR_MIN_WORK)   /* internal.h */
 
 static size_t loops_grain(size_t work_per_item) {
     return work_per_item >= LOOPS_MIN_MACS ? 1 : LOOPS_MIN_MACS / (work_per_item ? work_per_item : 1);
