@@ -348,6 +348,9 @@ CONV = [   # x shape, w shape, strides, pads, dilations
     ((1, 16, 7, 7), (33, 16, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),
     ((1, 255, 20, 13), (12, 255, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),   # 1x1, K = 255 (odd), P = 260: two tiles
     ((2, 128, 4, 9), (9, 128, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),      # 1x1, K = 128, P = 36
+    # (H, 1) "1-D" convs as TF/JAX write them: the unit W axis is shifted out before im2col
+    ((1, 6, 300, 1), (5, 6, 5, 1), [2, 1], [2, 0, 1, 0], [2, 1]),        # strided, dilated, padded H; P = 148
+    ((2, 5, 3, 40, 1), (4, 5, 2, 3, 1), [1, 2, 1], [0, 1, 0, 1, 0, 0], [1, 1, 1]),   # 3-D with a unit W
 ]
 
 

@@ -718,6 +718,16 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
         return;
     }
     if (dse_i8_wino_run_avx2(m, n, arena, cx, &o, &g)) return;
+    /* An innermost spatial axis of size 1 everywhere (input, output, kernel 1, no padding), as
+     * TF/JAX exports write 1-D convs ((H, 1) images), carries nothing: shift it out so the
+     * im2col copies rows of OH pixels, not OH rows of one pixel (magika's (5, 1) conv: 26 -> 19 ms).
+     * k = ((ci * KD + kd) * KH + kh) * KW + kw and the pixel order are unchanged by the shift. */
+    for (int shift = 0; shift < 2 && g.in[2] == 1 && g.out[2] == 1 && g.k[2] == 1 && g.pb[2] == 0 && g.pe[2] == 0 &&
+                        (g.in[0] > 1 || g.in[1] > 1); shift++) {
+        long long *ax[7] = {g.in, g.out, g.k, g.s, g.d, g.pb, g.pe};
+        const long long unit[7] = {1, 1, 1, 1, 1, 0, 0};
+        for (int i = 0; i < 7; i++) ax[i][2] = ax[i][1], ax[i][1] = ax[i][0], ax[i][0] = unit[i];
+    }
     avx2_i8_conv_job J;
     size_t K = wt->numel / O;
     J.G.w = dse__data(m, arena, n->in[1]), J.G.R = O, J.G.K = K, J.G.Kb = (K + 3) / 4;
