@@ -102,13 +102,20 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
                 /* lo: outputs 0-3, 8-11; hi: 4-7, 12-15 */
                 const long long nw = OW - ow < 16 ? OW - ow : 16;
                 const size_t yi = yrow + (size_t)ow;
-                if (o->float_out) {
-                    int32_t tl[8], th[8];
-                    _mm256_storeu_si256((__m256i *)tl, lo), _mm256_storeu_si256((__m256i *)th, hi);
-                    for (long long j = 0; j < nw; j++) {
-                        int32_t v = (j & 4) ? th[(j & 3) + (j >= 8 ? 4 : 0)] : tl[(j & 3) + (j >= 8 ? 4 : 0)];
-                        dse_i8_store(o, J->y, yi + (size_t)j, c, (int64_t)v + J->bias[c]);
-                    }
+                if (o->float_out) {   /* dse_i8_store's float: (float)(acc + bias) * scale (exact int32:
+                                       * the check's bound), then max(act_min, v), min(act_max, v) in that
+                                       * operand order (keeps v when equal, and NaN), 16 outputs in order */
+                    const __m256i bv = _mm256_set1_epi32(J->bias[c]);
+                    const __m256 sc = _mm256_set1_ps(o->scale[c]), fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
+                    const __m256i a0 = _mm256_permute2x128_si256(lo, hi, 0x20), a1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+                    const __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, bv)), sc);
+                    const __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a1, bv)), sc);
+                    float *yf = (float *)J->y + yi;
+                    float t[16];
+                    float *d = nw == 16 ? yf : t;
+                    _mm256_storeu_ps(d, _mm256_min_ps(fmax, _mm256_max_ps(fmin, f0)));
+                    _mm256_storeu_ps(d + 8, _mm256_min_ps(fmax, _mm256_max_ps(fmin, f1)));
+                    if (nw < 16) for (long long j = 0; j < nw; j++) yf[j] = t[j];
                     continue;
                 }
                 __m256i rl = avx2_i8_requant(_mm256_add_epi32(lo, bias), &q), rh = avx2_i8_requant(_mm256_add_epi32(hi, bias), &q);
