@@ -249,11 +249,12 @@ def convtranspose_plan(nd: int, cg: int, mg: int, kh: int, kw: int, sh: int, sw:
     direct = (kh - 1) * dh < sh and (kw - 1) * dw < sw and T <= 64
     if not direct and (sw > 16 or T > 1024):
         return 0
+    kw_words, packw = (kp2 if i8 else cg), i8 or not direct
     mb = 48 // T if direct else min(96 // sw, 48)
-    if i8:
-        mb = min(mb, 16384 // (T * kp2))
+    if packw:
+        mb = min(mb, 16384 // (T * kw_words))
     mb = min(max(mb, 1), mg)
-    w2 = 4 * mb * T * kp2 if i8 else 0
+    w2 = 4 * mb * T * kw_words if packw else 0
     if direct:
         return w2 + (4 * kp2 * CONVT_JC if i8 else 0) + 4 * mb * T * CONVT_JC
     xw = (CONVT_QC + ((kw - 1) * dw + 2 * sw - 1) // sw + 1 + 7) // 8 * 8 + 8

@@ -223,6 +223,7 @@ def test_plan_formulas_agree():
     assert convtranspose_plan(3, 4, 4, 2, 2, 2, 2, 1, 1, False) == 0
     assert convtranspose_plan(2, 24, 24, 2, 2, 2, 2, 1, 1, False) == 4 * 12 * 4 * 64
     assert convtranspose_plan(2, 24, 24, 2, 2, 2, 2, 1, 1, True) == 4 * 48 * 12 + 4 * 12 * 64 + 4 * 48 * 64
-    assert convtranspose_plan(2, 16, 8, 4, 4, 2, 2, 1, 1, False) == 4 * 8 * 2 * 32
-    assert convtranspose_plan(1, 3, 4, 1, 5, 1, 2, 1, 1, False) == 4 * 4 * 2 * 32
+    assert convtranspose_plan(2, 16, 8, 4, 4, 2, 2, 1, 1, False) == 4 * 8 * 16 * 16 + 4 * 8 * 2 * 32
+    assert convtranspose_plan(1, 3, 4, 1, 5, 1, 2, 1, 1, False) == 4 * 4 * 5 * 3 + 4 * 4 * 2 * 32
+    assert convtranspose_plan(2, 64, 32, 4, 4, 2, 2, 1, 1, False) == 4 * 16 * 16 * 64 + 4 * 16 * 2 * 32   # 2 blocks
     assert convtranspose_plan(2, 4, 4, 3, 3, 2, 20, 1, 1, False) == 0   # GENERAL with sw > 16: REF

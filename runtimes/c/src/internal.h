@@ -419,14 +419,16 @@ static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pa
  *           columns, 4 * mb*T * JC; int8: + the int16 pairs of the weights (4 * mb*T * Kp2) and
  *           of x (4 * Kp2 * JC) first.
  *   GENERAL otherwise (sw <= 16, kh*kw <= 1024): per output row, chunks of sw * QC (QC = 32)
- *           output columns accumulated phase by phase, 4 * mb * sw * QC; int8: + the weight
- *           pairs (4 * mb*T * Kp2) and the x pairs of XW columns (4 * Kp2 * XW) first.
- * mb = min(mg, max(1, 48 / T)) (DIRECT) or min(mg, 48, max(1, 96 / sw)) (GENERAL); int8 also
- * at most max(1, 16384 / (T * Kp2)), Kp2 = ceil(cg / 2), XW = roundup(QC + ((kw - 1) * dw + 2*sw - 1) / sw + 1, 8) + 8. */
+ *           output columns accumulated phase by phase, 4 * mb * sw * QC, after the weights of
+ *           the block tap by tap (float32: 4 * mb*T * cg; int8: the pairs, 4 * mb*T * Kp2) and
+ *           (int8) the x pairs of XW columns (4 * Kp2 * XW).
+ * mb = min(mg, max(1, 48 / T)) (DIRECT) or min(mg, 48, max(1, 96 / sw)) (GENERAL); where the
+ * weights are copied (int8, float32 GENERAL) also at most max(1, 16384 / (T * Kw)) (Kw = cg,
+ * or Kp2 = ceil(cg / 2) for int8), XW = roundup(QC + ((kw - 1) * dw + 2*sw - 1) / sw + 1, 8) + 8. */
 typedef struct dse_convt_plan {
     int direct;
     size_t T, mb, Kp2, JC, QC, XW;
-    size_t x2_off, acc_off;   /* int8: byte offsets of the x pairs and of the int32 block (weights at 0) */
+    size_t x2_off, acc_off;   /* byte offsets of the x pairs (int8) and of the block of sums (copied weights at 0) */
 } dse_convt_plan;
 #define DSE_CONVT_JC 64
 #define DSE_CONVT_QC 32
@@ -439,13 +441,14 @@ static inline size_t dse__convt_plan(size_t nd, size_t cg, size_t mg, size_t kh,
     p->T = T, p->Kp2 = Kp2, p->JC = DSE_CONVT_JC, p->QC = DSE_CONVT_QC;
     p->direct = (kh - 1) * dh < sh && (kw - 1) * dw < sw && T <= 64;
     if (!p->direct && (sw > 16 || T > 1024)) return 0;
+    const size_t Kw = i8 ? Kp2 : cg, packw = i8 || !p->direct;
     size_t mb = p->direct ? 48 / T : 96 / sw;
     if (!p->direct && mb > 48) mb = 48;
-    if (i8 && mb > 16384 / (T * Kp2)) mb = 16384 / (T * Kp2);
+    if (packw && mb > 16384 / (T * Kw)) mb = 16384 / (T * Kw);
     if (mb < 1) mb = 1;
     if (mb > mg) mb = mg;
     p->mb = mb;
-    const size_t w2 = i8 ? 4 * mb * T * Kp2 : 0;
+    const size_t w2 = packw ? 4 * mb * T * Kw : 0;
     if (p->direct) {
         p->x2_off = w2;
         p->acc_off = w2 + (i8 ? 4 * Kp2 * p->JC : 0);

@@ -5,8 +5,8 @@
  *
  * The sum of one tap over the input channels is a GEMM on the weights as stored (C, M/group,
  * kH, kW): tap (m, t) of input pixel p is sum_c W[c, m, t] x[c, p], computed by the SGEMM of
- * kernels/avx2/sgemm.c with A(i, c) read in place (rows i = (m, t), stride 1, or m, stride kH*kW;
- * column stride M/group * kH*kW) and B the rows of x in place (no copy). Two paths
+ * kernels/avx2/sgemm.c with B the rows of x read in place (no copy) and A the weights (DIRECT:
+ * read as stored, rows i = (m, t) at stride 1, column stride M/group * kH*kW). Two paths
  * (dse__convt_plan, src/internal.h, which also gives the scratch):
  *   - DIRECT: (k - 1) * d < s on both axes (e.g. the usual k = s = 2), so every output receives
  *     at most one tap. Per input row, blocks of JC input columns: the GEMM of every (m, tap) row
@@ -14,7 +14,9 @@
  *     positions with the bias and the clamp (stride 2 with two adjacent taps per row: the two
  *     rows interleaved into whole vectors). Outputs no tap reaches (gaps, output_padding, taps
  *     cut by the pads) get bias and clamp alone.
- *   - GENERAL (taps overlap: k = 4 s = 2, k = 3 s = 2, stride 1, ...): per output row, chunks of
+ *   - GENERAL (taps overlap: k = 4 s = 2, k = 3 s = 2, stride 1, ...): the block's weights are
+ *     first copied tap by tap into scratch (A(m, c) of one tap then contiguous in m: read as
+ *     stored, each product's weight would sit on its own cache line); per output row, chunks of
  *     sw * QC output columns held in scratch split by the W stride into sw phases (the columns
  *     ow = ow0 + q * sw + f of phase f), so that every tap (kh, kw) reaching the row lands on
  *     consecutive q of one phase: its GEMM over the input columns that reach the chunk is added
@@ -178,12 +180,20 @@ static DSE_TARGET_AVX2 void convt_direct(const convt_job *j, const float *xg, fl
 
 /* GENERAL: output rows [oh0, oh1) of one image and group, output channels [m0, m1). */
 static DSE_TARGET_AVX2 void convt_general(const convt_job *j, const float *xg, float *yg, const float *bg, size_t m0, size_t m1,
-                                          size_t oh0, size_t oh1, float *acc) {
-    const size_t T = j->T, KW = j->KW, QC = j->pl.QC, sw = j->sw, IW = j->IW, OW = j->OW, ld = sw * QC, mbk = m1 - m0;
+                                          size_t oh0, size_t oh1, float *scratch) {
+    const size_t T = j->T, KW = j->KW, QC = j->pl.QC, sw = j->sw, IW = j->IW, OW = j->OW, ld = sw * QC, mbk = m1 - m0, cg = j->cg;
+    /* the block's weights tap by tap, wt[(t * cg + c) * mbk + mm] (as stored, a tap's weights of
+     * one channel are kH*kW floats apart: a cache line per product) */
+    float *wt = scratch, *acc = (float *)(void *)((uint8_t *)scratch + j->pl.acc_off);
+    for (size_t c = 0; c < cg; c++)
+        for (size_t mm = 0; mm < mbk; mm++) {
+            const float *src = j->w + (c * j->mg + m0 + mm) * T;
+            for (size_t t = 0; t < T; t++) wt[(t * cg + c) * mbk + mm] = src[t];
+        }
     dse_sgemm s;
     memset(&s, 0, sizeof s);
-    s.K = j->cg;
-    s.sai = T; s.sak = j->mg * T;
+    s.K = cg;
+    s.sai = 1; s.sak = mbk;
     s.B = xg; s.ldb = j->isz;
     s.ldc = ld; s.cmode = 1; s.csi = ld; s.csj = 1;   /* C = the chunk + the sum: the taps accumulate */
     for (size_t oh = oh0; oh < oh1; oh++)
@@ -207,7 +217,7 @@ static DSE_TARGET_AVX2 void convt_general(const convt_job *j, const float *xg, f
                     if (q1 > (long long)qn[f]) q1 = (long long)qn[f];
                     if (q0 >= q1) continue;
                     const size_t c0 = ih * IW + (size_t)(q0 + e);
-                    s.A = j->w + m0 * T + kh * KW + kw;
+                    s.A = wt + (kh * KW + kw) * cg * mbk;
                     s.C = acc + f * QC + (size_t)q0 - c0;   /* C(i, c0 + u) = acc[i * ld + f * QC + q0 + u] */
                     s.Cm = s.C;
                     dse__avx2_sgemm(&s, 0, mbk, c0, c0 + (size_t)(q1 - q0));
