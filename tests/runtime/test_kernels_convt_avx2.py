@@ -17,16 +17,30 @@ must agree for the variant to be chosen.
 """
 from __future__ import annotations
 
+import ctypes as C
+import os
+
 import numpy as np
 import pytest
 
 from dsedge.export.scratch import convtranspose_plan
 from dsedge.quant import intref
+from dsedge.runtime import _declare
 
-from .test_kernels_f32_avx2 import (AVX2, REF_KERNELS, check_variant, lib, lib_ref_float, planned_scratch, rnd,  # noqa: F401
+from .test_kernels_f32_avx2 import (AVX2, REF_KERNELS, _make, check_variant, lib_ref_float, planned_scratch, rnd,  # noqa: F401
                                     run, sum_tol)
 from .test_kernels_f32_nn import make_node, ort, ref
 from .test_kernels_int8_opt import Net, float_ref, rand_bias, rand_i8, rand_w, rng_mults, weighted_attrs
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build (run with LD_PRELOAD=libasan)
+    if not prebuilt:
+        return _make(tmp_path_factory, "dse_avx2_build")
+    L = C.CDLL(prebuilt)
+    _declare(L)
+    return L
+
 
 # x shape, w shape (C, M/group, k...), strides, pads, dilations, group, output_padding, bias, act
 CASES = [
