@@ -241,3 +241,58 @@ def test_plan_formulas_agree():
     assert convtranspose_plan(1, 3, 4, 1, 5, 1, 2, 1, 1, False) == 4 * 4 * 5 * 3 + 4 * 4 * 2 * 32
     assert convtranspose_plan(2, 64, 32, 4, 4, 2, 2, 1, 1, False) == 4 * 16 * 16 * 64 + 4 * 16 * 2 * 32   # 2 blocks
     assert convtranspose_plan(2, 4, 4, 3, 3, 2, 20, 1, 1, False) == 0   # GENERAL with sw > 16: REF
+
+
+# -- a model exported as a user would ----------------------------------------------------------------
+
+def _decoder_onnx():
+    """Conv 3x3 + Relu, ConvTranspose k2 s2 (DIRECT), Relu, ConvTranspose k4 s2 p1 (GENERAL) to 3
+    channels: the scratch comes from the exporter's own plan."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n) for n, s in
+             (("w0", (12, 3, 3, 3)), ("b0", (12,)), ("w1", (12, 8, 2, 2)), ("b1", (8,)), ("w2", (8, 3, 4, 4)), ("b2", (3,)))]
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c0"], ["r0"]),
+             helper.make_node("ConvTranspose", ["r0", "w1", "b1"], ["t1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Relu", ["t1"], ["r1"]),
+             helper.make_node("ConvTranspose", ["r1", "w2", "b2"], ["y"], kernel_shape=[4, 4], strides=[2, 2],
+                              pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "dec", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 11, 19])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 44, 76])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_exported_model_optimised_and_ref(tmp_path, precision):
+    """Quantised (or not) and saved by dsedge's own API: the AVX2 ConvTranspose variants are chosen
+    with the exporter's scratch plan, and give REF's bytes (int8) or REF's values within 1e-5 of
+    the output's range (fp32), on 1 and 2 threads (the same bytes)."""
+    import onnx
+    import dsedge
+    from dsedge.api import save_result
+    path = tmp_path / "dec.onnx"
+    onnx.save(_decoder_onnx(), str(path))
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.standard_normal((1, 3, 11, 19)).astype(np.float32)} for _ in range(6)]
+    res = dsedge.quantize(str(path), feeds[:4], precision=precision, progress=False)
+    out = tmp_path / f"dec-{precision}.dse"
+    save_result(res, str(out))
+    with dsedge.Runtime(str(out)) as rt, dsedge.Runtime(str(out), threads=2) as r2, \
+            dsedge.Runtime(str(out), kernels="ref") as rr:
+        ks = rt.kernels()
+        want = "dse_i8_conv_transpose__avx2" if precision == "int8" else "dse_f32_conv_transpose__avx2"
+        if AVX2:
+            assert ks.count(want) == 2, ks
+        for feed in feeds[4:]:
+            a, b, c = rt.run(feed), rr.run(feed), r2.run(feed)
+            for k in a:
+                assert a[k].tobytes() == c[k].tobytes(), k
+                if precision == "int8":
+                    assert a[k].tobytes() == b[k].tobytes(), k
+                else:
+                    np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-5 * float(np.abs(b[k]).max()))
