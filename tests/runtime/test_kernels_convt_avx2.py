@@ -230,6 +230,47 @@ def test_conv_transpose_i8_left_to_ref(lib):
     _check_i8(lib, art, feeds, want, kernel="dse_i8_conv_transpose__ref")
 
 
+def _load_kernels(L, art, flags=0):
+    """The kernel per node of an artifact that must load (not run)."""
+    from dsedge.runtime import _Error
+    data = art.to_bytes()
+    raw = np.zeros(len(data) + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    raw[start:start + len(data)] = np.frombuffer(data, np.uint8)
+    m, err = C.c_void_p(), _Error()
+    st = L.dse_model_load_ex(raw.ctypes.data + start, len(data), flags, C.byref(m), C.byref(err))
+    assert st == 0, err.message.decode()
+    try:
+        return [L.dse_model_node_kernel(m, k).decode() for k in range(L.dse_model_node_count(m))]
+    finally:
+        L.dse_model_free(m)
+
+
+def test_plan_python_equals_c(lib):
+    """Random 1-D/2-D geometries with the scratch of dsedge/export/scratch.py: the loader accepts the
+    plan (REF's check reports the C formula: a larger Python plan is refused at load), the variant
+    takes the node (a smaller one leaves it to REF), for float32 and int8."""
+    rng = np.random.default_rng(77)
+    for i in range(40):
+        nd = 1 + i % 2
+        g = int(rng.choice([1, 1, 2, 3]))
+        cg, mg = int(rng.integers(1, 40)), int(rng.integers(1, 70))
+        k = [int(v) for v in rng.integers(1, 6, nd)]
+        s = [int(v) for v in rng.integers(1, 5, nd)]
+        d = [int(v) for v in rng.integers(1, 3, nd)]
+        xs = (1, cg * g) + tuple(int(v) for v in rng.integers(1, 9, nd))
+        ws = (cg * g, mg) + tuple(k)
+        out = [(xs[2 + a] - 1) * s[a] + (k[a] - 1) * d[a] + 1 for a in range(nd)]
+        case = (xs, ws, tuple(s), (0,) * (2 * nd), tuple(d), g, (0,) * nd, True, None)
+        art, *_ = _f32_case(case, i)
+        assert _load_kernels(lib, art) == ["dse_f32_conv_transpose__avx2"] or not AVX2, (case, out)
+        assert _load_kernels(lib, art, REF_KERNELS) == ["dse_f32_conv_transpose__ref"]
+        if cg * int(np.prod(k)) * 255 * 127 < 2 ** 31 - (1 << 20):
+            iart, *_ = _i8_case(case, i, (0, 0))
+            assert _load_kernels(lib, iart) == ["dse_i8_conv_transpose__avx2"] or not AVX2, case
+            assert _load_kernels(lib, iart, REF_KERNELS) == ["dse_i8_conv_transpose__ref"]
+
+
 def test_plan_formulas_agree():
     """dsedge/export/scratch.py's formula against the variants' needs on a sweep of geometries (a
     C/Python mismatch makes the variant refuse or the loader reject the artifact; this checks the
