@@ -230,3 +230,54 @@ def _matmul_f32_scratch(node, shapes) -> int:
 
 scratch("dse_f32_gemm__ref")(_gemm_f32_scratch)
 scratch("dse_f32_matmul__ref")(_matmul_f32_scratch)
+
+
+# -- ConvTranspose: the optimised variants' blocks (runtimes/c/kernels/avx2/conv_transpose*.c) ----------
+
+CONVT_JC, CONVT_QC = 64, 32   # runtimes/c/src/internal.h: DSE_CONVT_JC, DSE_CONVT_QC
+
+
+def convtranspose_plan(nd: int, cg: int, mg: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+                       i8: bool) -> int:
+    """Scratch of a 1-D/2-D ConvTranspose's optimised variants (the REF kernels use none; their checks
+    report this as the plan): runtimes/c/src/internal.h `dse__convt_plan`, the same formula, which
+    explains the two paths. cg / mg: input / output channels per group; (kh, sh, dh) = 1 for 1-D."""
+    if nd < 1 or nd > 2 or cg < 1 or mg < 1 or min(kh, kw, sh, sw) < 1 or kh > 1024 or kw > 1024 \
+            or dh > 65536 or dw > 65536:
+        return 0
+    T, kp2 = kh * kw, (cg + 1) // 2
+    direct = (kh - 1) * dh < sh and (kw - 1) * dw < sw and T <= 64
+    if not direct and (sw > 16 or T > 1024):
+        return 0
+    kw_words, packw = (kp2 if i8 else cg), i8 or not direct
+    mb = 48 // T if direct else min(96 // sw, 48)
+    if packw:
+        mb = min(mb, 16384 // (T * kw_words))
+    mb = min(max(mb, 1), mg)
+    w2 = 4 * mb * T * kw_words if packw else 0
+    if direct:
+        return w2 + (4 * kp2 * CONVT_JC if i8 else 0) + 4 * mb * T * CONVT_JC
+    xw = (CONVT_QC + ((kw - 1) * dw + 2 * sw - 1) // sw + 1 + 7) // 8 * 8 + 8
+    return w2 + (4 * kp2 * xw if i8 else 0) + 4 * mb * sw * CONVT_QC
+
+
+def _convtranspose_scratch(i8: bool):
+    def f(node, shapes) -> int:
+        if not i8 and node.attrs.get("_q"):   # an int8 node with a float output runs the int8 kernel
+            return 0
+        x, w = shapes[node.inputs[0]], shapes[node.inputs[1]]
+        nd = len(x) - 2
+        if nd < 1 or nd > 2 or len(w) != len(x):
+            return 0
+        a = node.attrs
+        k = [int(v) for v in (a.get("kernel_shape") or w[2:])]
+        s = [int(v) for v in (a.get("strides") or [1] * nd)]
+        d = [int(v) for v in (a.get("dilations") or [1] * nd)]
+        k, s, d = [1] * (2 - nd) + k, [1] * (2 - nd) + s, [1] * (2 - nd) + d
+        group = int(a.get("group", 1) or 1)
+        return convtranspose_plan(nd, int(w[0]) // group, int(w[1]), k[0], k[1], s[0], s[1], d[0], d[1], i8)
+    return f
+
+
+scratch("dse_f32_convtranspose__ref")(_convtranspose_scratch(False))
+scratch("dse_i8_convtranspose__ref")(_convtranspose_scratch(True))

@@ -421,6 +421,59 @@ static inline size_t dse__sgemm_pack_cols(size_t K) {
     return c < 16 ? 16 : c > 256 ? 256 : c;
 }
 static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pack_cols(K); }
+/* ConvTranspose (float32: conv_transpose.c; int8: conv_transpose_i8.c): the float geometry, and
+ * how the optimised variants (kernels/avx2/conv_transpose*.c, which explain the two paths) cut
+ * a 1-D or 2-D node, with the scratch they use: the plan the REF checks report for every
+ * ConvTranspose (dsedge/export/scratch.py `convtranspose_plan`: the same formula). Spatial
+ * arguments are the H and W axes (1-D: kh = sh = dh = 1); cg = input channels per group,
+ * mg = output channels per group. Returns the bytes (0: no variant takes the node: 3-D, or a
+ * stride/kernel too large for the bounds below).
+ *   DIRECT  (k - 1) * d < s on both axes (no output receives two taps) and kh*kw <= 64: GEMM
+ *           rows (m, tap) of mb output channels x JC = 64 input columns; float32: the block of
+ *           columns, 4 * mb*T * JC; int8: + the int16 pairs of the weights (4 * mb*T * Kp2) and
+ *           of x (4 * Kp2 * JC) first.
+ *   GENERAL otherwise (sw <= 16, kh*kw <= 1024): per output row, chunks of sw * QC (QC = 32)
+ *           output columns accumulated phase by phase, 4 * mb * sw * QC, after the weights of
+ *           the block tap by tap (float32: 4 * mb*T * cg; int8: the pairs, 4 * mb*T * Kp2) and
+ *           (int8) the x pairs of XW columns (4 * Kp2 * XW).
+ * mb = min(mg, max(1, 48 / T)) (DIRECT) or min(mg, 48, max(1, 96 / sw)) (GENERAL); where the
+ * weights are copied (int8, float32 GENERAL) also at most max(1, 16384 / (T * Kw)) (Kw = cg,
+ * or Kp2 = ceil(cg / 2) for int8), XW = roundup(QC + ((kw - 1) * dw + 2*sw - 1) / sw + 1, 8) + 8. */
+typedef struct dse_convt_plan {
+    int direct;
+    size_t T, mb, Kp2, JC, QC, XW;
+    size_t x2_off, acc_off;   /* byte offsets of the x pairs (int8) and of the block of sums (copied weights at 0) */
+} dse_convt_plan;
+#define DSE_CONVT_JC 64
+#define DSE_CONVT_QC 32
+static inline size_t dse__convt_plan(size_t nd, size_t cg, size_t mg, size_t kh, size_t kw, size_t sh, size_t sw, size_t dh,
+                                     size_t dw, int i8, dse_convt_plan *p) {
+    memset(p, 0, sizeof *p);
+    if (nd < 1 || nd > 2 || !cg || !mg || !kh || !kw || !sh || !sw || kh > 1024 || kw > 1024 || dh > 65536 || dw > 65536)
+        return 0;
+    const size_t T = kh * kw, Kp2 = (cg + 1) / 2;
+    p->T = T, p->Kp2 = Kp2, p->JC = DSE_CONVT_JC, p->QC = DSE_CONVT_QC;
+    p->direct = (kh - 1) * dh < sh && (kw - 1) * dw < sw && T <= 64;
+    if (!p->direct && (sw > 16 || T > 1024)) return 0;
+    const size_t Kw = i8 ? Kp2 : cg, packw = i8 || !p->direct;
+    size_t mb = p->direct ? 48 / T : 96 / sw;
+    if (!p->direct && mb > 48) mb = 48;
+    if (packw && mb > 16384 / (T * Kw)) mb = 16384 / (T * Kw);
+    if (mb < 1) mb = 1;
+    if (mb > mg) mb = mg;
+    p->mb = mb;
+    const size_t w2 = packw ? 4 * mb * T * Kw : 0;
+    if (p->direct) {
+        p->x2_off = w2;
+        p->acc_off = w2 + (i8 ? 4 * Kp2 * p->JC : 0);
+        return p->acc_off + 4 * mb * T * p->JC;
+    }
+    p->XW = (p->QC + ((kw - 1) * dw + 2 * sw - 1) / sw + 1 + 7) / 8 * 8 + 8;
+    p->x2_off = w2;
+    p->acc_off = w2 + (i8 ? 4 * Kp2 * p->XW : 0);
+    return p->acc_off + 4 * mb * sw * p->QC;
+}
+DSE_SHARED int dse__conv_transpose_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
  * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);

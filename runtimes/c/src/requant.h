@@ -189,6 +189,7 @@ static inline size_t dse_i8_gemm_scratch_plan(size_t K, size_t P) {
  * shared with the optimised variants, which accept a subset of what REF accepts (DSE_SHARED:
  * the variants are in the bundle's other compilation unit). */
 DSE_SHARED int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_conv_transpose_check(const dse_model *m, const dse_node *n, dse_why *why);   /* conv_transpose_i8.c */
 DSE_SHARED int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);
 

@@ -10,18 +10,17 @@
  * kernel tap k when o + pad_begin = i * stride + k * dilation. Reduction order, per output
  * element: acc = 0; for c in the group's C/group input channels: for kd: for kh: for kw: if the
  * tap lands on an input position, acc = acc + x * w; then y = acc + bias[m], then the clamp.
- * numpy's reference (matmul + col2im scatter-add) sums in another order: ~1e-6 relative. */
+ * numpy's reference (matmul + col2im scatter-add) sums in another order: ~1e-6 relative.
+ * This kernel uses no scratch; its check reports the optimised variants' plan
+ * (dse__convt_plan, src/internal.h), which the exporter reserves for every ConvTranspose. */
 #include "internal.h"
 
-typedef struct convt_geom {
-    size_t N, C, M, G, in[3], out[3];
-    int64_t k[3], s[3], d[3], pb[3], pe[3];
-} convt_geom;
+typedef dse_conv_geom convt_geom;
 
 static int ok_f(const dse_tensor *t) { return t && t->dtype == DSE_DTYPE_FLOAT32; }
 static int ok_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
-static int conv_transpose_geom(const dse_model *m, const dse_node *n, convt_geom *g, dse_why *why) {
+int dse__conv_transpose_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why) {
     const dse_tensor *x = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *b = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);
     if (n->n_in < 2 || n->n_in > 3 || n->n_out != 1 || !ok_f(x) || !ok_fh(w) || !ok_f(y) || (n->n_in == 3 && n->in[2] != DSE_NONE && !ok_fh(b)) ||
@@ -62,14 +61,18 @@ static int conv_transpose_geom(const dse_model *m, const dse_node *n, convt_geom
 
 int dse__check_conv_transpose_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     convt_geom g;
-    return conv_transpose_geom(m, n, &g, why);
+    if (dse__conv_transpose_f32_geom(m, n, &g, why)) return 1;
+    dse_convt_plan p;   /* what the optimised variants use (kernels/avx2/conv_transpose.c) */
+    why->scratch_plan = dse__convt_plan(m->tensors[n->in[0]].rank - 2, g.C / g.G, g.M / g.G, (size_t)g.k[1], (size_t)g.k[2],
+                                        (size_t)g.s[1], (size_t)g.s[2], (size_t)g.d[1], (size_t)g.d[2], 0, &p);
+    return 0;
 }
 
 void dse_f32_conv_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     (void)cx;
     convt_geom g;
     dse_why why;
-    conv_transpose_geom(m, n, &g, &why);
+    dse__conv_transpose_f32_geom(m, n, &g, &why);
     const dse_tensor *wt = &m->tensors[n->in[1]];
     const dse_tensor *bt = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     const float *x = dse__data(m, arena, n->in[0]);

@@ -11,12 +11,17 @@
  * processed in stack tiles of TILE columns; for each input channel and tap whose row (and
  * depth) position divides evenly by the stride, the input columns that land inside the tile
  * are one contiguous range, walked with the output stride. Weights are (Cin, Cout/group, k...).
+ * The check reports the optimised variants' scratch plan (dse__convt_plan, src/internal.h).
  */
 #include "requant.h"
 
 #define TILE 64
 
 int dse__check_i8_conv_transpose(const dse_model *m, const dse_node *n, dse_why *why) {
+    return dse_i8_conv_transpose_check(m, n, why);
+}
+
+int dse_i8_conv_transpose_check(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || x->rank < 3 || w->rank != x->rank) {
@@ -46,7 +51,11 @@ int dse__check_i8_conv_transpose(const dse_model *m, const dse_node *n, dse_why 
         }
     }
     dse_i8_out o;
-    return dse_i8_out_params(m, n, Og * (size_t)group, &o, why);
+    if (dse_i8_out_params(m, n, Og * (size_t)group, &o, why)) return 1;
+    dse_convt_plan p;   /* what the optimised variants use (kernels/avx2/conv_transpose_i8.c); this kernel uses none */
+    why->scratch_plan = dse__convt_plan((size_t)g.sp, C / (size_t)group, Og, (size_t)g.k[1], (size_t)g.k[2], (size_t)g.s[1],
+                                        (size_t)g.s[2], (size_t)g.d[1], (size_t)g.d[2], 1, &p);
+    return 0;
 }
 
 /* The input position src of output position p through tap k (p = src*s + k*d - pb): 1 when
