@@ -57,16 +57,34 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
     return 0
 
 
-def _rnn_state_scratch(node, shapes) -> int:
-    """fp32 LSTM/GRU (runtimes/c/kernels/ref/rnn.c): h, h_next and c (LSTM) or r / r*h (GRU),
-    each batch x hidden float32."""
-    x, r = shapes[node.inputs[0]], shapes[node.inputs[2]]
-    batch = x[0] if node.attrs.get("layout", 0) else x[1]
-    return 3 * int(batch) * int(r[2]) * 4
+RNN_CHUNK_FLOATS = 65536   # the optimised LSTM/GRU's input-projection chunk (internal.h dse__rnn_f32_chunk)
 
 
-scratch("dse_f32_lstm__ref")(_rnn_state_scratch)
-scratch("dse_f32_gru__ref")(_rnn_state_scratch)
+def rnn_f32_plan(T: int, B: int, I: int, H: int, gates: int) -> int:
+    """Scratch planned for a float LSTM (gates 4) / GRU (3): what the optimised variants use
+    (runtimes/c/kernels/avx2/rnn.c; runtimes/c/src/internal.h dse__rnn_f32_plan, the same formula),
+    per direction: h, h_next and c (LSTM) or r*h (GRU), B*H float32 each (all that REF uses,
+    kernels/ref/rnn.c); the input and recurrent gate sums, B*G*H each; for a chunk of Tc time
+    steps the transposed inputs (I x Tc*B) and their projection (G*H x Tc*B), Tc = 65536 //
+    (B*(G*H + I)) clamped to [1, T]."""
+    gh = gates * H
+    per = B * (gh + I)
+    tc = min(max(RNN_CHUNK_FLOATS // per if per else 1, 1), T)
+    return 4 * (3 * B * H + 2 * B * gh + tc * B * (gh + I))
+
+
+def _rnn_scratch(gates: int):
+    def f(node, shapes) -> int:
+        x, r = shapes[node.inputs[0]], shapes[node.inputs[2]]
+        lay = node.attrs.get("layout", 0)
+        T, B = (x[1], x[0]) if lay else (x[0], x[1])
+        return rnn_f32_plan(int(T), int(B), int(x[2]), int(r[2]), gates)
+    f.__doc__ = rnn_f32_plan.__doc__
+    return f
+
+
+scratch("dse_f32_lstm__ref")(_rnn_scratch(4))
+scratch("dse_f32_gru__ref")(_rnn_scratch(3))
 
 
 @scratch("dse_f32_dynamicquantizelstm__ref")
