@@ -87,15 +87,49 @@ scratch("dse_f32_lstm__ref")(_rnn_scratch(4))
 scratch("dse_f32_gru__ref")(_rnn_scratch(3))
 
 
+INT_MM_ROWS = 64   # rows of the broadcast operand packed at a time (runtimes/c/src/requant.h DSE_INT_MM_ROWS)
+
+
+def int_gemm_plan(rows: int, K: int) -> int:
+    """What the optimised ConvInteger / MatMulInteger / DynamicQuantizeLSTM products use
+    (runtimes/c/kernels/avx2/integer.c; requant.h dse_int_gemm_plan, the same formula): `rows`
+    rows of the broadcast operand as int16 pairs (4 * rows * ceil(K/2) bytes) and one panel of
+    16 columns of the other (64 * ceil(K/2))."""
+    if rows <= 0 or K <= 0:
+        return 0
+    return (4 * rows + 64) * ((K + 1) // 2)
+
+
 @scratch("dse_f32_dynamicquantizelstm__ref")
 def _dyn_lstm_scratch(node, shapes) -> int:
     """com.microsoft DynamicQuantizeLSTM (runtimes/c/kernels/ref/dyn_lstm.c): X quantised
     (T*B*I bytes, rounded up to 16), X times W (T*B*4H float32), h quantised (B*H bytes,
-    rounded up to 16), the gates (B*4H int32/float32), h and c (B*H float32 each)."""
+    rounded up to 16), the gates (B*4H int32/float32), h and c (B*H float32 each); then the
+    optimised variants' packing of the products, int_gemm_plan(min(T*B, 64), max(I, H))."""
     T, B, I = (int(d) for d in shapes[node.inputs[0]])
     H = int(shapes[node.inputs[2]][1])
     a16 = lambda v: (v + 15) // 16 * 16   # noqa: E731
-    return a16(T * B * I) + 4 * T * B * 4 * H + a16(B * H) + 4 * B * 4 * H + 8 * B * H
+    ref = a16(T * B * I) + 4 * T * B * 4 * H + a16(B * H) + 4 * B * 4 * H + 8 * B * H
+    return ref + int_gemm_plan(min(T * B, INT_MM_ROWS), max(I, H))
+
+
+@scratch("dse_i32_convinteger__ref")
+def _conv_integer_scratch(node, shapes) -> int:
+    """ConvInteger: the optimised variants' (REF uses none): all O rows of weights as int16 pairs,
+    K = C/group * kernel taps: int_gemm_plan(O, K)."""
+    w = shapes[node.inputs[1]]
+    return int_gemm_plan(int(w[0]), _prod(w[1:]))
+
+
+@scratch("dse_i32_matmulinteger__ref")
+def _matmul_integer_scratch(node, shapes) -> int:
+    """MatMulInteger: the optimised variants' (REF uses none): int_gemm_plan(min(M, 64), K) with
+    M the rows of one matrix of A (1 for a 1-D A), K its last axis."""
+    a = shapes[node.inputs[0]]
+    if not a:
+        return 0
+    M = int(a[-2]) if len(a) >= 2 else 1
+    return int_gemm_plan(min(M, INT_MM_ROWS), int(a[-1]))
 
 
 def _dynamic_scratch(node, shapes) -> int:
