@@ -152,6 +152,8 @@ MM_CASES = {
     "s8u8_batched_bcast": ((2, 3, 5, 9), (3, 9, 4), np.int8, np.uint8, -128, 255, False),
     "vector_a": ((17,), (17, 6), np.uint8, np.uint8, 255, None, True),
     "vector_b": ((3, 4, 17), (17,), np.uint8, np.int8, None, 127, True),
+    "vector_a_wide_cols": ((33,), (33, 150), np.uint8, np.int8, 7, "col", True),       # one row: 64-column groups
+    "one_row_activation_b": ((1, 64), (64, 200), np.int8, np.uint8, "row", "col", False),
     "rows_over_64": ((70, 31), (31, 33), np.uint8, np.uint8, "row", "col", True),
     "ddddocr_like": ((20, 1024), (1024, 130), np.uint8, np.uint8, 128, 121, True),
     "s8s8_activation_b": ((4, 6, 16), (4, 16, 17), np.int8, np.int8, "row", "col", False),
@@ -169,7 +171,7 @@ def test_matmul_integer(lib, tmp_path, case):
     if za is not None:
         if za == "row":
             z = GEN[at]((as_[-2],))
-            z[:2] = EXTREMES[at]
+            z[0], z[-1] = EXTREMES[at]
             inits["za"] = z
         else:
             inits["za"] = np.array(za, at)
@@ -177,7 +179,7 @@ def test_matmul_integer(lib, tmp_path, case):
     if zb is not None:
         if zb == "col":
             z = GEN[bt]((bs[-1],))
-            z[:2] = EXTREMES[bt]
+            z[0], z[-1] = EXTREMES[bt]
             inits["zb"] = z
         else:
             inits["zb"] = np.array(zb, bt)
@@ -208,6 +210,7 @@ LSTM_CASES = {
     "clip_forget_relu": dict(direction="forward", wtype=np.uint8, per_column=False, B=2,
                              attrs={"clip": 0.7, "input_forget": 1, "activations": ["Sigmoid", "Tanh", "Relu"]}),
     "rows_over_64_odd_sizes": dict(direction="bidirectional", wtype=np.uint8, per_column=True, T=23, B=3, I=13, H=5),
+    "one_row_steps_wide": dict(direction="bidirectional", wtype=np.int8, per_column=True, T=4, B=1, I=7, H=37),
 }
 
 

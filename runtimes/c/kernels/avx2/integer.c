@@ -73,17 +73,27 @@ static inline int32_t imm_pair(int32_t lo, int32_t hi) {   /* two int16 lanes in
 }
 
 /* rows [r0, r0 + rows) of a (row stride lda elements), minus their zero point (per row or one), as
- * int16 pairs: ap[r * Kp2 + kp] = (a[r][2kp] - z, a[r][2kp+1] - z), 0 past K */
+ * int16 pairs: ap[r * Kp2 + kp] = (a[r][2kp] - z, a[r][2kp+1] - z), 0 past K; S (or NULL) gets
+ * each row's sum of a - z modulo 2^32 */
 static void imm_pack_rows(const void *a, int a_u8, size_t lda, size_t r0, size_t rows, size_t K, const void *z, int z_u8,
-                          size_t z_step, int32_t *ap) {
+                          size_t z_step, int32_t *ap, int32_t *S) {
     const size_t Kp2 = (K + 1) / 2;
     for (size_t r = 0; r < rows; r++) {
         const int32_t zr = z ? imm_at(z, z_u8, (r0 + r) * z_step) : 0;
         const size_t base = (r0 + r) * lda;
         int32_t *d = ap + r * Kp2;
-        for (size_t kp = 0; kp < K / 2; kp++)
-            d[kp] = imm_pair(imm_at(a, a_u8, base + 2 * kp) - zr, imm_at(a, a_u8, base + 2 * kp + 1) - zr);
-        if (K & 1) d[K / 2] = imm_pair(imm_at(a, a_u8, base + K - 1) - zr, 0);
+        uint32_t sum = 0;
+        for (size_t kp = 0; kp < K / 2; kp++) {
+            const int32_t v0 = imm_at(a, a_u8, base + 2 * kp) - zr, v1 = imm_at(a, a_u8, base + 2 * kp + 1) - zr;
+            d[kp] = imm_pair(v0, v1);
+            sum += (uint32_t)v0 + (uint32_t)v1;
+        }
+        if (K & 1) {
+            const int32_t v0 = imm_at(a, a_u8, base + K - 1) - zr;
+            d[K / 2] = imm_pair(v0, 0);
+            sum += (uint32_t)v0;
+        }
+        if (S) memcpy(S + r, &sum, 4);
     }
 }
 
@@ -100,23 +110,30 @@ DSE_TARGET_AVX2 static inline void imm_store_pairs(int32_t *pp, __m256i v0, __m2
     _mm256_storeu_si256((__m256i *)(pp + 8), _mm256_unpackhi_epi16(v0, v1));            /* columns 8-15 */
 }
 
-/* MatMul: columns [n0, n0 + nl) (nl <= 16) of B (K x N bytes) minus zb as a panel; the other
- * lanes are never stored (whatever they hold) */
-static DSE_TARGET_AVX2 void imm_pack_panel_b(const uint8_t *B, int b_u8, size_t K, size_t N, size_t n0, size_t nl, const void *zb,
-                                             int zb_u8, size_t zb_step, int32_t *pp) {
-    int16_t zv[16];
-    for (size_t l = 0; l < 16; l++) zv[l] = (int16_t)(zb && l < nl ? imm_at(zb, zb_u8, (n0 + l) * zb_step) : 0);
-    const __m256i z = _mm256_loadu_si256((const __m256i *)zv);
+/* Rows k and k+1 (16 bytes each, k+1 may be absent: NULL) of B as the 16 columns' int16 pairs,
+ * no zero point subtracted: columns 0-7 in x0, 8-15 in x1 */
+DSE_TARGET_AVX2 static inline void imm_b_pairs(const uint8_t *r0, const uint8_t *r1, int u8, __m256i *x0, __m256i *x1) {
+    const __m128i a = _mm_loadu_si128((const __m128i *)r0), b = r1 ? _mm_loadu_si128((const __m128i *)r1) : _mm_setzero_si128();
+    const __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);   /* byte pairs of columns 0-7, 8-15 */
+    *x0 = u8 ? _mm256_cvtepu8_epi16(lo) : _mm256_cvtepi8_epi16(lo);
+    *x1 = u8 ? _mm256_cvtepu8_epi16(hi) : _mm256_cvtepi8_epi16(hi);
+}
+
+/* MatMul: columns [n0, n0 + nl) (nl <= 16) of B (K x N bytes) as a panel, zb not subtracted
+ * (the tile subtracts zb * sum(a - za) at the end); the lanes past nl are never stored */
+static DSE_TARGET_AVX2 void imm_pack_panel_b(const uint8_t *B, int b_u8, size_t K, size_t N, size_t n0, size_t nl, int32_t *pp) {
     uint8_t t0[16] = {0}, t1[16] = {0};
     for (size_t k = 0; k < K; k += 2, pp += 16) {
-        const uint8_t *r0 = B + k * N + n0, *r1 = r0 + N;
+        const uint8_t *r0 = B + k * N + n0, *r1 = k + 1 < K ? r0 + N : NULL;
         if (nl < 16) {
             memcpy(t0, r0, nl);
-            if (k + 1 < K) memcpy(t1, r1, nl);
-            r0 = t0, r1 = t1;
+            if (r1) memcpy(t1, r1, nl);
+            r0 = t0, r1 = r1 ? t1 : NULL;
         }
-        const __m256i v0 = imm_widen(r0, b_u8, z), v1 = k + 1 < K ? imm_widen(r1, b_u8, z) : _mm256_setzero_si256();
-        imm_store_pairs(pp, v0, v1);
+        __m256i x0, x1;
+        imm_b_pairs(r0, r1, b_u8, &x0, &x1);
+        _mm256_storeu_si256((__m256i *)pp, x0);
+        _mm256_storeu_si256((__m256i *)(pp + 8), x1);
     }
 }
 
@@ -136,18 +153,48 @@ static DSE_TARGET_AVX2 void imm_pack_panel_b(const uint8_t *B, int b_u8, size_t 
 #define IMM_UNROLL _Pragma("GCC unroll 8")
 #endif
 
-/* rows [0, MR) of ap (Kp2 pairs each) times the panel pp: y[r * ldy + l] for l < nl */
-IMM_AI void imm_tile(const int MR, const int32_t *ap, size_t Kp2, const int32_t *pp, int32_t *y, size_t ldy, size_t nl) {
+/* Where a tile reads its 16 columns: a panel (pp[kp * 16 + l]: column l's pair kp) or B's rows
+ * themselves (16 bytes at b + k * ldb for every k < K), paired as they are loaded. */
+enum { IMM_PANEL, IMM_DIRECT };
+typedef struct imm_src {
+    const int32_t *pp;
+    const uint8_t *b;
+    size_t ldb, K;
+    int b_u8;
+    const int32_t *S, *zbv;   /* MatMul: y -= zbv[l] * S[r] (NULL: nothing to subtract) */
+} imm_src;
+
+/* rows [0, MR) of ap (Kp2 pairs each) times the 16 columns of src: y[r * ldy + l] for l < nl */
+IMM_AI void imm_tile(const int MR, const int mode, const int32_t *ap, size_t Kp2, const imm_src *src, int32_t *y, size_t ldy,
+                     size_t nl) {
     __m256i c0[6], c1[6];
     IMM_UNROLL
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_si256();
-    for (size_t kp = 0; kp < Kp2; kp++, pp += 16) {
-        const __m256i x0 = _mm256_loadu_si256((const __m256i *)pp), x1 = _mm256_loadu_si256((const __m256i *)(pp + 8));
+    const int32_t *pp = src->pp;
+    const uint8_t *b = src->b;
+    const size_t ldb = src->ldb, K = src->K;
+    for (size_t kp = 0; kp < Kp2; kp++) {
+        __m256i x0, x1;
+        if (mode == IMM_PANEL) {
+            x0 = _mm256_loadu_si256((const __m256i *)(pp + 16 * kp)), x1 = _mm256_loadu_si256((const __m256i *)(pp + 16 * kp + 8));
+        } else {
+            const uint8_t *r0 = b + 2 * kp * ldb;
+            imm_b_pairs(r0, 2 * kp + 1 < K ? r0 + ldb : NULL, src->b_u8, &x0, &x1);
+        }
         IMM_UNROLL
         for (int r = 0; r < MR; r++) {
             const __m256i w = _mm256_set1_epi32(ap[r * Kp2 + kp]);
             c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(x0, w));
             c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(x1, w));
+        }
+    }
+    if (src->zbv) {   /* sum (a - za) b - zb sum (a - za), modulo 2^32 */
+        const __m256i z0 = _mm256_loadu_si256((const __m256i *)src->zbv), z1 = _mm256_loadu_si256((const __m256i *)(src->zbv + 8));
+        IMM_UNROLL
+        for (int r = 0; r < MR; r++) {
+            const __m256i sr = _mm256_set1_epi32(src->S[r]);
+            c0[r] = _mm256_sub_epi32(c0[r], _mm256_mullo_epi32(z0, sr));
+            c1[r] = _mm256_sub_epi32(c1[r], _mm256_mullo_epi32(z1, sr));
         }
     }
     IMM_UNROLL
@@ -165,9 +212,12 @@ IMM_AI void imm_tile(const int MR, const int32_t *ap, size_t Kp2, const int32_t 
     }
 }
 
-#define IMM_TILE(MR) \
-    static DSE_TARGET_AVX2 void imm_tile##MR(const int32_t *ap, size_t Kp2, const int32_t *pp, int32_t *y, size_t ldy, size_t nl) { \
-        imm_tile(MR, ap, Kp2, pp, y, ldy, nl); \
+#define IMM_TILE(MR)                                                                                                       \
+    static DSE_TARGET_AVX2 void imm_tile##MR(const int32_t *ap, size_t Kp2, const imm_src *s, int32_t *y, size_t ldy, size_t nl) {  \
+        imm_tile(MR, IMM_PANEL, ap, Kp2, s, y, ldy, nl);                                                                    \
+    }                                                                                                                      \
+    static DSE_TARGET_AVX2 void imm_tiled##MR(const int32_t *ap, size_t Kp2, const imm_src *s, int32_t *y, size_t ldy, size_t nl) { \
+        imm_tile(MR, IMM_DIRECT, ap, Kp2, s, y, ldy, nl);                                                                   \
     }
 IMM_TILE(1)
 IMM_TILE(2)
@@ -176,20 +226,54 @@ IMM_TILE(4)
 IMM_TILE(5)
 IMM_TILE(6)
 
-/* rows [0, rows) of ap times one panel, into y (row stride ldy), nl columns */
-static DSE_TARGET_AVX2 void imm_rows(const int32_t *ap, size_t rows, size_t Kp2, const int32_t *pp, int32_t *y, size_t ldy, size_t nl) {
+/* One row of A times 64 columns of B read directly (a matrix-vector product: each 64-byte line of
+ * B's rows used whole, once): 8 accumulators. */
+static DSE_TARGET_AVX2 void imm_row64(const int32_t *ap, size_t Kp2, const imm_src *src, int32_t *y) {
+    __m256i c[8];
+    for (int v = 0; v < 8; v++) c[v] = _mm256_setzero_si256();
+    const uint8_t *b = src->b;
+    const size_t ldb = src->ldb, K = src->K;
+    for (size_t kp = 0; kp < Kp2; kp++) {
+        const uint8_t *r0 = b + 2 * kp * ldb, *r1 = 2 * kp + 1 < K ? r0 + ldb : NULL;
+        const __m256i w = _mm256_set1_epi32(ap[kp]);
+        for (int q = 0; q < 4; q++) {
+            __m256i x0, x1;
+            imm_b_pairs(r0 + 16 * q, r1 ? r1 + 16 * q : NULL, src->b_u8, &x0, &x1);
+            c[2 * q] = _mm256_add_epi32(c[2 * q], _mm256_madd_epi16(x0, w));
+            c[2 * q + 1] = _mm256_add_epi32(c[2 * q + 1], _mm256_madd_epi16(x1, w));
+        }
+    }
+    if (src->zbv) {
+        const __m256i sr = _mm256_set1_epi32(src->S[0]);
+        for (int v = 0; v < 8; v++) c[v] = _mm256_sub_epi32(c[v], _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(src->zbv + 8 * v)), sr));
+    }
+    for (int v = 0; v < 8; v++) _mm256_storeu_si256((__m256i *)(y + 8 * v), c[v]);
+}
+
+/* rows [0, rows) of ap times 16 columns of src (direct: B's rows, at most 6 rows), into y (row
+ * stride ldy), nl columns */
+static DSE_TARGET_AVX2 void imm_rows(const int32_t *ap, size_t rows, size_t Kp2, const imm_src *src, int direct, int32_t *y,
+                                     size_t ldy, size_t nl) {
     const size_t nb = (rows + 5) / 6, base = nb ? rows / nb : 0, extra = nb ? rows % nb : 0;
     for (size_t blk = 0, r = 0; blk < nb; blk++) {
         const size_t mr = base + (blk < extra);
         const int32_t *a = ap + r * Kp2;
         int32_t *d = y + r * ldy;
-        switch (mr) {
-        case 6: imm_tile6(a, Kp2, pp, d, ldy, nl); break;
-        case 5: imm_tile5(a, Kp2, pp, d, ldy, nl); break;
-        case 4: imm_tile4(a, Kp2, pp, d, ldy, nl); break;
-        case 3: imm_tile3(a, Kp2, pp, d, ldy, nl); break;
-        case 2: imm_tile2(a, Kp2, pp, d, ldy, nl); break;
-        default: imm_tile1(a, Kp2, pp, d, ldy, nl); break;
+        imm_src s = *src;
+        if (s.S) s.S += r;
+        switch (mr * 2 + (direct != 0)) {
+        case 12: imm_tile6(a, Kp2, &s, d, ldy, nl); break;
+        case 13: imm_tiled6(a, Kp2, &s, d, ldy, nl); break;
+        case 10: imm_tile5(a, Kp2, &s, d, ldy, nl); break;
+        case 11: imm_tiled5(a, Kp2, &s, d, ldy, nl); break;
+        case 8: imm_tile4(a, Kp2, &s, d, ldy, nl); break;
+        case 9: imm_tiled4(a, Kp2, &s, d, ldy, nl); break;
+        case 6: imm_tile3(a, Kp2, &s, d, ldy, nl); break;
+        case 7: imm_tiled3(a, Kp2, &s, d, ldy, nl); break;
+        case 4: imm_tile2(a, Kp2, &s, d, ldy, nl); break;
+        case 5: imm_tiled2(a, Kp2, &s, d, ldy, nl); break;
+        case 3: imm_tiled1(a, Kp2, &s, d, ldy, nl); break;
+        default: imm_tile1(a, Kp2, &s, d, ldy, nl); break;
         }
         r += mr;
     }
@@ -206,16 +290,33 @@ typedef struct imm_job {
     const int32_t *ap;      /* the packed rows of this chunk */
     size_t rows, Kp2, poff;  /* chunk rows, pairs per row, the panel's offset in a worker's scratch */
     int32_t *y;             /* the chunk's first output row */
+    int32_t S[DSE_INT_MM_ROWS];   /* the chunk rows' sums of a - za */
 } imm_job;
 
+/* column blocks [j0, j1) of 16: at most 6 rows read B's rows directly (one tile per block), more
+ * pack the block into a panel first (it is then read once per 6 rows); tails always packed */
 static DSE_TARGET_AVX2 void imm_panels(void *arg, size_t j0, size_t j1, unsigned worker) {
     const imm_job *j = arg;
     const dse_int_mm *p = j->p;
     int32_t *pp = (int32_t *)(void *)(dse__worker_scratch(j->cx, worker) + j->poff);
+    int32_t zbv[64];
+    imm_src src = {pp, NULL, p->N, p->K, p->b_u8, j->S, p->zb ? zbv : NULL};
     for (size_t jb = j0; jb < j1; jb++) {
         const size_t n0 = 16 * jb, nl = p->N - n0 < 16 ? p->N - n0 : 16;
-        imm_pack_panel_b(p->b, p->b_u8, p->K, p->N, n0, nl, p->zb, p->zb_u8, p->zb_step, pp);
-        imm_rows(j->ap, j->rows, j->Kp2, pp, j->y + n0, p->N, nl);
+        if (j->rows == 1 && jb % 4 == 0 && jb + 4 <= j1 && n0 + 64 <= p->N) {   /* 4 blocks at once */
+            if (p->zb)
+                for (size_t l = 0; l < 64; l++) zbv[l] = imm_at(p->zb, p->zb_u8, (n0 + l) * p->zb_step);
+            src.b = (const uint8_t *)p->b + n0;
+            imm_row64(j->ap, j->Kp2, &src, j->y + n0);
+            jb += 3;
+            continue;
+        }
+        if (p->zb)
+            for (size_t l = 0; l < 16; l++) zbv[l] = l < nl ? imm_at(p->zb, p->zb_u8, (n0 + l) * p->zb_step) : 0;
+        const int direct = j->rows <= 6 && nl == 16;
+        if (direct) src.b = (const uint8_t *)p->b + n0;
+        else imm_pack_panel_b(p->b, p->b_u8, p->K, p->N, n0, nl, pp);
+        imm_rows(j->ap, j->rows, j->Kp2, &src, direct, j->y + n0, p->N, nl);
     }
 }
 
@@ -228,12 +329,16 @@ static DSE_TARGET_AVX2 void imm_matmul(const dse_ctx *cx, const dse_int_mm *p, s
     }
     const size_t Kp2 = (p->K + 1) / 2, cap = p->M < DSE_INT_MM_ROWS ? p->M : DSE_INT_MM_ROWS, np = (p->N + 15) / 16;
     int32_t *ap = (int32_t *)(void *)(cx->scratch + soff);
-    imm_job j = {cx, p, ap, 0, Kp2, soff + 4 * cap * Kp2, NULL};
+    imm_job j;
+    memset(&j, 0, sizeof j);
+    j.cx = cx, j.p = p, j.ap = ap, j.Kp2 = Kp2, j.poff = soff + 4 * cap * Kp2;
     for (size_t r0 = 0; r0 < p->M; r0 += cap) {
         j.rows = p->M - r0 < cap ? p->M - r0 : cap;
-        imm_pack_rows(p->a, p->a_u8, p->K, r0, j.rows, p->K, p->za, p->za_u8, p->za_step, ap);
+        imm_pack_rows(p->a, p->a_u8, p->K, r0, j.rows, p->K, p->za, p->za_u8, p->za_step, ap, j.S);
         j.y = p->y + r0 * p->N;
-        dse__parallel(cx, np, imm_grain(16 * j.rows * p->K), imm_panels, &j);
+        size_t grain = imm_grain(16 * j.rows * p->K);
+        if (j.rows == 1) grain = (grain + 3) / 4 * 4;   /* whole 64-column groups (imm_row64) */
+        dse__parallel(cx, np, grain, imm_panels, &j);
     }
 }
 
@@ -350,7 +455,8 @@ static DSE_TARGET_AVX2 void icv_parts(void *arg, size_t i0, size_t i1, unsigned 
         const size_t p0 = 16 * pb, nl = j->P - p0 < 16 ? j->P - p0 : 16;
         icv_pack(j, b, gr, p0, nl, pp);
         const size_t o0 = gr * j->Og;
-        imm_rows(j->wp + o0 * j->Kp2, j->Og, j->Kp2, pp, j->y + (b * j->O + o0) * j->P + p0, j->P, nl);
+        const imm_src src = {pp, NULL, 0, j->K, 0, NULL, NULL};
+        imm_rows(j->wp + o0 * j->Kp2, j->Og, j->Kp2, &src, 0, j->y + (b * j->O + o0) * j->P + p0, j->P, nl);
     }
 }
 
@@ -375,7 +481,7 @@ void dse_i32_convinteger__avx2(const dse_model *m, const dse_node *n, uint8_t *a
     int32_t *wp = (int32_t *)(void *)cx->scratch;
     const void *wz = zw ? dse__data(m, arena, n->in[3]) : NULL;
     imm_pack_rows(dse__data(m, arena, n->in[1]), wt->dtype == DSE_DTYPE_UINT8, j.K, 0, j.O, j.K, wz,
-                  zw && zw->dtype == DSE_DTYPE_UINT8, zw && zw->numel != 1 ? 1 : 0, wp);
+                  zw && zw->dtype == DSE_DTYPE_UINT8, zw && zw->numel != 1 ? 1 : 0, wp, NULL);
     j.wp = wp, j.poff = 4 * j.O * j.Kp2;
     const size_t items = xt->dims[0] * (j.C / j.Cg) * j.np;
     dse__parallel(cx, items, imm_grain(16 * j.Og * j.K), icv_parts, &j);
