@@ -219,3 +219,12 @@ def test_dynamic_quantize_lstm(lib, tmp_path, case):
     node, X, inits, outs = _lstm(**LSTM_CASES[case])
     path = _model(tmp_path / f"{case}.onnx", [node], {"X": X}, outs, inits, domain=True)
     _check(lib, tmp_path, path, {"X": X}, "dse_f32_dynamicquantizelstm__avx2")
+
+
+def test_dynamic_quantize_lstm_saturating_gates(lib, tmp_path):
+    """Inputs 40x larger: gates beyond MLAS's clamps (|x| > 18 sigmoid, > 9 tanh) and NaN-free
+    extremes; the vectorised activations give REF's bits."""
+    node, X, inits, outs = _lstm(direction="bidirectional", wtype=np.uint8, per_column=True, T=6, B=2, I=11, H=19)
+    inits["B"] = inits["B"] * 60
+    path = _model(tmp_path / "sat.onnx", [node], {"X": X}, outs, inits, domain=True)
+    _check(lib, tmp_path, path, {"X": (X * 40).astype(np.float32)}, "dse_f32_dynamicquantizelstm__avx2")

@@ -191,11 +191,18 @@ static inline size_t dse_int_gemm_plan(size_t rows, size_t K) {
 DSE_SHARED int dse__conv_integer_valid(const dse_model *m, const dse_node *n, size_t *plan, dse_why *why);
 DSE_SHARED int dse__matmul_integer_valid(const dse_model *m, const dse_node *n, size_t *plan, dse_why *why);
 DSE_SHARED int dse__dyn_lstm_valid(const dse_model *m, const dse_node *n, size_t *ref_bytes, size_t *plan, dse_why *why);
-/* DynamicQuantizeLSTM's run (dyn_lstm.c) with its integer products computed by `mm` (REF:
- * dse_int_matmul; the same int32 results from any), `mm_arg` passed through. */
+/* DynamicQuantizeLSTM's run (dyn_lstm.c) with its integer products computed by ops->mm (REF:
+ * dse_int_matmul; the same int32 results from any; mm_arg passed through) and its activations
+ * y[i] = act(kind, x[i]) for i < n (x == y allowed) by ops->act (REF: dyn_lstm.c's MLAS sigmoid
+ * / tanh and relu, element by element; a variant must give the same bits). */
 typedef void (*dse_int_mm_fn)(const dse_ctx *cx, const dse_int_mm *p, void *mm_arg);
-DSE_SHARED void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_int_mm_fn mm,
-                                  void *mm_arg);
+enum { DSE_DYNL_SIGMOID, DSE_DYNL_TANH, DSE_DYNL_RELU };
+typedef struct dse_dyn_lstm_ops {
+    dse_int_mm_fn mm;
+    void *mm_arg;
+    void (*act)(int kind, const float *x, float *y, size_t n);
+} dse_dyn_lstm_ops;
+DSE_SHARED void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_dyn_lstm_ops *ops);
 
 /* Scratch planned for an int8 Conv (group 1 or depthwise), Gemm or MatMul with K products per
  * output and P output pixels per image (Conv) or rows (Gemm/MatMul): what the optimised

@@ -35,6 +35,22 @@
 
 #include "requant.h"
 
+/* the register tiles' helpers are forced inline and their loops unrolled (accumulators in
+ * registers), except in sanitizer builds (as src/avx2_f32.h) */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define IMM_AI static inline DSE_TARGET_AVX2
+#define IMM_UNROLL
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define IMM_AI static inline DSE_TARGET_AVX2
+#define IMM_UNROLL
+#endif
+#endif
+#ifndef IMM_AI
+#define IMM_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
+#define IMM_UNROLL _Pragma("GCC unroll 8")
+#endif
+
 /* -- checks (plain C: they run at load) ----------------------------------------------------- */
 
 int dse__check_conv_integer_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
@@ -98,13 +114,13 @@ static void imm_pack_rows(const void *a, int a_u8, size_t lda, size_t r0, size_t
 }
 
 /* 16 bytes -> 16 int16 lanes minus z */
-DSE_TARGET_AVX2 static inline __m256i imm_widen(const uint8_t *p, int u8, __m256i z) {
+IMM_AI __m256i imm_widen(const uint8_t *p, int u8, __m256i z) {
     const __m128i v = _mm_loadu_si128((const __m128i *)p);
     return _mm256_sub_epi16(u8 ? _mm256_cvtepu8_epi16(v) : _mm256_cvtepi8_epi16(v), z);
 }
 
 /* The pairs of k (lanes v0) and k+1 (v1) of 16 columns into the panel row pp[0..15]. */
-DSE_TARGET_AVX2 static inline void imm_store_pairs(int32_t *pp, __m256i v0, __m256i v1) {
+IMM_AI void imm_store_pairs(int32_t *pp, __m256i v0, __m256i v1) {
     v0 = _mm256_permute4x64_epi64(v0, 0xD8), v1 = _mm256_permute4x64_epi64(v1, 0xD8);   /* (columns 0-3, 8-11 | 4-7, 12-15) */
     _mm256_storeu_si256((__m256i *)pp, _mm256_unpacklo_epi16(v0, v1));                  /* columns 0-7 */
     _mm256_storeu_si256((__m256i *)(pp + 8), _mm256_unpackhi_epi16(v0, v1));            /* columns 8-15 */
@@ -112,7 +128,7 @@ DSE_TARGET_AVX2 static inline void imm_store_pairs(int32_t *pp, __m256i v0, __m2
 
 /* Rows k and k+1 (16 bytes each, k+1 may be absent: NULL) of B as the 16 columns' int16 pairs,
  * no zero point subtracted: columns 0-7 in x0, 8-15 in x1 */
-DSE_TARGET_AVX2 static inline void imm_b_pairs(const uint8_t *r0, const uint8_t *r1, int u8, __m256i *x0, __m256i *x1) {
+IMM_AI void imm_b_pairs(const uint8_t *r0, const uint8_t *r1, int u8, __m256i *x0, __m256i *x1) {
     const __m128i a = _mm_loadu_si128((const __m128i *)r0), b = r1 ? _mm_loadu_si128((const __m128i *)r1) : _mm_setzero_si128();
     const __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);   /* byte pairs of columns 0-7, 8-15 */
     *x0 = u8 ? _mm256_cvtepu8_epi16(lo) : _mm256_cvtepi8_epi16(lo);
@@ -139,19 +155,6 @@ static DSE_TARGET_AVX2 void imm_pack_panel_b(const uint8_t *B, int b_u8, size_t 
 
 /* -- the microkernel ------------------------------------------------------------------------- */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define IMM_AI static inline DSE_TARGET_AVX2
-#define IMM_UNROLL
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define IMM_AI static inline DSE_TARGET_AVX2
-#define IMM_UNROLL
-#endif
-#endif
-#ifndef IMM_AI
-#define IMM_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
-#define IMM_UNROLL _Pragma("GCC unroll 8")
-#endif
 
 /* Where a tile reads its 16 columns: a panel (pp[kp * 16 + l]: column l's pair kp) or B's rows
  * themselves (16 bytes at b + k * ldb for every k < K), paired as they are loaded. */
@@ -228,25 +231,35 @@ IMM_TILE(6)
 
 /* One row of A times 64 columns of B read directly (a matrix-vector product: each 64-byte line of
  * B's rows used whole, once): 8 accumulators. */
+IMM_AI void imm_row64_k(__m256i *c, const uint8_t *r0, const uint8_t *r1, int u8, __m256i w) {
+    IMM_UNROLL
+    for (int q = 0; q < 4; q++) {
+        __m256i x0, x1;
+        imm_b_pairs(r0 + 16 * q, r1 ? r1 + 16 * q : NULL, u8, &x0, &x1);
+        c[2 * q] = _mm256_add_epi32(c[2 * q], _mm256_madd_epi16(x0, w));
+        c[2 * q + 1] = _mm256_add_epi32(c[2 * q + 1], _mm256_madd_epi16(x1, w));
+    }
+}
+
 static DSE_TARGET_AVX2 void imm_row64(const int32_t *ap, size_t Kp2, const imm_src *src, int32_t *y) {
     __m256i c[8];
+    IMM_UNROLL
     for (int v = 0; v < 8; v++) c[v] = _mm256_setzero_si256();
     const uint8_t *b = src->b;
     const size_t ldb = src->ldb, K = src->K;
-    for (size_t kp = 0; kp < Kp2; kp++) {
-        const uint8_t *r0 = b + 2 * kp * ldb, *r1 = 2 * kp + 1 < K ? r0 + ldb : NULL;
-        const __m256i w = _mm256_set1_epi32(ap[kp]);
-        for (int q = 0; q < 4; q++) {
-            __m256i x0, x1;
-            imm_b_pairs(r0 + 16 * q, r1 ? r1 + 16 * q : NULL, src->b_u8, &x0, &x1);
-            c[2 * q] = _mm256_add_epi32(c[2 * q], _mm256_madd_epi16(x0, w));
-            c[2 * q + 1] = _mm256_add_epi32(c[2 * q + 1], _mm256_madd_epi16(x1, w));
-        }
-    }
+    (void)Kp2;
+    size_t kp = 0;
+    if (src->b_u8)
+        for (; kp < K / 2; kp++) imm_row64_k(c, b + 2 * kp * ldb, b + (2 * kp + 1) * ldb, 1, _mm256_set1_epi32(ap[kp]));
+    else
+        for (; kp < K / 2; kp++) imm_row64_k(c, b + 2 * kp * ldb, b + (2 * kp + 1) * ldb, 0, _mm256_set1_epi32(ap[kp]));
+    if (K & 1) imm_row64_k(c, b + (K - 1) * ldb, NULL, src->b_u8, _mm256_set1_epi32(ap[kp]));
     if (src->zbv) {
         const __m256i sr = _mm256_set1_epi32(src->S[0]);
+        IMM_UNROLL
         for (int v = 0; v < 8; v++) c[v] = _mm256_sub_epi32(c[v], _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(src->zbv + 8 * v)), sr));
     }
+    IMM_UNROLL
     for (int v = 0; v < 8; v++) _mm256_storeu_si256((__m256i *)(y + 8 * v), c[v]);
 }
 
@@ -376,11 +389,65 @@ static DSE_TARGET_AVX2 void imm_dyn_lstm_mm(const dse_ctx *cx, const dse_int_mm 
     imm_matmul(cx, p, *(const size_t *)arg);
 }
 
+/* REF's activations (dyn_lstm.c: MLAS's logistic and tanh, each Horner step a float64 multiply
+ * and add rounded once to float32; relu as numpy maximum), 8 lanes, the same bits: float64
+ * halves of 4 lanes for the Horner steps (a float32 product is exact in float64, the add rounds
+ * once, cvtpd_ps rounds to nearest even as the C conversion does), float32 mul / div / add,
+ * min/max in the operand order that keeps a NaN. */
+DSE_TARGET_AVX2 static inline __m256 dqa_horner(__m256 v2, const float *c, int n) {
+    const __m256d z0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v2)), z1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v2, 1));
+    __m256d a0 = _mm256_add_pd(_mm256_mul_pd(z0, _mm256_set1_pd((double)c[0])), _mm256_set1_pd((double)c[1]));
+    __m256d a1 = _mm256_add_pd(_mm256_mul_pd(z1, _mm256_set1_pd((double)c[0])), _mm256_set1_pd((double)c[1]));
+    for (int k = 2; k < n; k++) {   /* acc = (float)((double)acc * v2 + c[k]) */
+        a0 = _mm256_cvtps_pd(_mm256_cvtpd_ps(a0)), a1 = _mm256_cvtps_pd(_mm256_cvtpd_ps(a1));
+        a0 = _mm256_add_pd(_mm256_mul_pd(a0, z0), _mm256_set1_pd((double)c[k]));
+        a1 = _mm256_add_pd(_mm256_mul_pd(a1, z1), _mm256_set1_pd((double)c[k]));
+    }
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(a0)), _mm256_cvtpd_ps(a1), 1);
+}
+
+DSE_TARGET_AVX2 static inline __m256 dqa_clamp(__m256 v, float lo, float hi) {   /* v < lo ? lo : v > hi ? hi : v */
+    return _mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), v));
+}
+
+DSE_TARGET_AVX2 static inline __m256 dqa_one(int kind, __m256 x) {
+    static const float LP[5] = {4.37031012579801e-11f, 1.15627324459942e-07f, 6.08574864600143e-05f,
+                                8.51377133304701e-03f, 2.48287947061529e-01f};
+    static const float LQ[6] = {6.10247389755681e-13f, 5.76102136993427e-09f, 6.29106785017040e-06f,
+                                1.70198817374094e-03f, 1.16817656904453e-01f, 9.93151921023180e-01f};
+    static const float TP[7] = {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f,
+                                5.12229709037114e-08f, 1.48572235717979e-05f, 6.37261928875436e-04f, 4.89352455891786e-03f};
+    static const float TQ[4] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f, 4.89352518554385e-03f};
+    if (kind == DSE_DYNL_SIGMOID) {
+        const __m256 v = dqa_clamp(x, -18.0f, 18.0f), v2 = _mm256_mul_ps(v, v);
+        const __m256 p = _mm256_mul_ps(dqa_horner(v2, LP, 5), v);
+        return dqa_clamp(_mm256_add_ps(_mm256_div_ps(p, dqa_horner(v2, LQ, 6)), _mm256_set1_ps(0.5f)), 0.0f, 1.0f);
+    }
+    if (kind == DSE_DYNL_TANH) {
+        const __m256 v = dqa_clamp(x, -9.0f, 9.0f), v2 = _mm256_mul_ps(v, v);
+        return _mm256_div_ps(_mm256_mul_ps(dqa_horner(v2, TP, 7), v), dqa_horner(v2, TQ, 4));
+    }
+    const __m256 r = _mm256_max_ps(x, _mm256_setzero_ps());   /* -0 -> +0 */
+    return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));   /* NaN stays */
+}
+
+static DSE_TARGET_AVX2 void imm_dyn_lstm_act(int kind, const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, dqa_one(kind, _mm256_loadu_ps(x + i)));
+    if (i < n) {
+        float t[8] = {0};
+        memcpy(t, x + i, (n - i) * sizeof(float));
+        _mm256_storeu_ps(t, dqa_one(kind, _mm256_loadu_ps(t)));
+        memcpy(y + i, t, (n - i) * sizeof(float));
+    }
+}
+
 void dse_f32_dynamicquantizelstm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     size_t ref = 0;
     dse_why why;
     dse__dyn_lstm_valid(m, n, &ref, NULL, &why);   /* validated at load */
-    dse__dyn_lstm_run(m, n, arena, cx, imm_dyn_lstm_mm, &ref);
+    const dse_dyn_lstm_ops ops = {imm_dyn_lstm_mm, &ref, imm_dyn_lstm_act};
+    dse__dyn_lstm_run(m, n, arena, cx, &ops);
 }
 
 /* -- ConvInteger ------------------------------------------------------------------------------ */

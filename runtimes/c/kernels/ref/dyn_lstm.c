@@ -30,7 +30,7 @@
 #include "requant.h"
 
 enum { DYNL_X, DYNL_W, DYNL_R, DYNL_B, DYNL_SEQ, DYNL_H0, DYNL_C0, DYNL_P, DYNL_WS, DYNL_WZ, DYNL_RS, DYNL_RZ, DYNL_NIN };
-enum { DYNL_SIGMOID, DYNL_TANH, DYNL_RELU };
+enum { DYNL_SIGMOID = DSE_DYNL_SIGMOID, DYNL_TANH = DSE_DYNL_TANH, DYNL_RELU = DSE_DYNL_RELU };
 
 typedef struct dynl_geom {
     size_t T, B, I, H, D, wsn, rsn;   /* wsn/rsn: scales per direction (1 or 4H) */
@@ -223,11 +223,16 @@ static void dynl_ref_mm(const dse_ctx *cx, const dse_int_mm *p, void *mm_arg) {
     dse_int_matmul(cx, p);
 }
 
-void dse_f32_dynamicquantizelstm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    dse__dyn_lstm_run(m, n, arena, cx, dynl_ref_mm, NULL);
+static void dynl_ref_act(int kind, const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = dynl_act(kind, x[i]);
 }
 
-void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_int_mm_fn mm, void *mm_arg) {
+void dse_f32_dynamicquantizelstm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_dyn_lstm_ops ops = {dynl_ref_mm, NULL, dynl_ref_act};
+    dse__dyn_lstm_run(m, n, arena, cx, &ops);
+}
+
+void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_dyn_lstm_ops *ops) {
     dynl_geom g;
     dse_why why;
     dynl_geom_read(m, n, &g, &why);
@@ -258,7 +263,7 @@ void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, co
     for (size_t d = 0; d < g.D; d++) {
         const int rev = g.reverse_only || d == 1;
         const int *act = g.act + 3 * d;
-        dynl_qgemm(cx, mm, mm_arg, xq, &zx, sx, T * Bt, I, W + d * I * G, wt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)WZ + d * (wzt->numel / g.D), wzt->dtype == DSE_DTYPE_UINT8,
+        dynl_qgemm(cx, ops->mm, ops->mm_arg, xq, &zx, sx, T * Bt, I, W + d * I * G, wt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)WZ + d * (wzt->numel / g.D), wzt->dtype == DSE_DTYPE_UINT8,
                    WS + d * g.wsn, g.wsn, G, xw);
         for (size_t i = 0; i < Bt * H; i++) {
             h[i] = H0 ? H0[d * Bt * H + i] : 0.0f;
@@ -268,7 +273,7 @@ void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, co
             const size_t t = rev ? T - 1 - step : step;
             dse__dynq_params(h, Bt * H, &sh, &zh);
             dse__dynq_quantize(h, Bt * H, sh, zh, hq);
-            dynl_qgemm(cx, mm, mm_arg, hq, &zh, sh, Bt, H, R + d * H * G, rt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)RZ + d * (rzt->numel / g.D), rzt->dtype == DSE_DTYPE_UINT8,
+            dynl_qgemm(cx, ops->mm, ops->mm_arg, hq, &zh, sh, Bt, H, R + d * H * G, rt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)RZ + d * (rzt->numel / g.D), rzt->dtype == DSE_DTYPE_UINT8,
                        RS + d * g.rsn, g.rsn, G, gb);
             const float *xwt = (const float *)(const void *)xw + t * Bt * G;
             float *gates = (float *)(void *)gb;
@@ -280,15 +285,16 @@ void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, co
                     if (has_clip) { v = v < -clip ? -clip : v; v = v > clip ? clip : v; }
                     gr[j] = v;
                 }
+                /* i = f(gi), o = f(go), f = f(gf) (unused with input_forget), g = g(gc) in place; then
+                 * c = f*c + i*g and h = o * h(c), per element */
+                ops->act(act[0], gr, gr, 3 * H);
+                ops->act(act[1], gr + 3 * H, gr + 3 * H, H);
                 for (size_t j = 0; j < H; j++) {
-                    const float i_ = dynl_act(act[0], gr[j]);
-                    const float f_ = input_forget ? 1.0f - i_ : dynl_act(act[0], gr[2 * H + j]);
-                    const float g_ = dynl_act(act[1], gr[3 * H + j]);
-                    const float cn = f_ * c[b * H + j] + i_ * g_;
-                    const float o_ = dynl_act(act[0], gr[H + j]);
-                    c[b * H + j] = cn;
-                    h[b * H + j] = o_ * dynl_act(act[2], cn);
+                    const float i_ = gr[j], f_ = input_forget ? 1.0f - i_ : gr[2 * H + j];
+                    c[b * H + j] = f_ * c[b * H + j] + i_ * gr[3 * H + j];
                 }
+                ops->act(act[2], c + b * H, h + b * H, H);
+                for (size_t j = 0; j < H; j++) h[b * H + j] = gr[H + j] * h[b * H + j];
             }
             if (Y) memcpy(Y + ((t * g.D + d) * Bt) * H, h, Bt * H * sizeof(float));
         }
