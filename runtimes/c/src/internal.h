@@ -419,7 +419,7 @@ DSE_INTERNAL void dse__dynq_params(const float *x, size_t n, float *scale, uint8
 DSE_INTERNAL void dse__dynq_quantize(const float *x, size_t n, float scale, uint8_t zp, uint8_t *y);
 DSE_INTERNAL int dse__int_byte_operand(const dse_tensor *t);
 /* The same geometry from the shapes alone (any dtypes; MatMulInteger): 0 = valid. */
-DSE_INTERNAL int dse__matmul_geom(const dse_tensor *a, const dse_tensor *b, const dse_tensor *y, dse_mm_geom *g);
+DSE_SHARED int dse__matmul_geom(const dse_tensor *a, const dse_tensor *b, const dse_tensor *y, dse_mm_geom *g);   /* (shared: kernels/avx2/integer.c) */
 /* The optimised float GEMMs copy B, a chunk of dse__sgemm_pack_cols(K) columns at a time
  * (16 <= cols <= 256, K * cols <= 65536 where possible), into panels of 16 in scratch:
  * 4 * dse__sgemm_pack_floats(K) bytes, planned for float Gemm (transB = 0), MatMul (N > 1)
