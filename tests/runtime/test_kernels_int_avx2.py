@@ -228,3 +228,31 @@ def test_dynamic_quantize_lstm_saturating_gates(lib, tmp_path):
     inits["B"] = inits["B"] * 60
     path = _model(tmp_path / "sat.onnx", [node], {"X": X}, outs, inits, domain=True)
     _check(lib, tmp_path, path, {"X": (X * 40).astype(np.float32)}, "dse_f32_dynamicquantizelstm__avx2")
+
+
+# -- DynamicQuantizeLinear ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(3, 7, 5), (5,), (2, 8), (1, 1, 173)])
+def test_dynamic_quantize_linear(lib, tmp_path, shape):
+    """Every range test_kernels_dynq.py tries (ties, zeros, subnormal and overflowing ranges, NaN
+    and infinities inside the vectors and in the tail), sizes below, at and past the 8 lanes."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    n = x.size
+    ties = ((np.arange(n, dtype=np.float32) - n // 2) * np.float32(0.5)).reshape(shape)
+    cases = [x, np.abs(x) + 1, -np.abs(x) * 50, np.zeros(shape, np.float32), np.full(shape, 2.5, np.float32), ties,
+             x * np.float32(1e-42), np.clip(x, -1, 1) * np.float32(3e38),
+             np.linspace(-0.25, 127.25, n, dtype=np.float32).reshape(shape)]
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in (0, n - 1):
+            y = x.copy().reshape(-1)
+            y[at] = bad
+            cases.append(y.reshape(shape))
+    path = _model(tmp_path / "dql.onnx", [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"])],
+                  {"x": x}, ["q", "s", "z"], {})
+    art, g = _export(tmp_path, path)
+    for c in cases:
+        check_variant(lib, art, [c], "dse_u8_dynamicquantizelinear__avx2", exact=True)
+        outs, _ = run(lib, art, [c])
+        exp = dict(zip(g.outputs, execute(g, {"x": c})))
+        for oi, got in zip(art.outputs, outs):
+            assert got.tobytes() == np.asarray(exp[art.tensors[oi].name]).astype(got.dtype).tobytes()

@@ -33,6 +33,9 @@
 #if DSE_ARCH_X86_64
 #include <immintrin.h>
 
+#include <math.h>
+
+#include "mathf.h"
 #include "requant.h"
 
 /* the register tiles' helpers are forced inline and their loops unrolled (accumulators in
@@ -448,6 +451,81 @@ void dse_f32_dynamicquantizelstm__avx2(const dse_model *m, const dse_node *n, ui
     dse__dyn_lstm_valid(m, n, &ref, NULL, &why);   /* validated at load */
     const dse_dyn_lstm_ops ops = {imm_dyn_lstm_mm, &ref, imm_dyn_lstm_act};
     dse__dyn_lstm_run(m, n, arena, cx, &ops);
+}
+
+/* -- DynamicQuantizeLinear (REF's check: kernels/ref/dynamic_quantize.c, whose rule this is) --- */
+
+/* min and max of x (NaN anywhere: the NaN flag), 4 x 8 lanes, then REF's scale and zero point.
+ * The sign of a zero min/max may differ from REF's sequential pick; scale and zero point do not
+ * depend on it (dynamic_quantize.c: lo = min(mn, 0), hi = max(mx, 0)). */
+static DSE_TARGET_AVX2 void dqz_params(const float *x, size_t n, float *scale, uint8_t *zp) {
+    float mn = 0.0f, mx = 0.0f;
+    int nan = 0;
+    size_t i = 0;
+    if (n >= 8) {
+        __m256 lo = _mm256_loadu_ps(x), hi = lo, bad = _mm256_cmp_ps(lo, lo, _CMP_UNORD_Q);
+        for (i = 8; i + 8 <= n; i += 8) {
+            const __m256 v = _mm256_loadu_ps(x + i);
+            lo = _mm256_min_ps(lo, v), hi = _mm256_max_ps(hi, v);
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        float l[8], h[8];
+        _mm256_storeu_ps(l, lo), _mm256_storeu_ps(h, hi);
+        nan = _mm256_movemask_ps(bad) != 0;
+        mn = l[0], mx = h[0];
+        for (int k = 1; k < 8; k++) mn = l[k] < mn ? l[k] : mn, mx = h[k] > mx ? h[k] : mx;
+    } else if (n) {
+        mn = mx = x[0];
+    }
+    for (; i < n; i++) {
+        const float v = x[i];
+        nan |= v != v;
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+    }
+    if (nan) {
+        *scale = dse_u2f(DSE_NAN_BITS), *zp = 0;   /* REF: NaN range, scale NaN, zero point 0 */
+        return;
+    }
+    const float lo = 0.0f < mn ? 0.0f : mn, hi = 0.0f > mx ? 0.0f : mx;
+    const float s = hi == lo ? 1.0f : (hi - lo) / 255.0f;
+    float z = 0.0f - lo / s;
+    z = z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z;
+    z = nearbyintf(z);
+    *scale = dse_canonf(s);
+    *zp = z != z ? 0 : (uint8_t)z;
+}
+
+/* y = clamp(rint(x / scale) + zp, 0, 255), NaN -> 0, 8 lanes (REF's division and rounding) */
+static DSE_TARGET_AVX2 void dqz_quantize(const float *x, size_t n, float scale, uint8_t zp, uint8_t *y) {
+    const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-256.0f), hi = _mm256_set1_ps(256.0f);
+    const __m256i z = _mm256_set1_epi32(zp);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256 ok = _mm256_cmp_ps(r, r, _CMP_ORD_Q);
+        __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, r))), z);
+        v = _mm256_and_si256(v, _mm256_castps_si256(ok));                     /* NaN -> 0 */
+        const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));   /* int16, in range */
+        _mm_storel_epi64((__m128i *)(y + i), _mm_packus_epi16(w, w));          /* clamp to [0, 255] */
+    }
+    for (; i < n; i++) {   /* REF's loop */
+        const float r = nearbyintf(x[i] / scale);
+        const int v = r != r || r <= -256.0f ? 0 : r >= 256.0f ? 255 : (int)r + zp;
+        y[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+}
+
+void dse_u8_dynamicquantizelinear__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    (void)cx;
+    const dse_tensor *xt = &m->tensors[n->in[0]];
+    const float *x = dse__data(m, arena, n->in[0]);
+    float s;
+    uint8_t z;
+    dqz_params(x, xt->numel, &s, &z);
+    dqz_quantize(x, xt->numel, s, z, dse__data(m, arena, n->out[0]));
+    if (n->n_out >= 2 && n->out[1] != DSE_NONE) memcpy(dse__data(m, arena, n->out[1]), &s, sizeof s);
+    if (n->n_out >= 3 && n->out[2] != DSE_NONE) *(uint8_t *)dse__data(m, arena, n->out[2]) = z;
 }
 
 /* -- ConvInteger ------------------------------------------------------------------------------ */
