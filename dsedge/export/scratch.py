@@ -57,27 +57,79 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
     return 0
 
 
-def _rnn_state_scratch(node, shapes) -> int:
-    """fp32 LSTM/GRU (runtimes/c/kernels/ref/rnn.c): h, h_next and c (LSTM) or r / r*h (GRU),
-    each batch x hidden float32."""
-    x, r = shapes[node.inputs[0]], shapes[node.inputs[2]]
-    batch = x[0] if node.attrs.get("layout", 0) else x[1]
-    return 3 * int(batch) * int(r[2]) * 4
+RNN_CHUNK_FLOATS = 65536   # the optimised LSTM/GRU's input-projection chunk (internal.h dse__rnn_f32_chunk)
 
 
-scratch("dse_f32_lstm__ref")(_rnn_state_scratch)
-scratch("dse_f32_gru__ref")(_rnn_state_scratch)
+def rnn_f32_plan(T: int, B: int, I: int, H: int, gates: int) -> int:
+    """Scratch planned for a float LSTM (gates 4) / GRU (3): what the optimised variants use
+    (runtimes/c/kernels/avx2/rnn.c; runtimes/c/src/internal.h dse__rnn_f32_plan, the same formula),
+    per direction: h, h_next and c (LSTM) or r*h (GRU), B*H float32 each (all that REF uses,
+    kernels/ref/rnn.c); the input and recurrent gate sums, B*G*H each; for a chunk of Tc time
+    steps the transposed inputs (I x Tc*B) and their projection (G*H x Tc*B), Tc = 65536 //
+    (B*(G*H + I)) clamped to [1, T]."""
+    gh = gates * H
+    per = B * (gh + I)
+    tc = min(max(RNN_CHUNK_FLOATS // per if per else 1, 1), T)
+    return 4 * (3 * B * H + 2 * B * gh + tc * B * (gh + I))
+
+
+def _rnn_scratch(gates: int):
+    def f(node, shapes) -> int:
+        x, r = shapes[node.inputs[0]], shapes[node.inputs[2]]
+        lay = node.attrs.get("layout", 0)
+        T, B = (x[1], x[0]) if lay else (x[0], x[1])
+        return rnn_f32_plan(int(T), int(B), int(x[2]), int(r[2]), gates)
+    f.__doc__ = rnn_f32_plan.__doc__
+    return f
+
+
+scratch("dse_f32_lstm__ref")(_rnn_scratch(4))
+scratch("dse_f32_gru__ref")(_rnn_scratch(3))
+
+
+INT_MM_ROWS = 64   # rows of the broadcast operand packed at a time (runtimes/c/src/requant.h DSE_INT_MM_ROWS)
+
+
+def int_gemm_plan(rows: int, K: int) -> int:
+    """What the optimised ConvInteger / MatMulInteger / DynamicQuantizeLSTM products use
+    (runtimes/c/kernels/avx2/integer.c; requant.h dse_int_gemm_plan, the same formula): `rows`
+    rows of the broadcast operand as int16 pairs (4 * rows * ceil(K/2) bytes) and one panel of
+    16 columns of the other (64 * ceil(K/2))."""
+    if rows <= 0 or K <= 0:
+        return 0
+    return (4 * rows + 64) * ((K + 1) // 2)
 
 
 @scratch("dse_f32_dynamicquantizelstm__ref")
 def _dyn_lstm_scratch(node, shapes) -> int:
     """com.microsoft DynamicQuantizeLSTM (runtimes/c/kernels/ref/dyn_lstm.c): X quantised
     (T*B*I bytes, rounded up to 16), X times W (T*B*4H float32), h quantised (B*H bytes,
-    rounded up to 16), the gates (B*4H int32/float32), h and c (B*H float32 each)."""
+    rounded up to 16), the gates (B*4H int32/float32), h and c (B*H float32 each); then the
+    optimised variants' packing of the products, int_gemm_plan(min(T*B, 64), max(I, H))."""
     T, B, I = (int(d) for d in shapes[node.inputs[0]])
     H = int(shapes[node.inputs[2]][1])
     a16 = lambda v: (v + 15) // 16 * 16   # noqa: E731
-    return a16(T * B * I) + 4 * T * B * 4 * H + a16(B * H) + 4 * B * 4 * H + 8 * B * H
+    ref = a16(T * B * I) + 4 * T * B * 4 * H + a16(B * H) + 4 * B * 4 * H + 8 * B * H
+    return ref + int_gemm_plan(min(T * B, INT_MM_ROWS), max(I, H))
+
+
+@scratch("dse_i32_convinteger__ref")
+def _conv_integer_scratch(node, shapes) -> int:
+    """ConvInteger: the optimised variants' (REF uses none): all O rows of weights as int16 pairs,
+    K = C/group * kernel taps: int_gemm_plan(O, K)."""
+    w = shapes[node.inputs[1]]
+    return int_gemm_plan(int(w[0]), _prod(w[1:]))
+
+
+@scratch("dse_i32_matmulinteger__ref")
+def _matmul_integer_scratch(node, shapes) -> int:
+    """MatMulInteger: the optimised variants' (REF uses none): int_gemm_plan(min(M, 64), K) with
+    M the rows of one matrix of A (1 for a 1-D A), K its last axis."""
+    a = shapes[node.inputs[0]]
+    if not a:
+        return 0
+    M = int(a[-2]) if len(a) >= 2 else 1
+    return int_gemm_plan(min(M, INT_MM_ROWS), int(a[-1]))
 
 
 def _dynamic_scratch(node, shapes) -> int:

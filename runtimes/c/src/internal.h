@@ -404,6 +404,28 @@ typedef struct dse_mm_geom {
     size_t bdims[DSE_MAX_RANK], sa[DSE_MAX_RANK], sb[DSE_MAX_RANK];   /* per batch axis: size, A/B matrix strides */
 } dse_mm_geom;
 DSE_SHARED int dse__matmul_f32_geom(const dse_model *m, const dse_node *n, dse_mm_geom *g);
+/* Float LSTM/GRU geometry (kernels/ref/rnn.c: reads and checks everything but the scratch);
+ * G gates per hidden unit (4 LSTM, 3 GRU). 0 = valid. */
+typedef struct dse_rnn_geom {
+    size_t T, B, I, H, D, G;
+    int layout, reverse_only, lstm;
+} dse_rnn_geom;
+DSE_SHARED int dse__rnn_f32_geom(const dse_model *m, const dse_node *n, int lstm, dse_rnn_geom *g, dse_why *why);
+/* The scratch planned for every float LSTM/GRU: what the optimised variants use (kernels/avx2/rnn.c),
+ * per direction: h, h_next, c or r*h (B*H floats each), the input and the recurrent gate sums
+ * (B*G*H each), and for a chunk of Tc time steps the transposed inputs (I x Tc*B) and their
+ * projection (G*H x Tc*B), Tc = 65536 / (B*(G*H + I)) clamped to [1, T] (dse__rnn_f32_chunk).
+ * REF uses the first 3*B*H floats. dsedge/export/scratch.py has the same formula. */
+static inline size_t dse__rnn_f32_chunk(const dse_rnn_geom *g) {
+    const size_t per = g->B * (g->G * g->H + g->I);
+    size_t tc = per ? 65536 / per : 1;
+    if (tc < 1) tc = 1;
+    return tc > g->T ? g->T : tc;
+}
+static inline size_t dse__rnn_f32_plan(const dse_rnn_geom *g) {
+    const size_t B = g->B, GH = g->G * g->H;
+    return 4 * (3 * B * g->H + 2 * B * GH + dse__rnn_f32_chunk(g) * B * (GH + g->I));
+}
 /* Pre-quantised ONNX models (kernels/ref/dynamic_quantize.c, conv_integer.c): the dynamic
  * uint8 parameters of n floats (DynamicQuantizeLinear's rule), quantising with them, and
  * "uint8 or int8 tensor" for the integer ops' operands. */
@@ -411,7 +433,7 @@ DSE_INTERNAL void dse__dynq_params(const float *x, size_t n, float *scale, uint8
 DSE_INTERNAL void dse__dynq_quantize(const float *x, size_t n, float scale, uint8_t zp, uint8_t *y);
 DSE_INTERNAL int dse__int_byte_operand(const dse_tensor *t);
 /* The same geometry from the shapes alone (any dtypes; MatMulInteger): 0 = valid. */
-DSE_INTERNAL int dse__matmul_geom(const dse_tensor *a, const dse_tensor *b, const dse_tensor *y, dse_mm_geom *g);
+DSE_SHARED int dse__matmul_geom(const dse_tensor *a, const dse_tensor *b, const dse_tensor *y, dse_mm_geom *g);   /* (shared: kernels/avx2/integer.c) */
 /* The optimised float GEMMs copy B, a chunk of dse__sgemm_pack_cols(K) columns at a time
  * (16 <= cols <= 256, K * cols <= 65536 where possible), into panels of 16 in scratch:
  * 4 * dse__sgemm_pack_floats(K) bytes, planned for float Gemm (transB = 0), MatMul (N > 1)

@@ -175,6 +175,35 @@ typedef struct dse_int_conv {
 } dse_int_conv;
 DSE_SHARED void dse_int_conv_loop(const dse_ctx *cx, const dse_int_conv *p);
 
+/* Scratch planned for ConvInteger, MatMulInteger and DynamicQuantizeLSTM: what the optimised
+ * variants use (kernels/avx2/integer.c; the REF kernels use none besides DynamicQuantizeLSTM's
+ * own): `rows` rows of the broadcast operand as int16 pairs (4 * rows * ceil(K/2) bytes: Conv's
+ * weights, all O of them; MatMul's A, DSE_INT_MM_ROWS rows at a time) and one panel of 16
+ * columns of the other (64 * ceil(K/2)). dsedge/export/scratch.py: int_gemm_plan. */
+#define DSE_INT_MM_ROWS 64
+static inline size_t dse_int_gemm_plan(size_t rows, size_t K) {
+    if (!rows || !K) return 0;
+    return (4 * rows + 64) * ((K + 1) / 2);
+}
+/* The REF checks of ConvInteger, MatMulInteger and DynamicQuantizeLSTM without the scratch
+ * (conv_integer.c, matmul_integer.c, dyn_lstm.c), for the optimised variants; `plan` (may be
+ * NULL) gets the op's scratch plan; DynamicQuantizeLSTM's `ref_bytes` what REF uses of it. */
+DSE_SHARED int dse__conv_integer_valid(const dse_model *m, const dse_node *n, size_t *plan, dse_why *why);
+DSE_SHARED int dse__matmul_integer_valid(const dse_model *m, const dse_node *n, size_t *plan, dse_why *why);
+DSE_SHARED int dse__dyn_lstm_valid(const dse_model *m, const dse_node *n, size_t *ref_bytes, size_t *plan, dse_why *why);
+/* DynamicQuantizeLSTM's run (dyn_lstm.c) with its integer products computed by ops->mm (REF:
+ * dse_int_matmul; the same int32 results from any; mm_arg passed through) and its activations
+ * y[i] = act(kind, x[i]) for i < n (x == y allowed) by ops->act (REF: dyn_lstm.c's MLAS sigmoid
+ * / tanh and relu, element by element; a variant must give the same bits). */
+typedef void (*dse_int_mm_fn)(const dse_ctx *cx, const dse_int_mm *p, void *mm_arg);
+enum { DSE_DYNL_SIGMOID, DSE_DYNL_TANH, DSE_DYNL_RELU };
+typedef struct dse_dyn_lstm_ops {
+    dse_int_mm_fn mm;
+    void *mm_arg;
+    void (*act)(int kind, const float *x, float *y, size_t n);
+} dse_dyn_lstm_ops;
+DSE_SHARED void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_dyn_lstm_ops *ops);
+
 /* Scratch planned for an int8 Conv (group 1 or depthwise), Gemm or MatMul with K products per
  * output and P output pixels per image (Conv) or rows (Gemm/MatMul): what the optimised
  * variants may use (one int16 tile of at most DSE_I8_PACK_TILE columns of K rounded up to 4,

@@ -283,17 +283,26 @@ static DSE_TARGET_AVX2 void sgemm_dot31(const dse_sgemm *g, size_t i, size_t j) 
 static DSE_TARGET_AVX2 void sgemm_dot18(const dse_sgemm *g, size_t i, size_t j) { sgemm_dot_tile(g, 1, 8, i, j); }
 static DSE_TARGET_AVX2 void sgemm_dot11(const dse_sgemm *g, size_t i, size_t j) { sgemm_dot_tile(g, 1, 1, i, j); }
 
+/* Columns in blocks whose rows of B (K floats each) take at most 128 KiB, every row of A against
+ * one block before the next: B is read from memory once, each block then from L2 (rows outer
+ * read all of B once per 3 rows: a Gemm with a large transposed weight and 20 rows streamed it
+ * 7 times). Every element is the same tile arithmetic whatever the block. */
 void dse__avx2_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
-    size_t i = i0;
-    for (; i + 3 <= i1; i += 3) {
-        size_t j = j0;
-        for (; j + 4 <= j1; j += 4) sgemm_dot34(g, i, j);
-        for (; j < j1; j++) sgemm_dot31(g, i, j);
-    }
-    for (; i < i1; i++) {
-        size_t j = j0;
-        for (; j + 8 <= j1; j += 8) sgemm_dot18(g, i, j);
-        for (; j < j1; j++) sgemm_dot11(g, i, j);
+    size_t nb = g->K ? 32768 / g->K / 8 * 8 : 256;
+    if (nb < 8) nb = 8;
+    for (size_t jb = j0; jb < j1; jb += nb) {
+        const size_t je = j1 - jb < nb ? j1 : jb + nb;
+        size_t i = i0;
+        for (; i + 3 <= i1; i += 3) {
+            size_t j = jb;
+            for (; j + 4 <= je; j += 4) sgemm_dot34(g, i, j);
+            for (; j < je; j++) sgemm_dot31(g, i, j);
+        }
+        for (; i < i1; i++) {
+            size_t j = jb;
+            for (; j + 8 <= je; j += 8) sgemm_dot18(g, i, j);
+            for (; j < je; j++) sgemm_dot11(g, i, j);
+        }
     }
 }
 

@@ -10,12 +10,17 @@
  *     y = sum over the taps inside the input of (x - zx) * (w - zw)     (a padded tap is x = zx)
  *     y = sum_k (a - za) * (b - zb)
  * summed exactly modulo 2^32 (the reference's exact sum cast to int32; no overflow check
- * needed, any K). Loops: kernels/ref/loops.c (dse_int_conv_loop, dse_int_matmul). No scratch. */
+ * needed, any K). Loops: kernels/ref/loops.c (dse_int_conv_loop, dse_int_matmul). No scratch (the
+ * plan, dse_int_gemm_plan, is the optimised variants'). */
 #include "requant.h"
 
 int dse__int_byte_operand(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_UINT8 || t->dtype == DSE_DTYPE_INT8); }
 
 int dse__check_conv_integer(const dse_model *m, const dse_node *n, dse_why *why) {
+    return dse__conv_integer_valid(m, n, &why->scratch_plan, why);   /* the plan: the optimised variants' */
+}
+
+int dse__conv_integer_valid(const dse_model *m, const dse_node *n, size_t *plan, dse_why *why) {
     const dse_tensor *x = n->n_in >= 2 && n->n_in <= 4 ? dse__t(m, n->in[0]) : NULL;
     const dse_tensor *w = x ? dse__t(m, n->in[1]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     const dse_tensor *zx = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL, *zw = n->n_in > 3 ? dse__t(m, n->in[3]) : NULL;
@@ -25,7 +30,9 @@ int dse__check_conv_integer(const dse_model *m, const dse_node *n, dse_why *why)
         return 1;
     }
     dse_i8_geom g;
-    return dse_i8_conv_shapes(n, x, w, y, &g, why);
+    if (dse_i8_conv_shapes(n, x, w, y, &g, why)) return 1;
+    if (plan) *plan = dse_int_gemm_plan(w->dims[0], w->numel / (w->dims[0] ? w->dims[0] : 1));
+    return 0;
 }
 
 void dse_i32_convinteger__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {

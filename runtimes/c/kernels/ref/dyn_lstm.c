@@ -22,13 +22,15 @@
  *
  * Scratch: xq (T*B*I bytes, rounded up to 16), xw (T*B*4H floats), hq (B*H bytes, rounded up
  * to 16), gates (B*4H int32, then float32 in place), h, c (B*H floats each); dsedge/export/
- * scratch.py `dse_f32_dynamicquantizelstm__ref`. */
+ * scratch.py `dse_f32_dynamicquantizelstm__ref`. The plan adds what the optimised variants use
+ * for their integer products after it (dse_int_gemm_plan, requant.h); they share this run
+ * (dse__dyn_lstm_run), with their own product function. */
 #include <math.h>
 
 #include "requant.h"
 
 enum { DYNL_X, DYNL_W, DYNL_R, DYNL_B, DYNL_SEQ, DYNL_H0, DYNL_C0, DYNL_P, DYNL_WS, DYNL_WZ, DYNL_RS, DYNL_RZ, DYNL_NIN };
-enum { DYNL_SIGMOID, DYNL_TANH, DYNL_RELU };
+enum { DYNL_SIGMOID = DSE_DYNL_SIGMOID, DYNL_TANH = DSE_DYNL_TANH, DYNL_RELU = DSE_DYNL_RELU };
 
 typedef struct dynl_geom {
     size_t T, B, I, H, D, wsn, rsn;   /* wsn/rsn: scales per direction (1 or 4H) */
@@ -128,15 +130,31 @@ static int dynl_geom_read(const dse_model *m, const dse_node *n, dynl_geom *g, d
             bad = 1;
     }
     if (bad || g->I > 33025 || H > 33025) { DSE_WHY(why, DYNLSTM_OUTPUTS); return 1; }
-    const size_t need = dynl_scratch(g);
-    if (m->scratch_size < need) { DSE_WHYF(why, RNN_NEEDS_BYTES_SCRATCH_PLAN, NULL, need, m->scratch_size, 0, 0); return 1; }
-    why->scratch = need;
+    return 0;
+}
+
+/* the plan: REF's scratch, then the optimised variants' packing of the integer products (requant.h) */
+static size_t dynl_plan(const dynl_geom *g) {
+    const size_t rows = g->T * g->B < DSE_INT_MM_ROWS ? g->T * g->B : DSE_INT_MM_ROWS;
+    return dynl_scratch(g) + dse_int_gemm_plan(rows, g->I > g->H ? g->I : g->H);
+}
+
+int dse__dyn_lstm_valid(const dse_model *m, const dse_node *n, size_t *ref_bytes, size_t *plan, dse_why *why) {
+    dynl_geom g;
+    if (dynl_geom_read(m, n, &g, why)) return 1;
+    if (ref_bytes) *ref_bytes = dynl_scratch(&g);
+    if (plan) *plan = dynl_plan(&g);
     return 0;
 }
 
 int dse__check_dyn_lstm(const dse_model *m, const dse_node *n, dse_why *why) {
     dynl_geom g;
-    return dynl_geom_read(m, n, &g, why);
+    if (dynl_geom_read(m, n, &g, why)) return 1;
+    const size_t need = dynl_scratch(&g);
+    if (m->scratch_size < need) { DSE_WHYF(why, RNN_NEEDS_BYTES_SCRATCH_PLAN, NULL, need, m->scratch_size, 0, 0); return 1; }
+    why->scratch = need;
+    why->scratch_plan = dynl_plan(&g);
+    return 0;
 }
 
 /* -- MLAS's logistic and tanh (onnxruntime), as dsedge/ops/quantized.py evaluates them ------- */
@@ -182,14 +200,15 @@ static float dynl_act(int a, float x) {
 /* out (rows x N floats) = float32(sum (aq - za) * (w - wz)) * (s * scale[col]); wz points at
  * the direction's zero point. The int32 sums are written to out's bytes first and converted in
  * place. */
-static void dynl_qgemm(const dse_ctx *cx, const uint8_t *aq, const uint8_t *za, float s, size_t rows, size_t K, const void *w,
-                       int w_u8, const void *wz, int wz_u8, const float *scale, size_t nscale, size_t N, uint8_t *out) {
+static void dynl_qgemm(const dse_ctx *cx, dse_int_mm_fn mm, void *mm_arg, const uint8_t *aq, const uint8_t *za, float s, size_t rows,
+                       size_t K, const void *w, int w_u8, const void *wz, int wz_u8, const float *scale, size_t nscale, size_t N,
+                       uint8_t *out) {
     dse_int_mm p;
     memset(&p, 0, sizeof p);
     p.a = aq, p.a_u8 = 1, p.za = za, p.za_u8 = 1;
     p.b = w, p.b_u8 = w_u8, p.zb = wz, p.zb_u8 = wz_u8;
     p.M = rows, p.K = K, p.N = N, p.y = (int32_t *)(void *)out;
-    dse_int_matmul(cx, &p);
+    mm(cx, &p, mm_arg);
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < N; j++) {
             int32_t v;
@@ -199,7 +218,21 @@ static void dynl_qgemm(const dse_ctx *cx, const uint8_t *aq, const uint8_t *za, 
         }
 }
 
+static void dynl_ref_mm(const dse_ctx *cx, const dse_int_mm *p, void *mm_arg) {
+    (void)mm_arg;
+    dse_int_matmul(cx, p);
+}
+
+static void dynl_ref_act(int kind, const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = dynl_act(kind, x[i]);
+}
+
 void dse_f32_dynamicquantizelstm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_dyn_lstm_ops ops = {dynl_ref_mm, NULL, dynl_ref_act};
+    dse__dyn_lstm_run(m, n, arena, cx, &ops);
+}
+
+void dse__dyn_lstm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_dyn_lstm_ops *ops) {
     dynl_geom g;
     dse_why why;
     dynl_geom_read(m, n, &g, &why);
@@ -230,7 +263,7 @@ void dse_f32_dynamicquantizelstm__ref(const dse_model *m, const dse_node *n, uin
     for (size_t d = 0; d < g.D; d++) {
         const int rev = g.reverse_only || d == 1;
         const int *act = g.act + 3 * d;
-        dynl_qgemm(cx, xq, &zx, sx, T * Bt, I, W + d * I * G, wt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)WZ + d * (wzt->numel / g.D), wzt->dtype == DSE_DTYPE_UINT8,
+        dynl_qgemm(cx, ops->mm, ops->mm_arg, xq, &zx, sx, T * Bt, I, W + d * I * G, wt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)WZ + d * (wzt->numel / g.D), wzt->dtype == DSE_DTYPE_UINT8,
                    WS + d * g.wsn, g.wsn, G, xw);
         for (size_t i = 0; i < Bt * H; i++) {
             h[i] = H0 ? H0[d * Bt * H + i] : 0.0f;
@@ -240,7 +273,7 @@ void dse_f32_dynamicquantizelstm__ref(const dse_model *m, const dse_node *n, uin
             const size_t t = rev ? T - 1 - step : step;
             dse__dynq_params(h, Bt * H, &sh, &zh);
             dse__dynq_quantize(h, Bt * H, sh, zh, hq);
-            dynl_qgemm(cx, hq, &zh, sh, Bt, H, R + d * H * G, rt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)RZ + d * (rzt->numel / g.D), rzt->dtype == DSE_DTYPE_UINT8,
+            dynl_qgemm(cx, ops->mm, ops->mm_arg, hq, &zh, sh, Bt, H, R + d * H * G, rt->dtype == DSE_DTYPE_UINT8, (const uint8_t *)RZ + d * (rzt->numel / g.D), rzt->dtype == DSE_DTYPE_UINT8,
                        RS + d * g.rsn, g.rsn, G, gb);
             const float *xwt = (const float *)(const void *)xw + t * Bt * G;
             float *gates = (float *)(void *)gb;
@@ -252,15 +285,16 @@ void dse_f32_dynamicquantizelstm__ref(const dse_model *m, const dse_node *n, uin
                     if (has_clip) { v = v < -clip ? -clip : v; v = v > clip ? clip : v; }
                     gr[j] = v;
                 }
+                /* i = f(gi), o = f(go), f = f(gf) (unused with input_forget), g = g(gc) in place; then
+                 * c = f*c + i*g and h = o * h(c), per element */
+                ops->act(act[0], gr, gr, 3 * H);
+                ops->act(act[1], gr + 3 * H, gr + 3 * H, H);
                 for (size_t j = 0; j < H; j++) {
-                    const float i_ = dynl_act(act[0], gr[j]);
-                    const float f_ = input_forget ? 1.0f - i_ : dynl_act(act[0], gr[2 * H + j]);
-                    const float g_ = dynl_act(act[1], gr[3 * H + j]);
-                    const float cn = f_ * c[b * H + j] + i_ * g_;
-                    const float o_ = dynl_act(act[0], gr[H + j]);
-                    c[b * H + j] = cn;
-                    h[b * H + j] = o_ * dynl_act(act[2], cn);
+                    const float i_ = gr[j], f_ = input_forget ? 1.0f - i_ : gr[2 * H + j];
+                    c[b * H + j] = f_ * c[b * H + j] + i_ * gr[3 * H + j];
                 }
+                ops->act(act[2], c + b * H, h + b * H, H);
+                for (size_t j = 0; j < H; j++) h[b * H + j] = gr[H + j] * h[b * H + j];
             }
             if (Y) memcpy(Y + ((t * g.D + d) * Bt) * H, h, Bt * H * sizeof(float));
         }

@@ -3,10 +3,15 @@
  * (each its own); a_zero_point one value or one per row of A (rank >= 2), b_zero_point one
  * value or one per column of B (rank >= 2), either dtype, possibly computed at run time.
  * Output int32: y = sum_k (a - za) * (b - zb), exact modulo 2^32 (conv_integer.c; the loop is
- * dse_int_matmul, kernels/ref/loops.c). No scratch. */
+ * dse_int_matmul, kernels/ref/loops.c). No scratch (the plan, dse_int_gemm_plan of
+ * min(M, DSE_INT_MM_ROWS) rows, is the optimised variants'). */
 #include "requant.h"
 
 int dse__check_matmul_integer(const dse_model *m, const dse_node *n, dse_why *why) {
+    return dse__matmul_integer_valid(m, n, &why->scratch_plan, why);   /* the plan: the optimised variants' */
+}
+
+int dse__matmul_integer_valid(const dse_model *m, const dse_node *n, size_t *plan, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 && n->n_in <= 4 ? dse__t(m, n->in[0]) : NULL;
     const dse_tensor *b = a ? dse__t(m, n->in[1]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     const dse_tensor *za = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL, *zb = n->n_in > 3 ? dse__t(m, n->in[3]) : NULL;
@@ -20,6 +25,7 @@ int dse__check_matmul_integer(const dse_model *m, const dse_node *n, dse_why *wh
         DSE_WHY(why, INTOP_MATMUL_ZERO_POINTS);
         return 1;
     }
+    if (plan) *plan = dse_int_gemm_plan(g.M < DSE_INT_MM_ROWS ? g.M : DSE_INT_MM_ROWS, g.K);
     return 0;
 }
 

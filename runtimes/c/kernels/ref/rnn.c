@@ -19,15 +19,13 @@
  * row's sequence backwards from its own length and writes Y at the same (reversed) positions.
  *
  * Scratch (the plan's scratch region, docs/kernels.md): 3 * B * H float32 — h, h_next and
- * c (LSTM) or r / r*h (GRU); `check` refuses a plan that gives less. */
+ * c (LSTM) or r / r*h (GRU); `check` refuses a plan that gives less. The exporter plans more,
+ * dse__rnn_f32_plan (internal.h): what the optimised variants use (kernels/avx2/rnn.c). */
 #include "internal.h"
 #include "mathf.h"
 
 
-typedef struct rnn_geom {
-    size_t T, B, I, H, D, G;      /* G: gates (4 LSTM, 3 GRU) */
-    int layout, reverse_only, lstm;
-} rnn_geom;
+typedef dse_rnn_geom rnn_geom;
 
 static int rnn_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 static int dims_are(const dse_tensor *t, size_t r, size_t a, size_t b, size_t c, size_t d) {
@@ -37,7 +35,7 @@ static int dims_are(const dse_tensor *t, size_t r, size_t a, size_t b, size_t c,
     return 1;
 }
 
-static int rnn_mkgeom(const dse_model *m, const dse_node *n, int lstm, rnn_geom *g, dse_why *why) {
+int dse__rnn_f32_geom(const dse_model *m, const dse_node *n, int lstm, dse_rnn_geom *g, dse_why *why) {
     const size_t max_in = lstm ? 8 : 6, max_out = lstm ? 3 : 2;
     const dse_tensor *in[8] = {0};
     for (uint32_t k = 0; k < n->n_in && k < 8; k++) in[k] = dse__t(m, n->in[k]);
@@ -94,9 +92,15 @@ static int rnn_mkgeom(const dse_model *m, const dse_node *n, int lstm, rnn_geom 
         }
     }
     if (!lstm && dse__attr_int(n, DSE_A_linear_before_reset, 0) > 1) { DSE_WHY(why, RNN_LINEAR_BEFORE_RESET_0); return 1; }
-    const size_t need = 3 * g->B * g->H * sizeof(float);
+    return 0;
+}
+
+static int rnn_mkgeom(const dse_model *m, const dse_node *n, int lstm, rnn_geom *g, dse_why *why) {
+    if (dse__rnn_f32_geom(m, n, lstm, g, why)) return 1;
+    const size_t need = 3 * g->B * g->H * sizeof(float), plan = dse__rnn_f32_plan(g);
     if (m->scratch_size < need) { DSE_WHYF(why, RNN_NEEDS_BYTES_SCRATCH_PLAN, NULL, need, m->scratch_size, 0, 0); return 1; }
     why->scratch = need;
+    why->scratch_plan = plan > need ? plan : need;   /* planned for the optimised variants */
     return 0;
 }
 
