@@ -1,32 +1,40 @@
-/* integer.c (AVX2): ConvInteger, MatMulInteger and com.microsoft DynamicQuantizeLSTM (the
- * integer ops of onnxruntime's quantize_dynamic output), byte-identical with the REF kernels
- * (kernels/ref/conv_integer.c, matmul_integer.c, dyn_lstm.c) for every node their checks accept.
+/* integer.c (AVX2): the ops of onnxruntime's quantize_dynamic output: DynamicQuantizeLinear,
+ * ConvInteger, MatMulInteger and com.microsoft DynamicQuantizeLSTM, byte-identical with the REF
+ * kernels (kernels/ref/dynamic_quantize.c, conv_integer.c, matmul_integer.c, dyn_lstm.c) for
+ * every node their checks accept.
  *
  * Arithmetic: y = sum_k (a_k - za) * (b_k - zb) modulo 2^32, as REF. Operands and zero points
  * are uint8 or int8, so each difference lies in [-383, 383] and is an exact int16 lane; vpmaddwd
  * forms a_k b_k + a_k+1 b_k+1 exactly in int32 (|.| <= 2 * 383^2 < 2^31), and the pairs are
  * added with vpaddd, which wraps modulo 2^32 as REF's uint32 sums do. A sum modulo 2^32 does
- * not depend on the order of its terms: the int32 results are REF's bytes for any order, tile
- * shape or thread count. A padding tap of a Conv is x = zx (REF skips it: 0 either way).
+ * not depend on the order of its terms, nor on how it is split: MatMul sums (a - za) b and
+ * subtracts zb * sum(a - za) at the end (as REF's loop does), Conv multiplies the differences.
+ * So the int32 results are REF's bytes for any order, tile shape or thread count. A padding tap
+ * of a Conv is x = zx (REF skips it: 0 either way).
  *
  * GEMM core: Y[r][j] = sum_k A'[r][k] B'[k][j] with A' = a - za packed as int16 pairs, one int32
- * per (row, k pair) (A's rows for MatMul, DSE_INT_MM_ROWS at a time; the weights, all O rows,
- * for Conv), and B' = b - zb packed per panel of 16 columns as the pairs of each column (B's
- * columns for MatMul; im2col of 16 output pixels for Conv). The microkernel keeps up to 6 rows
- * x 16 columns in 12 accumulators: per k pair two panel loads, a broadcast of each row's pair,
- * vpmaddwd + vpaddd. Rows in blocks of at most 6, as even as possible. Scratch (requant.h
- * dse_int_gemm_plan): the packed rows, then one panel per worker.
+ * per (row, k pair) (A's rows for MatMul, DSE_INT_MM_ROWS at a time, with their sums; the
+ * weights, all O rows, for Conv), and 16 columns of B' per tile as each column's pairs: a panel
+ * packed first (Conv: im2col of 16 output pixels, x - zx; MatMul with more than 6 rows: B's
+ * columns), or B's rows read directly (MatMul with at most 6 rows: two rows' 16 bytes unpacked
+ * into byte pairs and widened; one row: 64 columns, whole cache lines, at a time). The
+ * microkernel keeps up to 6 rows x 16 columns in 12 accumulators: per k pair the 16 columns'
+ * pairs, a broadcast of each row's pair, vpmaddwd + vpaddd. Rows in blocks of at most 6, as
+ * even as possible. Scratch (requant.h dse_int_gemm_plan): the packed rows, then one panel per
+ * worker. On the project's EPYC (Zen 1: a 256-bit vpmaddwd is two 128-bit halves) this runs at
+ * ~16 G multiply-adds/s per core, the chip's vpmaddwd rate.
  *
  * ConvInteger: weights (w - zw, per output channel or one value) packed once per run; panels of
  * 16 consecutive output pixels of one image and group (they may span output rows), each k's 16
  * input bytes gathered by output row segments (stride-1 rows copied, zx where a tap is padding)
  * then widened; x_zero_point must have x's dtype (else REF; it then pads with it). MatMulInteger:
  * any batch broadcasting (dse__matmul_geom), zero points per row of A / column of B.
- * DynamicQuantizeLSTM: REF's run (dse__dyn_lstm_run: the quantisation, float scaling, gates)
- * with its two integer products on this core, so its float outputs are REF's bytes too.
+ * DynamicQuantizeLSTM: REF's run (dse__dyn_lstm_run: the quantisation, float scaling, cell) with
+ * its two integer products on this core and its activations vectorised with REF's bits (below),
+ * so its float outputs are REF's bytes. DynamicQuantizeLinear: REF's rule, 8 lanes.
  *
- * Threads: panels (Conv: image x group x panel; MatMul: per batch and row chunk, the panels of
- * columns), each packed by the worker that uses it into its own scratch; the packed rows are
+ * Threads: panels (Conv: image x group x panel; MatMul: per batch and row chunk, the 16-column
+ * blocks), each packed by the worker that uses it into its own scratch; the packed rows are
  * made once, before, by the caller. Each output element is written by one part. */
 #include "isa.h"
 

@@ -38,7 +38,7 @@
 
 #if DSE_AVX2_F32
 
-static int avx2_rnn_check(const dse_model *m, const dse_node *n, int lstm, dse_why *why) {
+static int avx2rnn_check(const dse_model *m, const dse_node *n, int lstm, dse_why *why) {
     dse_rnn_geom g;
     if (dse__rnn_f32_geom(m, n, lstm, &g, why)) return 1;
     static const uint32_t wins[4] = {1, 2, 3, 7};
@@ -63,10 +63,10 @@ static int avx2_rnn_check(const dse_model *m, const dse_node *n, int lstm, dse_w
     return 0;
 }
 
-int dse__check_lstm_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) { return avx2_rnn_check(m, n, 1, why); }
-int dse__check_gru_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) { return avx2_rnn_check(m, n, 0, why); }
+int dse__check_lstm_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) { return avx2rnn_check(m, n, 1, why); }
+int dse__check_gru_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) { return avx2rnn_check(m, n, 0, why); }
 
-typedef struct rnn_job {
+typedef struct avx2rnn_job {
     const dse_ctx *cx;
     dse_rnn_geom g;
     size_t Tc;
@@ -77,19 +77,19 @@ typedef struct rnn_job {
     int hasclip, ifg, lbr;
     float clip;
     size_t xt, xb, yt, yd, yb, sd, sb;   /* strides as REF: X[t][b], Y[t][d][b], state[d][b] */
-} rnn_job;
+} avx2rnn_job;
 
 /* One direction's state during a step: the parts of a step (blocks of 8 hidden units) read it. */
-typedef struct rnn_step {
-    const rnn_job *j;
+typedef struct avx2rnn_step {
+    const avx2rnn_job *j;
     size_t d, t, c0, nc;                 /* direction, step, the step's first column in gt, columns */
     int rev;
     const float *R, *Wb, *Rb, *P, *gt;
     float *h, *hn, *aux, *gx, *gh;
-    const dse_sgemm *s;                  /* rnn_gemm_part: the product in parts */
-} rnn_step;
+    const dse_sgemm *s;                  /* avx2rnn_gemm_part: the product in parts */
+} avx2rnn_step;
 
-static size_t rnn_len(const rnn_job *j, size_t b) {
+static size_t avx2rnn_len(const avx2rnn_job *j, size_t b) {
     if (!j->lens) return j->g.T;
     const int64_t l = j->lens32 ? ((const int32_t *)j->lens)[b] : ((const int64_t *)j->lens)[b];
     return l < 0 ? 0 : (l > (int64_t)j->g.T ? j->g.T : (size_t)l);
@@ -97,77 +97,77 @@ static size_t rnn_len(const rnn_job *j, size_t b) {
 
 /* the grain of dse__parallel for items of `macs` multiply-adds: >= 128K per part (a hand-off
  * costs ~1 us; a part of less is not worth it) */
-static size_t rnn_grain(size_t macs) { return macs ? (131072 + macs - 1) / macs : 1; }
+static size_t avx2rnn_grain(size_t macs) { return macs ? (131072 + macs - 1) / macs : 1; }
 
-static DSE_TARGET_AVX2 void rnn_gemm_part(void *arg, size_t r0, size_t r1, unsigned worker) {   /* W rows [r0, r1) */
+static DSE_TARGET_AVX2 void avx2rnn_gemm_part(void *arg, size_t r0, size_t r1, unsigned worker) {   /* W rows [r0, r1) */
     (void)worker;
     const dse_sgemm *s = arg;
     dse__avx2_sgemm(s, r0, r1, 0, s->ldc);
 }
 
-DSE_AI __m256 rnn_ld(const float *p, size_t nl) {
+DSE_AI __m256 avx2rnn_ld(const float *p, size_t nl) {
     return nl >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, dse__avx2_mask(nl));
 }
-DSE_AI void rnn_st(float *p, __m256 v, size_t nl) {
+DSE_AI void avx2rnn_st(float *p, __m256 v, size_t nl) {
     if (nl >= 8) { _mm256_storeu_ps(p, v); return; }
     float t[8];
     _mm256_storeu_ps(t, v);
     for (size_t l = 0; l < nl; l++) p[l] = t[l];
 }
-DSE_AI __m256 rnn_clip(__m256 v, int has, float c) {   /* REF's clipv: NaN stays */
+DSE_AI __m256 avx2rnn_clip(__m256 v, int has, float c) {   /* REF's clipv: NaN stays */
     if (!has) return v;
     return _mm256_min_ps(_mm256_set1_ps(c), _mm256_max_ps(_mm256_set1_ps(-c), v));
 }
 
 /* LSTM cell of one batch row, units [u0, u1): gx, gh its G*H gate sums, c its state (updated),
  * hn its new h, y its Y row (or NULL) */
-static DSE_TARGET_AVX2 void rnn_lstm_row(const rnn_step *st, size_t u0, size_t u1, const float *gx, const float *gh, float *c,
+static DSE_TARGET_AVX2 void avx2rnn_lstm_row(const avx2rnn_step *st, size_t u0, size_t u1, const float *gx, const float *gh, float *c,
                                          float *hn, float *y) {
-    const rnn_job *j = st->j;
+    const avx2rnn_job *j = st->j;
     const size_t H = j->g.H;
     const float *Wb = st->Wb, *Rb = st->Rb, *P = st->P;
     const int hc = j->hasclip;
     const float cl = j->clip;
     for (size_t u = u0; u < u1; u += 8) {
         const size_t nl = u1 - u < 8 ? u1 - u : 8;
-        __m256 gi = _mm256_add_ps(rnn_ld(gx + u, nl), rnn_ld(gh + u, nl));
-        __m256 go = _mm256_add_ps(rnn_ld(gx + H + u, nl), rnn_ld(gh + H + u, nl));
-        __m256 gf = _mm256_add_ps(rnn_ld(gx + 2 * H + u, nl), rnn_ld(gh + 2 * H + u, nl));
-        __m256 gc = _mm256_add_ps(rnn_ld(gx + 3 * H + u, nl), rnn_ld(gh + 3 * H + u, nl));
+        __m256 gi = _mm256_add_ps(avx2rnn_ld(gx + u, nl), avx2rnn_ld(gh + u, nl));
+        __m256 go = _mm256_add_ps(avx2rnn_ld(gx + H + u, nl), avx2rnn_ld(gh + H + u, nl));
+        __m256 gf = _mm256_add_ps(avx2rnn_ld(gx + 2 * H + u, nl), avx2rnn_ld(gh + 2 * H + u, nl));
+        __m256 gc = _mm256_add_ps(avx2rnn_ld(gx + 3 * H + u, nl), avx2rnn_ld(gh + 3 * H + u, nl));
         if (Wb) {
-            gi = _mm256_add_ps(gi, _mm256_add_ps(rnn_ld(Wb + u, nl), rnn_ld(Rb + u, nl)));
-            go = _mm256_add_ps(go, _mm256_add_ps(rnn_ld(Wb + H + u, nl), rnn_ld(Rb + H + u, nl)));
-            gf = _mm256_add_ps(gf, _mm256_add_ps(rnn_ld(Wb + 2 * H + u, nl), rnn_ld(Rb + 2 * H + u, nl)));
-            gc = _mm256_add_ps(gc, _mm256_add_ps(rnn_ld(Wb + 3 * H + u, nl), rnn_ld(Rb + 3 * H + u, nl)));
+            gi = _mm256_add_ps(gi, _mm256_add_ps(avx2rnn_ld(Wb + u, nl), avx2rnn_ld(Rb + u, nl)));
+            go = _mm256_add_ps(go, _mm256_add_ps(avx2rnn_ld(Wb + H + u, nl), avx2rnn_ld(Rb + H + u, nl)));
+            gf = _mm256_add_ps(gf, _mm256_add_ps(avx2rnn_ld(Wb + 2 * H + u, nl), avx2rnn_ld(Rb + 2 * H + u, nl)));
+            gc = _mm256_add_ps(gc, _mm256_add_ps(avx2rnn_ld(Wb + 3 * H + u, nl), avx2rnn_ld(Rb + 3 * H + u, nl)));
         }
-        const __m256 cp = rnn_ld(c + u, nl);
+        const __m256 cp = avx2rnn_ld(c + u, nl);
         if (P) {
-            gi = _mm256_add_ps(gi, _mm256_mul_ps(rnn_ld(P + u, nl), cp));
-            gf = _mm256_add_ps(gf, _mm256_mul_ps(rnn_ld(P + 2 * H + u, nl), cp));
+            gi = _mm256_add_ps(gi, _mm256_mul_ps(avx2rnn_ld(P + u, nl), cp));
+            gf = _mm256_add_ps(gf, _mm256_mul_ps(avx2rnn_ld(P + 2 * H + u, nl), cp));
         }
         __m256 a[2], s[2];
-        a[0] = rnn_clip(gi, hc, cl), a[1] = rnn_clip(gf, hc, cl);
+        a[0] = avx2rnn_clip(gi, hc, cl), a[1] = avx2rnn_clip(gf, hc, cl);
         dse__avx2_sigmoid_n(2, a, s);
         const __m256 i = s[0], f = j->ifg ? _mm256_sub_ps(_mm256_set1_ps(1.0f), i) : s[1];
-        const __m256 g = dse__avx2_tanh(rnn_clip(gc, hc, cl));
+        const __m256 g = dse__avx2_tanh(avx2rnn_clip(gc, hc, cl));
         const __m256 cn = _mm256_add_ps(_mm256_mul_ps(f, cp), _mm256_mul_ps(i, g));
-        if (P) go = _mm256_add_ps(go, _mm256_mul_ps(rnn_ld(P + H + u, nl), cn));
-        a[0] = rnn_clip(go, hc, cl), a[1] = cn;
+        if (P) go = _mm256_add_ps(go, _mm256_mul_ps(avx2rnn_ld(P + H + u, nl), cn));
+        a[0] = avx2rnn_clip(go, hc, cl), a[1] = cn;
         dse__avx2_sigmoid_n(1, a, s);
         dse__avx2_tanh_n(1, a + 1, s + 1);
         const __m256 hv = _mm256_mul_ps(s[0], s[1]);
-        rnn_st(c + u, cn, nl);
-        rnn_st(hn + u, hv, nl);
-        if (y) rnn_st(y + u, hv, nl);
+        avx2rnn_st(c + u, cn, nl);
+        avx2rnn_st(hn + u, hv, nl);
+        if (y) avx2rnn_st(y + u, hv, nl);
     }
 }
 
 /* GRU cell of one batch row, units [u0, u1). pass 0: z and r; linear_before_reset = 1 then the
  * new h; = 0: z is stored over gx's z gates and r*h into rh, and pass 1 (after the product of
  * gate h's rows with r*h) finishes the cell. */
-static DSE_TARGET_AVX2 void rnn_gru_row(const rnn_step *st, size_t u0, size_t u1, float *gx, const float *gh, const float *hp,
+static DSE_TARGET_AVX2 void avx2rnn_gru_row(const avx2rnn_step *st, size_t u0, size_t u1, float *gx, const float *gh, const float *hp,
                                         float *rh, float *hn, float *y, int pass) {
-    const rnn_job *j = st->j;
+    const avx2rnn_job *j = st->j;
     const size_t H = j->g.H;
     const float *Wb = st->Wb, *Rb = st->Rb;
     const int hc = j->hasclip;
@@ -175,34 +175,34 @@ static DSE_TARGET_AVX2 void rnn_gru_row(const rnn_step *st, size_t u0, size_t u1
     const __m256 one = _mm256_set1_ps(1.0f);
     for (size_t u = u0; u < u1; u += 8) {
         const size_t nl = u1 - u < 8 ? u1 - u : 8;
-        const __m256 h = rnn_ld(hp + u, nl);
+        const __m256 h = avx2rnn_ld(hp + u, nl);
         __m256 z, r;
         if (pass == 0) {
-            __m256 xz = rnn_ld(gx + u, nl), hz = rnn_ld(gh + u, nl), xr = rnn_ld(gx + H + u, nl), hr = rnn_ld(gh + H + u, nl);
+            __m256 xz = avx2rnn_ld(gx + u, nl), hz = avx2rnn_ld(gh + u, nl), xr = avx2rnn_ld(gx + H + u, nl), hr = avx2rnn_ld(gh + H + u, nl);
             if (Wb) {
-                xz = _mm256_add_ps(xz, rnn_ld(Wb + u, nl)), hz = _mm256_add_ps(hz, rnn_ld(Rb + u, nl));
-                xr = _mm256_add_ps(xr, rnn_ld(Wb + H + u, nl)), hr = _mm256_add_ps(hr, rnn_ld(Rb + H + u, nl));
+                xz = _mm256_add_ps(xz, avx2rnn_ld(Wb + u, nl)), hz = _mm256_add_ps(hz, avx2rnn_ld(Rb + u, nl));
+                xr = _mm256_add_ps(xr, avx2rnn_ld(Wb + H + u, nl)), hr = _mm256_add_ps(hr, avx2rnn_ld(Rb + H + u, nl));
             }
             __m256 a[2], s[2];
-            a[0] = rnn_clip(_mm256_add_ps(xz, hz), hc, cl), a[1] = rnn_clip(_mm256_add_ps(xr, hr), hc, cl);
+            a[0] = avx2rnn_clip(_mm256_add_ps(xz, hz), hc, cl), a[1] = avx2rnn_clip(_mm256_add_ps(xr, hr), hc, cl);
             dse__avx2_sigmoid_n(2, a, s);
             z = s[0], r = s[1];
             if (!j->lbr) {
-                rnn_st(gx + u, z, nl);
-                rnn_st(rh + u, _mm256_mul_ps(r, h), nl);
+                avx2rnn_st(gx + u, z, nl);
+                avx2rnn_st(rh + u, _mm256_mul_ps(r, h), nl);
                 continue;
             }
         } else {
-            z = rnn_ld(gx + u, nl), r = _mm256_setzero_ps();
+            z = avx2rnn_ld(gx + u, nl), r = _mm256_setzero_ps();
         }
-        __m256 xh = rnn_ld(gx + 2 * H + u, nl), rb = Wb ? rnn_ld(Rb + 2 * H + u, nl) : _mm256_setzero_ps(), v;
-        if (Wb) xh = _mm256_add_ps(xh, rnn_ld(Wb + 2 * H + u, nl));
-        if (j->lbr) v = _mm256_add_ps(xh, _mm256_mul_ps(r, _mm256_add_ps(rnn_ld(gh + 2 * H + u, nl), rb)));
-        else v = _mm256_add_ps(_mm256_add_ps(xh, rnn_ld(gh + 2 * H + u, nl)), rb);
-        const __m256 hh = dse__avx2_tanh(rnn_clip(v, hc, cl));
+        __m256 xh = avx2rnn_ld(gx + 2 * H + u, nl), rb = Wb ? avx2rnn_ld(Rb + 2 * H + u, nl) : _mm256_setzero_ps(), v;
+        if (Wb) xh = _mm256_add_ps(xh, avx2rnn_ld(Wb + 2 * H + u, nl));
+        if (j->lbr) v = _mm256_add_ps(xh, _mm256_mul_ps(r, _mm256_add_ps(avx2rnn_ld(gh + 2 * H + u, nl), rb)));
+        else v = _mm256_add_ps(_mm256_add_ps(xh, avx2rnn_ld(gh + 2 * H + u, nl)), rb);
+        const __m256 hh = dse__avx2_tanh(avx2rnn_clip(v, hc, cl));
         const __m256 hv = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(one, z), hh), _mm256_mul_ps(z, h));
-        rnn_st(hn + u, hv, nl);
-        if (y) rnn_st(y + u, hv, nl);
+        avx2rnn_st(hn + u, hv, nl);
+        if (y) avx2rnn_st(y + u, hv, nl);
     }
 }
 
@@ -211,8 +211,8 @@ static DSE_TARGET_AVX2 void rnn_gru_row(const rnn_step *st, size_t u0, size_t u1
  * projection's columns of the step, the cell (LSTM, GRU lbr = 1) or its first half (GRU lbr = 0);
  * pass 1 (GRU lbr = 0): gate h's rows times r*h, the rest of the cell. Rows whose sequence has
  * ended keep their state and get Y = 0 at this step. */
-static DSE_TARGET_AVX2 void rnn_step_part(const rnn_step *st, size_t g0, size_t g1, int pass) {
-    const rnn_job *j = st->j;
+static DSE_TARGET_AVX2 void avx2rnn_step_part(const avx2rnn_step *st, size_t g0, size_t g1, int pass) {
+    const avx2rnn_job *j = st->j;
     const size_t B = j->g.B, H = j->g.H, GH = j->g.G * H, u0 = 8 * g0, u1 = 8 * g1 < H ? 8 * g1 : H, t = st->t, d = st->d;
     const int lstm = j->g.lstm;
     dse_sgemm q;
@@ -226,7 +226,7 @@ static DSE_TARGET_AVX2 void rnn_step_part(const rnn_step *st, size_t g0, size_t 
         dse__avx2_sgemm_dot(&q, 0, B, 2 * H + u0, 2 * H + u1);
     }
     for (size_t b = 0; b < B; b++) {
-        const size_t len = rnn_len(j, b), c = st->c0 + b;
+        const size_t len = avx2rnn_len(j, b), c = st->c0 + b;
         float *hn = st->hn + b * H, *hp = st->h + b * H, *aux = st->aux + b * H, *gx = st->gx + b * GH, *gh = st->gh + b * GH;
         if (t >= len) {   /* sequence over: state kept, Y = 0 */
             if (pass) continue;
@@ -239,18 +239,18 @@ static DSE_TARGET_AVX2 void rnn_step_part(const rnn_step *st, size_t g0, size_t 
         if (pass == 0)
             for (size_t gq = 0; gq < j->g.G; gq++)
                 for (size_t u = u0; u < u1; u++) gx[gq * H + u] = st->gt[(gq * H + u) * st->nc + c];
-        if (lstm) rnn_lstm_row(st, u0, u1, gx, gh, aux, hn, y);
-        else rnn_gru_row(st, u0, u1, gx, gh, hp, aux, hn, y, pass);
+        if (lstm) avx2rnn_lstm_row(st, u0, u1, gx, gh, aux, hn, y);
+        else avx2rnn_gru_row(st, u0, u1, gx, gh, hp, aux, hn, y, pass);
     }
 }
-static DSE_TARGET_AVX2 void rnn_step0(void *arg, size_t g0, size_t g1, unsigned worker) { (void)worker; rnn_step_part(arg, g0, g1, 0); }
-static DSE_TARGET_AVX2 void rnn_step1(void *arg, size_t g0, size_t g1, unsigned worker) { (void)worker; rnn_step_part(arg, g0, g1, 1); }
+static DSE_TARGET_AVX2 void avx2rnn_step0(void *arg, size_t g0, size_t g1, unsigned worker) { (void)worker; avx2rnn_step_part(arg, g0, g1, 0); }
+static DSE_TARGET_AVX2 void avx2rnn_step1(void *arg, size_t g0, size_t g1, unsigned worker) { (void)worker; avx2rnn_step_part(arg, g0, g1, 1); }
 
-static DSE_TARGET_AVX2 void rnn_dir(const rnn_job *j, size_t d, float *s) {
+static DSE_TARGET_AVX2 void avx2rnn_dir(const avx2rnn_job *j, size_t d, float *s) {
     const dse_rnn_geom *g = &j->g;
     const size_t T = g->T, B = g->B, I = g->I, H = g->H, GH = g->G * H, Tc = j->Tc, ng = (H + 7) / 8;
     const int lstm = g->lstm;
-    rnn_step st;
+    avx2rnn_step st;
     memset(&st, 0, sizeof st);
     st.j = j, st.d = d, st.rev = g->reverse_only || d == 1;
     st.h = s, st.hn = s + B * H, st.aux = st.hn + B * H, st.gx = st.aux + B * H, st.gh = st.gx + B * GH;
@@ -265,12 +265,12 @@ static DSE_TARGET_AVX2 void rnn_dir(const rnn_job *j, size_t d, float *s) {
         }
     /* a step in parts of whole 8-unit groups (one part when it is small, and always inside a
      * direction that already runs on its own worker: nested dse__parallel calls run serially) */
-    const size_t sgrain = rnn_grain(B * g->G * 8 * H);
+    const size_t sgrain = avx2rnn_grain(B * g->G * 8 * H);
     for (size_t t0 = 0; t0 < T; t0 += Tc) {
         const size_t nt = T - t0 < Tc ? T - t0 : Tc, nc = nt * B;
         for (size_t tl = 0; tl < nt; tl++)   /* 1. XT */
             for (size_t b = 0; b < B; b++) {
-                const size_t t = t0 + tl, len = rnn_len(j, b), c = tl * B + b;
+                const size_t t = t0 + tl, len = avx2rnn_len(j, b), c = tl * B + b;
                 if (t >= len) {
                     for (size_t k = 0; k < I; k++) xt[k * nc + c] = 0.0f;
                     continue;
@@ -281,12 +281,12 @@ static DSE_TARGET_AVX2 void rnn_dir(const rnn_job *j, size_t d, float *s) {
         dse_sgemm sg;   /* 2. GX^T = W XT, in blocks of W rows (whole 6-row blocks) */
         memset(&sg, 0, sizeof sg);
         sg.K = I, sg.A = W, sg.sai = I, sg.sak = 1, sg.B = xt, sg.ldb = nc, sg.C = gt, sg.ldc = nc;
-        dse__parallel(j->cx, GH, (rnn_grain(I * nc) + 5) / 6 * 6, rnn_gemm_part, &sg);
+        dse__parallel(j->cx, GH, (avx2rnn_grain(I * nc) + 5) / 6 * 6, avx2rnn_gemm_part, &sg);
         st.nc = nc;
         for (size_t tl = 0; tl < nt; tl++) {   /* 3., 4. */
             st.t = t0 + tl, st.c0 = tl * B;
-            dse__parallel(j->cx, ng, sgrain, rnn_step0, &st);
-            if (!lstm && !j->lbr) dse__parallel(j->cx, ng, sgrain, rnn_step1, &st);
+            dse__parallel(j->cx, ng, sgrain, avx2rnn_step0, &st);
+            if (!lstm && !j->lbr) dse__parallel(j->cx, ng, sgrain, avx2rnn_step1, &st);
             float *sw = st.h;
             st.h = st.hn, st.hn = sw;
         }
@@ -297,14 +297,14 @@ static DSE_TARGET_AVX2 void rnn_dir(const rnn_job *j, size_t d, float *s) {
     }
 }
 
-static DSE_TARGET_AVX2 void rnn_dirs(void *arg, size_t d0, size_t d1, unsigned worker) {
-    const rnn_job *j = arg;
+static DSE_TARGET_AVX2 void avx2rnn_dirs(void *arg, size_t d0, size_t d1, unsigned worker) {
+    const avx2rnn_job *j = arg;
     float *s = (float *)(void *)dse__worker_scratch(j->cx, worker);
-    for (size_t d = d0; d < d1; d++) rnn_dir(j, d, s);
+    for (size_t d = d0; d < d1; d++) avx2rnn_dir(j, d, s);
 }
 
-static DSE_TARGET_AVX2 void rnn_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int lstm) {
-    rnn_job j;
+static DSE_TARGET_AVX2 void avx2rnn_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int lstm) {
+    avx2rnn_job j;
     memset(&j, 0, sizeof j);
     dse_why why;
     dse__rnn_f32_geom(m, n, lstm, &j.g, &why);   /* validated at load */
@@ -331,13 +331,13 @@ static DSE_TARGET_AVX2 void rnn_run(const dse_model *m, const dse_node *n, uint8
      * the threads (the step's R stays in the shared cache: two directions' R at once may not);
      * else the directions side by side */
     if (dse__threads(cx) > 1 && B * g->G * H * H >= 2 * 131072) {
-        for (size_t d = 0; d < g->D; d++) rnn_dir(&j, d, (float *)(void *)cx->scratch);
+        for (size_t d = 0; d < g->D; d++) avx2rnn_dir(&j, d, (float *)(void *)cx->scratch);
         return;
     }
-    dse__parallel(cx, g->D, 1, rnn_dirs, &j);
+    dse__parallel(cx, g->D, 1, avx2rnn_dirs, &j);
 }
 
-void dse_f32_lstm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { rnn_run(m, n, arena, cx, 1); }
-void dse_f32_gru__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { rnn_run(m, n, arena, cx, 0); }
+void dse_f32_lstm__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { avx2rnn_run(m, n, arena, cx, 1); }
+void dse_f32_gru__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { avx2rnn_run(m, n, arena, cx, 0); }
 
 #endif
