@@ -219,16 +219,97 @@ def _prelink(tc: Toolchain, objs: list[Path], out: Path) -> bool:
     return False
 
 
+BUILD_OUTPUTS = ("lib/libdsedge.a", "lib/libdsedge.so", "bin/dsedge-run")
+BUILD_CACHE_KEEP = 24     # newest builds kept in the cache
+
+
+def build_cache_dir() -> Path | None:
+    """Where built runtimes are kept ($DSEDGE_CACHE_DIR, else $XDG_CACHE_HOME/dsedge, else
+    ~/.cache/dsedge; then runtime-builds/), or None with DSEDGE_NO_BUILD_CACHE=1."""
+    if os.environ.get("DSEDGE_NO_BUILD_CACHE", "") not in ("", "0"):
+        return None
+    base = os.environ.get("DSEDGE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dsedge")
+    return Path(base) / "runtime-builds"
+
+
+def _build_key(target: str, profile: str, tc: Toolchain, m) -> str:
+    """Everything a build's bytes depend on: every source and header of the runtime (contents),
+    the manifest, the target, the profile, the build options from the environment, and the
+    compilers (their commands and what `--version` prints)."""
+    import hashlib
+    from ..runtime import _build
+    h = hashlib.sha256()
+    for f in sorted(set(_build.hashed_files(m.csrc)) | set((m.csrc / "tools").glob("*.c"))):
+        h.update(str(f.relative_to(m.csrc)).encode() + b"\0" + f.read_bytes() + b"\0")
+    h.update(repr((target, profile, _build.option_defines(), tc.lib_cc, tc.tool_cc, tc.ar,
+                   tc.source, UNIT_DEFINES, TOOL_FLAGS, TOOL_LDFLAGS)).encode())
+    for cc in {tc.lib_cc, tc.tool_cc}:
+        try:
+            r = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=60)
+            h.update((r.stdout + r.stderr).encode())
+        except (OSError, subprocess.SubprocessError) as e:
+            h.update(repr(e).encode())
+    return h.hexdigest()[:32]
+
+
 def build_runtime(target: str, out: Path, *, toolchain: Toolchain | None = None, profile: str = "default",
                   csrc: Path | None = None) -> dict:
     """Build lib/libdsedge.a, lib/libdsedge.so and bin/dsedge-run for `target` under `out`
     (`profile`: one of build.mk's DSE_BUNDLE_PROFILES; bundles use "default"), from the C
-    sources in `csrc` (default: the package's)."""
+    sources in `csrc` (default: the package's).
+
+    A successful build is kept in build_cache_dir() under a key of everything its bytes depend
+    on (_build_key), and the next build with the same key copies it instead of compiling (the
+    same bytes; a bundle re-export takes a second instead of a minute)."""
     from ..runtime import _build
     m = _build.Manifest(csrc)
     if profile not in m.bundle_profiles():
         raise DseError(f"unknown build profile {profile!r}", hint="use one of " + ", ".join(m.bundle_profiles()))
     tc = toolchain or find_toolchain(target)
+    cache = build_cache_dir()
+    key = _build_key(target, profile, tc, m) if cache is not None else None
+    hit = cache / key if cache is not None else None
+    if hit is not None and (hit / "info.json").is_file() and all((hit / f).is_file() for f in BUILD_OUTPUTS):
+        for f in BUILD_OUTPUTS:
+            (out / f).parent.mkdir(parents=True, exist_ok=True)
+            tmp = out / (f + ".tmp")
+            shutil.copyfile(hit / f, tmp)
+            shutil.copymode(hit / f, tmp)
+            os.replace(tmp, out / f)
+        os.utime(hit)
+        return json.loads((hit / "info.json").read_text())
+    info = _build_runtime(target, out, tc, profile, m)
+    if hit is not None:
+        _cache_store(cache, hit, out, info)
+    return info
+
+
+def _cache_store(cache: Path, hit: Path, out: Path, info: dict) -> None:
+    """Copies a finished build into the cache (a temporary folder renamed into place: a reader
+    never sees half an entry; two builders of one key keep the first), then keeps the newest
+    BUILD_CACHE_KEEP entries. A cache that cannot be written is skipped silently."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache))
+        for f in BUILD_OUTPUTS:
+            (tmp / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(out / f, tmp / f)
+        (tmp / "info.json").write_text(json.dumps(info))
+        try:
+            os.rename(tmp, hit)
+        except OSError:          # another process stored the same key first
+            shutil.rmtree(tmp, ignore_errors=True)
+        entries = sorted((p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[BUILD_CACHE_KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def _build_runtime(target: str, out: Path, tc: Toolchain, profile: str, m) -> dict:
+    from ..runtime import _build
     arch = target if target != "host" else (_build.cc_arch(tc.lib_cc) or host_target())
     csrc = m.csrc
     inc = [f"-I{d}" for d in m.include_dirs]
