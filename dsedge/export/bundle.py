@@ -42,6 +42,7 @@ wheel.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -237,7 +238,6 @@ def _build_key(target: str, profile: str, tc: Toolchain, m) -> str:
     """Everything a build's bytes depend on: every source and header of the runtime (contents),
     the manifest, the target, the profile, the build options from the environment, and the
     compilers (their commands and what `--version` prints)."""
-    import hashlib
     from ..runtime import _build
     h = hashlib.sha256()
     for f in sorted(set(_build.hashed_files(m.csrc)) | set((m.csrc / "tools").glob("*.c"))):

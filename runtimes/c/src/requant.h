@@ -196,6 +196,10 @@ DSE_SHARED int dse__dyn_lstm_valid(const dse_model *m, const dse_node *n, size_t
  * y[i] = act(kind, x[i]) for i < n (x == y allowed) by ops->act (REF: dyn_lstm.c's MLAS sigmoid
  * / tanh and relu, element by element; a variant must give the same bits). */
 typedef void (*dse_int_mm_fn)(const dse_ctx *cx, const dse_int_mm *p, void *mm_arg);
+/* MatMulInteger's node (kernels/ref/matmul_integer.c): numpy's batch walk over A and B, each
+ * batch's M x K x N product given to mm (REF: dse_int_matmul; the AVX2 variant its own core). */
+DSE_SHARED void dse__matmul_integer_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                        dse_int_mm_fn mm, void *mm_arg);
 enum { DSE_DYNL_SIGMOID, DSE_DYNL_TANH, DSE_DYNL_RELU };
 typedef struct dse_dyn_lstm_ops {
     dse_int_mm_fn mm;

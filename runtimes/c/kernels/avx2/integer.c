@@ -366,38 +366,16 @@ static DSE_TARGET_AVX2 void imm_matmul(const dse_ctx *cx, const dse_int_mm *p, s
     }
 }
 
-void dse_i32_matmulinteger__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
-    const dse_tensor *za = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL, *zb = n->n_in > 3 ? dse__t(m, n->in[3]) : NULL;
-    dse_mm_geom g;
-    memset(&g, 0, sizeof g);
-    dse__matmul_geom(at, bt, yt, &g);
-    const uint8_t *A = dse__data(m, arena, n->in[0]), *B = dse__data(m, arena, n->in[1]);
-    int32_t *Y = dse__data(m, arena, n->out[0]);
-    dse_int_mm p;
-    memset(&p, 0, sizeof p);
-    p.a_u8 = at->dtype == DSE_DTYPE_UINT8, p.b_u8 = bt->dtype == DSE_DTYPE_UINT8;
-    if (za) p.za = dse__data(m, arena, n->in[2]), p.za_u8 = za->dtype == DSE_DTYPE_UINT8, p.za_step = za->numel == 1 ? 0 : 1;
-    if (zb) p.zb = dse__data(m, arena, n->in[3]), p.zb_u8 = zb->dtype == DSE_DTYPE_UINT8, p.zb_step = zb->numel == 1 ? 0 : 1;
-    p.M = g.M, p.K = g.K, p.N = g.N;
-    size_t idx[DSE_MAX_RANK] = {0}, offa = 0, offb = 0, nbatch = 1;
-    for (size_t d = 0; d < g.nb; d++) nbatch *= g.bdims[d];
-    if (yt->numel == 0) return;
-    for (size_t bi = 0; bi < nbatch; bi++) {   /* REF's batch walk (elements are bytes) */
-        p.a = A + offa, p.b = B + offb, p.y = Y + bi * g.M * g.N;
-        imm_matmul(cx, &p, 0);
-        for (int d = (int)g.nb - 1; d >= 0; d--) {
-            offa += g.sa[d]; offb += g.sb[d];
-            if (++idx[d] < g.bdims[d]) break;
-            offa -= g.sa[d] * idx[d]; offb -= g.sb[d] * idx[d];
-            idx[d] = 0;
-        }
-    }
+
+/* A product of DynamicQuantizeLSTM (after REF's part of the scratch: *arg) or MatMulInteger (0) on this core */
+static DSE_TARGET_AVX2 void imm_mm(const dse_ctx *cx, const dse_int_mm *p, void *arg) {
+    imm_matmul(cx, p, *(const size_t *)arg);
 }
 
-/* DynamicQuantizeLSTM: REF's run; the products on this core, after REF's part of the scratch */
-static DSE_TARGET_AVX2 void imm_dyn_lstm_mm(const dse_ctx *cx, const dse_int_mm *p, void *arg) {
-    imm_matmul(cx, p, *(const size_t *)arg);
+/* MatMulInteger: REF's batch walk, each batch's product on this core (scratch from its start) */
+void dse_i32_matmulinteger__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    size_t soff = 0;
+    dse__matmul_integer_run(m, n, arena, cx, imm_mm, &soff);
 }
 
 /* REF's activations (dyn_lstm.c: MLAS's logistic and tanh, each Horner step a float64 multiply
@@ -457,7 +435,7 @@ void dse_f32_dynamicquantizelstm__avx2(const dse_model *m, const dse_node *n, ui
     size_t ref = 0;
     dse_why why;
     dse__dyn_lstm_valid(m, n, &ref, NULL, &why);   /* validated at load */
-    const dse_dyn_lstm_ops ops = {imm_dyn_lstm_mm, &ref, imm_dyn_lstm_act};
+    const dse_dyn_lstm_ops ops = {imm_mm, &ref, imm_dyn_lstm_act};
     dse__dyn_lstm_run(m, n, arena, cx, &ops);
 }
 

@@ -29,7 +29,8 @@ int dse__matmul_integer_valid(const dse_model *m, const dse_node *n, size_t *pla
     return 0;
 }
 
-void dse_i32_matmulinteger__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+void dse__matmul_integer_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_int_mm_fn mm,
+                             void *mm_arg) {
     const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     const dse_tensor *za = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL, *zb = n->n_in > 3 ? dse__t(m, n->in[3]) : NULL;
     dse_mm_geom g;
@@ -48,7 +49,7 @@ void dse_i32_matmulinteger__ref(const dse_model *m, const dse_node *n, uint8_t *
     if (yt->numel == 0) return;
     for (size_t bi = 0; bi < nbatch; bi++) {   /* elements are bytes: offsets are byte offsets */
         p.a = A + offa, p.b = B + offb, p.y = Y + bi * g.M * g.N;
-        dse_int_matmul(cx, &p);
+        mm(cx, &p, mm_arg);
         for (int d = (int)g.nb - 1; d >= 0; d--) {   /* advance the batch counter, carry left */
             offa += g.sa[d]; offb += g.sb[d];
             if (++idx[d] < g.bdims[d]) break;
@@ -56,4 +57,13 @@ void dse_i32_matmulinteger__ref(const dse_model *m, const dse_node *n, uint8_t *
             idx[d] = 0;
         }
     }
+}
+
+static void ref_int_mm(const dse_ctx *cx, const dse_int_mm *p, void *arg) {
+    (void)arg;
+    dse_int_matmul(cx, p);
+}
+
+void dse_i32_matmulinteger__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    dse__matmul_integer_run(m, n, arena, cx, ref_int_mm, NULL);
 }
