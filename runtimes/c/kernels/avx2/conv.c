@@ -498,9 +498,12 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.C = yg + p0; s.ldc = osz;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
         s.act = j->act; s.lo = j->lo; s.hi = j->hi;
-        if (j->path == DSE_CONV_GEMM) {
-            s.B = xg + p0; s.ldb = j->isz;
+        if (j->path == DSE_CONV_GEMM) {   /* B = the whole K x isz input, columns [p0, p0 + nt): the
+                                               * tail tiles' vector reads are bounded by B's end */
+            s.B = xg; s.ldb = j->isz; s.C = yg;
             s.pack = j->pack ? scratch : NULL;
+            dse__avx2_sgemm(&s, m0, m1, p0, p0 + nt);
+            continue;
         } else if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {
             size_t *tab = (size_t *)(void *)scratch;   /* 8 bytes per tap (x86-64) */
             float *band = (float *)(void *)(tab + j->K);
