@@ -225,13 +225,12 @@ BUILD_CACHE_KEEP = 24     # newest builds kept in the cache
 
 
 def build_cache_dir() -> Path | None:
-    """Where built runtimes are kept ($DSEDGE_CACHE_DIR, else $XDG_CACHE_HOME/dsedge, else
-    ~/.cache/dsedge; then runtime-builds/), or None with DSEDGE_NO_BUILD_CACHE=1."""
-    if os.environ.get("DSEDGE_NO_BUILD_CACHE", "") not in ("", "0"):
-        return None
-    base = os.environ.get("DSEDGE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dsedge")
-    return Path(base) / "runtime-builds"
+    """Where built runtimes are kept (runtime-builds/ under the runtime's cache root,
+    dsedge.runtime._build.cache_root: $DSEDGE_CACHE_DIR, else $XDG_CACHE_HOME/dsedge, else
+    ~/.cache/dsedge), or None with DSEDGE_NO_BUILD_CACHE=1."""
+    from ..runtime import _build
+    root = _build.cache_root()
+    return None if root is None else root / "runtime-builds"
 
 
 def _build_key(target: str, profile: str, tc: Toolchain, m) -> str:

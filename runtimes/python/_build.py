@@ -256,6 +256,49 @@ def host_cc() -> list[str] | None:
         return None
 
 
+def cache_root() -> Path | None:
+    """Where dsedge keeps builds: $DSEDGE_CACHE_DIR, else $XDG_CACHE_HOME/dsedge, else
+    ~/.cache/dsedge; None with DSEDGE_NO_BUILD_CACHE=1 (build everything, keep nothing)."""
+    if os.environ.get("DSEDGE_NO_BUILD_CACHE", "") not in ("", "0"):
+        return None
+    return Path(os.environ.get("DSEDGE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dsedge"))
+
+
+OBJECT_CACHE_KEEP = 2000     # newest objects kept (a library is ~90 objects per compiler and flag set)
+_CC_IDS: dict[tuple[str, ...], str] = {}
+
+
+def _cc_identity(cc: list[str]) -> str:
+    """The compiler's resolved path and what `--version` prints (memoised per command)."""
+    key = tuple(cc)
+    if key not in _CC_IDS:
+        try:
+            r = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=60)
+            ver = r.stdout + r.stderr
+        except (OSError, subprocess.SubprocessError) as e:
+            ver = repr(e)
+        _CC_IDS[key] = repr([os.path.realpath(shutil.which(cc[0]) or cc[0]), *cc[1:]]) + "\0" + ver
+    return _CC_IDS[key]
+
+
+def _store_object(cache: Path, built: Path, entry: Path) -> None:
+    """Copies a compiled object into the cache atomically (temp file, then rename), then keeps the
+    newest OBJECT_CACHE_KEEP. A cache that cannot be written is skipped."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=cache)
+        os.close(fd)
+        shutil.copyfile(built, tmp)
+        os.replace(tmp, entry)
+        names = [e for e in os.scandir(cache) if e.name.endswith(".o")]
+        if len(names) > OBJECT_CACHE_KEEP * 1.1:
+            names.sort(key=lambda e: e.stat().st_mtime, reverse=True)
+            for e in names[OBJECT_CACHE_KEEP:]:
+                os.unlink(e.path)
+    except OSError:
+        pass
+
+
 def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | None = None, arch: str | None = None,
                  extra_sources=(), flags=(), ldflags=(), werror: bool = True, opt: bool = True,
                  sources: list[Path] | None = None) -> Path:
@@ -263,14 +306,29 @@ def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | Non
     program's main, a test harness) into `out` with compiler `cc`: the manifest's flags (`cflags`),
     then `flags` (e.g. -shared -fPIC, sanitizers, -static; a later -O wins), `ldflags` and the
     manifest's libraries. ISA group flags (build.mk) are added to their group's files when `arch`
-    (default: what `cc -dumpmachine` says) is the group's: those files are compiled to objects
-    first. One compiler command otherwise. Raises RuntimeError with the command and its errors."""
+    (default: what `cc -dumpmachine` says) is the group's. Raises RuntimeError with the command
+    and its errors.
+
+    Each library source is compiled to an object, in parallel (one job per CPU), and kept in
+    cache_root()/objects under a key of everything the object depends on (every source and header
+    of the library, the compiler's identity, the flags, the file): the test suite and the tools
+    build the same library with the same flags many times. `extra_sources` are compiled at link."""
+    from concurrent.futures import ThreadPoolExecutor
     m = Manifest(csrc)
     cc = list(cc)
     if arch is None and any(g.flags for g in m.isa_groups()):
         arch = cc_arch(cc) or host_arch()
     base = [*cflags(m.csrc, werror=werror, opt=opt), *flags]
     jobs = m.compile_jobs(arch, sources)
+    root = cache_root()
+    cache = root / "objects" if root is not None else None
+    common = None
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            common = hashlib.sha256((source_hash(m.csrc) + "\0" + str(m.csrc) + "\0" + _cc_identity(cc)).encode())
+        except OSError:
+            cache = None
 
     def run(cmd):
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -279,15 +337,31 @@ def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | Non
                                f"{r.stderr[-4000:]}")
 
     with tempfile.TemporaryDirectory(prefix="dsedge-objs-") as tmp:
-        objs = []
-        for k, (srcs, extra) in enumerate(jobs[1:]):
-            d = Path(tmp) / f"g{k}"
-            d.mkdir()
-            for s in srcs:
-                o = d / (s.stem + ".o")
-                run([*cc, *base, *extra, "-c", str(s), "-o", str(o)])
-                objs.append(str(o))
-        run([*cc, *base, *map(str, jobs[0][0]), *map(str, extra_sources), *objs, "-o", str(out), *ldflags, *m.libs])
+        work = []
+        for k, (srcs, extra) in enumerate(jobs):
+            for s in srcs:   # (file names: src/pool.c and kernels/ref/pool.c share a stem)
+                o = Path(tmp) / f"g{k}" / f"{len(work)}_{s.stem}.o"
+                work.append(([*cc, *base, *extra, "-c", str(s), "-o", str(o)], o, s))
+
+        def compile_one(job):
+            cmd, o, src = job
+            o.parent.mkdir(exist_ok=True)
+            entry = None
+            if cache is not None:
+                h = common.copy()
+                h.update(repr(cmd[:-1]).encode() + b"\0" + Path(src).read_bytes())   # without the temporary output
+                entry = cache / (h.hexdigest()[:40] + ".o")
+                if entry.is_file():
+                    shutil.copyfile(entry, o)
+                    os.utime(entry)
+                    return
+            run(cmd)
+            if entry is not None:
+                _store_object(cache, o, entry)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(work), os.cpu_count() or 1))) as pool:
+            list(pool.map(compile_one, work))
+        run([*cc, *base, *map(str, extra_sources), *(str(o) for _, o, _ in work), "-o", str(out), *ldflags, *m.libs])
     return Path(out)
 
 

@@ -55,3 +55,18 @@ def make_checked(cc: str, *targets: str, args: tuple[str, ...] = ()) -> Path:
     r = make(cc, *targets, args=args)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.out
+
+
+# -- one ASan + UBSan build of the library for every sanitizer test ----------------------------
+
+SAN_CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+SAN_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"]
+
+
+def san_binary(out: Path, extra_sources, cc: str | None = None) -> Path:
+    """The library + `extra_sources` (a test program's main) built with ASan + UBSan (SAN_FLAGS,
+    UB traps) into `out`. The library's objects come from build_binary's object cache: the fuzz
+    replay, the kernel corpus and the thread stress test (and the next run) share one set instead
+    of compiling ~90 files under the sanitizers three times. Raises RuntimeError on failure."""
+    return _build.build_binary([cc or SAN_CC], out, csrc=CDIR, opt=False, flags=SAN_FLAGS,
+                               extra_sources=list(extra_sources))

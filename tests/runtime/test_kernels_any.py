@@ -8,7 +8,7 @@ and run-time indices as graph inputs, shapes/axes/pads/scales as constants), loa
 through the public C API (include/dsedge.h) via ctypes. Out-of-range Gather indices fill the
 output block with real zero (0 bytes, or the zero point of a quantised int8 output) and never
 read out of bounds; the same cases with every input constant run under the ASan+UBSan build
-(`make asan`) and, cross-compiled with `zig cc -target aarch64-linux-musl`, under
+(`_make.san_binary`) and, cross-compiled with `zig cc -target aarch64-linux-musl`, under
 qemu-aarch64, where the printed outputs must equal the numpy reference too.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.runtime._make import make, make_checked   # one shared build per configuration
+from tests.runtime._make import make_checked, san_binary   # shared builds (one per configuration)
 
 from dsedge.runtime import _Error, _declare
 from dsedge.artifact import CONST, Artifact, NodeRec, QuantRec, TensorRec, op_id
@@ -615,13 +615,14 @@ def _check_runner(cmd_prefix, path, cases, env=None):
 
 def test_all_cases_under_asan_ubsan(tmp_path):
     cases = all_cases()
-    r = make(CC, "asan")
-    out = r.out
-    if r.returncode != 0 and "sanitize" in r.stderr:
-        pytest.skip("the compiler has no ASan/UBSan runtime")
-    assert r.returncode == 0, r.stderr[-3000:]
+    try:
+        exe = san_binary(tmp_path / "dse_corpus_asan", [CDIR / "tests" / "corpus_runner.c"])
+    except RuntimeError as e:
+        if "sanitize" in str(e):
+            pytest.skip("the compiler has no ASan/UBSan runtime")
+        raise
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "halt_on_error=1"}
-    _check_runner([str(out / "dse_corpus_asan")], _combined(tmp_path, cases), cases, env)
+    _check_runner([str(exe)], _combined(tmp_path, cases), cases, env)
 
 
 def _zig():

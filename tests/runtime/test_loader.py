@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.runtime._make import make, make_checked   # one shared build per configuration
+from tests.runtime._make import make_checked, san_binary   # shared builds (one per configuration)
 
 from dsedge.runtime import _Error, _declare
 from dsedge.artifact import _strings, Artifact, NodeRec, QuantRec, TensorRec, op_id, read
@@ -306,17 +306,18 @@ def test_every_truncation_and_table_bit_flip_is_an_error(lib):
     assert 0 < accepted < tend * 8 // 2
 
 
-def test_corpus_under_asan_ubsan(build):
+def test_corpus_under_asan_ubsan(tmp_path):
     """Every committed corpus file (seeds + mutants) through an ASan+UBSan build: no crash,
     no sanitizer report, every seed runs."""
-    r = make(CC, "asan")
-    if r.returncode != 0:
-        if "sanitizer" in r.stderr or "asan" in r.stderr:
-            pytest.skip(f"compiler lacks ASan/UBSan: {r.stderr[-200:]}")
-        raise AssertionError(r.stderr[-3000:])
+    try:
+        exe = san_binary(tmp_path / "dse_corpus_asan", [CDIR / "tests" / "corpus_runner.c"])
+    except RuntimeError as e:
+        if "sanitize" in str(e):
+            pytest.skip(f"compiler lacks ASan/UBSan: {str(e)[-200:]}")
+        raise
     corpus = CDIR / "tests" / "corpus"
     assert len(list(corpus.glob("*.dse"))) >= 100
-    r = subprocess.run([str(build / "dse_corpus_asan"), str(corpus)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([str(exe), str(corpus)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ERROR: AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-2000:]
     lines = r.stdout.splitlines()
     assert len(lines) == len(list(corpus.glob("*.dse")))

@@ -29,6 +29,8 @@ import pytest
 
 import dsedge
 from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
+from dsedge.runtime import _build
+from tests.runtime._make import san_binary
 
 from .test_kernels_int8 import Net, conv_case, gemm_case, rand_bias, rand_i8, rand_w, rng_mults
 
@@ -335,7 +337,6 @@ def chain_model(n_nodes: int = 12, C_: int = 16, H: int = 24) -> Artifact:
 def _build_stress(out: Path, cc: str, flags: list[str]) -> Path | None:
     """threads_stress.c + the library as one compilation unit (as the bundle builds it: one
     compiler run, much faster under a sanitizer than fifty)."""
-    from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     m = _build.Manifest(CDIR)
     tag = flags[0].split("=")[-1].replace(",", "_") if flags else "plain"
     exe = out / f"stress_{tag}"
@@ -367,7 +368,13 @@ def test_stress_under_sanitizers(tmp_path, stress_model, san):
     cc = CC
     if san == "thread":
         cc = shutil.which("clang") or CC
-    exe = _build_stress(tmp_path, cc, flags)
+    if san == "address,undefined" and _build.Manifest(CDIR).group_flags(_build.host_arch()):
+        try:   # the sanitizer tests' shared ASan + UBSan library (objects built once per run)
+            exe = san_binary(tmp_path / "stress_asan", [CDIR / "tests" / "threads_stress.c"])
+        except RuntimeError:
+            exe = None
+    else:
+        exe = _build_stress(tmp_path, cc, flags)
     if exe is None:
         if san == "plain":
             pytest.fail("the stress program does not build")
@@ -384,7 +391,7 @@ def test_stress_under_sanitizers(tmp_path, stress_model, san):
 def test_dsedge_run_threads(tmp_path, stress_model):
     from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     exe = tmp_path / "dsedge-run"
-    _build.build_binary([CC], exe, csrc=CDIR, werror=False, extra_sources=sorted((CDIR / "tools").glob("*.c")))
+    _build.build_binary([CC], exe, csrc=CDIR, extra_sources=sorted((CDIR / "tools").glob("*.c")))   # as test_profile's: shared objects
     x = np.random.default_rng(0).integers(-128, 128, (1, 16, 24, 24)).astype(np.int8)
     np.save(tmp_path / "x.npy", x)
     got = []

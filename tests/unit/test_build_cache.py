@@ -74,3 +74,54 @@ def test_failure_stores_nothing_and_cache_can_be_off(fake, tmp_path, monkeypatch
     bundle.build_runtime("arm64", tmp_path / "x", toolchain=tc())
     bundle.build_runtime("arm64", tmp_path / "y", toolchain=tc())
     assert len(fake) == 4 and not (tmp_path / "cache").exists()
+
+
+# -- the object cache of _build.build_binary (the tests' and tools' library builds) ------------
+
+def _objects(tmp_path) -> list[Path]:
+    d = tmp_path / "cache" / "objects"
+    return sorted(d.glob("*.o")) if d.is_dir() else []
+
+
+def test_object_cache_reuses_and_keys(tmp_path, monkeypatch):
+    """Real compiles of two small sources into a shared object: the second identical build
+    compiles nothing (every object from the cache, the same library bytes); other flags, another
+    compiler command or a changed source compile again; DSEDGE_NO_BUILD_CACHE=1 stores nothing."""
+    cc = _build.host_cc()
+    if cc is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("DSEDGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("DSEDGE_NO_BUILD_CACHE", raising=False)
+    csrc = tmp_path / "c"
+    shutil.copytree(CDIR, csrc)
+    srcs = [csrc / "src" / "attr.c", csrc / "src" / "mathf.c"]
+    real_run, compiles = _build.subprocess.run, []
+
+    def run(cmd, *a, **k):
+        if "-c" in cmd:
+            compiles.append(cmd)
+        return real_run(cmd, *a, **k)
+
+    monkeypatch.setattr(_build.subprocess, "run", run)
+
+    def build(name, flags=(), cc_=cc):
+        compiles.clear()
+        out = tmp_path / name
+        _build.build_binary(cc_, out, csrc=csrc, sources=srcs, werror=False, flags=["-fPIC", "-shared", *flags])
+        return out.read_bytes(), len(compiles)
+
+    first, n1 = build("a.so")
+    assert n1 == 2 and len(_objects(tmp_path)) == 2
+    again, n2 = build("b.so")
+    assert n2 == 0 and again == first
+    _, n3 = build("c.so", ["-DDSE_TEST_FLAG=1"])
+    assert n3 == 2 and len(_objects(tmp_path)) == 4
+    _, n4 = build("d.so", cc_=[*cc, "-DDSE_VIA_CC=1"])
+    assert n4 == 2
+    srcs[1].write_text(srcs[1].read_text() + "\nint dse_test_extra_symbol;\n")
+    _, n5 = build("e.so")
+    assert n5 == 2          # any source of the library (a header too) is part of every key
+    monkeypatch.setenv("DSEDGE_NO_BUILD_CACHE", "1")
+    before = len(_objects(tmp_path))
+    _, n6 = build("f.so", ["-DDSE_OTHER=1"])
+    assert n6 == 2 and len(_objects(tmp_path)) == before

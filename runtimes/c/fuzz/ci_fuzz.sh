@@ -35,7 +35,7 @@ WORK=$(cd "$WORK" && pwd)
 COMMITTED=$HERE/tests/corpus
 
 echo "== build (clang, libFuzzer + ASan + UBSan)" >&2
-make -s -C "$HERE" fuzz O="$WORK/build" >&2
+make -s -j"$(nproc 2>/dev/null || echo 2)" -C "$HERE" fuzz O="$WORK/build" >&2
 FUZZ=$WORK/build/fuzz_loader
 
 if [ "${DSE_FUZZ_MODEL_SEEDS:-1}" != 0 ]; then
