@@ -471,6 +471,12 @@ DW = [   # x shape, kernel, strides, pads, dilations
     ((1, 6, 9, 8), [3, 2], [1, 1], [1, 0, 1, 1], [1, 1]),        # non-square, even kernel width
     ((1, 11, 40), [5], [1], [2, 2], [1]),                        # 1-D
     ((1, 3, 2, 50), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # fewer rows than the kernel
+    # output rows narrower than 16: the channel-block path (dwconv_i8.c), tails of channels and pixels
+    ((1, 19, 7, 7), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # 7x7 planes, 3 channels in the last block
+    ((2, 24, 28, 28), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),     # 28 -> 14, batch 2
+    ((1, 8, 14, 14), [5, 5], [1, 1], [2, 2, 2, 2], [1, 1]),      # 5x5: 13 tap pairs
+    ((1, 13, 9, 6), [3, 3], [1, 1], [0, 1, 2, 0], [2, 1]),       # asymmetric pads, row dilation
+    ((1, 5, 4, 3), [3, 3], [2, 1], [1, 2, 1, 2], [1, 1]),        # padding wider than the input
 ]
 
 

@@ -94,6 +94,11 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         dse_why tmp;
         if (!(group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1) || x->rank > 4 || K > 128) return 1;
         dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
+        const size_t nb = avx2_dwb_need(&g, (int)dse__attr_int(n, DSE_A_float_out, 0));
+        if (nb && nb <= plan && dse__scratch_free(m, n, nb)) {   /* small planes: channel blocks */
+            why->scratch = nb;
+            return 0;
+        }
         avx2_dw_plan dp;
         avx2_dw_plan_of(&g, plan < m->scratch_size ? plan : m->scratch_size, &dp);
         if (!dp.whole && dp.ring > 64) return 1;

@@ -133,14 +133,153 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
     }
 }
 
+/* -- small planes: 8 channels in the lanes ------------------------------------------------------ */
+
+/* A block: channels c0..c0+7 of one image (avx2_dwb_need, i8_avx2.h, sizes the scratch). The
+ * padded input of the output region becomes int16 X[PH][PW][8] = x - zp_in (0 in the padding;
+ * an 8x8 int16 transpose of 8 pixels of 8 channel rows). Output pixels go in pairs: a tap pair
+ * (a, b) loads both pixels' 8 channels of tap a (one 128-bit half each) and of tap b, vpunpck[lh]wd
+ * gives [pixel p: channels 0-3 | pixel p+1: channels 0-3] (lo) and channels 4-7 (hi) as int16
+ * pairs (a, b), and one vpmaddwd against the pair's weights per half adds both taps in int32 —
+ * the plane kernel's sums in another lane order, so the same bytes. Requantised per lane's
+ * channel, the pair's 16 bytes are stored pixel-major, then transposed to the 8 output planes. */
+DSE_TARGET_AVX2 static void avx2_i8_dwb_block(const avx2_i8_dw_job *J, size_t img, size_t c0, uint8_t *scratch) {
+    const dse_i8_geom *g = J->g;
+    const dse_i8_out *o = J->o;
+    const long long IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
+    const long long sh = g->s[1], sw = g->s[2], dh = g->d[1], dw = g->d[2], pt = g->pb[1], pl = g->pb[2];
+    const long long PH = (OH - 1) * sh + (KH - 1) * dh + 1, PW = (OW - 1) * sw + (KW - 1) * dw + 1, PWr = (PW + 7) / 8 * 8;
+    const long long taps = KH * KW, npairs = (taps + 1) / 2, P = OH * OW;
+    const size_t C = (size_t)J->C, nc = C - c0 < 8 ? C - c0 : 8;
+    int16_t *X = (int16_t *)(void *)scratch;                  /* [PH][PWr][8] */
+    int8_t *rows = (int8_t *)(X + PH * PWr * 8);               /* [8][PWr] */
+    int8_t *T = rows + 8 * PWr;                                /* [P][8] + 16 */
+    const __m128i zp16 = _mm_set1_epi16((int16_t)o->zp_in);
+    /* the padded input, row by row */
+    for (long long ph = 0; ph < PH; ph++) {
+        const long long ih = ph - pt;
+        int16_t *xr = X + ph * PWr * 8;
+        if (ih < 0 || ih >= IH) {
+            memset(xr, 0, (size_t)PWr * 16);
+            continue;
+        }
+        const long long lo = pl < PW ? pl : PW, n_in = IW < PW - lo ? IW : PW - lo;   /* columns [lo, lo + n_in) are x */
+        for (size_t j = 0; j < 8; j++) {
+            int8_t *r = rows + j * PWr;
+            memset(r, o->zp_in, (size_t)PWr);
+            if (j < nc && n_in > 0) memcpy(r + lo, J->x + ((img * C + c0 + j) * (size_t)IH + (size_t)ih) * (size_t)IW, (size_t)n_in);
+        }
+        for (long long q = 0; q < PWr; q += 8) {
+            __m128i r[8];
+            for (int j = 0; j < 8; j++)
+                r[j] = _mm_sub_epi16(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(rows + j * PWr + q))), zp16);
+            const __m128i t0 = _mm_unpacklo_epi16(r[0], r[1]), t1 = _mm_unpackhi_epi16(r[0], r[1]);
+            const __m128i t2 = _mm_unpacklo_epi16(r[2], r[3]), t3 = _mm_unpackhi_epi16(r[2], r[3]);
+            const __m128i t4 = _mm_unpacklo_epi16(r[4], r[5]), t5 = _mm_unpackhi_epi16(r[4], r[5]);
+            const __m128i t6 = _mm_unpacklo_epi16(r[6], r[7]), t7 = _mm_unpackhi_epi16(r[6], r[7]);
+            const __m128i u0 = _mm_unpacklo_epi32(t0, t2), u1 = _mm_unpackhi_epi32(t0, t2);
+            const __m128i u2 = _mm_unpacklo_epi32(t1, t3), u3 = _mm_unpackhi_epi32(t1, t3);
+            const __m128i u4 = _mm_unpacklo_epi32(t4, t6), u5 = _mm_unpackhi_epi32(t4, t6);
+            const __m128i u6 = _mm_unpacklo_epi32(t5, t7), u7 = _mm_unpackhi_epi32(t5, t7);
+            __m128i *d = (__m128i *)(void *)(xr + q * 8);
+            _mm_storeu_si128(d + 0, _mm_unpacklo_epi64(u0, u4)), _mm_storeu_si128(d + 1, _mm_unpackhi_epi64(u0, u4));
+            _mm_storeu_si128(d + 2, _mm_unpacklo_epi64(u1, u5)), _mm_storeu_si128(d + 3, _mm_unpackhi_epi64(u1, u5));
+            _mm_storeu_si128(d + 4, _mm_unpacklo_epi64(u2, u6)), _mm_storeu_si128(d + 5, _mm_unpackhi_epi64(u2, u6));
+            _mm_storeu_si128(d + 6, _mm_unpacklo_epi64(u3, u7)), _mm_storeu_si128(d + 7, _mm_unpackhi_epi64(u3, u7));
+        }
+    }
+    /* per tap pair: the offsets (int16 elements) and the weights of channels 0-3 / 4-7 in both lanes */
+    long long off_a[32], off_b[32];
+    __m256i wlo[32], whi[32];
+    for (long long pi = 0; pi < npairs; pi++) {
+        const long long ta = 2 * pi, tb = 2 * pi + 1 < taps ? 2 * pi + 1 : 2 * pi;
+        off_a[pi] = (ta / KW * dh * PWr + ta % KW * dw) * 8, off_b[pi] = (tb / KW * dh * PWr + tb % KW * dw) * 8;
+        int16_t wv[16];
+        for (size_t j = 0; j < 8; j++) {
+            const size_t c = c0 + (j < nc ? j : 0);
+            const int8_t *wc = J->w + c * (size_t)taps;
+            wv[2 * j] = j < nc ? wc[ta] : 0;
+            wv[2 * j + 1] = j < nc && 2 * pi + 1 < taps ? wc[2 * pi + 1] : 0;
+        }
+        const __m128i w03 = _mm_loadu_si128((const __m128i *)wv), w47 = _mm_loadu_si128((const __m128i *)(wv + 8));
+        wlo[pi] = _mm256_set_m128i(w03, w03), whi[pi] = _mm256_set_m128i(w47, w47);
+    }
+    size_t clo[8], chi[8];
+    for (size_t j = 0; j < 4; j++) {
+        clo[j] = clo[j + 4] = c0 + (j < nc ? j : 0);
+        chi[j] = chi[j + 4] = c0 + (j + 4 < nc ? j + 4 : 0);
+    }
+    avx2_i8_rq qlo, qhi;
+    avx2_i8_rq_init(&qlo, o, clo, 8), avx2_i8_rq_init(&qhi, o, chi, 8);
+    const __m256i blo = _mm256_setr_epi32(J->bias[clo[0]], J->bias[clo[1]], J->bias[clo[2]], J->bias[clo[3]],
+                                          J->bias[clo[0]], J->bias[clo[1]], J->bias[clo[2]], J->bias[clo[3]]);
+    const __m256i bhi = _mm256_setr_epi32(J->bias[chi[0]], J->bias[chi[1]], J->bias[chi[2]], J->bias[chi[3]],
+                                          J->bias[chi[0]], J->bias[chi[1]], J->bias[chi[2]], J->bias[chi[3]]);
+    for (long long oh = 0; oh < OH; oh++) {
+        const int16_t *xrow = X + oh * sh * PWr * 8;
+        for (long long ow = 0; ow < OW; ow += 2) {
+            const long long step = ow + 1 < OW ? sw * 8 : 0;   /* an odd last pixel: its own twice */
+            const int16_t *p0 = xrow + ow * sw * 8;
+            __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+            for (long long pi = 0; pi < npairs; pi++) {
+                const int16_t *a = p0 + off_a[pi], *b = p0 + off_b[pi];
+                const __m256i va = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                                           _mm_loadu_si128((const __m128i *)(a + step)), 1);
+                const __m256i vb = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b)),
+                                                           _mm_loadu_si128((const __m128i *)(b + step)), 1);
+                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(va, vb), wlo[pi]));
+                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(va, vb), whi[pi]));
+            }
+            const __m256i rl = avx2_i8_requant(_mm256_add_epi32(lo, blo), &qlo);
+            const __m256i rh = avx2_i8_requant(_mm256_add_epi32(hi, bhi), &qhi);
+            const __m256i p16 = _mm256_packs_epi32(rl, rh);   /* lane 0: pixel p channels 0-7, lane 1: p+1 */
+            _mm_storeu_si128((__m128i *)(T + (oh * OW + ow) * 8),
+                             _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)));
+        }
+    }
+    /* [P][8] -> the 8 output planes, 8 pixels at a time */
+    int8_t *y = (int8_t *)J->y + (img * C + c0) * (size_t)P;
+    const __m128i pairs = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    long long p = 0;
+    for (; p + 8 <= P; p += 8) {
+        const __m128i a = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(T + p * 8)), pairs);        /* c: p, p+1 */
+        const __m128i b = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(T + p * 8 + 16)), pairs);   /* p+2, p+3 */
+        const __m128i c = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(T + p * 8 + 32)), pairs);
+        const __m128i d = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(T + p * 8 + 48)), pairs);
+        const __m128i ab0 = _mm_unpacklo_epi16(a, b), ab1 = _mm_unpackhi_epi16(a, b);   /* channels 0-3 / 4-7, 4 pixels */
+        const __m128i cd0 = _mm_unpacklo_epi16(c, d), cd1 = _mm_unpackhi_epi16(c, d);
+        __m128i ch[4] = {_mm_unpacklo_epi32(ab0, cd0), _mm_unpackhi_epi32(ab0, cd0),     /* channels 0,1 | 2,3 */
+                         _mm_unpacklo_epi32(ab1, cd1), _mm_unpackhi_epi32(ab1, cd1)};    /* 4,5 | 6,7 */
+        for (size_t j = 0; j < nc; j++) {
+            const __m128i v = ch[j / 2];
+            _mm_storel_epi64((__m128i *)(y + j * (size_t)P + p), j % 2 ? _mm_unpackhi_epi64(v, v) : v);
+        }
+    }
+    for (; p < P; p++)
+        for (size_t j = 0; j < nc; j++) y[j * (size_t)P + p] = T[p * 8 + j];
+}
+
+DSE_TARGET_AVX2 static void avx2_i8_dwb_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const avx2_i8_dw_job *J = arg;
+    const size_t nb = ((size_t)J->C + 7) / 8;
+    uint8_t *scratch = dse__worker_scratch(J->cx, worker);
+    for (size_t it = begin; it < end; it++) avx2_i8_dwb_block(J, it / nb, it % nb * 8, scratch);
+}
+
 DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
                                             const dse_i8_out *o, const dse_i8_geom *g) {
     const size_t O = m->tensors[n->in[1]].dims[0], NB = m->tensors[n->in[0]].dims[0];
     avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
                         o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}};
+    const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
+    const size_t nb = avx2_dwb_need(g, o->float_out);
+    if (nb && nb <= n->scratch) {   /* the check's choice (it set the scratch to this need) */
+        const size_t items = NB * ((O + 7) / 8);
+        dse__parallel(cx, items, dse__grain(items, work), avx2_i8_dwb_task, &J);
+        return;
+    }
     avx2_dw_plan_of(g, n->scratch, &J.dp);
-    dse__parallel(cx, NB * O, dse__grain(NB * O, (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2])),
-                  avx2_i8_dw_task, &J);
+    dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw_task, &J);
 }
 
 #endif

@@ -28,6 +28,20 @@ static inline void avx2_dw_plan_of(const dse_i8_geom *g, size_t budget, avx2_dw_
     p->rows_bytes = (size_t)(p->ring + 1) * row + tmp;
 }
 
+/* Depthwise on small planes (OW < AVX2_DWB_MAX_OW): blocks of 8 channels with the channels in
+ * the lanes (a plane of 7 or 14 pixels per row leaves most of 16 pixel lanes empty). Scratch: the
+ * block's padded input as int16 [PH][PW][8] (x - zp_in, 0 in the padding), 8 int8 rows of PW
+ * bytes (a row of each channel with the padding as zp_in) and the int8 outputs [P][8] + 16.
+ * 0 when the node does not take the path (float output, more than 64 taps, wide planes). */
+#define AVX2_DWB_MAX_OW 16
+static inline size_t avx2_dwb_need(const dse_i8_geom *g, int float_out) {
+    const long long OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
+    if (float_out || OW >= AVX2_DWB_MAX_OW || KH * KW > 64 || OH < 1 || OW < 1) return 0;
+    const long long PH = (OH - 1) * g->s[1] + (KH - 1) * g->d[1] + 1, PW = (OW - 1) * g->s[2] + (KW - 1) * g->d[2] + 1;
+    const long long PWr = (PW + 7) / 8 * 8;
+    return (size_t)(PH * PWr * 16 + 8 * PWr + OH * OW * 8 + 16 + 64);
+}
+
 /* -- Winograd F(2x2, 3x3), exact in int32 ------------------------------------------------------- */
 
 /* 3x3 convolutions with stride 1 and dilation 1 (group 1, 2-D) as F(2x2, 3x3) on integers:
