@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import ModelError
 from .ir import Graph
+from .quant.kinds import kind
 from .quant.quantize import QuantResult
 from .util import ort_session
 from .ops import REGISTRY
@@ -69,7 +70,7 @@ def int8_capable(g: Graph, n) -> tuple[bool, str]:
     if d is None or d.quant is None:
         return False, "no int8 form (stays float)"
     q = d.quant
-    if q.kind == "weighted":
+    if kind(q.kind).weight_bearing:
         w = n.inputs[1] if len(n.inputs) > 1 else ""
         if w not in g.consts:
             return False, "weights are not constant"

@@ -67,7 +67,7 @@ NodeHook = Callable[[Node, list, tuple], None]
 
 
 # The integer reference of lowered int8 nodes (attribute `_q`) belongs to the quantised kinds
-# (dsedge/quant/kinds.py), a higher layer that registers it here when it is imported: the
+# (dsedge/quant/kinds/), a higher layer that registers it here when it is imported: the
 # interpreter never imports upwards. Anything that makes a `_q` node has imported it.
 _INT_REFERENCE: Callable | None = None
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_PLAIN, Artifact,
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, LAYOUT_PLAIN, Artifact,
                         NodeRec, QuantRec, TensorAttr, TensorRec, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
@@ -51,15 +51,14 @@ from ..ops.fused import FLOAT_STEPS, decode_float_program, encode_float_program,
 _BINARY_STEPS = {"Add", "Sub", "Mul", "Div", "Min", "Max"}
 from ..ops.nn import same_pads
 from ..passes.simplify import eliminate_dead
+from ..quant.kinds import kind, kind_attrs, recorded_kind
 from .planner import MemoryPlan, plan_memory
 from .scratch import scratch_bytes
 from .specialize import input_shapes_from_cli, specialize
 
 IO_DTYPES = ("float32", "int8", "uint8")
 _CONV_POOL = ("Conv", "ConvTranspose", "ConvInteger", "MaxPool", "AveragePool")
-_Q_KEYS = {"zp_in", "zp_out", "qmin", "qmax", "M", "shift", "float_out", "out_scale", "table", "za", "zb", "Ma",
-           "Mb", "mult_count", "mult_M", "mult_shift", "axes_q", "zps_in", "rescale", "rescale_M",
-           "rescale_shift", "exp_table", "pad_value", "act_min", "act_max", "dynamic", "w_scale"}
+_Q_KEYS = {"act_min", "act_max"} | kind_attrs()   # .dse attributes that are not ONNX attributes
 
 
 @dataclass
@@ -296,45 +295,9 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
     if act:
         _, lo, hi = act
         a["act_min"], a["act_max"] = float(lo), float(hi)
-    if q is not None:
-        kind = q["kind"]
-        if kind == "dynamic":   # docs/kernels.md (int8 table, "dynamic"); runtimes/c/kernels/ref/dyn_i8.c
-            a.update(dynamic=1, w_scale=attr_const(np.asarray(q["w_scale"], np.float32).reshape(-1)))
-        elif kind == "weighted":
-            a.update(zp_in=int(q["zp_in"]), zp_out=int(q["zp_out"]), qmin=int(q["qmin"]), qmax=int(q["qmax"]),
-                     float_out=int(bool(q.get("float_out"))))
-            if q.get("float_out"):
-                a["out_scale"] = attr_const(np.asarray(q["out_scale"], np.float32).reshape(-1))
-            else:
-                a["M"] = attr_const(np.asarray(q["M"], np.int64).astype(np.int32).reshape(-1))
-                a["shift"] = attr_const(np.asarray(q["n"], np.int64).astype(np.int32).reshape(-1))
-        elif kind == "table":
-            a["table"] = attr_const(np.asarray(q["table"], np.int8).reshape(256))
-        elif kind == "add":
-            a.update(za=q["za"], zb=q["zb"], Ma=q["Ma"], Mb=q["Mb"], shift=q["n"], zp_out=q["zp_out"],
-                     qmin=q["qmin"], qmax=q["qmax"])
-        elif kind == "mul":
-            a.update(za=q["za"], zb=q["zb"], M=q["M"], shift=q["n"], zp_out=q["zp_out"], qmin=q["qmin"],
-                     qmax=q["qmax"])
-        elif kind == "avgpool":
-            a.update(zp_in=q["zp_in"], zp_out=q["zp_out"])
-            if n.op == "AveragePool":
-                counts = sorted(q["mults"])
-                a["mult_count"] = attr_const(np.asarray(counts, np.int32))
-                a["mult_M"] = attr_const(np.asarray([q["mults"][c][0] for c in counts], np.int64).astype(np.int32))
-                a["mult_shift"] = attr_const(np.asarray([q["mults"][c][1] for c in counts], np.int32))
-            else:
-                a.update(M=q["M"], shift=q["n"], axes=sorted(int(x) for x in q["axes"]))
-        elif kind == "concat":
-            r = q["rescales"]
-            a.update(zps_in=list(q["zps_in"]), zp_out=q["zp_out"], rescale=[0 if x is None else 1 for x in r],
-                     rescale_M=[0 if x is None else int(x[0]) for x in r],
-                     rescale_shift=[0 if x is None else int(x[1]) for x in r])
-        elif kind == "softmax":
-            a["exp_table"] = attr_const(np.asarray(q["table"], np.int32).reshape(256))
-        elif kind in ("bytes", "minmax"):
-            if "pad_value" in q:
-                a["pad_value"] = int(q["pad_value"])
+    if q is not None:   # docs/kernels.md; the kind's arrays become tensor attributes in its order
+        for k, v in kind(q["kind"], f"node {n.name!r} ({n.op})").encode(g, n, q).items():
+            a[k] = attr_const(v) if isinstance(v, np.ndarray) and v.ndim > 0 else v
     out = {}
     for k, v in a.items():
         if isinstance(v, Graph):
@@ -374,23 +337,10 @@ def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout:
 
 
 def _weight_layout(g: Graph, n: Node) -> int:
-    """The packed layout of a weighted int8 node's weight (input 1), docs/format.md §4.4: int8
-    Conv with group 1 -> 1 (W[O][C*kh*kw]); Gemm transB=1 -> 1 (W[N][K]), transB=0 -> 2 (B[K][N]);
-    MatMul with a constant rank-2 int8 B -> 2. Everything else (grouped/depthwise Conv,
-    ConvTranspose, the dynamic kernels of dyn_i8.c, float nodes) keeps 0."""
-    q = n.attrs.get("_q") or {}
-    if q.get("kind") != "weighted" or len(n.inputs) < 2 or n.inputs[1] not in g.consts:
-        return LAYOUT_PLAIN
-    w = np.asarray(g.consts[n.inputs[1]])
-    if w.dtype != np.int8:
-        return LAYOUT_PLAIN
-    if n.op == "Conv" and w.ndim >= 3 and int(n.attrs.get("group", 1) or 1) == 1:
-        return LAYOUT_N8K4
-    if n.op == "Gemm" and w.ndim == 2 and not int(n.attrs.get("transA", 0) or 0):
-        return LAYOUT_N8K4 if int(n.attrs.get("transB", 0) or 0) else LAYOUT_N8K4_T
-    if n.op == "MatMul" and w.ndim == 2:
-        return LAYOUT_N8K4_T
-    return LAYOUT_PLAIN
+    """The packed layout of a node's weight (input 1), docs/format.md §4.4: its kind's choice
+    (weighted.Weighted.weight_layout); float nodes keep 0."""
+    q = n.attrs.get("_q")
+    return kind(q["kind"]).weight_layout(g, n) if q else LAYOUT_PLAIN
 
 
 def _quant_bytes(q: QuantRec | None) -> int:
@@ -702,50 +652,11 @@ def load_dse_graph(src) -> Graph:
             else:
                 g.nodes.append(Node("Elementwise", [names[nr.inputs[0]]], outs, attrs, nr.name or f"n{k}", "dsedge"))
             continue
-        rule = d.quant
-        if rule is not None and raw.get("dynamic") == 1:
-            attrs["_q"] = {"kind": "dynamic", "float_out": True, "w_scale": tv("w_scale")}
-            if d.name == "Conv":
-                attrs["_q"]["pads"] = list(raw["pads"])
-        elif rule is not None and (out_dt == "int8" or raw.get("float_out") == 1):
-            kind = rule.kind
-            q: dict = {"kind": kind}
-            if kind == "weighted":
-                fout = bool(raw["float_out"])
-                q.update(zp_in=int(raw["zp_in"]), zp_out=int(raw["zp_out"]), qmin=int(raw["qmin"]),
-                         qmax=int(raw["qmax"]))
-                if fout:
-                    q.update(float_out=True, out_scale=tv("out_scale"), M=None, n=None)
-                else:
-                    q.update(M=tv("M").astype(np.int64), n=tv("shift").astype(np.int64))
-                if d.name in ("Conv", "ConvTranspose"):
-                    q["pads"] = list(raw["pads"])
-            elif kind == "table":
-                q["table"] = tv("table")
-                if d.name == "Elementwise":
-                    attrs = {}
-            elif kind == "add":
-                q.update(za=raw["za"], zb=raw["zb"], Ma=raw["Ma"], Mb=raw["Mb"], n=raw["shift"], zp_out=raw["zp_out"],
-                         qmin=raw["qmin"], qmax=raw["qmax"])
-            elif kind == "mul":
-                q.update(za=raw["za"], zb=raw["zb"], M=raw["M"], n=raw["shift"], zp_out=raw["zp_out"],
-                         qmin=raw["qmin"], qmax=raw["qmax"])
-            elif kind == "avgpool":
-                q.update(zp_in=raw["zp_in"], zp_out=raw["zp_out"])
-                if d.name == "AveragePool":
-                    q["mults"] = {int(c): (int(m), int(s)) for c, m, s in
-                                  zip(tv("mult_count"), tv("mult_M"), tv("mult_shift"))}
-                else:
-                    q.update(axes=tuple(raw["axes"]), M=raw["M"], n=raw["shift"])
-            elif kind == "concat":
-                q.update(zps_in=list(raw["zps_in"]), zp_out=raw["zp_out"],
-                         rescales=[None if not r else (int(m), int(s)) for r, m, s in
-                                   zip(raw["rescale"], raw["rescale_M"], raw["rescale_shift"])])
-            elif kind == "softmax":
-                q["table"] = tv("exp_table")
-            elif "pad_value" in raw:
-                q["pad_value"] = int(raw["pad_value"])
-            attrs["_q"] = q
+        qk = recorded_kind(d.quant, raw, out_dt)
+        if qk is not None:
+            if d.name == "Elementwise":     # an int8 program is its table (the clamp is inside it)
+                attrs = {}
+            attrs["_q"] = {"kind": qk.name, **qk.decode(d, raw, tv)}
         node = Node(d.name, [names[i] if i >= 0 else "" for i in nr.inputs],
                     [names[o] if o >= 0 else "" for o in nr.outputs], attrs, nr.name or f"n{k}", d.domain)
         g.nodes.append(node)

@@ -12,12 +12,14 @@ in-place aliasing in front of it:
     again (dsedge-run --repeat does), so a run must not overwrite them.
  2. Aliasing, in node order, groups tensors into buffers; a member sits at a fixed byte
     offset inside its buffer:
-      * views: Reshape / Flatten / Squeeze / Unsqueeze / Identity / Dropout output = the
-        same bytes as its input (the kernel sees src == dst and does nothing);
-      * in place: an elementwise op (unary, broadcasting binary, int8 table/add/mul,
-        Quantize/Dequantize excluded: their sizes differ) writes over an input of the same
-        dtype and byte size when every tensor of that input's buffer is dead after this node
-        and none is a graph input (the app's input must survive a run) or graph output;
+      * views: the output of an op with the `view` trait (Reshape / Flatten / Squeeze /
+        Unsqueeze / Identity / Dropout) = the same bytes as its input (the kernel sees
+        src == dst and does nothing);
+      * in place: an op with the `in_place` trait (elementwise: unary, broadcasting binary,
+        int8 table/add/mul; Quantize/Dequantize excluded: their sizes differ) writes over an
+        input of the same dtype and byte size when every tensor of that input's buffer is dead
+        after this node and none is a graph input (the app's input must survive a run) or
+        graph output;
       * concat: a Concat whose output is contiguous per input (every dim before `axis` is
         1) gets each eligible input — produced by a node, not already part of a larger
         buffer, same dtype, not requantised by an int8 Concat, first occurrence — placed as
@@ -52,13 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Graph
-
-VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
-ELEMENTWISE_OPS = {
-    "Relu", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Erf", "Neg", "Abs", "Reciprocal",
-    "Floor", "Ceil", "Round", "Sign", "Min", "Max", "Sum", "LeakyRelu", "PRelu", "Elu", "Selu", "Gelu",
-    "Softplus", "Softsign", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Sin", "Cos", "Elementwise",
-}
+from ..ops import REGISTRY
 ALIGN, BIG_ALIGN, BIG = 16, 64, 8192
 
 
@@ -205,14 +201,15 @@ def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool 
         if out not in first:
             continue
         acts = [i for i in n.inputs if i and i in first]
-        if n.op in VIEW_OPS and not n.domain and n.inputs and n.inputs[0] in first:
+        d = REGISTRY.get(n.op, n.domain)
+        if d is not None and d.view and n.inputs and n.inputs[0] in first:
             x = n.inputs[0]
             if size[x] == size[out] and dtype[x] == dtype[out] and owner[out].members == {out: 0}:
                 b = owner[x]
                 join(out, b, b.members[x])
                 aliases[out] = ("view", x)
             continue
-        if n.op in ELEMENTWISE_OPS and len(outs) == 1:
+        if d is not None and d.in_place and len(outs) == 1:
             for x in acts:
                 b = owner[x]
                 if size[x] != size[out] or dtype[x] != dtype[out] or b is owner[out]:

@@ -91,27 +91,27 @@ def erf64(x) -> np.ndarray:
 
 # -- arithmetic ------------------------------------------------------------------------------
 
-@op("Relu", 100, infer=same_infer, quant=TABLE)
+@op("Relu", 100, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def relu(x):
     return np.maximum(x, np.zeros((), x.dtype))
 
 
-@op("Add", 101, infer=elementwise_infer, quant=QuantRule("add", (ACT, ACT)))
+@op("Add", 101, infer=elementwise_infer, quant=QuantRule("add", (ACT, ACT)), elementwise=True, in_place=True)
 def add(a, b):
     return np.add(a, b)
 
 
-@op("Sub", 102, infer=elementwise_infer, quant=QuantRule("add", (ACT, ACT)))
+@op("Sub", 102, infer=elementwise_infer, quant=QuantRule("add", (ACT, ACT)), elementwise=True, in_place=True)
 def sub(a, b):
     return np.subtract(a, b)
 
 
-@op("Mul", 103, infer=elementwise_infer, quant=QuantRule("mul", (ACT, ACT)))
+@op("Mul", 103, infer=elementwise_infer, quant=QuantRule("mul", (ACT, ACT)), elementwise=True, in_place=True)
 def mul(a, b):
     return np.multiply(a, b)
 
 
-@op("Div", 104, infer=elementwise_infer)
+@op("Div", 104, infer=elementwise_infer, elementwise=True, in_place=True)
 def div(a, b):
     if a.dtype.kind in "iu":  # C semantics: truncate toward zero
         q = np.floor_divide(a, b)
@@ -120,7 +120,7 @@ def div(a, b):
     return np.divide(a, b)
 
 
-@op("Pow", 105, infer=elementwise_infer)
+@op("Pow", 105, infer=elementwise_infer, elementwise=True, in_place=True)
 def pow_(x, y):
     if x.dtype.kind == "f":
         ct = np.result_type(x, y) if y.dtype.kind == "f" else x.dtype
@@ -129,7 +129,7 @@ def pow_(x, y):
     return np.power(x.astype(ct, copy=False), y.astype(ct, copy=False)).astype(x.dtype)
 
 
-@op("Mod", 145, infer=elementwise_infer)
+@op("Mod", 145, infer=elementwise_infer, elementwise=True)
 def mod(a, b, *, fmod=0):
     if fmod:
         return np.fmod(a, b)
@@ -138,22 +138,22 @@ def mod(a, b, *, fmod=0):
     return np.mod(a, b)
 
 
-@op("Sum", 119, infer=elementwise_infer)
+@op("Sum", 119, infer=elementwise_infer, elementwise=True, in_place=True)
 def sum_(x, *rest):
     return reduce(np.add, (x, *rest))
 
 
-@op("Mean", 120, infer=elementwise_infer)
+@op("Mean", 120, infer=elementwise_infer, elementwise=True)
 def mean(x, *rest):
     return (reduce(np.add, (x, *rest)) / _c(x, 1 + len(rest))).astype(x.dtype, copy=False)
 
 
-@op("Min", 117, infer=elementwise_infer, quant=QuantRule("minmax"))
+@op("Min", 117, infer=elementwise_infer, quant=QuantRule("minmax"), elementwise=True, in_place=True)
 def min_(x, *rest):
     return reduce(np.minimum, (x, *rest))
 
 
-@op("Max", 118, infer=elementwise_infer, quant=QuantRule("minmax"))
+@op("Max", 118, infer=elementwise_infer, quant=QuantRule("minmax"), elementwise=True, in_place=True)
 def max_(x, *rest):
     return reduce(np.maximum, (x, *rest))
 
@@ -165,39 +165,39 @@ for _name, _id, _fn in [("Sqrt", 106, np.sqrt), ("Exp", 107, np.exp), ("Log", 10
                         ("Floor", 113, np.floor), ("Ceil", 114, np.ceil), ("Round", 115, np.round),
                         ("Sign", 116, np.sign), ("Tanh", 132, np.tanh), ("Sin", 133, np.sin),
                         ("Cos", 134, np.cos)]:
-    op(_name, _id, infer=same_infer, quant=TABLE)(_unary(_fn))
+    op(_name, _id, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)(_unary(_fn))
 
 
-@op("Erf", 109, infer=same_infer, quant=TABLE)
+@op("Erf", 109, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def erf(x):
     return erf64(x).astype(x.dtype)
 
 
 # -- activations -----------------------------------------------------------------------------
 
-@op("LeakyRelu", 121, infer=same_infer, quant=TABLE)
+@op("LeakyRelu", 121, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def leaky_relu(x, *, alpha=0.01):
     return np.where(x >= 0, x, x * _c(x, alpha))
 
 
-@op("PRelu", 122, infer=elementwise_infer)
+@op("PRelu", 122, infer=elementwise_infer, elementwise=True, in_place=True)
 def prelu(x, slope):
     # slope broadcasts to x (unidirectional); a per-channel slope is no single int8 table
     return np.where(x < 0, x * slope.astype(x.dtype, copy=False), x)
 
 
-@op("Elu", 123, infer=same_infer, quant=TABLE)
+@op("Elu", 123, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def elu(x, *, alpha=1.0):
     return np.where(x < 0, _c(x, alpha) * (np.exp(x) - _c(x, 1)), x)
 
 
-@op("Selu", 124, infer=same_infer, quant=TABLE)
+@op("Selu", 124, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def selu(x, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
     a, g = _c(x, alpha), _c(x, gamma)
     return np.where(x > 0, g * x, g * (a * np.exp(x) - a))
 
 
-@op("Gelu", 125, infer=same_infer, quant=TABLE)
+@op("Gelu", 125, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def gelu(x, *, approximate="none"):
     v = x.astype(np.float64)
     if approximate == "none":
@@ -209,12 +209,12 @@ def gelu(x, *, approximate="none"):
     return y.astype(x.dtype)
 
 
-@op("Softplus", 126, infer=same_infer, quant=TABLE)
+@op("Softplus", 126, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def softplus(x):
     return np.logaddexp(np.zeros((), x.dtype), x)
 
 
-@op("Softsign", 127, infer=same_infer, quant=TABLE)
+@op("Softsign", 127, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def softsign(x):
     return x / (_c(x, 1) + np.abs(x))
 
@@ -240,7 +240,8 @@ def _scalar(v, x, what):
     return v.reshape(()).astype(x.dtype)
 
 
-@op("Clip", 128, infer=same_infer, quant=QuantRule("table", (ACT, PARAM, PARAM)), upgrade=_clip_upgrade)
+@op("Clip", 128, infer=same_infer, quant=QuantRule("table", (ACT, PARAM, PARAM)), upgrade=_clip_upgrade,
+    elementwise=True, in_place=True)
 def clip(x, min=None, max=None):  # noqa: A002 - ONNX input names
     y = x
     if min is not None:
@@ -250,26 +251,26 @@ def clip(x, min=None, max=None):  # noqa: A002 - ONNX input names
     return y
 
 
-@op("Sigmoid", 129, infer=same_infer, quant=TABLE)
+@op("Sigmoid", 129, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def sigmoid(x):
     e = np.exp(-np.abs(x))  # never overflows
     one = _c(x, 1)
     return np.where(x >= 0, one / (one + e), e / (one + e))
 
 
-@op("HardSigmoid", 130, infer=same_infer, quant=TABLE)
+@op("HardSigmoid", 130, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def hard_sigmoid(x, *, alpha=0.2, beta=0.5):
     return np.clip(_c(x, alpha) * x + _c(x, beta), _c(x, 0), _c(x, 1))
 
 
-@op("HardSwish", 131, infer=same_infer, quant=TABLE)
+@op("HardSwish", 131, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
 def hard_swish(x):
     return x * hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5)
 
 
 # -- selection, comparison, logic ----------------------------------------------------------
 
-@op("Where", 135, infer=where_infer)
+@op("Where", 135, infer=where_infer, elementwise=True)
 def where(cond, x, y):
     return np.where(cond, x, y).astype(x.dtype, copy=False)
 
@@ -278,19 +279,19 @@ for _name, _id, _fn in [("Equal", 136, np.equal), ("Less", 137, np.less), ("Grea
                         ("LessOrEqual", 139, np.less_equal), ("GreaterOrEqual", 140, np.greater_equal),
                         ("And", 142, np.logical_and), ("Or", 143, np.logical_or),
                         ("Xor", 144, np.logical_xor)]:
-    op(_name, _id, infer=bool_infer)(_binary(_fn))
+    op(_name, _id, infer=bool_infer, elementwise=True)(_binary(_fn))
 
 
-@op("Not", 141, infer=bool_infer)
+@op("Not", 141, infer=bool_infer, elementwise=True)
 def not_(x):
     return np.logical_not(x)
 
 
-@op("IsNaN", 146, infer=bool_infer)
+@op("IsNaN", 146, infer=bool_infer, elementwise=True)
 def isnan(x):
     return np.isnan(x)
 
 
-@op("IsInf", 147, infer=bool_infer)
+@op("IsInf", 147, infer=bool_infer, elementwise=True)
 def isinf(x, *, detect_negative=1, detect_positive=1):
     return (np.isposinf(x) & bool(detect_positive)) | (np.isneginf(x) & bool(detect_negative))

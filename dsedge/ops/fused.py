@@ -104,7 +104,7 @@ def decode_float_program(program, consts, result) -> dict:
     return {"program": tuple(steps), "consts": tuple(cs), "result": int(result)}
 
 
-@op("Elementwise", 1000, domain="dsedge", infer=same_infer, quant=QuantRule("table"))
+@op("Elementwise", 1000, domain="dsedge", infer=same_infer, quant=QuantRule("table"), elementwise=True, in_place=True)
 def elementwise(x, *, program=(), consts=(), result=0, source_nodes=()):
     return eval_program(x, program, consts, result)
 

@@ -1004,7 +1004,8 @@ def _dropout_infer(attrs, infos, consts):
     return [infos[0], TensorInfo(np.dtype(bool), infos[0].shape)]
 
 
-@op("Dropout", 21, infer=_dropout_infer, upgrade=_dropout_upgrade, quant=QuantRule("bytes", (ACT, PARAM, PARAM)))
+@op("Dropout", 21, infer=_dropout_infer, upgrade=_dropout_upgrade, quant=QuantRule("bytes", (ACT, PARAM, PARAM)),
+    view=True)
 def dropout(data, ratio=None, training_mode=None, *, seed=None):
     if training_mode is not None and bool(np.asarray(training_mode)):
         _unsupported("Dropout", "training_mode=True", "export the model in inference mode")

@@ -16,6 +16,12 @@ An op declaration (`OpDef`) holds
   * `int_ref`  — the integer reference of the op's int8 form (see dsedge/quant), if it has one.
   * `quant`    — the quantisation rule: the role of each input and the kind of int8 form.
   * `backward` — reserved for QAT.
+  * traits     — what other modules may assume of the op, so that they need no lists of op
+                 names: `view` (the output is the input's bytes, unchanged: an alias of it),
+                 `in_place` (the kernel may write its output over an input of the same size
+                 and dtype), `elementwise` (each output element depends only on the input
+                 elements at its own index, after broadcasting), `data_dependent` (the output
+                 shape depends on the values of the data input, not only on parameters).
   * `upgrade`  — ``upgrade(opset, inputs, attrs) -> (inputs, attrs)`` rewrites an older
                  ONNX opset's form into the canonical (opset 21) form at import: attributes
                  that later became inputs are returned as numpy arrays in `inputs`, older
@@ -99,6 +105,10 @@ class OpDef:
     attrs: dict[str, Any] = field(default_factory=dict)   # attribute name -> default
     n_inputs: tuple[int, int] = (0, 0)                      # (min, max); max -1 = variadic
     takes_ctx: bool = False
+    view: bool = False
+    in_place: bool = False
+    elementwise: bool = False
+    data_dependent: bool = False
 
     def check_attrs(self, attrs: dict, where: str) -> None:
         unknown = [a for a in attrs if a not in self.attrs and not a.startswith("_")]
@@ -173,14 +183,16 @@ def _signature(fn) -> tuple[dict[str, Any], tuple[int, int], bool]:
 
 
 def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | None = None,
-       backward=None, upgrade=None, domain: str = "", registry: OpRegistry = REGISTRY):
+       backward=None, upgrade=None, domain: str = "", view: bool = False, in_place: bool = False,
+       elementwise: bool = False, data_dependent: bool = False, registry: OpRegistry = REGISTRY):
     """Declare an op (see the module docstring)."""
 
     def deco(fn):
         attrs, n_inputs, takes_ctx = _signature(fn)
         registry.add(OpDef(name=name, id=op_id, ref=fn, infer=infer, int_ref=int_ref, quant=quant,
                            backward=backward, upgrade=upgrade, domain=domain, attrs=attrs, n_inputs=n_inputs,
-                           takes_ctx=takes_ctx))
+                           takes_ctx=takes_ctx, view=view, in_place=in_place, elementwise=elementwise,
+                           data_dependent=data_dependent))
         return fn
 
     return deco

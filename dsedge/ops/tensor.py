@@ -90,7 +90,7 @@ def np_dtype(to: int) -> np.dtype:
 
 # -- Identity, Reshape, Flatten, Transpose, Squeeze, Unsqueeze ---------------------------
 
-@op("Identity", 200, quant=BYTES1)
+@op("Identity", 200, quant=BYTES1, view=True)
 def identity(x):
     return x
 
@@ -116,7 +116,7 @@ def _reshape_infer(attrs, infos, consts):
     return [TensorInfo(dtype, tuple(out))]
 
 
-@op("Reshape", 201, infer=_reshape_infer, quant=BYTES2)
+@op("Reshape", 201, infer=_reshape_infer, quant=BYTES2, view=True)
 def reshape(data, shape, *, allowzero=0):
     s = as_ints(shape)
     if not allowzero:
@@ -133,7 +133,7 @@ def _flatten_infer(attrs, infos, consts):
     return [TensorInfo(infos[0].dtype, (_prod(x[:axis]), _prod(x[axis:])))]
 
 
-@op("Flatten", 202, infer=_flatten_infer, quant=BYTES1)
+@op("Flatten", 202, infer=_flatten_infer, quant=BYTES1, view=True)
 def flatten(x, *, axis=1):
     axis = axis + x.ndim if axis < 0 else axis
     if not 0 <= axis <= x.ndim:
@@ -169,7 +169,7 @@ def _squeeze_infer(attrs, infos, consts):
     return [TensorInfo(dtype, tuple(d for i, d in enumerate(x) if i not in drop))]
 
 
-@op("Squeeze", 204, infer=_squeeze_infer, quant=BYTES2, upgrade=attrs_to_inputs(13, (1, "axes", I64)))
+@op("Squeeze", 204, infer=_squeeze_infer, quant=BYTES2, upgrade=attrs_to_inputs(13, (1, "axes", I64)), view=True)
 def squeeze(data, axes=None):
     if axes is None:
         return np.squeeze(data)
@@ -194,7 +194,8 @@ def _unsqueeze_infer(attrs, infos, consts):
     return [TensorInfo(infos[0].dtype, _unsqueeze_shape(x, consts[1]))]
 
 
-@op("Unsqueeze", 205, infer=_unsqueeze_infer, quant=BYTES2, upgrade=attrs_to_inputs(13, (1, "axes", I64)))
+@op("Unsqueeze", 205, infer=_unsqueeze_infer, quant=BYTES2, upgrade=attrs_to_inputs(13, (1, "axes", I64)),
+    view=True)
 def unsqueeze(data, axes):
     return data.reshape(_unsqueeze_shape(data.shape, axes))
 
@@ -526,14 +527,14 @@ def _cast_infer(attrs, infos, consts):
     return [TensorInfo(np_dtype(attrs["to"]), _shape(infos[0]))]
 
 
-@op("Cast", 219, infer=_cast_infer)
+@op("Cast", 219, infer=_cast_infer, elementwise=True)
 def cast(x, *, to=None, saturate=1):
     if to is None:
         raise ModelError("Cast needs the `to` attribute")
     return _cast(x, np_dtype(to), saturate)
 
 
-@op("CastLike", 220, infer=lambda a, infos, c: [TensorInfo(infos[1].dtype, _shape(infos[0]))])
+@op("CastLike", 220, infer=lambda a, infos, c: [TensorInfo(infos[1].dtype, _shape(infos[0]))], elementwise=True)
 def cast_like(x, target_type, *, saturate=1):
     return _cast(x, target_type.dtype, saturate)
 
@@ -638,7 +639,7 @@ def pad(data, pads, constant_value=None, axes=None, *, mode="constant"):
 
 # -- NonZero, Trilu, OneHot --------------------------------------------------------------
 
-@op("NonZero", 224, infer=lambda a, infos, c: [TensorInfo(np.dtype(I64), (
+@op("NonZero", 224, data_dependent=True, infer=lambda a, infos, c: [TensorInfo(np.dtype(I64), (
     None if infos[0].shape is None else max(len(infos[0].shape), 1), None))])
 def nonzero(x):
     return np.array(np.nonzero(np.atleast_1d(x)), dtype=I64)

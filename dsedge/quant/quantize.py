@@ -23,7 +23,7 @@ The algorithm (DESIGN.md §3, "decided by measured error"):
     Softmax/Sigmoid whose result reaches a graph output stay float. Then the tensors read only
     by int8 tables get their range by the table's error (`refine_table_inputs`).
  5. Lower: int8 tensors get QParams; weights become int8 per-channel constants, biases int32;
-    each int8 node gets its integer parameters in `attrs["_q"]` (dsedge/quant/kinds.py);
+    each int8 node gets its integer parameters in `attrs["_q"]` (dsedge/quant/kinds/);
     QuantizeLinear / DequantizeLinear nodes are inserted where float and int8 meet, so graph
     inputs and outputs keep their float dtypes and names.
 
@@ -126,6 +126,10 @@ def _rule(n: Node):
     return None if d is None else d.quant
 
 
+def _kind(rule) -> kinds.QuantKind:
+    return kinds.kind(rule.kind)
+
+
 def _is_float(g: Graph, name: str) -> bool:
     info = g.tensor_info(name)
     return info.dtype is not None and info.dtype.kind == "f"
@@ -141,7 +145,8 @@ def _reaches_output_through_bytes(g: Graph, name: str, consumers) -> bool:
         return True
     for c in consumers.get(name, []):
         r = _rule(c)
-        if r is not None and r.kind == "bytes" and c.outputs and _reaches_output_through_bytes(g, c.outputs[0], consumers):
+        if r is not None and _kind(r).moves_bytes and c.outputs and \
+                _reaches_output_through_bytes(g, c.outputs[0], consumers):
             return True
     return False
 
@@ -191,15 +196,16 @@ def make_plan(g: Graph, cfg: QuantConfig, ranges: dict, measured: dict) -> tuple
         outs = [o for o in n.outputs if o]
         if not outs or not all(_is_float(g, o) for o in outs):
             return "fp32", "output is not a float tensor", None
-        if not all(o in ranges for o in outs) and rule.kind != "bytes":
+        kind = _kind(rule)
+        if not all(o in ranges for o in outs) and not kind.moves_bytes:
             return "fp32", "no calibration range", None
         acts = _act_inputs(g, n)
-        if rule.kind == "weighted":
+        if kind.weight_bearing:
             ok, why = _weighted_ok(g, n)
             return ("int8", why, measured.get(n.name, {}).get("sqnr")) if ok else ("fp32", why, None)
         if not acts or not any(a in int8_tensors for a in acts):
             return "fp32", "its input is float", None
-        if rule.kind in ("bytes", "minmax"):
+        if kind.shares_qparams:
             if not all(a in int8_tensors for a in acts):
                 return "fp32", "its inputs are not all int8", None
             if not kinds.supports(g, n):
@@ -267,12 +273,12 @@ def _float_outputs(g: Graph, prec: dict, plan: list, consumers) -> None:
         readers = [r for o in n.outputs if o for r in consumers.get(o, [])]
         if any(prec.get(r.name) in ("int8", "int8-fout") for r in readers):
             continue
-        kind = _rule(n).kind
-        if kind in ("bytes", "minmax"):
+        kind = _kind(_rule(n))
+        if kind.shares_qparams:
             prec[n.name] = "fp32"
             by_name[n.name].precision = "fp32"
             by_name[n.name].reason = "its readers are float"
-        elif kind == "weighted" and n.op in ("Conv", "Gemm", "MatMul", "ConvTranspose"):
+        elif kind.weight_bearing:
             prec[n.name] = "int8-fout"
             by_name[n.name].precision = "int8-fout"
             by_name[n.name].reason += "; float output (its readers are float)"
@@ -378,14 +384,15 @@ class _Measure:
         rule = _rule(n)
         if rule is None or not n.outputs or not n.outputs[0] or n.outputs[0] not in self.ranges:
             return
-        if rule.kind == "weighted":
+        kind = _kind(rule)
+        if kind.weight_bearing:
             if self.cfg.weight_rounding == "hessian" and rounding.eligible(self.g, n, self.cfg.rounding_max_k) \
                     and _weighted_ok(self.g, n)[0]:
                 self._hessian(n, args)
             elif self.cfg.bias_correction:
                 self._bias_shift(n, args)
             return
-        if rule.kind in ("bytes", "minmax") or not kinds.supports(self.g, n):
+        if kind.shares_qparams or not kinds.supports(self.g, n):
             return
         acts = [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
         if not acts or not all(a in self.ranges or a in self.g.consts for a in acts) \
@@ -438,7 +445,7 @@ class _Measure:
         d = REGISTRY.get(n.op)
         dw = self._dw(n)
         diff = d.call([args[0], dw], attrs)[0]
-        ch_axis = 1 if n.op in ("Conv", "ConvTranspose") else -1
+        ch_axis = kinds.out_channel_axis(n)
         diff = np.asarray(diff, np.float64)
         red = tuple(i for i in range(diff.ndim) if i != ch_axis % diff.ndim)
         s[0] = s[0] + diff.sum(axis=red)
@@ -616,7 +623,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
             outs.append(qname)
         nn = Node(n.op, ins, outs, dict(n.attrs), n.name, n.domain)
         in_qp = [q.qparams.get(i) if i else None for i in ins]
-        if rule.kind in ("bytes", "minmax"):
+        if _kind(rule).shares_qparams:
             out_qp = [in_qp[0] for _ in outs]
         else:
             out_qp = [qp_of(o) if o else None for o in n.outputs]

@@ -75,7 +75,7 @@ def patches(g: Graph, n: Node, x: np.ndarray, w: np.ndarray, max_rows: int | Non
         k = list(w.shape[2:])
         st = list(n.attrs.get("strides") or [1] * sp)
         dl = list(n.attrs.get("dilations") or [1] * sp)
-        pads = kinds._explicit_pads(n, x.shape, w.shape[2:])
+        pads = kinds.explicit_pads(n, x.shape, w.shape[2:])
         xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + sp]) for i in range(sp)])
         win = _windows(xp, k, st, dl)                                  # N, C, *out, *k
         if max_rows and x.shape[0] * math.prod(win.shape[2:2 + sp]) > 2 * max_rows:

@@ -518,7 +518,7 @@ def test_resize_nearest_dtypes_axes_policies(lib, dtype):
 
 @collected
 def test_resize_nearest_int8_matches_integer_reference(lib):
-    """The int8 form of Resize (dsedge/quant/kinds.py) resamples float32 copies of the bytes and
+    """The int8 form of Resize (dsedge/quant/kinds/moving.py) resamples float32 copies of the bytes and
     casts back: the byte kernel must give the same, extrapolation included."""
     rng = np.random.default_rng(15)
     x = rand((1, 3, 4, 5), "int8", rng)

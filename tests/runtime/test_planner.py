@@ -18,9 +18,10 @@ import dsedge.zoo as zoo
 from dsedge.converters.onnx.reader import load_onnx
 from dsedge.export import check_plan, export, plan_memory
 from dsedge.export import scratch as scratch_mod
-from dsedge.export.planner import ELEMENTWISE_OPS, VIEW_OPS, Buffer, _place, nbytes_of
+from dsedge.export.planner import Buffer, _place, nbytes_of
 from dsedge.interp import run
 from dsedge.ir import Graph, Node, TensorInfo
+from dsedge.ops import REGISTRY
 from dsedge.quant.quantize import QuantConfig, quantize_graph
 
 ZOO = [("digits", {}), ("mobilenet_v2", dict(input_size=96)), ("resnet50", dict(input_size=64)),
@@ -92,11 +93,11 @@ def check_aliases(g: Graph, plan) -> None:
     for t, (kind, other) in plan.aliases.items():
         if kind == "view":
             k, n = prod[t]
-            assert n.op in VIEW_OPS and n.inputs[0] == other
+            assert REGISTRY.get(n.op, n.domain).view and n.inputs[0] == other
             assert plan.offsets[t] == plan.offsets[other] and nbytes_of(g, t) == nbytes_of(g, other)
         elif kind == "inplace":
             k, n = prod[t]
-            assert n.op in ELEMENTWISE_OPS and other in n.inputs
+            assert REGISTRY.get(n.op, n.domain).in_place and other in n.inputs
             assert other not in g.inputs and other not in g.outputs and last[other] == k
             assert plan.offsets[t] == plan.offsets[other] and nbytes_of(g, t) == nbytes_of(g, other)
             assert g.tensor_info(t).dtype == g.tensor_info(other).dtype

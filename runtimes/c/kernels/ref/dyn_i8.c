@@ -1,5 +1,5 @@
 /* dyn_i8.c: dynamically quantised Conv / Gemm / MatMul (no calibration: `dsedge quantize`
- * without --calib), bit-exact with dsedge/quant/kinds.py:run_dynamic (docs/quant-arith.md §12).
+ * without --calib), bit-exact with dsedge/quant/kinds/weighted.py:Dynamic.run (docs/quant-arith.md §12).
  *
  * Node: x float32, w int8 constant (symmetric per output channel, [-127, 127]), bias float32
  * constant [C]; output float32; INT `dynamic` = 1, T(float32[C]) `w_scale`; optional
