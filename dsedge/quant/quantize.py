@@ -762,12 +762,30 @@ def check_degenerate_feeds(g: Graph, degenerate: dict, n_feeds: int, input_shape
     return warnings
 
 
-def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:
-    """Quantise `graph` on `feeds`. copy=False lets the passes edit `graph` in place (the caller
-    gives it up), so the unfolded float weights are not kept alive next to the folded ones."""
+@dataclass
+class Prepared:
+    """What quantising needs before the precision of each node is decided: the optimised float
+    graph, its calibration ranges (and observers), and for int8 the measured error of each
+    node's int8 form, the bias shifts and the rounded weights. `finish` turns it and a plan into
+    a QuantResult; the precision planner (precision.py) finishes many plans from one of these."""
+    fg: Graph
+    cfg: QuantConfig
+    ranges: dict
+    observers: dict
+    measured: dict
+    shifts: dict
+    weights: dict
+    eval_feeds: list
+    eval_outputs: list
+    info: dict
+
+
+def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> Prepared:
+    """Optimise, calibrate and (int8) measure `graph` on `feeds` (see quantize_graph)."""
     from dsedge.calibration import calibrate
     g0 = graph.copy() if copy else graph
-    pinned = pin_constant_inputs(g0, feeds) if cfg.pin_constant_inputs else {}
+    if cfg.pin_constant_inputs:
+        pin_constant_inputs(g0, feeds)
     fg = optimize(g0)
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
     from dsedge.calibration.engine import float_engine, spill_constants
@@ -789,21 +807,17 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
         raise
     for w in notes:
         _warn(w, DseWarning)
-    ranges = calib.ranges
     eval_feeds = list(calib.feeds)
     eval_outputs = list(calib.outputs)
     calib.engine = None
+    measured: dict = {}
+    shifts: dict = {}
+    weights: dict = {}
     if cfg.precision != "int8":         # nothing more to run in float
         engine.close()
         heap_phase("weights")
-    if cfg.precision == "fp32":
-        qg, prec = fg, {n.name: "fp32" for n in fg.nodes}
-        _, plan = make_plan(fg, cfg, ranges, {})
-    elif cfg.precision == "fp16":
-        qg = to_fp16_weights(fg)
-        _, plan = make_plan(fg, cfg, ranges, {})
     else:
-        meas = _Measure(fg, ranges, cfg)
+        meas = _Measure(fg, calib.ranges, cfg)
         heap_trim()            # what calibration's activations left in the heap
         for feed in progress(eval_feeds, total=len(eval_feeds), desc="measuring int8 error", enabled=cfg.progress):
             engine.run(feed, node_hook=meas)
@@ -811,25 +825,48 @@ def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, cop
         heap_phase("weights")
         measured, shifts = meas.results()
         weights = meas.weights(shifts)
-        prec, plan = make_plan(fg, cfg, ranges, measured)
-        refined = refine_table_inputs(fg, ranges, calib.observers, {k for k, v in prec.items() if v == "int8"})
-        consumers = fg.consumers()
-        tables = {r.name for t in refined for r in consumers.get(t, [])}
-        for p in plan:
-            if p.name in tables:
-                p.reason += "; input range chosen by the table's error"
-        for p in plan:
-            if p.name in weights and prec.get(p.name, "").startswith("int8"):
-                p.reason += "; weights rounded by output error"
-        qg = lower(fg, prec, ranges, shifts, weights)
-        infer_shapes(qg)
     info = {"calibration": calib.summary(),
             # for export specialisation (dsedge/export/specialize.py): shapes seen per input
             # across all feeds, and small integer inputs whose value never changed
             "input_shapes": dict(getattr(calib, "input_shapes", {}) or {}),
             "constant_inputs": dict(getattr(calib, "constant_inputs", {}) or {}),
             "warnings": notes}
-    return QuantResult(qg, fg, plan, ranges, eval_feeds, eval_outputs, info=info)
+    return Prepared(fg, cfg, calib.ranges, calib.observers, measured, shifts, weights, eval_feeds, eval_outputs, info)
+
+
+def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None = None) -> QuantResult:
+    """The quantised graph of a prepared model under `cfg` (default: the one it was prepared
+    with; the precision planner passes the same config with other keep_float lists): the plan,
+    the table inputs' ranges refined for it (on a copy when `ranges` is given), the lowering."""
+    cfg = cfg or p.cfg
+    fg = p.fg
+    ranges = p.ranges if ranges is None else ranges
+    if cfg.precision == "fp32":
+        qg = fg
+        _, plan = make_plan(fg, cfg, ranges, {})
+    elif cfg.precision == "fp16":
+        qg = to_fp16_weights(fg)
+        _, plan = make_plan(fg, cfg, ranges, {})
+    else:
+        prec, plan = make_plan(fg, cfg, ranges, p.measured)
+        refined = refine_table_inputs(fg, ranges, p.observers, {k for k, v in prec.items() if v == "int8"})
+        consumers = fg.consumers()
+        tables = {r.name for t in refined for r in consumers.get(t, [])}
+        for lp in plan:
+            if lp.name in tables:
+                lp.reason += "; input range chosen by the table's error"
+        for lp in plan:
+            if lp.name in p.weights and prec.get(lp.name, "").startswith("int8"):
+                lp.reason += "; weights rounded by output error"
+        qg = lower(fg, prec, ranges, p.shifts, p.weights)
+        infer_shapes(qg)
+    return QuantResult(qg, fg, plan, ranges, p.eval_feeds, p.eval_outputs, info=dict(p.info))
+
+
+def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:
+    """Quantise `graph` on `feeds`. copy=False lets the passes edit `graph` in place (the caller
+    gives it up), so the unfolded float weights are not kept alive next to the folded ones."""
+    return finish(prepare(graph, feeds, cfg, copy=copy))
 
 
 def _accumulate_sqnr(pairs) -> dict:
