@@ -199,9 +199,83 @@ def default_output_path(model, precision: str = "int8") -> str:
     return str(p.with_name(f"{stem}.{precision}.onnx"))
 
 
+def parse_drop(text) -> float:
+    """'1%' -> 0.01, '0.01' -> 0.01 (the --max-drop budget, a fraction of the metric)."""
+    t = str(text).strip()
+    try:
+        v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ModelError(f"--max-drop {text!r}: expected a percentage like 1% or a fraction like 0.01") from None
+    if not 0.0 <= v < 1.0:
+        raise ModelError(f"--max-drop {text!r}: must be at least 0 and below 100 %")
+    return v
+
+
+def _feed_list(g: Graph, calib, preprocess=None) -> list:
+    """Every feed of `calib` (path or feed dicts) as a list: the planner holds back the last ones."""
+    feeds = calib
+    if isinstance(calib, (str, Path)):
+        from .calibration import open_feeds
+        feeds = open_feeds(calib, g, preprocess=preprocess)
+    if hasattr(feeds, "items") and not isinstance(feeds, dict):
+        return [f for _, f in feeds.items()]
+    return [feeds] if isinstance(feeds, dict) else list(feeds)
+
+
+def _sha256(path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
+         method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
+         allow_constant=(), pin_constant_inputs: bool = False):
+    """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
+    (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
+    float model. Returns a PrecisionPlan (`.to_json()` is the lockfile for `quantize(plan=...)`)."""
+    from .quant.precision import plan_precision
+    from .quant.quantize import QuantConfig
+    owned = not isinstance(model, Graph)
+    g = load_graph(model) if owned else model
+    feeds = _feed_list(g, calib, preprocess)
+    cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=False,
+                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
+    bar = None
+    if progress:
+        from .util import progress as progress_bar
+        bar = progress_bar(None, desc="planning precision", enabled=True)
+
+    def tick(i, why, drop):
+        if bar is not None and hasattr(bar, "set_postfix_str"):
+            bar.update(1)
+            bar.set_postfix_str(f"{why[:40]}: drop {drop:.4f}")
+    p, _ = plan_precision(g, feeds, max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
+                          objective=minimize, holdout=holdout, metric=metric, cfg=cfg, progress=tick,
+                          copy_graph=not owned)
+    if bar is not None and hasattr(bar, "close"):
+        bar.close()
+    if owned:
+        p.model_sha256 = _sha256(model)
+    return p
+
+
+def load_plan(path):
+    """A precision plan (lockfile) written by `dsedge plan`."""
+    from .quant.precision import PrecisionPlan
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read the plan ({e.strerror})") from None
+    return PrecisionPlan.from_json(text, str(path))
+
+
 def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
-             preprocess=None, allow_constant=()):
+             preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size"):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
     `calib` may be a folder of images or WAV files; `preprocess` (e.g. "resize=256,mean=...";
@@ -212,8 +286,16 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     A float input that never varies across the feeds (all zeros, one value, the same array)
     while the model computes with it is an error (FeedError), unless named in `allow_constant`
     (see quant.quantize.check_degenerate_feeds for the cases that only warn).
+    `precision="mixed"` plans each node's precision under `max_drop` (see `plan`) and quantises
+    with that plan; `plan` (a PrecisionPlan or the path of its lockfile) quantises with a plan made
+    before: the same model and feeds give the same bytes.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
+    if precision == "mixed" or plan is not None:
+        return _quantize_planned(model, calib, plan, max_drop=0.01 if max_drop is None else max_drop,
+                                 minimize=minimize, method=method, bias_correction=bias_correction, progress=progress,
+                                 preprocess=preprocess, allow_constant=allow_constant,
+                                 pin_constant_inputs=pin_constant_inputs)
     from .quant.quantize import QuantConfig, quantize_graph
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
@@ -243,6 +325,33 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     result = quantize_graph(g, feeds, cfg, copy=not owned)
     if spec is not None:
         result.info["preprocessing"] = spec.to_json()
+    return _api_result(result)
+
+
+def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_correction, progress, preprocess,
+                      allow_constant, pin_constant_inputs):
+    from .quant.precision import PrecisionPlan, quantize_with_plan
+    from .quant.quantize import QuantConfig
+    if calib is None:
+        raise ModelError("a precision plan needs calibration feeds", hint="pass --calib")
+    owned = not isinstance(model, Graph)
+    g = load_graph(model) if owned else model
+    if plan_ is None:
+        plan_ = plan(g.copy(), calib, max_drop=max_drop, minimize=minimize, method=method,
+                     bias_correction=bias_correction, progress=progress, preprocess=preprocess,
+                     allow_constant=allow_constant, pin_constant_inputs=pin_constant_inputs)
+    elif not isinstance(plan_, PrecisionPlan):
+        where = str(plan_)
+        plan_ = load_plan(plan_)
+        if owned and plan_.model_sha256 and plan_.model_sha256 != _sha256(model):
+            raise ModelError(f"{where}: the plan was made for another model (sha256 differs from {model})",
+                             hint="run `dsedge plan` on this model")
+    feeds = _feed_list(g, calib, preprocess)
+    cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=progress,
+                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
+    result = quantize_with_plan(g, feeds, plan_, cfg=cfg, copy_graph=not owned)
+    result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "drop": plan_.drop,
+                                     "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)
 
 

@@ -158,9 +158,16 @@ def _calibration_data_options(prefix: str):
 @click.option("-o", "--output", "output", default=None, type=click.Path(dir_okay=False),
               help="Output file: *.onnx writes QDQ ONNX, *.dse a dsedge artifact. Default: MODEL's name with "
                    ".int8.onnx next to it (model.onnx -> model.int8.onnx; .fp16.onnx / .fp32.onnx for those precisions).")
-@click.option("--precision", type=click.Choice(["int8", "fp16", "fp32"]), default="int8", show_default=True,
+@click.option("--precision", type=click.Choice(["int8", "fp16", "fp32", "mixed"]), default="int8", show_default=True,
               help="int8 quantises weights and activations where measured error allows; fp16 stores "
-                   "weights in half precision and computes in fp32; fp32 only optimises.")
+                   "weights in half precision and computes in fp32; fp32 only optimises; mixed plans each "
+                   "node's precision under --max-drop (as `dsedge plan`) and quantises with that plan.")
+@click.option("--max-drop", "max_drop", default=None, metavar="PCT",
+              help="With --precision mixed: the accuracy budget against the float model on held-back feeds, "
+                   "e.g. 1% (default 1%).")
+@click.option("--plan", "plan_path", default=None, type=click.Path(dir_okay=False),
+              help="Quantise with a precision plan written by `dsedge plan` (a lockfile: the same model and "
+                   "--calib give the same bytes).")
 @click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "entropy", "mse"]), default="auto",
               show_default=True,
               help="How activation ranges are chosen: auto picks, per tensor, the method with the lowest "
@@ -188,8 +195,8 @@ def _calibration_data_options(prefix: str):
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def quantize(model, calib, output, precision, method, keep_float, bias_correction, input_shape, io_dtype, qdq_format,
-             preprocess, constant_input, as_json, progress):
+def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_float, bias_correction, input_shape,
+             io_dtype, qdq_format, preprocess, constant_input, as_json, progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
@@ -204,13 +211,21 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
         raise click.UsageError("--qdq-format applies to *.onnx (QDQ) output only")
     if preprocess and calib is None:
         raise click.UsageError("--preprocess applies with --calib (how calibration images or WAV files become feeds)")
+    if max_drop is not None and precision != "mixed":
+        raise click.UsageError("--max-drop applies with --precision mixed")
+    if (precision == "mixed" or plan_path) and (calib is None or keep_float):
+        raise click.UsageError("--precision mixed and --plan need --calib, and decide what stays float "
+                               "(no --keep-float)")
+    if plan_path and precision not in ("int8", "mixed"):
+        raise click.UsageError("--plan sets each node's precision: leave --precision out")
     from .export.specialize import input_shapes_from_cli
     shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()
     result = run_quantize(model, calib, precision=precision, method=method, keep_float=keep_float,
                           bias_correction=bias_correction, progress=progress, preprocess=preprocess,
                           allow_constant=constant_input,
-                          pin_constant_inputs=output.endswith(".dse"))   # .dse guards pinned inputs
+                          pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
+                          plan=plan_path, max_drop=max_drop)
     save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse")
                                    else {"qdq_format": qdq_format}))
     summary = quantize_summary(result, model, output)
@@ -219,6 +234,53 @@ def quantize(model, calib, output, precision, method, keep_float, bias_correctio
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(format_quantize(summary), err=True)
+
+
+@main.command("plan", help="Plan each node's precision under an accuracy budget: every node with an int8 "
+              "form is a candidate, and the plan keeps float only what the model's end-to-end agreement with the "
+              "float model on held-back calibration feeds needs (top-1 for classifier outputs, decisions at 0.5 "
+              "for [0, 1] outputs, relative RMS error otherwise). Writes the plan as a lockfile for "
+              "`dsedge quantize --plan`." + EXIT_HELP)
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--calib", "calib", required=True, type=click.Path(),
+              help="Calibration feeds (as for quantize); the last --holdout of them score the candidates.")
+@click.option("--max-drop", "max_drop", default="1%", show_default=True, metavar="PCT",
+              help="The accuracy budget: the most the plan may lose against the float model, e.g. 1% or 0.5%.")
+@click.option("--minimize", type=click.Choice(["size", "latency"]), default="size", show_default=True,
+              help="What the plan makes small: weight bytes, or multiply-adds run in float.")
+@click.option("--holdout", type=click.IntRange(1, None), default=None,
+              help="Feeds held back for scoring (default: a quarter of them, at most 64).")
+@click.option("--metric", default=None, metavar="MODULE:FUNCTION",
+              help="Score candidates with your function fn(outputs, feeds) -> float (higher is better; e.g. "
+                   "accuracy against labels); the drop is the float model's score minus the candidate's.")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="The plan (JSON lockfile).")
+@click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "entropy", "mse"]), default="auto",
+              show_default=True, help="How activation ranges are chosen (as for quantize).")
+@_calibration_data_options("")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
+def plan(model, calib, max_drop, minimize, holdout, metric, output, method, preprocess, constant_input, as_json,
+         progress):
+    from .api import parse_drop, plan as run_plan
+    if not output.endswith(".json"):
+        raise click.UsageError(f"{output}: name the plan *.json")
+    refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib)])
+    budget = parse_drop(max_drop)
+    p = run_plan(model, calib, max_drop=budget, minimize=minimize, holdout=holdout, metric=metric, method=method,
+                 progress=progress, preprocess=preprocess, allow_constant=constant_input)
+    text = p.to_json()
+    atomic_write_bytes(output, text.encode())
+    if as_json:
+        click.echo(text)
+    else:
+        kept = ", ".join(p.keep_float[:12]) + (f", ... ({len(p.keep_float)} in all)" if len(p.keep_float) > 12 else "")
+        click.echo(f"{model}: {p.search['candidates']} nodes could run in int8 ({p.search['groups']} groups); "
+                   f"kept float: {kept or 'none'}", err=True)
+        click.echo(f"drop on {p.holdout} held-back feeds: {100 * p.drop:.2f} % (budget {100 * p.budget:.2f} %"
+                   f"{', met' if p.meets else ', NOT met: even float nodes everywhere lose more'}); "
+                   f"{p.search['evaluations']} plans evaluated in {p.search['seconds']:.1f} s", err=True)
+        click.echo(f"wrote {output}", err=True)
 
 
 @main.command(help="Compare a float model with its quantised version on feeds: per-output SQNR, cosine "

@@ -558,6 +558,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         meta["precision_plan"] = _json(_compact_plan(plan_list, node_index))
     if info.get("calibration"):
         meta["calibration"] = _json(info["calibration"])
+    if info.get("precision_budget"):     # a plan of `dsedge plan`: its budget and the nodes it kept float
+        meta["precision_budget"] = _json(info["precision_budget"])
     if info.get("preprocessing"):        # JSON of calibration/preprocess.py's spec (images, WAV)
         meta["preprocessing"] = str(info["preprocessing"])
     if fp16:

@@ -290,7 +290,48 @@ TABLE_POINTS = 4          # points per histogram bin in the error integral below
 TABLE_LO_SCALES = (1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05, 0.03, 0.0)
 
 
-def refine_table_inputs(g: Graph, ranges, observers: dict, int8_nodes=None) -> dict[str, tuple]:
+def _table_input_range(name: str, obs, fns: list, rng: tuple) -> tuple | None:
+    """refine_table_inputs for one tensor (observer `obs`, its readers' programs `fns`, its
+    calibration range `rng`): the better range, or None to keep `rng`."""
+    program, consts, result = fns[0]
+    if any(repr(fn) != repr(fns[0]) for fn in fns[1:]):
+        return None
+    h = obs.hist.astype(np.float64)
+    h[obs.n] -= obs.zeros                   # exact zeros stay exact
+    k = np.flatnonzero(h > 0)
+    if k.size == 0:
+        return None
+    w = obs.width
+    a = np.maximum((k - obs.n) * w, obs.min)
+    b = np.minimum((k - obs.n + 1) * w, obs.max)
+    t = (np.arange(TABLE_POINTS) + 0.5) / TABLE_POINTS
+    x = (a[:, None] + (b - a)[:, None] * t[None, :]).reshape(-1)
+    wt = np.repeat(h[k] / TABLE_POINTS, TABLE_POINTS)
+    try:
+        fx = np.asarray(eval_program(x, program, consts, result), np.float64)
+    except Exception:        # noqa: BLE001 - a program the float64 points do not suit: keep the range
+        return None
+    if not np.all(np.isfinite(fx)):
+        return None
+    lo0, hi0 = rng
+    cands = [(lo0, hi0)] + [(obs.min * r, hi) for hi in dict.fromkeys((hi0, max(obs.max, 0.0)))
+                            for r in TABLE_LO_SCALES if obs.min < 0]
+
+    def err(lo, hi):
+        sc, zp = arith.choose_activation_qparams(lo, hi, where=name)
+        sc = float(sc)
+        xq = (np.clip(np.rint(x / sc) + zp, -128, 127) - zp) * sc
+        fq = np.asarray(eval_program(xq, program, consts, result), np.float64)
+        return float(np.sum(wt * (fx - fq) ** 2))
+    errs = [err(lo, hi) for lo, hi in cands]
+    j = int(np.argmin(errs))
+    if j > 0 and errs[j] < errs[0]:
+        lo, hi = cands[j]
+        return (min(float(lo), 0.0), max(float(hi), 0.0))
+    return None
+
+
+def refine_table_inputs(g: Graph, ranges, observers: dict, int8_nodes=None, memo: dict | None = None) -> dict[str, tuple]:
     """Ranges for tensors read only by elementwise tables (dsedge.Elementwise: SiLU, GELU,
     Sigmoid, Tanh, ... as one int8 lookup), chosen by the error of the table's result, not of
     the tensor itself.
@@ -307,7 +348,10 @@ def refine_table_inputs(g: Graph, ranges, observers: dict, int8_nodes=None) -> d
     int8_nodes: when given, only tensors whose readers are all among these nodes. The driver
     refines after the plan, for the tables that go int8 anyway: refining before it lets more
     tables pass the per-node loss rule, and each passing by up to max_loss_db adds up along a
-    chain (ddddocr common at width 160: 29.8 -> 23.2 dB at the output)."""
+    chain (ddddocr common at width 160: 29.8 -> 23.2 dB at the output).
+
+    memo: a dict kept across calls on the same graph, observers and (unrefined) ranges, e.g.
+    by the precision planner's many plans: each tensor's search runs once."""
     from dsedge.calibration.observers import HistogramObserver
     consumers = g.consumers()
     changed: dict[str, tuple] = {}
@@ -318,42 +362,16 @@ def refine_table_inputs(g: Graph, ranges, observers: dict, int8_nodes=None) -> d
         if not readers or any(r.op != "Elementwise" or r.domain != "dsedge" or r.inputs[:1] != [name]
                               or (int8_nodes is not None and r.name not in int8_nodes) for r in readers):
             continue
-        fns = [(r.attrs["program"], r.attrs.get("consts", ()), r.attrs.get("result", 0)) for r in readers]
-        program, consts, result = fns[0]
-        if any(repr(fn) != repr(fns[0]) for fn in fns[1:]):
-            continue
-        h = obs.hist.astype(np.float64)
-        h[obs.n] -= obs.zeros                   # exact zeros stay exact
-        k = np.flatnonzero(h > 0)
-        if k.size == 0:
-            continue
-        w = obs.width
-        a = np.maximum((k - obs.n) * w, obs.min)
-        b = np.minimum((k - obs.n + 1) * w, obs.max)
-        t = (np.arange(TABLE_POINTS) + 0.5) / TABLE_POINTS
-        x = (a[:, None] + (b - a)[:, None] * t[None, :]).reshape(-1)
-        wt = np.repeat(h[k] / TABLE_POINTS, TABLE_POINTS)
-        try:
-            fx = np.asarray(eval_program(x, program, consts, result), np.float64)
-        except Exception:        # noqa: BLE001 - a program the float64 points do not suit: keep the range
-            continue
-        if not np.all(np.isfinite(fx)):
-            continue
-        lo0, hi0 = ranges[name]
-        cands = [(lo0, hi0)] + [(obs.min * r, hi) for hi in dict.fromkeys((hi0, max(obs.max, 0.0)))
-                                for r in TABLE_LO_SCALES if obs.min < 0]
-
-        def err(lo, hi):
-            sc, zp = arith.choose_activation_qparams(lo, hi, where=name)
-            sc = float(sc)
-            xq = (np.clip(np.rint(x / sc) + zp, -128, 127) - zp) * sc
-            fq = np.asarray(eval_program(xq, program, consts, result), np.float64)
-            return float(np.sum(wt * (fx - fq) ** 2))
-        errs = [err(lo, hi) for lo, hi in cands]
-        j = int(np.argmin(errs))
-        if j > 0 and errs[j] < errs[0]:
-            lo, hi = cands[j]
-            changed[name] = (min(float(lo), 0.0), max(float(hi), 0.0))
+        if memo is None or name not in memo:
+            fns = [(r.attrs["program"], r.attrs.get("consts", ()), r.attrs.get("result", 0)) for r in readers]
+            best = _table_input_range(name, obs, fns, ranges[name])
+            if memo is None:
+                if best is not None:
+                    changed[name] = best
+                continue
+            memo[name] = best
+        if memo[name] is not None:
+            changed[name] = memo[name]
     for name, r in changed.items():
         ranges[name] = r
     return changed
@@ -778,6 +796,8 @@ class Prepared:
     eval_feeds: list
     eval_outputs: list
     info: dict
+    calib: object          # the CalibResult: its summary counts the (lazily) computed ranges
+    table_ranges: dict | None = None   # refine_table_inputs' memo, for plans finished many times
 
 
 def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> Prepared:
@@ -825,19 +845,20 @@ def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool
         heap_phase("weights")
         measured, shifts = meas.results()
         weights = meas.weights(shifts)
-    info = {"calibration": calib.summary(),
-            # for export specialisation (dsedge/export/specialize.py): shapes seen per input
+    info = {  # for export specialisation (dsedge/export/specialize.py): shapes seen per input
             # across all feeds, and small integer inputs whose value never changed
             "input_shapes": dict(getattr(calib, "input_shapes", {}) or {}),
             "constant_inputs": dict(getattr(calib, "constant_inputs", {}) or {}),
             "warnings": notes}
-    return Prepared(fg, cfg, calib.ranges, calib.observers, measured, shifts, weights, eval_feeds, eval_outputs, info)
+    return Prepared(fg, cfg, calib.ranges, calib.observers, measured, shifts, weights, eval_feeds, eval_outputs, info,
+                    calib)
 
 
 def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None = None) -> QuantResult:
     """The quantised graph of a prepared model under `cfg` (default: the one it was prepared
     with; the precision planner passes the same config with other keep_float lists): the plan,
-    the table inputs' ranges refined for it (on a copy when `ranges` is given), the lowering."""
+    the table inputs' ranges refined for it (in `ranges` when given, e.g. an overlay of the
+    prepared ranges, else in them), the lowering."""
     cfg = cfg or p.cfg
     fg = p.fg
     ranges = p.ranges if ranges is None else ranges
@@ -849,7 +870,8 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
         _, plan = make_plan(fg, cfg, ranges, {})
     else:
         prec, plan = make_plan(fg, cfg, ranges, p.measured)
-        refined = refine_table_inputs(fg, ranges, p.observers, {k for k, v in prec.items() if v == "int8"})
+        refined = refine_table_inputs(fg, ranges, p.observers, {k for k, v in prec.items() if v == "int8"},
+                                      p.table_ranges)
         consumers = fg.consumers()
         tables = {r.name for t in refined for r in consumers.get(t, [])}
         for lp in plan:
@@ -860,7 +882,8 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
                 lp.reason += "; weights rounded by output error"
         qg = lower(fg, prec, ranges, p.shifts, p.weights)
         infer_shapes(qg)
-    return QuantResult(qg, fg, plan, ranges, p.eval_feeds, p.eval_outputs, info=dict(p.info))
+    info = {"calibration": p.calib.summary(), **p.info}   # after the plan: the ranges it computed
+    return QuantResult(qg, fg, plan, ranges, p.eval_feeds, p.eval_outputs, info=info)
 
 
 def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:

@@ -1,0 +1,392 @@
+"""Precision planning under an accuracy budget: which nodes run in int8 and which stay float,
+chosen by the model's end-to-end metric on held-back feeds, not by local rules.
+
+The quantiser's local rules (quantize.make_plan: a non-weight op is int8 when its own output
+loses at most 3 dB against rounding alone) are both too strict (one table at the edge of a
+rule keeps 45 SiLUs float) and too loose (many acceptable local losses add up to a changed
+answer). Here every node with an int8 form is a candidate, and what decides is the agreement of
+the whole quantised model with the float model on feeds held back from calibration:
+
+  * metric (`Metric`, chosen per graph output from the float outputs): top-1 agreement for a
+    [rows, classes] output, decision agreement at 0.5 for an output whose values all lie in
+    [0, 1] (probabilities, masks), else 1 - the relative RMS error (10^(-SQNR/20)). A model's
+    quality is the lowest over its outputs; the drop is 1 - quality, and a user metric
+    (`module:function`, scoring outputs against labels) gives its own drop;
+  * sensitivity: per candidate node, the end-to-end output noise it adds when it alone is int8
+    (everything else float) and the noise it removes when it alone goes back to float from the
+    all-int8 plan (2 evaluations per candidate; nodes that must share a precision — byte movers
+    with their producer — follow their inputs and are not candidates of their own);
+  * search: candidates sorted by sensitivity per unit of the objective (weight bytes for
+    `size`, multiply-adds for `latency`); the shortest prefix of that order kept float that
+    meets the budget, by bisection (log2 N evaluations), then a bounded pass that tries to
+    lower each kept node again, least sensitive first. N + N + log2 N + a few evaluations
+    instead of 2^N combinations.
+
+An evaluation finishes the prepared model with a list of nodes kept float (quantize.finish)
+and runs it on the held-back feeds through `run_graph` (default: the numpy interpreter; the API
+passes the C runtime). The result is a `PrecisionPlan`, written as a lockfile (`to_json`):
+`dsedge quantize --plan` re-calibrates on the same feeds and reproduces the same bytes.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DseError
+from ..interp import run as interp_run
+from ..ir import Graph
+from . import kinds
+from .quantize import Prepared, QuantConfig, finish, prepare
+
+PLAN_FORMAT = "dsedge-precision-plan"
+PLAN_VERSION = 1
+OBJECTIVES = ("size", "latency")
+# every node with an int8 form is a candidate: no local SQNR rule rejects one
+RELAXED = dict(max_loss_db=float("inf"), good_db=float("-inf"), min_round_db=float("-inf"))
+
+
+# -- the metric ---------------------------------------------------------------------------------
+
+def _output_kind(arrays: list[np.ndarray]) -> str:
+    a = np.asarray(arrays[0])
+    if a.dtype.kind != "f":
+        return "exact"
+    if a.ndim == 2 and a.shape[-1] >= 2:
+        return "top1"
+    if all(np.all(np.isfinite(x)) and float(np.min(x)) >= 0.0 and float(np.max(x)) <= 1.0 for x in arrays):
+        return "threshold"
+    return "sqnr"
+
+
+@dataclass
+class Metric:
+    """Agreement with the float model per graph output (kinds: top1, threshold, sqnr, exact), or
+    a user function `fn(outputs: list[dict], feeds: list[dict]) -> float` (higher is better)."""
+    kinds: dict[str, str]
+    user: Callable | None = None
+    user_name: str = ""
+
+    @classmethod
+    def for_outputs(cls, ref: list[dict], user: str | None = None) -> "Metric":
+        names = list(ref[0]) if ref else []
+        m = cls({o: _output_kind([r[o] for r in ref]) for o in names})
+        if user:
+            m.user, m.user_name = load_user_metric(user), user
+        return m
+
+    def quality(self, ref: list[dict], got: list[dict]) -> float:
+        """1.0 for outputs identical to the float model's; the lowest over the outputs."""
+        q = 1.0
+        for o, k in self.kinds.items():
+            r = [np.asarray(x[o]) for x in ref]
+            g = [np.asarray(x[o]) for x in got]
+            if k == "top1":
+                q = min(q, float(np.mean(np.concatenate([np.argmax(a, -1) == np.argmax(b, -1) for a, b in zip(r, g)]))))
+            elif k == "threshold":
+                q = min(q, float(np.mean(np.concatenate([((a > 0.5) == (b > 0.5)).ravel() for a, b in zip(r, g)]))))
+            elif k == "exact":
+                q = min(q, float(np.mean([np.array_equal(a, b) for a, b in zip(r, g)])))
+            else:
+                q = min(q, 1.0 - min(1.0, 10.0 ** (-output_sqnr(r, g) / 20.0)))
+        return q
+
+    def noise(self, ref: list[dict], got: list[dict]) -> float:
+        """Relative noise power of the float outputs (the sum over outputs of 10^(-SQNR/10)): the
+        continuous measure that ranks candidates when agreement counts do not move."""
+        total = 0.0
+        for o, k in self.kinds.items():
+            if k != "exact":
+                s = output_sqnr([np.asarray(x[o]) for x in ref], [np.asarray(x[o]) for x in got])
+                total += 0.0 if s == float("inf") else 10.0 ** (-s / 10.0)
+        return total
+
+    def describe(self) -> dict:
+        d = {"outputs": dict(self.kinds)}
+        if self.user_name:
+            d["user"] = self.user_name
+        return d
+
+
+def output_sqnr(ref: list[np.ndarray], got: list[np.ndarray]) -> float:
+    s = sum(float(np.sum(np.asarray(a, np.float64) ** 2)) for a in ref)
+    e = sum(float(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)) for a, b in zip(ref, got))
+    if e <= 0:
+        return float("inf")
+    if s <= 0:
+        return float("-inf")
+    return 10.0 * math.log10(s / e)
+
+
+def load_user_metric(spec: str) -> Callable:
+    """`module:function` -> the function (`fn(outputs, feeds) -> float`, higher is better)."""
+    mod, _, fn = spec.partition(":")
+    if not mod or not fn:
+        raise DseError(f"--metric {spec!r}: expected module:function", hint="e.g. --metric mymetrics:accuracy")
+    try:
+        f = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as e:
+        raise DseError(f"--metric {spec!r}: {e}", hint="the module must be importable (on PYTHONPATH)") from None
+    if not callable(f):
+        raise DseError(f"--metric {spec!r}: {fn} is not a function")
+    return f
+
+
+# -- the plan -------------------------------------------------------------------------------------
+
+@dataclass
+class PrecisionPlan:
+    """The planner's result: the nodes kept float, what the plan scores, and how it was found."""
+    keep_float: list[str]
+    drop: float
+    budget: float
+    objective: str
+    metric: dict
+    holdout: int
+    calib_feeds: int
+    nodes: list[dict] = field(default_factory=list)      # per node: name, op, precision, reason, sensitivity
+    tried: list[dict] = field(default_factory=list)      # every evaluated plan: kept float, drop, cost
+    search: dict = field(default_factory=dict)           # evaluations, seconds
+    cost: dict = field(default_factory=dict)             # weight bytes, multiply-adds in int8 / float
+    model_sha256: str = ""
+
+    @property
+    def meets(self) -> bool:
+        return self.drop <= self.budget + 1e-12
+
+    def to_json(self) -> str:
+        return json.dumps({"format": PLAN_FORMAT, "version": PLAN_VERSION, "model_sha256": self.model_sha256,
+                           "budget": {"max_drop": self.budget, "objective": self.objective, "metric": self.metric},
+                           "calibration": {"feeds": self.calib_feeds, "holdout": self.holdout},
+                           "result": {"drop": self.drop, "meets": self.meets, "cost": self.cost},
+                           "keep_float": self.keep_float, "nodes": self.nodes, "search": self.search,
+                           "tried": self.tried}, indent=1, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "plan") -> "PrecisionPlan":
+        try:
+            d = json.loads(text)
+        except ValueError as e:
+            raise DseError(f"{where}: not a JSON precision plan ({e})") from None
+        if not isinstance(d, dict) or d.get("format") != PLAN_FORMAT:
+            raise DseError(f"{where}: not a dsedge precision plan", hint="write one with `dsedge plan`")
+        if d.get("version") != PLAN_VERSION:
+            raise DseError(f"{where}: plan version {d.get('version')} (this dsedge reads {PLAN_VERSION})")
+        b, c, r = d["budget"], d["calibration"], d["result"]
+        return cls(list(d["keep_float"]), float(r["drop"]), float(b["max_drop"]), b["objective"], b["metric"],
+                   int(c["holdout"]), int(c["feeds"]), d.get("nodes", []), d.get("tried", []), d.get("search", {}),
+                   r.get("cost", {}), d.get("model_sha256", ""))
+
+
+def split_feeds(feeds: list, holdout: int) -> tuple[list, list]:
+    """(calibration feeds, held-back feeds): the last `holdout` feeds are held back."""
+    if holdout < 1 or len(feeds) - holdout < 1:
+        raise DseError(f"planning needs at least 2 feeds (calibration + held back), got {len(feeds)}",
+                       hint="give more calibration feeds")
+    return feeds[:-holdout], feeds[-holdout:]
+
+
+def default_holdout(n: int) -> int:
+    """A quarter of the feeds, at least 1, at most 64, leaving at least 1 to calibrate on."""
+    return max(1, min(64, n // 4, n - 1))
+
+
+def _node_costs(g: Graph, name: str) -> tuple[int, int]:
+    """(weight elements, multiply-adds or elements) of a node: what int8 saves in size and time."""
+    n = next(x for x in g.nodes if x.name == name)
+    rule = kinds.rule_of(n)
+    out = g.tensor_info(n.outputs[0]) if n.outputs and n.outputs[0] else None
+    elems = int(np.prod(out.shape)) if out is not None and out.is_static else 0
+    if rule is not None and kinds.kind(rule.kind).weight_bearing and len(n.inputs) > 1 and n.inputs[1] in g.consts:
+        w = g.consts[n.inputs[1]]
+        return int(w.size), elems * kinds.reduction_size(g, n)
+    return 0, elems
+
+
+def candidate_groups(g: Graph, cands: list[str]) -> dict[str, list[str]]:
+    """Candidates that change precision together: a node without weights whose one activation
+    input is a candidate's output read by it alone (the SiLU after a Conv, a Relu table, an Add
+    closing a chain) joins that candidate's group. {first node: members in graph order}."""
+    cset = set(cands)
+    consumers = g.consumers()
+    producer = {o: n for n in g.nodes for o in n.outputs if o}
+    head: dict[str, str] = {}
+    for n in g.nodes:
+        if n.name not in cset:
+            continue
+        rule = kinds.rule_of(n)
+        acts = [i for j, i in enumerate(n.inputs) if i and i not in g.consts and rule.role(j) == "act"]
+        p = producer.get(acts[0]) if len(acts) == 1 else None
+        if not kinds.kind(rule.kind).weight_bearing and p is not None and p.name in head \
+                and len(consumers.get(acts[0], [])) == 1:
+            head[n.name] = head[p.name]
+        else:
+            head[n.name] = n.name
+    groups: dict[str, list[str]] = {}
+    for name, h in head.items():
+        groups.setdefault(h, []).append(name)
+    return groups
+
+
+class _RangeOverlay(Mapping):
+    """The prepared ranges, read through (a lazily computed range is computed once for every
+    evaluation), with the refinements one evaluation makes (quantize.refine_table_inputs) kept
+    apart from the others."""
+
+    def __init__(self, base):
+        self._base, self._own = base, {}
+
+    def __getitem__(self, name):
+        return self._own[name] if name in self._own else self._base[name]
+
+    def __setitem__(self, name, lo_hi):
+        self._own[name] = (float(lo_hi[0]), float(lo_hi[1]))
+
+    def __iter__(self):
+        return iter(self._base)
+
+    def __len__(self):
+        return len(self._base)
+
+    def __contains__(self, name):
+        return name in self._own or name in self._base
+
+
+class _Search:
+    def __init__(self, prep: Prepared, cfg: QuantConfig, ref: list[dict], feeds: list[dict], metric: Metric,
+                 run_graph: Callable, user_base: float | None, progress: Callable | None):
+        self.prep, self.cfg, self.ref, self.feeds, self.metric = prep, cfg, ref, feeds, metric
+        self.run_graph, self.user_base, self.progress = run_graph, user_base, progress
+        self.cache: dict[frozenset, tuple[float, float]] = {}
+        self.tried: list[dict] = []
+        self.t0 = time.perf_counter()
+
+    def result(self, keep) -> object:
+        return finish(self.prep, replace(self.cfg, keep_float=tuple(sorted(keep))), ranges=_RangeOverlay(self.prep.ranges))
+
+    def evaluate(self, keep, why: str) -> tuple[float, float]:
+        """(drop, noise) of the plan that keeps `keep` float."""
+        key = frozenset(keep)
+        if key not in self.cache:
+            r = self.result(key)
+            got = [self.run_graph(r.graph, f) for f in self.feeds]
+            noise = self.metric.noise(self.ref, got)
+            if self.metric.user is not None:
+                drop = self.user_base - float(self.metric.user(got, self.feeds))
+            else:
+                drop = 1.0 - self.metric.quality(self.ref, got)
+            self.cache[key] = (drop, noise)
+            self.tried.append({"kept_float": len(key), "drop": round(drop, 6), "why": why})
+            if self.progress:
+                self.progress(len(self.tried), why, drop)
+        return self.cache[key]
+
+
+def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: str = "size", holdout: int | None = None,
+                   metric: str | None = None, cfg: QuantConfig | None = None, run_graph: Callable | None = None,
+                   relower: int = 8, progress: Callable | None = None, copy_graph: bool = True) -> tuple[PrecisionPlan, object]:
+    """Plan the precision of each node of `graph` (see the module docstring) and return
+    (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
+    last `holdout` of which are held back for scoring; `run_graph(graph, feed) -> {output: array}`
+    runs a candidate (default: the numpy interpreter)."""
+    if objective not in OBJECTIVES:
+        raise DseError(f"unknown objective {objective!r}", hint="use size or latency")
+    if not 0.0 <= max_drop < 1.0:
+        raise DseError(f"--max-drop {max_drop}: expected a fraction in [0, 1), e.g. 0.01 for 1 %")
+    feeds = list(feeds)
+    holdout = default_holdout(len(feeds)) if holdout is None else holdout
+    calib, held = split_feeds(feeds, holdout)
+    base = replace(cfg or QuantConfig(), precision="int8", **RELAXED)
+    run_graph = run_graph or (lambda g, f: interp_run(g, f))
+    prep = prepare(graph, calib, base, copy=copy_graph)
+    prep.table_ranges = {}
+    ref = [interp_run(prep.fg, f) for f in held]
+    m = Metric.for_outputs(ref, metric)
+    user_base = float(m.user(ref, held)) if m.user is not None else None
+    s = _Search(prep, base, ref, held, m, run_graph, user_base, progress)
+
+    first = s.result(())
+    cands = [p.name for p in first.plan if p.precision.startswith("int8")
+             and not kinds.kind(kinds.rule_of(next(n for n in prep.fg.nodes if n.name == p.name)).kind).shares_qparams]
+    costs = {c: _node_costs(prep.fg, c) for c in cands}
+    groups = candidate_groups(prep.fg, cands)
+    unit = {h: sum(costs[c][0] if objective == "size" else costs[c][1] for c in m_) for h, m_ in groups.items()}
+
+    def members(heads) -> tuple:
+        return tuple(c for h in heads for c in groups[h])
+
+    drop0, noise0 = s.evaluate((), "all int8")
+    sens: dict[str, dict] = {}
+    keep: tuple = ()
+    if drop0 > max_drop and groups:
+        heads = list(groups)
+        for h in heads:   # raising alone: the noise it takes away from the all-int8 plan
+            d, nz = s.evaluate(members([h]), f"raise {h}")
+            sens[h] = {"raise_gain": noise0 - nz, "raise_drop": d}
+        for h in heads:   # lowering alone: the noise it adds to the float model
+            d, nz = s.evaluate(members([x for x in heads if x != h]), f"lower {h}")
+            sens[h].update(lower_noise=nz, lower_drop=d)
+        score = {h: max(sens[h]["raise_gain"], sens[h]["lower_noise"]) for h in heads}
+        order = sorted(heads, key=lambda h: (-score[h] / (unit[h] + 1.0), h))
+        lo, hi = 0, len(order)           # the fewest raised (a prefix of order) that meets the budget
+        if s.evaluate(members(order), "all candidates float")[0] > max_drop:
+            lo = hi = len(order)         # not even keeping every candidate float meets it
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if s.evaluate(members(order[:mid]), f"raise the {mid} most sensitive groups")[0] <= max_drop:
+                hi = mid
+            else:
+                lo = mid + 1
+        raised = order[:lo]
+        for h in sorted(raised, key=lambda h: (score[h], h))[:relower]:   # lower again what the budget allows
+            trial = [x for x in raised if x != h]
+            if s.evaluate(members(trial), f"lower {h} again")[0] <= max_drop:
+                raised = trial
+        keep = members(raised)
+        for h in heads:
+            sens[h]["group"] = groups[h]
+    drop, _ = s.evaluate(keep, "chosen")
+    result = s.result(keep)
+    for p in result.plan:
+        if p.name in keep:
+            p.reason = "kept float by the precision plan (end-to-end budget)"
+    nodes = []
+    for p in result.plan:
+        d = p.as_dict()
+        if p.name in sens:
+            d["sensitivity"] = {k: (round(v, 9) if isinstance(v, float) else v) for k, v in sens[p.name].items()}
+        nodes.append(d)
+    kept = set(keep)
+    cost = {"weight_elements_int8": sum(costs[c][0] for c in cands if c not in kept),
+            "weight_elements_float": sum(costs[c][0] for c in cands if c in kept),
+            "macs_int8": sum(costs[c][1] for c in cands if c not in kept),
+            "macs_float": sum(costs[c][1] for c in cands if c in kept)}
+    plan = PrecisionPlan(sorted(keep), drop, max_drop, objective, m.describe(), holdout, len(calib), nodes, s.tried,
+                         {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
+                          "seconds": round(time.perf_counter() - s.t0, 2)}, cost)
+    return plan, result
+
+
+def quantize_with_plan(graph: Graph, feeds, plan: PrecisionPlan, *, cfg: QuantConfig | None = None,
+                       copy_graph: bool = True):
+    """Reproduce a plan's quantised model: calibrate on the same feeds as the planner (all but
+    the last `plan.holdout`), relaxed rules, the plan's nodes kept float."""
+    calib, _ = split_feeds(list(feeds), plan.holdout)
+    base = replace(cfg or QuantConfig(), precision="int8", **RELAXED)
+    prep = prepare(graph, calib, base, copy=copy_graph)
+    names = {n.name for n in prep.fg.nodes}
+    missing = [k for k in plan.keep_float if k not in names]
+    if missing:
+        raise DseError(f"the plan names nodes this model does not have: {', '.join(missing[:5])}",
+                       hint="the plan was made for another model; run `dsedge plan` on this one")
+    result = finish(prep, replace(base, keep_float=tuple(sorted(plan.keep_float))))
+    for p in result.plan:
+        if p.name in plan.keep_float:
+            p.reason = "kept float by the precision plan (end-to-end budget)"
+    return result

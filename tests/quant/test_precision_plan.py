@@ -1,0 +1,169 @@
+"""The precision planner (dsedge/quant/precision.py, `dsedge plan`, `quantize --plan`,
+`--precision mixed`): on a model where int8 everywhere changes the answer, the plan keeps float
+exactly what the budget needs, meets it on feeds it never saw (scored by onnxruntime's float
+model against the C runtime's .dse), and the lockfile reproduces the same bytes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+import dsedge
+from dsedge.api import load_plan, parse_drop, plan, quantize, save_result
+from dsedge.cli import main
+from dsedge.errors import DseError
+from dsedge.quant.precision import Metric, PrecisionPlan, candidate_groups
+
+
+def outlier_model() -> onnx.ModelProto:
+    """x[1,16] -> gemm1 -> y[1,32] -> gemm2 -> logits[1,10]. Channel 0 of y is 400x the others
+    (and gemm2 reads it 400x weaker): quantising y per tensor leaves the other 31 channels, which
+    carry the answer, a few int8 steps. gemm1 in int8 with a float output is harmless; whatever
+    quantises y (gemm2 in int8) is not."""
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(0, 0.3, (16, 32)).astype(np.float32)
+    w1[:, 0] *= 400.0
+    w2 = rng.normal(0, 0.3, (32, 10)).astype(np.float32)
+    w2[0, :] /= 400.0
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(np.zeros(32, np.float32), "b1"),
+             numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(10, np.float32), "b2")]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["y"], name="gemm1"),
+             helper.make_node("Gemm", ["y", "w2", "b2"], ["logits"], name="gemm2")]
+    g = helper.make_graph(nodes, "outlier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def feeds(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.normal(0, 1, (1, 16)).astype(np.float32)} for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    p = tmp_path_factory.mktemp("plan") / "outlier.onnx"
+    onnx.save(outlier_model(), p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def planned(model_path):
+    return plan(str(model_path), feeds(160, 1), max_drop="1%", progress=False)
+
+
+def _top1_agreement(model_path, dse_path, fs) -> float:
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    rt = dsedge.Runtime(str(dse_path))
+    same = [np.argmax(sess.run(None, f)[0]) == np.argmax(rt.run(f)["logits"]) for f in fs]
+    return float(np.mean(same))
+
+
+def test_int8_everywhere_misses_the_budget(model_path, tmp_path):
+    """The premise: the default local rules quantise both Gemms and lose many answers."""
+    r = quantize(str(model_path), feeds(120, 1), progress=False)
+    save_result(r, tmp_path / "int8.dse")
+    assert _top1_agreement(model_path, tmp_path / "int8.dse", feeds(200, 7)) < 0.9
+
+
+def test_plan_keeps_float_what_the_budget_needs(planned, model_path, tmp_path):
+    p = planned
+    assert p.metric["outputs"] == {"logits": "top1"}
+    assert p.tried[0]["why"] == "all int8" and p.tried[0]["drop"] > 0.05   # the search had work to do
+    assert p.keep_float == ["gemm2"] and p.meets and p.drop <= 0.01
+    by_name = {n["name"]: n for n in p.nodes}
+    assert by_name["gemm2"]["precision"] == "fp32" and by_name["gemm1"]["precision"] == "int8-fout"
+    assert by_name["gemm2"]["sensitivity"]["raise_gain"] > by_name["gemm1"]["sensitivity"]["raise_gain"]
+    # 2 evaluations per group, a bisection and the re-lowering pass, not 2^N combinations
+    assert p.search["evaluations"] <= 2 * p.search["groups"] + 8
+    # the planned .dse, on feeds neither calibration nor planning saw, against onnxruntime's float model
+    r = quantize(str(model_path), feeds(160, 1), plan=p, progress=False)
+    save_result(r, tmp_path / "planned.dse")
+    assert _top1_agreement(model_path, tmp_path / "planned.dse", feeds(300, 9)) >= 0.98
+
+
+def test_lockfile_reproduces_bytes(planned, model_path, tmp_path):
+    lock = tmp_path / "plan.json"
+    lock.write_text(planned.to_json())
+    back = load_plan(lock)
+    assert back.keep_float == planned.keep_float and back.holdout == planned.holdout
+    a, b = tmp_path / "a.dse", tmp_path / "b.dse"
+    save_result(quantize(str(model_path), feeds(160, 1), plan=str(lock), progress=False), a)
+    save_result(quantize(str(model_path), feeds(160, 1), plan=back, progress=False), b)
+    assert a.read_bytes() == b.read_bytes()
+    meta = dict(dsedge.artifact.read(a).metadata)
+    assert json.loads(meta["precision_budget"])["keep_float"] == ["gemm2"]
+
+
+def test_cli_plan_then_quantize_equals_mixed(model_path, tmp_path):
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
+    run = CliRunner().invoke
+    r = run(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "1%", "-o", str(tmp_path / "p.json"),
+                   "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "kept float: gemm2" in r.output and "budget 1.00 %, met" in r.output
+    r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--plan", str(tmp_path / "p.json"),
+                   "-o", str(tmp_path / "a.dse"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--precision", "mixed", "--max-drop", "1%",
+                   "-o", str(tmp_path / "b.dse"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a.dse").read_bytes() == (tmp_path / "b.dse").read_bytes()
+    # user errors: exit 2, no traceback
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--plan", str(tmp_path / "bad.json"),
+                   "-o", str(tmp_path / "c.dse"), "--no-progress"])
+    assert r.exit_code == 2 and "not a dsedge precision plan" in r.output and "Traceback" not in r.output
+    r = run(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "150%", "-o", str(tmp_path / "q.json")])
+    assert r.exit_code == 2 and "--max-drop" in r.output
+
+
+def test_plan_for_another_model_is_refused(planned, tmp_path):
+    other = outlier_model()
+    other.graph.node[0].name = "renamed"
+    path = tmp_path / "other.onnx"
+    onnx.save(other, path)
+    stale = PrecisionPlan.from_json(planned.to_json())   # in memory (no file hash to check): node names
+    stale.keep_float = ["no_such_node"]
+    with pytest.raises(DseError, match="does not have: no_such_node"):
+        quantize(str(path), feeds(160, 1), plan=stale, progress=False)
+    lock = tmp_path / "plan.json"
+    lock.write_text(planned.to_json())
+    with pytest.raises(DseError, match="made for another model"):
+        quantize(str(path), feeds(160, 1), plan=str(lock), progress=False)
+
+
+def test_metric_kinds_and_budget_parsing():
+    ref = [{"cls": np.array([[0.1, 2.0, 0.3]], np.float32), "p": np.array([0.2, 0.9], np.float32),
+            "y": np.array([1.0, -2.0, 3.0], np.float32)}]
+    m = Metric.for_outputs(ref)
+    assert m.kinds == {"cls": "top1", "p": "threshold", "y": "sqnr"}
+    same = m.quality(ref, ref)
+    assert same == 1.0 and m.noise(ref, ref) == 0.0
+    flipped = [{"cls": np.array([[3.0, 2.0, 0.3]], np.float32), "p": ref[0]["p"], "y": ref[0]["y"]}]
+    assert m.quality(ref, flipped) == 0.0
+    noisy = [{"cls": ref[0]["cls"], "p": ref[0]["p"], "y": ref[0]["y"] * 1.01}]   # 1 % relative error
+    assert abs((1 - m.quality(ref, noisy)) - 0.01) < 1e-6
+    assert parse_drop("1%") == 0.01 and parse_drop("0.005") == 0.005
+    with pytest.raises(DseError):
+        parse_drop("lots")
+
+
+def test_groups_follow_single_readers():
+    from dsedge.converters.onnx.reader import from_model_proto
+    from dsedge.passes.simplify import optimize
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    w = numpy_helper.from_array(np.ones((4, 4, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["c"], ["s"], name="sig"),
+             helper.make_node("Mul", ["c", "s"], ["m"], name="mul")]
+    g = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("m", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    fg = optimize(from_model_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])))
+    names = [n.name for n in fg.nodes]
+    groups = candidate_groups(fg, names)
+    assert len(groups) == 1 and groups[names[0]] == names   # the SiLU program joins its Conv
