@@ -231,12 +231,35 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
+def _run_in_c(result, feeds) -> list:
+    """A candidate plan run by the C runtime: written as a .dse (specialised to the feeds' shapes)
+    into a temporary folder, loaded, run on every feed. Falls back to the numpy interpreter when
+    the model cannot be written as a .dse (e.g. shapes that differ between feeds)."""
+    import tempfile
+    from .errors import DseError
+    from .export import save_dse
+    from .interp import run
+    from .runtime import Runtime
+    shapes = {k: list(np.shape(v)) for k, v in feeds[0].items()}
+    if any({k: list(np.shape(v)) for k, v in f.items()} != shapes for f in feeds):
+        return [run(result.graph, f) for f in feeds]
+    with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
+        path = Path(d) / "candidate.dse"
+        try:
+            save_dse(result, path, input_shapes=shapes)
+        except DseError:
+            return [run(result.graph, f) for f in feeds]
+        with Runtime(str(path)) as rt:
+            return [rt.run(f) for f in feeds]
+
+
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
          method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
-         allow_constant=(), pin_constant_inputs: bool = False):
+         allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c"):
     """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
-    float model. Returns a PrecisionPlan (`.to_json()` is the lockfile for `quantize(plan=...)`)."""
+    float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
+    Returns a PrecisionPlan (`.to_json()` is the lockfile for `quantize(plan=...)`)."""
     from .quant.precision import plan_precision
     from .quant.quantize import QuantConfig
     owned = not isinstance(model, Graph)
@@ -255,7 +278,7 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
             bar.set_postfix_str(f"{why[:40]}: drop {drop:.4f}")
     p, _ = plan_precision(g, feeds, max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
                           objective=minimize, holdout=holdout, metric=metric, cfg=cfg, progress=tick,
-                          copy_graph=not owned)
+                          copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None)
     if bar is not None and hasattr(bar, "close"):
         bar.close()
     if owned:

@@ -23,8 +23,8 @@ the whole quantised model with the float model on feeds held back from calibrati
     instead of 2^N combinations.
 
 An evaluation finishes the prepared model with a list of nodes kept float (quantize.finish)
-and runs it on the held-back feeds through `run_graph` (default: the numpy interpreter; the API
-passes the C runtime). The result is a `PrecisionPlan`, written as a lockfile (`to_json`):
+and runs it on the held-back feeds through `run_plan(result, feeds) -> [outputs]` (default: the
+numpy interpreter; the API passes the C runtime, which runs a candidate in milliseconds). The result is a `PrecisionPlan`, written as a lockfile (`to_json`):
 `dsedge quantize --plan` re-calibrates on the same feeds and reproduces the same bytes.
 """
 from __future__ import annotations
@@ -260,9 +260,9 @@ class _RangeOverlay(Mapping):
 
 class _Search:
     def __init__(self, prep: Prepared, cfg: QuantConfig, ref: list[dict], feeds: list[dict], metric: Metric,
-                 run_graph: Callable, user_base: float | None, progress: Callable | None):
+                 run_plan: Callable, user_base: float | None, progress: Callable | None):
         self.prep, self.cfg, self.ref, self.feeds, self.metric = prep, cfg, ref, feeds, metric
-        self.run_graph, self.user_base, self.progress = run_graph, user_base, progress
+        self.run_plan, self.user_base, self.progress = run_plan, user_base, progress
         self.cache: dict[frozenset, tuple[float, float]] = {}
         self.tried: list[dict] = []
         self.t0 = time.perf_counter()
@@ -275,7 +275,7 @@ class _Search:
         key = frozenset(keep)
         if key not in self.cache:
             r = self.result(key)
-            got = [self.run_graph(r.graph, f) for f in self.feeds]
+            got = self.run_plan(r, self.feeds)
             noise = self.metric.noise(self.ref, got)
             if self.metric.user is not None:
                 drop = self.user_base - float(self.metric.user(got, self.feeds))
@@ -289,12 +289,12 @@ class _Search:
 
 
 def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: str = "size", holdout: int | None = None,
-                   metric: str | None = None, cfg: QuantConfig | None = None, run_graph: Callable | None = None,
+                   metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
                    relower: int = 8, progress: Callable | None = None, copy_graph: bool = True) -> tuple[PrecisionPlan, object]:
     """Plan the precision of each node of `graph` (see the module docstring) and return
     (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
-    last `holdout` of which are held back for scoring; `run_graph(graph, feed) -> {output: array}`
-    runs a candidate (default: the numpy interpreter)."""
+    last `holdout` of which are held back for scoring; `run_plan(result, feeds) -> [{output: array}]`
+    runs a candidate (default: its graph in the numpy interpreter)."""
     if objective not in OBJECTIVES:
         raise DseError(f"unknown objective {objective!r}", hint="use size or latency")
     if not 0.0 <= max_drop < 1.0:
@@ -303,13 +303,13 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     holdout = default_holdout(len(feeds)) if holdout is None else holdout
     calib, held = split_feeds(feeds, holdout)
     base = replace(cfg or QuantConfig(), precision="int8", **RELAXED)
-    run_graph = run_graph or (lambda g, f: interp_run(g, f))
+    run_plan = run_plan or (lambda r, fs: [interp_run(r.graph, f) for f in fs])
     prep = prepare(graph, calib, base, copy=copy_graph)
     prep.table_ranges = {}
     ref = [interp_run(prep.fg, f) for f in held]
     m = Metric.for_outputs(ref, metric)
     user_base = float(m.user(ref, held)) if m.user is not None else None
-    s = _Search(prep, base, ref, held, m, run_graph, user_base, progress)
+    s = _Search(prep, base, ref, held, m, run_plan, user_base, progress)
 
     first = s.result(())
     cands = [p.name for p in first.plan if p.precision.startswith("int8")

@@ -328,8 +328,9 @@ def test_corpus_under_asan_ubsan(tmp_path):
 
 
 def test_sizes_beyond_size_t_refused_on_32_bit(lib, tmp_path):
-    """A 32-bit build (zig cc, x86 musl, runs natively on x86_64) refuses sizes that only fit
-    64 bits with DSE_ERR_RANGE, where the 64-bit build loads the same file."""
+    """A 32-bit build (zig cc, armv7 musl under qemu-arm: the target the other armv7 tests build
+    for, so zig's libc for it is built once) refuses sizes that only fit 64 bits with
+    DSE_ERR_RANGE, where the 64-bit build loads the same file."""
     import importlib.util
     import sys
     if importlib.util.find_spec("ziglang"):
@@ -338,9 +339,12 @@ def test_sizes_beyond_size_t_refused_on_32_bit(lib, tmp_path):
         zig_cmd = [shutil.which("zig")]
     else:
         pytest.skip("no zig (pip install ziglang) for the 32-bit build")
+    qemu = shutil.which("qemu-arm")
+    if qemu is None:
+        pytest.skip("qemu-arm not installed (apt install qemu-user)")
     exe = tmp_path / "dse_corpus32"
     from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
-    _build.build_binary([*zig_cmd, "cc", "-target", "x86-linux-musl"], exe, csrc=CDIR, arch="x86",
+    _build.build_binary([*zig_cmd, "cc", "-target", "arm-linux-musleabihf", "-static"], exe, csrc=CDIR, arch="armv7",
                         extra_sources=[CDIR / "tests" / "corpus_runner.c"])
     big = Artifact((TensorRec.arena("x", F, (65536, 65537), 0), TensorRec.arena("y", F, (65536, 65537), 0)),
                    (NodeRec(op_id("Relu"), (0,), (1,)),), (0,), (1,), 4 * 65536 * 65537)
@@ -349,8 +353,8 @@ def test_sizes_beyond_size_t_refused_on_32_bit(lib, tmp_path):
         (tmp_path / f"{name}.dse").write_bytes(art.to_bytes())
         with Model(lib, art.to_bytes()) as m:
             assert m.status == OK, m.err.message                  # 64-bit host: fine
-    out = subprocess.run([str(exe), str(tmp_path / "big.dse"), str(tmp_path / "seed.dse")], capture_output=True,
-                         text=True, timeout=60).stdout.splitlines()
+    out = subprocess.run([qemu, str(exe), str(tmp_path / "big.dse"), str(tmp_path / "seed.dse")], capture_output=True,
+                         text=True, timeout=120).stdout.splitlines()
     assert out[0].startswith(f"{ERR_RANGE} ") and "does not fit this platform" in out[0], out
     assert out[1].startswith("0 "), out
 
