@@ -249,7 +249,8 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
 @click.option("--minimize", type=click.Choice(["size", "latency"]), default="size", show_default=True,
               help="What the plan makes small: weight bytes, or multiply-adds run in float.")
 @click.option("--holdout", type=click.IntRange(1, None), default=None,
-              help="Feeds held back for scoring (default: a quarter of them, at most 64).")
+              help="Feeds held back for scoring (default: half of them, at most 100; a 1 % budget needs "
+                   "about 100 to be resolved).")
 @click.option("--metric", default=None, metavar="MODULE:FUNCTION",
               help="Score candidates with your function fn(outputs, feeds) -> float (higher is better; e.g. "
                    "accuracy against labels); the drop is the float model's score minus the candidate's.")
