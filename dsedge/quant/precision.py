@@ -19,8 +19,9 @@ the whole quantised model with the float model on feeds held back from calibrati
   * search: candidates sorted by sensitivity per unit of the objective (weight bytes for
     `size`, multiply-adds for `latency`); the shortest prefix of that order kept float that
     meets the budget, by bisection (log2 N evaluations), then a bounded pass that tries to
-    lower each kept node again, least sensitive first. N + N + log2 N + a few evaluations
-    instead of 2^N combinations.
+    lower each kept node again, least sensitive first. The local rules' plan is evaluated too
+    and taken (then lowered where the budget allows) when it meets the budget at a lower cost.
+    N + N + log2 N + a few evaluations instead of 2^N combinations.
 
 An evaluation finishes the prepared model with a list of nodes kept float (quantize.finish)
 and runs it on the held-back feeds through `run_plan(result, feeds) -> [outputs]` (default: the
@@ -43,7 +44,7 @@ from ..errors import DseError
 from ..interp import run as interp_run
 from ..ir import Graph
 from . import kinds
-from .quantize import Prepared, QuantConfig, finish, prepare
+from .quantize import Prepared, QuantConfig, finish, make_plan, prepare
 
 PLAN_FORMAT = "dsedge-precision-plan"
 PLAN_VERSION = 1
@@ -354,6 +355,23 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
         keep = members(raised)
         for h in heads:
             sens[h]["group"] = groups[h]
+        # the local rules' plan (quantize.make_plan with the configured SQNR thresholds) is a
+        # candidate too: when it meets the budget at a lower cost, the plan starts from it and
+        # lowers what it can of its float nodes, so it is never worse than the default
+        rules, _ = make_plan(prep.fg, cfg or QuantConfig(), prep.ranges, prep.measured)
+        local = tuple(c for c in cands if not rules.get(c, "fp32").startswith("int8"))
+        price = {c: costs[c][0] if objective == "size" else costs[c][1] for c in cands}
+
+        def total(k) -> int:
+            return sum(price[c] for c in k)
+        best_meets = s.evaluate(keep, "the search's plan")[0] <= max_drop
+        if local != keep and s.evaluate(local, "the local rules' plan")[0] <= max_drop \
+                and (not best_meets or total(local) < total(keep)):
+            keep = local
+            for c in sorted(keep, key=lambda c: (-price[c], c))[:relower]:   # the costliest first
+                trial = tuple(x for x in keep if x != c)
+                if s.evaluate(trial, f"lower {c} from the local rules' plan")[0] <= max_drop:
+                    keep = trial
     drop, _ = s.evaluate(keep, "chosen")
     result = s.result(keep)
     for p in result.plan:
