@@ -269,6 +269,7 @@ class _Search:
         self.run_plan, self.user_base, self.progress = run_plan, user_base, progress
         self.cache: dict[frozenset, tuple[float, float]] = {}
         self.tried: list[dict] = []
+        self.cost_of: Callable | None = None     # kept float -> {cost figures} (the curves of plans tried)
         self.t0 = time.perf_counter()
 
     def result(self, keep) -> object:
@@ -286,7 +287,8 @@ class _Search:
             else:
                 drop = 1.0 - self.metric.quality(self.ref, got)
             self.cache[key] = (drop, noise)
-            self.tried.append({"kept_float": len(key), "drop": round(drop, 6), "why": why})
+            self.tried.append({"kept_float": len(key), "drop": round(drop, 6), "why": why,
+                               **(self.cost_of(key) if self.cost_of else {})})
             if self.progress:
                 self.progress(len(self.tried), why, drop)
         return self.cache[key]
@@ -321,6 +323,9 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     costs = {c: _node_costs(prep.fg, c) for c in cands}
     groups = candidate_groups(prep.fg, cands)
     unit = {h: sum(costs[c][0] if objective == "size" else costs[c][1] for c in m_) for h, m_ in groups.items()}
+
+    s.cost_of = lambda k: {"weight_elements_float": sum(costs[c][0] for c in k if c in costs),
+                           "macs_float": sum(costs[c][1] for c in k if c in costs)}
 
     def members(heads) -> tuple:
         return tuple(c for h in heads for c in groups[h])
