@@ -44,7 +44,7 @@ from ..util import ort_session
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
 from ..ops.fused import eval_program
-from ..ops.registry import ACT, BIAS, PARAM, WEIGHT
+from ..ops.registry import ACT, PARAM
 from ..passes.shapes import infer_shapes
 from ..passes.simplify import eliminate_dead, optimize
 from ..util import heap_phase, heap_trim, progress
