@@ -1,6 +1,7 @@
 """The Python API behind every CLI command (each command is one call here)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import fields
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import numpy as np
 from .errors import ModelError
 from .ir import Graph
 from .quant.kinds import kind
-from .quant.quantize import QuantResult
+from .quant.precision import PrecisionPlan, plan_precision, quantize_with_plan
+from .quant.quantize import QuantConfig, QuantResult
 from .util import ort_session
 from .ops import REGISTRY
 
@@ -211,19 +213,20 @@ def parse_drop(text) -> float:
     return v
 
 
-def _feed_list(g: Graph, calib, preprocess=None) -> list:
-    """Every feed of `calib` (path or feed dicts) as a list: the planner holds back the last ones."""
+def _feed_list(g: Graph, calib, preprocess=None) -> tuple[list, object]:
+    """Every feed of `calib` (path or feed dicts) as a list (the planner holds back the last
+    ones), and the preprocessing spec of an image or WAV folder (None otherwise)."""
     feeds = calib
     if isinstance(calib, (str, Path)):
         from .calibration import open_feeds
         feeds = open_feeds(calib, g, preprocess=preprocess)
+    spec = getattr(feeds, "spec", None)
     if hasattr(feeds, "items") and not isinstance(feeds, dict):
-        return [f for _, f in feeds.items()]
-    return [feeds] if isinstance(feeds, dict) else list(feeds)
+        return [f for _, f in feeds.items()], spec
+    return ([feeds] if isinstance(feeds, dict) else list(feeds)), spec
 
 
 def _sha256(path) -> str:
-    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for b in iter(lambda: f.read(1 << 20), b""):
@@ -260,11 +263,9 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
     float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
     Returns a PrecisionPlan (`.to_json()` is the lockfile for `quantize(plan=...)`)."""
-    from .quant.precision import plan_precision
-    from .quant.quantize import QuantConfig
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
-    feeds = _feed_list(g, calib, preprocess)
+    feeds, _ = _feed_list(g, calib, preprocess)
     cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=False,
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
     bar = None
@@ -288,7 +289,6 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
 
 def load_plan(path):
     """A precision plan (lockfile) written by `dsedge plan`."""
-    from .quant.precision import PrecisionPlan
     try:
         text = Path(path).read_text()
     except OSError as e:
@@ -353,15 +353,14 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
 
 def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_correction, progress, preprocess,
                       allow_constant, pin_constant_inputs):
-    from .quant.precision import PrecisionPlan, quantize_with_plan
-    from .quant.quantize import QuantConfig
     if calib is None:
         raise ModelError("a precision plan needs calibration feeds", hint="pass --calib")
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
+    feeds, spec = _feed_list(g, calib, preprocess)      # read once, for the planner and the quantiser
     if plan_ is None:
-        plan_ = plan(g.copy(), calib, max_drop=max_drop, minimize=minimize, method=method,
-                     bias_correction=bias_correction, progress=progress, preprocess=preprocess,
+        plan_ = plan(g.copy(), feeds, max_drop=max_drop, minimize=minimize, method=method,
+                     bias_correction=bias_correction, progress=progress,
                      allow_constant=allow_constant, pin_constant_inputs=pin_constant_inputs)
     elif not isinstance(plan_, PrecisionPlan):
         where = str(plan_)
@@ -369,10 +368,11 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
         if owned and plan_.model_sha256 and plan_.model_sha256 != _sha256(model):
             raise ModelError(f"{where}: the plan was made for another model (sha256 differs from {model})",
                              hint="run `dsedge plan` on this model")
-    feeds = _feed_list(g, calib, preprocess)
     cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
     result = quantize_with_plan(g, feeds, plan_, cfg=cfg, copy_graph=not owned)
+    if spec is not None:
+        result.info["preprocessing"] = spec.to_json()
     result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "drop": plan_.drop,
                                      "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)

@@ -234,21 +234,17 @@ def build_cache_dir() -> Path | None:
 
 
 def _build_key(target: str, profile: str, tc: Toolchain, m) -> str:
-    """Everything a build's bytes depend on: every source and header of the runtime (contents),
-    the manifest, the target, the profile, the build options from the environment, and the
-    compilers (their commands and what `--version` prints)."""
+    """Everything a build's bytes depend on: the runtime's sources, headers and manifest
+    (`_build.source_hash`, with the build options from the environment), the tool's sources, the
+    target, the profile, and the compilers (`_build.cc_identity`: command and `--version`)."""
     from ..runtime import _build
-    h = hashlib.sha256()
-    for f in sorted(set(_build.hashed_files(m.csrc)) | set((m.csrc / "tools").glob("*.c"))):
-        h.update(str(f.relative_to(m.csrc)).encode() + b"\0" + f.read_bytes() + b"\0")
-    h.update(repr((target, profile, _build.option_defines(), tc.lib_cc, tc.tool_cc, tc.ar,
-                   tc.source, UNIT_DEFINES, TOOL_FLAGS, TOOL_LDFLAGS)).encode())
-    for cc in {tc.lib_cc, tc.tool_cc}:
-        try:
-            r = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=60)
-            h.update((r.stdout + r.stderr).encode())
-        except (OSError, subprocess.SubprocessError) as e:
-            h.update(repr(e).encode())
+    h = hashlib.sha256(_build.source_hash(m.csrc).encode() + b"\0")
+    for f in sorted((m.csrc / "tools").glob("*.c")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    h.update(repr((target, profile, tc.lib_cc, tc.tool_cc, tc.ar, tc.source, UNIT_DEFINES, TOOL_FLAGS,
+                   TOOL_LDFLAGS)).encode())
+    for cc in sorted({tuple(tc.lib_cc), tuple(tc.tool_cc)}):
+        h.update(_build.cc_identity(list(cc)).encode() + b"\0")
     return h.hexdigest()[:32]
 
 

@@ -199,9 +199,8 @@ def default_holdout(n: int) -> int:
     return max(1, min(100, n // 2, n - 1))
 
 
-def _node_costs(g: Graph, name: str) -> tuple[int, int]:
+def _node_costs(g: Graph, n) -> tuple[int, int]:
     """(weight elements, multiply-adds or elements) of a node: what int8 saves in size and time."""
-    n = next(x for x in g.nodes if x.name == name)
     rule = kinds.rule_of(n)
     out = g.tensor_info(n.outputs[0]) if n.outputs and n.outputs[0] else None
     elems = int(np.prod(out.shape)) if out is not None and out.is_static else 0
@@ -318,9 +317,10 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     s = _Search(prep, base, ref, held, m, run_plan, user_base, progress)
 
     first = s.result(())
+    node = {n.name: n for n in prep.fg.nodes}
     cands = [p.name for p in first.plan if p.precision.startswith("int8")
-             and not kinds.kind(kinds.rule_of(next(n for n in prep.fg.nodes if n.name == p.name)).kind).shares_qparams]
-    costs = {c: _node_costs(prep.fg, c) for c in cands}
+             and not kinds.kind(kinds.rule_of(node[p.name]).kind).shares_qparams]
+    costs = {c: _node_costs(prep.fg, node[c]) for c in cands}
     groups = candidate_groups(prep.fg, cands)
     unit = {h: sum(costs[c][0] if objective == "size" else costs[c][1] for c in m_) for h, m_ in groups.items()}
 

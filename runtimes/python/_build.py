@@ -27,6 +27,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,8 +270,9 @@ OBJECT_CACHE_KEEP = 2000     # newest objects kept (a library is ~90 objects per
 _CC_IDS: dict[tuple[str, ...], str] = {}
 
 
-def _cc_identity(cc: list[str]) -> str:
-    """The compiler's resolved path and what `--version` prints (memoised per command)."""
+def cc_identity(cc) -> str:
+    """The compiler's resolved path and what `--version` prints (memoised per command): part of
+    every build cache key (objects here, runtimes in dsedge.export.bundle)."""
     key = tuple(cc)
     if key not in _CC_IDS:
         try:
@@ -313,7 +315,6 @@ def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | Non
     cache_root()/objects under a key of everything the object depends on (every source and header
     of the library, the compiler's identity, the flags, the file): the test suite and the tools
     build the same library with the same flags many times. `extra_sources` are compiled at link."""
-    from concurrent.futures import ThreadPoolExecutor
     m = Manifest(csrc)
     cc = list(cc)
     if arch is None and any(g.flags for g in m.isa_groups()):
@@ -326,7 +327,7 @@ def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | Non
     if cache is not None:
         try:
             cache.mkdir(parents=True, exist_ok=True)
-            common = hashlib.sha256((source_hash(m.csrc) + "\0" + str(m.csrc) + "\0" + _cc_identity(cc)).encode())
+            common = hashlib.sha256((source_hash(m.csrc) + "\0" + str(m.csrc) + "\0" + cc_identity(cc)).encode())
         except OSError:
             cache = None
 
