@@ -331,15 +331,20 @@ def _build_runtime(target: str, out: Path, tc: Toolchain, profile: str, m) -> di
         one = tmp / "dsedge.o"   # one pre-linked object; plain objects if the compiler cannot -r
         _run([*tc.ar, "rcs", str(a), *map(str, [one] if _prelink(tc, lib_objs, one) else lib_objs)],
              "archiving libdsedge.a")
-        _run([*tc.lib_cc, "-shared", "-s", "-o", str(out / "lib" / "libdsedge.so"), *map(str, lib_objs), *m.libs],
-             "linking libdsedge.so")
+        # links: DSE_LINK_OPT and DSE_LINK_STRIP (build.mk: zig builds its libc once per target)
+        _run([*tc.lib_cc, *m.link_opt, "-shared", *m.link_strip, "-o", str(out / "lib" / "libdsedge.so"),
+              *map(str, lib_objs), *m.libs], "linking libdsedge.so")
         if tc.tool_cc == tc.lib_cc:
             tool_objs = lib_objs
         else:
             tool_objs = _compile_all(tc.tool_cc, jobs(TOOL_FLAGS), tmp / "tool")
         tool = out / "bin" / "dsedge-run"
-        cmd = [*tc.tool_cc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
-               *TOOL_LDFLAGS, "-o", str(tool), *m.libs]
+
+        def tool_link(tcc, objs, sub):   # the tool's own sources with the profile's COLD flags; LINK_OPT
+            own = _compile_all(tcc, [(s, [*flags, *TOOL_FLAGS]) for s in tool_sources], tmp / sub)
+            return [*tcc, *m.link_opt, *map(str, own), *map(str, objs), "-static", *m.link_strip, *TOOL_LDFLAGS,
+                    "-o", str(tool), *m.libs]
+        cmd = tool_link(tc.tool_cc, tool_objs, "tool_main")
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 and tc.source == "host" and _zig() and host_target() in _CROSS:
             # no static libc for the host compiler: link the tool with zig's musl instead
@@ -347,8 +352,7 @@ def _build_runtime(target: str, out: Path, tc: Toolchain, profile: str, m) -> di
             musl, _, _, extra, _ = _CROSS[host_target()]
             tcc = (*zcc, "-target", musl, *extra)
             tool_objs = _compile_all(tcc, jobs(TOOL_FLAGS), tmp / "tool")
-            cmd = [*tcc, *flags, *TOOL_FLAGS, *map(str, tool_sources), *map(str, tool_objs), "-static", "-s",
-                   *TOOL_LDFLAGS, "-o", str(tool), *m.libs]
+            cmd = tool_link(tcc, tool_objs, "tool_main_musl")
             r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise DseError(f"linking bin/dsedge-run failed:\n  {' '.join(map(shlex.quote, cmd))}\n{r.stderr[-3000:]}",

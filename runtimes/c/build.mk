@@ -24,6 +24,12 @@ DSE_LIBS = m pthread
 
 # -- optimisation profiles. Per-file builds (Makefile, CMake Release, the Python bindings):
 DSE_OPT = -O2
+# Link lines of bundles and of cross builds (the tests' programs run under qemu). zig cc builds
+# its libc and compiler_rt once per target, mode and strip setting, about a minute each: the mode
+# follows the link's -O (none: Debug, plus a UBSan runtime) and any strip flag sets stripping, so
+# every such link names both, the same way.
+DSE_LINK_OPT = -O2
+DSE_LINK_STRIP = -Wl,--strip-all
 # Bundles (`dsedge export`, runtimes/c/README.md "Bundle build") compile the library as a
 # cold unit (COLD) and a hot unit (HOT: DSE_HOT_SOURCES and every ISA group); "default" is
 # what bundles use, the others exist to measure that choice (benchmarks/sizes.py).

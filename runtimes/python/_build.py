@@ -128,6 +128,14 @@ class Manifest:
         return list(self.get("DSE_OPT"))
 
     @property
+    def link_opt(self) -> list[str]:
+        return list(self.get("DSE_LINK_OPT"))
+
+    @property
+    def link_strip(self) -> list[str]:
+        return list(self.get("DSE_LINK_STRIP"))
+
+    @property
     def libs(self) -> list[str]:
         return [f"-l{x}" for x in self.get("DSE_LIBS")]
 
@@ -362,7 +370,11 @@ def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | Non
 
         with ThreadPoolExecutor(max_workers=max(1, min(len(work), os.cpu_count() or 1))) as pool:
             list(pool.map(compile_one, work))
-        run([*cc, *base, *map(str, extra_sources), *(str(o) for _, o, _ in work), "-o", str(out), *ldflags, *m.libs])
+        # a cross build (a program for qemu) links as a bundle does (build.mk's DSE_LINK_*); a native
+        # one keeps its symbols (sanitizer reports)
+        cross = (arch or cc_arch(cc) or host_arch()) != host_arch()
+        run([*cc, *m.link_opt, *base, *map(str, extra_sources), *(str(o) for _, o, _ in work), "-o", str(out),
+             *(m.link_strip if cross else ()), *ldflags, *m.libs])
     return Path(out)
 
 

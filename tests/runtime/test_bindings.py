@@ -16,6 +16,7 @@ import pytest
 import dsedge
 from dsedge.artifact import Artifact, NodeRec, QuantRec, TensorRec, op_id
 from dsedge.errors import DseError, ModelError
+from dsedge.runtime import _build
 
 ROOT = Path(__file__).resolve().parents[2]
 F = "float32"
@@ -212,7 +213,8 @@ def test_embed_example_host_and_arm64(tmp_path, model_path):
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)\nset(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)\n")
     arm = tmp_path / "arm64"
     r = subprocess.run(["cmake", "-S", str(EMBED), "-B", str(arm), f"-DCMAKE_TOOLCHAIN_FILE={w / 'toolchain.cmake'}",
-                        "-DEMBED_STATIC=ON"], capture_output=True, text=True)
+                        "-DEMBED_STATIC=ON", "-DCMAKE_EXE_LINKER_FLAGS=" + " ".join(_build.manifest().link_strip)],
+                       capture_output=True, text=True)   # linked as a bundle is: zig builds its libc once
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     r = subprocess.run(["cmake", "--build", str(arm), "-j2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -41,8 +41,8 @@ def test_manifest_lines_are_plain_assignments(m):
     for n, line in enumerate(m.path.read_text().splitlines(), 1):
         assert not line.strip() or line.startswith("#") or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]* = ?[^$\\]*", line), \
             f"build.mk:{n}: {line!r}"
-    for key in ("DSE_STD", "DSE_WARN", "DSE_WERROR", "DSE_OPT", "DSE_INCLUDE_DIRS", "DSE_LIBS", "DSE_CORE_SOURCES",
-                "DSE_HOT_SOURCES", "DSE_ISA_GROUPS", "DSE_BUNDLE_PROFILES", "DSE_BUNDLE_FLAGS"):
+    for key in ("DSE_STD", "DSE_WARN", "DSE_WERROR", "DSE_OPT", "DSE_LINK_OPT", "DSE_INCLUDE_DIRS", "DSE_LIBS",
+                "DSE_CORE_SOURCES", "DSE_HOT_SOURCES", "DSE_ISA_GROUPS", "DSE_BUNDLE_PROFILES", "DSE_BUNDLE_FLAGS"):
         assert key in m.vars, key
     assert "-ffp-contract=off" in m.std and "-std=c11" in m.std
     assert not {"-ffast-math", "-march=native", "-Ofast"} & set().union(*m.vars.values())

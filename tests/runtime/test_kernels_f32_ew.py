@@ -595,8 +595,9 @@ def test_math_bytes_identical_on_arm64(tmp_path):
     src.write_text(SWEEP_C)
     srcs = [str(src), str(CDIR / "src" / "mathf.c"), f"-I{CDIR / 'src'}"]
     subprocess.run([CC, *_flags(), *srcs, "-o", str(tmp_path / "native")], check=True)
+    from dsedge.runtime import _build   # linked as a bundle is (DSE_LINK_STRIP: zig builds its libc once)
     subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl", *_flags(), *srcs,
-                    "-o", str(tmp_path / "arm64")], check=True, capture_output=True)
+                    *_build.manifest(CDIR).link_strip, "-o", str(tmp_path / "arm64")], check=True, capture_output=True)
     x = sweep(4099)
     x.tofile(tmp_path / "in.bin")
     subprocess.run([str(tmp_path / "native"), str(tmp_path / "in.bin"), str(tmp_path / "out_x86")], check=True)

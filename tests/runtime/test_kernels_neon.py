@@ -63,8 +63,9 @@ def _compiler(target: str):
 def build_runner(out: Path, target: str) -> Path:
     """run_cases and the whole library for `target` (aarch64 / arm)."""
     exe = out / f"run_cases_{target}"
-    subprocess.run([*_compiler(target), *FLAGS, str(CDIR / "tests" / "run_cases.c"), *_sources(), *_build.manifest(CDIR).libs, "-o",
-                    str(exe)],
+    m = _build.manifest(CDIR)   # linked as a bundle is (DSE_LINK_STRIP: zig builds the target's libc once)
+    subprocess.run([*_compiler(target), *FLAGS, str(CDIR / "tests" / "run_cases.c"), *_sources(), *m.link_strip,
+                    *m.libs, "-o", str(exe)],
                    check=True, capture_output=True, timeout=600)
     return exe
 
