@@ -270,6 +270,7 @@ class _Search:
         self.prep, self.cfg, self.ref, self.feeds, self.metric = prep, cfg, ref, feeds, metric
         self.run_plan, self.user_base, self.progress = run_plan, user_base, progress
         self.cache: dict[frozenset, tuple[float, float]] = {}
+        self.index: dict[frozenset, int] = {}    # a plan's first entry in `tried`
         self.tried: list[dict] = []
         self.cost_of: Callable | None = None     # kept float -> {cost figures} (the curves of plans tried)
         self.t0 = time.perf_counter()
@@ -289,7 +290,9 @@ class _Search:
             else:
                 drop = 1.0 - self.metric.quality(self.ref, got)
             self.cache[key] = (drop, noise)
+            self.index[key] = len(self.tried)
             self.tried.append({"kept_float": len(key), "drop": round(drop, 6), "why": why,
+                               "sqnr_db": round(-10.0 * math.log10(noise), 2) if noise > 0 else None,
                                **(self.cost_of(key) if self.cost_of else {})})
             if self.progress:
                 self.progress(len(self.tried), why, drop)
@@ -380,8 +383,6 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     if search or always_sensitivity:   # the local rules' plan (quantize.make_plan, the configured thresholds)
         rules, _ = make_plan(prep.fg, cfg or QuantConfig(), prep.ranges, prep.measured)
         local = tuple(c for c in cands if not rules.get(c, "fp32").startswith("int8"))
-    if always_sensitivity and not search:
-        s.evaluate(local, "the local rules' plan")
     if search:
         score = {h: max(sens[h]["raise_gain"], sens[h]["lower_noise"]) for h in heads}
         order = sorted(heads, key=lambda h: (-score[h] / (unit[h] + 1.0), h))
@@ -416,6 +417,10 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                 if s.evaluate(trial, f"lower {c} from the local rules' plan")[0] <= max_drop:
                     keep = trial
     drop, _ = s.evaluate(keep, "chosen")
+    marks = {"chosen_index": s.index[frozenset(keep)]}
+    if always_sensitivity:          # where the local rules' plan is among the plans tried
+        s.evaluate(local, "the local rules' plan")
+        marks["local_rules_index"] = s.index[frozenset(local)]
     result = s.result(keep)
     for p in result.plan:
         if p.name in keep:
@@ -433,7 +438,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             "macs_float": sum(costs[c][1] for c in cands if c in kept)}
     plan = PrecisionPlan(sorted(keep), drop, max_drop, objective, m.describe(), len(held), prep.calib.n_feeds, nodes,
                          s.tried, {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
-                                   "seconds": round(time.perf_counter() - s.t0, 2)}, cost)
+                                   "seconds": round(time.perf_counter() - s.t0, 2), **marks}, cost)
     return plan, result
 
 
