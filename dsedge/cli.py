@@ -306,15 +306,19 @@ def plan(model, calib, max_drop, minimize, holdout, metric, output, method, prep
                    "feeds per candidate layer, in the C runtime). --no-sensitivity (or --fast) ranks by the SQNR "
                    "each layer loses and calibrates on every feed.")
 @click.option("--fast", "fast", is_flag=True, help="The same as --no-sensitivity.")
-@click.option("--max-drop", "max_drop", default="1%", show_default=True, metavar="PCT",
-              help="The accuracy budget the suggestions and the suggested plan are judged against.")
-@click.option("--minimize", type=click.Choice(["size", "latency"]), default="size", show_default=True,
-              help="What the suggested plan makes small (as for `dsedge plan`).")
+@click.option("--max-drop", "max_drop", default=None, metavar="PCT",
+              help="The accuracy budget the suggestions and the suggested plan are judged against (default 1%; "
+                   "with --plan, the plan's own).")
+@click.option("--minimize", type=click.Choice(["size", "latency"]), default=None,
+              help="What the suggested plan makes small, as for `dsedge plan` (default size; with --plan, the "
+                   "plan's own).")
 @click.option("--holdout", type=click.IntRange(1, None), default=None,
-              help="Feeds held back for the sensitivity (default: half of them, at most 100).")
+              help="Feeds held back for the sensitivity (default: half of them, at most 100; with --plan, the "
+                   "plan's own).")
 @click.option("--metric", default=None, metavar="MODULE:FUNCTION",
               help="Score plans with your function fn(outputs, feeds) -> float, as for `dsedge plan`. Default: "
-                   "agreement with the float model (top-1, decisions at 0.5, or relative RMS error).")
+                   "agreement with the float model (top-1, decisions at 0.5, or relative RMS error); with --plan, "
+                   "the plan's own.")
 @click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "entropy", "mse"]), default="auto",
               show_default=True, help="How activation ranges are chosen (as for quantize).")
 @_calibration_data_options("")
@@ -324,6 +328,12 @@ def debug(model, calib, plan_path, report, top, sensitivity, fast, max_drop, min
           preprocess, constant_input, as_json, progress):
     from .api import debug as run_debug, parse_drop, write_debug_report
     from .report import format_debug
+    if plan_path is not None:
+        given = [o for o, v in (("--max-drop", max_drop), ("--minimize", minimize), ("--holdout", holdout),
+                                ("--metric", metric)) if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: --plan carries its own budget, objective, held-back feeds "
+                                   "and metric; leave them out")
     if report is not None:
         if not report.lower().endswith((".html", ".htm")):
             raise click.UsageError(f"--report {report}: name the report *.html")
@@ -331,8 +341,8 @@ def debug(model, calib, plan_path, report, top, sensitivity, fast, max_drop, min
         if not os.path.isdir(folder):
             raise DseError(f"{report}: cannot write: folder {folder} does not exist")
         refuse_overwriting_inputs([report], [("model", model), ("calibration feeds", calib), ("plan", plan_path)])
-    res = run_debug(model, calib, plan=plan_path, sensitivity=sensitivity and not fast, max_drop=parse_drop(max_drop),
-                    minimize=minimize, holdout=holdout, metric=metric, method=method, preprocess=preprocess,
+    res = run_debug(model, calib, plan=plan_path, sensitivity=sensitivity and not fast,
+                    max_drop=parse_drop(max_drop or "1%"), minimize=minimize or "size", holdout=holdout, metric=metric, method=method, preprocess=preprocess,
                     allow_constant=constant_input, progress=progress)
     if report is not None:
         res["report"], res["report_bytes"] = report, write_debug_report(res, report)

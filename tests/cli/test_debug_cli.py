@@ -111,6 +111,8 @@ def test_user_errors_exit_2_without_traceback(files, tmp_path):
         (["debug", model, "--calib", calib, "--report", str(tmp_path / "no" / "r.html")], "does not exist"),
         (["debug", model, "--calib", calib, "--report", str(tmp_path / "r.txt")], "*.html"),
         (["debug", model, "--calib", calib, "--max-drop", "150%"], "--max-drop"),
+        (["debug", model, "--calib", calib, "--plan", str(tmp_path / "bad.json"), "--max-drop", "2%"],
+         "--plan carries its own budget"),
     ]
     for args, text in cases:
         r = run(main, args + ["--no-progress"])
