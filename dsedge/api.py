@@ -401,6 +401,10 @@ def debug(model, calib, *, plan=None, sensitivity: bool = True, max_drop=0.01, m
     `write_debug_report(result, path)` renders it as one HTML page."""
     if calib is None:
         raise ModelError("debugging a model needs calibration feeds", hint="pass --calib")
+    if str(model).lower().endswith(".dse"):
+        raise ModelError(f"{model}: dsedge debug compares a float model with its quantised form, and a .dse is "
+                         "already quantised", hint="pass the ONNX model it was made from (`dsedge inspect` shows "
+                                                   "a .dse's arena)")
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
     plan_ = None if plan is None else _model_plan(model, plan, owned)

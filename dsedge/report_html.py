@@ -133,8 +133,9 @@ def _scatter(r: dict, x_of, x_label: str, cid: str) -> str:
     s, tried = r.get("sensitivity"), r.get("tried") or []
     pts = [(x_of(t), 1.0 - t["drop"], k, t) for k, t in enumerate(tried)]
     pts = [p for p in pts if p[0] is not None]
-    if not pts:
-        return f"<p class=muted>No plans tried ({x_label}).</p>"
+    if not pts or not any(p[0] for p in pts):
+        return (f"<p class=muted>{_e(x_label)}: not known for these plans (the planner counts them from static "
+                "shapes; this model's are not static before export).</p>")
     W, H, L, B, T, R = 520, 340, 64, 44, 14, 16
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     x0, x1 = min(xs), max(xs)
@@ -180,8 +181,10 @@ def _scatter(r: dict, x_of, x_label: str, cid: str) -> str:
         rad = 6 if label else 3.5
         parts.append(f"<circle class='pt{' mark' if label else ''}' cx='{X(x):.1f}' cy='{Y(y):.1f}' r='{rad}' "
                      f"fill='{col}' fill-opacity='{0.95 if label else 0.55}'><title>{_e(tip)}</title></circle>")
-        if label:
-            parts.append(f"<text x='{X(x) + 8:.1f}' y='{Y(y) - 6:.1f}'>{_e(label)}</text>")
+        if label:                      # on the left of the point when it is in the right half
+            right = X(x) > (L + W - R) / 2
+            parts.append(f"<text x='{X(x) + (-8 if right else 8):.1f}' y='{Y(y) - 6:.1f}' "
+                         f"text-anchor='{'end' if right else 'start'}'>{_e(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 

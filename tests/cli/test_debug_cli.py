@@ -105,6 +105,7 @@ def test_user_errors_exit_2_without_traceback(files, tmp_path):
     np.savez(tmp_path / "wrong.npz", nope=np.zeros((4, 1, 16), np.float32))
     cases = [
         (["debug", str(tmp_path / "missing.onnx"), "--calib", calib], "no such file"),
+        (["debug", str(tmp_path / "model.dse"), "--calib", calib], "pass the ONNX model it was made from"),
         (["debug", model, "--calib", str(tmp_path / "missing.npz")], "missing.npz"),
         (["debug", model, "--calib", str(tmp_path / "wrong.npz")], "missing input(s) 'x'"),
         (["debug", model, "--calib", calib, "--plan", str(tmp_path / "bad.json")], "not a dsedge precision plan"),
