@@ -253,6 +253,9 @@ def debug_graph(graph: Graph, feeds: list, cfg: DebugConfig = DebugConfig(), *, 
         calib, held = feeds, []
     prep = prepare(graph, calib, relaxed(qcfg), copy=copy_graph)
     prep.table_ranges = {}
+    if qcfg.method == "minmax":
+        notes.append("--method minmax keeps no histogram of the calibration values, so an outlier that stretches a "
+                     "range cannot be named; the default --method auto keeps one")
     if plan is not None:
         names = {n.name for n in prep.fg.nodes}
         missing = [k for k in plan.keep_float if k not in names]

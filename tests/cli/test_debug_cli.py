@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from dsedge.api import debug, plan, write_debug_report
@@ -96,6 +97,39 @@ def test_cli_table_json_fast_and_plan(files, tmp_path):
     assert top["name"] == "gemm2" and top["precision"] == "fp32" and top["fix"] == "keep float"
     assert d["sensitivity"]["evaluations"] == p.search["evaluations"] and len(d["tried"]) == len(p.tried)
     assert d["output_sqnr_db"]["logits"] > 20                      # the plan fixed it
+
+
+def conv_model() -> onnx.ModelProto:
+    """x[1,1,16,16] -> conv1 (+Relu) -> conv2 -> GlobalAveragePool -> logits[1,10]."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (8, 1, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (10, 8, 3, 3)).astype(np.float32), "w2")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["y"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["y"], ["r"], name="relu1"),
+             helper.make_node("Conv", ["r", "w2"], ["z"], name="conv2", pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["z"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["logits"], name="flat")]
+    g = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 16, 16])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_outlier_in_the_calibration_data_gets_a_percentile_range(tmp_path):
+    """One pixel of one calibration feed is 2000 (the rest ~N(0, 1)): its min..max range leaves the
+    other values no int8 steps, and `auto` keeps min..max, whose histogram MSE the single outlier
+    dominates. Debug names the outlier and suggests a percentile range; with it, int8 is fine."""
+    onnx.save(conv_model(), tmp_path / "conv.onnx")
+    x = np.random.default_rng(1).normal(0, 1, (200, 1, 1, 16, 16)).astype(np.float32)
+    x[0, 0, 0, 5, 5] = 2000.0
+    np.savez(tmp_path / "calib.npz", x=x)
+    r = debug(str(tmp_path / "conv.onnx"), str(tmp_path / "calib.npz"), progress=False, arena=False)
+    top = r["layers"][0]
+    assert r["sensitivity"]["all_int8_drop"] > 0.5 and top["name"] == "conv1"
+    assert top["fix"].startswith("use a percentile/mse range") and "its input 'x'" in top["why"] and "2000" in top["why"]
+    r = debug(str(tmp_path / "conv.onnx"), str(tmp_path / "calib.npz"), method="percentile", progress=False,
+              arena=False)
+    assert r["plan"]["drop"] <= 0.01                                       # the default int8 plan is fine now
+    assert {x["name"]: x["fix"] for x in r["layers"]}["conv1"] == "fine as int8"
 
 
 def test_user_errors_exit_2_without_traceback(files, tmp_path):
