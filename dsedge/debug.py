@@ -220,7 +220,7 @@ def _suggest(row: dict, ctx: dict) -> tuple[str, str]:
         if s is not None:
             return ("keep float" if hurts else "can be int8",
                     cost + ("" if hurts else "; the suggested plan runs it in int8"))
-        if "loses too much" in row["reason"] or "cannot hold" in row["reason"]:
+        if row["float_by_measurement"]:
             return "keep float", row["reason"]
         return "stays float", row["reason"]
     if not hurts:
@@ -322,6 +322,7 @@ def debug_graph(graph: Graph, feeds: list, cfg: DebugConfig = DebugConfig(), *, 
             continue
         o = n.outputs[0] if n.outputs else ""
         ins = [i for i in n.inputs if i and i not in fg.consts]
+        ins += [i for sg in n.subgraphs() for i in sg.free_names() if i in producer and i not in ins]
         in_db = [out_sqnr.get(producer[i].name, math.inf) if i in producer else math.inf for i in ins]
         s_out = out_sqnr.get(n.name)
         s_in = min(in_db) if in_db else math.inf
@@ -332,7 +333,9 @@ def debug_graph(graph: Graph, feeds: list, cfg: DebugConfig = DebugConfig(), *, 
                "input_sqnr_db": _db(s_in),
                "loss_db": None if s_out is None or not math.isfinite(s_in) else round(s_in - min(s_out, s_in), 2),
                "local_sqnr_db": _db(prep.measured[n.name]["sqnr"]) if n.name in prep.measured else None,
-               "weight_sqnr_db": None, "input": None, "sensitivity": sens_by_node.get(n.name)}
+               "weight_sqnr_db": None, "input": None, "sensitivity": sens_by_node.get(n.name),
+               # the local rules kept it float for the error they measured (make_plan gives the SQNR then)
+               "float_by_measurement": p.precision == "fp32" and p.sqnr_db is not None}
         rule = kinds.rule_of(n)
         if rule is not None and kinds.kind(rule.kind).weight_bearing and p.precision.startswith("int8"):
             row["weight_sqnr_db"] = _weight_sqnr(fg, n, prep.weights)
@@ -353,10 +356,12 @@ def debug_graph(graph: Graph, feeds: list, cfg: DebugConfig = DebugConfig(), *, 
         row["noise_added"] = max(0.0, sig_noise[0] - sig_noise[1])
         row["fix"], row["why"] = _suggest(row, ctx)
         rows.append(row)
+    def own(r) -> float:      # the quantisation noise a layer adds itself (float layers only pass it on)
+        return r["noise_added"] if r["precision"].startswith("int8") else 0.0
     if sens_plan is not None:
-        rows.sort(key=lambda r: (-(r["sensitivity"]["score"] if r["sensitivity"] else -1.0), -r["noise_added"]))
+        rows.sort(key=lambda r: (-(r["sensitivity"]["score"] if r["sensitivity"] else -1.0), -own(r)))
     else:
-        rows.sort(key=lambda r: -r["noise_added"])
+        rows.sort(key=lambda r: -own(r))
     outputs = {o: _db(out_sqnr[producer[o].name]) for o in fg.outputs if o in producer
                and producer[o].name in out_sqnr}
     counts: dict[str, int] = {}
