@@ -1,6 +1,8 @@
 """`dsedge debug`: which layer hurts accuracy, and what fixes it.
 
-One calibration (quant/quantize.prepare) serves everything below:
+One calibration (quant/quantize.prepare) serves everything below: on every feed without
+sensitivity (the ranges of `dsedge quantize`), else on the feeds not held back for it (those of
+`dsedge plan`), and with `--plan` on the plan's own split.
 
  1. The plan shown: the default int8 plan (the quantiser's local rules, as `dsedge quantize`)
     or a precision plan given as a lockfile (`--plan`, as `dsedge quantize --plan`), finished
