@@ -12,8 +12,11 @@ from .ir import Graph
 from .quant.kinds import kind
 from .quant.precision import PrecisionPlan, plan_precision, quantize_with_plan
 from .quant.quantize import QuantConfig, QuantResult
-from .util import ort_session
+from .debug import DebugConfig, debug_graph
 from .ops import REGISTRY
+from .report_html import render_debug_report
+from .util import atomic_write_bytes, ort_session
+from .util import progress as progress_bar
 
 
 PREPROCESSING_ONNX_KEY = "dsedge.preprocessing"   # QDQ ONNX metadata_props; .dse: "preprocessing"
@@ -362,12 +365,8 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
         plan_ = plan(g.copy(), feeds, max_drop=max_drop, minimize=minimize, method=method,
                      bias_correction=bias_correction, progress=progress,
                      allow_constant=allow_constant, pin_constant_inputs=pin_constant_inputs)
-    elif not isinstance(plan_, PrecisionPlan):
-        where = str(plan_)
-        plan_ = load_plan(plan_)
-        if owned and plan_.model_sha256 and plan_.model_sha256 != _sha256(model):
-            raise ModelError(f"{where}: the plan was made for another model (sha256 differs from {model})",
-                             hint="run `dsedge plan` on this model")
+    else:
+        plan_ = _model_plan(model, plan_, owned)
     cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
     result = quantize_with_plan(g, feeds, plan_, cfg=cfg, copy_graph=not owned)
@@ -376,6 +375,67 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
     result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "drop": plan_.drop,
                                      "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)
+
+
+def _model_plan(model, plan_, owned: bool) -> PrecisionPlan:
+    """A PrecisionPlan, or the one in the lockfile `plan_`, checked to be made for `model`."""
+    if isinstance(plan_, PrecisionPlan):
+        return plan_
+    where = str(plan_)
+    plan_ = load_plan(plan_)
+    if owned and plan_.model_sha256 and plan_.model_sha256 != _sha256(model):
+        raise ModelError(f"{where}: the plan was made for another model (sha256 differs from {model})",
+                         hint="run `dsedge plan` on this model")
+    return plan_
+
+
+def debug(model, calib, *, plan=None, sensitivity: bool = True, max_drop=0.01, minimize: str = "size",
+          holdout: int | None = None, metric: str | None = None, method: str = "auto", bias_correction: bool = True,
+          preprocess=None, allow_constant=(), progress: bool = True, runtime: str = "c", arena: bool = True) -> dict:
+    """Which layer of `model` hurts accuracy in int8, and what fixes it (dsedge/debug.py): per
+    layer, its precision in the default int8 plan (or in `plan`, a PrecisionPlan or its lockfile),
+    its output range, the SQNR of its output against the float model on the calibration feeds,
+    its end-to-end sensitivity (the precision planner on held-back feeds, candidates run in the C
+    runtime; `sensitivity=False` skips it) and a suggested fix, the layer that hurts most first;
+    with the plans the planner tried and the arena of the plan's .dse. A dict (JSON-ready);
+    `write_debug_report(result, path)` renders it as one HTML page."""
+    if calib is None:
+        raise ModelError("debugging a model needs calibration feeds", hint="pass --calib")
+    if str(model).lower().endswith(".dse"):
+        raise ModelError(f"{model}: dsedge debug compares a float model with its quantised form, and a .dse is "
+                         "already quantised", hint="pass the ONNX model it was made from (`dsedge inspect` shows "
+                                                   "a .dse's arena)")
+    owned = not isinstance(model, Graph)
+    g = load_graph(model) if owned else model
+    plan_ = None if plan is None else _model_plan(model, plan, owned)
+    feeds, _ = _feed_list(g, calib, preprocess)
+    cfg = DebugConfig(sensitivity=sensitivity,
+                      max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
+                      objective=minimize, holdout=holdout, metric=metric, arena=arena,
+                      quant=QuantConfig(method=method, bias_correction=bias_correction, progress=progress,
+                                        allow_constant=tuple(allow_constant)))
+    bar = progress_bar(None, desc="sensitivity", enabled=progress) if progress and sensitivity else None
+
+    def tick(i, why, drop):
+        if bar is not None and hasattr(bar, "set_postfix_str"):
+            bar.update(1)
+            bar.set_postfix_str(f"{why[:40]}: drop {drop:.4f}")
+    try:
+        r = debug_graph(g, feeds, cfg, plan=plan_, run_plan=_run_in_c if runtime == "c" else None, progress=tick,
+                        copy_graph=not owned)
+    finally:
+        if bar is not None and hasattr(bar, "close"):
+            bar.close()
+    return {"model": str(model) if owned else (g.name or "graph"),
+            "plan_file": None if plan is None or isinstance(plan, PrecisionPlan) else str(plan), **r}
+
+
+def write_debug_report(result: dict, path) -> int:
+    """`dsedge debug --report`: `result` of `debug` as one self-contained HTML page (written
+    atomically). Returns its size in bytes."""
+    data = render_debug_report(result).encode()
+    atomic_write_bytes(path, data)
+    return len(data)
 
 
 def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", qdq_format: str | None = None) -> None:

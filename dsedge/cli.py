@@ -284,6 +284,81 @@ def plan(model, calib, max_drop, minimize, holdout, metric, output, method, prep
         click.echo(f"wrote {output}", err=True)
 
 
+@main.command("debug", help="Find the layers that hurt accuracy in int8 and what fixes them. Prints a table, the "
+              "layer that hurts most first: its precision (in the default int8 plan, or in --plan), its output "
+              "range, the SQNR of its output against the float model on the calibration feeds and how much of it "
+              "the layer itself loses, its end-to-end sensitivity (the precision planner on held-back feeds: the "
+              "noise and accuracy drop it causes alone) and a suggested fix. --report writes one self-contained "
+              "HTML page with the table, a sensitivity chart, the accuracy/size and accuracy/latency curves of the "
+              "plans tried and the arena drawn as buffers over time." + EXIT_HELP)
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--calib", "calib", required=True, type=click.Path(),
+              help="Calibration feeds (as for quantize); with sensitivity, the last --holdout of them score it.")
+@click.option("--plan", "plan_path", default=None, type=click.Path(dir_okay=False),
+              help="Debug the precision plan written by `dsedge plan` (its own sensitivity and plans tried are "
+                   "reused when it holds them). Default: the default int8 plan of `dsedge quantize`.")
+@click.option("--report", "report", default=None, type=click.Path(dir_okay=False),
+              help="Write the report to this HTML file (one self-contained page). Default: no report.")
+@click.option("--top", type=click.IntRange(0, None), default=20, show_default=True,
+              help="Layers shown in the table, worst first; 0 shows all (--json and --report always hold all).")
+@click.option("--sensitivity/--no-sensitivity", "sensitivity", default=True, show_default=True,
+              help="Measure each layer's end-to-end sensitivity (about 2 runs of the model on the held-back "
+                   "feeds per candidate layer, in the C runtime). --no-sensitivity (or --fast) ranks by the SQNR "
+                   "each layer loses and calibrates on every feed.")
+@click.option("--fast", "fast", is_flag=True, help="The same as --no-sensitivity.")
+@click.option("--max-drop", "max_drop", default=None, metavar="PCT",
+              help="The accuracy budget the suggestions and the suggested plan are judged against (default 1%; "
+                   "with --plan, the plan's own).")
+@click.option("--minimize", type=click.Choice(["size", "latency"]), default=None,
+              help="What the suggested plan makes small, as for `dsedge plan` (default size; with --plan, the "
+                   "plan's own).")
+@click.option("--holdout", type=click.IntRange(1, None), default=None,
+              help="Feeds held back for the sensitivity (default: half of them, at most 100; with --plan, the "
+                   "plan's own).")
+@click.option("--metric", default=None, metavar="MODULE:FUNCTION",
+              help="Score plans with your function fn(outputs, feeds) -> float, as for `dsedge plan`. Default: "
+                   "agreement with the float model (top-1, decisions at 0.5, or relative RMS error); with --plan, "
+                   "the plan's own.")
+@click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "entropy", "mse"]), default="auto",
+              show_default=True, help="How activation ranges are chosen (as for quantize).")
+@_calibration_data_options("")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (every layer) as JSON on stdout.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
+def debug(model, calib, plan_path, report, top, sensitivity, fast, max_drop, minimize, holdout, metric, method,
+          preprocess, constant_input, as_json, progress):
+    from .api import debug as run_debug, parse_drop, write_debug_report
+    from .report import format_debug
+    if plan_path is not None:
+        given = [o for o, v in (("--max-drop", max_drop), ("--minimize", minimize), ("--holdout", holdout),
+                                ("--metric", metric)) if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: --plan carries its own budget, objective, held-back feeds "
+                                   "and metric; leave them out")
+    if report is not None:
+        if not report.lower().endswith((".html", ".htm")):
+            raise click.UsageError(f"--report {report}: name the report *.html")
+        folder = os.path.dirname(os.path.abspath(report))
+        if not os.path.isdir(folder):
+            raise DseError(f"{report}: cannot write: folder {folder} does not exist")
+        refuse_overwriting_inputs([report], [("model", model), ("calibration feeds", calib), ("plan", plan_path)])
+    res = run_debug(model, calib, plan=plan_path, sensitivity=sensitivity and not fast,
+                    max_drop=parse_drop(max_drop or "1%"), minimize=minimize or "size", holdout=holdout, metric=metric, method=method, preprocess=preprocess,
+                    allow_constant=constant_input, progress=progress)
+    if report is not None:
+        res["report"], res["report_bytes"] = report, write_debug_report(res, report)
+    if as_json:
+        click.echo(json.dumps(res, indent=1, default=_json_default))
+    else:
+        click.echo(format_debug(res, top=top), err=True)
+
+
+def _json_default(v):
+    """numpy scalars and arrays in --json output."""
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    raise TypeError(f"{type(v).__name__} is not JSON serialisable")
+
+
 @main.command(help="Compare a float model with its quantised version on feeds: per-output SQNR, cosine "
               "similarity and top-1 agreement (both run in onnxruntime)." + EXIT_HELP)
 @click.argument("float_model", type=click.Path(dir_okay=False))

@@ -92,3 +92,51 @@ def format_compare(r: dict) -> str:
         a = r["accuracy"]
         out += f"\naccuracy: float {100 * a['float']:.2f} %  ->  quantised {100 * a['quant']:.2f} %"
     return out
+
+
+def _pct(v) -> str:
+    return "" if v is None else f"{100 * v:.2f} %"
+
+
+def format_debug(r: dict, top: int | None = 20) -> str:
+    """`dsedge debug`: the per-layer table, the layer that hurts most first (stderr)."""
+    layers = r["layers"] if not top else r["layers"][:top]
+    rows = []
+    for x in layers:
+        s = x.get("sensitivity") or {}
+        rng = x.get("range") or x.get("observed")
+        rows.append([x["name"], x["op"], x["precision"],
+                     "" if not rng else f"[{rng[0]:.3g}, {rng[1]:.3g}]",
+                     ("inf" if x.get("compared") else "") if x.get("sqnr_db") is None else f"{x['sqnr_db']:.1f}",
+                     "" if x.get("loss_db") is None else f"{x['loss_db']:.1f}",
+                     "" if s.get("share") is None else f"{100 * s['share']:.1f}",
+                     _pct(s.get("alone_int8_drop")), x["fix"]])
+    c, p, s = r["calibration"], r["plan"], r.get("sensitivity")
+    out = [f"{r.get('model')}: {c['feeds']} feeds (calibrated on {c['calibrated_on']}, {c['held_back']} held back, "
+           f"layers compared on {c['compared_on']}); plan: {p['source']}"
+           + (f" {r['plan_file']}" if r.get("plan_file") else "") + " ("
+           + ", ".join(f"{v} {k}" for k, v in p["nodes_by_precision"].items()) + ")"]
+    out.append(table(rows, ["node", "op", "precision", "range", "SQNR dB", "loss dB", "sens %", "alone drop", "fix"]))
+    if top and len(r["layers"]) > top:
+        out.append(f"... and {len(r['layers']) - top} more layers (--top 0 shows all; --json and --report hold all)")
+    out.append("")
+    out.append("SQNR: the layer's output in the quantised model against the float model; loss: how much of it this "
+               "layer loses against its inputs; sens: end-to-end output noise due to the layer, % of the all-int8 "
+               "model's; alone drop: the accuracy drop with only it in int8")
+    out.append("output SQNR: " + ", ".join(f"{k} {_db(v)}" for k, v in r["output_sqnr_db"].items())
+               + (f"; drop of this plan {_pct(p['drop'])}" if p.get("drop") is not None else ""))
+    if s:
+        keep = ", ".join(s["suggested_keep_float"][:8]) + (" ..." if len(s["suggested_keep_float"]) > 8 else "")
+        out.append(f"all int8: drop {_pct(s['all_int8_drop'])} on {c['held_back']} held-back feeds; "
+                   f"within {_pct(s['budget'])}: keep float {keep or 'nothing'} (drop {_pct(s['suggested_drop'])}; "
+                   f"`dsedge plan` writes it) -- {s['evaluations']} plans evaluated in {s['seconds']:.1f} s")
+    top_row = r["layers"][0] if r["layers"] else None
+    if top_row is not None and top_row.get("why"):
+        out.append(f"worst: {top_row['name']}: {top_row['fix']}: {top_row['why']}")
+    a = r.get("arena")
+    if a and not a.get("error"):
+        out.append(f"arena: {_bytes(a['arena_bytes'])} ({len(a['buffers'])} buffers over {len(a['steps'])} nodes)")
+    if r.get("report"):
+        out.append(f"wrote {r['report']} ({_bytes(r['report_bytes'])})")
+    out.extend(f"note: {n}" for n in r.get("notes", ()))
+    return "\n".join(out)

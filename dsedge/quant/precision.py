@@ -27,6 +27,9 @@ An evaluation finishes the prepared model with a list of nodes kept float (quant
 and runs it on the held-back feeds through `run_plan(result, feeds) -> [outputs]` (default: the
 numpy interpreter; the API passes the C runtime, which runs a candidate in milliseconds). The result is a `PrecisionPlan`, written as a lockfile (`to_json`):
 `dsedge quantize --plan` re-calibrates on the same feeds and reproduces the same bytes.
+`plan_prepared` is the same search on a model the caller prepared (`dsedge debug` prepares once,
+finishes its default plan from the same Prepared with `finish_plan`, and asks for the sensitivity
+of every group whatever the budget: `always_sensitivity`).
 """
 from __future__ import annotations
 
@@ -267,6 +270,7 @@ class _Search:
         self.prep, self.cfg, self.ref, self.feeds, self.metric = prep, cfg, ref, feeds, metric
         self.run_plan, self.user_base, self.progress = run_plan, user_base, progress
         self.cache: dict[frozenset, tuple[float, float]] = {}
+        self.index: dict[frozenset, int] = {}    # a plan's first entry in `tried`
         self.tried: list[dict] = []
         self.cost_of: Callable | None = None     # kept float -> {cost figures} (the curves of plans tried)
         self.t0 = time.perf_counter()
@@ -286,7 +290,9 @@ class _Search:
             else:
                 drop = 1.0 - self.metric.quality(self.ref, got)
             self.cache[key] = (drop, noise)
+            self.index[key] = len(self.tried)
             self.tried.append({"kept_float": len(key), "drop": round(drop, 6), "why": why,
+                               "sqnr_db": round(-10.0 * math.log10(noise), 2) if noise > 0 else None,
                                **(self.cost_of(key) if self.cost_of else {})})
             if self.progress:
                 self.progress(len(self.tried), why, drop)
@@ -300,17 +306,46 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
     last `holdout` of which are held back for scoring; `run_plan(result, feeds) -> [{output: array}]`
     runs a candidate (default: its graph in the numpy interpreter)."""
+    _check_budget(max_drop, objective)
+    feeds = list(feeds)
+    holdout = default_holdout(len(feeds)) if holdout is None else holdout
+    calib, held = split_feeds(feeds, holdout)
+    prep = prepare(graph, calib, relaxed(cfg), copy=copy_graph)
+    return plan_prepared(prep, held, max_drop=max_drop, objective=objective, metric=metric, cfg=cfg,
+                         run_plan=run_plan, relower=relower, progress=progress)
+
+
+def relaxed(cfg: QuantConfig | None) -> QuantConfig:
+    """The config the planner prepares and finishes candidates with: int8, no local SQNR rule."""
+    return replace(cfg or QuantConfig(), precision="int8", **RELAXED)
+
+
+def finish_plan(prep: Prepared, cfg: QuantConfig) -> object:
+    """quantize.finish of one plan without writing the table-input ranges it refines into the
+    prepared ranges, so that many plans can be finished from one Prepared."""
+    return finish(prep, cfg, ranges=_RangeOverlay(prep.ranges))
+
+
+def _check_budget(max_drop: float, objective: str) -> None:
     if objective not in OBJECTIVES:
         raise DseError(f"unknown objective {objective!r}", hint="use size or latency")
     if not 0.0 <= max_drop < 1.0:
         raise DseError(f"--max-drop {max_drop}: expected a fraction in [0, 1), e.g. 0.01 for 1 %")
-    feeds = list(feeds)
-    holdout = default_holdout(len(feeds)) if holdout is None else holdout
-    calib, held = split_feeds(feeds, holdout)
-    base = replace(cfg or QuantConfig(), precision="int8", **RELAXED)
+
+
+def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objective: str = "size",
+                  metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
+                  relower: int = 8, progress: Callable | None = None,
+                  always_sensitivity: bool = False) -> tuple[PrecisionPlan, object]:
+    """plan_precision on a model already prepared (calibrated with `relaxed(cfg)` on the feeds
+    other than `held`, the held-back feeds that score the candidates). `always_sensitivity`:
+    measure every group's sensitivity and score the local rules' plan even when the all-int8
+    plan meets the budget (`dsedge debug` ranks the layers either way)."""
+    _check_budget(max_drop, objective)
+    held = list(held)
+    base = relaxed(cfg)
     run_plan = run_plan or (lambda r, fs: [interp_run(r.graph, f) for f in fs])
-    prep = prepare(graph, calib, base, copy=copy_graph)
-    prep.table_ranges = {}
+    prep.table_ranges = {} if prep.table_ranges is None else prep.table_ranges
     ref = [interp_run(prep.fg, f) for f in held]
     m = Metric.for_outputs(ref, metric)
     user_base = float(m.user(ref, held)) if m.user is not None else None
@@ -333,14 +368,22 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     drop0, noise0 = s.evaluate((), "all int8")
     sens: dict[str, dict] = {}
     keep: tuple = ()
-    if drop0 > max_drop and groups:
-        heads = list(groups)
+    search = drop0 > max_drop and bool(groups)
+    heads = list(groups)
+    if search or (always_sensitivity and groups):
         for h in heads:   # raising alone: the noise it takes away from the all-int8 plan
             d, nz = s.evaluate(members([h]), f"raise {h}")
             sens[h] = {"raise_gain": noise0 - nz, "raise_drop": d}
         for h in heads:   # lowering alone: the noise it adds to the float model
             d, nz = s.evaluate(members([x for x in heads if x != h]), f"lower {h}")
             sens[h].update(lower_noise=nz, lower_drop=d)
+        for h in heads:
+            sens[h]["group"] = groups[h]
+    local: tuple = ()
+    if search or always_sensitivity:   # the local rules' plan (quantize.make_plan, the configured thresholds)
+        rules, _ = make_plan(prep.fg, cfg or QuantConfig(), prep.ranges, prep.measured)
+        local = tuple(c for c in cands if not rules.get(c, "fp32").startswith("int8"))
+    if search:
         score = {h: max(sens[h]["raise_gain"], sens[h]["lower_noise"]) for h in heads}
         order = sorted(heads, key=lambda h: (-score[h] / (unit[h] + 1.0), h))
         lo, hi = 0, len(order)           # the fewest raised (a prefix of order) that meets the budget
@@ -358,13 +401,9 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
             if s.evaluate(members(trial), f"lower {h} again")[0] <= max_drop:
                 raised = trial
         keep = members(raised)
-        for h in heads:
-            sens[h]["group"] = groups[h]
-        # the local rules' plan (quantize.make_plan with the configured SQNR thresholds) is a
-        # candidate too: when it meets the budget at a lower cost, the plan starts from it and
-        # lowers what it can of its float nodes, so it is never worse than the default
-        rules, _ = make_plan(prep.fg, cfg or QuantConfig(), prep.ranges, prep.measured)
-        local = tuple(c for c in cands if not rules.get(c, "fp32").startswith("int8"))
+        # the local rules' plan is a candidate too: when it meets the budget at a lower cost,
+        # the plan starts from it and lowers what it can of its float nodes, so it is never
+        # worse than the default
         price = {c: costs[c][0] if objective == "size" else costs[c][1] for c in cands}
 
         def total(k) -> int:
@@ -378,6 +417,10 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
                 if s.evaluate(trial, f"lower {c} from the local rules' plan")[0] <= max_drop:
                     keep = trial
     drop, _ = s.evaluate(keep, "chosen")
+    marks = {"chosen_index": s.index[frozenset(keep)]}
+    if always_sensitivity:          # where the local rules' plan is among the plans tried
+        s.evaluate(local, "the local rules' plan")
+        marks["local_rules_index"] = s.index[frozenset(local)]
     result = s.result(keep)
     for p in result.plan:
         if p.name in keep:
@@ -393,9 +436,9 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
             "weight_elements_float": sum(costs[c][0] for c in cands if c in kept),
             "macs_int8": sum(costs[c][1] for c in cands if c not in kept),
             "macs_float": sum(costs[c][1] for c in cands if c in kept)}
-    plan = PrecisionPlan(sorted(keep), drop, max_drop, objective, m.describe(), holdout, len(calib), nodes, s.tried,
-                         {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
-                          "seconds": round(time.perf_counter() - s.t0, 2)}, cost)
+    plan = PrecisionPlan(sorted(keep), drop, max_drop, objective, m.describe(), len(held), prep.calib.n_feeds, nodes,
+                         s.tried, {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
+                                   "seconds": round(time.perf_counter() - s.t0, 2), **marks}, cost)
     return plan, result
 
 
@@ -404,7 +447,7 @@ def quantize_with_plan(graph: Graph, feeds, plan: PrecisionPlan, *, cfg: QuantCo
     """Reproduce a plan's quantised model: calibrate on the same feeds as the planner (all but
     the last `plan.holdout`), relaxed rules, the plan's nodes kept float."""
     calib, _ = split_feeds(list(feeds), plan.holdout)
-    base = replace(cfg or QuantConfig(), precision="int8", **RELAXED)
+    base = relaxed(cfg)
     prep = prepare(graph, calib, base, copy=copy_graph)
     names = {n.name for n in prep.fg.nodes}
     missing = [k for k in plan.keep_float if k not in names]
