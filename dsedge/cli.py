@@ -264,6 +264,7 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
 def plan(model, calib, max_drop, minimize, holdout, metric, output, method, preprocess, constant_input, as_json,
          progress):
     from .api import parse_drop, plan as run_plan
+    from .quant.precision import coarse_budget_note
     if not output.endswith(".json"):
         raise click.UsageError(f"{output}: name the plan *.json")
     refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib)])
@@ -281,6 +282,9 @@ def plan(model, calib, max_drop, minimize, holdout, metric, output, method, prep
         click.echo(f"drop on {p.holdout} held-back feeds: {100 * p.drop:.2f} % (budget {100 * p.budget:.2f} %"
                    f"{', met' if p.meets else ', NOT met: even float nodes everywhere lose more'}); "
                    f"{p.search['evaluations']} plans evaluated in {p.search['seconds']:.1f} s", err=True)
+        note = coarse_budget_note(p)
+        if note:
+            click.echo(f"note: {note}", err=True)
         click.echo(f"wrote {output}", err=True)
 
 

@@ -247,7 +247,7 @@ def debug_graph(graph: Graph, feeds: list, cfg: DebugConfig = DebugConfig(), *, 
     if plan is not None:
         calib, held = split_feeds(feeds, plan.holdout)
     elif want_sens and len(feeds) >= 2:
-        calib, held = split_feeds(feeds, cfg.holdout or default_holdout(len(feeds)))
+        calib, held = split_feeds(feeds, cfg.holdout or default_holdout(len(feeds), cfg.max_drop))
     else:
         if want_sens:
             notes.append("one calibration feed: no feeds to hold back, so no sensitivity (give 2 or more)")

