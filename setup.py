@@ -6,8 +6,12 @@ compiled by `pip install .` and by `pip install -e .` (in place, next to runtime
 from the sources and with the flags of the runtime's build manifest, runtimes/c/build.mk (read
 by runtimes/python/_build.py): DSE_STD, DSE_OPT, DSE_WARN; an ISA group's FLAGS, when set, go
 to that group's files only (compiled separately by `build_ext` below)."""
+import hashlib
 import importlib.util
+import os
 import sys
+import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -26,21 +30,36 @@ include_dirs = [p.relative_to(ROOT).as_posix() for p in MANIFEST.include_dirs]
 
 
 class BuildExt(build_ext):
-    """Files of an ISA group whose FLAGS is set (for the target's architecture) are compiled
-    on their own with those flags and linked in as objects."""
+    """Every source is compiled on its own, in parallel (one job per CPU; setuptools compiles one
+    file after another), files of an ISA group whose FLAGS is set (for the target's architecture)
+    with those flags, and linked in as objects. Objects are kept in the runtime's object cache
+    (runtimes/python/_build.py: ~/.cache/dsedge/objects, off with DSEDGE_NO_BUILD_CACHE=1) under a
+    key of the compiler, its flags, every source and header and the file, so installing the same
+    sources again (another venv, a reinstall) links instead of compiling."""
 
     def build_extension(self, ext):
+        cc = list(getattr(self.compiler, "compiler_so", None) or [])
         arch = None
         if any(g.flags for g in MANIFEST.isa_groups()):
-            cc = getattr(self.compiler, "compiler_so", None)
             arch = (_build.cc_arch(cc) if cc else None) or _build.host_arch()
-        jobs = MANIFEST.compile_jobs(arch)
-        for srcs, flags in jobs[1:]:
-            rel = [p.relative_to(ROOT).as_posix() for p in srcs]
-            ext.sources = [s for s in ext.sources if s not in rel]
-            ext.extra_objects = list(ext.extra_objects or []) + self.compiler.compile(
-                rel, output_dir=self.build_temp, macros=ext.define_macros, include_dirs=ext.include_dirs,
-                extra_postargs=[*ext.extra_compile_args, *flags], depends=ext.depends)
+        extra = {p.relative_to(ROOT).as_posix(): flags for srcs, flags in MANIFEST.compile_jobs(arch)[1:] for p in srcs}
+        common = hashlib.sha256(repr([_build.source_hash(CSRC), _build.cc_identity(cc[:1]) if cc else "", cc,
+                                      ext.define_macros, ext.include_dirs, ext.extra_compile_args,
+                                      sysconfig.get_paths()["include"], self.compiler.include_dirs]).encode())
+
+        def one(src):
+            flags = list(extra.get(src, ()))
+            obj = self.compiler.object_filenames([src], output_dir=self.build_temp)[0]
+            key = common.copy()
+            key.update(repr([src, flags]).encode() + b"\0" + (ROOT / src).read_bytes())
+            _build.compile_cached(key, Path(obj), lambda: self.compiler.compile(
+                [src], output_dir=self.build_temp, macros=ext.define_macros, include_dirs=ext.include_dirs,
+                extra_postargs=[*ext.extra_compile_args, *flags], depends=ext.depends))
+            return obj
+        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            objs = list(pool.map(one, ext.sources))
+        ext.sources = []
+        ext.extra_objects = [*objs, *(ext.extra_objects or [])]
         super().build_extension(ext)
 
 

@@ -309,6 +309,33 @@ def _store_object(cache: Path, built: Path, entry: Path) -> None:
         pass
 
 
+def compile_cached(key, out: Path, compile_fn) -> None:
+    """Produce the object `out`: from cache_root()/objects when an object of the same `key` (a
+    hashlib object over everything the object depends on) is there, else by `compile_fn()`,
+    then kept there. Without a cache (DSEDGE_NO_BUILD_CACHE=1), just compile_fn()."""
+    root = cache_root()
+    cache = root / "objects" if root is not None else None
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            cache = None
+    if cache is None:
+        compile_fn()
+        return
+    entry = cache / (key.hexdigest()[:40] + ".o")
+    if entry.is_file():
+        try:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(entry, out)
+            os.utime(entry)
+            return
+        except OSError:
+            pass
+    compile_fn()
+    _store_object(cache, Path(out), entry)
+
+
 def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | None = None, arch: str | None = None,
                  extra_sources=(), flags=(), ldflags=(), werror: bool = True, opt: bool = True,
                  sources: list[Path] | None = None) -> Path:
@@ -329,15 +356,8 @@ def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | Non
         arch = cc_arch(cc) or host_arch()
     base = [*cflags(m.csrc, werror=werror, opt=opt), *flags]
     jobs = m.compile_jobs(arch, sources)
-    root = cache_root()
-    cache = root / "objects" if root is not None else None
-    common = None
-    if cache is not None:
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            common = hashlib.sha256((source_hash(m.csrc) + "\0" + str(m.csrc) + "\0" + cc_identity(cc)).encode())
-        except OSError:
-            cache = None
+    common = hashlib.sha256((source_hash(m.csrc) + "\0" + str(m.csrc) + "\0" + cc_identity(cc)).encode()) \
+        if cache_root() is not None else None
 
     def run(cmd):
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -355,18 +375,12 @@ def build_binary(cc: list[str] | tuple[str, ...], out: Path, *, csrc: Path | Non
         def compile_one(job):
             cmd, o, src = job
             o.parent.mkdir(exist_ok=True)
-            entry = None
-            if cache is not None:
-                h = common.copy()
-                h.update(repr(cmd[:-1]).encode() + b"\0" + Path(src).read_bytes())   # without the temporary output
-                entry = cache / (h.hexdigest()[:40] + ".o")
-                if entry.is_file():
-                    shutil.copyfile(entry, o)
-                    os.utime(entry)
-                    return
-            run(cmd)
-            if entry is not None:
-                _store_object(cache, o, entry)
+            if common is None:
+                run(cmd)
+                return
+            h = common.copy()
+            h.update(repr(cmd[:-1]).encode() + b"\0" + Path(src).read_bytes())   # without the temporary output
+            compile_cached(h, o, lambda: run(cmd))
 
         with ThreadPoolExecutor(max_workers=max(1, min(len(work), os.cpu_count() or 1))) as pool:
             list(pool.map(compile_one, work))
