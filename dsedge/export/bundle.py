@@ -100,6 +100,17 @@ def _zig() -> list[str] | None:
     return [sys.executable, "-m", "ziglang"]
 
 
+def zig_tool_cc(target: str) -> list[str] | None:
+    """`zig cc` for a cross target's static programs exactly as bundles build their dsedge-run
+    (musl, the target's CPU flags): test programs built with it share zig's libc for the target
+    with the bundles (built once per target, mode and strip setting). None without zig."""
+    z = _zig()
+    if z is None or target not in _CROSS:
+        return None
+    musl, _, _, extra, _ = _CROSS[target]
+    return [*z, "cc", "-target", musl, *extra]
+
+
 def _ar_for(cc: list[str], native: bool) -> list[str]:
     """$AR; zig's (llvm-)ar for zig; `<prefix>-ar` for a `<prefix>-gcc`; else ar (native) or any."""
     if os.environ.get("AR"):

@@ -209,6 +209,9 @@ def test_embed_example_host_and_arm64(tmp_path, model_path):
     (w / "toolchain.cmake").write_text(
         f"set(CMAKE_SYSTEM_NAME Linux)\nset(CMAKE_SYSTEM_PROCESSOR aarch64)\nset(CMAKE_C_COMPILER {w / 'cc'})\n"
         f"set(CMAKE_AR {w / 'ar'} CACHE FILEPATH \"\")\nset(CMAKE_RANLIB {w / 'ranlib'} CACHE FILEPATH \"\")\n"
+        # CMake's compiler checks compile without linking: a check's link (no -O) would make zig
+        # build a Debug libc for the target besides the one every other build shares
+        "set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)\n"
         "set(CMAKE_FIND_ROOT_PATH /nonexistent)\nset(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)\n"
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)\nset(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)\n")
     arm = tmp_path / "arm64"

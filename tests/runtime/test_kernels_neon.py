@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,9 @@ QEMU64, QEMU32 = shutil.which("qemu-aarch64"), shutil.which("qemu-arm")
 pytestmark = pytest.mark.skipif(QEMU64 is None, reason="qemu-aarch64 not installed (apt-get install qemu-user)")
 
 from dsedge.runtime import _build  # noqa: E402  the library's sources, flags and libraries (runtimes/c/build.mk)
+from dsedge.export.bundle import zig_tool_cc  # noqa: E402
 
 FLAGS = _build.cflags(CDIR, werror=True)
-
-
-def _zig():
-    try:
-        import ziglang  # noqa: F401
-    except ImportError:
-        return None
-    return [sys.executable, "-m", "ziglang", "cc"]
 
 
 def _sources():
@@ -51,9 +43,9 @@ def _sources():
 def _compiler(target: str):
     """zig cc for `target` (its cache makes a rebuild of unchanged sources instant), else
     aarch64-linux-gnu-gcc for aarch64; static executables."""
-    zig = _zig()
-    if zig is not None:
-        return [*zig, "-target", {"aarch64": "aarch64-linux-musl", "arm": "arm-linux-musleabihf"}[target], "-static"]
+    zcc = zig_tool_cc({"aarch64": "arm64", "arm": "armv7"}[target])   # the bundles' compiler and CPU flags
+    if zcc is not None:
+        return [*zcc, "-static"]
     gcc = shutil.which("aarch64-linux-gnu-gcc") if target == "aarch64" else None
     if gcc is None:
         pytest.skip(f"needs ziglang (or aarch64-linux-gnu-gcc) to build for {target}")

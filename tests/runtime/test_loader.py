@@ -331,20 +331,16 @@ def test_sizes_beyond_size_t_refused_on_32_bit(lib, tmp_path):
     """A 32-bit build (zig cc, armv7 musl under qemu-arm: the target the other armv7 tests build
     for, so zig's libc for it is built once) refuses sizes that only fit 64 bits with
     DSE_ERR_RANGE, where the 64-bit build loads the same file."""
-    import importlib.util
-    import sys
-    if importlib.util.find_spec("ziglang"):
-        zig_cmd = [sys.executable, "-m", "ziglang"]
-    elif shutil.which("zig"):
-        zig_cmd = [shutil.which("zig")]
-    else:
+    from dsedge.export.bundle import zig_tool_cc
+    zcc = zig_tool_cc("armv7")   # the bundles' armv7 compiler and CPU flags: zig's libc built once
+    if zcc is None:
         pytest.skip("no zig (pip install ziglang) for the 32-bit build")
     qemu = shutil.which("qemu-arm")
     if qemu is None:
         pytest.skip("qemu-arm not installed (apt install qemu-user)")
     exe = tmp_path / "dse_corpus32"
     from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
-    _build.build_binary([*zig_cmd, "cc", "-target", "arm-linux-musleabihf", "-static"], exe, csrc=CDIR, arch="armv7",
+    _build.build_binary([*zcc, "-static"], exe, csrc=CDIR, arch="armv7",
                         extra_sources=[CDIR / "tests" / "corpus_runner.c"])
     big = Artifact((TensorRec.arena("x", F, (65536, 65537), 0), TensorRec.arena("y", F, (65536, 65537), 0)),
                    (NodeRec(op_id("Relu"), (0,), (1,)),), (0,), (1,), 4 * 65536 * 65537)
