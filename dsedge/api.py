@@ -323,6 +323,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     before: the same model and feeds give the same bytes.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
+    if (precision == "mixed" or plan is not None) and (int(weight_bits) != 8 or node_weight_bits):
+        raise ModelError("int4 weights (W4A8) are chosen with precision='int8' (the precision planner does not "
+                         "choose weight bits yet)", hint="leave weight_bits at 8 with a plan or precision='mixed'")
     if precision == "mixed" or plan is not None:
         return _quantize_planned(model, calib, plan, max_drop=0.01 if max_drop is None else max_drop,
                                  minimize=minimize, method=method, bias_correction=bias_correction, progress=progress,
