@@ -301,8 +301,14 @@ def load_plan(path):
 
 def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
-             preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size"):
+             preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size",
+             weight_bits: int = 8, weight_group: int = 0, node_weight_bits=()):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
+
+    `weight_bits=4` gives the weight-bearing int8 nodes (Conv, Gemm, MatMul) int4 weights
+    (W4A8, docs/quant-arith.md §13), per output channel or, with `weight_group` 32 or 64, with
+    integer group multipliers along K; `node_weight_bits` ({node name or op type: 4 or 8})
+    overrides it per node. ConvTranspose keeps int8 weights.
 
     `calib` may be a folder of images or WAV files; `preprocess` (e.g. "resize=256,mean=...";
     see dsedge/calibration/preprocess.py) then says how they become feeds, and the resolved
@@ -317,6 +323,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     before: the same model and feeds give the same bytes.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
+    if (precision == "mixed" or plan is not None) and (int(weight_bits) != 8 or node_weight_bits):
+        raise ModelError("int4 weights (W4A8) are chosen with precision='int8' (the precision planner does not "
+                         "choose weight bits yet)", hint="leave weight_bits at 8 with a plan or precision='mixed'")
     if precision == "mixed" or plan is not None:
         return _quantize_planned(model, calib, plan, max_drop=0.01 if max_drop is None else max_drop,
                                  minimize=minimize, method=method, bias_correction=bias_correction, progress=progress,
@@ -327,8 +336,13 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     g = load_graph(model) if owned else model
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
                       bias_correction=bias_correction, progress=progress,
-                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
+                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant),
+                      weight_bits=int(weight_bits), weight_group=int(weight_group),
+                      node_weight_bits=tuple(sorted(dict(node_weight_bits).items())))
     if calib is None:
+        if cfg.weight_bits != 8 or cfg.node_weight_bits:
+            raise ModelError("int4 weights (W4A8) need calibration data: the activations are int8",
+                             hint="pass calib, or leave weight_bits at 8 for dynamic quantisation")
         if preprocess:
             raise ModelError("preprocess applies to calibration feeds (a folder of images or WAV files)",
                              hint="pass calib, or leave preprocess out for dynamic quantisation")

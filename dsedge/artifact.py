@@ -83,6 +83,9 @@ def _f32(x) -> float:
 
 
 def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
+    if layout in I4_LAYOUTS:
+        R, K = packed_rk(layout, shape)
+        return R * -(-K // 2)
     if layout:
         R, K = packed_rk(layout, shape)
         return -(-R // 8) * 8 * -(-K // 4) * 4
@@ -95,34 +98,53 @@ def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
 # 2 "N8K4 transposed": an int8 rank-2 constant B[K][N] viewed as W[R = N][K] = B[k][n].
 # Bytes: blocks of 8 rows x 4 consecutive k (32 bytes, row-major inside: row r, then k), the
 # blocks of one 8-row band in k order, then the next band; rows >= R and k >= K are 0.
-LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T = 0, 1, 2
-LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T)
+# 3 "I4 rows" / 4 "I4 transposed": the same W[R][K] views of an int4 constant (W4A8 weights),
+# each row packed along K on its own: ceil(K/2) bytes, W[r][k] in byte r*ceil(K/2) + k/2, the
+# low nibble for even k (two's complement); the high nibble after an odd K is 0.
+LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T = 0, 1, 2, 3, 4
+LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T)
+I4_LAYOUTS = (LAYOUT_I4, LAYOUT_I4_T)
 
 
 def packed_rk(layout: int, shape) -> tuple[int, int]:
     """(R, K) of the W[R][K] view of a packed tensor of logical `shape`."""
     shape = tuple(int(d) for d in shape)
-    if layout == LAYOUT_N8K4:
+    if layout in (LAYOUT_N8K4, LAYOUT_I4):
         return shape[0], int(np.prod(shape[1:], dtype=object))
-    if layout == LAYOUT_N8K4_T:
+    if layout in (LAYOUT_N8K4_T, LAYOUT_I4_T):
         return shape[1], shape[0]
     raise ModelError(f"layout {layout} has no packed view")
 
 
 def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
-    """Where a layout may be used: 0 anywhere; 1 int8 constants of rank >= 2; 2 int8 rank-2 constants."""
+    """Where a layout may be used: 0 anywhere; 1 (3) int8 (int4) constants of rank >= 2; 2 (4)
+    int8 (int4) rank-2 constants."""
     if layout == LAYOUT_PLAIN:
         return True
-    if dtype != "int8" or storage != CONST:
+    if dtype != ("int4" if layout in I4_LAYOUTS else "int8") or storage != CONST:
         return False
-    return len(shape) >= 2 if layout == LAYOUT_N8K4 else (layout == LAYOUT_N8K4_T and len(shape) == 2)
+    return len(shape) >= 2 if layout in (LAYOUT_N8K4, LAYOUT_I4) else \
+        (layout in (LAYOUT_N8K4_T, LAYOUT_I4_T) and len(shape) == 2)
+
+
+def layout_need(layout: int) -> str:
+    """What `layout_ok` requires, in words (error messages)."""
+    dt = "int4" if layout in I4_LAYOUTS else "int8"
+    return f"an {dt} constant of rank {'>= 2' if layout in (LAYOUT_N8K4, LAYOUT_I4) else '2'}"
 
 
 def pack_weights(value, layout: int) -> bytes:
-    """The bytes of int8 array `value` (logical shape) in `layout` (1 or 2)."""
+    """The bytes of int8 array `value` (logical shape) in `layout` (1 or 2; 3 or 4: values are
+    int4 codes in [-8, 7])."""
     a = np.asarray(value, np.int8)
     R, K = packed_rk(layout, a.shape)
-    w = a.reshape(R, K) if layout == LAYOUT_N8K4 else a.reshape(K, R).T
+    w = a.reshape(R, K) if layout in (LAYOUT_N8K4, LAYOUT_I4) else a.reshape(K, R).T
+    if layout in I4_LAYOUTS:
+        if a.size and (a.min() < -8 or a.max() > 7):
+            raise ModelError(f"layout {layout}: int4 values must lie in [-8, 7]")
+        buf = np.zeros((R, 2 * -(-K // 2)), np.uint8)
+        buf[:, :K] = w.astype(np.uint8) & 0x0F
+        return np.ascontiguousarray(buf[:, 0::2] | (buf[:, 1::2] << 4)).tobytes()
     Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
     buf = np.zeros((Rp, Kp), np.int8)
     buf[:R, :K] = w
@@ -133,6 +155,15 @@ def pack_weights(value, layout: int) -> bytes:
 def unpack_weights(data: bytes, layout: int, shape) -> np.ndarray:
     """The int8 array of logical `shape` stored in `layout`; ModelError if a padding byte is not 0."""
     R, K = packed_rk(layout, shape)
+    if layout in I4_LAYOUTS:
+        Kh = -(-K // 2)
+        b = np.frombuffer(data, np.uint8, R * Kh).reshape(R, Kh)
+        if K % 2 and R and (b[:, -1] >> 4).any():
+            raise ModelError(f"packed layout {layout}: the padding nibble after an odd K must be 0")
+        v = np.empty((R, 2 * Kh), np.uint8)
+        v[:, 0::2], v[:, 1::2] = b & 0x0F, b >> 4
+        w = ((v[:, :K].astype(np.int8) ^ 8) - 8).astype(np.int8)     # sign-extend the nibble
+        return np.ascontiguousarray(w.reshape(shape) if layout == LAYOUT_I4 else w.T.reshape(shape))
     Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
     buf = np.frombuffer(data, np.int8, Rp * Kp).reshape(Rp // 8, Kp // 4, 8, 4).transpose(0, 2, 1, 3).reshape(Rp, Kp)
     if buf[R:].any() or buf[:, K:].any():
@@ -179,8 +210,10 @@ class TensorRec:
         arr = np.ascontiguousarray(arr).reshape(arr.shape)   # keeps 0-d arrays 0-d
         if dtype is None:
             dtype = "bool" if arr.dtype == np.bool_ else arr.dtype.name
+        if dtype == "int4" and layout in I4_LAYOUTS:
+            return cls(name, dtype, arr.shape, CONST, 0, pack_weights(arr, layout), layout, quant)
         if dtype in ("int4", "uint4"):
-            raise ModelError("int4 constants: build TensorRec(..., storage=CONST, data=packed) directly")
+            raise ModelError("int4 constants: use layout 3/4, or build TensorRec(..., storage=CONST, data=packed)")
         arr = arr.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
         if layout and not layout_ok(layout, dtype, CONST, arr.shape):
             raise ModelError(f"constant {name!r} ({dtype}{list(arr.shape)}) cannot use layout {layout}")
@@ -196,9 +229,9 @@ class TensorRec:
         return _nbytes(self.dtype, self.shape, self.layout)
 
     def array(self) -> np.ndarray:
-        """The constant's value in its logical shape, unpacked from a packed layout (not for
-        int4/uint4, which stay packed)."""
-        if self.data is None or self.dtype in ("int4", "uint4"):
+        """The constant's value in its logical shape, unpacked from a packed layout (int4 in
+        layout 3/4: an int8 array of the codes; other int4/uint4 stay packed)."""
+        if self.data is None or (self.dtype in ("int4", "uint4") and self.layout not in I4_LAYOUTS):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
         if self.layout:
             return unpack_weights(self.data, self.layout, self.shape)
@@ -336,8 +369,7 @@ def _validate(a: Artifact, where: str = "artifact") -> None:
         if t.layout not in LAYOUTS:
             bad(f"{tw}: layout {t.layout} is not defined in format version {VERSION}")
         if not layout_ok(t.layout, t.dtype, t.storage, t.shape):
-            bad(f"{tw}: layout {t.layout} needs an int8 constant of rank "
-                f"{'>= 2' if t.layout == LAYOUT_N8K4 else '2'}, not {t.dtype}{list(t.shape)}")
+            bad(f"{tw}: layout {t.layout} needs {layout_need(t.layout)}, not {t.dtype}{list(t.shape)}")
         align = DTYPES[DTYPE_IDS[t.dtype]][2]
         if t.offset % align:
             bad(f"{tw}: offset {t.offset} is not a multiple of {align}")

@@ -174,6 +174,17 @@ def _calibration_data_options(prefix: str):
                    "quantisation error on the calibration statistics.")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="NODE|OPTYPE",
               help="Keep this node (by name) or every node of this op type in float; repeatable. Default: none.")
+@click.option("--weights", "weights", type=click.Choice(["int8", "int4"]), default="int8", show_default=True,
+              help="With --precision int8: the weights of Conv, Gemm and MatMul nodes. int4 (W4A8) halves "
+                   "their size, with int8 activations and int32 accumulation as int8 (ConvTranspose keeps int8 "
+                   "weights); docs/quant-arith.md §13.")
+@click.option("--weight-group", "weight_group", type=click.Choice(["0", "32", "64"]), default="0", show_default=True,
+              help="With --weights int4: 0 gives one scale per output channel; 32 or 64 adds an integer "
+                   "multiplier (1..18) of that scale per group of that many weights along the reduction axis "
+                   "(finer steps where a channel's weights are small; *.dse output only).")
+@click.option("--weight-bits", "weight_bits", multiple=True, metavar="NODE|OPTYPE=4|8",
+              help="Weight bits of this node (by name) or of every node of this op type, overriding --weights; "
+                   "repeatable. Default: none.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct the per-channel output shift that weight rounding causes (measured on the "
                    "calibration feeds).")
@@ -195,8 +206,9 @@ def _calibration_data_options(prefix: str):
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_float, bias_correction, input_shape,
-             io_dtype, qdq_format, preprocess, constant_input, as_json, progress):
+def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_float, weights, weight_group,
+             weight_bits, bias_correction, input_shape, io_dtype, qdq_format, preprocess, constant_input, as_json,
+             progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
@@ -218,6 +230,19 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
                                "(no --keep-float)")
     if plan_path and precision not in ("int8", "mixed"):
         raise click.UsageError("--plan sets each node's precision: leave --precision out")
+    node_bits = _weight_bits_from_cli(weight_bits)
+    if weights == "int4" or node_bits:
+        if precision != "int8" or plan_path:
+            raise click.UsageError("--weights int4 and --weight-bits apply with --precision int8 (no --plan)")
+        if calib is None:
+            raise click.UsageError("--weights int4 and --weight-bits need --calib: W4A8 activations are int8 "
+                                   "(without --calib, quantisation is dynamic with int8 weights)")
+    if weight_group != "0":
+        if weights != "int4" and 4 not in node_bits.values():
+            raise click.UsageError("--weight-group applies with --weights int4 (or --weight-bits NODE=4)")
+        if not output.endswith(".dse"):
+            raise click.UsageError("--weight-group applies to *.dse output only (QDQ ONNX has no integer group "
+                                   "multipliers): leave it at 0 for *.onnx")
     from .export.specialize import input_shapes_from_cli
     shapes = input_shapes_from_cli(input_shape)     # a malformed shape fails before calibrating
     t0 = time.perf_counter()
@@ -225,7 +250,8 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
                           bias_correction=bias_correction, progress=progress, preprocess=preprocess,
                           allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
-                          plan=plan_path, max_drop=max_drop)
+                          plan=plan_path, max_drop=max_drop, weight_bits=4 if weights == "int4" else 8,
+                          weight_group=int(weight_group), node_weight_bits=node_bits)
     save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse")
                                    else {"qdq_format": qdq_format}))
     summary = quantize_summary(result, model, output)
@@ -234,6 +260,17 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(format_quantize(summary), err=True)
+
+
+def _weight_bits_from_cli(items) -> dict[str, int]:
+    """--weight-bits NODE=4 ... -> {NODE: 4}; a usage error names a malformed item."""
+    out: dict[str, int] = {}
+    for it in items:
+        name, sep, bits = it.rpartition("=")
+        if not sep or not name or bits not in ("4", "8"):
+            raise click.UsageError(f"--weight-bits {it!r}: write NODE=4 or NODE=8 (a node name or an op type)")
+        out[name] = int(bits)
+    return out
 
 
 @main.command("plan", help="Plan each node's precision under an accuracy budget: every node with an int8 "

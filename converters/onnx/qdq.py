@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsedge.errors import DseError
+from dsedge.errors import DseError, ModelError
 from dsedge.ir import Graph, Node
 from .dynamic import emit_dynamic
 from .writer import _Emitter, to_model_proto
@@ -151,6 +151,10 @@ class _QdqEmitter(_Emitter):
         if n.attrs["_q"]["kind"] == "dynamic":   # no calibration: converters/onnx/dynamic.py
             emit_dynamic(self, n)
             return
+        if n.attrs["_q"]["kind"] == "w4a8" and n.attrs["_q"].get("w4_group"):
+            raise ModelError(f"node {n.name!r} ({n.op}): int4 weights with group multipliers (W4A8, "
+                             f"group {n.attrs['_q']['w4_group']}) have no QDQ ONNX form",
+                             hint="write a .dse, or quantise with weight_group 0 (one scale per output channel)")
         if self.fmt.weights == "s7":
             self._seven_bit(n)
         ins = [self.dequant(i) if (i and i in self.g.qparams) else i for i in n.inputs]

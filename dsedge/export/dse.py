@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, LAYOUT_PLAIN, Artifact,
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_PLAIN, Artifact,
                         NodeRec, QuantRec, TensorAttr, TensorRec, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
@@ -319,7 +319,7 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
 # -- export ---------------------------------------------------------------------------------
 
 def _quant_rec(p: QParams | None, dtype: str) -> QuantRec | None:
-    if p is None or dtype not in ("int8", "uint8", "int32", "int16", "uint16"):
+    if p is None or dtype not in ("int8", "uint8", "int32", "int16", "uint16", "int4"):
         return None
     if p.axis is None:
         return QuantRec(np.asarray(p.scale).reshape(-1)[:1], np.asarray(p.zero_point).reshape(-1)[:1])
@@ -328,8 +328,11 @@ def _quant_rec(p: QParams | None, dtype: str) -> QuantRec | None:
 
 def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout: int = LAYOUT_PLAIN) -> TensorRec:
     """A CONST record keeping rank 0 (TensorRec.const goes through np.ascontiguousarray, which
-    turns a 0-d array into shape (1,)); int8 weights in a packed `layout` (docs/format.md §4.4)."""
+    turns a 0-d array into shape (1,)); int8 weights in a packed `layout` (docs/format.md §4.4);
+    int4 codes (held as int8 in the IR) in layout 3 or 4."""
     v = np.asarray(v)
+    if layout in I4_LAYOUTS:
+        return TensorRec(name, "int4", tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
     if layout:
         return TensorRec(name, dtype, tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
     data = np.asarray(v.astype(np.dtype(dtype).newbyteorder("<"), copy=False), order="C").tobytes()

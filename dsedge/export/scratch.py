@@ -48,6 +48,8 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
     kind = (node.attrs.get("_q") or {}).get("kind")
     if kind == "dynamic":
         names = (kernel_name(node.op + "_dyn", out_dtype),)
+    elif kind == "w4a8":       # dse_i8_<op>_w4__ref: no scratch
+        return 0
     elif kind == "weighted":   # int8 compute; float_out nodes (float32 output) run the int8 kernel too
         names = (kernel_name(node.op, "int8"),)
     for name in names:

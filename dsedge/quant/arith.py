@@ -32,6 +32,9 @@ INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 QMIN, QMAX = -128, 127          # int8 activations
 WMAX = 127                      # symmetric int8 weights: [-127, 127]
+W4MAX = 7                       # symmetric int4 weights (W4A8): [-7, 7] (never -8)
+W4_MUL_MAX = 18                 # W4A8 group multipliers m in [1, 18]: |m * q| <= 126 (docs/quant-arith.md §13)
+W4_GROUPS = (0, 32, 64)         # W4A8 group sizes along K (0: one scale per output channel)
 WEIGHT_SCALE_FLOOR = 2.0**-40   # smallest weight scale (DESIGN.md §3, degenerate ranges)
 ACT_SCALE_FLOOR = 2.0**-40      # scale of an activation whose calibrated range is [0, 0]
 M_ZERO = (0, 62)                # (M, n) of a multiplier too small to matter: y == zp_out
@@ -186,11 +189,96 @@ def accumulator_headroom(K: int) -> int:
     return INT32_MAX - int(K) * 255 * 127
 
 
-def accumulator_bound_ok(K: int, bias_q=None) -> bool:
+def accumulator_bound_ok(K: int, bias_q=None, wmax: int = WMAX) -> bool:
     """The export-time proof that an int8 layer cannot overflow its int32 accumulator:
-    K*255*127 + max|bias_q| < 2^31 (K = products summed per output)."""
+    K*255*wmax + max|bias_q| < 2^31 (K = products summed per output; wmax = the largest
+    |weight| the kernel multiplies: 127 for int8, 7 for per-channel int4, 7*18 with groups)."""
     b = 0 if bias_q is None or np.size(bias_q) == 0 else int(np.abs(np.asarray(bias_q, np.int64)).max())
-    return int(K) * 255 * 127 + b < 2**31
+    return int(K) * 255 * int(wmax) + b < 2**31
+
+
+def w4_wmax(group: int) -> int:
+    """The largest |effective weight| m*q of a W4A8 layer: 7 per channel, 7*18 with groups."""
+    return W4MAX * (W4_MUL_MAX if group else 1)
+
+
+def weight_rows(w, axis: int) -> np.ndarray:
+    """The W[C][K] view of a weight: its per-channel axis first, the rest flattened in order
+    (Conv [O, C/g, k...] -> [O, C/g*k...]; Gemm transB=1 [N, K] as is; [K, N] -> its transpose)."""
+    w = np.asarray(w)
+    return np.moveaxis(w, axis % w.ndim, 0).reshape(w.shape[axis % w.ndim], -1)
+
+
+def rows_to_weight(r, axis: int, shape) -> np.ndarray:
+    """The inverse of `weight_rows`."""
+    ax = axis % len(shape)
+    moved = (shape[ax],) + tuple(d for i, d in enumerate(shape) if i != ax)
+    return np.ascontiguousarray(np.moveaxis(np.asarray(r).reshape(moved), 0, ax))
+
+
+def quantize_weight_int4(w, axis: int, s_in=None, bias=None, group: int = 0, *, where: str = "", codes=None):
+    """W4A8 weights (docs/quant-arith.md §13): (q int8 codes in [-7, 7] in w's shape, channel
+    scales float32[C], group multipliers int8[C, ceil(K/group)] in [1, 18] or None).
+
+    Per channel (group 0): s[c] = max(absmax[c] / 7, |b[c]| / (s_in * B), 2^-40), B the
+    headroom 2^31-1 - K*255*7; q = clamp(rint(w / s[c]), -7, 7): real = s[c] * q.
+    Groups of `group` consecutive k of the W[C][K] view: s[c] = max(absmax[c] / 126, ...) (B with
+    7*18), m[c, g] = clamp(ceil(absmax[c, g] / (7 s[c])), 1, 18) in float64, q = clamp(rint(w /
+    (s[c] * m[c, g])), -7, 7): real = s[c] * m[c, g] * q, so the kernel's sum of m * (partial sum
+    of group g) is exactly the int8 sum with weights m*q (|m*q| <= 126) on the channel scale.
+    `codes`: int4 codes chosen elsewhere (Hessian-aware rounding) on these scales, used as they are."""
+    w = np.asarray(w)
+    if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
+        raise ModelError(f"{_pfx(where)}weights contain NaN or inf")
+    if group not in W4_GROUPS:
+        raise ModelError(f"{_pfx(where)}W4A8 group size {group} is not one of {W4_GROUPS}")
+    ax = axis % w.ndim
+    rows = weight_rows(w, ax).astype(np.float64)
+    C, K = rows.shape
+    wmax = w4_wmax(group)
+    absmax = np.abs(rows).max(axis=1) if rows.size else np.zeros(C)
+    need = absmax / float(wmax)
+    bound = np.zeros(C)
+    if bias is not None:
+        if s_in is None:
+            raise ValueError("int4 weight scales: bias given without s_in")
+        b = np.abs(np.asarray(bias, dtype=np.float32).astype(np.float64)).reshape(C)
+        room = INT32_MAX - K * 255 * wmax
+        B = float(room if room >= 2**30 else INT32_MAX)
+        bound = b / (np.float64(np.float32(s_in)) * B)
+        need = np.maximum(need, bound)
+    s = np.maximum(need, WEIGHT_SCALE_FLOOR).astype(np.float32)
+    if bias is not None:  # float32 rounding may have gone below the bias bound
+        for c in range(C):
+            while np.float64(s[c]) < bound[c]:
+                s[c] = np.nextafter(s[c], np.float32(np.inf))
+    s64 = s.astype(np.float64)[:, None]
+    mul = None
+    if group:
+        G = -(-K // group) if K else 0
+        pad = np.zeros((C, G * group))
+        pad[:, :K] = np.abs(rows)
+        gmax = pad.reshape(C, G, group).max(axis=2)
+        mul = np.clip(np.ceil(gmax / (W4MAX * s64)), 1, W4_MUL_MAX).astype(np.int8)
+        step = s64 * np.repeat(mul.astype(np.float64), group, axis=1)[:, :K]
+    else:
+        step = np.broadcast_to(s64, rows.shape)
+    if codes is not None:
+        q = np.clip(weight_rows(np.asarray(codes), ax), -W4MAX, W4MAX).astype(np.int8)
+    else:
+        q = np.clip(np.rint(rows / step), -W4MAX, W4MAX).astype(np.int8)
+    return rows_to_weight(q, ax, w.shape), s, mul
+
+
+def w4_effective(q, axis: int, mul, group: int) -> np.ndarray:
+    """The int8 weights m*q (in q's shape) that a W4A8 layer's arithmetic equals: q itself per
+    channel, each group's codes times its multiplier with groups."""
+    if not group or mul is None:
+        return np.asarray(q, np.int8)
+    r = weight_rows(q, axis).astype(np.int16)
+    K = r.shape[1]
+    r = r * np.repeat(np.asarray(mul, np.int16), group, axis=1)[:, :K]
+    return rows_to_weight(r.astype(np.int8), axis, np.shape(q))
 
 
 def quantize_weight_per_channel(w, axis: int, s_in=None, bias=None, *, where: str = ""):

@@ -68,12 +68,36 @@ class QuantConfig:
     weight_rounding: str = "hessian"         # "hessian": by the layer's output error (rounding.py); "nearest"
     rounding_max_k: int = 1024               # ... for layers with at most this many products per output
     allow_constant: tuple[str, ...] = ()     # float inputs the user knows to be constant (check_degenerate_feeds)
+    weight_bits: int = 8                     # weight-bearing int8 nodes: 8 (W8A8) or 4 (W4A8, kinds.weighted.W4A8)
+    weight_group: int = 0                    # W4A8: 0 = one scale per output channel, or 32 / 64 along K
+    node_weight_bits: tuple[tuple[str, int], ...] = ()   # per node (name, or op type) overrides of weight_bits
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise DseError(f"unknown precision {self.precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
         if self.weight_rounding not in ("hessian", "nearest"):
             raise DseError(f"unknown weight rounding {self.weight_rounding!r}", hint="use 'hessian' or 'nearest'")
+        for who, b in (("weight_bits", self.weight_bits),) + tuple((f"node_weight_bits[{k!r}]", v)
+                                                                  for k, v in self.node_weight_bits):
+            if b not in (4, 8):
+                raise DseError(f"{who} = {b!r}: weights are int8 (8) or int4 (4)", hint="use 8 or 4")
+        if self.weight_group not in arith.W4_GROUPS:
+            raise DseError(f"unknown weight group size {self.weight_group!r}",
+                           hint=f"use one of {', '.join(map(str, arith.W4_GROUPS))} (0: one scale per output channel)")
+
+    def bits_of(self, n: Node) -> int:
+        """The weight bits asked for node n: its name's override, else its op type's, else weight_bits."""
+        d = dict(self.node_weight_bits)
+        return int(d.get(n.name, d.get(n.op, self.weight_bits)))
+
+
+def w4_choice(g: Graph, n: Node, cfg: QuantConfig) -> tuple[int | None, str | None]:
+    """(group size, None) when the weighted node n gets int4 weights (W4A8) under cfg; (None,
+    why) when int4 was asked but the node keeps int8 weights; (None, None) when not asked."""
+    if cfg.bits_of(n) != 4:
+        return None, None
+    why = kinds.KINDS["w4a8"].why_not(g, n, cfg.weight_group)
+    return (cfg.weight_group, None) if why is None else (None, why)
 
 
 @dataclass
@@ -434,13 +458,22 @@ class _Measure:
         a[2] += float(np.sum((y - y_round) ** 2))
         a[3] += y.size
 
+    def w4(self, n: Node) -> int | None:
+        """The W4A8 group size of node n under the config (None: int8 weights)."""
+        return w4_choice(self.g, n, self.cfg)[0]
+
     def _dw(self, n: Node, cache: bool = True) -> np.ndarray:
-        """w_q - w: what rounding node n's weights to int8 per channel changes."""
+        """w_q - w: what rounding node n's weights to int8 (int4 for a W4A8 node) per channel changes."""
         if n.name in self.wq:
             return self.wq[n.name]
         w = self.g.consts[n.inputs[1]]
         axis = kinds.weight_axis(n, w)
-        wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name)
+        grp = self.w4(n)
+        if grp is not None:
+            q4, sw, mul = arith.quantize_weight_int4(w, axis, group=grp, where=n.name)
+            wq = arith.w4_effective(q4, axis, mul, grp)
+        else:
+            wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name)
         dw = (wq.astype(np.float64) * _expand(sw, axis, w.ndim) - np.asarray(w, np.float64)).astype(w.dtype)
         if cache:
             self.wq[n.name] = dw
@@ -485,7 +518,8 @@ class _Measure:
         out = {}
         for name in progress(list(self.hess), desc="rounding weights", enabled=self.cfg.progress, unit="layer"):
             st = self.hess.pop(name)           # each layer's statistics go once it is solved
-            got = rounding.choose(self.g, self.g.node_by_name(name), st, centered=self.cfg.bias_correction)
+            node = self.g.node_by_name(name)
+            got = rounding.choose(self.g, node, st, centered=self.cfg.bias_correction, w4_group=self.w4(node))
             del st
             heap_trim()        # a K x K problem's temporaries, freed in many sizes, leave holes
             if got is None:
@@ -561,10 +595,17 @@ def _expand(v, axis, ndim):
 
 # -- lowering ---------------------------------------------------------------------------------
 
-def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: dict | None = None) -> Graph:
+def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: dict | None = None,
+          w4: dict[str, int] | None = None) -> Graph:
     """Build the quantised graph from the float graph and a precision plan (`weights`: int8
-    weight values chosen by the planner, {node: (w_q, scales they are on)})."""
+    weight values chosen by the planner, {node: (w_q, scales they are on)}; `w4`: the weighted
+    nodes that get int4 weights, {node: group size}, kinds.weighted.W4A8)."""
     weights = weights or {}
+    w4 = w4 or {}
+
+    def wopts(name: str) -> dict:
+        return {"kind_name": "w4a8", "group": w4[name]} if name in w4 else {}
+
     q = g.copy()
     q.qparams = {}
     act_qp: dict[str, QParams] = {}
@@ -617,7 +658,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
             ins = [as_int8(n.inputs[0])] + list(n.inputs[1:])
             nn = Node(n.op, ins, list(n.outputs), dict(n.attrs), n.name, n.domain)
             kinds.lower_node(q, nn, [q.qparams.get(ins[0])], [None], bias_shift=shifts.get(n.name),
-                             weight_q=weights.get(n.name))
+                             weight_q=weights.get(n.name), **wopts(n.name))
             new_nodes.append(nn)
             continue
         if p != "int8":
@@ -648,7 +689,8 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
         for o, p_ in zip(outs, out_qp):
             if o:
                 q.qparams[o] = p_
-        kinds.lower_node(q, nn, in_qp, out_qp, bias_shift=shifts.get(n.name), weight_q=weights.get(n.name))
+        kinds.lower_node(q, nn, in_qp, out_qp, bias_shift=shifts.get(n.name), weight_q=weights.get(n.name),
+                         **wopts(n.name))
         new_nodes.append(nn)
     # graph outputs produced in int8: dequantise under the original name
     for o in g.outputs:
@@ -877,10 +919,21 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
         for lp in plan:
             if lp.name in tables:
                 lp.reason += "; input range chosen by the table's error"
+        w4: dict[str, int] = {}
+        nodes = {n.name: n for n in fg.nodes}
         for lp in plan:
             if lp.name in p.weights and prec.get(lp.name, "").startswith("int8"):
                 lp.reason += "; weights rounded by output error"
-        qg = lower(fg, prec, ranges, p.shifts, p.weights)
+            n = nodes.get(lp.name)
+            if n is None or not prec.get(lp.name, "").startswith("int8") or not _kind(_rule(n)).weight_bearing:
+                continue
+            grp, why = w4_choice(fg, n, cfg)
+            if grp is not None:
+                w4[lp.name] = grp
+                lp.reason += "; int4 weights (W4A8" + (f", groups of {grp})" if grp else ")")
+            elif why is not None:
+                lp.reason += f"; int8 weights ({why})"
+        qg = lower(fg, prec, ranges, p.shifts, p.weights, w4=w4)
         infer_shapes(qg)
     info = {"calibration": p.calib.summary(), **p.info}   # after the plan: the ranges it computed
     return QuantResult(qg, fg, plan, ranges, p.eval_feeds, p.eval_outputs, info=info)

@@ -150,7 +150,7 @@ class HessianStats:
         self.rows += c.shape[1]
 
 
-def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
+def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP, qmax: int = arith.WMAX) -> np.ndarray:
     """Integer codes for v (G, C, K) (weights in units of their channel scale) minimising
     sum_c (q_c - v_c)^T H_g (q_c - v_c) greedily (see the module docstring); H (G, K, K).
     Returns float64 codes (G, C, K). Working memory: two float64 copies of v and a few of H."""
@@ -165,7 +165,7 @@ def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
     try:   # H = A A^T with A upper triangular: the Cholesky factor of H in reversed order
         A = np.linalg.cholesky(Hp[:, ::-1, ::-1])[:, ::-1, ::-1]
     except np.linalg.LinAlgError:
-        return np.clip(np.rint(v), -arith.WMAX, arith.WMAX)
+        return np.clip(np.rint(v), -qmax, qmax)
     del Hp
     # (q - v)^T H (q - v) = |A^T (q - v)|^2 with A^T lower triangular: choosing q_k in column
     # order, row k of A^T gives the best continuous q_k given q_0..q_{k-1} (GPTQ's update,
@@ -183,7 +183,7 @@ def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
             t = T[:, j - b0]
             if j > b0:   # elementwise: a threaded BLAS call this small costs more than it saves
                 t = t - np.einsum("gk,gkc->gc", M[:, j, b0:j], D[:, b0:j])
-            q = np.clip(np.rint(t), -arith.WMAX, arith.WMAX)
+            q = np.clip(np.rint(t), -qmax, qmax)
             D[:, j] = q - Vt[:, j]
             Vt[:, j] = q
     del D, M
@@ -192,18 +192,29 @@ def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP) -> np.ndarray:
     return out.transpose(0, 2, 1)
 
 
-def choose(g: Graph, n: Node, st: HessianStats, centered: bool):
+def choose(g: Graph, n: Node, st: HessianStats, centered: bool, w4_group: int | None = None):
     """(w_q int8 in the weight's shape, the absmax scales it is on, bias shift float64[C])
     for node n, or None. The shift is the mean output change E[conv(x, s*q - w)] (what
-    bias correction subtracts)."""
+    bias correction subtracts). `w4_group` not None: int4 codes in [-7, 7] for a W4A8 node
+    (arith.quantize_weight_int4's scales; with groups each code's unit is s[c] * m[c, g], and
+    the codes are chosen in those units: the metric ignores that units differ across groups)."""
     if st.H is None or st.rows == 0:
         return None
     w = g.consts[n.inputs[1]]
     axis = kinds.weight_axis(n, w)
-    s = arith.per_channel_scales(w, axis)
     wr = weight_rows(n, w)                                        # a view of w (its dtype)
     G, Cg, K = wr.shape
-    sr = s.astype(np.float64).reshape(G, Cg)
+    qmax = arith.WMAX
+    if w4_group is not None:
+        _, s, mul = arith.quantize_weight_int4(w, axis, group=w4_group)
+        step = np.broadcast_to(s.astype(np.float64)[:, None], (G * Cg, K))
+        if w4_group:
+            step = step * np.repeat(mul.astype(np.float64), w4_group, axis=1)[:, :K]
+        sr = np.ascontiguousarray(step).reshape(G, Cg, K)
+        qmax = arith.W4MAX
+    else:
+        s = arith.per_channel_scales(w, axis)
+        sr = s.astype(np.float64).reshape(G, Cg)[:, :, None]
     mu = st.S / st.rows
     H = st.H.astype(np.float64)
     st.H = None                                                   # the float32 sums are not needed again
@@ -211,10 +222,13 @@ def choose(g: Graph, n: Node, st: HessianStats, centered: bool):
     if centered:   # H - mu mu^T, in row blocks (no (G, K, K) temporary)
         for r in range(0, K, 256):
             H[:, r:r + 256] -= mu[:, r:r + 256, None] * mu[:, None, :]
-    q = gptq(wr / sr[:, :, None], H)
+    q = gptq(wr / sr, H, qmax=qmax)
     del H
     # shift = (s*q - w) . mu per channel, without materialising s*q - w
-    shift = (sr * np.matmul(q, mu[:, :, None])[..., 0] - np.matmul(wr, mu[:, :, None])[..., 0]).reshape(-1)
+    if w4_group is not None:
+        shift = (np.matmul(sr * q, mu[:, :, None])[..., 0] - np.matmul(wr, mu[:, :, None])[..., 0]).reshape(-1)
+    else:
+        shift = (sr[:, :, 0] * np.matmul(q, mu[:, :, None])[..., 0] - np.matmul(wr, mu[:, :, None])[..., 0]).reshape(-1)
     q8 = q.astype(np.int8)
     del q
     return rows_to_weight(n, q8, w.shape), s, shift

@@ -1,6 +1,8 @@
 """The quantisation-kind registry (dsedge/quant/kinds/): every op's QuantRule names a registered
 kind, unknown kinds are clear errors, and every kind's `.dse` decoding inverts its encoding
 (the `_q` read back from an exported file is the `_q` that was exported)."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -83,7 +85,10 @@ def test_every_kind_decodes_what_it_encodes():
     feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
     loose = QuantConfig(max_loss_db=60.0, good_db=0.0, min_round_db=0.0, progress=False)
     seen = set()
-    for result in (quantize_graph(g.copy(), feeds, loose), quantize_dynamic(g.copy())):
+    w4g = replace(loose, weight_bits=4, weight_group=32)                   # W4A8 with group multipliers
+    w4c = replace(loose, node_weight_bits=(("Conv", 4),))                   # W4A8 per channel, Conv only
+    for result in (quantize_graph(g.copy(), feeds, loose), quantize_dynamic(g.copy()),
+                   quantize_graph(g.copy(), feeds, w4g), quantize_graph(g.copy(), feeds, w4c)):
         ex = export(result, names="all")
         back = {n.name: n for n in load_dse_graph(ex.artifact).nodes}
         for n in ex.graph.nodes:

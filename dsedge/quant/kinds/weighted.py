@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...artifact import LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_PLAIN
+from ...artifact import LAYOUT_I4, LAYOUT_I4_T, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_PLAIN
 from ...errors import ModelError
 from ...ir import Graph, Node, QParams
 from ...ops.fused import apply_activation
@@ -19,6 +19,7 @@ from .. import arith, intref
 from .base import KINDS, QuantKind, clamp, explicit_pads, has_pads, register_kind, rule_of, spatial_attrs
 
 DYNAMIC_OPS = ("Conv", "Gemm", "MatMul")
+W4_OPS = ("Conv", "Gemm", "MatMul")      # ConvTranspose keeps int8 weights (its K is not contiguous)
 
 
 def weight_axis(n: Node, w: np.ndarray) -> int:
@@ -259,3 +260,115 @@ class Dynamic(QuantKind):
 
     def recorded(self, raw, out_dtype):
         return raw.get("dynamic") == 1
+
+
+@register_kind
+class W4A8(Weighted):
+    """A weighted op with int4 weights and int8 activations (docs/quant-arith.md §13): codes
+    q in [-7, 7] on the per-channel scale s[c] (zp 0), optionally with integer multipliers
+    m[c, g] in [1, 18] per group of `w4_group` consecutive k of the W[C][K] view (real weight
+    s[c] * m[c, g] * q). Its arithmetic is exactly the int8 weighted kind's with the int8
+    weights m*q (the kernels sum each group's products and add m times the partial sum), so
+    the integer reference is Weighted's on `arith.w4_effective`; the multipliers, bias, M and
+    n derive from s[c] as for int8. Conv (any group), Gemm and MatMul with a constant 2-D
+    right operand; the quantiser chooses it for nodes of the weighted kind (QuantConfig
+    `weight_bits=4`). `.dse`: the weight is an int4 constant in layout 3 (Conv, Gemm transB=1)
+    or 4 (Gemm transB=0, MatMul), the node carries INT `w4_group` (0: per channel) and, with
+    groups, the int8 TENSOR `w4_mul` (C x ceil(K/group), row-major)."""
+
+    name = "w4a8"
+    base = "weighted"
+    attrs = Weighted.attrs + ("w4_group", "w4_mul")
+
+    def why_not(self, g, n, group: int = 0):
+        rule = rule_of(n)
+        if rule is None or rule.kind != self.base or n.op not in W4_OPS:
+            return "no int4-weight form (ConvTranspose keeps int8 weights)"
+        w = n.inputs[1] if len(n.inputs) > 1 else ""
+        if w not in g.consts:
+            return "weights are not constant"
+        if n.op == "MatMul" and g.consts[w].ndim != 2:
+            return "batched constant MatMul operand"
+        if group not in arith.W4_GROUPS:
+            return f"group size {group} is not one of {arith.W4_GROUPS}"
+        why = super().why_not(g, n)
+        if why is not None:
+            return why
+        K = reduction_size(g, n)
+        if not arith.accumulator_bound_ok(K, wmax=arith.w4_wmax(group)):
+            return f"int32 accumulator could overflow (K={K})"
+        return None
+
+    def lower(self, q, n, in_qp, out_qp, *, bias_shift=None, weight_q=None, group: int = 0):
+        """`weight_q` = (codes, scales): int4 codes chosen by the planner (Hessian-aware
+        rounding) on those channel scales; used for every channel whose scale is the one
+        derived here (the group multipliers follow from the scale)."""
+        where = f"node {n.name!r} ({n.op})"
+        p_out = out_qp[0] if out_qp else None
+        x_qp = in_qp[0]
+        w = q.consts[n.inputs[1]]
+        axis = weight_axis(n, w)
+        C = w.shape[axis]
+        bias = np.zeros(C, np.float64)
+        if len(n.inputs) > 2 and n.inputs[2]:
+            bias = np.broadcast_to(q.consts[n.inputs[2]].astype(np.float64).reshape(-1), (C,)).copy()
+        if bias_shift is not None:
+            bias = bias - np.asarray(bias_shift, np.float64).reshape(-1)[:C]
+        w_q, s_w, mul = arith.quantize_weight_int4(w, axis, x_qp.scale, bias.astype(np.float32), group, where=where)
+        if weight_q is not None:
+            wo, so = weight_q
+            same = (np.asarray(so, np.float32) == s_w).reshape([-1 if i == axis else 1 for i in range(w.ndim)])
+            w_q = np.where(same, np.asarray(wo, np.int8), w_q).astype(np.int8)
+        b_q = arith.quantize_bias(bias.astype(np.float32), x_qp.scale, s_w, where=where)
+        wn = q.add_const(n.inputs[1] + "_q4", w_q)
+        q.qparams[wn] = QParams(s_w, np.zeros(C, np.int32), np.dtype(np.int8), axis)
+        bn = q.add_const((n.inputs[2] if len(n.inputs) > 2 and n.inputs[2] else n.name + "_bias") + "_q", b_q)
+        s_b = (np.float64(np.float32(x_qp.scale)) * s_w.astype(np.float64)).astype(np.float32)
+        q.qparams[bn] = QParams(s_b, np.zeros(C, np.int32), np.dtype(np.int32), 0)
+        n.inputs = [n.inputs[0], wn, bn]
+        if p_out is None:
+            params = dict(float_out=True, out_scale=s_b, zp_in=int(x_qp.zero_point), M=None, n=None, zp_out=0,
+                          qmin=arith.QMIN, qmax=arith.QMAX)
+        else:
+            M, sh = arith.conv_multipliers(x_qp.scale, s_w, p_out.scale)
+            qmin, qmax = clamp(n.attrs.get("_act"), p_out)
+            params = dict(M=np.asarray(M, np.int64), n=np.asarray(sh, np.int64), zp_in=int(x_qp.zero_point),
+                          zp_out=int(p_out.zero_point), qmin=qmin, qmax=qmax)
+        if has_pads(n):
+            params["pads"] = _resolved_pads(n, q, w, where)
+        params["w4_group"] = int(group)
+        params["w4_mul"] = mul
+        return params
+
+    def run(self, n, args):
+        p = n.attrs["_q"]
+        w = np.asarray(args[1])
+        w8 = arith.w4_effective(w, weight_axis(n, w), p.get("w4_mul"), int(p.get("w4_group", 0)))
+        return super().run(n, [args[0], w8] + list(args[2:]))
+
+    def encode(self, g, n, q):
+        a = super().encode(g, n, q)
+        a["w4_group"] = int(q.get("w4_group", 0))
+        if a["w4_group"]:
+            a["w4_mul"] = np.asarray(q["w4_mul"], np.int8).reshape(-1)
+        return a
+
+    def decode(self, opdef, raw, tv):
+        q = super().decode(opdef, raw, tv)
+        q["w4_group"] = int(raw["w4_group"])
+        q["w4_mul"] = None
+        if q["w4_group"]:
+            C = len(q["out_scale"] if q.get("float_out") else q["M"])
+            m = tv("w4_mul").astype(np.int8)
+            q["w4_mul"] = m.reshape(C, -1)
+        return q
+
+    def recorded(self, raw, out_dtype):
+        return "w4_group" in raw
+
+    def weight_layout(self, g, n):
+        """Conv (any group) and Gemm transB=1 -> layout 3 (W[O][K] rows packed along K); Gemm
+        transB=0 and MatMul (B[K][N]) -> layout 4 (its transpose's rows)."""
+        if n.op == "Conv" or (n.op == "Gemm" and int(n.attrs.get("transB", 0) or 0)):
+            return LAYOUT_I4
+        return LAYOUT_I4_T

@@ -55,11 +55,15 @@ typedef struct dse_tensor {
  * rank-2 constant B[K][N] viewed as W[R = N][K] = B[k][n]). Packed bytes: 32-byte blocks of
  * 8 rows x 4 consecutive k (row r, then k), the ceil(K/4) blocks of an 8-row band in k order,
  * then the next band; rows >= R and k >= K are 0 (the loader checks). */
-enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2 };
+/* Layouts 3 "I4 rows" and 4 "I4 transposed" are the same two views of an int4 constant (W4A8
+ * weights), each row packed along K on its own: ceil(K/2) bytes, W[r][k] in the low nibble
+ * (even k) or high nibble (odd k) of byte r*ceil(K/2) + k/2, two's complement; the high nibble
+ * after an odd K is 0 (the loader checks). */
+enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2, DSE_LAYOUT_I4 = 3, DSE_LAYOUT_I4_T = 4 };
 
-/* (R, K) of the W[R][K] view of a packed tensor (layout 1 or 2). */
+/* (R, K) of the W[R][K] view of a packed tensor (layout 1 to 4). */
 static inline void dse__packed_rk(const dse_tensor *t, size_t *R, size_t *K) {
-    if (t->layout == DSE_LAYOUT_N8K4_T) { *R = t->dims[1], *K = t->dims[0]; return; }
+    if (t->layout == DSE_LAYOUT_N8K4_T || t->layout == DSE_LAYOUT_I4_T) { *R = t->dims[1], *K = t->dims[0]; return; }
     size_t k = 1;
     for (unsigned d = 1; d < t->rank; d++) k *= t->dims[d];
     *R = t->dims[0], *K = t->rank && t->dims[0] ? k : 0;

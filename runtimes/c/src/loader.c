@@ -268,6 +268,13 @@ static void parse_metadata(rd *r, dse_model *m) {
 static int packed_padding_zero(const uint8_t *p, const dse_tensor *t) {
     size_t R, K;
     dse__packed_rk(t, &R, &K);
+    if (t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_T) {   /* the nibble after an odd K */
+        size_t Kh = (K + 1) / 2;
+        if (K % 2)
+            for (size_t r = 0; r < R; r++)
+                if (p[r * Kh + Kh - 1] >> 4) return 0;
+        return 1;
+    }
     size_t Rp = (R + 7) / 8 * 8, Kb = (K + 3) / 4;
     for (size_t rr = 0; rr < Rp; rr++)
         for (size_t k = rr < R ? K : 0; k < Kb * 4; k++)
@@ -293,15 +300,17 @@ static void parse_tensors(rd *r, dse_model *m) {
         if (t->dtype == 0 || t->dtype >= N_DTYPE_SLOTS || DTYPES[t->dtype].bits == 0) {
             FAIL(r, DSE_ERR_UNSUPPORTED, "tensor %zu (%s): unknown dtype %d", i, t->name, t->dtype); return;
         }
-        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > DSE_LAYOUT_N8K4_T || t->rank > DSE_MAX_RANK) {
+        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > DSE_LAYOUT_I4_T || t->rank > DSE_MAX_RANK) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): bad storage/quantisation/layout/rank byte", i, t->name); return;
         }
-        /* packed int8 weights (docs/format.md §4.4): layout 1 an int8 constant of rank >= 2,
-         * layout 2 of rank 2 */
-        if (t->layout != DSE_LAYOUT_PLAIN && (t->dtype != DSE_DTYPE_INT8 || t->storage != DSE_STORAGE_CONST ||
-                                              (t->layout == DSE_LAYOUT_N8K4 ? t->rank < 2 : t->rank != 2))) {
-            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout %d needs an int8 constant of rank %s", i, t->name, t->layout,
-                 t->layout == DSE_LAYOUT_N8K4 ? ">= 2" : "2"); return;
+        /* packed weights (docs/format.md §4.4): layout 1 an int8 constant of rank >= 2, layout 2
+         * of rank 2; layouts 3 and 4 the same for int4 constants */
+        const int i4 = t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_T;
+        const int rows_view = t->layout == DSE_LAYOUT_N8K4 || t->layout == DSE_LAYOUT_I4;
+        if (t->layout != DSE_LAYOUT_PLAIN && (t->dtype != (i4 ? DSE_DTYPE_INT4 : DSE_DTYPE_INT8) || t->storage != DSE_STORAGE_CONST ||
+                                              (rows_view ? t->rank < 2 : t->rank != 2))) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout %d needs an %s constant of rank %s", i, t->name, t->layout,
+                 i4 ? "int4" : "int8", rows_view ? ">= 2" : "2"); return;
         }
         size_t numel = 1;
         int empty = 0;
@@ -313,10 +322,10 @@ static void parse_tensors(rd *r, dse_model *m) {
         size_t bits = DTYPES[t->dtype].bits, nbits;
         if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
         t->nbytes = nbits / 8 + (nbits % 8 != 0);
-        if (t->layout != DSE_LAYOUT_PLAIN) {   /* ceil(R/8)*8 x ceil(K/4)*4 bytes; dims <= 2^31 - 1 */
+        if (t->layout != DSE_LAYOUT_PLAIN) {   /* ceil(R/8)*8 x ceil(K/4)*4 bytes (int4: R x ceil(K/2)); dims <= 2^31 - 1 */
             size_t R, K;
             dse__packed_rk(t, &R, &K);
-            if (!mul_ok((R + 7) / 8 * 8, (K + 3) / 4 * 4, &t->nbytes)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
+            if (!(i4 ? mul_ok(R, (K + 1) / 2, &t->nbytes) : mul_ok((R + 7) / 8 * 8, (K + 3) / 4 * 4, &t->nbytes))) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
         }
         t->offset = rd_size(r, SIZE_MAX, "tensor offset");
         if (r->st) return;

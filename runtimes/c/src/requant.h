@@ -150,6 +150,15 @@ DSE_SHARED void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_
                                  void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C, long long O,
                                  long long Cg);
 
+/* W4A8 loops (kernels/ref/loops.c; w4a8.c explains the arithmetic): the int8 Conv loop nest and
+ * the Gemm core with int4 weights w, one row of ceil(K/2) bytes per output channel (layouts 3/4),
+ * times the group multipliers mul[c * ceil(K/group) + k/group] (mul NULL: per channel). */
+DSE_SHARED void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, const int8_t *mul, size_t group,
+                                 const int32_t *bias, void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N,
+                                 long long C, long long O, long long Cg);
+DSE_SHARED void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w,
+                                 const int8_t *mul, size_t group, size_t N, const int32_t *bias, const dse_i8_out *o, void *y);
+
 /* Integer MACs of pre-quantised ONNX models (MatMulInteger, ConvInteger, DynamicQuantizeLSTM;
  * kernels/ref/loops.c): uint8 (u8 = 1) or int8 operands and zero points, int32 outputs equal to
  * the exact sum of (a - za) * (b - zb) modulo 2^32 (what the numpy reference's int32 cast gives).

@@ -146,6 +146,127 @@ void dse_i8_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K,
     dse__parallel(cx, rows * j.nb, loops_grain(K * (N < TILE ? N : TILE)), loops_i8_gemm_part, &j);
 }
 
+/* -- int4 weights, int8 activations (W4A8; kernels/ref/w4a8.c explains the arithmetic) -------- */
+
+/* W[r][k] of an int4 row packed along K (layouts 3/4): the low nibble for even k, sign-extended. */
+static inline int32_t w4_at(const uint8_t *row, size_t k) {
+    const int32_t b = row[k >> 1];
+    return (((k & 1) ? b >> 4 : b & 15) ^ 8) - 8;
+}
+
+typedef struct {
+    const int8_t *x;
+    const uint8_t *w;
+    const int8_t *mul;   /* NULL: per channel; else mul[oc * G + k / group] */
+    size_t group, G;
+    const int32_t *bias;
+    void *y;
+    const dse_i8_out *o;
+    const dse_i8_geom *g;
+    long long C, O, Cg;
+} loops_w4_conv_job;
+
+/* The int8 Conv loop nest (loops_i8_conv_rows) with each tap's weight m * q read from the int4
+ * row: the same integers as the reference's int8 weights m * q. */
+static void loops_w4_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
+    (void)worker;
+    const loops_w4_conv_job *j = arg;
+    const int8_t *x = j->x;
+    const int32_t *bias = j->bias;
+    const dse_i8_out *o = j->o;
+    const dse_i8_geom *g = j->g;
+    const long long C = j->C, O = j->O, Cg = j->Cg, Og = O / (C / Cg);
+    const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OD = g->out[0], OH = g->out[1], OW = g->out[2];
+    const long long KD = g->k[0], KH = g->k[1], KW = g->k[2], KS = KD * KH * KW, sw = g->s[2], dw = g->d[2];
+    const size_t Kh = (size_t)(Cg * KS + 1) / 2;
+    const int zp = o->zp_in;
+    size_t idx = r0 * (size_t)OW;
+    for (size_t r = r0; r < r1; r++) {
+        const long long oh = (long long)(r % (size_t)OH), od = (long long)(r / (size_t)OH % (size_t)OD);
+        const long long boc = (long long)(r / ((size_t)OH * (size_t)OD)), oc = boc % O, b = boc / O;
+        const int8_t *xg = x + (b * C + oc / Og * Cg) * ID * IH * IW;
+        const uint8_t *wo = j->w + (size_t)oc * Kh;
+        const int8_t *mo = j->mul ? j->mul + (size_t)oc * j->G : NULL;
+        for (long long ow0 = 0; ow0 < OW; ow0 += TILE) {
+            const long long tn = OW - ow0 < TILE ? OW - ow0 : TILE;
+            int32_t acc[TILE] = {0};
+            for (long long ci = 0; ci < Cg; ci++)
+                for (long long kd = 0; kd < KD; kd++) {
+                    const long long id = od * g->s[0] + kd * g->d[0] - g->pb[0];
+                    if (id < 0 || id >= ID) continue;
+                    for (long long kh = 0; kh < KH; kh++) {
+                        const long long ih = oh * g->s[1] + kh * g->d[1] - g->pb[1];
+                        if (ih < 0 || ih >= IH) continue;
+                        const int8_t *xr = xg + ((ci * ID + id) * IH + ih) * IW;
+                        const long long k0 = ((ci * KD + kd) * KH + kh) * KW;
+                        for (long long kw = 0; kw < KW; kw++) {
+                            const size_t k = (size_t)(k0 + kw);
+                            const int32_t wv = w4_at(wo, k) * (mo ? (int32_t)mo[k / j->group] : 1);
+                            const long long off = kw * dw - g->pb[2];
+                            long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                            long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1;
+                            if (lo < ow0) lo = ow0;
+                            if (hi > ow0 + tn) hi = ow0 + tn;
+                            for (long long ow = lo; ow < hi; ow++)
+                                acc[ow - ow0] += ((int32_t)xr[ow * sw + off] - zp) * wv;
+                        }
+                    }
+                }
+            for (long long t = 0; t < tn; t++, idx++)
+                dse_i8_store(o, j->y, idx, (size_t)oc, (int64_t)acc[t] + bias[oc]);
+        }
+    }
+}
+
+void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, const int8_t *mul, size_t group,
+                      const int32_t *bias, void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C,
+                      long long O, long long Cg) {
+    const size_t K = (size_t)(Cg * g->k[0] * g->k[1] * g->k[2]);
+    loops_w4_conv_job j = {x, w, mul, group, group ? (K + group - 1) / group : 1, bias, y, o, g, C, O, Cg};
+    const size_t rows = (size_t)(N * O * g->out[0] * g->out[1]);
+    dse__parallel(cx, rows, loops_grain((size_t)g->out[2] * K), loops_w4_conv_rows, &j);
+}
+
+typedef struct {
+    const int8_t *x;
+    const uint8_t *w;
+    const int8_t *mul;
+    size_t group, G, K, N, nb;
+    const int32_t *bias;
+    const dse_i8_out *o;
+    void *y;
+} loops_w4_gemm_job;
+
+/* Items [i0, i1) of rows x nb: row i / nb times the W rows (output columns) [TILE * (i % nb), +TILE),
+ * each a dot product along K: per group the partial sum of (x - zp) * q, then acc += m * partial. */
+static void loops_w4_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
+    (void)worker;
+    const loops_w4_gemm_job *jb = arg;
+    const size_t K = jb->K, N = jb->N, Kh = (K + 1) / 2, gs = jb->mul ? jb->group : K;
+    const int32_t zp = jb->o->zp_in;
+    for (size_t i = i0; i < i1; i++) {
+        const size_t r = i / jb->nb, j0 = i % jb->nb * TILE, tn = N - j0 < TILE ? N - j0 : TILE;
+        const int8_t *xr = jb->x + r * K;
+        for (size_t j = j0; j < j0 + tn; j++) {
+            const uint8_t *wr = jb->w + j * Kh;
+            int32_t acc = 0;
+            for (size_t k0 = 0, gi = 0; k0 < K; k0 += gs, gi++) {
+                const size_t k1 = K - k0 < gs ? K : k0 + gs;
+                int32_t part = 0;
+                for (size_t k = k0; k < k1; k++) part += ((int32_t)xr[k] - zp) * w4_at(wr, k);
+                acc += jb->mul ? (int32_t)jb->mul[j * jb->G + gi] * part : part;
+            }
+            dse_i8_store(jb->o, jb->y, r * N + j, j, (int64_t)acc + jb->bias[j]);
+        }
+    }
+}
+
+void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w, const int8_t *mul,
+                      size_t group, size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
+    loops_w4_gemm_job j = {x, w, mul, group, group ? (K + group - 1) / group : 1, K, N, (N + TILE - 1) / TILE, bias, o, y};
+    dse__parallel(cx, rows * j.nb, loops_grain(K * (N < TILE ? N : TILE)), loops_w4_gemm_part, &j);
+}
+
 /* -- float32 (reduction orders: conv.c, gemm.c, matmul.c) -------------------------------------- */
 
 static float ld(const void *p, int f16, size_t i) {
