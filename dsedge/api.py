@@ -261,10 +261,11 @@ def _run_in_c(result, feeds) -> list:
 
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
          method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
-         allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c"):
+         allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c", int4: bool = False):
     """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
     float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
+    `int4` (minimize="size"): int8 weight-bearing nodes may also get int4 weights (W4A8).
     Returns a PrecisionPlan (`.to_json()` is the lockfile for `quantize(plan=...)`)."""
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
@@ -282,7 +283,7 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
             bar.set_postfix_str(f"{why[:40]}: drop {drop:.4f}")
     p, _ = plan_precision(g, feeds, max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
                           objective=minimize, holdout=holdout, metric=metric, cfg=cfg, progress=tick,
-                          copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None)
+                          copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None, int4=int4)
     if bar is not None and hasattr(bar, "close"):
         bar.close()
     if owned:
@@ -386,7 +387,8 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
     result = quantize_with_plan(g, feeds, plan_, cfg=cfg, copy_graph=not owned)
     if spec is not None:
         result.info["preprocessing"] = spec.to_json()
-    result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "drop": plan_.drop,
+    result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "int4_weights": list(plan_.int4),
+                                     "drop": plan_.drop,
                                      "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)
 

@@ -288,6 +288,10 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
 @click.option("--holdout", type=click.IntRange(1, None), default=None,
               help="Feeds held back for scoring (default: half of them, at most 100; a 1 % budget needs "
                    "about 100 to be resolved).")
+@click.option("--int4", "int4", is_flag=True,
+              help="With --minimize size: also give int4 weights (W4A8) to the int8 Conv/Gemm/MatMul nodes the "
+                   "budget allows, the least sensitive per byte first (int4 nodes run on reference kernels: "
+                   "smaller, not faster).")
 @click.option("--metric", default=None, metavar="MODULE:FUNCTION",
               help="Score candidates with your function fn(outputs, feeds) -> float (higher is better; e.g. "
                    "accuracy against labels); the drop is the float model's score minus the candidate's.")
@@ -298,16 +302,18 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
-def plan(model, calib, max_drop, minimize, holdout, metric, output, method, preprocess, constant_input, as_json,
+def plan(model, calib, max_drop, minimize, holdout, int4, metric, output, method, preprocess, constant_input, as_json,
          progress):
     from .api import parse_drop, plan as run_plan
     from .quant.precision import coarse_budget_note
     if not output.endswith(".json"):
         raise click.UsageError(f"{output}: name the plan *.json")
+    if int4 and minimize != "size":
+        raise click.UsageError("--int4 makes a model smaller, not faster: use it with --minimize size")
     refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib)])
     budget = parse_drop(max_drop)
     p = run_plan(model, calib, max_drop=budget, minimize=minimize, holdout=holdout, metric=metric, method=method,
-                 progress=progress, preprocess=preprocess, allow_constant=constant_input)
+                 progress=progress, preprocess=preprocess, allow_constant=constant_input, int4=int4)
     text = p.to_json()
     atomic_write_bytes(output, text.encode())
     if as_json:
@@ -315,7 +321,8 @@ def plan(model, calib, max_drop, minimize, holdout, metric, output, method, prep
     else:
         kept = ", ".join(p.keep_float[:12]) + (f", ... ({len(p.keep_float)} in all)" if len(p.keep_float) > 12 else "")
         click.echo(f"{model}: {p.search['candidates']} nodes could run in int8 ({p.search['groups']} groups); "
-                   f"kept float: {kept or 'none'}", err=True)
+                   f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else ""),
+                   err=True)
         click.echo(f"drop on {p.holdout} held-back feeds: {100 * p.drop:.2f} % (budget {100 * p.budget:.2f} %"
                    f"{', met' if p.meets else ', NOT met: even float nodes everywhere lose more'}); "
                    f"{p.search['evaluations']} plans evaluated in {p.search['seconds']:.1f} s", err=True)

@@ -159,6 +159,7 @@ class PrecisionPlan:
     search: dict = field(default_factory=dict)           # evaluations, seconds
     cost: dict = field(default_factory=dict)             # weight bytes, multiply-adds in int8 / float
     model_sha256: str = ""
+    int4: list[str] = field(default_factory=list)        # int8 nodes whose weights are int4 (W4A8)
 
     @property
     def meets(self) -> bool:
@@ -169,7 +170,8 @@ class PrecisionPlan:
                            "budget": {"max_drop": self.budget, "objective": self.objective, "metric": self.metric},
                            "calibration": {"feeds": self.calib_feeds, "holdout": self.holdout},
                            "result": {"drop": self.drop, "meets": self.meets, "cost": self.cost},
-                           "keep_float": self.keep_float, "nodes": self.nodes, "search": self.search,
+                           "keep_float": self.keep_float, "int4_weights": self.int4, "nodes": self.nodes,
+                           "search": self.search,
                            "tried": self.tried}, indent=1, sort_keys=False) + "\n"
 
     @classmethod
@@ -185,7 +187,7 @@ class PrecisionPlan:
         b, c, r = d["budget"], d["calibration"], d["result"]
         return cls(list(d["keep_float"]), float(r["drop"]), float(b["max_drop"]), b["objective"], b["metric"],
                    int(c["holdout"]), int(c["feeds"]), d.get("nodes", []), d.get("tried", []), d.get("search", {}),
-                   r.get("cost", {}), d.get("model_sha256", ""))
+                   r.get("cost", {}), d.get("model_sha256", ""), list(d.get("int4_weights", [])))
 
 
 def split_feeds(feeds: list, holdout: int) -> tuple[list, list]:
@@ -291,14 +293,18 @@ class _Search:
         self.cost_of: Callable | None = None     # kept float -> {cost figures} (the curves of plans tried)
         self.t0 = time.perf_counter()
 
-    def result(self, keep) -> object:
-        return finish(self.prep, replace(self.cfg, keep_float=tuple(sorted(keep))), ranges=_RangeOverlay(self.prep.ranges))
+    def result(self, keep, int4=()) -> object:
+        return finish(self.prep, plan_config(self.cfg, keep, int4), ranges=_RangeOverlay(self.prep.ranges))
 
-    def evaluate(self, keep, why: str) -> tuple[float, float]:
-        """(drop, noise) of the plan that keeps `keep` float."""
-        key = frozenset(keep)
+    @staticmethod
+    def key(keep, int4=()) -> frozenset:
+        return frozenset(keep) | frozenset(("int4", c) for c in int4)
+
+    def evaluate(self, keep, why: str, int4=()) -> tuple[float, float]:
+        """(drop, noise) of the plan that keeps `keep` float (and gives the nodes of `int4` int4 weights)."""
+        key = self.key(keep, int4)
         if key not in self.cache:
-            r = self.result(key)
+            r = self.result(keep, int4)
             got = self.run_plan(r, self.feeds)
             noise = self.metric.noise(self.ref, got)
             if self.metric.user is not None:
@@ -307,9 +313,10 @@ class _Search:
                 drop = 1.0 - self.metric.quality(self.ref, got)
             self.cache[key] = (drop, noise)
             self.index[key] = len(self.tried)
-            self.tried.append({"kept_float": len(key), "drop": round(drop, 6), "why": why,
+            self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "drop": round(drop, 6),
+                               "why": why,
                                "sqnr_db": round(-10.0 * math.log10(noise), 2) if noise > 0 else None,
-                               **(self.cost_of(key) if self.cost_of else {})})
+                               **(self.cost_of(keep, int4) if self.cost_of else {})})
             if self.progress:
                 self.progress(len(self.tried), why, drop)
         return self.cache[key]
@@ -317,7 +324,8 @@ class _Search:
 
 def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: str = "size", holdout: int | None = None,
                    metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
-                   relower: int = 8, progress: Callable | None = None, copy_graph: bool = True) -> tuple[PrecisionPlan, object]:
+                   relower: int = 8, progress: Callable | None = None, copy_graph: bool = True,
+                   int4: bool = False) -> tuple[PrecisionPlan, object]:
     """Plan the precision of each node of `graph` (see the module docstring) and return
     (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
     last `holdout` of which are held back for scoring; `run_plan(result, feeds) -> [{output: array}]`
@@ -328,7 +336,12 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     calib, held = split_feeds(feeds, holdout)
     prep = prepare(graph, calib, relaxed(cfg), copy=copy_graph)
     return plan_prepared(prep, held, max_drop=max_drop, objective=objective, metric=metric, cfg=cfg,
-                         run_plan=run_plan, relower=relower, progress=progress)
+                         run_plan=run_plan, relower=relower, progress=progress, int4=int4)
+
+
+def plan_config(base: QuantConfig, keep, int4=()) -> QuantConfig:
+    """The config of one plan: `keep` float, the nodes of `int4` with int4 weights (W4A8)."""
+    return replace(base, keep_float=tuple(sorted(keep)), node_weight_bits=tuple((c, 4) for c in sorted(int4)))
 
 
 def relaxed(cfg: QuantConfig | None) -> QuantConfig:
@@ -352,11 +365,13 @@ def _check_budget(max_drop: float, objective: str) -> None:
 def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objective: str = "size",
                   metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
                   relower: int = 8, progress: Callable | None = None,
-                  always_sensitivity: bool = False) -> tuple[PrecisionPlan, object]:
+                  always_sensitivity: bool = False, int4: bool = False) -> tuple[PrecisionPlan, object]:
     """plan_precision on a model already prepared (calibrated with `relaxed(cfg)` on the feeds
     other than `held`, the held-back feeds that score the candidates). `always_sensitivity`:
     measure every group's sensitivity and score the local rules' plan even when the all-int8
-    plan meets the budget (`dsedge debug` ranks the layers either way)."""
+    plan meets the budget (`dsedge debug` ranks the layers either way). `int4` (objective size):
+    then give int4 weights (W4A8) to the int8 weight-bearing nodes the budget allows, the least
+    noise per byte saved first (each one alone, then the longest prefix that meets, by bisection)."""
     _check_budget(max_drop, objective)
     held = list(held)
     base = relaxed(cfg)
@@ -375,8 +390,9 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     groups = candidate_groups(prep.fg, cands)
     unit = {h: sum(costs[c][0] if objective == "size" else costs[c][1] for c in m_) for h, m_ in groups.items()}
 
-    s.cost_of = lambda k: {"weight_elements_float": sum(costs[c][0] for c in k if c in costs),
-                           "macs_float": sum(costs[c][1] for c in k if c in costs)}
+    s.cost_of = lambda k, i4=(): {"weight_elements_float": sum(costs[c][0] for c in k if c in costs),
+                                  "weight_elements_int4": sum(costs[c][0] for c in i4 if c in costs),
+                                  "macs_float": sum(costs[c][1] for c in k if c in costs)}
 
     def members(heads) -> tuple:
         return tuple(c for h in heads for c in groups[h])
@@ -432,15 +448,35 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                 trial = tuple(x for x in keep if x != c)
                 if s.evaluate(trial, f"lower {c} from the local rules' plan")[0] <= max_drop:
                     keep = trial
-    drop, _ = s.evaluate(keep, "chosen")
-    marks = {"chosen_index": s.index[frozenset(keep)]}
+    four: tuple = ()
+    if int4 and objective == "size":
+        w4 = kinds.KINDS["w4a8"]
+        able = [c for c in cands if c not in keep and kinds.kind(kinds.rule_of(node[c]).kind).weight_bearing
+                and w4.why_not(prep.fg, node[c], base.weight_group) is None]
+        _, noise_k = s.evaluate(keep, "before int4 weights")
+        alone = {c: s.evaluate(keep, f"int4 weights for {c}", (c,))[1] - noise_k for c in able}
+        order = sorted(able, key=lambda c: (alone[c] / (costs[c][0] + 1.0), c))
+        lo, hi = 0, len(order)           # the longest prefix of order with int4 weights that meets
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if s.evaluate(keep, f"int4 weights for the {mid} least sensitive", tuple(order[:mid]))[0] <= max_drop:
+                lo = mid
+            else:
+                hi = mid - 1
+        four = tuple(order[:lo])
+        for c in able:
+            sens.setdefault(c, {})["int4_noise"] = alone[c]
+    drop, _ = s.evaluate(keep, "chosen", four)
+    marks = {"chosen_index": s.index[s.key(keep, four)]}
     if always_sensitivity:          # where the local rules' plan is among the plans tried
         s.evaluate(local, "the local rules' plan")
-        marks["local_rules_index"] = s.index[frozenset(local)]
-    result = s.result(keep)
+        marks["local_rules_index"] = s.index[s.key(local)]
+    result = s.result(keep, four)
     for p in result.plan:
         if p.name in keep:
             p.reason = "kept float by the precision plan (end-to-end budget)"
+        elif p.name in four:
+            p.reason = "int4 weights by the precision plan (end-to-end budget)"
     nodes = []
     for p in result.plan:
         d = p.as_dict()
@@ -448,13 +484,15 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             d["sensitivity"] = {k: (round(v, 9) if isinstance(v, float) else v) for k, v in sens[p.name].items()}
         nodes.append(d)
     kept = set(keep)
-    cost = {"weight_elements_int8": sum(costs[c][0] for c in cands if c not in kept),
+    cost = {"weight_elements_int8": sum(costs[c][0] for c in cands if c not in kept and c not in four),
+            "weight_elements_int4": sum(costs[c][0] for c in four),
             "weight_elements_float": sum(costs[c][0] for c in cands if c in kept),
             "macs_int8": sum(costs[c][1] for c in cands if c not in kept),
             "macs_float": sum(costs[c][1] for c in cands if c in kept)}
     plan = PrecisionPlan(sorted(keep), drop, max_drop, objective, m.describe(), len(held), prep.calib.n_feeds, nodes,
                          s.tried, {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
-                                   "seconds": round(time.perf_counter() - s.t0, 2), **marks}, cost)
+                                   "seconds": round(time.perf_counter() - s.t0, 2), **marks}, cost,
+                         int4=sorted(four))
     return plan, result
 
 
@@ -466,12 +504,14 @@ def quantize_with_plan(graph: Graph, feeds, plan: PrecisionPlan, *, cfg: QuantCo
     base = relaxed(cfg)
     prep = prepare(graph, calib, base, copy=copy_graph)
     names = {n.name for n in prep.fg.nodes}
-    missing = [k for k in plan.keep_float if k not in names]
+    missing = [k for k in [*plan.keep_float, *plan.int4] if k not in names]
     if missing:
         raise DseError(f"the plan names nodes this model does not have: {', '.join(missing[:5])}",
                        hint="the plan was made for another model; run `dsedge plan` on this one")
-    result = finish(prep, replace(base, keep_float=tuple(sorted(plan.keep_float))))
+    result = finish(prep, plan_config(base, plan.keep_float, plan.int4))
     for p in result.plan:
         if p.name in plan.keep_float:
             p.reason = "kept float by the precision plan (end-to-end budget)"
+        elif p.name in plan.int4:
+            p.reason = "int4 weights by the precision plan (end-to-end budget)"
     return result

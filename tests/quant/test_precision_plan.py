@@ -186,3 +186,39 @@ def test_holdout_follows_the_budget_and_a_coarse_budget_is_noted():
     assert coarse_budget_note(p(300, {"y": "top1"})) is None
     assert coarse_budget_note(p(100, {"y": "sqnr"})) is None          # a continuous metric: no counting
     assert coarse_budget_note(p(100, {"y": "sqnr"}, 0.0)) is None
+
+
+def test_int4_weights_where_the_budget_allows(tmp_path):
+    """`dsedge plan --int4` (minimize size) gives int4 weights to the weight nodes the budget
+    allows: on digits with a 5 % budget every one of them; the lockfile keeps the choice,
+    `quantize --plan` writes int4 constants, the C runtime gives the numpy reference's bytes and
+    top-1 stays within the budget on the 360 held-out digits. With --minimize latency: exit 2."""
+    import dsedge.zoo as zoo
+    from dsedge.artifact import read
+    from dsedge.export import load_dse_graph
+    from dsedge.interp import run
+    model, calib = str(zoo.digits_dir() / "model.onnx"), str(zoo.digits_dir() / "calib.npz")
+    out = tmp_path / "p.json"
+    r = CliRunner().invoke(main, ["plan", model, "--calib", calib, "--max-drop", "5%", "--int4", "-o", str(out),
+                                  "--no-progress"])
+    assert r.exit_code == 0, r.output
+    p = load_plan(out)
+    assert sorted(p.int4) == ["conv1", "conv2", "fc"] and p.keep_float == [] and p.meets
+    assert any(t["int4"] == 1 for t in p.tried) and p.cost["weight_elements_int4"] > 0
+    dse = tmp_path / "d.dse"
+    r = CliRunner().invoke(main, ["quantize", model, "--calib", calib, "--plan", str(out), "-o", str(dse), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert sum(t.dtype == "int4" for t in read(dse).tensors) == 3
+    ev = np.load(zoo.digits_dir() / "eval.npz")
+    g = load_dse_graph(dse)
+    rt = dsedge.Runtime(str(dse))
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    same = []
+    for x in ev["image"]:
+        got = rt.run({"image": x})["logits"]
+        assert got.tobytes() == run(g, {"image": x})["logits"].tobytes()
+        same.append(np.argmax(got) == np.argmax(sess.run(None, {"image": x})[0]))
+    assert np.mean(same) >= 0.95
+    r = CliRunner().invoke(main, ["plan", model, "--calib", calib, "--int4", "--minimize", "latency", "-o",
+                                  str(tmp_path / "q.json")])
+    assert r.exit_code == 2 and "--int4" in r.output
