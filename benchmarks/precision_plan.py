@@ -201,7 +201,8 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
              "Each model's three .dse files run in the C runtime (1 thread); agreement with the float model "
              "(onnxruntime) on scoring feeds that neither calibration nor the planner saw (the task's agreement: "
              "top-1, decoded string, text map IoU ≥ 0.9, detections, nearest neighbours); latency is the fastest "
-             "of 15 runs (the machine may be shared). \"meets\": the planned model's drop on the scoring feeds is within the budget. The "
+             "of 15 runs (the machine may be shared). \"meets\": the planned model's drop on the scoring feeds "
+             "is within the budget. The "
              "planner's time and peak RSS are those of a process that only plans (calibration included).", "",
              "| model | feeds (calib+planner / scoring) | fp32 | default int8 | planned | planned vs int8 | "
              "kept float | planner: plans, time, peak RSS |",
