@@ -25,6 +25,7 @@ typedef struct avx2_i8_dw_job {
     const dse_i8_geom *g;
     long long C;
     avx2_dw_plan dp;
+    avx2_dw3_plan p3;
 } avx2_i8_dw_job;
 
 /* The int16 phase rows of input row ih of plane xc (converted on first use in ring mode). */
@@ -132,6 +133,153 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
         }
     }
 }
+
+/* -- 3x3 on output rows of 16 or more: pairs of taps prepared per input row ------------------ */
+
+/* A plane's input rows go through two stages, in increasing row order: the row is copied into
+ * a padded int8 row (one of T buffers whose padding columns were set to zp_in once), sh rows
+ * before it is converted into its int16 pairs (a ring slot of R); the pairs of an output row
+ * are made while the previous output row is computed. So no load reads bytes stored shortly
+ * before at another offset (a failed store forwarding stalls). */
+typedef struct avx2_dw3_state {
+    long long conv_hi, pad_hi;   /* the last row converted, the last row padded (-1: none yet) */
+    int32_t *rows;
+    int8_t *tmp;
+    const int8_t *xc;
+} avx2_dw3_state;
+
+/* The next input row of the plane (st->conv_hi + 1) into its ring slot of int16 pairs
+ * (avx2_dw3_plan_of, i8_avx2.h: H[j] = (t[sw*j], t[sw*j + 1]) - zp_in), padding the rows up to
+ * sh rows ahead first. */
+DSE_TARGET_AVX2 static void avx2_i8_dw3_next(const avx2_i8_dw_job *J, avx2_dw3_state *st) {
+    const dse_i8_geom *g = J->g;
+    const avx2_dw3_plan *p = &J->p3;
+    const long long NP = p->NP, IH = g->in[1], IW = g->in[2], ih = ++st->conv_hi;
+    int32_t *H = st->rows + (ih & (p->R - 1)) * NP;
+    const long long ahead = ih + g->s[1] < IH ? ih + g->s[1] : IH - 1;
+    while (st->pad_hi < ahead) {   /* the padded int8 rows up to sh rows ahead */
+        const long long r = ++st->pad_hi;
+        if (p->cnt > 0) avx2_i8_pad_copy(st->tmp + (r & (p->T - 1)) * p->TL + g->pb[2], st->xc + r * IW, p->cnt);
+    }
+    const int8_t *t = st->tmp + (ih & (p->T - 1)) * p->TL;
+    const __m256i z = _mm256_set1_epi16((int16_t)J->o->zp_in);
+    if (g->s[2] == 1) {   /* interleave the bytes of t and t + 1 */
+        for (long long j = 0; j < NP; j += 16) {
+            const __m128i a = _mm_loadu_si128((const __m128i *)(t + j)), b = _mm_loadu_si128((const __m128i *)(t + j + 1));
+            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), z));
+            _mm256_storeu_si256((__m256i *)(H + j + 8), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b)), z));
+        }
+    } else {   /* stride 2: t as it is */
+        for (long long j = 0; j < NP; j += 16) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(t + 2 * j));
+            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)), z));
+            _mm256_storeu_si256((__m256i *)(H + j + 8), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)), z));
+        }
+    }
+}
+
+/* 8 outputs (j .. j+7) from the rows' pairs at j (taps kw = 0, 1) and j + d (kw = 2), in acc
+ * (starting at the bias): five vpmaddwd, the kw = 2 taps of rows 0 and 1 joined into one pair
+ * (the low halves of two rows' pairs), that of row 2 against (w, 0). */
+#define AVX2_DW3_8(acc, j)                                                                                                  \
+    {                                                                                                                       \
+        const __m256i c0 = _mm256_loadu_si256((const __m256i *)(h0 + (j) + d));                                              \
+        const __m256i c1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(h1 + (j) + d)), 16);                      \
+        const __m256i m0 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h0 + (j))), w0);                           \
+        const __m256i m1 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h1 + (j))), w1);                           \
+        const __m256i m2 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h2 + (j))), w2);                           \
+        const __m256i m3 = _mm256_madd_epi16(_mm256_blend_epi16(c0, c1, 0xAA), w3);                                          \
+        const __m256i m4 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h2 + (j) + d)), w4);                       \
+        acc = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(acc, m0), _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4)); \
+    }
+
+/* The requantisation of 8 int32 lanes for n >= 33 (every row of the plan's fast form, one
+ * channel): t = acc * M + 2^(n-1) + 2^62 lies in [0, 2^63) (|acc * M| < 2^62), so a logical
+ * shift gives r + 2^(62-n) exactly, r = (acc * M + 2^(n-1)) >> n, |r| <= 2^(62-n) < 2^30. Even
+ * lanes shift by n (result in the low half), odd lanes by n - 32 (result in the high half), one
+ * blend, minus 2^(62-n): r in int32, without the clamps. The caller saturates to int16 (packs),
+ * adds zp_out saturating, saturates to int8 (packs) and applies qmin/qmax: the same bytes as
+ * clamp(zp_out + r, qmin, qmax), since |zp_out| <= 128 keeps every saturated value beyond the int8 range. */
+#define AVX2_DW3_RQ(acc)                                                                                                    \
+    _mm256_sub_epi32(_mm256_blend_epi32(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(acc, rM), rC), rse),             \
+                                        _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_shuffle_epi32(acc, 0xF5), rM), rC), rso), \
+                                        0xAA),                                                                              \
+                     rB)
+
+DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const avx2_i8_dw_job *J = arg;
+    const dse_i8_geom *g = J->g;
+    const dse_i8_out *o = J->o;
+    const avx2_dw3_plan *p = &J->p3;
+    const long long IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2], sh = g->s[1], pt = g->pb[1];
+    const long long NP = p->NP, d = 2 / g->s[2];
+    avx2_dw3_state st;
+    st.rows = (int32_t *)(void *)dse__worker_scratch(J->cx, worker);
+    int32_t *zero = st.rows + p->R * NP;
+    st.tmp = (int8_t *)(zero + NP);
+    memset(zero, 0, (size_t)NP * 4);
+    memset(st.tmp, o->zp_in, (size_t)(p->T * p->TL));   /* the padding columns, for good */
+    const __m128i q8min = _mm_set1_epi8((char)o->qmin), q8max = _mm_set1_epi8((char)o->qmax);
+    const __m256i zp16 = _mm256_set1_epi16((int16_t)o->zp_out);
+    for (size_t pl = begin; pl < end; pl++) {
+        const size_t c = pl % (size_t)J->C;
+        st.xc = J->x + pl * (size_t)(IH * IW);
+        st.pad_hi = st.conv_hi = -1;
+        const int8_t *wc = J->w + c * 9;
+#define AVX2_DW3_PAIR(a, b) _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)(int16_t)(a) | (uint32_t)(uint16_t)(int16_t)(b) << 16))
+        const __m256i w0 = AVX2_DW3_PAIR(wc[0], wc[1]), w1 = AVX2_DW3_PAIR(wc[3], wc[4]), w2 = AVX2_DW3_PAIR(wc[6], wc[7]);
+        const __m256i w3 = AVX2_DW3_PAIR(wc[2], wc[5]), w4 = AVX2_DW3_PAIR(wc[8], 0);
+#undef AVX2_DW3_PAIR
+        const __m256i bias = _mm256_set1_epi32(J->bias[c]);
+        const int n = o->shift[c];
+        const int fast = n >= 33;   /* else the general requantisation of i8_avx2.h */
+        avx2_i8_rq q;
+        avx2_i8_rq_init1(&q, o, c);
+        const __m256i rM = _mm256_set1_epi32(o->M[c]);
+        const __m256i rC = _mm256_set1_epi64x(fast ? ((int64_t)1 << (n - 1)) + ((int64_t)1 << 62) : 0);
+        const __m128i rse = _mm_cvtsi32_si128(n), rso = _mm_cvtsi32_si128(n - 32);
+        const __m256i rB = _mm256_set1_epi32(fast ? (int32_t)1 << (62 - n) : 0);
+        int8_t *yc = (int8_t *)J->y + pl * (size_t)(OH * OW);
+        for (long long oh = 0; oh < OH; oh++) {
+            /* rows converted: [0, conv_hi], the last R in the ring; convert up to the next output row's last */
+            const long long top = (oh + 1) * sh - pt + 2 + (oh + 1 < OH ? 0 : -sh), lim = top < IH - 1 ? top : IH - 1;
+            while (st.conv_hi < lim) avx2_i8_dw3_next(J, &st);
+            const int32_t *hr[3];
+            for (long long kh = 0; kh < 3; kh++) {
+                const long long ih = oh * sh + kh - pt;
+                hr[kh] = ih >= 0 && ih < IH ? st.rows + (ih & (p->R - 1)) * NP : zero;
+            }
+            const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2];
+            int8_t *yr = yc + oh * OW;
+            for (long long ow = 0; ow < OW; ow += 16) {
+                const long long nw = OW - ow < 16 ? OW - ow : 16;
+                __m256i a0 = bias, a1 = bias;
+                AVX2_DW3_8(a0, ow);
+                if (nw > 8) AVX2_DW3_8(a1, ow + 8);
+                __m128i b8;
+                if (fast) {
+                    const __m256i r0 = AVX2_DW3_RQ(a0), r1 = nw > 8 ? AVX2_DW3_RQ(a1) : r0;
+                    /* packs: [0-3, 8-11 | 4-7, 12-15] -> qwords 0, 2, 1, 3: outputs 0-15 in order */
+                    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(r0, r1), zp16), 0xD8);
+                    b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+                    b8 = _mm_min_epi8(_mm_max_epi8(b8, q8min), q8max);
+                } else {
+                    const __m256i r0 = avx2_i8_requant(a0, &q), r1 = nw > 8 ? avx2_i8_requant(a1, &q) : r0;
+                    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+                    b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+                }
+                if (nw == 16) _mm_storeu_si128((__m128i *)(yr + ow), b8);
+                else {
+                    int8_t t[16];
+                    _mm_storeu_si128((__m128i *)t, b8);
+                    memcpy(yr + ow, t, (size_t)nw);
+                }
+            }
+        }
+    }
+}
+#undef AVX2_DW3_8
+#undef AVX2_DW3_RQ
 
 /* -- small planes: 8 channels in the lanes ------------------------------------------------------ */
 
@@ -270,12 +418,16 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *
                                             const dse_i8_out *o, const dse_i8_geom *g) {
     const size_t O = m->tensors[n->in[1]].dims[0], NB = m->tensors[n->in[0]].dims[0];
     avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
-                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}};
+                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0}};
     const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
     const size_t nb = avx2_dwb_need(g, o->float_out);
     if (nb && nb <= n->scratch) {   /* the check's choice (it set the scratch to this need) */
         const size_t items = NB * ((O + 7) / 8);
         dse__parallel(cx, items, dse__grain(items, work), avx2_i8_dwb_task, &J);
+        return;
+    }
+    if (avx2_dw3_plan_of(g, o->float_out, &J.p3) && J.p3.need <= n->scratch) {   /* the check's choice, as above */
+        dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw3_task, &J);
         return;
     }
     avx2_dw_plan_of(g, n->scratch, &J.dp);
