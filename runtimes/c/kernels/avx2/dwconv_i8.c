@@ -156,40 +156,42 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_next(const avx2_i8_dw_job *J, avx2_dw3_s
     const avx2_dw3_plan *p = &J->p3;
     const long long NP = p->NP, IH = g->in[1], IW = g->in[2], ih = ++st->conv_hi;
     int32_t *H = st->rows + (ih & (p->R - 1)) * NP;
-    const long long ahead = ih + g->s[1] < IH ? ih + g->s[1] : IH - 1;
-    while (st->pad_hi < ahead) {   /* the padded int8 rows up to sh rows ahead */
+    const long long ahead = ih + p->ahead < IH ? ih + p->ahead : IH - 1;
+    while (st->pad_hi < ahead) {   /* the padded int8 rows up to p->ahead rows ahead */
         const long long r = ++st->pad_hi;
         if (p->cnt > 0) avx2_i8_pad_copy(st->tmp + (r & (p->T - 1)) * p->TL + g->pb[2], st->xc + r * IW, p->cnt);
     }
     const int8_t *t = st->tmp + (ih & (p->T - 1)) * p->TL;
     const __m256i z = _mm256_set1_epi16((int16_t)J->o->zp_in);
     if (g->s[2] == 1) {   /* interleave the bytes of t and t + 1 */
-        for (long long j = 0; j < NP; j += 16) {
+        long long j = 0;
+        for (; j + 16 <= NP; j += 16) {
             const __m128i a = _mm_loadu_si128((const __m128i *)(t + j)), b = _mm_loadu_si128((const __m128i *)(t + j + 1));
             _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), z));
             _mm256_storeu_si256((__m256i *)(H + j + 8), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b)), z));
         }
-    } else {   /* stride 2: t as it is */
-        for (long long j = 0; j < NP; j += 16) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(t + 2 * j));
-            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)), z));
-            _mm256_storeu_si256((__m256i *)(H + j + 8), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)), z));
+        if (j < NP) {   /* 8 more */
+            const __m128i a = _mm_loadl_epi64((const __m128i *)(t + j)), b = _mm_loadl_epi64((const __m128i *)(t + j + 1));
+            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), z));
         }
+    } else {   /* stride 2: t as it is */
+        for (long long j = 0; j < NP; j += 8)
+            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(t + 2 * j))), z));
     }
 }
 
 /* 8 outputs (j .. j+7) from the rows' pairs at j (taps kw = 0, 1) and j + d (kw = 2), in acc
  * (starting at the bias): five vpmaddwd, the kw = 2 taps of rows 0 and 1 joined into one pair
  * (the low halves of two rows' pairs), that of row 2 against (w, 0). */
-#define AVX2_DW3_8(acc, j)                                                                                                  \
+#define AVX2_DW3_8(acc, j, h0, h1, h2)                                                                                      \
     {                                                                                                                       \
-        const __m256i c0 = _mm256_loadu_si256((const __m256i *)(h0 + (j) + d));                                              \
-        const __m256i c1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(h1 + (j) + d)), 16);                      \
-        const __m256i m0 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h0 + (j))), w0);                           \
-        const __m256i m1 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h1 + (j))), w1);                           \
-        const __m256i m2 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h2 + (j))), w2);                           \
+        const __m256i c0 = _mm256_loadu_si256((const __m256i *)((h0) + (j) + d));                                            \
+        const __m256i c1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)((h1) + (j) + d)), 16);                    \
+        const __m256i m0 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h0) + (j))), w0);                         \
+        const __m256i m1 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h1) + (j))), w1);                         \
+        const __m256i m2 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h2) + (j))), w2);                         \
         const __m256i m3 = _mm256_madd_epi16(_mm256_blend_epi16(c0, c1, 0xAA), w3);                                          \
-        const __m256i m4 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(h2 + (j) + d)), w4);                       \
+        const __m256i m4 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h2) + (j) + d)), w4);                     \
         acc = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(acc, m0), _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4)); \
     }
 
@@ -240,40 +242,63 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
         const __m128i rse = _mm_cvtsi32_si128(n), rso = _mm_cvtsi32_si128(n - 32);
         const __m256i rB = _mm256_set1_epi32(fast ? (int32_t)1 << (62 - n) : 0);
         int8_t *yc = (int8_t *)J->y + pl * (size_t)(OH * OW);
-        for (long long oh = 0; oh < OH; oh++) {
-            /* rows converted: [0, conv_hi], the last R in the ring; convert up to the next output row's last */
-            const long long top = (oh + 1) * sh - pt + 2 + (oh + 1 < OH ? 0 : -sh), lim = top < IH - 1 ? top : IH - 1;
+        const long long S = p->pairs ? 2 : 1;   /* output rows per step */
+        for (long long oh = 0; oh < OH; oh += S) {
+            /* rows converted: [0, conv_hi], the last R in the ring; convert up to the next step's last row */
+            const long long nxt = oh + 2 * S - 1 < OH ? oh + 2 * S - 1 : OH - 1;
+            const long long top = nxt * sh - pt + 2, lim = top < IH - 1 ? top : IH - 1;
             while (st.conv_hi < lim) avx2_i8_dw3_next(J, &st);
-            const int32_t *hr[3];
-            for (long long kh = 0; kh < 3; kh++) {
-                const long long ih = oh * sh + kh - pt;
-                hr[kh] = ih >= 0 && ih < IH ? st.rows + (ih & (p->R - 1)) * NP : zero;
+            const int32_t *hr[6];
+            for (long long k = 0; k < 3 + sh * (S - 1); k++) {
+                const long long ih = oh * sh + k - pt;
+                hr[k] = ih >= 0 && ih < IH ? st.rows + (ih & (p->R - 1)) * NP : zero;
+            }
+            int8_t *yr = yc + oh * OW;
+            if (S == 2) {   /* two output rows (stride 1: rows 0-2 and 1-3), 8 outputs of each per step */
+                const int two = oh + 1 < OH;
+                const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2], *g0 = two ? hr[1] : hr[0], *g1 = two ? hr[2] : hr[1],
+                              *g2 = two ? hr[3] : hr[2];
+                int8_t *yr2 = two ? yr + OW : yr;
+                for (long long ow0 = 0; ow0 < OW; ow0 += 8) {
+                    const long long ow = ow0 + 8 <= OW ? ow0 : OW - 8;   /* the last 8: again some outputs (the same bytes) */
+                    __m256i a0 = bias, a1 = bias;
+                    AVX2_DW3_8(a0, ow, h0, h1, h2);
+                    AVX2_DW3_8(a1, ow, g0, g1, g2);
+                    __m128i b8;   /* row oh's 8 bytes, then row oh + 1's */
+                    if (fast) {
+                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(AVX2_DW3_RQ(a0), AVX2_DW3_RQ(a1)), zp16), 0xD8);
+                        b8 = _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), q8min), q8max);
+                    } else {
+                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(avx2_i8_requant(a0, &q), avx2_i8_requant(a1, &q)), 0xD8);
+                        b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+                    }
+                    _mm_storel_epi64((__m128i *)(yr + ow), b8);
+                    if (two) _mm_storel_epi64((__m128i *)(yr2 + ow), _mm_unpackhi_epi64(b8, b8));
+                }
+                continue;
             }
             const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2];
-            int8_t *yr = yc + oh * OW;
-            for (long long ow = 0; ow < OW; ow += 16) {
-                const long long nw = OW - ow < 16 ? OW - ow : 16;
+            for (long long ow0 = 0; ow0 < OW; ow0 += 16) {   /* the last 16 or 8 end at OW: some outputs again (the same bytes) */
+                const long long left = OW - ow0;
+                const int half = left <= 8;
+                const long long ow = left >= 16 ? ow0 : (half ? OW - 8 : OW - 16);
                 __m256i a0 = bias, a1 = bias;
-                AVX2_DW3_8(a0, ow);
-                if (nw > 8) AVX2_DW3_8(a1, ow + 8);
+                AVX2_DW3_8(a0, ow, h0, h1, h2);
+                if (!half) AVX2_DW3_8(a1, ow + 8, h0, h1, h2);
                 __m128i b8;
                 if (fast) {
-                    const __m256i r0 = AVX2_DW3_RQ(a0), r1 = nw > 8 ? AVX2_DW3_RQ(a1) : r0;
+                    const __m256i r0 = AVX2_DW3_RQ(a0), r1 = half ? r0 : AVX2_DW3_RQ(a1);
                     /* packs: [0-3, 8-11 | 4-7, 12-15] -> qwords 0, 2, 1, 3: outputs 0-15 in order */
                     const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(r0, r1), zp16), 0xD8);
                     b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
                     b8 = _mm_min_epi8(_mm_max_epi8(b8, q8min), q8max);
                 } else {
-                    const __m256i r0 = avx2_i8_requant(a0, &q), r1 = nw > 8 ? avx2_i8_requant(a1, &q) : r0;
+                    const __m256i r0 = avx2_i8_requant(a0, &q), r1 = half ? r0 : avx2_i8_requant(a1, &q);
                     const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
                     b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
                 }
-                if (nw == 16) _mm_storeu_si128((__m128i *)(yr + ow), b8);
-                else {
-                    int8_t t[16];
-                    _mm_storeu_si128((__m128i *)t, b8);
-                    memcpy(yr + ow, t, (size_t)nw);
-                }
+                if (half) _mm_storel_epi64((__m128i *)(yr + ow), b8);
+                else _mm_storeu_si128((__m128i *)(yr + ow), b8);
             }
         }
     }
@@ -418,7 +443,7 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *
                                             const dse_i8_out *o, const dse_i8_geom *g) {
     const size_t O = m->tensors[n->in[1]].dims[0], NB = m->tensors[n->in[0]].dims[0];
     avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
-                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0}};
+                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0}};
     const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
     const size_t nb = avx2_dwb_need(g, o->float_out);
     if (nb && nb <= n->scratch) {   /* the check's choice (it set the scratch to this need) */

@@ -48,11 +48,11 @@ static inline size_t avx2_dwb_need(const dse_i8_geom *g, int float_out) {
  * (zp_in), so that taps kw = 0, 1 of output j are the pair H[j] and tap kw = 2 the low half of
  * H[j + 2/sw]. Scratch: a ring of R (a power of two >= 3 + sh: the rows of two consecutive
  * output rows) such rows and a zero row, then T (a power of two > sh) padded int8 rows of TL
- * bytes. NP: the output row rounded up to 16, + 2/sw, rounded up to 16. cnt: the bytes of an
+ * bytes. NP: the output row rounded up to 8 (outputs go in vectors of 8), + 2/sw, rounded up to 8. cnt: the bytes of an
  * input row that the padded row holds (pw + cnt <= NP * sw + 32). 0 when the node does not take
  * the path. */
 typedef struct avx2_dw3_plan {
-    long long NP, R, T, TL, cnt;
+    long long NP, R, T, TL, cnt, pairs, ahead;
     size_t need;
 } avx2_dw3_plan;
 static inline size_t avx2_dw3_plan_of(const dse_i8_geom *g, int float_out, avx2_dw3_plan *p) {
@@ -60,9 +60,10 @@ static inline size_t avx2_dw3_plan_of(const dse_i8_geom *g, int float_out, avx2_
     if (float_out || g->sp != 2 || g->k[1] != 3 || g->k[2] != 3 || g->d[1] != 1 || g->d[2] != 1 || (sw != 1 && sw != 2) ||
         sh < 1 || sh > 3 || OW < AVX2_DWB_MAX_OW || g->out[1] < 1)
         return 0;
-    p->NP = ((OW + 15) / 16 * 16 + 2 / sw + 15) / 16 * 16;
-    p->R = sh == 1 ? 4 : 8;
-    p->T = sh == 1 ? 2 : 4;
+    p->NP = ((OW + 7) / 8 * 8 + 2 / sw + 7) / 8 * 8;
+    p->pairs = sh == 1, p->ahead = sh == 1 ? 2 : sh;
+    p->R = 8;
+    p->T = 4;
     p->TL = p->NP * sw + 64;
     const long long room = p->NP * sw + 32 - pw;
     p->cnt = IW < room ? IW : (room > 0 ? room : 0);
