@@ -180,8 +180,8 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_next(const avx2_i8_dw_job *J, avx2_dw3_s
     }
 }
 
-/* 8 outputs (j .. j+7) from the rows' pairs at j (taps kw = 0, 1) and j + d (kw = 2), in acc
- * (starting at the bias): five vpmaddwd, the kw = 2 taps of rows 0 and 1 joined into one pair
+/* 8 outputs (j .. j+7) from the rows' pairs at j (taps kw = 0, 1) and j + d (kw = 2), into acc
+ * (the sums without the bias): five vpmaddwd, the kw = 2 taps of rows 0 and 1 joined into one pair
  * (the low halves of two rows' pairs), that of row 2 against (w, 0). */
 #define AVX2_DW3_8(acc, j, h0, h1, h2)                                                                                      \
     {                                                                                                                       \
@@ -192,16 +192,18 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_next(const avx2_i8_dw_job *J, avx2_dw3_s
         const __m256i m2 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h2) + (j))), w2);                         \
         const __m256i m3 = _mm256_madd_epi16(_mm256_blend_epi16(c0, c1, 0xAA), w3);                                          \
         const __m256i m4 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h2) + (j) + d)), w4);                     \
-        acc = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(acc, m0), _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4)); \
+        acc = _mm256_add_epi32(_mm256_add_epi32(m0, _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4));            \
     }
 
-/* The requantisation of 8 int32 lanes for n >= 33 (every row of the plan's fast form, one
- * channel): t = acc * M + 2^(n-1) + 2^62 lies in [0, 2^63) (|acc * M| < 2^62), so a logical
- * shift gives r + 2^(62-n) exactly, r = (acc * M + 2^(n-1)) >> n, |r| <= 2^(62-n) < 2^30. Even
- * lanes shift by n (result in the low half), odd lanes by n - 32 (result in the high half), one
- * blend, minus 2^(62-n): r in int32, without the clamps. The caller saturates to int16 (packs),
- * adds zp_out saturating, saturates to int8 (packs) and applies qmin/qmax: the same bytes as
- * clamp(zp_out + r, qmin, qmax), since |zp_out| <= 128 keeps every saturated value beyond the int8 range. */
+/* The requantisation of 8 int32 sums s (without the bias) for n >= 33 (one channel; the plan's
+ * fast form covers n >= 31): with acc = s + bias, t = s * M + C, C = bias * M + 2^(n-1) + 2^62 in
+ * wrapping uint64 arithmetic, equals acc * M + 2^(n-1) + 2^62, which lies in [0, 2^63)
+ * (|acc * M| < 2^62: acc is an exact int32, the check's bound), so a logical shift gives
+ * r + 2^(62-n) exactly, r = (acc * M + 2^(n-1)) >> n, |r| <= 2^(62-n) <= 2^29. Even lanes shift
+ * by n (result in the low half), odd lanes by n - 32 (result in the high half), one blend, minus
+ * 2^(62-n): r in int32, without clamping acc first. The caller saturates to int16 (packs), adds
+ * zp_out saturating, saturates to int8 (packs) and applies qmin/qmax on bytes: the same bytes as
+ * clamp(zp_out + r, qmin, qmax), every saturated value staying beyond the int8 range. */
 #define AVX2_DW3_RQ(acc)                                                                                                    \
     _mm256_sub_epi32(_mm256_blend_epi32(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(acc, rM), rC), rse),             \
                                         _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_shuffle_epi32(acc, 0xF5), rM), rC), rso), \
@@ -238,7 +240,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
         avx2_i8_rq q;
         avx2_i8_rq_init1(&q, o, c);
         const __m256i rM = _mm256_set1_epi32(o->M[c]);
-        const __m256i rC = _mm256_set1_epi64x(fast ? ((int64_t)1 << (n - 1)) + ((int64_t)1 << 62) : 0);
+        const __m256i rC = _mm256_set1_epi64x(fast ? (int64_t)((uint64_t)((int64_t)J->bias[c] * o->M[c]) + ((uint64_t)1 << (n - 1)) + ((uint64_t)1 << 62)) : 0);
         const __m128i rse = _mm_cvtsi32_si128(n), rso = _mm_cvtsi32_si128(n - 32);
         const __m256i rB = _mm256_set1_epi32(fast ? (int32_t)1 << (62 - n) : 0);
         int8_t *yc = (int8_t *)J->y + pl * (size_t)(OH * OW);
@@ -261,7 +263,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
                 int8_t *yr2 = two ? yr + OW : yr;
                 for (long long ow0 = 0; ow0 < OW; ow0 += 8) {
                     const long long ow = ow0 + 8 <= OW ? ow0 : OW - 8;   /* the last 8: again some outputs (the same bytes) */
-                    __m256i a0 = bias, a1 = bias;
+                    __m256i a0, a1;
                     AVX2_DW3_8(a0, ow, h0, h1, h2);
                     AVX2_DW3_8(a1, ow, g0, g1, g2);
                     __m128i b8;   /* row oh's 8 bytes, then row oh + 1's */
@@ -269,7 +271,8 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
                         const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(AVX2_DW3_RQ(a0), AVX2_DW3_RQ(a1)), zp16), 0xD8);
                         b8 = _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), q8min), q8max);
                     } else {
-                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(avx2_i8_requant(a0, &q), avx2_i8_requant(a1, &q)), 0xD8);
+                        const __m256i p16 = _mm256_permute4x64_epi64(
+                            _mm256_packs_epi32(avx2_i8_requant(_mm256_add_epi32(a0, bias), &q), avx2_i8_requant(_mm256_add_epi32(a1, bias), &q)), 0xD8);
                         b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
                     }
                     _mm_storel_epi64((__m128i *)(yr + ow), b8);
@@ -282,7 +285,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
                 const long long left = OW - ow0;
                 const int half = left <= 8;
                 const long long ow = left >= 16 ? ow0 : (half ? OW - 8 : OW - 16);
-                __m256i a0 = bias, a1 = bias;
+                __m256i a0, a1 = _mm256_setzero_si256();   /* (a1 unused when half) */
                 AVX2_DW3_8(a0, ow, h0, h1, h2);
                 if (!half) AVX2_DW3_8(a1, ow + 8, h0, h1, h2);
                 __m128i b8;
@@ -293,7 +296,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
                     b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
                     b8 = _mm_min_epi8(_mm_max_epi8(b8, q8min), q8max);
                 } else {
-                    const __m256i r0 = avx2_i8_requant(a0, &q), r1 = half ? r0 : avx2_i8_requant(a1, &q);
+                    const __m256i r0 = avx2_i8_requant(_mm256_add_epi32(a0, bias), &q), r1 = half ? r0 : avx2_i8_requant(_mm256_add_epi32(a1, bias), &q);
                     const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
                     b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
                 }
