@@ -195,6 +195,18 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_next(const avx2_i8_dw_job *J, avx2_dw3_s
         acc = _mm256_add_epi32(_mm256_add_epi32(m0, _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4));            \
     }
 
+/* The same from padded int8 rows (stride 2: the pair j is bytes 2j, 2j + 1 of the row, widened
+ * here; the rows hold x itself, the zero point is in the bias). */
+#define AVX2_DW3_B(t, k) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((t) + 2 * (k))))
+#define AVX2_DW3_8B(acc, j, t0, t1, t2)                                                                                     \
+    {                                                                                                                       \
+        const __m256i c0 = AVX2_DW3_B(t0, (j) + 1), c1 = _mm256_slli_epi32(AVX2_DW3_B(t1, (j) + 1), 16);                    \
+        const __m256i m0 = _mm256_madd_epi16(AVX2_DW3_B(t0, j), w0), m1 = _mm256_madd_epi16(AVX2_DW3_B(t1, j), w1);          \
+        const __m256i m2 = _mm256_madd_epi16(AVX2_DW3_B(t2, j), w2), m3 = _mm256_madd_epi16(_mm256_blend_epi16(c0, c1, 0xAA), w3); \
+        const __m256i m4 = _mm256_madd_epi16(AVX2_DW3_B(t2, (j) + 1), w4);                                                   \
+        acc = _mm256_add_epi32(_mm256_add_epi32(m0, _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4));                   \
+    }
+
 /* The requantisation of 8 int32 sums s (without the bias) for n >= 33 (one channel; the plan's
  * fast form covers n >= 31): with acc = s + bias, t = s * M + C, C = bias * M + 2^(n-1) + 2^62 in
  * wrapping uint64 arithmetic, equals acc * M + 2^(n-1) + 2^62, which lies in [0, 2^63)
@@ -220,9 +232,10 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
     avx2_dw3_state st;
     st.rows = (int32_t *)(void *)dse__worker_scratch(J->cx, worker);
     int32_t *zero = st.rows + p->R * NP;
-    st.tmp = (int8_t *)(zero + NP);
-    memset(zero, 0, (size_t)NP * 4);
-    memset(st.tmp, o->zp_in, (size_t)(p->T * p->TL));   /* the padding columns, for good */
+    st.tmp = p->direct ? (int8_t *)st.rows : (int8_t *)(zero + NP);
+    int8_t *bzero = st.tmp + p->T * p->TL;   /* direct: a row of padding */
+    if (!p->direct) memset(zero, 0, (size_t)NP * 4);
+    memset(st.tmp, o->zp_in, (size_t)((p->T + p->direct) * p->TL));   /* the padding columns, for good */
     const __m128i q8min = _mm_set1_epi8((char)o->qmin), q8max = _mm_set1_epi8((char)o->qmax);
     const __m256i zp16 = _mm256_set1_epi16((int16_t)o->zp_out);
     for (size_t pl = begin; pl < end; pl++) {
@@ -234,16 +247,56 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
         const __m256i w0 = AVX2_DW3_PAIR(wc[0], wc[1]), w1 = AVX2_DW3_PAIR(wc[3], wc[4]), w2 = AVX2_DW3_PAIR(wc[6], wc[7]);
         const __m256i w3 = AVX2_DW3_PAIR(wc[2], wc[5]), w4 = AVX2_DW3_PAIR(wc[8], 0);
 #undef AVX2_DW3_PAIR
-        const __m256i bias = _mm256_set1_epi32(J->bias[c]);
+        /* the direct rows hold x (padding zp_in): their bias takes - zp_in * sum(w); int32 sums wrap to the
+         * exact accumulator (it fits int32) */
+        const int64_t b64 = (int64_t)J->bias[c] - (p->direct ? (int64_t)o->zp_in * (wc[0] + wc[1] + wc[2] + wc[3] + wc[4] + wc[5] + wc[6] + wc[7] + wc[8]) : 0);
+        const __m256i bias = _mm256_set1_epi32((int32_t)(uint32_t)(uint64_t)b64);
         const int n = o->shift[c];
         const int fast = n >= 33;   /* else the general requantisation of i8_avx2.h */
         avx2_i8_rq q;
         avx2_i8_rq_init1(&q, o, c);
         const __m256i rM = _mm256_set1_epi32(o->M[c]);
-        const __m256i rC = _mm256_set1_epi64x(fast ? (int64_t)((uint64_t)((int64_t)J->bias[c] * o->M[c]) + ((uint64_t)1 << (n - 1)) + ((uint64_t)1 << 62)) : 0);
+        const __m256i rC = _mm256_set1_epi64x(fast ? (int64_t)((uint64_t)b64 * (uint64_t)(uint32_t)o->M[c] + ((uint64_t)1 << (n - 1)) + ((uint64_t)1 << 62)) : 0);
         const __m128i rse = _mm_cvtsi32_si128(n), rso = _mm_cvtsi32_si128(n - 32);
         const __m256i rB = _mm256_set1_epi32(fast ? (int32_t)1 << (62 - n) : 0);
         int8_t *yc = (int8_t *)J->y + pl * (size_t)(OH * OW);
+        if (p->direct) {   /* stride 2: the padded int8 rows, one output row ahead */
+            for (long long oh = 0; oh < OH; oh++) {
+                const long long nxt = oh + 1 < OH ? oh + 1 : oh, top = nxt * sh - pt + 2, lim = top < IH - 1 ? top : IH - 1;
+                while (st.pad_hi < lim) {
+                    const long long r = ++st.pad_hi;
+                    if (p->cnt > 0) avx2_i8_pad_copy(st.tmp + (r & (p->T - 1)) * p->TL + g->pb[2], st.xc + r * IW, p->cnt);
+                }
+                const int8_t *tr[3];
+                for (long long k = 0; k < 3; k++) {
+                    const long long ih = oh * sh + k - pt;
+                    tr[k] = ih >= 0 && ih < IH ? st.tmp + (ih & (p->T - 1)) * p->TL : bzero;
+                }
+                const int8_t *t0 = tr[0], *t1 = tr[1], *t2 = tr[2];
+                int8_t *yr = yc + oh * OW;
+                for (long long ow0 = 0; ow0 < OW; ow0 += 16) {   /* the last 16 or 8 end at OW, as below */
+                    const long long left = OW - ow0;
+                    const int half = left <= 8;
+                    const long long ow = left >= 16 ? ow0 : (half ? OW - 8 : OW - 16);
+                    __m256i a0, a1 = _mm256_setzero_si256();
+                    AVX2_DW3_8B(a0, ow, t0, t1, t2);
+                    if (!half) AVX2_DW3_8B(a1, ow + 8, t0, t1, t2);
+                    __m128i b8;
+                    if (fast) {
+                        const __m256i r0 = AVX2_DW3_RQ(a0), r1 = half ? r0 : AVX2_DW3_RQ(a1);
+                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(r0, r1), zp16), 0xD8);
+                        b8 = _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), q8min), q8max);
+                    } else {
+                        const __m256i r0 = avx2_i8_requant(_mm256_add_epi32(a0, bias), &q), r1 = half ? r0 : avx2_i8_requant(_mm256_add_epi32(a1, bias), &q);
+                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+                        b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+                    }
+                    if (half) _mm_storel_epi64((__m128i *)(yr + ow), b8);
+                    else _mm_storeu_si128((__m128i *)(yr + ow), b8);
+                }
+            }
+            continue;
+        }
         const long long S = p->pairs ? 2 : 1;   /* output rows per step */
         for (long long oh = 0; oh < OH; oh += S) {
             /* rows converted: [0, conv_hi], the last R in the ring; convert up to the next step's last row */
@@ -307,6 +360,8 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
     }
 }
 #undef AVX2_DW3_8
+#undef AVX2_DW3_8B
+#undef AVX2_DW3_B
 #undef AVX2_DW3_RQ
 
 /* -- small planes: 8 channels in the lanes ------------------------------------------------------ */
@@ -446,7 +501,7 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *
                                             const dse_i8_out *o, const dse_i8_geom *g) {
     const size_t O = m->tensors[n->in[1]].dims[0], NB = m->tensors[n->in[0]].dims[0];
     avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
-                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0}};
+                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0}};
     const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
     const size_t nb = avx2_dwb_need(g, o->float_out);
     if (nb && nb <= n->scratch) {   /* the check's choice (it set the scratch to this need) */

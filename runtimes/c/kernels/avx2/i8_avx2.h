@@ -52,7 +52,7 @@ static inline size_t avx2_dwb_need(const dse_i8_geom *g, int float_out) {
  * input row that the padded row holds (pw + cnt <= NP * sw + 32). 0 when the node does not take
  * the path. */
 typedef struct avx2_dw3_plan {
-    long long NP, R, T, TL, cnt, pairs, ahead;
+    long long NP, R, T, TL, cnt, pairs, ahead, direct;
     size_t need;
 } avx2_dw3_plan;
 static inline size_t avx2_dw3_plan_of(const dse_i8_geom *g, int float_out, avx2_dw3_plan *p) {
@@ -61,13 +61,13 @@ static inline size_t avx2_dw3_plan_of(const dse_i8_geom *g, int float_out, avx2_
         sh < 1 || sh > 3 || OW < AVX2_DWB_MAX_OW || g->out[1] < 1)
         return 0;
     p->NP = ((OW + 7) / 8 * 8 + 2 / sw + 7) / 8 * 8;
-    p->pairs = sh == 1, p->ahead = sh == 1 ? 2 : sh;
-    p->R = 8;
-    p->T = 4;
+    p->pairs = sh == 1, p->ahead = sh == 1 ? 2 : sh, p->direct = sw == 2;
+    p->R = p->direct ? 0 : 8;
+    p->T = p->direct ? 8 : 4;
     p->TL = p->NP * sw + 64;
     const long long room = p->NP * sw + 32 - pw;
     p->cnt = IW < room ? IW : (room > 0 ? room : 0);
-    p->need = (size_t)(p->R + 1) * (size_t)p->NP * 4 + (size_t)(p->T * p->TL);
+    p->need = p->direct ? (size_t)((p->T + 1) * p->TL) : (size_t)(p->R + 1) * (size_t)p->NP * 4 + (size_t)(p->T * p->TL);
     return p->need;
 }
 
