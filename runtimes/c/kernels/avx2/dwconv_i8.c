@@ -182,45 +182,129 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_next(const avx2_i8_dw_job *J, avx2_dw3_s
 
 /* 8 outputs (j .. j+7) from the rows' pairs at j (taps kw = 0, 1) and j + d (kw = 2), into acc
  * (the sums without the bias): five vpmaddwd, the kw = 2 taps of rows 0 and 1 joined into one pair
- * (the low halves of two rows' pairs), that of row 2 against (w, 0). */
-#define AVX2_DW3_8(acc, j, h0, h1, h2)                                                                                      \
+ * (the low halves of two rows' pairs), that of row 2 against (w, 0). V: the vector type's prefix
+ * (_mm256 for 8 outputs, _mm for 4), LD(row, k): the pairs k.. of a row. */
+#define AVX2_DW3_MAC(V, LD, acc, j, r0, r1, r2)                                                                             \
     {                                                                                                                       \
-        const __m256i c0 = _mm256_loadu_si256((const __m256i *)((h0) + (j) + d));                                            \
-        const __m256i c1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)((h1) + (j) + d)), 16);                    \
-        const __m256i m0 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h0) + (j))), w0);                         \
-        const __m256i m1 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h1) + (j))), w1);                         \
-        const __m256i m2 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h2) + (j))), w2);                         \
-        const __m256i m3 = _mm256_madd_epi16(_mm256_blend_epi16(c0, c1, 0xAA), w3);                                          \
-        const __m256i m4 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((h2) + (j) + d)), w4);                     \
-        acc = _mm256_add_epi32(_mm256_add_epi32(m0, _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4));            \
+        const VEC_##V c0 = LD(r0, (j) + d), c1 = V##_slli_epi32(LD(r1, (j) + d), 16);                                        \
+        const VEC_##V m0 = V##_madd_epi16(LD(r0, j), W_##V(w0)), m1 = V##_madd_epi16(LD(r1, j), W_##V(w1));                  \
+        const VEC_##V m2 = V##_madd_epi16(LD(r2, j), W_##V(w2)), m3 = V##_madd_epi16(V##_blend_epi16(c0, c1, 0xAA), W_##V(w3)); \
+        const VEC_##V m4 = V##_madd_epi16(LD(r2, (j) + d), W_##V(w4));                                                       \
+        acc = V##_add_epi32(V##_add_epi32(m0, V##_add_epi32(m1, m2)), V##_add_epi32(m3, m4));                               \
+    }
+#define VEC__mm256 __m256i
+#define VEC__mm __m128i
+#define W__mm256(w) (w)
+#define W__mm(w) _mm256_castsi256_si128(w)
+/* int16 pair rows (stride 1: int32 per pair) */
+#define AVX2_DW3_H8(h, k) _mm256_loadu_si256((const __m256i *)((h) + (k)))
+#define AVX2_DW3_H4(h, k) _mm_loadu_si128((const __m128i *)((h) + (k)))
+/* padded int8 rows (stride 2: the pair k is bytes 2k, 2k + 1, widened here; the rows hold x itself,
+ * the zero point is in the bias) */
+#define AVX2_DW3_B8(t, k) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((t) + 2 * (k))))
+#define AVX2_DW3_B4(t, k) _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)((t) + 2 * (k))))
+
+/* One channel's requantisation. For n >= 33 (fast; the plan's fast form covers n >= 31): with
+ * acc = s + bias (s the sums above), t = s * M + C, C = bias * M + 2^(n-1) + 2^62 in wrapping
+ * uint64 arithmetic, equals acc * M + 2^(n-1) + 2^62, which lies in [0, 2^63) (|acc * M| < 2^62:
+ * acc is an exact int32, the check's bound), so a logical shift gives r + 2^(62-n) exactly,
+ * r = (acc * M + 2^(n-1)) >> n, |r| <= 2^(62-n) <= 2^29. Even lanes shift by n (result in the low
+ * half), odd lanes by n - 32 (result in the high half), one blend, minus B = 2^(62-n): r in int32,
+ * without clamping acc first. Then saturation to int16 (packs), zp_out added saturating,
+ * saturation to int8 (packs) and qmin/qmax on bytes: the same bytes as clamp(zp_out + r, qmin,
+ * qmax), every saturated value staying beyond the int8 range. Otherwise the plan's requantisation
+ * (i8_avx2.h, q) of s + bias. */
+typedef struct avx2_dw3_rq {
+    int fast;
+    __m256i M, C, B, bias, zp16;
+    __m128i se, so, qmin, qmax;
+} avx2_dw3_rq;
+
+DSE_TARGET_AVX2 static inline __m256i avx2_dw3_rq8(const avx2_dw3_rq *R, __m256i s) {
+    const __m256i e = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(s, R->M), R->C), R->se);
+    const __m256i o = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_shuffle_epi32(s, 0xF5), R->M), R->C), R->so);
+    return _mm256_sub_epi32(_mm256_blend_epi32(e, o, 0xAA), R->B);
+}
+
+/* 16 bytes: the 8 outputs of s0, then those of s1 */
+DSE_TARGET_AVX2 static inline __m128i avx2_dw3_bytes16(const avx2_dw3_rq *R, const avx2_i8_rq *q, int fast, __m256i s0,
+                                                       __m256i s1) {
+    if (fast) {   /* packs: [0-3, 8-11 | 4-7, 12-15] -> qwords 0, 2, 1, 3 */
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(avx2_dw3_rq8(R, s0), avx2_dw3_rq8(R, s1)), R->zp16), 0xD8);
+        return _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)), R->qmin), R->qmax);
+    }
+    const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(avx2_i8_requant(_mm256_add_epi32(s0, R->bias), q),
+                                                                  avx2_i8_requant(_mm256_add_epi32(s1, R->bias), q)), 0xD8);
+    return _mm_packs_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+}
+
+/* fast form only: bytes 0-3 the 4 outputs of s0, 4-7 those of s1 */
+DSE_TARGET_AVX2 static inline __m128i avx2_dw3_bytes8(const avx2_dw3_rq *R, __m128i s0, __m128i s1) {
+    const __m128i M = _mm256_castsi256_si128(R->M), C = _mm256_castsi256_si128(R->C), B = _mm256_castsi256_si128(R->B);
+#define AVX2_DW3_RQ4(s)                                                                                                     \
+    _mm_sub_epi32(_mm_blend_epi32(_mm_srl_epi64(_mm_add_epi64(_mm_mul_epi32(s, M), C), R->se),                             \
+                                  _mm_srl_epi64(_mm_add_epi64(_mm_mul_epi32(_mm_shuffle_epi32(s, 0xF5), M), C), R->so), 0xA), B)
+    const __m128i v = _mm_adds_epi16(_mm_packs_epi32(AVX2_DW3_RQ4(s0), AVX2_DW3_RQ4(s1)), _mm256_castsi256_si128(R->zp16));
+#undef AVX2_DW3_RQ4
+    return _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(v, v), R->qmin), R->qmax);
+}
+
+/* Output row y from rows r0-r2: 16 outputs per step, then 8, then the last 4 (fast form: 128-bit
+ * vectors) or 8 ending at OW (some outputs again: the same bytes). */
+#define AVX2_DW3_ROW(FAST, LD8, LD4, y, r0, r1, r2)                                                                             \
+    {                                                                                                                       \
+        long long ow = 0;                                                                                                   \
+        for (; ow + 16 <= OW; ow += 16) {                                                                                   \
+            __m256i s0, s1;                                                                                                 \
+            AVX2_DW3_MAC(_mm256, LD8, s0, ow, r0, r1, r2);                                                                  \
+            AVX2_DW3_MAC(_mm256, LD8, s1, ow + 8, r0, r1, r2);                                                              \
+            _mm_storeu_si128((__m128i *)((y) + ow), avx2_dw3_bytes16(&R, &q, FAST, s0, s1));                                         \
+        }                                                                                                                   \
+        while (ow < OW) {                                                                                                   \
+            if (FAST && OW - ow <= 4) {                                                                                     \
+                __m128i s0;                                                                                                 \
+                AVX2_DW3_MAC(_mm, LD4, s0, OW - 4, r0, r1, r2);                                                             \
+                const int32_t v = _mm_cvtsi128_si32(avx2_dw3_bytes8(&R, s0, s0));                                          \
+                memcpy((y) + OW - 4, &v, 4);                                                                                \
+                break;                                                                                                      \
+            }                                                                                                               \
+            const long long at = ow + 8 <= OW ? ow : OW - 8;                                                                \
+            __m256i s0;                                                                                                     \
+            AVX2_DW3_MAC(_mm256, LD8, s0, at, r0, r1, r2);                                                                  \
+            _mm_storel_epi64((__m128i *)((y) + at), avx2_dw3_bytes16(&R, &q, FAST, s0, s0));                                         \
+            ow = at + 8;                                                                                                    \
+        }                                                                                                                   \
     }
 
-/* The same from padded int8 rows (stride 2: the pair j is bytes 2j, 2j + 1 of the row, widened
- * here; the rows hold x itself, the zero point is in the bias). */
-#define AVX2_DW3_B(t, k) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((t) + 2 * (k))))
-#define AVX2_DW3_8B(acc, j, t0, t1, t2)                                                                                     \
-    {                                                                                                                       \
-        const __m256i c0 = AVX2_DW3_B(t0, (j) + 1), c1 = _mm256_slli_epi32(AVX2_DW3_B(t1, (j) + 1), 16);                    \
-        const __m256i m0 = _mm256_madd_epi16(AVX2_DW3_B(t0, j), w0), m1 = _mm256_madd_epi16(AVX2_DW3_B(t1, j), w1);          \
-        const __m256i m2 = _mm256_madd_epi16(AVX2_DW3_B(t2, j), w2), m3 = _mm256_madd_epi16(_mm256_blend_epi16(c0, c1, 0xAA), w3); \
-        const __m256i m4 = _mm256_madd_epi16(AVX2_DW3_B(t2, (j) + 1), w4);                                                   \
-        acc = _mm256_add_epi32(_mm256_add_epi32(m0, _mm256_add_epi32(m1, m2)), _mm256_add_epi32(m3, m4));                   \
+/* Output rows oh and oh + 1 (stride 1: rows h0-h2 and h1-h3), 8 outputs of each per step, then
+ * the last 4 of each or 8 ending at OW as in AVX2_DW3_ROW. */
+#define AVX2_DW3_PAIRS(FAST)                                                                                            \
+    {                                                                                                                   \
+        long long ow = 0;                                                                                               \
+        for (; ow + 8 <= OW; ow += 8) {                                                                                 \
+            __m256i s0, s1;                                                                                             \
+            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s0, ow, h0, h1, h2);                                                      \
+            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s1, ow, h1, h2, h3);                                                      \
+            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                      \
+            _mm_storel_epi64((__m128i *)(yr + ow), b8);                                                                 \
+            _mm_storel_epi64((__m128i *)(yr2 + ow), _mm_unpackhi_epi64(b8, b8));                                        \
+        }                                                                                                               \
+        if (ow < OW && FAST && OW - ow <= 4) {                                                                          \
+            __m128i s0, s1;                                                                                             \
+            AVX2_DW3_MAC(_mm, AVX2_DW3_H4, s0, OW - 4, h0, h1, h2);                                                     \
+            AVX2_DW3_MAC(_mm, AVX2_DW3_H4, s1, OW - 4, h1, h2, h3);                                                     \
+            const __m128i b8 = avx2_dw3_bytes8(&R, s0, s1);                                                             \
+            const int32_t v0 = _mm_cvtsi128_si32(b8), v1 = _mm_extract_epi32(b8, 1);                                    \
+            memcpy(yr + OW - 4, &v0, 4), memcpy(yr2 + OW - 4, &v1, 4);                                                  \
+        } else if (ow < OW) {                                                                                           \
+            __m256i s0, s1;                                                                                             \
+            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s0, OW - 8, h0, h1, h2);                                                  \
+            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s1, OW - 8, h1, h2, h3);                                                  \
+            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                      \
+            _mm_storel_epi64((__m128i *)(yr + OW - 8), b8);                                                             \
+            _mm_storel_epi64((__m128i *)(yr2 + OW - 8), _mm_unpackhi_epi64(b8, b8));                                    \
+        }                                                                                                               \
     }
-
-/* The requantisation of 8 int32 sums s (without the bias) for n >= 33 (one channel; the plan's
- * fast form covers n >= 31): with acc = s + bias, t = s * M + C, C = bias * M + 2^(n-1) + 2^62 in
- * wrapping uint64 arithmetic, equals acc * M + 2^(n-1) + 2^62, which lies in [0, 2^63)
- * (|acc * M| < 2^62: acc is an exact int32, the check's bound), so a logical shift gives
- * r + 2^(62-n) exactly, r = (acc * M + 2^(n-1)) >> n, |r| <= 2^(62-n) <= 2^29. Even lanes shift
- * by n (result in the low half), odd lanes by n - 32 (result in the high half), one blend, minus
- * 2^(62-n): r in int32, without clamping acc first. The caller saturates to int16 (packs), adds
- * zp_out saturating, saturates to int8 (packs) and applies qmin/qmax on bytes: the same bytes as
- * clamp(zp_out + r, qmin, qmax), every saturated value staying beyond the int8 range. */
-#define AVX2_DW3_RQ(acc)                                                                                                    \
-    _mm256_sub_epi32(_mm256_blend_epi32(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(acc, rM), rC), rse),             \
-                                        _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_shuffle_epi32(acc, 0xF5), rM), rC), rso), \
-                                        0xAA),                                                                              \
-                     rB)
 
 DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const avx2_i8_dw_job *J = arg;
@@ -236,8 +320,9 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
     int8_t *bzero = st.tmp + p->T * p->TL;   /* direct: a row of padding */
     if (!p->direct) memset(zero, 0, (size_t)NP * 4);
     memset(st.tmp, o->zp_in, (size_t)((p->T + p->direct) * p->TL));   /* the padding columns, for good */
-    const __m128i q8min = _mm_set1_epi8((char)o->qmin), q8max = _mm_set1_epi8((char)o->qmax);
-    const __m256i zp16 = _mm256_set1_epi16((int16_t)o->zp_out);
+    avx2_dw3_rq R;
+    R.qmin = _mm_set1_epi8((char)o->qmin), R.qmax = _mm_set1_epi8((char)o->qmax);
+    R.zp16 = _mm256_set1_epi16((int16_t)o->zp_out);
     for (size_t pl = begin; pl < end; pl++) {
         const size_t c = pl % (size_t)J->C;
         st.xc = J->x + pl * (size_t)(IH * IW);
@@ -250,15 +335,15 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
         /* the direct rows hold x (padding zp_in): their bias takes - zp_in * sum(w); int32 sums wrap to the
          * exact accumulator (it fits int32) */
         const int64_t b64 = (int64_t)J->bias[c] - (p->direct ? (int64_t)o->zp_in * (wc[0] + wc[1] + wc[2] + wc[3] + wc[4] + wc[5] + wc[6] + wc[7] + wc[8]) : 0);
-        const __m256i bias = _mm256_set1_epi32((int32_t)(uint32_t)(uint64_t)b64);
         const int n = o->shift[c];
-        const int fast = n >= 33;   /* else the general requantisation of i8_avx2.h */
+        R.fast = n >= 33;
+        R.bias = _mm256_set1_epi32((int32_t)(uint32_t)(uint64_t)b64);
         avx2_i8_rq q;
         avx2_i8_rq_init1(&q, o, c);
-        const __m256i rM = _mm256_set1_epi32(o->M[c]);
-        const __m256i rC = _mm256_set1_epi64x(fast ? (int64_t)((uint64_t)b64 * (uint64_t)(uint32_t)o->M[c] + ((uint64_t)1 << (n - 1)) + ((uint64_t)1 << 62)) : 0);
-        const __m128i rse = _mm_cvtsi32_si128(n), rso = _mm_cvtsi32_si128(n - 32);
-        const __m256i rB = _mm256_set1_epi32(fast ? (int32_t)1 << (62 - n) : 0);
+        R.M = _mm256_set1_epi32(o->M[c]);
+        R.C = _mm256_set1_epi64x(R.fast ? (int64_t)((uint64_t)b64 * (uint64_t)(uint32_t)o->M[c] + ((uint64_t)1 << (n - 1)) + ((uint64_t)1 << 62)) : 0);
+        R.se = _mm_cvtsi32_si128(n), R.so = _mm_cvtsi32_si128(n - 32);
+        R.B = _mm256_set1_epi32(R.fast ? (int32_t)1 << (62 - n) : 0);
         int8_t *yc = (int8_t *)J->y + pl * (size_t)(OH * OW);
         if (p->direct) {   /* stride 2: the padded int8 rows, one output row ahead */
             for (long long oh = 0; oh < OH; oh++) {
@@ -272,28 +357,8 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
                     const long long ih = oh * sh + k - pt;
                     tr[k] = ih >= 0 && ih < IH ? st.tmp + (ih & (p->T - 1)) * p->TL : bzero;
                 }
-                const int8_t *t0 = tr[0], *t1 = tr[1], *t2 = tr[2];
-                int8_t *yr = yc + oh * OW;
-                for (long long ow0 = 0; ow0 < OW; ow0 += 16) {   /* the last 16 or 8 end at OW, as below */
-                    const long long left = OW - ow0;
-                    const int half = left <= 8;
-                    const long long ow = left >= 16 ? ow0 : (half ? OW - 8 : OW - 16);
-                    __m256i a0, a1 = _mm256_setzero_si256();
-                    AVX2_DW3_8B(a0, ow, t0, t1, t2);
-                    if (!half) AVX2_DW3_8B(a1, ow + 8, t0, t1, t2);
-                    __m128i b8;
-                    if (fast) {
-                        const __m256i r0 = AVX2_DW3_RQ(a0), r1 = half ? r0 : AVX2_DW3_RQ(a1);
-                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(r0, r1), zp16), 0xD8);
-                        b8 = _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), q8min), q8max);
-                    } else {
-                        const __m256i r0 = avx2_i8_requant(_mm256_add_epi32(a0, bias), &q), r1 = half ? r0 : avx2_i8_requant(_mm256_add_epi32(a1, bias), &q);
-                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
-                        b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-                    }
-                    if (half) _mm_storel_epi64((__m128i *)(yr + ow), b8);
-                    else _mm_storeu_si128((__m128i *)(yr + ow), b8);
-                }
+                if (R.fast) AVX2_DW3_ROW(1, AVX2_DW3_B8, AVX2_DW3_B4, yc + oh * OW, tr[0], tr[1], tr[2])
+                else AVX2_DW3_ROW(0, AVX2_DW3_B8, AVX2_DW3_B4, yc + oh * OW, tr[0], tr[1], tr[2])
             }
             continue;
         }
@@ -309,60 +374,31 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
                 hr[k] = ih >= 0 && ih < IH ? st.rows + (ih & (p->R - 1)) * NP : zero;
             }
             int8_t *yr = yc + oh * OW;
-            if (S == 2) {   /* two output rows (stride 1: rows 0-2 and 1-3), 8 outputs of each per step */
-                const int two = oh + 1 < OH;
-                const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2], *g0 = two ? hr[1] : hr[0], *g1 = two ? hr[2] : hr[1],
-                              *g2 = two ? hr[3] : hr[2];
-                int8_t *yr2 = two ? yr + OW : yr;
-                for (long long ow0 = 0; ow0 < OW; ow0 += 8) {
-                    const long long ow = ow0 + 8 <= OW ? ow0 : OW - 8;   /* the last 8: again some outputs (the same bytes) */
-                    __m256i a0, a1;
-                    AVX2_DW3_8(a0, ow, h0, h1, h2);
-                    AVX2_DW3_8(a1, ow, g0, g1, g2);
-                    __m128i b8;   /* row oh's 8 bytes, then row oh + 1's */
-                    if (fast) {
-                        const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(AVX2_DW3_RQ(a0), AVX2_DW3_RQ(a1)), zp16), 0xD8);
-                        b8 = _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), q8min), q8max);
-                    } else {
-                        const __m256i p16 = _mm256_permute4x64_epi64(
-                            _mm256_packs_epi32(avx2_i8_requant(_mm256_add_epi32(a0, bias), &q), avx2_i8_requant(_mm256_add_epi32(a1, bias), &q)), 0xD8);
-                        b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-                    }
-                    _mm_storel_epi64((__m128i *)(yr + ow), b8);
-                    if (two) _mm_storel_epi64((__m128i *)(yr2 + ow), _mm_unpackhi_epi64(b8, b8));
-                }
+            if (S == 1 || oh + 1 == OH) {
+                if (R.fast) AVX2_DW3_ROW(1, AVX2_DW3_H8, AVX2_DW3_H4, yr, hr[0], hr[1], hr[2])
+                else AVX2_DW3_ROW(0, AVX2_DW3_H8, AVX2_DW3_H4, yr, hr[0], hr[1], hr[2])
                 continue;
             }
-            const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2];
-            for (long long ow0 = 0; ow0 < OW; ow0 += 16) {   /* the last 16 or 8 end at OW: some outputs again (the same bytes) */
-                const long long left = OW - ow0;
-                const int half = left <= 8;
-                const long long ow = left >= 16 ? ow0 : (half ? OW - 8 : OW - 16);
-                __m256i a0, a1 = _mm256_setzero_si256();   /* (a1 unused when half) */
-                AVX2_DW3_8(a0, ow, h0, h1, h2);
-                if (!half) AVX2_DW3_8(a1, ow + 8, h0, h1, h2);
-                __m128i b8;
-                if (fast) {
-                    const __m256i r0 = AVX2_DW3_RQ(a0), r1 = half ? r0 : AVX2_DW3_RQ(a1);
-                    /* packs: [0-3, 8-11 | 4-7, 12-15] -> qwords 0, 2, 1, 3: outputs 0-15 in order */
-                    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(r0, r1), zp16), 0xD8);
-                    b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-                    b8 = _mm_min_epi8(_mm_max_epi8(b8, q8min), q8max);
-                } else {
-                    const __m256i r0 = avx2_i8_requant(_mm256_add_epi32(a0, bias), &q), r1 = half ? r0 : avx2_i8_requant(_mm256_add_epi32(a1, bias), &q);
-                    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
-                    b8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-                }
-                if (half) _mm_storel_epi64((__m128i *)(yr + ow), b8);
-                else _mm_storeu_si128((__m128i *)(yr + ow), b8);
-            }
+            /* two output rows (stride 1: rows 0-2 and 1-3), 8 outputs of each per step, the last 4 of
+             * each or 8 ending at OW as in AVX2_DW3_ROW */
+            const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2], *h3 = hr[3];
+            int8_t *yr2 = yr + OW;
+            if (R.fast) AVX2_DW3_PAIRS(1)
+            else AVX2_DW3_PAIRS(0)
         }
     }
 }
-#undef AVX2_DW3_8
-#undef AVX2_DW3_8B
-#undef AVX2_DW3_B
-#undef AVX2_DW3_RQ
+#undef AVX2_DW3_MAC
+#undef VEC__mm256
+#undef VEC__mm
+#undef W__mm256
+#undef W__mm
+#undef AVX2_DW3_H8
+#undef AVX2_DW3_H4
+#undef AVX2_DW3_B8
+#undef AVX2_DW3_B4
+#undef AVX2_DW3_ROW
+#undef AVX2_DW3_PAIRS
 
 /* -- small planes: 8 channels in the lanes ------------------------------------------------------ */
 
