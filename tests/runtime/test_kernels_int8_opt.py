@@ -493,6 +493,10 @@ DW = [   # x shape, kernel, strides, pads, dilations
     ((1, 3, 11, 40), [3, 3], [3, 2], [1, 1, 1, 1], [1, 1]),      # row stride 3
     ((1, 3, 6, 20), [3, 3], [1, 1], [2, 2, 2, 2], [1, 1]),       # padding 2: 22 wide
     ((1, 3, 3, 18), [3, 3], [1, 1], [3, 3, 3, 3], [1, 1]),       # padding wider than the kernel
+    ((1, 3, 7, 40), [3, 3], [1, 2], [1, 1, 1, 1], [1, 1]),       # column stride 2, row stride 1
+    ((1, 5, 2, 40), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),       # one output row
+    ((1, 2, 5, 600), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),      # 300 wide: one output row per step (scratch)
+    ((1, 2, 3, 400), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),      # 400 wide: beyond the plan, the phase-row path
 ]
 
 

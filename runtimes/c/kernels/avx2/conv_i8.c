@@ -100,7 +100,8 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
             return 0;
         }
         avx2_dw3_plan p3;   /* 3x3 on wide rows: pairs of taps */
-        if (avx2_dw3_plan_of(&g, (int)dse__attr_int(n, DSE_A_float_out, 0), &p3) && p3.need <= plan && dse__scratch_free(m, n, p3.need)) {
+        if (avx2_dw3_plan_of(&g, (int)dse__attr_int(n, DSE_A_float_out, 0), plan < m->scratch_size ? plan : m->scratch_size, &p3) &&
+            dse__scratch_free(m, n, p3.need)) {
             why->scratch = p3.need;
             return 0;
         }

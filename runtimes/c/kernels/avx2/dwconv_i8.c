@@ -278,31 +278,33 @@ DSE_TARGET_AVX2 static inline __m128i avx2_dw3_bytes8(const avx2_dw3_rq *R, __m1
 
 /* Output rows oh and oh + 1 (stride 1: rows h0-h2 and h1-h3), 8 outputs of each per step, then
  * the last 4 of each or 8 ending at OW as in AVX2_DW3_ROW. */
-#define AVX2_DW3_PAIRS(FAST)                                                                                            \
+/* Two output rows yr, yr2 from rows h0-h2 and g0-g2, 8 outputs of each per step, then the last 4
+ * of each or 8 ending at OW as in AVX2_DW3_ROW. */
+#define AVX2_DW3_PAIRS(FAST, LD8, LD4, yr, yr2, h0, h1, h2, g0, g1, g2)                                                 \
     {                                                                                                                   \
         long long ow = 0;                                                                                               \
         for (; ow + 8 <= OW; ow += 8) {                                                                                 \
             __m256i s0, s1;                                                                                             \
-            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s0, ow, h0, h1, h2);                                                      \
-            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s1, ow, h1, h2, h3);                                                      \
-            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                      \
-            _mm_storel_epi64((__m128i *)(yr + ow), b8);                                                                 \
-            _mm_storel_epi64((__m128i *)(yr2 + ow), _mm_unpackhi_epi64(b8, b8));                                        \
+            AVX2_DW3_MAC(_mm256, LD8, s0, ow, h0, h1, h2);                                                              \
+            AVX2_DW3_MAC(_mm256, LD8, s1, ow, g0, g1, g2);                                                              \
+            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                  \
+            _mm_storel_epi64((__m128i *)((yr) + ow), b8);                                                               \
+            _mm_storel_epi64((__m128i *)((yr2) + ow), _mm_unpackhi_epi64(b8, b8));                                      \
         }                                                                                                               \
         if (ow < OW && FAST && OW - ow <= 4) {                                                                          \
             __m128i s0, s1;                                                                                             \
-            AVX2_DW3_MAC(_mm, AVX2_DW3_H4, s0, OW - 4, h0, h1, h2);                                                     \
-            AVX2_DW3_MAC(_mm, AVX2_DW3_H4, s1, OW - 4, h1, h2, h3);                                                     \
+            AVX2_DW3_MAC(_mm, LD4, s0, OW - 4, h0, h1, h2);                                                             \
+            AVX2_DW3_MAC(_mm, LD4, s1, OW - 4, g0, g1, g2);                                                             \
             const __m128i b8 = avx2_dw3_bytes8(&R, s0, s1);                                                             \
             const int32_t v0 = _mm_cvtsi128_si32(b8), v1 = _mm_extract_epi32(b8, 1);                                    \
-            memcpy(yr + OW - 4, &v0, 4), memcpy(yr2 + OW - 4, &v1, 4);                                                  \
+            memcpy((yr) + OW - 4, &v0, 4), memcpy((yr2) + OW - 4, &v1, 4);                                              \
         } else if (ow < OW) {                                                                                           \
             __m256i s0, s1;                                                                                             \
-            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s0, OW - 8, h0, h1, h2);                                                  \
-            AVX2_DW3_MAC(_mm256, AVX2_DW3_H8, s1, OW - 8, h1, h2, h3);                                                  \
-            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                      \
-            _mm_storel_epi64((__m128i *)(yr + OW - 8), b8);                                                             \
-            _mm_storel_epi64((__m128i *)(yr2 + OW - 8), _mm_unpackhi_epi64(b8, b8));                                    \
+            AVX2_DW3_MAC(_mm256, LD8, s0, OW - 8, h0, h1, h2);                                                          \
+            AVX2_DW3_MAC(_mm256, LD8, s1, OW - 8, g0, g1, g2);                                                          \
+            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                  \
+            _mm_storel_epi64((__m128i *)((yr) + OW - 8), b8);                                                           \
+            _mm_storel_epi64((__m128i *)((yr2) + OW - 8), _mm_unpackhi_epi64(b8, b8));                                  \
         }                                                                                                               \
     }
 
@@ -345,24 +347,33 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
         R.se = _mm_cvtsi32_si128(n), R.so = _mm_cvtsi32_si128(n - 32);
         R.B = _mm256_set1_epi32(R.fast ? (int32_t)1 << (62 - n) : 0);
         int8_t *yc = (int8_t *)J->y + pl * (size_t)(OH * OW);
-        if (p->direct) {   /* stride 2: the padded int8 rows, one output row ahead */
-            for (long long oh = 0; oh < OH; oh++) {
-                const long long nxt = oh + 1 < OH ? oh + 1 : oh, top = nxt * sh - pt + 2, lim = top < IH - 1 ? top : IH - 1;
+        const long long S = p->pairs ? 2 : 1;   /* output rows per step */
+        if (p->direct) {   /* stride 2: the padded int8 rows, one step ahead */
+            for (long long oh = 0; oh < OH; oh += S) {
+                const long long nxt = oh + 2 * S - 1 < OH ? oh + 2 * S - 1 : OH - 1, top = nxt * sh - pt + 2;
+                const long long lim = top < IH - 1 ? top : IH - 1;
                 while (st.pad_hi < lim) {
                     const long long r = ++st.pad_hi;
                     if (p->cnt > 0) avx2_i8_pad_copy(st.tmp + (r & (p->T - 1)) * p->TL + g->pb[2], st.xc + r * IW, p->cnt);
                 }
-                const int8_t *tr[3];
-                for (long long k = 0; k < 3; k++) {
+                const int8_t *tr[6];
+                for (long long k = 0; k < 3 + sh * (S - 1); k++) {
                     const long long ih = oh * sh + k - pt;
                     tr[k] = ih >= 0 && ih < IH ? st.tmp + (ih & (p->T - 1)) * p->TL : bzero;
                 }
-                if (R.fast) AVX2_DW3_ROW(1, AVX2_DW3_B8, AVX2_DW3_B4, yc + oh * OW, tr[0], tr[1], tr[2])
-                else AVX2_DW3_ROW(0, AVX2_DW3_B8, AVX2_DW3_B4, yc + oh * OW, tr[0], tr[1], tr[2])
+                int8_t *yr = yc + oh * OW;
+                if (S == 1 || oh + 1 == OH) {
+                    if (R.fast) AVX2_DW3_ROW(1, AVX2_DW3_B8, AVX2_DW3_B4, yr, tr[0], tr[1], tr[2])
+                    else AVX2_DW3_ROW(0, AVX2_DW3_B8, AVX2_DW3_B4, yr, tr[0], tr[1], tr[2])
+                    continue;
+                }
+                const int8_t *t0 = tr[0], *t1 = tr[1], *t2 = tr[2], *u0 = tr[sh], *u1 = tr[sh + 1], *u2 = tr[sh + 2];
+                int8_t *yr2 = yr + OW;
+                if (R.fast) AVX2_DW3_PAIRS(1, AVX2_DW3_B8, AVX2_DW3_B4, yr, yr2, t0, t1, t2, u0, u1, u2)
+                else AVX2_DW3_PAIRS(0, AVX2_DW3_B8, AVX2_DW3_B4, yr, yr2, t0, t1, t2, u0, u1, u2)
             }
             continue;
         }
-        const long long S = p->pairs ? 2 : 1;   /* output rows per step */
         for (long long oh = 0; oh < OH; oh += S) {
             /* rows converted: [0, conv_hi], the last R in the ring; convert up to the next step's last row */
             const long long nxt = oh + 2 * S - 1 < OH ? oh + 2 * S - 1 : OH - 1;
@@ -383,8 +394,8 @@ DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end
              * each or 8 ending at OW as in AVX2_DW3_ROW */
             const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2], *h3 = hr[3];
             int8_t *yr2 = yr + OW;
-            if (R.fast) AVX2_DW3_PAIRS(1)
-            else AVX2_DW3_PAIRS(0)
+            if (R.fast) AVX2_DW3_PAIRS(1, AVX2_DW3_H8, AVX2_DW3_H4, yr, yr2, h0, h1, h2, h1, h2, h3)
+            else AVX2_DW3_PAIRS(0, AVX2_DW3_H8, AVX2_DW3_H4, yr, yr2, h0, h1, h2, h1, h2, h3)
         }
     }
 }
@@ -545,7 +556,7 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *
         dse__parallel(cx, items, dse__grain(items, work), avx2_i8_dwb_task, &J);
         return;
     }
-    if (avx2_dw3_plan_of(g, o->float_out, &J.p3) && J.p3.need <= n->scratch) {   /* the check's choice, as above */
+    if (avx2_dw3_plan_of(g, o->float_out, n->scratch, &J.p3)) {   /* within the node's scratch, as the check planned */
         dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw3_task, &J);
         return;
     }

@@ -43,32 +43,44 @@ static inline size_t avx2_dwb_need(const dse_i8_geom *g, int float_out) {
 }
 
 /* Depthwise 3x3 (2-D, dilation 1, column stride 1 or 2, row stride 1 to 3, any padding, int8
- * output) on output rows of AVX2_DWB_MAX_OW or more (dwconv_i8.c): each input row becomes once a
- * row of NP int16 pairs H[j] = (t[sw*j] - zp_in, t[sw*j + 1] - zp_in), t the row with its padding
- * (zp_in), so that taps kw = 0, 1 of output j are the pair H[j] and tap kw = 2 the low half of
- * H[j + 2/sw]. Scratch: a ring of R (a power of two >= 3 + sh: the rows of two consecutive
- * output rows) such rows and a zero row, then T (a power of two > sh) padded int8 rows of TL
- * bytes. NP: the output row rounded up to 8 (outputs go in vectors of 8), + 2/sw, rounded up to 8. cnt: the bytes of an
- * input row that the padded row holds (pw + cnt <= NP * sw + 32). 0 when the node does not take
- * the path. */
+ * output) on output rows of AVX2_DWB_MAX_OW or more (dwconv_i8.c). Output j's taps are pairs of
+ * input columns: kw = 0, 1 the pair j, kw = 2 the low half of the pair j + 2/sw, where the pair j
+ * is (t[sw*j], t[sw*j + 1]), t an input row with its padding (zp_in).
+ * - Column stride 1: each input row becomes once a row of NP int16 pairs (x - zp_in) in a ring of
+ *   R = 8 rows, with a zero row; T = 4 padded int8 rows of TL bytes on the way. Row stride 1: two
+ *   output rows per step (pairs).
+ * - Column stride 2 (direct): the pairs are the padded int8 rows' byte pairs as they are, in a
+ *   ring of T = 16 rows (two output rows per step) or, when that exceeds the budget, 8 rows (one
+ *   output row per step), with a row of padding.
+ * NP: the output row rounded up to 8 (outputs go in vectors of 8), + 2/sw, rounded up to 8; TL =
+ * NP * sw + 64; cnt: the bytes of an input row that a padded row holds (pw + cnt <= NP * sw + 32).
+ * Returns the scratch bytes (p->need) of the first form within `budget`, 0 when the node does
+ * not take the path. */
 typedef struct avx2_dw3_plan {
     long long NP, R, T, TL, cnt, pairs, ahead, direct;
     size_t need;
 } avx2_dw3_plan;
-static inline size_t avx2_dw3_plan_of(const dse_i8_geom *g, int float_out, avx2_dw3_plan *p) {
+static inline size_t avx2_dw3_plan_of(const dse_i8_geom *g, int float_out, size_t budget, avx2_dw3_plan *p) {
     const long long OW = g->out[2], sw = g->s[2], sh = g->s[1], IW = g->in[2], pw = g->pb[2];
     if (float_out || g->sp != 2 || g->k[1] != 3 || g->k[2] != 3 || g->d[1] != 1 || g->d[2] != 1 || (sw != 1 && sw != 2) ||
         sh < 1 || sh > 3 || OW < AVX2_DWB_MAX_OW || g->out[1] < 1)
         return 0;
     p->NP = ((OW + 7) / 8 * 8 + 2 / sw + 7) / 8 * 8;
-    p->pairs = sh == 1, p->ahead = sh == 1 ? 2 : sh, p->direct = sw == 2;
-    p->R = p->direct ? 0 : 8;
-    p->T = p->direct ? 8 : 4;
     p->TL = p->NP * sw + 64;
     const long long room = p->NP * sw + 32 - pw;
     p->cnt = IW < room ? IW : (room > 0 ? room : 0);
-    p->need = p->direct ? (size_t)((p->T + 1) * p->TL) : (size_t)(p->R + 1) * (size_t)p->NP * 4 + (size_t)(p->T * p->TL);
-    return p->need;
+    p->direct = sw == 2;
+    if (p->direct) {
+        for (long long T = 16; T >= 8; T /= 2) {
+            p->R = 0, p->T = T, p->pairs = T == 16, p->ahead = 0;
+            p->need = (size_t)((T + 1) * p->TL);
+            if (p->need <= budget) return p->need;
+        }
+        return 0;
+    }
+    p->R = 8, p->T = 4, p->pairs = sh == 1, p->ahead = sh == 1 ? 2 : sh;
+    p->need = (size_t)(p->R + 1) * (size_t)p->NP * 4 + (size_t)(p->T * p->TL);
+    return p->need <= budget ? p->need : 0;
 }
 
 /* n bytes from src to dst (vector moves; n of any size, possibly 0). */
