@@ -7,8 +7,17 @@
  * (kh-1)*dh + 1 rows (or the whole plane when the scratch holds it: avx2_dw_plan_of,
  * i8_avx2.h), so that every tap reads 16 consecutive int16 for 16 consecutive outputs; taps are
  * taken in pairs (two rows interleaved with vpunpck[lh]wd, one vpmaddwd against the broadcast
- * weight pair). The pack of 16 int32 back to bytes undoes the unpack's lane order. Threads:
- * dse__parallel over (image, channel) planes, each with its worker's scratch. */
+ * weight pair). The pack of 16 int32 back to bytes undoes the unpack's lane order.
+ *
+ * 3x3 kernels on output rows of 16 or more (int8 output, dilation 1, column stride 1 or 2) take
+ * pairs of adjacent input columns instead (avx2_dw3_plan_of, i8_avx2.h): taps kw = 0, 1 of
+ * output j are the pair j = (t[sw*j], t[sw*j + 1]), kw = 2 the low half of the pair j + 2/sw,
+ * so 8 outputs cost five vpmaddwd on whole vectors with the weights in registers; stride-1 rows
+ * are converted once into int16 pairs, stride-2 rows are their own byte pairs; two output rows
+ * per step where the rows allow; a requantisation without the clamps for n >= 33 (below).
+ * Output rows narrower than 16 take blocks of 8 channels in the lanes (at the end of the file).
+ * Threads: dse__parallel over (image, channel) planes (or 8-channel blocks), each with its
+ * worker's scratch. */
 #include "isa.h"
 
 #if DSE_ARCH_X86_64
