@@ -9,13 +9,13 @@
  * taken in pairs (two rows interleaved with vpunpck[lh]wd, one vpmaddwd against the broadcast
  * weight pair). The pack of 16 int32 back to bytes undoes the unpack's lane order.
  *
- * 3x3 kernels on output rows of 16 or more (int8 output, dilation 1, column stride 1 or 2) take
+ * 3x3 kernels on output rows of 8 or more (int8 output, dilation 1, column stride 1 or 2) take
  * pairs of adjacent input columns instead (avx2_dw3_plan_of, i8_avx2.h): taps kw = 0, 1 of
  * output j are the pair j = (t[sw*j], t[sw*j + 1]), kw = 2 the low half of the pair j + 2/sw,
  * so 8 outputs cost five vpmaddwd on whole vectors with the weights in registers; stride-1 rows
  * are converted once into int16 pairs, stride-2 rows are their own byte pairs; two output rows
  * per step where the rows allow; a requantisation without the clamps for n >= 33 (below).
- * Output rows narrower than 16 take blocks of 8 channels in the lanes (at the end of the file).
+ * Other output rows narrower than 16 take blocks of 8 channels in the lanes (at the end of the file).
  * Threads: dse__parallel over (image, channel) planes (or 8-channel blocks), each with its
  * worker's scratch. */
 #include "isa.h"
@@ -143,7 +143,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
     }
 }
 
-/* -- 3x3 on output rows of 16 or more: pairs of taps prepared per input row ------------------ */
+/* -- 3x3 on output rows of 8 or more: pairs of taps prepared per input row ------------------ */
 
 /* A plane's input rows go through two stages, in increasing row order: the row is copied into
  * a padded int8 row (one of T buffers whose padding columns were set to zp_in once), sh rows
@@ -559,14 +559,14 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *
     avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
                         o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0}};
     const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
-    const size_t nb = avx2_dwb_need(g, o->float_out);
-    if (nb && nb <= n->scratch) {   /* the check's choice (it set the scratch to this need) */
-        const size_t items = NB * ((O + 7) / 8);
-        dse__parallel(cx, items, dse__grain(items, work), avx2_i8_dwb_task, &J);
+    if (avx2_dw3_plan_of(g, o->float_out, n->scratch, &J.p3)) {   /* within the node's scratch: the check's order */
+        dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw3_task, &J);
         return;
     }
-    if (avx2_dw3_plan_of(g, o->float_out, n->scratch, &J.p3)) {   /* within the node's scratch, as the check planned */
-        dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw3_task, &J);
+    const size_t nb = avx2_dwb_need(g, o->float_out);
+    if (nb && nb <= n->scratch) {
+        const size_t items = NB * ((O + 7) / 8);
+        dse__parallel(cx, items, dse__grain(items, work), avx2_i8_dwb_task, &J);
         return;
     }
     avx2_dw_plan_of(g, n->scratch, &J.dp);
