@@ -471,12 +471,37 @@ DW = [   # x shape, kernel, strides, pads, dilations
     ((1, 6, 9, 8), [3, 2], [1, 1], [1, 0, 1, 1], [1, 1]),        # non-square, even kernel width
     ((1, 11, 40), [5], [1], [2, 2], [1]),                        # 1-D
     ((1, 3, 2, 50), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # fewer rows than the kernel
-    # output rows narrower than 16: the channel-block path (dwconv_i8.c), tails of channels and pixels
+    # output rows narrower than 16 (3x3 narrower than 8): the channel-block path (dwconv_i8.c), tails of channels and pixels
     ((1, 19, 7, 7), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # 7x7 planes, 3 channels in the last block
-    ((2, 24, 28, 28), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),     # 28 -> 14, batch 2
+    ((2, 24, 28, 28), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),     # 28 -> 14, batch 2 (3x3: the tap-pair path below)
     ((1, 8, 14, 14), [5, 5], [1, 1], [2, 2, 2, 2], [1, 1]),      # 5x5: 13 tap pairs
     ((1, 13, 9, 6), [3, 3], [1, 1], [0, 1, 2, 0], [2, 1]),       # asymmetric pads, row dilation
     ((1, 5, 4, 3), [3, 3], [2, 1], [1, 2, 1, 2], [1, 1]),        # padding wider than the input
+    # 3x3 on output rows of 8 or more: the tap-pair rows path (dwconv_i8.c), 16/8/4-output tails
+    ((1, 3, 6, 16), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # 16 wide
+    ((1, 5, 5, 19), [3, 3], [1, 1], [0, 0, 0, 0], [1, 1]),       # 17 wide, no padding
+    ((1, 7, 4, 31), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # 31 wide
+    ((1, 3, 9, 66), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),       # 66 -> 33, stride 2
+    ((1, 5, 8, 56), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # 56 wide
+    ((1, 3, 6, 112), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),      # 112 wide
+    ((2, 3, 7, 112), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),      # 112 -> 56, batch 2
+    ((1, 3, 5, 224), [3, 3], [2, 2], [0, 0, 1, 1], [1, 1]),      # 224 -> 112, pads at the end only
+    ((1, 5, 9, 35), [3, 3], [2, 2], [0, 0, 0, 0], [1, 1]),       # stride 2, no padding, 17 wide
+    ((1, 9, 8, 63), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),       # odd input width, 32 wide
+    ((1, 3, 7, 33), [3, 3], [2, 2], [0, 1, 1, 0], [1, 1]),       # asymmetric pads, 16 wide
+    ((1, 3, 9, 34), [3, 3], [2, 1], [1, 1, 1, 1], [1, 1]),       # row stride 2, column stride 1
+    ((1, 3, 11, 40), [3, 3], [3, 2], [1, 1, 1, 1], [1, 1]),      # row stride 3
+    ((1, 3, 6, 20), [3, 3], [1, 1], [2, 2, 2, 2], [1, 1]),       # padding 2: 22 wide
+    ((1, 3, 3, 18), [3, 3], [1, 1], [3, 3, 3, 3], [1, 1]),       # padding wider than the kernel
+    ((1, 3, 7, 40), [3, 3], [1, 2], [1, 1, 1, 1], [1, 1]),       # column stride 2, row stride 1
+    ((1, 5, 2, 40), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),       # one output row
+    ((1, 2, 5, 600), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),      # 300 wide: one output row per step (scratch)
+    ((1, 2, 3, 400), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),      # 400 wide: beyond the plan, the phase-row path
+    ((1, 5, 10, 10), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),      # 10 wide: 8, then the last 4 (128-bit)
+    ((1, 3, 9, 13), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),       # 13 wide: 8, then 8 ending at the row's end
+    ((1, 7, 12, 12), [3, 3], [1, 1], [0, 0, 0, 0], [1, 1]),      # 10 wide, no padding
+    ((1, 5, 8, 16), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1]),       # 16 -> 8, stride 2
+    ((2, 11, 10, 10), [5, 5], [1, 1], [2, 2, 2, 2], [1, 1]),     # 5x5 on 10-wide rows: channel blocks, batch 2
 ]
 
 

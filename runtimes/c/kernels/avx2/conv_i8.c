@@ -94,7 +94,14 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         dse_why tmp;
         if (!(group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1) || x->rank > 4 || K > 128) return 1;
         dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
-        const size_t nb = avx2_dwb_need(&g, (int)dse__attr_int(n, DSE_A_float_out, 0));
+        const int fo = (int)dse__attr_int(n, DSE_A_float_out, 0);
+        const size_t budget = plan < m->scratch_size ? plan : m->scratch_size;
+        avx2_dw3_plan p3;   /* 3x3 on rows of 8 or more: pairs of taps */
+        if (avx2_dw3_plan_of(&g, fo, budget, &p3) && dse__scratch_free(m, n, p3.need)) {
+            why->scratch = p3.need;
+            return 0;
+        }
+        const size_t nb = avx2_dwb_need(&g, fo);
         if (nb && nb <= plan && dse__scratch_free(m, n, nb)) {   /* small planes: channel blocks */
             why->scratch = nb;
             return 0;

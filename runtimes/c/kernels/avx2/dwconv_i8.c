@@ -7,8 +7,17 @@
  * (kh-1)*dh + 1 rows (or the whole plane when the scratch holds it: avx2_dw_plan_of,
  * i8_avx2.h), so that every tap reads 16 consecutive int16 for 16 consecutive outputs; taps are
  * taken in pairs (two rows interleaved with vpunpck[lh]wd, one vpmaddwd against the broadcast
- * weight pair). The pack of 16 int32 back to bytes undoes the unpack's lane order. Threads:
- * dse__parallel over (image, channel) planes, each with its worker's scratch. */
+ * weight pair). The pack of 16 int32 back to bytes undoes the unpack's lane order.
+ *
+ * 3x3 kernels on output rows of 8 or more (int8 output, dilation 1, column stride 1 or 2) take
+ * pairs of adjacent input columns instead (avx2_dw3_plan_of, i8_avx2.h): taps kw = 0, 1 of
+ * output j are the pair j = (t[sw*j], t[sw*j + 1]), kw = 2 the low half of the pair j + 2/sw,
+ * so 8 outputs cost five vpmaddwd on whole vectors with the weights in registers; stride-1 rows
+ * are converted once into int16 pairs, stride-2 rows are their own byte pairs; two output rows
+ * per step where the rows allow; a requantisation without the clamps for n >= 33 (below).
+ * Other output rows narrower than 16 take blocks of 8 channels in the lanes (at the end of the file).
+ * Threads: dse__parallel over (image, channel) planes (or 8-channel blocks), each with its
+ * worker's scratch. */
 #include "isa.h"
 
 #if DSE_ARCH_X86_64
@@ -25,6 +34,7 @@ typedef struct avx2_i8_dw_job {
     const dse_i8_geom *g;
     long long C;
     avx2_dw_plan dp;
+    avx2_dw3_plan p3;
 } avx2_i8_dw_job;
 
 /* The int16 phase rows of input row ih of plane xc (converted on first use in ring mode). */
@@ -132,6 +142,283 @@ DSE_TARGET_AVX2 static void avx2_i8_dw_task(void *arg, size_t begin, size_t end,
         }
     }
 }
+
+/* -- 3x3 on output rows of 8 or more: pairs of taps prepared per input row ------------------ */
+
+/* A plane's input rows go through two stages, in increasing row order: the row is copied into
+ * a padded int8 row (one of T buffers whose padding columns were set to zp_in once), sh rows
+ * before it is converted into its int16 pairs (a ring slot of R); the pairs of an output row
+ * are made while the previous output row is computed. So no load reads bytes stored shortly
+ * before at another offset (a failed store forwarding stalls). */
+typedef struct avx2_dw3_state {
+    long long conv_hi, pad_hi;   /* the last row converted, the last row padded (-1: none yet) */
+    int32_t *rows;
+    int8_t *tmp;
+    const int8_t *xc;
+} avx2_dw3_state;
+
+/* The next input row of the plane (st->conv_hi + 1) into its ring slot of int16 pairs
+ * (avx2_dw3_plan_of, i8_avx2.h: H[j] = (t[sw*j], t[sw*j + 1]) - zp_in), padding the rows up to
+ * sh rows ahead first. */
+DSE_TARGET_AVX2 static void avx2_i8_dw3_next(const avx2_i8_dw_job *J, avx2_dw3_state *st) {
+    const dse_i8_geom *g = J->g;
+    const avx2_dw3_plan *p = &J->p3;
+    const long long NP = p->NP, IH = g->in[1], IW = g->in[2], ih = ++st->conv_hi;
+    int32_t *H = st->rows + (ih & (p->R - 1)) * NP;
+    const long long ahead = ih + p->ahead < IH ? ih + p->ahead : IH - 1;
+    while (st->pad_hi < ahead) {   /* the padded int8 rows up to p->ahead rows ahead */
+        const long long r = ++st->pad_hi;
+        if (p->cnt > 0) avx2_i8_pad_copy(st->tmp + (r & (p->T - 1)) * p->TL + g->pb[2], st->xc + r * IW, p->cnt);
+    }
+    const int8_t *t = st->tmp + (ih & (p->T - 1)) * p->TL;
+    const __m256i z = _mm256_set1_epi16((int16_t)J->o->zp_in);
+    if (g->s[2] == 1) {   /* interleave the bytes of t and t + 1 */
+        long long j = 0;
+        for (; j + 16 <= NP; j += 16) {
+            const __m128i a = _mm_loadu_si128((const __m128i *)(t + j)), b = _mm_loadu_si128((const __m128i *)(t + j + 1));
+            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), z));
+            _mm256_storeu_si256((__m256i *)(H + j + 8), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b)), z));
+        }
+        if (j < NP) {   /* 8 more */
+            const __m128i a = _mm_loadl_epi64((const __m128i *)(t + j)), b = _mm_loadl_epi64((const __m128i *)(t + j + 1));
+            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), z));
+        }
+    } else {   /* stride 2: t as it is */
+        for (long long j = 0; j < NP; j += 8)
+            _mm256_storeu_si256((__m256i *)(H + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(t + 2 * j))), z));
+    }
+}
+
+/* 8 outputs (j .. j+7) from the rows' pairs at j (taps kw = 0, 1) and j + d (kw = 2), into acc
+ * (the sums without the bias): five vpmaddwd, the kw = 2 taps of rows 0 and 1 joined into one pair
+ * (the low halves of two rows' pairs), that of row 2 against (w, 0). V: the vector type's prefix
+ * (_mm256 for 8 outputs, _mm for 4), LD(row, k): the pairs k.. of a row. */
+#define AVX2_DW3_MAC(V, LD, acc, j, r0, r1, r2)                                                                             \
+    {                                                                                                                       \
+        const VEC_##V c0 = LD(r0, (j) + d), c1 = V##_slli_epi32(LD(r1, (j) + d), 16);                                        \
+        const VEC_##V m0 = V##_madd_epi16(LD(r0, j), W_##V(w0)), m1 = V##_madd_epi16(LD(r1, j), W_##V(w1));                  \
+        const VEC_##V m2 = V##_madd_epi16(LD(r2, j), W_##V(w2)), m3 = V##_madd_epi16(V##_blend_epi16(c0, c1, 0xAA), W_##V(w3)); \
+        const VEC_##V m4 = V##_madd_epi16(LD(r2, (j) + d), W_##V(w4));                                                       \
+        acc = V##_add_epi32(V##_add_epi32(m0, V##_add_epi32(m1, m2)), V##_add_epi32(m3, m4));                               \
+    }
+#define VEC__mm256 __m256i
+#define VEC__mm __m128i
+#define W__mm256(w) (w)
+#define W__mm(w) _mm256_castsi256_si128(w)
+/* int16 pair rows (stride 1: int32 per pair) */
+#define AVX2_DW3_H8(h, k) _mm256_loadu_si256((const __m256i *)((h) + (k)))
+#define AVX2_DW3_H4(h, k) _mm_loadu_si128((const __m128i *)((h) + (k)))
+/* padded int8 rows (stride 2: the pair k is bytes 2k, 2k + 1, widened here; the rows hold x itself,
+ * the zero point is in the bias) */
+#define AVX2_DW3_B8(t, k) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((t) + 2 * (k))))
+#define AVX2_DW3_B4(t, k) _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)((t) + 2 * (k))))
+
+/* One channel's requantisation. For n >= 33 (fast; the plan's fast form covers n >= 31): with
+ * acc = s + bias (s the sums above), t = s * M + C, C = bias * M + 2^(n-1) + 2^62 in wrapping
+ * uint64 arithmetic, equals acc * M + 2^(n-1) + 2^62, which lies in [0, 2^63) (|acc * M| < 2^62:
+ * acc is an exact int32, the check's bound), so a logical shift gives r + 2^(62-n) exactly,
+ * r = (acc * M + 2^(n-1)) >> n, |r| <= 2^(62-n) <= 2^29. Even lanes shift by n (result in the low
+ * half), odd lanes by n - 32 (result in the high half), one blend, minus B = 2^(62-n): r in int32,
+ * without clamping acc first. Then saturation to int16 (packs), zp_out added saturating,
+ * saturation to int8 (packs) and qmin/qmax on bytes: the same bytes as clamp(zp_out + r, qmin,
+ * qmax), every saturated value staying beyond the int8 range. Otherwise the plan's requantisation
+ * (i8_avx2.h, q) of s + bias. */
+typedef struct avx2_dw3_rq {
+    int fast;
+    __m256i M, C, B, bias, zp16;
+    __m128i se, so, qmin, qmax;
+} avx2_dw3_rq;
+
+DSE_TARGET_AVX2 static inline __m256i avx2_dw3_rq8(const avx2_dw3_rq *R, __m256i s) {
+    const __m256i e = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(s, R->M), R->C), R->se);
+    const __m256i o = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_shuffle_epi32(s, 0xF5), R->M), R->C), R->so);
+    return _mm256_sub_epi32(_mm256_blend_epi32(e, o, 0xAA), R->B);
+}
+
+/* 16 bytes: the 8 outputs of s0, then those of s1 */
+DSE_TARGET_AVX2 static inline __m128i avx2_dw3_bytes16(const avx2_dw3_rq *R, const avx2_i8_rq *q, int fast, __m256i s0,
+                                                       __m256i s1) {
+    if (fast) {   /* packs: [0-3, 8-11 | 4-7, 12-15] -> qwords 0, 2, 1, 3 */
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_adds_epi16(_mm256_packs_epi32(avx2_dw3_rq8(R, s0), avx2_dw3_rq8(R, s1)), R->zp16), 0xD8);
+        return _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)), R->qmin), R->qmax);
+    }
+    const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(avx2_i8_requant(_mm256_add_epi32(s0, R->bias), q),
+                                                                  avx2_i8_requant(_mm256_add_epi32(s1, R->bias), q)), 0xD8);
+    return _mm_packs_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+}
+
+/* fast form only: bytes 0-3 the 4 outputs of s0, 4-7 those of s1 */
+DSE_TARGET_AVX2 static inline __m128i avx2_dw3_bytes8(const avx2_dw3_rq *R, __m128i s0, __m128i s1) {
+    const __m128i M = _mm256_castsi256_si128(R->M), C = _mm256_castsi256_si128(R->C), B = _mm256_castsi256_si128(R->B);
+#define AVX2_DW3_RQ4(s)                                                                                                     \
+    _mm_sub_epi32(_mm_blend_epi32(_mm_srl_epi64(_mm_add_epi64(_mm_mul_epi32(s, M), C), R->se),                             \
+                                  _mm_srl_epi64(_mm_add_epi64(_mm_mul_epi32(_mm_shuffle_epi32(s, 0xF5), M), C), R->so), 0xA), B)
+    const __m128i v = _mm_adds_epi16(_mm_packs_epi32(AVX2_DW3_RQ4(s0), AVX2_DW3_RQ4(s1)), _mm256_castsi256_si128(R->zp16));
+#undef AVX2_DW3_RQ4
+    return _mm_min_epi8(_mm_max_epi8(_mm_packs_epi16(v, v), R->qmin), R->qmax);
+}
+
+/* Output row y from rows r0-r2: 16 outputs per step, then 8, then the last 4 (fast form: 128-bit
+ * vectors) or 8 ending at OW (some outputs again: the same bytes). */
+#define AVX2_DW3_ROW(FAST, LD8, LD4, y, r0, r1, r2)                                                                             \
+    {                                                                                                                       \
+        long long ow = 0;                                                                                                   \
+        for (; ow + 16 <= OW; ow += 16) {                                                                                   \
+            __m256i s0, s1;                                                                                                 \
+            AVX2_DW3_MAC(_mm256, LD8, s0, ow, r0, r1, r2);                                                                  \
+            AVX2_DW3_MAC(_mm256, LD8, s1, ow + 8, r0, r1, r2);                                                              \
+            _mm_storeu_si128((__m128i *)((y) + ow), avx2_dw3_bytes16(&R, &q, FAST, s0, s1));                                         \
+        }                                                                                                                   \
+        while (ow < OW) {                                                                                                   \
+            if (FAST && OW - ow <= 4) {                                                                                     \
+                __m128i s0;                                                                                                 \
+                AVX2_DW3_MAC(_mm, LD4, s0, OW - 4, r0, r1, r2);                                                             \
+                const int32_t v = _mm_cvtsi128_si32(avx2_dw3_bytes8(&R, s0, s0));                                          \
+                memcpy((y) + OW - 4, &v, 4);                                                                                \
+                break;                                                                                                      \
+            }                                                                                                               \
+            const long long at = ow + 8 <= OW ? ow : OW - 8;                                                                \
+            __m256i s0;                                                                                                     \
+            AVX2_DW3_MAC(_mm256, LD8, s0, at, r0, r1, r2);                                                                  \
+            _mm_storel_epi64((__m128i *)((y) + at), avx2_dw3_bytes16(&R, &q, FAST, s0, s0));                                         \
+            ow = at + 8;                                                                                                    \
+        }                                                                                                                   \
+    }
+
+/* Output rows oh and oh + 1 (stride 1: rows h0-h2 and h1-h3), 8 outputs of each per step, then
+ * the last 4 of each or 8 ending at OW as in AVX2_DW3_ROW. */
+/* Two output rows yr, yr2 from rows h0-h2 and g0-g2, 8 outputs of each per step, then the last 4
+ * of each or 8 ending at OW as in AVX2_DW3_ROW. */
+#define AVX2_DW3_PAIRS(FAST, LD8, LD4, yr, yr2, h0, h1, h2, g0, g1, g2)                                                 \
+    {                                                                                                                   \
+        long long ow = 0;                                                                                               \
+        for (; ow + 8 <= OW; ow += 8) {                                                                                 \
+            __m256i s0, s1;                                                                                             \
+            AVX2_DW3_MAC(_mm256, LD8, s0, ow, h0, h1, h2);                                                              \
+            AVX2_DW3_MAC(_mm256, LD8, s1, ow, g0, g1, g2);                                                              \
+            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                  \
+            _mm_storel_epi64((__m128i *)((yr) + ow), b8);                                                               \
+            _mm_storel_epi64((__m128i *)((yr2) + ow), _mm_unpackhi_epi64(b8, b8));                                      \
+        }                                                                                                               \
+        if (ow < OW && FAST && OW - ow <= 4) {                                                                          \
+            __m128i s0, s1;                                                                                             \
+            AVX2_DW3_MAC(_mm, LD4, s0, OW - 4, h0, h1, h2);                                                             \
+            AVX2_DW3_MAC(_mm, LD4, s1, OW - 4, g0, g1, g2);                                                             \
+            const __m128i b8 = avx2_dw3_bytes8(&R, s0, s1);                                                             \
+            const int32_t v0 = _mm_cvtsi128_si32(b8), v1 = _mm_extract_epi32(b8, 1);                                    \
+            memcpy((yr) + OW - 4, &v0, 4), memcpy((yr2) + OW - 4, &v1, 4);                                              \
+        } else if (ow < OW) {                                                                                           \
+            __m256i s0, s1;                                                                                             \
+            AVX2_DW3_MAC(_mm256, LD8, s0, OW - 8, h0, h1, h2);                                                          \
+            AVX2_DW3_MAC(_mm256, LD8, s1, OW - 8, g0, g1, g2);                                                          \
+            const __m128i b8 = avx2_dw3_bytes16(&R, &q, FAST, s0, s1);                                                  \
+            _mm_storel_epi64((__m128i *)((yr) + OW - 8), b8);                                                           \
+            _mm_storel_epi64((__m128i *)((yr2) + OW - 8), _mm_unpackhi_epi64(b8, b8));                                  \
+        }                                                                                                               \
+    }
+
+DSE_TARGET_AVX2 static void avx2_i8_dw3_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const avx2_i8_dw_job *J = arg;
+    const dse_i8_geom *g = J->g;
+    const dse_i8_out *o = J->o;
+    const avx2_dw3_plan *p = &J->p3;
+    const long long IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2], sh = g->s[1], pt = g->pb[1];
+    const long long NP = p->NP, d = 2 / g->s[2];
+    avx2_dw3_state st;
+    st.rows = (int32_t *)(void *)dse__worker_scratch(J->cx, worker);
+    int32_t *zero = st.rows + p->R * NP;
+    st.tmp = p->direct ? (int8_t *)st.rows : (int8_t *)(zero + NP);
+    int8_t *bzero = st.tmp + p->T * p->TL;   /* direct: a row of padding */
+    if (!p->direct) memset(zero, 0, (size_t)NP * 4);
+    memset(st.tmp, o->zp_in, (size_t)((p->T + p->direct) * p->TL));   /* the padding columns, for good */
+    avx2_dw3_rq R;
+    R.qmin = _mm_set1_epi8((char)o->qmin), R.qmax = _mm_set1_epi8((char)o->qmax);
+    R.zp16 = _mm256_set1_epi16((int16_t)o->zp_out);
+    for (size_t pl = begin; pl < end; pl++) {
+        const size_t c = pl % (size_t)J->C;
+        st.xc = J->x + pl * (size_t)(IH * IW);
+        st.pad_hi = st.conv_hi = -1;
+        const int8_t *wc = J->w + c * 9;
+#define AVX2_DW3_PAIR(a, b) _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)(int16_t)(a) | (uint32_t)(uint16_t)(int16_t)(b) << 16))
+        const __m256i w0 = AVX2_DW3_PAIR(wc[0], wc[1]), w1 = AVX2_DW3_PAIR(wc[3], wc[4]), w2 = AVX2_DW3_PAIR(wc[6], wc[7]);
+        const __m256i w3 = AVX2_DW3_PAIR(wc[2], wc[5]), w4 = AVX2_DW3_PAIR(wc[8], 0);
+#undef AVX2_DW3_PAIR
+        /* the direct rows hold x (padding zp_in): their bias takes - zp_in * sum(w); int32 sums wrap to the
+         * exact accumulator (it fits int32) */
+        const int64_t b64 = (int64_t)J->bias[c] - (p->direct ? (int64_t)o->zp_in * (wc[0] + wc[1] + wc[2] + wc[3] + wc[4] + wc[5] + wc[6] + wc[7] + wc[8]) : 0);
+        const int n = o->shift[c];
+        R.fast = n >= 33;
+        R.bias = _mm256_set1_epi32((int32_t)(uint32_t)(uint64_t)b64);
+        avx2_i8_rq q;
+        avx2_i8_rq_init1(&q, o, c);
+        R.M = _mm256_set1_epi32(o->M[c]);
+        R.C = _mm256_set1_epi64x(R.fast ? (int64_t)((uint64_t)b64 * (uint64_t)(uint32_t)o->M[c] + ((uint64_t)1 << (n - 1)) + ((uint64_t)1 << 62)) : 0);
+        R.se = _mm_cvtsi32_si128(n), R.so = _mm_cvtsi32_si128(n - 32);
+        R.B = _mm256_set1_epi32(R.fast ? (int32_t)1 << (62 - n) : 0);
+        int8_t *yc = (int8_t *)J->y + pl * (size_t)(OH * OW);
+        const long long S = p->pairs ? 2 : 1;   /* output rows per step */
+        if (p->direct) {   /* stride 2: the padded int8 rows, one step ahead */
+            for (long long oh = 0; oh < OH; oh += S) {
+                const long long nxt = oh + 2 * S - 1 < OH ? oh + 2 * S - 1 : OH - 1, top = nxt * sh - pt + 2;
+                const long long lim = top < IH - 1 ? top : IH - 1;
+                while (st.pad_hi < lim) {
+                    const long long r = ++st.pad_hi;
+                    if (p->cnt > 0) avx2_i8_pad_copy(st.tmp + (r & (p->T - 1)) * p->TL + g->pb[2], st.xc + r * IW, p->cnt);
+                }
+                const int8_t *tr[6];
+                for (long long k = 0; k < 3 + sh * (S - 1); k++) {
+                    const long long ih = oh * sh + k - pt;
+                    tr[k] = ih >= 0 && ih < IH ? st.tmp + (ih & (p->T - 1)) * p->TL : bzero;
+                }
+                int8_t *yr = yc + oh * OW;
+                if (S == 1 || oh + 1 == OH) {
+                    if (R.fast) AVX2_DW3_ROW(1, AVX2_DW3_B8, AVX2_DW3_B4, yr, tr[0], tr[1], tr[2])
+                    else AVX2_DW3_ROW(0, AVX2_DW3_B8, AVX2_DW3_B4, yr, tr[0], tr[1], tr[2])
+                    continue;
+                }
+                const int8_t *t0 = tr[0], *t1 = tr[1], *t2 = tr[2], *u0 = tr[sh], *u1 = tr[sh + 1], *u2 = tr[sh + 2];
+                int8_t *yr2 = yr + OW;
+                if (R.fast) AVX2_DW3_PAIRS(1, AVX2_DW3_B8, AVX2_DW3_B4, yr, yr2, t0, t1, t2, u0, u1, u2)
+                else AVX2_DW3_PAIRS(0, AVX2_DW3_B8, AVX2_DW3_B4, yr, yr2, t0, t1, t2, u0, u1, u2)
+            }
+            continue;
+        }
+        for (long long oh = 0; oh < OH; oh += S) {
+            /* rows converted: [0, conv_hi], the last R in the ring; convert up to the next step's last row */
+            const long long nxt = oh + 2 * S - 1 < OH ? oh + 2 * S - 1 : OH - 1;
+            const long long top = nxt * sh - pt + 2, lim = top < IH - 1 ? top : IH - 1;
+            while (st.conv_hi < lim) avx2_i8_dw3_next(J, &st);
+            const int32_t *hr[6];
+            for (long long k = 0; k < 3 + sh * (S - 1); k++) {
+                const long long ih = oh * sh + k - pt;
+                hr[k] = ih >= 0 && ih < IH ? st.rows + (ih & (p->R - 1)) * NP : zero;
+            }
+            int8_t *yr = yc + oh * OW;
+            if (S == 1 || oh + 1 == OH) {
+                if (R.fast) AVX2_DW3_ROW(1, AVX2_DW3_H8, AVX2_DW3_H4, yr, hr[0], hr[1], hr[2])
+                else AVX2_DW3_ROW(0, AVX2_DW3_H8, AVX2_DW3_H4, yr, hr[0], hr[1], hr[2])
+                continue;
+            }
+            /* two output rows (stride 1: rows 0-2 and 1-3), 8 outputs of each per step, the last 4 of
+             * each or 8 ending at OW as in AVX2_DW3_ROW */
+            const int32_t *h0 = hr[0], *h1 = hr[1], *h2 = hr[2], *h3 = hr[3];
+            int8_t *yr2 = yr + OW;
+            if (R.fast) AVX2_DW3_PAIRS(1, AVX2_DW3_H8, AVX2_DW3_H4, yr, yr2, h0, h1, h2, h1, h2, h3)
+            else AVX2_DW3_PAIRS(0, AVX2_DW3_H8, AVX2_DW3_H4, yr, yr2, h0, h1, h2, h1, h2, h3)
+        }
+    }
+}
+#undef AVX2_DW3_MAC
+#undef VEC__mm256
+#undef VEC__mm
+#undef W__mm256
+#undef W__mm
+#undef AVX2_DW3_H8
+#undef AVX2_DW3_H4
+#undef AVX2_DW3_B8
+#undef AVX2_DW3_B4
+#undef AVX2_DW3_ROW
+#undef AVX2_DW3_PAIRS
 
 /* -- small planes: 8 channels in the lanes ------------------------------------------------------ */
 
@@ -270,10 +557,14 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *
                                             const dse_i8_out *o, const dse_i8_geom *g) {
     const size_t O = m->tensors[n->in[1]].dims[0], NB = m->tensors[n->in[0]].dims[0];
     avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
-                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}};
+                        o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0}};
     const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
+    if (avx2_dw3_plan_of(g, o->float_out, n->scratch, &J.p3)) {   /* within the node's scratch: the check's order */
+        dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw3_task, &J);
+        return;
+    }
     const size_t nb = avx2_dwb_need(g, o->float_out);
-    if (nb && nb <= n->scratch) {   /* the check's choice (it set the scratch to this need) */
+    if (nb && nb <= n->scratch) {
         const size_t items = NB * ((O + 7) / 8);
         dse__parallel(cx, items, dse__grain(items, work), avx2_i8_dwb_task, &J);
         return;

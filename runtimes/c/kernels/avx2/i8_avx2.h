@@ -42,6 +42,67 @@ static inline size_t avx2_dwb_need(const dse_i8_geom *g, int float_out) {
     return (size_t)(PH * PWr * 16 + 8 * PWr + OH * OW * 8 + 16 + 64);
 }
 
+/* Depthwise 3x3 (2-D, dilation 1, column stride 1 or 2, row stride 1 to 3, any padding, int8
+ * output) on output rows of AVX2_DW3_MIN_OW or more (dwconv_i8.c; taken before the channel blocks
+ * above, which it beats from 8 outputs a row: 28 -> 14 at stride 2 in 0.44x the time, 14x14 in
+ * 0.93x). Output j's taps are pairs of
+ * input columns: kw = 0, 1 the pair j, kw = 2 the low half of the pair j + 2/sw, where the pair j
+ * is (t[sw*j], t[sw*j + 1]), t an input row with its padding (zp_in).
+ * - Column stride 1: each input row becomes once a row of NP int16 pairs (x - zp_in) in a ring of
+ *   R = 8 rows, with a zero row; T = 4 padded int8 rows of TL bytes on the way. Row stride 1: two
+ *   output rows per step (pairs).
+ * - Column stride 2 (direct): the pairs are the padded int8 rows' byte pairs as they are, in a
+ *   ring of T = 16 rows (two output rows per step) or, when that exceeds the budget, 8 rows (one
+ *   output row per step), with a row of padding.
+ * NP: the output row rounded up to 8 (outputs go in vectors of 8), + 2/sw, rounded up to 8; TL =
+ * NP * sw + 64; cnt: the bytes of an input row that a padded row holds (pw + cnt <= NP * sw + 32).
+ * Returns the scratch bytes (p->need) of the first form within `budget`, 0 when the node does
+ * not take the path. */
+#define AVX2_DW3_MIN_OW 8   /* (the row loops step back from OW by 8) */
+typedef struct avx2_dw3_plan {
+    long long NP, R, T, TL, cnt, pairs, ahead, direct;
+    size_t need;
+} avx2_dw3_plan;
+static inline size_t avx2_dw3_plan_of(const dse_i8_geom *g, int float_out, size_t budget, avx2_dw3_plan *p) {
+    const long long OW = g->out[2], sw = g->s[2], sh = g->s[1], IW = g->in[2], pw = g->pb[2];
+    if (float_out || g->sp != 2 || g->k[1] != 3 || g->k[2] != 3 || g->d[1] != 1 || g->d[2] != 1 || (sw != 1 && sw != 2) ||
+        sh < 1 || sh > 3 || OW < AVX2_DW3_MIN_OW || g->out[1] < 1)
+        return 0;
+    p->NP = ((OW + 7) / 8 * 8 + 2 / sw + 7) / 8 * 8;
+    p->TL = p->NP * sw + 64;
+    const long long room = p->NP * sw + 32 - pw;
+    p->cnt = IW < room ? IW : (room > 0 ? room : 0);
+    p->direct = sw == 2;
+    if (p->direct) {
+        for (long long T = 16; T >= 8; T /= 2) {
+            p->R = 0, p->T = T, p->pairs = T == 16, p->ahead = 0;
+            p->need = (size_t)((T + 1) * p->TL);
+            if (p->need <= budget) return p->need;
+        }
+        return 0;
+    }
+    p->R = 8, p->T = 4, p->pairs = sh == 1, p->ahead = sh == 1 ? 2 : sh;
+    p->need = (size_t)(p->R + 1) * (size_t)p->NP * 4 + (size_t)(p->T * p->TL);
+    return p->need <= budget ? p->need : 0;
+}
+
+/* n bytes from src to dst (vector moves; n of any size, possibly 0). */
+DSE_TARGET_AVX2 static inline void avx2_i8_pad_copy(int8_t *d, const int8_t *row, long long cnt) {
+    if (cnt >= 32) {
+        for (long long i = 0; i + 32 <= cnt; i += 32) _mm256_storeu_si256((__m256i *)(d + i), _mm256_loadu_si256((const __m256i *)(row + i)));
+        _mm256_storeu_si256((__m256i *)(d + cnt - 32), _mm256_loadu_si256((const __m256i *)(row + cnt - 32)));
+    } else if (cnt >= 16) {
+        _mm_storeu_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)row));
+        _mm_storeu_si128((__m128i *)(d + cnt - 16), _mm_loadu_si128((const __m128i *)(row + cnt - 16)));
+    } else if (cnt >= 8) {
+        memcpy(d, row, 8), memcpy(d + cnt - 8, row + cnt - 8, 8);
+    } else if (cnt >= 4) {
+        memcpy(d, row, 4), memcpy(d + cnt - 4, row + cnt - 4, 4);
+    } else {
+        for (long long i = 0; i < cnt; i++) d[i] = row[i];
+    }
+}
+
 /* -- Winograd F(2x2, 3x3), exact in int32 ------------------------------------------------------- */
 
 /* 3x3 convolutions with stride 1 and dilation 1 (group 1, 2-D) as F(2x2, 3x3) on integers:
@@ -203,30 +264,24 @@ static inline size_t avx2_i8_split(const dse_ctx *cx, size_t units, size_t R) {
     return T < bands ? T : bands;
 }
 
+/* The padded int8 row: tmp[0, n) = zp except tmp[pw + i] = row[i] for the i < IW with pw + i < n
+ * (vector stores: tmp must hold n rounded up to 32 bytes). */
+DSE_TARGET_AVX2 static inline void avx2_i8_pad_row(int8_t *tmp, const int8_t *row, long long IW, long long pw, long long n,
+                                                   int zp) {
+    const __m256i zb = _mm256_set1_epi8((char)zp);
+    for (long long i = 0; i < n; i += 32) _mm256_storeu_si256((__m256i *)(tmp + i), zb);
+    const long long cnt = pw + IW <= n ? IW : (n > pw ? n - pw : 0);   /* bytes of the row that are used */
+    avx2_i8_pad_copy(tmp + pw, row, cnt);
+}
+
 /* (depthwise and Winograd) Input row `row` (IW bytes) into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp (0 in
  * the padding, x_padded[u] = row[u - pw]), through tmp (sw * L + 64 bytes): the padded int8 row
  * (padding = zp) written with vector stores, then converted 16 outputs at a time (stride 1: a
  * 16-byte load; stride 2: a 32-byte load split into even and odd bytes). */
 DSE_TARGET_AVX2 static inline void avx2_i8_dw_row(int16_t *dst, const int8_t *row, int8_t *tmp, long long IW, long long pw,
                                            long long sw, long long L, int zp) {
-    const __m256i z = _mm256_set1_epi16((int16_t)zp), zb = _mm256_set1_epi8((char)zp);
-    const long long n = sw * L + 32;
-    for (long long i = 0; i < n; i += 32) _mm256_storeu_si256((__m256i *)(tmp + i), zb);
-    const long long cnt = pw + IW <= n ? IW : (n > pw ? n - pw : 0);   /* bytes of the row that are used */
-    int8_t *d = tmp + pw;
-    if (cnt >= 32) {
-        for (long long i = 0; i + 32 <= cnt; i += 32) _mm256_storeu_si256((__m256i *)(d + i), _mm256_loadu_si256((const __m256i *)(row + i)));
-        _mm256_storeu_si256((__m256i *)(d + cnt - 32), _mm256_loadu_si256((const __m256i *)(row + cnt - 32)));
-    } else if (cnt >= 16) {
-        _mm_storeu_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)row));
-        _mm_storeu_si128((__m128i *)(d + cnt - 16), _mm_loadu_si128((const __m128i *)(row + cnt - 16)));
-    } else if (cnt >= 8) {
-        memcpy(d, row, 8), memcpy(d + cnt - 8, row + cnt - 8, 8);
-    } else if (cnt >= 4) {
-        memcpy(d, row, 4), memcpy(d + cnt - 4, row + cnt - 4, 4);
-    } else {
-        for (long long i = 0; i < cnt; i++) d[i] = row[i];
-    }
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    avx2_i8_pad_row(tmp, row, IW, pw, sw * L + 32, zp);
     if (sw == 1) {
         for (long long j = 0; j < L; j += 16)
             _mm256_storeu_si256((__m256i *)(dst + j), _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(tmp + j))), z));
