@@ -239,8 +239,9 @@ def _sha256(path) -> str:
 
 def _run_in_c(result, feeds) -> list:
     """A candidate plan run by the C runtime: written as a .dse (specialised to the feeds' shapes)
-    into a temporary folder, loaded, run on every feed. Falls back to the numpy interpreter when
-    the model cannot be written as a .dse (e.g. shapes that differ between feeds)."""
+    into a temporary folder, loaded, run on every feed: (outputs, the .dse's bytes). Falls back to
+    the numpy interpreter (outputs only) when the model cannot be written as a .dse (e.g. shapes
+    that differ between feeds)."""
     import tempfile
     from .errors import DseError
     from .export import save_dse
@@ -256,7 +257,7 @@ def _run_in_c(result, feeds) -> list:
         except DseError:
             return [run(result.graph, f) for f in feeds]
         with Runtime(str(path)) as rt:
-            return [rt.run(f) for f in feeds]
+            return [rt.run(f) for f in feeds], path.stat().st_size   # the candidate's .dse bytes (size objective)
 
 
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,

@@ -289,6 +289,7 @@ class _Search:
         self.run_plan, self.user_base, self.progress = run_plan, user_base, progress
         self.cache: dict[frozenset, tuple[float, float]] = {}
         self.index: dict[frozenset, int] = {}    # a plan's first entry in `tried`
+        self.nbytes: dict[frozenset, int | None] = {}   # a plan's artifact bytes, when run_plan gives them
         self.tried: list[dict] = []
         self.cost_of: Callable | None = None     # kept float -> {cost figures} (the curves of plans tried)
         self.t0 = time.perf_counter()
@@ -306,6 +307,10 @@ class _Search:
         if key not in self.cache:
             r = self.result(keep, int4)
             got = self.run_plan(r, self.feeds)
+            nbytes = None
+            if isinstance(got, tuple):           # (outputs, the candidate .dse's bytes)
+                got, nbytes = got
+            self.nbytes[key] = nbytes
             noise = self.metric.noise(self.ref, got)
             if self.metric.user is not None:
                 drop = self.user_base - float(self.metric.user(got, self.feeds))
@@ -316,6 +321,7 @@ class _Search:
             self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "drop": round(drop, 6),
                                "why": why,
                                "sqnr_db": round(-10.0 * math.log10(noise), 2) if noise > 0 else None,
+                               **({"bytes": nbytes} if nbytes is not None else {}),
                                **(self.cost_of(keep, int4) if self.cost_of else {})})
             if self.progress:
                 self.progress(len(self.tried), why, drop)
@@ -329,7 +335,8 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     """Plan the precision of each node of `graph` (see the module docstring) and return
     (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
     last `holdout` of which are held back for scoring; `run_plan(result, feeds) -> [{output: array}]`
-    runs a candidate (default: its graph in the numpy interpreter)."""
+    runs a candidate (default: its graph in the numpy interpreter; it may return (outputs, the
+    candidate artifact's bytes), which the size objective then uses)."""
     _check_budget(max_drop, objective)
     feeds = list(feeds)
     holdout = default_holdout(len(feeds), max_drop) if holdout is None else holdout
