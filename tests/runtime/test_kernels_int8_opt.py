@@ -575,6 +575,65 @@ def test_matmul(lib, xshape):
     check_both(lib, *gemm_case(x, w, b, 100, None, None, 0, 0, 2, out_scale=ONES(N), op="MatMul")[:4], "__avx2")
 
 
+# -- int8 Mul (kernels/avx2/mul_i8.c) ----------------------------------------------------------
+
+def mul_case(a, b, za, zb, M, n, zo, qmin=-128, qmax=127):
+    net = Net()
+    ref = intref.mul_int8(a, za, b, zb, M, n, zo, qmin, qmax)
+    ai, bi = net.inp(a), net.inp(b)
+    yi = net.out("int8", ref.shape)
+    attrs = dict(za=za, zb=zb, M=int(M), shift=int(n), zp_out=zo, qmin=qmin, qmax=qmax)
+    return net.build("Mul", [ai, bi], [yi], attrs), net.feeds, net.outs, ref
+
+
+MUL_ZPS = [(-128, 127), (127, -128), (-128, -128), (5, -3)]
+MUL_LENS = [1, 7, 15, 31, 33, 72, 129]
+
+
+def mul_bcast(L):
+    """The walker's row forms for rows of L elements: [1,C,H,W] x [1,C,1,1] (a varies, b constant),
+    the reverse, both varying, a scalar operand, an outer product (rows with a constant a)."""
+    return [((1, 3, 1, L), (1, 3, 1, 1)), ((2, 1, L), (2, 1, 1)), ((1, 3, 1, 1), (1, 3, 1, L)),
+            ((2, L), (2, L)), ((L,), (1,)), ((1,), (L,)), ((3, 1), (1, L))]
+
+
+def mul_params(rng):
+    """(M, n): random multipliers in [2^30, 2^31) with shifts >= 33 (the usual) and < 33 (p clamped),
+    the extremes of both, and multipliers below 2^30 that the loader accepts."""
+    out = [(int(rng.integers(1 << 30, 1 << 31)), int(n)) for n in (38, 33, 34, 45, 62, 32, 31, 25, 17, 16, 9, 1)]
+    out += [(int(rng.integers(1 << 30, 1 << 31)), int(rng.integers(1, 63))) for _ in range(3)]
+    out += [((1 << 31) - 1, 31), (1 << 30, 24), (0, 62), (0, 1), (1, 1), (12345, 20), (3, 40)]
+    return out
+
+
+@pytest.mark.parametrize("L", MUL_LENS)
+def test_mul_optimised_equals_ref(lib, L):
+    rng = np.random.default_rng(1000 + L)
+    params = mul_params(rng)
+    for sa, sb in mul_bcast(L):
+        a, b = rand_i8(rng, sa), rand_i8(rng, sb)
+        for j, (za, zb) in enumerate(MUL_ZPS):
+            zo = int(rng.integers(-128, 128)) if j else -128
+            qmin, qmax = (-128, 127) if j < 3 else (-40, 90)
+            for M, n in params[j::len(MUL_ZPS)] + [params[int(rng.integers(len(params)))]]:
+                k = check_both(lib, *mul_case(a, b, za, zb, M, n, zo, qmin, qmax), "__avx2")
+                assert k == (["dse_i8_mul__avx2"] if AVX2 else k)
+
+
+@pytest.mark.parametrize("form", ["rows", "both"])
+def test_mul_every_pair_every_shift(lib, form):
+    """All 65536 (a, b) pairs, every shift 1..62 with a random multiplier in [2^30, 2^31), zero
+    points at both ends: rows with one constant operand ([256,1] x [1,256]) or both varying."""
+    rng = np.random.default_rng(7 + (form == "both"))
+    q = np.arange(-128, 128, dtype=np.int8)
+    a, b = (q.reshape(256, 1), q.reshape(1, 256)) if form == "rows" else (np.repeat(q, 256), np.tile(q, 256))
+    for n in range(1, 63):
+        M = int(rng.integers(1 << 30, 1 << 31))
+        za, zb = [(-128, 127), (127, -128), (-128, -128), (127, 127)][n % 4]
+        zo = [-128, 127, 0, int(rng.integers(-128, 128))][n % 4]
+        check_both(lib, *mul_case(a, b, za, zb, M, n, zo), "__avx2")
+
+
 # -- a whole model ------------------------------------------------------------------------------
 
 ZOO = {"mobilenet_v2": dict(input_size=64, num_classes=10, width=0.5),   # depthwise, 1x1, stem 3x3/2

@@ -120,6 +120,11 @@ DSE_INTERNAL int dse_i8_check_broadcast(const dse_model *m, const dse_node *n, d
 typedef struct dse_i8_addp { int za, zb, zp, qmin, qmax, n; int64_t Ma, Mb; } dse_i8_addp;
 DSE_SHARED int dse_i8_add_params(const dse_node *n, dse_i8_addp *p);
 
+/* int8 Mul parameters (kernels/ref/mul_i8.c): zero points, output zero point and clamp, the
+ * multiplier and shift; 0 when valid (shared by the REF and optimised Mul kernels). */
+typedef struct dse_i8_mulp { int za, zb, zp, qmin, qmax, n; int32_t M; } dse_i8_mulp;
+DSE_SHARED int dse_i8_mul_params(const dse_node *n, dse_i8_mulp *p);
+
 /* Spatial geometry of Conv/ConvTranspose/pools, for 1 to 3 spatial axes stored in the last
  * slots (a 1-D op uses slot 2 only; unused slots are 1 / 0). Attributes kernel_shape
  * (default: `kernel` when given), strides (1), pads (0), dilations (1). */

@@ -6,9 +6,9 @@
  */
 #include "requant.h"
 
-typedef struct mulp { int za, zb, zp, qmin, qmax, n; int32_t M; } mulp;
+typedef dse_i8_mulp mulp;
 
-static int mul_params(const dse_node *n, mulp *p) {
+int dse_i8_mul_params(const dse_node *n, dse_i8_mulp *p) {
     int64_t za = dse__attr_int(n, DSE_A_za, 1000), zb = dse__attr_int(n, DSE_A_zb, 1000), zo = dse__attr_int(n, DSE_A_zp_out, 1000);
     int64_t lo = dse__attr_int(n, DSE_A_qmin, -128), hi = dse__attr_int(n, DSE_A_qmax, 127), sh = dse__attr_int(n, DSE_A_shift, 0);
     int64_t M = dse__attr_int(n, DSE_A_M, -1);
@@ -22,7 +22,7 @@ static int mul_params(const dse_node *n, mulp *p) {
 int dse__check_i8_mul(const dse_model *m, const dse_node *n, dse_why *why) {
     mulp p;
     if (dse_i8_check_broadcast(m, n, why)) return 1;
-    if (mul_params(n, &p)) {
+    if (dse_i8_mul_params(n, &p)) {
         DSE_WHY(why, MUL_I8_NEEDS_INT_ZA_ZB);
         return 1;
     }
@@ -58,7 +58,7 @@ static void row_mul_i8(uint8_t *yb, const uint8_t *const *x, const size_t *s, ui
 
 void dse_i8_mul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     mulp p;
-    mul_params(n, &p);
+    dse_i8_mul_params(n, &p);
     dse_ew_ctx c = {{0, 0, 0, 0}, {0, 0}, 1, &p};
     dse__ew_walk(m, n, arena, 2, row_mul_i8, &c, cx);
 }
