@@ -1,12 +1,15 @@
 """W4A8 vs W8A8: .dse size and top-1 agreement with the float model (and accuracy where labels exist).
 
-    python benchmarks/w4a8.py [digits] [mobilenet_v2]
+    python benchmarks/w4a8.py [digits] [mobilenet_v2] [cls] [orient] [magika]
 
 digits: the zoo model, calibrated on models/digits/calib.npz, scored on eval.npz (360 labelled
 images). mobilenet_v2: the zoo architecture (models/archs.py, its deterministic initial weights,
 width 1.0, 96x96 input, 100 classes), 32 calibration and 100 evaluation feeds of standard normal
 noise (seeded): agreement only. Outputs of the integer graph come from the numpy reference, which
-the C runtime matches byte for byte (tests/quant/test_w4a8.py)."""
+the C runtime matches byte for byte (tests/quant/test_w4a8.py). cls, orient, magika: the real
+models of benchmarks/unseen_models.py (their wheels installed), 200 calibration feeds and
+UNSEEN_EVAL scoring feeds of its own, top-1 agreement with onnxruntime's float model, run in the
+C runtime (int4 nodes on reference kernels: slow, hence fewer feeds for the larger models)."""
 from __future__ import annotations
 
 import os
@@ -20,6 +23,29 @@ from dsedge import zoo
 from dsedge.interp import execute
 
 VARIANTS = (("W8A8", 8, 0), ("W4A8", 4, 0), ("W4A8 g32", 4, 32), ("W4A8 g64", 4, 64))
+UNSEEN_EVAL = {"cls": 300, "orient": 100, "magika": 40}
+
+
+def _unseen(name):
+    """(rows) for a real model of benchmarks/unseen_models.py, scored in the C runtime."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import onnxruntime as ort
+    import unseen_models as um
+    path = um.model_paths()[name]
+    calib, evalf = um.feeds(name, 200, 0), um.feeds(name, UNSEEN_EVAL[name], 1000)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    out = um.OUTPUT.get(name, sess.get_outputs()[0].name)
+    ref = [sess.run([out], f)[0] for f in evalf]
+    rows = []
+    for label, bits, grp in VARIANTS:
+        r = dsedge.quantize(path, calib, weight_bits=bits, weight_group=grp, progress=False)
+        dse = os.path.join(tempfile.mkdtemp(), "m.dse")
+        r.save(dse)
+        with dsedge.Runtime(dse) as rt:
+            agree = float(np.mean([um.agree(name, a, rt.run(f)[out]) for a, f in zip(ref, evalf)]))
+        rows.append((name, label, os.path.getsize(dse), agree, "", ""))
+        print(f"| {name} | {label} | {os.path.getsize(dse)} | {agree:.3f} |  |  |", flush=True)
+    return rows
 
 
 def _data(name):
@@ -39,6 +65,9 @@ def _data(name):
 def main(names):
     rows = []
     for name in names:
+        if name in UNSEEN_EVAL:
+            rows += _unseen(name)
+            continue
         path, calib, evalf, labels = _data(name)
         ref = None
         for label, bits, grp in VARIANTS:

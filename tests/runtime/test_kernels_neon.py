@@ -427,7 +427,8 @@ def test_arm64_requant_forms(tmp_path):
     exe = tmp_path / "rq"
     src_tmp = tmp_path / "rq.c"
     src_tmp.write_text(RQ_TEST_C)
-    subprocess.run([*_compiler("aarch64"), *FLAGS, f"-I{CDIR / 'kernels' / 'neon'}", str(src_tmp), "-o", str(exe)],
+    subprocess.run([*_compiler("aarch64"), *FLAGS, f"-I{CDIR / 'kernels' / 'neon'}", str(src_tmp),
+                    *_build.manifest(CDIR).link_strip, "-o", str(exe)],
                    check=True, capture_output=True, timeout=300)
     out = subprocess.run([QEMU64, "-cpu", "cortex-a53", str(exe)], capture_output=True, text=True, check=True,
                          timeout=120).stdout.split()
