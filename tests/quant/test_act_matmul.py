@@ -15,7 +15,7 @@ import pytest
 from dsedge.artifact import read
 from dsedge.ir import Graph, Node, TensorInfo
 from dsedge.quant import arith, intref, kinds
-from tests.runtime.test_kernels_int8_opt import LOAD_REF, Net, lib, load, rng_mults, run_c  # noqa: F401
+from tests.runtime.test_kernels_int8_opt import AVX2, LOAD_REF, Net, lib, load, rng_mults, run_c  # noqa: F401
 
 KERNEL = "dse_i8_matmul_act__ref"
 
@@ -128,15 +128,19 @@ def test_matmul_act_matches_numpy(lib, ci):
             assert kernels[0].startswith("dse_i8_matmul_act__"), kernels
             if flags == LOAD_REF:
                 assert kernels == [KERNEL]
+            elif AVX2:                      # the AVX2 variant, not a silent fallback
+                assert kernels == ["dse_i8_matmul_act__avx2"], kernels
             assert got[0].tobytes() == ref.tobytes(), f"{int((got[0] != ref).sum())} of {ref.size} differ"
     # multipliers >= 1 (r = 2, 1.5 and the saturating 2^30), clamps, and the float output
     for mults in (arith.quantize_multiplier(2.0), arith.quantize_multiplier(1.5), arith.M_SATURATE):
         art, net, ref = _case(rng, a_shape, b_shape, -7, 9, mults=tuple(int(v) for v in mults), act=True)
-        assert run_c(lib, art, net.feeds, net.outs)[0][0].tobytes() == ref.tobytes()
+        for flags in (0, LOAD_REF):
+            assert run_c(lib, art, net.feeds, net.outs, flags)[0][0].tobytes() == ref.tobytes()
     for act in (None, (-0.5, 0.25)):
         art, net, ref = _case(rng, a_shape, b_shape, 5, -128, float_out=True, act=act)
         for flags in (0, LOAD_REF):
-            assert run_c(lib, art, net.feeds, net.outs, flags)[0][0].tobytes() == ref.tobytes()
+            got, kernels = run_c(lib, art, net.feeds, net.outs, flags)
+            assert got[0].tobytes() == ref.tobytes(), kernels
 
 
 def test_matmul_act_at_the_bound(lib):

@@ -416,16 +416,22 @@ static void loops_mma_items(void *arg, size_t i0, size_t i1, unsigned worker) {
             offa += x * g->sa[d], offb += x * g->sb[d];
         }
         const int8_t *A = p->a + offa + r0 * K, *B = p->b + offb + j0;
-        int32_t acc[MMA_RB][TILE], bv[TILE];
-        for (size_t r = 0; r < rn; r++)
-            for (size_t c = 0; c < tn; c++) acc[r][c] = 0;
+        /* the differences fit int16 (|.| <= 255), their products int32; a whole tile of TILE
+         * lanes (zeros past tn) so that the compiler vectorises the fixed-length loops */
+        int32_t acc[MMA_RB][TILE];
+        int16_t bv[TILE];
+        memset(acc, 0, sizeof acc);
+        memset(bv, 0, sizeof bv);
         for (size_t k = 0; k < K; k++) {
             const int8_t *bk = B + k * N;
-            for (size_t c = 0; c < tn; c++) bv[c] = bk[c] - zb;
+            if (tn == TILE)
+                for (size_t c = 0; c < TILE; c++) bv[c] = (int16_t)(bk[c] - zb);
+            else
+                for (size_t c = 0; c < tn; c++) bv[c] = (int16_t)(bk[c] - zb);
             for (size_t r = 0; r < rn; r++) {
-                const int32_t av = A[r * K + k] - za;
+                const int16_t av = (int16_t)(A[r * K + k] - za);
                 int32_t *ar = acc[r];
-                for (size_t c = 0; c < tn; c++) ar[c] += av * bv[c];
+                for (size_t c = 0; c < TILE; c++) ar[c] += (int32_t)av * bv[c];
             }
         }
         const size_t y0 = (bi * M + r0) * N + j0;
