@@ -18,7 +18,9 @@ The algorithm (DESIGN.md §3, "decided by measured error"):
     accumulator bound fails; byte-moving nodes follow their data input; every other node
     with an int8 form goes int8 only when one of its inputs is already int8 and its measured
     SQNR is within `max_loss_db` of the SQNR of merely rounding its output to int8 (or above
-    `good_db`) and that rounding alone keeps at least `min_round_db`; a Concat whose inputs'
+    `good_db`) and that rounding alone keeps at least `min_round_db` -- a kind with a float-output
+    form (a MatMul of two activations) that fails this with its int8 output but passes it with
+    the float output goes "int8-fout" (int8 compute, its result float); a Concat whose inputs'
     ranges differ by more than `max_loss_db` of resolution at the result's scale stays float;
     Softmax/Sigmoid whose result reaches a graph output stay float. Then the tensors read only
     by int8 tables get their range by the table's error (`refine_table_inputs`).
