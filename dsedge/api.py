@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import ModelError
 from .ir import Graph
-from .quant.kinds import kind
+from .quant.kinds import form_of
 from .quant.precision import PrecisionPlan, plan_precision, quantize_with_plan
 from .quant.quantize import QuantConfig, QuantResult
 from .debug import DebugConfig, debug_graph
@@ -74,12 +74,12 @@ def int8_capable(g: Graph, n) -> tuple[bool, str]:
     d = REGISTRY.get(n.op, n.domain)
     if d is None or d.quant is None:
         return False, "no int8 form (stays float)"
-    q = d.quant
-    if kind(q.kind).weight_bearing:
+    k = form_of(g, n)
+    if k.weight_bearing:
         w = n.inputs[1] if len(n.inputs) > 1 else ""
         if w not in g.consts:
             return False, "weights are not constant"
-    return True, q.kind
+    return True, k.name
 
 
 def inspect_dse(path) -> dict:

@@ -50,6 +50,8 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
         names = (kernel_name(node.op + "_dyn", out_dtype),)
     elif kind == "w4a8":       # dse_i8_<op>_w4__ref: no scratch
         return 0
+    elif kind == "act_matmul":   # MatMul of two int8 activations, both output dtypes: dse_i8_matmul_act__*
+        names = (kernel_name("matmul_act", "int8"),)
     elif kind == "weighted":   # int8 compute; float_out nodes (float32 output) run the int8 kernel too
         names = (kernel_name(node.op, "int8"),)
     for name in names:

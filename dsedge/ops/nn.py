@@ -406,7 +406,8 @@ def _matmul_infer(attrs, infos, consts):
     return [TensorInfo(infos[0].dtype, _matmul_shape(infos[0].shape, infos[1].shape))]
 
 
-@op("MatMul", 7, infer=_matmul_infer, quant=QuantRule("weighted", (ACT, WEIGHT), weight_axis=-1))
+@op("MatMul", 7, infer=_matmul_infer,
+    quant=QuantRule("weighted", (ACT, WEIGHT), weight_axis=-1, forms=("act_matmul",)))
 def matmul(a, b):
     return np.matmul(a, b)
 

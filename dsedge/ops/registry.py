@@ -74,11 +74,15 @@ class QuantRule:
     roles: one role per declared input position (variadic ops repeat the last role).
     weight_axis: the per-channel axis of the WEIGHT input; a callable(attrs) -> int when it
       depends on attributes (Gemm's transB).
+    forms: other kinds the op takes when a node's operands select them instead of `kind`
+      (each kind's `claims(g, n)` decides, e.g. "act_matmul": a MatMul whose right operand is
+      an activation, not a constant weight); see dsedge/quant/kinds/base.py `form_of`.
     """
 
     kind: str
     roles: tuple[str, ...] = (ACT,)
     weight_axis: int | Callable[[dict], int] | None = None
+    forms: tuple[str, ...] = ()
 
     def role(self, i: int) -> str:
         if not self.roles:

@@ -197,6 +197,21 @@ def accumulator_bound_ok(K: int, bias_q=None, wmax: int = WMAX) -> bool:
     return int(K) * 255 * int(wmax) + b < 2**31
 
 
+ACT_MATMUL_MAX_K = 33025        # MatMul of two int8 activations: K * 255 * 255 < 2^31 (docs/quant-arith.md §14)
+
+
+def act_matmul_bound_ok(K: int) -> bool:
+    """The overflow proof of a MatMul of two int8 activations: every product (qa - za)(qb - zb)
+    has |.| <= 255 * 255, so K * 255 * 255 < 2^31 (K <= 33025) bounds every partial sum."""
+    return 0 <= int(K) and int(K) * 255 * 255 < 2**31
+
+
+def act_matmul_out_scale(s_a, s_b) -> np.float32:
+    """Float output of a MatMul of two activations: float32(float64(s_a) * float64(s_b)), one
+    rounding (the weighted ops' float-output scale with s_b for s_w[c])."""
+    return np.float32(np.float64(np.float32(s_a)) * np.float64(np.float32(s_b)))
+
+
 def w4_wmax(group: int) -> int:
     """The largest |effective weight| m*q of a W4A8 layer: 7 per channel, 7*18 with groups."""
     return W4MAX * (W4_MUL_MAX if group else 1)

@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .arith import INT32_MAX, INT32_MIN, QMAX, QMIN, fold_zero_point, requantize
 
 __all__ = [
-    "conv_int8", "conv_transpose_int8", "gemm_int8", "matmul_int8", "add_int8", "sub_int8",
+    "conv_int8", "conv_transpose_int8", "gemm_int8", "matmul_int8", "matmul_act_int8", "add_int8", "sub_int8",
     "mul_int8", "table_int8", "avgpool_counts", "avgpool_int8", "global_avgpool_int8",
     "mean_int8", "concat_int8", "maxpool_int8", "requantize_int8", "softmax_int8",
     "resize_nearest_int8", "pool_output_size", "dequantize_acc", "dynamic_rescale",
@@ -182,6 +182,21 @@ def matmul_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, qmin: int = QMIN, qmax: i
     if acc_only:
         return acc
     return requantize(acc, M, n, zp_out, qmin, qmax, axis=-1)
+
+
+def matmul_act_int8(a_q, za, b_q, zb, M, n, zp_out, qmin: int = QMIN, qmax: int = QMAX,
+                    acc_only: bool = False):
+    """int8 MatMul of two activations (docs/quant-arith.md §14), numpy/ONNX MatMul semantics
+    (1-D operands, broadcast batch axes): acc = sum_k (a - za)(b - zb), exact in int64 (the
+    kernel's int32 accumulator, |acc| <= K * 255 * 255 < 2^31 for K <= 33025), then the
+    requantisation rule with one (M, n) of (s_a * s_b) / s_out; `acc_only` returns acc."""
+    a = np.asarray(a_q, np.int64) - int(za)
+    b = np.asarray(b_q, np.int64) - int(zb)
+    acc = np.matmul(a, b)
+    _check_acc(acc, "matmul_act_int8")
+    if acc_only:
+        return acc
+    return requantize(acc, M, n, zp_out, qmin, qmax)
 
 
 def gemm_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, trans_b: int = 0,

@@ -244,11 +244,10 @@ def candidate_groups(g: Graph, cands: list[str]) -> dict[str, list[str]]:
     for n in g.nodes:
         if n.name not in cset:
             continue
-        rule = kinds.rule_of(n)
-        acts = [i for j, i in enumerate(n.inputs) if i and i not in g.consts and rule.role(j) == "act"]
+        acts = [i for i in kinds.act_inputs(g, n) if i not in g.consts]
         p = producer.get(acts[0]) if len(acts) == 1 else None
-        if not kinds.kind(rule.kind).weight_bearing and p is not None and p.name in head \
-                and not kinds.kind(kinds.rule_of(p).kind).weight_bearing and len(consumers.get(acts[0], [])) == 1:
+        if not kinds.form_of(g, n).weight_bearing and p is not None and p.name in head \
+                and not kinds.form_of(g, p).weight_bearing and len(consumers.get(acts[0], [])) == 1:
             head[n.name] = head[p.name]
         else:
             head[n.name] = n.name
@@ -392,7 +391,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     first = s.result(())
     node = {n.name: n for n in prep.fg.nodes}
     cands = [p.name for p in first.plan if p.precision.startswith("int8")
-             and not kinds.kind(kinds.rule_of(node[p.name]).kind).shares_qparams]
+             and not kinds.form_of(prep.fg, node[p.name]).shares_qparams]
     costs = {c: _node_costs(prep.fg, node[c]) for c in cands}
     groups = candidate_groups(prep.fg, cands)
     unit = {h: sum(costs[c][0] if objective == "size" else costs[c][1] for c in m_) for h, m_ in groups.items()}

@@ -18,7 +18,9 @@ The algorithm (DESIGN.md §3, "decided by measured error"):
     accumulator bound fails; byte-moving nodes follow their data input; every other node
     with an int8 form goes int8 only when one of its inputs is already int8 and its measured
     SQNR is within `max_loss_db` of the SQNR of merely rounding its output to int8 (or above
-    `good_db`) and that rounding alone keeps at least `min_round_db`; a Concat whose inputs'
+    `good_db`) and that rounding alone keeps at least `min_round_db` -- a kind with a float-output
+    form (a MatMul of two activations) that fails this with its int8 output but passes it with
+    the float output goes "int8-fout" (int8 compute, its result float); a Concat whose inputs'
     ranges differ by more than `max_loss_db` of resolution at the result's scale stays float;
     Softmax/Sigmoid whose result reaches a graph output stay float. Then the tensors read only
     by int8 tables get their range by the table's error (`refine_table_inputs`).
@@ -150,26 +152,21 @@ def _rule(n: Node):
     return None if d is None else d.quant
 
 
-def _kind(rule) -> kinds.QuantKind:
-    return kinds.kind(rule.kind)
-
-
 def _is_float(g: Graph, name: str) -> bool:
     info = g.tensor_info(name)
     return info.dtype is not None and info.dtype.kind == "f"
 
 
 def _act_inputs(g: Graph, n: Node) -> list[str]:
-    rule = _rule(n)
-    return [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
+    return kinds.act_inputs(g, n)
 
 
 def _reaches_output_through_bytes(g: Graph, name: str, consumers) -> bool:
     if name in g.outputs:
         return True
     for c in consumers.get(name, []):
-        r = _rule(c)
-        if r is not None and _kind(r).moves_bytes and c.outputs and \
+        k = kinds.form_of(g, c)
+        if k is not None and k.moves_bytes and c.outputs and \
                 _reaches_output_through_bytes(g, c.outputs[0], consumers):
             return True
     return False
@@ -220,7 +217,7 @@ def make_plan(g: Graph, cfg: QuantConfig, ranges: dict, measured: dict) -> tuple
         outs = [o for o in n.outputs if o]
         if not outs or not all(_is_float(g, o) for o in outs):
             return "fp32", "output is not a float tensor", None
-        kind = _kind(rule)
+        kind = kinds.form_of(g, n)
         if not all(o in ranges for o in outs) and not kind.moves_bytes:
             return "fp32", "no calibration range", None
         acts = _act_inputs(g, n)
@@ -251,6 +248,11 @@ def make_plan(g: Graph, cfg: QuantConfig, ranges: dict, measured: dict) -> tuple
                             "(a few outliers set the scale)"), m["sqnr"]
         if m["sqnr"] >= cfg.good_db or m["sqnr"] >= m["round_sqnr"] - cfg.max_loss_db:
             return "int8", f"measured {m['sqnr']:.1f} dB (rounding alone {m['round_sqnr']:.1f} dB)", m["sqnr"]
+        f = m.get("fout_sqnr")
+        if f is not None and (f >= cfg.good_db or f >= m["round_sqnr"] - cfg.max_loss_db):
+            # int8 compute whose output is not rounded: its result stays float for its readers
+            return "int8-fout", (f"measured {f:.1f} dB with a float output (int8 output {m['sqnr']:.1f} dB, "
+                                 f"rounding alone {m['round_sqnr']:.1f} dB)"), f
         return "fp32", (f"int8 form loses too much: {m['sqnr']:.1f} dB vs {m['round_sqnr']:.1f} dB "
                         "for rounding alone"), m["sqnr"]
 
@@ -297,12 +299,12 @@ def _float_outputs(g: Graph, prec: dict, plan: list, consumers) -> None:
         readers = [r for o in n.outputs if o for r in consumers.get(o, [])]
         if any(prec.get(r.name) in ("int8", "int8-fout") for r in readers):
             continue
-        kind = _kind(_rule(n))
+        kind = kinds.form_of(g, n)
         if kind.shares_qparams:
             prec[n.name] = "fp32"
             by_name[n.name].precision = "fp32"
             by_name[n.name].reason = "its readers are float"
-        elif kind.weight_bearing:
+        elif kind.float_output:
             prec[n.name] = "int8-fout"
             by_name[n.name].precision = "int8-fout"
             by_name[n.name].reason += "; float output (its readers are float)"
@@ -426,7 +428,7 @@ class _Measure:
         rule = _rule(n)
         if rule is None or not n.outputs or not n.outputs[0] or n.outputs[0] not in self.ranges:
             return
-        kind = _kind(rule)
+        kind = kinds.form_of(self.g, n)
         if kind.weight_bearing:
             if self.cfg.weight_rounding == "hessian" and rounding.eligible(self.g, n, self.cfg.rounding_max_k) \
                     and _weighted_ok(self.g, n)[0]:
@@ -436,7 +438,7 @@ class _Measure:
             return
         if kind.shares_qparams or not kinds.supports(self.g, n):
             return
-        acts = [i for k, i in enumerate(n.inputs) if i and rule.role(k) == ACT]
+        acts = kinds.act_inputs(self.g, n)
         if not acts or not all(a in self.ranges or a in self.g.consts for a in acts) \
                 or all(a in self.g.consts for a in acts):    # an expression over constants left unfolded
             return
@@ -450,13 +452,21 @@ class _Measure:
             y_int = kinds.measure(self.g, n, args, in_qp, out_qp)
         except DseError:
             return
+        y_fout = None
+        if kind.float_output:      # its float-output form too (chosen when int8 output loses too much)
+            try:
+                y_fout = kinds.measure(self.g, n, args, in_qp, None)
+            except DseError:
+                y_fout = None
         y_round = arith.dequantize(arith.quantize(y, out_qp.scale, int(out_qp.zero_point)),
                                    out_qp.scale, int(out_qp.zero_point))
-        a = self.acc.setdefault(n.name, [0.0, 0.0, 0.0, 0])
+        a = self.acc.setdefault(n.name, [0.0, 0.0, 0.0, 0, None])
         a[0] += float(np.sum(y * y))
         a[1] += float(np.sum((y - y_int) ** 2))
         a[2] += float(np.sum((y - y_round) ** 2))
         a[3] += y.size
+        if y_fout is not None:
+            a[4] = (a[4] or 0.0) + float(np.sum((y - y_fout) ** 2))
 
     def w4(self, n: Node) -> int | None:
         """The W4A8 group size of node n under the config (None: int8 weights)."""
@@ -530,7 +540,9 @@ class _Measure:
         return out
 
     def results(self) -> tuple[dict, dict]:
-        measured = {k: {"sqnr": _sqnr(v[0], v[1]), "round_sqnr": _sqnr(v[0], v[2])} for k, v in self.acc.items()}
+        measured = {k: {"sqnr": _sqnr(v[0], v[1]), "round_sqnr": _sqnr(v[0], v[2]),
+                        **({"fout_sqnr": _sqnr(v[0], v[4])} if v[4] is not None else {})}
+                    for k, v in self.acc.items()}
         shifts = {k: (v[0] / max(v[1], 1)) for k, v in self.bias.items()}
         nodes = {n.name: n for n in self.g.nodes}
         for k, (sums, count) in self.win.items():
@@ -653,12 +665,14 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
     produced_int8: set[str] = set()
     for n in g.nodes:
         p = prec.get(n.name, "fp32")
-        rule = _rule(n)
-        if p == "int8-fout":
-            ins = [as_int8(n.inputs[0])] + list(n.inputs[1:])
+        form = kinds.form_of(g, n)
+        roles = kinds.roles_of(g, n)
+        if p == "int8-fout":      # int8 compute, the accumulator dequantised (float_output kinds)
+            ins = [as_int8(i) if (i and r == ACT and i not in g.consts) else i for i, r in zip(n.inputs, roles)]
             nn = Node(n.op, ins, list(n.outputs), dict(n.attrs), n.name, n.domain)
-            kinds.lower_node(q, nn, [q.qparams.get(ins[0])], [None], bias_shift=shifts.get(n.name),
-                             weight_q=weights.get(n.name), **wopts(n.name))
+            kinds.lower_node(q, nn, [q.qparams.get(i) if i else None for i in ins], [None],
+                             bias_shift=shifts.get(n.name), weight_q=weights.get(n.name),
+                             **(wopts(n.name) or {"kind_name": form.name}))
             new_nodes.append(nn)
             continue
         if p != "int8":
@@ -667,7 +681,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
             continue
         ins = []
         for k, i in enumerate(n.inputs):
-            role = rule.role(k) if i else PARAM
+            role = roles[k] if i else PARAM
             # a constant ACT operand is quantised by kinds.lower_node (it has no calibration range)
             ins.append(as_int8(i) if (i and role == ACT and i not in g.consts) else i)
         outs = []
@@ -682,7 +696,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
             outs.append(qname)
         nn = Node(n.op, ins, outs, dict(n.attrs), n.name, n.domain)
         in_qp = [q.qparams.get(i) if i else None for i in ins]
-        if _kind(rule).shares_qparams:
+        if form.shares_qparams:
             out_qp = [in_qp[0] for _ in outs]
         else:
             out_qp = [qp_of(o) if o else None for o in n.outputs]
@@ -690,7 +704,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
             if o:
                 q.qparams[o] = p_
         kinds.lower_node(q, nn, in_qp, out_qp, bias_shift=shifts.get(n.name), weight_q=weights.get(n.name),
-                         **wopts(n.name))
+                         **(wopts(n.name) or {"kind_name": form.name}))
         new_nodes.append(nn)
     # graph outputs produced in int8: dequantise under the original name
     for o in g.outputs:
@@ -925,7 +939,7 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
             if lp.name in p.weights and prec.get(lp.name, "").startswith("int8"):
                 lp.reason += "; weights rounded by output error"
             n = nodes.get(lp.name)
-            if n is None or not prec.get(lp.name, "").startswith("int8") or not _kind(_rule(n)).weight_bearing:
+            if n is None or not prec.get(lp.name, "").startswith("int8") or not kinds.form_of(fg, n).weight_bearing:
                 continue
             grp, why = w4_choice(fg, n, cfg)
             if grp is not None:

@@ -22,7 +22,9 @@ def test_every_quant_rule_names_a_registered_kind():
         if d.quant is not None:
             assert d.quant.kind in kinds.KINDS, d.name
             assert kinds.KINDS[d.quant.kind].base is None, d.name
+            assert all(f in kinds.KINDS and kinds.KINDS[f].base is None for f in d.quant.forms), d.name
     assert kinds.KINDS["dynamic"].base == "weighted"
+    assert REGISTRY.get("MatMul").quant.forms == ("act_matmul",)
     assert all(k.name == name for name, k in kinds.KINDS.items())
 
 
@@ -52,7 +54,9 @@ def _model(rng):
         N("Conv", ["x", w("w2", 8, 3, 1, 1), w("b2", 8)], ["b"]),
         N("Mul", ["a", "b"], ["mul"]),                                                  # mul
         N("Tanh", ["mul"], ["t"]),                                                      # table
-        N("Add", ["t", "a"], ["s"]),                                                    # add
+        N("MatMul", ["a", "b"], ["mm"]),                                                # act_matmul (int8 out)
+        N("MatMul", ["b", "a"], ["mm2"]),                                               # act_matmul (float out)
+        N("Add", ["t", "mm"], ["s"]),                                                   # add
         N("ReduceMax", ["s", const("ax1", np.array([1], np.int64))], ["rmx"], keepdims=1),   # minmax
         N("Concat", ["rmx", "s"], ["cat"], axis=1),                                     # concat
         N("Pad", ["cat", const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], ["pd"]),   # bytes
@@ -65,7 +69,8 @@ def _model(rng):
         N("Gemm", ["sm", w("wo", 16, 10), w("bo", 10)], ["y"]),
     ]
     g = helper.make_graph(nodes, "kinds", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10]),
+                           helper.make_tensor_value_info("mm2", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
 
 
@@ -84,7 +89,7 @@ def test_every_kind_decodes_what_it_encodes():
     g = load_onnx(_model(rng).SerializeToString())
     feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
     loose = QuantConfig(max_loss_db=60.0, good_db=0.0, min_round_db=0.0, progress=False)
-    seen = set()
+    seen, fout = set(), set()
     w4g = replace(loose, weight_bits=4, weight_group=32)                   # W4A8 with group multipliers
     w4c = replace(loose, node_weight_bits=(("Conv", 4),))                   # W4A8 per channel, Conv only
     for result in (quantize_graph(g.copy(), feeds, loose), quantize_dynamic(g.copy()),
@@ -94,6 +99,9 @@ def test_every_kind_decodes_what_it_encodes():
         for n in ex.graph.nodes:
             if "_q" in n.attrs:
                 seen.add(n.attrs["_q"]["kind"])
+                if n.attrs["_q"].get("float_out"):
+                    fout.add(n.attrs["_q"]["kind"])
                 assert n.name in back and back[n.name].op == n.op
                 assert _same(n.attrs["_q"], back[n.name].attrs.get("_q")), (n.name, n.attrs["_q"])
     assert seen == set(kinds.KINDS)
+    assert {"weighted", "act_matmul"} <= fout

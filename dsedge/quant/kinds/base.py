@@ -13,11 +13,16 @@ A kind is everything about one quantised form of a node, in one class:
     the value of a tensor attribute); `recorded(raw, out_dtype)` says whether a record holds the
     form at all, and `attrs` names the attributes that are the kind's, not the op's;
   * `weight_layout(g, n)`: the packed layout of the node's weight input (docs/format.md §4.4);
-  * flags the quantiser plans with: `moves_bytes`, `shares_qparams`, `weight_bearing`.
+  * flags the quantiser plans with: `moves_bytes`, `shares_qparams`, `weight_bearing`,
+    `float_output` (may dequantise its int32 accumulator instead of requantising when every
+    reader of its result runs in float: "int8-fout").
 
 Ops name their kind in their `QuantRule`; a kind with `base` set is not an op's kind but an
 alternative form that a quantiser chooses for the ops of kind `base` ("dynamic": weighted ops
-without calibration). `KINDS` maps names to instances; `kind(name)` refuses unknown names.
+without calibration). A kind an op lists in `QuantRule.forms` replaces the op's kind for the
+nodes whose operands it `claims` ("act_matmul": a MatMul of two activations), with its own
+input `roles`: `form_of(g, n)` is the kind of a node, `roles_of(g, n)` its inputs' roles.
+`KINDS` maps names to instances; `kind(name)` refuses unknown names.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from ...errors import DseError
 from ...ir import Graph, Node, QParams
 from ...ops import REGISTRY
 from ...ops.nn import same_pads
+from ...ops.registry import ACT, PARAM
 from .. import arith
 
 
@@ -41,6 +47,13 @@ class QuantKind:
     moves_bytes = False            # the output is its input's bytes rearranged: no range of its own
     shares_qparams = False         # the output has the (scale, zp) of its first ACT input
     weight_bearing = False         # int8 weights and an int32 accumulator (int8 by default)
+    float_output = False           # may dequantise its accumulator when its readers are float
+    roles: tuple[str, ...] | None = None   # the inputs' roles under this form (None: the op's)
+
+    def claims(self, g: Graph, n: Node) -> bool:
+        """For a kind in an op's `QuantRule.forms`: whether node n's operands select this form
+        instead of the op's kind."""
+        return False
 
     def why_not(self, g: Graph, n: Node) -> str | None:
         return None
@@ -91,7 +104,7 @@ def recorded_kind(rule, raw: dict, out_dtype: str | None) -> QuantKind | None:
     if rule is None:
         return None
     for k in KINDS.values():
-        if k.base == rule.kind and k.recorded(raw, out_dtype):
+        if (k.base == rule.kind or k.name in rule.forms) and k.recorded(raw, out_dtype):
             return k
     k = kind(rule.kind)
     return k if k.recorded(raw, out_dtype) else None
@@ -107,6 +120,35 @@ def kind_attrs() -> set[str]:
 def rule_of(n: Node):
     d = REGISTRY.get(n.op, n.domain)
     return None if d is None else d.quant
+
+
+def form_of(g: Graph, n: Node) -> QuantKind | None:
+    """The kind of node n's int8 form: a kind of its op's `QuantRule.forms` that claims the
+    node's operands, else the op's kind; None when the op has no int8 form."""
+    rule = rule_of(n)
+    if rule is None:
+        return None
+    for name in rule.forms:
+        k = KINDS.get(name)
+        if k is not None and k.claims(g, n):
+            return k
+    return KINDS.get(rule.kind)
+
+
+def roles_of(g: Graph, n: Node) -> list[str]:
+    """The quantisation role of each input of node n under its form (ops.registry ACT, WEIGHT,
+    BIAS, PARAM)."""
+    rule = rule_of(n)
+    if rule is None:
+        return [PARAM] * len(n.inputs)
+    k = form_of(g, n)
+    roles = k.roles if k is not None and k.roles is not None else None
+    return [(roles[i] if i < len(roles) else roles[-1]) if roles else rule.role(i) for i in range(len(n.inputs))]
+
+
+def act_inputs(g: Graph, n: Node) -> list[str]:
+    """The inputs of node n in an ACT role (constants included: lower_node quantises them)."""
+    return [i for i, r in zip(n.inputs, roles_of(g, n)) if i and r == ACT]
 
 
 def has_pads(n: Node) -> bool:

@@ -54,6 +54,7 @@ class Weighted(QuantKind):
     name = "weighted"
     attrs = ("zp_in", "zp_out", "qmin", "qmax", "float_out", "out_scale", "M", "shift")
     weight_bearing = True
+    float_output = True
 
     def why_not(self, g, n):
         if n.op == "Conv" and len(n.inputs) > 1 and n.inputs[1] in g.consts and \

@@ -164,6 +164,25 @@ DSE_SHARED void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8
 DSE_SHARED void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w,
                                  const int8_t *mul, size_t group, size_t N, const int32_t *bias, const dse_i8_out *o, void *y);
 
+/* MatMul of two int8 activations (kernels/ref/matmul_act.c explains it; loop in kernels/ref/loops.c):
+ * numpy MatMul of A and B (geometry g: batch axes broadcast, 1-D operands), y = the output stage
+ * o (one M/shift or one out_scale: channel 0) of acc = sum_k (a - za)(b - zb), exact in int32 for
+ * K <= DSE_MMA_MAX_K; rows of the output over cx's threads. */
+#define DSE_MMA_MAX_K 33025   /* K * 255 * 255 < 2^31 */
+typedef struct dse_i8_mma {
+    const int8_t *a, *b;
+    void *y;
+    const dse_mm_geom *g;
+    int za, zb;
+    const dse_i8_out *o;
+} dse_i8_mma;
+DSE_SHARED void dse_i8_matmul_act_loop(const dse_ctx *cx, const dse_i8_mma *p);
+/* Reads and checks the node (operands, geometry into g, parameters into o; M/shift/out_scale
+ * point into *store): 0 when valid (shared by the REF and optimised variants). */
+typedef struct dse_i8_mma_store { int32_t M, shift; float scale; } dse_i8_mma_store;
+DSE_SHARED int dse_i8_matmul_act_valid(const dse_model *m, const dse_node *n, dse_mm_geom *g, int *za, int *zb,
+                                       dse_i8_out *o, dse_i8_mma_store *store, dse_why *why);
+
 /* Integer MACs of pre-quantised ONNX models (MatMulInteger, ConvInteger, DynamicQuantizeLSTM;
  * kernels/ref/loops.c): uint8 (u8 = 1) or int8 operands and zero points, int32 outputs equal to
  * the exact sum of (a - za) * (b - zb) modulo 2^32 (what the numpy reference's int32 cast gives).

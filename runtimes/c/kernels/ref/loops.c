@@ -388,6 +388,67 @@ static inline int32_t loops_int_at(const void *p, int u8, size_t i) {
     return u8 ? (int32_t)((const uint8_t *)p)[i] : (int32_t)((const int8_t *)p)[i];
 }
 
+/* -- MatMul of two int8 activations (matmul_act.c explains the arithmetic) ------------------- */
+
+#define MMA_RB 4   /* rows of A per item: each strip of B is read once for them */
+
+typedef struct {
+    const dse_i8_mma *p;
+    size_t mb, nb;   /* row blocks and column tiles per batch */
+} loops_mma_job;
+
+/* Items [i0, i1) of batch x row block x column tile: acc = sum_k (a - za)(b - zb) exactly in
+ * int32 (K <= DSE_MMA_MAX_K), then the output stage. */
+static void loops_mma_items(void *arg, size_t i0, size_t i1, unsigned worker) {
+    (void)worker;
+    const loops_mma_job *j = arg;
+    const dse_i8_mma *p = j->p;
+    const dse_mm_geom *g = p->g;
+    const size_t M = g->M, K = g->K, N = g->N, per = j->mb * j->nb;
+    const int za = p->za, zb = p->zb;
+    for (size_t it = i0; it < i1; it++) {
+        const size_t bi = it / per, rest = it % per, r0 = rest / j->nb * MMA_RB, j0 = rest % j->nb * TILE;
+        const size_t rn = M - r0 < MMA_RB ? M - r0 : MMA_RB, tn = N - j0 < TILE ? N - j0 : TILE;
+        size_t offa = 0, offb = 0, q = bi;
+        for (int d = (int)g->nb - 1; d >= 0; d--) {   /* this batch's matrices (broadcast axes: stride 0) */
+            const size_t x = q % g->bdims[d];
+            q /= g->bdims[d];
+            offa += x * g->sa[d], offb += x * g->sb[d];
+        }
+        const int8_t *A = p->a + offa + r0 * K, *B = p->b + offb + j0;
+        /* the differences fit int16 (|.| <= 255), their products int32; a whole tile of TILE
+         * lanes (zeros past tn) so that the compiler vectorises the fixed-length loops */
+        int32_t acc[MMA_RB][TILE];
+        int16_t bv[TILE];
+        memset(acc, 0, sizeof acc);
+        memset(bv, 0, sizeof bv);
+        for (size_t k = 0; k < K; k++) {
+            const int8_t *bk = B + k * N;
+            if (tn == TILE)
+                for (size_t c = 0; c < TILE; c++) bv[c] = (int16_t)(bk[c] - zb);
+            else
+                for (size_t c = 0; c < tn; c++) bv[c] = (int16_t)(bk[c] - zb);
+            for (size_t r = 0; r < rn; r++) {
+                const int16_t av = (int16_t)(A[r * K + k] - za);
+                int32_t *ar = acc[r];
+                for (size_t c = 0; c < TILE; c++) ar[c] += (int32_t)av * bv[c];
+            }
+        }
+        const size_t y0 = (bi * M + r0) * N + j0;
+        for (size_t r = 0; r < rn; r++)
+            for (size_t c = 0; c < tn; c++) dse_i8_store(p->o, p->y, y0 + r * N + c, 0, acc[r][c]);
+    }
+}
+
+void dse_i8_matmul_act_loop(const dse_ctx *cx, const dse_i8_mma *p) {
+    const dse_mm_geom *g = p->g;
+    size_t nbatch = 1;
+    for (size_t d = 0; d < g->nb; d++) nbatch *= g->bdims[d];
+    if (!g->M || !g->N || !nbatch) return;
+    loops_mma_job j = {p, (g->M + MMA_RB - 1) / MMA_RB, (g->N + TILE - 1) / TILE};
+    dse__parallel(cx, nbatch * j.mb * j.nb, loops_grain(g->K * MMA_RB * (g->N < TILE ? g->N : TILE)), loops_mma_items, &j);
+}
+
 #define INT_RB 4   /* rows of A per MatMulInteger item: each B strip is read once for them */
 
 /* Items [i0, i1) of row blocks x column tiles: rows [INT_RB * (i / nb), +INT_RB), columns
