@@ -14,7 +14,6 @@ bytes with the portable kernels.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
