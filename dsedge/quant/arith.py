@@ -252,21 +252,7 @@ def quantize_weight_int4(w, axis: int, s_in=None, bias=None, group: int = 0, *, 
     C, K = rows.shape
     wmax = w4_wmax(group)
     absmax = np.abs(rows).max(axis=1) if rows.size else np.zeros(C)
-    need = absmax / float(wmax)
-    bound = np.zeros(C)
-    if bias is not None:
-        if s_in is None:
-            raise ValueError("int4 weight scales: bias given without s_in")
-        b = np.abs(np.asarray(bias, dtype=np.float32).astype(np.float64)).reshape(C)
-        room = INT32_MAX - K * 255 * wmax
-        B = float(room if room >= 2**30 else INT32_MAX)
-        bound = b / (np.float64(np.float32(s_in)) * B)
-        need = np.maximum(need, bound)
-    s = np.maximum(need, WEIGHT_SCALE_FLOOR).astype(np.float32)
-    if bias is not None:  # float32 rounding may have gone below the bias bound
-        for c in range(C):
-            while np.float64(s[c]) < bound[c]:
-                s[c] = np.nextafter(s[c], np.float32(np.inf))
+    s = _channel_scales(absmax / float(wmax), K, wmax, s_in, bias, "int4 weight scales")
     s64 = s.astype(np.float64)[:, None]
     mul = None
     if group:
@@ -323,16 +309,23 @@ def per_channel_scales(w, axis: int, s_in=None, bias=None, *, where: str = ""):
     red = tuple(i for i in range(w.ndim) if i != ax)
     # abs and max are exact in any float dtype: no float64 copy of the weights is needed
     absmax = np.abs(w).max(axis=red).astype(np.float64) if w.size else np.zeros(C)
-    need = absmax / 127.0
+    return _channel_scales(absmax / float(WMAX), K, WMAX, s_in, bias, "per-channel weight scales")
+
+
+def _channel_scales(need, K: int, wmax: int, s_in, bias, what: str) -> np.ndarray:
+    """float32[C] weight scales from `need` (absmax / wmax per channel, float64): at least
+    |b[c]| / (s_in * B) so that bias_q fits beside K products of |weight| <= wmax (B = the headroom
+    2^31-1 - K*255*wmax when that is >= 2^30, else 2^31-1: such a layer stays float anyway), and
+    2^-40; rounded to float32 and nudged up (nextafter) until the bias bound holds."""
+    C = len(need)
     bound = np.zeros(C)
     if bias is not None:
         if s_in is None:
-            raise ValueError("per-channel weight scales: bias given without s_in")
+            raise ValueError(f"{what}: bias given without s_in")
         b = np.abs(np.asarray(bias, dtype=np.float32).astype(np.float64)).reshape(C)
-        room = accumulator_headroom(K)
+        room = INT32_MAX - int(K) * 255 * int(wmax)
         B = float(room if room >= 2**30 else INT32_MAX)
-        s_in64 = np.float64(np.float32(s_in))
-        bound = b / (s_in64 * B)
+        bound = b / (np.float64(np.float32(s_in)) * B)
         need = np.maximum(need, bound)
     s = np.maximum(need, WEIGHT_SCALE_FLOOR).astype(np.float32)
     if bias is not None:  # float32 rounding may have gone below the bias bound

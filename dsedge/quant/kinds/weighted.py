@@ -64,10 +64,18 @@ class Weighted(QuantKind):
             return "ConvTranspose with output_shape/auto_pad"
         return None
 
-    def lower(self, q, n, in_qp, out_qp, *, bias_shift=None, weight_q=None):
-        """`weight_q` = (w_q, scales): int8 weight values chosen by the planner (e.g. rounding.py)
+    weight_suffix = "_q"          # the quantised weight constant's name: the float one's + this
+
+    def quantize_weights(self, w, axis, s_in, bias, where, **opts):
+        """(w_q int8 values in w's shape, channel scales float32[C], extra lowered params)."""
+        w_q, s_w = arith.quantize_weight_per_channel(w, axis, s_in, bias, where=where)
+        return w_q, s_w, {}
+
+    def lower(self, q, n, in_qp, out_qp, *, bias_shift=None, weight_q=None, **opts):
+        """`weight_q` = (w_q, scales): weight values chosen by the planner (e.g. rounding.py)
         on those per-channel scales; used for every channel whose scale is the one derived here.
-        Without output qparams the accumulator is dequantised (a float output)."""
+        Without output qparams the accumulator is dequantised (a float output). `opts` go to
+        quantize_weights (W4A8: group)."""
         where = f"node {n.name!r} ({n.op})"
         p_out = out_qp[0] if out_qp else None
         x_qp = in_qp[0]
@@ -79,13 +87,13 @@ class Weighted(QuantKind):
             bias = np.broadcast_to(q.consts[n.inputs[2]].astype(np.float64).reshape(-1), (C,)).copy()
         if bias_shift is not None:
             bias = bias - np.asarray(bias_shift, np.float64).reshape(-1)[:C]
-        w_q, s_w = arith.quantize_weight_per_channel(w, axis, x_qp.scale, bias.astype(np.float32), where=where)
+        w_q, s_w, extra = self.quantize_weights(w, axis, x_qp.scale, bias.astype(np.float32), where, **opts)
         if weight_q is not None:
             wo, so = weight_q
             same = (np.asarray(so, np.float32) == s_w).reshape([-1 if i == axis % w.ndim else 1 for i in range(w.ndim)])
             w_q = np.where(same, np.asarray(wo, np.int8), w_q).astype(np.int8)
         b_q = arith.quantize_bias(bias.astype(np.float32), x_qp.scale, s_w, where=where)
-        wn = q.add_const(n.inputs[1] + "_q", w_q)
+        wn = q.add_const(n.inputs[1] + self.weight_suffix, w_q)
         q.qparams[wn] = QParams(s_w, np.zeros(C, np.int32), np.dtype(np.int8), axis)
         bn = q.add_const((n.inputs[2] if len(n.inputs) > 2 and n.inputs[2] else n.name + "_bias") + "_q", b_q)
         s_b = (np.float64(np.float32(x_qp.scale)) * s_w.astype(np.float64)).astype(np.float32)
@@ -101,6 +109,7 @@ class Weighted(QuantKind):
                           zp_out=int(p_out.zero_point), qmin=qmin, qmax=qmax)
         if has_pads(n):
             params["pads"] = _resolved_pads(n, q, w, where)
+        params.update(extra)
         return params
 
     def run(self, n, args):
@@ -300,46 +309,13 @@ class W4A8(Weighted):
             return f"int32 accumulator could overflow (K={K})"
         return None
 
-    def lower(self, q, n, in_qp, out_qp, *, bias_shift=None, weight_q=None, group: int = 0):
-        """`weight_q` = (codes, scales): int4 codes chosen by the planner (Hessian-aware
-        rounding) on those channel scales; used for every channel whose scale is the one
-        derived here (the group multipliers follow from the scale)."""
-        where = f"node {n.name!r} ({n.op})"
-        p_out = out_qp[0] if out_qp else None
-        x_qp = in_qp[0]
-        w = q.consts[n.inputs[1]]
-        axis = weight_axis(n, w)
-        C = w.shape[axis]
-        bias = np.zeros(C, np.float64)
-        if len(n.inputs) > 2 and n.inputs[2]:
-            bias = np.broadcast_to(q.consts[n.inputs[2]].astype(np.float64).reshape(-1), (C,)).copy()
-        if bias_shift is not None:
-            bias = bias - np.asarray(bias_shift, np.float64).reshape(-1)[:C]
-        w_q, s_w, mul = arith.quantize_weight_int4(w, axis, x_qp.scale, bias.astype(np.float32), group, where=where)
-        if weight_q is not None:
-            wo, so = weight_q
-            same = (np.asarray(so, np.float32) == s_w).reshape([-1 if i == axis else 1 for i in range(w.ndim)])
-            w_q = np.where(same, np.asarray(wo, np.int8), w_q).astype(np.int8)
-        b_q = arith.quantize_bias(bias.astype(np.float32), x_qp.scale, s_w, where=where)
-        wn = q.add_const(n.inputs[1] + "_q4", w_q)
-        q.qparams[wn] = QParams(s_w, np.zeros(C, np.int32), np.dtype(np.int8), axis)
-        bn = q.add_const((n.inputs[2] if len(n.inputs) > 2 and n.inputs[2] else n.name + "_bias") + "_q", b_q)
-        s_b = (np.float64(np.float32(x_qp.scale)) * s_w.astype(np.float64)).astype(np.float32)
-        q.qparams[bn] = QParams(s_b, np.zeros(C, np.int32), np.dtype(np.int32), 0)
-        n.inputs = [n.inputs[0], wn, bn]
-        if p_out is None:
-            params = dict(float_out=True, out_scale=s_b, zp_in=int(x_qp.zero_point), M=None, n=None, zp_out=0,
-                          qmin=arith.QMIN, qmax=arith.QMAX)
-        else:
-            M, sh = arith.conv_multipliers(x_qp.scale, s_w, p_out.scale)
-            qmin, qmax = clamp(n.attrs.get("_act"), p_out)
-            params = dict(M=np.asarray(M, np.int64), n=np.asarray(sh, np.int64), zp_in=int(x_qp.zero_point),
-                          zp_out=int(p_out.zero_point), qmin=qmin, qmax=qmax)
-        if has_pads(n):
-            params["pads"] = _resolved_pads(n, q, w, where)
-        params["w4_group"] = int(group)
-        params["w4_mul"] = mul
-        return params
+    weight_suffix = "_q4"
+
+    def quantize_weights(self, w, axis, s_in, bias, where, group: int = 0):
+        """int4 codes (in int8) per channel or with integer group multipliers (the lowering and
+        the planner's `weight_q` = (codes, channel scales) are Weighted's)."""
+        w_q, s_w, mul = arith.quantize_weight_int4(w, axis, s_in, bias, group, where=where)
+        return w_q, s_w, {"w4_group": int(group), "w4_mul": mul}
 
     def run(self, n, args):
         p = n.attrs["_q"]
