@@ -86,7 +86,7 @@ def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
     if layout in I4_LAYOUTS:
         R, K = packed_rk(layout, shape)
         return R * -(-K // 2)
-    if layout:
+    if layout in PACKED_LAYOUTS:
         R, K = packed_rk(layout, shape)
         return -(-R // 8) * 8 * -(-K // 4) * 4
     bits = DTYPES[DTYPE_IDS[dtype]][1]
@@ -101,9 +101,12 @@ def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
 # 3 "I4 rows" / 4 "I4 transposed": the same W[R][K] views of an int4 constant (W4A8 weights),
 # each row packed along K on its own: ceil(K/2) bytes, W[r][k] in byte r*ceil(K/2) + k/2, the
 # low nibble for even k (two's complement); the high nibble after an odd K is 0.
-LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T = 0, 1, 2, 3, 4
-LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T)
+# 5 "fp16 weights": a float16 constant the C loader widens once into a float32 copy (exact), so
+# that the float32 kernels take it as a float32 constant: half the file, float32 speed.
+LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W = 0, 1, 2, 3, 4, 5
+LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W)
 I4_LAYOUTS = (LAYOUT_I4, LAYOUT_I4_T)
+PACKED_LAYOUTS = (LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T)
 
 
 def packed_rk(layout: int, shape) -> tuple[int, int]:
@@ -118,9 +121,11 @@ def packed_rk(layout: int, shape) -> tuple[int, int]:
 
 def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
     """Where a layout may be used: 0 anywhere; 1 (3) int8 (int4) constants of rank >= 2; 2 (4)
-    int8 (int4) rank-2 constants."""
+    int8 (int4) rank-2 constants; 5 float16 constants."""
     if layout == LAYOUT_PLAIN:
         return True
+    if layout == LAYOUT_F16W:
+        return dtype == "float16" and storage == CONST
     if dtype != ("int4" if layout in I4_LAYOUTS else "int8") or storage != CONST:
         return False
     return len(shape) >= 2 if layout in (LAYOUT_N8K4, LAYOUT_I4) else \
@@ -129,6 +134,8 @@ def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
 
 def layout_need(layout: int) -> str:
     """What `layout_ok` requires, in words (error messages)."""
+    if layout == LAYOUT_F16W:
+        return "a float16 constant"
     dt = "int4" if layout in I4_LAYOUTS else "int8"
     return f"an {dt} constant of rank {'>= 2' if layout in (LAYOUT_N8K4, LAYOUT_I4) else '2'}"
 
@@ -217,7 +224,7 @@ class TensorRec:
         arr = arr.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
         if layout and not layout_ok(layout, dtype, CONST, arr.shape):
             raise ModelError(f"constant {name!r} ({dtype}{list(arr.shape)}) cannot use layout {layout}")
-        data = pack_weights(arr, layout) if layout else arr.tobytes()
+        data = pack_weights(arr, layout) if layout in PACKED_LAYOUTS else arr.tobytes()
         return cls(name, dtype, arr.shape, CONST, 0, data, layout, quant)
 
     @classmethod
@@ -233,7 +240,7 @@ class TensorRec:
         layout 3/4: an int8 array of the codes; other int4/uint4 stay packed)."""
         if self.data is None or (self.dtype in ("int4", "uint4") and self.layout not in I4_LAYOUTS):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
-        if self.layout:
+        if self.layout in PACKED_LAYOUTS:
             return unpack_weights(self.data, self.layout, self.shape)
         return np.frombuffer(self.data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
 
@@ -384,6 +391,8 @@ def _validate(a: Artifact, where: str = "artifact") -> None:
         else:
             bad(f"{tw}: unknown storage {t.storage}")
         q = t.quant
+        if q is not None and t.layout == LAYOUT_F16W:
+            bad(f"{tw}: a layout-5 (fp16 weights) constant cannot be quantised")
         if q is not None:
             if q.axis is None:
                 n = 1
@@ -706,7 +715,7 @@ def _decode(data: bytes, verify_weights: bool) -> Artifact:
             if off + nb > len(blob):
                 raise ModelError(f"tensor {len(tensors)}: data outside the weight blob")
             data = blob[off:off + nb]
-            if layout:
+            if layout in PACKED_LAYOUTS:
                 unpack_weights(data, layout, shape)   # padding bytes must be 0
         tensors.append(TensorRec(name, name_dt, shape, kind & 15, off, data, layout, quant))
 

@@ -41,8 +41,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_PLAIN, Artifact,
-                        NodeRec, QuantRec, TensorAttr, TensorRec, pack_weights, read)
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_PLAIN, PACKED_LAYOUTS,
+                        Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -333,10 +333,10 @@ def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout:
     v = np.asarray(v)
     if layout in I4_LAYOUTS:
         return TensorRec(name, "int4", tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
-    if layout:
+    if layout in PACKED_LAYOUTS:
         return TensorRec(name, dtype, tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
     data = np.asarray(v.astype(np.dtype(dtype).newbyteorder("<"), copy=False), order="C").tobytes()
-    return TensorRec(name, dtype, tuple(v.shape), CONST, 0, data, 0, q)
+    return TensorRec(name, dtype, tuple(v.shape), CONST, 0, data, layout, q)
 
 
 def _weight_layout(g: Graph, n: Node) -> int:
@@ -505,7 +505,9 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
         q = _quant_rec(g.qparams.get(name), dt)
-        rec = _const_rec(tname(name), v, dt, q, layout)
+        # fp16 weights: layout 5, widened to float32 once by the loader (the float32 kernels' speed)
+        rec = _const_rec(tname(name), v, dt, q, LAYOUT_F16W if dt == "float16" and name in fp16_set and
+                         layout == LAYOUT_PLAIN and q is None else layout)
         key = (rec.name, rec.dtype, rec.shape, rec.data, q, layout)
         if not rec.name and len(rec.data) <= 64 and key in small:
             const_index[name, layout] = small[key]

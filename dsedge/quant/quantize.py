@@ -73,6 +73,7 @@ class QuantConfig:
     weight_bits: int = 8                     # weight-bearing int8 nodes: 8 (W8A8) or 4 (W4A8, kinds.weighted.W4A8)
     weight_group: int = 0                    # W4A8: 0 = one scale per output channel, or 32 / 64 along K
     node_weight_bits: tuple[tuple[str, int], ...] = ()   # per node (name, or op type) overrides of weight_bits
+    fp16_nodes: tuple[str, ...] = ()         # float nodes (names, op types, "*": all) given fp16 weights
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -723,15 +724,35 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
 def to_fp16_weights(g: Graph) -> Graph:
     """fp16 weights, fp32 compute: float constants with more than one element are rounded to
     float16 (values stay float32 in the IR so every op computes in fp32; writers store them
-    as float16, listed in metadata `fp16_weights`)."""
+    as float16, listed in metadata `fp16_weights`; the .dse loader widens them once)."""
     q = g.copy()
-    names = []
-    for k, v in q.consts.items():
-        if v.dtype == np.float32 and v.size > 1:
-            q.consts[k] = v.astype(np.float16).astype(np.float32)
-            names.append(k)
-    q.fp16_weights = tuple(sorted(names))  # type: ignore[attr-defined]
+    round_fp16(q, [k for k, v in q.consts.items() if v.dtype == np.float32 and v.size > 1])
     return q
+
+
+def round_fp16(q: Graph, names) -> None:
+    """Round the float32 constants `names` of q to float16 values (in place; kept float32 in the
+    IR) and list them in `q.fp16_weights`, which the writers store as float16."""
+    for k in names:
+        q.consts[k] = q.consts[k].astype(np.float16).astype(np.float32)
+    q.fp16_weights = tuple(sorted({*getattr(q, "fp16_weights", ()), *names}))  # type: ignore[attr-defined]
+
+
+def fp16_node_weights(q: Graph, nodes) -> dict[str, list[str]]:
+    """The float constants (float32, more than one element) of the float nodes of q named (or of
+    an op type) in `nodes` ("*": every float node) that only such nodes read: {node: [constants]}.
+    An int8 node's constants are its own quantised copies, so they never qualify."""
+    sel = set(nodes)
+    pick = [n for n in q.nodes if "_q" not in n.attrs and ("*" in sel or n.name in sel or n.op in sel)]
+    chosen = {n.name for n in pick}
+    readers = q.consumers()
+    out: dict[str, list[str]] = {}
+    for n in pick:
+        cs = [i for i in dict.fromkeys(n.inputs) if i and i in q.consts and q.consts[i].dtype == np.float32
+              and q.consts[i].size > 1 and all(r.name in chosen for r in readers.get(i, []))]
+        if cs:
+            out[n.name] = cs
+    return out
 
 
 # -- driver -----------------------------------------------------------------------------------
@@ -949,6 +970,13 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
                 lp.reason += f"; int8 weights ({why})"
         qg = lower(fg, prec, ranges, p.shifts, p.weights, w4=w4)
         infer_shapes(qg)
+        if cfg.fp16_nodes:    # float nodes with fp16 weights (compute stays float32)
+            half = fp16_node_weights(qg, cfg.fp16_nodes)
+            round_fp16(qg, sorted({c for cs in half.values() for c in cs}))
+            for lp in plan:
+                if lp.name in half:
+                    lp.precision = "fp16"
+                    lp.reason += "; fp16 weights"
     info = {"calibration": p.calib.summary(), **p.info}   # after the plan: the ranges it computed
     return QuantResult(qg, fg, plan, ranges, p.eval_feeds, p.eval_outputs, info=info)
 

@@ -228,6 +228,47 @@ def test_conv_fp16_weights_and_unplanned_scratch_run_ref(lib):
     assert o.tobytes() == oref.tobytes()
 
 
+@needs_avx2
+def test_fp16_weights_in_layout5_are_widened_at_load(lib):
+    """fp16 weights in layout 5 (docs/format.md §4.4) are widened to float32 once by the loader,
+    exactly: the AVX2 kernel takes them (not REF, as for float16 weights in layout 0 above) and
+    gives the bytes of the same node with the widened float32 weights, with the optimised and
+    with the reference kernels. A layout-5 tensor that is not float16 is refused."""
+    import dataclasses
+    import zlib
+    rng = np.random.default_rng(4)
+    x, w = rnd(rng, 1, 3, 9, 9), rnd(rng, 4, 3, 3, 3)
+    w16 = w.astype(np.float16)
+    attrs = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1)
+    (r,) = ref("Conv", x, w16.astype(np.float32), **attrs)
+    sc = planned_scratch("Conv", [x.shape, w.shape], r.shape, attrs)
+    art16, feeds = make_node("Conv", [(x, False), (w16, True)], [("float32", r.shape)], attrs, scratch=sc)
+    art16 = dataclasses.replace(art16, tensors=tuple(dataclasses.replace(t, layout=5) if t.dtype == "float16" else t
+                                                     for t in art16.tensors))
+    art32, _ = make_node("Conv", [(x, False), (w16.astype(np.float32), True)], [("float32", r.shape)], attrs, scratch=sc)
+    for flags, kernel in ((0, "dse_f32_conv__avx2"), (REF_KERNELS, "dse_f32_conv__ref")):
+        (o16,), k16 = run(lib, art16, feeds, flags=flags)
+        (o32,), k32 = run(lib, art32, feeds, flags=flags)
+        assert k16 == k32 == [kernel]
+        assert o16.tobytes() == o32.tobytes()
+    np.testing.assert_allclose(o16, r, rtol=1e-5, atol=1e-5 * float(np.abs(r).max()))
+    data = bytearray(art16.to_bytes())
+    rec = bytes([2, 0, 5, 4, 4, 3, 3, 3])     # the weight's record: float16, CONST, layout 5, rank 4, 4x3x3x3
+    assert data.count(rec) == 1
+    at = data.index(rec)
+    data[at] = 1                               # float32 claiming layout 5
+    tables = int.from_bytes(data[24:32], "little")
+    data[60:64] = zlib.crc32(bytes(data[:60]) + bytes(data[64:64 + tables])).to_bytes(4, "little")
+    raw = np.zeros(len(data) + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    raw[start:start + len(data)] = np.frombuffer(bytes(data), np.uint8)
+    m, err = C.c_void_p(), _Error()
+    st = lib.dse_model_load_ex(raw.ctypes.data + start, len(data), 0, C.byref(m), C.byref(err))
+    if st == 0:
+        lib.dse_model_free(m)
+    assert st != 0 and "layout 5 needs a float16 constant" in err.message.decode(), err.message.decode()
+
+
 def _three_node_artifact(r_at_scratch: bool):
     """x -> Relu -> r; x -> Conv 3x3 -> c; Add(r, c) -> y, with r (live while the Conv runs, not
     its operand) placed inside the plan's scratch region or not."""

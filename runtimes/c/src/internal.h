@@ -45,6 +45,7 @@ typedef struct dse_tensor {
     int32_t axis;
     size_t dims[DSE_MAX_RANK];
     size_t numel, nbytes, offset;
+    const uint8_t *cdata;   /* a constant's bytes: blob + offset, or its float32 copy (layout 5, below) */
     size_t group_size, quant_count;
     float *scales;
     int32_t *zero_points;
@@ -59,7 +60,11 @@ typedef struct dse_tensor {
  * weights), each row packed along K on its own: ceil(K/2) bytes, W[r][k] in the low nibble
  * (even k) or high nibble (odd k) of byte r*ceil(K/2) + k/2, two's complement; the high nibble
  * after an odd K is 0 (the loader checks). */
-enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2, DSE_LAYOUT_I4 = 3, DSE_LAYOUT_I4_T = 4 };
+/* Layout 5 "float16 storage of a float32 constant" (fp16 weights): the loader widens it into a
+ * float32 copy once (exact), so the kernels see a float32 constant in layout 0: half the file,
+ * the float32 kernels' speed, the float32 bytes in memory. */
+enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2, DSE_LAYOUT_I4 = 3, DSE_LAYOUT_I4_T = 4,
+       DSE_LAYOUT_F16W = 5 };
 
 /* (R, K) of the W[R][K] view of a packed tensor (layout 1 to 4). */
 static inline void dse__packed_rk(const dse_tensor *t, size_t *R, size_t *K) {
@@ -129,6 +134,8 @@ struct dse_model {
     uint32_t *inputs, *outputs;
     size_t n_inputs, n_outputs;
     size_t arena_size, scratch_offset, scratch_size;
+    float *widened;         /* the float32 copies of the layout-5 (fp16) constants, one allocation */
+    size_t widened_size;    /* its bytes */
     unsigned isas;          /* DSE_ISA_* bits the kernels may use: the CPU's (dse__cpu_isas), or
                              * only REF with DSE_LOAD_REF_KERNELS */
 };
@@ -204,7 +211,7 @@ static inline const dse_tensor *dse__t(const dse_model *m, uint32_t idx) {
 static inline void *dse__data(const dse_model *m, uint8_t *arena, uint32_t idx) {
     const dse_tensor *t = &m->tensors[idx];
     if (t->storage == DSE_STORAGE_CONST)
-        return (void *)(uintptr_t)(m->blob + t->offset);   /* read-only: never written */
+        return (void *)(uintptr_t)t->cdata;   /* read-only: never written */
     return arena + t->offset;
 }
 

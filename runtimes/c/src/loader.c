@@ -300,14 +300,19 @@ static void parse_tensors(rd *r, dse_model *m) {
         if (t->dtype == 0 || t->dtype >= N_DTYPE_SLOTS || DTYPES[t->dtype].bits == 0) {
             FAIL(r, DSE_ERR_UNSUPPORTED, "tensor %zu (%s): unknown dtype %d", i, t->name, t->dtype); return;
         }
-        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > DSE_LAYOUT_I4_T || t->rank > DSE_MAX_RANK) {
+        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > DSE_LAYOUT_F16W || t->rank > DSE_MAX_RANK) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): bad storage/quantisation/layout/rank byte", i, t->name); return;
+        }
+        /* layout 5: a float16 constant, not quantised, widened to float32 below (widen_f16) */
+        if (t->layout == DSE_LAYOUT_F16W && (t->dtype != DSE_DTYPE_FLOAT16 || t->storage != DSE_STORAGE_CONST || t->quant)) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout 5 needs a float16 constant without quantisation", i, t->name); return;
         }
         /* packed weights (docs/format.md §4.4): layout 1 an int8 constant of rank >= 2, layout 2
          * of rank 2; layouts 3 and 4 the same for int4 constants */
         const int i4 = t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_T;
         const int rows_view = t->layout == DSE_LAYOUT_N8K4 || t->layout == DSE_LAYOUT_I4;
-        if (t->layout != DSE_LAYOUT_PLAIN && (t->dtype != (i4 ? DSE_DTYPE_INT4 : DSE_DTYPE_INT8) || t->storage != DSE_STORAGE_CONST ||
+        const int packed = t->layout != DSE_LAYOUT_PLAIN && t->layout != DSE_LAYOUT_F16W;
+        if (packed && (t->dtype != (i4 ? DSE_DTYPE_INT4 : DSE_DTYPE_INT8) || t->storage != DSE_STORAGE_CONST ||
                                               (rows_view ? t->rank < 2 : t->rank != 2))) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout %d needs an %s constant of rank %s", i, t->name, t->layout,
                  i4 ? "int4" : "int8", rows_view ? ">= 2" : "2"); return;
@@ -322,7 +327,7 @@ static void parse_tensors(rd *r, dse_model *m) {
         size_t bits = DTYPES[t->dtype].bits, nbits;
         if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
         t->nbytes = nbits / 8 + (nbits % 8 != 0);
-        if (t->layout != DSE_LAYOUT_PLAIN) {   /* ceil(R/8)*8 x ceil(K/4)*4 bytes (int4: R x ceil(K/2)); dims <= 2^31 - 1 */
+        if (packed) {   /* ceil(R/8)*8 x ceil(K/4)*4 bytes (int4: R x ceil(K/2)); dims <= 2^31 - 1 */
             size_t R, K;
             dse__packed_rk(t, &R, &K);
             if (!(i4 ? mul_ok(R, (K + 1) / 2, &t->nbytes) : mul_ok((R + 7) / 8 * 8, (K + 3) / 4 * 4, &t->nbytes))) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
@@ -336,7 +341,8 @@ static void parse_tensors(rd *r, dse_model *m) {
         if (t->storage == DSE_STORAGE_ARENA && (t->offset > m->arena_size || t->nbytes > m->arena_size - t->offset)) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): [%zu, +%zu) outside the %zu-byte arena", i, t->name, t->offset, t->nbytes, m->arena_size); return;
         }
-        if (t->layout != DSE_LAYOUT_PLAIN && !packed_padding_zero(m->blob + t->offset, t)) {
+        if (t->storage == DSE_STORAGE_CONST) t->cdata = m->blob + t->offset;
+        if (packed && !packed_padding_zero(t->cdata, t)) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): packed layout %d has non-zero padding bytes", i, t->name, t->layout); return;
         }
         if (!t->quant) continue;
@@ -461,6 +467,38 @@ static void parse_nodes(rd *r, dse_model *m, uint8_t *defined) {
     }
 }
 
+/* Layout-5 constants (fp16 weights) become float32 constants in layout 0, copied once into one
+ * allocation (float16 -> float32 is exact): every float32 kernel then takes them as they are. */
+static void widen_f16(rd *r, dse_model *m) {
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_tensors && !r->st; i++) {
+        const dse_tensor *t = &m->tensors[i];
+        size_t b;
+        if (t->layout != DSE_LAYOUT_F16W) continue;
+        if (!mul_ok(t->numel, sizeof(float), &b) || b > SIZE_MAX - total) { FAIL(r, DSE_ERR_RANGE, "fp16 constants too large to widen"); return; }
+        total += b;
+    }
+    if (r->st || !total) return;
+    m->widened = alloc(r, total / sizeof(float), sizeof(float));
+    if (r->st) return;
+    m->widened_size = total;
+    float *dst = m->widened;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        dse_tensor *t = &m->tensors[i];
+        if (t->layout != DSE_LAYOUT_F16W) continue;
+        for (size_t k = 0; k < t->numel; k++) {
+            uint16_t h;
+            memcpy(&h, t->cdata + 2 * k, 2);
+            dst[k] = dse__f16_to_f32(h);
+        }
+        t->cdata = (const uint8_t *)dst;
+        t->dtype = DSE_DTYPE_FLOAT32;
+        t->nbytes = t->numel * sizeof(float);
+        t->layout = DSE_LAYOUT_PLAIN;
+        dst += t->numel;
+    }
+}
+
 static void parse_inputs(rd *r, dse_model *m, uint8_t *defined) {
     m->n_inputs = rd_size(r, left(r), "graph input count");
     m->inputs = alloc(r, m->n_inputs, sizeof *m->inputs);
@@ -571,6 +609,7 @@ void dse_model_free(dse_model *m) {
     for (size_t i = 0; m->tensors && i < m->n_tensors; i++) { free(m->tensors[i].scales); free(m->tensors[i].zero_points); }
     for (size_t i = 0; m->nodes && i < m->n_nodes; i++) { free(m->nodes[i].in); free(m->nodes[i].out); free(m->nodes[i].attrs); }
     free(m->strings); free(m->meta); free(m->tensors); free(m->nodes); free(m->inputs); free(m->outputs);
+    free(m->widened);
     dse__release_file(m);
     free(m);
 }
@@ -636,6 +675,7 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
     if (!r.st && m->scratch_offset % DSE_SCRATCH_ALIGN)   /* kernels use scratch as float/int64 arrays */
         FAIL(&r, DSE_ERR_FORMAT, "scratch offset %zu is not a multiple of %d", m->scratch_offset, DSE_SCRATCH_ALIGN);
     parse_tensors(&r, m);
+    widen_f16(&r, m);
     defined = alloc(&r, m->n_tensors, 1);
     parse_inputs(&r, m, defined);
     parse_nodes(&r, m, defined);

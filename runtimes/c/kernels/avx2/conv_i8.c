@@ -44,7 +44,7 @@
  * bias in int64, takes the node). */
 static int avx2_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, size_t K) {
     const dse_tensor *b = &m->tensors[n->in[2]];
-    const int32_t *bd = (const int32_t *)(m->blob + b->offset);
+    const int32_t *bd = (const int32_t *)b->cdata;
     int64_t big = 0;
     for (size_t c = 0; c < C; c++) {
         int64_t v = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];

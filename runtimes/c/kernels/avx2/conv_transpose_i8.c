@@ -50,7 +50,7 @@ typedef struct ci8_job {
 /* max|bias| + K * 255 * 127 < 2^31: every int32 sum, bias included, is exact */
 static int ci8_bias_fits(const dse_model *m, const dse_node *n, size_t O, size_t K) {
     const dse_tensor *b = &m->tensors[n->in[2]];
-    const int32_t *bd = (const int32_t *)(m->blob + b->offset);
+    const int32_t *bd = (const int32_t *)b->cdata;
     int64_t big = 0;
     for (size_t c = 0; c < O; c++) {
         const int64_t v = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];

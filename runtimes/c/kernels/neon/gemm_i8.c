@@ -281,7 +281,7 @@ void dse_i8_neon_matmul_run(const dse_model *m, const dse_node *n, uint8_t *aren
 /* -- checks ---------------------------------------------------------------------------------- */
 
 int dse_i8_neon_bias_ok(const dse_model *m, const dse_node *n, size_t R, size_t K, dse_why *why) {
-    const int32_t *b = (const int32_t *)(m->blob + m->tensors[n->in[2]].offset);
+    const int32_t *b = (const int32_t *)m->tensors[n->in[2]].cdata;
     const int64_t lim = (int64_t)0x7fffffff - (int64_t)K * 255 * 127;   /* K bounded by the REF check */
     for (size_t c = 0; c < R; c++)
         if (b[c] > lim || b[c] < -lim) { DSE_WHYF(why, I8_NEON_BIAS_EXCEEDS_ACCUMULATOR, NULL, c, 0, 0, 0); return 0; }

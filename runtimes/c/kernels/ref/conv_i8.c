@@ -30,7 +30,7 @@ const void *dse_i8_tensor_attr(const dse_model *m, const dse_node *n, int key, i
     if (!a) return NULL;
     const dse_tensor *t = &m->tensors[a->i];
     if (t->dtype != dtype || t->numel != numel) return NULL;
-    return m->blob + t->offset;
+    return t->cdata;
 }
 
 int dse_i8_mult_ok(const int32_t *M, const int32_t *shift, size_t count) {
@@ -94,7 +94,7 @@ int dse_i8_weighted_operands(const dse_model *m, const dse_node *n, size_t C, si
         DSE_WHYF(why, CONV_I8_PRODUCTS_PER_OUTPUT_EXCEED, NULL, K, 0, 0, 0);
         return 1;
     }
-    const int8_t *wd = (const int8_t *)(m->blob + w->offset);
+    const int8_t *wd = (const int8_t *)w->cdata;
     for (size_t i = 0; i < w->nbytes; i++)   /* numel bytes, or packed with zero padding */
         if (wd[i] == -128) { DSE_WHY(why, CONV_I8_WEIGHT_VALUE_128_INT8); return 1; }
     return 0;

@@ -12,9 +12,9 @@ static int dequantize_scalar_params(const dse_model *m, const dse_node *n, int q
     const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     if (!s || s->dtype != DSE_DTYPE_FLOAT32 || s->numel != 1 || s->storage != DSE_STORAGE_CONST) return 1;
     if (z && (z->dtype != qtype || z->numel != 1 || z->storage != DSE_STORAGE_CONST)) return 1;
-    memcpy(scale, m->blob + s->offset, sizeof *scale);
-    *zp = !z ? 0 : qtype == DSE_DTYPE_UINT8 ? *(const uint8_t *)(m->blob + z->offset)
-                                            : *(const int8_t *)(m->blob + z->offset);
+    memcpy(scale, s->cdata, sizeof *scale);
+    *zp = !z ? 0 : qtype == DSE_DTYPE_UINT8 ? *(const uint8_t *)z->cdata
+                                            : *(const int8_t *)z->cdata;
     return !isfinite(*scale);
 }
 

@@ -45,7 +45,7 @@ static int dyn_i8_operands(const dse_model *m, const dse_node *n, int axis, dyn_
     size_t C = w->dims[axis], K = C ? w->numel / C : 0;
     p->C = C, p->K = K;
     p->w_scale = dse_i8_tensor_attr(m, n, DSE_A_w_scale, DSE_DTYPE_FLOAT32, C);
-    p->bias = (const float *)(m->blob + b->offset);
+    p->bias = (const float *)b->cdata;
     p->act_min = dse__attr_float(n, DSE_A_act_min, -INFINITY);
     p->act_max = dse__attr_float(n, DSE_A_act_max, INFINITY);
     if (!p->w_scale || b->numel != C || !(p->act_min <= p->act_max)) {
@@ -56,7 +56,7 @@ static int dyn_i8_operands(const dse_model *m, const dse_node *n, int axis, dyn_
     for (size_t c = 0; c < C; c++)
         if (!(p->w_scale[c] > 0.0f) || !isfinite(p->w_scale[c])) { DSE_WHYF(why, DYN_I8_NEEDS_TENSOR_W_SCALE, NULL, C, 0, 0, 0); return 1; }
     /* weights in [-127, 127]: with |x_q - zp| <= 255 this bounds the int32 accumulator */
-    const int8_t *wd = (const int8_t *)(m->blob + w->offset);
+    const int8_t *wd = (const int8_t *)w->cdata;
     for (size_t i = 0; i < w->numel; i++)
         if (wd[i] == -128) { DSE_WHY(why, CONV_I8_WEIGHT_VALUE_128_INT8); return 1; }
     size_t need = dyn_i8_scratch(x->numel, C);

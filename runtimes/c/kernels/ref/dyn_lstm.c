@@ -102,7 +102,7 @@ static int dynl_geom_read(const dse_model *m, const dse_node *n, dynl_geom *g, d
     if (seq) {
         bad |= seq->storage != DSE_STORAGE_CONST || (seq->dtype != DSE_DTYPE_INT32 && seq->dtype != DSE_DTYPE_INT64) || seq->numel != g->B;
         for (size_t i = 0; !bad && i < seq->numel; i++) {
-            const uint8_t *p = m->blob + seq->offset;
+            const uint8_t *p = seq->cdata;
             int64_t v;
             if (seq->dtype == DSE_DTYPE_INT32) { int32_t v32; memcpy(&v32, p + 4 * i, 4); v = v32; } else memcpy(&v, p + 8 * i, 8);
             bad |= v != (int64_t)g->T;

@@ -34,7 +34,7 @@ long dse__mv_const_ints(const dse_model *m, uint32_t idx, int64_t *out, size_t c
     if (!t || t->storage != DSE_STORAGE_CONST || t->rank > 1 ||
         (t->dtype != DSE_DTYPE_INT64 && t->dtype != DSE_DTYPE_INT32))
         return -1;
-    const uint8_t *p = m->blob + t->offset;
+    const uint8_t *p = t->cdata;
     for (size_t k = 0; k < t->numel && k < cap; k++) {
         if (t->dtype == DSE_DTYPE_INT64) {
             memcpy(&out[k], p + 8 * k, 8);

@@ -106,7 +106,7 @@ void dse_any_pad__ref(const dse_model *m, const dse_node *n, uint8_t *arena, con
     size_t es = dse__mv_esize(x->dtype), idx[DSE_MAX_RANK] = {0};
     uint8_t value[8] = {0};
     const dse_tensor *v = n->n_in > 2 ? dse__t(m, n->in[2]) : NULL;
-    if (v && v->numel == 1) memcpy(value, m->blob + v->offset, es);
+    if (v && v->numel == 1) memcpy(value, v->cdata, es);
     else if (!v) {   /* int8 form: INT pad_value (the zero point), little-endian in es bytes */
         int64_t pv = dse__attr_int(n, DSE_A_pad_value, 0);
         for (size_t k = 0; k < es; k++) value[k] = (uint8_t)((uint64_t)pv >> (8 * k));

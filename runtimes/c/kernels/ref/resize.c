@@ -72,8 +72,8 @@ static int resize_plan(const dse_model *m, const dse_node *n, rz *z, dse_why *wh
         DSE_WHY(why, RESIZE_NEEDS_CONSTANT_FLOAT32_SCALES);
         return 1;
     }
-    const float *sv = use_scales ? (const float *)(const void *)(m->blob + sc->offset) : NULL;
-    const int64_t *zv = use_scales ? NULL : (const int64_t *)(const void *)(m->blob + sz->offset);
+    const float *sv = use_scales ? (const float *)(const void *)sc->cdata : NULL;
+    const int64_t *zv = use_scales ? NULL : (const int64_t *)(const void *)sz->cdata;
     size_t s = 1;
     z->copy = 1;
     for (int d = (int)x->rank - 1; d >= 0; d--) {

@@ -51,7 +51,7 @@ static int lookup(const char *s, const char *const *names, int n) {
 
 static float const_f32(const dse_model *m, const dse_tensor *t, size_t k) {
     float v;
-    memcpy(&v, m->blob + t->offset + 4 * k, 4);
+    memcpy(&v, t->cdata + 4 * k, 4);
     return v;
 }
 

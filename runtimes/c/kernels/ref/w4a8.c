@@ -35,7 +35,7 @@ static int w4_operands(const dse_model *m, const dse_node *n, size_t C, size_t K
     }
     int64_t group = dse__attr_int(n, DSE_A_w4_group, -1);
     if (group < 0 || group > 0x7fffffff) { DSE_WHY(why, W4_GROUP); return 1; }
-    q->w = m->blob + w->offset;
+    q->w = w->cdata;
     q->group = (size_t)group;
     q->mul = NULL;
     int mmax = 1;
