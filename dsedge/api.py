@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifact import LAYOUT_F16W
 from .errors import ModelError
 from .ir import Graph
 from .quant.kinds import form_of
@@ -237,42 +238,149 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
+def parse_size(text, what: str = "--memory-budget") -> int:
+    """'2MB' -> 2,000,000 bytes, '512KiB' -> 524,288, '1.5M' -> 1,500,000, '4096' -> 4096."""
+    t = str(text).strip().replace(" ", "")
+    units = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
+             "g": 10**9, "gb": 10**9, "gib": 2**30}
+    num = t.rstrip("BbKkMmGgIi")
+    try:
+        v = float(num) * units[t[len(num):].lower()]
+    except (ValueError, KeyError):
+        raise ModelError(f"{what} {text!r}: expected a size like 2MB, 512KiB or 1500000") from None
+    if not v > 0:
+        raise ModelError(f"{what} {text!r}: must be more than 0 bytes")
+    return int(v)
+
+
+def _same_shapes(feeds) -> dict | None:
+    shapes = {k: list(np.shape(v)) for k, v in feeds[0].items()}
+    return shapes if all({k: list(np.shape(v)) for k, v in f.items()} == shapes for f in feeds) else None
+
+
 def _run_in_c(result, feeds) -> list:
     """A candidate plan run by the C runtime: written as a .dse (specialised to the feeds' shapes)
-    into a temporary folder, loaded, run on every feed: (outputs, the .dse's bytes). Falls back to
-    the numpy interpreter (outputs only) when the model cannot be written as a .dse (e.g. shapes
-    that differ between feeds)."""
+    into a temporary folder, loaded, run on every feed: (outputs, {"bytes": the .dse's bytes,
+    "arena_bytes": its arena, "ms": the median time of one run}). Falls back to the numpy
+    interpreter (outputs only) when the model cannot be written as a .dse (e.g. shapes that
+    differ between feeds)."""
     import tempfile
+    import time
     from .errors import DseError
     from .export import save_dse
     from .interp import run
     from .runtime import Runtime
-    shapes = {k: list(np.shape(v)) for k, v in feeds[0].items()}
-    if any({k: list(np.shape(v)) for k, v in f.items()} != shapes for f in feeds):
+    shapes = _same_shapes(feeds)
+    if shapes is None:
         return [run(result.graph, f) for f in feeds]
     with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
         path = Path(d) / "candidate.dse"
         try:
-            save_dse(result, path, input_shapes=shapes)
+            ex = save_dse(result, path, input_shapes=shapes)
         except DseError:
             return [run(result.graph, f) for f in feeds]
+        widened = sum(2 * t.nbytes for t in ex.artifact.tensors if t.layout == LAYOUT_F16W)   # the loader's copies
+        outs, times = [], []
         with Runtime(str(path)) as rt:
-            return [rt.run(f) for f in feeds], path.stat().st_size   # the candidate's .dse bytes (size objective)
+            for f in feeds:
+                t0 = time.perf_counter()
+                outs.append(rt.run(f))
+                times.append(time.perf_counter() - t0)
+            return outs, {"bytes": path.stat().st_size, "arena_bytes": int(rt.arena_size), "widened_bytes": widened,
+                          "ms": 1e3 * float(np.median(times))}
+
+
+class _NodeTimes:
+    """Per-node times of a plan for the latency objective (precision.plan_prepared's
+    `node_times(result, precision) -> {node: ms}`): the candidate written as a .dse and each node
+    timed by the C runtime's profiler on the host (`dsedge profile`), or, for the nodes a
+    device profile names (`dsedge-run --profile --json` of the model's int8 and fp32 .dse on
+    the target: `--latency-profile`), the device's times; a node the device profiles miss gets
+    its host time scaled by the device/host ratio of the nodes they share, per precision."""
+
+    def __init__(self, feeds, profiles=(), repeat: int = 5):
+        self.feed, self.repeat = feeds[0], repeat
+        self.measured: dict[str, dict[str, float]] = {"int8": {}, "float": {}}   # the device's, per precision
+        for path in profiles:
+            for name, prec, ms in _read_profile(path):
+                self.measured[prec][name] = ms
+        self.source = ("device profile " + ", ".join(str(p) for p in profiles)) if profiles else "host profile"
+        self.device = bool(profiles)   # else the planner checks a "faster in float" node by timing the plans
+
+    def host(self, result) -> dict[str, float]:
+        import tempfile
+        from .export import save_dse
+        from .runtime import Runtime
+        with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
+            path = Path(d) / "profile.dse"
+            save_dse(result, path, input_shapes={k: list(np.shape(v)) for k, v in self.feed.items()})
+            with Runtime(str(path)) as rt:
+                prof = rt.profile(self.feed, repeat=self.repeat)
+        out: dict[str, float] = {}
+        for r in prof:
+            out[r.name] = out.get(r.name, 0.0) + float(r.median_ms)
+        return out
+
+    def __call__(self, result, precision: str) -> dict[str, float]:
+        host = self.host(result)
+        dev = self.measured[precision]
+        if not dev:
+            return host
+        shared = [k for k in host if k in dev]
+        h = sum(host[k] for k in shared)
+        ratio = sum(dev[k] for k in shared) / h if shared and h > 0 else 1.0
+        return {k: dev.get(k, v * ratio) for k, v in host.items()}
+
+
+def _read_profile(path) -> list[tuple[str, str, float]]:
+    """(node, "int8" | "float", median ms) of every node of a `--profile --json` file, the
+    precision told by the kernel that ran it (dse_f32_*: float; other dtypes: integer)."""
+    import json
+    try:
+        d = json.loads(Path(path).read_text())
+        rows = [(str(r["name"]), "float" if str(r["kernel"]).startswith("dse_f32_") else "int8",
+                 float(r["median_ms"])) for r in d["nodes"]]
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read the latency profile ({e.strerror})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{path}: not a per-node profile ({type(e).__name__}: {e})",
+                         hint="write one with `bin/dsedge-run MODEL.dse --profile --json > FILE` on the target "
+                              "(or `dsedge profile MODEL.dse --json`)") from None
+    if d.get("ref_kernels"):
+        raise ModelError(f"{path}: a profile of the reference kernels (--ref) says little about the target's speed",
+                         hint="profile without --ref")
+    return rows
 
 
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
          method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
-         allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c", int4: bool = False):
+         allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c", int4: bool = False,
+         memory_budget=None, latency_profiles=()):
     """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
     float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
     `int4` (minimize="size"): int8 weight-bearing nodes may also get int4 weights (W4A8).
+    `memory_budget` (bytes, or a size like "2MB"): the .dse plus its arena must fit in it.
+    `minimize="latency"` costs each node by its time in the C runtime, per node, on this host, or
+    from `latency_profiles` (`dsedge-run --profile --json` files of the model's int8 and fp32
+    .dse measured on the target).
     Returns a PrecisionPlan (`.to_json()` is the lockfile for `quantize(plan=...)`)."""
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
     feeds, _ = _feed_list(g, calib, preprocess)
     cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=False,
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
+    mem = parse_size(memory_budget) if isinstance(memory_budget, str) else memory_budget
+    if latency_profiles and minimize != "latency":
+        raise ModelError("a latency profile is for --minimize latency")
+    if (mem is not None or latency_profiles) and runtime != "c":
+        raise ModelError("memory budgets and latency profiles need the C runtime to run the candidates")
+    times = None
+    if minimize == "latency" and runtime == "c":
+        held_shapes = _same_shapes(list(feeds)[-1:])
+        times = _NodeTimes(list(feeds)[-1:], latency_profiles) if held_shapes is not None else None
+        for p in latency_profiles:   # read now: a bad file fails before the long part
+            _read_profile(p)
     bar = None
     if progress:
         from .util import progress as progress_bar
@@ -284,7 +392,8 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
             bar.set_postfix_str(f"{why[:40]}: drop {drop:.4f}")
     p, _ = plan_precision(g, feeds, max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
                           objective=minimize, holdout=holdout, metric=metric, cfg=cfg, progress=tick,
-                          copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None, int4=int4)
+                          copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None, int4=int4,
+                          memory_budget=mem, node_times=times)
     if bar is not None and hasattr(bar, "close"):
         bar.close()
     if owned:

@@ -284,7 +284,15 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
 @click.option("--max-drop", "max_drop", default="1%", show_default=True, metavar="PCT",
               help="The accuracy budget: the most the plan may lose against the float model, e.g. 1% or 0.5%.")
 @click.option("--minimize", type=click.Choice(["size", "latency"]), default="size", show_default=True,
-              help="What the plan makes small: weight bytes, or multiply-adds run in float.")
+              help="What the plan makes small: weight bytes, or latency (each node's time in int8 and in float, "
+                   "measured per node by the C runtime on this machine, or read from --latency-profile).")
+@click.option("--latency-profile", "latency_profiles", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="With --minimize latency: per-node times measured on the target "
+              "(`bin/dsedge-run MODEL.dse --profile --json > FILE` for the model's int8 .dse and again for its fp32 "
+              ".dse; give both). Nodes they miss take this machine's times, scaled to the target's.")
+@click.option("--memory-budget", "memory_budget", default=None, metavar="SIZE",
+              help="The most the planned model may need: its .dse file plus the runtime's arena (e.g. 2MB, "
+                   "512KiB). The plan says when no plan fits (--int4 makes room).")
 @click.option("--holdout", type=click.IntRange(1, None), default=None,
               help="Feeds held back for scoring (default: half of them, at most 100; a 1 % budget needs "
                    "about 100 to be resolved).")
@@ -302,18 +310,23 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
-def plan(model, calib, max_drop, minimize, holdout, int4, metric, output, method, preprocess, constant_input, as_json,
-         progress):
-    from .api import parse_drop, plan as run_plan
+def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, holdout, int4, metric, output, method,
+         preprocess, constant_input, as_json, progress):
+    from .api import parse_drop, parse_size, plan as run_plan
     from .quant.precision import coarse_budget_note
     if not output.endswith(".json"):
         raise click.UsageError(f"{output}: name the plan *.json")
     if int4 and minimize != "size":
         raise click.UsageError("--int4 makes a model smaller, not faster: use it with --minimize size")
-    refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib)])
+    if latency_profiles and minimize != "latency":
+        raise click.UsageError("--latency-profile goes with --minimize latency")
+    refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib),
+                                         *(("latency profile", f) for f in latency_profiles)])
     budget = parse_drop(max_drop)
+    mem = parse_size(memory_budget) if memory_budget is not None else None
     p = run_plan(model, calib, max_drop=budget, minimize=minimize, holdout=holdout, metric=metric, method=method,
-                 progress=progress, preprocess=preprocess, allow_constant=constant_input, int4=int4)
+                 progress=progress, preprocess=preprocess, allow_constant=constant_input, int4=int4,
+                 memory_budget=mem, latency_profiles=latency_profiles)
     text = p.to_json()
     atomic_write_bytes(output, text.encode())
     if as_json:
@@ -324,8 +337,18 @@ def plan(model, calib, max_drop, minimize, holdout, int4, metric, output, method
                    f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else ""),
                    err=True)
         click.echo(f"drop on {p.holdout} held-back feeds: {100 * p.drop:.2f} % (budget {100 * p.budget:.2f} %"
-                   f"{', met' if p.meets else ', NOT met: even float nodes everywhere lose more'}); "
+                   f"{', met' if p.meets_accuracy else ', NOT met: even float nodes everywhere lose more'}); "
                    f"{p.search['evaluations']} plans evaluated in {p.search['seconds']:.1f} s", err=True)
+        if p.memory:
+            need = p.memory.get("total")
+            click.echo(f"memory: .dse {p.memory.get('bytes', 0):,} B + arena {p.memory.get('arena_bytes', 0):,} B = "
+                       f"{need:,} B" + ("" if p.memory_budget is None else
+                                        f" (budget {p.memory_budget:,} B: " + ("met)" if p.meets_memory else
+                                        "NOT met" + ("" if int4 else "; --int4 makes weights smaller") + ")")),
+                       err=True)
+        if minimize == "latency" and p.cost.get("est_ms") is not None:
+            click.echo(f"latency ({p.cost.get('latency_from')}): {p.cost['est_ms']:.3f} ms estimated from per-node times"
+                       + (f"; {p.cost['host_ms']:.3f} ms measured here" if "host_ms" in p.cost else ""), err=True)
         note = coarse_budget_note(p)
         if note:
             click.echo(f"note: {note}", err=True)

@@ -199,10 +199,13 @@ def _curves(r: dict) -> str:
         f = t.get("weight_elements_float")
         return None if f is None else total + 3 * f               # int8: 1 byte, float: 4
 
-    def macs(t):
-        return t.get("macs_float")
+    timed = all(t.get("ms") is not None for t in r["tried"])   # plans run by the C runtime: their median time
+
+    def latency(t):
+        return t.get("ms") if timed else t.get("macs_float")
     return ("<div class=charts>" + _scatter(r, size, "weight bytes (int8 1 B, float 4 B)", "curve-size")
-            + _scatter(r, macs, "multiply-adds left in float", "curve-latency") + "</div>")
+            + _scatter(r, latency, "latency per run, ms (C runtime, this machine)" if timed
+                       else "multiply-adds left in float", "curve-latency") + "</div>")
 
 
 def _arena_chart(a: dict | None) -> str:

@@ -17,11 +17,18 @@ the whole quantised model with the float model on feeds held back from calibrati
     all-int8 plan (2 evaluations per candidate; nodes that must share a precision — byte movers
     with their producer — follow their inputs and are not candidates of their own);
   * search: candidates sorted by sensitivity per unit of the objective (weight bytes for
-    `size`, multiply-adds for `latency`); the shortest prefix of that order kept float that
+    `size`; for `latency` the time keeping it float adds, from per-node profiles of an all-int8
+    and an all-float plan in the C runtime, on this host or imported from the target, else
+    multiply-adds); the shortest prefix of that order kept float that
     meets the budget, by bisection (log2 N evaluations), then a bounded pass that tries to
     lower each kept node again, least sensitive first. The local rules' plan is evaluated too
     and taken (then lowered where the budget allows) when it meets the budget at a lower cost.
-    N + N + log2 N + a few evaluations instead of 2^N combinations.
+    N + N + log2 N + a few evaluations instead of 2^N combinations. With measured times, a
+    group that runs faster in float than in int8 stays float whatever the budget;
+  * then (objective size) int4 weights where the budget allows (`int4`), and fp16 weights for
+    every node left float (one evaluation; compute stays float32: the .dse loader widens them);
+  * `memory_budget`: the chosen plan's .dse + arena (+ the loader's float32 copies of fp16
+    weights) must fit, else the plan says it does not meet its budget.
 
 An evaluation finishes the prepared model with a list of nodes kept float (quantize.finish)
 and runs it on the held-back feeds through `run_plan(result, feeds) -> [outputs]` (default: the
@@ -160,17 +167,31 @@ class PrecisionPlan:
     cost: dict = field(default_factory=dict)             # weight bytes, multiply-adds in int8 / float
     model_sha256: str = ""
     int4: list[str] = field(default_factory=list)        # int8 nodes whose weights are int4 (W4A8)
+    fp16: list[str] = field(default_factory=list)        # float nodes whose weights are fp16
+    memory_budget: int | None = None                     # bytes: the .dse file + its arena, at most
+    memory: dict = field(default_factory=dict)           # the chosen plan's bytes, arena_bytes, total
+
+    @property
+    def meets_accuracy(self) -> bool:
+        return self.drop <= self.budget + 1e-12
+
+    @property
+    def meets_memory(self) -> bool:
+        return self.memory_budget is None or self.memory.get("total", 0) <= self.memory_budget
 
     @property
     def meets(self) -> bool:
-        return self.drop <= self.budget + 1e-12
+        return self.meets_accuracy and self.meets_memory
 
     def to_json(self) -> str:
         return json.dumps({"format": PLAN_FORMAT, "version": PLAN_VERSION, "model_sha256": self.model_sha256,
-                           "budget": {"max_drop": self.budget, "objective": self.objective, "metric": self.metric},
+                           "budget": {"max_drop": self.budget, "objective": self.objective, "metric": self.metric,
+                                      **({"memory_bytes": self.memory_budget} if self.memory_budget else {})},
                            "calibration": {"feeds": self.calib_feeds, "holdout": self.holdout},
-                           "result": {"drop": self.drop, "meets": self.meets, "cost": self.cost},
-                           "keep_float": self.keep_float, "int4_weights": self.int4, "nodes": self.nodes,
+                           "result": {"drop": self.drop, "meets": self.meets, "cost": self.cost,
+                                      **({"memory": self.memory} if self.memory else {})},
+                           "keep_float": self.keep_float, "int4_weights": self.int4, "fp16_weights": self.fp16,
+                           "nodes": self.nodes,
                            "search": self.search,
                            "tried": self.tried}, indent=1, sort_keys=False) + "\n"
 
@@ -187,7 +208,8 @@ class PrecisionPlan:
         b, c, r = d["budget"], d["calibration"], d["result"]
         return cls(list(d["keep_float"]), float(r["drop"]), float(b["max_drop"]), b["objective"], b["metric"],
                    int(c["holdout"]), int(c["feeds"]), d.get("nodes", []), d.get("tried", []), d.get("search", {}),
-                   r.get("cost", {}), d.get("model_sha256", ""), list(d.get("int4_weights", [])))
+                   r.get("cost", {}), d.get("model_sha256", ""), list(d.get("int4_weights", [])),
+                   list(d.get("fp16_weights", [])), b.get("memory_bytes"), r.get("memory", {}))
 
 
 def split_feeds(feeds: list, holdout: int) -> tuple[list, list]:
@@ -288,28 +310,32 @@ class _Search:
         self.run_plan, self.user_base, self.progress = run_plan, user_base, progress
         self.cache: dict[frozenset, tuple[float, float]] = {}
         self.index: dict[frozenset, int] = {}    # a plan's first entry in `tried`
-        self.nbytes: dict[frozenset, int | None] = {}   # a plan's artifact bytes, when run_plan gives them
+        self.info: dict[frozenset, dict] = {}    # a plan's measured figures, when run_plan gives them
         self.tried: list[dict] = []
         self.cost_of: Callable | None = None     # kept float -> {cost figures} (the curves of plans tried)
         self.t0 = time.perf_counter()
 
-    def result(self, keep, int4=()) -> object:
-        return finish(self.prep, plan_config(self.cfg, keep, int4), ranges=_RangeOverlay(self.prep.ranges))
+    def result(self, keep, int4=(), fp16=()) -> object:
+        return finish(self.prep, plan_config(self.cfg, keep, int4, fp16), ranges=_RangeOverlay(self.prep.ranges))
 
     @staticmethod
-    def key(keep, int4=()) -> frozenset:
-        return frozenset(keep) | frozenset(("int4", c) for c in int4)
+    def key(keep, int4=(), fp16=()) -> frozenset:
+        return frozenset(keep) | frozenset(("int4", c) for c in int4) | frozenset(("fp16", c) for c in fp16)
 
-    def evaluate(self, keep, why: str, int4=()) -> tuple[float, float]:
-        """(drop, noise) of the plan that keeps `keep` float (and gives the nodes of `int4` int4 weights)."""
-        key = self.key(keep, int4)
+    def evaluate(self, keep, why: str, int4=(), fp16=()) -> tuple[float, float]:
+        """(drop, noise) of the plan that keeps `keep` float (and gives the nodes of `int4` int4
+        weights, the float nodes of `fp16` fp16 weights)."""
+        key = self.key(keep, int4, fp16)
         if key not in self.cache:
-            r = self.result(keep, int4)
+            r = self.result(keep, int4, fp16)
             got = self.run_plan(r, self.feeds)
-            nbytes = None
-            if isinstance(got, tuple):           # (outputs, the candidate .dse's bytes)
-                got, nbytes = got
-            self.nbytes[key] = nbytes
+            info: dict = {}
+            if isinstance(got, tuple):           # (outputs, {bytes, arena_bytes, ms}) or (outputs, bytes)
+                got, info = got
+                info = dict(info) if isinstance(info, Mapping) else {"bytes": int(info)}
+            if "bytes" in info and "arena_bytes" in info:   # + the float32 copies of fp16 weights
+                info["memory"] = int(info["bytes"]) + int(info["arena_bytes"]) + int(info.get("widened_bytes", 0))
+            self.info[key] = info
             noise = self.metric.noise(self.ref, got)
             if self.metric.user is not None:
                 drop = self.user_base - float(self.metric.user(got, self.feeds))
@@ -317,10 +343,11 @@ class _Search:
                 drop = 1.0 - self.metric.quality(self.ref, got)
             self.cache[key] = (drop, noise)
             self.index[key] = len(self.tried)
-            self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "drop": round(drop, 6),
+            self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "fp16": len(set(fp16)),
+                               "drop": round(drop, 6),
                                "why": why,
                                "sqnr_db": round(-10.0 * math.log10(noise), 2) if noise > 0 else None,
-                               **({"bytes": nbytes} if nbytes is not None else {}),
+                               **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()},
                                **(self.cost_of(keep, int4) if self.cost_of else {})})
             if self.progress:
                 self.progress(len(self.tried), why, drop)
@@ -330,24 +357,32 @@ class _Search:
 def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: str = "size", holdout: int | None = None,
                    metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
                    relower: int = 8, progress: Callable | None = None, copy_graph: bool = True,
-                   int4: bool = False) -> tuple[PrecisionPlan, object]:
+                   int4: bool = False, memory_budget: int | None = None,
+                   node_times: Callable | None = None) -> tuple[PrecisionPlan, object]:
     """Plan the precision of each node of `graph` (see the module docstring) and return
     (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
     last `holdout` of which are held back for scoring; `run_plan(result, feeds) -> [{output: array}]`
-    runs a candidate (default: its graph in the numpy interpreter; it may return (outputs, the
-    candidate artifact's bytes), which the size objective then uses)."""
+    runs a candidate (default: its graph in the numpy interpreter; it may return (outputs,
+    {"bytes": the candidate artifact's bytes, "arena_bytes": its arena, "ms": its latency}), which
+    the size objective and `memory_budget` then use). `node_times(result, precision) -> {node: ms}`
+    (objective latency): each node's time in a plan whose candidates are all "int8" or all "float"
+    (a profile of the runtime's kernels, on the host or imported from a device); without it the
+    latency objective counts multiply-adds."""
     _check_budget(max_drop, objective)
     feeds = list(feeds)
     holdout = default_holdout(len(feeds), max_drop) if holdout is None else holdout
     calib, held = split_feeds(feeds, holdout)
     prep = prepare(graph, calib, relaxed(cfg), copy=copy_graph)
     return plan_prepared(prep, held, max_drop=max_drop, objective=objective, metric=metric, cfg=cfg,
-                         run_plan=run_plan, relower=relower, progress=progress, int4=int4)
+                         run_plan=run_plan, relower=relower, progress=progress, int4=int4,
+                         memory_budget=memory_budget, node_times=node_times)
 
 
-def plan_config(base: QuantConfig, keep, int4=()) -> QuantConfig:
-    """The config of one plan: `keep` float, the nodes of `int4` with int4 weights (W4A8)."""
-    return replace(base, keep_float=tuple(sorted(keep)), node_weight_bits=tuple((c, 4) for c in sorted(int4)))
+def plan_config(base: QuantConfig, keep, int4=(), fp16=()) -> QuantConfig:
+    """The config of one plan: `keep` float, the nodes of `int4` with int4 weights (W4A8), the
+    float nodes of `fp16` with fp16 weights."""
+    return replace(base, keep_float=tuple(sorted(keep)), node_weight_bits=tuple((c, 4) for c in sorted(int4)),
+                   fp16_nodes=tuple(sorted(fp16)))
 
 
 def relaxed(cfg: QuantConfig | None) -> QuantConfig:
@@ -371,13 +406,19 @@ def _check_budget(max_drop: float, objective: str) -> None:
 def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objective: str = "size",
                   metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
                   relower: int = 8, progress: Callable | None = None,
-                  always_sensitivity: bool = False, int4: bool = False) -> tuple[PrecisionPlan, object]:
+                  always_sensitivity: bool = False, int4: bool = False, memory_budget: int | None = None,
+                  node_times: Callable | None = None, fp16: bool = True) -> tuple[PrecisionPlan, object]:
     """plan_precision on a model already prepared (calibrated with `relaxed(cfg)` on the feeds
     other than `held`, the held-back feeds that score the candidates). `always_sensitivity`:
     measure every group's sensitivity and score the local rules' plan even when the all-int8
     plan meets the budget (`dsedge debug` ranks the layers either way). `int4` (objective size):
     then give int4 weights (W4A8) to the int8 weight-bearing nodes the budget allows, the least
-    noise per byte saved first (each one alone, then the longest prefix that meets, by bisection)."""
+    noise per byte saved first (each one alone, then the longest prefix that meets, by bisection).
+    `memory_budget` (bytes of the .dse plus its arena; needs a `run_plan` that reports them): the
+    plan meets its budget only within it. Keeping a node float costs accuracy nothing and memory
+    something, so the search's plan (the fewest float nodes the accuracy budget allows) is also
+    the one that needs the least memory; the memory budget then decides between it and the local
+    rules' plan, and says when no plan fits (with --int4, int4 weights make room)."""
     _check_budget(max_drop, objective)
     held = list(held)
     base = relaxed(cfg)
@@ -394,19 +435,57 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
              and not kinds.form_of(prep.fg, node[p.name]).shares_qparams]
     costs = {c: _node_costs(prep.fg, node[c]) for c in cands}
     groups = candidate_groups(prep.fg, cands)
-    unit = {h: sum(costs[c][0] if objective == "size" else costs[c][1] for c in m_) for h, m_ in groups.items()}
 
-    s.cost_of = lambda k, i4=(): {"weight_elements_float": sum(costs[c][0] for c in k if c in costs),
-                                  "weight_elements_int4": sum(costs[c][0] for c in i4 if c in costs),
-                                  "macs_float": sum(costs[c][1] for c in k if c in costs)}
+    # what keeping a node float costs under the objective: weight elements (size), or the time
+    # it adds (latency: measured per node in an all-int8 and an all-float plan, else multiply-adds)
+    latency_from = "multiply-adds"
+    t_int8: dict[str, float] = {}
+    t_float: dict[str, float] = {}
+    if objective == "latency" and node_times is not None and cands:
+        t_int8 = dict(node_times(first, "int8"))
+        t_float = dict(node_times(s.result(tuple(cands)), "float"))
+        latency_from = getattr(node_times, "source", "profile")
+    timed = bool(t_int8) and bool(t_float)
+
+    def price(c) -> float:
+        if objective == "size":
+            return float(costs[c][0])
+        return t_float.get(c, 0.0) - t_int8.get(c, 0.0) if timed else float(costs[c][1])
+    eps = 1e-6 if timed else 1.0
+    unit = {h: sum(price(c) for c in m_) for h, m_ in groups.items()}
+
+    def cost_of(k, i4=()) -> dict:
+        d = {"weight_elements_float": sum(costs[c][0] for c in k if c in costs),
+             "weight_elements_int4": sum(costs[c][0] for c in i4 if c in costs),
+             "macs_float": sum(costs[c][1] for c in k if c in costs)}
+        if timed:   # the int8 plan's node times, with the float times of the nodes kept float
+            d["est_ms"] = round(sum(t_int8.values()) + sum(price(c) for c in k if c in costs), 4)
+        return d
+    s.cost_of = cost_of
+    def mem_ok(k, i4=(), f16=()) -> bool:
+        return memory_budget is None or s.info[s.key(k, i4, f16)].get("memory", 0) <= memory_budget
 
     def members(heads) -> tuple:
         return tuple(c for h in heads for c in groups[h])
 
     drop0, noise0 = s.evaluate((), "all int8")
+    if memory_budget is not None and "memory" not in s.info[s.key(())]:
+        raise DseError("a memory budget needs the candidates' .dse and arena sizes",
+                       hint="plan with the C runtime (the default), not the numpy interpreter")
     sens: dict[str, dict] = {}
     keep: tuple = ()
-    search = drop0 > max_drop and bool(groups)
+    # latency with measured times: a group that runs faster in float than in int8 (e.g. an int8
+    # attention MatMul against an FMA float one) stays float whatever the budget: both gain
+    free = [h for h in groups if timed and unit[h] < 0]
+    if free and not getattr(node_times, "device", False):
+        # host times: per-node medians of microsecond nodes are noisy and leave out the conversions
+        # keeping a node float adds; keep the "faster in float" nodes only if the plan that keeps
+        # them float runs faster here as a whole (both plans run on the held-back feeds anyway)
+        s.evaluate(members(free), "float where faster")
+        ms_free, ms_all = s.info[s.key(members(free))].get("ms"), s.info[s.key(())].get("ms")
+        if ms_free is None or ms_all is None or ms_free > 0.98 * ms_all:
+            free = []
+    search = (drop0 > max_drop or bool(free)) and bool(groups)
     heads = list(groups)
     if search or (always_sensitivity and groups):
         for h in heads:   # raising alone: the noise it takes away from the all-int8 plan
@@ -423,8 +502,9 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         local = tuple(c for c in cands if not rules.get(c, "fp32").startswith("int8"))
     if search:
         score = {h: max(sens[h]["raise_gain"], sens[h]["lower_noise"]) for h in heads}
-        order = sorted(heads, key=lambda h: (-score[h] / (unit[h] + 1.0), h))
-        lo, hi = 0, len(order)           # the fewest raised (a prefix of order) that meets the budget
+        rest = sorted((h for h in heads if h not in free), key=lambda h: (-score[h] / (unit[h] + eps), h))
+        order = sorted(free) + rest
+        lo, hi = len(free), len(order)   # the fewest raised (a prefix of order) that meets the budget
         if s.evaluate(members(order), "all candidates float")[0] > max_drop:
             lo = hi = len(order)         # not even keeping every candidate float meets it
         while lo < hi:
@@ -434,25 +514,27 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             else:
                 lo = mid + 1
         raised = order[:lo]
-        for h in sorted(raised, key=lambda h: (score[h], h))[:relower]:   # lower again what the budget allows
-            trial = [x for x in raised if x != h]
+        for h in sorted((h for h in raised if h not in free), key=lambda h: (score[h], h))[:relower]:
+            trial = [x for x in raised if x != h]      # lower again what the budget allows
             if s.evaluate(members(trial), f"lower {h} again")[0] <= max_drop:
                 raised = trial
         keep = members(raised)
         # the local rules' plan is a candidate too: when it meets the budget at a lower cost,
         # the plan starts from it and lowers what it can of its float nodes, so it is never
         # worse than the default
-        price = {c: costs[c][0] if objective == "size" else costs[c][1] for c in cands}
 
-        def total(k) -> int:
-            return sum(price[c] for c in k)
-        best_meets = s.evaluate(keep, "the search's plan")[0] <= max_drop
-        if local != keep and s.evaluate(local, "the local rules' plan")[0] <= max_drop \
-                and (not best_meets or total(local) < total(keep)):
+        def total(k) -> float:
+            return sum(price(c) for c in k)
+
+        def fits(k) -> bool:
+            return s.evaluate(k, "the local rules' plan" if k == local else "the search's plan")[0] <= max_drop \
+                and mem_ok(k)
+        best_meets = fits(keep)
+        if local != keep and fits(local) and (not best_meets or total(local) < total(keep)):
             keep = local
-            for c in sorted(keep, key=lambda c: (-price[c], c))[:relower]:   # the costliest first
+            for c in sorted(keep, key=lambda c: (-price(c), c))[:relower]:   # the costliest first
                 trial = tuple(x for x in keep if x != c)
-                if s.evaluate(trial, f"lower {c} from the local rules' plan")[0] <= max_drop:
+                if not (timed and price(c) < 0) and s.evaluate(trial, f"lower {c} from the local rules' plan")[0] <= max_drop:
                     keep = trial
     four: tuple = ()
     if int4 and objective == "size":
@@ -472,15 +554,24 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         four = tuple(order[:lo])
         for c in able:
             sens.setdefault(c, {})["int4_noise"] = alone[c]
-    drop, _ = s.evaluate(keep, "chosen", four)
-    marks = {"chosen_index": s.index[s.key(keep, four)]}
+    half: tuple = ()
+    if objective == "size" and fp16:   # fp16 weights for every float node, when the budget allows
+        names = tuple(p.name for p in s.result(keep, four, ("*",)).plan if p.precision == "fp16")
+        if names and s.evaluate(keep, "fp16 weights for the float nodes", four, names)[0] <= max_drop \
+                and mem_ok(keep, four, names):     # fp16 files are smaller; the loader's float32 copy is not
+            half = names
+    drop, _ = s.evaluate(keep, "chosen", four, half)
+    marks = {"chosen_index": s.index[s.key(keep, four, half)]}
     if always_sensitivity:          # where the local rules' plan is among the plans tried
         s.evaluate(local, "the local rules' plan")
         marks["local_rules_index"] = s.index[s.key(local)]
-    result = s.result(keep, four)
+    result = s.result(keep, four, half)
     for p in result.plan:
-        if p.name in keep:
-            p.reason = "kept float by the precision plan (end-to-end budget)"
+        if p.name in keep and p.name in half:
+            p.reason = "kept float by the precision plan (end-to-end budget); fp16 weights"
+        elif p.name in keep:
+            p.reason = "kept float by the precision plan (" + \
+                ("faster in float than in int8, measured)" if timed and price(p.name) < 0 else "end-to-end budget)")
         elif p.name in four:
             p.reason = "int4 weights by the precision plan (end-to-end budget)"
     nodes = []
@@ -488,6 +579,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         d = p.as_dict()
         if p.name in sens:
             d["sensitivity"] = {k: (round(v, 9) if isinstance(v, float) else v) for k, v in sens[p.name].items()}
+        if timed and p.name in t_int8:
+            d["ms"] = {"int8": round(t_int8[p.name], 5), "float": round(t_float.get(p.name, 0.0), 5)}
         nodes.append(d)
     kept = set(keep)
     cost = {"weight_elements_int8": sum(costs[c][0] for c in cands if c not in kept and c not in four),
@@ -495,10 +588,20 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             "weight_elements_float": sum(costs[c][0] for c in cands if c in kept),
             "macs_int8": sum(costs[c][1] for c in cands if c not in kept),
             "macs_float": sum(costs[c][1] for c in cands if c in kept)}
+    if objective == "latency":
+        cost["latency_from"] = latency_from
+        if timed:
+            cost["est_ms"] = cost_of(keep)["est_ms"]
+    chosen = s.info[s.key(keep, four, half)]
+    memory = {k: chosen[k] for k in ("bytes", "arena_bytes", "widened_bytes") if k in chosen}
+    if "memory" in chosen:
+        memory["total"] = chosen["memory"]
+    if "ms" in chosen:
+        cost["host_ms"] = round(chosen["ms"], 4)
     plan = PrecisionPlan(sorted(keep), drop, max_drop, objective, m.describe(), len(held), prep.calib.n_feeds, nodes,
                          s.tried, {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
                                    "seconds": round(time.perf_counter() - s.t0, 2), **marks}, cost,
-                         int4=sorted(four))
+                         int4=sorted(four), fp16=sorted(half), memory_budget=memory_budget, memory=memory)
     return plan, result
 
 
@@ -510,13 +613,15 @@ def quantize_with_plan(graph: Graph, feeds, plan: PrecisionPlan, *, cfg: QuantCo
     base = relaxed(cfg)
     prep = prepare(graph, calib, base, copy=copy_graph)
     names = {n.name for n in prep.fg.nodes}
-    missing = [k for k in [*plan.keep_float, *plan.int4] if k not in names]
+    missing = [k for k in [*plan.keep_float, *plan.int4, *plan.fp16] if k not in names]
     if missing:
         raise DseError(f"the plan names nodes this model does not have: {', '.join(missing[:5])}",
                        hint="the plan was made for another model; run `dsedge plan` on this one")
-    result = finish(prep, plan_config(base, plan.keep_float, plan.int4))
+    result = finish(prep, plan_config(base, plan.keep_float, plan.int4, plan.fp16))
     for p in result.plan:
-        if p.name in plan.keep_float:
+        if p.name in plan.keep_float and p.name in plan.fp16:
+            p.reason = "kept float by the precision plan (end-to-end budget); fp16 weights"
+        elif p.name in plan.keep_float:
             p.reason = "kept float by the precision plan (end-to-end budget)"
         elif p.name in plan.int4:
             p.reason = "int4 weights by the precision plan (end-to-end budget)"

@@ -76,7 +76,9 @@ def test_plan_keeps_float_what_the_budget_needs(planned, model_path, tmp_path):
     assert p.tried[0]["why"] == "all int8" and p.tried[0]["drop"] > 0.05   # the search had work to do
     assert p.keep_float == ["gemm2"] and p.meets and p.drop <= 0.01
     by_name = {n["name"]: n for n in p.nodes}
-    assert by_name["gemm2"]["precision"] == "fp32" and by_name["gemm1"]["precision"] == "int8-fout"
+    # kept float, with fp16 weights (the size objective: one more evaluation, within the budget)
+    assert by_name["gemm2"]["precision"] == "fp16" and by_name["gemm1"]["precision"] == "int8-fout"
+    assert p.fp16 == ["gemm2"] and "fp16 weights" in by_name["gemm2"]["reason"]
     assert by_name["gemm2"]["sensitivity"]["raise_gain"] > by_name["gemm1"]["sensitivity"]["raise_gain"]
     # 2 evaluations per group, a bisection and the re-lowering pass, not 2^N combinations
     assert p.search["evaluations"] <= 2 * p.search["groups"] + 8
@@ -84,6 +86,9 @@ def test_plan_keeps_float_what_the_budget_needs(planned, model_path, tmp_path):
     r = quantize(str(model_path), feeds(160, 1), plan=p, progress=False)
     save_result(r, tmp_path / "planned.dse")
     assert _top1_agreement(model_path, tmp_path / "planned.dse", feeds(300, 9)) >= 0.98
+    art = dsedge.artifact.read(tmp_path / "planned.dse")
+    half = {t.shape: t.dtype for t in art.tensors if t.layout == 5}   # gemm2's weight and bias, stored fp16
+    assert half == {(32, 10): "float16", (10,): "float16"}            # (docs/format.md §4.4)
 
 
 def test_lockfile_reproduces_bytes(planned, model_path, tmp_path):
@@ -222,3 +227,95 @@ def test_int4_weights_where_the_budget_allows(tmp_path):
     r = CliRunner().invoke(main, ["plan", model, "--calib", calib, "--int4", "--minimize", "latency", "-o",
                                   str(tmp_path / "q.json")])
     assert r.exit_code == 2 and "--int4" in r.output
+
+
+def test_sizes_parse():
+    from dsedge.api import parse_size
+    assert parse_size("2MB") == 2_000_000 and parse_size("512KiB") == 524_288 and parse_size("1.5M") == 1_500_000
+    assert parse_size("4096") == 4096 and parse_size("1 GiB") == 2**30
+    for bad in ("two MB", "5XB", "0", "-1MB", ""):
+        with pytest.raises(DseError, match="--memory-budget"):
+            parse_size(bad)
+
+
+def test_memory_budget(model_path, tmp_path):
+    """The plan records what the chosen model needs (.dse + arena: the C runtime's own arena
+    size of the artifact `quantize --plan` writes, and its file size up to the plan's metadata),
+    and meets its budget only within it; the CLI says so."""
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
+    out = tmp_path / "p.json"
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--memory-budget", "1MB", "-o",
+                                  str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    p = load_plan(out)
+    assert p.memory_budget == 1_000_000 and p.meets and p.keep_float == ["gemm2"]
+    dse = tmp_path / "a.dse"
+    save_result(quantize(str(model_path), str(calib), plan=str(out), progress=False), dse)
+    with dsedge.Runtime(str(dse)) as rt:
+        assert p.memory["arena_bytes"] == rt.arena_size
+    assert 0 <= dse.stat().st_size - p.memory["bytes"] < 1024      # the lockfile's metadata only
+    # + the loader's float32 copies of gemm2's fp16 weights (32 x 10 + 10 floats)
+    assert p.memory["widened_bytes"] == 4 * (32 * 10 + 10)
+    assert p.memory["total"] == p.memory["bytes"] + p.memory["arena_bytes"] + p.memory["widened_bytes"]
+    assert "memory: .dse" in r.output and "met)" in r.output
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--memory-budget", "1KB", "-o",
+                                  str(tmp_path / "q.json"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    q = load_plan(tmp_path / "q.json")
+    assert q.meets_accuracy and not q.meets_memory and not q.meets
+    assert "NOT met; --int4 makes weights smaller" in r.output
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--memory-budget", "lots", "-o",
+                                  str(tmp_path / "r.json")])
+    assert r.exit_code == 2 and "expected a size" in r.output and "Traceback" not in r.output
+
+
+def test_latency_from_node_times(tmp_path):
+    """--minimize latency costs nodes by their measured times: on digits (int8 everywhere meets a
+    5 % budget) a device profile that says conv2 runs faster in float than in int8 keeps conv2
+    float ("faster in float"), whatever the budget; this machine's own profile does not; a profile
+    of the reference kernels or a file that is no profile is refused with the command to make one."""
+    import dsedge.zoo as zoo
+    model, calib = str(zoo.digits_dir() / "model.onnx"), str(zoo.digits_dir() / "calib.npz")
+    run = CliRunner().invoke
+    profs = {}
+    for prec in ("int8", "fp32"):
+        dse = tmp_path / f"{prec}.dse"
+        r = run(main, ["quantize", model, "--calib", calib, "--precision", prec, "-o", str(dse), "--no-progress"])
+        assert r.exit_code == 0, r.output
+        r = run(main, ["profile", str(dse), "--json", "--repeat", "3"])
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.stdout)
+        names = {n["name"] for n in d["nodes"]}
+        assert "conv2" in names, names
+        for n in d["nodes"]:   # the "device": every node 1 ms in int8, 2 ms in float, but conv2: 10 ms and 1 us
+            n["median_ms"] = (10.0 if prec == "int8" else 0.001) if n["name"] == "conv2" else \
+                (1.0 if prec == "int8" else 2.0)
+        profs[prec] = tmp_path / f"{prec}.json"
+        profs[prec].write_text(json.dumps(d))
+    host = plan(model, calib, max_drop="5%", minimize="latency", progress=False)
+    assert host.meets and host.cost["latency_from"] == "host profile" and host.cost["est_ms"] > 0
+    assert all(t.get("ms", 0) > 0 for t in host.tried)          # every plan tried was timed here too
+    dev = plan(model, calib, max_drop="5%", minimize="latency", progress=False,
+               latency_profiles=[str(profs["int8"]), str(profs["fp32"])])
+    assert dev.keep_float == ["conv2"] and dev.meets
+    node = {n["name"]: n for n in dev.nodes}
+    assert "faster in float" in node["conv2"]["reason"] and node["conv2"]["ms"] == {"int8": 10.0, "float": 0.001}
+    assert dev.cost["latency_from"].startswith("device profile")
+    # the int8 plan's device time (conv2 10 ms, the other nodes 1 ms) with conv2's float time instead
+    assert dev.tried[0]["why"] == "all int8" and dev.tried[0]["est_ms"] - dev.cost["est_ms"] == pytest.approx(9.999)
+    out = tmp_path / "p.json"
+    r = run(main, ["plan", model, "--calib", calib, "--max-drop", "5%", "--minimize", "latency", "--latency-profile",
+                   str(profs["int8"]), "--latency-profile", str(profs["fp32"]), "-o", str(out), "--no-progress"])
+    assert r.exit_code == 0 and "kept float: conv2" in r.output and "estimated from per-node times" in r.output
+    refd = json.loads(profs["int8"].read_text())
+    refd["ref_kernels"] = True
+    (tmp_path / "ref.json").write_text(json.dumps(refd))
+    (tmp_path / "junk.json").write_text('{"nodes": [{"name": 1}]}')
+    for bad, words in (("ref.json", "reference kernels"), ("junk.json", "dsedge-run MODEL.dse --profile --json")):
+        r = run(main, ["plan", model, "--calib", calib, "--minimize", "latency", "--latency-profile",
+                       str(tmp_path / bad), "-o", str(tmp_path / "x.json"), "--no-progress"])
+        assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output
+    r = run(main, ["plan", model, "--calib", calib, "--latency-profile", str(profs["int8"]), "-o",
+                   str(tmp_path / "y.json")])
+    assert r.exit_code == 2 and "--minimize latency" in r.output

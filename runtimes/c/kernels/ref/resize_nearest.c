@@ -49,7 +49,7 @@ static int lookup(const char *s, const char *const *names, int n) {
     return -1;
 }
 
-static float const_f32(const dse_model *m, const dse_tensor *t, size_t k) {
+static float const_f32(const dse_tensor *t, size_t k) {
     float v;
     memcpy(&v, t->cdata + 4 * k, 4);
     return v;
@@ -180,7 +180,7 @@ static int resize_nearest_plan(const dse_model *m, const dse_node *n, rplan *p, 
             DSE_WHY(why, RESIZE_NEAREST_SCALES_CONSTANT_FLOAT32_TENSOR); return 1;
         }
         for (int j = 0; j < na; j++) {
-            float s = const_f32(m, scales, (size_t)j), o = (float)x->dims[ax[j]] * s;
+            float s = const_f32(scales, (size_t)j), o = (float)x->dims[ax[j]] * s;
             if (!(s > 0.0f) || !(o < 2147483648.0f)) { DSE_WHY(why, RESIZE_NEAREST_SCALE_POSITIVE_GIVE_SIZE); return 1; }
             out[ax[j]] = (size_t)(int64_t)o;
             p->scale[ax[j]] = s;
@@ -200,8 +200,8 @@ static int resize_nearest_plan(const dse_model *m, const dse_node *n, rplan *p, 
                 DSE_WHY(why, RESIZE_NEAREST_ROI_CONSTANT_FLOAT32_TENSOR); return 1;
             }
             for (int j = 0; j < na; j++) {
-                p->roi0[ax[j]] = const_f32(m, roi, (size_t)j);
-                p->roi1[ax[j]] = const_f32(m, roi, (size_t)(j + na));
+                p->roi0[ax[j]] = const_f32(roi, (size_t)j);
+                p->roi1[ax[j]] = const_f32(roi, (size_t)(j + na));
             }
         }
         if (extrap_bytes(x->dtype, dse__attr_float(n, DSE_A_extrapolation_value, 0.0f), p->extrap)) {
