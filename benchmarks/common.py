@@ -281,7 +281,9 @@ def command_line() -> str:
 
 def replace_section(path, title: str, body: str) -> None:
     """Replace the markdown section `## title` (up to the next `## ` heading) in `path`, or append it.
-    Creates the file with a `# Benchmarks` heading when missing."""
+    Subsections (`### `) written by hand under it are kept when `body` has none of its own: the
+    body then replaces only the text before the first of them. Creates the file with a
+    `# Benchmarks` heading when missing."""
     p = Path(path)
     text = p.read_text() if p.exists() else "# Benchmarks\n\nResults of the scripts in `benchmarks/` (see benchmarks/README.md).\n"
     head = f"## {title}"
@@ -291,6 +293,7 @@ def replace_section(path, title: str, body: str) -> None:
     if start is None:
         new = text.rstrip("\n") + "\n\n" + section
     else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        stops = ("## ",) if any(l.startswith("### ") for l in body.splitlines()) else ("## ", "### ")
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith(stops)), len(lines))
         new = "".join(lines[:start]) + section + "".join(lines[end:])
     p.write_text(new.rstrip("\n") + "\n")
