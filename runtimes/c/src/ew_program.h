@@ -154,29 +154,33 @@ EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsi
     }
     for (size_t blk = begin; blk < end; blk++) {
         const size_t i0 = blk * EW_BLOCK, cnt = p->numel - i0 < EW_BLOCK ? p->numel - i0 : EW_BLOCK;
-        if (cnt == EW_BLOCK) {                            /* fixed-count copies: vector moves */
-            for (size_t i = 0; i < EW_BLOCK; i++) val[0][i] = p->x[i0 + i];
-        } else {                                          /* a short last block */
+        const float *x0 = p->x + i0;                      /* value 0: x itself, read in place */
+        if (cnt < EW_BLOCK) {                             /* a short last block: padded with zeros */
             for (size_t i = 0; i < cnt; i++) val[0][i] = p->x[i0 + i];
             for (size_t i = cnt; i < EW_BLOCK; i++) val[0][i] = 0.0f;
+            x0 = val[0];
         }
         for (int k = 0; k < p->n_steps; k++) {
             const ew_step *s = &p->step[k];
             const float *in[3];
             for (int j = 0; j < 3; j++) {
                 const int a = j < s->n ? s->arg[j] : DSE_EW_ABSENT;
-                in[j] = a >= 0 ? val[a] : a == DSE_EW_ABSENT ? cb[p->n_consts + (j == 1 ? 0 : 1)] : cb[-1 - a];
+                in[j] = a > 0 ? val[a] : a == 0 ? x0 : a == DSE_EW_ABSENT ? cb[p->n_consts + (j == 1 ? 0 : 1)] : cb[-1 - a];
             }
             EW_FN(ew_step_run)(s, val[k + 1], in[0], in[1], in[2], p->unit);
         }
-        const float *r = val[p->result];
+        const float *r = p->result ? val[p->result] : x0;
         if (p->quant) {                                   /* QuantizeLinear's bytes (quantize.c) */
-            int32_t q[EW_BLOCK];
             int8_t qb[EW_BLOCK], *y = (int8_t *)p->y + i0;
+#ifdef EW_QUANTIZE                                        /* an ISA's copy of the same arithmetic */
+            EW_QUANTIZE(r, cnt == EW_BLOCK ? y : qb, p->q_scale, p->q_zp);
+#else
+            int32_t q[EW_BLOCK];
             for (int j = 0; j < EW_BLOCK; j += DSE_Q_BLOCK) dse_quantize_block(r + j, p->q_scale, p->q_zp, -128, 127, q + j);
             for (size_t i = 0; i < EW_BLOCK; i++) qb[i] = (int8_t)q[i];
             if (cnt == EW_BLOCK) for (size_t i = 0; i < EW_BLOCK; i++) y[i] = qb[i];
-            else for (size_t i = 0; i < cnt; i++) y[i] = qb[i];
+#endif
+            if (cnt < EW_BLOCK) for (size_t i = 0; i < cnt; i++) y[i] = qb[i];
             continue;
         }
         float *y = (float *)p->y + i0;
@@ -187,4 +191,5 @@ EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsi
 
 #undef EW_FN
 #undef EW_TARGET
+#undef EW_QUANTIZE
 #endif
