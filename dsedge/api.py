@@ -498,7 +498,7 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
     if spec is not None:
         result.info["preprocessing"] = spec.to_json()
     result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "int4_weights": list(plan_.int4),
-                                     "drop": plan_.drop,
+                                     "fp16_weights": list(plan_.fp16), "drop": plan_.drop,
                                      "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)
 
