@@ -11,7 +11,8 @@
  *
  * Memory: loading allocates the model's small index structures; the weights are used in
  * place from the buffer given to dse_model_load (which must stay valid and unchanged until
- * dse_model_free) or from the file mapping. A session holds the arena (dse_arena_size()
+ * dse_model_free) or from the file mapping, except fp16 weights (layout 5, docs/format.md
+ * §4.4), which loading widens once into a float32 copy (4 bytes per weight). A session holds the arena (dse_arena_size()
  * bytes, 64-byte aligned, supplied by the caller or allocated once by dse_session_create).
  * set_input, run and get_output never allocate.
  *
