@@ -3,7 +3,7 @@
     python runtimes/c/fuzz/model_seeds.py OUT_DIR
 
 The loader fuzzer (fuzz_loader.c) starts from the committed corpus (runtimes/c/tests/corpus)
-and these: the digits CNN int8 and fp32, a small mobilenet_v2 int8, a small
+and these: the digits CNN int8, fp16 (layout-5 weights) and fp32, a small mobilenet_v2 int8, a small
 transformer_encoder int8, digits and the transformer quantised dynamically, and silero VAD int8 (its `sr` If folded behind a guard, when
 silero-vad is installed). Real models give the fuzzer every kernel family's `check` and `run`
 paths to mutate from; hand-made seeds reach only the parser. Deterministic for a given tree.
@@ -34,7 +34,7 @@ def seeds() -> dict[str, bytes]:
     calib = zoo.digits_calib()
     feeds = _to_list({"image": calib["image"][:16]})
     digits = zoo.build("digits")
-    for prec in ("int8", "fp32"):
+    for prec in ("int8", "fp16", "fp32"):   # fp16: weights in layout 5, widened at load
         out[f"digits_{prec}"] = to_artifact(_quant(digits, feeds, prec)).to_bytes()
     out["digits_int8_io_int8"] = to_artifact(_quant(digits, feeds), io_dtype="int8").to_bytes()
     mb = zoo.build("mobilenet_v2", num_classes=10, input_size=32, width=0.35)
