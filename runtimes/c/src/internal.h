@@ -401,6 +401,12 @@ typedef struct dse_conv_plan {
 DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
+/* im2col of the optimised float Conv variants (kernels/ref/loops.c; AVX2 IM2COL tiles, NEON general
+ * convs): the taps of output pixels [p0, p0 + nt) of one image and group (xg: the group's first
+ * input channel, cg channels) as panels pw columns wide, dst[(q / pw) * K * pw + k * pw + q % pw]
+ * = tap k (c, kd, kh, kw: REF's weight order) of pixel p0 + q, 0 in the padding; when nt % pw
+ * != 0, the last panel's columns from nt on are zeroed. pw >= nt: one row-major K x pw block. */
+DSE_SHARED void dse_f32_conv_im2col(const dse_conv_geom *g, size_t cg, const float *xg, size_t p0, size_t nt, size_t pw, float *dst);
 /* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
  * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
 typedef struct dse_mm_geom {
@@ -447,6 +453,35 @@ static inline size_t dse__sgemm_pack_cols(size_t K) {
     return c < 16 ? 16 : c > 256 ? 256 : c;
 }
 static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pack_cols(K); }
+/* One float SGEMM call of the optimised variants (the AVX2 one: src/avx2_f32.h, kernels/avx2/sgemm.c,
+ * every field; the NEON one: src/neon_f32.h, kernels/neon/sgemm.c, all but boff and the column map):
+ * C[i, j] for i in [i0, i1), j in [j0, j1) of
+ *     v = sum_k A(i,k) B(k,j)           (k ascending, FMA)
+ *     v = v * alpha                     (when use_alpha)
+ *     v = v + bias_m[i]                 (when bias_m)
+ *     v = v + Cm(i,j)  or  Cm(i,j)*beta (cmode 1 / 2; Cm(i,j) = Cm[i*csi + j*csj], csj 0 or 1)
+ *     v = min(max(v, lo), hi)           (when act)
+ * A(i,k) = A[i*sai + k*sak]; B(k,j) = B[k*ldb + j] (j contiguous), or, with bpanel != 0, B is
+ * packed in panels of 16 columns: B(k,j) = B[(j/16)*bpanel + k*16 + j%16] (j counted from 0
+ * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted), or,
+ * with boff, B(k,j) = B[boff[k] + j] (rows anywhere; B must have 16 floats of slack after
+ * the last column any row is read to). C(i,j) = C[i*ldc + j], or, with a column map cw != 0,
+ * C[i*ldc + (j / cw) * cv + j % cw], stored only where j % cw < cv (output rows of cv columns
+ * computed as rows of cw). */
+typedef struct dse_sgemm {
+    size_t K;
+    const float *A; size_t sai, sak;
+    const float *B; size_t ldb, bpanel;
+    const size_t *boff;
+    float *pack;      /* row-major B only: scratch of dse__sgemm_pack_floats(K) floats, or NULL; when set,
+                       * each chunk of columns of B is copied into panels first (AVX2: 16 columns, NEON:
+                       * 8; contiguous rows for the tiles: a large ldb costs a page per k otherwise) */
+    float *C; size_t ldc, cw, cv;
+    int use_alpha; float alpha;
+    const float *bias_m;
+    int cmode; const float *Cm; size_t csi, csj; float beta;
+    int act; float lo, hi;
+} dse_sgemm;
 /* ConvTranspose (float32: conv_transpose.c; int8: conv_transpose_i8.c): the float geometry, and
  * how the optimised variants (kernels/avx2/conv_transpose*.c, which explain the two paths) cut
  * a 1-D or 2-D node, with the scratch they use: the plan the REF checks report for every
@@ -503,6 +538,10 @@ DSE_SHARED int dse__conv_transpose_f32_geom(const dse_model *m, const dse_node *
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
  * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+/* The checks of the optimised float Gemm and MatMul variants (every ISA: what they leave to REF and
+ * their scratch; gemm.c, matmul.c). */
+DSE_SHARED int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,

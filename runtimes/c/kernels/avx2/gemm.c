@@ -2,23 +2,11 @@
  * sgemm.c: transB = 0 by the broadcast kernel (any transA), transB = 1 by the dot-product
  * kernel (transA = 0). Per element the REF order of kernels/ref/gemm.c: the sum over k
  * (FMA), * alpha, + C or C * beta, the clamp. Float16 B or C, and transA with transB, are
- * left to REF. Threads: blocks of rows, or of columns when there are few rows. */
+ * left to REF (dse__check_gemm_f32_opt, kernels/ref/gemm.c). Threads: blocks of rows, or of columns when
+ * there are few rows. */
 #include "avx2_f32.h"
 
 #if DSE_AVX2_F32
-
-int dse__check_gemm_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__gemm_f32_valid(m, n, why)) return 1;
-    const dse_tensor *b = dse__t(m, n->in[1]), *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
-    const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
-    if (b->dtype != DSE_DTYPE_FLOAT32 || (c && c->dtype != DSE_DTYPE_FLOAT32) || (ta && tb)) {
-        DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 B/C or transA with transB", 0, 0, 0, 0);
-        return 1;
-    }
-    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
-    why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
-    return 0;
-}
 
 /* The parts of an M x N product: blocks of `rb` rows when there are enough, else columns in
  * chunks of `cb`. */

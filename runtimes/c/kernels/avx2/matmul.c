@@ -2,25 +2,10 @@
  * broadcasting, 1-D operands), B float32 (a constant or an activation: attention's products
  * too). Each batch's [M, K] x [K, N] by the SGEMM of sgemm.c (the broadcast kernel; the
  * dot-product kernel when N = 1), the sum over k by FMA, then the clamp. Float16 B is left to
- * REF. Threads: the (batch, block of rows or columns) parts of every batch. */
+ * REF (dse__check_matmul_f32_opt, kernels/ref/matmul.c). Threads: the (batch, block of rows or columns) parts of every batch. */
 #include "avx2_f32.h"
 
 #if DSE_AVX2_F32
-
-int dse__check_matmul_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    dse_mm_geom g;
-    if (dse__matmul_f32_geom(m, n, &g)) {
-        DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
-        return 1;
-    }
-    if (m->tensors[n->in[1]].dtype != DSE_DTYPE_FLOAT32) {
-        DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 B", 0, 0, 0, 0);
-        return 1;
-    }
-    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;
-    why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
-    return 0;
-}
 
 typedef struct matmul_avx2_job {
     const dse_ctx *cx;

@@ -22,6 +22,22 @@ int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
+/* The check of the optimised float Gemm variants (kernels/avx2/gemm.c, kernels/neon/gemm_f32.c):
+ * REF's, and float32 B and C, not transA with transB (those run REF); scratch: the packing buffer
+ * of transB = 0 when the plan's region is free at this node, else none (B read in place). */
+int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__gemm_f32_valid(m, n, why)) return 1;
+    const dse_tensor *b = dse__t(m, n->in[1]), *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
+    const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
+    if (b->dtype != DSE_DTYPE_FLOAT32 || (c && c->dtype != DSE_DTYPE_FLOAT32) || (ta && tb)) {
+        DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 B/C or transA with transB", 0, 0, 0, 0);
+        return 1;
+    }
+    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
+    why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
+    return 0;
+}
+
 int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);

@@ -336,6 +336,47 @@ void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x
     dse__parallel(cx, rows, loops_grain(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), loops_f32_conv_rows, &j);
 }
 
+/* dse_f32_conv_im2col (internal.h): per tap k, the tile's pixels output row by output row; in a
+ * row, the columns whose tap lies inside [0, IW) are copied (stride sw), the others are 0. */
+void dse_f32_conv_im2col(const dse_conv_geom *g, size_t cg, const float *xg, size_t p0, size_t nt, size_t pw, float *dst) {
+    const size_t K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]), OW = g->out[2], OH = g->out[1];
+    const size_t IH = g->in[1], IW = g->in[2], ID = g->in[0];
+    if (nt % pw) {
+        float *last = dst + nt / pw * K * pw;
+        for (size_t k = 0; k < K; k++) memset(last + k * pw + nt % pw, 0, (pw - nt % pw) * sizeof(float));
+    }
+    const size_t jump = K * pw - pw;   /* from the last column of a panel to the first of the next */
+    size_t k = 0;
+    for (size_t c = 0; c < cg; c++)
+        for (int64_t kd = 0; kd < g->k[0]; kd++)
+            for (int64_t kh = 0; kh < g->k[1]; kh++)
+                for (int64_t kw = 0; kw < g->k[2]; kw++, k++) {
+                    const int64_t offw = kw * g->d[2] - g->pb[2], sw = g->s[2];
+                    /* output columns whose tap lies inside [0, IW): ow in [wlo, whi) */
+                    const int64_t wlo = offw >= 0 ? 0 : (-offw + sw - 1) / sw;
+                    const int64_t whi = (int64_t)IW - 1 - offw < 0 ? 0 : ((int64_t)IW - 1 - offw) / sw + 1;
+                    size_t od = p0 / (OH * OW), oh = p0 / OW % OH, ow0 = p0 % OW, q = 0, lane = 0;
+                    float *d = dst + k * pw;
+                    while (q < nt) {   /* a segment: columns [ow0, ow0 + cnt) of output row (od, oh) */
+                        const size_t cnt = OW - ow0 < nt - q ? OW - ow0 : nt - q;
+                        const int64_t id = (int64_t)od * g->s[0] + kd * g->d[0] - g->pb[0];
+                        const int64_t ih = (int64_t)oh * g->s[1] + kh * g->d[1] - g->pb[1];
+                        const int rok = id >= 0 && id < (int64_t)ID && ih >= 0 && ih < (int64_t)IH;
+                        /* zero before a0 and from a1, else the tap */
+                        int64_t a0 = wlo > (int64_t)ow0 ? wlo : (int64_t)ow0, a1 = whi < (int64_t)(ow0 + cnt) ? whi : (int64_t)(ow0 + cnt);
+                        if (!rok || a1 < a0) a0 = a1 = (int64_t)(ow0 + cnt);
+                        int64_t ow = (int64_t)ow0;
+                        for (; ow < a0; ow++) { *d++ = 0.0f; if (++lane == pw) { lane = 0; d += jump; } }
+                        const float *src = rok ? xg + ((c * ID + (size_t)id) * IH + (size_t)ih) * IW + ow * sw + offw : xg;
+                        for (; ow < a1; ow++, src += sw) { *d++ = *src; if (++lane == pw) { lane = 0; d += jump; } }
+                        for (; ow < (int64_t)(ow0 + cnt); ow++) { *d++ = 0.0f; if (++lane == pw) { lane = 0; d += jump; } }
+                        q += cnt;
+                        ow0 = 0;
+                        if (++oh == OH) oh = 0, od++;
+                    }
+                }
+}
+
 #define F32_TILE 256   /* float outputs of one row per work item: its sums stay in L1 */
 
 typedef struct {
