@@ -11,39 +11,22 @@ with a multiplier, kernels 1/3/5/7, batch > 1, 1-D and 3-D, Gemm transA/transB w
 and every C broadcast form, MatMul batched and broadcast, fused clamps. One aarch64 build of the
 library and runtimes/c/tests/run_cases.c (shared with tests/runtime/test_kernels_neon.py's
 builder, zig's cache makes it cheap) runs every case in one process: the NEON kernel must be
-chosen, with -ref the REF kernel, and 3 threads give 1 thread's bytes.
+chosen, with -ref the REF kernel, and 3 threads give 1 thread's bytes; on an AVX2 host the AVX2
+float kernels give the NEON bytes (the same arithmetic per element).
 """
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dsedge.export.scratch import scratch_bytes
-
+from .test_kernels_f32_avx2 import AVX2, _make, planned_scratch as planned, rnd, run as run_host
 from .test_kernels_f32_nn import make_node
 from .test_kernels_neon import QEMU64, _compiler, _sources, build_runner, FLAGS  # noqa: F401  (skips without qemu)
 
 U = 2.0 ** -24
 pytestmark = pytest.mark.skipif(QEMU64 is None, reason="qemu-aarch64 not installed (apt-get install qemu-user)")
-
-
-class _N:   # the exporter's view of a node, for its scratch formula (dsedge/export/scratch.py)
-    def __init__(self, op, inputs, outputs, attrs):
-        self.op, self.inputs, self.outputs, self.attrs = op, inputs, outputs, attrs
-
-
-def planned(op, shapes_in, shape_out, attrs):
-    names = [f"i{k}" for k in range(len(shapes_in))]
-    shapes = {n: tuple(s) for n, s in zip(names, shapes_in)}
-    shapes["y"] = tuple(shape_out)
-    return scratch_bytes(_N(op, names, ["y"], attrs), shapes, "float32")
-
-
-def rnd(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
 # -- float64 oracles ----------------------------------------------------------------------------
@@ -106,7 +89,7 @@ CONV_CASES = [
     ((1, 7, 9, 11), (9, 7, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, None),             # 1x1 strided
     ((1, 2, 15, 14), (3, 2, 7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, True, None),            # 7x7 stem-like
     ((1, 4, 12, 13), (16, 4, 5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 1, False, None),          # 5x5, K = 100
-    ((1, 300, 10, 30), (8, 300, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, None),        # K = 2700: tiles of 8
+    ((1, 300, 10, 30), (8, 300, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, None),        # K = 2700: tiles of 16
     ((1, 3, 33, 34), (16, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),     # a stem
     ((1, 16, 20, 20), (33, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, None),         # 33 rows, 400 px
     ((2, 3, 29), (4, 3, 3), (2,), (1, 2), (1,), 1, True, None),                              # 1-D
@@ -276,6 +259,22 @@ def test_neon_f32_threads_same_bytes(arm64, written, results):
     touts, _ = run_cases(arm64, written, "-threads", "3")
     for k, (a, b) in enumerate(zip(outs, touts)):
         assert a.tobytes() == b.tobytes(), f"case {k}: 3 threads give other bytes"
+
+
+def test_neon_f32_same_bytes_as_avx2(results, written, tmp_path_factory):
+    """The NEON and the AVX2 float kernels do the same arithmetic per element (an FMA chain in
+    REF's k order, padding taps as 0 * w; the dot-product tiles' 8 partial sums and their
+    pairwise sum; REF's epilogue): on this host's AVX2 build, every case gives the NEON bytes."""
+    if not AVX2:
+        pytest.skip("the host has no AVX2+FMA")
+    L = _make(tmp_path_factory, "dse_avx2_build")
+    (outs, _), _ = results
+    bad = []
+    for k, (o, case) in enumerate(zip(outs, written[2])):
+        (h,), ks = run_host(L, case[0], case[1])
+        if ks[0] != f"dse_f32_{case[4]}__avx2" or h.tobytes() != o.tobytes():
+            bad.append(f"case {k}: {ks[0]}, {int((h.view(np.uint32) != o.view(np.uint32)).sum())} elements differ")
+    assert not bad, "\n".join(bad)
 
 
 def _one(exe, tmp_path, art, feeds, *args):

@@ -538,6 +538,34 @@ DSE_SHARED int dse__conv_transpose_f32_geom(const dse_model *m, const dse_node *
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
  * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+/* The SGEMM (dse_sgemm above) of a float32 Gemm node that dse__gemm_f32_valid accepts, for the
+ * optimised variants (gemm.c): A with its strides (transA), B as stored (ldb N, or K with transB:
+ * rows of k for the dot-product kernels), C into Y, alpha, C's broadcast by strides (cmode 0 when
+ * C is absent or beta is 0), the clamp; *M, *N the output's. pack stays NULL. */
+DSE_SHARED void dse__gemm_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_sgemm *s, size_t *M, size_t *N);
+/* The same for a float32 MatMul node (dse__matmul_f32_geom into *g): batch 0's matrices, B as
+ * stored (ldb N; N = 1: K, the column is k-contiguous for the dot-product kernels), the clamp. */
+DSE_SHARED void dse__matmul_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_mm_geom *g, dse_sgemm *s);
+/* The optimised float Gemm/MatMul driver (kernels/ref/loops.c): every batch of g (nb = 0: one) by
+ * fn(s with A, B, C moved to the batch's matrices), cut into parts for the session's threads:
+ * with pack (the planned packing buffer: s->pack set to each worker's scratch), whole packing
+ * chunks of columns, about 2 parts per thread; else blocks of rt * ceil(M / (8 rt)) rows or ct
+ * columns (rt x ct: fn's register tile). Each element is computed by one part: the same bytes for
+ * any thread count. */
+typedef void (*dse_sgemm_fn)(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
+DSE_SHARED void dse_f32_sgemm_batched(const dse_ctx *cx, const dse_mm_geom *g, const dse_sgemm *s, dse_sgemm_fn fn, int pack,
+                                      size_t rt, size_t ct);
+/* The element offsets of batch bi's A and B matrices in a MatMul (the batch index row-major over
+ * g->bdims, broadcast axes stride 0). */
+static inline void dse__mm_batch(const dse_mm_geom *g, size_t bi, size_t *offa, size_t *offb) {
+    *offa = *offb = 0;
+    for (int d = (int)g->nb - 1; d >= 0; d--) {
+        const size_t idx = bi % g->bdims[d];
+        bi /= g->bdims[d];
+        *offa += idx * g->sa[d];
+        *offb += idx * g->sb[d];
+    }
+}
 /* The checks of the optimised float Gemm and MatMul variants (every ISA: what they leave to REF and
  * their scratch; gemm.c, matmul.c). */
 DSE_SHARED int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);

@@ -44,10 +44,10 @@ DSE_NEON_AI float32x4_t dse__neon_clamp(float32x4_t v, float32x4_t lo, float32x4
  * 8 columns (zero padded) in g->pack (dse__sgemm_pack_floats(K) floats). */
 DSE_INTERNAL void dse__neon_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
 /* The same product for B given transposed and k contiguous in both: A(i,k) = A[i*sai + k]
- * (sak must be 1), B(k,j) = B[j*ldb + k] (Gemm transB, MatMul with N = 1). Tiles of up to 4 rows
- * x 4 columns; each element's sum is split into 4 partial sums (lane l takes k = l mod 4 of the
- * first K - K % 4, one FMA chain each; the last K % 4 terms go to lanes 0.. as one more step),
- * added as (l0 + l1) + (l2 + l3); then the epilogue. */
+ * (sak must be 1), B(k,j) = B[j*ldb + k] (Gemm transB, MatMul with N = 1). Each element's sum is
+ * split into 8 partial sums (lane l takes k = l mod 8, one FMA chain each; the last K % 8 terms
+ * as one more step, 0 x 0 in the lanes past K), added ((l0 + l4) + (l2 + l6)) + ((l1 + l5) +
+ * (l3 + l7)); then the epilogue. */
 DSE_INTERNAL void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
 
 #else

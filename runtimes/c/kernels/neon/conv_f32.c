@@ -7,17 +7,18 @@
  *     else read in place;
  *   - DW (1-D/2-D with one input channel per group: depthwise, with any depth multiplier, and
  *     single-channel inputs): per output channel, straight from the input plane, no scratch;
- *     per output row, the columns whose every tap lies inside the input 8 or 4 at a time in
- *     vector lanes (stride 1: contiguous loads; stride 2: ld2 de-interleaves; else gathered),
- *     the border columns one at a time;
+ *     per output row, the columns whose every tap column lies inside the input 8 or 4 at a time
+ *     in vector lanes (stride 1: contiguous loads; stride 2: ld2 de-interleaves; else
+ *     gathered), the border columns one at a time;
  *   - IM2COL (every other conv: 1-D to 3-D): tiles of nt output pixels of one image and group
  *     gathered as a row-major K x nt block in scratch (dse_f32_conv_im2col, kernels/ref/loops.c,
  *     shared with the AVX2 variant), then the SGEMM with the weights as stored.
- * Reduction order per output element: GEMM and IM2COL, one FMA chain over k = (c, kd, kh, kw)
- * ascending (REF's order), padding taps included as 0 * w (REF skips them: the same sum up to the
- * sign of a zero, NaN for an infinite weight); DW, one FMA chain over the taps (kh, kw) inside
- * the input, in REF's order (REF's sum with each multiply-add fused). Then + bias, then the
- * clamp (compare-and-select, REF's). Tolerance against REF: src/neon_f32.h.
+ * Reduction order per output element: one FMA chain from 0 over k = (c, kd, kh, kw) ascending
+ * (REF's order; DW: the taps (kh, kw)), padding taps included as 0 * w (REF skips them: the same
+ * sum up to the sign of a zero, NaN for an infinite weight), then + bias, then the clamp
+ * (compare-and-select, REF's). That is also the arithmetic of every AVX2 float Conv path
+ * (kernels/avx2/conv.c): the two variants give the same bytes. Tolerance against REF:
+ * src/neon_f32.h.
  *
  * Scratch: the plan of every float Conv is dse__conv_f32_plan's (kernels/ref/conv.c; the AVX2
  * paths; dsedge/export/scratch.py), whatever the target. This variant uses at most that: GEMM,
@@ -101,7 +102,7 @@ DSE_NEON_AI float32x4_t neon_cf_ld(const float *p, size_t s, const float *xend) 
     return vld1q_lane_f32(p + 3 * s, v, 3);
 }
 
-/* DW: one output pixel (column ow of the row whose first tap row is h0), the taps inside the input */
+/* DW: one output pixel (column ow of the row whose first tap row is h0); taps in the padding as 0 */
 static float neon_cf_dw_px(const neon_cf_job *j, const float *xc, const float *wc, float bias, int64_t h0, size_t ow) {
     const dse_conv_geom *g = &j->g;
     const int64_t IH = (int64_t)g->in[1], IW = (int64_t)g->in[2], KH = g->k[1], KW = g->k[2];
@@ -109,11 +110,10 @@ static float neon_cf_dw_px(const neon_cf_job *j, const float *xc, const float *w
     float acc = 0.0f;
     for (int64_t kh = 0; kh < KH; kh++) {
         const int64_t ih = h0 + kh * g->d[1];
-        if (ih < 0 || ih >= IH) continue;
-        const float *xr = xc + ih * IW;
+        const float *xr = ih >= 0 && ih < IH ? xc + ih * IW : NULL;
         for (int64_t kw = 0; kw < KW; kw++) {
             const int64_t iw = w0 + kw * g->d[2];
-            if (iw >= 0 && iw < IW) acc = __builtin_fmaf(xr[iw], wc[kh * KW + kw], acc);
+            acc = __builtin_fmaf(xr && iw >= 0 && iw < IW ? xr[iw] : 0.0f, wc[kh * KW + kw], acc);
         }
     }
     float v = j->b ? acc + bias : acc;
@@ -121,16 +121,24 @@ static float neon_cf_dw_px(const neon_cf_job *j, const float *xc, const float *w
     return v;
 }
 
-/* DW: V (1 or 2) vectors of 4 output pixels from column ow (every tap inside the input) */
+/* DW: V (1 or 2) vectors of 4 output pixels from column ow (every tap column inside the input;
+ * rows in the padding as 0) */
 DSE_NEON_AI void neon_cf_dw_vec(const neon_cf_job *j, const int V, const float *xc, const float *wc, float bias, int64_t h0,
                                 size_t ow, float *yr) {
     const dse_conv_geom *g = &j->g;
     const int64_t IH = (int64_t)g->in[1], IW = (int64_t)g->in[2], KH = g->k[1], KW = g->k[2], dw = g->d[2];
     const size_t sw = (size_t)g->s[2];
-    float32x4_t acc[2] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    float32x4_t acc[2] = {zero, zero};
     for (int64_t kh = 0; kh < KH; kh++) {
         const int64_t ih = h0 + kh * g->d[1];
-        if (ih < 0 || ih >= IH) continue;
+        if (ih < 0 || ih >= IH) {
+            for (int64_t kw = 0; kw < KW; kw++) {
+                acc[0] = vfmaq_n_f32(acc[0], zero, wc[kh * KW + kw]);
+                if (V == 2) acc[1] = vfmaq_n_f32(acc[1], zero, wc[kh * KW + kw]);
+            }
+            continue;
+        }
         const float *xr = xc + ih * IW + ((int64_t)ow * g->s[2] - g->pb[2]);   /* tap kw = 0 of column ow */
         for (int64_t kw = 0; kw < KW; kw++) {
             const float wv = wc[kh * KW + kw], *p = xr + kw * dw;

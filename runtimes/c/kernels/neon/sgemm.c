@@ -14,9 +14,11 @@
  * least NEON_SG_PACK_ROWS rows, the chunk is first copied into panels of 8 columns.
  *
  * dse__neon_sgemm_dot: B given as rows of k (Gemm transB, MatMul with one column). Tiles of up
- * to 4 rows x 4 columns (16 accumulators of 4 partial sums), 4 consecutive k per step; the last
- * K % 4 k go through zero-padded copies (one more step: lanes past the end add 0 x 0); the
- * partial sums are added (l0 + l1) + (l2 + l3) (faddp twice), then the epilogue. */
+ * to 2 rows x 4 columns, each element 8 partial sums in two vectors (16 accumulators), 8
+ * consecutive k per step; the last K % 8 k go through zero-padded copies (one more step: lanes
+ * past the end add 0 x 0); the partial sums are added ((l0 + l4) + (l2 + l6)) + ((l1 + l5) +
+ * (l3 + l7)), then the epilogue: the AVX2 dot-product tile's arithmetic exactly
+ * (kernels/avx2/sgemm.c), so both give the same bytes. */
 #include "neon_f32.h"
 
 #if DSE_NEON_F32
@@ -217,55 +219,62 @@ DSE_NEON_AI void neon_sg_dot_store(const dse_sgemm *g, float v, size_t i, size_t
     g->C[i * g->ldc + j] = v;
 }
 
-/* n (< 4) floats at p, zero padded to a vector */
-DSE_NEON_AI float32x4_t neon_sg_part(const float *p, size_t n) {
-    float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+/* n (< 8) floats at p, zero padded to 8 (two vectors) */
+DSE_NEON_AI void neon_sg_part8(const float *p, size_t n, float32x4_t *v0, float32x4_t *v1) {
+    float t[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (size_t l = 0; l < n; l++) t[l] = p[l];
-    return vld1q_f32(t);
+    *v0 = vld1q_f32(t);
+    *v1 = vld1q_f32(t + 4);
 }
 
+/* ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)) of the 8 partial sums lo (lanes 0-3), hi (4-7) */
+DSE_NEON_AI float neon_sg_hsum8(float32x4_t lo, float32x4_t hi) {
+    const float32x4_t s = vaddq_f32(lo, hi);                               /* l0+l4 .. l3+l7 */
+    const float32x2_t t = vadd_f32(vget_low_f32(s), vget_high_f32(s));     /* (0)+(2), (1)+(3) */
+    return vget_lane_f32(t, 0) + vget_lane_f32(t, 1);
+}
+
+/* MR x NR elements, each as 8 partial sums in two vectors: lane l (0..7) takes k = l mod 8 */
 DSE_NEON_AI void neon_sg_dot_tile(const dse_sgemm *g, const int MR, const int NR, size_t i, size_t j) {
-    const size_t K = g->K, K4 = K & ~(size_t)3;
-    const float *a[4], *b[4];
+    const size_t K = g->K, K8 = K & ~(size_t)7;
+    const float *a[2], *b[4];
     DSE_NEON_UNROLL
     for (int r = 0; r < MR; r++) a[r] = g->A + (i + (size_t)r) * g->sai;
     DSE_NEON_UNROLL
     for (int c = 0; c < NR; c++) b[c] = g->B + (j + (size_t)c) * g->ldb;
-    float32x4_t acc[4][4];
+    float32x4_t lo[2][4], hi[2][4];
     DSE_NEON_UNROLL
     for (int r = 0; r < MR; r++)
         DSE_NEON_UNROLL
-        for (int c = 0; c < NR; c++) acc[r][c] = vdupq_n_f32(0.0f);
-    for (size_t k = 0; k < K4; k += 4) {
-        float32x4_t av[4];
+        for (int c = 0; c < NR; c++) lo[r][c] = hi[r][c] = vdupq_n_f32(0.0f);
+    for (size_t k = 0; k < K; k += 8) {   /* the last step: the K % 8 tail, zero padded */
+        float32x4_t a0[2], a1[2];
+        const int full = k < K8;
         DSE_NEON_UNROLL
-        for (int r = 0; r < MR; r++) av[r] = vld1q_f32(a[r] + k);
-        DSE_NEON_UNROLL
-        for (int c = 0; c < NR; c++) {
-            const float32x4_t bv = vld1q_f32(b[c] + k);
-            DSE_NEON_UNROLL
-            for (int r = 0; r < MR; r++) acc[r][c] = vfmaq_f32(acc[r][c], av[r], bv);
+        for (int r = 0; r < MR; r++) {
+            if (full) { a0[r] = vld1q_f32(a[r] + k); a1[r] = vld1q_f32(a[r] + k + 4); }
+            else neon_sg_part8(a[r] + k, K - k, &a0[r], &a1[r]);
         }
-    }
-    if (K > K4) {
-        float32x4_t av[4];
-        DSE_NEON_UNROLL
-        for (int r = 0; r < MR; r++) av[r] = neon_sg_part(a[r] + K4, K - K4);
         DSE_NEON_UNROLL
         for (int c = 0; c < NR; c++) {
-            const float32x4_t bv = neon_sg_part(b[c] + K4, K - K4);
+            float32x4_t b0, b1;
+            if (full) { b0 = vld1q_f32(b[c] + k); b1 = vld1q_f32(b[c] + k + 4); }
+            else neon_sg_part8(b[c] + k, K - k, &b0, &b1);
             DSE_NEON_UNROLL
-            for (int r = 0; r < MR; r++) acc[r][c] = vfmaq_f32(acc[r][c], av[r], bv);
+            for (int r = 0; r < MR; r++) {
+                lo[r][c] = vfmaq_f32(lo[r][c], a0[r], b0);
+                hi[r][c] = vfmaq_f32(hi[r][c], a1[r], b1);
+            }
         }
     }
     DSE_NEON_UNROLL
     for (int r = 0; r < MR; r++)
         DSE_NEON_UNROLL
-        for (int c = 0; c < NR; c++) neon_sg_dot_store(g, vaddvq_f32(acc[r][c]), i + (size_t)r, j + (size_t)c);
+        for (int c = 0; c < NR; c++) neon_sg_dot_store(g, neon_sg_hsum8(lo[r][c], hi[r][c]), i + (size_t)r, j + (size_t)c);
 }
 
-static void neon_sg_dot44(const dse_sgemm *g, size_t i, size_t j) { neon_sg_dot_tile(g, 4, 4, i, j); }
-static void neon_sg_dot41(const dse_sgemm *g, size_t i, size_t j) { neon_sg_dot_tile(g, 4, 1, i, j); }
+static void neon_sg_dot24(const dse_sgemm *g, size_t i, size_t j) { neon_sg_dot_tile(g, 2, 4, i, j); }
+static void neon_sg_dot21(const dse_sgemm *g, size_t i, size_t j) { neon_sg_dot_tile(g, 2, 1, i, j); }
 static void neon_sg_dot14(const dse_sgemm *g, size_t i, size_t j) { neon_sg_dot_tile(g, 1, 4, i, j); }
 static void neon_sg_dot11(const dse_sgemm *g, size_t i, size_t j) { neon_sg_dot_tile(g, 1, 1, i, j); }
 
@@ -278,10 +287,10 @@ void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, si
     for (size_t jb = j0; jb < j1; jb += nb) {
         const size_t je = j1 - jb < nb ? j1 : jb + nb;
         size_t i = i0;
-        for (; i + 4 <= i1; i += 4) {
+        for (; i + 2 <= i1; i += 2) {
             size_t j = jb;
-            for (; j + 4 <= je; j += 4) neon_sg_dot44(g, i, j);
-            for (; j < je; j++) neon_sg_dot41(g, i, j);
+            for (; j + 4 <= je; j += 4) neon_sg_dot24(g, i, j);
+            for (; j < je; j++) neon_sg_dot21(g, i, j);
         }
         for (; i < i1; i++) {
             size_t j = jb;

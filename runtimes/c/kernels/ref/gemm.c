@@ -38,6 +38,32 @@ int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why)
     return 0;
 }
 
+/* dse__gemm_f32_sgemm (internal.h): the SGEMM contract of a valid float32 Gemm node. */
+void dse__gemm_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_sgemm *s, size_t *M, size_t *N) {
+    const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
+    const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
+    const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
+    const float alpha = dse__attr_float(n, DSE_A_alpha, 1.0f), beta = dse__attr_float(n, DSE_A_beta, 1.0f);
+    const size_t K = at->dims[!ta];
+    *M = at->dims[ta];
+    *N = bt->dims[!tb];
+    memset(s, 0, sizeof *s);
+    s->K = K;
+    s->A = dse__data(m, arena, n->in[0]);
+    s->sai = ta ? 1 : K; s->sak = ta ? *M : 1;
+    s->B = dse__data(m, arena, n->in[1]);
+    s->ldb = tb ? K : *N;
+    s->C = dse__data(m, arena, n->out[0]); s->ldc = *N;
+    s->use_alpha = alpha != 1.0f; s->alpha = alpha;
+    if (ct && beta != 0.0f) {
+        const size_t cm = ct->rank == 2 ? ct->dims[0] : 1, cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
+        s->cmode = beta == 1.0f ? 1 : 2; s->beta = beta;
+        s->Cm = dse__data(m, arena, n->in[2]);
+        s->csi = cm == 1 ? 0 : cn; s->csj = cn == 1 ? 0 : 1;
+    }
+    s->act = dse__nn_act(n, &s->lo, &s->hi);
+}
+
 int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);

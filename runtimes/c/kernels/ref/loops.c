@@ -416,6 +416,57 @@ void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak
     dse__parallel(cx, M * j.nb, loops_grain(K * (N < F32_TILE ? N : F32_TILE)), loops_f32_gemm_part, &j);
 }
 
+/* -- the optimised float Gemm/MatMul driver (dse_f32_sgemm_batched, internal.h) ------------- */
+
+typedef struct {
+    const dse_ctx *cx;
+    const dse_mm_geom *g;
+    const dse_sgemm *s;
+    dse_sgemm_fn fn;
+    int pack, by_rows;
+    size_t rb, cb, per;   /* per batch: `per` parts of rb rows or cb columns */
+} loops_sgemm_job;
+
+static void loops_sgemm_parts(void *arg, size_t begin, size_t end, unsigned worker) {
+    const loops_sgemm_job *j = arg;
+    const dse_mm_geom *g = j->g;
+    for (size_t it = begin; it < end; it++) {
+        const size_t bi = it / j->per, part = it % j->per;
+        size_t offa, offb;
+        dse__mm_batch(g, bi, &offa, &offb);
+        dse_sgemm s = *j->s;
+        s.A += offa; s.B += offb; s.C += bi * g->M * g->N;
+        s.pack = j->pack ? (float *)(void *)dse__worker_scratch(j->cx, worker) : NULL;
+        size_t i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
+        if (j->by_rows) { i0 = part * j->rb; i1 = i0 + j->rb < g->M ? i0 + j->rb : g->M; }
+        else { j0 = part * j->cb; j1 = j0 + j->cb < g->N ? j0 + j->cb : g->N; }
+        j->fn(&s, i0, i1, j0, j1);
+    }
+}
+
+void dse_f32_sgemm_batched(const dse_ctx *cx, const dse_mm_geom *g, const dse_sgemm *s, dse_sgemm_fn fn, int pack,
+                           size_t rt, size_t ct) {
+    size_t nbatch = 1;
+    for (size_t d = 0; d < g->nb; d++) nbatch *= g->bdims[d];
+    if (!nbatch || !g->M || !g->N) return;
+    loops_sgemm_job j = {cx, g, s, fn, pack, 0, 0, 0, 0};
+    const size_t threads = dse__threads(cx);
+    if (pack) {   /* parts of whole packing chunks of columns (each packs its own once) */
+        const size_t pc = dse__sgemm_pack_cols(g->K), chunks = (g->N + pc - 1) / pc;
+        size_t parts = (2 * threads + nbatch - 1) / nbatch;   /* per batch: about 2 per thread overall */
+        if (parts > chunks) parts = chunks;
+        j.cb = pc * ((chunks + parts - 1) / parts);
+        j.per = (g->N + j.cb - 1) / j.cb;
+    } else {
+        j.rb = rt * ((g->M + rt * 8 - 1) / (rt * 8));   /* at most ~8 row parts per batch */
+        j.cb = ct;
+        const size_t rows = (g->M + j.rb - 1) / j.rb, cols = (g->N + j.cb - 1) / j.cb;
+        j.by_rows = nbatch * rows >= 2 * threads || rows >= cols;
+        j.per = j.by_rows ? rows : cols;
+    }
+    dse__parallel(cx, nbatch * j.per, dse__grain(nbatch * j.per, (uint64_t)nbatch * g->M * g->N * g->K), loops_sgemm_parts, &j);
+}
+
 /* -- integer MACs of pre-quantised ONNX models (conv_integer.c, matmul_integer.c, dyn_lstm.c) --
  * Operands uint8 or int8, zero points applied as (x - zx) * (w - zw); the sum is taken in
  * uint32, i.e. exactly modulo 2^32: the int32 the numpy reference gets (its exact float64 sum

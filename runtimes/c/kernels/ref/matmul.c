@@ -58,6 +58,19 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
+/* dse__matmul_f32_sgemm (internal.h) */
+void dse__matmul_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_mm_geom *g, dse_sgemm *s) {
+    memset(g, 0, sizeof *g);
+    memset(s, 0, sizeof *s);
+    dse__matmul_f32_geom(m, n, g);   /* validated at load */
+    s->K = g->K;
+    s->A = dse__data(m, arena, n->in[0]); s->sai = g->K; s->sak = 1;
+    s->B = dse__data(m, arena, n->in[1]);
+    s->ldb = g->N == 1 ? g->K : g->N;
+    s->C = dse__data(m, arena, n->out[0]); s->ldc = g->N;
+    s->act = dse__nn_act(n, &s->lo, &s->hi);
+}
+
 /* The check of the optimised float MatMul variants (kernels/avx2/matmul.c, kernels/neon/gemm_f32.c):
  * REF's, and a float32 B (float16: REF); scratch: the packing buffer when N > 1 and the plan's
  * region is free at this node, else none (B read in place). */
