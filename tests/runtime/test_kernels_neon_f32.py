@@ -310,7 +310,8 @@ def test_neon_f32_left_to_ref(arm64, tmp_path):
         art, feeds = make_node("Gemm", [(a, False), (bb, True)], [("float32", (3, 4))], ga)
         o, kern = _one(arm64, tmp_path, art, feeds)
         assert kern == "dse_f32_gemm__ref"
-        np.testing.assert_allclose(o.reshape(3, 4), a.T.astype(np.float64) @ b.T, rtol=1e-5, atol=1e-5)
+        B = bb.astype(np.float64).T if ga["transB"] else bb.astype(np.float64)
+        np.testing.assert_allclose(o.reshape(3, 4), a.T.astype(np.float64) @ B, rtol=1e-5, atol=1e-5)
     m1, m2 = rnd(rng, 2, 6), rnd(rng, 6, 3).astype(np.float16)
     art, feeds = make_node("MatMul", [(m1, False), (m2, True)], [("float32", (2, 3))], {})
     o, kern = _one(arm64, tmp_path, art, feeds)
