@@ -318,6 +318,7 @@ def test_neon_f32_left_to_ref(arm64, tmp_path):
     assert kern == "dse_f32_matmul__ref"
 
 
+@pytest.mark.slow   # a second whole aarch64 build of the library (about 30 s cold)
 def test_neon_f32_ref_float_build(tmp_path, written):
     """A build with -DDSE_REF_FLOAT leaves the NEON float kernels out: REF runs every case (the
     int8 NEON kernels stay; tests/runtime/test_kernels_neon.py)."""
