@@ -58,6 +58,15 @@ DSE_NEON_AI void neon_sg_store(const dse_sgemm *g, float32x4_t v, size_t i, size
     for (size_t l = 0; l < nl; l++) c[l] = t[l];
 }
 
+/* The epilogue and stores of an mr x nr block of sums (acc: rows of 8 floats) at (i, j): one
+ * copy of the epilogue code for every tile shape (library size). */
+static DSE_NOINLINE void neon_sg_flush(const dse_sgemm *g, const float *acc, size_t mr, size_t i, size_t j, size_t nr) {
+    for (size_t r = 0; r < mr; r++) {
+        neon_sg_store(g, vld1q_f32(acc + 8 * r), i + r, j, nr > 4 ? 4 : nr);
+        if (nr > 4) neon_sg_store(g, vld1q_f32(acc + 8 * r + 4), i + r, j + 4, nr - 4);
+    }
+}
+
 /* One k of the tile with lane L of each row's A vector: c += b * a[r][L] */
 #define NEON_SG_STEP(L)                                                                           \
     do {                                                                                          \
@@ -110,11 +119,13 @@ DSE_NEON_AI void neon_sg_tile(const dse_sgemm *g, const int MR, size_t i, size_t
             c1[r] = vfmaq_n_f32(c1[r], b1, ak);
         }
     }
+    float acc[64];
     DSE_NEON_UNROLL
     for (int r = 0; r < MR; r++) {
-        neon_sg_store(g, c0[r], i + (size_t)r, j, nr > 4 ? 4 : nr);
-        if (nr > 4) neon_sg_store(g, c1[r], i + (size_t)r, j + 4, nr - 4);
+        vst1q_f32(acc + 8 * r, c0[r]);
+        vst1q_f32(acc + 8 * r + 4, c1[r]);
     }
+    neon_sg_flush(g, acc, (size_t)MR, i, j, nr);
 }
 #undef NEON_SG_STEP
 
@@ -208,15 +219,20 @@ void dse__neon_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t
 
 /* -- B transposed: dot products along k ---------------------------------------------------- */
 
-DSE_NEON_AI void neon_sg_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
-    if (g->use_alpha) v = v * g->alpha;
-    if (g->bias_m) v = v + g->bias_m[i];
-    if (g->cmode) {
-        const float c = g->Cm[i * g->csi + j * g->csj];
-        v = v + (g->cmode == 2 ? c * g->beta : c);
-    }
-    if (g->act) { v = v < g->lo ? g->lo : v; v = v > g->hi ? g->hi : v; }
-    g->C[i * g->ldc + j] = v;
+/* The epilogue and stores of an mr x nr block of sums (v: rows of 4) at (i, j). */
+static DSE_NOINLINE void neon_sg_dot_flush(const dse_sgemm *g, const float *v, size_t mr, size_t nr, size_t i, size_t j) {
+    for (size_t r = 0; r < mr; r++)
+        for (size_t c = 0; c < nr; c++) {
+            float x = v[4 * r + c];
+            if (g->use_alpha) x = x * g->alpha;
+            if (g->bias_m) x = x + g->bias_m[i + r];
+            if (g->cmode) {
+                const float cv = g->Cm[(i + r) * g->csi + (j + c) * g->csj];
+                x = x + (g->cmode == 2 ? cv * g->beta : cv);
+            }
+            if (g->act) { x = x < g->lo ? g->lo : x; x = x > g->hi ? g->hi : x; }
+            g->C[(i + r) * g->ldc + j + c] = x;
+        }
 }
 
 /* n (< 8) floats at p, zero padded to 8 (two vectors) */
@@ -267,10 +283,12 @@ DSE_NEON_AI void neon_sg_dot_tile(const dse_sgemm *g, const int MR, const int NR
             }
         }
     }
+    float v[8];
     DSE_NEON_UNROLL
     for (int r = 0; r < MR; r++)
         DSE_NEON_UNROLL
-        for (int c = 0; c < NR; c++) neon_sg_dot_store(g, neon_sg_hsum8(lo[r][c], hi[r][c]), i + (size_t)r, j + (size_t)c);
+        for (int c = 0; c < NR; c++) v[4 * r + c] = neon_sg_hsum8(lo[r][c], hi[r][c]);
+    neon_sg_dot_flush(g, v, (size_t)MR, (size_t)NR, i, j);
 }
 
 static void neon_sg_dot24(const dse_sgemm *g, size_t i, size_t j) { neon_sg_dot_tile(g, 2, 4, i, j); }
