@@ -538,14 +538,6 @@ DSE_SHARED int dse__conv_transpose_f32_geom(const dse_model *m, const dse_node *
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
  * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
-/* The SGEMM (dse_sgemm above) of a float32 Gemm node that dse__gemm_f32_valid accepts, for the
- * optimised variants (gemm.c): A with its strides (transA), B as stored (ldb N, or K with transB:
- * rows of k for the dot-product kernels), C into Y, alpha, C's broadcast by strides (cmode 0 when
- * C is absent or beta is 0), the clamp; *M, *N the output's. pack stays NULL. */
-DSE_SHARED void dse__gemm_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_sgemm *s, size_t *M, size_t *N);
-/* The same for a float32 MatMul node (dse__matmul_f32_geom into *g): batch 0's matrices, B as
- * stored (ldb N; N = 1: K, the column is k-contiguous for the dot-product kernels), the clamp. */
-DSE_SHARED void dse__matmul_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_mm_geom *g, dse_sgemm *s);
 /* The optimised float Gemm/MatMul driver (kernels/ref/loops.c): every batch of g (nb = 0: one) by
  * fn(s with A, B, C moved to the batch's matrices), cut into parts for the session's threads:
  * with pack (the planned packing buffer: s->pack set to each worker's scratch), whole packing
@@ -555,6 +547,21 @@ DSE_SHARED void dse__matmul_f32_sgemm(const dse_model *m, const dse_node *n, uin
 typedef void (*dse_sgemm_fn)(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
 DSE_SHARED void dse_f32_sgemm_batched(const dse_ctx *cx, const dse_mm_geom *g, const dse_sgemm *s, dse_sgemm_fn fn, int pack,
                                       size_t rt, size_t ct);
+/* An ISA's SGEMMs for the two helpers below: the broadcast kernel (B's columns contiguous) and
+ * the dot-product kernel (B's rows of k), each with its register tile (rows x columns). */
+typedef struct dse_sgemm_isa {
+    dse_sgemm_fn gemm, dot;
+    size_t gemm_rt, gemm_ct, dot_rt, dot_ct;
+} dse_sgemm_isa;
+/* The run of an optimised float Gemm / MatMul variant (kernels/ref/gemm.c, matmul.c): the node's
+ * SGEMM (A with its strides, B as stored, C, alpha, C's broadcast by strides (unused when absent
+ * or beta is 0), the clamp; MatMul: per batch) by the ISA's broadcast kernel, or its dot-product
+ * kernel for Gemm transB = 1 and MatMul N = 1, with the planned packing buffer when the node's
+ * scratch holds it, through dse_f32_sgemm_batched. */
+DSE_SHARED void dse__gemm_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                      const dse_sgemm_isa *isa);
+DSE_SHARED void dse__matmul_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                        const dse_sgemm_isa *isa);
 /* The element offsets of batch bi's A and B matrices in a MatMul (the batch index row-major over
  * g->bdims, broadcast axes stride 0). */
 static inline void dse__mm_batch(const dse_mm_geom *g, size_t bi, size_t *offa, size_t *offb) {

@@ -13,29 +13,25 @@
  * Scratch: the packing buffer the plan gives Gemm with transB = 0 and MatMul with N > 1
  * (4 * dse__sgemm_pack_floats(K), as the AVX2 variant: the same plan), used when the region is
  * free at the node, else B is read in place. Setup and threads as the AVX2 variants'
- * (dse__gemm_f32_sgemm, dse__matmul_f32_sgemm, dse_f32_sgemm_batched: src/internal.h): the
+ * (dse__gemm_f32_opt_run, dse__matmul_f32_opt_run, dse_f32_sgemm_batched: src/internal.h): the
  * (batch, block of rows or columns) parts of every batch; with packing, whole packing chunks of
  * columns (each part packs its own). */
 #include "neon_f32.h"
 
 #if DSE_NEON_F32
 
+/* the 8 x 8 broadcast tile and the 2 x 4 dot-product tile of sgemm.c */
+#define NEON_GF_ISA {dse__neon_sgemm, dse__neon_sgemm_dot, 8, 8, 2, 4}
+
 void dse_f32_gemm__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    dse_mm_geom g;
-    dse_sgemm s;
-    memset(&g, 0, sizeof g);   /* one batch */
-    dse__gemm_f32_sgemm(m, n, arena, &s, &g.M, &g.N);
-    g.K = s.K;
-    const int dot = dse__attr_int(n, DSE_A_transB, 0) != 0, pack = !dot && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
-    dse_f32_sgemm_batched(cx, &g, &s, dot ? dse__neon_sgemm_dot : dse__neon_sgemm, pack, dot ? 2 : 8, dot ? 4 : 8);
+    const dse_sgemm_isa isa = NEON_GF_ISA;
+    dse__gemm_f32_opt_run(m, n, arena, cx, &isa);
 }
 
 void dse_f32_matmul__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    dse_mm_geom g;
-    dse_sgemm s;
-    dse__matmul_f32_sgemm(m, n, arena, &g, &s);
-    const int dot = g.N == 1, pack = !dot && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
-    dse_f32_sgemm_batched(cx, &g, &s, dot ? dse__neon_sgemm_dot : dse__neon_sgemm, pack, dot ? 2 : 8, dot ? 4 : 8);
+    const dse_sgemm_isa isa = NEON_GF_ISA;
+    dse__matmul_f32_opt_run(m, n, arena, cx, &isa);
 }
 
+#undef NEON_GF_ISA
 #endif

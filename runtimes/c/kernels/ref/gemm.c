@@ -38,30 +38,33 @@ int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why)
     return 0;
 }
 
-/* dse__gemm_f32_sgemm (internal.h): the SGEMM contract of a valid float32 Gemm node. */
-void dse__gemm_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_sgemm *s, size_t *M, size_t *N) {
+/* dse__gemm_f32_opt_run (internal.h) */
+void dse__gemm_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_sgemm_isa *isa) {
     const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
     const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
     const float alpha = dse__attr_float(n, DSE_A_alpha, 1.0f), beta = dse__attr_float(n, DSE_A_beta, 1.0f);
-    const size_t K = at->dims[!ta];
-    *M = at->dims[ta];
-    *N = bt->dims[!tb];
-    memset(s, 0, sizeof *s);
-    s->K = K;
-    s->A = dse__data(m, arena, n->in[0]);
-    s->sai = ta ? 1 : K; s->sak = ta ? *M : 1;
-    s->B = dse__data(m, arena, n->in[1]);
-    s->ldb = tb ? K : *N;
-    s->C = dse__data(m, arena, n->out[0]); s->ldc = *N;
-    s->use_alpha = alpha != 1.0f; s->alpha = alpha;
+    dse_mm_geom g;
+    dse_sgemm s;
+    memset(&g, 0, sizeof g);   /* one batch */
+    memset(&s, 0, sizeof s);
+    g.M = at->dims[ta]; g.K = at->dims[!ta]; g.N = bt->dims[!tb];
+    s.K = g.K;
+    s.A = dse__data(m, arena, n->in[0]);
+    s.sai = ta ? 1 : g.K; s.sak = ta ? g.M : 1;
+    s.B = dse__data(m, arena, n->in[1]);
+    s.ldb = tb ? g.K : g.N;   /* transB: rows of k for the dot-product kernel */
+    s.C = dse__data(m, arena, n->out[0]); s.ldc = g.N;
+    s.use_alpha = alpha != 1.0f; s.alpha = alpha;
     if (ct && beta != 0.0f) {
         const size_t cm = ct->rank == 2 ? ct->dims[0] : 1, cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
-        s->cmode = beta == 1.0f ? 1 : 2; s->beta = beta;
-        s->Cm = dse__data(m, arena, n->in[2]);
-        s->csi = cm == 1 ? 0 : cn; s->csj = cn == 1 ? 0 : 1;
+        s.cmode = beta == 1.0f ? 1 : 2; s.beta = beta;
+        s.Cm = dse__data(m, arena, n->in[2]);
+        s.csi = cm == 1 ? 0 : cn; s.csj = cn == 1 ? 0 : 1;
     }
-    s->act = dse__nn_act(n, &s->lo, &s->hi);
+    s.act = dse__nn_act(n, &s.lo, &s.hi);
+    const int pack = !tb && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
+    dse_f32_sgemm_batched(cx, &g, &s, tb ? isa->dot : isa->gemm, pack, tb ? isa->dot_rt : isa->gemm_rt, tb ? isa->dot_ct : isa->gemm_ct);
 }
 
 int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {

@@ -58,17 +58,22 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
-/* dse__matmul_f32_sgemm (internal.h) */
-void dse__matmul_f32_sgemm(const dse_model *m, const dse_node *n, uint8_t *arena, dse_mm_geom *g, dse_sgemm *s) {
-    memset(g, 0, sizeof *g);
-    memset(s, 0, sizeof *s);
-    dse__matmul_f32_geom(m, n, g);   /* validated at load */
-    s->K = g->K;
-    s->A = dse__data(m, arena, n->in[0]); s->sai = g->K; s->sak = 1;
-    s->B = dse__data(m, arena, n->in[1]);
-    s->ldb = g->N == 1 ? g->K : g->N;
-    s->C = dse__data(m, arena, n->out[0]); s->ldc = g->N;
-    s->act = dse__nn_act(n, &s->lo, &s->hi);
+/* dse__matmul_f32_opt_run (internal.h) */
+void dse__matmul_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_sgemm_isa *isa) {
+    dse_mm_geom g;
+    dse_sgemm s;
+    memset(&g, 0, sizeof g);
+    memset(&s, 0, sizeof s);
+    dse__matmul_f32_geom(m, n, &g);   /* validated at load */
+    const int dot = g.N == 1;
+    s.K = g.K;
+    s.A = dse__data(m, arena, n->in[0]); s.sai = g.K; s.sak = 1;
+    s.B = dse__data(m, arena, n->in[1]);
+    s.ldb = dot ? g.K : g.N;   /* dot: the column B[:, 0] is k-contiguous */
+    s.C = dse__data(m, arena, n->out[0]); s.ldc = g.N;
+    s.act = dse__nn_act(n, &s.lo, &s.hi);
+    const int pack = !dot && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
+    dse_f32_sgemm_batched(cx, &g, &s, dot ? isa->dot : isa->gemm, pack, dot ? isa->dot_rt : isa->gemm_rt, dot ? isa->dot_ct : isa->gemm_ct);
 }
 
 /* The check of the optimised float MatMul variants (kernels/avx2/matmul.c, kernels/neon/gemm_f32.c):
