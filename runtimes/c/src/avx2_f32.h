@@ -51,33 +51,7 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256i dse__avx2_m
     return _mm256_loadu_si256((const __m256i *)(dse__avx2_masks + 8 - (n > 8 ? 8 : n)));
 }
 
-/* C[i, j] for i in [i0, i1), j in [j0, j1) of
- *     v = sum_k A(i,k) B(k,j)           (k ascending, FMA)
- *     v = v * alpha                     (when use_alpha)
- *     v = v + bias_m[i]                 (when bias_m)
- *     v = v + Cm(i,j)  or  Cm(i,j)*beta (cmode 1 / 2; Cm(i,j) = Cm[i*csi + j*csj], csj 0 or 1)
- *     v = min(max(v, lo), hi)           (when act)
- * A(i,k) = A[i*sai + k*sak]; B(k,j) = B[k*ldb + j] (j contiguous), or, with bpanel != 0, B is
- * packed in panels of 16 columns: B(k,j) = B[(j/16)*bpanel + k*16 + j%16] (j counted from 0
- * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted), or,
- * with boff, B(k,j) = B[boff[k] + j] (rows anywhere; B must have 16 floats of slack after
- * the last column any row is read to). C(i,j) = C[i*ldc + j], or, with a column map cw != 0,
- * C[i*ldc + (j / cw) * cv + j % cw], stored only where j % cw < cv (output rows of cv columns
- * computed as rows of cw). */
-typedef struct dse_sgemm {
-    size_t K;
-    const float *A; size_t sai, sak;
-    const float *B; size_t ldb, bpanel;
-    const size_t *boff;
-    float *pack;      /* row-major B only: scratch of dse__sgemm_pack_floats(K) floats, or NULL; when set,
-                       * each chunk of columns of B is copied into panels of 16 first (contiguous rows
-                       * for the tiles: a large ldb costs a page per k otherwise) */
-    float *C; size_t ldc, cw, cv;
-    int use_alpha; float alpha;
-    const float *bias_m;
-    int cmode; const float *Cm; size_t csi, csj; float beta;
-    int act; float lo, hi;
-} dse_sgemm;
+/* The SGEMM contract (dse_sgemm, every field): src/internal.h. */
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
 /* The same sum for B given transposed and k contiguous in both: A(i,k) = A[i*sai + k],
  * B(k,j) = B[j*ldb + k] (Gemm transB, matrix-vector products). The sum over k is split into 8

@@ -408,6 +408,12 @@ typedef struct dse_conv_plan {
 DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
+/* im2col of the optimised float Conv variants (kernels/ref/loops.c; AVX2 IM2COL tiles, NEON general
+ * convs): the taps of output pixels [p0, p0 + nt) of one image and group (xg: the group's first
+ * input channel, cg channels) as panels pw columns wide, dst[(q / pw) * K * pw + k * pw + q % pw]
+ * = tap k (c, kd, kh, kw: REF's weight order) of pixel p0 + q, 0 in the padding; when nt % pw
+ * != 0, the last panel's columns from nt on are zeroed. pw >= nt: one row-major K x pw block. */
+DSE_SHARED void dse_f32_conv_im2col(const dse_conv_geom *g, size_t cg, const float *xg, size_t p0, size_t nt, size_t pw, float *dst);
 /* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
  * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
 typedef struct dse_mm_geom {
@@ -454,6 +460,35 @@ static inline size_t dse__sgemm_pack_cols(size_t K) {
     return c < 16 ? 16 : c > 256 ? 256 : c;
 }
 static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pack_cols(K); }
+/* One float SGEMM call of the optimised variants (the AVX2 one: src/avx2_f32.h, kernels/avx2/sgemm.c,
+ * every field; the NEON one: src/neon_f32.h, kernels/neon/sgemm.c, all but boff and the column map):
+ * C[i, j] for i in [i0, i1), j in [j0, j1) of
+ *     v = sum_k A(i,k) B(k,j)           (k ascending, FMA)
+ *     v = v * alpha                     (when use_alpha)
+ *     v = v + bias_m[i]                 (when bias_m)
+ *     v = v + Cm(i,j)  or  Cm(i,j)*beta (cmode 1 / 2; Cm(i,j) = Cm[i*csi + j*csj], csj 0 or 1)
+ *     v = min(max(v, lo), hi)           (when act)
+ * A(i,k) = A[i*sai + k*sak]; B(k,j) = B[k*ldb + j] (j contiguous), or, with bpanel != 0, B is
+ * packed in panels of 16 columns: B(k,j) = B[(j/16)*bpanel + k*16 + j%16] (j counted from 0
+ * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted), or,
+ * with boff, B(k,j) = B[boff[k] + j] (rows anywhere; B must have 16 floats of slack after
+ * the last column any row is read to). C(i,j) = C[i*ldc + j], or, with a column map cw != 0,
+ * C[i*ldc + (j / cw) * cv + j % cw], stored only where j % cw < cv (output rows of cv columns
+ * computed as rows of cw). */
+typedef struct dse_sgemm {
+    size_t K;
+    const float *A; size_t sai, sak;
+    const float *B; size_t ldb, bpanel;
+    const size_t *boff;
+    float *pack;      /* row-major B only: scratch of dse__sgemm_pack_floats(K) floats, or NULL; when set,
+                       * each chunk of columns of B is copied into panels first (AVX2: 16 columns, NEON:
+                       * 8; contiguous rows for the tiles: a large ldb costs a page per k otherwise) */
+    float *C; size_t ldc, cw, cv;
+    int use_alpha; float alpha;
+    const float *bias_m;
+    int cmode; const float *Cm; size_t csi, csj; float beta;
+    int act; float lo, hi;
+} dse_sgemm;
 /* ConvTranspose (float32: conv_transpose.c; int8: conv_transpose_i8.c): the float geometry, and
  * how the optimised variants (kernels/avx2/conv_transpose*.c, which explain the two paths) cut
  * a 1-D or 2-D node, with the scratch they use: the plan the REF checks report for every
@@ -510,6 +545,45 @@ DSE_SHARED int dse__conv_transpose_f32_geom(const dse_model *m, const dse_node *
 /* What the REF checks of Gemm, MaxPool and Softmax verify (gemm.c, pool.c, softmax.c), for the
  * optimised variants; Softmax's lines: (outer, len along the axis, inner). 0 = valid. */
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+/* The optimised float Gemm/MatMul driver (kernels/ref/loops.c): every batch of g (nb = 0: one) by
+ * fn(s with A, B, C moved to the batch's matrices), cut into parts for the session's threads:
+ * with pack (the planned packing buffer: s->pack set to each worker's scratch), whole packing
+ * chunks of columns, about 2 parts per thread; else blocks of rt * ceil(M / (8 rt)) rows or ct
+ * columns (rt x ct: fn's register tile). Each element is computed by one part: the same bytes for
+ * any thread count. */
+typedef void (*dse_sgemm_fn)(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
+DSE_SHARED void dse_f32_sgemm_batched(const dse_ctx *cx, const dse_mm_geom *g, const dse_sgemm *s, dse_sgemm_fn fn, int pack,
+                                      size_t rt, size_t ct);
+/* An ISA's SGEMMs for the two helpers below: the broadcast kernel (B's columns contiguous) and
+ * the dot-product kernel (B's rows of k), each with its register tile (rows x columns). */
+typedef struct dse_sgemm_isa {
+    dse_sgemm_fn gemm, dot;
+    size_t gemm_rt, gemm_ct, dot_rt, dot_ct;
+} dse_sgemm_isa;
+/* The run of an optimised float Gemm / MatMul variant (kernels/ref/gemm.c, matmul.c): the node's
+ * SGEMM (A with its strides, B as stored, C, alpha, C's broadcast by strides (unused when absent
+ * or beta is 0), the clamp; MatMul: per batch) by the ISA's broadcast kernel, or its dot-product
+ * kernel for Gemm transB = 1 and MatMul N = 1, with the planned packing buffer when the node's
+ * scratch holds it, through dse_f32_sgemm_batched. */
+DSE_SHARED void dse__gemm_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                      const dse_sgemm_isa *isa);
+DSE_SHARED void dse__matmul_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                        const dse_sgemm_isa *isa);
+/* The element offsets of batch bi's A and B matrices in a MatMul (the batch index row-major over
+ * g->bdims, broadcast axes stride 0). */
+static inline void dse__mm_batch(const dse_mm_geom *g, size_t bi, size_t *offa, size_t *offb) {
+    *offa = *offb = 0;
+    for (int d = (int)g->nb - 1; d >= 0; d--) {
+        const size_t idx = bi % g->bdims[d];
+        bi /= g->bdims[d];
+        *offa += idx * g->sa[d];
+        *offb += idx * g->sb[d];
+    }
+}
+/* The checks of the optimised float Gemm and MatMul variants (every ISA: what they leave to REF and
+ * their scratch; gemm.c, matmul.c). */
+DSE_SHARED int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,

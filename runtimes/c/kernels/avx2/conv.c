@@ -16,7 +16,8 @@
  *     (BANDS: shifted by kw, strided by sw, rows split by sh); each tap (c, kh, kw) is then a
  *     row of B at its offset in that buffer (B(k, j) = buf[off[k] + j]): the SGEMM with the
  *     weights as stored, reading B in place (nothing gathered per tap);
- *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K.
+ *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K
+ *     (dse_f32_conv_im2col, kernels/ref/loops.c).
  * Taps in the zero padding are multiplied in (0 * w) where REF skips them: the sum is the same
  * up to the sign of a zero (and NaN for an infinite weight). The scratch is planned by the
  * exporter for every float Conv; an artifact planned with less (written before this kernel), or
@@ -66,57 +67,6 @@ typedef struct conv_job {
     int act;
     float lo, hi;
 } conv_job;
-
-/* im2col of output pixels [p0, p0 + nt) of one image and group into panels of 16 pixels:
- * dst[(p / 16) * K * 16 + k * 16 + p % 16] = x tap k of pixel p (0 in the padding); the last
- * panel's columns past nt are zeroed. */
-static DSE_TARGET_AVX2 void conv_pack(const conv_job *j, const float *xg, size_t p0, size_t nt, float *dst) {
-    const dse_conv_geom *g = &j->g;
-    const size_t K = j->K, OW = g->out[2], OHW = g->out[1] * g->out[2];
-    const size_t IH = g->in[1], IW = g->in[2], ID = g->in[0];
-    const size_t npan = (nt + 15) / 16;
-    if (nt % 16) {
-        float *last = dst + (npan - 1) * K * 16;
-        for (size_t k = 0; k < K; k++) memset(last + k * 16 + nt % 16, 0, (16 - nt % 16) * sizeof(float));
-    }
-    /* the tile's output rows: segments of consecutive pixels (at most one per pixel) */
-    size_t seg_d[CONV_NT], seg_h[CONV_NT], seg_w[CONV_NT], seg_n[CONV_NT], nseg = 0;
-    for (size_t p = p0; p < p0 + nt; nseg++) {
-        seg_d[nseg] = p / OHW; seg_h[nseg] = p / OW % g->out[1]; seg_w[nseg] = p % OW;
-        seg_n[nseg] = OW - seg_w[nseg] < p0 + nt - p ? OW - seg_w[nseg] : p0 + nt - p;
-        p += seg_n[nseg];
-    }
-    size_t k = 0;
-    for (size_t c = 0; c < j->cg; c++)
-        for (int64_t kd = 0; kd < g->k[0]; kd++)
-            for (int64_t kh = 0; kh < g->k[1]; kh++)
-                for (int64_t kw = 0; kw < g->k[2]; kw++, k++) {
-                    const int64_t offw = kw * g->d[2] - g->pb[2], sw = g->s[2];
-                    /* output columns whose tap lies inside [0, IW): ow in [wlo, whi) */
-                    const int64_t wlo = offw >= 0 ? 0 : (-offw + sw - 1) / sw;
-                    const int64_t whi = (int64_t)IW - 1 - offw < 0 ? 0 : ((int64_t)IW - 1 - offw) / sw + 1;
-                    size_t p = p0;
-                    for (size_t sg = 0; sg < nseg; sg++) {
-                        const size_t od = seg_d[sg], oh = seg_h[sg], ow0 = seg_w[sg], cnt = seg_n[sg];
-                        const int64_t id = (int64_t)od * g->s[0] + kd * g->d[0] - g->pb[0];
-                        const int64_t ih = (int64_t)oh * g->s[1] + kh * g->d[1] - g->pb[1];
-                        const int rok = id >= 0 && id < (int64_t)ID && ih >= 0 && ih < (int64_t)IH;
-                        const float *row = rok ? xg + ((c * ID + (size_t)id) * IH + (size_t)ih) * IW : NULL;
-                        /* columns [ow0, ow0 + cnt): zero before wlo and from whi, else the tap */
-                        int64_t a0 = wlo > (int64_t)ow0 ? wlo : (int64_t)ow0, a1 = whi < (int64_t)(ow0 + cnt) ? whi : (int64_t)(ow0 + cnt);
-                        if (!rok || a1 < a0) a0 = a1 = (int64_t)(ow0 + cnt);
-                        size_t q = p - p0, lane = q % 16;
-                        float *d = dst + (q / 16) * K * 16 + k * 16 + lane;
-                        const size_t jump = K * 16 - 16;   /* from lane 15 of a panel to lane 0 of the next */
-                        int64_t ow = (int64_t)ow0;
-                        for (; ow < a0; ow++) { *d++ = 0.0f; if (++lane == 16) { lane = 0; d += jump; } }
-                        const float *src = rok ? row + ow * sw + offw : xg;   /* unused when !rok */
-                        for (; ow < a1; ow++, src += sw) { *d++ = *src; if (++lane == 16) { lane = 0; d += jump; } }
-                        for (; ow < (int64_t)(ow0 + cnt); ow++) { *d++ = 0.0f; if (++lane == 16) { lane = 0; d += jump; } }
-                        p += cnt;
-                    }
-                }
-}
 
 /* One padded input row split by the W stride: padded column q = c + pl (c the input column,
  * zero outside [0, IW)) goes to phase q % sw at index q / sw, phase f at br + f * PS, L floats
@@ -516,7 +466,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             }
             s.B = band; s.boff = tab;
         } else {
-            conv_pack(j, xg, p0, nt, scratch);
+            dse_f32_conv_im2col(g, j->cg, xg, p0, nt, 16, scratch);
             s.B = scratch; s.bpanel = j->K * 16; s.ldb = 16;
         }
         dse__avx2_sgemm(&s, m0, m1, 0, nt);

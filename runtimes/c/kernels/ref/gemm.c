@@ -22,6 +22,51 @@ int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
+/* The check of the optimised float Gemm variants (kernels/avx2/gemm.c, kernels/neon/gemm_f32.c):
+ * REF's, and float32 B and C, not transA with transB (those run REF); scratch: the packing buffer
+ * of transB = 0 when the plan's region is free at this node, else none (B read in place). */
+int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__gemm_f32_valid(m, n, why)) return 1;
+    const dse_tensor *b = dse__t(m, n->in[1]), *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
+    const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
+    if (b->dtype != DSE_DTYPE_FLOAT32 || (c && c->dtype != DSE_DTYPE_FLOAT32) || (ta && tb)) {
+        DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 B/C or transA with transB", 0, 0, 0, 0);
+        return 1;
+    }
+    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
+    why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
+    return 0;
+}
+
+/* dse__gemm_f32_opt_run (internal.h) */
+void dse__gemm_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_sgemm_isa *isa) {
+    const dse_tensor *at = &m->tensors[n->in[0]], *bt = &m->tensors[n->in[1]];
+    const dse_tensor *ct = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
+    const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
+    const float alpha = dse__attr_float(n, DSE_A_alpha, 1.0f), beta = dse__attr_float(n, DSE_A_beta, 1.0f);
+    dse_mm_geom g;
+    dse_sgemm s;
+    memset(&g, 0, sizeof g);   /* one batch */
+    memset(&s, 0, sizeof s);
+    g.M = at->dims[ta]; g.K = at->dims[!ta]; g.N = bt->dims[!tb];
+    s.K = g.K;
+    s.A = dse__data(m, arena, n->in[0]);
+    s.sai = ta ? 1 : g.K; s.sak = ta ? g.M : 1;
+    s.B = dse__data(m, arena, n->in[1]);
+    s.ldb = tb ? g.K : g.N;   /* transB: rows of k for the dot-product kernel */
+    s.C = dse__data(m, arena, n->out[0]); s.ldc = g.N;
+    s.use_alpha = alpha != 1.0f; s.alpha = alpha;
+    if (ct && beta != 0.0f) {
+        const size_t cm = ct->rank == 2 ? ct->dims[0] : 1, cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
+        s.cmode = beta == 1.0f ? 1 : 2; s.beta = beta;
+        s.Cm = dse__data(m, arena, n->in[2]);
+        s.csi = cm == 1 ? 0 : cn; s.csj = cn == 1 ? 0 : 1;
+    }
+    s.act = dse__nn_act(n, &s.lo, &s.hi);
+    const int pack = !tb && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
+    dse_f32_sgemm_batched(cx, &g, &s, tb ? isa->dot : isa->gemm, pack, tb ? isa->dot_rt : isa->gemm_rt, tb ? isa->dot_ct : isa->gemm_ct);
+}
+
 int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *a = n->n_in >= 2 ? dse__t(m, n->in[0]) : NULL, *b = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *c = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL, *y = dse__t(m, n->out[0]);

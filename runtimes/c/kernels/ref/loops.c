@@ -336,6 +336,47 @@ void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x
     dse__parallel(cx, rows, loops_grain(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), loops_f32_conv_rows, &j);
 }
 
+/* dse_f32_conv_im2col (internal.h): per tap k, the tile's pixels output row by output row; in a
+ * row, the columns whose tap lies inside [0, IW) are copied (stride sw), the others are 0. */
+void dse_f32_conv_im2col(const dse_conv_geom *g, size_t cg, const float *xg, size_t p0, size_t nt, size_t pw, float *dst) {
+    const size_t K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]), OW = g->out[2], OH = g->out[1];
+    const size_t IH = g->in[1], IW = g->in[2], ID = g->in[0];
+    if (nt % pw) {
+        float *last = dst + nt / pw * K * pw;
+        for (size_t k = 0; k < K; k++) memset(last + k * pw + nt % pw, 0, (pw - nt % pw) * sizeof(float));
+    }
+    const size_t jump = K * pw - pw;   /* from the last column of a panel to the first of the next */
+    size_t k = 0;
+    for (size_t c = 0; c < cg; c++)
+        for (int64_t kd = 0; kd < g->k[0]; kd++)
+            for (int64_t kh = 0; kh < g->k[1]; kh++)
+                for (int64_t kw = 0; kw < g->k[2]; kw++, k++) {
+                    const int64_t offw = kw * g->d[2] - g->pb[2], sw = g->s[2];
+                    /* output columns whose tap lies inside [0, IW): ow in [wlo, whi) */
+                    const int64_t wlo = offw >= 0 ? 0 : (-offw + sw - 1) / sw;
+                    const int64_t whi = (int64_t)IW - 1 - offw < 0 ? 0 : ((int64_t)IW - 1 - offw) / sw + 1;
+                    size_t od = p0 / (OH * OW), oh = p0 / OW % OH, ow0 = p0 % OW, q = 0, lane = 0;
+                    float *d = dst + k * pw;
+                    while (q < nt) {   /* a segment: columns [ow0, ow0 + cnt) of output row (od, oh) */
+                        const size_t cnt = OW - ow0 < nt - q ? OW - ow0 : nt - q;
+                        const int64_t id = (int64_t)od * g->s[0] + kd * g->d[0] - g->pb[0];
+                        const int64_t ih = (int64_t)oh * g->s[1] + kh * g->d[1] - g->pb[1];
+                        const int rok = id >= 0 && id < (int64_t)ID && ih >= 0 && ih < (int64_t)IH;
+                        /* zero before a0 and from a1, else the tap */
+                        int64_t a0 = wlo > (int64_t)ow0 ? wlo : (int64_t)ow0, a1 = whi < (int64_t)(ow0 + cnt) ? whi : (int64_t)(ow0 + cnt);
+                        if (!rok || a1 < a0) a0 = a1 = (int64_t)(ow0 + cnt);
+                        int64_t ow = (int64_t)ow0;
+                        for (; ow < a0; ow++) { *d++ = 0.0f; if (++lane == pw) { lane = 0; d += jump; } }
+                        const float *src = rok ? xg + ((c * ID + (size_t)id) * IH + (size_t)ih) * IW + ow * sw + offw : xg;
+                        for (; ow < a1; ow++, src += sw) { *d++ = *src; if (++lane == pw) { lane = 0; d += jump; } }
+                        for (; ow < (int64_t)(ow0 + cnt); ow++) { *d++ = 0.0f; if (++lane == pw) { lane = 0; d += jump; } }
+                        q += cnt;
+                        ow0 = 0;
+                        if (++oh == OH) oh = 0, od++;
+                    }
+                }
+}
+
 #define F32_TILE 256   /* float outputs of one row per work item: its sums stay in L1 */
 
 typedef struct {
@@ -373,6 +414,57 @@ void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak
                        size_t sbj, size_t M, size_t K, size_t N, float *Y) {
     loops_f32_gemm_job j = {A, sai, sak, B, b16, sbk, sbj, K, N, (N + F32_TILE - 1) / F32_TILE, Y};
     dse__parallel(cx, M * j.nb, loops_grain(K * (N < F32_TILE ? N : F32_TILE)), loops_f32_gemm_part, &j);
+}
+
+/* -- the optimised float Gemm/MatMul driver (dse_f32_sgemm_batched, internal.h) ------------- */
+
+typedef struct {
+    const dse_ctx *cx;
+    const dse_mm_geom *g;
+    const dse_sgemm *s;
+    dse_sgemm_fn fn;
+    int pack, by_rows;
+    size_t rb, cb, per;   /* per batch: `per` parts of rb rows or cb columns */
+} loops_sgemm_job;
+
+static void loops_sgemm_parts(void *arg, size_t begin, size_t end, unsigned worker) {
+    const loops_sgemm_job *j = arg;
+    const dse_mm_geom *g = j->g;
+    for (size_t it = begin; it < end; it++) {
+        const size_t bi = it / j->per, part = it % j->per;
+        size_t offa, offb;
+        dse__mm_batch(g, bi, &offa, &offb);
+        dse_sgemm s = *j->s;
+        s.A += offa; s.B += offb; s.C += bi * g->M * g->N;
+        s.pack = j->pack ? (float *)(void *)dse__worker_scratch(j->cx, worker) : NULL;
+        size_t i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
+        if (j->by_rows) { i0 = part * j->rb; i1 = i0 + j->rb < g->M ? i0 + j->rb : g->M; }
+        else { j0 = part * j->cb; j1 = j0 + j->cb < g->N ? j0 + j->cb : g->N; }
+        j->fn(&s, i0, i1, j0, j1);
+    }
+}
+
+void dse_f32_sgemm_batched(const dse_ctx *cx, const dse_mm_geom *g, const dse_sgemm *s, dse_sgemm_fn fn, int pack,
+                           size_t rt, size_t ct) {
+    size_t nbatch = 1;
+    for (size_t d = 0; d < g->nb; d++) nbatch *= g->bdims[d];
+    if (!nbatch || !g->M || !g->N) return;
+    loops_sgemm_job j = {cx, g, s, fn, pack, 0, 0, 0, 0};
+    const size_t threads = dse__threads(cx);
+    if (pack) {   /* parts of whole packing chunks of columns (each packs its own once) */
+        const size_t pc = dse__sgemm_pack_cols(g->K), chunks = (g->N + pc - 1) / pc;
+        size_t parts = (2 * threads + nbatch - 1) / nbatch;   /* per batch: about 2 per thread overall */
+        if (parts > chunks) parts = chunks;
+        j.cb = pc * ((chunks + parts - 1) / parts);
+        j.per = (g->N + j.cb - 1) / j.cb;
+    } else {
+        j.rb = rt * ((g->M + rt * 8 - 1) / (rt * 8));   /* at most ~8 row parts per batch */
+        j.cb = ct;
+        const size_t rows = (g->M + j.rb - 1) / j.rb, cols = (g->N + j.cb - 1) / j.cb;
+        j.by_rows = nbatch * rows >= 2 * threads || rows >= cols;
+        j.per = j.by_rows ? rows : cols;
+    }
+    dse__parallel(cx, nbatch * j.per, dse__grain(nbatch * j.per, (uint64_t)nbatch * g->M * g->N * g->K), loops_sgemm_parts, &j);
 }
 
 /* -- integer MACs of pre-quantised ONNX models (conv_integer.c, matmul_integer.c, dyn_lstm.c) --

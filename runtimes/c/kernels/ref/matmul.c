@@ -58,6 +58,42 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
+/* dse__matmul_f32_opt_run (internal.h) */
+void dse__matmul_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, const dse_sgemm_isa *isa) {
+    dse_mm_geom g;
+    dse_sgemm s;
+    memset(&g, 0, sizeof g);
+    memset(&s, 0, sizeof s);
+    dse__matmul_f32_geom(m, n, &g);   /* validated at load */
+    const int dot = g.N == 1;
+    s.K = g.K;
+    s.A = dse__data(m, arena, n->in[0]); s.sai = g.K; s.sak = 1;
+    s.B = dse__data(m, arena, n->in[1]);
+    s.ldb = dot ? g.K : g.N;   /* dot: the column B[:, 0] is k-contiguous */
+    s.C = dse__data(m, arena, n->out[0]); s.ldc = g.N;
+    s.act = dse__nn_act(n, &s.lo, &s.hi);
+    const int pack = !dot && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
+    dse_f32_sgemm_batched(cx, &g, &s, dot ? isa->dot : isa->gemm, pack, dot ? isa->dot_rt : isa->gemm_rt, dot ? isa->dot_ct : isa->gemm_ct);
+}
+
+/* The check of the optimised float MatMul variants (kernels/avx2/matmul.c, kernels/neon/gemm_f32.c):
+ * REF's, and a float32 B (float16: REF); scratch: the packing buffer when N > 1 and the plan's
+ * region is free at this node, else none (B read in place). */
+int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *why) {
+    dse_mm_geom g;
+    if (dse__matmul_f32_geom(m, n, &g)) {
+        DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
+        return 1;
+    }
+    if (m->tensors[n->in[1]].dtype != DSE_DTYPE_FLOAT32) {
+        DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 B", 0, 0, 0, 0);
+        return 1;
+    }
+    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;
+    why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
+    return 0;
+}
+
 void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     dse_mm_geom g;
     memset(&g, 0, sizeof g);

@@ -1,0 +1,264 @@
+/* conv_f32.c (NEON): float32 Conv on arm64 with fused multiply-adds. Same geometry and
+ * attributes as kernels/ref/conv.c (1 to 3 spatial axes, groups, strides, dilations, pads, fused
+ * clamp); float32 weights and bias (float16 ones are left to REF). Three paths:
+ *   - GEMM (1x1, unit strides, no padding, any rank and group): Y[M, P] = W[M, C] X[C, P] per
+ *     image and group, straight on NCHW (x's channel rows are B's rows), by the SGEMM of
+ *     sgemm.c; with the planned scratch, B's columns are packed into panels a chunk at a time,
+ *     else read in place;
+ *   - DW (1-D/2-D with one input channel per group: depthwise, with any depth multiplier, and
+ *     single-channel inputs): per output channel, straight from the input plane, no scratch;
+ *     per output row, the columns whose every tap column lies inside the input 8 or 4 at a time
+ *     in vector lanes (stride 1: contiguous loads; stride 2: ld2 de-interleaves; else
+ *     gathered), the border columns one at a time;
+ *   - IM2COL (every other conv: 1-D to 3-D): tiles of nt output pixels of one image and group
+ *     gathered as a row-major K x nt block in scratch (dse_f32_conv_im2col, kernels/ref/loops.c,
+ *     shared with the AVX2 variant), then the SGEMM with the weights as stored.
+ * Reduction order per output element: one FMA chain from 0 over k = (c, kd, kh, kw) ascending
+ * (REF's order; DW: the taps (kh, kw)), padding taps included as 0 * w (REF skips them: the same
+ * sum up to the sign of a zero, NaN for an infinite weight), then + bias, then the clamp
+ * (compare-and-select, REF's). That is also the arithmetic of every AVX2 float Conv path
+ * (kernels/avx2/conv.c): the two variants give the same bytes. Tolerance against REF:
+ * src/neon_f32.h.
+ *
+ * Scratch: the plan of every float Conv is dse__conv_f32_plan's (kernels/ref/conv.c; the AVX2
+ * paths; dsedge/export/scratch.py), whatever the target. This variant uses at most that: GEMM,
+ * the packing buffer 4 * dse__sgemm_pack_floats(K) (the plan; when the region is not free at
+ * the node, none: B in place); DW, none; IM2COL, 4 * K * nt, nt = the pixels whose K x nt block
+ * the plan holds (every plan holds at least one; at most max(16, 32768 / K), a multiple of 8
+ * below P). An artifact whose scratch region holds a tensor live at the node
+ * (dse__scratch_free) leaves IM2COL convs to REF.
+ * Threads: GEMM and IM2COL over (image, group, tile of pixels, block of output channels), each
+ * part with its worker's scratch; DW over (image, output channel). */
+#include "neon_f32.h"
+
+#if DSE_NEON_F32
+
+enum { NEON_CF_GEMM, NEON_CF_DW, NEON_CF_IM2COL };
+
+static int neon_cf_path(const dse_conv_geom *g) {
+    int unit = 1;
+    for (int i = 0; i < 3; i++) unit &= g->k[i] == 1 && g->s[i] == 1 && g->pb[i] == 0 && g->pe[i] == 0;
+    if (unit) return NEON_CF_GEMM;
+    const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
+    return flat && g->C == g->G ? NEON_CF_DW : NEON_CF_IM2COL;
+}
+
+/* IM2COL: output pixels per tile (see the header); 0 when the plan holds none. */
+static size_t neon_cf_tile(size_t K, size_t P, size_t plan) {
+    size_t nt = K ? plan / 4 / K : 0;
+    const size_t cap = K < 32768 / 16 ? 32768 / K : 16;
+    if (nt > cap) nt = cap;
+    if (nt >= P) return P;
+    return nt >= 8 ? nt / 8 * 8 : nt;
+}
+
+int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why) {
+    dse_conv_geom g;
+    if (dse__conv_f32_geom(m, n, &g, why)) return 1;
+    const dse_tensor *w = dse__t(m, n->in[1]), *b = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
+    if (w->dtype != DSE_DTYPE_FLOAT32 || (b && b->dtype != DSE_DTYPE_FLOAT32)) {
+        DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 weights", 0, 0, 0, 0);
+        return 1;
+    }
+    dse_conv_plan pl;
+    const size_t plan = dse__conv_f32_plan(&g, &pl);
+    const int path = neon_cf_path(&g);
+    why->scratch_plan = plan;
+    if (path == NEON_CF_DW) {
+        why->scratch = 0;
+        return 0;
+    }
+    if (path == NEON_CF_GEMM) {
+        why->scratch = dse__scratch_free(m, n, plan) ? plan : 0;   /* else: x read in place */
+        return 0;
+    }
+    const size_t nt = neon_cf_tile(pl.K, g.out[0] * g.out[1] * g.out[2], plan), need = 4 * pl.K * nt;
+    if (!nt || !dse__scratch_free(m, n, need)) {
+        DSE_WHYF(why, F32_OPT_NOT_COVERED, "scratch not planned", 0, 0, 0, 0);
+        return 1;
+    }
+    why->scratch = need;
+    return 0;
+}
+
+typedef struct neon_cf_job {
+    const dse_ctx *cx;
+    dse_conv_geom g;
+    int path, pack, act;
+    size_t cg, mg, K, P, isz, nt, ntiles, msplit, mchunk;
+    const float *x, *w, *b, *xend;   /* xend: the end of x (no vector load reads past it) */
+    float *y;
+    float lo, hi;
+} neon_cf_job;
+
+/* DW: 4 input columns p, p + s, p + 2s, p + 3s (all inside the row) */
+DSE_NEON_AI float32x4_t neon_cf_ld(const float *p, size_t s, const float *xend) {
+    if (s == 1) return vld1q_f32(p);
+    if (s == 2 && (size_t)(xend - p) >= 8) return vld2q_f32(p).val[0];
+    float32x4_t v = vdupq_n_f32(0.0f);
+    v = vld1q_lane_f32(p, v, 0);
+    v = vld1q_lane_f32(p + s, v, 1);
+    v = vld1q_lane_f32(p + 2 * s, v, 2);
+    return vld1q_lane_f32(p + 3 * s, v, 3);
+}
+
+/* DW: one output pixel (column ow of the row whose first tap row is h0); taps in the padding as 0 */
+static float neon_cf_dw_px(const neon_cf_job *j, const float *xc, const float *wc, float bias, int64_t h0, size_t ow) {
+    const dse_conv_geom *g = &j->g;
+    const int64_t IH = (int64_t)g->in[1], IW = (int64_t)g->in[2], KH = g->k[1], KW = g->k[2];
+    const int64_t w0 = (int64_t)ow * g->s[2] - g->pb[2];
+    float acc = 0.0f;
+    for (int64_t kh = 0; kh < KH; kh++) {
+        const int64_t ih = h0 + kh * g->d[1];
+        const float *xr = ih >= 0 && ih < IH ? xc + ih * IW : NULL;
+        for (int64_t kw = 0; kw < KW; kw++) {
+            const int64_t iw = w0 + kw * g->d[2];
+            acc = __builtin_fmaf(xr && iw >= 0 && iw < IW ? xr[iw] : 0.0f, wc[kh * KW + kw], acc);
+        }
+    }
+    float v = j->b ? acc + bias : acc;
+    if (j->act) { v = v < j->lo ? j->lo : v; v = v > j->hi ? j->hi : v; }
+    return v;
+}
+
+/* DW: V (1 or 2) vectors of 4 output pixels from column ow (every tap column inside the input;
+ * rows in the padding as 0) */
+DSE_NEON_AI void neon_cf_dw_vec(const neon_cf_job *j, const int V, const float *xc, const float *wc, float bias, int64_t h0,
+                                size_t ow, float *yr) {
+    const dse_conv_geom *g = &j->g;
+    const int64_t IH = (int64_t)g->in[1], IW = (int64_t)g->in[2], KH = g->k[1], KW = g->k[2], dw = g->d[2];
+    const size_t sw = (size_t)g->s[2];
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    float32x4_t acc[2] = {zero, zero};
+    for (int64_t kh = 0; kh < KH; kh++) {
+        const int64_t ih = h0 + kh * g->d[1];
+        if (ih < 0 || ih >= IH) {
+            for (int64_t kw = 0; kw < KW; kw++) {
+                acc[0] = vfmaq_n_f32(acc[0], zero, wc[kh * KW + kw]);
+                if (V == 2) acc[1] = vfmaq_n_f32(acc[1], zero, wc[kh * KW + kw]);
+            }
+            continue;
+        }
+        const float *xr = xc + ih * IW + ((int64_t)ow * g->s[2] - g->pb[2]);   /* tap kw = 0 of column ow */
+        for (int64_t kw = 0; kw < KW; kw++) {
+            const float wv = wc[kh * KW + kw], *p = xr + kw * dw;
+            acc[0] = vfmaq_n_f32(acc[0], neon_cf_ld(p, sw, j->xend), wv);
+            if (V == 2) acc[1] = vfmaq_n_f32(acc[1], neon_cf_ld(p + 4 * sw, sw, j->xend), wv);
+        }
+    }
+    const float32x4_t bv = vdupq_n_f32(bias), lo = vdupq_n_f32(j->lo), hi = vdupq_n_f32(j->hi);
+    for (int v = 0; v < V; v++) {
+        float32x4_t y = acc[v];
+        if (j->b) y = vaddq_f32(y, bv);
+        if (j->act) y = dse__neon_clamp(y, lo, hi);
+        vst1q_f32(yr + ow + 4 * (size_t)v, y);
+    }
+}
+
+/* DW: output channel oc of image img (its input channel: oc / mg). */
+static void neon_cf_dw(const neon_cf_job *j, size_t img, size_t oc) {
+    const dse_conv_geom *g = &j->g;
+    const size_t OH = g->out[1], OW = g->out[2];
+    const int64_t IW = (int64_t)g->in[2], KW = g->k[2], sw = g->s[2], pl = g->pb[2];
+    const float *xc = j->x + (img * g->C + oc / j->mg) * j->isz, *wc = j->w + oc * (size_t)(g->k[1] * KW);
+    const float bias = j->b ? j->b[oc] : 0.0f;
+    float *yc = j->y + (img * g->M + oc) * j->P;
+    /* the columns [wlo, whi) whose taps kw = 0 .. KW-1 all lie inside [0, IW) */
+    int64_t wlo = pl > 0 ? (pl + sw - 1) / sw : 0;
+    const int64_t last = IW - 1 - (KW - 1) * g->d[2] + pl;   /* ow * sw <= last */
+    int64_t whi = last < 0 ? 0 : last / sw + 1;
+    if (whi > (int64_t)OW) whi = (int64_t)OW;
+    if (wlo > whi) wlo = whi;
+    for (size_t oh = 0; oh < OH; oh++) {
+        float *yr = yc + oh * OW;
+        const int64_t h0 = (int64_t)oh * g->s[1] - g->pb[1];
+        size_t ow = 0;
+        for (; ow < (size_t)wlo; ow++) yr[ow] = neon_cf_dw_px(j, xc, wc, bias, h0, ow);
+        for (; ow + 8 <= (size_t)whi; ow += 8) neon_cf_dw_vec(j, 2, xc, wc, bias, h0, ow, yr);
+        for (; ow + 4 <= (size_t)whi; ow += 4) neon_cf_dw_vec(j, 1, xc, wc, bias, h0, ow, yr);
+        for (; ow < OW; ow++) yr[ow] = neon_cf_dw_px(j, xc, wc, bias, h0, ow);
+    }
+}
+
+static void neon_cf_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const neon_cf_job *j = arg;
+    const dse_conv_geom *g = &j->g;
+    float *scratch = (float *)(void *)dse__worker_scratch(j->cx, worker);
+    for (size_t it = begin; it < end; it++) {
+        if (j->path == NEON_CF_DW) {   /* it: image * M + output channel */
+            neon_cf_dw(j, it / g->M, it % g->M);
+            continue;
+        }
+        size_t r = it;
+        const size_t mc = r % j->msplit; r /= j->msplit;
+        const size_t tile = r % j->ntiles; r /= j->ntiles;
+        const size_t grp = r % g->G, img = r / g->G;
+        const size_t p0 = tile * j->nt, cnt = j->P - p0 < j->nt ? j->P - p0 : j->nt;
+        const size_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < j->mg ? m0 + j->mchunk : j->mg;
+        if (m0 >= m1) continue;
+        const float *xg = j->x + (img * g->C + grp * j->cg) * j->isz;
+        float *yg = j->y + (img * g->M + grp * j->mg) * j->P;
+        dse_sgemm s;
+        memset(&s, 0, sizeof s);
+        s.K = j->K;
+        s.A = j->w + grp * j->mg * j->K; s.sai = j->K; s.sak = 1;
+        s.ldc = j->P;
+        s.bias_m = j->b ? j->b + grp * j->mg : NULL;
+        s.act = j->act; s.lo = j->lo; s.hi = j->hi;
+        if (j->path == NEON_CF_GEMM) {   /* B = the image's K x P channel rows, columns [p0, p0 + cnt) */
+            s.B = xg; s.ldb = j->isz; s.C = yg;
+            s.pack = j->pack ? scratch : NULL;
+            dse__neon_sgemm(&s, m0, m1, p0, p0 + cnt);
+        } else {
+            dse_f32_conv_im2col(g, j->cg, xg, p0, cnt, cnt, scratch);
+            s.B = scratch; s.ldb = cnt; s.C = yg + p0;
+            dse__neon_sgemm(&s, m0, m1, 0, cnt);
+        }
+    }
+}
+
+void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    neon_cf_job j;
+    dse_why why;
+    memset(&j, 0, sizeof j);
+    dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
+    const dse_conv_geom *g = &j.g;
+    dse_conv_plan pl;
+    const size_t plan = dse__conv_f32_plan(g, &pl);
+    j.cx = cx;
+    j.path = neon_cf_path(g);
+    j.cg = g->C / g->G; j.mg = g->M / g->G;
+    j.K = pl.K;
+    j.P = g->out[0] * g->out[1] * g->out[2];
+    j.isz = g->in[0] * g->in[1] * g->in[2];
+    j.x = dse__data(m, arena, n->in[0]);
+    j.xend = j.x + m->tensors[n->in[0]].numel;
+    j.w = dse__data(m, arena, n->in[1]);
+    j.b = n->n_in == 3 && n->in[2] != DSE_NONE ? dse__data(m, arena, n->in[2]) : NULL;
+    j.y = dse__data(m, arena, n->out[0]);
+    j.act = dse__nn_act(n, &j.lo, &j.hi);
+    if (!j.P || !g->M) return;
+    size_t items;
+    if (j.path == NEON_CF_DW) {
+        items = g->N * g->M;
+    } else {
+        if (j.path == NEON_CF_GEMM) {
+            j.pack = n->scratch && n->scratch >= plan;
+            j.nt = dse__sgemm_pack_cols(j.K);   /* a packing chunk per part */
+        } else {
+            j.nt = neon_cf_tile(j.K, j.P, plan);
+        }
+        j.ntiles = (j.P + j.nt - 1) / j.nt;
+        const size_t threads = dse__threads(cx), units = g->N * g->G * j.ntiles, blocks = (j.mg + 7) / 8;
+        j.msplit = 1;
+        if (threads > 1 && units < 4 * threads) {   /* too few tiles to share: split the channels */
+            j.msplit = threads * 4 / units + 1;
+            if (j.msplit > blocks) j.msplit = blocks;
+        }
+        j.mchunk = (blocks + j.msplit - 1) / j.msplit * 8;
+        items = units * j.msplit;
+    }
+    dse__parallel(cx, items, dse__grain(items, (uint64_t)g->N * g->M * j.P * j.K), neon_cf_task, &j);
+}
+
+#endif

@@ -1,0 +1,57 @@
+/* neon_f32.h: what the float32 arm64 kernels (kernels/neon/{sgemm,conv_f32,gemm_f32}.c) share:
+ * the register-blocked SGEMM drivers of sgemm.c and the clamp.
+ *
+ * These kernels exist only on arm64 (Advanced SIMD is baseline there: ISA `neon`) and not in a
+ * build with -DDSE_REF_FLOAT (the reference float kernels only: identical float bytes on every
+ * target, DESIGN.md §3); then DSE_NEON_F32 is 0, the files compile to nothing and
+ * kernels_arm64.inc does not list them.
+ *
+ * Arithmetic: every sum is a chain of fused multiply-adds (fmla: one rounding per term) from 0
+ * in a stated order over k; the epilogue is REF's, operation by operation (× alpha, + bias,
+ * + C or C·beta, then the clamp by compare-and-select, so NaN and -0 behave as REF's `if`s).
+ * So an output differs from REF's only by fused against unfused rounding (and, for the
+ * dot-product tile, the order of four partial sums): within the tolerance stated in
+ * docs/kernels.md ("Optimised float variants", arm64): |neon - ref| <= 4 (K + 1) 2^-24 S per
+ * element, S the sum of the absolute values of the terms (and bias, C). Every result is the
+ * same for any thread count (each output element is computed by one part, in one order). */
+#ifndef DSEDGE_NEON_F32_H
+#define DSEDGE_NEON_F32_H
+
+#include "isa.h"
+
+#if DSE_ARCH_ARM64 && !defined(DSE_REF_FLOAT)
+#define DSE_NEON_F32 1
+#include <arm_neon.h>
+
+/* for the register-tile templates: forced inline (their row and column counts are constants
+ * after inlining) and their loops over rows fully unrolled (accumulators stay in registers) */
+#define DSE_NEON_AI static inline __attribute__((always_inline))
+#define DSE_NEON_UNROLL _Pragma("GCC unroll 8")
+
+/* REF's clamp `v = v < lo ? lo : v; v = v > hi ? hi : v` on 4 lanes (not fmin/fmax: those
+ * differ on -0 against +0 and on NaN bounds). */
+DSE_NEON_AI float32x4_t dse__neon_clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
+    v = vbslq_f32(vcltq_f32(v, lo), lo, v);
+    return vbslq_f32(vcgtq_f32(v, hi), hi, v);
+}
+
+/* C[i, j] for i in [i0, i1), j in [j0, j1) by the dse_sgemm contract (src/internal.h) without
+ * boff, bpanel and the column map (all 0): B(k,j) = B[k*ldb + j] (j contiguous). Tiles of up
+ * to 8 rows x 8 columns (16 accumulators); per element one FMA chain over k ascending, then
+ * the epilogue. Reads whole 8-float rows of B where they end inside B's K x ldb region (the
+ * extra lanes never stored), a copy of the row's real columns elsewhere. With g->pack and at
+ * least 32 rows, each chunk of dse__sgemm_pack_cols(K) columns is first copied into panels of
+ * 8 columns (zero padded) in g->pack (dse__sgemm_pack_floats(K) floats). */
+DSE_INTERNAL void dse__neon_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
+/* The same product for B given transposed and k contiguous in both: A(i,k) = A[i*sai + k]
+ * (sak must be 1), B(k,j) = B[j*ldb + k] (Gemm transB, MatMul with N = 1). Each element's sum is
+ * split into 8 partial sums (lane l takes k = l mod 8, one FMA chain each; the last K % 8 terms
+ * as one more step, 0 x 0 in the lanes past K), added ((l0 + l4) + (l2 + l6)) + ((l1 + l5) +
+ * (l3 + l7)); then the epilogue. */
+DSE_INTERNAL void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
+
+#else
+#define DSE_NEON_F32 0
+#endif
+
+#endif
