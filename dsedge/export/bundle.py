@@ -15,7 +15,10 @@ Compiler (DESIGN.md §5): `$CC` if set (split like a shell word list, so
 against musl (it runs on any Linux of that architecture) and the libraries are built for glibc
 2.17 (what Debian, Ubuntu, Raspberry Pi OS and Jetson boards run; a musl-built archive can
 disagree with glibc about struct layouts such as `struct stat` on 32-bit ARM). armv7 means
-ARMv7-A with VFPv3-D16, hard float (`-mcpu=generic+v7a+vfp3d16`).
+ARMv7-A with VFPv3-D16, hard float, no NEON (`-mcpu=generic+v7a+vfp3d16-neon-d32`: zig's `v7a`
+implies NEON and 32 double registers, which VFPv3-D16 cores lack), so the library runs on any
+ARMv7-A core with an FPU; its NEON kernels enable NEON per function and run only where
+HWCAP_NEON says so (docs/kernels.md, "armv7 NEON").
 
 Sources and flags come from the runtime's build manifest (runtimes/c/build.mk, read through
 dsedge.runtime._build): `DSE_STD` everywhere (`-std=c11 -ffp-contract=off`, never -ffast-math or
@@ -65,7 +68,7 @@ _CROSS = {
     "x86_64": ("x86_64-linux-musl", "x86_64-linux-gnu.2.17", "x86_64-linux-gnu-gcc", (), "qemu-x86_64"),
     "arm64": ("aarch64-linux-musl", "aarch64-linux-gnu.2.17", "aarch64-linux-gnu-gcc", (), "qemu-aarch64"),
     "armv7": ("arm-linux-musleabihf", "arm-linux-gnueabihf.2.17", "arm-linux-gnueabihf-gcc",
-              ("-mcpu=generic+v7a+vfp3d16",), "qemu-arm"),
+              ("-mcpu=generic+v7a+vfp3d16-neon-d32",), "qemu-arm"),
 }
 # Bundle build profiles: build.mk's DSE_BUNDLE_PROFILES, each (COLD flags, HOT flags); "default" is
 # what bundles use, the others exist to measure the choice (benchmarks/sizes.py).

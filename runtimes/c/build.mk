@@ -73,6 +73,8 @@ DSE_ISA_neon_dotprod_FLAGS =
 DSE_ISA_neon_i8mm_ARCH = arm64
 DSE_ISA_neon_i8mm_SOURCES = kernels/neon_i8mm/*.c
 DSE_ISA_neon_i8mm_FLAGS =
+# neon32: the armv7 NEON variants, kernels/neon's int8 sources compiled for armv7 (each
+# kernels/neon32/<op>.c includes kernels/neon/<op>.c; NEON per function: src/isa.h)
 DSE_ISA_neon32_ARCH = armv7
 DSE_ISA_neon32_SOURCES = kernels/neon32/*.c
 DSE_ISA_neon32_FLAGS =

@@ -1,5 +1,6 @@
-"""The arm64 int8 kernels (runtimes/c/kernels/neon, kernels/neon_dotprod) against the numpy
-integer reference, byte for byte, under qemu-aarch64 (and the REF kernels on the same files).
+"""The arm64 int8 kernels (runtimes/c/kernels/neon, kernels/neon_dotprod) and their armv7 build
+(kernels/neon32) against the numpy integer reference, byte for byte, under qemu-aarch64 and
+qemu-arm (and the REF kernels on the same files).
 
 One aarch64 build of the library with a runner (runtimes/c/tests/run_cases.c: many one-node
 `.dse` files in one process, printing the kernel each node got) runs every case twice: with
@@ -9,8 +10,11 @@ N8K4 layouts (docs/format.md, ISSUE10-SPEC: layout 1 = W[R][K], layout 2 = B[K][
 with the exporter's scratch plan; depthwise Convs keep layout 0. Sizes hit every tail: channels
 1..17 (blocks of 8), K not a multiple of 4/16, pixels not a multiple of 8, padding, strides,
 dilation, kernels 1/3/5/7, batch > 1, 1-D and 3-D, zero points -128/127, clamps, float_out,
-multiplier extremes, K > 4096. An armv7 build (qemu-arm) must still compile and give the same
-bytes with the portable kernels.
+multiplier extremes, K > 4096, float_out with subnormal results. The armv7 build (zig cc for
+ARMv7-A VFPv3-D16 hard float, as bundles are built) runs the same cases under qemu-arm: with
+`-cpu cortex-a15` (NEON: the neon variants must be chosen, and give the same bytes: ARMv7 NEON
+flushes subnormals, so float_out must not use NEON float arithmetic there) and `-cpu cortex-r5f`
+(VFPv3-D16, no NEON: HWCAP_NEON is clear, REF runs, and no NEON instruction may execute).
 """
 from __future__ import annotations
 
@@ -287,6 +291,19 @@ def all_cases():
         cases.append(gemm_case(x, w, b, 1, M, n, -2, 0, op="MatMul"))
         scale = (2.0 ** rng.uniform(-20, 0, N)).astype(np.float32)
         cases.append(gemm_case(x, w, b, -128, None, None, 0, 0, out_scale=scale, op="MatMul"))
+    # float_out whose products are subnormal floats (scales 2^-149 .. 2^-120): IEEE arithmetic keeps
+    # them, ARMv7 NEON float arithmetic would flush them to zero
+    for xs, ws, st, gr in (((1, 3, 9, 10), (11, 3, 3, 3), 1, 1), ((1, 6, 9, 10), (6, 1, 3, 3), 1, 6),
+                           ((1, 2, 9, 50), (2, 1, 3, 3), 3, 2)):   # the last: depthwise's scalar loop
+        x, w = rand_i8(rng, xs), rand_w(rng, ws)
+        scale = (2.0 ** rng.uniform(-149, -120, ws[0])).astype(np.float32)
+        cases.append(conv_case(x, w, rand_bias(rng, ws[0], int(np.prod(ws[1:]))), 5, None, None, 0, [st, st],
+                               [1, 1, 1, 1], [1, 1], gr, out_scale=scale,
+                               act=(-2.0 ** -122, 2.0 ** -121) if gr == 6 else None))
+    for R, K, N, tb in ((3, 37, 13, 1), (9, 20, 8, 0)):
+        x, w = rand_i8(rng, (R, K)), rand_w(rng, (N, K) if tb else (K, N))
+        scale = (2.0 ** rng.uniform(-149, -126, N)).astype(np.float32)
+        cases.append(gemm_case(x, w, rand_bias(rng, N, K), -7, None, None, 0, tb, out_scale=scale))
     return cases
 
 
@@ -365,13 +382,19 @@ def test_arm64_ref_forced(arm64, written):
     assert set(kernels.values()) == {"dse_i8_conv__ref", "dse_i8_gemm__ref", "dse_i8_matmul__ref"}
 
 
-@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None, reason="aarch64-linux-gnu-gcc not installed")
-def test_arm64_kernels_build_with_gcc(tmp_path):
-    """The arm64 kernel files also compile warning-free with GCC (its target attribute spelling,
+@pytest.mark.parametrize("gcc, cpu", [("aarch64-linux-gnu-gcc", []),
+                                      ("arm-linux-gnueabihf-gcc", ["-march=armv7-a", "-mfpu=vfpv3-d16",
+                                                                   "-mfloat-abi=hard"])])
+def test_kernels_build_with_gcc(tmp_path, gcc, cpu):
+    """The arm64 kernel files, and their armv7 build (VFPv3-D16: NEON per function with
+    target("fpu=neon")), also compile warning-free with GCC (its target attribute spellings,
     isa.h); the runs above use zig's clang."""
-    for src in sorted((CDIR / "kernels").glob("neon*/*.c")):
-        subprocess.run(["aarch64-linux-gnu-gcc", *FLAGS, "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))],
-                       check=True, capture_output=True, timeout=300)
+    if shutil.which(gcc) is None:
+        pytest.skip(f"{gcc} not installed")
+    for src in sorted((CDIR / "kernels").glob("neon*/*.c")) + [CDIR / "src" / "kernels.c"]:
+        obj = tmp_path / f"{src.parent.name}_{src.stem}.o"
+        subprocess.run([gcc, *cpu, *FLAGS, "-c", str(src), "-o", str(obj)], check=True, capture_output=True,
+                       timeout=300)
 
 
 RQ_TEST_C = r"""
@@ -383,7 +406,7 @@ RQ_TEST_C = r"""
 static uint64_t st = 88172645463325252ull;
 static uint64_t rnd(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return st; }
 
-int main(void) {
+DSE_TARGET_NEON int main(void) {   /* armv7: NEON for this function (src/isa.h) */
     long bad = 0, checked = 0;
     for (long it = 0; it < 200000; it++) {
         int32_t M[8], n[8], acc[8];
@@ -420,23 +443,54 @@ int main(void) {
 """
 
 
-def test_arm64_requant_forms(tmp_path):
+@pytest.mark.parametrize("target, cpu", [("aarch64", "cortex-a53"), ("arm", "cortex-a15")])
+def test_requant_forms(tmp_path, target, cpu):
     """The three exact vector forms of the rule (i8_neon.h) equal requant.h on 1.6M random lanes,
-    ties (M = 2^k, even accumulators) and the int32 extremes included."""
+    ties (M = 2^k, even accumulators) and the int32 extremes included; on arm64 and on armv7 NEON
+    (neon_a32.h)."""
+    qemu = QEMU64 if target == "aarch64" else QEMU32
+    if qemu is None:
+        pytest.skip(f"qemu for {target} not installed")
     exe = tmp_path / "rq"
     src_tmp = tmp_path / "rq.c"
     src_tmp.write_text(RQ_TEST_C)
-    subprocess.run([*_compiler("aarch64"), *FLAGS, f"-I{CDIR / 'kernels' / 'neon'}", str(src_tmp),
+    subprocess.run([*_compiler(target), *FLAGS, f"-I{CDIR / 'kernels' / 'neon'}", str(src_tmp),
                     *_build.manifest(CDIR).link_strip, "-o", str(exe)],
                    check=True, capture_output=True, timeout=300)
-    out = subprocess.run([QEMU64, "-cpu", "cortex-a53", str(exe)], capture_output=True, text=True, check=True,
+    out = subprocess.run([qemu, "-cpu", cpu, str(exe)], capture_output=True, text=True, check=True,
                          timeout=120).stdout.split()
     assert out[0] == "0" and int(out[1]) == 1600000, out
 
 
-@pytest.mark.skipif(QEMU32 is None, reason="qemu-arm not installed")
-def test_armv7_builds_and_agrees(tmp_path, written):
-    """armv7: the arm64 kernel files compile to nothing; the portable kernels give the bytes."""
-    exe = build_runner(tmp_path, "arm")
-    kernels = run_all([QEMU32, str(exe)], written)
-    assert all(k.endswith("__ref") for k in kernels.values())
+# -- armv7 (kernels/neon32: the same sources, NEON per function) ----------------------------------
+
+needs_qemu32 = pytest.mark.skipif(QEMU32 is None, reason="qemu-arm not installed")
+
+
+@pytest.fixture(scope="module")
+def armv7(tmp_path_factory):
+    return build_runner(tmp_path_factory.mktemp("neon32_build"), "arm")
+
+
+@needs_qemu32
+def test_armv7_kernels_exact(armv7, written):
+    """A NEON core (cortex-a15): every case on the neon variant, with the reference's bytes."""
+    kernels = run_all([QEMU32, "-cpu", "cortex-a15", str(armv7)], written)
+    for i, kern in kernels.items():
+        kind = written[1][i][2]
+        assert kern == EXPECT[kind][1], f"case {i}: {kind} ran {kern}"
+
+
+@needs_qemu32
+def test_armv7_kernels_threads(armv7, written):
+    run_all([QEMU32, "-cpu", "cortex-a15", str(armv7), "-threads", "2"], written, only={"conv", "dwconv", "gemm"})
+
+
+@needs_qemu32
+def test_armv7_without_neon(armv7, written):
+    """A core without NEON (cortex-r5f: VFPv3-D16): HWCAP_NEON is clear, so REF runs, with the same
+    bytes, and the library executes no NEON instruction (qemu would raise SIGILL); -ref on a NEON
+    core gives REF too."""
+    for cmd in ([QEMU32, "-cpu", "cortex-r5f", str(armv7)], [QEMU32, "-cpu", "cortex-a15", str(armv7), "-ref"]):
+        kernels = run_all(cmd, written)
+        assert set(kernels.values()) == {"dse_i8_conv__ref", "dse_i8_gemm__ref", "dse_i8_matmul__ref"}, cmd

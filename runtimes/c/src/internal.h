@@ -34,6 +34,18 @@
 #else
 #define DSE_NOINLINE
 #endif
+/* 1 on 32-bit ARM (ARMv7-A or later, with an FPU) when the compiler can enable NEON for single
+ * functions (GCC >= 8: target("fpu=neon"); clang >= 20, whose arm_neon.h no longer needs NEON for
+ * the whole file), or when the whole build has NEON: the armv7 NEON kernel variants (src/isa.h
+ * DSE_ARCH_ARM32) are then compiled and listed (kernels.inc); else armv7 runs REF kernels only. */
+#if defined(__arm__) && defined(__ARM_FP) && __ARM_ARCH >= 7 && defined(__ARM_ARCH_PROFILE) &&           \
+    __ARM_ARCH_PROFILE == 'A' && defined(__GNUC__) && !defined(DSE_REF_ONLY) &&                            \
+    (defined(__ARM_NEON) || (defined(__clang__) && __clang_major__ >= 20) ||                              \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 8))
+#define DSE_NEON32_OK 1
+#else
+#define DSE_NEON32_OK 0
+#endif
 
 #define DSE_NONE UINT32_MAX   /* an absent optional input/output */
 #define DSE_STORAGE_CONST 0

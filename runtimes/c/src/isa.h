@@ -36,4 +36,21 @@
 #define DSE_ARCH_ARM64 0
 #endif
 
+/* armv7: the library is built for ARMv7-A VFPv3-D16 hard float without NEON (dsedge/export/bundle.py),
+ * so it still runs on cores without NEON; DSE_TARGET_NEON32 enables NEON for one function, and
+ * DSE_TARGET_NEON (empty on arm64, where NEON is baseline) is the same there, so the arm64 int8
+ * sources compile for armv7 too (kernels/neon32/, with kernels/neon/neon_a32.h for the
+ * AArch64-only intrinsics). DSE_NEON32_OK (internal.h): the compiler can. */
+#if DSE_NEON32_OK
+#define DSE_ARCH_ARM32 1
+#if defined(__clang__)   /* NEON needs the 32 double registers, which a D16 build has switched off */
+#define DSE_TARGET_NEON32 __attribute__((target("neon,d32")))
+#else
+#define DSE_TARGET_NEON32 __attribute__((target("fpu=neon")))
+#endif
+#define DSE_TARGET_NEON DSE_TARGET_NEON32
+#else
+#define DSE_ARCH_ARM32 0
+#endif
+
 #endif

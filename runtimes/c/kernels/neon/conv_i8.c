@@ -16,10 +16,11 @@
  * Images of fewer than 8 output pixels go through the GEMM path instead (pixel rows of K16
  * bytes x the channel-lane microkernel, gemm_i8.c), which wastes no lanes on them.
  * Threads split (image, tile) pairs; each uses its own scratch.
+ * armv7 compiles this file through kernels/neon32/conv_i8.c (DSE_NEON32_UNIT; i8_neon.h).
  */
 #include "i8_neon.h"
 
-#if DSE_ARCH_ARM64
+#if (DSE_ARCH_ARM64 && !defined(DSE_NEON32_UNIT)) || (DSE_ARCH_ARM32 && defined(DSE_NEON32_UNIT))
 #include <arm_neon.h>
 
 #define NEON_CONV_TILE_BYTES ((size_t)96 * 1024)
@@ -75,8 +76,8 @@ typedef struct neon_conv_args {
  * stay inside x (before xend): a load may read past the piece, and the copy may write past it,
  * into bytes written next. */
 #define NEON_CONV_RUN 12
-static void neon_conv_krows(const int8_t *xb, const int8_t *xend, const dse_i8_geom *g, size_t k0, int nr, size_t p0,
-                            size_t tn, int8_t zp, int8_t *const *dst) {
+DSE_TARGET_NEON static void neon_conv_krows(const int8_t *xb, const int8_t *xend, const dse_i8_geom *g, size_t k0,
+                                            int nr, size_t p0, size_t tn, int8_t zp, int8_t *const *dst) {
     const long long KD = g->k[0], KH = g->k[1], KW = g->k[2], KS = KD * KH * KW;
     const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
     const long long sd = g->s[0], sh = g->s[1], dd = g->d[0], dh = g->d[1], pd = g->pb[0], ph = g->pb[1];
@@ -126,8 +127,8 @@ static void neon_conv_krows(const int8_t *xb, const int8_t *xend, const dse_i8_g
 }
 
 /* the im2col rows of pixels p0 .. p0 + tn - 1 (tn <= 256) of image xb: rows[q * K16 + k] */
-static void neon_conv_im2col(const int8_t *xb, const int8_t *xend, const dse_i8_geom *g, size_t K, size_t K16,
-                             size_t p0, size_t tn, int8_t zp, int8_t *rows) {
+DSE_TARGET_NEON static void neon_conv_im2col(const int8_t *xb, const int8_t *xend, const dse_i8_geom *g, size_t K,
+                                             size_t K16, size_t p0, size_t tn, int8_t zp, int8_t *rows) {
     int8_t tmp[8][256 + 8 + NEON_CONV_SLACK];
     const size_t tp = (tn + 7) / 8 * 8;
     for (size_t kc = 0; kc < K16; kc += 8) {
@@ -145,8 +146,8 @@ static void neon_conv_im2col(const int8_t *xb, const int8_t *xend, const dse_i8_
 }
 
 /* 1x1 kernel, stride 1, no padding: the im2col rows are the transpose of x[c][p0 .. p0 + tn) */
-static void neon_conv_im2col_1x1(const int8_t *xb, size_t C, size_t P, size_t K16, size_t p0, size_t tn,
-                                 int8_t *rows) {
+DSE_TARGET_NEON static void neon_conv_im2col_1x1(const int8_t *xb, size_t C, size_t P, size_t K16, size_t p0,
+                                                 size_t tn, int8_t *rows) {
     for (size_t kc = 0; kc < K16; kc += 8)
         for (size_t q = 0; q < tn; q += 8) {
             const size_t nq = tn - q < 8 ? tn - q : 8;
@@ -165,7 +166,8 @@ static void neon_conv_im2col_1x1(const int8_t *xb, size_t C, size_t P, size_t K1
 
 /* the tile's panel: pixels p0 .. p0 + tn - 1 of image xb, per 8 pixels ceil(K/4) groups of 32
  * bytes (8 pixels x 4 k), pixels past tn and k past K zero */
-static void neon_conv_panel(const neon_conv_args *a, const int8_t *xb, size_t p0, size_t tn, int8_t *panel) {
+DSE_TARGET_NEON static void neon_conv_panel(const neon_conv_args *a, const int8_t *xb, size_t p0, size_t tn,
+                                            int8_t *panel) {
     const dse_i8_geom *g = a->g;
     const size_t K = a->jb.K, K4 = (K + 3) / 4 * 4, tp = (tn + 7) / 8 * 8, KW = (size_t)g->k[2];
     const int8_t zp = (int8_t)a->jb.o->zp_in;
@@ -245,8 +247,8 @@ static void neon_conv_panel(const neon_conv_args *a, const int8_t *xb, size_t p0
         }                                                                                                   \
     } while (0)
 
-void dse_i8_mkc__neon(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c, const dse_i8_neon_cq *q,
-                      int8_t *y) {
+DSE_TARGET_NEON void dse_i8_mkc__neon(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c,
+                                      const dse_i8_neon_cq *q, int8_t *y) {
     for (int h = 0; h < 2; h++) {
         const int32x4_t z = vdupq_n_s32(0);
         int32x4_t a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
@@ -277,20 +279,16 @@ void dse_i8_mkc__neon(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c,
 
 /* C[i][j] (8 channels x nq pixels) + folded bias through channel i's output stage to
  * y[yb + i * P + j] */
-static void neon_conv_store(const dse_i8_out *o, const int32_t *fb, const dse_i8_neon_rq *rq, const float *sc,
-                            const int32_t *c, int nc, size_t nq, void *y, size_t yb, size_t P) {
+DSE_TARGET_NEON static void neon_conv_store(const dse_i8_out *o, const int32_t *fb, const dse_i8_neon_rq *rq,
+                                            const float *sc, const int32_t *c, int nc, size_t nq, void *y, size_t yb,
+                                            size_t P) {
     for (int i = 0; i < nc; i++) {
         const int32x4_t f = vdupq_n_s32(fb[i]);
         const int32x4_t a0 = vaddq_s32(vld1q_s32(c + 8 * i), f), a1 = vaddq_s32(vld1q_s32(c + 8 * i + 4), f);
         const size_t at = yb + (size_t)i * P;
         if (o->float_out) {
-            const float32x4_t s = vdupq_n_f32(sc[i]), lo = vdupq_n_f32(o->act_min), hi = vdupq_n_f32(o->act_max);
-            float32x4_t f0 = vmulq_f32(vcvtq_f32_s32(a0), s), f1 = vmulq_f32(vcvtq_f32_s32(a1), s);
-            f0 = vbslq_f32(vcltq_f32(f0, lo), lo, f0), f1 = vbslq_f32(vcltq_f32(f1, lo), lo, f1);
-            f0 = vbslq_f32(vcgtq_f32(f0, hi), hi, f0), f1 = vbslq_f32(vcgtq_f32(f1, hi), hi, f1);
-            float *yf = (float *)y + at;
-            if (nq == 8) vst1q_f32(yf, f0), vst1q_f32(yf + 4, f1);
-            else dse_i8_neon_st_part_f32(yf, f0, f1, nq);
+            const float32x4_t s = vdupq_n_f32(sc[i]);
+            dse_i8_neon_fout((float *)y + at, a0, a1, s, s, vdupq_n_f32(o->act_min), vdupq_n_f32(o->act_max), nq);
         } else {
             const int8x8_t v = dse_i8_neon_rq8(&rq[i], a0, a1);
             int8_t *y8 = (int8_t *)y + at;
@@ -300,7 +298,8 @@ static void neon_conv_store(const dse_i8_out *o, const int32_t *fb, const dse_i8
     }
 }
 
-static void neon_conv_panel_tile(const neon_conv_args *a, int8_t *panel, size_t b, size_t p0, size_t tn) {
+DSE_TARGET_NEON static void neon_conv_panel_tile(const neon_conv_args *a, int8_t *panel, size_t b, size_t p0,
+                                                 size_t tn) {
     const dse_i8_gemm_job *jb = &a->jb;
     const dse_i8_out *o = jb->o;
     const size_t K4 = (jb->K + 3) / 4 * 4, R = jb->R;
@@ -343,7 +342,7 @@ static void neon_conv_panel_tile(const neon_conv_args *a, int8_t *panel, size_t 
     }
 }
 
-static void neon_conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
+DSE_TARGET_NEON static void neon_conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const neon_conv_args *a = (const neon_conv_args *)arg;
     int8_t *rows = (int8_t *)dse__worker_scratch(a->cx, worker);
     dse_i8_gemm_job jb = a->jb;
@@ -358,8 +357,8 @@ static void neon_conv_task(void *arg, size_t begin, size_t end, unsigned worker)
     }
 }
 
-void dse_i8_neon_conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_i8_mk_fn mk,
-                          dse_i8_mkc_fn mkc) {
+DSE_TARGET_NEON void dse_i8_neon_conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                          dse_i8_mk_fn mk, dse_i8_mkc_fn mkc) {
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     dse_i8_out o;
     dse_i8_geom g;
@@ -379,7 +378,7 @@ void dse_i8_neon_conv_run(const dse_model *m, const dse_node *n, uint8_t *arena,
     dse__parallel(cx, xt->dims[0] * a.ntiles, dse__grain(xt->dims[0] * a.ntiles, (uint64_t)xt->dims[0] * P * K * R), neon_conv_task, &a);
 }
 
-void dse_i8_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+DSE_TARGET_NEON void dse_i8_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     dse_i8_neon_conv_run(m, n, arena, cx, dse_i8_mk__neon, dse_i8_mkc__neon);
 }
 

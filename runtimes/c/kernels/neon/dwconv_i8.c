@@ -21,10 +21,11 @@
  * (the same bytes again), a row of < 8 computes 8 and stores its own. Strides above 2, windows
  * wider than 64 bytes per step or more than 16 tap rows take a scalar loop (REF's sum).
  * Threads split the (image, channel) planes.
+ * armv7 compiles this file through kernels/neon32/dwconv_i8.c (DSE_NEON32_UNIT; i8_neon.h).
  */
 #include "i8_neon.h"
 
-#if DSE_ARCH_ARM64
+#if (DSE_ARCH_ARM64 && !defined(DSE_NEON32_UNIT)) || (DSE_ARCH_ARM32 && defined(DSE_NEON32_UNIT))
 #include <arm_neon.h>
 
 int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why) {
@@ -41,6 +42,7 @@ int dse__check_i8_dwconv(const dse_model *m, const dse_node *n, dse_why *why) {
     return 0;
 }
 
+#define NEON_DW_AI DSE_TARGET_NEON static inline __attribute__((always_inline))
 #define NEON_DW_SPAN 64   /* input bytes one 8-column step reads per tap row, at most */
 #define NEON_DW_ROWS 16   /* tap rows of the vector path, at most */
 #define NEON_DW_SEG 128   /* output columns per window segment */
@@ -63,10 +65,9 @@ typedef struct neon_dw_args {
 
 /* 8 outputs: ntap padded rows win[t] (the step's first column at offset off),
  * weights wrs[t][0..KW); acc = sum x * w + fb. KWC: KW as a constant (3, dilation 1), or 0. */
-static inline __attribute__((always_inline)) void neon_dw_step(const int8_t *const *win, const int8_t *const *wrs,
-                                                               int ntap, long long off, long long KWr, long long dwr,
-                                                               int32_t fb, int32x4_t *r0, int32x4_t *r1, const int S,
-                                                               const int KWC) {
+NEON_DW_AI void neon_dw_step(const int8_t *const *win, const int8_t *const *wrs, int ntap, long long off,
+                             long long KWr, long long dwr, int32_t fb, int32x4_t *r0, int32x4_t *r1, const int S,
+                             const int KWC) {
     const long long KW = KWC ? KWC : KWr, dw = KWC ? 1 : dwr;
     int32x4_t a0 = vdupq_n_s32(fb), a1 = a0;
 #define NEON_DW_X(t, kw) (S == 1 ? vld1_s8(win[t] + off + (kw) * dw) : vld2_s8(win[t] + off + (kw) * dw).val[0])
@@ -102,9 +103,11 @@ static inline __attribute__((always_inline)) void neon_dw_step(const int8_t *con
     *r0 = a0, *r1 = a1;
 }
 
-/* outputs ow0 .. ow1 - 1 of row (od, oh), one at a time (REF's sum over the taps inside) */
-static void neon_dw_scalar(const neon_dw_args *a, const int8_t *xc, const int8_t *wk, long long od, long long oh,
-                           long long ow0, long long ow1, size_t row, size_t oc) {
+/* outputs ow0 .. ow1 - 1 of row (od, oh), one at a time (REF's sum over the taps inside). Scalar
+ * code, and on armv7 neither NEON-enabled nor inlined into NEON code: float_out's arithmetic
+ * (dse_i8_store) must not become NEON float arithmetic there (i8_neon.h, dse_i8_neon_fout) */
+static DSE_NOINLINE void neon_dw_scalar(const neon_dw_args *a, const int8_t *xc, const int8_t *wk, long long od,
+                                        long long oh, long long ow0, long long ow1, size_t row, size_t oc) {
     const dse_i8_geom *g = a->g;
     const long long IW = g->in[2], KW = g->k[2];
     const int zp = a->o->zp_in;
@@ -135,15 +138,9 @@ typedef struct neon_dw_out {
     int float_out;
 } neon_dw_out;
 
-static inline __attribute__((always_inline)) void neon_dw_store(const neon_dw_out *q, int32x4_t r0, int32x4_t r1,
-                                                                void *y, size_t at, size_t nst) {
+NEON_DW_AI void neon_dw_store(const neon_dw_out *q, int32x4_t r0, int32x4_t r1, void *y, size_t at, size_t nst) {
     if (q->float_out) {
-        float32x4_t f0 = vmulq_f32(vcvtq_f32_s32(r0), q->sc), f1 = vmulq_f32(vcvtq_f32_s32(r1), q->sc);
-        f0 = vbslq_f32(vcltq_f32(f0, q->lo), q->lo, f0), f1 = vbslq_f32(vcltq_f32(f1, q->lo), q->lo, f1);
-        f0 = vbslq_f32(vcgtq_f32(f0, q->hi), q->hi, f0), f1 = vbslq_f32(vcgtq_f32(f1, q->hi), q->hi, f1);
-        float *yf = (float *)y + at;
-        if (nst == 8) vst1q_f32(yf, f0), vst1q_f32(yf + 4, f1);
-        else dse_i8_neon_st_part_f32(yf, f0, f1, nst);
+        dse_i8_neon_fout((float *)y + at, r0, r1, q->sc, q->sc, q->lo, q->hi, nst);
     } else {
         const int8x8_t v = dse_i8_neon_rq8(&q->rq, r0, r1);
         int8_t *y8 = (int8_t *)y + at;
@@ -153,11 +150,9 @@ static inline __attribute__((always_inline)) void neon_dw_store(const neon_dw_ou
 }
 
 /* the steps of output columns [c0, c1) of one row: step s reads base[t] + (s - smin) * S */
-static inline __attribute__((always_inline)) void neon_dw_steps(const int8_t *const *base, const int8_t *const *wrs,
-                                                                int ntap, long long c0, long long c1, long long smin,
-                                                                long long OW, long long KW, long long dw, int32_t fb,
-                                                                const neon_dw_out *q, void *y, size_t row, const int S,
-                                                                const int KWC) {
+NEON_DW_AI void neon_dw_steps(const int8_t *const *base, const int8_t *const *wrs, int ntap, long long c0,
+                              long long c1, long long smin, long long OW, long long KW, long long dw, int32_t fb,
+                              const neon_dw_out *q, void *y, size_t row, const int S, const int KWC) {
     const size_t nst = OW < 8 ? (size_t)OW : 8;
     for (long long s0 = c0; s0 < c1; s0 += 8) {
         /* the last step of a row of >= 8 overlaps the previous one (the same bytes again);
@@ -172,10 +167,8 @@ static inline __attribute__((always_inline)) void neon_dw_steps(const int8_t *co
 /* The common case on its own: 3x3, dilation 1, the same stride 1 or 2 both ways, 2-D, the plane
  * zp-padded in buf (row pitch Wp): the nine weights and the output stage in registers, per step
  * nine loads, the products paired in int16. */
-static inline __attribute__((always_inline)) void neon_dw_3x3(const int8_t *buf, long long Wp, long long OH,
-                                                              long long OW, const int8_t *wk, int32_t fb,
-                                                              const neon_dw_out *qp, void *y, size_t plane,
-                                                              const int S) {
+NEON_DW_AI void neon_dw_3x3(const int8_t *buf, long long Wp, long long OH, long long OW, const int8_t *wk, int32_t fb,
+                            const neon_dw_out *qp, void *y, size_t plane, const int S) {
     const int8x8_t w0 = vdup_n_s8(wk[0]), w1 = vdup_n_s8(wk[1]), w2 = vdup_n_s8(wk[2]), w3 = vdup_n_s8(wk[3]);
     const int8x8_t w4 = vdup_n_s8(wk[4]), w5 = vdup_n_s8(wk[5]), w6 = vdup_n_s8(wk[6]), w7 = vdup_n_s8(wk[7]);
     const int8x8_t w8 = vdup_n_s8(wk[8]);
@@ -213,7 +206,7 @@ static inline __attribute__((always_inline)) void neon_dw_3x3(const int8_t *buf,
         else neon_dw_steps(__VA_ARGS__, 2, 0);                        \
     } while (0)
 
-static void neon_dw_plane(const neon_dw_args *a, size_t b, size_t oc) {
+DSE_TARGET_NEON static void neon_dw_plane(const neon_dw_args *a, size_t b, size_t oc) {
     const dse_i8_geom *g = a->g;
     const dse_i8_out *o = a->o;
     const long long OD = g->out[0], OH = g->out[1], OW = g->out[2], ID = g->in[0], IH = g->in[1], IW = g->in[2];
@@ -327,13 +320,13 @@ static void neon_dw_plane(const neon_dw_args *a, size_t b, size_t oc) {
         }
 }
 
-static void neon_dw_task(void *arg, size_t begin, size_t end, unsigned worker) {
+DSE_TARGET_NEON static void neon_dw_task(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
     const neon_dw_args *a = (const neon_dw_args *)arg;
     for (size_t t = begin; t < end; t++) neon_dw_plane(a, t / a->O, t % a->O);
 }
 
-void dse_i8_dwconv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+DSE_TARGET_NEON void dse_i8_dwconv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     dse_i8_out o;
     dse_i8_geom g;

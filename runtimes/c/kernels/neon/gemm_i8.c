@@ -7,19 +7,24 @@
  * to a zeroed 16-byte buffer, so nothing past the row is read) against one 8-channel block of
  * the packed weights. Channel blocks outermost within a tile of rows (the weight block stays
  * in L1 while the rows stream from L2); threads split the channel blocks. No scratch.
+ * armv7 compiles this file through kernels/neon32/gemm_i8.c (DSE_NEON32_UNIT; i8_neon.h).
  */
 #include "i8_neon.h"
 
-#if DSE_ARCH_ARM64
+#if (DSE_ARCH_ARM64 && !defined(DSE_NEON32_UNIT)) || (DSE_ARCH_ARM32 && defined(DSE_NEON32_UNIT))
 #include <arm_neon.h>
 
-#define NEON_GEMM_AI static inline __attribute__((always_inline))
+#define NEON_GEMM_AI DSE_TARGET_NEON static inline __attribute__((always_inline))
 
 /* -- microkernel (baseline NEON) ------------------------------------------------------------- */
 
 /* the 4 bytes of x at p (one k group of one row) broadcast to every 32-bit lane: ld1r (AArch64
- * needs no alignment for it) */
+ * needs no alignment for it; armv7: neon_a32.h) */
+#if DSE_ARCH_ARM32
+#define NEON_GEMM_BC(p) vreinterpretq_s8_s32(dse_neon_ld4dup(p))
+#else
 #define NEON_GEMM_BC(p) vreinterpretq_s8_s32(vld1q_dup_s32((const int32_t *)(const void *)(p)))
+#endif
 
 /* two k groups (at byte offsets o0, o1 of x row J; weights wa* = group o0, wb* = group o1, *0
  * channels 0-3, *1 channels 4-7): products in int16 (two per lane: |sum| <= 2 * 128 * 127),
@@ -118,22 +123,26 @@ NEON_GEMM_AI void neon_gemm_mk_body(const int8_t *w, const int8_t *x, size_t ldx
     if (WS) vst1q_s32(ws, s0), vst1q_s32(ws + 4, s1);
 }
 
-static DSE_NOINLINE void neon_gemm_mk4(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c) {
+DSE_TARGET_NEON static DSE_NOINLINE void neon_gemm_mk4(const int8_t *w, const int8_t *x, size_t ldx, size_t K,
+                                                       int xpad, int32_t *c) {
     neon_gemm_mk_body(w, x, ldx, K, xpad, c, NULL, 4, 0);
 }
-static DSE_NOINLINE void neon_gemm_mk2(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c) {
+DSE_TARGET_NEON static DSE_NOINLINE void neon_gemm_mk2(const int8_t *w, const int8_t *x, size_t ldx, size_t K,
+                                                       int xpad, int32_t *c) {
     neon_gemm_mk_body(w, x, ldx, K, xpad, c, NULL, 2, 0);
 }
-static DSE_NOINLINE void neon_gemm_mk1(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c) {
+DSE_TARGET_NEON static DSE_NOINLINE void neon_gemm_mk1(const int8_t *w, const int8_t *x, size_t ldx, size_t K,
+                                                       int xpad, int32_t *c) {
     neon_gemm_mk_body(w, x, ldx, K, xpad, c, NULL, 1, 0);
 }
 
-static DSE_NOINLINE void neon_gemm_mk1ws(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int32_t *c,
-                                         int32_t *ws) {
+DSE_TARGET_NEON static DSE_NOINLINE void neon_gemm_mk1ws(const int8_t *w, const int8_t *x, size_t ldx, size_t K,
+                                                         int xpad, int32_t *c, int32_t *ws) {
     neon_gemm_mk_body(w, x, ldx, K, xpad, c, ws, 1, 1);
 }
 
-void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb, int32_t *c, int32_t *ws) {
+DSE_TARGET_NEON void dse_i8_mk__neon(const int8_t *w, const int8_t *x, size_t ldx, size_t K, int xpad, int nb,
+                                     int32_t *c, int32_t *ws) {
     if (ws) { neon_gemm_mk1ws(w, x, ldx, K, xpad, c, ws); return; }   /* nb == 1 */
     for (; nb >= 4; nb -= 4, x += 4 * ldx, c += 32) neon_gemm_mk4(w, x, ldx, K, xpad, c);
     if (nb >= 2) neon_gemm_mk2(w, x, ldx, K, xpad, c), nb -= 2, x += 2 * ldx, c += 16;
@@ -149,7 +158,7 @@ typedef struct neon_gemm_blk {
 } neon_gemm_blk;
 
 /* byte pairs into int16 (<= 64 groups at a time, |lane| <= 64 * 254), then into int32 lane c */
-void dse_i8_neon_wsum8(const int8_t *w, size_t nkb, int32_t *s) {
+DSE_TARGET_NEON void dse_i8_neon_wsum8(const int8_t *w, size_t nkb, int32_t *s) {
     int32x4_t a0 = vdupq_n_s32(0), a1 = vdupq_n_s32(0);
     for (size_t k0 = 0; k0 < nkb; k0 += 64) {
         const size_t k1 = nkb - k0 < 64 ? nkb : k0 + 64;
@@ -164,7 +173,8 @@ void dse_i8_neon_wsum8(const int8_t *w, size_t nkb, int32_t *s) {
 }
 
 /* the block's output stage; ws: the weight sums when the microkernel gave them, else NULL */
-static void neon_gemm_blk_init(const dse_i8_gemm_job *jb, size_t cb, neon_gemm_blk *bp, const int32_t *ws_in) {
+DSE_TARGET_NEON static void neon_gemm_blk_init(const dse_i8_gemm_job *jb, size_t cb, neon_gemm_blk *bp,
+                                               const int32_t *ws_in) {
     const size_t K4 = (jb->K + 3) / 4 * 4;
     int32_t ws[8], M[8], sh[8];
     if (ws_in) memcpy(ws, ws_in, sizeof ws);
@@ -183,8 +193,8 @@ static void neon_gemm_blk_init(const dse_i8_gemm_job *jb, size_t cb, neon_gemm_b
 }
 
 /* C[j][i] (nb rows x nc channels) + folded bias through the output stage to y[base + i*si + j*sj] */
-static void neon_gemm_store(const dse_i8_out *o, const neon_gemm_blk *bp, const int32_t *c, int nb, int nc, void *y,
-                            size_t base, size_t si, size_t sj) {
+DSE_TARGET_NEON static void neon_gemm_store(const dse_i8_out *o, const neon_gemm_blk *bp, const int32_t *c, int nb,
+                                            int nc, void *y, size_t base, size_t si, size_t sj) {
     const int32x4_t fb0 = vld1q_s32(bp->fb), fb1 = vld1q_s32(bp->fb + 4);
     const int direct = si == 1 && nc == 8;
     if (o->float_out) {
@@ -192,14 +202,9 @@ static void neon_gemm_store(const dse_i8_out *o, const neon_gemm_blk *bp, const 
         const float32x4_t s0 = vld1q_f32(bp->sc), s1 = vld1q_f32(bp->sc + 4);
         const float32x4_t lo = vdupq_n_f32(o->act_min), hi = vdupq_n_f32(o->act_max);
         float t[8][8];
-        for (int j = 0; j < nb; j++) {
-            float32x4_t v0 = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(c + 8 * j), fb0)), s0);
-            float32x4_t v1 = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(c + 8 * j + 4), fb1)), s1);
-            v0 = vbslq_f32(vcltq_f32(v0, lo), lo, v0), v1 = vbslq_f32(vcltq_f32(v1, lo), lo, v1);
-            v0 = vbslq_f32(vcgtq_f32(v0, hi), hi, v0), v1 = vbslq_f32(vcgtq_f32(v1, hi), hi, v1);
-            float *dst = direct ? yf + (size_t)j * sj : t[j];
-            vst1q_f32(dst, v0), vst1q_f32(dst + 4, v1);
-        }
+        for (int j = 0; j < nb; j++)
+            dse_i8_neon_fout(direct ? yf + (size_t)j * sj : t[j], vaddq_s32(vld1q_s32(c + 8 * j), fb0),
+                             vaddq_s32(vld1q_s32(c + 8 * j + 4), fb1), s0, s1, lo, hi, 8);
         if (!direct)
             for (int j = 0; j < nb; j++)
                 for (int i = 0; i < nc; i++) yf[(size_t)i * si + (size_t)j * sj] = t[j][i];
@@ -218,9 +223,20 @@ static void neon_gemm_store(const dse_i8_out *o, const neon_gemm_blk *bp, const 
         for (int i = 0; i < nc; i++) y8[(size_t)i * si + (size_t)j * sj] = t[j][i];
 }
 
+#if DSE_ARCH_ARM32
+void dse_i8_neon32_fout(float *d, const int32_t *acc, const float *sc, float lo, float hi, size_t n) {
+    for (size_t i = 0; i < n; i++) {   /* requant.h dse_i8_store: int32 -> float rounds to nearest even */
+        float v = (float)acc[i] * sc[i];
+        if (v < lo) v = lo;
+        if (v > hi) v = hi;
+        d[i] = v;
+    }
+}
+#endif
+
 /* -- the driver ------------------------------------------------------------------------------- */
 
-void dse_i8_neon_gemm_blocks(const dse_i8_gemm_job *jb, size_t cb0, size_t cb1) {
+DSE_TARGET_NEON void dse_i8_neon_gemm_blocks(const dse_i8_gemm_job *jb, size_t cb0, size_t cb1) {
     const size_t K4 = (jb->K + 3) / 4 * 4;
     /* rows in tiles of about 64 KiB of x, so that they stay in L2 while the channel blocks
      * pass over them (each weight block, 8 * K4 bytes, stays in L1 over its tile) */
@@ -250,14 +266,14 @@ void dse_i8_neon_gemm_blocks(const dse_i8_gemm_job *jb, size_t cb0, size_t cb1) 
     }
 }
 
-static void neon_gemm_task(void *arg, size_t begin, size_t end, unsigned worker) {
+DSE_TARGET_NEON static void neon_gemm_task(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
     dse_i8_neon_gemm_blocks((const dse_i8_gemm_job *)arg, begin, end);
 }
 
 /* rows x K times the packed weights (R channels) into y (rows x R), split by channel blocks */
-static void neon_gemm_launch(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_i8_mk_fn mk,
-                             size_t rows, size_t K, size_t R) {
+DSE_TARGET_NEON static void neon_gemm_launch(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                             dse_i8_mk_fn mk, size_t rows, size_t K, size_t R) {
     dse_i8_out o;
     dse_why why;
     dse_i8_out_params(m, n, R, &o, &why);
@@ -267,12 +283,14 @@ static void neon_gemm_launch(const dse_model *m, const dse_node *n, uint8_t *are
     dse__parallel(cx, (R + 7) / 8, dse__grain((R + 7) / 8, (uint64_t)rows * K * R), neon_gemm_task, &jb);
 }
 
-void dse_i8_neon_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_i8_mk_fn mk) {
+DSE_TARGET_NEON void dse_i8_neon_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                          dse_i8_mk_fn mk) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     neon_gemm_launch(m, n, arena, cx, mk, x->dims[0], x->dims[1], y->dims[1]);
 }
 
-void dse_i8_neon_matmul_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_i8_mk_fn mk) {
+DSE_TARGET_NEON void dse_i8_neon_matmul_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                            dse_i8_mk_fn mk) {
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = w->dims[0], N = w->dims[1];
     neon_gemm_launch(m, n, arena, cx, mk, N ? y->numel / N : 0, K, N);
@@ -317,11 +335,11 @@ int dse__check_i8_matmul_packed(const dse_model *m, const dse_node *n, dse_why *
 
 /* -- the baseline NEON variants --------------------------------------------------------------- */
 
-void dse_i8_gemm__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+DSE_TARGET_NEON void dse_i8_gemm__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     dse_i8_neon_gemm_run(m, n, arena, cx, dse_i8_mk__neon);
 }
 
-void dse_i8_matmul__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+DSE_TARGET_NEON void dse_i8_matmul__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     dse_i8_neon_matmul_run(m, n, arena, cx, dse_i8_mk__neon);
 }
 

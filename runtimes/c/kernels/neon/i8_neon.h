@@ -18,7 +18,8 @@
  * Requantisation (requant.h's rule) is vectorised exactly, in one of three forms chosen per
  * block of channels (dse_i8_neon_rq8 below explains them and why each equals the rule).
  * float_out: (float)acc * scale[c] (vcvt rounds to nearest even like C's conversion; no FMA),
- * then the clamp with compare-and-select so that NaN and -0 behave as REF's `if`s.
+ * then the clamp with compare-and-select so that NaN and -0 behave as REF's `if`s; on armv7,
+ * whose NEON float arithmetic flushes subnormals to zero, in scalar VFP code (dse_i8_neon_fout).
  *
  * Two microkernel shapes per ISA, both over one 8-channel packed weight block:
  *   dse_i8_mk_fn   channel lanes, x as rows (stride ldx: Gemm/MatMul rows read in place, or a
@@ -28,6 +29,17 @@
  *                  registers (dse_i8_neon_cq).
  * The drivers (kernels/neon/gemm_i8.c, conv_i8.c) tile, fold the bias, requantise and store;
  * the dotprod variants reuse them with their microkernels.
+ *
+ * armv7: the baseline files of kernels/neon are also the armv7 NEON variants (the same names,
+ * ISA NEON, src/kernels_arm32.inc). Each of them compiles only for arm64 by itself; for armv7,
+ * kernels/neon32/<op>.c (the manifest's neon32 group) includes it with DSE_NEON32_UNIT set. The
+ * armv7 library is built without NEON (VFPv3-D16, so it runs on NEON-less cores): every function
+ * that uses NEON is marked DSE_TARGET_NEON (src/isa.h: NEON for that function only; empty on
+ * arm64) and runs only when HWCAP_NEON says so. neon_a32.h gives the AArch64-only intrinsics
+ * (exact, integer), byte pointers of any alignment are never read or written through wider
+ * NEON element types (ARMv7 alignment hints), and float_out's float arithmetic is scalar VFP
+ * (dse_i8_neon_fout: ARMv7 NEON flushes subnormals). The integer arithmetic is the same
+ * instructions' semantics, so armv7 gives REF's bytes as arm64 does.
  */
 #ifndef DSEDGE_I8_NEON_H
 #define DSEDGE_I8_NEON_H
@@ -35,8 +47,11 @@
 #include "isa.h"
 #include "requant.h"
 
-#if DSE_ARCH_ARM64
+#if DSE_ARCH_ARM64 || DSE_ARCH_ARM32
 #include <arm_neon.h>
+#if DSE_ARCH_ARM32
+#include "neon_a32.h"
+#endif
 
 /* C[j * 8 + i] for i < 8, j < nb (1..8); x row j starts at x + j * ldx, holds K bytes and may
  * be read up to ceil(K/16)*16 bytes when xpad (im2col rows), else exactly K. With ws (only for
@@ -79,18 +94,51 @@ DSE_INTERNAL void dse_i8_mkc__neon(const int8_t *xp, const int8_t *w, size_t nkb
 DSE_INTERNAL void dse_i8_mkc__neon_dotprod(const int8_t *xp, const int8_t *w, size_t nkb, int32_t *c,
                                            const dse_i8_neon_cq *q, int8_t *y);
 
-/* the first n < 8 bytes of v at d, with lane stores (no call, no byte past d + n) */
-static inline void dse_i8_neon_st_part(int8_t *d, int8x8_t v, size_t n) {
-    if (n & 4) vst1_lane_u32((uint32_t *)(void *)d, vreinterpret_u32_s8(v), 0), v = vext_s8(v, v, 4), d += 4;
-    if (n & 2) vst1_lane_u16((uint16_t *)(void *)d, vreinterpret_u16_s8(v), 0), v = vext_s8(v, v, 2), d += 2;
+/* the first n < 8 bytes of v at d, with lane moves and fixed-size copies (no call, no byte past
+ * d + n; memcpy: d has any alignment, neon_a32.h) */
+DSE_TARGET_NEON static inline void dse_i8_neon_st_part(int8_t *d, int8x8_t v, size_t n) {
+    if (n & 4) {
+        const uint32_t t = vget_lane_u32(vreinterpret_u32_s8(v), 0);
+        memcpy(d, &t, 4), v = vext_s8(v, v, 4), d += 4;
+    }
+    if (n & 2) {
+        const uint16_t t = vget_lane_u16(vreinterpret_u16_s8(v), 0);
+        memcpy(d, &t, 2), v = vext_s8(v, v, 2), d += 2;
+    }
     if (n & 1) vst1_lane_s8(d, v, 0);
 }
 
 /* the first n < 8 floats of (v0, v1) at d */
-static inline void dse_i8_neon_st_part_f32(float *d, float32x4_t v0, float32x4_t v1, size_t n) {
+DSE_TARGET_NEON static inline void dse_i8_neon_st_part_f32(float *d, float32x4_t v0, float32x4_t v1, size_t n) {
     if (n & 4) vst1q_f32(d, v0), v0 = v1, d += 4;
     if (n & 2) vst1_f32(d, vget_low_f32(v0)), v0 = vextq_f32(v0, v0, 2), d += 2;
     if (n & 1) vst1q_lane_f32(d, v0, 0);
+}
+
+#if DSE_ARCH_ARM32
+/* float_out on armv7: REF's rule (requant.h, dse_i8_store) on acc[0..n) in scalar VFP arithmetic
+ * (IEEE under hard float, unlike ARMv7 NEON's); not NEON-enabled and never inlined into the NEON
+ * code, so it cannot be vectorised with NEON (gemm_i8.c) */
+DSE_INTERNAL DSE_NOINLINE void dse_i8_neon32_fout(float *d, const int32_t *acc, const float *sc, float lo, float hi,
+                                                  size_t n);
+#endif
+
+/* float_out: the 8 accumulators (a0, a1) times the scales (s0, s1) in float32, clamped to the
+ * [lo, hi] of every lane, REF's bytes; the first n (1..8) at d */
+DSE_TARGET_NEON static inline void dse_i8_neon_fout(float *d, int32x4_t a0, int32x4_t a1, float32x4_t s0,
+                                                    float32x4_t s1, float32x4_t lo, float32x4_t hi, size_t n) {
+#if DSE_ARCH_ARM32
+    int32_t a[8];
+    float s[8];
+    vst1q_s32(a, a0), vst1q_s32(a + 4, a1), vst1q_f32(s, s0), vst1q_f32(s + 4, s1);   /* bit moves only */
+    dse_i8_neon32_fout(d, a, s, vgetq_lane_f32(lo, 0), vgetq_lane_f32(hi, 0), n);
+#else
+    float32x4_t v0 = vmulq_f32(vcvtq_f32_s32(a0), s0), v1 = vmulq_f32(vcvtq_f32_s32(a1), s1);
+    v0 = vbslq_f32(vcltq_f32(v0, lo), lo, v0), v1 = vbslq_f32(vcltq_f32(v1, lo), lo, v1);
+    v0 = vbslq_f32(vcgtq_f32(v0, hi), hi, v0), v1 = vbslq_f32(vcgtq_f32(v1, hi), hi, v1);
+    if (n == 8) vst1q_f32(d, v0), vst1q_f32(d + 4, v1);
+    else dse_i8_neon_st_part_f32(d, v0, v1, n);
+#endif
 }
 
 /* The fused output stage of channel I (lane L of the block's half H: M##H, S##H) whose 8
@@ -145,7 +193,8 @@ DSE_INTERNAL int dse_i8_neon_packed_operands(const dse_model *m, const dse_node 
 
 
 /* 8x8 bytes: in[r * ldi + i] -> out[i * ldo + r] for the first ncols columns i */
-static inline void dse_i8_neon_tr8x8(const int8_t *in, size_t ldi, int8_t *out, size_t ldo, int ncols) {
+DSE_TARGET_NEON static inline void dse_i8_neon_tr8x8(const int8_t *in, size_t ldi, int8_t *out, size_t ldo,
+                                                     int ncols) {
     int8x8_t r0 = vld1_s8(in), r1 = vld1_s8(in + ldi), r2 = vld1_s8(in + 2 * ldi), r3 = vld1_s8(in + 3 * ldi);
     int8x8_t r4 = vld1_s8(in + 4 * ldi), r5 = vld1_s8(in + 5 * ldi), r6 = vld1_s8(in + 6 * ldi), r7 = vld1_s8(in + 7 * ldi);
     int8x8x2_t t01 = vtrn_s8(r0, r1), t23 = vtrn_s8(r2, r3), t45 = vtrn_s8(r4, r5), t67 = vtrn_s8(r6, r7);
@@ -187,8 +236,8 @@ typedef struct dse_i8_neon_rq {
 } dse_i8_neon_rq;
 
 /* M[8], shift[8] (valid: 0 <= M < 2^31, 1 <= n <= 62) */
-static inline void dse_i8_neon_rq_init(dse_i8_neon_rq *q, const int32_t *M, const int32_t *shift, int zp_out, int qmin,
-                                       int qmax) {
+DSE_TARGET_NEON static inline void dse_i8_neon_rq_init(dse_i8_neon_rq *q, const int32_t *M, const int32_t *shift,
+                                                       int zp_out, int qmin, int qmax) {
     int lo = 62, hi = 1;
     int32_t s[8];
     int64_t w[8];
@@ -203,14 +252,15 @@ static inline void dse_i8_neon_rq_init(dse_i8_neon_rq *q, const int32_t *M, cons
 }
 
 /* the same for one channel on every lane */
-static inline void dse_i8_neon_rq_init1(dse_i8_neon_rq *q, int32_t M, int32_t shift, int zp_out, int qmin, int qmax) {
+DSE_TARGET_NEON static inline void dse_i8_neon_rq_init1(dse_i8_neon_rq *q, int32_t M, int32_t shift, int zp_out,
+                                                        int qmin, int qmax) {
     q->kind = shift >= 32 ? DSE_I8_RQ_HIGH : shift == 31 ? DSE_I8_RQ_N31 : DSE_I8_RQ_WIDE;
     q->M0 = q->M1 = vdupq_n_s32(M), q->s0 = q->s1 = vdupq_n_s32(31 - shift);
     q->w[0] = q->w[1] = q->w[2] = q->w[3] = vdupq_n_s64(-(int64_t)shift);
     q->zp = vdupq_n_s16((int16_t)zp_out), q->lo = vdupq_n_s16((int16_t)qmin), q->hi = vdupq_n_s16((int16_t)qmax);
 }
 
-static inline int8x8_t dse_i8_neon_rq8(const dse_i8_neon_rq *q, int32x4_t a0, int32x4_t a1) {
+DSE_TARGET_NEON static inline int8x8_t dse_i8_neon_rq8(const dse_i8_neon_rq *q, int32x4_t a0, int32x4_t a1) {
     int16x8_t r;
     if (q->kind == DSE_I8_RQ_HIGH) {
         r = vcombine_s16(vqmovn_s32(vrshlq_s32(vqdmulhq_s32(a0, q->M0), q->s0)),
