@@ -40,9 +40,9 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
     }
     dse_conv_plan p;
     const size_t need = dse__conv_f32_plan(&g, &p);
+    why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* with the Winograd variant's */
     if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
         why->scratch = 0;
-        why->scratch_plan = need;
         return 0;
     }
     if (!dse__scratch_free(m, n, need)) {
@@ -50,7 +50,6 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
         return 1;
     }
     why->scratch = need;
-    why->scratch_plan = need;
     return 0;
 }
 
@@ -118,10 +117,8 @@ static DSE_TARGET_AVX2 void conv_pack(const conv_job *j, const float *xg, size_t
                 }
 }
 
-/* One padded input row split by the W stride: padded column q = c + pl (c the input column,
- * zero outside [0, IW)) goes to phase q % sw at index q / sw, phase f at br + f * PS, L floats
- * per phase. */
-static DSE_TARGET_AVX2 void conv_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t pl, size_t sw, size_t L) {
+/* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
+void dse__avx2_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t pl, size_t sw, size_t L) {
     const __m256 z = _mm256_setzero_ps();
     if (sw == 1) {   /* [pl zeros][x row][zeros to L] */
         size_t c = 0;
@@ -263,7 +260,7 @@ static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, 
     for (size_t r = 0; r < PH; r++) {
         float *br = buf + r * sw * L;
         if (r < pt || r - pt >= IH) { memset(br, 0, sw * L * sizeof(float)); continue; }
-        conv_fill_row(br, L, xc + (r - pt) * IW, IW, pl, sw, L);
+        dse__avx2_fill_row(br, L, xc + (r - pt) * IW, IW, pl, sw, L);
     }
     const size_t rstep = (size_t)g->s[1] * sw * L;
     if (g->k[1] * g->k[2] == 9) conv_dw_rows9(j, buf, rstep, tab, wc, bc, yc);
@@ -401,7 +398,7 @@ static DSE_TARGET_AVX2 void conv_band1_fill(const conv_job *j, const float *xg, 
         for (size_t i = 0; i < j->pl.NRp; i++) {
             const size_t y = oh0 + i;
             if (y < pt || y - pt >= IH) memset(bc + i * Lw, 0, Lw * sizeof(float));
-            else conv_fill_row(bc + i * Lw, Lw, xc + (y - pt) * IW, IW, pl, 1, Lw);
+            else dse__avx2_fill_row(bc + i * Lw, Lw, xc + (y - pt) * IW, IW, pl, 1, Lw);
         }
     }
     memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
