@@ -220,7 +220,7 @@ def conv_f32_wino_plan(N: int, C: int, M: int, OH: int, OW: int) -> dict | None:
     T = TH * TW
     if 10 * (16 * N * T + WINO_UCOST) > 8 * 9 * N * OH * OW:
         return None
-    TB = min(max(8192 // C // 16 * 16, 16), 256)
+    TB = min(max(16384 // C // 16 * 16, 16), 256)
     TB = min(TB, T)
     ld, L = TB + 8, TW + 9
     return {"TB": TB, "ld": ld, "L": L, "bytes": 4 * (16 * M * C + 16 * (C + M) * ld + 8 * L + 8)}

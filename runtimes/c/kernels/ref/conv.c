@@ -196,7 +196,7 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
  * U = the transformed weights (shared by the workers, at the start of the scratch), then each
  * worker's V (16 x C x ld: the transformed input of a block of TB tiles), M (16 x M x ld: the
  * 16 GEMMs' results) and 4 input rows split into 2 column phases of L = TW + 9 floats; TB =
- * 8192 / C rounded down to 16, within [16, 256], at most T (V's part for one of the 16 GEMMs
+ * 16384 / C rounded down to 16, within [16, 256], at most T (V's part for one of the 16 GEMMs
  * stays in L1/L2); ld = TB + 8 (the transforms write and read 8-tile vectors past a block's
  * end). */
 #define WINO_UCOST 64
@@ -211,7 +211,7 @@ size_t dse__conv_f32_wino_plan(const dse_conv_geom *g, dse_wino_plan *p) {
     if (!C || !M || !OH || !OW || !g->N || 16 * M * C > WINO_U_MAX) return 0;
     p->TH = (OH + 1) / 2, p->TW = (OW + 1) / 2, p->T = p->TH * p->TW;
     if (10 * (16 * g->N * p->T + WINO_UCOST) > 8 * 9 * g->N * OH * OW) return 0;
-    size_t TB = 8192 / C / 16 * 16;
+    size_t TB = 16384 / C / 16 * 16;
     TB = TB < 16 ? 16 : TB > 256 ? 256 : TB;
     p->TB = TB < p->T ? TB : p->T;
     p->ld = p->TB + 8;
