@@ -30,17 +30,22 @@
 
 #define CONV_NT 128   /* output pixels per im2col tile (dse__conv_f32_plan) */
 
-int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    dse_conv_geom g;
-    if (dse__conv_f32_geom(m, n, &g, why)) return 1;
+int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why) {
+    if (dse__conv_f32_geom(m, n, g, why)) return 1;
     const dse_tensor *w = dse__t(m, n->in[1]), *b = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     if (w->dtype != DSE_DTYPE_FLOAT32 || (b && b->dtype != DSE_DTYPE_FLOAT32)) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 weights", 0, 0, 0, 0);
         return 1;
     }
+    why->scratch_plan = dse__conv_f32_scratch_plan(g);   /* the direct and the Winograd variants' */
+    return 0;
+}
+
+int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
+    dse_conv_geom g;
+    if (dse__avx2_conv_f32_geom(m, n, &g, why)) return 1;
     dse_conv_plan p;
     const size_t need = dse__conv_f32_plan(&g, &p);
-    why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* with the Winograd variant's */
     if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
         why->scratch = 0;
         return 0;

@@ -41,15 +41,9 @@
 
 int dse__check_conv_wino_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
-    if (dse__conv_f32_geom(m, n, &g, why)) return 1;
-    const dse_tensor *w = dse__t(m, n->in[1]), *b = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
-    if (w->dtype != DSE_DTYPE_FLOAT32 || (b && b->dtype != DSE_DTYPE_FLOAT32)) {
-        DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 weights", 0, 0, 0, 0);
-        return 1;
-    }
+    if (dse__avx2_conv_f32_geom(m, n, &g, why)) return 1;
     dse_wino_plan p;
     const size_t need = dse__conv_f32_wino_plan(&g, &p);
-    why->scratch_plan = dse__conv_f32_scratch_plan(&g);
     if (!need) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "Winograd: not a 3x3 stride-1 conv where it pays", 0, 0, 0, 0);
         return 1;
