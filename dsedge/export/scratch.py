@@ -203,7 +203,48 @@ def _pack_floats(k: int) -> int:
     return k * cols
 
 
+WINO_UCOST = 64            # kernels/ref/conv.c dse__conv_f32_wino_plan: the weight transform's cost
+WINO_U_MAX = 1 << 20       # at most this many transformed weight floats (16 * M * C)
+
+
+def conv_f32_wino_plan(N: int, C: int, M: int, OH: int, OW: int) -> dict | None:
+    """The float Winograd F(2x2, 3x3) variant's plan (dse_f32_conv_wino__avx2) for a 2-D conv with
+    group 1, a 3x3 kernel, unit strides and dilations: None when the node does not take it (its
+    cost model: 16 * N*T + WINO_UCOST <= 0.8 * 9 * N*OH*OW with T = ceil(OH/2) * ceil(OW/2)
+    tiles; 16 * M * C <= WINO_U_MAX), else {"TB", "ld", "L", "bytes"} (runtimes/c/kernels/ref/conv.c
+    `dse__conv_f32_wino_plan`, which explains the formula:
+    4 * (16*M*C + 16*(C + M)*ld + 8*L + 8))."""
+    if min(N, C, M, OH, OW) <= 0 or 16 * M * C > WINO_U_MAX:
+        return None
+    TH, TW = -(-OH // 2), -(-OW // 2)
+    T = TH * TW
+    if 10 * (16 * N * T + WINO_UCOST) > 8 * 9 * N * OH * OW:
+        return None
+    TB = min(max(16384 // C // 16 * 16, 16), 256)
+    TB = min(TB, T)
+    ld, L = TB + 8, TW + 9
+    return {"TB": TB, "ld": ld, "L": L, "bytes": 4 * (16 * M * C + 16 * (C + M) * ld + 8 * L + 8)}
+
+
 def _conv_f32_scratch(node, shapes) -> int:
+    """fp32 Conv: the larger of `_conv_f32_direct` and, for a 2-D 3x3 stride-1 conv with group 1,
+    the Winograd variant's `conv_f32_wino_plan` (C `dse__conv_f32_scratch_plan`)."""
+    direct = _conv_f32_direct(node, shapes)
+    if node.attrs.get("_q"):
+        return direct
+    x, w, y = shapes[node.inputs[0]], shapes[node.inputs[1]], shapes[node.outputs[0]]
+    if len(x) != 4 or len(w) != 4 or len(y) != 4:
+        return direct
+    a = node.attrs
+    k = [int(v) for v in (a.get("kernel_shape") or w[2:])]
+    if (k != [3, 3] or int(a.get("group", 1)) != 1 or any(int(v) != 1 for v in (a.get("strides") or [1, 1]))
+            or any(int(v) != 1 for v in (a.get("dilations") or [1, 1]))):
+        return direct
+    p = conv_f32_wino_plan(int(x[0]), int(x[1]), int(w[0]), int(y[2]), int(y[3]))
+    return max(direct, p["bytes"]) if p else direct
+
+
+def _conv_f32_direct(node, shapes) -> int:
     """fp32 Conv: what the optimised variants use (runtimes/c/kernels/avx2/conv.c; the REF kernel
     uses none, but every variant of a kernel shares its plan): the formula of the C
     `dse__conv_f32_plan` (kernels/ref/conv.c), which explains the paths:

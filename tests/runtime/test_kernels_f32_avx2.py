@@ -29,7 +29,7 @@ import pytest
 from tests.runtime._make import make, make_checked   # one shared build per configuration
 
 from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
-from dsedge.export.scratch import scratch_bytes
+from dsedge.export.scratch import _conv_f32_direct, conv_f32_wino_plan, scratch_bytes
 from dsedge.runtime import _Error, _SessionOptions, _declare
 
 from .test_kernels_f32_nn import make_node, ort, ref
@@ -105,10 +105,14 @@ class _N:   # the exporter's view of a node, for its scratch formula
         self.op, self.inputs, self.outputs, self.attrs = op, inputs, outputs, attrs
 
 
-def planned_scratch(op, shapes_in, shape_out, attrs):
+def planned_scratch(op, shapes_in, shape_out, attrs, direct=False):
+    """The exporter's scratch for a one-node artifact; direct: a float Conv's plan without the
+    Winograd variant's part (what an export before it planned)."""
     names = [f"i{k}" for k in range(len(shapes_in))]
     shapes = {n: tuple(s) for n, s in zip(names, shapes_in)}
     shapes["y"] = tuple(shape_out)
+    if direct:
+        return _conv_f32_direct(_N(op, names, ["y"], attrs), shapes)
     return scratch_bytes(_N(op, names, ["y"], attrs), shapes, "float32")
 
 
@@ -176,7 +180,9 @@ CONV_CASES = [
 ]
 
 
-def _conv_case(case, seed):
+def _conv_case(case, seed, direct_scratch=False):
+    """direct_scratch: plan only the direct kernel's scratch (an artifact exported before the
+    Winograd variant)."""
     xs, ws, s, p, d, g, has_b, act = case
     rng = np.random.default_rng(seed)
     x, w = rnd(rng, *xs), rnd(rng, *ws, scale=0.5)
@@ -186,7 +192,7 @@ def _conv_case(case, seed):
     cattrs = dict(attrs)
     if act:
         cattrs.update(act_min=act[0], act_max=act[1])
-    sc = planned_scratch("Conv", [xs, ws] + ([ws[:1]] if has_b else []), r.shape, attrs)
+    sc = planned_scratch("Conv", [xs, ws] + ([ws[:1]] if has_b else []), r.shape, attrs, direct=direct_scratch)
     art, feeds = make_node("Conv", [(x, False), (w, True)] + ([(b, True)] if has_b else []),
                            [("float32", r.shape)], cattrs, scratch=sc)
     # S = sum |x w| + |b| per output element: the sums' error scale
@@ -195,9 +201,20 @@ def _conv_case(case, seed):
     return art, feeds, attrs, (x, w, b), r, act, 4 * (K + 1) * 2.0 ** -24 * s_abs.astype(np.float64)
 
 
+def _wino_plan_of(xs, ws, s, d, g, yshape):
+    """The Winograd variant's plan for a conv (None: the direct kernel takes it)."""
+    if len(xs) != 4 or g != 1 or list(ws[2:]) != [3, 3] or any(v != 1 for v in tuple(s) + tuple(d)):
+        return None
+    return conv_f32_wino_plan(xs[0], xs[1], ws[0], yshape[2], yshape[3])
+
+
 @pytest.mark.parametrize("case", CONV_CASES, ids=[f"conv{i}" for i in range(len(CONV_CASES))])
 def test_conv(lib, case):
+    """The direct AVX2 kernel on every path; a 3x3 stride-1 case that the Winograd variant takes
+    runs the direct kernel when the artifact planned only its scratch (an older export)."""
     art, feeds, attrs, (x, w, b), r, act, bound = _conv_case(case, len(case[0]) * 100 + case[1][0])
+    if _wino_plan_of(case[0], case[1], case[2], case[4], case[5], r.shape):
+        art, feeds, *_ = _conv_case(case, len(case[0]) * 100 + case[1][0], direct_scratch=True)
     o, _ = check_variant(lib, art, feeds, "dse_f32_conv__avx2", tol=sum_tol(bound))
     if act:
         r = np.clip(r, act[0], act[1])
@@ -246,7 +263,7 @@ def test_fp16_weights_in_layout5_are_widened_at_load(lib):
     art16 = dataclasses.replace(art16, tensors=tuple(dataclasses.replace(t, layout=5) if t.dtype == "float16" else t
                                                      for t in art16.tensors))
     art32, _ = make_node("Conv", [(x, False), (w16.astype(np.float32), True)], [("float32", r.shape)], attrs, scratch=sc)
-    for flags, kernel in ((0, "dse_f32_conv__avx2"), (REF_KERNELS, "dse_f32_conv__ref")):
+    for flags, kernel in ((0, "dse_f32_conv_wino__avx2"), (REF_KERNELS, "dse_f32_conv__ref")):   # 3x3 stride 1
         (o16,), k16 = run(lib, art16, feeds, flags=flags)
         (o32,), k32 = run(lib, art32, feeds, flags=flags)
         assert k16 == k32 == [kernel]
@@ -302,8 +319,88 @@ def test_conv_refuses_scratch_with_a_live_tensor(lib):
         if at_scratch or not AVX2:
             assert ks[1] == "dse_f32_conv__ref", ks
         else:
-            assert ks[1] == "dse_f32_conv__avx2", ks
+            assert ks[1] == "dse_f32_conv_wino__avx2", ks
         np.testing.assert_allclose(o, want, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# Conv 3x3 stride 1: Winograd F(2x2, 3x3) (dse_f32_conv_wino__avx2, kernels/avx2/winograd.c)
+# ------------------------------------------------------------------------------------------
+
+WINO_CASES = [
+    # x shape, M, pads (top, left, bottom, right), bias, act
+    ((1, 5, 11, 13), 7, (1, 1, 1, 1), True, (-1.0, 1.0)),       # odd H and W: partial last tiles
+    ((2, 3, 12, 17), 4, (2, 0, 1, 3), True, None),              # batch 2, asymmetric pads
+    ((1, 16, 16, 16), 8, (0, 0, 0, 0), False, None),            # no padding, even
+    ((1, 13, 7, 9), 11, (0, 2, 1, 1), True, (0.0, 6.0)),        # Cin, Cout not multiples of 8
+    ((1, 9, 2, 40), 6, (1, 1, 1, 1), False, None),              # H = 2: one tile row
+    ((2, 8, 9, 3), 5, (1, 1, 1, 1), True, None),                # W = 3
+    ((2, 24, 7, 7), 40, (1, 1, 1, 1), True, (0.0, np.inf)),     # resnet's last stage, small
+    ((1, 32, 40, 36), 12, (1, 1, 1, 1), True, None),            # 2 blocks of 256 tiles, split mid-row
+    ((1, 64, 30, 50), 70, (2, 2, 2, 2), False, (-2.0, 2.0)),    # 3 blocks of 128 tiles, pad 2
+    ((1, 300, 10, 30), 8, (1, 1, 1, 1), True, None),            # C 300: blocks of 16 tiles
+    ((1, 2000, 6, 8), 4, (1, 1, 1, 1), True, None),             # K = 18000
+    ((1, 9, 1, 40), 6, (1, 1, 1, 1), True, None),               # H = 1: the direct kernel (cost)
+    ((2, 4, 1, 1), 3, (1, 1, 1, 1), True, None),                # 1x1 images: the direct kernel
+    ((1, 8, 5, 5), 8, (0, 0, 0, 0), True, None),                # 3x3 output: the direct kernel
+]
+
+
+def _conv3x3_f64(x, w, b, pads):
+    """Float64 3x3 stride-1 conv, and S_W: per output, sum_c (sum |w_mc|) (sum of |x_c| over its
+    3x3 window) + |b| (the Winograd bound's scale, winograd.c's header)."""
+    pt, pl, pb, pr = pads
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    N, C, H, W = xp.shape
+    OH, OW = H - 2, W - 2
+    y = np.zeros((N, w.shape[0], OH, OW))
+    win = np.zeros((N, C, OH, OW))
+    for kh in range(3):
+        for kw in range(3):
+            patch = xp[:, :, kh:kh + OH, kw:kw + OW]
+            y += np.einsum("mc,nchw->nmhw", w[:, :, kh, kw].astype(np.float64), patch)
+            win += np.abs(patch)
+    sw = np.einsum("mc,nchw->nmhw", np.abs(w.astype(np.float64)).sum(axis=(2, 3)), win)
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+        sw += np.abs(b.astype(np.float64))[None, :, None, None]
+    return y, sw
+
+
+@pytest.mark.parametrize("case", WINO_CASES, ids=[f"wino{i}" for i in range(len(WINO_CASES))])
+def test_conv_winograd(lib, case):
+    """The kernel the plan names (Winograd where dse__conv_f32_wino_plan takes the node) within
+    |y - exact| <= 4 (C + 12) 2^-24 S_W of float64, the same bytes for 1, 2 and 3 threads; with
+    the scratch of an older export (the direct kernel's plan only) the direct AVX2 kernel runs."""
+    xs, M, pads, has_b, act = case
+    rng = np.random.default_rng(sum(xs) * 31 + M)
+    C = xs[1]
+    x, w = rnd(rng, *xs), rnd(rng, M, C, 3, 3, scale=0.5)
+    b = rnd(rng, M) if has_b else None
+    attrs = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[pads[0], pads[1], pads[2], pads[3]], dilations=[1, 1], group=1)
+    exact, s_w = _conv3x3_f64(x, w, b, pads)
+    cattrs = dict(attrs)
+    if act:
+        cattrs.update(act_min=act[0], act_max=act[1])
+        exact = np.clip(exact, act[0], act[1])
+    shapes_in = [xs, w.shape] + ([b.shape] if has_b else [])
+    inputs = [(x, False), (w, True)] + ([(b, True)] if has_b else [])
+    plan = conv_f32_wino_plan(xs[0], C, M, exact.shape[2], exact.shape[3])
+    kernel = "dse_f32_conv_wino__avx2" if plan else "dse_f32_conv__avx2"
+    sc = planned_scratch("Conv", shapes_in, exact.shape, attrs)
+    if plan:
+        assert sc >= plan["bytes"]
+    art, feeds = make_node("Conv", inputs, [("float32", exact.shape)], cattrs, scratch=sc)
+    bound = 4 * (C + 12) * 2.0 ** -24 * s_w
+    o, r = check_variant(lib, art, feeds, kernel)
+    sum_tol(bound)(exact, o)
+    sum_tol(4 * (9 * C + 1) * 2.0 ** -24 * s_w)(exact, r)       # REF: its own (K + 1) u S <= that
+    if plan:   # an artifact planned before the variant: the direct kernel
+        sc0 = planned_scratch("Conv", shapes_in, exact.shape, attrs, direct=True)
+        assert sc0 < plan["bytes"]
+        art0, feeds0 = make_node("Conv", inputs, [("float32", exact.shape)], cattrs, scratch=sc0)
+        o0, _ = check_variant(lib, art0, feeds0, "dse_f32_conv__avx2")
+        sum_tol(4 * (9 * C + 1) * 2.0 ** -24 * s_w)(exact, o0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -560,6 +657,8 @@ def test_ref_float_build_gives_ref_bytes(lib, lib_ref_float):
     default build's REF bytes (DSE_LOAD_REF_KERNELS)."""
     cases = []
     art, feeds, *_ = _conv_case(CONV_CASES[5], 1)
+    cases.append((art, feeds))
+    art, feeds, *_ = _conv_case(CONV_CASES[3], 1)   # 3x3 stride 1: Winograd in the default build
     cases.append((art, feeds))
     x = _specials(100, np.random.default_rng(4)).reshape(4, 25)
     for op in ("Sigmoid", "Tanh", "Relu"):

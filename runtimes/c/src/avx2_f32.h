@@ -58,6 +58,15 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm(const dse_sgemm *g, size_t i0,
  * interleaved partial sums (lane l takes k = l mod 8), added pairwise at the end. */
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
 
+/* A float Conv's geometry for the AVX2 variants (conv.c, winograd.c): REF's checks, float32
+ * weights and bias (float16 ones: REF), and the node's scratch plan in why->scratch_plan. */
+DSE_INTERNAL int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);
+
+/* One zero-padded input row split by a column stride sw: padded column q = c + pl (c the input
+ * column, zero outside [0, IW)) goes to phase q % sw at index q / sw, phase f at br + f * PS, L
+ * floats per phase (conv.c's depthwise and band paths, winograd.c's input tiles). */
+DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t pl, size_t sw, size_t L);
+
 /* The vector functions below work on N (1..4) vectors at once, statement by statement, so that
  * the N long dependency chains interleave (one chain is latency-bound on AMD Zen); the
  * one-vector forms are dse__avx2_exp(x) etc. */

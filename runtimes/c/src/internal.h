@@ -418,6 +418,17 @@ typedef struct dse_conv_plan {
     size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
 } dse_conv_plan;
 DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
+/* Winograd F(2x2, 3x3) for float32 3x3 stride-1 convs (kernels/avx2/winograd.c, which states the
+ * arithmetic and its error bound): whether a node takes it and the scratch it uses
+ * (kernels/ref/conv.c explains the formula; dsedge/export/scratch.py has the same). Returns the
+ * bytes, 0 when the node does not take it. dse__conv_f32_scratch_plan: what the exporter plans for
+ * a float Conv, the larger of both (every float Conv check reports it as the plan). */
+typedef struct dse_wino_plan {
+    size_t TH, TW, T, TB, ld, L;   /* tiles per column, per row, per image; per block; V/M row stride; phase row */
+    size_t u_floats, w_floats;     /* U (shared, at the start of cx->scratch); each worker's V, M, rows after it */
+} dse_wino_plan;
+DSE_SHARED size_t dse__conv_f32_wino_plan(const dse_conv_geom *g, dse_wino_plan *p);
+DSE_SHARED size_t dse__conv_f32_scratch_plan(const dse_conv_geom *g);
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, float *y);
 /* im2col of the optimised float Conv variants (kernels/ref/loops.c; AVX2 IM2COL tiles, NEON general

@@ -31,19 +31,24 @@
 
 #define CONV_NT 128   /* output pixels per im2col tile (dse__conv_f32_plan) */
 
-int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    dse_conv_geom g;
-    if (dse__conv_f32_geom(m, n, &g, why)) return 1;
+int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why) {
+    if (dse__conv_f32_geom(m, n, g, why)) return 1;
     const dse_tensor *w = dse__t(m, n->in[1]), *b = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     if (w->dtype != DSE_DTYPE_FLOAT32 || (b && b->dtype != DSE_DTYPE_FLOAT32)) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "float16 weights", 0, 0, 0, 0);
         return 1;
     }
+    why->scratch_plan = dse__conv_f32_scratch_plan(g);   /* the direct and the Winograd variants' */
+    return 0;
+}
+
+int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
+    dse_conv_geom g;
+    if (dse__avx2_conv_f32_geom(m, n, &g, why)) return 1;
     dse_conv_plan p;
     const size_t need = dse__conv_f32_plan(&g, &p);
     if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
         why->scratch = 0;
-        why->scratch_plan = need;
         return 0;
     }
     if (!dse__scratch_free(m, n, need)) {
@@ -51,7 +56,6 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
         return 1;
     }
     why->scratch = need;
-    why->scratch_plan = need;
     return 0;
 }
 
@@ -68,10 +72,8 @@ typedef struct conv_job {
     float lo, hi;
 } conv_job;
 
-/* One padded input row split by the W stride: padded column q = c + pl (c the input column,
- * zero outside [0, IW)) goes to phase q % sw at index q / sw, phase f at br + f * PS, L floats
- * per phase. */
-static DSE_TARGET_AVX2 void conv_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t pl, size_t sw, size_t L) {
+/* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
+void dse__avx2_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t pl, size_t sw, size_t L) {
     const __m256 z = _mm256_setzero_ps();
     if (sw == 1) {   /* [pl zeros][x row][zeros to L] */
         size_t c = 0;
@@ -213,7 +215,7 @@ static DSE_TARGET_AVX2 void conv_dw_channel(const conv_job *j, const float *xc, 
     for (size_t r = 0; r < PH; r++) {
         float *br = buf + r * sw * L;
         if (r < pt || r - pt >= IH) { memset(br, 0, sw * L * sizeof(float)); continue; }
-        conv_fill_row(br, L, xc + (r - pt) * IW, IW, pl, sw, L);
+        dse__avx2_fill_row(br, L, xc + (r - pt) * IW, IW, pl, sw, L);
     }
     const size_t rstep = (size_t)g->s[1] * sw * L;
     if (g->k[1] * g->k[2] == 9) conv_dw_rows9(j, buf, rstep, tab, wc, bc, yc);
@@ -351,7 +353,7 @@ static DSE_TARGET_AVX2 void conv_band1_fill(const conv_job *j, const float *xg, 
         for (size_t i = 0; i < j->pl.NRp; i++) {
             const size_t y = oh0 + i;
             if (y < pt || y - pt >= IH) memset(bc + i * Lw, 0, Lw * sizeof(float));
-            else conv_fill_row(bc + i * Lw, Lw, xc + (y - pt) * IW, IW, pl, 1, Lw);
+            else dse__avx2_fill_row(bc + i * Lw, Lw, xc + (y - pt) * IW, IW, pl, 1, Lw);
         }
     }
     memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));

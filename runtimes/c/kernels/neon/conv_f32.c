@@ -20,8 +20,10 @@
  * (kernels/avx2/conv.c): the two variants give the same bytes. Tolerance against REF:
  * src/neon_f32.h.
  *
- * Scratch: the plan of every float Conv is dse__conv_f32_plan's (kernels/ref/conv.c; the AVX2
- * paths; dsedge/export/scratch.py), whatever the target. This variant uses at most that: GEMM,
+ * Scratch: the exporter plans every float Conv's scratch as dse__conv_f32_scratch_plan (kernels/ref/conv.c:
+ * the larger of the direct paths' dse__conv_f32_plan and the AVX2 Winograd variant's; dsedge/export/
+ * scratch.py), whatever the target, and this check reports that plan. This variant uses at most
+ * dse__conv_f32_plan: GEMM,
  * the packing buffer 4 * dse__sgemm_pack_floats(K) (the plan; when the region is not free at
  * the node, none: B in place); DW, none; IM2COL, 4 * K * nt, nt = the pixels whose K x nt block
  * the plan holds (every plan holds at least one; at most max(16, 32768 / K), a multiple of 8
@@ -63,7 +65,7 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
     dse_conv_plan pl;
     const size_t plan = dse__conv_f32_plan(&g, &pl);
     const int path = neon_cf_path(&g);
-    why->scratch_plan = plan;
+    why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* what the exporter plans: every float Conv variant's */
     if (path == NEON_CF_DW) {
         why->scratch = 0;
         return 0;

@@ -15,7 +15,8 @@
  * bias. numpy's reference sums with BLAS (another order): they agree to ~1e-6 relative.
  * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. The
  * REF kernel uses no scratch, but its check reports the optimised variants' plan
- * (dse__conv_f32_plan), which the exporter reserves for every float Conv. */
+ * (dse__conv_f32_scratch_plan: the larger of dse__conv_f32_plan and dse__conv_f32_wino_plan),
+ * which the exporter reserves for every float Conv. */
 #include <math.h>   /* INFINITY only */
 
 #include "internal.h"
@@ -185,11 +186,52 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     return 4 * p->K * (nt < 128 ? nt : 128);
 }
 
+/* Winograd F(2x2, 3x3) (kernels/avx2/winograd.c): 2-D convs with group 1, a 3x3 kernel, unit
+ * strides and dilations (any padding), when its cost model wins: per image and (output, input)
+ * channel pair, 16 multiplies per 2x2 tile (TH x TW tiles) plus the weight transform, counted
+ * as WINO_UCOST multiplies, against 9 per output pixel, with a margin for the transforms:
+ * 16 * N*T + WINO_UCOST <= 0.8 * 9 * N*OH*OW; and the transformed weights (16 * M * C floats,
+ * computed at every run) at most WINO_U_MAX floats. Scratch:
+ *     4 * (16*M*C + 16*(C + M)*ld + 8*L + 8)
+ * U = the transformed weights (shared by the workers, at the start of the scratch), then each
+ * worker's V (16 x C x ld: the transformed input of a block of TB tiles), M (16 x M x ld: the
+ * 16 GEMMs' results) and 4 input rows split into 2 column phases of L = TW + 9 floats; TB =
+ * 16384 / C rounded down to 16, within [16, 256], at most T (V's part for one of the 16 GEMMs
+ * stays in L1/L2); ld = TB + 8 (the transforms write and read 8-tile vectors past a block's
+ * end). */
+#define WINO_UCOST 64
+#define WINO_U_MAX ((size_t)1 << 20)
+
+size_t dse__conv_f32_wino_plan(const dse_conv_geom *g, dse_wino_plan *p) {
+    memset(p, 0, sizeof *p);
+    const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;
+    if (!flat || g->G != 1 || g->k[1] != 3 || g->k[2] != 3 || g->s[1] != 1 || g->s[2] != 1 || g->d[1] != 1 || g->d[2] != 1)
+        return 0;
+    const size_t C = g->C, M = g->M, OH = g->out[1], OW = g->out[2];
+    if (!C || !M || !OH || !OW || !g->N || 16 * M * C > WINO_U_MAX) return 0;
+    p->TH = (OH + 1) / 2, p->TW = (OW + 1) / 2, p->T = p->TH * p->TW;
+    if (10 * (16 * g->N * p->T + WINO_UCOST) > 8 * 9 * g->N * OH * OW) return 0;
+    size_t TB = 16384 / C / 16 * 16;
+    TB = TB < 16 ? 16 : TB > 256 ? 256 : TB;
+    p->TB = TB < p->T ? TB : p->T;
+    p->ld = p->TB + 8;
+    p->L = p->TW + 9;
+    p->u_floats = 16 * M * C;
+    p->w_floats = 16 * (C + M) * p->ld + 8 * p->L + 8;
+    return 4 * (p->u_floats + p->w_floats);
+}
+
+size_t dse__conv_f32_scratch_plan(const dse_conv_geom *g) {
+    dse_conv_plan p;
+    dse_wino_plan w;
+    const size_t a = dse__conv_f32_plan(g, &p), b = dse__conv_f32_wino_plan(g, &w);
+    return a > b ? a : b;
+}
+
 int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
     if (dse__conv_f32_geom(m, n, &g, why)) return 1;
-    dse_conv_plan p;
-    why->scratch_plan = dse__conv_f32_plan(&g, &p);   /* planned for the optimised variants */
+    why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* planned for the optimised variants */
     return 0;
 }
 
