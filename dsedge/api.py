@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import tempfile
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -86,7 +89,6 @@ def int8_capable(g: Graph, n) -> tuple[bool, str]:
 def inspect_dse(path) -> dict:
     """What a `.dse` holds: inputs/outputs (names, shapes, dtypes, qparams), nodes by op and
     dtype, weight bytes, arena vs its lower bound, format overhead, metadata keys."""
-    import json
     from .artifact import CONST, read
     a = read(path)
     size = Path(path).stat().st_size
@@ -264,8 +266,6 @@ def _run_in_c(result, feeds) -> list:
     "arena_bytes": its arena, "ms": the median time of one run}). Falls back to the numpy
     interpreter (outputs only) when the model cannot be written as a .dse (e.g. shapes that
     differ between feeds)."""
-    import tempfile
-    import time
     from .errors import DseError
     from .export import save_dse
     from .interp import run
@@ -308,7 +308,6 @@ class _NodeTimes:
         self.device = bool(profiles)   # else the planner checks a "faster in float" node by timing the plans
 
     def host(self, result) -> dict[str, float]:
-        import tempfile
         from .export import save_dse
         from .runtime import Runtime
         with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
@@ -335,7 +334,6 @@ class _NodeTimes:
 def _read_profile(path) -> list[tuple[str, str, float]]:
     """(node, "int8" | "float", median ms) of every node of a `--profile --json` file, the
     precision told by the kernel that ran it (dse_f32_*: float; other dtypes: integer)."""
-    import json
     try:
         d = json.loads(Path(path).read_text())
         rows = [(str(r["name"]), "float" if str(r["kernel"]).startswith("dse_f32_") else "int8",
