@@ -53,7 +53,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def planned(model_path):
-    return plan(str(model_path), feeds(160, 1), max_drop="2%", progress=False)
+    return plan(str(model_path), feeds(160, 1), max_drop="3%", progress=False)
 
 
 def _top1_agreement(model_path, dse_path, fs) -> float:
@@ -74,7 +74,7 @@ def test_plan_keeps_float_what_the_budget_needs(planned, model_path, tmp_path):
     p = planned
     assert p.metric["outputs"] == {"logits": "top1"}
     assert p.tried[0]["why"] == "all int8" and p.tried[0]["drop"] > 0.05   # the search had work to do
-    assert p.keep_float == ["gemm2"] and p.meets and p.drop <= 0.02
+    assert p.keep_float == ["gemm2"] and p.meets and p.drop <= 0.03
     by_name = {n["name"]: n for n in p.nodes}
     # kept float, with fp16 weights (the size objective: one more evaluation, within the budget)
     assert by_name["gemm2"]["precision"] == "fp16" and by_name["gemm1"]["precision"] == "int8-fout"
@@ -108,14 +108,14 @@ def test_cli_plan_then_quantize_equals_mixed(model_path, tmp_path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
     run = CliRunner().invoke
-    r = run(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "2%", "-o", str(tmp_path / "p.json"),
+    r = run(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "3%", "-o", str(tmp_path / "p.json"),
                    "--no-progress"])
     assert r.exit_code == 0, r.output
-    assert "kept float: gemm2" in r.output and "budget 2.00 %, met" in r.output
+    assert "kept float: gemm2" in r.output and "budget 3.00 %, met" in r.output
     r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--plan", str(tmp_path / "p.json"),
                    "-o", str(tmp_path / "a.dse"), "--no-progress"])
     assert r.exit_code == 0, r.output
-    r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--precision", "mixed", "--max-drop", "2%",
+    r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--precision", "mixed", "--max-drop", "3%",
                    "-o", str(tmp_path / "b.dse"), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "a.dse").read_bytes() == (tmp_path / "b.dse").read_bytes()
@@ -193,6 +193,12 @@ def test_margin_model_predicts_changes_on_new_feeds():
     assert m.quality([{"y": r}], [{"y": g}]) == 1.0
     assert abs(m.expected_drop([{"y": r}], [{"y": g}]) - 0.02275) < 1e-4      # Phi(-2)
     assert m.expected_drop([{"y": r}], [{"y": r}]) == 0.0
+    # margins of more feeds (float outputs only) join the held-back ones; the noise stays theirs
+    wide = r.copy()
+    wide[:, 0] = 1.0                                         # margin 1.0 = 20 sigma: cannot change
+    assert m.expected_drop([{"y": wide}], [{"y": wide - [0.05, 0, 0]}]) < 1e-9
+    mixed = m.expected_drop([{"y": wide}], [{"y": wide - [0.05, 0, 0]}], more=[{"y": r}])
+    assert abs(mixed - 0.02275 / 2) < 1e-4                   # half the answers within 2 sigma of a tie
     # decisions at 0.5: the noise is measured near the threshold, not on saturated values
     t = Metric({"p": "threshold"})
     p = np.concatenate([np.full(900, 0.999), np.full(100, 0.45)])
@@ -288,7 +294,7 @@ def test_memory_budget(model_path, tmp_path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
     out = tmp_path / "p.json"
-    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "2%", "--memory-budget", "1MB", "-o",
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "3%", "--memory-budget", "1MB", "-o",
                                   str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     p = load_plan(out)
@@ -302,7 +308,7 @@ def test_memory_budget(model_path, tmp_path):
     assert p.memory["widened_bytes"] == 4 * (32 * 10 + 10)
     assert p.memory["total"] == p.memory["bytes"] + p.memory["arena_bytes"] + p.memory["widened_bytes"]
     assert "memory: .dse" in r.output and "met)" in r.output
-    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "2%", "--memory-budget", "1KB", "-o",
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "3%", "--memory-budget", "1KB", "-o",
                                   str(tmp_path / "q.json"), "--no-progress"])
     assert r.exit_code == 0, r.output
     q = load_plan(tmp_path / "q.json")
