@@ -237,6 +237,36 @@ def test_threads_same_bytes(vnni):
             assert run_threads(lib, art, feeds, outs, t).tobytes() == np.ascontiguousarray(case[3]).tobytes()
 
 
+ZOO = [("transformer_encoder", dict(seq=8, dim=32, heads=2, layers=1, vocab=50)),   # MatMul, Gemm
+       ("mobilenet_v2", dict(input_size=32, num_classes=10, width=0.5))]              # 1x1, 3x3/2 stem, depthwise
+
+
+@pytest.mark.parametrize("name,kw", ZOO, ids=[z[0] for z in ZOO])
+def test_zoo_model_same_bytes(vnni, tmp_path, name, kw):
+    """A zoo model quantised and exported as a user would (packed weights, planned scratch): the
+    VNNI kernels take its int8 Conv/Gemm/MatMul nodes and the outputs are REF's bytes."""
+    import dsedge
+    import dsedge.zoo as zoo
+    from dsedge.artifact import read
+    from dsedge.export import save_dse
+    lib, v, _ = vnni
+    m = zoo.build(name, **kw)
+    src = tmp_path / f"{name}.onnx"
+    src.write_bytes(m.SerializeToString())
+    feeds = zoo.random_feeds(m, 5, 0)
+    calib = [{k: a[i] for k, a in feeds.items()} for i in range(5)]
+    save_dse(dsedge.quantize(str(src), calib[:3], progress=False, method="minmax"), tmp_path / "m.dse")
+    art = read(tmp_path / "m.dse")
+    outs = [(np.dtype(art.tensors[i].dtype), tuple(art.tensors[i].shape)) for i in art.outputs]
+    for feed in calib[3:]:
+        ins = [np.asarray(feed[art.tensors[i].name], dtype=art.tensors[i].dtype) for i in art.inputs]
+        got, kern = run_c(lib, art, ins, outs)
+        want, _ = run_c(lib, art, ins, outs, LOAD_REF)
+        assert sum(k.endswith(f"__{v}") for k in kern) >= 2, kern
+        for a, b in zip(got, want):
+            assert a.tobytes() == b.tobytes()
+
+
 # -- the real instruction: compiled, encoded, and not chosen without VNNI ---------------------------
 
 def _compilers():

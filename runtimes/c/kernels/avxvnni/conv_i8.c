@@ -138,11 +138,9 @@ VN_TARGET static inline __attribute__((always_inline)) void VN(mk_body)(const ui
     for (size_t kb = 0; kb < Kb; kb++, wb += 32, a += 4 * NR) {
         const __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)wb);
         const __m256i w1 = NB > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(wb + wstep)) : w0;
-        int32_t v[4];
-        memcpy(v, a, 4 * (size_t)NR);
 #define VN_COL(j)                                                         \
-    if (NR > j) {                                                         \
-        const __m256i x = _mm256_set1_epi32(v[j]);                        \
+    if (NR > j) {   /* a broadcast load (vpbroadcastd m32: no shuffle) */ \
+        const __m256i x = _mm256_broadcastd_epi32(_mm_loadu_si32(a + 4 * j)); \
         c0##j = VN_DPBUSD(c0##j, x, w0);                                  \
         if (NB > 1) c1##j = VN_DPBUSD(c1##j, x, w1);                      \
     }
