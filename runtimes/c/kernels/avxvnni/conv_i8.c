@@ -43,7 +43,7 @@
  */
 #include "isa.h"
 
-#if DSE_ARCH_X86_64
+#if DSE_ARCH_X86_64 && DSE_VNNI_OK   /* (an older compiler: not built, not listed; internal.h) */
 #include "../avx2/i8_avx2.h"
 #include "vnni_emul.h"
 
