@@ -179,6 +179,26 @@ def test_unplanned_scratch_falls_through(vnni):
           "__ref")
 
 
+def test_scratch_region_in_use_falls_through(vnni):
+    """A plan that keeps a tensor live in the scratch region at this node: the VNNI kernel must
+    not take it (dse__scratch_free); REF runs it and the tensor survives."""
+    from dsedge.artifact import Artifact, TensorRec
+    lib, v, _ = vnni
+    rng = np.random.default_rng(13)
+    x, w = rand_i8(rng, (1, 4, 6, 6)), rand_w(rng, (6, 4, 3, 3))
+    M, n = rng_mults(rng, 6)
+    art, feeds, outs, ref = conv_case(x, w, rand_bias(rng, 6, 36), 1, M, n, 2, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1)
+    assert run_c(lib, art, feeds, outs)[1] == [f"dse_i8_conv__{v}"]
+    z = rand_i8(rng, (64,))
+    t = list(art.tensors) + [TensorRec.arena("z", "int8", z.shape, art.scratch_offset)]
+    zi = len(t) - 1
+    old = Artifact(tuple(t), art.nodes, art.inputs + (zi,), art.outputs + (zi,), art.arena_size,
+                   art.scratch_offset, art.scratch_size)
+    got, kernels = run_c(lib, old, feeds + [z], outs + [(np.dtype(np.int8), z.shape)])
+    assert kernels == ["dse_i8_conv__ref"]
+    assert got[0].tobytes() == ref.tobytes() and got[1].tobytes() == z.tobytes()
+
+
 # -- Gemm / MatMul ----------------------------------------------------------------------------------
 
 GEMM = [(1, 1, 1), (5, 37, 7), (4, 9, 130), (3, 4100, 9), (17, 16, 8), (300, 33, 17), (2, 15, 1), (8, 3, 16),
