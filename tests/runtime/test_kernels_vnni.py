@@ -76,6 +76,12 @@ def vnni(request):
     """(library, variant): natively when the CPU runs this variant, else the emulation build."""
     v = request.param
     native = v == NATIVE
+    prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build of one variant (-k avxvnni)
+    if prebuilt:
+        L = C.CDLL(prebuilt)
+        _declare(L)
+        L.dse_model_node_kernel.argtypes, L.dse_model_node_kernel.restype = [C.c_void_p, C.c_size_t], C.c_char_p
+        return L, v, native
     return _lib(() if native else (f"EMULATE_VNNI={MASK[v]}",)), v, native
 
 
