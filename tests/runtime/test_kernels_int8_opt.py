@@ -57,13 +57,27 @@ AVX2 = _cpu_has_avx2()
 LOAD_REF = 2   # DSE_LOAD_REF_KERNELS
 
 
+def _cpu_has_vnni() -> bool:
+    """AVX-VNNI or AVX512-VNNI (+VL/BW): the loader would pick the VNNI int8 Conv/Gemm/MatMul."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text() if platform.machine() in ("x86_64", "AMD64") else ""
+    except OSError:
+        return False
+    return " avx_vnni" in flags or all(f" {f}" in flags for f in ("avx512_vnni", "avx512vl", "avx512bw"))
+
+
+# On a VNNI CPU this file tests the AVX2 kernels on a build with VNNI hidden (make EMULATE_VNNI=0;
+# the VNNI kernels have their own tests, tests/runtime/test_kernels_vnni.py).
+VNNI = _cpu_has_vnni()
+
+
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build (run with LD_PRELOAD=libasan)
     if prebuilt:
         path = prebuilt
     else:
-        path = str(make_checked(CC, "libdsedge.so") / "libdsedge.so")
+        path = str(make_checked(CC, "libdsedge.so", args=("EMULATE_VNNI=0",) if VNNI else ()) / "libdsedge.so")
     L = C.CDLL(path)
     _declare(L)
     L.dse_model_node_kernel.argtypes, L.dse_model_node_kernel.restype = [C.c_void_p, C.c_size_t], C.c_char_p
@@ -664,8 +678,8 @@ def test_zoo_model_same_bytes_optimised_and_ref(tmp_path, name):
     assert {0, 1} <= layouts
     with dsedge.Runtime(str(path)) as rt, dsedge.Runtime(str(path), threads=2) as r2, \
             dsedge.Runtime(str(path), kernels="ref") as rr:
-        if AVX2:
-            assert any(k.endswith("__avx2") for k in rt.kernels())
+        if AVX2:   # (the bindings' library: on a VNNI CPU the VNNI kernels take the group-1 convs)
+            assert any(k.endswith(("__avx2", "vnni")) for k in rt.kernels())
         for i in range(4, 6):
             feed = {k: v[i] for k, v in feeds.items()}
             a, b, c = rt.run(feed), rr.run(feed), r2.run(feed)

@@ -31,6 +31,17 @@ static unsigned x86_isas(void) {
         __cpuid_count(7, 1, a, b, c, d);
         if ((isas & DSE_ISA_BIT(AVX2)) && ((a >> 4) & 1)) isas |= DSE_ISA_BIT(AVXVNNI);
     }
+#if defined(DSE_EMULATE_VNNI)
+    /* test builds only (make EMULATE_VNNI=<mask>): the VNNI kernels are compiled for AVX2 with an
+     * exact emulation of vpdpbusd (kernels/avxvnni/vnni_emul.h), and this CPU is said to have the
+     * VNNI ISAs of the mask (1 AVX-VNNI, 2 AVX512-VNNI) when it has AVX2, whatever it really has;
+     * mask 0 hides VNNI (a VNNI CPU then runs the AVX2 kernels: timing one against the other) */
+    isas &= ~(DSE_ISA_BIT(AVXVNNI) | DSE_ISA_BIT(AVX512VNNI));
+    if (isas & DSE_ISA_BIT(AVX2)) {
+        if ((DSE_EMULATE_VNNI) & 1) isas |= DSE_ISA_BIT(AVXVNNI);
+        if ((DSE_EMULATE_VNNI) & 2) isas |= DSE_ISA_BIT(AVX512VNNI);
+    }
+#endif
     return isas;
 }
 #endif

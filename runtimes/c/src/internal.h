@@ -47,6 +47,20 @@
 #define DSE_NEON32_OK 0
 #endif
 
+/* 1 on x86-64 when the compiler can build the VNNI kernel variants (kernels/avxvnni/,
+ * kernels/avx512vnni/: target("avxvnni") and _mm256_dpbusd_avx_epi32 need GCC >= 11 or clang >= 12,
+ * Apple clang >= 13), or in the emulation test build (-DDSE_EMULATE_VNNI, AVX2 only): they are
+ * then compiled and listed (kernels_x86.inc); else they compile to nothing and AVX2 takes their
+ * nodes. */
+#if defined(__x86_64__) && !defined(DSE_REF_ONLY) &&                                                     \
+    (defined(DSE_EMULATE_VNNI) ||                                                                        \
+     (defined(__clang__) && (defined(__apple_build_version__) ? __clang_major__ >= 13 : __clang_major__ >= 12)) || \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define DSE_VNNI_OK 1
+#else
+#define DSE_VNNI_OK 0
+#endif
+
 #define DSE_NONE UINT32_MAX   /* an absent optional input/output */
 #define DSE_STORAGE_CONST 0
 #define DSE_STORAGE_ARENA 1

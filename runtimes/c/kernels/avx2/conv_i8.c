@@ -451,9 +451,7 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
     const size_t K = J->G.K, Kb = J->G.Kb, Kp = Kb * 4;
     const int zp = J->G.o->zp_in;
     const __m256i z = _mm256_set1_epi16((int16_t)zp);
-    const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
-    const long long KD = g->k[0], KH = g->k[1], KW = g->k[2];
-    const size_t isz = (size_t)(ID * IH * IW);
+    const size_t isz = (size_t)(g->in[0] * g->in[1] * g->in[2]);
     int8_t pad[16];
     memset(pad, zp, 16);
     if (J->direct) {   /* k-row c = channel c's pixels p0.. (contiguous); k >= K: zp */
@@ -480,63 +478,12 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
         return;
     }
     /* general: per k-block, each of its 4 k's im2col row (the tile's T pixels) is staged as
-     * int8 (out-of-input taps = zp) in `stage` (4 x (T + 32) bytes after the tile), then the 4
-     * rows go through the same 4 x 16 transpose as the direct path */
-    const long long sd = g->s[0], sh = g->s[1], sw = g->s[2], dd = g->d[0], dh = g->d[1], dw = g->d[2];
+     * int8 (out-of-input taps = zp) in `stage` (4 x (T + 32) bytes after the tile; avx2_i8_im2col_row,
+     * i8_avx2.h), then the 4 rows go through the same 4 x 16 transpose as the direct path */
     const size_t SR = (T + 31) / 16 * 16;   /* a stage row, with room for a 16-byte overrun */
     int8_t *stage = (int8_t *)(a + T * Kp);
-    const long long q0 = (long long)p0;
-    const long long ow_s = q0 % OW, oh_s = q0 / OW % OH, od_s = q0 / (OW * OH);
     for (size_t kb = 0; kb < Kb; kb++) {
-        for (size_t c = 0; c < 4; c++) {
-            int8_t *st = stage + c * SR;
-            const size_t k = 4 * kb + c;
-            if (k >= K) { memset(st, zp, T); continue; }
-            const long long kw = (long long)(k % (size_t)KW), kh = (long long)(k / (size_t)KW % (size_t)KH),
-                            kd = (long long)(k / (size_t)(KW * KH) % (size_t)KD), ci = (long long)(k / (size_t)(KW * KH * KD));
-            const int8_t *xc = xb + (size_t)ci * isz;
-            const long long off = kw * dw - g->pb[2];   /* iw = ow * sw + off */
-            /* output columns whose tap is inside the input row: [lo, hi) */
-            const long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-            const long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1 < OW ? (IW - 1 - off) / sw + 1 : OW;
-            long long ow = ow_s, oh = oh_s, od = od_s;
-            size_t pos = 0;
-            while (pos < T) {
-                const size_t seg = (size_t)(OW - ow) < T - pos ? (size_t)(OW - ow) : T - pos;   /* rest of this output row */
-                const long long id = od * sd + kd * dd - g->pb[0], ih = oh * sh + kh * dh - g->pb[1];
-                int8_t *dst = st + pos;
-                if (id < 0 || id >= ID || ih < 0 || ih >= IH || lo >= hi) {
-                    memset(dst, zp, seg);
-                } else {
-                    const int8_t *row = xc + (id * IH + ih) * IW;
-                    const long long e = ow + (long long)seg;
-                    const long long a0 = ow > lo ? ow : lo, b0 = e < hi ? e : hi;   /* inside: [a0, b0) */
-                    if (a0 > ow) memset(dst, zp, (size_t)((a0 < e ? a0 : e) - ow));
-                    if (b0 > a0) {
-                        int8_t *d = dst + (a0 - ow);
-                        const int8_t *src = row + a0 * sw + off;
-                        long long n = b0 - a0, j = 0;
-                        if (sw == 1) {
-                            memcpy(d, src, (size_t)n);
-                        } else if (sw == 2) {
-                            const __m128i ev = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-                            for (; j + 16 <= n && (a0 + j + 15) * 2 + off + 2 <= IW; j += 16) {   /* 32 bytes in the row */
-                                __m128i l = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(src + 2 * j)), ev);
-                                __m128i h = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(src + 2 * j + 16)), ev);
-                                _mm_storeu_si128((__m128i *)(d + j), _mm_unpacklo_epi64(l, h));
-                            }
-                            for (; j < n; j++) d[j] = src[2 * j];
-                        } else {
-                            for (; j < n; j++) d[j] = src[j * sw];
-                        }
-                    }
-                    if (e > b0) memset(dst + ((b0 > ow ? b0 : ow) - ow), zp, (size_t)(e - (b0 > ow ? b0 : ow)));
-                }
-                pos += seg;
-                ow = 0;
-                if (++oh == OH) oh = 0, od++;
-            }
-        }
+        for (size_t c = 0; c < 4; c++) avx2_i8_im2col_row(stage + c * SR, g, xb, 4 * kb + c, K, p0, T, zp);
         for (size_t q = 0; q < T; q += 16)
             avx2_i8_put16(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(stage + q)),
                           _mm_loadu_si128((const __m128i *)(stage + SR + q)), _mm_loadu_si128((const __m128i *)(stage + 2 * SR + q)),

@@ -274,6 +274,65 @@ DSE_TARGET_AVX2 static inline void avx2_i8_pad_row(int8_t *tmp, const int8_t *ro
     avx2_i8_pad_copy(tmp + pw, row, cnt);
 }
 
+/* One im2col row of a Conv tile (group 1): st[0, T) = the tap k of output pixels p0..p0+T-1 of
+ * image xb (C x ID x IH x IW; pixels row-major over (od, oh, ow)), zp where the tap falls in the
+ * padding or k >= K; k = ((ci * KD + kd) * KH + kh) * KW + kw. st must hold T + 16 bytes (16-byte
+ * copies may overrun). Shared by the AVX2 and VNNI GEMM cores' im2col stages. */
+DSE_TARGET_AVX2 static inline void avx2_i8_im2col_row(int8_t *st, const dse_i8_geom *g, const int8_t *xb, size_t k,
+                                                      size_t K, size_t p0, size_t T, int zp) {
+    const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
+    const long long KD = g->k[0], KH = g->k[1], KW = g->k[2];
+    const long long sd = g->s[0], sh = g->s[1], sw = g->s[2], dd = g->d[0], dh = g->d[1], dw = g->d[2];
+    const size_t isz = (size_t)(ID * IH * IW);
+    if (k >= K) { memset(st, zp, T); return; }
+    const long long q0 = (long long)p0;
+    const long long ow_s = q0 % OW, oh_s = q0 / OW % OH, od_s = q0 / (OW * OH);
+    const long long kw = (long long)(k % (size_t)KW), kh = (long long)(k / (size_t)KW % (size_t)KH),
+                    kd = (long long)(k / (size_t)(KW * KH) % (size_t)KD), ci = (long long)(k / (size_t)(KW * KH * KD));
+    const int8_t *xc = xb + (size_t)ci * isz;
+    const long long off = kw * dw - g->pb[2];   /* iw = ow * sw + off */
+    /* output columns whose tap is inside the input row: [lo, hi) */
+    const long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    const long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1 < OW ? (IW - 1 - off) / sw + 1 : OW;
+    long long ow = ow_s, oh = oh_s, od = od_s;
+    size_t pos = 0;
+    while (pos < T) {
+        const size_t seg = (size_t)(OW - ow) < T - pos ? (size_t)(OW - ow) : T - pos;   /* rest of this output row */
+        const long long id = od * sd + kd * dd - g->pb[0], ih = oh * sh + kh * dh - g->pb[1];
+        int8_t *dst = st + pos;
+        if (id < 0 || id >= ID || ih < 0 || ih >= IH || lo >= hi) {
+            memset(dst, zp, seg);
+        } else {
+            const int8_t *row = xc + (id * IH + ih) * IW;
+            const long long e = ow + (long long)seg;
+            const long long a0 = ow > lo ? ow : lo, b0 = e < hi ? e : hi;   /* inside: [a0, b0) */
+            if (a0 > ow) memset(dst, zp, (size_t)((a0 < e ? a0 : e) - ow));
+            if (b0 > a0) {
+                int8_t *d = dst + (a0 - ow);
+                const int8_t *src = row + a0 * sw + off;
+                long long n = b0 - a0, j = 0;
+                if (sw == 1) {
+                    memcpy(d, src, (size_t)n);
+                } else if (sw == 2) {
+                    const __m128i ev = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+                    for (; j + 16 <= n && (a0 + j + 15) * 2 + off + 2 <= IW; j += 16) {   /* 32 bytes in the row */
+                        __m128i l = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(src + 2 * j)), ev);
+                        __m128i h = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(src + 2 * j + 16)), ev);
+                        _mm_storeu_si128((__m128i *)(d + j), _mm_unpacklo_epi64(l, h));
+                    }
+                    for (; j < n; j++) d[j] = src[2 * j];
+                } else {
+                    for (; j < n; j++) d[j] = src[j * sw];
+                }
+            }
+            if (e > b0) memset(dst + ((b0 > ow ? b0 : ow) - ow), zp, (size_t)(e - (b0 > ow ? b0 : ow)));
+        }
+        pos += seg;
+        ow = 0;
+        if (++oh == OH) oh = 0, od++;
+    }
+}
+
 /* (depthwise and Winograd) Input row `row` (IW bytes) into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp (0 in
  * the padding, x_padded[u] = row[u - pw]), through tmp (sw * L + 64 bytes): the padded int8 row
  * (padding = zp) written with vector stores, then converted 16 outputs at a time (stride 1: a

@@ -1,0 +1,507 @@
+/* avxvnni/conv_i8.c: int8 Conv (group 1), Gemm and MatMul with packed weights on x86-64 with
+ * VNNI (vpdpbusd), byte-identical with the REF kernels (kernels/ref/conv_i8.c, gemm_i8.c,
+ * matmul_i8.c) and with the AVX2 variants (kernels/avx2/conv_i8.c).
+ *
+ * One source, two variants: compiled as it is, it defines the AVX-VNNI kernels
+ * (`dse_i8_{conv,gemm,matmul}__avxvnni`: VEX vpdpbusd on ymm, `_mm256_dpbusd_avx_epi32`; Alder
+ * Lake, Sapphire Rapids, Zen 5) and the checks both variants share; kernels/avx512vnni/conv_i8.c
+ * defines DSE_VNNI_512 and includes it for the AVX512-VNNI kernels (`...__avx512vnni`: the
+ * 256-bit EVEX form, `_mm256_dpbusd_epi32` with AVX512VL; Cascade Lake, Ice Lake, Zen 4). Every
+ * static name goes through VN() (vnni256_ / vnni512_), since bundles compile both files in one
+ * unit. With -DDSE_EMULATE_VNNI (tests only: make EMULATE_VNNI=<mask>) both compile for AVX2
+ * with the exact emulation of vnni_emul.h.
+ *
+ * Arithmetic (docs/quant-arith.md §4, REF's integer): acc = bias + sum_k (x - zp_in) * w.
+ * vpdpbusd multiplies unsigned bytes by signed bytes, 4 products summed into each int32 lane,
+ * wrapping, no intermediate int16 (so no saturation). x is int8: u = x ^ 0x80 = x + 128 is the
+ * unsigned byte, so
+ *     acc = sum_k u * w + fb,   fb[r] = bias[r] - (128 + zp_in) * sum_k w[r][k]
+ * where the im2col padding holds zp_in (u - 128 - zp_in = 0 there) and k >= K has w = 0 (the
+ * layouts' zero padding). Every sum is taken modulo 2^32 (vpdpbusd, vpaddd, vpmulld wrap); the
+ * true acc lies in int32 (the check asks max|bias| + K*255*127 < 2^31, as the AVX2 variant), so
+ * the wrapped value is the true one. fb's channel sums come from the same vpdpbusd against
+ * bytes 1, in the first column group of each tile. Then the AVX2 requantisation of 8 lanes
+ * (i8_avx2.h, avx2_i8_requant) or float_out as REF ((float)acc * scale, the clamps in REF's
+ * operand order).
+ *
+ * GEMM core: Y[r][p] = W[r][k] X[k][p], W in layout 1/2 (docs/format.md §4.4: 32-byte blocks of
+ * 8 output channels x 4 consecutive k, exactly vpdpbusd's signed operand for 8 channels), X
+ * packed per tile of at most DSE_I8_PACK_TILE columns (output pixels of one image, or rows of x)
+ * into the scratch as bytes u: columns in groups of 4, group g at g*4*Kp bytes, holding for each
+ * k-block its nr (<= 4) columns x 4 k. Microkernel: 16 channels (two weight blocks) x 4 columns
+ * in 8 accumulators; per k-block two 32-byte weight loads, per column a 4-byte broadcast, two
+ * vpdpbusd. Conv: a 1x1 stride-1 unpadded conv packs straight from the input rows (a 4 x 16 byte
+ * transpose per k-block), others through the AVX2 variant's im2col stage (avx2_i8_im2col_row: 4
+ * k-rows of the tile's pixels at a time). No Winograd and no depthwise path: depthwise and
+ * grouped convs (layout 0) are refused and go on to the AVX2 kernels. Scratch: the byte tile,
+ * Kp * min(P, 256) bytes, plus for Conv the stage (4 rows of T + 32 bytes rounded to 16): half
+ * of the AVX2 variant's, inside the same plan (dse_i8_gemm_scratch_plan).
+ *
+ * Threads: as AVX2, (image, tile) pairs (rows tiles for Gemm/MatMul), split into chunks of
+ * 8-channel bands when there are few tiles; each part packs with its worker's scratch and
+ * writes its own output bytes.
+ */
+#include "isa.h"
+
+#if DSE_ARCH_X86_64 && DSE_VNNI_OK   /* (an older compiler: not built, not listed; internal.h) */
+#include "../avx2/i8_avx2.h"
+#include "vnni_emul.h"
+
+#if defined(DSE_VNNI_512)
+#define VN(name) vnni512_##name
+#define VN_KERNEL(name) name##__avx512vnni
+#define VN_TARGET DSE_TARGET_AVX512VNNI
+#define VN_DPBUSD(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
+#else
+#define VN(name) vnni256_##name
+#define VN_KERNEL(name) name##__avxvnni
+#define VN_TARGET DSE_TARGET_AVXVNNI
+#define VN_DPBUSD(acc, a, b) _mm256_dpbusd_avx_epi32(acc, a, b)
+#endif
+#if defined(DSE_EMULATE_VNNI)
+#undef VN_TARGET
+#undef VN_DPBUSD
+#define VN_TARGET DSE_TARGET_AVX2
+#define VN_DPBUSD(acc, a, b) dse_vnni_emul_dpbusd(acc, a, b)
+#endif
+
+/* -- checks (plain C, shared by both variants: defined once, in the AVX-VNNI compile) ---------- */
+#if !defined(DSE_VNNI_512)
+
+/* max|bias| + K * 255 * 127 < 2^31: the true accumulator fits int32 (else REF, which adds the
+ * bias in int64, or AVX2, which refuses it too) */
+static int vnni_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, size_t K) {
+    const int32_t *bd = (const int32_t *)m->tensors[n->in[2]].cdata;
+    int64_t big = 0;
+    for (size_t c = 0; c < C; c++) {
+        const int64_t v = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];
+        if (v > big) big = v;
+    }
+    return big + (int64_t)K * 255 * 127 < ((int64_t)1 << 31);
+}
+
+/* the byte tile of T = min(P, 256) columns of Kp, and for Conv the im2col stage */
+static size_t vnni_i8_scratch(size_t K, size_t P, int stage) {
+    const size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
+    return (K + 3) / 4 * 4 * T + (stage ? 4 * ((T + 31) / 16 * 16) : 0);
+}
+
+/* the scratch the file planned for the node holds `need` (an artifact planned before these
+ * kernels, or with tensors in the scratch region at this node: the next kernel) */
+static int vnni_i8_fits(const dse_model *m, const dse_node *n, dse_why *why, size_t need) {
+    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;
+    why->scratch = need;
+    return 0;
+}
+
+int dse__check_i8_conv_vnni(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse_i8_conv_check(m, n, why)) return 1;   /* REF's checks: operands, geometry, params */
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const size_t O = w->dims[0];
+    size_t K = w->dims[1];
+    for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d];
+    const size_t P = y->dims[0] && O ? y->numel / (y->dims[0] * O) : 0;
+    if (dse__attr_int(n, DSE_A_group, 1) != 1 || w->layout != DSE_LAYOUT_N8K4 || !P || !vnni_i8_bias_fits(m, n, O, K))
+        return 1;   /* depthwise, grouped, layout-0 artifacts: the next kernel */
+    return vnni_i8_fits(m, n, why, vnni_i8_scratch(K, P, 1));
+}
+
+int dse__check_i8_gemm_vnni(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse_i8_gemm_check(m, n, why)) return 1;
+    const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const size_t K = x->dims[1], N = y->dims[1];
+    if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !vnni_i8_bias_fits(m, n, N, K)) return 1;
+    return vnni_i8_fits(m, n, why, vnni_i8_scratch(K, x->dims[0], 0));
+}
+
+int dse__check_i8_matmul_vnni(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse_i8_matmul_check(m, n, why)) return 1;
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0;
+    if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !vnni_i8_bias_fits(m, n, N, K)) return 1;
+    return vnni_i8_fits(m, n, why, vnni_i8_scratch(K, rows, 0));
+}
+
+#endif
+
+/* -- the microkernel ----------------------------------------------------------------------------- */
+
+/* NB (1, 2) blocks of 8 channels (the second `wstep` bytes after the first) x NR (1-4) columns
+ * of the byte tile a over Kb k-blocks: out[4b + j] = the raw sums sum_k u * w of block b, column
+ * j; with WS also ws[b] = the channel sums of the weights (vpdpbusd against bytes 1). */
+VN_TARGET static inline __attribute__((always_inline)) void VN(mk_body)(const uint8_t *a, const int8_t *wb, size_t wstep,
+                                                                        size_t Kb, __m256i *out, __m256i *ws,
+                                                                        const int NB, const int NR, const int WS) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m256i s0 = c00, s1 = c00;
+    for (size_t kb = 0; kb < Kb; kb++, wb += 32, a += 4 * NR) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)wb);
+        const __m256i w1 = NB > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(wb + wstep)) : w0;
+#define VN_COL(j)                                                         \
+    if (NR > j) {   /* a broadcast load (vpbroadcastd m32: no shuffle) */ \
+        const __m256i x = _mm256_broadcastd_epi32(_mm_loadu_si32(a + 4 * j)); \
+        c0##j = VN_DPBUSD(c0##j, x, w0);                                  \
+        if (NB > 1) c1##j = VN_DPBUSD(c1##j, x, w1);                      \
+    }
+        VN_COL(0) VN_COL(1) VN_COL(2) VN_COL(3)
+#undef VN_COL
+        if (WS) {
+            s0 = VN_DPBUSD(s0, ones, w0);
+            if (NB > 1) s1 = VN_DPBUSD(s1, ones, w1);
+        }
+    }
+    out[0] = c00, out[1] = c01, out[2] = c02, out[3] = c03;
+    if (NB > 1) out[4] = c10, out[5] = c11, out[6] = c12, out[7] = c13;
+    if (WS) ws[0] = s0, ws[1] = s1;
+}
+
+#define VN_MK(NB, NR)                                                                                                 \
+    VN_TARGET static void VN(mk##NB##NR)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, __m256i *out) { \
+        VN(mk_body)(a, wb, wstep, Kb, out, NULL, NB, NR, 0);                                                          \
+    }                                                                                                                 \
+    VN_TARGET static void VN(mk##NB##NR##s)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, __m256i *out, \
+                                            __m256i *ws) {                                                            \
+        VN(mk_body)(a, wb, wstep, Kb, out, ws, NB, NR, 1);                                                            \
+    }
+VN_MK(1, 1) VN_MK(1, 2) VN_MK(1, 3) VN_MK(1, 4) VN_MK(2, 1) VN_MK(2, 2) VN_MK(2, 3) VN_MK(2, 4)
+#undef VN_MK
+
+VN_TARGET static void VN(mk)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, int nb, int nr, __m256i *out,
+                             __m256i *ws) {
+#define VN_MK_CASE(NB, NR)                                                   \
+    case NB * 10 + NR:                                                       \
+        if (ws) VN(mk##NB##NR##s)(a, wb, wstep, Kb, out, ws);                \
+        else VN(mk##NB##NR)(a, wb, wstep, Kb, out);                          \
+        return;
+    switch (nb * 10 + nr) {
+        VN_MK_CASE(1, 1) VN_MK_CASE(1, 2) VN_MK_CASE(1, 3) VN_MK_CASE(1, 4)
+        VN_MK_CASE(2, 1) VN_MK_CASE(2, 2) VN_MK_CASE(2, 3) VN_MK_CASE(2, 4)
+    default: return;
+    }
+#undef VN_MK_CASE
+}
+
+/* -- the GEMM core ------------------------------------------------------------------------------ */
+
+/* What a GEMM-like node writes: Y[r][p] at y + r*ys_r + p*ys_p (elements), for r < R rows
+ * (output channels) and p < the tile's columns. */
+typedef struct VN(gemm) {
+    const int8_t *w;             /* packed W[R][K] */
+    size_t R, K, Kb;
+    const int32_t *bias;
+    const dse_i8_out *o;
+    void *y;
+    size_t ys_r, ys_p;
+    size_t r_begin, r_end;       /* the rows (multiples of 8, or R) this part computes */
+} VN(gemm);
+
+static void VN(part_rows)(VN(gemm) *G, size_t chunk, size_t split) {
+    const size_t bands = (G->R + 7) / 8, per = (bands + split - 1) / split;
+    G->r_begin = chunk * per * 8 < G->R ? chunk * per * 8 : G->R;
+    G->r_end = (chunk + 1) * per * 8 < G->R ? (chunk + 1) * per * 8 : G->R;
+}
+
+/* The output stage of 8 channels r0..r0+nc-1 x nr columns p..p+nr-1: acc[j] = the true int32
+ * accumulators of column j (bias included); the AVX2 variant's stores. */
+VN_TARGET static void VN(store)(const VN(gemm) *G, size_t r0, int nc, const __m256i *acc, int nr, size_t p,
+                                const avx2_i8_rq *q, __m256 fscale) {
+    const dse_i8_out *o = G->o;
+    if (o->float_out) {   /* REF's output stage: (float)acc * scale, then max(act_min, v) and
+                           * min(act_max, v) in that operand order (keeps -0.0 and NaN as REF) */
+        const __m256 fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
+        float t[4][8];
+        for (int j = 0; j < nr; j++) {
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), fscale);
+            _mm256_storeu_ps(t[j], _mm256_min_ps(fmax, _mm256_max_ps(fmin, v)));
+        }
+        float *yf = (float *)G->y;
+        if (G->ys_p == 1)
+            for (int i = 0; i < nc; i++)
+                for (int j = 0; j < nr; j++) yf[(r0 + (size_t)i) * G->ys_r + p + (size_t)j] = t[j][i];
+        else
+            for (int j = 0; j < nr; j++) memcpy(yf + r0 + (p + (size_t)j) * G->ys_p, t[j], (size_t)nc * 4);
+        return;
+    }
+    __m256i v[4];
+    for (int j = 0; j < 4; j++) v[j] = j < nr ? avx2_i8_requant(acc[j], q) : q->zp;
+    /* bytes: lane 0 [j][c0..3], lane 1 [j][c4..7] */
+    const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    int8_t *y = (int8_t *)G->y;
+    if (G->ys_p == 1) {   /* Conv (NCHW): per channel, nr consecutive pixels */
+        const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        int32_t cb[8];
+        _mm256_storeu_si256((__m256i *)(void *)cb, _mm256_shuffle_epi8(b8, tr));   /* dword c = channel c's 4 bytes */
+        for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], (size_t)nr);
+    } else {              /* Gemm/MatMul (rows x N): per row, nc consecutive channels */
+        int64_t rb[4];
+        _mm256_storeu_si256((__m256i *)(void *)rb, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], (size_t)nc);
+    }
+}
+
+/* Y[:, p0 + 0..T-1] for the rows [G->r_begin, G->r_end) from the packed byte tile a (T columns). */
+VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t T, size_t p0) {
+    const size_t Kp = G->Kb * 4, wstep = G->Kb * 32;
+    const dse_i8_out *o = G->o;
+    const __m256i zc = _mm256_set1_epi32(128 + o->zp_in);
+    for (size_t r0 = G->r_begin; r0 < G->r_end; r0 += 16) {
+        const int nb = G->r_end - r0 > 8 ? 2 : 1;
+        const int8_t *wb = G->w + (r0 / 8) * wstep;
+        avx2_i8_rq q[2];
+        __m256i bias[2], fb[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256 fscale[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        int nc[2] = {0, 0};
+        for (int b = 0; b < nb; b++) {
+            const size_t rb = r0 + 8 * (size_t)b;
+            nc[b] = G->R - rb < 8 ? (int)(G->R - rb) : 8;
+            size_t ch[8];
+            int32_t bv[8] = {0};
+            float sv[8] = {0};
+            for (int i = 0; i < 8; i++) {
+                ch[i] = rb + (size_t)(i < nc[b] ? i : 0);
+                if (i < nc[b]) bv[i] = G->bias[rb + (size_t)i], sv[i] = o->float_out ? o->scale[rb + (size_t)i] : 0.0f;
+            }
+            memcpy(&bias[b], bv, 32);
+            fscale[b] = _mm256_loadu_ps(sv);
+            avx2_i8_rq_init(&q[b], o, ch, nc[b]);
+        }
+        for (size_t c0 = 0; c0 < T; c0 += 4) {
+            const int nr = T - c0 < 4 ? (int)(T - c0) : 4;
+            __m256i acc[8], ws[2];
+            VN(mk)(a + c0 * Kp, wb, wstep, G->Kb, nb, nr, acc, c0 ? NULL : ws);
+            if (!c0)   /* fb = bias - (128 + zp_in) * sum_k w (wrapping: the total is exact) */
+                for (int b = 0; b < nb; b++) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, ws[b]));
+            for (int b = 0; b < nb; b++) {
+                __m256i v[4];
+                for (int j = 0; j < nr; j++) v[j] = _mm256_add_epi32(acc[4 * b + j], fb[b]);
+                VN(store)(G, r0 + 8 * (size_t)b, nc[b], v, nr, p0 + c0, &q[b], fscale[b]);
+            }
+        }
+    }
+}
+
+/* 16 columns x 4 k (r[c] = 16 int8 of k-row c) into the tile at columns q..q+15 (groups of 4;
+ * a short last group has nr columns), k-block kb, as bytes u = x ^ 0x80. */
+VN_TARGET static inline void VN(put16)(uint8_t *a, size_t T, size_t Kp, size_t q, size_t kb, __m128i r0, __m128i r1,
+                                       __m128i r2, __m128i r3) {
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    const __m128i t01l = _mm_unpacklo_epi8(r0, r1), t01h = _mm_unpackhi_epi8(r0, r1);
+    const __m128i t23l = _mm_unpacklo_epi8(r2, r3), t23h = _mm_unpackhi_epi8(r2, r3);
+    const __m128i g[4] = {_mm_unpacklo_epi16(t01l, t23l), _mm_unpackhi_epi16(t01l, t23l), _mm_unpacklo_epi16(t01h, t23h),
+                          _mm_unpackhi_epi16(t01h, t23h)};   /* g[i]: columns 4i..4i+3, 4 k each */
+    for (int i = 0; i < 4; i++) {
+        const size_t c0 = q + 4 * (size_t)i;
+        if (c0 >= T) break;
+        const __m128i v = _mm_xor_si128(g[i], flip);
+        const size_t nr = T - c0 < 4 ? T - c0 : 4;
+        uint8_t *dst = a + c0 * Kp + kb * 4 * nr;
+        if (nr == 4) _mm_storeu_si128((__m128i *)(void *)dst, v);
+        else {
+            uint8_t tmp[16];
+            _mm_storeu_si128((__m128i *)(void *)tmp, v);
+            memcpy(dst, tmp, nr * 4);
+        }
+    }
+}
+
+/* -- Gemm / MatMul -------------------------------------------------------------------------------- */
+
+typedef struct VN(rows_job) {
+    VN(gemm) G;
+    const dse_ctx *cx;
+    const int8_t *x;   /* rows x K */
+    size_t rows, T, split;
+} VN(rows_job);
+
+/* Tile of rows r0..r0+T-1 of x (rows x K): a[group][kb][j][4] = x[r][4kb + c] ^ 0x80 (0 past K). */
+VN_TARGET static void VN(pack_rows)(uint8_t *a, const int8_t *x, size_t K, size_t r0, size_t T) {
+    const size_t Kb = (K + 3) / 4, Kp = Kb * 4, K16 = K / 16 * 16;
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (size_t c0 = 0; c0 < T; c0 += 4) {
+        const size_t nr = T - c0 < 4 ? T - c0 : 4;
+        const int8_t *xr[4];
+        for (size_t j = 0; j < 4; j++) xr[j] = x + (r0 + c0 + (j < nr ? j : 0)) * K;
+        uint8_t *ag = a + c0 * Kp;
+        for (size_t k = 0; k < K16; k += 16) {   /* 4 rows x 16 k: a 4x4 transpose of dwords */
+            const __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(xr[0] + k));
+            const __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(xr[1] + k));
+            const __m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(xr[2] + k));
+            const __m128i v3 = _mm_loadu_si128((const __m128i *)(const void *)(xr[3] + k));
+            const __m128i t0 = _mm_unpacklo_epi32(v0, v1), t1 = _mm_unpackhi_epi32(v0, v1);
+            const __m128i t2 = _mm_unpacklo_epi32(v2, v3), t3 = _mm_unpackhi_epi32(v2, v3);
+            const __m128i b[4] = {_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2), _mm_unpacklo_epi64(t1, t3),
+                                  _mm_unpackhi_epi64(t1, t3)};   /* b[i]: k-block k/4 + i, rows 0..3 */
+            for (size_t i = 0; i < 4; i++) {
+                const __m128i v = _mm_xor_si128(b[i], flip);
+                uint8_t *dst = ag + (k / 4 + i) * 4 * nr;
+                if (nr == 4) _mm_storeu_si128((__m128i *)(void *)dst, v);
+                else {
+                    uint8_t tmp[16];
+                    _mm_storeu_si128((__m128i *)(void *)tmp, v);
+                    memcpy(dst, tmp, nr * 4);
+                }
+            }
+        }
+        for (size_t k = K16; k < Kp; k++)
+            for (size_t j = 0; j < nr; j++)
+                ag[(k / 4) * 4 * nr + j * 4 + (k & 3)] = (uint8_t)(k < K ? (uint8_t)xr[j][k] ^ 0x80u : 0u);
+    }
+}
+
+VN_TARGET static void VN(rows_task)(void *arg, size_t begin, size_t end, unsigned worker) {
+    const VN(rows_job) *J = arg;
+    uint8_t *a = dse__worker_scratch(J->cx, worker);
+    size_t packed = (size_t)-1;
+    for (size_t t = begin; t < end; t++) {
+        const size_t tile = t / J->split, r0 = tile * J->T, T = J->rows - r0 < J->T ? J->rows - r0 : J->T;
+        if (tile != packed) VN(pack_rows)(a, J->x, J->G.K, r0, T), packed = tile;
+        VN(gemm) G = J->G;
+        VN(part_rows)(&G, t % J->split, J->split);
+        VN(gemm_tile)(&G, a, T, r0);
+    }
+}
+
+/* rows x K times the packed W[N][K] (layout 1 or 2) */
+VN_TARGET static void VN(rows)(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N,
+                               const int32_t *bias, const dse_i8_out *o, void *y) {
+    VN(rows_job) J;
+    J.G.w = w, J.G.R = N, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.bias = bias, J.G.o = o, J.G.y = y;
+    J.G.ys_r = 1, J.G.ys_p = N;
+    J.cx = cx, J.x = x, J.rows = rows, J.T = rows < DSE_I8_PACK_TILE ? rows : DSE_I8_PACK_TILE;
+    const size_t tiles = (rows + J.T - 1) / J.T;
+    J.split = avx2_i8_split(cx, tiles, N);
+    dse__parallel(cx, tiles * J.split, dse__grain(tiles * J.split, (uint64_t)rows * K * N), VN(rows_task), &J);
+}
+
+VN_TARGET void VN_KERNEL(dse_i8_gemm)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, y->dims[1], &o, &why);
+    VN(rows)(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
+             dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+}
+
+VN_TARGET void VN_KERNEL(dse_i8_matmul)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const size_t K = w->dims[0], N = w->dims[1];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, N, &o, &why);
+    VN(rows)(cx, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
+             dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+}
+
+/* -- Conv, group 1 ------------------------------------------------------------------------------ */
+
+typedef struct VN(conv_job) {
+    VN(gemm) G;
+    const dse_ctx *cx;
+    const int8_t *x;
+    const dse_i8_geom *g;
+    long long C;          /* input channels */
+    size_t P, T, tiles;   /* output pixels per image, tile width, tiles per image */
+    size_t split;         /* band chunks per tile (avx2_i8_split) */
+    int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
+} VN(conv_job);
+
+/* The im2col byte tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels,
+ * row-major over (od, oh, ow)), k = ((ci * KD + kd) * KH + kh) * KW + kw; padding and k >= K: zp. */
+VN_TARGET static void VN(pack_conv)(uint8_t *a, const VN(conv_job) *J, const int8_t *xb, size_t p0, size_t T) {
+    const dse_i8_geom *g = J->g;
+    const size_t K = J->G.K, Kb = J->G.Kb, Kp = Kb * 4;
+    const int zp = J->G.o->zp_in;
+    const size_t isz = (size_t)(g->in[0] * g->in[1] * g->in[2]);
+    int8_t pad[16];
+    memset(pad, zp, 16);
+    if (J->direct) {   /* k-row c = channel c's pixels p0.. (contiguous) */
+        for (size_t kb = 0; kb < Kb; kb++) {
+            const int8_t *src[4];
+            for (size_t c = 0; c < 4; c++) src[c] = 4 * kb + c < K ? xb + (4 * kb + c) * isz + p0 : pad;
+            size_t q = 0;
+            for (; q + 16 <= T; q += 16) {
+                __m128i r[4];
+                for (int c = 0; c < 4; c++)
+                    r[c] = _mm_loadu_si128((const __m128i *)(const void *)(src[c] == pad ? pad : src[c] + q));
+                VN(put16)(a, T, Kp, q, kb, r[0], r[1], r[2], r[3]);
+            }
+            if (q < T) {
+                int8_t tmp[4][16];
+                for (int c = 0; c < 4; c++) {
+                    memset(tmp[c], zp, 16);
+                    if (src[c] != pad) memcpy(tmp[c], src[c] + q, T - q);
+                }
+                VN(put16)(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(const void *)tmp[0]),
+                          _mm_loadu_si128((const __m128i *)(const void *)tmp[1]),
+                          _mm_loadu_si128((const __m128i *)(const void *)tmp[2]),
+                          _mm_loadu_si128((const __m128i *)(const void *)tmp[3]));
+            }
+        }
+        return;
+    }
+    /* general: per k-block, its 4 im2col rows staged as int8 after the tile, then transposed */
+    const size_t SR = (T + 31) / 16 * 16;   /* a stage row, with room for a 16-byte overrun */
+    int8_t *stage = (int8_t *)(a + T * Kp);
+    for (size_t kb = 0; kb < Kb; kb++) {
+        for (size_t c = 0; c < 4; c++) avx2_i8_im2col_row(stage + c * SR, g, xb, 4 * kb + c, K, p0, T, zp);
+        for (size_t q = 0; q < T; q += 16)
+            VN(put16)(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(const void *)(stage + q)),
+                      _mm_loadu_si128((const __m128i *)(const void *)(stage + SR + q)),
+                      _mm_loadu_si128((const __m128i *)(const void *)(stage + 2 * SR + q)),
+                      _mm_loadu_si128((const __m128i *)(const void *)(stage + 3 * SR + q)));
+    }
+}
+
+VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigned worker) {
+    const VN(conv_job) *J = arg;
+    uint8_t *a = dse__worker_scratch(J->cx, worker);
+    const size_t isz = (size_t)(J->g->in[0] * J->g->in[1] * J->g->in[2]);
+    size_t packed = (size_t)-1;
+    for (size_t t = begin; t < end; t++) {
+        const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
+        if (u != packed) VN(pack_conv)(a, J, J->x + b * (size_t)J->C * isz, p0, T), packed = u;
+        VN(gemm) G = J->G;
+        VN(part_rows)(&G, t % J->split, J->split);
+        G.y = J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P);
+        VN(gemm_tile)(&G, a, T, p0);
+    }
+}
+
+VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
+    dse_i8_out o;
+    dse_i8_geom g;
+    dse_why why;
+    dse_i8_out_params(m, n, wt->dims[0], &o, &why);
+    dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
+    const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
+    /* an innermost spatial axis of size 1 everywhere (TF/JAX's (H, 1) "1-D" convs): shifted out,
+     * as the AVX2 variant does, so the im2col copies rows of OH pixels */
+    for (int shift = 0; shift < 2 && g.in[2] == 1 && g.out[2] == 1 && g.k[2] == 1 && g.pb[2] == 0 && g.pe[2] == 0 &&
+                        (g.in[0] > 1 || g.in[1] > 1); shift++) {
+        long long *ax[7] = {g.in, g.out, g.k, g.s, g.d, g.pb, g.pe};
+        const long long unit[7] = {1, 1, 1, 1, 1, 0, 0};
+        for (int i = 0; i < 7; i++) ax[i][2] = ax[i][1], ax[i][1] = ax[i][0], ax[i][0] = unit[i];
+    }
+    VN(conv_job) J;
+    const size_t K = wt->numel / O;
+    J.G.w = dse__data(m, arena, n->in[1]), J.G.R = O, J.G.K = K, J.G.Kb = (K + 3) / 4;
+    J.G.bias = dse__data(m, arena, n->in[2]), J.G.o = &o, J.G.y = dse__data(m, arena, n->out[0]);
+    J.G.ys_r = P, J.G.ys_p = 1;
+    J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
+    J.T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
+    J.direct = 1;
+    for (int i = 0; i < 3; i++) J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+    J.tiles = (P + J.T - 1) / J.T;
+    J.split = avx2_i8_split(cx, NB * J.tiles, O);
+    dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), VN(conv_task), &J);
+}
+
+#undef VN
+#undef VN_KERNEL
+#undef VN_TARGET
+#undef VN_DPBUSD
+
+#endif
