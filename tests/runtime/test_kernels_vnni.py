@@ -3,7 +3,7 @@ vpdpbusd, `__avx512vnni` with the 256-bit EVEX form), byte for byte against REF 
 
 Each variant is tested natively when this CPU has it and the loader chooses it (/proc/cpuinfo:
 `avx_vnni`; `avx512_vnni` with `avx512vl`/`avx512bw`, and no `avx_vnni`, which is listed
-first), else on an emulation build (`make EMULATE_VNNI=<mask>`, -DDSE_EMULATE_VNNI): the same
+first), else on one emulation build (`make EMULATE_VNNI=3`, -DDSE_EMULATE_VNNI; the variant set per load through dse__emulate_vnni_mask): the same
 source compiled for AVX2 with an exact emulation of vpdpbusd (kernels/avxvnni/vnni_emul.h), the
 CPU said to have the variant's ISA (src/cpu.c), so the loader chooses its rows. Either way every
 case asserts that the VNNI kernel (not a fallback) ran and gave REF's and intref's bytes: Conv
@@ -71,18 +71,32 @@ def _lib(args: tuple[str, ...]):
     return L
 
 
-@pytest.fixture(scope="module", params=["avxvnni", "avx512vnni"])
-def vnni(request):
-    """(library, variant): natively when the CPU runs this variant, else the emulation build."""
-    v = request.param
-    native = v == NATIVE
-    prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build of one variant (-k avxvnni)
+def _emulating(L, mask: int):
+    """The emulation build `L`, reporting the VNNI ISAs of `mask` from its next load on (one build
+    serves both variants: dse__emulate_vnni_mask in src/cpu.c)."""
+    C.c_int.in_dll(L, "dse__emulate_vnni_mask").value = mask
+    return L
+
+
+@pytest.fixture(scope="module")
+def emulation_lib():
+    prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build (EMULATE_VNNI=3)
     if prebuilt:
         L = C.CDLL(prebuilt)
         _declare(L)
         L.dse_model_node_kernel.argtypes, L.dse_model_node_kernel.restype = [C.c_void_p, C.c_size_t], C.c_char_p
-        return L, v, native
-    return _lib(() if native else (f"EMULATE_VNNI={MASK[v]}",)), v, native
+        return L
+    return _lib(("EMULATE_VNNI=3",))
+
+
+@pytest.fixture(params=["avxvnni", "avx512vnni"])
+def vnni(request):
+    """(library, variant): natively when the CPU runs this variant, else the emulation build."""
+    v = request.param
+    native = v == NATIVE
+    if native and not os.environ.get("DSE_TEST_LIBDSEDGE"):
+        return _lib(()), v, native
+    return _emulating(request.getfixturevalue("emulation_lib"), MASK[v]), v, native
 
 
 def run_threads(lib, art, feeds, outs, threads):
@@ -345,10 +359,10 @@ def test_not_chosen_without_vnni():
     assert kern == ["dse_i8_matmul__avx2"] and got[0].tobytes() == ref.tobytes()
 
 
-def test_emulation_is_exact():
+def test_emulation_is_exact(emulation_lib):
     """The emulated vpdpbusd on every (u8, s8) pair and wrapping sums: checked through a Gemm of
     K = 4 rows covering all 256 x 256 products (a 1-row MatMul per x value against all weights)."""
-    lib = _lib(("EMULATE_VNNI=3",))
+    lib = _emulating(emulation_lib, 1)
     q = np.arange(-128, 128, dtype=np.int8)
     wv = np.arange(-127, 128, dtype=np.int8)   # weights are symmetric: no -128
     x = np.repeat(q, 4).reshape(256, 4)        # row i: (q_i, q_i, q_i, q_i)

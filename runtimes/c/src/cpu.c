@@ -11,6 +11,13 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 
+#if defined(DSE_EMULATE_VNNI)
+/* emulation test builds only: the mask the next load reports (1 AVX-VNNI, 2 AVX512-VNNI, 0 none),
+ * DSE_EMULATE_VNNI to start with; a test sets it (ctypes) before a load, so one build serves
+ * every variant */
+__attribute__((visibility("default"))) int dse__emulate_vnni_mask = DSE_EMULATE_VNNI;
+#endif
+
 static unsigned x86_isas(void) {
     unsigned a, b, c, d, isas = 0;
     if (!__get_cpuid(0, &a, &b, &c, &d) || a < 7) return 0;
@@ -34,12 +41,13 @@ static unsigned x86_isas(void) {
 #if defined(DSE_EMULATE_VNNI)
     /* test builds only (make EMULATE_VNNI=<mask>): the VNNI kernels are compiled for AVX2 with an
      * exact emulation of vpdpbusd (kernels/avxvnni/vnni_emul.h), and this CPU is said to have the
-     * VNNI ISAs of the mask (1 AVX-VNNI, 2 AVX512-VNNI) when it has AVX2, whatever it really has;
+     * VNNI ISAs of the mask (dse__emulate_vnni_mask: 1 AVX-VNNI, 2 AVX512-VNNI) when it has AVX2,
+     * whatever it really has;
      * mask 0 hides VNNI (a VNNI CPU then runs the AVX2 kernels: timing one against the other) */
     isas &= ~(DSE_ISA_BIT(AVXVNNI) | DSE_ISA_BIT(AVX512VNNI));
     if (isas & DSE_ISA_BIT(AVX2)) {
-        if ((DSE_EMULATE_VNNI) & 1) isas |= DSE_ISA_BIT(AVXVNNI);
-        if ((DSE_EMULATE_VNNI) & 2) isas |= DSE_ISA_BIT(AVX512VNNI);
+        if (dse__emulate_vnni_mask & 1) isas |= DSE_ISA_BIT(AVXVNNI);
+        if (dse__emulate_vnni_mask & 2) isas |= DSE_ISA_BIT(AVX512VNNI);
     }
 #endif
     return isas;
