@@ -411,8 +411,12 @@ def load_plan(path):
 def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
              preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size",
-             weight_bits: int = 8, weight_group: int = 0, node_weight_bits=()):
+             weight_bits: int = 8, weight_group: int = 0, node_weight_bits=(), a16w8=()):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
+
+    `a16w8` (node names, op types, or "all") gives those weight-bearing nodes (Conv, Gemm, MatMul
+    with constant weights) int16 activations with int8 weights (A16W8, docs/quant-arith.md §15),
+    for tensors whose range int8 cannot hold; the plan names the ones that are not eligible.
 
     `weight_bits=4` gives the weight-bearing int8 nodes (Conv, Gemm, MatMul) int4 weights
     (W4A8, docs/quant-arith.md §13), per output channel or, with `weight_group` 32 or 64, with
@@ -432,6 +436,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     before: the same model and feeds give the same bytes.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
+    if (precision == "mixed" or plan is not None) and a16w8:
+        raise ModelError("A16W8 nodes are chosen with precision='int8' (or by `dsedge plan --a16w8`, which stores "
+                         "them in the plan)", hint="leave a16w8 empty with a plan or precision='mixed'")
     if (precision == "mixed" or plan is not None) and (int(weight_bits) != 8 or node_weight_bits):
         raise ModelError("int4 weights (W4A8) are chosen with precision='int8' (the precision planner does not "
                          "choose weight bits yet)", hint="leave weight_bits at 8 with a plan or precision='mixed'")
@@ -447,8 +454,11 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
                       bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant),
                       weight_bits=int(weight_bits), weight_group=int(weight_group),
-                      node_weight_bits=tuple(sorted(dict(node_weight_bits).items())))
+                      node_weight_bits=tuple(sorted(dict(node_weight_bits).items())),
+                      a16w8_nodes=tuple(a16w8))
     if calib is None:
+        if cfg.a16w8_nodes:
+            raise ModelError("A16W8 (int16 activations) needs calibration data", hint="pass calib")
         if cfg.weight_bits != 8 or cfg.node_weight_bits:
             raise ModelError("int4 weights (W4A8) need calibration data: the activations are int8",
                              hint="pass calib, or leave weight_bits at 8 for dynamic quantisation")
