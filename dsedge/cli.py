@@ -185,6 +185,11 @@ def _calibration_data_options(prefix: str):
 @click.option("--weight-bits", "weight_bits", multiple=True, metavar="NODE|OPTYPE=4|8",
               help="Weight bits of this node (by name) or of every node of this op type, overriding --weights; "
                    "repeatable. Default: none.")
+@click.option("--a16w8", "a16w8", multiple=True, metavar="NODE[,NODE...]|OPTYPE|all",
+              help="With --precision int8: run these Conv/Gemm/MatMul nodes (by name, op type, or all for every "
+                   "eligible one) with int16 activations and int8 weights (A16W8, docs/quant-arith.md §15), for "
+                   "tensors whose range int8 cannot hold; about 1.5x their activation bytes, reference C kernels "
+                   "only. Repeatable. Default: none.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct the per-channel output shift that weight rounding causes (measured on the "
                    "calibration feeds).")
@@ -207,7 +212,7 @@ def _calibration_data_options(prefix: str):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_float, weights, weight_group,
-             weight_bits, bias_correction, input_shape, io_dtype, qdq_format, preprocess, constant_input, as_json,
+             weight_bits, a16w8, bias_correction, input_shape, io_dtype, qdq_format, preprocess, constant_input, as_json,
              progress):
     import time
     from .api import quantize as run_quantize, quantize_summary, save_result
@@ -237,6 +242,12 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
         if calib is None:
             raise click.UsageError("--weights int4 and --weight-bits need --calib: W4A8 activations are int8 "
                                    "(without --calib, quantisation is dynamic with int8 weights)")
+    a16 = tuple(x.strip() for it in a16w8 for x in it.split(",") if x.strip())
+    if a16w8 and not a16:
+        raise click.UsageError("--a16w8 needs node names, op types or all")
+    if a16 and (precision != "int8" or plan_path or calib is None):
+        raise click.UsageError("--a16w8 applies with --precision int8 and --calib (no --plan: `dsedge plan --a16w8` "
+                               "stores A16W8 nodes in the plan)")
     if weight_group != "0":
         if weights != "int4" and 4 not in node_bits.values():
             raise click.UsageError("--weight-group applies with --weights int4 (or --weight-bits NODE=4)")
@@ -251,7 +262,7 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
                           allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
                           plan=plan_path, max_drop=max_drop, weight_bits=4 if weights == "int4" else 8,
-                          weight_group=int(weight_group), node_weight_bits=node_bits)
+                          weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16)
     save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse")
                                    else {"qdq_format": qdq_format}))
     summary = quantize_summary(result, model, output)
