@@ -22,6 +22,7 @@ int dse__check_dequantize_i8(const dse_model *m, const dse_node *n, dse_why *why
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     float s;
     int zp;
+    if (x && x->dtype == DSE_DTYPE_INT16) { DSE_WHY(why, DEQUANTIZE_OTHER_DTYPE); return 1; }   /* dse_i16_dequantize__ref's */
     if (!x || !y || (x->dtype != DSE_DTYPE_INT8 && x->dtype != DSE_DTYPE_UINT8) || y->dtype != DSE_DTYPE_FLOAT32 ||
         x->numel != y->numel || n->n_in > 3 || dequantize_scalar_params(m, n, x->dtype, &s, &zp)) {
         DSE_WHY(why, DEQUANTIZE_DEQUANTIZELINEAR_NEEDS_INT8_X);
@@ -63,7 +64,8 @@ int dse__check_dequantize_i16(const dse_model *m, const dse_node *n, dse_why *wh
     const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     float sc;
-    if (!x || !y || !s || x->dtype != DSE_DTYPE_INT16 || y->dtype != DSE_DTYPE_FLOAT32 || x->numel != y->numel ||
+    if (x && x->dtype != DSE_DTYPE_INT16) { DSE_WHY(why, DEQUANTIZE_OTHER_DTYPE); return 1; }   /* dse_i8_dequantize__ref's */
+    if (!x || !y || !s || y->dtype != DSE_DTYPE_FLOAT32 || x->numel != y->numel ||
         n->n_in > 3 || s->dtype != DSE_DTYPE_FLOAT32 || s->numel != 1 || s->storage != DSE_STORAGE_CONST ||
         (z && (z->dtype != DSE_DTYPE_INT16 || z->numel != 1 || z->storage != DSE_STORAGE_CONST))) {
         DSE_WHY(why, DEQUANTIZE_I16_NEEDS);
