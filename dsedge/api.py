@@ -353,11 +353,13 @@ def _read_profile(path) -> list[tuple[str, str, float]]:
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
          method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
          allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c", int4: bool = False,
-         memory_budget=None, latency_profiles=()):
+         memory_budget=None, latency_profiles=(), a16w8: bool = False):
     """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
     float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
     `int4` (minimize="size"): int8 weight-bearing nodes may also get int4 weights (W4A8).
+    `a16w8`: the weighted nodes the search keeps float get int16 activations with int8 weights
+    (A16W8, docs/quant-arith.md §15) instead when that plan meets the budget.
     `memory_budget` (bytes, or a size like "2MB"): the .dse plus its arena must fit in it.
     `minimize="latency"` costs each node by its time in the C runtime, per node, on this host, or
     from `latency_profiles` (`dsedge-run --profile --json` files of the model's int8 and fp32
@@ -391,7 +393,7 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
     p, _ = plan_precision(g, feeds, max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
                           objective=minimize, holdout=holdout, metric=metric, cfg=cfg, progress=tick,
                           copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None, int4=int4,
-                          memory_budget=mem, node_times=times)
+                          memory_budget=mem, node_times=times, a16w8=a16w8)
     if bar is not None and hasattr(bar, "close"):
         bar.close()
     if owned:
@@ -506,6 +508,7 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
     if spec is not None:
         result.info["preprocessing"] = spec.to_json()
     result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "int4_weights": list(plan_.int4),
+                                     **({"a16w8_nodes": list(plan_.a16w8)} if plan_.a16w8 else {}),
                                      "fp16_weights": list(plan_.fp16), "drop": plan_.drop,
                                      "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)

@@ -311,6 +311,10 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
               help="With --minimize size: also give int4 weights (W4A8) to the int8 Conv/Gemm/MatMul nodes the "
                    "budget allows, the least sensitive per byte first (int4 nodes run on reference kernels: "
                    "smaller, not faster).")
+@click.option("--a16w8", "a16w8", is_flag=True,
+              help="After the search, try int16 activations with int8 weights (A16W8) for the Conv/Gemm/MatMul "
+                   "nodes it keeps float, all in one plan, kept when it meets the budget (A16W8 nodes run on "
+                   "reference kernels: smaller than float, not faster than int8).")
 @click.option("--metric", default=None, metavar="MODULE:FUNCTION",
               help="Score candidates with your function fn(outputs, feeds) -> float (higher is better; e.g. "
                    "accuracy against labels); the drop is the float model's score minus the candidate's.")
@@ -321,8 +325,8 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
-def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, holdout, int4, metric, output, method,
-         preprocess, constant_input, as_json, progress):
+def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, holdout, int4, a16w8, metric, output,
+         method, preprocess, constant_input, as_json, progress):
     from .api import parse_drop, parse_size, plan as run_plan
     from .quant.precision import coarse_budget_note
     if not output.endswith(".json"):
@@ -337,7 +341,7 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
     mem = parse_size(memory_budget) if memory_budget is not None else None
     p = run_plan(model, calib, max_drop=budget, minimize=minimize, holdout=holdout, metric=metric, method=method,
                  progress=progress, preprocess=preprocess, allow_constant=constant_input, int4=int4,
-                 memory_budget=mem, latency_profiles=latency_profiles)
+                 memory_budget=mem, latency_profiles=latency_profiles, a16w8=a16w8)
     text = p.to_json()
     atomic_write_bytes(output, text.encode())
     if as_json:
@@ -345,7 +349,8 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
     else:
         kept = ", ".join(p.keep_float[:12]) + (f", ... ({len(p.keep_float)} in all)" if len(p.keep_float) > 12 else "")
         click.echo(f"{model}: {p.search['candidates']} nodes could run in int8 ({p.search['groups']} groups); "
-                   f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else ""),
+                   f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else "")
+                   + (f"; A16W8: {', '.join(p.a16w8) or 'none'}" if a16w8 else ""),
                    err=True)
         click.echo(f"drop on {p.holdout} held-back feeds: {100 * p.drop:.2f} % (budget {100 * p.budget:.2f} %"
                    f"{', met' if p.meets_accuracy else ', NOT met: even float nodes everywhere lose more'}); "
