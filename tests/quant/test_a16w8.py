@@ -174,3 +174,19 @@ def test_digits_a16w8_c_runtime_same_bytes(tmp_path):
           f"{path.stat().st_size} B (int8: {path8.stat().st_size} B), arena {art.arena_size} B "
           f"(int8: {read(str(path8)).arena_size} B)")
     assert correct / len(X) >= 0.95 and agree / len(X) >= 0.97
+
+
+def test_cli_quantize_a16w8(tmp_path):
+    from click.testing import CliRunner
+    from dsedge import zoo
+    from dsedge.cli import main
+    model, calib = str(zoo.digits_dir() / "model.onnx"), str(zoo.digits_dir() / "calib.npz")
+    out = tmp_path / "d.dse"
+    r = CliRunner().invoke(main, ["quantize", model, "--calib", calib, "--a16w8", "conv2,fc", "-o", str(out),
+                                  "--no-progress", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"a16w8"' in r.output and out.exists()
+    for bad in (["--a16w8", "conv2"], ["--calib", calib, "--a16w8", ","],
+                ["--calib", calib, "--a16w8", "all", "--precision", "fp16"]):   # no calib / no node / not int8
+        r = CliRunner().invoke(main, ["quantize", model, *bad, "-o", str(tmp_path / "e.dse")])
+        assert r.exit_code == 2 and "--a16w8" in r.output and "Traceback" not in r.output, r.output
