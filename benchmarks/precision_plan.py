@@ -7,13 +7,18 @@ memory (measured in a child process that only plans).
     python benchmarks/precision_plan.py [--models digits,cls,magika,orient,...] [--budget 1%]
                                         [--json OUT] [--write]
 
-Models: the zoo's digits (trained, real digits) and mobilenet_v2 (random weights: agreement of
-the int8 model's top-1 with its own float model), and the real models of
+Models: the zoo's digits (trained, real digits) and its architectures with their initial weights
+on noise feeds (mobilenet_v2 and resnet50 at 96x96 with 100 classes: top-1 agreement with their
+own float model; yolo_detector and transformer_encoder: the planner's default metric, 1 - the
+relative RMS error for their raw outputs); the dev real models (ddddocr common / common_old at width
+160 and common_det, silero_vad; tests/models/devmodels.py renders and speaks their inputs offline:
+pip install ddddocr==1.6.1 silero-vad==6.2.3), and the real models of
 benchmarks/unseen_models.py (install their wheels as it says). The planner scores candidates by
 its default metric where that is the task's (top-1 for the classifiers) and by the task's
 agreement otherwise, through `--metric` as a user would (`precision_plan:task_NAME`: decoded
-strings for rec, text-map IoU for det, detections for nudenet and layout, nearest neighbours
-for minilm; the float reference is computed on the fly with onnxruntime).
+strings for rec, common and common_old, text-map IoU for det, detections for nudenet, layout and
+common_det, speech decisions for silero_vad, nearest neighbours for minilm; the float reference
+is computed on the fly with onnxruntime).
 """
 from __future__ import annotations
 
@@ -33,13 +38,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SECTION = "Precision planning under a 1 % budget, model by model (benchmarks/precision_plan.py)"
-ZOO = {"digits": None, "mobilenet_v2": dict(input_size=96, num_classes=100, width=0.5)}
+ZOO = {"digits": None, "mobilenet_v2": dict(input_size=96, num_classes=100, width=0.5),
+       "resnet50": dict(input_size=96, num_classes=100), "yolo_detector": {}, "transformer_encoder": {}}
+# the dev real models (tests/models/devmodels.py: rendered text lines and scenes, spoken audio);
+# the OCR models at one width (160) so that one .dse runs every feed
+DEV = {"common": "ddddocr/common@w160", "common_old": "ddddocr/common_old@w160", "common_det": "ddddocr/common_det",
+       "silero_vad": "silero/silero_vad"}
 UNSEEN = ("cls", "magika", "orient", "rec", "det", "minilm", "nudenet", "layout")
-TASK_METRIC = {"rec", "det", "minilm", "nudenet", "layout"}    # planned with --metric precision_plan:task_NAME
+TASK_METRIC = {"rec", "det", "minilm", "nudenet", "layout", *DEV}   # planned with --metric precision_plan:task_NAME
 # (calibration feeds incl. the planner's held-back half, scoring feeds) per model: fewer for the big ones
 # (600 calibration feeds: the planner holds back 300, so a 1 % budget counts 3 answers)
 FEEDS = {"digits": (64, 300), "mobilenet_v2": (600, 300), "det": (60, 100), "layout": (40, 60), "nudenet": (60, 100),
-         "minilm": (60, 100), "rec": (600, 300)}
+         "minilm": (60, 100), "rec": (600, 300), "resnet50": (200, 200), "yolo_detector": (120, 100),
+         "transformer_encoder": (120, 100), "common": (400, 200), "common_old": (400, 200), "common_det": (60, 100),
+         "silero_vad": (600, 300)}
 DEFAULT_FEEDS = (600, 300)
 
 
@@ -55,6 +67,9 @@ def model_path(name: str, tmp: str) -> str:
         if not os.path.exists(p):
             onnx.save(zoo.build(name, **ZOO[name]), p)
         return p
+    if name in DEV:
+        from tests.models import devmodels as dm
+        return dm.model_path(DEV[name].split("@")[0])
     import unseen_models as um
     paths = um.model_paths()
     if name not in paths:
@@ -74,6 +89,12 @@ def feeds(name: str, path: str, n: int, seed: int) -> list[dict]:
     if name in ZOO:
         import onnx
         return [dict(f) for f in _split(zoo.random_feeds(onnx.load(path), n, seed), n)]
+    if name in DEV:
+        from tests.models import devmodels as dm
+        import dev_models
+        base, _, width = DEV[name].partition("@w")
+        fs = dm.calibration_feeds(base, n, seed)
+        return dev_models._fixed_width(fs, int(width)) if width else fs
     import unseen_models as um
     return um.feeds(name, n, seed)
 
@@ -91,8 +112,24 @@ def output_name(name: str, path: str) -> str:
 def agree(name: str, a: np.ndarray, b: np.ndarray) -> bool:
     if name in ZOO:
         return int(np.argmax(a)) == int(np.argmax(b))
+    if name in DEV:
+        from tests.models import devmodels as dm
+        import dev_models
+        base = DEV[name].split("@")[0]
+        return bool(dev_models._agree(base, dm.task_output(base, [a]), dm.task_output(base, [b])))
     import unseen_models as um
     return um.agree(name, a, b)
+
+
+def agreement(name: str, ref: list[np.ndarray], got: list[np.ndarray], out: str) -> float:
+    """The task's agreement over the scoring feeds; for the zoo, the planner's default metric
+    (top-1 for a classifier, decisions at 0.5 for an output in [0, 1], else 1 - the relative RMS
+    error), as for a user without labels."""
+    if name in ZOO:
+        from dsedge.quant.precision import Metric
+        r, g = [{out: x} for x in ref], [{out: x} for x in got]
+        return Metric.for_outputs(r).quality(r, g)
+    return float(np.mean([agree(name, a, b) for a, b in zip(ref, got)]))
 
 
 # -- the task metrics the planner is given (--metric precision_plan:task_NAME) -----------------
@@ -122,6 +159,10 @@ def task_det(outputs, feed_list): return _task("det", outputs, feed_list)       
 def task_minilm(outputs, feed_list): return _task("minilm", outputs, feed_list)    # noqa: E704
 def task_nudenet(outputs, feed_list): return _task("nudenet", outputs, feed_list)  # noqa: E704
 def task_layout(outputs, feed_list): return _task("layout", outputs, feed_list)    # noqa: E704
+def task_common(outputs, feed_list): return _task("common", outputs, feed_list)    # noqa: E704
+def task_common_old(outputs, feed_list): return _task("common_old", outputs, feed_list)  # noqa: E704
+def task_common_det(outputs, feed_list): return _task("common_det", outputs, feed_list)  # noqa: E704
+def task_silero_vad(outputs, feed_list): return _task("silero_vad", outputs, feed_list)  # noqa: E704
 
 
 # -- one model ----------------------------------------------------------------------------------
@@ -188,8 +229,7 @@ def evaluate(name: str, budget: str, log=print) -> dict:
             save_result(r, dse)
             with dsedge.Runtime(dse) as rt:
                 got = [rt.run({k: v for k, v in f.items()})[out] for f in ev]
-            row[prec] = {"bytes": os.path.getsize(dse),
-                         "agreement": float(np.mean([agree(name, a, b) for a, b in zip(ref, got)])),
+            row[prec] = {"bytes": os.path.getsize(dse), "agreement": agreement(name, ref, got, out),
                          "latency_ms": round(_latency(dse, ev[0]), 2)}
             log(f"  {prec}: {row[prec]}")
     return row
@@ -234,7 +274,7 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default=",".join([*ZOO, *UNSEEN]))
+    ap.add_argument("--models", default=",".join([*ZOO, *DEV, *UNSEEN]))
     ap.add_argument("--budget", default="1%")
     ap.add_argument("--json", default=None, help="write the rows here (resumable: models already in it are kept)")
     ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")

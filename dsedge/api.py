@@ -413,7 +413,8 @@ def load_plan(path):
 def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto", keep_float=(),
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
              preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size",
-             weight_bits: int = 8, weight_group: int = 0, node_weight_bits=(), a16w8=()):
+             weight_bits: int = 8, weight_group: int = 0, node_weight_bits=(), holdout: int | None = None,
+             metric: str | None = None, memory_budget=None, latency_profiles=(), a16w8=()):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
 
     `a16w8` (node names, op types, or "all") gives those weight-bearing nodes (Conv, Gemm, MatMul
@@ -433,22 +434,34 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     A float input that never varies across the feeds (all zeros, one value, the same array)
     while the model computes with it is an error (FeedError), unless named in `allow_constant`
     (see quant.quantize.check_degenerate_feeds for the cases that only warn).
-    `precision="mixed"` plans each node's precision under `max_drop` (see `plan`) and quantises
-    with that plan; `plan` (a PrecisionPlan or the path of its lockfile) quantises with a plan made
-    before: the same model and feeds give the same bytes.
+    `precision="mixed"` plans each node's precision under `max_drop` (see `plan`; `minimize`,
+    `holdout`, `metric`, `memory_budget`, `latency_profiles` go to it, and `weight_bits=4` lets it
+    give int4 weights where the budget allows) and quantises with that plan; `plan` (a
+    PrecisionPlan or the path of its lockfile) quantises with a plan made before: the same model
+    and feeds give the same bytes.
     Returns a `QuantResult`; `.save(path)` writes QDQ ONNX (`.onnx`) or a `.dse` artifact.
     """
+    planning = (holdout is not None or metric is not None or memory_budget is not None or bool(latency_profiles)
+                or minimize != "size")
+    if planning and precision != "mixed":
+        raise ModelError("minimize, holdout, metric, memory_budget and latency_profiles are the precision "
+                         "planner's", hint="use them with precision='mixed'")
     if (precision == "mixed" or plan is not None) and a16w8:
         raise ModelError("A16W8 nodes are chosen with precision='int8' (or by `dsedge plan --a16w8`, which stores "
                          "them in the plan)", hint="leave a16w8 empty with a plan or precision='mixed'")
-    if (precision == "mixed" or plan is not None) and (int(weight_bits) != 8 or node_weight_bits):
-        raise ModelError("int4 weights (W4A8) are chosen with precision='int8' (the precision planner does not "
-                         "choose weight bits yet)", hint="leave weight_bits at 8 with a plan or precision='mixed'")
+    if (plan is not None and int(weight_bits) != 8) or \
+            ((precision == "mixed" or plan is not None) and (node_weight_bits or int(weight_group))):
+        raise ModelError("a precision plan chooses each node's weight bits: with a plan, leave the weight bits "
+                         "out; with precision='mixed', weight_bits=4 lets the planner choose int4 weights",
+                         hint="leave weight_bits at 8 and node_weight_bits / weight_group out with a plan")
     if precision == "mixed" or plan is not None:
         return _quantize_planned(model, calib, plan, max_drop=0.01 if max_drop is None else max_drop,
                                  minimize=minimize, method=method, bias_correction=bias_correction, progress=progress,
                                  preprocess=preprocess, allow_constant=allow_constant,
-                                 pin_constant_inputs=pin_constant_inputs)
+                                 pin_constant_inputs=pin_constant_inputs,
+                                 plan_opts=dict(holdout=holdout, metric=metric, memory_budget=memory_budget,
+                                                latency_profiles=tuple(latency_profiles),
+                                                int4=int(weight_bits) == 4))
     from .quant.quantize import QuantConfig, quantize_graph
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
@@ -490,7 +503,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
 
 
 def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_correction, progress, preprocess,
-                      allow_constant, pin_constant_inputs):
+                      allow_constant, pin_constant_inputs, plan_opts=None):
     if calib is None:
         raise ModelError("a precision plan needs calibration feeds", hint="pass --calib")
     owned = not isinstance(model, Graph)
@@ -499,7 +512,7 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
     if plan_ is None:
         plan_ = plan(g.copy(), feeds, max_drop=max_drop, minimize=minimize, method=method,
                      bias_correction=bias_correction, progress=progress,
-                     allow_constant=allow_constant, pin_constant_inputs=pin_constant_inputs)
+                     allow_constant=allow_constant, pin_constant_inputs=pin_constant_inputs, **(plan_opts or {}))
     else:
         plan_ = _model_plan(model, plan_, owned)
     cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=progress,

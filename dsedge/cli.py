@@ -165,6 +165,17 @@ def _calibration_data_options(prefix: str):
 @click.option("--max-drop", "max_drop", default=None, metavar="PCT",
               help="With --precision mixed: the accuracy budget against the float model on held-back feeds, "
                    "e.g. 1% (default 1%).")
+@click.option("--minimize", type=click.Choice(["size", "latency"]), default="size", show_default=True,
+              help="With --precision mixed: what the plan makes small (as `dsedge plan --minimize`).")
+@click.option("--memory-budget", "memory_budget", default=None, metavar="SIZE",
+              help="With --precision mixed: the most the model may need, .dse plus arena (as `dsedge plan`).")
+@click.option("--latency-profile", "latency_profiles", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="With --precision mixed --minimize latency: per-node times measured on the "
+              "target (as `dsedge plan --latency-profile`).")
+@click.option("--holdout", type=click.IntRange(1, None), default=None,
+              help="With --precision mixed: feeds held back to score the candidates (as `dsedge plan`).")
+@click.option("--metric", default=None, metavar="MODULE:FUNCTION",
+              help="With --precision mixed: score candidates with your function (as `dsedge plan --metric`).")
 @click.option("--plan", "plan_path", default=None, type=click.Path(dir_okay=False),
               help="Quantise with a precision plan written by `dsedge plan` (a lockfile: the same model and "
                    "--calib give the same bytes).")
@@ -211,32 +222,41 @@ def _calibration_data_options(prefix: str):
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_float, weights, weight_group,
-             weight_bits, a16w8, bias_correction, input_shape, io_dtype, qdq_format, preprocess, constant_input, as_json,
-             progress):
+def quantize(model, calib, output, precision, max_drop, minimize, memory_budget, latency_profiles, holdout, metric,
+             plan_path, method, keep_float, weights, weight_group, weight_bits, a16w8, bias_correction, input_shape, io_dtype,
+             qdq_format, preprocess, constant_input, as_json, progress):
     import time
-    from .api import quantize as run_quantize, quantize_summary, save_result
+    from .api import parse_size, quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
     if output is None:
         from .api import default_output_path
         output = default_output_path(model, precision)
     _check_output_path(output)
-    refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib)])
+    refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib),
+                                         *(("latency profile", f) for f in latency_profiles)])
     if (input_shape or io_dtype != "float32") and not output.endswith(".dse"):
         raise click.UsageError("--input-shape and --io-dtype apply to *.dse output only")
     if qdq_format is not None and not output.endswith(".onnx"):
         raise click.UsageError("--qdq-format applies to *.onnx (QDQ) output only")
     if preprocess and calib is None:
         raise click.UsageError("--preprocess applies with --calib (how calibration images or WAV files become feeds)")
-    if max_drop is not None and precision != "mixed":
-        raise click.UsageError("--max-drop applies with --precision mixed")
+    planner = {"--max-drop": max_drop is not None, "--minimize": minimize != "size",
+               "--memory-budget": memory_budget is not None, "--latency-profile": bool(latency_profiles),
+               "--holdout": holdout is not None, "--metric": metric is not None}
+    used = [k for k, v in planner.items() if v]
+    if used and precision != "mixed":
+        raise click.UsageError(f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} with --precision mixed")
+    if latency_profiles and minimize != "latency":
+        raise click.UsageError("--latency-profile goes with --minimize latency")
+    if weights == "int4" and precision == "mixed" and minimize != "size":
+        raise click.UsageError("--weights int4 makes a model smaller, not faster: use it with --minimize size")
     if (precision == "mixed" or plan_path) and (calib is None or keep_float):
         raise click.UsageError("--precision mixed and --plan need --calib, and decide what stays float "
                                "(no --keep-float)")
     if plan_path and precision not in ("int8", "mixed"):
         raise click.UsageError("--plan sets each node's precision: leave --precision out")
     node_bits = _weight_bits_from_cli(weight_bits)
-    if weights == "int4" or node_bits:
+    if (weights == "int4" and precision != "mixed") or node_bits:
         if precision != "int8" or plan_path:
             raise click.UsageError("--weights int4 and --weight-bits apply with --precision int8 (no --plan)")
         if calib is None:
@@ -262,7 +282,10 @@ def quantize(model, calib, output, precision, max_drop, plan_path, method, keep_
                           allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
                           plan=plan_path, max_drop=max_drop, weight_bits=4 if weights == "int4" else 8,
-                          weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16)
+                          weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16,
+                          **({"minimize": minimize, "holdout": holdout, "metric": metric,
+                              "memory_budget": parse_size(memory_budget) if memory_budget is not None else None,
+                              "latency_profiles": latency_profiles} if precision == "mixed" else {}))
     save_result(result, output, **({"input_shapes": shapes, "io_dtype": io_dtype} if output.endswith(".dse")
                                    else {"qdq_format": qdq_format}))
     summary = quantize_summary(result, model, output)
@@ -352,7 +375,10 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
                    f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else "")
                    + (f"; A16W8: {', '.join(p.a16w8) or 'none'}" if a16w8 else ""),
                    err=True)
-        click.echo(f"drop on {p.holdout} held-back feeds: {100 * p.drop:.2f} % (budget {100 * p.budget:.2f} %"
+        chosen = p.tried[p.search["chosen_index"]] if "chosen_index" in p.search and p.tried else {}
+        how = (f" (answers changed {100 * chosen['changed']:.2f} %; expected on new feeds {100 * chosen['expected']:.2f} %, "
+               f"at most {100 * chosen['expected_upper']:.2f} % at 95 %)" if "expected_upper" in chosen else "")
+        click.echo(f"drop on {p.holdout} held-back feeds: {100 * p.drop:.2f} %{how} (budget {100 * p.budget:.2f} %"
                    f"{', met' if p.meets_accuracy else ', NOT met: even float nodes everywhere lose more'}); "
                    f"{p.search['evaluations']} plans evaluated in {p.search['seconds']:.1f} s", err=True)
         if p.memory:

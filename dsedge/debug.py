@@ -276,7 +276,7 @@ def debug_graph(graph: Graph, feeds: list, cfg: DebugConfig = DebugConfig(), *, 
     if plan is not None and want_sens and any("sensitivity" in n for n in plan.nodes) and plan.tried:
         sens_plan = plan                                   # the lockfile already holds it
     elif want_sens:
-        sens_plan, _ = plan_prepared(prep, held, max_drop=budget,
+        sens_plan, _ = plan_prepared(prep, held, margin_feeds=calib, max_drop=budget,
                                      objective=plan.objective if plan is not None else cfg.objective,
                                      metric=(plan.metric.get("user") if plan is not None else cfg.metric),
                                      cfg=qcfg, run_plan=run_plan, progress=progress, always_sensitivity=True)

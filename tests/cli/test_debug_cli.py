@@ -36,7 +36,8 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(files):
-    return debug(str(files / "outlier.onnx"), str(files / "calib.npz"), progress=False)
+    # a 3 % budget: gemm1 in int8 changes about 1.3 % of the answers (outlier_model)
+    return debug(str(files / "outlier.onnx"), str(files / "calib.npz"), max_drop=0.03, progress=False)
 
 
 def test_the_bad_layer_comes_first_and_is_kept_float(result):
@@ -51,7 +52,7 @@ def test_the_bad_layer_comes_first_and_is_kept_float(result):
     # gemm2's own output is where the error appears; gemm1's int8 output is fine as a tensor
     assert top["sqnr_db"] < 10 and top["loss_db"] > 20 and second["sqnr_db"] > 20
     s = result["sensitivity"]
-    assert s["suggested_keep_float"] == ["gemm2"] and s["all_int8_drop"] > 0.3 and s["suggested_drop"] <= 0.01
+    assert s["suggested_keep_float"] == ["gemm2"] and s["all_int8_drop"] > 0.3 and s["suggested_drop"] <= 0.03
     assert result["plan"]["source"] == "default int8 rules" and result["plan"]["drop"] == s["all_int8_drop"]
 
 
@@ -75,7 +76,7 @@ def test_json_shape(result):
 def test_cli_table_json_fast_and_plan(files, tmp_path):
     run = CliRunner().invoke
     model, calib = str(files / "outlier.onnx"), str(files / "calib.npz")
-    r = run(main, ["debug", model, "--calib", calib, "--no-progress"])
+    r = run(main, ["debug", model, "--calib", calib, "--max-drop", "3%", "--no-progress"])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     head = next(k for k, x in enumerate(lines) if x.startswith("node "))
@@ -87,7 +88,7 @@ def test_cli_table_json_fast_and_plan(files, tmp_path):
     assert d["sensitivity"] is None and d["tried"] == [] and d["calibration"]["held_back"] == 0
     assert d["layers"][0]["name"] == "gemm2" and d["layers"][0]["fix"] == "keep float"   # by its own loss
     # a plan: its precision is shown, its recorded sensitivity reused (no plan evaluated again)
-    p = plan(model, feeds(160, 1), max_drop=0.01, progress=False)
+    p = plan(model, feeds(160, 1), max_drop=0.03, progress=False)
     (tmp_path / "p.json").write_text(p.to_json())
     r = run(main, ["debug", model, "--calib", calib, "--plan", str(tmp_path / "p.json"), "--no-progress", "--json"])
     assert r.exit_code == 0, r.output

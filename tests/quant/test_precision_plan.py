@@ -23,9 +23,10 @@ from dsedge.quant.precision import Metric, PrecisionPlan, candidate_groups, coar
 def outlier_model(weak: float = 400.0) -> onnx.ModelProto:
     """x[1,16] -> gemm1 -> y[1,32] -> gemm2 -> logits[1,10]. Channel 0 of y is 400x the others
     (and gemm2 reads it `weak` times weaker): quantising y per tensor leaves the other 31 channels,
-    which carry the answer, a few int8 steps. gemm1 in int8 with a float output is harmless; whatever
-    quantises y (gemm2 in int8) is not. With weak = 400 gemm2's int8 weights cannot hold row 0's
-    products either (int16 activations do not help: test_a16w8_for_the_kept_float_nodes uses 4000)."""
+    which carry the answer, a few int8 steps. gemm1 in int8 with a float output changes about 1.3 % of
+    the answers (5,000 feeds); whatever quantises y (gemm2 in int8) changes most of them. With weak =
+    400 gemm2's int8 weights cannot hold row 0's products either (int16 activations do not help:
+    test_a16w8_for_the_kept_float_nodes uses 4000)."""
     rng = np.random.default_rng(0)
     w1 = rng.normal(0, 0.3, (16, 32)).astype(np.float32)
     w1[:, 0] *= 400.0
@@ -54,7 +55,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def planned(model_path):
-    return plan(str(model_path), feeds(160, 1), max_drop="1%", progress=False)
+    return plan(str(model_path), feeds(160, 1), max_drop="3%", progress=False)
 
 
 def _top1_agreement(model_path, dse_path, fs) -> float:
@@ -75,7 +76,7 @@ def test_plan_keeps_float_what_the_budget_needs(planned, model_path, tmp_path):
     p = planned
     assert p.metric["outputs"] == {"logits": "top1"}
     assert p.tried[0]["why"] == "all int8" and p.tried[0]["drop"] > 0.05   # the search had work to do
-    assert p.keep_float == ["gemm2"] and p.meets and p.drop <= 0.01
+    assert p.keep_float == ["gemm2"] and p.meets and p.drop <= 0.03
     by_name = {n["name"]: n for n in p.nodes}
     # kept float, with fp16 weights (the size objective: one more evaluation, within the budget)
     assert by_name["gemm2"]["precision"] == "fp16" and by_name["gemm1"]["precision"] == "int8-fout"
@@ -109,14 +110,14 @@ def test_cli_plan_then_quantize_equals_mixed(model_path, tmp_path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
     run = CliRunner().invoke
-    r = run(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "1%", "-o", str(tmp_path / "p.json"),
+    r = run(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "3%", "-o", str(tmp_path / "p.json"),
                    "--no-progress"])
     assert r.exit_code == 0, r.output
-    assert "kept float: gemm2" in r.output and "budget 1.00 %, met" in r.output
+    assert "kept float: gemm2" in r.output and "budget 3.00 %, met" in r.output
     r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--plan", str(tmp_path / "p.json"),
                    "-o", str(tmp_path / "a.dse"), "--no-progress"])
     assert r.exit_code == 0, r.output
-    r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--precision", "mixed", "--max-drop", "1%",
+    r = run(main, ["quantize", str(model_path), "--calib", str(calib), "--precision", "mixed", "--max-drop", "3%",
                    "-o", str(tmp_path / "b.dse"), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "a.dse").read_bytes() == (tmp_path / "b.dse").read_bytes()
@@ -158,6 +159,55 @@ def test_metric_kinds_and_budget_parsing():
     assert parse_drop("1%") == 0.01 and parse_drop("0.005") == 0.005
     with pytest.raises(DseError):
         parse_drop("lots")
+
+
+def test_margin_model_predicts_changes_on_new_feeds():
+    """The expected share of changed answers, from the held-back feeds' margins and the noise on
+    them, predicts the share on new feeds where the held-back count is biased or too coarse."""
+    rng = np.random.default_rng(7)
+
+    def logits(n):
+        return rng.normal(0.0, 1.0, (n, 10))
+
+    def noisy(r, sigma):
+        return r + rng.normal(0.0, sigma, r.shape)
+
+    m = Metric({"y": "top1"})
+    # 300 held back, 20,000 new answers with the same noise: the estimate within 15 % of the truth
+    held = logits(300)
+    got = noisy(held, 0.05)
+    est = m.expected_drop([{"y": held}], [{"y": got}])
+    new = logits(20000)
+    truth = 1.0 - m.quality([{"y": new}], [{"y": noisy(new, 0.05)}])
+    assert 0.01 < truth < 0.1 and abs(est - truth) < 0.15 * truth, (est, truth)
+    # the plan is judged by the upper bound: above the estimate, by less with more feeds
+    split = [{"y": held[i:i + 1]} for i in range(300)], [{"y": got[i:i + 1]} for i in range(300)]
+    up = m.expected_drop(*split, upper=True)
+    assert up == m.expected_drop(*split, upper=True) and est < up < 2 * est, (est, up)
+    big = logits(3000)
+    bigf = [{"y": big[i:i + 1]} for i in range(3000)], [{"y": noisy(big[i:i + 1], 0.05)} for i in range(3000)]
+    assert m.expected_drop(*bigf, upper=True) - m.expected_drop(*bigf) < (up - est) / 2
+    # no answer changed on the held-back feeds, yet near-tied answers under this noise will change
+    r = np.zeros((300, 3))
+    r[:, 0], r[:, 1] = 0.1, 0.0                              # margin 0.1 everywhere
+    g = r.copy()
+    g[:, 0] -= 0.05                                          # every margin shrinks by 0.05: sigma 0.05
+    assert m.quality([{"y": r}], [{"y": g}]) == 1.0
+    assert abs(m.expected_drop([{"y": r}], [{"y": g}]) - 0.02275) < 1e-4      # Phi(-2)
+    assert m.expected_drop([{"y": r}], [{"y": r}]) == 0.0
+    # margins of more feeds (float outputs only) join the held-back ones; the noise stays theirs
+    wide = r.copy()
+    wide[:, 0] = 1.0                                         # margin 1.0 = 20 sigma: cannot change
+    assert m.expected_drop([{"y": wide}], [{"y": wide - [0.05, 0, 0]}]) < 1e-9
+    mixed = m.expected_drop([{"y": wide}], [{"y": wide - [0.05, 0, 0]}], more=[{"y": r}])
+    assert abs(mixed - 0.02275 / 2) < 1e-4                   # half the answers within 2 sigma of a tie
+    # decisions at 0.5: the noise is measured near the threshold, not on saturated values
+    t = Metric({"p": "threshold"})
+    p = np.concatenate([np.full(900, 0.999), np.full(100, 0.45)])
+    q = p + np.concatenate([np.zeros(900), np.full(100, 0.025)])
+    assert t.quality([{"p": p}], [{"p": q}]) == 1.0
+    assert abs(t.expected_drop([{"p": p}], [{"p": q}]) - 0.1 * 0.02275) < 1e-4
+    assert Metric({"y": "sqnr"}).expected_drop([{"y": r}], [{"y": g}]) == 0.0   # continuous: its own drop
 
 
 def test_groups_follow_single_readers():
@@ -243,7 +293,7 @@ def test_a16w8_for_the_kept_float_nodes(tmp_path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
     out = tmp_path / "p.json"
-    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "3%", "--a16w8",
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "5%", "--a16w8",
                                   "-o", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "A16W8: gemm2" in r.output
@@ -282,7 +332,7 @@ def test_memory_budget(model_path, tmp_path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
     out = tmp_path / "p.json"
-    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--memory-budget", "1MB", "-o",
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "3%", "--memory-budget", "1MB", "-o",
                                   str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     p = load_plan(out)
@@ -296,7 +346,7 @@ def test_memory_budget(model_path, tmp_path):
     assert p.memory["widened_bytes"] == 4 * (32 * 10 + 10)
     assert p.memory["total"] == p.memory["bytes"] + p.memory["arena_bytes"] + p.memory["widened_bytes"]
     assert "memory: .dse" in r.output and "met)" in r.output
-    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--memory-budget", "1KB", "-o",
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "3%", "--memory-budget", "1KB", "-o",
                                   str(tmp_path / "q.json"), "--no-progress"])
     assert r.exit_code == 0, r.output
     q = load_plan(tmp_path / "q.json")
@@ -345,6 +395,20 @@ def test_latency_from_node_times(tmp_path):
     r = run(main, ["plan", model, "--calib", calib, "--max-drop", "5%", "--minimize", "latency", "--latency-profile",
                    str(profs["int8"]), "--latency-profile", str(profs["fp32"]), "-o", str(out), "--no-progress"])
     assert r.exit_code == 0 and "kept float: conv2" in r.output and "estimated from per-node times" in r.output
+    # the same plan in one command: quantize --precision mixed takes the planner's options
+    r = run(main, ["quantize", model, "--calib", calib, "--plan", str(out), "-o", str(tmp_path / "a.dse"),
+                   "--no-progress"])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["quantize", model, "--calib", calib, "--precision", "mixed", "--max-drop", "5%", "--minimize",
+                   "latency", "--latency-profile", str(profs["int8"]), "--latency-profile", str(profs["fp32"]),
+                   "-o", str(tmp_path / "b.dse"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a.dse").read_bytes() == (tmp_path / "b.dse").read_bytes()
+    for extra, words in ((["--minimize", "latency"], "applies with --precision mixed"),
+                         (["--precision", "mixed", "--latency-profile", str(profs["int8"])], "--minimize latency"),
+                         (["--precision", "mixed", "--memory-budget", "lots"], "expected a size")):
+        r = run(main, ["quantize", model, "--calib", calib, *extra, "-o", str(tmp_path / "c.dse"), "--no-progress"])
+        assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output
     refd = json.loads(profs["int8"].read_text())
     refd["ref_kernels"] = True
     (tmp_path / "ref.json").write_text(json.dumps(refd))
