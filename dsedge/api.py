@@ -353,11 +353,13 @@ def _read_profile(path) -> list[tuple[str, str, float]]:
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
          method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
          allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c", int4: bool = False,
-         memory_budget=None, latency_profiles=()):
+         memory_budget=None, latency_profiles=(), a16w8: bool = False):
     """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
     float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
     `int4` (minimize="size"): int8 weight-bearing nodes may also get int4 weights (W4A8).
+    `a16w8`: the weighted nodes the search keeps float get int16 activations with int8 weights
+    (A16W8, docs/quant-arith.md §15) instead when that plan meets the budget.
     `memory_budget` (bytes, or a size like "2MB"): the .dse plus its arena must fit in it.
     `minimize="latency"` costs each node by its time in the C runtime, per node, on this host, or
     from `latency_profiles` (`dsedge-run --profile --json` files of the model's int8 and fp32
@@ -391,7 +393,7 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
     p, _ = plan_precision(g, feeds, max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
                           objective=minimize, holdout=holdout, metric=metric, cfg=cfg, progress=tick,
                           copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None, int4=int4,
-                          memory_budget=mem, node_times=times)
+                          memory_budget=mem, node_times=times, a16w8=a16w8)
     if bar is not None and hasattr(bar, "close"):
         bar.close()
     if owned:
@@ -412,8 +414,12 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
              preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size",
              weight_bits: int = 8, weight_group: int = 0, node_weight_bits=(), holdout: int | None = None,
-             metric: str | None = None, memory_budget=None, latency_profiles=()):
+             metric: str | None = None, memory_budget=None, latency_profiles=(), a16w8=()):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
+
+    `a16w8` (node names, op types, or "all") gives those weight-bearing nodes (Conv, Gemm, MatMul
+    with constant weights) int16 activations with int8 weights (A16W8, docs/quant-arith.md §15),
+    for tensors whose range int8 cannot hold; the plan names the ones that are not eligible.
 
     `weight_bits=4` gives the weight-bearing int8 nodes (Conv, Gemm, MatMul) int4 weights
     (W4A8, docs/quant-arith.md §13), per output channel or, with `weight_group` 32 or 64, with
@@ -440,6 +446,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     if planning and precision != "mixed":
         raise ModelError("minimize, holdout, metric, memory_budget and latency_profiles are the precision "
                          "planner's", hint="use them with precision='mixed'")
+    if (precision == "mixed" or plan is not None) and a16w8:
+        raise ModelError("A16W8 nodes are chosen with precision='int8' (or by `dsedge plan --a16w8`, which stores "
+                         "them in the plan)", hint="leave a16w8 empty with a plan or precision='mixed'")
     if (plan is not None and int(weight_bits) != 8) or \
             ((precision == "mixed" or plan is not None) and (node_weight_bits or int(weight_group))):
         raise ModelError("a precision plan chooses each node's weight bits: with a plan, leave the weight bits "
@@ -460,8 +469,11 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
                       bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant),
                       weight_bits=int(weight_bits), weight_group=int(weight_group),
-                      node_weight_bits=tuple(sorted(dict(node_weight_bits).items())))
+                      node_weight_bits=tuple(sorted(dict(node_weight_bits).items())),
+                      a16w8_nodes=tuple(a16w8))
     if calib is None:
+        if cfg.a16w8_nodes:
+            raise ModelError("A16W8 (int16 activations) needs calibration data", hint="pass calib")
         if cfg.weight_bits != 8 or cfg.node_weight_bits:
             raise ModelError("int4 weights (W4A8) need calibration data: the activations are int8",
                              hint="pass calib, or leave weight_bits at 8 for dynamic quantisation")
@@ -509,6 +521,7 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
     if spec is not None:
         result.info["preprocessing"] = spec.to_json()
     result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "int4_weights": list(plan_.int4),
+                                     **({"a16w8_nodes": list(plan_.a16w8)} if plan_.a16w8 else {}),
                                      "fp16_weights": list(plan_.fp16), "drop": plan_.drop,
                                      "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)

@@ -196,6 +196,11 @@ def _calibration_data_options(prefix: str):
 @click.option("--weight-bits", "weight_bits", multiple=True, metavar="NODE|OPTYPE=4|8",
               help="Weight bits of this node (by name) or of every node of this op type, overriding --weights; "
                    "repeatable. Default: none.")
+@click.option("--a16w8", "a16w8", multiple=True, metavar="NODE[,NODE...]|OPTYPE|all",
+              help="With --precision int8: run these Conv/Gemm/MatMul nodes (by name, op type, or all for every "
+                   "eligible one) with int16 activations and int8 weights (A16W8, docs/quant-arith.md §15), for "
+                   "tensors whose range int8 cannot hold; about 1.5x their activation bytes, reference C kernels "
+                   "only. Repeatable. Default: none.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct the per-channel output shift that weight rounding causes (measured on the "
                    "calibration feeds).")
@@ -218,7 +223,7 @@ def _calibration_data_options(prefix: str):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def quantize(model, calib, output, precision, max_drop, minimize, memory_budget, latency_profiles, holdout, metric,
-             plan_path, method, keep_float, weights, weight_group, weight_bits, bias_correction, input_shape, io_dtype,
+             plan_path, method, keep_float, weights, weight_group, weight_bits, a16w8, bias_correction, input_shape, io_dtype,
              qdq_format, preprocess, constant_input, as_json, progress):
     import time
     from .api import parse_size, quantize as run_quantize, quantize_summary, save_result
@@ -257,6 +262,12 @@ def quantize(model, calib, output, precision, max_drop, minimize, memory_budget,
         if calib is None:
             raise click.UsageError("--weights int4 and --weight-bits need --calib: W4A8 activations are int8 "
                                    "(without --calib, quantisation is dynamic with int8 weights)")
+    a16 = tuple(x.strip() for it in a16w8 for x in it.split(",") if x.strip())
+    if a16w8 and not a16:
+        raise click.UsageError("--a16w8 needs node names, op types or all")
+    if a16 and (precision != "int8" or plan_path or calib is None):
+        raise click.UsageError("--a16w8 applies with --precision int8 and --calib (no --plan: `dsedge plan --a16w8` "
+                               "stores A16W8 nodes in the plan)")
     if weight_group != "0":
         if weights != "int4" and 4 not in node_bits.values():
             raise click.UsageError("--weight-group applies with --weights int4 (or --weight-bits NODE=4)")
@@ -271,7 +282,7 @@ def quantize(model, calib, output, precision, max_drop, minimize, memory_budget,
                           allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
                           plan=plan_path, max_drop=max_drop, weight_bits=4 if weights == "int4" else 8,
-                          weight_group=int(weight_group), node_weight_bits=node_bits,
+                          weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16,
                           **({"minimize": minimize, "holdout": holdout, "metric": metric,
                               "memory_budget": parse_size(memory_budget) if memory_budget is not None else None,
                               "latency_profiles": latency_profiles} if precision == "mixed" else {}))
@@ -323,6 +334,10 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
               help="With --minimize size: also give int4 weights (W4A8) to the int8 Conv/Gemm/MatMul nodes the "
                    "budget allows, the least sensitive per byte first (int4 nodes run on reference kernels: "
                    "smaller, not faster).")
+@click.option("--a16w8", "a16w8", is_flag=True,
+              help="After the search, try int16 activations with int8 weights (A16W8) for the Conv/Gemm/MatMul "
+                   "nodes it keeps float, all in one plan, kept when it meets the budget (A16W8 nodes run on "
+                   "reference kernels: smaller than float, not faster than int8).")
 @click.option("--metric", default=None, metavar="MODULE:FUNCTION",
               help="Score candidates with your function fn(outputs, feeds) -> float (higher is better; e.g. "
                    "accuracy against labels); the drop is the float model's score minus the candidate's.")
@@ -333,8 +348,8 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
-def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, holdout, int4, metric, output, method,
-         preprocess, constant_input, as_json, progress):
+def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, holdout, int4, a16w8, metric, output,
+         method, preprocess, constant_input, as_json, progress):
     from .api import parse_drop, parse_size, plan as run_plan
     from .quant.precision import coarse_budget_note
     if not output.endswith(".json"):
@@ -349,7 +364,7 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
     mem = parse_size(memory_budget) if memory_budget is not None else None
     p = run_plan(model, calib, max_drop=budget, minimize=minimize, holdout=holdout, metric=metric, method=method,
                  progress=progress, preprocess=preprocess, allow_constant=constant_input, int4=int4,
-                 memory_budget=mem, latency_profiles=latency_profiles)
+                 memory_budget=mem, latency_profiles=latency_profiles, a16w8=a16w8)
     text = p.to_json()
     atomic_write_bytes(output, text.encode())
     if as_json:
@@ -357,7 +372,8 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
     else:
         kept = ", ".join(p.keep_float[:12]) + (f", ... ({len(p.keep_float)} in all)" if len(p.keep_float) > 12 else "")
         click.echo(f"{model}: {p.search['candidates']} nodes could run in int8 ({p.search['groups']} groups); "
-                   f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else ""),
+                   f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else "")
+                   + (f"; A16W8: {', '.join(p.a16w8) or 'none'}" if a16w8 else ""),
                    err=True)
         chosen = p.tried[p.search["chosen_index"]] if "chosen_index" in p.search and p.tried else {}
         how = (f" (answers changed {100 * chosen['changed']:.2f} %; expected on new feeds {100 * chosen['expected']:.2f} %, "

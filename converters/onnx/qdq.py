@@ -12,7 +12,8 @@ and int32 biases. In the QDQ file
     activations' type;
   * float nodes are written unchanged; only float tensors are ever quantised.
 Dynamically quantised nodes (no calibration) are written by converters/onnx/dynamic.py.
-The opset is raised to at least 13 (per-axis Q/DQ); the model's metadata is kept.
+The opset is raised to at least 13 (per-axis Q/DQ), 21 when a tensor is int16 (A16W8); the model's
+metadata is kept.
 
 Weight formats (`QDQ_FORMATS`). onnxruntime picks its integer kernel by the types in the file.
 On x86-64 with AVX2 but without VNNI (Intel before Cascade Lake / Alder Lake, AMD before
@@ -93,10 +94,11 @@ class _QdqEmitter(_Emitter):
         p = self.g.qparams[name]
         scale = self.const(name + "_scale", np.asarray(p.scale if scale is None else scale, np.float32))
         zp = np.asarray(p.zero_point)
-        if uint8:
+        wide = p.dtype == np.dtype(np.int16)     # an A16W8 operand: int16 as it is, never uint8
+        if uint8 and not wide:
             zp = self.const(name + "_zero_point", (zp.astype(np.int32) + 128).astype(np.uint8))
         else:
-            dt = self.g.consts[name].dtype if name in self.g.consts else np.int8
+            dt = self.g.consts[name].dtype if name in self.g.consts else (np.int16 if wide else np.int8)
             zp = self.const(name + "_zero_point", zp.astype(dt))
         return scale, zp
 
@@ -141,7 +143,8 @@ class _QdqEmitter(_Emitter):
             scale, zp = self.scale_zp(n.outputs[0], uint8=u8)
             self.emit("QuantizeLinear", [n.inputs[0], scale, zp], list(n.outputs), name=n.name)
             return
-        if n.op == "DequantizeLinear" and not n.domain and self.is_int8_act(n.inputs[0]):
+        if n.op == "DequantizeLinear" and not n.domain and (self.is_int8_act(n.inputs[0]) or
+                                                             self.g.tensor_info(n.inputs[0]).dtype == np.int16):
             scale, zp = self.scale_zp(n.inputs[0], uint8=u8)
             self.emit("DequantizeLinear", [n.inputs[0], scale, zp], list(n.outputs), name=n.name)
             return
@@ -201,6 +204,8 @@ class _QdqEmitter(_Emitter):
 def to_qdq_model(g: Graph, *, opset: int | None = None, fmt: str = DEFAULT_QDQ_FORMAT):
     """The QDQ ModelProto of a quantised graph in the QDQ format `fmt` (see the module docstring)."""
     opset = max(opset or g.opset, 13)
+    if any(p.dtype == np.dtype(np.int16) for p in g.qparams.values()):
+        opset = max(opset, 21)      # int16 QuantizeLinear/DequantizeLinear (A16W8 operands) need opset 21
     fmt = qdq_format(fmt)
     # int8 activations are uint8 in the file: patch the value infos of inputs/outputs only
     # (graph inputs/outputs of a quantised graph stay float, so nothing to patch there)

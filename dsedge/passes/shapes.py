@@ -28,9 +28,10 @@ def infer_node(g: Graph, n) -> list[TensorInfo] | None:
     d = REGISTRY.get(n.op, n.domain)
     if d is None:
         return None
-    if "_q" in n.attrs:  # a lowered int8 node: the op's shape rule, int8 (or float) elements
+    if "_q" in n.attrs:  # a lowered node: the op's shape rule, int8 (or float, or its kind's `out_dtype`) elements
         res = _infer_plain(g, n, d)
-        dt = np.dtype(np.float32 if n.attrs["_q"].get("float_out") else np.int8)
+        q = n.attrs["_q"]
+        dt = np.dtype(np.float32 if q.get("float_out") else q.get("out_dtype", "int8"))
         return None if res is None else [None if r is None else TensorInfo(dt, r.shape) for r in res]
     return _infer_plain(g, n, d)
 

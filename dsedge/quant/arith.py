@@ -212,6 +212,83 @@ def act_matmul_out_scale(s_a, s_b) -> np.float32:
     return np.float32(np.float64(np.float32(s_a)) * np.float64(np.float32(s_b)))
 
 
+# -- A16W8: int16 activations, int8 weights (docs/quant-arith.md §15) ---------------------------
+
+A16_QMIN, A16_QMAX = -32768, 32767     # int16 activations: symmetric (zp 0), QuantizeLinear's full range
+A16_MAX_K = 1 << 24                    # products per output of an A16W8 layer (the C check refuses more)
+
+
+def choose_a16_qparams(lo, hi, *, where: str = "") -> tuple[np.float32, int]:
+    """Symmetric int16 (scale, 0) for the calibrated range [lo, hi]: scale = float32(max(|lo|, |hi|)
+    / 32767) (float64 inside), at least ACT_SCALE_FLOOR; zero point 0 (TFLite 16x8, onnxruntime
+    A16W8)."""
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ModelError(f"{_pfx(where)}calibration saw a non-finite value (range [{lo}, {hi}])",
+                         hint="check the model and the calibration feeds for NaN/inf")
+    scale = np.float32(max(abs(lo), abs(hi)) / 32767.0)
+    if not scale >= ACT_SCALE_FLOOR:
+        scale = np.float32(ACT_SCALE_FLOOR)
+    return scale, 0
+
+
+def quantize16(x, s, zp: int = 0, qmin: int = A16_QMIN, qmax: int = A16_QMAX):
+    """ONNX QuantizeLinear to int16: clamp(rint(float32(x) / float32(s)) + zp) (half to even)."""
+    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(s)).astype(np.float64) + int(zp)
+    return np.clip(q, qmin, qmax).astype(np.int16)
+
+
+def a16_bound_ok(K: int) -> bool:
+    """An A16W8 accumulator is int64: |acc| <= |bias_q| + K * 32768 * 127 < 2^31 + 2^46 for
+    K <= 2^24 (A16_MAX_K), far inside int64; the layer is refused above that K."""
+    return 0 <= int(K) <= A16_MAX_K
+
+
+def quantize_weight_a16(w, axis: int, s_in=None, bias=None, *, where: str = ""):
+    """int8 symmetric per-channel weights of an A16W8 layer: §4's rule with the accumulator bound
+    of int64 accumulation, so the bias bound is only int32's (bias_q stays int32): s[c] = max(absmax[c]
+    / 127, |b[c]| / (s_in * (2^31 - 1)), 2^-40), w_q = clamp(rint(w / s[c]), -127, 127)."""
+    w = np.asarray(w)
+    if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
+        raise ModelError(f"{_pfx(where)}weights contain NaN or inf")
+    ax = axis % w.ndim
+    C = w.shape[ax]
+    K = w.size // C if C else 0
+    red = tuple(i for i in range(w.ndim) if i != ax)
+    absmax = np.abs(w).max(axis=red).astype(np.float64) if w.size else np.zeros(C)
+    s = _channel_scales(absmax / float(WMAX), K, 0, s_in, bias, "A16W8 weight scales")   # wmax 0: B = 2^31-1
+    shp = [1] * w.ndim
+    shp[ax] = C
+    w_q = np.clip(np.rint(w.astype(np.float64) / s.astype(np.float64).reshape(shp)), -WMAX, WMAX).astype(np.int8)
+    return w_q, s
+
+
+def requantize_wide(acc, M, n, zp_out: int = 0, qmin: int = A16_QMIN, qmax: int = A16_QMAX, axis: int | None = None):
+    """§3's rule on an int64 accumulator, evaluated exactly (as with unbounded integers), to int16:
+    y = clamp(zp_out + floor((acc * M + 2^(n-1)) / 2^n), qmin, qmax). acc * M may exceed int64, so
+    (docs/quant-arith.md §15, the C kernel does the same):
+      n >= 32: acc = a1 * 2^32 + a0 (a1 = acc >> 32, a0 in [0, 2^32)):
+               y = (a1 * M + ((a0 * M + 2^(n-1)) >> 32)) >> (n - 32)   (a0*M + 2^(n-1) < 2^64, unsigned)
+      n <  32: acc clamped to [-2^31, 2^31] first (M >= 2^30 there, so |acc| >= 2^31 saturates
+               any int16 output either way), then the ordinary rule in int64."""
+    acc = np.asarray(acc, dtype=np.int64)
+    M, n = _along(M, axis, acc.ndim), _along(n, axis, acc.ndim)
+    if np.any(n < 1) or np.any(n > 62) or np.any(M < 0) or np.any(M >= 2**31):
+        raise ValueError("requantize_wide: need 0 <= M < 2^31 and 1 <= n <= 62")
+    M, n = np.broadcast_to(M, acc.shape), np.broadcast_to(n, acc.shape)
+    big = n >= 32
+    a1 = acc >> 32
+    a0 = (acc & np.int64(0xFFFFFFFF)).astype(np.uint64)
+    nb = np.where(big, n, 32)
+    low = (a0 * M.astype(np.uint64) + (np.uint64(1) << (nb - 1).astype(np.uint64))) >> np.uint64(32)
+    y_big = (a1 * M + low.astype(np.int64)) >> (nb - 32)
+    ac = np.clip(acc, -(2**31), 2**31)
+    ns = np.where(big, 1, n)
+    y_small = (ac * M + (np.int64(1) << (ns - 1))) >> ns
+    y = np.where(big, y_big, y_small)
+    return np.clip(y + int(zp_out), qmin, qmax).astype(np.int16)
+
+
 def w4_wmax(group: int) -> int:
     """The largest |effective weight| m*q of a W4A8 layer: 7 per channel, 7*18 with groups."""
     return W4MAX * (W4_MUL_MAX if group else 1)

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .arith import INT32_MAX, INT32_MIN, QMAX, QMIN, fold_zero_point, requantize
+from .arith import INT32_MAX, INT32_MIN, QMAX, QMIN, fold_zero_point, requantize, requantize_wide
 
 __all__ = [
     "conv_int8", "conv_transpose_int8", "gemm_int8", "matmul_int8", "matmul_act_int8", "add_int8", "sub_int8",
@@ -92,9 +92,10 @@ def _windows(xp, kernel, strides, dilations):
 # -- weighted ops -----------------------------------------------------------------------------
 
 def conv_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pads=None, dilations=None,
-              group: int = 1, qmin: int = QMIN, qmax: int = QMAX, acc_only: bool = False):
+              group: int = 1, qmin: int = QMIN, qmax: int = QMAX, acc_only: bool = False, wide: bool = False):
     """int8 Conv (NC<spatial>, weights O I/g <k>), per-output-channel M/n, padding = zp_in.
-    Covers plain, grouped and depthwise convolution in 1-D, 2-D and N-D."""
+    Covers plain, grouped and depthwise convolution in 1-D, 2-D and N-D. `wide`: int16 x and an
+    int64 accumulator (A16W8, docs/quant-arith.md §15): no int32 check, int16 output."""
     x, w = np.asarray(x_q), np.asarray(w_q)
     sp = x.ndim - 2
     strides = _spatial(strides, sp, 1, "strides")
@@ -119,6 +120,8 @@ def conv_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pads=None, di
     acc = acc.reshape(group, N, P, Og).transpose(1, 0, 3, 2).reshape((N, O) + out_sp).astype(np.int64)
     fb = fold_zero_point(bias_q, zp_in, w, 0).astype(np.int64)
     acc = acc + fb.reshape((1, O) + (1,) * sp)
+    if wide:
+        return acc if acc_only else requantize_wide(acc, M, n, zp_out, qmin, qmax, axis=1)
     _check_acc(acc, "conv_int8")
     if acc_only:
         return acc
@@ -170,14 +173,16 @@ def conv_transpose_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pad
 
 
 def matmul_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, qmin: int = QMIN, qmax: int = QMAX,
-                acc_only: bool = False):
+                acc_only: bool = False, wide: bool = False):
     """int8 MatMul with a constant 2-D right operand w (K, N): per-column (axis -1) M/n;
-    `bias_q` (int32[N] or None) is a fused following Add."""
+    `bias_q` (int32[N] or None) is a fused following Add. `wide`: as conv_int8 (A16W8)."""
     x, w = np.asarray(x_q), np.asarray(w_q)
     if w.ndim != 2 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"matmul_int8: need x (..., K) and w (K, N), got {x.shape} and {w.shape}")
     acc = np.matmul(x.astype(np.float64), w.astype(np.float64)).astype(np.int64)
     acc = acc + fold_zero_point(bias_q, zp_in, w, 1).astype(np.int64)
+    if wide:
+        return acc if acc_only else requantize_wide(acc, M, n, zp_out, qmin, qmax, axis=-1)
     _check_acc(acc, "matmul_int8")
     if acc_only:
         return acc
@@ -200,11 +205,11 @@ def matmul_act_int8(a_q, za, b_q, zb, M, n, zp_out, qmin: int = QMIN, qmax: int 
 
 
 def gemm_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, trans_b: int = 0,
-              qmin: int = QMIN, qmax: int = QMAX, acc_only: bool = False):
+              qmin: int = QMIN, qmax: int = QMAX, acc_only: bool = False, wide: bool = False):
     """int8 Gemm y = x @ op(w) + bias (transA=0; alpha/beta folded into the scales): the
     per-channel axis of w is 0 (rows) when trans_b else 1 (columns)."""
     w = np.asarray(w_q)
-    return matmul_int8(x_q, zp_in, w.T if trans_b else w, bias_q, M, n, zp_out, qmin, qmax, acc_only)
+    return matmul_int8(x_q, zp_in, w.T if trans_b else w, bias_q, M, n, zp_out, qmin, qmax, acc_only, wide)
 
 
 # -- elementwise ------------------------------------------------------------------------------

@@ -286,6 +286,7 @@ class PrecisionPlan:
     fp16: list[str] = field(default_factory=list)        # float nodes whose weights are fp16
     memory_budget: int | None = None                     # bytes: the .dse file + its arena, at most
     memory: dict = field(default_factory=dict)           # the chosen plan's bytes, arena_bytes, total
+    a16w8: list[str] = field(default_factory=list)       # weighted nodes with int16 activations (A16W8)
 
     @property
     def meets_accuracy(self) -> bool:
@@ -307,6 +308,7 @@ class PrecisionPlan:
                            "result": {"drop": self.drop, "meets": self.meets, "cost": self.cost,
                                       **({"memory": self.memory} if self.memory else {})},
                            "keep_float": self.keep_float, "int4_weights": self.int4, "fp16_weights": self.fp16,
+                           **({"a16w8_nodes": self.a16w8} if self.a16w8 else {}),
                            "nodes": self.nodes,
                            "search": self.search,
                            "tried": self.tried}, indent=1, sort_keys=False) + "\n"
@@ -325,7 +327,8 @@ class PrecisionPlan:
         return cls(list(d["keep_float"]), float(r["drop"]), float(b["max_drop"]), b["objective"], b["metric"],
                    int(c["holdout"]), int(c["feeds"]), d.get("nodes", []), d.get("tried", []), d.get("search", {}),
                    r.get("cost", {}), d.get("model_sha256", ""), list(d.get("int4_weights", [])),
-                   list(d.get("fp16_weights", [])), b.get("memory_bytes"), r.get("memory", {}))
+                   list(d.get("fp16_weights", [])), b.get("memory_bytes"), r.get("memory", {}),
+                   list(d.get("a16w8_nodes", [])))
 
 
 def split_feeds(feeds: list, holdout: int) -> tuple[list, list]:
@@ -433,19 +436,20 @@ class _Search:
         self.margin_model = True
         self.more: list[dict] = []               # float outputs on more feeds: margins for the margin model
 
-    def result(self, keep, int4=(), fp16=()) -> object:
-        return finish(self.prep, plan_config(self.cfg, keep, int4, fp16), ranges=_RangeOverlay(self.prep.ranges))
+    def result(self, keep, int4=(), fp16=(), a16=()) -> object:
+        return finish(self.prep, plan_config(self.cfg, keep, int4, fp16, a16), ranges=_RangeOverlay(self.prep.ranges))
 
     @staticmethod
-    def key(keep, int4=(), fp16=()) -> frozenset:
-        return frozenset(keep) | frozenset(("int4", c) for c in int4) | frozenset(("fp16", c) for c in fp16)
+    def key(keep, int4=(), fp16=(), a16=()) -> frozenset:
+        return frozenset(keep) | frozenset(("int4", c) for c in int4) | frozenset(("fp16", c) for c in fp16) | \
+            frozenset(("a16w8", c) for c in a16)
 
-    def evaluate(self, keep, why: str, int4=(), fp16=()) -> tuple[float, float]:
+    def evaluate(self, keep, why: str, int4=(), fp16=(), a16=()) -> tuple[float, float]:
         """(drop, noise) of the plan that keeps `keep` float (and gives the nodes of `int4` int4
-        weights, the float nodes of `fp16` fp16 weights)."""
-        key = self.key(keep, int4, fp16)
+        weights, the float nodes of `fp16` fp16 weights, the nodes of `a16` int16 activations)."""
+        key = self.key(keep, int4, fp16, a16)
         if key not in self.cache:
-            r = self.result(keep, int4, fp16)
+            r = self.result(keep, int4, fp16, a16)
             got = self.run_plan(r, self.feeds)
             info: dict = {}
             if isinstance(got, tuple):           # (outputs, {bytes, arena_bytes, ms}) or (outputs, bytes)
@@ -467,6 +471,7 @@ class _Search:
             self.cache[key] = (drop, noise)
             self.index[key] = len(self.tried)
             self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "fp16": len(set(fp16)),
+                               **({"a16w8": len(set(a16))} if a16 else {}),
                                "drop": round(drop, 6), **extra,
                                "why": why,
                                "sqnr_db": round(-10.0 * math.log10(noise), 2) if noise > 0 else None,
@@ -481,7 +486,7 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
                    metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
                    relower: int = 8, progress: Callable | None = None, copy_graph: bool = True,
                    int4: bool = False, memory_budget: int | None = None,
-                   node_times: Callable | None = None) -> tuple[PrecisionPlan, object]:
+                   node_times: Callable | None = None, a16w8: bool = False) -> tuple[PrecisionPlan, object]:
     """Plan the precision of each node of `graph` (see the module docstring) and return
     (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
     last `holdout` of which are held back for scoring; `run_plan(result, feeds) -> [{output: array}]`
@@ -498,14 +503,14 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     prep = prepare(graph, calib, relaxed(cfg), copy=copy_graph)
     return plan_prepared(prep, held, margin_feeds=calib, max_drop=max_drop, objective=objective, metric=metric, cfg=cfg,
                          run_plan=run_plan, relower=relower, progress=progress, int4=int4,
-                         memory_budget=memory_budget, node_times=node_times)
+                         memory_budget=memory_budget, node_times=node_times, a16w8=a16w8)
 
 
-def plan_config(base: QuantConfig, keep, int4=(), fp16=()) -> QuantConfig:
+def plan_config(base: QuantConfig, keep, int4=(), fp16=(), a16=()) -> QuantConfig:
     """The config of one plan: `keep` float, the nodes of `int4` with int4 weights (W4A8), the
-    float nodes of `fp16` with fp16 weights."""
+    float nodes of `fp16` with fp16 weights, the nodes of `a16` with int16 activations (A16W8)."""
     return replace(base, keep_float=tuple(sorted(keep)), node_weight_bits=tuple((c, 4) for c in sorted(int4)),
-                   fp16_nodes=tuple(sorted(fp16)))
+                   fp16_nodes=tuple(sorted(fp16)), a16w8_nodes=tuple(sorted(a16)))
 
 
 def relaxed(cfg: QuantConfig | None) -> QuantConfig:
@@ -531,7 +536,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                   relower: int = 8, progress: Callable | None = None,
                   always_sensitivity: bool = False, int4: bool = False, memory_budget: int | None = None,
                   node_times: Callable | None = None, fp16: bool = True,
-                  margin_model: bool = True, margin_feeds: list = ()) -> tuple[PrecisionPlan, object]:
+                  margin_model: bool = True, margin_feeds: list = (),
+                  a16w8: bool = False) -> tuple[PrecisionPlan, object]:
     """plan_precision on a model already prepared (calibrated with `relaxed(cfg)` on the feeds
     other than `held`, the held-back feeds that score the candidates). `always_sensitivity`:
     measure every group's sensitivity and score the local rules' plan even when the all-int8
@@ -542,7 +548,9 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     plan meets its budget only within it. Keeping a node float costs accuracy nothing and memory
     something, so the search's plan (the fewest float nodes the accuracy budget allows) is also
     the one that needs the least memory; the memory budget then decides between it and the local
-    rules' plan, and says when no plan fits (with --int4, int4 weights make room)."""
+    rules' plan, and says when no plan fits (with --int4, int4 weights make room). `a16w8`: after
+    the search, the kept-float weighted nodes that A16W8 allows get int16 activations with int8
+    weights instead (one evaluation; accepted when that plan meets the budget)."""
     _check_budget(max_drop, objective)
     held = list(held)
     base = relaxed(cfg)
@@ -591,8 +599,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             d["est_ms"] = round(sum(t_int8.values()) + sum(price(c) for c in k if c in costs), 4)
         return d
     s.cost_of = cost_of
-    def mem_ok(k, i4=(), f16=()) -> bool:
-        return memory_budget is None or s.info[s.key(k, i4, f16)].get("memory", 0) <= memory_budget
+    def mem_ok(k, i4=(), f16=(), a16=()) -> bool:
+        return memory_budget is None or s.info[s.key(k, i4, f16, a16)].get("memory", 0) <= memory_budget
 
     def members(heads) -> tuple:
         return tuple(c for h in heads for c in groups[h])
@@ -683,20 +691,31 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         four = tuple(order[:lo])
         for c in able:
             sens.setdefault(c, {})["int4_noise"] = alone[c]
+    a16: tuple = ()
+    if a16w8 and keep:    # the kept-float weighted nodes with int16 activations instead, in one evaluation
+        k16 = kinds.KINDS["a16w8"]
+        able16 = tuple(c for c in keep if kinds.form_of(prep.fg, node[c]).weight_bearing
+                       and k16.why_not(prep.fg, node[c]) is None)
+        rest = tuple(c for c in keep if c not in able16)
+        if able16 and s.evaluate(rest, "A16W8 for the kept-float weighted nodes", four, (), able16)[0] <= max_drop \
+                and mem_ok(rest, four, (), able16):
+            keep, a16 = rest, able16
     half: tuple = ()
     if objective == "size" and fp16:   # fp16 weights for every float node, when the budget allows
-        names = tuple(p.name for p in s.result(keep, four, ("*",)).plan if p.precision == "fp16")
-        if names and s.evaluate(keep, "fp16 weights for the float nodes", four, names)[0] <= max_drop \
-                and mem_ok(keep, four, names):     # fp16 files are smaller; the loader's float32 copy is not
+        names = tuple(p.name for p in s.result(keep, four, ("*",), a16).plan if p.precision == "fp16")
+        if names and s.evaluate(keep, "fp16 weights for the float nodes", four, names, a16)[0] <= max_drop \
+                and mem_ok(keep, four, names, a16):     # fp16 files are smaller; the loader's float32 copy is not
             half = names
-    drop, _ = s.evaluate(keep, "chosen", four, half)
-    marks = {"chosen_index": s.index[s.key(keep, four, half)]}
+    drop, _ = s.evaluate(keep, "chosen", four, half, a16)
+    marks = {"chosen_index": s.index[s.key(keep, four, half, a16)]}
     if always_sensitivity:          # where the local rules' plan is among the plans tried
         s.evaluate(local, "the local rules' plan")
         marks["local_rules_index"] = s.index[s.key(local)]
-    result = s.result(keep, four, half)
+    result = s.result(keep, four, half, a16)
     for p in result.plan:
-        if p.name in keep and p.name in half:
+        if p.name in a16:
+            p.reason = "int16 activations (A16W8) by the precision plan (end-to-end budget)"
+        elif p.name in keep and p.name in half:
             p.reason = "kept float by the precision plan (end-to-end budget); fp16 weights"
         elif p.name in keep:
             p.reason = "kept float by the precision plan (" + \
@@ -721,7 +740,9 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         cost["latency_from"] = latency_from
         if timed:
             cost["est_ms"] = cost_of(keep)["est_ms"]
-    chosen = s.info[s.key(keep, four, half)]
+    if a16:
+        cost["a16w8_nodes"] = len(a16)
+    chosen = s.info[s.key(keep, four, half, a16)]
     memory = {k: chosen[k] for k in ("bytes", "arena_bytes", "widened_bytes") if k in chosen}
     if "memory" in chosen:
         memory["total"] = chosen["memory"]
@@ -732,7 +753,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                                    "seconds": round(time.perf_counter() - s.t0, 2),
                                    "drop_from": "the larger of the changed answers and the 95 % upper bound of the "
                                                 "margin model's expected changes" if s.margin_model else "the metric", **marks}, cost,
-                         int4=sorted(four), fp16=sorted(half), memory_budget=memory_budget, memory=memory)
+                         int4=sorted(four), fp16=sorted(half), memory_budget=memory_budget, memory=memory,
+                         a16w8=sorted(a16))
     return plan, result
 
 
@@ -744,13 +766,15 @@ def quantize_with_plan(graph: Graph, feeds, plan: PrecisionPlan, *, cfg: QuantCo
     base = relaxed(cfg)
     prep = prepare(graph, calib, base, copy=copy_graph)
     names = {n.name for n in prep.fg.nodes}
-    missing = [k for k in [*plan.keep_float, *plan.int4, *plan.fp16] if k not in names]
+    missing = [k for k in [*plan.keep_float, *plan.int4, *plan.fp16, *plan.a16w8] if k not in names]
     if missing:
         raise DseError(f"the plan names nodes this model does not have: {', '.join(missing[:5])}",
                        hint="the plan was made for another model; run `dsedge plan` on this one")
-    result = finish(prep, plan_config(base, plan.keep_float, plan.int4, plan.fp16))
+    result = finish(prep, plan_config(base, plan.keep_float, plan.int4, plan.fp16, plan.a16w8))
     for p in result.plan:
-        if p.name in plan.keep_float and p.name in plan.fp16:
+        if p.name in plan.a16w8:
+            p.reason = "int16 activations (A16W8) by the precision plan (end-to-end budget)"
+        elif p.name in plan.keep_float and p.name in plan.fp16:
             p.reason = "kept float by the precision plan (end-to-end budget); fp16 weights"
         elif p.name in plan.keep_float:
             p.reason = "kept float by the precision plan (end-to-end budget)"

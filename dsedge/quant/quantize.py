@@ -74,6 +74,7 @@ class QuantConfig:
     weight_group: int = 0                    # W4A8: 0 = one scale per output channel, or 32 / 64 along K
     node_weight_bits: tuple[tuple[str, int], ...] = ()   # per node (name, or op type) overrides of weight_bits
     fp16_nodes: tuple[str, ...] = ()         # float nodes (names, op types, "*": all) given fp16 weights
+    a16w8_nodes: tuple[str, ...] = ()        # weighted nodes (names, op types, "all") with int16 activations (A16W8)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -92,6 +93,15 @@ class QuantConfig:
         """The weight bits asked for node n: its name's override, else its op type's, else weight_bits."""
         d = dict(self.node_weight_bits)
         return int(d.get(n.name, d.get(n.op, self.weight_bits)))
+
+
+def a16w8_choice(g: Graph, n: Node, cfg: QuantConfig) -> tuple[bool, str | None]:
+    """(True, None) when the weighted node n runs A16W8 (int16 activations, kinds/a16w8.py) under
+    cfg; (False, why) when it was asked but is not eligible; (False, None) when not asked."""
+    if not any(k in (n.name, n.op, "all") for k in cfg.a16w8_nodes):
+        return False, None
+    why = kinds.KINDS["a16w8"].why_not(g, n)
+    return why is None, why
 
 
 def w4_choice(g: Graph, n: Node, cfg: QuantConfig) -> tuple[int | None, str | None]:
@@ -224,6 +234,12 @@ def make_plan(g: Graph, cfg: QuantConfig, ranges: dict, measured: dict) -> tuple
         acts = _act_inputs(g, n)
         if kind.weight_bearing:
             ok, why = _weighted_ok(g, n)
+            if ok:
+                a16, why16 = a16w8_choice(g, n, cfg)
+                if a16:     # its readers and producers meet it through int16 Q/DQ, as float meets int8
+                    return "a16w8", why + "; int16 activations (A16W8)", None
+                if why16 is not None:
+                    why += f"; int8 activations (A16W8: {why16})"
             return ("int8", why, measured.get(n.name, {}).get("sqnr")) if ok else ("fp32", why, None)
         if not acts or not any(a in int8_tensors for a in acts):
             return "fp32", "its input is float", None
@@ -631,33 +647,56 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
         return act_qp[name]
 
     int8_out: dict[str, str] = {}   # float tensor name -> its int8 twin's name
-    float_of: dict[str, str] = {}   # int8 tensor name -> float twin (dequantised) for float readers
+    int16_out: dict[str, str] = {}  # float tensor name -> its int16 twin's name (A16W8 nodes' operands)
+    produced16: set[str] = set()    # tensors an A16W8 node produces (in int16)
+    float_of: dict[str, str] = {}   # int8/int16 tensor name -> float twin (dequantised) for float readers
     new_nodes: list[Node] = []
+
+    def qp16_of(name: str) -> QParams:
+        lo, hi = ranges[name]
+        s, zp = arith.choose_a16_qparams(lo, hi, where=name)
+        return QParams(np.float32(s), np.int32(zp), np.dtype(np.int16))
+
+    def quantize_as(name: str, p: QParams, dt, suffix: str) -> str:
+        # an int8/int16 result is dequantised first (int8 <-> int16 through float); a float tensor as it is
+        src = as_float(name) if (name in produced_int8 or name in produced16) else name
+        qname = q.fresh_name(name + "_q" + suffix)
+        s_name = q.add_const(name + "_scale" + suffix, np.asarray(p.scale, np.float32))
+        z_name = q.add_const(name + "_zp" + suffix, np.asarray(p.zero_point, dt))
+        new_nodes.append(Node("QuantizeLinear", [src, s_name, z_name], [qname],
+                              name=q.fresh_name(name + "_quantize" + suffix)))
+        q.info[qname] = TensorInfo(np.dtype(dt), g.tensor_info(name).shape)
+        q.qparams[qname] = p
+        return qname
 
     def as_int8(name: str) -> str:
         """The int8 version of tensor `name`, inserting a QuantizeLinear if it is float."""
-        if name in int8_out:
-            return int8_out[name]
-        p = qp_of(name)
-        qname = q.fresh_name(name + "_q")
-        s_name = q.add_const(name + "_scale", np.asarray(p.scale, np.float32))
-        z_name = q.add_const(name + "_zp", np.asarray(p.zero_point, np.int8))
-        new_nodes.append(Node("QuantizeLinear", [name, s_name, z_name], [qname], name=q.fresh_name(name + "_quantize")))
-        q.info[qname] = TensorInfo(np.dtype(np.int8), g.tensor_info(name).shape)
-        q.qparams[qname] = p
-        int8_out[name] = qname
-        return qname
+        if name not in int8_out:
+            int8_out[name] = quantize_as(name, qp_of(name), np.int8, "")
+        return int8_out[name]
+
+    def as_int16(name: str) -> str:
+        """The int16 version of tensor `name` (symmetric), inserting a QuantizeLinear."""
+        if name not in int16_out:
+            int16_out[name] = quantize_as(name, qp16_of(name), np.int16, "16")
+        return int16_out[name]
 
     def as_float(name: str) -> str:
-        """For a float reader: the float version of `name` (a DequantizeLinear of its int8 twin)."""
-        if name not in int8_out or name in q.consts:
+        """For a float reader: the float version of `name` (a DequantizeLinear of the int8 or int16
+        twin that produced it)."""
+        if name in q.consts:
             return name
-        qname = int8_out[name]
+        if name in produced16:
+            qname, dt = int16_out[name], np.int16
+        elif name in int8_out:
+            qname, dt = int8_out[name], np.int8
+        else:
+            return name
         if qname not in float_of:
             p = q.qparams[qname]
             s_name = q.add_const(name + "_dq_scale", np.asarray(p.scale, np.float32))
-            z_name = q.add_const(name + "_dq_zp", np.asarray(p.zero_point, np.int8))
-            fname = name if name in produced_int8 else q.fresh_name(name + "_f")
+            z_name = q.add_const(name + "_dq_zp", np.asarray(p.zero_point, dt))
+            fname = name if (name in produced_int8 or name in produced16) else q.fresh_name(name + "_f")
             new_nodes.append(Node("DequantizeLinear", [qname, s_name, z_name], [fname],
                                   name=q.fresh_name(name + "_dequantize")))
             float_of[qname] = fname
@@ -668,6 +707,22 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
         p = prec.get(n.name, "fp32")
         form = kinds.form_of(g, n)
         roles = kinds.roles_of(g, n)
+        if p == "a16w8":          # int16 activations, int8 weights (kinds/a16w8.py)
+            ins = [as_int16(i) if (i and r == ACT and i not in g.consts) else i for i, r in zip(n.inputs, roles)]
+            outs = []
+            for o in n.outputs:
+                qname = q.fresh_name(o + "_q16") if o else o
+                if o:
+                    int16_out[o] = qname
+                    produced16.add(o)
+                    q.info[qname] = TensorInfo(np.dtype(np.int16), g.tensor_info(o).shape)
+                    q.qparams[qname] = qp16_of(o)
+                outs.append(qname)
+            nn = Node(n.op, ins, outs, dict(n.attrs), n.name, n.domain)
+            kinds.lower_node(q, nn, [q.qparams.get(i) if i else None for i in ins], [q.qparams.get(o) for o in outs],
+                             bias_shift=shifts.get(n.name), weight_q=weights.get(n.name), kind_name="a16w8")
+            new_nodes.append(nn)
+            continue
         if p == "int8-fout":      # int8 compute, the accumulator dequantised (float_output kinds)
             ins = [as_int8(i) if (i and r == ACT and i not in g.consts) else i for i, r in zip(n.inputs, roles)]
             nn = Node(n.op, ins, list(n.outputs), dict(n.attrs), n.name, n.domain)
@@ -709,7 +764,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
         new_nodes.append(nn)
     # graph outputs produced in int8: dequantise under the original name
     for o in g.outputs:
-        if o in int8_out and o not in g.inputs:
+        if (o in int8_out or o in produced16) and o not in g.inputs:
             as_float(o)
     outputs = list(g.outputs)
     q.nodes = new_nodes

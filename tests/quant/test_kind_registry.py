@@ -92,8 +92,10 @@ def test_every_kind_decodes_what_it_encodes():
     seen, fout = set(), set()
     w4g = replace(loose, weight_bits=4, weight_group=32)                   # W4A8 with group multipliers
     w4c = replace(loose, node_weight_bits=(("Conv", 4),))                   # W4A8 per channel, Conv only
+    a16 = replace(loose, a16w8_nodes=("Conv", "Gemm"))                       # A16W8 (int16 activations)
     for result in (quantize_graph(g.copy(), feeds, loose), quantize_dynamic(g.copy()),
-                   quantize_graph(g.copy(), feeds, w4g), quantize_graph(g.copy(), feeds, w4c)):
+                   quantize_graph(g.copy(), feeds, w4g), quantize_graph(g.copy(), feeds, w4c),
+                   quantize_graph(g.copy(), feeds, a16)):
         ex = export(result, names="all")
         back = {n.name: n for n in load_dse_graph(ex.artifact).nodes}
         for n in ex.graph.nodes:

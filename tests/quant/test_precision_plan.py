@@ -20,16 +20,18 @@ from dsedge.errors import DseError
 from dsedge.quant.precision import Metric, PrecisionPlan, candidate_groups, coarse_budget_note, default_holdout
 
 
-def outlier_model() -> onnx.ModelProto:
+def outlier_model(weak: float = 400.0) -> onnx.ModelProto:
     """x[1,16] -> gemm1 -> y[1,32] -> gemm2 -> logits[1,10]. Channel 0 of y is 400x the others
-    (and gemm2 reads it 400x weaker): quantising y per tensor leaves the other 31 channels, which
-    carry the answer, a few int8 steps. gemm1 in int8 with a float output changes about 1.3 % of
-    the answers (5,000 feeds); whatever quantises y (gemm2 in int8) changes most of them."""
+    (and gemm2 reads it `weak` times weaker): quantising y per tensor leaves the other 31 channels,
+    which carry the answer, a few int8 steps. gemm1 in int8 with a float output changes about 1.3 % of
+    the answers (5,000 feeds); whatever quantises y (gemm2 in int8) changes most of them. With weak =
+    400 gemm2's int8 weights cannot hold row 0's products either (int16 activations do not help:
+    test_a16w8_for_the_kept_float_nodes uses 4000)."""
     rng = np.random.default_rng(0)
     w1 = rng.normal(0, 0.3, (16, 32)).astype(np.float32)
     w1[:, 0] *= 400.0
     w2 = rng.normal(0, 0.3, (32, 10)).astype(np.float32)
-    w2[0, :] /= 400.0
+    w2[0, :] /= weak
     inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(np.zeros(32, np.float32), "b1"),
              numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(10, np.float32), "b2")]
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["y"], name="gemm1"),
@@ -276,6 +278,42 @@ def test_int4_weights_where_the_budget_allows(tmp_path):
     r = CliRunner().invoke(main, ["plan", model, "--calib", calib, "--int4", "--minimize", "latency", "-o",
                                   str(tmp_path / "q.json")])
     assert r.exit_code == 2 and "--int4" in r.output
+
+
+def test_a16w8_for_the_kept_float_nodes(tmp_path):
+    """`dsedge plan --a16w8`: the node the search keeps float (gemm2, whose input has a 400x channel)
+    gets int16 activations with int8 weights instead when that plan meets the budget; the lockfile
+    keeps the choice, `quantize --plan` writes int16 tensors, the C runtime gives the numpy
+    reference's bytes and top-1 agreement with onnxruntime's float model holds on unseen feeds."""
+    from dsedge.artifact import read
+    from dsedge.export import load_dse_graph
+    from dsedge.interp import run
+    model_path = tmp_path / "outlier_weak.onnx"
+    onnx.save(outlier_model(weak=4000.0), model_path)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.stack([f["x"] for f in feeds(160, 1)]))
+    out = tmp_path / "p.json"
+    r = CliRunner().invoke(main, ["plan", str(model_path), "--calib", str(calib), "--max-drop", "5%", "--a16w8",
+                                  "-o", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "A16W8: gemm2" in r.output
+    p = load_plan(out)
+    assert p.a16w8 == ["gemm2"] and p.keep_float == [] and p.meets and p.fp16 == []
+    assert any(t.get("a16w8") == 1 for t in p.tried) and p.cost["a16w8_nodes"] == 1
+    assert {n["name"]: n["precision"] for n in p.nodes}["gemm2"] == "a16w8"
+    dse = tmp_path / "a16.dse"
+    r = CliRunner().invoke(main, ["quantize", str(model_path), "--calib", str(calib), "--plan", str(out), "-o", str(dse),
+                                  "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert any(t.dtype == "int16" for t in read(dse).tensors)
+    g = load_dse_graph(dse)
+    rt = dsedge.Runtime(str(dse))
+    assert "dse_i16_gemm__ref" in rt.kernels()
+    for f in feeds(20, 9):
+        assert rt.run(f)["logits"].tobytes() == run(g, f)["logits"].tobytes()
+    agree = _top1_agreement(model_path, dse, feeds(300, 9))
+    assert agree >= 0.95
+    print(f"outlier model (weak 4000), top-1 agreement {agree:.3f} on 300 unseen feeds; gemm2 A16W8 by the plan: drop {p.drop:.4f}, {dse.stat().st_size} B")
 
 
 def test_sizes_parse():

@@ -12,7 +12,9 @@ Every op declares a `QuantRule(kind, roles)` in the registry (dsedge/ops); the k
   * the `.dse` encoding of `_q` and its inverse (used by dsedge/export/dse.py).
 
 Kinds: weighted, bytes, minmax, table, add, mul, avgpool, concat, softmax, act_matmul (a
-MatMul of two activations: a form in MatMul's `QuantRule.forms`, matmul.py), and "dynamic": a
+MatMul of two activations: a form in MatMul's `QuantRule.forms`, matmul.py), w4a8 (int4
+weights), a16w8 (int16 activations, a16w8.py: a form of the weighted ops that the quantiser
+chooses per node, docs/quant-arith.md §15), and "dynamic": a
 weighted op (Conv, Gemm, MatMul) quantised without calibration, whose activation is quantised
 per inference (`dynamic_why_not`, `lower_dynamic`; arithmetic in docs/quant-arith.md §12). It
 is not an op's QuantRule kind: the dynamic quantiser (dsedge/quant/dynamic.py) chooses it for
@@ -26,7 +28,7 @@ from ...interp import register_int_reference
 from ...ir import Graph, Node, QParams
 from ...ops.registry import ACT
 from .. import arith
-from . import elementwise, matmul, moving, reduce  # noqa: F401  (register their kinds)
+from . import a16w8, elementwise, matmul, moving, reduce  # noqa: F401  (register their kinds)
 from .base import (KINDS, QuantKind, act_inputs, explicit_pads, form_of, kind, kind_attrs, recorded_kind,  # noqa: F401
                    register_kind, roles_of, rule_of)
 from .weighted import DYNAMIC_OPS, out_channel_axis, reduction_size, weight_axis  # noqa: F401

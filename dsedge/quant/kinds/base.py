@@ -188,15 +188,17 @@ def explicit_pads(n: Node, x_shape, kernel) -> list[int] | None:
     return same_pads(mode, sizes, [(k - 1) * d + 1 for k, d in zip(kernel, dil)], strides)
 
 
-def clamp(act, qp: QParams) -> tuple[int, int]:
-    """(qmin, qmax) of a fused clamp activation ('clip', lo, hi) on the output qparams."""
+def clamp(act, qp: QParams, bounds: tuple[int, int] = (arith.QMIN, arith.QMAX)) -> tuple[int, int]:
+    """(qmin, qmax) of a fused clamp activation ('clip', lo, hi) on the output qparams, within
+    `bounds` (the output dtype's range: int8 by default)."""
+    QMIN, QMAX = bounds
     if not act:
-        return arith.QMIN, arith.QMAX
+        return QMIN, QMAX
     _, lo, hi = act
     s = np.float64(np.float32(qp.scale))
     zp = int(qp.zero_point)
-    qmin = arith.QMIN if lo == float("-inf") else max(arith.QMIN, min(arith.QMAX, zp + int(np.rint(lo / s))))
-    qmax = arith.QMAX if hi == float("inf") else max(arith.QMIN, min(arith.QMAX, zp + int(np.rint(hi / s))))
+    qmin = QMIN if lo == float("-inf") else max(QMIN, min(QMAX, zp + int(np.rint(lo / s))))
+    qmax = QMAX if hi == float("inf") else max(QMIN, min(QMAX, zp + int(np.rint(hi / s))))
     return qmin, qmax
 
 

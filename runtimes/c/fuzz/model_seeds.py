@@ -3,7 +3,7 @@
     python runtimes/c/fuzz/model_seeds.py OUT_DIR
 
 The loader fuzzer (fuzz_loader.c) starts from the committed corpus (runtimes/c/tests/corpus)
-and these: the digits CNN int8, fp16 (layout-5 weights) and fp32, a small mobilenet_v2 int8, a small
+and these: the digits CNN int8, fp16 (layout-5 weights), fp32 and A16W8 (int16 activations), a small mobilenet_v2 int8, a small
 transformer_encoder int8, digits and the transformer quantised dynamically, and silero VAD int8 (its `sr` If folded behind a guard, when
 silero-vad is installed). Real models give the fuzzer every kernel family's `check` and `run`
 paths to mutate from; hand-made seeds reach only the parser. Deterministic for a given tree.
@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 FAST = dict(progress=False, eval_feeds=2)
 
 
-def _quant(onnx_model, feeds, precision="int8"):
+def _quant(onnx_model, feeds, precision="int8", **cfg):
     from dsedge.converters.onnx.reader import load_onnx
     from dsedge.quant.quantize import QuantConfig, quantize_graph
     src = onnx_model if isinstance(onnx_model, str) else onnx_model.SerializeToString()
-    return quantize_graph(load_onnx(src), feeds, QuantConfig(precision=precision, **FAST))
+    return quantize_graph(load_onnx(src), feeds, QuantConfig(precision=precision, **FAST, **cfg))
 
 
 def seeds() -> dict[str, bytes]:
@@ -37,6 +37,8 @@ def seeds() -> dict[str, bytes]:
     for prec in ("int8", "fp16", "fp32"):   # fp16: weights in layout 5, widened at load
         out[f"digits_{prec}"] = to_artifact(_quant(digits, feeds, prec)).to_bytes()
     out["digits_int8_io_int8"] = to_artifact(_quant(digits, feeds), io_dtype="int8").to_bytes()
+    # A16W8 (int16 activations): the int16 Conv/Gemm kernels and int16 QuantizeLinear/DequantizeLinear
+    out["digits_a16w8"] = to_artifact(_quant(digits, feeds, a16w8_nodes=("conv2", "fc"))).to_bytes()
     mb = zoo.build("mobilenet_v2", num_classes=10, input_size=32, width=0.35)
     out["mobilenet_v2_int8"] = to_artifact(_quant(mb, _to_list(zoo.random_feeds(mb, 4, seed=0)))).to_bytes()
     tr = zoo.build("transformer_encoder", seq=8, dim=32, heads=2, layers=1, vocab=50)

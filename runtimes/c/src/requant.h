@@ -45,6 +45,28 @@ static inline int8_t dse_requant(int64_t acc, int32_t M, int n, int zp_out, int 
     return dse_i8_clamp(zp_out + dse_i8_round_shift(acc * M, n), qmin, qmax);
 }
 
+/* A16W8 (kernels/ref/a16w8.c, docs/quant-arith.md §15): the rule above on an int64 accumulator,
+ * evaluated exactly (as with unbounded integers) and clamped to int16, 0 <= M < 2^31, 1 <= n <= 62:
+ *   n >= 32: acc = a1 * 2^32 + a0 (a0 in [0, 2^32)), floor((acc*M + 2^(n-1)) / 2^n)
+ *            = (a1*M + ((a0*M + 2^(n-1)) >> 32)) >> (n - 32)   (a0*M + 2^(n-1) < 2^64 unsigned,
+ *            |a1*M| < 2^62);
+ *   n <  32: M >= 2^30 there (only (0, 62) has M = 0), so |acc| >= 2^31 saturates an int16 output
+ *            either way: acc is clamped to [-2^31, 2^31] and the ordinary rule runs in int64. */
+static inline int16_t dse_requant_wide(int64_t acc, int32_t M, int n, int zp_out, int qmin, int qmax) {
+    int64_t y;
+    if (n >= 32) {
+        const uint64_t low = (((uint64_t)acc & 0xFFFFFFFFu) * (uint64_t)M + ((uint64_t)1 << (n - 1))) >> 32;
+        y = ((acc >> 32) * M + (int64_t)low) >> (n - 32);
+    } else {
+        const int64_t lim = (int64_t)1 << 31, a = acc < -lim ? -lim : acc > lim ? lim : acc;
+        y = dse_i8_round_shift(a * M, n);
+    }
+    y += zp_out;
+    y = y < qmin ? qmin : y;
+    y = y > qmax ? qmax : y;
+    return (int16_t)y;
+}
+
 /* QuantizeLinear of DSE_Q_BLOCK floats, q[j] = clamp(nearbyintf(x[j] / s) + zp, lo, hi), NaN -> zp,
  * in a form compilers vectorise (kernels/ref/quantize.c explains it; also the int8 output of
  * the float Elementwise kernel). */

@@ -80,3 +80,41 @@ void dse_i8_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
         else ((int8_t *)a.y)[i] = (int8_t)q;
     }
 }
+
+/* int16 y (A16W8 operands, docs/quant-arith.md §15): the same rule, clamp(nearbyintf(x / s) + zp,
+ * -32768, 32767), NaN -> zp, element by element (|r| >= 2^17 saturates whatever zp is). */
+int dse__check_quantize_i16(const dse_model *m, const dse_node *n, dse_why *why) {
+    const dse_tensor *x = n->n_in >= 1 ? dse__t(m, n->in[0]) : NULL, *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
+    const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
+    float sc;
+    if (!x || !y || !s || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_INT16 || x->numel != y->numel ||
+        n->n_in > 3 || s->dtype != DSE_DTYPE_FLOAT32 || s->numel != 1 || s->storage != DSE_STORAGE_CONST ||
+        (z && (z->dtype != DSE_DTYPE_INT16 || z->numel != 1 || z->storage != DSE_STORAGE_CONST))) {
+        DSE_WHY(why, QUANTIZE_I16_NEEDS);
+        return 1;
+    }
+    memcpy(&sc, s->cdata, sizeof sc);
+    if (!(sc > 0.0f) || !isfinite(sc)) { DSE_WHY(why, QUANTIZE_I16_NEEDS); return 1; }
+    return 0;
+}
+
+typedef struct q16_args { const float *x; int16_t *y; float s; int zp; } q16_args;
+
+static void q16_range(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const q16_args *a = arg;
+    for (size_t i = begin; i < end; i++) {
+        float r = nearbyintf(a->x[i] / a->s);
+        int32_t q = r != r ? a->zp : r <= -131072.0f ? -32768 : r >= 131072.0f ? 32767 : (int32_t)r + a->zp;
+        a->y[i] = (int16_t)(q < -32768 ? -32768 : q > 32767 ? 32767 : q);
+    }
+}
+
+void dse_i16_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    q16_args a;
+    a.x = dse__data(m, arena, n->in[0]);
+    a.y = dse__data(m, arena, n->out[0]);
+    memcpy(&a.s, m->tensors[n->in[1]].cdata, sizeof a.s);
+    a.zp = n->n_in >= 3 && n->in[2] != DSE_NONE ? *(const int16_t *)m->tensors[n->in[2]].cdata : 0;
+    dse__parallel(cx, m->tensors[n->out[0]].numel, 16384, q16_range, &a);
+}
