@@ -434,19 +434,23 @@ class _Search:
         self.cost_of: Callable | None = None     # kept float -> {cost figures} (the curves of plans tried)
         self.t0 = time.perf_counter()
         self.margin_model = True
+        self.f16: tuple = ()                     # the float nodes' weights: ("*",) fp16 for all of them
         self.more: list[dict] = []               # float outputs on more feeds: margins for the margin model
 
-    def result(self, keep, int4=(), fp16=(), a16=()) -> object:
+    def result(self, keep, int4=(), fp16=None, a16=()) -> object:
+        fp16 = self.f16 if fp16 is None else fp16
         return finish(self.prep, plan_config(self.cfg, keep, int4, fp16, a16), ranges=_RangeOverlay(self.prep.ranges))
 
-    @staticmethod
-    def key(keep, int4=(), fp16=(), a16=()) -> frozenset:
+    def key(self, keep, int4=(), fp16=None, a16=()) -> frozenset:
+        fp16 = self.f16 if fp16 is None else fp16
         return frozenset(keep) | frozenset(("int4", c) for c in int4) | frozenset(("fp16", c) for c in fp16) | \
             frozenset(("a16w8", c) for c in a16)
 
-    def evaluate(self, keep, why: str, int4=(), fp16=(), a16=()) -> tuple[float, float]:
+    def evaluate(self, keep, why: str, int4=(), fp16=None, a16=()) -> tuple[float, float]:
         """(drop, noise) of the plan that keeps `keep` float (and gives the nodes of `int4` int4
-        weights, the float nodes of `fp16` fp16 weights, the nodes of `a16` int16 activations)."""
+        weights, the float nodes of `fp16` fp16 weights — by default `self.f16`: ("*",) for every
+        float node, or none —, the nodes of `a16` int16 activations)."""
+        fp16 = self.f16 if fp16 is None else fp16
         key = self.key(keep, int4, fp16, a16)
         if key not in self.cache:
             r = self.result(keep, int4, fp16, a16)
@@ -599,13 +603,22 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             d["est_ms"] = round(sum(t_int8.values()) + sum(price(c) for c in k if c in costs), 4)
         return d
     s.cost_of = cost_of
-    def mem_ok(k, i4=(), f16=(), a16=()) -> bool:
+    def mem_ok(k, i4=(), f16=None, a16=()) -> bool:
         return memory_budget is None or s.info[s.key(k, i4, f16, a16)].get("memory", 0) <= memory_budget
 
     def members(heads) -> tuple:
         return tuple(c for h in heads for c in groups[h])
 
+    # the size objective stores float nodes' weights as fp16: the search judges its candidates
+    # that way, so a plan at the edge of the budget is not pushed over it by fp16 weights at the end
+    if objective == "size" and fp16 and cands:
+        s.f16 = ("*",)
     drop0, noise0 = s.evaluate((), "all int8")
+    if s.f16 and drop0 > max_drop:
+        if s.evaluate(tuple(cands), "all candidates float, fp16 weights")[0] > max_drop \
+                and s.evaluate(tuple(cands), "all candidates float, float32 weights", fp16=())[0] <= max_drop:
+            s.f16 = ()                   # fp16 weights alone cost more than the budget: float32
+            drop0, noise0 = s.evaluate((), "all int8")
     if memory_budget is not None and "memory" not in s.info[s.key(())]:
         raise DseError("a memory budget needs the candidates' .dse and arena sizes",
                        hint="plan with the C runtime (the default), not the numpy interpreter")
@@ -697,8 +710,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         able16 = tuple(c for c in keep if kinds.form_of(prep.fg, node[c]).weight_bearing
                        and k16.why_not(prep.fg, node[c]) is None)
         rest = tuple(c for c in keep if c not in able16)
-        if able16 and s.evaluate(rest, "A16W8 for the kept-float weighted nodes", four, (), able16)[0] <= max_drop \
-                and mem_ok(rest, four, (), able16):
+        if able16 and s.evaluate(rest, "A16W8 for the kept-float weighted nodes", four, None, able16)[0] <= max_drop \
+                and mem_ok(rest, four, None, able16):
             keep, a16 = rest, able16
     half: tuple = ()
     if objective == "size" and fp16:   # fp16 weights for every float node, when the budget allows
@@ -706,6 +719,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         if names and s.evaluate(keep, "fp16 weights for the float nodes", four, names, a16)[0] <= max_drop \
                 and mem_ok(keep, four, names, a16):     # fp16 files are smaller; the loader's float32 copy is not
             half = names
+    s.f16 = ()                           # from here on, the fp16 nodes are named (half)
     drop, _ = s.evaluate(keep, "chosen", four, half, a16)
     marks = {"chosen_index": s.index[s.key(keep, four, half, a16)]}
     if always_sensitivity:          # where the local rules' plan is among the plans tried
