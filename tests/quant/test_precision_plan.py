@@ -210,6 +210,31 @@ def test_margin_model_predicts_changes_on_new_feeds():
     assert Metric({"y": "sqnr"}).expected_drop([{"y": r}], [{"y": g}]) == 0.0   # continuous: its own drop
 
 
+def _float_logits(feed_list):
+    w = {t.name: numpy_helper.to_array(t) for t in outlier_model().graph.initializer}
+    return [(f["x"] @ w["w1"] + w["b1"]) @ w["w2"] + w["b2"] for f in feed_list]
+
+
+def strict_on_calibration(outputs, feed_list):
+    """A user metric that only an all-float plan passes on the calibration feeds of feeds(160, 1)
+    (the first 80), while on the held-back ones (the last 80) gemm2 float is enough."""
+    ref = _float_logits(feed_list)
+    err = max(float(np.max(np.abs(o["logits"] - r)) / np.max(np.abs(r))) for o, r in zip(outputs, ref))
+    held = np.array_equal(feed_list[0]["x"], feeds(160, 1)[80]["x"])
+    return float(err <= (0.5 if held else 0.01))     # gemm1 in int8: 0.046; fp16 weights: 0.0008
+
+
+def test_user_metric_plan_is_confirmed_on_the_calibration_feeds(model_path):
+    """With a user metric (answers counted on the held-back feeds only), the search's plan is
+    scored again on the calibration feeds and raised further where it misses there."""
+    p = plan(str(model_path), feeds(160, 1), max_drop="1%", metric="tests.quant.test_precision_plan:strict_on_calibration",
+             progress=False)
+    assert p.keep_float == ["gemm1", "gemm2"] and p.meets
+    cal = [t for t in p.tried if t.get("feeds") == "calibration"]
+    assert cal and cal[0]["drop"] == 1.0 and cal[-1]["drop"] == 0.0 and cal[-1]["kept_float"] == 2
+    assert any(t["kept_float"] == 1 and t["drop"] == 0.0 for t in p.tried if "feeds" not in t)   # held back: met
+
+
 def test_groups_follow_single_readers():
     from dsedge.converters.onnx.reader import from_model_proto
     from dsedge.passes.simplify import optimize
