@@ -262,7 +262,7 @@ DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16
         memcpy(&bias, bv, 32);
         avx2_i8_rq q;
         avx2_i8_rq_init(&q, o, ch, nc);
-        __m256 fscale = _mm256_setzero_ps(), fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
+        __m256 fscale = _mm256_setzero_ps();
         if (o->float_out) {
             float sv[8] = {0};
             for (int i = 0; i < nc; i++) sv[i] = o->scale[r0 + (size_t)i];
@@ -278,45 +278,9 @@ DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16
             case 2: avx2_i8_mk2(ag, wb, G->Kb, acc); break;
             default: avx2_i8_mk1(ag, wb, G->Kb, acc); break;
             }
-            const size_t p = p0 + c0;
-            if (o->float_out) {   /* REF's output stage, 8 channels at a time: (float)acc * scale, then
-                                   * max(act_min, v) and min(act_max, v) in that operand order, which
-                                   * keep v when equal (REF keeps -0.0 against a 0.0 bound) and NaN */
-                float t[4][8];
-                for (int j = 0; j < nr; j++) {
-                    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[j], bias)), fscale);
-                    _mm256_storeu_ps(t[j], _mm256_min_ps(fmax, _mm256_max_ps(fmin, v)));
-                }
-                float *yf = (float *)G->y;
-                if (G->ys_p == 1)
-                    for (int i = 0; i < nc; i++)
-                        for (int j = 0; j < nr; j++) yf[(r0 + (size_t)i) * G->ys_r + p + (size_t)j] = t[j][i];
-                else
-                    for (int j = 0; j < nr; j++) memcpy(yf + r0 + (p + (size_t)j) * G->ys_p, t[j], (size_t)nc * 4);
-                continue;
-            }
             __m256i v[4];
-            for (int j = 0; j < 4; j++) v[j] = j < nr ? avx2_i8_requant(_mm256_add_epi32(acc[j], bias), &q) : q.zp;
-            /* bytes: lane 0 [j][c0..3], lane 1 [j][c4..7] */
-            __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
-            int8_t *y = (int8_t *)G->y;
-            if (G->ys_p == 1) {   /* Conv (NCHW): per channel, nr consecutive pixels */
-                const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-                                                    0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-                int32_t cb[8];
-                _mm256_storeu_si256((__m256i *)cb, _mm256_shuffle_epi8(b8, tr));   /* dword c = channel c's 4 bytes */
-                if (nr == 4)
-                    for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], 4);
-                else
-                    for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], (size_t)nr);
-            } else {              /* Gemm/MatMul (rows x N): per row, nc consecutive channels */
-                int64_t rb[4];
-                _mm256_storeu_si256((__m256i *)rb, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-                if (nc == 8)
-                    for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], 8);
-                else
-                    for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], (size_t)nc);
-            }
+            for (int j = 0; j < nr; j++) v[j] = _mm256_add_epi32(acc[j], bias);
+            avx2_i8_store_tile(G->y, G->ys_r, G->ys_p, o, r0, nc, v, nr, p0 + c0, &q, fscale);
         }
     }
 }

@@ -255,6 +255,55 @@ DSE_TARGET_AVX2 static inline __m256i avx2_i8_requant(__m256i acc, const avx2_i8
     return _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), q->zp);
 }
 
+/* The output stage of 8 channels r0..r0+nc-1 x nr (<= 4) columns p..p+nr-1 of a GEMM-like node
+ * writing Y[r][c] at y + r*ys_r + c*ys_p (elements): acc[j] = the int32 accumulators of column j
+ * (bias included). Float output: REF's output stage, (float)acc * scale (fscale: the channels'
+ * scales), then max(act_min, v) and min(act_max, v) in that operand order, which keep v when
+ * equal (REF keeps -0.0 against a 0.0 bound) and NaN; int8: requantised (q), packed and stored
+ * per channel (ys_p == 1, Conv NCHW) or per row (Gemm/MatMul). Shared by the AVX2 and VNNI
+ * GEMM cores. */
+DSE_TARGET_AVX2 static inline void avx2_i8_store_tile(void *y, size_t ys_r, size_t ys_p, const dse_i8_out *o, size_t r0,
+                                                      int nc, const __m256i *acc, int nr, size_t p, const avx2_i8_rq *q,
+                                                      __m256 fscale) {
+    if (o->float_out) {
+        const __m256 fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
+        float t[4][8];
+        for (int j = 0; j < nr; j++) {
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), fscale);
+            _mm256_storeu_ps(t[j], _mm256_min_ps(fmax, _mm256_max_ps(fmin, v)));
+        }
+        float *yf = (float *)y;
+        if (ys_p == 1)
+            for (int i = 0; i < nc; i++)
+                for (int j = 0; j < nr; j++) yf[(r0 + (size_t)i) * ys_r + p + (size_t)j] = t[j][i];
+        else
+            for (int j = 0; j < nr; j++) memcpy(yf + r0 + (p + (size_t)j) * ys_p, t[j], (size_t)nc * 4);
+        return;
+    }
+    __m256i v[4];
+    for (int j = 0; j < 4; j++) v[j] = j < nr ? avx2_i8_requant(acc[j], q) : q->zp;
+    /* bytes: lane 0 [j][c0..3], lane 1 [j][c4..7] */
+    const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    int8_t *yb = (int8_t *)y;
+    if (ys_p == 1) {   /* Conv (NCHW): per channel, nr consecutive pixels */
+        const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        int32_t cb[8];
+        _mm256_storeu_si256((__m256i *)(void *)cb, _mm256_shuffle_epi8(b8, tr));   /* dword c = channel c's 4 bytes */
+        if (nr == 4)
+            for (int i = 0; i < nc; i++) memcpy(yb + (r0 + (size_t)i) * ys_r + p, &cb[i], 4);
+        else
+            for (int i = 0; i < nc; i++) memcpy(yb + (r0 + (size_t)i) * ys_r + p, &cb[i], (size_t)nr);
+    } else {           /* Gemm/MatMul (rows x N): per row, nc consecutive channels */
+        int64_t rb[4];
+        _mm256_storeu_si256((__m256i *)(void *)rb, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        if (nc == 8)
+            for (int j = 0; j < nr; j++) memcpy(yb + r0 * ys_r + (p + (size_t)j) * ys_p, &rb[j], 8);
+        else
+            for (int j = 0; j < nr; j++) memcpy(yb + r0 * ys_r + (p + (size_t)j) * ys_p, &rb[j], (size_t)nc);
+    }
+}
+
 /* Parts of a GEMM-like node for dse__parallel: `units` column tiles, each split into `split`
  * chunks of 8-row bands when there are few tiles for the session's threads (a part then packs
  * its tile itself; consecutive parts of one tile on one worker pack it once). */

@@ -202,45 +202,6 @@ static void VN(part_rows)(VN(gemm) *G, size_t chunk, size_t split) {
     G->r_end = (chunk + 1) * per * 8 < G->R ? (chunk + 1) * per * 8 : G->R;
 }
 
-/* The output stage of 8 channels r0..r0+nc-1 x nr columns p..p+nr-1: acc[j] = the true int32
- * accumulators of column j (bias included); the AVX2 variant's stores. */
-VN_TARGET static void VN(store)(const VN(gemm) *G, size_t r0, int nc, const __m256i *acc, int nr, size_t p,
-                                const avx2_i8_rq *q, __m256 fscale) {
-    const dse_i8_out *o = G->o;
-    if (o->float_out) {   /* REF's output stage: (float)acc * scale, then max(act_min, v) and
-                           * min(act_max, v) in that operand order (keeps -0.0 and NaN as REF) */
-        const __m256 fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
-        float t[4][8];
-        for (int j = 0; j < nr; j++) {
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), fscale);
-            _mm256_storeu_ps(t[j], _mm256_min_ps(fmax, _mm256_max_ps(fmin, v)));
-        }
-        float *yf = (float *)G->y;
-        if (G->ys_p == 1)
-            for (int i = 0; i < nc; i++)
-                for (int j = 0; j < nr; j++) yf[(r0 + (size_t)i) * G->ys_r + p + (size_t)j] = t[j][i];
-        else
-            for (int j = 0; j < nr; j++) memcpy(yf + r0 + (p + (size_t)j) * G->ys_p, t[j], (size_t)nc * 4);
-        return;
-    }
-    __m256i v[4];
-    for (int j = 0; j < 4; j++) v[j] = j < nr ? avx2_i8_requant(acc[j], q) : q->zp;
-    /* bytes: lane 0 [j][c0..3], lane 1 [j][c4..7] */
-    const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
-    int8_t *y = (int8_t *)G->y;
-    if (G->ys_p == 1) {   /* Conv (NCHW): per channel, nr consecutive pixels */
-        const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-                                            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        int32_t cb[8];
-        _mm256_storeu_si256((__m256i *)(void *)cb, _mm256_shuffle_epi8(b8, tr));   /* dword c = channel c's 4 bytes */
-        for (int i = 0; i < nc; i++) memcpy(y + (r0 + (size_t)i) * G->ys_r + p, &cb[i], (size_t)nr);
-    } else {              /* Gemm/MatMul (rows x N): per row, nc consecutive channels */
-        int64_t rb[4];
-        _mm256_storeu_si256((__m256i *)(void *)rb, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-        for (int j = 0; j < nr; j++) memcpy(y + r0 * G->ys_r + (p + (size_t)j) * G->ys_p, &rb[j], (size_t)nc);
-    }
-}
-
 /* Y[:, p0 + 0..T-1] for the rows [G->r_begin, G->r_end) from the packed byte tile a (T columns). */
 VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t T, size_t p0) {
     const size_t Kp = G->Kb * 4, wstep = G->Kb * 32;
@@ -276,7 +237,7 @@ VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t 
             for (int b = 0; b < nb; b++) {
                 __m256i v[4];
                 for (int j = 0; j < nr; j++) v[j] = _mm256_add_epi32(acc[4 * b + j], fb[b]);
-                VN(store)(G, r0 + 8 * (size_t)b, nc[b], v, nr, p0 + c0, &q[b], fscale[b]);
+                avx2_i8_store_tile(G->y, G->ys_r, G->ys_p, o, r0 + 8 * (size_t)b, nc[b], v, nr, p0 + c0, &q[b], fscale[b]);
             }
         }
     }
