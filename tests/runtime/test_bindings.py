@@ -180,20 +180,18 @@ def _embed_lines(out: str) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
-def test_embed_example_host_and_arm64(tmp_path, model_path):
-    host = tmp_path / "host"
-    subprocess.run(["cmake", "-S", str(EMBED), "-B", str(host)], check=True, capture_output=True)
-    r = subprocess.run(["cmake", "--build", str(host), "-j2"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    out = subprocess.run([str(host / "embed"), str(model_path)], capture_output=True, text=True, check=True).stdout
+def test_embed_example_arm64(tmp_path, model_path):
+    """The CMake embedding example cross-built for arm64 (CMake toolchain file, zig cc) and run
+    under qemu prints the bytes the Python bindings give on this host. (The host CMake build of
+    the runtime as a subdirectory is test_loader.py's test_header_compiles_as_cpp_and_cmake_subdirectory:
+    building the whole library with CMake twice on the host cost CI a minute or more.)"""
     # the example's test pattern, element i: ((i * 7) % 13 - 6) / 4
     pat = lambda n: ((np.arange(n) * 7 % 13 - 6) / 4).astype(np.float32)
     y = dsedge.Runtime(model_path).run({"a": pat(6).reshape(2, 3), "b": pat(3)})["y"]
     h = 1469598103934665603
     for byte in y.tobytes():
         h = ((h ^ byte) * 1099511628211) % 2**64
-    lines = _embed_lines(out)
-    assert lines == [f"output y float32 [2, 3] bytes=24 fnv1a={h:016x}"], out
+    lines = [f"output y float32 [2, 3] bytes=24 fnv1a={h:016x}"]
 
     try:
         import ziglang  # noqa: F401
