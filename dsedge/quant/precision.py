@@ -131,7 +131,11 @@ class Metric:
         1,500 new ones (estimates 0.6 % and 1.2 %; 1.5 % changed). `more`: the float model's
         outputs on more feeds (the calibration feeds: margins do not depend on the plan) whose
         margins join the held-back ones; `upper` resamples all of them."""
-        worst = 0.0
+        return self.expected_changes(ref, got, more)[1 if upper else 0]
+
+    def expected_changes(self, ref: list[dict], got: list[dict], more: list[dict] = ()) -> tuple[float, float]:
+        """(expected_drop, its 95 % upper bound), the margins read once."""
+        worst = (0.0, 0.0)
         for o, k in self.kinds.items():
             if k not in ("top1", "threshold"):
                 continue
@@ -139,7 +143,8 @@ class Metric:
             g = [np.asarray(x[o], np.float64) for x in got]
             x = [np.asarray(y[o], np.float64) for y in more]
             rows = _margin_rows_top1(r, g, x) if k == "top1" else _margin_rows_threshold(r, g, x)
-            worst = max(worst, _expected_changes(*rows, upper=upper))
+            est, up = _expected_changes(*rows)
+            worst = (max(worst[0], est), max(worst[1], up))
         return worst
 
     def noise(self, ref: list[dict], got: list[dict]) -> float:
@@ -216,14 +221,14 @@ def _margin_rows_threshold(ref: list[np.ndarray], got: list[np.ndarray], more: l
     return margin[keep], feed[keep], per, ss, cnt
 
 
-def _expected_changes(margin, feed, per, ss, cnt, upper: bool = False, draws: int = 200) -> float:
-    """mean Phi(-m / sigma) over the answers (sigma^2 = sum ss / sum cnt); `upper`: mean + 1.645
+def _expected_changes(margin, feed, per, ss, cnt, draws: int = 200) -> tuple[float, float]:
+    """(mean Phi(-m / sigma) over the answers (sigma^2 = sum ss / sum cnt), that mean + 1.645
     standard deviations of the same figure over `draws` resamplings of the feeds (seeded: the
-    same inputs give the same bound)."""
+    same inputs give the same bound))."""
     if not per.sum():
-        return 0.0
+        return 0.0, 0.0
     if not np.all(np.isfinite(ss)):
-        return 1.0
+        return 1.0, 1.0
 
     def estimate(w):
         n = float(np.dot(w, cnt))
@@ -232,13 +237,13 @@ def _expected_changes(margin, feed, per, ss, cnt, upper: bool = False, draws: in
         sigma = math.sqrt(float(np.dot(w, ss)) / n)
         return float(np.dot(w[feed], _flip_probability(margin, sigma)) / float(np.dot(w, per)))
     est = estimate(np.ones(len(per)))
-    if not upper or len(per) < 2 or est == 0.0:
-        return est
+    if len(per) < 2 or est == 0.0:
+        return est, est
     rng = np.random.default_rng(20261206)
     w = rng.multinomial(len(per), np.full(len(per), 1.0 / len(per)), size=draws).astype(np.float64)
     boot = np.array([estimate(x) for x in w if np.dot(x, per) > 0])
     boot = boot[np.isfinite(boot)]
-    return est + 1.645 * float(np.std(boot)) if len(boot) > 1 else est
+    return est, (est + 1.645 * float(np.std(boot)) if len(boot) > 1 else est)
 
 
 def output_sqnr(ref: list[np.ndarray], got: list[np.ndarray]) -> float:
@@ -468,8 +473,8 @@ class _Search:
                 drop = self.user_base - float(self.metric.user(got, self.feeds))
             else:   # the changed answers, or more where the margin model expects more on new feeds
                 seen = 1.0 - self.metric.quality(self.ref, got)
-                expected = self.metric.expected_drop(self.ref, got, more=self.more) if self.margin_model else 0.0
-                bound = self.metric.expected_drop(self.ref, got, upper=True, more=self.more) if self.margin_model else 0.0
+                expected, bound = self.metric.expected_changes(self.ref, got, self.more) if self.margin_model \
+                    else (0.0, 0.0)
                 drop = max(seen, bound)
                 extra = {"changed": round(seen, 6), "expected": round(expected, 6), "expected_upper": round(bound, 6)}
             self.cache[key] = (drop, noise)

@@ -29,7 +29,7 @@ import numpy as np
 from ...artifact import LAYOUT_PLAIN
 from ...errors import ModelError
 from .. import arith, intref
-from .base import clamp, register_kind, rule_of, spatial_attrs
+from .base import clamp, register_kind, spatial_attrs
 from .weighted import Weighted, reduction_size
 
 A16_OPS = ("Conv", "Gemm", "MatMul")
@@ -43,14 +43,10 @@ class A16W8(Weighted):
     weight_suffix = "_q8"
 
     def why_not(self, g, n):
-        rule = rule_of(n)
-        if rule is None or rule.kind != self.base or n.op not in A16_OPS:
-            return "no A16W8 form (Conv, Gemm and MatMul with constant weights only)"
-        w = n.inputs[1] if len(n.inputs) > 1 else ""
-        if w not in g.consts:
-            return "weights are not constant"
-        if n.op == "MatMul" and g.consts[w].ndim != 2:
-            return "batched constant MatMul operand"
+        why = self.constant_weight_why_not(g, n, A16_OPS,
+                                           "no A16W8 form (Conv, Gemm and MatMul with constant weights only)")
+        if why is not None:
+            return why
         if n.op == "Gemm" and int(n.attrs.get("transA", 0) or 0):
             return "Gemm with transA"
         why = super().why_not(g, n)

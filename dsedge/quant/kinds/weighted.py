@@ -56,6 +56,20 @@ class Weighted(QuantKind):
     weight_bearing = True
     float_output = True
 
+    def constant_weight_why_not(self, g, n, ops, no_form: str) -> str | None:
+        """Why a form of the weighted kind with a constant weight (W4A8, A16W8) does not apply to
+        `n`: not of this base kind or not one of `ops` (`no_form`), weights not constant, or a
+        batched constant MatMul operand; None when those hold."""
+        rule = rule_of(n)
+        if rule is None or rule.kind != self.base or n.op not in ops:
+            return no_form
+        w = n.inputs[1] if len(n.inputs) > 1 else ""
+        if w not in g.consts:
+            return "weights are not constant"
+        if n.op == "MatMul" and g.consts[w].ndim != 2:
+            return "batched constant MatMul operand"
+        return None
+
     def why_not(self, g, n):
         if n.op == "Conv" and len(n.inputs) > 1 and n.inputs[1] in g.consts and \
                 explicit_pads(n, g.tensor_info(n.inputs[0]).shape, g.consts[n.inputs[1]].shape[2:]) is None:
@@ -291,14 +305,9 @@ class W4A8(Weighted):
     attrs = Weighted.attrs + ("w4_group", "w4_mul")
 
     def why_not(self, g, n, group: int = 0):
-        rule = rule_of(n)
-        if rule is None or rule.kind != self.base or n.op not in W4_OPS:
-            return "no int4-weight form (ConvTranspose keeps int8 weights)"
-        w = n.inputs[1] if len(n.inputs) > 1 else ""
-        if w not in g.consts:
-            return "weights are not constant"
-        if n.op == "MatMul" and g.consts[w].ndim != 2:
-            return "batched constant MatMul operand"
+        why = self.constant_weight_why_not(g, n, W4_OPS, "no int4-weight form (ConvTranspose keeps int8 weights)")
+        if why is not None:
+            return why
         if group not in arith.W4_GROUPS:
             return f"group size {group} is not one of {arith.W4_GROUPS}"
         why = super().why_not(g, n)

@@ -280,6 +280,11 @@ DSE_SHARED int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why 
 DSE_SHARED int dse_i8_conv_transpose_check(const dse_model *m, const dse_node *n, dse_why *why);   /* conv_transpose_i8.c */
 DSE_SHARED int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);
+/* The operand count and shapes of a weighted Gemm (x[M,K], w[K,N] or [N,K] with transB, bias;
+ * y[M,N]; transA 0) and MatMul (x[...,K], w[K,N], bias; y[...,N]): K and N, or the reason in why.
+ * Shared by the int8, W4A8 and A16W8 checks (gemm_i8.c, matmul_i8.c). */
+DSE_INTERNAL int dse_gemm_shapes(const dse_model *m, const dse_node *n, size_t *K, size_t *N, dse_why *why);
+DSE_INTERNAL int dse_matmul_shapes(const dse_model *m, const dse_node *n, size_t *K, size_t *N, dse_why *why);
 
 /* The layout a weighted node's weights may have: Conv (group 1) 0/1, Gemm 0 or 1 (transB 1) /
  * 2 (transB 0), MatMul 0/2 (kernel checks: CONV_I8_WEIGHT_LAYOUT). Sets why->packed when

@@ -15,7 +15,7 @@
 
 int dse__check_i8_gemm(const dse_model *m, const dse_node *n, dse_why *why) { return dse_i8_gemm_check(m, n, why); }
 
-int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse_gemm_shapes(const dse_model *m, const dse_node *n, size_t *K_, size_t *N_, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     int64_t ta = dse__attr_int(n, DSE_A_transA, 0), tb = dse__attr_int(n, DSE_A_transB, 0);
@@ -28,6 +28,15 @@ int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why) {
         DSE_WHYF(why, GEMM_I8_SHAPES_DO_NOT_AGREE, NULL, x->dims[0], x->dims[1], w->dims[0], w->dims[1]);
         return 1;
     }
+    *K_ = K, *N_ = N;
+    return 0;
+}
+
+int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why) {
+    size_t K, N;
+    if (dse_gemm_shapes(m, n, &K, &N, why)) return 1;
+    const dse_tensor *x = dse__t(m, n->in[0]), *w = dse__t(m, n->in[1]);
+    int64_t tb = dse__attr_int(n, DSE_A_transB, 0);
     if (dse_i8_weighted_operands(m, n, N, K, why)) return 1;
     if (dse_i8_weight_layout_ok(w, tb ? DSE_LAYOUT_N8K4 : DSE_LAYOUT_N8K4_T, why)) return 1;
     dse_i8_out o;

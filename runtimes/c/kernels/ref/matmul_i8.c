@@ -7,7 +7,7 @@
 
 int dse__check_i8_matmul(const dse_model *m, const dse_node *n, dse_why *why) { return dse_i8_matmul_check(m, n, why); }
 
-int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse_matmul_shapes(const dse_model *m, const dse_node *n, size_t *K_, size_t *N_, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || x->rank < 1 || w->rank != 2 || y->rank != (x->rank > 1 ? x->rank : 1)) {
@@ -19,6 +19,14 @@ int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why) {
     for (unsigned d = 0; d + 1 < x->rank; d++) bad |= y->dims[d] != x->dims[d];
     if (x->rank == 1) bad |= y->dims[0] != N;
     if (bad) { DSE_WHYF(why, MATMUL_I8_SHAPES_DO_NOT_AGREE, NULL, x->dims[x->rank - 1], K, N, 0); return 1; }
+    *K_ = K, *N_ = N;
+    return 0;
+}
+
+int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why) {
+    size_t K, N;
+    if (dse_matmul_shapes(m, n, &K, &N, why)) return 1;
+    const dse_tensor *w = dse__t(m, n->in[1]), *y = dse__t(m, n->out[0]);
     if (dse_i8_weighted_operands(m, n, N, K, why)) return 1;
     if (dse_i8_weight_layout_ok(w, DSE_LAYOUT_N8K4_T, why)) return 1;
     dse_i8_out o;

@@ -93,16 +93,9 @@ int dse__check_w4_gemm(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || w->dtype != DSE_DTYPE_INT4) { DSE_WHY(why, W4_NOT_INT4); return 1; }
-    int64_t ta = dse__attr_int(n, DSE_A_transA, 0), tb = dse__attr_int(n, DSE_A_transB, 0);
-    if (x->rank != 2 || w->rank != 2 || y->rank != 2 || ta != 0 || (tb != 0 && tb != 1)) {
-        DSE_WHY(why, GEMM_I8_INT8_GEMM_NEEDS_2);
-        return 1;
-    }
-    size_t K = x->dims[1], N = tb ? w->dims[0] : w->dims[1];
-    if ((tb ? w->dims[1] : w->dims[0]) != K || y->dims[0] != x->dims[0] || y->dims[1] != N) {
-        DSE_WHYF(why, GEMM_I8_SHAPES_DO_NOT_AGREE, NULL, x->dims[0], x->dims[1], w->dims[0], w->dims[1]);
-        return 1;
-    }
+    size_t K, N;
+    if (dse_gemm_shapes(m, n, &K, &N, why)) return 1;
+    int64_t tb = dse__attr_int(n, DSE_A_transB, 0);
     w4_weights q;
     if (w4_operands(m, n, N, K, tb ? DSE_LAYOUT_I4 : DSE_LAYOUT_I4_T, &q, why)) return 1;
     dse_i8_out o;
@@ -125,15 +118,8 @@ int dse__check_w4_matmul(const dse_model *m, const dse_node *n, dse_why *why) {
     const dse_tensor *x = n->n_in == 3 ? dse__t(m, n->in[0]) : NULL, *w = n->n_in == 3 ? dse__t(m, n->in[1]) : NULL;
     const dse_tensor *y = n->n_out == 1 ? dse__t(m, n->out[0]) : NULL;
     if (!x || !w || !y || w->dtype != DSE_DTYPE_INT4) { DSE_WHY(why, W4_NOT_INT4); return 1; }
-    if (x->rank < 1 || w->rank != 2 || y->rank != (x->rank > 1 ? x->rank : 1)) {
-        DSE_WHY(why, MATMUL_I8_INT8_MATMUL_NEEDS_X);
-        return 1;
-    }
-    size_t K = w->dims[0], N = w->dims[1];
-    int bad = x->dims[x->rank - 1] != K || y->dims[y->rank - 1] != N;
-    for (unsigned d = 0; d + 1 < x->rank; d++) bad |= y->dims[d] != x->dims[d];
-    if (x->rank == 1) bad |= y->dims[0] != N;
-    if (bad) { DSE_WHYF(why, MATMUL_I8_SHAPES_DO_NOT_AGREE, NULL, x->dims[x->rank - 1], K, N, 0); return 1; }
+    size_t K, N;
+    if (dse_matmul_shapes(m, n, &K, &N, why)) return 1;
     w4_weights q;
     if (w4_operands(m, n, N, K, DSE_LAYOUT_I4_T, &q, why)) return 1;
     dse_i8_out o;
