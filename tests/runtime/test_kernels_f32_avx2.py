@@ -418,6 +418,9 @@ GEMM_CASES = [
     (20, 9, 35, 0, 0, 2.0, 0.0, (20, 35), None),
     (61, 300, 150, 0, 0, 1.0, 1.0, (150,), (0.0, np.inf)),   # B packed (>= 48 rows), chunks of 96 columns
     (50, 37, 21, 1, 0, 1.0, 1.0, "none", None),
+    # B over 1 MiB and wide: parts of columns (each reads its part of B once), with a column tail
+    (20, 300, 1003, 0, 1, 1.0, 1.0, (1003,), (0.0, np.inf)),
+    (7, 260, 1030, 1, 0, 1.0, 0.5, (7, 1030), None),
 ]
 
 
