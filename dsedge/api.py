@@ -423,7 +423,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
 
     `weight_bits=4` gives the weight-bearing int8 nodes (Conv, Gemm, MatMul) int4 weights
     (W4A8, docs/quant-arith.md §13), per output channel or, with `weight_group` 32 or 64, with
-    integer group multipliers along K; `node_weight_bits` ({node name or op type: 4 or 8})
+    integer group multipliers along K; `weight_bits=7` keeps int8 weights on a 63-step grid (codes
+    in [-63, 63]: one bit less precise, multiplied exactly by the AVX2 kernels without VNNI with
+    vpmaddubsw, kernels/avx2/conv_i8_w7.c); `node_weight_bits` ({node name or op type: 4, 7 or 8})
     overrides it per node. ConvTranspose keeps int8 weights.
 
     `calib` may be a folder of images or WAV files; `preprocess` (e.g. "resize=256,mean=...";
@@ -449,6 +451,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     if (precision == "mixed" or plan is not None) and a16w8:
         raise ModelError("A16W8 nodes are chosen with precision='int8' (or by `dsedge plan --a16w8`, which stores "
                          "them in the plan)", hint="leave a16w8 empty with a plan or precision='mixed'")
+    if precision == "mixed" and int(weight_bits) == 7:
+        raise ModelError("the precision planner does not choose 7-bit weights yet",
+                         hint="use precision='int8' with weight_bits=7, or weight_bits 8 or 4 with precision='mixed'")
     if (plan is not None and int(weight_bits) != 8) or \
             ((precision == "mixed" or plan is not None) and (node_weight_bits or int(weight_group))):
         raise ModelError("a precision plan chooses each node's weight bits: with a plan, leave the weight bits "
@@ -475,7 +480,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
         if cfg.a16w8_nodes:
             raise ModelError("A16W8 (int16 activations) needs calibration data", hint="pass calib")
         if cfg.weight_bits != 8 or cfg.node_weight_bits:
-            raise ModelError("int4 weights (W4A8) need calibration data: the activations are int8",
+            raise ModelError("int4 and 7-bit weights need calibration data (dynamic quantisation has int8 weights)",
                              hint="pass calib, or leave weight_bits at 8 for dynamic quantisation")
         if preprocess:
             raise ModelError("preprocess applies to calibration feeds (a folder of images or WAV files)",

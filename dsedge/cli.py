@@ -185,15 +185,17 @@ def _calibration_data_options(prefix: str):
                    "quantisation error on the calibration statistics.")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="NODE|OPTYPE",
               help="Keep this node (by name) or every node of this op type in float; repeatable. Default: none.")
-@click.option("--weights", "weights", type=click.Choice(["int8", "int4"]), default="int8", show_default=True,
+@click.option("--weights", "weights", type=click.Choice(["int8", "int7", "int4"]), default="int8", show_default=True,
               help="With --precision int8: the weights of Conv, Gemm and MatMul nodes. int4 (W4A8) halves "
                    "their size, with int8 activations and int32 accumulation as int8 (ConvTranspose keeps int8 "
-                   "weights); docs/quant-arith.md §13.")
+                   "weights); docs/quant-arith.md §13. int7: int8 codes in [-63, 63] (one bit less "
+                   "precise), which x86 CPUs without VNNI multiply exactly with vpmaddubsw, about 1.4x "
+                   "faster than the int16-pair kernels (kernels/avx2/conv_i8_w7.c).")
 @click.option("--weight-group", "weight_group", type=click.Choice(["0", "32", "64"]), default="0", show_default=True,
               help="With --weights int4: 0 gives one scale per output channel; 32 or 64 adds an integer "
                    "multiplier (1..18) of that scale per group of that many weights along the reduction axis "
                    "(finer steps where a channel's weights are small; *.dse output only).")
-@click.option("--weight-bits", "weight_bits", multiple=True, metavar="NODE|OPTYPE=4|8",
+@click.option("--weight-bits", "weight_bits", multiple=True, metavar="NODE|OPTYPE=4|7|8",
               help="Weight bits of this node (by name) or of every node of this op type, overriding --weights; "
                    "repeatable. Default: none.")
 @click.option("--a16w8", "a16w8", multiple=True, metavar="NODE[,NODE...]|OPTYPE|all",
@@ -281,7 +283,7 @@ def quantize(model, calib, output, precision, max_drop, minimize, memory_budget,
                           bias_correction=bias_correction, progress=progress, preprocess=preprocess,
                           allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
-                          plan=plan_path, max_drop=max_drop, weight_bits=4 if weights == "int4" else 8,
+                          plan=plan_path, max_drop=max_drop, weight_bits={"int4": 4, "int7": 7}.get(weights, 8),
                           weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16,
                           **({"minimize": minimize, "holdout": holdout, "metric": metric,
                               "memory_budget": parse_size(memory_budget) if memory_budget is not None else None,
@@ -301,8 +303,8 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
     out: dict[str, int] = {}
     for it in items:
         name, sep, bits = it.rpartition("=")
-        if not sep or not name or bits not in ("4", "8"):
-            raise click.UsageError(f"--weight-bits {it!r}: write NODE=4 or NODE=8 (a node name or an op type)")
+        if not sep or not name or bits not in ("4", "7", "8"):
+            raise click.UsageError(f"--weight-bits {it!r}: write NODE=4, NODE=7 or NODE=8 (a node name or an op type)")
         out[name] = int(bits)
     return out
 

@@ -33,6 +33,8 @@ INT32_MIN = -(2**31)
 QMIN, QMAX = -128, 127          # int8 activations
 WMAX = 127                      # symmetric int8 weights: [-127, 127]
 W4MAX = 7                       # symmetric int4 weights (W4A8): [-7, 7] (never -8)
+W7MAX = 63                      # 7-bit weights (weight_bits=7): int8 codes in [-63, 63], so that every
+                                # u8 x s8 pair sum fits int16 (vpmaddubsw exact: kernels/avx2/conv_i8_w7.c)
 W4_MUL_MAX = 18                 # W4A8 group multipliers m in [1, 18]: |m * q| <= 126 (docs/quant-arith.md §13)
 W4_GROUPS = (0, 32, 64)         # W4A8 group sizes along K (0: one scale per output channel)
 WEIGHT_SCALE_FLOOR = 2.0**-40   # smallest weight scale (DESIGN.md §3, degenerate ranges)
@@ -359,23 +361,24 @@ def w4_effective(q, axis: int, mul, group: int) -> np.ndarray:
     return rows_to_weight(r.astype(np.int8), axis, np.shape(q))
 
 
-def quantize_weight_per_channel(w, axis: int, s_in=None, bias=None, *, where: str = ""):
-    """Symmetric per-channel int8 weights: (w_q int8 in [-127, 127], scales float32[C]).
+def quantize_weight_per_channel(w, axis: int, s_in=None, bias=None, *, where: str = "", wmax: int = WMAX):
+    """Symmetric per-channel int8 weights: (w_q int8 in [-wmax, wmax], scales float32[C]); wmax 127,
+    or W7MAX (63) for 7-bit weights (the same int8 arithmetic, weights on a 63-step grid).
 
     scale[c] = max(absmax[c] / 127, |b[c]| / (s_in * B), 2^-40) in float64, rounded to
     float32 and nudged up (nextafter) until bias_q fits, where B = the accumulator headroom
     2^31-1 - K*255*127 (K = w.size / C) when that is >= 2^30, else 2^31-1 (such a layer fails
     accumulator_bound_ok and stays float anyway). w_q = clamp(rint(w / scale), -127, 127)."""
     w = np.asarray(w)
-    s = per_channel_scales(w, axis, s_in, bias, where=where)
+    s = per_channel_scales(w, axis, s_in, bias, where=where, wmax=wmax)
     ax = axis % w.ndim
     shp = [1] * w.ndim
     shp[ax] = w.shape[ax]
-    w_q = np.clip(np.rint(w.astype(np.float64) / s.astype(np.float64).reshape(shp)), -WMAX, WMAX).astype(np.int8)
+    w_q = np.clip(np.rint(w.astype(np.float64) / s.astype(np.float64).reshape(shp)), -wmax, wmax).astype(np.int8)
     return w_q, s
 
 
-def per_channel_scales(w, axis: int, s_in=None, bias=None, *, where: str = ""):
+def per_channel_scales(w, axis: int, s_in=None, bias=None, *, where: str = "", wmax: int = WMAX):
     """The float32[C] scales of `quantize_weight_per_channel` (without quantising w)."""
     w = np.asarray(w)
     if w.dtype.kind == "f" and not np.all(np.isfinite(w)):       # other dtypes are finite
@@ -386,7 +389,7 @@ def per_channel_scales(w, axis: int, s_in=None, bias=None, *, where: str = ""):
     red = tuple(i for i in range(w.ndim) if i != ax)
     # abs and max are exact in any float dtype: no float64 copy of the weights is needed
     absmax = np.abs(w).max(axis=red).astype(np.float64) if w.size else np.zeros(C)
-    return _channel_scales(absmax / float(WMAX), K, WMAX, s_in, bias, "per-channel weight scales")
+    return _channel_scales(absmax / float(wmax), K, WMAX, s_in, bias, "per-channel weight scales")
 
 
 def _channel_scales(need, K: int, wmax: int, s_in, bias, what: str) -> np.ndarray:

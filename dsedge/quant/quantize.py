@@ -70,7 +70,8 @@ class QuantConfig:
     weight_rounding: str = "hessian"         # "hessian": by the layer's output error (rounding.py); "nearest"
     rounding_max_k: int = 1024               # ... for layers with at most this many products per output
     allow_constant: tuple[str, ...] = ()     # float inputs the user knows to be constant (check_degenerate_feeds)
-    weight_bits: int = 8                     # weight-bearing int8 nodes: 8 (W8A8) or 4 (W4A8, kinds.weighted.W4A8)
+    weight_bits: int = 8                     # weight-bearing int8 nodes: 8 (W8A8), 7 (int8 codes in [-63, 63]: exact
+                                             # vpmaddubsw kernels on AVX2) or 4 (W4A8, kinds.weighted.W4A8)
     weight_group: int = 0                    # W4A8: 0 = one scale per output channel, or 32 / 64 along K
     node_weight_bits: tuple[tuple[str, int], ...] = ()   # per node (name, or op type) overrides of weight_bits
     fp16_nodes: tuple[str, ...] = ()         # float nodes (names, op types, "*": all) given fp16 weights
@@ -83,8 +84,8 @@ class QuantConfig:
             raise DseError(f"unknown weight rounding {self.weight_rounding!r}", hint="use 'hessian' or 'nearest'")
         for who, b in (("weight_bits", self.weight_bits),) + tuple((f"node_weight_bits[{k!r}]", v)
                                                                   for k, v in self.node_weight_bits):
-            if b not in (4, 8):
-                raise DseError(f"{who} = {b!r}: weights are int8 (8) or int4 (4)", hint="use 8 or 4")
+            if b not in (4, 7, 8):
+                raise DseError(f"{who} = {b!r}: weights are int8 (8), 7-bit (7) or int4 (4)", hint="use 8, 7 or 4")
         if self.weight_group not in arith.W4_GROUPS:
             raise DseError(f"unknown weight group size {self.weight_group!r}",
                            hint=f"use one of {', '.join(map(str, arith.W4_GROUPS))} (0: one scale per output channel)")
@@ -489,6 +490,10 @@ class _Measure:
         """The W4A8 group size of node n under the config (None: int8 weights)."""
         return w4_choice(self.g, n, self.cfg)[0]
 
+    def wmax(self, n: Node) -> int:
+        """The largest int8 weight code of node n: 63 for 7-bit weights, else 127."""
+        return arith.W7MAX if self.cfg.bits_of(n) == 7 else arith.WMAX
+
     def _dw(self, n: Node, cache: bool = True) -> np.ndarray:
         """w_q - w: what rounding node n's weights to int8 (int4 for a W4A8 node) per channel changes."""
         if n.name in self.wq:
@@ -500,7 +505,7 @@ class _Measure:
             q4, sw, mul = arith.quantize_weight_int4(w, axis, group=grp, where=n.name)
             wq = arith.w4_effective(q4, axis, mul, grp)
         else:
-            wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name)
+            wq, sw = arith.quantize_weight_per_channel(w, axis, where=n.name, wmax=self.wmax(n))
         dw = (wq.astype(np.float64) * _expand(sw, axis, w.ndim) - np.asarray(w, np.float64)).astype(w.dtype)
         if cache:
             self.wq[n.name] = dw
@@ -546,7 +551,8 @@ class _Measure:
         for name in progress(list(self.hess), desc="rounding weights", enabled=self.cfg.progress, unit="layer"):
             st = self.hess.pop(name)           # each layer's statistics go once it is solved
             node = self.g.node_by_name(name)
-            got = rounding.choose(self.g, node, st, centered=self.cfg.bias_correction, w4_group=self.w4(node))
+            got = rounding.choose(self.g, node, st, centered=self.cfg.bias_correction, w4_group=self.w4(node),
+                                  wmax=self.wmax(node))
             del st
             heap_trim()        # a K x K problem's temporaries, freed in many sizes, leave holes
             if got is None:
@@ -625,15 +631,18 @@ def _expand(v, axis, ndim):
 # -- lowering ---------------------------------------------------------------------------------
 
 def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: dict | None = None,
-          w4: dict[str, int] | None = None) -> Graph:
+          w4: dict[str, int] | None = None, w7: frozenset = frozenset()) -> Graph:
     """Build the quantised graph from the float graph and a precision plan (`weights`: int8
     weight values chosen by the planner, {node: (w_q, scales they are on)}; `w4`: the weighted
-    nodes that get int4 weights, {node: group size}, kinds.weighted.W4A8)."""
+    nodes that get int4 weights, {node: group size}, kinds.weighted.W4A8; `w7`: those whose int8
+    weights are 7-bit, codes in [-63, 63])."""
     weights = weights or {}
     w4 = w4 or {}
 
     def wopts(name: str) -> dict:
-        return {"kind_name": "w4a8", "group": w4[name]} if name in w4 else {}
+        if name in w4:
+            return {"kind_name": "w4a8", "group": w4[name]}
+        return {"wmax": arith.W7MAX} if name in w7 else {}
 
     q = g.copy()
     q.qparams = {}
@@ -728,7 +737,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
             nn = Node(n.op, ins, list(n.outputs), dict(n.attrs), n.name, n.domain)
             kinds.lower_node(q, nn, [q.qparams.get(i) if i else None for i in ins], [None],
                              bias_shift=shifts.get(n.name), weight_q=weights.get(n.name),
-                             **(wopts(n.name) or {"kind_name": form.name}))
+                             **{"kind_name": form.name, **wopts(n.name)})
             new_nodes.append(nn)
             continue
         if p != "int8":
@@ -760,7 +769,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
             if o:
                 q.qparams[o] = p_
         kinds.lower_node(q, nn, in_qp, out_qp, bias_shift=shifts.get(n.name), weight_q=weights.get(n.name),
-                         **(wopts(n.name) or {"kind_name": form.name}))
+                         **{"kind_name": form.name, **wopts(n.name)})
         new_nodes.append(nn)
     # graph outputs produced in int8: dequantise under the original name
     for o in g.outputs:
@@ -1010,6 +1019,7 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
             if lp.name in tables:
                 lp.reason += "; input range chosen by the table's error"
         w4: dict[str, int] = {}
+        w7: set[str] = set()
         nodes = {n.name: n for n in fg.nodes}
         for lp in plan:
             if lp.name in p.weights and prec.get(lp.name, "").startswith("int8"):
@@ -1023,7 +1033,10 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
                 lp.reason += "; int4 weights (W4A8" + (f", groups of {grp})" if grp else ")")
             elif why is not None:
                 lp.reason += f"; int8 weights ({why})"
-        qg = lower(fg, prec, ranges, p.shifts, p.weights, w4=w4)
+            elif cfg.bits_of(n) == 7:
+                w7.add(lp.name)
+                lp.reason += "; 7-bit weights"
+        qg = lower(fg, prec, ranges, p.shifts, p.weights, w4=w4, w7=frozenset(w7))
         infer_shapes(qg)
         if cfg.fp16_nodes:    # float nodes with fp16 weights (compute stays float32)
             half = fp16_node_weights(qg, cfg.fp16_nodes)

@@ -192,7 +192,7 @@ def gptq(v: np.ndarray, H: np.ndarray, damp: float = DAMP, qmax: int = arith.WMA
     return out.transpose(0, 2, 1)
 
 
-def choose(g: Graph, n: Node, st: HessianStats, centered: bool, w4_group: int | None = None):
+def choose(g: Graph, n: Node, st: HessianStats, centered: bool, w4_group: int | None = None, wmax: int = arith.WMAX):
     """(w_q int8 in the weight's shape, the absmax scales it is on, bias shift float64[C])
     for node n, or None. The shift is the mean output change E[conv(x, s*q - w)] (what
     bias correction subtracts). `w4_group` not None: int4 codes in [-7, 7] for a W4A8 node
@@ -204,7 +204,7 @@ def choose(g: Graph, n: Node, st: HessianStats, centered: bool, w4_group: int | 
     axis = kinds.weight_axis(n, w)
     wr = weight_rows(n, w)                                        # a view of w (its dtype)
     G, Cg, K = wr.shape
-    qmax = arith.WMAX
+    qmax = wmax          # 127, or 63 for 7-bit weights
     if w4_group is not None:
         _, s, mul = arith.quantize_weight_int4(w, axis, group=w4_group)
         step = np.broadcast_to(s.astype(np.float64)[:, None], (G * Cg, K))
@@ -213,7 +213,7 @@ def choose(g: Graph, n: Node, st: HessianStats, centered: bool, w4_group: int | 
         sr = np.ascontiguousarray(step).reshape(G, Cg, K)
         qmax = arith.W4MAX
     else:
-        s = arith.per_channel_scales(w, axis)
+        s = arith.per_channel_scales(w, axis, wmax=wmax)
         sr = s.astype(np.float64).reshape(G, Cg)[:, :, None]
     mu = st.S / st.rows
     H = st.H.astype(np.float64)

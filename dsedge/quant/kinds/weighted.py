@@ -80,9 +80,10 @@ class Weighted(QuantKind):
 
     weight_suffix = "_q"          # the quantised weight constant's name: the float one's + this
 
-    def quantize_weights(self, w, axis, s_in, bias, where, **opts):
-        """(w_q int8 values in w's shape, channel scales float32[C], extra lowered params)."""
-        w_q, s_w = arith.quantize_weight_per_channel(w, axis, s_in, bias, where=where)
+    def quantize_weights(self, w, axis, s_in, bias, where, wmax: int = arith.WMAX, **opts):
+        """(w_q int8 values in w's shape, channel scales float32[C], extra lowered params);
+        `wmax` 63 for 7-bit weights (arith.W7MAX)."""
+        w_q, s_w = arith.quantize_weight_per_channel(w, axis, s_in, bias, where=where, wmax=wmax)
         return w_q, s_w, {}
 
     def lower(self, q, n, in_qp, out_qp, *, bias_shift=None, weight_q=None, **opts):

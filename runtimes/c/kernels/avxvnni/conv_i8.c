@@ -43,7 +43,7 @@
  */
 #include "isa.h"
 
-#if DSE_ARCH_X86_64 && DSE_VNNI_OK   /* (an older compiler: not built, not listed; internal.h) */
+#if DSE_ARCH_X86_64 && (DSE_VNNI_OK || defined(DSE_VNNI_W7))   /* (an older compiler: no VNNI variants; internal.h) */
 #include "../avx2/i8_avx2.h"
 #include "vnni_emul.h"
 
@@ -64,14 +64,43 @@
 #define VN_TARGET DSE_TARGET_AVX2
 #define VN_DPBUSD(acc, a, b) dse_vnni_emul_dpbusd(acc, a, b)
 #endif
+#if defined(DSE_VNNI_W7)   /* kernels/avx2/conv_i8_w7.c: vpmaddubsw, exact for weights in [-64, 63] */
+#undef VN
+#undef VN_KERNEL
+#undef VN_TARGET
+#undef VN_DPBUSD
+#define VN(name) w7avx2_##name
+#define VN_KERNEL(name) name##__avx2w7
+#define VN_TARGET DSE_TARGET_AVX2
+#define VN_DPBUSD(acc, a, b) dse_w7_dpbusd(acc, a, b)
+/* vpdpbusd for 7-bit weights: vpmaddubsw's int16 pair sums u0*w0 + u1*w1 (u in 0..255, w in
+ * -64..63) lie in [-32640, 32130], so its saturation never acts; vpmaddwd against 1s adds the
+ * pairs into int32 lanes, vpaddd wraps as vpdpbusd does. */
+DSE_TARGET_AVX2 static inline __m256i dse_w7_dpbusd(__m256i acc, __m256i a, __m256i b) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+}
+#endif
 
-/* -- checks (plain C, shared by both variants: defined once, in the AVX-VNNI compile) ---------- */
+/* -- checks (plain C, shared by both VNNI variants: defined once, in the AVX-VNNI compile; the
+ * W7 compile defines its own, which also ask for weights in [-64, 63]) ------------------------- */
+#if defined(DSE_VNNI_W7)
+#define VC(name) w7_##name
+#define VC_CHECK(op) dse__check_i8_##op##_w7
+#else
+#define VC(name) vnni_##name
+#define VC_CHECK(op) dse__check_i8_##op##_vnni
+#endif
 #if !defined(DSE_VNNI_512)
 
 /* max|bias| + K * 255 * 127 < 2^31: the true accumulator fits int32 (else REF, which adds the
  * bias in int64, or AVX2, which refuses it too) */
-static int vnni_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, size_t K) {
+static int VC(i8_bias_fits)(const dse_model *m, const dse_node *n, size_t C, size_t K) {
     const int32_t *bd = (const int32_t *)m->tensors[n->in[2]].cdata;
+#if defined(DSE_VNNI_W7)   /* and every weight byte (the layouts' padding is 0) in [-64, 63] */
+    const dse_tensor *wt = &m->tensors[n->in[1]];
+    for (size_t i = 0; i < wt->nbytes; i++)
+        if ((int8_t)wt->cdata[i] < -64 || (int8_t)wt->cdata[i] > 63) return 0;
+#endif
     int64_t big = 0;
     for (size_t c = 0; c < C; c++) {
         const int64_t v = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];
@@ -81,45 +110,55 @@ static int vnni_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, si
 }
 
 /* the byte tile of T = min(P, 256) columns of Kp, and for Conv the im2col stage */
-static size_t vnni_i8_scratch(size_t K, size_t P, int stage) {
+static size_t VC(i8_scratch)(size_t K, size_t P, int stage) {
     const size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
     return (K + 3) / 4 * 4 * T + (stage ? 4 * ((T + 31) / 16 * 16) : 0);
 }
 
 /* the scratch the file planned for the node holds `need` (an artifact planned before these
  * kernels, or with tensors in the scratch region at this node: the next kernel) */
-static int vnni_i8_fits(const dse_model *m, const dse_node *n, dse_why *why, size_t need) {
+static int VC(i8_fits)(const dse_model *m, const dse_node *n, dse_why *why, size_t need) {
     if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;
     why->scratch = need;
     return 0;
 }
 
-int dse__check_i8_conv_vnni(const dse_model *m, const dse_node *n, dse_why *why) {
+int VC_CHECK(conv)(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_conv_check(m, n, why)) return 1;   /* REF's checks: operands, geometry, params */
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t O = w->dims[0];
     size_t K = w->dims[1];
     for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d];
     const size_t P = y->dims[0] && O ? y->numel / (y->dims[0] * O) : 0;
-    if (dse__attr_int(n, DSE_A_group, 1) != 1 || w->layout != DSE_LAYOUT_N8K4 || !P || !vnni_i8_bias_fits(m, n, O, K))
+    if (dse__attr_int(n, DSE_A_group, 1) != 1 || w->layout != DSE_LAYOUT_N8K4 || !P || !VC(i8_bias_fits)(m, n, O, K))
         return 1;   /* depthwise, grouped, layout-0 artifacts: the next kernel */
-    return vnni_i8_fits(m, n, why, vnni_i8_scratch(K, P, 1));
+#if defined(DSE_VNNI_W7)
+    {   /* a 3x3 stride-1 conv the AVX2 variant runs as Winograd (2.25x fewer multiplies): leave it */
+        dse_i8_geom g;
+        dse_why tmp;
+        avx2_wino_plan wp;
+        const size_t plan = why->scratch_plan < m->scratch_size ? why->scratch_plan : m->scratch_size;
+        dse_i8_geom_read(n, &m->tensors[n->in[0]], y, w->dims + 2, &g, &tmp);
+        if (avx2_wino_plan_of(&g, w->dims[1], O, plan, &wp)) return 1;
+    }
+#endif
+    return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, P, 1));
 }
 
-int dse__check_i8_gemm_vnni(const dse_model *m, const dse_node *n, dse_why *why) {
+int VC_CHECK(gemm)(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_gemm_check(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = x->dims[1], N = y->dims[1];
-    if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !vnni_i8_bias_fits(m, n, N, K)) return 1;
-    return vnni_i8_fits(m, n, why, vnni_i8_scratch(K, x->dims[0], 0));
+    if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !VC(i8_bias_fits)(m, n, N, K)) return 1;
+    return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, x->dims[0], 0));
 }
 
-int dse__check_i8_matmul_vnni(const dse_model *m, const dse_node *n, dse_why *why) {
+int VC_CHECK(matmul)(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_matmul_check(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0;
-    if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !vnni_i8_bias_fits(m, n, N, K)) return 1;
-    return vnni_i8_fits(m, n, why, vnni_i8_scratch(K, rows, 0));
+    if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !VC(i8_bias_fits)(m, n, N, K)) return 1;
+    return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, rows, 0));
 }
 
 #endif
@@ -464,5 +503,7 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
 #undef VN_KERNEL
 #undef VN_TARGET
 #undef VN_DPBUSD
+#undef VC
+#undef VC_CHECK
 
 #endif
