@@ -133,19 +133,63 @@ class Metric:
         margins join the held-back ones; `upper` resamples all of them."""
         return self.expected_changes(ref, got, more)[1 if upper else 0]
 
-    def expected_changes(self, ref: list[dict], got: list[dict], more: list[dict] = ()) -> tuple[float, float]:
-        """(expected_drop, its 95 % upper bound), the margins read once."""
+    def expected_changes(self, ref: list[dict], got: list[dict], more=()) -> tuple[float, float]:
+        """(expected_drop, its 95 % upper bound). `more`: float outputs (a list of dicts), or
+        their margins (`self.margins(outputs)`, kept instead of the outputs by the planner). The
+        held-back feeds' margins are computed once per `ref` list and cached."""
+        held = self._held_margins(ref)
+        if not isinstance(more, Margins):
+            more = self.margins(list(more))
         worst = (0.0, 0.0)
         for o, k in self.kinds.items():
             if k not in ("top1", "threshold"):
                 continue
-            r = [np.asarray(x[o], np.float64) for x in ref]
-            g = [np.asarray(x[o], np.float64) for x in got]
-            x = [np.asarray(y[o], np.float64) for y in more]
-            rows = _margin_rows_top1(r, g, x) if k == "top1" else _margin_rows_threshold(r, g, x)
+            g = [np.asarray(x[o]) for x in got]
+            rows = _margin_rows_top1(held[o], g, more.get(o)) if k == "top1" else \
+                _margin_rows_threshold(held[o], g, more.get(o))
             est, up = _expected_changes(*rows)
             worst = (max(worst[0], est), max(worst[1], up))
         return worst
+
+    def margins(self, outputs: list[dict], held: bool = False) -> "Margins":
+        """The float model's margins per counting output (top1: the top-1 logit minus the
+        runner-up's per row; threshold: |p - 0.5| per element), feed by feed: a few numbers per
+        answer instead of the outputs (ddddocr-style recognisers: 6,625 logits per position).
+        `held`: also what measuring a candidate's noise needs (top-1 and runner-up columns; the
+        probabilities)."""
+        out = Margins()
+        for o, k in self.kinds.items():
+            if not outputs or k not in ("top1", "threshold"):
+                continue
+            per, parts, extra = [], [], []
+            for y in outputs:
+                a = np.asarray(y[o])
+                if k == "top1":
+                    r = a.reshape(-1, a.shape[-1])
+                    idx = np.arange(len(r))
+                    top = np.argmax(r, -1)
+                    rest = r.copy()
+                    rest[idx, top] = -np.inf
+                    second = np.argmax(rest, -1)
+                    parts.append(r[idx, top].astype(np.float64) - r[idx, second].astype(np.float64))
+                    if held:
+                        extra.append((top, second))
+                else:
+                    r = a.ravel()
+                    parts.append(np.abs(r.astype(np.float64) - 0.5).astype(np.float32))
+                    if held:
+                        extra.append(r.astype(np.float32))
+                per.append(len(parts[-1]))
+            out[o] = (np.concatenate(parts), np.array(per), extra)
+        return out
+
+    def _held_margins(self, ref: list[dict]) -> "Margins":
+        key = (id(ref), len(ref))
+        cache = self.__dict__.setdefault("_held_cache", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = (ref, self.margins(ref, held=True))   # ref kept: its id stays its own
+        return cache[key][1]
 
     def noise(self, ref: list[dict], got: list[dict]) -> float:
         """Relative noise power of the float outputs (the sum over outputs of 10^(-SQNR/10)): the
@@ -175,22 +219,23 @@ def _flip_probability(margin: np.ndarray, sigma: float) -> np.ndarray:
     return 0.5 * poly * np.exp(-z * z)
 
 
-def _margin_rows_top1(ref: list[np.ndarray], got: list[np.ndarray], more: list[np.ndarray] = ()):
+class Margins(dict):
+    """{output: (margins, answers per feed, per-feed extras)}: Metric.margins."""
+
+
+def _margin_rows_top1(held, got: list[np.ndarray], more=None):
     """Per answer (row): the float margin and its feed; per feed: answers, and the noise's sum of
-    squares and count (the feeds of `more`, float outputs only, carry margins and no noise)."""
-    c = ref[0].shape[-1]
-    r = [a.reshape(-1, c) for a in [*ref, *more]]
-    g = np.concatenate([b.reshape(-1, c) for b in got])
-    per = np.array([len(a) for a in r])
-    r = np.concatenate(r)
-    rows = np.arange(len(r))
-    top = np.argmax(r, -1)
-    rest = r.copy()
-    rest[rows, top] = -np.inf
-    second = np.argmax(rest, -1)
-    margin = r[rows, top] - r[rows, second]
-    h = len(g)                                                 # the held-back rows come first
-    moved = (g[rows[:h], top[:h]] - g[rows[:h], second[:h]]) - margin[:h]   # the noise on the deciding margin
+    squares and count (the feeds of `more`, float margins only, carry no noise)."""
+    margin_h, per_h, cols = held
+    moved = []
+    for g, (top, second) in zip(got, cols):   # the noise on the deciding margin, feed by feed
+        r = g.reshape(-1, g.shape[-1])
+        idx = np.arange(len(r))
+        moved.append(r[idx, top].astype(np.float64) - r[idx, second].astype(np.float64))
+    moved = np.concatenate(moved) - margin_h
+    margin, per = (margin_h, per_h) if more is None else (np.concatenate([margin_h, more[0]]),
+                                                          np.concatenate([per_h, more[1]]))
+    h = len(margin_h)                                          # the held-back rows come first
     feed = np.repeat(np.arange(len(per)), per)
     if not np.all(np.isfinite(moved)):
         moved = np.full_like(moved, np.inf)
@@ -199,26 +244,33 @@ def _margin_rows_top1(ref: list[np.ndarray], got: list[np.ndarray], more: list[n
     return margin, feed, per, ss, cnt
 
 
-def _margin_rows_threshold(ref: list[np.ndarray], got: list[np.ndarray], more: list[np.ndarray] = ()):
+def _margin_rows_threshold(held, got: list[np.ndarray], more=None):
     """As _margin_rows_top1 for decisions at 0.5; the noise is measured near the threshold
     (|p - 0.5| < 0.25: saturated probabilities hardly move), and answers far beyond the noise
     (which cannot change) are left out."""
-    per = np.array([a.size for a in [*ref, *more]])
-    h = int(sum(a.size for a in ref))
-    r = np.concatenate([a.ravel() for a in [*ref, *more]])
-    d = np.concatenate([b.ravel() for b in got]) - r[:h]
-    margin = np.abs(r - 0.5)
-    feed = np.repeat(np.arange(len(per)), per)
-    near = margin[:h] < 0.25
+    margin_h, per_h, probs = held
+    d = np.concatenate([np.asarray(g, np.float32).ravel() - p for g, p in zip(got, probs)])
+    per = per_h if more is None else np.concatenate([per_h, more[1]])
+    h = len(margin_h)
+    feed_h = np.repeat(np.arange(len(per_h)), per_h)
+    near = margin_h < 0.25
     if not np.any(near):
         near = np.ones_like(near)
     if not np.all(np.isfinite(d)):
         d = np.full_like(d, np.inf)
-    ss = np.bincount(feed[:h][near], d[near] ** 2, len(per))
-    cnt = np.bincount(feed[:h][near], None, len(per)).astype(np.float64)
+    ss = np.bincount(feed_h[near], d[near].astype(np.float64) ** 2, len(per))
+    cnt = np.bincount(feed_h[near], None, len(per)).astype(np.float64)
     sigma = math.sqrt(float(ss.sum() / cnt.sum())) if cnt.sum() else 0.0
-    keep = margin < 10.0 * sigma
-    return margin[keep], feed[keep], per, ss, cnt
+    # answers within 10 sigma of the threshold, held-back first then `more`
+    keep_h = margin_h < 10.0 * sigma
+    margin = [margin_h[keep_h]]
+    feed = [feed_h[keep_h]]
+    if more is not None:
+        keep_m = more[0] < 10.0 * sigma
+        margin.append(more[0][keep_m])
+        feed.append(np.repeat(np.arange(len(per_h), len(per)), more[1])[keep_m])
+    assert h == int(per_h.sum())
+    return np.concatenate(margin).astype(np.float64), np.concatenate(feed), per, ss, cnt
 
 
 def _expected_changes(margin, feed, per, ss, cnt, draws: int = 200) -> tuple[float, float]:
@@ -440,7 +492,7 @@ class _Search:
         self.t0 = time.perf_counter()
         self.margin_model = True
         self.f16: tuple = ()                     # the float nodes' weights: ("*",) fp16 for all of them
-        self.more: list[dict] = []               # float outputs on more feeds: margins for the margin model
+        self.more: Margins = Margins()           # the float model's margins on more feeds (the margin model)
 
     def result(self, keep, int4=(), fp16=None, a16=()) -> object:
         fp16 = self.f16 if fp16 is None else fp16
@@ -607,14 +659,22 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     node = {n.name: n for n in prep.fg.nodes}
     cands = [p.name for p in first.plan if p.precision.startswith("int8")
              and not kinds.form_of(prep.fg, node[p.name]).shares_qparams]
-    cal_ref: list = []                   # the float model's outputs on the calibration feeds
-    if margin_feeds and cands and ((s.margin_model and any(k in ("top1", "threshold") for k in m.kinds.values()))
-                                   or (m.user is not None and confirm)):
-        got = run_plan(s.result(tuple(cands)), list(margin_feeds))
-        cal_ref = list(got[0] if isinstance(got, tuple) else got)
-    if s.margin_model:
-        # the float model's margins on the calibration feeds too (they do not depend on the plan)
-        s.more = cal_ref
+    cal_ref: list = []                   # the float model's outputs on the calibration feeds (user metrics)
+    counting = s.margin_model and any(k in ("top1", "threshold") for k in m.kinds.values())
+    if margin_feeds and cands and (counting or (m.user is not None and confirm)):
+        everything = s.result(tuple(cands))
+        feeds_c = list(margin_feeds)
+        chunk = len(feeds_c) if m.user is not None else 100   # margins only: 100 feeds of outputs at a time
+        for i in range(0, len(feeds_c), chunk):
+            got = run_plan(everything, feeds_c[i:i + chunk])
+            got = list(got[0] if isinstance(got, tuple) else got)
+            if m.user is not None:
+                cal_ref += got
+            else:   # the float model's margins on the calibration feeds too (they do not depend on the plan)
+                part = m.margins(got)
+                s.more = part if not s.more else Margins({o: (np.concatenate([s.more[o][0], v[0]]),
+                                                              np.concatenate([s.more[o][1], v[1]]), [])
+                                                          for o, v in part.items()})
     costs = {c: _node_costs(prep.fg, node[c]) for c in cands}
     groups = candidate_groups(prep.fg, cands)
 

@@ -208,6 +208,13 @@ def test_margin_model_predicts_changes_on_new_feeds():
     assert t.quality([{"p": p}], [{"p": q}]) == 1.0
     assert abs(t.expected_drop([{"p": p}], [{"p": q}]) - 0.1 * 0.02275) < 1e-4
     assert Metric({"y": "sqnr"}).expected_drop([{"y": r}], [{"y": g}]) == 0.0   # continuous: its own drop
+    # the planner keeps the calibration feeds' margins, not their outputs: the same estimates
+    more_t = [{"p": np.concatenate([np.full(50, 0.47), np.full(50, 0.9)])} for _ in range(3)]
+    assert t.expected_changes([{"p": p}], [{"p": q}], t.margins(more_t)) == \
+        t.expected_changes([{"p": p}], [{"p": q}], more_t)
+    more_y = [{"y": logits(7)} for _ in range(4)]
+    assert m.expected_changes(*split, m.margins(more_y)) == m.expected_changes(*split, more_y)
+    assert m.expected_changes(*split, more_y) != m.expected_changes(*split)
 
 
 def _float_logits(feed_list):
