@@ -479,6 +479,14 @@ def test_cli_quantize_fp16_arith(tmp_path):
     assert layers["fc"]["precision"] == "fp16" and "fp16 arithmetic" in layers["fc"]["reason"]
     recs = {nr.name: dict(nr.attrs) for nr in dsedge.artifact.read(out).nodes}
     assert recs["fc"].get("fp16_arith") == 1 and sum(a.get("fp16_arith", 0) for a in recs.values()) == 1
+    qdq = tmp_path / "m.int8.onnx"          # QDQ ONNX: fc a float32 node on its fp16 weights, named in metadata
+    r = run(main, ["quantize", str(model), "--calib", str(calib), "--keep-float", "fc", "--fp16-arith", "fc",
+                   "-o", str(qdq), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    m = onnx.load(str(qdq))
+    onnx.checker.check_model(m)
+    assert {p.key: p.value for p in m.metadata_props}["dsedge.fp16_arith_nodes"] == "fc"
+    assert not any(a.name == "fp16_arith" or a.name.startswith("_") for n in m.graph.node for a in n.attribute)
     for bad, what in ((["--calib", str(calib), "--fp16-arith", "nosuch"], "'nosuch'"),
                       (["--calib", str(calib), "--fp16-arith", ","], "--fp16-arith"),
                       (["--calib", str(calib), "--fp16-arith", "all", "--precision", "fp32"], "--fp16-arith"),
