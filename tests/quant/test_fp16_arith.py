@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from fractions import Fraction
 
 import numpy as np
@@ -27,7 +26,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 import dsedge
-from dsedge.api import c_has_fp16_arith, load_plan, plan, quantize, save_result
+from dsedge.api import c_has_fp16_arith, load_plan, save_result
 from dsedge.cli import main
 from dsedge.converters.onnx.reader import load_onnx
 from dsedge.errors import DseError
