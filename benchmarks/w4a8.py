@@ -1,6 +1,7 @@
-"""W4A8 vs W8A8: .dse size and top-1 agreement with the float model (and accuracy where labels exist).
+"""W4A8 and 7-bit weights vs W8A8: .dse size and top-1 agreement with the float model (and accuracy
+where labels exist).
 
-    python benchmarks/w4a8.py [digits] [mobilenet_v2] [cls] [orient] [magika]
+    python benchmarks/w4a8.py [--only W8A8,W7A8] [digits] [mobilenet_v2] [cls] [orient] [magika]
 
 digits: the zoo model, calibrated on models/digits/calib.npz, scored on eval.npz (360 labelled
 images). mobilenet_v2: the zoo architecture (models/archs.py, its deterministic initial weights,
@@ -22,7 +23,7 @@ import dsedge
 from dsedge import zoo
 from dsedge.interp import execute
 
-VARIANTS = (("W8A8", 8, 0), ("W4A8", 4, 0), ("W4A8 g32", 4, 32), ("W4A8 g64", 4, 64))
+VARIANTS = (("W8A8", 8, 0), ("W7A8", 7, 0), ("W4A8", 4, 0), ("W4A8 g32", 4, 32), ("W4A8 g64", 4, 64))
 UNSEEN_EVAL = {"cls": 300, "orient": 100, "magika": 40}
 
 
@@ -88,4 +89,9 @@ def main(names):
 if __name__ == "__main__":
     print("| model | weights | .dse bytes | top-1 agreement with float | top-1 accuracy | float accuracy |")
     print("|---|---|---|---|---|---|")
-    main(sys.argv[1:] or ["digits", "mobilenet_v2"])
+    args = sys.argv[1:]
+    if args[:1] == ["--only"]:
+        only = set(args[1].split(","))
+        VARIANTS = tuple(v for v in VARIANTS if v[0] in only)
+        args = args[2:]
+    main(args or ["digits", "mobilenet_v2"])

@@ -13,6 +13,7 @@ import numpy as np
 from .artifact import LAYOUT_F16W
 from .errors import ModelError
 from .ir import Graph
+from .quant.fp16 import ONNX_METADATA_KEY as FP16_ARITH_ONNX_KEY, marked as fp16_marked
 from .quant.kinds import form_of
 from .quant.precision import PrecisionPlan, plan_precision, quantize_with_plan
 from .quant.quantize import QuantConfig, QuantResult
@@ -273,6 +274,10 @@ def _run_in_c(result, feeds) -> list:
     shapes = _same_shapes(feeds)
     if shapes is None:
         return [run(result.graph, f) for f in feeds]
+    # nodes in fp16 arithmetic are judged by their binary16 bytes (docs/quant-arith.md §16): the
+    # REF kernels give them on any host; a library without them runs such a plan in numpy
+    half = bool(fp16_marked(result.graph))
+    numpy_half = half and not c_has_fp16_arith()
     with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
         path = Path(d) / "candidate.dse"
         try:
@@ -281,13 +286,22 @@ def _run_in_c(result, feeds) -> list:
             return [run(result.graph, f) for f in feeds]
         widened = sum(2 * t.nbytes for t in ex.artifact.tensors if t.layout == LAYOUT_F16W)   # the loader's copies
         outs, times = [], []
-        with Runtime(str(path)) as rt:
+        with Runtime(str(path), **({"kernels": "ref"} if half and not numpy_half else {})) as rt:
+            info = {"bytes": path.stat().st_size, "arena_bytes": int(rt.arena_size), "widened_bytes": widened}
+            if numpy_half:
+                return [run(result.graph, f) for f in feeds], info
             for f in feeds:
                 t0 = time.perf_counter()
                 outs.append(rt.run(f))
                 times.append(time.perf_counter() - t0)
-            return outs, {"bytes": path.stat().st_size, "arena_bytes": int(rt.arena_size), "widened_bytes": widened,
-                          "ms": 1e3 * float(np.median(times))}
+            return outs, ({**info, "ms": 1e3 * float(np.median(times))} if not half else info)
+
+
+def c_has_fp16_arith() -> bool:
+    """Whether the C runtime's kernel list has the fp16-arithmetic REF kernels (kernels/ref/
+    fp16_arith.c: a REF Conv kernel named for float16 arithmetic, `dse_f16*`)."""
+    from .runtime.kernel_list import kernels
+    return any(k.isa == "REF" and k.op == "CONV" and "f16" in k.run.lower() for k in kernels())
 
 
 class _NodeTimes:
@@ -353,13 +367,16 @@ def _read_profile(path) -> list[tuple[str, str, float]]:
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
          method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
          allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c", int4: bool = False,
-         memory_budget=None, latency_profiles=(), a16w8: bool = False):
+         memory_budget=None, latency_profiles=(), a16w8: bool = False, fp16_arith: bool = False):
     """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
     float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
     `int4` (minimize="size"): int8 weight-bearing nodes may also get int4 weights (W4A8).
     `a16w8`: the weighted nodes the search keeps float get int16 activations with int8 weights
     (A16W8, docs/quant-arith.md §15) instead when that plan meets the budget.
+    `fp16_arith`: at the end, the kept-float Conv/Gemm/MatMul nodes compute in binary16 (fp16
+    weights and arithmetic, docs/quant-arith.md §16) when that plan still meets the budgets,
+    judged with binary16 arithmetic (what an ARMv8.2-A FP16 device computes).
     `memory_budget` (bytes, or a size like "2MB"): the .dse plus its arena must fit in it.
     `minimize="latency"` costs each node by its time in the C runtime, per node, on this host, or
     from `latency_profiles` (`dsedge-run --profile --json` files of the model's int8 and fp32
@@ -393,7 +410,7 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
     p, _ = plan_precision(g, feeds, max_drop=parse_drop(max_drop) if isinstance(max_drop, str) else float(max_drop),
                           objective=minimize, holdout=holdout, metric=metric, cfg=cfg, progress=tick,
                           copy_graph=not owned, run_plan=_run_in_c if runtime == "c" else None, int4=int4,
-                          memory_budget=mem, node_times=times, a16w8=a16w8)
+                          memory_budget=mem, node_times=times, a16w8=a16w8, fp16_arith=fp16_arith)
     if bar is not None and hasattr(bar, "close"):
         bar.close()
     if owned:
@@ -414,8 +431,14 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
              preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size",
              weight_bits: int = 8, weight_group: int = 0, node_weight_bits=(), holdout: int | None = None,
-             metric: str | None = None, memory_budget=None, latency_profiles=(), a16w8=()):
+             metric: str | None = None, memory_budget=None, latency_profiles=(), a16w8=(), fp16_arith=()):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
+
+    `fp16_arith` (node names, op types, or "all") gives those float Conv/Gemm/MatMul nodes (kept
+    float with precision "int8", or every one with "fp16") fp16 weights and fp16 arithmetic
+    (docs/quant-arith.md §16); the plan names the ones that are not eligible. With
+    precision="mixed", any non-empty `fp16_arith` lets the planner try it for the nodes it keeps
+    float (as `plan(fp16_arith=True)`).
 
     `a16w8` (node names, op types, or "all") gives those weight-bearing nodes (Conv, Gemm, MatMul
     with constant weights) int16 activations with int8 weights (A16W8, docs/quant-arith.md §15),
@@ -448,6 +471,9 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     if planning and precision != "mixed":
         raise ModelError("minimize, holdout, metric, memory_budget and latency_profiles are the precision "
                          "planner's", hint="use them with precision='mixed'")
+    if plan is not None and fp16_arith:
+        raise ModelError("a precision plan names its fp16-arithmetic nodes (`dsedge plan --fp16-arith` stores them)",
+                         hint="leave fp16_arith out with a plan")
     if (precision == "mixed" or plan is not None) and a16w8:
         raise ModelError("A16W8 nodes are chosen with precision='int8' (or by `dsedge plan --a16w8`, which stores "
                          "them in the plan)", hint="leave a16w8 empty with a plan or precision='mixed'")
@@ -466,7 +492,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
                                  pin_constant_inputs=pin_constant_inputs,
                                  plan_opts=dict(holdout=holdout, metric=metric, memory_budget=memory_budget,
                                                 latency_profiles=tuple(latency_profiles),
-                                                int4=int(weight_bits) == 4))
+                                                int4=int(weight_bits) == 4, fp16_arith=bool(fp16_arith)))
     from .quant.quantize import QuantConfig, quantize_graph
     owned = not isinstance(model, Graph)
     g = load_graph(model) if owned else model
@@ -475,7 +501,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant),
                       weight_bits=int(weight_bits), weight_group=int(weight_group),
                       node_weight_bits=tuple(sorted(dict(node_weight_bits).items())),
-                      a16w8_nodes=tuple(a16w8))
+                      a16w8_nodes=tuple(a16w8), fp16_arith_nodes=tuple(fp16_arith))
     if calib is None:
         if cfg.a16w8_nodes:
             raise ModelError("A16W8 (int16 activations) needs calibration data", hint="pass calib")
@@ -527,6 +553,7 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
         result.info["preprocessing"] = spec.to_json()
     result.info["precision_budget"] = {"keep_float": list(plan_.keep_float), "int4_weights": list(plan_.int4),
                                      **({"a16w8_nodes": list(plan_.a16w8)} if plan_.a16w8 else {}),
+                                     **({"fp16_arith_nodes": list(plan_.fp16_arith)} if plan_.fp16_arith else {}),
                                      "fp16_weights": list(plan_.fp16), "drop": plan_.drop,
                                      "max_drop": plan_.budget, "objective": plan_.objective}
     return _api_result(result)
@@ -598,7 +625,10 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", q
     tensors stored as `qdq_format` says (converters/onnx/qdq.py; default "u8u8", whose
     integer sums cannot saturate in onnxruntime on any x86 CPU); `.dse` -> the artifact, specialised to `input_shapes`
     ({name: shape} or ["NAME=1x3x48x320", ...]; default: the calibration feeds' shape) with graph
-    inputs/outputs in `io_dtype`."""
+    inputs/outputs in `io_dtype`. Nodes in fp16 arithmetic (docs/quant-arith.md §16) carry the
+    `.dse` attribute `fp16_arith`; ONNX has no standard way to say a float32 node computes in
+    binary16, so an ONNX file holds them as float32 nodes on their fp16 weights (widened: the
+    arithmetic of a target without FP16) and names them in metadata `dsedge.fp16_arith_nodes`."""
     p = str(path)
     if p.endswith(".dse") and qdq_format is not None:
         raise ModelError(f"{path}: --qdq-format applies to QDQ ONNX (*.onnx) output only")
@@ -622,6 +652,10 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", q
     if pre:                              # how images / WAVs become this model's input
         p = m.metadata_props.add()
         p.key, p.value = PREPROCESSING_ONNX_KEY, pre
+    half = fp16_marked(g)
+    if half:    # ONNX cannot mark a float32 node's arithmetic: float32 compute on its fp16 weights here
+        p = m.metadata_props.add()
+        p.key, p.value = FP16_ARITH_ONNX_KEY, ",".join(half)
     from .util import atomic_write_bytes
     atomic_write_bytes(path, m.SerializeToString())
 

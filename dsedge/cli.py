@@ -203,6 +203,12 @@ def _calibration_data_options(prefix: str):
                    "eligible one) with int16 activations and int8 weights (A16W8, docs/quant-arith.md §15), for "
                    "tensors whose range int8 cannot hold; about 1.5x their activation bytes, reference C kernels "
                    "only. Repeatable. Default: none.")
+@click.option("--fp16-arith", "fp16_arith", multiple=True, metavar="NODE[,NODE...]|OPTYPE|all",
+              help="Compute these float Conv/Gemm/MatMul nodes (by name, op type, or all for every eligible one) "
+                   "in fp16 arithmetic with fp16 weights (docs/quant-arith.md §16): binary16 on targets that have "
+                   "it (ARMv8.2-A FP16), widened to float32 elsewhere. With --precision int8 it applies to the "
+                   "nodes kept float (--keep-float), with fp16 to every float node, with mixed the planner tries "
+                   "it for the nodes it keeps float (give all). Repeatable. Default: none.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct the per-channel output shift that weight rounding causes (measured on the "
                    "calibration feeds).")
@@ -225,8 +231,8 @@ def _calibration_data_options(prefix: str):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def quantize(model, calib, output, precision, max_drop, minimize, memory_budget, latency_profiles, holdout, metric,
-             plan_path, method, keep_float, weights, weight_group, weight_bits, a16w8, bias_correction, input_shape, io_dtype,
-             qdq_format, preprocess, constant_input, as_json, progress):
+             plan_path, method, keep_float, weights, weight_group, weight_bits, a16w8, fp16_arith, bias_correction,
+             input_shape, io_dtype, qdq_format, preprocess, constant_input, as_json, progress):
     import time
     from .api import parse_size, quantize as run_quantize, quantize_summary, save_result
     from .report import format_quantize
@@ -270,6 +276,14 @@ def quantize(model, calib, output, precision, max_drop, minimize, memory_budget,
     if a16 and (precision != "int8" or plan_path or calib is None):
         raise click.UsageError("--a16w8 applies with --precision int8 and --calib (no --plan: `dsedge plan --a16w8` "
                                "stores A16W8 nodes in the plan)")
+    f16a = tuple(x.strip() for it in fp16_arith for x in it.split(",") if x.strip())
+    if fp16_arith and not f16a:
+        raise click.UsageError("--fp16-arith needs node names, op types or all")
+    if f16a and (precision == "fp32" or plan_path):
+        raise click.UsageError("--fp16-arith applies with --precision int8 (nodes kept float), fp16 or mixed (no "
+                               "--plan: `dsedge plan --fp16-arith` stores the fp16-arithmetic nodes in the plan)")
+    if f16a and precision == "mixed" and f16a != ("all",):
+        raise click.UsageError("with --precision mixed the planner chooses the nodes: give --fp16-arith all")
     if weight_group != "0":
         if weights != "int4" and 4 not in node_bits.values():
             raise click.UsageError("--weight-group applies with --weights int4 (or --weight-bits NODE=4)")
@@ -284,7 +298,7 @@ def quantize(model, calib, output, precision, max_drop, minimize, memory_budget,
                           allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
                           plan=plan_path, max_drop=max_drop, weight_bits={"int4": 4, "int7": 7}.get(weights, 8),
-                          weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16,
+                          weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16, fp16_arith=f16a,
                           **({"minimize": minimize, "holdout": holdout, "metric": metric,
                               "memory_budget": parse_size(memory_budget) if memory_budget is not None else None,
                               "latency_profiles": latency_profiles} if precision == "mixed" else {}))
@@ -340,6 +354,11 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
               help="After the search, try int16 activations with int8 weights (A16W8) for the Conv/Gemm/MatMul "
                    "nodes it keeps float, all in one plan, kept when it meets the budget (A16W8 nodes run on "
                    "reference kernels: smaller than float, not faster than int8).")
+@click.option("--fp16-arith", "fp16_arith", is_flag=True,
+              help="At the end, try fp16 weights and fp16 arithmetic (docs/quant-arith.md §16) for every "
+                   "Conv/Gemm/MatMul node the plan keeps float, all in one plan, kept when it meets the budget "
+                   "(and --memory-budget). Judged with binary16 arithmetic, what an ARMv8.2-A FP16 device "
+                   "computes; other targets widen to float32 by default, at least as close to the float model.")
 @click.option("--metric", default=None, metavar="MODULE:FUNCTION",
               help="Score candidates with your function fn(outputs, feeds) -> float (higher is better; e.g. "
                    "accuracy against labels); the drop is the float model's score minus the candidate's.")
@@ -350,8 +369,8 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
 @_calibration_data_options("")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
-def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, holdout, int4, a16w8, metric, output,
-         method, preprocess, constant_input, as_json, progress):
+def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, holdout, int4, a16w8, fp16_arith, metric,
+         output, method, preprocess, constant_input, as_json, progress):
     from .api import parse_drop, parse_size, plan as run_plan
     from .quant.precision import coarse_budget_note
     if not output.endswith(".json"):
@@ -366,7 +385,7 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
     mem = parse_size(memory_budget) if memory_budget is not None else None
     p = run_plan(model, calib, max_drop=budget, minimize=minimize, holdout=holdout, metric=metric, method=method,
                  progress=progress, preprocess=preprocess, allow_constant=constant_input, int4=int4,
-                 memory_budget=mem, latency_profiles=latency_profiles, a16w8=a16w8)
+                 memory_budget=mem, latency_profiles=latency_profiles, a16w8=a16w8, fp16_arith=fp16_arith)
     text = p.to_json()
     atomic_write_bytes(output, text.encode())
     if as_json:
@@ -375,8 +394,13 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
         kept = ", ".join(p.keep_float[:12]) + (f", ... ({len(p.keep_float)} in all)" if len(p.keep_float) > 12 else "")
         click.echo(f"{model}: {p.search['candidates']} nodes could run in int8 ({p.search['groups']} groups); "
                    f"kept float: {kept or 'none'}" + (f"; int4 weights: {len(p.int4)} nodes" if int4 else "")
-                   + (f"; A16W8: {', '.join(p.a16w8) or 'none'}" if a16w8 else ""),
+                   + (f"; A16W8: {', '.join(p.a16w8) or 'none'}" if a16w8 else "")
+                   + (f"; fp16 arithmetic: {', '.join(p.fp16_arith) or 'none'}" if fp16_arith else ""),
                    err=True)
+        if p.fp16_arith:
+            click.echo("fp16 arithmetic: accuracy judged with binary16 arithmetic (what an ARMv8.2-A FP16 device "
+                       "computes; other targets widen to float32 by default, at least as close to the float model)",
+                       err=True)
         chosen = p.tried[p.search["chosen_index"]] if "chosen_index" in p.search and p.tried else {}
         how = (f" (answers changed {100 * chosen['changed']:.2f} %; expected on new feeds {100 * chosen['expected']:.2f} %, "
                f"at most {100 * chosen['expected_upper']:.2f} % at 95 %)" if "expected_upper" in chosen else "")

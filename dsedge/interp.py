@@ -1,6 +1,7 @@
 """The numpy reference interpreter: the executable spec of every float graph.
 
-`run(graph, feeds)` executes nodes in order with each op's numpy reference. Intermediate
+`run(graph, feeds)` executes nodes in order with each op's numpy reference (the op's binary16
+reference for a node marked `_fp16_arith`, ops/half.py). Intermediate
 tensors are freed as soon as their last reader has run, so memory stays bounded by the
 model's live set (observers see each tensor once, when it is produced, through `hook`).
 
@@ -19,6 +20,7 @@ from .errors import DseError, DseWarning, FeedError, ModelError, UnsupportedOpEr
 from .ir import Graph, Node
 from .ops import REGISTRY
 from .ops.fused import apply_activation
+from .ops.half import FP16_ARITH, run_fp16
 
 Hook = Callable[[str, np.ndarray, Node | None], None]
 
@@ -113,9 +115,11 @@ def execute(g: Graph, feeds: Mapping[str, np.ndarray], *, outer=None, hook: Hook
                         raise ModelError(f"node {n.name!r} ({n.op}) is a lowered int8 node, and no integer "
                                          "reference is registered", hint="import dsedge.quant before running it")
                     outs = _INT_REFERENCE(n, args)
+                elif n.attrs.get(FP16_ARITH):   # binary16 arithmetic, its clip included (docs/quant-arith.md §16)
+                    outs = run_fp16(d, args, n.attrs)
                 else:
                     outs = d.call(args, n.attrs, ctx)
-                if n.attrs.get("_act") and "_q" not in n.attrs:
+                if n.attrs.get("_act") and "_q" not in n.attrs and not n.attrs.get(FP16_ARITH):
                     outs = (apply_activation(np.asarray(outs[0]), n.attrs["_act"]),) + tuple(outs[1:])
         except DseError as e:
             msg = e.args[0] if e.args else str(e)

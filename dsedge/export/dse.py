@@ -47,6 +47,7 @@ from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
 from ..ops.fused import FLOAT_STEPS, decode_float_program, encode_float_program, expand_steps
+from ..ops.half import FP16_ARITH
 
 _BINARY_STEPS = {"Add", "Sub", "Mul", "Div", "Min", "Max"}
 from ..ops.nn import same_pads
@@ -58,7 +59,7 @@ from .specialize import input_shapes_from_cli, specialize
 
 IO_DTYPES = ("float32", "int8", "uint8")
 _CONV_POOL = ("Conv", "ConvTranspose", "ConvInteger", "MaxPool", "AveragePool")
-_Q_KEYS = {"act_min", "act_max"} | kind_attrs()   # .dse attributes that are not ONNX attributes
+_Q_KEYS = {"act_min", "act_max", "fp16_arith"} | kind_attrs()   # .dse attributes that are not ONNX attributes
 
 
 @dataclass
@@ -295,6 +296,8 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
     if act:
         _, lo, hi = act
         a["act_min"], a["act_max"] = float(lo), float(hi)
+    if n.attrs.get(FP16_ARITH):           # binary16 arithmetic (docs/quant-arith.md §16)
+        a["fp16_arith"] = 1
     if q is not None:   # docs/kernels.md; the kind's arrays become tensor attributes in its order
         for k, v in kind(q["kind"], f"node {n.name!r} ({n.op})").encode(g, n, q).items():
             a[k] = attr_const(v) if isinstance(v, np.ndarray) and v.ndim > 0 else v
@@ -645,6 +648,8 @@ def load_dse_graph(src) -> Graph:
             attrs[key] = v
         if "act_min" in raw:
             attrs["_act"] = ("clip", float(raw["act_min"]), float(raw["act_max"]))
+        if raw.get("fp16_arith"):
+            attrs[FP16_ARITH] = 1
         out_dt = a.tensors[nr.outputs[0]].dtype if nr.outputs and nr.outputs[0] >= 0 else None
         if d.name == "Elementwise" and "program" in raw:     # a float program (a quantised result: + Q)
             attrs = decode_float_program(raw["program"], raw.get("consts", ()), raw["result"])

@@ -27,10 +27,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ..errors import UnsupportedOpError
 from ..ir import TensorInfo
+from .half import Fp16Rule, bias_start, dot16, h
 from .registry import ACT, BIAS, PARAM, WEIGHT, QuantRule, as_ints, normalize_axis, op, same_infer  # noqa: F401
 
 _AUTO_PADS = ("NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER")
@@ -125,6 +126,19 @@ def _pad(x, pb, pe, value):
     return np.pad(x, width, constant_values=value)
 
 
+def conv_windows(xp, kernel, strides, dilations):
+    """View (N, C, *out, *kernel) of the (already padded) input xp: window `out` of a Conv or
+    pool with this kernel, strides and dilations (no copy)."""
+    sp = len(kernel)
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    if any(xp.shape[2 + i] < eff[i] for i in range(sp)):
+        raise ValueError(f"kernel {list(kernel)} (dilated {eff}) larger than padded input {xp.shape[2:]}")
+    win = sliding_window_view(xp, eff, axis=tuple(range(2, 2 + sp)))
+    idx = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides) \
+        + tuple(slice(None, None, d) for d in dilations)
+    return win[idx]
+
+
 def _window_slices(kidx, d, s, out):
     return tuple(slice(k * dd, k * dd + (o - 1) * ss + 1, ss) for k, dd, ss, o in zip(kidx, d, s, out))
 
@@ -162,11 +176,8 @@ def _conv_upgrade(opset, inputs, attrs):
     return inputs, attrs
 
 
-@op("Conv", 1, infer=_conv_infer, upgrade=_conv_upgrade,
-    quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=0))
-def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
-         strides=None):
-    nd = x.ndim - 2
+def _conv_shapes(x, w, group, kernel_shape):
+    """(kernel, N, C, M, groups) of a Conv, checked."""
     k = list(w.shape[2:])
     if kernel_shape and list(kernel_shape) != k:
         raise ValueError(f"kernel_shape {list(kernel_shape)} does not match the weight shape {list(w.shape)}")
@@ -174,6 +185,102 @@ def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     m, g = w.shape[0], int(group)
     if c % g or m % g or w.shape[1] != c // g:
         raise ValueError(f"group={g} does not fit input channels {c} and weight shape {list(w.shape)}")
+    return k, n, c, m, g
+
+
+# binary16 arithmetic of Conv, Gemm and MatMul (docs/quant-arith.md §16; ops/half.py): the
+# reduction in the contract's order (Conv: the group's channels, then the kernel offsets
+# row-major; Gemm/MatMul: k = 0 .. K-1), vectorised over the outputs
+
+def conv_fp16(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
+              strides=None):
+    nd = x.ndim - 2
+    k, n, c, m, g = _conv_shapes(x, w, group, kernel_shape)
+    pb, pe, out, s, d = _geometry(x.shape[2:], k, strides, dilations, pads, auto_pad)
+    win = conv_windows(_pad(h(x), pb, pe, 0.0), k, s, d)      # N, C, *out, *k; padded taps are +0
+    cg, mg, p, kp = c // g, m // g, _prod(out), _prod(k)
+    win = win.reshape((n, g, cg) + tuple(out) + tuple(k))
+    order = [1, 0] + list(range(3, 3 + nd)) + [2] + list(range(3 + nd, 3 + 2 * nd))
+    cols = win.transpose(order).reshape(g, n * p, cg * kp)    # k index = channel, then offsets row-major
+    wg = h(w).reshape(g, mg, cg * kp).transpose(0, 2, 1)
+    acc = dot16(cols, wg, bias_start(b, (g, 1, mg)))           # G, N*P, M/G
+    return acc.reshape(g, n, p, mg).transpose(1, 0, 3, 2).reshape((n, m) + tuple(out)).astype(np.float32)
+
+
+def gemm_fp16(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
+    why = _gemm_fp16_attrs(dict(alpha=alpha, beta=beta, transA=transA))
+    if why:
+        raise UnsupportedOpError(f"Gemm in fp16 arithmetic: {why}")
+    bm = b.T if transB else b
+    if c is not None and np.shape(c) != (bm.shape[1],):
+        raise ValueError(f"Gemm in fp16 arithmetic: C has shape {list(np.shape(c))}, expected [{bm.shape[1]}]")
+    return dot16(h(a)[None], h(bm)[None], bias_start(c, (1, 1, bm.shape[1])))[0].astype(np.float32)
+
+
+def matmul_fp16(a, b):
+    if b.ndim != 2 or a.shape[-1] != b.shape[0]:
+        raise ValueError(f"MatMul in fp16 arithmetic: needs A [..., K] and a 2-D B [K, N], got {list(a.shape)} "
+                         f"and {list(b.shape)}")
+    acc = dot16(h(a).reshape(1, -1, b.shape[0]), h(b)[None], 0.0)[0]
+    return acc.reshape(a.shape[:-1] + (b.shape[1],)).astype(np.float32)
+
+
+def _fp16_operands(infos, consts, ranks, what) -> str | None:
+    """The common part of §16's eligibility: a float32 input of a rank in `ranks`, a constant
+    float weight (input 1) and a constant bias (input 2) if present."""
+    x = infos[0]
+    if x is None or x.dtype != np.dtype(np.float32):
+        return "its input is not float32"
+    if x.shape is None:
+        return "its input's rank is unknown"
+    if len(x.shape) not in ranks:
+        return f"{what} with an input of rank {len(x.shape)}"
+    if len(consts) < 2 or consts[1] is None:
+        return "its weight is not a constant"
+    if consts[1].dtype != np.dtype(np.float32):
+        return "its weight is not float32"
+    if len(infos) > 2 and infos[2] is not None and (consts[2] is None or consts[2].dtype != np.dtype(np.float32)):
+        return "its bias is not a float32 constant"
+    return None
+
+
+def _conv_fp16_why_not(attrs, infos, consts):
+    return _fp16_operands(infos, consts, (3, 4, 5), "Conv (1 to 3 spatial axes only)")
+
+
+def _gemm_fp16_attrs(attrs) -> str | None:
+    if int(attrs.get("transA", 0) or 0):
+        return "Gemm with transA = 1"
+    if float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:
+        return "Gemm with alpha or beta other than 1"
+    return None
+
+
+def _gemm_fp16_why_not(attrs, infos, consts):
+    why = _gemm_fp16_attrs(attrs) or _fp16_operands(infos, consts, (2,), "Gemm")
+    if why is None and consts[1].ndim != 2:
+        return "Gemm with a weight that is not 2-D"
+    if why is None and len(consts) > 2 and consts[2] is not None:
+        n = consts[1].shape[0 if int(attrs.get("transB", 0) or 0) else 1]
+        if consts[2].shape != (n,):
+            return f"Gemm whose C has shape {list(consts[2].shape)}, not [{n}]"
+    return why
+
+
+def _matmul_fp16_why_not(attrs, infos, consts):
+    rank = len(infos[0].shape) if infos[0] is not None and infos[0].shape is not None else 0
+    why = _fp16_operands(infos, consts, range(1, 2 + rank), "MatMul")
+    if why is None and consts[1].ndim != 2:
+        return "MatMul with a constant B that is not 2-D"
+    return why
+
+
+@op("Conv", 1, infer=_conv_infer, upgrade=_conv_upgrade,
+    quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=0), fp16=Fp16Rule(conv_fp16, _conv_fp16_why_not))
+def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
+         strides=None):
+    nd = x.ndim - 2
+    k, n, c, m, g = _conv_shapes(x, w, group, kernel_shape)
     pb, pe, out, s, d = _geometry(x.shape[2:], k, strides, dilations, pads, auto_pad)
     xp = np.asarray(_pad(x, pb, pe, 0))   # a plain ndarray (feeds may be memory-mapped)
     p = _prod(out)
@@ -379,7 +486,8 @@ def _gemm_upgrade(opset, inputs, attrs):
 
 
 @op("Gemm", 6, infer=_gemm_infer, upgrade=_gemm_upgrade,
-    quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=lambda a: 0 if a.get("transB", 0) else 1))
+    quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=lambda a: 0 if a.get("transB", 0) else 1),
+    fp16=Fp16Rule(gemm_fp16, _gemm_fp16_why_not))
 def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     a = a.T if transA else a
     b = b.T if transB else b
@@ -407,7 +515,8 @@ def _matmul_infer(attrs, infos, consts):
 
 
 @op("MatMul", 7, infer=_matmul_infer,
-    quant=QuantRule("weighted", (ACT, WEIGHT), weight_axis=-1, forms=("act_matmul",)))
+    quant=QuantRule("weighted", (ACT, WEIGHT), weight_axis=-1, forms=("act_matmul",)),
+    fp16=Fp16Rule(matmul_fp16, _matmul_fp16_why_not))
 def matmul(a, b):
     return np.matmul(a, b)
 

@@ -15,6 +15,8 @@ An op declaration (`OpDef`) holds
                  the input shapes (constants as themselves), which needs static shapes.
   * `int_ref`  — the integer reference of the op's int8 form (see dsedge/quant), if it has one.
   * `quant`    — the quantisation rule: the role of each input and the kind of int8 form.
+  * `fp16`     — the op's binary16 arithmetic (ops/half.py `Fp16Rule`: reference and
+                 eligibility, docs/quant-arith.md §16), run for nodes marked `_fp16_arith`.
   * `backward` — reserved for QAT.
   * traits     — what other modules may assume of the op, so that they need no lists of op
                  names: `view` (the output is the input's bytes, unchanged: an alias of it),
@@ -37,7 +39,8 @@ The registry refuses a second declaration of a name or an id.
 
 Attributes whose names start with "_" are dsedge annotations added by passes, not ONNX
 attributes; references never see them. `_act` (a fused clamp activation, see
-passes/simplify.py) is applied by the interpreter to output 0 after the op.
+passes/simplify.py) is applied by the interpreter to output 0 after the op; `_fp16_arith`
+(docs/quant-arith.md §16) makes the interpreter run the op's `fp16` reference instead of `ref`.
 """
 from __future__ import annotations
 
@@ -103,6 +106,7 @@ class OpDef:
     infer: Callable[..., list[TensorInfo]] | None = None
     int_ref: Callable[..., Any] | None = None
     quant: QuantRule | None = None
+    fp16: Any = None                                        # ops/half.py Fp16Rule, or None
     backward: Callable[..., Any] | None = None
     upgrade: Callable[..., Any] | None = None
     domain: str = ""
@@ -186,14 +190,14 @@ def _signature(fn) -> tuple[dict[str, Any], tuple[int, int], bool]:
     return attrs, (n_min, n_max), takes_ctx
 
 
-def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | None = None,
+def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | None = None, fp16=None,
        backward=None, upgrade=None, domain: str = "", view: bool = False, in_place: bool = False,
        elementwise: bool = False, data_dependent: bool = False, registry: OpRegistry = REGISTRY):
     """Declare an op (see the module docstring)."""
 
     def deco(fn):
         attrs, n_inputs, takes_ctx = _signature(fn)
-        registry.add(OpDef(name=name, id=op_id, ref=fn, infer=infer, int_ref=int_ref, quant=quant,
+        registry.add(OpDef(name=name, id=op_id, ref=fn, infer=infer, int_ref=int_ref, quant=quant, fp16=fp16,
                            backward=backward, upgrade=upgrade, domain=domain, attrs=attrs, n_inputs=n_inputs,
                            takes_ctx=takes_ctx, view=view, in_place=in_place, elementwise=elementwise,
                            data_dependent=data_dependent))

@@ -19,14 +19,15 @@ from ..ir import Graph, Node
 from ..passes.shapes import infer_shapes
 from ..passes.simplify import eliminate_dead, optimize
 from . import kinds
-from .quantize import LayerPlan, QuantConfig, QuantResult, _kept_float, to_fp16_weights
+from .quantize import LayerPlan, QuantConfig, QuantResult, _kept_float, mark_fp16_arith, to_fp16_weights
 
 DYNAMIC_PRECISION = "int8-dynamic"
 
 
 def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:
     """Quantise `graph` without calibration data (see the module docstring). `cfg.precision`
-    fp16/fp32 and `cfg.keep_float` are honoured; calibration options do not apply."""
+    fp16/fp32, `cfg.keep_float` and `cfg.fp16_arith_nodes` are honoured; calibration options do
+    not apply."""
     g0 = graph.copy() if copy else graph
     fg = optimize(g0)
     plan: list[LayerPlan] = []
@@ -34,6 +35,7 @@ def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bo
         qg = to_fp16_weights(fg) if cfg.precision == "fp16" else fg
         for n in fg.nodes:
             plan.append(LayerPlan(n.name, _op(n), cfg.precision, f"--precision {cfg.precision}"))
+        mark_fp16_arith(qg, cfg, plan)
         return QuantResult(qg, fg, plan, {}, [], [], info={"calibration": {"mode": "none"}, "input_shapes": {},
                                                              "constant_inputs": {}})
     q = fg.copy()
@@ -58,6 +60,7 @@ def quantize_dynamic(graph: Graph, cfg: QuantConfig = QuantConfig(), *, copy: bo
     q.nodes = new_nodes
     eliminate_dead(q)
     infer_shapes(q)
+    mark_fp16_arith(q, cfg, plan)     # --keep-float nodes asked for fp16 arithmetic
     info = {"calibration": {"mode": "dynamic", "feeds": 0}, "input_shapes": {}, "constant_inputs": {},
             "dynamic": True}
     return QuantResult(q, fg, plan, {}, [], [], info=info)

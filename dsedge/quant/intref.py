@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ..ops.nn import conv_windows
 from .arith import INT32_MAX, INT32_MIN, QMAX, QMIN, fold_zero_point, requantize, requantize_wide
 
 __all__ = [
@@ -77,18 +77,6 @@ def _pads(pads, sp: int) -> list[int]:
     return pads
 
 
-def _windows(xp, kernel, strides, dilations):
-    """View (N, C, *out, *kernel) of the (already padded) input xp."""
-    sp = len(kernel)
-    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
-    if any(xp.shape[2 + i] < eff[i] for i in range(sp)):
-        raise ValueError(f"kernel {list(kernel)} (dilated {eff}) larger than padded input {xp.shape[2:]}")
-    win = sliding_window_view(xp, eff, axis=tuple(range(2, 2 + sp)))
-    idx = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides) \
-        + tuple(slice(None, None, d) for d in dilations)
-    return win[idx]
-
-
 # -- weighted ops -----------------------------------------------------------------------------
 
 def conv_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pads=None, dilations=None,
@@ -109,7 +97,7 @@ def conv_int8(x_q, zp_in, w_q, bias_q, M, n, zp_out, strides=None, pads=None, di
     Og, Kk = O // group, math.prod(kernel)
     xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + [(pads[i], pads[i + sp]) for i in range(sp)],
                 constant_values=float(zp_in))
-    win = _windows(xp, kernel, strides, dilations)              # N, C, *out, *k
+    win = conv_windows(xp, kernel, strides, dilations)         # N, C, *out, *k
     out_sp = win.shape[2:2 + sp]
     P = math.prod(out_sp)
     win = win.reshape((N, group, Cg) + out_sp + tuple(kernel))
@@ -326,7 +314,7 @@ def avgpool_int8(x_q, zp_in, kernel_shape, strides, pads, count_include_pad: int
     sp, kernel, strides, dil, pads, outs, extra = _pool_geometry(x, kernel_shape, strides, pads, None, ceil_mode)
     d = np.asarray(x, np.int64) - int(zp_in)
     dp = np.pad(d, [(0, 0), (0, 0)] + [(pads[i], pads[i + sp] + extra[i]) for i in range(sp)])
-    win = _windows(dp, kernel, strides, dil)
+    win = conv_windows(dp, kernel, strides, dil)
     acc = win.sum(axis=tuple(range(-sp, 0)))[(Ellipsis,) + tuple(slice(0, o) for o in outs)]
     counts = avgpool_counts(x.shape[2:], kernel, strides, pads, count_include_pad, ceil_mode)
     try:
@@ -359,7 +347,7 @@ def maxpool_int8(x_q, kernel_shape, strides=None, pads=None, dilations=None, cei
     sp, kernel, strides, dil, pads, outs, extra = _pool_geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
     xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + sp] + extra[i]) for i in range(sp)],
                 constant_values=QMIN)
-    win = _windows(xp, kernel, strides, dil)
+    win = conv_windows(xp, kernel, strides, dil)
     return win.max(axis=tuple(range(-sp, 0)))[(Ellipsis,) + tuple(slice(0, o) for o in outs)]
 
 

@@ -32,6 +32,10 @@ the whole quantised model with the float model on feeds held back from calibrati
     group that runs faster in float than in int8 stays float whatever the budget;
   * then (objective size) int4 weights where the budget allows (`int4`), and fp16 weights for
     every node left float (one evaluation; compute stays float32: the .dse loader widens them);
+  * then (`fp16_arith`) fp16 arithmetic for every kept-float Conv/Gemm/MatMul that allows it
+    (docs/quant-arith.md §16; one evaluation, kept when the budgets still hold): judged by the
+    numpy reference's binary16 arithmetic, i.e. by what an ARMv8.2-A FP16 device computes
+    (other targets widen to float32 by default, at least as close to the float model);
   * `memory_budget`: the chosen plan's .dse + arena (+ the loader's float32 copies of fp16
     weights) must fit, else the plan says it does not meet its budget.
 
@@ -58,7 +62,7 @@ import numpy as np
 from ..errors import DseError
 from ..interp import run as interp_run
 from ..ir import Graph
-from . import kinds
+from . import fp16 as fp16_mod, kinds
 from .quantize import Prepared, QuantConfig, finish, make_plan, prepare
 
 PLAN_FORMAT = "dsedge-precision-plan"
@@ -228,11 +232,12 @@ def _margin_rows_top1(held, got: list[np.ndarray], more=None):
     squares and count (the feeds of `more`, float margins only, carry no noise)."""
     margin_h, per_h, cols = held
     moved = []
-    for g, (top, second) in zip(got, cols):   # the noise on the deciding margin, feed by feed
-        r = g.reshape(-1, g.shape[-1])
-        idx = np.arange(len(r))
-        moved.append(r[idx, top].astype(np.float64) - r[idx, second].astype(np.float64))
-    moved = np.concatenate(moved) - margin_h
+    with np.errstate(invalid="ignore"):   # inf - inf in a candidate that overflowed: NaN, taken as inf below
+        for g, (top, second) in zip(got, cols):   # the noise on the deciding margin, feed by feed
+            r = g.reshape(-1, g.shape[-1])
+            idx = np.arange(len(r))
+            moved.append(r[idx, top].astype(np.float64) - r[idx, second].astype(np.float64))
+        moved = np.concatenate(moved) - margin_h
     margin, per = (margin_h, per_h) if more is None else (np.concatenate([margin_h, more[0]]),
                                                           np.concatenate([per_h, more[1]]))
     h = len(margin_h)                                          # the held-back rows come first
@@ -301,6 +306,8 @@ def _expected_changes(margin, feed, per, ss, cnt, draws: int = 200) -> tuple[flo
 def output_sqnr(ref: list[np.ndarray], got: list[np.ndarray]) -> float:
     s = sum(float(np.sum(np.asarray(a, np.float64) ** 2)) for a in ref)
     e = sum(float(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)) for a, b in zip(ref, got))
+    if not math.isfinite(e):         # inf or NaN in the candidate (binary16 overflow): no signal left
+        return float("-inf")
     if e <= 0:
         return float("inf")
     if s <= 0:
@@ -344,6 +351,7 @@ class PrecisionPlan:
     memory_budget: int | None = None                     # bytes: the .dse file + its arena, at most
     memory: dict = field(default_factory=dict)           # the chosen plan's bytes, arena_bytes, total
     a16w8: list[str] = field(default_factory=list)       # weighted nodes with int16 activations (A16W8)
+    fp16_arith: list[str] = field(default_factory=list)  # float nodes computed in binary16 (§16)
 
     @property
     def meets_accuracy(self) -> bool:
@@ -366,6 +374,7 @@ class PrecisionPlan:
                                       **({"memory": self.memory} if self.memory else {})},
                            "keep_float": self.keep_float, "int4_weights": self.int4, "fp16_weights": self.fp16,
                            **({"a16w8_nodes": self.a16w8} if self.a16w8 else {}),
+                           **({"fp16_arith_nodes": self.fp16_arith} if self.fp16_arith else {}),
                            "nodes": self.nodes,
                            "search": self.search,
                            "tried": self.tried}, indent=1, sort_keys=False) + "\n"
@@ -385,7 +394,7 @@ class PrecisionPlan:
                    int(c["holdout"]), int(c["feeds"]), d.get("nodes", []), d.get("tried", []), d.get("search", {}),
                    r.get("cost", {}), d.get("model_sha256", ""), list(d.get("int4_weights", [])),
                    list(d.get("fp16_weights", [])), b.get("memory_bytes"), r.get("memory", {}),
-                   list(d.get("a16w8_nodes", [])))
+                   list(d.get("a16w8_nodes", [])), list(d.get("fp16_arith_nodes", [])))
 
 
 def split_feeds(feeds: list, holdout: int) -> tuple[list, list]:
@@ -494,23 +503,25 @@ class _Search:
         self.f16: tuple = ()                     # the float nodes' weights: ("*",) fp16 for all of them
         self.more: Margins = Margins()           # the float model's margins on more feeds (the margin model)
 
-    def result(self, keep, int4=(), fp16=None, a16=()) -> object:
+    def result(self, keep, int4=(), fp16=None, a16=(), f16a=()) -> object:
         fp16 = self.f16 if fp16 is None else fp16
-        return finish(self.prep, plan_config(self.cfg, keep, int4, fp16, a16), ranges=_RangeOverlay(self.prep.ranges))
+        return finish(self.prep, plan_config(self.cfg, keep, int4, fp16, a16, f16a),
+                      ranges=_RangeOverlay(self.prep.ranges))
 
-    def key(self, keep, int4=(), fp16=None, a16=()) -> frozenset:
+    def key(self, keep, int4=(), fp16=None, a16=(), f16a=()) -> frozenset:
         fp16 = self.f16 if fp16 is None else fp16
         return frozenset(keep) | frozenset(("int4", c) for c in int4) | frozenset(("fp16", c) for c in fp16) | \
-            frozenset(("a16w8", c) for c in a16)
+            frozenset(("a16w8", c) for c in a16) | frozenset(("fp16_arith", c) for c in f16a)
 
-    def evaluate(self, keep, why: str, int4=(), fp16=None, a16=()) -> tuple[float, float]:
+    def evaluate(self, keep, why: str, int4=(), fp16=None, a16=(), f16a=()) -> tuple[float, float]:
         """(drop, noise) of the plan that keeps `keep` float (and gives the nodes of `int4` int4
         weights, the float nodes of `fp16` fp16 weights — by default `self.f16`: ("*",) for every
-        float node, or none —, the nodes of `a16` int16 activations)."""
+        float node, or none —, the nodes of `a16` int16 activations, the float nodes of `f16a`
+        fp16 arithmetic)."""
         fp16 = self.f16 if fp16 is None else fp16
-        key = self.key(keep, int4, fp16, a16)
+        key = self.key(keep, int4, fp16, a16, f16a)
         if key not in self.cache:
-            r = self.result(keep, int4, fp16, a16)
+            r = self.result(keep, int4, fp16, a16, f16a)
             got = self.run_plan(r, self.feeds)
             info: dict = {}
             if isinstance(got, tuple):           # (outputs, {bytes, arena_bytes, ms}) or (outputs, bytes)
@@ -533,9 +544,10 @@ class _Search:
             self.index[key] = len(self.tried)
             self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "fp16": len(set(fp16)),
                                **({"a16w8": len(set(a16))} if a16 else {}),
+                               **({"fp16_arith": len(set(f16a))} if f16a else {}),
                                "drop": round(drop, 6), **extra,
                                "why": why,
-                               "sqnr_db": round(-10.0 * math.log10(noise), 2) if noise > 0 else None,
+                               "sqnr_db": round(-10.0 * math.log10(noise), 2) if 0 < noise < float("inf") else None,
                                **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()},
                                **(self.cost_of(keep, int4) if self.cost_of else {})})
             if self.progress:
@@ -547,7 +559,8 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
                    metric: str | None = None, cfg: QuantConfig | None = None, run_plan: Callable | None = None,
                    relower: int = 8, progress: Callable | None = None, copy_graph: bool = True,
                    int4: bool = False, memory_budget: int | None = None,
-                   node_times: Callable | None = None, a16w8: bool = False) -> tuple[PrecisionPlan, object]:
+                   node_times: Callable | None = None, a16w8: bool = False,
+                   fp16_arith: bool = False) -> tuple[PrecisionPlan, object]:
     """Plan the precision of each node of `graph` (see the module docstring) and return
     (PrecisionPlan, the QuantResult of the chosen plan). `feeds`: a sequence of feed dicts, the
     last `holdout` of which are held back for scoring; `run_plan(result, feeds) -> [{output: array}]`
@@ -564,7 +577,7 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
     prep = prepare(graph, calib, relaxed(cfg), copy=copy_graph)
     return plan_prepared(prep, held, margin_feeds=calib, max_drop=max_drop, objective=objective, metric=metric, cfg=cfg,
                          run_plan=run_plan, relower=relower, progress=progress, int4=int4,
-                         memory_budget=memory_budget, node_times=node_times, a16w8=a16w8)
+                         memory_budget=memory_budget, node_times=node_times, a16w8=a16w8, fp16_arith=fp16_arith)
 
 
 def _confirm(s: "_Search", keep: tuple, order: list, members: Callable, groups: dict, cal_ref: list, cal: list,
@@ -599,11 +612,13 @@ def _confirm(s: "_Search", keep: tuple, order: list, members: Callable, groups: 
     return new
 
 
-def plan_config(base: QuantConfig, keep, int4=(), fp16=(), a16=()) -> QuantConfig:
+def plan_config(base: QuantConfig, keep, int4=(), fp16=(), a16=(), f16a=()) -> QuantConfig:
     """The config of one plan: `keep` float, the nodes of `int4` with int4 weights (W4A8), the
-    float nodes of `fp16` with fp16 weights, the nodes of `a16` with int16 activations (A16W8)."""
+    float nodes of `fp16` with fp16 weights, the nodes of `a16` with int16 activations (A16W8),
+    the float nodes of `f16a` with fp16 arithmetic (§16)."""
     return replace(base, keep_float=tuple(sorted(keep)), node_weight_bits=tuple((c, 4) for c in sorted(int4)),
-                   fp16_nodes=tuple(sorted(fp16)), a16w8_nodes=tuple(sorted(a16)))
+                   fp16_nodes=tuple(sorted(fp16)), a16w8_nodes=tuple(sorted(a16)),
+                   fp16_arith_nodes=tuple(sorted(f16a)))
 
 
 def relaxed(cfg: QuantConfig | None) -> QuantConfig:
@@ -630,7 +645,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                   always_sensitivity: bool = False, int4: bool = False, memory_budget: int | None = None,
                   node_times: Callable | None = None, fp16: bool = True,
                   margin_model: bool = True, margin_feeds: list = (), confirm: bool = True,
-                  a16w8: bool = False) -> tuple[PrecisionPlan, object]:
+                  a16w8: bool = False, fp16_arith: bool = False) -> tuple[PrecisionPlan, object]:
     """plan_precision on a model already prepared (calibrated with `relaxed(cfg)` on the feeds
     other than `held`, the held-back feeds that score the candidates). `always_sensitivity`:
     measure every group's sensitivity and score the local rules' plan even when the all-int8
@@ -643,7 +658,10 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     the one that needs the least memory; the memory budget then decides between it and the local
     rules' plan, and says when no plan fits (with --int4, int4 weights make room). `a16w8`: after
     the search, the kept-float weighted nodes that A16W8 allows get int16 activations with int8
-    weights instead (one evaluation; accepted when that plan meets the budget)."""
+    weights instead (one evaluation; accepted when that plan meets the budget). `fp16_arith`:
+    at the end, the kept-float Conv/Gemm/MatMul nodes that allow it compute in binary16 (fp16
+    weights and arithmetic, docs/quant-arith.md §16; one evaluation with the binary16 reference,
+    kept when it meets the budget and the memory budget)."""
     _check_budget(max_drop, objective)
     held = list(held)
     base = relaxed(cfg)
@@ -704,8 +722,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             d["est_ms"] = round(sum(t_int8.values()) + sum(price(c) for c in k if c in costs), 4)
         return d
     s.cost_of = cost_of
-    def mem_ok(k, i4=(), f16=None, a16=()) -> bool:
-        return memory_budget is None or s.info[s.key(k, i4, f16, a16)].get("memory", 0) <= memory_budget
+    def mem_ok(k, i4=(), f16=None, a16=(), f16a=()) -> bool:
+        return memory_budget is None or s.info[s.key(k, i4, f16, a16, f16a)].get("memory", 0) <= memory_budget
 
     def members(heads) -> tuple:
         return tuple(c for h in heads for c in groups[h])
@@ -822,23 +840,20 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         if names and s.evaluate(keep, "fp16 weights for the float nodes", four, names, a16)[0] <= max_drop \
                 and mem_ok(keep, four, names, a16):     # fp16 files are smaller; the loader's float32 copy is not
             half = names
+    f16a: tuple = ()
+    if fp16_arith and keep:   # the kept-float nodes computed in binary16, in one evaluation
+        able = tuple(c for c in keep if fp16_mod.why_not(prep.fg, node[c]) is None)
+        if able and s.evaluate(keep, "fp16 arithmetic for the kept-float nodes", four, half, a16, able)[0] \
+                <= max_drop and mem_ok(keep, four, half, a16, able):
+            f16a = able
     s.f16 = ()                           # from here on, the fp16 nodes are named (half)
-    drop, _ = s.evaluate(keep, "chosen", four, half, a16)
-    marks = {"chosen_index": s.index[s.key(keep, four, half, a16)]}
+    drop, _ = s.evaluate(keep, "chosen", four, half, a16, f16a)
+    marks = {"chosen_index": s.index[s.key(keep, four, half, a16, f16a)]}
     if always_sensitivity:          # where the local rules' plan is among the plans tried
         s.evaluate(local, "the local rules' plan")
         marks["local_rules_index"] = s.index[s.key(local)]
-    result = s.result(keep, four, half, a16)
-    for p in result.plan:
-        if p.name in a16:
-            p.reason = "int16 activations (A16W8) by the precision plan (end-to-end budget)"
-        elif p.name in keep and p.name in half:
-            p.reason = "kept float by the precision plan (end-to-end budget); fp16 weights"
-        elif p.name in keep:
-            p.reason = "kept float by the precision plan (" + \
-                ("faster in float than in int8, measured)" if timed and price(p.name) < 0 else "end-to-end budget)")
-        elif p.name in four:
-            p.reason = "int4 weights by the precision plan (end-to-end budget)"
+    result = s.result(keep, four, half, a16, f16a)
+    _plan_reasons(result.plan, keep, four, half, a16, f16a, {c for c in keep if timed and price(c) < 0})
     nodes = []
     for p in result.plan:
         d = p.as_dict()
@@ -859,7 +874,9 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             cost["est_ms"] = cost_of(keep)["est_ms"]
     if a16:
         cost["a16w8_nodes"] = len(a16)
-    chosen = s.info[s.key(keep, four, half, a16)]
+    if f16a:
+        cost["fp16_arith_nodes"] = len(f16a)
+    chosen = s.info[s.key(keep, four, half, a16, f16a)]
     memory = {k: chosen[k] for k in ("bytes", "arena_bytes", "widened_bytes") if k in chosen}
     if "memory" in chosen:
         memory["total"] = chosen["memory"]
@@ -871,7 +888,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                                    "drop_from": "the larger of the changed answers and the 95 % upper bound of the "
                                                 "margin model's expected changes" if s.margin_model else "the metric", **marks}, cost,
                          int4=sorted(four), fp16=sorted(half), memory_budget=memory_budget, memory=memory,
-                         a16w8=sorted(a16))
+                         a16w8=sorted(a16), fp16_arith=sorted(f16a))
     return plan, result
 
 
@@ -883,18 +900,32 @@ def quantize_with_plan(graph: Graph, feeds, plan: PrecisionPlan, *, cfg: QuantCo
     base = relaxed(cfg)
     prep = prepare(graph, calib, base, copy=copy_graph)
     names = {n.name for n in prep.fg.nodes}
-    missing = [k for k in [*plan.keep_float, *plan.int4, *plan.fp16, *plan.a16w8] if k not in names]
+    missing = [k for k in [*plan.keep_float, *plan.int4, *plan.fp16, *plan.a16w8, *plan.fp16_arith] if k not in names]
     if missing:
         raise DseError(f"the plan names nodes this model does not have: {', '.join(missing[:5])}",
                        hint="the plan was made for another model; run `dsedge plan` on this one")
-    result = finish(prep, plan_config(base, plan.keep_float, plan.int4, plan.fp16, plan.a16w8))
-    for p in result.plan:
-        if p.name in plan.a16w8:
-            p.reason = "int16 activations (A16W8) by the precision plan (end-to-end budget)"
-        elif p.name in plan.keep_float and p.name in plan.fp16:
-            p.reason = "kept float by the precision plan (end-to-end budget); fp16 weights"
-        elif p.name in plan.keep_float:
-            p.reason = "kept float by the precision plan (end-to-end budget)"
-        elif p.name in plan.int4:
-            p.reason = "int4 weights by the precision plan (end-to-end budget)"
+    result = finish(prep, plan_config(base, plan.keep_float, plan.int4, plan.fp16, plan.a16w8, plan.fp16_arith))
+    _plan_reasons(result.plan, plan.keep_float, plan.int4, plan.fp16, plan.a16w8, plan.fp16_arith)
     return result
+
+
+FP16_ARITH_JUDGED = ("fp16 arithmetic (accuracy judged with binary16 arithmetic: what an ARMv8.2-A FP16 device "
+                     "computes; other targets widen to float32 by default, at least as close to the float model)")
+
+
+def _plan_reasons(plan: list, keep, four, half, a16, f16a, fast=()) -> None:
+    """The per-node reasons of a planned model (`fast`: the nodes kept float because they ran
+    faster in float than in int8)."""
+    keep, four, half, a16, f16a = set(keep), set(four), set(half), set(a16), set(f16a)
+    for p in plan:
+        if p.name in a16:
+            p.reason = "int16 activations (A16W8) by the precision plan (end-to-end budget)"
+        elif p.name in keep:
+            p.reason = "kept float by the precision plan (" + \
+                ("faster in float than in int8, measured)" if p.name in fast else "end-to-end budget)")
+            if p.name in half or p.name in f16a:
+                p.reason += "; fp16 weights"
+            if p.name in f16a:
+                p.reason += "; " + FP16_ARITH_JUDGED
+        elif p.name in four:
+            p.reason = "int4 weights by the precision plan (end-to-end budget)"

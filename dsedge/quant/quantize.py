@@ -50,7 +50,8 @@ from ..ops.registry import ACT, PARAM
 from ..passes.shapes import infer_shapes
 from ..passes.simplify import eliminate_dead, optimize
 from ..util import heap_phase, heap_trim, progress
-from . import arith, kinds, rounding
+from . import arith, fp16, kinds, rounding
+from .fp16 import fp16_node_weights, round_fp16, to_fp16_weights  # noqa: F401  (fp16 weights live in fp16.py)
 
 PRECISIONS = ("int8", "fp16", "fp32")
 
@@ -76,6 +77,7 @@ class QuantConfig:
     node_weight_bits: tuple[tuple[str, int], ...] = ()   # per node (name, or op type) overrides of weight_bits
     fp16_nodes: tuple[str, ...] = ()         # float nodes (names, op types, "*": all) given fp16 weights
     a16w8_nodes: tuple[str, ...] = ()        # weighted nodes (names, op types, "all") with int16 activations (A16W8)
+    fp16_arith_nodes: tuple[str, ...] = ()   # float Conv/Gemm/MatMul (names, op types, "all") computed in fp16 (§16)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -86,6 +88,9 @@ class QuantConfig:
                                                                   for k, v in self.node_weight_bits):
             if b not in (4, 7, 8):
                 raise DseError(f"{who} = {b!r}: weights are int8 (8), 7-bit (7) or int4 (4)", hint="use 8, 7 or 4")
+        if self.fp16_arith_nodes and self.precision == "fp32":
+            raise DseError("fp16 arithmetic computes with fp16 weights: it applies with precision int8 (to the "
+                           "nodes kept float) or fp16", hint="use --precision fp16, or int8 with --keep-float")
         if self.weight_group not in arith.W4_GROUPS:
             raise DseError(f"unknown weight group size {self.weight_group!r}",
                            hint=f"use one of {', '.join(map(str, arith.W4_GROUPS))} (0: one scale per output channel)")
@@ -783,42 +788,6 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
     return q
 
 
-# -- fp16 -------------------------------------------------------------------------------------
-
-def to_fp16_weights(g: Graph) -> Graph:
-    """fp16 weights, fp32 compute: float constants with more than one element are rounded to
-    float16 (values stay float32 in the IR so every op computes in fp32; writers store them
-    as float16, listed in metadata `fp16_weights`; the .dse loader widens them once)."""
-    q = g.copy()
-    round_fp16(q, [k for k, v in q.consts.items() if v.dtype == np.float32 and v.size > 1])
-    return q
-
-
-def round_fp16(q: Graph, names) -> None:
-    """Round the float32 constants `names` of q to float16 values (in place; kept float32 in the
-    IR) and list them in `q.fp16_weights`, which the writers store as float16."""
-    for k in names:
-        q.consts[k] = q.consts[k].astype(np.float16).astype(np.float32)
-    q.fp16_weights = tuple(sorted({*getattr(q, "fp16_weights", ()), *names}))  # type: ignore[attr-defined]
-
-
-def fp16_node_weights(q: Graph, nodes) -> dict[str, list[str]]:
-    """The float constants (float32, more than one element) of the float nodes of q named (or of
-    an op type) in `nodes` ("*": every float node) that only such nodes read: {node: [constants]}.
-    An int8 node's constants are its own quantised copies, so they never qualify."""
-    sel = set(nodes)
-    pick = [n for n in q.nodes if "_q" not in n.attrs and ("*" in sel or n.name in sel or n.op in sel)]
-    chosen = {n.name for n in pick}
-    readers = q.consumers()
-    out: dict[str, list[str]] = {}
-    for n in pick:
-        cs = [i for i in dict.fromkeys(n.inputs) if i and i in q.consts and q.consts[i].dtype == np.float32
-              and q.consts[i].size > 1 and all(r.name in chosen for r in readers.get(i, []))]
-        if cs:
-            out[n.name] = cs
-    return out
-
-
 # -- driver -----------------------------------------------------------------------------------
 
 _PIN_MAX_ELEMS = 16
@@ -1009,6 +978,7 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
     elif cfg.precision == "fp16":
         qg = to_fp16_weights(fg)
         _, plan = make_plan(fg, cfg, ranges, {})
+        mark_fp16_arith(qg, cfg, plan)
     else:
         prec, plan = make_plan(fg, cfg, ranges, p.measured)
         refined = refine_table_inputs(fg, ranges, p.observers, {k for k, v in prec.items() if v == "int8"},
@@ -1045,8 +1015,24 @@ def finish(p: Prepared, cfg: QuantConfig | None = None, *, ranges: dict | None =
                 if lp.name in half:
                     lp.precision = "fp16"
                     lp.reason += "; fp16 weights"
+        mark_fp16_arith(qg, cfg, plan)
     info = {"calibration": p.calib.summary(), **p.info}   # after the plan: the ranges it computed
     return QuantResult(qg, fg, plan, ranges, p.eval_feeds, p.eval_outputs, info=info)
+
+
+def mark_fp16_arith(qg: Graph, cfg: QuantConfig, plan: list[LayerPlan]) -> None:
+    """The float nodes `cfg.fp16_arith_nodes` asks for get fp16 arithmetic (fp16.mark: fp16
+    weights and bias, the `_fp16_arith` annotation); the plan says so, or why not."""
+    if not cfg.fp16_arith_nodes:
+        return
+    done, refused = fp16.mark(qg, cfg.fp16_arith_nodes)
+    done = set(done)
+    for lp in plan:
+        if lp.name in done:
+            lp.reason += ("" if lp.precision == "fp16" else "; fp16 weights") + "; " + fp16.REASON
+            lp.precision = "fp16"
+        elif lp.name in refused:
+            lp.reason += f"; float32 arithmetic (fp16 arithmetic: {refused[lp.name]})"
 
 
 def quantize_graph(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool = True) -> QuantResult:

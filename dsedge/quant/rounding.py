@@ -43,6 +43,7 @@ import math
 import numpy as np
 
 from ..ir import Graph, Node
+from ..ops.nn import conv_windows
 from . import arith, kinds
 
 ROWS_PER_K = 2          # patches kept per feed: at most max(ROWS_PER_K * K, MIN_ROWS)
@@ -70,14 +71,13 @@ def patches(g: Graph, n: Node, x: np.ndarray, w: np.ndarray, max_rows: int | Non
     axis (so no full im2col copy is made) to about max_rows."""
     x = np.asarray(x)
     if n.op == "Conv":
-        from .intref import _windows
         sp = w.ndim - 2
         k = list(w.shape[2:])
         st = list(n.attrs.get("strides") or [1] * sp)
         dl = list(n.attrs.get("dilations") or [1] * sp)
         pads = kinds.explicit_pads(n, x.shape, w.shape[2:])
         xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + sp]) for i in range(sp)])
-        win = _windows(xp, k, st, dl)                                  # N, C, *out, *k
+        win = conv_windows(xp, k, st, dl)                              # N, C, *out, *k
         if max_rows and x.shape[0] * math.prod(win.shape[2:2 + sp]) > 2 * max_rows:
             step = math.ceil((x.shape[0] * math.prod(win.shape[2:2 + sp]) / max_rows) ** (1.0 / sp))
             step += 1 - step % 2   # odd: coprime with the power-of-two strides and upsamplings
