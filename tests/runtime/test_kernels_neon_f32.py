@@ -196,8 +196,12 @@ def arm64(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    d = tmp_path_factory.mktemp("neon_f32_cases")
-    cases = all_cases()
+    return write_cases(tmp_path_factory.mktemp("neon_f32_cases"), all_cases())
+
+
+def write_cases(d, cases):
+    """Each case's artifact and inputs as files in d, and the runner's input lines:
+    (d, lines, cases) for run_cases (a case is (artifact, feeds, an array of the output's shape, ...))."""
     lines = []
     for k, (art, feeds, *_rest) in enumerate(cases):
         (d / f"m{k}.dse").write_bytes(art.to_bytes())

@@ -327,7 +327,8 @@ DSE_INTERNAL DSE_NOINLINE int dse__attr_ints(const dse_node *n, int key, int64_t
  * row-major order one innermost row at a time, after merging the axes that can be merged
  * (a same-shape or scalar operand makes one row of the whole output); `row` gets each
  * input's row start and element stride (0 = broadcast, else 1) and writes `len` output
- * elements. Rows are split over the session's threads (cx) in disjoint ranges; `c` carries
+ * elements. Rows (rows longer than 16384 elements in parts of that many) are split over the
+ * session's threads (cx) in disjoint ranges; `c` carries
  * the kernel's constants (`p` anything else it needs, read only). */
 typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; const void *p; } dse_ew_ctx;
 typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,

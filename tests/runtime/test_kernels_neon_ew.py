@@ -1,0 +1,195 @@
+"""The arm64 NEON float32 elementwise kernels (runtimes/c/kernels/neon/{unary,binary,elementwise}.c,
+listed in src/kernels_arm64.inc) under qemu-aarch64, against the REF kernels of the same build (the
+runner's -ref), the host's AVX2 build and a float64 oracle.
+
+  * exact kernels (Relu, LeakyRelu, HardSigmoid, HardSwish, Neg, Abs, Sqrt, Reciprocal, Clip, Add
+    with its clamp, Sub, Mul, Div, the float dsedge.Elementwise program): REF's bytes, canonical NaN;
+  * polynomial kernels (Exp, Sigmoid, Tanh, Erf; src/vec_mathf.h, shared with AVX2): the host AVX2
+    build's bytes on every case, and within the documented ulps of float64 over a sweep of every
+    4099th float32 bit pattern (test_kernels_f32_avx2.check_approx).
+Inputs hold NaN, +-inf, +-0, subnormals, the largest floats; sizes 1, 7, 8, 9, 33, 1037 and 40000
+(split over threads); broadcasting shapes; outputs planned over their input (in place). Every case
+runs in one qemu process per configuration (runtimes/c/tests/run_cases.c, the helpers of
+test_kernels_neon_f32.py): the NEON kernel must be chosen, with -ref the REF kernel, and 3 threads
+give 1 thread's bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dsedge.artifact import op_id
+from dsedge.ops.fused import encode_float_program, eval_program
+
+from .test_kernels_f32_avx2 import (AVX2, APPROX_ULPS, BINARY_CASES, _make, _specials, check_approx, run as run_host,
+                                    sweep_input)
+from .test_kernels_f32_nn import make_node
+from .test_kernels_neon import QEMU64, build_runner
+from .test_kernels_neon_f32 import run_cases, write_cases
+
+pytestmark = pytest.mark.skipif(QEMU64 is None, reason="qemu-aarch64 not installed (apt-get install qemu-user)")
+
+EXACT_UNARY = [("Relu", {}), ("LeakyRelu", dict(alpha=0.1)), ("HardSigmoid", dict(alpha=0.3, beta=0.4)),
+               ("HardSwish", {}), ("Neg", {}), ("Abs", {}), ("Sqrt", {}), ("Reciprocal", {})]
+SIZES = [1, 7, 8, 9, 33, 1037]
+BIG = 40000   # > 2 parts of 16384: split over 3 threads
+CLIP_BOUNDS = [(-1.0, 2.0), (None, 0.5), (0.0, None), (None, None), (np.nan, 1.0), (3.0, 1.0), (-0.0, 0.0)]
+
+
+def _case(art, feeds, shape, stem, kind, x=None, op=None):
+    """(artifact, feeds, array of the output's shape, kernel stem, 'exact' | 'poly' | program want, x, op)"""
+    return art, feeds, np.empty(shape, np.float32), stem, kind, x, op
+
+
+def _in_place(art):
+    """The one-node artifact with its output planned at its first input's bytes (same shape)."""
+    n = art.nodes[0]
+    t = list(art.tensors)
+    t[n.outputs[0]] = dataclasses.replace(t[n.outputs[0]], offset=t[n.inputs[0]].offset)
+    end = max(x.offset + x.nbytes for x in t if x.storage == t[n.outputs[0]].storage)
+    size = max(64, -(-end // 64) * 64)
+    return dataclasses.replace(art, tensors=tuple(t), arena_size=size, scratch_offset=0)
+
+
+def _unary(op, attrs, x, place=False):
+    art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], attrs)
+    return (_in_place(art) if place else art), feeds
+
+
+def all_cases():
+    cases = []
+    for op, attrs in EXACT_UNARY:
+        for n in SIZES + [BIG]:
+            x = _specials(n, np.random.default_rng(n)).reshape(1, n)
+            cases.append(_case(*_unary(op, attrs, x), x.shape, op.lower(), "exact"))
+        x = _specials(45, np.random.default_rng(5)).reshape(5, 9)
+        cases.append(_case(*_unary(op, attrs, x, place=True), x.shape, op.lower(), "exact"))
+    for k, bounds in enumerate(CLIP_BOUNDS):
+        n = SIZES[k % len(SIZES)] if k else BIG
+        x = _specials(n, np.random.default_rng(1)).reshape(1, n)
+        ins = [(x, False)] + [None if v is None else (np.array(v, np.float32), True) for v in bounds]
+        art, feeds = make_node("Clip", ins, [("float32", x.shape)], {})
+        cases.append(_case(_in_place(art) if k == 1 else art, feeds, x.shape, "clip", "exact"))
+    for op in APPROX_ULPS:
+        x = sweep_input(op)
+        cases.append(_case(*_unary(op, {}, x), x.shape, op.lower(), "poly", x, op))
+        for n in SIZES[:-1]:
+            x = _specials(n, np.random.default_rng(n + 100), scale=20.0).reshape(1, n)
+            cases.append(_case(*_unary(op, {}, x, place=n == 9), x.shape, op.lower(), "poly", x, op))
+    for op in ["Add", "Sub", "Mul", "Div"]:
+        for sa, sb in BINARY_CASES + [((2, BIG), (BIG,)), ((3, 45), (45,))]:
+            a = _specials(int(np.prod(sa)), np.random.default_rng(len(sa) + len(sb))).reshape(sa)
+            b = _specials(int(np.prod(sb)), np.random.default_rng(7)).reshape(sb)[..., ::-1].copy() if sb else \
+                np.float32(0.75)
+            b = np.asarray(b, np.float32)
+            y = np.broadcast_shapes(a.shape, b.shape)
+            attrs = dict(act_min=-1.5, act_max=np.inf) if op == "Add" and sa != (7,) else {}
+            art, feeds = make_node(op, [(a, False), (b, len(sb) < 2)], [("float32", y)], attrs)
+            if sa == (3, 45):
+                art = _in_place(art)
+            cases.append(_case(art, feeds, y, op.lower(), "exact"))
+    for x, prog, consts, result in _programs():
+        enc = encode_float_program({"program": prog, "consts": consts, "result": result})
+        art, feeds = make_node("Relu", [(x, False)], [("float32", x.shape)], enc)
+        art = dataclasses.replace(art, nodes=(dataclasses.replace(art.nodes[0], op=op_id("Elementwise", "dsedge")),))
+        with np.errstate(all="ignore"):
+            want = eval_program(x, prog, consts, result)
+        cases.append(_case(art, feeds, x.shape, "elementwise", want))
+    return cases
+
+
+def _programs():
+    """Float Elementwise programs (SiLU-free steps the C kernel runs): hard swish written as
+    arithmetic, and a chain of every kind of step with NaN and signed-zero bounds."""
+    c = lambda j: ("c", j)   # noqa: E731
+    v = lambda k: ("v", k)   # noqa: E731
+    consts = (np.float32(3), np.float32(6), np.float32(0), np.float32(-0.5), np.float32(np.nan), np.float32(-0.0))
+    hswish = (("Add", (v(0), c(0)), {}), ("Clip", (v(1), c(2), c(1)), {}), ("Mul", (v(0), v(2)), {}),
+              ("Div", (v(3), c(1)), {}))
+    mixed = (("Neg", (v(0),), {}), ("Abs", (v(1),), {}), ("Relu", (v(0),), {}), ("Sqrt", (v(2),), {}),
+             ("Reciprocal", (v(4),), {}), ("LeakyRelu", (v(0),), {"alpha": 0.1}),
+             ("HardSigmoid", (v(0),), {"alpha": 0.3, "beta": 0.6}), ("Clip", (v(0), c(4), c(1)), {}),
+             ("Min", (v(0), c(5)), {}), ("Max", (c(5), v(0)), {}), ("Add", (v(5), v(6)), {}), ("Sub", (v(11), v(9)), {}))
+    out = []
+    for n, prog, result in ((1037, hswish, 4), (9, hswish, 4), (300, mixed, 12), (33, mixed, 8)):
+        x = _specials(n, np.random.default_rng(n), scale=5.0).reshape(1, n)
+        out.append((x, prog, consts, result))
+    return out
+
+
+# -- running them -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def arm64(tmp_path_factory):
+    return build_runner(tmp_path_factory.mktemp("neon_ew_build"), "aarch64")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    return write_cases(tmp_path_factory.mktemp("neon_ew_cases"), all_cases())
+
+
+@pytest.fixture(scope="module")
+def results(arm64, written):
+    return run_cases(arm64, written), run_cases(arm64, written, "-ref")
+
+
+def _differ(a, b):
+    return int((a.view(np.uint32) != b.view(np.uint32)).sum())
+
+
+def test_neon_ew_chosen_and_exact(results, written):
+    """Every case runs its NEON kernel (-ref: the REF one); the exact kernels give REF's bytes, NaN
+    canonical, and the Elementwise programs the numpy reference's values."""
+    (outs, kernels), (refs, rkernels) = results
+    bad = []
+    for k, (o, r, kern, rk, case) in enumerate(zip(outs, refs, kernels, rkernels, written[2])):
+        stem, kind = case[3], case[4]
+        if kern != f"dse_f32_{stem}__neon" or rk != f"dse_f32_{stem}__ref":
+            bad.append(f"case {k}: {stem} ran {kern} / {rk}")
+        elif not isinstance(kind, str) or kind == "exact":
+            if o.tobytes() != r.tobytes():
+                bad.append(f"case {k} ({stem}): {_differ(o, r)} elements differ from REF")
+            if not (o.view(np.uint32)[np.isnan(o)] == 0x7FC00000).all():
+                bad.append(f"case {k} ({stem}): NaN not canonical")
+            if not isinstance(kind, str):
+                nan = np.isnan(kind)
+                if not (np.array_equal(np.isnan(o), nan) and np.array_equal(o[~nan].view(np.uint32),
+                                                                            kind[~nan].view(np.uint32))):
+                    bad.append(f"case {k}: the program's bytes differ from numpy's")
+    assert not bad, "\n".join(bad)
+
+
+def test_neon_ew_polynomials_within_ulps(results, written):
+    """Exp, Sigmoid, Tanh, Erf on NEON: within the documented ulps of float64 (the same bounds as
+    AVX2), NaN canonical, overflow to inf, the sign of zero kept by the odd functions."""
+    pytest.importorskip("scipy")
+    (outs, _), _ = results
+    for o, case in zip(outs, written[2]):
+        if isinstance(case[4], str) and case[4] == "poly":
+            check_approx(case[6], case[5], o)
+
+
+def test_neon_ew_same_bytes_as_avx2(results, written, tmp_path_factory):
+    """The polynomial kernels of NEON and AVX2 are one template (src/vec_mathf.h) with the same
+    operations: this host's AVX2 build gives the NEON bytes on every case (the exact kernels too)."""
+    if not AVX2:
+        pytest.skip("the host has no AVX2+FMA")
+    L = _make(tmp_path_factory, "dse_avx2_build")
+    (outs, _), _ = results
+    bad = []
+    for k, (o, case) in enumerate(zip(outs, written[2])):
+        (h,), ks = run_host(L, case[0], case[1])
+        if ks[0] != f"dse_f32_{case[3]}__avx2" or h.tobytes() != o.tobytes():
+            bad.append(f"case {k}: {ks[0]}, {_differ(h, o)} elements differ")
+    assert not bad, "\n".join(bad)
+
+
+def test_neon_ew_threads_same_bytes(arm64, written, results):
+    """3 threads give 1 thread's bytes (the 40000-element cases are split in parts)."""
+    (outs, _), _ = results
+    touts, _ = run_cases(arm64, written, "-threads", "3")
+    for k, (a, b) in enumerate(zip(outs, touts)):
+        assert a.tobytes() == b.tobytes(), f"case {k}: 3 threads give other bytes"
