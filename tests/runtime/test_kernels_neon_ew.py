@@ -1,30 +1,30 @@
-"""The arm64 NEON float32 elementwise kernels (runtimes/c/kernels/neon/{unary,binary,elementwise}.c,
+"""The arm64 NEON float32 elementwise kernels (runtimes/c/kernels/neon/{unary,binary,softmax}.c,
 listed in src/kernels_arm64.inc) under qemu-aarch64, against the REF kernels of the same build (the
 runner's -ref), the host's AVX2 build and a float64 oracle.
 
   * exact kernels (Relu, LeakyRelu, HardSigmoid, HardSwish, Neg, Abs, Sqrt, Reciprocal, Clip, Add
-    with its clamp, Sub, Mul, Div, the float dsedge.Elementwise program): REF's bytes, canonical NaN;
-  * polynomial kernels (Exp, Sigmoid, Tanh, Erf; src/vec_mathf.h, shared with AVX2): the host AVX2
-    build's bytes on every case, and within the documented ulps of float64 over a sweep of every
-    4099th float32 bit pattern (test_kernels_f32_avx2.check_approx).
+    with its clamp, Sub, Mul, Div): REF's bytes, canonical NaN;
+  * polynomial kernels (Exp, Sigmoid, Tanh, Erf; src/vec_mathf.h, shared with AVX2) and Softmax,
+    LogSoftmax (with that exp): the host AVX2 build's bytes on every case; Exp..Erf within the
+    documented ulps of float64 over a sweep of every 4099th float32 bit pattern
+    (test_kernels_f32_avx2.check_approx), Softmax within 2e-6 of the largest output of REF.
 Inputs hold NaN, +-inf, +-0, subnormals, the largest floats; sizes 1, 7, 8, 9, 33, 1037 and 40000
 (split over threads); broadcasting shapes; outputs planned over their input (in place). Every case
 runs in one qemu process per configuration (runtimes/c/tests/run_cases.c, the helpers of
-test_kernels_neon_f32.py): the NEON kernel must be chosen, with -ref the REF kernel, and 3 threads
-give 1 thread's bytes.
+test_kernels_neon_f32.py): the NEON kernel must be chosen (REF for what its check leaves to REF),
+with -ref the REF kernel, and 3 threads give 1 thread's bytes. A -DDSE_REF_FLOAT build keeps the
+exact kernels and runs REF for the others.
 """
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 
 import numpy as np
 import pytest
 
-from dsedge.artifact import op_id
-from dsedge.ops.fused import encode_float_program, eval_program
-
-from .test_kernels_f32_avx2 import (AVX2, APPROX_ULPS, BINARY_CASES, _make, _specials, check_approx, run as run_host,
-                                    sweep_input)
+from .test_kernels_f32_avx2 import (AVX2, APPROX_ULPS, BINARY_CASES, SOFTMAX_CASES, _make, _softmax_tol, _specials,
+                                    check_approx, run as run_host, sweep_input)
 from .test_kernels_f32_nn import make_node
 from .test_kernels_neon import QEMU64, build_runner
 from .test_kernels_neon_f32 import run_cases, write_cases
@@ -90,33 +90,17 @@ def all_cases():
             if sa == (3, 45):
                 art = _in_place(art)
             cases.append(_case(art, feeds, y, op.lower(), "exact"))
-    for x, prog, consts, result in _programs():
-        enc = encode_float_program({"program": prog, "consts": consts, "result": result})
-        art, feeds = make_node("Relu", [(x, False)], [("float32", x.shape)], enc)
-        art = dataclasses.replace(art, nodes=(dataclasses.replace(art.nodes[0], op=op_id("Elementwise", "dsedge")),))
-        with np.errstate(all="ignore"):
-            want = eval_program(x, prog, consts, result)
-        cases.append(_case(art, feeds, x.shape, "elementwise", want))
+    for op in ["Softmax", "LogSoftmax"]:
+        for shape, axis, c2 in SOFTMAX_CASES + [((64, 1000), 1, 0), ((2, 37, 20), 1, 0), ((3, 2, 9), 2, 0)]:
+            x = (np.random.default_rng(len(shape)).standard_normal(shape) * 6).astype(np.float32)
+            x.reshape(-1)[::7] = -np.inf   # exp(-inf - max) = 0
+            x.reshape(-1)[3::11] *= 1e4    # large magnitudes
+            art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], dict(axis=axis, coerce_2d=c2))
+            cases.append(_case(art, feeds, x.shape, op.lower(), "softmax"))
+        x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)   # lines strided by 3: REF
+        art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], dict(axis=1, coerce_2d=0))
+        cases.append(_case(art, feeds, x.shape, op.lower(), "ref"))
     return cases
-
-
-def _programs():
-    """Float Elementwise programs (SiLU-free steps the C kernel runs): hard swish written as
-    arithmetic, and a chain of every kind of step with NaN and signed-zero bounds."""
-    c = lambda j: ("c", j)   # noqa: E731
-    v = lambda k: ("v", k)   # noqa: E731
-    consts = (np.float32(3), np.float32(6), np.float32(0), np.float32(-0.5), np.float32(np.nan), np.float32(-0.0))
-    hswish = (("Add", (v(0), c(0)), {}), ("Clip", (v(1), c(2), c(1)), {}), ("Mul", (v(0), v(2)), {}),
-              ("Div", (v(3), c(1)), {}))
-    mixed = (("Neg", (v(0),), {}), ("Abs", (v(1),), {}), ("Relu", (v(0),), {}), ("Sqrt", (v(2),), {}),
-             ("Reciprocal", (v(4),), {}), ("LeakyRelu", (v(0),), {"alpha": 0.1}),
-             ("HardSigmoid", (v(0),), {"alpha": 0.3, "beta": 0.6}), ("Clip", (v(0), c(4), c(1)), {}),
-             ("Min", (v(0), c(5)), {}), ("Max", (c(5), v(0)), {}), ("Add", (v(5), v(6)), {}), ("Sub", (v(11), v(9)), {}))
-    out = []
-    for n, prog, result in ((1037, hswish, 4), (9, hswish, 4), (300, mixed, 12), (33, mixed, 8)):
-        x = _specials(n, np.random.default_rng(n), scale=5.0).reshape(1, n)
-        out.append((x, prog, consts, result))
-    return out
 
 
 # -- running them -------------------------------------------------------------------------------
@@ -141,24 +125,27 @@ def _differ(a, b):
 
 
 def test_neon_ew_chosen_and_exact(results, written):
-    """Every case runs its NEON kernel (-ref: the REF one); the exact kernels give REF's bytes, NaN
-    canonical, and the Elementwise programs the numpy reference's values."""
+    """Every case runs its NEON kernel (-ref: the REF one; a Softmax with lines strided by 3: REF in
+    both); the exact kernels give REF's bytes with NaN canonical; Softmax is within 2e-6 of REF."""
     (outs, kernels), (refs, rkernels) = results
     bad = []
     for k, (o, r, kern, rk, case) in enumerate(zip(outs, refs, kernels, rkernels, written[2])):
         stem, kind = case[3], case[4]
-        if kern != f"dse_f32_{stem}__neon" or rk != f"dse_f32_{stem}__ref":
+        if kern != f"dse_f32_{stem}__{'ref' if kind == 'ref' else 'neon'}" or rk != f"dse_f32_{stem}__ref":
             bad.append(f"case {k}: {stem} ran {kern} / {rk}")
-        elif not isinstance(kind, str) or kind == "exact":
+        elif kind == "exact":
             if o.tobytes() != r.tobytes():
                 bad.append(f"case {k} ({stem}): {_differ(o, r)} elements differ from REF")
             if not (o.view(np.uint32)[np.isnan(o)] == 0x7FC00000).all():
                 bad.append(f"case {k} ({stem}): NaN not canonical")
-            if not isinstance(kind, str):
-                nan = np.isnan(kind)
-                if not (np.array_equal(np.isnan(o), nan) and np.array_equal(o[~nan].view(np.uint32),
-                                                                            kind[~nan].view(np.uint32))):
-                    bad.append(f"case {k}: the program's bytes differ from numpy's")
+        elif kind == "softmax":   # NaN lines (a NaN, +inf or only -inf in them) canonical as REF's
+            nan = np.isnan(r)
+            if not (np.array_equal(np.isnan(o), nan) and (o.view(np.uint32)[nan] == 0x7FC00000).all()):
+                bad.append(f"case {k} ({stem}): NaN outputs differ from REF's or are not canonical")
+            elif not np.array_equal(np.isinf(o), np.isinf(r)) or (o[np.isinf(r)] != r[np.isinf(r)]).any():
+                bad.append(f"case {k} ({stem}): infinities differ from REF's")   # LogSoftmax of -inf
+            elif np.isfinite(r).any():
+                _softmax_tol(r[np.isfinite(r)], o[np.isfinite(r)])
     assert not bad, "\n".join(bad)
 
 
@@ -168,13 +155,14 @@ def test_neon_ew_polynomials_within_ulps(results, written):
     pytest.importorskip("scipy")
     (outs, _), _ = results
     for o, case in zip(outs, written[2]):
-        if isinstance(case[4], str) and case[4] == "poly":
+        if case[4] == "poly":
             check_approx(case[6], case[5], o)
 
 
 def test_neon_ew_same_bytes_as_avx2(results, written, tmp_path_factory):
     """The polynomial kernels of NEON and AVX2 are one template (src/vec_mathf.h) with the same
-    operations: this host's AVX2 build gives the NEON bytes on every case (the exact kernels too)."""
+    operations, and Softmax sums in the same order: this host's AVX2 build gives the NEON bytes on
+    every case (the exact kernels too)."""
     if not AVX2:
         pytest.skip("the host has no AVX2+FMA")
     L = _make(tmp_path_factory, "dse_avx2_build")
@@ -182,7 +170,7 @@ def test_neon_ew_same_bytes_as_avx2(results, written, tmp_path_factory):
     bad = []
     for k, (o, case) in enumerate(zip(outs, written[2])):
         (h,), ks = run_host(L, case[0], case[1])
-        if ks[0] != f"dse_f32_{case[3]}__avx2" or h.tobytes() != o.tobytes():
+        if ks[0] != f"dse_f32_{case[3]}__{'ref' if case[4] == 'ref' else 'avx2'}" or h.tobytes() != o.tobytes():
             bad.append(f"case {k}: {ks[0]}, {_differ(h, o)} elements differ")
     assert not bad, "\n".join(bad)
 
@@ -193,3 +181,20 @@ def test_neon_ew_threads_same_bytes(arm64, written, results):
     touts, _ = run_cases(arm64, written, "-threads", "3")
     for k, (a, b) in enumerate(zip(outs, touts)):
         assert a.tobytes() == b.tobytes(), f"case {k}: 3 threads give other bytes"
+
+
+@pytest.mark.slow   # a second whole aarch64 build of the library (about 30 s cold)
+def test_neon_ew_ref_float_build(tmp_path, written, results):
+    """-DDSE_REF_FLOAT: the exact NEON kernels stay (REF's bytes), the polynomial ones and Softmax
+    are left out (REF runs them)."""
+    from dsedge.runtime import _build
+    from .test_kernels_neon import CDIR, FLAGS, _compiler, _sources
+    exe = tmp_path / "run_cases_ref_float"
+    m = _build.manifest(CDIR)
+    subprocess.run([*_compiler("aarch64"), *FLAGS, "-DDSE_REF_FLOAT", str(CDIR / "tests" / "run_cases.c"), *_sources(),
+                    *m.link_strip, *m.libs, "-o", str(exe)], check=True, capture_output=True, timeout=600)
+    outs, kernels = run_cases(exe, written)
+    _, (refs, _) = results
+    for k, (o, r, kern, case) in enumerate(zip(outs, refs, kernels, written[2])):
+        assert kern == f"dse_f32_{case[3]}__{'neon' if case[4] == 'exact' else 'ref'}", (k, kern)
+        assert o.tobytes() == r.tobytes(), f"case {k}: not REF's bytes"

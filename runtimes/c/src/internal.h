@@ -618,10 +618,11 @@ static inline void dse__mm_batch(const dse_mm_geom *g, size_t bi, size_t *offa, 
         *offb += idx * g->sb[d];
     }
 }
-/* The checks of the optimised float Gemm and MatMul variants (every ISA: what they leave to REF and
+/* The checks of the optimised float Gemm, MatMul and Softmax variants (every ISA: what they leave to REF and
  * their scratch; gemm.c, matmul.c). */
 DSE_SHARED int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_softmax_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);   /* softmax.c */
 DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
