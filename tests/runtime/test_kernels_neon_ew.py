@@ -12,8 +12,8 @@ Inputs hold NaN, +-inf, +-0, subnormals, the largest floats; sizes 1, 7, 8, 9, 3
 (split over threads); broadcasting shapes; outputs planned over their input (in place). Every case
 runs in one qemu process per configuration (runtimes/c/tests/run_cases.c, the helpers of
 test_kernels_neon_f32.py): the NEON kernel must be chosen (REF for what its check leaves to REF),
-with -ref the REF kernel, and 3 threads give 1 thread's bytes. A -DDSE_REF_FLOAT build keeps the
-exact kernels and runs REF for the others.
+with -ref the REF kernel, 3 threads and an ARMv8.0 core (cortex-a53) give the same bytes. A
+-DDSE_REF_FLOAT build keeps the exact kernels and runs REF for the others.
 """
 from __future__ import annotations
 
@@ -175,12 +175,16 @@ def test_neon_ew_same_bytes_as_avx2(results, written, tmp_path_factory):
     assert not bad, "\n".join(bad)
 
 
-def test_neon_ew_threads_same_bytes(arm64, written, results):
-    """3 threads give 1 thread's bytes (the 40000-element cases are split in parts)."""
-    (outs, _), _ = results
+def test_neon_ew_threads_and_armv8_0_same_bytes(arm64, written, results):
+    """3 threads give 1 thread's bytes (the 40000-element cases are split in parts), and an ARMv8.0
+    core (qemu -cpu cortex-a53) runs the same NEON kernels with the same bytes."""
+    (outs, kernels), _ = results
     touts, _ = run_cases(arm64, written, "-threads", "3")
-    for k, (a, b) in enumerate(zip(outs, touts)):
+    aouts, akernels = run_cases(arm64, written, cpu="cortex-a53")
+    assert akernels == kernels
+    for k, (a, b, c) in enumerate(zip(outs, touts, aouts)):
         assert a.tobytes() == b.tobytes(), f"case {k}: 3 threads give other bytes"
+        assert a.tobytes() == c.tobytes(), f"case {k}: cortex-a53 gives other bytes"
 
 
 @pytest.mark.slow   # a second whole aarch64 build of the library (about 30 s cold)
