@@ -542,17 +542,17 @@ def _exact(op, x):
         return {"Exp": np.exp, "Sigmoid": expit, "Tanh": np.tanh, "Erf": serf}[op](x)
 
 
-@pytest.mark.parametrize("op", list(APPROX_ULPS))
-def test_unary_approx_sweep(lib, op):
-    """Every 4099th float32 bit pattern (~1M values, all exponents and both signs) plus specials:
-    ulp error against float64, NaN canonical, signs of zero kept, overflow to inf."""
-    pytest.importorskip("scipy")
+def sweep_input(op):
+    """Every 4099th float32 bit pattern (~1M values, all exponents and both signs) plus specials."""
     bits = np.arange(0, 2 ** 32, 4099, dtype=np.uint64).astype(np.uint32)
     x = bits.view(np.float32)
-    x = np.concatenate([_specials(19, np.random.default_rng(0)), x[np.isfinite(x)]]).reshape(1, -1)
-    art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], {})
-    o, r = check_variant(lib, art, feeds, f"dse_f32_{op.lower()}__avx2")
-    o, r, x = o.ravel(), r.ravel(), x.ravel()
+    return np.concatenate([_specials(19, np.random.default_rng(0)), x[np.isfinite(x)]]).reshape(1, -1)
+
+
+def check_approx(op, x, o):
+    """The output o of a polynomial kernel on x: within APPROX_ULPS of float64, NaN canonical,
+    overflow to inf, signs of zero kept by the odd functions."""
+    o, x = o.ravel(), x.ravel()
     nan = np.isnan(x)
     assert (o[nan].view(np.uint32) == 0x7FC00000).all(), "NaN must give the canonical NaN"
     ex = _exact(op, x[~nan])
@@ -567,6 +567,17 @@ def test_unary_approx_sweep(lib, op):
     z = x == 0
     if op in ("Tanh", "Erf"):
         assert (np.signbit(o[z]) == np.signbit(x[z])).all(), "odd functions keep the sign of zero"
+
+
+@pytest.mark.parametrize("op", list(APPROX_ULPS))
+def test_unary_approx_sweep(lib, op):
+    """sweep_input's values: ulp error against float64, NaN canonical, signs of zero kept, overflow
+    to inf (check_approx)."""
+    pytest.importorskip("scipy")
+    x = sweep_input(op)
+    art, feeds = make_node(op, [(x, False)], [("float32", x.shape)], {})
+    o, r = check_variant(lib, art, feeds, f"dse_f32_{op.lower()}__avx2")
+    check_approx(op, x, o)
 
 
 BINARY_CASES = [((3, 5, 7), (3, 5, 7)), ((2, 13, 6, 9), (1, 13, 1, 1)), ((1, 17, 33), (33,)), ((4, 1, 9), (1, 6, 1)),

@@ -641,9 +641,9 @@ def _arm64_cc():
 
 @pytest.mark.skipif(_arm64_cc() is None, reason="needs the ziglang package and qemu-aarch64 (apt-get install qemu-user)")
 def test_arm64_bytes_identical(lib, build, tmp_path):
-    """A model with every kernel family (all inputs constant, so `dse_corpus --run` runs it with
+    """A model with every kernel family (all inputs constant, so `dse_corpus --run-ref` runs it with
     no feeds) gives the same output bytes on x86_64 (ctypes) and arm64 (zig cc, qemu), with the REF
-    kernels (DESIGN.md §3; optimised float variants are within a tolerance, docs/kernels.md)."""
+    kernels on both (DESIGN.md §3; optimised float variants are within a tolerance, docs/kernels.md)."""
     import sys
     rng = np.random.default_rng(11)
     cases = []
@@ -672,7 +672,7 @@ def test_arm64_bytes_identical(lib, build, tmp_path):
         path = tmp_path / f"case{k}.dse"
         art.write(path)
         x86 = run_c(lib, art, [], flags=1 | 2)   # REF kernels: the optimised float ones may differ in the last bits
-        p = subprocess.run(["qemu-aarch64", str(exe), "--run", str(path)], capture_output=True, text=True, timeout=60)
+        p = subprocess.run(["qemu-aarch64", str(exe), "--run-ref", str(path)], capture_output=True, text=True, timeout=60)
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith("output ")]
         assert p.returncode == 0 and len(lines) == len(x86), p.stdout[-2000:] + p.stderr[-2000:]
         for ln, c in zip(lines, x86):

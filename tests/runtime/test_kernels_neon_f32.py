@@ -196,8 +196,12 @@ def arm64(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    d = tmp_path_factory.mktemp("neon_f32_cases")
-    cases = all_cases()
+    return write_cases(tmp_path_factory.mktemp("neon_f32_cases"), all_cases())
+
+
+def write_cases(d, cases):
+    """Each case's artifact and inputs as files in d, and the runner's input lines:
+    (d, lines, cases) for run_cases (a case is (artifact, feeds, an array of the output's shape, ...))."""
     lines = []
     for k, (art, feeds, *_rest) in enumerate(cases):
         (d / f"m{k}.dse").write_bytes(art.to_bytes())
@@ -209,12 +213,12 @@ def written(tmp_path_factory):
     return d, lines, cases
 
 
-def run_cases(exe, written, *args):
-    """(outputs, kernel names) of every case run by the aarch64 runner with args."""
+def run_cases(exe, written, *args, cpu="max"):
+    """(outputs, kernel names) of every case run by the aarch64 runner with args (qemu -cpu cpu)."""
     d, lines, cases = written
     for k in range(len(cases)):
         (d / f"m{k}.out").unlink(missing_ok=True)
-    r = subprocess.run([QEMU64, "-cpu", "max", str(exe), *args], input="\n".join(lines) + "\n", capture_output=True,
+    r = subprocess.run([QEMU64, "-cpu", cpu, str(exe), *args], input="\n".join(lines) + "\n", capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     kernels = [ln.split()[0] for ln in r.stdout.splitlines()]

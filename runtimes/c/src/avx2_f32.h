@@ -76,108 +76,39 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_fill_row(float *br, size_t PS, const
 #define DSE_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
 #endif
 #define DSE_VL(N) DSE_UNROLL for (int v_ = 0; v_ < (N); v_++)
-#define DSE_C(v) _mm256_set1_ps(v)
 
-/* exp(x): x = n ln2 + r (Cody-Waite, |r| <= ln2/2), exp(r) by Cephes' degree-7 polynomial
- * (FMA), times 2^n as two exact powers of two (so subnormal results round once, correctly).
- * x >= 88.7228394 -> +inf, x <= -104 -> 0, NaN stays NaN. Error over every finite float32:
- * docs/kernels.md ("Optimised float variants"). */
-DSE_AI void dse__avx2_exp_n(const int N, const __m256 *x, __m256 *y) {
-    __m256 xc[4], n[4], r[4], p[4];
-    __m256i ni[4];
-    DSE_VL(N) xc[v_] = _mm256_min_ps(_mm256_max_ps(x[v_], DSE_C(-104.0f)), DSE_C(88.72283935546875f));
-    DSE_VL(N) n[v_] = _mm256_round_ps(_mm256_mul_ps(xc[v_], DSE_C(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    DSE_VL(N) r[v_] = _mm256_fnmadd_ps(n[v_], DSE_C(0.693359375f), xc[v_]);
-    DSE_VL(N) r[v_] = _mm256_fnmadd_ps(n[v_], DSE_C(-2.12194440e-4f), r[v_]);
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(DSE_C(1.9875691500e-4f), r[v_], DSE_C(1.3981999507e-3f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], r[v_], DSE_C(8.3334519073e-3f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], r[v_], DSE_C(4.1665795894e-2f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], r[v_], DSE_C(1.6666665459e-1f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], r[v_], DSE_C(5.0000001201e-1f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], _mm256_mul_ps(r[v_], r[v_]), _mm256_add_ps(r[v_], DSE_C(1.0f)));
-    DSE_VL(N) ni[v_] = _mm256_cvtps_epi32(n[v_]);
-    DSE_VL(N) {
-        const __m256i n1 = _mm256_srai_epi32(ni[v_], 1), n2 = _mm256_sub_epi32(ni[v_], n1), bias = _mm256_set1_epi32(127);
-        const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-        const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-        y[v_] = _mm256_mul_ps(_mm256_mul_ps(p[v_], s1), s2);
-    }
-    DSE_VL(N) y[v_] = _mm256_blendv_ps(y[v_], x[v_], _mm256_cmp_ps(x[v_], x[v_], _CMP_UNORD_Q));   /* NaN stays */
-}
-
-/* sigmoid(x) = 1 / (1 + exp(-x)): e = exp(-|x|), then 1 / (1 + e) for x >= 0 and e / (1 + e)
- * below (no cancellation; subnormal results kept). */
-DSE_AI void dse__avx2_sigmoid_n(const int N, const __m256 *x, __m256 *y) {
-    __m256 m[4], e[4];
-    DSE_VL(N) m[v_] = _mm256_or_ps(x[v_], DSE_C(-0.0f));   /* -|x| */
-    dse__avx2_exp_n(N, m, e);
-    DSE_VL(N) y[v_] = _mm256_div_ps(_mm256_blendv_ps(e[v_], DSE_C(1.0f), _mm256_cmp_ps(x[v_], _mm256_setzero_ps(), _CMP_GE_OQ)),
-                                    _mm256_add_ps(DSE_C(1.0f), e[v_]));
-}
-
-/* tanh: |x| < 0.625 by Cephes' odd polynomial, else 1 - 2 / (exp(2|x|) + 1); sign of x. */
-DSE_AI void dse__avx2_tanh_n(const int N, const __m256 *x, __m256 *y) {
-    __m256 a[4], z[4], p[4], e[4], a2[4];
-    DSE_VL(N) a[v_] = _mm256_andnot_ps(DSE_C(-0.0f), x[v_]);
-    DSE_VL(N) a2[v_] = _mm256_add_ps(a[v_], a[v_]);
-    dse__avx2_exp_n(N, a2, e);
-    DSE_VL(N) z[v_] = _mm256_mul_ps(a[v_], a[v_]);
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(DSE_C(-5.70498872745e-3f), z[v_], DSE_C(2.06390887954e-2f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], z[v_], DSE_C(-5.37397155531e-2f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], z[v_], DSE_C(1.33314422036e-1f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], z[v_], DSE_C(-3.33332819422e-1f));
-    DSE_VL(N) {
-        const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p[v_], z[v_]), a[v_], a[v_]);
-        const __m256 big = _mm256_sub_ps(DSE_C(1.0f), _mm256_div_ps(DSE_C(2.0f), _mm256_add_ps(e[v_], DSE_C(1.0f))));
-        const __m256 t = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a[v_], DSE_C(0.625f), _CMP_LT_OQ));
-        y[v_] = _mm256_or_ps(t, _mm256_and_ps(x[v_], DSE_C(-0.0f)));   /* sign of x (NaN stays NaN) */
-    }
-}
-
-/* erf: |x| < 0.875 by an odd polynomial, else 1 - erfc with erfc from exp (below); sign of x. */
-DSE_AI void dse__avx2_erf_n(const int N, const __m256 *x, __m256 *y) {
-    __m256 a[4], ac[4], t[4], q[4], arg[4], ex[4], p[4], z[4];
-    DSE_VL(N) a[v_] = _mm256_andnot_ps(DSE_C(-0.0f), x[v_]);
-    /* 0.875 <= |x| < 4: erfc = t exp(-x^2 + Q(t)), t = 1 / (1 + |x|/2), Q of degree 9 (Numerical
-     * Recipes' erfcc, relative error < 1.2e-7); from 4 on erf = 1 in float32 (|x| is clamped at 4:
-     * no subnormal exp, which is slow) */
-    DSE_VL(N) ac[v_] = _mm256_min_ps(a[v_], DSE_C(4.0f));
-    DSE_VL(N) t[v_] = _mm256_div_ps(DSE_C(1.0f), _mm256_fmadd_ps(DSE_C(0.5f), ac[v_], DSE_C(1.0f)));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(DSE_C(1.70872770e-1f), t[v_], DSE_C(-8.22152230e-1f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(1.48851587e+0f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(-1.13520398e+0f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(2.78868080e-1f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(-1.86288060e-1f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(9.67841800e-2f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(3.74091960e-1f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(1.00002368e+0f));
-    DSE_VL(N) q[v_] = _mm256_fmadd_ps(q[v_], t[v_], DSE_C(-1.26551223e+0f));
-    DSE_VL(N) arg[v_] = _mm256_fnmadd_ps(ac[v_], ac[v_], q[v_]);
-    dse__avx2_exp_n(N, arg, ex);
-    /* |x| < 0.875: x * P(x^2), P a degree-6 least-squares fit of erf(x)/x (relative error 3e-10) */
-    DSE_VL(N) z[v_] = _mm256_mul_ps(a[v_], a[v_]);
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(DSE_C(8.643969340482727e-05f), z[v_], DSE_C(-0.0008203426259569824f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], z[v_], DSE_C(0.005206031259149313f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], z[v_], DSE_C(-0.026861267164349556f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], z[v_], DSE_C(0.11283726245164871f));
-    DSE_VL(N) p[v_] = _mm256_fmadd_ps(p[v_], z[v_], DSE_C(-0.37612634897232056f));
-    DSE_VL(N) {
-        /* a * (c0 + z p) with c0 = 2/sqrt(pi) as hi + lo: one rounding at the end */
-        const __m256 small = _mm256_fmadd_ps(a[v_], DSE_C(1.12837922573089599609375f),
-                                             _mm256_fmadd_ps(a[v_], DSE_C(-5.8635382771e-08f),
-                                                             _mm256_mul_ps(_mm256_mul_ps(a[v_], z[v_]), p[v_])));
-        __m256 big = _mm256_sub_ps(DSE_C(1.0f), _mm256_mul_ps(t[v_], ex[v_]));
-        big = _mm256_blendv_ps(big, DSE_C(1.0f), _mm256_cmp_ps(a[v_], DSE_C(4.0f), _CMP_GE_OQ));
-        __m256 r = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a[v_], DSE_C(0.875f), _CMP_LT_OQ));
-        r = _mm256_or_ps(r, _mm256_and_ps(x[v_], DSE_C(-0.0f)));
-        y[v_] = _mm256_blendv_ps(r, x[v_], _mm256_cmp_ps(x[v_], x[v_], _CMP_UNORD_Q));   /* NaN stays (min_ps dropped it) */
-    }
-}
-
-DSE_AI __m256 dse__avx2_exp(__m256 x) { __m256 y; dse__avx2_exp_n(1, &x, &y); return y; }
-DSE_AI __m256 dse__avx2_sigmoid(__m256 x) { __m256 y; dse__avx2_sigmoid_n(1, &x, &y); return y; }
-DSE_AI __m256 dse__avx2_tanh(__m256 x) { __m256 y; dse__avx2_tanh_n(1, &x, &y); return y; }
-DSE_AI __m256 dse__avx2_erf(__m256 x) { __m256 y; dse__avx2_erf_n(1, &x, &y); return y; }
+/* exp, sigmoid, tanh, erf: dse__avx2_exp_n(N, x, y) etc. (N vectors at once) and the one-vector
+ * forms dse__avx2_exp(x) etc., from the template shared with the NEON kernels (src/vec_mathf.h:
+ * the same operations in the same order, so both give the same bytes). */
+#define VM_F __m256
+#define VM_I __m256i
+#define VM_AI DSE_AI
+#define VM_NAME(f) dse__avx2_##f
+#define VM_VL(N) DSE_VL(N)
+#define VM_C(c) _mm256_set1_ps(c)
+#define VM_ADD(a, b) _mm256_add_ps(a, b)
+#define VM_SUB(a, b) _mm256_sub_ps(a, b)
+#define VM_MUL(a, b) _mm256_mul_ps(a, b)
+#define VM_DIV(a, b) _mm256_div_ps(a, b)
+#define VM_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VM_FNMA(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define VM_MIN(a, b) _mm256_min_ps(a, b)
+#define VM_MAX(a, b) _mm256_max_ps(a, b)
+#define VM_RINT(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VM_CVT(a) _mm256_cvtps_epi32(a)
+#define VM_ISRA1(i) _mm256_srai_epi32(i, 1)
+#define VM_IADD(i, j) _mm256_add_epi32(i, j)
+#define VM_ISUB(i, j) _mm256_sub_epi32(i, j)
+#define VM_I127 _mm256_set1_epi32(127)
+#define VM_EXP2I(i) _mm256_castsi256_ps(_mm256_slli_epi32(i, 23))
+#define VM_OR(a, b) _mm256_or_ps(a, b)
+#define VM_AND(a, b) _mm256_and_ps(a, b)
+#define VM_ANDNOT(a, b) _mm256_andnot_ps(a, b)
+#define VM_BLEND(a, b, m) _mm256_blendv_ps(a, b, m)
+#define VM_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define VM_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define VM_ISNAN(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#include "vec_mathf.h"
 
 #else
 #define DSE_AVX2_F32 0

@@ -327,7 +327,8 @@ DSE_INTERNAL DSE_NOINLINE int dse__attr_ints(const dse_node *n, int key, int64_t
  * row-major order one innermost row at a time, after merging the axes that can be merged
  * (a same-shape or scalar operand makes one row of the whole output); `row` gets each
  * input's row start and element stride (0 = broadcast, else 1) and writes `len` output
- * elements. Rows are split over the session's threads (cx) in disjoint ranges; `c` carries
+ * elements. Rows (rows longer than 16384 elements in parts of that many) are split over the
+ * session's threads (cx) in disjoint ranges; `c` carries
  * the kernel's constants (`p` anything else it needs, read only). */
 typedef struct dse_ew_ctx { float f[4]; int64_t i[2]; size_t esize; const void *p; } dse_ew_ctx;
 typedef void (*dse_ew_row)(uint8_t *y, const uint8_t *const *x, const size_t *stride, uint32_t nx, size_t len,
@@ -617,10 +618,11 @@ static inline void dse__mm_batch(const dse_mm_geom *g, size_t bi, size_t *offa, 
         *offb += idx * g->sb[d];
     }
 }
-/* The checks of the optimised float Gemm and MatMul variants (every ISA: what they leave to REF and
+/* The checks of the optimised float Gemm, MatMul and Softmax variants (every ISA: what they leave to REF and
  * their scratch; gemm.c, matmul.c). */
 DSE_SHARED int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__check_softmax_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);   /* softmax.c */
 DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,

@@ -1,5 +1,6 @@
-/* neon_f32.h: what the float32 arm64 kernels (kernels/neon/{sgemm,conv_f32,gemm_f32}.c) share:
- * the register-blocked SGEMM drivers of sgemm.c and the clamp.
+/* neon_f32.h: what the float32 arm64 kernels (kernels/neon/{sgemm,conv_f32,gemm_f32,unary,softmax}.c)
+ * share: the register-blocked SGEMM drivers of sgemm.c, the clamp, and the vector exp, sigmoid,
+ * tanh and erf (src/vec_mathf.h, the AVX2 kernels' arithmetic).
  *
  * These kernels exist only on arm64 (Advanced SIMD is baseline there: ISA `neon`) and not in a
  * build with -DDSE_REF_FLOAT (the reference float kernels only: identical float bytes on every
@@ -49,6 +50,42 @@ DSE_INTERNAL void dse__neon_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size
  * as one more step, 0 x 0 in the lanes past K), added ((l0 + l4) + (l2 + l6)) + ((l1 + l5) +
  * (l3 + l7)); then the epilogue. */
 DSE_INTERNAL void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
+
+/* exp, sigmoid, tanh, erf: dse__neon_exp_n(N, x, y) etc. (N vectors of 4 at once) and the
+ * one-vector forms dse__neon_exp(x) etc., from the template shared with the AVX2 kernels
+ * (src/vec_mathf.h): every step is the AVX2 code's operation (fmla/fmls exactly where AVX2 has
+ * an FMA; x86's minps/maxps and blendv by compare and bit-select), so both give the same bytes. */
+#define VM_F float32x4_t
+#define VM_I int32x4_t
+#define VM_AI DSE_NEON_AI
+#define VM_NAME(f) dse__neon_##f
+#define VM_VL(N) DSE_NEON_UNROLL for (int v_ = 0; v_ < (N); v_++)
+#define VM_C(c) vdupq_n_f32(c)
+#define VM_ADD(a, b) vaddq_f32(a, b)
+#define VM_SUB(a, b) vsubq_f32(a, b)
+#define VM_MUL(a, b) vmulq_f32(a, b)
+#define VM_DIV(a, b) vdivq_f32(a, b)
+#define VM_FMA(a, b, c) vfmaq_f32(c, a, b)
+#define VM_FNMA(a, b, c) vfmsq_f32(c, a, b)
+#define VM_MIN(a, b) vbslq_f32(vcltq_f32(a, b), a, b)
+#define VM_MAX(a, b) vbslq_f32(vcgtq_f32(a, b), a, b)
+#define VM_RINT(a) vrndnq_f32(a)
+#define VM_CVT(a) vcvtnq_s32_f32(a)
+#define VM_ISRA1(i) vshrq_n_s32(i, 1)
+#define VM_IADD(i, j) vaddq_s32(i, j)
+#define VM_ISUB(i, j) vsubq_s32(i, j)
+#define VM_I127 vdupq_n_s32(127)
+#define VM_EXP2I(i) vreinterpretq_f32_s32(vshlq_n_s32(i, 23))
+#define VM_BITS_(op, a, b) vreinterpretq_f32_u32(op(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b)))
+#define VM_OR(a, b) VM_BITS_(vorrq_u32, a, b)
+#define VM_AND(a, b) VM_BITS_(vandq_u32, a, b)
+#define VM_ANDNOT(a, b) VM_BITS_(vbicq_u32, b, a)
+#define VM_BLEND(a, b, m) vbslq_f32(m, b, a)
+#define VM_GE(a, b) vcgeq_f32(a, b)
+#define VM_LT(a, b) vcltq_f32(a, b)
+#define VM_ISNAN(a) vmvnq_u32(vceqq_f32(a, a))
+#include "vec_mathf.h"
+#undef VM_BITS_
 
 #else
 #define DSE_NEON_F32 0

@@ -2,7 +2,8 @@
  * inference with zero inputs on each that loads. Prints "<status> <file>: <message>" per
  * file; exits 0 unless a file crashes the process (which is the bug this hunts, under the
  * sanitizer build). Also a minimal dsedge-run: `dse_corpus --run model.dse` prints the
- * outputs of a zero-input inference as hex. */
+ * outputs of a zero-input inference as hex (`--run-ref`: with the REF kernels only,
+ * DSE_LOAD_REF_KERNELS, whose bytes are the same on every target). */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 #include "dsedge.h"
 
-static int run_one(const char *path, int dump) {
+static int run_one(const char *path, int dump, unsigned flags) {
     FILE *f = fopen(path, "rb");
     if (!f) { printf("io %s\n", path); return 1; }
     fseek(f, 0, SEEK_END);
@@ -24,7 +25,7 @@ static int run_one(const char *path, int dump) {
     fclose(f);
     dse_model *m = NULL;
     dse_error e;
-    dse_status st = dse_model_load_ex(buf, (size_t)n, DSE_LOAD_VERIFY_WEIGHTS, &m, &e);
+    dse_status st = dse_model_load_ex(buf, (size_t)n, DSE_LOAD_VERIFY_WEIGHTS | flags, &m, &e);
     if (st == DSE_OK) {
         dse_session *s = NULL;
         st = dse_session_create(m, NULL, 0, &s, &e);
@@ -61,7 +62,8 @@ static int run_one(const char *path, int dump) {
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "--run") == 0) return run_one(argv[2], 1);
+    if (argc == 3 && strcmp(argv[1], "--run") == 0) return run_one(argv[2], 1, 0);
+    if (argc == 3 && strcmp(argv[1], "--run-ref") == 0) return run_one(argv[2], 1, DSE_LOAD_REF_KERNELS);
     for (int a = 1; a < argc; a++) {
         struct stat sb;
         if (stat(argv[a], &sb) == 0 && S_ISDIR(sb.st_mode)) {
@@ -76,11 +78,11 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < k; i++) {
                 char path[4096];
                 snprintf(path, sizeof path, "%s/%s", argv[a], names[i]);
-                run_one(path, 0);
+                run_one(path, 0, 0);
                 free(names[i]);
             }
         } else {
-            run_one(argv[a], 0);
+            run_one(argv[a], 0, 0);
         }
     }
     return 0;

@@ -6,7 +6,10 @@
  *     mathf.c);
  *   - lines with inner >= 8: 8 neighbouring lines per instruction, each lane in REF's order
  *     (max as REF, sum sequential along the line): only exp differs from REF.
- * exp is the polynomial of src/avx2_f32.h: results within the tolerance of docs/kernels.md.
+ * exp is the polynomial of src/avx2_f32.h: results within the tolerance of docs/kernels.md. NaN
+ * outputs (a line with a NaN or +inf, or only -inf) are the canonical 0x7FC00000, as REF's.
+ * Check: dse__check_softmax_f32_opt (kernels/ref/softmax.c, shared with kernels/neon/softmax.c,
+ * which does the same arithmetic per element).
  * Threads: blocks of lines. */
 #include "avx2_f32.h"
 #include "mathf.h"
@@ -20,17 +23,8 @@ typedef struct sm_job {
     int logsm;
 } sm_job;
 
-int dse__check_softmax_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    size_t outer, len, inner;
-    if (dse__softmax_f32_lines(m, n, &outer, &len, &inner)) {
-        DSE_WHY(why, SOFTMAX_NEEDS_ONE_FLOAT32_INPUT);
-        return 1;
-    }
-    if (inner != 1 && inner < 8) {
-        DSE_WHYF(why, F32_AVX2_NOT_COVERED, "lines strided by 2 to 7", 0, 0, 0, 0);
-        return 1;
-    }
-    return 0;
+static DSE_TARGET_AVX2 inline __m256 sm_canon(__m256 y) {   /* NaN -> 0x7FC00000, as REF */
+    return _mm256_blendv_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
 }
 
 static DSE_TARGET_AVX2 float sm_hsum(__m256 v) {
@@ -74,12 +68,12 @@ static DSE_TARGET_AVX2 void sm_rows(void *arg, size_t begin, size_t end, unsigne
         const float sum = sm_hsum(sv);
         if (j->logsm) {
             const __m256 ls = _mm256_set1_ps(dse_logf(sum));
-            for (k = 0; k < L8; k += 8) _mm256_storeu_ps(y + k, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), mb), ls));
-            for (; k < L; k++) y[k] = (x[k] - mx) - dse_logf(sum);
+            for (k = 0; k < L8; k += 8) _mm256_storeu_ps(y + k, sm_canon(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), mb), ls)));
+            for (; k < L; k++) y[k] = dse_canonf((x[k] - mx) - dse_logf(sum));
         } else {
             const __m256 sb = _mm256_set1_ps(sum);
-            for (k = 0; k < L8; k += 8) _mm256_storeu_ps(y + k, _mm256_div_ps(_mm256_loadu_ps(y + k), sb));
-            for (; k < L; k++) y[k] = y[k] / sum;
+            for (k = 0; k < L8; k += 8) _mm256_storeu_ps(y + k, sm_canon(_mm256_div_ps(_mm256_loadu_ps(y + k), sb)));
+            for (; k < L; k++) y[k] = dse_canonf(y[k] / sum);
         }
     }
 }
@@ -101,14 +95,14 @@ static DSE_TARGET_AVX2 void sm_cols_block(const sm_job *j, size_t o, size_t i) {
         _mm256_storeu_ps(t, sum);
         for (int q = 0; q < 8; q++) t[q] = dse_logf(t[q]);
         const __m256 ls = _mm256_loadu_ps(t);
-        for (size_t k = 0; k < L; k++) _mm256_storeu_ps(y + k * S, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k * S), mx), ls));
+        for (size_t k = 0; k < L; k++) _mm256_storeu_ps(y + k * S, sm_canon(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k * S), mx), ls)));
     } else {
         for (size_t k = 0; k < L; k++) {
             const __m256 e = dse__avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(x + k * S), mx));
             _mm256_storeu_ps(y + k * S, e);
             sum = _mm256_add_ps(sum, e);
         }
-        for (size_t k = 0; k < L; k++) _mm256_storeu_ps(y + k * S, _mm256_div_ps(_mm256_loadu_ps(y + k * S), sum));
+        for (size_t k = 0; k < L; k++) _mm256_storeu_ps(y + k * S, sm_canon(_mm256_div_ps(_mm256_loadu_ps(y + k * S), sum)));
     }
 }
 
@@ -123,11 +117,11 @@ static DSE_TARGET_AVX2 void sm_col1(const sm_job *j, size_t o, size_t i) {
     if (j->logsm) {
         for (size_t k = 0; k < L; k++) sum = sum + sm_exp1(x[k * S] - mx);
         const float ls = dse_logf(sum);
-        for (size_t k = 0; k < L; k++) y[k * S] = (x[k * S] - mx) - ls;
+        for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf((x[k * S] - mx) - ls);
         return;
     }
     for (size_t k = 0; k < L; k++) { const float e = sm_exp1(x[k * S] - mx); y[k * S] = e; sum = sum + e; }
-    for (size_t k = 0; k < L; k++) y[k * S] = y[k * S] / sum;
+    for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf(y[k * S] / sum);
 }
 
 static DSE_TARGET_AVX2 void sm_cols(void *arg, size_t begin, size_t end, unsigned worker) {

@@ -70,16 +70,20 @@ typedef struct ew_plan {
     size_t es[EW_MAX_IN], yes;
     const uint8_t *base[EW_MAX_IN];
     uint8_t *out;
+    size_t upr;                          /* parts per row (rows of more than EW_CHUNK elements) */
     dse_ew_row row;
     const dse_ew_ctx *c;
 } ew_plan;
 
+#define EW_CHUNK 16384   /* elements of a row per part of a long row */
+
+/* Parts [begin, end) of the rows: part u is chunk u % upr of row u / upr. */
 static void ew_rows(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
     const ew_plan *p = arg;
     const unsigned r = p->r;
     const size_t len = p->dims[r - 1];
-    size_t idx[DSE_MAX_RANK] = {0}, q = begin;
+    size_t idx[DSE_MAX_RANK] = {0}, q = begin / p->upr;
     const uint8_t *cur[EW_MAX_IN];
     size_t inner[EW_MAX_IN];
     for (int d = (int)r - 2; d >= 0; d--) {              /* the first row's multi-index */
@@ -87,13 +91,15 @@ static void ew_rows(void *arg, size_t begin, size_t end, unsigned worker) {
         q /= p->dims[d];
     }
     for (uint32_t k = 0; k < p->nx; k++) inner[k] = p->st[k][r - 1];
-    for (size_t row = begin; row < end; row++) {
+    for (size_t u = begin; u < end; u++) {
+        const size_t row = u / p->upr, c0 = u % p->upr * EW_CHUNK, c1 = c0 + EW_CHUNK < len ? c0 + EW_CHUNK : len;
         for (uint32_t k = 0; k < p->nx; k++) {
-            size_t off = 0;
+            size_t off = c0 * inner[k];
             for (unsigned d = 0; d + 1 < r; d++) off += idx[d] * p->st[k][d];
             cur[k] = p->base[k] + off * p->es[k];
         }
-        p->row(p->out + row * len * p->yes, cur, inner, p->nx, len, p->c);
+        p->row(p->out + (row * len + c0) * p->yes, cur, inner, p->nx, c1 - c0, p->c);
+        if ((u + 1) % p->upr) continue;
         for (int d = (int)r - 2; d >= 0; d--) {          /* next row: carry leftwards */
             if (++idx[d] < p->dims[d]) break;
             idx[d] = 0;
@@ -150,7 +156,8 @@ void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *arena, uint32_
     p.out = dse__data(m, arena, n->out[0]);
     p.yes = esize_of(y->dtype);
     size_t len = p.dims[nr - 1], rows = y->numel / len;
-    dse__parallel(cx, rows, len >= 16384 ? 1 : 16384 / len, ew_rows, &p);
+    p.upr = (len + EW_CHUNK - 1) / EW_CHUNK;
+    dse__parallel(cx, rows * p.upr, len >= EW_CHUNK ? 1 : EW_CHUNK / len, ew_rows, &p);
 }
 
 /* -- fp32 binary and variadic ops ---------------------------------------------------------- */

@@ -7,7 +7,9 @@
  *     Softmax:    y = exp(x - mx) / sum          (the exp is stored in y first, then divided)
  *     LogSoftmax: y = (x - mx) - log(sum)
  * exp/log are the runtime's own (mathf.c), so every target gives the same bits; numpy's
- * reference uses libm and pairwise sums: agreement ~1e-6 relative. Each element is read before
+ * reference uses libm and pairwise sums: agreement ~1e-6 relative. A line holding a NaN or +inf
+ * (or only -inf) gives NaN everywhere, written as the canonical 0x7FC00000 (x86 and arm64 make
+ * other NaN bits for inf - inf). Each element is read before
  * its own output is written, so the exporter may run these in place. */
 #include "internal.h"
 #include "mathf.h"
@@ -37,6 +39,19 @@ int dse__check_softmax_f32(const dse_model *m, const dse_node *n, dse_why *why) 
     return 0;
 }
 
+/* The optimised float variants (kernels/avx2/softmax.c, kernels/neon/softmax.c): REF's check, and
+ * lines strided by 2 to 7 elements (neither one line per vector nor a vector of lines) left to REF. */
+int dse__check_softmax_f32_opt(const dse_model *m, const dse_node *n, dse_why *why) {
+    size_t outer, len, inner;
+    if (dse__check_softmax_f32(m, n, why)) return 1;
+    dse__softmax_f32_lines(m, n, &outer, &len, &inner);
+    if (inner != 1 && inner < 8) {
+        DSE_WHYF(why, F32_OPT_NOT_COVERED, "lines strided by 2 to 7", 0, 0, 0, 0);
+        return 1;
+    }
+    return 0;
+}
+
 static void softmax_run(const dse_model *m, const dse_node *n, uint8_t *arena, int logsm) {
     size_t outer, len, inner;
     dse__softmax_f32_lines(m, n, &outer, &len, &inner);
@@ -52,14 +67,14 @@ static void softmax_run(const dse_model *m, const dse_node *n, uint8_t *arena, i
             if (logsm) {
                 for (size_t k = 0; k < len; k++) sum = sum + dse_expf(x[base + k * inner] - mx);
                 const float ls = dse_logf(sum);
-                for (size_t k = 0; k < len; k++) y[base + k * inner] = (x[base + k * inner] - mx) - ls;
+                for (size_t k = 0; k < len; k++) y[base + k * inner] = dse_canonf((x[base + k * inner] - mx) - ls);
             } else {
                 for (size_t k = 0; k < len; k++) {
                     const float e = dse_expf(x[base + k * inner] - mx);
                     y[base + k * inner] = e;
                     sum = sum + e;
                 }
-                for (size_t k = 0; k < len; k++) y[base + k * inner] = y[base + k * inner] / sum;
+                for (size_t k = 0; k < len; k++) y[base + k * inner] = dse_canonf(y[base + k * inner] / sum);
             }
         }
 }
