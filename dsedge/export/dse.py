@@ -295,6 +295,8 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
     if act:
         _, lo, hi = act
         a["act_min"], a["act_max"] = float(lo), float(hi)
+    if n.attrs.get("fp16_arith"):   # docs/quant-arith.md §16: computed in binary16 (the C fp16_arith kernels)
+        a["fp16_arith"] = 1
     if q is not None:   # docs/kernels.md; the kind's arrays become tensor attributes in its order
         for k, v in kind(q["kind"], f"node {n.name!r} ({n.op})").encode(g, n, q).items():
             a[k] = attr_const(v) if isinstance(v, np.ndarray) and v.ndim > 0 else v
