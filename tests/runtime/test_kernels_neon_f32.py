@@ -209,12 +209,12 @@ def written(tmp_path_factory):
     return d, lines, cases
 
 
-def run_cases(exe, written, *args):
-    """(outputs, kernel names) of every case run by the aarch64 runner with args."""
+def run_cases(exe, written, *args, cpu="max"):
+    """(outputs, kernel names) of every case run by the aarch64 runner with args on qemu's `cpu` model."""
     d, lines, cases = written
     for k in range(len(cases)):
         (d / f"m{k}.out").unlink(missing_ok=True)
-    r = subprocess.run([QEMU64, "-cpu", "max", str(exe), *args], input="\n".join(lines) + "\n", capture_output=True,
+    r = subprocess.run([QEMU64, "-cpu", cpu, str(exe), *args], input="\n".join(lines) + "\n", capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     kernels = [ln.split()[0] for ln in r.stdout.splitlines()]
