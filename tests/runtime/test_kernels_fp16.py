@@ -206,11 +206,15 @@ def ref_cases():
     conv("depthwise", rnd(rng, 1, 5, 6, 6), h16(rng, 10, 1, 3, 3), h16(rng, 10), (2, 2), (1, 1, 1, 1), (1, 1), 5)
     conv("1-D", rnd(rng, 2, 3, 11), h16(rng, 2, 3, 4), h16(rng, 2), (2,), (3, 1), (1,), 1, (0.0, np.inf))
     conv("3-D", rnd(rng, 1, 2, 3, 4, 4), h16(rng, 2, 2, 2, 2, 3), None, (1, 2, 1), (1, 0, 1, 0, 1, 1), (1, 1, 1), 1)
-    # signed zeros: x all -0, weights ±0 and ±1, bias -0 / +0: padded taps (x = +0) flip -0 sums
-    xz = np.full((1, 2, 3, 3), -0.0, np.float32)
-    wz = np.array([0.0, -0.0, 1.0, -1.0] * 9, np.float16)[:2 * 2 * 3 * 3].reshape(2, 2, 3, 3)
-    conv("signed zeros", xz, wz, np.array([-0.0, 0.0], np.float16), (1, 1), (1, 1, 1, 1), (1, 1), 1)
-    conv("signed zeros unpadded", xz, wz, np.array([-0.0, -0.0], np.float16), (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    # signed zeros: x all -0; weights +1 / +0 give -0 products, -1 gives +0: with bias -0 a sum stays -0
+    # until a +0 term, so the padded taps (x = +0) turn the border outputs to +0 and the interior stays -0
+    xz = np.full((1, 2, 4, 4), -0.0, np.float32)
+    wz = np.stack([np.ones((2, 3, 3)), np.zeros((2, 3, 3)), np.resize([1.0, -1.0], (2, 3, 3))]).astype(np.float16)
+    for name, bz, pz in (("signed zeros", [-0.0, -0.0, -0.0], (1, 1, 1, 1)), ("signed zeros bias +0", [0.0, -0.0, -0.0], (1, 0, 0, 1)),
+                         ("signed zeros unpadded", [-0.0, -0.0, -0.0], (0, 0, 0, 0))):
+        conv(name, xz, wz, np.array(bz, np.float16), (1, 1), pz, (1, 1), 1)
+    want = cases[-3][3]
+    assert np.signbit(want[0, 0, 1:3, 1:3]).all() and not np.signbit(want[0, 0, 0]).any() and not np.signbit(want[0, 2]).any()
     # subnormal results: products and sums below 2^-14
     conv("subnormals", (rnd(rng, 1, 2, 4, 4) * np.float32(2.0 ** -8)), h16(rng, 2, 2, 2, 2, scale=2.0 ** -6),
          np.array([2.0 ** -24, -(2.0 ** -20)], np.float16), (1, 1), (0, 0, 0, 0), (1, 1), 1)
@@ -333,7 +337,8 @@ NEON_MATMUL = [((3, 4), (4, 5)), ((2, 3, 7, 19), (19, 33)), ((4,), (4, 17)), ((2
 
 
 def neon_cases(host_lib):
-    """(art, feeds, REF output from the host library, None, stem): run_cases' tuple form."""
+    """(art, feeds, REF output from the host library, None, stem): run_cases' tuple form; then the REF
+    cases (special values, signed zeros, ties) with the exact oracle's output."""
     rng = np.random.default_rng(64)
     arts = []
     for xs, ws, s, p, d, g, has_b, act in NEON_CONV:
@@ -349,7 +354,8 @@ def neon_cases(host_lib):
         (want,), ks = run(host_lib, art, feeds, flags=REF_KERNELS)
         assert ks == [f"dse_f32_{stem}_fp16__ref"]
         cases.append((art, feeds, want, None, stem))
-    return cases
+    stems = {1: "conv", 6: "gemm", 7: "matmul"}   # and the special-value cases with the oracle's bytes
+    return cases + [(art, feeds, want, None, stems[art.nodes[0].op]) for _, art, feeds, want in REF_CASES]
 
 
 @pytest.fixture(scope="module")
@@ -361,8 +367,11 @@ def arm64(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, lib):
-    d = tmp_path_factory.mktemp("fp16_cases")
-    cases = neon_cases(lib)
+    return write_cases(tmp_path_factory.mktemp("fp16_cases"), neon_cases(lib))
+
+
+def write_cases(d, cases):
+    """The cases as files in d, for run_cases: (d, input lines, cases)."""
     lines = []
     for k, (art, feeds, *_rest) in enumerate(cases):
         (d / f"m{k}.dse").write_bytes(art.to_bytes())
@@ -403,3 +412,24 @@ def test_neon_without_fp16_is_widened(arm64, written):
     """-cpu cortex-a53 (no FEAT_FP16): the NEON float32 kernels take the nodes (widened)."""
     _, kernels = run_cases(arm64, written, cpu="cortex-a53")
     assert kernels == [f"dse_f32_{c[4]}__neon" for c in written[2]], kernels
+
+
+@needs_qemu
+def test_neon_fp16_conv_without_scratch_stays_binary16(arm64, tmp_path, lib):
+    """A Conv whose artifact planned no scratch (the NEON fp16 kernel needs its im2col block) runs REF's
+    binary16 on a core with FP16: the NEON float32 Conv, which takes a 1x1 conv without scratch (x read in
+    place), refuses fp16-arithmetic nodes there. Without FP16 the 1x1 conv runs NEON float32 (widened); the
+    3x3 one needs scratch on that path too, so REF, the next row, runs it in binary16."""
+    rng = np.random.default_rng(11)
+    x = rnd(rng, 1, 3, 7, 6)
+    arts = [conv_art(x, h16(rng, 4, 3, 1, 1), h16(rng, 4), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+            conv_art(x, h16(rng, 4, 3, 3, 3), h16(rng, 4), (1, 1), (1, 1, 1, 1), (1, 1), 1)]
+    cases = []
+    for art, feeds in arts:
+        art = dataclasses.replace(art, scratch_size=0, arena_size=art.scratch_offset)
+        (want,), _ = run(lib, art, feeds, flags=REF_KERNELS)
+        cases.append((art, feeds, want, None, "conv"))
+    cases = write_cases(tmp_path, cases)
+    outs, kernels = run_cases(arm64, cases)
+    assert kernels == ["dse_f32_conv_fp16__ref"] * 2 and not _diff(outs, cases[2])
+    assert run_cases(arm64, cases, cpu="cortex-a53")[1] == ["dse_f32_conv__neon", "dse_f32_conv_fp16__ref"]

@@ -23,9 +23,11 @@
  *     behind the 8 floats just read), then C[M/group, nt] = W[M/group, K] X[K, pw] with the
  *     weights as stored. Scratch: 4 * K * pw bytes within the plan every float Conv has
  *     (dse__conv_f32_scratch_plan, dsedge/export/scratch.py), pw the largest multiple of 8 that
- *     fits (at most max(16, 32768 / K) rounded down to 8, or P rounded up to 8); a plan that holds
- *     no 8 pixels, or whose region holds a live tensor, leaves the node to REF. Threads over
- *     (image, group, tile).
+ *     fits (at most max(16, 32768 / K) rounded down to 8, or P rounded up to 8), or, when the plan
+ *     holds fewer than 8 pixels, as many as it holds (blocks exactly as wide as their tile). A plan
+ *     that holds no pixel, or whose region holds a tensor live at the node, leaves the node to REF
+ *     (binary16 still: the NEON float32 Conv refuses fp16-arithmetic nodes on cores with FP16).
+ *     Threads over (image, group, tile).
  * The same bytes for any thread count (each output is computed by one part, in the order above). */
 #include "isa.h"
 
@@ -213,20 +215,26 @@ void dse_f32_matmul_fp16__neon_fp16(const dse_model *m, const dse_node *n, uint8
 
 /* -- Conv ---------------------------------------------------------------------------------------- */
 
-/* the im2col block's width (a multiple of 8) for K taps, P pixels and `plan` bytes; 0: none fits */
-static size_t fh_conv_pw(size_t K, size_t P, size_t plan) {
-    size_t pw = K ? plan / 4 / K / 8 * 8 : 0;
+/* pixels per im2col tile for K taps, P pixels and `plan` bytes: a block of K x pw floats, pw a multiple
+ * of 8 (the last tile's block rounded up to 8 columns too) when the plan holds 8, else K x pw with
+ * pw < 8 (*pad8 = 0: blocks exactly as wide as their tile); 0: the plan holds no pixel */
+static size_t fh_conv_pw(size_t K, size_t P, size_t plan, int *pad8) {
+    size_t pw = K ? plan / 4 / K : 0;
     const size_t cap = (K < 32768 / 16 ? 32768 / K : 16) / 8 * 8, p8 = (P + 7) / 8 * 8;
+    *pad8 = pw >= 8;
+    if (pw < 8) return pw < P ? pw : P;
+    pw = pw / 8 * 8;
     if (pw > cap) pw = cap;
     return pw > p8 ? p8 : pw;
 }
 
 int dse__check_conv_fp16_neon(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
+    int pad8;
     if (dse__fp16_check(m, n, why) || dse__conv_f32_geom(m, n, &g, why)) return 1;
     const size_t K = g.C / g.G * (size_t)(g.k[0] * g.k[1] * g.k[2]), P = g.out[0] * g.out[1] * g.out[2];
-    const size_t pw = fh_conv_pw(K, P, why->scratch_plan), need = 4 * K * pw;
-    if (!pw || !dse__scratch_free(m, n, need)) {
+    const size_t pw = fh_conv_pw(K, P, why->scratch_plan, &pad8), need = 4 * K * pw;
+    if (!pw || !dse__scratch_free(m, n, need)) {   /* REF's binary16 runs it (dse__check_conv_f32_neon refuses it) */
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "scratch not planned", 0, 0, 0, 0);
         return 1;
     }
@@ -238,6 +246,7 @@ typedef struct {
     const dse_ctx *cx;
     dse_conv_geom g;
     size_t cg, mg, K, P, isz, pw, ntiles;
+    int pad8;   /* blocks padded to a multiple of 8 columns */
     const float *x;
     const uint16_t *w, *b;
     float *y;
@@ -245,15 +254,21 @@ typedef struct {
     float lo, hi;
 } fh_conv_job;
 
-/* n floats at p to binary16 at p (as halves), in place: 8 halves written behind the 8 floats read
- * (the compiler barrier keeps every store after the loads before it: float and uint16_t accesses
- * to the same bytes, which the compiler could otherwise take for independent) */
+/* n floats at p to binary16 at p (as halves), in place: 8 (then 1) halves written behind the floats
+ * read (the compiler barriers keep every store after the loads before it: float and uint16_t
+ * accesses to the same bytes, which the compiler could otherwise take for independent) */
 static DSE_TARGET_NEON_FP16 void fh_narrow(float *p, size_t n) {
     uint16_t *h = (uint16_t *)(void *)p;
-    for (size_t i = 0; i < n; i += 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
         const float16x8_t v = vcvt_high_f16_f32(vcvt_f16_f32(vld1q_f32(p + i)), vld1q_f32(p + i + 4));
         __asm__ __volatile__("" ::: "memory");
         vst1q_u16(h + i, vreinterpretq_u16_f16(v));
+    }
+    for (; i < n; i++) {
+        const uint16x4_t v = vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(p[i])));
+        __asm__ __volatile__("" ::: "memory");
+        h[i] = vget_lane_u16(v, 0);
     }
     __asm__ __volatile__("" ::: "memory");
 }
@@ -264,9 +279,9 @@ static void fh_conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
     float *scratch = (float *)(void *)dse__worker_scratch(j->cx, worker);
     for (size_t it = begin; it < end; it++) {
         const size_t tile = it % j->ntiles, grp = it / j->ntiles % g->G, img = it / j->ntiles / g->G;
-        const size_t p0 = tile * j->pw, cnt = j->P - p0 < j->pw ? j->P - p0 : j->pw, pw = (cnt + 7) / 8 * 8;
+        const size_t p0 = tile * j->pw, cnt = j->P - p0 < j->pw ? j->P - p0 : j->pw, pw = j->pad8 ? (cnt + 7) / 8 * 8 : cnt;
         dse_f32_conv_im2col(g, j->cg, j->x + (img * g->C + grp * j->cg) * j->isz, p0, cnt, pw, scratch);
-        fh_narrow(scratch, j->K * pw);   /* K * pw is a multiple of 8 */
+        fh_narrow(scratch, j->K * pw);
         fh_gemm s;
         memset(&s, 0, sizeof s);
         s.K = j->K;
@@ -290,7 +305,7 @@ void dse_f32_conv_fp16__neon_fp16(const dse_model *m, const dse_node *n, uint8_t
     j.K = j.cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
     j.P = g->out[0] * g->out[1] * g->out[2];
     j.isz = g->in[0] * g->in[1] * g->in[2];
-    j.pw = n->scratch / 4 / (j.K ? j.K : 1);   /* the check's width (n->scratch = 4 K pw) */
+    j.pw = fh_conv_pw(j.K, j.P, n->scratch_plan, &j.pad8);   /* the check's (n->scratch = 4 K pw) */
     j.x = dse__data(m, arena, n->in[0]);
     j.w = dse__fp16_bits(&m->tensors[n->in[1]]);
     j.b = n->n_in == 3 ? dse__fp16_bits(dse__t(m, n->in[2])) : NULL;
