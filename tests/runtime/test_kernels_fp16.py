@@ -26,7 +26,8 @@ import pytest
 
 from dsedge.artifact import CONST, LAYOUT_F16W
 
-from .test_kernels_f32_avx2 import AVX2, REF_KERNELS, lib, planned_scratch as planned, rnd, run  # noqa: F401 (fixture)
+from .test_kernels_f32_avx2 import (AVX2, REF_KERNELS, lib, lib_ref_float, planned_scratch as planned, rnd,  # noqa: F401
+                                    run)   # (lib, lib_ref_float: fixtures)
 from .test_kernels_f32_nn import make_node
 from .test_kernels_neon import QEMU64, build_runner
 from .test_kernels_neon_f32 import conv64, run_cases
@@ -294,6 +295,13 @@ def test_host_default_is_widened(lib):
         assert rks == [f"dse_f32_{kern}_fp16__ref"]
         if AVX2:
             assert ks == [f"dse_f32_{kern}__avx2"]
+
+
+def test_ref_float_build_runs_binary16(lib_ref_float):
+    """A -DDSE_REF_FLOAT build (no optimised float32 kernels) runs the REF binary16 kernels by default."""
+    for name, art, feeds, want in REF_CASES[:1] + REF_CASES[-4:]:
+        (y,), ks = run(lib_ref_float, art, feeds)
+        assert ks[0].endswith("_fp16__ref") and y.tobytes() == want.tobytes(), (name, ks)
 
 
 def test_ref_refuses_what_16_excludes(lib):
