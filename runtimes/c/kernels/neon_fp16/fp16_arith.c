@@ -45,8 +45,9 @@ typedef struct {
     int act; float lo, hi;
 } fh_gemm;
 
-/* A's 8 values k0 .. k0 + kr - 1 of row i as binary16 lanes (lanes >= kr unused) */
-FH_AI float16x8_t fh_load_a(const fh_gemm *g, size_t i, size_t k0, size_t kr) {
+/* A's 8 values k0 .. k0 + kr - 1 of row i as binary16 lanes (lanes >= kr unused); not inlined, as
+ * fh_load_b: one copy of each operand form instead of one per register tile (code size) */
+static DSE_NOINLINE DSE_TARGET_NEON_FP16 float16x8_t fh_load_a(const fh_gemm *g, size_t i, size_t k0, size_t kr) {
     if (g->a32) {
         const float *p = (const float *)g->A + i * g->lda + k0;
         float t[8] = {0};
@@ -67,7 +68,7 @@ FH_AI uint16x8_t fh_load_part(const uint16_t *p, size_t n) {
 }
 
 /* b[l] = B(k0 + l, j .. j + 7) for l < kr (columns >= nb as 0) */
-FH_AI void fh_load_b(const fh_gemm *g, size_t k0, size_t kr, size_t j, float16x8_t b[8]) {
+static DSE_NOINLINE DSE_TARGET_NEON_FP16 void fh_load_b(const fh_gemm *g, size_t k0, size_t kr, size_t j, float16x8_t b[8]) {
     const size_t have = g->nb - j < 8 ? g->nb - j : 8;
     if (!g->bt) {
         for (size_t l = 0; l < 8; l++) {
@@ -137,27 +138,17 @@ FH_AI void fh_tile(const fh_gemm *g, const int MR, const int NV, size_t i, size_
     }
 }
 
-/* C[i, j] for i in [i0, i1), j in [j0, j1) */
+/* C[i, j] for i in [i0, i1), j in [j0, j1): tiles of 4 rows (the last rows one at a time) x 16 or 8 columns */
 static DSE_TARGET_NEON_FP16 void fh_run(const fh_gemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
     for (size_t j = j0; j < j1;) {
         const size_t left = j1 - j, jn = left < 16 ? left : 16;
-        for (size_t i = i0; i < i1; i += 4) {
-            const size_t mr = i1 - i < 4 ? i1 - i : 4;
-            if (jn > 8) {
-                switch (mr) {
-                case 4: fh_tile(g, 4, 2, i, j, jn); break;
-                case 3: fh_tile(g, 3, 2, i, j, jn); break;
-                case 2: fh_tile(g, 2, 2, i, j, jn); break;
-                default: fh_tile(g, 1, 2, i, j, jn); break;
-                }
-            } else {
-                switch (mr) {
-                case 4: fh_tile(g, 4, 1, i, j, jn); break;
-                case 3: fh_tile(g, 3, 1, i, j, jn); break;
-                case 2: fh_tile(g, 2, 1, i, j, jn); break;
-                default: fh_tile(g, 1, 1, i, j, jn); break;
-                }
-            }
+        size_t i = i0;
+        if (jn > 8) {
+            for (; i + 4 <= i1; i += 4) fh_tile(g, 4, 2, i, j, jn);
+            for (; i < i1; i++) fh_tile(g, 1, 2, i, j, jn);
+        } else {
+            for (; i + 4 <= i1; i += 4) fh_tile(g, 4, 1, i, j, jn);
+            for (; i < i1; i++) fh_tile(g, 1, 1, i, j, jn);
         }
         j += jn;
     }
