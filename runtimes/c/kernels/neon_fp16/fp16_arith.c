@@ -9,8 +9,8 @@
  * A(i,k): a float32 activation rounded to binary16 by `fcvtn` (round to nearest even: the FPCR's
  * default RMode, FZ = FZ16 = 0 on Linux, qemu included, so subnormals are kept), or binary16 bits;
  * B(k,j): binary16 bits, rows of j (B[k*ldb + j]) or, transposed, rows of k (B[j*ldb + k], 8 x 8
- * blocks transposed in registers). Register tile: up to 4 rows x 16 columns (8 accumulators, 8
- * lanes each); k in blocks of 8 (a vector of A per row, one `fmla` per lane), the last K % 8 k one
+ * blocks transposed in registers). Register tile: 4 rows (the last M % 4 one at a time) x 16 or 8
+ * columns (up to 8 accumulators of 8 lanes); k in blocks of 8 (a vector of A per row, one `fmla` per lane), the last K % 8 k one
  * lane at a time, so each accumulator sees k = 0, 1, ... K-1 in order, nothing more: exactly REF.
  * Columns past the end of B (the last block's) are read from a zero-padded copy, never stored.
  *   - Gemm (transA 0, alpha = beta = 1, B either transB, C absent or [N]) and MatMul (constant 2-D
