@@ -441,3 +441,26 @@ def test_neon_fp16_conv_without_scratch_stays_binary16(arm64, tmp_path, lib):
     outs, kernels = run_cases(arm64, cases)
     assert kernels == ["dse_f32_conv_fp16__ref"] * 2 and not _diff(outs, cases[2])
     assert run_cases(arm64, cases, cpu="cortex-a53")[1] == ["dse_f32_conv__neon", "dse_f32_conv_fp16__ref"]
+
+
+def test_export_end_to_end(lib):
+    """An IR Conv with attribute fp16_arith = 1 and fp16 weights (round_fp16) exported by dsedge's
+    exporter: float16 constants in layout 5, INT fp16_arith = 1 on the node; the C REF kernel takes it
+    and gives the oracle's bytes."""
+    from dsedge.export.dse import export
+    from dsedge.ir import Graph, Node, TensorInfo
+    from dsedge.quant.quantize import round_fp16
+    rng = np.random.default_rng(21)
+    g = Graph(inputs=["x"], outputs=["y"])
+    g.info["x"] = TensorInfo(np.dtype(np.float32), (1, 3, 6, 7))
+    g.consts["w"], g.consts["b"] = rnd(rng, 4, 3, 3, 3), rnd(rng, 4)
+    g.nodes = [Node("Conv", ["x", "w", "b"], ["y"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "fp16_arith": 1},
+                    name="c")]
+    round_fp16(g, ["w", "b"])
+    art = export(g).artifact
+    assert sorted((t.dtype, t.layout) for t in art.tensors if t.storage == CONST) == [("float16", LAYOUT_F16W)] * 2
+    assert dict(art.nodes[0].attrs)["fp16_arith"] == 1
+    x = special_x(rng, (1, 3, 6, 7))
+    (y,), ks = run(lib, art, [x], flags=REF_KERNELS)
+    want = conv16(x, g.consts["w"].astype(np.float16), g.consts["b"].astype(np.float16), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert ks == ["dse_f32_conv_fp16__ref"] and y.tobytes() == want.reshape(y.shape).tobytes()
