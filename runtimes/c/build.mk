@@ -54,7 +54,7 @@ DSE_HOT_SOURCES = kernels/ref/loops.c
 # architecture (x86_64, arm64 or armv7). Their code uses function target attributes (src/isa.h)
 # and compiles to nothing on another architecture, so FLAGS is empty; when set, a builder adds
 # it to that group's files only, and only when compiling for ARCH.
-DSE_ISA_GROUPS = avx2 avxvnni avx512vnni neon neon_dotprod neon_i8mm neon32
+DSE_ISA_GROUPS = avx2 avxvnni avx512vnni neon neon_dotprod neon_i8mm neon_fp16 neon32
 DSE_ISA_avx2_ARCH = x86_64
 DSE_ISA_avx2_SOURCES = kernels/avx2/*.c
 DSE_ISA_avx2_FLAGS =
@@ -73,6 +73,9 @@ DSE_ISA_neon_dotprod_FLAGS =
 DSE_ISA_neon_i8mm_ARCH = arm64
 DSE_ISA_neon_i8mm_SOURCES = kernels/neon_i8mm/*.c
 DSE_ISA_neon_i8mm_FLAGS =
+DSE_ISA_neon_fp16_ARCH = arm64
+DSE_ISA_neon_fp16_SOURCES = kernels/neon_fp16/*.c
+DSE_ISA_neon_fp16_FLAGS =
 # neon32: the armv7 NEON variants, kernels/neon's int8 sources compiled for armv7 (each
 # kernels/neon32/<op>.c includes kernels/neon/<op>.c; NEON per function: src/isa.h)
 DSE_ISA_neon32_ARCH = armv7

@@ -72,6 +72,8 @@ typedef struct dse_tensor {
     size_t dims[DSE_MAX_RANK];
     size_t numel, nbytes, offset;
     const uint8_t *cdata;   /* a constant's bytes: blob + offset, or its float32 copy (layout 5, below) */
+    const uint8_t *hdata;   /* layout 5: the file's float16 bits (blob + offset; the fp16-arithmetic kernels read
+                             * them), else NULL */
     size_t group_size, quant_count;
     float *scales;
     int32_t *zero_points;
@@ -88,7 +90,8 @@ typedef struct dse_tensor {
  * after an odd K is 0 (the loader checks). */
 /* Layout 5 "float16 storage of a float32 constant" (fp16 weights): the loader widens it into a
  * float32 copy once (exact), so the kernels see a float32 constant in layout 0: half the file,
- * the float32 kernels' speed, the float32 bytes in memory. */
+ * the float32 kernels' speed, the float32 bytes in memory; `hdata` keeps the file's float16 bits
+ * for the fp16-arithmetic kernels (docs/quant-arith.md §16). */
 enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2, DSE_LAYOUT_I4 = 3, DSE_LAYOUT_I4_T = 4,
        DSE_LAYOUT_F16W = 5 };
 
@@ -415,6 +418,17 @@ DSE_SHARED int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_fro
 DSE_SHARED int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
 DSE_INTERNAL uint16_t dse__f32_to_f16(float v);
 DSE_SHARED float dse__f16_to_f32(uint16_t h);   /* exact */
+
+/* fp16 arithmetic (docs/quant-arith.md §16; kernels/ref/fp16_arith.c, kernels/neon_fp16/): the float16
+ * bits of a float16 constant (layout 5: the file's bits, `hdata`; layout 0: its data), else NULL; and the
+ * check every fp16-arithmetic kernel starts with (Conv, Gemm or MatMul by n->op: INT fp16_arith = 1, the
+ * float op's own checks, §16's form, float16 weights; it sets why->scratch_plan to the float32 plan). */
+static inline const uint16_t *dse__fp16_bits(const dse_tensor *t) {
+    if (!t || t->storage != DSE_STORAGE_CONST) return NULL;
+    if (t->hdata) return (const uint16_t *)(const void *)t->hdata;
+    return t->dtype == DSE_DTYPE_FLOAT16 ? (const uint16_t *)(const void *)t->cdata : NULL;
+}
+DSE_SHARED int dse__fp16_check(const dse_model *m, const dse_node *n, dse_why *why);
 
 /* Float Conv geometry (conv.c), spatial axes as three (D, H, W), and the float inner loops
  * (kernels/ref/loops.c): Conv; and Y[M,N] = A[M,K] B[K,N] with element strides

@@ -491,6 +491,7 @@ static void widen_f16(rd *r, dse_model *m) {
             memcpy(&h, t->cdata + 2 * k, 2);
             dst[k] = dse__f16_to_f32(h);
         }
+        t->hdata = t->cdata;   /* the bits stay in the blob for the fp16-arithmetic kernels */
         t->cdata = (const uint8_t *)dst;
         t->dtype = DSE_DTYPE_FLOAT32;
         t->nbytes = t->numel * sizeof(float);
@@ -690,7 +691,8 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
          * refuse, the message is the reason (each candidate's, named, if several). A variant
          * that is not meant for this node (e.g. the dynamic-int8 kernels for a float node:
          * DYN_I8_NOT_FOR_THIS_NODE, the two-activation MatMul's MATMUL_ACT_NOT_FOR_THIS_NODE for a
-         * weighted or float MatMul, the int4-weight kernels' W4_NOT_INT4 for int8 weights, the int8 and int16
+         * weighted or float MatMul, the int4-weight kernels' W4_NOT_INT4 for int8 weights, the fp16-arithmetic
+         * kernels' FP16_NOT_FOR_THIS_NODE for a float node without fp16_arith, the int8 and int16
          * DequantizeLinear kernels' DEQUANTIZE_OTHER_DTYPE for each other's x) is left out of the message unless it is the only one. */
         char msg[160] = "", first_msg[160] = "", all[240] = "";
         int first = dse__next_kernel((int)n->op, dt, -1, m->isas), kk = first, refused = 0;
@@ -708,7 +710,8 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
             if (dse__kernel_isa(kk) != DSE_ISA_REF) continue;
             dse__why_format(&w, msg, sizeof msg);
             if ((w.id == DSE_MSG_DYN_I8_NOT_FOR_THIS_NODE || w.id == DSE_MSG_MATMUL_ACT_NOT_FOR_THIS_NODE ||
-                 w.id == DSE_MSG_W4_NOT_INT4 || w.id == DSE_MSG_DEQUANTIZE_OTHER_DTYPE) &&
+                 w.id == DSE_MSG_W4_NOT_INT4 || w.id == DSE_MSG_DEQUANTIZE_OTHER_DTYPE ||
+                 w.id == DSE_MSG_FP16_NOT_FOR_THIS_NODE) &&
                 (refused || dse__next_kernel((int)n->op, dt, kk, m->isas) >= 0)) continue;
             size_t used = strlen(all);
             if (used + 1 < sizeof all) snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "", dse__kernel_name(kk), msg);

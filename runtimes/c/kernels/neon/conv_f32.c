@@ -62,6 +62,12 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 weights", 0, 0, 0, 0);
         return 1;
     }
+    dse_why w16 = {0, NULL, {0, 0, 0, 0}, 0, 0, 0};
+    if ((m->isas & DSE_ISA_BIT(NEON_FP16)) && !dse__fp16_check(m, n, &w16)) {   /* an fp16-arithmetic node the NEON
+        * fp16 kernel left (no scratch for it): REF's binary16 on a core that has FP16, not float32 */
+        DSE_WHYF(why, F32_OPT_NOT_COVERED, "fp16 arithmetic", 0, 0, 0, 0);
+        return 1;
+    }
     dse_conv_plan pl;
     const size_t plan = dse__conv_f32_plan(&g, &pl);
     const int path = neon_cf_path(&g);
