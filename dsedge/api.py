@@ -299,9 +299,9 @@ def _run_in_c(result, feeds) -> list:
 
 def c_has_fp16_arith() -> bool:
     """Whether the C runtime's kernel list has the fp16-arithmetic REF kernels (kernels/ref/
-    fp16_arith.c: a REF Conv kernel named for float16 arithmetic, `dse_f16*`)."""
+    fp16_arith.c: `dse_f32_conv_fp16__ref`)."""
     from .runtime.kernel_list import kernels
-    return any(k.isa == "REF" and k.op == "CONV" and "f16" in k.run.lower() for k in kernels())
+    return any(k.isa == "REF" and k.op == "CONV" and k.run.endswith("_fp16__ref") for k in kernels())
 
 
 class _NodeTimes:
