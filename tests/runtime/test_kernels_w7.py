@@ -1,7 +1,7 @@
 """The AVX2 7-bit-weight int8 kernels (kernels/avx2/conv_i8_w7.c: the VNNI source with vpdpbusd as
 vpmaddubsw + vpmaddwd + vpaddd, exact because |u0*w0 + u1*w1| <= 255 * 64 * 2 < 32768), natively on
 any AVX2 CPU: every Conv/Gemm/MatMul case of the VNNI tests with weights in [-64, 63] runs on
-`__avx2w7` and gives REF's and intref's bytes, including the extreme pair sums (u = 255 against
+`_w7__avx2` and gives REF's and intref's bytes, including the extreme pair sums (u = 255 against
 w = -64 and 63 everywhere); one weight of -65 or 64 sends the node to the int16-pair AVX2 kernel;
 1 and 3 threads give the same bytes; a zoo model quantised with `weight_bits=7` runs its Conv and
 MatMul nodes on them with REF's bytes."""
@@ -18,8 +18,12 @@ pytestmark = pytest.mark.skipif(CC is None or not AVX2, reason="needs an x86-64 
 
 @pytest.fixture(scope="module")
 def w7():
-    """(library, suffix, native): check() expects the kernel name to end in `__avx2w7`."""
-    return _lib(()), "avx2w7", True
+    """(library, variant, native), as test_kernels_vnni's fixture; c7() asks for `..._w7__avx2`."""
+    return _lib(()), "w7", True
+
+
+def c7(w7, case, want="_w7__avx2"):
+    return check(w7, case, want)
 
 
 def rand_w7(rng, shape):
@@ -39,8 +43,8 @@ def test_conv(w7, gi, zps):
     x, w = rand_i8(rng, xs), rand_w7(rng, ws)
     M, n = rng_mults(rng, ws[0])
     b = rand_bias(rng, ws[0], K, big=K > 4096)
-    check(w7, conv_case(x, w, b, zps[0], M, n, zps[1], st, pd, dl, 1, 1))
-    check(w7, conv_case(x, w, b, zps[0], None, None, 0, st, pd, dl, 1, 1, out_scale=ONES(ws[0])))
+    c7(w7, conv_case(x, w, b, zps[0], M, n, zps[1], st, pd, dl, 1, 1))
+    c7(w7, conv_case(x, w, b, zps[0], None, None, 0, st, pd, dl, 1, 1, out_scale=ONES(ws[0])))
 
 
 def test_conv_extreme_pairs(w7):
@@ -54,7 +58,7 @@ def test_conv_extreme_pairs(w7):
         rng = np.random.default_rng(xv + 200)
         M, n = rng_mults(rng, O)
         b = rand_bias(rng, O, 9 * xs[1], big=True)
-        check(w7, conv_case(x, w, b, zp, M, n, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1))
+        c7(w7, conv_case(x, w, b, zp, M, n, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1))
 
 
 @pytest.mark.parametrize("bad", [-65, 64, 127, -127])
@@ -63,7 +67,7 @@ def test_one_weight_out_of_range_falls_through(w7, bad):
     x, w = rand_i8(rng, (1, 12, 9, 9)), rand_w7(rng, (10, 12, 3, 3))
     w[7, 11, 2, 2] = bad
     M, n = rng_mults(rng, 10)
-    check(w7, conv_case(x, w, rand_bias(rng, 10, 108), 2, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1), "__avx2")
+    c7(w7, conv_case(x, w, rand_bias(rng, 10, 108), 2, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1), "__avx2")
 
 
 @pytest.mark.parametrize("shape", GEMM)
@@ -76,9 +80,9 @@ def test_gemm(w7, shape, trans_b):
     M, n = rng_mults(rng, N)
     b = rand_bias(rng, N, K, big=K > 4096)
     layout = 1 if trans_b else 2
-    check(w7, gemm_case(x, w, b, -128, M, n, 127, trans_b, layout))
+    c7(w7, gemm_case(x, w, b, -128, M, n, 127, trans_b, layout))
     scale = (2.0 ** rng.uniform(-20, 4, N)).astype(np.float32)
-    check(w7, gemm_case(x, w, b, 3, None, None, 0, trans_b, layout, out_scale=scale))
+    c7(w7, gemm_case(x, w, b, 3, None, None, 0, trans_b, layout, out_scale=scale))
 
 
 @pytest.mark.parametrize("xshape,N", MATMUL[:6])
@@ -87,7 +91,7 @@ def test_matmul(w7, xshape, N):
     K = xshape[-1]
     x, w = rand_i8(rng, xshape), rand_w7(rng, (K, N))
     M, n = rng_mults(rng, N)
-    check(w7, gemm_case(x, w, rand_bias(rng, N, K), 1, M, n, -2, 0, 2, op="MatMul"))
+    c7(w7, gemm_case(x, w, rand_bias(rng, N, K), 1, M, n, -2, 0, 2, op="MatMul"))
 
 
 def test_threads_same_bytes(w7):
@@ -96,7 +100,7 @@ def test_threads_same_bytes(w7):
     x, w = rand_i8(rng, (2, 19, 23, 25)), rand_w7(rng, (37, 19, 3, 3))
     M, n = rng_mults(rng, 37)
     case = conv_case(x, w, rand_bias(rng, 37, 171), -3, M, n, 4, [2, 1], [1, 1, 1, 1], [1, 1], 1, 1)
-    art, feeds, outs = check(w7, case)
+    art, feeds, outs = c7(w7, case)
     for t in (2, 3):
         assert run_threads(lib, art, feeds, outs, t).tobytes() == np.ascontiguousarray(case[3]).tobytes()
 
@@ -121,7 +125,7 @@ def test_zoo_model_int7_weights(w7, tmp_path):
         ins = [np.asarray(feed[art.tensors[i].name], dtype=art.tensors[i].dtype) for i in art.inputs]
         got, kern = run_c(lib, art, ins, outs)
         want, _ = run_c(lib, art, ins, outs, LOAD_REF)
-        assert sum(k.endswith("__avx2w7") for k in kern) >= 10, kern
+        assert sum(k.endswith("_w7__avx2") for k in kern) >= 10, kern
         for a, b in zip(got, want):
             assert a.tobytes() == b.tobytes()
 
@@ -133,8 +137,8 @@ def test_winograd_3x3_left_to_avx2(w7):
     x, w = rand_i8(rng, (1, 16, 20, 20)), rand_w7(rng, (32, 16, 3, 3))
     M, n = rng_mults(rng, 32)
     b = rand_bias(rng, 32, 144)
-    check(w7, conv_case(x, w, b, 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1), "__avx2")
-    check(w7, conv_case(x, w, b, 1, M, n, 0, [2, 2], [1, 1, 1, 1], [1, 1], 1, 1))
+    c7(w7, conv_case(x, w, b, 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1), "__avx2")
+    c7(w7, conv_case(x, w, b, 1, M, n, 0, [2, 2], [1, 1, 1, 1], [1, 1], 1, 1))
 
 
 def test_cli_int7_digits(w7, tmp_path):
@@ -157,7 +161,7 @@ def test_cli_int7_digits(w7, tmp_path):
     wq = [t for t in art.tensors if t.dtype == "int8" and t.data is not None and t.layout in (1, 2)]
     assert len(wq) == 3 and all(np.abs(np.frombuffer(t.data, np.int8)).max() <= 63 for t in wq)
     rt, rt_ref = Runtime(str(out)), Runtime(str(out), kernels="ref")
-    assert sum(k.endswith("__avx2w7") for k in rt.kernels()) == 3, rt.kernels()
+    assert sum(k.endswith("_w7__avx2") for k in rt.kernels()) == 3, rt.kernels()
     from dsedge.export.dse import load_dse_graph
     g = load_dse_graph(out)
     ev = zoo.digits_eval()

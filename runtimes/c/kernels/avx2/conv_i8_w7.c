@@ -1,6 +1,6 @@
 /* avx2/conv_i8_w7.c: int8 Conv (group 1), Gemm and MatMul whose weights all lie in [-64, 63]
  * (7-bit weights: `dsedge quantize --weights int7`, or any int8 weights in that range), on AVX2
- * without VNNI: `dse_i8_{conv,gemm,matmul}__avx2w7`, byte-identical with REF.
+ * without VNNI: `dse_i8_{conv,gemm,matmul}_w7__avx2`, byte-identical with REF.
  *
  * The VNNI kernels' source (kernels/avxvnni/conv_i8.c: u = x ^ 0x80 against signed weights, the
  * (128 + zp_in) * sum w fold) compiled with DSE_VNNI_W7, where each vpdpbusd is vpmaddubsw +

@@ -70,7 +70,7 @@
 #undef VN_TARGET
 #undef VN_DPBUSD
 #define VN(name) w7avx2_##name
-#define VN_KERNEL(name) name##__avx2w7
+#define VN_KERNEL(name) name##_w7__avx2
 #define VN_TARGET DSE_TARGET_AVX2
 #define VN_DPBUSD(acc, a, b) dse_w7_dpbusd(acc, a, b)
 /* vpdpbusd for 7-bit weights: vpmaddubsw's int16 pair sums u0*w0 + u1*w1 (u in 0..255, w in
