@@ -3,10 +3,21 @@ onnxruntime's fp32 session, 1 thread, min and median of 30 runs after 3 warm-ups
 
     python3 benchmarks/gemm_peak.py M K N TRANSB      # e.g. 40 1024 8210 1 (ddddocr common's classifier)
 """
-import os, sys, time, numpy as np, onnx, onnxruntime as ort
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
 import dsedge
 from dsedge.api import save_result
+
 M,K,N,tb = [int(v) for v in sys.argv[1:5]]
 rng = np.random.default_rng(0)
 B = (rng.standard_normal((N,K) if tb else (K,N))*0.05).astype(np.float32)
@@ -14,7 +25,6 @@ C = (rng.standard_normal(N)*0.1).astype(np.float32)
 g = helper.make_graph([helper.make_node("Gemm", ["a","B","C"], ["y"], transB=tb)], "g",
     [helper.make_tensor_value_info("a", TensorProto.FLOAT, [M,K])],[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     [numpy_helper.from_array(B,"B"), numpy_helper.from_array(C,"C")])
-import tempfile
 d=tempfile.mkdtemp(prefix="dsedge-gemmpeak-"); src=f"{d}/g{tb}.onnx"
 onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("",17)]), src)
 feeds=[{"a": rng.standard_normal((M,K)).astype(np.float32)} for _ in range(3)]
