@@ -30,8 +30,21 @@ def rand_w7(rng, shape):
     return rng.integers(-64, 64, shape).astype(np.int8)
 
 
-# the VNNI cases but 3x3 stride-1 ones, which the AVX2 Winograd kernel keeps (test_winograd_3x3_left_to_avx2)
-CONV_W7 = [c for c in CONV_VNNI if not (c[1][2:] == (3, 3) and c[2] == [1, 1] and c[4] == [1, 1])]
+def _left_to_avx2(c):
+    """3x3 stride 1 (the AVX2 Winograd) and 1x1 stride-1 unpadded convs with K <= 128, or <= 256 with
+    256 pixels (AVX2's pixels-in-lanes form) stay on AVX2 (test_left_to_avx2)."""
+    xs, ws, st, pd, dl = c
+    if ws[2:] == (3, 3) and st == [1, 1] and dl == [1, 1]:
+        return True
+    K, P = int(np.prod(ws[1:])), int(np.prod(xs[2:]))
+    direct = all(k == 1 for k in ws[2:]) and all(v == 1 for v in st) and not any(pd)
+    return direct and (K <= 128 or (P >= 256 and K <= 256))
+
+
+CONV_W7 = [c for c in CONV_VNNI if not _left_to_avx2(c)] + [
+    ((1, 300, 6, 7), (40, 300, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),    # 1x1, K = 300: the W7 kernel
+    ((2, 160, 9, 5), (19, 160, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),    # K = 160 with 45 pixels
+]
 
 
 @pytest.mark.parametrize("gi", range(len(CONV_W7)))
@@ -130,15 +143,21 @@ def test_zoo_model_int7_weights(w7, tmp_path):
             assert a.tobytes() == b.tobytes()
 
 
-def test_winograd_3x3_left_to_avx2(w7):
+def test_left_to_avx2(w7):
     """A 3x3 stride-1 conv that the AVX2 variant runs as Winograd (2.25x fewer multiplies) is left
-    to it; the same conv at stride 2 takes the W7 kernel."""
+    to it, the same conv at stride 2 takes the W7 kernel; a 1x1 with K = 64 stays on AVX2's
+    pixels-in-lanes form, with K = 264 it takes the W7 kernel."""
     rng = np.random.default_rng(31)
     x, w = rand_i8(rng, (1, 16, 20, 20)), rand_w7(rng, (32, 16, 3, 3))
     M, n = rng_mults(rng, 32)
     b = rand_bias(rng, 32, 144)
     c7(w7, conv_case(x, w, b, 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1), "__avx2")
     c7(w7, conv_case(x, w, b, 1, M, n, 0, [2, 2], [1, 1, 1, 1], [1, 1], 1, 1))
+    for K, want in ((64, "__avx2"), (264, "_w7__avx2")):
+        x1, w1 = rand_i8(rng, (1, K, 16, 16)), rand_w7(rng, (24, K, 1, 1))
+        M1, n1 = rng_mults(rng, 24)
+        c7(w7, conv_case(x1, w1, rand_bias(rng, 24, K), -5, M1, n1, 3, [1, 1], [0, 0, 0, 0], [1, 1], 1, 1), want)
+    assert not any(_left_to_avx2(c) for c in CONV_W7)
 
 
 def test_cli_int7_digits(w7, tmp_path):

@@ -53,11 +53,6 @@ static int avx2_i8_bias_fits(const dse_model *m, const dse_node *n, size_t C, si
     return big + (int64_t)K * 255 * 127 < ((int64_t)1 << 31);
 }
 
-/* 1x1 convs up to this K take the pixels-in-lanes form (avx2_i8_tile_T): its int16 pair tile
- * of T rounded up to 16 columns then fits the plan (2 * Kp * 15 <= 4096). */
-#define AVX2_I8_TRANS_K 128
-/* ... and so do those up to this K with at least 256 pixels (no rounding of the tile) */
-#define AVX2_I8_TRANS_KMAX 256
 
 /* Scratch of a GEMM node: one int16 tile of T = min(P, 256) columns of Kp, and for Conv the
  * im2col stage, 4 rows of T + 32 bytes rounded to 16 (<= 1152 bytes: inside the plan's 4096). */
@@ -80,7 +75,7 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         need = avx2_i8_gemm_scratch(K, P, 1);
         int direct = 1;
         for (unsigned d = 2; d < w->rank; d++) direct &= w->dims[d] == 1;
-        if (direct && (K <= AVX2_I8_TRANS_K || (P >= DSE_I8_PACK_TILE && K <= AVX2_I8_TRANS_KMAX))) {   /* strides, pads: checked at run; the need covers both */
+        if (direct && avx2_i8_trans_k(K, P)) {   /* strides, pads: checked at run; the need covers both */
             size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE, t = (K + 1) / 2 * 4 * ((T + 15) / 16 * 16);
             if (t > need) need = t;
         }
@@ -661,7 +656,7 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     J.direct = 1;
     for (int i = 0; i < 3; i++)
         J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
-    J.trans = J.direct && (K <= AVX2_I8_TRANS_K || (P >= DSE_I8_PACK_TILE && K <= AVX2_I8_TRANS_KMAX));
+    J.trans = J.direct && avx2_i8_trans_k(K, P);
     J.tiles = (P + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
     dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), avx2_i8_conv_task, &J);

@@ -33,6 +33,16 @@ static inline void avx2_dw_plan_of(const dse_i8_geom *g, size_t budget, avx2_dw_
  * block's padded input as int16 [PH][PW][8] (x - zp_in, 0 in the padding), 8 int8 rows of PW
  * bytes (a row of each channel with the padding as zp_in) and the int8 outputs [P][8] + 16.
  * 0 when the node does not take the path (float output, more than 64 taps, wide planes). */
+/* 1x1 convs up to this K take the pixels-in-lanes form (avx2_i8_tile_T, conv_i8.c): its int16 pair
+ * tile of T rounded up to 16 columns then fits the plan (2 * Kp * 15 <= 4096); and so do those up
+ * to AVX2_I8_TRANS_KMAX with at least 256 pixels (no rounding of the tile). The 7-bit-weight
+ * kernels (conv_i8_w7.c) leave these to it. */
+#define AVX2_I8_TRANS_K 128
+#define AVX2_I8_TRANS_KMAX 256
+static inline int avx2_i8_trans_k(size_t K, size_t P) {
+    return K <= AVX2_I8_TRANS_K || (P >= DSE_I8_PACK_TILE && K <= AVX2_I8_TRANS_KMAX);
+}
+
 #define AVX2_DWB_MAX_OW 16
 static inline size_t avx2_dwb_need(const dse_i8_geom *g, int float_out) {
     const long long OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];

@@ -140,6 +140,9 @@ int VC_CHECK(conv)(const dse_model *m, const dse_node *n, dse_why *why) {
         const size_t plan = why->scratch_plan < m->scratch_size ? why->scratch_plan : m->scratch_size;
         dse_i8_geom_read(n, &m->tensors[n->in[0]], y, w->dims + 2, &g, &tmp);
         if (avx2_wino_plan_of(&g, w->dims[1], O, plan, &wp)) return 1;
+        int direct = 1;   /* and a 1x1 stride-1 unpadded conv it runs pixels-in-lanes (small K) */
+        for (int i = 0; i < 3; i++) direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+        if (direct && avx2_i8_trans_k(K, P)) return 1;
     }
 #endif
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, P, 1));
