@@ -53,6 +53,8 @@ static int run_line(char *line, unsigned flags, int reps, unsigned threads) {
     if (!buf || dse_model_load_ex(buf, len, flags, &m, &e) != DSE_OK ||
         dse_session_create_ex(m, NULL, 0, &opt, &s, &e) != DSE_OK) {
         fprintf(stderr, "load %s: %s\n", argv[0], buf ? e.message : "cannot read");
+        dse_model_free(m);   /* NULL when the load failed */
+        free(buf);
         return 1;
     }
     if ((size_t)(argc - 2) != dse_model_input_count(m)) { fprintf(stderr, "%s has %zu inputs\n", argv[0], dse_model_input_count(m)); return 1; }
