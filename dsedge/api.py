@@ -274,10 +274,9 @@ def _run_in_c(result, feeds) -> list:
     shapes = _same_shapes(feeds)
     if shapes is None:
         return [run(result.graph, f) for f in feeds]
-    # nodes in fp16 arithmetic are judged by their binary16 bytes (docs/quant-arith.md §16): the
-    # REF kernels give them on any host; a library without them runs such a plan in numpy
+    # nodes in fp16 arithmetic are judged by their binary16 bytes (docs/quant-arith.md §16), which
+    # the REF kernels give on any host (the optimised float kernels widen them)
     half = bool(fp16_marked(result.graph))
-    numpy_half = half and not c_has_fp16_arith()
     with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
         path = Path(d) / "candidate.dse"
         try:
@@ -286,22 +285,13 @@ def _run_in_c(result, feeds) -> list:
             return [run(result.graph, f) for f in feeds]
         widened = sum(2 * t.nbytes for t in ex.artifact.tensors if t.layout == LAYOUT_F16W)   # the loader's copies
         outs, times = [], []
-        with Runtime(str(path), **({"kernels": "ref"} if half and not numpy_half else {})) as rt:
+        with Runtime(str(path), **({"kernels": "ref"} if half else {})) as rt:
             info = {"bytes": path.stat().st_size, "arena_bytes": int(rt.arena_size), "widened_bytes": widened}
-            if numpy_half:
-                return [run(result.graph, f) for f in feeds], info
             for f in feeds:
                 t0 = time.perf_counter()
                 outs.append(rt.run(f))
                 times.append(time.perf_counter() - t0)
             return outs, ({**info, "ms": 1e3 * float(np.median(times))} if not half else info)
-
-
-def c_has_fp16_arith() -> bool:
-    """Whether the C runtime's kernel list has the fp16-arithmetic REF kernels (kernels/ref/
-    fp16_arith.c: `dse_f32_conv_fp16__ref`)."""
-    from .runtime.kernel_list import kernels
-    return any(k.isa == "REF" and k.op == "CONV" and k.run.endswith("_fp16__ref") for k in kernels())
 
 
 class _NodeTimes:

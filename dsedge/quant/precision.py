@@ -92,6 +92,9 @@ class Metric:
     kinds: dict[str, str]
     user: Callable | None = None
     user_name: str = ""
+    # the held-back feeds' margins, for the one `ref` list a search scores against (that list is
+    # kept with them, so its id stays its own): {(id, len): (ref, margins)}
+    _held: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def for_outputs(cls, ref: list[dict], user: str | None = None) -> "Metric":
@@ -189,11 +192,10 @@ class Metric:
 
     def _held_margins(self, ref: list[dict]) -> "Margins":
         key = (id(ref), len(ref))
-        cache = self.__dict__.setdefault("_held_cache", {})
-        if key not in cache:
-            cache.clear()
-            cache[key] = (ref, self.margins(ref, held=True))   # ref kept: its id stays its own
-        return cache[key][1]
+        if key not in self._held:
+            self._held.clear()
+            self._held[key] = (ref, self.margins(ref, held=True))
+        return self._held[key][1]
 
     def noise(self, ref: list[dict], got: list[dict]) -> float:
         """Relative noise power of the float outputs (the sum over outputs of 10^(-SQNR/10)): the
@@ -256,7 +258,6 @@ def _margin_rows_threshold(held, got: list[np.ndarray], more=None):
     margin_h, per_h, probs = held
     d = np.concatenate([np.asarray(g, np.float32).ravel() - p for g, p in zip(got, probs)])
     per = per_h if more is None else np.concatenate([per_h, more[1]])
-    h = len(margin_h)
     feed_h = np.repeat(np.arange(len(per_h)), per_h)
     near = margin_h < 0.25
     if not np.any(near):
@@ -274,7 +275,6 @@ def _margin_rows_threshold(held, got: list[np.ndarray], more=None):
         keep_m = more[0] < 10.0 * sigma
         margin.append(more[0][keep_m])
         feed.append(np.repeat(np.arange(len(per_h), len(per)), more[1])[keep_m])
-    assert h == int(per_h.sum())
     return np.concatenate(margin).astype(np.float64), np.concatenate(feed), per, ss, cnt
 
 

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 import dsedge
-from dsedge.api import c_has_fp16_arith, load_plan, save_result
+from dsedge.api import load_plan, save_result
 from dsedge.cli import main
 from dsedge.converters.onnx.reader import load_onnx
 from dsedge.errors import DseError
@@ -391,9 +391,6 @@ def test_dse_keeps_the_attribute_and_onnx_stays_float32(graph, tmp_path):
 
 
 def test_c_ref_kernels_give_the_numpy_bytes(graph, tmp_path):
-    if not c_has_fp16_arith():
-        pytest.skip("the C runtime's kernel list (python3 -m dsedge.runtime.kernel_list) has no fp16-arithmetic "
-                    "REF kernel (kernels/ref/fp16_arith.c) yet")
     r = dsedge.quantize(graph.copy(), _feeds(), precision="fp16", fp16_arith=("all",), progress=False)
     path = tmp_path / "f16.dse"
     r.save(str(path))

@@ -639,6 +639,24 @@ DSE_SHARED int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, 
 DSE_SHARED int dse__check_softmax_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);   /* softmax.c */
 DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
+/* The optimised float Softmax/LogSoftmax (kernels/avx2/softmax.c, kernels/neon/softmax.c) run on one
+ * driver (kernels/ref/softmax.c): lines along the last axis by `rows` (dse__parallel over outer,
+ * arg the job); strided lines `width` at a time by `block`, the last inner % width one by one in
+ * REF's order with the ISA's vector exp on one value (`exp1`). */
+typedef struct dse_softmax_job {
+    const float *x;
+    float *y;
+    size_t outer, len, inner;
+    int logsm;
+} dse_softmax_job;
+typedef struct dse_softmax_isa {
+    dse_task_fn rows;
+    void (*block)(const dse_softmax_job *j, size_t o, size_t i);
+    float (*exp1)(float);
+    size_t width;
+} dse_softmax_isa;
+DSE_SHARED void dse__softmax_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                         int logsm, const dse_softmax_isa *isa);
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 

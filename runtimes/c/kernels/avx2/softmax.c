@@ -16,13 +16,6 @@
 
 #if DSE_AVX2_F32
 
-typedef struct sm_job {
-    const float *x;
-    float *y;
-    size_t outer, len, inner;
-    int logsm;
-} sm_job;
-
 static DSE_TARGET_AVX2 inline __m256 sm_canon(__m256 y) {   /* NaN -> 0x7FC00000, as REF */
     return _mm256_blendv_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
 }
@@ -36,7 +29,7 @@ static DSE_TARGET_AVX2 float sm_hsum(__m256 v) {
 /* lines along the last axis: [begin, end) of outer */
 static DSE_TARGET_AVX2 void sm_rows(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
-    const sm_job *j = arg;
+    const dse_softmax_job *j = arg;
     const size_t L = j->len, L8 = L & ~(size_t)7;
     for (size_t o = begin; o < end; o++) {
         const float *x = j->x + o * L;
@@ -79,7 +72,7 @@ static DSE_TARGET_AVX2 void sm_rows(void *arg, size_t begin, size_t end, unsigne
 }
 
 /* 8 neighbouring lines (inner >= 8) from line i of block o. */
-static DSE_TARGET_AVX2 void sm_cols_block(const sm_job *j, size_t o, size_t i) {
+static DSE_TARGET_AVX2 void sm_cols_block(const dse_softmax_job *j, size_t o, size_t i) {
     const size_t L = j->len, S = j->inner;
     const float *x = j->x + o * L * S + i;
     float *y = j->y + o * L * S + i;
@@ -106,48 +99,12 @@ static DSE_TARGET_AVX2 void sm_cols_block(const sm_job *j, size_t o, size_t i) {
     }
 }
 
-/* One line (o, i) with stride inner, in REF's order, exp from the vector function. */
+/* exp of one value by the vector function (the strided lines left over, REF's order) */
 static DSE_TARGET_AVX2 float sm_exp1(float v) { return _mm256_cvtss_f32(dse__avx2_exp(_mm256_set1_ps(v))); }
-static DSE_TARGET_AVX2 void sm_col1(const sm_job *j, size_t o, size_t i) {
-    const size_t L = j->len, S = j->inner;
-    const float *x = j->x + o * L * S + i;
-    float *y = j->y + o * L * S + i;
-    float mx = x[0], sum = 0.0f;
-    for (size_t k = 1; k < L; k++) if (!(x[k * S] <= mx)) mx = x[k * S];
-    if (j->logsm) {
-        for (size_t k = 0; k < L; k++) sum = sum + sm_exp1(x[k * S] - mx);
-        const float ls = dse_logf(sum);
-        for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf((x[k * S] - mx) - ls);
-        return;
-    }
-    for (size_t k = 0; k < L; k++) { const float e = sm_exp1(x[k * S] - mx); y[k * S] = e; sum = sum + e; }
-    for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf(y[k * S] / sum);
-}
 
-static DSE_TARGET_AVX2 void sm_cols(void *arg, size_t begin, size_t end, unsigned worker) {
-    (void)worker;
-    const sm_job *j = arg;
-    const size_t nb = (j->inner + 7) / 8;
-    for (size_t b = begin; b < end; b++) {
-        const size_t o = b / nb;
-        size_t i = b % nb * 8;
-        if (i + 8 <= j->inner) { sm_cols_block(j, o, i); continue; }
-        for (; i < j->inner; i++) sm_col1(j, o, i);   /* the last inner % 8 lines one by one */
-    }
-}
+static const dse_softmax_isa sm_isa = {sm_rows, sm_cols_block, sm_exp1, 8};
 
-static void sm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int logsm) {
-    sm_job j;
-    dse__softmax_f32_lines(m, n, &j.outer, &j.len, &j.inner);
-    j.x = dse__data(m, arena, n->in[0]);
-    j.y = dse__data(m, arena, n->out[0]);
-    j.logsm = logsm;
-    if (!j.len || !j.outer || !j.inner) return;
-    if (j.inner == 1) dse__parallel(cx, j.outer, 1 + 8192 / j.len, sm_rows, &j);
-    else dse__parallel(cx, j.outer * ((j.inner + 7) / 8), 1, sm_cols, &j);
-}
-
-void dse_f32_softmax__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { sm_run(m, n, arena, cx, 0); }
-void dse_f32_logsoftmax__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { sm_run(m, n, arena, cx, 1); }
+void dse_f32_softmax__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { dse__softmax_f32_opt_run(m, n, arena, cx, 0, &sm_isa); }
+void dse_f32_logsoftmax__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { dse__softmax_f32_opt_run(m, n, arena, cx, 1, &sm_isa); }
 
 #endif

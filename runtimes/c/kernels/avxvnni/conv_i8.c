@@ -92,11 +92,13 @@ DSE_TARGET_AVX2 static inline __m256i dse_w7_dpbusd(__m256i acc, __m256i a, __m2
 #endif
 #if !defined(DSE_VNNI_512)
 
-/* max|bias| + K * 255 * 127 < 2^31: the true accumulator fits int32 (else REF, which adds the
- * bias in int64, or AVX2, which refuses it too) */
-static int VC(i8_bias_fits)(const dse_model *m, const dse_node *n, size_t C, size_t K) {
+/* The sums this kernel forms are exact: max|bias| + K * 255 * 127 < 2^31, the true accumulator
+ * fits int32 (else REF, which adds the bias in int64, or AVX2, which refuses it too); for the W7
+ * variant also every weight byte (the layouts' padding is 0) in [-64, 63], so that no vpmaddubsw
+ * pair sum reaches 32768. */
+static int VC(i8_sums_exact)(const dse_model *m, const dse_node *n, size_t C, size_t K) {
     const int32_t *bd = (const int32_t *)m->tensors[n->in[2]].cdata;
-#if defined(DSE_VNNI_W7)   /* and every weight byte (the layouts' padding is 0) in [-64, 63] */
+#if defined(DSE_VNNI_W7)
     const dse_tensor *wt = &m->tensors[n->in[1]];
     for (size_t i = 0; i < wt->nbytes; i++)
         if ((int8_t)wt->cdata[i] < -64 || (int8_t)wt->cdata[i] > 63) return 0;
@@ -130,7 +132,7 @@ int VC_CHECK(conv)(const dse_model *m, const dse_node *n, dse_why *why) {
     size_t K = w->dims[1];
     for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d];
     const size_t P = y->dims[0] && O ? y->numel / (y->dims[0] * O) : 0;
-    if (dse__attr_int(n, DSE_A_group, 1) != 1 || w->layout != DSE_LAYOUT_N8K4 || !P || !VC(i8_bias_fits)(m, n, O, K))
+    if (dse__attr_int(n, DSE_A_group, 1) != 1 || w->layout != DSE_LAYOUT_N8K4 || !P || !VC(i8_sums_exact)(m, n, O, K))
         return 1;   /* depthwise, grouped, layout-0 artifacts: the next kernel */
 #if defined(DSE_VNNI_W7)
     {   /* a 3x3 stride-1 conv the AVX2 variant runs as Winograd (2.25x fewer multiplies): leave it */
@@ -152,7 +154,7 @@ int VC_CHECK(gemm)(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_gemm_check(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = x->dims[1], N = y->dims[1];
-    if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !VC(i8_bias_fits)(m, n, N, K)) return 1;
+    if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !VC(i8_sums_exact)(m, n, N, K)) return 1;
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, x->dims[0], 0));
 }
 
@@ -160,7 +162,7 @@ int VC_CHECK(matmul)(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_matmul_check(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0;
-    if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !VC(i8_bias_fits)(m, n, N, K)) return 1;
+    if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !VC(i8_sums_exact)(m, n, N, K)) return 1;
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, rows, 0));
 }
 

@@ -20,17 +20,10 @@ static inline float32x4_t nsm_canon(float32x4_t y) {   /* NaN -> 0x7FC00000, as 
     return vbslq_f32(vceqq_f32(y, y), y, vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
 }
 
-typedef struct nsm_job {
-    const float *x;
-    float *y;
-    size_t outer, len, inner;
-    int logsm;
-} nsm_job;
-
 /* lines along the last axis: [begin, end) of outer */
 static void nsm_rows(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
-    const nsm_job *j = arg;
+    const dse_softmax_job *j = arg;
     const size_t L = j->len, L8 = L & ~(size_t)7;
     for (size_t o = begin; o < end; o++) {
         const float *x = j->x + o * L;
@@ -76,7 +69,7 @@ static void nsm_rows(void *arg, size_t begin, size_t end, unsigned worker) {
 }
 
 /* 4 neighbouring lines (inner >= 8) from line i of block o, each lane in REF's order. */
-static void nsm_cols_block(const nsm_job *j, size_t o, size_t i) {
+static void nsm_cols_block(const dse_softmax_job *j, size_t o, size_t i) {
     const size_t L = j->len, S = j->inner;
     const float *x = j->x + o * L * S + i;
     float *y = j->y + o * L * S + i;
@@ -103,48 +96,12 @@ static void nsm_cols_block(const nsm_job *j, size_t o, size_t i) {
     }
 }
 
-/* One line (o, i) with stride inner, in REF's order, exp from the vector function. */
+/* exp of one value by the vector function (the strided lines left over, REF's order) */
 static float nsm_exp1(float v) { return vgetq_lane_f32(dse__neon_exp(vdupq_n_f32(v)), 0); }
-static void nsm_col1(const nsm_job *j, size_t o, size_t i) {
-    const size_t L = j->len, S = j->inner;
-    const float *x = j->x + o * L * S + i;
-    float *y = j->y + o * L * S + i;
-    float mx = x[0], sum = 0.0f;
-    for (size_t k = 1; k < L; k++) if (!(x[k * S] <= mx)) mx = x[k * S];
-    if (j->logsm) {
-        for (size_t k = 0; k < L; k++) sum = sum + nsm_exp1(x[k * S] - mx);
-        const float ls = dse_logf(sum);
-        for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf((x[k * S] - mx) - ls);
-        return;
-    }
-    for (size_t k = 0; k < L; k++) { const float e = nsm_exp1(x[k * S] - mx); y[k * S] = e; sum = sum + e; }
-    for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf(y[k * S] / sum);
-}
 
-static void nsm_cols(void *arg, size_t begin, size_t end, unsigned worker) {
-    (void)worker;
-    const nsm_job *j = arg;
-    const size_t nb = (j->inner + 3) / 4;
-    for (size_t b = begin; b < end; b++) {
-        const size_t o = b / nb;
-        size_t i = b % nb * 4;
-        if (i + 4 <= j->inner) { nsm_cols_block(j, o, i); continue; }
-        for (; i < j->inner; i++) nsm_col1(j, o, i);   /* the last inner % 4 lines one by one */
-    }
-}
+static const dse_softmax_isa nsm_isa = {nsm_rows, nsm_cols_block, nsm_exp1, 4};
 
-static void nsm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int logsm) {
-    nsm_job j;
-    dse__softmax_f32_lines(m, n, &j.outer, &j.len, &j.inner);
-    j.x = dse__data(m, arena, n->in[0]);
-    j.y = dse__data(m, arena, n->out[0]);
-    j.logsm = logsm;
-    if (!j.len || !j.outer || !j.inner) return;
-    if (j.inner == 1) dse__parallel(cx, j.outer, 1 + 8192 / j.len, nsm_rows, &j);
-    else dse__parallel(cx, j.outer * ((j.inner + 3) / 4), 1, nsm_cols, &j);
-}
-
-void dse_f32_softmax__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { nsm_run(m, n, arena, cx, 0); }
-void dse_f32_logsoftmax__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { nsm_run(m, n, arena, cx, 1); }
+void dse_f32_softmax__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { dse__softmax_f32_opt_run(m, n, arena, cx, 0, &nsm_isa); }
+void dse_f32_logsoftmax__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { dse__softmax_f32_opt_run(m, n, arena, cx, 1, &nsm_isa); }
 
 #endif

@@ -52,6 +52,20 @@ int dse__check_softmax_f32_opt(const dse_model *m, const dse_node *n, dse_why *w
     return 0;
 }
 
+/* One line of L elements at stride S, in the order above, with the exp function `ex`. */
+static inline void softmax_line(const float *x, float *y, size_t L, size_t S, int logsm, float (*ex)(float)) {
+    float mx = x[0], sum = 0.0f;
+    for (size_t k = 1; k < L; k++) { const float v = x[k * S]; if (!(v <= mx)) mx = v; }
+    if (logsm) {
+        for (size_t k = 0; k < L; k++) sum = sum + ex(x[k * S] - mx);
+        const float ls = dse_logf(sum);
+        for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf((x[k * S] - mx) - ls);
+        return;
+    }
+    for (size_t k = 0; k < L; k++) { const float e = ex(x[k * S] - mx); y[k * S] = e; sum = sum + e; }
+    for (size_t k = 0; k < L; k++) y[k * S] = dse_canonf(y[k * S] / sum);
+}
+
 static void softmax_run(const dse_model *m, const dse_node *n, uint8_t *arena, int logsm) {
     size_t outer, len, inner;
     dse__softmax_f32_lines(m, n, &outer, &len, &inner);
@@ -59,24 +73,37 @@ static void softmax_run(const dse_model *m, const dse_node *n, uint8_t *arena, i
     float *y = dse__data(m, arena, n->out[0]);
     if (!len) return;
     for (size_t o = 0; o < outer; o++)
-        for (size_t i = 0; i < inner; i++) {
-            const size_t base = o * len * inner + i;
-            float mx = x[base];
-            for (size_t k = 1; k < len; k++) { const float v = x[base + k * inner]; if (!(v <= mx)) mx = v; }
-            float sum = 0.0f;
-            if (logsm) {
-                for (size_t k = 0; k < len; k++) sum = sum + dse_expf(x[base + k * inner] - mx);
-                const float ls = dse_logf(sum);
-                for (size_t k = 0; k < len; k++) y[base + k * inner] = dse_canonf((x[base + k * inner] - mx) - ls);
-            } else {
-                for (size_t k = 0; k < len; k++) {
-                    const float e = dse_expf(x[base + k * inner] - mx);
-                    y[base + k * inner] = e;
-                    sum = sum + e;
-                }
-                for (size_t k = 0; k < len; k++) y[base + k * inner] = dse_canonf(y[base + k * inner] / sum);
-            }
-        }
+        for (size_t i = 0; i < inner; i++) softmax_line(x + o * len * inner + i, y + o * len * inner + i, len, inner, logsm, dse_expf);
+}
+
+/* dse__softmax_f32_opt_run (internal.h) */
+typedef struct { dse_softmax_job j; const dse_softmax_isa *isa; } softmax_cols_job;
+
+static void softmax_cols(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const softmax_cols_job *c = arg;
+    const dse_softmax_job *j = &c->j;
+    const size_t w = c->isa->width, nb = (j->inner + w - 1) / w, L = j->len, S = j->inner;
+    for (size_t b = begin; b < end; b++) {
+        const size_t o = b / nb;
+        size_t i = b % nb * w;
+        if (i + w <= S) { c->isa->block(j, o, i); continue; }
+        for (; i < S; i++) softmax_line(j->x + o * L * S + i, j->y + o * L * S + i, L, S, j->logsm, c->isa->exp1);
+    }
+}
+
+void dse__softmax_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int logsm,
+                              const dse_softmax_isa *isa) {
+    softmax_cols_job c;
+    dse_softmax_job *j = &c.j;
+    dse__softmax_f32_lines(m, n, &j->outer, &j->len, &j->inner);
+    j->x = dse__data(m, arena, n->in[0]);
+    j->y = dse__data(m, arena, n->out[0]);
+    j->logsm = logsm;
+    c.isa = isa;
+    if (!j->len || !j->outer || !j->inner) return;
+    if (j->inner == 1) dse__parallel(cx, j->outer, 1 + 8192 / j->len, isa->rows, j);
+    else dse__parallel(cx, j->outer * ((j->inner + isa->width - 1) / isa->width), 1, softmax_cols, &c);
 }
 
 void dse_f32_softmax__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
