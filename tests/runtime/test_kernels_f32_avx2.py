@@ -163,9 +163,11 @@ CONV_CASES = [
     ((1, 3, 17, 19), (5, 3, 3, 3), (2, 2), (1, 0, 2, 1), (1, 1), 1, True, None),                 # BANDS
     ((2, 4, 15, 16), (6, 2, 5, 3), (2, 3), (2, 1, 2, 0), (1, 2), 2, True, None),                 # BANDS, groups
     ((1, 6, 10, 21), (6, 2, 3, 3), (1, 2), (1, 1, 1, 1), (1, 1), 3, False, (0.0, np.inf)),       # groups
-    ((1, 13, 9, 23), (13, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, (0.0, 6.0)),         # DW
+    ((1, 13, 9, 23), (13, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, (0.0, 6.0)),         # DW8, OW 23
+    ((1, 13, 5, 37), (13, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, (0.0, 6.0)),         # DW, OW 37
     ((1, 5, 14, 31), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW8 stride 2
-    ((1, 5, 14, 41), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW stride 2
+    ((1, 5, 14, 41), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW8 stride 2, OW 21
+    ((1, 5, 6, 133), (5, 1, 3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 5, True, None),                 # DW stride 2, OW 67
     ((2, 3, 13, 14), (3, 1, 5, 5), (1, 1), (4, 4, 4, 4), (2, 2), 3, False, None),                # DW dilated
     ((1, 3, 7, 7), (3, 1, 3, 3), (3, 3), (1, 1, 1, 1), (1, 1), 3, True, None),                   # DW8 stride 3
     ((2, 13, 6, 5), (13, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, (0.0, 6.0)),          # DW8, 5 channels left
@@ -224,6 +226,27 @@ def test_conv(lib, case):
     scale = float(np.abs(r).max())
     np.testing.assert_allclose(o, e, rtol=1e-5, atol=1e-5 * scale)
     np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("xs,s", [((1, 9, 7, 23), (1, 1)), ((1, 9, 8, 41), (2, 2))], ids=["s1", "s2"])
+def test_conv_dw8_with_an_older_plan_runs_dw(lib, xs, s):
+    """A depthwise conv that takes DW8 now (OW 16 to 31, or strided to 63) but whose artifact
+    planned DW's scratch only (written before DW8 took those widths) still runs the AVX2 kernel,
+    on the DW path, with the same arithmetic."""
+    C = xs[1]
+    ws = (C, 1, 3, 3)
+    rng = np.random.default_rng(5)
+    x, w, b = rnd(rng, *xs), rnd(rng, *ws, scale=0.5), rnd(rng, C)
+    attrs = dict(kernel_shape=[3, 3], strides=list(s), pads=[1, 1, 1, 1], dilations=[1, 1], group=C)
+    (r,) = ref("Conv", x, w, b, **attrs)
+    new = planned_scratch("Conv", [xs, ws, ws[:1]], r.shape, attrs)
+    ph, pw = xs[2] + 2, xs[3] + 2
+    old = 8 * 9 + 4 * (ph * s[1] * -(-pw // s[1]) + 8)   # the DW path's formula
+    assert new == 4 * 8 * (ph * pw + r.shape[2] * r.shape[3]) > old   # DW8's, planned today
+    art, feeds = make_node("Conv", [(x, False), (w, True), (b, True)], [("float32", r.shape)], attrs, scratch=old)
+    (s_abs,) = ref("Conv", np.abs(x), np.abs(w), np.abs(b), **attrs)
+    o, _ = check_variant(lib, art, feeds, "dse_f32_conv__avx2", tol=sum_tol(10 * 2.0 ** -24 * s_abs.astype(np.float64)))
+    np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5 * float(np.abs(r).max()))
 
 
 def test_conv_fp16_weights_and_unplanned_scratch_run_ref(lib):

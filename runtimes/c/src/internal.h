@@ -447,6 +447,9 @@ typedef struct dse_conv_plan {
     size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
 } dse_conv_plan;
 DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
+/* The DW path's plan for a depthwise 1-D/2-D conv that dse__conv_f32_plan gives DW8: what runs
+ * when the artifact planned only DW's scratch (written before DW8 took wider outputs). */
+DSE_SHARED size_t dse__conv_f32_plan_dw(const dse_conv_geom *g, dse_conv_plan *p);
 /* Winograd F(2x2, 3x3) for float32 3x3 stride-1 convs (kernels/avx2/winograd.c, which states the
  * arithmetic and its error bound): whether a node takes it and the scratch it uses
  * (kernels/ref/conv.c explains the formula; dsedge/export/scratch.py has the same). Returns the

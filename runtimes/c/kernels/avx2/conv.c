@@ -5,7 +5,7 @@
  * then + bias, then the clamp:
  *   - GEMM (1x1, unit strides, no padding): Y[M, P] = W[M, C] X[C, P] per image and group, x's
  *     columns packed by the SGEMM (or read in place when the artifact planned no scratch);
- *   - DW8 (depthwise, fewer than 16 output columns): 8 channels at a time, the zero-padded
+ *   - DW8 (depthwise, narrow or strided rows): 8 channels at a time, the zero-padded
  *     planes transposed (lane = channel), 4 output pixels per step, transposed back;
  *   - DW (other depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride
  *     into phases goes to scratch, then tiles of output rows x 8-column vectors (3x3: the
@@ -46,7 +46,8 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
     dse_conv_geom g;
     if (dse__avx2_conv_f32_geom(m, n, &g, why)) return 1;
     dse_conv_plan p;
-    const size_t need = dse__conv_f32_plan(&g, &p);
+    size_t need = dse__conv_f32_plan(&g, &p);
+    if (p.path == DSE_CONV_DW8 && !dse__scratch_free(m, n, need)) need = dse__conv_f32_plan_dw(&g, &p);   /* an older plan */
     if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
         why->scratch = 0;
         return 0;
@@ -483,6 +484,7 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     const dse_conv_geom *g = &j.g;
     j.cx = cx;
     j.pack = n->scratch >= dse__conv_f32_plan(g, &j.pl);
+    if (j.pl.path == DSE_CONV_DW8 && !j.pack) dse__conv_f32_plan_dw(g, &j.pl);   /* the check found DW's scratch only */
     j.path = j.pl.path;
     j.cg = g->C / g->G; j.mg = g->M / g->G;
     j.K = j.cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);

@@ -110,9 +110,15 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  * same formula; the REF kernel itself uses none). Paths:
  *   GEMM     1x1, unit strides, no padding: the GEMM of W and x, x copied into panels in chunks
  *            of columns: 4 * dse__sgemm_pack_floats(K) (without it, x is read in place);
- *   DW8      depthwise 1-D/2-D with fewer than 16 output columns (at most 25 taps): 8 channels at a time, their
- *            zero-padded planes transposed to 8 floats per pixel, and the outputs likewise:
- *            4 * 8 * (PH * PW + OH * OW) (PH, PW the padded height and width);
+ *   DW8      depthwise 1-D/2-D with at most 25 taps and fewer than 32 output columns, or fewer
+ *            than 64 when strided (sW > 1) or larger than 3x3 (more than 9 taps): 8 channels at a
+ *            time, their zero-padded planes transposed to 8 floats per pixel, and the outputs
+ *            likewise: 4 * 8 * (PH * PW + OH * OW) (PH, PW the padded height and width). (Where
+ *            a row holds few vectors of output columns, or the W stride makes DW split every
+ *            row into phases, lanes of channels do less work per output than lanes of columns:
+ *            session 14's measurements on mobilenet_v2's depthwise convs, BENCHMARKS.md.) An
+ *            artifact that planned less scratch (written before DW8 took OW >= 16) runs DW
+ *            (dse__conv_f32_plan_dw);
  *   DW       other depthwise 1-D/2-D (one input and one output channel per group): each tap's offset
  *            (8 bytes per tap) and one channel's zero-padded plane, its columns split by the W
  *            stride into sw phases of L = ceil(PW / sw) floats, plus 8 floats of slack:
@@ -135,6 +141,16 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  *            4 * K * min(roundup(P, 16), 128), K = C/group * kD*kH*kW, P = OD*OH*OW. */
 #define CONV_BAND_FLOATS 65536
 
+size_t dse__conv_f32_plan_dw(const dse_conv_geom *g, dse_conv_plan *p) {
+    const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
+    const size_t sw = (size_t)g->s[2];
+    memset(p, 0, sizeof *p);
+    p->K = (size_t)(g->k[1] * g->k[2]);
+    p->path = DSE_CONV_DW;
+    p->Lw = (pw + sw - 1) / sw;
+    return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
+}
+
 size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     const size_t cg = g->C / g->G, mg = g->M / g->G;
     memset(p, 0, sizeof *p);
@@ -147,17 +163,13 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     }
     const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
     const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
-    if (flat && cg == 1 && mg == 1 && g->out[2] < 16 && g->k[1] * g->k[2] <= 25) {
+    const int64_t taps = g->k[1] * g->k[2];
+    if (flat && cg == 1 && mg == 1 && taps <= 25 && (g->out[2] < 32 || ((sw > 1 || taps > 9) && g->out[2] < 64))) {
         const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
         p->path = DSE_CONV_DW8;
         return 4 * 8 * (ph * pw + g->out[1] * g->out[2]);
     }
-    if (flat && cg == 1 && mg == 1) {
-        const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
-        p->path = DSE_CONV_DW;
-        p->Lw = (pw + sw - 1) / sw;
-        return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
-    }
+    if (flat && cg == 1 && mg == 1) return dse__conv_f32_plan_dw(g, p);
     if (flat && sh == 1 && sw == 1 && g->out[2] >= 16) {
         const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]);
         p->path = DSE_CONV_BAND1;
