@@ -28,6 +28,7 @@
 typedef struct avx2_i8_dw_job {
     const dse_ctx *cx;
     const int8_t *x, *w;
+    size_t xn;   /* x's bytes */
     const int32_t *bias;
     const dse_i8_out *o;
     void *y;
@@ -439,27 +440,44 @@ DSE_TARGET_AVX2 static void avx2_i8_dwb_block(const avx2_i8_dw_job *J, size_t im
     const long long taps = KH * KW, npairs = (taps + 1) / 2, P = OH * OW;
     const size_t C = (size_t)J->C, nc = C - c0 < 8 ? C - c0 : 8;
     int16_t *X = (int16_t *)(void *)scratch;                  /* [PH][PWr][8] */
-    int8_t *rows = (int8_t *)(X + PH * PWr * 8);               /* [8][PWr] */
-    int8_t *T = rows + 8 * PWr;                                /* [P][8] + 16 */
+    int8_t *T = (int8_t *)(X + PH * PWr * 8) + 8 * PWr;        /* [P][8] + 16 (after 8 * PWr bytes no longer used) */
     const __m128i zp16 = _mm_set1_epi16((int16_t)o->zp_in);
-    /* the padded input, row by row */
-    for (long long ph = 0; ph < PH; ph++) {
+    /* the padded input: zero (x - zp_in = 0 in the padding), then each input row's columns in
+     * groups of 8 pixels, the 8 channels' bytes (x - zp_in as int16) transposed to pixel-major.
+     * (No call per channel row: on 7x7 planes the memset + memcpy of 8 channel rows per padded
+     * row took most of the block's time.) */
+    memset(X, 0, (size_t)(PH * PWr) * 16);
+    const long long n_in = pl < PW ? (IW < PW - pl ? IW : PW - pl) : 0;   /* input columns inside the padded row */
+    const __m128i zp8 = _mm_set1_epi8((char)o->zp_in);
+    const int8_t *xend = J->x + J->xn;   /* the end of x */
+    for (long long ph = 0; ph < PH && n_in > 0; ph++) {
         const long long ih = ph - pt;
-        int16_t *xr = X + ph * PWr * 8;
-        if (ih < 0 || ih >= IH) {
-            memset(xr, 0, (size_t)PWr * 16);
-            continue;
-        }
-        const long long lo = pl < PW ? pl : PW, n_in = IW < PW - lo ? IW : PW - lo;   /* columns [lo, lo + n_in) are x */
-        for (size_t j = 0; j < 8; j++) {
-            int8_t *r = rows + j * PWr;
-            memset(r, o->zp_in, (size_t)PWr);
-            if (j < nc && n_in > 0) memcpy(r + lo, J->x + ((img * C + c0 + j) * (size_t)IH + (size_t)ih) * (size_t)IW, (size_t)n_in);
-        }
-        for (long long q = 0; q < PWr; q += 8) {
+        if (ih < 0 || ih >= IH) continue;
+        int16_t *xr = X + (ph * PWr + pl) * 8;
+        const int8_t *xc = J->x + ((img * C + c0) * (size_t)IH + (size_t)ih) * (size_t)IW;
+        for (long long c = 0; c < n_in; c += 8) {
+            const long long cnt = n_in - c < 8 ? n_in - c : 8;
+            /* lanes < cnt: the row's bytes; the others zp_in. A short group reads 8 bytes where x
+             * has them (the next row's: blended away) — not bytes stored just before, which
+             * would stall the load (no store forwarding from byte stores) */
+            const __m128i keep = _mm_cmpgt_epi8(_mm_set1_epi8((char)cnt), _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
             __m128i r[8];
-            for (int j = 0; j < 8; j++)
-                r[j] = _mm_sub_epi16(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(rows + j * PWr + q))), zp16);
+            for (size_t j = 0; j < 8; j++) {
+                __m128i b = zp8;   /* a channel past nc, or the columns past cnt: zp_in, i.e. 0 */
+                if (j < nc) {
+                    const int8_t *src = xc + j * (size_t)IH * (size_t)IW + c;
+                    if (cnt == 8) {
+                        b = _mm_loadl_epi64((const __m128i *)(const void *)src);
+                    } else if (src + 8 <= xend) {
+                        b = _mm_blendv_epi8(zp8, _mm_loadl_epi64((const __m128i *)(const void *)src), keep);
+                    } else {   /* the end of x */
+                        int8_t t[8];
+                        for (long long q = 0; q < 8; q++) t[q] = q < cnt ? src[q] : (int8_t)o->zp_in;
+                        b = _mm_loadl_epi64((const __m128i *)(const void *)t);
+                    }
+                }
+                r[j] = _mm_sub_epi16(_mm_cvtepi8_epi16(b), zp16);
+            }
             const __m128i t0 = _mm_unpacklo_epi16(r[0], r[1]), t1 = _mm_unpackhi_epi16(r[0], r[1]);
             const __m128i t2 = _mm_unpacklo_epi16(r[2], r[3]), t3 = _mm_unpackhi_epi16(r[2], r[3]);
             const __m128i t4 = _mm_unpacklo_epi16(r[4], r[5]), t5 = _mm_unpackhi_epi16(r[4], r[5]);
@@ -468,11 +486,11 @@ DSE_TARGET_AVX2 static void avx2_i8_dwb_block(const avx2_i8_dw_job *J, size_t im
             const __m128i u2 = _mm_unpacklo_epi32(t1, t3), u3 = _mm_unpackhi_epi32(t1, t3);
             const __m128i u4 = _mm_unpacklo_epi32(t4, t6), u5 = _mm_unpackhi_epi32(t4, t6);
             const __m128i u6 = _mm_unpacklo_epi32(t5, t7), u7 = _mm_unpackhi_epi32(t5, t7);
-            __m128i *d = (__m128i *)(void *)(xr + q * 8);
-            _mm_storeu_si128(d + 0, _mm_unpacklo_epi64(u0, u4)), _mm_storeu_si128(d + 1, _mm_unpackhi_epi64(u0, u4));
-            _mm_storeu_si128(d + 2, _mm_unpacklo_epi64(u1, u5)), _mm_storeu_si128(d + 3, _mm_unpackhi_epi64(u1, u5));
-            _mm_storeu_si128(d + 4, _mm_unpacklo_epi64(u2, u6)), _mm_storeu_si128(d + 5, _mm_unpackhi_epi64(u2, u6));
-            _mm_storeu_si128(d + 6, _mm_unpacklo_epi64(u3, u7)), _mm_storeu_si128(d + 7, _mm_unpackhi_epi64(u3, u7));
+            const __m128i px[8] = {_mm_unpacklo_epi64(u0, u4), _mm_unpackhi_epi64(u0, u4), _mm_unpacklo_epi64(u1, u5),
+                                   _mm_unpackhi_epi64(u1, u5), _mm_unpacklo_epi64(u2, u6), _mm_unpackhi_epi64(u2, u6),
+                                   _mm_unpacklo_epi64(u3, u7), _mm_unpackhi_epi64(u3, u7)};
+            __m128i *d = (__m128i *)(void *)(xr + c * 8);
+            for (long long q = 0; q < cnt; q++) _mm_storeu_si128(d + q, px[q]);   /* pixel c + q: its 8 channels */
         }
     }
     /* per tap pair: the offsets (int16 elements) and the weights of channels 0-3 / 4-7 in both lanes */
@@ -556,7 +574,7 @@ DSE_TARGET_AVX2 static void avx2_i8_dwb_task(void *arg, size_t begin, size_t end
 DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
                                             const dse_i8_out *o, const dse_i8_geom *g) {
     const size_t O = m->tensors[n->in[1]].dims[0], NB = m->tensors[n->in[0]].dims[0];
-    avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), dse__data(m, arena, n->in[2]),
+    avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), m->tensors[n->in[0]].numel, dse__data(m, arena, n->in[2]),
                         o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0}};
     const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
     if (avx2_dw3_plan_of(g, o->float_out, n->scratch, &J.p3)) {   /* within the node's scratch: the check's order */

@@ -7,9 +7,10 @@
  * (normalised, ascending; absent = the spatial axes for GlobalAveragePool, all axes for
  * ReduceMean). The output has the kept axes in order (keepdims or not, both accepted).
  *
- * Loops: one output element at a time; its reduced coordinates are walked with an index
- * counter (innermost = last reduced axis, contiguous when the last axis is reduced, as in
- * GlobalAveragePool). No scratch memory.
+ * Loops: one output element at a time; when the reduced axes are the innermost ones
+ * (GlobalAveragePool) its elements are contiguous and summed in one plain loop (sum x, then
+ * - count * zp_in: the same int32 value, count * 255 < 2^31 and |count * zp_in| <= count * 128);
+ * otherwise its reduced coordinates are walked with an index counter. No scratch memory.
  */
 #include "requant.h"
 
@@ -80,6 +81,21 @@ void dse_i8_mean__ref(const dse_model *m, const dse_node *n, uint8_t *arena, con
     size_t outs = 1, count = 1;
     for (size_t i = 0; i < nk; i++) outs *= kd[i];
     for (size_t i = 0; i < nr; i++) count *= rd[i];
+    int trailing = 1;   /* the reduced axes are the innermost ones (GlobalAveragePool): each output's elements are contiguous */
+    for (unsigned d = 0, seen = 0; d < xt->rank; d++) {
+        if (p.red[d]) seen = 1;
+        else if (seen) trailing = 0;
+    }
+    if (trailing) {   /* the same int32 sums, in a loop the compiler vectorises */
+        for (size_t o = 0; o < outs; o++) {
+            const int8_t *xo = x + o * count;
+            int32_t acc = 0;
+            for (size_t e = 0; e < count; e++) acc += xo[e];
+            acc -= (int32_t)count * p.zp_in;
+            y[o] = dse_requant(acc, p.M, p.shift, p.zp_out, -128, 127);
+        }
+        return;
+    }
     size_t kc[DSE_MAX_RANK] = {0}, base = 0;
     for (size_t o = 0; o < outs; o++) {
         size_t rc[DSE_MAX_RANK] = {0}, off = base;
