@@ -430,7 +430,8 @@ def time_engines(engines: dict, repeat: int, warmup: int, budget: float, caps_of
     for k, v in t.items():
         a = 1000 * np.asarray(v)
         out[k] = {"median_ms": float(np.median(a)), "p10_ms": float(np.percentile(a, 10)),
-                  "p90_ms": float(np.percentile(a, 90)), "runs": len(v)}
+                  "p90_ms": float(np.percentile(a, 90)), "runs": len(v),
+                  "runs_ms": [round(float(x), 4) for x in a]}   # run i of every engine: round i (paired ratios)
     return out
 
 
@@ -738,6 +739,18 @@ def derive(row: dict, threads) -> None:
         if d32 and b32:
             r["fp32"] = d32 / b32
         row["ratios"][str(t)] = r
+        # paired: the median over rounds of (dsedge's run / the baseline's run of the same round).
+        # This VM's speed changes for seconds at a time (session 14: the same model 11 ms, then
+        # 18 ms, onnxruntime 9 then 12); runs of one round share the phase, medians of each
+        # engine's runs need not
+        pr = {}
+        for prec, base in (("int8", row["baseline"]), ("fp32", "ort_fp32")):
+            a = (row["latency"].get(f"dse_{prec}@{t}") or {}).get("runs_ms")
+            b = (row["latency"].get(f"{base}@{t}") or {}).get("runs_ms")
+            if a and b:
+                n = min(len(a), len(b))
+                pr[prec] = float(np.median(np.asarray(a[:n]) / np.asarray(b[:n])))
+        row.setdefault("paired_ratios", {})[str(t)] = pr
     sp, sp_mixed = {}, {}
     if 2 in threads and 1 in threads:
         for e in ("dse_int8", "dse_fp32", row["baseline"], "ort_fp32"):
@@ -808,6 +821,8 @@ def render(res: dict) -> str:
            "`intra_op_num_threads`. "
            f"dsedge threads: {'`Runtime(threads=N)`' if caps['threads'] else 'n/a (' + caps['threads_how'] + ')'}; "
            f"reference kernels: {REF_DOC if caps['kernels'] else 'n/a (no `kernels` argument)'}. "
+           "Ratio = median / median; *paired* = the median over rounds of dsedge's run / the baseline's run in the "
+           "same round (robust when the machine's speed changes between rounds). "
            f"Goals (1 thread): int8 ratio <= {GOAL_INT8}, fp32 ratio <= {GOAL_FP32}; 2 threads >= {GOAL_SPEEDUP}x "
            "faster than 1 on conv-heavy models (>= 50 % of MACs in Conv).", ""]
     lt = "| LiteRT int8 " if any("litert_int8@1" in r["latency"] for r in rows) else ""
@@ -822,9 +837,11 @@ def render(res: dict) -> str:
             base = r["baseline"]
             form = r["ort_int8_best"] or "*fp32*"
             b = _ms(r, f"{base}@{t}")
+            pr = (r.get("paired_ratios") or {}).get(str(t), {})
             cells = [r["model"] + (" (conv)" if r.get("conv_heavy") else ""), str(t), _ms(r, f"dse_int8@{t}"),
-                     f"{b} {form}", _x(rr.get("int8")), _ms(r, f"dse_fp32@{t}"), _ms(r, f"ort_fp32@{t}"),
-                     _x(rr.get("fp32"))]
+                     f"{b} {form}", _x(rr.get("int8")) + (f" (paired {pr['int8']:.2f}x)" if "int8" in pr else ""),
+                     _ms(r, f"dse_fp32@{t}"), _ms(r, f"ort_fp32@{t}"),
+                     _x(rr.get("fp32")) + (f" (paired {pr['fp32']:.2f}x)" if "fp32" in pr else "")]
             if lt:
                 cells.append(_ms(r, f"litert_int8@{t}"))
             if t == 1:

@@ -65,6 +65,10 @@ def test_latency_json(tmp_path, capsys):
         assert row["latency"]["dse_int8@2"]["na"].startswith("n/a")
     assert row["ort_int8_best"] in ("u8s8", "u8u8") and row["baseline"] == "ort_" + row["ort_int8_best"]
     assert row["ratios"]["1"]["int8"] > 0 and row["ratios"]["1"]["fp32"] > 0
+    for prec, base in (("int8", row["baseline"]), ("fp32", "ort_fp32")):   # paired: round by round
+        a, b = row["latency"][f"dse_{prec}@1"]["runs_ms"], row["latency"][f"{base}@1"]["runs_ms"]
+        assert len(a) == len(b) == 2
+        assert row["paired_ratios"]["1"][prec] == pytest.approx(float(np.median(np.array(a) / np.array(b))))
     assert set(row["goals"]) >= {"int8", "fp32"}
     assert row["sqnr_db"]["dse_fp32@1"] > 60 and row["sqnr_db"]["dse_int8@1"] > 20
     for k in ("dse_int8", "dse_fp32", "ort_u8s8", "ort_u8u8", "fp32_onnx"):
