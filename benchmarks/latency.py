@@ -761,6 +761,13 @@ def derive(row: dict, threads) -> None:
             x, y = (sc.get(f"{e}@{t}", {}).get("median_ms") for t in (1, 2))
             if x and y:
                 sp[e] = x / y
+    sp_paired = {}
+    for e in ("dse_int8", "dse_fp32", row["baseline"], "ort_fp32"):   # round by round, as the paired ratios
+        a, b = ((row.get("scaling") or {}).get(f"{e}@{t}", {}).get("runs_ms") for t in (1, 2))
+        if a and b:
+            n = min(len(a), len(b))
+            sp_paired[e] = float(np.median(np.asarray(a[:n]) / np.asarray(b[:n])))
+    row["speedup_2t_paired"] = sp_paired
     row["speedup_2t"] = sp or sp_mixed      # from the scaling phase when there was one
     row["speedup_2t_mixed"] = sp_mixed      # from the main phase (all engines alternating)
     rs = {}
@@ -854,10 +861,12 @@ def render(res: dict) -> str:
             else:
                 cells.append("")
                 sp = r["speedup_2t"].get("dse_int8")
+                spp = (r.get("speedup_2t_paired") or {}).get("dse_int8")
+                pp = f" (paired {spp:.2f}x)" if spp else ""
                 if "2 threads" in r["goals"]:
-                    cells.append(f"2-thread speed-up {sp:.2f}x: {'yes' if r['goals']['2 threads'] else '**no**'}")
+                    cells.append(f"2-thread speed-up {sp:.2f}x{pp}: {'yes' if r['goals']['2 threads'] else '**no**'}")
                 elif sp:
-                    cells.append(f"speed-up {sp:.2f}x (not conv-heavy)")
+                    cells.append(f"speed-up {sp:.2f}x{pp} (not conv-heavy)")
                 else:
                     cells.append("n/a" if r["latency"].get(f"dse_int8@{t}", {}).get("na") else "–")
             out.append("| " + " | ".join(cells) + " |")
