@@ -208,6 +208,7 @@ class ChildResult:
     peak_rss_mb: float
     stdout: str
     stderr: str
+    cpu_s: float = float("nan")   # the child's user + system CPU time (its children's included)
 
 
 _LAUNCHER = r"""
@@ -218,7 +219,7 @@ _, status, ru = os.wait4(p.pid, 0)
 wall = time.perf_counter() - t0
 p.returncode = os.waitstatus_to_exitcode(status)
 with open(sys.argv[1], "w") as f:
-    json.dump({"rc": p.returncode, "wall": wall, "maxrss": ru.ru_maxrss}, f)
+    json.dump({"rc": p.returncode, "wall": wall, "maxrss": ru.ru_maxrss, "cpu": ru.ru_utime + ru.ru_stime}, f)
 """
 
 
@@ -249,7 +250,7 @@ def measure_child(cmd: Sequence[str], *, env: dict | None = None, cwd=None, time
             r = json.load(f)
     # ru_maxrss is KiB on Linux, bytes on macOS
     rss = r["maxrss"] / (1024.0 * 1024.0) if sys.platform == "darwin" else r["maxrss"] / 1024.0
-    return ChildResult(tuple(cmd), r["rc"], r["wall"], rss, so, se)
+    return ChildResult(tuple(cmd), r["rc"], r["wall"], rss, so, se, r.get("cpu", float("nan")))
 
 
 def machine_info() -> dict[str, str]:

@@ -255,7 +255,7 @@ def evaluate(name: str, budget: str, log=print, keep: str | None = None) -> dict
         if c.returncode != 0:
             raise RuntimeError(f"{name}: planning failed:\n{c.stderr[-3000:]}")
         plan = load_plan(pj)
-        row["planner"] = {"wall_s": round(c.wall_s, 1), "peak_rss_mib": round(c.peak_rss_mb),
+        row["planner"] = {"wall_s": round(c.wall_s, 1), "cpu_s": round(c.cpu_s, 1), "peak_rss_mib": round(c.peak_rss_mb),
                           "evaluations": plan.search.get("evaluations"), "kept_float": len(plan.keep_float),
                           "holdout": plan.holdout, "drop_on_holdout": plan.drop}
         log(f"  planner: {row['planner']}")
@@ -273,6 +273,12 @@ def evaluate(name: str, budget: str, log=print, keep: str | None = None) -> dict
 
 
 # -- table ------------------------------------------------------------------------------------
+
+def _cpu(p: dict) -> str:
+    """' (CPU N s)' when the row has the planner's CPU time (robust to a loaded or paused machine)."""
+    c = p.get("cpu_s")
+    return f" (CPU {c:.0f} s)" if isinstance(c, (int, float)) and c == c else ""
+
 
 def to_markdown(rows: list[dict], cmd: str) -> str:
     from common import machine_info
@@ -305,7 +311,7 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
         p = r["planner"]
         lines.append(f"| {r['model']} ({r['metric'].split(' ')[0]}) | {r['calib']} / {r['eval']} | {cell(r['fp32'])} | "
                      f"{cell(r['int8'])} | {cell(r['planned'])} | {verdict} | {p['kept_float']} | "
-                     f"{p['evaluations']}, {p['wall_s']:.0f} s, {p['peak_rss_mib']} MiB |")
+                     f"{p['evaluations']}, {p['wall_s']:.0f} s{_cpu(p)}, {p['peak_rss_mib']} MiB |")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ def test_keep_and_retime(tmp_path):
         assert row[k]["bytes"] == (keep / "digits" / f"{k}.dse").stat().st_size
         assert 0 <= row[k]["agreement"] <= 1 and row[k]["latency_ms"] > 0
     assert (keep / "digits" / "plan.json").exists() and (keep / "digits" / "feed.npz").exists()
+    assert row["planner"]["wall_s"] > 0 and row["planner"]["cpu_s"] > 0 and row["planner"]["peak_rss_mib"] > 0
     assert pp.main(["--models", "digits", "--json", str(js), "--keep", str(keep), "--retime"]) == 0
     (again,) = json.loads(js.read_text())
     assert again["latency_how"].startswith("retimed")
