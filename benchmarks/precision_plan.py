@@ -53,6 +53,7 @@ FEEDS = {"digits": (64, 300), "mobilenet_v2": (600, 3000), "det": (60, 100), "la
          "transformer_encoder": (120, 100), "common": (400, 200), "common_old": (400, 200), "common_det": (60, 100),
          "silero_vad": (600, 300)}
 DEFAULT_FEEDS = (600, 300)
+INT4_TAG = " +int4"   # the row of a model planned with --int4
 
 
 # -- models, feeds, agreement -------------------------------------------------------------------
@@ -167,7 +168,7 @@ def task_silero_vad(outputs, feed_list): return _task("silero_vad", outputs, fee
 
 # -- one model ----------------------------------------------------------------------------------
 
-def plan_child(name: str, budget: str, out_json: str) -> None:
+def plan_child(name: str, budget: str, out_json: str, int4: bool = False) -> None:
     """Child process: the plan alone (its wall time and peak RSS are the planner's)."""
     from dsedge.api import plan
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +176,7 @@ def plan_child(name: str, budget: str, out_json: str) -> None:
         n_cal, _ = FEEDS.get(name, DEFAULT_FEEDS)
         t = time.perf_counter()
         p = plan(path, feeds(name, path, n_cal, 0), max_drop=budget, progress=False,
-                            metric=f"precision_plan:task_{name}" if name in TASK_METRIC else None)
+                            metric=f"precision_plan:task_{name}" if name in TASK_METRIC else None, int4=int4)
         Path(out_json).write_text(p.to_json())
         print(json.dumps({"seconds": time.perf_counter() - t}))
 
@@ -231,14 +232,14 @@ def keep_files(keep: str | None, name: str, tmp: str, feed: dict) -> None:
     np.savez(d / "feed.npz", **{k: np.asarray(v) for k, v in feed.items()})
 
 
-def evaluate(name: str, budget: str, log=print, keep: str | None = None) -> dict:
+def evaluate(name: str, budget: str, log=print, keep: str | None = None, int4: bool = False) -> dict:
     import onnxruntime as ort
 
     import dsedge
     from common import measure_child
     from dsedge.api import load_plan, save_result
     n_cal, n_ev = FEEDS.get(name, DEFAULT_FEEDS)
-    row: dict = {"model": name, "calib": n_cal, "eval": n_ev, "budget": budget,
+    row: dict = {"model": name + (INT4_TAG if int4 else ""), "calib": n_cal, "eval": n_ev, "budget": budget,
                  "metric": f"task (precision_plan:task_{name})" if name in TASK_METRIC else "default"}
     with tempfile.TemporaryDirectory(prefix="dsedge-plan-bench-") as tmp:
         path = model_path(name, tmp)
@@ -251,7 +252,7 @@ def evaluate(name: str, budget: str, log=print, keep: str | None = None) -> dict
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT),
                                                              os.environ.get("PYTHONPATH", "")])}
         c = measure_child([sys.executable, str(Path(__file__).resolve()), "--plan-one", name, "--budget", budget,
-                           "--plan-json", pj], env=env)
+                           "--plan-json", pj, *(["--int4"] if int4 else [])], env=env)
         if c.returncode != 0:
             raise RuntimeError(f"{name}: planning failed:\n{c.stderr[-3000:]}")
         plan = load_plan(pj)
@@ -268,7 +269,7 @@ def evaluate(name: str, budget: str, log=print, keep: str | None = None) -> dict
             row[prec] = {"bytes": os.path.getsize(dse), "agreement": agreement(name, ref, got, out),
                          "latency_ms": round(_latency(dse, ev[0]), 2)}
             log(f"  {prec}: {row[prec]}")
-        keep_files(keep, name, tmp, ev[0])
+        keep_files(keep, row["model"], tmp, ev[0])
     return row
 
 
@@ -321,6 +322,9 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", default="1%")
     ap.add_argument("--json", default=None, help="write the rows here (resumable: models already in it are kept)")
     ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
+    ap.add_argument("--int4", action="store_true",
+                    help="the planner may also give int4 weights (W4A8) where the budget allows "
+                         "(`dsedge plan --weights int4`); rows are named 'MODEL +int4'")
     ap.add_argument("--keep", default=None, metavar="DIR",
                     help="keep each model's fp32/int8/planned .dse, plan.json and timing feed in DIR/MODEL")
     ap.add_argument("--retime", action="store_true",
@@ -330,7 +334,7 @@ def main(argv=None) -> int:
     ap.add_argument("--plan-json", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.plan_one:
-        plan_child(a.plan_one, a.budget, a.plan_json)
+        plan_child(a.plan_one, a.budget, a.plan_json, a.int4)
         return 0
     from common import command_line, replace_section
     rows = json.loads(Path(a.json).read_text()) if a.json and Path(a.json).exists() else []
@@ -339,7 +343,7 @@ def main(argv=None) -> int:
             ap.error("--retime needs --keep DIR and --json FILE")
         for r in rows:
             d = Path(a.keep) / r["model"]
-            if "error" in r or not (d / "planned.dse").exists() or r["model"] not in a.models.split(","):
+            if "error" in r or not (d / "planned.dse").exists() or r["model"].replace(INT4_TAG, "") not in a.models.split(","):
                 continue
             with np.load(d / "feed.npz") as z:
                 feed = {k: z[k] for k in z.files}
@@ -356,13 +360,13 @@ def main(argv=None) -> int:
     done = {r["model"] for r in rows if "error" not in r}
     rows = [r for r in rows if r["model"] in done]
     for name in a.models.split(","):
-        if name in done:
+        if name + (INT4_TAG if a.int4 else "") in done:
             continue
-        print(f"== {name}", flush=True)
+        print(f"== {name}{INT4_TAG if a.int4 else ''}", flush=True)
         try:
-            rows.append(evaluate(name, a.budget, keep=a.keep))
+            rows.append(evaluate(name, a.budget, keep=a.keep, int4=a.int4))
         except Exception as e:   # noqa: BLE001 - recorded in the table, the run goes on
-            rows.append({"model": name, "error": f"{type(e).__name__}: {e}"})
+            rows.append({"model": name + (INT4_TAG if a.int4 else ""), "error": f"{type(e).__name__}: {e}"})
             print(f"  error: {rows[-1]['error'][:2000]}", flush=True)
         if a.json:
             tmp = a.json + ".tmp"

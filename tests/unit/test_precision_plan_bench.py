@@ -31,3 +31,9 @@ def test_keep_and_retime(tmp_path):
     assert all(again[k]["latency_ms"] > 0 and again[k]["bytes"] == row[k]["bytes"] for k in ("fp32", "int8", "planned"))
     with pytest.raises(SystemExit):
         pp.main(["--models", "digits", "--retime"])   # needs --keep and --json
+    # --int4: a row of its own, planned with int4 weights allowed (digits' budget takes them)
+    assert pp.main(["--models", "digits", "--json", str(js), "--keep", str(keep), "--int4"]) == 0
+    rows = {r["model"]: r for r in json.loads(js.read_text())}
+    w4 = rows["digits +int4"]
+    assert "error" not in w4 and (keep / "digits +int4" / "planned.dse").exists()
+    assert w4["planned"]["bytes"] < rows["digits"]["planned"]["bytes"]   # int4 weights: a smaller file
