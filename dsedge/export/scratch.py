@@ -244,6 +244,9 @@ def _conv_f32_scratch(node, shapes) -> int:
     return max(direct, p["bytes"]) if p else direct
 
 
+DW8_PLANES = 320 * 1024   # kernels/ref/conv.c CONV_DW8_PLANES
+
+
 def _conv_f32_direct(node, shapes) -> int:
     """fp32 Conv: what the optimised variants use (runtimes/c/kernels/avx2/conv.c; the REF kernel
     uses none, but every variant of a kernel shares its plan): the formula of the C
@@ -251,7 +254,7 @@ def _conv_f32_direct(node, shapes) -> int:
       * 1x1 with unit strides and no padding: 4 * _pack_floats(K) (x's columns copied into
         panels, a chunk at a time);
       * depthwise 1-D/2-D with at most 25 taps and OW < 32, or OW < 64 when sW > 1 or more than
-        9 taps: 4 * 8 * (PH * PW + OH * OW);
+        9 taps and 4 * 8 * PH * PW <= 320 KiB: 4 * 8 * (PH * PW + OH * OW);
       * other depthwise 1-D/2-D: 8 * kH*kW + 4 * (PH * sw * ceil(PW / sw) + 8);
       * other 1-D/2-D with unit strides and OW >= 16: bands of R output rows, 8 * K + 4 * (C/group * NRp * Lw + 16)
         with Lw = OW + (kW-1)*dw, NRp = R + (kH-1)*dh, R the most rows (1..OH) with
@@ -282,11 +285,11 @@ def _conv_f32_direct(node, shapes) -> int:
     flat = in3[0] == 1 and k3[0] == 1 and pb3[0] == 0 and pe3[0] == 0
     sh, sw = s3[1], s3[2]
     taps = k3[1] * k3[2]
-    if flat and cg == 1 and mg == 1 and taps <= 25 and (out3[2] < 32 or ((sw > 1 or taps > 9) and out3[2] < 64)):
-        ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
+    ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
+    if flat and cg == 1 and mg == 1 and taps <= 25 and (
+            out3[2] < 32 or ((sw > 1 or taps > 9) and out3[2] < 64 and 4 * 8 * ph * pw <= DW8_PLANES)):
         return 4 * 8 * (ph * pw + out3[1] * out3[2])
     if flat and cg == 1 and mg == 1:
-        ph, pw = in3[1] + pb3[1] + pe3[1], in3[2] + pb3[2] + pe3[2]
         return 8 * k3[1] * k3[2] + 4 * (ph * sw * (-(-pw // sw)) + 8)
     if flat and sh == 1 and sw == 1 and out3[2] >= 16:
         extra = (k3[1] - 1) * d3[1]

@@ -111,7 +111,9 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  *   GEMM     1x1, unit strides, no padding: the GEMM of W and x, x copied into panels in chunks
  *            of columns: 4 * dse__sgemm_pack_floats(K) (without it, x is read in place);
  *   DW8      depthwise 1-D/2-D with at most 25 taps and fewer than 32 output columns, or fewer
- *            than 64 when strided (sW > 1) or larger than 3x3 (more than 9 taps): 8 channels at a
+ *            than 64 when strided (sW > 1) or larger than 3x3 (more than 9 taps) and the 8
+ *            channels' transposed padded planes (4 * 8 * PH * PW bytes) take at most
+ *            CONV_DW8_PLANES (320 KiB: beyond, L2 misses outweigh the gain): 8 channels at a
  *            time, their zero-padded planes transposed to 8 floats per pixel, and the outputs
  *            likewise: 4 * 8 * (PH * PW + OH * OW) (PH, PW the padded height and width). (Where
  *            a row holds few vectors of output columns, or the W stride makes DW split every
@@ -140,6 +142,7 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  *   IM2COL   3-D convs: tiles of at most 128 output pixels gathered as panels of 16:
  *            4 * K * min(roundup(P, 16), 128), K = C/group * kD*kH*kW, P = OD*OH*OW. */
 #define CONV_BAND_FLOATS 65536
+#define CONV_DW8_PLANES (320 * 1024)   /* DW8 on wider strided / large-kernel rows: at most these plane bytes */
 
 size_t dse__conv_f32_plan_dw(const dse_conv_geom *g, dse_conv_plan *p) {
     const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
@@ -164,8 +167,9 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     const int flat = g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0;   /* 1-D or 2-D */
     const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
     const int64_t taps = g->k[1] * g->k[2];
-    if (flat && cg == 1 && mg == 1 && taps <= 25 && (g->out[2] < 32 || ((sw > 1 || taps > 9) && g->out[2] < 64))) {
-        const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
+    const size_t ph = g->in[1] + (size_t)(g->pb[1] + g->pe[1]), pw = g->in[2] + (size_t)(g->pb[2] + g->pe[2]);
+    if (flat && cg == 1 && mg == 1 && taps <= 25 &&
+        (g->out[2] < 32 || ((sw > 1 || taps > 9) && g->out[2] < 64 && 4 * 8 * ph * pw <= CONV_DW8_PLANES))) {
         p->path = DSE_CONV_DW8;
         return 4 * 8 * (ph * pw + g->out[1] * g->out[2]);
     }
