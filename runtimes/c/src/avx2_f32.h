@@ -79,14 +79,13 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_fill_row(float *br, size_t PS, const
 #define DSE_VL(N) DSE_UNROLL for (int v_ = 0; v_ < (N); v_++)
 
 /* HardSwish of 8 floats with REF's bytes (mathf.h dse_hardswishf: x * (1/6), + 0.5 without FMA,
- * np.clip to [0, 1] keeping NaN by compare-and-blend, times x; not canonical): the AVX2 HardSwish
- * (unary.c) and the fused `act_fn` 1 of the float Conv kernels (dse__avx2_act_fn). */
+ * np.clip to [0, 1] keeping NaN, times x; not canonical): the AVX2 HardSwish (unary.c) and the fused
+ * `act_fn` 1 of the float Conv kernels (dse__avx2_act_fn). The clip is maxps then minps with v as
+ * the second operand, which they return when either is NaN (NaN kept, as REF) or both are equal;
+ * v = x/6 + 0.5 is never -0 (a sum with 0.5 rounds to +0), so no signed-zero case differs. */
 DSE_AI __m256 dse__avx2_hardswish(__m256 x) {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     __m256 v = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
-    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    v = _mm256_blendv_ps(zero, v, _mm256_or_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), nan));
-    v = _mm256_blendv_ps(one, v, _mm256_or_ps(_mm256_cmp_ps(v, one, _CMP_LT_OQ), nan));
+    v = _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), v));
     return _mm256_mul_ps(x, v);
 }
 /* A fused activation function (INT act_fn, internal.h) of 8 outputs after the clamp, NaN canonical:
