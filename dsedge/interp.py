@@ -19,7 +19,7 @@ import numpy as np
 from .errors import DseError, DseWarning, FeedError, ModelError, UnsupportedOpError
 from .ir import Graph, Node
 from .ops import REGISTRY
-from .ops.fused import apply_activation
+from .ops.fused import apply_act_fn, apply_activation
 from .ops.half import FP16_ARITH, run_fp16
 
 Hook = Callable[[str, np.ndarray, Node | None], None]
@@ -121,6 +121,8 @@ def execute(g: Graph, feeds: Mapping[str, np.ndarray], *, outer=None, hook: Hook
                     outs = d.call(args, n.attrs, ctx)
                 if n.attrs.get("_act") and "_q" not in n.attrs and not n.attrs.get(FP16_ARITH):
                     outs = (apply_activation(np.asarray(outs[0]), n.attrs["_act"]),) + tuple(outs[1:])
+                if n.attrs.get("_act_fn") and "_q" not in n.attrs and not n.attrs.get(FP16_ARITH):
+                    outs = (apply_act_fn(np.asarray(outs[0]), n.attrs["_act_fn"]),) + tuple(outs[1:])
         except DseError as e:
             msg = e.args[0] if e.args else str(e)
             if n.name and repr(n.name) not in msg and n.name not in msg:

@@ -11,12 +11,13 @@
     per-tensor QuantizeLinear, absorbs it (one node with an int8 output, `_fuse_quantize`); an int8 Pad loses
     its pad-value input (the kernel pads with `pad_value` = zp); `--io-dtype int8|uint8`
     removes the leading QuantizeLinear / trailing DequantizeLinear of graph inputs/outputs
-    (uint8: a DequantizeLinear(uint8) -> QuantizeLinear(int8) pair, zero point + 128);
+    (uint8: a DequantizeLinear(uint8) -> QuantizeLinear(int8) pair, zero point + 128); a float
+    activation with a fused form (HardSwish) after a float Conv is merged into it (`_fuse_act_fn`);
  3. planner.py: the arena plan (scratch formulas from scratch.py);
  4. records: every tensor -> `TensorRec` (fp16 weights stored as float16, quantisation
     parameters from `graph.qparams`), every node -> `NodeRec` with the attributes of
     docs/kernels.md (ONNX attributes made explicit, auto_pad resolved into pads, `_act` ->
-    act_min/act_max, `_q` -> INT/INTS/TENSOR attributes); the tensor table is then ordered so
+    act_min/act_max, `_act_fn` -> act_fn, `_q` -> INT/INTS/TENSOR attributes); the tensor table is then ordered so
     that the weight blob needs no alignment padding (`_blob_order`, docs/format.md §4.4);
  5. metadata: producer, precision plan (compact, `_compact_plan`), calibration summary,
     guards, io dtype, the source model's metadata (`source.<key>`), memory-plan summary
@@ -46,7 +47,7 @@ from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
-from ..ops.fused import FLOAT_STEPS, decode_float_program, encode_float_program, expand_steps
+from ..ops.fused import FLOAT_STEPS, act_fn_name, decode_float_program, encode_float_program, expand_steps
 from ..ops.half import FP16_ARITH
 
 _BINARY_STEPS = {"Add", "Sub", "Mul", "Div", "Min", "Max"}
@@ -59,7 +60,7 @@ from .specialize import input_shapes_from_cli, specialize
 
 IO_DTYPES = ("float32", "int8", "uint8")
 _CONV_POOL = ("Conv", "ConvTranspose", "ConvInteger", "MaxPool", "AveragePool")
-_Q_KEYS = {"act_min", "act_max", "fp16_arith"} | kind_attrs()   # .dse attributes that are not ONNX attributes
+_Q_KEYS = {"act_min", "act_max", "act_fn", "fp16_arith"} | kind_attrs()   # .dse attributes that are not ONNX attributes
 
 
 @dataclass
@@ -145,6 +146,38 @@ def _fuse_quantize(g: Graph) -> None:
         g.nodes[g.nodes.index(n)] = fused
         g.nodes.remove(qn)
         consumers = g.consumers()
+
+
+def _fuse_act_fn(g: Graph) -> None:
+    """A float activation op with a fused form (OpDef.act_fn: HardSwish) whose input is the float
+    output of an op whose float kernels apply it in their epilogue (OpDef.takes_act_fn: Conv),
+    read by nothing else, is merged into that node (annotation `_act_fn`, the .dse INT `act_fn`):
+    one node, the activation computed on the output while it is in registers, with the separate
+    node's bytes (docs/kernels.md "Fused activation"; onnxruntime fuses Conv + HardSwish alike).
+    Here, after quantisation, so only nodes that stay float take it: an int8 node (`_q`, its
+    float_out form included) keeps its activation as its own (table) node, and so does a
+    binary16 (fp16 arithmetic) one, whose kernels apply it too but which stays a separate node
+    until a test covers it on the device's kernels."""
+    producers, consumers = g.producers(), g.consumers()
+    f32 = np.dtype(np.float32)
+    for a in list(g.nodes):
+        da = REGISTRY.get(a.op, a.domain)
+        if (da is None or not da.act_fn or a.attrs.get("_q") or a.attrs.get("_act") or len(a.inputs) != 1
+                or len(a.outputs) != 1 or not a.outputs[0]):
+            continue
+        t = a.inputs[0]
+        p = producers.get(t)
+        dp = REGISTRY.get(p.op, p.domain) if p is not None else None
+        if (dp is None or not dp.takes_act_fn or p not in g.nodes or p.attrs.get("_q") or p.attrs.get("_act_fn")
+                or p.attrs.get(FP16_ARITH) or len(p.outputs) != 1 or t in g.outputs or t in g.inputs
+                or len(consumers.get(t, [])) != 1 or g.tensor_info(t).dtype != f32
+                or g.tensor_info(a.outputs[0]).dtype != f32):
+            continue
+        p.outputs = [a.outputs[0]]
+        p.attrs = {**p.attrs, "_act_fn": a.op}
+        g.nodes.remove(a)
+        g.info.pop(t, None)
+        producers, consumers = g.producers(), g.consumers()
 
 
 def _scalar(g: Graph, name: str):
@@ -296,6 +329,8 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
     if act:
         _, lo, hi = act
         a["act_min"], a["act_max"] = float(lo), float(hi)
+    if n.attrs.get("_act_fn"):            # a fused activation function (_fuse_act_fn)
+        a["act_fn"] = int(REGISTRY.get(n.attrs["_act_fn"]).act_fn)
     if n.attrs.get(FP16_ARITH):           # binary16 arithmetic (docs/quant-arith.md §16)
         a["fp16_arith"] = 1
     if q is not None:   # docs/kernels.md; the kind's arrays become tensor attributes in its order
@@ -461,6 +496,7 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     eliminate_dead(g)
     infer_shapes(g)
     _fuse_quantize(g)       # after shape inference: the fused node's int8 output is not its op's rule
+    _fuse_act_fn(g)         # float Conv + HardSwish: one node
     for n in g.nodes:
         if REGISTRY.get(n.op, n.domain) is None:
             raise ModelError(f"node {n.name!r}: op {n.op} is not in the op registry")
@@ -648,6 +684,8 @@ def load_dse_graph(src) -> Graph:
             attrs[key] = v
         if "act_min" in raw:
             attrs["_act"] = ("clip", float(raw["act_min"]), float(raw["act_max"]))
+        if raw.get("act_fn"):
+            attrs["_act_fn"] = act_fn_name(int(raw["act_fn"]))
         if raw.get("fp16_arith"):
             attrs[FP16_ARITH] = 1
         out_dt = a.tensors[nr.outputs[0]].dtype if nr.outputs and nr.outputs[0] >= 0 else None

@@ -263,7 +263,7 @@ def hard_sigmoid(x, *, alpha=0.2, beta=0.5):
     return np.clip(_c(x, alpha) * x + _c(x, beta), _c(x, 0), _c(x, 1))
 
 
-@op("HardSwish", 131, infer=same_infer, quant=TABLE, elementwise=True, in_place=True)
+@op("HardSwish", 131, infer=same_infer, quant=TABLE, elementwise=True, in_place=True, act_fn=1)
 def hard_swish(x):
     return x * hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5)
 

@@ -122,3 +122,21 @@ def apply_activation(x: np.ndarray, act) -> np.ndarray:
             y = np.minimum(y, np.asarray(hi, dtype=x.dtype))
         return y
     raise ValueError(f"unknown fused activation {act!r}")
+
+
+def apply_act_fn(x: np.ndarray, name: str) -> np.ndarray:
+    """A fused activation function (`_act_fn`, the name of a float activation op merged into its
+    producer at export: export/dse.py `_fuse_act_fn`) applied to the node's float output (after
+    `_act`): the op's own reference, so the fused node gives the separate node's values."""
+    d = REGISTRY.get(name)
+    if d is None or not d.act_fn:
+        raise ValueError(f"unknown fused activation function {name!r}")
+    return np.asarray(d.call([x], {})[0])
+
+
+def act_fn_name(code: int) -> str:
+    """The op whose `.dse` act_fn code is `code` (OpDef.act_fn)."""
+    for d in REGISTRY.all():
+        if d.act_fn == code and not d.domain:
+            return d.name
+    raise ValueError(f"unknown act_fn {code}")

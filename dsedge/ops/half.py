@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from .fused import apply_activation
+from .fused import apply_act_fn, apply_activation
 
 FP16_ARITH = "_fp16_arith"          # the IR annotation of a marked node (.dse attribute "fp16_arith")
 NAN32_BITS = 0x7FC00000             # every NaN an fp16-arithmetic node writes
@@ -103,7 +103,7 @@ def canonical_nan(y: np.ndarray) -> np.ndarray:
 
 def run_fp16(d, args: list, attrs: dict) -> tuple:
     """A marked node's outputs: the op's binary16 reference, widened to float32, the fused clip
-    (`_act`), NaN canonical. `d`: the node's OpDef."""
+    (`_act`), the fused activation function in float32 (`_act_fn`), NaN canonical. `d`: the node's OpDef."""
     if d.fp16 is None:
         raise UnsupportedOpError(f"op {d.name} has no fp16 arithmetic",
                                  hint="fp16 arithmetic is for Conv, Gemm and MatMul with constant weights")
@@ -111,4 +111,6 @@ def run_fp16(d, args: list, attrs: dict) -> tuple:
     y = np.asarray(y, np.float32)
     if attrs.get("_act"):
         y = apply_activation(y, attrs["_act"])
+    if attrs.get("_act_fn"):
+        y = np.asarray(apply_act_fn(y, attrs["_act_fn"]), np.float32)
     return (canonical_nan(y),)

@@ -276,7 +276,8 @@ def _matmul_fp16_why_not(attrs, infos, consts):
 
 
 @op("Conv", 1, infer=_conv_infer, upgrade=_conv_upgrade,
-    quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=0), fp16=Fp16Rule(conv_fp16, _conv_fp16_why_not))
+    quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=0), fp16=Fp16Rule(conv_fp16, _conv_fp16_why_not),
+    takes_act_fn=True)
 def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
          strides=None):
     nd = x.ndim - 2

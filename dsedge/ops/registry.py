@@ -24,6 +24,11 @@ An op declaration (`OpDef`) holds
                  and dtype), `elementwise` (each output element depends only on the input
                  elements at its own index, after broadcasting), `data_dependent` (the output
                  shape depends on the values of the data input, not only on parameters).
+  * `act_fn`   — for a float activation op: its code as a fused activation function (the `.dse`
+                 INT `act_fn`, docs/kernels.md "Fused activation"), 0 = not fusable;
+    `takes_act_fn` — the op's float kernels apply a fused activation function in their epilogue:
+                 the exporter merges such an activation, as the only reader of the op's float
+                 output, into the node (export/dse.py `_fuse_act_fn`; IR annotation `_act_fn`).
   * `upgrade`  — ``upgrade(opset, inputs, attrs) -> (inputs, attrs)`` rewrites an older
                  ONNX opset's form into the canonical (opset 21) form at import: attributes
                  that later became inputs are returned as numpy arrays in `inputs`, older
@@ -39,7 +44,8 @@ The registry refuses a second declaration of a name or an id.
 
 Attributes whose names start with "_" are dsedge annotations added by passes, not ONNX
 attributes; references never see them. `_act` (a fused clamp activation, see
-passes/simplify.py) is applied by the interpreter to output 0 after the op; `_fp16_arith`
+passes/simplify.py) is applied by the interpreter to output 0 after the op, then `_act_fn` (the
+name of a fused float activation op, set at export: ops/fused.py `apply_act_fn`); `_fp16_arith`
 (docs/quant-arith.md §16) makes the interpreter run the op's `fp16` reference instead of `ref`.
 """
 from __future__ import annotations
@@ -117,6 +123,8 @@ class OpDef:
     in_place: bool = False
     elementwise: bool = False
     data_dependent: bool = False
+    act_fn: int = 0
+    takes_act_fn: bool = False
 
     def check_attrs(self, attrs: dict, where: str) -> None:
         unknown = [a for a in attrs if a not in self.attrs and not a.startswith("_")]
@@ -192,7 +200,8 @@ def _signature(fn) -> tuple[dict[str, Any], tuple[int, int], bool]:
 
 def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | None = None, fp16=None,
        backward=None, upgrade=None, domain: str = "", view: bool = False, in_place: bool = False,
-       elementwise: bool = False, data_dependent: bool = False, registry: OpRegistry = REGISTRY):
+       elementwise: bool = False, data_dependent: bool = False, act_fn: int = 0, takes_act_fn: bool = False,
+       registry: OpRegistry = REGISTRY):
     """Declare an op (see the module docstring)."""
 
     def deco(fn):
@@ -200,7 +209,7 @@ def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | No
         registry.add(OpDef(name=name, id=op_id, ref=fn, infer=infer, int_ref=int_ref, quant=quant, fp16=fp16,
                            backward=backward, upgrade=upgrade, domain=domain, attrs=attrs, n_inputs=n_inputs,
                            takes_ctx=takes_ctx, view=view, in_place=in_place, elementwise=elementwise,
-                           data_dependent=data_dependent))
+                           data_dependent=data_dependent, act_fn=act_fn, takes_act_fn=takes_act_fn))
         return fn
 
     return deco

@@ -15,6 +15,7 @@
 #define DSEDGE_AVX2_F32_H
 
 #include "isa.h"
+#include "mathf.h"
 
 #if DSE_ARCH_X86_64 && !defined(DSE_REF_FLOAT)
 #define DSE_AVX2_F32 1
@@ -76,6 +77,24 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_fill_row(float *br, size_t PS, const
 #define DSE_AI static inline __attribute__((always_inline)) DSE_TARGET_AVX2
 #endif
 #define DSE_VL(N) DSE_UNROLL for (int v_ = 0; v_ < (N); v_++)
+
+/* HardSwish of 8 floats with REF's bytes (mathf.h dse_hardswishf: x * (1/6), + 0.5 without FMA,
+ * np.clip to [0, 1] keeping NaN, times x; not canonical): the AVX2 HardSwish (unary.c) and the fused
+ * `act_fn` 1 of the float Conv kernels (dse__avx2_act_fn). The clip is maxps then minps with v as
+ * the second operand, which they return when either is NaN (NaN kept, as REF) or both are equal;
+ * v = x/6 + 0.5 is never -0 (a sum with 0.5 rounds to +0), so no signed-zero case differs. */
+DSE_AI __m256 dse__avx2_hardswish(__m256 x) {
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f));
+    v = _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), v));
+    return _mm256_mul_ps(x, v);
+}
+/* A fused activation function (INT act_fn, internal.h) of 8 outputs after the clamp, NaN canonical:
+ * the separate float32 node's bytes. fn != 0. */
+DSE_AI __m256 dse__avx2_act_fn(int fn, __m256 v) {
+    (void)fn;   /* DSE_ACT_FN_HARDSWISH, the only one (the checks take no other) */
+    v = dse__avx2_hardswish(v);
+    return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
 
 /* exp, sigmoid, tanh, erf: dse__avx2_exp_n(N, x, y) etc. (N vectors at once) and the one-vector
  * forms dse__avx2_exp(x) etc., from the template shared with the NEON kernels (src/vec_mathf.h:

@@ -227,6 +227,9 @@ typedef struct dse_why {
                              * most any variant of the kernel uses; 0 = the same as scratch */
     uint32_t packed;        /* on acceptance: bit j set = input j may be in a packed layout (the
                              * kernel reads t->layout); the loader refuses any other packed input */
+    uint32_t act_fns;       /* on acceptance: bit f set = the kernel applies the fused activation
+                             * function f (INT act_fn, DSE_ACT_FN_*); the loader takes a node with
+                             * act_fn only by a kernel that says so (else: the next kernel) */
 } dse_why;
 #define DSE_WHY(w, ID) ((void)((w)->id = DSE_MSG_##ID))
 #define DSE_WHYF(w, ID, s, a, b, c, d) dse__why(w, DSE_MSG_##ID, s, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
@@ -416,6 +419,12 @@ DSE_INTERNAL float dse__nn_ld(const dse_tensor *t, const void *p, size_t i);   /
 DSE_SHARED int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_from, int64_t k[3], int64_t s[3],
                                  int64_t d[3], int64_t pb[3], int64_t pe[3]);
 DSE_SHARED int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
+/* Fused activation function (INT `act_fn`, docs/kernels.md "Fused activation"), applied after the
+ * clamp: the bytes of the separate float32 node on the op's output (NaN canonical). Absent: NONE.
+ * A kernel that applies it sets why->act_fns (DSE_ACT_FNS_CONV: the float Conv kernels). */
+enum { DSE_ACT_FN_NONE = 0, DSE_ACT_FN_HARDSWISH = 1 };
+#define DSE_ACT_FNS_CONV (1u << DSE_ACT_FN_HARDSWISH)
+DSE_SHARED int dse__nn_act_fn(const dse_node *n);
 DSE_INTERNAL uint16_t dse__f32_to_f16(float v);
 DSE_SHARED float dse__f16_to_f32(uint16_t h);   /* exact */
 
@@ -462,7 +471,7 @@ typedef struct dse_wino_plan {
 DSE_SHARED size_t dse__conv_f32_wino_plan(const dse_conv_geom *g, dse_wino_plan *p);
 DSE_SHARED size_t dse__conv_f32_scratch_plan(const dse_conv_geom *g);
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
-                                  int act, float lo, float hi, float *y);
+                                  int act, float lo, float hi, int act_fn, float *y);
 /* im2col of the optimised float Conv variants (kernels/ref/loops.c; AVX2 IM2COL tiles, NEON general
  * convs): the taps of output pixels [p0, p0 + nt) of one image and group (xg: the group's first
  * input channel, cg channels) as panels pw columns wide, dst[(q / pw) * K * pw + k * pw + q % pw]
@@ -523,6 +532,7 @@ static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pa
  *     v = v + bias_m[i]                 (when bias_m)
  *     v = v + Cm(i,j)  or  Cm(i,j)*beta (cmode 1 / 2; Cm(i,j) = Cm[i*csi + j*csj], csj 0 or 1)
  *     v = min(max(v, lo), hi)           (when act)
+ *     v = f(v), NaN canonical            (when act_fn: the separate float32 node's bytes)
  * A(i,k) = A[i*sai + k*sak]; B(k,j) = B[k*ldb + j] (j contiguous), or, with bpanel != 0, B is
  * packed in panels of 16 columns: B(k,j) = B[(j/16)*bpanel + k*16 + j%16] (j counted from 0
  * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted), or,
@@ -543,6 +553,7 @@ typedef struct dse_sgemm {
     const float *bias_m;
     int cmode; const float *Cm; size_t csi, csj; float beta;
     int act; float lo, hi;
+    int act_fn;       /* then the fused activation function (Conv's INT act_fn, DSE_ACT_FN_*), 0 = none */
 } dse_sgemm;
 /* ConvTranspose (float32: conv_transpose.c; int8: conv_transpose_i8.c): the float geometry, and
  * how the optimised variants (kernels/avx2/conv_transpose*.c, which explain the two paths) cut

@@ -696,11 +696,18 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
          * DequantizeLinear kernels' DEQUANTIZE_OTHER_DTYPE for each other's x) is left out of the message unless it is the only one. */
         char msg[160] = "", first_msg[160] = "", all[240] = "";
         int first = dse__next_kernel((int)n->op, dt, -1, m->isas), kk = first, refused = 0;
+        const int64_t act_fn = dse__attr_int(n, DSE_A_act_fn, 0);
         size_t accepted_scratch = 0, accepted_plan = 0;
         uint32_t accepted_packed = 0;
         for (; kk >= 0; kk = dse__next_kernel((int)n->op, dt, kk, m->isas)) {
-            dse_why w = {0, NULL, {0, 0, 0, 0}, 0, 0, 0};
-            if (!dse__kernel_check(kk, m, n, &w)) {
+            dse_why w = {0, NULL, {0, 0, 0, 0}, 0, 0, 0, 0};
+            int refuse = dse__kernel_check(kk, m, n, &w);
+            if (!refuse && act_fn && (act_fn < 0 || act_fn > 31 || !(w.act_fns >> act_fn & 1))) {
+                /* a fused activation function the kernel does not apply: never ignored */
+                refuse = 1;
+                DSE_WHYF(&w, ACT_FN_NOT_APPLIED, NULL, act_fn, 0, 0, 0);
+            }
+            if (!refuse) {
                 accepted_scratch = w.scratch, accepted_plan = w.scratch_plan, accepted_packed = w.packed;
                 break;
             }

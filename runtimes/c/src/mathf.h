@@ -28,6 +28,19 @@ static inline float dse_u2f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; 
 /* x, or the canonical quiet NaN when x is any NaN (same bytes on every target). */
 static inline float dse_canonf(float x) { return x != x ? dse_u2f(DSE_NAN_BITS) : x; }
 
+/* HardSwish x * clip(x*(1/6) + 0.5, 0, 1) as numpy (np.clip: a NaN stays), the separate
+ * multiply and add (-ffp-contract=off): REF's HardSwish and the fused `act_fn` 1 (not canonical). */
+static inline float dse_hardswishf(float x) {
+    float v = x * (float)(1.0 / 6.0) + 0.5f;
+    v = (v > 0.0f || v != v) ? v : 0.0f;
+    v = (v < 1.0f || v != v) ? v : 1.0f;
+    return x * v;
+}
+
+/* A fused activation function (INT act_fn: 1 HardSwish) of a float kernel's output, after its clamp:
+ * the separate float32 node's bytes (NaN canonical). */
+static inline float dse__act_fnf(int fn, float v) { return fn == 1 ? dse_canonf(dse_hardswishf(v)) : v; }
+
 DSE_INTERNAL float dse_expf(float x);
 DSE_INTERNAL float dse_expm1f(float x);
 DSE_SHARED float dse_logf(float x);        /* (shared: the AVX2 LogSoftmax calls it) */

@@ -39,6 +39,7 @@ int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom
         return 1;
     }
     why->scratch_plan = dse__conv_f32_scratch_plan(g);   /* the direct and the Winograd variants' */
+    why->act_fns = DSE_ACT_FNS_CONV;   /* every path applies it (the SGEMM epilogue, DW, DW8, Winograd) */
     return 0;
 }
 
@@ -69,7 +70,7 @@ typedef struct conv_job {
     const float *x, *w, *b, *xend;   /* xend: the end of x (DW8 reads no further) */
     int pack;                        /* GEMM: the scratch to pack x's columns was planned */
     float *y;
-    int act;
+    int act, act_fn;
     float lo, hi;
 } conv_job;
 
@@ -141,6 +142,7 @@ DSE_AI void conv_dw_tile(const conv_job *j, const int TAPS, const int R, const i
             __m256 y = acc[r][v];
             if (bc) y = _mm256_add_ps(y, bias);
             if (j->act) y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+            if (j->act_fn) y = dse__avx2_act_fn(j->act_fn, y);
             float *d = yr + r * OW + ow + 8 * v;
             if (mlast && v == V - 1) {   /* OW % 8 columns (no vmaskmovps: slow on AMD Zen) */
                 float t[8];
@@ -306,6 +308,7 @@ static DSE_TARGET_AVX2 void conv_dw8_block(const conv_job *j, size_t img, size_t
             __m256 v = acc[q];
             if (j->b) v = _mm256_add_ps(v, bias);
             if (j->act) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+            if (j->act_fn) v = dse__avx2_act_fn(j->act_fn, v);
             if (p + (size_t)q < P) _mm256_storeu_ps(O + 8 * (p + (size_t)q), v);
         }
     }
@@ -450,7 +453,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.A = j->w + grp * j->mg * j->K; s.sai = j->K; s.sak = 1;
         s.C = yg + p0; s.ldc = osz;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
-        s.act = j->act; s.lo = j->lo; s.hi = j->hi;
+        s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
         if (j->path == DSE_CONV_GEMM) {   /* B = the whole K x isz input, columns [p0, p0 + nt): the
                                                * tail tiles' vector reads are bounded by B's end */
             s.B = xg; s.ldb = j->isz; s.C = yg;
@@ -496,6 +499,7 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.b = n->n_in == 3 && n->in[2] != DSE_NONE ? dse__data(m, arena, n->in[2]) : NULL;
     j.y = dse__data(m, arena, n->out[0]);
     j.act = dse__nn_act(n, &j.lo, &j.hi);
+    j.act_fn = dse__nn_act_fn(n);
     if (!j.P || !g->M) return;
     size_t items;
     if (j.path == DSE_CONV_DW8) {

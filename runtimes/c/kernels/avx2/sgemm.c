@@ -32,6 +32,7 @@ DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t
         v = _mm256_add_ps(v, cv);
     }
     if (g->act) v = _mm256_min_ps(_mm256_set1_ps(g->hi), _mm256_max_ps(_mm256_set1_ps(g->lo), v));
+    if (g->act_fn) v = dse__avx2_act_fn(g->act_fn, v);
     return v;
 }
 
@@ -234,6 +235,7 @@ DSE_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
         v = v + (g->cmode == 2 ? c * g->beta : c);
     }
     if (g->act) { v = v < g->lo ? g->lo : v; v = v > g->hi ? g->hi : v; }
+    if (g->act_fn) v = dse__act_fnf(g->act_fn, v);
     g->C[i * g->ldc + j] = v;
 }
 

@@ -93,9 +93,7 @@ UN_KERNEL(leakyrelu, j.p[0] = dse__attr_float(n, DSE_A_alpha, 0.01f),
 UN_KERNEL(hardsigmoid,
           j.p[0] = dse__attr_float(n, DSE_A_alpha, 0.2f); j.p[1] = dse__attr_float(n, DSE_A_beta, 0.5f),
           un_clamp(_mm256_add_ps(_mm256_mul_ps(p0, x), p1), UN_ZERO, UN_ONE))
-UN_KERNEL(hardswish, (void)n,
-          _mm256_mul_ps(x, un_clamp(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)(1.0 / 6.0))), _mm256_set1_ps(0.5f)),
-                                    UN_ZERO, UN_ONE)))
+UN_KERNEL(hardswish, (void)n, dse__avx2_hardswish(x))   /* (avx2_f32.h: shared with the fused act_fn) */
 UN_KERNEL(neg, (void)n, _mm256_xor_ps(x, _mm256_set1_ps(-0.0f)))
 UN_KERNEL(abs, (void)n, un_abs(x))
 UN_KERNEL(sqrt, (void)n, _mm256_sqrt_ps(x))

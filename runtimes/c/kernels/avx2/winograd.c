@@ -63,7 +63,7 @@ typedef struct wino_job {
     size_t C, M, nblk;
     const float *x, *w, *b;
     float *y, *U;
-    int act;
+    int act, act_fn;
     float lo, hi;
 } wino_job;
 
@@ -183,6 +183,7 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                     __m256 e = y[a][0], o = y[a][1];
                     if (j->b) e = _mm256_add_ps(e, bias), o = _mm256_add_ps(o, bias);
                     if (j->act) e = _mm256_min_ps(hi, _mm256_max_ps(lo, e)), o = _mm256_min_ps(hi, _mm256_max_ps(lo, o));
+                    if (j->act_fn) e = dse__avx2_act_fn(j->act_fn, e), o = dse__avx2_act_fn(j->act_fn, o);
                     const __m256 l = _mm256_unpacklo_ps(e, o), h = _mm256_unpackhi_ps(e, o);
                     const __m256 q0 = _mm256_permute2f128_ps(l, h, 0x20), q1 = _mm256_permute2f128_ps(l, h, 0x31);
                     float *d = ym + oh * OW + ow0;
@@ -233,6 +234,7 @@ void dse_f32_conv_wino__avx2(const dse_model *m, const dse_node *n, uint8_t *are
     j.y = dse__data(m, arena, n->out[0]);
     j.U = (float *)(void *)cx->scratch;
     j.act = dse__nn_act(n, &j.lo, &j.hi);
+    j.act_fn = dse__nn_act_fn(n);
     j.nblk = (j.p.T + j.p.TB - 1) / j.p.TB;
     dse__parallel(cx, j.M, dse__grain(j.M, (uint64_t)j.M * j.C * 16), wino_u_task, &j);
     const size_t items = j.g.N * j.nblk;

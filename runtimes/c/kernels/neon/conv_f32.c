@@ -62,7 +62,7 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 weights", 0, 0, 0, 0);
         return 1;
     }
-    dse_why w16 = {0, NULL, {0, 0, 0, 0}, 0, 0, 0};
+    dse_why w16 = {0, NULL, {0, 0, 0, 0}, 0, 0, 0, 0};
     if ((m->isas & DSE_ISA_BIT(NEON_FP16)) && !dse__fp16_check(m, n, &w16)) {   /* an fp16-arithmetic node the NEON
         * fp16 kernel left (no scratch for it): REF's binary16 on a core that has FP16, not float32 */
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "fp16 arithmetic", 0, 0, 0, 0);
@@ -72,6 +72,7 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
     const size_t plan = dse__conv_f32_plan(&g, &pl);
     const int path = neon_cf_path(&g);
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* what the exporter plans: every float Conv variant's */
+    why->act_fns = DSE_ACT_FNS_CONV;   /* every path applies it (the SGEMM epilogue, DW) */
     if (path == NEON_CF_DW) {
         why->scratch = 0;
         return 0;
@@ -92,7 +93,7 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
 typedef struct neon_cf_job {
     const dse_ctx *cx;
     dse_conv_geom g;
-    int path, pack, act;
+    int path, pack, act, act_fn;
     size_t cg, mg, K, P, isz, nt, ntiles, msplit, mchunk;
     const float *x, *w, *b, *xend;   /* xend: the end of x (no vector load reads past it) */
     float *y;
@@ -126,6 +127,7 @@ static float neon_cf_dw_px(const neon_cf_job *j, const float *xc, const float *w
     }
     float v = j->b ? acc + bias : acc;
     if (j->act) { v = v < j->lo ? j->lo : v; v = v > j->hi ? j->hi : v; }
+    if (j->act_fn) v = dse__act_fnf(j->act_fn, v);
     return v;
 }
 
@@ -159,6 +161,7 @@ DSE_NEON_AI void neon_cf_dw_vec(const neon_cf_job *j, const int V, const float *
         float32x4_t y = acc[v];
         if (j->b) y = vaddq_f32(y, bv);
         if (j->act) y = dse__neon_clamp(y, lo, hi);
+        if (j->act_fn) y = dse__neon_act_fn(j->act_fn, y);
         vst1q_f32(yr + ow + 4 * (size_t)v, y);
     }
 }
@@ -212,7 +215,7 @@ static void neon_cf_task(void *arg, size_t begin, size_t end, unsigned worker) {
         s.A = j->w + grp * j->mg * j->K; s.sai = j->K; s.sak = 1;
         s.ldc = j->P;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
-        s.act = j->act; s.lo = j->lo; s.hi = j->hi;
+        s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
         if (j->path == NEON_CF_GEMM) {   /* B = the image's K x P channel rows, columns [p0, p0 + cnt) */
             s.B = xg; s.ldb = j->isz; s.C = yg;
             s.pack = j->pack ? scratch : NULL;
@@ -245,6 +248,7 @@ void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.b = n->n_in == 3 && n->in[2] != DSE_NONE ? dse__data(m, arena, n->in[2]) : NULL;
     j.y = dse__data(m, arena, n->out[0]);
     j.act = dse__nn_act(n, &j.lo, &j.hi);
+    j.act_fn = dse__nn_act_fn(n);
     if (!j.P || !g->M) return;
     size_t items;
     if (j.path == NEON_CF_DW) {

@@ -46,6 +46,7 @@ DSE_NEON_AI float32x4_t neon_sg_epi(const dse_sgemm *g, float32x4_t v, size_t i,
         v = vaddq_f32(v, cv);
     }
     if (g->act) v = dse__neon_clamp(v, vdupq_n_f32(g->lo), vdupq_n_f32(g->hi));
+    if (g->act_fn) v = dse__neon_act_fn(g->act_fn, v);
     return v;
 }
 
@@ -231,6 +232,7 @@ static DSE_NOINLINE void neon_sg_dot_flush(const dse_sgemm *g, const float *v, s
                 x = x + (g->cmode == 2 ? cv * g->beta : cv);
             }
             if (g->act) { x = x < g->lo ? g->lo : x; x = x > g->hi ? g->hi : x; }
+            if (g->act_fn) x = dse__act_fnf(g->act_fn, x);
             g->C[(i + r) * g->ldc + j + c] = x;
         }
 }

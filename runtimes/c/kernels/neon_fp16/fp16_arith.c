@@ -30,6 +30,7 @@
  *     Threads over (image, group, tile).
  * The same bytes for any thread count (each output is computed by one part, in the order above). */
 #include "isa.h"
+#include "mathf.h"
 
 #if DSE_ARCH_ARM64
 #include <arm_neon.h>
@@ -43,6 +44,7 @@ typedef struct {
     const uint16_t *bias_m, *bias_n;             /* binary16 per row / per column, or NULL */
     float *C; size_t ldc;
     int act; float lo, hi;
+    int act_fn;   /* Conv's fused activation function, applied to the stored float32 (scalar: REF's bytes) */
 } fh_gemm;
 
 /* A's 8 values k0 .. k0 + kr - 1 of row i as binary16 lanes (lanes >= kr unused); not inlined, as
@@ -134,6 +136,8 @@ FH_AI void fh_tile(const fh_gemm *g, const int MR, const int NV, size_t i, size_
                 y = vreinterpretq_f32_u32(vbslq_u32(vceqq_f32(y, y), vreinterpretq_u32_f32(y), qnan));
                 vst1q_f32(out + 8 * v + 4 * h, y);
             }
+        if (g->act_fn)
+            for (size_t l = 0; l < jn; l++) out[l] = dse__act_fnf(g->act_fn, out[l]);
         memcpy(g->C + (i + (size_t)r) * g->ldc + j, out, jn * sizeof(float));
     }
 }
@@ -230,6 +234,7 @@ int dse__check_conv_fp16_neon(const dse_model *m, const dse_node *n, dse_why *wh
         return 1;
     }
     why->scratch = need;
+    why->act_fns = DSE_ACT_FNS_CONV;
     return 0;
 }
 
@@ -241,7 +246,7 @@ typedef struct {
     const float *x;
     const uint16_t *w, *b;
     float *y;
-    int act;
+    int act, act_fn;
     float lo, hi;
 } fh_conv_job;
 
@@ -280,7 +285,7 @@ static void fh_conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
         s.B = (const uint16_t *)(const void *)scratch; s.ldb = pw; s.nb = pw;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
         s.C = j->y + (img * g->M + grp * j->mg) * j->P + p0; s.ldc = j->P;
-        s.act = j->act; s.lo = j->lo; s.hi = j->hi;
+        s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
         fh_run(&s, 0, j->mg, 0, cnt);
     }
 }
@@ -302,6 +307,7 @@ void dse_f32_conv_fp16__neon_fp16(const dse_model *m, const dse_node *n, uint8_t
     j.b = n->n_in == 3 ? dse__fp16_bits(dse__t(m, n->in[2])) : NULL;
     j.y = dse__data(m, arena, n->out[0]);
     j.act = dse__nn_act(n, &j.lo, &j.hi);
+    j.act_fn = dse__nn_act_fn(n);
     if (!j.P || !g->M || !j.pw) return;
     j.ntiles = (j.P + j.pw - 1) / j.pw;
     const size_t items = g->N * g->G * j.ntiles;

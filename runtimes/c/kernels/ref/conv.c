@@ -66,6 +66,8 @@ int dse__nn_act(const dse_node *n, float *lo, float *hi) {
     return a || b;
 }
 
+int dse__nn_act_fn(const dse_node *n) { return (int)dse__attr_int(n, DSE_A_act_fn, DSE_ACT_FN_NONE); }
+
 static int is_f(const dse_tensor *t) { return t && t->dtype == DSE_DTYPE_FLOAT32; }
 static int is_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
@@ -248,6 +250,7 @@ int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
     if (dse__conv_f32_geom(m, n, &g, why)) return 1;
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* planned for the optimised variants */
+    why->act_fns = DSE_ACT_FNS_CONV;
     return 0;
 }
 
@@ -261,5 +264,5 @@ void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, co
     int act = dse__nn_act(n, &lo, &hi);
     dse_f32_conv_loop(cx, &g, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), wt->dtype == DSE_DTYPE_FLOAT16,
                       bt ? dse__data(m, arena, n->in[2]) : NULL, bt && bt->dtype == DSE_DTYPE_FLOAT16, act, lo, hi,
-                      dse__data(m, arena, n->out[0]));
+                      dse__nn_act_fn(n), dse__data(m, arena, n->out[0]));
 }

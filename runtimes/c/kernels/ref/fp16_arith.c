@@ -28,6 +28,7 @@
  * (the exporter plans that for every float Conv/Gemm/MatMul; the NEON fp16 kernels use at most
  * it, kernels/neon_fp16/). */
 #include "internal.h"
+#include "mathf.h"
 
 /* v (a double) rounded to binary16: the bits (RNE, subnormals, overflow to inf, NaN -> 0x7E00). */
 static uint16_t fp16_from_f64(double v) {
@@ -67,10 +68,11 @@ static double fp16_fma(double a, double b, double c) {
     return fp16_to_f64(fp16_from_f64(r));
 }
 
-/* float32(acc), clamped, NaN canonical */
-static void fp16_store(float *y, double acc, int act, float lo, float hi) {
+/* float32(acc), clamped, the fused activation function (Conv: act_fn), NaN canonical */
+static void fp16_store(float *y, double acc, int act, float lo, float hi, int act_fn) {
     float v = (float)acc;
     if (act) { v = v < lo ? lo : v; v = v > hi ? hi : v; }
+    if (act_fn) v = dse__act_fnf(act_fn, v);
     if (v != v) { const uint32_t qnan = 0x7FC00000u; memcpy(y, &qnan, 4); return; }
     *y = v;
 }
@@ -109,7 +111,11 @@ int dse__fp16_check(const dse_model *m, const dse_node *n, dse_why *why) {
     return !fp16_const_ok(m, n, 1, 0, "B", why);
 }
 
-int dse__check_conv_fp16(const dse_model *m, const dse_node *n, dse_why *why) { return dse__fp16_check(m, n, why); }
+int dse__check_conv_fp16(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__fp16_check(m, n, why)) return 1;
+    why->act_fns = DSE_ACT_FNS_CONV;
+    return 0;
+}
 int dse__check_gemm_fp16(const dse_model *m, const dse_node *n, dse_why *why) { return dse__fp16_check(m, n, why); }
 int dse__check_matmul_fp16(const dse_model *m, const dse_node *n, dse_why *why) { return dse__fp16_check(m, n, why); }
 
@@ -119,7 +125,7 @@ typedef struct {
     dse_conv_geom g;
     const float *x;
     const uint16_t *w, *b;
-    int act;
+    int act, act_fn;
     float lo, hi;
     float *y;
 } fp16_conv_job;
@@ -156,7 +162,7 @@ static void fp16_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker) {
                         }
                     }
                 }
-            fp16_store(yo + ow, acc, j->act, j->lo, j->hi);
+            fp16_store(yo + ow, acc, j->act, j->lo, j->hi, j->act_fn);
         }
     }
 }
@@ -171,6 +177,7 @@ void dse_f32_conv_fp16__ref(const dse_model *m, const dse_node *n, uint8_t *aren
     j.b = n->n_in == 3 ? dse__fp16_bits(dse__t(m, n->in[2])) : NULL;
     j.y = dse__data(m, arena, n->out[0]);
     j.act = dse__nn_act(n, &j.lo, &j.hi);
+    j.act_fn = dse__nn_act_fn(n);
     const dse_conv_geom *g = &j.g;
     const size_t rows = g->N * g->M * g->out[0] * g->out[1];
     const uint64_t macs = (uint64_t)rows * g->out[2] * (g->C / g->G) * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
@@ -202,7 +209,7 @@ static void fp16_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
             const uint16_t *br = j->B + k * j->sbk;
             for (size_t c = c0; c < c1; c++) acc[c - c0] = fp16_fma(a, fp16_to_f64(br[c * j->sbj]), acc[c - c0]);
         }
-        for (size_t c = c0; c < c1; c++) fp16_store(j->Y + i * j->N + c, acc[c - c0], j->act, j->lo, j->hi);
+        for (size_t c = c0; c < c1; c++) fp16_store(j->Y + i * j->N + c, acc[c - c0], j->act, j->lo, j->hi, 0);
     }
 }
 

@@ -14,6 +14,7 @@
  * the same bytes. Nodes too small to pay for a hand-off run on the caller's thread.
  */
 #include "requant.h"
+#include "mathf.h"
 
 #define TILE 64   /* int32 accumulators kept on the stack per output-row tile */
 
@@ -279,6 +280,7 @@ typedef struct {
     const void *w, *b;
     int w16, b16, act;
     float lo, hi;
+    int act_fn;
     float *y;
 } loops_f32_conv_job;
 
@@ -324,14 +326,15 @@ static void loops_f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker
             }
             float v = b ? acc + bias : acc;
             if (j->act) { v = v < j->lo ? j->lo : v; v = v > j->hi ? j->hi : v; }
+            if (j->act_fn) v = dse__act_fnf(j->act_fn, v);
             yo[(od * g->out[1] + oh) * g->out[2] + ow] = v;
         }
     }
 }
 
 void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b,
-                       int b16, int act, float lo, float hi, float *y) {
-    loops_f32_conv_job j = {g, x, w, b, w16, b16, act, lo, hi, y};
+                       int b16, int act, float lo, float hi, int act_fn, float *y) {
+    loops_f32_conv_job j = {g, x, w, b, w16, b16, act, lo, hi, act_fn, y};
     const size_t rows = g->N * g->M * g->out[0] * g->out[1];
     dse__parallel(cx, rows, loops_grain(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), loops_f32_conv_rows, &j);
 }

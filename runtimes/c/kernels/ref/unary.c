@@ -50,7 +50,7 @@ UNARY(cos, (void)n, dse_cosf(x))
 UNARY(sign, (void)n, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x != x ? x : 0.0f)))
 UNARY(softplus, (void)n, dse_softplusf(x))
 UNARY(softsign, (void)n, x / (1.0f + dse_u2f(dse_f2u(x) & 0x7FFFFFFFu)))
-UNARY(hardswish, (void)n, x * clip01(x * (float)(1.0 / 6.0) + 0.5f))
+UNARY(hardswish, (void)n, dse_hardswishf(x))   /* (mathf.h: shared with the fused act_fn) */
 UNARY(leakyrelu, const float alpha = dse__attr_float(n, DSE_A_alpha, 0.01f), x >= 0.0f ? x : x * alpha)
 UNARY(elu, const float alpha = dse__attr_float(n, DSE_A_alpha, 1.0f), x < 0.0f ? alpha * dse_expm1f(x) : x)
 UNARY(selu,
