@@ -109,8 +109,9 @@ def _fuse_quantize(g: Graph) -> None:
     its steps (HardSwish, LeakyRelu, HardSigmoid, Clip with constant bounds, ...) made a
     one-step program. The float tensor between them is never written."""
     consumers = g.consumers()
+    removed: set[int] = set()     # ids of the QuantizeLinear nodes absorbed so far
     for n in list(g.nodes):
-        if n not in g.nodes or n.attrs.get("_q") or n.attrs.get("_act") or len(n.outputs) != 1:
+        if id(n) in removed or n.attrs.get("_q") or n.attrs.get("_act") or len(n.outputs) != 1:
             continue
         x = n.inputs[0] if n.inputs else ""
         if not x or g.tensor_info(x).dtype != np.dtype(np.float32) or n.outputs[0] in g.outputs:
@@ -142,8 +143,8 @@ def _fuse_quantize(g: Graph) -> None:
             continue
         attrs["_quantize"] = (float(sc[0]), int(zp[0]))
         fused = Node("Elementwise", [x], [y], attrs, n.name, "dsedge")
-        g.nodes[g.nodes.index(n)] = fused
-        g.nodes.remove(qn)
+        g.nodes[:] = [fused if m is n else m for m in g.nodes if m is not qn]
+        removed.add(id(qn))
         consumers = g.consumers()
 
 
@@ -351,8 +352,8 @@ def _weight_layout(g: Graph, n: Node) -> int:
 
 def _quant_bytes(q: QuantRec | None) -> int:
     """Bytes of a tensor's scales and zero points as encoded (payload, not overhead)."""
-    from ..artifact import _sv
-    return 0 if q is None else 4 * len(q.scales) + sum(len(_sv(z)) for z in q.zero_points)
+    from ..artifact import _svs
+    return 0 if q is None else 4 * len(q.scales) + len(_svs(q.zero_points))
 
 
 def _dtype_name(dt) -> str:
