@@ -279,9 +279,11 @@ def _run_in_c(result, feeds) -> list:
     shapes."""
     from .errors import DseError
     from .export import export
+    from .export.dse import RecordCache
     from .interp import run
     from .runtime import Runtime
     feeds = list(feeds)
+    cache = RecordCache()        # the constants' records, built once for all the shapes
     # nodes in fp16 arithmetic are judged by their binary16 bytes (docs/quant-arith.md §16), which
     # the REF kernels give on any host (the optimised float kernels widen them)
     half = bool(fp16_marked(result.graph))
@@ -290,7 +292,7 @@ def _run_in_c(result, feeds) -> list:
     for idx in _shape_groups(feeds):
         shapes = {k: list(np.shape(v)) for k, v in feeds[idx[0]].items()}
         try:
-            ex = export(result, input_shapes=shapes)
+            ex = export(result, input_shapes=shapes, cache=cache)
         except DseError:
             return [run(result.graph, f) for f in feeds]
         data = ex.artifact.to_bytes()
