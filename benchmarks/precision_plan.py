@@ -260,17 +260,33 @@ def evaluate(name: str, budget: str, log=print, keep: str | None = None, int4: b
                           "evaluations": plan.search.get("evaluations"), "kept_float": len(plan.keep_float),
                           "holdout": plan.holdout, "drop_on_holdout": plan.drop}
         log(f"  planner: {row['planner']}")
+        groups = _shape_groups(ev)
+        if len(groups) > 1:
+            row["shapes"] = {"scoring": len(groups), "size_and_latency": {k: list(np.shape(v)) for k, v in ev[0].items()}}
         for prec, kw in (("fp32", dict(precision="fp32")), ("int8", {}), ("planned", dict(plan=plan))):
             r = dsedge.quantize(path, cal, progress=False, **kw)
-            dse = os.path.join(tmp, f"{prec}.dse")
-            save_result(r, dse)
-            with dsedge.Runtime(dse) as rt:
-                got = [rt.run({k: v for k, v in f.items()})[out] for f in ev]
+            got: list = [None] * len(ev)
+            for j, idx in enumerate(groups):   # one .dse per input shape (minilm: batches padded to their longest)
+                dse = os.path.join(tmp, f"{prec}.dse" if j == 0 else f"{prec}.{j}.dse")
+                save_result(r, dse, input_shapes=None if len(groups) == 1 else
+                            {n: list(np.shape(v)) for n, v in ev[idx[0]].items()})
+                with dsedge.Runtime(dse) as rt:
+                    for i in idx:
+                        got[i] = rt.run(dict(ev[i]))[out]
+            dse = os.path.join(tmp, f"{prec}.dse")   # ev[0]'s shape: its size and latency
             row[prec] = {"bytes": os.path.getsize(dse), "agreement": agreement(name, ref, got, out),
                          "latency_ms": round(_latency(dse, ev[0]), 2)}
             log(f"  {prec}: {row[prec]}")
         keep_files(keep, row["model"], tmp, ev[0])
     return row
+
+
+def _shape_groups(fs: list[dict]) -> list[list[int]]:
+    """Indices of the feeds grouped by input shapes, in order of first appearance (ev[0]'s first)."""
+    groups: dict = {}
+    for i, f in enumerate(fs):
+        groups.setdefault(tuple((k, np.shape(v)) for k, v in sorted(f.items())), []).append(i)
+    return list(groups.values())
 
 
 # -- table ------------------------------------------------------------------------------------
@@ -310,7 +326,11 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
         verdict = (("meets" if meets else "**misses**") + f"; int8 {'meets' if int8_meets else 'misses'}; "
                    f"size {size:.2f}×, latency {lat:.2f}×")
         p = r["planner"]
-        lines.append(f"| {r['model']} ({r['metric'].split(' ')[0]}) | {r['calib']} / {r['eval']} | {cell(r['fp32'])} | "
+        shapes = ""
+        if r.get("shapes"):   # scoring feeds of several shapes: one .dse each; size and latency at the first's
+            sl = r["shapes"]["size_and_latency"]
+            shapes = f" ({r['shapes']['scoring']} shapes; size, latency at {'x'.join(map(str, next(iter(sl.values()))))})"
+        lines.append(f"| {r['model']} ({r['metric'].split(' ')[0]}) | {r['calib']} / {r['eval']}{shapes} | {cell(r['fp32'])} | "
                      f"{cell(r['int8'])} | {cell(r['planned'])} | {verdict} | {p['kept_float']} | "
                      f"{p['evaluations']}, {p['wall_s']:.0f} s{_cpu(p)}, {p['peak_rss_mib']} MiB |")
     return "\n".join(lines)

@@ -261,37 +261,52 @@ def _same_shapes(feeds) -> dict | None:
     return shapes if all({k: list(np.shape(v)) for k, v in f.items()} == shapes for f in feeds) else None
 
 
+def _shape_groups(feeds) -> list[list[int]]:
+    """The feeds' indices grouped by their input shapes (groups in order of first appearance)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, f in enumerate(feeds):
+        groups.setdefault(tuple((k, tuple(np.shape(v))) for k, v in f.items()), []).append(i)
+    return list(groups.values())
+
+
 def _run_in_c(result, feeds) -> list:
-    """A candidate plan run by the C runtime: written as a .dse (specialised to the feeds' shapes)
-    into a temporary folder, loaded, run on every feed: (outputs, {"bytes": the .dse's bytes,
-    "arena_bytes": its arena, "ms": the median time of one run}). Falls back to the numpy
-    interpreter (outputs only) when the model cannot be written as a .dse (e.g. shapes that
-    differ between feeds)."""
+    """A candidate plan run by the C runtime: exported as a .dse specialised to the feeds' shapes
+    (one per distinct set of input shapes: a .dse has one input shape per input), loaded from
+    memory, run on every feed: (outputs in the feeds' order, {"bytes": the .dse's bytes,
+    "arena_bytes": its arena, "widened_bytes", "ms": the median time of one run}); with several
+    shapes, the sizes are those of the shape that needs the most memory. Falls back to the
+    numpy interpreter (outputs only) when the model cannot be written as a .dse for one of the
+    shapes."""
     from .errors import DseError
-    from .export import save_dse
+    from .export import export
+    from .export.dse import RecordCache
     from .interp import run
     from .runtime import Runtime
-    shapes = _same_shapes(feeds)
-    if shapes is None:
-        return [run(result.graph, f) for f in feeds]
+    feeds = list(feeds)
+    cache = RecordCache()        # the constants' records, built once for all the shapes
     # nodes in fp16 arithmetic are judged by their binary16 bytes (docs/quant-arith.md §16), which
     # the REF kernels give on any host (the optimised float kernels widen them)
     half = bool(fp16_marked(result.graph))
-    with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
-        path = Path(d) / "candidate.dse"
+    outs: list = [None] * len(feeds)
+    times, infos = [], []
+    for idx in _shape_groups(feeds):
+        shapes = {k: list(np.shape(v)) for k, v in feeds[idx[0]].items()}
         try:
-            ex = save_dse(result, path, input_shapes=shapes)
+            ex = export(result, input_shapes=shapes, cache=cache)
         except DseError:
             return [run(result.graph, f) for f in feeds]
+        data = ex.artifact.to_bytes()
         widened = sum(2 * t.nbytes for t in ex.artifact.tensors if t.layout == LAYOUT_F16W)   # the loader's copies
-        outs, times = [], []
-        with Runtime(str(path), **({"kernels": "ref"} if half else {})) as rt:
-            info = {"bytes": path.stat().st_size, "arena_bytes": int(rt.arena_size), "widened_bytes": widened}
-            for f in feeds:
+        with Runtime(data, **({"kernels": "ref"} if half else {})) as rt:
+            infos.append({"bytes": len(data), "arena_bytes": int(rt.arena_size), "widened_bytes": widened})
+            for i in idx:
                 t0 = time.perf_counter()
-                outs.append(rt.run(f))
+                outs[i] = rt.run(feeds[i])
                 times.append(time.perf_counter() - t0)
-            return outs, ({**info, "ms": 1e3 * float(np.median(times))} if not half else info)
+    if not infos:
+        return outs
+    info = max(infos, key=lambda d: d["bytes"] + d["arena_bytes"] + d["widened_bytes"])
+    return outs, ({**info, "ms": 1e3 * float(np.median(times))} if not half else info)
 
 
 class _NodeTimes:

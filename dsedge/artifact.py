@@ -20,6 +20,7 @@ zero, so the same `Artifact` always gives the same bytes.
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 import zlib
@@ -189,8 +190,8 @@ class QuantRec:
     group_size: int = 0
 
     def __post_init__(self):
-        object.__setattr__(self, "scales", tuple(_f32(s) for s in np.asarray(self.scales).reshape(-1)))
-        object.__setattr__(self, "zero_points", tuple(int(z) for z in np.asarray(self.zero_points).reshape(-1)))
+        object.__setattr__(self, "scales", tuple(np.asarray(self.scales).reshape(-1).astype(np.float32).tolist()))
+        object.__setattr__(self, "zero_points", tuple(map(int, np.asarray(self.zero_points).reshape(-1).tolist())))
 
 
 @dataclass(frozen=True)
@@ -403,7 +404,7 @@ def _validate(a: Artifact, where: str = "artifact") -> None:
                 n = d if q.group_size == 0 else (int(np.prod(t.shape)) // d * -(-d // q.group_size) if d else 0)
             if len(q.scales) != n or len(q.zero_points) != n:
                 bad(f"{tw}: {len(q.scales)} scales / {len(q.zero_points)} zero points, expected {n}")
-            if not all(np.isfinite(s) and s > 0 for s in q.scales):
+            if not (all(map(math.isfinite, q.scales)) and (not q.scales or min(q.scales) > 0)):
                 bad(f"{tw}: quantisation scales must be finite and > 0")
             lo, hi = _ZP_RANGE.get(t.dtype, (-2**31, 2**31 - 1))
             if not all(lo <= z <= hi for z in q.zero_points):
@@ -448,7 +449,7 @@ def _validate(a: Artifact, where: str = "artifact") -> None:
 
 # -- encoding -------------------------------------------------------------------------------
 
-def _uv(v: int) -> bytes:
+def _uv_slow(v: int) -> bytes:
     if v < 0 or v >= 1 << 64:
         raise ModelError(f"value {v} does not fit an unsigned 64-bit field")
     out = bytearray()
@@ -462,10 +463,36 @@ def _uv(v: int) -> bytes:
             return bytes(out)
 
 
+def _zigzag(v: int) -> int:
+    return ((v << 1) ^ (v >> 63)) & ((1 << 64) - 1)
+
+
+# the encodings of small values, looked up (a tensor's per-channel zero points: one each)
+_UV_SMALL = tuple(_uv_slow(v) for v in range(1 << 14))
+_SV_SMALL = {v: _uv_slow(_zigzag(v)) for v in range(-(1 << 13), 1 << 13)}
+
+
+def _uv(v: int) -> bytes:
+    return _UV_SMALL[v] if 0 <= v < 1 << 14 else _uv_slow(v)
+
+
 def _sv(v: int) -> bytes:
+    b = None if isinstance(v, float) else _SV_SMALL.get(v)
+    if b is not None:
+        return b
     if not -(1 << 63) <= v < 1 << 63:
         raise ModelError(f"value {v} does not fit a signed 64-bit field")
-    return _uv(((v << 1) ^ (v >> 63)) & ((1 << 64) - 1))
+    return _uv_slow(_zigzag(v))
+
+
+def _svs(values) -> bytes:
+    """_sv of each integer, concatenated (per-channel zero points: mostly all 0)."""
+    if not any(values):
+        return b"\0" * len(values)
+    try:
+        return b"".join(map(_SV_SMALL.__getitem__, values))
+    except (KeyError, TypeError):
+        return b"".join(_sv(v) for v in values)
 
 
 def _strings(a: Artifact) -> list[str]:
@@ -516,7 +543,7 @@ def _encode(a: Artifact) -> bytes:
         if qk == Q_AXIS:
             out += _uv(q.axis) + _uv(q.group_size)
         if qk:
-            out += struct.pack(f"<{len(q.scales)}f", *q.scales) + b"".join(_sv(z) for z in q.zero_points)
+            out += struct.pack(f"<{len(q.scales)}f", *q.scales) + _svs(q.zero_points)
     out += _uv(len(a.inputs)) + b"".join(_uv(i) for i in a.inputs)
     out += _uv(len(a.nodes))
     for n in a.nodes:
@@ -542,18 +569,42 @@ def _encode(a: Artifact) -> bytes:
 
     tables = bytes(out)
     blob_offset = -(-(HEADER_SIZE + len(tables)) // BLOB_ALIGN) * BLOB_ALIGN
-    blob = bytearray(a.blob_size)
-    for t in a.tensors:
-        if t.storage == CONST:
-            blob[t.offset:t.offset + len(t.data)] = t.data
+    blob = _blob_parts(a)     # the weight blob in pieces, joined once with the header and tables
+    blob_len = sum(len(p) for p in blob)
     flags = FLAG_WEIGHTS_CRC if a.weights_crc else 0
-    wcrc = zlib.crc32(blob) if a.weights_crc else 0
-    head = _HEADER.pack(MAGIC, VERSION, flags, blob_offset + len(blob), len(tables), blob_offset,
-                        len(blob), wcrc, 0)
+    wcrc = 0
+    if a.weights_crc:
+        for p in blob:
+            wcrc = zlib.crc32(p, wcrc)
+    head = _HEADER.pack(MAGIC, VERSION, flags, blob_offset + blob_len, len(tables), blob_offset,
+                        blob_len, wcrc, 0)
     crc = zlib.crc32(tables, zlib.crc32(head[:60]))
     head = head[:60] + struct.pack("<I", crc)
     pad = b"\0" * (blob_offset - HEADER_SIZE - len(tables))
-    return head + tables + pad + bytes(blob)
+    return b"".join([head, tables, pad, *blob])
+
+
+def _blob_parts(a: Artifact) -> list[bytes]:
+    """The weight blob (a.blob_size bytes: each CONST's data at its offset, zeros between) as
+    pieces in order, without first copying every constant into one buffer."""
+    parts: list[bytes] = []
+    pos = 0
+    for t in a.tensors:
+        if t.storage != CONST or not t.data:
+            continue
+        if t.offset < pos:       # not laid out in tensor order: one buffer after all
+            blob = bytearray(a.blob_size)
+            for u in a.tensors:
+                if u.storage == CONST:
+                    blob[u.offset:u.offset + len(u.data)] = u.data
+            return [bytes(blob)]
+        if t.offset > pos:
+            parts.append(bytes(t.offset - pos))
+        parts.append(t.data)
+        pos = t.offset + len(t.data)
+    if a.blob_size > pos:
+        parts.append(bytes(a.blob_size - pos))
+    return parts
 
 
 # -- decoding -------------------------------------------------------------------------------

@@ -110,8 +110,9 @@ def _fuse_quantize(g: Graph) -> None:
     its steps (HardSwish, LeakyRelu, HardSigmoid, Clip with constant bounds, ...) made a
     one-step program. The float tensor between them is never written."""
     consumers = g.consumers()
+    removed: set[int] = set()     # ids of the QuantizeLinear nodes absorbed so far
     for n in list(g.nodes):
-        if n not in g.nodes or n.attrs.get("_q") or n.attrs.get("_act") or len(n.outputs) != 1:
+        if id(n) in removed or n.attrs.get("_q") or n.attrs.get("_act") or len(n.outputs) != 1:
             continue
         x = n.inputs[0] if n.inputs else ""
         if not x or g.tensor_info(x).dtype != np.dtype(np.float32) or n.outputs[0] in g.outputs:
@@ -143,8 +144,8 @@ def _fuse_quantize(g: Graph) -> None:
             continue
         attrs["_quantize"] = (float(sc[0]), int(zp[0]))
         fused = Node("Elementwise", [x], [y], attrs, n.name, "dsedge")
-        g.nodes[g.nodes.index(n)] = fused
-        g.nodes.remove(qn)
+        g.nodes[:] = [fused if m is n else m for m in g.nodes if m is not qn]
+        removed.add(id(qn))
         consumers = g.consumers()
 
 
@@ -386,8 +387,8 @@ def _weight_layout(g: Graph, n: Node) -> int:
 
 def _quant_bytes(q: QuantRec | None) -> int:
     """Bytes of a tensor's scales and zero points as encoded (payload, not overhead)."""
-    from ..artifact import _sv
-    return 0 if q is None else 4 * len(q.scales) + sum(len(_sv(z)) for z in q.zero_points)
+    from ..artifact import _svs
+    return 0 if q is None else 4 * len(q.scales) + len(_svs(q.zero_points))
 
 
 def _dtype_name(dt) -> str:
@@ -475,9 +476,31 @@ def _jsonable(v):
     return str(v)
 
 
+class RecordCache:
+    """Constant records shared by several exports of one model, e.g. the same QuantResult at
+    several input shapes (the precision planner runs each candidate on feeds of many shapes):
+    specialisation copies the graph but shares its constant arrays and quantisation parameters
+    (immutable), so a constant's record (packed weights, scales) is built once. Keyed by the
+    identity of the array and of its QParams; the cache holds both, so an id is never reused
+    while it lives. Use one cache per model and drop it with the model."""
+
+    def __init__(self):
+        self._recs: dict[tuple, tuple] = {}
+
+    def get(self, v, p, extra: tuple, build):
+        key = (id(v), id(p), extra)
+        hit = self._recs.get(key)
+        if hit is None or hit[0] is not v or hit[1] is not p:
+            hit = (v, p, build())
+            self._recs[key] = hit
+        return hit[2]
+
+
 def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "io",
-           pin_constants: bool = True, weights_crc: bool = True, alias: bool = True) -> Exported:
-    """QuantResult or Graph -> Exported (artifact + the exported IR + memory plan)."""
+           pin_constants: bool = True, weights_crc: bool = True, alias: bool = True,
+           cache: RecordCache | None = None) -> Exported:
+    """QuantResult or Graph -> Exported (artifact + the exported IR + memory plan). `cache`: a
+    RecordCache shared by exports of the same model at other input shapes (same bytes)."""
     if io_dtype not in IO_DTYPES:
         raise DseError(f"unknown --io-dtype {io_dtype!r}", hint=f"use one of {', '.join(IO_DTYPES)}")
     if isinstance(obj, Graph):
@@ -543,10 +566,15 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
             return const_index[name, layout]
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
-        q = _quant_rec(g.qparams.get(name), dt)
-        # fp16 weights: layout 5, widened to float32 once by the loader (the float32 kernels' speed)
-        rec = _const_rec(tname(name), v, dt, q, LAYOUT_F16W if dt == "float16" and name in fp16_set and
-                         layout == LAYOUT_PLAIN and q is None else layout)
+        p = g.qparams.get(name)
+
+        def build():
+            q = _quant_rec(p, dt)
+            # fp16 weights: layout 5, widened to float32 once by the loader (the float32 kernels' speed)
+            return q, _const_rec(tname(name), v, dt, q, LAYOUT_F16W if dt == "float16" and name in fp16_set and
+                                 layout == LAYOUT_PLAIN and q is None else layout)
+        q, rec = build() if cache is None else \
+            cache.get(g.consts[name], p, (tname(name), dt, layout, name in fp16_set), build)
         key = (rec.name, rec.dtype, rec.shape, rec.data, q, layout)
         if not rec.name and len(rec.data) <= 64 and key in small:
             const_index[name, layout] = small[key]

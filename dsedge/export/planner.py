@@ -113,30 +113,70 @@ _ORDERS = (
 _SCRATCH = "\0scratch"   # the scratch family's pseudo-buffer (no tensor name contains NUL)
 
 
-def _place(buffers: list[Buffer], scratch: list[int], scratch_at: int | None = None) -> tuple[dict[str, int], int]:
+def _interference(items: list[Buffer], scratch: list[int]) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Per buffer: the other buffers (size > 0) whose lifetimes overlap its own, and the largest
+    node scratch within its lifetime (0: none). What `_place` compares a buffer with, computed
+    once per set of buffers instead of once per buffer per placement."""
+    real = sorted((b for b in items if b.name != _SCRATCH), key=lambda b: (b.first, b.name))
+    nbrs: dict[str, list[str]] = {b.name: [] for b in real}
+    for i, b in enumerate(real):
+        for c in real[i + 1:]:
+            if c.first > b.last:
+                break
+            if c.size:
+                nbrs[b.name].append(c.name)
+            if b.size:
+                nbrs[c.name].append(b.name)
+    n = len(scratch)
+    smax = {b.name: max(scratch[max(b.first, 0):min(b.last, n - 1) + 1], default=0) for b in real}
+    return nbrs, smax
+
+
+def _place(buffers: list[Buffer], scratch: list[int], scratch_at: int | None = None,
+           pre: tuple | None = None, limit: int | None = None) -> tuple[dict[str, int], int]:
     """First-fit placement of buffers in the given order. The scratch pseudo-buffer takes the
     lowest offset at which every node's own scratch [off, off + s_k) is free at node k, or,
-    with `scratch_at`, that offset before any buffer is placed."""
-    placed: list[tuple[int, int, int, int]] = []
+    with `scratch_at`, that offset before any buffer is placed. `pre`: `_interference` of these
+    buffers (computed here when not given). `limit`: stop as soon as the arena reaches it (the
+    caller only wants a smaller one; the offsets returned are then incomplete).
+
+    A buffer is compared only with the placed buffers whose lifetimes overlap its own, and with
+    the scratch as one interval [off, off + the largest s_k in its lifetime): first fit over
+    intervals sorted by start gives the same offset for several intervals of one start as for
+    the longest of them."""
+    nbrs, smax = pre if pre is not None else _interference(buffers, scratch)
+    size = {b.name: b.size for b in buffers}
     offs: dict[str, int] = {}
+    placed: list[str] = []          # buffers of size > 0, in placement order
+    top = 0
+    s_max = max(scratch, default=0)
+    s_off = None                    # the scratch family's offset, once placed
     if scratch_at is not None:
-        offs[_SCRATCH] = scratch_at
-        placed.extend((scratch_at, scratch_at + s, k, k) for k, s in enumerate(scratch) if s > 0)
+        offs[_SCRATCH] = s_off = scratch_at
+        if s_max > 0:
+            top = scratch_at + s_max
     for b in buffers:
-        if b.name == _SCRATCH and scratch_at is not None:
-            continue
         if b.name == _SCRATCH:
-            users = [(k, s) for k, s in enumerate(scratch) if s > 0]
-            cands = sorted({0} | {_align(hi, BIG_ALIGN) for _, hi, _, _ in placed})
+            if scratch_at is not None:
+                continue
+            # conflict at `off` with placed buffer [lo, hi) whose lifetime holds scratch m > 0:
+            # lo < off + m and off < hi (some node's [off, off + s_k) overlaps it)
+            ivs = [(offs[x], offs[x] + size[x], smax[x]) for x in placed]
+            cands = sorted({0} | {_align(hi, BIG_ALIGN) for _, hi, _ in ivs})
             for off in cands:
-                if all(not (lo < off + s and off < hi and f <= k <= l) for k, s in users
-                       for lo, hi, f, l in placed):
+                if all(not (m > 0 and lo < off + m and off < hi) for lo, hi, m in ivs):
                     break
-            offs[b.name] = off
-            placed.extend((off, off + s, k, k) for k, s in users)
+            offs[b.name] = s_off = off
+            if s_max > 0:
+                top = max(top, off + s_max)
+            if limit is not None and top >= limit:
+                return offs, top
             continue
         a = BIG_ALIGN if b.size >= BIG else ALIGN
-        busy = sorted((lo, hi) for lo, hi, f, l in placed if f <= b.last and b.first <= l and hi > lo)
+        busy = [(offs[x], offs[x] + size[x]) for x in nbrs[b.name] if x in offs]
+        if s_off is not None and smax[b.name] > 0:
+            busy.append((s_off, s_off + smax[b.name]))
+        busy.sort()
         off = 0
         for lo, hi in busy:
             if off + b.size <= lo:
@@ -144,8 +184,11 @@ def _place(buffers: list[Buffer], scratch: list[int], scratch_at: int | None = N
             off = max(off, _align(hi, a))
         offs[b.name] = off
         if b.size:
-            placed.append((off, off + b.size, b.first, b.last))
-    return offs, max([hi for _, hi, _, _ in placed] + [0])
+            placed.append(b.name)
+            top = max(top, off + b.size)
+            if limit is not None and top >= limit:
+                return offs, top
+    return offs, top
 
 
 def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool = True,
@@ -252,14 +295,15 @@ def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool 
     users = [k for k, s in enumerate(scratch) if s > 0]
     if users:
         items.append(Buffer(_SCRATCH, {}, max(scratch), users[0], users[-1]))
+    pre = _interference(items, scratch)
     best = None
     for key in _ORDERS:
         order = sorted(items, key=key)
-        offs, arena = _place(order, scratch)
+        offs, arena = _place(order, scratch, pre=pre)
         for _ in range(64):   # local improvement: a buffer that reaches the top goes first
             for b in [b for b in order if offs[b.name] + b.size > arena - ALIGN]:
                 cand = [b] + [x for x in order if x is not b]
-                o2, a2 = _place(cand, scratch)
+                o2, a2 = _place(cand, scratch, pre=pre, limit=arena)
                 if a2 < arena:
                     order, offs, arena = cand, o2, a2
                     break
@@ -271,7 +315,7 @@ def plan_memory(g: Graph, node_scratch: list[int] | None = None, *, alias: bool 
         step = _align(max(best[1] // 32, BIG_ALIGN), BIG_ALIGN)
         for at in range(0, best[1], step):
             for key in _ORDERS:
-                offs, arena = _place(sorted(buffers, key=key), scratch, at)
+                offs, arena = _place(sorted(buffers, key=key), scratch, at, pre, best[1])
                 if arena < best[1]:
                     best = (offs, arena)
     for b in buffers:

@@ -41,7 +41,8 @@ the whole quantised model with the float model on feeds held back from calibrati
 
 An evaluation finishes the prepared model with a list of nodes kept float (quantize.finish)
 and runs it on the held-back feeds through `run_plan(result, feeds) -> [outputs]` (default: the
-numpy interpreter; the API passes the C runtime, which runs a candidate in milliseconds). The result is a `PrecisionPlan`, written as a lockfile (`to_json`):
+numpy interpreter; the API passes the C runtime, which runs a candidate in milliseconds, one .dse
+per distinct input shape of the feeds). The result is a `PrecisionPlan`, written as a lockfile (`to_json`):
 `dsedge quantize --plan` re-calibrates on the same feeds and reproduces the same bytes.
 `plan_prepared` is the same search on a model the caller prepared (`dsedge debug` prepares once,
 finishes its default plan from the same Prepared with `finish_plan`, and asks for the sensitivity

@@ -191,3 +191,65 @@ def test_checks_catch_a_bad_plan():
     assert check_plan(g, plan)
     with pytest.raises(AssertionError, match="overwritten"):
         simulate(g, plan, feed)
+
+
+def _place_by_scan(buffers, scratch, scratch_at=None):
+    """The first-fit placement as first written: every buffer compared with every placed
+    interval (each node's scratch its own). _place must give the same offsets and arena."""
+    from dsedge.export.planner import _SCRATCH, ALIGN, BIG, BIG_ALIGN, _align
+    placed, offs = [], {}
+    if scratch_at is not None:
+        offs[_SCRATCH] = scratch_at
+        placed.extend((scratch_at, scratch_at + s, k, k) for k, s in enumerate(scratch) if s > 0)
+    for b in buffers:
+        if b.name == _SCRATCH and scratch_at is not None:
+            continue
+        if b.name == _SCRATCH:
+            users = [(k, s) for k, s in enumerate(scratch) if s > 0]
+            for off in sorted({0} | {_align(hi, BIG_ALIGN) for _, hi, _, _ in placed}):
+                if all(not (lo < off + s and off < hi and f <= k <= l) for k, s in users for lo, hi, f, l in placed):
+                    break
+            offs[b.name] = off
+            placed.extend((off, off + s, k, k) for k, s in users)
+            continue
+        a = BIG_ALIGN if b.size >= BIG else ALIGN
+        off = 0
+        for lo, hi in sorted((lo, hi) for lo, hi, f, l in placed if f <= b.last and b.first <= l and hi > lo):
+            if off + b.size <= lo:
+                break
+            off = max(off, _align(hi, a))
+        offs[b.name] = off
+        if b.size:
+            placed.append((off, off + b.size, b.first, b.last))
+    return offs, max([hi for _, hi, _, _ in placed] + [0])
+
+
+def test_place_matches_the_full_scan():
+    """_place compares a buffer only with the placed buffers whose lifetimes overlap its own and
+    takes each node's scratch as one interval (the largest within the lifetime): the same
+    offsets and arena as scanning everything, on random lifetimes, sizes and scratch, in both
+    scratch modes; with a limit it stops early only when the arena reaches it."""
+    from dsedge.export.planner import _SCRATCH, _interference
+    rng = np.random.default_rng(0)
+    for case in range(300):
+        n = int(rng.integers(1, 24))
+        bufs = []
+        for i in range(int(rng.integers(1, 30))):
+            first = int(rng.integers(-1, n))
+            last = int(rng.integers(first, n + 1))
+            size = int(rng.choice([0, 1, 16, 100, 4096, 9000, 20000])) * int(rng.integers(1, 4))
+            bufs.append(Buffer(f"t{i}", {f"t{i}": 0}, size, first, last))
+        scratch = [int(rng.choice([0, 0, 64, 200, 10000])) for _ in range(n)]
+        users = [k for k, s in enumerate(scratch) if s > 0]
+        items = bufs + ([Buffer(_SCRATCH, {}, max(scratch), users[0], users[-1])] if users else [])
+        pre = _interference(items, scratch)
+        order = [items[i] for i in rng.permutation(len(items))]
+        want = _place_by_scan(order, scratch)
+        assert _place(order, scratch, pre=pre) == want, case
+        assert _place(order, scratch) == want, case
+        at = int(rng.integers(0, 3)) * 4096
+        want_at = _place_by_scan(bufs, scratch, at)
+        assert _place(bufs, scratch, at, pre) == want_at, case
+        limit = int(rng.integers(1, max(want_at[1], 1) + 2))
+        got = _place(bufs, scratch, at, pre, limit)
+        assert got == want_at if want_at[1] < limit else got[1] >= limit, case
