@@ -562,7 +562,7 @@ def _encode(a: Artifact) -> bytes:
             elif isinstance(v, float):
                 out += bytes([A_FLOAT]) + struct.pack("<f", v)
             elif all(isinstance(x, int) for x in v):
-                out += bytes([A_INTS]) + _uv(len(v)) + b"".join(_sv(x) for x in v)
+                out += bytes([A_INTS]) + _uv(len(v)) + _svs(v)
             else:
                 out += bytes([A_FLOATS]) + _uv(len(v)) + struct.pack(f"<{len(v)}f", *v)
     out += _uv(len(a.outputs)) + b"".join(_uv(i) for i in a.outputs)

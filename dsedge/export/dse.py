@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_PLAIN, PACKED_LAYOUTS,
-                        Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, pack_weights, read)
+                        Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, _svs, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -169,16 +169,18 @@ def _fuse_act_fn(g: Graph) -> None:
         t = a.inputs[0]
         p = producers.get(t)
         dp = REGISTRY.get(p.op, p.domain) if p is not None else None
-        if (dp is None or not dp.takes_act_fn or p not in g.nodes or p.attrs.get("_q") or p.attrs.get("_act_fn")
+        if (dp is None or not dp.takes_act_fn or p.attrs.get("_q") or p.attrs.get("_act_fn")
                 or p.attrs.get(FP16_ARITH) or len(p.outputs) != 1 or t in g.outputs or t in g.inputs
                 or len(consumers.get(t, [])) != 1 or g.tensor_info(t).dtype != f32
                 or g.tensor_info(a.outputs[0]).dtype != f32):
             continue
         p.outputs = [a.outputs[0]]
         p.attrs = {**p.attrs, "_act_fn": a.op}
-        g.nodes.remove(a)
+        g.nodes[:] = [m for m in g.nodes if m is not a]   # (identity: no dataclass comparisons)
         g.info.pop(t, None)
-        producers, consumers = g.producers(), g.consumers()
+        producers[a.outputs[0]] = p      # the maps follow the merge (t has no reader left)
+        producers.pop(t, None)
+        consumers.pop(t, None)
 
 
 def _scalar(g: Graph, name: str):
@@ -387,7 +389,6 @@ def _weight_layout(g: Graph, n: Node) -> int:
 
 def _quant_bytes(q: QuantRec | None) -> int:
     """Bytes of a tensor's scales and zero points as encoded (payload, not overhead)."""
-    from ..artifact import _svs
     return 0 if q is None else 4 * len(q.scales) + len(_svs(q.zero_points))
 
 

@@ -39,7 +39,7 @@ static inline float dse_hardswishf(float x) {
 
 /* A fused activation function (INT act_fn: 1 HardSwish) of a float kernel's output, after its clamp:
  * the separate float32 node's bytes (NaN canonical). */
-static inline float dse__act_fnf(int fn, float v) { return fn == 1 ? dse_canonf(dse_hardswishf(v)) : v; }
+static inline float dse__act_fnf(int fn, float v) { return fn == 1 /* DSE_ACT_FN_HARDSWISH */ ? dse_canonf(dse_hardswishf(v)) : v; }
 
 DSE_INTERNAL float dse_expf(float x);
 DSE_INTERNAL float dse_expm1f(float x);

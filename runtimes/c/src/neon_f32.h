@@ -21,6 +21,20 @@
 #include "isa.h"
 #include "mathf.h"
 
+#if DSE_ARCH_ARM64
+#include <arm_neon.h>
+/* HardSwish of 4 floats with REF's bytes (mathf.h dse_hardswishf): x * (1/6), + 0.5 (no fmla), the
+ * clip to [0, 1] by fmax then fmin (a NaN propagates as np.clip keeps it; v = x/6 + 0.5 is never -0,
+ * so fmax's +0 > -0 never differs from REF's compare), times x; not canonical. The NEON HardSwish
+ * (kernels/neon/unary.c, an exact kernel kept with -DDSE_REF_FLOAT) and the fused `act_fn` 1
+ * (dse__neon_act_fn) both use it. */
+static inline float32x4_t dse__neon_hardswish(float32x4_t x) {
+    float32x4_t v = vaddq_f32(vmulq_f32(x, vdupq_n_f32((float)(1.0 / 6.0))), vdupq_n_f32(0.5f));
+    v = vminq_f32(vdupq_n_f32(1.0f), vmaxq_f32(vdupq_n_f32(0.0f), v));
+    return vmulq_f32(x, v);
+}
+#endif
+
 #if DSE_ARCH_ARM64 && !defined(DSE_REF_FLOAT)
 #define DSE_NEON_F32 1
 #include <arm_neon.h>
@@ -38,15 +52,10 @@ DSE_NEON_AI float32x4_t dse__neon_clamp(float32x4_t v, float32x4_t lo, float32x4
 }
 
 /* A fused activation function (INT act_fn, internal.h; fn != 0) of 4 outputs after the clamp, NaN
- * canonical: the separate float32 node's bytes. HardSwish: REF's operations (mathf.h
- * dse_hardswishf; the NEON HardSwish's, kernels/neon/unary.c): x * (1/6), + 0.5 (no fmla), the clip
- * to [0, 1] by fmax then fmin (a NaN propagates as np.clip keeps it; v = x/6 + 0.5 is never -0, so
- * fmax's +0 > -0 never differs from REF's compare), times x, NaN canonical. */
+ * canonical: the separate float32 node's bytes (HardSwish: dse__neon_hardswish). */
 DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) {
     (void)fn;   /* DSE_ACT_FN_HARDSWISH, the only one (the checks take no other) */
-    float32x4_t v = vaddq_f32(vmulq_f32(x, vdupq_n_f32((float)(1.0 / 6.0))), vdupq_n_f32(0.5f));
-    v = vminq_f32(vdupq_n_f32(1.0f), vmaxq_f32(vdupq_n_f32(0.0f), v));
-    v = vmulq_f32(x, v);
+    const float32x4_t v = dse__neon_hardswish(x);
     return vbslq_f32(vceqq_f32(v, v), v, vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
 }
 

@@ -78,8 +78,7 @@ NUN_KERNEL(relu, , vbslq_f32(vcleq_f32(x, NUN_ZERO), NUN_ZERO, x))
 NUN_KERNEL(leakyrelu, p[0] = dse__attr_float(n, DSE_A_alpha, 0.01f), vbslq_f32(vcgeq_f32(x, NUN_ZERO), x, vmulq_f32(x, p0)))
 NUN_KERNEL(hardsigmoid, p[0] = dse__attr_float(n, DSE_A_alpha, 0.2f); p[1] = dse__attr_float(n, DSE_A_beta, 0.5f),
            nun_clamp(vaddq_f32(vmulq_f32(p0, x), p1), NUN_ZERO, NUN_ONE))
-NUN_KERNEL(hardswish, ,
-           vmulq_f32(x, nun_clamp(vaddq_f32(vmulq_f32(x, vdupq_n_f32((float)(1.0 / 6.0))), vdupq_n_f32(0.5f)), NUN_ZERO, NUN_ONE)))
+NUN_KERNEL(hardswish, , dse__neon_hardswish(x))   /* (neon_f32.h: shared with the fused act_fn) */
 NUN_KERNEL(neg, , vnegq_f32(x))
 NUN_KERNEL(abs, , vabsq_f32(x))
 NUN_KERNEL(sqrt, , vsqrtq_f32(x))
