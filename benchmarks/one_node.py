@@ -8,6 +8,8 @@ change can be measured before and after on a machine whose speed drifts (BENCHMA
         --attrs '{"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}' --lib old.so --lib new
     python3 benchmarks/one_node.py Conv 1,960,1,1 --weight 1280,960,1,1 --bias --attrs '{"kernel_shape": [1, 1]}'
     python3 benchmarks/one_node.py Transpose 1,3,85,40,40 --attrs '{"perm": [0, 1, 3, 4, 2]}'
+    python3 benchmarks/one_node.py Resize 1,128,20,20 --consts '[null, ["float32", [1, 1, 2, 2]]]' \
+        --attrs '{"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}'
 
 `--lib new` (or no --lib) is the library this checkout builds; any other value is a path to a
 libdsedge shared library (e.g. one built from an older commit). Prints, per round and library,
@@ -42,6 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--attrs", default="{}", help="the node's ONNX attributes as JSON")
     ap.add_argument("--weight", default=None, help="a constant second input of this shape (Conv, Gemm, MatMul)")
     ap.add_argument("--bias", action="store_true", help="a constant third input (the weight's first dim)")
+    ap.add_argument("--consts", default=None,
+                    help='the inputs after x as JSON: null (absent) or [dtype, values] each (instead of --weight)')
     ap.add_argument("--lib", action="append", default=None, help="'new' or a libdsedge path; repeatable")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=300)
@@ -64,6 +68,12 @@ def main(argv=None) -> int:
         if a.bias:
             inits.append(numpy_helper.from_array(rng.standard_normal(ws[0]).astype(np.float32), "b"))
             ins.append("b")
+    for k, c in enumerate(json.loads(a.consts) if a.consts else []):
+        if c is None:
+            ins.append("")
+        else:
+            inits.append(numpy_helper.from_array(np.asarray(c[1], dtype=c[0]), f"c{k}"))
+            ins.append(f"c{k}")
     node = helper.make_node(a.op, ins, ["y"], **attrs)
     g = helper.make_graph([node], "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
