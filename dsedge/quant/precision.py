@@ -30,8 +30,18 @@ the whole quantised model with the float model on feeds held back from calibrati
     and taken (then lowered where the budget allows) when it meets the budget at a lower cost.
     N + N + log2 N + a few evaluations instead of 2^N combinations. With measured times, a
     group that runs faster in float than in int8 stays float whatever the budget;
-  * then (objective size) int4 weights where the budget allows (`int4`), and fp16 weights for
-    every node left float (one evaluation; compute stays float32: the .dse loader widens them);
+  * then (objective size) int4 weights where the budget allows (`int4`): the int8 weight nodes
+    ranked by the noise their int4 weights add alone per weight element (one evaluation each),
+    the longest prefix of that order that meets the budget by bisection, confirmed on the
+    calibration feeds and shortened (bisection again) where it misses there (`_int4_prefix`).
+    Plans with int4 weights are judged by a stricter margin model (`expected_changes(strict=
+    True)`: a softmax's margins as logit differences, and each answer's noise at least that of
+    the held-back answers nearest to it in margin): measured in session 15, the int8 search's
+    model expected a tenth of the answers that int4 weights changed on new feeds (cls, orient),
+    and the held-back feeds had fewer near-tied answers than new ones. The int8 search keeps
+    its model, so plans without int4 weights are unchanged;
+  * then fp16 weights for every node left float (one evaluation; compute stays float32: the
+    .dse loader widens them);
   * then (`fp16_arith`) fp16 arithmetic for every kept-float Conv/Gemm/MatMul that allows it
     (docs/quant-arith.md §16; one evaluation, kept when the budgets still hold): judged by the
     numpy reference's binary16 arithmetic, i.e. by what an ARMv8.2-A FP16 device computes
@@ -166,32 +176,40 @@ class Metric:
         margins join the held-back ones; `upper` resamples all of them."""
         return self.expected_changes(ref, got, more)[1 if upper else 0]
 
-    def expected_changes(self, ref: list[dict], got: list[dict], more=(), log: bool = False) -> tuple[float, float]:
+    def expected_changes(self, ref: list[dict], got: list[dict], more=(), strict: bool = False) -> tuple[float, float]:
         """(expected_drop, its 95 % upper bound). `more`: float outputs (a list of dicts), or
-        their margins (`self.margins(outputs, log=log)`, kept instead of the outputs by the
+        their margins (`self.margins(outputs, log=strict)`, kept instead of the outputs by the
         planner). The held-back feeds' margins are computed once per `ref` list and cached.
 
-        `log`: the margins and the noise of the `softmax` outputs as log-ratios (logit
-        differences). On a softmax, the noise on a probability margin depends on the margin: a
-        saturated answer hardly moves, a near-tied one moves most, and most answers are saturated,
-        so one sigma pooled over all answers is that of the saturated ones (cls with int4 weights:
-        0.11 % expected, 1.7 % changed on new feeds); in logits the noise is close to Gaussian and
-        about the same for every answer (kurtosis below 2), and where it grows with the margin,
-        the pooled sigma errs on the safe side. The int4 step judges with `log`; the int8 search
-        does not (its plans would change)."""
-        held = self._held_margins(ref, log)
+        `strict` (the int4 step's model; the int8 search keeps the one above, so its plans do not
+        change): the noise on an answer depends on the answer, and one sigma pooled over all of
+        them is that of the many confident ones, while the answers that change are the few
+        near-tied ones (session 15, top-1 of two softmax classifiers, int4 weights: 0.05-0.25 %
+        expected, 0.6-2.8 % changed on new feeds; pooled noise kurtosis 20-120). So
+          * the margins and the noise of the `softmax` outputs are log-ratios, i.e. logit
+            differences: a saturated probability hardly moves however large the noise in its
+            logits (cls: 93 % of the answers within 0.1 of certainty; as logit differences its
+            noise is near Gaussian, kurtosis 0.2-1.6, and grows a little with the margin);
+          * a top-1 answer's sigma is the larger of the pooled one and the RMS noise of the
+            `_NEAR` held-back answers nearest to it in margin: the near-tied answers may be the
+            noisy ones (orient: logit-difference noise 1.1-1.6 RMS within 2 of a tie, 0.2 beyond;
+            the pooled sigma expected 0.08 % changed, 0.67 % did).
+        Decisions at 0.5 (threshold) are measured near the threshold either way."""
+        held = self._held_margins(ref, strict)
         if not isinstance(more, Margins):
-            more = self.margins(list(more), log=log)
+            more = self.margins(list(more), log=strict)
         worst = (0.0, 0.0)
         for o, k in self.kinds.items():
             if k not in ("top1", "threshold"):
                 continue
             g = [np.asarray(x[o]) for x in got]
-            if log and o in self.softmax:
+            if strict and o in self.softmax:
                 g = [_log_rows(x) for x in g]
-            rows = _margin_rows_top1(held[o], g, more.get(o)) if k == "top1" else \
-                _margin_rows_threshold(held[o], g, more.get(o))
-            est, up = _expected_changes(*rows)
+            if k == "top1":
+                *rows, near = _margin_rows_top1(held[o], g, more.get(o))
+                est, up = _expected_changes(*rows, near=near if strict else None)
+            else:
+                est, up = _expected_changes(*_margin_rows_threshold(held[o], g, more.get(o)))
             worst = (max(worst[0], est), max(worst[1], up))
         return worst
 
@@ -254,9 +272,10 @@ class Metric:
         return d
 
 
-def _flip_probability(margin: np.ndarray, sigma: float) -> np.ndarray:
-    """Phi(-margin / sigma): the chance that zero-mean noise of RMS sigma crosses the margin."""
-    if not sigma > 0.0:
+def _flip_probability(margin: np.ndarray, sigma) -> np.ndarray:
+    """Phi(-margin / sigma): the chance that zero-mean noise of RMS sigma crosses the margin
+    (sigma: one for all, or one per answer, then positive)."""
+    if np.ndim(sigma) == 0 and not sigma > 0.0:
         return (margin <= 0.0).astype(np.float64) * 0.5
     z = np.maximum(margin, 0.0) / (sigma * math.sqrt(2.0))
     # erfc(z) for z >= 0, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), vectorised
@@ -288,7 +307,8 @@ def _margin_rows_top1(held, got: list[np.ndarray], more=None):
         moved = np.full_like(moved, np.inf)
     ss = np.bincount(feed[:h], moved ** 2, len(per))
     cnt = np.bincount(feed[:h], None, len(per)).astype(np.float64)
-    return margin, feed, per, ss, cnt
+    o = np.argsort(margin_h, kind="stable")                   # the held-back answers by margin (strict)
+    return margin, feed, per, ss, cnt, (margin_h[o], moved[o] ** 2, feed[:h][o])
 
 
 def _margin_rows_threshold(held, got: list[np.ndarray], more=None):
@@ -318,20 +338,37 @@ def _margin_rows_threshold(held, got: list[np.ndarray], more=None):
     return np.concatenate(margin).astype(np.float64), np.concatenate(feed), per, ss, cnt
 
 
-def _expected_changes(margin, feed, per, ss, cnt, draws: int = 200) -> tuple[float, float]:
+_NEAR = 10     # strict margin model: a top-1 answer's noise is at least that of the 10 held-back answers nearest in margin
+
+
+def _expected_changes(margin, feed, per, ss, cnt, draws: int = 200, near=None) -> tuple[float, float]:
     """(mean Phi(-m / sigma) over the answers (sigma^2 = sum ss / sum cnt), that mean + 1.645
     standard deviations of the same figure over `draws` resamplings of the feeds (seeded: the
-    same inputs give the same bound))."""
+    same inputs give the same bound)). `near` (the held-back answers' margins in ascending
+    order, their squared noise, their feeds): each answer's sigma is the larger of the pooled
+    one and the RMS noise of the `_NEAR` held-back answers nearest to it in margin (a window
+    of the sorted answers; a resampling weighs its answers)."""
     if not per.sum():
         return 0.0, 0.0
     if not np.all(np.isfinite(ss)):
         return 1.0, 1.0
+    if near is not None and len(near[0]):
+        ms, e2, fs = near
+        k = min(_NEAR, len(ms))
+        lo = np.clip(np.searchsorted(ms, margin) - k // 2, 0, len(ms) - k)
 
     def estimate(w):
         n = float(np.dot(w, cnt))
         if not n:                        # a resampling without a feed that measured the noise
             return float("nan")
         sigma = math.sqrt(float(np.dot(w, ss)) / n)
+        if near is not None and len(near[0]) and sigma > 0.0:
+            wr = w[fs]
+            c0 = np.concatenate([[0.0], np.cumsum(wr)])
+            c1 = np.concatenate([[0.0], np.cumsum(wr * e2)])
+            s0, s1 = c0[lo + k] - c0[lo], c1[lo + k] - c1[lo]
+            local = np.sqrt(np.divide(s1, s0, out=np.zeros_like(s1), where=s0 > 0))
+            return float(np.dot(w[feed], _flip_probability(margin, np.maximum(sigma, local))) / float(np.dot(w, per)))
         return float(np.dot(w[feed], _flip_probability(margin, sigma)) / float(np.dot(w, per)))
     est = estimate(np.ones(len(per)))
     if len(per) < 2 or est == 0.0:
@@ -542,7 +579,7 @@ class _Search:
         self.margin_model = True
         self.f16: tuple = ()                     # the float nodes' weights: ("*",) fp16 for all of them
         self.more: Margins = Margins()           # the float model's margins on more feeds (the margin model)
-        self.more_log: Margins = Margins()       # ... as log-ratios (softmax outputs, plans with int4 weights)
+        self.more_log: Margins = Margins()       # ... softmax outputs' as log-ratios (the strict model: int4 plans)
 
     def result(self, keep, int4=(), fp16=None, a16=(), f16a=()) -> object:
         fp16 = self.f16 if fp16 is None else fp16
@@ -577,13 +614,13 @@ class _Search:
                 drop = self.user_base - float(self.metric.user(got, self.feeds))
             else:   # the changed answers, or more where the margin model expects more on new feeds
                 seen = 1.0 - self.metric.quality(self.ref, got)
-                # a plan with int4 weights: a softmax's margins as logit differences (expected_changes)
-                log = bool(int4) and bool(self.metric.softmax)
-                expected, bound = self.metric.expected_changes(self.ref, got, self.more_log if log else self.more,
-                                                               log=log) if self.margin_model else (0.0, 0.0)
+                # a plan with int4 weights: the strict margin model (Metric.expected_changes)
+                strict = bool(int4)
+                expected, bound = self.metric.expected_changes(self.ref, got, self.more_log if strict else self.more,
+                                                               strict=strict) if self.margin_model else (0.0, 0.0)
                 drop = max(seen, bound)
                 extra = {"changed": round(seen, 6), "expected": round(expected, 6), "expected_upper": round(bound, 6),
-                         **({"margins": "logits"} if log and self.margin_model else {})}
+                         **({"margin_model": "strict"} if strict and self.margin_model else {})}
             self.cache[key] = (drop, noise)
             self.index[key] = len(self.tried)
             self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "fp16": len(set(fp16)),
@@ -744,7 +781,9 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     measure every group's sensitivity and score the local rules' plan even when the all-int8
     plan meets the budget (`dsedge debug` ranks the layers either way). `int4` (objective size):
     then give int4 weights (W4A8) to the int8 weight-bearing nodes the budget allows, the least
-    noise per byte saved first (each one alone, then the longest prefix that meets, by bisection).
+    noise per byte saved first (each one alone, then the longest prefix that meets, by bisection,
+    judged by the strict margin model; with `confirm` and `margin_feeds`, confirmed on those feeds
+    and shortened where it misses there: `_int4_prefix`).
     `memory_budget` (bytes of the .dse plus its arena; needs a `run_plan` that reports them): the
     plan meets its budget only within it. Keeping a node float costs accuracy nothing and memory
     something, so the search's plan (the fewest float nodes the accuracy budget allows) is also
@@ -786,9 +825,10 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
             if m.user is not None:
                 cal_ref += got
             else:   # the float model's margins on the calibration feeds too (they do not depend on the plan)
-                s.more = _join_margins(s.more, m.margins(got))
-                if int4 and objective == "size" and m.softmax:
-                    s.more_log = _join_margins(s.more_log, m.margins(got, log=True))
+                part = m.margins(got)
+                s.more = _join_margins(s.more, part)
+                if int4 and objective == "size":
+                    s.more_log = _join_margins(s.more_log, m.margins(got, log=True) if m.softmax else part)
                 if four_conf:
                     cal_counted += [{o: y[o] for o in counted} for y in got]
     costs = {c: _node_costs(prep.fg, node[c]) for c in cands}
@@ -906,6 +946,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         if cal_ref and m.user is not None and confirm:
             keep = _confirm(s, keep, order, members, groups, cal_ref, list(margin_feeds), max_drop)
     four: tuple = ()
+    int4_how: dict = {}                  # how the int4 step judged (the plan's "search")
     if int4 and objective == "size":
         w4 = kinds.KINDS["w4a8"]
         able = [c for c in cands if c not in keep and kinds.kind(kinds.rule_of(node[c]).kind).weight_bearing
@@ -926,6 +967,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         if conf is not None:
             conf.f16, conf.cost_of = s.f16, s.cost_of
         four = tuple(order[:_int4_prefix(s, conf, keep, order, max_drop)])
+        int4_how = {"int4_margin_model": "strict" if s.margin_model else "none",
+                    "int4_confirmed_on": "calibration feeds" if conf is not None else "none"}
         for c in able:
             sens.setdefault(c, {})["int4_noise"] = alone[c]
     a16: tuple = ()
@@ -989,7 +1032,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                          s.tried, {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
                                    "seconds": round(time.perf_counter() - s.t0, 2),
                                    "drop_from": "the larger of the changed answers and the 95 % upper bound of the "
-                                                "margin model's expected changes" if s.margin_model else "the metric", **marks}, cost,
+                                                "margin model's expected changes" if s.margin_model else "the metric",
+                                   **marks, **int4_how}, cost,
                          int4=sorted(four), fp16=sorted(half), memory_budget=memory_budget, memory=memory,
                          a16w8=sorted(a16), fp16_arith=sorted(f16a))
     return plan, result
