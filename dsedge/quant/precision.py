@@ -30,8 +30,18 @@ the whole quantised model with the float model on feeds held back from calibrati
     and taken (then lowered where the budget allows) when it meets the budget at a lower cost.
     N + N + log2 N + a few evaluations instead of 2^N combinations. With measured times, a
     group that runs faster in float than in int8 stays float whatever the budget;
-  * then (objective size) int4 weights where the budget allows (`int4`), and fp16 weights for
-    every node left float (one evaluation; compute stays float32: the .dse loader widens them);
+  * then (objective size) int4 weights where the budget allows (`int4`): the int8 weight nodes
+    ranked by the noise their int4 weights add alone per weight element (one evaluation each),
+    the longest prefix of that order that meets the budget by bisection, confirmed on the
+    calibration feeds and shortened (bisection again) where it misses there (`_int4_prefix`).
+    Plans with int4 weights are judged by a stricter margin model (`expected_changes(strict=
+    True)`: a softmax's margins as logit differences, and each answer's noise at least that of
+    the held-back answers nearest to it in margin): measured in session 15, the int8 search's
+    model expected a tenth of the answers that int4 weights changed on new feeds (cls, orient),
+    and the held-back feeds had fewer near-tied answers than new ones. The int8 search keeps
+    its model, so plans without int4 weights are unchanged;
+  * then fp16 weights for every node left float (one evaluation; compute stays float32: the
+    .dse loader widens them);
   * then (`fp16_arith`) fp16 arithmetic for every kept-float Conv/Gemm/MatMul that allows it
     (docs/quant-arith.md §16; one evaluation, kept when the budgets still hold): judged by the
     numpy reference's binary16 arithmetic, i.e. by what an ARMv8.2-A FP16 device computes
@@ -86,6 +96,27 @@ def _output_kind(arrays: list[np.ndarray]) -> str:
     return "sqnr"
 
 
+def _is_distribution(arrays: list[np.ndarray]) -> bool:
+    """Rows that are probability distributions (a softmax): every value in [0, 1], each row
+    summing to 1."""
+    for x in arrays:
+        a = np.asarray(x, np.float64)
+        if not a.size or not np.all(np.isfinite(a)) or float(a.min()) < 0.0 or float(a.max()) > 1.0:
+            return False
+        if float(np.max(np.abs(a.reshape(-1, a.shape[-1]).sum(-1) - 1.0))) > 1e-3:
+            return False
+    return True
+
+
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _log_rows(a) -> np.ndarray:
+    """log p (p floored at float32's smallest normal): for a softmax, log p_i - log p_j is the
+    difference of the logits."""
+    return np.log(np.maximum(np.asarray(a, np.float64), _TINY))
+
+
 @dataclass
 class Metric:
     """Agreement with the float model per graph output (kinds: top1, threshold, sqnr, exact), or
@@ -93,14 +124,18 @@ class Metric:
     kinds: dict[str, str]
     user: Callable | None = None
     user_name: str = ""
+    # top1 outputs whose rows are probability distributions (a softmax): with `log`, the margin
+    # model takes their margins and noise as log-ratios, i.e. as logit differences
+    softmax: frozenset = frozenset()
     # the held-back feeds' margins, for the one `ref` list a search scores against (that list is
-    # kept with them, so its id stays its own): {(id, len): (ref, margins)}
+    # kept with them, so its id stays its own): {(id, len, log): (ref, margins)}
     _held: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def for_outputs(cls, ref: list[dict], user: str | None = None) -> "Metric":
         names = list(ref[0]) if ref else []
         m = cls({o: _output_kind([r[o] for r in ref]) for o in names})
+        m.softmax = frozenset(o for o, k in m.kinds.items() if k == "top1" and _is_distribution([r[o] for r in ref]))
         if user:
             m.user, m.user_name = load_user_metric(user), user
         return m
@@ -141,30 +176,49 @@ class Metric:
         margins join the held-back ones; `upper` resamples all of them."""
         return self.expected_changes(ref, got, more)[1 if upper else 0]
 
-    def expected_changes(self, ref: list[dict], got: list[dict], more=()) -> tuple[float, float]:
+    def expected_changes(self, ref: list[dict], got: list[dict], more=(), strict: bool = False) -> tuple[float, float]:
         """(expected_drop, its 95 % upper bound). `more`: float outputs (a list of dicts), or
-        their margins (`self.margins(outputs)`, kept instead of the outputs by the planner). The
-        held-back feeds' margins are computed once per `ref` list and cached."""
-        held = self._held_margins(ref)
+        their margins (`self.margins(outputs, log=strict)`, kept instead of the outputs by the
+        planner). The held-back feeds' margins are computed once per `ref` list and cached.
+
+        `strict` (the int4 step's model; the int8 search keeps the one above, so its plans do not
+        change): the noise on an answer depends on the answer, and one sigma pooled over all of
+        them is that of the many confident ones, while the answers that change are the few
+        near-tied ones (session 15, top-1 of two softmax classifiers, int4 weights: 0.05-0.25 %
+        expected, 0.6-2.8 % changed on new feeds; pooled noise kurtosis 20-120). So
+          * the margins and the noise of the `softmax` outputs are log-ratios, i.e. logit
+            differences: a saturated probability hardly moves however large the noise in its
+            logits (cls: 93 % of the answers within 0.1 of certainty; as logit differences its
+            noise is near Gaussian, kurtosis 0.2-1.6, and grows a little with the margin);
+          * a top-1 answer's sigma is the larger of the pooled one and the RMS noise of the
+            `_NEAR` held-back answers nearest to it in margin: the near-tied answers may be the
+            noisy ones (orient: logit-difference noise 1.1-1.6 RMS within 2 of a tie, 0.2 beyond;
+            the pooled sigma expected 0.08 % changed, 0.67 % did).
+        Decisions at 0.5 (threshold) are measured near the threshold either way."""
+        held = self._held_margins(ref, strict)
         if not isinstance(more, Margins):
-            more = self.margins(list(more))
+            more = self.margins(list(more), log=strict)
         worst = (0.0, 0.0)
         for o, k in self.kinds.items():
             if k not in ("top1", "threshold"):
                 continue
             g = [np.asarray(x[o]) for x in got]
-            rows = _margin_rows_top1(held[o], g, more.get(o)) if k == "top1" else \
-                _margin_rows_threshold(held[o], g, more.get(o))
-            est, up = _expected_changes(*rows)
+            if strict and o in self.softmax:
+                g = [_log_rows(x) for x in g]
+            if k == "top1":
+                *rows, near = _margin_rows_top1(held[o], g, more.get(o))
+                est, up = _expected_changes(*rows, near=near if strict else None)
+            else:
+                est, up = _expected_changes(*_margin_rows_threshold(held[o], g, more.get(o)))
             worst = (max(worst[0], est), max(worst[1], up))
         return worst
 
-    def margins(self, outputs: list[dict], held: bool = False) -> "Margins":
+    def margins(self, outputs: list[dict], held: bool = False, log: bool = False) -> "Margins":
         """The float model's margins per counting output (top1: the top-1 logit minus the
         runner-up's per row; threshold: |p - 0.5| per element), feed by feed: a few numbers per
         answer instead of the outputs (ddddocr-style recognisers: 6,625 logits per position).
         `held`: also what measuring a candidate's noise needs (top-1 and runner-up columns; the
-        probabilities)."""
+        probabilities). `log`: the `softmax` outputs' margins as log-ratios (expected_changes)."""
         out = Margins()
         for o, k in self.kinds.items():
             if not outputs or k not in ("top1", "threshold"):
@@ -174,6 +228,8 @@ class Metric:
                 a = np.asarray(y[o])
                 if k == "top1":
                     r = a.reshape(-1, a.shape[-1])
+                    if log and o in self.softmax:
+                        r = _log_rows(r)
                     idx = np.arange(len(r))
                     top = np.argmax(r, -1)
                     rest = r.copy()
@@ -191,11 +247,12 @@ class Metric:
             out[o] = (np.concatenate(parts), np.array(per), extra)
         return out
 
-    def _held_margins(self, ref: list[dict]) -> "Margins":
-        key = (id(ref), len(ref))
+    def _held_margins(self, ref: list[dict], log: bool = False) -> "Margins":
+        key = (id(ref), len(ref), bool(log))
         if key not in self._held:
-            self._held.clear()
-            self._held[key] = (ref, self.margins(ref, held=True))
+            for k in [k for k in self._held if k[:2] != key[:2]]:
+                del self._held[k]
+            self._held[key] = (ref, self.margins(ref, held=True, log=log))
         return self._held[key][1]
 
     def noise(self, ref: list[dict], got: list[dict]) -> float:
@@ -215,9 +272,10 @@ class Metric:
         return d
 
 
-def _flip_probability(margin: np.ndarray, sigma: float) -> np.ndarray:
-    """Phi(-margin / sigma): the chance that zero-mean noise of RMS sigma crosses the margin."""
-    if not sigma > 0.0:
+def _flip_probability(margin: np.ndarray, sigma) -> np.ndarray:
+    """Phi(-margin / sigma): the chance that zero-mean noise of RMS sigma crosses the margin
+    (sigma: one for all, or one per answer, then positive)."""
+    if np.ndim(sigma) == 0 and not sigma > 0.0:
         return (margin <= 0.0).astype(np.float64) * 0.5
     z = np.maximum(margin, 0.0) / (sigma * math.sqrt(2.0))
     # erfc(z) for z >= 0, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), vectorised
@@ -249,7 +307,8 @@ def _margin_rows_top1(held, got: list[np.ndarray], more=None):
         moved = np.full_like(moved, np.inf)
     ss = np.bincount(feed[:h], moved ** 2, len(per))
     cnt = np.bincount(feed[:h], None, len(per)).astype(np.float64)
-    return margin, feed, per, ss, cnt
+    o = np.argsort(margin_h, kind="stable")                   # the held-back answers by margin (strict)
+    return margin, feed, per, ss, cnt, (margin_h[o], moved[o] ** 2, feed[:h][o])
 
 
 def _margin_rows_threshold(held, got: list[np.ndarray], more=None):
@@ -279,20 +338,37 @@ def _margin_rows_threshold(held, got: list[np.ndarray], more=None):
     return np.concatenate(margin).astype(np.float64), np.concatenate(feed), per, ss, cnt
 
 
-def _expected_changes(margin, feed, per, ss, cnt, draws: int = 200) -> tuple[float, float]:
+_NEAR = 10     # strict margin model: a top-1 answer's noise is at least that of the 10 held-back answers nearest in margin
+
+
+def _expected_changes(margin, feed, per, ss, cnt, draws: int = 200, near=None) -> tuple[float, float]:
     """(mean Phi(-m / sigma) over the answers (sigma^2 = sum ss / sum cnt), that mean + 1.645
     standard deviations of the same figure over `draws` resamplings of the feeds (seeded: the
-    same inputs give the same bound))."""
+    same inputs give the same bound)). `near` (the held-back answers' margins in ascending
+    order, their squared noise, their feeds): each answer's sigma is the larger of the pooled
+    one and the RMS noise of the `_NEAR` held-back answers nearest to it in margin (a window
+    of the sorted answers; a resampling weighs its answers)."""
     if not per.sum():
         return 0.0, 0.0
     if not np.all(np.isfinite(ss)):
         return 1.0, 1.0
+    if near is not None and len(near[0]):
+        ms, e2, fs = near
+        k = min(_NEAR, len(ms))
+        lo = np.clip(np.searchsorted(ms, margin) - k // 2, 0, len(ms) - k)
 
     def estimate(w):
         n = float(np.dot(w, cnt))
         if not n:                        # a resampling without a feed that measured the noise
             return float("nan")
         sigma = math.sqrt(float(np.dot(w, ss)) / n)
+        if near is not None and len(near[0]) and sigma > 0.0:
+            wr = w[fs]
+            c0 = np.concatenate([[0.0], np.cumsum(wr)])
+            c1 = np.concatenate([[0.0], np.cumsum(wr * e2)])
+            s0, s1 = c0[lo + k] - c0[lo], c1[lo + k] - c1[lo]
+            local = np.sqrt(np.divide(s1, s0, out=np.zeros_like(s1), where=s0 > 0))
+            return float(np.dot(w[feed], _flip_probability(margin, np.maximum(sigma, local))) / float(np.dot(w, per)))
         return float(np.dot(w[feed], _flip_probability(margin, sigma)) / float(np.dot(w, per)))
     est = estimate(np.ones(len(per)))
     if len(per) < 2 or est == 0.0:
@@ -503,6 +579,7 @@ class _Search:
         self.margin_model = True
         self.f16: tuple = ()                     # the float nodes' weights: ("*",) fp16 for all of them
         self.more: Margins = Margins()           # the float model's margins on more feeds (the margin model)
+        self.more_log: Margins = Margins()       # ... softmax outputs' as log-ratios (the strict model: int4 plans)
 
     def result(self, keep, int4=(), fp16=None, a16=(), f16a=()) -> object:
         fp16 = self.f16 if fp16 is None else fp16
@@ -537,10 +614,13 @@ class _Search:
                 drop = self.user_base - float(self.metric.user(got, self.feeds))
             else:   # the changed answers, or more where the margin model expects more on new feeds
                 seen = 1.0 - self.metric.quality(self.ref, got)
-                expected, bound = self.metric.expected_changes(self.ref, got, self.more) if self.margin_model \
-                    else (0.0, 0.0)
+                # a plan with int4 weights: the strict margin model (Metric.expected_changes)
+                strict = bool(int4)
+                expected, bound = self.metric.expected_changes(self.ref, got, self.more_log if strict else self.more,
+                                                               strict=strict) if self.margin_model else (0.0, 0.0)
                 drop = max(seen, bound)
-                extra = {"changed": round(seen, 6), "expected": round(expected, 6), "expected_upper": round(bound, 6)}
+                extra = {"changed": round(seen, 6), "expected": round(expected, 6), "expected_upper": round(bound, 6),
+                         **({"margin_model": "strict"} if strict and self.margin_model else {})}
             self.cache[key] = (drop, noise)
             self.index[key] = len(self.tried)
             self.tried.append({"kept_float": len(set(keep)), "int4": len(set(int4)), "fp16": len(set(fp16)),
@@ -581,6 +661,13 @@ def plan_precision(graph: Graph, feeds, *, max_drop: float = 0.01, objective: st
                          memory_budget=memory_budget, node_times=node_times, a16w8=a16w8, fp16_arith=fp16_arith)
 
 
+def _join_margins(a: "Margins", b: "Margins") -> "Margins":
+    """The margins of two sets of feeds (float margins and answers per feed; no extras)."""
+    if not a:
+        return b
+    return Margins({o: (np.concatenate([a[o][0], v[0]]), np.concatenate([a[o][1], v[1]]), []) for o, v in b.items()})
+
+
 def _confirm(s: "_Search", keep: tuple, order: list, members: Callable, groups: dict, cal_ref: list, cal: list,
              max_drop: float) -> tuple:
     """A user metric counts answers, and the search picks the cheapest of many plans by that count
@@ -611,6 +698,48 @@ def _confirm(s: "_Search", keep: tuple, order: list, members: Callable, groups: 
         ok(new, "the plan confirmed on both feed sets")   # (cached where the bisection scored it)
     s.tried.extend(dict(t, feeds="calibration") for t in conf.tried)
     return new
+
+
+def _int4_prefix(s: "_Search", conf: "_Search | None", keep: tuple, order: list, max_drop: float) -> int:
+    """The int4 step's choice: the length of the longest prefix of `order` (int8 weight nodes,
+    the least int4 noise per weight first) whose int4 weights meet the budget on the held-back
+    feeds, by bisection, then confirmed on the calibration feeds (`conf`: the same plans scored
+    there), and where it misses there, the longest shorter prefix that meets on both sets (again
+    by bisection).
+
+    Why the second set: the prefix is the longest of up to log2 N + 1 plans judged on the same
+    held-back feeds, and a count on 300 feeds is coarse (a 1 % budget is 3 answers), so a
+    prefix that met there by luck is the one taken (cls with int4 weights: 1 changed answer of
+    its 300 held-back feeds, 7 of its 300 calibration feeds, 20 of 1,200 new ones; the held-back
+    feeds had a third of the near-tied answers the new ones had). The calibration feeds calibrated
+    the model (ranges, bias correction, weight rounding), which can flatter a plan there, yet on
+    cls they changed more answers than the held-back feeds at every prefix up to 43 of its 54
+    (2-18 against 0-16; at 49 and 54 about as many). Cost: one
+    evaluation on the calibration feeds when the prefix holds, about 2 log2(prefix) when not."""
+    def meets(n: int, why: str) -> bool:
+        return s.evaluate(keep, why, tuple(order[:n]))[0] <= max_drop
+
+    def both(n: int, why: str) -> bool:
+        return meets(n, why) and (conf is None or
+                                  conf.evaluate(keep, why + " (calibration feeds)", tuple(order[:n]))[0] <= max_drop)
+    lo, hi = 0, len(order)               # the longest prefix of order with int4 weights that meets
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if meets(mid, f"int4 weights for the {mid} least sensitive"):
+            lo = mid
+        else:
+            hi = mid - 1
+    if conf is not None and lo and not both(lo, f"int4 weights for the {lo} least sensitive"):
+        lo, hi = 0, lo - 1               # missed on the calibration feeds: the longest that meets on both
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if both(mid, f"int4 weights for the {mid} least sensitive"):
+                lo = mid
+            else:
+                hi = mid - 1
+    if conf is not None:
+        s.tried.extend(dict(t, feeds="calibration") for t in conf.tried)
+    return lo
 
 
 def plan_config(base: QuantConfig, keep, int4=(), fp16=(), a16=(), f16a=()) -> QuantConfig:
@@ -652,7 +781,9 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     measure every group's sensitivity and score the local rules' plan even when the all-int8
     plan meets the budget (`dsedge debug` ranks the layers either way). `int4` (objective size):
     then give int4 weights (W4A8) to the int8 weight-bearing nodes the budget allows, the least
-    noise per byte saved first (each one alone, then the longest prefix that meets, by bisection).
+    noise per byte saved first (each one alone, then the longest prefix that meets, by bisection,
+    judged by the strict margin model; with `confirm` and `margin_feeds`, confirmed on those feeds
+    and shortened where it misses there: `_int4_prefix`).
     `memory_budget` (bytes of the .dse plus its arena; needs a `run_plan` that reports them): the
     plan meets its budget only within it. Keeping a node float costs accuracy nothing and memory
     something, so the search's plan (the fewest float nodes the accuracy budget allows) is also
@@ -679,8 +810,12 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     cands = [p.name for p in first.plan if p.precision.startswith("int8")
              and not kinds.form_of(prep.fg, node[p.name]).shares_qparams]
     cal_ref: list = []                   # the float model's outputs on the calibration feeds (user metrics)
-    counting = s.margin_model and any(k in ("top1", "threshold") for k in m.kinds.values())
-    if margin_feeds and cands and (counting or (m.user is not None and confirm)):
+    counted = [o for o, k in m.kinds.items() if k in ("top1", "threshold")] if m.user is None else []
+    counting = s.margin_model and bool(counted)
+    # the int4 step confirms its prefix on the calibration feeds (counting and user metrics)
+    four_conf = int4 and objective == "size" and confirm and bool(margin_feeds) and (bool(counted) or m.user is not None)
+    cal_counted: list = []               # ... the float model's counting outputs there (int4 confirmation)
+    if margin_feeds and cands and (counting or (m.user is not None and confirm) or four_conf):
         everything = s.result(tuple(cands))
         feeds_c = list(margin_feeds)
         chunk = len(feeds_c) if m.user is not None else 100   # margins only: 100 feeds of outputs at a time
@@ -691,9 +826,11 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                 cal_ref += got
             else:   # the float model's margins on the calibration feeds too (they do not depend on the plan)
                 part = m.margins(got)
-                s.more = part if not s.more else Margins({o: (np.concatenate([s.more[o][0], v[0]]),
-                                                              np.concatenate([s.more[o][1], v[1]]), [])
-                                                          for o, v in part.items()})
+                s.more = _join_margins(s.more, part)
+                if int4 and objective == "size":
+                    s.more_log = _join_margins(s.more_log, m.margins(got, log=True) if m.softmax else part)
+                if four_conf:
+                    cal_counted += [{o: y[o] for o in counted} for y in got]
     costs = {c: _node_costs(prep.fg, node[c]) for c in cands}
     groups = candidate_groups(prep.fg, cands)
 
@@ -809,6 +946,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         if cal_ref and m.user is not None and confirm:
             keep = _confirm(s, keep, order, members, groups, cal_ref, list(margin_feeds), max_drop)
     four: tuple = ()
+    int4_how: dict = {}                  # how the int4 step judged (the plan's "search")
     if int4 and objective == "size":
         w4 = kinds.KINDS["w4a8"]
         able = [c for c in cands if c not in keep and kinds.kind(kinds.rule_of(node[c]).kind).weight_bearing
@@ -816,14 +954,21 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         _, noise_k = s.evaluate(keep, "before int4 weights")
         alone = {c: s.evaluate(keep, f"int4 weights for {c}", (c,))[1] - noise_k for c in able}
         order = sorted(able, key=lambda c: (alone[c] / (costs[c][0] + 1.0), c))
-        lo, hi = 0, len(order)           # the longest prefix of order with int4 weights that meets
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if s.evaluate(keep, f"int4 weights for the {mid} least sensitive", tuple(order[:mid]))[0] <= max_drop:
-                lo = mid
-            else:
-                hi = mid - 1
-        four = tuple(order[:lo])
+        conf = None                      # the same plans on the calibration feeds
+        if four_conf and able:
+            if m.user is not None:
+                conf = _Search(prep, base, cal_ref, list(margin_feeds), m, run_plan, float(m.user(cal_ref, list(margin_feeds))),
+                               progress)
+                conf.margin_model = False
+            elif cal_counted:
+                mc = Metric({o: m.kinds[o] for o in counted}, softmax=m.softmax & frozenset(counted))
+                conf = _Search(prep, base, cal_counted, list(margin_feeds), mc, run_plan, None, progress)
+                conf.margin_model = s.margin_model
+        if conf is not None:
+            conf.f16, conf.cost_of = s.f16, s.cost_of
+        four = tuple(order[:_int4_prefix(s, conf, keep, order, max_drop)])
+        int4_how = {"int4_margin_model": "strict" if s.margin_model else "none",
+                    "int4_confirmed_on": "calibration feeds" if conf is not None else "none"}
         for c in able:
             sens.setdefault(c, {})["int4_noise"] = alone[c]
     a16: tuple = ()
@@ -887,7 +1032,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                          s.tried, {"evaluations": len(s.tried), "candidates": len(cands), "groups": len(groups),
                                    "seconds": round(time.perf_counter() - s.t0, 2),
                                    "drop_from": "the larger of the changed answers and the 95 % upper bound of the "
-                                                "margin model's expected changes" if s.margin_model else "the metric", **marks}, cost,
+                                                "margin model's expected changes" if s.margin_model else "the metric",
+                                   **marks, **int4_how}, cost,
                          int4=sorted(four), fp16=sorted(half), memory_budget=memory_budget, memory=memory,
                          a16w8=sorted(a16), fp16_arith=sorted(f16a))
     return plan, result
