@@ -48,8 +48,11 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
     kind = (node.attrs.get("_q") or {}).get("kind")
     if kind == "dynamic":
         names = (kernel_name(node.op + "_dyn", out_dtype),)
-    elif kind == "w4a8":       # dse_i8_<op>_w4__ref: no scratch
-        return 0
+    elif kind == "w4a8":       # per channel in layouts 6/7 (Conv group 1, Gemm, MatMul): the int8 plan, which
+        q = node.attrs["_q"]   # the AVX2 W4 kernels use (REF: none); groups, depthwise: layouts 3/4, no scratch
+        if int(q.get("w4_group", 0) or 0) or (node.op == "Conv" and int(node.attrs.get("group", 1) or 1) != 1):
+            return 0
+        names = (kernel_name(node.op, "int8"),)
     elif kind == "act_matmul":   # MatMul of two int8 activations, both output dtypes: dse_i8_matmul_act__*
         names = (kernel_name("matmul_act", "int8"),)
     elif kind == "weighted":   # int8 compute; float_out nodes (float32 output) run the int8 kernel too

@@ -178,12 +178,13 @@ DSE_SHARED void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_
                                  long long Cg);
 
 /* W4A8 loops (kernels/ref/loops.c; w4a8.c explains the arithmetic): the int8 Conv loop nest and
- * the Gemm core with int4 weights w, one row of ceil(K/2) bytes per output channel (layouts 3/4),
- * times the group multipliers mul[c * ceil(K/group) + k/group] (mul NULL: per channel). */
-DSE_SHARED void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, const int8_t *mul, size_t group,
-                                 const int32_t *bias, void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N,
-                                 long long C, long long O, long long Cg);
-DSE_SHARED void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w,
+ * the Gemm core with int4 weights w, one row of ceil(K/2) bytes per output channel (layouts 3/4;
+ * blocked = 0) or the 16-byte N8K4 blocks of layouts 6/7 (blocked = 1), times the group
+ * multipliers mul[c * ceil(K/group) + k/group] (mul NULL: per channel). */
+DSE_SHARED void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, int blocked, const int8_t *mul,
+                                 size_t group, const int32_t *bias, void *y, const dse_i8_out *o, const dse_i8_geom *g,
+                                 long long N, long long C, long long O, long long Cg);
+DSE_SHARED void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w, int blocked,
                                  const int8_t *mul, size_t group, size_t N, const int32_t *bias, const dse_i8_out *o, void *y);
 
 /* MatMul of two int8 activations (kernels/ref/matmul_act.c explains it; loop in kernels/ref/loops.c):
@@ -280,6 +281,10 @@ DSE_SHARED int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why 
 DSE_SHARED int dse_i8_conv_transpose_check(const dse_model *m, const dse_node *n, dse_why *why);   /* conv_transpose_i8.c */
 DSE_SHARED int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);
+/* The same for the W4A8 REF kernels (kernels/ref/w4a8.c), shared with the AVX2 W4 variants. */
+DSE_SHARED int dse_w4_conv_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_w4_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_w4_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);
 /* The operand count and shapes of a weighted Gemm (x[M,K], w[K,N] or [N,K] with transB, bias;
  * y[M,N]; transA 0) and MatMul (x[...,K], w[K,N], bias; y[...,N]): K and N, or the reason in why.
  * Shared by the int8, W4A8 and A16W8 checks (gemm_i8.c, matmul_i8.c). */
