@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsedge.export.scratch import packed_gemm_plan
-from dsedge.quant import intref
+from dsedge.export.scratch import packed_gemm_plan, w4_dw_plan
+from dsedge.quant import arith, intref
 from tests.runtime.test_kernels_int8_opt import LOAD_REF, ONES, Net, float_ref, rand_bias, rand_i8, rng_mults, run_c, \
     weighted_attrs
 from tests.runtime.test_kernels_vnni import AVX2, CC, _lib, run_threads
@@ -170,6 +170,57 @@ def test_matmul(w4lib, xshape, N):
     check(w4lib, gemm_case(x, q, rand_bias(rng, N, K), -128, None, None, 0, 0, op="MatMul", out_scale=ONES(N)))
 
 
+def dw_case(x, q, mul, group, bias, zp_in, M, n, zp_out, st, pd, dl, out_scale=None, scratch=True):
+    """A depthwise int4 Conv (layout 3; group multipliers `mul` of `group` taps when group > 0)."""
+    C = x.shape[1]
+    w8 = arith.w4_effective(q, 0, mul, group)
+    ref = intref.conv_int8(x, zp_in, w8, bias, M, n, zp_out, st, pd, dl, C, acc_only=out_scale is not None)
+    if out_scale is not None:
+        ref = float_ref(ref, out_scale, 1, None)
+    net = Net()
+    xi, wi, bi = net.inp(x), net.const(q, dtype="int4", layout=3), net.const(bias.astype(np.int32))
+    yi = net.out(ref.dtype, ref.shape)
+    attrs = dict(kernel_shape=list(q.shape[2:]), strides=st, pads=pd, dilations=dl, group=C,
+                 **_attrs(net, zp_in, zp_out, M, n, out_scale=out_scale))
+    attrs["w4_group"] = group
+    if group:
+        attrs["w4_mul"] = net.tattr(mul.reshape(-1), "int8")
+    K, P = int(np.prod(q.shape[1:])), int(np.prod(ref.shape[2:]))
+    return net.build("Conv", [xi, wi, bi], [yi], attrs, w4_dw_plan(C, K, P) if scratch else 0), net.feeds, net.outs, ref
+
+
+DW = [   # x shape, kernel, strides, pads, dilations, w4_group
+    ((1, 24, 28, 28), (3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 0),    # 3x3 rows of 8+: pairs of taps
+    ((2, 17, 13, 27), (3, 3), [2, 2], [1, 1, 1, 1], [1, 1], 0),    # stride 2, odd C, batch 2
+    ((1, 9, 7, 7), (3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 0),       # small planes: 8-channel blocks
+    ((1, 20, 19, 23), (5, 5), [1, 1], [2, 2, 2, 2], [1, 1], 0),    # 5x5: the row ring
+    ((1, 16, 21, 20), (7, 7), [2, 1], [3, 3, 3, 3], [1, 1], 32),   # K = 49: two multiplier groups
+    ((1, 11, 18, 18), (3, 3), [1, 1], [2, 2, 2, 2], [2, 2], 32),   # dilated, multipliers
+    ((2, 6, 40), (5,), [2], [2, 2], [1], 0),                       # 1-D
+]
+
+
+@pytest.mark.parametrize("di", range(len(DW)))
+def test_depthwise(w4lib, di):
+    """Depthwise int4 (layout 3, per channel or with multipliers): the weights expanded to int8 m * q and
+    the int8 AVX2 depthwise kernel (`dse_i8_dwconv_w4__avx2`), REF's bytes."""
+    xs, ks, st, pd, dl, group = DW[di]
+    rng = np.random.default_rng(500 + di)
+    C = xs[1]
+    K = int(np.prod(ks))
+    x, q = rand_i8(rng, xs), rand_q(rng, (C, 1) + ks)
+    mul = rng.integers(1, 19, (C, -(-K // group))).astype(np.int8) if group else None
+    if mul is not None:
+        mul.flat[0] = 18
+    M, n = rng_mults(rng, C)
+    b = rand_bias(rng, C, K)
+    for zp_in, zp_out in ((-128, 127), (6, -3)):
+        check(w4lib, dw_case(x, q, mul, group, b, zp_in, M, n, zp_out, st, pd, dl), "_dwconv_w4__avx2")
+    check(w4lib, dw_case(x, q, mul, group, b, 2, None, None, 0, st, pd, dl, out_scale=ONES(C)), "_dwconv_w4__avx2")
+    if di == 0:   # planned without the kernel's scratch (an artifact exported before it): REF
+        check(w4lib, dw_case(x, q, mul, group, b, 2, M, n, 0, st, pd, dl, scratch=False), "_conv_w4__ref")
+
+
 def test_fall_through_to_ref(w4lib):
     """Per-channel int4 weights in layout 3 (the row layout), and layout 6 in an artifact planned without
     scratch: the W4A8 REF kernel, REF's bytes."""
@@ -199,7 +250,8 @@ def test_threads_same_bytes(w4lib):
 
 def test_zoo_model_int4_weights(w4lib, tmp_path):
     """mobilenet_v2 quantised with per-channel int4 weights: its group-1 Conv and Gemm weights are in
-    layout 6 and run on the AVX2 W4 kernels, its depthwise weights in layout 3 on REF; REF's bytes."""
+    layout 6 and run on the AVX2 W4 kernels, its depthwise weights in layout 3 on the AVX2 W4 depthwise
+    kernel; REF's bytes."""
     import dsedge
     import dsedge.zoo as zoo
     from dsedge.artifact import read
@@ -218,8 +270,8 @@ def test_zoo_model_int4_weights(w4lib, tmp_path):
         ins = [np.asarray(feed[art.tensors[i].name], dtype=art.tensors[i].dtype) for i in art.inputs]
         got, kern = run_c(w4lib, art, ins, outs)
         want, _ = run_c(w4lib, art, ins, outs, LOAD_REF)
-        n_w4, n_dw = sum(k.endswith("_w4__avx2") for k in kern), sum(k == "dse_i8_conv_w4__ref" for k in kern)
-        assert n_w4 >= 15 and n_dw >= 10, kern
+        n_w4, n_dw = sum(k.endswith("_w4__avx2") for k in kern), sum(k == "dse_i8_dwconv_w4__avx2" for k in kern)
+        assert n_w4 >= 25 and n_dw >= 10 and not any(k.endswith("_w4__ref") for k in kern), kern
         for a, b in zip(got, want):
             assert a.tobytes() == b.tobytes()
 

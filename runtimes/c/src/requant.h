@@ -274,6 +274,14 @@ static inline size_t dse_i8_gemm_scratch_plan(size_t K, size_t P) {
     return 2 * ((K + 3) / 4 * 4) * (P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE) + 4096;
 }
 
+/* Scratch planned for a W4A8 depthwise Conv (C channels of K taps, P output pixels): the int8
+ * depthwise plan and the int8 expansion of its weights, C * K rounded up to 64 bytes, which the AVX2
+ * W4 depthwise kernel (kernels/avx2/dwconv_i8_w4.c) keeps at its end; dsedge/export/scratch.py. */
+static inline size_t dse_w4_dw_weight_bytes(size_t C, size_t K) { return (C * K + 63) / 64 * 64; }
+static inline size_t dse_w4_dw_scratch_plan(size_t C, size_t K, size_t P) {
+    return K && P ? dse_i8_gemm_scratch_plan(K, P) + dse_w4_dw_weight_bytes(C, K) : 0;
+}
+
 /* The REF checks of int8 Conv, Gemm and MatMul (kernels/ref/conv_i8.c, gemm_i8.c, matmul_i8.c),
  * shared with the optimised variants, which accept a subset of what REF accepts (DSE_SHARED:
  * the variants are in the bundle's other compilation unit). */

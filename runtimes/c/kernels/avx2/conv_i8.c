@@ -89,22 +89,10 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         dse_why tmp;
         if (!(group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1) || x->rank > 4 || K > 128) return 1;
         dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
-        const int fo = (int)dse__attr_int(n, DSE_A_float_out, 0);
-        const size_t budget = plan < m->scratch_size ? plan : m->scratch_size;
-        avx2_dw3_plan p3;   /* 3x3 on rows of 8 or more: pairs of taps */
-        if (avx2_dw3_plan_of(&g, fo, budget, &p3) && dse__scratch_free(m, n, p3.need)) {
-            why->scratch = p3.need;
-            return 0;
-        }
-        const size_t nb = avx2_dwb_need(&g, fo);
-        if (nb && nb <= plan && dse__scratch_free(m, n, nb)) {   /* small planes: channel blocks */
-            why->scratch = nb;
-            return 0;
-        }
-        avx2_dw_plan dp;
-        avx2_dw_plan_of(&g, plan < m->scratch_size ? plan : m->scratch_size, &dp);
-        if (!dp.whole && dp.ring > 64) return 1;
-        need = dp.rows_bytes;
+        need = dse_i8_dwconv_scratch_avx2(m, n, &g, (int)dse__attr_int(n, DSE_A_float_out, 0), plan, 0);
+        if (need == (size_t)-1) return 1;
+        why->scratch = need;
+        return 0;
     }
     /* more than the plan, or an artifact planned before this kernel (tensors may live in the
      * scratch region at this node): REF */
@@ -632,7 +620,7 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
     const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
     if (wt->layout == DSE_LAYOUT_PLAIN) {   /* depthwise (the check accepts nothing else in layout 0) */
-        dse_i8_dwconv_run_avx2(m, n, arena, cx, &o, &g);
+        dse_i8_dwconv_run_avx2(m, n, arena, cx, &o, &g, dse__data(m, arena, n->in[1]), n->scratch);
         return;
     }
     if (dse_i8_wino_run_avx2(m, n, arena, cx, &o, &g)) return;

@@ -420,9 +420,16 @@ DSE_TARGET_AVX2 static inline void avx2_i8_dw_row(int16_t *dst, const int8_t *ro
 
 /* the depthwise and Winograd runs (dwconv_i8.c, winograd_i8.c), called by dse_i8_conv__avx2 with the
  * node's output parameters and geometry; the Winograd run returns 0 (and does nothing) when the
- * node's plan does not take that path */
+ * node's plan does not take that path. The depthwise run reads the int8 weights w ([C][taps]: the
+ * node's, or the int4 kernel's expansion, dwconv_i8_w4.c) and plans within `budget` bytes of each
+ * worker's scratch; dse_i8_dwconv_scratch_avx2 is its check's choice: the scratch its first plan
+ * that fits takes within `plan` bytes minus `extra` (the bytes from the scratch offset up to that
+ * and `extra` more holding no live tensor), or (size_t)-1 when none fits. */
 DSE_TARGET_AVX2 DSE_INTERNAL void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
-                                                        const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g);
+                                                        const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g,
+                                                        const int8_t *w, size_t budget);
+DSE_INTERNAL size_t dse_i8_dwconv_scratch_avx2(const dse_model *m, const dse_node *n, const dse_i8_geom *g, int float_out,
+                                               size_t plan, size_t extra);
 DSE_TARGET_AVX2 DSE_INTERNAL int dse_i8_wino_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
                                                      const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g);
 

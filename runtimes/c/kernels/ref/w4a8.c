@@ -6,7 +6,8 @@
  * ceil(K/2) bytes, low nibble first, two's complement, codes in [-7, 7] (the check refuses -8);
  * or, per channel (w4_group 0) on Conv with group 1, Gemm and MatMul, the same views in layout 6 / 7
  * (the int8 layouts' N8K4 blocks of 8 rows x 4 k, 16 bytes each: internal.h), which the AVX2
- * kernels (kernels/avx2/conv_i8_w4.c) read; the checks then give the int8 kernels' scratch plan.
+ * kernels (kernels/avx2/conv_i8_w4.c) read; the checks then give the int8 kernels' scratch plan (and for
+ * depthwise Conv the int8 depthwise plan plus its weights expanded to int8: kernels/avx2/dwconv_i8_w4.c).
  * INT `w4_group` = 0: one scale per channel; G > 0: the int8 TENSOR `w4_mul` [C][ceil(K/G)] holds
  * integer multipliers m in [1, 18] of each group of G consecutive k, and the real weight is
  * s[c] * m * q. Either way the result is the int8 weighted op's with the int8 weights m * q:
@@ -82,8 +83,12 @@ int dse_w4_conv_check(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse_i8_conv_shapes(n, x, w, y, &g, why)) return 1;
     dse_i8_out o;
     if (dse_i8_out_params(m, n, O, &o, why)) return 1;
-    if (q.blocked && y->dims[0] && O)   /* planned for the AVX2 variant (REF uses none) */
-        why->scratch_plan = dse_i8_gemm_scratch_plan(K, y->numel / (y->dims[0] * O));
+    const size_t P = y->dims[0] && O ? y->numel / (y->dims[0] * O) : 0;
+    const int64_t cgroup = dse__attr_int(n, DSE_A_group, 1);
+    if (q.blocked)   /* planned for the AVX2 variants (REF uses none): int8's GEMM plan */
+        why->scratch_plan = dse_i8_gemm_scratch_plan(K, P);
+    else if (cgroup != 1 && cgroup == (int64_t)x->dims[1] && O == x->dims[1] && w->dims[1] == 1)   /* depthwise: + int8 weights */
+        why->scratch_plan = dse_w4_dw_scratch_plan(O, K, P);
     return 0;
 }
 
