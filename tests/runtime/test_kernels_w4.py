@@ -1,6 +1,7 @@
 """The AVX2 int4-weight kernels (kernels/avx2/conv_i8_w4.c: the VNNI source compiled with DSE_VNNI_W4 on
 per-channel int4 weights in the N8K4 layouts 6/7, each block expanded to int8 by a nibble mask and a
-vpshufb table, vpmaddubsw pair sums added exactly in int16 over 8 k-blocks), natively on any AVX2 CPU:
+vpshufb table, vpmaddubsw pair sums added exactly in int16 over 8 k-blocks; 1x1 convs with small K on the
+int8 kernel's pixels-in-lanes form with the weights expanded per band), natively on any AVX2 CPU:
 every case asserts that `..._w4__avx2` ran and gave the W4A8 REF kernel's and intref's bytes. The sizes
 reach every tail: odd C and K, K not a multiple of 4, 8 or 32 (k-blocks not a multiple of the 8-block
 int16 chunk), output channels not a multiple of 8 or 16, padding, strides, dilation, 1x1 (K from 5 to
@@ -101,6 +102,8 @@ CONV = [   # x shape, w shape, strides, pads, dilations
     ((1, 6, 300, 1), (5, 6, 5, 1), [2, 1], [2, 0, 1, 0], [2, 1]),         # (H, 1) "1-D" conv, unit W shifted out
     ((2, 3, 1, 1), (9, 3, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),           # one pixel per image (no buffer)
     ((1, 64, 3, 2), (24, 64, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),        # P = 6: buffered, a column tail of 2
+    ((1, 160, 9, 5), (19, 160, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),      # 1x1, K = 160, P = 45: the GEMM core
+    ((1, 255, 20, 13), (12, 255, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),    # 1x1, K = 255, P = 260: pixels in lanes
 ]
 
 

@@ -193,6 +193,17 @@ int VC_CHECK(conv)(const dse_model *m, const dse_node *n, dse_why *why) {
     }
 #endif
 #if defined(DSE_VNNI_W4)
+    {   /* a 1x1 stride-1 unpadded conv with small K: the int8 kernel's pixels-in-lanes form (its output
+         * stage has no transposes, which dominate at small K) on these weights */
+        dse_i8_geom g;
+        dse_why tmp;
+        dse_i8_geom_read(n, &m->tensors[n->in[0]], y, w->dims + 2, &g, &tmp);
+        int direct = 1;
+        for (int i = 0; i < 3; i++) direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+        if (direct && avx2_i8_trans_k(K, P)) return VC(i8_fits)(m, n, why, avx2_i8_trans_need(K, P));
+    }
+#endif
+#if defined(DSE_VNNI_W4)
     return VC(w4_fits)(m, n, why, K, P, 1);
 #else
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, P, 1));
@@ -854,6 +865,16 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     }
     VN(conv_job) J;
     const size_t K = wt->numel / O;
+#if defined(DSE_VNNI_W4)
+    {   /* small-K 1x1: the pixels-in-lanes form (the check's condition) */
+        int direct = 1;
+        for (int i = 0; i < 3; i++) direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+        if (direct && avx2_i8_trans_k(K, P)) {
+            dse_i8_conv_trans_w4_run_avx2(m, n, arena, cx, &o, &g);
+            return;
+        }
+    }
+#endif
     J.G.w = dse__data(m, arena, n->in[1]), J.G.R = O, J.G.K = K, J.G.Kb = (K + 3) / 4;
     J.G.bias = dse__data(m, arena, n->in[2]), J.G.o = &o, J.G.y = dse__data(m, arena, n->out[0]);
     J.G.ys_r = P, J.G.ys_p = 1;
