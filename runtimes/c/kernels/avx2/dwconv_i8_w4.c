@@ -55,11 +55,15 @@ DSE_TARGET_AVX2 void dse_i8_dwconv_w4__avx2(const dse_model *m, const dse_node *
     const size_t G = group ? (K + (size_t)group - 1) / (size_t)group : 1;
     const uint8_t *q = wt->cdata;
     int8_t *w8 = (int8_t *)dse__worker_scratch(cx, 0) + budget;   /* read by every worker, written before they run */
-    for (size_t c = 0; c < C; c++)
-        for (size_t k = 0; k < K; k++) {
-            const int b = q[c * Kh + k / 2], v = (((k & 1) ? b >> 4 : b & 15) ^ 8) - 8;
-            w8[c * K + k] = (int8_t)(v * (mul ? mul[c * G + k / (size_t)group] : 1));
-        }
+    for (size_t c = 0; c < C; c++) {   /* row c: ceil(K/2) bytes, low nibble first */
+        const uint8_t *qr = q + c * Kh;
+        int8_t *wr = w8 + c * K;
+        for (size_t i = 0; i < K / 2; i++)
+            wr[2 * i] = (int8_t)(((qr[i] & 15) ^ 8) - 8), wr[2 * i + 1] = (int8_t)(((qr[i] >> 4) ^ 8) - 8);
+        if (K & 1) wr[K - 1] = (int8_t)(((qr[K / 2] & 15) ^ 8) - 8);
+        if (mul)
+            for (size_t k = 0; k < K; k++) wr[k] = (int8_t)(wr[k] * mul[c * G + k / (size_t)group]);
+    }
     dse_i8_dwconv_run_avx2(m, n, arena, cx, &o, &g, w8, budget);
 }
 
