@@ -2,8 +2,10 @@
 quantised with `weight_bits=8`, `7` and `4`, and the int4 model once more in the row layouts 3/4
 that the exporter wrote before the int4 N8K4 layouts 6/7 (`int4-rows`: its int4 nodes then run the
 W4A8 REF kernels, as every int4 node did before the AVX2 W4 kernels). The files run alternately in
-one process (1 thread, `rounds` rounds of one run each); printed: median and min ms per file, the
-paired median of each file's time over int8's in the same round, and the kernels the int4 nodes got.
+one process (1 thread, `rounds` rounds of one run each); printed per file: median and min wall ms, min
+and median CPU ms of the calling thread (the runtime runs a 1-thread session on it; on a shared machine
+the CPU time is the steadier figure), the paired median of each file's wall time over int8's in the same
+round, and the kernels the int4 nodes got.
 
     python3 benchmarks/w4_speed.py conv C O H KH [W KW] [RUNS]     # one Conv, e.g. conv 1280 512 7 1 7 1
     python3 benchmarks/w4_speed.py zoo NAME ['dict(kwargs)'] [RUNS]  # e.g. zoo mobilenet_v2 'dict(input_size=224)'
@@ -85,11 +87,13 @@ def main(argv):
         _save(path, feeds[:8], v, f"{d}/{v}.dse")
         rts[v] = dsedge.Runtime(f"{d}/{v}.dse")
     ts = {v: [] for v in variants}
+    cpu = {v: [] for v in variants}
     for _ in range(runs):
         for v, rt in rts.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             rt.run(feeds[8])
             ts[v].append(time.perf_counter() - t)
+            cpu[v].append(time.thread_time() - c)
     base = variants[0]
     for v in variants:
         mn, md = min(ts[v]), float(np.median(ts[v]))
@@ -97,7 +101,9 @@ def main(argv):
         paired = float(np.median(np.array(ts[v]) / np.array(ts[base])))
         kern = [k for k in rts[v].kernels() if "_w4__" in k or "_w7__" in k]
         kinds = {k: kern.count(k) for k in sorted(set(kern))}
-        print(f"{v:9s}: median {md * 1e3:8.2f} ms, min {mn * 1e3:8.2f} ms{rate}; paired median / {base} {paired:.3f}; "
+        cmin, cmed = min(cpu[v]), float(np.median(cpu[v]))
+        print(f"{v:9s}: median {md * 1e3:8.2f} ms, min {mn * 1e3:8.2f} ms{rate}; CPU min {cmin * 1e3:8.2f} ms, "
+              f"median {cmed * 1e3:8.2f} ms; paired median / {base} {paired:.3f}; "
               f"{os.path.getsize(f'{d}/{v}.dse')} B; {kinds or ''}")
     return 0
 
