@@ -14,10 +14,14 @@ with int4 weights runs its group-1 Conv and Gemm nodes on the AVX2 kernels (dept
 with REF's bytes, and so does `dsedge quantize --weights int4` of the digits model."""
 from __future__ import annotations
 
+import ctypes as C
+import os
+
 import numpy as np
 import pytest
 
 from dsedge.export.scratch import packed_gemm_plan, w4_dw_plan
+from dsedge.runtime import _declare
 from dsedge.quant import arith, intref
 from tests.runtime.test_kernels_int8_opt import LOAD_REF, ONES, Net, float_ref, rand_bias, rand_i8, rng_mults, run_c, \
     weighted_attrs
@@ -28,6 +32,12 @@ pytestmark = pytest.mark.skipif(CC is None or not AVX2, reason="needs an x86-64 
 
 @pytest.fixture(scope="module")
 def w4lib():
+    prebuilt = os.environ.get("DSE_TEST_LIBDSEDGE")   # e.g. a sanitizer build (run with LD_PRELOAD=libasan)
+    if prebuilt:
+        L = C.CDLL(prebuilt)
+        _declare(L)
+        L.dse_model_node_kernel.argtypes, L.dse_model_node_kernel.restype = [C.c_void_p, C.c_size_t], C.c_char_p
+        return L
     return _lib(())
 
 
