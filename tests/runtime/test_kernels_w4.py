@@ -154,7 +154,8 @@ def test_conv_extreme_codes(w4lib):
 
 
 GEMM = [(1, 1, 1), (5, 37, 7), (4, 9, 130), (3, 4100, 9), (17, 16, 8), (300, 33, 17), (2, 15, 1), (8, 3, 16),
-        (257, 5, 3), (6, 64, 48), (7, 2, 23), (1, 384, 100), (12, 1280, 40)]
+        (257, 5, 3), (6, 64, 48), (7, 2, 23), (1, 384, 100), (12, 1280, 40),
+        (16, 8200, 9)]   # 2050 k-blocks: the expanded band's int16 weight sums in two chunks
 
 
 @pytest.mark.parametrize("shape", GEMM)

@@ -9,7 +9,11 @@
  * 256-bit EVEX form, `_mm256_dpbusd_epi32` with AVX512VL; Cascade Lake, Ice Lake, Zen 4). Every
  * static name goes through VN() (vnni256_ / vnni512_), since bundles compile both files in one
  * unit. With -DDSE_EMULATE_VNNI (tests only: make EMULATE_VNNI=<mask>) both compile for AVX2
- * with the exact emulation of vnni_emul.h.
+ * with the exact emulation of vnni_emul.h. Two more compiles for AVX2 without VNNI: DSE_VNNI_W7
+ * (kernels/avx2/conv_i8_w7.c: int8 weights in [-64, 63], vpdpbusd as vpmaddubsw + vpmaddwd) and
+ * DSE_VNNI_W4 (kernels/avx2/conv_i8_w4.c: per-channel int4 weights in layouts 6/7, 16-byte blocks
+ * expanded to int8, vpmaddubsw pair sums added in int16 over 8 k-blocks; its microkernel, weight
+ * buffer and checks are the `#if defined(DSE_VNNI_W4)` parts below).
  *
  * Arithmetic (docs/quant-arith.md §4, REF's integer): acc = bias + sum_k (x - zp_in) * w.
  * vpdpbusd multiplies unsigned bytes by signed bytes, 4 products summed into each int32 lane,
@@ -202,8 +206,6 @@ int VC_CHECK(conv)(const dse_model *m, const dse_node *n, dse_why *why) {
         for (int i = 0; i < 3; i++) direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
         if (direct && avx2_i8_trans_k(K, P)) return VC(i8_fits)(m, n, why, avx2_i8_trans_need(K, P));
     }
-#endif
-#if defined(DSE_VNNI_W4)
     return VC(w4_fits)(m, n, why, K, P, 1);
 #else
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, P, 1));
