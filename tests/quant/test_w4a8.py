@@ -345,3 +345,24 @@ def test_digits_w4a8_arm64_same_bytes(tmp_path):
         assert res.returncode == 0, res.stderr
         assert "dse_i8_conv_w4__ref" in res.stdout and "dse_i8_gemm_w4__ref" in res.stdout
         assert out.read_bytes() == want, group
+
+
+def test_exporter_int4_matmul_layouts(tmp_path):
+    """MatMul with a constant B: per channel in layout 7 (the int4 N8K4 blocks of B's transpose), with
+    groups of 32 in layout 4; both give REF's bytes with the kernels this host chooses."""
+    import dsedge
+    import dsedge.zoo as zoo
+    from dsedge.export import save_dse
+    m = zoo.build("transformer_encoder", seq=8, dim=32, heads=2, layers=1, vocab=50)
+    src = tmp_path / "t.onnx"
+    src.write_bytes(m.SerializeToString())
+    f = zoo.random_feeds(m, 4, 0)
+    calib = [{k: v[i] for k, v in f.items()} for i in range(4)]
+    for group, layout in ((0, 7), (32, 4)):
+        out = tmp_path / f"t{group}.dse"
+        save_dse(dsedge.quantize(str(src), calib[:3], progress=False, method="minmax", weight_bits=4,
+                                 weight_group=group), out)
+        assert {t.layout for t in read(str(out)).tensors if t.dtype == "int4"} == {layout}
+        with dsedge.Runtime(str(out)) as rt, dsedge.Runtime(str(out), kernels="ref") as rr:
+            a, b = rt.run(calib[3]), rr.run(calib[3])
+            assert all(np.asarray(a[k]).tobytes() == np.asarray(b[k]).tobytes() for k in a)
