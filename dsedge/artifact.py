@@ -84,6 +84,9 @@ def _f32(x) -> float:
 
 
 def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
+    if layout in I4_N8K4_LAYOUTS:
+        R, K = packed_rk(layout, shape)
+        return -(-R // 8) * -(-K // 4) * 16
     if layout in I4_LAYOUTS:
         R, K = packed_rk(layout, shape)
         return R * -(-K // 2)
@@ -104,24 +107,33 @@ def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
 # low nibble for even k (two's complement); the high nibble after an odd K is 0.
 # 5 "fp16 weights": a float16 constant the C loader widens once into a float32 copy (exact), so
 # that the float32 kernels take it as a float32 constant: half the file, float32 speed.
+# 6 "I4 N8K4 rows" / 7 "I4 N8K4 transposed": the views of 1 / 2 for an int4 constant (per-channel
+# W4A8 weights of the nodes whose int8 form uses 1 / 2), in the same 8 x 4 blocks, each block in
+# 16 bytes: byte j (0..15) holds block element j (layout 1's in-block order: row r%8, then k%4) in
+# its low nibble and element j + 16 in its high nibble, two's complement; padding nibbles 0. A
+# kernel expands a block to layout 1's 32 int8 bytes with one load, two nibble masks and a table.
 LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W = 0, 1, 2, 3, 4, 5
-LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W)
-I4_LAYOUTS = (LAYOUT_I4, LAYOUT_I4_T)
-PACKED_LAYOUTS = (LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T)
+LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T = 6, 7
+LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W, LAYOUT_I4_N8K4,
+           LAYOUT_I4_N8K4_T)
+I4_N8K4_LAYOUTS = (LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T)
+I4_LAYOUTS = (LAYOUT_I4, LAYOUT_I4_T) + I4_N8K4_LAYOUTS          # every layout of an int4 constant
+PACKED_LAYOUTS = (LAYOUT_N8K4, LAYOUT_N8K4_T) + I4_LAYOUTS
+ROWS_LAYOUTS = (LAYOUT_N8K4, LAYOUT_I4, LAYOUT_I4_N8K4)           # R = dims[0], K = the rest; the others [K][N]
 
 
 def packed_rk(layout: int, shape) -> tuple[int, int]:
     """(R, K) of the W[R][K] view of a packed tensor of logical `shape`."""
     shape = tuple(int(d) for d in shape)
-    if layout in (LAYOUT_N8K4, LAYOUT_I4):
+    if layout in ROWS_LAYOUTS:
         return shape[0], int(np.prod(shape[1:], dtype=object))
-    if layout in (LAYOUT_N8K4_T, LAYOUT_I4_T):
+    if layout in PACKED_LAYOUTS:
         return shape[1], shape[0]
     raise ModelError(f"layout {layout} has no packed view")
 
 
 def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
-    """Where a layout may be used: 0 anywhere; 1 (3) int8 (int4) constants of rank >= 2; 2 (4)
+    """Where a layout may be used: 0 anywhere; 1 (3, 6) int8 (int4) constants of rank >= 2; 2 (4, 7)
     int8 (int4) rank-2 constants; 5 float16 constants."""
     if layout == LAYOUT_PLAIN:
         return True
@@ -129,8 +141,7 @@ def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
         return dtype == "float16" and storage == CONST
     if dtype != ("int4" if layout in I4_LAYOUTS else "int8") or storage != CONST:
         return False
-    return len(shape) >= 2 if layout in (LAYOUT_N8K4, LAYOUT_I4) else \
-        (layout in (LAYOUT_N8K4_T, LAYOUT_I4_T) and len(shape) == 2)
+    return len(shape) >= 2 if layout in ROWS_LAYOUTS else (layout in PACKED_LAYOUTS and len(shape) == 2)
 
 
 def layout_need(layout: int) -> str:
@@ -138,31 +149,54 @@ def layout_need(layout: int) -> str:
     if layout == LAYOUT_F16W:
         return "a float16 constant"
     dt = "int4" if layout in I4_LAYOUTS else "int8"
-    return f"an {dt} constant of rank {'>= 2' if layout in (LAYOUT_N8K4, LAYOUT_I4) else '2'}"
+    return f"an {dt} constant of rank {'>= 2' if layout in ROWS_LAYOUTS else '2'}"
+
+
+def _n8k4_blocks(w: np.ndarray, R: int, K: int) -> np.ndarray:
+    """W[R][K] as [ceil(R/8)][ceil(K/4)][32] blocks of 8 rows x 4 k (row r%8, then k%4), zero-padded."""
+    Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
+    buf = np.zeros((Rp, Kp), w.dtype)
+    buf[:R, :K] = w
+    # [rb][r][kb][c] -> [rb][kb][r][c]
+    return np.ascontiguousarray(buf.reshape(Rp // 8, 8, Kp // 4, 4).transpose(0, 2, 1, 3)).reshape(Rp // 8, Kp // 4, 32)
+
+
+def _from_n8k4_blocks(blocks: np.ndarray, layout: int, R: int, K: int, shape) -> np.ndarray:
+    """The inverse of _n8k4_blocks, in the logical shape; ModelError if a padding element is not 0."""
+    Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
+    buf = blocks.reshape(Rp // 8, Kp // 4, 8, 4).transpose(0, 2, 1, 3).reshape(Rp, Kp)
+    if buf[R:].any() or buf[:, K:].any():
+        raise ModelError(f"packed layout {layout}: padding {'nibbles' if layout in I4_LAYOUTS else 'bytes'} must be 0")
+    w = buf[:R, :K]
+    return np.ascontiguousarray(w.reshape(shape) if layout in ROWS_LAYOUTS else w.T.reshape(shape))
 
 
 def pack_weights(value, layout: int) -> bytes:
-    """The bytes of int8 array `value` (logical shape) in `layout` (1 or 2; 3 or 4: values are
+    """The bytes of int8 array `value` (logical shape) in `layout` (1 or 2; 3, 4, 6 or 7: values are
     int4 codes in [-8, 7])."""
     a = np.asarray(value, np.int8)
     R, K = packed_rk(layout, a.shape)
-    w = a.reshape(R, K) if layout in (LAYOUT_N8K4, LAYOUT_I4) else a.reshape(K, R).T
+    w = a.reshape(R, K) if layout in ROWS_LAYOUTS else a.reshape(K, R).T
+    if layout in I4_LAYOUTS and a.size and (a.min() < -8 or a.max() > 7):
+        raise ModelError(f"layout {layout}: int4 values must lie in [-8, 7]")
+    if layout in I4_N8K4_LAYOUTS:   # block element j in the low nibble of byte j, element j + 16 in its high nibble
+        b = _n8k4_blocks(w.astype(np.uint8) & 0x0F, R, K)
+        return np.ascontiguousarray(b[:, :, :16] | (b[:, :, 16:] << 4)).tobytes()
     if layout in I4_LAYOUTS:
-        if a.size and (a.min() < -8 or a.max() > 7):
-            raise ModelError(f"layout {layout}: int4 values must lie in [-8, 7]")
         buf = np.zeros((R, 2 * -(-K // 2)), np.uint8)
         buf[:, :K] = w.astype(np.uint8) & 0x0F
         return np.ascontiguousarray(buf[:, 0::2] | (buf[:, 1::2] << 4)).tobytes()
-    Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
-    buf = np.zeros((Rp, Kp), np.int8)
-    buf[:R, :K] = w
-    # [rb][r][kb][c] -> [rb][kb][r][c]
-    return np.ascontiguousarray(buf.reshape(Rp // 8, 8, Kp // 4, 4).transpose(0, 2, 1, 3)).tobytes()
+    return _n8k4_blocks(w, R, K).tobytes()
 
 
 def unpack_weights(data: bytes, layout: int, shape) -> np.ndarray:
     """The int8 array of logical `shape` stored in `layout`; ModelError if a padding byte is not 0."""
     R, K = packed_rk(layout, shape)
+    if layout in I4_N8K4_LAYOUTS:
+        nb = -(-R // 8) * -(-K // 4)
+        b = np.frombuffer(data, np.uint8, nb * 16).reshape(nb, 16)
+        v = np.concatenate([b & 0x0F, b >> 4], axis=1)
+        return _from_n8k4_blocks(((v.astype(np.int8) ^ 8) - 8).astype(np.int8), layout, R, K, shape)
     if layout in I4_LAYOUTS:
         Kh = -(-K // 2)
         b = np.frombuffer(data, np.uint8, R * Kh).reshape(R, Kh)
@@ -171,13 +205,9 @@ def unpack_weights(data: bytes, layout: int, shape) -> np.ndarray:
         v = np.empty((R, 2 * Kh), np.uint8)
         v[:, 0::2], v[:, 1::2] = b & 0x0F, b >> 4
         w = ((v[:, :K].astype(np.int8) ^ 8) - 8).astype(np.int8)     # sign-extend the nibble
-        return np.ascontiguousarray(w.reshape(shape) if layout == LAYOUT_I4 else w.T.reshape(shape))
+        return np.ascontiguousarray(w.reshape(shape) if layout in ROWS_LAYOUTS else w.T.reshape(shape))
     Rp, Kp = -(-R // 8) * 8, -(-K // 4) * 4
-    buf = np.frombuffer(data, np.int8, Rp * Kp).reshape(Rp // 8, Kp // 4, 8, 4).transpose(0, 2, 1, 3).reshape(Rp, Kp)
-    if buf[R:].any() or buf[:, K:].any():
-        raise ModelError(f"packed layout {layout}: padding bytes must be 0")
-    w = buf[:R, :K]
-    return np.ascontiguousarray(w.reshape(shape) if layout == LAYOUT_N8K4 else w.T.reshape(shape))
+    return _from_n8k4_blocks(np.frombuffer(data, np.int8, Rp * Kp), layout, R, K, shape)
 
 
 @dataclass(frozen=True)
@@ -221,7 +251,7 @@ class TensorRec:
         if dtype == "int4" and layout in I4_LAYOUTS:
             return cls(name, dtype, arr.shape, CONST, 0, pack_weights(arr, layout), layout, quant)
         if dtype in ("int4", "uint4"):
-            raise ModelError("int4 constants: use layout 3/4, or build TensorRec(..., storage=CONST, data=packed)")
+            raise ModelError("int4 constants: use layout 3, 4, 6 or 7, or build TensorRec(..., storage=CONST, data=packed)")
         arr = arr.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
         if layout and not layout_ok(layout, dtype, CONST, arr.shape):
             raise ModelError(f"constant {name!r} ({dtype}{list(arr.shape)}) cannot use layout {layout}")
@@ -238,7 +268,7 @@ class TensorRec:
 
     def array(self) -> np.ndarray:
         """The constant's value in its logical shape, unpacked from a packed layout (int4 in
-        layout 3/4: an int8 array of the codes; other int4/uint4 stay packed)."""
+        layout 3, 4, 6, 7: an int8 array of the codes; other int4/uint4 stay packed)."""
         if self.data is None or (self.dtype in ("int4", "uint4") and self.layout not in I4_LAYOUTS):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
         if self.layout in PACKED_LAYOUTS:

@@ -188,7 +188,8 @@ def _calibration_data_options(prefix: str):
 @click.option("--weights", "weights", type=click.Choice(["int8", "int7", "int4"]), default="int8", show_default=True,
               help="With --precision int8: the weights of Conv, Gemm and MatMul nodes. int4 (W4A8) halves "
                    "their size, with int8 activations and int32 accumulation as int8 (ConvTranspose keeps int8 "
-                   "weights); docs/quant-arith.md §13. int7: int8 codes in [-63, 63] (one bit less "
+                   "weights; docs/quant-arith.md §13); per output channel it runs at about int8's speed on x86 "
+                   "CPUs with AVX2 (kernels/avx2/conv_i8_w4.c), reference kernels elsewhere. int7: int8 codes in [-63, 63] (one bit less "
                    "precise), which x86 CPUs without VNNI multiply exactly with vpmaddubsw, about 1.4x "
                    "faster than the int16-pair kernels (kernels/avx2/conv_i8_w7.c).")
 @click.option("--weight-group", "weight_group", type=click.Choice(["0", "32", "64"]), default="0", show_default=True,
@@ -257,7 +258,7 @@ def quantize(model, calib, output, precision, max_drop, minimize, memory_budget,
     if latency_profiles and minimize != "latency":
         raise click.UsageError("--latency-profile goes with --minimize latency")
     if weights == "int4" and precision == "mixed" and minimize != "size":
-        raise click.UsageError("--weights int4 makes a model smaller, not faster: use it with --minimize size")
+        raise click.UsageError("--weights int4 is planned for size: use it with --minimize size")
     if (precision == "mixed" or plan_path) and (calib is None or keep_float):
         raise click.UsageError("--precision mixed and --plan need --calib, and decide what stays float "
                                "(no --keep-float)")
@@ -348,8 +349,8 @@ def _weight_bits_from_cli(items) -> dict[str, int]:
                    "about 100 to be resolved).")
 @click.option("--int4", "int4", is_flag=True,
               help="With --minimize size: also give int4 weights (W4A8) to the int8 Conv/Gemm/MatMul nodes the "
-                   "budget allows, the least sensitive per byte first (int4 nodes run on reference kernels: "
-                   "smaller, not faster).")
+                   "budget allows, the least sensitive per byte first (chosen for size: about int8's speed on "
+                   "x86 with AVX2, reference kernels elsewhere).")
 @click.option("--a16w8", "a16w8", is_flag=True,
               help="After the search, try int16 activations with int8 weights (A16W8) for the Conv/Gemm/MatMul "
                    "nodes it keeps float, all in one plan, kept when it meets the budget (A16W8 nodes run on "
@@ -376,7 +377,7 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
     if not output.endswith(".json"):
         raise click.UsageError(f"{output}: name the plan *.json")
     if int4 and minimize != "size":
-        raise click.UsageError("--int4 makes a model smaller, not faster: use it with --minimize size")
+        raise click.UsageError("--int4 is planned for size: use it with --minimize size")
     if latency_profiles and minimize != "latency":
         raise click.UsageError("--latency-profile goes with --minimize latency")
     refuse_overwriting_inputs([output], [("model", model), ("calibration feeds", calib),

@@ -48,8 +48,8 @@ def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
     kind = (node.attrs.get("_q") or {}).get("kind")
     if kind == "dynamic":
         names = (kernel_name(node.op + "_dyn", out_dtype),)
-    elif kind == "w4a8":       # dse_i8_<op>_w4__ref: no scratch
-        return 0
+    elif kind == "w4a8":       # dse_i8_<op>_w4__*: the AVX2 variants' plan (REF uses none)
+        return w4_plan(node, shapes)
     elif kind == "act_matmul":   # MatMul of two int8 activations, both output dtypes: dse_i8_matmul_act__*
         names = (kernel_name("matmul_act", "int8"),)
     elif kind == "weighted":   # int8 compute; float_out nodes (float32 output) run the int8 kernel too
@@ -161,6 +161,29 @@ def packed_gemm_plan(K: int, P: int) -> int:
     if K <= 0 or P <= 0:
         return 0
     return 2 * (-(-K // 4) * 4) * min(P, PACK_TILE) + 4096
+
+
+def w4_dw_plan(C: int, K: int, P: int) -> int:
+    """Scratch planned for a W4A8 depthwise Conv: the int8 depthwise plan and its weights expanded to
+    int8, C * K rounded up to 64 bytes (the AVX2 W4 depthwise kernel; requant.h dse_w4_dw_scratch_plan)."""
+    return packed_gemm_plan(K, P) + -(-C * K // 64) * 64 if K > 0 and P > 0 else 0
+
+
+def w4_plan(node, shapes) -> int:
+    """W4A8 nodes (dse_i8_{conv,gemm,matmul}_w4__*): per channel with group 1 (weights in layouts 6/7,
+    the AVX2 W4 kernels) the int8 GEMM plan; depthwise Conv the int8 depthwise plan and its expanded
+    weights; other int4 nodes (group multipliers on Conv group 1, Gemm, MatMul; grouped Conv) none."""
+    x, w, y = shapes[node.inputs[0]], shapes[node.inputs[1]], shapes[node.outputs[0]]
+    per_channel = not int(node.attrs["_q"].get("w4_group", 0) or 0)
+    if node.op == "Conv":
+        group = int(node.attrs.get("group", 1) or 1)
+        K, P = _prod(w[1:]), _prod(y[2:])
+        if group == 1:
+            return packed_gemm_plan(K, P) if per_channel else 0
+        return w4_dw_plan(int(w[0]), K, P) if group == int(x[1]) == int(w[0]) and int(w[1]) == 1 else 0
+    if not per_channel or len(w) != 2:
+        return 0
+    return packed_gemm_plan(int(x[-1]), _prod(x[:-1]))
 
 
 def _prod(v) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...artifact import LAYOUT_I4, LAYOUT_I4_T, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_PLAIN
+from ...artifact import (LAYOUT_I4, LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T, LAYOUT_I4_T, LAYOUT_N8K4, LAYOUT_N8K4_T,
+                         LAYOUT_PLAIN)
 from ...errors import ModelError
 from ...ir import Graph, Node, QParams
 from ...ops.fused import apply_activation
@@ -297,8 +298,9 @@ class W4A8(Weighted):
     the integer reference is Weighted's on `arith.w4_effective`; the multipliers, bias, M and
     n derive from s[c] as for int8. Conv (any group), Gemm and MatMul with a constant 2-D
     right operand; the quantiser chooses it for nodes of the weighted kind (QuantConfig
-    `weight_bits=4`). `.dse`: the weight is an int4 constant in layout 3 (Conv, Gemm transB=1)
-    or 4 (Gemm transB=0, MatMul), the node carries INT `w4_group` (0: per channel) and, with
+    `weight_bits=4`). `.dse`: the weight is an int4 constant in layout 6 / 7 (per channel, where
+    the int8 form packs: Conv group 1, Gemm, MatMul) or 3 / 4 (groups, depthwise and grouped
+    Conv; `weight_layout`), the node carries INT `w4_group` (0: per channel) and, with
     groups, the int8 TENSOR `w4_mul` (C x ceil(K/group), row-major)."""
 
     name = "w4a8"
@@ -354,8 +356,17 @@ class W4A8(Weighted):
         return "w4_group" in raw
 
     def weight_layout(self, g, n):
-        """Conv (any group) and Gemm transB=1 -> layout 3 (W[O][K] rows packed along K); Gemm
-        transB=0 and MatMul (B[K][N]) -> layout 4 (its transpose's rows)."""
-        if n.op == "Conv" or (n.op == "Gemm" and int(n.attrs.get("transB", 0) or 0)):
-            return LAYOUT_I4
-        return LAYOUT_I4_T
+        """Per channel (`w4_group` 0) where the int8 form packs its weights (Conv with group 1, Gemm,
+        MatMul with a 2-D B): the int4 N8K4 blocks, layout 6 (W[O][K] rows: Conv, Gemm transB=1) or
+        7 (B[K][N]: Gemm transB=0, MatMul), which the AVX2 kernels expand to int8 blocks; otherwise
+        (depthwise and grouped Conv, group multipliers) each row packed along K: layout 3 (Conv,
+        Gemm transB=1) or 4 (Gemm transB=0, MatMul)."""
+        rows = n.op == "Conv" or (n.op == "Gemm" and int(n.attrs.get("transB", 0) or 0))
+        w = g.consts.get(n.inputs[1]) if len(n.inputs) > 1 else None
+        per_channel = not int((n.attrs.get("_q") or {}).get("w4_group", 0) or 0)
+        n8k4 = per_channel and w is not None and (
+            (n.op == "Conv" and np.ndim(w) >= 3 and int(n.attrs.get("group", 1) or 1) == 1) or
+            (n.op in ("Gemm", "MatMul") and np.ndim(w) == 2))
+        if n8k4:
+            return LAYOUT_I4_N8K4 if rows else LAYOUT_I4_N8K4_T
+        return LAYOUT_I4 if rows else LAYOUT_I4_T

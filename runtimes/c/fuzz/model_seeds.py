@@ -3,7 +3,8 @@
     python runtimes/c/fuzz/model_seeds.py OUT_DIR
 
 The loader fuzzer (fuzz_loader.c) starts from the committed corpus (runtimes/c/tests/corpus)
-and these: the digits CNN int8, fp16 (layout-5 weights), fp32 and A16W8 (int16 activations), a small mobilenet_v2 int8, a small
+and these: the digits CNN int8, fp16 (layout-5 weights), fp32, A16W8 (int16 activations) and W4A8 with groups of 32, a
+small mobilenet_v2 int8 and W4A8 (int4 weights in layouts 6 and 3), a small
 transformer_encoder int8, digits and the transformer quantised dynamically, and silero VAD int8 (its `sr` If folded behind a guard, when
 silero-vad is installed). Real models give the fuzzer every kernel family's `check` and `run`
 paths to mutate from; hand-made seeds reach only the parser. Deterministic for a given tree.
@@ -41,6 +42,10 @@ def seeds() -> dict[str, bytes]:
     out["digits_a16w8"] = to_artifact(_quant(digits, feeds, a16w8_nodes=("conv2", "fc"))).to_bytes()
     mb = zoo.build("mobilenet_v2", num_classes=10, input_size=32, width=0.35)
     out["mobilenet_v2_int8"] = to_artifact(_quant(mb, _to_list(zoo.random_feeds(mb, 4, seed=0)))).to_bytes()
+    # W4A8: per-channel int4 weights in the N8K4 layouts 6/7 (the AVX2 W4 kernels) and depthwise in layout 3;
+    # groups of 32 (layout 3, multipliers) on digits
+    out["mobilenet_v2_w4"] = to_artifact(_quant(mb, _to_list(zoo.random_feeds(mb, 4, seed=0)), weight_bits=4)).to_bytes()
+    out["digits_w4_g32"] = to_artifact(_quant(digits, feeds, weight_bits=4, weight_group=32)).to_bytes()
     tr = zoo.build("transformer_encoder", seq=8, dim=32, heads=2, layers=1, vocab=50)
     out["transformer_int8"] = to_artifact(_quant(tr, _to_list(zoo.random_feeds(tr, 4, seed=0)))).to_bytes()
     # dynamic quantisation (no calibration: kernels/ref/dyn_i8.c), Conv + Gemm and MatMul

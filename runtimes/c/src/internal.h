@@ -88,16 +88,28 @@ typedef struct dse_tensor {
  * weights), each row packed along K on its own: ceil(K/2) bytes, W[r][k] in the low nibble
  * (even k) or high nibble (odd k) of byte r*ceil(K/2) + k/2, two's complement; the high nibble
  * after an odd K is 0 (the loader checks). */
+/* Layouts 6 "I4 N8K4 rows" and 7 "I4 N8K4 transposed" are the views of layouts 1 and 2 for an int4
+ * constant (per-channel W4A8 weights of Conv group 1, Gemm, MatMul) in the same 8 x 4 blocks, each
+ * block in 16 bytes: byte j (0..15) holds block element j (= (r%8)*4 + k%4) in its low nibble and
+ * element j + 16 in its high nibble, two's complement; padding nibbles 0 (the loader checks). So
+ * W[r][k] is the (r%8)/4 nibble (0 low, 1 high) of byte ((r/8)*Kb + k/4)*16 + (r%4)*4 + k%4. */
 /* Layout 5 "float16 storage of a float32 constant" (fp16 weights): the loader widens it into a
  * float32 copy once (exact), so the kernels see a float32 constant in layout 0: half the file,
  * the float32 kernels' speed, the float32 bytes in memory; `hdata` keeps the file's float16 bits
  * for the fp16-arithmetic kernels (docs/quant-arith.md §16). */
 enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2, DSE_LAYOUT_I4 = 3, DSE_LAYOUT_I4_T = 4,
-       DSE_LAYOUT_F16W = 5 };
+       DSE_LAYOUT_F16W = 5, DSE_LAYOUT_I4_N8K4 = 6, DSE_LAYOUT_I4_N8K4_T = 7, DSE_LAYOUT_MAX_ = 7 };
 
-/* (R, K) of the W[R][K] view of a packed tensor (layout 1 to 4). */
+static inline int dse__layout_i4(int layout) {   /* an int4 constant's layout (3, 4, 6, 7) */
+    return layout == DSE_LAYOUT_I4 || layout == DSE_LAYOUT_I4_T || layout == DSE_LAYOUT_I4_N8K4 || layout == DSE_LAYOUT_I4_N8K4_T;
+}
+
+/* (R, K) of the W[R][K] view of a packed tensor (layouts 1 to 4, 6, 7). */
 static inline void dse__packed_rk(const dse_tensor *t, size_t *R, size_t *K) {
-    if (t->layout == DSE_LAYOUT_N8K4_T || t->layout == DSE_LAYOUT_I4_T) { *R = t->dims[1], *K = t->dims[0]; return; }
+    if (t->layout == DSE_LAYOUT_N8K4_T || t->layout == DSE_LAYOUT_I4_T || t->layout == DSE_LAYOUT_I4_N8K4_T) {
+        *R = t->dims[1], *K = t->dims[0];
+        return;
+    }
     size_t k = 1;
     for (unsigned d = 1; d < t->rank; d++) k *= t->dims[d];
     *R = t->dims[0], *K = t->rank && t->dims[0] ? k : 0;
@@ -106,6 +118,12 @@ static inline void dse__packed_rk(const dse_tensor *t, size_t *R, size_t *K) {
 /* Byte index of W[r][k] in a packed tensor with Kb = ceil(K/4) k-blocks per 8-row band. */
 static inline size_t dse__n8k4_index(size_t Kb, size_t r, size_t k) {
     return ((r >> 3) * Kb + (k >> 2)) * 32 + (r & 7) * 4 + (k & 3);
+}
+
+/* W[r][k] of an int4 constant in layout 6/7 (Kb = ceil(K/4)), sign-extended. */
+static inline int32_t dse__i4_n8k4_at(const uint8_t *w, size_t Kb, size_t r, size_t k) {
+    const int32_t b = w[((r >> 3) * Kb + (k >> 2)) * 16 + (r & 3) * 4 + (k & 3)];
+    return (((r & 4) ? b >> 4 : b & 15) ^ 8) - 8;
 }
 
 enum { DSE_ATTR_INT = 1, DSE_ATTR_FLOAT, DSE_ATTR_INTS, DSE_ATTR_FLOATS, DSE_ATTR_STRING, DSE_ATTR_TENSOR };

@@ -268,6 +268,13 @@ static void parse_metadata(rd *r, dse_model *m) {
 static int packed_padding_zero(const uint8_t *p, const dse_tensor *t) {
     size_t R, K;
     dse__packed_rk(t, &R, &K);
+    if (t->layout == DSE_LAYOUT_I4_N8K4 || t->layout == DSE_LAYOUT_I4_N8K4_T) {   /* nibbles of rows >= R, k >= K */
+        const size_t Rp = (R + 7) / 8 * 8, Kb = (K + 3) / 4;
+        for (size_t rr = 0; rr < Rp; rr++)
+            for (size_t k = rr < R ? K : 0; k < Kb * 4; k++)
+                if (dse__i4_n8k4_at(p, Kb, rr, k)) return 0;
+        return 1;
+    }
     if (t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_T) {   /* the nibble after an odd K */
         size_t Kh = (K + 1) / 2;
         if (K % 2)
@@ -300,7 +307,7 @@ static void parse_tensors(rd *r, dse_model *m) {
         if (t->dtype == 0 || t->dtype >= N_DTYPE_SLOTS || DTYPES[t->dtype].bits == 0) {
             FAIL(r, DSE_ERR_UNSUPPORTED, "tensor %zu (%s): unknown dtype %d", i, t->name, t->dtype); return;
         }
-        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > DSE_LAYOUT_F16W || t->rank > DSE_MAX_RANK) {
+        if (t->storage > DSE_STORAGE_ARENA || t->quant > DSE_QUANT_AXIS || t->layout > DSE_LAYOUT_MAX_ || t->rank > DSE_MAX_RANK) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): bad storage/quantisation/layout/rank byte", i, t->name); return;
         }
         /* layout 5: a float16 constant, not quantised, widened to float32 below (widen_f16) */
@@ -308,9 +315,9 @@ static void parse_tensors(rd *r, dse_model *m) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout 5 needs a float16 constant without quantisation", i, t->name); return;
         }
         /* packed weights (docs/format.md §4.4): layout 1 an int8 constant of rank >= 2, layout 2
-         * of rank 2; layouts 3 and 4 the same for int4 constants */
-        const int i4 = t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_T;
-        const int rows_view = t->layout == DSE_LAYOUT_N8K4 || t->layout == DSE_LAYOUT_I4;
+         * of rank 2; layouts 3 and 6 (4 and 7) the same for int4 constants */
+        const int i4 = dse__layout_i4(t->layout), i4b = t->layout == DSE_LAYOUT_I4_N8K4 || t->layout == DSE_LAYOUT_I4_N8K4_T;
+        const int rows_view = t->layout == DSE_LAYOUT_N8K4 || t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_N8K4;
         const int packed = t->layout != DSE_LAYOUT_PLAIN && t->layout != DSE_LAYOUT_F16W;
         if (packed && (t->dtype != (i4 ? DSE_DTYPE_INT4 : DSE_DTYPE_INT8) || t->storage != DSE_STORAGE_CONST ||
                                               (rows_view ? t->rank < 2 : t->rank != 2))) {
@@ -327,10 +334,11 @@ static void parse_tensors(rd *r, dse_model *m) {
         size_t bits = DTYPES[t->dtype].bits, nbits;
         if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
         t->nbytes = nbits / 8 + (nbits % 8 != 0);
-        if (packed) {   /* ceil(R/8)*8 x ceil(K/4)*4 bytes (int4: R x ceil(K/2)); dims <= 2^31 - 1 */
+        if (packed) {   /* ceil(R/8)*8 x ceil(K/4)*4 bytes (int4: R x ceil(K/2); blocks: half of int8's); dims <= 2^31 - 1 */
             size_t R, K;
             dse__packed_rk(t, &R, &K);
-            if (!(i4 ? mul_ok(R, (K + 1) / 2, &t->nbytes) : mul_ok((R + 7) / 8 * 8, (K + 3) / 4 * 4, &t->nbytes))) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
+            if (!(i4b ? mul_ok((R + 7) / 8 * 4, (K + 3) / 4 * 4, &t->nbytes)
+                      : i4 ? mul_ok(R, (K + 1) / 2, &t->nbytes) : mul_ok((R + 7) / 8 * 8, (K + 3) / 4 * 4, &t->nbytes))) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }
         }
         t->offset = rd_size(r, SIZE_MAX, "tensor offset");
         if (r->st) return;

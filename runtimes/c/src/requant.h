@@ -178,12 +178,13 @@ DSE_SHARED void dse_i8_conv_loop(const dse_ctx *cx, const int8_t *x, const int8_
                                  long long Cg);
 
 /* W4A8 loops (kernels/ref/loops.c; w4a8.c explains the arithmetic): the int8 Conv loop nest and
- * the Gemm core with int4 weights w, one row of ceil(K/2) bytes per output channel (layouts 3/4),
- * times the group multipliers mul[c * ceil(K/group) + k/group] (mul NULL: per channel). */
-DSE_SHARED void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, const int8_t *mul, size_t group,
-                                 const int32_t *bias, void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N,
-                                 long long C, long long O, long long Cg);
-DSE_SHARED void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w,
+ * the Gemm core with int4 weights w, one row of ceil(K/2) bytes per output channel (layouts 3/4;
+ * blocked = 0) or the 16-byte N8K4 blocks of layouts 6/7 (blocked = 1), times the group
+ * multipliers mul[c * ceil(K/group) + k/group] (mul NULL: per channel). */
+DSE_SHARED void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, int blocked, const int8_t *mul,
+                                 size_t group, const int32_t *bias, void *y, const dse_i8_out *o, const dse_i8_geom *g,
+                                 long long N, long long C, long long O, long long Cg);
+DSE_SHARED void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w, int blocked,
                                  const int8_t *mul, size_t group, size_t N, const int32_t *bias, const dse_i8_out *o, void *y);
 
 /* MatMul of two int8 activations (kernels/ref/matmul_act.c explains it; loop in kernels/ref/loops.c):
@@ -273,6 +274,14 @@ static inline size_t dse_i8_gemm_scratch_plan(size_t K, size_t P) {
     return 2 * ((K + 3) / 4 * 4) * (P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE) + 4096;
 }
 
+/* Scratch planned for a W4A8 depthwise Conv (C channels of K taps, P output pixels): the int8
+ * depthwise plan and the int8 expansion of its weights, C * K rounded up to 64 bytes, which the AVX2
+ * W4 depthwise kernel (kernels/avx2/dwconv_i8_w4.c) keeps at its end; dsedge/export/scratch.py. */
+static inline size_t dse_w4_dw_weight_bytes(size_t C, size_t K) { return (C * K + 63) / 64 * 64; }
+static inline size_t dse_w4_dw_scratch_plan(size_t C, size_t K, size_t P) {
+    return K && P ? dse_i8_gemm_scratch_plan(K, P) + dse_w4_dw_weight_bytes(C, K) : 0;
+}
+
 /* The REF checks of int8 Conv, Gemm and MatMul (kernels/ref/conv_i8.c, gemm_i8.c, matmul_i8.c),
  * shared with the optimised variants, which accept a subset of what REF accepts (DSE_SHARED:
  * the variants are in the bundle's other compilation unit). */
@@ -280,6 +289,10 @@ DSE_SHARED int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why 
 DSE_SHARED int dse_i8_conv_transpose_check(const dse_model *m, const dse_node *n, dse_why *why);   /* conv_transpose_i8.c */
 DSE_SHARED int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);
+/* The same for the W4A8 REF kernels (kernels/ref/w4a8.c), shared with the AVX2 W4 variants. */
+DSE_SHARED int dse_w4_conv_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_w4_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_w4_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);
 /* The operand count and shapes of a weighted Gemm (x[M,K], w[K,N] or [N,K] with transB, bias;
  * y[M,N]; transA 0) and MatMul (x[...,K], w[K,N], bias; y[...,N]): K and N, or the reason in why.
  * Shared by the int8, W4A8 and A16W8 checks (gemm_i8.c, matmul_i8.c). */

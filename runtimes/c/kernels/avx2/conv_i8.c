@@ -76,7 +76,7 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         int direct = 1;
         for (unsigned d = 2; d < w->rank; d++) direct &= w->dims[d] == 1;
         if (direct && avx2_i8_trans_k(K, P)) {   /* strides, pads: checked at run; the need covers both */
-            size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE, t = (K + 1) / 2 * 4 * ((T + 15) / 16 * 16);
+            const size_t t = avx2_i8_trans_need(K, P);
             if (t > need) need = t;
         }
         dse_i8_geom g;
@@ -89,22 +89,10 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         dse_why tmp;
         if (!(group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1) || x->rank > 4 || K > 128) return 1;
         dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
-        const int fo = (int)dse__attr_int(n, DSE_A_float_out, 0);
-        const size_t budget = plan < m->scratch_size ? plan : m->scratch_size;
-        avx2_dw3_plan p3;   /* 3x3 on rows of 8 or more: pairs of taps */
-        if (avx2_dw3_plan_of(&g, fo, budget, &p3) && dse__scratch_free(m, n, p3.need)) {
-            why->scratch = p3.need;
-            return 0;
-        }
-        const size_t nb = avx2_dwb_need(&g, fo);
-        if (nb && nb <= plan && dse__scratch_free(m, n, nb)) {   /* small planes: channel blocks */
-            why->scratch = nb;
-            return 0;
-        }
-        avx2_dw_plan dp;
-        avx2_dw_plan_of(&g, plan < m->scratch_size ? plan : m->scratch_size, &dp);
-        if (!dp.whole && dp.ring > 64) return 1;
-        need = dp.rows_bytes;
+        need = dse_i8_dwconv_scratch_avx2(m, n, &g, (int)dse__attr_int(n, DSE_A_float_out, 0), plan, 0);
+        if (need == (size_t)-1) return 1;
+        why->scratch = need;
+        return 0;
     }
     /* more than the plan, or an artifact planned before this kernel (tensors may live in the
      * scratch region at this node): REF */
@@ -230,6 +218,7 @@ DSE_TARGET_AVX2 static void avx2_i8_mk4(const int16_t *a, const int8_t *wb, size
 typedef struct avx2_i8_gemm {
     const int8_t *w;             /* packed W[R][K] */
     size_t R, K, Kb;
+    int w4;                      /* w: int4 in layout 6 (16-byte blocks; the pixels-in-lanes form only) */
     const int32_t *bias;
     const dse_i8_out *o;
     void *y;
@@ -362,7 +351,7 @@ DSE_TARGET_AVX2 static void avx2_i8_rows_task(void *arg, size_t begin, size_t en
 DSE_TARGET_AVX2 static void avx2_i8_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w,
                                          size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
     avx2_i8_rows_job J;
-    J.G.w = w, J.G.R = N, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.bias = bias, J.G.o = o, J.G.y = y;
+    J.G.w = w, J.G.R = N, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.w4 = 0, J.G.bias = bias, J.G.o = o, J.G.y = y;
     J.G.ys_r = 1, J.G.ys_p = N;
     J.cx = cx, J.x = x, J.rows = rows, J.T = rows < DSE_I8_PACK_TILE ? rows : DSE_I8_PACK_TILE;
     const size_t tiles = (rows + J.T - 1) / J.T;
@@ -574,11 +563,18 @@ DSE_TARGET_AVX2 static void avx2_i8_tile_T(const avx2_i8_gemm *G, const int32_t 
     const size_t Kq = (G->K + 1) / 2, T16 = (T + 15) / 16 * 16;
     const __m256i perm = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     int32_t *w2[2] = {w2buf, w2buf + G->Kb * 8};   /* per half band: [k pair][4 channels], Kb * 8 entries */
+    const __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1), m4 = _mm_set1_epi8(0x0F);
     for (size_t r0 = G->r_begin; r0 < G->r_end; r0 += 8) {
-        const int8_t *wb = G->w + (r0 / 8) * G->Kb * 32;
+        const int8_t *wb = G->w + (r0 / 8) * G->Kb * (G->w4 ? 16 : 32);
         for (size_t kb = 0; kb < G->Kb; kb++)   /* [o][4 k] int8 -> per half: [k pair][o] int16 pairs */
             for (int h = 0; h < 2; h++) {
-                const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + kb * 32 + h * 16)));
+                __m128i b;
+                if (G->w4) {   /* layout 6: half h (channels 4h..4h+3) is nibble h of the block's 16 bytes */
+                    const __m128i v4 = _mm_loadu_si128((const __m128i *)(wb + kb * 16));
+                    b = _mm_shuffle_epi8(lut, _mm_and_si128(h ? _mm_srli_epi16(v4, 4) : v4, m4));
+                } else
+                    b = _mm_loadu_si128((const __m128i *)(wb + kb * 32 + h * 16));
+                const __m256i v = _mm256_cvtepi8_epi16(b);
                 _mm256_storeu_si256((__m256i *)(w2[h] + kb * 8), _mm256_permutevar8x32_epi32(v, perm));
             }
         for (int h = 0; h < 2; h++) {
@@ -623,6 +619,9 @@ DSE_TARGET_AVX2 static void avx2_i8_tile_T(const avx2_i8_gemm *G, const int32_t 
     }
 }
 
+static void avx2_i8_conv_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                  const dse_i8_out *o, const dse_i8_geom *g, int w4);
+
 DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
     dse_i8_out o;
@@ -630,12 +629,26 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     dse_why why;
     dse_i8_out_params(m, n, wt->dims[0], &o, &why);
     dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
-    const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
     if (wt->layout == DSE_LAYOUT_PLAIN) {   /* depthwise (the check accepts nothing else in layout 0) */
-        dse_i8_dwconv_run_avx2(m, n, arena, cx, &o, &g);
+        dse_i8_dwconv_run_avx2(m, n, arena, cx, &o, &g, dse__data(m, arena, n->in[1]), n->scratch);
         return;
     }
     if (dse_i8_wino_run_avx2(m, n, arena, cx, &o, &g)) return;
+    avx2_i8_conv_gemm_run(m, n, arena, cx, &o, &g, 0);
+}
+
+/* 1x1 stride-1 unpadded convs with per-channel int4 weights in layout 6 (avx2_i8_trans_k: the W4 kernel,
+ * kernels/avx2/conv_i8_w4.c, calls it): the pixels-in-lanes form above on the weights expanded per band. */
+DSE_TARGET_AVX2 void dse_i8_conv_trans_w4_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
+                                                   const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g) {
+    avx2_i8_conv_gemm_run(m, n, arena, cx, o, g, 1);
+}
+
+DSE_TARGET_AVX2 static void avx2_i8_conv_gemm_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
+                                                  const dse_i8_out *o, const dse_i8_geom *gp, int w4) {
+    const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
+    const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
+    dse_i8_geom g = *gp;
     /* An innermost spatial axis of size 1 everywhere (input, output, kernel 1, no padding), as
      * TF/JAX exports write 1-D convs ((H, 1) images), carries nothing: shift it out so the
      * im2col copies rows of OH pixels, not OH rows of one pixel (magika's (5, 1) conv: 26 -> 19 ms).
@@ -648,15 +661,15 @@ DSE_TARGET_AVX2 void dse_i8_conv__avx2(const dse_model *m, const dse_node *n, ui
     }
     avx2_i8_conv_job J;
     size_t K = wt->numel / O;
-    J.G.w = dse__data(m, arena, n->in[1]), J.G.R = O, J.G.K = K, J.G.Kb = (K + 3) / 4;
-    J.G.bias = dse__data(m, arena, n->in[2]), J.G.o = &o, J.G.y = dse__data(m, arena, n->out[0]);
+    J.G.w = dse__data(m, arena, n->in[1]), J.G.R = O, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.w4 = w4;
+    J.G.bias = dse__data(m, arena, n->in[2]), J.G.o = o, J.G.y = dse__data(m, arena, n->out[0]);
     J.G.ys_r = P, J.G.ys_p = 1;
     J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
     J.T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
     J.direct = 1;
     for (int i = 0; i < 3; i++)
         J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
-    J.trans = J.direct && avx2_i8_trans_k(K, P);
+    J.trans = J.direct && avx2_i8_trans_k(K, P);   /* always, for w4 (its caller's condition) */
     J.tiles = (P + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
     dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), avx2_i8_conv_task, &J);

@@ -571,23 +571,41 @@ DSE_TARGET_AVX2 static void avx2_i8_dwb_task(void *arg, size_t begin, size_t end
     for (size_t it = begin; it < end; it++) avx2_i8_dwb_block(J, it / nb, it % nb * 8, scratch);
 }
 
+size_t dse_i8_dwconv_scratch_avx2(const dse_model *m, const dse_node *n, const dse_i8_geom *g, int fo, size_t plan,
+                                  size_t extra) {
+    if (plan < extra) return (size_t)-1;
+    plan -= extra;
+    const size_t cap = m->scratch_size > extra ? m->scratch_size - extra : 0, budget = plan < cap ? plan : cap;
+    avx2_dw3_plan p3;   /* 3x3 on rows of 8 or more: pairs of taps */
+    if (avx2_dw3_plan_of(g, fo, budget, &p3) && dse__scratch_free(m, n, p3.need + extra)) return p3.need;
+    const size_t nb = avx2_dwb_need(g, fo);
+    if (nb && nb <= plan && dse__scratch_free(m, n, nb + extra)) return nb;   /* small planes: channel blocks */
+    avx2_dw_plan dp;
+    avx2_dw_plan_of(g, budget, &dp);
+    if (!dp.whole && dp.ring > 64) return (size_t)-1;
+    /* more than the plan, or an artifact planned before this kernel (tensors may live in the
+     * scratch region at this node): the next kernel */
+    if (dp.rows_bytes > plan || !dse__scratch_free(m, n, dp.rows_bytes + extra)) return (size_t)-1;
+    return dp.rows_bytes;
+}
+
 DSE_TARGET_AVX2 void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
-                                            const dse_i8_out *o, const dse_i8_geom *g) {
+                                            const dse_i8_out *o, const dse_i8_geom *g, const int8_t *w, size_t budget) {
     const size_t O = m->tensors[n->in[1]].dims[0], NB = m->tensors[n->in[0]].dims[0];
-    avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), m->tensors[n->in[0]].numel, dse__data(m, arena, n->in[2]),
+    avx2_i8_dw_job J = {cx, dse__data(m, arena, n->in[0]), w, m->tensors[n->in[0]].numel, dse__data(m, arena, n->in[2]),
                         o, dse__data(m, arena, n->out[0]), g, (long long)O, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0}};
     const uint64_t work = (uint64_t)m->tensors[n->out[0]].numel * (uint64_t)(g->k[0] * g->k[1] * g->k[2]);
-    if (avx2_dw3_plan_of(g, o->float_out, n->scratch, &J.p3)) {   /* within the node's scratch: the check's order */
+    if (avx2_dw3_plan_of(g, o->float_out, budget, &J.p3)) {   /* within the node's scratch: the check's order */
         dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw3_task, &J);
         return;
     }
     const size_t nb = avx2_dwb_need(g, o->float_out);
-    if (nb && nb <= n->scratch) {
+    if (nb && nb <= budget) {
         const size_t items = NB * ((O + 7) / 8);
         dse__parallel(cx, items, dse__grain(items, work), avx2_i8_dwb_task, &J);
         return;
     }
-    avx2_dw_plan_of(g, n->scratch, &J.dp);
+    avx2_dw_plan_of(g, budget, &J.dp);
     dse__parallel(cx, NB * O, dse__grain(NB * O, work), avx2_i8_dw_task, &J);
 }
 

@@ -36,11 +36,17 @@ static inline void avx2_dw_plan_of(const dse_i8_geom *g, size_t budget, avx2_dw_
 /* 1x1 convs up to this K take the pixels-in-lanes form (avx2_i8_tile_T, conv_i8.c): its int16 pair
  * tile of T rounded up to 16 columns then fits the plan (2 * Kp * 15 <= 4096); and so do those up
  * to AVX2_I8_TRANS_KMAX with at least 256 pixels (no rounding of the tile). The 7-bit-weight
- * kernels (conv_i8_w7.c) leave these to it. */
+ * kernels (conv_i8_w7.c) leave these to it; the int4-weight kernels (conv_i8_w4.c) run it on their
+ * weights (dse_i8_conv_trans_w4_run_avx2). */
 #define AVX2_I8_TRANS_K 128
 #define AVX2_I8_TRANS_KMAX 256
 static inline int avx2_i8_trans_k(size_t K, size_t P) {
     return K <= AVX2_I8_TRANS_K || (P >= DSE_I8_PACK_TILE && K <= AVX2_I8_TRANS_KMAX);
+}
+/* its scratch: the int16 pair tile of T = min(P, 256) pixels rounded up to 16 */
+static inline size_t avx2_i8_trans_need(size_t K, size_t P) {
+    const size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
+    return (K + 1) / 2 * 4 * ((T + 15) / 16 * 16);
 }
 
 #define AVX2_DWB_MAX_OW 16
@@ -420,9 +426,21 @@ DSE_TARGET_AVX2 static inline void avx2_i8_dw_row(int16_t *dst, const int8_t *ro
 
 /* the depthwise and Winograd runs (dwconv_i8.c, winograd_i8.c), called by dse_i8_conv__avx2 with the
  * node's output parameters and geometry; the Winograd run returns 0 (and does nothing) when the
- * node's plan does not take that path */
+ * node's plan does not take that path. The depthwise run reads the int8 weights w ([C][taps]: the
+ * node's, or the int4 kernel's expansion, dwconv_i8_w4.c) and plans within `budget` bytes of each
+ * worker's scratch; dse_i8_dwconv_scratch_avx2 is its check's choice: the scratch its first plan
+ * that fits takes within `plan` bytes minus `extra` (the bytes from the scratch offset up to that
+ * and `extra` more holding no live tensor), or (size_t)-1 when none fits. */
 DSE_TARGET_AVX2 DSE_INTERNAL void dse_i8_dwconv_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
-                                                        const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g);
+                                                        const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g,
+                                                        const int8_t *w, size_t budget);
+/* The pixels-in-lanes form of dse_i8_conv__avx2 (1x1 stride-1 unpadded convs with avx2_i8_trans_k) on
+ * per-channel int4 weights in layout 6: the W4 kernel (conv_i8_w4.c) runs those through it. Scratch:
+ * avx2_i8_trans_need. */
+DSE_TARGET_AVX2 DSE_INTERNAL void dse_i8_conv_trans_w4_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
+                                                               const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g);
+DSE_INTERNAL size_t dse_i8_dwconv_scratch_avx2(const dse_model *m, const dse_node *n, const dse_i8_geom *g, int float_out,
+                                               size_t plan, size_t extra);
 DSE_TARGET_AVX2 DSE_INTERNAL int dse_i8_wino_run_avx2(const dse_model *m, const dse_node *n, uint8_t *arena,
                                                      const dse_ctx *cx, const dse_i8_out *o, const dse_i8_geom *g);
 

@@ -9,7 +9,11 @@
  * 256-bit EVEX form, `_mm256_dpbusd_epi32` with AVX512VL; Cascade Lake, Ice Lake, Zen 4). Every
  * static name goes through VN() (vnni256_ / vnni512_), since bundles compile both files in one
  * unit. With -DDSE_EMULATE_VNNI (tests only: make EMULATE_VNNI=<mask>) both compile for AVX2
- * with the exact emulation of vnni_emul.h.
+ * with the exact emulation of vnni_emul.h. Two more compiles for AVX2 without VNNI: DSE_VNNI_W7
+ * (kernels/avx2/conv_i8_w7.c: int8 weights in [-64, 63], vpdpbusd as vpmaddubsw + vpmaddwd) and
+ * DSE_VNNI_W4 (kernels/avx2/conv_i8_w4.c: per-channel int4 weights in layouts 6/7, 16-byte blocks
+ * expanded to int8, vpmaddubsw pair sums added in int16 over 8 k-blocks; its microkernel, weight
+ * buffer and checks are the `#if defined(DSE_VNNI_W4)` parts below).
  *
  * Arithmetic (docs/quant-arith.md §4, REF's integer): acc = bias + sum_k (x - zp_in) * w.
  * vpdpbusd multiplies unsigned bytes by signed bytes, 4 products summed into each int32 lane,
@@ -43,7 +47,7 @@
  */
 #include "isa.h"
 
-#if DSE_ARCH_X86_64 && (DSE_VNNI_OK || defined(DSE_VNNI_W7))   /* (an older compiler: no VNNI variants; internal.h) */
+#if DSE_ARCH_X86_64 && (DSE_VNNI_OK || defined(DSE_VNNI_W7) || defined(DSE_VNNI_W4))   /* (an older compiler: no VNNI variants; internal.h) */
 #include "../avx2/i8_avx2.h"
 #include "vnni_emul.h"
 
@@ -80,22 +84,43 @@ DSE_TARGET_AVX2 static inline __m256i dse_w7_dpbusd(__m256i acc, __m256i a, __m2
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
 }
 #endif
+#if defined(DSE_VNNI_W4)   /* kernels/avx2/conv_i8_w4.c: int4 weights (layouts 6/7), vpmaddubsw summed in int16 */
+#undef VN
+#undef VN_KERNEL
+#undef VN_TARGET
+#undef VN_DPBUSD
+#define VN(name) w4avx2_##name
+#define VN_KERNEL(name) name##_w4__avx2
+#define VN_TARGET DSE_TARGET_AVX2
+#define VN_WBLK 16   /* bytes of one 8-channel x 4-k weight block: 32 int4 nibbles */
+#else
+#define VN_WBLK 32   /* layouts 1/2: 32 int8 */
+#endif
 
 /* -- checks (plain C, shared by both VNNI variants: defined once, in the AVX-VNNI compile; the
- * W7 compile defines its own, which also ask for weights in [-64, 63]) ------------------------- */
+ * W7 compile defines its own, which also ask for weights in [-64, 63]; the W4 compile its own on
+ * the W4A8 REF checks, for per-channel int4 weights in layouts 6/7) ---------------------------- */
 #if defined(DSE_VNNI_W7)
 #define VC(name) w7_##name
 #define VC_CHECK(op) dse__check_i8_##op##_w7
+#elif defined(DSE_VNNI_W4)
+#define VC(name) w4x_##name
+#define VC_CHECK(op) dse__check_i8_##op##_w4
+#define VC_REF_CHECK(op) dse_w4_##op##_check   /* REF's W4 checks: operands, codes in [-7, 7], geometry */
 #else
 #define VC(name) vnni_##name
 #define VC_CHECK(op) dse__check_i8_##op##_vnni
+#endif
+#if !defined(VC_REF_CHECK)
+#define VC_REF_CHECK(op) dse_i8_##op##_check   /* REF's checks: operands, geometry, params */
 #endif
 #if !defined(DSE_VNNI_512)
 
 /* The sums this kernel forms are exact: max|bias| + K * 255 * 127 < 2^31, the true accumulator
  * fits int32 (else REF, which adds the bias in int64, or AVX2, which refuses it too); for the W7
  * variant also every weight byte (the layouts' padding is 0) in [-64, 63], so that no vpmaddubsw
- * pair sum reaches 32768. */
+ * pair sum reaches 32768. W4: codes in [-7, 7] (REF's check refuses -8), so max|bias| +
+ * K * 255 * 7 < 2^31. */
 static int VC(i8_sums_exact)(const dse_model *m, const dse_node *n, size_t C, size_t K) {
     const int32_t *bd = (const int32_t *)m->tensors[n->in[2]].cdata;
 #if defined(DSE_VNNI_W7)
@@ -108,7 +133,11 @@ static int VC(i8_sums_exact)(const dse_model *m, const dse_node *n, size_t C, si
         const int64_t v = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];
         if (v > big) big = v;
     }
+#if defined(DSE_VNNI_W4)
+    return big + (int64_t)K * 255 * 7 < ((int64_t)1 << 31);
+#else
     return big + (int64_t)K * 255 * 127 < ((int64_t)1 << 31);
+#endif
 }
 
 /* the byte tile of T = min(P, 256) columns of Kp, and for Conv the im2col stage */
@@ -125,14 +154,34 @@ static int VC(i8_fits)(const dse_model *m, const dse_node *n, dse_why *why, size
     return 0;
 }
 
+#if defined(DSE_VNNI_W4)
+/* W4: a tile of more than one column group (T > 4) expands each band's weights once into a buffer
+ * of 16 channels x Kp int8 after the byte tile and the Conv stage (32-aligned) when the plan holds
+ * it (always for T >= 16: the int8 plan is twice the byte tile plus 4096 bytes), else every column
+ * group expands them again. The kernel uses the buffer when the check accepted its scratch. */
+static size_t VC(w4_buf_off)(size_t K, size_t P) { return (VC(i8_scratch)(K, P, 1) + 31) / 32 * 32; }
+static size_t VC(w4_buf_need)(size_t K, size_t P) {
+    return P > 4 ? VC(w4_buf_off)(K, P) + (K + 3) / 4 * 4 * 16 : (size_t)-1;
+}
+/* the scratch of a node with K products and P columns: with the buffer when it fits, else without */
+static int VC(w4_fits)(const dse_model *m, const dse_node *n, dse_why *why, size_t K, size_t P, int stage) {
+    return VC(i8_fits)(m, n, why, VC(w4_buf_need)(K, P)) && VC(i8_fits)(m, n, why, VC(i8_scratch)(K, P, stage));
+}
+#endif
+
 int VC_CHECK(conv)(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse_i8_conv_check(m, n, why)) return 1;   /* REF's checks: operands, geometry, params */
+    if (VC_REF_CHECK(conv)(m, n, why)) return 1;
+#if defined(DSE_VNNI_W4)
+    const int wlayout = DSE_LAYOUT_I4_N8K4;   /* per channel, group 1 (REF's check); every geometry: no int8 fallback */
+#else
+    const int wlayout = DSE_LAYOUT_N8K4;
+#endif
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t O = w->dims[0];
     size_t K = w->dims[1];
     for (unsigned d = 2; d < w->rank; d++) K *= w->dims[d];
     const size_t P = y->dims[0] && O ? y->numel / (y->dims[0] * O) : 0;
-    if (dse__attr_int(n, DSE_A_group, 1) != 1 || w->layout != DSE_LAYOUT_N8K4 || !P || !VC(i8_sums_exact)(m, n, O, K))
+    if (dse__attr_int(n, DSE_A_group, 1) != 1 || w->layout != wlayout || !P || !VC(i8_sums_exact)(m, n, O, K))
         return 1;   /* depthwise, grouped, layout-0 artifacts: the next kernel */
 #if defined(DSE_VNNI_W7)
     {   /* a 3x3 stride-1 conv the AVX2 variant runs as Winograd (2.25x fewer multiplies): leave it */
@@ -147,23 +196,54 @@ int VC_CHECK(conv)(const dse_model *m, const dse_node *n, dse_why *why) {
         if (direct && avx2_i8_trans_k(K, P)) return 1;
     }
 #endif
+#if defined(DSE_VNNI_W4)
+    {   /* a 1x1 stride-1 unpadded conv with small K: the int8 kernel's pixels-in-lanes form (its output
+         * stage has no transposes, which dominate at small K) on these weights */
+        dse_i8_geom g;
+        dse_why tmp;
+        dse_i8_geom_read(n, &m->tensors[n->in[0]], y, w->dims + 2, &g, &tmp);
+        int direct = 1;
+        for (int i = 0; i < 3; i++) direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+        if (direct && avx2_i8_trans_k(K, P)) return VC(i8_fits)(m, n, why, avx2_i8_trans_need(K, P));
+    }
+    return VC(w4_fits)(m, n, why, K, P, 1);
+#else
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, P, 1));
+#endif
 }
 
 int VC_CHECK(gemm)(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse_i8_gemm_check(m, n, why)) return 1;
+    if (VC_REF_CHECK(gemm)(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = x->dims[1], N = y->dims[1];
-    if (w->layout == DSE_LAYOUT_PLAIN || !x->dims[0] || !N || !VC(i8_sums_exact)(m, n, N, K)) return 1;
+#if defined(DSE_VNNI_W4)
+    const int packed = w->layout == DSE_LAYOUT_I4_N8K4 || w->layout == DSE_LAYOUT_I4_N8K4_T;
+#else
+    const int packed = w->layout != DSE_LAYOUT_PLAIN;
+#endif
+    if (!packed || !x->dims[0] || !N || !VC(i8_sums_exact)(m, n, N, K)) return 1;
+#if defined(DSE_VNNI_W4)
+    return VC(w4_fits)(m, n, why, K, x->dims[0], 0);
+#else
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, x->dims[0], 0));
+#endif
 }
 
 int VC_CHECK(matmul)(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse_i8_matmul_check(m, n, why)) return 1;
+    if (VC_REF_CHECK(matmul)(m, n, why)) return 1;
     const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t K = w->dims[0], N = w->dims[1], rows = N ? y->numel / N : 0;
-    if (w->layout != DSE_LAYOUT_N8K4_T || !rows || !VC(i8_sums_exact)(m, n, N, K)) return 1;
+#if defined(DSE_VNNI_W4)
+    const int wlayout = DSE_LAYOUT_I4_N8K4_T;
+#else
+    const int wlayout = DSE_LAYOUT_N8K4_T;
+#endif
+    if (w->layout != wlayout || !rows || !VC(i8_sums_exact)(m, n, N, K)) return 1;
+#if defined(DSE_VNNI_W4)
+    return VC(w4_fits)(m, n, why, K, rows, 0);
+#else
     return VC(i8_fits)(m, n, why, VC(i8_scratch)(K, rows, 0));
+#endif
 }
 
 #endif
@@ -173,6 +253,112 @@ int VC_CHECK(matmul)(const dse_model *m, const dse_node *n, dse_why *why) {
 /* NB (1, 2) blocks of 8 channels (the second `wstep` bytes after the first) x NR (1-4) columns
  * of the byte tile a over Kb k-blocks: out[4b + j] = the raw sums sum_k u * w of block b, column
  * j; with WS also ws[b] = the channel sums of the weights (vpdpbusd against bytes 1). */
+#if defined(DSE_VNNI_W4)
+/* W4: a 16-byte int4 block (layouts 6/7: byte j holds element j in its low nibble, j + 16 in its
+ * high nibble) as layout 1's 32 int8: loaded into both lanes (vbroadcasti128), the high lane's
+ * qwords shifted right by 4, the nibbles masked, sign-extended by a vpshufb table. */
+#define VN_W4_CONSTS                                                                                      \
+    const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,          \
+                                         0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);         \
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sh = _mm256_setr_epi64x(0, 0, 4, 4);
+VN_TARGET static inline __attribute__((always_inline)) __m256i VN(w4_block)(const int8_t *p, __m256i lut, __m256i m4,
+                                                                              __m256i sh) {
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srlv_epi64(v, sh), m4));
+}
+
+/* The nb (1, 2) weight blocks of 8 channels (the second `wstep` bytes after the first) over Kb
+ * k-blocks expanded once per tile and band into buf, [kb][nb][32] int8 (L1-resident: the tile's
+ * column groups reuse them), and their channel sums ws[b] (int32 lane = channel): vpmaddubsw
+ * against bytes 1 gives pair sums of at most 14, added in int16 over 2048 k-blocks (<= 28672). */
+VN_TARGET static void VN(w4_expand)(const int8_t *wb, size_t wstep, size_t Kb, int nb, int8_t *buf, __m256i *ws) {
+    VN_W4_CONSTS
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (size_t kb0 = 0; kb0 < Kb; kb0 += 2048) {
+        const size_t kn = Kb - kb0 < 2048 ? Kb - kb0 : 2048;
+        __m256i t0 = _mm256_setzero_si256(), t1 = t0;
+        for (size_t i = 0; i < kn; i++, wb += 16) {
+            const __m256i w0 = VN(w4_block)(wb, lut, m4, sh);
+            _mm256_storeu_si256((__m256i *)(void *)buf, w0);
+            t0 = _mm256_add_epi16(t0, _mm256_maddubs_epi16(ones8, w0));
+            if (nb > 1) {
+                const __m256i w1 = VN(w4_block)(wb + wstep, lut, m4, sh);
+                _mm256_storeu_si256((__m256i *)(void *)(buf + 32), w1);
+                t1 = _mm256_add_epi16(t1, _mm256_maddubs_epi16(ones8, w1));
+            }
+            buf += 32 * (size_t)nb;
+        }
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(t0, ones16));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(t1, ones16));
+    }
+    ws[0] = s0, ws[1] = s1;
+}
+
+/* vpmaddubsw's int16 pair sums u0*q0 + u1*q1 (u in 0..255, q in -7..7) lie in [-3570, 3570], so the
+ * pair sums of up to 9 k-blocks add exactly in int16 lanes (vpaddw): the sums are taken in int16 over
+ * chunks of 8 k-blocks (|.| <= 28560), then widened by vpmaddwd against 1s into the int32 sums. One
+ * multiply per k-block and column instead of vpdpbusd's emulation's two: REF's integers. BUF: the
+ * weights come expanded from VN(w4_expand)'s buffer (wb; wstep unused), else each block is expanded
+ * here from the packed weights (WS: with the channel sums, as the VNNI kernel's). */
+VN_TARGET static inline __attribute__((always_inline)) void VN(mk_body)(const uint8_t *a, const int8_t *wb, size_t wstep,
+                                                                        size_t Kb, __m256i *out, __m256i *ws,
+                                                                        const int NB, const int NR, const int WS,
+                                                                        const int BUF) {
+    VN_W4_CONSTS
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m256i s0 = c00, s1 = c00;
+    for (size_t kb0 = 0; kb0 < Kb; kb0 += 8) {
+        const size_t kn = Kb - kb0 < 8 ? Kb - kb0 : 8;
+        __m256i h00 = _mm256_setzero_si256(), h01 = h00, h02 = h00, h03 = h00, h10 = h00, h11 = h00, h12 = h00, h13 = h00;
+        __m256i t0 = h00, t1 = h00;
+        for (size_t i = 0; i < kn; i++, a += 4 * NR) {
+            __m256i w0, w1;
+            if (BUF) {
+                w0 = _mm256_loadu_si256((const __m256i *)(const void *)wb);
+                w1 = NB > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(wb + 32)) : w0;
+                wb += 32 * NB;
+            } else {
+                w0 = VN(w4_block)(wb, lut, m4, sh);
+                w1 = NB > 1 ? VN(w4_block)(wb + wstep, lut, m4, sh) : w0;
+                wb += VN_WBLK;
+            }
+#define VN_COL(j)                                                                   \
+    if (NR > j) {                                                                   \
+        const __m256i x = _mm256_broadcastd_epi32(_mm_loadu_si32(a + 4 * j));      \
+        h0##j = _mm256_add_epi16(h0##j, _mm256_maddubs_epi16(x, w0));               \
+        if (NB > 1) h1##j = _mm256_add_epi16(h1##j, _mm256_maddubs_epi16(x, w1));   \
+    }
+            VN_COL(0) VN_COL(1) VN_COL(2) VN_COL(3)
+#undef VN_COL
+            if (WS) {
+                t0 = _mm256_add_epi16(t0, _mm256_maddubs_epi16(ones8, w0));
+                if (NB > 1) t1 = _mm256_add_epi16(t1, _mm256_maddubs_epi16(ones8, w1));
+            }
+        }
+#define VN_WIDEN(c, h) c = _mm256_add_epi32(c, _mm256_madd_epi16(h, ones16))
+        VN_WIDEN(c00, h00);
+        if (NR > 1) VN_WIDEN(c01, h01);
+        if (NR > 2) VN_WIDEN(c02, h02);
+        if (NR > 3) VN_WIDEN(c03, h03);
+        if (NB > 1) {
+            VN_WIDEN(c10, h10);
+            if (NR > 1) VN_WIDEN(c11, h11);
+            if (NR > 2) VN_WIDEN(c12, h12);
+            if (NR > 3) VN_WIDEN(c13, h13);
+        }
+        if (WS) {
+            VN_WIDEN(s0, t0);
+            if (NB > 1) VN_WIDEN(s1, t1);
+        }
+#undef VN_WIDEN
+    }
+    out[0] = c00, out[1] = c01, out[2] = c02, out[3] = c03;
+    if (NB > 1) out[4] = c10, out[5] = c11, out[6] = c12, out[7] = c13;
+    if (WS) ws[0] = s0, ws[1] = s1;
+}
+#else
 VN_TARGET static inline __attribute__((always_inline)) void VN(mk_body)(const uint8_t *a, const int8_t *wb, size_t wstep,
                                                                         size_t Kb, __m256i *out, __m256i *ws,
                                                                         const int NB, const int NR, const int WS) {
@@ -199,17 +385,159 @@ VN_TARGET static inline __attribute__((always_inline)) void VN(mk_body)(const ui
     if (NB > 1) out[4] = c10, out[5] = c11, out[6] = c12, out[7] = c13;
     if (WS) ws[0] = s0, ws[1] = s1;
 }
+#endif
 
+#if defined(DSE_VNNI_W4)
+#define VN_MK_BODY(NB, NR, WS) VN(mk_body)(a, wb, wstep, Kb, out, ws, NB, NR, WS, 0)
+#define VN_MK_BUF(NB, NR)                                                                                              \
+    VN_TARGET static void VN(mk##NB##NR##b)(const uint8_t *a, const int8_t *wb, size_t Kb, __m256i *out) {             \
+        VN(mk_body)(a, wb, 0, Kb, out, NULL, NB, NR, 0, 1);                                                            \
+    }
+#else
+#define VN_MK_BODY(NB, NR, WS) VN(mk_body)(a, wb, wstep, Kb, out, ws, NB, NR, WS)
+#define VN_MK_BUF(NB, NR)
+#endif
 #define VN_MK(NB, NR)                                                                                                 \
     VN_TARGET static void VN(mk##NB##NR)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, __m256i *out) { \
-        VN(mk_body)(a, wb, wstep, Kb, out, NULL, NB, NR, 0);                                                          \
+        __m256i *ws = NULL;                                                                                           \
+        VN_MK_BODY(NB, NR, 0);                                                                                        \
     }                                                                                                                 \
     VN_TARGET static void VN(mk##NB##NR##s)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, __m256i *out, \
                                             __m256i *ws) {                                                            \
-        VN(mk_body)(a, wb, wstep, Kb, out, ws, NB, NR, 1);                                                            \
-    }
+        VN_MK_BODY(NB, NR, 1);                                                                                        \
+    }                                                                                                                 \
+    VN_MK_BUF(NB, NR)
 VN_MK(1, 1) VN_MK(1, 2) VN_MK(1, 3) VN_MK(1, 4) VN_MK(2, 1) VN_MK(2, 2) VN_MK(2, 3) VN_MK(2, 4)
 #undef VN_MK
+#undef VN_MK_BODY
+#undef VN_MK_BUF
+
+#if defined(DSE_VNNI_W4)
+/* The main W4 microkernels (16 channels x 4 columns, no weight sums) in assembly: compilers keep
+ * the 8 int16 sums, the 2 weight blocks, the table, mask and shift constants and the products
+ * poorly (gcc 12 spills three sums and reloads the mask every k-block). Registers: ymm0-3 the int16
+ * sums of columns 0-3 for channels 0-7, ymm4-7 for channels 8-15, ymm8/9 the two weight blocks as
+ * int8, ymm10 a column's broadcast, ymm11/15 products, ymm12 the sign table, ymm13 the nibble mask,
+ * ymm14 the lane shifts; the int32 sums live in out[], widened by vpmaddwd against 1s every 8
+ * k-blocks (the int16 bound, above). mk24x_asm expands each block from the packed weights (wstep: the
+ * second band's offset), mk24b_asm reads them expanded from VN(w4_expand)'s buffer ([kb][2][32]). The
+ * same operations, the same sums as mk_body(2, 4, no WS, BUF 0 / 1). */
+static const int8_t VN(w4_consts)[128] __attribute__((aligned(32))) = {
+    0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0,
+    1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0};
+
+#define VN_W4_LOAD_EXPAND                                                                  \
+        "vbroadcasti128 (%[w]), %%ymm8\n\t"                                                \
+        "vbroadcasti128 (%[w],%[ws]), %%ymm9\n\t"                                          \
+        "vpsrlvq %%ymm14, %%ymm8, %%ymm8\n\t"                                              \
+        "vpsrlvq %%ymm14, %%ymm9, %%ymm9\n\t"                                              \
+        "vpand %%ymm13, %%ymm8, %%ymm8\n\t"                                                \
+        "vpand %%ymm13, %%ymm9, %%ymm9\n\t"                                                \
+        "vpshufb %%ymm8, %%ymm12, %%ymm8\n\t"                                              \
+        "vpshufb %%ymm9, %%ymm12, %%ymm9\n\t"                                              \
+        "add $16, %[w]\n\t"
+#define VN_W4_LOAD_BUF                                                                     \
+        "vmovdqu (%[w]), %%ymm8\n\t"                                                       \
+        "vmovdqu 32(%[w]), %%ymm9\n\t"                                                     \
+        "add $64, %[w]\n\t"
+#define VN_W4_ASM(NAME, LOAD)                                                              \
+VN_TARGET static void VN(NAME)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, __m256i *out) { \
+    size_t cnt;                                                                            \
+    __asm__ volatile(                                                                      \
+        "vmovdqa (%[c]), %%ymm12\n\t"                                                      \
+        "vmovdqa 32(%[c]), %%ymm13\n\t"                                                    \
+        "vmovdqa 64(%[c]), %%ymm14\n\t"                                                    \
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"                                                 \
+        "vmovdqu %%ymm0, 0(%[out])\n\t"                                         \
+        "vmovdqu %%ymm0, 32(%[out])\n\t"                                         \
+        "vmovdqu %%ymm0, 64(%[out])\n\t"                                         \
+        "vmovdqu %%ymm0, 96(%[out])\n\t"                                         \
+        "vmovdqu %%ymm0, 128(%[out])\n\t"                                         \
+        "vmovdqu %%ymm0, 160(%[out])\n\t"                                         \
+        "vmovdqu %%ymm0, 192(%[out])\n\t"                                         \
+        "vmovdqu %%ymm0, 224(%[out])\n\t"                                         \
+        "test %[kb], %[kb]\n\t"                                                            \
+        "jz 3f\n"                                                                          \
+        "1:\n\t"                                                                           \
+        "mov $8, %[cnt]\n\t"                                                               \
+        "cmp %[cnt], %[kb]\n\t"                                                            \
+        "cmovb %[kb], %[cnt]\n\t"                                                          \
+        "sub %[cnt], %[kb]\n\t"                                                            \
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"                                      \
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"                                      \
+        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"                                      \
+        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"                                      \
+        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"                                      \
+        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"                                      \
+        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"                                      \
+        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"                                      \
+        ".p2align 4\n"                                                                     \
+        "2:\n\t"                                                                           \
+        LOAD                                                                               \
+        "vpbroadcastd 0(%[a]), %%ymm10\n\t"                                          \
+        "vpmaddubsw %%ymm8, %%ymm10, %%ymm11\n\t"                                        \
+        "vpmaddubsw %%ymm9, %%ymm10, %%ymm15\n\t"                                        \
+        "vpaddw %%ymm11, %%ymm0, %%ymm0\n\t"                                           \
+        "vpaddw %%ymm15, %%ymm4, %%ymm4\n\t"                                           \
+        "vpbroadcastd 4(%[a]), %%ymm10\n\t"                                          \
+        "vpmaddubsw %%ymm8, %%ymm10, %%ymm11\n\t"                                        \
+        "vpmaddubsw %%ymm9, %%ymm10, %%ymm15\n\t"                                        \
+        "vpaddw %%ymm11, %%ymm1, %%ymm1\n\t"                                           \
+        "vpaddw %%ymm15, %%ymm5, %%ymm5\n\t"                                           \
+        "vpbroadcastd 8(%[a]), %%ymm10\n\t"                                          \
+        "vpmaddubsw %%ymm8, %%ymm10, %%ymm11\n\t"                                        \
+        "vpmaddubsw %%ymm9, %%ymm10, %%ymm15\n\t"                                        \
+        "vpaddw %%ymm11, %%ymm2, %%ymm2\n\t"                                           \
+        "vpaddw %%ymm15, %%ymm6, %%ymm6\n\t"                                           \
+        "vpbroadcastd 12(%[a]), %%ymm10\n\t"                                          \
+        "vpmaddubsw %%ymm8, %%ymm10, %%ymm11\n\t"                                        \
+        "vpmaddubsw %%ymm9, %%ymm10, %%ymm15\n\t"                                        \
+        "vpaddw %%ymm11, %%ymm3, %%ymm3\n\t"                                           \
+        "vpaddw %%ymm15, %%ymm7, %%ymm7\n\t"                                           \
+        "add $16, %[a]\n\t"                                                                \
+        "dec %[cnt]\n\t"                                                                   \
+        "jnz 2b\n\t"                                                                       \
+        "vpmaddwd 96(%[c]), %%ymm0, %%ymm0\n\t"                                     \
+        "vpmaddwd 96(%[c]), %%ymm1, %%ymm1\n\t"                                     \
+        "vpmaddwd 96(%[c]), %%ymm2, %%ymm2\n\t"                                     \
+        "vpmaddwd 96(%[c]), %%ymm3, %%ymm3\n\t"                                     \
+        "vpmaddwd 96(%[c]), %%ymm4, %%ymm4\n\t"                                     \
+        "vpmaddwd 96(%[c]), %%ymm5, %%ymm5\n\t"                                     \
+        "vpmaddwd 96(%[c]), %%ymm6, %%ymm6\n\t"                                     \
+        "vpmaddwd 96(%[c]), %%ymm7, %%ymm7\n\t"                                     \
+        "vpaddd 0(%[out]), %%ymm0, %%ymm0\n\t"                                 \
+        "vpaddd 32(%[out]), %%ymm1, %%ymm1\n\t"                                 \
+        "vpaddd 64(%[out]), %%ymm2, %%ymm2\n\t"                                 \
+        "vpaddd 96(%[out]), %%ymm3, %%ymm3\n\t"                                 \
+        "vpaddd 128(%[out]), %%ymm4, %%ymm4\n\t"                                 \
+        "vpaddd 160(%[out]), %%ymm5, %%ymm5\n\t"                                 \
+        "vpaddd 192(%[out]), %%ymm6, %%ymm6\n\t"                                 \
+        "vpaddd 224(%[out]), %%ymm7, %%ymm7\n\t"                                 \
+        "vmovdqu %%ymm0, 0(%[out])\n\t"                                       \
+        "vmovdqu %%ymm1, 32(%[out])\n\t"                                       \
+        "vmovdqu %%ymm2, 64(%[out])\n\t"                                       \
+        "vmovdqu %%ymm3, 96(%[out])\n\t"                                       \
+        "vmovdqu %%ymm4, 128(%[out])\n\t"                                       \
+        "vmovdqu %%ymm5, 160(%[out])\n\t"                                       \
+        "vmovdqu %%ymm6, 192(%[out])\n\t"                                       \
+        "vmovdqu %%ymm7, 224(%[out])\n\t"                                       \
+        "test %[kb], %[kb]\n\t"                                                            \
+        "jnz 1b\n"                                                                         \
+        "3:\n\t"                                                                           \
+        : [w] "+r"(wb), [a] "+r"(a), [kb] "+r"(Kb), [cnt] "=&r"(cnt)                       \
+        : [out] "r"(out), [ws] "r"(wstep), [c] "r"(VN(w4_consts))                          \
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", \
+          "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");                             \
+}
+VN_W4_ASM(mk24x_asm, VN_W4_LOAD_EXPAND)
+VN_W4_ASM(mk24b_asm, VN_W4_LOAD_BUF)
+#undef VN_W4_ASM
+#undef VN_W4_LOAD_EXPAND
+#undef VN_W4_LOAD_BUF
+#undef VN_W4_CONSTS
+#endif
 
 VN_TARGET static void VN(mk)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, int nb, int nr, __m256i *out,
                              __m256i *ws) {
@@ -218,6 +546,22 @@ VN_TARGET static void VN(mk)(const uint8_t *a, const int8_t *wb, size_t wstep, s
         if (ws) VN(mk##NB##NR##s)(a, wb, wstep, Kb, out, ws);                \
         else VN(mk##NB##NR)(a, wb, wstep, Kb, out);                          \
         return;
+#if defined(DSE_VNNI_W4)   /* wstep 0: the band's weights expanded in a buffer (VN(w4_expand)), ws NULL */
+#define VN_MK_BCASE(NB, NR) case NB * 10 + NR: VN(mk##NB##NR##b)(a, wb, Kb, out); return;
+    if (nb == 2 && nr == 4 && !ws) {
+        if (wstep) VN(mk24x_asm)(a, wb, wstep, Kb, out);
+        else VN(mk24b_asm)(a, wb, wstep, Kb, out);
+        return;
+    }
+    if (!wstep) {
+        switch (nb * 10 + nr) {
+            VN_MK_BCASE(1, 1) VN_MK_BCASE(1, 2) VN_MK_BCASE(1, 3) VN_MK_BCASE(1, 4)
+            VN_MK_BCASE(2, 1) VN_MK_BCASE(2, 2) VN_MK_BCASE(2, 3) VN_MK_BCASE(2, 4)
+        default: return;
+        }
+    }
+#undef VN_MK_BCASE
+#endif
     switch (nb * 10 + nr) {
         VN_MK_CASE(1, 1) VN_MK_CASE(1, 2) VN_MK_CASE(1, 3) VN_MK_CASE(1, 4)
         VN_MK_CASE(2, 1) VN_MK_CASE(2, 2) VN_MK_CASE(2, 3) VN_MK_CASE(2, 4)
@@ -238,7 +582,21 @@ typedef struct VN(gemm) {
     void *y;
     size_t ys_r, ys_p;
     size_t r_begin, r_end;       /* the rows (multiples of 8, or R) this part computes */
+#if defined(DSE_VNNI_W4)
+    size_t wbuf_off;             /* the expanded-weights buffer's offset in the worker's scratch (0: none) */
+    int8_t *wbuf;                /* the task's buffer, or NULL */
+#endif
 } VN(gemm);
+
+#if defined(DSE_VNNI_W4)
+/* the buffer offset a node's kernel uses (its check's decision: the accepted scratch holds it) */
+static size_t VN(w4_wbuf)(const dse_node *n, size_t K, size_t P) {
+    return n->scratch >= VC(w4_buf_need)(K, P) ? VC(w4_buf_off)(K, P) : 0;
+}
+#define VN_SET_WBUF(G, a) (G).wbuf = (G).wbuf_off ? (int8_t *)(a) + (G).wbuf_off : NULL
+#else
+#define VN_SET_WBUF(G, a) (void)0
+#endif
 
 static void VN(part_rows)(VN(gemm) *G, size_t chunk, size_t split) {
     const size_t bands = (G->R + 7) / 8, per = (bands + split - 1) / split;
@@ -248,12 +606,21 @@ static void VN(part_rows)(VN(gemm) *G, size_t chunk, size_t split) {
 
 /* Y[:, p0 + 0..T-1] for the rows [G->r_begin, G->r_end) from the packed byte tile a (T columns). */
 VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t T, size_t p0) {
-    const size_t Kp = G->Kb * 4, wstep = G->Kb * 32;
+    const size_t Kp = G->Kb * 4, wstep = G->Kb * VN_WBLK;
     const dse_i8_out *o = G->o;
     const __m256i zc = _mm256_set1_epi32(128 + o->zp_in);
     for (size_t r0 = G->r_begin; r0 < G->r_end; r0 += 16) {
         const int nb = G->r_end - r0 > 8 ? 2 : 1;
         const int8_t *wb = G->w + (r0 / 8) * wstep;
+        size_t wst = wstep;
+        int have_ws = 0;
+        __m256i wsum[2];
+#if defined(DSE_VNNI_W4)
+        if (G->wbuf) {   /* the band expanded once for all the tile's column groups, with its sums */
+            VN(w4_expand)(wb, wstep, G->Kb, nb, G->wbuf, wsum);
+            wb = G->wbuf, wst = 0, have_ws = 1;
+        }
+#endif
         avx2_i8_rq q[2];
         __m256i bias[2], fb[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         __m256 fscale[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -271,12 +638,13 @@ VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t 
             memcpy(&bias[b], bv, 32);
             fscale[b] = _mm256_loadu_ps(sv);
             avx2_i8_rq_init(&q[b], o, ch, nc[b]);
+            if (have_ws) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, wsum[b]));
         }
         for (size_t c0 = 0; c0 < T; c0 += 4) {
             const int nr = T - c0 < 4 ? (int)(T - c0) : 4;
             __m256i acc[8], ws[2];
-            VN(mk)(a + c0 * Kp, wb, wstep, G->Kb, nb, nr, acc, c0 ? NULL : ws);
-            if (!c0)   /* fb = bias - (128 + zp_in) * sum_k w (wrapping: the total is exact) */
+            VN(mk)(a + c0 * Kp, wb, wst, G->Kb, nb, nr, acc, c0 || have_ws ? NULL : ws);
+            if (!c0 && !have_ws)   /* fb = bias - (128 + zp_in) * sum_k w (wrapping: the total is exact) */
                 for (int b = 0; b < nb; b++) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, ws[b]));
             for (int b = 0; b < nb; b++) {
                 __m256i v[4];
@@ -363,17 +731,23 @@ VN_TARGET static void VN(rows_task)(void *arg, size_t begin, size_t end, unsigne
         const size_t tile = t / J->split, r0 = tile * J->T, T = J->rows - r0 < J->T ? J->rows - r0 : J->T;
         if (tile != packed) VN(pack_rows)(a, J->x, J->G.K, r0, T), packed = tile;
         VN(gemm) G = J->G;
+        VN_SET_WBUF(G, a);
         VN(part_rows)(&G, t % J->split, J->split);
         VN(gemm_tile)(&G, a, T, r0);
     }
 }
 
 /* rows x K times the packed W[N][K] (layout 1 or 2) */
-VN_TARGET static void VN(rows)(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N,
-                               const int32_t *bias, const dse_i8_out *o, void *y) {
+VN_TARGET static void VN(rows)(const dse_ctx *cx, const dse_node *n, const int8_t *x, size_t rows, size_t K,
+                               const int8_t *w, size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
     VN(rows_job) J;
     J.G.w = w, J.G.R = N, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.bias = bias, J.G.o = o, J.G.y = y;
     J.G.ys_r = 1, J.G.ys_p = N;
+#if defined(DSE_VNNI_W4)
+    J.G.wbuf_off = VN(w4_wbuf)(n, K, rows);
+#else
+    (void)n;
+#endif
     J.cx = cx, J.x = x, J.rows = rows, J.T = rows < DSE_I8_PACK_TILE ? rows : DSE_I8_PACK_TILE;
     const size_t tiles = (rows + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, tiles, N);
@@ -385,7 +759,7 @@ VN_TARGET void VN_KERNEL(dse_i8_gemm)(const dse_model *m, const dse_node *n, uin
     dse_i8_out o;
     dse_why why;
     dse_i8_out_params(m, n, y->dims[1], &o, &why);
-    VN(rows)(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
+    VN(rows)(cx, n, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
              dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
 
@@ -395,7 +769,7 @@ VN_TARGET void VN_KERNEL(dse_i8_matmul)(const dse_model *m, const dse_node *n, u
     dse_i8_out o;
     dse_why why;
     dse_i8_out_params(m, n, N, &o, &why);
-    VN(rows)(cx, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
+    VN(rows)(cx, n, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
              dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
 
@@ -468,6 +842,7 @@ VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigne
         const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
         if (u != packed) VN(pack_conv)(a, J, J->x + b * (size_t)J->C * isz, p0, T), packed = u;
         VN(gemm) G = J->G;
+        VN_SET_WBUF(G, a);
         VN(part_rows)(&G, t % J->split, J->split);
         G.y = J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P);
         VN(gemm_tile)(&G, a, T, p0);
@@ -492,9 +867,22 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     }
     VN(conv_job) J;
     const size_t K = wt->numel / O;
+#if defined(DSE_VNNI_W4)
+    {   /* small-K 1x1: the pixels-in-lanes form (the check's condition) */
+        int direct = 1;
+        for (int i = 0; i < 3; i++) direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
+        if (direct && avx2_i8_trans_k(K, P)) {
+            dse_i8_conv_trans_w4_run_avx2(m, n, arena, cx, &o, &g);
+            return;
+        }
+    }
+#endif
     J.G.w = dse__data(m, arena, n->in[1]), J.G.R = O, J.G.K = K, J.G.Kb = (K + 3) / 4;
     J.G.bias = dse__data(m, arena, n->in[2]), J.G.o = &o, J.G.y = dse__data(m, arena, n->out[0]);
     J.G.ys_r = P, J.G.ys_p = 1;
+#if defined(DSE_VNNI_W4)
+    J.G.wbuf_off = VN(w4_wbuf)(n, K, P);
+#endif
     J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
     J.T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
     J.direct = 1;
@@ -508,7 +896,10 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
 #undef VN_KERNEL
 #undef VN_TARGET
 #undef VN_DPBUSD
+#undef VN_WBLK
+#undef VN_SET_WBUF
 #undef VC
 #undef VC_CHECK
+#undef VC_REF_CHECK
 
 #endif

@@ -155,9 +155,29 @@ static inline int32_t w4_at(const uint8_t *row, size_t k) {
     return (((k & 1) ? b >> 4 : b & 15) ^ 8) - 8;
 }
 
+/* Row r of int4 weights: rows of ceil(K/2) bytes (layouts 3/4), or in the N8K4 blocks of layouts
+ * 6/7 (internal.h: byte ((r/8)*Kb + k/4)*16 + (r%4)*4 + k%4, nibble (r%8)/4): p is the row's byte
+ * for k = 0 and shift its nibble. */
+typedef struct {
+    const uint8_t *p;
+    int shift, blocked;
+} w4_row;
+
+static inline w4_row w4_row_of(const uint8_t *w, int blocked, size_t K, size_t r) {
+    w4_row rw = {w + r * ((K + 1) / 2), 0, 0};
+    if (blocked) rw.p = w + (r >> 3) * ((K + 3) / 4) * 16 + (r & 3) * 4, rw.shift = (r & 4) ? 4 : 0, rw.blocked = 1;
+    return rw;
+}
+
+static inline int32_t w4_get(const w4_row *rw, size_t k) {
+    if (!rw->blocked) return w4_at(rw->p, k);
+    return (((rw->p[(k >> 2) * 16 + (k & 3)] >> rw->shift) & 15) ^ 8) - 8;
+}
+
 typedef struct {
     const int8_t *x;
     const uint8_t *w;
+    int blocked;         /* layouts 6/7 */
     const int8_t *mul;   /* NULL: per channel; else mul[oc * G + k / group] */
     size_t group, G;
     const int32_t *bias;
@@ -179,14 +199,14 @@ static void loops_w4_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker)
     const long long C = j->C, O = j->O, Cg = j->Cg, Og = O / (C / Cg);
     const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OD = g->out[0], OH = g->out[1], OW = g->out[2];
     const long long KD = g->k[0], KH = g->k[1], KW = g->k[2], KS = KD * KH * KW, sw = g->s[2], dw = g->d[2];
-    const size_t Kh = (size_t)(Cg * KS + 1) / 2;
+    const size_t K = (size_t)(Cg * KS);
     const int zp = o->zp_in;
     size_t idx = r0 * (size_t)OW;
     for (size_t r = r0; r < r1; r++) {
         const long long oh = (long long)(r % (size_t)OH), od = (long long)(r / (size_t)OH % (size_t)OD);
         const long long boc = (long long)(r / ((size_t)OH * (size_t)OD)), oc = boc % O, b = boc / O;
         const int8_t *xg = x + (b * C + oc / Og * Cg) * ID * IH * IW;
-        const uint8_t *wo = j->w + (size_t)oc * Kh;
+        const w4_row wo = w4_row_of(j->w, j->blocked, K, (size_t)oc);
         const int8_t *mo = j->mul ? j->mul + (size_t)oc * j->G : NULL;
         for (long long ow0 = 0; ow0 < OW; ow0 += TILE) {
             const long long tn = OW - ow0 < TILE ? OW - ow0 : TILE;
@@ -202,7 +222,7 @@ static void loops_w4_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker)
                         const long long k0 = ((ci * KD + kd) * KH + kh) * KW;
                         for (long long kw = 0; kw < KW; kw++) {
                             const size_t k = (size_t)(k0 + kw);
-                            const int32_t wv = w4_at(wo, k) * (mo ? (int32_t)mo[k / j->group] : 1);
+                            const int32_t wv = w4_get(&wo, k) * (mo ? (int32_t)mo[k / j->group] : 1);
                             const long long off = kw * dw - g->pb[2];
                             long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
                             long long hi = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / sw + 1;
@@ -219,11 +239,11 @@ static void loops_w4_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker)
     }
 }
 
-void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, const int8_t *mul, size_t group,
+void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, int blocked, const int8_t *mul, size_t group,
                       const int32_t *bias, void *y, const dse_i8_out *o, const dse_i8_geom *g, long long N, long long C,
                       long long O, long long Cg) {
     const size_t K = (size_t)(Cg * g->k[0] * g->k[1] * g->k[2]);
-    loops_w4_conv_job j = {x, w, mul, group, group ? (K + group - 1) / group : 1, bias, y, o, g, C, O, Cg};
+    loops_w4_conv_job j = {x, w, blocked, mul, group, group ? (K + group - 1) / group : 1, bias, y, o, g, C, O, Cg};
     const size_t rows = (size_t)(N * O * g->out[0] * g->out[1]);
     dse__parallel(cx, rows, loops_grain((size_t)g->out[2] * K), loops_w4_conv_rows, &j);
 }
@@ -231,6 +251,7 @@ void dse_w4_conv_loop(const dse_ctx *cx, const int8_t *x, const uint8_t *w, cons
 typedef struct {
     const int8_t *x;
     const uint8_t *w;
+    int blocked;
     const int8_t *mul;
     size_t group, G, K, N, nb;
     const int32_t *bias;
@@ -243,18 +264,22 @@ typedef struct {
 static void loops_w4_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker) {
     (void)worker;
     const loops_w4_gemm_job *jb = arg;
-    const size_t K = jb->K, N = jb->N, Kh = (K + 1) / 2, gs = jb->mul ? jb->group : K;
+    const size_t K = jb->K, N = jb->N, gs = jb->mul ? jb->group : K;
     const int32_t zp = jb->o->zp_in;
     for (size_t i = i0; i < i1; i++) {
         const size_t r = i / jb->nb, j0 = i % jb->nb * TILE, tn = N - j0 < TILE ? N - j0 : TILE;
         const int8_t *xr = jb->x + r * K;
         for (size_t j = j0; j < j0 + tn; j++) {
-            const uint8_t *wr = jb->w + j * Kh;
+            const w4_row wr = w4_row_of(jb->w, jb->blocked, K, j);
             int32_t acc = 0;
             for (size_t k0 = 0, gi = 0; k0 < K; k0 += gs, gi++) {
                 const size_t k1 = K - k0 < gs ? K : k0 + gs;
                 int32_t part = 0;
-                for (size_t k = k0; k < k1; k++) part += ((int32_t)xr[k] - zp) * w4_at(wr, k);
+                if (wr.blocked)
+                    for (size_t k = k0; k < k1; k++)
+                        part += ((int32_t)xr[k] - zp) * (((((int32_t)wr.p[(k >> 2) * 16 + (k & 3)] >> wr.shift) & 15) ^ 8) - 8);
+                else
+                    for (size_t k = k0; k < k1; k++) part += ((int32_t)xr[k] - zp) * w4_at(wr.p, k);
                 acc += jb->mul ? (int32_t)jb->mul[j * jb->G + gi] * part : part;
             }
             dse_i8_store(jb->o, jb->y, r * N + j, j, (int64_t)acc + jb->bias[j]);
@@ -262,9 +287,9 @@ static void loops_w4_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker)
     }
 }
 
-void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w, const int8_t *mul,
-                      size_t group, size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
-    loops_w4_gemm_job j = {x, w, mul, group, group ? (K + group - 1) / group : 1, K, N, (N + TILE - 1) / TILE, bias, o, y};
+void dse_w4_gemm_rows(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const uint8_t *w, int blocked,
+                      const int8_t *mul, size_t group, size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
+    loops_w4_gemm_job j = {x, w, blocked, mul, group, group ? (K + group - 1) / group : 1, K, N, (N + TILE - 1) / TILE, bias, o, y};
     dse__parallel(cx, rows * j.nb, loops_grain(K * (N < TILE ? N : TILE)), loops_w4_gemm_part, &j);
 }
 
