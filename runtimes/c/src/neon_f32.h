@@ -27,7 +27,7 @@
  * clip to [0, 1] by fmax then fmin (a NaN propagates as np.clip keeps it; v = x/6 + 0.5 is never -0,
  * so fmax's +0 > -0 never differs from REF's compare), times x; not canonical. The NEON HardSwish
  * (kernels/neon/unary.c, an exact kernel kept with -DDSE_REF_FLOAT) and the fused `act_fn` 1
- * (dse__neon_act_fn) both use it. */
+ * (dse__neon_act_fn, below) both use it. */
 static inline float32x4_t dse__neon_hardswish(float32x4_t x) {
     float32x4_t v = vaddq_f32(vmulq_f32(x, vdupq_n_f32((float)(1.0 / 6.0))), vdupq_n_f32(0.5f));
     v = vminq_f32(vdupq_n_f32(1.0f), vmaxq_f32(vdupq_n_f32(0.0f), v));
@@ -49,14 +49,6 @@ static inline float32x4_t dse__neon_hardswish(float32x4_t x) {
 DSE_NEON_AI float32x4_t dse__neon_clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
     v = vbslq_f32(vcltq_f32(v, lo), lo, v);
     return vbslq_f32(vcgtq_f32(v, hi), hi, v);
-}
-
-/* A fused activation function (INT act_fn, internal.h; fn != 0) of 4 outputs after the clamp, NaN
- * canonical: the separate float32 node's bytes (HardSwish: dse__neon_hardswish). */
-DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) {
-    (void)fn;   /* DSE_ACT_FN_HARDSWISH, the only one (the checks take no other) */
-    const float32x4_t v = dse__neon_hardswish(x);
-    return vbslq_f32(vceqq_f32(v, v), v, vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
 }
 
 /* C[i, j] for i in [i0, i1), j in [j0, j1) by the dse_sgemm contract (src/internal.h) without
@@ -109,6 +101,27 @@ DSE_INTERNAL void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, 
 #define VM_ISNAN(a) vmvnq_u32(vceqq_f32(a, a))
 #include "vec_mathf.h"
 #undef VM_BITS_
+
+/* SiLU x * sigmoid(x) of N vectors (x and y distinct) with the bytes of the NEON Sigmoid kernel
+ * (unary.c: dse__neon_sigmoid_n, the AVX2 kernel's bytes) then the Mul kernel (binary.c: one fmul,
+ * the same for either operand order unless a lane is NaN, and then both are); not canonical. The
+ * fused `act_fn` 2 of the float Conv kernels (dse__neon_act_fn). */
+DSE_NEON_AI void dse__neon_silu_n(const int N, const float32x4_t *x, float32x4_t *y) {
+    dse__neon_sigmoid_n(N, x, y);
+    DSE_NEON_UNROLL for (int v_ = 0; v_ < N; v_++) y[v_] = vmulq_f32(x[v_], y[v_]);
+}
+
+/* A fused activation function (INT act_fn, internal.h; fn != 0) of 4 outputs after the clamp, NaN
+ * canonical: the separate float32 nodes' bytes as the NEON kernels give them (HardSwish:
+ * dse__neon_hardswish, REF's bytes; SiLU: dse__neon_silu_n). */
+DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) {
+    float32x4_t v;
+    if (fn == DSE_ACT_FN_SILU) dse__neon_silu_n(1, &x, &v);
+    else v = dse__neon_hardswish(x);   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */
+    return vbslq_f32(vceqq_f32(v, v), v, vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
+}
+/* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
+DSE_NEON_AI float dse__neon_act_fn1(int fn, float x) { return vgetq_lane_f32(dse__neon_act_fn(fn, vdupq_n_f32(x)), 0); }
 
 #else
 #define DSE_NEON_F32 0

@@ -39,7 +39,8 @@ int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom
         return 1;
     }
     why->scratch_plan = dse__conv_f32_scratch_plan(g);   /* the direct and the Winograd variants' */
-    why->act_fns = DSE_ACT_FNS_CONV;   /* every path applies it (the SGEMM epilogue, DW, DW8, Winograd) */
+    why->act_fns = dse__act_fns(m, 1);   /* every path applies it (the SGEMM epilogue, DW, DW8, Winograd):
+                                          * dse__avx2_act_fn, SiLU with the AVX2 Sigmoid's bytes */
     return 0;
 }
 

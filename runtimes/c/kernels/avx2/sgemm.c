@@ -235,7 +235,7 @@ DSE_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
         v = v + (g->cmode == 2 ? c * g->beta : c);
     }
     if (g->act) { v = v < g->lo ? g->lo : v; v = v > g->hi ? g->hi : v; }
-    if (g->act_fn) v = dse__act_fnf(g->act_fn, v);
+    if (g->act_fn) v = dse__avx2_act_fn1(g->act_fn, v);
     g->C[i * g->ldc + j] = v;
 }
 

@@ -72,7 +72,8 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
     const size_t plan = dse__conv_f32_plan(&g, &pl);
     const int path = neon_cf_path(&g);
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* what the exporter plans: every float Conv variant's */
-    why->act_fns = DSE_ACT_FNS_CONV;   /* every path applies it (the SGEMM epilogue, DW) */
+    why->act_fns = dse__act_fns(m, 1);   /* every path applies it (the SGEMM epilogue, DW): dse__neon_act_fn,
+                                          * SiLU with the NEON Sigmoid's bytes */
     if (path == NEON_CF_DW) {
         why->scratch = 0;
         return 0;
@@ -127,7 +128,7 @@ static float neon_cf_dw_px(const neon_cf_job *j, const float *xc, const float *w
     }
     float v = j->b ? acc + bias : acc;
     if (j->act) { v = v < j->lo ? j->lo : v; v = v > j->hi ? j->hi : v; }
-    if (j->act_fn) v = dse__act_fnf(j->act_fn, v);
+    if (j->act_fn) v = dse__neon_act_fn1(j->act_fn, v);
     return v;
 }
 

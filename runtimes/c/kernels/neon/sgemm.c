@@ -232,7 +232,7 @@ static DSE_NOINLINE void neon_sg_dot_flush(const dse_sgemm *g, const float *v, s
                 x = x + (g->cmode == 2 ? cv * g->beta : cv);
             }
             if (g->act) { x = x < g->lo ? g->lo : x; x = x > g->hi ? g->hi : x; }
-            if (g->act_fn) x = dse__act_fnf(g->act_fn, x);
+            if (g->act_fn) x = dse__neon_act_fn1(g->act_fn, x);
             g->C[(i + r) * g->ldc + j + c] = x;
         }
 }
