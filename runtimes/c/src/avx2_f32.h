@@ -130,14 +130,52 @@ DSE_AI void dse__avx2_silu_n(const int N, const __m256 *x, __m256 *y) {
     DSE_VL(N) y[v_] = _mm256_mul_ps(x[v_], y[v_]);
 }
 
-/* A fused activation function (INT act_fn, internal.h; fn != 0) of 8 outputs after the clamp, NaN
- * canonical: the separate float32 nodes' bytes as the AVX2 kernels give them (HardSwish:
- * dse__avx2_hardswish, REF's bytes; SiLU: dse__avx2_silu_n). */
-DSE_AI __m256 dse__avx2_act_fn(int fn, __m256 x) {
-    __m256 v;
-    if (fn == DSE_ACT_FN_SILU) dse__avx2_silu_n(1, &x, &v);
-    else v = dse__avx2_hardswish(x);   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */
-    return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+/* A fused activation function (INT act_fn, internal.h; fn != 0) of N vectors of outputs after the
+ * clamp, in place, NaN canonical: the separate float32 nodes' bytes as the AVX2 kernels give them
+ * (HardSwish: dse__avx2_hardswish, REF's bytes; SiLU: dse__avx2_silu_n, 4 vectors at a time as the
+ * Sigmoid kernel takes them, so that their long dependency chains interleave). N: a constant after
+ * inlining (an epilogue's register tile). */
+DSE_AI void dse__avx2_act_fn_n(int fn, const int N, __m256 *v) {
+    if (fn == DSE_ACT_FN_SILU) {
+        DSE_UNROLL
+        for (int k = 0; k < N; k += 4) {
+            const int n = N - k < 4 ? N - k : 4;
+            __m256 y[4];
+            dse__avx2_silu_n(n, v + k, y);
+            DSE_UNROLL
+            for (int q = 0; q < n; q++) v[k + q] = y[q];
+        }
+    } else {   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */
+        DSE_UNROLL
+        for (int k = 0; k < N; k++) v[k] = dse__avx2_hardswish(v[k]);
+    }
+    DSE_UNROLL
+    for (int k = 0; k < N; k++)
+        v[k] = _mm256_blendv_ps(v[k], _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
+}
+/* The same of one vector. */
+DSE_AI __m256 dse__avx2_act_fn(int fn, __m256 x) { dse__avx2_act_fn_n(fn, 1, &x); return x; }
+/* The same of n vectors of 8 floats at buf (32-byte aligned), in place: SiLU's code once for every
+ * epilogue that calls it (sgemm.c), 4 vectors at a time. */
+DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_buf(int fn, size_t n, float *buf);
+/* The same of y[0 .. n) in place (any alignment): a post-pass over an output the caller just wrote
+ * and that is still in L1/L2 (the depthwise paths, conv.c). */
+DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_row(int fn, float *y, size_t n);
+/* The fused activation function of an epilogue's register tile v[0 .. N) (N <= 16, a constant after
+ * inlining): HardSwish inline; SiLU through dse__avx2_act_fn_buf, as the sigmoid's ~30 operations on
+ * 4 vectors at a time do not fit in the registers beside a tile (inlined into every tile shape, it
+ * was slower than the separate Sigmoid kernel). */
+DSE_AI void dse__avx2_act_fn_tile(int fn, const int N, __m256 *v) {
+    if (fn != DSE_ACT_FN_SILU) {
+        dse__avx2_act_fn_n(fn, N, v);
+        return;
+    }
+    __attribute__((aligned(32))) float buf[16 * 8];
+    DSE_UNROLL
+    for (int q = 0; q < N; q++) _mm256_store_ps(buf + 8 * q, v[q]);
+    dse__avx2_act_fn_buf(fn, (size_t)N, buf);
+    DSE_UNROLL
+    for (int q = 0; q < N; q++) v[q] = _mm256_load_ps(buf + 8 * q);
 }
 /* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
 DSE_AI float dse__avx2_act_fn1(int fn, float x) { return _mm256_cvtss_f32(dse__avx2_act_fn(fn, _mm256_set1_ps(x))); }

@@ -111,15 +111,29 @@ DSE_NEON_AI void dse__neon_silu_n(const int N, const float32x4_t *x, float32x4_t
     DSE_NEON_UNROLL for (int v_ = 0; v_ < N; v_++) y[v_] = vmulq_f32(x[v_], y[v_]);
 }
 
-/* A fused activation function (INT act_fn, internal.h; fn != 0) of 4 outputs after the clamp, NaN
- * canonical: the separate float32 nodes' bytes as the NEON kernels give them (HardSwish:
- * dse__neon_hardswish, REF's bytes; SiLU: dse__neon_silu_n). */
-DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) {
-    float32x4_t v;
-    if (fn == DSE_ACT_FN_SILU) dse__neon_silu_n(1, &x, &v);
-    else v = dse__neon_hardswish(x);   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */
-    return vbslq_f32(vceqq_f32(v, v), v, vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
+/* A fused activation function (INT act_fn, internal.h; fn != 0) of N vectors of outputs after the
+ * clamp, in place, NaN canonical: the separate float32 nodes' bytes as the NEON kernels give them
+ * (HardSwish: dse__neon_hardswish, REF's bytes; SiLU: dse__neon_silu_n, 4 vectors at a time as the
+ * Sigmoid kernel takes them, so that their long dependency chains interleave). */
+DSE_NEON_AI void dse__neon_act_fn_n(int fn, const int N, float32x4_t *v) {
+    if (fn == DSE_ACT_FN_SILU) {
+        DSE_NEON_UNROLL
+        for (int k = 0; k < N; k += 4) {
+            const int n = N - k < 4 ? N - k : 4;
+            float32x4_t y[4];
+            dse__neon_silu_n(n, v + k, y);
+            for (int q = 0; q < n; q++) v[k + q] = y[q];
+        }
+    } else {   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */
+        for (int k = 0; k < N; k++) v[k] = dse__neon_hardswish(v[k]);
+    }
+    for (int k = 0; k < N; k++) v[k] = vbslq_f32(vceqq_f32(v[k], v[k]), v[k], vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
 }
+/* The same of one vector. */
+DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) { dse__neon_act_fn_n(fn, 1, &x); return x; }
+/* The same of y[0 .. n) in place: a post-pass over outputs the caller just wrote, while they are in
+ * L1/L2 (kernels/neon/sgemm.c: its epilogues; conv_f32.c: the depthwise planes), 4 vectors at a time. */
+DSE_INTERNAL void dse__neon_act_fn_row(int fn, float *y, size_t n);
 /* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
 DSE_NEON_AI float dse__neon_act_fn1(int fn, float x) { return vgetq_lane_f32(dse__neon_act_fn(fn, vdupq_n_f32(x)), 0); }
 

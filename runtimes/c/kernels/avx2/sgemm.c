@@ -21,7 +21,8 @@
 
 
 
-/* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j. */
+/* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j, but the fused
+ * activation function (sgemm_tile applies it to the whole tile: dse__avx2_act_fn_n). */
 DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
     if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));
@@ -32,13 +33,12 @@ DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t
         v = _mm256_add_ps(v, cv);
     }
     if (g->act) v = _mm256_min_ps(_mm256_set1_ps(g->hi), _mm256_max_ps(_mm256_set1_ps(g->lo), v));
-    if (g->act_fn) v = dse__avx2_act_fn(g->act_fn, v);
     return v;
 }
 
+/* Stores one finished C row segment. */
 DSE_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     float *c = g->C + i * g->ldc + j;
-    v = sgemm_epi(g, v, i, j, nl);
     if (nl >= 8) { _mm256_storeu_ps(c, v); return; }
     float t[8];   /* not vmaskmovps: microcoded, ~10x slower than this on AMD Zen */
     _mm256_storeu_ps(t, v);
@@ -50,7 +50,6 @@ DSE_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t
  * starts at row jr, column jo. */
 DSE_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
     float *c = g->C + i * g->ldc;
-    v = sgemm_epi(g, v, i, 0, nl);
     if (jo + nl <= g->cv && nl == 8) { _mm256_storeu_ps(c + jr * g->cv + jo, v); return; }
     float t[8];
     _mm256_storeu_ps(t, v);
@@ -58,6 +57,39 @@ DSE_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, s
         size_t r = jr, o = jo + l;
         while (o >= g->cw) o -= g->cw, r++;
         if (o < g->cv) c[r * g->cv + o] = t[l];
+    }
+}
+
+void dse__avx2_act_fn_buf(int fn, size_t n, float *buf) {
+    size_t q = 0;
+    for (; q + 4 <= n; q += 4) {
+        __m256 v[4];
+        DSE_UNROLL
+        for (int k = 0; k < 4; k++) v[k] = _mm256_load_ps(buf + 8 * (q + (size_t)k));
+        dse__avx2_act_fn_n(fn, 4, v);
+        DSE_UNROLL
+        for (int k = 0; k < 4; k++) _mm256_store_ps(buf + 8 * (q + (size_t)k), v[k]);
+    }
+    for (; q < n; q++) _mm256_store_ps(buf + 8 * q, dse__avx2_act_fn(fn, _mm256_load_ps(buf + 8 * q)));
+}
+
+void dse__avx2_act_fn_row(int fn, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 v[4];
+        DSE_UNROLL
+        for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(y + i + 8 * (size_t)k);
+        dse__avx2_act_fn_n(fn, 4, v);
+        DSE_UNROLL
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + i + 8 * (size_t)k, v[k]);
+    }
+    for (; i < n; i += 8) {   /* the last < 32 floats through a buffer (no masked load/store) */
+        float t[8] = {0};
+        const size_t c = n - i < 8 ? n - i : 8;
+        for (size_t k = 0; k < c; k++) t[k] = y[i + k];
+        const __m256 v = dse__avx2_act_fn(fn, _mm256_loadu_ps(t));
+        _mm256_storeu_ps(t, v);
+        for (size_t k = 0; k < c; k++) y[i + k] = t[k];
     }
 }
 
@@ -109,20 +141,31 @@ DSE_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int 
         }
         a += sak;
     }
+    /* the epilogue of the tile, o[r * (W / 8) + h]: row r, columns 8h .. 8h + 7 (of a W = 16 tile
+     * with nr <= 8 the second half is never stored); then the fused activation function of all
+     * of it at once (SiLU's chains interleave) */
+    const int NV = W / 8;
+    __m256 o[12];
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++) {
+        o[r * NV] = sgemm_epi(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
+        if (W == 16) o[r * NV + 1] = nr > 8 ? sgemm_epi(g, c1[r], i + r, j + 8, nr - 8) : c1[r];
+    }
+    if (g->act_fn) dse__avx2_act_fn_tile(g->act_fn, MR * NV, o);
     if (g->cw) {
         size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 8;
         while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
         DSE_UNROLL
         for (int r = 0; r < MR; r++) {
-            sgemm_store_map(g, c0[r], i + r, jr, jo, nr > 8 ? 8 : nr);
-            if (W == 16 && nr > 8) sgemm_store_map(g, c1[r], i + r, jr1, jo1, nr - 8);
+            sgemm_store_map(g, o[r * NV], i + r, jr, jo, nr > 8 ? 8 : nr);
+            if (W == 16 && nr > 8) sgemm_store_map(g, o[r * NV + 1], i + r, jr1, jo1, nr - 8);
         }
         return;
     }
     DSE_UNROLL
     for (int r = 0; r < MR; r++) {
-        sgemm_store(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
-        if (W == 16 && nr > 8) sgemm_store(g, c1[r], i + r, j + 8, nr - 8);
+        sgemm_store(g, o[r * NV], i + r, j, nr > 8 ? 8 : nr);
+        if (W == 16 && nr > 8) sgemm_store(g, o[r * NV + 1], i + r, j + 8, nr - 8);
     }
 }
 

@@ -177,13 +177,16 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                 y[1][1] = _mm256_sub_ps(_mm256_sub_ps(r1[1], r1[2]), r1[3]);
                 const size_t ow0 = 2 * tw, tiles = twb - tw < 8 ? twb - tw : 8;
                 const size_t cols = 2 * tiles < OW - ow0 ? 2 * tiles : OW - ow0;
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        if (j->b) y[a][b] = _mm256_add_ps(y[a][b], bias);
+                        if (j->act) y[a][b] = _mm256_min_ps(hi, _mm256_max_ps(lo, y[a][b]));
+                    }
+                if (j->act_fn) dse__avx2_act_fn_n(j->act_fn, 4, &y[0][0]);   /* inline: 4 vectors, their chains interleave (a row past OH: never stored) */
                 for (int a = 0; a < 2; a++) {
                     const size_t oh = 2 * th + (size_t)a;
                     if (oh >= OH) break;
-                    __m256 e = y[a][0], o = y[a][1];
-                    if (j->b) e = _mm256_add_ps(e, bias), o = _mm256_add_ps(o, bias);
-                    if (j->act) e = _mm256_min_ps(hi, _mm256_max_ps(lo, e)), o = _mm256_min_ps(hi, _mm256_max_ps(lo, o));
-                    if (j->act_fn) e = dse__avx2_act_fn(j->act_fn, e), o = dse__avx2_act_fn(j->act_fn, o);
+                    const __m256 e = y[a][0], o = y[a][1];
                     const __m256 l = _mm256_unpacklo_ps(e, o), h = _mm256_unpackhi_ps(e, o);
                     const __m256 q0 = _mm256_permute2f128_ps(l, h, 0x20), q1 = _mm256_permute2f128_ps(l, h, 0x31);
                     float *d = ym + oh * OW + ow0;
