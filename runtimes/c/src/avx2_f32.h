@@ -121,15 +121,6 @@ DSE_AI __m256 dse__avx2_hardswish(__m256 x) {
 #define VM_ISNAN(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
 #include "vec_mathf.h"
 
-/* SiLU x * sigmoid(x) of N vectors (x and y distinct) with the bytes of the AVX2 Sigmoid kernel
- * (unary.c: dse__avx2_sigmoid_n) then the Mul kernel (binary.c: one vmulps, the same for either
- * operand order unless a lane is NaN, and then both are); not canonical. The fused `act_fn` 2 of
- * the float Conv kernels (dse__avx2_act_fn). */
-DSE_AI void dse__avx2_silu_n(const int N, const __m256 *x, __m256 *y) {
-    dse__avx2_sigmoid_n(N, x, y);
-    DSE_VL(N) y[v_] = _mm256_mul_ps(x[v_], y[v_]);
-}
-
 /* A fused activation function (INT act_fn, internal.h; fn != 0) of N vectors of outputs after the
  * clamp, in place, NaN canonical: the separate float32 nodes' bytes as the AVX2 kernels give them
  * (HardSwish: dse__avx2_hardswish, REF's bytes; SiLU: dse__avx2_silu_n, 4 vectors at a time as the
@@ -141,7 +132,7 @@ DSE_AI void dse__avx2_act_fn_n(int fn, const int N, __m256 *v) {
         for (int k = 0; k < N; k += 4) {
             const int n = N - k < 4 ? N - k : 4;
             __m256 y[4];
-            dse__avx2_silu_n(n, v + k, y);
+            dse__avx2_silu_n(n, v + k, y);   /* (vec_mathf.h: the Sigmoid kernel's sigmoid, times x) */
             DSE_UNROLL
             for (int q = 0; q < n; q++) v[k + q] = y[q];
         }

@@ -102,15 +102,6 @@ DSE_INTERNAL void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, 
 #include "vec_mathf.h"
 #undef VM_BITS_
 
-/* SiLU x * sigmoid(x) of N vectors (x and y distinct) with the bytes of the NEON Sigmoid kernel
- * (unary.c: dse__neon_sigmoid_n, the AVX2 kernel's bytes) then the Mul kernel (binary.c: one fmul,
- * the same for either operand order unless a lane is NaN, and then both are); not canonical. The
- * fused `act_fn` 2 of the float Conv kernels (dse__neon_act_fn). */
-DSE_NEON_AI void dse__neon_silu_n(const int N, const float32x4_t *x, float32x4_t *y) {
-    dse__neon_sigmoid_n(N, x, y);
-    DSE_NEON_UNROLL for (int v_ = 0; v_ < N; v_++) y[v_] = vmulq_f32(x[v_], y[v_]);
-}
-
 /* A fused activation function (INT act_fn, internal.h; fn != 0) of N vectors of outputs after the
  * clamp, in place, NaN canonical: the separate float32 nodes' bytes as the NEON kernels give them
  * (HardSwish: dse__neon_hardswish, REF's bytes; SiLU: dse__neon_silu_n, 4 vectors at a time as the
@@ -121,7 +112,7 @@ DSE_NEON_AI void dse__neon_act_fn_n(int fn, const int N, float32x4_t *v) {
         for (int k = 0; k < N; k += 4) {
             const int n = N - k < 4 ? N - k : 4;
             float32x4_t y[4];
-            dse__neon_silu_n(n, v + k, y);
+            dse__neon_silu_n(n, v + k, y);   /* (vec_mathf.h: the Sigmoid kernel's sigmoid, times x) */
             for (int q = 0; q < n; q++) v[k + q] = y[q];
         }
     } else {   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */

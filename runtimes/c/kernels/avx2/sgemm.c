@@ -83,14 +83,21 @@ void dse__avx2_act_fn_row(int fn, float *y, size_t n) {
         DSE_UNROLL
         for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + i + 8 * (size_t)k, v[k]);
     }
-    for (; i < n; i += 8) {   /* the last < 32 floats through a buffer (no masked load/store) */
-        float t[8] = {0};
-        const size_t c = n - i < 8 ? n - i : 8;
-        for (size_t k = 0; k < c; k++) t[k] = y[i + k];
-        const __m256 v = dse__avx2_act_fn(fn, _mm256_loadu_ps(t));
-        _mm256_storeu_ps(t, v);
-        for (size_t k = 0; k < c; k++) y[i + k] = t[k];
+    if (i == n) return;
+    /* the last < 32 floats through a buffer (no masked load/store), as 1 to 4 vectors at once */
+    float t[32] = {0};
+    const size_t c = n - i;
+    __m256 v[4];
+    for (size_t k = 0; k < c; k++) t[k] = y[i + k];
+    for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(t + 8 * k);
+    switch ((c + 7) / 8) {
+    case 1: dse__avx2_act_fn_n(fn, 1, v); break;
+    case 2: dse__avx2_act_fn_n(fn, 2, v); break;
+    case 3: dse__avx2_act_fn_n(fn, 3, v); break;
+    default: dse__avx2_act_fn_n(fn, 4, v); break;
     }
+    for (int k = 0; k < 4; k++) _mm256_storeu_ps(t + 8 * k, v[k]);
+    for (size_t k = 0; k < c; k++) y[i + k] = t[k];
 }
 
 enum { SG_ROWS, SG_MASKED, SG_OFFS };

@@ -149,7 +149,7 @@ static DSE_TARGET_AVX2 void wino_v(const wino_job *j, size_t img, size_t t0, siz
 
 /* Y from M[ij][m][t - t0] for the block's tiles: A^T M A, + bias, clamp; 8 tiles per vector,
  * interleaved into 16 output columns of rows 2th and 2th + 1 (only the columns and rows
- * inside the output stored). */
+ * inside the output stored); then the fused activation function over the outputs written. */
 static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, size_t t1, const float *Mb) {
     const dse_conv_geom *g = &j->g;
     const size_t OH = g->out[1], OW = g->out[2], P = OH * OW, TW = j->p.TW, ld = j->p.ld, ML = j->M * ld;
@@ -177,16 +177,12 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                 y[1][1] = _mm256_sub_ps(_mm256_sub_ps(r1[1], r1[2]), r1[3]);
                 const size_t ow0 = 2 * tw, tiles = twb - tw < 8 ? twb - tw : 8;
                 const size_t cols = 2 * tiles < OW - ow0 ? 2 * tiles : OW - ow0;
-                for (int a = 0; a < 2; a++)
-                    for (int b = 0; b < 2; b++) {
-                        if (j->b) y[a][b] = _mm256_add_ps(y[a][b], bias);
-                        if (j->act) y[a][b] = _mm256_min_ps(hi, _mm256_max_ps(lo, y[a][b]));
-                    }
-                if (j->act_fn) dse__avx2_act_fn_n(j->act_fn, 4, &y[0][0]);   /* inline: 4 vectors, their chains interleave (a row past OH: never stored) */
                 for (int a = 0; a < 2; a++) {
                     const size_t oh = 2 * th + (size_t)a;
                     if (oh >= OH) break;
-                    const __m256 e = y[a][0], o = y[a][1];
+                    __m256 e = y[a][0], o = y[a][1];
+                    if (j->b) e = _mm256_add_ps(e, bias), o = _mm256_add_ps(o, bias);
+                    if (j->act) e = _mm256_min_ps(hi, _mm256_max_ps(lo, e)), o = _mm256_min_ps(hi, _mm256_max_ps(lo, o));
                     const __m256 l = _mm256_unpacklo_ps(e, o), h = _mm256_unpackhi_ps(e, o);
                     const __m256 q0 = _mm256_permute2f128_ps(l, h, 0x20), q1 = _mm256_permute2f128_ps(l, h, 0x31);
                     float *d = ym + oh * OW + ow0;
@@ -197,6 +193,20 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                     for (size_t c = 0; c < cols; c++) d[c] = t[c];
                 }
             }
+        }
+        if (!j->act_fn) continue;
+        /* the fused activation function over what this block wrote of the plane, while it is in
+         * L1/L2 (in the tile loop above it computed 16 columns per 8 tiles however few were real:
+         * twice the separate Sigmoid's cost on a 20x20 plane): the whole plane, or each row's part */
+        if (t0 == 0 && t1 == j->p.T) {
+            dse__avx2_act_fn_row(j->act_fn, ym, P);
+            continue;
+        }
+        for (size_t th = th0; th <= th1; th++) {
+            const size_t twa = th == th0 ? t0 - th * TW : 0, twb = th == th1 ? t1 - th * TW : TW;
+            const size_t c0 = 2 * twa, c1 = 2 * twb < OW ? 2 * twb : OW;
+            for (size_t oh = 2 * th; oh < 2 * th + 2 && oh < OH; oh++)
+                if (c1 > c0) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + c0, c1 - c0);
         }
     }
 }
