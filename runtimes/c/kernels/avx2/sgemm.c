@@ -84,20 +84,23 @@ void dse__avx2_act_fn_row(int fn, float *y, size_t n) {
         for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + i + 8 * (size_t)k, v[k]);
     }
     if (i == n) return;
-    /* the last < 32 floats through a buffer (no masked load/store), as 1 to 4 vectors at once */
-    float t[32] = {0};
-    const size_t c = n - i;
+    /* the last < 32 floats as 1 to 4 vectors at once: whole vectors, the last one by a masked load
+     * (its lanes past n are 0) and stored through a buffer (no masked store: slow on AMD Zen) */
+    const size_t c = n - i, nv = (c + 7) / 8, last = c - 8 * (nv - 1);
     __m256 v[4];
-    for (size_t k = 0; k < c; k++) t[k] = y[i + k];
-    for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(t + 8 * k);
-    switch ((c + 7) / 8) {
+    for (size_t k = 0; k < 4; k++)
+        v[k] = k + 1 < nv ? _mm256_loadu_ps(y + i + 8 * k)
+             : k + 1 == nv ? _mm256_maskload_ps(y + i + 8 * k, dse__avx2_mask(last)) : _mm256_setzero_ps();
+    switch (nv) {
     case 1: dse__avx2_act_fn_n(fn, 1, v); break;
     case 2: dse__avx2_act_fn_n(fn, 2, v); break;
     case 3: dse__avx2_act_fn_n(fn, 3, v); break;
     default: dse__avx2_act_fn_n(fn, 4, v); break;
     }
-    for (int k = 0; k < 4; k++) _mm256_storeu_ps(t + 8 * k, v[k]);
-    for (size_t k = 0; k < c; k++) y[i + k] = t[k];
+    for (size_t k = 0; k + 1 < nv; k++) _mm256_storeu_ps(y + i + 8 * k, v[k]);
+    float t[8];
+    _mm256_storeu_ps(t, v[nv - 1]);
+    for (size_t k = 0; k < last; k++) y[i + 8 * (nv - 1) + k] = t[k];
 }
 
 enum { SG_ROWS, SG_MASKED, SG_OFFS };

@@ -196,18 +196,27 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
         }
         if (!j->act_fn) continue;
         /* the fused activation function over what this block wrote of the plane, while it is in
-         * L1/L2 (in the tile loop above it computed 16 columns per 8 tiles however few were real:
-         * twice the separate Sigmoid's cost on a 20x20 plane): the whole plane, or each row's part */
-        if (t0 == 0 && t1 == j->p.T) {
-            dse__avx2_act_fn_row(j->act_fn, ym, P);
+         * L1/L2 (in the tile loop above it would compute 16 columns per 8 tiles however few are
+         * real: twice the separate Sigmoid's cost on a 20x20 plane): the block's tiles are rows
+         * th0 .. th1 of tiles, from tile twa of th0 to tile twb - 1 of th1; the whole rows between
+         * are one contiguous range (the whole plane when the block holds every tile) */
+        const size_t twa = t0 - th0 * TW, twb = t1 - th1 * TW;   /* th0's first tile, th1's end (1 .. TW) */
+        if (th0 == th1) {   /* one tile row: columns [2 twa, 2 twb) of its two rows */
+            const size_t c1 = 2 * twb < OW ? 2 * twb : OW;
+            for (size_t oh = 2 * th0; oh < 2 * th0 + 2 && oh < OH; oh++)
+                dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + 2 * twa, c1 - 2 * twa);
             continue;
         }
-        for (size_t th = th0; th <= th1; th++) {
-            const size_t twa = th == th0 ? t0 - th * TW : 0, twb = th == th1 ? t1 - th * TW : TW;
-            const size_t c0 = 2 * twa, c1 = 2 * twb < OW ? 2 * twb : OW;
-            for (size_t oh = 2 * th; oh < 2 * th + 2 && oh < OH; oh++)
-                if (c1 > c0) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + c0, c1 - c0);
+        size_t full0 = 2 * th0, full1 = 2 * th1 + 2 < OH ? 2 * th1 + 2 : OH;   /* rows [full0, full1): whole */
+        if (twa) {   /* th0's part: columns [2 twa, OW) of its two rows */
+            for (size_t oh = 2 * th0; oh < 2 * th0 + 2; oh++) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + 2 * twa, OW - 2 * twa);
+            full0 += 2;
         }
+        if (twb < TW) {   /* th1's part: columns [0, 2 twb) */
+            for (size_t oh = 2 * th1; oh < 2 * th1 + 2 && oh < OH; oh++) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW, 2 * twb);
+            full1 = 2 * th1;
+        }
+        if (full1 > full0) dse__avx2_act_fn_row(j->act_fn, ym + full0 * OW, (full1 - full0) * OW);   /* one contiguous range */
     }
 }
 
