@@ -146,6 +146,13 @@ DSE_AI void dse__avx2_act_fn_n(int fn, const int N, __m256 *v) {
 }
 /* The same of one vector. */
 DSE_AI __m256 dse__avx2_act_fn(int fn, __m256 x) { dse__avx2_act_fn_n(fn, 1, &x); return x; }
+/* The same of one vector in an epilogue, for the functions applied there (DSE_ACT_FN_INLINE:
+ * HardSwish): only their code is inlined. */
+DSE_AI __m256 dse__avx2_act_fn_inline(int fn, __m256 x) {
+    (void)fn;
+    dse__avx2_act_fn_n(DSE_ACT_FN_HARDSWISH, 1, &x);
+    return x;
+}
 /* The same of n vectors of 8 floats at buf (32-byte aligned), in place: SiLU's code once for every
  * epilogue that calls it (sgemm.c), 4 vectors at a time. */
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_buf(int fn, size_t n, float *buf);
@@ -157,8 +164,9 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_row(int fn, float *y, size_t 
  * 4 vectors at a time do not fit in the registers beside a tile (inlined into every tile shape, it
  * was slower than the separate Sigmoid kernel). */
 DSE_AI void dse__avx2_act_fn_tile(int fn, const int N, __m256 *v) {
-    if (fn != DSE_ACT_FN_SILU) {
-        dse__avx2_act_fn_n(fn, N, v);
+    if (DSE_ACT_FN_INLINE(fn)) {
+        DSE_UNROLL
+        for (int q = 0; q < N; q++) v[q] = dse__avx2_act_fn_inline(fn, v[q]);
         return;
     }
     __attribute__((aligned(32))) float buf[16 * 8];

@@ -429,6 +429,10 @@ DSE_SHARED int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused 
  * the float Conv kernels' mask, vec = 1 when the kernel's SiLU is the vectorised one, 0 when it is
  * mathf.c's (SILU is in the mask only when that is the sigmoid of the model's Sigmoid kernel). */
 enum { DSE_ACT_FN_NONE = 0, DSE_ACT_FN_HARDSWISH = 1, DSE_ACT_FN_SILU = 2 };
+/* A few operations (HardSwish): the optimised kernels apply it in each output vector's epilogue.
+ * Else (SiLU's sigmoid, ~28 vector operations): in a pass over a finished tile or plane while it
+ * is in L1/L2, 4 vectors at a time (inlined beside a register tile it spills). */
+#define DSE_ACT_FN_INLINE(fn) ((fn) == DSE_ACT_FN_HARDSWISH)
 DSE_SHARED uint32_t dse__act_fns(const dse_model *m, int vec);
 DSE_SHARED int dse__nn_act_fn(const dse_node *n);
 DSE_INTERNAL uint16_t dse__f32_to_f16(float v);

@@ -122,6 +122,13 @@ DSE_NEON_AI void dse__neon_act_fn_n(int fn, const int N, float32x4_t *v) {
 }
 /* The same of one vector. */
 DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) { dse__neon_act_fn_n(fn, 1, &x); return x; }
+/* The same of one vector in an epilogue, for the functions applied there (DSE_ACT_FN_INLINE:
+ * HardSwish): only their code is inlined. */
+DSE_NEON_AI float32x4_t dse__neon_act_fn_inline(int fn, float32x4_t x) {
+    (void)fn;
+    dse__neon_act_fn_n(DSE_ACT_FN_HARDSWISH, 1, &x);
+    return x;
+}
 /* The same of y[0 .. n) in place: a post-pass over outputs the caller just wrote, while they are in
  * L1/L2 (kernels/neon/sgemm.c: its epilogues; conv_f32.c: the depthwise planes), 4 vectors at a time. */
 DSE_INTERNAL void dse__neon_act_fn_row(int fn, float *y, size_t n);

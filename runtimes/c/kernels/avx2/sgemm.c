@@ -22,7 +22,7 @@
 
 
 /* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j, but the fused
- * activation function (sgemm_tile applies it to the whole tile: dse__avx2_act_fn_n). */
+ * activation function (sgemm_tile applies it to the whole tile: dse__avx2_act_fn_tile). */
 DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
     if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));

@@ -183,6 +183,7 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                     __m256 e = y[a][0], o = y[a][1];
                     if (j->b) e = _mm256_add_ps(e, bias), o = _mm256_add_ps(o, bias);
                     if (j->act) e = _mm256_min_ps(hi, _mm256_max_ps(lo, e)), o = _mm256_min_ps(hi, _mm256_max_ps(lo, o));
+                    if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) e = dse__avx2_act_fn_inline(j->act_fn, e), o = dse__avx2_act_fn_inline(j->act_fn, o);
                     const __m256 l = _mm256_unpacklo_ps(e, o), h = _mm256_unpackhi_ps(e, o);
                     const __m256 q0 = _mm256_permute2f128_ps(l, h, 0x20), q1 = _mm256_permute2f128_ps(l, h, 0x31);
                     float *d = ym + oh * OW + ow0;
@@ -194,7 +195,7 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                 }
             }
         }
-        if (!j->act_fn) continue;
+        if (!j->act_fn || DSE_ACT_FN_INLINE(j->act_fn)) continue;
         /* the fused activation function over what this block wrote of the plane, while it is in
          * L1/L2 (in the tile loop above it would compute 16 columns per 8 tiles however few are
          * real: twice the separate Sigmoid's cost on a 20x20 plane): the block's tiles are rows

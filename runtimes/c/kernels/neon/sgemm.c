@@ -46,6 +46,7 @@ DSE_NEON_AI float32x4_t neon_sg_epi(const dse_sgemm *g, float32x4_t v, size_t i,
         v = vaddq_f32(v, cv);
     }
     if (g->act) v = dse__neon_clamp(v, vdupq_n_f32(g->lo), vdupq_n_f32(g->hi));
+    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) v = dse__neon_act_fn_inline(g->act_fn, v);   /* (SiLU: neon_sg_flush) */
     return v;
 }
 
@@ -75,10 +76,10 @@ void dse__neon_act_fn_row(int fn, float *y, size_t n) {
 }
 
 /* The epilogue and stores of an mr x nr block of sums (acc: rows of 8 floats) at (i, j): one
- * copy of the epilogue code for every tile shape (library size). The fused activation function
- * goes over the whole block at once (SiLU: 4 vectors at a time). */
+ * copy of the epilogue code for every tile shape (library size). SiLU goes over the whole block at
+ * once after the epilogue (4 vectors at a time); HardSwish in it (DSE_ACT_FN_INLINE). */
 static DSE_NOINLINE void neon_sg_flush(const dse_sgemm *g, float *acc, size_t mr, size_t i, size_t j, size_t nr) {
-    if (g->act_fn) {
+    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) {
         for (size_t r = 0; r < mr; r++) {
             vst1q_f32(acc + 8 * r, neon_sg_epi(g, vld1q_f32(acc + 8 * r), i + r, j, nr > 4 ? 4 : nr));
             if (nr > 4) vst1q_f32(acc + 8 * r + 4, neon_sg_epi(g, vld1q_f32(acc + 8 * r + 4), i + r, j + 4, nr - 4));
