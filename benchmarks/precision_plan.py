@@ -53,6 +53,17 @@ FEEDS = {"digits": (64, 300), "mobilenet_v2": (600, 3000), "det": (60, 100), "la
          "transformer_encoder": (120, 100), "common": (400, 200), "common_old": (400, 200), "common_det": (60, 100),
          "silero_vad": (600, 300)}
 DEFAULT_FEEDS = (600, 300)
+
+
+def _feeds_override(spec: str) -> None:
+    """--feeds MODEL=CAL/SCORE[,...] (also in the planner's child, through DSEDGE_BENCH_FEEDS)."""
+    for item in filter(None, spec.split(",")):
+        name, _, counts = item.partition("=")
+        cal, _, score = counts.partition("/")
+        FEEDS[name.strip()] = (int(cal), int(score))
+
+
+_feeds_override(os.environ.get("DSEDGE_BENCH_FEEDS", ""))
 INT4_TAG = " +int4"   # the row of a model planned with --int4
 
 
@@ -340,6 +351,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join([*ZOO, *DEV, *UNSEEN]))
     ap.add_argument("--budget", default="1%")
+    ap.add_argument("--feeds", default=None, metavar="MODEL=CAL/SCORE,...",
+                    help="other feed counts than FEEDS (calibration incl. the planner's held-back half / scoring)")
     ap.add_argument("--json", default=None, help="write the rows here (resumable: models already in it are kept)")
     ap.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
     ap.add_argument("--int4", action="store_true",
@@ -353,6 +366,9 @@ def main(argv=None) -> int:
     ap.add_argument("--plan-one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--plan-json", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.feeds:
+        os.environ["DSEDGE_BENCH_FEEDS"] = a.feeds   # the planner's child process reads it too
+        _feeds_override(a.feeds)
     if a.plan_one:
         plan_child(a.plan_one, a.budget, a.plan_json, a.int4)
         return 0

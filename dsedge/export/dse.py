@@ -626,6 +626,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         attrs = _node_attrs(g, n, attr_const)
         outs = [add_arena(o) if o else -1 for o in n.outputs]
         d = REGISTRY.get(n.op, n.domain)
+        if n.attrs.get("_act_fn"):   # its own op id: a runtime without fused activations refuses it
+            d = REGISTRY.fused_form(d)
         # node names of the (optimised) source graph are kept; names the quantiser and the
         # exporter generated (inserted Q/DQ, expanded programs) are dropped (format overhead)
         keep_name = names == "all" or source_nodes is None or n.name in source_nodes
@@ -709,7 +711,7 @@ def load_dse_graph(src) -> Graph:
     g.outputs = [names[i] for i in a.outputs]
     g.metadata = {k: (v if isinstance(v, str) else repr(v)) for k, v in a.metadata}
     for k, nr in enumerate(a.nodes):
-        d = REGISTRY.by_id(nr.op)
+        d = REGISTRY.unfused(REGISTRY.by_id(nr.op))   # FusedConv -> Conv with `_act_fn`
         raw = dict(nr.attrs)
 
         def tv(key):

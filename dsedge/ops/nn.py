@@ -31,6 +31,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ..errors import UnsupportedOpError
 from ..ir import TensorInfo
+from .fused import act_fn_name, apply_act_fn
 from .half import Fp16Rule, bias_start, dot16, h
 from .registry import ACT, BIAS, PARAM, WEIGHT, QuantRule, as_ints, normalize_axis, op, same_infer  # noqa: F401
 
@@ -277,7 +278,7 @@ def _matmul_fp16_why_not(attrs, infos, consts):
 
 @op("Conv", 1, infer=_conv_infer, upgrade=_conv_upgrade,
     quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=0), fp16=Fp16Rule(conv_fp16, _conv_fp16_why_not),
-    takes_act_fn=True)
+    takes_act_fn="FusedConv")
 def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
          strides=None):
     nd = x.ndim - 2
@@ -316,6 +317,17 @@ def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     if b is not None:
         y = y + b.astype(x.dtype, copy=False).reshape((m,) + (1,) * nd)
     return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+@op("FusedConv", 1001, domain="dsedge", infer=_conv_infer)
+def fused_conv(x, w, b=None, *, act_fn=0, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+               pads=None, strides=None):
+    """Conv followed by a fused activation function (OpDef.act_fn code `act_fn`): the form a float
+    Conv carrying `_act_fn` is written as in `.dse` (OpDef.takes_act_fn), so that a runtime built
+    before fused activations refuses it as an unknown op. In the IR it is a Conv with `_act_fn`."""
+    y = conv(x, w, b, auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+             strides=strides)
+    return apply_act_fn(y, act_fn_name(int(act_fn))) if act_fn else y
 
 
 def _convt_geometry(in_sizes, k, strides, dilations, pads, auto_pad, output_padding, output_shape):

@@ -32,6 +32,10 @@ An op declaration (`OpDef`) holds
     `takes_act_fn` — the op's float kernels apply a fused activation function in their epilogue:
                  the exporter merges such an activation, as the only reader of the op's float
                  output, into the node (export/dse.py `_fuse_act_fn`; IR annotation `_act_fn`).
+                 Its value names the dsedge-domain op (its "fused form", e.g. "FusedConv") whose
+                 id the `.dse` node carries then, so that a runtime that does not know fused
+                 activations refuses the node (an unknown op) instead of running the op without
+                 it; `REGISTRY.unfused` maps the fused form back when an artifact is read.
   * `upgrade`  — ``upgrade(opset, inputs, attrs) -> (inputs, attrs)`` rewrites an older
                  ONNX opset's form into the canonical (opset 21) form at import: attributes
                  that later became inputs are returned as numpy arrays in `inputs`, older
@@ -135,7 +139,7 @@ class OpDef:
     data_dependent: bool = False
     commutative: bool = False
     act_fn: int = 0
-    takes_act_fn: bool = False
+    takes_act_fn: str = ""
 
     def check_attrs(self, attrs: dict, where: str) -> None:
         unknown = [a for a in attrs if a not in self.attrs and not a.startswith("_")]
@@ -224,6 +228,21 @@ class OpRegistry:
     def by_id(self, i: int) -> OpDef:
         return self._by_id[i]
 
+    def unfused(self, d: OpDef) -> OpDef:
+        """The op whose fused form (OpDef.takes_act_fn) `d` is, else `d` itself."""
+        if d.domain == "dsedge":
+            for b in self._by_id.values():
+                if b.takes_act_fn == d.name and not b.domain:
+                    return b
+        return d
+
+    def fused_form(self, d: OpDef) -> OpDef:
+        """The dsedge-domain op a node of `d` carrying a fused activation function is written as."""
+        f = self.get(d.takes_act_fn, "dsedge") if d.takes_act_fn else None
+        if f is None:
+            raise ValueError(f"{d.name} has no fused form for a fused activation function")
+        return f
+
     def all(self) -> list[OpDef]:
         return sorted(self._by_id.values(), key=lambda d: d.id)
 
@@ -257,7 +276,7 @@ def _signature(fn) -> tuple[dict[str, Any], tuple[int, int], bool]:
 def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | None = None, fp16=None,
        backward=None, upgrade=None, domain: str = "", view: bool = False, in_place: bool = False,
        elementwise: bool = False, data_dependent: bool = False, commutative: bool = False, act_fn: int = 0,
-       takes_act_fn: bool = False, registry: OpRegistry = REGISTRY):
+       takes_act_fn: str = "", registry: OpRegistry = REGISTRY):
     """Declare an op (see the module docstring)."""
 
     def deco(fn):

@@ -90,7 +90,7 @@ def test_float_conv_takes_the_activation(tmp_path, monkeypatch, act):
     ex = export(r)
     ops = _ops(ex.artifact)
     assert not {"HardSwish", "Sigmoid", "Mul", "Elementwise"} & {o for o, _ in ops}, ops
-    assert ops.count(("Conv", CODE[act])) == 2 and ops.count(("Conv", None)) == 1, ops
+    assert ops.count(("FusedConv", CODE[act])) == 2 and ops.count(("Conv", None)) == 1, ops
     p = tmp_path / "fused.dse"
     ex.artifact.write(p)
     pu = tmp_path / "unfused.dse"
@@ -118,6 +118,38 @@ def test_float_conv_takes_the_activation(tmp_path, monkeypatch, act):
     y = _run_c(p, f)
     np.testing.assert_allclose(y, e, rtol=1e-5, atol=1e-5 * float(np.abs(e).max()))
     np.testing.assert_allclose(yb, e, rtol=1e-5, atol=1e-5 * float(np.abs(e).max()))
+
+
+def test_a_fused_conv_has_its_own_op_id(tmp_path):
+    """A Conv carrying act_fn is written as dsedge.FusedConv (its own op id): a runtime that does
+    not know fused activations refuses it as an unknown op instead of running the Conv without
+    its HardSwish. Artifacts of the one release that wrote Conv + act_fn still run the same."""
+    import dataclasses
+    r = dsedge.quantize(_graph(), _feeds(), precision="fp32", progress=False)
+    ex = export(r)
+    conv, fused = REGISTRY.get("Conv").id, REGISTRY.get("FusedConv", "dsedge").id
+    assert conv != fused
+    with_fn = [nr for nr in ex.artifact.nodes if dict(nr.attrs).get("act_fn")]
+    assert len(with_fn) == 2 and all(nr.op == fused for nr in with_fn)
+    assert all(not dict(nr.attrs).get("act_fn") for nr in ex.artifact.nodes if nr.op == conv)
+    p = tmp_path / "fused.dse"
+    ex.artifact.write(p)
+    old = dataclasses.replace(ex.artifact, nodes=[dataclasses.replace(nr, op=conv) if nr.op == fused else nr
+                                                  for nr in ex.artifact.nodes])
+    po = tmp_path / "conv_act_fn.dse"
+    old.write(po)
+    f = _feeds(1, 21)[0]
+    for kernels in (None, "ref"):
+        assert _run_c(p, f, kernels).tobytes() == _run_c(po, f, kernels).tobytes(), kernels
+    # the registry's FusedConv reference is the Conv's followed by the activation's
+    x, w = f["x"], np.random.default_rng(4).standard_normal((8, 3, 3, 3)).astype(np.float32)
+    d = REGISTRY.get("FusedConv", "dsedge")
+    got = d.call([x, w], {"act_fn": 1, "pads": [1, 1, 1, 1]})[0]
+    c = REGISTRY.get("Conv").call([x, w], {"pads": [1, 1, 1, 1]})[0]
+    want = REGISTRY.get("HardSwish").call([c], {})[0]
+    assert got.tobytes() == want.tobytes()
+    got = d.call([x, w], {"act_fn": 2, "pads": [1, 1, 1, 1]})[0]   # SiLU: Sigmoid then Mul
+    assert got.tobytes() == REGISTRY.get("Mul").call([c, REGISTRY.get("Sigmoid").call([c], {})[0]], {})[0].tobytes()
 
 
 @ACTS
@@ -149,7 +181,7 @@ def test_not_fused_when_the_conv_output_has_another_reader(act, kw):
     ex = export(r)
     ops = _ops(ex.artifact)
     first = "HardSwish" if act == "HardSwish" else "Sigmoid"
-    assert ops.count((first, None)) == 1 and ops.count(("Conv", CODE[act])) == 1, ops
+    assert ops.count((first, None)) == 1 and ops.count(("FusedConv", CODE[act])) == 1, ops
 
 
 @ACTS

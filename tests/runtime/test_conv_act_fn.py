@@ -143,7 +143,8 @@ def test_conv_act_fn_fused_same_bytes(lib, case, wino):   # noqa: F811
         _same(out_f[0], out_p[0], f"act_fn {fn} optimised")
         nan = np.isnan(out_f[0])
         assert (out_f[0].view(np.uint32)[nan] == 0x7FC00000).all()   # (a strided conv may skip the NaN)
-        assert np.isfinite(out_f[0]).sum() > out_f[0].size // 2
+        if np.prod(case[0][2:]) > 1:   # (on a 1x1 image every output reads the NaN or the infinity)
+            assert np.isfinite(out_f[0]).sum() > out_f[0].size // 2
         for t in (3,):
             out_t, _ = run(lib, fused, feeds, threads=t)
             _same(out_t[0], out_f[0], f"act_fn {fn} {t} threads")

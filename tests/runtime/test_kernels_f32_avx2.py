@@ -180,6 +180,8 @@ CONV_CASES = [
     ((1, 4, 37), (4, 1, 5), (1,), (2, 2), (2,), 4, False, None),                                 # 1-D depthwise
     ((1, 2, 4, 5, 6), (3, 2, 2, 3, 2), (1, 2, 1), (0, 1, 1, 1, 0, 0), (1, 1, 2), 1, True, None),  # 3-D: IM2COL
     ((1, 3, 33, 34), (16, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),          # a stem
+    ((2, 37, 1, 1), (13, 37, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),          # 1x1 image: dot
+    ((1, 120, 1, 1), (32, 120, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None),             # dot, K % 8 == 0
 ]
 
 
@@ -661,6 +663,9 @@ MAXPOOL_CASES = [
     ((2, 3, 15), (4,), (2,), (2, 1), (1,), 1),
     ((1, 2, 7, 71), (3, 3), (1, 2), (0, 0, 0, 0), (1, 1), 0),
     ((1, 1, 4, 4), (3, 3), (2, 2), (2, 2, 2, 2), (1, 1), 1),     # windows entirely in the padding
+    ((1, 2, 20, 19), (9, 3), (1, 1), (4, 1, 4, 1), (1, 1), 0),    # more kernel rows than kept rows (8)
+    ((1, 3, 17, 17), (13, 13), (1, 1), (6, 6, 6, 6), (1, 1), 0),  # SPPF-like
+    ((1, 2, 12, 40), (3, 3), (2, 2), (1, 1, 1, 1), (2, 3), 0),    # W stride 2, odd W dilation
 ]
 
 
@@ -749,3 +754,34 @@ def test_zoo_model_fp32(name, tmp_path):
         scale = float(np.abs(w).max()) or 1.0
         assert np.abs(g - w).max() <= 1e-4 * scale, (k, float(np.abs(g - w).max() / scale))
         assert np.abs(g - r).max() <= 1e-4 * scale, (k, float(np.abs(g - r).max() / scale))
+
+
+TRANSPOSE_CASES = [
+    # shape, perm, dtype
+    ((1, 3, 85, 12, 13), (0, 1, 3, 4, 2), np.float32),   # a detection head: channels last
+    ((2, 19, 21), (0, 2, 1), np.int32),                    # edges of every 8 x 8 block
+    ((9, 2, 17), (2, 1, 0), np.float32),                   # q not next to the last axis
+    ((8, 8), (1, 0), np.float32),
+    ((11, 40, 5), (1, 2, 0), np.float32),                  # 200 x 11 planes: 3 columns left over
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=[f"tr{i}" for i in range(len(TRANSPOSE_CASES))])
+def test_transpose_blocks(lib, case):
+    shape, perm, dt = case
+    rng = np.random.default_rng(len(shape) * 7 + shape[1])
+    x = (rng.standard_normal(shape) * 100).astype(dt)
+    y = np.transpose(x, perm)
+    art, feeds = make_node("Transpose", [(x, False)], [(np.dtype(dt).name, y.shape)], dict(perm=list(perm)))
+    o, _ = check_variant(lib, art, feeds, "dse_any_transpose__avx2", exact=True)
+    assert o.tobytes() == np.ascontiguousarray(y).tobytes()
+
+
+def test_transpose_left_to_ref(lib):
+    """The innermost axis stays (a run per row), or 1-byte elements: REF's walk."""
+    for shape, perm, dt in [((4, 9, 16), (1, 0, 2), np.float32), ((16, 24), (1, 0), np.int8)]:
+        x = np.arange(np.prod(shape)).reshape(shape).astype(dt)
+        art, feeds = make_node("Transpose", [(x, False)], [(np.dtype(dt).name, np.transpose(x, perm).shape)],
+                               dict(perm=list(perm)))
+        _, ks = run(lib, art, feeds)
+        assert ks == ["dse_any_transpose__ref"], (shape, ks)

@@ -415,6 +415,7 @@ RESIZE_SHAPES = [  # x shape, scales (None) or sizes
     ((1, 2, 3, 150), np.array([1, 1, 2, 2.01], np.float32), None),
     ((1, 1, 6, 5), None, np.array([1, 1, 9, 5], np.int64)),
     ((2, 3, 7), None, np.array([2, 3, 300], np.int64)),
+    ((1, 2, 4, 135), np.array([1, 1, 2, 2], np.float32), None),   # 2x over two chunks: repeated rows and columns
 ]
 
 

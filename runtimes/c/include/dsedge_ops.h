@@ -127,8 +127,9 @@
     X(QLINEARCONV, 376, "QLinearConv") \
     X(COM_MICROSOFT_DYNAMICQUANTIZELSTM, 377, "DynamicQuantizeLSTM") \
     X(DSEDGE_ELEMENTWISE, 1000, "Elementwise") \
+    X(DSEDGE_FUSEDCONV, 1001, "FusedConv") \
 
-#define DSE_OP_COUNT 120
+#define DSE_OP_COUNT 121
 
 /* X(C_NAME, id, "name", bits, align) for every dtype, by id. */
 #define DSE_DTYPE_LIST(X) \

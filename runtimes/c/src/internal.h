@@ -696,6 +696,11 @@ DSE_INTERNAL void dse__mv_row_strides(const dse_tensor *t, int64_t *stride);   /
 DSE_INTERNAL void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t esize, unsigned rank, const size_t *dims,
                           const int64_t *stride);
 DSE_INTERNAL int dse__mv_check_io(const dse_model *m, const dse_node *n, dse_why *why);
+/* The walk of dse__mv_copy_strided with size-1 axes dropped and axes that stay adjacent merged:
+ * the merged axes' dims and strides into d2, s2 (rank + 2 entries), their count (0: empty). */
+DSE_INTERNAL unsigned dse__mv_merge(unsigned rank, const size_t *dims, const int64_t *stride, size_t *d2, int64_t *s2);
+/* Transpose's permutation (kernels/ref/transpose.c): 0 when valid. */
+DSE_INTERNAL int dse__transpose_perm(const dse_model *m, const dse_node *n, int64_t *perm);
 /* Concat (kernels/ref/concat.c, also the int8 Concat): an input that lies inside the output
  * must sit exactly at its slice, which is contiguous only when every dim before axis is 1. */
 DSE_INTERNAL int dse__concat_check_alias(const dse_model *m, const dse_node *n, unsigned axis, dse_why *why);

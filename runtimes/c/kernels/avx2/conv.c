@@ -461,6 +461,12 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.C = yg + p0; s.ldc = osz;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
         s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
+        if (j->path == DSE_CONV_GEMM && j->P == 1) {   /* a 1x1 conv on a 1x1 image (squeeze-excitation,
+                                               * pooled heads): matrix-vector products, 8 k per FMA */
+            s.B = xg; s.ldb = j->K; s.C = yg; s.ldc = 1;
+            dse__avx2_sgemm_dot(&s, m0, m1, 0, 1);
+            continue;
+        }
         if (j->path == DSE_CONV_GEMM) {   /* B = the whole K x isz input, columns [p0, p0 + nt): the
                                                * tail tiles' vector reads are bounded by B's end */
             s.B = xg; s.ldb = j->isz; s.C = yg;

@@ -1,13 +1,13 @@
-/* pool.c (AVX2): float32 MaxPool, 1-D and 2-D, W stride 1 or 2, without the Indices output
- * (others are left to REF). The REF kernel's bytes (kernels/ref/pool.c): the first maximum in
- * row-major window order with a strict >, taps outside the input skipped: 8 output columns per
- * vector, each lane taking its first valid tap and then any tap that is greater (mp_chunk).
- * Threads: blocks of (channel, output row). */
+/* pool.c (AVX2): float32 MaxPool, 1-D and 2-D, W stride 1 or 2, at most 64 kernel columns,
+ * without the Indices output (others are left to REF). The REF kernel's bytes (kernels/ref/pool.c):
+ * the first maximum in row-major window order with a strict >, taps outside the input skipped,
+ * computed as separable vmaxps folds (mp_task's comment). Threads: blocks of (channel, output row). */
 #include "avx2_f32.h"
 
 #if DSE_AVX2_F32
 
 #define MP_MAXW 2048   /* floats of the row buffer on the stack (wider rows: REF) */
+#define MP_MAXK 64     /* kernel columns (wider: REF) */
 
 typedef struct mp_job {
     const float *x;
@@ -30,7 +30,7 @@ static int mp_geom(const dse_model *m, const dse_node *n, mp_job *j) {
 int dse__check_maxpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__maxpool_f32_valid(m, n, why)) return 1;
     mp_job j;
-    if ((n->n_out == 2 && n->out[1] != DSE_NONE) || mp_geom(m, n, &j) || j.sw > 2 ||
+    if ((n->n_out == 2 && n->out[1] != DSE_NONE) || mp_geom(m, n, &j) || j.sw > 2 || j.kw > MP_MAXK ||
         (size_t)j.pl + j.IW + 1 > MP_MAXW || (j.OW + 7) / 8 * 8 * (size_t)j.sw + (size_t)((j.kw - 1) * j.dw) + 8 > MP_MAXW) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "Indices, 3-D, W stride > 2 or long rows", 0, 0, 0, 0);
         return 1;
@@ -38,89 +38,153 @@ int dse__check_maxpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *
     return 0;
 }
 
-static DSE_TARGET_AVX2 __m256 mp_load(const float *p, int64_t sw) {   /* p[0], p[sw], ..., p[7*sw] */
-    if (sw == 1) return _mm256_loadu_ps(p);
-    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
-    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+/* The fold REF computes, "start with the window's first valid tap t0, take every later tap that
+ * is strictly greater", is vmaxps(tap, best) (= tap > best ? tap : best, NaN and -0 included).
+ * Its result: t0 when t0 is NaN; otherwise the first tap, in row-major window order, of the
+ * largest non-NaN value. That splits by rows: each kernel row's horizontal fold from -inf (the
+ * row's first tap of its largest non-NaN value, -inf for none), then the vertical fold of those
+ * from -inf, and at last t0 where t0 is NaN. Padding is -inf in the row buffer, which never
+ * wins a strict >. A horizontal row serves every output row that reads it (kh / sh of them): the
+ * last MP_SLOTS rows are kept. W stride 2 reads even and odd columns from de-interleaved copies
+ * of the row, so every tap is one contiguous load. */
+#define MP_SLOTS 8
+
+typedef struct mp_ws {   /* per task, on the stack, sized to the row (at most about 100 KB) */
+    float *buf;           /* the padded input row: -inf outside [pl, pl + IW) */
+    float *ev, *od;       /* W stride 2: its even and odd columns */
+    float *h;             /* MP_SLOTS horizontal folds of recent rows, OWp floats each */
+    int64_t tag[MP_SLOTS];   /* c * IH + ih of each slot, -1 = empty */
+    int nan[MP_SLOTS];       /* the row has a NaN: 1, none: 0, not looked: -1 */
+    float *v;             /* the vertical fold of the current output row */
+    int32_t *fidx, *fok;  /* each output column's first valid input column */
+} mp_ws;
+
+/* best[o] = max over kw of p[kw][o], from -inf, for o < OWp (4 vectors at a time) */
+static DSE_TARGET_AVX2 void mp_hfold(const float *const *p, int64_t nk, size_t OWp, float *h) {
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    size_t o = 0;
+    for (; o + 32 <= OWp; o += 32) {
+        __m256 b0 = ninf, b1 = ninf, b2 = ninf, b3 = ninf;
+        for (int64_t k = 0; k < nk; k++) {
+            const float *q = p[k] + o;
+            b0 = _mm256_max_ps(_mm256_loadu_ps(q), b0);
+            b1 = _mm256_max_ps(_mm256_loadu_ps(q + 8), b1);
+            b2 = _mm256_max_ps(_mm256_loadu_ps(q + 16), b2);
+            b3 = _mm256_max_ps(_mm256_loadu_ps(q + 24), b3);
+        }
+        _mm256_storeu_ps(h + o, b0); _mm256_storeu_ps(h + o + 8, b1);
+        _mm256_storeu_ps(h + o + 16, b2); _mm256_storeu_ps(h + o + 24, b3);
+    }
+    for (; o < OWp; o += 8) {
+        __m256 b = ninf;
+        for (int64_t k = 0; k < nk; k++) b = _mm256_max_ps(_mm256_loadu_ps(p[k] + o), b);
+        _mm256_storeu_ps(h + o, b);
+    }
 }
 
-/* Output row oh, vectors [v0, v0 + NV) (NV <= 4, in registers). The valid kernel rows are
- * copied one at a time into buf at column pl; buf's other columns stay -inf. A lane starts with
- * its first valid tap (REF takes it whatever it is, NaN included: the buffer column first[ow]
- * of the first valid kernel row), then every tap of the valid rows in window order replaces it
- * when strictly greater: padding (-inf) never does, so each lane gets REF's value. */
-DSE_AI void mp_chunk(const mp_job *j, const int NV, const float *xc, size_t oh, int64_t v0, float *yr, float *buf,
-                    const int32_t *first) {
-    __m256 best[4];
-    int any = 0;
-    DSE_UNROLL
-    for (int v = 0; v < NV; v++) best[v] = _mm256_set1_ps(-__builtin_inff());   /* no valid row: -inf */
-    for (int64_t kh = 0; kh < j->kh; kh++) {
-        const int64_t ih = (int64_t)oh * j->sh - j->pt + kh * j->dh;
-        if (ih < 0 || ih >= (int64_t)j->IH) continue;
-        memcpy(buf + j->pl, xc + (size_t)ih * j->IW, j->IW * sizeof(float));   /* input column iw at buf[pl + iw] */
-        if (!any) {   /* the first valid kernel row: each lane's first valid tap */
-            DSE_UNROLL
-            for (int v = 0; v < NV; v++)
-                best[v] = _mm256_i32gather_ps(buf, _mm256_loadu_si256((const __m256i *)(first + 8 * (v0 + v))), 4);
-            any = 1;
+/* The slot holding row `tag`'s horizontal fold (computed when not kept). */
+static DSE_TARGET_AVX2 int mp_hrow(const mp_job *j, mp_ws *w, const float *xr, int64_t tag, size_t OWp, unsigned *next) {
+    for (int s = 0; s < MP_SLOTS; s++)
+        if (w->tag[s] == tag) return s;
+    const int s = (int)((*next)++ % MP_SLOTS);
+    float *h = w->h + (size_t)s * OWp;
+    const float *p[MP_MAXK];
+    w->tag[s] = tag;
+    w->nan[s] = -1;
+    if (j->sw == 1) {
+        memcpy(w->buf + j->pl, xr, j->IW * sizeof(float));
+        for (int64_t kw = 0; kw < j->kw; kw++) p[kw] = w->buf + kw * j->dw;
+    } else {   /* blocks of 16 columns inside the row are read from it; only the edge blocks need buf */
+        const size_t IW = j->IW, pl = (size_t)j->pl;
+        if (IW <= 32) {
+            memcpy(w->buf + pl, xr, IW * sizeof(float));
+        } else {
+            memcpy(w->buf + pl, xr, 16 * sizeof(float));
+            memcpy(w->buf + pl + IW - 16, xr + IW - 16, 16 * sizeof(float));
+        }
+        const size_t half = OWp + (size_t)((j->kw - 1) * j->dw) / 2 + 1;   /* columns of each phase read */
+        for (size_t q = 0; q < half; q += 8) {
+            const float *src = 2 * q >= pl && 2 * q + 16 <= pl + IW ? xr + (2 * q - pl) : w->buf + 2 * q;
+            const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+            const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm256_storeu_ps(w->ev + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+            _mm256_storeu_ps(w->od + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
         }
         for (int64_t kw = 0; kw < j->kw; kw++) {
-            const float *src = buf + 8 * v0 * j->sw + kw * j->dw;
-            DSE_UNROLL
-            for (int v = 0; v < NV; v++) {
-                const __m256 x = mp_load(src + 8 * v * j->sw, j->sw);
-                best[v] = _mm256_blendv_ps(best[v], x, _mm256_cmp_ps(x, best[v], _CMP_GT_OQ));
-            }
+            const int64_t off = kw * j->dw;
+            p[kw] = (off & 1 ? w->od : w->ev) + off / 2;
         }
     }
-    DSE_UNROLL
-    for (int v = 0; v < NV; v++) {
-        const int64_t ow = 8 * (v0 + v);
-        const __m256 y = best[v];
-        if (ow + 8 <= (int64_t)j->OW) { _mm256_storeu_ps(yr + ow, y); continue; }
-        float t[8];
-        _mm256_storeu_ps(t, y);
-        for (int64_t l = 0; ow + l < (int64_t)j->OW; l++) yr[ow + l] = t[l];
-    }
+    mp_hfold(p, j->kw, OWp, h);
+    return s;
 }
 
-#define MP_CHUNK(NV)                                                                                          \
-    static DSE_TARGET_AVX2 void mp_chunk##NV(const mp_job *j, const float *xc, size_t oh, int64_t v0, float *yr, \
-                                             float *buf, const int32_t *first) {                              \
-        mp_chunk(j, NV, xc, oh, v0, yr, buf, first);                                                          \
+static DSE_TARGET_AVX2 int mp_has_nan(const float *r, size_t n) {
+    __m256 u = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_loadu_ps(r + i);
+        u = _mm256_or_ps(u, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
     }
-MP_CHUNK(1)
-MP_CHUNK(2)
-MP_CHUNK(3)
-MP_CHUNK(4)
+    for (; i < n; i++) if (r[i] != r[i]) return 1;
+    return _mm256_movemask_ps(u) != 0;
+}
 
 static DSE_TARGET_AVX2 void mp_task(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
     const mp_job *j = arg;
-    float buf[MP_MAXW];
-    int32_t first[MP_MAXW];
-    const int64_t nv = ((int64_t)j->OW + 7) / 8;
-    for (size_t i = 0; i < MP_MAXW; i++) buf[i] = -__builtin_inff();
-    for (int64_t ow = 0; ow < 8 * nv; ow++) {   /* each column's first valid tap (column MP_MAXW - 1: -inf) */
-        first[ow] = MP_MAXW - 1;
-        for (int64_t kw = 0; ow < (int64_t)j->OW && kw < j->kw; kw++) {
-            const int64_t iw = ow * j->sw - j->pl + kw * j->dw;
-            if (iw >= 0 && iw < (int64_t)j->IW) { first[ow] = (int32_t)(j->pl + iw); break; }
+    const size_t OWp = (j->OW + 7) / 8 * 8, span = (size_t)((j->kw - 1) * j->dw);
+    const size_t half = (OWp + span / 2 + 1 + 7) / 8 * 8 + 8;   /* floats of ev and od */
+    size_t nb = OWp * (size_t)j->sw + span + 48;
+    if (nb < (size_t)j->pl + j->IW + 8) nb = (size_t)j->pl + j->IW + 8;
+    if (nb < 2 * half + 16) nb = 2 * half + 16;
+    mp_ws ws, *w = &ws;
+    float *mem = (float *)__builtin_alloca(sizeof(float) * (nb + 2 * half + (MP_SLOTS + 1) * OWp) + 2 * sizeof(int32_t) * OWp);
+    w->buf = mem; w->ev = w->buf + nb; w->od = w->ev + half; w->h = w->od + half; w->v = w->h + MP_SLOTS * OWp;
+    w->fidx = (int32_t *)(void *)(w->v + OWp); w->fok = w->fidx + OWp;
+    unsigned next = 0;
+    for (size_t i = 0; i < nb; i++) w->buf[i] = -__builtin_inff();
+    for (int s = 0; s < MP_SLOTS; s++) w->tag[s] = -1;
+    for (size_t ow = 0; ow < OWp; ow++) {   /* each column's first valid tap (none: masked out) */
+        w->fidx[ow] = 0; w->fok[ow] = 0;
+        for (int64_t kw = 0; ow < j->OW && kw < j->kw; kw++) {
+            const int64_t iw = (int64_t)ow * j->sw - j->pl + kw * j->dw;
+            if (iw >= 0 && iw < (int64_t)j->IW) { w->fidx[ow] = (int32_t)iw; w->fok[ow] = -1; break; }
         }
     }
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
     for (size_t it = begin; it < end; it++) {
         const size_t c = it / j->OH, oh = it % j->OH;
         const float *xc = j->x + c * j->IH * j->IW;
         float *yr = j->y + (c * j->OH + oh) * j->OW;
-        for (int64_t v0 = 0; v0 < nv; v0 += 4) {
-            switch (nv - v0 < 4 ? nv - v0 : 4) {
-            case 4: mp_chunk4(j, xc, oh, v0, yr, buf, first); break;
-            case 3: mp_chunk3(j, xc, oh, v0, yr, buf, first); break;
-            case 2: mp_chunk2(j, xc, oh, v0, yr, buf, first); break;
-            default: mp_chunk1(j, xc, oh, v0, yr, buf, first); break;
+        int64_t first = -1;
+        int seen = 0;
+        for (size_t o = 0; o < OWp; o += 8) _mm256_storeu_ps(w->v + o, ninf);
+        for (int64_t kh = 0; kh < j->kh; kh++) {
+            const int64_t ih = (int64_t)oh * j->sh - j->pt + kh * j->dh;
+            if (ih < 0 || ih >= (int64_t)j->IH) continue;
+            const int sl = mp_hrow(j, w, xc + (size_t)ih * j->IW, (int64_t)(c * j->IH) + ih, OWp, &next);
+            if (!seen) {   /* the first valid row: does it hold a NaN (then t0 may be one)? */
+                seen = 1;
+                if (w->nan[sl] < 0) w->nan[sl] = mp_has_nan(xc + (size_t)ih * j->IW, j->IW);
+                if (w->nan[sl]) first = ih;
             }
+            const float *h = w->h + (size_t)sl * OWp;
+            for (size_t o = 0; o < OWp; o += 8)
+                _mm256_storeu_ps(w->v + o, _mm256_max_ps(_mm256_loadu_ps(h + o), _mm256_loadu_ps(w->v + o)));
+        }
+        for (size_t o = 0; o < OWp; o += 8) {
+            __m256 y = _mm256_loadu_ps(w->v + o);
+            if (first >= 0) {   /* t0, the window's first valid tap: NaN there is REF's answer (rare: gathered) */
+                const __m256 t0 = _mm256_mask_i32gather_ps(ninf, xc + (size_t)first * j->IW,
+                                                           _mm256_loadu_si256((const __m256i *)(const void *)(w->fidx + o)),
+                                                           _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(const void *)(w->fok + o))), 4);
+                y = _mm256_blendv_ps(y, t0, _mm256_cmp_ps(t0, t0, _CMP_UNORD_Q));
+            }
+            if (o + 8 <= j->OW) { _mm256_storeu_ps(yr + o, y); continue; }
+            float t[8];
+            _mm256_storeu_ps(t, y);
+            for (size_t l = 0; o + l < j->OW; l++) yr[o + l] = t[l];
         }
     }
 }

@@ -258,6 +258,14 @@ void dse_f32_conv_wino__avx2(const dse_model *m, const dse_node *n, uint8_t *are
     j.U = (float *)(void *)cx->scratch;
     j.act = dse__nn_act(n, &j.lo, &j.hi);
     j.act_fn = dse__nn_act_fn(n);
+    const size_t th = dse__threads(cx);
+    if (th > 1 && j.g.N * ((j.p.T + j.p.TB - 1) / j.p.TB) < 2 * th) {
+        /* too few blocks to share (a small image): smaller blocks, at least two per thread, in
+         * whole vectors of 8 tiles; ld and the scratch stay the plan's, and every output keeps
+         * its arithmetic (the bytes of any block size) */
+        const size_t parts = (2 * th + j.g.N - 1) / j.g.N, tb = ((j.p.T + parts - 1) / parts + 7) / 8 * 8;
+        if (tb < j.p.TB) j.p.TB = tb;
+    }
     j.nblk = (j.p.T + j.p.TB - 1) / j.p.TB;
     dse__parallel(cx, j.M, dse__grain(j.M, (uint64_t)j.M * j.C * 16), wino_u_task, &j);
     const size_t items = j.g.N * j.nblk;

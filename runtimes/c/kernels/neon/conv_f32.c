@@ -218,7 +218,10 @@ static void neon_cf_task(void *arg, size_t begin, size_t end, unsigned worker) {
         s.ldc = j->P;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
         s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
-        if (j->path == NEON_CF_GEMM) {   /* B = the image's K x P channel rows, columns [p0, p0 + cnt) */
+        if (j->path == NEON_CF_GEMM && j->P == 1) {   /* a 1x1 conv on a 1x1 image: matrix-vector products */
+            s.B = xg; s.ldb = j->K; s.C = yg; s.ldc = 1;
+            dse__neon_sgemm_dot(&s, m0, m1, 0, 1);
+        } else if (j->path == NEON_CF_GEMM) {   /* B = the image's K x P channel rows, columns [p0, p0 + cnt) */
             s.B = xg; s.ldb = j->isz; s.C = yg;
             s.pack = j->pack ? scratch : NULL;
             dse__neon_sgemm(&s, m0, m1, p0, p0 + cnt);

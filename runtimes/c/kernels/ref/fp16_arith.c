@@ -91,7 +91,7 @@ static int fp16_const_ok(const dse_model *m, const dse_node *n, uint32_t j, int 
  * marking, form and float16 constants */
 int dse__fp16_check(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__attr_int(n, DSE_A_fp16_arith, 0) != 1) { DSE_WHY(why, FP16_NOT_FOR_THIS_NODE); return 1; }
-    if (n->op == DSE_OP_CONV) {
+    if (n->op == DSE_OP_CONV || n->op == DSE_OP_DSEDGE_FUSEDCONV) {   /* FusedConv: Conv + act_fn */
         if (dse__check_conv_f32(m, n, why)) return 1;
         return !fp16_const_ok(m, n, 1, 0, "weight", why) || !fp16_const_ok(m, n, 2, 1, "bias", why);
     }

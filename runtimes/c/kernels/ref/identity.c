@@ -70,13 +70,10 @@ static void copy_run(uint8_t *dst, const uint8_t *src, size_t len, ptrdiff_t ste
     }
 }
 
-void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t es, unsigned rank, const size_t *dims,
-                          const int64_t *stride) {
-    size_t d2[DSE_MAX_RANK + 2];
-    int64_t s2[DSE_MAX_RANK + 2];
+unsigned dse__mv_merge(unsigned rank, const size_t *dims, const int64_t *stride, size_t *d2, int64_t *s2) {
     unsigned r = 0;
     for (unsigned d = 0; d < rank; d++) {
-        if (dims[d] == 0) return;                       /* empty output */
+        if (dims[d] == 0) return 0;                     /* empty output */
         if (dims[d] == 1) continue;                     /* size-1 axes never move the index */
         if (r && s2[r - 1] == stride[d] * (int64_t)dims[d]) {   /* contiguous with the previous axis */
             d2[r - 1] *= dims[d];
@@ -87,6 +84,15 @@ void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t es, unsigned 
         s2[r++] = stride[d];
     }
     if (r == 0) { d2[0] = 1; s2[0] = 1; r = 1; }
+    return r;
+}
+
+void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t es, unsigned rank, const size_t *dims,
+                          const int64_t *stride) {
+    size_t d2[DSE_MAX_RANK + 2];
+    int64_t s2[DSE_MAX_RANK + 2];
+    const unsigned r = dse__mv_merge(rank, dims, stride, d2, s2);
+    if (!r) return;
     size_t len = d2[r - 1], idx[DSE_MAX_RANK + 2] = {0}, row = len * es;
     ptrdiff_t step = (ptrdiff_t)s2[r - 1], off = 0;
     for (;;) {

@@ -166,6 +166,17 @@ static float lin(const float *x, const size_t *ax, int L, size_t base, const siz
  * (a stack table), the second-to-last's once per output row, and each value is lin()'s
  * expression for those axes, in the same order. */
 #define RZ_CHUNK 256
+#define RZ_ROWS 2048
+
+/* y[j] = s[j / 2], j < n (y and s do not overlap: the compiler may vectorise it) */
+static void rz_twice(float *restrict y, const float *restrict s, size_t n) {
+    for (size_t i = 0; i < n / 2; i++) {
+        const float v = s[i];
+        y[2 * i] = v;
+        y[2 * i + 1] = v;
+    }
+    if (n % 2) y[n - 1] = s[n / 2];
+}
 static void resize_hw(const rz *z, const float *x, float *y) {
     const size_t r = z->rank, W = z->out[r - 1], Wi = z->in[r - 1];
     const size_t H = r >= 2 ? z->out[r - 2] : 1, Hi = r >= 2 ? z->in[r - 2] : 1;
@@ -176,22 +187,34 @@ static void resize_hw(const rz *z, const float *x, float *y) {
     float cw1[RZ_CHUNK], cw2[RZ_CHUNK];
     for (size_t c0 = 0; c0 < W; c0 += RZ_CHUNK) {
         const size_t cn = W - c0 < RZ_CHUNK ? W - c0 : RZ_CHUNK;
+        int twice = !z->linear && c0 % 2 == 0;   /* nearest, each source column twice: 2x upsampling */
         for (size_t j = 0; j < cn; j++) {
             size_t i1 = c0 + j, i2 = c0 + j;
             cw1[j] = cw2[j] = 0.0f;
             if (aw && z->linear) lin_axis(z, r - 1, c0 + j, &i1, &i2, &cw1[j], &cw2[j]);
             else if (aw) i1 = i2 = resize_nearest(z, r - 1, resize_coord(z, r - 1, c0 + j));
             c1[j] = (uint32_t)i1, c2[j] = (uint32_t)i2;
+            twice &= i1 == (c0 + j) / 2;
         }
-        for (size_t p = 0; p < planes; p++)
+        uint32_t hrow[RZ_ROWS];   /* nearest: each output row's source row, when H fits */
+        const int tabled = !z->linear && H <= RZ_ROWS;
+        for (size_t oh = 0; tabled && oh < H; oh++)
+            hrow[oh] = (uint32_t)(ah ? resize_nearest(z, r - 2, resize_coord(z, r - 2, oh)) : oh);
+        for (size_t p = 0; p < planes; p++) {
+            size_t prev = (size_t)-1;   /* nearest: the source row of the output row just written */
             for (size_t oh = 0; oh < H; oh++) {
                 size_t h1 = oh, h2 = oh;
                 float wh1 = 0.0f, wh2 = 0.0f;
-                if (ah && z->linear) lin_axis(z, r - 2, oh, &h1, &h2, &wh1, &wh2);
+                if (tabled) h1 = h2 = hrow[oh];
+                else if (ah && z->linear) lin_axis(z, r - 2, oh, &h1, &h2, &wh1, &wh2);
                 else if (ah) h1 = h2 = resize_nearest(z, r - 2, resize_coord(z, r - 2, oh));
                 const float *r1 = x + (p * Hi + h1) * Wi, *r2 = x + (p * Hi + h2) * Wi;
                 float *yo = y + (p * H + oh) * W + c0;
-                if (!z->linear)
+                if (!z->linear && h1 == prev) {   /* the same source row: copy the row just written */
+                    memcpy(yo, yo - W, cn * sizeof(float));
+                } else if (!z->linear && twice) {
+                    rz_twice(yo, r1 + c0 / 2, cn);
+                } else if (!z->linear)
                     for (size_t j = 0; j < cn; j++) yo[j] = r1[c1[j]];
                 else if (ah && aw)
                     for (size_t j = 0; j < cn; j++)
@@ -200,7 +223,9 @@ static void resize_hw(const rz *z, const float *x, float *y) {
                     for (size_t j = 0; j < cn; j++) yo[j] = r1[c1[j]] * cw1[j] + r1[c2[j]] * cw2[j];
                 else
                     for (size_t j = 0; j < cn; j++) yo[j] = r1[c0 + j] * wh1 + r2[c0 + j] * wh2;
+                prev = z->linear ? (size_t)-1 : h1;
             }
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 /* perm from the attribute (absent: reversed axes, as ONNX); 0 when it is a permutation of
  * rank axes that maps the input's dims onto the output's. */
-static int get_perm(const dse_model *m, const dse_node *n, int64_t *perm) {
+int dse__transpose_perm(const dse_model *m, const dse_node *n, int64_t *perm) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int np_ = dse__attr_ints(n, DSE_A_perm, perm, DSE_MAX_RANK);
     if (np_ < 0) {
@@ -31,7 +31,7 @@ int dse__check_transpose(const dse_model *m, const dse_node *n, dse_why *why) {
         if (!why->id) DSE_WHY(why, RESHAPE_NEEDS_DATA_INPUT_ONE);
         return 1;
     }
-    if (get_perm(m, n, perm)) {
+    if (dse__transpose_perm(m, n, perm)) {
         DSE_WHY(why, TRANSPOSE_PERM_NOT_PERMUTATION_INPUT);
         return 1;
     }
@@ -42,7 +42,7 @@ void dse_any_transpose__ref(const dse_model *m, const dse_node *n, uint8_t *aren
     (void)cx;
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t perm[DSE_MAX_RANK], xs[DSE_MAX_RANK], stride[DSE_MAX_RANK];
-    get_perm(m, n, perm);
+    dse__transpose_perm(m, n, perm);
     dse__mv_row_strides(x, xs);
     for (unsigned d = 0; d < y->rank; d++) stride[d] = xs[perm[d]];
     dse__mv_copy_strided(dse__data(m, arena, n->out[0]), dse__data(m, arena, n->in[0]), dse__mv_esize(x->dtype),
