@@ -153,29 +153,9 @@ DSE_AI __m256 dse__avx2_act_fn_inline(int fn, __m256 x) {
     dse__avx2_act_fn_n(DSE_ACT_FN_HARDSWISH, 1, &x);
     return x;
 }
-/* The same of n vectors of 8 floats at buf (32-byte aligned), in place: SiLU's code once for every
- * epilogue that calls it (sgemm.c), 4 vectors at a time. */
-DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_buf(int fn, size_t n, float *buf);
-/* The same of y[0 .. n) in place (any alignment): a post-pass over an output the caller just wrote
- * and that is still in L1/L2 (the depthwise paths, conv.c). */
+/* The same of y[0 .. n) in place (any alignment): a pass over outputs the caller just wrote and that
+ * are still in L1/L2 (sgemm.c's row blocks, conv.c's depthwise planes, winograd.c's rows). */
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_row(int fn, float *y, size_t n);
-/* The fused activation function of an epilogue's register tile v[0 .. N) (N <= 16, a constant after
- * inlining): HardSwish inline; SiLU through dse__avx2_act_fn_buf, as the sigmoid's ~30 operations on
- * 4 vectors at a time do not fit in the registers beside a tile (inlined into every tile shape, it
- * was slower than the separate Sigmoid kernel). */
-DSE_AI void dse__avx2_act_fn_tile(int fn, const int N, __m256 *v) {
-    if (DSE_ACT_FN_INLINE(fn)) {
-        DSE_UNROLL
-        for (int q = 0; q < N; q++) v[q] = dse__avx2_act_fn_inline(fn, v[q]);
-        return;
-    }
-    __attribute__((aligned(32))) float buf[16 * 8];
-    DSE_UNROLL
-    for (int q = 0; q < N; q++) _mm256_store_ps(buf + 8 * q, v[q]);
-    dse__avx2_act_fn_buf(fn, (size_t)N, buf);
-    DSE_UNROLL
-    for (int q = 0; q < N; q++) v[q] = _mm256_load_ps(buf + 8 * q);
-}
 /* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
 DSE_AI float dse__avx2_act_fn1(int fn, float x) { return _mm256_cvtss_f32(dse__avx2_act_fn(fn, _mm256_set1_ps(x))); }
 

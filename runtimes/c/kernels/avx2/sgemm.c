@@ -22,7 +22,7 @@
 
 
 /* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j, but the fused
- * activation function (sgemm_tile applies it to the whole tile: dse__avx2_act_fn_tile). */
+ * activation function (sgemm_tile: HardSwish, DSE_ACT_FN_INLINE; sgemm_act_rows: SiLU). */
 DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
     if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));
@@ -58,19 +58,6 @@ DSE_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, s
         while (o >= g->cw) o -= g->cw, r++;
         if (o < g->cv) c[r * g->cv + o] = t[l];
     }
-}
-
-void dse__avx2_act_fn_buf(int fn, size_t n, float *buf) {
-    size_t q = 0;
-    for (; q + 4 <= n; q += 4) {
-        __m256 v[4];
-        DSE_UNROLL
-        for (int k = 0; k < 4; k++) v[k] = _mm256_load_ps(buf + 8 * (q + (size_t)k));
-        dse__avx2_act_fn_n(fn, 4, v);
-        DSE_UNROLL
-        for (int k = 0; k < 4; k++) _mm256_store_ps(buf + 8 * (q + (size_t)k), v[k]);
-    }
-    for (; q < n; q++) _mm256_store_ps(buf + 8 * q, dse__avx2_act_fn(fn, _mm256_load_ps(buf + 8 * q)));
 }
 
 void dse__avx2_act_fn_row(int fn, float *y, size_t n) {
@@ -161,7 +148,10 @@ DSE_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int 
         o[r * NV] = sgemm_epi(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
         if (W == 16) o[r * NV + 1] = nr > 8 ? sgemm_epi(g, c1[r], i + r, j + 8, nr - 8) : c1[r];
     }
-    if (g->act_fn) dse__avx2_act_fn_tile(g->act_fn, MR * NV, o);
+    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {   /* (the others: sgemm_act_rows) */
+        DSE_UNROLL
+        for (int q = 0; q < MR * NV; q++) o[q] = dse__avx2_act_fn_inline(g->act_fn, o[q]);
+    }
     if (g->cw) {
         size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 8;
         while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
@@ -230,6 +220,28 @@ static DSE_TARGET_AVX2 void sgemm_pack(const dse_sgemm *g, size_t jc, size_t je,
     }
 }
 
+/* A fused activation function that is not applied in the tiles (DSE_ACT_FN_INLINE: SiLU) over the
+ * outputs of rows [i, i + mr), product columns [jc, je), just stored by their tiles and still in
+ * L1/L2: each row's contiguous stretches (with a column map, the stored part of each output row),
+ * 4 vectors at a time (dse__avx2_act_fn_row). In the tiles, beside 12 accumulators, the sigmoid
+ * spilled: it cost more than the separate Sigmoid and Mul nodes; through a buffer per tile, about
+ * 10 % more than the Sigmoid kernel alone. */
+static DSE_NOINLINE DSE_TARGET_AVX2 void sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je) {
+    for (size_t r = i; r < i + mr; r++) {
+        float *c = g->C + r * g->ldc;
+        if (!g->cw) {
+            dse__avx2_act_fn_row(g->act_fn, c + jc, je - jc);
+            continue;
+        }
+        for (size_t orow = jc / g->cw; orow * g->cw < je; orow++) {   /* output rows of the column map */
+            const size_t o0 = orow == jc / g->cw ? jc % g->cw : 0;
+            size_t o1 = je - orow * g->cw < g->cw ? je - orow * g->cw : g->cw;
+            if (o1 > g->cv) o1 = g->cv;
+            if (o1 > o0) dse__avx2_act_fn_row(g->act_fn, c + orow * g->cv + o0, o1 - o0);
+        }
+    }
+}
+
 static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
     const size_t rows = i1 - i0, nb = (rows + 5) / 6, base = rows / nb, extra = rows % nb;
     size_t i = i0;
@@ -243,6 +255,7 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
         case 2: sgemm_rows2(g, i, jc, je); break;
         default: sgemm_rows1(g, i, jc, je); break;
         }
+        if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) sgemm_act_rows(g, i, mr, jc, je);
         i += mr;
     }
 }
