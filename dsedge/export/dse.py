@@ -12,7 +12,8 @@
     its pad-value input (the kernel pads with `pad_value` = zp); `--io-dtype int8|uint8`
     removes the leading QuantizeLinear / trailing DequantizeLinear of graph inputs/outputs
     (uint8: a DequantizeLinear(uint8) -> QuantizeLinear(int8) pair, zero point + 128); a float
-    activation with a fused form (HardSwish) after a float Conv is merged into it (`_fuse_act_fn`);
+    activation with a fused form (HardSwish, SiLU: registry ActFn) after a float Conv is merged into
+    it (`_fuse_act_fn`; an Elementwise computing one is expanded only after that);
  3. planner.py: the arena plan (scratch formulas from scratch.py);
  4. records: every tensor -> `TensorRec` (fp16 weights stored as float16, quantisation
     parameters from `graph.qparams`), every node -> `NodeRec` with the attributes of
@@ -47,7 +48,8 @@ from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
-from ..ops.fused import FLOAT_STEPS, act_fn_name, decode_float_program, encode_float_program, expand_steps
+from ..ops.fused import (FLOAT_STEPS, act_fn_name, act_fn_of, decode_float_program, encode_float_program,
+                         expand_steps)
 from ..ops.half import FP16_ARITH
 
 _BINARY_STEPS = {"Add", "Sub", "Mul", "Div", "Min", "Max"}
@@ -90,17 +92,25 @@ def _rename(g: Graph, old: str, new: str) -> None:
         g.qparams[new] = g.qparams.pop(old)
 
 
-def _expand_elementwise(g: Graph) -> None:
+def _expand_elementwise(g: Graph, keep_act_fns: bool = False) -> int:
+    """Every float Elementwise the C kernel cannot run in one pass back as the ops of its program
+    (the number expanded). keep_act_fns: not yet those that compute a fused activation function
+    (ops/fused.py `act_fn_of`: SiLU), which `_fuse_act_fn` may merge into the Conv before them;
+    a second call expands the ones it left."""
     out: list[Node] = []
+    done = 0
     for n in g.nodes:
         if (not (n.op == "Elementwise" and n.domain == "dsedge" and "_q" not in n.attrs)
-                or encode_float_program(n.attrs) is not None):   # the C kernel runs it in one pass
+                or encode_float_program(n.attrs) is not None   # the C kernel runs it in one pass
+                or (keep_act_fns and act_fn_of(n) is not None)):
             out.append(n)
             continue
+        done += 1
         for op, ins, dst, attrs, last in expand_steps(n, g.add_const, g.fresh_name):
             out.append(Node(op, ins, [dst], attrs, n.name if last else ""))
             g.nodes = out + [x for x in g.nodes if x is not n]  # keep fresh_name aware of new nodes
     g.nodes = out
+    return done
 
 
 def _fuse_quantize(g: Graph) -> None:
@@ -150,21 +160,24 @@ def _fuse_quantize(g: Graph) -> None:
 
 
 def _fuse_act_fn(g: Graph) -> None:
-    """A float activation op with a fused form (OpDef.act_fn: HardSwish) whose input is the float
-    output of an op whose float kernels apply it in their epilogue (OpDef.takes_act_fn: Conv),
-    read by nothing else, is merged into that node (annotation `_act_fn`, the .dse INT `act_fn`):
-    one node, the activation computed on the output while it is in registers, with the separate
-    node's bytes (docs/kernels.md "Fused activation"; onnxruntime fuses Conv + HardSwish alike).
+    """A float node computing a fused activation function (ops/fused.py `act_fn_of`: a registered
+    `ActFn`, the one op HardSwish or a collapsed Elementwise x * Sigmoid(x), SiLU) whose input is
+    the float output of an op whose float kernels apply it in their epilogue (OpDef.takes_act_fn:
+    Conv), read by nothing else, is merged into that node (annotation `_act_fn` = the ActFn's
+    name, the .dse INT `act_fn` = its code): one node, the activation computed on the output while
+    it is in registers, with the separate nodes' bytes (docs/kernels.md "Fused activation";
+    onnxruntime fuses Conv + HardSwish / SiLU alike).
     Here, after quantisation, so only nodes that stay float take it: an int8 node (`_q`, its
     float_out form included) keeps its activation as its own (table) node, and so does a
     binary16 (fp16 arithmetic) one, whose kernels apply it too but which stays a separate node
-    until a test covers it on the device's kernels."""
+    until a test covers it on the device's kernels. (SiLU's bytes are each ISA's Sigmoid kernel's:
+    the C Conv kernels that apply it say where they match, src/internal.h `dse__act_fns`; fp16
+    weights are widened at load, so the optimised float kernels take such a Conv as well.)"""
     producers, consumers = g.producers(), g.consumers()
     f32 = np.dtype(np.float32)
     for a in list(g.nodes):
-        da = REGISTRY.get(a.op, a.domain)
-        if (da is None or not da.act_fn or a.attrs.get("_q") or a.attrs.get("_act") or len(a.inputs) != 1
-                or len(a.outputs) != 1 or not a.outputs[0]):
+        f = act_fn_of(a)
+        if f is None or a.attrs.get("_q") or a.attrs.get("_act") or not a.outputs[0]:
             continue
         t = a.inputs[0]
         p = producers.get(t)
@@ -175,7 +188,7 @@ def _fuse_act_fn(g: Graph) -> None:
                 or g.tensor_info(a.outputs[0]).dtype != f32):
             continue
         p.outputs = [a.outputs[0]]
-        p.attrs = {**p.attrs, "_act_fn": a.op}
+        p.attrs = {**p.attrs, "_act_fn": f.name}
         g.nodes[:] = [m for m in g.nodes if m is not a]   # (identity: no dataclass comparisons)
         g.info.pop(t, None)
         producers[a.outputs[0]] = p      # the maps follow the merge (t has no reader left)
@@ -333,7 +346,7 @@ def _node_attrs(g: Graph, n: Node, attr_const) -> dict:
         _, lo, hi = act
         a["act_min"], a["act_max"] = float(lo), float(hi)
     if n.attrs.get("_act_fn"):            # a fused activation function (_fuse_act_fn)
-        a["act_fn"] = int(REGISTRY.get(n.attrs["_act_fn"]).act_fn)
+        a["act_fn"] = int(REGISTRY.act_fn(n.attrs["_act_fn"]).code)
     if n.attrs.get(FP16_ARITH):           # binary16 arithmetic (docs/quant-arith.md §16)
         a["fp16_arith"] = 1
     if q is not None:   # docs/kernels.md; the kind's arrays become tensor attributes in its order
@@ -513,14 +526,16 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         source_nodes = {n.name for n in obj.float_graph.nodes} if obj.float_graph is not None else None
     g, guards = specialize(g0, input_shapes_from_cli(input_shapes) if not isinstance(input_shapes, dict)
                            else input_shapes, info, pin_constants=pin_constants)
-    _expand_elementwise(g)
+    _expand_elementwise(g, keep_act_fns=True)
     _drop_pad_value(g)
     _io_quantize(g, io_dtype)
     from ..passes.shapes import infer_shapes
     eliminate_dead(g)
     infer_shapes(g)
     _fuse_quantize(g)       # after shape inference: the fused node's int8 output is not its op's rule
-    _fuse_act_fn(g)         # float Conv + HardSwish: one node
+    _fuse_act_fn(g)         # float Conv + HardSwish / SiLU: one node
+    if _expand_elementwise(g):          # the SiLU programs no Conv took
+        infer_shapes(g)
     for n in g.nodes:
         if REGISTRY.get(n.op, n.domain) is None:
             raise ModelError(f"node {n.name!r}: op {n.op} is not in the op registry")

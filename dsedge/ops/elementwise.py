@@ -24,7 +24,7 @@ from functools import reduce
 import numpy as np
 
 from ..ir import TensorInfo
-from .registry import (ACT, BIAS, PARAM, WEIGHT, QuantRule, broadcast_shapes,  # noqa: F401
+from .registry import (ACT, BIAS, PARAM, WEIGHT, QuantRule, act_fn, broadcast_shapes,  # noqa: F401
                        elementwise_infer, op, same_infer)
 
 TABLE = QuantRule("table")
@@ -96,7 +96,8 @@ def relu(x):
     return np.maximum(x, np.zeros((), x.dtype))
 
 
-@op("Add", 101, infer=elementwise_infer, quant=QuantRule("add", (ACT, ACT)), elementwise=True, in_place=True)
+@op("Add", 101, infer=elementwise_infer, quant=QuantRule("add", (ACT, ACT)), elementwise=True, in_place=True,
+    commutative=True)
 def add(a, b):
     return np.add(a, b)
 
@@ -106,7 +107,8 @@ def sub(a, b):
     return np.subtract(a, b)
 
 
-@op("Mul", 103, infer=elementwise_infer, quant=QuantRule("mul", (ACT, ACT)), elementwise=True, in_place=True)
+@op("Mul", 103, infer=elementwise_infer, quant=QuantRule("mul", (ACT, ACT)), elementwise=True, in_place=True,
+    commutative=True)
 def mul(a, b):
     return np.multiply(a, b)
 
@@ -266,6 +268,12 @@ def hard_sigmoid(x, *, alpha=0.2, beta=0.5):
 @op("HardSwish", 131, infer=same_infer, quant=TABLE, elementwise=True, in_place=True, act_fn=1)
 def hard_swish(x):
     return x * hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5)
+
+
+# SiLU (Swish) x * Sigmoid(x), act_fn 2: a collapsed Elementwise (passes/simplify.py) after a float
+# Conv is merged into it. Its C bytes are each ISA's Sigmoid kernel's (the vectorised
+# src/vec_mathf.h on AVX2/NEON, mathf.c's on REF) times x, as the separate nodes give there.
+act_fn("SiLU", 2, (("Sigmoid", (("v", 0),), {}), ("Mul", (("v", 0), ("v", 1)), {})))
 
 
 # -- selection, comparison, logic ----------------------------------------------------------

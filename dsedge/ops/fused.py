@@ -125,18 +125,58 @@ def apply_activation(x: np.ndarray, act) -> np.ndarray:
 
 
 def apply_act_fn(x: np.ndarray, name: str) -> np.ndarray:
-    """A fused activation function (`_act_fn`, the name of a float activation op merged into its
+    """A fused activation function (`_act_fn`, the name of a registered `ActFn` merged into its
     producer at export: export/dse.py `_fuse_act_fn`) applied to the node's float output (after
-    `_act`): the op's own reference, so the fused node gives the separate node's values."""
-    d = REGISTRY.get(name)
-    if d is None or not d.act_fn:
+    `_act`): its program run with the ops' own references, so the fused node gives the separate
+    nodes' values."""
+    f = REGISTRY.act_fn(name)
+    if f is None:
         raise ValueError(f"unknown fused activation function {name!r}")
-    return np.asarray(d.call([x], {})[0])
+    return np.asarray(eval_program(x, f.program, f.consts, len(f.program)))
 
 
 def act_fn_name(code: int) -> str:
-    """The op whose `.dse` act_fn code is `code` (OpDef.act_fn)."""
-    for d in REGISTRY.all():
-        if d.act_fn == code and not d.domain:
-            return d.name
-    raise ValueError(f"unknown act_fn {code}")
+    """The fused activation function whose `.dse` act_fn code is `code` (ActFn.code)."""
+    f = REGISTRY.act_fn_by_code(code)
+    if f is None:
+        raise ValueError(f"unknown act_fn {code}")
+    return f.name
+
+
+def _canonical(program, consts, result) -> tuple:
+    """A program's steps up to `result` in a form two programs computing the same steps share:
+    constants by value, attributes with the op's defaults filled in, and the operands of a
+    commutative op (OpDef.commutative) in a fixed order."""
+    out = []
+    for name, args, attrs in tuple(program)[:result]:
+        d = REGISTRY.get(name)
+        if d is None:
+            return ()
+        a = tuple(None if x is None else ("v", int(x[1])) if x[0] == "v"
+                  else ("c", float(np.float32(np.asarray(consts[x[1]]).reshape(())))) for x in args)
+        if d.commutative:
+            a = tuple(sorted(a, key=repr))
+        full = {k: v for k, v in d.attrs.items() if v is not None}
+        full.update({k: v for k, v in (attrs or {}).items() if not k.startswith("_")})
+        out.append((name, a, tuple(sorted((k, repr(v)) for k, v in full.items()))))
+    return tuple(out)
+
+
+def act_fn_of(n):
+    """The fused activation function (a registered `ActFn`) that node n computes on its one input,
+    or None: a float `dsedge.Elementwise` whose program is the ActFn's (operands of commutative
+    steps in either order: Mul(x, Sigmoid(x)) or Mul(Sigmoid(x), x)), or the one op of a one-step
+    ActFn (HardSwish). Nothing is matched by op name here: the ActFns and the ops' traits decide."""
+    if len(n.inputs) != 1 or len(n.outputs) != 1 or not n.inputs[0]:
+        return None
+    if n.op == "Elementwise" and n.domain == "dsedge":
+        if n.attrs.get("_quantize"):
+            return None
+        key = _canonical(n.attrs["program"], n.attrs["consts"], int(n.attrs["result"]))
+    elif REGISTRY.get(n.op, n.domain) is None or n.domain:
+        return None
+    else:
+        key = _canonical(((n.op, (("v", 0),), n.attrs),), (), 1)
+    if not key:
+        return None
+    return next((f for f in REGISTRY.act_fns() if _canonical(f.program, f.consts, len(f.program)) == key), None)

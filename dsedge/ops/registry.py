@@ -23,9 +23,12 @@ An op declaration (`OpDef`) holds
                  `in_place` (the kernel may write its output over an input of the same size
                  and dtype), `elementwise` (each output element depends only on the input
                  elements at its own index, after broadcasting), `data_dependent` (the output
-                 shape depends on the values of the data input, not only on parameters).
+                 shape depends on the values of the data input, not only on parameters),
+                 `commutative` (a binary op whose operands may be swapped: the same values, up
+                 to a NaN's payload), used to compare programs (ops/fused.py `act_fn_of`).
   * `act_fn`   — for a float activation op: its code as a fused activation function (the `.dse`
-                 INT `act_fn`, docs/kernels.md "Fused activation"), 0 = not fusable;
+                 INT `act_fn`, docs/kernels.md "Fused activation"), 0 = not fusable; the op is
+                 then also declared as the one-step `ActFn` of its name (below);
     `takes_act_fn` — the op's float kernels apply a fused activation function in their epilogue:
                  the exporter merges such an activation, as the only reader of the op's float
                  output, into the node (export/dse.py `_fuse_act_fn`; IR annotation `_act_fn`).
@@ -46,10 +49,17 @@ Declare an op with the `op` decorator in one of the modules of this package:
 
 The registry refuses a second declaration of a name or an id.
 
+A fused activation function that is not one op (SiLU: x * Sigmoid(x)) is declared with
+`act_fn(name, code, program)`: an `ActFn`, the `dsedge.Elementwise` program (ops/fused.py) that
+computes it from the ops' own references. The exporter merges a float node computing that
+program (a collapsed Elementwise, or the one op) into the float Conv before it, the interpreter
+runs the program on the Conv's output, the C kernels apply the code (docs/kernels.md "Fused
+activation function"). The registry refuses a second name or code.
+
 Attributes whose names start with "_" are dsedge annotations added by passes, not ONNX
 attributes; references never see them. `_act` (a fused clamp activation, see
 passes/simplify.py) is applied by the interpreter to output 0 after the op, then `_act_fn` (the
-name of a fused float activation op, set at export: ops/fused.py `apply_act_fn`); `_fp16_arith`
+name of a fused activation function, an `ActFn`, set at export: ops/fused.py `apply_act_fn`); `_fp16_arith`
 (docs/quant-arith.md §16) makes the interpreter run the op's `fp16` reference instead of `ref`.
 """
 from __future__ import annotations
@@ -127,6 +137,7 @@ class OpDef:
     in_place: bool = False
     elementwise: bool = False
     data_dependent: bool = False
+    commutative: bool = False
     act_fn: int = 0
     takes_act_fn: str = ""
 
@@ -146,10 +157,30 @@ class OpDef:
         return out if isinstance(out, tuple) else (out,)
 
 
+@dataclass(frozen=True)
+class ActFn:
+    """A fused activation function (docs/kernels.md "Fused activation function"): f(x) applied
+    by the float kernels of an op with `takes_act_fn` after their clamp.
+
+    name:    the IR annotation `_act_fn` of the node that carries it;
+    code:    the `.dse` INT `act_fn` (C: DSE_ACT_FN_<NAME>, src/internal.h);
+    program: f as the steps of a `dsedge.Elementwise` program on x (ops/fused.py: value 0 is x,
+             value k the result of step k - 1; `consts` the scalars it names), its result the
+             last step: what the exporter recognises and the interpreter runs.
+    A C kernel applies it with the bytes the separate nodes' kernels give on the same ISA (exact
+    ops such as HardSwish: REF's everywhere; SiLU: that ISA's Sigmoid kernel's), else it does
+    not declare the code (src/internal.h `dse__act_fns`) and the loader refuses the node."""
+    name: str
+    code: int
+    program: tuple
+    consts: tuple = ()
+
+
 class OpRegistry:
     def __init__(self):
         self._by_name: dict[tuple[str, str], OpDef] = {}
         self._by_id: dict[int, OpDef] = {}
+        self._act_fns: dict[str, ActFn] = {}
 
     def add(self, d: OpDef) -> OpDef:
         key = (d.domain, d.name)
@@ -159,7 +190,32 @@ class OpRegistry:
             raise ValueError(f"op id {d.id} of {d.name!r} already used by {self._by_id[d.id].name!r}")
         self._by_name[key] = d
         self._by_id[d.id] = d
+        if d.act_fn:
+            self.add_act_fn(ActFn(d.name, d.act_fn, ((d.name, (("v", 0),), {}),)))
         return d
+
+    def add_act_fn(self, f: ActFn) -> ActFn:
+        if f.name in self._act_fns:
+            raise ValueError(f"fused activation function {f.name!r} declared twice")
+        if f.code <= 0 or f.code > 31:     # a bit of the C kernels' act_fns mask (src/internal.h)
+            raise ValueError(f"fused activation function {f.name!r}: code {f.code} is not in 1..31")
+        clash = next((o.name for o in self._act_fns.values() if o.code == f.code), None)
+        if clash:
+            raise ValueError(f"act_fn code {f.code} of {f.name!r} already used by {clash!r}")
+        if not f.program:
+            raise ValueError(f"fused activation function {f.name!r} has no program")
+        self._act_fns[f.name] = f
+        return f
+
+    def act_fn(self, name: str) -> ActFn | None:
+        """The fused activation function of that name (the `_act_fn` annotation), or None."""
+        return self._act_fns.get(name)
+
+    def act_fn_by_code(self, code: int) -> ActFn | None:
+        return next((f for f in self._act_fns.values() if f.code == code), None)
+
+    def act_fns(self) -> list[ActFn]:
+        return sorted(self._act_fns.values(), key=lambda f: f.code)
 
     def get(self, name: str, domain: str = "") -> OpDef | None:
         if domain in ("ai.onnx",):
@@ -219,8 +275,8 @@ def _signature(fn) -> tuple[dict[str, Any], tuple[int, int], bool]:
 
 def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | None = None, fp16=None,
        backward=None, upgrade=None, domain: str = "", view: bool = False, in_place: bool = False,
-       elementwise: bool = False, data_dependent: bool = False, act_fn: int = 0, takes_act_fn: str = "",
-       registry: OpRegistry = REGISTRY):
+       elementwise: bool = False, data_dependent: bool = False, commutative: bool = False, act_fn: int = 0,
+       takes_act_fn: str = "", registry: OpRegistry = REGISTRY):
     """Declare an op (see the module docstring)."""
 
     def deco(fn):
@@ -228,10 +284,16 @@ def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | No
         registry.add(OpDef(name=name, id=op_id, ref=fn, infer=infer, int_ref=int_ref, quant=quant, fp16=fp16,
                            backward=backward, upgrade=upgrade, domain=domain, attrs=attrs, n_inputs=n_inputs,
                            takes_ctx=takes_ctx, view=view, in_place=in_place, elementwise=elementwise,
-                           data_dependent=data_dependent, act_fn=act_fn, takes_act_fn=takes_act_fn))
+                           data_dependent=data_dependent, commutative=commutative, act_fn=act_fn,
+                           takes_act_fn=takes_act_fn))
         return fn
 
     return deco
+
+
+def act_fn(name: str, code: int, program: tuple, *, consts: tuple = (), registry: OpRegistry = REGISTRY) -> ActFn:
+    """Declare a fused activation function that is a program of several ops (see `ActFn`)."""
+    return registry.add_act_fn(ActFn(name, code, tuple(program), tuple(consts)))
 
 
 def alias(name: str, op_id: int, target: Callable, **kw):

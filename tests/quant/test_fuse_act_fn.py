@@ -1,8 +1,10 @@
-"""The exporter merges a float HardSwish into the float Conv that produces its input
-(export/dse.py `_fuse_act_fn`, `.dse` INT act_fn = 1): only where the Conv stays float32 (after the
-quantiser decided), never into an int8 Conv (its HardSwish stays an int8 table) nor where the Conv's
-output has another reader or is a graph output. The fused .dse gives the unfused graph's bytes in
-the C runtime and in the numpy interpreter (load_dse_graph), and agrees with onnxruntime."""
+"""The exporter merges a float HardSwish, or a float SiLU x * Sigmoid(x) (a collapsed Elementwise,
+Mul's operands in either order), into the float Conv that produces its input (export/dse.py
+`_fuse_act_fn`, `.dse` INT act_fn = 1 / 2): only where the Conv stays float32 (after the quantiser
+decided), never into an int8 Conv (its activation stays an int8 table) nor where the Conv's output
+(or SiLU's sigmoid) has another reader or is a graph output. The fused .dse gives the unfused
+graph's bytes in the C runtime (default and REF kernels: each ISA's Sigmoid bytes) and in the numpy
+interpreter (load_dse_graph), and agrees with onnxruntime."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,13 +18,21 @@ from dsedge.export import dse as dse_mod
 from dsedge.interp import execute
 from dsedge.ops import REGISTRY
 
-HSWISH = REGISTRY.get("HardSwish").id
-CONV = REGISTRY.get("Conv").id
+CODE = {"HardSwish": 1, "SiLU": 2}
+ACTS = pytest.mark.parametrize("act", ["HardSwish", "SiLU"])
 
 
-def _model(extra_reader=False):
-    """x -> Conv -> HardSwish -> Conv(depthwise) -> HardSwish -> Conv 1x1 -> y (and, with
-    extra_reader, conv1's output also read by an Add into the output)."""
+def _act(N, act, x, y, name, swap=False):
+    """y = act(x) as ONNX nodes: HardSwish, or SiLU as Sigmoid then Mul (Mul(s, x) with swap)."""
+    if act == "HardSwish":
+        return [N("HardSwish", [x], [y], name=name)]
+    return [N("Sigmoid", [x], [f"{name}_s"], name=f"{name}_sig"),
+            N("Mul", [f"{name}_s", x] if swap else [x, f"{name}_s"], [y], name=name)]
+
+
+def _model(extra_reader=False, act="HardSwish", sigmoid_reader=False):
+    """x -> Conv -> act -> Conv(depthwise) -> act -> Conv 1x1 -> y (and, with extra_reader, conv1's
+    output also read by an Add into the output; with sigmoid_reader, SiLU hs1's Sigmoid too)."""
     rng = np.random.default_rng(3)
     inits = []
 
@@ -32,12 +42,12 @@ def _model(extra_reader=False):
 
     N = helper.make_node
     nodes = [N("Conv", ["x", w("w1", 8, 3, 3, 3), w("b1", 8)], ["a"], pads=[1, 1, 1, 1], name="conv1"),
-             N("HardSwish", ["a"], ["h"], name="hs1"),
+             *_act(N, act, "a", "h", "hs1"),
              N("Conv", ["h", w("w2", 8, 1, 3, 3), w("b2", 8)], ["c"], pads=[1, 1, 1, 1], group=8, name="conv2"),
-             N("HardSwish", ["c"], ["h2"], name="hs2"),
+             *_act(N, act, "c", "h2", "hs2", swap=True),
              N("Conv", ["h2", w("w3", 4, 8, 1, 1), w("b3", 4)], ["y0"], name="conv3")]
-    if extra_reader:
-        nodes += [N("Conv", ["a", w("w4", 4, 8, 1, 1)], ["a4"], name="conv4"),
+    if extra_reader or sigmoid_reader:
+        nodes += [N("Conv", ["hs1_s" if sigmoid_reader else "a", w("w4", 4, 8, 1, 1)], ["a4"], name="conv4"),
                   N("Add", ["y0", "a4"], ["y"], name="add")]
     else:
         nodes += [N("Identity", ["y0"], ["y"], name="id")]
@@ -73,30 +83,35 @@ def _unfused(monkeypatch, r, path):
     return ex
 
 
-def test_float_conv_takes_the_hardswish(tmp_path, monkeypatch):
-    m = _model()
-    r = dsedge.quantize(_graph(), _feeds(), precision="fp32", progress=False)
+@ACTS
+def test_float_conv_takes_the_activation(tmp_path, monkeypatch, act):
+    m = _model(act=act)
+    r = dsedge.quantize(_graph(act=act), _feeds(), precision="fp32", progress=False)
     ex = export(r)
     ops = _ops(ex.artifact)
-    assert ("HardSwish", None) not in ops, ops
-    assert ops.count(("FusedConv", 1)) == 2 and ops.count(("Conv", None)) == 1, ops
+    assert not {"HardSwish", "Sigmoid", "Mul", "Elementwise"} & {o for o, _ in ops}, ops
+    assert ops.count(("FusedConv", CODE[act])) == 2 and ops.count(("Conv", None)) == 1, ops
     p = tmp_path / "fused.dse"
     ex.artifact.write(p)
     pu = tmp_path / "unfused.dse"
     exu = _unfused(monkeypatch, r, pu)
-    assert sum(1 for o, _ in _ops(exu.artifact) if o == "HardSwish") == 2
+    assert sum(1 for o, _ in _ops(exu.artifact) if o in ("HardSwish", "Sigmoid")) == 2
     feed = _feeds(1, 11)[0]
     feed["x"].reshape(-1)[7] = np.nan
+    feed["x"].reshape(-1)[200:206] = [np.inf, -np.inf, 60.0, -60.0, 1e4, -1e4]   # sigmoid saturates
     for kernels in (None, "ref"):
         y, yu = _run_c(p, feed, kernels), _run_c(pu, feed, kernels)
         assert y.tobytes() == yu.tobytes(), kernels
     # the numpy interpreter on the artifact itself: the fused node gives the separate nodes' values
     back = load_dse_graph(ex.artifact)
-    assert sum(1 for n in back.nodes if n.attrs.get("_act_fn") == "HardSwish") == 2
+    assert sum(1 for n in back.nodes if n.attrs.get("_act_fn") == act) == 2
+    back_u = load_dse_graph(exu.artifact)
     f = _feeds(1, 12)[0]
     yb = execute(back, {back.inputs[0]: f["x"]})[0]
-    yb_u = execute(load_dse_graph(exu.artifact), {back.inputs[0]: f["x"]})[0]
-    assert yb.tobytes() == yb_u.tobytes()
+    assert yb.tobytes() == execute(back_u, {back.inputs[0]: f["x"]})[0].tobytes()
+    ys = execute(back, {back.inputs[0]: feed["x"]})[0]   # NaN, infinities, saturation (a NaN's payload aside)
+    np.testing.assert_array_equal(ys, execute(back_u, {back.inputs[0]: feed["x"]})[0])
+    assert np.isnan(ys).any() and np.isfinite(ys).mean() > 0.5
     # onnxruntime on the float model
     import onnxruntime as ort
     e = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, f)[0]
@@ -130,18 +145,23 @@ def test_a_fused_conv_has_its_own_op_id(tmp_path):
     x, w = f["x"], np.random.default_rng(4).standard_normal((8, 3, 3, 3)).astype(np.float32)
     d = REGISTRY.get("FusedConv", "dsedge")
     got = d.call([x, w], {"act_fn": 1, "pads": [1, 1, 1, 1]})[0]
-    want = REGISTRY.get("HardSwish").call([REGISTRY.get("Conv").call([x, w], {"pads": [1, 1, 1, 1]})[0]], {})[0]
+    c = REGISTRY.get("Conv").call([x, w], {"pads": [1, 1, 1, 1]})[0]
+    want = REGISTRY.get("HardSwish").call([c], {})[0]
     assert got.tobytes() == want.tobytes()
+    got = d.call([x, w], {"act_fn": 2, "pads": [1, 1, 1, 1]})[0]   # SiLU: Sigmoid then Mul
+    assert got.tobytes() == REGISTRY.get("Mul").call([c, REGISTRY.get("Sigmoid").call([c], {})[0]], {})[0].tobytes()
 
 
-def test_int8_conv_keeps_its_hardswish(tmp_path):
-    """An int8 Conv followed by HardSwish: no act_fn anywhere, the HardSwish is its own (int8 table)
-    node, and the model runs as before (C against the numpy integer reference)."""
-    r = dsedge.quantize(_graph(), _feeds(), precision="int8", progress=False)
+@ACTS
+def test_int8_conv_keeps_its_activation(tmp_path, act):
+    """An int8 Conv followed by the activation: no act_fn anywhere, the activation is its own node (an
+    int8 table, or, SiLU here, float Sigmoid and Mul after the int8 Conv's float output), and the
+    model runs as before (C against the numpy integer reference)."""
+    r = dsedge.quantize(_graph(act=act), _feeds(), precision="int8", progress=False)
     ex = export(r)
     ops = _ops(ex.artifact)
     assert all(a is None for _, a in ops), ops
-    assert any(o in ("HardSwish", "Elementwise") for o, _ in ops), ops
+    assert any(o in (act, "Elementwise", "Sigmoid") for o, _ in ops), ops
     assert not any(n.attrs.get("_act_fn") for n in ex.graph.nodes)
     p = tmp_path / "int8.dse"
     ex.artifact.write(p)
@@ -152,22 +172,29 @@ def test_int8_conv_keeps_its_hardswish(tmp_path):
     np.testing.assert_array_equal(y, yn)
 
 
-def test_not_fused_when_the_conv_output_has_another_reader():
-    r = dsedge.quantize(_graph(extra_reader=True), _feeds(), precision="fp32", progress=False)
+@pytest.mark.parametrize("act,kw", [("HardSwish", {"extra_reader": True}), ("SiLU", {"extra_reader": True}),
+                                     ("SiLU", {"sigmoid_reader": True})])
+def test_not_fused_when_the_conv_output_has_another_reader(act, kw):
+    """hs1 stays separate when conv1's output (or, SiLU, hs1's Sigmoid) has another reader; hs2 is
+    fused."""
+    r = dsedge.quantize(_graph(act=act, **kw), _feeds(), precision="fp32", progress=False)
     ex = export(r)
     ops = _ops(ex.artifact)
-    assert ops.count(("HardSwish", None)) == 1 and ops.count(("FusedConv", 1)) == 1, ops   # hs1 stays, hs2 is fused
+    first = "HardSwish" if act == "HardSwish" else "Sigmoid"
+    assert ops.count((first, None)) == 1 and ops.count(("FusedConv", CODE[act])) == 1, ops
 
 
-def test_mixed_plan_fuses_only_float_to_float(tmp_path):
+@ACTS
+def test_mixed_plan_fuses_only_float_to_float(tmp_path, act):
     """int8 plan with conv1 and conv2 kept float: conv1 takes hs1 (float conv2 reads it); hs2, whose
-    only reader is the QuantizeLinear of the int8 conv3, is absorbed with it instead (one Elementwise
-    node with an int8 output, `_fuse_quantize`, as before); no int8 node carries act_fn."""
+    only reader is the QuantizeLinear of the int8 conv3: a HardSwish is absorbed with it instead
+    (one Elementwise node with an int8 output, `_fuse_quantize`, as before), a SiLU (which that
+    kernel does not run) goes into conv2, the QuantizeLinear after it; no int8 node carries act_fn."""
     from dsedge.quant.quantize import QuantConfig, quantize_graph
-    r = quantize_graph(_graph(), _feeds(), QuantConfig(progress=False, keep_float=("conv1", "conv2")))
+    r = quantize_graph(_graph(act=act), _feeds(), QuantConfig(progress=False, keep_float=("conv1", "conv2")))
     ex = export(r, names="all")
-    fused = [nr.name for nr in ex.artifact.nodes if dict(nr.attrs).get("act_fn") == 1]
-    assert fused == ["conv1"], _ops(ex.artifact)
+    fused = [nr.name for nr in ex.artifact.nodes if dict(nr.attrs).get("act_fn") == CODE[act]]
+    assert fused == (["conv1"] if act == "HardSwish" else ["conv1", "conv2"]), _ops(ex.artifact)
     int8 = [nr for nr in ex.artifact.nodes if REGISTRY.by_id(nr.op).name == "Conv"
             and ex.artifact.tensors[nr.inputs[0]].dtype == "int8"]
     assert int8 and all("act_fn" not in dict(nr.attrs) for nr in int8)
@@ -176,3 +203,28 @@ def test_mixed_plan_fuses_only_float_to_float(tmp_path):
     f = _feeds(1, 14)[0]
     back = load_dse_graph(ex.artifact)
     np.testing.assert_array_equal(_run_c(p, f, "ref"), execute(back, {back.inputs[0]: f["x"]})[0])
+
+
+def test_act_fn_programs_and_c_codes():
+    """act_fn_of recognises an ActFn's program with Mul's operands in either order and nothing
+    else; the registry's codes are the C runtime's DSE_ACT_FN_* (src/internal.h)."""
+    import re
+    from pathlib import Path
+    from dsedge.ir import Node
+    from dsedge.ops.fused import act_fn_of
+
+    def ew(*steps, result=None, consts=()):
+        return Node("Elementwise", ["x"], ["y"], {"program": steps, "consts": consts,
+                                                  "result": result or len(steps)}, "e", "dsedge")
+    sig, x, s = ("Sigmoid", (("v", 0),), {}), ("v", 0), ("v", 1)
+    assert act_fn_of(ew(sig, ("Mul", (x, s), {}))).name == "SiLU"
+    assert act_fn_of(ew(sig, ("Mul", (s, x), {}))).name == "SiLU"
+    assert act_fn_of(ew(sig, ("Mul", (s, s), {}))) is None                       # sigmoid(x)^2
+    assert act_fn_of(ew(sig, ("Mul", (x, s), {}), ("Neg", (("v", 2),), {}))) is None
+    assert act_fn_of(ew(sig, ("Mul", (x, ("c", 0)), {}), consts=(np.float32(2),))) is None
+    assert act_fn_of(ew(("HardSwish", (x,), {}))).name == "HardSwish"
+    assert act_fn_of(Node("HardSwish", ["x"], ["y"], {}, "h")).name == "HardSwish"
+    assert act_fn_of(Node("Sigmoid", ["x"], ["y"], {}, "s")) is None
+    src = (Path(dse_mod.__file__).resolve().parents[2] / "runtimes" / "c" / "src" / "internal.h").read_text()
+    c = {k: int(v) for k, v in re.findall(r"DSE_ACT_FN_(\w+) = (\d+)", src) if k != "NONE"}
+    assert c == {f.name.upper(): f.code for f in REGISTRY.act_fns()}

@@ -80,7 +80,7 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_fill_row(float *br, size_t PS, const
 
 /* HardSwish of 8 floats with REF's bytes (mathf.h dse_hardswishf: x * (1/6), + 0.5 without FMA,
  * np.clip to [0, 1] keeping NaN, times x; not canonical): the AVX2 HardSwish (unary.c) and the fused
- * `act_fn` 1 of the float Conv kernels (dse__avx2_act_fn). The clip is maxps then minps with v as
+ * `act_fn` 1 of the float Conv kernels (dse__avx2_act_fn, below). The clip is maxps then minps with v as
  * the second operand, which they return when either is NaN (NaN kept, as REF) or both are equal;
  * v = x/6 + 0.5 is never -0 (a sum with 0.5 rounds to +0), so no signed-zero case differs. */
 DSE_AI __m256 dse__avx2_hardswish(__m256 x) {
@@ -88,14 +88,6 @@ DSE_AI __m256 dse__avx2_hardswish(__m256 x) {
     v = _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), v));
     return _mm256_mul_ps(x, v);
 }
-/* A fused activation function (INT act_fn, internal.h) of 8 outputs after the clamp, NaN canonical:
- * the separate float32 node's bytes. fn != 0. */
-DSE_AI __m256 dse__avx2_act_fn(int fn, __m256 v) {
-    (void)fn;   /* DSE_ACT_FN_HARDSWISH, the only one (the checks take no other) */
-    v = dse__avx2_hardswish(v);
-    return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-}
-
 /* exp, sigmoid, tanh, erf: dse__avx2_exp_n(N, x, y) etc. (N vectors at once) and the one-vector
  * forms dse__avx2_exp(x) etc., from the template shared with the NEON kernels (src/vec_mathf.h:
  * the same operations in the same order, so both give the same bytes). */
@@ -128,6 +120,44 @@ DSE_AI __m256 dse__avx2_act_fn(int fn, __m256 v) {
 #define VM_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define VM_ISNAN(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
 #include "vec_mathf.h"
+
+/* A fused activation function (INT act_fn, internal.h; fn != 0) of N vectors of outputs after the
+ * clamp, in place, NaN canonical: the separate float32 nodes' bytes as the AVX2 kernels give them
+ * (HardSwish: dse__avx2_hardswish, REF's bytes; SiLU: dse__avx2_silu_n, 4 vectors at a time as the
+ * Sigmoid kernel takes them, so that their long dependency chains interleave). N: a constant after
+ * inlining (an epilogue's register tile). */
+DSE_AI void dse__avx2_act_fn_n(int fn, const int N, __m256 *v) {
+    if (fn == DSE_ACT_FN_SILU) {
+        DSE_UNROLL
+        for (int k = 0; k < N; k += 4) {
+            const int n = N - k < 4 ? N - k : 4;
+            __m256 y[4];
+            dse__avx2_silu_n(n, v + k, y);   /* (vec_mathf.h: the Sigmoid kernel's sigmoid, times x) */
+            DSE_UNROLL
+            for (int q = 0; q < n; q++) v[k + q] = y[q];
+        }
+    } else {   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */
+        DSE_UNROLL
+        for (int k = 0; k < N; k++) v[k] = dse__avx2_hardswish(v[k]);
+    }
+    DSE_UNROLL
+    for (int k = 0; k < N; k++)
+        v[k] = _mm256_blendv_ps(v[k], _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000)), _mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
+}
+/* The same of one vector. */
+DSE_AI __m256 dse__avx2_act_fn(int fn, __m256 x) { dse__avx2_act_fn_n(fn, 1, &x); return x; }
+/* The same of one vector in an epilogue, for the functions applied there (DSE_ACT_FN_INLINE:
+ * HardSwish): only their code is inlined. */
+DSE_AI __m256 dse__avx2_act_fn_inline(int fn, __m256 x) {
+    (void)fn;
+    dse__avx2_act_fn_n(DSE_ACT_FN_HARDSWISH, 1, &x);
+    return x;
+}
+/* The same of y[0 .. n) in place (any alignment): a pass over outputs the caller just wrote and that
+ * are still in L1/L2 (sgemm.c's row blocks, conv.c's depthwise planes, winograd.c's rows). */
+DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_row(int fn, float *y, size_t n);
+/* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
+DSE_AI float dse__avx2_act_fn1(int fn, float x) { return _mm256_cvtss_f32(dse__avx2_act_fn(fn, _mm256_set1_ps(x))); }
 
 #else
 #define DSE_AVX2_F32 0

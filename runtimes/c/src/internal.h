@@ -438,10 +438,20 @@ DSE_SHARED int dse__nn_spatial(const dse_node *n, size_t nd, const size_t *k_fro
                                  int64_t d[3], int64_t pb[3], int64_t pe[3]);
 DSE_SHARED int dse__nn_act(const dse_node *n, float *lo, float *hi);   /* fused clamp: 1 when present */
 /* Fused activation function (INT `act_fn`, docs/kernels.md "Fused activation"), applied after the
- * clamp: the bytes of the separate float32 node on the op's output (NaN canonical). Absent: NONE.
- * A kernel that applies it sets why->act_fns (DSE_ACT_FNS_CONV: the float Conv kernels). */
-enum { DSE_ACT_FN_NONE = 0, DSE_ACT_FN_HARDSWISH = 1 };
-#define DSE_ACT_FNS_CONV (1u << DSE_ACT_FN_HARDSWISH)
+ * clamp: the bytes of the separate float32 nodes on the op's output, as this ISA's kernels of those
+ * nodes give them (NaN canonical). Absent: NONE. Codes: dsedge/ops (registry ActFn; a test checks
+ * this list against it). HARDSWISH: the HardSwish kernels are exact, REF's bytes everywhere. SILU
+ * x * Sigmoid(x): the Sigmoid kernel's bytes, which are the vectorised sigmoid of src/vec_mathf.h
+ * where an optimised Sigmoid kernel runs (AVX2, NEON) and mathf.c's dse_sigmoidf on REF; then the
+ * product (exact). A kernel that applies f sets bit f of why->act_fns: dse__act_fns(m, vec) gives
+ * the float Conv kernels' mask, vec = 1 when the kernel's SiLU is the vectorised one, 0 when it is
+ * mathf.c's (SILU is in the mask only when that is the sigmoid of the model's Sigmoid kernel). */
+enum { DSE_ACT_FN_NONE = 0, DSE_ACT_FN_HARDSWISH = 1, DSE_ACT_FN_SILU = 2 };
+/* A few operations (HardSwish): the optimised kernels apply it in each output vector's epilogue.
+ * Else (SiLU's sigmoid, ~28 vector operations): in a pass over a finished tile or plane while it
+ * is in L1/L2, 4 vectors at a time (inlined beside a register tile it spills). */
+#define DSE_ACT_FN_INLINE(fn) ((fn) == DSE_ACT_FN_HARDSWISH)
+DSE_SHARED uint32_t dse__act_fns(const dse_model *m, int vec);
 DSE_SHARED int dse__nn_act_fn(const dse_node *n);
 DSE_INTERNAL uint16_t dse__f32_to_f16(float v);
 DSE_SHARED float dse__f16_to_f32(uint16_t h);   /* exact */

@@ -37,15 +37,11 @@ static inline float dse_hardswishf(float x) {
     return x * v;
 }
 
-/* A fused activation function (INT act_fn: 1 HardSwish) of a float kernel's output, after its clamp:
- * the separate float32 node's bytes (NaN canonical). */
-static inline float dse__act_fnf(int fn, float v) { return fn == 1 /* DSE_ACT_FN_HARDSWISH */ ? dse_canonf(dse_hardswishf(v)) : v; }
-
 DSE_INTERNAL float dse_expf(float x);
 DSE_INTERNAL float dse_expm1f(float x);
 DSE_SHARED float dse_logf(float x);        /* (shared: the AVX2 LogSoftmax calls it) */
 DSE_INTERNAL float dse_tanhf(float x);
-DSE_INTERNAL float dse_sigmoidf(float x);      /* 1 / (1 + exp(-x)) */
+DSE_SHARED float dse_sigmoidf(float x);      /* 1 / (1 + exp(-x)) (shared: the fused SiLU of kernels/ref/loops.c) */
 DSE_INTERNAL float dse_erff(float x);
 #if defined(__GNUC__)
 __attribute__((unused))   /* no kernel uses it yet (tests do): no warning in the one-unit build */
@@ -61,5 +57,15 @@ DSE_SHARED float dse_ceilf(float x);  /* (shared: the AVX2 elementwise program) 
 DSE_INTERNAL float dse_geluf(float x);         /* x/2 (1 + erf(x/sqrt 2)), erfc form for x < 0 (no cancellation) */
 DSE_INTERNAL float dse_gelu_tanhf(float x);    /* x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) = x sigmoid(2u) */
 DSE_INTERNAL float dse_softplusf(float x);     /* log(1 + exp(x)) */
+
+/* SiLU x * sigmoid(x) with REF's Sigmoid (dse_sigmoidf), as REF's Sigmoid then Mul kernels give it
+ * (not canonical): the fused `act_fn` 2 of the REF float Conv kernels. */
+static inline float dse_siluf(float x) { return x * dse_sigmoidf(x); }
+
+/* A fused activation function (INT act_fn: 1 HardSwish, 2 SiLU; internal.h DSE_ACT_FN_*) of a float
+ * kernel's output, after its clamp, with REF's bytes of the separate float32 nodes (NaN canonical). */
+static inline float dse__act_fnf(int fn, float v) {
+    return dse_canonf(fn == 2 /* DSE_ACT_FN_SILU */ ? dse_siluf(v) : fn == 1 /* HARDSWISH */ ? dse_hardswishf(v) : v);
+}
 
 #endif

@@ -27,7 +27,7 @@
  * clip to [0, 1] by fmax then fmin (a NaN propagates as np.clip keeps it; v = x/6 + 0.5 is never -0,
  * so fmax's +0 > -0 never differs from REF's compare), times x; not canonical. The NEON HardSwish
  * (kernels/neon/unary.c, an exact kernel kept with -DDSE_REF_FLOAT) and the fused `act_fn` 1
- * (dse__neon_act_fn) both use it. */
+ * (dse__neon_act_fn, below) both use it. */
 static inline float32x4_t dse__neon_hardswish(float32x4_t x) {
     float32x4_t v = vaddq_f32(vmulq_f32(x, vdupq_n_f32((float)(1.0 / 6.0))), vdupq_n_f32(0.5f));
     v = vminq_f32(vdupq_n_f32(1.0f), vmaxq_f32(vdupq_n_f32(0.0f), v));
@@ -49,14 +49,6 @@ static inline float32x4_t dse__neon_hardswish(float32x4_t x) {
 DSE_NEON_AI float32x4_t dse__neon_clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
     v = vbslq_f32(vcltq_f32(v, lo), lo, v);
     return vbslq_f32(vcgtq_f32(v, hi), hi, v);
-}
-
-/* A fused activation function (INT act_fn, internal.h; fn != 0) of 4 outputs after the clamp, NaN
- * canonical: the separate float32 node's bytes (HardSwish: dse__neon_hardswish). */
-DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) {
-    (void)fn;   /* DSE_ACT_FN_HARDSWISH, the only one (the checks take no other) */
-    const float32x4_t v = dse__neon_hardswish(x);
-    return vbslq_f32(vceqq_f32(v, v), v, vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
 }
 
 /* C[i, j] for i in [i0, i1), j in [j0, j1) by the dse_sgemm contract (src/internal.h) without
@@ -109,6 +101,39 @@ DSE_INTERNAL void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, 
 #define VM_ISNAN(a) vmvnq_u32(vceqq_f32(a, a))
 #include "vec_mathf.h"
 #undef VM_BITS_
+
+/* A fused activation function (INT act_fn, internal.h; fn != 0) of N vectors of outputs after the
+ * clamp, in place, NaN canonical: the separate float32 nodes' bytes as the NEON kernels give them
+ * (HardSwish: dse__neon_hardswish, REF's bytes; SiLU: dse__neon_silu_n, 4 vectors at a time as the
+ * Sigmoid kernel takes them, so that their long dependency chains interleave). */
+DSE_NEON_AI void dse__neon_act_fn_n(int fn, const int N, float32x4_t *v) {
+    if (fn == DSE_ACT_FN_SILU) {
+        DSE_NEON_UNROLL
+        for (int k = 0; k < N; k += 4) {
+            const int n = N - k < 4 ? N - k : 4;
+            float32x4_t y[4];
+            dse__neon_silu_n(n, v + k, y);   /* (vec_mathf.h: the Sigmoid kernel's sigmoid, times x) */
+            for (int q = 0; q < n; q++) v[k + q] = y[q];
+        }
+    } else {   /* DSE_ACT_FN_HARDSWISH (the checks take no other) */
+        for (int k = 0; k < N; k++) v[k] = dse__neon_hardswish(v[k]);
+    }
+    for (int k = 0; k < N; k++) v[k] = vbslq_f32(vceqq_f32(v[k], v[k]), v[k], vreinterpretq_f32_u32(vdupq_n_u32(0x7FC00000u)));
+}
+/* The same of one vector. */
+DSE_NEON_AI float32x4_t dse__neon_act_fn(int fn, float32x4_t x) { dse__neon_act_fn_n(fn, 1, &x); return x; }
+/* The same of one vector in an epilogue, for the functions applied there (DSE_ACT_FN_INLINE:
+ * HardSwish): only their code is inlined. */
+DSE_NEON_AI float32x4_t dse__neon_act_fn_inline(int fn, float32x4_t x) {
+    (void)fn;
+    dse__neon_act_fn_n(DSE_ACT_FN_HARDSWISH, 1, &x);
+    return x;
+}
+/* The same of y[0 .. n) in place: a post-pass over outputs the caller just wrote, while they are in
+ * L1/L2 (kernels/neon/sgemm.c: its epilogues; conv_f32.c: the depthwise planes), 4 vectors at a time. */
+DSE_INTERNAL void dse__neon_act_fn_row(int fn, float *y, size_t n);
+/* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
+DSE_NEON_AI float dse__neon_act_fn1(int fn, float x) { return vgetq_lane_f32(dse__neon_act_fn(fn, vdupq_n_f32(x)), 0); }
 
 #else
 #define DSE_NEON_F32 0

@@ -1,4 +1,4 @@
-/* vec_mathf.h: the float32 vector exp, sigmoid, tanh and erf of the optimised float kernels,
+/* vec_mathf.h: the float32 vector exp, sigmoid, SiLU, tanh and erf of the optimised float kernels,
  * written once for every instruction set (a template, like ew_program.h's part 2): src/avx2_f32.h
  * instantiates it for AVX2 (8 lanes), src/neon_f32.h for arm64 NEON (4 lanes). Each instance is
  * the same sequence of IEEE float32 operations per lane (the same constants; a fused multiply-add
@@ -28,13 +28,12 @@
  * long dependency chains interleave (one chain is latency-bound); VM_NAME(exp)(x) etc. are the
  * one-vector forms. */
 
-/* exp(x): x = n ln2 + r (Cody-Waite, |r| <= ln2/2), exp(r) by Cephes' degree-7 polynomial
- * (FMA), times 2^n as two exact powers of two (so subnormal results round once, correctly).
- * x >= 88.7228394 -> +inf, x <= -104 -> 0, NaN stays NaN. */
-VM_AI void VM_NAME(exp_n)(const int N, const VM_F *x, VM_F *y) {
-    VM_F xc[4], n[4], r[4], p[4];
+/* exp(xc) for xc in [-104, 88.7228394] (the clamped argument; NaN lanes give an unspecified value):
+ * xc = n ln2 + r (Cody-Waite, |r| <= ln2/2), exp(r) by Cephes' degree-7 polynomial (FMA), times 2^n
+ * as two exact powers of two (so subnormal results round once, correctly). */
+VM_AI void VM_NAME(exp_clamped_n)(const int N, const VM_F *xc, VM_F *y) {
+    VM_F n[4], r[4], p[4];
     VM_I ni[4];
-    VM_VL(N) xc[v_] = VM_MIN(VM_MAX(x[v_], VM_C(-104.0f)), VM_C(88.72283935546875f));
     VM_VL(N) n[v_] = VM_RINT(VM_MUL(xc[v_], VM_C(1.44269504088896341f)));
     VM_VL(N) r[v_] = VM_FNMA(n[v_], VM_C(0.693359375f), xc[v_]);
     VM_VL(N) r[v_] = VM_FNMA(n[v_], VM_C(-2.12194440e-4f), r[v_]);
@@ -50,16 +49,38 @@ VM_AI void VM_NAME(exp_n)(const int N, const VM_F *x, VM_F *y) {
         const VM_F s1 = VM_EXP2I(VM_IADD(n1, VM_I127)), s2 = VM_EXP2I(VM_IADD(n2, VM_I127));
         y[v_] = VM_MUL(VM_MUL(p[v_], s1), s2);
     }
+}
+
+/* exp(x): the argument clamped to [-104, 88.7228394] (so x >= 88.7228394 -> +inf, x <= -104 -> 0),
+ * exp_clamped_n, NaN stays. */
+VM_AI void VM_NAME(exp_n)(const int N, const VM_F *x, VM_F *y) {
+    VM_F xc[4];
+    VM_VL(N) xc[v_] = VM_MIN(VM_MAX(x[v_], VM_C(-104.0f)), VM_C(88.72283935546875f));
+    VM_NAME(exp_clamped_n)(N, xc, y);
     VM_VL(N) y[v_] = VM_BLEND(y[v_], x[v_], VM_ISNAN(x[v_]));   /* NaN stays */
 }
 
-/* sigmoid(x) = 1 / (1 + exp(-x)): e = exp(-|x|), then 1 / (1 + e) for x >= 0 and e / (1 + e)
- * below (no cancellation; subnormal results kept). */
+/* sigmoid(x) = 1 / (1 + exp(-x)) from e = exp(-|x|): 1 / (1 + e) for x >= 0 and e / (1 + e) below
+ * (no cancellation; subnormal results kept). */
+VM_AI VM_F VM_NAME(sigmoid_of_e)(VM_F x, VM_F e) {
+    return VM_DIV(VM_BLEND(e, VM_C(1.0f), VM_GE(x, VM_C(0.0f))), VM_ADD(VM_C(1.0f), e));
+}
 VM_AI void VM_NAME(sigmoid_n)(const int N, const VM_F *x, VM_F *y) {
     VM_F m[4], e[4];
     VM_VL(N) m[v_] = VM_OR(x[v_], VM_C(-0.0f));   /* -|x| */
     VM_NAME(exp_n)(N, m, e);
-    VM_VL(N) y[v_] = VM_DIV(VM_BLEND(e[v_], VM_C(1.0f), VM_GE(x[v_], VM_C(0.0f))), VM_ADD(VM_C(1.0f), e[v_]));
+    VM_VL(N) y[v_] = VM_NAME(sigmoid_of_e)(x[v_], e[v_]);
+}
+
+/* SiLU x * sigmoid(x) with sigmoid_n's bytes for every x that is not NaN (a NaN x gives a NaN, of
+ * unspecified payload): e = exp(-|x|) with exp_n's operations but the two that change nothing for an
+ * argument <= 0 that is not NaN (the upper clamp, min(., 88.72); the NaN blend: x * anything is NaN
+ * when x is), then x * sigmoid_of_e. Not canonical. */
+VM_AI void VM_NAME(silu_n)(const int N, const VM_F *x, VM_F *y) {
+    VM_F mc[4], e[4];
+    VM_VL(N) mc[v_] = VM_MAX(VM_OR(x[v_], VM_C(-0.0f)), VM_C(-104.0f));   /* max(-|x|, -104) */
+    VM_NAME(exp_clamped_n)(N, mc, e);
+    VM_VL(N) y[v_] = VM_MUL(x[v_], VM_NAME(sigmoid_of_e)(x[v_], e[v_]));
 }
 
 /* tanh: |x| < 0.625 by Cephes' odd polynomial, else 1 - 2 / (exp(2|x|) + 1); sign of x. */

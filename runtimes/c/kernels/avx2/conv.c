@@ -39,7 +39,8 @@ int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom
         return 1;
     }
     why->scratch_plan = dse__conv_f32_scratch_plan(g);   /* the direct and the Winograd variants' */
-    why->act_fns = DSE_ACT_FNS_CONV;   /* every path applies it (the SGEMM epilogue, DW, DW8, Winograd) */
+    why->act_fns = dse__act_fns(m, 1);   /* every path applies it (the SGEMM tile, DW, DW8, Winograd), SiLU
+                                          * with the AVX2 Sigmoid's bytes (avx2_f32.h dse__avx2_act_fn_n) */
     return 0;
 }
 
@@ -112,7 +113,7 @@ void dse__avx2_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t
 
 /* Depthwise tile: R output rows x V vectors of 8 columns (of the last one only OW % 8 are
  * stored when mlast), from output row oh and column ow: acc = fma over the taps, + bias,
- * clamp, store. Loads read whole vectors: past a phase row's end they read the next one, or
+ * clamp, store (the fused activation function: over the whole plane after, conv_dw_rows9). Loads read whole vectors: past a phase row's end they read the next one, or
  * the 8 floats of slack after the plane (lanes never stored). TAPS = 9 (3x3): the weights are
  * broadcast once per channel (wv) and the taps unrolled; TAPS = 0: any count, weights read per
  * tap. */
@@ -142,7 +143,7 @@ DSE_AI void conv_dw_tile(const conv_job *j, const int TAPS, const int R, const i
             __m256 y = acc[r][v];
             if (bc) y = _mm256_add_ps(y, bias);
             if (j->act) y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
-            if (j->act_fn) y = dse__avx2_act_fn(j->act_fn, y);
+            if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) y = dse__avx2_act_fn_inline(j->act_fn, y);
             float *d = yr + r * OW + ow + 8 * v;
             if (mlast && v == V - 1) {   /* OW % 8 columns (no vmaskmovps: slow on AMD Zen) */
                 float t[8];
@@ -196,13 +197,18 @@ DSE_AI void conv_dw_rows(const conv_job *j, const int TAPS, const float *buf, si
 #undef CONV_DW_T
 }
 
+/* (SiLU over the channel's plane while it is in L1/L2: its sigmoid then runs 4 vectors at a time, as
+ * fast as the Sigmoid kernel's and without its pass over memory; in each tile's epilogue it was
+ * slower than the separate Sigmoid and Mul. HardSwish: in the tile, DSE_ACT_FN_INLINE) */
 static DSE_TARGET_AVX2 void conv_dw_rows9(const conv_job *j, const float *buf, size_t rstep, const uint64_t *tab,
                                           const float *wc, const float *bc, float *yc) {
     conv_dw_rows(j, 9, buf, rstep, tab, wc, bc, yc);
+    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) dse__avx2_act_fn_row(j->act_fn, yc, j->g.out[1] * j->g.out[2]);
 }
 static DSE_TARGET_AVX2 void conv_dw_rows_any(const conv_job *j, const float *buf, size_t rstep, const uint64_t *tab,
                                              const float *wc, const float *bc, float *yc) {
     conv_dw_rows(j, 0, buf, rstep, tab, wc, bc, yc);
+    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) dse__avx2_act_fn_row(j->act_fn, yc, j->g.out[1] * j->g.out[2]);
 }
 
 /* Depthwise: one channel. The padded plane (PH rows; per row sw phases of L floats, phase q
@@ -308,10 +314,11 @@ static DSE_TARGET_AVX2 void conv_dw8_block(const conv_job *j, size_t img, size_t
             __m256 v = acc[q];
             if (j->b) v = _mm256_add_ps(v, bias);
             if (j->act) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
-            if (j->act_fn) v = dse__avx2_act_fn(j->act_fn, v);
+            if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) v = dse__avx2_act_fn_inline(j->act_fn, v);
             if (p + (size_t)q < P) _mm256_storeu_ps(O + 8 * (p + (size_t)q), v);
         }
     }
+    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) dse__avx2_act_fn_row(j->act_fn, O, 8 * P);   /* the 8 channels' planes while in L1/L2 */
     for (size_t p = 0; p < P; p += 8) {   /* back to planes, 8 pixels of the 8 channels at a time */
         __m256 v[8];
         const size_t n = P - p < 8 ? P - p : 8;

@@ -21,7 +21,8 @@
 
 
 
-/* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j. */
+/* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j, but the fused
+ * activation function (sgemm_tile: HardSwish, DSE_ACT_FN_INLINE; sgemm_act_rows: SiLU). */
 DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
     if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));
@@ -32,13 +33,12 @@ DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t
         v = _mm256_add_ps(v, cv);
     }
     if (g->act) v = _mm256_min_ps(_mm256_set1_ps(g->hi), _mm256_max_ps(_mm256_set1_ps(g->lo), v));
-    if (g->act_fn) v = dse__avx2_act_fn(g->act_fn, v);
     return v;
 }
 
+/* Stores one finished C row segment. */
 DSE_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     float *c = g->C + i * g->ldc + j;
-    v = sgemm_epi(g, v, i, j, nl);
     if (nl >= 8) { _mm256_storeu_ps(c, v); return; }
     float t[8];   /* not vmaskmovps: microcoded, ~10x slower than this on AMD Zen */
     _mm256_storeu_ps(t, v);
@@ -50,7 +50,6 @@ DSE_AI void sgemm_store(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t
  * starts at row jr, column jo. */
 DSE_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, size_t jo, size_t nl) {
     float *c = g->C + i * g->ldc;
-    v = sgemm_epi(g, v, i, 0, nl);
     if (jo + nl <= g->cv && nl == 8) { _mm256_storeu_ps(c + jr * g->cv + jo, v); return; }
     float t[8];
     _mm256_storeu_ps(t, v);
@@ -59,6 +58,36 @@ DSE_AI void sgemm_store_map(const dse_sgemm *g, __m256 v, size_t i, size_t jr, s
         while (o >= g->cw) o -= g->cw, r++;
         if (o < g->cv) c[r * g->cv + o] = t[l];
     }
+}
+
+void dse__avx2_act_fn_row(int fn, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 v[4];
+        DSE_UNROLL
+        for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(y + i + 8 * (size_t)k);
+        dse__avx2_act_fn_n(fn, 4, v);
+        DSE_UNROLL
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + i + 8 * (size_t)k, v[k]);
+    }
+    if (i == n) return;
+    /* the last < 32 floats as 1 to 4 vectors at once: whole vectors, the last one by a masked load
+     * (its lanes past n are 0) and stored through a buffer (no masked store: slow on AMD Zen) */
+    const size_t c = n - i, nv = (c + 7) / 8, last = c - 8 * (nv - 1);
+    __m256 v[4];
+    for (size_t k = 0; k < 4; k++)
+        v[k] = k + 1 < nv ? _mm256_loadu_ps(y + i + 8 * k)
+             : k + 1 == nv ? _mm256_maskload_ps(y + i + 8 * k, dse__avx2_mask(last)) : _mm256_setzero_ps();
+    switch (nv) {
+    case 1: dse__avx2_act_fn_n(fn, 1, v); break;
+    case 2: dse__avx2_act_fn_n(fn, 2, v); break;
+    case 3: dse__avx2_act_fn_n(fn, 3, v); break;
+    default: dse__avx2_act_fn_n(fn, 4, v); break;
+    }
+    for (size_t k = 0; k + 1 < nv; k++) _mm256_storeu_ps(y + i + 8 * k, v[k]);
+    float t[8];
+    _mm256_storeu_ps(t, v[nv - 1]);
+    for (size_t k = 0; k < last; k++) y[i + 8 * (nv - 1) + k] = t[k];
 }
 
 enum { SG_ROWS, SG_MASKED, SG_OFFS };
@@ -109,20 +138,34 @@ DSE_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int 
         }
         a += sak;
     }
+    /* the epilogue of the tile, o[r * (W / 8) + h]: row r, columns 8h .. 8h + 7 (of a W = 16 tile
+     * with nr <= 8 the second half is never stored); then the fused activation function of all
+     * of it at once (SiLU's chains interleave) */
+    const int NV = W / 8;
+    __m256 o[12];
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++) {
+        o[r * NV] = sgemm_epi(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
+        if (W == 16) o[r * NV + 1] = nr > 8 ? sgemm_epi(g, c1[r], i + r, j + 8, nr - 8) : c1[r];
+    }
+    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {   /* (the others: sgemm_act_rows) */
+        DSE_UNROLL
+        for (int q = 0; q < MR * NV; q++) o[q] = dse__avx2_act_fn_inline(g->act_fn, o[q]);
+    }
     if (g->cw) {
         size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 8;
         while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
         DSE_UNROLL
         for (int r = 0; r < MR; r++) {
-            sgemm_store_map(g, c0[r], i + r, jr, jo, nr > 8 ? 8 : nr);
-            if (W == 16 && nr > 8) sgemm_store_map(g, c1[r], i + r, jr1, jo1, nr - 8);
+            sgemm_store_map(g, o[r * NV], i + r, jr, jo, nr > 8 ? 8 : nr);
+            if (W == 16 && nr > 8) sgemm_store_map(g, o[r * NV + 1], i + r, jr1, jo1, nr - 8);
         }
         return;
     }
     DSE_UNROLL
     for (int r = 0; r < MR; r++) {
-        sgemm_store(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
-        if (W == 16 && nr > 8) sgemm_store(g, c1[r], i + r, j + 8, nr - 8);
+        sgemm_store(g, o[r * NV], i + r, j, nr > 8 ? 8 : nr);
+        if (W == 16 && nr > 8) sgemm_store(g, o[r * NV + 1], i + r, j + 8, nr - 8);
     }
 }
 
@@ -177,6 +220,28 @@ static DSE_TARGET_AVX2 void sgemm_pack(const dse_sgemm *g, size_t jc, size_t je,
     }
 }
 
+/* A fused activation function that is not applied in the tiles (DSE_ACT_FN_INLINE: SiLU) over the
+ * outputs of rows [i, i + mr), product columns [jc, je), just stored by their tiles and still in
+ * L1/L2: each row's contiguous stretches (with a column map, the stored part of each output row),
+ * 4 vectors at a time (dse__avx2_act_fn_row). In the tiles, beside 12 accumulators, the sigmoid
+ * spilled: it cost more than the separate Sigmoid and Mul nodes; through a buffer per tile, about
+ * 10 % more than the Sigmoid kernel alone. */
+static DSE_NOINLINE DSE_TARGET_AVX2 void sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je) {
+    for (size_t r = i; r < i + mr; r++) {
+        float *c = g->C + r * g->ldc;
+        if (!g->cw) {
+            dse__avx2_act_fn_row(g->act_fn, c + jc, je - jc);
+            continue;
+        }
+        for (size_t orow = jc / g->cw; orow * g->cw < je; orow++) {   /* output rows of the column map */
+            const size_t o0 = orow == jc / g->cw ? jc % g->cw : 0;
+            size_t o1 = je - orow * g->cw < g->cw ? je - orow * g->cw : g->cw;
+            if (o1 > g->cv) o1 = g->cv;
+            if (o1 > o0) dse__avx2_act_fn_row(g->act_fn, c + orow * g->cv + o0, o1 - o0);
+        }
+    }
+}
+
 static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
     const size_t rows = i1 - i0, nb = (rows + 5) / 6, base = rows / nb, extra = rows % nb;
     size_t i = i0;
@@ -190,6 +255,7 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
         case 2: sgemm_rows2(g, i, jc, je); break;
         default: sgemm_rows1(g, i, jc, je); break;
         }
+        if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) sgemm_act_rows(g, i, mr, jc, je);
         i += mr;
     }
 }
@@ -235,7 +301,7 @@ DSE_AI void sgemm_dot_store(const dse_sgemm *g, float v, size_t i, size_t j) {
         v = v + (g->cmode == 2 ? c * g->beta : c);
     }
     if (g->act) { v = v < g->lo ? g->lo : v; v = v > g->hi ? g->hi : v; }
-    if (g->act_fn) v = _mm256_cvtss_f32(dse__avx2_act_fn(g->act_fn, _mm256_set1_ps(v)));   /* the vector bytes */
+    if (g->act_fn) v = dse__avx2_act_fn1(g->act_fn, v);
     g->C[i * g->ldc + j] = v;
 }
 

@@ -149,7 +149,7 @@ static DSE_TARGET_AVX2 void wino_v(const wino_job *j, size_t img, size_t t0, siz
 
 /* Y from M[ij][m][t - t0] for the block's tiles: A^T M A, + bias, clamp; 8 tiles per vector,
  * interleaved into 16 output columns of rows 2th and 2th + 1 (only the columns and rows
- * inside the output stored). */
+ * inside the output stored); then the fused activation function over the outputs written. */
 static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, size_t t1, const float *Mb) {
     const dse_conv_geom *g = &j->g;
     const size_t OH = g->out[1], OW = g->out[2], P = OH * OW, TW = j->p.TW, ld = j->p.ld, ML = j->M * ld;
@@ -183,7 +183,7 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                     __m256 e = y[a][0], o = y[a][1];
                     if (j->b) e = _mm256_add_ps(e, bias), o = _mm256_add_ps(o, bias);
                     if (j->act) e = _mm256_min_ps(hi, _mm256_max_ps(lo, e)), o = _mm256_min_ps(hi, _mm256_max_ps(lo, o));
-                    if (j->act_fn) e = dse__avx2_act_fn(j->act_fn, e), o = dse__avx2_act_fn(j->act_fn, o);
+                    if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) e = dse__avx2_act_fn_inline(j->act_fn, e), o = dse__avx2_act_fn_inline(j->act_fn, o);
                     const __m256 l = _mm256_unpacklo_ps(e, o), h = _mm256_unpackhi_ps(e, o);
                     const __m256 q0 = _mm256_permute2f128_ps(l, h, 0x20), q1 = _mm256_permute2f128_ps(l, h, 0x31);
                     float *d = ym + oh * OW + ow0;
@@ -195,6 +195,29 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
                 }
             }
         }
+        if (!j->act_fn || DSE_ACT_FN_INLINE(j->act_fn)) continue;
+        /* the fused activation function over what this block wrote of the plane, while it is in
+         * L1/L2 (in the tile loop above it would compute 16 columns per 8 tiles however few are
+         * real: twice the separate Sigmoid's cost on a 20x20 plane): the block's tiles are rows
+         * th0 .. th1 of tiles, from tile twa of th0 to tile twb - 1 of th1; the whole rows between
+         * are one contiguous range (the whole plane when the block holds every tile) */
+        const size_t twa = t0 - th0 * TW, twb = t1 - th1 * TW;   /* th0's first tile, th1's end (1 .. TW) */
+        if (th0 == th1) {   /* one tile row: columns [2 twa, 2 twb) of its two rows */
+            const size_t c1 = 2 * twb < OW ? 2 * twb : OW;
+            for (size_t oh = 2 * th0; oh < 2 * th0 + 2 && oh < OH; oh++)
+                dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + 2 * twa, c1 - 2 * twa);
+            continue;
+        }
+        size_t full0 = 2 * th0, full1 = 2 * th1 + 2 < OH ? 2 * th1 + 2 : OH;   /* rows [full0, full1): whole */
+        if (twa) {   /* th0's part: columns [2 twa, OW) of its two rows */
+            for (size_t oh = 2 * th0; oh < 2 * th0 + 2; oh++) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + 2 * twa, OW - 2 * twa);
+            full0 += 2;
+        }
+        if (twb < TW) {   /* th1's part: columns [0, 2 twb) */
+            for (size_t oh = 2 * th1; oh < 2 * th1 + 2 && oh < OH; oh++) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW, 2 * twb);
+            full1 = 2 * th1;
+        }
+        if (full1 > full0) dse__avx2_act_fn_row(j->act_fn, ym + full0 * OW, (full1 - full0) * OW);   /* one contiguous range */
     }
 }
 

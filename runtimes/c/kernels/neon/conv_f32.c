@@ -72,7 +72,8 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
     const size_t plan = dse__conv_f32_plan(&g, &pl);
     const int path = neon_cf_path(&g);
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* what the exporter plans: every float Conv variant's */
-    why->act_fns = DSE_ACT_FNS_CONV;   /* every path applies it (the SGEMM epilogue, DW) */
+    why->act_fns = dse__act_fns(m, 1);   /* every path applies it (the SGEMM epilogue, over each DW plane):
+                                          * dse__neon_act_fn_n, SiLU with the NEON Sigmoid's bytes */
     if (path == NEON_CF_DW) {
         why->scratch = 0;
         return 0;
@@ -127,7 +128,7 @@ static float neon_cf_dw_px(const neon_cf_job *j, const float *xc, const float *w
     }
     float v = j->b ? acc + bias : acc;
     if (j->act) { v = v < j->lo ? j->lo : v; v = v > j->hi ? j->hi : v; }
-    if (j->act_fn) v = dse__act_fnf(j->act_fn, v);
+    if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) v = vgetq_lane_f32(dse__neon_act_fn_inline(j->act_fn, vdupq_n_f32(v)), 0);
     return v;
 }
 
@@ -161,7 +162,7 @@ DSE_NEON_AI void neon_cf_dw_vec(const neon_cf_job *j, const int V, const float *
         float32x4_t y = acc[v];
         if (j->b) y = vaddq_f32(y, bv);
         if (j->act) y = dse__neon_clamp(y, lo, hi);
-        if (j->act_fn) y = dse__neon_act_fn(j->act_fn, y);
+        if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) y = dse__neon_act_fn_inline(j->act_fn, y);
         vst1q_f32(yr + ow + 4 * (size_t)v, y);
     }
 }
@@ -189,6 +190,7 @@ static void neon_cf_dw(const neon_cf_job *j, size_t img, size_t oc) {
         for (; ow + 4 <= (size_t)whi; ow += 4) neon_cf_dw_vec(j, 1, xc, wc, bias, h0, ow, yr);
         for (; ow < OW; ow++) yr[ow] = neon_cf_dw_px(j, xc, wc, bias, h0, ow);
     }
+    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) dse__neon_act_fn_row(j->act_fn, yc, OH * OW);   /* SiLU: over the plane while in L1/L2 */
 }
 
 static void neon_cf_task(void *arg, size_t begin, size_t end, unsigned worker) {

@@ -46,25 +46,54 @@ DSE_NEON_AI float32x4_t neon_sg_epi(const dse_sgemm *g, float32x4_t v, size_t i,
         v = vaddq_f32(v, cv);
     }
     if (g->act) v = dse__neon_clamp(v, vdupq_n_f32(g->lo), vdupq_n_f32(g->hi));
-    if (g->act_fn) v = dse__neon_act_fn(g->act_fn, v);
+    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) v = dse__neon_act_fn_inline(g->act_fn, v);   /* (SiLU: neon_sg_flush) */
     return v;
 }
 
 DSE_NEON_AI void neon_sg_store(const dse_sgemm *g, float32x4_t v, size_t i, size_t j, size_t nl) {
     float *c = g->C + i * g->ldc + j;
-    v = neon_sg_epi(g, v, i, j, nl);
     if (nl >= 4) { vst1q_f32(c, v); return; }
     float t[4];
     vst1q_f32(t, v);
     for (size_t l = 0; l < nl; l++) c[l] = t[l];
 }
 
+void dse__neon_act_fn_row(int fn, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        float32x4_t v[4];
+        for (int k = 0; k < 4; k++) v[k] = vld1q_f32(y + i + 4 * (size_t)k);
+        dse__neon_act_fn_n(fn, 4, v);
+        for (int k = 0; k < 4; k++) vst1q_f32(y + i + 4 * (size_t)k, v[k]);
+    }
+    for (; i < n; i += 4) {   /* the last < 16 floats through a buffer */
+        float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const size_t c = n - i < 4 ? n - i : 4;
+        for (size_t k = 0; k < c; k++) t[k] = y[i + k];
+        vst1q_f32(t, dse__neon_act_fn(fn, vld1q_f32(t)));
+        for (size_t k = 0; k < c; k++) y[i + k] = t[k];
+    }
+}
+
 /* The epilogue and stores of an mr x nr block of sums (acc: rows of 8 floats) at (i, j): one
- * copy of the epilogue code for every tile shape (library size). */
-static DSE_NOINLINE void neon_sg_flush(const dse_sgemm *g, const float *acc, size_t mr, size_t i, size_t j, size_t nr) {
+ * copy of the epilogue code for every tile shape (library size). SiLU goes over the whole block at
+ * once after the epilogue (4 vectors at a time); HardSwish in it (DSE_ACT_FN_INLINE). */
+static DSE_NOINLINE void neon_sg_flush(const dse_sgemm *g, float *acc, size_t mr, size_t i, size_t j, size_t nr) {
+    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) {
+        for (size_t r = 0; r < mr; r++) {
+            vst1q_f32(acc + 8 * r, neon_sg_epi(g, vld1q_f32(acc + 8 * r), i + r, j, nr > 4 ? 4 : nr));
+            if (nr > 4) vst1q_f32(acc + 8 * r + 4, neon_sg_epi(g, vld1q_f32(acc + 8 * r + 4), i + r, j + 4, nr - 4));
+        }
+        dse__neon_act_fn_row(g->act_fn, acc, 8 * mr);
+        for (size_t r = 0; r < mr; r++) {
+            neon_sg_store(g, vld1q_f32(acc + 8 * r), i + r, j, nr > 4 ? 4 : nr);
+            if (nr > 4) neon_sg_store(g, vld1q_f32(acc + 8 * r + 4), i + r, j + 4, nr - 4);
+        }
+        return;
+    }
     for (size_t r = 0; r < mr; r++) {
-        neon_sg_store(g, vld1q_f32(acc + 8 * r), i + r, j, nr > 4 ? 4 : nr);
-        if (nr > 4) neon_sg_store(g, vld1q_f32(acc + 8 * r + 4), i + r, j + 4, nr - 4);
+        neon_sg_store(g, neon_sg_epi(g, vld1q_f32(acc + 8 * r), i + r, j, nr > 4 ? 4 : nr), i + r, j, nr > 4 ? 4 : nr);
+        if (nr > 4) neon_sg_store(g, neon_sg_epi(g, vld1q_f32(acc + 8 * r + 4), i + r, j + 4, nr - 4), i + r, j + 4, nr - 4);
     }
 }
 
@@ -232,7 +261,7 @@ static DSE_NOINLINE void neon_sg_dot_flush(const dse_sgemm *g, const float *v, s
                 x = x + (g->cmode == 2 ? cv * g->beta : cv);
             }
             if (g->act) { x = x < g->lo ? g->lo : x; x = x > g->hi ? g->hi : x; }
-            if (g->act_fn) x = vgetq_lane_f32(dse__neon_act_fn(g->act_fn, vdupq_n_f32(x)), 0);   /* the vector bytes */
+            if (g->act_fn) x = dse__neon_act_fn1(g->act_fn, x);
             g->C[(i + r) * g->ldc + j + c] = x;
         }
 }

@@ -44,7 +44,8 @@ typedef struct {
     const uint16_t *bias_m, *bias_n;             /* binary16 per row / per column, or NULL */
     float *C; size_t ldc;
     int act; float lo, hi;
-    int act_fn;   /* Conv's fused activation function, applied to the stored float32 (scalar: REF's bytes) */
+    int act_fn;   /* Conv's fused activation function, applied to the stored float32 (scalar: REF's bytes;
+                   * so SiLU only where REF's Sigmoid runs, dse__act_fns) */
 } fh_gemm;
 
 /* A's 8 values k0 .. k0 + kr - 1 of row i as binary16 lanes (lanes >= kr unused); not inlined, as
@@ -234,7 +235,7 @@ int dse__check_conv_fp16_neon(const dse_model *m, const dse_node *n, dse_why *wh
         return 1;
     }
     why->scratch = need;
-    why->act_fns = DSE_ACT_FNS_CONV;
+    why->act_fns = dse__act_fns(m, 0);   /* REF's scalar dse__act_fnf: no SiLU where NEON's Sigmoid runs */
     return 0;
 }
 

@@ -68,6 +68,17 @@ int dse__nn_act(const dse_node *n, float *lo, float *hi) {
 
 int dse__nn_act_fn(const dse_node *n) { return (int)dse__attr_int(n, DSE_A_act_fn, DSE_ACT_FN_NONE); }
 
+/* The fused activation functions a float Conv kernel applies with the separate nodes' bytes
+ * (internal.h): HardSwish always; SiLU when the kernel's sigmoid (vec: the vectorised one of
+ * src/vec_mathf.h, else mathf.c's) is the one of the Sigmoid kernel the loader gives this model
+ * (the first listed for its ISAs: AVX2 or NEON unless the build is -DDSE_REF_FLOAT or the load
+ * forces REF). */
+uint32_t dse__act_fns(const dse_model *m, int vec) {
+    const int k = dse__next_kernel(DSE_OP_SIGMOID, DSE_DTYPE_FLOAT32, -1, m->isas);
+    const int sig_vec = k >= 0 && dse__kernel_isa(k) != DSE_ISA_REF;
+    return (1u << DSE_ACT_FN_HARDSWISH) | (sig_vec == !!vec ? 1u << DSE_ACT_FN_SILU : 0u);
+}
+
 static int is_f(const dse_tensor *t) { return t && t->dtype == DSE_DTYPE_FLOAT32; }
 static int is_fh(const dse_tensor *t) { return t && (t->dtype == DSE_DTYPE_FLOAT32 || t->dtype == DSE_DTYPE_FLOAT16); }
 
@@ -250,7 +261,7 @@ int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
     if (dse__conv_f32_geom(m, n, &g, why)) return 1;
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* planned for the optimised variants */
-    why->act_fns = DSE_ACT_FNS_CONV;
+    why->act_fns = dse__act_fns(m, 0);   /* mathf.h dse__act_fnf */
     return 0;
 }
 

@@ -113,7 +113,7 @@ int dse__fp16_check(const dse_model *m, const dse_node *n, dse_why *why) {
 
 int dse__check_conv_fp16(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__fp16_check(m, n, why)) return 1;
-    why->act_fns = DSE_ACT_FNS_CONV;
+    why->act_fns = dse__act_fns(m, 0);   /* mathf.h dse__act_fnf on the float32 result */
     return 0;
 }
 int dse__check_gemm_fp16(const dse_model *m, const dse_node *n, dse_why *why) { return dse__fp16_check(m, n, why); }
