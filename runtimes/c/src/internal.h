@@ -706,19 +706,20 @@ DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai,
 DSE_INTERNAL int dse__check_same_shape(const dse_model *m, const dse_node *n, int dtype, dse_why *why);
 
 /* Byte-mover helpers shared by the dtype-generic kernels (kernels/ref/identity.c). */
-DSE_INTERNAL size_t dse__mv_esize(int dtype);   /* bytes per element; 0 for sub-byte dtypes */
+DSE_SHARED size_t dse__mv_esize(int dtype);   /* bytes per element; 0 for sub-byte dtypes */
 DSE_INTERNAL long dse__mv_const_ints(const dse_model *m, uint32_t idx, int64_t *out, size_t cap);   /* CONST int64/int32 rank<=1: count, or -1 */
 DSE_INTERNAL void dse__mv_zero_elem(const dse_tensor *t, uint8_t elem[8]);   /* the bytes of real 0 (zero point if quantised int8/uint8) */
 DSE_INTERNAL void dse__mv_fill(uint8_t *dst, size_t count, const uint8_t *elem, size_t esize);
-DSE_INTERNAL void dse__mv_row_strides(const dse_tensor *t, int64_t *stride);   /* row-major element strides */
+DSE_SHARED void dse__mv_row_strides(const dse_tensor *t, int64_t *stride);   /* row-major element strides */
 DSE_INTERNAL void dse__mv_copy_strided(uint8_t *dst, const uint8_t *src, size_t esize, unsigned rank, const size_t *dims,
                           const int64_t *stride);
-DSE_INTERNAL int dse__mv_check_io(const dse_model *m, const dse_node *n, dse_why *why);
-/* The walk of dse__mv_copy_strided with size-1 axes dropped and axes that stay adjacent merged:
+DSE_SHARED int dse__mv_check_io(const dse_model *m, const dse_node *n, dse_why *why);
+/* (DSE_SHARED: the AVX2 Transpose variant, kernels/avx2/transpose.c, calls these from the bundle's other unit.)
+ * The walk of dse__mv_copy_strided with size-1 axes dropped and axes that stay adjacent merged:
  * the merged axes' dims and strides into d2, s2 (rank + 2 entries), their count (0: empty). */
-DSE_INTERNAL unsigned dse__mv_merge(unsigned rank, const size_t *dims, const int64_t *stride, size_t *d2, int64_t *s2);
+DSE_SHARED unsigned dse__mv_merge(unsigned rank, const size_t *dims, const int64_t *stride, size_t *d2, int64_t *s2);
 /* Transpose's permutation (kernels/ref/transpose.c): 0 when valid. */
-DSE_INTERNAL int dse__transpose_perm(const dse_model *m, const dse_node *n, int64_t *perm);
+DSE_SHARED int dse__transpose_perm(const dse_model *m, const dse_node *n, int64_t *perm);
 /* Concat (kernels/ref/concat.c, also the int8 Concat): an input that lies inside the output
  * must sit exactly at its slice, which is contiguous only when every dim before axis is 1. */
 DSE_INTERNAL int dse__concat_check_alias(const dse_model *m, const dse_node *n, unsigned axis, dse_why *why);

@@ -41,7 +41,7 @@ static int tr_plan(const dse_model *m, const dse_node *n, tr_job *j) {
 }
 
 int dse__check_transpose_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_transpose(m, n, why)) return 1;
+    if (n->n_out != 1 || dse__mv_check_io(m, n, why)) return 1;   /* REF's check (its own unit in a bundle) */
     tr_job j;
     if (tr_plan(m, n, &j)) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "Transpose: not 4-byte elements moving the innermost axis", 0, 0, 0, 0);
