@@ -722,21 +722,18 @@ def _int4_prefix(s: "_Search", conf: "_Search | None", keep: tuple, order: list,
     def both(n: int, why: str) -> bool:
         return meets(n, why) and (conf is None or
                                   conf.evaluate(keep, why + " (calibration feeds)", tuple(order[:n]))[0] <= max_drop)
-    lo, hi = 0, len(order)               # the longest prefix of order with int4 weights that meets
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if meets(mid, f"int4 weights for the {mid} least sensitive"):
-            lo = mid
-        else:
-            hi = mid - 1
-    if conf is not None and lo and not both(lo, f"int4 weights for the {lo} least sensitive"):
-        lo, hi = 0, lo - 1               # missed on the calibration feeds: the longest that meets on both
+    def longest(ok, hi: int) -> int:    # the longest prefix of order, at most hi long, with ok(prefix)
+        lo = 0
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if both(mid, f"int4 weights for the {mid} least sensitive"):
+            if ok(mid, f"int4 weights for the {mid} least sensitive"):
                 lo = mid
             else:
                 hi = mid - 1
+        return lo
+    lo = longest(meets, len(order))
+    if conf is not None and lo and not both(lo, f"int4 weights for the {lo} least sensitive"):
+        lo = longest(both, lo - 1)       # missed on the calibration feeds: the longest that meets on both
     if conf is not None:
         s.tried.extend(dict(t, feeds="calibration") for t in conf.tried)
     return lo
