@@ -197,6 +197,23 @@ def test_pow_ulp_and_special_cases(lib):
     same(y[special], r[special])
 
 
+def test_pow_by_a_constant_two_is_dse_powf(lib):
+    # x ** 2 with the exponent broadcast (one element: the kernel's x * x path) gives dse_powf's
+    # bytes (an exponent tensor of 2s, element by element): NaN, +-0, +-inf, 1, overflow, subnormals
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.standard_normal(5000) * 100, np.ldexp(1.0, rng.integers(-149, 128, 3000)) * rng.choice([-1, 1], 3000),
+                        [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1.9e19, -1.9e19, 1e-45, 3.4e38]]).astype(F32)
+    y1 = run(lib, "Pow", [x, np.array([2.0], F32)], F32, x.shape)
+    y2 = run(lib, "Pow", [x, np.full(x.shape, 2.0, F32)], F32, x.shape)
+    same(y1, y2)
+    with np.errstate(all="ignore"):
+        same(y1[~np.isnan(x)], (x * x)[~np.isnan(x)])
+    assert np.isnan(y1[np.isnan(x)]).all()
+    # another constant exponent still goes through dse_powf
+    y3 = run(lib, "Pow", [np.abs(x[:5000]), np.array([3.0], F32)], F32, (5000,))
+    same(y3, run(lib, "Pow", [np.abs(x[:5000]), np.full(5000, 3.0, F32)], F32, (5000,)))
+
+
 def test_exact_binary_broadcast(lib):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((2, 3, 1, 5)).astype(F32)

@@ -365,6 +365,16 @@ CONV = [   # x shape, w shape, strides, pads, dilations
     # (H, 1) "1-D" convs as TF/JAX write them: the unit W axis is shifted out before im2col
     ((1, 6, 300, 1), (5, 6, 5, 1), [2, 1], [2, 0, 1, 0], [2, 1]),        # strided, dilated, padded H; P = 148
     ((2, 5, 3, 40, 1), (4, 5, 2, 3, 1), [1, 2, 1], [0, 1, 0, 1, 0, 0], [1, 1, 1]),   # 3-D with a unit W
+    # tiles of < 16 pixels (small images, batches of frames): rows staged as [pixel][k] (the im2row
+    # path) where K * P <= 4096 and the W dilation is 1, else per pixel and k
+    ((16, 129, 4), (128, 129, 3), [1], [1, 1], [1]),                     # silero-like: K = 387, P = 4
+    ((3, 1, 576), (7, 1, 256), [128], [0, 0], [1]),                      # STFT-like: one window of 256 per pixel
+    ((2, 64, 4), (9, 64, 3), [2], [1, 1], [1]),                          # P = 2
+    ((3, 5, 2), (4, 5, 3), [1], [2, 2], [1]),                            # padding wider than the input
+    ((2, 5, 3, 4), (6, 5, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),          # 2-D, P = 12
+    ((1, 4, 5, 5), (3, 4, 2, 2), [1, 1], [0, 0, 0, 1], [1, 2]),          # W dilation 2: per pixel and k
+    ((2, 300, 5), (4, 300, 3), [1], [1, 1], [1]),                        # K * P = 4500: per pixel and k
+    ((2, 3, 2, 2, 2), (4, 3, 2, 2, 2), [1, 1, 1], [1, 0, 1, 0, 1, 1], [1, 1, 1]),   # 3-D, P = 12
 ]
 
 

@@ -75,6 +75,8 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         need = avx2_i8_gemm_scratch(K, P, 1);
         int direct = 1;
         for (unsigned d = 2; d < w->rank; d++) direct &= w->dims[d] == 1;
+        if (P < 16 && K * P <= 4096 && 2 * ((K + 3) / 4 * 4) * P + K * P > need)
+            need = 2 * ((K + 3) / 4 * 4) * P + K * P;   /* the im2row stage of small tiles (avx2_i8_pack_conv) */
         if (direct && avx2_i8_trans_k(K, P)) {   /* strides, pads: checked at run; the need covers both */
             const size_t t = avx2_i8_trans_need(K, P);
             if (t > need) need = t;
@@ -390,6 +392,7 @@ typedef struct avx2_i8_conv_job {
     size_t split;         /* band chunks per tile (avx2_i8_split) */
     int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
     int trans;            /* direct with K <= 128: pixels in the lanes (avx2_i8_tile_T) */
+    int im2row;           /* tiles of < 16 pixels through a [T][K] stage (avx2_i8_pack_conv) */
 } avx2_i8_conv_job;
 
 /* The im2col tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels, row-major
@@ -430,6 +433,92 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
      * i8_avx2.h), then the 4 rows go through the same 4 x 16 transpose as the direct path */
     const size_t SR = (T + 31) / 16 * 16;   /* a stage row, with room for a 16-byte overrun */
     int8_t *stage = (int8_t *)(a + T * Kp);
+    if (J->im2row) {
+        /* A tile of fewer than 16 pixels (small images, e.g. 1-D convs over a few frames of a
+         * batch: one tile per image), with taps contiguous along W (dilation 1): im2col by rows,
+         * stage[j][k] = the tile's pixel j's tap k (zp outside the input), each (ci, kd, kh)'s KW
+         * taps one copy where they lie inside the input row, then the [T][K] rows go through
+         * avx2_i8_pack_rows' 4 x 16 transposes. avx2_i8_im2col_row's set-up per k (divisions,
+         * a call) cost more than these tiles' rows; the bytes are the same. */
+        int8_t *st = (int8_t *)(a + T * Kp);   /* T x K bytes: the check's need */
+        const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
+        for (size_t j = 0; j < T; j++) {
+            const long long q = (long long)(p0 + j);
+            const long long oz = q / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
+            const long long oy = q / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
+            const long long ox = q % g->out[2] * g->s[2] - g->pb[2];
+            const int inside_w = ox >= 0 && ox + KW <= IW;
+            int8_t *d = st + j * K;
+            const int8_t *xc = xb;
+            for (size_t ci = 0; ci < (size_t)J->C; ci++, xc += isz)
+                for (long long kd = 0; kd < KD; kd++)
+                    for (long long kh = 0; kh < KH; kh++, d += KW) {
+                        const long long id = oz + kd * g->d[0], ih = oy + kh * g->d[1];
+                        if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                            memset(d, zp, (size_t)KW);
+                            continue;
+                        }
+                        const int8_t *row = xc + (id * IH + ih) * IW;
+                        if (inside_w) {
+                            if (KW <= 8)
+                                for (long long kw = 0; kw < KW; kw++) d[kw] = row[ox + kw];
+                            else
+                                memcpy(d, row + ox, (size_t)KW);
+                        } else
+                            for (long long kw = 0; kw < KW; kw++) d[kw] = ox + kw >= 0 && ox + kw < IW ? row[ox + kw] : (int8_t)zp;
+                    }
+        }
+        avx2_i8_pack_rows(a, st, K, 0, T, zp);
+        return;
+    }
+    if (T < 16) {
+        /* A tile of fewer than 16 pixels (small images, e.g. 1-D convs over a few frames of a
+         * batch: one tile per image): avx2_i8_im2col_row's set-up per k (divisions to find the
+         * k's tap and the tile's first pixel, a call) cost more than the row itself. Here each
+         * pixel's input origin is found once per tile and the k's tap is stepped without
+         * division; the bytes are avx2_i8_im2col_row's (zp outside the input and for k >= K). */
+        long long oz[16], oy[16], ox[16];   /* the pixel's input origin: o*s - pad per axis */
+        for (size_t j = 0; j < T; j++) {
+            const long long q = (long long)(p0 + j);
+            oz[j] = q / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
+            oy[j] = q / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
+            ox[j] = q % g->out[2] * g->s[2] - g->pb[2];
+        }
+        const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
+        long long kw = 0, kh = 0, kd = 0;
+        const int8_t *xc = xb;   /* channel ci's plane */
+        const uint64_t zp8 = 0x0101010101010101ull * (uint8_t)zp;
+        for (size_t kb = 0; kb < Kb; kb++) {
+            __m128i r[4];   /* the 4 k's rows, built in registers (bytes stored and then loaded as a
+                             * vector would miss store forwarding) */
+            for (size_t c = 0; c < 4; c++) {
+                uint64_t lo = zp8, hi = zp8;
+                if (4 * kb + c < K) {
+                    const long long dz = kd * g->d[0], dy = kh * g->d[1], dx = kw * g->d[2];
+                    for (size_t j = 0; j < T; j++) {
+                        const long long id = oz[j] + dz, ih = oy[j] + dy, iw = ox[j] + dx;
+                        if ((unsigned long long)id < (unsigned long long)ID && (unsigned long long)ih < (unsigned long long)IH &&
+                            (unsigned long long)iw < (unsigned long long)IW) {
+                            const uint64_t v = (uint8_t)xc[(id * IH + ih) * IW + iw], sh = 8 * (j & 7);
+                            if (j < 8) lo = (lo & ~(0xFFull << sh)) | v << sh;
+                            else hi = (hi & ~(0xFFull << sh)) | v << sh;
+                        }
+                    }
+                    if (++kw == KW) {   /* the next k: k = ((ci * KD + kd) * KH + kh) * KW + kw */
+                        kw = 0;
+                        if (++kh == KH) {
+                            kh = 0;
+                            if (++kd == KD) kd = 0, xc += isz;
+                        }
+                    }
+                }
+                r[c] = _mm_set_epi64x((long long)hi, (long long)lo);
+            }
+            avx2_i8_put16(a, T, Kp, 0, kb, r[0], r[1], r[2], r[3], z);
+        }
+        (void)stage, (void)SR;
+        return;
+    }
     for (size_t kb = 0; kb < Kb; kb++) {
         for (size_t c = 0; c < 4; c++) avx2_i8_im2col_row(stage + c * SR, g, xb, 4 * kb + c, K, p0, T, zp);
         for (size_t q = 0; q < T; q += 16)
@@ -670,6 +759,7 @@ DSE_TARGET_AVX2 static void avx2_i8_conv_gemm_run(const dse_model *m, const dse_
     for (int i = 0; i < 3; i++)
         J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
     J.trans = J.direct && avx2_i8_trans_k(K, P);   /* always, for w4 (its caller's condition) */
+    J.im2row = !J.direct && P < 16 && g.d[2] == 1 && 2 * J.G.Kb * 4 * P + K * P <= n->scratch;
     J.tiles = (P + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
     dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), avx2_i8_conv_task, &J);
