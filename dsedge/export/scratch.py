@@ -249,13 +249,27 @@ def conv_f32_wino_plan(N: int, C: int, M: int, OH: int, OW: int) -> dict | None:
     return {"TB": TB, "ld": ld, "L": L, "bytes": 4 * (16 * M * C + 16 * (C + M) * ld + 8 * L + 8)}
 
 
+def conv_f32_imgs_plan(N: int, C: int, M: int, K: int, P: int) -> int:
+    """The AVX2 float Conv's IMGS path (runtimes/c/kernels/ref/conv.c `dse__conv_f32_imgs_plan`):
+    group 1, a batch of N >= 2 images of P < 16 output pixels each, tiles of TW columns across the
+    images (TW = roundup(N * P, 16) at most 128 and at most 65536 // (K + M) rounded down to 16, at
+    least 16); scratch 4 * (K + M) * TW, 0 when the node does not take it."""
+    if N < 2 or not 0 < P < 16 or M <= 0 or C <= 0:
+        return 0
+    tw = min(-(-N * P // 16) * 16, 128, max(65536 // (K + M) // 16 * 16, 16))
+    return 4 * (K + M) * tw
+
+
 def _conv_f32_scratch(node, shapes) -> int:
-    """fp32 Conv: the larger of `_conv_f32_direct` and, for a 2-D 3x3 stride-1 conv with group 1,
-    the Winograd variant's `conv_f32_wino_plan` (C `dse__conv_f32_scratch_plan`)."""
+    """fp32 Conv: the largest of `_conv_f32_direct`, `conv_f32_imgs_plan` (group 1) and, for a 2-D
+    3x3 stride-1 conv with group 1, the Winograd variant's `conv_f32_wino_plan` (C
+    `dse__conv_f32_scratch_plan`)."""
     direct = _conv_f32_direct(node, shapes)
     if node.attrs.get("_q"):
         return direct
     x, w, y = shapes[node.inputs[0]], shapes[node.inputs[1]], shapes[node.outputs[0]]
+    if 3 <= len(x) <= 5 and len(w) == len(x) == len(y) and int(node.attrs.get("group", 1)) == 1:
+        direct = max(direct, conv_f32_imgs_plan(int(x[0]), int(x[1]), int(w[0]), _prod(w[1:]), _prod(y[2:])))
     if len(x) != 4 or len(w) != 4 or len(y) != 4:
         return direct
     a = node.attrs

@@ -182,7 +182,18 @@ CONV_CASES = [
     ((1, 3, 33, 34), (16, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),          # a stem
     ((2, 37, 1, 1), (13, 37, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),          # 1x1 image: dot
     ((1, 120, 1, 1), (32, 120, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None),             # dot, K % 8 == 0
+] + [   # IMGS: group 1, batches of images with < 16 output pixels each (tiles across the images)
+    ((16, 129, 4), (128, 129, 3), (1,), (1, 1), (1,), 1, True, None),                            # silero-like, P = 4
+    ((3, 1, 576), (7, 1, 256), (128,), (0, 0), (1,), 1, False, (0.0, np.inf)),                   # STFT-like, P = 3
+    ((5, 8, 1), (6, 8, 3), (1,), (1, 1), (1,), 1, True, (0.0, 6.0)),                             # P = 1
+    ((40, 6, 2), (5, 6, 1), (1,), (0, 0), (1,), 1, True, None),                                  # 1x1 (GEMM per image), 80 columns
+    ((70, 3, 3), (4, 3, 2), (1,), (0, 0), (1,), 1, True, None),                                  # 140 columns: two tiles
+    ((4, 3, 6), (5, 3, 3), (1,), (2, 2), (2,), 1, True, None),                                   # dilated, padded, P = 6
+    ((3, 4, 3, 3), (9, 4, 2, 2), (2, 1), (1, 0, 0, 1), (1, 1), 1, True, None),                   # 2-D, P = 6
+    ((2, 2, 2, 3, 3), (3, 2, 2, 2, 2), (1, 1, 1), (0, 0, 0, 1, 1, 1), (1, 1, 1), 1, True, None),   # 3-D, P = 9
+    ((3, 40, 2, 2), (700, 40, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),               # M = 700: TW 80
 ]
+IMGS_CASES = CONV_CASES[-9:]
 
 
 def _conv_case(case, seed, direct_scratch=False):
@@ -229,6 +240,37 @@ def test_conv(lib, case):
     scale = float(np.abs(r).max())
     np.testing.assert_allclose(o, e, rtol=1e-5, atol=1e-5 * scale)
     np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("case", IMGS_CASES, ids=[f"imgs{i}" for i in range(len(IMGS_CASES))])
+def test_conv_imgs_gives_each_images_bytes(lib, case):
+    """The IMGS path (tiles across a batch of small images) computes every output element as the
+    per-image paths do (one FMA chain over k in REF's tap order, then bias, then the clamp): the
+    batch's bytes equal those of each image run alone (batch 1: BANDS, BAND1, GEMM or IM2COL), and
+    an artifact planned without IMGS's scratch (an older export) runs those paths with the same bytes."""
+    xs, ws, s, p, d, g, has_b, act = case
+    rng = np.random.default_rng(xs[0] * 7 + ws[0])
+    x, w = rnd(rng, *xs), rnd(rng, *ws, scale=0.5)
+    b = rnd(rng, ws[0]) if has_b else None
+    attrs = dict(kernel_shape=list(ws[2:]), strides=list(s), pads=list(p), dilations=list(d), group=g)
+    cattrs = dict(attrs, **(dict(act_min=act[0], act_max=act[1]) if act else {}))
+    (r,) = ref("Conv", x, w, b, **attrs)
+
+    def one(xb, direct=False):
+        (rb,) = ref("Conv", xb, w, b, **attrs)
+        sc = planned_scratch("Conv", [xb.shape, ws] + ([ws[:1]] if has_b else []), rb.shape, attrs, direct=direct)
+        art, feeds = make_node("Conv", [(xb, False), (w, True)] + ([(b, True)] if has_b else []),
+                               [("float32", rb.shape)], cattrs, scratch=sc)
+        (o,), ks = run(lib, art, feeds)
+        return o, ks[0], sc
+
+    batch, kern, sc = one(x)
+    if AVX2:
+        assert kern == "dse_f32_conv__avx2", kern
+    alone = np.concatenate([one(x[i:i + 1])[0] for i in range(xs[0])])
+    assert batch.tobytes() == alone.tobytes(), f"{int((batch.view(np.uint32) != alone.view(np.uint32)).sum())} elements differ"
+    older, _, sc_old = one(x, direct=True)
+    assert sc_old <= sc and older.tobytes() == batch.tobytes()
 
 
 @pytest.mark.parametrize("xs,s", [((1, 9, 7, 23), (1, 1)), ((1, 9, 8, 41), (2, 2))], ids=["s1", "s2"])

@@ -498,6 +498,9 @@ typedef struct dse_wino_plan {
 } dse_wino_plan;
 DSE_SHARED size_t dse__conv_f32_wino_plan(const dse_conv_geom *g, dse_wino_plan *p);
 DSE_SHARED size_t dse__conv_f32_scratch_plan(const dse_conv_geom *g);
+/* The AVX2 conv's IMGS path (tiles across the images of a batch when each has < 16 output pixels;
+ * kernels/ref/conv.c explains it): its scratch, 0 when the node does not take it; *tw its tile width. */
+DSE_SHARED size_t dse__conv_f32_imgs_plan(const dse_conv_geom *g, size_t *tw);
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, int act_fn, float *y);
 /* im2col of the optimised float Conv variants (kernels/ref/loops.c; AVX2 IM2COL tiles, NEON general

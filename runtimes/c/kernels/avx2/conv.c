@@ -17,7 +17,12 @@
  *     row of B at its offset in that buffer (B(k, j) = buf[off[k] + j]): the SGEMM with the
  *     weights as stored, reading B in place (nothing gathered per tap);
  *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K
- *     (dse_f32_conv_im2col, kernels/ref/loops.c).
+ *     (dse_f32_conv_im2col, kernels/ref/loops.c);
+ *   - IMGS (group 1, images of fewer than 16 output pixels in a batch of several: 1-D convs over
+ *     frames, small feature maps; dse__conv_f32_imgs_plan, taken before the paths above when its
+ *     scratch was planned): the product of one image is too narrow for the SGEMM's tiles, so a tile
+ *     runs across images, column u = (image u / P, pixel u % P), gathered as im2col panels of 16 x K,
+ *     into C (M x TW) in scratch, then copied out per image.
  * Taps in the zero padding are multiplied in (0 * w) where REF skips them: the sum is the same
  * up to the sign of a zero (and NaN for an infinite weight). The scratch is planned by the
  * exporter for every float Conv; an artifact planned with less (written before this kernel), or
@@ -54,6 +59,11 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
         why->scratch = 0;
         return 0;
     }
+    const size_t imgs = dse__conv_f32_imgs_plan(&g, NULL);
+    if (imgs && dse__scratch_free(m, n, imgs)) {   /* IMGS runs (else the path above, with its scratch) */
+        why->scratch = imgs;
+        return 0;
+    }
     if (!dse__scratch_free(m, n, need)) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "scratch not planned", 0, 0, 0, 0);
         return 1;
@@ -73,6 +83,7 @@ typedef struct conv_job {
     float *y;
     int act, act_fn;
     float lo, hi;
+    size_t tw;                       /* IMGS: columns per tile (0: another path) */
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -414,6 +425,71 @@ static DSE_TARGET_AVX2 void conv_band_fill(const conv_job *j, const float *xg, s
     memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
 }
 
+/* IMGS: the im2col panels (16 columns x K, k in REF's tap order) of columns [u0, u0 + nt) across
+ * the images (column u: image u / P, pixel u % P), 0 for taps in the padding and for the last
+ * panel's lanes past nt. */
+static DSE_TARGET_AVX2 void conv_imgs_im2col(const conv_job *j, size_t u0, size_t nt, float *dst) {
+    const dse_conv_geom *g = &j->g;
+    const size_t K = j->K, P = j->P, OW = g->out[2], OHW = g->out[1] * g->out[2];
+    const int64_t ID = (int64_t)g->in[0], IH = (int64_t)g->in[1], IW = (int64_t)g->in[2];
+    int64_t oz[128], oy[128], ox[128];
+    const float *xb[128];
+    for (size_t u = 0; u < nt; u++) {
+        const size_t img = (u0 + u) / P, p = (u0 + u) % P;
+        oz[u] = (int64_t)(p / OHW) * g->s[0] - g->pb[0];
+        oy[u] = (int64_t)(p / OW % g->out[1]) * g->s[1] - g->pb[1];
+        ox[u] = (int64_t)(p % OW) * g->s[2] - g->pb[2];
+        xb[u] = j->x + img * g->C * j->isz;
+    }
+    if (nt % 16) {
+        float *last = dst + nt / 16 * K * 16;
+        for (size_t k = 0; k < K; k++) memset(last + k * 16 + nt % 16, 0, (16 - nt % 16) * sizeof(float));
+    }
+    size_t k = 0;
+    for (size_t c = 0; c < j->cg; c++)
+        for (int64_t kd = 0; kd < g->k[0]; kd++)
+            for (int64_t kh = 0; kh < g->k[1]; kh++)
+                for (int64_t kw = 0; kw < g->k[2]; kw++, k++) {
+                    const int64_t dz = kd * g->d[0], dy = kh * g->d[1], dx = kw * g->d[2];
+                    const size_t co = c * j->isz;
+                    for (size_t u = 0; u < nt; u++) {
+                        const int64_t id = oz[u] + dz, ih = oy[u] + dy, iw = ox[u] + dx;
+                        const int in = (uint64_t)id < (uint64_t)ID && (uint64_t)ih < (uint64_t)IH && (uint64_t)iw < (uint64_t)IW;
+                        dst[u / 16 * K * 16 + k * 16 + u % 16] = in ? xb[u][co + (size_t)((id * IH + ih) * IW + iw)] : 0.0f;
+                    }
+                }
+}
+
+/* IMGS: part `it` = tile * msplit + chunk of output channels. */
+static DSE_TARGET_AVX2 void conv_imgs_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const conv_job *j = arg;
+    float *panels = (float *)dse__worker_scratch(j->cx, worker), *cb = panels + j->K * j->tw;
+    const size_t total = j->g.N * j->P, M = j->g.M;
+    size_t packed = (size_t)-1;
+    for (size_t it = begin; it < end; it++) {
+        const size_t tile = it / j->msplit, mc = it % j->msplit, u0 = tile * j->tw;
+        const size_t nt = total - u0 < j->tw ? total - u0 : j->tw;
+        const size_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < M ? m0 + j->mchunk : M;
+        if (m0 >= m1) continue;
+        if (tile != packed) conv_imgs_im2col(j, u0, nt, panels), packed = tile;
+        dse_sgemm s;
+        memset(&s, 0, sizeof s);
+        s.K = j->K;
+        s.A = j->w; s.sai = j->K; s.sak = 1;
+        s.B = panels; s.bpanel = j->K * 16; s.ldb = 16;
+        s.C = cb; s.ldc = j->tw;
+        s.bias_m = j->b;
+        s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
+        dse__avx2_sgemm(&s, m0, m1, 0, nt);
+        for (size_t u = 0; u < nt;) {   /* C's columns, image by image */
+            const size_t img = (u0 + u) / j->P, p = (u0 + u) % j->P, cnt = j->P - p < nt - u ? j->P - p : nt - u;
+            float *y = j->y + img * M * j->P + p;
+            for (size_t i = m0; i < m1; i++) memcpy(y + i * j->P, cb + i * j->tw + u, cnt * sizeof(float));
+            u += cnt;
+        }
+    }
+}
+
 static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const conv_job *j = arg;
     const dse_conv_geom *g = &j->g;
@@ -514,6 +590,20 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.act = dse__nn_act(n, &j.lo, &j.hi);
     j.act_fn = dse__nn_act_fn(n);
     if (!j.P || !g->M) return;
+    const size_t imgs = dse__conv_f32_imgs_plan(g, &j.tw);
+    if (imgs && n->scratch >= imgs) {   /* IMGS: the check found its scratch */
+        const size_t threads = dse__threads(cx), units = (g->N * j.P + j.tw - 1) / j.tw;
+        j.msplit = 1;
+        if (threads > 1 && units < 4 * threads) {   /* too few tiles to share: split the channels */
+            size_t blocks = (g->M + 5) / 6;
+            j.msplit = threads * 4 / units + 1;
+            if (j.msplit > blocks) j.msplit = blocks;
+        }
+        j.mchunk = ((g->M + 5) / 6 + j.msplit - 1) / j.msplit * 6;
+        dse__parallel(cx, units * j.msplit, dse__grain(units * j.msplit, (uint64_t)g->N * g->M * j.P * j.K), conv_imgs_task, &j);
+        return;
+    }
+    j.tw = 0;
     size_t items;
     if (j.path == DSE_CONV_DW8) {
         items = g->N * ((g->C + 7) / 8);

@@ -250,11 +250,30 @@ size_t dse__conv_f32_wino_plan(const dse_conv_geom *g, dse_wino_plan *p) {
     return 4 * (p->u_floats + p->w_floats);
 }
 
+/* IMGS (kernels/avx2/conv.c): a conv with group 1 whose images have fewer than 16 output pixels,
+ * in a batch of several (1-D convs over a batch of frames, small feature maps): the product of one
+ * image is too narrow for the SGEMM's tiles, so tiles of TW columns run across images (column u =
+ * image u / P, pixel u % P) as 16-column im2col panels of K rows, into C (M x TW), copied out per
+ * image. TW = roundup(N * P, 16) at most 128 and at most 65536 / (K + M) rounded down to 16, at
+ * least 16. Scratch: 4 * (K + M) * TW. Returns 0 when the node does not take it. */
+size_t dse__conv_f32_imgs_plan(const dse_conv_geom *g, size_t *tw) {
+    const size_t P = g->out[0] * g->out[1] * g->out[2];
+    if (g->G != 1 || g->N < 2 || !P || P >= 16 || !g->M || !g->C) return 0;
+    const size_t K = g->C * (size_t)(g->k[0] * g->k[1] * g->k[2]), M = g->M;
+    size_t T = (g->N * P + 15) / 16 * 16, cap = 65536 / (K + M) / 16 * 16;
+    if (T > 128) T = 128;
+    if (cap < 16) cap = 16;
+    if (T > cap) T = cap;
+    if (tw) *tw = T;
+    return 4 * (K + M) * T;
+}
+
 size_t dse__conv_f32_scratch_plan(const dse_conv_geom *g) {
     dse_conv_plan p;
     dse_wino_plan w;
-    const size_t a = dse__conv_f32_plan(g, &p), b = dse__conv_f32_wino_plan(g, &w);
-    return a > b ? a : b;
+    const size_t a = dse__conv_f32_plan(g, &p), b = dse__conv_f32_wino_plan(g, &w), c = dse__conv_f32_imgs_plan(g, NULL);
+    const size_t ab = a > b ? a : b;
+    return ab > c ? ab : c;
 }
 
 int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
