@@ -425,41 +425,6 @@ static DSE_TARGET_AVX2 void conv_band_fill(const conv_job *j, const float *xg, s
     memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
 }
 
-/* IMGS: the im2col panels (16 columns x K, k in REF's tap order) of columns [u0, u0 + nt) across
- * the images (column u: image u / P, pixel u % P), 0 for taps in the padding and for the last
- * panel's lanes past nt. */
-static DSE_TARGET_AVX2 void conv_imgs_im2col(const conv_job *j, size_t u0, size_t nt, float *dst) {
-    const dse_conv_geom *g = &j->g;
-    const size_t K = j->K, P = j->P, OW = g->out[2], OHW = g->out[1] * g->out[2];
-    const int64_t ID = (int64_t)g->in[0], IH = (int64_t)g->in[1], IW = (int64_t)g->in[2];
-    int64_t oz[128], oy[128], ox[128];
-    const float *xb[128];
-    for (size_t u = 0; u < nt; u++) {
-        const size_t img = (u0 + u) / P, p = (u0 + u) % P;
-        oz[u] = (int64_t)(p / OHW) * g->s[0] - g->pb[0];
-        oy[u] = (int64_t)(p / OW % g->out[1]) * g->s[1] - g->pb[1];
-        ox[u] = (int64_t)(p % OW) * g->s[2] - g->pb[2];
-        xb[u] = j->x + img * g->C * j->isz;
-    }
-    if (nt % 16) {
-        float *last = dst + nt / 16 * K * 16;
-        for (size_t k = 0; k < K; k++) memset(last + k * 16 + nt % 16, 0, (16 - nt % 16) * sizeof(float));
-    }
-    size_t k = 0;
-    for (size_t c = 0; c < j->cg; c++)
-        for (int64_t kd = 0; kd < g->k[0]; kd++)
-            for (int64_t kh = 0; kh < g->k[1]; kh++)
-                for (int64_t kw = 0; kw < g->k[2]; kw++, k++) {
-                    const int64_t dz = kd * g->d[0], dy = kh * g->d[1], dx = kw * g->d[2];
-                    const size_t co = c * j->isz;
-                    for (size_t u = 0; u < nt; u++) {
-                        const int64_t id = oz[u] + dz, ih = oy[u] + dy, iw = ox[u] + dx;
-                        const int in = (uint64_t)id < (uint64_t)ID && (uint64_t)ih < (uint64_t)IH && (uint64_t)iw < (uint64_t)IW;
-                        dst[u / 16 * K * 16 + k * 16 + u % 16] = in ? xb[u][co + (size_t)((id * IH + ih) * IW + iw)] : 0.0f;
-                    }
-                }
-}
-
 /* IMGS: part `it` = tile * msplit + chunk of output channels. */
 static DSE_TARGET_AVX2 void conv_imgs_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const conv_job *j = arg;
@@ -471,7 +436,7 @@ static DSE_TARGET_AVX2 void conv_imgs_task(void *arg, size_t begin, size_t end, 
         const size_t nt = total - u0 < j->tw ? total - u0 : j->tw;
         const size_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < M ? m0 + j->mchunk : M;
         if (m0 >= m1) continue;
-        if (tile != packed) conv_imgs_im2col(j, u0, nt, panels), packed = tile;
+        if (tile != packed) dse_f32_conv_im2col_imgs(&j->g, j->x, u0, nt, 16, panels), packed = tile;
         dse_sgemm s;
         memset(&s, 0, sizeof s);
         s.K = j->K;

@@ -12,7 +12,12 @@
  *     gathered), the border columns one at a time;
  *   - IM2COL (every other conv: 1-D to 3-D): tiles of nt output pixels of one image and group
  *     gathered as a row-major K x nt block in scratch (dse_f32_conv_im2col, kernels/ref/loops.c,
- *     shared with the AVX2 variant), then the SGEMM with the weights as stored.
+ *     shared with the AVX2 variant), then the SGEMM with the weights as stored;
+ *   - IMGS (group 1, a batch of images of fewer than 16 output pixels each, when its scratch,
+ *     dse__conv_f32_imgs_plan, was planned; before the paths above): tiles across the images
+ *     (column u = image u / P, pixel u % P) gathered as a row-major K x nt block
+ *     (dse_f32_conv_im2col_imgs), the SGEMM into C (M x TW) in scratch, copied out per image (the
+ *     AVX2 variant's IMGS path: each image's sums are those of the paths above).
  * Reduction order per output element: one FMA chain from 0 over k = (c, kd, kh, kw) ascending
  * (REF's order; DW: the taps (kh, kw)), padding taps included as 0 * w (REF skips them: the same
  * sum up to the sign of a zero, NaN for an infinite weight), then + bias, then the clamp
@@ -74,6 +79,11 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* what the exporter plans: every float Conv variant's */
     why->act_fns = dse__act_fns(m, 1);   /* every path applies it (the SGEMM epilogue, over each DW plane):
                                           * dse__neon_act_fn_n, SiLU with the NEON Sigmoid's bytes */
+    const size_t imgs = dse__conv_f32_imgs_plan(&g, NULL);
+    if (imgs && dse__scratch_free(m, n, imgs)) {   /* IMGS runs */
+        why->scratch = imgs;
+        return 0;
+    }
     if (path == NEON_CF_DW) {
         why->scratch = 0;
         return 0;
@@ -99,6 +109,7 @@ typedef struct neon_cf_job {
     const float *x, *w, *b, *xend;   /* xend: the end of x (no vector load reads past it) */
     float *y;
     float lo, hi;
+    size_t tw;   /* IMGS: columns per tile */
 } neon_cf_job;
 
 /* DW: 4 input columns p, p + s, p + 2s, p + 3s (all inside the row) */
@@ -233,6 +244,36 @@ static void neon_cf_task(void *arg, size_t begin, size_t end, unsigned worker) {
     }
 }
 
+/* IMGS: part `it` = tile * msplit + chunk of output channels (B: K x nt, then C: M x tw). */
+static void neon_cf_imgs_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const neon_cf_job *j = arg;
+    float *B = (float *)(void *)dse__worker_scratch(j->cx, worker), *cb = B + j->K * j->tw;
+    const size_t total = j->g.N * j->P, M = j->g.M;
+    size_t packed = (size_t)-1;
+    for (size_t it = begin; it < end; it++) {
+        const size_t tile = it / j->msplit, mc = it % j->msplit, u0 = tile * j->tw;
+        const size_t nt = total - u0 < j->tw ? total - u0 : j->tw;
+        const size_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < M ? m0 + j->mchunk : M;
+        if (m0 >= m1) continue;
+        if (tile != packed) dse_f32_conv_im2col_imgs(&j->g, j->x, u0, nt, nt, B), packed = tile;
+        dse_sgemm s;
+        memset(&s, 0, sizeof s);
+        s.K = j->K;
+        s.A = j->w; s.sai = j->K; s.sak = 1;
+        s.B = B; s.ldb = nt;
+        s.C = cb; s.ldc = j->tw;
+        s.bias_m = j->b;
+        s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
+        dse__neon_sgemm(&s, m0, m1, 0, nt);
+        for (size_t u = 0; u < nt;) {   /* C's columns, image by image */
+            const size_t img = (u0 + u) / j->P, p = (u0 + u) % j->P, cnt = j->P - p < nt - u ? j->P - p : nt - u;
+            float *y = j->y + img * M * j->P + p;
+            for (size_t i = m0; i < m1; i++) memcpy(y + i * j->P, cb + i * j->tw + u, cnt * sizeof(float));
+            u += cnt;
+        }
+    }
+}
+
 void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     neon_cf_job j;
     dse_why why;
@@ -255,6 +296,18 @@ void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.act = dse__nn_act(n, &j.lo, &j.hi);
     j.act_fn = dse__nn_act_fn(n);
     if (!j.P || !g->M) return;
+    const size_t imgs = dse__conv_f32_imgs_plan(g, &j.tw);
+    if (imgs && n->scratch >= imgs) {   /* IMGS: the check found its scratch */
+        const size_t threads = dse__threads(cx), units = (g->N * j.P + j.tw - 1) / j.tw, blocks = (g->M + 7) / 8;
+        j.msplit = 1;
+        if (threads > 1 && units < 4 * threads) {
+            j.msplit = threads * 4 / units + 1;
+            if (j.msplit > blocks) j.msplit = blocks;
+        }
+        j.mchunk = (blocks + j.msplit - 1) / j.msplit * 8;
+        dse__parallel(cx, units * j.msplit, dse__grain(units * j.msplit, (uint64_t)g->N * g->M * j.P * j.K), neon_cf_imgs_task, &j);
+        return;
+    }
     size_t items;
     if (j.path == NEON_CF_DW) {
         items = g->N * g->M;

@@ -261,7 +261,7 @@ size_t dse__conv_f32_imgs_plan(const dse_conv_geom *g, size_t *tw) {
     if (g->G != 1 || g->N < 2 || !P || P >= 16 || !g->M || !g->C) return 0;
     const size_t K = g->C * (size_t)(g->k[0] * g->k[1] * g->k[2]), M = g->M;
     size_t T = (g->N * P + 15) / 16 * 16, cap = 65536 / (K + M) / 16 * 16;
-    if (T > 128) T = 128;
+    if (T > DSE_CONV_IMGS_TW) T = DSE_CONV_IMGS_TW;
     if (cap < 16) cap = 16;
     if (T > cap) T = cap;
     if (tw) *tw = T;
