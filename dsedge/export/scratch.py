@@ -201,7 +201,25 @@ def _conv_i8_plan(node, shapes) -> int:
     group = int(node.attrs.get("group", 1) or 1)
     if group != 1 and not (group == int(x[1]) == int(w[0]) and int(w[1]) == 1):
         return 0
+    if group == 1:
+        return conv_i8_plan(_prod(w[1:]), _prod(y[2:]), int(y[0]))
     return packed_gemm_plan(_prod(w[1:]), _prod(y[2:]))
+
+
+def conv_i8_imgs_tile(K: int, P: int, N: int) -> int:
+    """Columns per tile of the AVX2 int8 Conv's tiles across a batch of small images (P < 16 output
+    pixels each, N >= 2): N * P, at most max(16, 65536 // K) and PACK_TILE; 0 when it does not apply
+    (runtimes/c/src/requant.h dse_i8_conv_imgs_tile)."""
+    if not K or not 0 < P < 16 or N < 2:
+        return 0
+    return min(N * P, max(65536 // K, 16), PACK_TILE)
+
+
+def conv_i8_plan(K: int, P: int, N: int) -> int:
+    """int8 Conv with group 1: the GEMM plan, or for a batch of small images the tile across them,
+    the [T][K] im2row stage and 4096 bytes, if larger (requant.h dse_i8_conv_scratch_plan)."""
+    T = conv_i8_imgs_tile(K, P, N)
+    return max(packed_gemm_plan(K, P), 2 * (-(-K // 4) * 4) * T + K * T + 4096 if T else 0)
 
 
 @scratch("dse_i8_gemm__ref")

@@ -33,7 +33,7 @@ from tests.runtime._make import make, make_checked   # one shared build per conf
 
 from dsedge.artifact import (Artifact, NodeRec, TensorAttr, TensorRec, op_id, pack_weights, read, unpack_weights)
 from dsedge.errors import ModelError
-from dsedge.export.scratch import packed_gemm_plan
+from dsedge.export.scratch import conv_i8_imgs_tile, conv_i8_plan, packed_gemm_plan
 from dsedge.quant import arith, intref
 from dsedge.runtime import _Error, _declare
 
@@ -219,7 +219,10 @@ def conv_case(x, w, bias, zp_in, M, n, zp_out, strides, pads, dil, group, layout
     attrs = dict(kernel_shape=list(w.shape[2:]), strides=strides, pads=pads, dilations=dil, group=group,
                  **weighted_attrs(net, zp_in, zp_out, M, n, qmin, qmax, out_scale, act))
     dw = group == x.shape[1] == w.shape[0] and w.shape[1] == 1
-    plan = packed_gemm_plan(int(np.prod(w.shape[1:])), int(np.prod(ref.shape[2:]))) if group == 1 or dw else 0
+    K, P = int(np.prod(w.shape[1:])), int(np.prod(ref.shape[2:]))
+    # the exporter's plan (scratch="older": the GEMM plan alone, as exports before the tiles across images)
+    plan = (conv_i8_plan(K, P, x.shape[0]) if group == 1 and scratch != "older" else packed_gemm_plan(K, P)) \
+        if group == 1 or dw else 0
     art = net.build("Conv", [xi, wi, bi], [yi], attrs, plan if scratch else 0)
     return art, net.feeds, net.outs, ref
 
@@ -375,7 +378,17 @@ CONV = [   # x shape, w shape, strides, pads, dilations
     ((1, 4, 5, 5), (3, 4, 2, 2), [1, 1], [0, 0, 0, 1], [1, 2]),          # W dilation 2: per pixel and k
     ((2, 300, 5), (4, 300, 3), [1], [1, 1], [1]),                        # K * P = 4500: per pixel and k
     ((2, 3, 2, 2, 2), (4, 3, 2, 2, 2), [1, 1, 1], [1, 0, 1, 0, 1, 1], [1, 1, 1]),   # 3-D, P = 12
+    ((9, 520, 2), (5, 520, 9), [1], [4, 4], [1]),                        # K = 4680: tiles of 14 columns across 2-pixel images
+    ((40, 7, 1, 1), (9, 7, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),         # 1x1 on 1x1 images: one tile of 40
 ]
+
+
+def _out_pixels(case) -> int:
+    xs, ws, st, pd, dl = case
+    nd, P = len(xs) - 2, 1
+    for i in range(nd):
+        P *= (xs[2 + i] + pd[i] + pd[nd + i] - dl[i] * (ws[2 + i] - 1) - 1) // st[i] + 1
+    return P
 
 
 @pytest.mark.parametrize("gi", range(len(CONV)))
@@ -392,6 +405,22 @@ def test_conv(lib, gi, zps):
         check_both(lib, art, feeds, outs, ref, "__avx2" if layout == 1 else None)
     # float_out with scale 1: the int32 sums themselves (exact in float32 below 2^24)
     check_both(lib, *conv_case(x, w, b, zps[0], None, None, 0, st, pd, dl, 1, 1, out_scale=ONES(ws[0]))[:4], "__avx2")
+
+
+@pytest.mark.parametrize("gi", [i for i, c in enumerate(CONV) if 0 < int(np.prod(c[1][1:])) and
+                                 conv_i8_imgs_tile(int(np.prod(c[1][1:])), _out_pixels(c), c[0][0])])
+def test_conv_tiles_across_images_and_an_older_plan(lib, gi):
+    """Batches of small images run as tiles across the images when the plan holds them (the exporter's
+    plan) and one image at a time with the GEMM plan alone (an older export): REF's bytes either way."""
+    xs, ws, st, pd, dl = CONV[gi]
+    rng = np.random.default_rng(77 + gi)
+    K = int(np.prod(ws[1:]))
+    x, w = rand_i8(rng, xs), rand_w(rng, ws)
+    M, n = rng_mults(rng, ws[0])
+    b = rand_bias(rng, ws[0], K)
+    for scratch in (True, "older"):
+        art, feeds, outs, ref = conv_case(x, w, b, 3, M, n, -2, st, pd, dl, 1, 1, scratch=scratch)
+        check_both(lib, art, feeds, outs, ref, "__avx2")
 
 
 WINO = [   # 3x3 stride 1 (the exact Winograd F(2x2, 3x3) path on AVX2): x shape, O, pads

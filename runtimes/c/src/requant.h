@@ -274,6 +274,23 @@ static inline size_t dse_i8_gemm_scratch_plan(size_t K, size_t P) {
     return 2 * ((K + 3) / 4 * 4) * (P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE) + 4096;
 }
 
+/* Scratch planned for an int8 Conv with group 1 (N images, P output pixels each): the GEMM plan, or,
+ * when the images are small (P < 16) and several (the AVX2 variant runs tiles across the images,
+ * kernels/avx2/conv_i8.c), dse_i8_conv_imgs_tile(K, P, N) = T columns: the int16 tile (2 * Kp * T),
+ * the [T][K] im2row stage and 4096 bytes. dsedge/export/scratch.py: conv_i8_plan. */
+static inline size_t dse_i8_conv_imgs_tile(size_t K, size_t P, size_t N) {
+    if (!K || !P || P >= 16 || N < 2) return 0;
+    size_t T = N * P, cap = 65536 / K;
+    if (cap < 16) cap = 16;
+    if (T > cap) T = cap;
+    return T < DSE_I8_PACK_TILE ? T : DSE_I8_PACK_TILE;
+}
+static inline size_t dse_i8_conv_scratch_plan(size_t K, size_t P, size_t N) {
+    const size_t T = dse_i8_conv_imgs_tile(K, P, N), g = dse_i8_gemm_scratch_plan(K, P);
+    const size_t b = T ? 2 * ((K + 3) / 4 * 4) * T + K * T + 4096 : 0;
+    return b > g ? b : g;
+}
+
 /* Scratch planned for a W4A8 depthwise Conv (C channels of K taps, P output pixels): the int8
  * depthwise plan and the int8 expansion of its weights, C * K rounded up to 64 bytes, which the AVX2
  * W4 depthwise kernel (kernels/avx2/dwconv_i8_w4.c) keeps at its end; dsedge/export/scratch.py. */

@@ -77,6 +77,9 @@ int dse__check_i8_conv_avx2(const dse_model *m, const dse_node *n, dse_why *why)
         for (unsigned d = 2; d < w->rank; d++) direct &= w->dims[d] == 1;
         if (P < 16 && K * P <= 4096 && 2 * ((K + 3) / 4 * 4) * P + K * P > need)
             need = 2 * ((K + 3) / 4 * 4) * P + K * P;   /* the im2row stage of small tiles (avx2_i8_pack_conv) */
+        const size_t T = dse_i8_conv_imgs_tile(K, P, y->dims[0]), imgs = 2 * ((K + 3) / 4 * 4) * T + K * T;
+        if (T && imgs <= plan && imgs > need && dse__scratch_free(m, n, imgs))
+            need = imgs;   /* tiles across the images (avx2_i8_conv_gemm_run); else one image at a time */
         if (direct && avx2_i8_trans_k(K, P)) {   /* strides, pads: checked at run; the need covers both */
             const size_t t = avx2_i8_trans_need(K, P);
             if (t > need) need = t;
@@ -226,6 +229,8 @@ typedef struct avx2_i8_gemm {
     void *y;
     size_t ys_r, ys_p;
     size_t r_begin, r_end;       /* the rows (multiples of 8, or R) this part computes */
+    size_t img_p, img_ys;        /* tiles across images: column p is pixel p % img_p of image p / img_p,
+                                  * whose Y starts img_ys elements after the previous one's; 0: one image */
 } avx2_i8_gemm;
 
 static void avx2_i8_part_rows(avx2_i8_gemm *G, size_t chunk, size_t split) {
@@ -266,7 +271,17 @@ DSE_TARGET_AVX2 static void avx2_i8_gemm_tile(const avx2_i8_gemm *G, const int16
             }
             __m256i v[4];
             for (int j = 0; j < nr; j++) v[j] = _mm256_add_epi32(acc[j], bias);
-            avx2_i8_store_tile(G->y, G->ys_r, G->ys_p, o, r0, nc, v, nr, p0 + c0, &q, fscale);
+            if (!G->img_p) {
+                avx2_i8_store_tile(G->y, G->ys_r, G->ys_p, o, r0, nc, v, nr, p0 + c0, &q, fscale);
+                continue;
+            }
+            for (int j = 0; j < nr;) {   /* the columns of each image in the group */
+                const size_t u = p0 + c0 + (size_t)j, img = u / G->img_p, p = u % G->img_p;
+                const int run = (size_t)(nr - j) < G->img_p - p ? nr - j : (int)(G->img_p - p);
+                void *yi = o->float_out ? (void *)((float *)G->y + img * G->img_ys) : (void *)((int8_t *)G->y + img * G->img_ys);
+                avx2_i8_store_tile(yi, G->ys_r, G->ys_p, o, r0, nc, v + j, run, p, &q, fscale);
+                j += run;
+            }
         }
     }
 }
@@ -354,7 +369,7 @@ DSE_TARGET_AVX2 static void avx2_i8_rows(const dse_ctx *cx, const int8_t *x, siz
                                          size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
     avx2_i8_rows_job J;
     J.G.w = w, J.G.R = N, J.G.K = K, J.G.Kb = (K + 3) / 4, J.G.w4 = 0, J.G.bias = bias, J.G.o = o, J.G.y = y;
-    J.G.ys_r = 1, J.G.ys_p = N;
+    J.G.ys_r = 1, J.G.ys_p = N, J.G.img_p = 0, J.G.img_ys = 0;
     J.cx = cx, J.x = x, J.rows = rows, J.T = rows < DSE_I8_PACK_TILE ? rows : DSE_I8_PACK_TILE;
     const size_t tiles = (rows + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, tiles, N);
@@ -393,6 +408,8 @@ typedef struct avx2_i8_conv_job {
     int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
     int trans;            /* direct with K <= 128: pixels in the lanes (avx2_i8_tile_T) */
     int im2row;           /* tiles of < 16 pixels through a [T][K] stage (avx2_i8_pack_conv) */
+    int imgs;             /* tiles of T columns across the images (P < 16), through the same stage */
+    size_t NP;            /* imgs: the batch's columns, N * P */
 } avx2_i8_conv_job;
 
 /* The im2col tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels, row-major
@@ -405,6 +422,48 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
     const size_t isz = (size_t)(g->in[0] * g->in[1] * g->in[2]);
     int8_t pad[16];
     memset(pad, zp, 16);
+    if (J->im2row) {
+        /* A tile of fewer than 16 pixels (small images, e.g. 1-D convs over a few frames of a
+         * batch: one tile per image), or with J->imgs a tile of columns across the images of the
+         * batch xb (column p0 + j: pixel (p0 + j) % P of image (p0 + j) / P; the plan's scratch,
+         * dse_i8_conv_scratch_plan), with taps contiguous along W (dilation 1): im2col by rows,
+         * stage[j][k] = the tile's pixel j's tap k (zp outside the input), each (ci, kd, kh)'s KW
+         * taps one copy where they lie inside the input row, then the [T][K] rows go through
+         * avx2_i8_pack_rows' 4 x 16 transposes. avx2_i8_im2col_row's set-up per k (divisions,
+         * a call) cost more than these tiles' rows; the bytes are the same. */
+        int8_t *st = (int8_t *)(a + T * Kp);   /* T x K bytes: the check's need */
+        const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
+        for (size_t j = 0; j < T; j++) {
+            /* imgs: column p0 + j is pixel (p0 + j) % P of image (p0 + j) / P (xb: the batch) */
+            const long long q = (long long)(J->imgs ? (p0 + j) % J->P : p0 + j);
+            const int8_t *xj = J->imgs ? xb + (p0 + j) / J->P * (size_t)J->C * isz : xb;
+            const long long oz = q / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
+            const long long oy = q / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
+            const long long ox = q % g->out[2] * g->s[2] - g->pb[2];
+            const int inside_w = ox >= 0 && ox + KW <= IW;
+            int8_t *d = st + j * K;
+            const int8_t *xc = xj;
+            for (size_t ci = 0; ci < (size_t)J->C; ci++, xc += isz)
+                for (long long kd = 0; kd < KD; kd++)
+                    for (long long kh = 0; kh < KH; kh++, d += KW) {
+                        const long long id = oz + kd * g->d[0], ih = oy + kh * g->d[1];
+                        if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                            memset(d, zp, (size_t)KW);
+                            continue;
+                        }
+                        const int8_t *row = xc + (id * IH + ih) * IW;
+                        if (inside_w) {
+                            if (KW <= 8)
+                                for (long long kw = 0; kw < KW; kw++) d[kw] = row[ox + kw];
+                            else
+                                memcpy(d, row + ox, (size_t)KW);
+                        } else
+                            for (long long kw = 0; kw < KW; kw++) d[kw] = ox + kw >= 0 && ox + kw < IW ? row[ox + kw] : (int8_t)zp;
+                    }
+        }
+        avx2_i8_pack_rows(a, st, K, 0, T, zp);
+        return;
+    }
     if (J->direct) {   /* k-row c = channel c's pixels p0.. (contiguous); k >= K: zp */
         for (size_t kb = 0; kb < Kb; kb++) {
             const int8_t *src[4];
@@ -433,44 +492,6 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
      * i8_avx2.h), then the 4 rows go through the same 4 x 16 transpose as the direct path */
     const size_t SR = (T + 31) / 16 * 16;   /* a stage row, with room for a 16-byte overrun */
     int8_t *stage = (int8_t *)(a + T * Kp);
-    if (J->im2row) {
-        /* A tile of fewer than 16 pixels (small images, e.g. 1-D convs over a few frames of a
-         * batch: one tile per image), with taps contiguous along W (dilation 1): im2col by rows,
-         * stage[j][k] = the tile's pixel j's tap k (zp outside the input), each (ci, kd, kh)'s KW
-         * taps one copy where they lie inside the input row, then the [T][K] rows go through
-         * avx2_i8_pack_rows' 4 x 16 transposes. avx2_i8_im2col_row's set-up per k (divisions,
-         * a call) cost more than these tiles' rows; the bytes are the same. */
-        int8_t *st = (int8_t *)(a + T * Kp);   /* T x K bytes: the check's need */
-        const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
-        for (size_t j = 0; j < T; j++) {
-            const long long q = (long long)(p0 + j);
-            const long long oz = q / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
-            const long long oy = q / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
-            const long long ox = q % g->out[2] * g->s[2] - g->pb[2];
-            const int inside_w = ox >= 0 && ox + KW <= IW;
-            int8_t *d = st + j * K;
-            const int8_t *xc = xb;
-            for (size_t ci = 0; ci < (size_t)J->C; ci++, xc += isz)
-                for (long long kd = 0; kd < KD; kd++)
-                    for (long long kh = 0; kh < KH; kh++, d += KW) {
-                        const long long id = oz + kd * g->d[0], ih = oy + kh * g->d[1];
-                        if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
-                            memset(d, zp, (size_t)KW);
-                            continue;
-                        }
-                        const int8_t *row = xc + (id * IH + ih) * IW;
-                        if (inside_w) {
-                            if (KW <= 8)
-                                for (long long kw = 0; kw < KW; kw++) d[kw] = row[ox + kw];
-                            else
-                                memcpy(d, row + ox, (size_t)KW);
-                        } else
-                            for (long long kw = 0; kw < KW; kw++) d[kw] = ox + kw >= 0 && ox + kw < IW ? row[ox + kw] : (int8_t)zp;
-                    }
-        }
-        avx2_i8_pack_rows(a, st, K, 0, T, zp);
-        return;
-    }
     if (T < 16) {
         /* A tile of fewer than 16 pixels (small images, e.g. 1-D convs over a few frames of a
          * batch: one tile per image): avx2_i8_im2col_row's set-up per k (divisions to find the
@@ -538,7 +559,9 @@ DSE_TARGET_AVX2 static void avx2_i8_conv_task(void *arg, size_t begin, size_t en
     size_t packed = (size_t)-1;
     int32_t w2[AVX2_I8_TRANS_KMAX / 4 * 16];   /* avx2_i8_tile_T's weights of 8 channels as int16 pairs */
     for (size_t t = begin; t < end; t++) {
-        const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
+        /* u: (image, tile) pairs, or with imgs the tiles of the batch's N * P columns (image 0 below) */
+        const size_t u = t / J->split, b = J->imgs ? 0 : u / J->tiles, cols = J->imgs ? J->NP : J->P;
+        const size_t p0 = u % J->tiles * J->T, T = cols - p0 < J->T ? cols - p0 : J->T;
         const int8_t *xb = J->x + b * (size_t)J->C * isz;
         if (u != packed) {
             if (J->trans) avx2_i8_pack_T((int32_t *)(void *)a, xb, J->G.K, J->P, p0, T, J->G.o->zp_in);
@@ -760,9 +783,16 @@ DSE_TARGET_AVX2 static void avx2_i8_conv_gemm_run(const dse_model *m, const dse_
         J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
     J.trans = J.direct && avx2_i8_trans_k(K, P);   /* always, for w4 (its caller's condition) */
     J.im2row = !J.direct && P < 16 && g.d[2] == 1 && 2 * J.G.Kb * 4 * P + K * P <= n->scratch;
-    J.tiles = (P + J.T - 1) / J.T;
-    J.split = avx2_i8_split(cx, NB * J.tiles, O);
-    dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), avx2_i8_conv_task, &J);
+    J.imgs = 0, J.NP = 0, J.G.img_p = 0, J.G.img_ys = 0;
+    const size_t Ti = w4 || g.d[2] != 1 ? 0 : dse_i8_conv_imgs_tile(K, P, NB);
+    if (Ti && 2 * J.G.Kb * 4 * Ti + K * Ti <= n->scratch) {   /* small images, several: tiles across them */
+        J.imgs = 1, J.im2row = 1, J.trans = 0, J.NP = NB * P, J.T = Ti;
+        J.G.img_p = P, J.G.img_ys = O * P;
+    }
+    J.tiles = ((J.imgs ? J.NP : P) + J.T - 1) / J.T;
+    const size_t units = J.imgs ? J.tiles : NB * J.tiles;
+    J.split = avx2_i8_split(cx, units, O);
+    dse__parallel(cx, units * J.split, dse__grain(units * J.split, (uint64_t)NB * P * K * O), avx2_i8_conv_task, &J);
 }
 
 

@@ -174,7 +174,9 @@ int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_i8_out o;
     if (dse_i8_out_params(m, n, O, &o, why)) return 1;
     /* what the optimised variants may use (group 1 and depthwise); this kernel uses none */
-    if (y->numel && (group == 1 || (group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1)))
+    if (y->numel && group == 1)
+        why->scratch_plan = dse_i8_conv_scratch_plan(K, y->numel / (y->dims[0] * O), y->dims[0]);
+    else if (y->numel && group == (int64_t)x->dims[1] && O == x->dims[1] && Cg == 1)
         why->scratch_plan = dse_i8_gemm_scratch_plan(K, y->numel / (y->dims[0] * O));
     return 0;
 }
