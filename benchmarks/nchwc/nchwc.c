@@ -126,55 +126,61 @@ static void nchw8c_to_nchw(const float *src, int C, int HW, float *dst) {
     }
 }
 
-/* w[OC][IC][KH][KW] -> [OCB][ICB][8 ic][KH][KW][8 oc], zeros for padded channels (offline) */
-static void pack_conv_weights(const conv_t *p, const float *w, float *pw) {
+/* w[OC][IC][KH][KW] -> groups of NF output blocks (the last group: the blocks left),
+ * [OCB/NF][ICB][8 ic][KH][KW][nf][8 oc]: a tile's NF weight vectors for one (ic, kh, kw) are
+ * contiguous, one pointer for all. Zeros for padded channels. Done once, offline (at export). */
+static void pack_conv_weights(const conv_t *p, int NF, const float *w, float *pw) {
     size_t KK = (size_t)p->KH * p->KW;
     memset(pw, 0, sizeof(float) * p->OCB * p->ICB * 64 * KK);
-    for (int oc = 0; oc < p->OC; oc++)
+    for (int oc = 0; oc < p->OC; oc++) {
+        int ob = oc / 8, g0 = ob / NF * NF, nf = imin(NF, p->OCB - g0);
+        float *gw = pw + (size_t)g0 * p->ICB * 64 * KK;   /* the group's start */
         for (int ic = 0; ic < p->IC; ic++)
             for (size_t k = 0; k < KK; k++)
-                pw[((((size_t)(oc / 8) * p->ICB + ic / 8) * 8 + ic % 8) * KK + k) * 8 + oc % 8] =
+                gw[((((size_t)(ic / 8) * 8 + ic % 8) * KK + k) * nf + (ob - g0)) * 8 + oc % 8] =
                     w[((size_t)oc * p->IC + ic) * KK + k];
+    }
 }
 
 /* ---------------------------------------------------------------- conv */
 
-/* Arguments of one tile: NO pixels (oh, ow0 ..) x NF output blocks (ocb ..), input blocks
- * [icb0, icb1), taps kh in [kh0, kh1), kw in [kw0, kw1). */
+/* Arguments of one tile: NO pixels (oh, ow0 ..) x NF output blocks (ocb ..: a weight group's
+ * start), input blocks [icb0, icb1), taps kh in [kh0, kh1), kw in [kw0, kw1). */
 typedef struct {
     int oh, ow0, ocb, icb0, icb1, kh0, kh1, kw0, kw1, first, last;
 } tile_args;
 
-AI void conv_tile(const conv_t *p, const int NO, const int NF, const int KC, const float *x, const float *w,
-                  const float *bias, float *y, const tile_args *a) {
-    /* KC > 0: a KC x KC kernel with its whole window inside the input (the tap loops have
-     * constant trip counts and are unrolled); KC = 0: any kernel, the tap ranges in a */
-    const int KH = KC ? KC : p->KH, KW = KC ? KC : p->KW, W = p->W, SW = p->SW;
+/* One register tile. NO, NF, KC, SC are constants after inlining. KC > 0: a KC x KC kernel whose
+ * window lies inside the input (constant tap loops, unrolled), SC > 0: its column stride; 0: taken
+ * from p and a at run time (the border tiles and other kernels). */
+AI void conv_tile(const conv_t *p, const int NO, const int NF, const int KC, const int SC, const float *x,
+                  const float *w, const float *bias, float *y, const tile_args *a) {
+    const int KH = KC ? KC : p->KH, KW = KC ? KC : p->KW, W = p->W, SW = SC ? SC : p->SW;
     const int kh0 = KC ? 0 : a->kh0, kh1 = KC ? KC : a->kh1, kw0 = KC ? 0 : a->kw0, kw1 = KC ? KC : a->kw1;
-    const size_t ysb = (size_t)p->OH * p->OW * 8;               /* output block stride */
-    const size_t xsb = (size_t)p->H * W * 8;                    /* input block stride */
-    const size_t wsb = (size_t)p->ICB * 64 * KH * KW;           /* weights per output block */
+    const size_t ysb = (size_t)p->OH * p->OW * 8;   /* output block stride */
+    const size_t xsb = (size_t)p->H * W * 8;        /* input block stride */
     float *yp = y + a->ocb * ysb + ((size_t)a->oh * p->OW + a->ow0) * 8;
     __m256 acc[4][12];
     UNROLL for (int f = 0; f < NF; f++) UNROLL for (int o = 0; o < NO; o++)
         acc[f][o] = a->first ? _mm256_setzero_ps() : _mm256_loadu_ps(yp + f * ysb + o * 8);
     const ptrdiff_t ih0 = (ptrdiff_t)a->oh * p->SH - p->PH, iw0 = (ptrdiff_t)a->ow0 * SW - p->PW;
+    const float *wg = w + (size_t)a->ocb * p->ICB * 64 * KH * KW;   /* this group's weights */
     for (int icb = a->icb0; icb < a->icb1; icb++) {
-        const float *xb = x + icb * xsb;
-        const float *wb = w + a->ocb * wsb + (size_t)icb * 64 * KH * KW;
-        /* one input channel's taps, (kh, kw) in order: NF weight vectors, NO broadcasts */
-#define CONV_TAPS(ic)                                                                                       \
-    UNROLL for (int kh = kh0; kh < kh1; kh++) {                                                             \
-        const float *xr = xb + ((ih0 + kh) * W + iw0) * 8 + (ic);                                          \
-        const float *wr = wb + ((size_t)(ic) * KH + kh) * KW * 8;                                          \
-        UNROLL for (int kw = kw0; kw < kw1; kw++) {                                                         \
-            __m256 wv[4];                                                                                   \
-            UNROLL for (int f = 0; f < NF; f++) wv[f] = _mm256_loadu_ps(wr + kw * 8 + f * wsb);            \
-            UNROLL for (int o = 0; o < NO; o++) {                                                           \
-                __m256 b = _mm256_broadcast_ss(xr + ((ptrdiff_t)o * SW + kw) * 8);                         \
-                UNROLL for (int f = 0; f < NF; f++) acc[f][o] = _mm256_fmadd_ps(b, wv[f], acc[f][o]);      \
-            }                                                                                               \
-        }                                                                                                   \
+        const float *xb = x + icb * xsb + (ih0 * W + iw0) * 8;
+        const float *wb = wg + (size_t)icb * 8 * KH * KW * NF * 8;
+        /* one input channel's taps, (kh, kw) in order: NF weight vectors, NO broadcasts each */
+#define CONV_TAPS(ic)                                                                                      \
+    UNROLL for (int kh = kh0; kh < kh1; kh++) {                                                            \
+        const float *xr = xb + (ptrdiff_t)kh * W * 8 + (ic);                                              \
+        const float *wr = wb + (((size_t)(ic) * KH + kh) * KW) * NF * 8;                                  \
+        UNROLL for (int kw = kw0; kw < kw1; kw++) {                                                        \
+            __m256 wv[4];                                                                                  \
+            UNROLL for (int f = 0; f < NF; f++) wv[f] = _mm256_loadu_ps(wr + (kw * NF + f) * 8);          \
+            UNROLL for (int o = 0; o < NO; o++) {                                                          \
+                __m256 b = _mm256_broadcast_ss(xr + ((ptrdiff_t)o * SW + kw) * 8);                        \
+                UNROLL for (int f = 0; f < NF; f++) acc[f][o] = _mm256_fmadd_ps(b, wv[f], acc[f][o]);     \
+            }                                                                                              \
+        }                                                                                                  \
     }
         if (KC == 1) {   /* 1x1: the 8 channels of the block unrolled (8 x NO x NF FMAs) */
             UNROLL for (int ic = 0; ic < 8; ic++) { CONV_TAPS(ic) }
@@ -197,20 +203,18 @@ AI void conv_tile(const conv_t *p, const int NO, const int NF, const int KC, con
 }
 
 typedef void (*tile_fn)(const conv_t *, const float *, const float *, const float *, float *, const tile_args *);
-/* tile_NO_NF: any kernel; tile_NO_NF_k1, _k3: 1x1 and 3x3 windows inside the input */
-#define DEF_TILE(no, nf)                                                                                       \
-    static void tile_##no##_##nf(const conv_t *p, const float *x, const float *w, const float *b, float *y,      \
-                                 const tile_args *a) { conv_tile(p, no, nf, 0, x, w, b, y, a); }                \
-    static void tile_##no##_##nf##_k1(const conv_t *p, const float *x, const float *w, const float *b, float *y, \
-                                      const tile_args *a) { conv_tile(p, no, nf, 1, x, w, b, y, a); }           \
-    static void tile_##no##_##nf##_k3(const conv_t *p, const float *x, const float *w, const float *b, float *y, \
-                                      const tile_args *a) { conv_tile(p, no, nf, 3, x, w, b, y, a); }
-DEF_TILE(1, 1) DEF_TILE(2, 1) DEF_TILE(3, 1) DEF_TILE(4, 1) DEF_TILE(5, 1) DEF_TILE(6, 1)
-DEF_TILE(7, 1) DEF_TILE(8, 1) DEF_TILE(9, 1) DEF_TILE(10, 1) DEF_TILE(11, 1) DEF_TILE(12, 1)
-DEF_TILE(1, 2) DEF_TILE(2, 2) DEF_TILE(3, 2) DEF_TILE(4, 2) DEF_TILE(5, 2) DEF_TILE(6, 2)
-DEF_TILE(1, 3) DEF_TILE(2, 3) DEF_TILE(3, 3) DEF_TILE(4, 3)
-DEF_TILE(1, 4) DEF_TILE(2, 4) DEF_TILE(3, 4)
-/* TILES[nf][no] (NO * NF <= 12: the accumulators in 12 of the 16 ymm registers); TILES_K1, TILES_K3 */
+/* tile_NO_NF: any kernel and stride; tile_NO_NF_kKsS: a K x K window inside the input, stride S */
+#define DEF_TILE1(no, nf, suf, kc, sc)                                                                   \
+    static void tile_##no##_##nf##suf(const conv_t *p, const float *x, const float *w, const float *b,   \
+                                      float *y, const tile_args *a) { conv_tile(p, no, nf, kc, sc, x, w, b, y, a); }
+#define DEF_TILE(no, nf)                                                                                 \
+    DEF_TILE1(no, nf, , 0, 0) DEF_TILE1(no, nf, _k1s1, 1, 1) DEF_TILE1(no, nf, _k1s2, 1, 2)              \
+    DEF_TILE1(no, nf, _k3s1, 3, 1) DEF_TILE1(no, nf, _k3s2, 3, 2)
+DEF_TILE(1, 1) DEF_TILE(2, 1) DEF_TILE(3, 1) DEF_TILE(4, 1) DEF_TILE(5, 1) DEF_TILE(6, 1) DEF_TILE(7, 1)
+DEF_TILE(8, 1) DEF_TILE(9, 1) DEF_TILE(10, 1) DEF_TILE(11, 1) DEF_TILE(12, 1) DEF_TILE(1, 2) DEF_TILE(2, 2)
+DEF_TILE(3, 2) DEF_TILE(4, 2) DEF_TILE(5, 2) DEF_TILE(6, 2) DEF_TILE(1, 3) DEF_TILE(2, 3) DEF_TILE(3, 3)
+DEF_TILE(4, 3) DEF_TILE(1, 4) DEF_TILE(2, 4) DEF_TILE(3, 4)
+/* TILES*[nf][no]: NO * NF <= 12 (the accumulators in 12 of the 16 ymm registers) */
 static const tile_fn TILES[5][13] = {
     {0},
     {0, tile_1_1, tile_2_1, tile_3_1, tile_4_1, tile_5_1, tile_6_1, tile_7_1, tile_8_1, tile_9_1, tile_10_1, tile_11_1, tile_12_1},
@@ -218,36 +222,52 @@ static const tile_fn TILES[5][13] = {
     {0, tile_1_3, tile_2_3, tile_3_3, tile_4_3},
     {0, tile_1_4, tile_2_4, tile_3_4},
 };
-static const tile_fn TILES_K1[5][13] = {
+static const tile_fn TILES_K1S1[5][13] = {
     {0},
-    {0, tile_1_1_k1, tile_2_1_k1, tile_3_1_k1, tile_4_1_k1, tile_5_1_k1, tile_6_1_k1, tile_7_1_k1, tile_8_1_k1, tile_9_1_k1, tile_10_1_k1, tile_11_1_k1, tile_12_1_k1},
-    {0, tile_1_2_k1, tile_2_2_k1, tile_3_2_k1, tile_4_2_k1, tile_5_2_k1, tile_6_2_k1},
-    {0, tile_1_3_k1, tile_2_3_k1, tile_3_3_k1, tile_4_3_k1},
-    {0, tile_1_4_k1, tile_2_4_k1, tile_3_4_k1},
+    {0, tile_1_1_k1s1, tile_2_1_k1s1, tile_3_1_k1s1, tile_4_1_k1s1, tile_5_1_k1s1, tile_6_1_k1s1, tile_7_1_k1s1, tile_8_1_k1s1, tile_9_1_k1s1, tile_10_1_k1s1, tile_11_1_k1s1, tile_12_1_k1s1},
+    {0, tile_1_2_k1s1, tile_2_2_k1s1, tile_3_2_k1s1, tile_4_2_k1s1, tile_5_2_k1s1, tile_6_2_k1s1},
+    {0, tile_1_3_k1s1, tile_2_3_k1s1, tile_3_3_k1s1, tile_4_3_k1s1},
+    {0, tile_1_4_k1s1, tile_2_4_k1s1, tile_3_4_k1s1},
 };
-static const tile_fn TILES_K3[5][13] = {
+static const tile_fn TILES_K1S2[5][13] = {
     {0},
-    {0, tile_1_1_k3, tile_2_1_k3, tile_3_1_k3, tile_4_1_k3, tile_5_1_k3, tile_6_1_k3, tile_7_1_k3, tile_8_1_k3, tile_9_1_k3, tile_10_1_k3, tile_11_1_k3, tile_12_1_k3},
-    {0, tile_1_2_k3, tile_2_2_k3, tile_3_2_k3, tile_4_2_k3, tile_5_2_k3, tile_6_2_k3},
-    {0, tile_1_3_k3, tile_2_3_k3, tile_3_3_k3, tile_4_3_k3},
-    {0, tile_1_4_k3, tile_2_4_k3, tile_3_4_k3},
+    {0, tile_1_1_k1s2, tile_2_1_k1s2, tile_3_1_k1s2, tile_4_1_k1s2, tile_5_1_k1s2, tile_6_1_k1s2, tile_7_1_k1s2, tile_8_1_k1s2, tile_9_1_k1s2, tile_10_1_k1s2, tile_11_1_k1s2, tile_12_1_k1s2},
+    {0, tile_1_2_k1s2, tile_2_2_k1s2, tile_3_2_k1s2, tile_4_2_k1s2, tile_5_2_k1s2, tile_6_2_k1s2},
+    {0, tile_1_3_k1s2, tile_2_3_k1s2, tile_3_3_k1s2, tile_4_3_k1s2},
+    {0, tile_1_4_k1s2, tile_2_4_k1s2, tile_3_4_k1s2},
+};
+static const tile_fn TILES_K3S1[5][13] = {
+    {0},
+    {0, tile_1_1_k3s1, tile_2_1_k3s1, tile_3_1_k3s1, tile_4_1_k3s1, tile_5_1_k3s1, tile_6_1_k3s1, tile_7_1_k3s1, tile_8_1_k3s1, tile_9_1_k3s1, tile_10_1_k3s1, tile_11_1_k3s1, tile_12_1_k3s1},
+    {0, tile_1_2_k3s1, tile_2_2_k3s1, tile_3_2_k3s1, tile_4_2_k3s1, tile_5_2_k3s1, tile_6_2_k3s1},
+    {0, tile_1_3_k3s1, tile_2_3_k3s1, tile_3_3_k3s1, tile_4_3_k3s1},
+    {0, tile_1_4_k3s1, tile_2_4_k3s1, tile_3_4_k3s1},
+};
+static const tile_fn TILES_K3S2[5][13] = {
+    {0},
+    {0, tile_1_1_k3s2, tile_2_1_k3s2, tile_3_1_k3s2, tile_4_1_k3s2, tile_5_1_k3s2, tile_6_1_k3s2, tile_7_1_k3s2, tile_8_1_k3s2, tile_9_1_k3s2, tile_10_1_k3s2, tile_11_1_k3s2, tile_12_1_k3s2},
+    {0, tile_1_2_k3s2, tile_2_2_k3s2, tile_3_2_k3s2, tile_4_2_k3s2, tile_5_2_k3s2, tile_6_2_k3s2},
+    {0, tile_1_3_k3s2, tile_2_3_k3s2, tile_3_3_k3s2, tile_4_3_k3s2},
+    {0, tile_1_4_k3s2, tile_2_4_k3s2, tile_3_4_k3s2},
 };
 
-/* The whole conv, NCHW8c in and out, with tiles of NO pixels x NF output blocks. */
+/* The whole conv, NCHW8c in and out, with tiles of NO pixels x NF output blocks; w packed for NF. */
 static void conv_nchw8c(const conv_t *p, int NO, int NF, const float *x, const float *w, const float *bias, float *y) {
     /* interior output columns: every kw tap inside the input row */
     int ow_lo = imin(p->OW, (p->PW + p->SW - 1) / p->SW);
     int ow_hi = p->W - p->KW + p->PW >= 0 ? imin(p->OW, (p->W - p->KW + p->PW) / p->SW + 1) : 0;
     if (ow_hi < ow_lo) ow_hi = ow_lo;
     int chunk = p->chunk > 0 ? p->chunk : p->ICB;
+    int sq = p->KH == p->KW && p->SW <= 2 && (p->KH == 1 || p->KH == 3);
+    const tile_fn(*fast)[13] = !sq ? TILES : p->KH == 1 ? (p->SW == 1 ? TILES_K1S1 : TILES_K1S2)
+                                                        : (p->SW == 1 ? TILES_K3S1 : TILES_K3S2);
     for (int ocb = 0; ocb < p->OCB; ocb += NF) {
         int nf = imin(NF, p->OCB - ocb);
         for (int oh = 0; oh < p->OH; oh++) {
             int ih = oh * p->SH - p->PH;
             tile_args a = {oh, 0, ocb, 0, 0, imax(0, -ih), imin(p->KH, p->H - ih), 0, 0, 0, 0};
-            /* the interior tiles of a row whose kh range is not clipped: the unrolled 1x1 / 3x3 forms */
-            int whole = a.kh0 == 0 && a.kh1 == p->KH && p->KH == p->KW;
-            const tile_fn(*full)[13] = whole && p->KH == 1 ? TILES_K1 : whole && p->KH == 3 ? TILES_K3 : TILES;
+            /* the interior tiles of a row whose kh range is not clipped: the unrolled forms */
+            const tile_fn(*full)[13] = a.kh0 == 0 && a.kh1 == p->KH ? fast : TILES;
             for (a.icb0 = 0; a.icb0 < p->ICB; a.icb0 = a.icb1) {
                 a.icb1 = imin(p->ICB, a.icb0 + chunk);
                 a.first = a.icb0 == 0;
@@ -297,18 +317,59 @@ AI void dw_tile(const conv_t *p, const int NO, const float *x, const float *w, c
     }
 }
 
+/* The interior of one output row of a 3x3 depthwise conv whose 3 input rows are all inside the
+ * input (SC: the column stride, a constant): the 9 weight vectors held in registers, NO pixels per
+ * step (NO accumulators), then single pixels. Same FMA chain per output as dw_tile. */
+AI void dw_row3(const conv_t *p, const int SC, const int NO, const float *x, const __m256 wv[9], __m256 bv,
+                float *yrow, int ow, int ow_hi, ptrdiff_t ih) {
+    const size_t W8 = (size_t)p->W * 8;
+    const float *x0 = x + ih * (ptrdiff_t)W8;
+    for (; ow + NO <= ow_hi; ow += NO) {
+        const float *xr = x0 + ((ptrdiff_t)ow * SC - p->PW) * 8;
+        __m256 acc[8];
+        UNROLL for (int o = 0; o < NO; o++) acc[o] = _mm256_setzero_ps();
+        UNROLL for (int kh = 0; kh < 3; kh++) UNROLL for (int kw = 0; kw < 3; kw++)
+            UNROLL for (int o = 0; o < NO; o++)
+                acc[o] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + kh * W8 + (o * SC + kw) * 8), wv[kh * 3 + kw], acc[o]);
+        UNROLL for (int o = 0; o < NO; o++) {
+            __m256 v = _mm256_add_ps(acc[o], bv);
+            if (p->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+            _mm256_storeu_ps(yrow + ((size_t)ow + o) * 8, v);
+        }
+    }
+    for (; ow < ow_hi; ow++) {
+        const float *xr = x0 + ((ptrdiff_t)ow * SC - p->PW) * 8;
+        __m256 acc = _mm256_setzero_ps();
+        UNROLL for (int kh = 0; kh < 3; kh++) UNROLL for (int kw = 0; kw < 3; kw++)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(xr + kh * W8 + kw * 8), wv[kh * 3 + kw], acc);
+        acc = _mm256_add_ps(acc, bv);
+        if (p->relu) acc = _mm256_max_ps(acc, _mm256_setzero_ps());
+        _mm256_storeu_ps(yrow + (size_t)ow * 8, acc);
+    }
+}
+
 #define DW_NO 4   /* output pixels per step (4 accumulators + the loads in flight) */
 static void dw_nchw8c(const conv_t *p, const float *x, const float *w, const float *bias, float *y) {
     int ow_lo = imin(p->OW, (p->PW + p->SW - 1) / p->SW);
     int ow_hi = p->W - p->KW + p->PW >= 0 ? imin(p->OW, (p->W - p->KW + p->PW) / p->SW + 1) : 0;
     if (ow_hi < ow_lo) ow_hi = ow_lo;
-    for (int cb = 0; cb < p->OCB; cb++)
+    int fast3 = p->KH == 3 && p->KW == 3 && p->SW <= 2;
+    for (int cb = 0; cb < p->OCB; cb++) {
+        __m256 wv[9], bv = _mm256_loadu_ps(bias + cb * 8);
+        for (int k = 0; k < 9; k++) wv[k] = fast3 ? _mm256_loadu_ps(w + ((size_t)cb * 9 + k) * 8) : _mm256_setzero_ps();
+        const float *xb = x + (size_t)cb * p->H * p->W * 8;
         for (int oh = 0; oh < p->OH; oh++) {
             int ih = oh * p->SH - p->PH, kh0 = imax(0, -ih), kh1 = imin(p->KH, p->H - ih);
             int ow = 0;
             for (; ow < ow_lo; ow++) {
                 int iw = ow * p->SW - p->PW;
                 dw_tile(p, 1, x, w, bias, y, cb, oh, ow, kh0, kh1, imax(0, -iw), imin(p->KW, p->W - iw));
+            }
+            float *yrow = y + ((size_t)cb * p->OH + oh) * p->OW * 8;
+            if (fast3 && kh0 == 0 && kh1 == 3) {
+                if (p->SW == 1) dw_row3(p, 1, 6, xb, wv, bv, yrow, ow, ow_hi, ih);
+                else dw_row3(p, 2, 4, xb, wv, bv, yrow, ow, ow_hi, ih);
+                ow = ow_hi;
             }
             for (; ow + DW_NO <= ow_hi; ow += DW_NO) dw_tile(p, DW_NO, x, w, bias, y, cb, oh, ow, kh0, kh1, 0, p->KW);
             for (; ow < ow_hi; ow++) dw_tile(p, 1, x, w, bias, y, cb, oh, ow, kh0, kh1, 0, p->KW);
@@ -317,6 +378,7 @@ static void dw_nchw8c(const conv_t *p, const float *x, const float *w, const flo
                 dw_tile(p, 1, x, w, bias, y, cb, oh, ow, kh0, kh1, imax(0, -iw), imin(p->KW, p->W - iw));
             }
         }
+    }
 }
 
 /* ---------------------------------------------------------------- references (NCHW, scalar) */
@@ -376,10 +438,11 @@ typedef struct {
     conv_t p;
     int dw;
     float *x, *w, *b, *x8, *w8, *b8, *y8, *y;
+    float *wnf[5];   /* conv weights packed for NF = 1..4 */
 } problem;
 
 static problem make(int IC, int OC, int H, int W, int K, int S, int P, int relu, int dw) {
-    problem q = {geom(IC, OC, H, W, K, S, P, relu), dw, 0, 0, 0, 0, 0, 0, 0, 0};
+    problem q = {geom(IC, OC, H, W, K, S, P, relu), dw, 0, 0, 0, 0, 0, 0, 0, 0, {0}};
     conv_t *p = &q.p;
     size_t KK = (size_t)K * K, nw = dw ? (size_t)OC * KK : (size_t)OC * IC * KK;
     q.x = alloc_f((size_t)IC * H * W), q.w = alloc_f(nw), q.b = alloc_f(OC);
@@ -398,8 +461,10 @@ static problem make(int IC, int OC, int H, int W, int K, int S, int P, int relu,
         for (int c = 0; c < OC; c++)
             for (size_t k = 0; k < KK; k++) q.w8[((size_t)(c / 8) * KK + k) * 8 + c % 8] = q.w[c * KK + k];
     } else {
-        q.w8 = alloc_f((size_t)p->OCB * p->ICB * 64 * KK);
-        pack_conv_weights(p, q.w, q.w8);
+        for (int nf = 1; nf <= 4; nf++) {
+            q.wnf[nf] = alloc_f((size_t)p->OCB * p->ICB * 64 * KK);
+            pack_conv_weights(p, nf, q.w, q.wnf[nf]);
+        }
     }
     /* a 1x1, stride-1, unpadded conv is one long row: the 1x1 "pointwise" form */
     return q;
@@ -410,11 +475,12 @@ static void run(problem *q, int NO, int NF) {
     if (!q->dw && p.KH == 1 && p.KW == 1 && p.SH == 1 && p.SW == 1 && p.PH == 0 && p.PW == 0)
         p.W = p.OW = p.H * p.W, p.H = p.OH = 1;
     if (q->dw) dw_nchw8c(&p, q->x8, q->w8, q->b8, q->y8);
-    else conv_nchw8c(&p, NO, NF, q->x8, q->w8, q->b8, q->y8);
+    else conv_nchw8c(&p, NO, NF, q->x8, q->wnf[NF], q->b8, q->y8);
 }
 
 static void drop(problem *q) {
     free(q->x), free(q->w), free(q->b), free(q->x8), free(q->w8), free(q->b8), free(q->y8), free(q->y);
+    for (int nf = 1; nf <= 4; nf++) free(q->wnf[nf]);
 }
 
 /* ---------------------------------------------------------------- check */
@@ -516,9 +582,9 @@ static int check(void) {
 static int bench(int dw, int IC, int OC, int H, int W, int K, int S, int P, int reps, int chunk) {
     problem q = make(IC, OC, H, W, K, S, P, 0, dw);
     conv_t *p = &q.p;
-    if (chunk < 0) {   /* default: the chunk's weights (NF = 4) in 16 KiB of L1 */
+    if (chunk < 0) {   /* default: the chunk's weights (NF = 4) in 24 of L1's 32 KiB */
         size_t per = (size_t)4 * 64 * p->KH * p->KW * sizeof(float);
-        chunk = imax(1, (int)(16384 / per));
+        chunk = imax(1, (int)(24576 / per));
     }
     p->chunk = chunk;
     nchw_to_nchw8c(q.x, IC, H * W, q.x8);

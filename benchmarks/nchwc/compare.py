@@ -1,0 +1,186 @@
+"""The NCHW8c prototype (nchwc.c beside this file) against dsedge's runtime and onnxruntime, one conv
+shape at a time (issue 10, session 16: is a blocked-layout pass worth building?).
+
+    python3 benchmarks/nchwc/compare.py [--set main|yolo|all] [--only NAME,...] [--rounds 3]
+                                        [--repeat 100] [--json OUT]
+
+Per shape, a one-node ONNX Conv with a bias (random weights, as benchmarks/one_node.py) is
+ - quantised to an fp32 `.dse` and run in dsedge's C runtime (`Runtime.profile`, 1 thread: the
+   node's fastest run; NCHW in and out, whatever kernel the runtime picks);
+ - run in onnxruntime with its profiler (1 thread; each node's fastest run): its NCHWc transformer
+   turns the Conv into ReorderInput -> nchwc Conv -> ReorderOutput, so the conv and the reorders
+   are reported apart;
+ - run by the prototype binary (`nchwc conv|dw ...`: the fastest run of each register tile shape,
+   the best one reported, and the NCHW -> NCHW8c reorder of the input and NCHW8c -> NCHW of the
+   output, each timed alone).
+The three alternate within each round (each in its own process for the prototype), so the VM's
+slow spells (BENCHMARKS.md, session 14) hit them alike; the table gives each column's fastest over
+the rounds and the median over rounds of the paired ratios prototype / dsedge and prototype /
+onnxruntime (conv alone, reorders excluded: inside a blocked chain they are not paid).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# name: (IC, OC, H, W, K, stride, pad, depthwise, count in its model)
+MAIN = {
+    "yolo down1": (16, 32, 160, 160, 3, 2, 1, False, 1),
+    "yolo down2": (32, 64, 80, 80, 3, 2, 1, False, 1),
+    "yolo down3": (64, 128, 40, 40, 3, 2, 1, False, 1),
+    "yolo c3_2.m0.cv2": (32, 32, 40, 40, 3, 1, 1, False, 2),
+    "yolo c3_3.m0.cv2": (64, 64, 20, 20, 3, 1, 1, False, 3),
+    "mnv2 block1.dw s2": (96, 96, 112, 112, 3, 2, 1, True, 1),
+    "mnv2 block2.dw s1": (144, 144, 56, 56, 3, 1, 1, True, 1),
+    "mnv2 block14.dw s1": (960, 960, 7, 7, 3, 1, 1, True, 2),
+    "mnv2 block14.expand": (160, 960, 7, 7, 1, 1, 0, False, 3),
+    "mnv2 block14.project": (960, 160, 7, 7, 1, 1, 0, False, 2),
+    "mnv2 head": (320, 1280, 7, 7, 1, 1, 0, False, 1),
+    "resnet50 layer2.0.conv2": (128, 128, 56, 56, 3, 2, 1, False, 1),
+    "resnet50 layer3.0.downsample": (512, 1024, 28, 28, 1, 2, 0, False, 1),
+}
+
+
+def yolo_shapes() -> dict[str, tuple]:
+    """Every distinct Conv of the zoo's yolo_detector (320 x 320) with its count."""
+    import onnx
+    from onnx import shape_inference
+
+    import dsedge.zoo as zoo
+    m = shape_inference.infer_shapes(zoo.build("yolo_detector"))
+    shp = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in list(m.graph.value_info) + list(m.graph.input)}
+    inits = {i.name: list(i.dims) for i in m.graph.initializer}
+    out: dict[tuple, list[str]] = {}
+    for n in m.graph.node:
+        if n.op_type != "Conv":
+            continue
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+        w = inits[n.input[1]]
+        _, ic, h, wd = shp[n.input[0]]
+        key = (ic, w[0], h, wd, w[2], a.get("strides", [1, 1])[0], a.get("pads", [0] * 4)[0], a.get("group", 1) > 1)
+        out.setdefault(key, []).append(n.name)
+    return {f"yolo {names[0]}" + (f" (+{len(names) - 1})" if len(names) > 1 else ""): (*k, len(names))
+            for k, names in out.items()}
+
+
+def build_binary(tmp: str) -> str:
+    exe = os.path.join(tmp, "nchwc")
+    subprocess.run(["gcc", "-O3", "-std=gnu11", "-mavx2", "-mfma", "-ffp-contract=off", "-o", exe,
+                    str(HERE / "nchwc.c"), "-lm"], check=True)
+    return exe
+
+
+def one_node(tmp: str, ic, oc, h, w, k, s, p, dw) -> tuple[str, np.ndarray]:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, ic, h, w)).astype(np.float32)
+    wt = (rng.standard_normal((oc, 1 if dw else ic, k, k)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(oc).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4,
+                            group=ic if dw else 1)
+    g = helper.make_graph([node], "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(wt, "w"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = os.path.join(tmp, "m.onnx")
+    onnx.save(m, path)
+    return path, x
+
+
+def measure(name, shape, exe, rounds, repeat, tmp) -> dict:
+    import dsedge
+    import dsedge.runtime as R
+    from dsedge.api import save_result
+    from node_gap import ort_node_times
+    ic, oc, h, w, k, s, p, dw, count = shape
+    path, x = one_node(tmp, ic, oc, h, w, k, s, p, dw)
+    dse = os.path.join(tmp, "m.dse")
+    save_result(dsedge.quantize(path, [{"x": x}], precision="fp32", progress=False), dse)
+    argv = [exe, "dw", str(ic), str(h), str(w), str(k), str(s), str(p), str(repeat)] if dw else \
+        [exe, "conv", str(ic), str(oc), str(h), str(w), str(k), str(s), str(p), str(repeat)]
+    rows = []
+    with R.Runtime(dse, threads=1) as rt:
+        for _ in range(rounds):
+            node = [n for n in rt.profile({"x": x}, repeat=repeat, warmup=5) if n.op in ("Conv", "FusedConv")][0]
+            ort = ort_node_times(path, {"x": x}, repeat, tmp)
+            proto = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+            conv_o = [ms for op, ms in ort.values() if op.endswith("Conv")]
+            reord_o = sum(ms for op, ms in ort.values() if op.startswith("Reorder"))
+            rows.append({"ours": node.min_ms, "ours_kernel": node.kernel, "ort_conv": sum(conv_o),
+                         "ort_reorders": reord_o, "ort_ops": sorted({op for op, _ in ort.values()}),
+                         "proto": proto["conv_ms"], "tile": proto["tile"],
+                         "reorder_in": proto["reorder_in_ms"], "reorder_out": proto["reorder_out_ms"], "raw": proto})
+    best = {key: min(r[key] for r in rows) for key in ("ours", "ort_conv", "ort_reorders", "proto", "reorder_in",
+                                                         "reorder_out")}
+    return {"name": name, "shape": list(shape[:8]), "count": count, "rounds": rows, "min": best,
+            "kernel": rows[-1]["ours_kernel"], "tile": min(rows, key=lambda r: r["proto"])["tile"],
+            "ort_ops": rows[-1]["ort_ops"],
+            "paired_proto_ours": float(np.median([r["proto"] / r["ours"] for r in rows])),
+            "paired_proto_ort": float(np.median([r["proto"] / r["ort_conv"] for r in rows]))}
+
+
+def table(results: list[dict]) -> str:
+    out = ["| shape | x count | dsedge NCHW (kernel) | prototype NCHW8c (tile) | reorders in + out | "
+           "onnxruntime NCHWc conv (+ its reorders) | prototype / dsedge | prototype / onnxruntime |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        ic, oc, h, w, k, s, p, dw = r["shape"]
+        oh = (h + 2 * p - k) // s + 1
+        desc = f"{'dw ' if dw else ''}{ic}->{oc} {k}x{k}/{s} {h}->{oh}"
+        m = r["min"]
+        out.append(f"| {r['name']}: {desc} | {r['count']} | {m['ours']:.3f} ({r['kernel']}) | {m['proto']:.3f} ({r['tile']}) "
+                   f"| {m['reorder_in']:.3f} + {m['reorder_out']:.3f} | {m['ort_conv']:.3f} (+{m['ort_reorders']:.3f}) "
+                   f"| {r['paired_proto_ours']:.2f} | {r['paired_proto_ort']:.2f} |")
+    tot = {key: sum(r["min"][key] * r["count"] for r in results) for key in ("ours", "proto", "ort_conv")}
+    out.append(f"| sum x count | | {tot['ours']:.3f} | {tot['proto']:.3f} | | {tot['ort_conv']:.3f} | "
+               f"{tot['proto'] / tot['ours']:.2f} | {tot['proto'] / tot['ort_conv']:.2f} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--set", choices=("main", "yolo", "all"), default="main")
+    ap.add_argument("--only", default=None, help="comma-separated substrings of the shape names to keep")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=100)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    shapes = {}
+    if a.set in ("main", "all"):
+        shapes.update(MAIN)
+    if a.set in ("yolo", "all"):
+        shapes.update(yolo_shapes())
+    if a.only:
+        keep = a.only.split(",")
+        shapes = {k: v for k, v in shapes.items() if any(s in k for s in keep)}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="dsedge-nchwc-") as tmp:
+        exe = build_binary(tmp)
+        for name, shape in shapes.items():
+            results.append(measure(name, shape, exe, a.rounds, a.repeat, tmp))
+            r = results[-1]
+            print(f"{name}: dsedge {r['min']['ours']:.4f} ({r['kernel']}), prototype {r['min']['proto']:.4f} "
+                  f"({r['tile']}) + reorders {r['min']['reorder_in']:.4f} + {r['min']['reorder_out']:.4f}, "
+                  f"onnxruntime {r['min']['ort_conv']:.4f} + {r['min']['ort_reorders']:.4f} {r['ort_ops']}",
+                  file=sys.stderr, flush=True)
+    print(table(results))
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
