@@ -151,12 +151,15 @@ typedef struct {
 } tile_args;
 
 /* One register tile. NO, NF, KC, SC are constants after inlining. KC > 0: a KC x KC kernel whose
- * window lies inside the input (constant tap loops, unrolled), SC > 0: its column stride; 0: taken
- * from p and a at run time (the border tiles and other kernels). */
+ * rows lie inside the input, and its columns too when NO > 1 (constant tap loops, unrolled); SC > 0:
+ * its column stride; 0: taken from p and a at run time (clipped rows, other kernels). */
 AI void conv_tile(const conv_t *p, const int NO, const int NF, const int KC, const int SC, const float *x,
                   const float *w, const float *bias, float *y, const tile_args *a) {
     const int KH = KC ? KC : p->KH, KW = KC ? KC : p->KW, W = p->W, SW = SC ? SC : p->SW;
-    const int kh0 = KC ? 0 : a->kh0, kh1 = KC ? KC : a->kh1, kw0 = KC ? 0 : a->kw0, kw1 = KC ? KC : a->kw1;
+    /* KC: the whole kh range (rows not clipped); the whole kw range too in multi-pixel tiles, a's
+     * in 1-pixel tiles (the border columns) */
+    const int kh0 = KC ? 0 : a->kh0, kh1 = KC ? KC : a->kh1;
+    const int kw0 = KC && NO > 1 ? 0 : a->kw0, kw1 = KC && NO > 1 ? KC : a->kw1;
     const size_t ysb = (size_t)p->OH * p->OW * 8;   /* output block stride */
     const size_t xsb = (size_t)p->H * W * 8;        /* input block stride */
     float *yp = y + a->ocb * ysb + ((size_t)a->oh * p->OW + a->ow0) * 8;
@@ -276,7 +279,7 @@ static void conv_nchw8c(const conv_t *p, int NO, int NF, const float *x, const f
                     if (ow < ow_lo || ow >= ow_hi) {   /* a border column: 1 pixel, kw clipped */
                         int iw = ow * p->SW - p->PW;
                         a.ow0 = ow, a.kw0 = imax(0, -iw), a.kw1 = imin(p->KW, p->W - iw);
-                        TILES[nf][1](p, x, w, bias, y, &a);
+                        full[nf][1](p, x, w, bias, y, &a);
                         ow++;
                     } else {
                         int no = imin(NO, ow_hi - ow);
