@@ -1,8 +1,9 @@
 """The NCHW8c prototype (nchwc.c beside this file) against dsedge's runtime and onnxruntime, one conv
 shape at a time (issue 10, session 16: is a blocked-layout pass worth building?).
 
-    python3 benchmarks/nchwc/compare.py [--set main|yolo|all] [--only NAME,...] [--rounds 3]
+    python3 benchmarks/nchwc/compare.py [--set main|yolo|all] [--only NAME,...] [--part K/N] [--rounds 3]
                                         [--repeat 100] [--json OUT]
+    python3 benchmarks/nchwc/compare.py --merge RUN1.json RUN2.json ...   (one table from several runs)
 
 Per shape, a one-node ONNX Conv with a bias (random weights, as benchmarks/one_node.py) is
  - quantised to an fp32 `.dse` and run in dsedge's C runtime (`Runtime.profile`, 1 thread: the
@@ -16,7 +17,9 @@ Per shape, a one-node ONNX Conv with a bias (random weights, as benchmarks/one_n
 The three alternate within each round (each in its own process for the prototype), so the VM's
 slow spells (BENCHMARKS.md, session 14) hit them alike; the table gives each column's fastest over
 the rounds and the median over rounds of the paired ratios prototype / dsedge and prototype /
-onnxruntime (conv alone, reorders excluded: inside a blocked chain they are not paid).
+onnxruntime (conv alone, reorders excluded: inside a blocked chain they are not paid). `--merge`
+renders several saved runs (e.g. taken minutes apart, in and out of the VM's slow spells) as one
+table: each column's fastest over all their rounds, the paired ratios' median over all rounds.
 """
 from __future__ import annotations
 
@@ -132,6 +135,26 @@ def measure(name, shape, exe, rounds, repeat, tmp) -> dict:
             "paired_proto_ort": float(np.median([r["proto"] / r["ort_conv"] for r in rows]))}
 
 
+def merge(runs: list[list[dict]]) -> list[dict]:
+    """One result per shape name from several runs' results (their rounds pooled)."""
+    by: dict[str, dict] = {}
+    for results in runs:
+        for r in results:
+            if r["name"] not in by:
+                by[r["name"]] = {**r, "rounds": list(r["rounds"])}
+            else:
+                by[r["name"]]["rounds"] += r["rounds"]
+    out = []
+    for r in by.values():
+        rows = r["rounds"]
+        r["min"] = {key: min(x[key] for x in rows) for key in r["min"]}
+        r["tile"] = min(rows, key=lambda x: x["proto"])["tile"]
+        r["paired_proto_ours"] = float(np.median([x["proto"] / x["ours"] for x in rows]))
+        r["paired_proto_ort"] = float(np.median([x["proto"] / x["ort_conv"] for x in rows]))
+        out.append(r)
+    return out
+
+
 def table(results: list[dict]) -> str:
     out = ["| shape | x count | dsedge NCHW (kernel) | prototype NCHW8c (tile) | reorders in + out | "
            "onnxruntime NCHWc conv (+ its reorders) | prototype / dsedge | prototype / onnxruntime |",
@@ -154,10 +177,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", choices=("main", "yolo", "all"), default="main")
     ap.add_argument("--only", default=None, help="comma-separated substrings of the shape names to keep")
+    ap.add_argument("--part", default=None, help="K/N: only the K-th of N equal slices of the shapes (short quiet runs)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=100)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--merge", nargs="+", default=None, help="saved --json runs to render as one table")
     a = ap.parse_args(argv)
+    if a.merge:
+        print(table(merge([json.loads(Path(f).read_text()) for f in a.merge])))
+        return 0
     shapes = {}
     if a.set in ("main", "all"):
         shapes.update(MAIN)
@@ -166,6 +194,10 @@ def main(argv=None) -> int:
     if a.only:
         keep = a.only.split(",")
         shapes = {k: v for k, v in shapes.items() if any(s in k for s in keep)}
+    if a.part:
+        k, n = (int(v) for v in a.part.split("/"))
+        names = list(shapes)
+        shapes = {name: shapes[name] for name in names[(k - 1) * len(names) // n: k * len(names) // n]}
     results = []
     with tempfile.TemporaryDirectory(prefix="dsedge-nchwc-") as tmp:
         exe = build_binary(tmp)
