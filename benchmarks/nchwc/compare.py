@@ -1,7 +1,7 @@
 """The NCHW8c prototype (nchwc.c beside this file) against dsedge's runtime and onnxruntime, one conv
 shape at a time (issue 10, session 16: is a blocked-layout pass worth building?).
 
-    python3 benchmarks/nchwc/compare.py [--set main|yolo|all] [--only NAME,...] [--part K/N] [--rounds 3]
+    python3 benchmarks/nchwc/compare.py [--set main|yolo|mnv2|all] [--only NAME,...] [--part K/N] [--rounds 3]
                                         [--repeat 100] [--json OUT]
     python3 benchmarks/nchwc/compare.py --merge RUN1.json RUN2.json ...   (one table from several runs)
 
@@ -55,13 +55,13 @@ MAIN = {
 }
 
 
-def yolo_shapes() -> dict[str, tuple]:
-    """Every distinct Conv of the zoo's yolo_detector (320 x 320) with its count."""
+def model_shapes(model: str, tag: str) -> dict[str, tuple]:
+    """Every distinct Conv of a zoo model (its default input size) with its count."""
     import onnx
     from onnx import shape_inference
 
     import dsedge.zoo as zoo
-    m = shape_inference.infer_shapes(zoo.build("yolo_detector"))
+    m = shape_inference.infer_shapes(zoo.build(model))
     shp = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in list(m.graph.value_info) + list(m.graph.input)}
     inits = {i.name: list(i.dims) for i in m.graph.initializer}
     out: dict[tuple, list[str]] = {}
@@ -73,7 +73,7 @@ def yolo_shapes() -> dict[str, tuple]:
         _, ic, h, wd = shp[n.input[0]]
         key = (ic, w[0], h, wd, w[2], a.get("strides", [1, 1])[0], a.get("pads", [0] * 4)[0], a.get("group", 1) > 1)
         out.setdefault(key, []).append(n.name)
-    return {f"yolo {names[0]}" + (f" (+{len(names) - 1})" if len(names) > 1 else ""): (*k, len(names))
+    return {f"{tag} {names[0]}" + (f" (+{len(names) - 1})" if len(names) > 1 else ""): (*k, len(names))
             for k, names in out.items()}
 
 
@@ -175,7 +175,9 @@ def table(results: list[dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--set", choices=("main", "yolo", "all"), default="main")
+    ap.add_argument("--set", choices=("main", "yolo", "mnv2", "all"), default="main",
+                    help="main: the shapes of issue 10's gap list; yolo, mnv2: every distinct Conv of the zoo's "
+                         "yolo_detector / mobilenet_v2")
     ap.add_argument("--only", default=None, help="comma-separated substrings of the shape names to keep")
     ap.add_argument("--part", default=None, help="K/N: only the K-th of N equal slices of the shapes (short quiet runs)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -190,7 +192,9 @@ def main(argv=None) -> int:
     if a.set in ("main", "all"):
         shapes.update(MAIN)
     if a.set in ("yolo", "all"):
-        shapes.update(yolo_shapes())
+        shapes.update(model_shapes("yolo_detector", "yolo"))
+    if a.set in ("mnv2", "all"):
+        shapes.update(model_shapes("mobilenet_v2", "mnv2"))
     if a.only:
         keep = a.only.split(",")
         shapes = {k: v for k, v in shapes.items() if any(s in k for s in keep)}

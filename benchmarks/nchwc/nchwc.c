@@ -150,15 +150,17 @@ typedef struct {
     int oh, ow0, ocb, icb0, icb1, kh0, kh1, kw0, kw1, first, last;
 } tile_args;
 
-/* One register tile. NO, NF, KC, SC are constants after inlining. KC > 0: a KC x KC kernel whose
- * rows lie inside the input, and its columns too when NO > 1 (constant tap loops, unrolled); SC > 0:
- * its column stride; 0: taken from p and a at run time (clipped rows, other kernels). */
-AI void conv_tile(const conv_t *p, const int NO, const int NF, const int KC, const int SC, const float *x,
-                  const float *w, const float *bias, float *y, const tile_args *a) {
+/* One register tile. NO, NF, KC, SC, KR are constants after inlining. KC > 0: a KC x KC kernel
+ * (constant tap loops, unrolled) whose rows lie inside the input (KR = 0) or all but the first
+ * (KR = 1, the top padding) or the last (KR = 2, the bottom padding), and whose columns lie inside
+ * the input when NO > 1; SC > 0: its column stride; 0: taken from p and a at run time (other
+ * kernels, rows clipped otherwise). */
+AI void conv_tile(const conv_t *p, const int NO, const int NF, const int KC, const int SC, const int KR,
+                  const float *x, const float *w, const float *bias, float *y, const tile_args *a) {
     const int KH = KC ? KC : p->KH, KW = KC ? KC : p->KW, W = p->W, SW = SC ? SC : p->SW;
-    /* KC: the whole kh range (rows not clipped); the whole kw range too in multi-pixel tiles, a's
-     * in 1-pixel tiles (the border columns) */
-    const int kh0 = KC ? 0 : a->kh0, kh1 = KC ? KC : a->kh1;
+    /* KC: a constant kh range; the whole kw range too in multi-pixel tiles, a's in 1-pixel tiles
+     * (the border columns) */
+    const int kh0 = KC ? (KR == 1 ? 1 : 0) : a->kh0, kh1 = KC ? (KR == 2 ? KC - 1 : KC) : a->kh1;
     const int kw0 = KC && NO > 1 ? 0 : a->kw0, kw1 = KC && NO > 1 ? KC : a->kw1;
     const size_t ysb = (size_t)p->OH * p->OW * 8;   /* output block stride */
     const size_t xsb = (size_t)p->H * W * 8;        /* input block stride */
@@ -206,13 +208,18 @@ AI void conv_tile(const conv_t *p, const int NO, const int NF, const int KC, con
 }
 
 typedef void (*tile_fn)(const conv_t *, const float *, const float *, const float *, float *, const tile_args *);
-/* tile_NO_NF: any kernel and stride; tile_NO_NF_kKsS: a K x K window inside the input, stride S */
-#define DEF_TILE1(no, nf, suf, kc, sc)                                                                   \
+/* tile_NO_NF: any kernel and stride; tile_NO_NF_kKsS: a K x K kernel, stride S, rows inside the
+ * input; _t, _b: its first / last row in the padding */
+#define DEF_TILE1(no, nf, suf, kc, sc, kr)                                                               \
     static void tile_##no##_##nf##suf(const conv_t *p, const float *x, const float *w, const float *b,   \
-                                      float *y, const tile_args *a) { conv_tile(p, no, nf, kc, sc, x, w, b, y, a); }
+                                      float *y, const tile_args *a) {                                    \
+        conv_tile(p, no, nf, kc, sc, kr, x, w, b, y, a);                                                 \
+    }
 #define DEF_TILE(no, nf)                                                                                 \
-    DEF_TILE1(no, nf, , 0, 0) DEF_TILE1(no, nf, _k1s1, 1, 1) DEF_TILE1(no, nf, _k1s2, 1, 2)              \
-    DEF_TILE1(no, nf, _k3s1, 3, 1) DEF_TILE1(no, nf, _k3s2, 3, 2)
+    DEF_TILE1(no, nf, , 0, 0, 0) DEF_TILE1(no, nf, _k1s1, 1, 1, 0) DEF_TILE1(no, nf, _k1s2, 1, 2, 0)     \
+    DEF_TILE1(no, nf, _k3s1, 3, 1, 0) DEF_TILE1(no, nf, _k3s2, 3, 2, 0)                                  \
+    DEF_TILE1(no, nf, _k3s1t, 3, 1, 1) DEF_TILE1(no, nf, _k3s2t, 3, 2, 1)                                \
+    DEF_TILE1(no, nf, _k3s1b, 3, 1, 2) DEF_TILE1(no, nf, _k3s2b, 3, 2, 2)
 DEF_TILE(1, 1) DEF_TILE(2, 1) DEF_TILE(3, 1) DEF_TILE(4, 1) DEF_TILE(5, 1) DEF_TILE(6, 1) DEF_TILE(7, 1)
 DEF_TILE(8, 1) DEF_TILE(9, 1) DEF_TILE(10, 1) DEF_TILE(11, 1) DEF_TILE(12, 1) DEF_TILE(1, 2) DEF_TILE(2, 2)
 DEF_TILE(3, 2) DEF_TILE(4, 2) DEF_TILE(5, 2) DEF_TILE(6, 2) DEF_TILE(1, 3) DEF_TILE(2, 3) DEF_TILE(3, 3)
@@ -220,38 +227,75 @@ DEF_TILE(4, 3) DEF_TILE(1, 4) DEF_TILE(2, 4) DEF_TILE(3, 4)
 /* TILES*[nf][no]: NO * NF <= 12 (the accumulators in 12 of the 16 ymm registers) */
 static const tile_fn TILES[5][13] = {
     {0},
-    {0, tile_1_1, tile_2_1, tile_3_1, tile_4_1, tile_5_1, tile_6_1, tile_7_1, tile_8_1, tile_9_1, tile_10_1, tile_11_1, tile_12_1},
+    {0, tile_1_1, tile_2_1, tile_3_1, tile_4_1, tile_5_1, tile_6_1, tile_7_1, tile_8_1, tile_9_1, tile_10_1,
+        tile_11_1, tile_12_1},
     {0, tile_1_2, tile_2_2, tile_3_2, tile_4_2, tile_5_2, tile_6_2},
     {0, tile_1_3, tile_2_3, tile_3_3, tile_4_3},
     {0, tile_1_4, tile_2_4, tile_3_4},
 };
 static const tile_fn TILES_K1S1[5][13] = {
     {0},
-    {0, tile_1_1_k1s1, tile_2_1_k1s1, tile_3_1_k1s1, tile_4_1_k1s1, tile_5_1_k1s1, tile_6_1_k1s1, tile_7_1_k1s1, tile_8_1_k1s1, tile_9_1_k1s1, tile_10_1_k1s1, tile_11_1_k1s1, tile_12_1_k1s1},
+    {0, tile_1_1_k1s1, tile_2_1_k1s1, tile_3_1_k1s1, tile_4_1_k1s1, tile_5_1_k1s1, tile_6_1_k1s1,
+        tile_7_1_k1s1, tile_8_1_k1s1, tile_9_1_k1s1, tile_10_1_k1s1, tile_11_1_k1s1, tile_12_1_k1s1},
     {0, tile_1_2_k1s1, tile_2_2_k1s1, tile_3_2_k1s1, tile_4_2_k1s1, tile_5_2_k1s1, tile_6_2_k1s1},
     {0, tile_1_3_k1s1, tile_2_3_k1s1, tile_3_3_k1s1, tile_4_3_k1s1},
     {0, tile_1_4_k1s1, tile_2_4_k1s1, tile_3_4_k1s1},
 };
 static const tile_fn TILES_K1S2[5][13] = {
     {0},
-    {0, tile_1_1_k1s2, tile_2_1_k1s2, tile_3_1_k1s2, tile_4_1_k1s2, tile_5_1_k1s2, tile_6_1_k1s2, tile_7_1_k1s2, tile_8_1_k1s2, tile_9_1_k1s2, tile_10_1_k1s2, tile_11_1_k1s2, tile_12_1_k1s2},
+    {0, tile_1_1_k1s2, tile_2_1_k1s2, tile_3_1_k1s2, tile_4_1_k1s2, tile_5_1_k1s2, tile_6_1_k1s2,
+        tile_7_1_k1s2, tile_8_1_k1s2, tile_9_1_k1s2, tile_10_1_k1s2, tile_11_1_k1s2, tile_12_1_k1s2},
     {0, tile_1_2_k1s2, tile_2_2_k1s2, tile_3_2_k1s2, tile_4_2_k1s2, tile_5_2_k1s2, tile_6_2_k1s2},
     {0, tile_1_3_k1s2, tile_2_3_k1s2, tile_3_3_k1s2, tile_4_3_k1s2},
     {0, tile_1_4_k1s2, tile_2_4_k1s2, tile_3_4_k1s2},
 };
 static const tile_fn TILES_K3S1[5][13] = {
     {0},
-    {0, tile_1_1_k3s1, tile_2_1_k3s1, tile_3_1_k3s1, tile_4_1_k3s1, tile_5_1_k3s1, tile_6_1_k3s1, tile_7_1_k3s1, tile_8_1_k3s1, tile_9_1_k3s1, tile_10_1_k3s1, tile_11_1_k3s1, tile_12_1_k3s1},
+    {0, tile_1_1_k3s1, tile_2_1_k3s1, tile_3_1_k3s1, tile_4_1_k3s1, tile_5_1_k3s1, tile_6_1_k3s1,
+        tile_7_1_k3s1, tile_8_1_k3s1, tile_9_1_k3s1, tile_10_1_k3s1, tile_11_1_k3s1, tile_12_1_k3s1},
     {0, tile_1_2_k3s1, tile_2_2_k3s1, tile_3_2_k3s1, tile_4_2_k3s1, tile_5_2_k3s1, tile_6_2_k3s1},
     {0, tile_1_3_k3s1, tile_2_3_k3s1, tile_3_3_k3s1, tile_4_3_k3s1},
     {0, tile_1_4_k3s1, tile_2_4_k3s1, tile_3_4_k3s1},
 };
 static const tile_fn TILES_K3S2[5][13] = {
     {0},
-    {0, tile_1_1_k3s2, tile_2_1_k3s2, tile_3_1_k3s2, tile_4_1_k3s2, tile_5_1_k3s2, tile_6_1_k3s2, tile_7_1_k3s2, tile_8_1_k3s2, tile_9_1_k3s2, tile_10_1_k3s2, tile_11_1_k3s2, tile_12_1_k3s2},
+    {0, tile_1_1_k3s2, tile_2_1_k3s2, tile_3_1_k3s2, tile_4_1_k3s2, tile_5_1_k3s2, tile_6_1_k3s2,
+        tile_7_1_k3s2, tile_8_1_k3s2, tile_9_1_k3s2, tile_10_1_k3s2, tile_11_1_k3s2, tile_12_1_k3s2},
     {0, tile_1_2_k3s2, tile_2_2_k3s2, tile_3_2_k3s2, tile_4_2_k3s2, tile_5_2_k3s2, tile_6_2_k3s2},
     {0, tile_1_3_k3s2, tile_2_3_k3s2, tile_3_3_k3s2, tile_4_3_k3s2},
     {0, tile_1_4_k3s2, tile_2_4_k3s2, tile_3_4_k3s2},
+};
+static const tile_fn TILES_K3S1T[5][13] = {
+    {0},
+    {0, tile_1_1_k3s1t, tile_2_1_k3s1t, tile_3_1_k3s1t, tile_4_1_k3s1t, tile_5_1_k3s1t, tile_6_1_k3s1t,
+        tile_7_1_k3s1t, tile_8_1_k3s1t, tile_9_1_k3s1t, tile_10_1_k3s1t, tile_11_1_k3s1t, tile_12_1_k3s1t},
+    {0, tile_1_2_k3s1t, tile_2_2_k3s1t, tile_3_2_k3s1t, tile_4_2_k3s1t, tile_5_2_k3s1t, tile_6_2_k3s1t},
+    {0, tile_1_3_k3s1t, tile_2_3_k3s1t, tile_3_3_k3s1t, tile_4_3_k3s1t},
+    {0, tile_1_4_k3s1t, tile_2_4_k3s1t, tile_3_4_k3s1t},
+};
+static const tile_fn TILES_K3S2T[5][13] = {
+    {0},
+    {0, tile_1_1_k3s2t, tile_2_1_k3s2t, tile_3_1_k3s2t, tile_4_1_k3s2t, tile_5_1_k3s2t, tile_6_1_k3s2t,
+        tile_7_1_k3s2t, tile_8_1_k3s2t, tile_9_1_k3s2t, tile_10_1_k3s2t, tile_11_1_k3s2t, tile_12_1_k3s2t},
+    {0, tile_1_2_k3s2t, tile_2_2_k3s2t, tile_3_2_k3s2t, tile_4_2_k3s2t, tile_5_2_k3s2t, tile_6_2_k3s2t},
+    {0, tile_1_3_k3s2t, tile_2_3_k3s2t, tile_3_3_k3s2t, tile_4_3_k3s2t},
+    {0, tile_1_4_k3s2t, tile_2_4_k3s2t, tile_3_4_k3s2t},
+};
+static const tile_fn TILES_K3S1B[5][13] = {
+    {0},
+    {0, tile_1_1_k3s1b, tile_2_1_k3s1b, tile_3_1_k3s1b, tile_4_1_k3s1b, tile_5_1_k3s1b, tile_6_1_k3s1b,
+        tile_7_1_k3s1b, tile_8_1_k3s1b, tile_9_1_k3s1b, tile_10_1_k3s1b, tile_11_1_k3s1b, tile_12_1_k3s1b},
+    {0, tile_1_2_k3s1b, tile_2_2_k3s1b, tile_3_2_k3s1b, tile_4_2_k3s1b, tile_5_2_k3s1b, tile_6_2_k3s1b},
+    {0, tile_1_3_k3s1b, tile_2_3_k3s1b, tile_3_3_k3s1b, tile_4_3_k3s1b},
+    {0, tile_1_4_k3s1b, tile_2_4_k3s1b, tile_3_4_k3s1b},
+};
+static const tile_fn TILES_K3S2B[5][13] = {
+    {0},
+    {0, tile_1_1_k3s2b, tile_2_1_k3s2b, tile_3_1_k3s2b, tile_4_1_k3s2b, tile_5_1_k3s2b, tile_6_1_k3s2b,
+        tile_7_1_k3s2b, tile_8_1_k3s2b, tile_9_1_k3s2b, tile_10_1_k3s2b, tile_11_1_k3s2b, tile_12_1_k3s2b},
+    {0, tile_1_2_k3s2b, tile_2_2_k3s2b, tile_3_2_k3s2b, tile_4_2_k3s2b, tile_5_2_k3s2b, tile_6_2_k3s2b},
+    {0, tile_1_3_k3s2b, tile_2_3_k3s2b, tile_3_3_k3s2b, tile_4_3_k3s2b},
+    {0, tile_1_4_k3s2b, tile_2_4_k3s2b, tile_3_4_k3s2b},
 };
 
 /* The whole conv, NCHW8c in and out, with tiles of NO pixels x NF output blocks; w packed for NF. */
@@ -264,13 +308,17 @@ static void conv_nchw8c(const conv_t *p, int NO, int NF, const float *x, const f
     int sq = p->KH == p->KW && p->SW <= 2 && (p->KH == 1 || p->KH == 3);
     const tile_fn(*fast)[13] = !sq ? TILES : p->KH == 1 ? (p->SW == 1 ? TILES_K1S1 : TILES_K1S2)
                                                         : (p->SW == 1 ? TILES_K3S1 : TILES_K3S2);
+    const tile_fn(*top)[13] = p->SW == 1 ? TILES_K3S1T : TILES_K3S2T;      /* 3x3: first row clipped */
+    const tile_fn(*bottom)[13] = p->SW == 1 ? TILES_K3S1B : TILES_K3S2B;   /* 3x3: last row clipped */
     for (int ocb = 0; ocb < p->OCB; ocb += NF) {
         int nf = imin(NF, p->OCB - ocb);
         for (int oh = 0; oh < p->OH; oh++) {
             int ih = oh * p->SH - p->PH;
             tile_args a = {oh, 0, ocb, 0, 0, imax(0, -ih), imin(p->KH, p->H - ih), 0, 0, 0, 0};
-            /* the interior tiles of a row whose kh range is not clipped: the unrolled forms */
-            const tile_fn(*full)[13] = a.kh0 == 0 && a.kh1 == p->KH ? fast : TILES;
+            /* the unrolled forms for rows whose kh range is whole, or clipped by one row (3x3) */
+            const tile_fn(*full)[13] = a.kh0 == 0 && a.kh1 == p->KH ? fast
+                                       : sq && p->KH == 3 && a.kh0 == 1 && a.kh1 == 3 ? top
+                                       : sq && p->KH == 3 && a.kh0 == 0 && a.kh1 == 2 ? bottom : TILES;
             for (a.icb0 = 0; a.icb0 < p->ICB; a.icb0 = a.icb1) {
                 a.icb1 = imin(p->ICB, a.icb0 + chunk);
                 a.first = a.icb0 == 0;
