@@ -173,6 +173,27 @@ def table(results: list[dict]) -> str:
     return "\n".join(out)
 
 
+def summary(results: list[dict]) -> str:
+    """What the shapes' times add up to (each x its count) under three designs: dsedge as it is;
+    a blocked chain (the prototype's conv, no reorder between convs; a conv with fewer than 8 input
+    channels, the stem, stays on dsedge's NCHW kernel and reorders its output, as a layout pass
+    would leave it without a dedicated NCHW-input kernel); and the prototype as a drop-in kernel of
+    the NCHW runtime (both reorders around every conv). onnxruntime's conv, with and without its
+    reorders, beside them."""
+    def tot(f):
+        return sum(f(r) * r["count"] for r in results)
+    m = lambda r: r["min"]  # noqa: E731
+    ours = tot(lambda r: m(r)["ours"])
+    chain = tot(lambda r: m(r)["ours"] + m(r)["reorder_out"] if r["shape"][0] < 8 else m(r)["proto"])
+    drop_in = tot(lambda r: min(m(r)["ours"], m(r)["proto"] + m(r)["reorder_in"] + m(r)["reorder_out"]))
+    ort = tot(lambda r: m(r)["ort_conv"])
+    ort_r = tot(lambda r: m(r)["ort_conv"] + m(r)["ort_reorders"])
+    return (f"convs x count: dsedge {ours:.2f} ms; blocked chain (prototype) {chain:.2f} ms ({chain / ours:.2f}x, "
+            f"{ours - chain:.2f} ms saved); prototype as a drop-in with reorders (where it wins) {drop_in:.2f} ms "
+            f"({drop_in / ours:.2f}x); onnxruntime NCHWc conv {ort:.2f} ms (with its one-node reorders {ort_r:.2f}); "
+            f"gap dsedge - onnxruntime {ours - ort:.2f} ms, blocked chain - onnxruntime {chain - ort:+.2f} ms")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", choices=("main", "yolo", "mnv2", "all"), default="main",
@@ -186,7 +207,8 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", nargs="+", default=None, help="saved --json runs to render as one table")
     a = ap.parse_args(argv)
     if a.merge:
-        print(table(merge([json.loads(Path(f).read_text()) for f in a.merge])))
+        results = merge([json.loads(Path(f).read_text()) for f in a.merge])
+        print(table(results) + "\n\n" + summary(results))
         return 0
     shapes = {}
     if a.set in ("main", "all"):
@@ -212,7 +234,7 @@ def main(argv=None) -> int:
                   f"({r['tile']}) + reorders {r['min']['reorder_in']:.4f} + {r['min']['reorder_out']:.4f}, "
                   f"onnxruntime {r['min']['ort_conv']:.4f} + {r['min']['ort_reorders']:.4f} {r['ort_ops']}",
                   file=sys.stderr, flush=True)
-    print(table(results))
+    print(table(results) + "\n\n" + summary(results))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -33,6 +33,7 @@
  *   nchwc check                                   numerics on a set of shapes (exit 1 on failure)
  *   nchwc conv IC OC H W K S P [REPS]             JSON: min ms of each tile shape, the reorders
  *   nchwc dw C H W K S P [REPS]                   JSON: min ms of the depthwise conv, the reorders
+ *   nchwc maxpool C H W K S P [REPS]              JSON: min ms of an NCHW8c MaxPool (a plain loop)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <immintrin.h>
@@ -432,6 +433,29 @@ static void dw_nchw8c(const conv_t *p, const float *x, const float *w, const flo
     }
 }
 
+/* ---------------------------------------------------------------- max pooling */
+
+/* MaxPool K x K, stride S, pad P on NCHW8c: one vmaxps per tap and 8 channels; taps in the
+ * padding skipped. (vmaxps returns its second operand when either is NaN: the runtime's NaN rule
+ * would need the same care as its NCHW kernel; the prototype only times the layout.) */
+static void maxpool_nchw8c(const conv_t *p, const float *x, float *y) {
+    for (int cb = 0; cb < p->ICB; cb++) {
+        const float *xb = x + (size_t)cb * p->H * p->W * 8;
+        float *yb = y + (size_t)cb * p->OH * p->OW * 8;
+        for (int oh = 0; oh < p->OH; oh++) {
+            int ih = oh * p->SH - p->PH, kh0 = imax(0, -ih), kh1 = imin(p->KH, p->H - ih);
+            for (int ow = 0; ow < p->OW; ow++) {
+                int iw = ow * p->SW - p->PW, kw0 = imax(0, -iw), kw1 = imin(p->KW, p->W - iw);
+                __m256 m = _mm256_set1_ps(-INFINITY);
+                for (int kh = kh0; kh < kh1; kh++)
+                    for (int kw = kw0; kw < kw1; kw++)
+                        m = _mm256_max_ps(m, _mm256_loadu_ps(xb + ((size_t)(ih + kh) * p->W + iw + kw) * 8));
+                _mm256_storeu_ps(yb + ((size_t)oh * p->OW + ow) * 8, m);
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- references (NCHW, scalar) */
 
 /* out: the FMA chain in (ic, kh, kw) order + bias (+ ReLU): the bits the kernels must give;
@@ -595,6 +619,33 @@ static int check(void) {
     bad += check_one(20, 20, 13, 9, 3, 2, 1, 1, 1, 0);
     bad += check_one(960, 960, 7, 7, 3, 1, 1, 0, 1, 0);
     bad += check_one(8, 8, 2, 2, 3, 2, 1, 0, 1, 0);
+    /* max pooling: equal to a scalar max over the window's taps inside the input */
+    {
+        conv_t p = geom(20, 20, 15, 13, 3, 2, 1, 0);
+        size_t nx = (size_t)20 * 15 * 13, ny = (size_t)20 * p.OH * p.OW;
+        float *x = alloc_f(nx), *x8 = alloc_f((size_t)24 * 15 * 13), *y8 = alloc_f((size_t)24 * p.OH * p.OW),
+              *yv = alloc_f(ny);
+        for (size_t i = 0; i < nx; i++) x[i] = frand();
+        nchw_to_nchw8c(x, 20, 15 * 13, x8);
+        maxpool_nchw8c(&p, x8, y8);
+        nchw8c_to_nchw(y8, 20, p.OH * p.OW, yv);
+        int ok = 1;
+        for (int c = 0; c < 20; c++)
+            for (int oh = 0; oh < p.OH; oh++)
+                for (int ow = 0; ow < p.OW; ow++) {
+                    float m = -INFINITY;
+                    for (int kh = 0; kh < 3; kh++)
+                        for (int kw = 0; kw < 3; kw++) {
+                            int ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw;
+                            if (ih >= 0 && ih < 15 && iw >= 0 && iw < 13 && x[((size_t)c * 15 + ih) * 13 + iw] > m)
+                                m = x[((size_t)c * 15 + ih) * 13 + iw];
+                        }
+                    ok &= yv[((size_t)c * p.OH + oh) * p.OW + ow] == m;
+                }
+        printf("%s maxpool 3x3/2 pad 1, C=20 15x13\n", ok ? "ok  " : "FAIL");
+        bad += !ok;
+        free(x), free(x8), free(y8), free(yv);
+    }
     /* the reorders round trip exactly, C not a multiple of 8 and HW not a multiple of 8 */
     {
         int C = 27, HW = 61;
@@ -659,6 +710,18 @@ static int bench(int dw, int IC, int OC, int H, int W, int K, int S, int P, int 
     return 0;
 }
 
+static int bench_pool(int C, int H, int W, int K, int S, int P, int reps) {
+    conv_t p = geom(C, C, H, W, K, S, P, 0);
+    size_t nx = (size_t)p.ICB * 8 * H * W;
+    float *x = alloc_f(nx), *y = alloc_f((size_t)p.ICB * 8 * p.OH * p.OW);
+    for (size_t i = 0; i < nx; i++) x[i] = frand();
+    double t = TIME_MIN(reps, maxpool_nchw8c(&p, x, y));
+    printf("{\"op\": \"maxpool\", \"C\": %d, \"H\": %d, \"W\": %d, \"K\": %d, \"S\": %d, \"P\": %d, "
+           "\"reps\": %d, \"pool_ms\": %.4f}\n", C, H, W, K, S, P, reps, t);
+    free(x), free(y);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "check")) return check();
     if (argc >= 9 && !strcmp(argv[1], "conv"))
@@ -667,6 +730,10 @@ int main(int argc, char **argv) {
     if (argc >= 8 && !strcmp(argv[1], "dw"))
         return bench(1, atoi(argv[2]), atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
                      atoi(argv[7]), argc > 8 ? atoi(argv[8]) : 200, 0);
-    fprintf(stderr, "usage: nchwc check | conv IC OC H W K S P [REPS [CHUNK]] | dw C H W K S P [REPS]\n");
+    if (argc >= 8 && !strcmp(argv[1], "maxpool"))
+        return bench_pool(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atoi(argv[7]),
+                          argc > 8 ? atoi(argv[8]) : 200);
+    fprintf(stderr, "usage: nchwc check | conv IC OC H W K S P [REPS [CHUNK]] | dw C H W K S P [REPS] | "
+                    "maxpool C H W K S P [REPS]\n");
     return 2;
 }
