@@ -62,7 +62,8 @@ def model_shapes(model: str, tag: str) -> dict[str, tuple]:
 
     import dsedge.zoo as zoo
     m = shape_inference.infer_shapes(zoo.build(model))
-    shp = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in list(m.graph.value_info) + list(m.graph.input)}
+    shp = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+           for v in list(m.graph.value_info) + list(m.graph.input)}
     inits = {i.name: list(i.dims) for i in m.graph.initializer}
     out: dict[tuple, list[str]] = {}
     for n in m.graph.node:
