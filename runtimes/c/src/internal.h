@@ -509,11 +509,8 @@ DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, con
  * = tap k (c, kd, kh, kw: REF's weight order) of pixel p0 + q, 0 in the padding; when nt % pw
  * != 0, the last panel's columns from nt on are zeroed. pw >= nt: one row-major K x pw block. */
 DSE_SHARED void dse_f32_conv_im2col(const dse_conv_geom *g, size_t cg, const float *xg, size_t p0, size_t nt, size_t pw, float *dst);
-/* The IMGS path's im2col (kernels/avx2/conv.c, kernels/neon/conv_f32.c; dse__conv_f32_imgs_plan): group 1,
- * columns [u0, u0 + nt) across the batch x (column u: image u / P, pixel u % P), nt <= DSE_CONV_IMGS_TW,
- * as panels of pw columns (dst[(u / pw) * K * pw + k * pw + u % pw]; pw = nt: a row-major K x nt block). */
+/* The IMGS path's widest tile (dse__conv_f32_imgs_plan; src/conv_imgs.h, its im2col). */
 #define DSE_CONV_IMGS_TW 128
-DSE_SHARED void dse_f32_conv_im2col_imgs(const dse_conv_geom *g, const float *x, size_t u0, size_t nt, size_t pw, float *dst);
 /* Float MatMul geometry (matmul.c): M, K, N, and the batch axes of the output with the element
  * offsets of A's and B's matrices per step on each (0 on a broadcast axis). 0 = valid. */
 typedef struct dse_mm_geom {

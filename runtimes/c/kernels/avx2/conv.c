@@ -31,6 +31,7 @@
  * tile, block of output channels), or (image, channel) for depthwise; each part writes its
  * own outputs, with its own scratch. */
 #include "avx2_f32.h"
+#include "conv_imgs.h"
 
 #if DSE_AVX2_F32
 
@@ -557,6 +558,12 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     if (!j.P || !g->M) return;
     const size_t imgs = dse__conv_f32_imgs_plan(g, &j.tw);
     if (imgs && n->scratch >= imgs) {   /* IMGS: the check found its scratch */
+        const size_t th = dse__threads(cx), NP = g->N * j.P;
+        if (th > 1 && NP < th * j.tw) {   /* fewer tiles than threads: narrower ones, not parts of one tile
+                                          * that would each gather it */
+            const size_t w = ((NP + th - 1) / th + 15) / 16 * 16;
+            if (w < j.tw) j.tw = w;
+        }
         const size_t threads = dse__threads(cx), units = (g->N * j.P + j.tw - 1) / j.tw;
         j.msplit = 1;
         if (threads > 1 && units < 4 * threads) {   /* too few tiles to share: split the channels */

@@ -788,6 +788,12 @@ DSE_TARGET_AVX2 static void avx2_i8_conv_gemm_run(const dse_model *m, const dse_
     if (Ti && 2 * J.G.Kb * 4 * Ti + K * Ti <= n->scratch) {   /* small images, several: tiles across them */
         J.imgs = 1, J.im2row = 1, J.trans = 0, J.NP = NB * P, J.T = Ti;
         J.G.img_p = P, J.G.img_ys = O * P;
+        const size_t th = dse__threads(cx);
+        if (th > 1 && J.NP < th * Ti) {   /* fewer tiles than threads: narrower ones (columns in groups of 4),
+                                            * not parts of one tile that would each pack it */
+            const size_t w = (J.NP + th - 1) / th;
+            J.T = (w + 3) / 4 * 4 < Ti ? (w + 3) / 4 * 4 : Ti;
+        }
     }
     J.tiles = ((J.imgs ? J.NP : P) + J.T - 1) / J.T;
     const size_t units = J.imgs ? J.tiles : NB * J.tiles;

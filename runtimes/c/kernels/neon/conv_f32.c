@@ -37,6 +37,7 @@
  * Threads: GEMM and IM2COL over (image, group, tile of pixels, block of output channels), each
  * part with its worker's scratch; DW over (image, output channel). */
 #include "neon_f32.h"
+#include "conv_imgs.h"
 
 #if DSE_NEON_F32
 
@@ -298,6 +299,12 @@ void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, c
     if (!j.P || !g->M) return;
     const size_t imgs = dse__conv_f32_imgs_plan(g, &j.tw);
     if (imgs && n->scratch >= imgs) {   /* IMGS: the check found its scratch */
+        const size_t th = dse__threads(cx), NP = g->N * j.P;
+        if (th > 1 && NP < th * j.tw) {   /* fewer tiles than threads: narrower ones, not parts of one tile
+                                          * that would each gather it */
+            const size_t w = ((NP + th - 1) / th + 7) / 8 * 8;
+            if (w < j.tw) j.tw = w;
+        }
         const size_t threads = dse__threads(cx), units = (g->N * j.P + j.tw - 1) / j.tw, blocks = (g->M + 7) / 8;
         j.msplit = 1;
         if (threads > 1 && units < 4 * threads) {
