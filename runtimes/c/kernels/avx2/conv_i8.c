@@ -778,6 +778,14 @@ DSE_TARGET_AVX2 static void avx2_i8_conv_gemm_run(const dse_model *m, const dse_
     J.G.ys_r = P, J.G.ys_p = 1;
     J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
     J.T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
+    if (P >= 64) {   /* tiles of equal width (multiples of 16), and with threads at least one per thread
+                      * (else two parts of one tile would each pack it) */
+        size_t nt = (P + DSE_I8_PACK_TILE - 1) / DSE_I8_PACK_TILE;
+        const size_t th = dse__threads(cx);
+        if (th > 1 && NB * nt < th) nt = (th + NB - 1) / NB;
+        const size_t T = ((P + nt - 1) / nt + 15) / 16 * 16;
+        J.T = T < J.T ? T : J.T;
+    }
     J.direct = 1;
     for (int i = 0; i < 3; i++)
         J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
