@@ -145,6 +145,38 @@ DSE_TARGET_NEON static void neon_conv_im2col(const int8_t *xb, const int8_t *xen
     }
 }
 
+/* The same rows for images of fewer than 8 output pixels, built by rows: per pixel, each (c, kd, kh)'s KW
+ * taps (zp where a tap falls in the padding), 0 for k in [K, K16). neon_conv_im2col's set-up per k-row
+ * (divisions to find the tap and the first pixel) cost more than these tiles' bytes (silero's 1-D convs
+ * over 16 frames of 1-4 pixels: the AVX2 variant's measurement); the bytes are the same. */
+static void neon_conv_im2row(const int8_t *xb, const dse_i8_geom *g, size_t C, size_t K, size_t K16, size_t p0,
+                             size_t tn, int8_t zp, int8_t *rows) {
+    const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
+    const size_t isz = (size_t)(ID * IH * IW);
+    for (size_t j = 0; j < tn; j++) {
+        const long long q = (long long)(p0 + j);
+        const long long oz = q / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
+        const long long oy = q / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
+        const long long ox = q % g->out[2] * g->s[2] - g->pb[2];
+        int8_t *d = rows + j * K16;
+        for (size_t c = 0; c < C; c++)
+            for (long long kd = 0; kd < KD; kd++)
+                for (long long kh = 0; kh < KH; kh++, d += KW) {
+                    const long long id = oz + kd * g->d[0], ih = oy + kh * g->d[1];
+                    if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                        memset(d, zp, (size_t)KW);
+                        continue;
+                    }
+                    const int8_t *row = xb + c * isz + (size_t)((id * IH + ih) * IW);
+                    for (long long kw = 0; kw < KW; kw++) {
+                        const long long iw = ox + kw * g->d[2];
+                        d[kw] = iw >= 0 && iw < IW ? row[iw] : zp;
+                    }
+                }
+        memset(rows + j * K16 + K, 0, K16 - K);
+    }
+}
+
 /* 1x1 kernel, stride 1, no padding: the im2col rows are the transpose of x[c][p0 .. p0 + tn) */
 DSE_TARGET_NEON static void neon_conv_im2col_1x1(const int8_t *xb, size_t C, size_t P, size_t K16, size_t p0,
                                                  size_t tn, int8_t *rows) {
@@ -351,6 +383,7 @@ DSE_TARGET_NEON static void neon_conv_task(void *arg, size_t begin, size_t end, 
         if (a->mkc) { neon_conv_panel_tile(a, rows, b, p0, tn); continue; }
         const int8_t *xb = a->x + b * a->img_in;
         if (a->direct) neon_conv_im2col_1x1(xb, a->C, a->P, a->K16, p0, tn, rows);
+        else if (tn < 8) neon_conv_im2row(xb, a->g, a->C, jb.K, a->K16, p0, tn, (int8_t)jb.o->zp_in, rows);
         else neon_conv_im2col(xb, a->xend, a->g, jb.K, a->K16, p0, tn, (int8_t)jb.o->zp_in, rows);
         jb.x = rows, jb.rows = tn, jb.ybase = b * a->img_out + p0;
         dse_i8_neon_gemm_blocks(&jb, 0, (jb.R + 7) / 8);
