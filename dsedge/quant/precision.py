@@ -22,8 +22,8 @@ the whole quantised model with the float model on feeds held back from calibrati
     `drop <= budget` (`meets_budget`, the one test everywhere: 3 changed answers of 300 meet 1 %).
     Measured in sessions 15-16, the default model (probability margins, one sigma pooled over
     all answers) expected a tenth of the changes on new feeds, for int8 plans as for int4 ones
-    (cls all int8: 0.05 % expected, 0.6 % of 1,500 new answers changed; orient 0.03 % against
-    0.7 %): the near-tied answers that change are few and noisier than the confident ones;
+    (cls all int8: 0.05 % expected, 0.60 % of 1,500 new answers changed; orient 0.01 % against
+    0.67 % of 1,200): the near-tied answers that change are few and noisier than the confident ones;
   * sensitivity: per candidate node, the end-to-end output noise it adds when it alone is int8
     (everything else float) and the noise it removes when it alone goes back to float from the
     all-int8 plan (2 evaluations per candidate; nodes that must share a precision — byte movers
@@ -193,7 +193,7 @@ class Metric:
         depends on the answer, and one sigma pooled over all of them is that of the many
         confident ones, while the answers that change are the few near-tied ones (session 15, top-1
         of two softmax classifiers, int4 weights: 0.05-0.25 % expected, 0.6-2.8 % changed on new
-        feeds; pooled noise kurtosis 20-120; session 16, their int8 plans: 0.03-0.05 % expected,
+        feeds; pooled noise kurtosis 20-120; session 16, their int8 plans: 0.01-0.05 % expected,
         0.6-0.7 % changed). So
           * the margins and the noise of the `softmax` outputs are log-ratios, i.e. logit
             differences: a saturated probability hardly moves however large the noise in its
