@@ -329,9 +329,11 @@ def to_markdown(rows: list[dict], cmd: str) -> str:
         if "error" in r:
             lines.append(f"| {r['model']} | | error: {r['error'][:200]} | | | | | |")
             continue
-        b = float(r["budget"].rstrip("%")) / 100 if r["budget"].endswith("%") else float(r["budget"])
-        meets = (1 - r["planned"]["agreement"]) <= b + 1e-9
-        int8_meets = (1 - r["int8"]["agreement"]) <= b + 1e-9
+        from dsedge.api import parse_drop
+        from dsedge.quant.precision import meets_budget
+        b = parse_drop(r["budget"])
+        meets = meets_budget(1 - r["planned"]["agreement"], b)       # the planner's own test of a budget
+        int8_meets = meets_budget(1 - r["int8"]["agreement"], b)
         size = r["planned"]["bytes"] / r["int8"]["bytes"]
         lat = r["planned"]["latency_ms"] / r["int8"]["latency_ms"]
         verdict = (("meets" if meets else "**misses**") + f"; int8 {'meets' if int8_meets else 'misses'}; "

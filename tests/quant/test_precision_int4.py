@@ -88,9 +88,8 @@ def test_int4_budget_holds_on_new_feeds(tmp_path, softmax, metric):
     p = plan(str(path), fs, max_drop=0.01, int4=True, metric=metric, progress=False)
     assert p.meets and p.holdout == 300
     assert _changed_on_new(path, fs, p) <= 0.01
-    if softmax:   # the int4 plans were judged by logit differences, the plans without int4 as before
-        assert all(t.get("margin_model") == "strict" for t in p.tried if t["int4"])
-        assert all("margin_model" not in t for t in p.tried if not t["int4"])
+    if softmax:   # every plan judged by the strict model (logit differences; session 16: int8 plans too)
+        assert p.search["margin_model"] == "strict"
     else:         # a plan with int4 weights met the held-back feeds, missed on the calibration feeds
         cal = [t for t in p.tried if t.get("feeds") == "calibration"]
         assert cal and cal[0]["drop"] > 0.01
