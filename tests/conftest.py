@@ -80,8 +80,14 @@ def pytest_configure(config):
         config.option.loadscopereorder = False   # the controller's queue: the collection order below
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):   # pytest-xdist, in the controller: workers run with dist "no"
+    node.workerinput["dsedge_loadfile"] = _loadfile(node.config)
+
+
 def pytest_collection_modifyitems(session, config, items):
-    if not _loadfile(config):
+    wi = getattr(config, "workerinput", None)
+    if not (wi.get("dsedge_loadfile", False) if wi is not None else _loadfile(config)):
         return
     files: dict[str, int] = {}
     for it in items:
