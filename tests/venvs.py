@@ -9,11 +9,15 @@ own: the dsedge under test is the one installed into the new venv, never the out
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import site
 import subprocess
 import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _outer_site_dirs() -> list[Path]:
@@ -47,3 +51,50 @@ def make_venv(path: Path) -> Path:
     # the venv comes first
     (purelib / "zz_outer_site.pth").write_text("\n".join(lines) + "\n")
     return py
+
+
+def copy_checkout(dst: Path) -> Path:
+    """The checkout's tracked and untracked-but-not-ignored files, tests/ and benchmarks/ left
+    out, copied to `dst` (what a user's clone would pip install)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if src.is_file() and not f.startswith(("tests/", "benchmarks/")):
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+    return dst
+
+
+def installed_venv(tmp_path_factory) -> Path:
+    """A venv (make_venv) with dsedge installed by `pip install --no-deps --no-build-isolation .`
+    from a copy of the checkout (copy_checkout), the copy removed afterwards (nothing may need
+    it); returns the venv's folder.
+
+    Built once per test run: test_install[pip-install] and test_export_bundle's cross-bundle
+    tests each made this same install (about a minute of compiling the runtime from the copy,
+    whose paths no object cache shares). Under pytest-xdist the workers of one run share their
+    base temp folders' parent: the first caller builds under a lock there, the others wait and
+    reuse it (a failed install is reported to every caller, not retried)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent   # this run's folder, shared by its workers (never a previous run's)
+    d = root / "dsedge-installed-venv"
+    with open(root / "dsedge-installed-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        failed = root / "dsedge-installed-venv.failed"
+        assert not failed.is_file(), failed.read_text()
+        if not (d / "installed").is_file():
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir()
+            src = copy_checkout(d / "src")
+            venv = d / "venv"
+            r = subprocess.run([str(make_venv(venv)), "-m", "pip", "install", "-q", "--no-deps",
+                                "--no-build-isolation", "--disable-pip-version-check", str(src)],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                failed.write_text("pip install of the checkout's copy failed:\n" + r.stderr[-3000:])
+                raise AssertionError(failed.read_text())
+            shutil.rmtree(src)   # the installed package must not need the checkout
+            (d / "installed").write_text("")
+    return d / "venv"

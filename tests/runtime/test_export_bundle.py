@@ -192,20 +192,14 @@ def _have_zig() -> bool:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
-    """dsedge installed with `pip install .` from a copy of the checkout into a fresh venv."""
+    """dsedge installed with `pip install .` from a copy of the checkout into a fresh venv, the
+    copy removed (the export must not need the checkout): the run's one such install, shared
+    with tests/unit/test_install.py (tests.venvs.installed_venv)."""
     if not _have_zig():
         pytest.skip("no cross compiler (ziglang)")
     sys.path.insert(0, str(ROOT))
-    from tests.unit.test_install import _copy_checkout
-    base = tmp_path_factory.mktemp("wheel")
-    src = _copy_checkout(base / "src")
-    v = base / "venv"
-    from tests.venvs import make_venv
-    r = subprocess.run([str(make_venv(v)), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--disable-pip-version-check", str(src)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    shutil.rmtree(src)   # the export must not need the checkout
-    return v
+    from tests.venvs import installed_venv
+    return installed_venv(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -822,7 +822,8 @@ def test_aarch64_identical_bytes(lib, tmp_path):
     from dsedge.runtime import _build   # the library's sources and flags (runtimes/c/build.mk)
     exe_arm = tmp_path / "run_one_arm64"
     _build.build_binary([*zig, "-target", "aarch64-linux-musl"], exe_arm, csrc=CDIR, arch="arm64",
-                        extra_sources=[CDIR / "tests" / "run_one.c"], flags=["-static"])
+                        extra_sources=[CDIR / "tests" / "run_one.c"],
+                        ldflags=["-static"])   # a link flag: the objects are the other arm64 tests' (object cache)
     head = exe_arm.read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and head[18:20] == b"\xb7\x00", "not an AArch64 ELF executable"   # EM_AARCH64
     rng = np.random.default_rng(11)

@@ -740,7 +740,8 @@ def test_packed_layouts_aarch64_identical_bytes(lib, tmp_path):
     from dsedge.runtime import _build
     exe_arm = tmp_path / "run_one_arm64"
     _build.build_binary([sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl"], exe_arm, csrc=CDIR,
-                        arch="arm64", extra_sources=[CDIR / "tests" / "run_one.c"], flags=["-static"])
+                        arch="arm64", extra_sources=[CDIR / "tests" / "run_one.c"],
+                        ldflags=["-static"])   # a link flag: the objects are the other arm64 tests' (object cache)
     rng = np.random.default_rng(21)
     cases = []
     x, w = rand_i8(rng, (1, 9, 11, 13)), rand_w(rng, (13, 9, 3, 3))

@@ -43,25 +43,36 @@ def _sources():
     return [str(p) for p in _build.library_sources(CDIR)]
 
 
-def _compiler(target: str):
-    """zig cc for `target` (its cache makes a rebuild of unchanged sources instant), else
-    aarch64-linux-gnu-gcc for aarch64; static executables."""
+def _cross_cc(target: str) -> list[str]:
+    """zig cc for `target` with the bundles' CPU flags (zig_tool_cc), else aarch64-linux-gnu-gcc
+    for aarch64."""
     zcc = zig_tool_cc({"aarch64": "arm64", "arm": "armv7"}[target])   # the bundles' compiler and CPU flags
     if zcc is not None:
-        return [*zcc, "-static"]
+        return zcc
     gcc = shutil.which("aarch64-linux-gnu-gcc") if target == "aarch64" else None
     if gcc is None:
         pytest.skip(f"needs ziglang (or aarch64-linux-gnu-gcc) to build for {target}")
-    return [gcc, "-static"]
+    return [gcc]
 
 
-def build_runner(out: Path, target: str) -> Path:
-    """run_cases and the whole library for `target` (aarch64 / arm)."""
-    exe = out / f"run_cases_{target}"
-    m = _build.manifest(CDIR)   # linked as a bundle is (DSE_LINK_STRIP: zig builds the target's libc once)
-    subprocess.run([*_compiler(target), *FLAGS, str(CDIR / "tests" / "run_cases.c"), *_sources(), *m.link_strip,
-                    *m.libs, "-o", str(exe)],
-                   check=True, capture_output=True, timeout=600)
+def _compiler(target: str):
+    """_cross_cc for static executables (zig's cache makes a rebuild of unchanged sources instant)."""
+    return [*_cross_cc(target), "-static"]
+
+
+def build_runner(out: Path, target: str, ref_float: bool = False) -> Path:
+    """run_cases and the whole library for `target` (aarch64 / arm), static, linked as a bundle is
+    (build.mk's DSE_LINK_OPT and DSE_LINK_STRIP: zig builds the target's libc once). Built by
+    _build.build_binary: the library's objects go to its object cache, shared by the eight test
+    files that build this runner and by test_kernels_any's / test_kernels_f32_nn's /
+    test_kernels_int8's arm64 builds and test_loader's armv7 build (the same compiler and flags).
+    It was one `zig cc` of every source per call, whose objects zig's cache keyed apart from
+    the per-file compiles: the library compiled twice per target. `ref_float`: -DDSE_REF_FLOAT
+    (test_kernels_neon_ew's and test_kernels_neon_f32's REF-float builds: one set of objects)."""
+    exe = out / f"run_cases_{target}{'_ref_float' if ref_float else ''}"
+    _build.build_binary(_cross_cc(target), exe, csrc=CDIR, arch={"aarch64": "arm64", "arm": "armv7"}[target],
+                        extra_sources=[CDIR / "tests" / "run_cases.c"], ldflags=["-static"],
+                        flags=["-DDSE_REF_FLOAT"] if ref_float else [])
     return exe
 
 

@@ -18,7 +18,6 @@ with -ref the REF kernel, 3 threads and an ARMv8.0 core (cortex-a53) give the sa
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 
 import numpy as np
 import pytest
@@ -191,12 +190,7 @@ def test_neon_ew_threads_and_armv8_0_same_bytes(arm64, written, results):
 def test_neon_ew_ref_float_build(tmp_path, written, results):
     """-DDSE_REF_FLOAT: the exact NEON kernels stay (REF's bytes), the polynomial ones and Softmax
     are left out (REF runs them)."""
-    from dsedge.runtime import _build
-    from .test_kernels_neon import CDIR, FLAGS, _compiler, _sources
-    exe = tmp_path / "run_cases_ref_float"
-    m = _build.manifest(CDIR)
-    subprocess.run([*_compiler("aarch64"), *FLAGS, "-DDSE_REF_FLOAT", str(CDIR / "tests" / "run_cases.c"), *_sources(),
-                    *m.link_strip, *m.libs, "-o", str(exe)], check=True, capture_output=True, timeout=600)
+    exe = build_runner(tmp_path, "aarch64", ref_float=True)   # test_kernels_neon_f32's build: shared objects
     outs, kernels = run_cases(exe, written)
     _, (refs, _) = results
     for k, (o, r, kern, case) in enumerate(zip(outs, refs, kernels, written[2])):

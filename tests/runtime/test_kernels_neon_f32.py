@@ -347,11 +347,6 @@ def test_neon_f32_left_to_ref(arm64, tmp_path):
 def test_neon_f32_ref_float_build(tmp_path, written):
     """A build with -DDSE_REF_FLOAT leaves the NEON float kernels out: REF runs every case (the
     int8 NEON kernels stay; tests/runtime/test_kernels_neon.py)."""
-    exe = tmp_path / "run_cases_ref_float"
-    from dsedge.runtime import _build
-    from .test_kernels_neon import CDIR
-    m = _build.manifest(CDIR)
-    subprocess.run([*_compiler("aarch64"), *FLAGS, "-DDSE_REF_FLOAT", str(CDIR / "tests" / "run_cases.c"), *_sources(),
-                    *m.link_strip, *m.libs, "-o", str(exe)], check=True, capture_output=True, timeout=600)
+    exe = build_runner(tmp_path, "aarch64", ref_float=True)   # test_kernels_neon_ew's build: shared objects
     _, kernels = run_cases(exe, written)
     assert all(k.endswith("__ref") for k in kernels), sorted(set(kernels))

@@ -1,12 +1,11 @@
 """`pip install .` and `pip install -e .` both install every dsedge.* package (the folders are
 mapped with package-dir), with package data, importable from outside the checkout."""
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.venvs import make_venv
+from tests.venvs import copy_checkout, installed_venv, make_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,27 +21,19 @@ print(json.dumps({m: os.path.dirname(sys.modules[m].__file__) for m in
 """
 
 
-def _copy_checkout(dst: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        src = ROOT / f
-        if src.is_file() and not f.startswith(("tests/", "benchmarks/")):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / f)
-    return dst
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("editable", [False, True], ids=["pip-install", "pip-install-e"])
-def test_install(tmp_path, editable):
-    src = _copy_checkout(tmp_path / "src")
-    venv = tmp_path / "venv"
-    py = make_venv(venv)   # sees the test interpreter's packages, system-wide or in a user's venv
-    cmd = [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--disable-pip-version-check"]
-    cmd += ["-e", str(src)] if editable else [str(src)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
+def test_install(tmp_path, tmp_path_factory, editable):
+    if editable:
+        src = copy_checkout(tmp_path / "src")
+        venv = tmp_path / "venv"
+        py = make_venv(venv)   # sees the test interpreter's packages, system-wide or in a user's venv
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                            "--disable-pip-version-check", "-e", str(src)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+    else:   # `pip install <copy>`, the copy removed: the run's one such install, shared with test_export_bundle
+        venv = installed_venv(tmp_path_factory)
+        py = venv / "bin" / "python"
     work = tmp_path / "elsewhere"
     work.mkdir()
     r = subprocess.run([str(py), "-c", CHECK], capture_output=True, text=True, cwd=work)
