@@ -139,3 +139,19 @@ def test_three_of_300_meets_a_one_percent_budget_everywhere(tmp_path):
            **{k: {"agreement": 297 / 300, "bytes": 1000, "latency_ms": 1.0} for k in ("fp32", "int8", "planned")}}
     md = bench.to_markdown([row], "cmd")
     assert "| meets; int8 meets;" in md and "misses" not in md
+
+
+def test_kept_answers_count_as_the_outputs():
+    """The confirmation on the calibration feeds keeps the float model's answers (top-1 indices,
+    decisions at 0.5) instead of its outputs: the same agreement, for outputs of any rank."""
+    from dsedge.quant.precision import Metric, _Answers
+    rng = np.random.default_rng(0)
+    ref = [{"p": rng.random((2, 4, 50)).astype(np.float32), "t": rng.random((3,)).astype(np.float32)} for _ in range(30)]
+    got = [{"p": r["p"] + rng.normal(0, 0.05, r["p"].shape).astype(np.float32),
+            "t": r["t"] + rng.normal(0, 0.2, 3).astype(np.float32)} for r in ref]
+    m = Metric({"p": "top1", "t": "threshold"})
+    kept = [{o: _Answers(m.kinds[o], r[o]) for o in r} for r in ref]
+    q = m.quality(ref, got)
+    assert 0.3 < q < 0.99 and m.quality(kept, got) == q
+    assert m.quality(kept, ref) == 1.0
+    assert kept[0]["p"].value.nbytes < ref[0]["p"].nbytes / 20
