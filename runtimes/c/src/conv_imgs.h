@@ -41,4 +41,24 @@ static inline void dse_f32_conv_im2col_imgs(const dse_conv_geom *g, const float 
                 }
 }
 
+/* The tile width with th threads: where the batch's NP columns make fewer tiles of tw than threads,
+ * narrower tiles (multiples of mult) rather than parts of one tile that would each gather it. */
+static inline size_t dse_conv_imgs_tw(size_t tw, size_t NP, size_t th, size_t mult) {
+    if (th <= 1 || NP >= th * tw) return tw;
+    const size_t w = ((NP + th - 1) / th + mult - 1) / mult * mult;
+    return w < tw ? w : tw;
+}
+
+/* The product's columns [0, nt) (columns u0 .. u0 + nt - 1 of the batch), rows [m0, m1), from C
+ * (row stride tw) to y (N x M x P), image by image. */
+static inline void dse_conv_imgs_store(float *y, const float *cb, size_t tw, size_t u0, size_t nt, size_t P, size_t M,
+                                       size_t m0, size_t m1) {
+    for (size_t u = 0; u < nt;) {
+        const size_t img = (u0 + u) / P, p = (u0 + u) % P, cnt = P - p < nt - u ? P - p : nt - u;
+        float *yi = y + img * M * P + p;
+        for (size_t i = m0; i < m1; i++) memcpy(yi + i * P, cb + i * tw + u, cnt * sizeof(float));
+        u += cnt;
+    }
+}
+
 #endif

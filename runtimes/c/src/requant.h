@@ -22,6 +22,7 @@
 #define DSEDGE_REQUANT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -297,6 +298,40 @@ static inline size_t dse_i8_conv_scratch_plan(size_t K, size_t P, size_t N) {
 static inline size_t dse_w4_dw_weight_bytes(size_t C, size_t K) { return (C * K + 63) / 64 * 64; }
 static inline size_t dse_w4_dw_scratch_plan(size_t C, size_t K, size_t P) {
     return K && P ? dse_i8_gemm_scratch_plan(K, P) + dse_w4_dw_weight_bytes(C, K) : 0;
+}
+
+/* One output pixel's im2col row of an int8 Conv with group 1 (the optimised variants' small tiles:
+ * kernels/avx2/conv_i8.c, kernels/neon/conv_i8.c): d[k] for k < C * KD * KH * KW in W's order
+ * (c, kd, kh, kw), the input at pixel q's tap of image xb (C planes of in[0] * in[1] * in[2]), zp where
+ * the tap falls in the padding; each (c, kd, kh)'s KW taps one run (a copy where they lie inside the
+ * row with dilation 1). */
+static inline void dse_i8_im2row_pixel(const int8_t *xb, const dse_i8_geom *g, size_t C, size_t q, int8_t zp, int8_t *d) {
+    const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
+    const size_t isz = (size_t)(ID * IH * IW);
+    const long long p = (long long)q, dw = g->d[2];
+    const long long oz = p / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
+    const long long oy = p / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
+    const long long ox = p % g->out[2] * g->s[2] - g->pb[2];
+    const int inside_w = dw == 1 && ox >= 0 && ox + KW <= IW;
+    for (size_t c = 0; c < C; c++, xb += isz)
+        for (long long kd = 0; kd < KD; kd++)
+            for (long long kh = 0; kh < KH; kh++, d += KW) {
+                const long long id = oz + kd * g->d[0], ih = oy + kh * g->d[1];
+                if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                    memset(d, zp, (size_t)KW);
+                    continue;
+                }
+                const int8_t *row = xb + (id * IH + ih) * IW;
+                if (inside_w && KW > 8)
+                    memcpy(d, row + ox, (size_t)KW);
+                else if (inside_w)
+                    for (long long kw = 0; kw < KW; kw++) d[kw] = row[ox + kw];
+                else
+                    for (long long kw = 0; kw < KW; kw++) {
+                        const long long iw = ox + kw * dw;
+                        d[kw] = iw >= 0 && iw < IW ? row[iw] : zp;
+                    }
+            }
 }
 
 /* The REF checks of int8 Conv, Gemm and MatMul (kernels/ref/conv_i8.c, gemm_i8.c, matmul_i8.c),

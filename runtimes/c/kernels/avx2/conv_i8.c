@@ -427,40 +427,13 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
          * batch: one tile per image), or with J->imgs a tile of columns across the images of the
          * batch xb (column p0 + j: pixel (p0 + j) % P of image (p0 + j) / P; the plan's scratch,
          * dse_i8_conv_scratch_plan), with taps contiguous along W (dilation 1): im2col by rows,
-         * stage[j][k] = the tile's pixel j's tap k (zp outside the input), each (ci, kd, kh)'s KW
-         * taps one copy where they lie inside the input row, then the [T][K] rows go through
+         * stage[j][k] = the tile's pixel j's tap k (dse_i8_im2row_pixel), then the [T][K] rows go through
          * avx2_i8_pack_rows' 4 x 16 transposes. avx2_i8_im2col_row's set-up per k (divisions,
          * a call) cost more than these tiles' rows; the bytes are the same. */
         int8_t *st = (int8_t *)(a + T * Kp);   /* T x K bytes: the check's need */
-        const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
-        for (size_t j = 0; j < T; j++) {
-            /* imgs: column p0 + j is pixel (p0 + j) % P of image (p0 + j) / P (xb: the batch) */
-            const long long q = (long long)(J->imgs ? (p0 + j) % J->P : p0 + j);
-            const int8_t *xj = J->imgs ? xb + (p0 + j) / J->P * (size_t)J->C * isz : xb;
-            const long long oz = q / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
-            const long long oy = q / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
-            const long long ox = q % g->out[2] * g->s[2] - g->pb[2];
-            const int inside_w = ox >= 0 && ox + KW <= IW;
-            int8_t *d = st + j * K;
-            const int8_t *xc = xj;
-            for (size_t ci = 0; ci < (size_t)J->C; ci++, xc += isz)
-                for (long long kd = 0; kd < KD; kd++)
-                    for (long long kh = 0; kh < KH; kh++, d += KW) {
-                        const long long id = oz + kd * g->d[0], ih = oy + kh * g->d[1];
-                        if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
-                            memset(d, zp, (size_t)KW);
-                            continue;
-                        }
-                        const int8_t *row = xc + (id * IH + ih) * IW;
-                        if (inside_w) {
-                            if (KW <= 8)
-                                for (long long kw = 0; kw < KW; kw++) d[kw] = row[ox + kw];
-                            else
-                                memcpy(d, row + ox, (size_t)KW);
-                        } else
-                            for (long long kw = 0; kw < KW; kw++) d[kw] = ox + kw >= 0 && ox + kw < IW ? row[ox + kw] : (int8_t)zp;
-                    }
-        }
+        for (size_t j = 0; j < T; j++)   /* imgs: column p0 + j is pixel (p0 + j) % P of image (p0 + j) / P (xb: the batch) */
+            dse_i8_im2row_pixel(J->imgs ? xb + (p0 + j) / J->P * (size_t)J->C * isz : xb, g, (size_t)J->C,
+                                J->imgs ? (p0 + j) % J->P : p0 + j, (int8_t)zp, st + j * K);
         avx2_i8_pack_rows(a, st, K, 0, T, zp);
         return;
     }

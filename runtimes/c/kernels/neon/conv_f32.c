@@ -266,12 +266,7 @@ static void neon_cf_imgs_task(void *arg, size_t begin, size_t end, unsigned work
         s.bias_m = j->b;
         s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
         dse__neon_sgemm(&s, m0, m1, 0, nt);
-        for (size_t u = 0; u < nt;) {   /* C's columns, image by image */
-            const size_t img = (u0 + u) / j->P, p = (u0 + u) % j->P, cnt = j->P - p < nt - u ? j->P - p : nt - u;
-            float *y = j->y + img * M * j->P + p;
-            for (size_t i = m0; i < m1; i++) memcpy(y + i * j->P, cb + i * j->tw + u, cnt * sizeof(float));
-            u += cnt;
-        }
+        dse_conv_imgs_store(j->y, cb, j->tw, u0, nt, j->P, M, m0, m1);
     }
 }
 
@@ -299,13 +294,9 @@ void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, c
     if (!j.P || !g->M) return;
     const size_t imgs = dse__conv_f32_imgs_plan(g, &j.tw);
     if (imgs && n->scratch >= imgs) {   /* IMGS: the check found its scratch */
-        const size_t th = dse__threads(cx), NP = g->N * j.P;
-        if (th > 1 && NP < th * j.tw) {   /* fewer tiles than threads: narrower ones, not parts of one tile
-                                          * that would each gather it */
-            const size_t w = ((NP + th - 1) / th + 7) / 8 * 8;
-            if (w < j.tw) j.tw = w;
-        }
-        const size_t threads = dse__threads(cx), units = (g->N * j.P + j.tw - 1) / j.tw, blocks = (g->M + 7) / 8;
+        const size_t threads = dse__threads(cx);
+        j.tw = dse_conv_imgs_tw(j.tw, g->N * j.P, threads, 8);
+        const size_t units = (g->N * j.P + j.tw - 1) / j.tw, blocks = (g->M + 7) / 8;
         j.msplit = 1;
         if (threads > 1 && units < 4 * threads) {
             j.msplit = threads * 4 / units + 1;

@@ -151,28 +151,8 @@ DSE_TARGET_NEON static void neon_conv_im2col(const int8_t *xb, const int8_t *xen
  * over 16 frames of 1-4 pixels: the AVX2 variant's measurement); the bytes are the same. */
 static void neon_conv_im2row(const int8_t *xb, const dse_i8_geom *g, size_t C, size_t K, size_t K16, size_t p0,
                              size_t tn, int8_t zp, int8_t *rows) {
-    const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], KD = g->k[0], KH = g->k[1], KW = g->k[2];
-    const size_t isz = (size_t)(ID * IH * IW);
     for (size_t j = 0; j < tn; j++) {
-        const long long q = (long long)(p0 + j);
-        const long long oz = q / (g->out[2] * g->out[1]) * g->s[0] - g->pb[0];
-        const long long oy = q / g->out[2] % g->out[1] * g->s[1] - g->pb[1];
-        const long long ox = q % g->out[2] * g->s[2] - g->pb[2];
-        int8_t *d = rows + j * K16;
-        for (size_t c = 0; c < C; c++)
-            for (long long kd = 0; kd < KD; kd++)
-                for (long long kh = 0; kh < KH; kh++, d += KW) {
-                    const long long id = oz + kd * g->d[0], ih = oy + kh * g->d[1];
-                    if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
-                        memset(d, zp, (size_t)KW);
-                        continue;
-                    }
-                    const int8_t *row = xb + c * isz + (size_t)((id * IH + ih) * IW);
-                    for (long long kw = 0; kw < KW; kw++) {
-                        const long long iw = ox + kw * g->d[2];
-                        d[kw] = iw >= 0 && iw < IW ? row[iw] : zp;
-                    }
-                }
+        dse_i8_im2row_pixel(xb, g, C, p0 + j, zp, rows + j * K16);
         memset(rows + j * K16 + K, 0, K16 - K);
     }
 }
