@@ -34,7 +34,11 @@ the whole quantised model with the float model on feeds held back from calibrati
     multiply-adds); the shortest prefix of that order kept float that
     meets the budget, by bisection (log2 N evaluations), then a bounded pass that tries to
     lower each kept node again, least sensitive first. The local rules' plan is evaluated too
-    and taken (then lowered where the budget allows) when it meets the budget at a lower cost.
+    and taken (then lowered where the budget allows) when it meets the budget at a lower cost;
+    when all int8 meets (no search), it is taken when it meets and is cheaper as measured (the
+    .dse bytes for size: an int8 elementwise node's table can outweigh its weightless float
+    form; the host time for latency), so a plan is never larger than the default int8 artifact
+    that already meets (cls: 220 -> 213 KB, under the local rules' 215 KB).
     N + N + log2 N + a few evaluations instead of 2^N combinations. With measured times, a
     group that runs faster in float than in int8 stays float whatever the budget;
   * confirmation (`_confirm`): the chosen plan is scored again on the calibration feeds, a
@@ -964,9 +968,33 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         for h in heads:
             sens[h]["group"] = groups[h]
     local: tuple = ()
-    if search or always_sensitivity:   # the local rules' plan (quantize.make_plan, the configured thresholds)
+    if cands:   # the local rules' plan (quantize.make_plan, the configured thresholds)
         rules, _ = make_plan(prep.fg, cfg or QuantConfig(), prep.ranges, prep.measured)
         local = tuple(c for c in cands if not rules.get(c, "fp32").startswith("int8"))
+
+    def total(k) -> float:
+        return sum(price(c) for c in k)
+
+    def cheaper(a, b) -> bool:
+        """Is the plan keeping `a` float cheaper than the one keeping `b` under the objective? Measured
+        where both were run in the C runtime: the .dse bytes (size: an int8 elementwise node's table
+        and parameters can outweigh its float form, which has no weights), the host time (latency,
+        only when at least 2 % faster: a median of small runs is noisy); else the estimated costs."""
+        ia, ib = s.info.get(s.key(a), {}), s.info.get(s.key(b), {})
+        if objective == "size" and "bytes" in ia and "bytes" in ib:
+            return int(ia["bytes"]) < int(ib["bytes"])
+        if objective == "latency" and "ms" in ia and "ms" in ib:
+            return float(ia["ms"]) < 0.98 * float(ib["ms"])
+        return total(a) < total(b)
+    rules_pick: tuple = ()
+    if not search and local:
+        # the all-int8 plan meets: the local rules' plan (the default int8 artifact) is taken instead
+        # when it meets too and is cheaper as measured, so the plan is never larger (or, for latency,
+        # slower) than the default int8 artifact that already meets (confirmed like the all-int8 plan)
+        if ok(local, "the local rules' plan") and mem_ok(local) and cheaper(local, ()) \
+                and (conf is None or m.user is not None
+                     or meets_budget(conf.evaluate(local, "the local rules' plan (calibration feeds)")[0], max_drop)):
+            keep = rules_pick = local
     if search:
         score = {h: max(sens[h]["raise_gain"], sens[h]["lower_noise"]) for h in heads}
         rest = sorted((h for h in heads if h not in free), key=lambda h: (-score[h] / (unit[h] + eps), h))
@@ -990,14 +1018,11 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         # the plan starts from it and lowers what it can of its float nodes, so it is never
         # worse than the default
 
-        def total(k) -> float:
-            return sum(price(c) for c in k)
-
         def fits(k) -> bool:
             return ok(k, "the local rules' plan" if k == local else "the search's plan") \
                 and mem_ok(k)
         best_meets = fits(keep)
-        if local != keep and fits(local) and (not best_meets or total(local) < total(keep)):
+        if local != keep and fits(local) and (not best_meets or cheaper(local, keep)):
             keep = local
             for c in sorted(keep, key=lambda c: (-price(c), c))[:relower]:   # the costliest first
                 trial = tuple(x for x in keep if x != c)
@@ -1046,7 +1071,8 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         s.evaluate(local, "the local rules' plan")
         marks["local_rules_index"] = s.index[s.key(local)]
     result = s.result(keep, four, half, a16, f16a)
-    _plan_reasons(result.plan, keep, four, half, a16, f16a, {c for c in keep if timed and price(c) < 0})
+    _plan_reasons(result.plan, keep, four, half, a16, f16a, {c for c in keep if timed and price(c) < 0},
+                  rules=rules_pick, objective=objective)
     nodes = []
     for p in result.plan:
         d = p.as_dict()
@@ -1102,6 +1128,10 @@ def quantize_with_plan(graph: Graph, feeds, plan: PrecisionPlan, *, cfg: QuantCo
                        hint="the plan was made for another model; run `dsedge plan` on this one")
     result = finish(prep, plan_config(base, plan.keep_float, plan.int4, plan.fp16, plan.a16w8, plan.fp16_arith))
     _plan_reasons(result.plan, plan.keep_float, plan.int4, plan.fp16, plan.a16w8, plan.fp16_arith)
+    said = {d.get("name"): d.get("reason") for d in plan.nodes if isinstance(d, dict)}
+    for p in result.plan:   # the planner's own reason where it recorded one (measured: faster, smaller)
+        if p.name in plan.keep_float and said.get(p.name) and said[p.name].startswith("kept float by the precision plan"):
+            p.reason = said[p.name]
     return result
 
 
@@ -1109,16 +1139,19 @@ FP16_ARITH_JUDGED = ("fp16 arithmetic (accuracy judged with binary16 arithmetic:
                      "computes; other targets widen to float32 by default, at least as close to the float model)")
 
 
-def _plan_reasons(plan: list, keep, four, half, a16, f16a, fast=()) -> None:
+def _plan_reasons(plan: list, keep, four, half, a16, f16a, fast=(), rules=(), objective: str = "size") -> None:
     """The per-node reasons of a planned model (`fast`: the nodes kept float because they ran
-    faster in float than in int8)."""
-    keep, four, half, a16, f16a = set(keep), set(four), set(half), set(a16), set(f16a)
+    faster in float than in int8; `rules`: the nodes kept float because the local rules' plan met
+    the budget and was cheaper than all int8)."""
+    keep, four, half, a16, f16a, rules = set(keep), set(four), set(half), set(a16), set(f16a), set(rules)
     for p in plan:
         if p.name in a16:
             p.reason = "int16 activations (A16W8) by the precision plan (end-to-end budget)"
         elif p.name in keep:
             p.reason = "kept float by the precision plan (" + \
-                ("faster in float than in int8, measured)" if p.name in fast else "end-to-end budget)")
+                ("faster in float than in int8, measured)" if p.name in fast else
+                 "the local rules' plan: within the budget and " + ("smaller" if objective == "size" else "faster")
+                 + " than all int8, measured)" if p.name in rules else "end-to-end budget)")
             if p.name in half or p.name in f16a:
                 p.reason += "; fp16 weights"
             if p.name in f16a:

@@ -474,3 +474,53 @@ def test_latency_from_node_times(tmp_path):
     r = run(main, ["plan", model, "--calib", calib, "--latency-profile", str(profs["int8"]), "-o",
                    str(tmp_path / "y.json")])
     assert r.exit_code == 2 and "--minimize latency" in r.output
+
+
+def hardswish_model() -> onnx.ModelProto:
+    """Conv -> HardSwish written out (x * clip(x + 3, 0, 6) / 6) -> 1x1 Conv -> global pool: the
+    default local rules keep the HardSwish's elementwise node float (its int8 form loses more than
+    rounding), which costs no weight bytes, while its int8 form carries a table and parameters."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (4, 8, 1, 1)).astype(np.float32), "w2"),
+             numpy_helper.from_array(np.array(3, np.float32), "c3"),
+             numpy_helper.from_array(np.array(0, np.float32), "c0"),
+             numpy_helper.from_array(np.array(6, np.float32), "c6")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["a", "c3"], ["b"]),
+             helper.make_node("Clip", ["b", "c0", "c6"], ["c"]),
+             helper.make_node("Mul", ["a", "c"], ["d"]),
+             helper.make_node("Div", ["d", "c6"], ["e"]),
+             helper.make_node("Conv", ["e", "w2"], ["f"]),
+             helper.make_node("GlobalAveragePool", ["f"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["y"])]
+    g = helper.make_graph(nodes, "hs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_plan_is_never_larger_than_the_default_int8_that_meets(tmp_path):
+    """Where the all-int8 plan meets the budget, the local rules' plan (the default int8 artifact)
+    is tried too and taken when it also meets and its .dse is smaller (measured, not estimated from
+    weight elements: here the kept-float node has no weights but its int8 form has a table): the
+    planned artifact is then the default int8 one's nodes, and says why."""
+    path = tmp_path / "hs.onnx"
+    onnx.save(hardswish_model(), path)
+    rng = np.random.default_rng(1)
+    fs = [{"x": rng.normal(0, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(200)]
+    r8 = quantize(str(path), fs, progress=False)
+    rules_float = [p.name for p in r8.plan if p.precision == "fp32" and p.name.startswith("Div")]
+    assert rules_float, [(p.name, p.precision) for p in r8.plan]      # the premise
+    p = plan(str(path), fs, max_drop="1%", progress=False)
+    assert p.meets and p.keep_float == rules_float, p.keep_float
+    whys = [t["why"] for t in p.tried]
+    assert whys[:2] == ["all int8", "the local rules' plan"], whys
+    assert p.tried[1]["bytes"] < p.tried[0]["bytes"]
+    rp = quantize(str(path), fs, progress=False, plan=p)
+    save_result(rp, tmp_path / "planned.dse")
+    save_result(r8, tmp_path / "int8.dse")
+    meta = len(json.dumps(rp.info["precision_budget"]))    # the plan recorded in the artifact's metadata
+    assert (tmp_path / "planned.dse").stat().st_size <= (tmp_path / "int8.dse").stat().st_size + meta + 64
+    node = {q.name: q for q in rp.plan}
+    assert "smaller than all int8" in node[rules_float[0]].reason
+    assert {q.name: q.precision for q in rp.plan} == {q.name: q.precision for q in r8.plan}
