@@ -647,7 +647,7 @@ def bench_model(name: str, a, caps: dict, tool: Path | None, topts: dict, tmp: s
                 outs[k] = (lambda run=run, first=first: (run(), [first()])[1])
             except Exception as e:  # noqa: BLE001
                 row["errors"][k] = _short(e)
-    if caps["kernels"]:
+    if caps["kernels"] and a.ref_repeat > 0:     # --ref-repeat 0: the reference kernels are not timed
         for prec, p in paths.items():
             k = f"dse_{prec}_ref@1"
             try:
@@ -962,7 +962,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per engine first (default 3)")
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of its own time after which an engine with "
                     ">= 3 runs stops (default 60)")
-    ap.add_argument("--ref-repeat", type=int, default=5, help="timed runs of the reference-kernel engines (default 5)")
+    ap.add_argument("--ref-repeat", type=int, default=5, help="timed runs of the reference-kernel engines (default 5; 0: not timed)")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--calib", type=int, default=16, help="calibration feeds for both quantisers (default 16)")
     ap.add_argument("--json", default=None, help="also write everything as JSON to this file")
