@@ -65,6 +65,11 @@ def _feeds_override(spec: str) -> None:
 
 _feeds_override(os.environ.get("DSEDGE_BENCH_FEEDS", ""))
 INT4_TAG = " +int4"   # the row of a model planned with --int4
+LATENCY_TAG = " (latency)"   # ... with --minimize latency
+
+
+def row_tag(int4: bool, minimize: str = "size") -> str:
+    return (INT4_TAG if int4 else "") + (LATENCY_TAG if minimize == "latency" else "")
 
 
 # -- models, feeds, agreement -------------------------------------------------------------------
@@ -222,7 +227,7 @@ def task_silero_vad(outputs, feed_list): return _task("silero_vad", outputs, fee
 
 # -- one model ----------------------------------------------------------------------------------
 
-def plan_child(name: str, budget: str, out_json: str, int4: bool = False) -> None:
+def plan_child(name: str, budget: str, out_json: str, int4: bool = False, minimize: str = "size") -> None:
     """Child process: the plan alone (its wall time and peak RSS are the planner's)."""
     from dsedge.api import plan
     with tempfile.TemporaryDirectory() as tmp:
@@ -230,7 +235,8 @@ def plan_child(name: str, budget: str, out_json: str, int4: bool = False) -> Non
         n_cal, _ = FEEDS.get(name, DEFAULT_FEEDS)
         t = time.perf_counter()
         p = plan(path, feeds(name, path, n_cal, 0), max_drop=budget, progress=False,
-                            metric=f"precision_plan:task_{name}" if name in TASK_METRIC else None, int4=int4)
+                            metric=f"precision_plan:task_{name}" if name in TASK_METRIC else None, int4=int4,
+                 minimize=minimize)
         Path(out_json).write_text(p.to_json())
         print(json.dumps({"seconds": time.perf_counter() - t}))
 
@@ -286,14 +292,15 @@ def keep_files(keep: str | None, name: str, tmp: str, feed: dict) -> None:
     np.savez(d / "feed.npz", **{k: np.asarray(v) for k, v in feed.items()})
 
 
-def evaluate(name: str, budget: str, log=print, keep: str | None = None, int4: bool = False) -> dict:
+def evaluate(name: str, budget: str, log=print, keep: str | None = None, int4: bool = False,
+             minimize: str = "size") -> dict:
     import onnxruntime as ort
 
     import dsedge
     from common import measure_child
     from dsedge.api import load_plan, save_result
     n_cal, n_ev = FEEDS.get(name, DEFAULT_FEEDS)
-    row: dict = {"model": name + (INT4_TAG if int4 else ""), "calib": n_cal, "eval": n_ev, "budget": budget,
+    row: dict = {"model": name + row_tag(int4, minimize), "calib": n_cal, "eval": n_ev, "budget": budget,
                  "metric": f"task (precision_plan:task_{name})" if name in TASK_METRIC else "default"}
     with tempfile.TemporaryDirectory(prefix="dsedge-plan-bench-") as tmp:
         path = model_path(name, tmp)
@@ -311,7 +318,7 @@ def evaluate(name: str, budget: str, log=print, keep: str | None = None, int4: b
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT),
                                                              os.environ.get("PYTHONPATH", "")])}
         c = measure_child([sys.executable, str(Path(__file__).resolve()), "--plan-one", name, "--budget", budget,
-                           "--plan-json", pj, *(["--int4"] if int4 else [])], env=env)
+                           "--plan-json", pj, *(["--int4"] if int4 else []), "--minimize", minimize], env=env)
         if c.returncode != 0:
             raise RuntimeError(f"{name}: planning failed:\n{c.stderr[-3000:]}")
         plan = load_plan(pj)
@@ -410,6 +417,8 @@ def main(argv=None) -> int:
     ap.add_argument("--int4", action="store_true",
                     help="the planner may also give int4 weights (W4A8) where the budget allows "
                          "(`dsedge plan --weights int4`); rows are named 'MODEL +int4'")
+    ap.add_argument("--minimize", choices=("size", "latency"), default="size",
+                    help="the planner's objective (latency: host per-node times); rows named 'MODEL (latency)'")
     ap.add_argument("--keep", default=None, metavar="DIR",
                     help="keep each model's fp32/int8/planned .dse, plan.json and timing feed in DIR/MODEL")
     ap.add_argument("--retime", action="store_true",
@@ -422,7 +431,7 @@ def main(argv=None) -> int:
         os.environ["DSEDGE_BENCH_FEEDS"] = a.feeds   # the planner's child process reads it too
         _feeds_override(a.feeds)
     if a.plan_one:
-        plan_child(a.plan_one, a.budget, a.plan_json, a.int4)
+        plan_child(a.plan_one, a.budget, a.plan_json, a.int4, a.minimize)
         return 0
     from common import command_line, replace_section
     rows = json.loads(Path(a.json).read_text()) if a.json and Path(a.json).exists() else []
@@ -431,7 +440,7 @@ def main(argv=None) -> int:
             ap.error("--retime needs --keep DIR and --json FILE")
         for r in rows:
             d = Path(a.keep) / r["model"]
-            if "error" in r or not (d / "planned.dse").exists() or r["model"].replace(INT4_TAG, "") not in a.models.split(","):
+            if "error" in r or not (d / "planned.dse").exists() or r["model"].replace(INT4_TAG, "").replace(LATENCY_TAG, "") not in a.models.split(","):
                 continue
             with np.load(d / "feed.npz") as z:
                 feed = {k: z[k] for k in z.files}
@@ -448,13 +457,13 @@ def main(argv=None) -> int:
     done = {r["model"] for r in rows if "error" not in r}
     rows = [r for r in rows if r["model"] in done]
     for name in a.models.split(","):
-        if name + (INT4_TAG if a.int4 else "") in done:
+        if name + row_tag(a.int4, a.minimize) in done:
             continue
-        print(f"== {name}{INT4_TAG if a.int4 else ''}", flush=True)
+        print(f"== {name}{row_tag(a.int4, a.minimize)}", flush=True)
         try:
-            rows.append(evaluate(name, a.budget, keep=a.keep, int4=a.int4))
+            rows.append(evaluate(name, a.budget, keep=a.keep, int4=a.int4, minimize=a.minimize))
         except Exception as e:   # noqa: BLE001 - recorded in the table, the run goes on
-            rows.append({"model": name + (INT4_TAG if a.int4 else ""), "error": f"{type(e).__name__}: {e}"})
+            rows.append({"model": name + row_tag(a.int4, a.minimize), "error": f"{type(e).__name__}: {e}"})
             print(f"  error: {rows[-1]['error'][:2000]}", flush=True)
         if a.json:
             tmp = a.json + ".tmp"
