@@ -978,13 +978,14 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     def cheaper(a, b) -> bool:
         """Is the plan keeping `a` float cheaper than the one keeping `b` under the objective? Measured
         where both were run in the C runtime: the .dse bytes (size: an int8 elementwise node's table
-        and parameters can outweigh its float form, which has no weights), the host time (latency,
-        only when at least 2 % faster: a median of small runs is noisy); else the estimated costs."""
+        and parameters can outweigh its float form, which has no weights), the host time (latency
+        planned from host times, only when at least 2 % faster: a median of small runs is noisy);
+        else the estimated costs (a device's per-node profile)."""
         ia, ib = s.info.get(s.key(a), {}), s.info.get(s.key(b), {})
         if objective == "size" and "bytes" in ia and "bytes" in ib:
             return int(ia["bytes"]) < int(ib["bytes"])
-        if objective == "latency" and "ms" in ia and "ms" in ib:
-            return float(ia["ms"]) < 0.98 * float(ib["ms"])
+        if objective == "latency" and "ms" in ia and "ms" in ib and not getattr(node_times, "device", False):
+            return float(ia["ms"]) < 0.98 * float(ib["ms"])   # (a device's profile is not this host's time)
         return total(a) < total(b)
     rules_pick: tuple = ()
     if not search and local:
