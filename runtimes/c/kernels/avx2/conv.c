@@ -85,6 +85,8 @@ typedef struct conv_job {
     int act, act_fn;
     float lo, hi;
     size_t tw;                       /* IMGS: columns per tile (0: another path) */
+    int dw3;                         /* DW3: depthwise 3x3 read in place (dwconv.c), for DW and DW8 */
+    dse_dw3 d3;
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -456,6 +458,14 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
     const dse_conv_geom *g = &j->g;
     float *scratch = (float *)dse__worker_scratch(j->cx, worker);
     const size_t osz = j->P;
+    if (j->dw3) {   /* it: image * C + channel; the zero row in the worker's scratch */
+        dse_dw3 d = j->d3;
+        memset(scratch, 0, g->in[2] * sizeof(float));
+        d.zrow = scratch;
+        for (size_t it = begin; it < end; it++)
+            dse__avx2_dw3_plane(&d, j->x + it * j->isz, j->w + it % g->C * 9, j->b ? j->b + it % g->C : NULL, j->y + it * osz);
+        return;
+    }
     for (size_t it = begin; it < end; it++) {
         if (j->path == DSE_CONV_DW8) {   /* it: image * ceil(C / 8) + block */
             const size_t nb = (g->C + 7) / 8, c0 = it % nb * 8;
@@ -568,7 +578,11 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     }
     j.tw = 0;
     size_t items;
-    if (j.path == DSE_CONV_DW8) {
+    j.dw3 = (j.path == DSE_CONV_DW8 || j.path == DSE_CONV_DW) && dse__avx2_dw3_takes(g);
+    if (j.dw3) {
+        dse__avx2_dw3_init(&j.d3, g, j.act, j.lo, j.hi, j.act_fn);
+        items = g->N * g->C;
+    } else if (j.path == DSE_CONV_DW8) {
         items = g->N * ((g->C + 7) / 8);
     } else if (j.path == DSE_CONV_DW) {
         items = g->N * g->C;
