@@ -43,62 +43,81 @@ DSE_AI __m256 dw3_ld(const int EDGE, const float *r, ptrdiff_t c, __m256i m) {
     return _mm256_maskload_ps((const float *)((uintptr_t)r + (uintptr_t)(c * (ptrdiff_t)sizeof(float))), m);
 }
 
-/* One tile: R output rows x 8 columns from input column c (SW = 2: lanes in the shuffled order).
- * rows[i]: input row i of the tile (oh0*SH + i - pt, or zrow). acc[r] takes tap (kh, kw) from
- * input row r*SH + kh; input rows in order, so each acc[r] sees its taps in (kh, kw) order. */
-DSE_AI void dw3_tile(const int SW, const int SH, const int R, const int EDGE, const float *const *rows, ptrdiff_t c,
-                     const __m256i *m, const __m256 *wv, __m256 *acc) {
+/* One tile: R output rows x V vectors of 8 columns from input column c (SW = 2: lanes in the
+ * shuffled order). rows[i]: input row i of the tile (oh0*SH + i - pt, or zrow); acc[r][v] takes tap
+ * (kh, kw) from input row r*SH + kh, in (kh, kw) order. SW = 1: tap by tap, the weight broadcast
+ * once for the R x V FMAs, each reading its vector from memory (R x V independent chains: FMA's
+ * latency hidden at 8). SW = 2: input row by row, its even and odd columns shuffled once for the
+ * output rows that use it, the weight broadcast from memory per FMA group. */
+DSE_AI void dw3_tile(const int SW, const int SH, const int R, const int V, const int EDGE, const float *const *rows,
+                     ptrdiff_t c, size_t IW, const __m256 *wb, __m256 (*acc)[2]) {
     DSE_UNROLL
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int r = 0; r < R; r++)
+        DSE_UNROLL
+        for (int v = 0; v < V; v++) acc[r][v] = _mm256_setzero_ps();
     DSE_UNROLL
     for (int i = 0; i < (R - 1) * SH + 3; i++) {
-        __m256 v[3];
-        if (SW == 1) {
+        __m256 d[2][3];
+        DSE_UNROLL
+        for (int v = 0; v < V && SW == 1; v++) {
             DSE_UNROLL
-            for (int kw = 0; kw < 3; kw++) v[kw] = dw3_ld(EDGE, rows[i], c + kw, m[kw]);
-        } else {
-            const __m256 a = dw3_ld(EDGE, rows[i], c, m[0]), b = dw3_ld(EDGE, rows[i], c + 8, m[1]);
-            const __m256 a2 = dw3_ld(EDGE, rows[i], c + 2, m[2]), b2 = dw3_ld(EDGE, rows[i], c + 10, m[3]);
-            v[0] = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-            v[1] = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-            v[2] = _mm256_shuffle_ps(a2, b2, _MM_SHUFFLE(2, 0, 2, 0));
+            for (int kw = 0; kw < 3; kw++) d[v][kw] = dw3_ld(EDGE, rows[i], c + 8 * v + kw, EDGE ? dw3_mask(c + 8 * v + kw, IW) : _mm256_setzero_si256());
+        }
+        DSE_UNROLL
+        for (int v = 0; v < V && SW == 2; v++) {
+            const ptrdiff_t cc = c + 16 * v;
+            __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
+            if (EDGE) m0 = dw3_mask(cc, IW), m1 = dw3_mask(cc + 8, IW), m2 = dw3_mask(cc + 2, IW), m3 = dw3_mask(cc + 10, IW);
+            const __m256 a = dw3_ld(EDGE, rows[i], cc, m0), b = dw3_ld(EDGE, rows[i], cc + 8, m1);
+            const __m256 a2 = dw3_ld(EDGE, rows[i], cc + 2, m2), b2 = dw3_ld(EDGE, rows[i], cc + 10, m3);
+            d[v][0] = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+            d[v][1] = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+            d[v][2] = _mm256_shuffle_ps(a2, b2, _MM_SHUFFLE(2, 0, 2, 0));
         }
         DSE_UNROLL
         for (int r = 0; r < R; r++) {
             const int kh = i - r * SH;
             if (kh < 0 || kh > 2) continue;
             DSE_UNROLL
-            for (int kw = 0; kw < 3; kw++) acc[r] = _mm256_fmadd_ps(wv[kh * 3 + kw], v[kw], acc[r]);
+            for (int kw = 0; kw < 3; kw++) {
+                DSE_UNROLL
+                for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(wb[kh * 3 + kw], d[v][kw], acc[r][v]);
+            }
         }
     }
 }
 
-/* Bias, clamp, inline activation and the store of R output rows at column ow (n <= 8 columns). */
-DSE_AI void dw3_store(const dse_dw3 *d, const int SW, const int R, __m256 *acc, const float *bc, float *yr, size_t ow,
-                      size_t n) {
+/* Bias, clamp, inline activation and the store of output row r's vectors at column ow (n columns
+ * in all, n <= 8 V). */
+DSE_AI void dw3_store(const dse_dw3 *d, const int SW, const int R, const int V, __m256 (*acc)[2], const float *bc,
+                      float *yr, size_t ow, size_t n) {
     const __m256 bias = _mm256_set1_ps(bc ? *bc : 0.0f), lo = _mm256_set1_ps(d->lo), hi = _mm256_set1_ps(d->hi);
     DSE_UNROLL
-    for (int r = 0; r < R; r++) {
-        __m256 y = acc[r];
-        if (SW == 2) y = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(y), _MM_SHUFFLE(3, 1, 2, 0)));
-        if (bc) y = _mm256_add_ps(y, bias);
-        if (d->act) y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
-        if (d->act_fn && DSE_ACT_FN_INLINE(d->act_fn)) y = dse__avx2_act_fn_inline(d->act_fn, y);
-        float *o = yr + (size_t)r * d->OW + ow;
-        if (n == 8) {
-            _mm256_storeu_ps(o, y);
-        } else {   /* (no vmaskmovps store: slow on AMD Zen) */
-            float t[8];
-            _mm256_storeu_ps(t, y);
-            for (size_t l = 0; l < n; l++) o[l] = t[l];
+    for (int r = 0; r < R; r++)
+        DSE_UNROLL
+        for (int v = 0; v < V; v++) {
+            __m256 y = acc[r][v];
+            if (SW == 2) y = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(y), _MM_SHUFFLE(3, 1, 2, 0)));
+            if (bc) y = _mm256_add_ps(y, bias);
+            if (d->act) y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
+            if (d->act_fn && DSE_ACT_FN_INLINE(d->act_fn)) y = dse__avx2_act_fn_inline(d->act_fn, y);
+            float *o = yr + (size_t)r * d->OW + ow + 8 * (size_t)v;
+            const size_t k = n - 8 * (size_t)v;
+            if (k >= 8) {
+                _mm256_storeu_ps(o, y);
+            } else {   /* (no vmaskmovps store: slow on AMD Zen) */
+                float t[8];
+                _mm256_storeu_ps(t, y);
+                for (size_t l = 0; l < k; l++) o[l] = t[l];
+            }
         }
-    }
 }
 
-/* R output rows from row oh0: the interior vectors [v0, v1) with plain loads, the others masked. */
-DSE_AI void dw3_rows(const dse_dw3 *d, const int SW, const int SH, const int R, const float *xc, size_t oh0,
-                     const __m256 *wv, const float *bc, float *yc) {
-    const float *rows[(4 - 1) * 2 + 3];
+/* R output rows from row oh0: tiles of V vectors (V = 2, then 1 for the row's last odd vector),
+ * with plain loads when all of the tile's columns lie inside [v0, v1), else masked ones. */
+DSE_AI void dw3_rows(const dse_dw3 *d, const int SW, const int SH, const int R, const int V, const float *xc, size_t oh0,
+                     const __m256 *wb, const float *bc, float *yc) {
+    const float *rows[(8 - 1) * 2 + 3];
     DSE_UNROLL
     for (int i = 0; i < (R - 1) * SH + 3; i++) {
         const ptrdiff_t ih = (ptrdiff_t)(oh0 * SH) + i - (ptrdiff_t)d->pt;
@@ -106,36 +125,40 @@ DSE_AI void dw3_rows(const dse_dw3 *d, const int SW, const int SH, const int R, 
     }
     float *yr = yc + oh0 * d->OW;
     const size_t OW = d->OW;
-    __m256 acc[4];
-    __m256i m[4];
-    for (size_t ow = 0; ow < OW; ow += 8) {
+    __m256 acc[8][2];
+    size_t ow = 0;
+    for (; ow + 8 * (size_t)V <= OW || (V == 2 && ow + 8 < OW); ow += 8 * (size_t)V) {
         const ptrdiff_t c = (ptrdiff_t)(ow * SW) - (ptrdiff_t)d->pl;
-        const size_t n = OW - ow < 8 ? OW - ow : 8;
-        if (ow >= d->v0 && ow < d->v1) {
-            dw3_tile(SW, SH, R, 0, rows, c, m, wv, acc);
-        } else {
-            if (SW == 1) {
-                DSE_UNROLL
-                for (int kw = 0; kw < 3; kw++) m[kw] = dw3_mask(c + kw, d->IW);
-            } else {
-                m[0] = dw3_mask(c, d->IW), m[1] = dw3_mask(c + 8, d->IW);
-                m[2] = dw3_mask(c + 2, d->IW), m[3] = dw3_mask(c + 10, d->IW);
-            }
-            dw3_tile(SW, SH, R, 1, rows, c, m, wv, acc);
-        }
-        dw3_store(d, SW, R, acc, bc, yr, ow, n);
+        const size_t n = OW - ow < 8 * (size_t)V ? OW - ow : 8 * (size_t)V;
+        if (ow >= d->v0 && ow + 8 * (size_t)(V - 1) < d->v1) dw3_tile(SW, SH, R, V, 0, rows, c, d->IW, wb, acc);
+        else dw3_tile(SW, SH, R, V, 1, rows, c, d->IW, wb, acc);
+        dw3_store(d, SW, R, V, acc, bc, yr, ow, n);
+    }
+    if (ow < OW) {   /* one vector left */
+        const ptrdiff_t c = (ptrdiff_t)(ow * SW) - (ptrdiff_t)d->pl;
+        if (ow >= d->v0 && ow < d->v1) dw3_tile(SW, SH, R, 1, 0, rows, c, d->IW, wb, acc);
+        else dw3_tile(SW, SH, R, 1, 1, rows, c, d->IW, wb, acc);
+        dw3_store(d, SW, R, 1, acc, bc, yr, ow, OW - ow);
     }
 }
 
+/* The plane: one vector per row (OW <= 8): tiles of 8 rows (8 chains), then 4, 2, 1; wider: tiles
+ * of 4 rows x 2 vectors, then 2 and 1 rows. */
 DSE_AI void dw3_plane(const dse_dw3 *d, const int SW, const int SH, const float *xc, const float *wc, const float *bc,
                       float *yc) {
-    __m256 wv[9];
+    __m256 wb[9];   /* the weights broadcast (FMA operands read from memory: the registers hold the sums) */
     DSE_UNROLL
-    for (int t = 0; t < 9; t++) wv[t] = _mm256_broadcast_ss(wc + t);
-    const int RM = SH == 1 ? 4 : 2;
+    for (int t = 0; t < 9; t++) wb[t] = _mm256_broadcast_ss(wc + t);
     size_t oh = 0;
-    for (; oh + (size_t)RM <= d->OH; oh += (size_t)RM) dw3_rows(d, SW, SH, RM, xc, oh, wv, bc, yc);
-    for (; oh < d->OH; oh++) dw3_rows(d, SW, SH, 1, xc, oh, wv, bc, yc);
+    const size_t OH = d->OH;
+    if (SH == 1) {
+        for (; oh + 8 <= OH; oh += 8) dw3_rows(d, SW, SH, 8, 1, xc, oh, wb, bc, yc);
+        if (oh + 4 <= OH) dw3_rows(d, SW, SH, 4, 1, xc, oh, wb, bc, yc), oh += 4;
+    } else {
+        for (; oh + 2 <= OH; oh += 2) dw3_rows(d, SW, SH, 2, 1, xc, oh, wb, bc, yc);
+    }
+    if (oh + 2 <= OH) dw3_rows(d, SW, SH, 2, 1, xc, oh, wb, bc, yc), oh += 2;
+    if (oh < OH) dw3_rows(d, SW, SH, 1, 1, xc, oh, wb, bc, yc);
 }
 
 static DSE_TARGET_AVX2 void dw3_plane_11(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc) {
