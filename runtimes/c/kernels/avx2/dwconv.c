@@ -88,9 +88,11 @@ DSE_AI void dw3_tile(const int SW, const int SH, const int R, const int V, const
 }
 
 /* Bias, clamp, inline activation and the store of output row r's vectors at column ow (n columns
- * in all, n <= 8 V). */
+ * in all, n <= 8 V; more: the plane's rows from the tile's first on). A partial vector (a row of
+ * fewer than 8 columns) is stored whole when its extra lanes land in the plane's rows below, which
+ * are stored after (the tile's rows in order, then the next tiles). */
 DSE_AI void dw3_store(const dse_dw3 *d, const int SW, const int R, const int V, __m256 (*acc)[2], const float *bc,
-                      float *yr, size_t ow, size_t n) {
+                      float *yr, size_t ow, size_t n, size_t more) {
     const __m256 bias = _mm256_set1_ps(bc ? *bc : 0.0f), lo = _mm256_set1_ps(d->lo), hi = _mm256_set1_ps(d->hi);
     DSE_UNROLL
     for (int r = 0; r < R; r++)
@@ -103,7 +105,7 @@ DSE_AI void dw3_store(const dse_dw3 *d, const int SW, const int R, const int V, 
             if (d->act_fn && DSE_ACT_FN_INLINE(d->act_fn)) y = dse__avx2_act_fn_inline(d->act_fn, y);
             float *o = yr + (size_t)r * d->OW + ow + 8 * (size_t)v;
             const size_t k = n - 8 * (size_t)v;
-            if (k >= 8) {
+            if (k >= 8 || ow + 8 * (size_t)v + 8 <= (more - (size_t)r) * d->OW) {
                 _mm256_storeu_ps(o, y);
             } else {   /* (no vmaskmovps store: slow on AMD Zen) */
                 float t[8];
@@ -113,8 +115,9 @@ DSE_AI void dw3_store(const dse_dw3 *d, const int SW, const int R, const int V, 
         }
 }
 
-/* R output rows from row oh0: tiles of V vectors (V = 2, then 1 for the row's last odd vector),
- * with plain loads when all of the tile's columns lie inside [v0, v1), else masked ones. */
+/* R output rows from row oh0, vector by vector (V = 1; the last one ends at the row's end, its
+ * columns before computed again with the same bytes, when the row has 8 or more), with plain loads
+ * when the vector's columns lie inside [v0, v1), else masked ones. */
 DSE_AI void dw3_rows(const dse_dw3 *d, const int SW, const int SH, const int R, const int V, const float *xc, size_t oh0,
                      const __m256 *wb, const float *bc, float *yc) {
     const float *rows[(8 - 1) * 2 + 3];
@@ -127,23 +130,24 @@ DSE_AI void dw3_rows(const dse_dw3 *d, const int SW, const int SH, const int R, 
     const size_t OW = d->OW;
     __m256 acc[8][2];
     size_t ow = 0;
-    for (; ow + 8 * (size_t)V <= OW || (V == 2 && ow + 8 < OW); ow += 8 * (size_t)V) {
+    for (; ow + 8 <= OW; ow += 8) {
         const ptrdiff_t c = (ptrdiff_t)(ow * SW) - (ptrdiff_t)d->pl;
-        const size_t n = OW - ow < 8 * (size_t)V ? OW - ow : 8 * (size_t)V;
-        if (ow >= d->v0 && ow + 8 * (size_t)(V - 1) < d->v1) dw3_tile(SW, SH, R, V, 0, rows, c, d->IW, wb, acc);
+        if (ow >= d->v0 && ow < d->v1) dw3_tile(SW, SH, R, V, 0, rows, c, d->IW, wb, acc);
         else dw3_tile(SW, SH, R, V, 1, rows, c, d->IW, wb, acc);
-        dw3_store(d, SW, R, V, acc, bc, yr, ow, n);
+        dw3_store(d, SW, R, V, acc, bc, yr, ow, 8, d->OH - oh0);
     }
-    if (ow < OW) {   /* one vector left */
+    if (ow < OW) {   /* the last vector, ending at the row's end */
+        ow = OW >= 8 ? OW - 8 : 0;
         const ptrdiff_t c = (ptrdiff_t)(ow * SW) - (ptrdiff_t)d->pl;
-        if (ow >= d->v0 && ow < d->v1) dw3_tile(SW, SH, R, 1, 0, rows, c, d->IW, wb, acc);
-        else dw3_tile(SW, SH, R, 1, 1, rows, c, d->IW, wb, acc);
-        dw3_store(d, SW, R, 1, acc, bc, yr, ow, OW - ow);
+        if (ow >= d->v0 && ow < d->v1) dw3_tile(SW, SH, R, V, 0, rows, c, d->IW, wb, acc);
+        else dw3_tile(SW, SH, R, V, 1, rows, c, d->IW, wb, acc);
+        dw3_store(d, SW, R, V, acc, bc, yr, ow, OW >= 8 ? 8 : OW, d->OH - oh0);
     }
 }
 
-/* The plane: one vector per row (OW <= 8): tiles of 8 rows (8 chains), then 4, 2, 1; wider: tiles
- * of 4 rows x 2 vectors, then 2 and 1 rows. */
+/* The plane: tiles of 8 output rows (stride 1; 4 for stride 2), then one of 4 (2), then the last
+ * rows by a tile of 4 (2) ending at the last row, which computes again (the same bytes) rows stored
+ * before; the tile's rows are as many FMA chains, 8 or 4 in flight (FMA's latency is 4 cycles). */
 DSE_AI void dw3_plane(const dse_dw3 *d, const int SW, const int SH, const float *xc, const float *wc, const float *bc,
                       float *yc) {
     __m256 wb[9];   /* the weights broadcast (FMA operands read from memory: the registers hold the sums) */
@@ -154,11 +158,12 @@ DSE_AI void dw3_plane(const dse_dw3 *d, const int SW, const int SH, const float 
     if (SH == 1) {
         for (; oh + 8 <= OH; oh += 8) dw3_rows(d, SW, SH, 8, 1, xc, oh, wb, bc, yc);
         if (oh + 4 <= OH) dw3_rows(d, SW, SH, 4, 1, xc, oh, wb, bc, yc), oh += 4;
+        if (oh < OH && OH >= 4) dw3_rows(d, SW, SH, 4, 1, xc, OH - 4, wb, bc, yc), oh = OH;   /* again rows before */
     } else {
         for (; oh + 2 <= OH; oh += 2) dw3_rows(d, SW, SH, 2, 1, xc, oh, wb, bc, yc);
+        if (oh < OH && OH >= 2) dw3_rows(d, SW, SH, 2, 1, xc, OH - 2, wb, bc, yc), oh = OH;
     }
-    if (oh + 2 <= OH) dw3_rows(d, SW, SH, 2, 1, xc, oh, wb, bc, yc), oh += 2;
-    if (oh < OH) dw3_rows(d, SW, SH, 1, 1, xc, oh, wb, bc, yc);
+    for (; oh < OH; oh++) dw3_rows(d, SW, SH, 1, 1, xc, oh, wb, bc, yc);
 }
 
 static DSE_TARGET_AVX2 void dw3_plane_11(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc) {
@@ -183,7 +188,6 @@ void dse__avx2_dw3_init(dse_dw3 *d, const dse_conv_geom *g, int act, float lo, f
      * columns the loads read, 10 for sw 1, 18 for sw 2) */
     const size_t span = d->sw == 1 ? 10 : 18;
     d->v0 = (d->pl + d->sw - 1) / d->sw;
-    d->v0 = (d->v0 + 7) / 8 * 8;
     d->v1 = d->IW + d->pl >= span ? (d->IW + d->pl - span) / d->sw + 1 : 0;   /* ow < v1 <=> ow*sw + span <= IW + pl */
 }
 
