@@ -10,6 +10,8 @@
  *   - DW (other depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride
  *     into phases goes to scratch, then tiles of output rows x 8-column vectors (3x3: the
  *     weights broadcast once per channel);
+ *   - DW3 (a DW8 or DW node that is 2-D, 3x3, dilation 1, strides 1 or 2: dwconv.c): per channel,
+ *     the plane read where it lies (no copy), tiles of output rows x one 8-column vector;
  *   - BAND1/BANDS (other 1-D/2-D): for a band of output rows, every input channel's rows go to
  *     scratch, zero-padded (BAND1, unit strides: as they are, so that the band's outputs are
  *     rows of the padded width of which OW columns are stored) or once per kernel column kw
