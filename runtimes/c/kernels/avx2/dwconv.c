@@ -7,11 +7,13 @@
  * c = ow*sw - pl) where they lie in x: with sw = 1, three unaligned loads per input row (columns
  * c, c + 1, c + 2); with sw = 2, loads at c, c + 8, c + 2, c + 10, their even and odd columns
  * taken by vshufps (the lanes then hold the outputs in the order 0 1 4 5 2 3 6 7, put back by
- * one vpermpd per output vector). A tile is R output rows x 1 vector (R = 4 for sh = 1, 2 for
- * sh = 2): each input row is loaded once for the R outputs that use it. Vectors whose columns
- * leave [0, IW) (the edges, narrow planes) load with vmaskmovps, the columns outside the input as
- * 0; input rows in the zero padding are read from a zero row (zrow, IW + 8 floats of the
- * worker's scratch). Nothing is copied: no padded plane, no transpose.
+ * one vpermpd per output vector). A tile is R output rows x 1 vector (R = 8 for sh = 1, 2 for
+ * sh = 2): each input row is loaded once for the outputs of the tile that use it. Vectors whose
+ * columns leave [0, IW) (the edges, narrow planes) load with vmaskmovps, the columns outside the
+ * input as 0; input rows in the zero padding are read from a zero row (zrow, IW floats of the
+ * worker's scratch). Nothing is copied: no padded plane, no transpose. (Measured, BENCHMARKS.md
+ * session 17: tap-outer orders with the row vectors or the weights as FMA memory operands, tiles
+ * of 4 x 2 vectors, and other stride-2 tile heights were no faster with gcc 12.)
  *
  * Arithmetic: the bytes of conv.c's DW and DW8 paths. Each output is one FMA chain from +0 over
  * the taps in REF's order (kh, kw), the taps in the zero padding included (w * 0: the sum is
@@ -27,7 +29,7 @@
 int dse__avx2_dw3_takes(const dse_conv_geom *g) {
     return g->G == g->C && g->M == g->C && g->in[0] == 1 && g->k[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0 &&
            g->k[1] == 3 && g->k[2] == 3 && g->d[1] == 1 && g->d[2] == 1 && (g->s[1] == 1 || g->s[1] == 2) &&
-           (g->s[2] == 1 || g->s[2] == 2);
+           (g->s[2] == 1 || g->s[2] == 2) && g->in[2] < ((size_t)1 << 30);   /* (columns as int32 lanes) */
 }
 
 /* The lanes l whose input column c + l lies in [0, IW). */
@@ -44,11 +46,10 @@ DSE_AI __m256 dw3_ld(const int EDGE, const float *r, ptrdiff_t c, __m256i m) {
 }
 
 /* One tile: R output rows x V vectors of 8 columns from input column c (SW = 2: lanes in the
- * shuffled order). rows[i]: input row i of the tile (oh0*SH + i - pt, or zrow); acc[r][v] takes tap
- * (kh, kw) from input row r*SH + kh, in (kh, kw) order. SW = 1: tap by tap, the weight broadcast
- * once for the R x V FMAs, each reading its vector from memory (R x V independent chains: FMA's
- * latency hidden at 8). SW = 2: input row by row, its even and odd columns shuffled once for the
- * output rows that use it, the weight broadcast from memory per FMA group. */
+ * shuffled order; the callers use V = 1). rows[i]: input row i of the tile (oh0*SH + i - pt, or
+ * zrow); acc[r][v] takes tap (kh, kw) from input row r*SH + kh. Input row by row: its three
+ * vectors (kw = 0, 1, 2; SW = 2: shuffled from four loads) go to the output rows that use it, so
+ * each acc[r][v] sees its taps in (kh, kw) order: R x V independent FMA chains. */
 DSE_AI void dw3_tile(const int SW, const int SH, const int R, const int V, const int EDGE, const float *const *rows,
                      ptrdiff_t c, size_t IW, const __m256 *wb, __m256 (*acc)[2]) {
     DSE_UNROLL
@@ -150,7 +151,7 @@ DSE_AI void dw3_rows(const dse_dw3 *d, const int SW, const int SH, const int R, 
  * before; the tile's rows are as many FMA chains, 8 or 4 in flight (FMA's latency is 4 cycles). */
 DSE_AI void dw3_plane(const dse_dw3 *d, const int SW, const int SH, const float *xc, const float *wc, const float *bc,
                       float *yc) {
-    __m256 wb[9];   /* the weights broadcast (FMA operands read from memory: the registers hold the sums) */
+    __m256 wb[9];   /* the weights, broadcast once per plane */
     DSE_UNROLL
     for (int t = 0; t < 9; t++) wb[t] = _mm256_broadcast_ss(wc + t);
     size_t oh = 0;
