@@ -99,9 +99,19 @@ def _cases():
     """Every CONV_CASES path of the direct kernel (a case the Winograd variant would take planned
     with the direct kernel's scratch only), then the Winograd variant."""
     out = [pytest.param(c, False, id=f"conv{k}") for k, c in enumerate(CONV_CASES)]
+    out += [pytest.param(c, False, id=f"dw3_{k}") for k, c in enumerate(DW3_ACT_CASES)]
     out += [pytest.param(c, True, id=f"wino{k}") for k, c in enumerate(WINO_CASES + [c for c in CONV_CASES if _wino(c)])]
     return out
 
+
+# depthwise 3x3 convs of the DW3 path (kernels/avx2/dwconv.c: HardSwish in the tile's epilogue, SiLU over
+# the plane after): rows of less than a vector, the row tail, stride 2, the row tiles' last one, a clamp
+DW3_ACT_CASES = [
+    ((2, 9, 7, 5), (9, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 9, True, None),
+    ((1, 8, 19, 17), (8, 1, 3, 3), (1, 1), (0, 1, 2, 0), (1, 1), 8, True, (0.0, 6.0)),
+    ((1, 3, 11, 56), (3, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 3, False, None),
+    ((1, 9, 9, 13), (9, 1, 3, 3), (2, 1), (2, 0, 1, 1), (1, 1), 9, True, (0.0, 6.0)),
+]
 
 # 3x3 stride-1 convs the Winograd variant takes (planned with its scratch)
 WINO_CASES = [

@@ -294,6 +294,124 @@ def test_conv_dw8_with_an_older_plan_runs_dw(lib, xs, s):
     np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5 * float(np.abs(r).max()))
 
 
+def fma_f32(a, b, c):
+    """float32 fma(a, b, c) = a*b + c rounded once (round to nearest even), elementwise, from float64:
+    a*b is exact in float64, the sum's rounding error e is TwoSum's (s + e = a*b + c exactly), and
+    rounding s to float32 is the correctly rounded result unless s is a float32 midpoint with e != 0
+    (a double rounding), then e decides the side."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        p, c64 = a.astype(np.float64) * b.astype(np.float64), np.asarray(c, np.float64)
+        s = p + c64
+        bb = s - p
+        e = (p - (s - bb)) + (c64 - bb)
+        r = s.astype(np.float32)
+        r64 = r.astype(np.float64)
+        nb = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf)))
+        tie = np.isfinite(s) & (s != r64) & (s == (r64 + nb.astype(np.float64)) / 2) & (e != 0)
+        return np.where(tie & (np.sign(e) == np.sign(s - r64)), nb, r).astype(np.float32)
+
+
+def dw3x3_fma_chain(x, w, b, strides, pads, act):
+    """The AVX2 float depthwise 3x3 Conv's bytes (kernels/avx2/dwconv.c, as conv.c's DW and DW8 paths):
+    per output, one float32 FMA chain from +0 over the taps (kh, kw) in order, the taps in the zero
+    padding included (w * 0), then + bias, then max(lo, .) and min(hi, .) as vmaxps/vminps (NaN kept)."""
+    N, C, H, W = x.shape
+    (sh, sw), (pt, pl, pb, pr) = strides, pads
+    xp = np.zeros((N, C, H + pt + pb, W + pl + pr), np.float32)
+    xp[:, :, pt:pt + H, pl:pl + W] = x
+    OH, OW = (H + pt + pb - 3) // sh + 1, (W + pl + pr - 3) // sw + 1
+    acc = np.zeros((N, C, OH, OW), np.float32)
+    for kh in range(3):
+        for kw in range(3):
+            tap = xp[:, :, kh:kh + sh * (OH - 1) + 1:sh, kw:kw + sw * (OW - 1) + 1:sw]
+            acc = fma_f32(np.broadcast_to(w[:, 0, kh, kw].reshape(1, C, 1, 1), acc.shape), tap, acc)
+    y = acc + b.reshape(1, C, 1, 1) if b is not None else acc
+    if act:
+        lo, hi = np.float32(act[0]), np.float32(act[1])
+        y = np.where(lo > y, lo, y)
+        y = np.where(hi < y, hi, y)
+    return y.astype(np.float32)
+
+
+# Depthwise 3x3 convs for the DW3 path (kernels/avx2/dwconv.c): x shape, strides, pads (t, l, b, r), bias, act.
+# Widths 1..17 (rows of less than one vector, one and a bit, the vector tail), 56 and 112 (mobilenet_v2's),
+# odd and even heights (the tiles of 8 / 2 rows and the last tile ending at the last row), strides 1 and 2
+# on each axis, pads 0, 1, 2 and asymmetric, 1, 3, 8, 9 channels, batch 2.
+DW3_CASES = [((1 + (w % 5 == 0), (3, 8, 9)[w % 3], 5 + 2 * (w % 4), w), s, p, w % 2 == 0, (0.0, 6.0) if w % 3 else None)
+             for w, s, p in [(1, (1, 1), (1, 1, 1, 1)), (2, (2, 2), (1, 1, 1, 1)), (3, (1, 1), (0, 0, 0, 0)),
+                             (4, (1, 2), (2, 2, 2, 2)), (5, (2, 1), (0, 1, 2, 0)), (6, (1, 1), (1, 2, 0, 1)),
+                             (7, (1, 1), (1, 1, 1, 1)), (7, (2, 2), (1, 1, 1, 1)), (8, (1, 1), (1, 1, 1, 1)),
+                             (8, (2, 2), (0, 0, 1, 1)), (9, (1, 1), (1, 0, 1, 2)), (9, (2, 2), (2, 2, 2, 2)),
+                             (10, (1, 1), (0, 0, 0, 0)), (10, (2, 1), (1, 1, 1, 1)), (11, (1, 2), (1, 1, 1, 1)),
+                             (12, (1, 1), (2, 2, 2, 2)), (13, (2, 2), (1, 0, 0, 1)), (14, (1, 1), (1, 1, 1, 1)),
+                             (14, (2, 2), (1, 1, 1, 1)), (15, (1, 1), (0, 2, 1, 0)), (16, (2, 2), (0, 1, 0, 1)),
+                             (16, (1, 1), (1, 1, 1, 1)), (17, (1, 1), (1, 1, 1, 1)), (17, (2, 2), (2, 1, 0, 2)),
+                             (56, (1, 1), (1, 1, 1, 1)), (56, (2, 2), (1, 1, 1, 1)), (57, (2, 2), (0, 0, 1, 1)),
+                             (112, (2, 2), (1, 1, 1, 1)), (112, (1, 1), (0, 2, 2, 0))]
+] + [((1, 1, 13, 21), (2, 2), (1, 1, 1, 1), True, None),   # 1 channel (stride 2: not the Winograd variant's)
+     ((2, 3, 17, 23), (1, 1), (1, 1, 1, 1), True, (0.0, 6.0)),   # 17 output rows: 8 + 8 + a tile ending at the last
+     ((1, 3, 11, 9), (2, 2), (1, 1, 1, 1), False, (-1.0, 1.0))]   # 6 output rows of 5 columns
+
+
+@pytest.mark.parametrize("case", DW3_CASES, ids=[f"dw3_{i}" for i in range(len(DW3_CASES))])
+def test_conv_dw3_bytes(lib, case):
+    """The depthwise 3x3 path that reads the planes in place (DW3, kernels/avx2/dwconv.c) gives the
+    bytes of its arithmetic (conv.c's DW and DW8 paths': one FMA chain per output in REF's tap order,
+    padding taps included, then bias, then the clamp), emulated exactly in numpy (dw3x3_fma_chain;
+    NaN compared as NaN), for 1, 2 and 3 threads, and agrees with REF within the sums' bound; the
+    inputs hold a NaN and an infinity (each reaching the outputs whose window holds it)."""
+    xs, s, p, has_b, act = case
+    C = xs[1]
+    rng = np.random.default_rng(sum(xs) * 7 + s[0] + 3 * p[1])
+    x, w = rnd(rng, *xs, scale=3.0), rnd(rng, C, 1, 3, 3, scale=0.5)
+    x.reshape(-1)[x.size // 3] = np.nan
+    x.reshape(-1)[2 * x.size // 3] = np.inf
+    b = rnd(rng, C) if has_b else None
+    attrs = dict(kernel_shape=[3, 3], strides=list(s), pads=list(p), dilations=[1, 1], group=C)
+    (r,) = ref("Conv", x, w, b, **attrs)
+    cattrs = dict(attrs, **(dict(act_min=act[0], act_max=act[1]) if act else {}))
+    sc = planned_scratch("Conv", [xs, w.shape] + ([(C,)] if has_b else []), r.shape, attrs)
+    art, feeds = make_node("Conv", [(x, False), (w, True)] + ([(b, True)] if has_b else []),
+                           [("float32", r.shape)], cattrs, scratch=sc)
+    (s_abs,) = ref("Conv", np.nan_to_num(np.abs(x), posinf=0.0), np.abs(w), None if b is None else np.abs(b), **attrs)
+    bound = 4 * 10 * 2.0 ** -24 * s_abs.astype(np.float64)
+
+    def tol(rf, o):   # REF within the bound where finite; NaN and infinities at the same places
+        fin = np.isfinite(rf)
+        assert (np.isnan(o) == np.isnan(rf)).all() and (o[np.isinf(rf)] == rf[np.isinf(rf)]).all()
+        sum_tol(bound[fin])(rf[fin], o[fin])
+
+    o, _ = check_variant(lib, art, feeds, "dse_f32_conv__avx2", tol=tol)
+    if not AVX2:
+        return
+    e = dw3x3_fma_chain(x, w, b, s, p, act)
+    nan = np.isnan(e)
+    assert (np.isnan(o) == nan).all(), "NaN elsewhere"
+    bad = o.view(np.uint32)[~nan] != e.view(np.uint32)[~nan]
+    assert not bad.any(), f"{int(bad.sum())} of {o.size} elements differ from the FMA chain"
+    assert np.isfinite(o).sum() > o.size // 2
+
+
+def test_fma_f32_emulation():
+    """fma_f32 (the oracle above) is the correctly rounded a*b + c: where rounding through float64
+    first is wrong (a*b + c just below a float32 midpoint, rounded onto it by float64, then to even
+    upwards), and on random triples against exact rational arithmetic (ties to even)."""
+    from fractions import Fraction as F
+    a, b, c = np.float32(1 + 2.0 ** -23), np.float32(2.0 ** -24 * (1 - 2.0 ** -23)), np.float32(1 + 2.0 ** -23)
+    # exact: 1 + 2^-23 + 2^-24 - 2^-70; float64: 1 + 2^-23 + 2^-24, a midpoint, to even: 1 + 2^-22
+    assert np.float32(float(a) * float(b) + float(c)) == np.float32(1 + 2.0 ** -22)
+    assert fma_f32(np.float32([a]), np.float32([b]), np.float32([c]))[0] == c
+    rng = np.random.default_rng(0)
+    xa, xb = rnd(rng, 400), rnd(rng, 400)
+    xc = np.concatenate([rnd(rng, 200), -(xa[200:] * xb[200:])])   # half with cancellation
+    got = fma_f32(xa, xb, xc)
+    for i in range(400):
+        ex = F(float(xa[i])) * F(float(xb[i])) + F(float(xc[i]))
+        cands = [np.nextafter(got[i], np.float32(-np.inf)), got[i], np.nextafter(got[i], np.float32(np.inf))]
+        best = min(cands, key=lambda v: (abs(F(float(v)) - ex), int(np.float32(v).view(np.uint32)) & 1))
+        assert got[i] == best, i
+
+
 def test_conv_fp16_weights_and_unplanned_scratch_run_ref(lib):
     """float16 weights are left to REF; so is an artifact planned before the variant's scratch
     (scratch 0: written by an older exporter)."""

@@ -68,6 +68,20 @@ DSE_INTERNAL int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, 
  * floats per phase (conv.c's depthwise and band paths, winograd.c's input tiles). */
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_fill_row(float *br, size_t PS, const float *xr, size_t IW, size_t pl, size_t sw, size_t L);
 
+/* The direct depthwise 3x3 float Conv (kernels/avx2/dwconv.c, conv.c's DW3 path): whether a node's
+ * geometry takes it (2-D depthwise, 3x3, dilation 1, strides 1 or 2), its per-node constants, and
+ * one channel's plane (zrow: IW zero floats, for the input rows in the padding). */
+typedef struct dse_dw3 {
+    size_t IH, IW, OH, OW, pt, pl, sh, sw;
+    size_t v0, v1;   /* the output columns [v0, v1) whose vectors read only inside the row */
+    int act, act_fn;
+    float lo, hi;
+    const float *zrow;
+} dse_dw3;
+DSE_INTERNAL int dse__avx2_dw3_takes(const dse_conv_geom *g);
+DSE_INTERNAL void dse__avx2_dw3_init(dse_dw3 *d, const dse_conv_geom *g, int act, float lo, float hi, int act_fn);
+DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc);
+
 /* The vector functions below work on N (1..4) vectors at once, statement by statement, so that
  * the N long dependency chains interleave (one chain is latency-bound on AMD Zen); the
  * one-vector forms are dse__avx2_exp(x) etc. */

@@ -10,6 +10,8 @@
  *   - DW (other depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride
  *     into phases goes to scratch, then tiles of output rows x 8-column vectors (3x3: the
  *     weights broadcast once per channel);
+ *   - DW3 (a DW8 or DW node that is 2-D, 3x3, dilation 1, strides 1 or 2: dwconv.c): per channel,
+ *     the plane read where it lies (no copy), tiles of output rows x one 8-column vector;
  *   - BAND1/BANDS (other 1-D/2-D): for a band of output rows, every input channel's rows go to
  *     scratch, zero-padded (BAND1, unit strides: as they are, so that the band's outputs are
  *     rows of the padded width of which OW columns are stored) or once per kernel column kw
@@ -85,6 +87,8 @@ typedef struct conv_job {
     int act, act_fn;
     float lo, hi;
     size_t tw;                       /* IMGS: columns per tile (0: another path) */
+    int dw3;                         /* DW3: depthwise 3x3 read in place (dwconv.c), for DW and DW8 */
+    dse_dw3 d3;
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -456,6 +460,14 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
     const dse_conv_geom *g = &j->g;
     float *scratch = (float *)dse__worker_scratch(j->cx, worker);
     const size_t osz = j->P;
+    if (j->dw3) {   /* it: image * C + channel; the zero row in the worker's scratch */
+        dse_dw3 d = j->d3;
+        memset(scratch, 0, g->in[2] * sizeof(float));
+        d.zrow = scratch;
+        for (size_t it = begin; it < end; it++)
+            dse__avx2_dw3_plane(&d, j->x + it * j->isz, j->w + it % g->C * 9, j->b ? j->b + it % g->C : NULL, j->y + it * osz);
+        return;
+    }
     for (size_t it = begin; it < end; it++) {
         if (j->path == DSE_CONV_DW8) {   /* it: image * ceil(C / 8) + block */
             const size_t nb = (g->C + 7) / 8, c0 = it % nb * 8;
@@ -568,7 +580,11 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     }
     j.tw = 0;
     size_t items;
-    if (j.path == DSE_CONV_DW8) {
+    j.dw3 = (j.path == DSE_CONV_DW8 || j.path == DSE_CONV_DW) && dse__avx2_dw3_takes(g);
+    if (j.dw3) {
+        dse__avx2_dw3_init(&j.d3, g, j.act, j.lo, j.hi, j.act_fn);
+        items = g->N * g->C;
+    } else if (j.path == DSE_CONV_DW8) {
         items = g->N * ((g->C + 7) / 8);
     } else if (j.path == DSE_CONV_DW) {
         items = g->N * g->C;
