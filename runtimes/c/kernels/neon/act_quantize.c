@@ -45,7 +45,7 @@ void dse_i8_act_quantize__neon(const dse_model *m, const dse_node *n, uint8_t *a
     a.y = dse__data(m, arena, n->out[0]);
     a.n = m->tensors[n->out[0]].numel;
     const size_t nb = (a.n + NEON_ACT_Q_BLOCK - 1) / NEON_ACT_Q_BLOCK;
-    dse__parallel(cx, nb, dse__grain(nb, a.n), neon_act_q_range, &a);
+    dse__parallel(cx, nb, 64, neon_act_q_range, &a);
 }
 
 #endif

@@ -9,8 +9,9 @@
  * variants the vectorised sigmoid), and the quantisation is QuantizeLinear's rule (dse_quantize_block,
  * the same bytes as its scalar form). The loader gives the node only to a kernel whose act_fns mask
  * has act_fn (else the next one), so a model whose Sigmoid runs vectorised never gets this one's SiLU.
- * Work: blocks of DSE_ACT_Q_BLOCK elements over the session's threads, each through a stack buffer
- * (one read of x, one write of y). No scratch.
+ * Work: blocks of 256 elements, parts of at least 64 blocks (16384 elements: the AVX2 Sigmoid
+ * kernel's grain) over the session's threads, each block through a stack buffer (one read of x,
+ * one write of y). No scratch.
  */
 #include <math.h>
 
@@ -65,5 +66,5 @@ void dse_i8_act_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *ar
     a.y = dse__data(m, arena, n->out[0]);
     a.n = m->tensors[n->out[0]].numel;
     const size_t nb = (a.n + ACT_Q_BLOCK - 1) / ACT_Q_BLOCK;
-    dse__parallel(cx, nb, dse__grain(nb, a.n), act_q_range, &a);
+    dse__parallel(cx, nb, 64, act_q_range, &a);
 }
