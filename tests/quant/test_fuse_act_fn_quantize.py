@@ -8,7 +8,10 @@ float model where it agrees with the unfused file, and a SiLU whose sigmoid has 
 not fused. (Kernel-level bytes on every ISA: tests/runtime/test_act_fn_quantize.py.)"""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 import dsedge
 from dsedge.export import dse as dse_mod
@@ -71,3 +74,42 @@ def test_silu_whose_sigmoid_has_another_reader_is_not_fused(tmp_path, monkeypatc
     y = dsedge.Runtime(str(tmp_path / "fused.dse")).run(feed)
     yu = dsedge.Runtime(str(tmp_path / "unfused.dse")).run(feed)
     assert [v.tobytes() for v in y.values()] == [v.tobytes() for v in yu.values()]
+
+
+def _whole_model(tmp_path, monkeypatch, model, feeds):
+    from dsedge.converters.onnx.reader import load_onnx
+    r = dsedge.quantize(load_onnx(model.SerializeToString() if hasattr(model, "SerializeToString") else model),
+                        feeds[:-1], precision="int8", progress=False)
+    ex, exu = _pair(monkeypatch, r, tmp_path)
+    n = sum(1 for o, _ in _ops(ex.artifact) if o == "ActFnQuantize")
+    for kernels in ("auto", "ref"):
+        for threads in ((1, 2, 3) if kernels == "auto" else (1, 2)):
+            y = dsedge.Runtime(str(tmp_path / "fused.dse"), threads=threads, kernels=kernels).run(feeds[-1])
+            yu = dsedge.Runtime(str(tmp_path / "unfused.dse"), threads=threads, kernels=kernels).run(feeds[-1])
+            assert [v.tobytes() for v in y.values()] == [v.tobytes() for v in yu.values()], (kernels, threads)
+    return n
+
+
+@pytest.mark.slow
+def test_yolo_detector_int8_fused_same_bytes(tmp_path, monkeypatch):
+    """The zoo's yolo_detector (SiLU after every Conv) at 96x96: its default int8 plan's SiLUs before an
+    int8 Conv become ActFnQuantize nodes, with the unfused file's output bytes."""
+    import dsedge.zoo as zoo
+    m = zoo.build("yolo_detector", input_size=96, num_classes=3)
+    arrs = zoo.random_feeds(m, n=9, seed=0)
+    feeds = [{k: v[i] for k, v in arrs.items()} for i in range(9)]   # (n, 1, 3, 96, 96)
+    assert _whole_model(tmp_path, monkeypatch, m, feeds) >= 10
+
+
+@pytest.mark.slow
+def test_nudenet_int8_fused_same_bytes(tmp_path, monkeypatch):
+    """nudenet's YOLOv8n detector (when the package is installed: benchmarks/unseen_models.py)."""
+    import importlib.util
+    spec = importlib.util.find_spec("nudenet")
+    path = Path(list(spec.submodule_search_locations)[0]) / "320n.onnx" if spec else None
+    if path is None or not path.is_file():
+        pytest.skip("nudenet not installed (pip install --no-deps nudenet==3.4.2)")
+    import onnx
+    rng = np.random.default_rng(0)
+    feeds = [{"images": rng.random((1, 3, 320, 320), np.float32)} for _ in range(5)]
+    assert _whole_model(tmp_path, monkeypatch, onnx.load(str(path)), feeds) >= 10
