@@ -196,6 +196,40 @@ def _fuse_act_fn(g: Graph) -> None:
         consumers.pop(t, None)
 
 
+def _fuse_act_fn_quantize(g: Graph) -> None:
+    """A float node computing a fused activation function (ops/fused.py `act_fn_of`: SiLU, a
+    collapsed Elementwise x * Sigmoid(x), that no float Conv took) whose only reader is a per-tensor
+    int8 QuantizeLinear becomes one `dsedge.ActFnQuantize` node (op 1002; float32 in, int8 out):
+    one pass over the tensor instead of three (Sigmoid, Mul, QuantizeLinear), with their bytes on
+    every ISA (the kernel applies the sigmoid of the model's Sigmoid kernel, src/internal.h
+    `dse__act_fns`; docs/kernels.md "dsedge.ActFnQuantize"). A HardSwish feeding a QuantizeLinear
+    was already absorbed by `_fuse_quantize` (a float program the Elementwise kernel runs)."""
+    consumers = g.consumers()
+    for a in list(g.nodes):
+        f = act_fn_of(a)
+        if f is None or a.attrs.get("_q") or a.attrs.get("_act") or not a.outputs[0] or a.outputs[0] in g.outputs:
+            continue
+        x = a.inputs[0]
+        if g.tensor_info(x).dtype != np.dtype(np.float32) or g.tensor_info(a.outputs[0]).dtype != np.dtype(np.float32):
+            continue
+        readers = consumers.get(a.outputs[0], [])
+        qn = readers[0] if len(readers) == 1 else None
+        if qn is None or qn.op != "QuantizeLinear" or qn.domain or qn.inputs[0] != a.outputs[0]:
+            continue
+        sc = _scalar(g, qn.inputs[1])
+        zp = _scalar(g, qn.inputs[2]) if len(qn.inputs) > 2 and qn.inputs[2] else None
+        y = qn.outputs[0]
+        if (sc is None or sc.size != 1 or sc.dtype != np.float32 or zp is None or zp.size != 1
+                or zp.dtype != np.int8 or g.tensor_info(y).dtype != np.dtype(np.int8)
+                or not (np.isfinite(sc[0]) and sc[0] > 0)):
+            continue
+        fused = Node("ActFnQuantize", [x], [y], {"act_fn": int(f.code), "q_scale": float(sc[0]), "q_zp": int(zp[0])},
+                     a.name, "dsedge")
+        g.nodes[:] = [fused if m is a else m for m in g.nodes if m is not qn]
+        g.info.pop(a.outputs[0], None)
+        consumers = g.consumers()
+
+
 def _scalar(g: Graph, name: str):
     v = g.consts.get(name)
     return None if v is None else np.asarray(v).reshape(-1)
@@ -534,6 +568,7 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     infer_shapes(g)
     _fuse_quantize(g)       # after shape inference: the fused node's int8 output is not its op's rule
     _fuse_act_fn(g)         # float Conv + HardSwish / SiLU: one node
+    _fuse_act_fn_quantize(g)   # the SiLUs left that feed a QuantizeLinear: one node (int8 out)
     if _expand_elementwise(g):          # the SiLU programs no Conv took
         infer_shapes(g)
     for n in g.nodes:
@@ -719,8 +754,8 @@ def load_dse_graph(src) -> Graph:
 
         attrs = {}
         for key, v in raw.items():
-            if key in _Q_KEYS or (key not in d.attrs):
-                continue
+            if (key in _Q_KEYS and not (d.domain and key in d.attrs)) or key not in d.attrs:
+                continue      # (a dsedge op's own attribute, e.g. ActFnQuantize's act_fn, is kept)
             if isinstance(v, TensorAttr):
                 v = _tensor_value(a.tensors[v.index])
             elif isinstance(v, tuple):
@@ -730,7 +765,7 @@ def load_dse_graph(src) -> Graph:
             attrs[key] = v
         if "act_min" in raw:
             attrs["_act"] = ("clip", float(raw["act_min"]), float(raw["act_max"]))
-        if raw.get("act_fn"):
+        if raw.get("act_fn") and "act_fn" not in d.attrs:
             attrs["_act_fn"] = act_fn_name(int(raw["act_fn"]))
         if raw.get("fp16_arith"):
             attrs[FP16_ARITH] = 1

@@ -143,6 +143,23 @@ def act_fn_name(code: int) -> str:
     return f.name
 
 
+def _act_fn_quantize_infer(attrs, infos, consts):
+    from ..ir import TensorInfo
+    return [TensorInfo(np.dtype(np.int8), infos[0].shape)]
+
+
+@op("ActFnQuantize", 1002, domain="dsedge", infer=_act_fn_quantize_infer, elementwise=True)
+def act_fn_quantize(x, *, act_fn=0, q_scale=1.0, q_zp=0):
+    """A float activation function (OpDef.act_fn code `act_fn`: a registered `ActFn`, SiLU) then a
+    per-tensor int8 QuantizeLinear (scale `q_scale`, zero point `q_zp`), one node: what the
+    exporter writes for a float SiLU whose only reader quantises it (export/dse.py
+    `_fuse_act_fn_quantize`; docs/kernels.md "dsedge.ActFnQuantize"). Float32 in, int8 out: the
+    bytes of the separate activation and QuantizeLinear nodes."""
+    from .quantized import quantize_linear
+    y = apply_act_fn(np.asarray(x, np.float32), act_fn_name(int(act_fn)))
+    return quantize_linear(np.asarray(y, np.float32), np.float32(q_scale), np.int8(q_zp))
+
+
 def _canonical(program, consts, result) -> tuple:
     """A program's steps up to `result` in a form two programs computing the same steps share:
     constants by value, attributes with the op's defaults filled in, and the operands of a

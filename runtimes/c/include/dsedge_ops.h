@@ -128,8 +128,9 @@
     X(COM_MICROSOFT_DYNAMICQUANTIZELSTM, 377, "DynamicQuantizeLSTM") \
     X(DSEDGE_ELEMENTWISE, 1000, "Elementwise") \
     X(DSEDGE_FUSEDCONV, 1001, "FusedConv") \
+    X(DSEDGE_ACTFNQUANTIZE, 1002, "ActFnQuantize") \
 
-#define DSE_OP_COUNT 121
+#define DSE_OP_COUNT 122
 
 /* X(C_NAME, id, "name", bits, align) for every dtype, by id. */
 #define DSE_DTYPE_LIST(X) \

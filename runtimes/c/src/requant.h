@@ -21,6 +21,7 @@
 #ifndef DSEDGE_REQUANT_H
 #define DSEDGE_REQUANT_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -88,6 +89,19 @@ static inline void dse_quantize_block(const float *x, float s, int zp, int lo, i
         v = v < hi ? v : hi;
         q[j] = mag > 0x7F800000 ? zp : v;                        /* NaN */
     }
+}
+
+/* dsedge.ActFnQuantize (kernels/ref/act_quantize.c): y = QuantizeLinear(f(x), q_scale, q_zp), f the
+ * fused activation function act_fn (DSE_ACT_FN_*). Reads and checks the node (0 when valid; shared
+ * by the REF and optimised variants, which set why->act_fns for the sigmoid they apply). */
+typedef struct dse_act_q { int fn, zp; float s; } dse_act_q;
+DSE_SHARED int dse__act_q_params(const dse_model *m, const dse_node *n, dse_act_q *p, dse_why *why);
+/* QuantizeLinear's scalar rule (kernels/ref/quantize.c's tail: the bytes of dse_quantize_block). */
+static inline int8_t dse_quantize1(float x, float s, int zp) {
+    const float r = nearbyintf(x / s);
+    int32_t q = r != r ? zp : r <= -512.0f ? -128 : r >= 512.0f ? 127 : (int32_t)r + zp;
+    q = q < -128 ? -128 : q > 127 ? 127 : q;
+    return (int8_t)q;
 }
 
 /* -- shared helpers (kernels/ref/conv_i8.c) -------------------------------------------------- */
