@@ -85,7 +85,6 @@ typedef struct conv_job {
     int act, act_fn;
     float lo, hi;
     size_t tw;                       /* IMGS: columns per tile (0: another path) */
-    int bandp;                       /* BANDS as phase planes (conv_bandp_plan) */
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -362,10 +361,6 @@ static void conv_band_offsets(const conv_job *j, size_t *tab) {
             for (size_t kw = 0; kw < (size_t)g->k[2]; kw++, k++) {
                 const size_t y = kh * (size_t)g->d[1];
                 if (j->path == DSE_CONV_BAND1) tab[k] = c * j->pl.CS + y * j->pl.Lw + kw * (size_t)g->d[2];
-                else if (j->bandp) {
-                    const size_t x = kw * (size_t)g->d[2], sw = (size_t)g->s[2];
-                    tab[k] = c * j->pl.CS + ((y % sh) * sw + x % sw) * j->pl.NRp * j->pl.Lw + y / sh * j->pl.Lw + x / sw;
-                }
                 else tab[k] = c * j->pl.CS + (kw * sh + y % sh) * PL + y / sh * OW;
             }
 }
@@ -431,55 +426,6 @@ static DSE_TARGET_AVX2 void conv_band_fill(const conv_job *j, const float *xg, s
     memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
 }
 
-/* BANDS as phase planes (strided convs with kernels wider than 1; taken where it fits the scratch
- * planned for BANDS): for a band from output row oh0, channel c gets sh * sw planes (fy, f) of NRp
- * rows of L = ceil(PW / sw) floats: plane (fy, f) row i holds the phase f of padded row
- * oh0*sh + fy + i*sh (its padded columns f, f + sw, ...: dse__avx2_fill_row). Tap (c, kh, kw) reads
- * plane ((kh*dh) % sh, (kw*dw) % sw) from row (kh*dh) / sh, column (kw*dw) / sw: the band's outputs
- * are rows of L of which OW are stored (the SGEMM's column map, as BAND1). Each input row is copied
- * once per band, split into phases by vector shuffles; BANDS copies it once per kernel column and
- * output column (kW * sh * OW floats per output row and channel where this takes sh * sw * L, about
- * a third less for 3x3 / 2, and in longer runs). The planes of rows no tap reads are not filled.
- * R: the most rows whose band fits the BANDS plan's floats. Returns 0 when it does not apply. */
-static int conv_bandp_plan(const dse_conv_geom *g, size_t cg, dse_conv_plan *p) {
-    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2];
-    if (p->path != DSE_CONV_BANDS || sw < 2 || g->k[2] < 2) return 0;
-    const size_t PW = g->in[2] + (size_t)(g->pb[2] + g->pe[2]), L = (PW + sw - 1) / sw;
-    const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]) / sh, budget = cg * p->CS, per_row = cg * sh * sw * L;
-    size_t R = budget / per_row;
-    if (R <= extra) return 0;
-    R -= extra;
-    if (R > g->out[1]) R = g->out[1];
-    if (R < p->R) return 0;
-    p->R = R; p->NRp = R + extra; p->Lw = L; p->CS = sh * sw * p->NRp * L;
-    return 1;
-}
-
-static DSE_TARGET_AVX2 void conv_bandp_fill(const conv_job *j, const float *xg, size_t oh0, float *band) {
-    const dse_conv_geom *g = &j->g;
-    const size_t sh = (size_t)g->s[1], sw = (size_t)g->s[2], NRp = j->pl.NRp, L = j->pl.Lw, PS = NRp * L;
-    const size_t IH = g->in[1], IW = g->in[2], pt = (size_t)g->pb[1], pl = (size_t)g->pb[2];
-    int used[16] = {0};   /* fy read by some tap (sh <= 16 here, else every one) */
-    for (size_t kh = 0; kh < (size_t)g->k[1]; kh++) used[sh <= 16 ? kh * (size_t)g->d[1] % sh : 0] = 1;
-    for (size_t c = 0; c < j->cg; c++) {
-        const float *xc = xg + c * j->isz;
-        float *bc = band + c * j->pl.CS;
-        for (size_t fy = 0; fy < sh; fy++) {
-            if (sh <= 16 && !used[fy]) continue;
-            for (size_t i = 0; i < NRp; i++) {
-                const size_t y = oh0 * sh + fy + i * sh;   /* padded row */
-                float *br = bc + fy * sw * PS + i * L;
-                if (y < pt || y - pt >= IH) {
-                    for (size_t f = 0; f < sw; f++) memset(br + f * PS, 0, L * sizeof(float));
-                    continue;
-                }
-                dse__avx2_fill_row(br, PS, xc + (y - pt) * IW, IW, pl, sw, L);
-            }
-        }
-    }
-    memset(band + j->cg * j->pl.CS, 0, 16 * sizeof(float));
-}
-
 /* IMGS: part `it` = tile * msplit + chunk of output channels. */
 static DSE_TARGET_AVX2 void conv_imgs_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const conv_job *j = arg;
@@ -540,7 +486,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {   /* a band of output rows: tile = its index */
             const size_t OW = g->out[2], rows = g->out[1] - tile * j->pl.R < j->pl.R ? g->out[1] - tile * j->pl.R : j->pl.R;
             p0 = tile * j->pl.R * OW;
-            nt = j->path == DSE_CONV_BAND1 || j->bandp ? (rows - 1) * j->pl.Lw + OW : rows * OW;   /* BAND1, BANDP: rows of Lw */
+            nt = j->path == DSE_CONV_BAND1 ? (rows - 1) * j->pl.Lw + OW : rows * OW;   /* BAND1: rows of Lw */
         }
         const size_t m0 = mc * j->mchunk, m1 = m0 + j->mchunk < j->mg ? m0 + j->mchunk : j->mg;
         if (m0 >= m1) continue;
@@ -573,9 +519,6 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             if (j->path == DSE_CONV_BAND1) {
                 conv_band1_fill(j, xg, tile * j->pl.R, band);
                 s.cw = j->pl.Lw; s.cv = g->out[2];
-            } else if (j->bandp) {
-                conv_bandp_fill(j, xg, tile * j->pl.R, band);
-                s.cw = j->pl.Lw; s.cv = g->out[2];
             } else {
                 conv_band_fill(j, xg, tile * j->pl.R, band);
             }
@@ -599,7 +542,6 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     if (j.pl.path == DSE_CONV_DW8 && !j.pack) dse__conv_f32_plan_dw(g, &j.pl);   /* the check found DW's scratch only */
     j.path = j.pl.path;
     j.cg = g->C / g->G; j.mg = g->M / g->G;
-    j.bandp = j.pack && conv_bandp_plan(g, j.cg, &j.pl);   /* (within the BANDS plan's scratch) */
     j.K = j.cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
     j.P = g->out[0] * g->out[1] * g->out[2];
     j.isz = g->in[0] * g->in[1] * g->in[2];
