@@ -182,9 +182,9 @@ CONV_CASES = [
     ((1, 3, 33, 34), (16, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),          # a stem
     ((2, 37, 1, 1), (13, 37, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),          # 1x1 image: dot
     ((1, 120, 1, 1), (32, 120, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None),             # dot, K % 8 == 0
-    # 1x1: the K-blocked SGEMM driver (k chunks of <= 256, row groups of <= 96, 16-column panels, every tail width)
-    ((1, 300, 7, 7), (200, 300, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),            # 2 k chunks, 3 row groups, P 49
-    ((2, 520, 9, 11), (100, 520, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),     # strided (BANDS), 3 chunks, batch 2
+    # 1x1 (GEMM; strided: BANDS): long K, many row blocks, every tail width, groups, batch 2
+    ((1, 300, 7, 7), (200, 300, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),            # P 49: tails of 1 column
+    ((2, 520, 9, 11), (100, 520, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),     # strided (BANDS), batch 2
     ((1, 37, 13, 11), (19, 37, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None),            # K 37, M 19, P 143
     ((1, 24, 6, 10), (36, 12, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True, None),              # groups: 18 rows each
     ((1, 40, 3, 5), (13, 40, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),               # P 15: one panel of 15
@@ -317,8 +317,7 @@ CONV1X1_CASES = [c for c in CONV_CASES[:-len(IMGS_CASES)]
 
 @pytest.mark.parametrize("case", CONV1X1_CASES, ids=[f"c1x1_{i}" for i in range(len(CONV1X1_CASES))])
 def test_conv_1x1_bytes_are_one_fma_chain(lib, case):
-    """1x1 convs (GEMM; strided: BANDS), which take the K-blocked SGEMM driver when they have at
-    least 12 output channels per group: every output's bytes are those of one float32 FMA chain over
+    """1x1 convs (GEMM; strided: BANDS): every output's bytes are those of one float32 FMA chain over
     the input channels ascending, then + bias, then the clamp (an exact oracle, fma32), on 1, 2 and
     3 threads (check_variant)."""
     xs, ws, s, p, d, g, has_b, act = case

@@ -587,8 +587,6 @@ typedef struct dse_sgemm {
     int cmode; const float *Cm; size_t csi, csj; float beta;
     int act; float lo, hi;
     int act_fn;       /* then the fused activation function (Conv's INT act_fn, DSE_ACT_FN_*), 0 = none */
-    int kblock;       /* AVX2: the column-tile-outer, K-blocked driver (kernels/avx2/sgemm.c sgemm_kb) where it
-                       * applies; the same bytes (NEON: ignored) */
 } dse_sgemm;
 /* ConvTranspose (float32: conv_transpose.c; int8: conv_transpose_i8.c): the float geometry, and
  * how the optimised variants (kernels/avx2/conv_transpose*.c, which explain the two paths) cut

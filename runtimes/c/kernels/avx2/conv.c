@@ -498,9 +498,6 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         s.C = yg + p0; s.ldc = osz;
         s.bias_m = j->b ? j->b + grp * j->mg : NULL;
         s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
-        /* 1x1 convs (GEMM; BANDS when strided): the K-blocked SGEMM driver, 1-4 % faster on them; on 3x3
-         * bands it was 5-6 % slower (docs/kernels.md, "Float SGEMM: the K-blocked driver") */
-        s.kblock = j->path == DSE_CONV_GEMM || (j->path == DSE_CONV_BANDS && g->k[1] == 1 && g->k[2] == 1);
         if (j->path == DSE_CONV_GEMM && j->P == 1) {   /* a 1x1 conv on a 1x1 image (squeeze-excitation,
                                                * pooled heads): matrix-vector products, 8 k per FMA */
             s.B = xg; s.ldb = j->K; s.C = yg; s.ldc = 1;

@@ -90,42 +90,6 @@ void dse__avx2_act_fn_row(int fn, float *y, size_t n) {
     for (size_t k = 0; k < last; k++) y[i + 8 * (nv - 1) + k] = t[k];
 }
 
-/* The end of an MR x W tile at row i, column j (nr <= W real columns) whose sums over all of k are
- * c0[r] (columns j .. j + 7) and c1[r] (j + 8 .. j + 15; W = 16): the epilogue, the fused
- * activation function, the store. */
-DSE_AI void sgemm_finish(const dse_sgemm *g, const int MR, const int W, size_t i, size_t j, size_t nr,
-                         const __m256 *c0, const __m256 *c1) {
-    /* the epilogue of the tile, o[r * (W / 8) + h]: row r, columns 8h .. 8h + 7 (of a W = 16 tile
-     * with nr <= 8 the second half is never stored); then the fused activation function of all
-     * of it at once (SiLU's chains interleave) */
-    const int NV = W / 8;
-    __m256 o[12];
-    DSE_UNROLL
-    for (int r = 0; r < MR; r++) {
-        o[r * NV] = sgemm_epi(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
-        if (W == 16) o[r * NV + 1] = nr > 8 ? sgemm_epi(g, c1[r], i + r, j + 8, nr - 8) : c1[r];
-    }
-    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {   /* (the others: sgemm_act_rows) */
-        DSE_UNROLL
-        for (int q = 0; q < MR * NV; q++) o[q] = dse__avx2_act_fn_inline(g->act_fn, o[q]);
-    }
-    if (g->cw) {
-        size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 8;
-        while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
-        DSE_UNROLL
-        for (int r = 0; r < MR; r++) {
-            sgemm_store_map(g, o[r * NV], i + r, jr, jo, nr > 8 ? 8 : nr);
-            if (W == 16 && nr > 8) sgemm_store_map(g, o[r * NV + 1], i + r, jr1, jo1, nr - 8);
-        }
-        return;
-    }
-    DSE_UNROLL
-    for (int r = 0; r < MR; r++) {
-        sgemm_store(g, o[r * NV], i + r, j, nr > 8 ? 8 : nr);
-        if (W == 16 && nr > 8) sgemm_store(g, o[r * NV + 1], i + r, j + 8, nr - 8);
-    }
-}
-
 enum { SG_ROWS, SG_MASKED, SG_OFFS };
 #define SG_PF 6   /* SG_OFFS: prefetch the B row this many k ahead (its rows jump: no hardware prefetch) */
 
@@ -174,7 +138,35 @@ DSE_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int 
         }
         a += sak;
     }
-    sgemm_finish(g, MR, W, i, j, nr, c0, c1);
+    /* the epilogue of the tile, o[r * (W / 8) + h]: row r, columns 8h .. 8h + 7 (of a W = 16 tile
+     * with nr <= 8 the second half is never stored); then the fused activation function of all
+     * of it at once (SiLU's chains interleave) */
+    const int NV = W / 8;
+    __m256 o[12];
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++) {
+        o[r * NV] = sgemm_epi(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
+        if (W == 16) o[r * NV + 1] = nr > 8 ? sgemm_epi(g, c1[r], i + r, j + 8, nr - 8) : c1[r];
+    }
+    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {   /* (the others: sgemm_act_rows) */
+        DSE_UNROLL
+        for (int q = 0; q < MR * NV; q++) o[q] = dse__avx2_act_fn_inline(g->act_fn, o[q]);
+    }
+    if (g->cw) {
+        size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 8;
+        while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
+        DSE_UNROLL
+        for (int r = 0; r < MR; r++) {
+            sgemm_store_map(g, o[r * NV], i + r, jr, jo, nr > 8 ? 8 : nr);
+            if (W == 16 && nr > 8) sgemm_store_map(g, o[r * NV + 1], i + r, jr1, jo1, nr - 8);
+        }
+        return;
+    }
+    DSE_UNROLL
+    for (int r = 0; r < MR; r++) {
+        sgemm_store(g, o[r * NV], i + r, j, nr > 8 ? 8 : nr);
+        if (W == 16 && nr > 8) sgemm_store(g, o[r * NV + 1], i + r, j + 8, nr - 8);
+    }
 }
 
 #define SG_TILES(MR)                                                                              \
@@ -268,153 +260,12 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
     }
 }
 
-/* -- K-blocked, column tiles outer (g->kblock) --------------------------------------------------
- * The other order (rows outer) streams every 6-row block's B (K x 16 floats per tile: 74 KB for a
- * 3x3 conv of 128 channels) from L2, and with per-tap offsets (conv bands) from rows that jump, so
- * that the hardware prefetcher does not follow. Here, for a group of at most SG_MC rows whose part
- * of A (rows x K) stays in L2, per column tile of 16: k in chunks of at most SG_KC, each chunk of B
- * copied into a contiguous panel (16 floats per k, 16 KiB: L1), then every row block of the group
- * against it, its sums kept between chunks in a small buffer (a float stored and reloaded is the
- * same float: each C element is still one FMA chain over k ascending, then the epilogue). */
-#define SG_KC 256
-#define SG_MC 96
-
-/* Chunk [k0, k1) of B's columns [j, j + nr) as 16 floats per k (lanes past nr: anything, never
- * stored); im2col panels are used where they lie. */
-static DSE_TARGET_AVX2 const float *sgemm_kpack(const dse_sgemm *g, size_t j, size_t nr, size_t k0, size_t k1, float *dst) {
-    if (g->bpanel) return g->B + (j / 16) * g->bpanel + k0 * 16;   /* (j % 16 == 0: sgemm_kb) */
-    float *d = dst;
-    if (g->boff) {   /* full vectors: the caller's buffer has the slack */
-        const float *b = g->B + j;
-        if (nr > 8) {
-            for (size_t k = k0; k < k1; k++, d += 16) {
-                const float *bk = b + g->boff[k];
-                _mm256_storeu_ps(d, _mm256_loadu_ps(bk));
-                _mm256_storeu_ps(d + 8, _mm256_loadu_ps(bk + 8));
-            }
-        } else {
-            for (size_t k = k0; k < k1; k++, d += 16) _mm256_storeu_ps(d, _mm256_loadu_ps(b + g->boff[k]));
-        }
-        return dst;
-    }
-    const size_t ldb = g->ldb, W = nr > 8 ? 16 : 8;
-    /* whole vectors while they stay inside B's K x ldb region, then element by element */
-    const size_t kfull = g->K * ldb >= j + W ? (g->K * ldb - j - W) / ldb + 1 : 0;
-    const float *b = g->B + k0 * ldb + j;
-    for (size_t k = k0; k < k1; k++, b += ldb, d += 16) {
-        if (nr == W || k < kfull) {
-            _mm256_storeu_ps(d, _mm256_loadu_ps(b));
-            if (W == 16) _mm256_storeu_ps(d + 8, _mm256_loadu_ps(b + 8));
-        } else {
-            for (size_t l = 0; l < nr; l++) d[l] = b[l];
-        }
-    }
-    return dst;
-}
-
-/* One MR x W tile at row i, column j (nr <= W real columns) over k in [k0, k1), B from the panel bp
- * (16 floats per k from k0): from zero (first) or from the sums in sb (row r at sb + 16 r); then the
- * sums back to sb, or (last) the end of the tile. */
-DSE_AI void sgemm_ktile(const dse_sgemm *g, const int MR, const int W, size_t i, size_t j, size_t nr, const float *bp,
-                        size_t k0, size_t k1, float *sb, int first, int last) {
-    const size_t sai = g->sai, sak = g->sak;
-    const float *a = g->A + i * sai + k0 * sak;
-    __m256 c0[6], c1[6];
-    DSE_UNROLL
-    for (int r = 0; r < MR; r++) {
-        c0[r] = first ? _mm256_setzero_ps() : _mm256_load_ps(sb + 16 * r);
-        c1[r] = first || W == 8 ? _mm256_setzero_ps() : _mm256_load_ps(sb + 16 * r + 8);
-    }
-    for (size_t k = k0; k < k1; k++, bp += 16, a += sak) {
-        const __m256 b0 = _mm256_load_ps(bp);
-        const __m256 b1 = W == 16 ? _mm256_load_ps(bp + 8) : b0;
-        DSE_UNROLL
-        for (int r = 0; r < MR; r++) {
-            const __m256 av = _mm256_broadcast_ss(a + r * sai);
-            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-            if (W == 16) c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-        }
-    }
-    if (!last) {
-        DSE_UNROLL
-        for (int r = 0; r < MR; r++) {
-            _mm256_store_ps(sb + 16 * r, c0[r]);
-            if (W == 16) _mm256_store_ps(sb + 16 * r + 8, c1[r]);
-        }
-        return;
-    }
-    sgemm_finish(g, MR, W, i, j, nr, c0, c1);
-}
-
-#define SG_KTILES(MR)                                                                                  \
-    static DSE_TARGET_AVX2 void sgemm_kt##MR(const dse_sgemm *g, size_t i, size_t j, size_t nr, const float *bp, \
-                                             size_t k0, size_t k1, float *sb, int first, int last) {      \
-        if (nr > 8) sgemm_ktile(g, MR, 16, i, j, nr, bp, k0, k1, sb, first, last);                     \
-        else sgemm_ktile(g, MR, 8, i, j, nr, bp, k0, k1, sb, first, last);                             \
-    }
-SG_KTILES(1)
-SG_KTILES(2)
-SG_KTILES(3)
-SG_KTILES(4)
-SG_KTILES(5)
-SG_KTILES(6)
-
-static DSE_NOINLINE DSE_TARGET_AVX2 void sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je);
-
-/* Rows [i0, i1) x columns [j0, j1) in the order above (groups of rows as even as possible, blocks of
- * at most 6 rows in a group as even as possible, k chunks as even as possible); a fused activation
- * function not applied in the tiles over each group's outputs of up to 64 columns at once. */
-static DSE_TARGET_AVX2 void sgemm_kb(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
-    _Alignas(32) float panel[SG_KC * 16];
-    _Alignas(32) float sums[SG_MC * 16];
-    const size_t K = g->K, nk = (K + SG_KC - 1) / SG_KC, kc = (K + nk - 1) / nk;
-    size_t mc = 65536 / (K ? K : 1);   /* the group's part of A: 256 KiB */
-    mc = mc < 24 ? 24 : mc > SG_MC ? SG_MC : mc;
-    const size_t rows = i1 - i0, ng = (rows + mc - 1) / mc;
-    const int late_act = g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn);
-    size_t ig = i0;
-    for (size_t gi = 0; gi < ng; gi++) {
-        const size_t gr = rows / ng + (gi < rows % ng), nb = (gr + 5) / 6;
-        for (size_t jc = j0; jc < j1; jc += 64) {
-            const size_t je = j1 - jc < 64 ? j1 : jc + 64;
-            for (size_t j = jc; j < je; j += 16) {
-                const size_t nr = je - j < 16 ? je - j : 16;
-                for (size_t k0 = 0; k0 < K; k0 += kc) {
-                    const size_t k1 = K - k0 < kc ? K : k0 + kc;
-                    const float *bp = sgemm_kpack(g, j, nr, k0, k1, panel);
-                    const int first = k0 == 0, last = k1 == K;
-                    size_t i = ig;
-                    for (size_t blk = 0; blk < nb; blk++) {
-                        const size_t mr = gr / nb + (blk < gr % nb);
-                        float *sb = sums + (i - ig) * 16;
-                        switch (mr) {
-                        case 6: sgemm_kt6(g, i, j, nr, bp, k0, k1, sb, first, last); break;
-                        case 5: sgemm_kt5(g, i, j, nr, bp, k0, k1, sb, first, last); break;
-                        case 4: sgemm_kt4(g, i, j, nr, bp, k0, k1, sb, first, last); break;
-                        case 3: sgemm_kt3(g, i, j, nr, bp, k0, k1, sb, first, last); break;
-                        case 2: sgemm_kt2(g, i, j, nr, bp, k0, k1, sb, first, last); break;
-                        default: sgemm_kt1(g, i, j, nr, bp, k0, k1, sb, first, last); break;
-                        }
-                        i += mr;
-                    }
-                }
-            }
-            if (late_act) sgemm_act_rows(g, ig, gr, jc, je);
-        }
-        ig += gr;
-    }
-}
-
 /* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
  * few rows has too few accumulators to hide the FMA latency. Columns in chunks of
  * dse__sgemm_pack_cols(K), whose part of B stays in L2 (256 KiB) while every row block streams
  * it; with g->pack and at least 48 rows, the chunk is first copied into panels of 16. */
 void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
     if (i1 <= i0 || j1 <= j0) return;
-    if (g->kblock && g->K && i1 - i0 >= 12 && (!g->bpanel || j0 % 16 == 0)) {
-        sgemm_kb(g, i0, i1, j0, j1);
-        return;
-    }
     /* per-tap offsets (conv bands): the band is built to stay in L2 whole, no chunks (the
      * weights, A, are then read once) */
     const size_t jb = g->boff ? j1 - j0 : dse__sgemm_pack_cols(g->K);
