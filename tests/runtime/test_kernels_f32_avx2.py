@@ -189,6 +189,8 @@ CONV_CASES = [
     ((1, 24, 6, 10), (36, 12, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True, None),              # groups: 18 rows each
     ((1, 40, 3, 5), (13, 40, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),               # P 15: one panel of 15
     ((1, 9, 18, 17), (12, 9, 1, 1), (3, 2), (0, 0, 0, 0), (1, 1), 1, True, None),               # strided 3 x 2, OW 9
+    ((1, 130, 12, 12), (14, 130, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, None),           # BANDT: bands of 4 + 2 rows, planes of 24
+    ((2, 40, 11, 21), (9, 20, 3, 3), (2, 2), (0, 1, 2, 1), (1, 1), 2, True, (-0.5, 0.5)),        # BANDS or BANDT: groups, uneven pads
 ] + [   # IMGS: group 1, batches of images with < 16 output pixels each (tiles across the images)
     ((16, 129, 4), (128, 129, 3), (1,), (1, 1), (1,), 1, True, None),                            # silero-like, P = 4
     ((3, 1, 576), (7, 1, 256), (128,), (0, 0), (1,), 1, False, (0.0, np.inf)),                   # STFT-like, P = 3
@@ -269,19 +271,26 @@ def fma32(a, b, c):
     return r.astype(np.float32)
 
 
-def _conv1x1_fma_chain(x, w, b, s, g, act):
-    """A 1x1 conv as the optimised kernels state it: per output, one float32 FMA chain over the
-    input channels ascending from +0, then + bias (float32), then the clamp."""
-    x = x[:, :, ::s[0], ::s[1]]
-    N, C, H, W = x.shape
-    M, cg = w.shape[0], w.shape[1]
+def _conv2d_fma_chain(x, w, b, s, p, d, g, act):
+    """A 2-D conv as the direct optimised kernels state it: per output, one float32 FMA chain over
+    the taps (c, kh, kw) ascending from +0, the zero padding multiplied in, then + bias (float32),
+    then the clamp."""
+    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])))
+    N = x.shape[0]
+    M, cg, KH, KW = w.shape
     mg = M // g
-    y = np.zeros((N, M, H, W), np.float32)
+    OH = (xp.shape[2] - d[0] * (KH - 1) - 1) // s[0] + 1
+    OW = (xp.shape[3] - d[1] * (KW - 1) - 1) // s[1] + 1
+    y = np.zeros((N, M, OH, OW), np.float32)
     for grp in range(g):
-        acc = np.zeros((N, mg, H, W), np.float32)
-        for k in range(cg):
-            a = w[grp * mg:(grp + 1) * mg, k, 0, 0][None, :, None, None]
-            acc = fma32(a, x[:, grp * cg + k][:, None], acc)
+        acc = np.zeros((N, mg, OH, OW), np.float32)
+        for c in range(cg):
+            for kh in range(KH):
+                for kw in range(KW):
+                    a = w[grp * mg:(grp + 1) * mg, c, kh, kw][None, :, None, None]
+                    xs = xp[:, grp * cg + c, kh * d[0]:kh * d[0] + s[0] * (OH - 1) + 1:s[0],
+                            kw * d[1]:kw * d[1] + s[1] * (OW - 1) + 1:s[1]]
+                    acc = fma32(a, xs[:, None], acc)
         y[:, grp * mg:(grp + 1) * mg] = acc
     if b is not None:
         y = (y + b[None, :, None, None]).astype(np.float32)
@@ -310,22 +319,24 @@ def test_fma32_oracle():
     assert r[0] == np.nextafter(np.float32(1.0), np.float32(2.0))   # double rounding would give 1.0
 
 
-# 2-D 1x1 convs of images larger than 1x1 (a 1x1 image takes the dot-product kernel: 8 partial sums)
-CONV1X1_CASES = [c for c in CONV_CASES[:-len(IMGS_CASES)]
-                 if len(c[0]) == 4 and list(c[1][2:]) == [1, 1] and tuple(c[0][2:]) != (1, 1)]
+# 2-D convs on the GEMM (1x1) and BANDS / BANDT (strided) paths (not a 1x1 image: the dot-product
+# kernel, 8 partial sums; not depthwise: DW / DW8)
+CHAIN_CASES = [c for c in CONV_CASES[:-len(IMGS_CASES)]
+               if len(c[0]) == 4 and tuple(c[0][2:]) != (1, 1) and not (c[5] == c[0][1] and c[1][1] == 1)
+               and (list(c[1][2:]) == [1, 1] or max(c[2]) > 1)]
 
 
-@pytest.mark.parametrize("case", CONV1X1_CASES, ids=[f"c1x1_{i}" for i in range(len(CONV1X1_CASES))])
-def test_conv_1x1_bytes_are_one_fma_chain(lib, case):
-    """1x1 convs (GEMM; strided: BANDS): every output's bytes are those of one float32 FMA chain over
-    the input channels ascending, then + bias, then the clamp (an exact oracle, fma32), on 1, 2 and
-    3 threads (check_variant)."""
+@pytest.mark.parametrize("case", CHAIN_CASES, ids=[f"chain{i}" for i in range(len(CHAIN_CASES))])
+def test_conv_bytes_are_one_fma_chain(lib, case):
+    """1x1 convs (GEMM) and strided ones (BANDS, BANDT): every output's bytes are those of one float32
+    FMA chain over the taps (c, kh, kw) ascending, then + bias, then the clamp (an exact oracle, fma32),
+    on 1, 2 and 3 threads (check_variant)."""
     xs, ws, s, p, d, g, has_b, act = case
     art, feeds, attrs, (x, w, b), r, act, bound = _conv_case(case, len(xs) * 100 + ws[0])
     o, _ = check_variant(lib, art, feeds, "dse_f32_conv__avx2", tol=sum_tol(bound))
     if not AVX2:
         pytest.skip("no AVX2: REF's bytes are not an FMA chain")
-    e = _conv1x1_fma_chain(x, w, b, s, g, act)
+    e = _conv2d_fma_chain(x, w, b, s, p, d, g, act)
     diff = int((o.view(np.uint32) != e.view(np.uint32)).sum())
     assert diff == 0, f"{diff} of {o.size} outputs differ from the FMA chain"
 

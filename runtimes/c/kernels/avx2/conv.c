@@ -572,14 +572,15 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.path = j.pl.path;
     j.cg = g->C / g->G; j.mg = g->M / g->G;
     if (j.path == DSE_CONV_BANDS && j.pack) {
-        /* BANDT where its planes of R rows (R * OW floats rounded up to 16: aligned rows of B) fit the
-         * BANDS plan's floats and it copies no more per output row than BANDS (kH * R <= sh * NRp: 1x1
-         * strided convs, or bands of few rows as resnet50's 3x3/2 of 128 channels; yolo's 3x3/2 with
-         * bands of 7 rows ran 5-17 % slower as BANDT) */
+        /* BANDT where its planes of R rows (R * OW floats, rounded up to 16 where that fits: aligned
+         * rows of B) fit the BANDS plan's floats and it copies no more per output row than BANDS
+         * (kH*kW*OW against kW*sh*NRp*OW / R_BANDS: 1x1 strided convs, or BANDS bands of few rows as
+         * resnet50's 3x3/2 of 128 channels; yolo's 3x3/2 with bands of 7 rows ran 5-17 % slower as
+         * BANDT) */
         const size_t taps = (size_t)(g->k[1] * g->k[2]), OW = g->out[2];
         size_t R = j.pl.CS / (taps * OW);
         if (R > g->out[1]) R = g->out[1];
-        if (R && (size_t)g->k[1] * R <= (size_t)g->s[1] * j.pl.NRp) {
+        if (R && (size_t)g->k[1] * j.pl.R <= (size_t)g->s[1] * j.pl.NRp) {
             const size_t al = (R * OW + 15) / 16 * 16;
             j.bandt = 1, j.pl.R = R, j.pl.Lw = taps * al <= j.pl.CS ? al : R * OW;   /* Lw: the plane's floats */
         }
