@@ -189,8 +189,10 @@ CONV_CASES = [
     ((1, 24, 6, 10), (36, 12, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True, None),              # groups: 18 rows each
     ((1, 40, 3, 5), (13, 40, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),               # P 15: one panel of 15
     ((1, 9, 18, 17), (12, 9, 1, 1), (3, 2), (0, 0, 0, 0), (1, 1), 1, True, None),               # strided 3 x 2, OW 9
-    ((1, 130, 12, 12), (14, 130, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, None),           # BANDT: bands of 4 + 2 rows, planes of 24
-    ((2, 40, 11, 21), (9, 20, 3, 3), (2, 2), (0, 1, 2, 1), (1, 1), 2, True, (-0.5, 0.5)),        # BANDS or BANDT: groups, uneven pads
+    ((1, 130, 12, 12), (14, 130, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, None),           # BANDS: one band of 6 rows
+    ((1, 300, 9, 20), (7, 300, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, None),             # BANDT 3x3: bands of 2, 2, 1 rows, planes of 20
+    ((1, 200, 12, 32), (6, 200, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),      # BANDT 3x3: planes of 32, aligned
+    ((2, 40, 11, 21), (10, 20, 3, 3), (2, 2), (0, 1, 2, 1), (1, 1), 2, True, (-0.5, 0.5)),       # BANDS or BANDT: groups, uneven pads
 ] + [   # IMGS: group 1, batches of images with < 16 output pixels each (tiles across the images)
     ((16, 129, 4), (128, 129, 3), (1,), (1, 1), (1,), 1, True, None),                            # silero-like, P = 4
     ((3, 1, 576), (7, 1, 256), (128,), (0, 0), (1,), 1, False, (0.0, np.inf)),                   # STFT-like, P = 3

@@ -384,7 +384,7 @@ static DSE_TARGET_AVX2 void conv_band1_fill(const conv_job *j, const float *xg, 
 }
 
 /* d[ow] = the zero-padded input row xr (NULL: a padding row) at padded column ow*sw + kw*dw, for ow < OW. */
-static DSE_TARGET_AVX2 void conv_band_row(const dse_conv_geom *g, const float *xr, size_t kw, float *d) {
+DSE_AI void conv_band_row(const dse_conv_geom *g, const float *xr, size_t kw, float *d) {
     const size_t sw = (size_t)g->s[2], OW = g->out[2], IW = g->in[2];
     if (!xr) { memset(d, 0, OW * sizeof(float)); return; }
     /* d[ow] = x[ow*sw + off] for the columns inside the input, else 0 */
