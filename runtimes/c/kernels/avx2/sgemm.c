@@ -280,7 +280,15 @@ static DSE_TARGET_AVX2 void sgemm_row_blocks(const dse_sgemm *g, size_t i0, size
 static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
     const int act = g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn);
     const size_t tail = (je - jc) % 16;
-    if (!tail || tail > 8 || i1 - i0 < 12) {
+    /* (not when the 12 rows of A, sai apart, would share L1 sets: more than 6 in one of the 64 sets of
+     * 64 bytes, e.g. K = 1024 or 2048 floats, resnet50's 1x1 convs of 7x7 and 14x14 images: 5-26 %
+     * slower there) */
+    int sets[64] = {0}, most = 0;
+    for (size_t r = 0; r < 12; r++) {
+        const int q = ++sets[(r * g->sai * sizeof(float) / 64) % 64];
+        most = q > most ? q : most;
+    }
+    if (!tail || tail > 8 || i1 - i0 < 12 || most > 6) {
         sgemm_row_blocks(g, i0, i1, jc, je, act);
         return;
     }
