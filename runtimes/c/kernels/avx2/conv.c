@@ -16,6 +16,8 @@
  *     (BANDS: shifted by kw, strided by sw, rows split by sh); each tap (c, kh, kw) is then a
  *     row of B at its offset in that buffer (B(k, j) = buf[off[k] + j]): the SGEMM with the
  *     weights as stored, reading B in place (nothing gathered per tap);
+ *     BANDS runs as BANDT (conv_bandt_fill) where it fits BANDS' floats and copies no more: one plane
+ *     per tap, so that B is row-major (1x1 strided convs, bands of few rows);
  *   - IM2COL (3-D): tiles of up to 128 output pixels gathered as panels of 16 x K
  *     (dse_f32_conv_im2col, kernels/ref/loops.c);
  *   - IMGS (group 1, images of fewer than 16 output pixels in a batch of several: 1-D convs over
