@@ -182,6 +182,17 @@ CONV_CASES = [
     ((1, 3, 33, 34), (16, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),          # a stem
     ((2, 37, 1, 1), (13, 37, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),          # 1x1 image: dot
     ((1, 120, 1, 1), (32, 120, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None),             # dot, K % 8 == 0
+    # 1x1 (GEMM; strided: BANDS): long K, many row blocks, every tail width, groups, batch 2
+    ((1, 300, 7, 7), (200, 300, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),            # P 49: tails of 1 column
+    ((2, 520, 9, 11), (100, 520, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, (0.0, 6.0)),     # strided (BANDS), batch 2
+    ((1, 37, 13, 11), (19, 37, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None),            # K 37, M 19, P 143
+    ((1, 24, 6, 10), (36, 12, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True, None),              # groups: 18 rows each
+    ((1, 40, 3, 5), (13, 40, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None),               # P 15: one panel of 15
+    ((1, 9, 18, 17), (12, 9, 1, 1), (3, 2), (0, 0, 0, 0), (1, 1), 1, True, None),               # strided 3 x 2, OW 9
+    ((1, 130, 12, 12), (14, 130, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, None),           # BANDS: one band of 6 rows
+    ((1, 300, 9, 20), (7, 300, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, None),             # BANDT 3x3: bands of 2, 2, 1 rows, planes of 20
+    ((1, 200, 12, 32), (6, 200, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, (0.0, 6.0)),      # BANDT 3x3: planes of 32, aligned
+    ((2, 40, 11, 21), (10, 20, 3, 3), (2, 2), (0, 1, 2, 1), (1, 1), 2, True, (-0.5, 0.5)),       # BANDS or BANDT: groups, uneven pads
 ] + [   # IMGS: group 1, batches of images with < 16 output pixels each (tiles across the images)
     ((16, 129, 4), (128, 129, 3), (1,), (1, 1), (1,), 1, True, None),                            # silero-like, P = 4
     ((3, 1, 576), (7, 1, 256), (128,), (0, 0), (1,), 1, False, (0.0, np.inf)),                   # STFT-like, P = 3
@@ -240,6 +251,96 @@ def test_conv(lib, case):
     scale = float(np.abs(r).max())
     np.testing.assert_allclose(o, e, rtol=1e-5, atol=1e-5 * scale)
     np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5 * scale)
+
+
+def fma32(a, b, c):
+    """float32 fma(a, b, c) (one rounding) elementwise, in float64 arithmetic: a*b is exact in
+    float64, p + c is rounded once to float64 and its error t is exact (TwoSum); rounding that
+    float64 to float32 is then wrong only on an exact float32 tie with t != 0, which is corrected."""
+    p = a.astype(np.float64) * b.astype(np.float64)
+    c = np.broadcast_to(c, p.shape).astype(np.float64)
+    s = p + c
+    bb = s - p
+    t = (p - (s - bb)) + (c - bb)
+    r = s.astype(np.float32)
+    up = np.nextafter(r, np.float32(np.inf))
+    dn = np.nextafter(r, np.float32(-np.inf))
+    r64 = r.astype(np.float64)
+    tie_up = (s > r64) & ((r64 + up.astype(np.float64)) / 2 == s)    # s halfway between r and up
+    tie_dn = (s < r64) & ((r64 + dn.astype(np.float64)) / 2 == s)
+    r = np.where(tie_up & (t > 0), up, r)
+    r = np.where(tie_dn & (t < 0), dn, r)
+    return r.astype(np.float32)
+
+
+def _conv2d_fma_chain(x, w, b, s, p, d, g, act):
+    """A 2-D conv as the direct optimised kernels state it: per output, one float32 FMA chain over
+    the taps (c, kh, kw) ascending from +0, the zero padding multiplied in, then + bias (float32),
+    then the clamp."""
+    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])))
+    N = x.shape[0]
+    M, cg, KH, KW = w.shape
+    mg = M // g
+    OH = (xp.shape[2] - d[0] * (KH - 1) - 1) // s[0] + 1
+    OW = (xp.shape[3] - d[1] * (KW - 1) - 1) // s[1] + 1
+    y = np.zeros((N, M, OH, OW), np.float32)
+    for grp in range(g):
+        acc = np.zeros((N, mg, OH, OW), np.float32)
+        for c in range(cg):
+            for kh in range(KH):
+                for kw in range(KW):
+                    a = w[grp * mg:(grp + 1) * mg, c, kh, kw][None, :, None, None]
+                    xs = xp[:, grp * cg + c, kh * d[0]:kh * d[0] + s[0] * (OH - 1) + 1:s[0],
+                            kw * d[1]:kw * d[1] + s[1] * (OW - 1) + 1:s[1]]
+                    acc = fma32(a, xs[:, None], acc)
+        y[:, grp * mg:(grp + 1) * mg] = acc
+    if b is not None:
+        y = (y + b[None, :, None, None]).astype(np.float32)
+    if act:
+        y = np.clip(y, np.float32(act[0]), np.float32(act[1])).astype(np.float32)
+    return y
+
+
+def test_fma32_oracle():
+    """fma32 against exact rational arithmetic on random and constructed tie cases."""
+    from fractions import Fraction
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(300).astype(np.float32)
+    b = rng.standard_normal(300).astype(np.float32)
+    c = rng.standard_normal(300).astype(np.float32)
+    # ties: c = 1, a*b = 2^-24 (+ a tiny part): the exact sum is just above the midpoint 1 + 2^-24
+    a[:2] = np.float32(2.0 ** -12)
+    b[:2] = np.float32(2.0 ** -12) * np.float32(1 + 2.0 ** -23)
+    c[:2] = np.float32(1.0)
+    r = fma32(a, b, c)
+    for ai, bi, ci, ri in zip(a, b, c, r):
+        exact = Fraction(float(ai)) * Fraction(float(bi)) + Fraction(float(ci))
+        cands = [np.nextafter(ri, np.float32(-np.inf)), ri, np.nextafter(ri, np.float32(np.inf))]
+        errs = [abs(Fraction(float(v)) - exact) for v in cands]
+        assert errs[1] <= min(errs), (ai, bi, ci, ri)
+    assert r[0] == np.nextafter(np.float32(1.0), np.float32(2.0))   # double rounding would give 1.0
+
+
+# 2-D convs on the GEMM (1x1) and BANDS / BANDT (strided) paths (not a 1x1 image: the dot-product
+# kernel, 8 partial sums; not depthwise: DW / DW8)
+CHAIN_CASES = [c for c in CONV_CASES[:-len(IMGS_CASES)]
+               if len(c[0]) == 4 and tuple(c[0][2:]) != (1, 1) and not (c[5] == c[0][1] and c[1][1] == 1)
+               and (list(c[1][2:]) == [1, 1] or max(c[2]) > 1)]
+
+
+@pytest.mark.parametrize("case", CHAIN_CASES, ids=[f"chain{i}" for i in range(len(CHAIN_CASES))])
+def test_conv_bytes_are_one_fma_chain(lib, case):
+    """1x1 convs (GEMM) and strided ones (BANDS, BANDT): every output's bytes are those of one float32
+    FMA chain over the taps (c, kh, kw) ascending, then + bias, then the clamp (an exact oracle, fma32),
+    on 1, 2 and 3 threads (check_variant)."""
+    xs, ws, s, p, d, g, has_b, act = case
+    art, feeds, attrs, (x, w, b), r, act, bound = _conv_case(case, len(xs) * 100 + ws[0])
+    o, _ = check_variant(lib, art, feeds, "dse_f32_conv__avx2", tol=sum_tol(bound))
+    if not AVX2:
+        pytest.skip("no AVX2: REF's bytes are not an FMA chain")
+    e = _conv2d_fma_chain(x, w, b, s, p, d, g, act)
+    diff = int((o.view(np.uint32) != e.view(np.uint32)).sum())
+    assert diff == 0, f"{diff} of {o.size} outputs differ from the FMA chain"
 
 
 @pytest.mark.parametrize("case", IMGS_CASES, ids=[f"imgs{i}" for i in range(len(IMGS_CASES))])

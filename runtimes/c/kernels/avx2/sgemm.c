@@ -107,9 +107,12 @@ DSE_AI void sgemm_tile(const dse_sgemm *g, const int MR, const int W, const int 
     if (mode == SG_OFFS) { b = g->B + j; ldb = 0; }
     else if (g->bpanel) { b = g->B + (j / 16) * g->bpanel + j % 16; ldb = 16; }
     else { b = g->B + j; ldb = g->ldb; }
-    __m256 c0[6], c1[6];
+    __m256 c0[12], c1[6];   /* (12 rows: W = 8 only) */
     DSE_UNROLL
-    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+    for (int r = 0; r < MR; r++) {
+        c0[r] = _mm256_setzero_ps();
+        if (W == 16) c1[r] = _mm256_setzero_ps();
+    }
     size_t kfull = K;
     if (mode == SG_MASKED) kfull = K * ldb >= j + W ? (K * ldb - j - W) / ldb + 1 : 0;
     const __m256i m0 = dse__avx2_mask(nr), m1 = dse__avx2_mask(nr > 8 ? nr - 8 : 0);
@@ -242,7 +245,17 @@ static DSE_NOINLINE DSE_TARGET_AVX2 void sgemm_act_rows(const dse_sgemm *g, size
     }
 }
 
-static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
+/* 12 rows x at most 8 columns (sgemm_blocks' narrow tails) */
+static DSE_TARGET_AVX2 void sgemm_tail12(const dse_sgemm *g, size_t i, size_t j, size_t nr) {
+    if (g->boff) sgemm_tile(g, 12, 8, SG_OFFS, i, j, nr);
+    else if (g->bpanel || nr == 8) sgemm_tile(g, 12, 8, SG_ROWS, i, j, nr);
+    else sgemm_tile(g, 12, 8, SG_MASKED, i, j, nr);
+}
+
+/* Rows [i0, i1) in blocks of at most 6, as even as possible, each against columns [jc, je); with
+ * act, the fused activation function not applied in the tiles after each block. */
+static DSE_TARGET_AVX2 void sgemm_row_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je, int act) {
+    if (i1 <= i0) return;
     const size_t rows = i1 - i0, nb = (rows + 5) / 6, base = rows / nb, extra = rows % nb;
     size_t i = i0;
     for (size_t blk = 0; blk < nb; blk++) {
@@ -255,9 +268,36 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
         case 2: sgemm_rows2(g, i, jc, je); break;
         default: sgemm_rows1(g, i, jc, je); break;
         }
-        if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) sgemm_act_rows(g, i, mr, jc, je);
+        if (act) sgemm_act_rows(g, i, mr, jc, je);
         i += mr;
     }
+}
+
+/* A tail of at most 8 columns (a 7x7 image: 49 = 3 x 16 + 1) with 12 rows or more: after the full
+ * tiles of every row block, tiles of 12 rows x 8 columns (12 FMA chains; a 6 x 8 tile has 6 in
+ * flight, fewer than the FMA latency x throughput of AMD Zen 3 (4 x 2), and took 2/3 of a 6 x 16
+ * tile's time for 1/16 of its work), then the fused activation function over the whole chunk. */
+static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
+    const int act = g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn);
+    const size_t tail = (je - jc) % 16;
+    /* (not when the 12 rows of A, sai apart, would share L1 sets: more than 6 in one of the 64 sets of
+     * 64 bytes, e.g. K = 1024 or 2048 floats, resnet50's 1x1 convs of 7x7 and 14x14 images: 5-26 %
+     * slower there) */
+    int sets[64] = {0}, most = 0;
+    for (size_t r = 0; r < 12; r++) {
+        const int q = ++sets[(r * g->sai * sizeof(float) / 64) % 64];
+        most = q > most ? q : most;
+    }
+    if (!tail || tail > 8 || i1 - i0 < 12 || most > 6) {
+        sgemm_row_blocks(g, i0, i1, jc, je, act);
+        return;
+    }
+    const size_t jf = je - tail;
+    sgemm_row_blocks(g, i0, i1, jc, jf, 0);
+    size_t i = i0;
+    for (; i + 12 <= i1; i += 12) sgemm_tail12(g, i, jf, tail);
+    sgemm_row_blocks(g, i, i1, jf, je, 0);
+    if (act) sgemm_act_rows(g, i0, i1 - i0, jc, je);
 }
 
 /* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
