@@ -4,10 +4,9 @@
  * then the product; HardSwish exact), then QuantizeLinear by the AVX2 QuantizeLinear kernel's code
  * (quantize_avx2.h avx2_q32, the last < 32 by the scalar rule). Blocks of 256 elements through a
  * stack buffer, over the session's threads. */
-#include "isa.h"
-
-#if DSE_ARCH_X86_64
 #include "avx2_f32.h"
+
+#if DSE_AVX2_F32   /* not in a -DDSE_REF_FLOAT build (src/avx2_f32.h): REF's Sigmoid, REF's node */
 #include "quantize_avx2.h"
 #include "requant.h"
 
