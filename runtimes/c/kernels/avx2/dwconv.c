@@ -59,13 +59,15 @@ DSE_AI void dw3_tile(const int SW, const int SH, const int R, const int V, const
     DSE_UNROLL
     for (int i = 0; i < (R - 1) * SH + 3; i++) {
         __m256 d[2][3];
+        const int V1 = SW == 1 ? V : 0, V2 = SW == 2 ? V : 0;   /* (a plain bound: GCC at -O0 refuses the
+                                                                   unroll pragma on a compound condition) */
         DSE_UNROLL
-        for (int v = 0; v < V && SW == 1; v++) {
+        for (int v = 0; v < V1; v++) {
             DSE_UNROLL
             for (int kw = 0; kw < 3; kw++) d[v][kw] = dw3_ld(EDGE, rows[i], c + 8 * v + kw, EDGE ? dw3_mask(c + 8 * v + kw, IW) : _mm256_setzero_si256());
         }
         DSE_UNROLL
-        for (int v = 0; v < V && SW == 2; v++) {
+        for (int v = 0; v < V2; v++) {
             const ptrdiff_t cc = c + 16 * v;
             __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
             if (EDGE) m0 = dw3_mask(cc, IW), m1 = dw3_mask(cc + 8, IW), m2 = dw3_mask(cc + 2, IW), m3 = dw3_mask(cc + 10, IW);
