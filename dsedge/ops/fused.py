@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir import TensorInfo
+from .quantized import quantize_linear
 from .registry import REGISTRY, QuantRule, op, same_infer
 
 
@@ -144,7 +146,6 @@ def act_fn_name(code: int) -> str:
 
 
 def _act_fn_quantize_infer(attrs, infos, consts):
-    from ..ir import TensorInfo
     return [TensorInfo(np.dtype(np.int8), infos[0].shape)]
 
 
@@ -155,7 +156,6 @@ def act_fn_quantize(x, *, act_fn=0, q_scale=1.0, q_zp=0):
     exporter writes for a float SiLU whose only reader quantises it (export/dse.py
     `_fuse_act_fn_quantize`; docs/kernels.md "dsedge.ActFnQuantize"). Float32 in, int8 out: the
     bytes of the separate activation and QuantizeLinear nodes."""
-    from .quantized import quantize_linear
     y = apply_act_fn(np.asarray(x, np.float32), act_fn_name(int(act_fn)))
     return quantize_linear(np.asarray(y, np.float32), np.float32(q_scale), np.int8(q_zp))
 
