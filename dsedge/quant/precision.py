@@ -40,7 +40,9 @@ the whole quantised model with the float model on feeds held back from calibrati
     form; the host time for latency), so a plan is never larger than the default int8 artifact
     that already meets (cls: 220 -> 213 KB, under the local rules' 215 KB).
     N + N + log2 N + a few evaluations instead of 2^N combinations. With measured times, a
-    group that runs faster in float than in int8 stays float whatever the budget;
+    group that runs faster in float than in int8 stays float whatever the budget (host times:
+    when the plan keeping those groups float runs at least 2 % faster than all int8 as a whole,
+    the two plans timed alternately in the same moments, as every host-time comparison of plans);
   * confirmation (`_confirm`): the chosen plan is scored again on the calibration feeds, a
     second sample the search did not choose on (the count of changed answers there, or the user
     metric: the margin model's noise pooled over them is that of the outliers calibration sees),
@@ -948,13 +950,33 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
     # latency with measured times: a group that runs faster in float than in int8 (e.g. an int8
     # attention MatMul against an FMA float one) stays float whatever the budget: both gain
     free = [h for h in groups if timed and unit[h] < 0]
-    if free and not getattr(node_times, "device", False):
+    host_timed = objective == "latency" and not getattr(node_times, "device", False)
+    paired: dict = {}
+    checks: list = []
+
+    def time_ratio(a, b) -> float | None:
+        """Plan a's time over plan b's on this host, the two timed alternately in the same moments
+        (node_times.compare), else from the medians of their runs on the held-back feeds; None
+        when neither was measured. Recorded in the plan (search["latency_checks"])."""
+        ka, kb = s.key(a), s.key(b)
+        if (ka, kb) not in paired:
+            r = None
+            if hasattr(node_times, "compare"):
+                r = float(node_times.compare(s.result(a), s.result(b)))
+            else:
+                ia, ib = s.info.get(ka, {}), s.info.get(kb, {})
+                if "ms" in ia and "ms" in ib:
+                    r = float(ia["ms"]) / max(float(ib["ms"]), 1e-12)
+            paired[(ka, kb)] = r
+            checks.append({"kept_float": [len(set(a)), len(set(b))], "time_ratio": None if r is None else round(r, 4)})
+        return paired[(ka, kb)]
+    if free and host_timed:
         # host times: per-node medians of microsecond nodes are noisy and leave out the conversions
         # keeping a node float adds; keep the "faster in float" nodes only if the plan that keeps
-        # them float runs faster here as a whole (both plans run on the held-back feeds anyway)
+        # them float runs at least 2 % faster here as a whole, timed against all int8 alternately
         s.evaluate(members(free), "float where faster")
-        ms_free, ms_all = s.info[s.key(members(free))].get("ms"), s.info[s.key(())].get("ms")
-        if ms_free is None or ms_all is None or ms_free > 0.98 * ms_all:
+        r = time_ratio(members(free), ())
+        if r is None or r > 0.98:
             free = []
     search = (not meets0 or bool(free)) and bool(groups)
     heads = list(groups)
@@ -979,13 +1001,15 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
         """Is the plan keeping `a` float cheaper than the one keeping `b` under the objective? Measured
         where both were run in the C runtime: the .dse bytes (size: an int8 elementwise node's table
         and parameters can outweigh its float form, which has no weights), the host time (latency
-        planned from host times, only when at least 2 % faster: a median of small runs is noisy);
+        planned from host times: at least 2 % faster, the two timed alternately, time_ratio);
         else the estimated costs (a device's per-node profile)."""
         ia, ib = s.info.get(s.key(a), {}), s.info.get(s.key(b), {})
         if objective == "size" and "bytes" in ia and "bytes" in ib:
             return int(ia["bytes"]) < int(ib["bytes"])
-        if objective == "latency" and "ms" in ia and "ms" in ib and not getattr(node_times, "device", False):
-            return float(ia["ms"]) < 0.98 * float(ib["ms"])   # (a device's profile is not this host's time)
+        if host_timed:   # (a device's profile is not this host's time: its estimate below)
+            r = time_ratio(a, b)
+            if r is not None:
+                return r < 0.98
         return total(a) < total(b)
     rules_pick: tuple = ()
     if not search and local:
@@ -1109,6 +1133,7 @@ def plan_prepared(prep: Prepared, held: list, *, max_drop: float = 0.01, objecti
                                                 "strict margin model's expected changes" if s.margin_model else "the metric",
                                    "margin_model": "strict" if s.margin_model else "none",
                                    "confirmed_on": "calibration feeds" if conf is not None else "none",
+                                   **({"latency_checks": checks} if checks else {}),
                                    **marks}, cost,
                          int4=sorted(four), fp16=sorted(half), memory_budget=memory_budget, memory=memory,
                          a16w8=sorted(a16), fp16_arith=sorted(f16a))
