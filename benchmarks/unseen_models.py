@@ -31,6 +31,7 @@ scored is the sentence embedding).
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import importlib.util
 import os
@@ -77,8 +78,10 @@ def model_paths() -> dict[str, str]:
     return out
 
 
-def _sentences(n: int, seed: int) -> list[str]:
-    """n sentences (6 to 40 words) from the module docstrings of Python's standard library."""
+@functools.lru_cache(maxsize=1)
+def _sentence_pool() -> tuple[str, ...]:
+    """The sentences (6 to 40 words) of the module docstrings of Python's standard library (parsed
+    once: minilm's 300 feeds had parsed the library 300 times, minutes of a planner run)."""
     import ast
     import re
     here = os.path.dirname(os.__file__)
@@ -91,6 +94,12 @@ def _sentences(n: int, seed: int) -> list[str]:
         for s in re.split(r"(?<=[.!?])\s+", " ".join((doc or "").split())):
             if 6 <= len(s.split()) <= 40 and s[0].isupper():
                 out.append(s)
+    return tuple(out)
+
+
+def _sentences(n: int, seed: int) -> list[str]:
+    """n sentences from _sentence_pool, drawn by `seed`."""
+    out = _sentence_pool()
     pick = np.random.default_rng(seed).choice(len(out), n, replace=False)
     return [out[i] for i in pick]
 

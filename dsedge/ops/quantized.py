@@ -94,9 +94,12 @@ def quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, saturate=1, output
     x = np.asarray(x)
     scale = _per_axis(np.asarray(y_scale, dtype=np.float32), x.ndim, axis, "QuantizeLinear")
     zp = 0 if y_zero_point is None else _per_axis(y_zero_point, x.ndim, axis, "QuantizeLinear")
-    q = np.rint(x.astype(np.float32) / scale).astype(np.float64) + np.asarray(zp, np.float64)
+    # a NaN input gives the zero point (NaN quantises as 0.0; the spec leaves it open), as the C kernels
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        r = np.rint(x.astype(np.float32) / scale).astype(np.float64)
+    q = np.where(np.isnan(r), 0.0, r) + np.asarray(zp, np.float64)
     lo, hi = _range(qt)
-    return np.clip(np.nan_to_num(q, nan=0.0), lo, hi).astype(qt)
+    return np.clip(q, lo, hi).astype(qt)
 
 
 def _dq_out_dtype(attrs, infos, consts):

@@ -442,9 +442,11 @@ def fold_zero_point(bias_q, zp_in, w_q, axis: int, *, where: str = ""):
 # -- elementwise quantise / dequantise and tables ---------------------------------------------
 
 def quantize(x, s, zp, qmin: int = QMIN, qmax: int = QMAX):
-    """ONNX QuantizeLinear: clamp(rint(float32(x) / float32(s)) + zp) as int8 (half to even)."""
-    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(s)).astype(np.float64) + int(zp)
-    return np.clip(q, qmin, qmax).astype(np.int8)
+    """ONNX QuantizeLinear: clamp(rint(float32(x) / float32(s)) + zp) as int8 (half to even); a NaN
+    gives zp (as the C kernels: NaN quantises as 0.0)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        r = np.rint(np.asarray(x, dtype=np.float32) / np.float32(s)).astype(np.float64)
+    return np.clip(np.where(np.isnan(r), 0.0, r) + int(zp), qmin, qmax).astype(np.int8)
 
 
 def dequantize(q, s, zp):

@@ -44,3 +44,19 @@ def test_block_size_is_reported():
                                       const(np.zeros((4, 2), np.int8))], {"axis": 1, "block_size": 2}, opset=21)
     with pytest.raises(UnsupportedOpError, match="block_size"):
         run_dsedge(m, {"in0": np.zeros((4, 4), np.float32)})
+
+
+@pytest.mark.parametrize("zp", [np.int8(-3), np.uint8(200), None])
+def test_nan_gives_the_zero_point(zp):
+    """NaN quantises as 0.0, i.e. to the zero point, in the numpy op, the quantiser's arithmetic and
+    the C kernels alike (onnxruntime's result for NaN is CPU-dependent; the spec leaves it open):
+    infinities saturate."""
+    from dsedge.ops.quantized import quantize_linear
+    from dsedge.quant.arith import quantize
+    x = np.float32([np.nan, -np.nan, np.inf, -np.inf, 0.0, 1.0])
+    y = quantize_linear(x, np.float32(0.5), zp)
+    z = 0 if zp is None else int(zp)
+    lo, hi = (0, 255) if zp is None or zp.dtype == np.uint8 else (-128, 127)
+    assert y.tolist() == [z, z, hi, lo, z, min(z + 2, hi)]
+    if zp is not None and zp.dtype == np.int8:
+        assert quantize(x, 0.5, int(zp)).tolist() == y.tolist()

@@ -4,7 +4,7 @@
  * with one float32 division and round half to even (nearbyintf in the default rounding
  * mode), as ONNX / onnxruntime / arith.quantize. Inputs: x float32, scale float32 constant
  * (one element), zero point of y's dtype (constant, one element, absent = 0). A NaN input gives zp
- * (numpy's result for NaN is platform-dependent; the spec leaves it open).
+ * (NaN quantises as 0.0, as dsedge.ops.quantize_linear and arith.quantize; the spec leaves it open).
  */
 #include <math.h>
 
