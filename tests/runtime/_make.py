@@ -31,7 +31,9 @@ def make_dir(cc: str, *args: str) -> Path:
     for part in (_build.source_hash(CDIR), (CDIR / "Makefile").read_text(), os.path.realpath(shutil.which(cc) or cc),
                  *args, str(CDIR)):
         h.update(part.encode() + b"\0")
-    d = Path(tempfile.gettempdir()) / f"dsedge-test-make-{os.getuid()}" / h.hexdigest()[:20]
+    root = _build.cache_root()   # $DSEDGE_CACHE_DIR like every dsedge build (.ci/run: a fresh one, cold as CI)
+    d = (root / "test-make" if root is not None else Path(tempfile.gettempdir()) / f"dsedge-test-make-{os.getuid()}") \
+        / h.hexdigest()[:20]
     d.mkdir(parents=True, exist_ok=True)
     return d
 
