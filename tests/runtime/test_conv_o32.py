@@ -215,6 +215,12 @@ def test_exporter_chooses_o32_for_small_images(tmp_path):
     assert layouts[(64, 32, 1, 1)] == LAYOUT_F32_O32 and layouts[(96, 64, 1, 1)] == LAYOUT_F32_O32
     assert layouts[(64, 64, 3, 3)] == 0 and layouts[(16, 96, 1, 1)] == 0   # 3x3; 16 channels
     (e,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds[0])
+    # an 8x8 image (64 pixels, a multiple of 16: the SGEMM's tiles fit): layout 0
+    path8 = str(tmp_path / "m8.onnx")
+    _mnv2_tail_onnx(path8, hw=8)
+    f8 = [{"x": rng.standard_normal((1, 32, 8, 8)).astype(np.float32)} for _ in range(2)]
+    save_result(dsedge.quantize(path8, f8, precision="fp32", progress=False), str(tmp_path / "m8.dse"))
+    assert all(t.layout == 0 for t in read(open(tmp_path / "m8.dse", "rb").read()).tensors)
     for kernels in ("auto", "ref"):
         with R.Runtime(dse, threads=1, kernels=kernels) as rt:
             o = rt.run(feeds[0])["y"]
