@@ -225,3 +225,33 @@ def test_exporter_chooses_o32_for_small_images(tmp_path):
         with R.Runtime(dse, threads=1, kernels=kernels) as rt:
             o = rt.run(feeds[0])["y"]
         np.testing.assert_allclose(o, e, rtol=1e-4, atol=1e-4 * float(np.abs(e).max()))
+
+
+def test_conv_o32_arm64_under_qemu(lib, tmp_path_factory):
+    """arm64: the NEON float Conv reads layout 8 (one SGEMM call per panel of 32 channels): its bytes
+    are those of the plain-layout artifact's NEON run and of this host's AVX2 O32 path (one FMA chain
+    per output, the same epilogue); -ref runs REF on layout 8 with the plain artifact's bytes; 3
+    threads give 1 thread's bytes."""
+    from .test_kernels_neon import QEMU64, build_runner
+    from .test_kernels_neon_f32 import _one
+    if QEMU64 is None:
+        pytest.skip("qemu-aarch64 not installed (apt-get install qemu-user)")
+    exe = build_runner(tmp_path_factory.mktemp("o32_arm64_build"), "aarch64")
+    tmp = tmp_path_factory.mktemp("o32_arm64_cases")
+    for k, case in enumerate(c for c in CASES if c[4] != F32_ACT_SILU):   # (SiLU: each ISA's own sigmoid)
+        xs, M, has_b, act, act_fn = case
+        art, feeds, _, _ = _case(xs, M, has_b, act, act_fn, seed=77 + k)
+        o32 = _with_o32(art)
+        o, kern = _one(exe, tmp, o32, feeds)
+        plain, pk = _one(exe, tmp, art, feeds)
+        assert kern == pk == "dse_f32_conv__neon", (kern, pk)
+        assert o.tobytes() == plain.tobytes(), f"case {k}: layout 8 and layout 0 give other bytes on NEON"
+        o3, _ = _one(exe, tmp, o32, feeds, "-threads", "3")
+        assert o3.tobytes() == o.tobytes(), f"case {k}: 3 threads give other bytes"
+        r, rk = _one(exe, tmp, o32, feeds, "-ref")
+        rp, _ = _one(exe, tmp, art, feeds, "-ref")
+        assert rk == "dse_f32_conv__ref" and r.tobytes() == rp.tobytes()
+        if AVX2:
+            (h,), hk = run(lib, o32, feeds)
+            if hk == ["dse_f32_conv__avx2"]:
+                assert h.tobytes() == o.tobytes(), f"case {k}: NEON and AVX2 O32 give other bytes"
