@@ -289,10 +289,11 @@ class TensorRec:
 
     def array(self) -> np.ndarray:
         """The constant's value in its logical shape, unpacked from a packed layout (int4 in
-        layout 3, 4, 6, 7: an int8 array of the codes; other int4/uint4 stay packed)."""
+        layout 3, 4, 6, 7: an int8 array of the codes; float32 in layout 8; other int4/uint4 stay
+        packed)."""
         if self.data is None or (self.dtype in ("int4", "uint4") and self.layout not in I4_LAYOUTS):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
-        if self.layout in PACKED_LAYOUTS:
+        if self.layout in PACKED_LAYOUTS or self.layout == LAYOUT_F32_O32:
             return unpack_weights(self.data, self.layout, self.shape)
         return np.frombuffer(self.data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
 

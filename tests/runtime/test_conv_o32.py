@@ -115,6 +115,8 @@ def test_o32_pack_roundtrip_and_rules():
     for r, k in [(0, 0), (31, 4), (32, 0), (45, 3), (63, 4)]:
         assert p[(r // 32 * 5 + k) * 32 + r % 32] == w[r, k, 0, 0]
     assert np.array_equal(unpack_weights(data, LAYOUT_F32_O32, w.shape), w)
+    t = TensorRec.const("w", w, layout=LAYOUT_F32_O32)
+    assert t.data == data and t.nbytes == w.nbytes and np.array_equal(t.array(), w)
     assert layout_ok(LAYOUT_F32_O32, "float32", 0, (64, 5, 1, 1))
     assert not layout_ok(LAYOUT_F32_O32, "float32", 0, (48, 5, 1, 1))
     assert not layout_ok(LAYOUT_F32_O32, "float16", 0, (64, 5, 1, 1))
@@ -225,6 +227,11 @@ def test_exporter_chooses_o32_for_small_images(tmp_path):
         with R.Runtime(dse, threads=1, kernels=kernels) as rt:
             o = rt.run(feeds[0])["y"]
         np.testing.assert_allclose(o, e, rtol=1e-4, atol=1e-4 * float(np.abs(e).max()))
+    # the .dse read back as IR (TensorRec.array unpacks layout 8) runs in the numpy interpreter
+    from dsedge.export.dse import load_dse_graph
+    from dsedge.interp import run as interp_run
+    (v,) = interp_run(load_dse_graph(dse), feeds[0]).values()
+    np.testing.assert_allclose(v, e, rtol=1e-4, atol=1e-4 * float(np.abs(e).max()))
 
 
 def test_conv_o32_arm64_under_qemu(lib, tmp_path_factory):
