@@ -132,8 +132,8 @@ def main(argv=None) -> int:
     # Conv after its activation or BatchNormalization; its int8 ops are QLinear*)
     ours_left: dict[str, list] = {}
     for name, op, k, ms in ours:
-        if name not in matched:
-            ours_left.setdefault(op, []).append((name, op, k, ms))
+        if name not in matched:   # dsedge's FusedConv (a Conv with its activation) is onnxruntime's Conv
+            ours_left.setdefault(OP_OF.get(op, op), []).append((name, op, k, ms))
     theirs_left: dict[str, list] = {}
     for name, (op, ms) in theirs.items():
         if where[name] not in names_ours:

@@ -112,14 +112,20 @@ def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
 # 16 bytes: byte j (0..15) holds block element j (layout 1's in-block order: row r%8, then k%4) in
 # its low nibble and element j + 16 in its high nibble, two's complement; padding nibbles 0. A
 # kernel expands a block to layout 1's 32 int8 bytes with one load, two nibble masks and a table.
+# 8 "F32 O32 panels": a float32 constant of rank >= 2 with dims[0] a multiple of 32, viewed as
+# W[R][K] (R = dims[0], K = the rest: a Conv weight with group 1), stored as panels of 32 rows,
+# each panel k-major: W[r][k] at float ((r/32)*K + k)*32 + r%32 (no padding). The float Conv with
+# 1x1 kernels on small images (ops/nn.py `_conv_float_weight_layout`) reads 32 output channels
+# of one k as 4 vectors.
 LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W = 0, 1, 2, 3, 4, 5
 LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T = 6, 7
+LAYOUT_F32_O32 = 8
 LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W, LAYOUT_I4_N8K4,
-           LAYOUT_I4_N8K4_T)
+           LAYOUT_I4_N8K4_T, LAYOUT_F32_O32)
 I4_N8K4_LAYOUTS = (LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T)
 I4_LAYOUTS = (LAYOUT_I4, LAYOUT_I4_T) + I4_N8K4_LAYOUTS          # every layout of an int4 constant
 PACKED_LAYOUTS = (LAYOUT_N8K4, LAYOUT_N8K4_T) + I4_LAYOUTS
-ROWS_LAYOUTS = (LAYOUT_N8K4, LAYOUT_I4, LAYOUT_I4_N8K4)           # R = dims[0], K = the rest; the others [K][N]
+ROWS_LAYOUTS = (LAYOUT_N8K4, LAYOUT_I4, LAYOUT_I4_N8K4, LAYOUT_F32_O32)   # R = dims[0], K = the rest; the others [K][N]
 
 
 def packed_rk(layout: int, shape) -> tuple[int, int]:
@@ -134,9 +140,12 @@ def packed_rk(layout: int, shape) -> tuple[int, int]:
 
 def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
     """Where a layout may be used: 0 anywhere; 1 (3, 6) int8 (int4) constants of rank >= 2; 2 (4, 7)
-    int8 (int4) rank-2 constants; 5 float16 constants."""
+    int8 (int4) rank-2 constants; 5 float16 constants; 8 float32 constants of rank >= 2 whose first
+    dimension is a multiple of 32."""
     if layout == LAYOUT_PLAIN:
         return True
+    if layout == LAYOUT_F32_O32:
+        return dtype == "float32" and storage == CONST and len(shape) >= 2 and shape[0] % 32 == 0
     if layout == LAYOUT_F16W:
         return dtype == "float16" and storage == CONST
     if dtype != ("int4" if layout in I4_LAYOUTS else "int8") or storage != CONST:
@@ -148,6 +157,8 @@ def layout_need(layout: int) -> str:
     """What `layout_ok` requires, in words (error messages)."""
     if layout == LAYOUT_F16W:
         return "a float16 constant"
+    if layout == LAYOUT_F32_O32:
+        return "a float32 constant of rank >= 2 whose first dimension is a multiple of 32"
     dt = "int4" if layout in I4_LAYOUTS else "int8"
     return f"an {dt} constant of rank {'>= 2' if layout in ROWS_LAYOUTS else '2'}"
 
@@ -173,7 +184,13 @@ def _from_n8k4_blocks(blocks: np.ndarray, layout: int, R: int, K: int, shape) ->
 
 def pack_weights(value, layout: int) -> bytes:
     """The bytes of int8 array `value` (logical shape) in `layout` (1 or 2; 3, 4, 6 or 7: values are
-    int4 codes in [-8, 7])."""
+    int4 codes in [-8, 7]; 8: a float32 array)."""
+    if layout == LAYOUT_F32_O32:
+        a = np.asarray(value, np.float32)
+        R, K = packed_rk(layout, a.shape)
+        if R % 32:
+            raise ModelError(f"layout {layout}: the first dimension ({R}) must be a multiple of 32")
+        return np.ascontiguousarray(a.reshape(R // 32, 32, K).transpose(0, 2, 1)).astype("<f4").tobytes()
     a = np.asarray(value, np.int8)
     R, K = packed_rk(layout, a.shape)
     w = a.reshape(R, K) if layout in ROWS_LAYOUTS else a.reshape(K, R).T
@@ -190,8 +207,12 @@ def pack_weights(value, layout: int) -> bytes:
 
 
 def unpack_weights(data: bytes, layout: int, shape) -> np.ndarray:
-    """The int8 array of logical `shape` stored in `layout`; ModelError if a padding byte is not 0."""
+    """The int8 array of logical `shape` stored in `layout` (8: float32); ModelError if a padding byte
+    is not 0."""
     R, K = packed_rk(layout, shape)
+    if layout == LAYOUT_F32_O32:
+        p = np.frombuffer(data, "<f4", R * K).reshape(R // 32, K, 32)
+        return np.ascontiguousarray(p.transpose(0, 2, 1)).reshape(shape).astype(np.float32)
     if layout in I4_N8K4_LAYOUTS:
         nb = -(-R // 8) * -(-K // 4)
         b = np.frombuffer(data, np.uint8, nb * 16).reshape(nb, 16)
@@ -255,7 +276,7 @@ class TensorRec:
         arr = arr.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
         if layout and not layout_ok(layout, dtype, CONST, arr.shape):
             raise ModelError(f"constant {name!r} ({dtype}{list(arr.shape)}) cannot use layout {layout}")
-        data = pack_weights(arr, layout) if layout in PACKED_LAYOUTS else arr.tobytes()
+        data = pack_weights(arr, layout) if layout in PACKED_LAYOUTS + (LAYOUT_F32_O32,) else arr.tobytes()
         return cls(name, dtype, arr.shape, CONST, 0, data, layout, quant)
 
     @classmethod
@@ -268,10 +289,11 @@ class TensorRec:
 
     def array(self) -> np.ndarray:
         """The constant's value in its logical shape, unpacked from a packed layout (int4 in
-        layout 3, 4, 6, 7: an int8 array of the codes; other int4/uint4 stay packed)."""
+        layout 3, 4, 6, 7: an int8 array of the codes; float32 in layout 8; other int4/uint4 stay
+        packed)."""
         if self.data is None or (self.dtype in ("int4", "uint4") and self.layout not in I4_LAYOUTS):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
-        if self.layout in PACKED_LAYOUTS:
+        if self.layout in PACKED_LAYOUTS or self.layout == LAYOUT_F32_O32:
             return unpack_weights(self.data, self.layout, self.shape)
         return np.frombuffer(self.data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
 

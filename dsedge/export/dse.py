@@ -43,8 +43,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_PLAIN, PACKED_LAYOUTS,
-                        Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, _svs, pack_weights, read)
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_F32_O32, LAYOUT_PLAIN,
+                        PACKED_LAYOUTS, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, _svs, layout_ok, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -421,7 +421,7 @@ def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout:
     v = np.asarray(v)
     if layout in I4_LAYOUTS:
         return TensorRec(name, "int4", tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
-    if layout in PACKED_LAYOUTS:
+    if layout in PACKED_LAYOUTS or layout == LAYOUT_F32_O32:
         return TensorRec(name, dtype, tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
     data = np.asarray(v.astype(np.dtype(dtype).newbyteorder("<"), copy=False), order="C").tobytes()
     return TensorRec(name, dtype, tuple(v.shape), CONST, 0, data, layout, q)
@@ -429,9 +429,13 @@ def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout:
 
 def _weight_layout(g: Graph, n: Node) -> int:
     """The packed layout of a node's weight (input 1), docs/format.md §4.4: its kind's choice
-    (weighted.Weighted.weight_layout); float nodes keep 0."""
+    (weighted.Weighted.weight_layout); a float node's, its op's (OpDef.float_weight_layout; 0 when
+    the op declares none: the float32 weight is then stored as it is, or as fp16: add_const)."""
     q = n.attrs.get("_q")
-    return kind(q["kind"]).weight_layout(g, n) if q else LAYOUT_PLAIN
+    if q:
+        return kind(q["kind"]).weight_layout(g, n)
+    d = REGISTRY.get(n.op, n.domain)
+    return d.float_weight_layout(g, n) if d is not None and d.float_weight_layout is not None else LAYOUT_PLAIN
 
 
 def _quant_bytes(q: QuantRec | None) -> int:
@@ -618,6 +622,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
         p = g.qparams.get(name)
+        if layout == LAYOUT_F32_O32 and (dt != "float32" or p is not None or not layout_ok(layout, dt, CONST, v.shape)):
+            return add_const(name, LAYOUT_PLAIN)   # fp16 or quantised weights: not a float32 panel
 
         def build():
             q = _quant_rec(p, dt)

@@ -276,9 +276,41 @@ def _matmul_fp16_why_not(attrs, infos, consts):
     return why
 
 
+# The float Conv's weight in layout 8 (artifact.py LAYOUT_F32_O32: panels of 32 output channels,
+# k-major) where the C kernels run it with the output channels in the vector lanes (docs/kernels.md,
+# "Conv: 1x1 on small images"): group 1, every kernel dimension 1, unit strides, no padding, one
+# image of F32_O32_MIN_P..F32_O32_MAX_P output pixels, not a multiple of 16 (a 7x7 image is 49
+# columns: 3 16-wide tiles and a 1-column tail for the SGEMM's tiles that run along the pixels;
+# BENCHMARKS.md "Session 18": one-node, 49 px 0.80-0.85x of the SGEMM path, 100 px 0.89x, 196 px
+# 0.95x, but 144 and 64 px 0.98-0.99x, 240 and 256 px 1.04-1.05x), output channels a multiple of 32, at
+# least 32 input channels (then the 1x1 conv's planned scratch, K * dse__sgemm_pack_cols(K) floats,
+# holds the AVX2 kernel's 32 x P accumulators for P <= 256).
+F32_O32_MIN_P, F32_O32_MAX_P = 8, 256
+
+
+def _conv_float_weight_layout(g, n) -> int:
+    if len(n.inputs) < 2 or n.inputs[1] not in g.consts:
+        return 0
+    w = np.asarray(g.consts[n.inputs[1]])
+    if w.dtype != np.float32 or w.ndim < 3 or w.shape[0] % 32 or w.shape[1] < 32 or any(int(k) != 1 for k in w.shape[2:]):
+        return 0
+    a = n.attrs
+    if int(a.get("group", 1)) != 1 or any(int(s) != 1 for s in (a.get("strides") or ())) or \
+            any(int(p) != 0 for p in (a.get("pads") or ())):
+        return 0
+    try:
+        x, y = g.tensor_info(n.inputs[0]).shape, g.tensor_info(n.outputs[0]).shape
+    except Exception:  # noqa: BLE001 - no shape: the plain layout
+        return 0
+    if x is None or y is None or len(y) != w.ndim or any(not isinstance(d, (int, np.integer)) for d in y) or y[0] != 1:
+        return 0
+    P = int(np.prod(y[2:], dtype=np.int64))
+    return 8 if F32_O32_MIN_P <= P <= F32_O32_MAX_P and P % 16 and list(y[2:]) == list(x[2:]) else 0
+
+
 @op("Conv", 1, infer=_conv_infer, upgrade=_conv_upgrade,
     quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=0), fp16=Fp16Rule(conv_fp16, _conv_fp16_why_not),
-    takes_act_fn="FusedConv")
+    takes_act_fn="FusedConv", float_weight_layout=_conv_float_weight_layout)
 def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
          strides=None):
     nd = x.ndim - 2

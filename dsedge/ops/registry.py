@@ -140,6 +140,9 @@ class OpDef:
     commutative: bool = False
     act_fn: int = 0
     takes_act_fn: str = ""
+    # (graph, node) -> the packed layout (artifact.py LAYOUT_*) of the node's float32 weight, input 1,
+    # when it runs in float (docs/format.md §4.4); None: always layout 0
+    float_weight_layout: Callable[..., int] | None = None
 
     def check_attrs(self, attrs: dict, where: str) -> None:
         unknown = [a for a in attrs if a not in self.attrs and not a.startswith("_")]
@@ -276,7 +279,7 @@ def _signature(fn) -> tuple[dict[str, Any], tuple[int, int], bool]:
 def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | None = None, fp16=None,
        backward=None, upgrade=None, domain: str = "", view: bool = False, in_place: bool = False,
        elementwise: bool = False, data_dependent: bool = False, commutative: bool = False, act_fn: int = 0,
-       takes_act_fn: str = "", registry: OpRegistry = REGISTRY):
+       takes_act_fn: str = "", float_weight_layout=None, registry: OpRegistry = REGISTRY):
     """Declare an op (see the module docstring)."""
 
     def deco(fn):
@@ -285,7 +288,7 @@ def op(name: str, op_id: int, *, infer=None, int_ref=None, quant: QuantRule | No
                            backward=backward, upgrade=upgrade, domain=domain, attrs=attrs, n_inputs=n_inputs,
                            takes_ctx=takes_ctx, view=view, in_place=in_place, elementwise=elementwise,
                            data_dependent=data_dependent, commutative=commutative, act_fn=act_fn,
-                           takes_act_fn=takes_act_fn))
+                           takes_act_fn=takes_act_fn, float_weight_layout=float_weight_layout))
         return fn
 
     return deco

@@ -98,7 +98,12 @@ typedef struct dse_tensor {
  * the float32 kernels' speed, the float32 bytes in memory; `hdata` keeps the file's float16 bits
  * for the fp16-arithmetic kernels (docs/quant-arith.md §16). */
 enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2, DSE_LAYOUT_I4 = 3, DSE_LAYOUT_I4_T = 4,
-       DSE_LAYOUT_F16W = 5, DSE_LAYOUT_I4_N8K4 = 6, DSE_LAYOUT_I4_N8K4_T = 7, DSE_LAYOUT_MAX_ = 7 };
+       DSE_LAYOUT_F16W = 5, DSE_LAYOUT_I4_N8K4 = 6, DSE_LAYOUT_I4_N8K4_T = 7, DSE_LAYOUT_F32_O32 = 8, DSE_LAYOUT_MAX_ = 8 };
+/* Layout 8 "F32 O32 panels" (docs/format.md §4.4): a float32 constant W[R][K] (R = dims[0], a
+ * multiple of 32; K = the other dims' product) as panels of 32 rows, k-major inside:
+ * W[r][k] = data[((r / 32) * K + k) * 32 + r % 32]. Read by the float Conv kernels (REF: any
+ * geometry; AVX2 and NEON: 1x1 kernels, unit strides, no padding). */
+static inline size_t dse__o32_index(size_t r, size_t k, size_t K) { return (r / 32 * K + k) * 32 + r % 32; }
 
 static inline int dse__layout_i4(int layout) {   /* an int4 constant's layout (3, 4, 6, 7) */
     return layout == DSE_LAYOUT_I4 || layout == DSE_LAYOUT_I4_T || layout == DSE_LAYOUT_I4_N8K4 || layout == DSE_LAYOUT_I4_N8K4_T;
@@ -501,6 +506,8 @@ DSE_SHARED size_t dse__conv_f32_scratch_plan(const dse_conv_geom *g);
 /* The AVX2 conv's IMGS path (tiles across the images of a batch when each has < 16 output pixels;
  * kernels/ref/conv.c explains it): its scratch, 0 when the node does not take it; *tw its tile width. */
 DSE_SHARED size_t dse__conv_f32_imgs_plan(const dse_conv_geom *g, size_t *tw);
+/* REF's float Conv loop nest (kernels/ref/loops.c): w16 = 1 float16 weights, 2 float32 weights in
+ * layout 8 (dse__o32_index), 0 float32 weights as stored. */
 DSE_SHARED void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b, int b16,
                                   int act, float lo, float hi, int act_fn, float *y);
 /* im2col of the optimised float Conv variants (kernels/ref/loops.c; AVX2 IM2COL tiles, NEON general

@@ -318,7 +318,11 @@ static void parse_tensors(rd *r, dse_model *m) {
          * of rank 2; layouts 3 and 6 (4 and 7) the same for int4 constants */
         const int i4 = dse__layout_i4(t->layout), i4b = t->layout == DSE_LAYOUT_I4_N8K4 || t->layout == DSE_LAYOUT_I4_N8K4_T;
         const int rows_view = t->layout == DSE_LAYOUT_N8K4 || t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_N8K4;
-        const int packed = t->layout != DSE_LAYOUT_PLAIN && t->layout != DSE_LAYOUT_F16W;
+        const int packed = t->layout != DSE_LAYOUT_PLAIN && t->layout != DSE_LAYOUT_F16W && t->layout != DSE_LAYOUT_F32_O32;
+        /* layout 8: a float32 constant of rank >= 2, not quantised, dims[0] a multiple of 32 (below) */
+        if (t->layout == DSE_LAYOUT_F32_O32 && (t->dtype != DSE_DTYPE_FLOAT32 || t->storage != DSE_STORAGE_CONST || t->quant || t->rank < 2)) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout 8 needs a float32 constant of rank >= 2 without quantisation", i, t->name); return;
+        }
         if (packed && (t->dtype != (i4 ? DSE_DTYPE_INT4 : DSE_DTYPE_INT8) || t->storage != DSE_STORAGE_CONST ||
                                               (rows_view ? t->rank < 2 : t->rank != 2))) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout %d needs an %s constant of rank %s", i, t->name, t->layout,
@@ -330,6 +334,9 @@ static void parse_tensors(rd *r, dse_model *m) {
         for (unsigned d = 0; d < t->rank && !empty && !r->st; d++)
             if (!mul_ok(numel, t->dims[d], &numel)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): element count overflows", i, t->name); return; }
         if (empty) numel = 0;
+        if (!r->st && t->layout == DSE_LAYOUT_F32_O32 && t->dims[0] % 32) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout 8 needs a first dimension that is a multiple of 32, not %zu", i, t->name, t->dims[0]); return;
+        }
         t->numel = numel;
         size_t bits = DTYPES[t->dtype].bits, nbits;
         if (!mul_ok(numel, bits, &nbits)) { FAIL(r, DSE_ERR_RANGE, "tensor %zu (%s): byte size overflows", i, t->name); return; }

@@ -5,6 +5,13 @@
  * then + bias, then the clamp:
  *   - GEMM (1x1, unit strides, no padding): Y[M, P] = W[M, C] X[C, P] per image and group, x's
  *     columns packed by the SGEMM (or read in place when the artifact planned no scratch);
+ *   - O32 (GEMM with the weight in layout 8, which the exporter chooses for small images: panels
+ *     of 32 output channels, k-major, docs/format.md §4.4): the output channels in the lanes, a
+ *     tile of 3 pixels x 32 channels (12 accumulators; per k 4 vectors of the panel and 3
+ *     broadcast pixels of x's row k), k in chunks of CONV_O32_KC (the panel's chunk and x's stay
+ *     in L1; the accumulators wait in scratch between chunks: the same float chain), then the
+ *     epilogue and an 8x8 transpose into the output rows (conv_o32_task). A 7x7 image (49
+ *     pixels) fills every lane, where the SGEMM's 16-pixel tiles leave a 1-column tail;
  *   - DW8 (depthwise, narrow or strided rows): 8 channels at a time, the zero-padded
  *     planes transposed (lane = channel), 4 output pixels per step, transposed back;
  *   - DW (other depthwise 1-D/2-D): per channel, the zero-padded plane split by the W stride
@@ -54,11 +61,23 @@ int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom
     return 0;
 }
 
+/* O32: the scratch of one part, the accumulators of 32 channels x P pixels (p-major) */
+static size_t conv_o32_scratch(const dse_conv_geom *g) { return 4 * 32 * g->out[0] * g->out[1] * g->out[2]; }
+
 int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     dse_conv_geom g;
     if (dse__avx2_conv_f32_geom(m, n, &g, why)) return 1;
     dse_conv_plan p;
     size_t need = dse__conv_f32_plan(&g, &p);
+    if (dse__t(m, n->in[1])->layout == DSE_LAYOUT_F32_O32) {   /* O32: a 1x1 conv, group 1, with its scratch */
+        if (p.path != DSE_CONV_GEMM || g.G != 1 || !dse__scratch_free(m, n, conv_o32_scratch(&g))) {
+            DSE_WHYF(why, F32_AVX2_NOT_COVERED, "layout-8 weights of a conv that is not 1x1 with group 1, or no scratch", 0, 0, 0, 0);
+            return 1;
+        }
+        why->scratch = conv_o32_scratch(&g);
+        why->packed = 1u << 1;
+        return 0;
+    }
     if (p.path == DSE_CONV_DW8 && !dse__scratch_free(m, n, need)) need = dse__conv_f32_plan_dw(&g, &p);   /* an older plan */
     if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
         why->scratch = 0;
@@ -92,6 +111,7 @@ typedef struct conv_job {
     int dw3;                         /* DW3: depthwise 3x3 read in place (dwconv.c), for DW and DW8 */
     dse_dw3 d3;
     int bandt;                       /* BANDS as one plane per tap (conv_bandt_fill) */
+    size_t o32_split, o32_chunk;     /* O32: parts per panel of 32 channels, pixels per part */
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -484,6 +504,95 @@ static DSE_TARGET_AVX2 void conv_imgs_task(void *arg, size_t begin, size_t end, 
     }
 }
 
+/* O32 (the header): NP (1..3) pixels from p0 x 32 output channels over kn k of one chunk; acc in
+ * buf[p * 32 + c] (pixel p of the image, channel c of the panel) from the previous chunk unless
+ * `first`; after the `last` chunk, the epilogue of sgemm.c's tiles (+ bias, clamp, an inline
+ * activation function), in the same operations. wp: the panel at the chunk's first k (32 floats
+ * per k), x: x's row of that k (P floats per k). */
+#define CONV_O32_KC 64
+DSE_AI void conv_o32_tile(const conv_job *j, const int NP, const float *wp, const float *x, size_t kn, size_t p0,
+                          const float *bias, float *buf, int first, int last) {
+    __m256 acc[3][4];
+    DSE_UNROLL
+    for (int a = 0; a < NP; a++)
+        DSE_UNROLL
+        for (int v = 0; v < 4; v++) acc[a][v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(buf + (p0 + (size_t)a) * 32 + 8 * (size_t)v);
+    const float *xp = x + p0;
+    for (size_t k = 0; k < kn; k++, wp += 32, xp += j->P) {
+        const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8), w2 = _mm256_loadu_ps(wp + 16), w3 = _mm256_loadu_ps(wp + 24);
+        DSE_UNROLL
+        for (int a = 0; a < NP; a++) {
+            const __m256 xb = _mm256_broadcast_ss(xp + a);
+            acc[a][0] = _mm256_fmadd_ps(xb, w0, acc[a][0]);
+            acc[a][1] = _mm256_fmadd_ps(xb, w1, acc[a][1]);
+            acc[a][2] = _mm256_fmadd_ps(xb, w2, acc[a][2]);
+            acc[a][3] = _mm256_fmadd_ps(xb, w3, acc[a][3]);
+        }
+    }
+    DSE_UNROLL
+    for (int a = 0; a < NP; a++)
+        DSE_UNROLL
+        for (int v = 0; v < 4; v++) {
+            __m256 o = acc[a][v];
+            if (last) {
+                if (bias) o = _mm256_add_ps(o, _mm256_loadu_ps(bias + 8 * v));
+                if (j->act) o = _mm256_min_ps(_mm256_set1_ps(j->hi), _mm256_max_ps(_mm256_set1_ps(j->lo), o));
+                if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) o = dse__avx2_act_fn_inline(j->act_fn, o);
+            }
+            _mm256_storeu_ps(buf + (p0 + (size_t)a) * 32 + 8 * (size_t)v, o);
+        }
+}
+static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile3(const conv_job *j, const float *wp, const float *x, size_t kn, size_t p0,
+                                                        const float *bias, float *buf, int first, int last) {
+    conv_o32_tile(j, 3, wp, x, kn, p0, bias, buf, first, last);
+}
+static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile2(const conv_job *j, const float *wp, const float *x, size_t kn, size_t p0,
+                                                        const float *bias, float *buf, int first, int last) {
+    conv_o32_tile(j, 2, wp, x, kn, p0, bias, buf, first, last);
+}
+static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile1(const conv_job *j, const float *wp, const float *x, size_t kn, size_t p0,
+                                                        const float *bias, float *buf, int first, int last) {
+    conv_o32_tile(j, 1, wp, x, kn, p0, bias, buf, first, last);
+}
+
+/* O32: part `it` = (image * (M / 32) + panel) * o32_split + pixel range */
+static DSE_TARGET_AVX2 void conv_o32_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    const conv_job *j = arg;
+    float *buf = (float *)(void *)dse__worker_scratch(j->cx, worker);
+    const size_t P = j->P, K = j->K, panels = j->g.M / 32;
+    for (size_t it = begin; it < end; it++) {
+        const size_t part = it % j->o32_split, pi = it / j->o32_split, q = pi % panels, img = pi / panels;
+        const size_t pa = part * j->o32_chunk, pb = pa + j->o32_chunk < P ? pa + j->o32_chunk : P;
+        if (pa >= pb) continue;
+        const float *x = j->x + img * K * P, *wq = j->w + q * 32 * K, *bias = j->b ? j->b + 32 * q : NULL;
+        for (size_t k0 = 0; k0 < K; k0 += CONV_O32_KC) {
+            const size_t kn = K - k0 < CONV_O32_KC ? K - k0 : CONV_O32_KC;
+            const int first = k0 == 0, last = k0 + kn == K;
+            const float *wp = wq + k0 * 32, *xk = x + k0 * P;
+            size_t p = pa;
+            for (; p + 3 <= pb; p += 3) conv_o32_tile3(j, wp, xk, kn, p, bias, buf, first, last);
+            if (pb - p == 2) conv_o32_tile2(j, wp, xk, kn, p, bias, buf, first, last);
+            else if (pb - p == 1) conv_o32_tile1(j, wp, xk, kn, p, bias, buf, first, last);
+        }
+        /* buf[p][c] -> y[32 q + c][p] for p in [pa, pb) */
+        float *y = j->y + (img * j->g.M + 32 * q) * P;
+        size_t p = pa;
+        for (; p + 8 <= pb; p += 8)
+            for (size_t c = 0; c < 32; c += 8) {
+                __m256 r[8];
+                DSE_UNROLL
+                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(buf + (p + (size_t)i) * 32 + c);
+                conv_tr8(r);   /* (DW8's) */
+                DSE_UNROLL
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(y + (c + (size_t)i) * P + p, r[i]);
+            }
+        for (size_t c = 0; c < 32; c++)
+            for (size_t t = p; t < pb; t++) y[c * P + t] = buf[t * 32 + c];
+        if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn))   /* SiLU: over the part's stretch of each row */
+            for (size_t c = 0; c < 32; c++) dse__avx2_act_fn_row(j->act_fn, y + c * P + pa, pb - pa);
+    }
+}
+
 static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsigned worker) {
     const conv_job *j = arg;
     const dse_conv_geom *g = &j->g;
@@ -610,6 +719,19 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.act = dse__nn_act(n, &j.lo, &j.hi);
     j.act_fn = dse__nn_act_fn(n);
     if (!j.P || !g->M) return;
+    if (m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_O32) {   /* O32 (the check took only 1x1, group 1) */
+        const size_t threads = dse__threads(cx), units = g->N * (g->M / 32);
+        j.o32_split = 1;
+        if (threads > 1 && units < 4 * threads) {   /* too few panels to share: split the pixels too */
+            j.o32_split = (4 * threads + units - 1) / units;
+            if (j.o32_split > j.P / 24) j.o32_split = j.P / 24 ? j.P / 24 : 1;
+        }
+        j.o32_chunk = (j.P + j.o32_split - 1) / j.o32_split;
+        j.o32_chunk = (j.o32_chunk + 2) / 3 * 3;
+        const size_t items = units * j.o32_split;
+        dse__parallel(cx, items, dse__grain(items, (uint64_t)g->N * g->M * j.P * j.K), conv_o32_task, &j);
+        return;
+    }
     const size_t imgs = dse__conv_f32_imgs_plan(g, &j.tw);
     if (imgs && n->scratch >= imgs) {   /* IMGS: the check found its scratch */
         const size_t threads = dse__threads(cx);

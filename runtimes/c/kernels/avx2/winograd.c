@@ -44,7 +44,7 @@ int dse__check_conv_wino_f32_avx2(const dse_model *m, const dse_node *n, dse_why
     if (dse__avx2_conv_f32_geom(m, n, &g, why)) return 1;
     dse_wino_plan p;
     const size_t need = dse__conv_f32_wino_plan(&g, &p);
-    if (!need) {
+    if (!need || dse__t(m, n->in[1])->layout != DSE_LAYOUT_PLAIN) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "Winograd: not a 3x3 stride-1 conv where it pays", 0, 0, 0, 0);
         return 1;
     }

@@ -1,7 +1,9 @@
 /* conv_f32.c (NEON): float32 Conv on arm64 with fused multiply-adds. Same geometry and
  * attributes as kernels/ref/conv.c (1 to 3 spatial axes, groups, strides, dilations, pads, fused
  * clamp); float32 weights and bias (float16 ones are left to REF). Three paths:
- *   - GEMM (1x1, unit strides, no padding, any rank and group): Y[M, P] = W[M, C] X[C, P] per
+ *   - GEMM (1x1, unit strides, no padding, any rank and group; with group 1 also weights in layout 8,
+ *     panels of 32 output channels: one SGEMM call per panel, A(i, k) 32 floats apart in k, which
+ *     the SGEMM takes one element at a time): Y[M, P] = W[M, C] X[C, P] per
  *     image and group, straight on NCHW (x's channel rows are B's rows), by the SGEMM of
  *     sgemm.c; with the planned scratch, B's columns are packed into panels a chunk at a time,
  *     else read in place;
@@ -80,6 +82,15 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* what the exporter plans: every float Conv variant's */
     why->act_fns = dse__act_fns(m, 1);   /* every path applies it (the SGEMM epilogue, over each DW plane):
                                           * dse__neon_act_fn_n, SiLU with the NEON Sigmoid's bytes */
+    if (w->layout == DSE_LAYOUT_F32_O32) {   /* layout 8 (internal.h): the GEMM path, A read per panel of 32 rows */
+        if (path != NEON_CF_GEMM || g.G != 1 || g.out[0] * g.out[1] * g.out[2] < 2) {
+            DSE_WHYF(why, F32_OPT_NOT_COVERED, "layout-8 weights of a conv that is not 1x1 with group 1", 0, 0, 0, 0);
+            return 1;
+        }
+        why->scratch = dse__scratch_free(m, n, plan) ? plan : 0;
+        why->packed = 1u << 1;
+        return 0;
+    }
     const size_t imgs = dse__conv_f32_imgs_plan(&g, NULL);
     if (imgs && dse__scratch_free(m, n, imgs)) {   /* IMGS runs */
         why->scratch = imgs;
@@ -105,7 +116,7 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
 typedef struct neon_cf_job {
     const dse_ctx *cx;
     dse_conv_geom g;
-    int path, pack, act, act_fn;
+    int path, pack, act, act_fn, o32;   /* o32: the weight in layout 8 (GEMM path, group 1) */
     size_t cg, mg, K, P, isz, nt, ntiles, msplit, mchunk;
     const float *x, *w, *b, *xend;   /* xend: the end of x (no vector load reads past it) */
     float *y;
@@ -233,6 +244,14 @@ static void neon_cf_task(void *arg, size_t begin, size_t end, unsigned worker) {
         if (j->path == NEON_CF_GEMM && j->P == 1) {   /* a 1x1 conv on a 1x1 image: matrix-vector products */
             s.B = xg; s.ldb = j->K; s.C = yg; s.ldc = 1;
             dse__neon_sgemm_dot(&s, m0, m1, 0, 1);
+        } else if (j->path == NEON_CF_GEMM && j->o32) {   /* layout 8: one call per panel, A(i, k) = A[i + 32 k] */
+            s.B = xg; s.ldb = j->isz; s.C = yg;
+            s.pack = j->pack ? scratch : NULL;
+            for (size_t q = m0 / 32; 32 * q < m1; q++) {
+                const size_t i0 = 32 * q > m0 ? 32 * q : m0, i1 = 32 * q + 32 < m1 ? 32 * q + 32 : m1;
+                s.A = j->w + 32 * q * (j->K - 1); s.sai = 1; s.sak = 32;   /* row i of panel q at w + 32 q K + i - 32 q */
+                dse__neon_sgemm(&s, i0, i1, p0, p0 + cnt);
+            }
         } else if (j->path == NEON_CF_GEMM) {   /* B = the image's K x P channel rows, columns [p0, p0 + cnt) */
             s.B = xg; s.ldb = j->isz; s.C = yg;
             s.pack = j->pack ? scratch : NULL;
@@ -292,8 +311,9 @@ void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, c
     j.act = dse__nn_act(n, &j.lo, &j.hi);
     j.act_fn = dse__nn_act_fn(n);
     if (!j.P || !g->M) return;
+    j.o32 = m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_O32;
     const size_t imgs = dse__conv_f32_imgs_plan(g, &j.tw);
-    if (imgs && n->scratch >= imgs) {   /* IMGS: the check found its scratch */
+    if (imgs && n->scratch >= imgs && !j.o32) {   /* IMGS: the check found its scratch */
         const size_t threads = dse__threads(cx);
         j.tw = dse_conv_imgs_tw(j.tw, g->N * j.P, threads, 8);
         const size_t units = (g->N * j.P + j.tw - 1) / j.tw, blocks = (g->M + 7) / 8;

@@ -13,7 +13,9 @@
  *     y = acc + bias[m];  y = min(max(y, act_min), act_max)
  * i.e. one sequential float32 sum over K = C/group * kD*kH*kW in weight order, then the
  * bias. numpy's reference sums with BLAS (another order): they agree to ~1e-6 relative.
- * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. The
+ * The loop nest is dse_f32_conv_loop (kernels/ref/loops.c); this file reads and checks. The weight
+ * may be in layout 8 (panels of 32 output channels, docs/format.md §4.4): the same values, read at
+ * their packed index. The
  * REF kernel uses no scratch, but its check reports the optimised variants' plan
  * (dse__conv_f32_scratch_plan: the larger of dse__conv_f32_plan and dse__conv_f32_wino_plan),
  * which the exporter reserves for every float Conv. */
@@ -281,6 +283,7 @@ int dse__check_conv_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__conv_f32_geom(m, n, &g, why)) return 1;
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* planned for the optimised variants */
     why->act_fns = dse__act_fns(m, 0);   /* mathf.h dse__act_fnf */
+    if (m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_O32) why->packed = 1u << 1;   /* any geometry */
     return 0;
 }
 
@@ -292,7 +295,8 @@ void dse_f32_conv__ref(const dse_model *m, const dse_node *n, uint8_t *arena, co
     const dse_tensor *bt = n->n_in == 3 ? dse__t(m, n->in[2]) : NULL;
     float lo, hi;
     int act = dse__nn_act(n, &lo, &hi);
-    dse_f32_conv_loop(cx, &g, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]), wt->dtype == DSE_DTYPE_FLOAT16,
+    dse_f32_conv_loop(cx, &g, dse__data(m, arena, n->in[0]), dse__data(m, arena, n->in[1]),
+                      wt->dtype == DSE_DTYPE_FLOAT16 ? 1 : wt->layout == DSE_LAYOUT_F32_O32 ? 2 : 0,
                       bt ? dse__data(m, arena, n->in[2]) : NULL, bt && bt->dtype == DSE_DTYPE_FLOAT16, act, lo, hi,
                       dse__nn_act_fn(n), dse__data(m, arena, n->out[0]));
 }

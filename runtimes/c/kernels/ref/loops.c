@@ -307,6 +307,7 @@ typedef struct {
     float lo, hi;
     int act_fn;
     float *y;
+    int o32;   /* the weight in layout 8 (internal.h dse__o32_index) */
 } loops_f32_conv_job;
 
 /* Output rows [r0, r1) of all N * M * OD * OH rows (each: OW outputs, written by one range). */
@@ -323,7 +324,8 @@ static void loops_f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker
         const size_t oh = r % g->out[1], od = r / g->out[1] % g->out[0], boc = r / (g->out[1] * g->out[0]);
         const size_t oc = boc % g->M, bi = boc / g->M;
         const float *xg = j->x + (bi * g->C + oc / mg * cg) * isz;
-        const size_t wbase = oc * cg * ksz;
+        /* tap k of output channel oc: w[wbase + k * wstep] (layout 0: oc * K + k; layout 8: its panel) */
+        const size_t wbase = j->o32 ? dse__o32_index(oc, 0, cg * ksz) : oc * cg * ksz, wstep = j->o32 ? 32 : 1;
         const float bias = b ? ld(b, j->b16, oc) : 0.0f;
         float *yo = j->y + (bi * g->M + oc) * osz;
         for (size_t ow = 0; ow < g->out[2]; ow++) {
@@ -332,7 +334,7 @@ static void loops_f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker
                           w0 = (int64_t)ow * g->s[2] - g->pb[2];
             for (size_t c = 0; c < cg; c++) {
                 const float *xc = xg + c * isz;
-                size_t wi = wbase + c * ksz;
+                size_t wi = c * ksz;
                 for (int64_t kd = 0; kd < g->k[0]; kd++) {
                     const int64_t id = d0 + kd * g->d[0];
                     if (id < 0 || id >= (int64_t)g->in[0]) { wi += (size_t)(g->k[1] * g->k[2]); continue; }
@@ -343,7 +345,8 @@ static void loops_f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker
                         for (int64_t kw = 0; kw < g->k[2]; kw++, wi++) {
                             const int64_t iw = w0 + kw * g->d[2];
                             if (iw < 0 || iw >= (int64_t)g->in[2]) continue;
-                            const float wv = w16 ? dse__f16_to_f32(((const uint16_t *)w)[wi]) : ((const float *)w)[wi];
+                            const size_t wx = wbase + wi * wstep;
+                            const float wv = w16 ? dse__f16_to_f32(((const uint16_t *)w)[wx]) : ((const float *)w)[wx];
                             acc = acc + xr[iw] * wv;
                         }
                     }
@@ -359,7 +362,7 @@ static void loops_f32_conv_rows(void *arg, size_t r0, size_t r1, unsigned worker
 
 void dse_f32_conv_loop(const dse_ctx *cx, const dse_conv_geom *g, const float *x, const void *w, int w16, const void *b,
                        int b16, int act, float lo, float hi, int act_fn, float *y) {
-    loops_f32_conv_job j = {g, x, w, b, w16, b16, act, lo, hi, act_fn, y};
+    loops_f32_conv_job j = {g, x, w, b, w16 == 1, b16, act, lo, hi, act_fn, y, w16 == 2};
     const size_t rows = g->N * g->M * g->out[0] * g->out[1];
     dse__parallel(cx, rows, loops_grain(g->out[2] * (g->C / g->G) * (size_t)(g->k[0] * g->k[1] * g->k[2])), loops_f32_conv_rows, &j);
 }
