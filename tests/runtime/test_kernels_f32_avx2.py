@@ -758,6 +758,11 @@ MATMUL_CASES = [
     ((3, 1, 2, 9), (1, 4, 9, 3), False),
     ((2, 50, 300), (300, 150), True),      # B packed (>= 48 rows)
     ((1, 2, 49, 40), (1, 2, 40, 131), False),
+    # B packed, one batch, threads: parts of whole panels of 16 columns, not of packing chunks
+    # (K = 384: chunks of 160; 2 threads: 4 parts of 112 columns, the last 56 with a tail of 8;
+    # 1 thread: 320 columns as 2 equal chunks, then 72); MiniLM's projections, 64 x 384 x 384
+    ((1, 64, 384), (384, 392), True),
+    ((1, 60, 384), (384, 1000), True),     # 2 threads: parts of 256 columns, each in 2 chunks of 128
 ]
 
 

@@ -301,14 +301,18 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
 }
 
 /* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of
- * few rows has too few accumulators to hide the FMA latency. Columns in chunks of
- * dse__sgemm_pack_cols(K), whose part of B stays in L2 (256 KiB) while every row block streams
- * it; with g->pack and at least 48 rows, the chunk is first copied into panels of 16. */
+ * few rows has too few accumulators to hide the FMA latency. Columns in chunks of at most
+ * dse__sgemm_pack_cols(K) (as many as needed, of equal whole panels), whose part of B stays in
+ * L2 (256 KiB) while every row block streams it; with g->pack and at least 48 rows, the chunk is first copied into panels of 16. */
 void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
     if (i1 <= i0 || j1 <= j0) return;
     /* per-tap offsets (conv bands): the band is built to stay in L2 whole, no chunks (the
      * weights, A, are then read once) */
-    const size_t jb = g->boff ? j1 - j0 : dse__sgemm_pack_cols(g->K);
+    size_t jb = g->boff ? j1 - j0 : dse__sgemm_pack_cols(g->K);
+    if (!g->boff && j1 - j0 > jb) {   /* chunks of equal whole panels (384 = 128 x 3, not 160 + 160 + 64) */
+        const size_t nch = (j1 - j0 + jb - 1) / jb, panels = (j1 - j0 + 15) / 16;
+        jb = 16 * ((panels + nch - 1) / nch);
+    }
     for (size_t jc = j0; jc < j1; jc += jb) {
         const size_t je = j1 - jc < jb ? j1 : jc + jb;
         if (g->pack && !g->bpanel && !g->boff && g->K && i1 - i0 >= 48) {   /* (fewer rows: the copy does not pay) */
