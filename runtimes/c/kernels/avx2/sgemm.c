@@ -318,7 +318,7 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
 }
 
 /* The packing of columns [jc, je) of row-major B into panels of 16 at dst together with rows
- * [i0, i0 + 6) of C: 6 x 16 tiles that read B where it lies (prefetched SG_PF rows ahead) and store
+ * [i0, i0 + 6) of C: 6 x 16 tiles that read B where it lies (prefetched SG_PF_PK rows ahead) and store
  * each panel as they go; the last panel narrower than 16 columns is copied by sgemm_pack and its
  * columns of these rows computed from B in place. One pass over B instead of a copy then the
  * tiles (the copy, from L3 or memory, was ~10 % of MiniLM's 64-row products: 64 x 384 x 1536 took
