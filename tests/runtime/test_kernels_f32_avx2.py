@@ -758,6 +758,11 @@ MATMUL_CASES = [
     ((3, 1, 2, 9), (1, 4, 9, 3), False),
     ((2, 50, 300), (300, 150), True),      # B packed (>= 48 rows)
     ((1, 2, 49, 40), (1, 2, 40, 131), False),
+    # B packed, one batch, threads: parts of whole panels of 16 columns, not of packing chunks
+    # (K = 384: chunks of 160; 2 threads: 4 parts of 112 columns, the last 56 with a tail of 8;
+    # 1 thread: 320 columns as 2 equal chunks, then 72); MiniLM's projections, 64 x 384 x 384
+    ((1, 64, 384), (384, 392), True),
+    ((1, 60, 384), (384, 1000), True),     # 2 threads: parts of 256 columns, each in 2 chunks of 128
 ]
 
 
@@ -1046,3 +1051,32 @@ def test_transpose_left_to_ref(lib):
                                dict(perm=list(perm)))
         _, ks = run(lib, art, feeds)
         assert ks == ["dse_any_transpose__ref"], (shape, ks)
+
+
+# ------------------------------------------------------------------------------------------
+# LayerNormalization over threads (REF kernel, groups of 4 rows per part)
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,bias,stats", [((1, 64, 384), True, False),   # MiniLM's: 16 groups, 2 threads
+                                              ((2, 37, 300), False, True),   # 74 rows: a last group of 2
+                                              ((3, 5, 7), True, True)])      # too small to split: one part
+def test_layernorm_threads(lib, shape, bias, stats):
+    """The REF LayerNormalization split into groups of 4 rows over 1, 2 and 3 threads gives the same
+    bytes, and onnxruntime's values (with the Mean and InvStdDev outputs)."""
+    from .test_kernels_f32_nn import close
+    rng = np.random.default_rng(sum(shape))
+    x = rnd(rng, *shape) * 3 + 1
+    sc, b = rnd(rng, shape[-1]), (rnd(rng, shape[-1]) if bias else None)
+    r = ref("LayerNormalization", x, sc, b, axis=2, epsilon=1e-5)
+    outs = [("float32", r[0].shape)] + ([("float32", r[1].shape), ("float32", r[2].shape)] if stats else [])
+    ins = [(x, False), (sc, True)] + ([(b, True)] if bias else [])
+    art, feeds = make_node("LayerNormalization", ins, outs, dict(axis=2, epsilon=1e-5, stash_type=1))
+    o1, ks = run(lib, art, feeds)
+    assert ks == ["dse_f32_layernorm__ref"]
+    for t in (2, 3):
+        ot, _ = run(lib, art, feeds, threads=t)
+        for a, c in zip(o1, ot):
+            assert a.tobytes() == c.tobytes(), f"{t} threads give other bytes"
+    e = ort("LayerNormalization", [x, sc, b], dict(axis=2, epsilon=1e-5), n_out=3 if stats else 1)
+    for c, ee in zip(o1, e):
+        close(c, ee)

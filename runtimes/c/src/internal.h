@@ -653,8 +653,10 @@ DSE_SHARED int dse__conv_transpose_f32_geom(const dse_model *m, const dse_node *
 DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
 /* The optimised float Gemm/MatMul driver (kernels/ref/loops.c): every batch of g (nb = 0: one) by
  * fn(s with A, B, C moved to the batch's matrices), cut into parts for the session's threads:
- * with pack (the planned packing buffer: s->pack set to each worker's scratch), whole packing
- * chunks of columns, about 2 parts per thread; else blocks of rt * ceil(M / (8 rt)) rows or ct
+ * with pack (the planned packing buffer: s->pack set to each worker's scratch), parts of columns:
+ * on 1 thread whole packing chunks (at most 2 parts), on more about 2 parts per thread of whole
+ * panels of 16 columns (each part packs its own columns, in chunks of at most
+ * dse__sgemm_pack_cols(K)); else blocks of rt * ceil(M / (8 rt)) rows or ct
  * columns (rt x ct: fn's register tile). Each element is computed by one part: the same bytes for
  * any thread count. */
 typedef void (*dse_sgemm_fn)(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
