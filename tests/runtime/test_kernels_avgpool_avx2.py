@@ -6,7 +6,8 @@ the sum against onnxruntime's).
 Shapes hit every tail: widths not a multiple of 8, odd sizes, pads on each side (asymmetric),
 W strides 1, 2 (the shuffled phases; 2 taps: the hadd path, rows read in place or copied), 3 and 5 (the scalar phases), H strides, dilations, ceil_mode,
 kernels wider or taller than the input plus padding allows, windows partly or wholly in the
-padding, count_include_pad 0 and 1, 1-D and 2-D, rapidocr/rec's 3x2/3x2 node. Inputs hold -0.0
+padding, count_include_pad 0 and 1, 1-D and 2-D, row sums reused by later output rows (kept in
+8 slots, more kernel rows than slots, 1 slot for wide rows), rapidocr/rec's 3x2/3x2 node. Inputs hold -0.0
 (a sum of -0.0 taps stays -0.0 only in REF's order: +0.0 padding taps make it +0.0). 3-D pools
 are left to REF, and a REF_FLOAT build (-DDSE_REF_FLOAT) lists only REF.
 """
@@ -39,6 +40,8 @@ CASES = [
     ((1, 2, 5, 9), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 0, True),      # 1x1: a copy / 1
     ((1, 2, 7, 21), (2, 2), (2, 2), (1, 1, 0, 1), (1, 1), 1, True),     # the pair (hadd) path, left pad
     ((2, 3, 45), (2,), (2,), (0, 1), (1,), 1, True),                    # the pair path, 1-D, ceil_mode
+    ((1, 2, 7, 600), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 0, True),    # wide rows: one row-sum slot
+    ((1, 2, 9, 30), (4, 3), (2, 3), (2, 1, 1, 1), (1, 1), 0, True),     # rows shared by output rows, W stride 3
 ]
 
 

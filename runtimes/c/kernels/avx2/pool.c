@@ -213,8 +213,10 @@ void dse_f32_maxpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena
  * vhaddps of 16 input columns (read in place when inside the row), its 64-bit pairs reordered.
  * Counts: per column (W) and per output row (H), their product in int32 (REF's int64 product,
  * the same value: kh * kw < 2^31 is checked), converted by vcvtdq2ps (round to nearest, as REF's
- * int64 to float). Threads: blocks of (channel, output row); no state across items. */
+ * int64 to float). The row sums of the last AP_SLOTS input rows are kept: an output row reuses
+ * those it shares with the previous ones (kh > sh). Threads: blocks of (channel, output row). */
 #define AP_MAXB 4096   /* floats of the padded row buffer on the stack (longer rows: REF) */
+#define AP_SLOTS 8     /* row sums kept for the next output rows (rows of at most AP_MAXB / 8 floats) */
 
 typedef struct ap_job {
     const float *x;
@@ -271,13 +273,64 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_acc(float *
     _mm256_storeu_ps(plane, kh == 0 ? row : _mm256_add_ps(_mm256_loadu_ps(plane), row));
 }
 
+/* REF's row sum x[kw=0] + x[1] + ... of each output column o < OWp for input row xr, stored to h
+ * (kh 0) or added to it (h + sum: ap_acc). */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const ap_job *j, const float *xr, float *buf, float *ph,
+                                                                           float *h, int64_t kh) {
+    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->sw, pl = (size_t)j->pl;
+    if (j->pair) {   /* 2 taps, W stride 2: x[2o] + x[2o + 1] is vhaddps of 16 columns, reordered */
+        int copied = 0;
+        for (size_t o = 0; o < OWp; o += 8) {
+            const int64_t c0 = 2 * (int64_t)o - j->pl;
+            const float *src;
+            if (c0 >= 0 && c0 + 16 <= (int64_t)j->IW) {
+                src = xr + c0;
+            } else {
+                if (!copied) { memcpy(buf + pl, xr, j->IW * sizeof(float)); copied = 1; }
+                src = buf + 2 * o;
+            }
+            const __m256 s = _mm256_hadd_ps(_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8));
+            ap_acc(h + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0))), kh);
+        }
+        return;
+    }
+    memcpy(buf + pl, xr, j->IW * sizeof(float));
+    const float *base = buf;
+    if (sw == 2) {
+        for (size_t q = 0; q < L; q += 8) {
+            const __m256 a = _mm256_loadu_ps(buf + 2 * q), b = _mm256_loadu_ps(buf + 2 * q + 8);
+            const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm256_storeu_ps(ph + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+            _mm256_storeu_ps(ph + L + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+        base = ph;
+    } else if (sw > 2) {
+        for (size_t p = 0; p < sw; p++)
+            for (size_t q = 0; q < L; q++) ph[p * L + q] = buf[q * sw + p];
+        base = ph;
+    }
+    for (size_t o = 0; o < OWp; o += 8) {
+        __m256 r = _mm256_loadu_ps(base + o);   /* kw = 0: offset 0, phase 0 */
+        for (int64_t kw = 1; kw < j->kw; kw++) {
+            const size_t off = (size_t)(kw * j->dw);
+            r = _mm256_add_ps(r, _mm256_loadu_ps(base + (off % sw) * L + off / sw + o));
+        }
+        ap_acc(h + o, r, kh);
+    }
+}
+
 static DSE_TARGET_AVX2 void ap_task(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
     const ap_job *j = arg;
-    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->sw, pl = (size_t)j->pl;
-    float *mem = (float *)__builtin_alloca(sizeof(float) * (j->NB + (sw > 1 ? sw * L : 0) + OWp) + sizeof(int32_t) * OWp + 64);
-    float *buf = mem, *ph = buf + j->NB, *plane = ph + (sw > 1 ? sw * L : 0);
-    int32_t *cw = (int32_t *)(void *)(plane + OWp);
+    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->sw;
+    const int reuse = (j->kh - 1) * j->dh + 1 > j->sh && j->OH > 1;   /* output rows share input rows */
+    const size_t nslot = !reuse ? 0 : OWp * AP_SLOTS <= AP_MAXB ? AP_SLOTS : 1;
+    float *mem = (float *)__builtin_alloca(sizeof(float) * (j->NB + (sw > 1 ? sw * L : 0) + OWp * (1 + nslot)) + sizeof(int32_t) * OWp + 64);
+    float *buf = mem, *ph = buf + j->NB, *plane = ph + (sw > 1 ? sw * L : 0), *hs = plane + OWp;
+    int32_t *cw = (int32_t *)(void *)(hs + OWp * nslot);
+    int64_t tag[AP_SLOTS];
+    size_t next = 0;
+    for (size_t i = 0; i < AP_SLOTS; i++) tag[i] = -1;
     for (size_t i = 0; i < j->NB; i++) buf[i] = 0.0f;
     const int64_t wlo = j->incl ? -j->pl : 0, whi = (int64_t)j->IW + (j->incl ? j->pr : 0);
     const int64_t hlo = j->incl ? -j->pt : 0, hhi = (int64_t)j->IH + (j->incl ? j->pb : 0);
@@ -292,46 +345,20 @@ static DSE_TARGET_AVX2 void ap_task(void *arg, size_t begin, size_t end, unsigne
                 for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_setzero_ps(), kh);
                 continue;
             }
-            const float *xr = xc + (size_t)ih * j->IW;
-            if (j->pair) {   /* 2 taps, W stride 2: x[2o] + x[2o + 1] is vhaddps of 16 columns, reordered */
-                int copied = 0;
-                for (size_t o = 0; o < OWp; o += 8) {
-                    const int64_t c0 = 2 * (int64_t)o - j->pl;
-                    const float *src;
-                    if (c0 >= 0 && c0 + 16 <= (int64_t)j->IW) {
-                        src = xr + c0;
-                    } else {
-                        if (!copied) { memcpy(buf + pl, xr, j->IW * sizeof(float)); copied = 1; }
-                        src = buf + 2 * o;
-                    }
-                    const __m256 h = _mm256_hadd_ps(_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8));
-                    ap_acc(plane + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(h), _MM_SHUFFLE(3, 1, 2, 0))), kh);
-                }
+            if (!reuse) {   /* no row is shared by two output rows: summed straight into the plane */
+                ap_hrow(j, xc + (size_t)ih * j->IW, buf, ph, plane, kh);
                 continue;
             }
-            memcpy(buf + pl, xr, j->IW * sizeof(float));
-            const float *base = buf;
-            if (sw == 2) {
-                for (size_t q = 0; q < L; q += 8) {
-                    const __m256 a = _mm256_loadu_ps(buf + 2 * q), b = _mm256_loadu_ps(buf + 2 * q + 8);
-                    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-                    _mm256_storeu_ps(ph + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
-                    _mm256_storeu_ps(ph + L + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
-                }
-                base = ph;
-            } else if (sw > 2) {
-                for (size_t p = 0; p < sw; p++)
-                    for (size_t q = 0; q < L; q++) ph[p * L + q] = buf[q * sw + p];
-                base = ph;
+            const int64_t tg = (int64_t)(c * j->IH) + ih;
+            size_t sl = 0;
+            while (sl < nslot && tag[sl] != tg) sl++;
+            if (sl == nslot) {   /* not kept: its horizontal sums into the next slot */
+                sl = next++ % nslot;
+                tag[sl] = tg;
+                ap_hrow(j, xc + (size_t)ih * j->IW, buf, ph, hs + sl * OWp, 0);
             }
-            for (size_t o = 0; o < OWp; o += 8) {
-                __m256 r = _mm256_loadu_ps(base + o);   /* kw = 0: offset 0, phase 0 */
-                for (int64_t kw = 1; kw < j->kw; kw++) {
-                    const size_t off = (size_t)(kw * j->dw);
-                    r = _mm256_add_ps(r, _mm256_loadu_ps(base + (off % sw) * L + off / sw + o));
-                }
-                ap_acc(plane + o, r, kh);
-            }
+            const float *h = hs + sl * OWp;
+            for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_loadu_ps(h + o), kh);
         }
         const __m256i ch = _mm256_set1_epi32(ap_count((int64_t)oh, j->kh, j->sh, j->dh, j->pt, hlo, hhi));
         for (size_t o = 0; o < OWp; o += 8) {
