@@ -694,6 +694,7 @@ DSE_SHARED int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, ds
 DSE_SHARED int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse__check_softmax_f32_opt(const dse_model *m, const dse_node *n, dse_why *why);   /* softmax.c */
 DSE_SHARED int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse__avgpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why);   /* ref/pool.c */
 DSE_SHARED int dse__softmax_f32_lines(const dse_model *m, const dse_node *n, size_t *outer, size_t *len, size_t *inner);
 /* The optimised float Softmax/LogSoftmax (kernels/avx2/softmax.c, kernels/neon/softmax.c) run on one
  * driver (kernels/ref/softmax.c): lines along the last axis by `rows` (dse__parallel over outer,

@@ -1,7 +1,9 @@
 /* pool.c (AVX2): float32 MaxPool, 1-D and 2-D, W stride 1 or 2, at most 64 kernel columns,
  * without the Indices output (others are left to REF). The REF kernel's bytes (kernels/ref/pool.c):
  * the first maximum in row-major window order with a strict >, taps outside the input skipped,
- * computed as separable vmaxps folds (mp_task's comment). Threads: blocks of (channel, output row). */
+ * computed as separable vmaxps folds (mp_task's comment). Threads: blocks of (channel, output row).
+ * float32 AveragePool, 1-D and 2-D (3-D and rows longer than AP_MAXB: REF), REF's bytes too
+ * (ap_task's comment). */
 #include "avx2_f32.h"
 
 #if DSE_AVX2_F32
@@ -196,6 +198,185 @@ void dse_f32_maxpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena
     j.y = dse__data(m, arena, n->out[0]);
     if (!j.NC || !j.OH || !j.OW) return;
     dse__parallel(cx, j.NC * j.OH, 1 + 4096 / j.OW, mp_task, &j);
+}
+
+
+/* AveragePool, 1-D and 2-D (any kernel, stride, dilation, pads, ceil_mode, count_include_pad):
+ * REF's bytes (kernels/ref/pool.c). REF sums each window separably, per kernel row
+ * row = x[kw=0] + x[1] + ... (taps in the padding are +0.0), then plane = row(kh=0) + row(1) + ...
+ * (rows in the padding are +0.0 sums), and divides by the window's count converted to float. Here
+ * each lane is one output column and does that same sequence of single-rounded adds (vaddps) and
+ * the one division (vdivps): the same bytes. An input row is copied once into a zero-padded
+ * buffer (the padding), and for a W stride s > 1 split into its s phases (column q of phase p is
+ * padded column q * s + p), so tap kw of 8 consecutive output columns is one contiguous load.
+ * Two taps at W stride 2 (2x2/2, rapidocr/rec's 3x2/3x2): x[2o] + x[2o + 1] of 8 columns is one
+ * vhaddps of 16 input columns (read in place when inside the row), its 64-bit pairs reordered.
+ * Counts: per column (W) and per output row (H), their product in int32 (REF's int64 product,
+ * the same value: kh * kw < 2^31 is checked), converted by vcvtdq2ps (round to nearest, as REF's
+ * int64 to float). The row sums of the last AP_SLOTS input rows are kept: an output row reuses
+ * those it shares with the previous ones (kh > sh). Threads: blocks of (channel, output row). */
+#define AP_MAXB 4096   /* floats of the padded row buffer on the stack (longer rows: REF) */
+#define AP_SLOTS 8     /* row sums kept for the next output rows (rows of at most AP_MAXB / 8 floats) */
+
+typedef struct ap_job {
+    const float *x;
+    float *y;
+    size_t NC, IH, IW, OH, OW, OWp, L, NB;   /* OWp: OW rounded up to 8; L: floats of each phase; NB: of the buffer */
+    int64_t kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
+    int incl, pair;   /* pair: kw 2, W stride 2, W dilation 1 (the hadd path) */
+} ap_job;
+
+static int ap_geom(const dse_model *m, const dse_node *n, ap_job *j) {
+    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
+    int64_t k[3], s[3], d[3], pb[3], pe[3];
+    if (x->rank < 3 || x->rank > 4 || dse__nn_spatial(n, x->rank - 2, NULL, k, s, d, pb, pe)) return 1;
+    j->NC = x->dims[0] * x->dims[1];
+    j->IH = x->rank == 4 ? x->dims[2] : 1; j->IW = x->dims[x->rank - 1];
+    j->OH = y->rank == 4 ? y->dims[2] : 1; j->OW = y->dims[y->rank - 1];
+    j->kh = k[1]; j->kw = k[2]; j->sh = s[1]; j->sw = s[2]; j->dh = d[1]; j->dw = d[2];
+    j->pt = pb[1]; j->pb = pe[1]; j->pl = pb[2]; j->pr = pe[2];
+    j->incl = dse__attr_int(n, DSE_A_count_include_pad, 0) != 0;
+    if (j->kh < 1 || j->kw < 1 || j->sw < 1 || j->dw < 1 || j->pl < 0 || j->kh > (1 << 15) || j->kw > (1 << 15)) return 1;
+    j->OWp = (j->OW + 7) / 8 * 8;
+    const size_t span = (size_t)((j->kw - 1) * j->dw), sw = (size_t)j->sw;
+    j->L = (j->OWp + span / sw + 7) / 8 * 8;   /* phase columns read: q < OWp + span / sw */
+    size_t nb = j->L * sw + 16;
+    if (nb < (size_t)j->pl + j->IW + 8) nb = (size_t)j->pl + j->IW + 8;
+    if (nb < j->OWp + span + 8) nb = j->OWp + span + 8;
+    j->NB = nb;
+    j->pair = j->kw == 2 && j->sw == 2 && j->dw == 1;
+    return 0;
+}
+
+int dse__check_avgpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__avgpool_f32_valid(m, n, why)) return 1;
+    ap_job j;
+    if (ap_geom(m, n, &j) || j.NB > AP_MAXB || j.sw > 64) {
+        DSE_WHYF(why, F32_AVX2_NOT_COVERED, "3-D, W stride > 64 or long rows", 0, 0, 0, 0);
+        return 1;
+    }
+    return 0;
+}
+
+/* Taps inside [lo, hi) of the window starting at o * s - p with k taps d apart (REF's count). */
+static int32_t ap_count(int64_t o, int64_t k, int64_t s, int64_t d, int64_t p, int64_t lo, int64_t hi) {
+    int32_t c = 0;
+    for (int64_t t = 0; t < k; t++) {
+        const int64_t q = o * s - p + t * d;
+        c += q >= lo && q < hi;
+    }
+    return c;
+}
+
+/* plane = row (first kernel row) or plane + row: REF's order */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_acc(float *plane, __m256 row, int64_t kh) {
+    _mm256_storeu_ps(plane, kh == 0 ? row : _mm256_add_ps(_mm256_loadu_ps(plane), row));
+}
+
+/* REF's row sum x[kw=0] + x[1] + ... of each output column o < OWp for input row xr, stored to h
+ * (kh 0) or added to it (h + sum: ap_acc). */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const ap_job *j, const float *xr, float *buf, float *ph,
+                                                                           float *h, int64_t kh) {
+    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->sw, pl = (size_t)j->pl;
+    if (j->pair) {   /* 2 taps, W stride 2: x[2o] + x[2o + 1] is vhaddps of 16 columns, reordered */
+        int copied = 0;
+        for (size_t o = 0; o < OWp; o += 8) {
+            const int64_t c0 = 2 * (int64_t)o - j->pl;
+            const float *src;
+            if (c0 >= 0 && c0 + 16 <= (int64_t)j->IW) {
+                src = xr + c0;
+            } else {
+                if (!copied) { memcpy(buf + pl, xr, j->IW * sizeof(float)); copied = 1; }
+                src = buf + 2 * o;
+            }
+            const __m256 s = _mm256_hadd_ps(_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8));
+            ap_acc(h + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0))), kh);
+        }
+        return;
+    }
+    memcpy(buf + pl, xr, j->IW * sizeof(float));
+    const float *base = buf;
+    if (sw == 2) {
+        for (size_t q = 0; q < L; q += 8) {
+            const __m256 a = _mm256_loadu_ps(buf + 2 * q), b = _mm256_loadu_ps(buf + 2 * q + 8);
+            const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm256_storeu_ps(ph + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+            _mm256_storeu_ps(ph + L + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+        base = ph;
+    } else if (sw > 2) {
+        for (size_t p = 0; p < sw; p++)
+            for (size_t q = 0; q < L; q++) ph[p * L + q] = buf[q * sw + p];
+        base = ph;
+    }
+    for (size_t o = 0; o < OWp; o += 8) {
+        __m256 r = _mm256_loadu_ps(base + o);   /* kw = 0: offset 0, phase 0 */
+        for (int64_t kw = 1; kw < j->kw; kw++) {
+            const size_t off = (size_t)(kw * j->dw);
+            r = _mm256_add_ps(r, _mm256_loadu_ps(base + (off % sw) * L + off / sw + o));
+        }
+        ap_acc(h + o, r, kh);
+    }
+}
+
+static DSE_TARGET_AVX2 void ap_task(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const ap_job *j = arg;
+    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->sw;
+    const int reuse = (j->kh - 1) * j->dh + 1 > j->sh && j->OH > 1;   /* output rows share input rows */
+    const size_t nslot = !reuse ? 0 : OWp * AP_SLOTS <= AP_MAXB ? AP_SLOTS : 1;
+    float *mem = (float *)__builtin_alloca(sizeof(float) * (j->NB + (sw > 1 ? sw * L : 0) + OWp * (1 + nslot)) + sizeof(int32_t) * OWp + 64);
+    float *buf = mem, *ph = buf + j->NB, *plane = ph + (sw > 1 ? sw * L : 0), *hs = plane + OWp;
+    int32_t *cw = (int32_t *)(void *)(hs + OWp * nslot);
+    int64_t tag[AP_SLOTS];
+    size_t next = 0;
+    for (size_t i = 0; i < AP_SLOTS; i++) tag[i] = -1;
+    for (size_t i = 0; i < j->NB; i++) buf[i] = 0.0f;
+    const int64_t wlo = j->incl ? -j->pl : 0, whi = (int64_t)j->IW + (j->incl ? j->pr : 0);
+    const int64_t hlo = j->incl ? -j->pt : 0, hhi = (int64_t)j->IH + (j->incl ? j->pb : 0);
+    for (size_t ow = 0; ow < OWp; ow++) cw[ow] = ow < j->OW ? ap_count((int64_t)ow, j->kw, j->sw, j->dw, j->pl, wlo, whi) : 1;
+    for (size_t it = begin; it < end; it++) {
+        const size_t c = it / j->OH, oh = it % j->OH;
+        const float *xc = j->x + c * j->IH * j->IW;
+        float *yr = j->y + (c * j->OH + oh) * j->OW;
+        for (int64_t kh = 0; kh < j->kh; kh++) {
+            const int64_t ih = (int64_t)oh * j->sh - j->pt + kh * j->dh;
+            if (ih < 0 || ih >= (int64_t)j->IH) {   /* a row in the padding: its sum is +0.0 */
+                for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_setzero_ps(), kh);
+                continue;
+            }
+            if (!reuse) {   /* no row is shared by two output rows: summed straight into the plane */
+                ap_hrow(j, xc + (size_t)ih * j->IW, buf, ph, plane, kh);
+                continue;
+            }
+            const int64_t tg = (int64_t)(c * j->IH) + ih;
+            size_t sl = 0;
+            while (sl < nslot && tag[sl] != tg) sl++;
+            if (sl == nslot) {   /* not kept: its horizontal sums into the next slot */
+                sl = next++ % nslot;
+                tag[sl] = tg;
+                ap_hrow(j, xc + (size_t)ih * j->IW, buf, ph, hs + sl * OWp, 0);
+            }
+            const float *h = hs + sl * OWp;
+            for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_loadu_ps(h + o), kh);
+        }
+        const __m256i ch = _mm256_set1_epi32(ap_count((int64_t)oh, j->kh, j->sh, j->dh, j->pt, hlo, hhi));
+        for (size_t o = 0; o < OWp; o += 8) {
+            const __m256 cnt = _mm256_cvtepi32_ps(_mm256_mullo_epi32(ch, _mm256_loadu_si256((const __m256i *)(const void *)(cw + o))));
+            const __m256 y = _mm256_div_ps(_mm256_loadu_ps(plane + o), cnt);
+            if (o + 8 <= j->OW) _mm256_storeu_ps(yr + o, y);
+            else _mm256_maskstore_ps(yr + o, dse__avx2_mask(j->OW - o), y);
+        }
+    }
+}
+
+void dse_f32_avgpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    ap_job j;
+    ap_geom(m, n, &j);
+    j.x = dse__data(m, arena, n->in[0]);
+    j.y = dse__data(m, arena, n->out[0]);
+    if (!j.NC || !j.OH || !j.OW) return;
+    dse__parallel(cx, j.NC * j.OH, 1 + 4096 / j.OW, ap_task, &j);
 }
 
 #endif

@@ -77,7 +77,9 @@ int dse__maxpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) 
     return 0;
 }
 
-int dse__check_avgpool_f32(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse__check_avgpool_f32(const dse_model *m, const dse_node *n, dse_why *why) { return dse__avgpool_f32_valid(m, n, why); }
+
+int dse__avgpool_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
     pool_geom g;
     if (n->n_out != 1) { DSE_WHY(why, POOL_AVERAGEPOOL_HAS_ONE_OUTPUT); return 1; }
     return pool_mkgeom(m, n, &g, why);
