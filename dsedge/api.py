@@ -12,6 +12,8 @@ import numpy as np
 
 from .artifact import LAYOUT_F16W
 from .errors import ModelError
+from .export import export, save_dse
+from .export.dse import RecordCache
 from .ir import Graph
 from .quant.fp16 import ONNX_METADATA_KEY as FP16_ARITH_ONNX_KEY, marked as fp16_marked
 from .quant.kinds import form_of
@@ -20,6 +22,7 @@ from .quant.quantize import QuantConfig, QuantResult
 from .debug import DebugConfig, debug_graph
 from .ops import REGISTRY
 from .report_html import render_debug_report
+from .runtime import Runtime
 from .util import atomic_write_bytes, ort_session
 from .util import progress as progress_bar
 
@@ -278,10 +281,7 @@ def _run_in_c(result, feeds) -> list:
     numpy interpreter (outputs only) when the model cannot be written as a .dse for one of the
     shapes."""
     from .errors import DseError
-    from .export import export
-    from .export.dse import RecordCache
     from .interp import run
-    from .runtime import Runtime
     feeds = list(feeds)
     cache = RecordCache()        # the constants' records, built once for all the shapes
     # nodes in fp16 arithmetic are judged by their binary16 bytes (docs/quant-arith.md §16), which
@@ -327,8 +327,6 @@ class _NodeTimes:
         self.device = bool(profiles)   # else the planner checks a "faster in float" node by timing the plans
 
     def host(self, result) -> dict[str, float]:
-        from .export import save_dse
-        from .runtime import Runtime
         with tempfile.TemporaryDirectory(prefix="dsedge-plan-") as d:
             path = Path(d) / "profile.dse"
             save_dse(result, path, input_shapes={k: list(np.shape(v)) for k, v in self.feed.items()})
@@ -346,8 +344,6 @@ class _NodeTimes:
         is run several times). The plans are timed in the same moments: this host's speed swings
         between moments by more than the 2 % a latency decision needs (digits: a plan timed 0.05
         ms against all int8's 0.03 ms had been judged faster from two medians taken apart)."""
-        from .export import export
-        from .runtime import Runtime
         shapes = {k: list(np.shape(v)) for k, v in self.feed.items()}
         rts = [Runtime(export(r, input_shapes=shapes).artifact.to_bytes()) for r in (a, b)]
         try:
@@ -670,7 +666,6 @@ def save_result(result, path, *, input_shapes=None, io_dtype: str = "float32", q
     if p.endswith(".dse") and qdq_format is not None:
         raise ModelError(f"{path}: --qdq-format applies to QDQ ONNX (*.onnx) output only")
     if p.endswith(".dse"):
-        from .export import save_dse
         save_dse(result, path, input_shapes=input_shapes, io_dtype=io_dtype)
         return
     if input_shapes or io_dtype != "float32":

@@ -125,6 +125,7 @@ LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAY
 I4_N8K4_LAYOUTS = (LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T)
 I4_LAYOUTS = (LAYOUT_I4, LAYOUT_I4_T) + I4_N8K4_LAYOUTS          # every layout of an int4 constant
 PACKED_LAYOUTS = (LAYOUT_N8K4, LAYOUT_N8K4_T) + I4_LAYOUTS
+REORDERED_LAYOUTS = PACKED_LAYOUTS + (LAYOUT_F32_O32,)   # stored by pack_weights, read by unpack_weights
 ROWS_LAYOUTS = (LAYOUT_N8K4, LAYOUT_I4, LAYOUT_I4_N8K4, LAYOUT_F32_O32)   # R = dims[0], K = the rest; the others [K][N]
 
 
@@ -276,7 +277,7 @@ class TensorRec:
         arr = arr.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
         if layout and not layout_ok(layout, dtype, CONST, arr.shape):
             raise ModelError(f"constant {name!r} ({dtype}{list(arr.shape)}) cannot use layout {layout}")
-        data = pack_weights(arr, layout) if layout in PACKED_LAYOUTS + (LAYOUT_F32_O32,) else arr.tobytes()
+        data = pack_weights(arr, layout) if layout in REORDERED_LAYOUTS else arr.tobytes()
         return cls(name, dtype, arr.shape, CONST, 0, data, layout, quant)
 
     @classmethod
@@ -293,7 +294,7 @@ class TensorRec:
         packed)."""
         if self.data is None or (self.dtype in ("int4", "uint4") and self.layout not in I4_LAYOUTS):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")
-        if self.layout in PACKED_LAYOUTS or self.layout == LAYOUT_F32_O32:
+        if self.layout in REORDERED_LAYOUTS:
             return unpack_weights(self.data, self.layout, self.shape)
         return np.frombuffer(self.data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_F32_O32, LAYOUT_PLAIN,
-                        PACKED_LAYOUTS, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, _svs, layout_ok, pack_weights, read)
+                        REORDERED_LAYOUTS, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, _svs, layout_ok, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
 from ..ops import REGISTRY
@@ -421,7 +421,7 @@ def _const_rec(name: str, v: np.ndarray, dtype: str, q: QuantRec | None, layout:
     v = np.asarray(v)
     if layout in I4_LAYOUTS:
         return TensorRec(name, "int4", tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
-    if layout in PACKED_LAYOUTS or layout == LAYOUT_F32_O32:
+    if layout in REORDERED_LAYOUTS:
         return TensorRec(name, dtype, tuple(v.shape), CONST, 0, pack_weights(v, layout), layout, q)
     data = np.asarray(v.astype(np.dtype(dtype).newbyteorder("<"), copy=False), order="C").tobytes()
     return TensorRec(name, dtype, tuple(v.shape), CONST, 0, data, layout, q)

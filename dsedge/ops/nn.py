@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
+from ..artifact import LAYOUT_F32_O32
 from ..errors import UnsupportedOpError
 from ..ir import TensorInfo
 from .fused import act_fn_name, apply_act_fn
@@ -305,7 +306,7 @@ def _conv_float_weight_layout(g, n) -> int:
     if x is None or y is None or len(y) != w.ndim or any(not isinstance(d, (int, np.integer)) for d in y) or y[0] != 1:
         return 0
     P = int(np.prod(y[2:], dtype=np.int64))
-    return 8 if F32_O32_MIN_P <= P <= F32_O32_MAX_P and P % 16 and list(y[2:]) == list(x[2:]) else 0
+    return LAYOUT_F32_O32 if F32_O32_MIN_P <= P <= F32_O32_MAX_P and P % 16 and list(y[2:]) == list(x[2:]) else 0
 
 
 @op("Conv", 1, infer=_conv_infer, upgrade=_conv_upgrade,

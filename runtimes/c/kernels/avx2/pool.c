@@ -11,29 +11,35 @@
 #define MP_MAXW 2048   /* floats of the row buffer on the stack (wider rows: REF) */
 #define MP_MAXK 64     /* kernel columns (wider: REF) */
 
-typedef struct mp_job {
-    const float *x;
-    float *y;
+/* a 1-D or 2-D pool's geometry (1-D as one row): both pools' jobs start from it */
+typedef struct pool_geom {
     size_t NC, IH, IW, OH, OW;
-    int64_t kh, kw, sh, sw, dh, dw, pt, pl;
-} mp_job;
+    int64_t kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
+} pool_geom;
 
-static int mp_geom(const dse_model *m, const dse_node *n, mp_job *j) {
+static int pool_geom_of(const dse_model *m, const dse_node *n, pool_geom *g) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
     if (x->rank < 3 || x->rank > 4 || dse__nn_spatial(n, x->rank - 2, NULL, k, s, d, pb, pe)) return 1;
-    j->NC = x->dims[0] * x->dims[1];
-    j->IH = x->rank == 4 ? x->dims[2] : 1; j->IW = x->dims[x->rank - 1];
-    j->OH = y->rank == 4 ? y->dims[2] : 1; j->OW = y->dims[y->rank - 1];
-    j->kh = k[1]; j->kw = k[2]; j->sh = s[1]; j->sw = s[2]; j->dh = d[1]; j->dw = d[2]; j->pt = pb[1]; j->pl = pb[2];
+    g->NC = x->dims[0] * x->dims[1];
+    g->IH = x->rank == 4 ? x->dims[2] : 1; g->IW = x->dims[x->rank - 1];
+    g->OH = y->rank == 4 ? y->dims[2] : 1; g->OW = y->dims[y->rank - 1];
+    g->kh = k[1]; g->kw = k[2]; g->sh = s[1]; g->sw = s[2]; g->dh = d[1]; g->dw = d[2];
+    g->pt = pb[1]; g->pb = pe[1]; g->pl = pb[2]; g->pr = pe[2];
     return 0;
 }
+
+typedef struct mp_job {
+    const float *x;
+    float *y;
+    pool_geom g;
+} mp_job;
 
 int dse__check_maxpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__maxpool_f32_valid(m, n, why)) return 1;
     mp_job j;
-    if ((n->n_out == 2 && n->out[1] != DSE_NONE) || mp_geom(m, n, &j) || j.sw > 2 || j.kw > MP_MAXK ||
-        (size_t)j.pl + j.IW + 1 > MP_MAXW || (j.OW + 7) / 8 * 8 * (size_t)j.sw + (size_t)((j.kw - 1) * j.dw) + 8 > MP_MAXW) {
+    if ((n->n_out == 2 && n->out[1] != DSE_NONE) || pool_geom_of(m, n, &j.g) || j.g.sw > 2 || j.g.kw > MP_MAXK ||
+        (size_t)j.g.pl + j.g.IW + 1 > MP_MAXW || (j.g.OW + 7) / 8 * 8 * (size_t)j.g.sw + (size_t)((j.g.kw - 1) * j.g.dw) + 8 > MP_MAXW) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "Indices, 3-D, W stride > 2 or long rows", 0, 0, 0, 0);
         return 1;
     }
@@ -93,18 +99,18 @@ static DSE_TARGET_AVX2 int mp_hrow(const mp_job *j, mp_ws *w, const float *xr, i
     const float *p[MP_MAXK];
     w->tag[s] = tag;
     w->nan[s] = -1;
-    if (j->sw == 1) {
-        memcpy(w->buf + j->pl, xr, j->IW * sizeof(float));
-        for (int64_t kw = 0; kw < j->kw; kw++) p[kw] = w->buf + kw * j->dw;
+    if (j->g.sw == 1) {
+        memcpy(w->buf + j->g.pl, xr, j->g.IW * sizeof(float));
+        for (int64_t kw = 0; kw < j->g.kw; kw++) p[kw] = w->buf + kw * j->g.dw;
     } else {   /* blocks of 16 columns inside the row are read from it; only the edge blocks need buf */
-        const size_t IW = j->IW, pl = (size_t)j->pl;
+        const size_t IW = j->g.IW, pl = (size_t)j->g.pl;
         if (IW <= 32) {
             memcpy(w->buf + pl, xr, IW * sizeof(float));
         } else {
             memcpy(w->buf + pl, xr, 16 * sizeof(float));
             memcpy(w->buf + pl + IW - 16, xr + IW - 16, 16 * sizeof(float));
         }
-        const size_t half = OWp + (size_t)((j->kw - 1) * j->dw) / 2 + 1;   /* columns of each phase read */
+        const size_t half = OWp + (size_t)((j->g.kw - 1) * j->g.dw) / 2 + 1;   /* columns of each phase read */
         for (size_t q = 0; q < half; q += 8) {
             const float *src = 2 * q >= pl && 2 * q + 16 <= pl + IW ? xr + (2 * q - pl) : w->buf + 2 * q;
             const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
@@ -112,12 +118,12 @@ static DSE_TARGET_AVX2 int mp_hrow(const mp_job *j, mp_ws *w, const float *xr, i
             _mm256_storeu_ps(w->ev + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
             _mm256_storeu_ps(w->od + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
         }
-        for (int64_t kw = 0; kw < j->kw; kw++) {
-            const int64_t off = kw * j->dw;
+        for (int64_t kw = 0; kw < j->g.kw; kw++) {
+            const int64_t off = kw * j->g.dw;
             p[kw] = (off & 1 ? w->od : w->ev) + off / 2;
         }
     }
-    mp_hfold(p, j->kw, OWp, h);
+    mp_hfold(p, j->g.kw, OWp, h);
     return s;
 }
 
@@ -135,10 +141,10 @@ static DSE_TARGET_AVX2 int mp_has_nan(const float *r, size_t n) {
 static DSE_TARGET_AVX2 void mp_task(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
     const mp_job *j = arg;
-    const size_t OWp = (j->OW + 7) / 8 * 8, span = (size_t)((j->kw - 1) * j->dw);
+    const size_t OWp = (j->g.OW + 7) / 8 * 8, span = (size_t)((j->g.kw - 1) * j->g.dw);
     const size_t half = (OWp + span / 2 + 1 + 7) / 8 * 8 + 8;   /* floats of ev and od */
-    size_t nb = OWp * (size_t)j->sw + span + 48;
-    if (nb < (size_t)j->pl + j->IW + 8) nb = (size_t)j->pl + j->IW + 8;
+    size_t nb = OWp * (size_t)j->g.sw + span + 48;
+    if (nb < (size_t)j->g.pl + j->g.IW + 8) nb = (size_t)j->g.pl + j->g.IW + 8;
     if (nb < 2 * half + 16) nb = 2 * half + 16;
     mp_ws ws, *w = &ws;
     float *mem = (float *)__builtin_alloca(sizeof(float) * (nb + 2 * half + (MP_SLOTS + 1) * OWp) + 2 * sizeof(int32_t) * OWp);
@@ -149,26 +155,26 @@ static DSE_TARGET_AVX2 void mp_task(void *arg, size_t begin, size_t end, unsigne
     for (int s = 0; s < MP_SLOTS; s++) w->tag[s] = -1;
     for (size_t ow = 0; ow < OWp; ow++) {   /* each column's first valid tap (none: masked out) */
         w->fidx[ow] = 0; w->fok[ow] = 0;
-        for (int64_t kw = 0; ow < j->OW && kw < j->kw; kw++) {
-            const int64_t iw = (int64_t)ow * j->sw - j->pl + kw * j->dw;
-            if (iw >= 0 && iw < (int64_t)j->IW) { w->fidx[ow] = (int32_t)iw; w->fok[ow] = -1; break; }
+        for (int64_t kw = 0; ow < j->g.OW && kw < j->g.kw; kw++) {
+            const int64_t iw = (int64_t)ow * j->g.sw - j->g.pl + kw * j->g.dw;
+            if (iw >= 0 && iw < (int64_t)j->g.IW) { w->fidx[ow] = (int32_t)iw; w->fok[ow] = -1; break; }
         }
     }
     const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
     for (size_t it = begin; it < end; it++) {
-        const size_t c = it / j->OH, oh = it % j->OH;
-        const float *xc = j->x + c * j->IH * j->IW;
-        float *yr = j->y + (c * j->OH + oh) * j->OW;
+        const size_t c = it / j->g.OH, oh = it % j->g.OH;
+        const float *xc = j->x + c * j->g.IH * j->g.IW;
+        float *yr = j->y + (c * j->g.OH + oh) * j->g.OW;
         int64_t first = -1;
         int seen = 0;
         for (size_t o = 0; o < OWp; o += 8) _mm256_storeu_ps(w->v + o, ninf);
-        for (int64_t kh = 0; kh < j->kh; kh++) {
-            const int64_t ih = (int64_t)oh * j->sh - j->pt + kh * j->dh;
-            if (ih < 0 || ih >= (int64_t)j->IH) continue;
-            const int sl = mp_hrow(j, w, xc + (size_t)ih * j->IW, (int64_t)(c * j->IH) + ih, OWp, &next);
+        for (int64_t kh = 0; kh < j->g.kh; kh++) {
+            const int64_t ih = (int64_t)oh * j->g.sh - j->g.pt + kh * j->g.dh;
+            if (ih < 0 || ih >= (int64_t)j->g.IH) continue;
+            const int sl = mp_hrow(j, w, xc + (size_t)ih * j->g.IW, (int64_t)(c * j->g.IH) + ih, OWp, &next);
             if (!seen) {   /* the first valid row: does it hold a NaN (then t0 may be one)? */
                 seen = 1;
-                if (w->nan[sl] < 0) w->nan[sl] = mp_has_nan(xc + (size_t)ih * j->IW, j->IW);
+                if (w->nan[sl] < 0) w->nan[sl] = mp_has_nan(xc + (size_t)ih * j->g.IW, j->g.IW);
                 if (w->nan[sl]) first = ih;
             }
             const float *h = w->h + (size_t)sl * OWp;
@@ -178,26 +184,26 @@ static DSE_TARGET_AVX2 void mp_task(void *arg, size_t begin, size_t end, unsigne
         for (size_t o = 0; o < OWp; o += 8) {
             __m256 y = _mm256_loadu_ps(w->v + o);
             if (first >= 0) {   /* t0, the window's first valid tap: NaN there is REF's answer (rare: gathered) */
-                const __m256 t0 = _mm256_mask_i32gather_ps(ninf, xc + (size_t)first * j->IW,
+                const __m256 t0 = _mm256_mask_i32gather_ps(ninf, xc + (size_t)first * j->g.IW,
                                                            _mm256_loadu_si256((const __m256i *)(const void *)(w->fidx + o)),
                                                            _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(const void *)(w->fok + o))), 4);
                 y = _mm256_blendv_ps(y, t0, _mm256_cmp_ps(t0, t0, _CMP_UNORD_Q));
             }
-            if (o + 8 <= j->OW) { _mm256_storeu_ps(yr + o, y); continue; }
+            if (o + 8 <= j->g.OW) { _mm256_storeu_ps(yr + o, y); continue; }
             float t[8];
             _mm256_storeu_ps(t, y);
-            for (size_t l = 0; o + l < j->OW; l++) yr[o + l] = t[l];
+            for (size_t l = 0; o + l < j->g.OW; l++) yr[o + l] = t[l];
         }
     }
 }
 
 void dse_f32_maxpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     mp_job j;
-    mp_geom(m, n, &j);
+    pool_geom_of(m, n, &j.g);
     j.x = dse__data(m, arena, n->in[0]);
     j.y = dse__data(m, arena, n->out[0]);
-    if (!j.NC || !j.OH || !j.OW) return;
-    dse__parallel(cx, j.NC * j.OH, 1 + 4096 / j.OW, mp_task, &j);
+    if (!j.g.NC || !j.g.OH || !j.g.OW) return;
+    dse__parallel(cx, j.g.NC * j.g.OH, 1 + 4096 / j.g.OW, mp_task, &j);
 }
 
 
@@ -221,37 +227,30 @@ void dse_f32_maxpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena
 typedef struct ap_job {
     const float *x;
     float *y;
-    size_t NC, IH, IW, OH, OW, OWp, L, NB;   /* OWp: OW rounded up to 8; L: floats of each phase; NB: of the buffer */
-    int64_t kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
+    pool_geom g;
+    size_t OWp, L, NB;   /* OWp: OW rounded up to 8; L: floats of each phase; NB: of the buffer */
     int incl, pair;   /* pair: kw 2, W stride 2, W dilation 1 (the hadd path) */
 } ap_job;
 
 static int ap_geom(const dse_model *m, const dse_node *n, ap_job *j) {
-    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
-    int64_t k[3], s[3], d[3], pb[3], pe[3];
-    if (x->rank < 3 || x->rank > 4 || dse__nn_spatial(n, x->rank - 2, NULL, k, s, d, pb, pe)) return 1;
-    j->NC = x->dims[0] * x->dims[1];
-    j->IH = x->rank == 4 ? x->dims[2] : 1; j->IW = x->dims[x->rank - 1];
-    j->OH = y->rank == 4 ? y->dims[2] : 1; j->OW = y->dims[y->rank - 1];
-    j->kh = k[1]; j->kw = k[2]; j->sh = s[1]; j->sw = s[2]; j->dh = d[1]; j->dw = d[2];
-    j->pt = pb[1]; j->pb = pe[1]; j->pl = pb[2]; j->pr = pe[2];
+    if (pool_geom_of(m, n, &j->g)) return 1;
     j->incl = dse__attr_int(n, DSE_A_count_include_pad, 0) != 0;
-    if (j->kh < 1 || j->kw < 1 || j->sw < 1 || j->dw < 1 || j->pl < 0 || j->kh > (1 << 15) || j->kw > (1 << 15)) return 1;
-    j->OWp = (j->OW + 7) / 8 * 8;
-    const size_t span = (size_t)((j->kw - 1) * j->dw), sw = (size_t)j->sw;
+    if (j->g.kh < 1 || j->g.kw < 1 || j->g.sw < 1 || j->g.dw < 1 || j->g.pl < 0 || j->g.kh > (1 << 15) || j->g.kw > (1 << 15)) return 1;
+    j->OWp = (j->g.OW + 7) / 8 * 8;
+    const size_t span = (size_t)((j->g.kw - 1) * j->g.dw), sw = (size_t)j->g.sw;
     j->L = (j->OWp + span / sw + 7) / 8 * 8;   /* phase columns read: q < OWp + span / sw */
     size_t nb = j->L * sw + 16;
-    if (nb < (size_t)j->pl + j->IW + 8) nb = (size_t)j->pl + j->IW + 8;
+    if (nb < (size_t)j->g.pl + j->g.IW + 8) nb = (size_t)j->g.pl + j->g.IW + 8;
     if (nb < j->OWp + span + 8) nb = j->OWp + span + 8;
     j->NB = nb;
-    j->pair = j->kw == 2 && j->sw == 2 && j->dw == 1;
+    j->pair = j->g.kw == 2 && j->g.sw == 2 && j->g.dw == 1;
     return 0;
 }
 
 int dse__check_avgpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__avgpool_f32_valid(m, n, why)) return 1;
     ap_job j;
-    if (ap_geom(m, n, &j) || j.NB > AP_MAXB || j.sw > 64) {
+    if (ap_geom(m, n, &j) || j.NB > AP_MAXB || j.g.sw > 64) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "3-D, W stride > 64 or long rows", 0, 0, 0, 0);
         return 1;
     }
@@ -277,16 +276,16 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_acc(float *
  * (kh 0) or added to it (h + sum: ap_acc). */
 static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const ap_job *j, const float *xr, float *buf, float *ph,
                                                                            float *h, int64_t kh) {
-    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->sw, pl = (size_t)j->pl;
+    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->g.sw, pl = (size_t)j->g.pl;
     if (j->pair) {   /* 2 taps, W stride 2: x[2o] + x[2o + 1] is vhaddps of 16 columns, reordered */
         int copied = 0;
         for (size_t o = 0; o < OWp; o += 8) {
-            const int64_t c0 = 2 * (int64_t)o - j->pl;
+            const int64_t c0 = 2 * (int64_t)o - j->g.pl;
             const float *src;
-            if (c0 >= 0 && c0 + 16 <= (int64_t)j->IW) {
+            if (c0 >= 0 && c0 + 16 <= (int64_t)j->g.IW) {
                 src = xr + c0;
             } else {
-                if (!copied) { memcpy(buf + pl, xr, j->IW * sizeof(float)); copied = 1; }
+                if (!copied) { memcpy(buf + pl, xr, j->g.IW * sizeof(float)); copied = 1; }
                 src = buf + 2 * o;
             }
             const __m256 s = _mm256_hadd_ps(_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8));
@@ -294,7 +293,7 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const 
         }
         return;
     }
-    memcpy(buf + pl, xr, j->IW * sizeof(float));
+    memcpy(buf + pl, xr, j->g.IW * sizeof(float));
     const float *base = buf;
     if (sw == 2) {
         for (size_t q = 0; q < L; q += 8) {
@@ -311,8 +310,8 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const 
     }
     for (size_t o = 0; o < OWp; o += 8) {
         __m256 r = _mm256_loadu_ps(base + o);   /* kw = 0: offset 0, phase 0 */
-        for (int64_t kw = 1; kw < j->kw; kw++) {
-            const size_t off = (size_t)(kw * j->dw);
+        for (int64_t kw = 1; kw < j->g.kw; kw++) {
+            const size_t off = (size_t)(kw * j->g.dw);
             r = _mm256_add_ps(r, _mm256_loadu_ps(base + (off % sw) * L + off / sw + o));
         }
         ap_acc(h + o, r, kh);
@@ -322,8 +321,8 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const 
 static DSE_TARGET_AVX2 void ap_task(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
     const ap_job *j = arg;
-    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->sw;
-    const int reuse = (j->kh - 1) * j->dh + 1 > j->sh && j->OH > 1;   /* output rows share input rows */
+    const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->g.sw;
+    const int reuse = (j->g.kh - 1) * j->g.dh + 1 > j->g.sh && j->g.OH > 1;   /* output rows share input rows */
     const size_t nslot = !reuse ? 0 : OWp * AP_SLOTS <= AP_MAXB ? AP_SLOTS : 1;
     float *mem = (float *)__builtin_alloca(sizeof(float) * (j->NB + (sw > 1 ? sw * L : 0) + OWp * (1 + nslot)) + sizeof(int32_t) * OWp + 64);
     float *buf = mem, *ph = buf + j->NB, *plane = ph + (sw > 1 ? sw * L : 0), *hs = plane + OWp;
@@ -332,40 +331,40 @@ static DSE_TARGET_AVX2 void ap_task(void *arg, size_t begin, size_t end, unsigne
     size_t next = 0;
     for (size_t i = 0; i < AP_SLOTS; i++) tag[i] = -1;
     for (size_t i = 0; i < j->NB; i++) buf[i] = 0.0f;
-    const int64_t wlo = j->incl ? -j->pl : 0, whi = (int64_t)j->IW + (j->incl ? j->pr : 0);
-    const int64_t hlo = j->incl ? -j->pt : 0, hhi = (int64_t)j->IH + (j->incl ? j->pb : 0);
-    for (size_t ow = 0; ow < OWp; ow++) cw[ow] = ow < j->OW ? ap_count((int64_t)ow, j->kw, j->sw, j->dw, j->pl, wlo, whi) : 1;
+    const int64_t wlo = j->incl ? -j->g.pl : 0, whi = (int64_t)j->g.IW + (j->incl ? j->g.pr : 0);
+    const int64_t hlo = j->incl ? -j->g.pt : 0, hhi = (int64_t)j->g.IH + (j->incl ? j->g.pb : 0);
+    for (size_t ow = 0; ow < OWp; ow++) cw[ow] = ow < j->g.OW ? ap_count((int64_t)ow, j->g.kw, j->g.sw, j->g.dw, j->g.pl, wlo, whi) : 1;
     for (size_t it = begin; it < end; it++) {
-        const size_t c = it / j->OH, oh = it % j->OH;
-        const float *xc = j->x + c * j->IH * j->IW;
-        float *yr = j->y + (c * j->OH + oh) * j->OW;
-        for (int64_t kh = 0; kh < j->kh; kh++) {
-            const int64_t ih = (int64_t)oh * j->sh - j->pt + kh * j->dh;
-            if (ih < 0 || ih >= (int64_t)j->IH) {   /* a row in the padding: its sum is +0.0 */
+        const size_t c = it / j->g.OH, oh = it % j->g.OH;
+        const float *xc = j->x + c * j->g.IH * j->g.IW;
+        float *yr = j->y + (c * j->g.OH + oh) * j->g.OW;
+        for (int64_t kh = 0; kh < j->g.kh; kh++) {
+            const int64_t ih = (int64_t)oh * j->g.sh - j->g.pt + kh * j->g.dh;
+            if (ih < 0 || ih >= (int64_t)j->g.IH) {   /* a row in the padding: its sum is +0.0 */
                 for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_setzero_ps(), kh);
                 continue;
             }
             if (!reuse) {   /* no row is shared by two output rows: summed straight into the plane */
-                ap_hrow(j, xc + (size_t)ih * j->IW, buf, ph, plane, kh);
+                ap_hrow(j, xc + (size_t)ih * j->g.IW, buf, ph, plane, kh);
                 continue;
             }
-            const int64_t tg = (int64_t)(c * j->IH) + ih;
+            const int64_t tg = (int64_t)(c * j->g.IH) + ih;
             size_t sl = 0;
             while (sl < nslot && tag[sl] != tg) sl++;
             if (sl == nslot) {   /* not kept: its horizontal sums into the next slot */
                 sl = next++ % nslot;
                 tag[sl] = tg;
-                ap_hrow(j, xc + (size_t)ih * j->IW, buf, ph, hs + sl * OWp, 0);
+                ap_hrow(j, xc + (size_t)ih * j->g.IW, buf, ph, hs + sl * OWp, 0);
             }
             const float *h = hs + sl * OWp;
             for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_loadu_ps(h + o), kh);
         }
-        const __m256i ch = _mm256_set1_epi32(ap_count((int64_t)oh, j->kh, j->sh, j->dh, j->pt, hlo, hhi));
+        const __m256i ch = _mm256_set1_epi32(ap_count((int64_t)oh, j->g.kh, j->g.sh, j->g.dh, j->g.pt, hlo, hhi));
         for (size_t o = 0; o < OWp; o += 8) {
             const __m256 cnt = _mm256_cvtepi32_ps(_mm256_mullo_epi32(ch, _mm256_loadu_si256((const __m256i *)(const void *)(cw + o))));
             const __m256 y = _mm256_div_ps(_mm256_loadu_ps(plane + o), cnt);
-            if (o + 8 <= j->OW) _mm256_storeu_ps(yr + o, y);
-            else _mm256_maskstore_ps(yr + o, dse__avx2_mask(j->OW - o), y);
+            if (o + 8 <= j->g.OW) _mm256_storeu_ps(yr + o, y);
+            else _mm256_maskstore_ps(yr + o, dse__avx2_mask(j->g.OW - o), y);
         }
     }
 }
@@ -375,8 +374,8 @@ void dse_f32_avgpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena
     ap_geom(m, n, &j);
     j.x = dse__data(m, arena, n->in[0]);
     j.y = dse__data(m, arena, n->out[0]);
-    if (!j.NC || !j.OH || !j.OW) return;
-    dse__parallel(cx, j.NC * j.OH, 1 + 4096 / j.OW, ap_task, &j);
+    if (!j.g.NC || !j.g.OH || !j.g.OW) return;
+    dse__parallel(cx, j.g.NC * j.g.OH, 1 + 4096 / j.g.OW, ap_task, &j);
 }
 
 #endif
