@@ -12,12 +12,12 @@
 #define MP_MAXK 64     /* kernel columns (wider: REF) */
 
 /* a 1-D or 2-D pool's geometry (1-D as one row): both pools' jobs start from it */
-typedef struct pool_geom {
+typedef struct avx2_pool_geom {
     size_t NC, IH, IW, OH, OW;
     int64_t kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
-} pool_geom;
+} avx2_pool_geom;
 
-static int pool_geom_of(const dse_model *m, const dse_node *n, pool_geom *g) {
+static int avx2_pool_geom_of(const dse_model *m, const dse_node *n, avx2_pool_geom *g) {
     const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
     int64_t k[3], s[3], d[3], pb[3], pe[3];
     if (x->rank < 3 || x->rank > 4 || dse__nn_spatial(n, x->rank - 2, NULL, k, s, d, pb, pe)) return 1;
@@ -32,13 +32,13 @@ static int pool_geom_of(const dse_model *m, const dse_node *n, pool_geom *g) {
 typedef struct mp_job {
     const float *x;
     float *y;
-    pool_geom g;
+    avx2_pool_geom g;
 } mp_job;
 
 int dse__check_maxpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__maxpool_f32_valid(m, n, why)) return 1;
     mp_job j;
-    if ((n->n_out == 2 && n->out[1] != DSE_NONE) || pool_geom_of(m, n, &j.g) || j.g.sw > 2 || j.g.kw > MP_MAXK ||
+    if ((n->n_out == 2 && n->out[1] != DSE_NONE) || avx2_pool_geom_of(m, n, &j.g) || j.g.sw > 2 || j.g.kw > MP_MAXK ||
         (size_t)j.g.pl + j.g.IW + 1 > MP_MAXW || (j.g.OW + 7) / 8 * 8 * (size_t)j.g.sw + (size_t)((j.g.kw - 1) * j.g.dw) + 8 > MP_MAXW) {
         DSE_WHYF(why, F32_AVX2_NOT_COVERED, "Indices, 3-D, W stride > 2 or long rows", 0, 0, 0, 0);
         return 1;
@@ -199,7 +199,7 @@ static DSE_TARGET_AVX2 void mp_task(void *arg, size_t begin, size_t end, unsigne
 
 void dse_f32_maxpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     mp_job j;
-    pool_geom_of(m, n, &j.g);
+    avx2_pool_geom_of(m, n, &j.g);
     j.x = dse__data(m, arena, n->in[0]);
     j.y = dse__data(m, arena, n->out[0]);
     if (!j.g.NC || !j.g.OH || !j.g.OW) return;
@@ -227,13 +227,13 @@ void dse_f32_maxpool__avx2(const dse_model *m, const dse_node *n, uint8_t *arena
 typedef struct ap_job {
     const float *x;
     float *y;
-    pool_geom g;
+    avx2_pool_geom g;
     size_t OWp, L, NB;   /* OWp: OW rounded up to 8; L: floats of each phase; NB: of the buffer */
     int incl, pair;   /* pair: kw 2, W stride 2, W dilation 1 (the hadd path) */
 } ap_job;
 
 static int ap_geom(const dse_model *m, const dse_node *n, ap_job *j) {
-    if (pool_geom_of(m, n, &j->g)) return 1;
+    if (avx2_pool_geom_of(m, n, &j->g)) return 1;
     j->incl = dse__attr_int(n, DSE_A_count_include_pad, 0) != 0;
     if (j->g.kh < 1 || j->g.kw < 1 || j->g.sw < 1 || j->g.dw < 1 || j->g.pl < 0 || j->g.kh > (1 << 15) || j->g.kw > (1 << 15)) return 1;
     j->OWp = (j->g.OW + 7) / 8 * 8;
