@@ -102,3 +102,55 @@ def test_avgpool_ref_float_build_lists_only_ref(lib, lib_ref_float):
     assert ks == ["dse_f32_avgpool__ref"]
     rr, _ = run(lib, art, feeds, flags=REF_KERNELS)
     assert o[0].tobytes() == rr[0].tobytes() == r.tobytes()
+
+
+# Windows that lie mostly in their padding (the kernel larger than the input, pads up to k - 1):
+# each kernel (REF, AVX2) sums or compares only the taps inside the input and counts in O(1)
+# (internal.h dse__tap_range); the bytes stay those of every tap in order (+0.0 padding taps).
+BIG_PAD = [
+    # x shape, kernel, pads
+    ((1, 2, 2, 3), (41, 57), (40, 56, 40, 56)),
+    ((1, 1, 3, 2), (9, 70), (5, 69, 8, 60)),        # asymmetric
+    ((2, 3, 50), (300,), (299, 299)),               # 1-D
+    ((1, 1, 5, 8), (3000, 1), (2999, 0, 2999, 0)),  # tall: AVX2's kernel rows in the padding are skipped
+]
+
+
+@pytest.mark.parametrize("op", ["AveragePool", "MaxPool"])
+@pytest.mark.parametrize("case", BIG_PAD, ids=[f"bigpad{i}" for i in range(len(BIG_PAD))])
+def test_windows_mostly_padding_numpy_bytes(lib, op, case):
+    xs, k, p = case
+    x = np.random.default_rng(sum(xs) + len(k)).standard_normal(xs).astype(np.float32)
+    x.ravel()[::3] = -0.0            # windows whose inside taps are all -0.0: +0.0 with padding
+    x.ravel()[::7] = 0.0
+    for cip in ((0, 1) if op == "AveragePool" else (None,)):
+        attrs = dict(kernel_shape=list(k), strides=[1] * len(k), pads=list(p), dilations=[1] * len(k), ceil_mode=0)
+        if cip is not None:
+            attrs["count_include_pad"] = cip
+        r = ref(op, x, **attrs)[0]
+        art, feeds = make_node(op, [(x, False)], [("float32", r.shape)], attrs)
+        o, ks = run(lib, art, feeds)
+        rr, rks = run(lib, art, feeds, flags=REF_KERNELS)
+        assert o[0].tobytes() == rr[0].tobytes() == r.tobytes(), (ks, op, cip)
+        if AVX2 and len(k) == 2 and k[1] == 1:   # the tall case: the AVX2 kernel (1 column)
+            assert ks[0].endswith("__avx2"), ks
+
+
+@pytest.mark.parametrize("op", ["AveragePool", "MaxPool"])
+def test_window_of_200000_taps_over_one_pixel(lib, op):
+    """A 1x1 image, kernel 200000 and pads 199999 on each side: 200000 outputs whose windows each
+    hold the one pixel. Testing every tap took 4e10 steps (hours; the fuzzer's build gave up at
+    10 s on 20000); the inside taps alone take 2e5. Values from the definition: MaxPool the
+    pixel; AveragePool the pixel / 1 without the padding in the count (-0.0 becomes +0.0: the
+    padding's +0.0 taps are summed), the pixel / 200000 with it."""
+    K = 200_000
+    attrs = dict(kernel_shape=[1, K], strides=[1, 1], pads=[0, K - 1, 0, K - 1])
+    for v in (np.float32(2.5), np.float32(-0.0)):
+        x = np.full((1, 1, 1, 1), v, np.float32)
+        for cip in ((0, 1) if op == "AveragePool" else (None,)):
+            a = dict(attrs, **({} if cip is None else {"count_include_pad": cip}))
+            art, feeds = make_node(op, [(x, False)], [("float32", (1, 1, 1, K))], a)
+            for flags in (0, REF_KERNELS):
+                (o,), _ = run(lib, art, feeds, flags=flags)
+                want = v if op == "MaxPool" else (v + np.float32(0.0)) / np.float32(K if cip else 1)
+                assert o.tobytes() == np.full(K, want, np.float32).tobytes(), (op, cip, v, flags)

@@ -17,8 +17,9 @@
 #  3. Measure the corpus before (`-runs=0`: files, coverage edges `cov` and features `ft`),
 #     fuzz for DSE_FUZZ_SECONDS with new inputs written to WORK_DIR/corpus, measure again.
 #  4. Exit 0 when the fuzzer found nothing. On a finding (crash, sanitizer report, leak,
-#     timeout, out-of-memory) exit 1 and print the path of the kept input under
-#     WORK_DIR/crash/; fix it, then commit the input as a regression file
+#     timeout, out-of-memory, a run over 10 s: the target bounds each run's work) exit 1 and
+#     print the path of the kept input under WORK_DIR/crash/; fix it, then commit the input
+#     as a regression file
 #     (runtimes/c/fuzz/README.md).
 #
 # The growth summary is one line per measurement: "corpus before: N files, cov C, ft F".
@@ -73,6 +74,11 @@ if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
     echo "FINDING (libFuzzer exit $rc): the report is in $WORK/fuzz.log; input(s) kept:"
     for f in $found; do echo "  $f"; done
     grep -E 'ERROR: |SUMMARY: |runtime error' "$WORK/fuzz.log" | head -5
+    case "$found" in *slow-unit-*)
+        echo "slow-unit-*: one run took over 10 s (libFuzzer's -report_slow_units): a kernel did more work"
+        echo "than fuzz_loader.c's bound (dse_fuzz_work_bound) allows for; find which with"
+        echo "dse_fuzz_replay --fix-crc-to DIR FILE, then dsedge-run --profile DIR/FILE" ;;
+    esac
     exit 1
 fi
 echo "no finding in ${SECS} s"

@@ -14,8 +14,9 @@
  *     (metadata "guard.<name>", docs/format.md 4.2) gets its guard bytes so the run is not
  *     refused, every other input gets bytes taken from the file itself (so float inputs see
  *     NaN, inf, huge and denormal values, integer inputs out-of-range indices), then run
- *     once (models whose arena exceeds 256 MB are loaded but not run: the fuzzer's memory
- *     limit, not the runtime's). After a successful load nothing may fault, read out of bounds or leak: the
+ *     once (models whose arena exceeds 256 MB, or whose work bound dse_fuzz_work_bound exceeds
+ *     1e9 steps, are loaded but not run: the fuzzer's memory and time limits, not the
+ *     runtime's). After a successful load nothing may fault, read out of bounds or leak: the
  *     sanitizers (ASan, UBSan, LSan) turn any such bug into a crash.
  *
  * dse_fuzz_one() is the whole check and is shared with replay_main.c, the sanitizer replay
@@ -25,8 +26,33 @@
 
 #include "dsedge.h"
 #include "fuzz_loader.h"
+#include "internal.h"   /* the loaded model's nodes and tensors, for dse_fuzz_work_bound */
 
 #define DSE_FUZZ_MAX_ARENA ((size_t)256 << 20)
+#ifndef DSE_FUZZ_MAX_WORK
+#define DSE_FUZZ_MAX_WORK 1e9   /* -D: another bound (measuring it) */
+#endif
+
+/* An upper bound on the steps of one run, from the kernel list's aliasing trait alone: a kernel
+ * that may work in place (SAME: elementwise and views, element i read before it is written;
+ * SLICE: Concat) does a bounded number of steps per element it reads or writes; no other kernel
+ * does more than (elements it reads) x (elements it writes) (a MatMul M*N*K <= (M*K + K*N)(M*N),
+ * a Conv |out| * K <= |W| * |out|, a reduction |in| <= |in| * |out|; pooling windows visit
+ * only their taps inside the input, internal.h dse__tap_range). Summed over the nodes. It is
+ * the fuzzer's time limit, as DSE_FUZZ_MAX_ARENA is its memory limit: a valid 448-byte file asks
+ * for a 1000x1000x1000 float MatMul (8 s per run in this build); such a model is loaded and
+ * checked but not run. 1e9 steps at the few ns a step costs here: a few seconds at most. */
+double dse_fuzz_work_bound(const dse_model *m) {
+    double w = 0;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const dse_node *n = &m->nodes[i];
+        double ei = 1, eo = 1;
+        for (uint32_t k = 0; k < n->n_in; k++) if (n->in[k] != DSE_NONE) ei += (double)m->tensors[n->in[k]].numel;
+        for (uint32_t k = 0; k < n->n_out; k++) if (n->out[k] != DSE_NONE) eo += (double)m->tensors[n->out[k]].numel;
+        w += dse__kernel_alias(n->kernel) != DSE_ALIAS_NONE ? ei + eo : ei * eo;
+    }
+    return w;
+}
 
 static uint32_t crc32(uint32_t crc, const uint8_t *p, size_t n) {
     crc = ~crc;
@@ -84,7 +110,8 @@ dse_status dse_fuzz_one(const uint8_t *data, size_t size, dse_status *run_status
     dse_session *s = NULL;
     /* the fuzzer's memory limit, not the runtime's: a loaded model may ask for any arena the
      * platform can address, and allocating gigabytes per input would stop the fuzzer */
-    dse_status rs = dse_arena_size(m) > DSE_FUZZ_MAX_ARENA ? DSE_ERR_NOMEM : dse_session_create(m, NULL, 0, &s, err);
+    dse_status rs = dse_arena_size(m) > DSE_FUZZ_MAX_ARENA || dse_fuzz_work_bound(m) > DSE_FUZZ_MAX_WORK
+                        ? DSE_ERR_NOMEM : dse_session_create(m, NULL, 0, &s, err);
     for (size_t i = 0; rs == DSE_OK && i < dse_model_input_count(m); i++) {
         dse_tensor_info ti;
         if (dse_model_input(m, i, &ti) != DSE_OK) abort();

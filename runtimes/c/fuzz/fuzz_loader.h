@@ -14,4 +14,8 @@ void dse_fuzz_fix_crc(uint8_t *buf, size_t size);
  * inference (guard inputs get their guard bytes, others bytes of the file). Returns the load
  * status; *run_status is the session status (DSE_ERR_STATE when not run). */
 dse_status dse_fuzz_one(const uint8_t *data, size_t size, dse_status *run_status, dse_error *err);
+
+/* The fuzz target's bound on a loaded model's work (fuzz_loader.c): the sum over its nodes of the
+ * elements each node reads times the elements it writes. Models above 1e9 are not run. */
+double dse_fuzz_work_bound(const dse_model *m);
 #endif

@@ -168,9 +168,10 @@ static DSE_TARGET_AVX2 void mp_task(void *arg, size_t begin, size_t end, unsigne
         int64_t first = -1;
         int seen = 0;
         for (size_t o = 0; o < OWp; o += 8) _mm256_storeu_ps(w->v + o, ninf);
-        for (int64_t kh = 0; kh < j->g.kh; kh++) {
+        int64_t k0, k1;   /* the kernel rows inside the input (the others are skipped) */
+        dse__tap_range((int64_t)oh * j->g.sh - j->g.pt, j->g.kh, j->g.dh, 0, (int64_t)j->g.IH, &k0, &k1);
+        for (int64_t kh = k0; kh < k1; kh++) {
             const int64_t ih = (int64_t)oh * j->g.sh - j->g.pt + kh * j->g.dh;
-            if (ih < 0 || ih >= (int64_t)j->g.IH) continue;
             const int sl = mp_hrow(j, w, xc + (size_t)ih * j->g.IW, (int64_t)(c * j->g.IH) + ih, OWp, &next);
             if (!seen) {   /* the first valid row: does it hold a NaN (then t0 may be one)? */
                 seen = 1;
@@ -259,23 +260,20 @@ int dse__check_avgpool_f32_avx2(const dse_model *m, const dse_node *n, dse_why *
 
 /* Taps inside [lo, hi) of the window starting at o * s - p with k taps d apart (REF's count). */
 static int32_t ap_count(int64_t o, int64_t k, int64_t s, int64_t d, int64_t p, int64_t lo, int64_t hi) {
-    int32_t c = 0;
-    for (int64_t t = 0; t < k; t++) {
-        const int64_t q = o * s - p + t * d;
-        c += q >= lo && q < hi;
-    }
-    return c;
+    int64_t t0, t1;
+    dse__tap_range(o * s - p, k, d, lo, hi, &t0, &t1);
+    return (int32_t)(t1 - t0);
 }
 
-/* plane = row (first kernel row) or plane + row: REF's order */
-static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_acc(float *plane, __m256 row, int64_t kh) {
-    _mm256_storeu_ps(plane, kh == 0 ? row : _mm256_add_ps(_mm256_loadu_ps(plane), row));
+/* plane = row (first kernel row inside the input: `first`) or plane + row: REF's order */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_acc(float *plane, __m256 row, int first) {
+    _mm256_storeu_ps(plane, first ? row : _mm256_add_ps(_mm256_loadu_ps(plane), row));
 }
 
 /* REF's row sum x[kw=0] + x[1] + ... of each output column o < OWp for input row xr, stored to h
  * (kh 0) or added to it (h + sum: ap_acc). */
 static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const ap_job *j, const float *xr, float *buf, float *ph,
-                                                                           float *h, int64_t kh) {
+                                                                           float *h, int first) {
     const size_t OWp = j->OWp, L = j->L, sw = (size_t)j->g.sw, pl = (size_t)j->g.pl;
     if (j->pair) {   /* 2 taps, W stride 2: x[2o] + x[2o + 1] is vhaddps of 16 columns, reordered */
         int copied = 0;
@@ -289,7 +287,7 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const 
                 src = buf + 2 * o;
             }
             const __m256 s = _mm256_hadd_ps(_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8));
-            ap_acc(h + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0))), kh);
+            ap_acc(h + o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0))), first);
         }
         return;
     }
@@ -314,7 +312,7 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 void ap_hrow(const 
             const size_t off = (size_t)(kw * j->g.dw);
             r = _mm256_add_ps(r, _mm256_loadu_ps(base + (off % sw) * L + off / sw + o));
         }
-        ap_acc(h + o, r, kh);
+        ap_acc(h + o, r, first);
     }
 }
 
@@ -338,14 +336,17 @@ static DSE_TARGET_AVX2 void ap_task(void *arg, size_t begin, size_t end, unsigne
         const size_t c = it / j->g.OH, oh = it % j->g.OH;
         const float *xc = j->x + c * j->g.IH * j->g.IW;
         float *yr = j->y + (c * j->g.OH + oh) * j->g.OW;
-        for (int64_t kh = 0; kh < j->g.kh; kh++) {
+        /* Only the kernel rows inside the input are summed (REF's order). A row in the padding
+         * sums to +0.0, and adding +0.0 changes a sum only from -0.0 to +0.0 (REF's argument,
+         * kernels/ref/pool.c): so when the window has such rows, + 0.0 at the end. */
+        int64_t k0, k1;
+        dse__tap_range((int64_t)oh * j->g.sh - j->g.pt, j->g.kh, j->g.dh, 0, (int64_t)j->g.IH, &k0, &k1);
+        if (k0 >= k1)
+            for (size_t o = 0; o < OWp; o += 8) _mm256_storeu_ps(plane + o, _mm256_setzero_ps());
+        for (int64_t kh = k0; kh < k1; kh++) {
             const int64_t ih = (int64_t)oh * j->g.sh - j->g.pt + kh * j->g.dh;
-            if (ih < 0 || ih >= (int64_t)j->g.IH) {   /* a row in the padding: its sum is +0.0 */
-                for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_setzero_ps(), kh);
-                continue;
-            }
             if (!reuse) {   /* no row is shared by two output rows: summed straight into the plane */
-                ap_hrow(j, xc + (size_t)ih * j->g.IW, buf, ph, plane, kh);
+                ap_hrow(j, xc + (size_t)ih * j->g.IW, buf, ph, plane, kh == k0);
                 continue;
             }
             const int64_t tg = (int64_t)(c * j->g.IH) + ih;
@@ -354,11 +355,13 @@ static DSE_TARGET_AVX2 void ap_task(void *arg, size_t begin, size_t end, unsigne
             if (sl == nslot) {   /* not kept: its horizontal sums into the next slot */
                 sl = next++ % nslot;
                 tag[sl] = tg;
-                ap_hrow(j, xc + (size_t)ih * j->g.IW, buf, ph, hs + sl * OWp, 0);
+                ap_hrow(j, xc + (size_t)ih * j->g.IW, buf, ph, hs + sl * OWp, 1);
             }
             const float *h = hs + sl * OWp;
-            for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_loadu_ps(h + o), kh);
+            for (size_t o = 0; o < OWp; o += 8) ap_acc(plane + o, _mm256_loadu_ps(h + o), kh == k0);
         }
+        if (k1 - k0 < j->g.kh)
+            for (size_t o = 0; o < OWp; o += 8) _mm256_storeu_ps(plane + o, _mm256_add_ps(_mm256_loadu_ps(plane + o), _mm256_setzero_ps()));
         const __m256i ch = _mm256_set1_epi32(ap_count((int64_t)oh, j->g.kh, j->g.sh, j->g.dh, j->g.pt, hlo, hhi));
         for (size_t o = 0; o < OWp; o += 8) {
             const __m256 cnt = _mm256_cvtepi32_ps(_mm256_mullo_epi32(ch, _mm256_loadu_si256((const __m256i *)(const void *)(cw + o))));

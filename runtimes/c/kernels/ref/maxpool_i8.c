@@ -59,9 +59,10 @@ static void maxpool_rows(const dse_i8_geom *g, long long planes, const int8_t *x
         const int8_t *xp = x + pl * H * W;
         for (long long oh = 0; oh < OH; oh++, y += OW) {
             int first = 1;
-            for (long long kb = 0; kb < g->k[1]; kb++) {
+            int64_t k0, k1;   /* the kernel rows inside the input */
+            dse__tap_range(oh * g->s[1] - g->pb[1], g->k[1], g->d[1], 0, H, &k0, &k1);
+            for (long long kb = k0; kb < k1; kb++) {
                 const long long ih = oh * g->s[1] + kb * g->d[1] - g->pb[1];
-                if (ih < 0 || ih >= H) continue;
                 const int8_t *row = xp + ih * W;
                 if (first) memcpy(vmax, row, (size_t)W);
                 else DSE_EW_LOOP(int8_t, vmax, (size_t)W, row[i] > vmax[i] ? row[i] : vmax[i]);
@@ -85,9 +86,11 @@ static void maxpool_rows(const dse_i8_geom *g, long long planes, const int8_t *x
                 }
                 const long long w0 = ow * S - P;
                 int v = -128;
-                for (long long kc = 0; kc < K; kc++) {
+                int64_t c0, c1;
+                dse__tap_range(w0, K, D, 0, W, &c0, &c1);
+                for (long long kc = c0; kc < c1; kc++) {
                     const long long iw = w0 + kc * D;
-                    if (iw >= 0 && iw < W && vmax[iw] > v) v = vmax[iw];
+                    if (vmax[iw] > v) v = vmax[iw];
                 }
                 y[ow] = (int8_t)v;
             }
@@ -115,16 +118,18 @@ void dse_i8_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
             for (long long b = 0; b < g.out[1]; b++)
                 for (long long c = 0; c < g.out[2]; c++, idx++) {
                     int v = -128;
-                    for (long long ka = 0; ka < g.k[0]; ka++) {
+                    const long long o3[3] = {a, b, c};
+                    int64_t t0[3], t1[3];   /* the taps inside the input, per axis */
+                    for (int j = 0; j < 3; j++)
+                        dse__tap_range(o3[j] * g.s[j] - g.pb[j], g.k[j], g.d[j], 0, g.in[j], &t0[j], &t1[j]);
+                    for (long long ka = t0[0]; ka < t1[0]; ka++) {
                         long long id = a * g.s[0] + ka * g.d[0] - g.pb[0];
-                        if (id < 0 || id >= g.in[0]) continue;
-                        for (long long kb = 0; kb < g.k[1]; kb++) {
+                        for (long long kb = t0[1]; kb < t1[1]; kb++) {
                             long long ih = b * g.s[1] + kb * g.d[1] - g.pb[1];
-                            if (ih < 0 || ih >= g.in[1]) continue;
                             const int8_t *row = xp + (id * g.in[1] + ih) * g.in[2];
-                            for (long long kc = 0; kc < g.k[2]; kc++) {
+                            for (long long kc = t0[2]; kc < t1[2]; kc++) {
                                 long long iw = c * g.s[2] + kc * g.d[2] - g.pb[2];
-                                if (iw >= 0 && iw < g.in[2] && row[iw] > v) v = row[iw];
+                                if (row[iw] > v) v = row[iw];
                             }
                         }
                     }

@@ -13,9 +13,11 @@
  * AveragePool: the window sum is taken as numpy's reference does (separable, last axis
  * innermost): for kd: { for kh: { row = x[kw=0]; for kw >= 1: row = row + x[kw] }; plane =
  * plane + row (first row: plane = row) }; total likewise over kd; taps in padding or beyond
- * the input count as 0. Then y = total / count, count = product over axes of the taps inside
- * [0, in) (count_include_pad=0) or inside [-pad_begin, in + pad_end) (=1). Bit-identical to the
- * numpy reference.
+ * the input count as 0 (only the taps inside are visited, dse__tap_range: a +0.0 tap changes a
+ * sum only from -0.0 to +0.0, so a window with padding taps ends with + 0.0f). Then
+ * y = total / count, count = product over axes of the taps inside [0, in)
+ * (count_include_pad=0) or inside [-pad_begin, in + pad_end) (=1). Bit-identical to the numpy
+ * reference.
  * GlobalAveragePool: sequential sum over the spatial elements in memory order, then / count
  * (numpy's mean sums pairwise: ~1e-6 relative). GlobalMaxPool: exact (NaN propagates). */
 #include <math.h>   /* INFINITY only */
@@ -102,16 +104,17 @@ void dse_f32_maxpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
                 for (size_t ow = 0; ow < g.out[2]; ow++) {
                     float best = -INFINITY;
                     int64_t bd = -1, bh = 0, bw = 0;
-                    for (int64_t kd = 0; kd < g.k[0]; kd++) {
-                        const int64_t id = (int64_t)od * g.s[0] - g.pb[0] + kd * g.d[0];
-                        if (id < 0 || id >= (int64_t)g.in[0]) continue;
-                        for (int64_t kh = 0; kh < g.k[1]; kh++) {
-                            const int64_t ih = (int64_t)oh * g.s[1] - g.pb[1] + kh * g.d[1];
-                            if (ih < 0 || ih >= (int64_t)g.in[1]) continue;
+                    const int64_t o3[3] = {(int64_t)od, (int64_t)oh, (int64_t)ow};
+                    int64_t t0[3], t1[3];   /* the taps inside the input, per axis (others are skipped) */
+                    for (int a = 0; a < 3; a++)
+                        dse__tap_range(o3[a] * g.s[a] - g.pb[a], g.k[a], g.d[a], 0, (int64_t)g.in[a], &t0[a], &t1[a]);
+                    for (int64_t kd = t0[0]; kd < t1[0]; kd++) {
+                        const int64_t id = o3[0] * g.s[0] - g.pb[0] + kd * g.d[0];
+                        for (int64_t kh = t0[1]; kh < t1[1]; kh++) {
+                            const int64_t ih = o3[1] * g.s[1] - g.pb[1] + kh * g.d[1];
                             const float *xr = xc + ((size_t)id * g.in[1] + (size_t)ih) * g.in[2];
-                            for (int64_t kw = 0; kw < g.k[2]; kw++) {
-                                const int64_t iw = (int64_t)ow * g.s[2] - g.pb[2] + kw * g.d[2];
-                                if (iw < 0 || iw >= (int64_t)g.in[2]) continue;
+                            for (int64_t kw = t0[2]; kw < t1[2]; kw++) {
+                                const int64_t iw = o3[2] * g.s[2] - g.pb[2] + kw * g.d[2];
                                 if (bd < 0 || xr[iw] > best) { best = xr[iw]; bd = id; bh = ih; bw = iw; }
                             }
                         }
@@ -143,35 +146,37 @@ void dse_f32_avgpool__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
             for (size_t oh = 0; oh < g.out[1]; oh++)
                 for (size_t ow = 0; ow < g.out[2]; ow++) {
                     const int64_t o3[3] = {(int64_t)od, (int64_t)oh, (int64_t)ow};
-                    int64_t cnt = 1;
+                    int64_t cnt = 1, t0[3], t1[3], c0, c1;
+                    int pad = 0;   /* the window has taps outside the input */
                     for (int a = 0; a < 3; a++) {
-                        const int64_t lo = incl ? -g.pb[a] : 0, hi = (int64_t)g.in[a] + (incl ? g.pe[a] : 0);
-                        int64_t ca = 0;
-                        for (int64_t k = 0; k < g.k[a]; k++) {
-                            const int64_t p = o3[a] * g.s[a] - g.pb[a] + k * g.d[a];
-                            ca += p >= lo && p < hi;
-                        }
-                        cnt *= ca;
+                        const int64_t base = o3[a] * g.s[a] - g.pb[a];
+                        dse__tap_range(base, g.k[a], g.d[a], 0, (int64_t)g.in[a], &t0[a], &t1[a]);
+                        pad |= t1[a] - t0[a] < g.k[a];
+                        if (incl) dse__tap_range(base, g.k[a], g.d[a], -g.pb[a], (int64_t)g.in[a] + g.pe[a], &c0, &c1);
+                        else c0 = t0[a], c1 = t1[a];
+                        cnt *= c1 - c0;
                     }
+                    /* The sums over the taps inside only, in the same nesting and order: a padding
+                     * tap's +0.0 changes a partial sum only when that is -0.0, so it changes the
+                     * window's sum only from -0.0 to +0.0 (a sum is -0.0 only when every term is),
+                     * which the final + 0.0f does. */
                     float total = 0.0f;
-                    for (int64_t kd = 0; kd < g.k[0]; kd++) {
+                    for (int64_t kd = t0[0]; kd < t1[0]; kd++) {
                         const int64_t id = o3[0] * g.s[0] - g.pb[0] + kd * g.d[0];
-                        const int dok = id >= 0 && id < (int64_t)g.in[0];
                         float plane = 0.0f;
-                        for (int64_t kh = 0; kh < g.k[1]; kh++) {
+                        for (int64_t kh = t0[1]; kh < t1[1]; kh++) {
                             const int64_t ih = o3[1] * g.s[1] - g.pb[1] + kh * g.d[1];
-                            const int hok = dok && ih >= 0 && ih < (int64_t)g.in[1];
-                            const float *xr = hok ? xc + ((size_t)id * g.in[1] + (size_t)ih) * g.in[2] : NULL;
+                            const float *xr = xc + ((size_t)id * g.in[1] + (size_t)ih) * g.in[2];
                             float row = 0.0f;
-                            for (int64_t kw = 0; kw < g.k[2]; kw++) {
-                                const int64_t iw = o3[2] * g.s[2] - g.pb[2] + kw * g.d[2];
-                                const float v = hok && iw >= 0 && iw < (int64_t)g.in[2] ? xr[iw] : 0.0f;
-                                row = kw == 0 ? v : row + v;
+                            for (int64_t kw = t0[2]; kw < t1[2]; kw++) {
+                                const float v = xr[o3[2] * g.s[2] - g.pb[2] + kw * g.d[2]];
+                                row = kw == t0[2] ? v : row + v;
                             }
-                            plane = kh == 0 ? row : plane + row;
+                            plane = kh == t0[1] ? row : plane + row;
                         }
-                        total = kd == 0 ? plane : total + plane;
+                        total = kd == t0[0] ? plane : total + plane;
                     }
+                    if (pad) total = total + 0.0f;
                     y[c * osz + (od * g.out[1] + oh) * g.out[2] + ow] = total / (float)cnt;
                 }
     }
