@@ -236,7 +236,7 @@ def plan_child(name: str, budget: str, out_json: str, int4: bool = False, minimi
         t = time.perf_counter()
         p = plan(path, feeds(name, path, n_cal, 0), max_drop=budget, progress=False,
                             metric=f"precision_plan:task_{name}" if name in TASK_METRIC else None, int4=int4,
-                 minimize=minimize)
+                 minimize=minimize, pin_constant_inputs=True)   # as `dsedge plan` (for a .dse)
         Path(out_json).write_text(p.to_json())
         print(json.dumps({"seconds": time.perf_counter() - t}))
 
@@ -330,7 +330,9 @@ def evaluate(name: str, budget: str, log=print, keep: str | None = None, int4: b
         if len(groups) > 1:
             row["shapes"] = {"scoring": len(groups), "size_and_latency": {k: list(np.shape(v)) for k, v in ev[0].items()}}
         for prec, kw in (("fp32", dict(precision="fp32")), ("int8", {}), ("planned", dict(plan=plan))):
-            r = dsedge.quantize(path, cal, progress=False, **kw)
+            # pinned as `dsedge quantize -o *.dse` pins: an integer input that If/Loop reads and every feed
+            # holds constant (silero's sample rate) becomes a guarded constant, its If folded
+            r = dsedge.quantize(path, cal, progress=False, pin_constant_inputs=True, **kw)
             got: list = [None] * len(ev)
             for j, idx in enumerate(groups):   # one .dse per input shape (minilm: batches padded to their longest)
                 dse = os.path.join(tmp, f"{prec}.dse" if j == 0 else f"{prec}.{j}.dse")

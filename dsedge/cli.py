@@ -384,9 +384,12 @@ def plan(model, calib, max_drop, minimize, latency_profiles, memory_budget, hold
                                          *(("latency profile", f) for f in latency_profiles)])
     budget = parse_drop(max_drop)
     mem = parse_size(memory_budget) if memory_budget is not None else None
+    # the plan is for the .dse that `quantize --plan ... -o *.dse` builds, which pins an integer input read by
+    # If/Loop that is constant in every feed (silero's sample rate): plan that folded graph, not the If
     p = run_plan(model, calib, max_drop=budget, minimize=minimize, holdout=holdout, metric=metric, method=method,
                  progress=progress, preprocess=preprocess, allow_constant=constant_input, int4=int4,
-                 memory_budget=mem, latency_profiles=latency_profiles, a16w8=a16w8, fp16_arith=fp16_arith)
+                 memory_budget=mem, latency_profiles=latency_profiles, a16w8=a16w8, fp16_arith=fp16_arith,
+                 pin_constant_inputs=True)
     text = p.to_json()
     atomic_write_bytes(output, text.encode())
     if as_json:
