@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_F32_O32, LAYOUT_PLAIN,
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, F32_LAYOUTS, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_PLAIN,
                         REORDERED_LAYOUTS, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, _svs, layout_ok, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
@@ -622,7 +622,7 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
         p = g.qparams.get(name)
-        if layout == LAYOUT_F32_O32 and (dt != "float32" or p is not None or not layout_ok(layout, dt, CONST, v.shape)):
+        if layout in F32_LAYOUTS and (dt != "float32" or p is not None or not layout_ok(layout, dt, CONST, v.shape)):
             return add_const(name, LAYOUT_PLAIN)   # fp16 or quantised weights: not a float32 panel
 
         def build():

@@ -1,0 +1,178 @@
+"""Float32 MatMul / Gemm constant B in layout 9 ("F32 P16 panels", docs/format.md §4.4): the packing,
+the loader's checks, the exporter's choice (ops/nn.py `_mm_float_weight_layout`), and the kernels that
+read it: REF (any shape, Gemm transB too: the same values in the same order, so REF's bytes of the
+plain-layout artifact) and the optimised SGEMMs (kernels/ref/loops.c dse_f32_sgemm_batched: whole panels
+read in place as the kernel's packed panels of 16, the last N % 16 columns row-major; every output the
+same FMA chain as with B plain, so the plain artifact's bytes on the same ISA) on 1, 2 and 3 threads.
+NEON's reading runs under qemu in test_matmul_p16_arm64_under_qemu."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dsedge.artifact import LAYOUT_F32_P16, TensorRec, layout_ok, pack_weights, read, unpack_weights
+from dsedge.errors import ModelError
+
+from .test_conv_o32 import _flip_layout, _load_error
+from .test_kernels_f32_avx2 import AVX2, REF_KERNELS, _make, planned_scratch, rnd, run
+from .test_kernels_f32_nn import make_node, ref
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return _make(tmp_path_factory, "dse_avx2_build")
+
+
+def _with_p16(art):
+    """The artifact with its B (tensor of input 1) in layout 9."""
+    wi = art.nodes[0].inputs[1]
+    t = art.tensors[wi]
+    w = np.frombuffer(t.data, np.float32).reshape(t.shape)
+    tensors = list(art.tensors)
+    tensors[wi] = TensorRec.const(t.name, w, layout=LAYOUT_F32_P16)
+    return dataclasses.replace(art, tensors=tuple(tensors))
+
+
+def _matmul_case(sa, sb, act, seed, scratch=True):
+    rng = np.random.default_rng(seed)
+    a, b = rnd(rng, *sa), rnd(rng, *sb)
+    (r,) = ref("MatMul", a, b)
+    sc = planned_scratch("MatMul", [a.shape, b.shape], r.shape, {}) if scratch else 0
+    attrs = dict(act_min=act[0], act_max=act[1]) if act else {}
+    return make_node("MatMul", [(a, False), (b, True)], [("float32", r.shape)], attrs, scratch=sc)
+
+
+def _gemm_case(M, K, N, ta, tb, alpha, beta, cs, act, seed):
+    rng = np.random.default_rng(seed)
+    a = rnd(rng, *((K, M) if ta else (M, K)))
+    b = rnd(rng, *((N, K) if tb else (K, N)))
+    c = None if cs is None else rnd(rng, *cs)
+    attrs = dict(transA=ta, transB=tb, alpha=alpha, beta=beta)
+    (r,) = ref("Gemm", a, b, c, **attrs)
+    cattrs = dict(attrs)
+    if act:
+        cattrs.update(act_min=act[0], act_max=act[1])
+    sc = planned_scratch("Gemm", [a.shape, b.shape] + ([] if c is None else [c.shape]), r.shape, attrs)
+    return make_node("Gemm", [(a, False), (b, True)] + ([] if c is None else [(c, True)]), [("float32", r.shape)],
+                     cattrs, scratch=sc)
+
+
+# A shape, B shape, clamp: every tail of the panels (N % 16 of 0, 1..8, 9..15; N < 16), odd K, M = 1,
+# M not a multiple of 6 (the AVX2 row blocks) and >= 48 (where plain B is packed per run), batches with
+# a 2-D constant B, B over the pack chunk (K = 384: chunks of 160 columns)
+MATMUL_CASES = [
+    ((1, 64, 384), (384, 1536), None),     # MiniLM's FFN: 96 whole panels
+    ((64, 384), (384, 392), (-1.0, 1.0)),  # 24 panels + a tail of 8
+    ((50, 37), (37, 41), None),            # K odd, 2 panels + 9
+    ((1, 33), (33, 100), None),            # M = 1: 6 panels + 4
+    ((7, 16), (16, 16), None),             # one panel
+    ((13, 5), (5, 15), None),              # N < 16: the plain bytes
+    ((2, 3, 11, 19), (19, 47), (0.0, np.inf)),   # batches sharing B; 2 panels + 15
+    ((2, 60, 300), (300, 150), None),      # >= 48 rows per batch: plain B packed per run
+    ((1, 9), (9, 1), None),                # N = 1: the dot-product kernel, plain bytes
+    ((20, 300), (300, 1003), None),        # B over 1 MiB: parts of columns
+    ((97,), (97, 33), None),               # 1-D A
+]
+
+
+@pytest.mark.parametrize("case", MATMUL_CASES, ids=[f"mm{i}" for i in range(len(MATMUL_CASES))])
+def test_matmul_p16_bytes(lib, case):
+    sa, sb, act = case
+    art, feeds = _matmul_case(sa, sb, act, seed=sum(sa) * 7 + sb[-1])
+    _check_bytes(lib, art, feeds, "dse_f32_matmul__ref", "dse_f32_matmul__avx2")
+
+
+GEMM_CASES = [
+    # M, K, N, transA, transB, alpha, beta, C shape (None: absent), clamp
+    (64, 384, 1536, 0, 0, 1.0, 1.0, (1536,), None),
+    (61, 300, 150, 0, 0, 1.0, 1.0, (150,), (0.0, np.inf)),
+    (13, 37, 21, 1, 0, 0.5, 2.0, (13, 1), None),       # transA, alpha, beta, C by rows
+    (20, 9, 35, 0, 0, 2.0, 0.0, (20, 35), None),       # beta 0: C unused
+    (7, 260, 1030, 1, 0, 1.0, 0.5, (7, 1030), None),   # a tail of 6, C full
+    (1, 64, 100, 0, 0, 1.0, 1.0, None, None),
+    (5, 17, 33, 0, 0, 1.0, 1.0, (1, 1), (-1.0, 1.0)),  # C a scalar in a 2-D tensor
+]
+
+
+@pytest.mark.parametrize("case", GEMM_CASES, ids=[f"gemm{i}" for i in range(len(GEMM_CASES))])
+def test_gemm_p16_bytes(lib, case):
+    art, feeds = _gemm_case(*case, seed=case[0] * 100 + case[2])
+    _check_bytes(lib, art, feeds, "dse_f32_gemm__ref", "dse_f32_gemm__avx2")
+
+
+def _check_bytes(lib, art, feeds, ref_kernel, avx2_kernel):
+    p16 = _with_p16(art)
+    assert p16.tensors[p16.nodes[0].inputs[1]].layout == LAYOUT_F32_P16
+    (r_plain,), _ = run(lib, art, feeds, flags=REF_KERNELS)
+    (r_p16,), rks = run(lib, p16, feeds, flags=REF_KERNELS)
+    assert rks == [ref_kernel]
+    assert r_p16.tobytes() == r_plain.tobytes(), "REF on layout 9 is not REF on plain"
+    (plain,), pks = run(lib, art, feeds)
+    for t in (1, 2, 3):
+        (o,), ks = run(lib, p16, feeds, threads=t)
+        assert ks == pks, (ks, pks)
+        if AVX2:
+            assert ks == [avx2_kernel], ks
+        bad = o.view(np.uint32) != plain.view(np.uint32)
+        assert not bad.any(), f"{t} threads: {int(bad.sum())} of {bad.size} outputs differ from the plain layout's"
+
+
+def test_gemm_transb_p16_runs_ref(lib):
+    """A layout-9 B of a Gemm with transB (stored [N][K]): the optimised variants refuse it (their
+    transB kernel reads B's rows of k), REF reads it with the plain artifact's REF bytes."""
+    for case in [(9, 33, 40, 0, 1, 1.0, 0.5, (1, 40), None), (1, 100, 7, 0, 1, 1.0, 1.0, (7,), (0.0, 1.0))]:
+        art, feeds = _gemm_case(*case, seed=5)
+        (plain,), _ = run(lib, art, feeds, flags=REF_KERNELS)
+        (o,), ks = run(lib, _with_p16(art), feeds)
+        assert ks == ["dse_f32_gemm__ref"], ks
+        assert o.tobytes() == plain.tobytes()
+
+
+def test_p16_pack_roundtrip_and_rules():
+    w = np.random.default_rng(0).standard_normal((5, 37)).astype(np.float32)
+    data = pack_weights(w, LAYOUT_F32_P16)
+    assert len(data) == w.nbytes
+    p = np.frombuffer(data, np.float32)
+    for r, c in [(0, 0), (4, 15), (0, 16), (3, 31), (0, 32), (4, 36), (2, 33)]:
+        idx = (c // 16 * 5 + r) * 16 + c % 16 if c < 32 else 32 * 5 + r * 5 + c - 32
+        assert p[idx] == w[r, c], (r, c)
+    assert np.array_equal(unpack_weights(data, LAYOUT_F32_P16, w.shape), w)
+    t = TensorRec.const("w", w, layout=LAYOUT_F32_P16)
+    assert t.data == data and t.nbytes == w.nbytes and np.array_equal(t.array(), w)
+    small = w[:, :15]
+    assert pack_weights(small, LAYOUT_F32_P16) == np.ascontiguousarray(small).tobytes()   # N < 16: plain bytes
+    assert layout_ok(LAYOUT_F32_P16, "float32", 0, (5, 37))
+    assert not layout_ok(LAYOUT_F32_P16, "float32", 0, (2, 5, 37))
+    assert not layout_ok(LAYOUT_F32_P16, "float16", 0, (5, 37))
+    assert not layout_ok(LAYOUT_F32_P16, "float32", 1, (5, 37))
+    with pytest.raises(ModelError):
+        TensorRec.const("w", w.reshape(1, 5, 37), layout=LAYOUT_F32_P16)
+
+
+def test_p16_loader_refuses_bad_tensors(lib):
+    art, feeds = _matmul_case((4, 8), (8, 20), None, seed=1)
+    assert _load_error(lib, _with_p16(art)) == ""
+    # not rank 2: a batched constant B
+    art3, _ = _matmul_case((2, 4, 8), (2, 8, 20), None, seed=1)
+    msg = _load_error(lib, _flip_layout(art3, LAYOUT_F32_P16))
+    assert "layout 9 needs a float32 constant of rank 2" in msg, msg
+    # not float32: a float16 B
+    rng = np.random.default_rng(1)
+    a, b = rnd(rng, 4, 8), rnd(rng, 8, 20).astype(np.float16)
+    a16, _ = make_node("MatMul", [(a, False), (b, True)], [("float32", (4, 20))], {})
+    msg = _load_error(lib, _flip_layout(a16, LAYOUT_F32_P16))
+    assert "layout 9 needs a float32 constant" in msg, msg
+    # an activation (arena tensor) in layout 9
+    a2, _ = make_node("MatMul", [(rnd(rng, 4, 8), False), (rnd(rng, 8, 20), False)], [("float32", (4, 20))], {})
+    msg = _load_error(lib, _flip_layout(a2, LAYOUT_F32_P16))
+    assert "layout 9 needs a float32 constant" in msg, msg
+    # a layout id past this runtime's (an older runtime refuses layout 9 the same way)
+    msg = _load_error(lib, _flip_layout(_matmul_case((4, 8), (8, 20), None, seed=1)[0], 10))
+    assert "bad storage/quantisation/layout/rank byte" in msg, msg
+    # a layout-9 tensor read by a node whose kernel does not read it (an Add): refused
+    x = rnd(rng, 8, 20)
+    aa, _ = make_node("Add", [(x, False), (x + 1, True)], [("float32", (8, 20))], {})
+    msg = _load_error(lib, _flip_layout(aa, LAYOUT_F32_P16))
+    assert "is in packed layout 9, which" in msg, msg
