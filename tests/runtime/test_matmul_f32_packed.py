@@ -176,3 +176,92 @@ def test_p16_loader_refuses_bad_tensors(lib):
     aa, _ = make_node("Add", [(x, False), (x + 1, True)], [("float32", (8, 20))], {})
     msg = _load_error(lib, _flip_layout(aa, LAYOUT_F32_P16))
     assert "is in packed layout 9, which" in msg, msg
+
+
+def _mlp_onnx(path):
+    """A small float model: MatMul (B 24x40: layout 9), Gemm transB 0 with C (B 40x33: layout 9), Gemm
+    transB 1 (layout 0), MatMul with 8 columns (layout 0), a B that an Add also reads (layout 0)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(3)
+    inits = [numpy_helper.from_array(rnd(rng, 24, 40, scale=0.3), "w1"),
+             numpy_helper.from_array(rnd(rng, 40, 33, scale=0.2), "w2"), numpy_helper.from_array(rnd(rng, 33), "c2"),
+             numpy_helper.from_array(rnd(rng, 20, 33, scale=0.2), "w3"),
+             numpy_helper.from_array(rnd(rng, 20, 8, scale=0.2), "w4"),
+             numpy_helper.from_array(rnd(rng, 8, 16, scale=0.2), "w5")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]),
+             helper.make_node("Relu", ["m1"], ["r1"]),
+             helper.make_node("Gemm", ["r1", "w2", "c2"], ["g2"], alpha=0.5, beta=2.0),
+             helper.make_node("Gemm", ["g2", "w3"], ["g3"], transB=1),
+             helper.make_node("MatMul", ["g3", "w4"], ["m4"]),
+             helper.make_node("MatMul", ["m4", "w5"], ["m5"]),
+             helper.make_node("Add", ["m5", "w5"], ["y"])]
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 24])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 16])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_exporter_chooses_p16(tmp_path):
+    """fp32 export: the MatMul's and the transB-0 Gemm's B of 16 or more columns get layout 9, the
+    others layout 0; the runtime's outputs (optimised and REF) and the .dse read back into the numpy
+    interpreter (TensorRec.array unpacks layout 9) match onnxruntime's."""
+    import dsedge
+    import dsedge.runtime as R
+    from dsedge.api import save_result
+    from dsedge.export.dse import load_dse_graph
+    from dsedge.interp import run as interp_run
+    ort = pytest.importorskip("onnxruntime")
+    path = str(tmp_path / "m.onnx")
+    _mlp_onnx(path)
+    rng = np.random.default_rng(4)
+    feeds = [{"x": rng.standard_normal((8, 24)).astype(np.float32)} for _ in range(2)]
+    dse = str(tmp_path / "m.dse")
+    save_result(dsedge.quantize(path, feeds, precision="fp32", progress=False), dse)
+    art = read(open(dse, "rb").read())
+    layouts = {art.tensors[n.inputs[1]].shape: art.tensors[n.inputs[1]].layout for n in art.nodes if len(n.inputs) > 1}
+    assert layouts[(24, 40)] == LAYOUT_F32_P16 and layouts[(40, 33)] == LAYOUT_F32_P16, layouts
+    assert layouts[(20, 33)] == 0 and layouts[(20, 8)] == 0 and layouts[(8, 16)] == 0, layouts
+    assert sum(t.shape == (8, 16) for t in art.tensors if t.data is not None) == 1   # stored once
+    (e,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds[0])
+    outs = {}
+    for kernels in ("auto", "ref"):
+        with R.Runtime(dse, threads=1, kernels=kernels) as rt:
+            outs[kernels] = rt.run(feeds[0])["y"]
+        np.testing.assert_allclose(outs[kernels], e, rtol=1e-4, atol=1e-4 * float(np.abs(e).max()))
+    (v,) = interp_run(load_dse_graph(dse), feeds[0]).values()
+    np.testing.assert_allclose(v, e, rtol=1e-5, atol=1e-5 * float(np.abs(e).max()))
+
+
+ARM_CASES = [(((1, 64, 384), (384, 392), None), "mm"), (((50, 37), (37, 41), (-1.0, 1.0)), "mm"),
+             (((1, 33), (33, 100), None), "mm"), (((2, 3, 11, 19), (19, 47), None), "mm"),
+             (((2, 60, 300), (300, 150), None), "mm"), (((20, 300), (300, 1003), None), "mm"),
+             ((64, 384, 1536, 0, 0, 1.0, 1.0, (1536,), None), "gemm"), ((13, 37, 21, 1, 0, 0.5, 2.0, (13, 1), None), "gemm"),
+             ((9, 33, 40, 0, 1, 1.0, 0.5, (1, 40), None), "gemm_tb")]
+
+
+def test_matmul_p16_arm64_under_qemu(lib, tmp_path_factory):
+    """arm64: the NEON float MatMul and Gemm read layout 9 (8 columns of a 16-column panel per tile, in
+    place): the plain-layout artifact's NEON bytes on 1 and 3 threads; -ref: REF on layout 9 gives the
+    plain artifact's REF bytes; a transB Gemm's layout-9 B runs REF."""
+    from .test_kernels_neon import QEMU64, build_runner
+    from .test_kernels_neon_f32 import _one
+    if QEMU64 is None:
+        pytest.skip("qemu-aarch64 not installed (apt-get install qemu-user)")
+    exe = build_runner(tmp_path_factory.mktemp("p16_arm64_build"), "aarch64")
+    tmp = tmp_path_factory.mktemp("p16_arm64_cases")
+    for k, (case, kind) in enumerate(ARM_CASES):
+        art, feeds = _matmul_case(*case, seed=k) if kind == "mm" else _gemm_case(*case, seed=k)
+        p16 = _with_p16(art)
+        o, kern = _one(exe, tmp, p16, feeds)
+        plain, pk = _one(exe, tmp, art, feeds)
+        want = {"mm": "dse_f32_matmul__neon", "gemm": "dse_f32_gemm__neon", "gemm_tb": "dse_f32_gemm__ref"}[kind]
+        assert kern == want and pk.startswith(want.split("__")[0]), (kern, pk)
+        r, rk = _one(exe, tmp, p16, feeds, "-ref")
+        rp, _ = _one(exe, tmp, art, feeds, "-ref")
+        assert rk.endswith("__ref") and r.tobytes() == rp.tobytes(), f"case {k}: REF on layout 9 differs"
+        if kind == "gemm_tb":
+            assert o.tobytes() == rp.tobytes()
+            continue
+        assert o.tobytes() == plain.tobytes(), f"case {k}: layout 9 and layout 0 give other bytes on NEON"
+        o3, _ = _one(exe, tmp, p16, feeds, "-threads", "3")
+        assert o3.tobytes() == o.tobytes(), f"case {k}: 3 threads give other bytes"
