@@ -130,6 +130,17 @@ def test_gemm_transb_p16_runs_ref(lib):
         assert o.tobytes() == plain.tobytes()
 
 
+def test_ref_float_build_reads_p16(tmp_path_factory):
+    """`make REF_FLOAT=1` (no optimised float variant): REF takes layout 9, the plain artifact's bytes."""
+    L = _make(tmp_path_factory, "dse_ref_float_build", "REF_FLOAT=1")
+    for art, feeds in (_matmul_case((2, 20, 37), (37, 50), None, seed=3),
+                       _gemm_case(7, 260, 1030, 1, 0, 1.0, 0.5, (7, 1030), None, seed=3)):
+        (plain,), _ = run(L, art, feeds)
+        (o,), ks = run(L, _with_p16(art), feeds, threads=2)
+        assert ks[0].endswith("__ref"), ks
+        assert o.tobytes() == plain.tobytes()
+
+
 def test_p16_pack_roundtrip_and_rules():
     w = np.random.default_rng(0).standard_normal((5, 37)).astype(np.float32)
     data = pack_weights(w, LAYOUT_F32_P16)
