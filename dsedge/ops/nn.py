@@ -537,9 +537,10 @@ def _gemm_upgrade(opset, inputs, attrs):
 # with a stride of N floats per k. A rank-2 float32 B with N >= 16 (fewer columns: layout 9 is the
 # plain bytes), Gemm with transB 0 (transB's dot-product kernel reads B's rows in place: in panels it
 # would be the other kernel, other bytes). Measured one node at a time, this layout against the plain
-# one (BENCHMARKS.md "Session 19", 1 thread, Xeon AVX-512 host): 64x384x1536 0.88x, 64x1536x384 0.88x,
-# 1x384x1536 0.54x, 26x512x6625 0.73x, 64x2048x1000 0.94x, 64x384x24 0.81x; small products
-# (64x384x16, 200x16x64, 1000x64x32, 128x64x128, 3136x24x144) within the noise of 1.00x.
+# one (session 19, 1 thread, a Xeon with AVX-512; docs/kernels.md "Gemm / MatMul: B in layout 9"):
+# 64x384x1536 0.88x, 64x1536x384 0.88x, 1x384x1536 0.54x, 26x512x6625 0.73x, 64x2048x1000 0.94x,
+# 64x384x24 0.81x; small products (64x384x16, 200x16x64, 1000x64x32, 128x64x128, 3136x24x144) within
+# the noise of 1.00x, none measurably slower.
 P16_MIN_N = 16
 
 
