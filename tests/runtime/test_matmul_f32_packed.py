@@ -25,14 +25,18 @@ def lib(tmp_path_factory):
     return _make(tmp_path_factory, "dse_avx2_build")
 
 
-def _with_p16(art):
-    """The artifact with its B (tensor of input 1) in layout 9."""
+def _with_p16(art, keep_scratch=False):
+    """The artifact with its B (tensor of input 1) in layout 9, and without the plain layout's packing
+    buffer (the exporter plans none for it: the kernels report no scratch, and the loader refuses an
+    arena planned larger than the nodes' kernels use)."""
     wi = art.nodes[0].inputs[1]
     t = art.tensors[wi]
     w = np.frombuffer(t.data, np.float32).reshape(t.shape)
     tensors = list(art.tensors)
     tensors[wi] = TensorRec.const(t.name, w, layout=LAYOUT_F32_P16)
-    return dataclasses.replace(art, tensors=tuple(tensors))
+    if keep_scratch:
+        return dataclasses.replace(art, tensors=tuple(tensors))
+    return dataclasses.replace(art, tensors=tuple(tensors), scratch_size=0, arena_size=max(art.scratch_offset, 64))
 
 
 def _matmul_case(sa, sb, act, seed, scratch=True):
@@ -179,6 +183,10 @@ def test_p16_loader_refuses_bad_tensors(lib):
     a2, _ = make_node("MatMul", [(rnd(rng, 4, 8), False), (rnd(rng, 8, 20), False)], [("float32", (4, 20))], {})
     msg = _load_error(lib, _flip_layout(a2, LAYOUT_F32_P16))
     assert "layout 9 needs a float32 constant" in msg, msg
+    # a layout-9 artifact that still plans the packing buffer: more scratch than its kernels use
+    big, _ = _matmul_case((64, 384), (384, 392), None, seed=1)
+    msg = _load_error(lib, _with_p16(big, keep_scratch=True))
+    assert "exceeds" in msg and "scratch need" in msg, msg
     # a layout id past this runtime's (an older runtime refuses layout 9 the same way)
     msg = _load_error(lib, _flip_layout(_matmul_case((4, 8), (8, 20), None, seed=1)[0], 10))
     assert "bad storage/quantisation/layout/rank byte" in msg, msg
@@ -233,6 +241,9 @@ def test_exporter_chooses_p16(tmp_path):
     assert layouts[(24, 40)] == LAYOUT_F32_P16 and layouts[(40, 33)] == LAYOUT_F32_P16, layouts
     assert layouts[(20, 33)] == 0 and layouts[(20, 8)] == 0 and layouts[(8, 16)] == 0, layouts
     assert sum(t.shape == (8, 16) for t in art.tensors if t.data is not None) == 1   # stored once
+    # no packing buffer planned for the layout-9 nodes (K = 24, 40): the largest is the plain
+    # 20 x 8 MatMul's, 4 * K * 256 bytes (dse__sgemm_pack_floats(20))
+    assert art.scratch_size == 4 * 20 * 256, art.scratch_size
     (e,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds[0])
     outs = {}
     for kernels in ("auto", "ref"):

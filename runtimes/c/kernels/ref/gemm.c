@@ -18,8 +18,10 @@ int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__gemm_f32_valid(m, n, why)) return 1;
     const dse_tensor *a = dse__t(m, n->in[0]);
     const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
-    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(a->dims[!ta]);   /* the optimised variants' (internal.h) */
-    if (dse__t(m, n->in[1])->layout == DSE_LAYOUT_F32_P16) why->packed = 1u << 1;   /* B in layout 9: any shape, transB too */
+    const int p16 = dse__t(m, n->in[1])->layout == DSE_LAYOUT_F32_P16;   /* B in layout 9: any shape, transB too */
+    why->scratch_plan = tb || p16 ? 0 : 4 * dse__sgemm_pack_floats(a->dims[!ta]);   /* the optimised variants' (internal.h;
+                                                                                      * layout 9: B read in place) */
+    if (p16) why->packed = 1u << 1;
     return 0;
 }
 
@@ -34,7 +36,7 @@ int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why)
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 B/C or transA with transB", 0, 0, 0, 0);
         return 1;
     }
-    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
+    why->scratch_plan = tb || b->layout == DSE_LAYOUT_F32_P16 ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
     if (b->layout == DSE_LAYOUT_F32_P16) {   /* layout 9: read in place by the broadcast kernel; transB's dot product reads rows of k */
         if (tb) {
             DSE_WHYF(why, F32_OPT_NOT_COVERED, "a layout-9 B with transB", 0, 0, 0, 0);

@@ -54,8 +54,10 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
         DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
         return 1;
     }
-    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;   /* the optimised variants' (internal.h) */
-    if (m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_P16) why->packed = 1u << 1;   /* B in layout 9 (rank 2): any shape */
+    const int p16 = m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_P16;   /* B in layout 9 (rank 2): any shape */
+    why->scratch_plan = g.N > 1 && !p16 ? 4 * dse__sgemm_pack_floats(g.K) : 0;   /* the optimised variants' (internal.h;
+                                                                                 * layout 9: B read in place) */
+    if (p16) why->packed = 1u << 1;
     return 0;
 }
 
@@ -91,11 +93,11 @@ int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *wh
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 B", 0, 0, 0, 0);
         return 1;
     }
-    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;
     if (m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_P16) {   /* layout 9 (rank 2): panels read in place, no packing buffer */
         why->packed = 1u << 1;
         return 0;
     }
+    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;
     why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
     return 0;
 }
