@@ -117,22 +117,28 @@ def _nbytes(dtype: str, shape: tuple[int, ...], layout: int = 0) -> int:
 # each panel k-major: W[r][k] at float ((r/32)*K + k)*32 + r%32 (no padding). The float Conv with
 # 1x1 kernels on small images (ops/nn.py `_conv_float_weight_layout`) reads 32 output channels
 # of one k as 4 vectors.
+# 9 "F32 P16 panels": a float32 rank-2 constant T[R][C] (MatMul's or Gemm's B[K][N]) in the panels of
+# 16 columns that the optimised SGEMMs read in place: the C16 = C // 16 * 16 first columns as panels
+# of R rows x 16, T[r][c] at float ((c/16)*R + r)*16 + c%16; then the last C - C16 columns row-major,
+# T[r][c] at float C16*R + r*(C - C16) + c - C16 (no padding; C < 16: the plain bytes). Chosen for
+# float MatMul / Gemm (transB 0) weights (ops/nn.py `_mm_float_weight_layout`).
 LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W = 0, 1, 2, 3, 4, 5
 LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T = 6, 7
-LAYOUT_F32_O32 = 8
+LAYOUT_F32_O32, LAYOUT_F32_P16 = 8, 9
 LAYOUTS = (LAYOUT_PLAIN, LAYOUT_N8K4, LAYOUT_N8K4_T, LAYOUT_I4, LAYOUT_I4_T, LAYOUT_F16W, LAYOUT_I4_N8K4,
-           LAYOUT_I4_N8K4_T, LAYOUT_F32_O32)
+           LAYOUT_I4_N8K4_T, LAYOUT_F32_O32, LAYOUT_F32_P16)
 I4_N8K4_LAYOUTS = (LAYOUT_I4_N8K4, LAYOUT_I4_N8K4_T)
 I4_LAYOUTS = (LAYOUT_I4, LAYOUT_I4_T) + I4_N8K4_LAYOUTS          # every layout of an int4 constant
 PACKED_LAYOUTS = (LAYOUT_N8K4, LAYOUT_N8K4_T) + I4_LAYOUTS
-REORDERED_LAYOUTS = PACKED_LAYOUTS + (LAYOUT_F32_O32,)   # stored by pack_weights, read by unpack_weights
+F32_LAYOUTS = (LAYOUT_F32_O32, LAYOUT_F32_P16)          # reorderings of a float32 constant (same size)
+REORDERED_LAYOUTS = PACKED_LAYOUTS + F32_LAYOUTS        # stored by pack_weights, read by unpack_weights
 ROWS_LAYOUTS = (LAYOUT_N8K4, LAYOUT_I4, LAYOUT_I4_N8K4, LAYOUT_F32_O32)   # R = dims[0], K = the rest; the others [K][N]
 
 
 def packed_rk(layout: int, shape) -> tuple[int, int]:
     """(R, K) of the W[R][K] view of a packed tensor of logical `shape`."""
     shape = tuple(int(d) for d in shape)
-    if layout in ROWS_LAYOUTS:
+    if layout in ROWS_LAYOUTS or layout == LAYOUT_F32_P16:
         return shape[0], int(np.prod(shape[1:], dtype=object))
     if layout in PACKED_LAYOUTS:
         return shape[1], shape[0]
@@ -142,9 +148,11 @@ def packed_rk(layout: int, shape) -> tuple[int, int]:
 def layout_ok(layout: int, dtype: str, storage: int, shape) -> bool:
     """Where a layout may be used: 0 anywhere; 1 (3, 6) int8 (int4) constants of rank >= 2; 2 (4, 7)
     int8 (int4) rank-2 constants; 5 float16 constants; 8 float32 constants of rank >= 2 whose first
-    dimension is a multiple of 32."""
+    dimension is a multiple of 32; 9 float32 rank-2 constants."""
     if layout == LAYOUT_PLAIN:
         return True
+    if layout == LAYOUT_F32_P16:
+        return dtype == "float32" and storage == CONST and len(shape) == 2
     if layout == LAYOUT_F32_O32:
         return dtype == "float32" and storage == CONST and len(shape) >= 2 and shape[0] % 32 == 0
     if layout == LAYOUT_F16W:
@@ -160,6 +168,8 @@ def layout_need(layout: int) -> str:
         return "a float16 constant"
     if layout == LAYOUT_F32_O32:
         return "a float32 constant of rank >= 2 whose first dimension is a multiple of 32"
+    if layout == LAYOUT_F32_P16:
+        return "a float32 constant of rank 2"
     dt = "int4" if layout in I4_LAYOUTS else "int8"
     return f"an {dt} constant of rank {'>= 2' if layout in ROWS_LAYOUTS else '2'}"
 
@@ -185,13 +195,22 @@ def _from_n8k4_blocks(blocks: np.ndarray, layout: int, R: int, K: int, shape) ->
 
 def pack_weights(value, layout: int) -> bytes:
     """The bytes of int8 array `value` (logical shape) in `layout` (1 or 2; 3, 4, 6 or 7: values are
-    int4 codes in [-8, 7]; 8: a float32 array)."""
+    int4 codes in [-8, 7]; 8, 9: a float32 array)."""
     if layout == LAYOUT_F32_O32:
         a = np.asarray(value, np.float32)
         R, K = packed_rk(layout, a.shape)
         if R % 32:
             raise ModelError(f"layout {layout}: the first dimension ({R}) must be a multiple of 32")
         return np.ascontiguousarray(a.reshape(R // 32, 32, K).transpose(0, 2, 1)).astype("<f4").tobytes()
+    if layout == LAYOUT_F32_P16:
+        a = np.asarray(value, np.float32)
+        if a.ndim != 2:
+            raise ModelError(f"layout {layout}: needs a rank-2 array, not shape {list(a.shape)}")
+        R, C = a.shape
+        c16 = C // 16 * 16
+        panels = a[:, :c16].reshape(R, c16 // 16, 16).transpose(1, 0, 2)
+        return (np.ascontiguousarray(panels).astype("<f4").tobytes() +
+                np.ascontiguousarray(a[:, c16:]).astype("<f4").tobytes())
     a = np.asarray(value, np.int8)
     R, K = packed_rk(layout, a.shape)
     w = a.reshape(R, K) if layout in ROWS_LAYOUTS else a.reshape(K, R).T
@@ -208,12 +227,20 @@ def pack_weights(value, layout: int) -> bytes:
 
 
 def unpack_weights(data: bytes, layout: int, shape) -> np.ndarray:
-    """The int8 array of logical `shape` stored in `layout` (8: float32); ModelError if a padding byte
+    """The int8 array of logical `shape` stored in `layout` (8, 9: float32); ModelError if a padding byte
     is not 0."""
     R, K = packed_rk(layout, shape)
     if layout == LAYOUT_F32_O32:
         p = np.frombuffer(data, "<f4", R * K).reshape(R // 32, K, 32)
         return np.ascontiguousarray(p.transpose(0, 2, 1)).reshape(shape).astype(np.float32)
+    if layout == LAYOUT_F32_P16:
+        C = int(shape[1])
+        c16 = C // 16 * 16
+        f = np.frombuffer(data, "<f4", R * C)
+        out = np.empty((R, C), np.float32)
+        out[:, :c16] = f[:R * c16].reshape(c16 // 16, R, 16).transpose(1, 0, 2).reshape(R, c16)
+        out[:, c16:] = f[R * c16:].reshape(R, C - c16)
+        return out
     if layout in I4_N8K4_LAYOUTS:
         nb = -(-R // 8) * -(-K // 4)
         b = np.frombuffer(data, np.uint8, nb * 16).reshape(nb, 16)
@@ -290,7 +317,7 @@ class TensorRec:
 
     def array(self) -> np.ndarray:
         """The constant's value in its logical shape, unpacked from a packed layout (int4 in
-        layout 3, 4, 6, 7: an int8 array of the codes; float32 in layout 8; other int4/uint4 stay
+        layout 3, 4, 6, 7: an int8 array of the codes; float32 in layout 8 or 9; other int4/uint4 stay
         packed)."""
         if self.data is None or (self.dtype in ("int4", "uint4") and self.layout not in I4_LAYOUTS):
             raise ValueError(f"tensor {self.name!r} has no unpacked constant value")

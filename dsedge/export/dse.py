@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import __version__
-from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_F32_O32, LAYOUT_PLAIN,
+from ..artifact import (BIG_CONST, CONST, DTYPE_IDS, DTYPES, F32_LAYOUTS, I4_LAYOUTS, LAYOUT_F16W, LAYOUT_PLAIN,
                         REORDERED_LAYOUTS, Artifact, NodeRec, QuantRec, TensorAttr, TensorRec, _svs, layout_ok, pack_weights, read)
 from ..errors import DseError, ModelError
 from ..ir import Graph, Node, QParams, TensorInfo
@@ -591,13 +591,28 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         first = next((o for o in n.outputs if o), n.outputs[0])
         return _dtype_name(g.tensor_info(first).dtype)
 
-    scratch = [scratch_bytes(n, shapes, out_dtype(n)) for n in g.nodes]
+    fp16_set = set(fp16)
+
+    def const_layout(name: str, layout: int) -> int:
+        """The layout constant `name` is stored in when a node asks for `layout`: a float32 reordering
+        (8, 9) only of a float32 constant that is not quantised or stored as fp16."""
+        if layout in F32_LAYOUTS:
+            v = np.asarray(g.consts[name])
+            dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
+            if dt != "float32" or g.qparams.get(name) is not None or not layout_ok(layout, dt, CONST, v.shape):
+                return LAYOUT_PLAIN   # fp16 or quantised weights: not a float32 panel
+        return layout
+
+    # each node's weight (input 1) layout, as stored; a float MatMul/Gemm whose B is in layout 9 reads it
+    # in place and needs no packing buffer (scratch_bytes)
+    w_layouts = [const_layout(n.inputs[1], _weight_layout(g, n)) if len(n.inputs) > 1 and n.inputs[1] in g.consts
+                 else LAYOUT_PLAIN for n in g.nodes]
+    scratch = [scratch_bytes(n, shapes, out_dtype(n), w_layout=wl) for n, wl in zip(g.nodes, w_layouts)]
     mplan = plan_memory(g, scratch, alias=alias)
 
     # tensors: graph inputs, then per node its constant inputs (first use) and its outputs
     recs: list[TensorRec] = []
     index: dict[str, int] = {}
-    fp16_set = set(fp16)
     payload = 0
 
     def tname(name: str) -> str:
@@ -622,8 +637,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
         v = np.asarray(g.consts[name])
         dt = "float16" if (name in fp16_set and v.dtype == np.float32) else _dtype_name(v.dtype)
         p = g.qparams.get(name)
-        if layout == LAYOUT_F32_O32 and (dt != "float32" or p is not None or not layout_ok(layout, dt, CONST, v.shape)):
-            return add_const(name, LAYOUT_PLAIN)   # fp16 or quantised weights: not a float32 panel
+        if const_layout(name, layout) != layout:
+            return add_const(name, LAYOUT_PLAIN)
 
         def build():
             q = _quant_rec(p, dt)
@@ -654,9 +669,8 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     for x in g.inputs:
         add_arena(x)
     nodes: list[NodeRec] = []
-    for n in g.nodes:
+    for n, w_layout in zip(g.nodes, w_layouts):
         ins = []
-        w_layout = _weight_layout(g, n)
         for k, i in enumerate(n.inputs):
             if not i:
                 ins.append(-1)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..artifact import LAYOUT_F32_P16
+
 SCRATCH: dict[str, Callable] = {}
 
 
@@ -41,11 +43,15 @@ def kernel_name(op: str, out_dtype: str, isa: str = "ref") -> str:
     return f"dse_{short}_{op.lower()}__{isa}"
 
 
-def scratch_bytes(node, shapes: dict, out_dtype: str) -> int:
+def scratch_bytes(node, shapes: dict, out_dtype: str, w_layout: int = 0) -> int:
     """Scratch bytes of a node: the formula of its dtype's kernel, else of the dtype-generic one.
-    A dynamically quantised node (`_q` kind "dynamic") runs `dse_f32_<op>_dyn__ref`."""
-    names = (kernel_name(node.op, out_dtype), kernel_name(node.op, "any"))
+    A dynamically quantised node (`_q` kind "dynamic") runs `dse_f32_<op>_dyn__ref`. `w_layout`: the
+    layout its weight (input 1) is stored in; a float Gemm/MatMul whose B is in layout 9 (panels read
+    in place: no packing buffer, kernels/ref/gemm.c and matmul.c) plans none."""
     kind = (node.attrs.get("_q") or {}).get("kind")
+    if w_layout == LAYOUT_F32_P16 and node.op in ("Gemm", "MatMul") and not kind and out_dtype == "float32":
+        return 0
+    names = (kernel_name(node.op, out_dtype), kernel_name(node.op, "any"))
     if kind == "dynamic":
         names = (kernel_name(node.op + "_dyn", out_dtype),)
     elif kind == "w4a8":       # dse_i8_<op>_w4__*: the AVX2 variants' plan (REF uses none)

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ..artifact import LAYOUT_F32_O32
+from ..artifact import LAYOUT_F32_O32, LAYOUT_F32_P16
 from ..errors import UnsupportedOpError
 from ..ir import TensorInfo
 from .fused import act_fn_name, apply_act_fn
@@ -531,9 +531,39 @@ def _gemm_upgrade(opset, inputs, attrs):
     return inputs, attrs
 
 
+# A float MatMul's or Gemm's constant B[K][N] in layout 9 (artifact.py LAYOUT_F32_P16: the panels of
+# 16 columns that the optimised SGEMMs read in place, docs/kernels.md "Gemm / MatMul"): the plain
+# layout's B is copied into those panels on every run (rows >= 48 with the planned buffer) or read
+# with a stride of N floats per k. A rank-2 float32 B with N >= 16 (fewer columns: layout 9 is the
+# plain bytes), Gemm with transB 0 (transB's dot-product kernel reads B's rows in place: in panels it
+# would be the other kernel, other bytes). Measured one node at a time, this layout against the plain
+# one (session 19, 1 thread, a Xeon with AVX-512; docs/kernels.md "Gemm / MatMul: B in layout 9"):
+# 64x384x1536 0.88x, 64x1536x384 0.88x, 1x384x1536 0.54x, 26x512x6625 0.73x, 64x2048x1000 0.94x,
+# 64x384x24 0.81x; small products (64x384x16, 200x16x64, 1000x64x32, 128x64x128, 3136x24x144) within
+# the noise of 1.00x, none measurably slower.
+P16_MIN_N = 16
+
+
+def _mm_float_weight_layout(g, n) -> int:
+    if len(n.inputs) < 2 or n.inputs[1] not in g.consts or (n.op == "Gemm" and int(n.attrs.get("transB", 0))):
+        return 0
+    name = n.inputs[1]
+    w = np.asarray(g.consts[name])
+    if w.dtype != np.float32 or w.ndim != 2 or w.shape[1] < P16_MIN_N:
+        return 0
+    # a B that another node reads otherwise (a tied embedding's Gather, transB's Gemm, an input 0)
+    # stays plain: the exporter would store it twice
+    for o in g.nodes:
+        if o is not n and any(i == name and (k != 1 or o.op not in ("MatMul", "Gemm") or
+                                             (o.op == "Gemm" and int(o.attrs.get("transB", 0))))
+                              for k, i in enumerate(o.inputs)):
+            return 0
+    return LAYOUT_F32_P16
+
+
 @op("Gemm", 6, infer=_gemm_infer, upgrade=_gemm_upgrade,
     quant=QuantRule("weighted", (ACT, WEIGHT, BIAS), weight_axis=lambda a: 0 if a.get("transB", 0) else 1),
-    fp16=Fp16Rule(gemm_fp16, _gemm_fp16_why_not))
+    fp16=Fp16Rule(gemm_fp16, _gemm_fp16_why_not), float_weight_layout=_mm_float_weight_layout)
 def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     a = a.T if transA else a
     b = b.T if transB else b
@@ -562,7 +592,7 @@ def _matmul_infer(attrs, infos, consts):
 
 @op("MatMul", 7, infer=_matmul_infer,
     quant=QuantRule("weighted", (ACT, WEIGHT), weight_axis=-1, forms=("act_matmul",)),
-    fp16=Fp16Rule(matmul_fp16, _matmul_fp16_why_not))
+    fp16=Fp16Rule(matmul_fp16, _matmul_fp16_why_not), float_weight_layout=_mm_float_weight_layout)
 def matmul(a, b):
     return np.matmul(a, b)
 

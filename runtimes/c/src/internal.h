@@ -98,12 +98,24 @@ typedef struct dse_tensor {
  * the float32 kernels' speed, the float32 bytes in memory; `hdata` keeps the file's float16 bits
  * for the fp16-arithmetic kernels (docs/quant-arith.md §16). */
 enum { DSE_LAYOUT_PLAIN = 0, DSE_LAYOUT_N8K4 = 1, DSE_LAYOUT_N8K4_T = 2, DSE_LAYOUT_I4 = 3, DSE_LAYOUT_I4_T = 4,
-       DSE_LAYOUT_F16W = 5, DSE_LAYOUT_I4_N8K4 = 6, DSE_LAYOUT_I4_N8K4_T = 7, DSE_LAYOUT_F32_O32 = 8, DSE_LAYOUT_MAX_ = 8 };
+       DSE_LAYOUT_F16W = 5, DSE_LAYOUT_I4_N8K4 = 6, DSE_LAYOUT_I4_N8K4_T = 7, DSE_LAYOUT_F32_O32 = 8,
+       DSE_LAYOUT_F32_P16 = 9, DSE_LAYOUT_MAX_ = 9 };
 /* Layout 8 "F32 O32 panels" (docs/format.md §4.4): a float32 constant W[R][K] (R = dims[0], a
  * multiple of 32; K = the other dims' product) as panels of 32 rows, k-major inside:
  * W[r][k] = data[((r / 32) * K + k) * 32 + r % 32]. Read by the float Conv kernels (REF: any
  * geometry; AVX2 and NEON: 1x1 kernels, unit strides, no padding). */
 static inline size_t dse__o32_index(size_t r, size_t k, size_t K) { return (r / 32 * K + k) * 32 + r % 32; }
+/* Layout 9 "F32 P16 panels" (docs/format.md §4.4): a float32 rank-2 constant T[R][C] (R = dims[0],
+ * C = dims[1]; MatMul's and Gemm's B[K][N]) as the panels of 16 columns that the optimised SGEMMs
+ * read in place (dse_sgemm.bpanel): the C16 = C / 16 * 16 first columns as panels of R rows x 16,
+ * panel after panel, T[r][c] = data[((c / 16) * R + r) * 16 + c % 16]; then the last C - C16
+ * columns row-major, T[r][c] = data[C16 * R + r * (C - C16) + c - C16] (no padding: the plain
+ * layout's size; C < 16 is the plain layout's bytes). Read by the float Gemm (transB = 0; REF: also
+ * transB = 1) and MatMul kernels. */
+static inline size_t dse__p16_index(size_t r, size_t c, size_t R, size_t C) {
+    const size_t c16 = C / 16 * 16;
+    return c < c16 ? (c / 16 * R + r) * 16 + c % 16 : c16 * R + r * (C - c16) + (c - c16);
+}
 
 static inline int dse__layout_i4(int layout) {   /* an int4 constant's layout (3, 4, 6, 7) */
     return layout == DSE_LAYOUT_I4 || layout == DSE_LAYOUT_I4_T || layout == DSE_LAYOUT_I4_N8K4 || layout == DSE_LAYOUT_I4_N8K4_T;
@@ -587,7 +599,8 @@ static inline size_t dse__sgemm_pack_floats(size_t K) { return K * dse__sgemm_pa
  *     v = f(v), NaN canonical            (when act_fn: the separate float32 node's bytes)
  * A(i,k) = A[i*sai + k*sak]; B(k,j) = B[k*ldb + j] (j contiguous), or, with bpanel != 0, B is
  * packed in panels of 16 columns: B(k,j) = B[(j/16)*bpanel + k*16 + j%16] (j counted from 0
- * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted), or,
+ * at the start of the packed tile: the caller passes j0 = 0 relative to it and C shifted; a
+ * constant B in layout 9 is such panels: j0 then a multiple of 16, the NEON SGEMM's too), or,
  * with boff, B(k,j) = B[boff[k] + j] (rows anywhere; B must have 16 floats of slack after
  * the last column any row is read to). C(i,j) = C[i*ldc + j], or, with a column map cw != 0,
  * C[i*ldc + (j / cw) * cv + j % cw], stored only where j % cw < cv (output rows of cv columns
@@ -670,10 +683,12 @@ DSE_SHARED int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_wh
  * panels of 16 columns (each part packs its own columns, in chunks of at most
  * dse__sgemm_pack_cols(K)); else blocks of rt * ceil(M / (8 rt)) rows or ct
  * columns (rt x ct: fn's register tile). Each element is computed by one part: the same bytes for
- * any thread count. */
+ * any thread count. p16: B is one [K][N] constant in layout 9 (fn the broadcast kernel): no packing,
+ * each part's columns of whole panels read as fn's panels of 16 (bpanel), its columns past N / 16 * 16
+ * as a row-major matrix; parts of columns as with packing when there are 2 panels per thread. */
 typedef void (*dse_sgemm_fn)(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
 DSE_SHARED void dse_f32_sgemm_batched(const dse_ctx *cx, const dse_mm_geom *g, const dse_sgemm *s, dse_sgemm_fn fn, int pack,
-                                      size_t rt, size_t ct);
+                                      size_t rt, size_t ct, int p16);
 /* An ISA's SGEMMs for the two helpers below: the broadcast kernel (B's columns contiguous) and
  * the dot-product kernel (B's rows of k), each with its register tile (rows x columns). */
 typedef struct dse_sgemm_isa {
@@ -726,6 +741,9 @@ typedef struct dse_softmax_isa {
 } dse_softmax_isa;
 DSE_SHARED void dse__softmax_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx,
                                          int logsm, const dse_softmax_isa *isa);
+/* REF's float Gemm/MatMul sums (kernels/ref/loops.c): Y[i][j] = sum_k A[i*sai + k*sak] B(k, j), k ascending;
+ * b16 = 0: float32 B(k, j) = B[k*sbk + j*sbj]; 1: float16, the same; 2: float32 [K][N] in layout 9
+ * (dse__p16_index(k, j, K, N)); 3: float32 stored [N][K] in layout 9 (Gemm transB: dse__p16_index(j, k, N, K)). */
 DSE_SHARED void dse_f32_gemm_rows(const dse_ctx *cx, const float *A, size_t sai, size_t sak, const void *B, int b16, size_t sbk, size_t sbj,
                                   size_t M, size_t K, size_t N, float *Y);
 

@@ -318,10 +318,15 @@ static void parse_tensors(rd *r, dse_model *m) {
          * of rank 2; layouts 3 and 6 (4 and 7) the same for int4 constants */
         const int i4 = dse__layout_i4(t->layout), i4b = t->layout == DSE_LAYOUT_I4_N8K4 || t->layout == DSE_LAYOUT_I4_N8K4_T;
         const int rows_view = t->layout == DSE_LAYOUT_N8K4 || t->layout == DSE_LAYOUT_I4 || t->layout == DSE_LAYOUT_I4_N8K4;
-        const int packed = t->layout != DSE_LAYOUT_PLAIN && t->layout != DSE_LAYOUT_F16W && t->layout != DSE_LAYOUT_F32_O32;
+        const int packed = t->layout != DSE_LAYOUT_PLAIN && t->layout != DSE_LAYOUT_F16W && t->layout != DSE_LAYOUT_F32_O32 &&
+                           t->layout != DSE_LAYOUT_F32_P16;
         /* layout 8: a float32 constant of rank >= 2, not quantised, dims[0] a multiple of 32 (below) */
         if (t->layout == DSE_LAYOUT_F32_O32 && (t->dtype != DSE_DTYPE_FLOAT32 || t->storage != DSE_STORAGE_CONST || t->quant || t->rank < 2)) {
             FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout 8 needs a float32 constant of rank >= 2 without quantisation", i, t->name); return;
+        }
+        /* layout 9: a float32 constant of rank 2, not quantised (the plain layout's size, no padding) */
+        if (t->layout == DSE_LAYOUT_F32_P16 && (t->dtype != DSE_DTYPE_FLOAT32 || t->storage != DSE_STORAGE_CONST || t->quant || t->rank != 2)) {
+            FAIL(r, DSE_ERR_FORMAT, "tensor %zu (%s): layout 9 needs a float32 constant of rank 2 without quantisation", i, t->name); return;
         }
         if (packed && (t->dtype != (i4 ? DSE_DTYPE_INT4 : DSE_DTYPE_INT8) || t->storage != DSE_STORAGE_CONST ||
                                               (rows_view ? t->rank < 2 : t->rank != 2))) {

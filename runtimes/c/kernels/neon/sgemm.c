@@ -11,7 +11,8 @@
  * a time. Each C element is one sequential FMA chain over k (k ascending), then the epilogue.
  * Rows outer, column tiles inner within a chunk of dse__sgemm_pack_cols(K) columns (the chunk
  * of B stays in L2 while every row block streams it); with the planned packing buffer and at
- * least NEON_SG_PACK_ROWS rows, the chunk is first copied into panels of 8 columns.
+ * least NEON_SG_PACK_ROWS rows, the chunk is first copied into panels of 8 columns. B given in
+ * panels of 16 columns (bpanel: a constant in layout 9) is read in place, 8 columns per tile.
  *
  * dse__neon_sgemm_dot: B given as rows of k (Gemm transB, MatMul with one column). Tiles of up
  * to 2 rows x 4 columns, each element 8 partial sums in two vectors (16 accumulators), 8
@@ -159,14 +160,15 @@ DSE_NEON_AI void neon_sg_tile(const dse_sgemm *g, const int MR, size_t i, size_t
 }
 #undef NEON_SG_STEP
 
-/* Columns [j0, j1) of rows [i, i + MR): B's column j at B + (panel ? (j/8)*8*K : j), k stride
- * bs; `bend` (row-major B) bounds the whole-row reads, NULL when B is packed (always whole). */
+/* Columns [j0, j1) of rows [i, i + MR): B's column j at B + (panel 1 ? (j/8)*8*K : panel 2 ?
+ * (j/16)*bpanel + j%16 : j), k stride bs; `bend` (row-major B) bounds the whole-row reads, NULL
+ * when B is packed (always whole). */
 #define NEON_SG_ROWS(MR)                                                                          \
     static void neon_sg_rows##MR(const dse_sgemm *g, size_t i, size_t j0, size_t j1, const float *B, size_t bs, \
                                  int panel, const float *bend) {                                  \
         for (size_t j = j0; j < j1; j += 8) {                                                     \
             const size_t nr = j1 - j < 8 ? j1 - j : 8;                                            \
-            const float *b = panel ? B + j * g->K : B + j;                                        \
+            const float *b = panel == 2 ? B + j / 16 * g->bpanel + j % 16 : panel ? B + j * g->K : B + j; \
             size_t kfull = g->K;                                                                  \
             if (!panel && nr < 8) { /* the k with b + k*bs + 8 <= bend */                          \
                 const size_t left = bend > b ? (size_t)(bend - b) : 0;                            \
@@ -235,6 +237,10 @@ void dse__neon_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t
     const float *bend = g->B + g->K * g->ldb;
     for (size_t jc = j0; jc < j1; jc += jb) {
         const size_t je = j1 - jc < jb ? j1 : jc + jb;
+        if (g->bpanel) {   /* B already in panels of 16 (layout 9): each tile reads 8 columns of one, in place */
+            neon_sg_blocks(g, i0, i1, jc, je, g->B, 16, 2, NULL);
+            continue;
+        }
         if (g->pack && g->K && i1 - i0 >= NEON_SG_PACK_ROWS) {
             dse_sgemm p = *g;
             neon_sg_pack(g, jc, je, g->pack);

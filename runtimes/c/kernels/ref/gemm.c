@@ -18,7 +18,10 @@ int dse__check_gemm_f32(const dse_model *m, const dse_node *n, dse_why *why) {
     if (dse__gemm_f32_valid(m, n, why)) return 1;
     const dse_tensor *a = dse__t(m, n->in[0]);
     const int ta = dse__attr_int(n, DSE_A_transA, 0) != 0, tb = dse__attr_int(n, DSE_A_transB, 0) != 0;
-    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(a->dims[!ta]);   /* the optimised variants' (internal.h) */
+    const int p16 = dse__t(m, n->in[1])->layout == DSE_LAYOUT_F32_P16;   /* B in layout 9: any shape, transB too */
+    why->scratch_plan = tb || p16 ? 0 : 4 * dse__sgemm_pack_floats(a->dims[!ta]);   /* the optimised variants' (internal.h;
+                                                                                      * layout 9: B read in place) */
+    if (p16) why->packed = 1u << 1;
     return 0;
 }
 
@@ -33,7 +36,15 @@ int dse__check_gemm_f32_opt(const dse_model *m, const dse_node *n, dse_why *why)
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 B/C or transA with transB", 0, 0, 0, 0);
         return 1;
     }
-    why->scratch_plan = tb ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
+    why->scratch_plan = tb || b->layout == DSE_LAYOUT_F32_P16 ? 0 : 4 * dse__sgemm_pack_floats(dse__t(m, n->in[0])->dims[!ta]);
+    if (b->layout == DSE_LAYOUT_F32_P16) {   /* layout 9: read in place by the broadcast kernel; transB's dot product reads rows of k */
+        if (tb) {
+            DSE_WHYF(why, F32_OPT_NOT_COVERED, "a layout-9 B with transB", 0, 0, 0, 0);
+            return 1;
+        }
+        why->packed = 1u << 1;   /* (no packing buffer: the panels are B itself) */
+        return 0;
+    }
     why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
     return 0;
 }
@@ -64,7 +75,8 @@ void dse__gemm_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *arena
     }
     s.act = dse__nn_act(n, &s.lo, &s.hi);
     const int pack = !tb && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
-    dse_f32_sgemm_batched(cx, &g, &s, tb ? isa->dot : isa->gemm, pack, tb ? isa->dot_rt : isa->gemm_rt, tb ? isa->dot_ct : isa->gemm_ct);
+    dse_f32_sgemm_batched(cx, &g, &s, tb ? isa->dot : isa->gemm, pack, tb ? isa->dot_rt : isa->gemm_rt, tb ? isa->dot_ct : isa->gemm_ct,
+                          !tb && bt->layout == DSE_LAYOUT_F32_P16);
 }
 
 int dse__gemm_f32_valid(const dse_model *m, const dse_node *n, dse_why *why) {
@@ -107,7 +119,8 @@ void dse_f32_gemm__ref(const dse_model *m, const dse_node *n, uint8_t *arena, co
         cm = ct->rank == 2 ? ct->dims[0] : 1;
         cn = ct->rank >= 1 ? ct->dims[ct->rank - 1] : 1;
     }
-    dse_f32_gemm_rows(cx, A, sai, sak, B, bt->dtype == DSE_DTYPE_FLOAT16, sbk, sbj, M, K, N, Y);
+    const int bmode = bt->dtype == DSE_DTYPE_FLOAT16 ? 1 : bt->layout == DSE_LAYOUT_F32_P16 ? 2 + tb : 0;
+    dse_f32_gemm_rows(cx, A, sai, sak, B, bmode, sbk, sbj, M, K, N, Y);
     for (size_t i = 0; i < M; i++) {
         float *yr = Y + i * N;
         for (size_t j = 0; j < N; j++) {

@@ -434,6 +434,10 @@ static void loops_f32_gemm_part(void *arg, size_t i0, size_t i1, unsigned worker
             if (!jb->b16) {
                 const float *br = (const float *)jb->B + k * sbk;
                 for (size_t j = j0; j < j1; j++) yr[j] = yr[j] + av * br[j * sbj];
+            } else if (jb->b16 >= 2) {   /* layout 9: B[K][N] (2), or B stored [N][K] (3, Gemm transB) */
+                const float *bf = (const float *)jb->B;
+                for (size_t j = j0; j < j1; j++)
+                    yr[j] = yr[j] + av * bf[jb->b16 == 2 ? dse__p16_index(k, j, K, N) : dse__p16_index(j, k, N, K)];
             } else {
                 for (size_t j = j0; j < j1; j++) yr[j] = yr[j] + av * ld(jb->B, 1, k * sbk + j * sbj);
             }
@@ -454,8 +458,8 @@ typedef struct {
     const dse_mm_geom *g;
     const dse_sgemm *s;
     dse_sgemm_fn fn;
-    int pack, by_rows;
-    size_t rb, cb, per;   /* per batch: `per` parts of rb rows or cb columns */
+    int pack, by_rows, p16;   /* p16: B one [K][N] matrix in layout 9, N >= 16 (internal.h dse__p16_index) */
+    size_t rb, cb, per;   /* per batch: `per` parts of rb rows or cb columns (p16: cb a multiple of 16) */
 } loops_sgemm_job;
 
 static void loops_sgemm_parts(void *arg, size_t begin, size_t end, unsigned worker) {
@@ -471,17 +475,42 @@ static void loops_sgemm_parts(void *arg, size_t begin, size_t end, unsigned work
         size_t i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
         if (j->by_rows) { i0 = part * j->rb; i1 = i0 + j->rb < g->M ? i0 + j->rb : g->M; }
         else { j0 = part * j->cb; j1 = j0 + j->cb < g->N ? j0 + j->cb : g->N; }
-        j->fn(&s, i0, i1, j0, j1);
+        if (!j->p16) {
+            j->fn(&s, i0, i1, j0, j1);
+            continue;
+        }
+        /* layout 9: the columns of whole panels read in place as the kernel's packed panels of 16,
+         * then the last N % 16 columns as a row-major [K][N % 16] matrix; every element is the same
+         * chain of the broadcast kernel as with B plain (same bytes) */
+        const size_t n16 = g->N / 16 * 16;
+        s.pack = NULL;
+        if (j0 < n16) {
+            dse_sgemm q = s;
+            q.bpanel = 16 * g->K; q.ldb = 16;
+            j->fn(&q, i0, i1, j0, j1 < n16 ? j1 : n16);
+        }
+        if (j1 > n16) {
+            dse_sgemm q = s;
+            q.B += n16 * g->K; q.ldb = g->N - n16;
+            q.C += n16;
+            if (q.cmode) q.Cm += n16 * q.csj;
+            j->fn(&q, i0, i1, (j0 > n16 ? j0 : n16) - n16, j1 - n16);
+        }
     }
 }
 
 void dse_f32_sgemm_batched(const dse_ctx *cx, const dse_mm_geom *g, const dse_sgemm *s, dse_sgemm_fn fn, int pack,
-                           size_t rt, size_t ct) {
+                           size_t rt, size_t ct, int p16) {
     size_t nbatch = 1;
     for (size_t d = 0; d < g->nb; d++) nbatch *= g->bdims[d];
     if (!nbatch || !g->M || !g->N) return;
-    loops_sgemm_job j = {cx, g, s, fn, pack, 0, 0, 0, 0};
+    p16 = p16 && g->N >= 16;   /* (fewer columns: layout 9 is the plain bytes) */
+    loops_sgemm_job j = {cx, g, s, fn, pack && !p16, 0, p16, 0, 0, 0};
     const size_t threads = dse__threads(cx);
+    /* layout 9 (no copy to make): parts of columns as with packing (each part streams its columns of
+     * B once, every row against them from L2) when there are enough panels for the threads */
+    if (p16 && (g->N + 15) / 16 >= 2 * threads) pack = 1;
+    if (p16) ct = (ct + 15) / 16 * 16;
     if (pack && threads == 1) {   /* parts of whole packing chunks of columns (each packs its own once) */
         const size_t pc = dse__sgemm_pack_cols(g->K), chunks = (g->N + pc - 1) / pc;
         size_t parts = (2 + nbatch - 1) / nbatch;

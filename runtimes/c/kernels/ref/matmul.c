@@ -54,7 +54,10 @@ int dse__check_matmul_f32(const dse_model *m, const dse_node *n, dse_why *why) {
         DSE_WHY(why, MATMUL_NEEDS_FLOAT32_FLOAT32_FLOAT16);
         return 1;
     }
-    why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;   /* the optimised variants' (internal.h) */
+    const int p16 = m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_P16;   /* B in layout 9 (rank 2): any shape */
+    why->scratch_plan = g.N > 1 && !p16 ? 4 * dse__sgemm_pack_floats(g.K) : 0;   /* the optimised variants' (internal.h;
+                                                                                 * layout 9: B read in place) */
+    if (p16) why->packed = 1u << 1;
     return 0;
 }
 
@@ -73,7 +76,8 @@ void dse__matmul_f32_opt_run(const dse_model *m, const dse_node *n, uint8_t *are
     s.C = dse__data(m, arena, n->out[0]); s.ldc = g.N;
     s.act = dse__nn_act(n, &s.lo, &s.hi);
     const int pack = !dot && n->scratch && n->scratch >= 4 * dse__sgemm_pack_floats(g.K);
-    dse_f32_sgemm_batched(cx, &g, &s, dot ? isa->dot : isa->gemm, pack, dot ? isa->dot_rt : isa->gemm_rt, dot ? isa->dot_ct : isa->gemm_ct);
+    dse_f32_sgemm_batched(cx, &g, &s, dot ? isa->dot : isa->gemm, pack, dot ? isa->dot_rt : isa->gemm_rt, dot ? isa->dot_ct : isa->gemm_ct,
+                          !dot && m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_P16);   /* (N = 1: layout 9 is plain) */
 }
 
 /* The check of the optimised float MatMul variants (kernels/avx2/matmul.c, kernels/neon/gemm_f32.c):
@@ -89,6 +93,10 @@ int dse__check_matmul_f32_opt(const dse_model *m, const dse_node *n, dse_why *wh
         DSE_WHYF(why, F32_OPT_NOT_COVERED, "float16 B", 0, 0, 0, 0);
         return 1;
     }
+    if (m->tensors[n->in[1]].layout == DSE_LAYOUT_F32_P16) {   /* layout 9 (rank 2): panels read in place, no packing buffer */
+        why->packed = 1u << 1;
+        return 0;
+    }
     why->scratch_plan = g.N > 1 ? 4 * dse__sgemm_pack_floats(g.K) : 0;
     why->scratch = dse__scratch_free(m, n, why->scratch_plan) ? why->scratch_plan : 0;   /* else: B in place */
     return 0;
@@ -103,14 +111,14 @@ void dse_f32_matmul__ref(const dse_model *m, const dse_node *n, uint8_t *arena, 
     const void *B = dse__data(m, arena, n->in[1]);
     float *Y = dse__data(m, arena, n->out[0]);
     float lo, hi;
-    const int act = dse__nn_act(n, &lo, &hi), b32 = bt->dtype == DSE_DTYPE_FLOAT32;
+    const int act = dse__nn_act(n, &lo, &hi), b32 = bt->dtype == DSE_DTYPE_FLOAT32, p16 = bt->layout == DSE_LAYOUT_F32_P16;
     size_t idx[DSE_MAX_RANK] = {0}, offa = 0, offb = 0, nbatch = 1;
     for (size_t d = 0; d < g.nb; d++) nbatch *= g.bdims[d];
     for (size_t bi = 0; bi < nbatch; bi++) {
         const float *a = A + offa;
         float *y = Y + bi * g.M * g.N;
         dse_f32_gemm_rows(cx, a, g.K, 1, b32 ? (const void *)((const float *)B + offb) : (const void *)((const uint16_t *)B + offb),
-                          !b32, g.N, 1, g.M, g.K, g.N, y);
+                          p16 ? 2 : !b32, g.N, 1, g.M, g.K, g.N, y);   /* (layout 9: rank 2, offb 0) */
         if (act)
             for (size_t j = 0; j < g.M * g.N; j++) { float v = y[j]; v = v < lo ? lo : v; y[j] = v > hi ? hi : v; }
         for (int d = (int)g.nb - 1; d >= 0; d--) {   /* advance the batch counter, carry left */
