@@ -73,13 +73,19 @@ def test_latency_json(tmp_path, capsys):
     assert row["sqnr_db"]["dse_fp32@1"] > 60 and row["sqnr_db"]["dse_int8@1"] > 20
     for k in ("dse_int8", "dse_fp32", "ort_u8s8", "ort_u8u8", "fp32_onnx"):
         assert row["sizes"][k] > 0, k
-    assert row["litert_from"] == "benchmarks/tflite_int8.py" and row["sizes"]["tflite"] > 0   # Conv, Relu, Gemm map
-    assert row["latency"]["litert_int8@1"]["runs"] == 2
-    assert row["sqnr_db"]["litert_int8@1"] > 10           # the NHWC conversion is right (wrong: ~0 dB)
+    litert = latency.litert_version() is not None
+    if litert:
+        assert row["litert_from"] == "benchmarks/tflite_int8.py" and row["sizes"]["tflite"] > 0   # Conv, Relu, Gemm map
+        assert row["latency"]["litert_int8@1"]["runs"] == 2
+        assert row["sqnr_db"]["litert_int8@1"] > 10           # the NHWC conversion is right (wrong: ~0 dB)
+    else:
+        assert row["litert"].startswith("n/a"), row["litert"]   # the column says why, the run goes on
     text = capsys.readouterr().out
     assert "| tiny.onnx (conv) | 1 |" in text and "goal met" in text
     # the tables re-render from the JSON alone
     assert latency.render(res) in text
+    if not litert:
+        pytest.skip("ai-edge-litert is not installed (pip install ai-edge-litert==2.3.0): the LiteRT column unchecked")
 
 
 def test_tool_rss_parses_dsedge_run(tmp_path):
