@@ -24,14 +24,18 @@ from typing import Callable
 from ..artifact import LAYOUT_F32_P16
 
 SCRATCH: dict[str, Callable] = {}
+WITH_LAYOUT: set[str] = set()   # kernels whose formula also takes the stored layout of the weight (input 1)
 
 
-def scratch(kernel_name: str):
-    """Register the scratch formula of a kernel (refuses a second one for the same name)."""
+def scratch(kernel_name: str, *, weight_layout: bool = False):
+    """Register the scratch formula of a kernel (refuses a second one for the same name);
+    `weight_layout`: it is called as fn(node, shapes, w_layout)."""
     def deco(fn):
         if kernel_name in SCRATCH:
             raise ValueError(f"scratch formula for {kernel_name} declared twice")
         SCRATCH[kernel_name] = fn
+        if weight_layout:
+            WITH_LAYOUT.add(kernel_name)
         return fn
     return deco
 
@@ -46,11 +50,8 @@ def kernel_name(op: str, out_dtype: str, isa: str = "ref") -> str:
 def scratch_bytes(node, shapes: dict, out_dtype: str, w_layout: int = 0) -> int:
     """Scratch bytes of a node: the formula of its dtype's kernel, else of the dtype-generic one.
     A dynamically quantised node (`_q` kind "dynamic") runs `dse_f32_<op>_dyn__ref`. `w_layout`: the
-    layout its weight (input 1) is stored in; a float Gemm/MatMul whose B is in layout 9 (panels read
-    in place: no packing buffer, kernels/ref/gemm.c and matmul.c) plans none."""
+    layout its weight (input 1) is stored in, for the formulas registered with `weight_layout`."""
     kind = (node.attrs.get("_q") or {}).get("kind")
-    if w_layout == LAYOUT_F32_P16 and node.op in ("Gemm", "MatMul") and not kind and out_dtype == "float32":
-        return 0
     names = (kernel_name(node.op, out_dtype), kernel_name(node.op, "any"))
     if kind == "dynamic":
         names = (kernel_name(node.op + "_dyn", out_dtype),)
@@ -63,7 +64,7 @@ def scratch_bytes(node, shapes: dict, out_dtype: str, w_layout: int = 0) -> int:
     for name in names:
         fn = SCRATCH.get(name)
         if fn is not None:
-            return max(0, int(fn(node, shapes)))
+            return max(0, int(fn(node, shapes, w_layout) if name in WITH_LAYOUT else fn(node, shapes)))
     return 0
 
 
@@ -370,10 +371,11 @@ def _conv_f32_direct(node, shapes) -> int:
 scratch("dse_f32_conv__ref")(_conv_f32_scratch)
 
 
-def _gemm_f32_scratch(node, shapes) -> int:
+def _gemm_f32_scratch(node, shapes, w_layout: int = 0) -> int:
     """fp32 Gemm with transB = 0: B's columns packed (_pack_floats(K) floats); transB = 1 reads
-    B's rows in place (runtimes/c/kernels/avx2/gemm.c)."""
-    if node.attrs.get("_q") or int(node.attrs.get("transB", 0)):
+    B's rows in place (runtimes/c/kernels/avx2/gemm.c), and so does a B stored in layout 9 (its
+    panels: kernels/ref/gemm.c)."""
+    if node.attrs.get("_q") or int(node.attrs.get("transB", 0)) or w_layout == LAYOUT_F32_P16:
         return 0
     a = shapes[node.inputs[0]]
     if len(a) != 2:
@@ -381,9 +383,10 @@ def _gemm_f32_scratch(node, shapes) -> int:
     return 4 * _pack_floats(int(a[0] if int(node.attrs.get("transA", 0)) else a[1]))
 
 
-def _matmul_f32_scratch(node, shapes) -> int:
-    """fp32 MatMul with N > 1: B's columns packed (_pack_floats(K) floats; kernels/avx2/matmul.c)."""
-    if node.attrs.get("_q"):
+def _matmul_f32_scratch(node, shapes, w_layout: int = 0) -> int:
+    """fp32 MatMul with N > 1: B's columns packed (_pack_floats(K) floats; kernels/avx2/matmul.c);
+    none for a B stored in layout 9 (its panels read in place: kernels/ref/matmul.c)."""
+    if node.attrs.get("_q") or w_layout == LAYOUT_F32_P16:
         return 0
     a, b = shapes[node.inputs[0]], shapes[node.inputs[1]]
     if not a or not b or len(b) < 2 or int(b[-1]) <= 1:
@@ -391,8 +394,8 @@ def _matmul_f32_scratch(node, shapes) -> int:
     return 4 * _pack_floats(int(a[-1]))
 
 
-scratch("dse_f32_gemm__ref")(_gemm_f32_scratch)
-scratch("dse_f32_matmul__ref")(_matmul_f32_scratch)
+scratch("dse_f32_gemm__ref", weight_layout=True)(_gemm_f32_scratch)
+scratch("dse_f32_matmul__ref", weight_layout=True)(_matmul_f32_scratch)
 
 
 # -- ConvTranspose: the optimised variants' blocks (runtimes/c/kernels/avx2/conv_transpose*.c) ----------
