@@ -80,9 +80,16 @@ def choose_shapes(g: Graph, given: dict | None, info: dict | None) -> dict[str, 
     if unknown:
         raise DseError(f"--input-shape names {', '.join(unknown)}, which are not inputs of the model",
                        hint=f"the model's inputs are {', '.join(g.inputs)}")
+    pinned = (info or {}).get("pinned_shapes") or {}
     out = {}
     for name in g.inputs:
         decl = g.tensor_info(name).shape
+        if name in given and name in pinned and tuple(given[name]) != tuple(pinned[name]):
+            raise DseError(f"input {name!r}: --input-shape {_fmt(given[name])}, but this model was quantised for "
+                           f"{_fmt(pinned[name])}, the one shape of its calibration feeds: its shape-dependent "
+                           "If/Loop nodes were folded for that shape when it was quantised",
+                           hint=f"quantise again with calibration feeds of shape {_fmt(given[name])} (or leave "
+                                "--input-shape out)")
         if name in given:
             shape = given[name]
         elif name in seen and len(seen[name]) == 1:

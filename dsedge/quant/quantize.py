@@ -48,7 +48,8 @@ from ..ops import REGISTRY
 from ..ops.fused import eval_program
 from ..ops.registry import ACT, PARAM
 from ..passes.shapes import infer_shapes
-from ..passes.simplify import eliminate_dead, optimize
+from ..passes.control import fold_if, unroll_loops
+from ..passes.simplify import eliminate_dead, fold_constants, optimize
 from ..util import heap_phase, heap_trim, progress
 from . import arith, fp16, kinds, rounding
 from .fp16 import fp16_node_weights, round_fp16, to_fp16_weights  # noqa: F401  (fp16 weights live in fp16.py)
@@ -793,21 +794,30 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
 _PIN_MAX_ELEMS = 16
 
 
-def pin_constant_inputs(g: Graph, feeds) -> dict:
+def pin_constant_inputs(g: Graph, feeds, info: dict | None = None) -> dict:
     """Integer inputs (at most 16 elements) whose value is the same in every feed, read by a
     sub-graph-bearing node (If/Loop) directly or through other nodes, become constants of `g`
     (the input itself stays, unread, so the .dse exporter can guard it at run time). Only for
     outputs that guard pinned inputs (.dse): a QDQ ONNX model keeps its control flow.
-    Returns {input name: value}."""
+
+    Input shapes too: when every feed gives each input one shape and fixing those shapes lets
+    more If/Loop nodes fold than the pinned values alone (silero VAD's LSTM sits inside two Ifs
+    on its input's rank and length), the inputs get those static shapes, so what those branches
+    hold is calibrated, measured and planned like any node rather than left float in a branch
+    only the exporter folds. A .dse is specialised to one shape anyway; the shapes are recorded
+    in `info["pinned_shapes"]` and the exporter refuses another `--input-shape` with a message
+    naming them. Returns {input name: value}."""
     if not any(n.subgraphs() for _, n in g.walk()):
         return {}
     cands = [i for i in g.inputs if (g.tensor_info(i).dtype is not None and g.tensor_info(i).dtype.kind in "iub")]
-    if not cands:
-        return {}
     seen: dict[str, np.ndarray | None] = {}
+    shapes: dict[str, set] = {i: set() for i in g.inputs}
     count = 0
     for feed in feeds:
         count += 1
+        for name in g.inputs:
+            if name in feed:
+                shapes[name].add(tuple(int(d) for d in np.shape(feed[name])))
         for name in cands:
             v = np.asarray(feed[name]) if name in feed else None
             if v is None or v.size > _PIN_MAX_ELEMS:
@@ -826,7 +836,31 @@ def pin_constant_inputs(g: Graph, feeds) -> dict:
             n.inputs = [c if i == name else i for i in n.inputs]
             for sg in n.subgraphs():
                 _rename_free(sg, name, c)
+    if all(len(s) == 1 for s in shapes.values()):
+        fixed = {k: next(iter(s)) for k, s in shapes.items()}
+        if _control_left(g, {}) > _control_left(g, fixed):
+            for name, shape in fixed.items():
+                g.info[name] = TensorInfo(g.tensor_info(name).dtype, shape)
+            if info is not None:
+                info["pinned_shapes"] = {k: list(v) for k, v in fixed.items()}
     return pinned
+
+
+def _control_left(g: Graph, shapes: dict) -> int:
+    """How many If/Loop nodes a copy of `g` keeps after folding, its inputs given `shapes`."""
+    t = g.copy()
+    for name, shape in shapes.items():
+        decl = t.tensor_info(name).shape
+        if decl is not None and (len(decl) != len(shape) or any(isinstance(d, int) and d >= 0 and d != s
+                                                                 for d, s in zip(decl, shape))):
+            return 0          # the feeds do not fit the declared shape: calibration reports it
+        t.info[name] = TensorInfo(t.tensor_info(name).dtype, shape)
+    infer_shapes(t)
+    for _ in range(64):
+        if not (fold_constants(t) + fold_if(t) + unroll_loops(t)):
+            break
+        infer_shapes(t)
+    return sum(1 for _, n in t.walk() if n.subgraphs())
 
 
 _SMALL_INPUT = 16     # elements: a float input this small may be a constant parameter (a gain, a threshold)
@@ -914,8 +948,9 @@ def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool
     """Optimise, calibrate and (int8) measure `graph` on `feeds` (see quantize_graph)."""
     from dsedge.calibration import calibrate
     g0 = graph.copy() if copy else graph
+    pinned_info: dict = {}
     if cfg.pin_constant_inputs:
-        pin_constant_inputs(g0, feeds)
+        pin_constant_inputs(g0, feeds, pinned_info)
     fg = optimize(g0)
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
     from dsedge.calibration.engine import float_engine, spill_constants
@@ -959,6 +994,7 @@ def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool
             # across all feeds, and small integer inputs whose value never changed
             "input_shapes": dict(getattr(calib, "input_shapes", {}) or {}),
             "constant_inputs": dict(getattr(calib, "constant_inputs", {}) or {}),
+            **pinned_info,
             "warnings": notes}
     return Prepared(fg, cfg, calib.ranges, calib.observers, measured, shifts, weights, eval_feeds, eval_outputs, info,
                     calib)
