@@ -400,7 +400,8 @@ def _read_profile(path) -> list[tuple[str, str, float]]:
 def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | None = None, metric: str | None = None,
          method: str = "auto", bias_correction: bool = True, progress: bool = True, preprocess=None,
          allow_constant=(), pin_constant_inputs: bool = False, runtime: str = "c", int4: bool = False,
-         memory_budget=None, latency_profiles=(), a16w8: bool = False, fp16_arith: bool = False):
+         memory_budget=None, latency_profiles=(), a16w8: bool = False, fp16_arith: bool = False,
+         input_shapes=None):
     """Plan each node's precision (int8 or float) of `model` under an accuracy budget on `calib`
     (dsedge/quant/precision.py): the last `holdout` feeds are held back and scored against the
     float model. Candidates run in the C runtime (`runtime="c"`; "numpy": the interpreter).
@@ -419,7 +420,8 @@ def plan(model, calib, *, max_drop=0.01, minimize: str = "size", holdout: int | 
     g = load_graph(model) if owned else model
     feeds, _ = _feed_list(g, calib, preprocess)
     cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=False,
-                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
+                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant),
+                      export_shapes=_export_shapes(input_shapes))
     mem = parse_size(memory_budget) if isinstance(memory_budget, str) else memory_budget
     if latency_profiles and minimize != "latency":
         raise ModelError("a latency profile is for --minimize latency")
@@ -464,8 +466,14 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
              bias_correction: bool = True, progress: bool = True, pin_constant_inputs: bool = False,
              preprocess=None, allow_constant=(), plan=None, max_drop=None, minimize: str = "size",
              weight_bits: int = 8, weight_group: int = 0, node_weight_bits=(), holdout: int | None = None,
-             metric: str | None = None, memory_budget=None, latency_profiles=(), a16w8=(), fp16_arith=()):
+             metric: str | None = None, memory_budget=None, latency_profiles=(), a16w8=(), fp16_arith=(),
+             input_shapes=None):
     """Import `model` (path or Graph), calibrate on `calib` (path or feed dicts), quantise.
+
+    `pin_constant_inputs` (for a .dse, which guards them): integer inputs that If/Loop read and
+    every feed holds constant become constants, and input shapes are fixed at the feeds' (one per
+    input) where that folds more If/Loop nodes; `input_shapes` ({name: shape}, the .dse's shapes
+    when the caller fixes them) that differ from the feeds' leave the shapes free.
 
     `fp16_arith` (node names, op types, or "all") gives those float Conv/Gemm/MatMul nodes (kept
     float with precision "int8", or every one with "fp16") fp16 weights and fp16 arithmetic
@@ -522,7 +530,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
         return _quantize_planned(model, calib, plan, max_drop=0.01 if max_drop is None else max_drop,
                                  minimize=minimize, method=method, bias_correction=bias_correction, progress=progress,
                                  preprocess=preprocess, allow_constant=allow_constant,
-                                 pin_constant_inputs=pin_constant_inputs,
+                                 pin_constant_inputs=pin_constant_inputs, input_shapes=input_shapes,
                                  plan_opts=dict(holdout=holdout, metric=metric, memory_budget=memory_budget,
                                                 latency_profiles=tuple(latency_profiles),
                                                 int4=int(weight_bits) == 4, fp16_arith=bool(fp16_arith)))
@@ -532,7 +540,7 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     cfg = QuantConfig(precision=precision, method=method, keep_float=tuple(keep_float),
                       bias_correction=bias_correction, progress=progress,
                       pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant),
-                      weight_bits=int(weight_bits), weight_group=int(weight_group),
+                      export_shapes=_export_shapes(input_shapes), weight_bits=int(weight_bits), weight_group=int(weight_group),
                       node_weight_bits=tuple(sorted(dict(node_weight_bits).items())),
                       a16w8_nodes=tuple(a16w8), fp16_arith_nodes=tuple(fp16_arith))
     if calib is None:
@@ -566,8 +574,15 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
     return _api_result(result)
 
 
+def _export_shapes(input_shapes) -> tuple:
+    """{name: shape} or ["NAME=1x3x48x320", ...] -> QuantConfig.export_shapes."""
+    from .export.specialize import input_shapes_from_cli
+    return tuple(sorted(input_shapes_from_cli(input_shapes.items() if isinstance(input_shapes, dict)
+                                              else input_shapes).items()))
+
+
 def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_correction, progress, preprocess,
-                      allow_constant, pin_constant_inputs, plan_opts=None):
+                      allow_constant, pin_constant_inputs, input_shapes=None, plan_opts=None):
     if calib is None:
         raise ModelError("a precision plan needs calibration feeds", hint="pass --calib")
     owned = not isinstance(model, Graph)
@@ -576,11 +591,13 @@ def _quantize_planned(model, calib, plan_, *, max_drop, minimize, method, bias_c
     if plan_ is None:
         plan_ = plan(g.copy(), feeds, max_drop=max_drop, minimize=minimize, method=method,
                      bias_correction=bias_correction, progress=progress,
-                     allow_constant=allow_constant, pin_constant_inputs=pin_constant_inputs, **(plan_opts or {}))
+                     allow_constant=allow_constant, pin_constant_inputs=pin_constant_inputs, input_shapes=input_shapes,
+                     **(plan_opts or {}))
     else:
         plan_ = _model_plan(model, plan_, owned)
     cfg = QuantConfig(method=method, bias_correction=bias_correction, progress=progress,
-                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant))
+                      pin_constant_inputs=pin_constant_inputs, allow_constant=tuple(allow_constant),
+                      export_shapes=_export_shapes(input_shapes))
     result = quantize_with_plan(g, feeds, plan_, cfg=cfg, copy_graph=not owned)
     if spec is not None:
         result.info["preprocessing"] = spec.to_json()

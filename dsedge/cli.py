@@ -298,6 +298,7 @@ def quantize(model, calib, output, precision, max_drop, minimize, memory_budget,
                           bias_correction=bias_correction, progress=progress, preprocess=preprocess,
                           allow_constant=constant_input,
                           pin_constant_inputs=output.endswith(".dse"),   # .dse guards pinned inputs
+                          input_shapes=shapes,
                           plan=plan_path, max_drop=max_drop, weight_bits={"int4": 4, "int7": 7}.get(weights, 8),
                           weight_group=int(weight_group), node_weight_bits=node_bits, a16w8=a16, fp16_arith=f16a,
                           **({"minimize": minimize, "holdout": holdout, "metric": metric,

@@ -69,6 +69,8 @@ class QuantConfig:
     eval_feeds: int = 8                      # feeds used for measuring and for the summary
     progress: bool = True
     pin_constant_inputs: bool = False        # fold integer inputs constant across all feeds (for .dse)
+    export_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()   # the .dse's input shapes when the caller fixed
+                                             # them (--input-shape): shapes are pinned only where feeds agree
     weight_rounding: str = "hessian"         # "hessian": by the layer's output error (rounding.py); "nearest"
     rounding_max_k: int = 1024               # ... for layers with at most this many products per output
     allow_constant: tuple[str, ...] = ()     # float inputs the user knows to be constant (check_degenerate_feeds)
@@ -794,7 +796,7 @@ def lower(g: Graph, prec: dict[str, str], ranges: dict, shifts: dict, weights: d
 _PIN_MAX_ELEMS = 16
 
 
-def pin_constant_inputs(g: Graph, feeds, info: dict | None = None) -> dict:
+def pin_constant_inputs(g: Graph, feeds, info: dict | None = None, export_shapes: dict | None = None) -> dict:
     """Integer inputs (at most 16 elements) whose value is the same in every feed, read by a
     sub-graph-bearing node (If/Loop) directly or through other nodes, become constants of `g`
     (the input itself stays, unread, so the .dse exporter can guard it at run time). Only for
@@ -806,7 +808,9 @@ def pin_constant_inputs(g: Graph, feeds, info: dict | None = None) -> dict:
     hold is calibrated, measured and planned like any node rather than left float in a branch
     only the exporter folds. A .dse is specialised to one shape anyway; the shapes are recorded
     in `info["pinned_shapes"]` and the exporter refuses another `--input-shape` with a message
-    naming them. Returns {input name: value}."""
+    naming them; shapes the caller fixed for the .dse (`export_shapes`, --input-shape) that differ
+    from the feeds' leave every shape free (the exporter folds at its shape, as before).
+    Returns {input name: value}."""
     if not any(n.subgraphs() for _, n in g.walk()):
         return {}
     cands = [i for i in g.inputs if (g.tensor_info(i).dtype is not None and g.tensor_info(i).dtype.kind in "iub")]
@@ -838,7 +842,7 @@ def pin_constant_inputs(g: Graph, feeds, info: dict | None = None) -> dict:
                 _rename_free(sg, name, c)
     if all(len(s) == 1 for s in shapes.values()):
         fixed = {k: next(iter(s)) for k, s in shapes.items()}
-        if _control_left(g, {}) > _control_left(g, fixed):
+        if all(tuple(v) == fixed.get(k) for k, v in (export_shapes or {}).items()) and _control_left(g, {}) > _control_left(g, fixed):
             for name, shape in fixed.items():
                 g.info[name] = TensorInfo(g.tensor_info(name).dtype, shape)
             if info is not None:
@@ -950,7 +954,7 @@ def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool
     g0 = graph.copy() if copy else graph
     pinned_info: dict = {}
     if cfg.pin_constant_inputs:
-        pin_constant_inputs(g0, feeds, pinned_info)
+        pin_constant_inputs(g0, feeds, pinned_info, dict(cfg.export_shapes))
     fg = optimize(g0)
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
     from dsedge.calibration.engine import float_engine, spill_constants

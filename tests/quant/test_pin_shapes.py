@@ -111,3 +111,20 @@ def test_shapes_stay_free_when_fixing_them_folds_nothing_more(tmp_path):
     r = dsedge.quantize(str(tmp_path / "m.onnx"), feeds, progress=False, pin_constant_inputs=True)
     assert "If" not in _ops(r.graph)
     assert "pinned_shapes" not in r.info
+
+
+def test_an_export_shape_other_than_the_feeds_leaves_shapes_free(tmp_path):
+    """`dsedge quantize ... -o m.dse --input-shape x=1x48` with feeds of 1x64: the shapes stay free
+    at quantisation and the exporter folds the If for 1x48 (the else branch), as before."""
+    _model(tmp_path / "m.onnx")
+    r = dsedge.quantize(str(tmp_path / "m.onnx"), _feeds([(1, 64)] * 24), progress=False, pin_constant_inputs=True,
+                        input_shapes={"x": (1, 48)})
+    assert "pinned_shapes" not in r.info and "If" in _ops(r.graph)
+    r.save(str(tmp_path / "m.dse"), input_shapes={"x": (1, 48)})
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    f = _feeds([(1, 48)], seed=5)[0]
+    with dsedge.Runtime(str(tmp_path / "m.dse")) as rt:
+        np.testing.assert_allclose(rt.run(f)["y"], sess.run(None, f)[0], atol=1e-5)
+    r = dsedge.quantize(str(tmp_path / "m.onnx"), _feeds([(1, 64)] * 24), progress=False, pin_constant_inputs=True,
+                        input_shapes={"x": (1, 64)})         # the feeds' own shape: pinned
+    assert r.info["pinned_shapes"] == {"x": [1, 64]}
