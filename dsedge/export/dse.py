@@ -5,16 +5,15 @@
  1. specialize.py: static input shapes, pinned constant inputs (guards), folding of shape
     arithmetic and control flow;
  2. export rewrites of the IR: a float `dsedge.Elementwise` stays one node when every step
-    of its program is one the C kernel runs (ops/fused.py FLOAT_STEPS: arithmetic, clamps,
-    Exp/Sigmoid/Tanh/Erf; one pass over the tensor), else it is expanded back into the ops of its program; an int8
+    of its program is one the C kernel runs (ops/fused.py FLOAT_STEPS: arithmetic and clamps,
+    one pass over the tensor), else it is expanded back into the ops of its program; an int8
     one is a table; such a program, or a single op of those steps, whose only reader is a
     per-tensor QuantizeLinear, absorbs it (one node with an int8 output, `_fuse_quantize`); an int8 Pad loses
     its pad-value input (the kernel pads with `pad_value` = zp); `--io-dtype int8|uint8`
     removes the leading QuantizeLinear / trailing DequantizeLinear of graph inputs/outputs
     (uint8: a DequantizeLinear(uint8) -> QuantizeLinear(int8) pair, zero point + 128); a float
     activation with a fused form (HardSwish, SiLU: registry ActFn) after a float Conv is merged into
-    it (`_fuse_act_fn`; a SiLU Elementwise no Conv takes stays one node, or one ActFnQuantize
-    node before a QuantizeLinear);
+    it (`_fuse_act_fn`; an Elementwise computing one is expanded only after that);
  3. planner.py: the arena plan (scratch formulas from scratch.py);
  4. records: every tensor -> `TensorRec` (fp16 weights stored as float16, quantisation
     parameters from `graph.qparams`), every node -> `NodeRec` with the attributes of
@@ -119,9 +118,7 @@ def _fuse_quantize(g: Graph) -> None:
     as one node with an int8 output (the C Elementwise kernel quantises each block as
     QuantizeLinear does): a float Elementwise program the C kernel runs, or a single unary op of
     its steps (HardSwish, LeakyRelu, HardSigmoid, Clip with constant bounds, ...) made a
-    one-step program. The float tensor between them is never written. A program computing a
-    fused activation function (`act_fn_of`: SiLU) is left to `_fuse_act_fn` (into the float Conv
-    before it) and `_fuse_act_fn_quantize` (one ActFnQuantize node)."""
+    one-step program. The float tensor between them is never written."""
     consumers = g.consumers()
     removed: set[int] = set()     # ids of the QuantizeLinear nodes absorbed so far
     for n in list(g.nodes):
@@ -131,8 +128,6 @@ def _fuse_quantize(g: Graph) -> None:
         if not x or g.tensor_info(x).dtype != np.dtype(np.float32) or n.outputs[0] in g.outputs:
             continue
         if n.op == "Elementwise" and n.domain == "dsedge":
-            if act_fn_of(n) is not None:      # SiLU: the Conv's act_fn or ActFnQuantize take it (below)
-                continue
             attrs = dict(n.attrs)
         elif not n.domain and n.op in FLOAT_STEPS and FLOAT_STEPS[n.op][0] >= 1 and n.op not in _BINARY_STEPS:
             extra = [i for i in n.inputs[1:] if i]
@@ -205,7 +200,7 @@ def _fuse_act_fn_quantize(g: Graph) -> None:
     """A float node computing a fused activation function (ops/fused.py `act_fn_of`: SiLU, a
     collapsed Elementwise x * Sigmoid(x), that no float Conv took) whose only reader is a per-tensor
     int8 QuantizeLinear becomes one `dsedge.ActFnQuantize` node (op 1002; float32 in, int8 out):
-    one pass over the tensor instead of two (the SiLU Elementwise, QuantizeLinear), with their bytes on
+    one pass over the tensor instead of three (Sigmoid, Mul, QuantizeLinear), with their bytes on
     every ISA (the kernel applies the sigmoid of the model's Sigmoid kernel, src/internal.h
     `dse__act_fns`; docs/kernels.md "dsedge.ActFnQuantize"). A HardSwish feeding a QuantizeLinear
     was already absorbed by `_fuse_quantize` (a float program the Elementwise kernel runs)."""
@@ -578,7 +573,7 @@ def export(obj, *, io_dtype: str = "float32", input_shapes=None, names: str = "i
     _fuse_quantize(g)       # after shape inference: the fused node's int8 output is not its op's rule
     _fuse_act_fn(g)         # float Conv + HardSwish / SiLU: one node
     _fuse_act_fn_quantize(g)   # the SiLUs left that feed a QuantizeLinear: one node (int8 out)
-    if _expand_elementwise(g):          # programs with a step the C kernel does not run
+    if _expand_elementwise(g):          # the SiLU programs no Conv took
         infer_shapes(g)
     for n in g.nodes:
         if REGISTRY.get(n.op, n.domain) is None:

@@ -48,17 +48,12 @@ def expand_steps(n, const, fresh):
 
 
 # -- the float program in a `.dse` (runtimes/c/kernels/ref/elementwise.c) ---------------------
-# Steps the C kernel runs, each the bytes of the op's own float32 kernel (on the ISA that runs
-# it): name -> (arguments, the step attributes that travel as trailing constants with their
-# defaults).
+# Steps the C kernel runs, each the bytes of the op's own float32 kernel: name -> (arguments,
+# the step attributes that travel as trailing constants with their defaults).
 FLOAT_STEPS = {
     **{k: (2, ()) for k in ("Add", "Sub", "Mul", "Div", "Min", "Max")},
     **{k: (1, ()) for k in ("Neg", "Abs", "Relu", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
                             "HardSwish", "Softsign")},
-    # transcendental steps: each ISA's copy computes them as its own Exp/Sigmoid/Tanh/Erf kernel
-    # does (REF: mathf.c, within 1 ulp of these references; AVX2/NEON: float32 polynomials within
-    # docs/kernels.md's tolerance), so a program gives its expanded nodes' bytes on that ISA
-    **{k: (1, ()) for k in ("Exp", "Sigmoid", "Tanh", "Erf")},
     "LeakyRelu": (1, (("alpha", 0.01),)),
     "HardSigmoid": (1, (("alpha", 0.2), ("beta", 0.5))),
     "Clip": (3, ()),

@@ -95,8 +95,7 @@ def test_float_conv_takes_the_activation(tmp_path, monkeypatch, act):
     ex.artifact.write(p)
     pu = tmp_path / "unfused.dse"
     exu = _unfused(monkeypatch, r, pu)
-    # unfused: the HardSwish nodes, or the SiLUs as one Elementwise node each (x * Sigmoid(x))
-    assert sum(1 for o, _ in _ops(exu.artifact) if o in ("HardSwish", "Elementwise")) == 2
+    assert sum(1 for o, _ in _ops(exu.artifact) if o in ("HardSwish", "Sigmoid")) == 2
     feed = _feeds(1, 11)[0]
     feed["x"].reshape(-1)[7] = np.nan
     feed["x"].reshape(-1)[200:206] = [np.inf, -np.inf, 60.0, -60.0, 1e4, -1e4]   # sigmoid saturates
@@ -182,8 +181,7 @@ def test_not_fused_when_the_conv_output_has_another_reader(act, kw):
     r = dsedge.quantize(_graph(act=act, **kw), _feeds(), precision="fp32", progress=False)
     ex = export(r)
     ops = _ops(ex.artifact)
-    # the SiLU left: one Elementwise node, or its Sigmoid (read by another node too) and Mul
-    first = "HardSwish" if act == "HardSwish" else "Sigmoid" if kw.get("sigmoid_reader") else "Elementwise"
+    first = "HardSwish" if act == "HardSwish" else "Sigmoid"
     assert ops.count((first, None)) == 1 and ops.count(("FusedConv", CODE[act])) == 1, ops
 
 

@@ -355,62 +355,6 @@ def test_elementwise_program(lib):
         assert "program" in msg, msg
 
 
-def test_elementwise_program_transcendental_steps(lib):
-    """Exp, Sigmoid, Tanh and Erf steps (GELU as x * 0.5 * (1 + erf(x / sqrt 2)), its tanh form,
-    x * sigmoid(x), exp chains): on each variant (the chosen one, AVX2 on x86; REF), the fused
-    program gives the bytes of its steps run as separate nodes by that variant's own kernels;
-    and it is within the transcendentals' tolerance of the numpy reference."""
-    from dsedge.ops.fused import encode_float_program, eval_program
-    rng = np.random.default_rng(5)
-    x = np.concatenate([rng.standard_normal(700) * 3, EDGES, np.linspace(-12, 12, 301)]).astype(F32)
-    x = x[:3 * 128 + 77]                       # three whole blocks and a short one
-    c = lambda j: ("c", j)   # noqa: E731
-    v = lambda k: ("v", k)   # noqa: E731
-    consts = (np.float32(np.sqrt(2.0)), np.float32(1.0), np.float32(0.5), np.float32(0.044715),
-              np.float32(np.sqrt(2 / np.pi)), np.float32(-0.25))
-    programs = [
-        ((("Div", (v(0), c(0)), {}), ("Erf", (v(1),), {}), ("Add", (v(2), c(1)), {}), ("Mul", (v(0), v(3)), {}),
-          ("Mul", (v(4), c(2)), {})), 5),                                                   # GELU (erf)
-        ((("Mul", (v(0), v(0)), {}), ("Mul", (v(1), v(0)), {}), ("Mul", (v(2), c(3)), {}), ("Add", (v(0), v(3)), {}),
-          ("Mul", (v(4), c(4)), {}), ("Tanh", (v(5),), {}), ("Add", (v(6), c(1)), {}), ("Mul", (v(0), v(7)), {}),
-          ("Mul", (v(8), c(2)), {})), 9),                                                   # GELU (tanh)
-        ((("Sigmoid", (v(0),), {}), ("Mul", (v(0), v(1)), {})), 2),                         # SiLU
-        ((("Mul", (v(0), c(5)), {}), ("Exp", (v(1),), {}), ("Sigmoid", (v(2),), {}), ("Erf", (v(0),), {}),
-          ("Tanh", (v(4),), {}), ("Add", (v(3), v(5)), {})), 6),
-    ]
-
-    def chain(prog, result, flags):          # each step a node of its own, run by the variant's kernel
-        vals = [x]
-        for name, args, _ in prog[:result]:
-            ins = [vals[a[1]] if a[0] == "v" else ("const", np.asarray(consts[a[1]], F32).reshape(()))
-                   for a in args]
-            vals.append(run(lib, name, ins, F32, x.shape, flags=flags))
-        return vals[result]
-
-    for prog, result in programs:
-        for k in range(1, result + 1):
-            attrs = {"program": prog, "consts": consts, "result": k}
-            enc = encode_float_program(attrs)
-            assert enc is not None, prog[:k]
-            with np.errstate(all="ignore"):
-                want = eval_program(x, prog, consts, k)
-            for flags in (0, 2):
-                got = run(lib, "Elementwise", [x], F32, x.shape, enc, domain="dsedge", flags=flags)
-                same(got, chain(prog, k, flags))
-                fin = np.isfinite(want)
-                assert np.array_equal(np.isfinite(got), fin)
-                np.testing.assert_allclose(got[fin], want[fin], rtol=2e-5, atol=2e-6)
-    # the int8 form of GELU: its float result through QuantizeLinear
-    enc = encode_float_program({"program": programs[0][0], "consts": consts, "result": 5})
-    for flags in (0, 2):
-        f = run(lib, "Elementwise", [x], F32, x.shape, enc, domain="dsedge", flags=flags)
-        q = run(lib, "Elementwise", [x], np.int8, x.shape, dict(enc, q_scale=float(np.float32(0.05)), q_zp=-20),
-                domain="dsedge", flags=flags)
-        same(q, run(lib, "QuantizeLinear", [f, ("const", np.asarray(0.05, F32).reshape(())),
-                                            ("const", np.asarray(-20, np.int8).reshape(()))], np.int8, x.shape,
-                    flags=flags))
-
-
 def test_exact_unary(lib):
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(20000) * 4, rng.uniform(-9e6, 9e6, 2000), np.arange(-10, 10.5, 0.5),

@@ -4,8 +4,6 @@ runner's -ref), the host's AVX2 build and a float64 oracle.
 
   * exact kernels (Relu, LeakyRelu, HardSigmoid, HardSwish, Neg, Abs, Sqrt, Reciprocal, Clip, Add
     with its clamp, Sub, Mul, Div): REF's bytes, canonical NaN;
-  * the Elementwise program (kernels/neon/elementwise.c) with transcendental steps (GELU, SiLU):
-    the host AVX2 build's bytes, within the polynomials' tolerance of REF (float and int8 output);
   * polynomial kernels (Exp, Sigmoid, Tanh, Erf; src/vec_mathf.h, shared with AVX2) and Softmax,
     LogSoftmax (with that exp): the host AVX2 build's bytes on every case; Exp..Erf within the
     documented ulps of float64 over a sweep of every 4099th float32 bit pattern
@@ -24,9 +22,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dsedge.artifact import op_id
-from dsedge.ops.fused import encode_float_program
-
 from .test_kernels_f32_avx2 import (AVX2, APPROX_ULPS, BINARY_CASES, SOFTMAX_CASES, _make, _softmax_tol, _specials,
                                     check_approx, run as run_host, sweep_input)
 from .test_kernels_f32_nn import make_node
@@ -40,40 +35,6 @@ EXACT_UNARY = [("Relu", {}), ("LeakyRelu", dict(alpha=0.1)), ("HardSigmoid", dic
 SIZES = [1, 7, 8, 9, 33, 1037]
 BIG = 40000   # > 2 parts of 16384: split over 3 threads
 CLIP_BOUNDS = [(-1.0, 2.0), (None, 0.5), (0.0, None), (None, None), (np.nan, 1.0), (3.0, 1.0), (-0.0, 0.0)]
-
-
-def _c(j):
-    return ("c", j)
-
-
-def _v(k):
-    return ("v", k)
-
-
-# GELU (erf and tanh forms), SiLU, and every transcendental step in one program
-_GELU_CONSTS = (np.float32(np.sqrt(2.0)), np.float32(1.0), np.float32(0.5), np.float32(0.044715),
-                np.float32(np.sqrt(2 / np.pi)), np.float32(-0.25))
-EW_PROGRAMS = [
-    ((("Div", (_v(0), _c(0)), {}), ("Erf", (_v(1),), {}), ("Add", (_v(2), _c(1)), {}), ("Mul", (_v(0), _v(3)), {}),
-      ("Mul", (_v(4), _c(2)), {})), _GELU_CONSTS, 5),
-    ((("Mul", (_v(0), _v(0)), {}), ("Mul", (_v(1), _v(0)), {}), ("Mul", (_v(2), _c(3)), {}),
-      ("Add", (_v(0), _v(3)), {}), ("Mul", (_v(4), _c(4)), {}), ("Tanh", (_v(5),), {}), ("Add", (_v(6), _c(1)), {}),
-      ("Mul", (_v(0), _v(7)), {}), ("Mul", (_v(8), _c(2)), {})), _GELU_CONSTS, 9),
-    ((("Sigmoid", (_v(0),), {}), ("Mul", (_v(0), _v(1)), {})), _GELU_CONSTS, 2),
-    ((("Mul", (_v(0), _c(5)), {}), ("Exp", (_v(1),), {}), ("Sigmoid", (_v(2),), {}), ("Erf", (_v(0),), {}),
-      ("Tanh", (_v(4),), {}), ("Add", (_v(3), _v(5)), {})), _GELU_CONSTS, 6),
-]
-
-
-def _dsedge(art):
-    """make_node's artifact (made for a placeholder op: it knows the standard domain only) as an Elementwise node."""
-    n = art.nodes[0]
-    return dataclasses.replace(art, nodes=(dataclasses.replace(n, op=op_id("Elementwise", "dsedge")),))
-
-
-def _kern(case, isa):
-    """The kernel a case's node runs on `isa`."""
-    return f"dse_{'i8' if case[4] == 'ewprog_i8' else 'f32'}_{case[3]}__{isa}"
 
 
 def _case(art, feeds, shape, stem, kind, x=None, op=None):
@@ -128,15 +89,6 @@ def all_cases():
             if sa == (3, 45):
                 art = _in_place(art)
             cases.append(_case(art, feeds, y, op.lower(), "exact"))
-    for prog, consts, result in EW_PROGRAMS:   # Elementwise programs with transcendental steps
-        enc = encode_float_program({"program": prog, "consts": consts, "result": result})
-        for n in (7, 128, 1037, BIG):
-            x = _specials(n, np.random.default_rng(n + 7), scale=6.0).reshape(1, n)
-            art, feeds = make_node("Relu", [(x, False)], [("float32", x.shape)], enc)
-            cases.append(_case(_dsedge(art), feeds, x.shape, "elementwise", "ewprog"))
-        x = _specials(1040, np.random.default_rng(3), scale=6.0).reshape(1, 1040)
-        art, feeds = make_node("Relu", [(x, False)], [("int8", x.shape)], dict(enc, q_scale=0.03, q_zp=-7))
-        cases.append(_case(_dsedge(art), feeds, (1, 260), "elementwise", "ewprog_i8"))   # 1040 int8 = 260 floats
     for op in ["Softmax", "LogSoftmax"]:
         for shape, axis, c2 in SOFTMAX_CASES + [((64, 1000), 1, 0), ((2, 37, 20), 1, 0), ((3, 2, 9), 2, 0)]:
             x = (np.random.default_rng(len(shape)).standard_normal(shape) * 6).astype(np.float32)
@@ -178,7 +130,7 @@ def test_neon_ew_chosen_and_exact(results, written):
     bad = []
     for k, (o, r, kern, rk, case) in enumerate(zip(outs, refs, kernels, rkernels, written[2])):
         stem, kind = case[3], case[4]
-        if kern != _kern(case, 'ref' if kind == 'ref' else 'neon') or rk != _kern(case, "ref"):
+        if kern != f"dse_f32_{stem}__{'ref' if kind == 'ref' else 'neon'}" or rk != f"dse_f32_{stem}__ref":
             bad.append(f"case {k}: {stem} ran {kern} / {rk}")
         elif kind == "exact":
             if o.tobytes() != r.tobytes():
@@ -217,7 +169,7 @@ def test_neon_ew_same_bytes_as_avx2(results, written, tmp_path_factory):
     bad = []
     for k, (o, case) in enumerate(zip(outs, written[2])):
         (h,), ks = run_host(L, case[0], case[1])
-        if ks[0] != _kern(case, 'ref' if case[4] == 'ref' else 'avx2') or h.tobytes() != o.tobytes():
+        if ks[0] != f"dse_f32_{case[3]}__{'ref' if case[4] == 'ref' else 'avx2'}" or h.tobytes() != o.tobytes():
             bad.append(f"case {k}: {ks[0]}, {_differ(h, o)} elements differ")
     assert not bad, "\n".join(bad)
 
@@ -234,25 +186,6 @@ def test_neon_ew_threads_and_armv8_0_same_bytes(arm64, written, results):
         assert a.tobytes() == c.tobytes(), f"case {k}: cortex-a53 gives other bytes"
 
 
-def test_neon_ew_programs_near_ref(results, written):
-    """An Elementwise program with Exp/Sigmoid/Tanh/Erf steps on NEON (the polynomials, four vectors
-    at a time) is within the polynomials' tolerance of REF's (mathf.c) on the same build, with the
-    same NaNs and infinities; its int8 form within one step of REF's."""
-    (outs, _), (refs, _) = results
-    seen = 0
-    for k, (o, r, case) in enumerate(zip(outs, refs, written[2])):
-        if case[4] == "ewprog":
-            seen += 1
-            assert np.array_equal(np.isnan(o), np.isnan(r)) and np.array_equal(np.isinf(o), np.isinf(r)), k
-            f = np.isfinite(r)
-            np.testing.assert_allclose(o[f], r[f], rtol=2e-5, atol=2e-6, err_msg=f"case {k}")
-        elif case[4] == "ewprog_i8":
-            seen += 1
-            d = np.abs(o.view(np.int8).astype(int) - r.view(np.int8).astype(int))
-            assert d.max() <= 1, f"case {k}: int8 outputs {d.max()} steps from REF's"
-    assert seen == 5 * len(EW_PROGRAMS)
-
-
 @pytest.mark.slow   # a second whole aarch64 build of the library (about 30 s cold)
 def test_neon_ew_ref_float_build(tmp_path, written, results):
     """-DDSE_REF_FLOAT: the exact NEON kernels stay (REF's bytes), the polynomial ones and Softmax
@@ -261,5 +194,5 @@ def test_neon_ew_ref_float_build(tmp_path, written, results):
     outs, kernels = run_cases(exe, written)
     _, (refs, _) = results
     for k, (o, r, kern, case) in enumerate(zip(outs, refs, kernels, written[2])):
-        assert kern == _kern(case, 'neon' if case[4] == 'exact' else 'ref'), (k, kern)
+        assert kern == f"dse_f32_{case[3]}__{'neon' if case[4] == 'exact' else 'ref'}", (k, kern)
         assert o.tobytes() == r.tobytes(), f"case {k}: not REF's bytes"

@@ -36,9 +36,6 @@ typedef struct ew_prog {
  * (x, y, the int8 output parameters) when arena is given. */
 DSE_INTERNAL int dse__ew_read(const dse_model *m, const dse_node *n, ew_prog *p);
 DSE_SHARED void dse__ew_bind(const dse_model *m, const dse_node *n, uint8_t *arena, int quant, ew_prog *p);
-/* One step of a program over a block by REF's copy (for a copy with EW_STEP_DELEGATE). */
-DSE_SHARED void dse__ew_step_ref(const ew_step *s, float *o, const float *a, const float *b, const float *c,
-                                 const float *unit);
 
 /* numpy's maximum/minimum and the clamps on the float's bits, so that compilers vectorise them
  * (GCC does not if-convert the signalling compares < >): the same results as
@@ -85,40 +82,11 @@ static inline float ew_clamp(float v, ew_bounds b) {
 #endif /* DSEDGE_EW_PROGRAM_H */
 
 #if defined(EW_FN) && defined(EW_TARGET)
-/* The transcendental steps (Exp, Sigmoid, Tanh, Erf): each copy computes them as its own ISA's
- * standalone kernel does, so a program gives the bytes of its expanded nodes on that ISA: REF
- * with mathf.c (double evaluation), an optimised copy with its float32 polynomials (it defines
- * EW_EXP etc. before including this part: src/vec_mathf.h, within the tolerance of
- * docs/kernels.md; not in a -DDSE_REF_FLOAT build, where every copy uses these). */
-#ifndef EW_EXP
-#define EW_MATHF_LOOP(o, a, F) for (int i_ = 0; i_ < EW_BLOCK; i_++) (o)[i_] = F((a)[i_]);
-#define EW_EXP(o, a) EW_MATHF_LOOP(o, a, dse_expf)
-#define EW_SIGMOID(o, a) EW_MATHF_LOOP(o, a, dse_sigmoidf)
-#define EW_TANH(o, a) EW_MATHF_LOOP(o, a, dse_tanhf)
-#define EW_ERF(o, a) EW_MATHF_LOOP(o, a, dse_erff)
-#endif
 /* One step over a block: o[i] = op(a[i], b[i], c[i]) (a constant operand is a block of copies of
  * it, an absent Clip bound -inf / +inf: max/min with them change nothing). Each value is the
  * op's own kernel's expression; the float arithmetic and the selects on bits are separate
  * loops (GCC if-converts a loop's selects only when it has no trapping float operation), so
  * every loop vectorises, except those calling the runtime's rounding functions. */
-#ifdef EW_STEP_DELEGATE
-/* A copy that computes only the transcendental steps itself (EW_STEP_DELEGATE: NEON, whose
- * other steps are REF's code anyway) hands every other step to REF's copy: one copy of the
- * switch below in the library instead of two (library size, DESIGN.md §8.8). */
-EW_TARGET static void EW_FN(ew_step_run)(const ew_step *s, float *restrict o, const float *restrict a, const float *restrict b,
-                        const float *restrict c, const float *unit) {
-#define EW_BITS(EXPR) for (int i = 0; i < EW_BLOCK; i++) { const uint32_t u_ = dse_f2u(o[i]); o[i] = (EXPR); }
-    switch (s->op) {
-    case DSE_OP_EXP: EW_EXP(o, a) EW_BITS(ew_canon(u_)) break;
-    case DSE_OP_SIGMOID: EW_SIGMOID(o, a) EW_BITS(ew_canon(u_)) break;
-    case DSE_OP_TANH: EW_TANH(o, a) EW_BITS(ew_canon(u_)) break;
-    case DSE_OP_ERF: EW_ERF(o, a) EW_BITS(ew_canon(u_)) break;
-    default: EW_STEP_DELEGATE(s, o, a, b, c, unit); break;
-#undef EW_BITS
-    }
-}
-#else
 EW_TARGET static void EW_FN(ew_step_run)(const ew_step *s, float *restrict o, const float *restrict a, const float *restrict b,
                         const float *restrict c, const float *unit) {
     float t[EW_BLOCK];
@@ -149,10 +117,6 @@ EW_TARGET static void EW_FN(ew_step_run)(const ew_step *s, float *restrict o, co
         for (int i = 0; i < EW_BLOCK; i++) t[i] = ew_clamp(o[i], u01);   /* not in place: vectorises */
         EW_LOOP(x_ * t[i]) EW_BITS(ew_canon(u_)) break;
     }
-    case DSE_OP_EXP: EW_EXP(o, a) EW_BITS(ew_canon(u_)) break;
-    case DSE_OP_SIGMOID: EW_SIGMOID(o, a) EW_BITS(ew_canon(u_)) break;
-    case DSE_OP_TANH: EW_TANH(o, a) EW_BITS(ew_canon(u_)) break;
-    case DSE_OP_ERF: EW_ERF(o, a) EW_BITS(ew_canon(u_)) break;
     case DSE_OP_SOFTSIGN: EW_LOOP(x_ / (1.0f + dse_u2f(dse_f2u(x_) & 0x7FFFFFFFu))) EW_BITS(ew_canon(u_)) break;
     case DSE_OP_LEAKYRELU:       /* x >= 0 ? x : x * alpha: true for +-0, false for NaN */
         EW_LOOP(x_ * b[i])
@@ -178,7 +142,6 @@ EW_TARGET static void EW_FN(ew_step_run)(const ew_step *s, float *restrict o, co
 #undef EW_BITS
     }
 }
-#endif
 
 EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
@@ -229,10 +192,4 @@ EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsi
 #undef EW_FN
 #undef EW_TARGET
 #undef EW_QUANTIZE
-#undef EW_EXP
-#undef EW_SIGMOID
-#undef EW_TANH
-#undef EW_ERF
-#undef EW_MATHF_LOOP
-#undef EW_STEP_DELEGATE
 #endif

@@ -1,7 +1,7 @@
 /* elementwise.c: a float32 dsedge.Elementwise node, y = f(x), f a short program of elementwise
  * steps on x and scalar constants (passes/simplify.py collapse_unary: x * clip(x + 3, 0, 6) / 6,
- * leaky or clamped activations written as arithmetic, GELU as x * 0.5 * (1 + erf(x / sqrt 2)),
- * ...), run in one pass instead of one pass per step. The exporter keeps a float Elementwise as one node when every step is one of the
+ * leaky or clamped activations written as arithmetic, ...), run in one pass instead of one pass
+ * per step. The exporter keeps a float Elementwise as one node when every step is one of the
  * ops below, else it expands the program back into separate nodes (docs/kernels.md).
  *
  * Attributes: INTS `program`, steps one after the other, each `op, nargs, arg...`: op the
@@ -14,9 +14,7 @@
  *
  * Each step computes, element by element, exactly what the op's own float32 kernel computes
  * (binary.c, add.c, relu.c, unary.c: one IEEE operation or numpy's maximum/minimum rule, NaN
- * canonical), so the bytes are those of the expanded nodes and, but for the transcendental
- * steps (Exp, Sigmoid, Tanh, Erf: mathf.c's functions, within 1 ulp of numpy's), of the numpy
- * reference. An optimised copy computes those four as its ISA's own kernels do (ew_program.h). The
+ * canonical), so the bytes are those of the expanded nodes and of the numpy reference. The
  * tensor is processed in blocks of EW_BLOCK elements, all the block's values on the stack (about
  * 18 KB), and blocks are split over the session's threads. x may be y (in place): a block's x is read
  * into its value 0 before the block's y is written. */
@@ -29,7 +27,6 @@ static int ew_arity(int op, int *lo, int *hi) {
     case DSE_OP_LEAKYRELU: *lo = *hi = 2; return 1;
     case DSE_OP_NEG: case DSE_OP_ABS: case DSE_OP_RELU: case DSE_OP_SQRT: case DSE_OP_RECIPROCAL: case DSE_OP_FLOOR:
     case DSE_OP_CEIL: case DSE_OP_ROUND: case DSE_OP_SIGN: case DSE_OP_HARDSWISH: case DSE_OP_SOFTSIGN:
-    case DSE_OP_EXP: case DSE_OP_SIGMOID: case DSE_OP_TANH: case DSE_OP_ERF:
         *lo = *hi = 1; return 1;
     case DSE_OP_HARDSIGMOID: *lo = *hi = 3; return 1;
     case DSE_OP_CLIP: *lo = 1; *hi = 3; return 1;
@@ -124,10 +121,6 @@ void dse__ew_bind(const dse_model *m, const dse_node *n, uint8_t *arena, int qua
 #define EW_FN(name) name##_ref
 #define EW_TARGET
 #include "ew_program.h"
-
-void dse__ew_step_ref(const ew_step *s, float *o, const float *a, const float *b, const float *c, const float *unit) {
-    ew_step_run_ref(s, o, a, b, c, unit);
-}
 
 void dse_f32_elementwise__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     ew_prog p;
