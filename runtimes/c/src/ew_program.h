@@ -36,6 +36,10 @@ typedef struct ew_prog {
  * (x, y, the int8 output parameters) when arena is given. */
 DSE_INTERNAL int dse__ew_read(const dse_model *m, const dse_node *n, ew_prog *p);
 DSE_SHARED void dse__ew_bind(const dse_model *m, const dse_node *n, uint8_t *arena, int quant, ew_prog *p);
+/* One step of a program over a block by REF's copy (for a copy whose own step function handles
+ * only some ops: kernels/avx2/elementwise.c). */
+DSE_SHARED void dse__ew_step_ref(const ew_step *s, float *o, const float *a, const float *b, const float *c,
+                                 const float *unit);
 
 /* numpy's maximum/minimum and the clamps on the float's bits, so that compilers vectorise them
  * (GCC does not if-convert the signalling compares < >): the same results as
@@ -82,6 +86,7 @@ static inline float ew_clamp(float v, ew_bounds b) {
 #endif /* DSEDGE_EW_PROGRAM_H */
 
 #if defined(EW_FN) && defined(EW_TARGET)
+#ifndef EW_STEP_FN
 /* One step over a block: o[i] = op(a[i], b[i], c[i]) (a constant operand is a block of copies of
  * it, an absent Clip bound -inf / +inf: max/min with them change nothing). Each value is the
  * op's own kernel's expression; the float arithmetic and the selects on bits are separate
@@ -142,6 +147,8 @@ EW_TARGET static void EW_FN(ew_step_run)(const ew_step *s, float *restrict o, co
 #undef EW_BITS
     }
 }
+#define EW_STEP_FN EW_FN(ew_step_run)
+#endif  /* EW_STEP_FN: a copy may bring its own step function (kernels/avx2/elementwise.c) */
 
 EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsigned worker) {
     (void)worker;
@@ -160,6 +167,10 @@ EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsi
             for (size_t i = cnt; i < EW_BLOCK; i++) val[0][i] = 0.0f;
             x0 = val[0];
         }
+        /* the last step writes y itself when it is the result of a whole float block and y is
+         * not x (in place, a step would read the x it writes: through the copy below) */
+        float *direct = !p->quant && cnt == EW_BLOCK && p->result == p->n_steps && (const void *)p->x != p->y
+                            ? (float *)p->y + i0 : NULL;
         for (int k = 0; k < p->n_steps; k++) {
             const ew_step *s = &p->step[k];
             const float *in[3];
@@ -167,8 +178,9 @@ EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsi
                 const int a = j < s->n ? s->arg[j] : DSE_EW_ABSENT;
                 in[j] = a > 0 ? val[a] : a == 0 ? x0 : a == DSE_EW_ABSENT ? cb[p->n_consts + (j == 1 ? 0 : 1)] : cb[-1 - a];
             }
-            EW_FN(ew_step_run)(s, val[k + 1], in[0], in[1], in[2], p->unit);
+            EW_STEP_FN(s, direct && k + 1 == p->n_steps ? direct : val[k + 1], in[0], in[1], in[2], p->unit);
         }
+        if (direct) continue;
         const float *r = p->result ? val[p->result] : x0;
         if (p->quant) {                                   /* QuantizeLinear's bytes (quantize.c) */
             int8_t qb[EW_BLOCK], *y = (int8_t *)p->y + i0;
@@ -192,4 +204,5 @@ EW_TARGET static void EW_FN(ew_blocks)(void *arg, size_t begin, size_t end, unsi
 #undef EW_FN
 #undef EW_TARGET
 #undef EW_QUANTIZE
+#undef EW_STEP_FN
 #endif

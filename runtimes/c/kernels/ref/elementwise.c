@@ -122,6 +122,10 @@ void dse__ew_bind(const dse_model *m, const dse_node *n, uint8_t *arena, int qua
 #define EW_TARGET
 #include "ew_program.h"
 
+void dse__ew_step_ref(const ew_step *s, float *o, const float *a, const float *b, const float *c, const float *unit) {
+    ew_step_run_ref(s, o, a, b, c, unit);
+}
+
 void dse_f32_elementwise__ref(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     ew_prog p;
     dse__ew_bind(m, n, arena, 0, &p);
