@@ -355,6 +355,48 @@ def test_elementwise_program(lib):
         assert "program" in msg, msg
 
 
+def test_elementwise_program_in_place_and_direct(lib):
+    """The AVX2 step function (kernels/avx2/elementwise.c) and the block loop's direct write of
+    the last step into y: every step kind over 3 whole blocks and a short one, the output planned
+    at its input's bytes (in place: through the copy) or apart (written directly), on the chosen
+    variant and REF: numpy's bytes in all four."""
+    import dataclasses
+
+    from dsedge.ops.fused import encode_float_program, eval_program
+    from tests.runtime.test_kernels_f32_nn import make_node, run_c
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.standard_normal(300) * 5, EDGES, [np.nan, np.inf, -np.inf, 3.0, -3.0]]).astype(F32)
+    x = np.resize(x, 3 * 128 + 45)
+    v = lambda k: ("v", k)   # noqa: E731
+    c = lambda j: ("c", j)   # noqa: E731
+    consts = (np.float32(3), np.float32(0), np.float32(6), np.float32(-0.5), np.float32(0.25))
+    programs = [
+        ((("Add", (v(0), c(0)), {}), ("Clip", (v(1), c(1), c(2)), {}), ("Mul", (v(0), v(2)), {}),
+          ("Div", (v(3), c(2)), {})), 4),                                       # HardSwish as arithmetic
+        ((("Sub", (c(3), v(0)), {}), ("Max", (v(1), v(0)), {}), ("Min", (v(2), c(4)), {}), ("Neg", (v(3),), {}),
+          ("Abs", (v(0),), {}), ("Sqrt", (v(5),), {}), ("Reciprocal", (v(6),), {}), ("Relu", (v(0),), {}),
+          ("HardSwish", (v(0),), {}), ("LeakyRelu", (v(0),), {"alpha": 0.1}),
+          ("HardSigmoid", (v(0),), {"alpha": 0.3, "beta": 0.6}), ("Floor", (v(0),), {}), ("Sign", (v(0),), {}),
+          ("Add", (v(4), v(8)), {}), ("Add", (v(14), v(11)), {}), ("Mul", (v(15), v(12)), {})), 16),
+    ]
+    for prog, result in programs:
+        for k in (1, 2, result):
+            enc = encode_float_program({"program": prog, "consts": consts, "result": k})
+            with np.errstate(all="ignore"):
+                want = eval_program(x, prog, consts, k)
+            art, feeds = make_node("Relu", [(x, False)], [("float32", x.shape)], enc)
+            n = art.nodes[0]
+            art = dataclasses.replace(art, nodes=(dataclasses.replace(n, op=op_id("Elementwise", "dsedge")),))
+            t = list(art.tensors)
+            t[n.outputs[0]] = dataclasses.replace(t[n.outputs[0]], offset=t[n.inputs[0]].offset)
+            end = max(r.offset + r.nbytes for r in t if r.storage == t[n.outputs[0]].storage)
+            in_place = dataclasses.replace(art, tensors=tuple(t), arena_size=max(64, -(-end // 64) * 64),
+                                           scratch_offset=0)
+            for a in (art, in_place):
+                for flags in (1, 3):     # the chosen variant, REF (| 2)
+                    same(run_c(lib, a, feeds, flags)[0], want)
+
+
 def test_exact_unary(lib):
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(20000) * 4, rng.uniform(-9e6, 9e6, 2000), np.arange(-10, 10.5, 0.5),
