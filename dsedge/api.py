@@ -764,6 +764,7 @@ def quantize_summary(result, model_path=None, out_path=None) -> dict:
         "sqnr_engine": engine,
         "calibration": result.info.get("calibration", {}),
         "preprocessing": _describe_preprocessing(result.info.get("preprocessing")),
+        "denormal_weights_flushed": int(result.info.get("denormal_weights_flushed", 0)),
         "layers": [p.as_dict() for p in result.plan],
     }
 

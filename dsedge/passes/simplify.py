@@ -14,6 +14,13 @@
                     reader of a Conv/ConvTranspose/Gemm/MatMul/Add output becomes the
                     producer's `_act` annotation, applied by the interpreter and folded into
                     the requantisation clamp in int8
+  flush_denormal_weights  float32 weights (the registry's WEIGHT inputs: Conv, ConvTranspose,
+                    Gemm, MatMul) with subnormal entries (0 < |w| < 2^-126) have them set to
+                    zero of the same sign: x86 cores take a microcode assist of ~100 cycles per
+                    multiply with a subnormal operand (PaddleOCR's text detector: 185,260 of one
+                    1x1 conv's 294,912 weights; 227 ms for that conv instead of 0.1 ms on an
+                    Intel Xeon), and at float32 precision such a term never changes a sum that
+                    is not itself subnormal. Only constants that every reader reads as a weight.
   collapse_unary    a connected region of elementwise nodes computing f(x) of one tensor x
                     (other operands scalar constants), e.g. x*sigmoid(x), x*clip(x+3,0,6)/6 or
                     GELU as erf arithmetic, becomes one `dsedge.Elementwise` node carrying the
@@ -512,8 +519,36 @@ def _replace_region(g: Graph, members: list[Node], x: str, out: str) -> None:
     g.toposort()
 
 
-def optimize(g: Graph, *, fold_bn: bool = True, fuse: bool = True, collapse: bool = True) -> Graph:
-    """The standard float pipeline, run before calibration. Edits g in place and returns it."""
+def flush_denormal_weights(g: Graph) -> int:
+    """See the module docstring; returns the number of weight entries set to zero."""
+    from ..ops.registry import WEIGHT
+    tiny = np.finfo(np.float32).tiny
+    roles: dict[str, set] = {}
+    for n in g.nodes:
+        d = REGISTRY.get(n.op, n.domain)
+        rr = d.quant.roles if d is not None and d.quant is not None else ()
+        for k, i in enumerate(n.inputs):
+            if i in g.consts:
+                roles.setdefault(i, set()).add(rr[min(k, len(rr) - 1)] if rr else None)
+    flushed = 0
+    for name, r in roles.items():
+        v = g.consts[name]
+        if r != {WEIGHT} or v.dtype != np.float32 or name in g.outputs:
+            continue
+        sub = (v != 0) & (np.abs(v) < tiny)
+        count = int(np.count_nonzero(sub))
+        if count:
+            w = np.array(v, copy=True)
+            w[sub] = np.copysign(np.float32(0), w[sub])
+            g.consts[name] = w
+            flushed += count
+    return flushed
+
+
+def optimize(g: Graph, *, fold_bn: bool = True, fuse: bool = True, collapse: bool = True,
+             report: dict | None = None) -> Graph:
+    """The standard float pipeline, run before calibration. Edits g in place and returns it;
+    `report` (a dict) receives what changed that a user may want told (denormal_weights_flushed)."""
     from .shapes import infer_shapes
     try:
         from .control import fold_if, unroll_loops
@@ -533,6 +568,9 @@ def optimize(g: Graph, *, fold_bn: bool = True, fuse: bool = True, collapse: boo
             if not (fold_bias_add(g) + fold_batchnorm(g)):
                 break
         eliminate_dead(g)
+    flushed = flush_denormal_weights(g)
+    if report is not None and flushed:
+        report["denormal_weights_flushed"] = report.get("denormal_weights_flushed", 0) + flushed
     if fuse:
         fuse_activations(g)
     if collapse:

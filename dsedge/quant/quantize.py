@@ -955,7 +955,8 @@ def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool
     pinned_info: dict = {}
     if cfg.pin_constant_inputs:
         pin_constant_inputs(g0, feeds, pinned_info, dict(cfg.export_shapes))
-    fg = optimize(g0)
+    optimized: dict = {}
+    fg = optimize(g0, report=optimized)
     feeds = list(feeds) if not hasattr(feeds, "__len__") else feeds
     from dsedge.calibration.engine import float_engine, spill_constants
     engine = float_engine(fg, "fiub")
@@ -998,7 +999,7 @@ def prepare(graph: Graph, feeds, cfg: QuantConfig = QuantConfig(), *, copy: bool
             # across all feeds, and small integer inputs whose value never changed
             "input_shapes": dict(getattr(calib, "input_shapes", {}) or {}),
             "constant_inputs": dict(getattr(calib, "constant_inputs", {}) or {}),
-            **pinned_info,
+            **pinned_info, **optimized,
             "warnings": notes}
     return Prepared(fg, cfg, calib.ranges, calib.observers, measured, shifts, weights, eval_feeds, eval_outputs, info,
                     calib)
