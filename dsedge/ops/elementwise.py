@@ -275,6 +275,15 @@ def hard_swish(x):
 # src/vec_mathf.h on AVX2/NEON, mathf.c's on REF) times x, as the separate nodes give there.
 act_fn("SiLU", 2, (("Sigmoid", (("v", 0),), {}), ("Mul", (("v", 0), ("v", 1)), {})))
 
+# GELU as PyTorch exports it, x * (1 + erf(x / sqrt 2)) * 0.5 (Div, Erf, Add, Mul, Mul; float32
+# constants sqrt 2, 1 and 0.5), act_fn 3: after a float Conv (PaddleOCR's SVTR recogniser and
+# its text detector: 13 each) it is applied while the conv's tile is in cache instead of five
+# passes over the tensor. Its C bytes are the separate nodes' on each ISA: the IEEE steps and that
+# ISA's Erf kernel's erf (the vectorised src/vec_mathf.h on AVX2/NEON, mathf.c's on REF).
+act_fn("GELU", 3, (("Div", (("v", 0), ("c", 0)), {}), ("Erf", (("v", 1),), {}), ("Add", (("v", 2), ("c", 1)), {}),
+                   ("Mul", (("v", 0), ("v", 3)), {}), ("Mul", (("v", 4), ("c", 2)), {})),
+       consts=(np.float32(np.sqrt(2.0)), np.float32(1.0), np.float32(0.5)))
+
 
 # -- selection, comparison, logic ----------------------------------------------------------
 

@@ -18,14 +18,23 @@ from dsedge.export import dse as dse_mod
 from dsedge.interp import execute
 from dsedge.ops import REGISTRY
 
-CODE = {"HardSwish": 1, "SiLU": 2}
-ACTS = pytest.mark.parametrize("act", ["HardSwish", "SiLU"])
+CODE = {"HardSwish": 1, "SiLU": 2, "GELU": 3}
+ACTS = pytest.mark.parametrize("act", ["HardSwish", "SiLU", "GELU"])
 
 
 def _act(N, act, x, y, name, swap=False):
-    """y = act(x) as ONNX nodes: HardSwish, or SiLU as Sigmoid then Mul (Mul(s, x) with swap)."""
+    """y = act(x) as ONNX nodes: HardSwish, SiLU as Sigmoid then Mul (Mul(s, x) with swap), or GELU
+    as PyTorch exports it, x * (1 + erf(x / sqrt 2)) * 0.5 (operands swapped with swap; the
+    constants are the model's initializers sqrt2, one, half)."""
     if act == "HardSwish":
         return [N("HardSwish", [x], [y], name=name)]
+    if act == "GELU":
+        o = (lambda a, b: [b, a]) if swap else (lambda a, b: [a, b])
+        return [N("Div", [x, "sqrt2"], [f"{name}_d"], name=f"{name}_div"),
+                N("Erf", [f"{name}_d"], [f"{name}_s"], name=f"{name}_erf"),
+                N("Add", o(f"{name}_s", "one"), [f"{name}_a"], name=f"{name}_add"),
+                N("Mul", o(x, f"{name}_a"), [f"{name}_m"], name=f"{name}_mul"),
+                N("Mul", o(f"{name}_m", "half"), [y], name=name)]
     return [N("Sigmoid", [x], [f"{name}_s"], name=f"{name}_sig"),
             N("Mul", [f"{name}_s", x] if swap else [x, f"{name}_s"], [y], name=name)]
 
@@ -51,6 +60,8 @@ def _model(extra_reader=False, act="HardSwish", sigmoid_reader=False):
                   N("Add", ["y0", "a4"], ["y"], name="add")]
     else:
         nodes += [N("Identity", ["y0"], ["y"], name="id")]
+    inits += [numpy_helper.from_array(np.array(v, np.float32), k)
+              for k, v in (("sqrt2", np.sqrt(2.0)), ("one", 1.0), ("half", 0.5))]
     g = helper.make_graph(nodes, "hs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 12])], inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -95,7 +106,7 @@ def test_float_conv_takes_the_activation(tmp_path, monkeypatch, act):
     ex.artifact.write(p)
     pu = tmp_path / "unfused.dse"
     exu = _unfused(monkeypatch, r, pu)
-    assert sum(1 for o, _ in _ops(exu.artifact) if o in ("HardSwish", "Sigmoid")) == 2
+    assert sum(1 for o, _ in _ops(exu.artifact) if o in ("HardSwish", "Sigmoid", "Erf")) == 2
     feed = _feeds(1, 11)[0]
     feed["x"].reshape(-1)[7] = np.nan
     feed["x"].reshape(-1)[200:206] = [np.inf, -np.inf, 60.0, -60.0, 1e4, -1e4]   # sigmoid saturates

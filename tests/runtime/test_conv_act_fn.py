@@ -1,7 +1,7 @@
 """A float Conv with a fused activation function (INT `act_fn`, docs/kernels.md "Fused activation";
 the exporter's `_fuse_act_fn`): the one node gives exactly the bytes of the Conv followed by the
-separate float32 nodes, HardSwish (1) or SiLU (2: Sigmoid then Mul), on every kernel and path that
-may take a float Conv.
+separate float32 nodes, HardSwish (1), SiLU (2: Sigmoid then Mul) or GELU (3: Div by sqrt 2, Erf, Add
+1, Mul, Mul by 0.5), on every kernel and path that may take a float Conv.
 
 Each case is built twice over the same weights, inputs and planned scratch: Conv -> HardSwish (or
 Conv -> Sigmoid -> Mul, Mul's operands in either order) and Conv{act_fn} (one node). Both run in one
@@ -27,8 +27,8 @@ from dsedge.artifact import Artifact, NodeRec, TensorRec, op_id
 from .test_kernels_f32_avx2 import AVX2, CONV_CASES, REF_KERNELS, _wino_plan_of, lib, planned_scratch, rnd, run  # noqa: F401
 from .test_kernels_f32_nn import make_node, ref
 
-HSWISH, SILU = 1, 2   # DSE_ACT_FN_HARDSWISH, DSE_ACT_FN_SILU
-FNS = (HSWISH, SILU)
+HSWISH, SILU, GELU = 1, 2, 3   # DSE_ACT_FN_HARDSWISH, DSE_ACT_FN_SILU, DSE_ACT_FN_GELU
+FNS = (HSWISH, SILU, GELU)
 
 
 def conv_pair(case, seed, special=True, w16=False, fp16_arith=False, direct=False, fn=HSWISH):
@@ -38,7 +38,7 @@ def conv_pair(case, seed, special=True, w16=False, fp16_arith=False, direct=Fals
     xs, ws, s, p, d, g, has_b, act = case
     rng = np.random.default_rng(seed)
     x, w = rnd(rng, *xs, scale=3.0), rnd(rng, *ws, scale=0.5)
-    if fn == SILU:   # every 11th input larger: sums where the sigmoid saturates (exp's clamps at -104, 88.7)
+    if fn in (SILU, GELU):   # every 11th input larger: sums where the sigmoid / erf saturates (exp's clamps at -104, 88.7)
         v = x.reshape(-1)
         v[::11] *= rng.choice(np.float32([3, 10, 30, 1e3]), v[::11].size)
     if special:   # a NaN and an infinity (each reaches the outputs whose window holds it)
@@ -71,7 +71,22 @@ def _append_act(art: Artifact, fn: int, swap: bool = False) -> Artifact:
     y = art.tensors[yi]
     off = art.scratch_offset
     tensors, nodes = art.tensors, [node]
-    for name, op in ((("z", "HardSwish"),) if fn == HSWISH else (("s", "Sigmoid"), ("z", "Mul"))):
+    if fn == GELU:   # y * (1 + erf(y / sqrt 2)) * 0.5 as PyTorch exports it (operands swapped with swap)
+        c = {}
+        for cname, v in (("sqrt2", np.sqrt(2.0)), ("one", 1.0), ("half", 0.5)):
+            tensors += (TensorRec.const(cname, np.array(v, np.float32)),)
+            c[cname] = len(tensors) - 1
+        o = (lambda a, b: (b, a)) if swap else (lambda a, b: (a, b))
+        prev = None
+        for name, op, ins in (("d", "Div", lambda p: (yi, c["sqrt2"])), ("e", "Erf", lambda p: (p,)),
+                              ("a", "Add", lambda p: o(p, c["one"])), ("m", "Mul", lambda p: o(yi, p)),
+                              ("z", "Mul", lambda p: o(p, c["half"]))):
+            t = TensorRec.arena(name, "float32", y.shape, off)
+            off += -(-max(t.nbytes, 1) // 64) * 64
+            tensors += (t,)
+            nodes.append(NodeRec(op_id(op), ins(prev), (len(tensors) - 1,), {}, name=f"{op.lower()}_{name}"))
+            prev = len(tensors) - 1
+    for name, op in (() if fn == GELU else (("z", "HardSwish"),) if fn == HSWISH else (("s", "Sigmoid"), ("z", "Mul"))):
         t = TensorRec.arena(name, "float32", y.shape, off)
         off += -(-max(t.nbytes, 1) // 64) * 64
         tensors += (t,)
@@ -207,7 +222,7 @@ def test_conv_act_fn_fused_fp16_arith(lib, k):   # noqa: F811
     for fn in FNS:
         pair, fused, feeds = conv_pair(CONV_CASES[k], 77 + k, w16=True, fp16_arith=True, fn=fn)
         for flags in (0, REF_KERNELS):
-            if fn == SILU and not flags and AVX2:
+            if fn in (SILU, GELU) and not flags and AVX2:
                 st, msg = _load_status(lib, fused, flags)
                 assert st != 0 and "act_fn" in msg, msg
                 continue

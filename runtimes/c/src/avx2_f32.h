@@ -141,7 +141,18 @@ DSE_AI __m256 dse__avx2_hardswish(__m256 x) {
  * Sigmoid kernel takes them, so that their long dependency chains interleave). N: a constant after
  * inlining (an epilogue's register tile). */
 DSE_AI void dse__avx2_act_fn_n(int fn, const int N, __m256 *v) {
-    if (fn == DSE_ACT_FN_SILU) {
+    if (fn == DSE_ACT_FN_GELU) {   /* x * (1 + erf(x / sqrt 2)) * 0.5: the Erf kernel's erf, 4 vectors at a time */
+        DSE_UNROLL
+        for (int k = 0; k < N; k += 4) {
+            const int n = N - k < 4 ? N - k : 4;
+            __m256 t[4], e[4];
+            DSE_UNROLL
+            for (int q = 0; q < n; q++) t[q] = _mm256_div_ps(v[k + q], _mm256_set1_ps(1.41421353816986083984375f));
+            dse__avx2_erf_n(n, t, e);
+            DSE_UNROLL
+            for (int q = 0; q < n; q++) v[k + q] = _mm256_mul_ps(_mm256_mul_ps(v[k + q], _mm256_add_ps(e[q], _mm256_set1_ps(1.0f))), _mm256_set1_ps(0.5f));
+        }
+    } else if (fn == DSE_ACT_FN_SILU) {
         DSE_UNROLL
         for (int k = 0; k < N; k += 4) {
             const int n = N - k < 4 ? N - k : 4;

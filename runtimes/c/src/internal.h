@@ -474,8 +474,11 @@ static inline void dse__tap_range(int64_t base, int64_t k, int64_t d, int64_t lo
  * where an optimised Sigmoid kernel runs (AVX2, NEON) and mathf.c's dse_sigmoidf on REF; then the
  * product (exact). A kernel that applies f sets bit f of why->act_fns: dse__act_fns(m, vec) gives
  * the float Conv kernels' mask, vec = 1 when the kernel's SiLU is the vectorised one, 0 when it is
- * mathf.c's (SILU is in the mask only when that is the sigmoid of the model's Sigmoid kernel). */
-enum { DSE_ACT_FN_NONE = 0, DSE_ACT_FN_HARDSWISH = 1, DSE_ACT_FN_SILU = 2 };
+ * mathf.c's (SILU is in the mask only when that is the sigmoid of the model's Sigmoid kernel).
+ * GELU x * (1 + erf(x / sqrt 2)) * 0.5 as PyTorch exports it (Div by float32 sqrt 2, Erf, Add 1,
+ * Mul by x, Mul by 0.5; one rounding each): the Erf kernel's erf the same way (vec: vec_mathf.h's,
+ * else mathf.c's dse_erff), the four IEEE steps exact. */
+enum { DSE_ACT_FN_NONE = 0, DSE_ACT_FN_HARDSWISH = 1, DSE_ACT_FN_SILU = 2, DSE_ACT_FN_GELU = 3 };
 /* A few operations (HardSwish): the optimised kernels apply it in each output vector's epilogue.
  * Else (SiLU's sigmoid, ~28 vector operations): in a pass over a finished tile or plane while it
  * is in L1/L2, 4 vectors at a time (inlined beside a register tile it spills). */

@@ -42,7 +42,7 @@ DSE_INTERNAL float dse_expm1f(float x);
 DSE_SHARED float dse_logf(float x);        /* (shared: the AVX2 LogSoftmax calls it) */
 DSE_INTERNAL float dse_tanhf(float x);
 DSE_SHARED float dse_sigmoidf(float x);      /* 1 / (1 + exp(-x)) (shared: the fused SiLU of kernels/ref/loops.c) */
-DSE_INTERNAL float dse_erff(float x);
+DSE_SHARED float dse_erff(float x);         /* (shared: the fused GELU of kernels/ref/loops.c) */
 #if defined(__GNUC__)
 __attribute__((unused))   /* no kernel uses it yet (tests do): no warning in the one-unit build */
 #endif
@@ -62,10 +62,19 @@ DSE_INTERNAL float dse_softplusf(float x);     /* log(1 + exp(x)) */
  * (not canonical): the fused `act_fn` 2 of the REF float Conv kernels. */
 static inline float dse_siluf(float x) { return x * dse_sigmoidf(x); }
 
-/* A fused activation function (INT act_fn: 1 HardSwish, 2 SiLU; internal.h DSE_ACT_FN_*) of a float
- * kernel's output, after its clamp, with REF's bytes of the separate float32 nodes (NaN canonical). */
+/* GELU as PyTorch exports it, x * (1 + erf(x / sqrt 2)) * 0.5, with REF's Erf (dse_erff) and one
+ * rounding per step, as REF's Div, Erf, Add, Mul and Mul kernels give it (not canonical): the fused
+ * `act_fn` 3 of the REF float Conv kernels. */
+static inline float dse_gelu_chainf(float x) {
+    const float e = dse_erff(x / 1.41421353816986083984375f);   /* float32(sqrt 2) */
+    return (x * (e + 1.0f)) * 0.5f;
+}
+
+/* A fused activation function (INT act_fn: 1 HardSwish, 2 SiLU, 3 GELU; internal.h DSE_ACT_FN_*) of a
+ * float kernel's output, after its clamp, with REF's bytes of the separate float32 nodes (NaN canonical). */
 static inline float dse__act_fnf(int fn, float v) {
-    return dse_canonf(fn == 2 /* DSE_ACT_FN_SILU */ ? dse_siluf(v) : fn == 1 /* HARDSWISH */ ? dse_hardswishf(v) : v);
+    return dse_canonf(fn == 2 /* DSE_ACT_FN_SILU */ ? dse_siluf(v) : fn == 1 /* HARDSWISH */ ? dse_hardswishf(v)
+                      : fn == 3 /* GELU */ ? dse_gelu_chainf(v) : v);
 }
 
 #endif

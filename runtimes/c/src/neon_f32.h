@@ -107,7 +107,18 @@ DSE_INTERNAL void dse__neon_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, 
  * (HardSwish: dse__neon_hardswish, REF's bytes; SiLU: dse__neon_silu_n, 4 vectors at a time as the
  * Sigmoid kernel takes them, so that their long dependency chains interleave). */
 DSE_NEON_AI void dse__neon_act_fn_n(int fn, const int N, float32x4_t *v) {
-    if (fn == DSE_ACT_FN_SILU) {
+    if (fn == DSE_ACT_FN_GELU) {   /* x * (1 + erf(x / sqrt 2)) * 0.5: the Erf kernel's erf, 4 vectors at a time */
+        DSE_NEON_UNROLL
+        for (int k = 0; k < N; k += 4) {
+            const int n = N - k < 4 ? N - k : 4;
+            float32x4_t t[4], e[4];
+            DSE_NEON_UNROLL
+            for (int q = 0; q < n; q++) t[q] = vdivq_f32(v[k + q], vdupq_n_f32(1.41421353816986083984375f));
+            dse__neon_erf_n(n, t, e);
+            DSE_NEON_UNROLL
+            for (int q = 0; q < n; q++) v[k + q] = vmulq_f32(vmulq_f32(v[k + q], vaddq_f32(e[q], vdupq_n_f32(1.0f))), vdupq_n_f32(0.5f));
+        }
+    } else if (fn == DSE_ACT_FN_SILU) {
         DSE_NEON_UNROLL
         for (int k = 0; k < N; k += 4) {
             const int n = N - k < 4 ? N - k : 4;

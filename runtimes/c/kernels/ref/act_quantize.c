@@ -1,7 +1,7 @@
 /* act_quantize.c: dsedge.ActFnQuantize (op 1002), a float activation function then a per-tensor
  * int8 QuantizeLinear in one pass (docs/kernels.md "dsedge.ActFnQuantize"):
  *     y[i] = QuantizeLinear(f(x[i]), q_scale, q_zp)      (clamp(nearbyintf(v / s) + zp, -128, 127), NaN -> zp)
- * f = INT act_fn (src/internal.h DSE_ACT_FN_*: 1 HardSwish, 2 SiLU x * sigmoid(x)). The exporter
+ * f = INT act_fn (src/internal.h DSE_ACT_FN_*: 1 HardSwish, 2 SiLU x * sigmoid(x), 3 GELU). The exporter
  * writes it for a float SiLU whose only reader quantises it (dsedge/export/dse.py
  * `_fuse_act_fn_quantize`), so its bytes must be those of the separate nodes it replaces (Sigmoid,
  * Mul, QuantizeLinear) on every ISA: f is the one of the Sigmoid kernel the loader gives the model
@@ -23,7 +23,7 @@ int dse__act_q_params(const dse_model *m, const dse_node *n, dse_act_q *p, dse_w
     const dse_attr *s = dse__attr(n, DSE_A_q_scale, DSE_ATTR_FLOAT);
     const int64_t fn = dse__attr_int(n, DSE_A_act_fn, 0), zp = dse__attr_int(n, DSE_A_q_zp, 1000);
     if (!x || !y || !s || x->dtype != DSE_DTYPE_FLOAT32 || y->dtype != DSE_DTYPE_INT8 || x->numel != y->numel ||
-        (fn != DSE_ACT_FN_HARDSWISH && fn != DSE_ACT_FN_SILU) || !(s->f > 0.0f) || !isfinite(s->f) || !DSE_I8_OK(zp)) {
+        (fn != DSE_ACT_FN_HARDSWISH && fn != DSE_ACT_FN_SILU && fn != DSE_ACT_FN_GELU) || !(s->f > 0.0f) || !isfinite(s->f) || !DSE_I8_OK(zp)) {
         DSE_WHY(why, ACT_Q_NEEDS_FLOAT32_X_INT8);
         return 1;
     }

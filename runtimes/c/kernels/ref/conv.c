@@ -74,11 +74,14 @@ int dse__nn_act_fn(const dse_node *n) { return (int)dse__attr_int(n, DSE_A_act_f
  * (internal.h): HardSwish always; SiLU when the kernel's sigmoid (vec: the vectorised one of
  * src/vec_mathf.h, else mathf.c's) is the one of the Sigmoid kernel the loader gives this model
  * (the first listed for its ISAs: AVX2 or NEON unless the build is -DDSE_REF_FLOAT or the load
- * forces REF). */
+ * forces REF); GELU likewise with the Erf kernel's erf. */
 uint32_t dse__act_fns(const dse_model *m, int vec) {
     const int k = dse__next_kernel(DSE_OP_SIGMOID, DSE_DTYPE_FLOAT32, -1, m->isas);
     const int sig_vec = k >= 0 && dse__kernel_isa(k) != DSE_ISA_REF;
-    return (1u << DSE_ACT_FN_HARDSWISH) | (sig_vec == !!vec ? 1u << DSE_ACT_FN_SILU : 0u);
+    const int e = dse__next_kernel(DSE_OP_ERF, DSE_DTYPE_FLOAT32, -1, m->isas);   /* GELU: the Erf kernel's erf */
+    const int erf_vec = e >= 0 && dse__kernel_isa(e) != DSE_ISA_REF;
+    return (1u << DSE_ACT_FN_HARDSWISH) | (sig_vec == !!vec ? 1u << DSE_ACT_FN_SILU : 0u) |
+           (erf_vec == !!vec ? 1u << DSE_ACT_FN_GELU : 0u);
 }
 
 static int is_f(const dse_tensor *t) { return t && t->dtype == DSE_DTYPE_FLOAT32; }
