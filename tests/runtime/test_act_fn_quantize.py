@@ -1,5 +1,5 @@
 """dsedge.ActFnQuantize (op 1002; kernels/ref/act_quantize.c, docs/kernels.md "dsedge.ActFnQuantize";
-the exporter's `_fuse_act_fn_quantize`): a float SiLU (or HardSwish) then a per-tensor int8
+the exporter's `_fuse_act_fn_quantize`): a float SiLU (or HardSwish, or GELU) then a per-tensor int8
 QuantizeLinear as one node gives exactly the bytes of the separate float32 nodes (Sigmoid, Mul(x, s)
 or Mul(s, x), QuantizeLinear; or HardSwish, QuantizeLinear) on every kernel that may take it: AVX2
 and REF natively (1, 2 and 3 threads), NEON and REF under qemu-aarch64. The oracle is the unfused
@@ -20,7 +20,7 @@ from dsedge.ops import REGISTRY
 from .test_conv_act_fn import SILU_X, _load_status
 from .test_kernels_f32_avx2 import AVX2, REF_KERNELS, lib, run  # noqa: F401
 
-HSWISH, SILU = 1, 2
+HSWISH, SILU, GELU = 1, 2, 3
 ACT_Q = REGISTRY.get("ActFnQuantize", "dsedge").id
 
 
@@ -33,7 +33,18 @@ def pair(shape, fn, scale, zp, swap=False):
     """(unfused artifact, fused artifact): x -> [Sigmoid, Mul | HardSwish] -> QuantizeLinear -> y, and
     x -> ActFnQuantize -> y."""
     ts, off = _arena((), shape, "float32", 0, "x")
-    if fn == SILU:
+    if fn == GELU:   # x * (1 + erf(x / sqrt 2)) * 0.5 as PyTorch exports it (swap: operands the other way)
+        ts += tuple(TensorRec.const(k, np.asarray(v, np.float32)) for k, v in (("sqrt2", np.sqrt(2.0)), ("one", 1.0),
+                                                                            ("half", 0.5)))
+        o = (lambda a, b: (b, a)) if swap else (lambda a, b: (a, b))
+        nodes, prev = [], None
+        for name, op, ins in (("d", "Div", lambda p: (0, 1)), ("e", "Erf", lambda p: (p,)),
+                              ("a", "Add", lambda p: o(p, 2)), ("m", "Mul", lambda p: o(0, p)),
+                              ("z", "Mul", lambda p: o(p, 3))):
+            ts, off = _arena(ts, shape, "float32", off, name)
+            nodes.append(NodeRec(op_id(op), ins(prev), (len(ts) - 1,), {}, name=f"{op.lower()}_{name}"))
+            prev = len(ts) - 1
+    elif fn == SILU:
         ts, off = _arena(ts, shape, "float32", off, "s")
         ts, off = _arena(ts, shape, "float32", off, "z")
         nodes = [NodeRec(op_id("Sigmoid"), (0,), (1,), {}, name="sig"),
@@ -90,7 +101,7 @@ def _numpy_ref(x, fn, scale, zp):
 
 @pytest.mark.parametrize("shape,scale,zp", _cases())
 def test_act_fn_quantize_same_bytes(lib, shape, scale, zp):   # noqa: F811
-    for fn in (SILU, HSWISH):
+    for fn in (SILU, HSWISH, GELU):
         x = inputs(shape, scale, seed=len(shape) * 1000 + int(np.prod(shape)) + fn)
         unf, fused = pair(shape, fn, scale, zp, swap=int(np.prod(shape)) % 2 == 1)
         ref_y = _numpy_ref(x, fn, scale, zp)
@@ -118,7 +129,7 @@ def test_act_fn_quantize_saturates_both_ways(lib):   # noqa: F811
     """Large |x|: SiLU(x) -> x (positive side: 127), -> -0 (negative side: zp); HardSwish likewise;
     a tiny scale saturates everything that is not ~0 (the output holds both bounds)."""
     x = np.float32([1e30, 3e38, np.inf, -np.inf, -1e30, -50.0, 50.0, 0.0, -0.0, np.nan, 1e-3, -1e-3, 10.0, -0.3])
-    for fn in (SILU, HSWISH):
+    for fn in (SILU, HSWISH, GELU):
         unf, fused = pair(x.shape, fn, 1e-4, 3)
         for flags in (0, REF_KERNELS):
             (want,), _ = run(lib, unf, [x], flags=flags)
@@ -132,7 +143,7 @@ def test_act_fn_quantize_refused_when_malformed(lib):   # noqa: F811
     int8 or a float output (never a silent different computation)."""
     _, good = pair((8,), SILU, 0.1, 0)
     assert _load_status(lib, good, 0)[0] == 0
-    for bad_attrs in ({"act_fn": 3}, {"act_fn": 0}, {"q_scale": 0.0}, {"q_scale": float("inf")}, {"q_zp": 128}):
+    for bad_attrs in ({"act_fn": 4}, {"act_fn": 0}, {"q_scale": 0.0}, {"q_scale": float("inf")}, {"q_zp": 128}):
         (node,) = good.nodes
         n2 = NodeRec(node.op, node.inputs, node.outputs, {**dict(node.attrs), **bad_attrs}, name=node.name)
         art = Artifact(tensors=good.tensors, nodes=(n2,), inputs=good.inputs, outputs=good.outputs,
@@ -155,7 +166,7 @@ def test_neon_act_fn_quantize_same_bytes(tmp_path_factory):
     exe = build_runner(tmp_path_factory.mktemp("act_q_neon_build"), "aarch64")
     cases = []
     for k, shape in enumerate([(1,), (15,), (17,), (257,), (2, 3, 5, 7), (1, 16, 21, 23)]):
-        for fn in (SILU, HSWISH):
+        for fn in (SILU, HSWISH, GELU):
             scale, zp = PARAMS[k % len(PARAMS)]
             x = inputs(shape, scale, seed=7 * k + fn)
             unf, fused = pair(shape, fn, scale, zp, swap=k % 2 == 1)
