@@ -4,6 +4,8 @@ runner's -ref), the host's AVX2 build and a float64 oracle.
 
   * exact kernels (Relu, LeakyRelu, HardSigmoid, HardSwish, Neg, Abs, Sqrt, Reciprocal, Clip, Add
     with its clamp, Sub, Mul, Div): REF's bytes, canonical NaN;
+  * the Elementwise program (kernels/neon/elementwise.c; every step kind, in place, float and int8
+    output): REF's bytes, the host AVX2 build's too;
   * polynomial kernels (Exp, Sigmoid, Tanh, Erf; src/vec_mathf.h, shared with AVX2) and Softmax,
     LogSoftmax (with that exp): the host AVX2 build's bytes on every case; Exp..Erf within the
     documented ulps of float64 over a sweep of every 4099th float32 bit pattern
@@ -22,6 +24,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from dsedge.artifact import op_id
+from dsedge.ops.fused import encode_float_program
+
 from .test_kernels_f32_avx2 import (AVX2, APPROX_ULPS, BINARY_CASES, SOFTMAX_CASES, _make, _softmax_tol, _specials,
                                     check_approx, run as run_host, sweep_input)
 from .test_kernels_f32_nn import make_node
@@ -35,6 +40,40 @@ EXACT_UNARY = [("Relu", {}), ("LeakyRelu", dict(alpha=0.1)), ("HardSigmoid", dic
 SIZES = [1, 7, 8, 9, 33, 1037]
 BIG = 40000   # > 2 parts of 16384: split over 3 threads
 CLIP_BOUNDS = [(-1.0, 2.0), (None, 0.5), (0.0, None), (None, None), (np.nan, 1.0), (3.0, 1.0), (-0.0, 0.0)]
+
+
+def _v(k):
+    return ("v", k)
+
+
+def _c(j):
+    return ("c", j)
+
+
+# Elementwise programs (kernels/neon/elementwise.c): every step kind, HardSwish written as arithmetic
+EW_CONSTS = (np.float32(3), np.float32(0), np.float32(6), np.float32(-0.5), np.float32(0.25))
+EW_PROGRAMS = [
+    ((("Add", (_v(0), _c(0)), {}), ("Clip", (_v(1), _c(1), _c(2)), {}), ("Mul", (_v(0), _v(2)), {}),
+      ("Div", (_v(3), _c(2)), {})), 4),
+    ((("Sub", (_c(3), _v(0)), {}), ("Max", (_v(1), _v(0)), {}), ("Min", (_v(2), _c(4)), {}), ("Neg", (_v(3),), {}),
+      ("Abs", (_v(0),), {}), ("Sqrt", (_v(5),), {}), ("Reciprocal", (_v(6),), {}), ("Relu", (_v(0),), {}),
+      ("HardSwish", (_v(0),), {}), ("LeakyRelu", (_v(0),), {"alpha": 0.1}),
+      ("HardSigmoid", (_v(0),), {"alpha": 0.3, "beta": 0.6}), ("Floor", (_v(0),), {}), ("Sign", (_v(0),), {}),
+      ("Add", (_v(4), _v(8)), {}), ("Add", (_v(14), _v(11)), {}), ("Mul", (_v(15), _v(12)), {})), 16),
+    ((("Clip", (_v(0), _c(1), None), {}), ("Max", (_c(1), _v(1)), {}), ("Min", (_v(0), _c(1)), {}),
+      ("Sub", (_v(2), _v(3)), {})), 4),
+]
+
+
+def _dsedge(art):
+    """make_node's artifact (made for a placeholder op: it knows the standard domain only) as an Elementwise node."""
+    n = art.nodes[0]
+    return dataclasses.replace(art, nodes=(dataclasses.replace(n, op=op_id("Elementwise", "dsedge")),))
+
+
+def _kern(case, isa):
+    """The kernel a case's node runs on `isa` (the int8 Elementwise's name for kind ewprog_i8)."""
+    return f"dse_{'i8' if case[4] == 'ewprog_i8' else 'f32'}_{case[3]}__{isa}"
 
 
 def _case(art, feeds, shape, stem, kind, x=None, op=None):
@@ -89,6 +128,18 @@ def all_cases():
             if sa == (3, 45):
                 art = _in_place(art)
             cases.append(_case(art, feeds, y, op.lower(), "exact"))
+    for prog, result in EW_PROGRAMS:   # exact: REF's bytes
+        for k in range(1, result + 1):   # every step as the result (whole blocks and a short one), the last
+            enc = encode_float_program({"program": prog, "consts": EW_CONSTS, "result": k})   # also long and in place
+            for n in ((200,) if k < result else (7, 128, 1037, BIG)):
+                x = _specials(n, np.random.default_rng(n + k), scale=6.0).reshape(1, n)
+                art, feeds = make_node("Relu", [(x, False)], [("float32", x.shape)], enc)
+                art = _dsedge(art)
+                cases.append(_case(_in_place(art) if n == 1037 else art, feeds, x.shape, "elementwise", "exact"))
+        x = _specials(1040, np.random.default_rng(3), scale=6.0).reshape(1, 1040)
+        enc = encode_float_program({"program": prog, "consts": EW_CONSTS, "result": result})
+        art, feeds = make_node("Relu", [(x, False)], [("int8", x.shape)], dict(enc, q_scale=0.03, q_zp=-7))
+        cases.append(_case(_dsedge(art), feeds, (1, 260), "elementwise", "ewprog_i8"))   # 1040 int8 = 260 floats
     for op in ["Softmax", "LogSoftmax"]:
         for shape, axis, c2 in SOFTMAX_CASES + [((64, 1000), 1, 0), ((2, 37, 20), 1, 0), ((3, 2, 9), 2, 0)]:
             x = (np.random.default_rng(len(shape)).standard_normal(shape) * 6).astype(np.float32)
@@ -130,12 +181,12 @@ def test_neon_ew_chosen_and_exact(results, written):
     bad = []
     for k, (o, r, kern, rk, case) in enumerate(zip(outs, refs, kernels, rkernels, written[2])):
         stem, kind = case[3], case[4]
-        if kern != f"dse_f32_{stem}__{'ref' if kind == 'ref' else 'neon'}" or rk != f"dse_f32_{stem}__ref":
+        if kern != _kern(case, 'ref' if kind == 'ref' else 'neon') or rk != _kern(case, "ref"):
             bad.append(f"case {k}: {stem} ran {kern} / {rk}")
-        elif kind == "exact":
+        elif kind in ("exact", "ewprog_i8"):
             if o.tobytes() != r.tobytes():
                 bad.append(f"case {k} ({stem}): {_differ(o, r)} elements differ from REF")
-            if not (o.view(np.uint32)[np.isnan(o)] == 0x7FC00000).all():
+            if kind == "exact" and not (o.view(np.uint32)[np.isnan(o)] == 0x7FC00000).all():
                 bad.append(f"case {k} ({stem}): NaN not canonical")
         elif kind == "softmax":   # NaN lines (a NaN, +inf or only -inf in them) canonical as REF's
             nan = np.isnan(r)
@@ -169,7 +220,7 @@ def test_neon_ew_same_bytes_as_avx2(results, written, tmp_path_factory):
     bad = []
     for k, (o, case) in enumerate(zip(outs, written[2])):
         (h,), ks = run_host(L, case[0], case[1])
-        if ks[0] != f"dse_f32_{case[3]}__{'ref' if case[4] == 'ref' else 'avx2'}" or h.tobytes() != o.tobytes():
+        if ks[0] != _kern(case, 'ref' if case[4] == 'ref' else 'avx2') or h.tobytes() != o.tobytes():
             bad.append(f"case {k}: {ks[0]}, {_differ(h, o)} elements differ")
     assert not bad, "\n".join(bad)
 
@@ -194,5 +245,5 @@ def test_neon_ew_ref_float_build(tmp_path, written, results):
     outs, kernels = run_cases(exe, written)
     _, (refs, _) = results
     for k, (o, r, kern, case) in enumerate(zip(outs, refs, kernels, written[2])):
-        assert kern == f"dse_f32_{case[3]}__{'neon' if case[4] == 'exact' else 'ref'}", (k, kern)
+        assert kern == _kern(case, 'neon' if case[4] in ('exact', 'ewprog_i8') else 'ref'), (k, kern)
         assert o.tobytes() == r.tobytes(), f"case {k}: not REF's bytes"
