@@ -14,6 +14,7 @@ from .artifact import LAYOUT_F16W
 from .errors import ModelError
 from .export import export, save_dse
 from .export.dse import RecordCache
+from .export.specialize import input_shapes_from_cli
 from .ir import Graph
 from .quant.fp16 import ONNX_METADATA_KEY as FP16_ARITH_ONNX_KEY, marked as fp16_marked
 from .quant.kinds import form_of
@@ -576,7 +577,6 @@ def quantize(model, calib=None, *, precision: str = "int8", method: str = "auto"
 
 def _export_shapes(input_shapes) -> tuple:
     """{name: shape} or ["NAME=1x3x48x320", ...] -> QuantConfig.export_shapes."""
-    from .export.specialize import input_shapes_from_cli
     return tuple(sorted(input_shapes_from_cli(input_shapes.items() if isinstance(input_shapes, dict)
                                               else input_shapes).items()))
 

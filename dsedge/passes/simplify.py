@@ -35,6 +35,7 @@ import numpy as np
 from ..ir import Graph, Node, TensorInfo
 from ..ops.fused import apply_activation  # noqa: F401  (the fused-activation rule lives with the ops)
 from ..ops import REGISTRY
+from ..ops.registry import WEIGHT
 
 _NO_FOLD = {"If", "Loop", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
             "Multinomial", "DynamicQuantizeLinear"}
@@ -521,7 +522,6 @@ def _replace_region(g: Graph, members: list[Node], x: str, out: str) -> None:
 
 def flush_denormal_weights(g: Graph) -> int:
     """See the module docstring; returns the number of weight entries set to zero."""
-    from ..ops.registry import WEIGHT
     tiny = np.finfo(np.float32).tiny
     roles: dict[str, set] = {}
     for n in g.nodes:

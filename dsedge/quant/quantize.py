@@ -48,8 +48,7 @@ from ..ops import REGISTRY
 from ..ops.fused import eval_program
 from ..ops.registry import ACT, PARAM
 from ..passes.shapes import infer_shapes
-from ..passes.control import fold_if, unroll_loops
-from ..passes.simplify import eliminate_dead, fold_constants, optimize
+from ..passes.simplify import eliminate_dead, optimize
 from ..util import heap_phase, heap_trim, progress
 from . import arith, fp16, kinds, rounding
 from .fp16 import fp16_node_weights, round_fp16, to_fp16_weights  # noqa: F401  (fp16 weights live in fp16.py)
@@ -842,7 +841,8 @@ def pin_constant_inputs(g: Graph, feeds, info: dict | None = None, export_shapes
                 _rename_free(sg, name, c)
     if all(len(s) == 1 for s in shapes.values()):
         fixed = {k: next(iter(s)) for k, s in shapes.items()}
-        if all(tuple(v) == fixed.get(k) for k, v in (export_shapes or {}).items()) and _control_left(g, {}) > _control_left(g, fixed):
+        agrees = all(tuple(v) == fixed.get(k) for k, v in (export_shapes or {}).items())
+        if agrees and _control_left(g, {}) > _control_left(g, fixed):
             for name, shape in fixed.items():
                 g.info[name] = TensorInfo(g.tensor_info(name).dtype, shape)
             if info is not None:
@@ -851,7 +851,8 @@ def pin_constant_inputs(g: Graph, feeds, info: dict | None = None, export_shapes
 
 
 def _control_left(g: Graph, shapes: dict) -> int:
-    """How many If/Loop nodes a copy of `g` keeps after folding, its inputs given `shapes`."""
+    """How many If/Loop nodes a copy of `g` keeps after the float pipeline's folding (`optimize`,
+    as prepare() runs it next), its inputs given `shapes`."""
     t = g.copy()
     for name, shape in shapes.items():
         decl = t.tensor_info(name).shape
@@ -859,11 +860,7 @@ def _control_left(g: Graph, shapes: dict) -> int:
                                                                  for d, s in zip(decl, shape))):
             return 0          # the feeds do not fit the declared shape: calibration reports it
         t.info[name] = TensorInfo(t.tensor_info(name).dtype, shape)
-    infer_shapes(t)
-    for _ in range(64):
-        if not (fold_constants(t) + fold_if(t) + unroll_loops(t)):
-            break
-        infer_shapes(t)
+    optimize(t, fold_bn=False, fuse=False, collapse=False)
     return sum(1 for _, n in t.walk() if n.subgraphs())
 
 
