@@ -2,8 +2,8 @@
 vpdpbusd, `__avx512vnni` with the 256-bit EVEX form), byte for byte against REF and intref.
 
 Each variant is tested natively when this CPU has it and the loader chooses it (/proc/cpuinfo:
-`avx_vnni`; `avx512_vnni` with `avx512vl`/`avx512bw`, and no `avx_vnni`, which is listed
-first), else on one emulation build (`make EMULATE_VNNI=3`, -DDSE_EMULATE_VNNI; the variant set per load through dse__emulate_vnni_mask): the same
+`avx512_vnni` with `avx512vl`/`avx512bw`, which is listed first; `avx_vnni` and no
+`avx512_vnni`), else on one emulation build (`make EMULATE_VNNI=3`, -DDSE_EMULATE_VNNI; the variant set per load through dse__emulate_vnni_mask): the same
 source compiled for AVX2 with an exact emulation of vpdpbusd (kernels/avxvnni/vnni_emul.h), the
 CPU said to have the variant's ISA (src/cpu.c), so the loader chooses its rows. Either way every
 case asserts that the VNNI kernel (not a fallback) ran and gave REF's and intref's bytes: Conv
@@ -56,8 +56,8 @@ FLAGS = _flags()
 AVX2 = {"avx2", "fma", "f16c"} <= FLAGS
 HAS = {"avxvnni": "avx_vnni" in FLAGS,
        "avx512vnni": {"avx512_vnni", "avx512vl", "avx512bw", "avx512f"} <= FLAGS}
-# the variant a normal build chooses on this CPU (kernels_x86.inc lists avxvnni first)
-NATIVE = "avxvnni" if HAS["avxvnni"] else "avx512vnni" if HAS["avx512vnni"] else None
+# the variant a normal build chooses on this CPU (kernels_x86.inc lists avx512vnni first)
+NATIVE = "avx512vnni" if HAS["avx512vnni"] else "avxvnni" if HAS["avxvnni"] else None
 MASK = {"avxvnni": 1, "avx512vnni": 2}
 
 pytestmark = pytest.mark.skipif(CC is None or shutil.which("make") is None or not AVX2,
@@ -240,6 +240,20 @@ def test_gemm(vnni, shape, trans_b):
     scale = (2.0 ** rng.uniform(-20, 4, N)).astype(np.float32)
     check(vnni, gemm_case(x, w, b, 3, None, None, 0, trans_b, layout, out_scale=scale))
     check(vnni, gemm_case(x, w, b, -77, None, None, 0, trans_b, layout, out_scale=ONES(N)))
+
+
+def test_every_microkernel_width(vnni):
+    """Every column count of a microkernel call (avx512vnni: 1-16 columns, i.e. a tile's last call
+    with 1-3 full groups of 4 and a short group; avxvnni: 1-4) with 1 and 2 blocks of 8 channels
+    (N 8, 16, 24, 13): rows 1-33 of a Gemm, K 37 (a k-block tail), REF's and intref's bytes."""
+    rng = np.random.default_rng(4242)
+    for N in (8, 16, 24, 13):
+        w = rand_w(rng, (N, 37))
+        M, n = rng_mults(rng, N)
+        b = rand_bias(rng, N, 37)
+        for R in list(range(1, 34)) + [47, 63]:
+            x = rand_i8(rng, (R, 37))
+            check(vnni, gemm_case(x, w, b, int(rng.integers(-128, 128)), M, n, 5, 1, 1))
 
 
 MATMUL = [   # x shape, N: attention projections and MLPs of small transformers, and tails

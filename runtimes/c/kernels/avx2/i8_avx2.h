@@ -271,7 +271,7 @@ DSE_TARGET_AVX2 static inline __m256i avx2_i8_requant(__m256i acc, const avx2_i8
     return _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), q->zp);
 }
 
-/* The output stage of 8 channels r0..r0+nc-1 x nr (<= 4) columns p..p+nr-1 of a GEMM-like node
+/* The output stage of 8 channels r0..r0+nc-1 x nr (<= 4; float output <= 8) columns p..p+nr-1 of a GEMM-like node
  * writing Y[r][c] at y + r*ys_r + c*ys_p (elements): acc[j] = the int32 accumulators of column j
  * (bias included). Float output: REF's output stage, (float)acc * scale (fscale: the channels'
  * scales), then max(act_min, v) and min(act_max, v) in that operand order, which keep v when
@@ -283,17 +283,34 @@ DSE_TARGET_AVX2 static inline void avx2_i8_store_tile(void *y, size_t ys_r, size
                                                       __m256 fscale) {
     if (o->float_out) {
         const __m256 fmin = _mm256_set1_ps(o->act_min), fmax = _mm256_set1_ps(o->act_max);
-        float t[4][8];
-        for (int j = 0; j < nr; j++) {
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), fscale);
-            _mm256_storeu_ps(t[j], _mm256_min_ps(fmax, _mm256_max_ps(fmin, v)));
-        }
+        __m256 t[8];
+        for (int j = 0; j < 8; j++)
+            t[j] = j < nr ? _mm256_min_ps(fmax, _mm256_max_ps(fmin, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), fscale)))
+                          : _mm256_setzero_ps();
         float *yf = (float *)y;
-        if (ys_p == 1)
-            for (int i = 0; i < nc; i++)
-                for (int j = 0; j < nr; j++) yf[(r0 + (size_t)i) * ys_r + p + (size_t)j] = t[j][i];
-        else
-            for (int j = 0; j < nr; j++) memcpy(yf + r0 + (p + (size_t)j) * ys_p, t[j], (size_t)nc * 4);
+        if (ys_p == 1) {   /* Conv (NCHW): an 8x8 transpose (columns x channels), then nr floats per channel */
+            __m256 u[8], w[8];
+            for (int j = 0; j < 8; j += 2) u[j] = _mm256_unpacklo_ps(t[j], t[j + 1]), u[j + 1] = _mm256_unpackhi_ps(t[j], t[j + 1]);
+            for (int j = 0; j < 8; j += 4) {
+                w[j] = _mm256_shuffle_ps(u[j], u[j + 2], 0x44), w[j + 1] = _mm256_shuffle_ps(u[j], u[j + 2], 0xEE);
+                w[j + 2] = _mm256_shuffle_ps(u[j + 1], u[j + 3], 0x44), w[j + 3] = _mm256_shuffle_ps(u[j + 1], u[j + 3], 0xEE);
+            }
+            for (int i = 0; i < 4; i++)   /* row i: channel i's columns 0-7 */
+                t[i] = _mm256_permute2f128_ps(w[i], w[i + 4], 0x20), t[i + 4] = _mm256_permute2f128_ps(w[i], w[i + 4], 0x31);
+            for (int i = 0; i < nc; i++) {
+                float *d = yf + (r0 + (size_t)i) * ys_r + p;
+                if (nr == 8) _mm256_storeu_ps(d, t[i]);
+                else if (nr == 4) _mm_storeu_ps(d, _mm256_castps256_ps128(t[i]));
+                else {
+                    float b[8];
+                    _mm256_storeu_ps(b, t[i]);
+                    memcpy(d, b, (size_t)nr * 4);
+                }
+            }
+        } else {
+            float b[8];
+            for (int j = 0; j < nr; j++) _mm256_storeu_ps(b, t[j]), memcpy(yf + r0 + (p + (size_t)j) * ys_p, b, (size_t)nc * 4);
+        }
         return;
     }
     __m256i v[4];

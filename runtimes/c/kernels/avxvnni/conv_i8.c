@@ -407,7 +407,9 @@ VN_TARGET static inline __attribute__((always_inline)) void VN(mk_body)(const ui
         VN_MK_BODY(NB, NR, 1);                                                                                        \
     }                                                                                                                 \
     VN_MK_BUF(NB, NR)
+#if !defined(DSE_VNNI_512)   /* the 512-bit variant has its own microkernels (below) */
 VN_MK(1, 1) VN_MK(1, 2) VN_MK(1, 3) VN_MK(1, 4) VN_MK(2, 1) VN_MK(2, 2) VN_MK(2, 3) VN_MK(2, 4)
+#endif
 #undef VN_MK
 #undef VN_MK_BODY
 #undef VN_MK_BUF
@@ -539,6 +541,7 @@ VN_W4_ASM(mk24b_asm, VN_W4_LOAD_BUF)
 #undef VN_W4_CONSTS
 #endif
 
+#if !defined(DSE_VNNI_512)
 VN_TARGET static void VN(mk)(const uint8_t *a, const int8_t *wb, size_t wstep, size_t Kb, int nb, int nr, __m256i *out,
                              __m256i *ws) {
 #define VN_MK_CASE(NB, NR)                                                   \
@@ -569,6 +572,193 @@ VN_TARGET static void VN(mk)(const uint8_t *a, const int8_t *wb, size_t wstep, s
     }
 #undef VN_MK_CASE
 }
+#endif
+
+#if defined(DSE_VNNI_512)
+/* -- the 512-bit microkernel (AVX512-VNNI only) --------------------------------------------------- *
+ * 16 channels (two 8-channel weight blocks side by side in one zmm: the first `wstep` bytes
+ * before the second, vinserti64x4) x NR (1-16) columns, i.e. up to four column groups of the
+ * byte tile (group g at a + 4g*Kp; each full group holds 4 columns x 4 k per k-block, the
+ * tile's last group nr columns), in up to 16 zmm accumulators; per k-block one weight zmm, one
+ * 4-byte broadcast and one vpdpbusd per column. The same products summed into the same int32
+ * lanes (modulo 2^32) as the 256-bit kernel's, in another order of k-blocks' additions only:
+ * the wrapped sums are the same integers. out[j] = channels 0-7 of column j, out[16 + j]
+ * channels 8-15. NB 1: the second block is zero (not read). The channel sums of the weights
+ * (fb) come from VN(zsums), once per band, not from the first column call.
+ * The emulation build (-DDSE_EMULATE_VNNI, AVX2) runs the same code on pairs of ymm halves. */
+#if defined(DSE_EMULATE_VNNI)
+typedef struct { __m256i lo, hi; } VN(z);
+#define VZ VN(z)
+VN_TARGET static inline VZ VN(z_zero)(void) { VZ r = {_mm256_setzero_si256(), _mm256_setzero_si256()}; return r; }
+VN_TARGET static inline VZ VN(z_w)(const int8_t *p, size_t wstep, int nb) {
+    VZ r = {_mm256_loadu_si256((const __m256i *)(const void *)p),
+            nb > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(p + wstep)) : _mm256_setzero_si256()};
+    return r;
+}
+VN_TARGET static inline VZ VN(z_bcast)(const uint8_t *p) {
+    const __m256i x = _mm256_broadcastd_epi32(_mm_loadu_si32(p));
+    VZ r = {x, x};
+    return r;
+}
+VN_TARGET static inline VZ VN(z_ones)(void) { VZ r = {_mm256_set1_epi8(1), _mm256_set1_epi8(1)}; return r; }
+VN_TARGET static inline VZ VN(z_dp)(VZ acc, VZ x, VZ w) {
+    VZ r = {VN_DPBUSD(acc.lo, x.lo, w.lo), VN_DPBUSD(acc.hi, x.hi, w.hi)};
+    return r;
+}
+#define VZ_LO(v) ((v).lo)
+#define VZ_HI(v) ((v).hi)
+#else
+#define VZ __m512i
+VN_TARGET static inline VZ VN(z_zero)(void) { return _mm512_setzero_si512(); }
+VN_TARGET static inline VZ VN(z_w)(const int8_t *p, size_t wstep, int nb) {
+    const __m512i lo = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)p));
+    return nb > 1 ? _mm512_inserti64x4(lo, _mm256_loadu_si256((const __m256i *)(const void *)(p + wstep)), 1)
+                  : _mm512_inserti64x4(_mm512_setzero_si512(), _mm512_castsi512_si256(lo), 0);
+}
+VN_TARGET static inline VZ VN(z_bcast)(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);   /* vpbroadcastd zmm, m32: a load, no shuffle */
+}
+VN_TARGET static inline VZ VN(z_ones)(void) { return _mm512_set1_epi8(1); }
+VN_TARGET static inline VZ VN(z_dp)(VZ acc, VZ x, VZ w) { return _mm512_dpbusd_epi32(acc, x, w); }
+#define VZ_LO(v) _mm512_castsi512_si256(v)
+#define VZ_HI(v) _mm512_extracti64x4_epi64(v, 1)
+#endif
+
+VN_TARGET static inline __attribute__((always_inline)) void VN(mkz_body)(const uint8_t *a, size_t Kp, const int8_t *wb,
+                                                                         size_t wstep, size_t Kb, __m256i *out,
+                                                                         const int NB, const int NR) {
+    /* column j: group j / 4 (stride 4 * (its column count) bytes per k-block), slot j % 4 */
+    const uint8_t *p0 = a, *p1 = a + 4 * Kp, *p2 = a + 8 * Kp, *p3 = a + 12 * Kp;
+    const size_t st0 = 4 * (size_t)(NR > 4 ? 4 : NR), st1 = 4 * (size_t)(NR > 8 ? 4 : NR - 4),
+                 st2 = 4 * (size_t)(NR > 12 ? 4 : NR - 8), st3 = 4 * (size_t)(NR - 12);
+    VZ c0 = VN(z_zero)(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0,
+       c11 = c0, c12 = c0, c13 = c0, c14 = c0, c15 = c0;
+    for (size_t kb = 0; kb < Kb; kb++, wb += 32) {
+        const VZ w = VN(z_w)(wb, wstep, NB);
+#define VN_ZCOL(j, G, sl)                                                         \
+    if (NR > j) c##j = VN(z_dp)(c##j, VN(z_bcast)(p##G + kb * st##G + 4 * sl), w);
+        VN_ZCOL(0, 0, 0) VN_ZCOL(1, 0, 1) VN_ZCOL(2, 0, 2) VN_ZCOL(3, 0, 3)
+        VN_ZCOL(4, 1, 0) VN_ZCOL(5, 1, 1) VN_ZCOL(6, 1, 2) VN_ZCOL(7, 1, 3)
+        VN_ZCOL(8, 2, 0) VN_ZCOL(9, 2, 1) VN_ZCOL(10, 2, 2) VN_ZCOL(11, 2, 3)
+        VN_ZCOL(12, 3, 0) VN_ZCOL(13, 3, 1) VN_ZCOL(14, 3, 2) VN_ZCOL(15, 3, 3)
+#undef VN_ZCOL
+    }
+#define VN_ZOUT(j)                                  \
+    if (NR > j) {                                   \
+        out[j] = VZ_LO(c##j);                       \
+        if (NB > 1) out[16 + j] = VZ_HI(c##j);      \
+    }
+    VN_ZOUT(0) VN_ZOUT(1) VN_ZOUT(2) VN_ZOUT(3) VN_ZOUT(4) VN_ZOUT(5) VN_ZOUT(6) VN_ZOUT(7)
+    VN_ZOUT(8) VN_ZOUT(9) VN_ZOUT(10) VN_ZOUT(11) VN_ZOUT(12) VN_ZOUT(13) VN_ZOUT(14) VN_ZOUT(15)
+#undef VN_ZOUT
+}
+
+/* the channel sums of nb (1, 2) weight blocks over Kb k-blocks (vpdpbusd against bytes 1), once
+ * per band: ws[0..1] as the microkernels' WS variant gives them */
+VN_TARGET static void VN(zsums)(const int8_t *wb, size_t wstep, size_t Kb, int nb, __m256i *ws) {
+    const VZ ones = VN(z_ones)();
+    VZ s0 = VN(z_zero)(), s1 = s0;
+    size_t kb = 0;
+    for (; kb + 2 <= Kb; kb += 2, wb += 64) {   /* two chains: vpdpbusd's latency */
+        s0 = VN(z_dp)(s0, ones, VN(z_w)(wb, wstep, nb));
+        s1 = VN(z_dp)(s1, ones, VN(z_w)(wb + 32, wstep, nb));
+    }
+    if (kb < Kb) s0 = VN(z_dp)(s0, ones, VN(z_w)(wb, wstep, nb));
+    ws[0] = _mm256_add_epi32(VZ_LO(s0), VZ_LO(s1)), ws[1] = _mm256_add_epi32(VZ_HI(s0), VZ_HI(s1));
+}
+
+#define VN_MKZ(NR)                                                                                                 \
+    VN_TARGET __attribute__((unused)) static void VN(mkz1_##NR)(const uint8_t *a, size_t Kp, const int8_t *wb,       \
+                                                                size_t wstep, size_t Kb, __m256i *out) {             \
+        VN(mkz_body)(a, Kp, wb, wstep, Kb, out, 1, NR);                                                              \
+    }                                                                                                                \
+    VN_TARGET __attribute__((unused)) static void VN(mkz2_##NR)(const uint8_t *a, size_t Kp, const int8_t *wb,       \
+                                                                size_t wstep, size_t Kb, __m256i *out) {             \
+        VN(mkz_body)(a, Kp, wb, wstep, Kb, out, 2, NR);                                                              \
+    }
+VN_MKZ(1) VN_MKZ(2) VN_MKZ(3) VN_MKZ(4) VN_MKZ(5) VN_MKZ(6) VN_MKZ(7) VN_MKZ(8)
+VN_MKZ(9) VN_MKZ(10) VN_MKZ(11) VN_MKZ(12) VN_MKZ(13) VN_MKZ(14) VN_MKZ(15) VN_MKZ(16)
+#undef VN_MKZ
+
+#if !defined(DSE_EMULATE_VNNI)
+/* The main case (16 channels x 16 columns, no weight sums) in assembly, as the W4 kernels: gcc 12
+ * copies every accumulator each k-block and spills two (vpdpbusd's tied operand). Registers:
+ * zmm0-15 the sums of columns 0-15, zmm16 the k-block's weights (the two 8-channel blocks, the
+ * second `wstep` bytes on), zmm17/18 a column's broadcast bytes. The same operations, the same
+ * sums as mkz_body(2, 16). */
+#define VN_ZDP(off, base, acc, t)                                                  \
+        "vpbroadcastd " #off "(%[" #base "]), %%zmm" #t "\n\t"                   \
+        "vpdpbusd %%zmm16, %%zmm" #t ", %%zmm" #acc "\n\t"
+#define VN_ZST(j)                                                                  \
+        "vmovdqu64 %%ymm" #j ", " #j "*32(%[out])\n\t"                           \
+        "vextracti64x4 $1, %%zmm" #j ", (16+" #j ")*32(%[out])\n\t"
+VN_TARGET static void VN(mkz2_16_asm)(const uint8_t *a, size_t Kp, const int8_t *wb, size_t wstep, size_t Kb,
+                                      __m256i *out) {
+    const uint8_t *p1 = a + 4 * Kp, *p2 = a + 8 * Kp, *p3 = a + 12 * Kp;
+    __asm__ volatile(
+        "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+        "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+        "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+        "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+        "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+        "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+        "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+        "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+        "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+        "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+        "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+        "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+        "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+        "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+        "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+        "test %[kb], %[kb]\n\t"
+        "jz 2f\n\t"
+        ".p2align 4\n"
+        "1:\n\t"
+        "vmovdqu64 (%[w]), %%ymm16\n\t"
+        "vinserti64x4 $1, (%[w],%[ws]), %%zmm16, %%zmm16\n\t"
+        VN_ZDP(0, p0, 0, 17) VN_ZDP(4, p0, 1, 18) VN_ZDP(8, p0, 2, 17) VN_ZDP(12, p0, 3, 18)
+        VN_ZDP(0, p1, 4, 17) VN_ZDP(4, p1, 5, 18) VN_ZDP(8, p1, 6, 17) VN_ZDP(12, p1, 7, 18)
+        VN_ZDP(0, p2, 8, 17) VN_ZDP(4, p2, 9, 18) VN_ZDP(8, p2, 10, 17) VN_ZDP(12, p2, 11, 18)
+        VN_ZDP(0, p3, 12, 17) VN_ZDP(4, p3, 13, 18) VN_ZDP(8, p3, 14, 17) VN_ZDP(12, p3, 15, 18)
+        "add $32, %[w]\n\t"
+        "add $16, %[p0]\n\t"
+        "add $16, %[p1]\n\t"
+        "add $16, %[p2]\n\t"
+        "add $16, %[p3]\n\t"
+        "dec %[kb]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        VN_ZST(0) VN_ZST(1) VN_ZST(2) VN_ZST(3) VN_ZST(4) VN_ZST(5) VN_ZST(6) VN_ZST(7)
+        VN_ZST(8) VN_ZST(9) VN_ZST(10) VN_ZST(11) VN_ZST(12) VN_ZST(13) VN_ZST(14) VN_ZST(15)
+        "vzeroupper\n\t"
+        : [w] "+r"(wb), [p0] "+r"(a), [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3), [kb] "+r"(Kb)
+        : [out] "r"(out), [ws] "r"(wstep)
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+          "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "memory", "cc");
+}
+#undef VN_ZDP
+#undef VN_ZST
+#define VN_MKZ2_16 VN(mkz2_16_asm)
+#else
+#define VN_MKZ2_16 VN(mkz2_16)
+#endif
+
+typedef void (*VN(mkz_fn))(const uint8_t *, size_t, const int8_t *, size_t, size_t, __m256i *);
+static const VN(mkz_fn) VN(mkz_tab)[2][16] = {   /* [nb - 1][nr - 1] */
+    {VN(mkz1_1), VN(mkz1_2), VN(mkz1_3), VN(mkz1_4), VN(mkz1_5), VN(mkz1_6), VN(mkz1_7), VN(mkz1_8), VN(mkz1_9), VN(mkz1_10), VN(mkz1_11), VN(mkz1_12), VN(mkz1_13), VN(mkz1_14), VN(mkz1_15), VN(mkz1_16)},
+    {VN(mkz2_1), VN(mkz2_2), VN(mkz2_3), VN(mkz2_4), VN(mkz2_5), VN(mkz2_6), VN(mkz2_7), VN(mkz2_8), VN(mkz2_9), VN(mkz2_10), VN(mkz2_11), VN(mkz2_12), VN(mkz2_13), VN(mkz2_14), VN(mkz2_15), VN_MKZ2_16}};
+#undef VN_MKZ2_16
+#undef VZ
+#undef VZ_LO
+#undef VZ_HI
+#define VN_CW 16   /* columns per microkernel call */
+#else
+#define VN_CW 4
+#endif
 
 /* -- the GEMM core ------------------------------------------------------------------------------ */
 
@@ -640,17 +830,33 @@ VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t 
             avx2_i8_rq_init(&q[b], o, ch, nc[b]);
             if (have_ws) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, wsum[b]));
         }
-        for (size_t c0 = 0; c0 < T; c0 += 4) {
-            const int nr = T - c0 < 4 ? (int)(T - c0) : 4;
-            __m256i acc[8], ws[2];
+#if defined(DSE_VNNI_512)
+        if (!have_ws) {   /* the band's channel sums first: every column call is then the plain kernel */
+            __m256i ws[2];
+            VN(zsums)(wb, wst, G->Kb, nb, ws);
+            for (int b = 0; b < nb; b++) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, ws[b]));
+            have_ws = 1;
+        }
+#endif
+        for (size_t c0 = 0; c0 < T; c0 += VN_CW) {
+            const int nr = T - c0 < VN_CW ? (int)(T - c0) : VN_CW;
+            __m256i acc[2 * VN_CW], ws[2];
+#if defined(DSE_VNNI_512)
+            VN(mkz_tab)[nb - 1][nr - 1](a + c0 * Kp, Kp, wb, wst, G->Kb, acc);
+#else
             VN(mk)(a + c0 * Kp, wb, wst, G->Kb, nb, nr, acc, c0 || have_ws ? NULL : ws);
+#endif
             if (!c0 && !have_ws)   /* fb = bias - (128 + zp_in) * sum_k w (wrapping: the total is exact) */
                 for (int b = 0; b < nb; b++) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, ws[b]));
-            for (int b = 0; b < nb; b++) {
-                __m256i v[4];
-                for (int j = 0; j < nr; j++) v[j] = _mm256_add_epi32(acc[4 * b + j], fb[b]);
-                avx2_i8_store_tile(G->y, G->ys_r, G->ys_p, o, r0 + 8 * (size_t)b, nc[b], v, nr, p0 + c0, &q[b], fscale[b]);
-            }
+            const int gw = o->float_out && VN_CW > 4 ? 8 : 4;   /* columns per store: float output 8 (a transpose) */
+            for (int b = 0; b < nb; b++)
+                for (int g = 0; gw * g < nr; g++) {
+                    const int ng = nr - gw * g < gw ? nr - gw * g : gw;
+                    __m256i v[8];
+                    for (int j = 0; j < ng; j++) v[j] = _mm256_add_epi32(acc[VN_CW * b + gw * g + j], fb[b]);
+                    avx2_i8_store_tile(G->y, G->ys_r, G->ys_p, o, r0 + 8 * (size_t)b, nc[b], v, ng,
+                                       p0 + c0 + (size_t)(gw * g), &q[b], fscale[b]);
+                }
         }
     }
 }
@@ -907,6 +1113,7 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
 #undef VN_DPBUSD
 #undef VN_WBLK
 #undef VN_SET_WBUF
+#undef VN_CW
 #undef VC
 #undef VC_CHECK
 #undef VC_REF_CHECK
