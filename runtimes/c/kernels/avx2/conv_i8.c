@@ -428,7 +428,7 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
          * batch xb (column p0 + j: pixel (p0 + j) % P of image (p0 + j) / P; the plan's scratch,
          * dse_i8_conv_scratch_plan), with taps contiguous along W (dilation 1): im2col by rows,
          * stage[j][k] = the tile's pixel j's tap k (dse_i8_im2row_pixel), then the [T][K] rows go through
-         * avx2_i8_pack_rows' 4 x 16 transposes. avx2_i8_im2col_row's set-up per k (divisions,
+         * avx2_i8_pack_rows' 4 x 16 transposes. avx2_i8_im2col_tap's set-up per k (divisions,
          * a call) cost more than these tiles' rows; the bytes are the same. */
         int8_t *st = (int8_t *)(a + T * Kp);   /* T x K bytes: the check's need */
         for (size_t j = 0; j < T; j++)   /* imgs: column p0 + j is pixel (p0 + j) % P of image (p0 + j) / P (xb: the batch) */
@@ -461,16 +461,16 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
         return;
     }
     /* general: per k-block, each of its 4 k's im2col row (the tile's T pixels) is staged as
-     * int8 (out-of-input taps = zp) in `stage` (4 x (T + 32) bytes after the tile; avx2_i8_im2col_row,
+     * int8 (out-of-input taps = zp) in `stage` (4 x (T + 32) bytes after the tile; avx2_i8_im2col_tap,
      * i8_avx2.h), then the 4 rows go through the same 4 x 16 transpose as the direct path */
     const size_t SR = (T + 31) / 16 * 16;   /* a stage row, with room for a 16-byte overrun */
     int8_t *stage = (int8_t *)(a + T * Kp);
     if (T < 16) {
         /* A tile of fewer than 16 pixels (small images, e.g. 1-D convs over a few frames of a
-         * batch: one tile per image): avx2_i8_im2col_row's set-up per k (divisions to find the
+         * batch: one tile per image): avx2_i8_im2col_tap's set-up per k (divisions to find the
          * k's tap and the tile's first pixel, a call) cost more than the row itself. Here each
          * pixel's input origin is found once per tile and the k's tap is stepped without
-         * division; the bytes are avx2_i8_im2col_row's (zp outside the input and for k >= K). */
+         * division; the bytes are avx2_i8_im2col_tap's (zp outside the input and for k >= K). */
         long long oz[16], oy[16], ox[16];   /* the pixel's input origin: o*s - pad per axis */
         for (size_t j = 0; j < T; j++) {
             const long long q = (long long)(p0 + j);
@@ -513,8 +513,14 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
         (void)stage, (void)SR;
         return;
     }
+    const avx2_i8_pix pix = avx2_i8_pix_of(g, p0);
+    avx2_i8_tap tap = avx2_i8_tap_of(g, 0);
     for (size_t kb = 0; kb < Kb; kb++) {
-        for (size_t c = 0; c < 4; c++) avx2_i8_im2col_row(stage + c * SR, g, xb, 4 * kb + c, K, p0, T, zp);
+        for (size_t c = 0; c < 4; c++) {   /* k = 4 kb + c, its tap stepped (no division per row) */
+            if (4 * kb + c >= K) { memset(stage + c * SR, zp, T); continue; }
+            avx2_i8_im2col_tap(stage + c * SR, g, xb, &tap, pix, T, zp);
+            avx2_i8_tap_next(&tap, g);
+        }
         for (size_t q = 0; q < T; q += 16)
             avx2_i8_put16(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(stage + q)),
                           _mm_loadu_si128((const __m128i *)(stage + SR + q)), _mm_loadu_si128((const __m128i *)(stage + 2 * SR + q)),

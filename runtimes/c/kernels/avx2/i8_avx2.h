@@ -360,17 +360,47 @@ DSE_TARGET_AVX2 static inline void avx2_i8_pad_row(int8_t *tmp, const int8_t *ro
  * image xb (C x ID x IH x IW; pixels row-major over (od, oh, ow)), zp where the tap falls in the
  * padding or k >= K; k = ((ci * KD + kd) * KH + kh) * KW + kw. st must hold T + 16 bytes (16-byte
  * copies may overrun). Shared by the AVX2 and VNNI GEMM cores' im2col stages. */
-DSE_TARGET_AVX2 static inline void avx2_i8_im2col_row(int8_t *st, const dse_i8_geom *g, const int8_t *xb, size_t k,
-                                                      size_t K, size_t p0, size_t T, int zp) {
+/* A tile's first pixel p0 as (od, oh, ow), and a tap k as (ci, kd, kh, kw): found once per tile
+ * and stepped per k (avx2_i8_tap_next) by the callers that stage every k of a tile, so that no
+ * row pays the divisions. */
+typedef struct { long long ow, oh, od; } avx2_i8_pix;
+typedef struct { long long kw, kh, kd, ci; } avx2_i8_tap;
+static inline avx2_i8_pix avx2_i8_pix_of(const dse_i8_geom *g, size_t p0) {
+    const long long q0 = (long long)p0, OH = g->out[1], OW = g->out[2];
+    avx2_i8_pix p = {q0 % OW, q0 / OW % OH, q0 / (OW * OH)};
+    return p;
+}
+static inline avx2_i8_tap avx2_i8_tap_of(const dse_i8_geom *g, size_t k) {
+    const size_t KD = (size_t)g->k[0], KH = (size_t)g->k[1], KW = (size_t)g->k[2];
+    avx2_i8_tap t = {(long long)(k % KW), (long long)(k / KW % KH), (long long)(k / (KW * KH) % KD), (long long)(k / (KW * KH * KD))};
+    return t;
+}
+static inline void avx2_i8_tap_next(avx2_i8_tap *t, const dse_i8_geom *g) {   /* k + 1 */
+    if (++t->kw == g->k[2]) {
+        t->kw = 0;
+        if (++t->kh == g->k[1]) {
+            t->kh = 0;
+            if (++t->kd == g->k[0]) t->kd = 0, t->ci++;
+        }
+    }
+}
+
+/* n bytes (n >= 16: 16-byte copies, the last one overlapping; fewer: memcpy), src and dst apart */
+DSE_TARGET_AVX2 static inline void avx2_i8_copy(int8_t *d, const int8_t *src, size_t n) {
+    if (n < 16) { memcpy(d, src, n); return; }
+    size_t j = 0;
+    for (; j + 16 < n; j += 16) _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_loadu_si128((const __m128i *)(const void *)(src + j)));
+    _mm_storeu_si128((__m128i *)(void *)(d + n - 16), _mm_loadu_si128((const __m128i *)(const void *)(src + n - 16)));
+}
+
+/* the im2col row of tap t (a k < K) for the T pixels from pix on */
+DSE_TARGET_AVX2 static inline void avx2_i8_im2col_tap(int8_t *st, const dse_i8_geom *g, const int8_t *xb,
+                                                      const avx2_i8_tap *t, avx2_i8_pix pix, size_t T, int zp) {
     const long long ID = g->in[0], IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2];
-    const long long KD = g->k[0], KH = g->k[1], KW = g->k[2];
     const long long sd = g->s[0], sh = g->s[1], sw = g->s[2], dd = g->d[0], dh = g->d[1], dw = g->d[2];
     const size_t isz = (size_t)(ID * IH * IW);
-    if (k >= K) { memset(st, zp, T); return; }
-    const long long q0 = (long long)p0;
-    const long long ow_s = q0 % OW, oh_s = q0 / OW % OH, od_s = q0 / (OW * OH);
-    const long long kw = (long long)(k % (size_t)KW), kh = (long long)(k / (size_t)KW % (size_t)KH),
-                    kd = (long long)(k / (size_t)(KW * KH) % (size_t)KD), ci = (long long)(k / (size_t)(KW * KH * KD));
+    const long long ow_s = pix.ow, oh_s = pix.oh, od_s = pix.od;
+    const long long kw = t->kw, kh = t->kh, kd = t->kd, ci = t->ci;
     const int8_t *xc = xb + (size_t)ci * isz;
     const long long off = kw * dw - g->pb[2];   /* iw = ow * sw + off */
     /* output columns whose tap is inside the input row: [lo, hi) */
@@ -394,7 +424,7 @@ DSE_TARGET_AVX2 static inline void avx2_i8_im2col_row(int8_t *st, const dse_i8_g
                 const int8_t *src = row + a0 * sw + off;
                 long long n = b0 - a0, j = 0;
                 if (sw == 1) {
-                    memcpy(d, src, (size_t)n);
+                    avx2_i8_copy(d, src, (size_t)n);
                 } else if (sw == 2) {
                     const __m128i ev = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
                     for (; j + 16 <= n && (a0 + j + 15) * 2 + off + 2 <= IW; j += 16) {   /* 32 bytes in the row */

@@ -35,7 +35,7 @@
  * k-block its nr (<= 4) columns x 4 k. Microkernel: 16 channels (two weight blocks) x 4 columns
  * in 8 accumulators; per k-block two 32-byte weight loads, per column a 4-byte broadcast, two
  * vpdpbusd. Conv: a 1x1 stride-1 unpadded conv packs straight from the input rows (a 4 x 16 byte
- * transpose per k-block), others through the AVX2 variant's im2col stage (avx2_i8_im2col_row: 4
+ * transpose per k-block), others through the AVX2 variant's im2col stage (avx2_i8_im2col_tap: 4
  * k-rows of the tile's pixels at a time). No Winograd and no depthwise path: depthwise and
  * grouped convs (layout 0) are refused and go on to the AVX2 kernels. Scratch: the byte tile,
  * Kp * min(P, 256) bytes, plus for Conv the stage (4 rows of T + 32 bytes rounded to 16): half
@@ -1029,8 +1029,14 @@ VN_TARGET static void VN(pack_conv)(uint8_t *a, const VN(conv_job) *J, const int
     /* general: per k-block, its 4 im2col rows staged as int8 after the tile, then transposed */
     const size_t SR = (T + 31) / 16 * 16;   /* a stage row, with room for a 16-byte overrun */
     int8_t *stage = (int8_t *)(a + T * Kp);
+    const avx2_i8_pix pix = avx2_i8_pix_of(g, p0);
+    avx2_i8_tap tap = avx2_i8_tap_of(g, 0);
     for (size_t kb = 0; kb < Kb; kb++) {
-        for (size_t c = 0; c < 4; c++) avx2_i8_im2col_row(stage + c * SR, g, xb, 4 * kb + c, K, p0, T, zp);
+        for (size_t c = 0; c < 4; c++) {   /* k = 4 kb + c, its tap stepped (no division per row) */
+            if (4 * kb + c >= K) { memset(stage + c * SR, zp, T); continue; }
+            avx2_i8_im2col_tap(stage + c * SR, g, xb, &tap, pix, T, zp);
+            avx2_i8_tap_next(&tap, g);
+        }
         for (size_t q = 0; q < T; q += 16)
             VN(put16)(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(const void *)(stage + q)),
                       _mm_loadu_si128((const __m128i *)(const void *)(stage + SR + q)),
