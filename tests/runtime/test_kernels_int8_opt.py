@@ -693,6 +693,39 @@ ZOO = {"mobilenet_v2": dict(input_size=64, num_classes=10, width=0.5),   # depth
        "resnet50": dict(input_size=64, num_classes=10)}                   # Winograd 3x3, 1x1, 7x7/2, float parts
 
 
+# -- MaxPool (kernels/avx2/maxpool_i8.c) ---------------------------------------------------------
+
+MAXPOOL = [   # x shape, kernel, strides, pads, dilations, ceil_mode; the AVX2 kernel or REF (None)
+    ((1, 3, 112, 112), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0, "__avx2"),    # ResNet's stem
+    ((2, 2, 13, 13), [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 0, "__avx2"),      # YOLO's SPP
+    ((1, 2, 9, 37), [3, 2], [1, 2], [1, 0, 2, 1], [2, 3], 1, "__avx2"),       # dilation, ceil, odd width
+    ((1, 1, 4, 70), [2, 67], [1, 1], [1, 66, 0, 66], [1, 1], 0, "__avx2"),    # > 64 kernel columns
+    ((1, 1, 3, 4), [2, 2], [1, 1], [3, 3, 3, 3], [1, 1], 0, "__avx2"),        # windows of padding only
+    ((1, 2, 65), [4], [2], [0, 3], [1], 1, "__avx2"),                         # 1-D, stride 2
+    ((1, 1, 2, 4000), [1, 3], [1, 2], [0, 1, 0, 1], [1, 1], 0, "__avx2"),     # a long row
+    ((1, 1, 2, 5000), [1, 3], [1, 1], [0, 1, 0, 1], [1, 1], 0, "__ref"),      # longer: REF
+    ((1, 2, 9, 9), [3, 3], [3, 3], [0, 0, 0, 0], [1, 1], 0, "__ref"),         # W stride 3: REF
+    ((1, 2, 3, 5, 4), [2, 3, 2], [1, 2, 2], [0, 1, 1, 1, 1, 0], [1, 1, 1], 1, "__ref"),   # 3-D: REF
+]
+
+
+@pytest.mark.parametrize("gi", range(len(MAXPOOL)))
+def test_maxpool_optimised_equals_ref(lib, gi):
+    """int8 MaxPool: the AVX2 kernel (where it covers the node) and REF give intref's bytes; inputs
+    all negative (padding must not win: it counts as -128) and full range."""
+    xs, k, s, p, d, ceil, want = MAXPOOL[gi]
+    rng = np.random.default_rng(900 + gi)
+    for hi in (-60, 127):
+        x = rand_i8(rng, xs, -128, hi)
+        ref = intref.maxpool_int8(x, k, s, p, d, ceil)
+        net = Net()
+        xi = net.inp(x)
+        yi = net.out("int8", ref.shape)
+        art = net.build("MaxPool", [xi], [yi], dict(kernel_shape=k, strides=s, pads=p, dilations=d, ceil_mode=ceil,
+                                                     auto_pad="NOTSET", storage_order=0))
+        check_both(lib, art, net.feeds, net.outs, ref, want)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_model_same_bytes_optimised_and_ref(tmp_path, name):
