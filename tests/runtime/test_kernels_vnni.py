@@ -247,13 +247,29 @@ def test_every_microkernel_width(vnni):
     with 1-3 full groups of 4 and a short group; avxvnni: 1-4) with 1 and 2 blocks of 8 channels
     (N 8, 16, 24, 13): rows 1-33 of a Gemm, K 37 (a k-block tail), REF's and intref's bytes."""
     rng = np.random.default_rng(4242)
-    for N in (8, 16, 24, 13):
+    for N in (8, 16, 24, 13, 32):
         w = rand_w(rng, (N, 37))
-        M, n = rng_mults(rng, N)
+        # multipliers below 1 (the usual case; avx512vnni's 16-lane output stage) and any
+        M, n = rng_mults(rng, N, -12, -1) if N % 16 == 0 else rng_mults(rng, N)
         b = rand_bias(rng, N, 37)
         for R in list(range(1, 34)) + [47, 63]:
             x = rand_i8(rng, (R, 37))
             check(vnni, gemm_case(x, w, b, int(rng.integers(-128, 128)), M, n, 5, 1, 1))
+
+
+def test_conv_fast_output_stage(vnni):
+    """Convs whose every multiplier is below 1 (avx512vnni: whole 16 x 16 calls requantised 16 lanes
+    at a time and transposed to NCHW rows), with column and channel tails around them."""
+    rng = np.random.default_rng(4343)
+    for xs, ws, st, pd in (((1, 9, 12, 12), (32, 9, 3, 3), [1, 1], [1, 1, 1, 1]),
+                           ((2, 16, 7, 9), (48, 16, 1, 1), [1, 1], [0, 0, 0, 0]),
+                           ((1, 5, 17, 16), (40, 5, 3, 3), [2, 1], [1, 0, 1, 2])):
+        x, w = rand_i8(rng, xs), rand_w(rng, ws)
+        M, n = rng_mults(rng, ws[0], -12, -1)
+        b = rand_bias(rng, ws[0], int(np.prod(ws[1:])))
+        for zps in ((-128, 127), (3, -5)):
+            check(vnni, conv_case(x, w, b, zps[0], M, n, zps[1], st, pd, [1, 1], 1, 1))
+            check(vnni, conv_case(x, w, b, zps[0], M, n, zps[1], st, pd, [1, 1], 1, 1, qmin=-20, qmax=30))
 
 
 MATMUL = [   # x shape, N: attention projections and MLPs of small transformers, and tails

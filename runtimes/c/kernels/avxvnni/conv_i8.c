@@ -760,6 +760,60 @@ static const VN(mkz_fn) VN(mkz_tab)[2][16] = {   /* [nb - 1][nr - 1] */
 #define VN_CW 4
 #endif
 
+#if defined(DSE_VNNI_512) && !defined(DSE_EMULATE_VNNI)
+/* The int8 output stage of a whole 16-channel x 16-column call (both weight blocks full, the
+ * fast requantisation form for both: every shift >= 31), 16 lanes at a time: the AVX2 form of
+ * avx2_i8_requant (i8_avx2.h) on zmm, lane for lane the same operations (the two bands' ymm
+ * parameters side by side), vpmovdb (exact: the values are already in [qmin, qmax]); then per
+ * column 16 channel bytes: a Gemm/MatMul row stores them as they are, a Conv (NCHW) needs each
+ * channel's 16 columns, a 16x16 byte transpose (4 rounds of unpacks). */
+typedef struct VN(zrq) { __m512i M, Mo, sh_e, sh_o, L, nL, C_e, C_o, zpB, qmin, qmax, fb; } VN(zrq);
+#define VN_Z2(a, b) _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1)
+VN_TARGET static inline void VN(zrq_init)(VN(zrq) *z, const avx2_i8_rq *q, const __m256i *fb) {
+    z->M = VN_Z2(q[0].M, q[1].M), z->Mo = VN_Z2(q[0].Mo, q[1].Mo), z->sh_e = VN_Z2(q[0].sh_e, q[1].sh_e);
+    z->sh_o = VN_Z2(q[0].sh_o, q[1].sh_o), z->L = VN_Z2(q[0].L, q[1].L), z->nL = VN_Z2(q[0].nL, q[1].nL);
+    z->C_e = VN_Z2(q[0].C_e, q[1].C_e), z->C_o = VN_Z2(q[0].C_o, q[1].C_o), z->zpB = VN_Z2(q[0].zpB, q[1].zpB);
+    z->qmin = VN_Z2(q[0].qmin, q[1].qmin), z->qmax = VN_Z2(q[0].qmax, q[1].qmax), z->fb = VN_Z2(fb[0], fb[1]);
+}
+VN_TARGET static inline __m128i VN(zrq_bytes)(const VN(zrq) *z, __m256i lo, __m256i hi) {
+    __m512i acc = _mm512_add_epi32(VN_Z2(lo, hi), z->fb);
+    acc = _mm512_min_epi32(_mm512_max_epi32(acc, z->nL), z->L);
+    __m512i pe = _mm512_mul_epi32(acc, z->M), po = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), z->Mo);
+    pe = _mm512_srlv_epi64(_mm512_add_epi64(pe, z->C_e), z->sh_e);
+    po = _mm512_srlv_epi64(_mm512_add_epi64(po, z->C_o), z->sh_o);
+    __m512i r = _mm512_add_epi32(_mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32)), z->zpB);
+    r = _mm512_min_epi32(_mm512_max_epi32(r, z->qmin), z->qmax);
+    return _mm512_cvtepi32_epi8(r);
+}
+VN_TARGET static void VN(zstore16)(const VN(zrq) *z, const __m256i *acc, int8_t *y, size_t ys_r, size_t ys_p) {
+    __m128i r[16];
+    for (int j = 0; j < 16; j++) r[j] = VN(zrq_bytes)(z, acc[j], acc[16 + j]);
+    if (ys_p != 1) {   /* Gemm/MatMul: row j holds the 16 channels */
+        for (int j = 0; j < 16; j++) _mm_storeu_si128((__m128i *)(void *)(y + (size_t)j * ys_p), r[j]);
+        return;
+    }
+    __m128i t[16], u[16], v[16];
+    for (int j = 0; j < 16; j += 2) t[j] = _mm_unpacklo_epi8(r[j], r[j + 1]), t[j + 1] = _mm_unpackhi_epi8(r[j], r[j + 1]);
+    /* t[2i] / t[2i+1]: rows 2i, 2i+1, channels 0-7 / 8-15 */
+    for (int R = 0; R < 4; R++) {   /* rows 4R..4R+3: u[4R + q] = channels 4q..4q+3 x those 4 rows */
+        const __m128i a0 = t[4 * R], a1 = t[4 * R + 1], b0 = t[4 * R + 2], b1 = t[4 * R + 3];
+        u[4 * R] = _mm_unpacklo_epi16(a0, b0), u[4 * R + 1] = _mm_unpackhi_epi16(a0, b0);
+        u[4 * R + 2] = _mm_unpacklo_epi16(a1, b1), u[4 * R + 3] = _mm_unpackhi_epi16(a1, b1);
+    }
+    for (int P = 0; P < 2; P++)   /* rows 8P..8P+7: v[8P + 2q + h] = channels 4q+2h, 4q+2h+1 */
+        for (int q = 0; q < 4; q++) {
+            const __m128i a = u[8 * P + q], b = u[8 * P + 4 + q];
+            v[8 * P + 2 * q] = _mm_unpacklo_epi32(a, b), v[8 * P + 2 * q + 1] = _mm_unpackhi_epi32(a, b);
+        }
+    for (int i = 0; i < 8; i++) {   /* channels 2i, 2i+1: rows 0-7 from v[i], 8-15 from v[8 + i] */
+        _mm_storeu_si128((__m128i *)(void *)(y + (size_t)(2 * i) * ys_r), _mm_unpacklo_epi64(v[i], v[8 + i]));
+        _mm_storeu_si128((__m128i *)(void *)(y + (size_t)(2 * i + 1) * ys_r), _mm_unpackhi_epi64(v[i], v[8 + i]));
+    }
+}
+#undef VN_Z2
+#define VN_ZSTORE 1
+#endif
+
 /* -- the GEMM core ------------------------------------------------------------------------------ */
 
 /* What a GEMM-like node writes: Y[r][p] at y + r*ys_r + p*ys_p (elements), for r < R rows
@@ -838,6 +892,12 @@ VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t 
             have_ws = 1;
         }
 #endif
+#if defined(VN_ZSTORE)
+        VN(zrq) zq;
+        memset(&zq, 0, sizeof zq);   /* (set below when used; gcc cannot tell) */
+        const int zfast = nb == 2 && nc[0] == 8 && nc[1] == 8 && !o->float_out && q[0].fast && q[1].fast;
+        if (zfast) VN(zrq_init)(&zq, q, fb);
+#endif
         for (size_t c0 = 0; c0 < T; c0 += VN_CW) {
             const int nr = T - c0 < VN_CW ? (int)(T - c0) : VN_CW;
             __m256i acc[2 * VN_CW], ws[2];
@@ -848,6 +908,12 @@ VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t 
 #endif
             if (!c0 && !have_ws)   /* fb = bias - (128 + zp_in) * sum_k w (wrapping: the total is exact) */
                 for (int b = 0; b < nb; b++) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, ws[b]));
+#if defined(VN_ZSTORE)
+            if (zfast && nr == 16) {
+                VN(zstore16)(&zq, acc, (int8_t *)G->y + r0 * G->ys_r + (p0 + c0) * G->ys_p, G->ys_r, G->ys_p);
+                continue;
+            }
+#endif
             const int gw = o->float_out && VN_CW > 4 ? 8 : 4;   /* columns per store: float output 8 (a transpose) */
             for (int b = 0; b < nb; b++)
                 for (int g = 0; gw * g < nr; g++) {
@@ -1120,6 +1186,7 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
 #undef VN_WBLK
 #undef VN_SET_WBUF
 #undef VN_CW
+#undef VN_ZSTORE
 #undef VC
 #undef VC_CHECK
 #undef VC_REF_CHECK
