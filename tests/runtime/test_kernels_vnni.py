@@ -298,6 +298,10 @@ def test_threads_same_bytes(vnni):
     x, w = rand_i8(rng, (2, 19, 23, 25)), rand_w(rng, (37, 19, 3, 3))
     M, n = rng_mults(rng, 37)
     cases = [conv_case(x, w, rand_bias(rng, 37, 171), -3, M, n, 4, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1)]
+    # a 7x7 image (49 pixels): avx512vnni gives each thread a column tile (32 + 17) of its own
+    x7, w7 = rand_i8(rng, (1, 40, 7, 7)), rand_w(rng, (24, 40, 3, 3))
+    M7, n7 = rng_mults(rng, 24, -12, -1)
+    cases.append(conv_case(x7, w7, rand_bias(rng, 24, 360), 5, M7, n7, -2, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1))
     xg, wg = rand_i8(rng, (9, 200)), rand_w(rng, (200, 77))
     Mg, ng = rng_mults(rng, 77)
     cases.append(gemm_case(xg, wg, rand_bias(rng, 77, 200), 9, Mg, ng, -1, 0, 2, op="MatMul"))

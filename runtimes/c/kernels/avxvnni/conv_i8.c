@@ -1645,6 +1645,15 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
         const size_t T = ((P + nt - 1) / nt + 15) / 16 * 16;
         J.T = T < J.T ? T : J.T;
     }
+#if defined(DSE_VNNI_512)
+    else if (P >= 32 && dse__threads(cx) > 1 && NB < dse__threads(cx)) {
+        /* pixels in lanes on a small image (ResNet's 7x7): a column tile per thread (whole groups of
+         * 16), rather than every thread packing the image's one tile for a share of the channels */
+        const size_t th = dse__threads(cx), nt = th < P / 16 ? th : P / 16;
+        const size_t T = ((P + nt - 1) / nt + 15) / 16 * 16;
+        J.T = T < J.T ? T : J.T;
+    }
+#endif
     J.direct = 1;
     for (int i = 0; i < 3; i++) J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
     J.tiles = (P + J.T - 1) / J.T;
