@@ -1,5 +1,6 @@
 """The x86 VNNI int8 kernels (kernels/avxvnni/conv_i8.c, compiled twice: `__avxvnni` with VEX
-vpdpbusd, `__avx512vnni` with the 256-bit EVEX form), byte for byte against REF and intref.
+vpdpbusd on ymm, `__avx512vnni` with 512-bit vpdpbusd and, for Conv, pixels in lanes), byte for
+byte against REF and intref.
 
 Each variant is tested natively when this CPU has it and the loader chooses it (/proc/cpuinfo:
 `avx512_vnni` with `avx512vl`/`avx512bw`, which is listed first; `avx_vnni` and no

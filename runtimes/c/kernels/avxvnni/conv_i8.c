@@ -5,8 +5,10 @@
  * One source, two variants: compiled as it is, it defines the AVX-VNNI kernels
  * (`dse_i8_{conv,gemm,matmul}__avxvnni`: VEX vpdpbusd on ymm, `_mm256_dpbusd_avx_epi32`; Alder
  * Lake, Sapphire Rapids, Zen 5) and the checks both variants share; kernels/avx512vnni/conv_i8.c
- * defines DSE_VNNI_512 and includes it for the AVX512-VNNI kernels (`...__avx512vnni`: the
- * 256-bit EVEX form, `_mm256_dpbusd_epi32` with AVX512VL; Cascade Lake, Ice Lake, Zen 4). Every
+ * defines DSE_VNNI_512 and includes it for the AVX512-VNNI kernels (`...__avx512vnni`: 512-bit
+ * vpdpbusd on zmm; Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4): the same GEMM core with a 16
+ * channels x 16 columns microkernel, and for Conv a pixels-in-lanes core (the DSE_VNNI_512 parts
+ * below, docs/kernels.md). Every
  * static name goes through VN() (vnni256_ / vnni512_), since bundles compile both files in one
  * unit. With -DDSE_EMULATE_VNNI (tests only: make EMULATE_VNNI=<mask>) both compile for AVX2
  * with the exact emulation of vnni_emul.h. Two more compiles for AVX2 without VNNI: DSE_VNNI_W7
