@@ -385,12 +385,35 @@ static inline void avx2_i8_tap_next(avx2_i8_tap *t, const dse_i8_geom *g) {   /*
     }
 }
 
-/* n bytes (n >= 16: 16-byte copies, the last one overlapping; fewer: memcpy), src and dst apart */
+/* n bytes (n >= 16: 16-byte copies, the last one overlapping; 4-15: two overlapping 8- or 4-byte
+ * copies; fewer: bytes), src and dst apart: no library call for a row segment */
 DSE_TARGET_AVX2 static inline void avx2_i8_copy(int8_t *d, const int8_t *src, size_t n) {
-    if (n < 16) { memcpy(d, src, n); return; }
+    if (n < 16) {
+        if (n >= 8) {
+            uint64_t u, v;
+            memcpy(&u, src, 8), memcpy(&v, src + n - 8, 8);
+            memcpy(d, &u, 8), memcpy(d + n - 8, &v, 8);
+        } else if (n >= 4) {
+            uint32_t u, v;
+            memcpy(&u, src, 4), memcpy(&v, src + n - 4, 4);
+            memcpy(d, &u, 4), memcpy(d + n - 4, &v, 4);
+        } else {
+            for (size_t j = 0; j < n; j++) d[j] = src[j];
+        }
+        return;
+    }
     size_t j = 0;
     for (; j + 16 < n; j += 16) _mm_storeu_si128((__m128i *)(void *)(d + j), _mm_loadu_si128((const __m128i *)(const void *)(src + j)));
     _mm_storeu_si128((__m128i *)(void *)(d + n - 16), _mm_loadu_si128((const __m128i *)(const void *)(src + n - 16)));
+}
+
+/* n bytes of zp at d, where d + 16 may be overwritten (the im2col stage: what follows is written
+ * later, and a stage row has 16 bytes of room after T): one 16-byte store for n <= 16 */
+DSE_TARGET_AVX2 static inline void avx2_i8_fill(int8_t *d, __m128i zpv, size_t n) {
+    if (n <= 16) { _mm_storeu_si128((__m128i *)(void *)d, zpv); return; }
+    size_t j = 0;
+    for (; j + 16 < n; j += 16) _mm_storeu_si128((__m128i *)(void *)(d + j), zpv);
+    _mm_storeu_si128((__m128i *)(void *)(d + n - 16), zpv);
 }
 
 /* the im2col row of tap t (a k < K) for the T pixels from pix on */
@@ -402,6 +425,7 @@ DSE_TARGET_AVX2 static inline void avx2_i8_im2col_tap(int8_t *st, const dse_i8_g
     const long long ow_s = pix.ow, oh_s = pix.oh, od_s = pix.od;
     const long long kw = t->kw, kh = t->kh, kd = t->kd, ci = t->ci;
     const int8_t *xc = xb + (size_t)ci * isz;
+    const __m128i zpv = _mm_set1_epi8((char)zp);
     const long long off = kw * dw - g->pb[2];   /* iw = ow * sw + off */
     /* output columns whose tap is inside the input row: [lo, hi) */
     const long long lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
@@ -413,12 +437,12 @@ DSE_TARGET_AVX2 static inline void avx2_i8_im2col_tap(int8_t *st, const dse_i8_g
         const long long id = od * sd + kd * dd - g->pb[0], ih = oh * sh + kh * dh - g->pb[1];
         int8_t *dst = st + pos;
         if (id < 0 || id >= ID || ih < 0 || ih >= IH || lo >= hi) {
-            memset(dst, zp, seg);
+            avx2_i8_fill(dst, zpv, seg);
         } else {
             const int8_t *row = xc + (id * IH + ih) * IW;
             const long long e = ow + (long long)seg;
             const long long a0 = ow > lo ? ow : lo, b0 = e < hi ? e : hi;   /* inside: [a0, b0) */
-            if (a0 > ow) memset(dst, zp, (size_t)((a0 < e ? a0 : e) - ow));
+            if (a0 > ow) avx2_i8_fill(dst, zpv, (size_t)((a0 < e ? a0 : e) - ow));
             if (b0 > a0) {
                 int8_t *d = dst + (a0 - ow);
                 const int8_t *src = row + a0 * sw + off;
@@ -437,7 +461,7 @@ DSE_TARGET_AVX2 static inline void avx2_i8_im2col_tap(int8_t *st, const dse_i8_g
                     for (; j < n; j++) d[j] = src[j * sw];
                 }
             }
-            if (e > b0) memset(dst + ((b0 > ow ? b0 : ow) - ow), zp, (size_t)(e - (b0 > ow ? b0 : ow)));
+            if (e > b0) avx2_i8_fill(dst + ((b0 > ow ? b0 : ow) - ow), zpv, (size_t)(e - (b0 > ow ? b0 : ow)));
         }
         pos += seg;
         ow = 0;
