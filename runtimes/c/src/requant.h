@@ -352,6 +352,7 @@ static inline void dse_i8_im2row_pixel(const int8_t *xb, const dse_i8_geom *g, s
  * shared with the optimised variants, which accept a subset of what REF accepts (DSE_SHARED:
  * the variants are in the bundle's other compilation unit). */
 DSE_SHARED int dse_i8_conv_check(const dse_model *m, const dse_node *n, dse_why *why);
+DSE_SHARED int dse_i8_maxpool_check(const dse_model *m, const dse_node *n, dse_why *why);   /* maxpool_i8.c */
 DSE_SHARED int dse_i8_conv_transpose_check(const dse_model *m, const dse_node *n, dse_why *why);   /* conv_transpose_i8.c */
 DSE_SHARED int dse_i8_gemm_check(const dse_model *m, const dse_node *n, dse_why *why);
 DSE_SHARED int dse_i8_matmul_check(const dse_model *m, const dse_node *n, dse_why *why);

@@ -42,7 +42,7 @@ static int mpi_geom(const dse_model *m, const dse_node *n, mpi_job *j) {
 }
 
 int dse__check_i8_maxpool_avx2(const dse_model *m, const dse_node *n, dse_why *why) {
-    if (dse__check_i8_maxpool(m, n, why)) return 1;
+    if (dse_i8_maxpool_check(m, n, why)) return 1;
     mpi_job j;
     if (mpi_geom(m, n, &j)) {
         DSE_WHYF(why, I8_AVX2_NOT_COVERED, "3-D, W stride > 2 or long rows", 0, 0, 0, 0);

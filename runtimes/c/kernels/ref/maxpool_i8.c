@@ -25,7 +25,7 @@ static int check_io(const dse_model *m, const dse_node *n, const dse_tensor **x,
            (*x)->rank < 3 || (*y)->dims[0] != (*x)->dims[0] || (*y)->dims[1] != (*x)->dims[1];
 }
 
-int dse__check_i8_maxpool(const dse_model *m, const dse_node *n, dse_why *why) {
+int dse_i8_maxpool_check(const dse_model *m, const dse_node *n, dse_why *why) {   /* (shared with the AVX2 variant) */
     const dse_tensor *x, *y;
     dse_i8_geom g;
     if (check_io(m, n, &x, &y)) {
@@ -40,6 +40,10 @@ int dse__check_i8_maxpool(const dse_model *m, const dse_node *n, dse_why *why) {
             return 1;
         }
     return 0;
+}
+
+int dse__check_i8_maxpool(const dse_model *m, const dse_node *n, dse_why *why) {
+    return dse_i8_maxpool_check(m, n, why);
 }
 
 /* 1-D and 2-D pooling by rows (the maximum is exact, so its order is free): for each output
