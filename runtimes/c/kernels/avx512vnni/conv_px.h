@@ -454,18 +454,3 @@ VN_TARGET static void VN(px_tile)(const VN(gemm) *G, const uint8_t *a, size_t T,
         }
     }
 }
-
-VN_TARGET static void VN(px_task)(void *arg, size_t begin, size_t end, unsigned worker) {
-    const VN(conv_job) *J = arg;
-    uint8_t *a = dse__worker_scratch(J->cx, worker);
-    const size_t isz = (size_t)(J->g->in[0] * J->g->in[1] * J->g->in[2]);
-    size_t packed = (size_t)-1;
-    for (size_t t = begin; t < end; t++) {
-        const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
-        if (u != packed) VN(pack_conv_px)(a, J, J->x + b * (size_t)J->C * isz, p0, T), packed = u;
-        VN(gemm) G = J->G;
-        VN(part_rows)(&G, t % J->split, J->split);
-        G.y = J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P);
-        VN(px_tile)(&G, a, T, p0);
-    }
-}

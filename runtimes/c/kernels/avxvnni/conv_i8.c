@@ -829,6 +829,7 @@ typedef struct VN(conv_job) {
     size_t P, T, tiles;   /* output pixels per image, tile width, tiles per image */
     size_t split;         /* band chunks per tile (avx2_i8_split) */
     int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
+    int px;               /* avx512vnni: the pixels-in-lanes tile and core (kernels/avx512vnni/conv_px.h) */
 } VN(conv_job);
 
 /* The im2col byte tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels,
@@ -884,6 +885,10 @@ VN_TARGET static void VN(pack_conv)(uint8_t *a, const VN(conv_job) *J, const int
     }
 }
 
+#if defined(DSE_VNNI_512)
+#include "../avx512vnni/conv_px.h"
+#endif
+
 VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigned worker) {
     const VN(conv_job) *J = arg;
     uint8_t *a = dse__worker_scratch(J->cx, worker);
@@ -891,18 +896,27 @@ VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigne
     size_t packed = (size_t)-1;
     for (size_t t = begin; t < end; t++) {
         const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
-        if (u != packed) VN(pack_conv)(a, J, J->x + b * (size_t)J->C * isz, p0, T), packed = u;
+        if (u != packed) {
+#if defined(DSE_VNNI_512)
+            if (J->px) VN(pack_conv_px)(a, J, J->x + b * (size_t)J->C * isz, p0, T);
+            else
+#endif
+                VN(pack_conv)(a, J, J->x + b * (size_t)J->C * isz, p0, T);
+            packed = u;
+        }
         VN(gemm) G = J->G;
         VN_SET_WBUF(G, a);
         VN(part_rows)(&G, t % J->split, J->split);
         G.y = J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P);
+#if defined(DSE_VNNI_512)
+        if (J->px) {
+            VN(px_tile)(&G, a, T, p0);
+            continue;
+        }
+#endif
         VN(gemm_tile)(&G, a, T, p0);
     }
 }
-
-#if defined(DSE_VNNI_512)
-#include "../avx512vnni/conv_px.h"
-#endif
 
 VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     const dse_tensor *xt = &m->tensors[n->in[0]], *wt = &m->tensors[n->in[1]], *yt = &m->tensors[n->out[0]];
@@ -962,11 +976,9 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     for (int i = 0; i < 3; i++) J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
     J.tiles = (P + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
+    J.px = 0;
 #if defined(DSE_VNNI_512)
-    if (J.T >= 16) {   /* pixels in lanes (tiles of at least one column group) */
-        dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), VN(px_task), &J);
-        return;
-    }
+    J.px = J.T >= 16;   /* pixels in lanes: tiles of at least one column group */
 #endif
     dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), VN(conv_task), &J);
 }
