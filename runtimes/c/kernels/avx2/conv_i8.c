@@ -516,11 +516,7 @@ DSE_TARGET_AVX2 static void avx2_i8_pack_conv(int16_t *a, const avx2_i8_conv_job
     const avx2_i8_pix pix = avx2_i8_pix_of(g, p0);
     avx2_i8_tap tap = avx2_i8_tap_of(g, 0);
     for (size_t kb = 0; kb < Kb; kb++) {
-        for (size_t c = 0; c < 4; c++) {   /* k = 4 kb + c, its tap stepped (no division per row) */
-            if (4 * kb + c >= K) { memset(stage + c * SR, zp, T); continue; }
-            avx2_i8_im2col_tap(stage + c * SR, g, xb, &tap, pix, T, zp);
-            avx2_i8_tap_next(&tap, g);
-        }
+        avx2_i8_stage_kblock(stage, SR, g, xb, &tap, pix, kb, K, T, zp);
         for (size_t q = 0; q < T; q += 16)
             avx2_i8_put16(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(stage + q)),
                           _mm_loadu_si128((const __m128i *)(stage + SR + q)), _mm_loadu_si128((const __m128i *)(stage + 2 * SR + q)),

@@ -469,6 +469,18 @@ DSE_TARGET_AVX2 static inline void avx2_i8_im2col_tap(int8_t *st, const dse_i8_g
     }
 }
 
+/* The 4 im2col rows of k-block kb (k = 4 kb + c at stage + c * SR; k >= K: zp), the tap stepped
+ * from row to row: the stage of the AVX2 and VNNI GEMM cores' general Conv path */
+DSE_TARGET_AVX2 static inline void avx2_i8_stage_kblock(int8_t *stage, size_t SR, const dse_i8_geom *g, const int8_t *xb,
+                                                        avx2_i8_tap *tap, avx2_i8_pix pix, size_t kb, size_t K, size_t T,
+                                                        int zp) {
+    for (size_t c = 0; c < 4; c++) {
+        if (4 * kb + c >= K) { memset(stage + c * SR, zp, T); continue; }
+        avx2_i8_im2col_tap(stage + c * SR, g, xb, tap, pix, T, zp);
+        avx2_i8_tap_next(tap, g);
+    }
+}
+
 /* (depthwise and Winograd) Input row `row` (IW bytes) into phase rows dst[phi * L + j] = x_padded[j*sw + phi] - zp (0 in
  * the padding, x_padded[u] = row[u - pw]), through tmp (sw * L + 64 bytes): the padded int8 row
  * (padding = zp) written with vector stores, then converted 16 outputs at a time (stride 1: a

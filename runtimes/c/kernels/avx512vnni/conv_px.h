@@ -12,11 +12,14 @@
  * broadcasts and 24 vpdpbusd (11 loads per 24 products' instructions, against 19 per 16 in the
  * 16 x 16 core). Tile: T columns rounded up to 16 (the last group's extra columns are computed
  * from whatever the stage holds and never stored), group g at g * Kb * 64 bytes. The correction
- * fb = bias - (128 + zp_in) * sum_k w per channel (VN(zsums)), the output stage per channel:
+ * fb = bias - (128 + zp_in) * sum_k w per channel (VN(zsums8)), the output stage per channel:
  * the requantisation rule in int64 lanes (vpmuldq, vpsravq: exact for every shift) or float_out
  * as REF. Used for tiles of at least 16 columns; smaller images take the core above. */
 #define VN_PXG 3   /* column groups per microkernel call */
 
+/* 16 columns x 4 k as one 64-byte group block (VN(put16)'s interleave, stored in a row). Written out
+ * rather than through VN(put16)'s array: from an array gcc emits one 64-byte store, with which the
+ * packing took 3x as long (perf, ResNet-50 int8) */
 VN_TARGET static inline void VN(put16px)(uint8_t *dst, __m128i r0, __m128i r1, __m128i r2, __m128i r3) {
     const __m128i flip = _mm_set1_epi8((char)0x80);
     const __m128i t01l = _mm_unpacklo_epi8(r0, r1), t01h = _mm_unpackhi_epi8(r0, r1);
@@ -63,11 +66,7 @@ VN_TARGET static void VN(pack_conv_px)(uint8_t *a, const VN(conv_job) *J, const 
     const avx2_i8_pix pix = avx2_i8_pix_of(g, p0);
     avx2_i8_tap tap = avx2_i8_tap_of(g, 0);
     for (size_t kb = 0; kb < Kb; kb++) {
-        for (size_t c = 0; c < 4; c++) {
-            if (4 * kb + c >= K) { memset(stage + c * SR, zp, T); continue; }
-            avx2_i8_im2col_tap(stage + c * SR, g, xb, &tap, pix, T, zp);
-            avx2_i8_tap_next(&tap, g);
-        }
+        avx2_i8_stage_kblock(stage, SR, g, xb, &tap, pix, kb, K, T, zp);
         for (size_t q = 0; q < G16; q++)
             VN(put16px)(a + (q * Kb + kb) * 64, _mm_loadu_si128((const __m128i *)(const void *)(stage + 16 * q)),
                         _mm_loadu_si128((const __m128i *)(const void *)(stage + SR + 16 * q)),
@@ -75,16 +74,6 @@ VN_TARGET static void VN(pack_conv_px)(uint8_t *a, const VN(conv_job) *J, const 
                         _mm_loadu_si128((const __m128i *)(const void *)(stage + 3 * SR + 16 * q)));
     }
 }
-
-#if defined(DSE_EMULATE_VNNI)
-#define VN_ZLOAD64(p) VN(z_load64)(p)
-VN_TARGET static inline VZ VN(z_load64)(const uint8_t *p) {
-    VZ r = {_mm256_loadu_si256((const __m256i *)(const void *)p), _mm256_loadu_si256((const __m256i *)(const void *)(p + 32))};
-    return r;
-}
-#else
-#define VN_ZLOAD64(p) _mm512_loadu_si512((const void *)(p))
-#endif
 
 /* out[i * VN_PXG + g] = the sums of channel i (< 8) over the column group g (< NG) */
 VN_TARGET static inline __attribute__((always_inline)) void VN(mkpx_body)(const uint8_t *a, size_t gstep, const int8_t *wb,
@@ -347,28 +336,6 @@ VN_TARGET static void VN(mkpx3)(const uint8_t *a, size_t gstep, const int8_t *wb
         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "memory", "cc");
 }
 #endif
-
-/* The channel sums of one 8-channel weight block over Kb k-blocks (vpdpbusd against bytes 1), two
- * consecutive k-blocks per 64-byte load, four independent chains (the band's correction, once per
- * tile: a single chain of Kb dependent vpdpbusd took 8 % of ResNet-50) */
-VN_TARGET static __m256i VN(zsums8)(const int8_t *wb, size_t Kb) {
-    const VZ ones = VN(z_ones)();
-    VZ s0 = VN(z_zero)(), s1 = s0, s2 = s0, s3 = s0;
-    size_t kb = 0;
-    const uint8_t *w = (const uint8_t *)wb;
-    for (; kb + 8 <= Kb; kb += 8, w += 256) {
-        s0 = VN(z_dp)(s0, ones, VN_ZLOAD64(w));
-        s1 = VN(z_dp)(s1, ones, VN_ZLOAD64(w + 64));
-        s2 = VN(z_dp)(s2, ones, VN_ZLOAD64(w + 128));
-        s3 = VN(z_dp)(s3, ones, VN_ZLOAD64(w + 192));
-    }
-    for (; kb + 2 <= Kb; kb += 2, w += 64) s0 = VN(z_dp)(s0, ones, VN_ZLOAD64(w));
-    if (kb < Kb) s1 = VN(z_dp)(s1, ones, VN(z_w)((const int8_t *)w, 0, 1));
-    /* (vpdpbusd's unsigned operand is the bytes 1, its signed one the weights) */
-    const __m256i a = _mm256_add_epi32(_mm256_add_epi32(VZ_LO(s0), VZ_HI(s0)), _mm256_add_epi32(VZ_LO(s1), VZ_HI(s1)));
-    const __m256i b = _mm256_add_epi32(_mm256_add_epi32(VZ_LO(s2), VZ_HI(s2)), _mm256_add_epi32(VZ_LO(s3), VZ_HI(s3)));
-    return _mm256_add_epi32(a, b);
-}
 
 /* One channel's output stage over ng column groups (cols valid columns from column p): int8 by
  * the requantisation rule (docs/quant-arith.md §4) in int64 lanes, or float_out as REF. */

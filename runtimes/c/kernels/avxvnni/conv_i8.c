@@ -659,9 +659,8 @@ VN_TARGET static void VN(gemm_tile)(const VN(gemm) *G, const uint8_t *a, size_t 
         }
 #if defined(DSE_VNNI_512)
         if (!have_ws) {   /* the band's channel sums first: every column call is then the plain kernel */
-            __m256i ws[2];
-            VN(zsums)(wb, wst, G->Kb, nb, ws);
-            for (int b = 0; b < nb; b++) fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, ws[b]));
+            for (int b = 0; b < nb; b++)
+                fb[b] = _mm256_sub_epi32(bias[b], _mm256_mullo_epi32(zc, VN(zsums8)(wb + (size_t)b * wst, G->Kb)));
             have_ws = 1;
         }
 #endif
@@ -872,11 +871,7 @@ VN_TARGET static void VN(pack_conv)(uint8_t *a, const VN(conv_job) *J, const int
     const avx2_i8_pix pix = avx2_i8_pix_of(g, p0);
     avx2_i8_tap tap = avx2_i8_tap_of(g, 0);
     for (size_t kb = 0; kb < Kb; kb++) {
-        for (size_t c = 0; c < 4; c++) {   /* k = 4 kb + c, its tap stepped (no division per row) */
-            if (4 * kb + c >= K) { memset(stage + c * SR, zp, T); continue; }
-            avx2_i8_im2col_tap(stage + c * SR, g, xb, &tap, pix, T, zp);
-            avx2_i8_tap_next(&tap, g);
-        }
+        avx2_i8_stage_kblock(stage, SR, g, xb, &tap, pix, kb, K, T, zp);
         for (size_t q = 0; q < T; q += 16)
             VN(put16)(a, T, Kp, q, kb, _mm_loadu_si128((const __m128i *)(const void *)(stage + q)),
                       _mm_loadu_si128((const __m128i *)(const void *)(stage + SR + q)),
