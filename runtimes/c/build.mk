@@ -54,7 +54,7 @@ DSE_HOT_SOURCES = kernels/ref/loops.c
 # architecture (x86_64, arm64 or armv7). Their code uses function target attributes (src/isa.h)
 # and compiles to nothing on another architecture, so FLAGS is empty; when set, a builder adds
 # it to that group's files only, and only when compiling for ARCH.
-DSE_ISA_GROUPS = avx2 avxvnni avx512vnni neon neon_dotprod neon_i8mm neon_fp16 neon32
+DSE_ISA_GROUPS = avx2 avxvnni avx512vnni amx neon neon_dotprod neon_i8mm neon_fp16 neon32
 DSE_ISA_avx2_ARCH = x86_64
 DSE_ISA_avx2_SOURCES = kernels/avx2/*.c
 DSE_ISA_avx2_FLAGS =
@@ -64,6 +64,9 @@ DSE_ISA_avxvnni_FLAGS =
 DSE_ISA_avx512vnni_ARCH = x86_64
 DSE_ISA_avx512vnni_SOURCES = kernels/avx512vnni/*.c
 DSE_ISA_avx512vnni_FLAGS =
+DSE_ISA_amx_ARCH = x86_64
+DSE_ISA_amx_SOURCES = kernels/amx/*.c
+DSE_ISA_amx_FLAGS =
 DSE_ISA_neon_ARCH = arm64
 DSE_ISA_neon_SOURCES = kernels/neon/*.c
 DSE_ISA_neon_FLAGS =

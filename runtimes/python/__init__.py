@@ -77,7 +77,8 @@ _META_STRING, _META_INT64, _META_FLOAT64, _META_BYTES, _META_STRINGS = 1, 2, 3, 
 _Q_NONE, _Q_TENSOR, _Q_AXIS = 0, 1, 2
 _LOAD_VERIFY_WEIGHTS = 1
 _LOAD_REF_KERNELS = 2
-_KERNEL_CHOICES = {"auto": 0, "ref": _LOAD_REF_KERNELS}
+_LOAD_NO_AMX = 4
+_KERNEL_CHOICES = {"auto": 0, "ref": _LOAD_REF_KERNELS, "no-amx": _LOAD_NO_AMX}
 _MAX_THREADS = 256   # DSE_MAX_THREADS (include/dsedge.h)
 
 
@@ -352,9 +353,10 @@ class Runtime:
 
     Attributes: `inputs`, `outputs` (tuples of TensorSpec), `metadata` (dict), `arena_size`,
     `node_count`, `path` (None when loaded from bytes), `threads` (per inference: 1 where the
-    library was built without threads), `sessions`, `kernel_choice` ("auto" or "ref").
+    library was built without threads), `sessions`, `kernel_choice` ("auto", "ref" or "no-amx").
     `kernels="ref"` loads with only the portable reference kernels (DSE_LOAD_REF_KERNELS);
-    "auto" (the default) lets the loader pick the optimised variants this CPU runs.
+    "no-amx" with the optimised variants but not the AMX ones (DSE_LOAD_NO_AMX); "auto" (the
+    default) lets the loader pick the optimised variants this CPU runs.
     """
 
     def __init__(self, model, threads: int = 1, *, sessions: int = 1, verify_weights: bool = False,

@@ -60,6 +60,7 @@ HAS = {"avxvnni": "avx_vnni" in FLAGS,
 # the variant a normal build chooses on this CPU (kernels_x86.inc lists avx512vnni first)
 NATIVE = "avx512vnni" if HAS["avx512vnni"] else "avxvnni" if HAS["avxvnni"] else None
 MASK = {"avxvnni": 1, "avx512vnni": 2}
+NO_AMX = 4   # DSE_LOAD_NO_AMX: on an AMX CPU the AMX Conv (tests/runtime/test_kernels_amx.py) would come first
 
 pytestmark = pytest.mark.skipif(CC is None or shutil.which("make") is None or not AVX2,
                                 reason="needs an x86-64 CPU with AVX2, a C compiler and make")
@@ -101,7 +102,7 @@ def vnni(request):
 
 
 def run_threads(lib, art, feeds, outs, threads):
-    st, msg, m, keep = load(lib, art.to_bytes())
+    st, msg, m, keep = load(lib, art.to_bytes(), NO_AMX)
     assert st == 0, msg
     s, err = C.c_void_p(), _Error()
     try:
@@ -126,7 +127,7 @@ def check(vnni, case, want="vnni"):
     lib, v, _ = vnni
     art, feeds, outs, ref = case
     expect = np.ascontiguousarray(ref).tobytes()
-    got, kern = run_c(lib, art, feeds, outs)
+    got, kern = run_c(lib, art, feeds, outs, NO_AMX)
     got_ref, kref = run_c(lib, art, feeds, outs, LOAD_REF)
     assert all(k.endswith("__ref") for k in kref), kref
     suffix = f"__{v}" if want == "vnni" else want
@@ -209,13 +210,13 @@ def test_scratch_region_in_use_falls_through(vnni):
     x, w = rand_i8(rng, (1, 4, 6, 6)), rand_w(rng, (6, 4, 3, 3))
     M, n = rng_mults(rng, 6)
     art, feeds, outs, ref = conv_case(x, w, rand_bias(rng, 6, 36), 1, M, n, 2, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1)
-    assert run_c(lib, art, feeds, outs)[1] == [f"dse_i8_conv__{v}"]
+    assert run_c(lib, art, feeds, outs, NO_AMX)[1] == [f"dse_i8_conv__{v}"]
     z = rand_i8(rng, (64,))
     t = list(art.tensors) + [TensorRec.arena("z", "int8", z.shape, art.scratch_offset)]
     zi = len(t) - 1
     old = Artifact(tuple(t), art.nodes, art.inputs + (zi,), art.outputs + (zi,), art.arena_size,
                    art.scratch_offset, art.scratch_size)
-    got, kernels = run_c(lib, old, feeds + [z], outs + [(np.dtype(np.int8), z.shape)])
+    got, kernels = run_c(lib, old, feeds + [z], outs + [(np.dtype(np.int8), z.shape)], NO_AMX)
     assert kernels == ["dse_i8_conv__ref"]
     assert got[0].tobytes() == ref.tobytes() and got[1].tobytes() == z.tobytes()
 
@@ -335,7 +336,7 @@ def test_zoo_model_same_bytes(vnni, tmp_path, name, kw):
     outs = [(np.dtype(art.tensors[i].dtype), tuple(art.tensors[i].shape)) for i in art.outputs]
     for feed in calib[3:]:
         ins = [np.asarray(feed[art.tensors[i].name], dtype=art.tensors[i].dtype) for i in art.inputs]
-        got, kern = run_c(lib, art, ins, outs)
+        got, kern = run_c(lib, art, ins, outs, NO_AMX)
         want, _ = run_c(lib, art, ins, outs, LOAD_REF)
         assert sum(k.endswith(f"__{v}") for k in kern) >= 2, kern
         for a, b in zip(got, want):

@@ -120,6 +120,9 @@ const char *dse_op_name(int op_id);      /* "Conv", ...; "?" if unknown */
 #define DSE_LOAD_REF_KERNELS 2u          /* use only the portable reference kernels, not the optimised
                                           * variants chosen for this CPU (to compare them: integer
                                           * outputs are the same bytes either way) */
+#define DSE_LOAD_NO_AMX 4u               /* x86-64: not the AMX kernels, even where the CPU has AMX (the
+                                          * tile state adds 8 KB to each thread's saved context; and to
+                                          * compare them with the avx512vnni variants) */
 
 /* Load from memory. buf must be DSE_BUFFER_ALIGN-aligned and outlive the model (no copy). */
 dse_status dse_model_load(const void *buf, size_t len, dse_model **out, dse_error *err);

@@ -2,7 +2,10 @@
  *
  * x86-64: cpuid leaf 1 (FMA, F16C, OSXSAVE, AVX) and leaf 7 (AVX2, AVX-512 F/BW/VL/VNNI;
  * subleaf 1: AVX-VNNI), and xgetbv: the OS must save the ymm (and for AVX-512 the opmask and
- * zmm) state, or the instructions fault. arm64: Advanced SIMD is baseline; dot product, i8mm
+ * zmm) state, or the instructions fault. AMX (leaf 7 EDX: AMX-TILE, AMX-INT8) also needs the tile
+ * state enabled in XCR0 and, on Linux, the process's permission to use it (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XTILEDATA: granted once per process, asking again is harmless; refused,
+ * or not Linux: no AMX). arm64: Advanced SIMD is baseline; dot product, i8mm
  * and fp16 arithmetic come from getauxval(AT_HWCAP/AT_HWCAP2) on Linux and Android, and are
  * taken as absent elsewhere (no way to ask without the OS). armv7: HWCAP_NEON. Any other
  * target: REF only. Read on every load (a few instructions): no global state. */
@@ -10,9 +13,18 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
+#if DSE_AMX_OK
+/* arch_prctl(ARCH_REQ_XCOMP_PERM 0x1023, XFEATURE_XTILEDATA 18): the raw x86-64 Linux system call
+ * (number 158), so that no libc (glibc, musl) needs to declare syscall() in a -std=c11 unit */
+static long x86_req_xtiledata(void) {
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"(158L), "D"(0x1023L), "S"(18L) : "rcx", "r11", "memory");
+    return ret;
+}
+#endif
 
 #if defined(DSE_EMULATE_VNNI)
-/* emulation test builds only: the mask the next load reports (1 AVX-VNNI, 2 AVX512-VNNI, 0 none),
+/* emulation test builds only: the mask the next load reports (1 AVX-VNNI, 2 AVX512-VNNI, 4 AMX, 0 none),
  * DSE_EMULATE_VNNI to start with; a test sets it (ctypes) before a load, so one build serves
  * every variant */
 __attribute__((visibility("default"))) int dse__emulate_vnni_mask = DSE_EMULATE_VNNI;
@@ -30,7 +42,7 @@ static unsigned x86_isas(void) {
     int ymm_os = (xlo & 6) == 6, zmm_os = (xlo & 0xe6) == 0xe6;
     __cpuid_count(7, 0, a, b, c, d);
     int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
-    int vnni512 = (c >> 11) & 1;
+    int vnni512 = (c >> 11) & 1, amx = ((d >> 24) & 1) && ((d >> 25) & 1);   /* AMX-TILE, AMX-INT8 */
     unsigned max7 = a;
     if (ymm_os && avx2 && fma && f16c) isas |= DSE_ISA_BIT(AVX2);
     if (zmm_os && (isas & DSE_ISA_BIT(AVX2)) && avx512f && avx512bw && avx512vl && vnni512) isas |= DSE_ISA_BIT(AVX512VNNI);
@@ -38,16 +50,26 @@ static unsigned x86_isas(void) {
         __cpuid_count(7, 1, a, b, c, d);
         if ((isas & DSE_ISA_BIT(AVX2)) && ((a >> 4) & 1)) isas |= DSE_ISA_BIT(AVXVNNI);
     }
+#if DSE_AMX_OK
+    /* XCR0 bits 17/18 (XTILECFG, XTILEDATA), then the permission (ARCH_REQ_XCOMP_PERM 0x1023,
+     * XFEATURE_XTILEDATA 18) */
+    if (amx && (isas & DSE_ISA_BIT(AVX512VNNI)) && ((xlo >> 17) & 3) == 3 &&
+        x86_req_xtiledata() == 0)
+        isas |= DSE_ISA_BIT(AMX);
+#else
+    (void)amx;
+#endif
 #if defined(DSE_EMULATE_VNNI)
     /* test builds only (make EMULATE_VNNI=<mask>): the VNNI kernels are compiled for AVX2 with an
      * exact emulation of vpdpbusd (kernels/avxvnni/vnni_emul.h), and this CPU is said to have the
-     * VNNI ISAs of the mask (dse__emulate_vnni_mask: 1 AVX-VNNI, 2 AVX512-VNNI) when it has AVX2,
+     * VNNI ISAs of the mask (dse__emulate_vnni_mask: 1 AVX-VNNI, 2 AVX512-VNNI, 4 AMX) when it has AVX2,
      * whatever it really has;
      * mask 0 hides VNNI (a VNNI CPU then runs the AVX2 kernels: timing one against the other) */
-    isas &= ~(DSE_ISA_BIT(AVXVNNI) | DSE_ISA_BIT(AVX512VNNI));
+    isas &= ~(DSE_ISA_BIT(AVXVNNI) | DSE_ISA_BIT(AVX512VNNI) | DSE_ISA_BIT(AMX));
     if (isas & DSE_ISA_BIT(AVX2)) {
         if (dse__emulate_vnni_mask & 1) isas |= DSE_ISA_BIT(AVXVNNI);
         if (dse__emulate_vnni_mask & 2) isas |= DSE_ISA_BIT(AVX512VNNI);
+        if (dse__emulate_vnni_mask & 4) isas |= DSE_ISA_BIT(AMX);   /* (kernels/amx/tile_core.h's emulation) */
     }
 #endif
     return isas;
@@ -78,6 +100,6 @@ unsigned dse__cpu_isas(void) {
 
 const char *dse__isa_name(int isa) {
     static const char names[DSE_ISA_COUNT_][14] = {"ref", "avx2", "avx512vnni", "avxvnni", "neon", "neon-dotprod",
-                                                    "neon-i8mm", "neon-fp16"};
+                                                    "neon-i8mm", "neon-fp16", "amx"};
     return isa >= 0 && isa < DSE_ISA_COUNT_ ? names[isa] : "?";
 }

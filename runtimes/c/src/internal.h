@@ -60,6 +60,13 @@
 #else
 #define DSE_VNNI_OK 0
 #endif
+/* The AMX variants (kernels/amx/): the same compilers (AMX intrinsics: gcc 11, clang 12), on Linux
+ * only, where a process asks the kernel for the tile state (src/cpu.c); elsewhere not compiled. */
+#if DSE_VNNI_OK && defined(__linux__)
+#define DSE_AMX_OK 1
+#else
+#define DSE_AMX_OK 0
+#endif
 
 #define DSE_NONE UINT32_MAX   /* an absent optional input/output */
 #define DSE_STORAGE_CONST 0
@@ -217,6 +224,8 @@ enum {
     DSE_ISA_NEON_DOTPROD,   /* arm64 sdot/udot (ARMv8.2 dotprod) */
     DSE_ISA_NEON_I8MM,      /* arm64 smmla (ARMv8.6 i8mm) */
     DSE_ISA_NEON_FP16,      /* arm64 fp16 arithmetic (ARMv8.2 fphp/asimdhp) */
+    DSE_ISA_AMX,            /* x86-64: AMX-TILE + AMX-INT8 (with AVX512VNNI), the OS granting the tile
+                             * state (Linux: arch_prctl ARCH_REQ_XCOMP_PERM) */
     DSE_ISA_COUNT_
 };
 #define DSE_ISA_BIT(isa) (1u << DSE_ISA_##isa)
@@ -431,6 +440,7 @@ DSE_SHARED void dse__ew_walk(const dse_model *m, const dse_node *n, uint8_t *are
 #define DSE_KLINK_NEON_DOTPROD V
 #define DSE_KLINK_NEON_I8MM V
 #define DSE_KLINK_NEON_FP16 V
+#define DSE_KLINK_AMX V
 #define DSE_KDECL_(link, check, run) \
     link int check(const dse_model *, const dse_node *, dse_why *); \
     link void run(const dse_model *, const dse_node *, uint8_t *, const dse_ctx *);

@@ -16,6 +16,7 @@
 #define DSE_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define DSE_TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define DSE_TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define DSE_TARGET_AMX __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
 #else
 #define DSE_ARCH_X86_64 0
 #endif

@@ -33,7 +33,7 @@ VN_TARGET static inline void VN(put16px)(uint8_t *dst, __m128i r0, __m128i r1, _
 /* The tile of image xb, columns p0..p0+T-1 (T rounded up to 16 in the layout) */
 VN_TARGET static void VN(pack_conv_px)(uint8_t *a, const VN(conv_job) *J, const int8_t *xb, size_t p0, size_t T) {
     const dse_i8_geom *g = J->g;
-    const size_t K = J->G.K, Kb = J->G.Kb, G16 = (T + 15) / 16;
+    const size_t K = J->G.K, Kb = J->Kt, G16 = (T + 15) / 16;   /* (Kb: the tile's k-blocks, J->Kt) */
     const int zp = J->G.o->zp_in;
     const size_t isz = (size_t)(g->in[0] * g->in[1] * g->in[2]);
     int8_t pad[16];
@@ -66,6 +66,10 @@ VN_TARGET static void VN(pack_conv_px)(uint8_t *a, const VN(conv_job) *J, const 
     const avx2_i8_pix pix = avx2_i8_pix_of(g, p0);
     avx2_i8_tap tap = avx2_i8_tap_of(g, 0);
     for (size_t kb = 0; kb < Kb; kb++) {
+        if (4 * kb >= K) {   /* (AMX's k-blocks past K: zero weights; their bytes only need to be set) */
+            for (size_t q = 0; q < G16; q++) memset(a + (q * Kb + kb) * 64, 0, 64);
+            continue;
+        }
         avx2_i8_stage_kblock(stage, SR, g, xb, &tap, pix, kb, K, T, zp);
         for (size_t q = 0; q < G16; q++)
             VN(put16px)(a + (q * Kb + kb) * 64, _mm_loadu_si128((const __m128i *)(const void *)(stage + 16 * q)),
@@ -75,6 +79,7 @@ VN_TARGET static void VN(pack_conv_px)(uint8_t *a, const VN(conv_job) *J, const 
     }
 }
 
+#if !defined(DSE_VNNI_AMX)   /* (the AMX compile has its own microkernel: kernels/amx/tile_core.h) */
 /* out[i * VN_PXG + g] = the sums of channel i (< 8) over the column group g (< NG) */
 VN_TARGET static inline __attribute__((always_inline)) void VN(mkpx_body)(const uint8_t *a, size_t gstep, const int8_t *wb,
                                                                           size_t Kb, VZ *out, const int NG) {
@@ -337,6 +342,8 @@ VN_TARGET static void VN(mkpx3)(const uint8_t *a, size_t gstep, const int8_t *wb
 }
 #endif
 
+#endif
+
 /* One channel's output stage over ng column groups (cols valid columns from column p): int8 by
  * the requantisation rule (docs/quant-arith.md §4) in int64 lanes, or float_out as REF. */
 VN_TARGET static void VN(px_store)(const dse_i8_out *o, size_t ch, int32_t fb, const VZ *acc, int ng, size_t cols,
@@ -395,6 +402,7 @@ VN_TARGET static void VN(px_store)(const dse_i8_out *o, size_t ch, int32_t fb, c
 #endif
 }
 
+#if !defined(DSE_VNNI_AMX)
 /* Y[r_begin..r_end)[p0 .. p0 + T) of one image from the pixels-in-lanes tile a (T columns) */
 VN_TARGET static void VN(px_tile)(const VN(gemm) *G, const uint8_t *a, size_t T, size_t p0) {
     const size_t Kb = G->Kb, gstep = Kb * 64, G16 = (T + 15) / 16;
@@ -421,3 +429,4 @@ VN_TARGET static void VN(px_tile)(const VN(gemm) *G, const uint8_t *a, size_t T,
         }
     }
 }
+#endif

@@ -64,6 +64,14 @@
 #define VN_TARGET DSE_TARGET_AVXVNNI
 #define VN_DPBUSD(acc, a, b) _mm256_dpbusd_avx_epi32(acc, a, b)
 #endif
+#if defined(DSE_VNNI_AMX)   /* kernels/amx/conv_i8.c: the 512-bit compile, its Conv on AMX tiles */
+#undef VN
+#undef VN_KERNEL
+#undef VN_TARGET
+#define VN(name) amx_##name
+#define VN_KERNEL(name) name##__amx
+#define VN_TARGET DSE_TARGET_AMX
+#endif
 #if defined(DSE_EMULATE_VNNI)
 #undef VN_TARGET
 #undef VN_DPBUSD
@@ -723,7 +731,8 @@ VN_TARGET static inline void VN(put16)(uint8_t *a, size_t T, size_t Kp, size_t q
     }
 }
 
-/* -- Gemm / MatMul -------------------------------------------------------------------------------- */
+/* -- Gemm / MatMul (not in the AMX compile: avx512vnni runs them) ------------------------------- */
+#if !defined(DSE_VNNI_AMX)
 
 typedef struct VN(rows_job) {
     VN(gemm) G;
@@ -816,6 +825,7 @@ VN_TARGET void VN_KERNEL(dse_i8_matmul)(const dse_model *m, const dse_node *n, u
     VN(rows)(cx, n, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
              dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
+#endif
 
 /* -- Conv, group 1 ------------------------------------------------------------------------------ */
 
@@ -829,6 +839,8 @@ typedef struct VN(conv_job) {
     size_t split;         /* band chunks per tile (avx2_i8_split) */
     int direct;           /* 1x1, stride 1, no padding: k-row c is input channel c */
     int px;               /* avx512vnni: the pixels-in-lanes tile and core (kernels/avx512vnni/conv_px.h) */
+    size_t Kt;            /* pixels in lanes: the tile's k-blocks (Kb; AMX: rounded up to 16) */
+    size_t wbuf_off;      /* AMX: the repacked weights' offset in the worker's scratch */
 } VN(conv_job);
 
 /* The im2col byte tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels,
@@ -883,6 +895,9 @@ VN_TARGET static void VN(pack_conv)(uint8_t *a, const VN(conv_job) *J, const int
 #if defined(DSE_VNNI_512)
 #include "../avx512vnni/conv_px.h"
 #endif
+#if defined(DSE_VNNI_AMX)
+#include "../amx/tile_core.h"
+#endif
 
 VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigned worker) {
     const VN(conv_job) *J = arg;
@@ -905,7 +920,11 @@ VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigne
         G.y = J->G.o->float_out ? (void *)((float *)G.y + b * G.R * J->P) : (void *)((int8_t *)G.y + b * G.R * J->P);
 #if defined(DSE_VNNI_512)
         if (J->px) {
+#if defined(DSE_VNNI_AMX)
+            VN(amx_tile)(&G, a, T, p0, J->Kt, (int8_t *)(a + J->wbuf_off));
+#else
             VN(px_tile)(&G, a, T, p0);
+#endif
             continue;
         }
 #endif
@@ -971,9 +990,12 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     for (int i = 0; i < 3; i++) J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
     J.tiles = (P + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
-    J.px = 0;
+    J.px = 0, J.Kt = J.G.Kb, J.wbuf_off = 0;
 #if defined(DSE_VNNI_512)
     J.px = J.T >= 16;   /* pixels in lanes: tiles of at least one column group */
+#endif
+#if defined(DSE_VNNI_AMX)
+    J.Kt = VN(amx_kt)(J.G.Kb), J.wbuf_off = VN(amx_wbuf_off)(J.Kt, J.T);
 #endif
     dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), VN(conv_task), &J);
 }
@@ -987,6 +1009,7 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
 #undef VN_CW
 #undef VN_ZSTORE
 #undef VN_PXG
+#undef VN_AMX_EMUL
 #undef VN_ZLOAD64
 #undef VZ
 #undef VZ_LO

@@ -1,0 +1,211 @@
+/* amx/tile_core.h: the AMX Conv core (included by kernels/avxvnni/conv_i8.c in its DSE_VNNI_AMX
+ * compile, kernels/amx/conv_i8.c, after conv_px.h). Not a standalone header: it uses that file's
+ * VN() names, the pixels-in-lanes tile (VN(pack_conv_px)) and output stage (VN(px_store)).
+ *
+ * AMX (Sapphire Rapids and later) multiplies whole tiles: tdpbsud C += A * B with A 16 rows x 64
+ * signed bytes, B 16 rows x 64 unsigned bytes read as 16 k-blocks x (16 columns x 4 k), C 16 x 16
+ * int32: C[m][n] += sum_{j<16, t<4} A[m][4j + t] * B[j][4n + t], products exact, the sums wrapping
+ * modulo 2^32 and never saturating (as vpdpbusd). The pixels-in-lanes tile is exactly B's layout:
+ * column group q's k-blocks kb are 64 bytes each (16 pixels x 4 k of u = x ^ 0x80) at
+ * (q * Kt + kb) * 64, so 16 consecutive k-blocks are one B tile (stride 64), and C's row m is
+ * output channel m's 16 pixels: the same (channel, pixel) sums as the avx512vnni core, handed to
+ * the same output stage (fb = bias - (128 + zp_in) * sum_k w, VN(px_store)).
+ *
+ * A is 16 output channels x 64 consecutive k of the weights, which layout 1 (8 channels x 4 k per
+ * 32-byte block) does not hold as rows: each tile of 16 columns' work first repacks the weights
+ * of the channels it computes (32 at a time) into the scratch, rows of 64 k (a transpose of
+ * dwords, three vpermt2d stages), k past K zero. The tile's k-blocks are rounded up to 16 (Kt):
+ * the extra ones hold any bytes (VN(pack_conv_px) writes zeros) against zero weights.
+ * Microkernel: 2 A tiles (32 channels) x 2 B tiles (32 pixels) into 4 C tiles, per 64 k four
+ * tile loads and four tdpbsud; C stored to a [32][32] int32 buffer, each channel's 32 pixels
+ * contiguous for VN(px_store). Tiles of fewer than 32 channels or pixels run the 1-tile forms.
+ * Tile registers: 0-3 C, 4-5 A, 6-7 B; configured (ldtilecfg, palette 1, all 16 x 64) at the start
+ * of each tile's work and released (tilerelease) after it, so no state outlives a call.
+ *
+ * The emulation build (-DDSE_EMULATE_VNNI) computes the same sums in C over the same buffers. */
+
+/* the tile's k-blocks: Kb rounded up to whole 64-k tile rows */
+static inline size_t VN(amx_kt)(size_t Kb) { return (Kb + 15) / 16 * 16; }
+/* where the repacked weights (32 channels x Kt * 4 bytes) start in the worker's scratch: after the
+ * pixels-in-lanes tile of T columns (rounded up to 16) and its im2col stage, 64-aligned */
+static inline size_t VN(amx_wbuf_off)(size_t Kt, size_t T) {
+    const size_t T16 = (T + 15) / 16 * 16, SR = (T + 31) / 16 * 16;
+    return (T16 * Kt * 4 + 4 * SR + 63) / 64 * 64;
+}
+
+/* The AMX Conv takes what the VNNI kernels take (dse__check_i8_conv_vnni: layout-1 weights, group 1,
+ * exact int32 sums) with at least 16 output pixels per image (smaller images: the avx512vnni core)
+ * when the planned scratch holds its tile (k rounded up to 64) and the repacked weights. */
+int dse__check_i8_conv_amx(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__check_i8_conv_vnni(m, n, why)) return 1;
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const size_t O = w->dims[0], K = w->numel / O, P = y->numel / (y->dims[0] * O);
+    if (P < 16) return 1;
+    const size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE, Kt = VN(amx_kt)((K + 3) / 4);
+    const size_t need = VN(amx_wbuf_off)(Kt, T) + 32 * Kt * 4;
+    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;
+    why->scratch = need;
+    return 0;
+}
+
+#if defined(DSE_EMULATE_VNNI)
+/* channels r0 .. r0 + nch - 1 (r0 a multiple of 8, nch <= 32) of layout-1 weights (Kb k-blocks per
+ * 8-channel band) as A tiles: tile i (channels r0 + 16i ..) chunk kc at buf + (i * KC + kc) * 1024,
+ * row c = 64 k of channel r0 + 16i + c; channels >= nch and k >= 4 Kb zero */
+static void VN(amx_pack_w)(int8_t *buf, const int8_t *w, size_t Kb, size_t KC, size_t r0, size_t nch) {
+    memset(buf, 0, 2 * KC * 1024);
+    for (size_t c = 0; c < nch; c++)
+        for (size_t kb = 0; kb < Kb; kb++)
+            memcpy(buf + ((c / 16) * KC + kb / 16) * 1024 + (c % 16) * 64 + (kb % 16) * 4,
+                   w + ((r0 + c) / 8 * Kb + kb) * 32 + (c % 8) * 4, 4);
+}
+/* the microkernel's sums, as tdpbsud forms them (A signed, B unsigned, wrapping int32) */
+static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep, size_t KC, int32_t *c, int NA,
+                       int NB) {
+    for (int ai = 0; ai < NA; ai++)
+        for (int bj = 0; bj < NB; bj++)
+            for (size_t r = 0; r < 16; r++)
+                for (size_t col = 0; col < 16; col++) {
+                    uint32_t s = 0;
+                    for (size_t kc = 0; kc < KC; kc++)
+                        for (size_t j = 0; j < 16; j++)
+                            for (size_t t = 0; t < 4; t++)
+                                s += (uint32_t)((int32_t)w[ai * wstep + kc * 1024 + r * 64 + 4 * j + t] *
+                                                (int32_t)b[bj * gstep + kc * 1024 + j * 64 + 4 * col + t]);
+                    c[(16 * (size_t)ai + r) * 32 + 16 * (size_t)bj + col] = (int32_t)s;
+                }
+}
+#define VN_AMX_BEGIN() (void)0
+#define VN_AMX_END() (void)0
+#else
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} VN(tilecfg);
+
+VN_TARGET static void VN(amx_begin)(void) {
+    VN(tilecfg) cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    _tile_loadconfig(&cfg);
+}
+#define VN_AMX_BEGIN() VN(amx_begin)()
+#define VN_AMX_END() _tile_release()
+
+/* as the emulation's VN(amx_pack_w): each 8-channel band's 16 k-blocks of a chunk (512 bytes, 8 zmm
+ * of [2 kb][8 channels] dwords) transposed to 8 rows of [16 kb] dwords by three vpermt2d stages
+ * (4 channels x 4 kb, 2 x 8, 1 x 16 per vector); k-blocks past Kb masked to zero */
+VN_TARGET static void VN(amx_pack_w)(int8_t *buf, const int8_t *w, size_t Kb, size_t KC, size_t r0, size_t nch) {
+    const __m512i iA0 = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+    const __m512i iA1 = _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+    const __m512i iB0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i iB1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    const __m512i iC0 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i iC1 = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const size_t nband = nch > 16 ? 4 : 2;
+    for (size_t b8 = 0; b8 < nband; b8++) {
+        int8_t *dst = buf + (b8 / 2) * KC * 1024 + (b8 % 2) * 512;
+        if (8 * b8 >= nch) {
+            for (size_t kc = 0; kc < KC; kc++) memset(dst + kc * 1024, 0, 512);
+            continue;
+        }
+        const int8_t *src = w + (r0 / 8 + b8) * Kb * 32;
+        for (size_t kc = 0; kc < KC; kc++, dst += 1024) {
+            const size_t nb = Kb - 16 * kc < 16 ? Kb - 16 * kc : 16;   /* valid k-blocks of the chunk */
+            __m512i v[8], uA[4][2], uB[2][2][2];
+            for (size_t j = 0; j < 8; j++) {
+                const __mmask16 mk = (__mmask16)((2 * j < nb ? 0x00FFu : 0u) | (2 * j + 1 < nb ? 0xFF00u : 0u));
+                v[j] = _mm512_maskz_loadu_epi32(mk, src + (16 * kc + 2 * j) * 32);
+            }
+            for (int p = 0; p < 4; p++) {
+                uA[p][0] = _mm512_permutex2var_epi32(v[2 * p], iA0, v[2 * p + 1]);
+                uA[p][1] = _mm512_permutex2var_epi32(v[2 * p], iA1, v[2 * p + 1]);
+            }
+            for (int q = 0; q < 2; q++)
+                for (int h = 0; h < 2; h++) {
+                    uB[q][h][0] = _mm512_permutex2var_epi32(uA[2 * q][h], iB0, uA[2 * q + 1][h]);
+                    uB[q][h][1] = _mm512_permutex2var_epi32(uA[2 * q][h], iB1, uA[2 * q + 1][h]);
+                }
+            for (int h = 0; h < 2; h++)
+                for (int g = 0; g < 2; g++) {
+                    const int c = 4 * h + 2 * g;
+                    _mm512_storeu_si512(dst + c * 64, _mm512_permutex2var_epi32(uB[0][h][g], iC0, uB[1][h][g]));
+                    _mm512_storeu_si512(dst + (c + 1) * 64, _mm512_permutex2var_epi32(uB[0][h][g], iC1, uB[1][h][g]));
+                }
+        }
+    }
+}
+
+/* NA (1, 2) A tiles (the second wstep bytes after the first) x NB (1, 2) B tiles (column groups,
+ * gstep apart) over KC chunks of 64 k: c[(16 ai + r) * 32 + 16 bj + col] */
+VN_TARGET static inline __attribute__((always_inline)) void VN(amx_body)(const int8_t *w, size_t wstep, const uint8_t *b,
+                                                                         size_t gstep, size_t KC, int32_t *c,
+                                                                         const int NA, const int NB) {
+    _tile_zero(0);
+    if (NB > 1) _tile_zero(1);
+    if (NA > 1) _tile_zero(2);
+    if (NA > 1 && NB > 1) _tile_zero(3);
+    for (size_t kc = 0; kc < KC; kc++, w += 1024, b += 1024) {
+        _tile_loadd(4, w, 64);
+        _tile_loadd(6, b, 64);
+        if (NA > 1) _tile_loadd(5, w + wstep, 64);
+        if (NB > 1) _tile_loadd(7, b + gstep, 64);
+        _tile_dpbsud(0, 4, 6);
+        if (NB > 1) _tile_dpbsud(1, 4, 7);
+        if (NA > 1) _tile_dpbsud(2, 5, 6);
+        if (NA > 1 && NB > 1) _tile_dpbsud(3, 5, 7);
+    }
+    _tile_stored(0, c, 128);
+    if (NB > 1) _tile_stored(1, c + 16, 128);
+    if (NA > 1) _tile_stored(2, c + 512, 128);
+    if (NA > 1 && NB > 1) _tile_stored(3, c + 528, 128);
+}
+#define VN_AMX_MK(NA, NB)                                                                                            \
+    VN_TARGET static void VN(amx_mk##NA##NB)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep,           \
+                                             size_t KC, int32_t *c) {                                                 \
+        VN(amx_body)(w, wstep, b, gstep, KC, c, NA, NB);                                                              \
+    }
+VN_AMX_MK(1, 1) VN_AMX_MK(1, 2) VN_AMX_MK(2, 1) VN_AMX_MK(2, 2)
+#undef VN_AMX_MK
+VN_TARGET static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep, size_t KC, int32_t *c,
+                                 int NA, int NB) {
+    if (NA > 1) (NB > 1 ? VN(amx_mk22) : VN(amx_mk21))(w, wstep, b, gstep, KC, c);
+    else (NB > 1 ? VN(amx_mk12) : VN(amx_mk11))(w, wstep, b, gstep, KC, c);
+}
+#endif
+
+/* Y[r_begin..r_end)[p0 .. p0 + T) of one image from the pixels-in-lanes tile a (T columns, Kt
+ * k-blocks per column group), the weights repacked into wbuf 32 channels at a time */
+VN_TARGET static void VN(amx_tile)(const VN(gemm) *G, const uint8_t *a, size_t T, size_t p0, size_t Kt, int8_t *wbuf) {
+    const size_t Kb = G->Kb, KC = Kt / 16, gstep = Kt * 64, G16 = (T + 15) / 16;
+    const dse_i8_out *o = G->o;
+    const size_t esz = o->float_out ? 4 : 1;
+    int32_t cbuf[32 * 32] __attribute__((aligned(64)));
+    VN_AMX_BEGIN();
+    for (size_t r0 = G->r_begin; r0 < G->r_end; r0 += 32) {
+        const size_t nch = G->r_end - r0 < 32 ? G->r_end - r0 : 32;
+        const int na = nch > 16 ? 2 : 1;
+        VN(amx_pack_w)(wbuf, G->w, Kb, KC, r0, nch);
+        int32_t fb[32];
+        for (size_t b8 = 0; 8 * b8 < nch; b8++) {   /* bias - (128 + zp_in) * sum_k w, wrapping (the total is exact) */
+            int32_t wsum[8];
+            _mm256_storeu_si256((__m256i *)(void *)wsum, VN(zsums8)(G->w + (r0 / 8 + b8) * Kb * 32, Kb));
+            for (size_t i = 0; i < 8 && 8 * b8 + i < nch; i++)
+                fb[8 * b8 + i] = (int32_t)((uint32_t)G->bias[r0 + 8 * b8 + i] - (uint32_t)(128 + o->zp_in) * (uint32_t)wsum[i]);
+        }
+        for (size_t q = 0; q < G16; q += 2) {
+            const int nb = G16 - q > 1 ? 2 : 1;
+            VN(amx_mk)(wbuf, KC * 1024, a + q * gstep, gstep, KC, cbuf, na, nb);
+            const size_t c0 = 16 * q, cols = T - c0 < 16 * (size_t)nb ? T - c0 : 16 * (size_t)nb;
+            for (size_t i = 0; i < nch; i++)
+                VN(px_store)(o, r0 + i, fb[i], (const VZ *)(const void *)(cbuf + 32 * i), nb, cols,
+                             (uint8_t *)G->y + ((r0 + i) * G->ys_r + p0 + c0) * esz);
+        }
+    }
+    VN_AMX_END();
+}
+
+#undef VN_AMX_BEGIN
+#undef VN_AMX_END
