@@ -7,7 +7,8 @@ build (`make EMULATE_VNNI=7`: the CPU said to have AVX512-VNNI and AMX, the tile
 in C over the same repacked buffers). Either way each case asserts which kernel ran: AMX for convs
 of at least 16 output pixels whose planned scratch holds its tile (k rounded up to 64) and the
 repacked weights, avx512vnni for the rest and for every Gemm and MatMul. Cases: K a multiple of 64
-and not (one and several 64-k chunks, k-block tails, K > 4096), 1-40 output channels (one and two
+and not (one and several 64-k chunks, k-block tails, K > 4096, K <= 64 on tiles configured to fewer
+k-blocks), 1-40 output channels (one and two
 A tiles, channel tails), odd column-group counts (the 1-B-tile form), pixel tails, 1x1 (direct
 packing), strides, padding, dilation, 1-D, batches, zero points -128/127, multipliers >= 1, clamps,
 float_out, 1-3 threads, and a zoo model. The real source compiles with gcc and zig's clang to the
@@ -71,6 +72,9 @@ CONV_AMX = [   # x shape, w shape, strides, pads, dilations (each at least 16 ou
     ((1, 24, 12, 12), (31, 24, 3, 3), [1, 1], [2, 2, 2, 2], [2, 2]),    # dilated
     ((2, 48, 70), (36, 48, 5), [1], [2, 2], [1]),                       # 1-D
     ((1, 70, 4, 4), (3, 70, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),       # P 16 exactly, 3 channels
+    ((1, 16, 16, 16), (33, 16, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),    # K 16: one chunk of 4 k-blocks
+    ((1, 3, 20, 20), (16, 3, 3, 3), [2, 2], [1, 1, 1, 1], [1, 1]),      # K 27: 7 k-blocks (a stem)
+    ((1, 60, 9, 9), (24, 60, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),      # K 60: 15 k-blocks
 ]
 
 
@@ -120,17 +124,17 @@ def test_extreme_sums(amx):
 
 
 def test_what_it_leaves(amx):
-    """Small images (< 16 pixels), a small K whose tile rounded up to 64 k exceeds the plan: the
-    avx512vnni Conv; Gemm and MatMul: avx512vnni; an artifact planned without scratch: REF."""
+    """Small images (< 16 pixels), a tile whose columns rounded up to 16 (and k to 64) exceed the
+    plan: the avx512vnni Conv; Gemm and MatMul: avx512vnni; an artifact planned without scratch: REF."""
     from tests.runtime.test_kernels_int8_opt import gemm_case
     rng = np.random.default_rng(21)
     x, w = rand_i8(rng, (1, 32, 3, 5)), rand_w(rng, (24, 32, 3, 3))
     M, n = rng_mults(rng, 24)
     check(amx, conv_case(x, w, rand_bias(rng, 24, 288), 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1),
           ("__avx512vnni",))
-    x, w = rand_i8(rng, (1, 16, 16, 16)), rand_w(rng, (33, 16, 1, 1))
-    M, n = rng_mults(rng, 33)
-    check(amx, conv_case(x, w, rand_bias(rng, 33, 16), 1, M, n, 0, [1, 1], [0, 0, 0, 0], [1, 1], 1, 1),
+    x, w = rand_i8(rng, (1, 520, 5, 4)), rand_w(rng, (20, 520, 3, 3))   # 20 pixels as 32 columns: the plan is short
+    M, n = rng_mults(rng, 20)
+    check(amx, conv_case(x, w, rand_bias(rng, 20, 4680), 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1),
           ("__avx512vnni",))
     xg, wg = rand_i8(rng, (40, 64)), rand_w(rng, (64, 30))
     Mg, ng = rng_mults(rng, 30)

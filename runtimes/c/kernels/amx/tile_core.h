@@ -14,8 +14,9 @@
  * A is 16 output channels x 64 consecutive k of the weights, which layout 1 (8 channels x 4 k per
  * 32-byte block) does not hold as rows: each tile of 16 columns' work first repacks the weights
  * of the channels it computes (32 at a time) into the scratch, rows of 64 k (a transpose of
- * dwords, three vpermt2d stages), k past K zero. The tile's k-blocks are rounded up to 16 (Kt):
- * the extra ones hold any bytes (VN(pack_conv_px) writes zeros) against zero weights.
+ * dwords, three vpermt2d stages), k past K zero. K <= 64: the tiles are configured to the Kb
+ * k-blocks (B Kb rows, A 4 Kb bytes a row); larger K: the tile's k-blocks rounded up to 16 (Kt),
+ * the extra ones holding zeros (VN(pack_conv_px)) against zero weights.
  * Microkernel: 2 A tiles (32 channels) x 2 B tiles (32 pixels) into 4 C tiles, per 64 k four
  * tile loads and four tdpbsud; C stored to a [32][32] int32 buffer, each channel's 32 pixels
  * contiguous for VN(px_store). Tiles of fewer than 32 channels or pixels run the 1-tile forms.
@@ -24,8 +25,11 @@
  *
  * The emulation build (-DDSE_EMULATE_VNNI) computes the same sums in C over the same buffers. */
 
-/* the tile's k-blocks: Kb rounded up to whole 64-k tile rows */
-static inline size_t VN(amx_kt)(size_t Kb) { return (Kb + 15) / 16 * 16; }
+/* the tile's k-blocks: Kb when one tile holds them (K <= 64: the tiles configured to Kb rows of B,
+ * 4 Kb bytes of A), else rounded up to whole 64-k tile rows */
+static inline size_t VN(amx_kt)(size_t Kb) { return Kb <= 16 ? Kb : (Kb + 15) / 16 * 16; }
+/* the repacked weights' bytes: 2 A tiles of 16 rows x 64 bytes per chunk of 64 k */
+static inline size_t VN(amx_wbuf_bytes)(size_t Kt) { return 2048 * ((Kt + 15) / 16); }
 /* where the repacked weights (32 channels x Kt * 4 bytes) start in the worker's scratch: after the
  * pixels-in-lanes tile of T columns (rounded up to 16) and its im2col stage, 64-aligned */
 static inline size_t VN(amx_wbuf_off)(size_t Kt, size_t T) {
@@ -42,7 +46,7 @@ int dse__check_i8_conv_amx(const dse_model *m, const dse_node *n, dse_why *why) 
     const size_t O = w->dims[0], K = w->numel / O, P = y->numel / (y->dims[0] * O);
     if (P < 16) return 1;
     const size_t T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE, Kt = VN(amx_kt)((K + 3) / 4);
-    const size_t need = VN(amx_wbuf_off)(Kt, T) + 32 * Kt * 4;
+    const size_t need = VN(amx_wbuf_off)(Kt, T) + VN(amx_wbuf_bytes)(Kt);
     if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;
     why->scratch = need;
     return 0;
@@ -59,24 +63,25 @@ static void VN(amx_pack_w)(int8_t *buf, const int8_t *w, size_t Kb, size_t KC, s
             memcpy(buf + ((c / 16) * KC + kb / 16) * 1024 + (c % 16) * 64 + (kb % 16) * 4,
                    w + ((r0 + c) / 8 * Kb + kb) * 32 + (c % 8) * 4, 4);
 }
-/* the microkernel's sums, as tdpbsud forms them (A signed, B unsigned, wrapping int32) */
-static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep, size_t KC, int32_t *c, int NA,
-                       int NB) {
+/* the microkernel's sums, as tdpbsud forms them (A signed, B unsigned, wrapping int32; kr k-blocks a
+ * chunk, the tiles' configuration) */
+#define VN_AMX_BEGIN(kr) (void)(kr)
+#define VN_AMX_END() (void)0
+static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep, size_t KC, size_t kr, int32_t *c,
+                       int NA, int NB) {
     for (int ai = 0; ai < NA; ai++)
         for (int bj = 0; bj < NB; bj++)
             for (size_t r = 0; r < 16; r++)
                 for (size_t col = 0; col < 16; col++) {
                     uint32_t s = 0;
                     for (size_t kc = 0; kc < KC; kc++)
-                        for (size_t j = 0; j < 16; j++)
+                        for (size_t j = 0; j < kr; j++)
                             for (size_t t = 0; t < 4; t++)
                                 s += (uint32_t)((int32_t)w[ai * wstep + kc * 1024 + r * 64 + 4 * j + t] *
                                                 (int32_t)b[bj * gstep + kc * 1024 + j * 64 + 4 * col + t]);
                     c[(16 * (size_t)ai + r) * 32 + 16 * (size_t)bj + col] = (int32_t)s;
                 }
 }
-#define VN_AMX_BEGIN() (void)0
-#define VN_AMX_END() (void)0
 #else
 typedef struct {
     uint8_t palette, start_row, reserved[14];
@@ -84,14 +89,17 @@ typedef struct {
     uint8_t rows[16];
 } VN(tilecfg);
 
-VN_TARGET static void VN(amx_begin)(void) {
+/* tiles 0-3 (C) 16 x 64 bytes, 4-5 (A) 16 x 4 kr, 6-7 (B) kr x 64: kr k-blocks per chunk */
+VN_TARGET static void VN(amx_begin)(size_t kr) {
     VN(tilecfg) cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    cfg.colsb[4] = cfg.colsb[5] = (uint16_t)(4 * kr);
+    cfg.rows[6] = cfg.rows[7] = (uint8_t)kr;
     _tile_loadconfig(&cfg);
 }
-#define VN_AMX_BEGIN() VN(amx_begin)()
+#define VN_AMX_BEGIN(kr) VN(amx_begin)(kr)
 #define VN_AMX_END() _tile_release()
 
 /* as the emulation's VN(amx_pack_w): each 8-channel band's 16 k-blocks of a chunk (512 bytes, 8 zmm
@@ -169,8 +177,9 @@ VN_TARGET static inline __attribute__((always_inline)) void VN(amx_body)(const i
     }
 VN_AMX_MK(1, 1) VN_AMX_MK(1, 2) VN_AMX_MK(2, 1) VN_AMX_MK(2, 2)
 #undef VN_AMX_MK
-VN_TARGET static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep, size_t KC, int32_t *c,
-                                 int NA, int NB) {
+VN_TARGET static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep, size_t KC, size_t kr,
+                                 int32_t *c, int NA, int NB) {
+    (void)kr;   /* (the tiles' configuration) */
     if (NA > 1) (NB > 1 ? VN(amx_mk22) : VN(amx_mk21))(w, wstep, b, gstep, KC, c);
     else (NB > 1 ? VN(amx_mk12) : VN(amx_mk11))(w, wstep, b, gstep, KC, c);
 }
@@ -179,11 +188,11 @@ VN_TARGET static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b
 /* Y[r_begin..r_end)[p0 .. p0 + T) of one image from the pixels-in-lanes tile a (T columns, Kt
  * k-blocks per column group), the weights repacked into wbuf 32 channels at a time */
 VN_TARGET static void VN(amx_tile)(const VN(gemm) *G, const uint8_t *a, size_t T, size_t p0, size_t Kt, int8_t *wbuf) {
-    const size_t Kb = G->Kb, KC = Kt / 16, gstep = Kt * 64, G16 = (T + 15) / 16;
+    const size_t Kb = G->Kb, KC = (Kt + 15) / 16, kr = Kt < 16 ? Kt : 16, gstep = Kt * 64, G16 = (T + 15) / 16;
     const dse_i8_out *o = G->o;
     const size_t esz = o->float_out ? 4 : 1;
     int32_t cbuf[32 * 32] __attribute__((aligned(64)));
-    VN_AMX_BEGIN();
+    VN_AMX_BEGIN(kr);
     for (size_t r0 = G->r_begin; r0 < G->r_end; r0 += 32) {
         const size_t nch = G->r_end - r0 < 32 ? G->r_end - r0 : 32;
         const int na = nch > 16 ? 2 : 1;
@@ -197,7 +206,7 @@ VN_TARGET static void VN(amx_tile)(const VN(gemm) *G, const uint8_t *a, size_t T
         }
         for (size_t q = 0; q < G16; q += 2) {
             const int nb = G16 - q > 1 ? 2 : 1;
-            VN(amx_mk)(wbuf, KC * 1024, a + q * gstep, gstep, KC, cbuf, na, nb);
+            VN(amx_mk)(wbuf, KC * 1024, a + q * gstep, gstep, KC, kr, cbuf, na, nb);
             const size_t c0 = 16 * q, cols = T - c0 < 16 * (size_t)nb ? T - c0 : 16 * (size_t)nb;
             for (size_t i = 0; i < nch; i++)
                 VN(px_store)(o, r0 + i, fb[i], (const VZ *)(const void *)(cbuf + 32 * i), nb, cols,
