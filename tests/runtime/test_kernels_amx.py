@@ -8,7 +8,8 @@ in C over the same repacked buffers). Either way each case asserts which kernel 
 of at least 16 output pixels whose planned scratch holds its tile (k rounded up to 64) and the
 repacked weights, avx512vnni for the rest and for every Gemm and MatMul. Cases: K a multiple of 64
 and not (one and several 64-k chunks, k-block tails, K > 4096, K <= 64 on tiles configured to fewer
-k-blocks), 1-40 output channels (one and two
+k-blocks), stride-1 convs on the band (kernels/amx/tile_core.h: 3x3, 5x5, 1x3, 1-D, dilation,
+asymmetric padding, tiles spanning rows), 1-40 output channels (one and two
 A tiles, channel tails), odd column-group counts (the 1-B-tile form), pixel tails, 1x1 (direct
 packing), strides, padding, dilation, 1-D, batches, zero points -128/127, multipliers >= 1, clamps,
 float_out, 1-3 threads, and a zoo model. The real source compiles with gcc and zig's clang to the
@@ -75,6 +76,13 @@ CONV_AMX = [   # x shape, w shape, strides, pads, dilations (each at least 16 ou
     ((1, 16, 16, 16), (33, 16, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),    # K 16: one chunk of 4 k-blocks
     ((1, 3, 20, 20), (16, 3, 3, 3), [2, 2], [1, 1, 1, 1], [1, 1]),      # K 27: 7 k-blocks (a stem)
     ((1, 60, 9, 9), (24, 60, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),      # K 60: 15 k-blocks
+    # stride 1 on rows of 16 or more: the band (positions of the padded grid, lanes masked at row ends)
+    ((1, 64, 30, 40), (40, 64, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),    # K 576, 1260 positions: 5 tiles
+    ((1, 16, 20, 50), (20, 16, 3, 3), [1, 1], [2, 2, 2, 2], [2, 2]),    # dilated 2, K 144
+    ((1, 7, 19, 37), (9, 7, 5, 5), [1, 1], [2, 1, 0, 3], [1, 1]),       # 5x5, asymmetric padding, K 175
+    ((2, 12, 6, 130), (18, 12, 3, 3), [1, 1], [0, 1, 2, 1], [1, 1]),    # wide rows, batch 2, rows of 129
+    ((1, 32, 17, 16), (33, 32, 1, 3), [1, 1], [0, 1, 0, 1], [1, 1]),    # 1x3: 16 of 18 columns, K 96
+    ((1, 8, 64), (12, 8, 7), [1], [3, 3], [1]),                         # 1-D, one row of 70
 ]
 
 
@@ -150,7 +158,8 @@ def test_threads_same_bytes(amx):
     bands starting at channel 8, 24, ...): the same bytes as 1 thread."""
     rng = np.random.default_rng(12)
     cases = []
-    for xs, ws in (((2, 19, 23, 25), (37, 19, 3, 3)), ((1, 64, 7, 7), (72, 64, 3, 3)), ((1, 128, 28, 28), (48, 128, 1, 1))):
+    for xs, ws in (((2, 19, 23, 25), (37, 19, 3, 3)), ((1, 64, 7, 7), (72, 64, 3, 3)), ((1, 128, 28, 28), (48, 128, 1, 1)),
+                   ((1, 24, 33, 31), (16, 24, 3, 3)), ((1, 16, 9, 40), (40, 16, 3, 3))):   # (the band, 2-3 tiles)
         x, w = rand_i8(rng, xs), rand_w(rng, ws)
         M, n = rng_mults(rng, ws[0])
         cases.append(conv_case(x, w, rand_bias(rng, ws[0], int(np.prod(ws[1:]))), -3, M, n, 4, [1, 1],

@@ -30,6 +30,11 @@ VN_TARGET static inline void VN(put16px)(uint8_t *dst, __m128i r0, __m128i r1, _
     _mm_storeu_si128((__m128i *)(void *)(dst + 48), _mm_xor_si128(_mm_unpackhi_epi16(t01h, t23h), flip));
 }
 
+#if defined(DSE_VNNI_AMX)
+VN_TARGET static void VN(amx_pack_band)(uint8_t *a, const VN(conv_job) *J, const int8_t *xb, size_t p0, size_t T,
+                                        int8_t *band);
+#endif
+
 /* The tile of image xb, columns p0..p0+T-1 (T rounded up to 16 in the layout) */
 VN_TARGET static void VN(pack_conv_px)(uint8_t *a, const VN(conv_job) *J, const int8_t *xb, size_t p0, size_t T) {
     const dse_i8_geom *g = J->g;
@@ -60,8 +65,14 @@ VN_TARGET static void VN(pack_conv_px)(uint8_t *a, const VN(conv_job) *J, const 
         }
         return;
     }
-    const size_t SR = (T + 31) / 16 * 16;   /* a stage row: T bytes, then up to 16 more read */
     int8_t *stage = (int8_t *)(a + G16 * 16 * Kb * 4);
+#if defined(DSE_VNNI_AMX)
+    if (J->Wp) {   /* the AMX band (kernels/amx/tile_core.h): every k-row one linear run of the padded rows */
+        VN(amx_pack_band)(a, J, xb, p0, T, stage);
+        return;
+    }
+#endif
+    const size_t SR = (T + 31) / 16 * 16;   /* a stage row: T bytes, then up to 16 more read */
     for (size_t c = 0; c < 4; c++) memset(stage + c * SR + T, zp, SR - T);   /* (the columns never stored) */
     const avx2_i8_pix pix = avx2_i8_pix_of(g, p0);
     avx2_i8_tap tap = avx2_i8_tap_of(g, 0);
@@ -345,9 +356,11 @@ VN_TARGET static void VN(mkpx3)(const uint8_t *a, size_t gstep, const int8_t *wb
 #endif
 
 /* One channel's output stage over ng column groups (cols valid columns from column p): int8 by
- * the requantisation rule (docs/quant-arith.md §4) in int64 lanes, or float_out as REF. */
+ * the requantisation rule (docs/quant-arith.md §4) in int64 lanes, or float_out as REF. vm (the AMX
+ * band): group g's valid lanes vm[g], stored one after the other from element voff[g] of yrow
+ * (cols unused); NULL: the first cols columns, contiguous. */
 VN_TARGET static void VN(px_store)(const dse_i8_out *o, size_t ch, int32_t fb, const VZ *acc, int ng, size_t cols,
-                                   void *yrow) {
+                                   void *yrow, const uint16_t *vm, const size_t *voff) {
 #if defined(DSE_EMULATE_VNNI)
     avx2_i8_rq q;
     avx2_i8_rq_init1(&q, o, ch);
@@ -356,6 +369,23 @@ VN_TARGET static void VN(px_store)(const dse_i8_out *o, size_t ch, int32_t fb, c
                  fmax = _mm256_set1_ps(o->act_max);
     for (int g = 0; g < ng; g++) {
         const __m256i h[2] = {_mm256_add_epi32(acc[g].lo, f), _mm256_add_epi32(acc[g].hi, f)};
+        if (vm) {   /* the valid lanes, packed */
+            size_t at = voff[g];
+            for (int e = 0; e < 2; e++) {
+                float tf[8];
+                int32_t ti[8];
+                if (o->float_out)
+                    _mm256_storeu_ps(tf, _mm256_min_ps(fmax, _mm256_max_ps(fmin, _mm256_mul_ps(_mm256_cvtepi32_ps(h[e]), fs))));
+                else
+                    _mm256_storeu_si256((__m256i *)(void *)ti, avx2_i8_requant(h[e], &q));
+                for (int l = 0; l < 8; l++)
+                    if (vm[g] >> (8 * e + l) & 1) {
+                        if (o->float_out) ((float *)yrow)[at++] = tf[l];
+                        else ((int8_t *)yrow)[at++] = (int8_t)ti[l];
+                    }
+            }
+            continue;
+        }
         for (int e = 0; e < 2; e++) {
             const size_t c0 = (size_t)(16 * g + 8 * e);
             if (c0 >= cols) break;
@@ -377,6 +407,10 @@ VN_TARGET static void VN(px_store)(const dse_i8_out *o, size_t ch, int32_t fb, c
         const __m512 fs = _mm512_set1_ps(o->scale[ch]), fmin = _mm512_set1_ps(o->act_min), fmax = _mm512_set1_ps(o->act_max);
         for (int g = 0; g < ng; g++) {
             const __m512 v = _mm512_min_ps(fmax, _mm512_max_ps(fmin, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[g], f)), fs)));
+            if (vm) {
+                _mm512_mask_compressstoreu_ps((float *)yrow + voff[g], (__mmask16)vm[g], v);
+                continue;
+            }
             const size_t c0 = 16 * (size_t)g, nv = cols - c0 < 16 ? cols - c0 : 16;
             if (nv == 16) _mm512_storeu_ps((float *)yrow + c0, v);
             else _mm512_mask_storeu_ps((float *)yrow + c0, (__mmask16)((1u << nv) - 1), v);
@@ -395,6 +429,12 @@ VN_TARGET static void VN(px_store)(const dse_i8_out *o, size_t ch, int32_t fb, c
         pe = _mm512_min_epi64(_mm512_max_epi64(pe, lo), hi);
         po = _mm512_min_epi64(_mm512_max_epi64(po, lo), hi);
         const __m512i r = _mm512_add_epi32(_mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32)), zp);
+        if (vm) {   /* the valid lanes packed to the front, then as many bytes */
+            const __mmask16 mk = (__mmask16)vm[g];
+            _mm512_mask_cvtepi32_storeu_epi8((int8_t *)yrow + voff[g], (__mmask16)((1u << __builtin_popcount(mk)) - 1),
+                                             _mm512_maskz_compress_epi32(mk, r));
+            continue;
+        }
         const size_t c0 = 16 * (size_t)g, nv = cols - c0 < 16 ? cols - c0 : 16;
         if (nv == 16) _mm_storeu_si128((__m128i *)(void *)((int8_t *)yrow + c0), _mm512_cvtepi32_epi8(r));
         else _mm512_mask_cvtepi32_storeu_epi8((int8_t *)yrow + c0, (__mmask16)((1u << nv) - 1), r);
@@ -425,7 +465,7 @@ VN_TARGET static void VN(px_tile)(const VN(gemm) *G, const uint8_t *a, size_t T,
             const size_t c0 = 16 * q, cols = T - c0 < 16 * (size_t)ng ? T - c0 : 16 * (size_t)ng;
             for (int i = 0; i < nc; i++)
                 VN(px_store)(o, r0 + (size_t)i, fb[i], acc + i * VN_PXG, ng, cols,
-                             (uint8_t *)G->y + ((r0 + (size_t)i) * G->ys_r + p0 + c0) * esz);
+                             (uint8_t *)G->y + ((r0 + (size_t)i) * G->ys_r + p0 + c0) * esz, NULL, NULL);
         }
     }
 }

@@ -841,7 +841,20 @@ typedef struct VN(conv_job) {
     int px;               /* avx512vnni: the pixels-in-lanes tile and core (kernels/avx512vnni/conv_px.h) */
     size_t Kt;            /* pixels in lanes: the tile's k-blocks (Kb; AMX: rounded up to 16) */
     size_t wbuf_off;      /* AMX: the repacked weights' offset in the worker's scratch */
+    size_t Pt;            /* the positions tiled per image: P, or (AMX band) OH x Wp */
+    long long Wp, OW;     /* AMX band (kernels/amx/tile_core.h): the padded row width and the output's; Wp 0: none */
 } VN(conv_job);
+
+/* an innermost spatial axis of size 1 everywhere (TF/JAX's (H, 1) "1-D" convs): shifted out, as the
+ * AVX2 variant does, so that the im2col copies rows of OH pixels */
+static void VN(geom_unit_w)(dse_i8_geom *g) {
+    for (int shift = 0; shift < 2 && g->in[2] == 1 && g->out[2] == 1 && g->k[2] == 1 && g->pb[2] == 0 && g->pe[2] == 0 &&
+                        (g->in[0] > 1 || g->in[1] > 1); shift++) {
+        long long *ax[7] = {g->in, g->out, g->k, g->s, g->d, g->pb, g->pe};
+        const long long unit[7] = {1, 1, 1, 1, 1, 0, 0};
+        for (int i = 0; i < 7; i++) ax[i][2] = ax[i][1], ax[i][1] = ax[i][0], ax[i][0] = unit[i];
+    }
+}
 
 /* The im2col byte tile of image xb (C x ID x IH x IW): columns p0..p0+T-1 (output pixels,
  * row-major over (od, oh, ow)), k = ((ci * KD + kd) * KH + kh) * KW + kw; padding and k >= K: zp. */
@@ -905,7 +918,7 @@ VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigne
     const size_t isz = (size_t)(J->g->in[0] * J->g->in[1] * J->g->in[2]);
     size_t packed = (size_t)-1;
     for (size_t t = begin; t < end; t++) {
-        const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->P - p0 < J->T ? J->P - p0 : J->T;
+        const size_t u = t / J->split, b = u / J->tiles, p0 = u % J->tiles * J->T, T = J->Pt - p0 < J->T ? J->Pt - p0 : J->T;
         if (u != packed) {
 #if defined(DSE_VNNI_512)
             if (J->px) VN(pack_conv_px)(a, J, J->x + b * (size_t)J->C * isz, p0, T);
@@ -921,7 +934,7 @@ VN_TARGET static void VN(conv_task)(void *arg, size_t begin, size_t end, unsigne
 #if defined(DSE_VNNI_512)
         if (J->px) {
 #if defined(DSE_VNNI_AMX)
-            VN(amx_tile)(&G, a, T, p0, J->Kt, (int8_t *)(a + J->wbuf_off));
+            VN(amx_tile)(&G, J, a, T, p0, (int8_t *)(a + J->wbuf_off));
 #else
             VN(px_tile)(&G, a, T, p0);
 #endif
@@ -940,14 +953,7 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     dse_i8_out_params(m, n, wt->dims[0], &o, &why);
     dse_i8_geom_read(n, xt, yt, wt->dims + 2, &g, &why);
     const size_t O = wt->dims[0], NB = xt->dims[0], P = yt->numel / (NB * O);
-    /* an innermost spatial axis of size 1 everywhere (TF/JAX's (H, 1) "1-D" convs): shifted out,
-     * as the AVX2 variant does, so the im2col copies rows of OH pixels */
-    for (int shift = 0; shift < 2 && g.in[2] == 1 && g.out[2] == 1 && g.k[2] == 1 && g.pb[2] == 0 && g.pe[2] == 0 &&
-                        (g.in[0] > 1 || g.in[1] > 1); shift++) {
-        long long *ax[7] = {g.in, g.out, g.k, g.s, g.d, g.pb, g.pe};
-        const long long unit[7] = {1, 1, 1, 1, 1, 0, 0};
-        for (int i = 0; i < 7; i++) ax[i][2] = ax[i][1], ax[i][1] = ax[i][0], ax[i][0] = unit[i];
-    }
+    VN(geom_unit_w)(&g);
     VN(conv_job) J;
     const size_t K = wt->numel / O;
 #if defined(DSE_VNNI_W4)
@@ -967,35 +973,40 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     J.G.wbuf_off = VN(w4_wbuf)(n, K, P);
 #endif
     J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
-    J.T = P < DSE_I8_PACK_TILE ? P : DSE_I8_PACK_TILE;
-    if (P >= 64) {   /* as the AVX2 variant: tiles of equal width (multiples of 16), and with threads at
+    J.Pt = P, J.Wp = 0, J.OW = 0;
+#if defined(DSE_VNNI_AMX)
+    if ((J.Wp = VN(amx_band_wp)(&g)) != 0) J.Pt = (size_t)(g.out[1] * J.Wp), J.OW = g.out[2];
+#endif
+    const size_t PT = J.Pt;   /* (the tiles below: of P pixels, or of the AMX band's positions) */
+    J.T = PT < DSE_I8_PACK_TILE ? PT : DSE_I8_PACK_TILE;
+    if (PT >= 64) {   /* as the AVX2 variant: tiles of equal width (multiples of 16), and with threads at
                       * least one per thread, else two parts of one tile (channel bands) would each pack
                       * it (a 1x1 conv on a 14x14 image: 1.3-1.45x on 2 threads, packing twice) */
-        size_t nt = (P + DSE_I8_PACK_TILE - 1) / DSE_I8_PACK_TILE;
+        size_t nt = (PT + DSE_I8_PACK_TILE - 1) / DSE_I8_PACK_TILE;
         const size_t th = dse__threads(cx);
         if (th > 1 && NB * nt < th) nt = (th + NB - 1) / NB;
-        const size_t T = ((P + nt - 1) / nt + 15) / 16 * 16;
+        const size_t T = ((PT + nt - 1) / nt + 15) / 16 * 16;
         J.T = T < J.T ? T : J.T;
     }
 #if defined(DSE_VNNI_512)
-    else if (P >= 32 && dse__threads(cx) > 1 && NB < dse__threads(cx)) {
+    else if (PT >= 32 && dse__threads(cx) > 1 && NB < dse__threads(cx)) {
         /* pixels in lanes on a small image (ResNet's 7x7): a column tile per thread (whole groups of
          * 16), rather than every thread packing the image's one tile for a share of the channels */
-        const size_t th = dse__threads(cx), nt = th < P / 16 ? th : P / 16;
-        const size_t T = ((P + nt - 1) / nt + 15) / 16 * 16;
+        const size_t th = dse__threads(cx), nt = th < PT / 16 ? th : PT / 16;
+        const size_t T = ((PT + nt - 1) / nt + 15) / 16 * 16;
         J.T = T < J.T ? T : J.T;
     }
 #endif
     J.direct = 1;
     for (int i = 0; i < 3; i++) J.direct &= g.k[i] == 1 && g.s[i] == 1 && g.pb[i] == 0 && g.pe[i] == 0;
-    J.tiles = (P + J.T - 1) / J.T;
+    J.tiles = (PT + J.T - 1) / J.T;
     J.split = avx2_i8_split(cx, NB * J.tiles, O);
     J.px = 0, J.Kt = J.G.Kb, J.wbuf_off = 0;
 #if defined(DSE_VNNI_512)
     J.px = J.T >= 16;   /* pixels in lanes: tiles of at least one column group */
 #endif
 #if defined(DSE_VNNI_AMX)
-    J.Kt = VN(amx_kt)(J.G.Kb), J.wbuf_off = VN(amx_wbuf_off)(J.Kt, J.T);
+    J.Kt = VN(amx_kt)(J.G.Kb), J.wbuf_off = VN(amx_wbuf_off)(&g, J.Wp, (size_t)J.C, J.Kt, J.T);
 #endif
     dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), VN(conv_task), &J);
 }
