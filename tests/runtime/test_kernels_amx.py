@@ -8,8 +8,8 @@ in C over the same repacked buffers). Either way each case asserts which kernel 
 of at least 16 output pixels whose planned scratch holds its tile (k rounded up to 64) and the
 repacked weights, avx512vnni for the rest and for every Gemm and MatMul. Cases: K a multiple of 64
 and not (one and several 64-k chunks, k-block tails, K > 4096, K <= 64 on tiles configured to fewer
-k-blocks), stride-1 convs on the band (kernels/amx/tile_core.h: 3x3, 5x5, 1x3, 1-D, dilation,
-asymmetric padding, tiles spanning rows), 1-40 output channels (one and two
+k-blocks), convs on the band (kernels/amx/tile_core.h: 3x3, 5x5, 7x7, 1x3, 1x1, 1-D, strides 1 and 2 on
+either axis, dilation, asymmetric padding, tiles spanning rows), 1-40 output channels (one and two
 A tiles, channel tails), odd column-group counts (the 1-B-tile form), pixel tails, 1x1 (direct
 packing), strides, padding, dilation, 1-D, batches, zero points -128/127, multipliers >= 1, clamps,
 float_out, 1-3 threads, and a zoo model. The real source compiles with gcc and zig's clang to the
@@ -83,6 +83,13 @@ CONV_AMX = [   # x shape, w shape, strides, pads, dilations (each at least 16 ou
     ((2, 12, 6, 130), (18, 12, 3, 3), [1, 1], [0, 1, 2, 1], [1, 1]),    # wide rows, batch 2, rows of 129
     ((1, 32, 17, 16), (33, 32, 1, 3), [1, 1], [0, 1, 0, 1], [1, 1]),    # 1x3: 16 of 18 columns, K 96
     ((1, 8, 64), (12, 8, 7), [1], [3, 3], [1]),                         # 1-D, one row of 70
+    # strides 2: the band's phase planes
+    ((1, 3, 64, 70), (16, 3, 7, 7), [2, 2], [3, 3, 3, 3], [1, 1]),      # a 7x7/2 stem, K 147
+    ((1, 32, 40, 36), (24, 32, 3, 3), [2, 2], [1, 1, 1, 1], [1, 1]),    # 3x3/2, K 288
+    ((1, 64, 34, 34), (40, 64, 1, 1), [2, 2], [0, 0, 0, 0], [1, 1]),    # 1x1/2 (ResNet's downsample), K 64
+    ((1, 10, 21, 66), (12, 10, 3, 5), [1, 2], [1, 2, 0, 1], [1, 2]),    # strides (1, 2), dilated columns
+    ((1, 10, 45, 33), (12, 10, 5, 3), [2, 1], [2, 1, 1, 0], [2, 1]),    # strides (2, 1), dilated rows
+    ((2, 6, 99), (8, 6, 4), [2], [1, 2], [1]),                          # 1-D stride 2
 ]
 
 

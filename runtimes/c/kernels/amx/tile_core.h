@@ -30,32 +30,49 @@
 static inline size_t VN(amx_kt)(size_t Kb) { return Kb <= 16 ? Kb : (Kb + 15) / 16 * 16; }
 /* the repacked weights' bytes: 2 A tiles of 16 rows x 64 bytes per chunk of 64 k */
 static inline size_t VN(amx_wbuf_bytes)(size_t Kt) { return 2048 * ((Kt + 15) / 16); }
-/* The band (stride-1 convs of one or two spatial axes, not 1x1 unpadded): the tile's columns are
- * positions of the padded grid, OH rows of Wp = pad + IW + pad, so that k-row (c, kh, kw) of the
- * tile is one linear run, from kh * dh * Wp + kw * dw in channel c of a zp-padded copy of the
- * input rows the tile reads (the band); the Wp - OW positions at each row's end are computed and
- * not stored (their lanes masked out by the output stage). Taken when they are at most 1/4 of a
- * row (ResNet-50's 3x3 convs: 0.39 -> 0.29 ms on 56 x 56, 0.36 -> 0.22 on 28 x 28, AMX host). Returns
- * Wp, or 0 for the im2col stage. */
+/* The band (convs of one or two spatial axes with strides 1 or 2, not 1x1 unpadded stride 1): the
+ * input rows a tile reads are copied, zp-padded, into sh x sw phase planes per channel (plane
+ * (fh, fw) row i, column j = the padded input's row i * sh + fh, column j * sw + fw; stride 1: the
+ * padded rows themselves; only the phases a tap reads), all Wq = ceil((pad + IW + pad) / sw) wide. The tile's columns are
+ * positions of the grid of OH rows x Wq, so that k-row (c, kh, kw) of the tile is one linear run
+ * of plane ((kh dh) % sh, (kw dw) % sw) of channel c from row (kh dh) / sh, column (kw dw) / sw;
+ * the Wq - OW positions at each row's end are computed and not stored (their lanes masked out by
+ * the output stage). Taken when they are at most 1/4 of a row (ResNet-50's stride-1 3x3 convs:
+ * 0.39 -> 0.29 ms on 56 x 56, 0.36 -> 0.22 on 28 x 28, 0.33 -> 0.21 on 14 x 14, AMX host).
+ * Returns Wq, or 0 for the im2col stage. */
 static inline long long VN(amx_band_wp)(const dse_i8_geom *g) {
-    if (g->in[0] != 1 || g->out[0] != 1 || g->k[0] != 1 || g->s[1] != 1 || g->s[2] != 1) return 0;
-    if (g->k[1] == 1 && g->k[2] == 1 && !g->pb[1] && !g->pe[1] && !g->pb[2] && !g->pe[2]) return 0;   /* (direct) */
-    const long long Wp = g->in[2] + g->pb[2] + g->pe[2], OW = g->out[2];
-    return Wp >= 16 && (Wp - OW) * 4 <= OW ? Wp : 0;   /* (Wp >= 16: a group's lanes span at most 2 rows) */
+    if (g->in[0] != 1 || g->out[0] != 1 || g->k[0] != 1 || g->s[1] > 2 || g->s[2] > 2) return 0;
+    if (g->k[1] == 1 && g->k[2] == 1 && g->s[1] == 1 && g->s[2] == 1 && !g->pb[1] && !g->pe[1] && !g->pb[2] &&
+        !g->pe[2])
+        return 0;   /* (direct) */
+    const long long Wq = (g->in[2] + g->pb[2] + g->pe[2] + g->s[2] - 1) / g->s[2], OW = g->out[2];
+    return Wq >= 16 && (Wq - OW) * 4 <= OW ? Wq : 0;   /* (Wq >= 16: a group's lanes span at most 2 rows) */
 }
-/* rows of the band of a tile of T16 positions starting anywhere: the output rows they touch (at
- * most OH + 1: the last group's lanes past the image), and the taps' rows below them */
-static inline size_t VN(amx_band_rows)(const dse_i8_geom *g, long long Wp, size_t T16) {
-    size_t r = (T16 - 1 + (size_t)Wp - 1) / (size_t)Wp + 1;
+/* the phase planes a tap reads along an axis of stride st, kernel k, dilation d (1x1 or an even
+ * dilation: only phase 0) */
+static inline long long VN(amx_phases)(long long st, long long k, long long d) { return st == 1 || k == 1 || d % 2 == 0 ? 1 : 2; }
+/* rows of each phase plane of the band of a tile of T16 positions starting anywhere: the output
+ * rows they touch (at most OH + 1: the last group's lanes past the image), and the taps' rows
+ * below them */
+static inline size_t VN(amx_band_rows)(const dse_i8_geom *g, long long Wq, size_t T16) {
+    size_t r = (T16 - 1 + (size_t)Wq - 1) / (size_t)Wq + 1;
     if (r > (size_t)g->out[1] + 1) r = (size_t)g->out[1] + 1;
-    return r + (size_t)((g->k[1] - 1) * g->d[1]);
+    return r + (size_t)((g->k[1] - 1) * g->d[1] / g->s[1]);
 }
 /* where the repacked weights (32 channels x Kt * 4 bytes) start in the worker's scratch: after the
  * pixels-in-lanes tile of T columns (rounded up to 16) and its im2col stage (or band), 64-aligned */
 static inline size_t VN(amx_wbuf_off)(const dse_i8_geom *g, long long Wp, size_t C, size_t Kt, size_t T) {
     const size_t T16 = (T + 15) / 16 * 16, SR = (T + 31) / 16 * 16;
-    const size_t extra = Wp ? (C * VN(amx_band_rows)(g, Wp, T16) + 1) * (size_t)Wp + 64 : 4 * SR;
+    const size_t planes = Wp ? (size_t)(VN(amx_phases)(g->s[1], g->k[1], g->d[1]) * VN(amx_phases)(g->s[2], g->k[2], g->d[2])) : 0;
+    const size_t extra = Wp ? (C * planes * VN(amx_band_rows)(g, Wp, T16) + 1) * (size_t)Wp + 64 : 4 * SR;
     return (T16 * Kt * 4 + extra + 63) / 64 * 64;
+}
+
+/* the scratch of a node of P pixels per image: with the band of row width Wp (or 0: the stage), its
+ * tiles at most DSE_I8_PACK_TILE of the positions (the kernel's may be narrower) */
+static inline size_t VN(amx_need)(const dse_i8_geom *g, long long Wp, size_t C, size_t Kt, size_t P) {
+    const size_t PT = Wp ? (size_t)(g->out[1] * Wp) : P, T = PT < DSE_I8_PACK_TILE ? PT : DSE_I8_PACK_TILE;
+    return VN(amx_wbuf_off)(g, Wp, C, Kt, T) + VN(amx_wbuf_bytes)(Kt);
 }
 
 /* The AMX Conv takes what the VNNI kernels take (dse__check_i8_conv_vnni: layout-1 weights, group 1,
@@ -70,13 +87,16 @@ int dse__check_i8_conv_amx(const dse_model *m, const dse_node *n, dse_why *why) 
     dse_why tmp;
     dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
     VN(geom_unit_w)(&g);   /* (as the kernel) */
+    const size_t Kt = VN(amx_kt)((K + 3) / 4);
     const long long Wp = VN(amx_band_wp)(&g);
-    const size_t PT = Wp ? (size_t)(g.out[1] * Wp) : P;
-    const size_t T = PT < DSE_I8_PACK_TILE ? PT : DSE_I8_PACK_TILE, Kt = VN(amx_kt)((K + 3) / 4);
-    const size_t need = VN(amx_wbuf_off)(&g, Wp, x->dims[1], Kt, T) + VN(amx_wbuf_bytes)(Kt);
-    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;
-    why->scratch = need;
-    return 0;
+    for (int band = Wp != 0; band >= 0; band--) {   /* the band where the plan holds it, else the im2col stage */
+        const size_t need = VN(amx_need)(&g, band ? Wp : 0, x->dims[1], Kt, P);
+        if (need <= why->scratch_plan && dse__scratch_free(m, n, need)) {
+            why->scratch = need;
+            return 0;
+        }
+    }
+    return 1;
 }
 
 #if defined(DSE_EMULATE_VNNI)
@@ -212,33 +232,63 @@ VN_TARGET static void VN(amx_mk)(const int8_t *w, size_t wstep, const uint8_t *b
 }
 #endif
 
+/* dst[j] = src[2j] for j < n (src[2n - 2] the last byte read: masked loads past it) */
+VN_TARGET static inline void VN(even_bytes)(int8_t *dst, const int8_t *src, size_t n) {
+#if defined(DSE_EMULATE_VNNI)
+    for (size_t j = 0; j < n; j++) dst[j] = src[2 * j];
+#else
+    for (size_t j = 0; j < n; j += 32) {   /* 63 bytes -> their 32 even ones (vpmovwb) */
+        const size_t m = n - j < 32 ? n - j : 32;
+        const __m512i v = _mm512_maskz_loadu_epi8((__mmask64)((1ull << (2 * m - 1)) - 1), src + 2 * j);
+        _mm256_mask_storeu_epi8(dst + j, (__mmask32)(m == 32 ? 0xFFFFFFFFu : (1u << m) - 1), _mm512_cvtepi16_epi8(v));
+    }
+#endif
+}
+
 /* The tile of positions p0 .. p0 + T - 1 of image xb on the band: the rows it reads copied with
  * their zp padding into band ([C][rows][Wp]: band row r = input row p0 / Wp - pad + r, column j =
  * input column j - pad), then each k-block's 4 k-rows read as 16-byte runs straight from it */
 VN_TARGET static void VN(amx_pack_band)(uint8_t *a, const VN(conv_job) *J, const int8_t *xb, size_t p0, size_t T,
                                         int8_t *band) {
     const dse_i8_geom *g = J->g;
-    const size_t K = J->G.K, Kt = J->Kt, G16 = (T + 15) / 16, Wp = (size_t)J->Wp;
+    const size_t K = J->G.K, Kt = J->Kt, G16 = (T + 15) / 16, Wq = (size_t)J->Wp;
     const long long IH = g->in[1], IW = g->in[2], ph = g->pb[1], pw = g->pb[2], KH = g->k[1], KW = g->k[2];
+    const long long sh = g->s[1], sw = g->s[2];
+    const long long nfh = VN(amx_phases)(sh, KH, g->d[1]), nfw = VN(amx_phases)(sw, KW, g->d[2]);   /* the planes read */
     const int zp = J->G.o->zp_in;
-    const size_t r_lo = p0 / Wp, rows = (p0 + 16 * G16 - 1) / Wp - r_lo + 1 + (size_t)((KH - 1) * g->d[1]);
-    const size_t bsz = rows * Wp;
+    const size_t r_lo = p0 / Wq, rows = (p0 + 16 * G16 - 1) / Wq - r_lo + 1 + (size_t)((KH - 1) * g->d[1] / sh);
+    const size_t psz = rows * Wq, csz = (size_t)(nfh * nfw) * psz;   /* a phase plane's bytes, a channel's */
     for (long long c = 0; c < J->C; c++)
-        for (size_t r = 0; r < rows; r++) {
-            int8_t *dst = band + (size_t)c * bsz + r * Wp;
-            const long long ih = (long long)(r_lo + r) - ph;
-            if (ih < 0 || ih >= IH) {
-                memset(dst, zp, Wp);
-                continue;
+        for (long long fh = 0; fh < nfh; fh++)
+            for (size_t r = 0; r < rows; r++) {
+                const long long ih = ((long long)(r_lo + r)) * sh + fh - ph;
+                const int8_t *row = ih >= 0 && ih < IH ? xb + ((size_t)c * (size_t)IH + (size_t)ih) * (size_t)IW : NULL;
+                for (long long fw = 0; fw < nfw; fw++) {
+                    int8_t *dst = band + (size_t)c * csz + (size_t)(fh * nfw + fw) * psz + r * Wq;
+                    if (!row) {
+                        memset(dst, zp, Wq);
+                        continue;
+                    }
+                    if (sw == 1) {
+                        memset(dst, zp, (size_t)pw);
+                        memcpy(dst + pw, row, (size_t)IW);
+                        memset(dst + pw + IW, zp, Wq - (size_t)(pw + IW));
+                        continue;
+                    }
+                    /* column j: padded column 2j + fw, input column 2j + fw - pw, in the row for j in [j0, j1) */
+                    const long long j0 = (pw - fw + 1) / 2, last = IW - 1 + pw - fw;
+                    const long long j1 = last < 0 || last / 2 + 1 < j0 ? j0 : last / 2 + 1;
+                    memset(dst, zp, (size_t)j0);
+                    VN(even_bytes)(dst + j0, row + 2 * j0 + fw - pw, (size_t)(j1 - j0));
+                    memset(dst + j1, zp, Wq - (size_t)j1);
+                }
             }
-            memset(dst, zp, (size_t)pw);
-            memcpy(dst + pw, xb + ((size_t)c * (size_t)IH + (size_t)ih) * (size_t)IW, (size_t)IW);
-            memset(dst + pw + IW, zp, Wp - (size_t)(pw + IW));
-        }
-    memset(band + (size_t)J->C * bsz, zp, Wp + 64);   /* the last runs' overreach: a row (a tap's kw * dw) and a group */
+    memset(band + (size_t)J->C * csz, zp, Wq + 64);   /* the last runs' overreach: a row (a tap's column) and a group */
     int8_t pad[16];
     memset(pad, zp, 16);
-    const size_t taps = (size_t)(KH * KW), base = p0 - r_lo * Wp;
+    const size_t base = p0 - r_lo * Wq;
+    const int lh = sh == 2, lw = sw == 2;   /* (strides 1 or 2: / and % as shifts and masks) */
+    long long kc = 0, kh = 0, kw = 0;        /* k = (kc * KH + kh) * KW + kw, stepped */
     for (size_t kb = 0; kb < Kt; kb++) {
         if (4 * kb >= K) {   /* k-blocks past K: zero weights */
             for (size_t q = 0; q < G16; q++) memset(a + (q * Kt + kb) * 64, 0, 64);
@@ -246,10 +296,17 @@ VN_TARGET static void VN(amx_pack_band)(uint8_t *a, const VN(conv_job) *J, const
         }
         const int8_t *src[4];
         for (size_t t = 0; t < 4; t++) {
-            const size_t k = 4 * kb + t, c = k / taps, tap = k % taps;
-            src[t] = k < K ? band + c * bsz + (size_t)((long long)(tap / (size_t)KW) * g->d[1]) * Wp +
-                                 (size_t)((long long)(tap % (size_t)KW) * g->d[2]) + base
-                           : NULL;
+            if (4 * kb + t >= K) {
+                src[t] = NULL;
+                continue;
+            }
+            const long long u = kh * g->d[1], v = kw * g->d[2];
+            src[t] = band + (size_t)kc * csz + (size_t)((u & lh) * nfw + (v & lw)) * psz + (size_t)(u >> lh) * Wq +
+                     (size_t)(v >> lw) + base;
+            if (++kw == KW) {
+                kw = 0;
+                if (++kh == KH) kh = 0, kc++;
+            }
         }
         for (size_t q = 0; q < G16; q++) {
             __m128i r[4];

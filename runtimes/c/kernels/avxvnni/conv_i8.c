@@ -975,7 +975,9 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     J.cx = cx, J.x = dse__data(m, arena, n->in[0]), J.g = &g, J.C = (long long)xt->dims[1], J.P = P;
     J.Pt = P, J.Wp = 0, J.OW = 0;
 #if defined(DSE_VNNI_AMX)
-    if ((J.Wp = VN(amx_band_wp)(&g)) != 0) J.Pt = (size_t)(g.out[1] * J.Wp), J.OW = g.out[2];
+    J.Wp = VN(amx_band_wp)(&g);
+    if (J.Wp && VN(amx_need)(&g, J.Wp, (size_t)xt->dims[1], VN(amx_kt)(J.G.Kb), P) > n->scratch) J.Wp = 0;   /* (the check's choice) */
+    if (J.Wp) J.Pt = (size_t)(g.out[1] * J.Wp), J.OW = g.out[2];
 #endif
     const size_t PT = J.Pt;   /* (the tiles below: of P pixels, or of the AMX band's positions) */
     J.T = PT < DSE_I8_PACK_TILE ? PT : DSE_I8_PACK_TILE;
