@@ -90,6 +90,7 @@ CONV_AMX = [   # x shape, w shape, strides, pads, dilations (each at least 16 ou
     ((1, 10, 21, 66), (12, 10, 3, 5), [1, 2], [1, 2, 0, 1], [1, 2]),    # strides (1, 2), dilated columns
     ((1, 10, 45, 33), (12, 10, 5, 3), [2, 1], [2, 1, 1, 0], [2, 1]),    # strides (2, 1), dilated rows
     ((2, 6, 99), (8, 6, 4), [2], [1, 2], [1]),                          # 1-D stride 2
+    ((1, 64, 9, 9), (40, 64, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),      # rows of 11 positions: a group spans 3 rows
 ]
 
 

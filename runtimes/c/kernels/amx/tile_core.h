@@ -37,7 +37,7 @@ static inline size_t VN(amx_wbuf_bytes)(size_t Kt) { return 2048 * ((Kt + 15) / 
  * positions of the grid of OH rows x Wq, so that k-row (c, kh, kw) of the tile is one linear run
  * of plane ((kh dh) % sh, (kw dw) % sw) of channel c from row (kh dh) / sh, column (kw dw) / sw;
  * the Wq - OW positions at each row's end are computed and not stored (their lanes masked out by
- * the output stage). Taken when they are at most 1/4 of a row (ResNet-50's stride-1 3x3 convs:
+ * the output stage). Taken when they are at most a third of a row (ResNet-50's stride-1 3x3 convs:
  * 0.39 -> 0.29 ms on 56 x 56, 0.36 -> 0.22 on 28 x 28, 0.33 -> 0.21 on 14 x 14, AMX host).
  * Returns Wq, or 0 for the im2col stage. */
 static inline long long VN(amx_band_wp)(const dse_i8_geom *g) {
@@ -46,17 +46,17 @@ static inline long long VN(amx_band_wp)(const dse_i8_geom *g) {
         !g->pe[2])
         return 0;   /* (direct) */
     const long long Wq = (g->in[2] + g->pb[2] + g->pe[2] + g->s[2] - 1) / g->s[2], OW = g->out[2];
-    return Wq >= 16 && (Wq - OW) * 4 <= OW ? Wq : 0;   /* (Wq >= 16: a group's lanes span at most 2 rows) */
+    return Wq >= 8 && (Wq - OW) * 2 <= OW ? Wq : 0;
 }
 /* the phase planes a tap reads along an axis of stride st, kernel k, dilation d (1x1 or an even
  * dilation: only phase 0) */
 static inline long long VN(amx_phases)(long long st, long long k, long long d) { return st == 1 || k == 1 || d % 2 == 0 ? 1 : 2; }
 /* rows of each phase plane of the band of a tile of T16 positions starting anywhere: the output
- * rows they touch (at most OH + 1: the last group's lanes past the image), and the taps' rows
- * below them */
+ * rows they touch (at most OH + 1 + 15 / Wq: the last group's lanes past the image), and the
+ * taps' rows below them */
 static inline size_t VN(amx_band_rows)(const dse_i8_geom *g, long long Wq, size_t T16) {
     size_t r = (T16 - 1 + (size_t)Wq - 1) / (size_t)Wq + 1;
-    if (r > (size_t)g->out[1] + 1) r = (size_t)g->out[1] + 1;
+    if (r > (size_t)g->out[1] + 1 + 15 / (size_t)Wq) r = (size_t)g->out[1] + 1 + 15 / (size_t)Wq;
     return r + (size_t)((g->k[1] - 1) * g->d[1] / g->s[1]);
 }
 /* where the repacked weights (32 channels x Kt * 4 bytes) start in the worker's scratch: after the
