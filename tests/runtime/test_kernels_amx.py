@@ -5,10 +5,10 @@ Natively when this CPU has AMX (/proc/cpuinfo `amx_tile` and `amx_int8` with AVX
 loader also needs the kernel's permission for the tile state, src/cpu.c), else on the emulation
 build (`make EMULATE_VNNI=7`: the CPU said to have AVX512-VNNI and AMX, the tile products computed
 in C over the same repacked buffers). Either way each case asserts which kernel ran: AMX for convs
-of at least 16 output pixels whose planned scratch holds its tile (k rounded up to 64) and the
-repacked weights, avx512vnni for the rest and for every Gemm and MatMul. Cases: K a multiple of 64
-and not (one and several 64-k chunks, k-block tails, K > 4096, K <= 64 on tiles configured to fewer
-k-blocks), convs on the band (kernels/amx/tile_core.h: 3x3, 5x5, 7x7, 1x3, 1x1, 1-D, strides 1 and 2 on
+of at least 16 output pixels and K >= 48 whose planned scratch holds its tile (k rounded up to 64)
+and the repacked weights, avx512vnni for the rest and for every Gemm and MatMul. Cases: K a multiple of 64
+and not (one and several 64-k chunks, k-block tails, K > 4096, 48 <= K <= 64 on tiles configured to
+fewer k-blocks), convs on the band (kernels/amx/tile_core.h: 3x3, 5x5, 7x7, 1x3, 1x1, 1-D, strides 1 and 2 on
 either axis, dilation, asymmetric padding, tiles spanning rows), 1-40 output channels (one and two
 A tiles, channel tails), odd column-group counts (the 1-B-tile form), pixel tails, 1x1 (direct
 packing), strides, padding, dilation, 1-D, batches, zero points -128/127, multipliers >= 1, clamps,
@@ -73,8 +73,7 @@ CONV_AMX = [   # x shape, w shape, strides, pads, dilations (each at least 16 ou
     ((1, 24, 12, 12), (31, 24, 3, 3), [1, 1], [2, 2, 2, 2], [2, 2]),    # dilated
     ((2, 48, 70), (36, 48, 5), [1], [2, 2], [1]),                       # 1-D
     ((1, 70, 4, 4), (3, 70, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),       # P 16 exactly, 3 channels
-    ((1, 16, 16, 16), (33, 16, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),    # K 16: one chunk of 4 k-blocks
-    ((1, 3, 20, 20), (16, 3, 3, 3), [2, 2], [1, 1, 1, 1], [1, 1]),      # K 27: 7 k-blocks (a stem)
+    ((1, 48, 16, 16), (33, 48, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),    # K 48: one chunk of 12 k-blocks
     ((1, 60, 9, 9), (24, 60, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),      # K 60: 15 k-blocks
     # stride 1 on rows of 16 or more: the band (positions of the padded grid, lanes masked at row ends)
     ((1, 64, 30, 40), (40, 64, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),    # K 576, 1260 positions: 5 tiles
@@ -89,7 +88,7 @@ CONV_AMX = [   # x shape, w shape, strides, pads, dilations (each at least 16 ou
     ((1, 64, 34, 34), (40, 64, 1, 1), [2, 2], [0, 0, 0, 0], [1, 1]),    # 1x1/2 (ResNet's downsample), K 64
     ((1, 10, 21, 66), (12, 10, 3, 5), [1, 2], [1, 2, 0, 1], [1, 2]),    # strides (1, 2), dilated columns
     ((1, 10, 45, 33), (12, 10, 5, 3), [2, 1], [2, 1, 1, 0], [2, 1]),    # strides (2, 1), dilated rows
-    ((2, 6, 99), (8, 6, 4), [2], [1, 2], [1]),                          # 1-D stride 2
+    ((2, 16, 99), (8, 16, 4), [2], [1, 2], [1]),                        # 1-D stride 2
     ((1, 64, 9, 9), (40, 64, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),      # rows of 11 positions: a group spans 3 rows
 ]
 
@@ -140,13 +139,17 @@ def test_extreme_sums(amx):
 
 
 def test_what_it_leaves(amx):
-    """Small images (< 16 pixels), a tile whose columns rounded up to 16 (and k to 64) exceed the
-    plan: the avx512vnni Conv; Gemm and MatMul: avx512vnni; an artifact planned without scratch: REF."""
+    """Small images (< 16 pixels), K < 48 (a stem), a tile whose columns rounded up to 16 (and k to 64)
+    exceed the plan: the avx512vnni Conv; Gemm and MatMul: avx512vnni; an artifact planned without scratch: REF."""
     from tests.runtime.test_kernels_int8_opt import gemm_case
     rng = np.random.default_rng(21)
     x, w = rand_i8(rng, (1, 32, 3, 5)), rand_w(rng, (24, 32, 3, 3))
     M, n = rng_mults(rng, 24)
     check(amx, conv_case(x, w, rand_bias(rng, 24, 288), 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1),
+          ("__avx512vnni",))
+    x, w = rand_i8(rng, (1, 3, 20, 20)), rand_w(rng, (16, 3, 3, 3))
+    M, n = rng_mults(rng, 16)
+    check(amx, conv_case(x, w, rand_bias(rng, 16, 27), 1, M, n, 0, [2, 2], [1, 1, 1, 1], [1, 1], 1, 1),
           ("__avx512vnni",))
     x, w = rand_i8(rng, (1, 520, 5, 4)), rand_w(rng, (20, 520, 3, 3))   # 20 pixels as 32 columns: the plan is short
     M, n = rng_mults(rng, 20)

@@ -82,7 +82,10 @@ int dse__check_i8_conv_amx(const dse_model *m, const dse_node *n, dse_why *why) 
     if (dse__check_i8_conv_vnni(m, n, why)) return 1;
     const dse_tensor *x = &m->tensors[n->in[0]], *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
     const size_t O = w->dims[0], K = w->numel / O, P = y->numel / (y->dims[0] * O);
-    if (P < 16) return 1;
+    /* small images, and K < 48: the avx512vnni kernel (one tile product of fewer than 12 k-blocks does
+     * too little to pay for the tiles' stores and reloads: MobileNetV2's stem and K 16-32 1x1 convs
+     * 10-25 % slower on AMX) */
+    if (P < 16 || K < 48) return 1;
     dse_i8_geom g;
     dse_why tmp;
     dse_i8_geom_read(n, x, y, w->dims + 2, &g, &tmp);
