@@ -1,4 +1,5 @@
-"""The AMX int8 Conv (kernels/amx/conv_i8.c: the avx512vnni Conv with tdpbsud tile products,
+"""The AMX int8 Conv, Gemm and MatMul (kernels/amx/conv_i8.c: the avx512vnni Conv with tdpbsud tile
+products; Gemm/MatMul with K a multiple of 64 on x and the packed weights as tiles, tdpbssd;
 kernels/amx/tile_core.h), byte for byte against REF and intref.
 
 Natively when this CPU has AMX (/proc/cpuinfo `amx_tile` and `amx_int8` with AVX512-VNNI; the
@@ -6,13 +7,15 @@ loader also needs the kernel's permission for the tile state, src/cpu.c), else o
 build (`make EMULATE_VNNI=7`: the CPU said to have AVX512-VNNI and AMX, the tile products computed
 in C over the same repacked buffers). Either way each case asserts which kernel ran: AMX for convs
 of at least 16 output pixels and K >= 48 whose planned scratch holds its tile (k rounded up to 64)
-and the repacked weights, avx512vnni for the rest and for every Gemm and MatMul. Cases: K a multiple of 64
+and the repacked weights, Gemm/MatMul of at least 16 rows with K a multiple of 64, avx512vnni for the
+rest. Conv cases: K a multiple of 64
 and not (one and several 64-k chunks, k-block tails, K > 4096, 48 <= K <= 64 on tiles configured to
 fewer k-blocks), convs on the band (kernels/amx/tile_core.h: 3x3, 5x5, 7x7, 1x3, 1x1, 1-D, strides 1 and 2 on
 either axis, dilation, asymmetric padding, tiles spanning rows), 1-40 output channels (one and two
 A tiles, channel tails), odd column-group counts (the 1-B-tile form), pixel tails, 1x1 (direct
 packing), strides, padding, dilation, 1-D, batches, zero points -128/127, multipliers >= 1, clamps,
-float_out, 1-3 threads, and a zoo model. The real source compiles with gcc and zig's clang to the
+float_out, 1-3 threads, and a zoo model; Gemm (transB 0/1) and MatMul: row tails 1-15 (read from a
+zero-padded copy), channel-band tails, K > 4096, float_out, multipliers >= 1, clamps, threads. The real source compiles with gcc and zig's clang to the
 tile instructions.
 """
 from __future__ import annotations
@@ -140,7 +143,8 @@ def test_extreme_sums(amx):
 
 def test_what_it_leaves(amx):
     """Small images (< 16 pixels), K < 48 (a stem), a tile whose columns rounded up to 16 (and k to 64)
-    exceed the plan: the avx512vnni Conv; Gemm and MatMul: avx512vnni; an artifact planned without scratch: REF."""
+    exceed the plan: the avx512vnni Conv; Gemm and MatMul with K not a multiple of 64 or fewer than
+    16 rows: avx512vnni; an artifact planned without scratch: REF."""
     from tests.runtime.test_kernels_int8_opt import gemm_case
     rng = np.random.default_rng(21)
     x, w = rand_i8(rng, (1, 32, 3, 5)), rand_w(rng, (24, 32, 3, 3))
@@ -155,13 +159,50 @@ def test_what_it_leaves(amx):
     M, n = rng_mults(rng, 20)
     check(amx, conv_case(x, w, rand_bias(rng, 20, 4680), 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1),
           ("__avx512vnni",))
-    xg, wg = rand_i8(rng, (40, 64)), rand_w(rng, (64, 30))
-    Mg, ng = rng_mults(rng, 30)
-    check(amx, gemm_case(xg, wg, rand_bias(rng, 30, 64), 2, Mg, ng, 1, 0, 2, op="MatMul"), ("__avx512vnni",))
+    for R, K in ((40, 60), (15, 128)):   # K not a multiple of 64, fewer than 16 rows
+        xg, wg = rand_i8(rng, (R, K)), rand_w(rng, (K, 30))
+        Mg, ng = rng_mults(rng, 30)
+        check(amx, gemm_case(xg, wg, rand_bias(rng, 30, K), 2, Mg, ng, 1, 0, 2, op="MatMul"), ("__avx512vnni",))
     x, w = rand_i8(rng, (1, 64, 6, 6)), rand_w(rng, (20, 64, 3, 3))
     M, n = rng_mults(rng, 20)
     check(amx, conv_case(x, w, rand_bias(rng, 20, 576), 1, M, n, 0, [1, 1], [1, 1, 1, 1], [1, 1], 1, 1, scratch=False),
           ("__ref",))
+
+
+GEMM_AMX = [(16, 64, 8), (17, 64, 1), (31, 128, 9), (33, 192, 16), (100, 64, 17), (128, 384, 130), (64, 1536, 40),
+            (300, 256, 7), (47, 4160, 24)]   # rows, K, N: row tails 1-15 (a zero-padded copy), band tails, K > 4096
+
+
+@pytest.mark.parametrize("shape", GEMM_AMX)
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm(amx, shape, trans_b):
+    from tests.runtime.test_kernels_int8_opt import gemm_case
+    R, K, N = shape
+    rng = np.random.default_rng(R * 7 + K + N + trans_b)
+    x = rand_i8(rng, (R, K))
+    w = rand_w(rng, (N, K) if trans_b else (K, N))
+    M, n = rng_mults(rng, N)
+    b = rand_bias(rng, N, K, big=K > 4096)
+    layout = 1 if trans_b else 2
+    check(amx, gemm_case(x, w, b, -128, M, n, 127, trans_b, layout))
+    check(amx, gemm_case(x, w, b, 127, M, n, -128, trans_b, layout, qmin=-20, qmax=90))
+    scale = (2.0 ** rng.uniform(-20, 4, N)).astype(np.float32)
+    check(amx, gemm_case(x, w, b, 3, None, None, 0, trans_b, layout, out_scale=scale))
+    M2, n2 = rng_mults(rng, N, 0, 6)   # multipliers >= 1
+    check(amx, gemm_case(x, w, b, -5, M2, n2, 2, trans_b, layout))
+
+
+@pytest.mark.parametrize("xshape,N", [((1, 128, 384), 384), ((2, 50, 768), 100), ((4, 7, 64), 33), ((3, 2, 3, 64), 9)])
+def test_matmul(amx, xshape, N):
+    from tests.runtime.test_kernels_int8_opt import gemm_case
+    rng = np.random.default_rng(sum(xshape) + N + 1)
+    K = xshape[-1]
+    x, w = rand_i8(rng, xshape), rand_w(rng, (K, N))
+    M, n = rng_mults(rng, N)
+    check(amx, gemm_case(x, w, rand_bias(rng, N, K), 1, M, n, -2, 0, 2, op="MatMul"))
+    scale = (2.0 ** rng.uniform(-20, 0, N)).astype(np.float32)
+    check(amx, gemm_case(x, w, rand_bias(rng, N, K), 1, None, None, 0, 0, 2, out_scale=scale, act=(float("-inf"), 0.0),
+                         op="MatMul"))
 
 
 def test_threads_same_bytes(amx):
@@ -175,6 +216,10 @@ def test_threads_same_bytes(amx):
         M, n = rng_mults(rng, ws[0])
         cases.append(conv_case(x, w, rand_bias(rng, ws[0], int(np.prod(ws[1:]))), -3, M, n, 4, [1, 1],
                                [ws[2] // 2] * 4, [1, 1], 1, 1))
+    from tests.runtime.test_kernels_int8_opt import gemm_case
+    xg, wg = rand_i8(rng, (70, 128)), rand_w(rng, (128, 45))   # row blocks x channel blocks over the threads
+    Mg, ng = rng_mults(rng, 45)
+    cases.append(gemm_case(xg, wg, rand_bias(rng, 45, 128), 9, Mg, ng, -1, 0, 2, op="MatMul"))
     for case in cases:
         art, feeds, outs = check(amx, case)
         for t in (2, 3):
@@ -218,7 +263,7 @@ def test_not_chosen_without_amx():
 @pytest.mark.parametrize("name,cc", _compilers(), ids=[c[0] for c in _compilers()])
 def test_real_build_encodes_tiles(tmp_path, name, cc):
     """Without DSE_EMULATE_VNNI kernels/amx/conv_i8.c compiles (the manifest's flags, -Werror) to
-    tdpbsud, tileloadd, tilestored, ldtilecfg and tilerelease, and defines the Conv only."""
+    tdpbsud, tdpbssd, tileloadd, tilestored, ldtilecfg and tilerelease, with the Conv, Gemm and MatMul."""
     objdump = shutil.which("objdump")
     if not objdump:
         pytest.skip("no objdump")
@@ -231,5 +276,6 @@ def test_real_build_encodes_tiles(tmp_path, name, cc):
     for ins in ("tdpbsud", "tileloadd", "tilestored", "ldtilecfg", "tilerelease"):
         assert re.search(rf"\b{ins}\b", dis), f"{name}: no {ins}"
     syms = subprocess.run([objdump, "-t", str(obj)], check=True, capture_output=True, text=True).stdout
-    assert "dse_i8_conv__amx" in syms and "dse__check_i8_conv_amx" in syms
-    assert "dse_i8_gemm__amx" not in syms and "dse_i8_matmul__amx" not in syms
+    for k in ("conv", "gemm", "matmul"):
+        assert f"dse_i8_{k}__amx" in syms and f"dse__check_i8_{k}_amx" in syms
+    assert "tdpbssd" in dis   # (Gemm/MatMul: signed x by signed w)

@@ -369,5 +369,180 @@ VN_TARGET static void VN(amx_tile)(const VN(gemm) *G, const VN(conv_job) *J, con
     VN_AMX_END();
 }
 
+
+/* -- Gemm / MatMul on tiles --------------------------------------------------------------------------
+ * Y[rows][N] = x[rows][K] W + bias through the output stage, W in layout 1 or 2 (the W[N][K] view:
+ * 32-byte blocks of 8 channels x 4 k, each 8-channel band's k-blocks consecutive). With K a
+ * multiple of 64 both operands are tiles as they lie: A = 16 rows of x, 64 k (K bytes apart), B =
+ * 16 k-blocks of one band (32 bytes apart: 8 channels x 4 k a row), C = 16 rows x 8 channels of
+ * int32, by tdpbssd (signed x by signed w, exact, wrapping: the check's bound as for the VNNI
+ * kernels). acc = sum_k x w + bias - zp_in * sum_k w (VN(zsums8)); each C row is 8 channels of one
+ * output row, requantised by the AVX2 output stage (avx2_i8_store_tile, 8 channels in the lanes).
+ * Microkernel: 2 A (32 rows) x 2 B (16 channels) into 4 C tiles; 1-tile forms for tails; rows past
+ * the last are read from a zero-padded copy of the last rows in the scratch (16 K bytes). Work: row
+ * blocks of 32 x channel blocks of 16 over the session's threads. */
+static int VN(amx_rows_ok)(const dse_model *m, const dse_node *n, dse_why *why, size_t rows, size_t K) {
+    if (K % 64 || rows < 16) return 1;   /* (K: the tiles' rows of x; few rows: avx512vnni) */
+    const size_t need = 16 * K;
+    if (need > why->scratch_plan || !dse__scratch_free(m, n, need)) return 1;
+    why->scratch = need;
+    return 0;
+}
+int dse__check_i8_gemm_amx(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__check_i8_gemm_vnni(m, n, why)) return 1;
+    const dse_tensor *x = &m->tensors[n->in[0]];
+    return VN(amx_rows_ok)(m, n, why, x->dims[0], x->dims[1]);
+}
+int dse__check_i8_matmul_amx(const dse_model *m, const dse_node *n, dse_why *why) {
+    if (dse__check_i8_matmul_vnni(m, n, why)) return 1;
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    return VN(amx_rows_ok)(m, n, why, y->numel / w->dims[1], w->dims[0]);
+}
+
+#if defined(DSE_EMULATE_VNNI)
+#define VN_AMX_ROWS_BEGIN() (void)0
+/* c[(16 ai + r) * 16 + 8 bj + ch] = sum_k a_ai[r * lda + k] * W(band bj)[k][ch], as tdpbssd forms it */
+static void VN(amx_rows_mk)(const int8_t *a0, const int8_t *a1, size_t lda, const int8_t *b0, size_t bstep, size_t KC,
+                            int32_t *c, int NA, int NB) {
+    for (int ai = 0; ai < NA; ai++)
+        for (int bj = 0; bj < NB; bj++)
+            for (size_t r = 0; r < 16; r++)
+                for (size_t ch = 0; ch < 8; ch++) {
+                    uint32_t s = 0;
+                    const int8_t *a = (ai ? a1 : a0) + r * lda, *b = b0 + (size_t)bj * bstep;
+                    for (size_t k = 0; k < 64 * KC; k++)
+                        s += (uint32_t)((int32_t)a[k] * (int32_t)b[(k / 4) * 32 + ch * 4 + k % 4]);
+                    c[(16 * (size_t)ai + r) * 16 + 8 * (size_t)bj + ch] = (int32_t)s;
+                }
+}
+#else
+/* tiles 0-3 (C) 16 x 32 bytes, 4-5 (A) 16 x 64, 6-7 (B) 16 x 32 */
+VN_TARGET static void VN(amx_rows_begin)(void) {
+    VN(tilecfg) cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.colsb[i] = i == 4 || i == 5 ? 64 : 32, cfg.rows[i] = 16;
+    _tile_loadconfig(&cfg);
+}
+#define VN_AMX_ROWS_BEGIN() VN(amx_rows_begin)()
+VN_TARGET static inline __attribute__((always_inline)) void VN(amx_rows_body)(const int8_t *a0, const int8_t *a1,
+                                                                              size_t lda, const int8_t *b0, size_t bstep,
+                                                                              size_t KC, int32_t *c, const int NA,
+                                                                              const int NB) {
+    _tile_zero(0);
+    if (NB > 1) _tile_zero(1);
+    if (NA > 1) _tile_zero(2);
+    if (NA > 1 && NB > 1) _tile_zero(3);
+    for (size_t kc = 0; kc < KC; kc++, a0 += 64, a1 += 64, b0 += 512) {
+        _tile_loadd(4, a0, lda);
+        _tile_loadd(6, b0, 32);
+        if (NA > 1) _tile_loadd(5, a1, lda);
+        if (NB > 1) _tile_loadd(7, b0 + bstep, 32);
+        _tile_dpbssd(0, 4, 6);
+        if (NB > 1) _tile_dpbssd(1, 4, 7);
+        if (NA > 1) _tile_dpbssd(2, 5, 6);
+        if (NA > 1 && NB > 1) _tile_dpbssd(3, 5, 7);
+    }
+    _tile_stored(0, c, 64);
+    if (NB > 1) _tile_stored(1, c + 8, 64);
+    if (NA > 1) _tile_stored(2, c + 256, 64);
+    if (NA > 1 && NB > 1) _tile_stored(3, c + 264, 64);
+}
+#define VN_AMX_RMK(NA, NB)                                                                                          \
+    VN_TARGET static void VN(amx_rmk##NA##NB)(const int8_t *a0, const int8_t *a1, size_t lda, const int8_t *b0,       \
+                                              size_t bstep, size_t KC, int32_t *c) {                                  \
+        VN(amx_rows_body)(a0, a1, lda, b0, bstep, KC, c, NA, NB);                                                     \
+    }
+VN_AMX_RMK(1, 1) VN_AMX_RMK(1, 2) VN_AMX_RMK(2, 1) VN_AMX_RMK(2, 2)
+#undef VN_AMX_RMK
+VN_TARGET static void VN(amx_rows_mk)(const int8_t *a0, const int8_t *a1, size_t lda, const int8_t *b0, size_t bstep,
+                                      size_t KC, int32_t *c, int NA, int NB) {
+    if (NA > 1) (NB > 1 ? VN(amx_rmk22) : VN(amx_rmk21))(a0, a1, lda, b0, bstep, KC, c);
+    else (NB > 1 ? VN(amx_rmk12) : VN(amx_rmk11))(a0, a1, lda, b0, bstep, KC, c);
+}
+#endif
+
+typedef struct VN(amx_rows_job) {
+    const dse_ctx *cx;
+    const int8_t *x, *w;
+    const int32_t *bias;
+    const dse_i8_out *o;
+    void *y;
+    size_t rows, K, N, RB;   /* RB: row blocks of 32 */
+} VN(amx_rows_job);
+
+VN_TARGET static void VN(amx_rows_task)(void *arg, size_t begin, size_t end, unsigned worker) {
+    const VN(amx_rows_job) *J = arg;
+    int8_t *tail = (int8_t *)dse__worker_scratch(J->cx, worker);
+    const size_t K = J->K, KC = K / 64, Kb = K / 4, N = J->N;
+    const dse_i8_out *o = J->o;
+    int32_t cbuf[32 * 16] __attribute__((aligned(64)));
+    VN_AMX_ROWS_BEGIN();
+    for (size_t t = begin; t < end; t++) {   /* channel-block major: a block's weights stay in cache over the rows */
+        const size_t r0 = t % J->RB * 32, n0 = t / J->RB * 16, nr = J->rows - r0 < 32 ? J->rows - r0 : 32;
+        const int na = nr > 16 ? 2 : 1, nb = N - n0 > 8 ? 2 : 1;
+        const int8_t *a[2] = {J->x + r0 * K, na > 1 ? J->x + (r0 + 16) * K : J->x + r0 * K};
+        for (int i = 0; i < na; i++)
+            if (nr < 16 * (size_t)(i + 1)) {   /* the last rows, zero-padded to 16 */
+                memset(tail, 0, 16 * K);
+                memcpy(tail, a[i], (nr - 16 * (size_t)i) * K);
+                a[i] = tail;
+            }
+        const int8_t *wb = J->w + (n0 / 8) * Kb * 32;
+        VN(amx_rows_mk)(a[0], a[1], K, wb, Kb * 32, KC, cbuf, na, nb);
+        for (int b = 0; b < nb; b++) {
+            const size_t ch0 = n0 + 8 * (size_t)b;
+            const int nc = N - ch0 < 8 ? (int)(N - ch0) : 8;
+            size_t ch[8];
+            int32_t bv[8] = {0};
+            float sv[8] = {0};
+            for (int i = 0; i < 8; i++) {
+                ch[i] = ch0 + (size_t)(i < nc ? i : 0);
+                if (i < nc) bv[i] = J->bias[ch0 + (size_t)i], sv[i] = o->float_out ? o->scale[ch0 + (size_t)i] : 0.0f;
+            }
+            avx2_i8_rq q;
+            avx2_i8_rq_init(&q, o, ch, nc);
+            const __m256i fb = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)bv),
+                                                _mm256_mullo_epi32(_mm256_set1_epi32(o->zp_in), VN(zsums8)(wb + (size_t)b * Kb * 32, Kb)));
+            const __m256 fs = _mm256_loadu_ps(sv);
+            const int gw = o->float_out ? 8 : 4;   /* rows per store */
+            for (size_t j = 0; j < nr; j += (size_t)gw) {
+                const int cnt = nr - j < (size_t)gw ? (int)(nr - j) : gw;
+                __m256i v[8];
+                for (int i = 0; i < cnt; i++)
+                    v[i] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(cbuf + (j + (size_t)i) * 16 + 8 * b)), fb);
+                avx2_i8_store_tile(J->y, 1, N, o, ch0, nc, v, cnt, r0 + j, &q, fs);
+            }
+        }
+    }
+    VN_AMX_END();
+}
+
+VN_TARGET static void VN(amx_rows)(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N,
+                                   const int32_t *bias, const dse_i8_out *o, void *y) {
+    VN(amx_rows_job) J = {cx, x, w, bias, o, y, rows, K, N, (rows + 31) / 32};
+    const size_t units = J.RB * ((N + 15) / 16);
+    dse__parallel(cx, units, dse__grain(units, (uint64_t)rows * K * N), VN(amx_rows_task), &J);
+}
+
+VN_TARGET void VN_KERNEL(dse_i8_gemm)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, y->dims[1], &o, &why);
+    VN(amx_rows)(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
+                 dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+}
+
+VN_TARGET void VN_KERNEL(dse_i8_matmul)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const size_t K = w->dims[0], N = w->dims[1];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, N, &o, &why);
+    VN(amx_rows)(cx, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
+                 dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+}
+#undef VN_AMX_ROWS_BEGIN
 #undef VN_AMX_BEGIN
 #undef VN_AMX_END
