@@ -609,6 +609,27 @@ def test_quantize_dequantize(lib, zp):
                           dict(axis=1, block_size=0)), ref_d))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_quantize_near_halves(lib, seed):
+    """Quotients x / s on and within a few ulps of every half-integer from -520 to 520 and around
+    +-1024, for scales of awkward mantissas: the bytes of the float32 division (numpy), rounded
+    half to even (a multiply by 1/s instead, or a rounding trick off by one ulp, fails here)."""
+    rng = np.random.default_rng(1700 + seed)
+    s = np.float32(2.0 ** rng.uniform(-12, 3) * rng.uniform(1, 2))
+    k = np.concatenate([np.arange(-520, 520), np.arange(1018, 1030), -np.arange(1018, 1030)]).astype(np.float64)
+    base = ((k + 0.5) * float(s)).astype(np.float32)
+    steps = np.arange(-3, 4, dtype=np.int32)
+    x = (base.view(np.int32)[:, None] + steps[None, :]).view(np.float32).ravel()   # +-3 ulps (same sign)
+    x = np.concatenate([x, (rng.standard_normal(4000) * 300 * s).astype(np.float32)])
+    with np.errstate(all="ignore"):
+        ref = arith.quantize(x, s, 3)
+    net = Net()
+    xi = net.inp(x)
+    yi = net.out("int8", x.shape)
+    check(lib, (net.build("QuantizeLinear", [xi, net.const(np.float32(s)), net.const(np.int8(3))], [yi],
+                          dict(axis=1, saturate=1, block_size=0)), ref))
+
+
 @pytest.mark.parametrize("zp", [0, 128, 255])
 def test_quantize_uint8_output(lib, zp):
     """A uint8 QuantizeLinear (`--io-dtype uint8` graph outputs): every kernel the CPU chooses

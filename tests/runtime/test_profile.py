@@ -102,6 +102,11 @@ def test_runtime_ref_kernels_same_bytes(digits):
     assert all(r.isa == "ref" for r in prof) and prof.kernels == "ref"
     a, b = auto.run(feeds), ref.run(feeds)
     assert all(a[k].tobytes() == b[k].tobytes() for k in a)   # int8 variants give REF's bytes
+    noamx = dsedge.Runtime(path, kernels="no-amx")   # DSE_LOAD_NO_AMX: every variant but AMX's
+    assert noamx.kernel_choice == "no-amx" and not any(k.endswith("__amx") for k in noamx.kernels())
+    assert [k.replace("__amx", "__avx512vnni") for k in auto.kernels()] == noamx.kernels()
+    c = noamx.run(feeds)
+    assert all(a[k].tobytes() == c[k].tobytes() for k in a)
     with pytest.raises(DseError, match="kernels must be one of"):
         dsedge.Runtime(path, kernels="fast")
     with pytest.raises(DseError, match="repeat"):
@@ -180,6 +185,10 @@ def test_dsedge_run_profile(digits, host_tool):
     assert p.returncode == 2 and "--json goes with --profile or --repeat" in p.stderr
     p = run_tool(host_tool, path, "--input", path.parent / "x.npy", "--repeat", "3", "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["runs"] == 3
+    p = run_tool(host_tool, path, "--input", path.parent / "x.npy", "--profile", "--json", "--no-amx")
+    assert p.returncode == 0, p.stderr
+    kernels = [n["kernel"] for n in json.loads(p.stdout)["nodes"]]
+    assert not any(k.endswith("__amx") for k in kernels) and len(kernels) == 5
 
 
 def test_profile_without_clock_is_unsupported(digits, tmp_path):
