@@ -600,7 +600,7 @@ def test_quantize_dequantize(lib, zp):
     yi = net.out("int8", x.shape)
     check(lib, (net.build("QuantizeLinear", [xi, net.const(np.float32(s)), net.const(np.int8(zp))], [yi],
                           dict(axis=1, saturate=1, block_size=0)), ref_q))
-    q = np.arange(-128, 128, dtype=np.int8)
+    q = np.concatenate([np.arange(-128, 128), rng.integers(-128, 128, 1000)]).astype(np.int8)   # (vectors and a tail)
     ref_d = arith.dequantize(q, s, zp)
     net = Net()
     qi = net.inp(q)
@@ -648,6 +648,12 @@ def test_quantize_uint8_output(lib, zp):
     yi = net.out("uint8", x.shape)
     check(lib, (net.build("QuantizeLinear", [xi, net.const(np.float32(s)), net.const(np.uint8(zp))], [yi],
                           dict(axis=1, saturate=1, block_size=0)), ref))
+    q = np.concatenate([np.arange(256), rng.integers(0, 256, 1001)]).astype(np.uint8)   # uint8 DequantizeLinear
+    net = Net()
+    qi = net.inp(q)
+    yi = net.out("float32", q.shape)
+    check(lib, (net.build("DequantizeLinear", [qi, net.const(np.float32(s)), net.const(np.uint8(zp))], [yi],
+                          dict(axis=1, block_size=0)), ((q.astype(np.float32) - np.float32(zp)) * s).astype(np.float32)))
 
 
 def test_quantize_matches_onnxruntime():
