@@ -2,7 +2,7 @@
 the exporter's `_fuse_act_fn_quantize`): a float SiLU (or HardSwish, or GELU) then a per-tensor int8
 QuantizeLinear as one node gives exactly the bytes of the separate float32 nodes (Sigmoid, Mul(x, s)
 or Mul(s, x), QuantizeLinear; or HardSwish, QuantizeLinear) on every kernel that may take it: AVX2
-and REF natively (1, 2 and 3 threads), NEON and REF under qemu-aarch64. The oracle is the unfused
+(or on an AVX-512 CPU its 16-lane form) and REF natively (1, 2 and 3 threads), NEON and REF under qemu-aarch64. The oracle is the unfused
 chain run by the same library (each ISA's Sigmoid kernel decides the sigmoid; the QuantizeLinear
 kernels are bit-exact with numpy's rule), and numpy's reference within one step of the int8 grid
 (its sigmoid is not the runtime's). Sizes hit every tail (1, 7, 31, 33, 255, 257, 1000 elements and
@@ -19,6 +19,9 @@ from dsedge.ops import REGISTRY
 
 from .test_conv_act_fn import SILU_X, _load_status
 from .test_kernels_f32_avx2 import AVX2, REF_KERNELS, lib, run  # noqa: F401
+from .test_kernels_vnni import HAS
+
+AVX512 = HAS["avx512vnni"]   # the 16-lane kernel (kernels/avx512vnni/act_quantize.c), listed before AVX2's
 
 HSWISH, SILU, GELU = 1, 2, 3
 ACT_Q = REGISTRY.get("ActFnQuantize", "dsedge").id
@@ -107,7 +110,7 @@ def test_act_fn_quantize_same_bytes(lib, shape, scale, zp):   # noqa: F811
         ref_y = _numpy_ref(x, fn, scale, zp)
         for flags in (0, REF_KERNELS):
             (want,), kw = run(lib, unf, [x], flags=flags)
-            isa = "avx2" if AVX2 and not flags else "ref"
+            isa = ("avx512vnni" if AVX512 else "avx2") if AVX2 and not flags else "ref"
             for threads in (1, 2, 3):
                 (got,), kf = run(lib, fused, [x], flags=flags, threads=threads)
                 assert kf == [f"dse_i8_act_quantize__{isa}"], kf
