@@ -196,34 +196,50 @@ VN_TARGET static void VN(amx_pack_w)(int8_t *buf, const int8_t *w, size_t Kb, si
     }
 }
 
-/* NA (1, 2) A tiles (the second wstep bytes after the first) x NB (1, 2) B tiles (column groups,
- * gstep apart) over KC chunks of 64 k: c[(16 ai + r) * 32 + 16 bj + col] */
-VN_TARGET static inline __attribute__((always_inline)) void VN(amx_body)(const int8_t *w, size_t wstep, const uint8_t *b,
-                                                                         size_t gstep, size_t KC, int32_t *c,
-                                                                         const int NA, const int NB) {
+/* The tile products of both cores (the conv's below, Gemm/MatMul's further down): NA (1, 2) A tiles
+ * (a0, a1) x NB (1, 2) B tiles (b0, b1) over KC chunks of 64 k (A rows lda bytes apart, advancing ak
+ * bytes a chunk; B rows ldb apart, advancing bk), into the C tiles stored at c (int32, rows ldc
+ * apart; the second B's cw elements on, the second A's 16 rows down). SS: tdpbssd (B signed), else
+ * tdpbsud (B unsigned). Tiles 0-3 C, 4-5 A, 6-7 B. */
+VN_TARGET static inline __attribute__((always_inline)) void VN(amx_tiles)(const int8_t *a0, const int8_t *a1, size_t lda,
+                                                                          size_t ak, const void *b0v, const void *b1v,
+                                                                          size_t ldb, size_t bk, size_t KC, int32_t *c,
+                                                                          size_t ldc, size_t cw, const int NA,
+                                                                          const int NB, const int SS) {
+    const uint8_t *b0 = b0v, *b1 = b1v;
     _tile_zero(0);
     if (NB > 1) _tile_zero(1);
     if (NA > 1) _tile_zero(2);
     if (NA > 1 && NB > 1) _tile_zero(3);
-    for (size_t kc = 0; kc < KC; kc++, w += 1024, b += 1024) {
-        _tile_loadd(4, w, 64);
-        _tile_loadd(6, b, 64);
-        if (NA > 1) _tile_loadd(5, w + wstep, 64);
-        if (NB > 1) _tile_loadd(7, b + gstep, 64);
-        _tile_dpbsud(0, 4, 6);
-        if (NB > 1) _tile_dpbsud(1, 4, 7);
-        if (NA > 1) _tile_dpbsud(2, 5, 6);
-        if (NA > 1 && NB > 1) _tile_dpbsud(3, 5, 7);
+    for (size_t kc = 0; kc < KC; kc++, a0 += ak, a1 += ak, b0 += bk, b1 += bk) {
+        _tile_loadd(4, a0, lda);
+        _tile_loadd(6, b0, ldb);
+        if (NA > 1) _tile_loadd(5, a1, lda);
+        if (NB > 1) _tile_loadd(7, b1, ldb);
+        if (SS) {
+            _tile_dpbssd(0, 4, 6);
+            if (NB > 1) _tile_dpbssd(1, 4, 7);
+            if (NA > 1) _tile_dpbssd(2, 5, 6);
+            if (NA > 1 && NB > 1) _tile_dpbssd(3, 5, 7);
+        } else {
+            _tile_dpbsud(0, 4, 6);
+            if (NB > 1) _tile_dpbsud(1, 4, 7);
+            if (NA > 1) _tile_dpbsud(2, 5, 6);
+            if (NA > 1 && NB > 1) _tile_dpbsud(3, 5, 7);
+        }
     }
-    _tile_stored(0, c, 128);
-    if (NB > 1) _tile_stored(1, c + 16, 128);
-    if (NA > 1) _tile_stored(2, c + 512, 128);
-    if (NA > 1 && NB > 1) _tile_stored(3, c + 528, 128);
+    _tile_stored(0, c, 4 * ldc);
+    if (NB > 1) _tile_stored(1, c + cw, 4 * ldc);
+    if (NA > 1) _tile_stored(2, c + 16 * ldc, 4 * ldc);
+    if (NA > 1 && NB > 1) _tile_stored(3, c + 16 * ldc + cw, 4 * ldc);
 }
+/* the Conv's: NA A tiles of repacked weights (the second wstep bytes after the first) x NB B tiles
+ * (column groups of the pixels-in-lanes tile, gstep apart), c[(16 ai + r) * 32 + 16 bj + col] */
 #define VN_AMX_MK(NA, NB)                                                                                            \
     VN_TARGET static void VN(amx_mk##NA##NB)(const int8_t *w, size_t wstep, const uint8_t *b, size_t gstep,           \
                                              size_t KC, int32_t *c) {                                                 \
-        VN(amx_body)(w, wstep, b, gstep, KC, c, NA, NB);                                                              \
+        VN(amx_tiles)(w, w + (NA > 1 ? wstep : 0), 64, 1024, b, b + (NB > 1 ? gstep : 0), 64, 1024, KC, c, 32, 16, NA, \
+                      NB, 0);                                                                                         \
     }
 VN_AMX_MK(1, 1) VN_AMX_MK(1, 2) VN_AMX_MK(2, 1) VN_AMX_MK(2, 2)
 #undef VN_AMX_MK
@@ -425,33 +441,10 @@ VN_TARGET static void VN(amx_rows_begin)(void) {
     _tile_loadconfig(&cfg);
 }
 #define VN_AMX_ROWS_BEGIN() VN(amx_rows_begin)()
-VN_TARGET static inline __attribute__((always_inline)) void VN(amx_rows_body)(const int8_t *a0, const int8_t *a1,
-                                                                              size_t lda, const int8_t *b0, size_t bstep,
-                                                                              size_t KC, int32_t *c, const int NA,
-                                                                              const int NB) {
-    _tile_zero(0);
-    if (NB > 1) _tile_zero(1);
-    if (NA > 1) _tile_zero(2);
-    if (NA > 1 && NB > 1) _tile_zero(3);
-    for (size_t kc = 0; kc < KC; kc++, a0 += 64, a1 += 64, b0 += 512) {
-        _tile_loadd(4, a0, lda);
-        _tile_loadd(6, b0, 32);
-        if (NA > 1) _tile_loadd(5, a1, lda);
-        if (NB > 1) _tile_loadd(7, b0 + bstep, 32);
-        _tile_dpbssd(0, 4, 6);
-        if (NB > 1) _tile_dpbssd(1, 4, 7);
-        if (NA > 1) _tile_dpbssd(2, 5, 6);
-        if (NA > 1 && NB > 1) _tile_dpbssd(3, 5, 7);
-    }
-    _tile_stored(0, c, 64);
-    if (NB > 1) _tile_stored(1, c + 8, 64);
-    if (NA > 1) _tile_stored(2, c + 256, 64);
-    if (NA > 1 && NB > 1) _tile_stored(3, c + 264, 64);
-}
 #define VN_AMX_RMK(NA, NB)                                                                                          \
     VN_TARGET static void VN(amx_rmk##NA##NB)(const int8_t *a0, const int8_t *a1, size_t lda, const int8_t *b0,       \
                                               size_t bstep, size_t KC, int32_t *c) {                                  \
-        VN(amx_rows_body)(a0, a1, lda, b0, bstep, KC, c, NA, NB);                                                     \
+        VN(amx_tiles)(a0, a1, lda, 64, b0, b0 + (NB > 1 ? bstep : 0), 32, 512, KC, c, 16, 8, NA, NB, 1);              \
     }
 VN_AMX_RMK(1, 1) VN_AMX_RMK(1, 2) VN_AMX_RMK(2, 1) VN_AMX_RMK(2, 2)
 #undef VN_AMX_RMK
