@@ -470,6 +470,11 @@ VN_TARGET static void VN(amx_rows_task)(void *arg, size_t begin, size_t end, uns
     const size_t K = J->K, KC = K / 64, Kb = K / 4, N = J->N;
     const dse_i8_out *o = J->o;
     int32_t cbuf[32 * 16] __attribute__((aligned(64)));
+    avx2_i8_rq q[2];
+    __m256i fb[2];
+    __m256 fs[2];
+    int nc[2] = {0, 0};
+    size_t qn0 = (size_t)-1;   /* the channel block q, fb, fs, nc belong to */
     VN_AMX_ROWS_BEGIN();
     for (size_t t = begin; t < end; t++) {   /* channel-block major: a block's weights stay in cache over the rows */
         const size_t r0 = t % J->RB * 32, n0 = t / J->RB * 16, nr = J->rows - r0 < 32 ? J->rows - r0 : 32;
@@ -483,59 +488,49 @@ VN_TARGET static void VN(amx_rows_task)(void *arg, size_t begin, size_t end, uns
             }
         const int8_t *wb = J->w + (n0 / 8) * Kb * 32;
         VN(amx_rows_mk)(a[0], a[1], K, wb, Kb * 32, KC, cbuf, na, nb);
+        if (n0 != qn0) {   /* a new channel block: its output stage and fb = bias - zp_in * sum_k w, once */
+            for (int b = 0; b < nb; b++) {
+                const size_t ch0 = n0 + 8 * (size_t)b;
+                nc[b] = N - ch0 < 8 ? (int)(N - ch0) : 8;
+                size_t ch[8];
+                int32_t bv[8] = {0};
+                float sv[8] = {0};
+                for (int i = 0; i < 8; i++) {
+                    ch[i] = ch0 + (size_t)(i < nc[b] ? i : 0);
+                    if (i < nc[b]) bv[i] = J->bias[ch0 + (size_t)i], sv[i] = o->float_out ? o->scale[ch0 + (size_t)i] : 0.0f;
+                }
+                avx2_i8_rq_init(&q[b], o, ch, nc[b]);
+                fb[b] = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)bv),
+                                         _mm256_mullo_epi32(_mm256_set1_epi32(o->zp_in), VN(zsums8)(wb + (size_t)b * Kb * 32, Kb)));
+                fs[b] = _mm256_loadu_ps(sv);
+            }
+            qn0 = n0;
+        }
         for (int b = 0; b < nb; b++) {
             const size_t ch0 = n0 + 8 * (size_t)b;
-            const int nc = N - ch0 < 8 ? (int)(N - ch0) : 8;
-            size_t ch[8];
-            int32_t bv[8] = {0};
-            float sv[8] = {0};
-            for (int i = 0; i < 8; i++) {
-                ch[i] = ch0 + (size_t)(i < nc ? i : 0);
-                if (i < nc) bv[i] = J->bias[ch0 + (size_t)i], sv[i] = o->float_out ? o->scale[ch0 + (size_t)i] : 0.0f;
-            }
-            avx2_i8_rq q;
-            avx2_i8_rq_init(&q, o, ch, nc);
-            const __m256i fb = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)bv),
-                                                _mm256_mullo_epi32(_mm256_set1_epi32(o->zp_in), VN(zsums8)(wb + (size_t)b * Kb * 32, Kb)));
-            const __m256 fs = _mm256_loadu_ps(sv);
             const int gw = o->float_out ? 8 : 4;   /* rows per store */
             for (size_t j = 0; j < nr; j += (size_t)gw) {
                 const int cnt = nr - j < (size_t)gw ? (int)(nr - j) : gw;
                 __m256i v[8];
                 for (int i = 0; i < cnt; i++)
-                    v[i] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(cbuf + (j + (size_t)i) * 16 + 8 * b)), fb);
-                avx2_i8_store_tile(J->y, 1, N, o, ch0, nc, v, cnt, r0 + j, &q, fs);
+                    v[i] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(cbuf + (j + (size_t)i) * 16 + 8 * b)), fb[b]);
+                avx2_i8_store_tile(J->y, 1, N, o, ch0, nc[b], v, cnt, r0 + j, &q[b], fs[b]);
             }
         }
     }
     VN_AMX_END();
 }
 
-VN_TARGET static void VN(amx_rows)(const dse_ctx *cx, const int8_t *x, size_t rows, size_t K, const int8_t *w, size_t N,
-                                   const int32_t *bias, const dse_i8_out *o, void *y) {
+/* rows x K times the packed W[N][K] (layout 1 or 2): the rows core of the Gemm / MatMul entry points
+ * (kernels/avxvnni/conv_i8.c) in the AMX compile */
+VN_TARGET static void VN(rows)(const dse_ctx *cx, const dse_node *n, const int8_t *x, size_t rows, size_t K,
+                               const int8_t *w, size_t N, const int32_t *bias, const dse_i8_out *o, void *y) {
+    (void)n;
     VN(amx_rows_job) J = {cx, x, w, bias, o, y, rows, K, N, (rows + 31) / 32};
     const size_t units = J.RB * ((N + 15) / 16);
     dse__parallel(cx, units, dse__grain(units, (uint64_t)rows * K * N), VN(amx_rows_task), &J);
 }
 
-VN_TARGET void VN_KERNEL(dse_i8_gemm)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
-    dse_i8_out o;
-    dse_why why;
-    dse_i8_out_params(m, n, y->dims[1], &o, &why);
-    VN(amx_rows)(cx, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
-                 dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
-}
-
-VN_TARGET void VN_KERNEL(dse_i8_matmul)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    const size_t K = w->dims[0], N = w->dims[1];
-    dse_i8_out o;
-    dse_why why;
-    dse_i8_out_params(m, n, N, &o, &why);
-    VN(amx_rows)(cx, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
-                 dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
-}
 #undef VN_AMX_ROWS_BEGIN
 #undef VN_AMX_BEGIN
 #undef VN_AMX_END

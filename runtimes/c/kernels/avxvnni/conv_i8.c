@@ -731,7 +731,7 @@ VN_TARGET static inline void VN(put16)(uint8_t *a, size_t T, size_t Kp, size_t q
     }
 }
 
-/* -- Gemm / MatMul (not in the AMX compile: avx512vnni runs them) ------------------------------- */
+/* -- Gemm / MatMul (their rows core: the AMX compile has its own, kernels/amx/tile_core.h) ------- */
 #if !defined(DSE_VNNI_AMX)
 
 typedef struct VN(rows_job) {
@@ -807,24 +807,6 @@ VN_TARGET static void VN(rows)(const dse_ctx *cx, const dse_node *n, const int8_
     dse__parallel(cx, tiles * J.split, dse__grain(tiles * J.split, (uint64_t)rows * K * N), VN(rows_task), &J);
 }
 
-VN_TARGET void VN_KERNEL(dse_i8_gemm)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
-    dse_i8_out o;
-    dse_why why;
-    dse_i8_out_params(m, n, y->dims[1], &o, &why);
-    VN(rows)(cx, n, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
-             dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
-}
-
-VN_TARGET void VN_KERNEL(dse_i8_matmul)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
-    const size_t K = w->dims[0], N = w->dims[1];
-    dse_i8_out o;
-    dse_why why;
-    dse_i8_out_params(m, n, N, &o, &why);
-    VN(rows)(cx, n, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
-             dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
-}
 #endif
 
 /* -- Conv, group 1 ------------------------------------------------------------------------------ */
@@ -1018,6 +1000,27 @@ VN_TARGET void VN_KERNEL(dse_i8_conv)(const dse_model *m, const dse_node *n, uin
     J.Kt = VN(amx_kt)(J.G.Kb), J.wbuf_off = VN(amx_wbuf_off)(&g, J.Wp, (size_t)J.C, J.Kt, J.T);
 #endif
     dse__parallel(cx, NB * J.tiles * J.split, dse__grain(NB * J.tiles * J.split, (uint64_t)NB * P * K * O), VN(conv_task), &J);
+}
+
+/* -- Gemm / MatMul entry points (VN(rows): the core above, or the AMX one) ------------------------ */
+
+VN_TARGET void VN_KERNEL(dse_i8_gemm)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *x = &m->tensors[n->in[0]], *y = &m->tensors[n->out[0]];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, y->dims[1], &o, &why);
+    VN(rows)(cx, n, dse__data(m, arena, n->in[0]), x->dims[0], x->dims[1], dse__data(m, arena, n->in[1]), y->dims[1],
+             dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
+}
+
+VN_TARGET void VN_KERNEL(dse_i8_matmul)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    const dse_tensor *w = &m->tensors[n->in[1]], *y = &m->tensors[n->out[0]];
+    const size_t K = w->dims[0], N = w->dims[1];
+    dse_i8_out o;
+    dse_why why;
+    dse_i8_out_params(m, n, N, &o, &why);
+    VN(rows)(cx, n, dse__data(m, arena, n->in[0]), y->numel / N, K, dse__data(m, arena, n->in[1]), N,
+             dse__data(m, arena, n->in[2]), &o, dse__data(m, arena, n->out[0]));
 }
 
 #undef VN
