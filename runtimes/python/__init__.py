@@ -78,7 +78,8 @@ _Q_NONE, _Q_TENSOR, _Q_AXIS = 0, 1, 2
 _LOAD_VERIFY_WEIGHTS = 1
 _LOAD_REF_KERNELS = 2
 _LOAD_NO_AMX = 4
-_KERNEL_CHOICES = {"auto": 0, "ref": _LOAD_REF_KERNELS, "no-amx": _LOAD_NO_AMX}
+_LOAD_NO_AVX512 = 8
+_KERNEL_CHOICES = {"auto": 0, "ref": _LOAD_REF_KERNELS, "no-amx": _LOAD_NO_AMX, "no-avx512": _LOAD_NO_AVX512}
 _MAX_THREADS = 256   # DSE_MAX_THREADS (include/dsedge.h)
 
 
@@ -353,9 +354,10 @@ class Runtime:
 
     Attributes: `inputs`, `outputs` (tuples of TensorSpec), `metadata` (dict), `arena_size`,
     `node_count`, `path` (None when loaded from bytes), `threads` (per inference: 1 where the
-    library was built without threads), `sessions`, `kernel_choice` ("auto", "ref" or "no-amx").
-    `kernels="ref"` loads with only the portable reference kernels (DSE_LOAD_REF_KERNELS);
-    "no-amx" with the optimised variants but not the AMX ones (DSE_LOAD_NO_AMX); "auto" (the
+    library was built without threads), `sessions`, `kernel_choice` ("auto", "ref", "no-amx" or
+    "no-avx512"). `kernels="ref"` loads with only the portable reference kernels (DSE_LOAD_REF_KERNELS);
+    "no-amx" with the optimised variants but not the AMX ones (DSE_LOAD_NO_AMX); "no-avx512" neither
+    the avx512vnni nor the AMX ones (DSE_LOAD_NO_AVX512: the AVX2 and AVX-VNNI ones); "auto" (the
     default) lets the loader pick the optimised variants this CPU runs.
     """
 

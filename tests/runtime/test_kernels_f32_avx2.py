@@ -51,6 +51,21 @@ def _cpu_has_avx2() -> bool:
 AVX2 = _cpu_has_avx2() and os.uname().machine in ("x86_64", "amd64")
 needs_avx2 = pytest.mark.skipif(not AVX2, reason="n/a: the CPU has no AVX2+FMA (the AVX2 variants are not chosen)")
 REF_KERNELS = 2   # DSE_LOAD_REF_KERNELS
+NO_AVX512 = 8     # DSE_LOAD_NO_AVX512: the AVX2 variants on an AVX-512 CPU
+
+
+def _cpu_has_avx512() -> bool:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512_vnni"))
+
+
+AVX512 = AVX2 and _cpu_has_avx512()
+# The float kernels with the SGEMM (and O32's tiles) on 512-bit vectors (kernels/avx512vnni/sgemm.c),
+# chosen before the AVX2 ones on AVX-512 CPUs: the AVX2 ones' bytes.
+WIDE_F32 = {f"dse_f32_{k}__avx512vnni": f"dse_f32_{k}__avx2" for k in ("conv", "conv_wino", "gemm", "matmul")}
 
 
 def _make(tmp_path_factory, name, *extra):
@@ -71,7 +86,23 @@ def lib_ref_float(tmp_path_factory):
 
 
 def run(L, art, feeds, flags=0, threads=1):
-    """(outputs, kernel name per node) of the artifact in library L."""
+    """(outputs, kernel name per node) of the artifact in library L. Where the 512-bit float kernels ran
+    (WIDE_F32: an AVX-512 CPU), the same load without them (DSE_LOAD_NO_AVX512) must choose the AVX2
+    kernel at each of those nodes and give the same bytes; the names returned are the AVX2 ones, so that
+    every test of the AVX2 float kernels also checks the 512-bit ones where the CPU has them."""
+    outs, kernels = _run1(L, art, feeds, flags, threads)
+    if any(k in WIDE_F32 for k in kernels):
+        outs2, kernels2 = _run1(L, art, feeds, flags | NO_AVX512, threads)
+        for k, k2 in zip(kernels, kernels2):
+            assert k2 == WIDE_F32.get(k, k2), (kernels, kernels2)
+        for a, b in zip(outs, outs2):
+            assert a.tobytes() == b.tobytes(), \
+                f"512-bit float kernels: {int((a.view(np.uint8) != b.view(np.uint8)).sum())} bytes differ from AVX2's"
+        kernels = [WIDE_F32.get(k, k) for k in kernels]
+    return outs, kernels
+
+
+def _run1(L, art, feeds, flags, threads):
     data = art.to_bytes()
     raw = np.zeros(len(data) + 64, np.uint8)
     start = (-raw.ctypes.data) % 64
@@ -1010,12 +1041,15 @@ def test_zoo_model_fp32(name, tmp_path):
     so = ort_.SessionOptions()
     so.log_severity_level = 3
     want = ort_.InferenceSession(str(src), so, providers=["CPUExecutionProvider"]).run(None, feed)
-    with dsedge.Runtime(tmp_path / "m.dse") as rt, dsedge.Runtime(tmp_path / "m.dse", kernels="ref") as rr:
-        got, ref_out = rt.run(feed), rr.run(feed)
-        ks = rt.kernels()
-    if AVX2:
+    with dsedge.Runtime(tmp_path / "m.dse") as rt, dsedge.Runtime(tmp_path / "m.dse", kernels="ref") as rr, \
+            dsedge.Runtime(tmp_path / "m.dse", kernels="no-avx512") as r2:
+        got, ref_out, got2 = rt.run(feed), rr.run(feed), r2.run(feed)
+        ks, ks2 = rt.kernels(), r2.kernels()
+    if AVX2:   # the 512-bit kernels on an AVX-512 CPU, with the AVX2 ones' bytes
         heavy = [k for k in ks if k.startswith(("dse_f32_conv_", "dse_f32_gemm_", "dse_f32_matmul_"))]
-        assert heavy and all(k.endswith("__avx2") for k in heavy), heavy
+        assert heavy and all(k.endswith("__avx512vnni" if AVX512 else "__avx2") for k in heavy), heavy
+        assert all(k.endswith("__avx2") for k in ks2 if k.startswith(("dse_f32_conv_", "dse_f32_gemm_", "dse_f32_matmul_")))
+        assert all(got[k].tobytes() == got2[k].tobytes() for k in got)
     for w, (k, g), r in zip(want, got.items(), ref_out.values()):
         scale = float(np.abs(w).max()) or 1.0
         assert np.abs(g - w).max() <= 1e-4 * scale, (k, float(np.abs(g - w).max() / scale))

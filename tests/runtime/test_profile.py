@@ -107,6 +107,10 @@ def test_runtime_ref_kernels_same_bytes(digits):
     assert [k.replace("__amx", "__avx512vnni") for k in auto.kernels()] == noamx.kernels()
     c = noamx.run(feeds)
     assert all(a[k].tobytes() == c[k].tobytes() for k in a)
+    no512 = dsedge.Runtime(path, kernels="no-avx512")   # DSE_LOAD_NO_AVX512: neither avx512vnni's nor AMX's
+    assert no512.kernel_choice == "no-avx512" and not any(k.endswith(("__amx", "__avx512vnni")) for k in no512.kernels())
+    d = no512.run(feeds)
+    assert all(a[k].tobytes() == d[k].tobytes() for k in a)
     with pytest.raises(DseError, match="kernels must be one of"):
         dsedge.Runtime(path, kernels="fast")
     with pytest.raises(DseError, match="repeat"):
@@ -189,6 +193,10 @@ def test_dsedge_run_profile(digits, host_tool):
     assert p.returncode == 0, p.stderr
     kernels = [n["kernel"] for n in json.loads(p.stdout)["nodes"]]
     assert not any(k.endswith("__amx") for k in kernels) and len(kernels) == 5
+    p = run_tool(host_tool, path, "--input", path.parent / "x.npy", "--profile", "--json", "--no-avx512")
+    assert p.returncode == 0, p.stderr
+    kernels = [n["kernel"] for n in json.loads(p.stdout)["nodes"]]
+    assert not any(k.endswith(("__amx", "__avx512vnni")) for k in kernels) and len(kernels) == 5
 
 
 def test_profile_without_clock_is_unsupported(digits, tmp_path):

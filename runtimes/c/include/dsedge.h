@@ -123,6 +123,9 @@ const char *dse_op_name(int op_id);      /* "Conv", ...; "?" if unknown */
 #define DSE_LOAD_NO_AMX 4u               /* x86-64: not the AMX kernels, even where the CPU has AMX (the
                                           * tile state adds 8 KB to each thread's saved context; and to
                                           * compare them with the avx512vnni variants) */
+#define DSE_LOAD_NO_AVX512 8u            /* x86-64: not the AVX-512 kernels (avx512vnni, amx), even where the CPU
+                                          * has them: the AVX2 and AVX-VNNI ones (to compare them in one process;
+                                          * the 512-bit float kernels give the AVX2 ones' bytes) */
 
 /* Load from memory. buf must be DSE_BUFFER_ALIGN-aligned and outlive the model (no copy). */
 dse_status dse_model_load(const void *buf, size_t len, dse_model **out, dse_error *err);

@@ -59,6 +59,35 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm(const dse_sgemm *g, size_t i0,
  * interleaved partial sums (lane l takes k = l mod 8), added pairwise at the end. */
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm_dot(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
 
+/* The fused activation function that the tiles do not apply (not DSE_ACT_FN_INLINE: SiLU, GELU) over
+ * rows [i, i + mr), product columns [jc, je) of C just stored (with a column map, the stored part of
+ * each output row), by dse__avx2_act_fn_row: the AVX2 SGEMM's row blocks, and the 512-bit one's. */
+DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je);
+/* The float Conv's O32 path (conv.c, layout-8 weights: panels of 32 output channels, k-major): one
+ * chunk of kn k of one panel for pixels [pa, pb) of one image, the sums of pixel p and channel c at
+ * buf[p * 32 + c] (zero when `first`, else from the previous chunk), the epilogue after the `last`
+ * one (+ bias[c], the clamp, an inline activation function: the SGEMM epilogue's operations). */
+typedef struct dse_o32_chunk {
+    const float *wp, *x;   /* the panel at the chunk's first k (32 floats per k), x's row of that k */
+    size_t P, kn;          /* floats per row of x, k in the chunk */
+    const float *bias;     /* the panel's 32, or NULL */
+    int act, act_fn;
+    float lo, hi;
+    int first, last;
+} dse_o32_chunk;
+typedef void (*dse_o32_fn)(const dse_o32_chunk *c, size_t pa, size_t pb, float *buf);
+#if DSE_VNNI_OK && !defined(DSE_EMULATE_VNNI)
+/* The O32 chunk on 512-bit vectors, up to 12 pixels x 32 channels a tile (kernels/avx512vnni/sgemm.c) */
+DSE_INTERNAL void dse__avx512_o32_chunk(const dse_o32_chunk *c, size_t pa, size_t pb, float *buf);
+/* The same SGEMM on 512-bit tiles (kernels/avx512vnni/sgemm.c, ISA avx512vnni): the AVX2 one's bytes
+ * (each element's FMA chain and epilogue are the same operations); the avx512vnni float Conv, Gemm
+ * and MatMul use it where the AVX2 ones use dse__avx2_sgemm. */
+#define DSE_AVX512_F32 1
+DSE_INTERNAL DSE_TARGET_AVX512VNNI void dse__avx512_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
+#else
+#define DSE_AVX512_F32 0
+#endif
+
 /* A float Conv's geometry for the AVX2 variants (conv.c, winograd.c): REF's checks, float32
  * weights and bias (float16 ones: REF), and the node's scratch plan in why->scratch_plan. */
 DSE_INTERNAL int dse__avx2_conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, dse_why *why);
@@ -186,6 +215,7 @@ DSE_AI float dse__avx2_act_fn1(int fn, float x) { return _mm256_cvtss_f32(dse__a
 
 #else
 #define DSE_AVX2_F32 0
+#define DSE_AVX512_F32 0
 #endif
 
 #endif

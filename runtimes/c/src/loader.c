@@ -685,6 +685,7 @@ dse_status dse_model_load_ex(const void *buf, size_t len, unsigned flags, dse_mo
     m->len = len;
     m->isas = (flags & DSE_LOAD_REF_KERNELS) ? DSE_ISA_BIT(REF) : dse__cpu_isas();
     if (flags & DSE_LOAD_NO_AMX) m->isas &= ~DSE_ISA_BIT(AMX);
+    if (flags & DSE_LOAD_NO_AVX512) m->isas &= ~(DSE_ISA_BIT(AVX512VNNI) | DSE_ISA_BIT(AMX));
     m->blob = b + boff;
     m->blob_size = (size_t)bsize;
     rd r = {b + HEADER_SIZE, b + tend, DSE_OK, err};

@@ -1,7 +1,7 @@
 /* dsedge_run.c: `dsedge-run`, the command-line runner of a .dse model (static, libc only).
  *
  *   dsedge-run model.dse [--input NAME=FILE.npy ...] [--output-dir DIR] [--repeat N] [--threads N] [--info]
- *              [--profile] [--ref] [--no-amx] [--json]
+ *              [--profile] [--ref] [--no-amx] [--no-avx512] [--json]
  *
  * Each --input gives one graph input as a .npy file (npy.h: versions 1-3, 0-d shapes too);
  * with a single-input model the NAME= may be left out. The element type and shape must equal
@@ -43,7 +43,7 @@
 static void usage(void) {
     fprintf(stderr,
             "usage: dsedge-run MODEL.dse [--input NAME=FILE.npy]... [--output-dir DIR] [--repeat N] [--threads N] [--info]\n"
-            "                  [--profile] [--ref] [--no-amx] [--json]\n"
+            "                  [--profile] [--ref] [--no-amx] [--no-avx512] [--json]\n"
             "  --threads N            run each inference on N threads (default 1; same outputs)\n"
             "  --input NAME=FILE.npy  a graph input (NAME= optional for a single-input model)\n"
             "  --output-dir DIR       write each output to DIR/<output name>.npy\n"
@@ -52,6 +52,7 @@ static void usage(void) {
             "  --profile              time each node over N runs (--repeat N, default 10): per-node and per-op tables\n"
             "  --ref                  use only the reference kernels (DSE_LOAD_REF_KERNELS)\n"
             "  --no-amx               not the AMX kernels on an AMX CPU (DSE_LOAD_NO_AMX)\n"
+            "  --no-avx512            not the AVX-512 kernels (avx512vnni, amx) on such a CPU (DSE_LOAD_NO_AVX512)\n"
             "  --json                 print the --profile / --repeat results as JSON on stdout\n");
 }
 
@@ -231,7 +232,7 @@ static int output_path(const char *dir, const char *name, char *path, size_t cap
 int main(int argc, char **argv) {
     const char *model_path = NULL, *out_dir = NULL;
     const char *in_args[256];
-    int n_in_args = 0, info = 0, profile = 0, ref = 0, no_amx = 0, as_json = 0;
+    int n_in_args = 0, info = 0, profile = 0, ref = 0, no_amx = 0, no_avx512 = 0, as_json = 0;
     long repeat = 0, threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -251,6 +252,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--profile") == 0) profile = 1;
         else if (strcmp(a, "--ref") == 0) ref = 1;
         else if (strcmp(a, "--no-amx") == 0) no_amx = 1;
+        else if (strcmp(a, "--no-avx512") == 0) no_avx512 = 1;
         else if (strcmp(a, "--json") == 0) as_json = 1;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(); return 0; }
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "dsedge-run: unknown or incomplete option %s\n", a); usage(); return 2; }
@@ -263,7 +265,7 @@ int main(int argc, char **argv) {
 
     dse_model *m = NULL;
     dse_error e;
-    if (dse_model_load_file(model_path, (ref ? DSE_LOAD_REF_KERNELS : 0u) | (no_amx ? DSE_LOAD_NO_AMX : 0u), &m, &e) != DSE_OK) {
+    if (dse_model_load_file(model_path, (ref ? DSE_LOAD_REF_KERNELS : 0u) | (no_amx ? DSE_LOAD_NO_AMX : 0u) | (no_avx512 ? DSE_LOAD_NO_AVX512 : 0u), &m, &e) != DSE_OK) {
         fprintf(stderr, "dsedge-run: %s: %s (%s)\n", model_path, e.message, dse_status_string(e.code));
         return 1;
     }

@@ -112,6 +112,8 @@ typedef struct conv_job {
     dse_dw3 d3;
     int bandt;                       /* BANDS as one plane per tap (conv_bandt_fill) */
     size_t o32_split, o32_chunk;     /* O32: parts per panel of 32 channels, pixels per part */
+    dse_sgemm_fn sgemm;              /* dse__avx2_sgemm, or the 512-bit one (the avx512vnni kernel) */
+    dse_o32_fn o32;                  /* O32's chunks: conv_o32_chunk_avx2, or the 512-bit one */
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -499,7 +501,7 @@ static DSE_TARGET_AVX2 void conv_imgs_task(void *arg, size_t begin, size_t end, 
         s.C = cb; s.ldc = j->tw;
         s.bias_m = j->b;
         s.act = j->act; s.lo = j->lo; s.hi = j->hi; s.act_fn = j->act_fn;
-        dse__avx2_sgemm(&s, m0, m1, 0, nt);
+        j->sgemm(&s, m0, m1, 0, nt);
         dse_conv_imgs_store(j->y, cb, j->tw, u0, nt, j->P, M, m0, m1);
     }
 }
@@ -510,15 +512,14 @@ static DSE_TARGET_AVX2 void conv_imgs_task(void *arg, size_t begin, size_t end, 
  * activation function), in the same operations. wp: the panel at the chunk's first k (32 floats
  * per k), x: x's row of that k (P floats per k). */
 #define CONV_O32_KC 64
-DSE_AI void conv_o32_tile(const conv_job *j, const int NP, const float *wp, const float *x, size_t kn, size_t p0,
-                          const float *bias, float *buf, int first, int last) {
+DSE_AI void conv_o32_tile(const dse_o32_chunk *c, const int NP, size_t p0, float *buf) {
     __m256 acc[3][4];
     DSE_UNROLL
     for (int a = 0; a < NP; a++)
         DSE_UNROLL
-        for (int v = 0; v < 4; v++) acc[a][v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(buf + (p0 + (size_t)a) * 32 + 8 * (size_t)v);
-    const float *xp = x + p0;
-    for (size_t k = 0; k < kn; k++, wp += 32, xp += j->P) {
+        for (int v = 0; v < 4; v++) acc[a][v] = c->first ? _mm256_setzero_ps() : _mm256_loadu_ps(buf + (p0 + (size_t)a) * 32 + 8 * (size_t)v);
+    const float *xp = c->x + p0, *wp = c->wp;
+    for (size_t k = 0; k < c->kn; k++, wp += 32, xp += c->P) {
         const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8), w2 = _mm256_loadu_ps(wp + 16), w3 = _mm256_loadu_ps(wp + 24);
         DSE_UNROLL
         for (int a = 0; a < NP; a++) {
@@ -534,25 +535,24 @@ DSE_AI void conv_o32_tile(const conv_job *j, const int NP, const float *wp, cons
         DSE_UNROLL
         for (int v = 0; v < 4; v++) {
             __m256 o = acc[a][v];
-            if (last) {
-                if (bias) o = _mm256_add_ps(o, _mm256_loadu_ps(bias + 8 * v));
-                if (j->act) o = _mm256_min_ps(_mm256_set1_ps(j->hi), _mm256_max_ps(_mm256_set1_ps(j->lo), o));
-                if (j->act_fn && DSE_ACT_FN_INLINE(j->act_fn)) o = dse__avx2_act_fn_inline(j->act_fn, o);
+            if (c->last) {
+                if (c->bias) o = _mm256_add_ps(o, _mm256_loadu_ps(c->bias + 8 * v));
+                if (c->act) o = _mm256_min_ps(_mm256_set1_ps(c->hi), _mm256_max_ps(_mm256_set1_ps(c->lo), o));
+                if (c->act_fn && DSE_ACT_FN_INLINE(c->act_fn)) o = dse__avx2_act_fn_inline(c->act_fn, o);
             }
             _mm256_storeu_ps(buf + (p0 + (size_t)a) * 32 + 8 * (size_t)v, o);
         }
 }
-static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile3(const conv_job *j, const float *wp, const float *x, size_t kn, size_t p0,
-                                                        const float *bias, float *buf, int first, int last) {
-    conv_o32_tile(j, 3, wp, x, kn, p0, bias, buf, first, last);
-}
-static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile2(const conv_job *j, const float *wp, const float *x, size_t kn, size_t p0,
-                                                        const float *bias, float *buf, int first, int last) {
-    conv_o32_tile(j, 2, wp, x, kn, p0, bias, buf, first, last);
-}
-static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile1(const conv_job *j, const float *wp, const float *x, size_t kn, size_t p0,
-                                                        const float *bias, float *buf, int first, int last) {
-    conv_o32_tile(j, 1, wp, x, kn, p0, bias, buf, first, last);
+static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile3(const dse_o32_chunk *c, size_t p0, float *buf) { conv_o32_tile(c, 3, p0, buf); }
+static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile2(const dse_o32_chunk *c, size_t p0, float *buf) { conv_o32_tile(c, 2, p0, buf); }
+static DSE_NOINLINE DSE_TARGET_AVX2 void conv_o32_tile1(const dse_o32_chunk *c, size_t p0, float *buf) { conv_o32_tile(c, 1, p0, buf); }
+
+/* O32: one chunk's pixels [pa, pb) in tiles of 3 pixels (dse_o32_fn, avx2_f32.h) */
+static void conv_o32_chunk_avx2(const dse_o32_chunk *c, size_t pa, size_t pb, float *buf) {
+    size_t p = pa;
+    for (; p + 3 <= pb; p += 3) conv_o32_tile3(c, p, buf);
+    if (pb - p == 2) conv_o32_tile2(c, p, buf);
+    else if (pb - p == 1) conv_o32_tile1(c, p, buf);
 }
 
 /* O32: part `it` = (image * (M / 32) + panel) * o32_split + pixel range */
@@ -565,14 +565,12 @@ static DSE_TARGET_AVX2 void conv_o32_task(void *arg, size_t begin, size_t end, u
         const size_t pa = part * j->o32_chunk, pb = pa + j->o32_chunk < P ? pa + j->o32_chunk : P;
         if (pa >= pb) continue;
         const float *x = j->x + img * K * P, *wq = j->w + q * 32 * K, *bias = j->b ? j->b + 32 * q : NULL;
+        dse_o32_chunk c = {NULL, NULL, P, 0, bias, j->act, j->act_fn, j->lo, j->hi, 0, 0};
         for (size_t k0 = 0; k0 < K; k0 += CONV_O32_KC) {
-            const size_t kn = K - k0 < CONV_O32_KC ? K - k0 : CONV_O32_KC;
-            const int first = k0 == 0, last = k0 + kn == K;
-            const float *wp = wq + k0 * 32, *xk = x + k0 * P;
-            size_t p = pa;
-            for (; p + 3 <= pb; p += 3) conv_o32_tile3(j, wp, xk, kn, p, bias, buf, first, last);
-            if (pb - p == 2) conv_o32_tile2(j, wp, xk, kn, p, bias, buf, first, last);
-            else if (pb - p == 1) conv_o32_tile1(j, wp, xk, kn, p, bias, buf, first, last);
+            c.kn = K - k0 < CONV_O32_KC ? K - k0 : CONV_O32_KC;
+            c.first = k0 == 0, c.last = k0 + c.kn == K;
+            c.wp = wq + k0 * 32, c.x = x + k0 * P;
+            j->o32(&c, pa, pb, buf);
         }
         /* buf[p][c] -> y[32 q + c][p] for p in [pa, pb) */
         float *y = j->y + (img * j->g.M + 32 * q) * P;
@@ -658,7 +656,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
                                                * tail tiles' vector reads are bounded by B's end */
             s.B = xg; s.ldb = j->isz; s.C = yg;
             s.pack = j->pack ? scratch : NULL;
-            dse__avx2_sgemm(&s, m0, m1, p0, p0 + nt);
+            j->sgemm(&s, m0, m1, p0, p0 + nt);
             continue;
         } else if (j->bandt) {
             const size_t rows = nt / g->out[2];
@@ -679,14 +677,15 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             dse_f32_conv_im2col(g, j->cg, xg, p0, nt, 16, scratch);
             s.B = scratch; s.bpanel = j->K * 16; s.ldb = 16;
         }
-        dse__avx2_sgemm(&s, m0, m1, 0, nt);
+        j->sgemm(&s, m0, m1, 0, nt);
     }
 }
 
-void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm, dse_o32_fn o32) {
     conv_job j;
     dse_why why;
     memset(&j, 0, sizeof j);
+    j.sgemm = sgemm, j.o32 = o32;
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     const dse_conv_geom *g = &j.g;
     j.cx = cx;
@@ -773,5 +772,17 @@ void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, c
     dse__parallel(cx, items, dse__grain(items, (uint64_t)g->N * g->M * j.P * (j.path == DSE_CONV_DW8 || j.path == DSE_CONV_DW ? (size_t)(g->k[0] * g->k[1] * g->k[2]) : j.K)),
                   conv_task, &j);
 }
+
+void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    conv_run(m, n, arena, cx, dse__avx2_sgemm, conv_o32_chunk_avx2);
+}
+
+#if DSE_AVX512_F32
+/* avx512vnni: the same paths and bytes, the SGEMM's and O32's tiles on 512-bit vectors
+ * (kernels/avx512vnni/sgemm.c); the depthwise paths as above */
+void dse_f32_conv__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    conv_run(m, n, arena, cx, dse__avx512_sgemm, dse__avx512_o32_chunk);
+}
+#endif
 
 #endif

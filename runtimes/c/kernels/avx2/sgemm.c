@@ -22,7 +22,7 @@
 
 
 /* The epilogue of one C row segment (8 lanes, `nl` of them real) at row i, column j, but the fused
- * activation function (sgemm_tile: HardSwish, DSE_ACT_FN_INLINE; sgemm_act_rows: SiLU). */
+ * activation function (sgemm_tile: HardSwish, DSE_ACT_FN_INLINE; dse__avx2_sgemm_act_rows: SiLU). */
 DSE_AI __m256 sgemm_epi(const dse_sgemm *g, __m256 v, size_t i, size_t j, size_t nl) {
     if (g->use_alpha) v = _mm256_mul_ps(v, _mm256_set1_ps(g->alpha));
     if (g->bias_m) v = _mm256_add_ps(v, _mm256_set1_ps(g->bias_m[i]));
@@ -164,7 +164,7 @@ DSE_AI void sgemm_tile_pk(const dse_sgemm *g, const int MR, const int W, const i
         o[r * NV] = sgemm_epi(g, c0[r], i + r, j, nr > 8 ? 8 : nr);
         if (W == 16) o[r * NV + 1] = nr > 8 ? sgemm_epi(g, c1[r], i + r, j + 8, nr - 8) : c1[r];
     }
-    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {   /* (the others: sgemm_act_rows) */
+    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {   /* (the others: dse__avx2_sgemm_act_rows) */
         DSE_UNROLL
         for (int q = 0; q < MR * NV; q++) o[q] = dse__avx2_act_fn_inline(g->act_fn, o[q]);
     }
@@ -246,7 +246,7 @@ static DSE_TARGET_AVX2 void sgemm_pack(const dse_sgemm *g, size_t jc, size_t je,
  * 4 vectors at a time (dse__avx2_act_fn_row). In the tiles, beside 12 accumulators, the sigmoid
  * spilled: it cost more than the separate Sigmoid and Mul nodes; through a buffer per tile, about
  * 10 % more than the Sigmoid kernel alone. */
-static DSE_NOINLINE DSE_TARGET_AVX2 void sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je) {
+DSE_NOINLINE void dse__avx2_sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je) {
     for (size_t r = i; r < i + mr; r++) {
         float *c = g->C + r * g->ldc;
         if (!g->cw) {
@@ -285,7 +285,7 @@ static DSE_TARGET_AVX2 void sgemm_row_blocks(const dse_sgemm *g, size_t i0, size
         case 2: sgemm_rows2(g, i, jc, je); break;
         default: sgemm_rows1(g, i, jc, je); break;
         }
-        if (act) sgemm_act_rows(g, i, mr, jc, je);
+        if (act) dse__avx2_sgemm_act_rows(g, i, mr, jc, je);
         i += mr;
     }
 }
@@ -314,7 +314,7 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
     size_t i = i0;
     for (; i + 12 <= i1; i += 12) sgemm_tail12(g, i, jf, tail);
     sgemm_row_blocks(g, i, i1, jf, je, 0);
-    if (act) sgemm_act_rows(g, i0, i1 - i0, jc, je);
+    if (act) dse__avx2_sgemm_act_rows(g, i0, i1 - i0, jc, je);
 }
 
 /* The packing of columns [jc, je) of row-major B into panels of 16 at dst together with rows
@@ -330,7 +330,7 @@ static DSE_TARGET_AVX2 void sgemm_pack_first(const dse_sgemm *g, size_t i0, size
         sgemm_pack(g, jc + nf, je, dst + nf * g->K);
         sgemm_rows6(g, i0, jc + nf, je);
     }
-    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) sgemm_act_rows(g, i0, 6, jc, je);
+    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) dse__avx2_sgemm_act_rows(g, i0, 6, jc, je);
 }
 
 /* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of

@@ -65,6 +65,7 @@ typedef struct wino_job {
     float *y, *U;
     int act, act_fn;
     float lo, hi;
+    dse_sgemm_fn sgemm;   /* dse__avx2_sgemm, or the 512-bit one (the avx512vnni kernel) */
 } wino_job;
 
 /* U[ij][m][c] = (G g_mc G^T)_ij for m in [m0, m1): 8 input channels per vector (their 9 taps
@@ -237,16 +238,17 @@ static DSE_TARGET_AVX2 void wino_task(void *arg, size_t begin, size_t end, unsig
             s.A = j->U + ij * M * C; s.sai = C; s.sak = 1;
             s.B = V + ij * C * ld; s.ldb = ld;
             s.C = Mb + ij * M * ld; s.ldc = ld;
-            dse__avx2_sgemm(&s, 0, M, 0, t1 - t0);
+            j->sgemm(&s, 0, M, 0, t1 - t0);
         }
         wino_out(j, img, t0, t1, Mb);
     }
 }
 
-void dse_f32_conv_wino__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+static void wino_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm) {
     wino_job j;
     dse_why why;
     memset(&j, 0, sizeof j);
+    j.sgemm = sgemm;
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     dse__conv_f32_wino_plan(&j.g, &j.p);
     j.cx = cx;
@@ -271,5 +273,16 @@ void dse_f32_conv_wino__avx2(const dse_model *m, const dse_node *n, uint8_t *are
     const size_t items = j.g.N * j.nblk;
     dse__parallel(cx, items, dse__grain(items, (uint64_t)j.g.N * j.p.T * 16 * j.M * j.C), wino_task, &j);
 }
+
+void dse_f32_conv_wino__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    wino_run(m, n, arena, cx, dse__avx2_sgemm);
+}
+
+#if DSE_AVX512_F32
+/* avx512vnni: the same transforms and bytes, the 16 GEMMs on 512-bit tiles (kernels/avx512vnni/sgemm.c) */
+void dse_f32_conv_wino__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    wino_run(m, n, arena, cx, dse__avx512_sgemm);
+}
+#endif
 
 #endif
