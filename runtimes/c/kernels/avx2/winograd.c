@@ -78,12 +78,18 @@ static DSE_TARGET_AVX2 void wino_u_task(void *arg, size_t m0, size_t m1, unsigne
     for (size_t mo = m0; mo < m1; mo++)
         for (size_t c0 = 0; c0 < C; c0 += 8) {
             const size_t nc = C - c0 < 8 ? C - c0 : 8;
-            float t[9][8];
             const float *wc = j->w + (mo * C + c0) * 9;
-            for (size_t l = 0; l < 8; l++)
-                for (int k = 0; k < 9; k++) t[k][l] = l < nc ? wc[l * 9 + (size_t)k] : 0.0f;
             __m256 gg[9], r[4][3];
-            for (int k = 0; k < 9; k++) gg[k] = _mm256_loadu_ps(t[k]);
+            if (nc == 8) {   /* tap k of the 8 channels: floats k, k + 9, .., k + 63 of the 72 (a gather:
+                              * scalar copies then vector loads stalled on store forwarding) */
+                const __m256i idx = _mm256_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63);
+                for (int k = 0; k < 9; k++) gg[k] = _mm256_i32gather_ps(wc + k, idx, 4);
+            } else {
+                float t[9][8];
+                for (size_t l = 0; l < 8; l++)
+                    for (int k = 0; k < 9; k++) t[k][l] = l < nc ? wc[l * 9 + (size_t)k] : 0.0f;
+                for (int k = 0; k < 9; k++) gg[k] = _mm256_loadu_ps(t[k]);
+            }
             for (int col = 0; col < 3; col++) {   /* G g: rows of the 4x3 */
                 const __m256 g0 = gg[col], g1 = gg[3 + col], g2 = gg[6 + col];
                 r[0][col] = g0;
