@@ -309,6 +309,9 @@ def _conv_f32_scratch(node, shapes) -> int:
 DW8_PLANES = 320 * 1024   # kernels/ref/conv.c CONV_DW8_PLANES
 
 
+CONV_BANDS_FLOATS = 262144   # internal.h DSE_CONV_BANDS_FLOATS
+
+
 def _conv_f32_direct(node, shapes) -> int:
     """fp32 Conv: what the optimised variants use (runtimes/c/kernels/avx2/conv.c; the REF kernel
     uses none, but every variant of a kernel shares its plan): the formula of the C
@@ -322,7 +325,8 @@ def _conv_f32_direct(node, shapes) -> int:
         with Lw = OW + (kW-1)*dw, NRp = R + (kH-1)*dh, R the most rows (1..OH) with
         C/group * Lw * NRp <= 65536;
       * other 1-D/2-D (strided or OW < 16): bands of R output rows, 8 * K + 4 * (C/group * kW*sh * NRp * OW + 16)
-        with NRp = R + (kH-1)*dh // sh, R the most rows (1..OH) with C/group * kW*sh*OW * NRp <= 65536;
+        with NRp = R + (kH-1)*dh // sh, R the most rows (1..OH) with C/group * kW*sh*OW * NRp <= CONV_BANDS_FLOATS
+        (262144; 65536 before session 23, which the x86 kernels still run with);
       * 3-D: 4 * K * min(roundup(P, 16), 128);
     K = C/group * kernel taps, P = output pixels per image; PH, PW the padded height and width."""
     if node.attrs.get("_q"):   # an int8 conv with a float output runs an int8 kernel
@@ -361,7 +365,7 @@ def _conv_f32_direct(node, shapes) -> int:
         return 8 * K + 4 * (cg * (r + extra) * lw + 16)
     if flat:
         extra = (k3[1] - 1) * d3[1] // sh
-        r = 65536 // (cg * k3[2] * sh * out3[2])
+        r = CONV_BANDS_FLOATS // (cg * k3[2] * sh * out3[2])
         r = min(r - extra if r > extra else 1, out3[1]) or 1
         return 8 * K + 4 * (cg * k3[2] * sh * (r + extra) * out3[2] + 16)
     P = out3[0] * out3[1] * out3[2]

@@ -426,6 +426,33 @@ def test_conv_dw8_with_an_older_plan_runs_dw(lib, xs, s):
     np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-5 * float(np.abs(r).max()))
 
 
+@pytest.mark.parametrize("xs,ws,s", [((1, 256, 40, 40), (24, 256, 3, 3), (2, 2)), ((2, 300, 30, 30), (17, 300, 1, 1), (2, 2))],
+                         ids=["3x3s2", "1x1s2"])
+def test_conv_bands_older_plan_same_bytes(lib, xs, ws, s, monkeypatch):
+    """Strided convs (BANDS/BANDT) run in bands of DSE_CONV_BANDS_FLOATS (262144) floats; an artifact
+    planned with the bands of before (65536 floats: many more bands here) still runs the x86 kernel,
+    in those smaller bands, with the same bytes (the bands change which outputs a pass computes, not
+    their sums)."""
+    import dsedge.export.scratch as sch
+    rng = np.random.default_rng(11)
+    x, w, b = rnd(rng, *xs), rnd(rng, *ws, scale=0.5), rnd(rng, ws[0])
+    k = ws[2]
+    attrs = dict(kernel_shape=[k, k], strides=list(s), pads=[k // 2] * 4, dilations=[1, 1], group=1)
+    (r,) = ref("Conv", x, w, b, **attrs)
+    shapes = [xs, ws, ws[:1]]
+    new = planned_scratch("Conv", shapes, r.shape, attrs)
+    monkeypatch.setattr(sch, "CONV_BANDS_FLOATS", 65536)
+    old = planned_scratch("Conv", shapes, r.shape, attrs)
+    assert old < new
+    (s_abs,) = ref("Conv", np.abs(x), np.abs(w), np.abs(b), **attrs)
+    outs = []
+    for sc in (new, old):
+        art, feeds = make_node("Conv", [(x, False), (w, True), (b, True)], [("float32", r.shape)], attrs, scratch=sc)
+        o, _ = check_variant(lib, art, feeds, "dse_f32_conv__avx2", tol=sum_tol(4 * (w[0].size + 1) * 2.0 ** -24 * s_abs.astype(np.float64)))
+        outs.append(o)
+    assert outs[0].tobytes() == outs[1].tobytes()
+
+
 def fma_f32(a, b, c):
     """float32 fma(a, b, c) = a*b + c rounded once (round to nearest even), elementwise, from float64:
     a*b is exact in float64, the sum's rounding error e is TwoSum's (s + e = a*b + c exactly), and

@@ -526,6 +526,14 @@ typedef struct dse_conv_plan {
     size_t K, Lw, R, NRp, CS;   /* DW: Lw = phase length; BAND*: R, NRp, CS (floats per channel), Lw as conv.c */
 } dse_conv_plan;
 DSE_SHARED size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p);
+/* The same with the BANDS path's band at most `bands` floats: dse__conv_f32_plan's is DSE_CONV_BANDS_FLOATS
+ * (what the exporter plans, and the x86 kernels use: a strided conv's weights, streamed once per band,
+ * then pass over more output rows at a time: resnet50's 3x3/2 convs 1.4x faster than with bands of
+ * 65536 floats); DSE_CONV_BANDS_FLOATS_V1 is what artifacts exported before planned (the x86 kernels'
+ * fallback) and what the NEON kernel plans with (smaller L2s). */
+#define DSE_CONV_BANDS_FLOATS 262144
+#define DSE_CONV_BANDS_FLOATS_V1 65536
+DSE_SHARED size_t dse__conv_f32_plan_bands(const dse_conv_geom *g, dse_conv_plan *p, size_t bands);
 /* The DW path's plan for a depthwise 1-D/2-D conv that dse__conv_f32_plan gives DW8: what runs
  * when the artifact planned only DW's scratch (written before DW8 took wider outputs). */
 DSE_SHARED size_t dse__conv_f32_plan_dw(const dse_conv_geom *g, dse_conv_plan *p);

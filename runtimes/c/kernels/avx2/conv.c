@@ -79,6 +79,8 @@ int dse__check_conv_f32_avx2(const dse_model *m, const dse_node *n, dse_why *why
         return 0;
     }
     if (p.path == DSE_CONV_DW8 && !dse__scratch_free(m, n, need)) need = dse__conv_f32_plan_dw(&g, &p);   /* an older plan */
+    if (p.path == DSE_CONV_BANDS && !dse__scratch_free(m, n, need))   /* an older plan: smaller bands */
+        need = dse__conv_f32_plan_bands(&g, &p, DSE_CONV_BANDS_FLOATS_V1);
     if (p.path == DSE_CONV_GEMM && !dse__scratch_free(m, n, need)) {   /* runs, reading x in place */
         why->scratch = 0;
         return 0;
@@ -691,6 +693,8 @@ static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, cons
     j.cx = cx;
     j.pack = n->scratch >= dse__conv_f32_plan(g, &j.pl);
     if (j.pl.path == DSE_CONV_DW8 && !j.pack) dse__conv_f32_plan_dw(g, &j.pl);   /* the check found DW's scratch only */
+    if (j.pl.path == DSE_CONV_BANDS && !j.pack)   /* an older artifact's bands (the check found their scratch) */
+        j.pack = n->scratch >= dse__conv_f32_plan_bands(g, &j.pl, DSE_CONV_BANDS_FLOATS_V1);
     j.path = j.pl.path;
     j.cg = g->C / g->G; j.mg = g->M / g->G;
     if (j.path == DSE_CONV_BANDS && j.pack) {

@@ -77,7 +77,7 @@ int dse__check_conv_f32_neon(const dse_model *m, const dse_node *n, dse_why *why
         return 1;
     }
     dse_conv_plan pl;
-    const size_t plan = dse__conv_f32_plan(&g, &pl);
+    const size_t plan = dse__conv_f32_plan_bands(&g, &pl, DSE_CONV_BANDS_FLOATS_V1);   /* (its tiles: as before) */
     const int path = neon_cf_path(&g);
     why->scratch_plan = dse__conv_f32_scratch_plan(&g);   /* what the exporter plans: every float Conv variant's */
     why->act_fns = dse__act_fns(m, 1);   /* every path applies it (the SGEMM epilogue, over each DW plane):
@@ -296,7 +296,7 @@ void dse_f32_conv__neon(const dse_model *m, const dse_node *n, uint8_t *arena, c
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     const dse_conv_geom *g = &j.g;
     dse_conv_plan pl;
-    const size_t plan = dse__conv_f32_plan(g, &pl);
+    const size_t plan = dse__conv_f32_plan_bands(g, &pl, DSE_CONV_BANDS_FLOATS_V1);
     j.cx = cx;
     j.path = neon_cf_path(g);
     j.cg = g->C / g->G; j.mg = g->M / g->G;

@@ -154,8 +154,9 @@ int dse__conv_f32_geom(const dse_model *m, const dse_node *n, dse_conv_geom *g, 
  *            gets kW * sh planes of NRp rows of OW floats (NRp = R + (kH-1)*dh / sh): plane
  *            (kw, fy) row i column ow holds the zero-padded input at padded row
  *            oh0*sh + fy + i*sh, padded column ow*sw + kw*dw, so that every tap's values for the
- *            band's output pixels are consecutive; R is the most rows whose band fits 65536
- *            floats (C/group * kW*sh*OW * NRp <= 65536; at least 1, at most OH):
+ *            band's output pixels are consecutive; R is the most rows whose band fits 262144
+ *            floats (C/group * kW*sh*OW * NRp <= 262144; at least 1, at most OH; 65536 in artifacts
+ *            exported before session 23, and in the NEON kernel's plan: dse__conv_f32_plan_bands):
  *            8 * K + 4 * (C/group * kW*sh * NRp * OW + 16), K = C/group * kH*kW;
  *   IM2COL   3-D convs: tiles of at most 128 output pixels gathered as panels of 16:
  *            4 * K * min(roundup(P, 16), 128), K = C/group * kD*kH*kW, P = OD*OH*OW. */
@@ -172,7 +173,9 @@ size_t dse__conv_f32_plan_dw(const dse_conv_geom *g, dse_conv_plan *p) {
     return 8 * (size_t)(g->k[1] * g->k[2]) + 4 * (ph * sw * p->Lw + 8);
 }
 
-size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
+size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) { return dse__conv_f32_plan_bands(g, p, DSE_CONV_BANDS_FLOATS); }
+
+size_t dse__conv_f32_plan_bands(const dse_conv_geom *g, dse_conv_plan *p, size_t bands) {
     const size_t cg = g->C / g->G, mg = g->M / g->G;
     memset(p, 0, sizeof *p);
     p->K = cg * (size_t)(g->k[0] * g->k[1] * g->k[2]);
@@ -207,7 +210,7 @@ size_t dse__conv_f32_plan(const dse_conv_geom *g, dse_conv_plan *p) {
     if (flat) {
         const size_t extra = (size_t)((g->k[1] - 1) * g->d[1]) / sh, per_row = cg * (size_t)g->k[2] * sh * g->out[2];
         p->path = DSE_CONV_BANDS;
-        size_t R = CONV_BAND_FLOATS / per_row;
+        size_t R = bands / per_row;
         R = R > extra ? R - extra : 1;
         if (R > g->out[1]) R = g->out[1];
         p->R = R ? R : 1;
