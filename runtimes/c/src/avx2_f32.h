@@ -62,7 +62,8 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm_dot(const dse_sgemm *g, size_t
 /* The fused activation function that the tiles do not apply (not DSE_ACT_FN_INLINE: SiLU, GELU) over
  * rows [i, i + mr), product columns [jc, je) of C just stored (with a column map, the stored part of
  * each output row), by dse__avx2_act_fn_row: the AVX2 SGEMM's row blocks, and the 512-bit one's. */
-DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je);
+typedef void (*dse_act_row_fn)(int fn, float *y, size_t n);   /* dse__avx2_act_fn_row or the 512-bit one */
+DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je, dse_act_row_fn row);
 /* The float Conv's O32 path (conv.c, layout-8 weights: panels of 32 output channels, k-major): one
  * chunk of kn k of one panel for pixels [pa, pb) of one image, the sums of pixel p and channel c at
  * buf[p * 32 + c] (zero when `first`, else from the previous chunk), the epilogue after the `last`
@@ -77,6 +78,9 @@ typedef struct dse_o32_chunk {
 } dse_o32_chunk;
 typedef void (*dse_o32_fn)(const dse_o32_chunk *c, size_t pa, size_t pb, float *buf);
 #if DSE_VNNI_OK && !defined(DSE_EMULATE_VNNI)
+/* dse__avx2_act_fn_row on 16 lanes (kernels/avx512vnni/act_quantize.c: the same operations per lane,
+ * so the same bytes): the fused SiLU/GELU of the 512-bit float Conv, Gemm and MatMul */
+DSE_INTERNAL void dse__avx512_act_fn_row(int fn, float *y, size_t n);
 /* The O32 chunk on 512-bit vectors, up to 12 pixels x 32 channels a tile (kernels/avx512vnni/sgemm.c) */
 DSE_INTERNAL void dse__avx512_o32_chunk(const dse_o32_chunk *c, size_t pa, size_t pb, float *buf);
 /* The same SGEMM on 512-bit tiles (kernels/avx512vnni/sgemm.c, ISA avx512vnni): the AVX2 one's bytes
@@ -106,6 +110,7 @@ typedef struct dse_dw3 {
     int act, act_fn;
     float lo, hi;
     const float *zrow;
+    dse_act_row_fn act_row;   /* the fused SiLU/GELU over a plane (dse_act_row_fn) */
 } dse_dw3;
 DSE_INTERNAL int dse__avx2_dw3_takes(const dse_conv_geom *g);
 DSE_INTERNAL void dse__avx2_dw3_init(dse_dw3 *d, const dse_conv_geom *g, int act, float lo, float hi, int act_fn);

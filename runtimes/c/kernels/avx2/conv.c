@@ -116,6 +116,7 @@ typedef struct conv_job {
     size_t o32_split, o32_chunk;     /* O32: parts per panel of 32 channels, pixels per part */
     dse_sgemm_fn sgemm;              /* dse__avx2_sgemm, or the 512-bit one (the avx512vnni kernel) */
     dse_o32_fn o32;                  /* O32's chunks: conv_o32_chunk_avx2, or the 512-bit one */
+    dse_act_row_fn act_row;          /* the fused SiLU/GELU over stored outputs: 8 or 16 lanes, the same bytes */
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -246,12 +247,12 @@ DSE_AI void conv_dw_rows(const conv_job *j, const int TAPS, const float *buf, si
 static DSE_TARGET_AVX2 void conv_dw_rows9(const conv_job *j, const float *buf, size_t rstep, const uint64_t *tab,
                                           const float *wc, const float *bc, float *yc) {
     conv_dw_rows(j, 9, buf, rstep, tab, wc, bc, yc);
-    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) dse__avx2_act_fn_row(j->act_fn, yc, j->g.out[1] * j->g.out[2]);
+    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) j->act_row(j->act_fn, yc, j->g.out[1] * j->g.out[2]);
 }
 static DSE_TARGET_AVX2 void conv_dw_rows_any(const conv_job *j, const float *buf, size_t rstep, const uint64_t *tab,
                                              const float *wc, const float *bc, float *yc) {
     conv_dw_rows(j, 0, buf, rstep, tab, wc, bc, yc);
-    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) dse__avx2_act_fn_row(j->act_fn, yc, j->g.out[1] * j->g.out[2]);
+    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) j->act_row(j->act_fn, yc, j->g.out[1] * j->g.out[2]);
 }
 
 /* Depthwise: one channel. The padded plane (PH rows; per row sw phases of L floats, phase q
@@ -361,7 +362,7 @@ static DSE_TARGET_AVX2 void conv_dw8_block(const conv_job *j, size_t img, size_t
             if (p + (size_t)q < P) _mm256_storeu_ps(O + 8 * (p + (size_t)q), v);
         }
     }
-    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) dse__avx2_act_fn_row(j->act_fn, O, 8 * P);   /* the 8 channels' planes while in L1/L2 */
+    if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn)) j->act_row(j->act_fn, O, 8 * P);   /* the 8 channels' planes while in L1/L2 */
     for (size_t p = 0; p < P; p += 8) {   /* back to planes, 8 pixels of the 8 channels at a time */
         __m256 v[8];
         const size_t n = P - p < 8 ? P - p : 8;
@@ -589,7 +590,7 @@ static DSE_TARGET_AVX2 void conv_o32_task(void *arg, size_t begin, size_t end, u
         for (size_t c = 0; c < 32; c++)
             for (size_t t = p; t < pb; t++) y[c * P + t] = buf[t * 32 + c];
         if (j->act_fn && !DSE_ACT_FN_INLINE(j->act_fn))   /* SiLU: over the part's stretch of each row */
-            for (size_t c = 0; c < 32; c++) dse__avx2_act_fn_row(j->act_fn, y + c * P + pa, pb - pa);
+            for (size_t c = 0; c < 32; c++) j->act_row(j->act_fn, y + c * P + pa, pb - pa);
     }
 }
 
@@ -683,11 +684,12 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
     }
 }
 
-static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm, dse_o32_fn o32) {
+static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm, dse_o32_fn o32,
+                     dse_act_row_fn act_row) {
     conv_job j;
     dse_why why;
     memset(&j, 0, sizeof j);
-    j.sgemm = sgemm, j.o32 = o32;
+    j.sgemm = sgemm, j.o32 = o32, j.act_row = act_row;
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     const dse_conv_geom *g = &j.g;
     j.cx = cx;
@@ -755,6 +757,7 @@ static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, cons
     j.dw3 = (j.path == DSE_CONV_DW8 || j.path == DSE_CONV_DW) && dse__avx2_dw3_takes(g);
     if (j.dw3) {
         dse__avx2_dw3_init(&j.d3, g, j.act, j.lo, j.hi, j.act_fn);
+        j.d3.act_row = j.act_row;
         items = g->N * g->C;
     } else if (j.path == DSE_CONV_DW8) {
         items = g->N * ((g->C + 7) / 8);
@@ -778,14 +781,14 @@ static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, cons
 }
 
 void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    conv_run(m, n, arena, cx, dse__avx2_sgemm, conv_o32_chunk_avx2);
+    conv_run(m, n, arena, cx, dse__avx2_sgemm, conv_o32_chunk_avx2, dse__avx2_act_fn_row);
 }
 
 #if DSE_AVX512_F32
 /* avx512vnni: the same paths and bytes, the SGEMM's and O32's tiles on 512-bit vectors
  * (kernels/avx512vnni/sgemm.c); the depthwise paths as above */
 void dse_f32_conv__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    conv_run(m, n, arena, cx, dse__avx512_sgemm, dse__avx512_o32_chunk);
+    conv_run(m, n, arena, cx, dse__avx512_sgemm, dse__avx512_o32_chunk, dse__avx512_act_fn_row);
 }
 #endif
 

@@ -187,6 +187,7 @@ void dse__avx2_dw3_init(dse_dw3 *d, const dse_conv_geom *g, int act, float lo, f
     d->IH = g->in[1], d->IW = g->in[2], d->OH = g->out[1], d->OW = g->out[2];
     d->pt = (size_t)g->pb[1], d->pl = (size_t)g->pb[2], d->sh = (size_t)g->s[1], d->sw = (size_t)g->s[2];
     d->act = act, d->lo = lo, d->hi = hi, d->act_fn = act_fn;
+    d->act_row = dse__avx2_act_fn_row;
     /* interior vectors: ow a multiple of 8 with c = ow*sw - pl >= 0 and c + span <= IW (span: the
      * columns the loads read, 10 for sw 1, 18 for sw 2) */
     const size_t span = d->sw == 1 ? 10 : 18;
@@ -202,7 +203,7 @@ void dse__avx2_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, con
         if (d->sh == 1) dw3_plane_12(d, xc, wc, bc, yc);
         else dw3_plane_22(d, xc, wc, bc, yc);
     }
-    if (d->act_fn && !DSE_ACT_FN_INLINE(d->act_fn)) dse__avx2_act_fn_row(d->act_fn, yc, d->OH * d->OW);
+    if (d->act_fn && !DSE_ACT_FN_INLINE(d->act_fn)) d->act_row(d->act_fn, yc, d->OH * d->OW);
 }
 
 #endif

@@ -246,18 +246,18 @@ static DSE_TARGET_AVX2 void sgemm_pack(const dse_sgemm *g, size_t jc, size_t je,
  * 4 vectors at a time (dse__avx2_act_fn_row). In the tiles, beside 12 accumulators, the sigmoid
  * spilled: it cost more than the separate Sigmoid and Mul nodes; through a buffer per tile, about
  * 10 % more than the Sigmoid kernel alone. */
-DSE_NOINLINE void dse__avx2_sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je) {
+DSE_NOINLINE void dse__avx2_sgemm_act_rows(const dse_sgemm *g, size_t i, size_t mr, size_t jc, size_t je, dse_act_row_fn row) {
     for (size_t r = i; r < i + mr; r++) {
         float *c = g->C + r * g->ldc;
         if (!g->cw) {
-            dse__avx2_act_fn_row(g->act_fn, c + jc, je - jc);
+            row(g->act_fn, c + jc, je - jc);
             continue;
         }
         for (size_t orow = jc / g->cw; orow * g->cw < je; orow++) {   /* output rows of the column map */
             const size_t o0 = orow == jc / g->cw ? jc % g->cw : 0;
             size_t o1 = je - orow * g->cw < g->cw ? je - orow * g->cw : g->cw;
             if (o1 > g->cv) o1 = g->cv;
-            if (o1 > o0) dse__avx2_act_fn_row(g->act_fn, c + orow * g->cv + o0, o1 - o0);
+            if (o1 > o0) row(g->act_fn, c + orow * g->cv + o0, o1 - o0);
         }
     }
 }
@@ -285,7 +285,7 @@ static DSE_TARGET_AVX2 void sgemm_row_blocks(const dse_sgemm *g, size_t i0, size
         case 2: sgemm_rows2(g, i, jc, je); break;
         default: sgemm_rows1(g, i, jc, je); break;
         }
-        if (act) dse__avx2_sgemm_act_rows(g, i, mr, jc, je);
+        if (act) dse__avx2_sgemm_act_rows(g, i, mr, jc, je, dse__avx2_act_fn_row);
         i += mr;
     }
 }
@@ -314,7 +314,7 @@ static DSE_TARGET_AVX2 void sgemm_blocks(const dse_sgemm *g, size_t i0, size_t i
     size_t i = i0;
     for (; i + 12 <= i1; i += 12) sgemm_tail12(g, i, jf, tail);
     sgemm_row_blocks(g, i, i1, jf, je, 0);
-    if (act) dse__avx2_sgemm_act_rows(g, i0, i1 - i0, jc, je);
+    if (act) dse__avx2_sgemm_act_rows(g, i0, i1 - i0, jc, je, dse__avx2_act_fn_row);
 }
 
 /* The packing of columns [jc, je) of row-major B into panels of 16 at dst together with rows
@@ -330,7 +330,7 @@ static DSE_TARGET_AVX2 void sgemm_pack_first(const dse_sgemm *g, size_t i0, size
         sgemm_pack(g, jc + nf, je, dst + nf * g->K);
         sgemm_rows6(g, i0, jc + nf, je);
     }
-    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) dse__avx2_sgemm_act_rows(g, i0, 6, jc, je);
+    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) dse__avx2_sgemm_act_rows(g, i0, 6, jc, je, dse__avx2_act_fn_row);
 }
 
 /* Rows in blocks of at most 6, as even as possible (16 rows: 6, 5, 5; not 6, 6, 4): a block of

@@ -66,6 +66,7 @@ typedef struct wino_job {
     int act, act_fn;
     float lo, hi;
     dse_sgemm_fn sgemm;   /* dse__avx2_sgemm, or the 512-bit one (the avx512vnni kernel) */
+    dse_act_row_fn act_row;   /* the fused SiLU/GELU over stored outputs: 8 or 16 lanes, the same bytes */
 } wino_job;
 
 /* U[ij][m][c] = (G g_mc G^T)_ij for m in [m0, m1): 8 input channels per vector (their 9 taps
@@ -212,19 +213,19 @@ static DSE_TARGET_AVX2 void wino_out(const wino_job *j, size_t img, size_t t0, s
         if (th0 == th1) {   /* one tile row: columns [2 twa, 2 twb) of its two rows */
             const size_t c1 = 2 * twb < OW ? 2 * twb : OW;
             for (size_t oh = 2 * th0; oh < 2 * th0 + 2 && oh < OH; oh++)
-                dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + 2 * twa, c1 - 2 * twa);
+                j->act_row(j->act_fn, ym + oh * OW + 2 * twa, c1 - 2 * twa);
             continue;
         }
         size_t full0 = 2 * th0, full1 = 2 * th1 + 2 < OH ? 2 * th1 + 2 : OH;   /* rows [full0, full1): whole */
         if (twa) {   /* th0's part: columns [2 twa, OW) of its two rows */
-            for (size_t oh = 2 * th0; oh < 2 * th0 + 2; oh++) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW + 2 * twa, OW - 2 * twa);
+            for (size_t oh = 2 * th0; oh < 2 * th0 + 2; oh++) j->act_row(j->act_fn, ym + oh * OW + 2 * twa, OW - 2 * twa);
             full0 += 2;
         }
         if (twb < TW) {   /* th1's part: columns [0, 2 twb) */
-            for (size_t oh = 2 * th1; oh < 2 * th1 + 2 && oh < OH; oh++) dse__avx2_act_fn_row(j->act_fn, ym + oh * OW, 2 * twb);
+            for (size_t oh = 2 * th1; oh < 2 * th1 + 2 && oh < OH; oh++) j->act_row(j->act_fn, ym + oh * OW, 2 * twb);
             full1 = 2 * th1;
         }
-        if (full1 > full0) dse__avx2_act_fn_row(j->act_fn, ym + full0 * OW, (full1 - full0) * OW);   /* one contiguous range */
+        if (full1 > full0) j->act_row(j->act_fn, ym + full0 * OW, (full1 - full0) * OW);   /* one contiguous range */
     }
 }
 
@@ -250,11 +251,11 @@ static DSE_TARGET_AVX2 void wino_task(void *arg, size_t begin, size_t end, unsig
     }
 }
 
-static void wino_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm) {
+static void wino_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm, dse_act_row_fn act_row) {
     wino_job j;
     dse_why why;
     memset(&j, 0, sizeof j);
-    j.sgemm = sgemm;
+    j.sgemm = sgemm, j.act_row = act_row;
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     dse__conv_f32_wino_plan(&j.g, &j.p);
     j.cx = cx;
@@ -281,13 +282,13 @@ static void wino_run(const dse_model *m, const dse_node *n, uint8_t *arena, cons
 }
 
 void dse_f32_conv_wino__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    wino_run(m, n, arena, cx, dse__avx2_sgemm);
+    wino_run(m, n, arena, cx, dse__avx2_sgemm, dse__avx2_act_fn_row);
 }
 
 #if DSE_AVX512_F32
 /* avx512vnni: the same transforms and bytes, the 16 GEMMs on 512-bit tiles (kernels/avx512vnni/sgemm.c) */
 void dse_f32_conv_wino__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    wino_run(m, n, arena, cx, dse__avx512_sgemm);
+    wino_run(m, n, arena, cx, dse__avx512_sgemm, dse__avx512_act_fn_row);
 }
 #endif
 

@@ -11,7 +11,9 @@
  * function's arithmetic (not its divisions) is what the AVX2 kernel spends its time on (yolo-style
  * models keep 50-100 SiLUs in float). Tails by masked loads and stores. Blocks of 256 elements,
  * over the session's threads, as the AVX2 kernel. Not in the VNNI emulation build (that one says an
- * AVX2 CPU has AVX-512: this file's instructions are real). */
+ * AVX2 CPU has AVX-512: this file's instructions are real). The same 16-lane function over a row of
+ * floats in place is the fused SiLU/GELU of the 512-bit float Conv, Gemm and MatMul
+ * (dse__avx512_act_fn_row, src/avx2_f32.h). */
 #include "avx2_f32.h"
 
 #if DSE_AVX2_F32 && DSE_VNNI_OK && !defined(DSE_EMULATE_VNNI)
@@ -47,6 +49,27 @@
 #define VM_ISNAN(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
 #include "vec_mathf.h"
 
+DSE_TARGET_AVX512VNNI static void z512_act_fn_4(int fn, __m512 *v);
+DSE_TARGET_AVX512VNNI static void z512_act_fn_row(int fn, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 v[4];
+        for (size_t k = 0; k < 4; k++) v[k] = _mm512_loadu_ps(y + i + 16 * k);
+        z512_act_fn_4(fn, v);
+        for (size_t k = 0; k < 4; k++) _mm512_storeu_ps(y + i + 16 * k, v[k]);
+    }
+    if (i == n) return;
+    __m512 v[4];
+    __mmask16 mk[4];
+    for (size_t k = 0; k < 4; k++) {
+        const size_t at = i + 16 * k, nl = at >= n ? 0 : n - at > 16 ? 16 : n - at;
+        mk[k] = (__mmask16)(nl == 16 ? 0xFFFFu : (1u << nl) - 1);
+        v[k] = _mm512_maskz_loadu_ps(mk[k], y + at);
+    }
+    z512_act_fn_4(fn, v);
+    for (size_t k = 0; k < 4; k++) _mm512_mask_storeu_ps(y + i + 16 * k, mk[k], v[k]);
+}
+
 /* dse__avx2_act_fn_n's f on 16 lanes: SiLU 4 vectors at a time, HardSwish (REF's operations, no FMA),
  * GELU from the Erf kernel's erf; NaN canonical */
 DSE_TARGET_AVX512VNNI static void z512_act_fn_4(int fn, __m512 *v) {
@@ -71,6 +94,10 @@ DSE_TARGET_AVX512VNNI static void z512_act_fn_4(int fn, __m512 *v) {
         v[k] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q), v[k],
                                     _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000)));
 }
+
+/* dse__avx2_act_fn_row on 16 lanes (avx2_f32.h dse__avx512_act_fn_row): 4 vectors at a time, the
+ * last ones by masked loads and stores (their lanes past n: zeros, not stored) */
+void dse__avx512_act_fn_row(int fn, float *y, size_t n) { z512_act_fn_row(fn, y, n); }
 
 /* avx2_q8 on 16 lanes: the int8 values (in int32 lanes) of QuantizeLinear(v, s, zp) */
 DSE_TARGET_AVX512VNNI static inline __m512i z512_q16(__m512 v, __m512 s, __m512i zp) {

@@ -215,7 +215,7 @@ Z_FN void z_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t j
     for (size_t blk = 0; blk < nb; blk++) {
         const size_t mr = base + (blk < extra);
         z_rows[mr](g, i, jc, je);
-        if (act) dse__avx2_sgemm_act_rows(g, i, mr, jc, je);
+        if (act) dse__avx2_sgemm_act_rows(g, i, mr, jc, je, dse__avx512_act_fn_row);
         i += mr;
     }
 }
@@ -240,7 +240,7 @@ Z_FN void z_pack_first(const dse_sgemm *g, size_t i0, size_t jc, size_t je, floa
         z_pack(g, jc + nf, je, dst + nf * g->K);
         z_rows6(g, i0, jc + nf, je);
     }
-    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) dse__avx2_sgemm_act_rows(g, i0, 6, jc, je);
+    if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) dse__avx2_sgemm_act_rows(g, i0, 6, jc, je, dse__avx512_act_fn_row);
 }
 
 /* dse__avx2_sgemm's driver: column chunks of equal whole panels whose part of B stays in L2 (the
