@@ -607,6 +607,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             dse__avx2_dw3_plane(&d, j->x + it * j->isz, j->w + it % g->C * 9, j->b ? j->b + it % g->C : NULL, j->y + it * osz);
         return;
     }
+    size_t filled = (size_t)-1;   /* the band or tile in scratch: it / msplit */
     for (size_t it = begin; it < end; it++) {
         if (j->path == DSE_CONV_DW8) {   /* it: image * ceil(C / 8) + block */
             const size_t nb = (g->C + 7) / 8, c0 = it % nb * 8;
@@ -661,23 +662,28 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
             s.pack = j->pack ? scratch : NULL;
             j->sgemm(&s, m0, m1, p0, p0 + nt);
             continue;
-        } else if (j->bandt) {
+        }
+        /* the band or tile in the worker's scratch: filled once for the consecutive parts of it that this
+         * range holds (its blocks of output channels: with threads, a few bands split by channels) */
+        const int fresh = it / j->msplit != filled;
+        filled = it / j->msplit;
+        if (j->bandt) {
             const size_t rows = nt / g->out[2];
-            conv_bandt_fill(j, xg, tile * j->pl.R, rows, scratch);
+            if (fresh) conv_bandt_fill(j, xg, tile * j->pl.R, rows, scratch);
             s.B = scratch; s.ldb = j->pl.Lw;
         } else if (j->path == DSE_CONV_BAND1 || j->path == DSE_CONV_BANDS) {
             size_t *tab = (size_t *)(void *)scratch;   /* 8 bytes per tap (x86-64) */
             float *band = (float *)(void *)(tab + j->K);
-            conv_band_offsets(j, tab);
+            if (fresh) conv_band_offsets(j, tab);
             if (j->path == DSE_CONV_BAND1) {
-                conv_band1_fill(j, xg, tile * j->pl.R, band);
+                if (fresh) conv_band1_fill(j, xg, tile * j->pl.R, band);
                 s.cw = j->pl.Lw; s.cv = g->out[2];
-            } else {
+            } else if (fresh) {
                 conv_band_fill(j, xg, tile * j->pl.R, band);
             }
             s.B = band; s.boff = tab;
         } else {
-            dse_f32_conv_im2col(g, j->cg, xg, p0, nt, 16, scratch);
+            if (fresh) dse_f32_conv_im2col(g, j->cg, xg, p0, nt, 16, scratch);
             s.B = scratch; s.bpanel = j->K * 16; s.ldb = 16;
         }
         j->sgemm(&s, m0, m1, 0, nt);
