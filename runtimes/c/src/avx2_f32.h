@@ -115,6 +115,10 @@ typedef struct dse_dw3 {
 DSE_INTERNAL int dse__avx2_dw3_takes(const dse_conv_geom *g);
 DSE_INTERNAL void dse__avx2_dw3_init(dse_dw3 *d, const dse_conv_geom *g, int act, float lo, float hi, int act_fn);
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc);
+#if DSE_AVX512_F32
+/* The same on 16 output columns per vector (kernels/avx512vnni/dwconv.c): the same bytes */
+DSE_INTERNAL void dse__avx512_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc);
+#endif
 
 /* The vector functions below work on N (1..4) vectors at once, statement by statement, so that
  * the N long dependency chains interleave (one chain is latency-bound on AMD Zen); the
@@ -217,6 +221,14 @@ DSE_AI __m256 dse__avx2_act_fn_inline(int fn, __m256 x) {
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_row(int fn, float *y, size_t n);
 /* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
 DSE_AI float dse__avx2_act_fn1(int fn, float x) { return _mm256_cvtss_f32(dse__avx2_act_fn(fn, _mm256_set1_ps(x))); }
+#if DSE_AVX512_F32
+/* dse__avx2_act_fn_inline of 16 lanes (the 512-bit float kernels' epilogues): the AVX2 code on each half */
+static inline __attribute__((always_inline)) DSE_TARGET_AVX512VNNI __m512 dse__avx512_act_fn_inline(int fn, __m512 v) {
+    const __m256 lo = dse__avx2_act_fn_inline(fn, _mm512_castps512_ps256(v));
+    const __m256 hi = dse__avx2_act_fn_inline(fn, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+#endif
 
 #else
 #define DSE_AVX2_F32 0

@@ -117,6 +117,7 @@ typedef struct conv_job {
     dse_sgemm_fn sgemm;              /* dse__avx2_sgemm, or the 512-bit one (the avx512vnni kernel) */
     dse_o32_fn o32;                  /* O32's chunks: conv_o32_chunk_avx2, or the 512-bit one */
     dse_act_row_fn act_row;          /* the fused SiLU/GELU over stored outputs: 8 or 16 lanes, the same bytes */
+    void (*dw3_plane)(const dse_dw3 *, const float *, const float *, const float *, float *);   /* DW3: 8 or 16 columns */
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -604,7 +605,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
         memset(scratch, 0, g->in[2] * sizeof(float));
         d.zrow = scratch;
         for (size_t it = begin; it < end; it++)
-            dse__avx2_dw3_plane(&d, j->x + it * j->isz, j->w + it % g->C * 9, j->b ? j->b + it % g->C : NULL, j->y + it * osz);
+            j->dw3_plane(&d, j->x + it * j->isz, j->w + it % g->C * 9, j->b ? j->b + it % g->C : NULL, j->y + it * osz);
         return;
     }
     size_t filled = (size_t)-1;   /* the band or tile in scratch: it / msplit */
@@ -691,11 +692,11 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
 }
 
 static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm, dse_o32_fn o32,
-                     dse_act_row_fn act_row) {
+                     dse_act_row_fn act_row, void (*dw3_plane)(const dse_dw3 *, const float *, const float *, const float *, float *)) {
     conv_job j;
     dse_why why;
     memset(&j, 0, sizeof j);
-    j.sgemm = sgemm, j.o32 = o32, j.act_row = act_row;
+    j.sgemm = sgemm, j.o32 = o32, j.act_row = act_row, j.dw3_plane = dw3_plane;
     dse__conv_f32_geom(m, n, &j.g, &why);   /* validated at load */
     const dse_conv_geom *g = &j.g;
     j.cx = cx;
@@ -787,14 +788,14 @@ static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, cons
 }
 
 void dse_f32_conv__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    conv_run(m, n, arena, cx, dse__avx2_sgemm, conv_o32_chunk_avx2, dse__avx2_act_fn_row);
+    conv_run(m, n, arena, cx, dse__avx2_sgemm, conv_o32_chunk_avx2, dse__avx2_act_fn_row, dse__avx2_dw3_plane);
 }
 
 #if DSE_AVX512_F32
 /* avx512vnni: the same paths and bytes, the SGEMM's and O32's tiles on 512-bit vectors
- * (kernels/avx512vnni/sgemm.c); the depthwise paths as above */
+ * (kernels/avx512vnni/sgemm.c), DW3 on 16 columns (kernels/avx512vnni/dwconv.c); DW8 and DW as above */
 void dse_f32_conv__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    conv_run(m, n, arena, cx, dse__avx512_sgemm, dse__avx512_o32_chunk, dse__avx512_act_fn_row);
+    conv_run(m, n, arena, cx, dse__avx512_sgemm, dse__avx512_o32_chunk, dse__avx512_act_fn_row, dse__avx512_dw3_plane);
 }
 #endif
 

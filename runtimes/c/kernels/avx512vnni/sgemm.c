@@ -47,13 +47,6 @@ Z_AI __m512 z_epi(const dse_sgemm *g, __m512 v, size_t i, size_t j, size_t nl) {
     return v;
 }
 
-/* The functions applied in the tiles (DSE_ACT_FN_INLINE) by the AVX2 code, half by half. */
-Z_AI __m512 z_act_inline(int fn, __m512 v) {
-    const __m256 lo = dse__avx2_act_fn_inline(fn, _mm512_castps512_ps256(v));
-    const __m256 hi = dse__avx2_act_fn_inline(fn, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-}
-
 Z_AI void z_store(const dse_sgemm *g, __m512 v, size_t i, size_t j, size_t nl) {
     float *c = g->C + i * g->ldc + j;
     if (nl >= 16) _mm512_storeu_ps(c, v);
@@ -144,7 +137,7 @@ Z_AI void z_tile_pk(const dse_sgemm *g, const int MR, const int W, const int mod
     }
     if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {
         DSE_UNROLL
-        for (int q = 0; q < MR * NV; q++) o[q] = z_act_inline(g->act_fn, o[q]);
+        for (int q = 0; q < MR * NV; q++) o[q] = dse__avx512_act_fn_inline(g->act_fn, o[q]);
     }
     if (g->cw) {
         size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 16;
@@ -299,7 +292,7 @@ Z_AI void z_o32_tile(const dse_o32_chunk *c, const int NP, size_t p0, float *buf
             for (int v = 0; v < 2; v++) {
                 if (c->bias) o[v] = _mm512_add_ps(o[v], _mm512_loadu_ps(c->bias + 16 * v));
                 if (c->act) o[v] = _mm512_min_ps(_mm512_set1_ps(c->hi), _mm512_max_ps(_mm512_set1_ps(c->lo), o[v]));
-                if (c->act_fn && DSE_ACT_FN_INLINE(c->act_fn)) o[v] = z_act_inline(c->act_fn, o[v]);
+                if (c->act_fn && DSE_ACT_FN_INLINE(c->act_fn)) o[v] = dse__avx512_act_fn_inline(c->act_fn, o[v]);
             }
         }
         _mm512_storeu_ps(buf + (p0 + (size_t)a) * 32, o[0]);
