@@ -65,7 +65,9 @@ def _cpu_has_avx512() -> bool:
 AVX512 = AVX2 and _cpu_has_avx512()
 # The float kernels with the SGEMM (and O32's tiles) on 512-bit vectors (kernels/avx512vnni/sgemm.c),
 # chosen before the AVX2 ones on AVX-512 CPUs: the AVX2 ones' bytes.
-WIDE_F32 = {f"dse_f32_{k}__avx512vnni": f"dse_f32_{k}__avx2" for k in ("conv", "conv_wino", "gemm", "matmul")}
+# The float Exp, Sigmoid, Tanh, Erf on 16 lanes (kernels/avx512vnni/act_quantize.c): the same.
+WIDE_F32 = {f"dse_f32_{k}__avx512vnni": f"dse_f32_{k}__avx2"
+            for k in ("conv", "conv_wino", "gemm", "matmul", "exp", "sigmoid", "tanh", "erf")}
 
 
 def _make(tmp_path_factory, name, *extra):

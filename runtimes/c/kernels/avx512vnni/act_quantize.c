@@ -11,7 +11,8 @@
  * function's arithmetic (not its divisions) is what the AVX2 kernel spends its time on (yolo-style
  * models keep 50-100 SiLUs in float). Tails by masked loads and stores. Blocks of 256 elements,
  * over the session's threads, as the AVX2 kernel. Not in the VNNI emulation build (that one says an
- * AVX2 CPU has AVX-512: this file's instructions are real). The same 16-lane function over a row of
+ * AVX2 CPU has AVX-512: this file's instructions are real). The same template's Exp, Sigmoid, Tanh and
+ * Erf are the 16-lane float kernels of those ops (the AVX2 ones' bytes). The same 16-lane function over a row of
  * floats in place is the fused SiLU/GELU of the 512-bit float Conv, Gemm and MatMul
  * (dse__avx512_act_fn_row, src/avx2_f32.h). */
 #include "avx2_f32.h"
@@ -98,6 +99,47 @@ DSE_TARGET_AVX512VNNI static void z512_act_fn_4(int fn, __m512 *v) {
 /* dse__avx2_act_fn_row on 16 lanes (avx2_f32.h dse__avx512_act_fn_row): 4 vectors at a time, the
  * last ones by masked loads and stores (their lanes past n: zeros, not stored) */
 void dse__avx512_act_fn_row(int fn, float *y, size_t n) { z512_act_fn_row(fn, y, n); }
+
+/* Exp, Sigmoid, Tanh, Erf (float32) on 16 lanes: the AVX2 kernels' bytes (kernels/avx2/unary.c: the
+ * same template function per lane, 4 vectors at a time, NaN canonical), their checks; the last
+ * vectors by masked loads and stores. Parts of 256 vectors (the AVX2 kernels': 16K elements). */
+typedef struct z512_un_job { const float *x; float *y; size_t n; int op; } z512_un_job;
+enum { Z512_EXP, Z512_SIGMOID, Z512_TANH, Z512_ERF };
+
+DSE_TARGET_AVX512VNNI static void z512_un_part(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const z512_un_job *j = arg;
+    const size_t hi = end * 64 < j->n ? end * 64 : j->n;
+    for (size_t i = begin * 64; i < hi; i += 64) {
+        __m512 x[4], y[4];
+        __mmask16 mk[4];
+        for (size_t k = 0; k < 4; k++) {
+            const size_t at = i + 16 * k, nl = at >= hi ? 0 : hi - at > 16 ? 16 : hi - at;
+            mk[k] = (__mmask16)(nl == 16 ? 0xFFFFu : (1u << nl) - 1);
+            x[k] = _mm512_maskz_loadu_ps(mk[k], j->x + at);
+        }
+        switch (j->op) {
+        case Z512_EXP: z512_exp_n(4, x, y); break;
+        case Z512_SIGMOID: z512_sigmoid_n(4, x, y); break;
+        case Z512_TANH: z512_tanh_n(4, x, y); break;
+        default: z512_erf_n(4, x, y); break;
+        }
+        for (size_t k = 0; k < 4; k++) {
+            const __m512 v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y[k], y[k], _CMP_UNORD_Q), y[k],
+                                                  _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000)));
+            _mm512_mask_storeu_ps(j->y + i + 16 * k, mk[k], v);
+        }
+    }
+}
+
+static void z512_un_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, int op) {
+    z512_un_job j = {dse__data(m, arena, n->in[0]), dse__data(m, arena, n->out[0]), m->tensors[n->out[0]].numel, op};
+    dse__parallel(cx, (j.n + 63) / 64, 256, z512_un_part, &j);
+}
+void dse_f32_exp__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { z512_un_run(m, n, arena, cx, Z512_EXP); }
+void dse_f32_sigmoid__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { z512_un_run(m, n, arena, cx, Z512_SIGMOID); }
+void dse_f32_tanh__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { z512_un_run(m, n, arena, cx, Z512_TANH); }
+void dse_f32_erf__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { z512_un_run(m, n, arena, cx, Z512_ERF); }
 
 /* avx2_q8 on 16 lanes: the int8 values (in int32 lanes) of QuantizeLinear(v, s, zp) */
 DSE_TARGET_AVX512VNNI static inline __m512i z512_q16(__m512 v, __m512 s, __m512i zp) {
