@@ -57,19 +57,31 @@ def lib(build):
     return L
 
 
-def load(lib, data: bytes):
+def load(lib, data: bytes, flags: int = 0):
     """(status, message, model handle, keep-alive buffer)."""
     raw = np.zeros(len(data) + 64, np.uint8)
     start = (-raw.ctypes.data) % 64
     raw[start:start + len(data)] = np.frombuffer(data, np.uint8)
     m, err = C.c_void_p(), Error()
-    st = lib.dse_model_load(raw.ctypes.data + start, len(data), C.byref(m), C.byref(err))
+    st = lib.dse_model_load_ex(raw.ctypes.data + start, len(data), flags, C.byref(m), C.byref(err))
     return st, err.message.decode(), m, raw
 
 
-def run_c(lib, case):
+def _cpu_has_avx512() -> bool:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return all(f in flags for f in ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"))
+
+
+AVX512 = _cpu_has_avx512() and os.uname().machine in ("x86_64", "amd64")
+NO_AVX512 = 8   # DSE_LOAD_NO_AVX512: on an AVX-512 CPU, the kernels an AVX2 (or AVX-VNNI) CPU runs
+
+
+def run_c(lib, case, flags=0):
     art, feeds, outs = case
-    st, msg, m, keep = load(lib, art.to_bytes())
+    st, msg, m, keep = load(lib, art.to_bytes(), flags)
     assert st == 0, msg
     s, err = C.c_void_p(), Error()
     try:
@@ -197,11 +209,14 @@ def gemm_case(x, w, bias, zp_in, M, n, zp_out, trans_b, qmin=-128, qmax=127, out
 
 
 def check(lib, case_ref):
+    """The exact reference's bytes: with the kernels this CPU chooses and, on an AVX-512 CPU, also
+    without its AVX-512 ones (DSE_LOAD_NO_AVX512: the AVX2 / AVX-VNNI kernels)."""
     case, ref = case_ref
-    got = run_c(lib, case)[0]
-    assert got.dtype == ref.dtype and got.shape == ref.shape
-    assert got.tobytes() == np.ascontiguousarray(ref).tobytes(), \
-        f"{int((got != ref).sum())} of {ref.size} elements differ"
+    for flags in (0, NO_AVX512) if AVX512 else (0,):
+        got = run_c(lib, case, flags)[0]
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        assert got.tobytes() == np.ascontiguousarray(ref).tobytes(), \
+            f"flags {flags}: {int((got != ref).sum())} of {ref.size} elements differ"
 
 
 def rand_i8(rng, shape, lo=-128, hi=127):

@@ -141,15 +141,15 @@ void dse_f32_sigmoid__avx512vnni(const dse_model *m, const dse_node *n, uint8_t 
 void dse_f32_tanh__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { z512_un_run(m, n, arena, cx, Z512_TANH); }
 void dse_f32_erf__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) { z512_un_run(m, n, arena, cx, Z512_ERF); }
 
-/* avx2_q8 on 16 lanes: the int8 values (in int32 lanes) of QuantizeLinear(v, s, zp) */
-DSE_TARGET_AVX512VNNI static inline __m512i z512_q16(__m512 v, __m512 s, __m512i zp) {
+/* avx2_q8 on 16 lanes: the values (in int32 lanes) of QuantizeLinear(v, s, zp) clamped to [lo, hi] */
+DSE_TARGET_AVX512VNNI static inline __m512i z512_q16(__m512 v, __m512 s, __m512i zp, __m512i lo, __m512i hi) {
     const __m512 r = _mm512_div_ps(v, s), m = _mm512_add_ps(r, _mm512_set1_ps(12582912.0f));
     const __m512i rb = _mm512_castps_si512(r), mb = _mm512_castps_si512(m);
     const __m512i mag = _mm512_and_si512(rb, _mm512_set1_epi32(0x7FFFFFFF)), neg = _mm512_srli_epi32(rb, 31);
     __m512i q = _mm512_sub_epi32(_mm512_and_si512(mb, _mm512_set1_epi32(0x7FFFFF)), _mm512_set1_epi32(0x400000));
     q = _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(mag, _mm512_set1_epi32(0x43FFFFFF)), q,   /* |r| >= 512 */
                                 _mm512_sub_epi32(_mm512_set1_epi32(1024), _mm512_slli_epi32(neg, 11)));
-    q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+    q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
     return _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(mag, _mm512_set1_epi32(0x7F800000)), q, zp);   /* NaN: zp */
 }
 
@@ -160,7 +160,7 @@ DSE_TARGET_AVX512VNNI static void z512_act_q_range(void *arg, size_t begin, size
     (void)worker;
     const z512_act_q_args *a = arg;
     const __m512 s = _mm512_set1_ps(a->p.s);
-    const __m512i zp = _mm512_set1_epi32(a->p.zp);
+    const __m512i zp = _mm512_set1_epi32(a->p.zp), lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
     for (size_t b = begin; b < end; b++) {
         const size_t i0 = b * Z512_ACT_Q_BLOCK, c = a->n - i0 < Z512_ACT_Q_BLOCK ? a->n - i0 : Z512_ACT_Q_BLOCK;
         for (size_t j = 0; j < c; j += 64) {   /* 4 vectors (their lanes past c: zeros, not stored) */
@@ -173,7 +173,7 @@ DSE_TARGET_AVX512VNNI static void z512_act_q_range(void *arg, size_t begin, size
             }
             z512_act_fn_4(a->p.fn, v);
             for (size_t k = 0; k < 4; k++)
-                if (mk[k]) _mm512_mask_cvtepi32_storeu_epi8(a->y + i0 + j + 16 * k, mk[k], z512_q16(v[k], s, zp));
+                if (mk[k]) _mm512_mask_cvtepi32_storeu_epi8(a->y + i0 + j + 16 * k, mk[k], z512_q16(v[k], s, zp, lo, hi));
         }
     }
 }
@@ -187,6 +187,38 @@ void dse_i8_act_quantize__avx512vnni(const dse_model *m, const dse_node *n, uint
     a.n = m->tensors[n->out[0]].numel;
     const size_t nb = (a.n + Z512_ACT_Q_BLOCK - 1) / Z512_ACT_Q_BLOCK;
     dse__parallel(cx, nb, 64, z512_act_q_range, &a);
+}
+
+/* QuantizeLinear float32 -> int8 / uint8 per tensor on 16 lanes (kernels/avx2/quantize_i8.c's bytes and
+ * check: z512_q16 is its avx2_q8; every value in [lo, hi], so vpmovdb's truncation is the byte), 64
+ * elements a step, the last ones by masked loads and stores; parts of 1024 steps. */
+typedef struct z512_q_args { const float *x; uint8_t *y; size_t n; float s; int zp, lo, hi; } z512_q_args;
+
+DSE_TARGET_AVX512VNNI static void z512_q_range(void *arg, size_t begin, size_t end, unsigned worker) {
+    (void)worker;
+    const z512_q_args *a = arg;
+    const __m512 s = _mm512_set1_ps(a->s);
+    const __m512i zp = _mm512_set1_epi32(a->zp), lo = _mm512_set1_epi32(a->lo), hi = _mm512_set1_epi32(a->hi);
+    const size_t e = end * 64 < a->n ? end * 64 : a->n;
+    for (size_t i = begin * 64; i < e; i += 64)
+        for (size_t k = 0; k < 4; k++) {
+            const size_t at = i + 16 * k, nl = at >= e ? 0 : e - at > 16 ? 16 : e - at;
+            const __mmask16 mk = (__mmask16)(nl == 16 ? 0xFFFFu : (1u << nl) - 1);
+            if (mk) _mm512_mask_cvtepi32_storeu_epi8(a->y + at, mk, z512_q16(_mm512_maskz_loadu_ps(mk, a->x + at), s, zp, lo, hi));
+        }
+}
+
+void dse_i8_quantize__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+    z512_q_args a;
+    const dse_tensor *st = dse__t(m, n->in[1]), *zt = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
+    const int u8 = m->tensors[n->out[0]].dtype == DSE_DTYPE_UINT8;
+    a.x = dse__data(m, arena, n->in[0]);
+    a.y = dse__data(m, arena, n->out[0]);
+    a.n = m->tensors[n->out[0]].numel;
+    memcpy(&a.s, st->cdata, sizeof a.s);
+    a.zp = !zt ? 0 : u8 ? *(const uint8_t *)zt->cdata : *(const int8_t *)zt->cdata;
+    a.lo = u8 ? 0 : -128, a.hi = u8 ? 255 : 127;
+    dse__parallel(cx, (a.n + 63) / 64, 1024, z512_q_range, &a);
 }
 
 #endif
