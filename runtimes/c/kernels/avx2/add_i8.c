@@ -10,10 +10,14 @@
  * fits: |t| / 2^n + |zp| + 1 < 2^31; else in 64 bits, vpcmpgtq) and packs to int8. A row
  * that is constant in b (a per-channel or scalar operand) takes b's term as one constant.
  * Rows come from the elementwise walker (kernels/ref/binary.c); strides other than 0/1 and the
- * last elements of a row use the formula one element at a time, as REF does. */
+ * last elements of a row use the formula one element at a time, as REF does.
+ *
+ * Compiled a second time by kernels/avx512vnni/add_i8.c with DSE_ADD_I8_512: the same arithmetic on
+ * 16 lanes (vpmuldq, vpsrlq, the 64-bit clamps vpminsq/vpmaxsq, the bytes by vpmovsdb of values already
+ * in [qmin, qmax]): dse_i8_{add,sub}__avx512vnni, the same bytes. */
 #include "isa.h"
 
-#if DSE_ARCH_X86_64
+#if DSE_ARCH_X86_64 && (!defined(DSE_ADD_I8_512) || (DSE_VNNI_OK && !defined(DSE_EMULATE_VNNI)))
 #include <immintrin.h>
 
 #include "requant.h"
@@ -30,6 +34,7 @@ static inline int8_t add_one(const add_avx2 *p, int a, int b) {
     return dse_i8_clamp(p->zp + dse_i8_round_shift(t, p->sh), p->qmin, p->qmax);
 }
 
+#if !defined(DSE_ADD_I8_512)
 /* 8 int32 lanes: clamp(zp + ((dv * Mv (+ dw * Mw, or + k) + 2^(n-1)) >> n)), int32, element order. */
 DSE_TARGET_AVX2 static inline __m256i add8(__m256i dv, __m256i dw, int has_w, int narrow, __m256i mv, __m256i mw,
                                            __m256i k, __m256i bias, __m128i sh, __m256i off, __m256i lo, __m256i hi) {
@@ -95,6 +100,56 @@ DSE_TARGET_AVX2 static void row_add_avx2(uint8_t *yb, const uint8_t *const *x, c
     }
     for (; i < len; i++) y[i] = add_one(p, a[i * s[0]], b[i * s[1]]);
 }
+#define ADD_ROW row_add_avx2
+#define ADD_KERNEL(name) name##__avx2
+#else
+/* add8 on 16 lanes (the clamp in 64 bits always: vpmaxsq/vpminsq) */
+DSE_TARGET_AVX512VNNI static inline __m512i add16(__m512i dv, __m512i dw, int has_w, __m512i mv, __m512i mw, __m512i k,
+                                                  __m512i bias, __m128i sh, __m512i off, __m512i lo, __m512i hi) {
+    __m512i te = _mm512_mul_epi32(dv, mv), to = _mm512_mul_epi32(_mm512_srli_epi64(dv, 32), mv);
+    if (has_w) {
+        te = _mm512_add_epi64(te, _mm512_mul_epi32(dw, mw));
+        to = _mm512_add_epi64(to, _mm512_mul_epi32(_mm512_srli_epi64(dw, 32), mw));
+    } else {
+        te = _mm512_add_epi64(te, k);
+        to = _mm512_add_epi64(to, k);
+    }
+    te = _mm512_add_epi64(_mm512_srl_epi64(_mm512_add_epi64(te, bias), sh), off);
+    to = _mm512_add_epi64(_mm512_srl_epi64(_mm512_add_epi64(to, bias), sh), off);
+    te = _mm512_min_epi64(_mm512_max_epi64(te, lo), hi);
+    to = _mm512_min_epi64(_mm512_max_epi64(to, lo), hi);
+    return _mm512_mask_blend_epi32((__mmask16)0xAAAA, te, _mm512_slli_epi64(to, 32));   /* odd lanes back in place */
+}
+
+DSE_TARGET_AVX512VNNI static void row_add_512(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len,
+                                              const dse_ew_ctx *c) {
+    (void)nx;
+    const add_avx2 *p = c->p;
+    int8_t *y = (int8_t *)yb;
+    const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
+    size_t i = 0;
+    const int both = s[0] == 1 && s[1] == 1, only_a = s[0] == 1 && s[1] == 0, only_b = s[0] == 0 && s[1] == 1;
+    if (both || only_a || only_b) {
+        const int8_t *v = only_b ? b : a;
+        const __m512i zv = _mm512_set1_epi32(only_b ? p->zb : p->za), zw = _mm512_set1_epi32(p->zb);
+        const __m512i mv = _mm512_set1_epi64(only_b ? p->Mb : p->Ma), mw = _mm512_set1_epi64(p->Mb);
+        const int64_t kc = only_a ? (int64_t)(b[0] - p->zb) * p->Mb : only_b ? (int64_t)(a[0] - p->za) * p->Ma : 0;
+        const __m512i k = _mm512_set1_epi64(kc);
+        const __m512i bias = _mm512_set1_epi64(p->bias), off = _mm512_set1_epi64(p->off);
+        const __m512i lo = _mm512_set1_epi64(p->qmin), hi = _mm512_set1_epi64(p->qmax);
+        const __m128i sh = _mm_cvtsi32_si128(p->sh);
+        for (; i + 64 <= len; i += 64)
+            for (int q = 0; q < 4; q++) {
+                const __m512i dv = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(v + i + 16 * q))), zv);
+                const __m512i dw = both ? _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + i + 16 * q))), zw) : dv;
+                _mm_storeu_si128((__m128i *)(void *)(y + i + 16 * q), _mm512_cvtsepi32_epi8(add16(dv, dw, both, mv, mw, k, bias, sh, off, lo, hi)));
+            }
+    }
+    for (; i < len; i++) y[i] = add_one(p, a[i * s[0]], b[i * s[1]]);
+}
+#define ADD_ROW row_add_512
+#define ADD_KERNEL(name) name##__avx512vnni
+#endif
 
 static void add_sub_avx2(const dse_model *m, const dse_node *n, uint8_t *arena, int sign, const dse_ctx *cx) {
     dse_i8_addp q;
@@ -105,14 +160,14 @@ static void add_sub_avx2(const dse_model *m, const dse_node *n, uint8_t *arena, 
     p.bias = ((int64_t)1 << (q.n - 1)) + ((int64_t)1 << 62);
     p.off = (int64_t)q.zp - ((int64_t)1 << (62 - q.n));
     dse_ew_ctx c = {{0, 0, 0, 0}, {0, 0}, 1, &p};
-    dse__ew_walk(m, n, arena, 2, row_add_avx2, &c, cx);
+    dse__ew_walk(m, n, arena, 2, ADD_ROW, &c, cx);
 }
 
-void dse_i8_add__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+void ADD_KERNEL(dse_i8_add)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     add_sub_avx2(m, n, arena, 1, cx);
 }
 
-void dse_i8_sub__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
+void ADD_KERNEL(dse_i8_sub)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     add_sub_avx2(m, n, arena, -1, cx);
 }
 
