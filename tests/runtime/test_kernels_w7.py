@@ -185,7 +185,7 @@ def test_cli_int7_digits(w7, tmp_path):
     # the installed library: the W7 kernels, or on a CPU with VNNI the VNNI ones (listed before them;
     # on an AMX CPU the AMX Conv before those)
     want = (f"__{NATIVE}", "__amx") if NATIVE else ("_w7__avx2",)
-    assert sum(k.endswith(want) for k in rt.kernels()) == 3, rt.kernels()
+    assert sum(k.endswith(want) for k in rt.kernels() if k.startswith(("dse_i8_conv", "dse_i8_gemm"))) == 3, rt.kernels()
     from dsedge.export.dse import load_dse_graph
     g = load_dse_graph(out)
     ev = zoo.digits_eval()

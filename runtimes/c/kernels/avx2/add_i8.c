@@ -22,14 +22,21 @@
 
 #include "requant.h"
 
-typedef struct add_avx2 {
+/* the file's static names, distinct in each compile (bundles compile every hot source in one unit) */
+#if defined(DSE_ADD_I8_512)
+#define AD(name) add512_##name
+#else
+#define AD(name) add256_##name
+#endif
+
+typedef struct AD(params) {
     int za, zb, qmin, qmax, sh;
     int64_t Ma, Mb, bias;       /* bias = 2^(n-1) + 2^62; result offset: zp - 2^(62-n) */
     int64_t off;
     int zp;
-} add_avx2;
+} AD(params);
 
-static inline int8_t add_one(const add_avx2 *p, int a, int b) {
+static inline int8_t AD(one)(const AD(params) *p, int a, int b) {
     const int64_t t = (int64_t)(a - p->za) * p->Ma + (int64_t)(b - p->zb) * p->Mb;
     return dse_i8_clamp(p->zp + dse_i8_round_shift(t, p->sh), p->qmin, p->qmax);
 }
@@ -68,7 +75,7 @@ DSE_TARGET_AVX2 static inline __m256i load8(const int8_t *x, __m256i z) {
 DSE_TARGET_AVX2 static void row_add_avx2(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx,
                                          size_t len, const dse_ew_ctx *c) {
     (void)nx;
-    const add_avx2 *p = c->p;
+    const AD(params) *p = c->p;
     int8_t *y = (int8_t *)yb;
     const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
     size_t i = 0;
@@ -98,7 +105,7 @@ DSE_TARGET_AVX2 static void row_add_avx2(uint8_t *yb, const uint8_t *const *x, c
                                 _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23), order));
         }
     }
-    for (; i < len; i++) y[i] = add_one(p, a[i * s[0]], b[i * s[1]]);
+    for (; i < len; i++) y[i] = AD(one)(p, a[i * s[0]], b[i * s[1]]);
 }
 #define ADD_ROW row_add_avx2
 #define ADD_KERNEL(name) name##__avx2
@@ -124,7 +131,7 @@ DSE_TARGET_AVX512VNNI static inline __m512i add16(__m512i dv, __m512i dw, int ha
 DSE_TARGET_AVX512VNNI static void row_add_512(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len,
                                               const dse_ew_ctx *c) {
     (void)nx;
-    const add_avx2 *p = c->p;
+    const AD(params) *p = c->p;
     int8_t *y = (int8_t *)yb;
     const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
     size_t i = 0;
@@ -145,16 +152,16 @@ DSE_TARGET_AVX512VNNI static void row_add_512(uint8_t *yb, const uint8_t *const 
                 _mm_storeu_si128((__m128i *)(void *)(y + i + 16 * q), _mm512_cvtsepi32_epi8(add16(dv, dw, both, mv, mw, k, bias, sh, off, lo, hi)));
             }
     }
-    for (; i < len; i++) y[i] = add_one(p, a[i * s[0]], b[i * s[1]]);
+    for (; i < len; i++) y[i] = AD(one)(p, a[i * s[0]], b[i * s[1]]);
 }
 #define ADD_ROW row_add_512
 #define ADD_KERNEL(name) name##__avx512vnni
 #endif
 
-static void add_sub_avx2(const dse_model *m, const dse_node *n, uint8_t *arena, int sign, const dse_ctx *cx) {
+static void AD(run)(const dse_model *m, const dse_node *n, uint8_t *arena, int sign, const dse_ctx *cx) {
     dse_i8_addp q;
     dse_i8_add_params(n, &q);
-    add_avx2 p;
+    AD(params) p;
     p.za = q.za, p.zb = q.zb, p.qmin = q.qmin, p.qmax = q.qmax, p.sh = q.n, p.zp = q.zp;
     p.Ma = q.Ma, p.Mb = sign * q.Mb;
     p.bias = ((int64_t)1 << (q.n - 1)) + ((int64_t)1 << 62);
@@ -164,11 +171,15 @@ static void add_sub_avx2(const dse_model *m, const dse_node *n, uint8_t *arena, 
 }
 
 void ADD_KERNEL(dse_i8_add)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    add_sub_avx2(m, n, arena, 1, cx);
+    AD(run)(m, n, arena, 1, cx);
 }
 
 void ADD_KERNEL(dse_i8_sub)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
-    add_sub_avx2(m, n, arena, -1, cx);
+    AD(run)(m, n, arena, -1, cx);
 }
+
+#undef AD
+#undef ADD_ROW
+#undef ADD_KERNEL
 
 #endif
