@@ -70,44 +70,33 @@ DSE_TARGET_AVX2 static inline __m256i load8(const int8_t *x, __m256i z) {
     return _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)x)), z);
 }
 
-/* A row: both operands contiguous, or one contiguous and the other constant along the row (its
- * term is then one constant; the sum is the same whichever operand varies). */
-DSE_TARGET_AVX2 static void row_add_avx2(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx,
-                                         size_t len, const dse_ew_ctx *c) {
-    (void)nx;
-    const AD(params) *p = c->p;
-    int8_t *y = (int8_t *)yb;
-    const int8_t *a = (const int8_t *)x[0], *b = (const int8_t *)x[1];
+/* The vector part of a row (AD(row) below): elements [0, returned) of y from v (a, or b when only b
+ * varies) and, when both vary, b; kc the constant operand's term otherwise. */
+DSE_TARGET_AVX2 static size_t AD(block)(const AD(params) *p, int8_t *y, const int8_t *v, const int8_t *b, int both, int only_b,
+                                        int64_t kc, size_t len) {
     size_t i = 0;
-    const int both = s[0] == 1 && s[1] == 1, only_a = s[0] == 1 && s[1] == 0, only_b = s[0] == 0 && s[1] == 1;
-    if (both || only_a || only_b) {
-        const int8_t *v = only_b ? b : a;
-        const __m256i zv = _mm256_set1_epi32(only_b ? p->zb : p->za), zw = _mm256_set1_epi32(p->zb);
-        const __m256i mv = _mm256_set1_epi64x(only_b ? p->Mb : p->Ma), mw = _mm256_set1_epi64x(p->Mb);
-        const int64_t kc = only_a ? (int64_t)(b[0] - p->zb) * p->Mb : only_b ? (int64_t)(a[0] - p->za) * p->Ma : 0;
-        const __m256i k = _mm256_set1_epi64x(kc);
-        const __m256i bias = _mm256_set1_epi64x(p->bias), off = _mm256_set1_epi64x(p->off);
-        const __m256i lo = _mm256_set1_epi64x(p->qmin), hi = _mm256_set1_epi64x(p->qmax);
-        const __m256i lo32 = _mm256_set1_epi32(p->qmin), hi32 = _mm256_set1_epi32(p->qmax);
-        const __m128i sh = _mm_cvtsi32_si128(p->sh);
-        const int narrow = p->sh >= 10;   /* |result| <= 255 * 2^32 / 2^n + 130 < 2^31 */
-        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        for (; i + 32 <= len; i += 32) {
-            __m256i r[4];
-            for (int q = 0; q < 4; q++) {
-                const __m256i dv = load8(v + i + 8 * q, zv);
-                const __m256i dw = both ? load8(b + i + 8 * q, zw) : dv;
-                r[q] = narrow ? add8(dv, dw, both, 1, mv, mw, k, bias, sh, off, lo32, hi32)
-                              : add8(dv, dw, both, 0, mv, mw, k, bias, sh, off, lo, hi);
-            }
-            const __m256i w01 = _mm256_packs_epi32(r[0], r[1]), w23 = _mm256_packs_epi32(r[2], r[3]);
-            _mm256_storeu_si256((__m256i *)(void *)(y + i),
-                                _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23), order));
+    const __m256i zv = _mm256_set1_epi32(only_b ? p->zb : p->za), zw = _mm256_set1_epi32(p->zb);
+    const __m256i mv = _mm256_set1_epi64x(only_b ? p->Mb : p->Ma), mw = _mm256_set1_epi64x(p->Mb);
+    const __m256i k = _mm256_set1_epi64x(kc);
+    const __m256i bias = _mm256_set1_epi64x(p->bias), off = _mm256_set1_epi64x(p->off);
+    const __m256i lo = _mm256_set1_epi64x(p->qmin), hi = _mm256_set1_epi64x(p->qmax);
+    const __m256i lo32 = _mm256_set1_epi32(p->qmin), hi32 = _mm256_set1_epi32(p->qmax);
+    const __m128i sh = _mm_cvtsi32_si128(p->sh);
+    const int narrow = p->sh >= 10;   /* |result| <= 255 * 2^32 / 2^n + 130 < 2^31 */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (; i + 32 <= len; i += 32) {
+        __m256i r[4];
+        for (int q = 0; q < 4; q++) {
+            const __m256i dv = load8(v + i + 8 * q, zv);
+            const __m256i dw = both ? load8(b + i + 8 * q, zw) : dv;
+            r[q] = narrow ? add8(dv, dw, both, 1, mv, mw, k, bias, sh, off, lo32, hi32)
+                          : add8(dv, dw, both, 0, mv, mw, k, bias, sh, off, lo, hi);
         }
+        const __m256i w01 = _mm256_packs_epi32(r[0], r[1]), w23 = _mm256_packs_epi32(r[2], r[3]);
+        _mm256_storeu_si256((__m256i *)(void *)(y + i), _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23), order));
     }
-    for (; i < len; i++) y[i] = AD(one)(p, a[i * s[0]], b[i * s[1]]);
+    return i;
 }
-#define ADD_ROW row_add_avx2
 #define ADD_KERNEL(name) name##__avx2
 #else
 /* add8 on 16 lanes (the clamp in 64 bits always: vpmaxsq/vpminsq) */
@@ -128,8 +117,30 @@ DSE_TARGET_AVX512VNNI static inline __m512i add16(__m512i dv, __m512i dw, int ha
     return _mm512_mask_blend_epi32((__mmask16)0xAAAA, te, _mm512_slli_epi64(to, 32));   /* odd lanes back in place */
 }
 
-DSE_TARGET_AVX512VNNI static void row_add_512(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len,
-                                              const dse_ew_ctx *c) {
+DSE_TARGET_AVX512VNNI static size_t AD(block)(const AD(params) *p, int8_t *y, const int8_t *v, const int8_t *b, int both,
+                                              int only_b, int64_t kc, size_t len) {
+    size_t i = 0;
+    const __m512i zv = _mm512_set1_epi32(only_b ? p->zb : p->za), zw = _mm512_set1_epi32(p->zb);
+    const __m512i mv = _mm512_set1_epi64(only_b ? p->Mb : p->Ma), mw = _mm512_set1_epi64(p->Mb);
+    const __m512i k = _mm512_set1_epi64(kc);
+    const __m512i bias = _mm512_set1_epi64(p->bias), off = _mm512_set1_epi64(p->off);
+    const __m512i lo = _mm512_set1_epi64(p->qmin), hi = _mm512_set1_epi64(p->qmax);
+    const __m128i sh = _mm_cvtsi32_si128(p->sh);
+    for (; i + 64 <= len; i += 64)
+        for (int q = 0; q < 4; q++) {
+            const __m512i dv = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(v + i + 16 * q))), zv);
+            const __m512i dw = both ? _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + i + 16 * q))), zw) : dv;
+            _mm_storeu_si128((__m128i *)(void *)(y + i + 16 * q), _mm512_cvtsepi32_epi8(add16(dv, dw, both, mv, mw, k, bias, sh, off, lo, hi)));
+        }
+    return i;
+}
+#define ADD_KERNEL(name) name##__avx512vnni
+#endif
+
+/* A row: both operands contiguous, or one contiguous and the other constant along the row (its
+ * term is then one constant; the sum is the same whichever operand varies): AD(block)'s vectors,
+ * then (and for other strides) the formula one element at a time. */
+static void AD(row)(uint8_t *yb, const uint8_t *const *x, const size_t *s, uint32_t nx, size_t len, const dse_ew_ctx *c) {
     (void)nx;
     const AD(params) *p = c->p;
     int8_t *y = (int8_t *)yb;
@@ -137,26 +148,11 @@ DSE_TARGET_AVX512VNNI static void row_add_512(uint8_t *yb, const uint8_t *const 
     size_t i = 0;
     const int both = s[0] == 1 && s[1] == 1, only_a = s[0] == 1 && s[1] == 0, only_b = s[0] == 0 && s[1] == 1;
     if (both || only_a || only_b) {
-        const int8_t *v = only_b ? b : a;
-        const __m512i zv = _mm512_set1_epi32(only_b ? p->zb : p->za), zw = _mm512_set1_epi32(p->zb);
-        const __m512i mv = _mm512_set1_epi64(only_b ? p->Mb : p->Ma), mw = _mm512_set1_epi64(p->Mb);
         const int64_t kc = only_a ? (int64_t)(b[0] - p->zb) * p->Mb : only_b ? (int64_t)(a[0] - p->za) * p->Ma : 0;
-        const __m512i k = _mm512_set1_epi64(kc);
-        const __m512i bias = _mm512_set1_epi64(p->bias), off = _mm512_set1_epi64(p->off);
-        const __m512i lo = _mm512_set1_epi64(p->qmin), hi = _mm512_set1_epi64(p->qmax);
-        const __m128i sh = _mm_cvtsi32_si128(p->sh);
-        for (; i + 64 <= len; i += 64)
-            for (int q = 0; q < 4; q++) {
-                const __m512i dv = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(v + i + 16 * q))), zv);
-                const __m512i dw = both ? _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + i + 16 * q))), zw) : dv;
-                _mm_storeu_si128((__m128i *)(void *)(y + i + 16 * q), _mm512_cvtsepi32_epi8(add16(dv, dw, both, mv, mw, k, bias, sh, off, lo, hi)));
-            }
+        i = AD(block)(p, y, only_b ? b : a, b, both, only_b, kc, len);
     }
     for (; i < len; i++) y[i] = AD(one)(p, a[i * s[0]], b[i * s[1]]);
 }
-#define ADD_ROW row_add_512
-#define ADD_KERNEL(name) name##__avx512vnni
-#endif
 
 static void AD(run)(const dse_model *m, const dse_node *n, uint8_t *arena, int sign, const dse_ctx *cx) {
     dse_i8_addp q;
@@ -167,7 +163,7 @@ static void AD(run)(const dse_model *m, const dse_node *n, uint8_t *arena, int s
     p.bias = ((int64_t)1 << (q.n - 1)) + ((int64_t)1 << 62);
     p.off = (int64_t)q.zp - ((int64_t)1 << (62 - q.n));
     dse_ew_ctx c = {{0, 0, 0, 0}, {0, 0}, 1, &p};
-    dse__ew_walk(m, n, arena, 2, ADD_ROW, &c, cx);
+    dse__ew_walk(m, n, arena, 2, AD(row), &c, cx);
 }
 
 void ADD_KERNEL(dse_i8_add)(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
@@ -179,7 +175,6 @@ void ADD_KERNEL(dse_i8_sub)(const dse_model *m, const dse_node *n, uint8_t *aren
 }
 
 #undef AD
-#undef ADD_ROW
 #undef ADD_KERNEL
 
 #endif
