@@ -67,6 +67,26 @@ Z_AI void z_store_map(const dse_sgemm *g, __m512 v, size_t i, size_t jr, size_t 
     }
 }
 
+/* The epilogue of an MR x W tile whose sums are acc[2r] (columns j..j+15 of row i + r) and acc[2r + 1]
+ * (j+16..j+31, W = 32), nr real columns: z_epi, the inline activation, the stores (or the column map). */
+static DSE_NOINLINE DSE_TARGET_AVX512VNNI void z_finish(const dse_sgemm *g, __m512 *acc, int MR, int W, size_t i, size_t j, size_t nr) {
+    const size_t n0 = nr > 16 ? 16 : nr, n1 = nr > 16 ? nr - 16 : 0;
+    size_t jr = 0, jo = 0, jr1 = 0, jo1 = 0;
+    if (g->cw) {
+        jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 16;
+        while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
+    }
+    for (int r = 0; r < MR; r++)
+        for (int h = 0; h < W / 16; h++) {
+            const size_t nl = h ? n1 : n0;
+            if (!nl) continue;
+            __m512 v = z_epi(g, acc[2 * r + h], i + (size_t)r, j + 16 * (size_t)h, nl);
+            if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) v = dse__avx512_act_fn_inline(g->act_fn, v);
+            if (g->cw) z_store_map(g, v, i + (size_t)r, h ? jr1 : jr, h ? jo1 : jo, nl);
+            else z_store(g, v, i + (size_t)r, j + 16 * (size_t)h, nl);
+        }
+}
+
 /* One MR x W tile (W 32 or 16) at row i, column j, nr <= W real columns. B(k, j):
  *   Z_ROWS  b[k*ldb + j], or panels of 16 (bpanel: the second vector is the next panel's, whole
  *           vectors always: a panel's columns past the matrix are zeros never stored);
@@ -127,33 +147,15 @@ Z_AI void z_tile_pk(const dse_sgemm *g, const int MR, const int W, const int mod
         }
         a += sak;
     }
-    /* the epilogue, o[r * NV + h]: row r, columns 16h .. 16h + 15, then the inline activation */
-    const int NV = W / 16;
-    __m512 o[2 * Z_MAXR];
+    /* the epilogue, out of line (one copy for every tile shape: compiled per shape, it tripled this file's
+     * compile time, for a few % on the shortest sums only) */
+    __m512 acc[2 * Z_MAXR];
     DSE_UNROLL
     for (int r = 0; r < MR; r++) {
-        o[r * NV] = z_epi(g, c0[r], i + r, j, nr > 16 ? 16 : nr);
-        if (W == 32) o[r * NV + 1] = nr > 16 ? z_epi(g, c1[r], i + r, j + 16, nr - 16) : c1[r];
+        acc[2 * r] = c0[r];
+        acc[2 * r + 1] = W == 32 ? c1[r] : _mm512_setzero_ps();
     }
-    if (g->act_fn && DSE_ACT_FN_INLINE(g->act_fn)) {
-        DSE_UNROLL
-        for (int q = 0; q < MR * NV; q++) o[q] = dse__avx512_act_fn_inline(g->act_fn, o[q]);
-    }
-    if (g->cw) {
-        size_t jr = j / g->cw, jo = j % g->cw, jr1 = jr, jo1 = jo + 16;
-        while (jo1 >= g->cw) jo1 -= g->cw, jr1++;
-        DSE_UNROLL
-        for (int r = 0; r < MR; r++) {
-            z_store_map(g, o[r * NV], i + r, jr, jo, nr > 16 ? 16 : nr);
-            if (W == 32 && nr > 16) z_store_map(g, o[r * NV + 1], i + r, jr1, jo1, nr - 16);
-        }
-        return;
-    }
-    DSE_UNROLL
-    for (int r = 0; r < MR; r++) {
-        z_store(g, o[r * NV], i + r, j, nr > 16 ? 16 : nr);
-        if (W == 32 && nr > 16) z_store(g, o[r * NV + 1], i + r, j + 16, nr - 16);
-    }
+    z_finish(g, acc, MR, W, i, j, nr);
 }
 
 /* The tiles of MR rows over columns [j0, j1): 32 at a time, then one of 32 (masked) or 16. */
