@@ -54,6 +54,13 @@ static inline __attribute__((always_inline)) DSE_TARGET_AVX2 __m256i dse__avx2_m
 
 /* The SGEMM contract (dse_sgemm, every field): src/internal.h. */
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1);
+/* That SGEMM's driver (kernels/avx2/sgemm.c), shared by the 512-bit one: columns [j0, j1) in chunks of equal
+ * whole panels of 16 (at most dse__sgemm_pack_cols(K) columns; none with per-tap offsets), each with g->pack
+ * and at least 48 rows packed by pack_first (its first 6 rows' tiles store the panels they read), the
+ * other rows by blocks(g', i0 + 6, i1, 0, chunk) on the panels; else blocks(g, i0, i1, jc, je). */
+typedef void (*dse_sgemm_pack_first_fn)(const dse_sgemm *g, size_t i0, size_t jc, size_t je, float *dst);
+DSE_INTERNAL void dse__sgemm_chunks(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1, dse_sgemm_pack_first_fn pack_first,
+                                    dse_sgemm_fn blocks);
 /* The same sum for B given transposed and k contiguous in both: A(i,k) = A[i*sai + k],
  * B(k,j) = B[j*ldb + k] (Gemm transB, matrix-vector products). The sum over k is split into 8
  * interleaved partial sums (lane l takes k = l mod 8), added pairwise at the end. */
@@ -115,6 +122,11 @@ typedef struct dse_dw3 {
 DSE_INTERNAL int dse__avx2_dw3_takes(const dse_conv_geom *g);
 DSE_INTERNAL void dse__avx2_dw3_init(dse_dw3 *d, const dse_conv_geom *g, int act, float lo, float hi, int act_fn);
 DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc);
+/* One plane by an ISA's four plane functions, indexed (sw - 1) * 2 + (sh - 1), then the fused SiLU/GELU
+ * over it (d->act_row): the DW3 entry of each ISA (kernels/avx2/dwconv.c). */
+typedef void (*dse_dw3_plane_fn)(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc);
+DSE_INTERNAL void dse__dw3_run(const dse_dw3 *d, dse_dw3_plane_fn const planes[4], const float *xc, const float *wc,
+                               const float *bc, float *yc);
 #if DSE_AVX512_F32
 /* The same on 16 output columns per vector (kernels/avx512vnni/dwconv.c): the same bytes */
 DSE_INTERNAL void dse__avx512_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc);
@@ -222,6 +234,10 @@ DSE_INTERNAL DSE_TARGET_AVX2 void dse__avx2_act_fn_row(int fn, float *y, size_t 
 /* The same of one output (a scalar epilogue): lane 0 of the vector form, so the same bytes. */
 DSE_AI float dse__avx2_act_fn1(int fn, float x) { return _mm256_cvtss_f32(dse__avx2_act_fn(fn, _mm256_set1_ps(x))); }
 #if DSE_AVX512_F32
+/* dse__avx512_mask(n): the first n (0..16) lanes on, for masked loads and stores of a tail */
+static inline __attribute__((always_inline)) __mmask16 dse__avx512_mask(size_t n) {
+    return n >= 16 ? (__mmask16)0xFFFFu : (__mmask16)((1u << n) - 1u);
+}
 /* dse__avx2_act_fn_inline of 16 lanes (the 512-bit float kernels' epilogues): the AVX2 code on each half */
 static inline __attribute__((always_inline)) DSE_TARGET_AVX512VNNI __m512 dse__avx512_act_fn_inline(int fn, __m512 v) {
     const __m256 lo = dse__avx2_act_fn_inline(fn, _mm512_castps512_ps256(v));

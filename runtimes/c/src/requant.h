@@ -96,6 +96,9 @@ static inline void dse_quantize_block(const float *x, float s, int zp, int lo, i
  * by the REF and optimised variants, which set why->act_fns for the sigmoid they apply). */
 typedef struct dse_act_q { int fn, zp; float s; } dse_act_q;
 DSE_SHARED int dse__act_q_params(const dse_model *m, const dse_node *n, dse_act_q *p, dse_why *why);
+/* QuantizeLinear per tensor (kernels/ref/quantize.c): its scale and zero point of output dtype qtype (0 when
+ * both are valid constants; the REF check's reading, shared by the optimised variants). */
+DSE_SHARED int dse__quantize_params(const dse_model *m, const dse_node *n, int qtype, float *scale, int *zp);
 /* QuantizeLinear's scalar rule (kernels/ref/quantize.c's tail: the bytes of dse_quantize_block). */
 static inline int8_t dse_quantize1(float x, float s, int zp) {
     const float r = nearbyintf(x / s);

@@ -117,7 +117,7 @@ typedef struct conv_job {
     dse_sgemm_fn sgemm;              /* dse__avx2_sgemm, or the 512-bit one (the avx512vnni kernel) */
     dse_o32_fn o32;                  /* O32's chunks: conv_o32_chunk_avx2, or the 512-bit one */
     dse_act_row_fn act_row;          /* the fused SiLU/GELU over stored outputs: 8 or 16 lanes, the same bytes */
-    void (*dw3_plane)(const dse_dw3 *, const float *, const float *, const float *, float *);   /* DW3: 8 or 16 columns */
+    dse_dw3_plane_fn dw3_plane;      /* DW3: 8 or 16 columns */
 } conv_job;
 
 /* dse__avx2_fill_row (avx2_f32.h): one padded input row split into its W-stride phases. */
@@ -692,7 +692,7 @@ static DSE_TARGET_AVX2 void conv_task(void *arg, size_t begin, size_t end, unsig
 }
 
 static void conv_run(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx, dse_sgemm_fn sgemm, dse_o32_fn o32,
-                     dse_act_row_fn act_row, void (*dw3_plane)(const dse_dw3 *, const float *, const float *, const float *, float *)) {
+                     dse_act_row_fn act_row, dse_dw3_plane_fn dw3_plane) {
     conv_job j;
     dse_why why;
     memset(&j, 0, sizeof j);

@@ -195,15 +195,14 @@ void dse__avx2_dw3_init(dse_dw3 *d, const dse_conv_geom *g, int act, float lo, f
     d->v1 = d->IW + d->pl >= span ? (d->IW + d->pl - span) / d->sw + 1 : 0;   /* ow < v1 <=> ow*sw + span <= IW + pl */
 }
 
-void dse__avx2_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc) {
-    if (d->sw == 1) {
-        if (d->sh == 1) dw3_plane_11(d, xc, wc, bc, yc);
-        else dw3_plane_21(d, xc, wc, bc, yc);
-    } else {
-        if (d->sh == 1) dw3_plane_12(d, xc, wc, bc, yc);
-        else dw3_plane_22(d, xc, wc, bc, yc);
-    }
+void dse__dw3_run(const dse_dw3 *d, dse_dw3_plane_fn const planes[4], const float *xc, const float *wc, const float *bc, float *yc) {
+    planes[(d->sw - 1) * 2 + (d->sh - 1)](d, xc, wc, bc, yc);
     if (d->act_fn && !DSE_ACT_FN_INLINE(d->act_fn)) d->act_row(d->act_fn, yc, d->OH * d->OW);
+}
+
+void dse__avx2_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc) {
+    static dse_dw3_plane_fn const planes[4] = {dw3_plane_11, dw3_plane_21, dw3_plane_12, dw3_plane_22};
+    dse__dw3_run(d, planes, xc, wc, bc, yc);
 }
 
 #endif

@@ -21,13 +21,11 @@ DSE_TARGET_AVX2 static void avx2_q_range(void *arg, size_t begin, size_t end, un
 
 DSE_TARGET_AVX2 void dse_i8_quantize__avx2(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     avx2_q_args a;
-    const dse_tensor *st = dse__t(m, n->in[1]), *zt = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     const int qtype = m->tensors[n->out[0]].dtype;
     a.x = dse__data(m, arena, n->in[0]);
     a.y = dse__data(m, arena, n->out[0]);
-    memcpy(&a.s, st->cdata, sizeof a.s);
+    dse__quantize_params(m, n, qtype, &a.s, &a.zp);   /* (checked at load) */
     a.u8 = qtype == DSE_DTYPE_UINT8;
-    a.zp = !zt ? 0 : a.u8 ? *(const uint8_t *)zt->cdata : *(const int8_t *)zt->cdata;
     a.lo = a.u8 ? 0 : -128, a.hi = a.u8 ? 255 : 127;
     const size_t e = m->tensors[n->out[0]].numel, blocks = e / 32;
     dse__parallel(cx, blocks, 1024, avx2_q_range, &a);

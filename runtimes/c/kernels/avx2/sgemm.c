@@ -339,7 +339,8 @@ static DSE_TARGET_AVX2 void sgemm_pack_first(const dse_sgemm *g, size_t i0, size
  * L2 (256 KiB) while every row block streams it; with g->pack and at least 48 rows, the chunk is
  * copied into panels of 16 by its first 6 rows' tiles (sgemm_pack_first), which the other rows'
  * tiles then read. */
-void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
+void dse__sgemm_chunks(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1, dse_sgemm_pack_first_fn pack_first,
+                       dse_sgemm_fn blocks) {
     if (i1 <= i0 || j1 <= j0) return;
     /* per-tap offsets (conv bands): the band is built to stay in L2 whole, no chunks (the
      * weights, A, are then read once) */
@@ -352,15 +353,19 @@ void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t
         const size_t je = j1 - jc < jb ? j1 : jc + jb;
         if (g->pack && !g->bpanel && !g->boff && g->K && i1 - i0 >= 48) {   /* (fewer rows: the copy does not pay) */
             dse_sgemm p = *g;
-            sgemm_pack_first(g, i0, jc, je, g->pack);
+            pack_first(g, i0, jc, je, g->pack);
             p.B = g->pack; p.bpanel = 16 * g->K; p.ldb = 16; p.pack = NULL;
             p.C = g->C + jc;
             if (p.cmode) p.Cm = g->Cm + jc * g->csj;
-            sgemm_blocks(&p, i0 + 6, i1, 0, je - jc);
+            blocks(&p, i0 + 6, i1, 0, je - jc);
             continue;
         }
-        sgemm_blocks(g, i0, i1, jc, je);
+        blocks(g, i0, i1, jc, je);
     }
+}
+
+void dse__avx2_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
+    dse__sgemm_chunks(g, i0, i1, j0, j1, sgemm_pack_first, sgemm_blocks);
 }
 
 /* -- B transposed: dot products along k ---------------------------------------------------- */

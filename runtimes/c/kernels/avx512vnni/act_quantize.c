@@ -64,7 +64,7 @@ DSE_TARGET_AVX512VNNI static void z512_act_fn_row(int fn, float *y, size_t n) {
     __mmask16 mk[4];
     for (size_t k = 0; k < 4; k++) {
         const size_t at = i + 16 * k, nl = at >= n ? 0 : n - at > 16 ? 16 : n - at;
-        mk[k] = (__mmask16)(nl == 16 ? 0xFFFFu : (1u << nl) - 1);
+        mk[k] = dse__avx512_mask(nl);
         v[k] = _mm512_maskz_loadu_ps(mk[k], y + at);
     }
     z512_act_fn_4(fn, v);
@@ -115,7 +115,7 @@ DSE_TARGET_AVX512VNNI static void z512_un_part(void *arg, size_t begin, size_t e
         __mmask16 mk[4];
         for (size_t k = 0; k < 4; k++) {
             const size_t at = i + 16 * k, nl = at >= hi ? 0 : hi - at > 16 ? 16 : hi - at;
-            mk[k] = (__mmask16)(nl == 16 ? 0xFFFFu : (1u << nl) - 1);
+            mk[k] = dse__avx512_mask(nl);
             x[k] = _mm512_maskz_loadu_ps(mk[k], j->x + at);
         }
         switch (j->op) {
@@ -168,7 +168,7 @@ DSE_TARGET_AVX512VNNI static void z512_act_q_range(void *arg, size_t begin, size
             __mmask16 mk[4];
             for (size_t k = 0; k < 4; k++) {
                 const size_t at = j + 16 * k, nl = at >= c ? 0 : c - at > 16 ? 16 : c - at;
-                mk[k] = (__mmask16)(nl == 16 ? 0xFFFFu : (1u << nl) - 1);
+                mk[k] = dse__avx512_mask(nl);
                 v[k] = _mm512_maskz_loadu_ps(mk[k], a->x + i0 + at);
             }
             z512_act_fn_4(a->p.fn, v);
@@ -203,20 +203,18 @@ DSE_TARGET_AVX512VNNI static void z512_q_range(void *arg, size_t begin, size_t e
     for (size_t i = begin * 64; i < e; i += 64)
         for (size_t k = 0; k < 4; k++) {
             const size_t at = i + 16 * k, nl = at >= e ? 0 : e - at > 16 ? 16 : e - at;
-            const __mmask16 mk = (__mmask16)(nl == 16 ? 0xFFFFu : (1u << nl) - 1);
+            const __mmask16 mk = dse__avx512_mask(nl);
             if (mk) _mm512_mask_cvtepi32_storeu_epi8(a->y + at, mk, z512_q16(_mm512_maskz_loadu_ps(mk, a->x + at), s, zp, lo, hi));
         }
 }
 
 void dse_i8_quantize__avx512vnni(const dse_model *m, const dse_node *n, uint8_t *arena, const dse_ctx *cx) {
     z512_q_args a;
-    const dse_tensor *st = dse__t(m, n->in[1]), *zt = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
-    const int u8 = m->tensors[n->out[0]].dtype == DSE_DTYPE_UINT8;
+    const int qtype = m->tensors[n->out[0]].dtype, u8 = qtype == DSE_DTYPE_UINT8;
     a.x = dse__data(m, arena, n->in[0]);
     a.y = dse__data(m, arena, n->out[0]);
     a.n = m->tensors[n->out[0]].numel;
-    memcpy(&a.s, st->cdata, sizeof a.s);
-    a.zp = !zt ? 0 : u8 ? *(const uint8_t *)zt->cdata : *(const int8_t *)zt->cdata;
+    dse__quantize_params(m, n, qtype, &a.s, &a.zp);   /* (checked at load) */
     a.lo = u8 ? 0 : -128, a.hi = u8 ? 255 : 127;
     dse__parallel(cx, (a.n + 63) / 64, 1024, z512_q_range, &a);
 }

@@ -76,7 +76,7 @@ W_AI void w3_store(const dse_dw3 *d, const int R, __m512 *acc, const float *bc, 
         if (d->act_fn && DSE_ACT_FN_INLINE(d->act_fn)) y = dse__avx512_act_fn_inline(d->act_fn, y);
         float *o = yr + (size_t)r * d->OW + ow;
         if (n >= 16) _mm512_storeu_ps(o, y);
-        else _mm512_mask_storeu_ps(o, (__mmask16)((1u << n) - 1u), y);
+        else _mm512_mask_storeu_ps(o, dse__avx512_mask(n), y);
     }
 }
 
@@ -143,14 +143,8 @@ static DSE_TARGET_AVX512VNNI void w3_plane_22(const dse_dw3 *d, const float *xc,
 }
 
 void dse__avx512_dw3_plane(const dse_dw3 *d, const float *xc, const float *wc, const float *bc, float *yc) {
-    if (d->sw == 1) {
-        if (d->sh == 1) w3_plane_11(d, xc, wc, bc, yc);
-        else w3_plane_21(d, xc, wc, bc, yc);
-    } else {
-        if (d->sh == 1) w3_plane_12(d, xc, wc, bc, yc);
-        else w3_plane_22(d, xc, wc, bc, yc);
-    }
-    if (d->act_fn && !DSE_ACT_FN_INLINE(d->act_fn)) d->act_row(d->act_fn, yc, d->OH * d->OW);
+    static dse_dw3_plane_fn const planes[4] = {w3_plane_11, w3_plane_21, w3_plane_12, w3_plane_22};
+    dse__dw3_run(d, planes, xc, wc, bc, yc);
 }
 
 #endif

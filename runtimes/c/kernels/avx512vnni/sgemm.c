@@ -30,7 +30,6 @@ enum { Z_ROWS, Z_OFFS };
 #define Z_PF_PK 32   /* the packing tiles (B from L3 or memory) */
 #define Z_MAXR 12
 
-Z_AI __mmask16 z_mask(size_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
 
 /* The epilogue of one row segment of 16 lanes (`nl` real) at row i, column j, but the fused
  * activation function: the AVX2 SGEMM's operations (sgemm_epi) on 16 lanes. */
@@ -39,7 +38,7 @@ Z_AI __m512 z_epi(const dse_sgemm *g, __m512 v, size_t i, size_t j, size_t nl) {
     if (g->bias_m) v = _mm512_add_ps(v, _mm512_set1_ps(g->bias_m[i]));
     if (g->cmode) {
         const float *c = g->Cm + i * g->csi + j * g->csj;
-        __m512 cv = !g->csj ? _mm512_set1_ps(*c) : _mm512_maskz_loadu_ps(z_mask(nl), c);
+        __m512 cv = !g->csj ? _mm512_set1_ps(*c) : _mm512_maskz_loadu_ps(dse__avx512_mask(nl), c);
         if (g->cmode == 2) cv = _mm512_mul_ps(cv, _mm512_set1_ps(g->beta));
         v = _mm512_add_ps(v, cv);
     }
@@ -50,7 +49,7 @@ Z_AI __m512 z_epi(const dse_sgemm *g, __m512 v, size_t i, size_t j, size_t nl) {
 Z_AI void z_store(const dse_sgemm *g, __m512 v, size_t i, size_t j, size_t nl) {
     float *c = g->C + i * g->ldc + j;
     if (nl >= 16) _mm512_storeu_ps(c, v);
-    else _mm512_mask_storeu_ps(c, z_mask(nl), v);
+    else _mm512_mask_storeu_ps(c, dse__avx512_mask(nl), v);
 }
 
 /* With a column map (cw != 0), as the AVX2 SGEMM's sgemm_store_map: column j of the product is
@@ -109,7 +108,7 @@ Z_AI void z_tile_pk(const dse_sgemm *g, const int MR, const int W, const int mod
         c0[r] = _mm512_setzero_ps();
         if (W == 32) c1[r] = _mm512_setzero_ps();
     }
-    const __mmask16 m0 = z_mask(nr), m1 = z_mask(nr > 16 ? nr - 16 : 0);
+    const __mmask16 m0 = dse__avx512_mask(nr), m1 = dse__avx512_mask(nr > 16 ? nr - 16 : 0);
     for (size_t k = 0; k < K; k++) {
         const float *bk = mode == Z_OFFS ? b + boff[k] : b;
         if (pk) {
@@ -199,11 +198,12 @@ static size_t z_maxr(const dse_sgemm *g) {
     return most > 6 ? 6 : Z_MAXR;
 }
 
-/* Rows [i0, i1) in blocks of at most maxr, as even as possible (a block of few rows has too few
+/* Rows [i0, i1) in blocks of at most z_maxr(g), as even as possible (a block of few rows has too few
  * accumulators to hide the FMA latency), each against columns [jc, je); then the fused activation
  * function not applied in the tiles, over the block's outputs still in L1/L2. */
-Z_FN void z_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je, size_t maxr) {
+Z_FN void z_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t je) {
     if (i1 <= i0) return;
+    const size_t maxr = z_maxr(g);
     const int act = g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn);
     const size_t rows = i1 - i0, nb = (rows + maxr - 1) / maxr, base = rows / nb, extra = rows % nb;
     size_t i = i0;
@@ -218,7 +218,7 @@ Z_FN void z_blocks(const dse_sgemm *g, size_t i0, size_t i1, size_t jc, size_t j
 /* Columns [jc, je) of row-major B into panels of 16 at dst (zeros past je). */
 Z_FN void z_pack(const dse_sgemm *g, size_t jc, size_t je, float *dst) {
     for (size_t q = 0; q < je - jc; q += 16) {
-        const __mmask16 m = z_mask(je - jc - q);
+        const __mmask16 m = dse__avx512_mask(je - jc - q);
         float *d = dst + q * g->K;
         const float *b = g->B + jc + q;
         for (size_t k = 0; k < g->K; k++, b += g->ldb, d += 16) _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m, b));
@@ -238,30 +238,9 @@ Z_FN void z_pack_first(const dse_sgemm *g, size_t i0, size_t jc, size_t je, floa
     if (g->act_fn && !DSE_ACT_FN_INLINE(g->act_fn)) dse__avx2_sgemm_act_rows(g, i0, 6, jc, je, dse__avx512_act_fn_row);
 }
 
-/* dse__avx2_sgemm's driver: column chunks of equal whole panels whose part of B stays in L2 (the
- * packing scratch is planned for dse__sgemm_pack_cols(K) columns), none for per-tap offsets; with
- * g->pack and at least 48 rows, each chunk packed by its first 6 rows' tiles. */
+/* dse__avx2_sgemm's driver (dse__sgemm_chunks) with this file's packing tiles and row blocks */
 void dse__avx512_sgemm(const dse_sgemm *g, size_t i0, size_t i1, size_t j0, size_t j1) {
-    if (i1 <= i0 || j1 <= j0) return;
-    const size_t maxr = z_maxr(g);
-    size_t jb = g->boff ? j1 - j0 : dse__sgemm_pack_cols(g->K);
-    if (!g->boff && j1 - j0 > jb) {
-        const size_t nch = (j1 - j0 + jb - 1) / jb, panels = (j1 - j0 + 15) / 16;
-        jb = 16 * ((panels + nch - 1) / nch);
-    }
-    for (size_t jc = j0; jc < j1; jc += jb) {
-        const size_t je = j1 - jc < jb ? j1 : jc + jb;
-        if (g->pack && !g->bpanel && !g->boff && g->K && i1 - i0 >= 48) {
-            dse_sgemm p = *g;
-            z_pack_first(g, i0, jc, je, g->pack);
-            p.B = g->pack; p.bpanel = 16 * g->K; p.ldb = 16; p.pack = NULL;
-            p.C = g->C + jc;
-            if (p.cmode) p.Cm = g->Cm + jc * g->csj;
-            z_blocks(&p, i0 + 6, i1, 0, je - jc, maxr);
-            continue;
-        }
-        z_blocks(g, i0, i1, jc, je, maxr);
-    }
+    dse__sgemm_chunks(g, i0, i1, j0, j1, z_pack_first, z_blocks);
 }
 
 /* conv.c's O32 chunk (dse_o32_chunk, avx2_f32.h) on 512-bit vectors: tiles of NP (up to 12) pixels x

@@ -11,7 +11,7 @@
 #include "requant.h"
 #include "mathf.h"
 
-static int quantize_scalar_params(const dse_model *m, const dse_node *n, int qtype, float *scale, int *zp) {
+int dse__quantize_params(const dse_model *m, const dse_node *n, int qtype, float *scale, int *zp) {
     const dse_tensor *s = n->n_in >= 2 ? dse__t(m, n->in[1]) : NULL, *z = n->n_in >= 3 ? dse__t(m, n->in[2]) : NULL;
     if (!s || s->dtype != DSE_DTYPE_FLOAT32 || s->numel != 1 || s->storage != DSE_STORAGE_CONST) return 1;
     if (z && (z->dtype != qtype || z->numel != 1 || z->storage != DSE_STORAGE_CONST)) return 1;
@@ -26,7 +26,7 @@ int dse__check_quantize_i8(const dse_model *m, const dse_node *n, dse_why *why) 
     float s;
     int zp;
     if (!x || !y || x->dtype != DSE_DTYPE_FLOAT32 || (y->dtype != DSE_DTYPE_INT8 && y->dtype != DSE_DTYPE_UINT8) ||
-        x->numel != y->numel || n->n_in > 3 || quantize_scalar_params(m, n, y->dtype, &s, &zp)) {
+        x->numel != y->numel || n->n_in > 3 || dse__quantize_params(m, n, y->dtype, &s, &zp)) {
         DSE_WHY(why, QUANTIZE_QUANTIZELINEAR_NEEDS_FLOAT32_X);
         return 1;
     }
@@ -67,7 +67,7 @@ void dse_i8_quantize__ref(const dse_model *m, const dse_node *n, uint8_t *arena,
     a.x = dse__data(m, arena, n->in[0]);
     a.y = dse__data(m, arena, n->out[0]);
     int qtype = m->tensors[n->out[0]].dtype;
-    quantize_scalar_params(m, n, qtype, &a.s, &a.zp);
+    dse__quantize_params(m, n, qtype, &a.s, &a.zp);
     a.u8 = qtype == DSE_DTYPE_UINT8;
     a.lo = a.u8 ? 0 : -128, a.hi = a.u8 ? 255 : 127;
     size_t e = m->tensors[n->out[0]].numel, blocks = e / Q_BLOCK;
